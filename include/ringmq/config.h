@@ -1,0 +1,39 @@
+// The broker's configuration: one plain struct filled from defaults, then the TOML config file,
+// then command-line flags (later sources win). See docs/configuration.md for every key.
+//
+// Thread safety: a Config is built once on the main thread before shards start and is read-only
+// afterwards.
+#ifndef RINGMQ_CONFIG_H_
+#define RINGMQ_CONFIG_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace ringmq {
+
+// What a refused CONNECT gets (shared/seed/MQTT-8.txt): `kVerbose` sends the CONNACK return
+// code the spec suggests and then closes; `kSilent` closes without any CONNACK so the broker
+// cannot be fingerprinted by its refusals.
+enum class RejectPolicy : uint8_t { kVerbose, kSilent };
+
+enum class LogLevel : uint8_t { kDebug, kInfo, kWarning, kError };
+
+struct Config {
+  std::string bind = "127.0.0.1";
+  uint16_t port = 1883;
+  uint32_t threads = 0;  // 0: one shard per online CPU
+  std::string config_file;
+  LogLevel log_level = LogLevel::kInfo;
+  RejectPolicy reject_policy = RejectPolicy::kVerbose;
+  uint32_t connect_timeout_ms = 10'000;
+  uint32_t max_connections = 100'000;
+  uint32_t max_client_id_length = 256;
+  uint32_t max_packet_size = 1 << 20;  // bytes, fixed header included
+  // Empty: every client id is allowed. Otherwise a client id must start with one of these.
+  std::vector<std::string> client_id_prefixes;
+};
+
+}  // namespace ringmq
+
+#endif  // RINGMQ_CONFIG_H_

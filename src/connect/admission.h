@@ -1,0 +1,115 @@
+// CONNECT admission: the pure decision of what to do with the first packet of a connection.
+//
+// Follows OASIS MQTT-8 (shared/seed/MQTT-8.txt), now MQTT 3.1.1 §3.2.2.3: a well-formed CONNECT
+// the server will not serve gets a CONNACK return code 0x01..0x05 and then the connection is
+// closed; a malformed CONNECT is closed with no CONNACK at all. Under RejectPolicy::kSilent every
+// refusal becomes a close without CONNACK (the reason is still counted).
+//
+// Admit() is a pure function: no allocation, no syscall, no shared state, so it runs inline on
+// the shard that read the CONNECT. Checks run cheapest first and authentication last:
+//   1. malformed (decode violation)                     -> Close
+//   2. protocol name/level not supported                -> Refuse 0x01 (MQTT-3.1.2-2)
+//   3. client id not allowed                            -> Refuse 0x02 (MQTT-3.1.3-8, -9)
+//   4. connection limit reached, or shutting down       -> Refuse 0x03
+//   5. authenticator: bad credentials / not authorized  -> Refuse 0x04 / 0x05
+//   6. otherwise                                        -> Accept
+//
+// Thread safety: Admit is reentrant. An Authenticator must be safe to call from every shard.
+#ifndef RINGMQ_CONNECT_ADMISSION_H_
+#define RINGMQ_CONNECT_ADMISSION_H_
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "mqtt/packet.h"
+#include "mqtt/result.h"
+#include "mqtt/violation.h"
+#include "ringmq/config.h"
+
+namespace ringmq::connect {
+
+enum class Outcome : uint8_t { kAccept, kRefuse, kClose };
+
+// X(name, metric label, CONNACK return code the reason calls for; 0xff: never a CONNACK)
+#define RINGMQ_CONNECT_REASONS(X)                          \
+  X(kAccepted, "accepted", 0x00)                           \
+  X(kMalformed, "malformed", 0xff)                         \
+  X(kUnsupportedProtocol, "unsupported_protocol", 0x01)    \
+  X(kClientIdEmptyPersistent, "client_id_empty_persistent", 0x02) \
+  X(kClientIdEmptyMqtt31, "client_id_empty_mqtt31", 0x02)  \
+  X(kClientIdTooLong, "client_id_too_long", 0x02)          \
+  X(kClientIdNotAllowed, "client_id_not_allowed", 0x02)    \
+  X(kConnectionLimit, "connection_limit", 0x03)            \
+  X(kShuttingDown, "shutting_down", 0x03)                  \
+  X(kBadCredentials, "bad_credentials", 0x04)              \
+  X(kNotAuthorized, "not_authorized", 0x05)
+
+enum class Reason : uint8_t {
+#define RINGMQ_CONNECT_REASON_ENUM(name, label, code) name,
+  RINGMQ_CONNECT_REASONS(RINGMQ_CONNECT_REASON_ENUM)
+#undef RINGMQ_CONNECT_REASON_ENUM
+};
+inline constexpr size_t kReasonCount = 0
+#define RINGMQ_CONNECT_REASON_COUNT(name, label, code) +1
+    RINGMQ_CONNECT_REASONS(RINGMQ_CONNECT_REASON_COUNT)
+#undef RINGMQ_CONNECT_REASON_COUNT
+    ;
+
+std::string_view LabelOf(Reason reason);
+
+// MQTT 3.1 limits client ids to 1..23 characters (MQTT 3.1 §3.1, "Client Identifier").
+inline constexpr size_t kMqtt31MaxClientIdLength = 23;
+
+enum class AuthResult : uint8_t { kAllow, kBadCredentials, kNotAuthorized };
+
+// The authentication/authorization hook. Implementations (password file, ACL) come with the
+// operations work; the default when none is configured is to allow everyone.
+class Authenticator {
+ public:
+  virtual ~Authenticator() = default;
+  // `connect` is fully decoded and valid. Must not block; should not allocate.
+  virtual AuthResult Check(const mqtt::Connect& connect) const = 0;
+};
+
+struct BrokerState {
+  // Connected clients not counting this one. Callers that need the limit to be exact across
+  // shards reserve a slot first (an atomic fetch_add whose previous value goes here) and give it
+  // back if the outcome is not kAccept.
+  uint32_t connected_clients = 0;
+  bool shutting_down = false;
+};
+
+struct Policy {
+  RejectPolicy reject_policy = RejectPolicy::kVerbose;
+  uint32_t max_connections = 100'000;
+  uint32_t max_client_id_length = 256;
+  std::span<const std::string> client_id_prefixes;  // empty: all allowed
+  const Authenticator* authenticator = nullptr;     // null: allow all
+};
+
+struct Decision {
+  Outcome outcome = Outcome::kClose;
+  Reason reason = Reason::kMalformed;
+  // The return code to send when outcome is kAccept (0x00) or kRefuse (0x01..0x05). When the
+  // silent policy turned a refusal into kClose, the code that would have been sent.
+  mqtt::ConnackCode return_code = mqtt::ConnackCode::kAccepted;
+  // True when outcome is kClose only because of RejectPolicy::kSilent.
+  bool silenced = false;
+  // Accepted with an empty client id and clean session 1: the server assigns a unique id
+  // (MQTT-3.1.3-6).
+  bool assign_client_id = false;
+  // The decode violation when reason is kMalformed.
+  mqtt::Violation violation = mqtt::Violation::kNone;
+};
+
+Decision Admit(const mqtt::Result<mqtt::Connect>& connect, const BrokerState& state,
+               const Policy& policy);
+
+// The 4 bytes of a CONNACK, pre-encoded so the refusal path neither encodes nor allocates.
+std::span<const uint8_t> ConnackBytes(mqtt::ConnackCode code, bool session_present = false);
+
+}  // namespace ringmq::connect
+
+#endif  // RINGMQ_CONNECT_ADMISSION_H_

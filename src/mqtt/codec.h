@@ -1,0 +1,85 @@
+// MQTT 3.1 / 3.1.1 wire codec: framing, decoding and encoding of all 14 control packets.
+//
+// Decoding is incremental and zero-copy: PeekFrame looks at however many bytes have arrived and
+// says whether a whole packet is there (kComplete), more bytes are needed (kNeedMore), or the
+// bytes can never become a valid packet (kInvalid, with the violation). Decode then parses the
+// body in place; the returned packet views the input bytes. A packet split at any byte boundary
+// decodes the same once its bytes are contiguous. No function allocates.
+//
+// Encoding writes into a caller-provided span of exactly EncodedSize(packet) bytes or more.
+//
+// Thread safety: stateless functions; safe from any thread.
+#ifndef RINGMQ_MQTT_CODEC_H_
+#define RINGMQ_MQTT_CODEC_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "mqtt/packet.h"
+#include "mqtt/result.h"
+#include "mqtt/violation.h"
+
+namespace ringmq::mqtt {
+
+// The remaining-length field is at most 4 bytes (§2.2.3): 268,435,455 bytes.
+inline constexpr uint32_t kMaxRemainingLength = 268'435'455;
+// Longest fixed header: one type byte plus four length bytes.
+inline constexpr size_t kMaxFixedHeaderLength = 5;
+
+enum class FrameStatus : uint8_t { kComplete, kNeedMore, kInvalid };
+
+struct Frame {
+  FrameStatus status = FrameStatus::kNeedMore;
+  FixedHeader header;                      // valid when status == kComplete, and when kNeedMore
+                                           // once the whole fixed header has arrived
+                                           // (header.header_length != 0)
+  Violation violation = Violation::kNone;  // set when status == kInvalid
+};
+
+// Looks at the start of `bytes`. Rejects, as soon as the offending byte is present: reserved
+// packet types 0 and 15, fixed-header flags other than those §2.2.2 fixes for the type
+// (MQTT-2.2.2-1/2; PUBLISH flags are checked by Decode), a remaining length longer than 4 bytes,
+// and a total packet size above `max_packet_size` (checked from the header alone, so a claimed
+// 256 MiB is refused before any byte of it is buffered).
+Frame PeekFrame(std::span<const uint8_t> bytes, uint32_t max_packet_size);
+
+// Decodes one packet whose fixed header is `header` and whose body (exactly
+// header.remaining_length bytes) is `body`. `level` is the connection's negotiated protocol
+// level; it is ignored for CONNECT, which carries its own.
+Result<Packet> Decode(const FixedHeader& header, std::span<const uint8_t> body,
+                      ProtocolLevel level = ProtocolLevel::kMqtt311);
+
+// Decodes a CONNECT body. Distinguishes the three cases admission needs:
+//  - a violation (malformed: the connection must be closed without CONNACK, MQTT-8);
+//  - a Connect with level_supported == false (well formed up to the level byte, but a level or
+//    name/level pair this server does not speak: CONNACK 0x01, MQTT-3.1.2-2);
+//  - a fully parsed and validated Connect.
+Result<Connect> DecodeConnect(const FixedHeader& header, std::span<const uint8_t> body);
+
+// Number of bytes Encode writes for `packet`.
+size_t EncodedSize(const Packet& packet);
+
+// Writes `packet` to the front of `out` and returns the number of bytes written.
+// RINGMQ_ASSERTs that out.size() >= EncodedSize(packet) and that the packet is encodable
+// (e.g. lengths fit in 16 bits); encoding checks programmer errors, not protocol rules.
+size_t Encode(const Packet& packet, std::span<uint8_t> out);
+
+// Writes only the fixed header plus topic and packet id of a PUBLISH (everything before the
+// payload) so that one shared payload can follow in a separate iovec. Returns bytes written;
+// at most PublishHeaderMaxSize(topic.size()) bytes.
+size_t EncodePublishHeader(const Publish& publish, std::span<uint8_t> out);
+inline constexpr size_t PublishHeaderMaxSize(size_t topic_size) {
+  return kMaxFixedHeaderLength + 2 + topic_size + 2;
+}
+
+// Encodes a SUBSCRIBE/UNSUBSCRIBE payload (the entries after the packet id) from a list of
+// requests, for clients, tests and the load generator. Returns bytes written; the size needed is
+// TopicListEncodedSize(requests, has_qos).
+size_t EncodeTopicList(std::span<const TopicRequest> requests, bool has_qos,
+                       std::span<uint8_t> out);
+size_t TopicListEncodedSize(std::span<const TopicRequest> requests, bool has_qos);
+
+}  // namespace ringmq::mqtt
+
+#endif  // RINGMQ_MQTT_CODEC_H_

@@ -1,0 +1,218 @@
+// The MQTT control packets as plain values.
+//
+// Decoded packets view the bytes they were decoded from (std::string_view / std::span): decoding
+// never copies or allocates, so a packet is valid only while its source bytes are. Fields that
+// MQTT 5 will add (properties, reason codes) get their own members later; the variant and the
+// per-type structs are the extension points.
+//
+// Thread safety: plain values; no shared state.
+#ifndef RINGMQ_MQTT_PACKET_H_
+#define RINGMQ_MQTT_PACKET_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string_view>
+#include <variant>
+
+namespace ringmq::mqtt {
+
+enum class PacketType : uint8_t {
+  kConnect = 1,
+  kConnack = 2,
+  kPublish = 3,
+  kPuback = 4,
+  kPubrec = 5,
+  kPubrel = 6,
+  kPubcomp = 7,
+  kSubscribe = 8,
+  kSuback = 9,
+  kUnsubscribe = 10,
+  kUnsuback = 11,
+  kPingreq = 12,
+  kPingresp = 13,
+  kDisconnect = 14,
+};
+
+// The protocol level byte of CONNECT (§3.1.2.2).
+enum class ProtocolLevel : uint8_t {
+  kMqtt31 = 3,   // protocol name "MQIsdp"
+  kMqtt311 = 4,  // protocol name "MQTT"
+};
+
+enum class QoS : uint8_t { k0 = 0, k1 = 1, k2 = 2 };
+
+// CONNACK return codes (§3.2.2.3).
+enum class ConnackCode : uint8_t {
+  kAccepted = 0x00,
+  kUnacceptableProtocolVersion = 0x01,
+  kIdentifierRejected = 0x02,
+  kServerUnavailable = 0x03,
+  kBadUserNameOrPassword = 0x04,
+  kNotAuthorized = 0x05,
+};
+
+// SUBACK failure return code (§3.9.3).
+inline constexpr uint8_t kSubackFailure = 0x80;
+
+struct FixedHeader {
+  PacketType type = PacketType::kConnect;
+  uint8_t flags = 0;              // low nibble of byte 1
+  uint32_t remaining_length = 0;  // bytes after the fixed header
+  uint8_t header_length = 0;      // 2..5: type byte plus 1..4 length bytes
+
+  size_t total_length() const { return size_t{header_length} + remaining_length; }
+  bool operator==(const FixedHeader&) const = default;
+};
+
+struct Will {
+  std::string_view topic;
+  std::string_view payload;
+  QoS qos = QoS::k0;
+  bool retain = false;
+  bool operator==(const Will&) const = default;
+};
+
+struct Connect {
+  std::string_view protocol_name;  // "MQTT" or "MQIsdp"
+  uint8_t protocol_level = 4;
+  // False when protocol_name/protocol_level name a level this codec does not speak (e.g. MQTT 5
+  // or "MQIsdp" with level 4): then nothing after the level byte was parsed and the only valid
+  // answer is CONNACK 0x01 (MQTT-3.1.2-2).
+  bool level_supported = true;
+  bool clean_session = true;
+  uint16_t keepalive_s = 0;
+  std::string_view client_id;
+  std::optional<Will> will;
+  std::optional<std::string_view> user_name;
+  std::optional<std::string_view> password;  // binary data, not necessarily UTF-8
+  bool operator==(const Connect&) const = default;
+};
+
+struct Connack {
+  bool session_present = false;
+  ConnackCode return_code = ConnackCode::kAccepted;
+  bool operator==(const Connack&) const = default;
+};
+
+struct Publish {
+  std::string_view topic;
+  std::string_view payload;
+  QoS qos = QoS::k0;
+  bool retain = false;
+  bool dup = false;
+  uint16_t packet_id = 0;  // 0 for QoS 0 (not on the wire)
+  bool operator==(const Publish&) const = default;
+};
+
+struct Puback {
+  uint16_t packet_id = 0;
+  bool operator==(const Puback&) const = default;
+};
+struct Pubrec {
+  uint16_t packet_id = 0;
+  bool operator==(const Pubrec&) const = default;
+};
+struct Pubrel {
+  uint16_t packet_id = 0;
+  bool operator==(const Pubrel&) const = default;
+};
+struct Pubcomp {
+  uint16_t packet_id = 0;
+  bool operator==(const Pubcomp&) const = default;
+};
+struct Unsuback {
+  uint16_t packet_id = 0;
+  bool operator==(const Unsuback&) const = default;
+};
+
+// One topic filter of a SUBSCRIBE (with its requested QoS) or UNSUBSCRIBE (qos unused).
+struct TopicRequest {
+  std::string_view filter;
+  QoS qos = QoS::k0;
+  bool operator==(const TopicRequest&) const = default;
+};
+
+// The already-validated payload of a SUBSCRIBE or UNSUBSCRIBE, iterated without allocation.
+// `entries` holds the raw payload bytes after the packet id; `has_qos` tells whether each filter
+// is followed by a requested-QoS byte (SUBSCRIBE) or not (UNSUBSCRIBE).
+class TopicList {
+ public:
+  class Iterator {
+   public:
+    using value_type = TopicRequest;
+    using difference_type = std::ptrdiff_t;
+    Iterator() = default;
+    Iterator(std::span<const uint8_t> rest, bool has_qos) : rest_(rest), has_qos_(has_qos) {}
+    TopicRequest operator*() const;
+    Iterator& operator++();
+    Iterator operator++(int) {
+      Iterator copy = *this;
+      ++*this;
+      return copy;
+    }
+    bool operator==(const Iterator& other) const { return rest_.size() == other.rest_.size(); }
+
+   private:
+    std::span<const uint8_t> rest_;
+    bool has_qos_ = false;
+  };
+
+  TopicList() = default;
+  TopicList(std::span<const uint8_t> entries, bool has_qos) : entries_(entries), has_qos_(has_qos) {}
+
+  Iterator begin() const { return Iterator(entries_, has_qos_); }
+  Iterator end() const { return Iterator(entries_.last(0), has_qos_); }
+  size_t size() const;
+  std::span<const uint8_t> raw() const { return entries_; }
+  bool has_qos() const { return has_qos_; }
+
+  bool operator==(const TopicList& other) const;
+
+ private:
+  std::span<const uint8_t> entries_;
+  bool has_qos_ = false;
+};
+
+struct Subscribe {
+  uint16_t packet_id = 0;
+  TopicList topics;  // has_qos() == true
+  bool operator==(const Subscribe&) const = default;
+};
+
+struct Suback {
+  uint16_t packet_id = 0;
+  std::span<const uint8_t> return_codes;  // each 0x00, 0x01, 0x02 or 0x80
+  bool operator==(const Suback& other) const;
+};
+
+struct Unsubscribe {
+  uint16_t packet_id = 0;
+  TopicList topics;  // has_qos() == false
+  bool operator==(const Unsubscribe&) const = default;
+};
+
+struct Pingreq {
+  bool operator==(const Pingreq&) const = default;
+};
+struct Pingresp {
+  bool operator==(const Pingresp&) const = default;
+};
+struct Disconnect {
+  bool operator==(const Disconnect&) const = default;
+};
+
+// Variant alternatives are in PacketType order: index() + 1 == PacketType value.
+using Packet = std::variant<Connect, Connack, Publish, Puback, Pubrec, Pubrel, Pubcomp, Subscribe,
+                            Suback, Unsubscribe, Unsuback, Pingreq, Pingresp, Disconnect>;
+
+inline PacketType TypeOf(const Packet& packet) {
+  return static_cast<PacketType>(packet.index() + 1);
+}
+
+std::string_view NameOf(PacketType type);
+
+}  // namespace ringmq::mqtt
+
+#endif  // RINGMQ_MQTT_PACKET_H_

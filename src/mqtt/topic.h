@@ -1,0 +1,31 @@
+// Topic name and topic filter rules (§4.7) and UTF-8 string rules (§1.5.3).
+//
+// Thread safety: stateless functions; safe from any thread.
+#ifndef RINGMQ_MQTT_TOPIC_H_
+#define RINGMQ_MQTT_TOPIC_H_
+
+#include <cstddef>
+#include <string_view>
+
+#include "mqtt/violation.h"
+
+namespace ringmq::mqtt {
+
+// Topic names and filters with more levels than this are refused (kTooManyTopicLevels): a bound
+// on the work one PUBLISH or SUBSCRIBE can cause in the trie.
+inline constexpr size_t kMaxTopicLevels = 128;
+
+// Well-formed UTF-8 (no overlong forms, no surrogates U+D800..U+DFFF, nothing above U+10FFFF,
+// MQTT-1.5.3-1) and no U+0000 (MQTT-1.5.3-2). Returns kNone when valid.
+Violation ValidateUtf8(std::string_view text);
+
+// A PUBLISH / will topic: non-empty (MQTT-4.7.3-1), valid UTF-8, no '+' or '#' (MQTT-3.3.2-2).
+Violation ValidateTopicName(std::string_view topic);
+
+// A SUBSCRIBE / UNSUBSCRIBE filter: non-empty, valid UTF-8, '#' only as the whole last level
+// (MQTT-4.7.1-2), '+' only as a whole level (MQTT-4.7.1-3).
+Violation ValidateTopicFilter(std::string_view filter);
+
+}  // namespace ringmq::mqtt
+
+#endif  // RINGMQ_MQTT_TOPIC_H_
