@@ -85,8 +85,8 @@ struct Policy {
   RejectPolicy reject_policy = RejectPolicy::kVerbose;
   uint32_t max_connections = 100'000;
   uint32_t max_client_id_length = 256;
-  std::span<const std::string> client_id_prefixes;  // empty: all allowed
-  const Authenticator* authenticator = nullptr;     // null: allow all
+  std::span<const std::string> client_id_prefixes = {};  // empty: all allowed
+  const Authenticator* authenticator = nullptr;          // null: allow all
 };
 
 struct Decision {
