@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Usage: scripts/build.sh [release|debug|asan|fuzz] [ninja targets...]
+#
+# Configures (or reconfigures) and builds one flavour of ringmq:
+#   release (default)  build/        g++, optimised, tests and benchmarks
+#   debug              build-debug/  g++, -Dbuildtype=debug
+#   asan               build-asan/   g++, ASan+UBSan, debug (mimalloc is off under sanitizers)
+#   fuzz               build-fuzz/   clang++-14, libFuzzer targets with ASan+UBSan
+# Extra arguments are ninja targets (e.g. `scripts/build.sh release ringmq`); none builds all.
+# Environment: RINGMQ_JOBS overrides the ninja job count (default: nproc).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+mode=${1:-release}
+[[ $# -gt 0 ]] && shift
+
+case "$mode" in
+  release)
+    dir=build
+    cxx=g++
+    opts=(-Dbuildtype=release -Db_sanitize=none -Dtests=true -Dfuzz=false)
+    ;;
+  debug)
+    dir=build-debug
+    cxx=g++
+    opts=(-Dbuildtype=debug -Db_sanitize=none -Dtests=true -Dfuzz=false)
+    ;;
+  asan)
+    dir=build-asan
+    cxx=g++
+    # Benchmarks are not run under sanitizers; skipping them saves a good part of the build.
+    opts=('-Db_sanitize=address,undefined' -Db_lundef=false -Dbuildtype=debug -Dtests=true
+          -Dfuzz=false -Dbenchmarks=false)
+    ;;
+  fuzz)
+    dir=build-fuzz
+    cxx=clang++-14
+    opts=(-Dfuzz=true -Dtests=false -Dbenchmarks=false '-Db_sanitize=address,undefined'
+          -Db_lundef=false -Dbuildtype=debug -Dcpp_args=-fsanitize=fuzzer-no-link)
+    ;;
+  -h|--help|help)
+    sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+    exit 0
+    ;;
+  *)
+    echo "build.sh: unknown mode '$mode' (expected release, debug, asan or fuzz)" >&2
+    exit 2
+    ;;
+esac
+
+command -v "$cxx" >/dev/null 2>&1 || {
+  echo "build.sh: $cxx not found; run scripts/install-deps.sh" >&2
+  exit 1
+}
+
+# The C++ compiler a configured build dir was set up with ("gcc", "clang"), or nothing.
+configured_compiler() {
+  local intro="$1/meson-info/intro-compilers.json"
+  [[ -f "$intro" ]] || return 0
+  /usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("host",{}).get("cpp",{}).get("id",""))' \
+    "$intro" 2>/dev/null || true
+}
+
+want_id=gcc
+[[ "$cxx" == clang* ]] && want_id=clang
+
+if [[ -f "$dir/meson-private/coredata.dat" ]]; then
+  have_id=$(configured_compiler "$dir")
+  if [[ -n "$have_id" && "$have_id" != "$want_id" ]]; then
+    # The compiler is fixed at first setup; a dir set up with another one must start over.
+    echo "build.sh: $dir was configured with $have_id, not $want_id; wiping it" >&2
+    CXX=$cxx meson setup --wipe "$dir" "${opts[@]}"
+  elif ! meson setup --reconfigure "$dir" "${opts[@]}" >"$dir/.reconfigure.log" 2>&1; then
+    cat "$dir/.reconfigure.log" >&2
+    echo "build.sh: reconfigure of $dir failed" >&2
+    exit 1
+  fi
+else
+  CXX=$cxx meson setup "$dir" "${opts[@]}"
+fi
+
+jobs=${RINGMQ_JOBS:-$(nproc)}
+exec ninja -C "$dir" -j"$jobs" "$@"
