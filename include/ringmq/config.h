@@ -32,6 +32,8 @@ struct Config {
   uint32_t max_packet_size = 1 << 20;  // bytes, fixed header included
   // Empty: every client id is allowed. Otherwise a client id must start with one of these.
   std::vector<std::string> client_id_prefixes;
+
+  friend bool operator==(const Config&, const Config&) = default;
 };
 
 }  // namespace ringmq

@@ -3,7 +3,8 @@
 // Every option has one entry (name, value kind, help text, setter) used by the flag parser, the
 // config-file parser and --help, so they cannot disagree. Precedence: defaults < config file <
 // flags. A flag and a config key have the same name with '-' for '_' (--max-connections vs
-// max_connections).
+// max_connections). Config-file keys live at the top level of the document: there are no TOML
+// tables, so `[server]` or `a.b = 1` is an unknown key.
 //
 // Thread safety: call from the main thread before shards start.
 #ifndef RINGMQ_CONFIG_OPTIONS_H_
@@ -11,6 +12,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "ringmq/config.h"
@@ -23,14 +25,31 @@ struct CommandLine {
   bool show_version = false;
 };
 
+// One row of the option table, as --help, the docs test and other tests see it.
+struct OptionInfo {
+  std::string_view key;          // snake_case config-file key; the flag is FlagName(key)
+  char short_name;               // '\0' if none, 'h' for -h
+  std::string_view placeholder;  // the value in --help ("N", "ADDR"); empty: takes no value
+  std::string_view help;         // one line, without the default
+  bool file_key;                 // false: flag only (--config, --help, --version)
+};
+
+// Every option in table order.
+std::vector<OptionInfo> Options();
+
+// "max_connections" -> "--max-connections".
+std::string FlagName(std::string_view key);
+
 // Parses argv (flags as `--name value` or `--name=value`), loading the config file named by
-// --config (if any) first so that flags override it. Errors are one line suitable for
-// "ringmq: <message>", e.g. "unknown flag --frobnicate" or
-// "ringmq.toml:3: max_connections: expected a positive integer".
+// --config (if any) first so that flags override it. --help and --version win over everything
+// else: when either is present the file is not read and no value is checked. Errors are one line
+// suitable for "ringmq: <message>", e.g. "unknown flag --frobnicate (see --help)" or
+// "ringmq.toml:3: max_connections: expected an integer in 1..10000000".
 absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv);
 
 // Applies a TOML document to `config`. `source_name` prefixes errors ("file:line: ...").
-// Unknown keys and values of the wrong type or out of range are errors.
+// Unknown keys and values of the wrong type or out of range are errors; on error `config` is
+// left unchanged. Never throws, whether or not toml++ was built with exceptions.
 absl::Status ApplyToml(std::string_view toml_text, std::string_view source_name, Config& config);
 
 // The --help text: usage line plus every option with its default and description.

@@ -1,0 +1,577 @@
+// Command-line flags and the TOML config file, from one table of options (see options.h).
+//
+// A value goes through three steps whatever its source: it is converted to its kind (integer,
+// string, list of strings), checked (integer range, or the option's own string check), and
+// stored by the option's setter. Only the conversion and the error prefix differ between a flag
+// ("--port: ...") and a file key ("FILE:LINE: port: ...").
+#include "config/options.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <toml++/toml.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <exception>
+#include <iterator>
+#include <limits>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/assert.h"
+
+namespace ringmq::config {
+namespace {
+
+// Debian's abseil has its own absl::string_view, distinct from std::string_view.
+absl::string_view Sv(std::string_view text) { return {text.data(), text.size()}; }
+
+// A config file larger than this is refused unread: no legitimate one comes close, and reading
+// stays bounded even if --config names something like /dev/zero.
+constexpr size_t kMaxConfigFileBytes = size_t{1} << 20;
+
+constexpr std::string_view kConfigKey = "config";
+
+// Indexed by the enum's value; the parsers and ToString share these so they cannot disagree.
+constexpr std::string_view kLogLevelNames[] = {"debug", "info", "warning", "error"};
+static_assert(std::size(kLogLevelNames) == static_cast<size_t>(LogLevel::kError) + 1);
+constexpr std::string_view kRejectPolicyNames[] = {"verbose", "silent"};
+static_assert(std::size(kRejectPolicyNames) == static_cast<size_t>(RejectPolicy::kSilent) + 1);
+
+template <typename Enum, size_t kCount>
+std::optional<Enum> ParseEnum(std::string_view text, const std::string_view (&names)[kCount]) {
+  for (size_t i = 0; i < kCount; ++i) {
+    if (names[i] == text) return static_cast<Enum>(i);
+  }
+  return std::nullopt;
+}
+
+// --- Value kinds ---------------------------------------------------------------------------
+
+struct IntegerValue {
+  int64_t min;
+  int64_t max;
+  void (*set)(int64_t value, Config& config);  // called only with min <= value <= max
+};
+
+struct StringValue {
+  std::string_view expected;                            // completes "expected ..."
+  bool (*set)(std::string_view value, Config& config);  // false: not acceptable, nothing stored
+};
+
+// Elements are non-empty strings: a flag gives them comma-separated, a file as a TOML array.
+struct ListValue {
+  void (*set)(std::vector<std::string> value, Config& config);
+};
+
+// A flag without a value (--help); never a config-file key.
+struct SwitchValue {
+  bool CommandLine::*member;
+};
+
+using Value = std::variant<IntegerValue, StringValue, ListValue, SwitchValue>;
+
+constexpr std::string_view kListExpectedFlag = "a comma-separated list of non-empty strings";
+constexpr std::string_view kListExpectedFile = "an array of non-empty strings";
+
+template <auto kMember>
+using MemberType = std::remove_cvref_t<decltype(std::declval<Config&>().*kMember)>;
+
+// An integer option stored in `kMember`; the range must fit the member's type.
+template <auto kMember, int64_t kMin, int64_t kMax>
+constexpr Value Integer() {
+  using T = MemberType<kMember>;
+  static_assert(std::is_unsigned_v<T> && kMin >= 0 && kMin <= kMax);
+  static_assert(static_cast<uint64_t>(kMax) <= std::numeric_limits<T>::max());
+  return IntegerValue{kMin, kMax, [](int64_t value, Config& config) {
+                        RINGMQ_ASSERT(value >= kMin && value <= kMax);
+                        config.*kMember = static_cast<T>(value);
+                      }};
+}
+
+// The default as --help shows it, read from a default-constructed Config.
+template <auto kMember>
+std::string ShowDefault(const Config& config) {
+  const auto& value = config.*kMember;
+  using T = MemberType<kMember>;
+  if constexpr (std::is_same_v<T, std::string>) {
+    return value;
+  } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+    return value.empty() ? std::string("\"\"") : absl::StrJoin(value, ",");
+  } else if constexpr (std::is_enum_v<T>) {
+    return std::string(ToString(value));
+  } else {
+    return absl::StrCat(value);
+  }
+}
+
+bool IsIpLiteral(std::string_view text) {
+  const std::string terminated(text);  // inet_pton wants a C string
+  in6_addr address;                    // large enough for either family
+  return inet_pton(AF_INET, terminated.c_str(), &address) == 1 ||
+         inet_pton(AF_INET6, terminated.c_str(), &address) == 1;
+}
+
+// --- The table -----------------------------------------------------------------------------
+
+struct Option {
+  OptionInfo info;
+  std::string (*show_default)(const Config& defaults);  // nullptr: no default in --help
+  Value value;
+};
+
+constexpr Option kOptions[] = {
+    {{"bind", '\0', "ADDR", "Listen on this IPv4 or IPv6 address", true},
+     &ShowDefault<&Config::bind>,
+     StringValue{"an IPv4 or IPv6 address",
+                 [](std::string_view text, Config& config) {
+                   if (!IsIpLiteral(text)) return false;
+                   config.bind = std::string(text);
+                   return true;
+                 }}},
+    {{"port", '\0', "N", "Listen on this TCP port", true},
+     &ShowDefault<&Config::port>,
+     Integer<&Config::port, 1, 65535>()},
+    {{"threads", '\0', "N",
+      "Shards, each one thread with its own io_uring ring; 0 = one per online CPU", true},
+     &ShowDefault<&Config::threads>,
+     Integer<&Config::threads, 0, 1024>()},
+    {{"config", '\0', "FILE", "Read this TOML file first; flags override its keys", false},
+     nullptr,
+     StringValue{"a file name",
+                 [](std::string_view text, Config& config) {
+                   config.config_file = std::string(text);
+                   return true;
+                 }}},
+    {{"log_level", '\0', "debug|info|warning|error", "Log messages of this severity and above",
+      true},
+     &ShowDefault<&Config::log_level>,
+     StringValue{"one of debug|info|warning|error",
+                 [](std::string_view text, Config& config) {
+                   auto level = ParseEnum<LogLevel>(text, kLogLevelNames);
+                   if (level) config.log_level = *level;
+                   return level.has_value();
+                 }}},
+    {{"reject_policy", '\0', "verbose|silent",
+      "Refused CONNECT: verbose = CONNACK 0x01..0x05 then close, silent = close without CONNACK",
+      true},
+     &ShowDefault<&Config::reject_policy>,
+     StringValue{"one of verbose|silent",
+                 [](std::string_view text, Config& config) {
+                   auto policy = ParseEnum<RejectPolicy>(text, kRejectPolicyNames);
+                   if (policy) config.reject_policy = *policy;
+                   return policy.has_value();
+                 }}},
+    {{"connect_timeout_ms", '\0', "MS",
+      "Close connections that have not sent a complete CONNECT within MS milliseconds", true},
+     &ShowDefault<&Config::connect_timeout_ms>,
+     Integer<&Config::connect_timeout_ms, 100, 3'600'000>()},
+    {{"max_connections", '\0', "N", "Refuse (CONNACK 0x03) beyond N connected clients", true},
+     &ShowDefault<&Config::max_connections>,
+     Integer<&Config::max_connections, 1, 10'000'000>()},
+    {{"max_client_id_length", '\0', "N", "Refuse (CONNACK 0x02) client ids longer than N bytes",
+      true},
+     &ShowDefault<&Config::max_client_id_length>,
+     Integer<&Config::max_client_id_length, 1, 65535>()},
+    {{"max_packet_size", '\0', "BYTES",
+      "Close connections that send a packet larger than BYTES, fixed header included", true},
+     &ShowDefault<&Config::max_packet_size>,
+     Integer<&Config::max_packet_size, 64, 268'435'460>()},
+    {{"client_id_prefixes", '\0', "P1,P2,...",
+      "If set, refuse (CONNACK 0x02) client ids that start with none of these", true},
+     &ShowDefault<&Config::client_id_prefixes>,
+     ListValue{[](std::vector<std::string> prefixes, Config& config) {
+       config.client_id_prefixes = std::move(prefixes);
+     }}},
+    {{"help", 'h', "", "Print this help and exit", false},
+     nullptr,
+     SwitchValue{&CommandLine::show_help}},
+    {{"version", '\0', "", "Print the version and exit", false},
+     nullptr,
+     SwitchValue{&CommandLine::show_version}},
+};
+
+// What a value of this option must be, to complete "expected ...".
+std::string Expected(const Option& option, bool from_file) {
+  if (const auto* integer = std::get_if<IntegerValue>(&option.value)) {
+    return absl::StrCat("an integer in ", integer->min, "..", integer->max);
+  }
+  if (const auto* string = std::get_if<StringValue>(&option.value)) {
+    return std::string(string->expected);
+  }
+  RINGMQ_ASSERT(std::holds_alternative<ListValue>(option.value));
+  return std::string(from_file ? kListExpectedFile : kListExpectedFlag);
+}
+
+// True if `flag` (without "--") spells `key` with '-' for every '_'.
+bool FlagSpells(std::string_view flag, std::string_view key) {
+  if (flag.size() != key.size()) return false;
+  for (size_t i = 0; i < key.size(); ++i) {
+    const char expected = key[i] == '_' ? '-' : key[i];
+    if (flag[i] != expected) return false;
+  }
+  return true;
+}
+
+const Option* FindByFlag(std::string_view flag) {
+  for (const Option& option : kOptions) {
+    if (FlagSpells(flag, option.info.key)) return &option;
+  }
+  return nullptr;
+}
+
+const Option* FindByShortName(char short_name) {
+  for (const Option& option : kOptions) {
+    if (option.info.short_name != '\0' && option.info.short_name == short_name) return &option;
+  }
+  return nullptr;
+}
+
+const Option* FindByKey(std::string_view key) {
+  for (const Option& option : kOptions) {
+    if (option.info.key == key) return &option;
+  }
+  return nullptr;
+}
+
+// Quoted and escaped, so that an error message stays one printable line whatever the input.
+std::string Quote(std::string_view text) {
+  return absl::StrCat("\"", absl::CHexEscape(Sv(text)), "\"");
+}
+
+// --- Flags ---------------------------------------------------------------------------------
+
+struct FlagValue {
+  const Option* option;
+  std::string_view value;  // empty for switches
+};
+
+std::optional<int64_t> ParseInteger(std::string_view text) {
+  int64_t value = 0;
+  const char* end = text.data() + text.size();
+  const auto [stop, error] = std::from_chars(text.data(), end, value);
+  if (text.empty() || error != std::errc() || stop != end) return std::nullopt;
+  return value;
+}
+
+absl::Status UnknownFlag(std::string_view arg) {
+  const std::string_view name = arg.substr(0, arg.find('='));
+  std::string spelled(name.substr(2));
+  std::replace(spelled.begin(), spelled.end(), '_', '-');
+  if (name.starts_with("--") && FindByFlag(spelled) != nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("unknown flag ", absl::CHexEscape(Sv(name)),
+                                                   " (did you mean --", spelled, "?)"));
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown flag ", absl::CHexEscape(Sv(name)), " (see --help)"));
+}
+
+// Splits argv into (option, value) pairs. Only the syntax is checked here; values are checked
+// when applied. A value is the text after '=', or else the next argument unless that starts
+// with "--" (so `--port --threads 4` reports the missing value instead of a strange port).
+absl::StatusOr<std::vector<FlagValue>> SplitFlags(int argc, const char* const* argv) {
+  std::vector<FlagValue> flags;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg.size() == 2 && arg[0] == '-' && arg[1] != '-') {
+      const Option* option = FindByShortName(arg[1]);
+      if (option == nullptr) return UnknownFlag(arg);
+      RINGMQ_ASSERT(std::holds_alternative<SwitchValue>(option->value));
+      flags.push_back({option, {}});
+      continue;
+    }
+    if (!arg.starts_with("--")) {
+      if (arg.size() > 1 && arg[0] == '-') return UnknownFlag(arg);
+      return absl::InvalidArgumentError(absl::StrCat("unexpected argument ", Quote(arg),
+                                                     ": ringmq takes only flags (see --help)"));
+    }
+    const size_t equals = arg.find('=');
+    const Option* option = FindByFlag(arg.substr(2, equals - 2));
+    if (option == nullptr) return UnknownFlag(arg);
+    const std::string flag = FlagName(option->info.key);
+    if (std::holds_alternative<SwitchValue>(option->value)) {
+      if (equals != std::string_view::npos) {
+        return absl::InvalidArgumentError(absl::StrCat(flag, ": takes no value"));
+      }
+      flags.push_back({option, {}});
+    } else if (equals != std::string_view::npos) {
+      flags.push_back({option, arg.substr(equals + 1)});
+    } else if (i + 1 < argc && !std::string_view(argv[i + 1]).starts_with("--")) {
+      flags.push_back({option, argv[++i]});
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(flag, ": missing value"));
+    }
+  }
+  return flags;
+}
+
+// Converts and checks a flag's text; on success the setter has stored it in `config`.
+bool SetFromText(const Option& option, std::string_view text, Config& config) {
+  if (const auto* integer = std::get_if<IntegerValue>(&option.value)) {
+    const std::optional<int64_t> value = ParseInteger(text);
+    if (!value || *value < integer->min || *value > integer->max) return false;
+    integer->set(*value, config);
+    return true;
+  }
+  if (const auto* string = std::get_if<StringValue>(&option.value)) {
+    return string->set(text, config);
+  }
+  const auto* list = std::get_if<ListValue>(&option.value);
+  RINGMQ_ASSERT(list != nullptr);
+  std::vector<std::string> elements;
+  while (!text.empty()) {  // an empty text is an empty list: --client-id-prefixes= clears it
+    const size_t comma = std::min(text.find(','), text.size());
+    if (comma == 0) return false;  // an empty element: "a,,b", ",a" or "a,"
+    elements.emplace_back(text.substr(0, comma));
+    if (comma == text.size()) break;
+    text.remove_prefix(comma + 1);
+    if (text.empty()) return false;
+  }
+  list->set(std::move(elements), config);
+  return true;
+}
+
+absl::Status ApplyFlag(const FlagValue& flag, Config& config) {
+  RINGMQ_ASSERT(flag.option != nullptr);
+  RINGMQ_ASSERT(!std::holds_alternative<SwitchValue>(flag.option->value));
+  if (SetFromText(*flag.option, flag.value, config)) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(FlagName(flag.option->info.key), ": expected ",
+                                                 Expected(*flag.option, /*from_file=*/false),
+                                                 ", got ", Quote(flag.value)));
+}
+
+absl::Status LoadConfigFile(const std::string& path, Config& config) {
+  const auto cannot_read = [&path](std::string_view why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot read config file ", Quote(path), ": ", Sv(why)));
+  };
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return cannot_read(std::strerror(errno));
+  std::string text;
+  char chunk[16384];
+  while (true) {
+    const ssize_t count = ::read(fd, chunk, sizeof(chunk));
+    if (count < 0 && errno == EINTR) continue;
+    if (count < 0) {
+      const int error = errno;
+      ::close(fd);
+      return cannot_read(std::strerror(error));
+    }
+    if (count == 0) break;
+    text.append(chunk, static_cast<size_t>(count));
+    if (text.size() > kMaxConfigFileBytes) {
+      ::close(fd);
+      return cannot_read(absl::StrCat("larger than ", kMaxConfigFileBytes, " bytes"));
+    }
+  }
+  ::close(fd);
+  return ApplyToml(text, path, config);
+}
+
+// --- TOML ----------------------------------------------------------------------------------
+
+absl::Status FileError(std::string_view source_name, uint32_t line, std::string_view message) {
+  return absl::InvalidArgumentError(absl::StrCat(Sv(source_name), ":", line, ": ", Sv(message)));
+}
+
+// Converts and checks a TOML node. Returns the node that is wrong (the value, or the offending
+// array element) or nullptr once the setter has stored the value in `config`.
+const toml::node* SetFromNode(const Option& option, const toml::node& node, Config& config) {
+  if (const auto* integer = std::get_if<IntegerValue>(&option.value)) {
+    const toml::value<int64_t>* value = node.as_integer();
+    if (value == nullptr || value->get() < integer->min || value->get() > integer->max) {
+      return &node;
+    }
+    integer->set(value->get(), config);
+    return nullptr;
+  }
+  if (const auto* string = std::get_if<StringValue>(&option.value)) {
+    const toml::value<std::string>* value = node.as_string();
+    if (value == nullptr || !string->set(value->get(), config)) return &node;
+    return nullptr;
+  }
+  const auto* list = std::get_if<ListValue>(&option.value);
+  RINGMQ_ASSERT(list != nullptr);
+  const toml::array* array = node.as_array();
+  if (array == nullptr) return &node;
+  std::vector<std::string> elements;
+  elements.reserve(array->size());
+  for (const toml::node& element : *array) {
+    const toml::value<std::string>* value = element.as_string();
+    if (value == nullptr || value->get().empty()) return &element;
+    elements.push_back(value->get());
+  }
+  list->set(std::move(elements), config);
+  return nullptr;
+}
+
+absl::Status ApplyKey(const toml::key& key, const toml::node& node, std::string_view source_name,
+                      Config& config) {
+  const Option* option = FindByKey(key.str());
+  if (option == nullptr) {
+    return FileError(source_name, key.source().begin.line,
+                     absl::StrCat("unknown key ", Quote(key.str())));
+  }
+  if (!option->info.file_key) {
+    return FileError(source_name, key.source().begin.line,
+                     absl::StrCat("unknown key ", Quote(key.str()), " (", FlagName(key.str()),
+                                  " is a command-line flag only)"));
+  }
+  const toml::node* wrong = SetFromNode(*option, node, config);
+  if (wrong == nullptr) return absl::OkStatus();
+  return FileError(
+      source_name, wrong->source().begin.line,
+      absl::StrCat(Sv(key.str()), ": expected ", Expected(*option, /*from_file=*/true)));
+}
+
+absl::Status SyntaxError(const toml::parse_error& error, std::string_view source_name) {
+  std::string description(error.description());
+  std::replace(description.begin(), description.end(), '\n', ' ');
+  return FileError(source_name, error.source().begin.line, description);
+}
+
+// toml::parse throws when toml++ was built with exceptions (Debian's is) and returns a
+// parse_result otherwise; either way a syntax error becomes a Status here.
+absl::StatusOr<toml::table> ParseToml(std::string_view text, std::string_view source_name) {
+#if TOML_EXCEPTIONS
+  try {
+    return toml::parse(text, source_name);
+  } catch (const toml::parse_error& error) {
+    return SyntaxError(error, source_name);
+  } catch (const std::exception& error) {
+    return absl::InvalidArgumentError(absl::StrCat(Sv(source_name), ": ", error.what()));
+  }
+#else
+  toml::parse_result result = toml::parse(text, source_name);
+  if (!result) return SyntaxError(result.error(), source_name);
+  return std::move(result).table();
+#endif
+}
+
+}  // namespace
+
+std::vector<OptionInfo> Options() {
+  std::vector<OptionInfo> options;
+  options.reserve(std::size(kOptions));
+  for (const Option& option : kOptions) options.push_back(option.info);
+  return options;
+}
+
+std::string FlagName(std::string_view key) {
+  std::string flag = absl::StrCat("--", Sv(key));
+  std::replace(flag.begin(), flag.end(), '_', '-');
+  return flag;
+}
+
+absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv) {
+  RINGMQ_ASSERT(argc >= 0);
+  RINGMQ_ASSERT(argc == 0 || argv != nullptr);
+  absl::StatusOr<std::vector<FlagValue>> flags = SplitFlags(argc, argv);
+  if (!flags.ok()) return flags.status();
+
+  CommandLine result;
+  const FlagValue* config_flag = nullptr;
+  for (const FlagValue& flag : *flags) {
+    if (const auto* on = std::get_if<SwitchValue>(&flag.option->value)) result.*(on->member) = true;
+    if (flag.option->info.key == kConfigKey) config_flag = &flag;  // the last one wins
+  }
+  if (result.show_help || result.show_version) return result;
+
+  // The file first, so that every flag overrides it wherever it stands on the command line.
+  if (config_flag != nullptr) {
+    absl::Status loaded = LoadConfigFile(std::string(config_flag->value), result.config);
+    if (!loaded.ok()) return loaded;
+  }
+  for (const FlagValue& flag : *flags) {
+    if (std::holds_alternative<SwitchValue>(flag.option->value)) continue;
+    absl::Status applied = ApplyFlag(flag, result.config);
+    if (!applied.ok()) return applied;
+  }
+  return result;
+}
+
+absl::Status ApplyToml(std::string_view toml_text, std::string_view source_name, Config& config) {
+  absl::StatusOr<toml::table> table = ParseToml(toml_text, source_name);
+  if (!table.ok()) return table.status();
+
+  // toml::table is ordered by key; apply in document order so the first error reported is the
+  // first one in the file.
+  std::vector<std::pair<const toml::key*, const toml::node*>> entries;
+  entries.reserve(table->size());
+  for (const auto& [key, node] : *table) entries.emplace_back(&key, &node);
+  std::stable_sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
+    return a.first->source().begin < b.first->source().begin;
+  });
+
+  Config updated = config;  // all or nothing
+  for (const auto& [key, node] : entries) {
+    absl::Status applied = ApplyKey(*key, *node, source_name, updated);
+    if (!applied.ok()) return applied;
+  }
+  config = std::move(updated);
+  return absl::OkStatus();
+}
+
+std::string HelpText() {
+  const Config defaults;
+  std::vector<std::string> lefts;
+  size_t width = 0;
+  for (const Option& option : kOptions) {
+    std::string left = "  ";
+    if (option.info.short_name != '\0')
+      absl::StrAppend(&left, "-", std::string(1, option.info.short_name), ", ");
+    absl::StrAppend(&left, FlagName(option.info.key));
+    if (!option.info.placeholder.empty()) absl::StrAppend(&left, " ", Sv(option.info.placeholder));
+    width = std::max(width, left.size());
+    lefts.push_back(std::move(left));
+  }
+
+  std::string text =
+      "usage: ringmq [flags]\n"
+      "\n"
+      "Settings come from defaults, then the TOML file named by --config, then the flags (later\n"
+      "sources win). A config-file key is the flag's name with '_' for '-', at the top level:\n"
+      "  max_connections = 100000\n"
+      "See docs/configuration.md and docs/ringmq.example.toml.\n"
+      "\n"
+      "flags:\n";
+  for (size_t i = 0; i < std::size(kOptions); ++i) {
+    const Option& option = kOptions[i];
+    absl::StrAppend(&text, lefts[i], std::string(width + 3 - lefts[i].size(), ' '),
+                    Sv(option.info.help));
+    if (option.show_default != nullptr) {
+      absl::StrAppend(&text, " (default ", option.show_default(defaults), ")");
+    }
+    text += '\n';
+  }
+  return text;
+}
+
+std::string_view ToString(LogLevel level) {
+  const auto index = static_cast<size_t>(level);
+  RINGMQ_ASSERT(index < std::size(kLogLevelNames));
+  return kLogLevelNames[index];
+}
+
+std::string_view ToString(RejectPolicy policy) {
+  const auto index = static_cast<size_t>(policy);
+  RINGMQ_ASSERT(index < std::size(kRejectPolicyNames));
+  return kRejectPolicyNames[index];
+}
+
+}  // namespace ringmq::config
