@@ -1,0 +1,668 @@
+// Unit tests for CONNECT admission (src/connect/admission.h). Each test is named after the rule
+// or precedence it pins; docs/connect-admission.md lists them case by case.
+#include "connect/admission.h"
+
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdint>
+#include <iterator>
+#include <set>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "mqtt/packet.h"
+#include "mqtt/result.h"
+#include "mqtt/violation.h"
+#include "ringmq/config.h"
+
+namespace ringmq::connect {
+namespace {
+
+using mqtt::ConnackCode;
+using mqtt::Connect;
+using mqtt::Violation;
+using ConnectResult = mqtt::Result<Connect>;
+
+constexpr uint8_t kMqtt31 = 3;
+constexpr uint8_t kMqtt311 = 4;
+
+// A CONNECT every default policy accepts.
+Connect ValidConnect() {
+  Connect connect;
+  connect.protocol_name = "MQTT";
+  connect.protocol_level = kMqtt311;
+  connect.clean_session = true;
+  connect.keepalive_s = 60;
+  connect.client_id = "sensor-1";
+  return connect;
+}
+
+Connect Mqtt31Connect(std::string_view client_id) {
+  Connect connect = ValidConnect();
+  connect.protocol_name = "MQIsdp";
+  connect.protocol_level = kMqtt31;
+  connect.client_id = client_id;
+  return connect;
+}
+
+// What the codec returns for a well-formed CONNECT at a level it does not speak (here MQTT 5).
+Connect UnsupportedLevelConnect() {
+  Connect connect;
+  connect.protocol_name = "MQTT";
+  connect.protocol_level = 5;
+  connect.level_supported = false;
+  connect.client_id = {};
+  return connect;
+}
+
+Policy WithRejectPolicy(Policy policy, RejectPolicy reject_policy) {
+  policy.reject_policy = reject_policy;
+  return policy;
+}
+
+// Returns a fixed answer and counts how often it was asked.
+class FakeAuthenticator : public Authenticator {
+ public:
+  explicit FakeAuthenticator(AuthResult result) : result_(result) {}
+  AuthResult Check(const Connect& connect) const override {
+    ++calls_;
+    last_client_id_ = connect.client_id;
+    return result_;
+  }
+  int calls() const { return calls_; }
+  std::string_view last_client_id() const { return last_client_id_; }
+
+ private:
+  AuthResult result_;
+  mutable int calls_ = 0;
+  mutable std::string_view last_client_id_;
+};
+
+// Checks a refusal under both policies: verbose sends the CONNACK code and closes; silent closes
+// without one but keeps the reason and code.
+void ExpectRefusal(const ConnectResult& connect, const BrokerState& state, const Policy& policy,
+                   Reason reason, ConnackCode code) {
+  {
+    SCOPED_TRACE("verbose");
+    const Decision decision =
+        Admit(connect, state, WithRejectPolicy(policy, RejectPolicy::kVerbose));
+    EXPECT_EQ(decision.outcome, Outcome::kRefuse);
+    EXPECT_EQ(decision.reason, reason) << LabelOf(decision.reason);
+    EXPECT_EQ(decision.return_code, code);
+    EXPECT_FALSE(decision.silenced);
+    EXPECT_FALSE(decision.assign_client_id);
+    EXPECT_EQ(decision.violation, Violation::kNone);
+  }
+  {
+    SCOPED_TRACE("silent");
+    const Decision decision =
+        Admit(connect, state, WithRejectPolicy(policy, RejectPolicy::kSilent));
+    EXPECT_EQ(decision.outcome, Outcome::kClose);
+    EXPECT_EQ(decision.reason, reason) << LabelOf(decision.reason);
+    EXPECT_EQ(decision.return_code, code);
+    EXPECT_TRUE(decision.silenced);
+    EXPECT_FALSE(decision.assign_client_id);
+    EXPECT_EQ(decision.violation, Violation::kNone);
+  }
+}
+
+// Checks acceptance under both policies (the reject policy must not touch an accepted CONNECT).
+void ExpectAccepted(const ConnectResult& connect, const BrokerState& state, const Policy& policy,
+                    bool assign_client_id = false) {
+  for (const RejectPolicy reject_policy : {RejectPolicy::kVerbose, RejectPolicy::kSilent}) {
+    SCOPED_TRACE(reject_policy == RejectPolicy::kVerbose ? "verbose" : "silent");
+    const Decision decision = Admit(connect, state, WithRejectPolicy(policy, reject_policy));
+    EXPECT_EQ(decision.outcome, Outcome::kAccept);
+    EXPECT_EQ(decision.reason, Reason::kAccepted) << LabelOf(decision.reason);
+    EXPECT_EQ(decision.return_code, ConnackCode::kAccepted);
+    EXPECT_FALSE(decision.silenced);
+    EXPECT_EQ(decision.assign_client_id, assign_client_id);
+    EXPECT_EQ(decision.violation, Violation::kNone);
+  }
+}
+
+void ExpectMalformedClose(Violation violation, const BrokerState& state, const Policy& policy) {
+  for (const RejectPolicy reject_policy : {RejectPolicy::kVerbose, RejectPolicy::kSilent}) {
+    SCOPED_TRACE(reject_policy == RejectPolicy::kVerbose ? "verbose" : "silent");
+    const Decision decision =
+        Admit(ConnectResult(violation), state, WithRejectPolicy(policy, reject_policy));
+    EXPECT_EQ(decision.outcome, Outcome::kClose);
+    EXPECT_EQ(decision.reason, Reason::kMalformed);
+    EXPECT_EQ(decision.violation, violation);
+    // A malformed CONNECT is closed because of the protocol, not because of the policy.
+    EXPECT_FALSE(decision.silenced);
+    EXPECT_FALSE(decision.assign_client_id);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Malformed CONNECT: close, never a CONNACK (MQTT-8).
+
+TEST(Admission, MalformedClosedWithoutConnack_MQTT_8) {
+  ExpectMalformedClose(Violation::kConnectReservedFlag, BrokerState{}, Policy{});
+}
+
+TEST(Admission, EveryViolationClosedWithoutConnackEvenWhenVerbose_MQTT_8) {
+  constexpr std::array kViolations = {
+#define RINGMQ_TEST_VIOLATION(name, rule, description) Violation::name,
+      RINGMQ_MQTT_VIOLATIONS(RINGMQ_TEST_VIOLATION)
+#undef RINGMQ_TEST_VIOLATION
+  };
+  int checked = 0;
+  for (const Violation violation : kViolations) {
+    if (violation == Violation::kNone) continue;
+    SCOPED_TRACE(static_cast<int>(violation));
+    ExpectMalformedClose(violation, BrokerState{}, Policy{});
+    ++checked;
+  }
+  EXPECT_EQ(checked, static_cast<int>(kViolations.size()) - 1);
+}
+
+TEST(Admission, MalformedBeatsShuttingDownAndConnectionLimit_MQTT_8) {
+  const BrokerState state{.connected_clients = 10, .shutting_down = true};
+  const Policy policy{.max_connections = 10};
+  ExpectMalformedClose(Violation::kPasswordWithoutUserName, state, policy);
+}
+
+TEST(Admission, MalformedNotSilencedUnderSilentPolicy) {
+  const Decision decision = Admit(ConnectResult(Violation::kTruncated), BrokerState{},
+                                  Policy{.reject_policy = RejectPolicy::kSilent});
+  EXPECT_EQ(decision.outcome, Outcome::kClose);
+  EXPECT_FALSE(decision.silenced);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Protocol level (MQTT-3.1.2-2).
+
+TEST(Admission, UnsupportedLevelRefused0x01_MQTT_3_1_2_2) {
+  ExpectRefusal(UnsupportedLevelConnect(), BrokerState{}, Policy{}, Reason::kUnsupportedProtocol,
+                ConnackCode::kUnacceptableProtocolVersion);
+}
+
+TEST(Admission, UnsupportedLevelBeatsEmptyPersistentClientId_MQTT_3_1_2_2) {
+  Connect connect = UnsupportedLevelConnect();
+  connect.clean_session = false;
+  connect.client_id = {};
+  ExpectRefusal(connect, BrokerState{}, Policy{}, Reason::kUnsupportedProtocol,
+                ConnackCode::kUnacceptableProtocolVersion);
+}
+
+TEST(Admission, UnsupportedLevelBeatsShuttingDownAndConnectionLimit_MQTT_3_1_2_2) {
+  const BrokerState state{.connected_clients = 5, .shutting_down = true};
+  ExpectRefusal(UnsupportedLevelConnect(), state, Policy{.max_connections = 5},
+                Reason::kUnsupportedProtocol, ConnackCode::kUnacceptableProtocolVersion);
+}
+
+TEST(Admission, Mqtt311Accepted) { ExpectAccepted(ValidConnect(), BrokerState{}, Policy{}); }
+
+TEST(Admission, Mqtt31Accepted) {
+  ExpectAccepted(Mqtt31Connect("legacy-client"), BrokerState{}, Policy{});
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Client identifier (0x02).
+
+TEST(Admission, EmptyClientIdWithPersistentSessionRefused0x02_MQTT_3_1_3_8) {
+  Connect connect = ValidConnect();
+  connect.client_id = {};
+  connect.clean_session = false;
+  ExpectRefusal(connect, BrokerState{}, Policy{}, Reason::kClientIdEmptyPersistent,
+                ConnackCode::kIdentifierRejected);
+}
+
+TEST(Admission, EmptyClientIdWithPersistentSessionOnMqtt31ReportsPersistent_MQTT_3_1_3_8) {
+  Connect connect = Mqtt31Connect("");
+  connect.clean_session = false;
+  ExpectRefusal(connect, BrokerState{}, Policy{}, Reason::kClientIdEmptyPersistent,
+                ConnackCode::kIdentifierRejected);
+}
+
+TEST(Admission, EmptyClientIdOnMqtt31Refused0x02_MQTT31_ClientIdentifier) {
+  ExpectRefusal(Mqtt31Connect(""), BrokerState{}, Policy{}, Reason::kClientIdEmptyMqtt31,
+                ConnackCode::kIdentifierRejected);
+}
+
+TEST(Admission, EmptyClientIdWithCleanSessionAcceptedAndAssigned_MQTT_3_1_3_6) {
+  Connect connect = ValidConnect();
+  connect.client_id = {};
+  ExpectAccepted(connect, BrokerState{}, Policy{}, /*assign_client_id=*/true);
+}
+
+TEST(Admission, NonEmptyClientIdNotAssigned) {
+  ExpectAccepted(ValidConnect(), BrokerState{}, Policy{}, /*assign_client_id=*/false);
+}
+
+TEST(Admission, Mqtt31ClientIdOf23CharactersAccepted_MQTT31_ClientIdentifier) {
+  const std::string id(kMqtt31MaxClientIdLength, 'a');
+  ExpectAccepted(Mqtt31Connect(id), BrokerState{}, Policy{});
+}
+
+TEST(Admission, Mqtt31ClientIdOf24CharactersRefused0x02_MQTT31_ClientIdentifier) {
+  const std::string id(kMqtt31MaxClientIdLength + 1, 'a');
+  ExpectRefusal(Mqtt31Connect(id), BrokerState{}, Policy{}, Reason::kClientIdTooLong,
+                ConnackCode::kIdentifierRejected);
+}
+
+// MQTT 3.1 says "characters": 23 two-byte characters (46 bytes) fit, 24 do not.
+TEST(Admission, Mqtt31ClientIdLimitCountsCharactersNotBytes_MQTT31_ClientIdentifier) {
+  std::string fits;
+  for (size_t i = 0; i < kMqtt31MaxClientIdLength; ++i) fits += "\xC3\xA9";  // U+00E9
+  ExpectAccepted(Mqtt31Connect(fits), BrokerState{}, Policy{});
+  const std::string too_long = fits + "\xC3\xA9";
+  ExpectRefusal(Mqtt31Connect(too_long), BrokerState{}, Policy{}, Reason::kClientIdTooLong,
+                ConnackCode::kIdentifierRejected);
+}
+
+// MQTT 3.1.1 only sets a floor of 23 bytes (MQTT-3.1.3-5) and lets the server allow more.
+TEST(Admission, Mqtt311ClientIdLongerThan23Accepted_MQTT_3_1_3_5) {
+  Connect connect = ValidConnect();
+  const std::string id(kMqtt31MaxClientIdLength + 1, 'a');
+  connect.client_id = id;
+  ExpectAccepted(connect, BrokerState{}, Policy{});
+}
+
+TEST(Admission, ClientIdOfExactlyMaxLengthAccepted) {
+  Connect connect = ValidConnect();
+  const std::string id(32, 'x');
+  connect.client_id = id;
+  ExpectAccepted(connect, BrokerState{}, Policy{.max_client_id_length = 32});
+}
+
+TEST(Admission, ClientIdOfMaxLengthPlusOneRefused0x02) {
+  Connect connect = ValidConnect();
+  const std::string id(33, 'x');
+  connect.client_id = id;
+  ExpectRefusal(connect, BrokerState{}, Policy{.max_client_id_length = 32},
+                Reason::kClientIdTooLong, ConnackCode::kIdentifierRejected);
+}
+
+TEST(Admission, ClientIdMaxLengthOfDefaultPolicyIs256Bytes) {
+  Connect connect = ValidConnect();
+  const std::string fits(256, 'x');
+  connect.client_id = fits;
+  ExpectAccepted(connect, BrokerState{}, Policy{});
+  const std::string too_long(257, 'x');
+  connect.client_id = too_long;
+  ExpectRefusal(connect, BrokerState{}, Policy{}, Reason::kClientIdTooLong,
+                ConnackCode::kIdentifierRejected);
+}
+
+// The operator's limit bounds memory, so it counts bytes: 5 two-byte characters are 10 bytes.
+TEST(Admission, ClientIdMaxLengthCountsBytes) {
+  Connect connect = ValidConnect();
+  const std::string id = "\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9";
+  connect.client_id = id;
+  ExpectAccepted(connect, BrokerState{}, Policy{.max_client_id_length = 10});
+  ExpectRefusal(connect, BrokerState{}, Policy{.max_client_id_length = 9}, Reason::kClientIdTooLong,
+                ConnackCode::kIdentifierRejected);
+}
+
+TEST(Admission, ClientIdMaxLengthAlsoAppliesOnMqtt31) {
+  const std::string id(11, 'a');
+  ExpectRefusal(Mqtt31Connect(id), BrokerState{}, Policy{.max_client_id_length = 10},
+                Reason::kClientIdTooLong, ConnackCode::kIdentifierRejected);
+}
+
+const std::vector<std::string>& Prefixes() {
+  static const std::vector<std::string> prefixes = {"dev-", "sensor-", "gw/"};
+  return prefixes;
+}
+
+TEST(Admission, EmptyPrefixListAllowsAnyClientId) {
+  Connect connect = ValidConnect();
+  connect.client_id = "anything-at-all";
+  ExpectAccepted(connect, BrokerState{}, Policy{});
+}
+
+TEST(Admission, ClientIdWithAllowedPrefixAccepted) {
+  Connect connect = ValidConnect();
+  connect.client_id = "gw/site-7";  // matches the last prefix, not the first
+  ExpectAccepted(connect, BrokerState{}, Policy{.client_id_prefixes = Prefixes()});
+}
+
+TEST(Admission, ClientIdEqualToPrefixAccepted) {
+  Connect connect = ValidConnect();
+  connect.client_id = "dev-";
+  ExpectAccepted(connect, BrokerState{}, Policy{.client_id_prefixes = Prefixes()});
+}
+
+TEST(Admission, ClientIdWithoutAllowedPrefixRefused0x02) {
+  Connect connect = ValidConnect();
+  connect.client_id = "intruder";
+  ExpectRefusal(connect, BrokerState{}, Policy{.client_id_prefixes = Prefixes()},
+                Reason::kClientIdNotAllowed, ConnackCode::kIdentifierRejected);
+}
+
+TEST(Admission, ClientIdContainingPrefixNotAtStartRefused0x02) {
+  Connect connect = ValidConnect();
+  connect.client_id = "xdev-1";
+  ExpectRefusal(connect, BrokerState{}, Policy{.client_id_prefixes = Prefixes()},
+                Reason::kClientIdNotAllowed, ConnackCode::kIdentifierRejected);
+}
+
+TEST(Admission, ClientIdPrefixIsCaseSensitive) {
+  Connect connect = ValidConnect();
+  connect.client_id = "DEV-1";
+  ExpectRefusal(connect, BrokerState{}, Policy{.client_id_prefixes = Prefixes()},
+                Reason::kClientIdNotAllowed, ConnackCode::kIdentifierRejected);
+}
+
+// The prefix list restricts ids clients choose; an id the server assigns is exempt.
+TEST(Admission, EmptyClientIdToBeAssignedExemptFromPrefixRule_MQTT_3_1_3_6) {
+  Connect connect = ValidConnect();
+  connect.client_id = {};
+  ExpectAccepted(connect, BrokerState{}, Policy{.client_id_prefixes = Prefixes()},
+                 /*assign_client_id=*/true);
+}
+
+TEST(Admission, ClientIdTooLongBeatsNotAllowed) {
+  Connect connect = ValidConnect();
+  const std::string id(40, 'z');
+  connect.client_id = id;
+  ExpectRefusal(connect, BrokerState{},
+                Policy{.max_client_id_length = 32, .client_id_prefixes = Prefixes()},
+                Reason::kClientIdTooLong, ConnackCode::kIdentifierRejected);
+}
+
+TEST(Admission, Mqtt31TooLongBeatsNotAllowed) {
+  const std::string id(24, 'z');
+  ExpectRefusal(Mqtt31Connect(id), BrokerState{}, Policy{.client_id_prefixes = Prefixes()},
+                Reason::kClientIdTooLong, ConnackCode::kIdentifierRejected);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Capacity (0x03).
+
+TEST(Admission, ConnectedClientsOneBelowMaxAccepted) {
+  ExpectAccepted(ValidConnect(), BrokerState{.connected_clients = 99},
+                 Policy{.max_connections = 100});
+}
+
+TEST(Admission, ConnectedClientsAtMaxRefused0x03) {
+  ExpectRefusal(ValidConnect(), BrokerState{.connected_clients = 100},
+                Policy{.max_connections = 100}, Reason::kConnectionLimit,
+                ConnackCode::kServerUnavailable);
+}
+
+TEST(Admission, ConnectedClientsAboveMaxRefused0x03) {
+  ExpectRefusal(ValidConnect(), BrokerState{.connected_clients = 150},
+                Policy{.max_connections = 100}, Reason::kConnectionLimit,
+                ConnackCode::kServerUnavailable);
+}
+
+TEST(Admission, MaxConnectionsZeroRefusesEveryone0x03) {
+  ExpectRefusal(ValidConnect(), BrokerState{}, Policy{.max_connections = 0},
+                Reason::kConnectionLimit, ConnackCode::kServerUnavailable);
+}
+
+TEST(Admission, ShuttingDownRefused0x03) {
+  ExpectRefusal(ValidConnect(), BrokerState{.shutting_down = true}, Policy{}, Reason::kShuttingDown,
+                ConnackCode::kServerUnavailable);
+}
+
+TEST(Admission, ShuttingDownReportedBeforeConnectionLimit) {
+  ExpectRefusal(ValidConnect(), BrokerState{.connected_clients = 100, .shutting_down = true},
+                Policy{.max_connections = 100}, Reason::kShuttingDown,
+                ConnackCode::kServerUnavailable);
+}
+
+TEST(Admission, TooLongClientIdAtConnectionLimitGets0x02) {
+  Connect connect = ValidConnect();
+  const std::string id(33, 'x');
+  connect.client_id = id;
+  ExpectRefusal(connect, BrokerState{.connected_clients = 100},
+                Policy{.max_connections = 100, .max_client_id_length = 32},
+                Reason::kClientIdTooLong, ConnackCode::kIdentifierRejected);
+}
+
+TEST(Admission, EmptyPersistentClientIdWhileShuttingDownGets0x02_MQTT_3_1_3_8) {
+  Connect connect = ValidConnect();
+  connect.client_id = {};
+  connect.clean_session = false;
+  ExpectRefusal(connect, BrokerState{.shutting_down = true}, Policy{},
+                Reason::kClientIdEmptyPersistent, ConnackCode::kIdentifierRejected);
+}
+
+TEST(Admission, AssignedClientIdStillSubjectToConnectionLimit) {
+  Connect connect = ValidConnect();
+  connect.client_id = {};
+  ExpectRefusal(connect, BrokerState{.connected_clients = 1}, Policy{.max_connections = 1},
+                Reason::kConnectionLimit, ConnackCode::kServerUnavailable);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Authentication and authorization (0x04, 0x05).
+
+TEST(Admission, NullAuthenticatorAllowsEveryone) {
+  Connect connect = ValidConnect();
+  connect.user_name = "anyone";
+  connect.password = "wrong";
+  ExpectAccepted(connect, BrokerState{}, Policy{.authenticator = nullptr});
+}
+
+TEST(Admission, AuthenticatorAllowAccepted) {
+  const FakeAuthenticator auth(AuthResult::kAllow);
+  Connect connect = ValidConnect();
+  connect.user_name = "alice";
+  connect.password = "secret";
+  const Decision decision = Admit(connect, BrokerState{}, Policy{.authenticator = &auth});
+  EXPECT_EQ(decision.outcome, Outcome::kAccept);
+  EXPECT_EQ(auth.calls(), 1);
+  EXPECT_EQ(auth.last_client_id(), "sensor-1");
+}
+
+TEST(Admission, BadCredentialsRefused0x04) {
+  const FakeAuthenticator auth(AuthResult::kBadCredentials);
+  ExpectRefusal(ValidConnect(), BrokerState{}, Policy{.authenticator = &auth},
+                Reason::kBadCredentials, ConnackCode::kBadUserNameOrPassword);
+  EXPECT_EQ(auth.calls(), 2);  // once per policy
+}
+
+TEST(Admission, NotAuthorizedRefused0x05) {
+  const FakeAuthenticator auth(AuthResult::kNotAuthorized);
+  ExpectRefusal(ValidConnect(), BrokerState{}, Policy{.authenticator = &auth},
+                Reason::kNotAuthorized, ConnackCode::kNotAuthorized);
+  EXPECT_EQ(auth.calls(), 2);  // once per policy
+}
+
+TEST(Admission, BadPasswordWhileShuttingDownGets0x03) {
+  const FakeAuthenticator auth(AuthResult::kBadCredentials);
+  ExpectRefusal(ValidConnect(), BrokerState{.shutting_down = true}, Policy{.authenticator = &auth},
+                Reason::kShuttingDown, ConnackCode::kServerUnavailable);
+  EXPECT_EQ(auth.calls(), 0);
+}
+
+TEST(Admission, AuthenticatorSeesAnEmptyClientIdToBeAssigned) {
+  const FakeAuthenticator auth(AuthResult::kAllow);
+  Connect connect = ValidConnect();
+  connect.client_id = {};
+  const Decision decision = Admit(connect, BrokerState{}, Policy{.authenticator = &auth});
+  EXPECT_EQ(decision.outcome, Outcome::kAccept);
+  EXPECT_TRUE(decision.assign_client_id);
+  EXPECT_EQ(auth.calls(), 1);
+}
+
+// Authentication is the expensive step (it may hash a password): every earlier refusal must
+// happen without consulting it.
+TEST(Admission, AuthenticatorNotConsultedWhenEarlierCheckFails) {
+  const FakeAuthenticator auth(AuthResult::kNotAuthorized);
+  const Policy policy{.max_connections = 10,
+                      .max_client_id_length = 32,
+                      .client_id_prefixes = Prefixes(),
+                      .authenticator = &auth};
+  Connect persistent_empty = ValidConnect();
+  persistent_empty.client_id = {};
+  persistent_empty.clean_session = false;
+  Connect too_long = ValidConnect();
+  const std::string long_id(33, 'x');
+  too_long.client_id = long_id;
+  Connect not_allowed = ValidConnect();
+  not_allowed.client_id = "intruder";
+  const Connect allowed = ValidConnect();  // "sensor-1" matches "sensor-"
+
+  struct Case {
+    const char* name;
+    ConnectResult connect;
+    BrokerState state;
+    Reason reason;
+  };
+  const Case cases[] = {
+      {"malformed", ConnectResult(Violation::kMissingPassword), {}, Reason::kMalformed},
+      {"unsupported", UnsupportedLevelConnect(), {}, Reason::kUnsupportedProtocol},
+      {"empty persistent", persistent_empty, {}, Reason::kClientIdEmptyPersistent},
+      {"empty mqtt31", Mqtt31Connect(""), {}, Reason::kClientIdEmptyMqtt31},
+      {"too long", too_long, {}, Reason::kClientIdTooLong},
+      {"not allowed", not_allowed, {}, Reason::kClientIdNotAllowed},
+      {"limit", allowed, {.connected_clients = 10}, Reason::kConnectionLimit},
+      {"shutting down", allowed, {.shutting_down = true}, Reason::kShuttingDown},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    for (const RejectPolicy reject_policy : {RejectPolicy::kVerbose, RejectPolicy::kSilent}) {
+      EXPECT_EQ(Admit(c.connect, c.state, WithRejectPolicy(policy, reject_policy)).reason,
+                c.reason);
+    }
+  }
+  EXPECT_EQ(auth.calls(), 0);
+  // Control: the same policy does consult it once every earlier check passes.
+  EXPECT_EQ(Admit(allowed, BrokerState{}, policy).reason, Reason::kNotAuthorized);
+  EXPECT_EQ(auth.calls(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reject policy, labels and the reason table.
+
+TEST(Admission, SilentPolicyDoesNotTouchAccept) {
+  const Decision decision =
+      Admit(ValidConnect(), BrokerState{}, Policy{.reject_policy = RejectPolicy::kSilent});
+  EXPECT_EQ(decision.outcome, Outcome::kAccept);
+  EXPECT_FALSE(decision.silenced);
+}
+
+TEST(Admission, DefaultPolicyIsVerbose) {
+  EXPECT_EQ(Admit(UnsupportedLevelConnect(), BrokerState{}, Policy{}).outcome, Outcome::kRefuse);
+}
+
+TEST(Admission, LabelsMatchReasonTable) {
+  EXPECT_EQ(LabelOf(Reason::kAccepted), "accepted");
+  EXPECT_EQ(LabelOf(Reason::kMalformed), "malformed");
+  EXPECT_EQ(LabelOf(Reason::kUnsupportedProtocol), "unsupported_protocol");
+  EXPECT_EQ(LabelOf(Reason::kClientIdEmptyPersistent), "client_id_empty_persistent");
+  EXPECT_EQ(LabelOf(Reason::kClientIdEmptyMqtt31), "client_id_empty_mqtt31");
+  EXPECT_EQ(LabelOf(Reason::kClientIdTooLong), "client_id_too_long");
+  EXPECT_EQ(LabelOf(Reason::kClientIdNotAllowed), "client_id_not_allowed");
+  EXPECT_EQ(LabelOf(Reason::kConnectionLimit), "connection_limit");
+  EXPECT_EQ(LabelOf(Reason::kShuttingDown), "shutting_down");
+  EXPECT_EQ(LabelOf(Reason::kBadCredentials), "bad_credentials");
+  EXPECT_EQ(LabelOf(Reason::kNotAuthorized), "not_authorized");
+}
+
+TEST(Admission, LabelsAreUniqueSnakeCaseMetricLabels) {
+  std::set<std::string_view> seen;
+  for (size_t i = 0; i < kReasonCount; ++i) {
+    const std::string_view label = LabelOf(static_cast<Reason>(i));
+    ASSERT_FALSE(label.empty());
+    EXPECT_TRUE(seen.insert(label).second) << label;
+    for (const char c : label) {
+      EXPECT_TRUE((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_') << label;
+    }
+  }
+  EXPECT_EQ(seen.size(), kReasonCount);
+}
+
+// Every reason is reachable and its decision carries the code the X-macro table gives it.
+TEST(Admission, EveryReasonReturnsItsTableCode) {
+  constexpr std::array<uint8_t, kReasonCount> kCodes = {
+#define RINGMQ_TEST_REASON_CODE(name, label, code) code,
+      RINGMQ_CONNECT_REASONS(RINGMQ_TEST_REASON_CODE)
+#undef RINGMQ_TEST_REASON_CODE
+  };
+  const FakeAuthenticator bad(AuthResult::kBadCredentials);
+  const FakeAuthenticator denied(AuthResult::kNotAuthorized);
+  Connect persistent_empty = ValidConnect();
+  persistent_empty.client_id = {};
+  persistent_empty.clean_session = false;
+  const std::string long_id(300, 'x');
+  Connect too_long = ValidConnect();
+  too_long.client_id = long_id;
+  Connect not_allowed = ValidConnect();
+  not_allowed.client_id = "intruder";
+
+  struct Case {
+    ConnectResult connect;
+    BrokerState state;
+    Policy policy;
+    Reason reason;
+  };
+  const Case cases[] = {
+      {ValidConnect(), {}, {}, Reason::kAccepted},
+      {ConnectResult(Violation::kTruncated), {}, {}, Reason::kMalformed},
+      {UnsupportedLevelConnect(), {}, {}, Reason::kUnsupportedProtocol},
+      {persistent_empty, {}, {}, Reason::kClientIdEmptyPersistent},
+      {Mqtt31Connect(""), {}, {}, Reason::kClientIdEmptyMqtt31},
+      {too_long, {}, {}, Reason::kClientIdTooLong},
+      {not_allowed, {}, {.client_id_prefixes = Prefixes()}, Reason::kClientIdNotAllowed},
+      {ValidConnect(), {.connected_clients = 1}, {.max_connections = 1}, Reason::kConnectionLimit},
+      {ValidConnect(), {.shutting_down = true}, {}, Reason::kShuttingDown},
+      {ValidConnect(), {}, {.authenticator = &bad}, Reason::kBadCredentials},
+      {ValidConnect(), {}, {.authenticator = &denied}, Reason::kNotAuthorized},
+  };
+  static_assert(std::size(cases) == kReasonCount, "one case per reason");
+  for (const Case& c : cases) {
+    SCOPED_TRACE(LabelOf(c.reason));
+    const Decision decision = Admit(c.connect, c.state, c.policy);
+    ASSERT_EQ(decision.reason, c.reason) << LabelOf(decision.reason);
+    const uint8_t code = kCodes[static_cast<size_t>(c.reason)];
+    if (code == 0xff) {
+      EXPECT_EQ(decision.outcome, Outcome::kClose);
+    } else {
+      EXPECT_EQ(static_cast<uint8_t>(decision.return_code), code);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pre-encoded CONNACK bytes (§3.2).
+
+TEST(Connack, BytesForEveryReturnCode) {
+  for (uint8_t code = 0x00; code <= 0x05; ++code) {
+    SCOPED_TRACE(static_cast<int>(code));
+    const std::span<const uint8_t> bytes = ConnackBytes(static_cast<ConnackCode>(code));
+    const std::vector<uint8_t> expected = {0x20, 0x02, 0x00, code};
+    EXPECT_EQ(std::vector<uint8_t>(bytes.begin(), bytes.end()), expected);
+  }
+}
+
+TEST(Connack, AcceptedWithSessionPresent_MQTT_3_2_2_2) {
+  const std::span<const uint8_t> bytes = ConnackBytes(ConnackCode::kAccepted, true);
+  const std::vector<uint8_t> expected = {0x20, 0x02, 0x01, 0x00};
+  EXPECT_EQ(std::vector<uint8_t>(bytes.begin(), bytes.end()), expected);
+}
+
+TEST(Connack, BytesAreStaticNotEncodedPerCall) {
+  const std::span<const uint8_t> first = ConnackBytes(ConnackCode::kServerUnavailable);
+  const std::span<const uint8_t> second = ConnackBytes(ConnackCode::kServerUnavailable);
+  EXPECT_EQ(first.data(), second.data());
+  EXPECT_EQ(first.size(), 4u);
+}
+
+TEST(Connack, DecisionReturnCodeSelectsItsBytes) {
+  const Decision decision = Admit(UnsupportedLevelConnect(), BrokerState{}, Policy{});
+  const std::span<const uint8_t> bytes = ConnackBytes(decision.return_code);
+  EXPECT_EQ(bytes[3], 0x01);
+}
+
+// A refusal never says "session present" (MQTT-3.2.2-4); asking for it is a programmer error.
+TEST(ConnackDeathTest, SessionPresentWithRefusalAsserts_MQTT_3_2_2_4) {
+  EXPECT_DEATH(ConnackBytes(ConnackCode::kNotAuthorized, true), "assertion failed");
+}
+
+TEST(ConnackDeathTest, ReturnCodeAbove5Asserts) {
+  EXPECT_DEATH(ConnackBytes(static_cast<ConnackCode>(6)), "assertion failed");
+}
+
+}  // namespace
+}  // namespace ringmq::connect
