@@ -1,0 +1,375 @@
+#!/usr/bin/env bash
+# Usage: scripts/test.sh [--quick] [--no-asan] [--no-fuzz]
+#
+# Runs every ringmq test stage and sums the results:
+#   1. dependencies    scripts/install-deps.sh
+#   2. release         build/, every gtest binary registered as a meson test (and
+#                      build/tests/ringmq_unit_tests), then tests/integration/run.py
+#   3. fuzz smoke      build-fuzz/, each fuzz_* target for $RINGMQ_FUZZ_SECONDS (default 20) s
+#                      on a temporary copy of its seed corpus tests/fuzz/corpus/<name>/
+#   4. asan            build-asan/ (ASan+UBSan), unit tests and the integration suite again
+# A build failure counts as one failure; later stages still run where they can.
+#
+#   --quick     release build, unit and integration tests only (no fuzz, no ASan)
+#   --no-asan   skip stage 4
+#   --no-fuzz   skip stage 3
+#
+# Environment: RINGMQ_FUZZ_SECONDS (20), RINGMQ_UNIT_TIMEOUT (600 s per test binary),
+# RINGMQ_INTEGRATION_TIMEOUT (900 s per integration run), RINGMQ_JOBS (ninja jobs, nproc).
+#
+# The last line is always `tests: N passed, M failed`; the exit status is non-zero if M > 0.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=/usr/bin/python3 # never the PATH python3: a pyenv one may lack paho-mqtt
+run_asan=1
+run_fuzz=1
+for arg in "$@"; do
+  case "$arg" in
+    --quick) run_asan=0; run_fuzz=0 ;;
+    --no-asan) run_asan=0 ;;
+    --no-fuzz) run_fuzz=0 ;;
+    -h|--help)
+      sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+      exit 0
+      ;;
+    *)
+      echo "test.sh: unknown option '$arg' (try --help)" >&2
+      exit 2
+      ;;
+  esac
+done
+
+fuzz_seconds=${RINGMQ_FUZZ_SECONDS:-20}
+unit_timeout=${RINGMQ_UNIT_TIMEOUT:-600}
+integration_timeout=${RINGMQ_INTEGRATION_TIMEOUT:-900}
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/ringmq-test.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+total_pass=0
+total_fail=0
+summary=()
+stage_name=""
+stage_pass=0
+stage_fail=0
+stage_start=0
+
+stage_begin() {
+  stage_name=$1
+  stage_pass=0
+  stage_fail=0
+  stage_start=$SECONDS
+  printf '\n======== %s ========\n' "$stage_name"
+}
+
+stage_end() {
+  local secs=$((SECONDS - stage_start))
+  total_pass=$((total_pass + stage_pass))
+  total_fail=$((total_fail + stage_fail))
+  local line
+  line=$(printf '%-24s %4d passed, %3d failed  %5ds' "$stage_name" "$stage_pass" "$stage_fail" "$secs")
+  summary+=("$line")
+  printf -- '-------- %s: %d passed, %d failed (%ds)\n' "$stage_name" "$stage_pass" "$stage_fail" "$secs"
+}
+
+pass() { stage_pass=$((stage_pass + ${1:-1})); }
+fail() { stage_fail=$((stage_fail + ${1:-1})); }
+
+# Prints the interesting part of a failed build log: from ninja's first FAILED line on.
+show_build_failure() {
+  local log=$1
+  if grep -q '^FAILED:' "$log"; then
+    sed -n '/^FAILED:/,$p' "$log" | head -n 80
+  else
+    tail -n 80 "$log"
+  fi
+}
+
+# build MODE BUILD_DIR: runs scripts/build.sh MODE quietly; returns its status. A failed build's
+# log is kept as BUILD_DIR/build-failure.log.
+build() {
+  local mode=$1 log="$work/build-$1.log" start=$SECONDS
+  echo "building $mode ..."
+  if scripts/build.sh "$mode" >"$log" 2>&1; then
+    echo "build $mode: ok ($((SECONDS - start))s)"
+    return 0
+  fi
+  echo "build $mode: FAILED ($((SECONDS - start))s)"
+  show_build_failure "$log"
+  mkdir -p "$2" && cp "$log" "$2/build-failure.log" && echo "(whole build log: $2/build-failure.log)"
+  return 1
+}
+
+# ensure_target DIR TARGET: after a failed full build, brings one target up to date on its own
+# so that what did compile can still be tested. Quiet; returns ninja's status.
+ensure_target() {
+  ninja -C "$1" -j"${RINGMQ_JOBS:-$(nproc)}" "$2" >"$work/ensure.log" 2>&1
+}
+
+# Lists the meson tests of build dir $1, one per line: name, workdir (or "-"), protocol, cmd...
+# separated by tabs.
+list_meson_tests() {
+  meson introspect "$1" --tests 2>/dev/null | "$PY" -c '
+import json, sys
+for t in json.load(sys.stdin):
+    cmd = t.get("cmd") or []
+    if not cmd:
+        continue
+    fields = [t.get("name", "?"), t.get("workdir") or "-", t.get("protocol", "exitcode")] + cmd
+    print("\t".join(fields))
+'
+}
+
+# run_test_binary LABEL WORKDIR PROTOCOL CMD...: runs one test executable and counts its results.
+# gtest binaries run with --gtest_brief=1 and are counted from gtest's summary lines; anything
+# else counts as one test, passed on exit status 0. A crash or sanitizer report is a failure.
+run_test_binary() {
+  local label=$1 workdir=$2 protocol=$3
+  shift 3
+  local bin=$1 log="$work/unit-$RANDOM.log" rc=0 is_gtest=0
+  if [[ ! -x "$bin" ]]; then
+    echo "[$label] $bin: not built -> 1 failure"
+    fail
+    return
+  fi
+  if [[ "$protocol" == gtest ]] || grep -qa -- '--gtest_' "$bin"; then
+    is_gtest=1
+    set -- "$@" --gtest_brief=1 --gtest_color=no
+  fi
+  [[ "$workdir" == "-" ]] && workdir=.
+  local start=$SECONDS
+  (cd "$workdir" && exec timeout --kill-after=10 "$unit_timeout" "$@") </dev/null >"$log" 2>&1 || rc=$?
+  local secs=$((SECONDS - start))
+
+  if [[ $is_gtest -eq 0 ]]; then
+    if [[ $rc -eq 0 ]]; then
+      pass
+      echo "[$label] $bin: ok (${secs}s)"
+    else
+      fail
+      echo "[$label] $bin: exit status $rc (${secs}s); output:"
+      tail -n 60 "$log"
+    fi
+    return
+  fi
+
+  local npass nfail
+  npass=$(sed -n 's/^\[  PASSED  \] \([0-9][0-9]*\) tests\{0,1\}\..*/\1/p' "$log" | tail -n 1)
+  nfail=$(sed -n 's/^\[  FAILED  \] \([0-9][0-9]*\) tests\{0,1\},.*/\1/p' "$log" | tail -n 1)
+  npass=${npass:-0}
+  nfail=${nfail:-0}
+  local note=""
+  if [[ $rc -ne 0 && $nfail -eq 0 ]]; then
+    nfail=1
+    case $rc in
+      124|137) note=" (timed out after ${unit_timeout}s)" ;;
+      *) note=" (exit status $rc: crash or sanitizer report)" ;;
+    esac
+  fi
+  pass "$npass"
+  fail "$nfail"
+  # --gtest_brief prints only failures and the summary, so the log is short; show it all.
+  if [[ $nfail -gt 0 ]]; then
+    head -n 400 "$log"
+    [[ $(wc -l <"$log") -le 400 ]] || echo "... (output cut; $(wc -l <"$log") lines)"
+  else
+    grep -v '^$' "$log" | tail -n 5
+  fi
+  echo "[$label] $(basename "$bin"): $npass passed, $nfail failed$note (${secs}s)"
+}
+
+# unit_tests BUILD_DIR LABEL BUILD_OK: every meson-registered test binary plus ringmq_unit_tests.
+unit_tests() {
+  local dir=$1 label=$2 build_ok=$3 main_bin="$1/tests/ringmq_unit_tests" saw_main=0
+  local -a lines=()
+  mapfile -t lines < <(list_meson_tests "$dir")
+  local line name workdir protocol
+  local -a cmd
+  for line in "${lines[@]}"; do
+    IFS=$'\t' read -r -a cmd <<<"$line"
+    name=${cmd[0]}
+    workdir=${cmd[1]}
+    protocol=${cmd[2]}
+    cmd=("${cmd[@]:3}")
+    [[ "$(realpath -m "${cmd[0]}")" == "$(realpath -m "$main_bin")" ]] && saw_main=1
+    if [[ $build_ok -ne 1 ]] && ! ensure_target "$dir" "$(realpath -m --relative-to="$dir" "${cmd[0]}")"; then
+      echo "[$label] test '$name': does not build -> skipped (build failure already counted)"
+      continue
+    fi
+    run_test_binary "$label" "$workdir" "$protocol" "${cmd[@]}"
+  done
+  if [[ $saw_main -eq 0 ]]; then
+    if [[ $build_ok -ne 1 ]] && ! ensure_target "$dir" tests/ringmq_unit_tests; then
+      echo "[$label] ringmq_unit_tests: does not build -> skipped (build failure already counted)"
+      return
+    fi
+    run_test_binary "$label" - exitcode "$main_bin"
+  fi
+}
+
+# integration BINARY LABEL: runs tests/integration/run.py against BINARY and parses its last
+# `integration: N passed, M failed` line.
+integration() {
+  local bin=$1 label=$2 log="$work/integration-$RANDOM.log" rc=0
+  if [[ ! -f tests/integration/run.py ]]; then
+    echo "[$label] tests/integration/run.py does not exist -> 1 failure"
+    fail
+    return
+  fi
+  if [[ ! -x "$bin" ]]; then
+    echo "[$label] $bin was not built -> 1 failure"
+    fail
+    return
+  fi
+  local start=$SECONDS
+  timeout --kill-after=10 "$integration_timeout" "$PY" tests/integration/run.py --binary "$bin" \
+    </dev/null 2>&1 | tee "$log" || rc=${PIPESTATUS[0]}
+  local secs=$((SECONDS - start))
+  local result npass nfail
+  result=$(grep -E '^integration: [0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1 || true)
+  if [[ -z "$result" ]]; then
+    echo "[$label] run.py printed no 'integration: N passed, M failed' line (exit status $rc) -> 1 failure"
+    fail
+    return
+  fi
+  npass=$(sed -E 's/^integration: ([0-9]+) passed.*/\1/' <<<"$result")
+  nfail=$(sed -E 's/^integration: [0-9]+ passed, ([0-9]+) failed.*/\1/' <<<"$result")
+  if [[ $rc -ne 0 && $nfail -eq 0 ]]; then
+    echo "[$label] run.py exited with status $rc despite 0 failures -> 1 failure"
+    nfail=1
+  fi
+  pass "$npass"
+  fail "$nfail"
+  echo "[$label] integration: $npass passed, $nfail failed (${secs}s)"
+}
+
+# fuzz_smoke: each build-fuzz/fuzz_* target for $fuzz_seconds on a temp copy of its seeds.
+fuzz_smoke() {
+  local build_ok=$1 bin name
+  local -a bins=()
+  for bin in build-fuzz/fuzz_*; do
+    [[ -f "$bin" && -x "$bin" ]] && bins+=("$bin")
+  done
+  if [[ ${#bins[@]} -eq 0 ]]; then
+    echo "no fuzz targets built (tests/fuzz/<name>.cc)"
+    return
+  fi
+  for bin in "${bins[@]}"; do
+    name=${bin#build-fuzz/fuzz_}
+    if [[ $build_ok -ne 1 ]] && ! ensure_target build-fuzz "fuzz_$name"; then
+      echo "[fuzz] fuzz_$name: does not build -> skipped (build failure already counted)"
+      continue
+    fi
+    local corpus="$work/fuzz-$name/corpus" artifacts="$work/fuzz-$name/artifacts"
+    local log="$work/fuzz-$name/log" seeds="tests/fuzz/corpus/$name" rc=0 nseeds=0
+    mkdir -p "$corpus" "$artifacts"
+    if [[ -d "$seeds" ]]; then
+      cp -R "$seeds/." "$corpus/"
+      nseeds=$(find "$corpus" -type f | wc -l)
+    else
+      echo "[fuzz] note: no seed corpus $seeds/; starting empty"
+    fi
+    echo "[fuzz] fuzz_$name: ${fuzz_seconds}s from $nseeds seeds"
+    local start=$SECONDS
+    timeout --kill-after=10 $((fuzz_seconds + 120)) "$bin" \
+      -max_total_time="$fuzz_seconds" -timeout=10 -rss_limit_mb=2048 \
+      -artifact_prefix="$artifacts/" -print_final_stats=1 "$corpus" \
+      </dev/null >"$log" 2>&1 || rc=$?
+    local secs=$((SECONDS - start))
+    local stats
+    stats=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -n 1 || true)
+    [[ -n "$stats" ]] || stats=$(grep -E '^#[0-9]+' "$log" | tail -n 1 || true)
+    if [[ $rc -eq 0 ]]; then
+      pass
+      echo "[fuzz] fuzz_$name: ok (${secs}s) ${stats}"
+      continue
+    fi
+    fail
+    echo "[fuzz] fuzz_$name: FAILED, exit status $rc (${secs}s)"
+    local keep="build-fuzz/smoke-artifacts/$name" f
+    mkdir -p "$keep"
+    for f in "$artifacts"/*; do
+      [[ -f "$f" ]] || continue
+      cp "$f" "$keep/"
+      echo "[fuzz] artifact: $keep/$(basename "$f") ($(stat -c %s "$f") bytes); first bytes:"
+      od -A x -t x1z -v "$f" | head -n 16
+      echo "[fuzz] reproduce: $bin $keep/$(basename "$f")"
+    done
+    cp "$log" "$keep/output.log"
+    echo "[fuzz] output (from the first report line; whole log: $keep/output.log):"
+    if grep -qnE '==ERROR|runtime error|deadly signal|SUMMARY|ASSERT|Assert|out-of-memory|timeout' "$log"; then
+      sed -n "$(grep -nE '==ERROR|runtime error|deadly signal|SUMMARY|ASSERT|Assert|out-of-memory|timeout' "$log" | head -n 1 | cut -d: -f1),\$p" "$log" | head -n 40
+    else
+      tail -n 40 "$log"
+    fi
+  done
+}
+
+echo "ringmq tests: $(git rev-parse --short HEAD 2>/dev/null || echo '?') on $(uname -srm), $(nproc) cores"
+
+# ---- 1. dependencies
+stage_begin "dependencies"
+if ! scripts/install-deps.sh; then
+  echo "install-deps.sh failed; continuing, builds will likely fail"
+  fail
+fi
+stage_end
+
+# ---- 2. release: build, unit tests, integration
+stage_begin "release build"
+release_ok=1
+build release build || { release_ok=0; fail; }
+stage_end
+
+stage_begin "release unit tests"
+unit_tests build release "$release_ok"
+stage_end
+
+stage_begin "release integration"
+if [[ $release_ok -eq 1 ]] || ensure_target build ringmq; then
+  integration build/ringmq release
+else
+  echo "build/ringmq does not build -> skipped (build failure already counted)"
+fi
+stage_end
+
+# ---- 3. fuzz smoke
+if [[ $run_fuzz -eq 1 ]]; then
+  stage_begin "fuzz build"
+  fuzz_ok=1
+  build fuzz build-fuzz || { fuzz_ok=0; fail; }
+  stage_end
+  stage_begin "fuzz smoke (${fuzz_seconds}s each)"
+  fuzz_smoke "$fuzz_ok"
+  stage_end
+fi
+
+# ---- 4. ASan + UBSan
+if [[ $run_asan -eq 1 ]]; then
+  stage_begin "asan build"
+  asan_ok=1
+  build asan build-asan || { asan_ok=0; fail; }
+  stage_end
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+  export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  stage_begin "asan unit tests"
+  unit_tests build-asan asan "$asan_ok"
+  stage_end
+  stage_begin "asan integration"
+  if [[ $asan_ok -eq 1 ]] || ensure_target build-asan ringmq; then
+    integration build-asan/ringmq asan
+  else
+    echo "build-asan/ringmq does not build -> skipped (build failure already counted)"
+  fi
+  stage_end
+  unset ASAN_OPTIONS UBSAN_OPTIONS
+fi
+
+printf '\n======== summary ========\n'
+for line in "${summary[@]}"; do
+  echo "$line"
+done
+printf 'total time %ds\n' "$SECONDS"
+echo "tests: $total_pass passed, $total_fail failed"
+[[ $total_fail -eq 0 ]]
