@@ -1,0 +1,316 @@
+"""Broker fixture: start the binary under test on a free 127.0.0.1 port, stop it, read counters.
+
+The binary comes from the RINGMQ_BINARY environment variable (run.py sets it). If that names
+Mosquitto (`/usr/sbin/mosquitto`), a development mode runs Mosquitto instead with a generated
+config so that the client-side code can be exercised before ringmq exists; Mosquitto prints no
+counters, so counter assertions are skipped in that mode (and only in that mode).
+"""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+import mqtt_raw
+
+READY_TIMEOUT = 10.0
+STOP_TIMEOUT = 10.0
+
+# Counters the broker must print on exit (summed over shards).
+REQUIRED_COUNTERS = (
+    "connections_accepted",
+    "connect_accepted",
+    "connect_malformed",
+    "connect_unsupported_protocol",
+    "connect_client_id_empty_persistent",
+    "connect_client_id_empty_mqtt31",
+    "connect_client_id_too_long",
+    "connect_client_id_not_allowed",
+    "connect_connection_limit",
+    "connect_closed_silent_policy",
+    "connect_timeout",
+    "keepalive_timeout",
+    "packet_too_large",
+)
+# The outcome counters that assert_counters() requires to be 0 unless a test names them.
+OUTCOME_COUNTERS = REQUIRED_COUNTERS[1:]
+
+KERNEL_MISSING_PREFIX = "kernel feature missing:"
+
+# Brokers started by the current test, so the runner can print their stderr when it fails.
+STARTED = []
+# Every broker process still running, so the runner's watchdog can kill them.
+LIVE = set()
+
+
+def binary():
+    path = os.environ.get("RINGMQ_BINARY")
+    if not path:
+        raise RuntimeError("RINGMQ_BINARY is not set; run the suite through run.py --binary")
+    return path
+
+
+def is_mosquitto(path=None):
+    return os.path.basename(path or binary()).startswith("mosquitto")
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((mqtt_raw.HOST, 0))
+        return s.getsockname()[1]
+
+
+def parse_counters(line):
+    """`... counters: a=1 b=2` -> {"a": 1, "b": 2}."""
+    text = line.split("counters:", 1)[1]
+    counters = {}
+    for item in text.split():
+        name, sep, value = item.partition("=")
+        if not sep or not re.fullmatch(r"-?\d+", value):
+            raise AssertionError(f"counters line has a malformed item {item!r}: {line!r}")
+        counters[name] = int(value)
+    return counters
+
+
+class Broker:
+    """One broker process. Use start()/stop() or `with Broker(...) as b:`."""
+
+    def __init__(self, *flags, threads=2, log_level="debug", binary_path=None):
+        self.binary = binary_path or binary()
+        self.flags = [str(f) for f in flags]
+        self.threads = threads
+        self.log_level = log_level
+        self.port = None
+        self.proc = None
+        self.lines = []
+        self.counters = None
+        self.returncode = None
+        self.health_checks = 0  # CONNACK-0 connections made by BrokerTestCase.assert_serves
+        self._cond = threading.Condition()
+        self._reader = None
+        self._tmpdir = None
+        self.mosquitto = is_mosquitto(self.binary)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def argv(self, port):
+        if self.mosquitto:
+            return [self.binary, "-c", self._mosquitto_config(port)]
+        argv = [self.binary, "--bind", mqtt_raw.HOST, "--port", str(port),
+                "--threads", str(self.threads)]
+        if self.log_level:
+            argv += ["--log-level", self.log_level]
+        return argv + self.flags
+
+    def start(self):
+        missing = os.environ.get("RINGMQ_KERNEL_MISSING")
+        if missing and not self.mosquitto:
+            raise unittest.SkipTest(f"{KERNEL_MISSING_PREFIX} {missing}")
+        STARTED.append(self)
+        for attempt in range(3):
+            self.port = free_port()
+            self.lines = []
+            self.proc = subprocess.Popen(self.argv(self.port), stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            LIVE.add(self.proc)
+            self._reader = threading.Thread(target=self._read_stderr, daemon=True)
+            self._reader.start()
+            if self._wait_ready() and (not self.mosquitto or self._poll_listening()):
+                return self
+            self._reap()
+            if attempt < 2 and "in use" in self.stderr().lower():
+                continue  # lost the race for the port: try another
+            raise AssertionError(
+                f"broker did not become ready within {READY_TIMEOUT}s "
+                f"(exit code {self.returncode}); argv={self.argv(self.port)}\n"
+                f"stderr:\n{self.stderr_tail()}")
+        raise AssertionError("unreachable")
+
+    def _ready_marker(self):
+        if self.mosquitto:
+            return f"listen socket on port {self.port}"
+        return f"ready: accepting connections on {mqtt_raw.HOST}:{self.port}"
+
+    def _wait_ready(self):
+        marker = self._ready_marker()
+        deadline = time.monotonic() + READY_TIMEOUT
+        with self._cond:
+            while True:
+                if any(marker in line for line in self.lines):
+                    return True
+                if self.proc.poll() is not None and not self._reader.is_alive():
+                    return False
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(min(remaining, 0.05))
+
+    def _poll_listening(self):
+        # Mosquitto logs its marker before it listens: poll until a connect succeeds.
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection((mqtt_raw.HOST, self.port), timeout=1).close()
+                return True
+            except OSError:
+                time.sleep(0.01)
+        return False
+
+    def _read_stderr(self):
+        for raw in self.proc.stderr:
+            with self._cond:
+                self.lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    def _reap(self):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.kill()
+        try:
+            self.returncode = self.proc.wait(STOP_TIMEOUT)
+        finally:
+            LIVE.discard(self.proc)
+            if self._reader:
+                self._reader.join(2)
+            self.proc.stderr.close()
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, sig=signal.SIGTERM):
+        """Signals the broker, asserts a clean exit (code 0) and returns its counters.
+
+        Returns None only in Mosquitto development mode (Mosquitto prints no counters).
+        """
+        if self.proc is None:
+            raise AssertionError("broker was never started")
+        if self.returncode is not None:
+            return self.counters
+        if self.proc.poll() is not None:
+            self._reap()
+            raise AssertionError(f"broker died before stop with exit code {self.returncode}\n"
+                                 f"stderr:\n{self.stderr_tail()}")
+        self.proc.send_signal(sig)
+        try:
+            self.returncode = self.proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self._reap()
+            raise AssertionError(f"broker did not exit within {STOP_TIMEOUT}s of "
+                                 f"{signal.Signals(sig).name}\nstderr:\n{self.stderr_tail()}")
+        self._reap()
+        if self.returncode != 0:
+            raise AssertionError(f"broker exited with code {self.returncode} after "
+                                 f"{signal.Signals(sig).name}, expected 0\n"
+                                 f"stderr:\n{self.stderr_tail()}")
+        if self.mosquitto:
+            return None
+        lines = [line for line in self.lines if "counters:" in line]
+        if not lines:
+            raise AssertionError(f"no 'counters:' line on stderr at exit\n"
+                                 f"stderr:\n{self.stderr_tail()}")
+        self.counters = parse_counters(lines[-1])
+        missing = [name for name in REQUIRED_COUNTERS if name not in self.counters]
+        if missing:
+            raise AssertionError(f"counters line lacks {missing}: {lines[-1]!r}")
+        return self.counters
+
+    def cleanup(self):
+        """Kills the broker if a test left it running (no assertions)."""
+        self._reap()
+        if self._tmpdir:
+            self._tmpdir.cleanup()
+            self._tmpdir = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.cleanup()
+
+    # -- diagnostics ----------------------------------------------------------------------------
+
+    def stderr(self):
+        with self._cond:
+            return "\n".join(self.lines)
+
+    def stderr_tail(self, n=60):
+        with self._cond:
+            lines = self.lines[-n:]
+        return "\n".join(lines) if lines else "(empty)"
+
+    def wait_for_log(self, pattern, timeout=5.0):
+        """Waits for a stderr line matching the regex `pattern`; returns it or None."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for line in self.lines:
+                    if regex.search(line):
+                        return line
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self._cond.wait(min(remaining, 0.05))
+
+    # -- Mosquitto development mode -------------------------------------------------------------
+
+    def _mosquitto_config(self, port):
+        if self._tmpdir is None:
+            self._tmpdir = tempfile.TemporaryDirectory(prefix="ringmq-integ-")
+        lines = [f"listener {port} {mqtt_raw.HOST}", "allow_anonymous true",
+                 "log_dest stderr", "log_type all"]
+        flags = iter(self.flags)
+        for flag in flags:
+            if flag == "--max-connections":
+                lines.append(f"max_connections {next(flags)}")
+            elif flag == "--max-packet-size":
+                lines.append(f"max_packet_size {next(flags)}")
+        path = os.path.join(self._tmpdir.name, f"mosquitto-{port}.conf")
+        with open(path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        return path
+
+
+class BrokerTestCase(unittest.TestCase):
+    """Base class: brokers started with start_broker() are killed after the test."""
+
+    def start_broker(self, *flags, **kwargs):
+        broker = Broker(*flags, **kwargs)
+        self.addCleanup(broker.cleanup)
+        broker.start()
+        return broker
+
+    def assert_serves(self, broker, client_id=None, **fields):
+        """The broker still serves a good client: CONNACK 0, PINGRESP, close on DISCONNECT."""
+        broker.health_checks += 1
+        client_id = client_id if client_id is not None else f"ok{broker.health_checks}"
+        try:
+            sock = mqtt_raw.connect_client(broker.port, client_id, **fields)
+        except AssertionError as e:
+            raise AssertionError(f"a good client ({client_id!r}) was not served: {e}") from None
+        except OSError as e:
+            raise AssertionError(f"a good client ({client_id!r}) could not connect: {e!r}")
+        with sock:
+            mqtt_raw.ping(sock)
+            mqtt_raw.disconnect(sock)
+
+    def assert_counters(self, counters, **expected):
+        """Asserts counters by name. Outcome counters not named must be 0; a value of None
+        means "not checked". No-op in Mosquitto development mode (counters is None)."""
+        if counters is None:
+            return
+        for name in OUTCOME_COUNTERS:
+            expected.setdefault(name, 0)
+        wrong = {name: (counters.get(name), want) for name, want in expected.items()
+                 if want is not None and counters.get(name) != want}
+        if wrong:
+            detail = ", ".join(f"{n}={got} (expected {want})" for n, (got, want) in wrong.items())
+            self.fail(f"counters differ: {detail}; all counters: {counters}")
