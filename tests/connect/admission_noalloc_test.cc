@@ -1,0 +1,202 @@
+// Proves that Admit and ConnackBytes never allocate, on every path.
+//
+// This file replaces the global operator new, so it is its own executable
+// (tests/connect/meson.build) rather than part of ringmq_unit_tests: the replacement would
+// otherwise apply to every test in the shared binary.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdlib>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "connect/admission.h"
+#include "mqtt/packet.h"
+#include "mqtt/result.h"
+#include "mqtt/violation.h"
+#include "ringmq/config.h"
+
+namespace {
+
+// Counted only while a test has armed it, so gtest's own allocations do not interfere.
+std::atomic<bool> counting{false};
+std::atomic<size_t> allocations{0};
+
+void* CountedAllocate(std::size_t size, std::size_t alignment) {
+  if (counting.load(std::memory_order_relaxed)) {
+    allocations.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (size == 0) size = 1;
+  void* pointer = nullptr;
+  if (alignment <= alignof(std::max_align_t)) {
+    pointer = std::malloc(size);
+  } else {
+    // aligned_alloc wants a size that is a multiple of the alignment.
+    pointer = std::aligned_alloc(alignment, (size + alignment - 1) / alignment * alignment);
+  }
+  return pointer;
+}
+
+void* CountedAllocateOrThrow(std::size_t size, std::size_t alignment) {
+  void* pointer = CountedAllocate(size, alignment);
+  if (pointer == nullptr) throw std::bad_alloc();
+  return pointer;
+}
+
+constexpr std::size_t kDefaultAlignment = alignof(std::max_align_t);
+
+}  // namespace
+
+void* operator new(std::size_t size) { return CountedAllocateOrThrow(size, kDefaultAlignment); }
+void* operator new[](std::size_t size) { return CountedAllocateOrThrow(size, kDefaultAlignment); }
+void* operator new(std::size_t size, std::align_val_t alignment) {
+  return CountedAllocateOrThrow(size, static_cast<std::size_t>(alignment));
+}
+void* operator new[](std::size_t size, std::align_val_t alignment) {
+  return CountedAllocateOrThrow(size, static_cast<std::size_t>(alignment));
+}
+void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
+  return CountedAllocate(size, kDefaultAlignment);
+}
+void* operator new[](std::size_t size, const std::nothrow_t&) noexcept {
+  return CountedAllocate(size, kDefaultAlignment);
+}
+void operator delete(void* pointer) noexcept { std::free(pointer); }
+void operator delete[](void* pointer) noexcept { std::free(pointer); }
+void operator delete(void* pointer, std::size_t) noexcept { std::free(pointer); }
+void operator delete[](void* pointer, std::size_t) noexcept { std::free(pointer); }
+void operator delete(void* pointer, std::align_val_t) noexcept { std::free(pointer); }
+void operator delete[](void* pointer, std::align_val_t) noexcept { std::free(pointer); }
+void operator delete(void* pointer, std::size_t, std::align_val_t) noexcept { std::free(pointer); }
+void operator delete[](void* pointer, std::size_t, std::align_val_t) noexcept {
+  std::free(pointer);
+}
+
+namespace ringmq::connect {
+namespace {
+
+using mqtt::ConnackCode;
+using mqtt::Connect;
+using ConnectResult = mqtt::Result<Connect>;
+
+// Counts the allocations made between construction and Count().
+class AllocationCounter {
+ public:
+  AllocationCounter() {
+    allocations.store(0);
+    counting.store(true);
+  }
+  ~AllocationCounter() { counting.store(false); }
+  size_t Count() const {
+    counting.store(false);
+    return allocations.load();
+  }
+};
+
+class FixedAuthenticator : public Authenticator {
+ public:
+  explicit FixedAuthenticator(AuthResult result) : result_(result) {}
+  AuthResult Check(const Connect&) const override { return result_; }
+
+ private:
+  AuthResult result_;
+};
+
+Connect ValidConnect() {
+  Connect connect;
+  connect.protocol_name = "MQTT";
+  connect.protocol_level = 4;
+  connect.client_id = "sensor-1";
+  return connect;
+}
+
+// All inputs are built before counting starts; only Admit runs while counting.
+struct Scenario {
+  const char* name;
+  ConnectResult connect;
+  BrokerState state;
+  Policy policy;
+};
+
+std::vector<Scenario> Scenarios(const std::vector<std::string>& prefixes,
+                                const std::string& long_id, const Authenticator& bad,
+                                const Authenticator& denied, const Authenticator& allow) {
+  Connect unsupported = ValidConnect();
+  unsupported.protocol_level = 5;
+  unsupported.level_supported = false;
+  Connect empty_persistent = ValidConnect();
+  empty_persistent.client_id = {};
+  empty_persistent.clean_session = false;
+  Connect empty_mqtt31 = ValidConnect();
+  empty_mqtt31.protocol_level = 3;
+  empty_mqtt31.client_id = {};
+  Connect mqtt31_long = ValidConnect();
+  mqtt31_long.protocol_level = 3;
+  mqtt31_long.client_id = long_id;  // counts UTF-8 characters, the longest path of the check
+  Connect assigned = ValidConnect();
+  assigned.client_id = {};
+  Connect not_allowed = ValidConnect();
+  not_allowed.client_id = "intruder";
+  return {
+      {"accept", ValidConnect(), {}, {.authenticator = &allow}},
+      {"accept assigned id", assigned, {}, {.client_id_prefixes = prefixes}},
+      {"accept with prefix", ValidConnect(), {}, {.client_id_prefixes = prefixes}},
+      {"malformed", ConnectResult(mqtt::Violation::kMissingUserName), {}, {}},
+      {"unsupported", unsupported, {}, {}},
+      {"empty persistent", empty_persistent, {}, {}},
+      {"empty mqtt31", empty_mqtt31, {}, {}},
+      {"mqtt31 too long", mqtt31_long, {}, {}},
+      {"not allowed", not_allowed, {}, {.client_id_prefixes = prefixes}},
+      {"limit", ValidConnect(), {.connected_clients = 1}, {.max_connections = 1}},
+      {"shutting down", ValidConnect(), {.shutting_down = true}, {}},
+      {"bad credentials", ValidConnect(), {}, {.authenticator = &bad}},
+      {"not authorized", ValidConnect(), {}, {.authenticator = &denied}},
+  };
+}
+
+// The pointer escapes through a volatile so the compiler cannot elide the new/delete pair.
+int* volatile escaped_pointer = nullptr;
+
+TEST(AdmissionNoAlloc, CounterSeesAllocations) {
+  AllocationCounter counter;
+  escaped_pointer = new int(7);
+  const size_t count = counter.Count();
+  delete escaped_pointer;
+  EXPECT_EQ(count, 1u);
+}
+
+TEST(AdmissionNoAlloc, AdmitDoesNotAllocateOnAnyPath) {
+  const std::vector<std::string> prefixes = {"a-", "b-", "c-", "d-", "e-", "f-", "g-", "sensor-"};
+  const std::string long_id(100, 'x');
+  const FixedAuthenticator bad(AuthResult::kBadCredentials);
+  const FixedAuthenticator denied(AuthResult::kNotAuthorized);
+  const FixedAuthenticator allow(AuthResult::kAllow);
+  const std::vector<Scenario> scenarios = Scenarios(prefixes, long_id, bad, denied, allow);
+  for (const Scenario& scenario : scenarios) {
+    for (const RejectPolicy reject_policy : {RejectPolicy::kVerbose, RejectPolicy::kSilent}) {
+      Policy policy = scenario.policy;
+      policy.reject_policy = reject_policy;
+      AllocationCounter counter;
+      const Decision decision = Admit(scenario.connect, scenario.state, policy);
+      const std::string_view label = LabelOf(decision.reason);
+      const size_t count = counter.Count();
+      EXPECT_EQ(count, 0u) << scenario.name << " (" << label << ")";
+    }
+  }
+}
+
+TEST(AdmissionNoAlloc, ConnackBytesDoesNotAllocate) {
+  size_t total_bytes = 0;
+  AllocationCounter counter;
+  for (uint8_t code = 0x00; code <= 0x05; ++code) {
+    total_bytes += ConnackBytes(static_cast<ConnackCode>(code)).size();
+  }
+  total_bytes += ConnackBytes(ConnackCode::kAccepted, true).size();
+  EXPECT_EQ(counter.Count(), 0u);
+  EXPECT_EQ(total_bytes, 7u * 4u);
+}
+
+}  // namespace
+}  // namespace ringmq::connect
