@@ -1,0 +1,511 @@
+// Decoding half of mqtt/codec.h: PeekFrame, Decode, DecodeConnect.
+//
+// Every check names the rule it enforces. Bytes from the network never reach a RINGMQ_ASSERT:
+// asserts here guard only the caller's side of the contract (body size matches the header).
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string_view>
+
+#include "common/assert.h"
+#include "mqtt/codec.h"
+#include "mqtt/topic.h"
+
+namespace ringmq::mqtt {
+namespace {
+
+// Sequential, bounds-checked reads over one packet body. A failed read consumes nothing.
+class Reader {
+ public:
+  explicit Reader(std::span<const uint8_t> bytes) : bytes_(bytes) {}
+
+  size_t remaining() const { return bytes_.size() - position_; }
+  bool empty() const { return remaining() == 0; }
+
+  bool ReadByte(uint8_t& value) {
+    if (remaining() < 1) {
+      return false;
+    }
+    value = bytes_[position_++];
+    return true;
+  }
+
+  bool ReadU16(uint16_t& value) {
+    if (remaining() < 2) {
+      return false;
+    }
+    value = static_cast<uint16_t>((bytes_[position_] << 8) | bytes_[position_ + 1]);
+    position_ += 2;
+    return true;
+  }
+
+  // A 2-byte big-endian length followed by that many bytes (§1.5.3 strings and the binary
+  // fields of CONNECT). False when either part overruns the body.
+  bool ReadLengthPrefixed(std::string_view& value) {
+    if (remaining() < 2) {
+      return false;
+    }
+    const size_t length = (size_t{bytes_[position_]} << 8) | bytes_[position_ + 1];
+    if (remaining() - 2 < length) {
+      return false;
+    }
+    value = AsString(bytes_.subspan(position_ + 2, length));
+    position_ += 2 + length;
+    return true;
+  }
+
+  // Consumes and returns everything left.
+  std::span<const uint8_t> ReadRest() {
+    const std::span<const uint8_t> rest = bytes_.subspan(position_);
+    position_ = bytes_.size();
+    return rest;
+  }
+
+  static std::string_view AsString(std::span<const uint8_t> bytes) {
+    return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
+  }
+
+ private:
+  std::span<const uint8_t> bytes_;
+  size_t position_ = 0;
+};
+
+bool IsValidPacketType(uint8_t type) { return type >= 1 && type <= 14; }
+
+// The first byte of the fixed header (§2.2): type and flags. Shared by PeekFrame, which rejects
+// from the first byte alone, and Decode, which may be handed a header built elsewhere.
+Violation CheckTypeAndFlags(uint8_t type, uint8_t flags) {
+  if (!IsValidPacketType(type)) {
+    return Violation::kReservedPacketType;  // §2.2.1: 0 and 15 are reserved
+  }
+  if (flags > 0x0F) {
+    return Violation::kBadFixedHeaderFlags;
+  }
+  const auto packet_type = static_cast<PacketType>(type);
+  if (packet_type == PacketType::kPublish) {
+    const uint8_t qos = (flags >> 1) & 0x03;
+    if (qos == 3) {
+      return Violation::kPublishQos3;  // MQTT-3.3.1-4
+    }
+    if ((flags & 0x08) != 0 && qos == 0) {
+      return Violation::kPublishDupWithQos0;  // MQTT-3.3.1-2
+    }
+    return Violation::kNone;
+  }
+  // MQTT-3.6.1-1, MQTT-3.8.1-1, MQTT-3.10.1-1: PUBREL, SUBSCRIBE and UNSUBSCRIBE carry 0b0010;
+  // MQTT-2.2.2-1: every other type carries 0.
+  const bool flags_are_0010 = packet_type == PacketType::kPubrel ||
+                              packet_type == PacketType::kSubscribe ||
+                              packet_type == PacketType::kUnsubscribe;
+  const uint8_t required = flags_are_0010 ? 0b0010 : 0;
+  return flags == required ? Violation::kNone : Violation::kBadFixedHeaderFlags;
+}
+
+// The remaining length §3 fixes for a type, if it fixes one.
+std::optional<uint32_t> FixedRemainingLength(PacketType type) {
+  switch (type) {
+    case PacketType::kConnack:   // §3.2.1
+    case PacketType::kPuback:    // §3.4.1
+    case PacketType::kPubrec:    // §3.5.1
+    case PacketType::kPubrel:    // §3.6.1
+    case PacketType::kPubcomp:   // §3.7.1
+    case PacketType::kUnsuback:  // §3.11.1
+      return 2;
+    case PacketType::kPingreq:     // §3.12
+    case PacketType::kPingresp:    // §3.13
+    case PacketType::kDisconnect:  // §3.14
+      return 0;
+    default:
+      return std::nullopt;
+  }
+}
+
+// For types of fixed size, a wrong remaining length is known from the header alone.
+Violation CheckRemainingLength(PacketType type, uint32_t remaining_length) {
+  const std::optional<uint32_t> fixed = FixedRemainingLength(type);
+  if (!fixed.has_value() || remaining_length == *fixed) {
+    return Violation::kNone;
+  }
+  return remaining_length < *fixed ? Violation::kTruncated : Violation::kSurplusBytes;
+}
+
+Frame InvalidFrame(Violation violation) {
+  RINGMQ_ASSERT(violation != Violation::kNone);
+  Frame frame;
+  frame.status = FrameStatus::kInvalid;
+  frame.violation = violation;
+  return frame;
+}
+
+}  // namespace
+
+// Scans strictly left to right and stops at the first byte that decides: so a stream split at any
+// byte boundary yields kNeedMore on every prefix and then exactly the answer the whole stream
+// gives, and a rejection happens as soon as the offending byte has arrived.
+Frame PeekFrame(std::span<const uint8_t> bytes, uint32_t max_packet_size) {
+  Frame frame;
+  if (bytes.empty()) {
+    return frame;
+  }
+  const uint8_t type = bytes[0] >> 4;
+  const uint8_t flags = bytes[0] & 0x0F;
+  if (const Violation violation = CheckTypeAndFlags(type, flags); violation != Violation::kNone) {
+    return InvalidFrame(violation);
+  }
+  // §2.2.3: up to four length bytes, 7 bits each, least significant first, bit 7 = "more".
+  // Non-minimal encodings (e.g. 0x80 0x00 for 0) are accepted: 3.1.1 does not forbid them.
+  uint32_t remaining_length = 0;
+  size_t header_length = 0;
+  for (size_t index = 1; header_length == 0; ++index) {
+    if (index >= bytes.size()) {
+      return frame;  // kNeedMore, header still incomplete
+    }
+    const uint8_t byte = bytes[index];
+    const bool more = (byte & 0x80) != 0;
+    remaining_length += uint32_t{byte & 0x7Fu} << (7 * (index - 1));
+    if (more && index == 4) {
+      return InvalidFrame(Violation::kRemainingLengthTooLong);  // MQTT-2.2.3
+    }
+    // Later length bytes can only add: once this lower bound exceeds the limit, so will the
+    // packet, so refuse now rather than after up to 256 MiB have been buffered.
+    const uint64_t total_lower_bound = index + 1 + (more ? 1 : 0) + uint64_t{remaining_length};
+    if (total_lower_bound > max_packet_size) {
+      return InvalidFrame(Violation::kPacketTooLarge);
+    }
+    header_length = more ? 0 : index + 1;
+  }
+  const auto packet_type = static_cast<PacketType>(type);
+  if (const Violation violation = CheckRemainingLength(packet_type, remaining_length);
+      violation != Violation::kNone) {
+    return InvalidFrame(violation);
+  }
+  frame.header.type = packet_type;
+  frame.header.flags = flags;
+  frame.header.remaining_length = remaining_length;
+  frame.header.header_length = static_cast<uint8_t>(header_length);
+  RINGMQ_ASSERT(header_length >= 2 && header_length <= kMaxFixedHeaderLength);
+  frame.status =
+      bytes.size() >= frame.header.total_length() ? FrameStatus::kComplete : FrameStatus::kNeedMore;
+  return frame;
+}
+
+namespace {
+
+// CONNECT connect-flags bits (§3.1.2.3).
+constexpr uint8_t kFlagReserved = 0x01;
+constexpr uint8_t kFlagCleanSession = 0x02;
+constexpr uint8_t kFlagWill = 0x04;
+constexpr uint8_t kFlagWillQosShift = 3;
+constexpr uint8_t kFlagWillQos = 0x18;
+constexpr uint8_t kFlagWillRetain = 0x20;
+constexpr uint8_t kFlagPassword = 0x40;
+constexpr uint8_t kFlagUserName = 0x80;
+
+// Protocol name and level (§3.1.2.1, §3.1.2.2). An unknown name is malformed; a known name
+// with a level this codec does not pair with it is well formed but unsupported: the caller
+// answers CONNACK 0x01 (MQTT-3.1.2-2), so parsing stops after the level byte.
+Violation DecodeProtocol(Reader& reader, Connect& connect) {
+  if (!reader.ReadLengthPrefixed(connect.protocol_name) ||
+      !reader.ReadByte(connect.protocol_level)) {
+    return Violation::kTruncated;
+  }
+  const bool is_mqtt = connect.protocol_name == "MQTT";
+  const bool is_mqisdp = connect.protocol_name == "MQIsdp";
+  if (!is_mqtt && !is_mqisdp) {
+    return Violation::kBadProtocolName;  // MQTT-3.1.2-1
+  }
+  const auto expected = is_mqtt ? ProtocolLevel::kMqtt311 : ProtocolLevel::kMqtt31;
+  connect.level_supported = connect.protocol_level == static_cast<uint8_t>(expected);
+  return Violation::kNone;
+}
+
+Violation CheckConnectFlags(uint8_t flags) {
+  if ((flags & kFlagReserved) != 0) {
+    return Violation::kConnectReservedFlag;  // MQTT-3.1.2-3
+  }
+  const uint8_t will_qos = (flags & kFlagWillQos) >> kFlagWillQosShift;
+  if ((flags & kFlagWill) == 0 && (will_qos != 0 || (flags & kFlagWillRetain) != 0)) {
+    return Violation::kWillFlagsWithoutWill;  // MQTT-3.1.2-13, MQTT-3.1.2-15
+  }
+  if (will_qos == 3) {
+    return Violation::kWillQosInvalid;  // MQTT-3.1.2-14
+  }
+  // MQTT-3.1.2-22. MQTT 3.1 does not state this rule, but a password without a user name means
+  // nothing there either, so both levels refuse it.
+  if ((flags & kFlagPassword) != 0 && (flags & kFlagUserName) == 0) {
+    return Violation::kPasswordWithoutUserName;
+  }
+  return Violation::kNone;
+}
+
+// One length-prefixed payload field: `missing` when not even its first byte is there (the flags
+// promised a field the payload lacks), kTruncated when it starts but overruns the body.
+Violation ReadPayloadField(Reader& reader, Violation missing, std::string_view& value) {
+  if (reader.empty()) {
+    return missing;
+  }
+  return reader.ReadLengthPrefixed(value) ? Violation::kNone : Violation::kTruncated;
+}
+
+// §3.1.3: client id, [will topic, will message], [user name], [password], in that order.
+Violation DecodeConnectPayload(Reader& reader, uint8_t flags, Connect& connect) {
+  Violation violation = ReadPayloadField(reader, Violation::kMissingClientId, connect.client_id);
+  if (violation == Violation::kNone) {
+    violation = ValidateUtf8(connect.client_id);  // MQTT-3.1.3-4; may be empty (admission decides)
+  }
+  if (violation == Violation::kNone && (flags & kFlagWill) != 0) {
+    Will will;
+    will.qos = static_cast<QoS>((flags & kFlagWillQos) >> kFlagWillQosShift);
+    will.retain = (flags & kFlagWillRetain) != 0;
+    violation = ReadPayloadField(reader, Violation::kMissingWillTopic, will.topic);
+    if (violation == Violation::kNone && ValidateTopicName(will.topic) != Violation::kNone) {
+      violation = Violation::kInvalidWillTopic;  // MQTT-3.1.3-10, MQTT-3.3.2-2
+    }
+    if (violation == Violation::kNone) {
+      violation = ReadPayloadField(reader, Violation::kMissingWillMessage, will.payload);
+    }
+    connect.will = will;
+  }
+  if (violation == Violation::kNone && (flags & kFlagUserName) != 0) {
+    std::string_view user_name;
+    violation = ReadPayloadField(reader, Violation::kMissingUserName, user_name);
+    if (violation == Violation::kNone) {
+      violation = ValidateUtf8(user_name);  // MQTT-3.1.3-11
+    }
+    connect.user_name = user_name;
+  }
+  if (violation == Violation::kNone && (flags & kFlagPassword) != 0) {
+    std::string_view password;  // binary data (§3.1.3.5), no UTF-8 rule
+    violation = ReadPayloadField(reader, Violation::kMissingPassword, password);
+    connect.password = password;
+  }
+  if (violation == Violation::kNone && !reader.empty()) {
+    violation = Violation::kSurplusBytes;
+  }
+  return violation;
+}
+
+Result<Packet> DecodePublish(const FixedHeader& header, std::span<const uint8_t> body) {
+  Publish publish;
+  publish.qos = static_cast<QoS>((header.flags >> 1) & 0x03);
+  publish.dup = (header.flags & 0x08) != 0;
+  publish.retain = (header.flags & 0x01) != 0;
+  Reader reader(body);
+  if (!reader.ReadLengthPrefixed(publish.topic)) {
+    return Violation::kTruncated;
+  }
+  // Non-empty (MQTT-4.7.3-1), UTF-8 (MQTT-1.5.3-1/2), no wildcard (MQTT-3.3.2-2), level bound.
+  if (const Violation violation = ValidateTopicName(publish.topic); violation != Violation::kNone) {
+    return violation;
+  }
+  if (publish.qos != QoS::k0) {
+    if (!reader.ReadU16(publish.packet_id)) {
+      return Violation::kTruncated;
+    }
+    if (publish.packet_id == 0) {
+      return Violation::kPacketIdZero;  // MQTT-2.3.1-1
+    }
+  }
+  publish.payload = Reader::AsString(reader.ReadRest());  // may be empty (§3.3.3)
+  return Packet(publish);
+}
+
+// PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK: a packet id and nothing else. PeekFrame has already
+// refused a remaining length other than 2; Decode checks again for headers built elsewhere.
+template <typename Ack>
+Result<Packet> DecodeAck(std::span<const uint8_t> body) {
+  Reader reader(body);
+  Ack ack;
+  if (!reader.ReadU16(ack.packet_id)) {
+    return Violation::kTruncated;
+  }
+  if (!reader.empty()) {
+    return Violation::kSurplusBytes;
+  }
+  if (ack.packet_id == 0) {
+    return Violation::kPacketIdZero;  // MQTT-2.3.1-1
+  }
+  return Packet(ack);
+}
+
+Result<Packet> DecodeConnack(std::span<const uint8_t> body, ProtocolLevel level) {
+  Reader reader(body);
+  uint8_t acknowledge_flags = 0;
+  uint8_t return_code = 0;
+  if (!reader.ReadByte(acknowledge_flags) || !reader.ReadByte(return_code)) {
+    return Violation::kTruncated;
+  }
+  if (!reader.empty()) {
+    return Violation::kSurplusBytes;
+  }
+  // MQTT-3.2.2-1: bits 7..1 are reserved. MQTT 3.1 has no session-present flag: the whole
+  // byte is reserved there.
+  const uint8_t reserved_mask = level == ProtocolLevel::kMqtt31 ? 0xFF : 0xFE;
+  if ((acknowledge_flags & reserved_mask) != 0) {
+    return Violation::kConnackReservedBits;
+  }
+  const bool session_present = (acknowledge_flags & 0x01) != 0;
+  if (return_code > static_cast<uint8_t>(ConnackCode::kNotAuthorized) ||
+      (session_present && return_code != 0)) {
+    return Violation::kConnackBadReturnCode;  // §3.2.2.3, MQTT-3.2.2-4
+  }
+  return Packet(Connack{session_present, static_cast<ConnackCode>(return_code)});
+}
+
+// Validates every entry of a SUBSCRIBE (has_qos) or UNSUBSCRIBE payload, so that iterating the
+// TopicList later cannot fail.
+Violation ValidateTopicEntries(std::span<const uint8_t> entries, bool has_qos) {
+  if (entries.empty()) {
+    return Violation::kNoTopicFilters;  // MQTT-3.8.3-3, MQTT-3.10.3-2
+  }
+  Reader reader(entries);
+  // A valid entry is at least 3 bytes (2-byte length, non-empty filter): bounded by size / 3.
+  while (!reader.empty()) {
+    std::string_view filter;
+    if (!reader.ReadLengthPrefixed(filter)) {
+      return Violation::kTruncated;
+    }
+    // Non-empty (MQTT-4.7.3-1), UTF-8, wildcards (MQTT-4.7.1-2, MQTT-4.7.1-3), level bound.
+    if (const Violation violation = ValidateTopicFilter(filter); violation != Violation::kNone) {
+      return violation;
+    }
+    uint8_t requested_qos = 0;
+    if (has_qos && !reader.ReadByte(requested_qos)) {
+      return Violation::kTruncated;
+    }
+    if ((requested_qos & 0xFC) != 0 || requested_qos == 3) {
+      return Violation::kSubscribeReservedBits;  // MQTT-3.8.3-4
+    }
+  }
+  return Violation::kNone;
+}
+
+// SUBSCRIBE (§3.8.3) and UNSUBSCRIBE (§3.10.3): packet id, then one or more entries.
+template <typename Request>
+Result<Packet> DecodeTopicRequest(std::span<const uint8_t> body, bool has_qos) {
+  Reader reader(body);
+  Request request;
+  if (!reader.ReadU16(request.packet_id)) {
+    return Violation::kTruncated;
+  }
+  if (request.packet_id == 0) {
+    return Violation::kPacketIdZero;  // MQTT-2.3.1-1
+  }
+  const std::span<const uint8_t> entries = reader.ReadRest();
+  if (const Violation violation = ValidateTopicEntries(entries, has_qos);
+      violation != Violation::kNone) {
+    return violation;
+  }
+  request.topics = TopicList(entries, has_qos);
+  return Packet(request);
+}
+
+Result<Packet> DecodeSuback(std::span<const uint8_t> body) {
+  Reader reader(body);
+  Suback suback;
+  if (!reader.ReadU16(suback.packet_id)) {
+    return Violation::kTruncated;
+  }
+  if (suback.packet_id == 0) {
+    return Violation::kPacketIdZero;  // MQTT-2.3.1-1
+  }
+  suback.return_codes = reader.ReadRest();
+  if (suback.return_codes.empty()) {
+    return Violation::kTruncated;  // §3.9.3: one return code per requested filter, at least one
+  }
+  for (const uint8_t code : suback.return_codes) {
+    if (code > 0x02 && code != kSubackFailure) {
+      return Violation::kSubackBadReturnCode;  // MQTT-3.9.3-2
+    }
+  }
+  return Packet(suback);
+}
+
+// PINGREQ, PINGRESP, DISCONNECT: no variable header, no payload.
+template <typename Empty>
+Result<Packet> DecodeEmpty(std::span<const uint8_t> body) {
+  if (!body.empty()) {
+    return Violation::kSurplusBytes;
+  }
+  return Packet(Empty{});
+}
+
+}  // namespace
+
+Result<Connect> DecodeConnect(const FixedHeader& header, std::span<const uint8_t> body) {
+  RINGMQ_ASSERT(header.type == PacketType::kConnect);
+  RINGMQ_ASSERT(body.size() == header.remaining_length);
+  if (header.flags != 0) {
+    return Violation::kBadFixedHeaderFlags;  // MQTT-2.2.2-1
+  }
+  Reader reader(body);
+  Connect connect;
+  if (const Violation violation = DecodeProtocol(reader, connect); violation != Violation::kNone) {
+    return violation;
+  }
+  if (!connect.level_supported) {
+    return connect;  // MQTT-3.1.2-2: the caller answers CONNACK 0x01; the rest is not parsed
+  }
+  uint8_t flags = 0;
+  if (!reader.ReadByte(flags) || !reader.ReadU16(connect.keepalive_s)) {
+    return Violation::kTruncated;
+  }
+  if (const Violation violation = CheckConnectFlags(flags); violation != Violation::kNone) {
+    return violation;
+  }
+  connect.clean_session = (flags & kFlagCleanSession) != 0;
+  if (const Violation violation = DecodeConnectPayload(reader, flags, connect);
+      violation != Violation::kNone) {
+    return violation;
+  }
+  return connect;
+}
+
+Result<Packet> Decode(const FixedHeader& header, std::span<const uint8_t> body,
+                      ProtocolLevel level) {
+  RINGMQ_ASSERT(body.size() == header.remaining_length);
+  const auto type = static_cast<uint8_t>(header.type);
+  if (const Violation violation = CheckTypeAndFlags(type, header.flags);
+      violation != Violation::kNone) {
+    return violation;
+  }
+  switch (header.type) {
+    case PacketType::kConnect: {
+      Result<Connect> connect = DecodeConnect(header, body);
+      if (!connect.ok()) {
+        return connect.violation();
+      }
+      return Packet(connect.value());
+    }
+    case PacketType::kConnack:
+      return DecodeConnack(body, level);
+    case PacketType::kPublish:
+      return DecodePublish(header, body);
+    case PacketType::kPuback:
+      return DecodeAck<Puback>(body);
+    case PacketType::kPubrec:
+      return DecodeAck<Pubrec>(body);
+    case PacketType::kPubrel:
+      return DecodeAck<Pubrel>(body);
+    case PacketType::kPubcomp:
+      return DecodeAck<Pubcomp>(body);
+    case PacketType::kSubscribe:
+      return DecodeTopicRequest<Subscribe>(body, /*has_qos=*/true);
+    case PacketType::kSuback:
+      return DecodeSuback(body);
+    case PacketType::kUnsubscribe:
+      return DecodeTopicRequest<Unsubscribe>(body, /*has_qos=*/false);
+    case PacketType::kUnsuback:
+      return DecodeAck<Unsuback>(body);
+    case PacketType::kPingreq:
+      return DecodeEmpty<Pingreq>(body);
+    case PacketType::kPingresp:
+      return DecodeEmpty<Pingresp>(body);
+    case PacketType::kDisconnect:
+      return DecodeEmpty<Disconnect>(body);
+  }
+  return Violation::kReservedPacketType;  // unreachable: CheckTypeAndFlags refused it
+}
+
+}  // namespace ringmq::mqtt

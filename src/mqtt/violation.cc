@@ -1,0 +1,44 @@
+#include "mqtt/violation.h"
+
+#include <array>
+#include <cstddef>
+
+#include "common/assert.h"
+
+namespace ringmq::mqtt {
+namespace {
+
+struct ViolationInfo {
+  std::string_view name;  // enumerator without the leading 'k'
+  std::string_view rule;
+  std::string_view description;
+};
+
+// The stringized enumerator always starts with 'k'; drop it once here, at compile time.
+constexpr std::string_view DropK(std::string_view enumerator) { return enumerator.substr(1); }
+
+constexpr std::array kViolationInfo = {
+#define RINGMQ_MQTT_VIOLATION_INFO(name, rule, description) \
+  ViolationInfo{DropK(#name), rule, description},
+    RINGMQ_MQTT_VIOLATIONS(RINGMQ_MQTT_VIOLATION_INFO)
+#undef RINGMQ_MQTT_VIOLATION_INFO
+};
+
+// One uint8_t enumerator per row: the table must fit the enum's underlying type.
+static_assert(kViolationInfo.size() <= 256);
+
+const ViolationInfo& InfoOf(Violation violation) {
+  const auto index = static_cast<size_t>(violation);
+  RINGMQ_ASSERT(index < kViolationInfo.size());
+  return kViolationInfo[index];
+}
+
+}  // namespace
+
+std::string_view RuleOf(Violation violation) { return InfoOf(violation).rule; }
+
+std::string_view DescriptionOf(Violation violation) { return InfoOf(violation).description; }
+
+std::string_view NameOf(Violation violation) { return InfoOf(violation).name; }
+
+}  // namespace ringmq::mqtt
