@@ -1,1 +1,91 @@
-int main() { return 0; }
+// ringmq: flags -> config -> broker. Nothing else lives here.
+#include <sys/resource.h>
+
+#include <csignal>
+#include <cstdio>
+#include <string>
+
+#include "common/log.h"
+#include "config/options.h"
+#include "ringmq/broker.h"
+#include "ringmq/config.h"
+
+#ifdef RINGMQ_WITH_MIMALLOC
+#include <mimalloc.h>
+#endif
+
+namespace {
+
+// Each connection is a file descriptor: take the hard limit so max_connections is reachable.
+void RaiseFileLimit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
+std::string AllocatorName() {
+#ifdef RINGMQ_WITH_MIMALLOC
+  const int version = mi_version();
+  return "mimalloc " + std::to_string(version / 100) + "." + std::to_string(version % 100 / 10) +
+         "." + std::to_string(version % 10);
+#else
+  return "system malloc";
+#endif
+}
+
+std::string ListenAddress(const ringmq::Config& config) {
+  const bool v6 = config.bind.find(':') != std::string::npos;
+  return (v6 ? "[" + config.bind + "]" : config.bind) + ":" + std::to_string(config.port);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::StatusOr<ringmq::config::CommandLine> command_line =
+      ringmq::config::ParseCommandLine(argc, argv);
+  if (!command_line.ok()) {
+    std::fprintf(stderr, "ringmq: %s\n", std::string(command_line.status().message()).c_str());
+    return 2;
+  }
+  if (command_line->show_help) {
+    std::fputs(ringmq::config::HelpText().c_str(), stdout);
+    return 0;
+  }
+  if (command_line->show_version) {
+    std::printf("ringmq %s\n", RINGMQ_VERSION);
+    return 0;
+  }
+  const ringmq::Config& config = command_line->config;
+  ringmq::SetLogLevel(config.log_level);
+  RaiseFileLimit();
+
+  // Signals are taken synchronously by this thread; shards inherit the blocked mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  ringmq::Broker broker(config);
+  if (absl::Status status = broker.Start(); !status.ok()) {
+    RINGMQ_LOG_ERROR("cannot start: %s", std::string(status.message()).c_str());
+    return 1;
+  }
+  RINGMQ_LOG_INFO("ringmq %s ready: accepting connections on %s (%u shards, %s, reject_policy %s)",
+                  RINGMQ_VERSION, ListenAddress(config).c_str(), broker.shard_count(),
+                  AllocatorName().c_str(),
+                  std::string(ringmq::config::ToString(config.reject_policy)).c_str());
+
+  int signal_number = 0;
+  do {
+    sigwait(&signals, &signal_number);
+  } while (signal_number == SIGPIPE);
+  RINGMQ_LOG_INFO("received %s: stopping", signal_number == SIGINT ? "SIGINT" : "SIGTERM");
+  broker.Stop();
+  RINGMQ_LOG_INFO("counters: %s", broker.CountersSummary().c_str());
+  RINGMQ_LOG_INFO("stopped");
+  return 0;
+}

@@ -1,0 +1,53 @@
+// The broker: starts one shard per configured thread, serves until asked to stop, then stops
+// every shard cleanly and reports the summed counters.
+//
+// Thread safety: Broker methods are called from the main thread. RequestStop() is also safe
+// from a signal-handling thread.
+#ifndef RINGMQ_BROKER_H_
+#define RINGMQ_BROKER_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "ringmq/config.h"
+
+namespace ringmq {
+
+namespace shard {
+class Shard;
+struct SharedState;
+}  // namespace shard
+
+class Broker {
+ public:
+  explicit Broker(Config config);
+  ~Broker();
+  Broker(const Broker&) = delete;
+  Broker& operator=(const Broker&) = delete;
+
+  // Probes the kernel, opens the listeners and starts every shard. Returns once all shards
+  // accept connections, or with the first error (then nothing is left running).
+  absl::Status Start();
+
+  // Stops accepting, closes every connection (flushing what is queued, bounded in time), joins
+  // the shards. Idempotent.
+  void Stop();
+
+  // "name=value ..." of every counter summed over shards.
+  std::string CountersSummary() const;
+
+  // Shards actually running (threads = 0 resolves to the number of online CPUs).
+  uint32_t shard_count() const;
+  const Config& config() const { return config_; }
+
+ private:
+  struct Running;
+  Config config_;
+  std::unique_ptr<Running> running_;
+  std::string final_counters_;  // kept after Stop()
+};
+
+}  // namespace ringmq
+
+#endif  // RINGMQ_BROKER_H_

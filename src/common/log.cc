@@ -1,0 +1,55 @@
+#include "common/log.h"
+
+#include <unistd.h>
+
+#include <cstdarg>
+#include <cstdio>
+#include <ctime>
+
+namespace ringmq {
+namespace {
+
+std::atomic<LogLevel> g_level{LogLevel::kInfo};
+
+const char* LevelName(LogLevel level) {
+  switch (level) {
+    case LogLevel::kDebug:
+      return "DEBUG";
+    case LogLevel::kInfo:
+      return "INFO ";
+    case LogLevel::kWarning:
+      return "WARN ";
+    case LogLevel::kError:
+      return "ERROR";
+  }
+  return "?????";
+}
+
+}  // namespace
+
+void SetLogLevel(LogLevel level) { g_level.store(level, std::memory_order_relaxed); }
+
+bool LogEnabled(LogLevel level) { return level >= g_level.load(std::memory_order_relaxed); }
+
+void LogLine(LogLevel level, const char* format, ...) {
+  char line[1024];
+  timespec now{};
+  clock_gettime(CLOCK_REALTIME, &now);
+  tm utc{};
+  gmtime_r(&now.tv_sec, &utc);
+  int length = std::snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s ",
+                             utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday, utc.tm_hour,
+                             utc.tm_min, utc.tm_sec, now.tv_nsec / 1'000'000, LevelName(level));
+  va_list args;
+  va_start(args, format);
+  const int body =
+      std::vsnprintf(line + length, sizeof(line) - static_cast<size_t>(length) - 1, format, args);
+  va_end(args);
+  if (body > 0) length += body;
+  if (length > static_cast<int>(sizeof(line)) - 2) length = static_cast<int>(sizeof(line)) - 2;
+  line[length++] = '\n';
+  [[maybe_unused]] const ssize_t written =
+      ::write(STDERR_FILENO, line, static_cast<size_t>(length));
+}
+
+}  // namespace ringmq

@@ -1,0 +1,70 @@
+#include "io/buffer_ring.h"
+
+#include <sys/mman.h>
+
+#include <cerrno>
+
+#include "common/assert.h"
+#include "io/errno_status.h"
+
+namespace ringmq::io {
+
+absl::StatusOr<std::unique_ptr<BufferRing>> BufferRing::Create(io_uring* ring, uint16_t group_id,
+                                                               uint32_t count, uint32_t size) {
+  RINGMQ_ASSERT(count > 0 && count <= 32768 && (count & (count - 1)) == 0);
+  RINGMQ_ASSERT(size > 0);
+  std::unique_ptr<BufferRing> result(new BufferRing());
+  result->ring_ = ring;
+  result->count_ = count;
+  result->size_ = size;
+  result->group_id_ = group_id;
+  // liburing 2.3 has no io_uring_setup_buf_ring: map the ring memory and register it ourselves.
+  result->ring_bytes_ = sizeof(io_uring_buf) * count;
+  void* mapped = mmap(nullptr, result->ring_bytes_, PROT_READ | PROT_WRITE,
+                      MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+  if (mapped == MAP_FAILED) return ErrnoStatus(errno, "mmap of the provided-buffer ring");
+  result->buffer_ring_ = static_cast<io_uring_buf_ring*>(mapped);
+  io_uring_buf_ring_init(result->buffer_ring_);
+
+  io_uring_buf_reg registration{};
+  registration.ring_addr = reinterpret_cast<uint64_t>(mapped);
+  registration.ring_entries = count;
+  registration.bgid = group_id;
+  const int registered = io_uring_register_buf_ring(ring, &registration, 0);
+  if (registered < 0) {
+    munmap(mapped, result->ring_bytes_);
+    result->buffer_ring_ = nullptr;
+    return ErrnoStatus(-registered,
+                       "io_uring_register_buf_ring (provided-buffer rings need Linux 5.19+)");
+  }
+  result->memory_ = std::make_unique<uint8_t[]>(size_t{count} * size);
+  for (uint32_t id = 0; id < count; ++id) result->Recycle(static_cast<uint16_t>(id));
+  result->Publish();
+  return result;
+}
+
+BufferRing::~BufferRing() {
+  if (buffer_ring_ == nullptr) return;
+  io_uring_unregister_buf_ring(ring_, group_id_);
+  munmap(buffer_ring_, ring_bytes_);
+}
+
+std::span<const uint8_t> BufferRing::Filled(uint16_t id, uint32_t length) const {
+  RINGMQ_ASSERT(id < count_ && length <= size_);
+  return {memory_.get() + size_t{id} * size_, length};
+}
+
+void BufferRing::Recycle(uint16_t id) {
+  RINGMQ_ASSERT(id < count_);
+  io_uring_buf_ring_add(buffer_ring_, memory_.get() + size_t{id} * size_, size_, id,
+                        io_uring_buf_ring_mask(count_), pending_);
+  ++pending_;
+}
+
+void BufferRing::Publish() {
+  if (pending_ == 0) return;
+  io_uring_buf_ring_advance(buffer_ring_, pending_);
+  pending_ = 0;
+}
+
+}  // namespace ringmq::io

@@ -1,0 +1,27 @@
+// Listening sockets: one SO_REUSEPORT socket per shard on the same address, so the kernel
+// spreads incoming connections over the shards.
+//
+// Thread safety: stateless.
+#ifndef RINGMQ_IO_LISTENER_H_
+#define RINGMQ_IO_LISTENER_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+
+namespace ringmq::io {
+
+// Binds and listens on `address` (IPv4 or IPv6 literal) : `port` with SO_REUSEADDR and
+// SO_REUSEPORT. Returns the file descriptor.
+absl::StatusOr<int> OpenListener(const std::string& address, uint16_t port, int backlog);
+
+// Sets TCP_NODELAY on an accepted socket (replies are small and latency matters).
+void ConfigureAcceptedSocket(int fd);
+
+// "a.b.c.d:port" of the socket's peer, for log lines; "?" if unknown.
+std::string PeerAddress(int fd);
+
+}  // namespace ringmq::io
+
+#endif  // RINGMQ_IO_LISTENER_H_

@@ -1,0 +1,81 @@
+// Per-shard event counters.
+//
+// Each shard owns one ShardCounters and is its only writer: an increment is a relaxed load plus
+// a relaxed store (no read-modify-write, no lock, no shared cache line with other shards).
+// Readers on other threads (the shutdown summary now, the /metrics scraper later) load relaxed
+// and sum over shards; a reader may see a value a few events old, never a torn one.
+//
+// Thread safety: Add() only on the owning shard's thread; Snapshot() from any thread.
+#ifndef RINGMQ_METRICS_COUNTERS_H_
+#define RINGMQ_METRICS_COUNTERS_H_
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "connect/admission.h"
+
+namespace ringmq::metrics {
+
+// X(name): monotonic event counts unless the name says otherwise.
+#define RINGMQ_SHARD_COUNTERS(X)                                                        \
+  X(connections_accepted)         /* TCP connections accepted */                        \
+  X(connections_closed)           /* TCP connections closed, any reason */              \
+  X(accept_errors)                /* accept completions with an error (e.g. EMFILE) */  \
+  X(connect_closed_silent_policy) /* refusals closed without CONNACK (reject_policy) */ \
+  X(connect_timeout)              /* no complete CONNECT within connect_timeout_ms */   \
+  X(keepalive_timeout)            /* nothing received for keepalive x 1.5 */            \
+  X(packet_too_large)             /* packet above max_packet_size: closed */            \
+  X(protocol_violations)          /* malformed packets after CONNECT: closed */         \
+  X(client_disconnects)           /* DISCONNECT received */                             \
+  X(output_overflow)              /* peer did not read its replies: closed */           \
+  X(bytes_received)                                                                     \
+  X(bytes_sent)                                                                         \
+  X(publish_received_qos0)                                                              \
+  X(publish_received_qos1)                                                              \
+  X(publish_received_qos2)                                                              \
+  X(publish_dropped_no_subscribers)                                                     \
+  X(recv_enobufs) /* multishot recv ran out of provided buffers */                      \
+  X(loop_iterations)                                                                    \
+  X(sqes_submitted)                                                                     \
+  X(cqes_reaped)
+
+class Counter {
+ public:
+  void Add(uint64_t delta = 1) {
+    value_.store(value_.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
+  }
+  uint64_t Load() const { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint64_t> value_{0};
+};
+
+struct Snapshot;
+
+// alignas keeps two shards' counters off one cache line.
+struct alignas(64) ShardCounters {
+#define RINGMQ_COUNTER_FIELD(name) Counter name;
+  RINGMQ_SHARD_COUNTERS(RINGMQ_COUNTER_FIELD)
+#undef RINGMQ_COUNTER_FIELD
+  // CONNECT decisions by reason (connect::Reason), e.g. connect[kUnsupportedProtocol].
+  std::array<Counter, connect::kReasonCount> connect;
+
+  void AddTo(Snapshot& total) const;
+};
+
+// Plain sum of ShardCounters.
+struct Snapshot {
+#define RINGMQ_SNAPSHOT_FIELD(name) uint64_t name = 0;
+  RINGMQ_SHARD_COUNTERS(RINGMQ_SNAPSHOT_FIELD)
+#undef RINGMQ_SNAPSHOT_FIELD
+  std::array<uint64_t, connect::kReasonCount> connect{};
+
+  // "name=value name=value ..." with CONNECT reasons as connect_<label>.
+  std::string Format() const;
+};
+
+}  // namespace ringmq::metrics
+
+#endif  // RINGMQ_METRICS_COUNTERS_H_

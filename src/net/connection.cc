@@ -1,0 +1,324 @@
+#include "net/connection.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/assert.h"
+#include "common/log.h"
+#include "io/listener.h"
+#include "mqtt/codec.h"
+
+namespace ringmq::net {
+namespace {
+
+// A partial-frame buffer that grew beyond this is released once empty, so an idle connection
+// holds no receive memory.
+constexpr size_t kPartialKeepBytes = 4096;
+
+std::string_view Printable(std::string_view text) {
+  return text.empty() ? std::string_view("(empty)") : text;
+}
+
+}  // namespace
+
+void Connection::Open(int fd, uint64_t now_ms) {
+  RINGMQ_ASSERT(fd >= 0);
+  *this = Connection();
+  fd_ = fd;
+  opened_ms_ = now_ms;
+  last_receive_ms_ = now_ms;
+}
+
+void Connection::OnReceive(std::span<const uint8_t> bytes, uint64_t now_ms,
+                           ConnectionContext& context) {
+  RINGMQ_ASSERT(context.counters != nullptr);
+  context.counters->bytes_received.Add(bytes.size());
+  if (state_ == State::kClosing) return;  // nothing after a close decision is acted on
+  last_receive_ms_ = now_ms;
+  if (partial_.empty()) {
+    // Fast path: decode straight from the receive buffer; copy only a trailing split frame.
+    const size_t used = ProcessFrames(bytes, context);
+    if (state_ != State::kClosing && used < bytes.size()) {
+      partial_.assign(bytes.begin() + static_cast<std::ptrdiff_t>(used), bytes.end());
+    }
+  } else {
+    partial_.insert(partial_.end(), bytes.begin(), bytes.end());
+    const size_t used = ProcessFrames(partial_, context);
+    partial_.erase(partial_.begin(), partial_.begin() + static_cast<std::ptrdiff_t>(used));
+  }
+  if (state_ == State::kClosing) partial_.clear();
+  if (partial_.empty() && partial_.capacity() > kPartialKeepBytes) {
+    std::vector<uint8_t>().swap(partial_);
+  }
+  if (state_ == State::kClosing) closing_since_ms_ = now_ms;
+}
+
+size_t Connection::ProcessFrames(std::span<const uint8_t> bytes, ConnectionContext& context) {
+  size_t offset = 0;
+  while (state_ != State::kClosing && offset < bytes.size()) {
+    const std::span<const uint8_t> rest = bytes.subspan(offset);
+    const mqtt::Frame frame = mqtt::PeekFrame(rest, context.max_packet_size);
+    if (frame.status == mqtt::FrameStatus::kNeedMore) break;
+    if (frame.status == mqtt::FrameStatus::kInvalid) {
+      CloseForViolation(frame.violation, context);
+      break;
+    }
+    HandleFrame(frame.header,
+                rest.subspan(frame.header.header_length, frame.header.remaining_length), context);
+    offset += frame.header.total_length();
+  }
+  return offset;
+}
+
+void Connection::HandleFrame(const mqtt::FixedHeader& header, std::span<const uint8_t> body,
+                             ConnectionContext& context) {
+  if (state_ == State::kAwaitConnect) {
+    HandleConnect(header, body, context);
+    return;
+  }
+  if (header.type == mqtt::PacketType::kConnect) {
+    CloseForViolation(mqtt::Violation::kSecondConnect, context);  // MQTT-3.1.0-2
+    return;
+  }
+  const mqtt::Result<mqtt::Packet> packet = mqtt::Decode(header, body, level_);
+  if (!packet.ok()) {
+    CloseForViolation(packet.violation(), context);
+    return;
+  }
+  HandlePacket(packet.value(), context);
+}
+
+void Connection::HandleConnect(const mqtt::FixedHeader& header, std::span<const uint8_t> body,
+                               ConnectionContext& context) {
+  // MQTT-3.1.0-1: the first packet must be CONNECT; anything else is a malformed connect.
+  const mqtt::Result<mqtt::Connect> connect =
+      header.type == mqtt::PacketType::kConnect
+          ? mqtt::DecodeConnect(header, body)
+          : mqtt::Result<mqtt::Connect>(mqtt::Violation::kUnexpectedPacket);
+  // Reserve a connected-client slot first so the limit holds exactly across shards.
+  const uint32_t connected = context.connected_clients->fetch_add(1, std::memory_order_relaxed);
+  const connect::BrokerState broker{
+      .connected_clients = connected,
+      .shutting_down = context.shutting_down->load(std::memory_order_relaxed)};
+  const connect::Decision decision = connect::Admit(connect, broker, context.policy);
+  context.counters->connect[static_cast<size_t>(decision.reason)].Add();
+  if (decision.outcome == connect::Outcome::kAccept) {
+    holds_client_slot_ = true;
+    Accept(connect.value(), decision, context);
+    return;
+  }
+  context.connected_clients->fetch_sub(1, std::memory_order_relaxed);
+  if (decision.outcome == connect::Outcome::kRefuse) {
+    static_output_ = connect::ConnackBytes(decision.return_code);
+  } else if (decision.silenced) {
+    context.counters->connect_closed_silent_policy.Add();
+  }
+  if (LogEnabled(LogLevel::kDebug)) {
+    RINGMQ_LOG_DEBUG("connect from %s refused: %s (%s, CONNACK %s)", io::PeerAddress(fd_).c_str(),
+                     std::string(connect::LabelOf(decision.reason)).c_str(),
+                     decision.reason == connect::Reason::kMalformed
+                         ? std::string(mqtt::RuleOf(decision.violation)).c_str()
+                         : "policy",
+                     decision.outcome == connect::Outcome::kRefuse
+                         ? absl::StrCat(static_cast<int>(decision.return_code)).c_str()
+                         : "none");
+  }
+  state_ = State::kClosing;
+}
+
+void Connection::Accept(const mqtt::Connect& connect, const connect::Decision& decision,
+                        ConnectionContext& context) {
+  state_ = State::kOpen;
+  level_ = static_cast<mqtt::ProtocolLevel>(connect.protocol_level);
+  keepalive_s_ = connect.keepalive_s;
+  if (decision.assign_client_id) {
+    client_id_ = absl::StrCat("ringmq-", context.shard_index, "-", context.next_assigned_id++);
+  } else {
+    client_id_.assign(connect.client_id);
+  }
+  static_output_ = connect::ConnackBytes(mqtt::ConnackCode::kAccepted);
+  RINGMQ_LOG_DEBUG("client %s connected from %s (MQTT %s, keepalive %us, clean session %d)",
+                   client_id_.c_str(), io::PeerAddress(fd_).c_str(),
+                   level_ == mqtt::ProtocolLevel::kMqtt31 ? "3.1" : "3.1.1", keepalive_s_,
+                   connect.clean_session ? 1 : 0);
+}
+
+void Connection::HandlePacket(const mqtt::Packet& packet, ConnectionContext& context) {
+  metrics::ShardCounters& counters = *context.counters;
+  switch (mqtt::TypeOf(packet)) {
+    case mqtt::PacketType::kPingreq:
+      Queue(mqtt::Pingresp{}, context);
+      return;
+    case mqtt::PacketType::kDisconnect:
+      counters.client_disconnects.Add();
+      StartClosing(last_receive_ms_);
+      return;
+    case mqtt::PacketType::kPublish: {
+      // Routing arrives with the subscription trie; until then every message has no subscriber.
+      const auto& publish = std::get<mqtt::Publish>(packet);
+      counters.publish_dropped_no_subscribers.Add();
+      if (publish.qos == mqtt::QoS::k0) {
+        counters.publish_received_qos0.Add();
+      } else if (publish.qos == mqtt::QoS::k1) {
+        counters.publish_received_qos1.Add();
+        Queue(mqtt::Puback{publish.packet_id}, context);
+      } else {
+        counters.publish_received_qos2.Add();
+        Queue(mqtt::Pubrec{publish.packet_id}, context);
+      }
+      return;
+    }
+    case mqtt::PacketType::kPubrel:
+      Queue(mqtt::Pubcomp{std::get<mqtt::Pubrel>(packet).packet_id}, context);
+      return;
+    case mqtt::PacketType::kPuback:
+    case mqtt::PacketType::kPubrec:
+    case mqtt::PacketType::kPubcomp:
+      return;  // the broker sends no QoS 1/2 messages yet: nothing to acknowledge
+    case mqtt::PacketType::kSubscribe: {
+      // No routing yet: every filter is refused with 0x80 (§3.9.3) rather than granted falsely.
+      const auto& subscribe = std::get<mqtt::Subscribe>(packet);
+      uint8_t codes[256];
+      const size_t count = std::min(subscribe.topics.size(), sizeof(codes));
+      std::fill_n(codes, count, mqtt::kSubackFailure);
+      if (count < subscribe.topics.size()) {
+        CloseForViolation(mqtt::Violation::kPacketTooLarge, context);
+        return;
+      }
+      Queue(mqtt::Suback{subscribe.packet_id, std::span<const uint8_t>(codes, count)}, context);
+      return;
+    }
+    case mqtt::PacketType::kUnsubscribe:
+      Queue(mqtt::Unsuback{std::get<mqtt::Unsubscribe>(packet).packet_id}, context);
+      return;
+    default:
+      // CONNACK, SUBACK, UNSUBACK, PINGRESP travel only from server to client.
+      CloseForViolation(mqtt::Violation::kUnexpectedPacket, context);
+      return;
+  }
+}
+
+void Connection::Queue(const mqtt::Packet& packet, ConnectionContext& context) {
+  const size_t size = mqtt::EncodedSize(packet);
+  const size_t pending = queued_.size() + (current_.size() - current_sent_);
+  if (pending + size > context.max_output_bytes) {
+    // The peer keeps sending requests but does not read the answers.
+    context.counters->output_overflow.Add();
+    StartClosing(last_receive_ms_);
+    return;
+  }
+  const size_t old_size = queued_.size();
+  queued_.resize(old_size + size);
+  const size_t written = mqtt::Encode(packet, std::span<uint8_t>(queued_).subspan(old_size));
+  RINGMQ_ASSERT(written == size);
+}
+
+void Connection::CloseForViolation(mqtt::Violation violation, ConnectionContext& context) {
+  if (violation == mqtt::Violation::kPacketTooLarge) {
+    context.counters->packet_too_large.Add();
+  } else if (state_ == State::kOpen) {
+    context.counters->protocol_violations.Add();
+  } else {
+    // Before CONNECT was admitted a bad frame is a malformed CONNECT: MQTT-8, close without
+    // CONNACK.
+    context.counters->connect[static_cast<size_t>(connect::Reason::kMalformed)].Add();
+  }
+  RINGMQ_LOG_DEBUG("closing %s (client %s): %s [%s]", io::PeerAddress(fd_).c_str(),
+                   std::string(Printable(client_id_)).c_str(),
+                   std::string(mqtt::DescriptionOf(violation)).c_str(),
+                   std::string(mqtt::RuleOf(violation)).c_str());
+  StartClosing(last_receive_ms_);
+}
+
+void Connection::StartClosing(uint64_t now_ms) {
+  if (state_ == State::kClosing) return;
+  state_ = State::kClosing;
+  closing_since_ms_ = now_ms;
+}
+
+void Connection::OnTransportClosed(uint64_t now_ms) {
+  transport_closed_ = true;
+  StartClosing(now_ms);
+}
+
+uint64_t Connection::DeadlineMs() const {
+  switch (state_) {
+    case State::kAwaitConnect:
+      return 0;  // the shard schedules the connect timeout from Open()
+    case State::kOpen:
+      // MQTT-3.1.2-24: disconnect after one and a half keepalive periods of silence.
+      return keepalive_s_ == 0 ? 0 : last_receive_ms_ + uint64_t{keepalive_s_} * 1500;
+    case State::kClosing:
+      return closing_since_ms_ + kCloseGraceMs;
+  }
+  return 0;
+}
+
+void Connection::OnDeadline(uint64_t now_ms, ConnectionContext& context) {
+  switch (state_) {
+    case State::kAwaitConnect:
+      context.counters->connect_timeout.Add();
+      RINGMQ_LOG_DEBUG("closing %s: no CONNECT within %u ms", io::PeerAddress(fd_).c_str(),
+                       context.connect_timeout_ms);
+      StartClosing(now_ms);
+      return;
+    case State::kOpen:
+      context.counters->keepalive_timeout.Add();
+      RINGMQ_LOG_DEBUG("closing client %s: keepalive %us expired", client_id_.c_str(),
+                       keepalive_s_);
+      StartClosing(now_ms);
+      return;
+    case State::kClosing:
+      // The peer did not take our last bytes in time: give up on them.
+      transport_closed_ = true;
+      return;
+  }
+}
+
+std::span<const uint8_t> Connection::NextSend() {
+  if (send_in_flight_ || transport_closed_) return {};
+  if (current_.empty()) {
+    if (!static_output_.empty()) {
+      current_ = std::exchange(static_output_, {});
+    } else if (!queued_.empty()) {
+      sending_.swap(queued_);
+      queued_.clear();
+      current_ = sending_;
+    } else {
+      return {};
+    }
+    current_sent_ = 0;
+  }
+  send_in_flight_ = true;
+  return current_.subspan(current_sent_);
+}
+
+void Connection::OnSent(size_t bytes) {
+  RINGMQ_ASSERT(send_in_flight_);
+  RINGMQ_ASSERT(current_sent_ + bytes <= current_.size());
+  send_in_flight_ = false;
+  current_sent_ += bytes;
+  if (current_sent_ == current_.size()) {
+    current_ = {};
+    current_sent_ = 0;
+    sending_.clear();
+  }
+}
+
+bool Connection::ReadyToClose() const {
+  if (state_ != State::kClosing || send_in_flight_) return false;
+  if (transport_closed_) return true;
+  return current_.empty() && static_output_.empty() && queued_.empty();
+}
+
+void Connection::OnClosed(ConnectionContext& context) {
+  if (holds_client_slot_) {
+    context.connected_clients->fetch_sub(1, std::memory_order_relaxed);
+    holds_client_slot_ = false;
+  }
+  context.counters->connections_closed.Add();
+  RINGMQ_LOG_DEBUG("connection of client %s closed", std::string(Printable(client_id_)).c_str());
+}
+
+}  // namespace ringmq::net

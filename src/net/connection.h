@@ -1,0 +1,130 @@
+// One client connection's protocol state machine, without I/O ("sans-IO").
+//
+// The shard feeds it received bytes and completion results; it decides what to answer and when
+// to close, and exposes the bytes to send. Keeping I/O out makes every path unit-testable with
+// plain byte arrays (tests/net/connection_test.cc).
+//
+// Life: kAwaitConnect --CONNECT admitted--> kOpen --DISCONNECT/violation/timeout--> kClosing.
+// A refused CONNECT goes from kAwaitConnect to kClosing with the pre-encoded CONNACK (a static
+// span: the refusal path neither allocates nor encodes) or with nothing under the silent policy.
+// In kClosing, received bytes are ignored; the shard closes the socket once ReadyToClose().
+//
+// Receive path: frames are decoded in place from the bytes the shard passes in; only a frame
+// split across receives is copied into `partial_` (bounded by max_packet_size).
+// Send path: at most one send in flight; replies produced meanwhile wait in `queued_`.
+//
+// Thread safety: owned by one shard; used only on its thread.
+#ifndef RINGMQ_NET_CONNECTION_H_
+#define RINGMQ_NET_CONNECTION_H_
+
+#include <atomic>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "connect/admission.h"
+#include "metrics/counters.h"
+#include "mqtt/packet.h"
+
+namespace ringmq::net {
+
+// Per-shard settings and shared state every connection of the shard uses.
+struct ConnectionContext {
+  connect::Policy policy;
+  uint32_t max_packet_size = 1 << 20;
+  uint32_t connect_timeout_ms = 10'000;
+  // Replies waiting for a peer that does not read are capped; beyond this the connection is
+  // closed (output_overflow). Must exceed the largest single reply (a SUBACK of a
+  // max_packet_size SUBSCRIBE is smaller than max_packet_size).
+  uint32_t max_output_bytes = 64 * 1024;
+  // Connected clients over all shards; admission reserves a slot with fetch_add.
+  std::atomic<uint32_t>* connected_clients = nullptr;
+  const std::atomic<bool>* shutting_down = nullptr;
+  metrics::ShardCounters* counters = nullptr;
+  uint32_t shard_index = 0;
+  uint64_t next_assigned_id = 1;  // for server-assigned client ids (MQTT-3.1.3-6)
+};
+
+// How long a closing connection may wait for its last bytes to be sent.
+inline constexpr uint32_t kCloseGraceMs = 5'000;
+
+class Connection {
+ public:
+  enum class State : uint8_t { kAwaitConnect, kOpen, kClosing };
+
+  // Prepares the object for a newly accepted socket. `fd` is used only to name the peer in
+  // debug logs.
+  void Open(int fd, uint64_t now_ms);
+
+  // Consumes received bytes: decodes every complete frame, answers, and keeps a split frame.
+  void OnReceive(std::span<const uint8_t> bytes, uint64_t now_ms, ConnectionContext& context);
+
+  // Server-initiated close (shutdown): what is queued is still sent, within kCloseGraceMs.
+  void RequestClose(uint64_t now_ms) { StartClosing(now_ms); }
+
+  // The peer closed, or the socket failed: nothing more will be sent or received.
+  void OnTransportClosed(uint64_t now_ms);
+
+  // Deadline of the current state's timer (connect timeout, keepalive x 1.5, close grace);
+  // 0 when there is none.
+  uint64_t DeadlineMs() const;
+  // Called when DeadlineMs() has passed. Moves to kClosing (counted) or, in kClosing, gives up
+  // on unsent bytes.
+  void OnDeadline(uint64_t now_ms, ConnectionContext& context);
+
+  // The bytes to send next, or empty if nothing is queued or a send is in flight. Marks a send
+  // in flight when non-empty.
+  std::span<const uint8_t> NextSend();
+  // A send completed with `bytes` written (partial sends are normal).
+  void OnSent(size_t bytes);
+  bool send_in_flight() const { return send_in_flight_; }
+
+  // True once the connection should be closed: closing, and nothing left to send.
+  bool ReadyToClose() const;
+
+  // Called once when the socket is gone: releases the connected-client slot of an accepted
+  // client and counts the close.
+  void OnClosed(ConnectionContext& context);
+
+  State state() const { return state_; }
+  const std::string& client_id() const { return client_id_; }
+  uint16_t keepalive_s() const { return keepalive_s_; }
+
+ private:
+  size_t ProcessFrames(std::span<const uint8_t> bytes, ConnectionContext& context);
+  void HandleFrame(const mqtt::FixedHeader& header, std::span<const uint8_t> body,
+                   ConnectionContext& context);
+  void HandleConnect(const mqtt::FixedHeader& header, std::span<const uint8_t> body,
+                     ConnectionContext& context);
+  void Accept(const mqtt::Connect& connect, const connect::Decision& decision,
+              ConnectionContext& context);
+  void HandlePacket(const mqtt::Packet& packet, ConnectionContext& context);
+  void Queue(const mqtt::Packet& packet, ConnectionContext& context);
+  void StartClosing(uint64_t now_ms);
+  void CloseForViolation(mqtt::Violation violation, ConnectionContext& context);
+
+  State state_ = State::kAwaitConnect;
+  bool send_in_flight_ = false;
+  bool holds_client_slot_ = false;  // counted in context.connected_clients
+  bool transport_closed_ = false;
+  mqtt::ProtocolLevel level_ = mqtt::ProtocolLevel::kMqtt311;
+  uint16_t keepalive_s_ = 0;
+  int fd_ = -1;
+  uint64_t opened_ms_ = 0;
+  uint64_t last_receive_ms_ = 0;
+  uint64_t closing_since_ms_ = 0;
+
+  std::vector<uint8_t> partial_;            // a frame split across receives
+  std::span<const uint8_t> static_output_;  // pre-encoded refusal CONNACK, sent before queued_
+  std::vector<uint8_t> queued_;             // replies not yet handed to a send
+  std::vector<uint8_t> sending_;            // bytes of the send in flight (when not static)
+  std::span<const uint8_t> current_;        // what the current send is working through
+  size_t current_sent_ = 0;
+
+  std::string client_id_;
+};
+
+}  // namespace ringmq::net
+
+#endif  // RINGMQ_NET_CONNECTION_H_

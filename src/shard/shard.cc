@@ -1,0 +1,355 @@
+#include "shard/shard.h"
+
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <ctime>
+
+#include "common/assert.h"
+#include "common/log.h"
+#include "io/errno_status.h"
+#include "io/listener.h"
+
+namespace ringmq::shard {
+namespace {
+
+enum class Op : uint8_t { kAccept = 1, kReceive, kSend, kShutdown, kCancel, kClose, kDoorbell };
+
+constexpr uint16_t kBufferGroup = 0;
+constexpr uint32_t kTimerBuckets = 1024;  // 1024 x 100 ms: deadlines within ~100 s are exact
+constexpr uint32_t kGenerationMask = 0xFF'FFFF;
+
+// user_data: op (8 bits) | generation (24 bits) | slot (32 bits).
+uint64_t Pack(Op op, uint32_t generation, uint32_t slot) {
+  return (uint64_t{static_cast<uint8_t>(op)} << 56) |
+         (uint64_t{generation & kGenerationMask} << 32) | slot;
+}
+Op OpOf(uint64_t data) { return static_cast<Op>(data >> 56); }
+uint32_t GenerationOf(uint64_t data) { return static_cast<uint32_t>(data >> 32) & kGenerationMask; }
+uint32_t SlotOf(uint64_t data) { return static_cast<uint32_t>(data); }
+
+uint64_t MonotonicMs() {
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return static_cast<uint64_t>(now.tv_sec) * 1000 + static_cast<uint64_t>(now.tv_nsec) / 1'000'000;
+}
+
+}  // namespace
+
+Shard::Shard(uint32_t index, const Config& config, int listen_fd, SharedState& shared)
+    : index_(index), config_(config), limits_(), listen_fd_(listen_fd), shared_(shared) {
+  context_.policy.reject_policy = config.reject_policy;
+  context_.policy.max_connections = config.max_connections;
+  context_.policy.max_client_id_length = config.max_client_id_length;
+  context_.policy.client_id_prefixes = config.client_id_prefixes;
+  context_.max_packet_size = config.max_packet_size;
+  context_.connect_timeout_ms = config.connect_timeout_ms;
+  context_.connected_clients = &shared.connected_clients;
+  context_.shutting_down = &shared.shutting_down;
+  context_.counters = &counters_;
+  context_.shard_index = index;
+  doorbell_fd_ = eventfd(0, EFD_CLOEXEC);
+  RINGMQ_ASSERT(doorbell_fd_ >= 0);
+}
+
+Shard::~Shard() {
+  for (Slot& slot : slots_) {
+    if (slot.in_use) close(slot.fd);
+  }
+  buffers_.reset();  // unregisters from the ring, so it must go before the ring
+  ring_.reset();
+  close(listen_fd_);
+  close(doorbell_fd_);
+}
+
+void Shard::RequestStop() {
+  const uint64_t one = 1;
+  [[maybe_unused]] const ssize_t written = write(doorbell_fd_, &one, sizeof(one));
+}
+
+absl::Status Shard::Setup() {
+  absl::StatusOr<std::unique_ptr<io::Ring>> ring = io::Ring::Create(limits_.ring_entries);
+  if (!ring.ok()) return ring.status();
+  ring_ = std::move(*ring);
+  absl::StatusOr<std::unique_ptr<io::BufferRing>> buffers = io::BufferRing::Create(
+      ring_->get(), kBufferGroup, limits_.receive_buffers, limits_.receive_buffer_bytes);
+  if (!buffers.ok()) return buffers.status();
+  buffers_ = std::move(*buffers);
+  now_ms_ = MonotonicMs();
+  timers_ = std::make_unique<TimerWheel>(limits_.tick_ms, kTimerBuckets, now_ms_);
+  ArmAccept();
+  ArmDoorbell();
+  return absl::OkStatus();
+}
+
+void Shard::Loop() {
+  while (!stopping_ || open_connections_ > 0) {
+    const int submitted = ring_->SubmitAndWait(limits_.tick_ms);
+    if (submitted < 0 && submitted != -EBUSY && submitted != -EAGAIN) {
+      RINGMQ_LOG_ERROR("shard %u: io_uring_submit_and_wait: %s", index_, strerror(-submitted));
+    }
+    counters_.loop_iterations.Add();
+    now_ms_ = MonotonicMs();
+    Reap();
+    timers_->Advance(now_ms_, [this](uint32_t slot_index) { OnTimer(slot_index); });
+    if (accept_retry_ms_ != 0 && now_ms_ >= accept_retry_ms_ && !stopping_) {
+      accept_retry_ms_ = 0;
+      ArmAccept();
+    }
+    Flush();
+    buffers_->Publish();
+  }
+  ring_->SubmitAndWait(0);  // push out the last closes
+}
+
+void Shard::Reap() {
+  io_uring* ring = ring_->get();
+  io_uring_cqe* cqe = nullptr;
+  unsigned head = 0;
+  unsigned count = 0;
+  io_uring_for_each_cqe(ring, head, cqe) {
+    HandleCompletion(*cqe);
+    ++count;
+  }
+  io_uring_cq_advance(ring, count);
+  counters_.cqes_reaped.Add(count);
+}
+
+void Shard::HandleCompletion(const io_uring_cqe& cqe) {
+  const Op op = OpOf(cqe.user_data);
+  if (op == Op::kAccept) return OnAccept(cqe);
+  if (op == Op::kDoorbell) return BeginStop();
+  const uint32_t slot_index = SlotOf(cqe.user_data);
+  Slot* slot = slot_index < slots_.size() ? &slots_[slot_index] : nullptr;
+  const bool current = slot != nullptr && slot->in_use &&
+                       (slot->generation & kGenerationMask) == GenerationOf(cqe.user_data);
+  if (op == Op::kReceive) {
+    return OnReceive(cqe, current ? slot : nullptr);
+  }
+  if (op == Op::kSend && current) return OnSend(cqe, slot);
+  // kShutdown, kCancel and kClose results need no action: the receive completion that the
+  // shutdown provokes drives the close, and close errors cannot be acted upon.
+}
+
+void Shard::OnAccept(const io_uring_cqe& cqe) {
+  if ((cqe.flags & IORING_CQE_F_MORE) == 0) accept_armed_ = false;
+  if (cqe.res < 0) {
+    counters_.accept_errors.Add();
+    if (cqe.res == -EMFILE || cqe.res == -ENFILE || cqe.res == -ENOMEM) {
+      RINGMQ_LOG_WARNING("shard %u: accept: %s; retrying in %u ms (raise `ulimit -n`?)", index_,
+                         strerror(-cqe.res), limits_.tick_ms);
+      accept_retry_ms_ = now_ms_ + limits_.tick_ms;
+    } else if (!accept_armed_ && !stopping_ && cqe.res != -ECANCELED) {
+      accept_retry_ms_ = now_ms_ + limits_.tick_ms;
+    }
+    return;
+  }
+  if (!accept_armed_ && !stopping_ && accept_retry_ms_ == 0) ArmAccept();
+  const int fd = cqe.res;
+  if (stopping_) {
+    close(fd);
+    return;
+  }
+  io::ConfigureAcceptedSocket(fd);
+  counters_.connections_accepted.Add();
+  const uint32_t slot_index = AllocateSlot();
+  Slot& slot = slots_[slot_index];
+  slot.fd = fd;
+  slot.connection.Open(fd, now_ms_);
+  timers_->Schedule(slot_index, now_ms_ + config_.connect_timeout_ms);
+  ArmReceive(slot_index);
+}
+
+void Shard::OnReceive(const io_uring_cqe& cqe, Slot* slot) {
+  const bool has_buffer = (cqe.flags & IORING_CQE_F_BUFFER) != 0;
+  const auto buffer_id = static_cast<uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
+  const bool more = (cqe.flags & IORING_CQE_F_MORE) != 0;
+  if (slot == nullptr) {  // stale: the connection is gone; only give the buffer back
+    if (has_buffer) buffers_->Recycle(buffer_id);
+    return;
+  }
+  if (!more) slot->receive_armed = false;
+  if (cqe.res > 0) {
+    RINGMQ_ASSERT(has_buffer);
+    slot->connection.OnReceive(buffers_->Filled(buffer_id, static_cast<uint32_t>(cqe.res)), now_ms_,
+                               context_);
+    buffers_->Recycle(buffer_id);
+  } else if (cqe.res == -ENOBUFS) {
+    counters_.recv_enobufs.Add();  // re-armed in Flush once buffers are back
+  } else {
+    if (has_buffer) buffers_->Recycle(buffer_id);
+    slot->connection.OnTransportClosed(now_ms_);  // EOF (0) or a socket error
+  }
+  MarkDirty(SlotOf(cqe.user_data));
+}
+
+void Shard::OnSend(const io_uring_cqe& cqe, Slot* slot) {
+  if (cqe.res >= 0) {
+    counters_.bytes_sent.Add(static_cast<uint64_t>(cqe.res));
+    slot->connection.OnSent(static_cast<size_t>(cqe.res));
+  } else {
+    slot->connection.OnSent(0);
+    slot->connection.OnTransportClosed(now_ms_);
+  }
+  MarkDirty(SlotOf(cqe.user_data));
+}
+
+void Shard::OnTimer(uint32_t slot_index) {
+  Slot& slot = slots_[slot_index];
+  if (!slot.in_use) return;
+  net::Connection& connection = slot.connection;
+  const uint64_t deadline =
+      connection.state() == net::Connection::State::kAwaitConnect ? 0 : connection.DeadlineMs();
+  if (deadline > now_ms_) {
+    timers_->Schedule(slot_index, deadline);  // activity moved the deadline: lazily re-arm
+    return;
+  }
+  if (deadline == 0 && connection.state() == net::Connection::State::kOpen) return;
+  connection.OnDeadline(now_ms_, context_);
+  if (connection.state() == net::Connection::State::kClosing && slot.shutdown_submitted) {
+    return;  // grace expired after shutdown: the close follows the receive's end
+  }
+  MarkDirty(slot_index);
+}
+
+void Shard::Flush() {
+  // FlushSlot may mark more slots dirty only for themselves; iterate by index over a snapshot.
+  for (size_t i = 0; i < dirty_.size(); ++i) {
+    const uint32_t slot_index = dirty_[i];
+    slots_[slot_index].dirty = false;
+    FlushSlot(slot_index);
+  }
+  dirty_.clear();
+}
+
+void Shard::FlushSlot(uint32_t slot_index) {
+  Slot& slot = slots_[slot_index];
+  if (!slot.in_use) return;
+  net::Connection& connection = slot.connection;
+  const std::span<const uint8_t> bytes = connection.NextSend();
+  if (!bytes.empty()) {
+    io_uring_sqe* sqe = NextSqe();
+    io_uring_prep_send(sqe, slot.fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, Pack(Op::kSend, slot.generation, slot_index));
+  }
+  if (connection.state() != slot.timer_state) ScheduleTimer(slot_index);
+  if (connection.state() != net::Connection::State::kClosing) {
+    if (!slot.receive_armed) ArmReceive(slot_index);  // after -ENOBUFS
+    return;
+  }
+  const bool grace_expired = now_ms_ >= connection.DeadlineMs();
+  if (!slot.shutdown_submitted && (connection.ReadyToClose() || grace_expired)) {
+    // Ends the multishot receive and any send stuck on a peer that does not read.
+    io_uring_sqe* sqe = NextSqe();
+    io_uring_prep_shutdown(sqe, slot.fd, SHUT_RDWR);
+    io_uring_sqe_set_data64(sqe, Pack(Op::kShutdown, slot.generation, slot_index));
+    slot.shutdown_submitted = true;
+  }
+  if (slot.shutdown_submitted && !slot.receive_armed && !connection.send_in_flight()) {
+    io_uring_sqe* sqe = NextSqe();
+    io_uring_prep_close(sqe, slot.fd);
+    io_uring_sqe_set_data64(sqe, Pack(Op::kClose, slot.generation, slot_index));
+    connection.OnClosed(context_);
+    ReleaseSlot(slot_index);
+  }
+}
+
+void Shard::ScheduleTimer(uint32_t slot_index) {
+  Slot& slot = slots_[slot_index];
+  slot.timer_state = slot.connection.state();
+  const uint64_t deadline = slot.connection.DeadlineMs();
+  if (deadline == 0) {
+    timers_->Cancel(slot_index);
+  } else {
+    timers_->Schedule(slot_index, deadline);
+  }
+}
+
+void Shard::BeginStop() {
+  if (stopping_) return;
+  stopping_ = true;
+  RINGMQ_LOG_DEBUG("shard %u stopping: %u connections to close", index_, open_connections_);
+  if (accept_armed_) {
+    io_uring_sqe* sqe = NextSqe();
+    io_uring_prep_cancel64(sqe, Pack(Op::kAccept, 0, 0), 0);
+    io_uring_sqe_set_data64(sqe, Pack(Op::kCancel, 0, 0));
+  }
+  accept_retry_ms_ = 0;
+  for (uint32_t i = 0; i < slots_.size(); ++i) {
+    if (!slots_[i].in_use) continue;
+    slots_[i].connection.RequestClose(now_ms_);
+    MarkDirty(i);
+  }
+}
+
+void Shard::ArmAccept() {
+  io_uring_sqe* sqe = NextSqe();
+  io_uring_prep_multishot_accept(sqe, listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+  io_uring_sqe_set_data64(sqe, Pack(Op::kAccept, 0, 0));
+  accept_armed_ = true;
+}
+
+void Shard::ArmReceive(uint32_t slot_index) {
+  Slot& slot = slots_[slot_index];
+  io_uring_sqe* sqe = NextSqe();
+  io_uring_prep_recv_multishot(sqe, slot.fd, nullptr, 0, 0);
+  sqe->flags |= IOSQE_BUFFER_SELECT;
+  sqe->buf_group = kBufferGroup;
+  io_uring_sqe_set_data64(sqe, Pack(Op::kReceive, slot.generation, slot_index));
+  slot.receive_armed = true;
+}
+
+void Shard::ArmDoorbell() {
+  io_uring_sqe* sqe = NextSqe();
+  io_uring_prep_read(sqe, doorbell_fd_, &doorbell_value_, sizeof(doorbell_value_), 0);
+  io_uring_sqe_set_data64(sqe, Pack(Op::kDoorbell, 0, 0));
+}
+
+uint32_t Shard::AllocateSlot() {
+  uint32_t slot_index = 0;
+  if (!free_slots_.empty()) {
+    slot_index = free_slots_.back();
+    free_slots_.pop_back();
+  } else {
+    slot_index = static_cast<uint32_t>(slots_.size());
+    slots_.emplace_back();
+  }
+  Slot& slot = slots_[slot_index];
+  RINGMQ_ASSERT(!slot.in_use);
+  slot.in_use = true;
+  slot.receive_armed = false;
+  slot.dirty = false;
+  slot.shutdown_submitted = false;
+  slot.timer_state = net::Connection::State::kAwaitConnect;
+  ++open_connections_;
+  return slot_index;
+}
+
+void Shard::ReleaseSlot(uint32_t slot_index) {
+  Slot& slot = slots_[slot_index];
+  RINGMQ_ASSERT(slot.in_use);
+  timers_->Cancel(slot_index);
+  slot.in_use = false;
+  slot.fd = -1;
+  ++slot.generation;  // completions still in flight for the old connection become stale
+  slot.connection = net::Connection();
+  free_slots_.push_back(slot_index);
+  RINGMQ_ASSERT(open_connections_ > 0);
+  --open_connections_;
+}
+
+void Shard::MarkDirty(uint32_t slot_index) {
+  Slot& slot = slots_[slot_index];
+  if (slot.dirty) return;
+  slot.dirty = true;
+  dirty_.push_back(slot_index);
+}
+
+io_uring_sqe* Shard::NextSqe() {
+  counters_.sqes_submitted.Add();
+  return ring_->NextSqe();
+}
+
+}  // namespace ringmq::shard

@@ -1,0 +1,134 @@
+// A shard: one thread, one io_uring, one SO_REUSEPORT listener, and the connections it accepted.
+//
+// The loop, once per iteration: reap every completion (accepts, receives, sends, closes, the
+// stop doorbell), advance the timer wheel, then for each connection touched in this iteration
+// start its next send or its close, hand receive buffers back, and make one
+// submit-and-wait call for everything (waking at least every tick for timers).
+//
+// Receive memory is the shard's provided-buffer ring; connections hold none while idle.
+// Completions carry (op, generation, slot) in user_data, so a completion that arrives after
+// its connection's slot was reused is recognised as stale and only its buffer is recycled.
+//
+// Closing a connection: once it has nothing left to send, shutdown(SHUT_RDWR) ends the
+// multishot receive (and any send stuck on a peer that does not read), then close(fd) frees
+// the descriptor and the slot.
+//
+// Thread safety: Run() executes on the shard's own thread and everything inside is owned by it.
+// RequestStop() and counters() may be called from any thread.
+#ifndef RINGMQ_SHARD_SHARD_H_
+#define RINGMQ_SHARD_SHARD_H_
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "io/buffer_ring.h"
+#include "io/ring.h"
+#include "metrics/counters.h"
+#include "net/connection.h"
+#include "ringmq/config.h"
+#include "shard/timer_wheel.h"
+
+namespace ringmq::shard {
+
+// State every shard reads; owned by the broker and outliving the shards.
+struct SharedState {
+  std::atomic<uint32_t> connected_clients{0};
+  std::atomic<bool> shutting_down{false};
+};
+
+// Sizing, all per shard (see docs/architecture.md, "Budgets").
+struct ShardLimits {
+  uint32_t ring_entries = 1024;    // submission queue; completion queue is 4x
+  uint32_t receive_buffers = 512;  // provided buffers (power of two)
+  uint32_t receive_buffer_bytes = 4096;
+  uint32_t tick_ms = 100;  // timer resolution and longest sleep
+};
+
+class Shard {
+ public:
+  Shard(uint32_t index, const Config& config, int listen_fd, SharedState& shared);
+  ~Shard();
+  Shard(const Shard&) = delete;
+  Shard& operator=(const Shard&) = delete;
+
+  // Creates the ring on the calling thread, then calls `ready(status)` once (OK when serving
+  // or the setup error) and, if OK, runs until RequestStop() and every connection is closed.
+  template <typename ReadyFn>
+  absl::Status Run(ReadyFn ready) {
+    absl::Status status = Setup();
+    ready(status);
+    if (!status.ok()) return status;
+    Loop();
+    return absl::OkStatus();
+  }
+
+  // Wakes the shard to stop: no more accepts, every connection flushed and closed.
+  void RequestStop();
+
+  const metrics::ShardCounters& counters() const { return counters_; }
+  uint32_t index() const { return index_; }
+
+ private:
+  struct Slot {
+    net::Connection connection;
+    int fd = -1;
+    uint32_t generation = 0;
+    bool in_use = false;
+    bool receive_armed = false;
+    bool dirty = false;
+    bool shutdown_submitted = false;
+    net::Connection::State timer_state = net::Connection::State::kAwaitConnect;
+  };
+
+  absl::Status Setup();
+  void Loop();
+  void Reap();
+  void HandleCompletion(const io_uring_cqe& cqe);
+  void OnAccept(const io_uring_cqe& cqe);
+  void OnReceive(const io_uring_cqe& cqe, Slot* slot);
+  void OnSend(const io_uring_cqe& cqe, Slot* slot);
+  void OnTimer(uint32_t slot_index);
+  void Flush();
+  void FlushSlot(uint32_t slot_index);
+  void BeginStop();
+
+  void ArmAccept();
+  void ArmReceive(uint32_t slot_index);
+  void ArmDoorbell();
+  uint32_t AllocateSlot();
+  void ReleaseSlot(uint32_t slot_index);
+  void MarkDirty(uint32_t slot_index);
+  void ScheduleTimer(uint32_t slot_index);
+  io_uring_sqe* NextSqe();
+
+  const uint32_t index_;
+  const Config& config_;
+  const ShardLimits limits_;
+  const int listen_fd_;
+  SharedState& shared_;
+  int doorbell_fd_ = -1;
+  uint64_t doorbell_value_ = 0;
+
+  metrics::ShardCounters counters_;
+  net::ConnectionContext context_;
+  std::unique_ptr<io::Ring> ring_;
+  std::unique_ptr<io::BufferRing> buffers_;
+  std::unique_ptr<TimerWheel> timers_;
+
+  std::deque<Slot> slots_;  // deque: stable addresses while growing
+  std::vector<uint32_t> free_slots_;
+  std::vector<uint32_t> dirty_;
+  uint32_t open_connections_ = 0;
+  uint64_t now_ms_ = 0;
+  uint64_t accept_retry_ms_ = 0;  // after EMFILE/ENFILE: when to re-arm accept (0: none)
+  bool accept_armed_ = false;
+  bool stopping_ = false;
+};
+
+}  // namespace ringmq::shard
+
+#endif  // RINGMQ_SHARD_SHARD_H_

@@ -1,0 +1,77 @@
+#include "shard/timer_wheel.h"
+
+#include "common/assert.h"
+
+namespace ringmq::shard {
+
+TimerWheel::TimerWheel(uint32_t tick_ms, uint32_t bucket_count, uint64_t now_ms)
+    : tick_ms_(tick_ms),
+      mask_(bucket_count - 1),
+      current_tick_(now_ms / tick_ms),
+      heads_(bucket_count, kNone) {
+  RINGMQ_ASSERT(tick_ms > 0);
+  RINGMQ_ASSERT(bucket_count > 0 && (bucket_count & (bucket_count - 1)) == 0);
+}
+
+void TimerWheel::Schedule(uint32_t id, uint64_t deadline_ms) {
+  if (id >= nodes_.size()) nodes_.resize(size_t{id} + 1);
+  if (nodes_[id].bucket != kNone) Unlink(id);
+  // Round up so an entry never fires before its deadline; never schedule into the past tick,
+  // which Advance has already passed.
+  uint64_t tick = (deadline_ms + tick_ms_ - 1) / tick_ms_;
+  if (tick < current_tick_) tick = current_tick_;
+  const auto bucket = static_cast<uint32_t>(tick & mask_);
+  Node& node = nodes_[id];
+  node.deadline_ms = deadline_ms;
+  node.bucket = bucket;
+  node.previous = kNone;
+  node.next = heads_[bucket];
+  if (node.next != kNone) nodes_[node.next].previous = id;
+  heads_[bucket] = id;
+  ++size_;
+}
+
+void TimerWheel::Cancel(uint32_t id) {
+  if (Scheduled(id)) Unlink(id);
+}
+
+bool TimerWheel::Scheduled(uint32_t id) const {
+  return id < nodes_.size() && nodes_[id].bucket != kNone;
+}
+
+void TimerWheel::Unlink(uint32_t id) {
+  Node& node = nodes_[id];
+  RINGMQ_ASSERT(node.bucket != kNone);
+  if (node.previous != kNone) {
+    nodes_[node.previous].next = node.next;
+  } else {
+    heads_[node.bucket] = node.next;
+  }
+  if (node.next != kNone) nodes_[node.next].previous = node.previous;
+  node.bucket = kNone;
+  node.previous = node.next = kNone;
+  RINGMQ_ASSERT(size_ > 0);
+  --size_;
+}
+
+void TimerWheel::Advance(uint64_t now_ms, absl::FunctionRef<void(uint32_t id)> fire) {
+  const uint64_t now_tick = now_ms / tick_ms_;
+  // Bounded: at most one revolution of buckets per call, even after a long stall.
+  uint64_t last_tick = now_tick;
+  if (last_tick - current_tick_ > mask_) current_tick_ = last_tick - mask_;
+  for (; current_tick_ <= last_tick; ++current_tick_) {
+    const auto bucket = static_cast<uint32_t>(current_tick_ & mask_);
+    uint32_t id = heads_[bucket];
+    while (id != kNone) {
+      const uint32_t next = nodes_[id].next;
+      if (nodes_[id].deadline_ms <= now_ms) {
+        Unlink(id);
+        fire(id);
+      }
+      id = next;
+    }
+  }
+  current_tick_ = last_tick;
+}
+
+}  // namespace ringmq::shard
