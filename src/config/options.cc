@@ -147,8 +147,8 @@ constexpr Option kOptions[] = {
     {{"port", '\0', "N", "Listen on this TCP port", true},
      &ShowDefault<&Config::port>,
      Integer<&Config::port, 1, 65535>()},
-    {{"threads", '\0', "N",
-      "Shards, each one thread with its own io_uring ring; 0 = one per online CPU", true},
+    {{"threads", '\0', "N", "Shards (one thread and io_uring ring each); 0 = one per online CPU",
+      true},
      &ShowDefault<&Config::threads>,
      Integer<&Config::threads, 0, 1024>()},
     {{"config", '\0', "FILE", "Read this TOML file first; flags override its keys", false},
@@ -168,8 +168,7 @@ constexpr Option kOptions[] = {
                    return level.has_value();
                  }}},
     {{"reject_policy", '\0', "verbose|silent",
-      "Refused CONNECT: verbose = CONNACK 0x01..0x05 then close, silent = close without CONNACK",
-      true},
+      "Refused CONNECT: verbose = CONNACK 0x01..0x05, then close; silent = close only", true},
      &ShowDefault<&Config::reject_policy>,
      StringValue{"one of verbose|silent",
                  [](std::string_view text, Config& config) {
@@ -178,7 +177,7 @@ constexpr Option kOptions[] = {
                    return policy.has_value();
                  }}},
     {{"connect_timeout_ms", '\0', "MS",
-      "Close connections that have not sent a complete CONNECT within MS milliseconds", true},
+      "Close connections with no complete CONNECT after MS milliseconds", true},
      &ShowDefault<&Config::connect_timeout_ms>,
      Integer<&Config::connect_timeout_ms, 100, 3'600'000>()},
     {{"max_connections", '\0', "N", "Refuse (CONNACK 0x03) beyond N connected clients", true},
@@ -189,11 +188,11 @@ constexpr Option kOptions[] = {
      &ShowDefault<&Config::max_client_id_length>,
      Integer<&Config::max_client_id_length, 1, 65535>()},
     {{"max_packet_size", '\0', "BYTES",
-      "Close connections that send a packet larger than BYTES, fixed header included", true},
+      "Close connections sending a packet over BYTES (fixed header included)", true},
      &ShowDefault<&Config::max_packet_size>,
      Integer<&Config::max_packet_size, 64, 268'435'460>()},
     {{"client_id_prefixes", '\0', "P1,P2,...",
-      "If set, refuse (CONNACK 0x02) client ids that start with none of these", true},
+      "If set, refuse (CONNACK 0x02) client ids starting with none of these", true},
      &ShowDefault<&Config::client_id_prefixes>,
      ListValue{[](std::vector<std::string> prefixes, Config& config) {
        config.client_id_prefixes = std::move(prefixes);
@@ -544,10 +543,9 @@ std::string HelpText() {
   std::string text =
       "usage: ringmq [flags]\n"
       "\n"
-      "Settings come from defaults, then the TOML file named by --config, then the flags (later\n"
-      "sources win). A config-file key is the flag's name with '_' for '-', at the top level:\n"
-      "  max_connections = 100000\n"
-      "See docs/configuration.md and docs/ringmq.example.toml.\n"
+      "Settings come from defaults, then the TOML config file named by --config, then the flags\n"
+      "(later sources win). Config-file keys are the flag names with '_' for '-', all at the top\n"
+      "level (max_connections = 5000). See docs/configuration.md and docs/ringmq.example.toml.\n"
       "\n"
       "flags:\n";
   for (size_t i = 0; i < std::size(kOptions); ++i) {
