@@ -1,0 +1,666 @@
+#include "config/options.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "ringmq/config.h"
+
+namespace ringmq::config {
+namespace {
+
+absl::StatusOr<CommandLine> Parse(const std::vector<std::string>& args) {
+  std::vector<const char*> argv = {"ringmq"};
+  for (const std::string& arg : args) argv.push_back(arg.c_str());
+  return ParseCommandLine(static_cast<int>(argv.size()), argv.data());
+}
+
+// The message of a failed parse, or a marker that makes the comparison fail.
+template <typename T>
+std::string ErrorOf(const absl::StatusOr<T>& result) {
+  if (result.ok()) return "<ok>";
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
+  return std::string(result.status().message());
+}
+
+std::string ErrorOf(const absl::Status& status) {
+  if (status.ok()) return "<ok>";
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  return std::string(status.message());
+}
+
+std::string WriteTemp(const std::string& name, std::string_view text) {
+  const std::string path = testing::TempDir() + "/" + name;
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
+  return path;
+}
+
+std::string ReadFile(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// A file of the source tree, given relative to the repository root. __FILE__ is the path the
+// compiler was given: absolute, or relative to the build directory, which is an ancestor of this
+// test binary (the test may run from another working directory).
+std::filesystem::path SourcePath(std::string_view relative) {
+  const std::filesystem::path root = std::filesystem::path(__FILE__).parent_path() / "../..";
+  const std::filesystem::path from_root = root / relative;
+  if (from_root.is_absolute() || std::filesystem::exists(from_root)) return from_root;
+  std::error_code error;
+  std::filesystem::path dir = std::filesystem::read_symlink("/proc/self/exe", error);
+  for (int depth = 0; depth < 8 && !error && dir.has_parent_path(); ++depth) {
+    dir = dir.parent_path();
+    if (std::filesystem::exists(dir / from_root)) return dir / from_root;
+  }
+  return from_root;
+}
+
+std::vector<OptionInfo> FileKeys() {
+  std::vector<OptionInfo> keys;
+  for (const OptionInfo& option : Options()) {
+    if (option.file_key) keys.push_back(option);
+  }
+  return keys;
+}
+
+// A TOML document that sets every config-file key to a value other than its default, and the
+// Config it must produce. Keys here must match the table exactly (checked below).
+constexpr std::string_view kEveryKeyToml = R"(# every key, none at its default
+bind = "::1"
+port = 8883
+threads = 4
+log_level = "debug"
+reject_policy = "silent"
+connect_timeout_ms = 2500
+max_connections = 42
+max_client_id_length = 23
+max_packet_size = 4096
+client_id_prefixes = ["sensor-", "dev-"]
+)";
+
+Config EveryKeyConfig() {
+  Config config;
+  config.bind = "::1";
+  config.port = 8883;
+  config.threads = 4;
+  config.log_level = LogLevel::kDebug;
+  config.reject_policy = RejectPolicy::kSilent;
+  config.connect_timeout_ms = 2500;
+  config.max_connections = 42;
+  config.max_client_id_length = 23;
+  config.max_packet_size = 4096;
+  config.client_id_prefixes = {"sensor-", "dev-"};
+  return config;
+}
+
+// --- Defaults and names ----------------------------------------------------------------------
+
+TEST(ConfigTest, DefaultsWithNoArguments) {
+  const absl::StatusOr<CommandLine> parsed = Parse({});
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_FALSE(parsed->show_help);
+  EXPECT_FALSE(parsed->show_version);
+  EXPECT_EQ(parsed->config, Config{});
+  EXPECT_EQ(parsed->config.bind, "127.0.0.1");
+  EXPECT_EQ(parsed->config.port, 1883);
+  EXPECT_EQ(parsed->config.threads, 0u);
+  EXPECT_EQ(parsed->config.config_file, "");
+  EXPECT_EQ(parsed->config.log_level, LogLevel::kInfo);
+  EXPECT_EQ(parsed->config.reject_policy, RejectPolicy::kVerbose);
+  EXPECT_EQ(parsed->config.connect_timeout_ms, 10'000u);
+  EXPECT_EQ(parsed->config.max_connections, 100'000u);
+  EXPECT_EQ(parsed->config.max_client_id_length, 256u);
+  EXPECT_EQ(parsed->config.max_packet_size, 1u << 20);
+  EXPECT_TRUE(parsed->config.client_id_prefixes.empty());
+}
+
+TEST(ConfigTest, ArgcZeroIsNoArguments) {
+  const absl::StatusOr<CommandLine> parsed = ParseCommandLine(0, nullptr);
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->config, Config{});
+}
+
+TEST(OptionsTest, FlagNameIsKeyWithDashes) {
+  EXPECT_EQ(FlagName("max_connections"), "--max-connections");
+  EXPECT_EQ(FlagName("port"), "--port");
+}
+
+TEST(OptionsTest, EnumNames) {
+  EXPECT_EQ(ToString(LogLevel::kDebug), "debug");
+  EXPECT_EQ(ToString(LogLevel::kInfo), "info");
+  EXPECT_EQ(ToString(LogLevel::kWarning), "warning");
+  EXPECT_EQ(ToString(LogLevel::kError), "error");
+  EXPECT_EQ(ToString(RejectPolicy::kVerbose), "verbose");
+  EXPECT_EQ(ToString(RejectPolicy::kSilent), "silent");
+}
+
+TEST(OptionsTest, TableKeysAreUniqueSnakeCase) {
+  std::set<std::string_view> keys;
+  for (const OptionInfo& option : Options()) {
+    SCOPED_TRACE(option.key);
+    EXPECT_TRUE(keys.insert(option.key).second);
+    EXPECT_EQ(option.key.find_first_not_of("abcdefghijklmnopqrstuvwxyz_"), std::string_view::npos);
+  }
+}
+
+// --- Flags -----------------------------------------------------------------------------------
+
+struct FlagCase {
+  std::string flag;
+  std::string value;
+  std::function<void(const Config&)> check;
+};
+
+std::vector<FlagCase> GoodFlagCases() {
+  return {
+      {"--bind", "0.0.0.0", [](const Config& c) { EXPECT_EQ(c.bind, "0.0.0.0"); }},
+      {"--bind", "::", [](const Config& c) { EXPECT_EQ(c.bind, "::"); }},
+      {"--bind", "fe80::1:2", [](const Config& c) { EXPECT_EQ(c.bind, "fe80::1:2"); }},
+      {"--port", "1", [](const Config& c) { EXPECT_EQ(c.port, 1); }},
+      {"--port", "65535", [](const Config& c) { EXPECT_EQ(c.port, 65535); }},
+      {"--threads", "0", [](const Config& c) { EXPECT_EQ(c.threads, 0u); }},
+      {"--threads", "1024", [](const Config& c) { EXPECT_EQ(c.threads, 1024u); }},
+      {"--log-level", "debug", [](const Config& c) { EXPECT_EQ(c.log_level, LogLevel::kDebug); }},
+      {"--log-level", "info", [](const Config& c) { EXPECT_EQ(c.log_level, LogLevel::kInfo); }},
+      {"--log-level", "warning",
+       [](const Config& c) { EXPECT_EQ(c.log_level, LogLevel::kWarning); }},
+      {"--log-level", "error", [](const Config& c) { EXPECT_EQ(c.log_level, LogLevel::kError); }},
+      {"--reject-policy", "silent",
+       [](const Config& c) { EXPECT_EQ(c.reject_policy, RejectPolicy::kSilent); }},
+      {"--reject-policy", "verbose",
+       [](const Config& c) { EXPECT_EQ(c.reject_policy, RejectPolicy::kVerbose); }},
+      {"--connect-timeout-ms", "100",
+       [](const Config& c) { EXPECT_EQ(c.connect_timeout_ms, 100u); }},
+      {"--connect-timeout-ms", "3600000",
+       [](const Config& c) { EXPECT_EQ(c.connect_timeout_ms, 3'600'000u); }},
+      {"--max-connections", "1", [](const Config& c) { EXPECT_EQ(c.max_connections, 1u); }},
+      {"--max-connections", "10000000",
+       [](const Config& c) { EXPECT_EQ(c.max_connections, 10'000'000u); }},
+      {"--max-client-id-length", "1",
+       [](const Config& c) { EXPECT_EQ(c.max_client_id_length, 1u); }},
+      {"--max-client-id-length", "65535",
+       [](const Config& c) { EXPECT_EQ(c.max_client_id_length, 65535u); }},
+      {"--max-packet-size", "64", [](const Config& c) { EXPECT_EQ(c.max_packet_size, 64u); }},
+      {"--max-packet-size", "268435460",
+       [](const Config& c) { EXPECT_EQ(c.max_packet_size, 268'435'460u); }},
+      {"--client-id-prefixes", "sensor-,dev-",
+       [](const Config& c) {
+         EXPECT_EQ(c.client_id_prefixes, (std::vector<std::string>{"sensor-", "dev-"}));
+       }},
+      {"--client-id-prefixes", "only",
+       [](const Config& c) { EXPECT_EQ(c.client_id_prefixes, std::vector<std::string>{"only"}); }},
+      {"--client-id-prefixes", "",
+       [](const Config& c) { EXPECT_TRUE(c.client_id_prefixes.empty()); }},
+  };
+}
+
+TEST(OptionsFlagsTest, EveryFlagInBothSyntaxes) {
+  std::set<std::string> covered;
+  for (const FlagCase& test : GoodFlagCases()) {
+    covered.insert(test.flag);
+    SCOPED_TRACE(test.flag + " " + test.value);
+    const absl::StatusOr<CommandLine> spaced = Parse({test.flag, test.value});
+    ASSERT_TRUE(spaced.ok()) << spaced.status();
+    test.check(spaced->config);
+    const absl::StatusOr<CommandLine> joined = Parse({test.flag + "=" + test.value});
+    ASSERT_TRUE(joined.ok()) << joined.status();
+    test.check(joined->config);
+    EXPECT_EQ(spaced->config, joined->config);
+  }
+  // A new option with a value needs a case here (--config has its own tests).
+  for (const OptionInfo& option : Options()) {
+    if (option.placeholder.empty() || option.key == "config") continue;
+    EXPECT_TRUE(covered.contains(FlagName(option.key))) << FlagName(option.key);
+  }
+}
+
+TEST(OptionsFlagsTest, LaterFlagWins) {
+  const absl::StatusOr<CommandLine> parsed = Parse({"--port", "1", "--port=2"});
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->config.port, 2);
+}
+
+TEST(OptionsFlagsTest, ValueMayContainEquals) {
+  const absl::StatusOr<CommandLine> parsed = Parse({"--client-id-prefixes=a=b,c"});
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->config.client_id_prefixes, (std::vector<std::string>{"a=b", "c"}));
+}
+
+TEST(OptionsFlagsTest, EmptyPrefixListClearsFileList) {
+  const std::string path = WriteTemp("prefixes.toml", "client_id_prefixes = [\"a\"]\n");
+  const absl::StatusOr<CommandLine> parsed = Parse({"--config", path, "--client-id-prefixes="});
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_TRUE(parsed->config.client_id_prefixes.empty());
+}
+
+TEST(OptionsFlagsTest, HelpAndVersion) {
+  for (const char* help : {"--help", "-h"}) {
+    const absl::StatusOr<CommandLine> parsed = Parse({help});
+    ASSERT_TRUE(parsed.ok()) << parsed.status();
+    EXPECT_TRUE(parsed->show_help);
+    EXPECT_FALSE(parsed->show_version);
+  }
+  const absl::StatusOr<CommandLine> parsed = Parse({"--version"});
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_TRUE(parsed->show_version);
+  EXPECT_FALSE(parsed->show_help);
+}
+
+TEST(OptionsFlagsTest, HelpWinsOverBadValuesAndMissingFile) {
+  const absl::StatusOr<CommandLine> parsed =
+      Parse({"--port", "0", "--config", "/nonexistent/ringmq.toml", "--help"});
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_TRUE(parsed->show_help);
+}
+
+struct BadFlagCase {
+  std::vector<std::string> args;
+  std::string error;
+};
+
+TEST(OptionsFlagsTest, BadValuesGiveExactOneLineErrors) {
+  const std::vector<BadFlagCase> cases = {
+      {{"--port", "70000"}, R"(--port: expected an integer in 1..65535, got "70000")"},
+      {{"--port=0"}, R"(--port: expected an integer in 1..65535, got "0")"},
+      {{"--port", "-1"}, R"(--port: expected an integer in 1..65535, got "-1")"},
+      {{"--port", "abc"}, R"(--port: expected an integer in 1..65535, got "abc")"},
+      {{"--port", "+80"}, R"(--port: expected an integer in 1..65535, got "+80")"},
+      {{"--port", " 80"}, R"(--port: expected an integer in 1..65535, got " 80")"},
+      {{"--port", "80x"}, R"(--port: expected an integer in 1..65535, got "80x")"},
+      {{"--port", "1e3"}, R"(--port: expected an integer in 1..65535, got "1e3")"},
+      {{"--port="}, R"(--port: expected an integer in 1..65535, got "")"},
+      {{"--port", "99999999999999999999999"},
+       R"(--port: expected an integer in 1..65535, got "99999999999999999999999")"},
+      {{"--threads", "1025"}, R"(--threads: expected an integer in 0..1024, got "1025")"},
+      {{"--connect-timeout-ms", "99"},
+       R"(--connect-timeout-ms: expected an integer in 100..3600000, got "99")"},
+      {{"--connect-timeout-ms", "3600001"},
+       R"(--connect-timeout-ms: expected an integer in 100..3600000, got "3600001")"},
+      {{"--max-connections", "0"},
+       R"(--max-connections: expected an integer in 1..10000000, got "0")"},
+      {{"--max-connections", "10000001"},
+       R"(--max-connections: expected an integer in 1..10000000, got "10000001")"},
+      {{"--max-client-id-length", "0"},
+       R"(--max-client-id-length: expected an integer in 1..65535, got "0")"},
+      {{"--max-client-id-length", "65536"},
+       R"(--max-client-id-length: expected an integer in 1..65535, got "65536")"},
+      {{"--max-packet-size", "63"},
+       R"(--max-packet-size: expected an integer in 64..268435460, got "63")"},
+      {{"--max-packet-size", "268435461"},
+       R"(--max-packet-size: expected an integer in 64..268435460, got "268435461")"},
+      {{"--bind", "localhost"}, R"(--bind: expected an IPv4 or IPv6 address, got "localhost")"},
+      {{"--bind", "1.2.3"}, R"(--bind: expected an IPv4 or IPv6 address, got "1.2.3")"},
+      {{"--bind", "[::1]"}, R"(--bind: expected an IPv4 or IPv6 address, got "[::1]")"},
+      {{"--bind="}, R"(--bind: expected an IPv4 or IPv6 address, got "")"},
+      {{"--bind", "1.2.3.4\nx"}, R"(--bind: expected an IPv4 or IPv6 address, got "1.2.3.4\nx")"},
+      {{"--log-level", "verbose"},
+       R"(--log-level: expected one of debug|info|warning|error, got "verbose")"},
+      {{"--log-level", "INFO"},
+       R"(--log-level: expected one of debug|info|warning|error, got "INFO")"},
+      {{"--reject-policy", "loud"},
+       R"(--reject-policy: expected one of verbose|silent, got "loud")"},
+      {{"--client-id-prefixes", "a,,b"},
+       R"(--client-id-prefixes: expected a comma-separated list of non-empty strings, got "a,,b")"},
+      {{"--client-id-prefixes", ",a"},
+       R"(--client-id-prefixes: expected a comma-separated list of non-empty strings, got ",a")"},
+      {{"--client-id-prefixes", "a,"},
+       R"(--client-id-prefixes: expected a comma-separated list of non-empty strings, got "a,")"},
+  };
+  for (const BadFlagCase& test : cases) {
+    SCOPED_TRACE(test.args[0]);
+    const std::string error = ErrorOf(Parse(test.args));
+    EXPECT_EQ(error, test.error);
+    EXPECT_EQ(error.find('\n'), std::string::npos);
+  }
+}
+
+TEST(OptionsFlagsTest, UnknownFlag) {
+  EXPECT_EQ(ErrorOf(Parse({"--frobnicate"})), "unknown flag --frobnicate (see --help)");
+  EXPECT_EQ(ErrorOf(Parse({"--frobnicate=3"})), "unknown flag --frobnicate (see --help)");
+  EXPECT_EQ(ErrorOf(Parse({"-x"})), "unknown flag -x (see --help)");
+  EXPECT_EQ(ErrorOf(Parse({"-port", "1"})), "unknown flag -port (see --help)");
+  EXPECT_EQ(ErrorOf(Parse({"--"})), "unknown flag -- (see --help)");
+  EXPECT_EQ(ErrorOf(Parse({"--port", "1", "--Port", "2"})), "unknown flag --Port (see --help)");
+}
+
+TEST(OptionsFlagsTest, UnderscoreFlagSuggestsDashes) {
+  EXPECT_EQ(ErrorOf(Parse({"--max_connections", "5"})),
+            "unknown flag --max_connections (did you mean --max-connections?)");
+}
+
+TEST(OptionsFlagsTest, MissingValue) {
+  EXPECT_EQ(ErrorOf(Parse({"--port"})), "--port: missing value");
+  EXPECT_EQ(ErrorOf(Parse({"--port", "--threads", "4"})), "--port: missing value");
+  EXPECT_EQ(ErrorOf(Parse({"--config"})), "--config: missing value");
+}
+
+TEST(OptionsFlagsTest, SwitchTakesNoValue) {
+  EXPECT_EQ(ErrorOf(Parse({"--help=yes"})), "--help: takes no value");
+  EXPECT_EQ(ErrorOf(Parse({"--version="})), "--version: takes no value");
+}
+
+TEST(OptionsFlagsTest, PositionalArgumentIsAnError) {
+  EXPECT_EQ(ErrorOf(Parse({"ringmq.toml"})),
+            R"(unexpected argument "ringmq.toml": ringmq takes only flags (see --help))");
+  EXPECT_EQ(ErrorOf(Parse({"--port", "1", "2"})),
+            R"(unexpected argument "2": ringmq takes only flags (see --help))");
+  EXPECT_EQ(ErrorOf(Parse({"-"})),
+            R"(unexpected argument "-": ringmq takes only flags (see --help))");
+}
+
+// --- Config file -----------------------------------------------------------------------------
+
+TEST(OptionsTomlTest, EveryKeyTestCoversTheTable) {
+  Config config;
+  ASSERT_TRUE(ApplyToml(kEveryKeyToml, "every.toml", config).ok());
+  for (const OptionInfo& option : FileKeys()) {
+    EXPECT_NE(kEveryKeyToml.find("\n" + std::string(option.key) + " = "), std::string_view::npos)
+        << option.key;
+  }
+}
+
+TEST(OptionsTomlTest, FileAppliesEveryKey) {
+  const std::string path = WriteTemp("every.toml", kEveryKeyToml);
+  const absl::StatusOr<CommandLine> parsed = Parse({"--config", path});
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  Config expected = EveryKeyConfig();
+  expected.config_file = path;
+  EXPECT_EQ(parsed->config, expected);
+}
+
+TEST(OptionsTomlTest, ApplyTomlAppliesEveryKey) {
+  Config config;
+  ASSERT_TRUE(ApplyToml(kEveryKeyToml, "every.toml", config).ok());
+  EXPECT_EQ(config, EveryKeyConfig());
+}
+
+TEST(OptionsTomlTest, EmptyDocumentChangesNothing) {
+  Config config = EveryKeyConfig();
+  ASSERT_TRUE(ApplyToml("", "empty.toml", config).ok());
+  ASSERT_TRUE(ApplyToml("# only a comment\n", "empty.toml", config).ok());
+  EXPECT_EQ(config, EveryKeyConfig());
+}
+
+TEST(OptionsTomlTest, UnknownKeyNamesFileAndLine) {
+  Config config;
+  EXPECT_EQ(ErrorOf(ApplyToml("port = 1\n\nfoo = 3\n", "r.toml", config)),
+            R"(r.toml:3: unknown key "foo")");
+}
+
+TEST(OptionsTomlTest, TablesAreUnknownKeys) {
+  Config config;
+  EXPECT_EQ(ErrorOf(ApplyToml("port = 1\n[server]\nport = 2\n", "r.toml", config)),
+            R"(r.toml:2: unknown key "server")");
+  EXPECT_EQ(ErrorOf(ApplyToml("server.port = 2\n", "r.toml", config)),
+            R"(r.toml:1: unknown key "server")");
+}
+
+TEST(OptionsTomlTest, FlagOnlyOptionsAreNotKeys) {
+  Config config;
+  EXPECT_EQ(ErrorOf(ApplyToml("config = \"other.toml\"\n", "r.toml", config)),
+            R"(r.toml:1: unknown key "config" (--config is a command-line flag only))");
+  EXPECT_EQ(ErrorOf(ApplyToml("\nhelp = true\n", "r.toml", config)),
+            R"(r.toml:2: unknown key "help" (--help is a command-line flag only))");
+}
+
+TEST(OptionsTomlTest, FlagSpellingIsNotAKey) {
+  Config config;
+  EXPECT_EQ(ErrorOf(ApplyToml("max-connections = 5\n", "r.toml", config)),
+            R"(r.toml:1: unknown key "max-connections")");
+}
+
+struct BadTomlCase {
+  std::string text;
+  std::string error;
+};
+
+TEST(OptionsTomlTest, WrongTypeOrRangeNamesFileAndLine) {
+  const std::vector<BadTomlCase> cases = {
+      {"\n\nmax_connections = \"many\"\n",
+       "r.toml:3: max_connections: expected an integer in 1..10000000"},
+      {"max_connections = 0\n", "r.toml:1: max_connections: expected an integer in 1..10000000"},
+      {"max_connections = 10000001\n",
+       "r.toml:1: max_connections: expected an integer in 1..10000000"},
+      {"max_connections = 5.0\n", "r.toml:1: max_connections: expected an integer in 1..10000000"},
+      {"max_connections = true\n", "r.toml:1: max_connections: expected an integer in 1..10000000"},
+      {"port = 70000\n", "r.toml:1: port: expected an integer in 1..65535"},
+      {"port = -1\n", "r.toml:1: port: expected an integer in 1..65535"},
+      {"threads = 1025\n", "r.toml:1: threads: expected an integer in 0..1024"},
+      {"connect_timeout_ms = 99\n",
+       "r.toml:1: connect_timeout_ms: expected an integer in 100..3600000"},
+      {"max_client_id_length = 65536\n",
+       "r.toml:1: max_client_id_length: expected an integer in 1..65535"},
+      {"max_packet_size = 268435461\n",
+       "r.toml:1: max_packet_size: expected an integer in 64..268435460"},
+      {"bind = \"localhost\"\n", "r.toml:1: bind: expected an IPv4 or IPv6 address"},
+      {"bind = 127\n", "r.toml:1: bind: expected an IPv4 or IPv6 address"},
+      {"log_level = \"loud\"\n", "r.toml:1: log_level: expected one of debug|info|warning|error"},
+      {"reject_policy = 1\n", "r.toml:1: reject_policy: expected one of verbose|silent"},
+      {"client_id_prefixes = \"a,b\"\n",
+       "r.toml:1: client_id_prefixes: expected an array of non-empty strings"},
+      {"client_id_prefixes = [\n  \"a\",\n  7,\n]\n",
+       "r.toml:3: client_id_prefixes: expected an array of non-empty strings"},
+      {"client_id_prefixes = [\"a\", \"\"]\n",
+       "r.toml:1: client_id_prefixes: expected an array of non-empty strings"},
+  };
+  for (const BadTomlCase& test : cases) {
+    SCOPED_TRACE(test.text);
+    Config config;
+    EXPECT_EQ(ErrorOf(ApplyToml(test.text, "r.toml", config)), test.error);
+    EXPECT_EQ(config, Config{});
+  }
+}
+
+TEST(OptionsTomlTest, EmptyArrayClearsPrefixes) {
+  Config config = EveryKeyConfig();
+  ASSERT_TRUE(ApplyToml("client_id_prefixes = []\n", "r.toml", config).ok());
+  EXPECT_TRUE(config.client_id_prefixes.empty());
+}
+
+TEST(OptionsTomlTest, ErrorLeavesConfigUnchanged) {
+  Config config;
+  EXPECT_FALSE(ApplyToml("port = 2000\nthreads = 99999\n", "r.toml", config).ok());
+  EXPECT_EQ(config, Config{});
+}
+
+TEST(OptionsTomlTest, FirstErrorInDocumentOrder) {
+  // Alphabetically "bind" comes first; the file has "threads" first.
+  Config config;
+  EXPECT_EQ(ErrorOf(ApplyToml("threads = -1\nbind = \"x\"\n", "r.toml", config)),
+            "r.toml:1: threads: expected an integer in 0..1024");
+}
+
+TEST(OptionsTomlTest, SyntaxErrorNamesFileAndLine) {
+  Config config;
+  const std::string error = ErrorOf(ApplyToml("port = 1\nthreads = = 2\n", "bad.toml", config));
+  EXPECT_TRUE(error.starts_with("bad.toml:2: ")) << error;
+  EXPECT_GT(error.size(), std::string_view("bad.toml:2: ").size());
+  EXPECT_EQ(error.find('\n'), std::string::npos);
+  EXPECT_EQ(config, Config{});
+}
+
+TEST(OptionsTomlTest, DuplicateKeyIsASyntaxError) {
+  Config config;
+  const std::string error = ErrorOf(ApplyToml("port = 1\nport = 2\n", "dup.toml", config));
+  EXPECT_TRUE(error.starts_with("dup.toml:2: ")) << error;
+}
+
+TEST(OptionsTomlTest, SyntaxErrorThroughConfigFlag) {
+  const std::string path = WriteTemp("syntax.toml", "\n\n\nport 1883\n");
+  const std::string error = ErrorOf(Parse({"--config", path}));
+  EXPECT_TRUE(error.starts_with(path + ":4: ")) << error;
+}
+
+TEST(OptionsTomlTest, FlagsOverrideFileWhereverTheyStand) {
+  const std::string path = WriteTemp("override.toml", "port = 1000\nmax_connections = 5\n");
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"--port", "2000", "--config", path}, {"--config=" + path, "--port=2000"}}) {
+    const absl::StatusOr<CommandLine> parsed = Parse(args);
+    ASSERT_TRUE(parsed.ok()) << parsed.status();
+    EXPECT_EQ(parsed->config.port, 2000);
+    EXPECT_EQ(parsed->config.max_connections, 5u);
+    EXPECT_EQ(parsed->config.config_file, path);
+  }
+}
+
+TEST(OptionsTomlTest, LastConfigFlagIsTheFileRead) {
+  const std::string first = WriteTemp("first.toml", "port = 1001\n");
+  const std::string second = WriteTemp("second.toml", "port = 1002\n");
+  const absl::StatusOr<CommandLine> parsed = Parse({"--config", first, "--config", second});
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->config.port, 1002);
+  EXPECT_EQ(parsed->config.config_file, second);
+}
+
+TEST(OptionsTomlTest, FileErrorsPrefixTheFileName) {
+  const std::string path = WriteTemp("unknown.toml", "port = 1\nfoo = 3\n");
+  EXPECT_EQ(ErrorOf(Parse({"--config", path})), path + R"(:2: unknown key "foo")");
+}
+
+TEST(OptionsTomlTest, MissingFileNamesFileAndReason) {
+  const std::string path = testing::TempDir() + "/does-not-exist.toml";
+  EXPECT_EQ(ErrorOf(Parse({"--config", path})),
+            "cannot read config file \"" + path + "\": No such file or directory");
+}
+
+TEST(OptionsTomlTest, DirectoryIsUnreadable) {
+  const std::string path = testing::TempDir();
+  EXPECT_EQ(ErrorOf(Parse({"--config", path})),
+            "cannot read config file \"" + path + "\": Is a directory");
+}
+
+TEST(OptionsTomlTest, OversizedFileIsRefused) {
+  const std::string path = WriteTemp("huge.toml", std::string((1 << 20) + 1, '#'));
+  EXPECT_EQ(ErrorOf(Parse({"--config", path})),
+            "cannot read config file \"" + path + "\": larger than 1048576 bytes");
+}
+
+// --- Help ------------------------------------------------------------------------------------
+
+TEST(OptionsHelpTest, ListsEveryOptionWithHelpAndDefault) {
+  const std::string help = HelpText();
+  EXPECT_TRUE(help.starts_with("usage: ringmq [flags]\n")) << help;
+  EXPECT_NE(help.find("--config"), std::string::npos);
+  EXPECT_NE(help.find("config file"), std::string::npos);
+  for (const OptionInfo& option : Options()) {
+    SCOPED_TRACE(option.key);
+    EXPECT_FALSE(option.help.empty());
+    EXPECT_EQ(option.help.find('\n'), std::string_view::npos);
+    std::string left = FlagName(option.key);
+    if (!option.placeholder.empty()) left += " " + std::string(option.placeholder);
+    const size_t at = help.find(left + " ");
+    ASSERT_NE(at, std::string::npos);
+    const std::string line = help.substr(at, help.find('\n', at) - at);
+    EXPECT_NE(line.find(option.help), std::string::npos) << line;
+    EXPECT_EQ(line.find("(default ") != std::string::npos, option.file_key) << line;
+  }
+}
+
+TEST(OptionsHelpTest, DescriptionsAreAlignedAndDefaultsComeFromConfig) {
+  const std::string help = HelpText();
+  EXPECT_NE(help.find("  -h, --help "), std::string::npos);
+  const std::string_view text =
+      "Refuse (CONNACK 0x03) beyond N connected clients (default 100000)\n";
+  const size_t at = help.find(text);
+  ASSERT_NE(at, std::string::npos) << help;
+  const size_t line_start = help.rfind('\n', at) + 1;
+  EXPECT_TRUE(help.substr(line_start).starts_with("  --max-connections N   "));
+  const size_t column = at - line_start;
+  for (const OptionInfo& option : Options()) {
+    const size_t help_at = help.find(std::string(option.help));
+    ASSERT_NE(help_at, std::string::npos) << option.key;
+    EXPECT_EQ(help_at - (help.rfind('\n', help_at) + 1), column) << option.key;
+  }
+  EXPECT_NE(help.find("(default 127.0.0.1)"), std::string::npos);
+  EXPECT_NE(help.find("(default info)"), std::string::npos);
+  EXPECT_NE(help.find("(default verbose)"), std::string::npos);
+  EXPECT_NE(help.find("(default 1048576)"), std::string::npos);
+  EXPECT_NE(help.find("(default \"\")"), std::string::npos);
+}
+
+// --- Documentation ---------------------------------------------------------------------------
+
+// Uncomments every "# key = value" line of the example, so each documented default is parsed.
+std::string UncommentKeys(const std::string& text) {
+  std::istringstream in(text);
+  std::string out;
+  for (std::string line; std::getline(in, line);) {
+    for (const OptionInfo& option : FileKeys()) {
+      if (line.starts_with("# " + std::string(option.key) + " = ")) {
+        line.erase(0, 2);
+        break;
+      }
+    }
+    out += line + "\n";
+  }
+  return out;
+}
+
+TEST(ConfigDocsTest, ExampleFileParsesAndEqualsDefaults) {
+  const std::filesystem::path path = SourcePath("docs/ringmq.example.toml");
+  ASSERT_TRUE(std::filesystem::exists(path)) << path;
+  const std::string text = ReadFile(path);
+  ASSERT_FALSE(text.empty());
+
+  Config as_shipped;
+  ASSERT_TRUE(ApplyToml(text, path.string(), as_shipped).ok());
+  EXPECT_EQ(as_shipped, Config{});
+
+  // Every key, uncommented, applied over non-default values: each must be present and must
+  // state the real default.
+  const std::string uncommented = UncommentKeys(text);
+  Config config = EveryKeyConfig();
+  const absl::Status applied = ApplyToml(uncommented, path.string(), config);
+  ASSERT_TRUE(applied.ok()) << applied;
+  EXPECT_EQ(config, Config{});
+}
+
+TEST(ConfigDocsTest, ExampleFileUsableThroughConfigFlag) {
+  const std::filesystem::path path = SourcePath("docs/ringmq.example.toml");
+  const absl::StatusOr<CommandLine> parsed = Parse({"--config", path.string()});
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  Config expected;
+  expected.config_file = path.string();
+  EXPECT_EQ(parsed->config, expected);
+}
+
+TEST(ConfigDocsTest, ReferenceDocumentsEveryOption) {
+  const std::filesystem::path path = SourcePath("docs/configuration.md");
+  ASSERT_TRUE(std::filesystem::exists(path)) << path;
+  const std::string text = ReadFile(path);
+  for (const OptionInfo& option : Options()) {
+    EXPECT_NE(text.find("`" + FlagName(option.key)), std::string::npos) << option.key;
+    if (option.file_key) {
+      EXPECT_NE(text.find("`" + std::string(option.key) + "`"), std::string::npos) << option.key;
+    }
+  }
+}
+
+TEST(ConfigDocsTest, ReferenceExampleParses) {
+  const std::string text = ReadFile(SourcePath("docs/configuration.md"));
+  const size_t begin = text.find("```toml\n");
+  ASSERT_NE(begin, std::string::npos);
+  const size_t end = text.find("```", begin + 8);
+  ASSERT_NE(end, std::string::npos);
+  Config config;
+  const absl::Status applied =
+      ApplyToml(std::string_view(text).substr(begin + 8, end - begin - 8), "example", config);
+  EXPECT_TRUE(applied.ok()) << applied;
+  EXPECT_EQ(config.client_id_prefixes, (std::vector<std::string>{"sensor-", "gateway-"}));
+}
+
+}  // namespace
+}  // namespace ringmq::config
