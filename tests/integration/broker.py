@@ -80,8 +80,9 @@ def parse_counters(line):
 class Broker:
     """One broker process. Use start()/stop() or `with Broker(...) as b:`."""
 
-    def __init__(self, *flags, threads=2, log_level="debug", binary_path=None):
+    def __init__(self, *flags, threads=2, log_level="debug", binary_path=None, port=None):
         self.binary = binary_path or binary()
+        self.fixed_port = port
         self.flags = [str(f) for f in flags]
         self.threads = threads
         self.log_level = log_level
@@ -113,7 +114,7 @@ class Broker:
             raise unittest.SkipTest(f"{KERNEL_MISSING_PREFIX} {missing}")
         STARTED.append(self)
         for attempt in range(3):
-            self.port = free_port()
+            self.port = self.fixed_port or free_port()
             self.lines = []
             self.proc = subprocess.Popen(self.argv(self.port), stdin=subprocess.DEVNULL,
                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -123,7 +124,7 @@ class Broker:
             if self._wait_ready() and (not self.mosquitto or self._poll_listening()):
                 return self
             self._reap()
-            if attempt < 2 and "in use" in self.stderr().lower():
+            if attempt < 2 and not self.fixed_port and "in use" in self.stderr().lower():
                 continue  # lost the race for the port: try another
             raise AssertionError(
                 f"broker did not become ready within {READY_TIMEOUT}s "

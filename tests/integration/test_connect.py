@@ -196,6 +196,40 @@ class ConnectRefusedVerbose(BrokerTestCase):
         refusals += n
         self.assert_counters(b.stop(), connect_connection_limit=refusals, connect_accepted=5)
 
+    def test_connection_limit_exact_under_concurrent_connects_across_shards(self):
+        limit, n = 5, 24
+        b = self.start_broker("--max-connections", str(limit))
+        socks = [m.open_socket(b.port) for _ in range(n)]
+        try:
+            for i, s in enumerate(socks):  # all CONNECTs in flight at once
+                s.sendall(m.connect(f"race-{i}"))
+            codes = []
+            for s in socks:
+                got = m.read_packet(s)
+                self.assertEqual((got.raw[:3], len(got.raw)), (b"\x20\x02\x00", 4),
+                                 f"not a CONNACK: {got.raw!r}")
+                codes.append(got.raw[3])
+            self.assertEqual(sorted(set(codes)), [0x00, 0x03], f"return codes {codes}")
+            self.assertEqual(codes.count(0x00), limit,
+                             f"{codes.count(0x00)} accepted with --max-connections {limit}")
+            for s, code in zip(socks, codes):
+                if code == 0x03:
+                    m.expect_eof(s)
+                else:
+                    m.ping(s)
+        finally:
+            for s in socks:
+                s.close()
+        self.assert_counters(b.stop(), connect_accepted=limit,
+                             connect_connection_limit=n - limit, connections_accepted=n)
+
+    def test_max_client_id_length_counts_utf8_bytes(self):
+        b = self.start_broker("--max-client-id-length", "4")
+        with m.connect_client(b.port, "\u00e9\u00e9") as s:  # 2 characters, 4 bytes
+            m.disconnect(s)
+        self.refused(b, m.connect("\u00e9\u00e9a"), 0x02)  # 3 characters, 5 bytes
+        self.assert_counters(b.stop(), connect_client_id_too_long=1, connect_accepted=2)
+
 
 def connect_when_slot_free(port, client_id, timeout=2.0, then_disconnect=False):
     """Connects, retrying while the broker refuses for the connection limit (it may free a slot

@@ -1,0 +1,180 @@
+"""The command line: --help, --version, bad flags (exit 2, one stderr line), --config, signals."""
+
+import os
+import signal
+import subprocess
+import tempfile
+
+import mqtt_raw as m
+from broker import Broker, BrokerTestCase, binary, free_port, is_mosquitto
+
+RUN_TIMEOUT = 10.0
+
+FLAGS = ("--bind", "--port", "--threads", "--log-level", "--reject-policy",
+         "--connect-timeout-ms", "--max-connections", "--max-client-id-length",
+         "--max-packet-size", "--client-id-prefixes", "--config", "--help", "--version")
+
+
+def run_binary(*args):
+    argv = [binary(), *args]
+    try:
+        return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=RUN_TIMEOUT)
+    except subprocess.TimeoutExpired as e:
+        raise AssertionError(f"{' '.join(argv)} did not exit within {RUN_TIMEOUT}s "
+                             f"(stderr: {e.stderr!r})") from None
+
+
+class Cli(BrokerTestCase):
+    def setUp(self):
+        if is_mosquitto():
+            self.skipTest("ringmq command line only")
+
+    def test_help_lists_every_flag_and_exits_0(self):
+        proc = run_binary("--help")
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        text = proc.stdout + proc.stderr
+        missing = [flag for flag in FLAGS if flag not in text]
+        self.assertFalse(missing, f"--help does not mention {missing}:\n{text}")
+
+    def test_version_exits_0(self):
+        proc = run_binary("--version")
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertRegex(proc.stdout + proc.stderr, r"\d+\.\d+\.\d+")
+
+    def bad_command_line(self, *args):
+        # A free port and 127.0.0.1 so that a binary that wrongly starts binds nothing shared.
+        proc = run_binary("--bind", "127.0.0.1", "--port", str(free_port()), "--threads", "2",
+                          *args)
+        lines = proc.stderr.splitlines()
+        self.assertEqual(proc.returncode, 2, f"argv {args}: stderr {proc.stderr!r}")
+        self.assertEqual(len(lines), 1, f"argv {args}: expected one stderr line, got "
+                         f"{proc.stderr!r}")
+        self.assertTrue(lines[0].strip(), f"argv {args}: the stderr line is empty")
+
+
+BAD_COMMAND_LINES = [
+    ("port_70000", ("--port", "70000")),
+    ("port_0", ("--port", "0")),
+    ("port_not_a_number", ("--port", "http")),
+    ("port_missing_value", ("--port",)),
+    ("reject_policy_loud", ("--reject-policy", "loud")),
+    ("unknown_flag_nope", ("--nope",)),
+    ("unknown_flag_with_value", ("--nope=1",)),
+    ("log_level_verbose", ("--log-level", "verbose")),
+    ("threads_abc", ("--threads", "abc")),
+    ("max_connections_negative", ("--max-connections", "-1")),
+    ("max_client_id_length_not_a_number", ("--max-client-id-length", "12x")),
+    ("connect_timeout_ms_empty", ("--connect-timeout-ms=",)),
+    ("client_id_prefixes_empty_element", ("--client-id-prefixes", "a-,,b-")),
+    ("positional_argument", ("stray",)),
+    ("config_file_missing", ("--config", "/nonexistent/ringmq.toml")),
+]
+
+
+def _bad_test(args):
+    def test(self):
+        self.bad_command_line(*args)
+    return test
+
+
+for _name, _args in BAD_COMMAND_LINES:
+    setattr(Cli, f"test_bad_command_line_{_name}_exits_2_one_line", _bad_test(_args))
+
+
+class ConfigFile(BrokerTestCase):
+    def setUp(self):
+        if is_mosquitto():
+            self.skipTest("ringmq command line only")
+        tmp = tempfile.TemporaryDirectory(prefix="ringmq-integ-")
+        self.addCleanup(tmp.cleanup)
+        self.dir = tmp.name
+
+    def write(self, text, name="ringmq.toml"):
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def test_config_file_max_client_id_length_honoured(self):
+        path = self.write("# test config\nmax_client_id_length = 5\n")
+        b = self.start_broker("--config", path)
+        with m.connect_client(b.port, "six666", expect=0x02) as s:
+            m.expect_eof(s)
+        with m.connect_client(b.port, "five5") as s:
+            m.disconnect(s)
+        self.assert_counters(b.stop(), connect_client_id_too_long=1, connect_accepted=1)
+
+    def test_flag_overrides_config_file(self):
+        path = self.write("max_client_id_length = 5\n")
+        b = self.start_broker("--max-client-id-length", "10", "--config", path)
+        with m.connect_client(b.port, "sixsix") as s:
+            m.disconnect(s)
+        with m.connect_client(b.port, "elevenchars", expect=0x02) as s:
+            m.expect_eof(s)
+        self.assert_counters(b.stop(), connect_client_id_too_long=1, connect_accepted=1)
+
+    def test_config_file_policy_and_prefixes_honoured(self):
+        path = self.write('reject_policy = "silent"\nclient_id_prefixes = ["ok-", "b-"]\n'
+                          'max_connections = 50\n')
+        b = self.start_broker("--config", path)
+        with m.open_socket(b.port) as s:
+            s.sendall(m.connect("nope"))
+            m.expect_eof(s, what="a silent close for a client id without an allowed prefix")
+        with m.connect_client(b.port, "ok-1") as s:
+            m.disconnect(s)
+        self.assert_counters(b.stop(), connect_client_id_not_allowed=1,
+                             connect_closed_silent_policy=1, connect_accepted=1)
+
+    def test_config_file_unknown_key_exits_2_one_line(self):
+        path = self.write("max_client_id_length = 5\nfrobnicate = true\n")
+        proc = run_binary("--port", str(free_port()), "--config", path)
+        self.assertEqual(proc.returncode, 2, proc.stderr)
+        self.assertEqual(len(proc.stderr.splitlines()), 1, proc.stderr)
+
+    def test_config_file_value_out_of_range_exits_2_one_line(self):
+        path = self.write("port = 70000\n")
+        proc = run_binary("--config", path)
+        self.assertEqual(proc.returncode, 2, proc.stderr)
+        self.assertEqual(len(proc.stderr.splitlines()), 1, proc.stderr)
+
+    def test_config_file_wrong_type_exits_2_one_line(self):
+        path = self.write('max_connections = "many"\n')
+        proc = run_binary("--port", str(free_port()), "--config", path)
+        self.assertEqual(proc.returncode, 2, proc.stderr)
+        self.assertEqual(len(proc.stderr.splitlines()), 1, proc.stderr)
+
+
+class Signals(BrokerTestCase):
+    def test_sigterm_exits_0_with_counters(self):
+        b = self.start_broker()
+        self.assert_serves(b)
+        self.assert_counters(b.stop(signal.SIGTERM), connect_accepted=1,
+                             connections_accepted=1)
+
+    def test_sigint_exits_0_with_counters(self):
+        b = self.start_broker()
+        self.assert_serves(b)
+        self.assert_counters(b.stop(signal.SIGINT), connect_accepted=1)
+
+    def test_sigterm_with_connected_and_half_open_clients_exits_0(self):
+        b = self.start_broker()
+        connected = m.connect_client(b.port, "during-stop", keepalive=0)
+        half = m.open_socket(b.port)
+        half.sendall(m.connect("half")[:5])
+        with connected, half:
+            counters = b.stop(signal.SIGTERM)
+            m.expect_eof(connected, what="connected client closed at shutdown")
+            m.expect_eof(half, what="half-connected client closed at shutdown")
+        self.assert_counters(counters, connect_accepted=1, connect_timeout=None,
+                             connections_accepted=2)
+
+    def test_port_reusable_right_after_stop(self):
+        first = self.start_broker()
+        self.assert_serves(first)
+        first.stop(signal.SIGINT)
+        second = Broker(port=first.port)
+        self.addCleanup(second.cleanup)
+        second.start()
+        self.assert_serves(second)
+        self.assert_counters(second.stop(), connect_accepted=1)
