@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import tempfile
+import time
 
 import mqtt_raw as m
 from broker import Broker, BrokerTestCase, binary, free_port, is_mosquitto
@@ -178,3 +179,37 @@ class Signals(BrokerTestCase):
         second.start()
         self.assert_serves(second)
         self.assert_counters(second.stop(), connect_accepted=1)
+
+
+class LogLevel(BrokerTestCase):
+    def setUp(self):
+        if is_mosquitto():
+            self.skipTest("ringmq command line only")
+
+    def test_log_level_error_still_logs_ready_and_counters_lines(self):
+        # The ready and counters lines are part of the command-line contract (scripts and this
+        # fixture wait for them), so the log level must not hide them.
+        port = free_port()
+        proc = subprocess.Popen([binary(), "--bind", "127.0.0.1", "--port", str(port),
+                                 "--threads", "2", "--log-level", "error"],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 5.0
+            while True:  # no ready line to wait for if the bug is present: poll the port
+                try:
+                    with m.connect_client(port, "lvl") as s:
+                        m.disconnect(s)
+                    break
+                except OSError:
+                    self.assertLess(time.monotonic(), deadline, "broker never listened")
+                    time.sleep(0.02)
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=RUN_TIMEOUT)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        self.assertEqual(proc.returncode, 0, err)
+        self.assertIn(f"ready: accepting connections on 127.0.0.1:{port}", err)
+        self.assertIn("counters:", err)

@@ -32,6 +32,26 @@ class PingAndDisconnect(BrokerTestCase):
         self.assert_serves(b)
         self.assert_counters(b.stop(), connect_accepted=2)
 
+    def test_abrupt_close_then_immediate_new_connection_served(self):
+        # Clients that vanish without DISCONNECT, each followed at once by a new connection: the
+        # broker's cleanup of the old socket must never touch the new one (which may reuse the
+        # same file descriptor number).
+        b = self.start_broker()
+        n, broken = 200, []
+        for i in range(n):
+            try:
+                s = m.connect_client(b.port, f"churn{i}", timeout=2.0)
+                m.ping(s, timeout=2.0)
+            except AssertionError as e:
+                broken.append(f"#{i}: {e}")
+                continue
+            s.close()  # no DISCONNECT
+        if broken:
+            self.fail(f"{len(broken)} of {n} fresh connections were closed by the broker; "
+                      f"first: {broken[:3]}")
+        self.assert_serves(b)
+        self.assert_counters(b.stop(), connect_accepted=n + 1, connections_accepted=n + 1)
+
     def test_connect_and_disconnect_in_one_write(self):
         b = self.start_broker()
         with m.open_socket(b.port) as s:
