@@ -48,6 +48,13 @@ STARTED = []
 LIVE = set()
 
 
+def require_kernel_features():
+    """Skips the calling test, with the reason the runner accepts, if io_uring is unusable."""
+    missing = os.environ.get("RINGMQ_KERNEL_MISSING")
+    if missing and not is_mosquitto():
+        raise unittest.SkipTest(f"{KERNEL_MISSING_PREFIX} {missing}")
+
+
 def binary():
     path = os.environ.get("RINGMQ_BINARY")
     if not path:
@@ -109,9 +116,7 @@ class Broker:
         return argv + self.flags
 
     def start(self):
-        missing = os.environ.get("RINGMQ_KERNEL_MISSING")
-        if missing and not self.mosquitto:
-            raise unittest.SkipTest(f"{KERNEL_MISSING_PREFIX} {missing}")
+        require_kernel_features()
         STARTED.append(self)
         for attempt in range(3):
             self.port = self.fixed_port or free_port()

@@ -7,7 +7,8 @@ import tempfile
 import time
 
 import mqtt_raw as m
-from broker import Broker, BrokerTestCase, binary, free_port, is_mosquitto
+from broker import (Broker, BrokerTestCase, binary, free_port, is_mosquitto,
+                    require_kernel_features)
 
 RUN_TIMEOUT = 10.0
 
@@ -189,6 +190,7 @@ class LogLevel(BrokerTestCase):
     def test_log_level_error_still_logs_ready_and_counters_lines(self):
         # The ready and counters lines are part of the command-line contract (scripts and this
         # fixture wait for them), so the log level must not hide them.
+        require_kernel_features()
         port = free_port()
         proc = subprocess.Popen([binary(), "--bind", "127.0.0.1", "--port", str(port),
                                  "--threads", "2", "--log-level", "error"],
