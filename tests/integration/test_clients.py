@@ -53,6 +53,8 @@ class MosquittoPub(BrokerTestCase):
         b = self.start_broker()
         proc = self.pub(b, "-V", "mqttv5")
         self.assertNotEqual(proc.returncode, 0, f"MQTT 5 publish succeeded: {proc.stderr!r}")
+        # What mosquitto_pub prints for a CONNACK with return code 0x01 (not for a bare close).
+        self.assertIn("unsupported protocol version", proc.stderr.lower())
         self.assert_serves(b)
         self.assert_counters(b.stop(), connect_unsupported_protocol=1, connect_accepted=1)
 
