@@ -205,6 +205,29 @@ constexpr Option kOptions[] = {
      SwitchValue{&CommandLine::show_version}},
 };
 
+// The table's own rules, checked at compile time: unique snake_case keys, help for everyone, a
+// placeholder exactly for options that take a value, short names and file keys as expected.
+// (That --help shows a default exactly for the file keys is a unit test: comparing a function
+// pointer is not a constant expression under -fsanitize.)
+constexpr bool TableIsValid() {
+  for (size_t i = 0; i < std::size(kOptions); ++i) {
+    const OptionInfo& info = kOptions[i].info;
+    const bool is_switch = std::holds_alternative<SwitchValue>(kOptions[i].value);
+    if (info.key.empty() || info.help.empty()) return false;
+    if (is_switch != info.placeholder.empty()) return false;
+    if (info.short_name != '\0' && !is_switch) return false;
+    if (info.file_key && is_switch) return false;
+    for (const char c : info.key) {
+      if ((c < 'a' || c > 'z') && c != '_') return false;
+    }
+    for (size_t j = 0; j < i; ++j) {
+      if (kOptions[j].info.key == info.key) return false;
+    }
+  }
+  return true;
+}
+static_assert(TableIsValid());
+
 // What a value of this option must be, to complete "expected ...".
 std::string Expected(const Option& option, bool from_file) {
   if (const auto* integer = std::get_if<IntegerValue>(&option.value)) {
