@@ -121,6 +121,22 @@ class KeepAlive(BrokerTestCase):
         self.assert_serves(b)
         self.assert_counters(b.stop(), connect_accepted=4, keepalive_timeout=1)
 
+    def test_keepalive_counts_packets_not_trickled_bytes_MQTT_3_1_2_24(self):
+        # Bytes of a packet that never completes are not a Control Packet: a client trickling
+        # one byte every 0.25 s must still be closed 1.5 x keep alive after its last packet.
+        b = self.start_broker()
+        with m.connect_client(b.port, "trickler", keepalive=1) as s:
+            t0 = time.monotonic()
+            data = m.publish("t", b"x" * 100)
+            closed_at = trickle(s, data, interval=0.25, until=t0 + 3.0)
+            if closed_at is None:
+                closed_at = t0 + 3.0 + m.expect_eof(
+                    s, timeout=0.3, what="the server to close a client that sent no complete "
+                    "packet for 3 s with keep alive 1 s")
+            self.assertLessEqual(closed_at - t0, 3.3)
+        self.assert_serves(b)
+        self.assert_counters(b.stop(), connect_accepted=2, keepalive_timeout=1)
+
     def test_keepalive_0_means_no_timeout_MQTT_3_1_2_23(self):
         b = self.start_broker()
         with m.connect_client(b.port, "ka0", keepalive=0) as s:
@@ -148,6 +164,21 @@ class ConnectTimeout(BrokerTestCase):
         self.assert_counters(b.stop(), connect_timeout=3, connect_accepted=1,
                              connections_accepted=4)
 
+    def test_connect_timeout_is_not_extended_by_trickled_bytes(self):
+        b = self.start_broker("--connect-timeout-ms", "500")
+        with m.open_socket(b.port) as s:
+            t0 = time.monotonic()
+            data = m.connect("slow" * 20)  # 95 bytes at 10 per second: never completes in time
+            closed_at = trickle(s, data, interval=0.1, until=t0 + 2.0)
+            if closed_at is None:
+                closed_at = t0 + 2.0 + m.expect_eof(
+                    s, timeout=0.3, what="the server to close a CONNECT trickled for 2 s with "
+                    "--connect-timeout-ms 500")
+            self.assertGreaterEqual(closed_at - t0, 0.45, "closed before the connect timeout")
+            self.assertLessEqual(closed_at - t0, 2.3)
+        self.assert_serves(b)
+        self.assert_counters(b.stop(), connect_timeout=1, connect_accepted=1)
+
     def test_connect_timeout_does_not_hit_connected_client(self):
         b = self.start_broker("--connect-timeout-ms", "300")
         with m.connect_client(b.port, "stays", keepalive=0) as s:
@@ -155,6 +186,29 @@ class ConnectTimeout(BrokerTestCase):
             m.ping(s)
             m.disconnect(s)
         self.assert_counters(b.stop(), connect_accepted=1)
+
+
+def trickle(sock, data, interval, until):
+    """Sends `data` one byte per `interval` until done or the monotonic time `until`, watching
+    for a close by the server. Returns the monotonic time of the close, or None."""
+    for i in range(len(data)):
+        if time.monotonic() >= until:
+            return None
+        try:
+            sock.sendall(data[i:i + 1])
+        except OSError:
+            return time.monotonic()
+        sock.settimeout(max(0.0, min(interval, until - time.monotonic())))
+        try:
+            chunk = sock.recv(16)
+        except ConnectionResetError:
+            return time.monotonic()
+        except OSError:  # timeout: still open
+            continue
+        if chunk:
+            raise AssertionError(f"unexpected bytes from the server: {chunk!r}")
+        return time.monotonic()
+    return None
 
 
 class ManyClients(BrokerTestCase):
