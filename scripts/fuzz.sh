@@ -6,7 +6,8 @@
 #   - keeps a persistent working corpus in build-fuzz/corpus-TARGET, topped up on every run
 #     with the seeds in tests/fuzz/corpus/TARGET/ (which is never written to)
 #   - runs nproc jobs in parallel (-jobs = -workers = nproc; RINGMQ_FUZZ_JOBS overrides) for
-#     SECONDS each; their logs go to build-fuzz/logs-TARGET/fuzz-N.log
+#     SECONDS each; their logs go to build-fuzz/logs-TARGET/fuzz-N.log (libFuzzer's own
+#     output to main.log there)
 #   - writes crashes, leaks, timeouts and OOMs to tests/fuzz/artifacts/TARGET-* (git-ignored)
 #   - prints each job's exec/s, their sum, and the coverage of the whole working corpus
 # Exits 1 if a job found a crash (or any other failure), 0 otherwise.
@@ -53,7 +54,7 @@ seeds="$root/tests/fuzz/corpus/$target"
 artifacts="$root/tests/fuzz/artifacts"
 logs="$root/build-fuzz/logs-$target"
 mkdir -p "$corpus" "$artifacts" "$logs"
-rm -f "$logs"/fuzz-*.log
+rm -f "$logs"/fuzz-*.log "$logs/main.log"
 
 # Top up the working corpus with any seed it does not hold yet (by file name).
 added=0
@@ -77,10 +78,12 @@ marker="$logs/.start"
 touch "$marker"
 start=$SECONDS
 rc=0
-# libFuzzer writes fuzz-N.log into the current directory when -jobs is given.
+echo "fuzz.sh: running until $(date -d "+$duration seconds" +%T); watch with: tail -f ${logs#"$root"/}/fuzz-0.log"
+# libFuzzer writes fuzz-N.log into the current directory when -jobs is given, and copies each
+# job's whole log to its own output when the job ends: keep that in main.log.
 (cd "$logs" && exec "$bin" -jobs="$jobs" -workers="$jobs" -max_total_time="$duration" \
   -timeout=10 -rss_limit_mb=2048 -artifact_prefix="$artifacts/$target-" -print_final_stats=1 \
-  "$@" "$corpus") </dev/null || rc=$?
+  "$@" "$corpus") </dev/null >"$logs/main.log" 2>&1 || rc=$?
 elapsed=$((SECONDS - start))
 
 echo
@@ -120,7 +123,7 @@ if [[ ${#new_artifacts[@]} -gt 0 ]]; then
   done
 fi
 if [[ $rc -ne 0 || $failed_jobs -gt 0 || ${#new_artifacts[@]} -gt 0 ]]; then
-  echo "fuzz_$target: FAILED (see $logs/fuzz-*.log)"
+  echo "fuzz_$target: FAILED (see ${logs#"$root"/}/fuzz-*.log and main.log)"
   exit 1
 fi
 echo "fuzz_$target: no crash"

@@ -112,7 +112,11 @@ ensure_target() {
 list_meson_tests() {
   meson introspect "$1" --tests 2>/dev/null | "$PY" -c '
 import json, sys
-for t in json.load(sys.stdin):
+try:
+    tests = json.load(sys.stdin)
+except ValueError:  # not configured: no tests
+    tests = []
+for t in tests:
     cmd = t.get("cmd") or []
     if not cmd:
         continue
@@ -183,7 +187,11 @@ run_test_binary() {
 unit_tests() {
   local dir=$1 label=$2 build_ok=$3 main_bin="$1/tests/ringmq_unit_tests" saw_main=0
   local -a lines=()
-  mapfile -t lines < <(list_meson_tests "$dir")
+  local listing
+  # Read the list synchronously (no process substitution), so that nothing it prints can turn
+  # up after the closing line.
+  listing=$(list_meson_tests "$dir" 2>/dev/null || true)
+  [[ -n "$listing" ]] && mapfile -t lines <<<"$listing"
   local line name workdir protocol
   local -a cmd
   for line in "${lines[@]}"; do
@@ -298,8 +306,11 @@ fuzz_smoke() {
     done
     cp "$log" "$keep/output.log"
     echo "[fuzz] output (from the first report line; whole log: $keep/output.log):"
-    if grep -qnE '==ERROR|runtime error|deadly signal|SUMMARY|ASSERT|Assert|out-of-memory|timeout' "$log"; then
-      sed -n "$(grep -nE '==ERROR|runtime error|deadly signal|SUMMARY|ASSERT|Assert|out-of-memory|timeout' "$log" | head -n 1 | cut -d: -f1),\$p" "$log" | head -n 40
+    local first
+    first=$(grep -nE '==ERROR|runtime error|deadly signal|SUMMARY|ASSERT|Assert|out-of-memory|timeout' "$log" | head -n 1 | cut -d: -f1)
+    if [[ -n "$first" ]]; then
+      # The report up to its SUMMARY line (the shadow-byte map after it is noise here).
+      sed -n "${first},\$p" "$log" | sed '/^SUMMARY:/q' | head -n 40
     else
       tail -n 40 "$log"
     fi
