@@ -75,7 +75,7 @@ struct Will {
 };
 
 struct Connect {
-  std::string_view protocol_name;  // "MQTT" or "MQIsdp"
+  std::string_view protocol_name = "MQTT";  // or "MQIsdp"; defaults match protocol_level
   uint8_t protocol_level = 4;
   // False when protocol_name/protocol_level name a level this codec does not speak (e.g. MQTT 5
   // or "MQIsdp" with level 4): then nothing after the level byte was parsed and the only valid
