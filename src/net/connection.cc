@@ -1,6 +1,5 @@
 #include "net/connection.h"
 
-#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -178,15 +177,13 @@ void Connection::HandlePacket(const mqtt::Packet& packet, ConnectionContext& con
       return;  // the broker sends no QoS 1/2 messages yet: nothing to acknowledge
     case mqtt::PacketType::kSubscribe: {
       // No routing yet: every filter is refused with 0x80 (§3.9.3) rather than granted falsely.
+      // One code per filter however many there are (MQTT-3.8.4-5). This used to be a fixed
+      // 256-entry array, and a valid SUBSCRIBE of more filters was closed as packet_too_large;
+      // the count is bounded by the packet (at most max_packet_size / 4 filters) and the SUBACK
+      // by max_output_bytes in Queue.
       const auto& subscribe = std::get<mqtt::Subscribe>(packet);
-      uint8_t codes[256];
-      const size_t count = std::min(subscribe.topics.size(), sizeof(codes));
-      std::fill_n(codes, count, mqtt::kSubackFailure);
-      if (count < subscribe.topics.size()) {
-        CloseForViolation(mqtt::Violation::kPacketTooLarge, context);
-        return;
-      }
-      Queue(mqtt::Suback{subscribe.packet_id, std::span<const uint8_t>(codes, count)}, context);
+      const std::vector<uint8_t> codes(subscribe.topics.size(), mqtt::kSubackFailure);
+      Queue(mqtt::Suback{subscribe.packet_id, codes}, context);
       return;
     }
     case mqtt::PacketType::kUnsubscribe:
