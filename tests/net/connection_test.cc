@@ -1,0 +1,785 @@
+// Unit tests for the sans-IO connection state machine (src/net/connection.h).
+//
+// Each test drives one Connection the way Shard does (OnReceive, NextSend/OnSent, ReadyToClose,
+// DeadlineMs/OnDeadline, OnClosed) with byte arrays built by the codec's Encode or written out
+// literally, and checks the exact bytes it answers, its state, the shard counters and the
+// cross-shard connected-client count. Tests are named after the behaviour or spec rule they pin.
+#include "net/connection.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <ostream>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "connect/admission.h"
+#include "metrics/counters.h"
+#include "mqtt/codec.h"
+#include "mqtt/packet.h"
+#include "ringmq/config.h"
+
+namespace ringmq::net {
+
+// gtest finds this by ADL (a static function of the enum's namespace; an unnamed namespace would
+// hide it).
+[[maybe_unused]] static void PrintTo(Connection::State state, std::ostream* os) {
+  *os << (state == Connection::State::kAwaitConnect ? "kAwaitConnect"
+          : state == Connection::State::kOpen       ? "kOpen"
+                                                    : "kClosing");
+}
+
+namespace {
+
+using Bytes = std::vector<uint8_t>;
+using State = Connection::State;
+
+constexpr int kFd = 7;                // only names the peer in debug logs
+constexpr uint64_t kStartMs = 1'000;  // Open() time of every connection
+
+const Bytes kConnackAccepted = {0x20, 0x02, 0x00, 0x00};
+const Bytes kPingreq = {0xC0, 0x00};
+const Bytes kPingresp = {0xD0, 0x00};
+const Bytes kDisconnect = {0xE0, 0x00};
+
+Bytes Cat(std::initializer_list<Bytes> parts) {
+  Bytes all;
+  for (const Bytes& part : parts) all.insert(all.end(), part.begin(), part.end());
+  return all;
+}
+
+Bytes Encode(const mqtt::Packet& packet) {
+  Bytes bytes(mqtt::EncodedSize(packet));
+  const size_t written = mqtt::Encode(packet, bytes);
+  EXPECT_EQ(written, bytes.size());
+  return bytes;
+}
+
+Bytes ToBytes(std::span<const uint8_t> span) { return Bytes(span.begin(), span.end()); }
+
+mqtt::Connect Mqtt311Connect(std::string_view client_id = "client-1", uint16_t keepalive_s = 60) {
+  mqtt::Connect connect;
+  connect.protocol_name = "MQTT";
+  connect.protocol_level = static_cast<uint8_t>(mqtt::ProtocolLevel::kMqtt311);
+  connect.clean_session = true;
+  connect.keepalive_s = keepalive_s;
+  connect.client_id = client_id;
+  return connect;
+}
+
+mqtt::Connect Mqtt31Connect() {
+  mqtt::Connect connect = Mqtt311Connect("client-31");
+  connect.protocol_name = "MQIsdp";
+  connect.protocol_level = static_cast<uint8_t>(mqtt::ProtocolLevel::kMqtt31);
+  return connect;
+}
+
+// A well-formed CONNECT at a level this broker does not speak (6 is no MQTT version at all).
+Bytes UnsupportedLevelConnect() {
+  mqtt::Connect connect = Mqtt311Connect();
+  connect.protocol_level = 6;
+  return Encode(connect);
+}
+
+// Encodes `connect`, then ORs `flags` into its connect-flags byte: how the malformed CONNECTs
+// below are made, since the encoder derives the flags from the fields.
+Bytes ConnectWithExtraFlags(const mqtt::Connect& connect, uint8_t flags) {
+  Bytes bytes = Encode(connect);
+  EXPECT_LT(bytes[1], 0x80) << "one-byte remaining length expected";
+  // Fixed header (2) + protocol name (2 + length) + level (1).
+  const size_t flags_offset = 2 + 2 + connect.protocol_name.size() + 1;
+  bytes[flags_offset] |= flags;
+  return bytes;
+}
+
+Bytes Publish(mqtt::QoS qos, uint16_t packet_id) {
+  mqtt::Publish publish;
+  publish.topic = "sensors/1";
+  publish.payload = "21.5";
+  publish.qos = qos;
+  publish.packet_id = packet_id;
+  return Encode(publish);
+}
+
+// A SUBSCRIBE or UNSUBSCRIBE (by `has_qos`) of `filters`.
+Bytes TopicListPacket(uint16_t packet_id, std::initializer_list<mqtt::TopicRequest> filters,
+                      bool has_qos) {
+  const std::span<const mqtt::TopicRequest> requests(filters.begin(), filters.size());
+  Bytes entries(mqtt::TopicListEncodedSize(requests, has_qos));
+  EXPECT_EQ(mqtt::EncodeTopicList(requests, has_qos, entries), entries.size());
+  const mqtt::TopicList topics(entries, has_qos);
+  if (has_qos) return Encode(mqtt::Subscribe{packet_id, topics});
+  return Encode(mqtt::Unsubscribe{packet_id, topics});
+}
+
+// What one shard owns and shares with all its connections.
+struct ShardState {
+  ShardState() {
+    context.connected_clients = &connected_clients;
+    context.shutting_down = &shutting_down;
+    context.counters = &counters;
+  }
+  ShardState(const ShardState&) = delete;
+  ShardState& operator=(const ShardState&) = delete;
+
+  uint64_t Connect(connect::Reason reason) const {
+    return counters.connect[static_cast<size_t>(reason)].Load();
+  }
+
+  std::atomic<uint32_t> connected_clients{0};
+  std::atomic<bool> shutting_down{false};
+  metrics::ShardCounters counters;
+  ConnectionContext context;
+};
+
+// Sends everything the connection has to send, one complete send at a time, as the shard does
+// when every send completes in full. Bounded: each send empties at least one buffer.
+Bytes Drain(Connection& connection) {
+  Bytes sent;
+  for (int sends = 0; sends < 16; ++sends) {
+    const std::span<const uint8_t> bytes = connection.NextSend();
+    if (bytes.empty()) break;
+    sent.insert(sent.end(), bytes.begin(), bytes.end());
+    connection.OnSent(bytes.size());
+  }
+  EXPECT_TRUE(connection.NextSend().empty());
+  return sent;
+}
+
+class ConnectionTest : public ::testing::Test {
+ protected:
+  ConnectionTest() { connection_.Open(kFd, kStartMs); }
+
+  void Receive(const Bytes& bytes, uint64_t now_ms = kStartMs) {
+    connection_.OnReceive(bytes, now_ms, shard_.context);
+  }
+
+  Bytes Drain() { return net::Drain(connection_); }
+
+  // Connects `connect` and takes its CONNACK off the connection.
+  void Accept(const mqtt::Connect& connect = Mqtt311Connect(), uint64_t now_ms = kStartMs) {
+    Receive(Encode(connect), now_ms);
+    ASSERT_EQ(Drain(), kConnackAccepted);
+    ASSERT_EQ(connection_.state(), State::kOpen);
+  }
+
+  // A refused or malformed CONNECT that must be closed with no byte sent.
+  void ExpectClosedWithoutBytes() {
+    EXPECT_EQ(connection_.state(), State::kClosing);
+    EXPECT_TRUE(connection_.NextSend().empty());
+    EXPECT_FALSE(connection_.send_in_flight());
+    EXPECT_TRUE(connection_.ReadyToClose());
+    EXPECT_EQ(shard_.connected_clients.load(), 0u);
+  }
+
+  ShardState shard_;
+  Connection connection_;
+};
+
+// --- CONNECT admission ---------------------------------------------------------------------
+
+TEST_F(ConnectionTest, Mqtt311ConnectAcceptedWithConnack) {
+  Receive(Encode(Mqtt311Connect("client-1", 30)));
+  EXPECT_EQ(connection_.state(), State::kOpen);
+  EXPECT_EQ(ToBytes(connection_.NextSend()), kConnackAccepted);
+  EXPECT_TRUE(connection_.send_in_flight());
+  connection_.OnSent(kConnackAccepted.size());
+  EXPECT_TRUE(connection_.NextSend().empty());
+  EXPECT_FALSE(connection_.ReadyToClose());
+  EXPECT_EQ(connection_.client_id(), "client-1");
+  EXPECT_EQ(connection_.keepalive_s(), 30);
+  EXPECT_EQ(shard_.connected_clients.load(), 1u);
+  EXPECT_EQ(shard_.Connect(connect::Reason::kAccepted), 1u);
+
+  connection_.OnClosed(shard_.context);
+  EXPECT_EQ(shard_.connected_clients.load(), 0u);
+  EXPECT_EQ(shard_.counters.connections_closed.Load(), 1u);
+}
+
+TEST_F(ConnectionTest, Mqtt31ConnectAcceptedWithConnack) {
+  Receive(Encode(Mqtt31Connect()));
+  EXPECT_EQ(connection_.state(), State::kOpen);
+  EXPECT_EQ(Drain(), kConnackAccepted);
+  EXPECT_EQ(connection_.client_id(), "client-31");
+  EXPECT_EQ(shard_.connected_clients.load(), 1u);
+  EXPECT_EQ(shard_.Connect(connect::Reason::kAccepted), 1u);
+
+  connection_.OnClosed(shard_.context);
+  EXPECT_EQ(shard_.connected_clients.load(), 0u);
+}
+
+TEST_F(ConnectionTest, UnsupportedLevelRefusedWithConnack0x01ThenClosed_MQTT_3_1_2_2) {
+  Receive(UnsupportedLevelConnect());
+  EXPECT_EQ(connection_.state(), State::kClosing);
+  EXPECT_FALSE(connection_.ReadyToClose());  // the CONNACK goes first
+  EXPECT_EQ(ToBytes(connection_.NextSend()), (Bytes{0x20, 0x02, 0x00, 0x01}));
+  EXPECT_FALSE(connection_.ReadyToClose());  // not while the send is in flight
+  connection_.OnSent(4);
+  EXPECT_TRUE(connection_.ReadyToClose());
+  EXPECT_TRUE(connection_.NextSend().empty());
+  EXPECT_EQ(shard_.Connect(connect::Reason::kUnsupportedProtocol), 1u);
+  EXPECT_EQ(shard_.Connect(connect::Reason::kAccepted), 0u);
+  EXPECT_EQ(shard_.counters.connect_closed_silent_policy.Load(), 0u);
+  EXPECT_EQ(shard_.connected_clients.load(), 0u);
+
+  connection_.OnClosed(shard_.context);  // a refused client holds no slot to give back
+  EXPECT_EQ(shard_.connected_clients.load(), 0u);
+}
+
+TEST_F(ConnectionTest, UnsupportedLevelUnderSilentPolicyClosedWithoutConnack_MQTT_3_1_2_2) {
+  shard_.context.policy.reject_policy = RejectPolicy::kSilent;
+  Receive(UnsupportedLevelConnect());
+  ExpectClosedWithoutBytes();
+  EXPECT_EQ(shard_.counters.connect_closed_silent_policy.Load(), 1u);
+  EXPECT_EQ(shard_.Connect(connect::Reason::kUnsupportedProtocol), 1u);
+}
+
+// MQTT-8 (now §3.2.2.3): a malformed CONNECT is closed without CONNACK, whatever the policy.
+TEST_F(ConnectionTest, ConnectReservedFlagClosedWithoutConnack_MQTT_3_1_2_3) {
+  Receive(ConnectWithExtraFlags(Mqtt311Connect(), 0x01));
+  ExpectClosedWithoutBytes();
+  EXPECT_EQ(shard_.Connect(connect::Reason::kMalformed), 1u);
+  EXPECT_EQ(shard_.counters.connect_closed_silent_policy.Load(), 0u);
+}
+
+TEST_F(ConnectionTest, UserNameFlagWithoutUserNameClosedWithoutConnack_MQTT_3_1_2_19) {
+  Receive(ConnectWithExtraFlags(Mqtt311Connect(), 0x80));
+  ExpectClosedWithoutBytes();
+  EXPECT_EQ(shard_.Connect(connect::Reason::kMalformed), 1u);
+}
+
+TEST_F(ConnectionTest, PasswordWithoutUserNameClosedWithoutConnack_MQTT_3_1_2_22) {
+  mqtt::Connect connect = Mqtt311Connect();
+  connect.password = "secret";
+  Receive(Encode(connect));
+  ExpectClosedWithoutBytes();
+  EXPECT_EQ(shard_.Connect(connect::Reason::kMalformed), 1u);
+}
+
+TEST_F(ConnectionTest, WillQosWithoutWillFlagClosedWithoutConnack_MQTT_3_1_2_13) {
+  Receive(ConnectWithExtraFlags(Mqtt311Connect(), 0x08));
+  ExpectClosedWithoutBytes();
+  EXPECT_EQ(shard_.Connect(connect::Reason::kMalformed), 1u);
+}
+
+TEST_F(ConnectionTest, WillQos3ClosedWithoutConnack_MQTT_3_1_2_14) {
+  mqtt::Connect connect = Mqtt311Connect();
+  connect.will = mqtt::Will{.topic = "last/will", .payload = "gone", .qos = mqtt::QoS::k2};
+  Receive(ConnectWithExtraFlags(connect, 0x18));
+  ExpectClosedWithoutBytes();
+  EXPECT_EQ(shard_.Connect(connect::Reason::kMalformed), 1u);
+}
+
+TEST_F(ConnectionTest, UnknownProtocolNameClosedWithoutConnack_MQTT_3_1_2_1) {
+  mqtt::Connect connect = Mqtt311Connect();
+  connect.protocol_name = "MQTX";
+  Receive(Encode(connect));
+  ExpectClosedWithoutBytes();
+  EXPECT_EQ(shard_.Connect(connect::Reason::kMalformed), 1u);
+}
+
+TEST_F(ConnectionTest, ConnectFixedHeaderFlagsClosedWithoutConnack_MQTT_2_2_2_2) {
+  Bytes bytes = Encode(Mqtt311Connect());
+  bytes[0] |= 0x01;
+  Receive(bytes);
+  ExpectClosedWithoutBytes();
+  EXPECT_EQ(shard_.Connect(connect::Reason::kMalformed), 1u);
+}
+
+TEST_F(ConnectionTest, MalformedConnectClosedWithoutConnackEvenUnderSilentPolicy_MQTT_8) {
+  shard_.context.policy.reject_policy = RejectPolicy::kSilent;
+  Receive(ConnectWithExtraFlags(Mqtt311Connect(), 0x01));
+  ExpectClosedWithoutBytes();
+  EXPECT_EQ(shard_.Connect(connect::Reason::kMalformed), 1u);
+  EXPECT_EQ(shard_.counters.connect_closed_silent_policy.Load(), 0u);
+}
+
+TEST_F(ConnectionTest, FirstPacketNotConnectClosedWithoutBytes_MQTT_3_1_0_1) {
+  Receive(kPingreq);
+  ExpectClosedWithoutBytes();
+  EXPECT_EQ(shard_.Connect(connect::Reason::kMalformed), 1u);
+  EXPECT_EQ(connection_.client_id(), "");
+}
+
+TEST_F(ConnectionTest, SecondConnectClosesConnection_MQTT_3_1_0_2) {
+  Accept();
+  Receive(Encode(Mqtt311Connect("client-2")));
+  EXPECT_EQ(connection_.state(), State::kClosing);
+  EXPECT_TRUE(connection_.NextSend().empty());
+  EXPECT_TRUE(connection_.ReadyToClose());
+  EXPECT_EQ(shard_.counters.protocol_violations.Load(), 1u);
+  EXPECT_EQ(shard_.Connect(connect::Reason::kAccepted), 1u);  // not decided again
+  EXPECT_EQ(connection_.client_id(), "client-1");
+  EXPECT_EQ(shard_.connected_clients.load(), 1u);  // held until the socket is gone
+  connection_.OnClosed(shard_.context);
+  EXPECT_EQ(shard_.connected_clients.load(), 0u);
+}
+
+TEST_F(ConnectionTest, ConnectionLimitReachedRefusedWithConnack0x03) {
+  shard_.context.policy.max_connections = 2;
+  shard_.connected_clients = 2;
+  Receive(Encode(Mqtt311Connect()));
+  EXPECT_EQ(connection_.state(), State::kClosing);
+  EXPECT_EQ(Drain(), (Bytes{0x20, 0x02, 0x00, 0x03}));
+  EXPECT_TRUE(connection_.ReadyToClose());
+  EXPECT_EQ(shard_.Connect(connect::Reason::kConnectionLimit), 1u);
+  EXPECT_EQ(shard_.connected_clients.load(), 2u);  // the reserved slot was given back
+}
+
+TEST_F(ConnectionTest, OneBelowConnectionLimitAccepted) {
+  shard_.context.policy.max_connections = 2;
+  shard_.connected_clients = 1;
+  Accept();
+  EXPECT_EQ(shard_.connected_clients.load(), 2u);
+}
+
+TEST_F(ConnectionTest, ShuttingDownRefusedWithConnack0x03) {
+  shard_.shutting_down = true;
+  Receive(Encode(Mqtt311Connect()));
+  EXPECT_EQ(Drain(), (Bytes{0x20, 0x02, 0x00, 0x03}));
+  EXPECT_TRUE(connection_.ReadyToClose());
+  EXPECT_EQ(shard_.Connect(connect::Reason::kShuttingDown), 1u);
+  EXPECT_EQ(shard_.connected_clients.load(), 0u);
+}
+
+TEST(ConnectionAssignedIdTest, EmptyClientIdWithCleanSessionGetsUniqueId_MQTT_3_1_3_6) {
+  ShardState shard;
+  Connection first;
+  Connection second;
+  first.Open(kFd, kStartMs);
+  second.Open(kFd + 1, kStartMs);
+  first.OnReceive(Encode(Mqtt311Connect("")), kStartMs, shard.context);
+  second.OnReceive(Encode(Mqtt311Connect("")), kStartMs, shard.context);
+  EXPECT_EQ(Drain(first), kConnackAccepted);
+  EXPECT_EQ(Drain(second), kConnackAccepted);
+  EXPECT_FALSE(first.client_id().empty());
+  EXPECT_FALSE(second.client_id().empty());
+  EXPECT_NE(first.client_id(), second.client_id());
+  EXPECT_EQ(shard.connected_clients.load(), 2u);
+}
+
+// --- Framing ---------------------------------------------------------------------------------
+
+// A CONNECT with every optional field and a two-byte remaining length, so that splits fall
+// inside the fixed header, inside strings and between fields.
+mqtt::Connect LongConnect() {
+  static const std::string kPassword(150, 'p');
+  mqtt::Connect connect = Mqtt311Connect("split-client", 45);
+  connect.will = mqtt::Will{.topic = "last/will", .payload = "gone", .qos = mqtt::QoS::k1};
+  connect.user_name = "user";
+  connect.password = kPassword;
+  return connect;
+}
+
+TEST(ConnectionFramingTest, ConnectSplitAtEveryByteBoundaryGivesSameResult) {
+  const Bytes bytes = Encode(LongConnect());
+  ASSERT_GE(bytes[1], 0x80) << "two-byte remaining length expected";
+  for (size_t split = 1; split < bytes.size(); ++split) {
+    SCOPED_TRACE(testing::Message() << "split at " << split << " of " << bytes.size());
+    ShardState shard;
+    Connection connection;
+    connection.Open(kFd, kStartMs);
+    const std::span<const uint8_t> all(bytes);
+    connection.OnReceive(all.first(split), kStartMs, shard.context);
+    EXPECT_EQ(connection.state(), State::kAwaitConnect);
+    EXPECT_TRUE(connection.NextSend().empty());
+    connection.OnReceive(all.subspan(split), kStartMs, shard.context);
+    EXPECT_EQ(connection.state(), State::kOpen);
+    EXPECT_EQ(Drain(connection), kConnackAccepted);
+    EXPECT_EQ(connection.client_id(), "split-client");
+    EXPECT_EQ(connection.keepalive_s(), 45);
+    EXPECT_EQ(shard.connected_clients.load(), 1u);
+    EXPECT_EQ(shard.Connect(connect::Reason::kAccepted), 1u);
+  }
+}
+
+TEST(ConnectionFramingTest, ConnectFedOneByteAtATimeGivesSameResult) {
+  const Bytes bytes = Encode(LongConnect());
+  ShardState shard;
+  Connection connection;
+  connection.Open(kFd, kStartMs);
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    ASSERT_EQ(connection.state(), State::kAwaitConnect) << "byte " << i;
+    connection.OnReceive(std::span<const uint8_t>(bytes).subspan(i, 1), kStartMs, shard.context);
+  }
+  EXPECT_EQ(connection.state(), State::kOpen);
+  EXPECT_EQ(Drain(connection), kConnackAccepted);
+  EXPECT_EQ(connection.client_id(), "split-client");
+  EXPECT_EQ(connection.keepalive_s(), 45);
+  EXPECT_EQ(shard.connected_clients.load(), 1u);
+  EXPECT_EQ(shard.counters.bytes_received.Load(), bytes.size());
+}
+
+TEST_F(ConnectionTest, SeveralPacketsInOneReceiveAnsweredInOrder) {
+  Receive(Cat({Encode(Mqtt311Connect()), kPingreq, kPingreq}));
+  EXPECT_EQ(ToBytes(connection_.NextSend()), kConnackAccepted);
+  connection_.OnSent(kConnackAccepted.size());
+  EXPECT_EQ(ToBytes(connection_.NextSend()), Cat({kPingresp, kPingresp}));
+  connection_.OnSent(4);
+  EXPECT_TRUE(connection_.NextSend().empty());
+}
+
+TEST_F(ConnectionTest, AnswersKeepPacketOrderAcrossTypes) {
+  Accept();
+  Receive(Cat(
+      {Publish(mqtt::QoS::k1, 1), kPingreq, Publish(mqtt::QoS::k2, 2), Encode(mqtt::Pubrel{2})}));
+  EXPECT_EQ(Drain(), Cat({{0x40, 0x02, 0x00, 0x01},
+                          kPingresp,
+                          {0x50, 0x02, 0x00, 0x02},
+                          {0x70, 0x02, 0x00, 0x02}}));
+}
+
+TEST_F(ConnectionTest, TrailingPartialFrameKeptUntilItCompletes) {
+  const Bytes publish = Publish(mqtt::QoS::k1, 0x0102);
+  const std::span<const uint8_t> all(publish);
+  // The CONNECT and a PINGREQ end in a split PUBLISH; the next receive completes it and adds one
+  // byte of a PINGREQ, the last receive its second byte.
+  Receive(Cat({Encode(Mqtt311Connect()), kPingreq, ToBytes(all.first(3))}));
+  EXPECT_EQ(Drain(), Cat({kConnackAccepted, kPingresp}));
+  Receive(Cat({ToBytes(all.subspan(3)), {0xC0}}));
+  EXPECT_EQ(Drain(), (Bytes{0x40, 0x02, 0x01, 0x02}));
+  Receive({0x00});
+  EXPECT_EQ(Drain(), kPingresp);
+  EXPECT_EQ(connection_.state(), State::kOpen);
+}
+
+// --- Packets after CONNECT -------------------------------------------------------------------
+
+TEST_F(ConnectionTest, PingreqAnsweredWithPingresp_MQTT_3_12_4_1) {
+  Accept();
+  Receive(kPingreq);
+  EXPECT_EQ(Drain(), kPingresp);
+  EXPECT_EQ(connection_.state(), State::kOpen);
+}
+
+TEST_F(ConnectionTest, DisconnectClosesWithoutReply) {
+  Accept();
+  Receive(kDisconnect, kStartMs + 10);
+  EXPECT_EQ(connection_.state(), State::kClosing);
+  EXPECT_TRUE(connection_.NextSend().empty());
+  EXPECT_TRUE(connection_.ReadyToClose());
+  EXPECT_EQ(shard_.counters.client_disconnects.Load(), 1u);
+  EXPECT_EQ(shard_.counters.protocol_violations.Load(), 0u);
+}
+
+TEST_F(ConnectionTest, BytesAfterDisconnectAreIgnored) {
+  Accept();
+  Receive(Cat({kDisconnect, kPingreq, Publish(mqtt::QoS::k1, 9)}));
+  EXPECT_EQ(connection_.state(), State::kClosing);
+  EXPECT_TRUE(connection_.NextSend().empty());
+  Receive(kPingreq);
+  EXPECT_TRUE(connection_.NextSend().empty());
+  EXPECT_TRUE(connection_.ReadyToClose());
+  EXPECT_EQ(shard_.counters.publish_received_qos1.Load(), 0u);
+}
+
+TEST_F(ConnectionTest, PublishQos0GetsNoReply) {
+  Accept();
+  Receive(Publish(mqtt::QoS::k0, 0));
+  EXPECT_TRUE(connection_.NextSend().empty());
+  EXPECT_EQ(connection_.state(), State::kOpen);
+  EXPECT_EQ(shard_.counters.publish_received_qos0.Load(), 1u);
+}
+
+TEST_F(ConnectionTest, PublishQos1AnsweredWithPubackOfSameId_MQTT_4_3_2_2) {
+  Accept();
+  Receive(Publish(mqtt::QoS::k1, 0xBEEF));
+  EXPECT_EQ(Drain(), (Bytes{0x40, 0x02, 0xBE, 0xEF}));
+  EXPECT_EQ(shard_.counters.publish_received_qos1.Load(), 1u);
+}
+
+TEST_F(ConnectionTest, PublishQos2AnsweredWithPubrecOfSameId_MQTT_4_3_3_2) {
+  Accept();
+  Receive(Publish(mqtt::QoS::k2, 0x1234));
+  EXPECT_EQ(Drain(), (Bytes{0x50, 0x02, 0x12, 0x34}));
+  EXPECT_EQ(shard_.counters.publish_received_qos2.Load(), 1u);
+}
+
+TEST_F(ConnectionTest, PubrelAnsweredWithPubcompOfSameId_MQTT_4_3_3_2) {
+  Accept();
+  Receive(Encode(mqtt::Pubrel{0x1234}));
+  EXPECT_EQ(Drain(), (Bytes{0x70, 0x02, 0x12, 0x34}));
+  EXPECT_EQ(connection_.state(), State::kOpen);
+}
+
+TEST_F(ConnectionTest, SubscribeAnsweredWithOneReturnCodePerFilter_MQTT_3_8_4_5) {
+  Accept();
+  Receive(TopicListPacket(0x0A0B,
+                          {{"a/b", mqtt::QoS::k0}, {"c/+", mqtt::QoS::k1}, {"#", mqtt::QoS::k2}},
+                          /*has_qos=*/true));
+  // No routing yet: every filter is refused with 0x80.
+  EXPECT_EQ(Drain(), (Bytes{0x90, 0x05, 0x0A, 0x0B, 0x80, 0x80, 0x80}));
+  EXPECT_EQ(connection_.state(), State::kOpen);
+}
+
+TEST_F(ConnectionTest, SubscribeOfManyFiltersAnsweredWithOneReturnCodePerFilter_MQTT_3_8_4_5) {
+  // More filters than any small fixed buffer holds; well within max_packet_size (1 MiB).
+  constexpr size_t kFilters = 1'000;
+  const std::vector<mqtt::TopicRequest> requests(kFilters, {"a/+", mqtt::QoS::k1});
+  Bytes entries(mqtt::TopicListEncodedSize(requests, /*has_qos=*/true));
+  ASSERT_EQ(mqtt::EncodeTopicList(requests, /*has_qos=*/true, entries), entries.size());
+  const Bytes subscribe = Encode(mqtt::Subscribe{7, mqtt::TopicList(entries, true)});
+  ASSERT_LE(subscribe.size(), shard_.context.max_packet_size);
+
+  Accept();
+  Receive(subscribe);
+  const Bytes codes(kFilters, mqtt::kSubackFailure);
+  EXPECT_EQ(Drain(), Encode(mqtt::Suback{7, codes}));
+  EXPECT_EQ(connection_.state(), State::kOpen);
+  EXPECT_EQ(shard_.counters.packet_too_large.Load(), 0u);
+}
+
+TEST_F(ConnectionTest, UnsubscribeAnsweredWithUnsubackOfSameId_MQTT_3_10_4_4) {
+  Accept();
+  Receive(TopicListPacket(0x0C0D, {{"a/b", mqtt::QoS::k0}, {"c/+", mqtt::QoS::k0}},
+                          /*has_qos=*/false));
+  EXPECT_EQ(Drain(), (Bytes{0xB0, 0x02, 0x0C, 0x0D}));
+  EXPECT_EQ(connection_.state(), State::kOpen);
+}
+
+TEST(ConnectionServerPacketTest, ServerToClientPacketFromClientClosesConnection_MQTT_4_8_0_1) {
+  const struct {
+    const char* name;
+    Bytes bytes;
+  } cases[] = {
+      {"CONNACK", {0x20, 0x02, 0x00, 0x00}},
+      {"SUBACK", {0x90, 0x03, 0x00, 0x01, 0x00}},
+      {"UNSUBACK", {0xB0, 0x02, 0x00, 0x01}},
+      {"PINGRESP", kPingresp},
+  };
+  for (const auto& packet : cases) {
+    SCOPED_TRACE(packet.name);
+    ShardState shard;
+    Connection connection;
+    connection.Open(kFd, kStartMs);
+    connection.OnReceive(Encode(Mqtt311Connect()), kStartMs, shard.context);
+    ASSERT_EQ(Drain(connection), kConnackAccepted);
+    connection.OnReceive(Cat({packet.bytes, kPingreq}), kStartMs, shard.context);
+    EXPECT_EQ(connection.state(), State::kClosing);
+    EXPECT_TRUE(connection.NextSend().empty());  // nor the PINGREQ after it answered
+    EXPECT_TRUE(connection.ReadyToClose());
+    EXPECT_EQ(shard.counters.protocol_violations.Load(), 1u);
+    connection.OnClosed(shard.context);
+    EXPECT_EQ(shard.connected_clients.load(), 0u);
+  }
+}
+
+TEST_F(ConnectionTest, MalformedPacketAfterConnectCountsProtocolViolation_MQTT_3_3_1_4) {
+  Accept();
+  Bytes publish = Publish(mqtt::QoS::k1, 1);
+  publish[0] |= 0x06;  // QoS 3
+  Receive(publish);
+  EXPECT_EQ(connection_.state(), State::kClosing);
+  EXPECT_TRUE(connection_.NextSend().empty());
+  EXPECT_EQ(shard_.counters.protocol_violations.Load(), 1u);
+  EXPECT_EQ(shard_.Connect(connect::Reason::kMalformed), 0u);
+}
+
+// --- Limits ----------------------------------------------------------------------------------
+
+TEST_F(ConnectionTest, HeaderAnnouncingPacketAboveMaxPacketSizeClosesAtOnce) {
+  Accept();
+  // PUBLISH announcing 268,435,455 bytes: refused from the five header bytes alone.
+  Receive({0x30, 0xFF, 0xFF, 0xFF, 0x7F});
+  EXPECT_EQ(connection_.state(), State::kClosing);
+  EXPECT_EQ(shard_.counters.packet_too_large.Load(), 1u);
+  EXPECT_EQ(shard_.counters.protocol_violations.Load(), 0u);
+  EXPECT_TRUE(connection_.NextSend().empty());
+  EXPECT_TRUE(connection_.ReadyToClose());
+  // Nothing was kept to complete the frame: what follows is ignored, not appended.
+  Receive(Bytes(64, 0x00));
+  EXPECT_EQ(connection_.state(), State::kClosing);
+  EXPECT_EQ(shard_.counters.packet_too_large.Load(), 1u);
+}
+
+TEST_F(ConnectionTest, OversizedHeaderSplitAcrossReceivesClosesOnceComplete) {
+  Accept();
+  Receive({0x30, 0xFF});
+  EXPECT_EQ(connection_.state(), State::kOpen);
+  Receive({0xFF, 0xFF, 0x7F});
+  EXPECT_EQ(connection_.state(), State::kClosing);
+  EXPECT_EQ(shard_.counters.packet_too_large.Load(), 1u);
+}
+
+TEST_F(ConnectionTest, MaxPacketSizeCountsWholePacketAndIsInclusive) {
+  const Bytes publish = Publish(mqtt::QoS::k1, 5);
+  Accept();
+  shard_.context.max_packet_size = static_cast<uint32_t>(publish.size());
+  Receive(publish);
+  EXPECT_EQ(Drain(), (Bytes{0x40, 0x02, 0x00, 0x05}));
+  EXPECT_EQ(connection_.state(), State::kOpen);
+
+  shard_.context.max_packet_size = static_cast<uint32_t>(publish.size() - 1);
+  Receive(publish);
+  EXPECT_EQ(connection_.state(), State::kClosing);
+  EXPECT_TRUE(connection_.NextSend().empty());
+  EXPECT_EQ(shard_.counters.packet_too_large.Load(), 1u);
+}
+
+// --- Send path -------------------------------------------------------------------------------
+
+TEST_F(ConnectionTest, OneSendInFlightRepliesWaitForOnSent) {
+  Receive(Encode(Mqtt311Connect()));
+  EXPECT_EQ(ToBytes(connection_.NextSend()), kConnackAccepted);
+  Receive(Cat({kPingreq, kPingreq}));
+  EXPECT_TRUE(connection_.NextSend().empty());
+  EXPECT_TRUE(connection_.NextSend().empty());
+  EXPECT_TRUE(connection_.send_in_flight());
+
+  connection_.OnSent(1);  // partial send: the rest of the CONNACK comes first
+  EXPECT_FALSE(connection_.send_in_flight());
+  EXPECT_EQ(ToBytes(connection_.NextSend()), (Bytes{0x02, 0x00, 0x00}));
+  Receive(kPingreq);  // queued behind the two already waiting
+  EXPECT_TRUE(connection_.NextSend().empty());
+  connection_.OnSent(3);
+
+  EXPECT_EQ(ToBytes(connection_.NextSend()), Cat({kPingresp, kPingresp, kPingresp}));
+  connection_.OnSent(2);
+  EXPECT_EQ(ToBytes(connection_.NextSend()), Cat({kPingresp, kPingresp}));
+  connection_.OnSent(0);  // a zero-byte completion changes nothing
+  EXPECT_EQ(ToBytes(connection_.NextSend()), Cat({kPingresp, kPingresp}));
+  connection_.OnSent(4);
+  EXPECT_TRUE(connection_.NextSend().empty());
+  EXPECT_FALSE(connection_.send_in_flight());
+}
+
+TEST_F(ConnectionTest, OutputCapClosesPeerThatDoesNotRead) {
+  shard_.context.max_output_bytes = 8;
+  Receive(Encode(Mqtt311Connect()));
+  ASSERT_EQ(ToBytes(connection_.NextSend()), kConnackAccepted);  // 4 bytes in flight
+  Receive(Cat({kPingreq, kPingreq}));                            // 4 + 2 + 2: at the cap
+  EXPECT_EQ(connection_.state(), State::kOpen);
+  EXPECT_EQ(shard_.counters.output_overflow.Load(), 0u);
+
+  Receive(Cat({kPingreq, kPingreq}));  // 10 > 8
+  EXPECT_EQ(connection_.state(), State::kClosing);
+  EXPECT_EQ(shard_.counters.output_overflow.Load(), 1u);
+  // What fitted is still delivered before the close.
+  EXPECT_FALSE(connection_.ReadyToClose());
+  connection_.OnSent(kConnackAccepted.size());
+  EXPECT_EQ(Drain(), Cat({kPingresp, kPingresp}));
+  EXPECT_TRUE(connection_.ReadyToClose());
+}
+
+TEST_F(ConnectionTest, TransportClosedStopsSendingAndIsReadyToClose) {
+  Receive(Cat({Encode(Mqtt311Connect()), kPingreq}));
+  connection_.OnTransportClosed(kStartMs + 1);
+  EXPECT_EQ(connection_.state(), State::kClosing);
+  EXPECT_TRUE(connection_.NextSend().empty());
+  EXPECT_TRUE(connection_.ReadyToClose());
+  connection_.OnClosed(shard_.context);
+  EXPECT_EQ(shard_.connected_clients.load(), 0u);
+}
+
+TEST_F(ConnectionTest, RequestCloseFlushesQueuedRepliesFirst) {
+  Receive(Cat({Encode(Mqtt311Connect()), kPingreq}));
+  connection_.RequestClose(kStartMs + 50);
+  EXPECT_EQ(connection_.state(), State::kClosing);
+  EXPECT_FALSE(connection_.ReadyToClose());
+  EXPECT_EQ(connection_.DeadlineMs(), kStartMs + 50 + kCloseGraceMs);
+  EXPECT_EQ(Drain(), Cat({kConnackAccepted, kPingresp}));
+  EXPECT_TRUE(connection_.ReadyToClose());
+}
+
+TEST_F(ConnectionTest, RequestCloseBeforeConnectIsReadyAtOnce) {
+  Receive({0x10, 0x0C});  // the start of a CONNECT
+  connection_.RequestClose(kStartMs);
+  EXPECT_EQ(connection_.state(), State::kClosing);
+  EXPECT_TRUE(connection_.ReadyToClose());
+}
+
+// --- Timers ----------------------------------------------------------------------------------
+
+TEST_F(ConnectionTest, KeepaliveDeadlineIsOneAndAHalfPeriodsAfterLastReceive_MQTT_3_1_2_24) {
+  Accept(Mqtt311Connect("client-1", 10));
+  EXPECT_EQ(connection_.DeadlineMs(), kStartMs + 15'000);
+  Receive(kPingreq, kStartMs + 4'000);
+  EXPECT_EQ(connection_.DeadlineMs(), kStartMs + 4'000 + 15'000);
+  Receive({0xC0}, kStartMs + 9'000);  // any received byte is activity
+  EXPECT_EQ(connection_.DeadlineMs(), kStartMs + 9'000 + 15'000);
+}
+
+TEST_F(ConnectionTest, KeepaliveDeadlineHoldsForLargestKeepalive_MQTT_3_1_2_24) {
+  Accept(Mqtt311Connect("client-1", 65'535));
+  EXPECT_EQ(connection_.DeadlineMs(), kStartMs + uint64_t{65'535} * 1'500);
+}
+
+TEST_F(ConnectionTest, KeepaliveZeroHasNoDeadline) {
+  Accept(Mqtt311Connect("client-1", 0));
+  EXPECT_EQ(connection_.DeadlineMs(), 0u);
+  Receive(kPingreq, kStartMs + 100'000);
+  EXPECT_EQ(connection_.DeadlineMs(), 0u);
+}
+
+TEST_F(ConnectionTest, KeepaliveExpiryClosesAndCounts_MQTT_3_1_2_24) {
+  Accept(Mqtt311Connect("client-1", 10));
+  const uint64_t deadline_ms = connection_.DeadlineMs();
+  connection_.OnDeadline(deadline_ms, shard_.context);
+  EXPECT_EQ(connection_.state(), State::kClosing);
+  EXPECT_EQ(shard_.counters.keepalive_timeout.Load(), 1u);
+  EXPECT_EQ(shard_.counters.connect_timeout.Load(), 0u);
+  EXPECT_TRUE(connection_.ReadyToClose());
+  EXPECT_EQ(connection_.DeadlineMs(), deadline_ms + kCloseGraceMs);
+}
+
+TEST_F(ConnectionTest, ConnectTimeoutCountedBeforeConnect) {
+  EXPECT_EQ(connection_.DeadlineMs(), 0u);  // the shard schedules it from Open()
+  Receive({0x10});
+  connection_.OnDeadline(kStartMs + shard_.context.connect_timeout_ms, shard_.context);
+  EXPECT_EQ(connection_.state(), State::kClosing);
+  EXPECT_EQ(shard_.counters.connect_timeout.Load(), 1u);
+  EXPECT_EQ(shard_.counters.keepalive_timeout.Load(), 0u);
+  EXPECT_TRUE(connection_.ReadyToClose());
+  EXPECT_EQ(connection_.DeadlineMs(), kStartMs + shard_.context.connect_timeout_ms + kCloseGraceMs);
+}
+
+TEST_F(ConnectionTest, CloseGraceExpiryGivesUpOnUnsentBytes) {
+  Receive(Cat({Encode(Mqtt311Connect()), kPingreq, kDisconnect}), kStartMs + 20);
+  EXPECT_EQ(connection_.state(), State::kClosing);
+  EXPECT_FALSE(connection_.ReadyToClose());  // CONNACK and PINGRESP not sent yet
+  EXPECT_EQ(connection_.DeadlineMs(), kStartMs + 20 + kCloseGraceMs);
+  connection_.OnDeadline(kStartMs + 20 + kCloseGraceMs, shard_.context);
+  EXPECT_TRUE(connection_.ReadyToClose());
+  EXPECT_TRUE(connection_.NextSend().empty());
+  EXPECT_EQ(shard_.counters.keepalive_timeout.Load(), 0u);
+  EXPECT_EQ(shard_.counters.connect_timeout.Load(), 0u);
+}
+
+TEST_F(ConnectionTest, CloseGraceExpiryWaitsForSendInFlight) {
+  Receive(Cat({Encode(Mqtt311Connect()), kDisconnect}));
+  ASSERT_FALSE(connection_.NextSend().empty());
+  connection_.OnDeadline(kStartMs + kCloseGraceMs, shard_.context);
+  EXPECT_FALSE(connection_.ReadyToClose());  // the kernel still holds our buffer
+  connection_.OnSent(1);
+  EXPECT_TRUE(connection_.ReadyToClose());
+  EXPECT_TRUE(connection_.NextSend().empty());
+}
+
+TEST_F(ConnectionTest, BytesReceivedWhileClosingDoNotMoveGraceDeadline) {
+  Accept();
+  Receive(kDisconnect, kStartMs + 10);
+  Receive(kPingreq, kStartMs + 3'000);
+  EXPECT_EQ(connection_.DeadlineMs(), kStartMs + 10 + kCloseGraceMs);
+}
+
+TEST_F(ConnectionTest, OpenResetsForAReusedSlot) {
+  Accept();
+  Receive(kDisconnect);
+  connection_.OnClosed(shard_.context);
+  connection_.Open(kFd, kStartMs + 1'000);
+  EXPECT_EQ(connection_.state(), State::kAwaitConnect);
+  EXPECT_TRUE(connection_.client_id().empty());
+  EXPECT_TRUE(connection_.NextSend().empty());
+  EXPECT_FALSE(connection_.ReadyToClose());
+  Accept(Mqtt311Connect("client-2"), kStartMs + 1'000);
+  EXPECT_EQ(connection_.client_id(), "client-2");
+  EXPECT_EQ(shard_.connected_clients.load(), 1u);
+}
+
+}  // namespace
+}  // namespace ringmq::net
