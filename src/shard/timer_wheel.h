@@ -23,8 +23,8 @@ class TimerWheel {
   // `tick_ms`: resolution; `bucket_count`: buckets per revolution (power of two).
   TimerWheel(uint32_t tick_ms, uint32_t bucket_count, uint64_t now_ms);
 
-  // (Re)schedules `id` to fire at `deadline_ms` (filed under the tick containing it; never fires early, because
-  // Advance checks each entry's own deadline).
+  // (Re)schedules `id` to fire at `deadline_ms` (filed under the tick containing it; never fires
+  // early, because Advance checks each entry's own deadline).
   void Schedule(uint32_t id, uint64_t deadline_ms);
   void Cancel(uint32_t id);
   bool Scheduled(uint32_t id) const;
