@@ -17,7 +17,6 @@ import os
 import sys
 import threading
 import time
-import traceback
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
