@@ -187,7 +187,8 @@ std::string_view LabelOf(Reason reason) {
 
 Decision Admit(const mqtt::Result<mqtt::Connect>& connect, const BrokerState& state,
                const Policy& policy) {
-  // MQTT-8: a malformed CONNECT is closed without a CONNACK under every policy.
+  // MQTT-8 (MQTT-3.1.4-1, MQTT-3.2.2-6): a malformed CONNECT is closed without a CONNACK under
+  // every policy.
   if (!connect.ok()) return Malformed(connect.violation());
   const Reason reason = Evaluate(connect.value(), state, policy);
   if (reason == Reason::kAccepted) return Accept(connect.value());
