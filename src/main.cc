@@ -74,7 +74,9 @@ int main(int argc, char** argv) {
     RINGMQ_LOG_ERROR("cannot start: %s", std::string(status.message()).c_str());
     return 1;
   }
-  RINGMQ_LOG_INFO("ringmq %s ready: accepting connections on %s (%u shards, %s, reject_policy %s)",
+  // The ready and counters lines are the operator's contract: logged at every log level.
+  ringmq::LogLine(ringmq::LogLevel::kInfo,
+                  "ringmq %s ready: accepting connections on %s (%u shards, %s, reject_policy %s)",
                   RINGMQ_VERSION, ListenAddress(config).c_str(), broker.shard_count(),
                   AllocatorName().c_str(),
                   std::string(ringmq::config::ToString(config.reject_policy)).c_str());
@@ -85,7 +87,7 @@ int main(int argc, char** argv) {
   } while (signal_number == SIGPIPE);
   RINGMQ_LOG_INFO("received %s: stopping", signal_number == SIGINT ? "SIGINT" : "SIGTERM");
   broker.Stop();
-  RINGMQ_LOG_INFO("counters: %s", broker.CountersSummary().c_str());
+  ringmq::LogLine(ringmq::LogLevel::kInfo, "counters: %s", broker.CountersSummary().c_str());
   RINGMQ_LOG_INFO("stopped");
   return 0;
 }

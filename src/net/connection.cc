@@ -25,8 +25,8 @@ void Connection::Open(int fd, uint64_t now_ms) {
   RINGMQ_ASSERT(fd >= 0);
   *this = Connection();
   fd_ = fd;
-  opened_ms_ = now_ms;
-  last_receive_ms_ = now_ms;
+  last_packet_ms_ = now_ms;
+  event_ms_ = now_ms;
 }
 
 void Connection::OnReceive(std::span<const uint8_t> bytes, uint64_t now_ms,
@@ -34,7 +34,7 @@ void Connection::OnReceive(std::span<const uint8_t> bytes, uint64_t now_ms,
   RINGMQ_ASSERT(context.counters != nullptr);
   context.counters->bytes_received.Add(bytes.size());
   if (state_ == State::kClosing) return;  // nothing after a close decision is acted on
-  last_receive_ms_ = now_ms;
+  event_ms_ = now_ms;
   if (partial_.empty()) {
     // Fast path: decode straight from the receive buffer; copy only a trailing split frame.
     const size_t used = ProcessFrames(bytes, context);
@@ -50,7 +50,6 @@ void Connection::OnReceive(std::span<const uint8_t> bytes, uint64_t now_ms,
   if (partial_.empty() && partial_.capacity() > kPartialKeepBytes) {
     std::vector<uint8_t>().swap(partial_);
   }
-  if (state_ == State::kClosing) closing_since_ms_ = now_ms;
 }
 
 size_t Connection::ProcessFrames(std::span<const uint8_t> bytes, ConnectionContext& context) {
@@ -63,6 +62,9 @@ size_t Connection::ProcessFrames(std::span<const uint8_t> bytes, ConnectionConte
       CloseForViolation(frame.violation, context);
       break;
     }
+    // Keepalive counts complete control packets (MQTT-3.1.2-24), so a peer trickling bytes of
+    // a packet it never finishes does not keep the connection alive.
+    last_packet_ms_ = event_ms_;
     HandleFrame(frame.header,
                 rest.subspan(frame.header.header_length, frame.header.remaining_length), context);
     offset += frame.header.total_length();
@@ -151,7 +153,7 @@ void Connection::HandlePacket(const mqtt::Packet& packet, ConnectionContext& con
       return;
     case mqtt::PacketType::kDisconnect:
       counters.client_disconnects.Add();
-      StartClosing(last_receive_ms_);
+      StartClosing(event_ms_);
       return;
     case mqtt::PacketType::kPublish: {
       // Routing arrives with the subscription trie; until then every message has no subscriber.
@@ -202,7 +204,7 @@ void Connection::Queue(const mqtt::Packet& packet, ConnectionContext& context) {
   if (pending + size > context.max_output_bytes) {
     // The peer keeps sending requests but does not read the answers.
     context.counters->output_overflow.Add();
-    StartClosing(last_receive_ms_);
+    StartClosing(event_ms_);
     return;
   }
   const size_t old_size = queued_.size();
@@ -225,7 +227,7 @@ void Connection::CloseForViolation(mqtt::Violation violation, ConnectionContext&
                    std::string(Printable(client_id_)).c_str(),
                    std::string(mqtt::DescriptionOf(violation)).c_str(),
                    std::string(mqtt::RuleOf(violation)).c_str());
-  StartClosing(last_receive_ms_);
+  StartClosing(event_ms_);
 }
 
 void Connection::StartClosing(uint64_t now_ms) {
@@ -245,7 +247,7 @@ uint64_t Connection::DeadlineMs() const {
       return 0;  // the shard schedules the connect timeout from Open()
     case State::kOpen:
       // MQTT-3.1.2-24: disconnect after one and a half keepalive periods of silence.
-      return keepalive_s_ == 0 ? 0 : last_receive_ms_ + uint64_t{keepalive_s_} * 1500;
+      return keepalive_s_ == 0 ? 0 : last_packet_ms_ + uint64_t{keepalive_s_} * 1500;
     case State::kClosing:
       return closing_since_ms_ + kCloseGraceMs;
   }

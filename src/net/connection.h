@@ -111,8 +111,8 @@ class Connection {
   mqtt::ProtocolLevel level_ = mqtt::ProtocolLevel::kMqtt311;
   uint16_t keepalive_s_ = 0;
   int fd_ = -1;
-  uint64_t opened_ms_ = 0;
-  uint64_t last_receive_ms_ = 0;
+  uint64_t last_packet_ms_ = 0;  // last complete packet: the keepalive clock
+  uint64_t event_ms_ = 0;        // time of the event being processed
   uint64_t closing_since_ms_ = 0;
 
   std::vector<uint8_t> partial_;            // a frame split across receives

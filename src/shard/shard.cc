@@ -39,7 +39,7 @@ uint64_t MonotonicMs() {
 }  // namespace
 
 Shard::Shard(uint32_t index, const Config& config, int listen_fd, SharedState& shared)
-    : index_(index), config_(config), limits_(), listen_fd_(listen_fd), shared_(shared) {
+    : index_(index), config_(config), limits_(), listen_fd_(listen_fd) {
   context_.policy.reject_policy = config.reject_policy;
   context_.policy.max_connections = config.max_connections;
   context_.policy.max_client_id_length = config.max_client_id_length;
@@ -129,8 +129,11 @@ void Shard::HandleCompletion(const io_uring_cqe& cqe) {
     return OnReceive(cqe, current ? slot : nullptr);
   }
   if (op == Op::kSend && current) return OnSend(cqe, slot);
-  // kShutdown, kCancel and kClose results need no action: the receive completion that the
-  // shutdown provokes drives the close, and close errors cannot be acted upon.
+  if (op == Op::kShutdown && current) {
+    slot->shutdown_complete = true;  // its result does not matter (ENOTCONN after a reset)
+    MarkDirty(slot_index);
+  }
+  // kCancel and kClose results need no action: close errors cannot be acted upon.
 }
 
 void Shard::OnAccept(const io_uring_cqe& cqe) {
@@ -247,7 +250,10 @@ void Shard::FlushSlot(uint32_t slot_index) {
     io_uring_sqe_set_data64(sqe, Pack(Op::kShutdown, slot.generation, slot_index));
     slot.shutdown_submitted = true;
   }
-  if (slot.shutdown_submitted && !slot.receive_armed && !connection.send_in_flight()) {
+  // close(fd) waits for the shutdown's completion: io_uring may run the shutdown later from a
+  // worker, and by then a close in the same batch could have freed the descriptor number for
+  // the next accept, whose connection the late shutdown would then cut.
+  if (slot.shutdown_complete && !slot.receive_armed && !connection.send_in_flight()) {
     io_uring_sqe* sqe = NextSqe();
     io_uring_prep_close(sqe, slot.fd);
     io_uring_sqe_set_data64(sqe, Pack(Op::kClose, slot.generation, slot_index));
@@ -322,6 +328,7 @@ uint32_t Shard::AllocateSlot() {
   slot.receive_armed = false;
   slot.dirty = false;
   slot.shutdown_submitted = false;
+  slot.shutdown_complete = false;
   slot.timer_state = net::Connection::State::kAwaitConnect;
   ++open_connections_;
   return slot_index;

@@ -81,6 +81,7 @@ class Shard {
     bool receive_armed = false;
     bool dirty = false;
     bool shutdown_submitted = false;
+    bool shutdown_complete = false;  // close(fd) only after: see FlushSlot
     net::Connection::State timer_state = net::Connection::State::kAwaitConnect;
   };
 
@@ -109,7 +110,6 @@ class Shard {
   const Config& config_;
   const ShardLimits limits_;
   const int listen_fd_;
-  SharedState& shared_;
   int doorbell_fd_ = -1;
   uint64_t doorbell_value_ = 0;
 

@@ -695,13 +695,15 @@ TEST_F(ConnectionTest, RequestCloseBeforeConnectIsReadyAtOnce) {
 
 // --- Timers ----------------------------------------------------------------------------------
 
-TEST_F(ConnectionTest, KeepaliveDeadlineIsOneAndAHalfPeriodsAfterLastReceive_MQTT_3_1_2_24) {
+TEST_F(ConnectionTest, KeepaliveDeadlineIsOneAndAHalfPeriodsAfterLastPacket_MQTT_3_1_2_24) {
   Accept(Mqtt311Connect("client-1", 10));
   EXPECT_EQ(connection_.DeadlineMs(), kStartMs + 15'000);
   Receive(kPingreq, kStartMs + 4'000);
   EXPECT_EQ(connection_.DeadlineMs(), kStartMs + 4'000 + 15'000);
-  Receive({0xC0}, kStartMs + 9'000);  // any received byte is activity
-  EXPECT_EQ(connection_.DeadlineMs(), kStartMs + 9'000 + 15'000);
+  Receive({0xC0}, kStartMs + 9'000);  // half a packet is not a control packet: no change
+  EXPECT_EQ(connection_.DeadlineMs(), kStartMs + 4'000 + 15'000);
+  Receive({0x00}, kStartMs + 10'000);  // the PINGREQ completes
+  EXPECT_EQ(connection_.DeadlineMs(), kStartMs + 10'000 + 15'000);
 }
 
 TEST_F(ConnectionTest, KeepaliveDeadlineHoldsForLargestKeepalive_MQTT_3_1_2_24) {
