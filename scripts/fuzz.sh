@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Usage: scripts/fuzz.sh TARGET SECONDS [libFuzzer flags...]
 #
-# A long fuzzing campaign for one target (tests/fuzz/TARGET.cc, built as build-fuzz/fuzz_TARGET):
+# A long fuzzing campaign for one target (tests/fuzz/TARGET.cc, built as
+# build-fuzz/tests/fuzz/fuzz_TARGET):
 #   - builds build-fuzz/ (clang++-14, libFuzzer, ASan+UBSan) via scripts/build.sh fuzz
 #   - keeps a persistent working corpus in build-fuzz/corpus-TARGET, topped up on every run
 #     with the seeds in tests/fuzz/corpus/TARGET/ (which is never written to)
@@ -12,7 +13,7 @@
 #   - prints each job's exec/s, their sum, and the coverage of the whole working corpus
 # Exits 1 if a job found a crash (or any other failure), 0 otherwise.
 # Example: scripts/fuzz.sh decoder 600
-# Reproduce a crash: build-fuzz/fuzz_TARGET tests/fuzz/artifacts/TARGET-crash-...
+# Reproduce a crash: build-fuzz/tests/fuzz/fuzz_TARGET tests/fuzz/artifacts/TARGET-crash-...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -40,14 +41,16 @@ if ! scripts/build.sh fuzz >"$build_log" 2>&1; then
   exit 1
 fi
 
-bin="$root/build-fuzz/fuzz_$target"
+# meson puts the targets next to their sources' meson.build: build-fuzz/tests/fuzz/fuzz_NAME.
+bin="$root/build-fuzz/tests/fuzz/fuzz_$target"
 if [[ ! -x "$bin" ]]; then
   echo "fuzz.sh: no fuzz target '$target' (expected tests/fuzz/$target.cc). Built targets:" >&2
-  for b in build-fuzz/fuzz_*; do
-    [[ -f "$b" && -x "$b" ]] && echo "  ${b#build-fuzz/fuzz_}" >&2
+  for b in build-fuzz/tests/fuzz/fuzz_*; do
+    [[ -f "$b" && -x "$b" ]] && echo "  ${b#build-fuzz/tests/fuzz/fuzz_}" >&2
   done
   exit 2
 fi
+rel_bin=${bin#"$root"/}
 
 corpus="$root/build-fuzz/corpus-$target"
 seeds="$root/tests/fuzz/corpus/$target"
@@ -119,7 +122,7 @@ done < <(find "$artifacts" -maxdepth 1 -type f -name "$target-*" -newer "$marker
 if [[ ${#new_artifacts[@]} -gt 0 ]]; then
   echo "new artifacts:"
   for f in "${new_artifacts[@]}"; do
-    echo "  ${f#"$root"/}   (reproduce: build-fuzz/fuzz_$target ${f#"$root"/})"
+    echo "  ${f#"$root"/}   (reproduce: $rel_bin ${f#"$root"/})"
   done
 fi
 if [[ $rc -ne 0 || $failed_jobs -gt 0 || ${#new_artifacts[@]} -gt 0 ]]; then

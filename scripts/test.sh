@@ -5,7 +5,7 @@
 #   1. dependencies    scripts/install-deps.sh
 #   2. release         build/, every gtest binary registered as a meson test (and
 #                      build/tests/ringmq_unit_tests), then tests/integration/run.py
-#   3. fuzz smoke      build-fuzz/, each fuzz_* target for $RINGMQ_FUZZ_SECONDS (default 20) s
+#   3. fuzz smoke      build-fuzz/, each fuzz_* target (tests/fuzz/<name>.cc) for $RINGMQ_FUZZ_SECONDS (default 20) s
 #                      on a temporary copy of its seed corpus tests/fuzz/corpus/<name>/
 #   4. asan            build-asan/ (ASan+UBSan), unit tests and the integration suite again
 # A build failure counts as one failure; later stages still run where they can.
@@ -252,21 +252,41 @@ integration() {
   echo "[$label] integration: $npass passed, $nfail failed (${secs}s)"
 }
 
-# fuzz_smoke: each build-fuzz/fuzz_* target for $fuzz_seconds on a temp copy of its seeds.
+# Lists the fuzz_* executables that build dir $1 defines (built or not), relative to the repo
+# root, one per line (meson puts them in build-fuzz/tests/fuzz/).
+list_fuzz_targets() {
+  meson introspect "$1" --targets 2>/dev/null | "$PY" -c '
+import json, os, sys
+try:
+    targets = json.load(sys.stdin)
+except ValueError:
+    targets = []
+for t in targets:
+    if t.get("type") == "executable" and t.get("name", "").startswith("fuzz_"):
+        print(os.path.relpath(t["filename"][0]))
+'
+}
+
+# fuzz_smoke BUILD_OK: each fuzz_* target for $fuzz_seconds on a temp copy of its seeds.
 fuzz_smoke() {
-  local build_ok=$1 bin name
+  local build_ok=$1 bin name listing
   local -a bins=()
-  for bin in build-fuzz/fuzz_*; do
-    [[ -f "$bin" && -x "$bin" ]] && bins+=("$bin")
-  done
+  listing=$(list_fuzz_targets build-fuzz || true)
+  [[ -n "$listing" ]] && mapfile -t bins <<<"$listing"
   if [[ ${#bins[@]} -eq 0 ]]; then
-    echo "no fuzz targets built (tests/fuzz/<name>.cc)"
+    echo "no fuzz targets defined (tests/fuzz/<name>.cc)"
     return
   fi
   for bin in "${bins[@]}"; do
-    name=${bin#build-fuzz/fuzz_}
-    if [[ $build_ok -ne 1 ]] && ! ensure_target build-fuzz "fuzz_$name"; then
+    name=$(basename "$bin")
+    name=${name#fuzz_}
+    if [[ $build_ok -ne 1 ]] && ! ensure_target build-fuzz "${bin#build-fuzz/}"; then
       echo "[fuzz] fuzz_$name: does not build -> skipped (build failure already counted)"
+      continue
+    fi
+    if [[ ! -x "$bin" ]]; then
+      echo "[fuzz] $bin: not built -> 1 failure"
+      fail
       continue
     fi
     local corpus="$work/fuzz-$name/corpus" artifacts="$work/fuzz-$name/artifacts"
