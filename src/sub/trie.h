@@ -1,0 +1,188 @@
+// The subscription trie shared by all shards: topic filter -> subscribers, matched against the
+// topic of every PUBLISH.
+//
+// Shape: one node per filter level. A node holds its exact-level children in an open-addressing
+// hash table (so a parent with a million children costs O(1) per lookup), dedicated pointers to
+// its '+' and '#' children, and an immutable sorted array of the subscribers whose filter ends
+// there. Subscribers are handles to a session on its home shard, never pointers.
+//
+// Thread safety
+// - Match is lock-free, wait-free in the absence of writers, and allocation-free once the
+//   MatchResult is warm. It may run on any thread that is an online reader of the EpochDomain
+//   given to the constructor, concurrently with writers and other readers; each concurrent Match
+//   needs its own MatchResult. It keeps no pointer into the trie after it returns, so the caller
+//   may pass a quiescent point right after.
+// - Subscribe and Unsubscribe may be called from any thread; they serialize on mutex_. They do
+//   not need to be made by an epoch reader.
+// - subscription_count() may be read from any thread (a relaxed snapshot).
+// - The destructor requires that no Match and no writer is running. The EpochDomain must outlive
+//   the trie (nodes retired before the destructor are still pending in it).
+//
+// Publication and reclamation
+// Every shared pointer (child slot, '+'/'#' child, children table, subscriber array) is written
+// with release after its target is fully built and read with acquire, so a reader sees a
+// complete object or the previous one. Nothing reachable by a reader is modified in place except
+// child-table slots, whose transitions are: empty -> node (insert), node -> tombstone (erase),
+// tombstone -> node (insert reusing the tombstone). A slot never goes back to empty, so a probe
+// sequence a reader follows never loses a key that stays present. Replacing a table, a subscriber
+// array or unlinking a node hands the old object to EpochDomain::Retire.
+//
+// Invariants (writer side, under mutex_)
+// - Node::children is null iff the node has no exact children; a table's load (live plus
+//   tombstones) stays at or below half its capacity.
+// - A node other than the root that has no subscribers and no children is unlinked and retired
+//   at once (pruning), so the trie holds only nodes on the path of a live subscription.
+// - Each subscriber array is sorted by session identity (shard, session, generation), without
+//   duplicates, and never empty (an empty list is a null pointer).
+//
+// Match semantics (MQTT 3.1.1 §4.7)
+// - '+' matches exactly one level, including an empty one; '#' matches its parent level and any
+//   number of levels below ("sport/#" matches "sport", MQTT-4.7.1-2); levels compare byte-exactly;
+//   '/' separates levels, so "/a" has an empty first level.
+// - Topics starting with '$' are not matched by filters starting with '+' or '#' (MQTT-4.7.2-1).
+// - A session whose subscriptions overlap (several filters match one topic) appears ONCE in the
+//   result, with the highest QoS granted among those subscriptions. MQTT-3.3.5-1 allows either
+//   one delivery per matching subscription or one delivery at the maximum QoS; one delivery
+//   saves work per message and is what clients expect.
+#ifndef RINGMQ_SUB_TRIE_H_
+#define RINGMQ_SUB_TRIE_H_
+
+#include <absl/base/thread_annotations.h>
+#include <absl/synchronization/mutex.h>
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "mqtt/topic.h"
+#include "sub/epoch.h"
+
+namespace ringmq::sub {
+
+// A session on its home shard. Identity is (shard, session, generation); qos is the QoS granted
+// to this subscription.
+struct Subscriber {
+  uint16_t shard;
+  uint32_t session;
+  uint32_t generation;
+  uint8_t qos;
+};
+
+inline bool SameSession(const Subscriber& a, const Subscriber& b) {
+  return a.shard == b.shard && a.session == b.session && a.generation == b.generation;
+}
+
+// Orders by identity; qos does not take part.
+inline bool SessionLess(const Subscriber& a, const Subscriber& b) {
+  if (a.shard != b.shard) {
+    return a.shard < b.shard;
+  }
+  if (a.session != b.session) {
+    return a.session < b.session;
+  }
+  return a.generation < b.generation;
+}
+
+// The matching subscribers of one home shard.
+struct ShardSubscribers {
+  uint16_t shard;
+  std::span<const Subscriber> subscribers;
+};
+
+namespace trie_internal {
+struct Node;
+}  // namespace trie_internal
+
+// Output of SubscriptionTrie::Match, and its scratch space. Keep one per shard and reuse it:
+// once its vectors have grown to the largest result seen, Match allocates nothing.
+class MatchResult {
+ public:
+  MatchResult() = default;
+  MatchResult(const MatchResult&) = delete;
+  MatchResult& operator=(const MatchResult&) = delete;
+
+  // Each matching session once, with its highest granted QoS, sorted by (shard, session,
+  // generation).
+  std::span<const Subscriber> subscribers() const { return subscribers_; }
+  // The same subscribers grouped by shard, in increasing shard order. The spans point into this
+  // object and stay valid until the next Match into it.
+  std::span<const ShardSubscribers> shards() const { return shards_; }
+  size_t size() const { return subscribers_.size(); }
+  bool empty() const { return subscribers_.empty(); }
+
+ private:
+  friend class SubscriptionTrie;
+
+  struct Frame {
+    const trie_internal::Node* node;
+    size_t depth;  // levels of the topic consumed on the way to node
+  };
+  // Depth-first search pushes at most two frames per popped frame, one level deeper, so the stack
+  // holds at most one pending frame per depth plus two: kMaxTopicLevels + 2.
+  static constexpr size_t kStackCapacity = mqtt::kMaxTopicLevels + 2;
+
+  std::vector<Subscriber> subscribers_;
+  std::vector<ShardSubscribers> shards_;
+  std::array<std::string_view, mqtt::kMaxTopicLevels> levels_;
+  std::array<uint64_t, mqtt::kMaxTopicLevels> level_hashes_;
+  std::array<Frame, kStackCapacity> stack_;
+};
+
+class SubscriptionTrie {
+ public:
+  // Hash seed drawn at random, so that level hashes cannot be predicted by clients.
+  explicit SubscriptionTrie(EpochDomain& epoch);
+  // Fixed seed, for reproducible tests and fuzzing.
+  SubscriptionTrie(EpochDomain& epoch, uint64_t hash_seed);
+  ~SubscriptionTrie();
+
+  SubscriptionTrie(const SubscriptionTrie&) = delete;
+  SubscriptionTrie& operator=(const SubscriptionTrie&) = delete;
+
+  // Adds the subscription of `subscriber` (identity and QoS) to `filter`, a filter the caller has
+  // validated (mqtt::ValidateTopicFilter). An existing subscription of the same session to the
+  // identical filter has its QoS replaced (MQTT-3.8.4-3). Returns true if the subscription is new.
+  bool Subscribe(std::string_view filter, Subscriber subscriber) ABSL_LOCKS_EXCLUDED(mutex_);
+
+  // Removes the subscription of the session `identity` (qos ignored) to exactly `filter`.
+  // Returns true if there was one. Nodes left empty are pruned.
+  bool Unsubscribe(std::string_view filter, Subscriber identity) ABSL_LOCKS_EXCLUDED(mutex_);
+
+  // Collects into `result` every session subscribed to a filter matching `topic`, a valid topic
+  // name (mqtt::ValidateTopicName). Lock-free; see the thread-safety contract above.
+  void Match(std::string_view topic, MatchResult& result) const;
+
+  size_t subscription_count() const { return subscription_count_.load(std::memory_order_relaxed); }
+  // Nodes in the trie, the root included (for tests and metrics).
+  size_t node_count() const { return node_count_.load(std::memory_order_relaxed); }
+
+ private:
+  using Node = trie_internal::Node;
+
+  Node* FindOrCreateChild(Node* parent, std::string_view level)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  Node* FindChildForWrite(const Node* parent, std::string_view level) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  void InsertChild(Node* parent, Node* child, uint64_t hash) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  void EraseChild(Node* parent, Node* child) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  void RebuildChildren(Node* parent, uint32_t capacity) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  void Prune(Node* node) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  uint64_t HashLevel(std::string_view level) const;
+  void SplitTopic(std::string_view topic, MatchResult& result, size_t& level_count) const;
+  static void Finish(MatchResult& result, size_t lists);
+
+  EpochDomain& epoch_;
+  const uint64_t hash_seed_;
+  Node* const root_;
+  std::atomic<size_t> subscription_count_{0};
+  std::atomic<size_t> node_count_{1};
+  absl::Mutex mutex_;
+};
+
+}  // namespace ringmq::sub
+
+#endif  // RINGMQ_SUB_TRIE_H_
