@@ -3,6 +3,7 @@
 // The encoder trusts its caller: it asserts that the output fits and that every field is
 // encodable (lengths within 16 bits, QoS within 0..2), but it does not enforce protocol rules, so
 // tests can build packets the decoder must refuse.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -36,9 +37,8 @@ class Writer {
 
   void Bytes(std::span<const uint8_t> bytes) {
     RINGMQ_ASSERT(bytes.size() <= out_.size() - position_);
-    for (const uint8_t byte : bytes) {
-      out_[position_++] = byte;
-    }
+    std::ranges::copy(bytes, out_.begin() + static_cast<std::ptrdiff_t>(position_));
+    position_ += bytes.size();
   }
 
   void Bytes(std::string_view text) {

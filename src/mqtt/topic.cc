@@ -52,6 +52,15 @@ size_t MultiByteSequenceLength(const uint8_t* bytes, size_t available) {
   return length;
 }
 
+// One bit (the high bit of the byte) set for every byte of `word` that equals `byte`. Exact per
+// byte, unlike the borrow-based zero-byte test: adding 0x7F to the low seven bits carries into
+// the high bit exactly when those bits are non-zero.
+uint64_t BytesEqualTo(uint64_t word, uint8_t byte) {
+  const uint64_t differences = word ^ (kEveryLowBit * byte);
+  const uint64_t low_bits = ~kEveryHighBit;
+  return ~(((differences & low_bits) + low_bits) | differences) & kEveryHighBit;
+}
+
 // Counts levels and finds wildcards of an already UTF-8-validated topic. '/', '+' and '#' are
 // ASCII, and no byte of a multi-byte UTF-8 sequence is ASCII, so scanning bytes is exact.
 struct TopicScan {
@@ -60,29 +69,46 @@ struct TopicScan {
   Violation first_wildcard_violation = Violation::kNone;  // filters only
 };
 
+// Checks the wildcard at topic[i] against §4.7.1 and records the first misplaced one.
+void ScanWildcard(std::string_view topic, size_t i, TopicScan& scan) {
+  scan.has_wildcard = true;
+  if (scan.first_wildcard_violation != Violation::kNone) {
+    return;
+  }
+  const char c = topic[i];
+  const bool starts_level = i == 0 || topic[i - 1] == '/';
+  const bool is_last_byte = i + 1 == topic.size();
+  if (c == '+' && !(starts_level && (is_last_byte || topic[i + 1] == '/'))) {
+    scan.first_wildcard_violation = Violation::kBadSingleLevelWildcard;  // MQTT-4.7.1-3
+  } else if (c == '#' && !(starts_level && is_last_byte)) {
+    scan.first_wildcard_violation = Violation::kBadMultiLevelWildcard;  // MQTT-4.7.1-2
+  }
+}
+
 TopicScan ScanTopic(std::string_view topic) {
   TopicScan scan;
   const size_t size = topic.size();
-  for (size_t i = 0; i < size; ++i) {
-    const char c = topic[i];
-    if (c == '/') {
+  size_t i = 0;
+  while (i < size) {
+    // Fast path: eight bytes without a wildcard only need their '/' counted.
+    if (size - i >= sizeof(uint64_t)) {
+      uint64_t word;
+      std::memcpy(&word, topic.data() + i, sizeof(word));
+      // '+' (0x2B) and '#' (0x23) differ only in bit 3, and no other byte ORs to 0x2B.
+      if (BytesEqualTo(word | (kEveryLowBit * 0x08), '+') == 0) {
+        // Each matching byte contributes 0x80; >> 7 makes it 1 and the multiply sums the eight
+        // bytes into the top byte (at most 8, so no carry spills).
+        scan.levels += static_cast<size_t>(((BytesEqualTo(word, '/') >> 7) * kEveryLowBit) >> 56);
+        i += sizeof(word);
+        continue;
+      }
+    }
+    if (topic[i] == '/') {
       ++scan.levels;
-      continue;
+    } else if (topic[i] == '+' || topic[i] == '#') {
+      ScanWildcard(topic, i, scan);
     }
-    if (c != '+' && c != '#') {
-      continue;
-    }
-    scan.has_wildcard = true;
-    if (scan.first_wildcard_violation != Violation::kNone) {
-      continue;
-    }
-    const bool starts_level = i == 0 || topic[i - 1] == '/';
-    const bool is_last_byte = i + 1 == size;
-    if (c == '+' && !(starts_level && (is_last_byte || topic[i + 1] == '/'))) {
-      scan.first_wildcard_violation = Violation::kBadSingleLevelWildcard;  // MQTT-4.7.1-3
-    } else if (c == '#' && !(starts_level && is_last_byte)) {
-      scan.first_wildcard_violation = Violation::kBadMultiLevelWildcard;  // MQTT-4.7.1-2
-    }
+    ++i;
   }
   RINGMQ_ASSERT(scan.levels <= size + 1);
   return scan;

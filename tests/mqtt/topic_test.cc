@@ -232,6 +232,36 @@ TEST(TopicLevelLimit, LevelLimitReportedBeforeWildcardMistakes) {
   EXPECT_EQ(ValidateTopicName(Levels(kMaxTopicLevels + 1, "\xC0")), Violation::kInvalidUtf8);
 }
 
+// The word-at-a-time scan must see a wildcard or a separator at any offset of a word.
+TEST(TopicScanFastPath, FindsWildcardAtEveryOffset) {
+  for (size_t length = 2; length <= 40; ++length) {
+    for (size_t position = 0; position < length; ++position) {
+      std::string topic(length, 'a');
+      topic[position] = '+';
+      EXPECT_EQ(ValidateTopicName(topic), Violation::kWildcardInTopicName)
+          << length << " " << position;
+      EXPECT_EQ(ValidateTopicFilter(topic), Violation::kBadSingleLevelWildcard)
+          << length << " " << position;
+      topic[position] = '#';
+      // Never a whole level here: the level is `length` bytes long.
+      EXPECT_EQ(ValidateTopicFilter(topic), Violation::kBadMultiLevelWildcard)
+          << length << " " << position;
+    }
+  }
+}
+
+TEST(TopicScanFastPath, CountsSeparatorsAtEveryAlignment) {
+  for (size_t padding = 1; padding <= 17; ++padding) {
+    std::string topic = std::string(padding, 'x');
+    for (size_t i = 1; i < kMaxTopicLevels; ++i) {
+      topic += "/a";
+    }
+    EXPECT_EQ(ValidateTopicName(topic), Violation::kNone) << padding;
+    EXPECT_EQ(ValidateTopicFilter(topic + "/#"), Violation::kTooManyTopicLevels) << padding;
+    EXPECT_EQ(ValidateTopicName(topic + "/"), Violation::kTooManyTopicLevels) << padding;
+  }
+}
+
 TEST(TopicMaxLength, LongestEncodableTopicIsValid) {
   const std::string topic(0xFFFF, 't');
   EXPECT_EQ(ValidateTopicName(topic), Violation::kNone);
