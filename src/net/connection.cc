@@ -19,6 +19,18 @@ std::string_view Printable(std::string_view text) {
   return text.empty() ? std::string_view("(empty)") : text;
 }
 
+bool IsClientToServer(mqtt::PacketType type) {
+  switch (type) {
+    case mqtt::PacketType::kConnack:
+    case mqtt::PacketType::kSuback:
+    case mqtt::PacketType::kUnsuback:
+    case mqtt::PacketType::kPingresp:
+      return false;
+    default:
+      return true;
+  }
+}
+
 }  // namespace
 
 void Connection::Open(int fd, uint64_t now_ms) {
@@ -29,12 +41,44 @@ void Connection::Open(int fd, uint64_t now_ms) {
   event_ms_ = now_ms;
 }
 
+void Connection::Adopt(int fd, uint64_t now_ms) {
+  Open(fd, now_ms);
+  pre_admitted_ = true;
+  holds_client_slot_ = true;
+}
+
+std::vector<uint8_t> Connection::TakeHandoffBytes() {
+  RINGMQ_ASSERT(state_ == State::kHandoff);
+  return std::move(handoff_);
+}
+
+void Connection::ReleaseForHandoff() {
+  RINGMQ_ASSERT(state_ == State::kHandoff);
+  holds_client_slot_ = false;  // the adopting connection holds it now
+  transport_closed_ = true;
+}
+
+void Connection::SendConnack(bool session_present) {
+  static_output_ = connect::ConnackBytes(mqtt::ConnackCode::kAccepted, session_present);
+}
+
 void Connection::OnReceive(std::span<const uint8_t> bytes, uint64_t now_ms,
                            ConnectionContext& context) {
   RINGMQ_ASSERT(context.counters != nullptr);
-  context.counters->bytes_received.Add(bytes.size());
+  if (!pre_admitted_ || state_ != State::kAwaitConnect) {
+    context.counters->bytes_received.Add(bytes.size());  // handed-off bytes counted once
+  }
   if (state_ == State::kClosing) return;  // nothing after a close decision is acted on
   event_ms_ = now_ms;
+  if (state_ == State::kHandoff) {
+    // Bounded: a client may pipeline packets behind its CONNECT, but not without limit.
+    if (handoff_.size() + bytes.size() > size_t{context.max_packet_size} * 2) {
+      CloseForViolation(mqtt::Violation::kPacketTooLarge, context);
+      return;
+    }
+    handoff_.insert(handoff_.end(), bytes.begin(), bytes.end());
+    return;
+  }
   if (partial_.empty()) {
     // Fast path: decode straight from the receive buffer; copy only a trailing split frame.
     const size_t used = ProcessFrames(bytes, context);
@@ -67,6 +111,11 @@ size_t Connection::ProcessFrames(std::span<const uint8_t> bytes, ConnectionConte
     last_packet_ms_ = event_ms_;
     HandleFrame(frame.header,
                 rest.subspan(frame.header.header_length, frame.header.remaining_length), context);
+    if (state_ == State::kHandoff) {
+      // Keep the CONNECT and everything after it for the home shard.
+      handoff_.assign(rest.begin(), rest.end());
+      return bytes.size();
+    }
     offset += frame.header.total_length();
   }
   return offset;
@@ -97,6 +146,15 @@ void Connection::HandleConnect(const mqtt::FixedHeader& header, std::span<const 
       header.type == mqtt::PacketType::kConnect
           ? mqtt::DecodeConnect(header, body)
           : mqtt::Result<mqtt::Connect>(mqtt::Violation::kUnexpectedPacket);
+  if (pre_admitted_) {
+    // Handed off by the shard that admitted it: the same bytes decode the same way.
+    RINGMQ_ASSERT(connect.ok() && connect.value().level_supported);
+    Accept(connect.value(),
+           connect::Decision{.outcome = connect::Outcome::kAccept,
+                             .reason = connect::Reason::kAccepted},
+           context);
+    return;
+  }
   // Reserve a connected-client slot first so the limit holds exactly across shards.
   const uint32_t connected = context.connected_clients->fetch_add(1, std::memory_order_relaxed);
   const connect::BrokerState broker{
@@ -138,7 +196,12 @@ void Connection::Accept(const mqtt::Connect& connect, const connect::Decision& d
   } else {
     client_id_.assign(connect.client_id);
   }
-  static_output_ = connect::ConnackBytes(mqtt::ConnackCode::kAccepted);
+  if (context.sink != nullptr &&
+      context.sink->OnConnect(*this, connect) == PacketSink::ConnectAction::kHandoff) {
+    state_ = State::kHandoff;
+    return;
+  }
+  if (context.sink == nullptr) SendConnack(false);
   RINGMQ_LOG_DEBUG("client %s connected from %s (MQTT %s, keepalive %us, clean session %d)",
                    client_id_.c_str(), io::PeerAddress(fd_).c_str(),
                    level_ == mqtt::ProtocolLevel::kMqtt31 ? "3.1" : "3.1.1", keepalive_s_,
@@ -147,12 +210,19 @@ void Connection::Accept(const mqtt::Connect& connect, const connect::Decision& d
 
 void Connection::HandlePacket(const mqtt::Packet& packet, ConnectionContext& context) {
   metrics::ShardCounters& counters = *context.counters;
-  switch (mqtt::TypeOf(packet)) {
+  const mqtt::PacketType type = mqtt::TypeOf(packet);
+  if (context.sink != nullptr && type != mqtt::PacketType::kPingreq &&
+      type != mqtt::PacketType::kDisconnect && IsClientToServer(type)) {
+    context.sink->OnPacket(*this, packet);
+    return;
+  }
+  switch (type) {
     case mqtt::PacketType::kPingreq:
       Queue(mqtt::Pingresp{}, context);
       return;
     case mqtt::PacketType::kDisconnect:
       counters.client_disconnects.Add();
+      graceful_disconnect_ = true;
       StartClosing(event_ms_);
       return;
     case mqtt::PacketType::kPublish: {
@@ -248,6 +318,8 @@ uint64_t Connection::DeadlineMs() const {
     case State::kOpen:
       // MQTT-3.1.2-24: disconnect after one and a half keepalive periods of silence.
       return keepalive_s_ == 0 ? 0 : last_packet_ms_ + uint64_t{keepalive_s_} * 1500;
+    case State::kHandoff:
+      return 0;  // the move to the home shard takes one loop iteration on each side
     case State::kClosing:
       return closing_since_ms_ + kCloseGraceMs;
   }
@@ -267,6 +339,8 @@ void Connection::OnDeadline(uint64_t now_ms, ConnectionContext& context) {
       RINGMQ_LOG_DEBUG("closing client %s: keepalive %us expired", client_id_.c_str(),
                        keepalive_s_);
       StartClosing(now_ms);
+      return;
+    case State::kHandoff:
       return;
     case State::kClosing:
       // The peer did not take our last bytes in time: give up on them.

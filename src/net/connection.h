@@ -29,6 +29,24 @@
 
 namespace ringmq::net {
 
+class Connection;
+
+// What the broker does with an admitted connection's packets. The connection handles framing,
+// CONNECT admission, PINGREQ, DISCONNECT, keepalive and protocol violations itself; sessions,
+// subscriptions and message flow belong to the sink (the shard).
+class PacketSink {
+ public:
+  enum class ConnectAction : uint8_t {
+    kServe,    // the sink bound a session here and called SendConnack()
+    kHandoff,  // the session's home is another shard: the connection must move there
+  };
+  virtual ~PacketSink() = default;
+  // An admitted CONNECT (client_id() is already final, server-assigned if it was empty).
+  virtual ConnectAction OnConnect(Connection& connection, const mqtt::Connect& connect) = 0;
+  // PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP, SUBSCRIBE or UNSUBSCRIBE, already validated.
+  virtual void OnPacket(Connection& connection, const mqtt::Packet& packet) = 0;
+};
+
 // Per-shard settings and shared state every connection of the shard uses.
 struct ConnectionContext {
   connect::Policy policy;
@@ -42,6 +60,9 @@ struct ConnectionContext {
   std::atomic<uint32_t>* connected_clients = nullptr;
   const std::atomic<bool>* shutting_down = nullptr;
   metrics::ShardCounters* counters = nullptr;
+  // Null: no broker attached (unit tests): PUBLISH is acknowledged and dropped, SUBSCRIBE gets
+  // SUBACK 0x80 for every filter.
+  PacketSink* sink = nullptr;
   uint32_t shard_index = 0;
   uint64_t next_assigned_id = 1;  // for server-assigned client ids (MQTT-3.1.3-6)
 };
@@ -51,11 +72,43 @@ inline constexpr uint32_t kCloseGraceMs = 5'000;
 
 class Connection {
  public:
-  enum class State : uint8_t { kAwaitConnect, kOpen, kClosing };
+  // kHandoff: admitted, but the session lives on another shard. Bytes are kept, not processed,
+  // until the shard moves the socket (see TakeHandoffBytes).
+  enum class State : uint8_t { kAwaitConnect, kOpen, kHandoff, kClosing };
 
   // Prepares the object for a newly accepted socket. `fd` is used only to name the peer in
   // debug logs.
   void Open(int fd, uint64_t now_ms);
+
+  // Takes over a socket another shard admitted and handed off. The caller then feeds the
+  // bytes of TakeHandoffBytes() (the CONNECT first) to OnReceive; admission is not repeated and
+  // the connected-client slot reserved by the first shard moves with the connection.
+  void Adopt(int fd, uint64_t now_ms);
+
+  // kHandoff only: the CONNECT frame and everything received after it, moved out.
+  std::vector<uint8_t> TakeHandoffBytes();
+  // kHandoff only: the socket moved to another shard; this object lets go of it without
+  // releasing the connected-client slot (the adopting connection holds it now).
+  void ReleaseForHandoff();
+
+  // For the sink: CONNACK 0x00 with the session-present flag (MQTT-3.2.2-1/2).
+  void SendConnack(bool session_present);
+  // For the sink: encodes a reply (e.g. PUBACK, SUBACK) after what is already queued.
+  void QueuePacket(const mqtt::Packet& packet, ConnectionContext& context) {
+    Queue(packet, context);
+  }
+  // For the sink: the buffer deliveries are encoded into, and how many bytes wait to be sent.
+  std::vector<uint8_t>& output_buffer() { return queued_; }
+  size_t pending_output_bytes() const { return queued_.size() + (current_.size() - current_sent_); }
+  // For the sink: closes after what is queued (e.g. session takeover, MQTT-3.1.4-2).
+  void Close(uint64_t now_ms) { StartClosing(now_ms); }
+  // A DISCONNECT was received: the will is discarded (MQTT-3.14.4-3).
+  bool disconnected_gracefully() const { return graceful_disconnect_; }
+  mqtt::ProtocolLevel level() const { return level_; }
+
+  // The shard's handle for this connection (its slot), for the sink.
+  uint32_t tag() const { return tag_; }
+  void set_tag(uint32_t tag) { tag_ = tag; }
 
   // Consumes received bytes: decodes every complete frame, answers, and keeps a split frame.
   void OnReceive(std::span<const uint8_t> bytes, uint64_t now_ms, ConnectionContext& context);
@@ -108,6 +161,9 @@ class Connection {
   bool send_in_flight_ = false;
   bool holds_client_slot_ = false;  // counted in context.connected_clients
   bool transport_closed_ = false;
+  bool pre_admitted_ = false;  // adopted from another shard: admission already done
+  bool graceful_disconnect_ = false;
+  uint32_t tag_ = 0;
   mqtt::ProtocolLevel level_ = mqtt::ProtocolLevel::kMqtt311;
   uint16_t keepalive_s_ = 0;
   int fd_ = -1;
@@ -116,6 +172,7 @@ class Connection {
   uint64_t closing_since_ms_ = 0;
 
   std::vector<uint8_t> partial_;            // a frame split across receives
+  std::vector<uint8_t> handoff_;            // kHandoff: CONNECT and later bytes
   std::span<const uint8_t> static_output_;  // pre-encoded refusal CONNACK, sent before queued_
   std::vector<uint8_t> queued_;             // replies not yet handed to a send
   std::vector<uint8_t> sending_;            // bytes of the send in flight (when not static)
