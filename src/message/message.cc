@@ -1,0 +1,61 @@
+#include "message/message.h"
+
+#include <atomic>
+#include <cstring>
+#include <new>
+
+#include "mqtt/codec.h"
+
+namespace ringmq::message {
+namespace {
+
+std::atomic<Message::FreeHook> free_hook{nullptr};
+
+}  // namespace
+
+Message* Message::Create(std::string_view topic, std::span<const uint8_t> payload, uint8_t qos,
+                         bool retain) {
+  RINGMQ_ASSERT(topic.size() <= kMaxTopicSize);
+  RINGMQ_ASSERT(payload.size() <= kMaxPayloadSize);
+  RINGMQ_ASSERT(qos <= 2);
+  // The PUBLISH this came in (topic length, topic, packet id if QoS > 0, payload) had a valid
+  // remaining length; a message that could not have been received is a programmer error.
+  RINGMQ_ASSERT(kTopicLengthSize + topic.size() + (qos > 0 ? 2 : 0) + payload.size() <=
+                mqtt::kMaxRemainingLength);
+
+  const size_t total = sizeof(Message) + kTopicLengthSize + topic.size() + payload.size();
+  void* storage = ::operator new(total);
+  auto* message = new (storage) Message(static_cast<uint16_t>(topic.size()),
+                                        static_cast<uint32_t>(payload.size()), qos, retain);
+  uint8_t* bytes = message->mutable_bytes();
+  bytes[0] = static_cast<uint8_t>(topic.size() >> 8);
+  bytes[1] = static_cast<uint8_t>(topic.size() & 0xff);
+  if (!topic.empty()) std::memcpy(bytes + kTopicLengthSize, topic.data(), topic.size());
+  if (!payload.empty()) {
+    std::memcpy(bytes + kTopicLengthSize + topic.size(), payload.data(), payload.size());
+  }
+  return message;
+}
+
+uint64_t Message::wire_bytes() const {
+  return mqtt::PublishHeaderMaxSize(topic_size_) + payload_size_;
+}
+
+uint32_t Message::RemainingLength(uint8_t delivery_qos) const {
+  RINGMQ_ASSERT(delivery_qos <= qos_);
+  return static_cast<uint32_t>(kTopicLengthSize + topic_size_ + (delivery_qos > 0 ? 2 : 0) +
+                               payload_size_);
+}
+
+void Message::SetFreeHookForTesting(FreeHook hook) {
+  free_hook.store(hook, std::memory_order_relaxed);
+}
+
+void Message::Destroy() {
+  RINGMQ_ASSERT(references_.load(std::memory_order_relaxed) == 0);
+  if (FreeHook hook = free_hook.load(std::memory_order_relaxed); hook != nullptr) hook(this);
+  this->~Message();
+  ::operator delete(static_cast<void*>(this));
+}
+
+}  // namespace ringmq::message

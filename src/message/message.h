@@ -1,0 +1,182 @@
+// The immutable, reference-counted content of one received PUBLISH, shared by every delivery.
+//
+// A Message is built once, on the shard that read the PUBLISH, in a single allocation:
+//
+//   +--------------------+----------+----------+-------------+---------------+
+//   | Message (12 bytes) | len high | len low  | topic bytes | payload bytes |
+//   +--------------------+----------+----------+-------------+---------------+
+//                        ^ encoded_topic() = [len high, len low, topic bytes]
+//                                              ^ topic()       ^ payload()
+//
+// The two-byte big-endian topic length is stored in front of the topic, exactly as it appears
+// in a PUBLISH variable header, so a delivery is written with a gather list whose shared parts
+// point straight into the Message:
+//
+//   iovec 0: per delivery  fixed header (type, DUP/QoS/RETAIN flags, remaining length)
+//   iovec 1: shared        encoded_topic()
+//   iovec 2: per delivery  packet id (delivery QoS 1/2 only)
+//   iovec 3: shared        payload()
+//
+// The per-delivery bytes fit in PublishHeaderMaxSize(topic size) - topic size bytes
+// (mqtt/codec.h); RemainingLength(delivery QoS) gives the length to encode.
+//
+// Ownership: a reference count, 1 after Create. AddRef/Release may run on any shard; the last
+// Release frees the allocation (with the allocator of whichever thread drops it; mimalloc handles
+// cross-thread frees). MessageRef is the RAII form; raw references travel through mailboxes.
+//
+// Thread safety: every accessor reads bytes that never change after Create, so any shard may
+// read a Message it holds a reference to without synchronization. The reference count is atomic:
+// AddRef is relaxed (a new reference is always made from an existing one, which keeps the
+// Message alive), Release is acq_rel so that every shard's reads happen before the free.
+//
+// Invariants: topic size <= 65535; payload size <= 268435455; the PUBLISH that carries it at the
+// publisher's QoS fits the 4-byte remaining length (so every delivery, at a QoS no higher than
+// the publisher's, is encodable).
+#ifndef RINGMQ_MESSAGE_MESSAGE_H_
+#define RINGMQ_MESSAGE_MESSAGE_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+#include "common/assert.h"
+
+namespace ringmq::message {
+
+class Message {
+ public:
+  static constexpr size_t kMaxTopicSize = 65'535;         // two-byte length prefix (§1.5.3)
+  static constexpr size_t kMaxPayloadSize = 268'435'455;  // four-byte remaining length (§2.2.3)
+
+  // Copies topic and payload into one new allocation. Returns the Message with one reference,
+  // owned by the caller. `qos` is the publisher's QoS (0..2).
+  static Message* Create(std::string_view topic, std::span<const uint8_t> payload, uint8_t qos,
+                         bool retain);
+
+  Message(const Message&) = delete;
+  Message& operator=(const Message&) = delete;
+
+  std::string_view topic() const {
+    return {reinterpret_cast<const char*>(bytes() + kTopicLengthSize), topic_size_};
+  }
+  // The topic preceded by its two-byte big-endian length, as on the wire.
+  std::span<const uint8_t> encoded_topic() const {
+    return {bytes(), kTopicLengthSize + topic_size_};
+  }
+  std::span<const uint8_t> payload() const {
+    return {bytes() + kTopicLengthSize + topic_size_, payload_size_};
+  }
+  uint8_t qos() const { return qos_; }
+  bool retain() const { return retain_; }
+
+  // What one queued delivery of this message may cost on the wire: topic, payload and the
+  // largest possible header (PublishHeaderMaxSize). Used for per-session queued-bytes caps.
+  uint64_t wire_bytes() const;
+
+  // The PUBLISH remaining length of a delivery at `delivery_qos` (<= qos()).
+  uint32_t RemainingLength(uint8_t delivery_qos) const;
+
+  // Adds `count` (may be 0) references; the caller must already hold one.
+  void AddRef(uint32_t count = 1) {
+    const uint32_t before = references_.fetch_add(count, std::memory_order_relaxed);
+    RINGMQ_ASSERT(before != 0);               // resurrecting a freed message
+    RINGMQ_ASSERT(before + count >= before);  // overflow
+  }
+  // Drops `count` (>= 1) references; frees the message when none remain.
+  void Release(uint32_t count = 1) {
+    const uint32_t before = references_.fetch_sub(count, std::memory_order_acq_rel);
+    RINGMQ_ASSERT(count != 0 && before >= count);
+    if (before == count) Destroy();
+  }
+  // For tests and assertions only: the value may be stale by the time it is read.
+  uint32_t references_for_testing() const { return references_.load(std::memory_order_relaxed); }
+
+  // Called with every Message just before it is freed (tests count frees with it). Not for
+  // production use; set it only while no Message is being released concurrently.
+  using FreeHook = void (*)(const Message*);
+  static void SetFreeHookForTesting(FreeHook hook);
+
+ private:
+  static constexpr size_t kTopicLengthSize = 2;
+
+  Message(uint16_t topic_size, uint32_t payload_size, uint8_t qos, bool retain)
+      : payload_size_(payload_size), topic_size_(topic_size), qos_(qos), retain_(retain) {}
+  ~Message() = default;
+
+  // The bytes after the header: topic length, topic, payload.
+  const uint8_t* bytes() const { return reinterpret_cast<const uint8_t*>(this + 1); }
+  uint8_t* mutable_bytes() { return reinterpret_cast<uint8_t*>(this + 1); }
+
+  void Destroy();
+
+  std::atomic<uint32_t> references_{1};
+  uint32_t payload_size_;
+  uint16_t topic_size_;
+  uint8_t qos_;
+  bool retain_;
+};
+
+static_assert(sizeof(Message) == 12, "header size is part of the documented layout");
+static_assert(std::atomic<uint32_t>::is_always_lock_free);
+
+// One reference to a Message, dropped on destruction. Move-only.
+class MessageRef {
+ public:
+  MessageRef() = default;
+  // Takes over a reference the caller already owns (from Create, or out of a mailbox).
+  static MessageRef Adopt(Message* message) { return MessageRef(message); }
+  // Makes a new reference to a message the caller can already reach through another one.
+  static MessageRef Share(Message* message) {
+    RINGMQ_ASSERT(message != nullptr);
+    message->AddRef();
+    return MessageRef(message);
+  }
+  static MessageRef Create(std::string_view topic, std::span<const uint8_t> payload, uint8_t qos,
+                           bool retain) {
+    return Adopt(Message::Create(topic, payload, qos, retain));
+  }
+
+  MessageRef(MessageRef&& other) noexcept : message_(other.message_) { other.message_ = nullptr; }
+  MessageRef& operator=(MessageRef&& other) noexcept {
+    if (this != &other) {
+      reset();
+      message_ = other.message_;
+      other.message_ = nullptr;
+    }
+    return *this;
+  }
+  MessageRef(const MessageRef&) = delete;
+  MessageRef& operator=(const MessageRef&) = delete;
+  ~MessageRef() { reset(); }
+
+  Message* get() const { return message_; }
+  Message* operator->() const { return message_; }
+  const Message& operator*() const { return *message_; }
+  explicit operator bool() const { return message_ != nullptr; }
+
+  // Gives up ownership without dropping the reference (e.g. to send it through a mailbox, where
+  // the receiver Adopts it). Returns nullptr for an empty handle.
+  [[nodiscard]] Message* release() {
+    Message* message = message_;
+    message_ = nullptr;
+    return message;
+  }
+  void reset() {
+    if (message_ != nullptr) {
+      Message* message = message_;
+      message_ = nullptr;
+      message->Release();
+    }
+  }
+
+ private:
+  explicit MessageRef(Message* message) : message_(message) {}
+
+  Message* message_ = nullptr;
+};
+
+}  // namespace ringmq::message
+
+#endif  // RINGMQ_MESSAGE_MESSAGE_H_
