@@ -1,0 +1,192 @@
+// Bounded single-producer/single-consumer mailboxes between shards.
+//
+// A Mailbox is a ring of fixed 16-byte slots. The producer writes a record of 1..k consecutive
+// slots and publishes it with one release store of the tail, so the consumer sees a record
+// whole or not at all. What a slot means is the caller's (e.g. a Message reference and a handle
+// count, followed by subscriber-handle slots). The ring never grows and never blocks: a push
+// that does not fit returns false and the caller counts it and retries on its next loop
+// iteration.
+//
+// Layout. Indices are 64-bit counters that only grow (slot position = index & mask). The tail
+// and the producer's cached copy of the head share one cache line, the head and the consumer's
+// cached tail another, the read-only geometry a third: each side reads the other's line only
+// when its cached copy says "full" (producer) or "empty" (consumer), plus once per push for the
+// wake-up check below. A record is always contiguous in memory: the slot array has k - 1 spare
+// slots past the end, and a record that starts near the end runs on into them; the positions it
+// covers at the start of the ring are accounted as used but never read. A byte per position
+// holds the length of the record starting there.
+//
+// Wake-up protocol. The consumer may sleep (e.g. in io_uring_submit_and_wait) while its
+// mailboxes are empty; the producer rings the consumer's doorbell (io_uring msg_ring, eventfd)
+// only when its push found the ring empty. The doorbell must be a token that a later wait
+// consumes (a CQE, an eventfd count, a flag under a lock), never an edge that is lost if nobody
+// waits at that moment. The two sides run, with F a seq_cst fence:
+//
+//   producer (TryPush)                     consumer (Drain, when it has caught up to the tail)
+//     write slots                            read slots
+//     tail.store(t + k, release)             head.store(h, release)
+//     F_p                                    F_c
+//     was_empty = head.load() == t           if (tail.load() == h) observed empty: may sleep
+//
+// Claim: a record never waits on a consumer that sleeps without a doorbell ring to come. Let
+// the consumer decide to sleep having published head h and read tail == h, and let Q be the push
+// that starts at h (the records not yet taken are Q and those behind it). In the single total
+// order of seq_cst fences:
+//  - F_Q before F_c: the tail load after F_c sees Q's tail store or a later one, so it cannot
+//    have read h. Impossible.
+//  - F_c before F_Q: Q's head load after F_Q sees the head store h or a later one. If h, Q
+//    reports was_empty and its doorbell ring comes after the sleep decision; the woken consumer
+//    drains Q and what is behind it until it again observes empty, and the argument restarts
+//    from the new h. If later, the consumer was already awake and has taken Q (was_empty is
+//    false then: nobody needs waking).
+// So the producer rings only on the empty-to-non-empty edge, and Drain reports "observed empty"
+// (more == false) only after the fence-protected recheck.
+//
+// Thread safety: exactly one producer thread calls TryPush and exactly one consumer thread calls
+// Drain; construction and destruction happen while neither runs. Slot contents written before a
+// push are visible to the consumer in fn (release/acquire on the tail); slots read in fn are not
+// overwritten until the consumer publishes the head after fn returns (release/acquire on the
+// head).
+#ifndef RINGMQ_SHARD_MAILBOX_H_
+#define RINGMQ_SHARD_MAILBOX_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "common/assert.h"
+
+namespace ringmq::shard {
+
+struct Slot {
+  uint32_t kind;
+  uint32_t aux;
+  uint64_t value;
+  bool operator==(const Slot&) const = default;
+};
+static_assert(sizeof(Slot) == 16);
+
+struct PushResult {
+  bool pushed;     // false: the record did not fit; nothing was written
+  bool was_empty;  // the consumer had taken everything before this record and not yet this one
+                   // (as the producer saw it after publishing): ring the consumer's doorbell
+};
+
+struct DrainResult {
+  size_t records;  // records handed to fn
+  bool more;       // stopped at max_records with records left: come back without sleeping
+};
+
+class Mailbox {
+ public:
+  static constexpr uint32_t kDefaultMaxRecordSlots = 64;
+  static constexpr uint32_t kMaxRecordSlotsLimit = 255;  // record lengths are stored in a byte
+
+  // `capacity`: slots in the ring, a power of two. `max_record_slots`: the longest record
+  // TryPush accepts, 1..min(capacity, 255).
+  explicit Mailbox(uint32_t capacity, uint32_t max_record_slots = kDefaultMaxRecordSlots);
+  Mailbox(const Mailbox&) = delete;
+  Mailbox& operator=(const Mailbox&) = delete;
+
+  // Producer only. Appends `slots` (1..max_record_slots) as one record, all or nothing.
+  PushResult TryPush(std::span<const Slot> slots);
+
+  // Consumer only. Calls fn(std::span<const Slot> record) for each record in order, at most
+  // `max_records` (>= 1) times, then frees their space. Returns with more == false only after it
+  // observed the ring empty under the wake-up protocol above (so sleeping is then safe), and
+  // with more == true when it stopped at max_records while records remained. fn must not call
+  // Drain on this mailbox; the span is valid only during the call.
+  template <class Fn>
+  DrainResult Drain(Fn&& fn, size_t max_records);
+
+  uint32_t capacity() const { return geometry_.capacity; }
+  uint32_t max_record_slots() const { return geometry_.max_record_slots; }
+
+ private:
+  // Read-only after construction; shared by both sides without contention.
+  struct alignas(64) Geometry {
+    uint32_t capacity;
+    uint32_t max_record_slots;
+    uint64_t mask;
+    Slot* slots;              // capacity + max_record_slots - 1
+    uint8_t* record_lengths;  // capacity; valid at the first position of each record
+  };
+  struct alignas(64) ProducerSide {
+    std::atomic<uint64_t> tail{0};  // written by the producer
+    uint64_t cached_head = 0;       // producer's last view of head
+  };
+  struct alignas(64) ConsumerSide {
+    std::atomic<uint64_t> head{0};  // written by the consumer
+    uint64_t cached_tail = 0;       // consumer's last view of tail
+  };
+
+  std::unique_ptr<Slot[]> slot_storage_;
+  std::unique_ptr<uint8_t[]> length_storage_;
+  Geometry geometry_;
+  ProducerSide producer_;
+  ConsumerSide consumer_;
+};
+
+template <class Fn>
+DrainResult Mailbox::Drain(Fn&& fn, size_t max_records) {
+  RINGMQ_ASSERT(max_records >= 1);
+  uint64_t published = consumer_.head.load(std::memory_order_relaxed);
+  uint64_t head = published;
+  uint64_t tail = consumer_.cached_tail;
+  size_t records = 0;
+  for (;;) {
+    if (head == tail) {
+      // Caught up with what we knew of the tail: free the space, then look again.
+      if (head != published) {
+        consumer_.head.store(head, std::memory_order_release);
+        published = head;
+      }
+      tail = producer_.tail.load(std::memory_order_acquire);
+      if (head == tail) {
+        // Looks empty. Dekker with TryPush: head store, fence, tail load (see the header).
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        tail = producer_.tail.load(std::memory_order_acquire);
+        if (head == tail) {
+          consumer_.cached_tail = tail;
+          return {records, false};
+        }
+      }
+    }
+    if (records == max_records) {
+      if (head != published) consumer_.head.store(head, std::memory_order_release);
+      consumer_.cached_tail = tail;
+      return {records, true};
+    }
+    const uint64_t position = head & geometry_.mask;
+    const uint32_t length = geometry_.record_lengths[position];
+    RINGMQ_ASSERT(length >= 1 && length <= tail - head);
+    fn(std::span<const Slot>(geometry_.slots + position, length));
+    head += length;
+    ++records;
+  }
+}
+
+// The mailboxes of every ordered pair of distinct shards: N * (N - 1) rings, all allocated at
+// construction. mailbox(from, to) is written only by shard `from` and read only by shard `to`.
+class MailboxMatrix {
+ public:
+  MailboxMatrix(uint32_t shard_count, uint32_t capacity,
+                uint32_t max_record_slots = Mailbox::kDefaultMaxRecordSlots);
+
+  Mailbox& mailbox(uint32_t from, uint32_t to) {
+    RINGMQ_ASSERT(from < shard_count_ && to < shard_count_ && from != to);
+    return *mailboxes_[from * (shard_count_ - 1) + (to < from ? to : to - 1)];
+  }
+  uint32_t shard_count() const { return shard_count_; }
+
+ private:
+  uint32_t shard_count_;
+  std::vector<std::unique_ptr<Mailbox>> mailboxes_;
+};
+
+}  // namespace ringmq::shard
+
+#endif  // RINGMQ_SHARD_MAILBOX_H_

@@ -1,0 +1,372 @@
+// Mailbox: FIFO records, all-or-nothing pushes, contiguous records across the wrap, the
+// was_empty/observed-empty wake-up protocol, and two-thread stress tests (one of them with a
+// consumer that really sleeps and is woken only by was_empty pushes).
+#include "shard/mailbox.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <random>
+#include <set>
+#include <span>
+#include <thread>
+#include <vector>
+
+namespace ringmq::shard {
+namespace {
+
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+constexpr bool kSanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+#else
+constexpr bool kSanitized = false;
+#endif
+
+using Record = std::vector<Slot>;
+
+Record MakeRecord(uint64_t id, size_t length) {
+  Record record;
+  for (size_t i = 0; i < length; ++i) {
+    record.push_back(Slot{.kind = static_cast<uint32_t>(i),
+                          .aux = static_cast<uint32_t>(length),
+                          .value = id * 1000 + i});
+  }
+  return record;
+}
+
+std::vector<Record> DrainAll(Mailbox& mailbox, size_t max_records = 1'000'000,
+                             DrainResult* result = nullptr) {
+  std::vector<Record> records;
+  const DrainResult drained = mailbox.Drain(
+      [&](std::span<const Slot> slots) { records.emplace_back(slots.begin(), slots.end()); },
+      max_records);
+  EXPECT_EQ(drained.records, records.size());
+  if (result != nullptr) *result = drained;
+  return records;
+}
+
+TEST(MailboxTest, RecordsComeOutWholeAndInOrder) {
+  Mailbox mailbox(64, 8);
+  std::vector<Record> pushed;
+  for (uint64_t id = 0; id < 10; ++id) {
+    pushed.push_back(MakeRecord(id, 1 + id % 4));
+    ASSERT_TRUE(mailbox.TryPush(pushed.back()).pushed);
+  }
+  DrainResult result{};
+  EXPECT_EQ(DrainAll(mailbox, 100, &result), pushed);
+  EXPECT_FALSE(result.more);
+  EXPECT_TRUE(DrainAll(mailbox).empty());
+}
+
+TEST(MailboxTest, GeometryAccessors) {
+  Mailbox mailbox(1024);
+  EXPECT_EQ(mailbox.capacity(), 1024u);
+  EXPECT_EQ(mailbox.max_record_slots(), Mailbox::kDefaultMaxRecordSlots);
+}
+
+TEST(MailboxTest, PushIsAllOrNothingWhenFull) {
+  Mailbox mailbox(8, 4);
+  EXPECT_TRUE(mailbox.TryPush(MakeRecord(0, 3)).pushed);
+  EXPECT_TRUE(mailbox.TryPush(MakeRecord(1, 3)).pushed);
+  // 2 slots free: a 3-slot record does not fit and leaves no trace.
+  const PushResult refused = mailbox.TryPush(MakeRecord(2, 3));
+  EXPECT_FALSE(refused.pushed);
+  EXPECT_FALSE(refused.was_empty);
+  EXPECT_TRUE(mailbox.TryPush(MakeRecord(3, 2)).pushed);  // exactly fills the ring
+  EXPECT_FALSE(mailbox.TryPush(MakeRecord(4, 1)).pushed);
+
+  DrainResult result{};
+  std::vector<Record> first = DrainAll(mailbox, 1, &result);
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0], MakeRecord(0, 3));
+  EXPECT_TRUE(result.more);
+  EXPECT_TRUE(mailbox.TryPush(MakeRecord(5, 3)).pushed);  // the freed 3 slots
+  EXPECT_FALSE(mailbox.TryPush(MakeRecord(6, 1)).pushed);
+  EXPECT_EQ(DrainAll(mailbox),
+            (std::vector<Record>{MakeRecord(1, 3), MakeRecord(3, 2), MakeRecord(5, 3)}));
+}
+
+TEST(MailboxTest, RecordOfWholeCapacity) {
+  Mailbox mailbox(4, 4);
+  for (uint64_t id = 0; id < 5; ++id) {
+    ASSERT_TRUE(mailbox.TryPush(MakeRecord(id, 4)).pushed);
+    EXPECT_FALSE(mailbox.TryPush(MakeRecord(99, 1)).pushed);
+    EXPECT_EQ(DrainAll(mailbox), std::vector<Record>{MakeRecord(id, 4)});
+  }
+}
+
+// Random pushes and partial drains against a deque model: records that straddle the end of the
+// ring come out contiguous and intact, and fullness is exact.
+TEST(MailboxTest, WraparoundWithMultiSlotRecordsMatchesModel) {
+  constexpr uint32_t kCapacity = 16;
+  constexpr uint32_t kMaxRecord = 5;
+  Mailbox mailbox(kCapacity, kMaxRecord);
+  std::deque<Record> model;
+  size_t model_slots = 0;
+  std::mt19937 random(12345);
+  uint64_t next_id = 0;
+  size_t wrapped_records = 0;
+  uint64_t position = 0;  // slot index of the next push, to count wrapped records
+  for (int step = 0; step < 20'000; ++step) {
+    if (random() % 3 != 0) {
+      const size_t length = 1 + random() % kMaxRecord;
+      Record record = MakeRecord(next_id++, length);
+      const PushResult result = mailbox.TryPush(record);
+      ASSERT_EQ(result.pushed, model_slots + length <= kCapacity) << "step " << step;
+      if (result.pushed) {
+        EXPECT_EQ(result.was_empty, model.empty());
+        if (position % kCapacity + length > kCapacity) ++wrapped_records;
+        position += length;
+        model_slots += length;
+        model.push_back(std::move(record));
+      }
+    } else {
+      const size_t max_records = 1 + random() % 4;
+      DrainResult result{};
+      const std::vector<Record> drained = DrainAll(mailbox, max_records, &result);
+      ASSERT_EQ(drained.size(), std::min(max_records, model.size()));
+      for (const Record& record : drained) {
+        ASSERT_EQ(record, model.front());
+        model_slots -= record.size();
+        model.pop_front();
+      }
+      EXPECT_EQ(result.more, !model.empty());
+    }
+  }
+  EXPECT_GT(wrapped_records, 100u);
+}
+
+TEST(MailboxTest, WasEmptyOnlyForThePushIntoAnEmptyRing) {
+  Mailbox mailbox(16, 4);
+  PushResult result = mailbox.TryPush(MakeRecord(0, 2));
+  EXPECT_TRUE(result.pushed && result.was_empty);
+  result = mailbox.TryPush(MakeRecord(1, 1));
+  EXPECT_TRUE(result.pushed && !result.was_empty);
+
+  // Partly drained: still not empty, so no doorbell; the consumer was told to come back.
+  DrainResult drained{};
+  DrainAll(mailbox, 1, &drained);
+  EXPECT_TRUE(drained.more);
+  result = mailbox.TryPush(MakeRecord(2, 1));
+  EXPECT_TRUE(result.pushed && !result.was_empty);
+
+  // Drained to empty: the next push rings again.
+  DrainAll(mailbox, 100, &drained);
+  EXPECT_FALSE(drained.more);
+  EXPECT_EQ(drained.records, 2u);
+  result = mailbox.TryPush(MakeRecord(3, 4));
+  EXPECT_TRUE(result.pushed && result.was_empty);
+}
+
+TEST(MailboxTest, DrainStoppingAtTheLastRecordReportsNoMore) {
+  Mailbox mailbox(16, 4);
+  ASSERT_TRUE(mailbox.TryPush(MakeRecord(0, 1)).pushed);
+  ASSERT_TRUE(mailbox.TryPush(MakeRecord(1, 1)).pushed);
+  DrainResult drained{};
+  EXPECT_EQ(DrainAll(mailbox, 2, &drained).size(), 2u);
+  EXPECT_FALSE(drained.more);
+  DrainAll(mailbox, 2, &drained);
+  EXPECT_EQ(drained.records, 0u);
+  EXPECT_FALSE(drained.more);
+}
+
+TEST(MailboxTest, MatrixHasOneMailboxPerOrderedPair) {
+  constexpr uint32_t kShards = 4;
+  MailboxMatrix matrix(kShards, 32, 4);
+  EXPECT_EQ(matrix.shard_count(), kShards);
+  std::set<const Mailbox*> distinct;
+  for (uint32_t from = 0; from < kShards; ++from) {
+    for (uint32_t to = 0; to < kShards; ++to) {
+      if (from == to) continue;
+      Mailbox& mailbox = matrix.mailbox(from, to);
+      EXPECT_EQ(mailbox.capacity(), 32u);
+      EXPECT_EQ(mailbox.max_record_slots(), 4u);
+      distinct.insert(&mailbox);
+    }
+  }
+  EXPECT_EQ(distinct.size(), kShards * (kShards - 1));
+  // Pairs are independent.
+  ASSERT_TRUE(matrix.mailbox(1, 2).TryPush(MakeRecord(7, 2)).pushed);
+  EXPECT_TRUE(DrainAll(matrix.mailbox(2, 1)).empty());
+  EXPECT_EQ(DrainAll(matrix.mailbox(1, 2)), std::vector<Record>{MakeRecord(7, 2)});
+}
+
+TEST(MailboxDeathTest, ContractViolationsAssert) {
+  EXPECT_DEATH(Mailbox(12, 4), "assertion failed");      // not a power of two
+  EXPECT_DEATH(Mailbox(4, 8), "assertion failed");       // record longer than the ring
+  EXPECT_DEATH(Mailbox(1024, 256), "assertion failed");  // length does not fit a byte
+  Mailbox mailbox(8, 2);
+  EXPECT_DEATH(mailbox.TryPush(MakeRecord(0, 3)), "assertion failed");
+  EXPECT_DEATH(mailbox.TryPush({}), "assertion failed");
+  MailboxMatrix matrix(3, 8, 2);
+  EXPECT_DEATH(matrix.mailbox(1, 1), "assertion failed");
+  EXPECT_DEATH(matrix.mailbox(0, 3), "assertion failed");
+}
+
+// ---- Two threads ----------------------------------------------------------------------------
+
+// Record `sequence` has 1..kStressMaxRecord slots, chosen by a hash both sides compute.
+constexpr uint32_t kStressMaxRecord = 6;
+constexpr uint32_t kStressCapacity = 256;
+
+uint32_t StressLength(uint64_t sequence) {
+  uint64_t x = sequence * 0x9E3779B97F4A7C15ull;
+  x ^= x >> 29;
+  return 1 + static_cast<uint32_t>(x % kStressMaxRecord);
+}
+
+size_t FillStressRecord(uint64_t sequence, Slot* slots) {
+  const uint32_t length = StressLength(sequence);
+  for (uint32_t i = 0; i < length; ++i) {
+    slots[i] = Slot{.kind = i, .aux = length, .value = sequence * 16 + i};
+  }
+  return length;
+}
+
+// Checks records in order; counts mismatches instead of failing per record (too slow).
+class StressChecker {
+ public:
+  void operator()(std::span<const Slot> record) {
+    Slot expected[kStressMaxRecord];
+    const size_t length = FillStressRecord(next_, expected);
+    if (record.size() != length) {
+      ++errors_;
+    } else {
+      for (size_t i = 0; i < length; ++i) {
+        if (!(record[i] == expected[i])) ++errors_;
+      }
+    }
+    ++next_;
+  }
+  uint64_t next() const { return next_; }
+  uint64_t errors() const { return errors_; }
+
+ private:
+  uint64_t next_ = 0;
+  uint64_t errors_ = 0;
+};
+
+TEST(MailboxStressTest, TwoThreadsTenMillionRecordsInOrder) {
+  const uint64_t records = kSanitized ? 300'000 : 10'000'000;
+  Mailbox mailbox(kStressCapacity, kStressMaxRecord);
+  uint64_t full = 0;
+  std::thread producer([&] {
+    Slot slots[kStressMaxRecord];
+    for (uint64_t sequence = 0; sequence < records; ++sequence) {
+      const size_t length = FillStressRecord(sequence, slots);
+      while (!mailbox.TryPush(std::span<const Slot>(slots, length)).pushed) {
+        ++full;
+        std::this_thread::yield();
+      }
+    }
+  });
+  StressChecker checker;
+  uint64_t empty = 0;
+  while (checker.next() < records) {
+    if (mailbox.Drain(checker, 64).records == 0) {
+      ++empty;
+      std::this_thread::yield();
+    }
+  }
+  producer.join();
+  EXPECT_EQ(checker.next(), records);
+  EXPECT_EQ(checker.errors(), 0u);
+  EXPECT_EQ(mailbox.Drain(checker, 64).records, 0u);
+  RecordProperty("full_retries", static_cast<int>(std::min<uint64_t>(full, INT32_MAX)));
+  RecordProperty("empty_polls", static_cast<int>(std::min<uint64_t>(empty, INT32_MAX)));
+}
+
+// A level-triggered doorbell: a ring is a token that the next Wait consumes, like an eventfd
+// count or a msg_ring CQE, so a ring before the wait is not lost.
+class Doorbell {
+ public:
+  void Ring() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      rung_ = true;
+      ++rings_;
+    }
+    condition_.notify_one();
+  }
+  // Returns false if nothing rang within `timeout`.
+  bool Wait(std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    const bool rung = condition_.wait_for(lock, timeout, [this] { return rung_; });
+    rung_ = false;
+    return rung;
+  }
+  uint64_t rings() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return rings_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable condition_;
+  bool rung_ = false;
+  uint64_t rings_ = 0;
+};
+
+// The consumer sleeps whenever Drain observed the ring empty, and the producer rings only for
+// was_empty pushes. A lost wake-up would leave the consumer asleep with records pending (the
+// producer, then seeing a non-empty or full ring, never rings again): the wait times out and the
+// test fails instead of hanging.
+TEST(MailboxStressTest, SleepingConsumerIsNeverLeftAsleepWithRecordsPending) {
+  const uint64_t records = kSanitized ? 100'000 : 500'000;
+  constexpr auto kLostWakeupTimeout = std::chrono::seconds(10);
+  Mailbox mailbox(kStressCapacity, kStressMaxRecord);
+  Doorbell doorbell;
+  uint64_t was_empty_pushes = 0;
+  std::thread producer([&] {
+    Slot slots[kStressMaxRecord];
+    std::mt19937 random(7);
+    uint64_t burst_left = 0;
+    for (uint64_t sequence = 0; sequence < records; ++sequence) {
+      const size_t length = FillStressRecord(sequence, slots);
+      PushResult result;
+      while (!(result = mailbox.TryPush(std::span<const Slot>(slots, length))).pushed) {
+        std::this_thread::yield();
+      }
+      if (result.was_empty) {
+        ++was_empty_pushes;
+        doorbell.Ring();
+      }
+      // Bursts with pauses, so the consumer catches up and sleeps often.
+      if (burst_left == 0) {
+        burst_left = random() % 64;
+        std::this_thread::yield();
+      } else {
+        --burst_left;
+      }
+    }
+  });
+  StressChecker checker;
+  uint64_t sleeps = 0;
+  uint64_t lost_wakeups = 0;
+  while (checker.next() < records) {
+    const DrainResult result = mailbox.Drain(checker, 32);
+    if (result.more || checker.next() == records) continue;
+    ++sleeps;
+    if (!doorbell.Wait(kLostWakeupTimeout)) ++lost_wakeups;  // keep draining: fail, not hang
+  }
+  producer.join();
+  EXPECT_EQ(lost_wakeups, 0u) << "asleep with records pending after " << checker.next();
+  EXPECT_EQ(checker.next(), records);
+  EXPECT_EQ(checker.errors(), 0u);
+  EXPECT_EQ(doorbell.rings(), was_empty_pushes);
+  EXPECT_GE(was_empty_pushes, 1u);
+  RecordProperty("sleeps", static_cast<int>(std::min<uint64_t>(sleeps, INT32_MAX)));
+  RecordProperty("doorbells", static_cast<int>(std::min<uint64_t>(was_empty_pushes, INT32_MAX)));
+}
+
+}  // namespace
+}  // namespace ringmq::shard
