@@ -39,14 +39,19 @@ struct Frame {
 
 // Looks at the start of `bytes`. Rejects, as soon as the offending byte is present: reserved
 // packet types 0 and 15, fixed-header flags other than those §2.2.2 fixes for the type
-// (MQTT-2.2.2-1/2; PUBLISH flags are checked by Decode), a remaining length longer than 4 bytes,
-// and a total packet size above `max_packet_size` (checked from the header alone, so a claimed
-// 256 MiB is refused before any byte of it is buffered).
+// (MQTT-2.2.2-1/2; PUBLISH QoS 3 and DUP with QoS 0 too, which Decode checks again), a
+// remaining length longer than 4 bytes, a total packet size above `max_packet_size` (checked
+// from the header alone, even from a partial length that already exceeds it, so a claimed
+// 256 MiB is refused before any byte of it is buffered), and a remaining length other than the
+// one §3 fixes for CONNACK, PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK (2) and PINGREQ,
+// PINGRESP, DISCONNECT (0). The bytes are judged strictly left to right, so every prefix of a
+// stream gets kNeedMore or the very answer the whole stream gets.
 Frame PeekFrame(std::span<const uint8_t> bytes, uint32_t max_packet_size);
 
 // Decodes one packet whose fixed header is `header` and whose body (exactly
 // header.remaining_length bytes) is `body`. `level` is the connection's negotiated protocol
-// level; it is ignored for CONNECT, which carries its own.
+// level; it is ignored for CONNECT, which carries its own. (Today it matters only for CONNACK:
+// MQTT 3.1 has no session-present flag, so there the whole acknowledge-flags byte is reserved.)
 Result<Packet> Decode(const FixedHeader& header, std::span<const uint8_t> body,
                       ProtocolLevel level = ProtocolLevel::kMqtt311);
 
