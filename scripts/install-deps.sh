@@ -24,7 +24,7 @@ die() {
 missing=()
 for pkg in "${PACKAGES[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
-  if [[ "$status" != "install ok installed" ]]; then
+  if [[ "$status" != *" ok installed" ]]; then
     missing+=("$pkg")
   fi
 done
@@ -70,7 +70,7 @@ apt_retry install --no-install-recommends "${missing[@]}" \
 still=()
 for pkg in "${missing[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
-  [[ "$status" == "install ok installed" ]] || still+=("$pkg")
+  [[ "$status" == *" ok installed" ]] || still+=("$pkg")
 done
 [[ ${#still[@]} -eq 0 ]] || die "still missing after install: ${still[*]}"
 echo "install-deps: done"
