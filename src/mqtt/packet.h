@@ -160,7 +160,8 @@ class TopicList {
   };
 
   TopicList() = default;
-  TopicList(std::span<const uint8_t> entries, bool has_qos) : entries_(entries), has_qos_(has_qos) {}
+  TopicList(std::span<const uint8_t> entries, bool has_qos)
+      : entries_(entries), has_qos_(has_qos) {}
 
   Iterator begin() const { return Iterator(entries_, has_qos_); }
   Iterator end() const { return Iterator(entries_.last(0), has_qos_); }
