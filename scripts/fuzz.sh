@@ -41,12 +41,22 @@ if ! scripts/build.sh fuzz >"$build_log" 2>&1; then
   exit 1
 fi
 
-# meson puts the targets next to their sources' meson.build: build-fuzz/tests/fuzz/fuzz_NAME.
-bin="$root/build-fuzz/tests/fuzz/fuzz_$target"
-if [[ ! -x "$bin" ]]; then
-  echo "fuzz.sh: no fuzz target '$target' (expected tests/fuzz/$target.cc). Built targets:" >&2
-  for b in build-fuzz/tests/fuzz/fuzz_*; do
-    [[ -f "$b" && -x "$b" ]] && echo "  ${b#build-fuzz/tests/fuzz/fuzz_}" >&2
+# Every fuzz_* executable build-fuzz defines, as absolute paths (meson puts them beside their
+# meson.build: build-fuzz/tests/fuzz/fuzz_NAME).
+mapfile -t all_bins < <(meson introspect build-fuzz --targets 2>/dev/null | /usr/bin/python3 -c '
+import json, sys
+for t in json.load(sys.stdin):
+    if t.get("type") == "executable" and t.get("name", "").startswith("fuzz_"):
+        print(t["filename"][0])
+' 2>/dev/null || true)
+bin=""
+for b in "${all_bins[@]}"; do
+  [[ "$(basename "$b")" == "fuzz_$target" ]] && bin=$b
+done
+if [[ -z "$bin" || ! -x "$bin" ]]; then
+  echo "fuzz.sh: no fuzz target '$target' (expected tests/fuzz/$target.cc). Targets:" >&2
+  for b in "${all_bins[@]}"; do
+    echo "  $(basename "$b" | sed 's/^fuzz_//')" >&2
   done
   exit 2
 fi
