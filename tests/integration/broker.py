@@ -22,7 +22,7 @@ READY_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
 
 # Counters the broker must print on exit (summed over shards).
-REQUIRED_COUNTERS = (
+CONNECT_COUNTERS = (
     "connections_accepted",
     "connect_accepted",
     "connect_malformed",
@@ -37,8 +37,37 @@ REQUIRED_COUNTERS = (
     "keepalive_timeout",
     "packet_too_large",
 )
+# Message routing (sessions, subscriptions, delivery, limits).
+ROUTING_COUNTERS = (
+    "publish_dropped_no_subscribers",
+    "sessions_created",
+    "session_takeovers",
+    "connections_handed_off",
+    "wills_published",
+    "publish_duplicates",
+    "subscriptions_added",
+    "subscriptions_removed",
+    "dropped_queue_full",
+    "dropped_bytes_cap",
+    "dropped_offline_qos0",
+    "mailbox_full",
+    "mailbox_overflow",
+    "bytes_delivered",
+)
+REQUIRED_COUNTERS = CONNECT_COUNTERS + ROUTING_COUNTERS
+# Routing outcomes that mean a message was dropped, published for a lost client or taken over:
+# a test that causes one names it, so anywhere else a non-zero value is caught.
+ROUTING_OUTCOME_COUNTERS = (
+    "session_takeovers",
+    "wills_published",
+    "publish_duplicates",
+    "dropped_queue_full",
+    "dropped_bytes_cap",
+    "dropped_offline_qos0",
+    "mailbox_overflow",
+)
 # The outcome counters that assert_counters() requires to be 0 unless a test names them.
-OUTCOME_COUNTERS = REQUIRED_COUNTERS[1:]
+OUTCOME_COUNTERS = CONNECT_COUNTERS[1:] + ROUTING_OUTCOME_COUNTERS
 
 KERNEL_MISSING_PREFIX = "kernel feature missing:"
 
@@ -243,6 +272,14 @@ class Broker:
 
     # -- diagnostics ----------------------------------------------------------------------------
 
+    def status_kib(self, field):
+        """A `kB` field of /proc/PID/status (VmRSS, VmHWM, ...) of the running broker."""
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+        raise AssertionError(f"/proc/{self.proc.pid}/status has no {field}")
+
     def stderr(self):
         with self._cond:
             return "\n".join(self.lines)
@@ -279,6 +316,12 @@ class Broker:
                 lines.append(f"max_connections {next(flags)}")
             elif flag == "--max-packet-size":
                 lines.append(f"max_packet_size {next(flags)}")
+            elif flag == "--max-inflight":
+                lines.append(f"max_inflight_messages {next(flags)}")
+            elif flag == "--max-queued-messages":
+                lines.append(f"max_queued_messages {next(flags)}")
+            elif flag == "--max-queued-bytes":
+                lines.append(f"max_queued_bytes {next(flags)}")
         path = os.path.join(self._tmpdir.name, f"mosquitto-{port}.conf")
         with open(path, "w") as f:
             f.write("\n".join(lines) + "\n")
@@ -320,3 +363,13 @@ class BrokerTestCase(unittest.TestCase):
         if wrong:
             detail = ", ".join(f"{n}={got} (expected {want})" for n, (got, want) in wrong.items())
             self.fail(f"counters differ: {detail}; all counters: {counters}")
+
+    def assert_counters_at_least(self, counters, **minimums):
+        """Asserts counters by name are >= the given minimums (no-op for Mosquitto)."""
+        if counters is None:
+            return
+        wrong = {name: (counters.get(name), low) for name, low in minimums.items()
+                 if counters.get(name) is None or counters.get(name) < low}
+        if wrong:
+            detail = ", ".join(f"{n}={got} (expected >= {low})" for n, (got, low) in wrong.items())
+            self.fail(f"counters too low: {detail}; all counters: {counters}")

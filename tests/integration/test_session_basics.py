@@ -1,7 +1,8 @@
 """After CONNACK 0: ping, disconnect, keep alive, connect timeout, framing, QoS acks, limits.
 
-This stage of the broker routes no messages: PUBLISH QoS 1/2 is acknowledged, SUBSCRIBE gets
-0x80 for every filter, UNSUBSCRIBE gets UNSUBACK; any malformed packet closes the connection.
+PUBLISH QoS 1/2 is acknowledged, SUBSCRIBE gets a SUBACK granting the requested QoS of each
+filter, UNSUBSCRIBE gets UNSUBACK; any malformed packet closes the connection. Delivery itself is
+tested in test_pubsub.py, test_qos.py, test_retained.py, test_sessions.py and test_limits.py.
 """
 
 import selectors
@@ -293,7 +294,7 @@ class QosAcks(BrokerTestCase):
             s.sendall(m.pubrel(21))
             m.expect_packet(s, m.ack(m.PUBCOMP, 21), what="PUBCOMP for a repeated PUBREL")
             m.disconnect(s)
-        self.assert_counters(b.stop(), connect_accepted=1)
+        self.assert_counters(b.stop(), connect_accepted=1, publish_duplicates=1)
 
     def test_pipelined_qos1_publishes_acked_in_order(self):
         b = self.start_broker()
@@ -305,20 +306,21 @@ class QosAcks(BrokerTestCase):
             m.disconnect(s)
         self.assert_counters(b.stop(), connect_accepted=1)
 
-    def test_subscribe_gets_suback_0x80_per_filter_MQTT_3_8_4_1(self):
+    def test_subscribe_gets_suback_granting_requested_qos_per_filter_MQTT_3_8_4_1(self):
         b = self.start_broker()
         with m.connect_client(b.port, "sub") as s:
             s.sendall(m.subscribe(3, [("a/b", 0), ("c/+", 1), ("#", 2)]))
-            m.expect_packet(s, m.packet(0x90, struct.pack("!H", 3) + b"\x80\x80\x80"),
-                            what="SUBACK with 0x80 x3")
+            m.expect_packet(s, m.packet(0x90, struct.pack("!H", 3) + b"\x00\x01\x02"),
+                            what="SUBACK granting 0, 1, 2 (MQTT-3.9.3)")
             s.sendall(m.subscribe(4, [("x", 1)]))
-            m.expect_packet(s, m.packet(0x90, struct.pack("!H", 4) + b"\x80"),
-                            what="SUBACK with 0x80")
+            m.expect_packet(s, m.packet(0x90, struct.pack("!H", 4) + b"\x01"),
+                            what="SUBACK granting 1")
             s.sendall(m.unsubscribe(5, ["a/b", "c/+"]))
             m.expect_packet(s, m.ack(m.UNSUBACK, 5), what="UNSUBACK")
             m.ping(s)
             m.disconnect(s)
-        self.assert_counters(b.stop(), connect_accepted=1)
+        self.assert_counters(b.stop(), connect_accepted=1, subscriptions_added=4,
+                             subscriptions_removed=2)
 
 
 # Malformed packets after a successful CONNECT: the server closes without replying.
