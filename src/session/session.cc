@@ -1,0 +1,178 @@
+#include "session/session.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "common/assert.h"
+#include "mqtt/codec.h"
+
+namespace ringmq::session {
+namespace {
+
+std::string_view AsText(std::span<const uint8_t> bytes) {
+  return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
+}
+
+}  // namespace
+
+Session::Session(std::string client_id, bool clean_session, const SessionLimits& limits)
+    : client_id_(std::move(client_id)), clean_session_(clean_session), limits_(limits) {
+  RINGMQ_ASSERT(limits.max_inflight > 0 && limits.max_inflight < 65535);
+}
+
+void Session::Attach(bool clean_session) {
+  RINGMQ_ASSERT(!online_);
+  online_ = true;
+  clean_session_ = clean_session;
+  // MQTT-4.4.0-1: unacknowledged PUBLISH and PUBREL packets are sent again, in order, with
+  // DUP set on the PUBLISHes (MQTT-3.3.1-1).
+  for (Outbound& entry : inflight_) {
+    if (entry.sent && entry.stage == Stage::kAwaitAck) entry.dup = true;
+    if (entry.sent) ++unsent_inflight_;
+    entry.sent = false;
+  }
+}
+
+void Session::Detach() { online_ = false; }
+
+EnqueueResult Session::Enqueue(message::MessageRef message, uint8_t qos, bool retain) {
+  RINGMQ_ASSERT(message.get() != nullptr && qos <= 2);
+  const uint64_t bytes = message.get()->wire_bytes();
+  if (qos == 0) {
+    if (!online_ && !limits_.queue_qos0_offline) return EnqueueResult::kDroppedOffline;
+    if (queued_bytes_ + bytes > limits_.max_queued_bytes) return EnqueueResult::kDroppedBytesCap;
+  } else if (queue_.size() >= limits_.max_queued_messages) {
+    return EnqueueResult::kDroppedQueueFull;
+  }
+  queued_bytes_ += bytes;
+  queue_.push_back(Outbound{.message = std::move(message), .qos = qos, .retain = retain});
+  return EnqueueResult::kQueued;
+}
+
+bool Session::has_output() const {
+  if (!online_) return false;
+  if (unsent_inflight_ > 0) return true;
+  if (queue_.empty()) return false;
+  return queue_.front().qos == 0 || inflight_.size() < limits_.max_inflight;
+}
+
+bool Session::WriteOne(const Outbound& entry, std::vector<uint8_t>& out, size_t max_bytes) {
+  mqtt::Packet packet;
+  if (entry.stage == Stage::kAwaitComplete) {
+    packet = mqtt::Pubrel{entry.packet_id};
+  } else {
+    const message::Message& message = *entry.message.get();
+    packet = mqtt::Publish{.topic = message.topic(),
+                           .payload = AsText(message.payload()),
+                           .qos = static_cast<mqtt::QoS>(entry.qos),
+                           .retain = entry.retain,
+                           .dup = entry.dup,
+                           .packet_id = entry.packet_id};
+  }
+  const size_t size = mqtt::EncodedSize(packet);
+  if (!out.empty() && out.size() + size > max_bytes) return false;
+  const size_t old_size = out.size();
+  out.resize(old_size + size);
+  const size_t written = mqtt::Encode(packet, std::span<uint8_t>(out).subspan(old_size));
+  RINGMQ_ASSERT(written == size);
+  return true;
+}
+
+size_t Session::WriteOutput(std::vector<uint8_t>& out, size_t max_bytes) {
+  if (!online_) return 0;
+  const size_t start = out.size();
+  // Resends and due PUBRELs first, in their original order.
+  for (size_t i = 0; unsent_inflight_ > 0 && i < inflight_.size(); ++i) {
+    Outbound& entry = inflight_[i];
+    if (entry.sent) continue;
+    if (!WriteOne(entry, out, max_bytes)) return out.size() - start;
+    entry.sent = true;
+    --unsent_inflight_;
+  }
+  while (!queue_.empty()) {
+    Outbound& entry = queue_.front();
+    if (entry.qos > 0 && inflight_.size() >= limits_.max_inflight) break;
+    if (entry.qos > 0 && entry.packet_id == 0) entry.packet_id = NextPacketId();
+    if (!WriteOne(entry, out, max_bytes)) break;
+    queued_bytes_ -= entry.message.get()->wire_bytes();
+    if (entry.qos > 0) {
+      entry.sent = true;
+      inflight_.push_back(std::move(entry));
+    }
+    queue_.pop_front();
+  }
+  return out.size() - start;
+}
+
+Session::Outbound* Session::FindInflight(uint16_t packet_id) {
+  for (Outbound& entry : inflight_) {
+    if (entry.packet_id == packet_id) return &entry;
+  }
+  return nullptr;
+}
+
+bool Session::OnPuback(uint16_t packet_id) {
+  const auto it = std::find_if(inflight_.begin(), inflight_.end(), [&](const Outbound& entry) {
+    return entry.packet_id == packet_id && entry.qos == 1 && entry.sent;
+  });
+  if (it == inflight_.end()) return false;
+  inflight_.erase(it);
+  return true;
+}
+
+bool Session::OnPubrec(uint16_t packet_id) {
+  Outbound* entry = FindInflight(packet_id);
+  if (entry == nullptr || entry->qos != 2) return false;
+  if (entry->stage == Stage::kAwaitAck) {
+    entry->stage = Stage::kAwaitComplete;
+    entry->message = message::MessageRef();  // delivered: only the release handshake remains
+  }
+  // A PUBREC (first or repeated) makes a PUBREL due (MQTT-4.3.3-1 step 3).
+  if (entry->sent) ++unsent_inflight_;
+  entry->sent = false;
+  return true;
+}
+
+bool Session::OnPubcomp(uint16_t packet_id) {
+  const auto it = std::find_if(inflight_.begin(), inflight_.end(), [&](const Outbound& entry) {
+    return entry.packet_id == packet_id && entry.stage == Stage::kAwaitComplete;
+  });
+  if (it == inflight_.end()) return false;
+  if (!it->sent) --unsent_inflight_;
+  inflight_.erase(it);
+  return true;
+}
+
+bool Session::BeginInboundQos2(uint16_t packet_id) {
+  if (std::find(inbound_qos2_.begin(), inbound_qos2_.end(), packet_id) != inbound_qos2_.end()) {
+    return false;
+  }
+  inbound_qos2_.push_back(packet_id);
+  return true;
+}
+
+bool Session::EndInboundQos2(uint16_t packet_id) {
+  const auto it = std::find(inbound_qos2_.begin(), inbound_qos2_.end(), packet_id);
+  if (it == inbound_qos2_.end()) return false;
+  *it = inbound_qos2_.back();
+  inbound_qos2_.pop_back();
+  return true;
+}
+
+bool Session::PacketIdInUse(uint16_t packet_id) const {
+  for (const Outbound& entry : inflight_) {
+    if (entry.packet_id == packet_id) return true;
+  }
+  return false;
+}
+
+uint16_t Session::NextPacketId() {
+  // At most max_inflight ids are in use, so this ends within max_inflight + 1 steps.
+  do {
+    last_packet_id_ = static_cast<uint16_t>(last_packet_id_ + 1);
+    if (last_packet_id_ == 0) last_packet_id_ = 1;  // MQTT-2.3.1-1: ids are non-zero
+  } while (PacketIdInUse(last_packet_id_));
+  return last_packet_id_;
+}
+
+}  // namespace ringmq::session
