@@ -1,0 +1,200 @@
+"""Per-session limits (docs/configuration.md): --max-inflight, --max-queued-messages and
+--max-queued-bytes, with their drop counters, and a bounded broker RSS while a subscriber that
+does not read is flooded with QoS 0 messages.
+"""
+
+import threading
+import time
+
+import mqtt_raw as m
+from broker import BrokerTestCase
+
+QUIET = 0.3
+
+
+class Inflight(BrokerTestCase):
+    def test_max_inflight_2_qos1_window(self):
+        b = self.start_broker("--max-inflight", "2")
+        subs = [m.Client(b.port, f"win-{i}") for i in range(4)]
+        try:
+            for s in subs:
+                s.subscribe([("win/t", 1)])
+            with m.Client(b.port, "win-pub") as pub:
+                for i in range(10):
+                    pub.publish("win/t", str(i).encode(), qos=1)
+                first = m.receive_all(subs, [2] * 4, timeout=5.0, ack=False)
+                m.expect_quiet(subs, 0.5)  # never more than 2 unacknowledged
+                for s, msgs in zip(subs, first):
+                    self.assertEqual([x.payload for x in msgs], [b"0", b"1"], s.client_id)
+                    s.acknowledge(msgs[0])
+                nxt = m.receive_all(subs, [1] * 4, timeout=5.0, ack=False)
+                m.expect_quiet(subs, QUIET)  # one PUBACK opens the window by one
+                for s, msgs, older in zip(subs, nxt, first):
+                    self.assertEqual(msgs[0].payload, b"2", s.client_id)
+                    s.acknowledge(older[1])
+                    s.acknowledge(msgs[0])
+                rest = m.receive_all(subs, [7] * 4, timeout=5.0)
+                for s, msgs in zip(subs, rest):
+                    self.assertEqual([x.payload for x in msgs],
+                                     [str(i).encode() for i in range(3, 10)], s.client_id)
+                m.expect_quiet(subs, QUIET)
+                pub.disconnect()
+            for s in subs:
+                s.disconnect()
+        finally:
+            for s in subs:
+                s.close()
+        self.assert_counters(b.stop(), connect_accepted=5)
+
+    def test_max_inflight_2_qos2_counts_until_pubcomp(self):
+        b = self.start_broker("--max-inflight", "2")
+        with m.Client(b.port, "win2") as sub, m.Client(b.port, "win2-pub") as pub:
+            sub.subscribe([("win2/t", 2)])
+            for i in range(4):
+                pub.publish("win2/t", str(i).encode(), qos=2)
+            got = sub.receive(2, ack=False)
+            self.assertEqual([x.payload for x in got], [b"0", b"1"])
+            m.expect_quiet([sub], 0.5)
+            for x in got:
+                sub.send(m.ack(m.PUBREC, x.packet_id))
+            rels = [sub.read_packet(what="PUBREL").raw for _ in got]
+            self.assertEqual(rels, [m.pubrel(x.packet_id) for x in got])
+            m.expect_quiet([sub], QUIET)  # PUBREC'd but not PUBCOMP'd: still in flight
+            sub.send(m.ack(m.PUBCOMP, got[0].packet_id))
+            third = sub.receive(1, ack=False)[0]
+            self.assertEqual(third.payload, b"2")
+            m.expect_quiet([sub], QUIET)
+            sub.send(m.ack(m.PUBCOMP, got[1].packet_id))
+            sub.acknowledge(third)
+            rest = sub.receive(1)
+            self.assertEqual(rest[0].payload, b"3")
+            m.expect_quiet([sub], QUIET)
+            self.assertFalse(sub.awaiting_pubrel)
+            sub.disconnect()
+            pub.disconnect()
+        self.assert_counters(b.stop(), connect_accepted=2)
+
+
+class QueuedMessages(BrokerTestCase):
+    def test_max_queued_messages_5_offline_session_MQTT_3_1_2_4(self):
+        b = self.start_broker("--max-queued-messages", "5")
+        ids = [f"lq-{i}" for i in range(4)]
+        for cid in ids:
+            with m.Client(b.port, cid, clean=False) as c:
+                c.subscribe([("lq/t", 1)])
+                c.disconnect()
+        with m.Client(b.port, "lq-pub") as pub:
+            for i in range(12):
+                pub.publish("lq/t", str(i).encode(), qos=1)
+            pub.disconnect()
+        subs = [m.Client(b.port, cid, clean=False, session_present=True) for cid in ids]
+        try:
+            got = m.receive_all(subs, [5] * len(subs), timeout=5.0)
+            m.expect_quiet(subs, 0.5)
+            for cid, msgs in zip(ids, got):
+                # docs/configuration.md: a message beyond the cap is dropped (the newest).
+                self.assertEqual([x.payload for x in msgs], [str(i).encode() for i in range(5)],
+                                 cid)
+            for s in subs:
+                s.disconnect()
+        finally:
+            for s in subs:
+                s.close()
+        self.assert_counters(b.stop(), connect_accepted=9, dropped_queue_full=4 * 7)
+
+    def test_max_queued_messages_counts_only_messages_not_in_flight(self):
+        b = self.start_broker("--max-inflight", "2", "--max-queued-messages", "5")
+        with m.Client(b.port, "lqo") as sub, m.Client(b.port, "lqo-pub") as pub:
+            sub.subscribe([("lqo/t", 1)])
+            for i in range(10):
+                pub.publish("lqo/t", str(i).encode(), qos=1)
+            got = sub.receive(2, ack=False)
+            m.expect_quiet([sub], QUIET)
+            for x in got:
+                sub.acknowledge(x)
+            got += sub.receive(5)
+            m.expect_quiet([sub], 0.5)
+            self.assertEqual([x.payload for x in got], [str(i).encode() for i in range(7)],
+                             "2 in flight + 5 queued; the 3 newest dropped")
+            sub.disconnect()
+            pub.disconnect()
+        self.assert_counters(b.stop(), connect_accepted=2, dropped_queue_full=3)
+
+
+class QueuedBytes(BrokerTestCase):
+    TOTAL = 500 << 20  # bytes of QoS 0 payload pushed at the subscriber that does not read
+    PAYLOAD = 64 << 10
+    CAP = 1 << 20
+    RSS_LIMIT_KIB = 200 << 10
+
+    def test_max_queued_bytes_bounds_memory_for_a_subscriber_that_does_not_read(self):
+        b = self.start_broker("--max-queued-bytes", str(self.CAP))
+        n = self.TOTAL // self.PAYLOAD
+        stalled = m.Client(b.port, "cap-stalled", rcvbuf=4096)
+        reader = m.Client(b.port, "cap-reader")
+        pub = m.Client(b.port, "cap-pub")
+        with stalled, reader, pub:
+            stalled.subscribe([("cap/data", 0)])
+            reader.subscribe([("cap/#", 1)])
+            filler = b"\xa5" * (self.PAYLOAD - 8)
+            errors, seen = [], []
+
+            def publish():
+                try:
+                    for seq in range(n):
+                        pub.send(m.publish("cap/data", seq.to_bytes(8, "big") + filler))
+                    pub.publish("cap/end", b"end", qos=1, timeout=60.0)
+                except Exception as e:  # noqa: BLE001 (reported by the main thread)
+                    errors.append(f"publisher: {e!r}")
+
+            def read():
+                try:
+                    while True:
+                        x = reader.next_publish(timeout=60.0)
+                        if x.topic == "cap/end":
+                            reader.acknowledge(x)
+                            return
+                        seen.append(int.from_bytes(x.payload[:8], "big"))
+                except Exception as e:  # noqa: BLE001
+                    errors.append(f"reader: {e!r} after {len(seen)} messages")
+
+            threads = [threading.Thread(target=publish, daemon=True),
+                       threading.Thread(target=read, daemon=True)]
+            t0 = time.monotonic()
+            for t in threads:
+                t.start()
+            peak_rss = 0
+            while any(t.is_alive() for t in threads) and time.monotonic() - t0 < 90:
+                peak_rss = max(peak_rss, b.status_kib("VmRSS"))
+                time.sleep(0.05)
+            for t in threads:
+                t.join(1.0)
+            elapsed = time.monotonic() - t0
+            hwm = b.status_kib("VmHWM")
+            self.assertFalse(errors, errors)
+            self.assertFalse(any(t.is_alive() for t in threads), "publisher or reader hung")
+            self.assertLess(hwm, self.RSS_LIMIT_KIB,
+                            f"broker peak RSS {hwm} KiB after {self.TOTAL >> 20} MiB of QoS 0 "
+                            f"at a subscriber that does not read (sampled peak {peak_rss} KiB)")
+            self.assertEqual(seen, sorted(set(seen)), "the reader's messages out of order")
+            self.assertGreaterEqual(len(seen), n // 4,
+                                    f"the reading subscriber got only {len(seen)} of {n} "
+                                    f"messages in {elapsed:.1f}s")
+            # The stalled subscriber is still connected and gets, in order, what was kept.
+            stalled.send(m.PINGREQ)
+            kept = []
+            while True:
+                pkt = stalled.read_packet(timeout=10.0, what="PINGRESP after the backlog")
+                if pkt.raw == m.PINGRESP:
+                    break
+                kept.append(int.from_bytes(m.Publish(pkt).payload[:8], "big"))
+            self.assertEqual(kept, sorted(set(kept)), "the stalled subscriber's messages "
+                             "out of order")
+            self.assertLess(len(kept), n // 2, "the stalled subscriber got most messages: the "
+                            "byte cap was not exercised")
+            for c in (stalled, reader, pub):
+                c.disconnect()
+        counters = b.stop()
+        self.assert_counters(counters, connect_accepted=3, dropped_bytes_cap=None,
+                             mailbox_overflow=None)
+        self.assert_counters_at_least(counters, dropped_bytes_cap=1)
