@@ -1,11 +1,13 @@
-"""Real clients against the broker: mosquitto_pub and paho-mqtt (Debian python3-paho-mqtt 1.6).
+"""Real clients against the broker: mosquitto_pub, mosquitto_sub and paho-mqtt (Debian python3-paho-mqtt 1.6).
 
 Run with /usr/bin/python3: the paho import below fails loudly (a failure, not a skip) if the
 interpreter lacks it.
 """
 
+import queue
 import shutil
 import subprocess
+import threading
 import time
 
 import paho.mqtt.client as paho
@@ -15,6 +17,8 @@ from broker import BrokerTestCase
 
 CLIENT_TIMEOUT = 10.0
 MOSQUITTO_PUB = shutil.which("mosquitto_pub") or "/usr/bin/mosquitto_pub"
+MOSQUITTO_SUB = shutil.which("mosquitto_sub") or "/usr/bin/mosquitto_sub"
+STDBUF = shutil.which("stdbuf") or "/usr/bin/stdbuf"
 
 
 class MosquittoPub(BrokerTestCase):
@@ -77,7 +81,12 @@ class PahoClient:
         self.subscribed = []
         self.client = paho.Client(client_id=client_id, clean_session=clean_session,
                                   protocol=protocol)
-        self.client.on_connect = lambda c, u, flags, rc: self.connect_rc.append(rc)
+        self.connect_flags = []
+        self.messages = []
+        self.client.on_connect = lambda c, u, flags, rc: (self.connect_rc.append(rc),
+                                                          self.connect_flags.append(flags))
+        self.client.on_message = lambda c, u, msg: self.messages.append(
+            (msg.topic, msg.payload, msg.qos, msg.retain))
         self.client.on_disconnect = lambda c, u, rc: self.disconnect_rc.append(rc)
         self.client.on_publish = lambda c, u, mid: self.published.append(mid)
         self.client.on_subscribe = lambda c, u, mid, granted: self.subscribed.append(
@@ -193,3 +202,194 @@ class Paho(BrokerTestCase):
         self.assert_serves(b)
         self.assert_counters(b.stop(), connect_client_id_too_long=1,
                              connect_closed_silent_policy=1, connect_accepted=1)
+
+
+class MosquittoSub:
+    """mosquitto_sub in the background; its output lines go to a queue read with deadlines."""
+
+    def __init__(self, port, *args):
+        # stdbuf: mosquitto_sub's stdout is a pipe here; line buffering lets the test see
+        # "received SUBACK" before it publishes.
+        self.argv = [STDBUF, "-oL", MOSQUITTO_SUB, "-h", "127.0.0.1", "-p", str(port), "-d",
+                     "-W", "20", *args]
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True)
+        self.lines = queue.Queue()
+        self.all = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def wait_for(self, predicate, timeout=CLIENT_TIMEOUT):
+        """Returns the first output line matching `predicate`, or None at the deadline/EOF."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                return None
+            if line is None:
+                return None
+            self.all.append(line)
+            if predicate(line):
+                return line
+
+    def messages(self, n, timeout=CLIENT_TIMEOUT):
+        """The next `n` message lines (debug lines skipped)."""
+        out = []
+        while len(out) < n:
+            line = self.wait_for(lambda l: not l.startswith(("Client ", "Subscribed ")),
+                                 timeout)
+            if line is None:
+                break
+            out.append(line)
+        return out
+
+    def finish(self, timeout=CLIENT_TIMEOUT):
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return None
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class MosquittoSubPub(BrokerTestCase):
+    assert_ok = MosquittoPub.assert_ok
+
+    def pub(self, b, *args):
+        argv = [MOSQUITTO_PUB, "-h", "127.0.0.1", "-p", str(b.port), *args]
+        try:
+            return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
+                                  text=True, timeout=CLIENT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.fail(f"{' '.join(argv)} did not finish within {CLIENT_TIMEOUT}s")
+
+    def start_sub(self, b, *args):
+        sub = MosquittoSub(b.port, *args)
+        self.addCleanup(sub.kill)
+        if sub.wait_for(lambda line: "received SUBACK" in line) is None:
+            sub.kill()
+            self.fail(f"{' '.join(sub.argv)} got no SUBACK: {sub.all}")
+        return sub
+
+    def test_mosquitto_sub_receives_mosquitto_pub_qos_0_1_2(self):
+        b = self.start_broker()
+        sub = self.start_sub(b, "-t", "t/#", "-q", "2", "-C", "4", "-v", "-i", "msub",
+                             "-F", "%t %q %r %p")
+        self.assert_ok(self.pub(b, "-t", "t/q0", "-m", "zero", "-q", "0"))
+        self.assert_ok(self.pub(b, "-t", "t/q1", "-m", "one", "-q", "1"))
+        self.assert_ok(self.pub(b, "-t", "t/q2/deep", "-m", "two", "-q", "2"))
+        self.assert_ok(self.pub(b, "-t", "t/v31", "-m", "old", "-q", "1", "-V", "mqttv31"))
+        got = sub.messages(4)
+        self.assertEqual(sub.finish(), 0, f"mosquitto_sub output: {sub.all}")
+        # "%t %q %r %p": topic, delivered QoS, retain flag, payload.
+        self.assertEqual(sorted(got), sorted(["t/q0 0 0 zero", "t/q1 1 0 one",
+                                              "t/q2/deep 2 0 two", "t/v31 1 0 old"]),
+                         f"mosquitto_sub output: {sub.all}")
+        self.assert_serves(b)
+        self.assert_counters(b.stop(), connect_accepted=6)
+
+    def test_mosquitto_sub_mqtt_31_verbose_and_retained(self):
+        b = self.start_broker()
+        self.assert_ok(self.pub(b, "-t", "t/kept", "-m", "retained one", "-q", "1", "-r"))
+        sub = self.start_sub(b, "-t", "t/#", "-q", "1", "-C", "3", "-v", "-V", "mqttv31")
+        self.assertEqual(sub.messages(1), ["t/kept retained one"])
+        self.assert_ok(self.pub(b, "-t", "t/a", "-m", "hello 31", "-q", "2", "-V", "mqttv31"))
+        self.assert_ok(self.pub(b, "-t", "t/b", "-m", "x", "-q", "0"))
+        got = sub.messages(2)
+        self.assertEqual(sub.finish(), 0, f"mosquitto_sub output: {sub.all}")
+        self.assertEqual(sorted(got), ["t/a hello 31", "t/b x"], f"output: {sub.all}")
+        self.assert_counters(b.stop(), connect_accepted=4)
+
+
+def run_all(clients, predicate, timeout=CLIENT_TIMEOUT):
+    """Drives several PahoClients' loops on this thread until `predicate()` or the deadline."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        for c in clients:
+            rc = c.client.loop(timeout=0.01)
+            if rc != paho.MQTT_ERR_SUCCESS:
+                c.loop_errors.append(rc)
+                if rc == paho.MQTT_ERR_NO_CONN:
+                    return predicate()
+    return True
+
+
+class PahoRouting(BrokerTestCase):
+    def paho_pair(self, b, protocol, suffix):
+        sub = PahoClient(f"psub-{suffix}", protocol)
+        pub = PahoClient(f"ppub-{suffix}", protocol)
+        try:
+            self.assertEqual(sub.connack(b.port), 0)
+            self.assertEqual(pub.connack(b.port), 0)
+            _, mid = sub.client.subscribe([(f"pp/{suffix}/#", 2)])
+            self.assertTrue(run_all([sub], lambda: sub.subscribed), "no SUBACK")
+            self.assertEqual(sub.subscribed[0], (mid, (2,)))
+            infos = [pub.client.publish(f"pp/{suffix}/{q}", f"payload {q}".encode(), qos=q)
+                     for q in (0, 1, 2)]
+            done = run_all([sub, pub], lambda: len(sub.messages) >= 3 and all(
+                i.mid in pub.published for i in infos))
+            self.assertTrue(done, f"messages {sub.messages}, published {pub.published}, "
+                            f"loop errors {sub.loop_errors} {pub.loop_errors}")
+            self.assertEqual(sorted(sub.messages),
+                             [(f"pp/{suffix}/{q}", f"payload {q}".encode(), q, 0)
+                              for q in (0, 1, 2)])
+            run_all([sub, pub], lambda: False, timeout=0.3)  # nothing more arrives
+            self.assertEqual(len(sub.messages), 3, sub.messages)
+            self.assertFalse(sub.disconnect_rc or pub.disconnect_rc, "disconnected")
+        finally:
+            sub.close()
+            pub.close()
+
+    def test_paho_subscriber_and_publisher_qos_0_1_2_mqtt_311(self):
+        b = self.start_broker()
+        self.paho_pair(b, paho.MQTTv311, "v311")
+        self.assert_counters(b.stop(), connect_accepted=2)
+
+    def test_paho_subscriber_and_publisher_qos_0_1_2_mqtt_31(self):
+        b = self.start_broker()
+        self.paho_pair(b, paho.MQTTv31, "v31")
+        self.assert_counters(b.stop(), connect_accepted=2)
+
+    def test_paho_clean_session_false_reconnect_gets_queued_messages(self):
+        b = self.start_broker()
+        sub = PahoClient("paho-persist", clean_session=False)
+        try:
+            self.assertEqual(sub.connack(b.port), 0)
+            self.assertEqual(sub.connect_flags[0].get("session present"), 0)
+            _, mid = sub.client.subscribe([("pc/#", 1)])
+            self.assertTrue(run_all([sub], lambda: sub.subscribed), "no SUBACK")
+            self.assertEqual(sub.subscribed[0], (mid, (1,)))
+        finally:
+            sub.close()
+        self.assertTrue(run_all([sub], lambda: sub.disconnect_rc, timeout=2.0))
+        pub = PahoClient("paho-persist-pub")
+        try:
+            self.assertEqual(pub.connack(b.port), 0)
+            infos = [pub.client.publish("pc/t", f"m{i}".encode(), qos=1) for i in range(3)]
+            self.assertTrue(run_all([pub], lambda: all(i.mid in pub.published for i in infos)))
+        finally:
+            pub.close()
+        again = PahoClient("paho-persist", clean_session=False)
+        try:
+            self.assertEqual(again.connack(b.port), 0)
+            self.assertEqual(again.connect_flags[0].get("session present"), 1)
+            self.assertTrue(run_all([again], lambda: len(again.messages) >= 3),
+                            f"got {again.messages}")
+            self.assertEqual(again.messages, [("pc/t", f"m{i}".encode(), 1, 0)
+                                              for i in range(3)])
+        finally:
+            again.close()
+        self.assert_counters(b.stop(), connect_accepted=3)
