@@ -1,4 +1,5 @@
-"""Real clients against the broker: mosquitto_pub, mosquitto_sub and paho-mqtt (Debian python3-paho-mqtt 1.6).
+"""Real clients against the broker: mosquitto_pub, mosquitto_sub and paho-mqtt (Debian
+python3-paho-mqtt 1.6).
 
 Run with /usr/bin/python3: the paho import below fails loudly (a failure, not a skip) if the
 interpreter lacks it.

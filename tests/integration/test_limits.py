@@ -177,9 +177,14 @@ class QueuedBytes(BrokerTestCase):
                             f"broker peak RSS {hwm} KiB after {self.TOTAL >> 20} MiB of QoS 0 "
                             f"at a subscriber that does not read (sampled peak {peak_rss} KiB)")
             self.assertEqual(seen, sorted(set(seen)), "the reader's messages out of order")
-            self.assertGreaterEqual(len(seen), n // 4,
-                                    f"the reading subscriber got only {len(seen)} of {n} "
-                                    f"messages in {elapsed:.1f}s")
+            # The reader may lose QoS 0 messages too when it falls behind the publisher (its
+            # own byte cap), but it keeps receiving: a share of every tenth of the stream.
+            tenths = sorted({seq * 10 // n for seq in seen})
+            detail = (f"the reading subscriber got {len(seen)} of {n} messages in "
+                      f"{elapsed:.1f}s, from tenths {tenths} of the stream; broker peak RSS "
+                      f"{hwm} KiB")
+            self.assertGreaterEqual(len(seen), n // 10, detail)
+            self.assertEqual(tenths, list(range(10)), detail)
             # The stalled subscriber is still connected and gets, in order, what was kept.
             stalled.send(m.PINGREQ)
             kept = []
@@ -192,6 +197,7 @@ class QueuedBytes(BrokerTestCase):
                              "out of order")
             self.assertLess(len(kept), n // 2, "the stalled subscriber got most messages: the "
                             "byte cap was not exercised")
+            print(f"\n     [{detail}; the stalled subscriber got {len(kept)}]", end=" ")
             for c in (stalled, reader, pub):
                 c.disconnect()
         counters = b.stop()

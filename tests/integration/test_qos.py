@@ -82,7 +82,10 @@ class Qos1(BrokerTestCase):
             with m.Client(b.port, cid, clean=False, session_present=True) as c:
                 m.expect_quiet([c], QUIET / 3)
                 c.disconnect()
-        self.assert_counters(b.stop(), connect_accepted=13, sessions_created=5)
+        # A reconnect right after an abrupt close may reach the broker before it noticed the
+        # close: then it is a takeover, which must resend just the same.
+        self.assert_counters(b.stop(), connect_accepted=13, sessions_created=5,
+                             session_takeovers=None)
 
     def test_only_unacknowledged_messages_resent_in_order(self):
         b = self.start_broker()
@@ -107,7 +110,7 @@ class Qos1(BrokerTestCase):
                 sub.acknowledge(x)
             m.expect_quiet([sub], QUIET)
             sub.disconnect()
-        self.assert_counters(b.stop(), connect_accepted=3)
+        self.assert_counters(b.stop(), connect_accepted=3, session_takeovers=None)
 
     def test_inflight_packet_ids_are_unique_and_non_zero_MQTT_2_3_1_2(self):
         b = self.start_broker()
@@ -197,7 +200,7 @@ class Qos2(BrokerTestCase):
                 pub.disconnect()
             first = sub.next_publish()
             self.assertEqual(first.key(), ("q2/p", b"payload", 2, False, False))
-            sub.close()  # no PUBREC
+            sub.disconnect()  # no PUBREC
         with m.Client(b.port, "q2-persist", clean=False, session_present=True) as sub:
             again = sub.next_publish(what="the QoS 2 PUBLISH resent")
             self.assertEqual(again.raw, dup_of(first.raw), "resent with DUP=1, same id")
