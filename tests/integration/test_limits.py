@@ -197,7 +197,6 @@ class QueuedBytes(BrokerTestCase):
                              "out of order")
             self.assertLess(len(kept), n // 2, "the stalled subscriber got most messages: the "
                             "byte cap was not exercised")
-            print(f"\n     [{detail}; the stalled subscriber got {len(kept)}]", end=" ")
             for c in (stalled, reader, pub):
                 c.disconnect()
         counters = b.stop()
