@@ -26,16 +26,18 @@ class Delivery(BrokerTestCase):
         b = self.start_broker()
         with m.Client(b.port, "sub") as sub, m.Client(b.port, "pub") as pub:
             sub.subscribe([("a/b", 0)])
+            delivered = 0
             for payload in (b"hello", b"", bytes(range(256)) * 400):  # empty, 100 KiB
                 pub.publish("a/b", payload)
                 got = sub.next_publish()
                 self.assertEqual(got.raw, m.publish("a/b", payload),
                                  f"delivered {got!r}, expected the QoS 0 PUBLISH as sent")
+                delivered += len(got.raw)
             m.expect_quiet([sub], QUIET)
             sub.disconnect()
             pub.disconnect()
         self.assert_counters(b.stop(), connect_accepted=2, subscriptions_added=1,
-                             publish_dropped_no_subscribers=0)
+                             publish_dropped_no_subscribers=0, bytes_delivered=delivered)
 
     def test_subscriber_receives_its_own_publish(self):
         # MQTT 3.1.1 has no "no local" option: a client subscribed to a topic gets its own
