@@ -173,6 +173,39 @@ class Wills(BrokerTestCase):
             w.disconnect()
         self.assert_counters(b.stop(), connect_accepted=11, wills_published=1)
 
+    def test_reconnect_right_after_disconnect_is_no_takeover_and_publishes_no_will(self):
+        # Each connection sends DISCONNECT and sees the server close it before the next one
+        # (already open, so it follows at once) sends its CONNECT with the same client id: the
+        # will was discarded (MQTT-3.1.2-10, MQTT-3.14.4-3) and there is nothing to take over.
+        b = self.start_broker()
+        ws = self.watchers(b, n=2)
+        n = 40
+        will = dict(will_topic="will/again", will_message=b"must not appear", will_qos=1)
+        old = m.connect_client(b.port, "again", **will)
+        try:
+            for i in range(n):
+                nxt = m.open_socket(b.port)
+                old.sendall(m.DISCONNECT)
+                m.expect_eof(old, what="the server to close after DISCONNECT")
+                old.close()
+                old = nxt
+                old.sendall(m.connect("again", **will))
+                m.expect_connack(old, 0)
+            m.disconnect(old)
+        finally:
+            old.close()
+        with m.Client(b.port, "again-control", will_topic="will/control",
+                      will_message=b"control", will_qos=1) as control:
+            control.close()
+        got = m.receive_all(ws, [1] * len(ws), timeout=5.0)
+        for msgs in got:
+            self.assertEqual(msgs[0].key(), ("will/control", b"control", 1, False, False),
+                             "a will published after its connection sent DISCONNECT")
+        m.expect_quiet(ws, QUIET)
+        for w in ws:
+            w.disconnect()
+        self.assert_counters(b.stop(), connect_accepted=2 + n + 1 + 1, wills_published=1)
+
     def test_keepalive_expiry_publishes_the_will_MQTT_3_1_2_8(self):
         b = self.start_broker()
         ws = self.watchers(b, n=2)
