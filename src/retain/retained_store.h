@@ -8,7 +8,10 @@
 // node, is released only after every reader passed a quiescent point, so a reader may take a
 // reference (MessageRef::Share) to any message it is handed.
 //
-// Thread safety: Set() from any thread; ForEachMatch() from online readers of `epochs`.
+// Thread safety: Set() from any thread; ForEachMatch() from online readers of `epochs`. A match
+// concurrent with Set() reports each topic's old or new message (see retained_store.cc). The
+// destructor requires that no call is running; `epochs` must outlive the store, since what was
+// retired before the destructor is still pending there.
 #ifndef RINGMQ_RETAIN_RETAINED_STORE_H_
 #define RINGMQ_RETAIN_RETAINED_STORE_H_
 
