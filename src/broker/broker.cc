@@ -16,6 +16,7 @@
 namespace ringmq {
 
 struct Broker::Running {
+  explicit Running(uint32_t shard_count) : shared(shard_count) {}
   shard::SharedState shared;
   std::vector<std::unique_ptr<shard::Shard>> shards;
   std::vector<std::thread> threads;
@@ -45,7 +46,7 @@ uint32_t Broker::shard_count() const { return config_.threads; }
 
 absl::Status Broker::Start() {
   if (absl::Status probe = io::ProbeKernel(); !probe.ok()) return probe;
-  auto running = std::make_unique<Running>();
+  auto running = std::make_unique<Running>(config_.threads);
   for (uint32_t i = 0; i < config_.threads; ++i) {
     absl::StatusOr<int> listener = io::OpenListener(config_.bind, config_.port, kListenBacklog);
     if (!listener.ok()) return listener.status();

@@ -32,7 +32,7 @@ void SetLogLevel(LogLevel level) { g_level.store(level, std::memory_order_relaxe
 bool LogEnabled(LogLevel level) { return level >= g_level.load(std::memory_order_relaxed); }
 
 void LogLine(LogLevel level, const char* format, ...) {
-  char line[1024];
+  char line[8192];  // the shutdown counters line is the longest
   timespec now{};
   clock_gettime(CLOCK_REALTIME, &now);
   tm utc{};

@@ -17,7 +17,7 @@ namespace ringmq {
 void SetLogLevel(LogLevel level);
 bool LogEnabled(LogLevel level);
 
-// printf-style; the line is truncated at 1 KiB.
+// printf-style; the line is truncated at 8 KiB.
 void LogLine(LogLevel level, const char* format, ...) __attribute__((format(printf, 2, 3)));
 
 }  // namespace ringmq

@@ -36,6 +36,19 @@ namespace ringmq::metrics {
   X(publish_received_qos1)                                                              \
   X(publish_received_qos2)                                                              \
   X(publish_dropped_no_subscribers)                                                     \
+  X(sessions_created)                                                                         \
+  X(session_takeovers)             /* CONNECT with the id of a connected client */           \
+  X(connections_handed_off)        /* moved to their client id's home shard */               \
+  X(wills_published)                                                                         \
+  X(publish_duplicates)            /* QoS 2 PUBLISH repeated before PUBREL: not delivered */ \
+  X(subscriptions_added)                                                                     \
+  X(subscriptions_removed)                                                                   \
+  X(dropped_queue_full)            /* QoS 1/2 beyond max_queued_messages */                  \
+  X(dropped_bytes_cap)             /* QoS 0 beyond max_queued_bytes */                       \
+  X(dropped_offline_qos0)          /* QoS 0 for a disconnected persistent session */         \
+  X(mailbox_full)                  /* records waiting for room in a shard mailbox */         \
+  X(mailbox_overflow)              /* records dropped: mailbox and its overflow full */      \
+  X(bytes_delivered)               /* PUBLISH/PUBREL bytes encoded for subscribers */        \
   X(recv_enobufs) /* multishot recv ran out of provided buffers */                      \
   X(loop_iterations)                                                                    \
   X(sqes_submitted)                                                                     \

@@ -52,10 +52,11 @@ struct ConnectionContext {
   connect::Policy policy;
   uint32_t max_packet_size = 1 << 20;
   uint32_t connect_timeout_ms = 10'000;
-  // Replies waiting for a peer that does not read are capped; beyond this the connection is
-  // closed (output_overflow). Must exceed the largest single reply (a SUBACK of a
-  // max_packet_size SUBSCRIBE is smaller than max_packet_size).
-  uint32_t max_output_bytes = 64 * 1024;
+  // Bytes waiting for a peer that does not read are capped; beyond this the connection is
+  // closed (output_overflow). Deliveries use at most half of it (the router stops encoding
+  // PUBLISHes at max_output_bytes / 2), so acknowledgements and PINGRESPs always have room and
+  // only a peer that keeps sending requests without reading the answers hits the cap.
+  uint32_t max_output_bytes = 128 * 1024;
   // Connected clients over all shards; admission reserves a slot with fetch_add.
   std::atomic<uint32_t>* connected_clients = nullptr;
   const std::atomic<bool>* shutting_down = nullptr;

@@ -112,10 +112,12 @@ Session::Outbound* Session::FindInflight(uint16_t packet_id) {
 }
 
 bool Session::OnPuback(uint16_t packet_id) {
+  // Also accepted while a resend after reconnect is still due: the client had the message.
   const auto it = std::find_if(inflight_.begin(), inflight_.end(), [&](const Outbound& entry) {
-    return entry.packet_id == packet_id && entry.qos == 1 && entry.sent;
+    return entry.packet_id == packet_id && entry.qos == 1;
   });
   if (it == inflight_.end()) return false;
+  if (!it->sent) --unsent_inflight_;
   inflight_.erase(it);
   return true;
 }

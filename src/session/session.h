@@ -34,17 +34,17 @@
 namespace ringmq::session {
 
 struct SessionLimits {
-  uint32_t max_inflight = 32;             // QoS 1/2 PUBLISHes awaiting acknowledgement
-  uint32_t max_queued_messages = 1000;    // waiting to be sent (not yet in flight)
-  uint64_t max_queued_bytes = 16 << 20;   // sum of Message::wire_bytes() waiting
-  bool queue_qos0_offline = false;        // QoS 0 for a disconnected session (MQTT-3.1.2-5 "MAY")
+  uint32_t max_inflight = 32;            // QoS 1/2 PUBLISHes awaiting acknowledgement
+  uint32_t max_queued_messages = 1000;   // waiting to be sent (not yet in flight)
+  uint64_t max_queued_bytes = 16 << 20;  // sum of Message::wire_bytes() waiting
+  bool queue_qos0_offline = false;       // QoS 0 for a disconnected session (MQTT-3.1.2-5 "MAY")
 };
 
 enum class EnqueueResult : uint8_t {
   kQueued,
-  kDroppedQueueFull,    // QoS 1/2 beyond max_queued_messages
-  kDroppedBytesCap,     // QoS 0 beyond max_queued_bytes
-  kDroppedOffline,      // QoS 0 for an offline session
+  kDroppedQueueFull,  // QoS 1/2 beyond max_queued_messages
+  kDroppedBytesCap,   // QoS 0 beyond max_queued_bytes
+  kDroppedOffline,    // QoS 0 for an offline session
 };
 
 struct Will {
@@ -78,9 +78,9 @@ class Session {
   // (MQTT-3.3.1-8/9).
   EnqueueResult Enqueue(message::MessageRef message, uint8_t qos, bool retain);
 
-  // Encodes pending PUBLISH/PUBREL packets into `out` (appending) until `max_bytes` would be
-  // exceeded or nothing can be sent (window full). A message larger than max_bytes is still
-  // written when `out` is empty, so progress is always possible. Returns bytes appended.
+  // Encodes pending PUBLISH/PUBREL packets into `out` (appending) until out.size() would
+  // exceed `max_bytes` or nothing can be sent (window full). A message larger than max_bytes is
+  // still written when `out` is empty, so progress is always possible. Returns bytes appended.
   size_t WriteOutput(std::vector<uint8_t>& out, size_t max_bytes);
   bool has_output() const;
 

@@ -15,7 +15,17 @@
 namespace ringmq::shard {
 namespace {
 
-enum class Op : uint8_t { kAccept = 1, kReceive, kSend, kShutdown, kCancel, kClose, kDoorbell };
+enum class Op : uint8_t {
+  kAccept = 1,
+  kReceive,
+  kSend,
+  kShutdown,
+  kCancel,
+  kClose,
+  kDoorbell,  // stop request (eventfd)
+  kMailbox,   // another shard's msg_ring: our mailbox from it became non-empty
+  kMsgRing,   // our own msg_ring submissions (completions skipped on success)
+};
 
 constexpr uint16_t kBufferGroup = 0;
 constexpr uint32_t kTimerBuckets = 1024;  // 1024 x 100 ms: deadlines within ~100 s are exact
@@ -39,7 +49,7 @@ uint64_t MonotonicMs() {
 }  // namespace
 
 Shard::Shard(uint32_t index, const Config& config, int listen_fd, SharedState& shared)
-    : index_(index), config_(config), limits_(), listen_fd_(listen_fd) {
+    : index_(index), config_(config), limits_(), listen_fd_(listen_fd), shared_(shared) {
   context_.policy.reject_policy = config.reject_policy;
   context_.policy.max_connections = config.max_connections;
   context_.policy.max_client_id_length = config.max_client_id_length;
@@ -79,28 +89,45 @@ absl::Status Shard::Setup() {
   buffers_ = std::move(*buffers);
   now_ms_ = MonotonicMs();
   timers_ = std::make_unique<TimerWheel>(limits_.tick_ms, kTimerBuckets, now_ms_);
+  router_ = std::make_unique<Router>(index_, config_, shared_, counters_, context_, *this);
+  context_.sink = router_.get();
+  shared_.ring_fds[index_].store(ring_->get()->ring_fd, std::memory_order_release);
+  shared_.epochs.Online(index_);
   ArmAccept();
   ArmDoorbell();
   return absl::OkStatus();
 }
 
 void Shard::Loop() {
+  bool more_mail = false;
   while (!stopping_ || open_connections_ > 0) {
-    const int submitted = ring_->SubmitAndWait(limits_.tick_ms);
+    // No trie or retained-store pointer is held across the wait: readers are offline there,
+    // so an idle shard does not hold up reclamation.
+    shared_.epochs.Offline(index_);
+    const int submitted = ring_->SubmitAndWait(more_mail ? 0 : limits_.tick_ms);
+    shared_.epochs.Online(index_);
     if (submitted < 0 && submitted != -EBUSY && submitted != -EAGAIN) {
       RINGMQ_LOG_ERROR("shard %u: io_uring_submit_and_wait: %s", index_, strerror(-submitted));
     }
     counters_.loop_iterations.Add();
     now_ms_ = MonotonicMs();
     Reap();
+    more_mail = router_->DrainMailboxes();
     timers_->Advance(now_ms_, [this](uint32_t slot_index) { OnTimer(slot_index); });
+    if (now_ms_ >= next_collect_ms_) {
+      next_collect_ms_ = now_ms_ + limits_.tick_ms;
+      shared_.epochs.Collect();
+    }
     if (accept_retry_ms_ != 0 && now_ms_ >= accept_retry_ms_ && !stopping_) {
       accept_retry_ms_ = 0;
       ArmAccept();
     }
+    router_->Flush();
     Flush();
     buffers_->Publish();
+    shared_.epochs.Quiescent(index_);
   }
+  shared_.epochs.Offline(index_);
   ring_->SubmitAndWait(0);  // push out the last closes
 }
 
@@ -121,6 +148,7 @@ void Shard::HandleCompletion(const io_uring_cqe& cqe) {
   const Op op = OpOf(cqe.user_data);
   if (op == Op::kAccept) return OnAccept(cqe);
   if (op == Op::kDoorbell) return BeginStop();
+  if (op == Op::kMailbox || op == Op::kMsgRing) return;  // mailboxes are drained every iteration
   const uint32_t slot_index = SlotOf(cqe.user_data);
   Slot* slot = slot_index < slots_.size() ? &slots_[slot_index] : nullptr;
   const bool current = slot != nullptr && slot->in_use &&
@@ -138,6 +166,7 @@ void Shard::HandleCompletion(const io_uring_cqe& cqe) {
 
 void Shard::OnAccept(const io_uring_cqe& cqe) {
   if ((cqe.flags & IORING_CQE_F_MORE) == 0) accept_armed_ = false;
+  if (cqe.res == -ECANCELED) return;  // BeginStop cancelled the multishot accept
   if (cqe.res < 0) {
     counters_.accept_errors.Add();
     if (cqe.res == -EMFILE || cqe.res == -ENFILE || cqe.res == -ENOMEM) {
@@ -161,6 +190,7 @@ void Shard::OnAccept(const io_uring_cqe& cqe) {
   Slot& slot = slots_[slot_index];
   slot.fd = fd;
   slot.connection.Open(fd, now_ms_);
+  slot.connection.set_tag(slot_index);
   timers_->Schedule(slot_index, now_ms_ + config_.connect_timeout_ms);
   ArmReceive(slot_index);
 }
@@ -181,6 +211,9 @@ void Shard::OnReceive(const io_uring_cqe& cqe, Slot* slot) {
     buffers_->Recycle(buffer_id);
   } else if (cqe.res == -ENOBUFS) {
     counters_.recv_enobufs.Add();  // re-armed in Flush once buffers are back
+  } else if (cqe.res == -ECANCELED &&
+             slot->connection.state() == net::Connection::State::kHandoff) {
+    // Cancelled by FlushHandoff: the socket is moving to its home shard, not closing.
   } else {
     if (has_buffer) buffers_->Recycle(buffer_id);
     slot->connection.OnTransportClosed(now_ms_);  // EOF (0) or a socket error
@@ -192,6 +225,7 @@ void Shard::OnSend(const io_uring_cqe& cqe, Slot* slot) {
   if (cqe.res >= 0) {
     counters_.bytes_sent.Add(static_cast<uint64_t>(cqe.res));
     slot->connection.OnSent(static_cast<size_t>(cqe.res));
+    router_->OnConnectionWritable(slot->connection);
   } else {
     slot->connection.OnSent(0);
     slot->connection.OnTransportClosed(now_ms_);
@@ -238,10 +272,20 @@ void Shard::FlushSlot(uint32_t slot_index) {
     io_uring_sqe_set_data64(sqe, Pack(Op::kSend, slot.generation, slot_index));
   }
   if (connection.state() != slot.timer_state) ScheduleTimer(slot_index);
-  if (connection.state() != net::Connection::State::kClosing) {
-    if (!slot.receive_armed) ArmReceive(slot_index);  // after -ENOBUFS
-    return;
+  switch (connection.state()) {
+    case net::Connection::State::kClosing:
+      return FlushClosing(slot_index);
+    case net::Connection::State::kHandoff:
+      return FlushHandoff(slot_index);
+    default:
+      if (!slot.receive_armed) ArmReceive(slot_index);  // after -ENOBUFS
+      return;
   }
+}
+
+void Shard::FlushClosing(uint32_t slot_index) {
+  Slot& slot = slots_[slot_index];
+  net::Connection& connection = slot.connection;
   const bool grace_expired = now_ms_ >= connection.DeadlineMs();
   if (!slot.shutdown_submitted && (connection.ReadyToClose() || grace_expired)) {
     // Ends the multishot receive and any send stuck on a peer that does not read.
@@ -257,9 +301,52 @@ void Shard::FlushSlot(uint32_t slot_index) {
     io_uring_sqe* sqe = NextSqe();
     io_uring_prep_close(sqe, slot.fd);
     io_uring_sqe_set_data64(sqe, Pack(Op::kClose, slot.generation, slot_index));
+    router_->OnConnectionClosed(connection);
     connection.OnClosed(context_);
     ReleaseSlot(slot_index);
   }
+}
+
+void Shard::FlushHandoff(uint32_t slot_index) {
+  Slot& slot = slots_[slot_index];
+  net::Connection& connection = slot.connection;
+  if (slot.receive_armed) {
+    // Stop reading here first; bytes that arrive until the cancel lands join the hand-off.
+    if (!slot.cancel_submitted) {
+      io_uring_sqe* sqe = NextSqe();
+      io_uring_prep_cancel64(sqe, Pack(Op::kReceive, slot.generation, slot_index), 0);
+      io_uring_sqe_set_data64(sqe, Pack(Op::kCancel, slot.generation, slot_index));
+      slot.cancel_submitted = true;
+    }
+    return;
+  }
+  if (connection.send_in_flight()) return;
+  router_->Handoff(connection, slot.fd, connection.TakeHandoffBytes());
+  connection.ReleaseForHandoff();
+  slot.fd = -1;  // the descriptor now belongs to the home shard
+  ReleaseSlot(slot_index);
+}
+
+void Shard::AdoptConnection(int fd, std::vector<uint8_t> bytes) {
+  const uint32_t slot_index = AllocateSlot();
+  Slot& slot = slots_[slot_index];
+  slot.fd = fd;
+  slot.connection.Adopt(fd, now_ms_);
+  slot.connection.set_tag(slot_index);
+  timers_->Schedule(slot_index, now_ms_ + config_.connect_timeout_ms);
+  slot.connection.OnReceive(bytes, now_ms_, context_);
+  if (stopping_) slot.connection.RequestClose(now_ms_);
+  ArmReceive(slot_index);
+  MarkDirty(slot_index);
+}
+
+void Shard::RingDoorbell(uint32_t shard) {
+  const int ring_fd = shared_.ring_fds[shard].load(std::memory_order_acquire);
+  if (ring_fd < 0) return;  // not set up yet: it drains its mailboxes on its first iteration
+  io_uring_sqe* sqe = NextSqe();
+  io_uring_prep_msg_ring(sqe, ring_fd, 0, Pack(Op::kMailbox, 0, 0), 0);
+  sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+  io_uring_sqe_set_data64(sqe, Pack(Op::kMsgRing, 0, 0));
 }
 
 void Shard::ScheduleTimer(uint32_t slot_index) {
@@ -329,6 +416,7 @@ uint32_t Shard::AllocateSlot() {
   slot.dirty = false;
   slot.shutdown_submitted = false;
   slot.shutdown_complete = false;
+  slot.cancel_submitted = false;
   slot.timer_state = net::Connection::State::kAwaitConnect;
   ++open_connections_;
   return slot_index;

@@ -30,15 +30,11 @@
 #include "metrics/counters.h"
 #include "net/connection.h"
 #include "ringmq/config.h"
+#include "shard/router.h"
+#include "shard/shared_state.h"
 #include "shard/timer_wheel.h"
 
 namespace ringmq::shard {
-
-// State every shard reads; owned by the broker and outliving the shards.
-struct SharedState {
-  std::atomic<uint32_t> connected_clients{0};
-  std::atomic<bool> shutting_down{false};
-};
 
 // Sizing, all per shard (see docs/architecture.md, "Budgets").
 struct ShardLimits {
@@ -48,10 +44,10 @@ struct ShardLimits {
   uint32_t tick_ms = 100;  // timer resolution and longest sleep
 };
 
-class Shard {
+class Shard final : public ShardServices {
  public:
   Shard(uint32_t index, const Config& config, int listen_fd, SharedState& shared);
-  ~Shard();
+  ~Shard() override;
   Shard(const Shard&) = delete;
   Shard& operator=(const Shard&) = delete;
 
@@ -69,6 +65,12 @@ class Shard {
   // Wakes the shard to stop: no more accepts, every connection flushed and closed.
   void RequestStop();
 
+  // ShardServices (called by the router on this shard's thread)
+  void AdoptConnection(int fd, std::vector<uint8_t> bytes) override;
+  void ConnectionDirty(uint32_t tag) override { MarkDirty(tag); }
+  void RingDoorbell(uint32_t shard) override;
+  uint64_t now_ms() const override { return now_ms_; }
+
   const metrics::ShardCounters& counters() const { return counters_; }
   uint32_t index() const { return index_; }
 
@@ -82,6 +84,7 @@ class Shard {
     bool dirty = false;
     bool shutdown_submitted = false;
     bool shutdown_complete = false;  // close(fd) only after: see FlushSlot
+    bool cancel_submitted = false;   // kHandoff: the receive is being cancelled
     net::Connection::State timer_state = net::Connection::State::kAwaitConnect;
   };
 
@@ -95,6 +98,8 @@ class Shard {
   void OnTimer(uint32_t slot_index);
   void Flush();
   void FlushSlot(uint32_t slot_index);
+  void FlushClosing(uint32_t slot_index);
+  void FlushHandoff(uint32_t slot_index);
   void BeginStop();
 
   void ArmAccept();
@@ -110,6 +115,7 @@ class Shard {
   const Config& config_;
   const ShardLimits limits_;
   const int listen_fd_;
+  SharedState& shared_;
   int doorbell_fd_ = -1;
   uint64_t doorbell_value_ = 0;
 
@@ -118,12 +124,14 @@ class Shard {
   std::unique_ptr<io::Ring> ring_;
   std::unique_ptr<io::BufferRing> buffers_;
   std::unique_ptr<TimerWheel> timers_;
+  std::unique_ptr<Router> router_;
 
   std::deque<Slot> slots_;  // deque: stable addresses while growing
   std::vector<uint32_t> free_slots_;
   std::vector<uint32_t> dirty_;
   uint32_t open_connections_ = 0;
   uint64_t now_ms_ = 0;
+  uint64_t next_collect_ms_ = 0;  // reclamation of retired trie nodes, once per tick
   uint64_t accept_retry_ms_ = 0;  // after EMFILE/ENFILE: when to re-arm accept (0: none)
   bool accept_armed_ = false;
   bool stopping_ = false;

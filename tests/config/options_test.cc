@@ -88,6 +88,9 @@ connect_timeout_ms = 2500
 max_connections = 42
 max_client_id_length = 23
 max_packet_size = 4096
+max_inflight = 7
+max_queued_messages = 99
+max_queued_bytes = 2048
 client_id_prefixes = ["sensor-", "dev-"]
 )";
 
@@ -102,6 +105,9 @@ Config EveryKeyConfig() {
   config.max_connections = 42;
   config.max_client_id_length = 23;
   config.max_packet_size = 4096;
+  config.max_inflight = 7;
+  config.max_queued_messages = 99;
+  config.max_queued_bytes = 2048;
   config.client_id_prefixes = {"sensor-", "dev-"};
   return config;
 }
@@ -124,6 +130,9 @@ TEST(ConfigTest, DefaultsWithNoArguments) {
   EXPECT_EQ(parsed->config.max_connections, 100'000u);
   EXPECT_EQ(parsed->config.max_client_id_length, 256u);
   EXPECT_EQ(parsed->config.max_packet_size, 1u << 20);
+  EXPECT_EQ(parsed->config.max_inflight, 32u);
+  EXPECT_EQ(parsed->config.max_queued_messages, 1000u);
+  EXPECT_EQ(parsed->config.max_queued_bytes, uint64_t{16} << 20);
   EXPECT_TRUE(parsed->config.client_id_prefixes.empty());
 }
 
@@ -196,6 +205,13 @@ std::vector<FlagCase> GoodFlagCases() {
       {"--max-packet-size", "64", [](const Config& c) { EXPECT_EQ(c.max_packet_size, 64u); }},
       {"--max-packet-size", "268435460",
        [](const Config& c) { EXPECT_EQ(c.max_packet_size, 268'435'460u); }},
+      {"--max-inflight", "1", [](const Config& c) { EXPECT_EQ(c.max_inflight, 1u); }},
+      {"--max-inflight", "65534", [](const Config& c) { EXPECT_EQ(c.max_inflight, 65534u); }},
+      {"--max-queued-messages", "1",
+       [](const Config& c) { EXPECT_EQ(c.max_queued_messages, 1u); }},
+      {"--max-queued-bytes", "1024", [](const Config& c) { EXPECT_EQ(c.max_queued_bytes, 1024u); }},
+      {"--max-queued-bytes", "68719476736",
+       [](const Config& c) { EXPECT_EQ(c.max_queued_bytes, uint64_t{68'719'476'736}); }},
       {"--client-id-prefixes", "sensor-,dev-",
        [](const Config& c) {
          EXPECT_EQ(c.client_id_prefixes, (std::vector<std::string>{"sensor-", "dev-"}));

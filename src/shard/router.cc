@@ -1,0 +1,476 @@
+#include "shard/router.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <functional>
+#include <utility>
+
+#include "common/assert.h"
+#include "common/log.h"
+#include "mqtt/codec.h"
+
+namespace ringmq::shard {
+namespace {
+
+enum SlotKind : uint32_t { kMessage = 1, kHandle = 2, kHandoff = 3 };
+
+// Records drained per source mailbox per loop iteration: bounds the time one iteration spends
+// on deliveries so sends, receives and timers keep their turn.
+constexpr size_t kDrainBudgetRecords = 4096;
+// Records waiting for room in one full mailbox; beyond this new records are dropped (counted).
+constexpr size_t kOverflowRecordsMax = 65'536;
+
+uint8_t MinQos(uint8_t a, uint8_t b) { return a < b ? a : b; }
+
+std::span<const uint8_t> AsBytes(std::string_view text) {
+  return {reinterpret_cast<const uint8_t*>(text.data()), text.size()};
+}
+
+}  // namespace
+
+struct Router::HandoffRecord {
+  int fd = -1;
+  std::vector<uint8_t> bytes;
+};
+
+Router::Router(uint32_t shard, const Config& config, SharedState& shared,
+               metrics::ShardCounters& counters, net::ConnectionContext& context,
+               ShardServices& services)
+    : shard_(shard),
+      shard_count_(shared.shard_count),
+      config_(config),
+      shared_(shared),
+      counters_(counters),
+      context_(context),
+      services_(services),
+      overflow_(shared.shard_count),
+      doorbell_due_(shared.shard_count, false) {
+  limits_.max_inflight = config.max_inflight;
+  limits_.max_queued_messages = config.max_queued_messages;
+  limits_.max_queued_bytes = config.max_queued_bytes;
+}
+
+Router::~Router() {
+  // Records that never reached their mailbox still hold message references.
+  for (auto& queue : overflow_) {
+    for (auto& record : queue) {
+      if (record[0].kind == kMessage)
+        reinterpret_cast<message::Message*>(record[0].value)->Release();
+      if (record[0].kind == kHandoff) {
+        auto* handoff = reinterpret_cast<HandoffRecord*>(record[0].value);
+        close(handoff->fd);
+        delete handoff;
+      }
+    }
+  }
+}
+
+uint32_t Router::HomeShard(std::string_view client_id) const {
+  return static_cast<uint32_t>(std::hash<std::string_view>{}(client_id) % shard_count_);
+}
+
+// ---- Connections and sessions ----------------------------------------------------------------
+
+net::PacketSink::ConnectAction Router::OnConnect(net::Connection& connection,
+                                                 const mqtt::Connect& connect) {
+  // A server-assigned id (empty client id) is unique and clean: it can be served here.
+  if (!connect.client_id.empty() && HomeShard(connection.client_id()) != shard_) {
+    return ConnectAction::kHandoff;
+  }
+  const std::string& client_id = connection.client_id();
+  bool session_present = false;
+  uint32_t index = kNone;
+  if (auto it = by_client_id_.find(client_id); it != by_client_id_.end()) {
+    index = it->second;
+    SessionEntry& entry = sessions_[index];
+    if (entry.connection != nullptr) {
+      // MQTT-3.1.4-2: the new connection takes over; the old one is closed and, as it did not
+      // send DISCONNECT, its will is published.
+      counters_.session_takeovers.Add();
+      net::Connection* old = entry.connection;
+      RINGMQ_LOG_DEBUG("client %s taken over by a new connection", client_id.c_str());
+      session_of_tag_[old->tag()] = kNone;
+      Detach(index, /*publish_will=*/true);
+      old->Close(services_.now_ms());
+      services_.ConnectionDirty(old->tag());
+    }
+    // MQTT-3.1.2-6: clean session 1 discards any previous session. A clean old session ended
+    // with its connection, so it is not resumed either.
+    if (connect.clean_session || entry.session->clean_session()) {
+      DestroySession(index);
+      index = kNone;
+    } else {
+      session_present = true;  // MQTT-3.2.2-2
+    }
+  }
+  if (index == kNone) index = CreateSession(client_id, connect.clean_session);
+  SessionEntry& entry = sessions_[index];
+  session::Session& session = *entry.session;
+  session.Attach(connect.clean_session);
+  session.will().reset();
+  if (connect.will) {
+    const mqtt::Will& will = *connect.will;
+    session.will() =
+        session::Will{.topic = std::string(will.topic),
+                      .payload = std::vector<uint8_t>(will.payload.begin(), will.payload.end()),
+                      .qos = static_cast<uint8_t>(will.qos),
+                      .retain = will.retain};
+  }
+  entry.connection = &connection;
+  if (connection.tag() >= session_of_tag_.size())
+    session_of_tag_.resize(connection.tag() + 1, kNone);
+  session_of_tag_[connection.tag()] = index;
+  // MQTT 3.1 has no session-present flag: the byte is reserved there.
+  connection.SendConnack(session_present && connection.level() == mqtt::ProtocolLevel::kMqtt311);
+  MarkSessionDirty(index);  // in-flight messages of a resumed session are sent again
+  return ConnectAction::kServe;
+}
+
+uint32_t Router::CreateSession(const std::string& client_id, bool clean_session) {
+  uint32_t index = 0;
+  if (!free_sessions_.empty()) {
+    index = free_sessions_.back();
+    free_sessions_.pop_back();
+  } else {
+    index = static_cast<uint32_t>(sessions_.size());
+    sessions_.emplace_back();
+  }
+  SessionEntry& entry = sessions_[index];
+  RINGMQ_ASSERT(!entry.session.has_value());
+  entry.session.emplace(client_id, clean_session, limits_);
+  entry.connection = nullptr;
+  entry.dirty = false;
+  by_client_id_[client_id] = index;
+  counters_.sessions_created.Add();
+  return index;
+}
+
+void Router::DestroySession(uint32_t index) {
+  SessionEntry& entry = sessions_[index];
+  RINGMQ_ASSERT(entry.session.has_value() && entry.connection == nullptr);
+  for (const session::Subscription& subscription : entry.session->subscriptions()) {
+    shared_.trie.Unsubscribe(
+        subscription.filter,
+        sub::Subscriber{static_cast<uint16_t>(shard_), index, entry.generation, subscription.qos});
+  }
+  by_client_id_.erase(entry.session->client_id());
+  entry.session.reset();
+  ++entry.generation;  // handles still in mailboxes or the trie's readers become stale
+  free_sessions_.push_back(index);
+}
+
+void Router::Detach(uint32_t index, bool publish_will) {
+  SessionEntry& entry = sessions_[index];
+  session::Session& session = *entry.session;
+  entry.connection = nullptr;
+  if (publish_will) PublishWill(session);
+  session.will().reset();
+  session.Detach();
+}
+
+void Router::OnConnectionClosed(net::Connection& connection) {
+  uint32_t index = kNone;
+  if (SessionOf(connection, &index) == nullptr) return;
+  session_of_tag_[connection.tag()] = kNone;
+  // MQTT-3.1.2-8: the will is published when the connection ends without DISCONNECT; a broker
+  // that is shutting down closes connections itself and publishes none.
+  const bool publish_will = !connection.disconnected_gracefully() &&
+                            !shared_.shutting_down.load(std::memory_order_relaxed);
+  Detach(index, publish_will);
+  if (sessions_[index].session->clean_session()) DestroySession(index);
+}
+
+void Router::OnConnectionWritable(net::Connection& connection) {
+  uint32_t index = kNone;
+  session::Session* session = SessionOf(connection, &index);
+  if (session != nullptr && session->has_output()) MarkSessionDirty(index);
+}
+
+session::Session* Router::SessionOf(const net::Connection& connection, uint32_t* index) {
+  if (connection.tag() >= session_of_tag_.size()) return nullptr;
+  const uint32_t found = session_of_tag_[connection.tag()];
+  if (found == kNone) return nullptr;
+  if (index != nullptr) *index = found;
+  return &*sessions_[found].session;
+}
+
+void Router::MarkSessionDirty(uint32_t index) {
+  SessionEntry& entry = sessions_[index];
+  if (entry.dirty) return;
+  entry.dirty = true;
+  dirty_sessions_.push_back(index);
+}
+
+void Router::PublishWill(session::Session& session) {
+  if (!session.will()) return;
+  const session::Will& will = *session.will();
+  counters_.wills_published.Add();
+  message::MessageRef message =
+      message::MessageRef::Create(will.topic, will.payload, will.qos, will.retain);
+  if (will.retain) shared_.retained.Set(message::MessageRef::Share(message.get()));
+  Route(message);
+}
+
+// ---- Packets ---------------------------------------------------------------------------------
+
+void Router::OnPacket(net::Connection& connection, const mqtt::Packet& packet) {
+  uint32_t index = kNone;
+  session::Session* session = SessionOf(connection, &index);
+  RINGMQ_ASSERT(session != nullptr);
+  switch (mqtt::TypeOf(packet)) {
+    case mqtt::PacketType::kPublish:
+      OnPublish(connection, std::get<mqtt::Publish>(packet));
+      return;
+    case mqtt::PacketType::kPuback:
+      if (session->OnPuback(std::get<mqtt::Puback>(packet).packet_id)) MarkSessionDirty(index);
+      return;
+    case mqtt::PacketType::kPubrec:
+      if (session->OnPubrec(std::get<mqtt::Pubrec>(packet).packet_id)) MarkSessionDirty(index);
+      return;
+    case mqtt::PacketType::kPubcomp:
+      if (session->OnPubcomp(std::get<mqtt::Pubcomp>(packet).packet_id)) MarkSessionDirty(index);
+      return;
+    case mqtt::PacketType::kPubrel: {
+      // MQTT-4.3.3-2: PUBCOMP answers every PUBREL, known id or not.
+      const uint16_t packet_id = std::get<mqtt::Pubrel>(packet).packet_id;
+      session->EndInboundQos2(packet_id);
+      connection.QueuePacket(mqtt::Pubcomp{packet_id}, context_);
+      return;
+    }
+    case mqtt::PacketType::kSubscribe:
+      OnSubscribe(connection, index, std::get<mqtt::Subscribe>(packet));
+      return;
+    case mqtt::PacketType::kUnsubscribe:
+      OnUnsubscribe(connection, index, std::get<mqtt::Unsubscribe>(packet));
+      return;
+    default:
+      RINGMQ_ASSERT(false && "the connection handles every other packet type");
+  }
+}
+
+void Router::OnPublish(net::Connection& connection, const mqtt::Publish& publish) {
+  session::Session& session = *SessionOf(connection);
+  const auto qos = static_cast<uint8_t>(publish.qos);
+  if (qos == 0) counters_.publish_received_qos0.Add();
+  if (qos == 1) counters_.publish_received_qos1.Add();
+  if (qos == 2) {
+    counters_.publish_received_qos2.Add();
+    if (!session.BeginInboundQos2(publish.packet_id)) {
+      // MQTT-4.3.3-2: a repeated PUBLISH of a pending id is acknowledged, not delivered again.
+      counters_.publish_duplicates.Add();
+      connection.QueuePacket(mqtt::Pubrec{publish.packet_id}, context_);
+      return;
+    }
+  }
+  message::MessageRef message =
+      message::MessageRef::Create(publish.topic, AsBytes(publish.payload), qos, publish.retain);
+  if (publish.retain) shared_.retained.Set(message::MessageRef::Share(message.get()));
+  Route(message);
+  if (qos == 1) connection.QueuePacket(mqtt::Puback{publish.packet_id}, context_);
+  if (qos == 2) connection.QueuePacket(mqtt::Pubrec{publish.packet_id}, context_);
+}
+
+void Router::OnSubscribe(net::Connection& connection, uint32_t index,
+                         const mqtt::Subscribe& subscribe) {
+  SessionEntry& entry = sessions_[index];
+  session::Session& session = *entry.session;
+  std::vector<uint8_t> codes;
+  codes.reserve(subscribe.topics.size());
+  for (const mqtt::TopicRequest request : subscribe.topics) {
+    const auto granted = static_cast<uint8_t>(request.qos);  // every QoS is supported
+    const sub::Subscriber handle{static_cast<uint16_t>(shard_), index, entry.generation, granted};
+    shared_.trie.Subscribe(request.filter, handle);
+    auto& subscriptions = session.subscriptions();
+    auto existing = std::find_if(subscriptions.begin(), subscriptions.end(),
+                                 [&](const auto& s) { return s.filter == request.filter; });
+    if (existing != subscriptions.end()) {
+      existing->qos = granted;  // MQTT-3.8.4-3: replaces the existing subscription
+    } else {
+      subscriptions.push_back({std::string(request.filter), granted});
+      counters_.subscriptions_added.Add();
+    }
+    codes.push_back(granted);
+    // MQTT-3.3.1-6: matching retained messages are sent, with RETAIN set (MQTT-3.3.1-8).
+    shared_.retained.ForEachMatch(request.filter, [&](message::Message* retained) {
+      DeliverLocal(index, entry.generation, MinQos(granted, retained->qos()), retained, true);
+    });
+  }
+  // The SUBACK goes before the retained messages: they are encoded later, in Flush.
+  connection.QueuePacket(mqtt::Suback{subscribe.packet_id, codes}, context_);
+}
+
+void Router::OnUnsubscribe(net::Connection& connection, uint32_t index,
+                           const mqtt::Unsubscribe& unsubscribe) {
+  SessionEntry& entry = sessions_[index];
+  auto& subscriptions = entry.session->subscriptions();
+  for (const mqtt::TopicRequest request : unsubscribe.topics) {
+    auto existing = std::find_if(subscriptions.begin(), subscriptions.end(),
+                                 [&](const auto& s) { return s.filter == request.filter; });
+    if (existing == subscriptions.end()) continue;
+    shared_.trie.Unsubscribe(request.filter, sub::Subscriber{static_cast<uint16_t>(shard_), index,
+                                                             entry.generation, existing->qos});
+    *existing = std::move(subscriptions.back());
+    subscriptions.pop_back();
+    counters_.subscriptions_removed.Add();
+  }
+  // MQTT-3.10.4-4/5: UNSUBACK even when nothing matched.
+  connection.QueuePacket(mqtt::Unsuback{unsubscribe.packet_id}, context_);
+}
+
+// ---- Routing ---------------------------------------------------------------------------------
+
+void Router::Route(const message::MessageRef& message) {
+  shared_.trie.Match(message->topic(), match_);
+  if (match_.empty()) {
+    counters_.publish_dropped_no_subscribers.Add();
+    return;
+  }
+  for (const sub::ShardSubscribers& group : match_.shards()) {
+    if (group.shard != shard_) {
+      SendRemote(group.shard, message.get(), group.subscribers);
+      continue;
+    }
+    for (const sub::Subscriber& subscriber : group.subscribers) {
+      DeliverLocal(subscriber.session, subscriber.generation,
+                   MinQos(subscriber.qos, message->qos()), message.get(), false);
+    }
+  }
+}
+
+void Router::DeliverLocal(uint32_t index, uint32_t generation, uint8_t qos,
+                          message::Message* message, bool retain) {
+  if (index >= sessions_.size()) return;
+  SessionEntry& entry = sessions_[index];
+  if (entry.generation != generation || !entry.session) return;  // session ended meanwhile
+  switch (entry.session->Enqueue(message::MessageRef::Share(message), qos, retain)) {
+    case session::EnqueueResult::kQueued:
+      if (entry.connection != nullptr) MarkSessionDirty(index);
+      return;
+    case session::EnqueueResult::kDroppedQueueFull:
+      counters_.dropped_queue_full.Add();
+      return;
+    case session::EnqueueResult::kDroppedBytesCap:
+      counters_.dropped_bytes_cap.Add();
+      return;
+    case session::EnqueueResult::kDroppedOffline:
+      counters_.dropped_offline_qos0.Add();
+      return;
+  }
+}
+
+void Router::SendRemote(uint32_t destination, message::Message* message,
+                        std::span<const sub::Subscriber> subscribers) {
+  Mailbox& mailbox = shared_.mailboxes.mailbox(shard_, destination);
+  const size_t per_record = mailbox.max_record_slots() - 1;
+  for (size_t start = 0; start < subscribers.size(); start += per_record) {
+    const size_t count = std::min(per_record, subscribers.size() - start);
+    record_.clear();
+    record_.push_back(
+        Slot{kMessage, static_cast<uint32_t>(count), reinterpret_cast<uint64_t>(message)});
+    for (size_t i = start; i < start + count; ++i) {
+      const sub::Subscriber& subscriber = subscribers[i];
+      const uint8_t qos = MinQos(subscriber.qos, message->qos());
+      record_.push_back(
+          Slot{kHandle, subscriber.session, (uint64_t{subscriber.generation} << 8) | qos});
+    }
+    message->AddRef();  // owned by the record until the destination drains it
+    Push(destination, record_);
+  }
+}
+
+void Router::Push(uint32_t destination, std::span<const Slot> record) {
+  auto& overflow = overflow_[destination];
+  if (overflow.empty()) {
+    const PushResult result = shared_.mailboxes.mailbox(shard_, destination).TryPush(record);
+    if (result.pushed) {
+      if (result.was_empty) doorbell_due_[destination] = true;
+      return;
+    }
+  }
+  if (overflow.size() >= kOverflowRecordsMax) {
+    counters_.mailbox_overflow.Add();
+    if (record[0].kind == kMessage) reinterpret_cast<message::Message*>(record[0].value)->Release();
+    if (record[0].kind == kHandoff) {
+      auto* handoff = reinterpret_cast<HandoffRecord*>(record[0].value);
+      close(handoff->fd);  // cannot be delivered: the client sees its connection close
+      delete handoff;
+    }
+    return;
+  }
+  counters_.mailbox_full.Add();
+  overflow.emplace_back(record.begin(), record.end());  // slow path: the mailbox is full
+}
+
+void Router::Handoff(const net::Connection& connection, int fd, std::vector<uint8_t> bytes) {
+  const uint32_t home = HomeShard(connection.client_id());
+  RINGMQ_ASSERT(home != shard_);
+  auto* handoff = new HandoffRecord{fd, std::move(bytes)};
+  counters_.connections_handed_off.Add();
+  const Slot record[] = {Slot{kHandoff, 0, reinterpret_cast<uint64_t>(handoff)}};
+  Push(home, record);
+}
+
+bool Router::DrainMailboxes() {
+  bool more = false;
+  for (uint32_t source = 0; source < shard_count_; ++source) {
+    if (source == shard_) continue;
+    const DrainResult result =
+        shared_.mailboxes.mailbox(source, shard_)
+            .Drain([this](std::span<const Slot> record) { OnRecord(record); }, kDrainBudgetRecords);
+    more = more || result.more;
+  }
+  return more;
+}
+
+void Router::OnRecord(std::span<const Slot> record) {
+  RINGMQ_ASSERT(!record.empty());
+  if (record[0].kind == kHandoff) {
+    std::unique_ptr<HandoffRecord> handoff(reinterpret_cast<HandoffRecord*>(record[0].value));
+    services_.AdoptConnection(handoff->fd, std::move(handoff->bytes));
+    return;
+  }
+  RINGMQ_ASSERT(record[0].kind == kMessage && record.size() == record[0].aux + size_t{1});
+  auto* message = reinterpret_cast<message::Message*>(record[0].value);
+  for (const Slot& handle : record.subspan(1)) {
+    DeliverLocal(handle.aux, static_cast<uint32_t>(handle.value >> 8),
+                 static_cast<uint8_t>(handle.value & 0xff), message, false);
+  }
+  message->Release();  // the record's reference
+}
+
+void Router::Flush() {
+  for (uint32_t destination = 0; destination < shard_count_; ++destination) {
+    auto& overflow = overflow_[destination];
+    while (!overflow.empty()) {
+      const PushResult result =
+          shared_.mailboxes.mailbox(shard_, destination).TryPush(overflow.front());
+      if (!result.pushed) break;
+      if (result.was_empty) doorbell_due_[destination] = true;
+      overflow.pop_front();
+    }
+    if (doorbell_due_[destination]) {
+      doorbell_due_[destination] = false;
+      services_.RingDoorbell(destination);
+    }
+  }
+  for (size_t i = 0; i < dirty_sessions_.size(); ++i) {
+    SessionEntry& entry = sessions_[dirty_sessions_[i]];
+    entry.dirty = false;
+    if (!entry.session || entry.connection == nullptr) continue;
+    net::Connection& connection = *entry.connection;
+    // Deliveries may fill half of the connection's output cap (see ConnectionContext).
+    const size_t budget = context_.max_output_bytes / 2;
+    const size_t pending = connection.pending_output_bytes();
+    if (pending >= budget) continue;  // OnConnectionWritable marks it again
+    std::vector<uint8_t>& out = connection.output_buffer();
+    const size_t written = entry.session->WriteOutput(out, out.size() + (budget - pending));
+    if (written > 0) {
+      counters_.bytes_delivered.Add(written);
+      services_.ConnectionDirty(connection.tag());
+    }
+  }
+  dirty_sessions_.clear();
+}
+
+}  // namespace ringmq::shard

@@ -1,0 +1,143 @@
+// The per-shard broker core: sessions on their home shard, routing of PUBLISH through the
+// shared subscription trie, delivery to local sessions and to other shards' mailboxes, and the
+// hand-off of connections to the shard that owns their client id.
+//
+// Home shard: a client id's session lives on shard hash(client_id) % shards. A connection
+// admitted elsewhere is moved there before its CONNACK (fd plus the bytes already read, through
+// the mailbox), so session lookup, takeover (MQTT-3.1.4-2) and persistent sessions are local
+// to one thread and the session map needs no lock. A server-assigned id (empty client id,
+// clean session) is unique by construction and served where it was accepted.
+//
+// Publish path (per PUBLISH, on the publisher's shard): one immutable Message, one trie match
+// (each session once, at the highest granted QoS, grouped by shard); local sessions get a
+// reference queued directly; each other shard gets one mailbox record per 63 subscribers
+// carrying one reference and the subscriber handles. The receiving shard queues to its
+// sessions. Bytes are produced at the end of the loop iteration, per connection, into its
+// output buffer (one send per connection per iteration).
+//
+// Mailbox records (16-byte slots):
+//   kMessage  aux = handle count, value = Message* (the record owns one reference)
+//   kHandle   aux = session index, value = generation << 8 | QoS
+//   kHandoff  value = Handoff* (the receiver owns and deletes it)
+// A full mailbox is not waited on: records wait in a per-destination overflow queue (bounded,
+// drops counted as mailbox_overflow) and are retried, in order, every iteration.
+//
+// Thread safety: one Router per shard, used only on that shard's thread. The trie and the
+// retained store are shared and internally synchronized; mailboxes are SPSC per shard pair.
+#ifndef RINGMQ_SHARD_ROUTER_H_
+#define RINGMQ_SHARD_ROUTER_H_
+
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "message/message.h"
+#include "metrics/counters.h"
+#include "net/connection.h"
+#include "ringmq/config.h"
+#include "session/session.h"
+#include "shard/mailbox.h"
+#include "shard/shared_state.h"
+#include "sub/trie.h"
+
+namespace ringmq::shard {
+
+// What the router needs from its shard's event loop.
+class ShardServices {
+ public:
+  virtual ~ShardServices() = default;
+  // Takes over a connection handed off by another shard.
+  virtual void AdoptConnection(int fd, std::vector<uint8_t> bytes) = 0;
+  // The connection has new bytes in its output buffer (or must close): flush it this iteration.
+  virtual void ConnectionDirty(uint32_t tag) = 0;
+  // Wakes shard `shard` (its mailbox from us went from empty to non-empty).
+  virtual void RingDoorbell(uint32_t shard) = 0;
+  virtual uint64_t now_ms() const = 0;
+};
+
+class Router final : public net::PacketSink {
+ public:
+  Router(uint32_t shard, const Config& config, SharedState& shared,
+         metrics::ShardCounters& counters, net::ConnectionContext& context,
+         ShardServices& services);
+  ~Router() override;
+  Router(const Router&) = delete;
+  Router& operator=(const Router&) = delete;
+
+  // net::PacketSink
+  ConnectAction OnConnect(net::Connection& connection, const mqtt::Connect& connect) override;
+  void OnPacket(net::Connection& connection, const mqtt::Packet& packet) override;
+
+  // The connection is about to be released. Publishes the will unless DISCONNECT was received
+  // (MQTT-3.1.2-8, MQTT-3.14.4-3) and ends a clean session.
+  void OnConnectionClosed(net::Connection& connection);
+  // A send of the connection completed: its session may write more.
+  void OnConnectionWritable(net::Connection& connection);
+
+  uint32_t HomeShard(std::string_view client_id) const;
+  // Moves a connection in kHandoff to its home shard.
+  void Handoff(const net::Connection& connection, int fd, std::vector<uint8_t> bytes);
+
+  // Delivers what other shards sent. Returns true if records were left (do not sleep).
+  bool DrainMailboxes();
+  // Retries overflowed mailbox records, then writes session output into connection buffers.
+  void Flush();
+
+  size_t session_count() const { return by_client_id_.size(); }
+
+ private:
+  static constexpr uint32_t kNone = UINT32_MAX;
+  struct SessionEntry {
+    std::optional<session::Session> session;
+    uint32_t generation = 0;
+    net::Connection* connection = nullptr;  // bound connection on this shard, if online
+    bool dirty = false;
+  };
+  struct HandoffRecord;
+
+  session::Session* SessionOf(const net::Connection& connection, uint32_t* index = nullptr);
+  uint32_t CreateSession(const std::string& client_id, bool clean_session);
+  void DestroySession(uint32_t index);
+  void Detach(uint32_t index, bool publish_will);
+  void MarkSessionDirty(uint32_t index);
+
+  void OnPublish(net::Connection& connection, const mqtt::Publish& publish);
+  void OnSubscribe(net::Connection& connection, uint32_t index, const mqtt::Subscribe& subscribe);
+  void OnUnsubscribe(net::Connection& connection, uint32_t index,
+                     const mqtt::Unsubscribe& unsubscribe);
+  void Route(const message::MessageRef& message);
+  void DeliverLocal(uint32_t index, uint32_t generation, uint8_t qos, message::Message* message,
+                    bool retain);
+  void SendRemote(uint32_t destination, message::Message* message,
+                  std::span<const sub::Subscriber> subscribers);
+  void Push(uint32_t destination, std::span<const Slot> record);
+  void OnRecord(std::span<const Slot> record);
+  void PublishWill(session::Session& session);
+
+  const uint32_t shard_;
+  const uint32_t shard_count_;
+  const Config& config_;
+  SharedState& shared_;
+  metrics::ShardCounters& counters_;
+  net::ConnectionContext& context_;
+  ShardServices& services_;
+  session::SessionLimits limits_;
+
+  std::deque<SessionEntry> sessions_;  // deque: stable addresses while growing
+  std::vector<uint32_t> free_sessions_;
+  absl::flat_hash_map<std::string, uint32_t> by_client_id_;
+  std::vector<uint32_t> session_of_tag_;  // connection tag -> session index
+  std::vector<uint32_t> dirty_sessions_;
+
+  sub::MatchResult match_;
+  std::vector<Slot> record_;                             // scratch for building mailbox records
+  std::vector<std::deque<std::vector<Slot>>> overflow_;  // per destination shard
+  std::vector<bool> doorbell_due_;
+};
+
+}  // namespace ringmq::shard
+
+#endif  // RINGMQ_SHARD_ROUTER_H_
