@@ -7,7 +7,8 @@
 #   asan               build-asan/   g++, ASan+UBSan, debug (mimalloc is off under sanitizers)
 #   fuzz               build-fuzz/   clang++-14, libFuzzer targets with ASan+UBSan
 # Extra arguments are ninja targets (e.g. `scripts/build.sh release ringmq`); none builds all.
-# Environment: RINGMQ_JOBS overrides the ninja job count (default: nproc).
+# Environment: RINGMQ_JOBS overrides the ninja job count (default: nproc); RINGMQ_KEEP_GOING=1
+# builds everything that can be built past a failure (ninja -k 0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -80,4 +81,6 @@ else
 fi
 
 jobs=${RINGMQ_JOBS:-$(nproc)}
-exec ninja -C "$dir" -j"$jobs" "$@"
+keep_going=()
+[[ "${RINGMQ_KEEP_GOING:-0}" == 1 ]] && keep_going=(-k 0)
+exec ninja -C "$dir" -j"$jobs" "${keep_going[@]}" "$@"
