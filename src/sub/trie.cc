@@ -40,7 +40,14 @@ static_assert(sizeof(ChildTable) % alignof(std::atomic<uint64_t>) == 0);
 enum class NodeKind : uint8_t { kRoot, kExact, kPlus, kHash };
 
 // One filter level; the level bytes follow the node in one allocation.
+//
+// Exact children live in `only_child` while there is at most one of them (most nodes of a deep
+// topic tree: "device/<n>/temp" has one child under each <n>), which saves a table and a cache
+// miss per level. The second child moves both into `children`: the table is published first,
+// then only_child is cleared, and readers look at only_child before children, so a child that
+// stays is always in one of the two. A node goes back to only_child only after its table emptied.
 struct Node {
+  std::atomic<uint64_t> only_child{0};  // a slot: 0 or a tagged node pointer
   std::atomic<ChildTable*> children{nullptr};
   std::atomic<Node*> plus{nullptr};
   std::atomic<Node*> hash{nullptr};
@@ -102,6 +109,26 @@ ChildTable* NewTable(uint32_t capacity) {
   return table;
 }
 
+// Writer-only: stores `slot` (a tagged node pointer whose level is absent from the table) in the
+// first free slot (tombstone or empty) of its probe sequence. The table has room (load <= 1/2).
+void PutInTable(ChildTable* table, uint64_t slot_value, uint64_t hash) {
+  const uint32_t mask = table->capacity - 1;
+  std::atomic<uint64_t>* slots = table->slots();
+  uint32_t index = static_cast<uint32_t>(hash) & mask;
+  for (uint32_t probes = 0; probes <= mask; ++probes) {
+    const uint64_t slot = slots[index].load(std::memory_order_relaxed);
+    if (slot == kEmptySlot || slot == kTombstone) {
+      table->used += slot == kEmptySlot ? 1 : 0;
+      ++table->live;
+      // Release: a reader that finds the node sees it fully built.
+      slots[index].store(slot_value, std::memory_order_release);
+      return;
+    }
+    index = (index + 1) & mask;
+  }
+  RINGMQ_ASSERT(false && "child table full");
+}
+
 void DeleteTable(void* object) {
   // The slots are trivially destructible atomics.
   ::operator delete(object);
@@ -140,8 +167,8 @@ NodeKind KindOf(std::string_view level) {
   return NodeKind::kExact;
 }
 
-// Reader and writer lookup of an exact child. Terminates because a table always keeps empty
-// slots (load <= 1/2); the bound on probes is a second guard.
+// Lookup of an exact child in a table. Terminates because a table always keeps empty slots
+// (load <= 1/2); the bound on probes is a second guard.
 const Node* FindInTable(const ChildTable* table, std::string_view level, uint64_t hash) {
   const uint32_t mask = table->capacity - 1;
   const uint64_t tag = TagOf(hash);
@@ -163,18 +190,19 @@ const Node* FindInTable(const ChildTable* table, std::string_view level, uint64_
   return nullptr;
 }
 
-// Returns 1 if `node` has subscribers (appended to `out`), else 0.
-size_t AppendSubscribers(const Node* node, std::vector<Subscriber>& out) {
-  const SubscriberArray* array = node->subscribers.load(std::memory_order_acquire);
-  if (array == nullptr) {
-    return 0;
+// Reader and writer lookup of an exact child: only_child first, then the table (see Node).
+const Node* FindExactChild(const Node* parent, std::string_view level, uint64_t hash) {
+  const uint64_t only = parent->only_child.load(std::memory_order_acquire);
+  if ((only >> kTagShift) == TagOf(hash) && SlotNode(only)->level() == level) {
+    return SlotNode(only);
   }
-  out.insert(out.end(), array->items(), array->items() + array->size);
-  return 1;
+  const ChildTable* table = parent->children.load(std::memory_order_acquire);
+  return table == nullptr ? nullptr : FindInTable(table, level, hash);
 }
 
 bool IsEmpty(const Node* node) {
   return node->subscribers.load(std::memory_order_relaxed) == nullptr &&
+         node->only_child.load(std::memory_order_relaxed) == kEmptySlot &&
          node->children.load(std::memory_order_relaxed) == nullptr &&
          node->plus.load(std::memory_order_relaxed) == nullptr &&
          node->hash.load(std::memory_order_relaxed) == nullptr;
@@ -208,6 +236,9 @@ SubscriptionTrie::~SubscriptionTrie() {
   while (!pending.empty()) {
     Node* node = pending.back();
     pending.pop_back();
+    if (const uint64_t only = node->only_child.load(std::memory_order_relaxed)) {
+      pending.push_back(SlotNode(only));
+    }
     if (ChildTable* table = node->children.load(std::memory_order_relaxed)) {
       for (uint32_t i = 0; i < table->capacity; ++i) {
         const uint64_t slot = table->slots()[i].load(std::memory_order_relaxed);
@@ -260,12 +291,8 @@ Node* SubscriptionTrie::FindChildForWrite(const Node* parent, std::string_view l
     default:
       break;
   }
-  const ChildTable* table = parent->children.load(std::memory_order_relaxed);
-  if (table == nullptr) {
-    return nullptr;
-  }
   // The writer owns every node; const only reflects the reader-side lookup.
-  return const_cast<Node*>(FindInTable(table, level, HashLevel(level)));
+  return const_cast<Node*>(FindExactChild(parent, level, HashLevel(level)));
 }
 
 Node* SubscriptionTrie::FindOrCreateChild(Node* parent, std::string_view level) {
@@ -290,33 +317,29 @@ Node* SubscriptionTrie::FindOrCreateChild(Node* parent, std::string_view level) 
 void SubscriptionTrie::InsertChild(Node* parent, Node* child, uint64_t hash) {
   ChildTable* table = parent->children.load(std::memory_order_relaxed);
   if (table == nullptr) {
+    const uint64_t only = parent->only_child.load(std::memory_order_relaxed);
+    if (only == kEmptySlot) {
+      parent->only_child.store(PackSlot(child, hash), std::memory_order_release);
+      return;
+    }
+    // Second child: publish a table holding the first one, then clear only_child (see Node).
     table = NewTable(kMinTableCapacity);
+    PutInTable(table, only, HashLevel(SlotNode(only)->level()));
     parent->children.store(table, std::memory_order_release);
+    parent->only_child.store(kEmptySlot, std::memory_order_release);
   } else if (2 * (size_t{table->used} + 1) > table->capacity) {
     RebuildChildren(parent, CapacityFor(size_t{table->live} + 1));
     table = parent->children.load(std::memory_order_relaxed);
   }
-  const uint32_t mask = table->capacity - 1;
-  std::atomic<uint64_t>* slots = table->slots();
-  uint32_t index = static_cast<uint32_t>(hash) & mask;
-  // The caller checked the level is absent, so the first free slot (tombstone or empty) on its
-  // probe sequence is the place.
-  for (uint32_t probes = 0; probes <= mask; ++probes) {
-    const uint64_t slot = slots[index].load(std::memory_order_relaxed);
-    if (slot == kEmptySlot || slot == kTombstone) {
-      if (slot == kEmptySlot) {
-        ++table->used;
-      }
-      ++table->live;
-      slots[index].store(PackSlot(child, hash), std::memory_order_release);
-      return;
-    }
-    index = (index + 1) & mask;
-  }
-  RINGMQ_ASSERT(false && "child table full");
+  PutInTable(table, PackSlot(child, hash), hash);
 }
 
 void SubscriptionTrie::EraseChild(Node* parent, Node* child) {
+  const uint64_t only = parent->only_child.load(std::memory_order_relaxed);
+  if (only != kEmptySlot && SlotNode(only) == child) {
+    parent->only_child.store(kEmptySlot, std::memory_order_release);
+    return;
+  }
   if (child->kind == NodeKind::kPlus) {
     RINGMQ_ASSERT(parent->plus.load(std::memory_order_relaxed) == child);
     parent->plus.store(nullptr, std::memory_order_release);
@@ -510,12 +533,12 @@ void SubscriptionTrie::SplitTopic(std::string_view topic, MatchResult& result,
 void SubscriptionTrie::Match(std::string_view topic, MatchResult& result) const {
   result.subscribers_.clear();
   result.shards_.clear();
+  result.run_starts_.clear();
   size_t level_count = 0;
   SplitTopic(topic, result, level_count);
   // MQTT-4.7.2-1: a filter starting with a wildcard does not match a topic starting with '$'.
   const bool dollar_topic = !topic.empty() && topic[0] == '$';
 
-  size_t lists = 0;  // subscriber arrays appended
   size_t top = 0;
   result.stack_[top++] = {root_, 0};
   while (top > 0) {
@@ -526,19 +549,17 @@ void SubscriptionTrie::Match(std::string_view topic, MatchResult& result) const 
     // '#' matches the rest of the topic, including nothing at all ("sport/#" matches "sport").
     if (wildcards) {
       if (const Node* hash = node->hash.load(std::memory_order_acquire)) {
-        lists += AppendSubscribers(hash, result.subscribers_);
+        AppendSubscribers(hash, result);
       }
     }
     if (depth == level_count) {
-      lists += AppendSubscribers(node, result.subscribers_);
+      AppendSubscribers(node, result);
       continue;
     }
-    if (const ChildTable* table = node->children.load(std::memory_order_acquire)) {
-      if (const Node* child =
-              FindInTable(table, result.levels_[depth], result.level_hashes_[depth])) {
-        RINGMQ_ASSERT(top < MatchResult::kStackCapacity);
-        result.stack_[top++] = {child, depth + 1};
-      }
+    if (const Node* child =
+            FindExactChild(node, result.levels_[depth], result.level_hashes_[depth])) {
+      RINGMQ_ASSERT(top < MatchResult::kStackCapacity);
+      result.stack_[top++] = {child, depth + 1};
     }
     if (wildcards) {
       if (const Node* plus = node->plus.load(std::memory_order_acquire)) {
@@ -547,15 +568,60 @@ void SubscriptionTrie::Match(std::string_view topic, MatchResult& result) const 
       }
     }
   }
-  Finish(result, lists);
+  Finish(result);
+}
+
+void SubscriptionTrie::AppendSubscribers(const Node* node, MatchResult& result) {
+  const SubscriberArray* array = node->subscribers.load(std::memory_order_acquire);
+  if (array != nullptr) {
+    result.run_starts_.push_back(result.subscribers_.size());
+    result.subscribers_.insert(result.subscribers_.end(), array->items(),
+                               array->items() + array->size);
+  }
+}
+
+// The result holds one sorted run per matching filter; merges them pairwise (bottom-up, through
+// merge_buffer_) into one sorted sequence: O(n log runs), no allocation once warm.
+void SubscriptionTrie::MergeRuns(MatchResult& result) {
+  const size_t size = result.subscribers_.size();
+  std::vector<size_t>& starts = result.run_starts_;
+  starts.push_back(size);  // starts[i + 1] ends run i
+  result.merge_buffer_.resize(size);
+  Subscriber* from = result.subscribers_.data();
+  Subscriber* to = result.merge_buffer_.data();
+  bool in_buffer = false;
+  while (starts.size() > 2) {
+    const size_t runs = starts.size() - 1;
+    size_t kept = 0;
+    for (size_t run = 0; run < runs; run += 2) {
+      const size_t begin = starts[run];
+      const size_t middle = starts[run + 1];
+      if (run + 1 < runs) {
+        const size_t end = starts[run + 2];
+        std::merge(from + begin, from + middle, from + middle, from + end, to + begin, SessionLess);
+      } else {
+        std::copy(from + begin, from + middle, to + begin);
+      }
+      starts[kept++] = begin;
+    }
+    starts[kept++] = size;
+    starts.resize(kept);
+    std::swap(from, to);
+    in_buffer = !in_buffer;
+  }
+  if (in_buffer) {
+    // Copy back rather than swap, so that the result keeps one stable buffer.
+    std::copy(result.merge_buffer_.begin(), result.merge_buffer_.end(),
+              result.subscribers_.begin());
+  }
 }
 
 // Merges overlapping subscriptions (one entry per session, highest QoS) and groups by shard.
-void SubscriptionTrie::Finish(MatchResult& result, size_t lists) {
+void SubscriptionTrie::Finish(MatchResult& result) {
   std::vector<Subscriber>& subscribers = result.subscribers_;
-  // One array is already sorted and unique; several need a sort and a merge of equal sessions.
-  if (lists > 1) {
-    std::sort(subscribers.begin(), subscribers.end(), SessionLess);
+  // One array is already sorted and unique; several need a merge and then one entry per session.
+  if (result.run_starts_.size() > 1) {
+    MergeRuns(result);
     size_t kept = 0;
     for (size_t i = 0; i < subscribers.size(); ++i) {
       if (kept > 0 && SameSession(subscribers[kept - 1], subscribers[i])) {

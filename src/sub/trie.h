@@ -2,9 +2,15 @@
 // topic of every PUBLISH.
 //
 // Shape: one node per filter level. A node holds its exact-level children in an open-addressing
-// hash table (so a parent with a million children costs O(1) per lookup), dedicated pointers to
-// its '+' and '#' children, and an immutable sorted array of the subscribers whose filter ends
-// there. Subscribers are handles to a session on its home shard, never pointers.
+// hash table (so a parent with a million children costs O(1) per lookup; a lone child sits in an
+// inline slot instead), dedicated pointers to its '+' and '#' children, and an immutable sorted
+// array of the subscribers whose filter ends there. Subscribers are handles to a session on its
+// home shard, never pointers.
+//
+// Cost of Match: O(levels) probes per trie branch that matches a prefix of the topic (exact, '+'
+// and '#' children), plus O(k log r) to merge the k subscribers of r matching filters. Subscribe
+// and Unsubscribe: O(levels) plus O(n) to copy the subscriber array of a filter with n
+// subscribers (copy-on-write).
 //
 // Thread safety
 // - Match is lock-free, wait-free in the absence of writers, and allocation-free once the
@@ -24,12 +30,16 @@
 // complete object or the previous one. Nothing reachable by a reader is modified in place except
 // child-table slots, whose transitions are: empty -> node (insert), node -> tombstone (erase),
 // tombstone -> node (insert reusing the tombstone). A slot never goes back to empty, so a probe
-// sequence a reader follows never loses a key that stays present. Replacing a table, a subscriber
+// sequence a reader follows never loses a key that stays present. A resized table is built aside
+// and replaces the old one with one release store. When a second exact child arrives, the table
+// holding both is published before the inline slot is cleared, and readers read the inline slot
+// first, so a child that stays is always found in one of the two. Replacing a table, a subscriber
 // array or unlinking a node hands the old object to EpochDomain::Retire.
 //
 // Invariants (writer side, under mutex_)
-// - Node::children is null iff the node has no exact children; a table's load (live plus
-//   tombstones) stays at or below half its capacity.
+// - A node's exact children are either in its one inline slot (at most one child, no table) or in
+//   its table (one child or more); never both outside a writer's critical section. A table is
+//   freed when its last child goes; its load (live plus tombstones) stays at or below 1/2.
 // - A node other than the root that has no subscribers and no children is unlinked and retired
 //   at once (pruning), so the trie holds only nodes on the path of a live subscription.
 // - Each subscriber array is sorted by session identity (shard, session, generation), without
@@ -127,6 +137,10 @@ class MatchResult {
 
   std::vector<Subscriber> subscribers_;
   std::vector<ShardSubscribers> shards_;
+  // Scratch: where each matching filter's (sorted) subscriber array starts in subscribers_, and
+  // the second buffer of the merge.
+  std::vector<size_t> run_starts_;
+  std::vector<Subscriber> merge_buffer_;
   std::array<std::string_view, mqtt::kMaxTopicLevels> levels_;
   std::array<uint64_t, mqtt::kMaxTopicLevels> level_hashes_;
   std::array<Frame, kStackCapacity> stack_;
@@ -173,7 +187,9 @@ class SubscriptionTrie {
   void Prune(Node* node) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   uint64_t HashLevel(std::string_view level) const;
   void SplitTopic(std::string_view topic, MatchResult& result, size_t& level_count) const;
-  static void Finish(MatchResult& result, size_t lists);
+  static void AppendSubscribers(const Node* node, MatchResult& result);
+  static void MergeRuns(MatchResult& result);
+  static void Finish(MatchResult& result);
 
   EpochDomain& epoch_;
   const uint64_t hash_seed_;

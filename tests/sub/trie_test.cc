@@ -180,6 +180,26 @@ TEST_F(TrieTest, OverlappingSubscriptionsDeliverOnceAtHighestQos_MQTT_3_3_5_1) {
   EXPECT_EQ(Match("a/b"), (Entries{{0, 1, 0, 0}, {0, 2, 0, 2}, {0, 3, 0, 0}}));
 }
 
+// Seven matching filters (an odd number of sorted runs to merge), overlapping sessions on
+// several shards.
+TEST_F(TrieTest, ManyOverlappingFiltersMergeToOneEntryPerSession) {
+  const std::vector<std::string> filters = {"a/b/c", "a/b/+", "a/+/c",  "+/b/c",
+                                            "a/#",   "#",     "a/b/c/#"};
+  reference::BruteForceMatcher brute_force;
+  for (uint32_t session = 0; session < 60; ++session) {
+    for (size_t f = 0; f < filters.size(); ++f) {
+      if ((session + f) % 3 != 0) {
+        const Subscriber s = Sub(session % 13, static_cast<uint8_t>((session + f) % 3),
+                                 static_cast<uint16_t>(session % 5), session % 2);
+        EXPECT_EQ(trie_.Subscribe(filters[f], s), brute_force.Subscribe(filters[f], s));
+      }
+    }
+  }
+  EXPECT_EQ(Match("a/b/c"), brute_force.Match("a/b/c"));
+  EXPECT_EQ(Match("a/b/d"), brute_force.Match("a/b/d"));
+  EXPECT_EQ(Match("x/b/c"), brute_force.Match("x/b/c"));
+}
+
 TEST_F(TrieTest, IdentityIncludesShardAndGeneration) {
   EXPECT_TRUE(trie_.Subscribe("t", Sub(5, 0, 0, 1)));
   EXPECT_TRUE(trie_.Subscribe("t", Sub(5, 1, 0, 2)));  // a later session in the same slot
