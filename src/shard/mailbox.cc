@@ -35,7 +35,7 @@ PushResult Mailbox::TryPush(std::span<const Slot> slots) {
   geometry_.record_lengths[position] = static_cast<uint8_t>(length);
   producer_.tail.store(tail + length, std::memory_order_release);
   // Dekker with Drain: tail store, fence, head load (see the header).
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  StoreLoadFence();
   const uint64_t head = consumer_.head.load(std::memory_order_acquire);
   // head may already be past this record (the consumer was awake and took it): no doorbell.
   RINGMQ_ASSERT(head <= tail + length);
