@@ -208,7 +208,27 @@ bool IsEmpty(const Node* node) {
          node->hash.load(std::memory_order_relaxed) == nullptr;
 }
 
-// 64-bit multiply-xorshift mixing (the finalizer of MurmurHash3), keyed by a per-trie seed.
+// 64x64 -> 128-bit multiply folded to 64 bits: every output bit depends on most input bits, in a
+// few cycles.
+uint64_t FoldedMultiply(uint64_t a, uint64_t b) {
+  __extension__ using Product = unsigned __int128;
+  const Product product = static_cast<Product>(a) * b;
+  return static_cast<uint64_t>(product) ^ static_cast<uint64_t>(product >> 64);
+}
+
+uint64_t Load64(const char* bytes) {
+  uint64_t value;
+  std::memcpy(&value, bytes, sizeof(value));
+  return value;
+}
+
+uint64_t Load32(const char* bytes) {
+  uint32_t value;
+  std::memcpy(&value, bytes, sizeof(value));
+  return value;
+}
+
+// The MurmurHash3 finalizer, to derive the second hash key from the seed.
 uint64_t Mix(uint64_t value) {
   value ^= value >> 33;
   value *= 0xff51afd7ed558ccdULL;
@@ -228,7 +248,10 @@ uint64_t RandomSeed() {
 SubscriptionTrie::SubscriptionTrie(EpochDomain& epoch) : SubscriptionTrie(epoch, RandomSeed()) {}
 
 SubscriptionTrie::SubscriptionTrie(EpochDomain& epoch, uint64_t hash_seed)
-    : epoch_(epoch), hash_seed_(hash_seed), root_(NewNode(nullptr, {}, NodeKind::kRoot)) {}
+    : epoch_(epoch),
+      hash_seed_(hash_seed),
+      hash_key_(Mix(hash_seed ^ 0x9e3779b97f4a7c15ULL) | 1),
+      root_(NewNode(nullptr, {}, NodeKind::kRoot)) {}
 
 SubscriptionTrie::~SubscriptionTrie() {
   // Iterative: the depth is bounded by kMaxTopicLevels, but the fan-out is not.
@@ -261,23 +284,37 @@ SubscriptionTrie::~SubscriptionTrie() {
   }
 }
 
+// Short levels (most are under 16 bytes) take two folded multiplies; longer ones one more per 16
+// bytes. Both keys are secret, so no input can cancel a multiplicand to zero on purpose.
 uint64_t SubscriptionTrie::HashLevel(std::string_view level) const {
-  uint64_t hash = hash_seed_ ^ (level.size() * 0x9e3779b97f4a7c15ULL);
   const char* bytes = level.data();
-  size_t remaining = level.size();
-  while (remaining >= sizeof(uint64_t)) {
-    uint64_t word;
-    std::memcpy(&word, bytes, sizeof(word));
-    hash = Mix(hash ^ word);
-    bytes += sizeof(word);
-    remaining -= sizeof(word);
+  const size_t size = level.size();
+  uint64_t state = hash_seed_;
+  uint64_t first = 0;
+  uint64_t last = 0;
+  if (size <= 16) {
+    if (size >= 4) {
+      // Four 4-byte reads, two from each end, cover every byte of 4..16 bytes.
+      const size_t step = (size >> 3) << 2;  // 0 for 4..7 bytes, 4 for 8..15, 8 for 16
+      first = (Load32(bytes) << 32) | Load32(bytes + step);
+      last = (Load32(bytes + size - 4) << 32) | Load32(bytes + size - 4 - step);
+    } else if (size > 0) {
+      first = (uint64_t{static_cast<uint8_t>(bytes[0])} << 16) |
+              (uint64_t{static_cast<uint8_t>(bytes[size >> 1])} << 8) |
+              static_cast<uint8_t>(bytes[size - 1]);
+    }
+  } else {
+    size_t remaining = size;
+    while (remaining > 16) {
+      state = FoldedMultiply(Load64(bytes) ^ hash_key_, Load64(bytes + 8) ^ state);
+      bytes += 16;
+      remaining -= 16;
+    }
+    // The last 16 bytes of the level, overlapping bytes already mixed when remaining < 16.
+    first = Load64(bytes + remaining - 16);
+    last = Load64(bytes + remaining - 8);
   }
-  if (remaining > 0) {
-    uint64_t word = 0;
-    std::memcpy(&word, bytes, remaining);
-    hash = Mix(hash ^ word);
-  }
-  return Mix(hash);
+  return FoldedMultiply(hash_key_ ^ size, FoldedMultiply(first ^ hash_key_, last ^ state));
 }
 
 // ---- Writer side ----------------------------------------------------------------------------
@@ -511,21 +548,20 @@ void SubscriptionTrie::Prune(Node* node) {
 
 void SubscriptionTrie::SplitTopic(std::string_view topic, MatchResult& result,
                                   size_t& level_count) const {
+  // A plain byte loop: levels are short, so it beats a memchr call per level.
   size_t count = 0;
   size_t begin = 0;
-  while (true) {
-    const size_t slash = topic.find('/', begin);
-    const size_t end = slash == std::string_view::npos ? topic.size() : slash;
+  for (size_t i = 0; i <= topic.size(); ++i) {
+    if (i < topic.size() && topic[i] != '/') {
+      continue;
+    }
     // Always on: the level arrays have this size.
     RINGMQ_ASSERT(count < mqtt::kMaxTopicLevels);
-    const std::string_view level = topic.substr(begin, end - begin);
+    const std::string_view level = topic.substr(begin, i - begin);
     result.levels_[count] = level;
     result.level_hashes_[count] = HashLevel(level);
     ++count;
-    if (slash == std::string_view::npos) {
-      break;
-    }
-    begin = slash + 1;
+    begin = i + 1;
   }
   level_count = count;
 }

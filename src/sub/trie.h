@@ -193,6 +193,7 @@ class SubscriptionTrie {
 
   EpochDomain& epoch_;
   const uint64_t hash_seed_;
+  const uint64_t hash_key_;  // derived from the seed
   Node* const root_;
   std::atomic<size_t> subscription_count_{0};
   std::atomic<size_t> node_count_{1};
