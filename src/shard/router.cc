@@ -85,13 +85,17 @@ net::PacketSink::ConnectAction Router::OnConnect(net::Connection& connection,
     index = it->second;
     SessionEntry& entry = sessions_[index];
     if (entry.connection != nullptr) {
-      // MQTT-3.1.4-2: the new connection takes over; the old one is closed and, as it did not
-      // send DISCONNECT, its will is published.
-      counters_.session_takeovers.Add();
+      // MQTT-3.1.4-2: the new connection takes over; the old one is closed and, unless it sent
+      // DISCONNECT (it may still be closing after one), its will is published. A DISCONNECTed
+      // connection that is still closing is no takeover.
       net::Connection* old = entry.connection;
-      RINGMQ_LOG_DEBUG("client %s taken over by a new connection", client_id.c_str());
+      const bool graceful = old->disconnected_gracefully();
+      if (!graceful) {
+        counters_.session_takeovers.Add();
+        RINGMQ_LOG_DEBUG("client %s taken over by a new connection", client_id.c_str());
+      }
       session_of_tag_[old->tag()] = kNone;
-      Detach(index, /*publish_will=*/true);
+      Detach(index, /*publish_will=*/!graceful);
       old->Close(services_.now_ms());
       services_.ConnectionDirty(old->tag());
     }
@@ -449,10 +453,6 @@ void Router::Flush() {
       if (result.was_empty) doorbell_due_[destination] = true;
       overflow.pop_front();
     }
-    if (doorbell_due_[destination]) {
-      doorbell_due_[destination] = false;
-      services_.RingDoorbell(destination);
-    }
   }
   for (size_t i = 0; i < dirty_sessions_.size(); ++i) {
     SessionEntry& entry = sessions_[dirty_sessions_[i]];
@@ -471,6 +471,14 @@ void Router::Flush() {
     }
   }
   dirty_sessions_.clear();
+}
+
+void Router::RingDoorbells() {
+  for (uint32_t destination = 0; destination < shard_count_; ++destination) {
+    if (!doorbell_due_[destination]) continue;
+    doorbell_due_[destination] = false;
+    services_.RingDoorbell(destination);
+  }
 }
 
 }  // namespace ringmq::shard

@@ -85,6 +85,9 @@ class Router final : public net::PacketSink {
   bool DrainMailboxes();
   // Retries overflowed mailbox records, then writes session output into connection buffers.
   void Flush();
+  // Wakes the shards whose mailbox from us went from empty to non-empty this iteration. Last
+  // in the iteration, after the shard's own flush, which can hand off connections.
+  void RingDoorbells();
 
   size_t session_count() const { return by_client_id_.size(); }
 

@@ -124,6 +124,7 @@ void Shard::Loop() {
     }
     router_->Flush();
     Flush();
+    router_->RingDoorbells();
     buffers_->Publish();
     shared_.epochs.Quiescent(index_);
   }
