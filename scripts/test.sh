@@ -92,6 +92,7 @@ build() {
   local mode=$1 log="$work/build-$1.log" start=$SECONDS
   echo "building $mode ..."
   # Keep going past a failure, so that whatever compiles can still be tested.
+  rm -f "$2/build-failure.log"
   if RINGMQ_KEEP_GOING=1 scripts/build.sh "$mode" >"$log" 2>&1; then
     echo "build $mode: ok ($((SECONDS - start))s)"
     return 0
@@ -102,10 +103,24 @@ build() {
   return 1
 }
 
-# ensure_target DIR TARGET: after a failed full build, brings one target up to date on its own
-# so that what did compile can still be tested. Quiet; returns ninja's status.
+# ensure_target DIR TARGET: after a failed full build (which went on past failures), true if
+# TARGET can nevertheless be brought up to date, so that what did compile can still be tested.
+# A target that needs one of the outputs that just failed is not retried (that would only
+# repeat the failing compile); anything else still to do (sources edited since) is built.
 ensure_target() {
-  ninja -C "$1" -j"${RINGMQ_JOBS:-$(nproc)}" "$2" >"$work/ensure.log" 2>&1
+  local dir=$1 target=$2 plan out
+  plan=$(ninja -C "$dir" -n "$target" 2>&1) || return 1
+  grep -q '^ninja: no work to do' <<<"$plan" && return 0
+  local log="$dir/build-failure.log"
+  if [[ -f "$log" ]]; then
+    # ninja's plan lines end with the output ("[2/7] Compiling C++ object lib.a.p/x.cc.o").
+    local -a outs=()
+    read -r -a outs <<<"$(sed -n 's/^FAILED: //p' "$log" | tr '\n' ' ')"
+    for out in "${outs[@]}"; do
+      grep -qF -- " $out" <<<"$plan" && return 1
+    done
+  fi
+  ninja -C "$dir" -j"${RINGMQ_JOBS:-$(nproc)}" "$target" >"$work/ensure.log" 2>&1
 }
 
 # Lists the meson tests of build dir $1, one per line: name, workdir (or "-"), protocol, cmd...
