@@ -257,7 +257,7 @@ void RetainedStore::Set(message::MessageRef message) {
   const std::string_view topic = message->topic();
   RINGMQ_ASSERT(!topic.empty());                                       // MQTT-4.7.3-1
   RINGMQ_ASSERT(topic.find_first_of("+#") == std::string_view::npos);  // MQTT-3.3.2-2
-  absl::MutexLock lock(&mutex_);
+  MutexLock lock(&mutex_);
   if (message->payload().empty()) {
     // MQTT-3.3.1-10: delete the retained message; MQTT-3.3.1-11: do not store this one. Its
     // reference is dropped by `message` on return; no reader ever saw it.

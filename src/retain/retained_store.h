@@ -22,7 +22,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/function_ref.h"
-#include "absl/synchronization/mutex.h"
+#include "common/mutex.h"
 #include "message/message.h"
 #include "sub/epoch.h"
 
@@ -65,7 +65,7 @@ class RetainedStore {
   std::atomic<size_t> size_{0};
   // Random per store, so that clients cannot choose topics that collide in the child tables.
   const uint64_t hash_seed_;
-  absl::Mutex mutex_;
+  Mutex mutex_;
 };
 
 }  // namespace ringmq::retain

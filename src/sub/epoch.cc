@@ -21,7 +21,7 @@ EpochDomain::EpochDomain(uint32_t reader_count)
 }
 
 EpochDomain::~EpochDomain() {
-  absl::MutexLock lock(&mutex_);
+  MutexLock lock(&mutex_);
   for (const Retired& retired : retired_) {
     retired.deleter(retired.object);
   }
@@ -68,7 +68,7 @@ bool EpochDomain::IsOnline(uint32_t reader) const {
 void EpochDomain::Retire(void* object, Deleter deleter) {
   RINGMQ_ASSERT(object != nullptr);
   RINGMQ_ASSERT(deleter != nullptr);
-  absl::MutexLock lock(&mutex_);
+  MutexLock lock(&mutex_);
   // Tag with the current epoch and advance it: a reader that reads the new value (acquire) sees
   // the unlink that came before this call, so the next Quiescent of each reader suffices.
   const uint64_t epoch = global_epoch_.fetch_add(1, std::memory_order_acq_rel);
@@ -80,7 +80,7 @@ void EpochDomain::Retire(void* object, Deleter deleter) {
 }
 
 size_t EpochDomain::Collect() {
-  absl::MutexLock lock(&mutex_);
+  MutexLock lock(&mutex_);
   return CollectLocked();
 }
 
@@ -116,7 +116,7 @@ size_t EpochDomain::CollectLocked() {
 }
 
 size_t EpochDomain::pending() const {
-  absl::MutexLock lock(&mutex_);
+  MutexLock lock(&mutex_);
   return retired_.size();
 }
 

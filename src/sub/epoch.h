@@ -71,7 +71,6 @@
 #define RINGMQ_SUB_EPOCH_H_
 
 #include <absl/base/thread_annotations.h>
-#include <absl/synchronization/mutex.h>
 
 #include <atomic>
 #include <cstddef>
@@ -80,6 +79,7 @@
 #include <vector>
 
 #include "common/assert.h"
+#include "common/mutex.h"
 
 namespace ringmq::sub {
 
@@ -157,7 +157,7 @@ class EpochDomain {
   alignas(64) std::atomic<uint64_t> barrier_word_{0};
   std::atomic<uint64_t> freed_total_{0};
 
-  mutable absl::Mutex mutex_;
+  mutable Mutex mutex_;
   std::vector<Retired> retired_ ABSL_GUARDED_BY(mutex_);
   size_t collect_threshold_ ABSL_GUARDED_BY(mutex_) = kCollectThresholdMin;
 };

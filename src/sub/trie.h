@@ -58,7 +58,6 @@
 #define RINGMQ_SUB_TRIE_H_
 
 #include <absl/base/thread_annotations.h>
-#include <absl/synchronization/mutex.h>
 
 #include <array>
 #include <atomic>
@@ -68,6 +67,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/mutex.h"
 #include "mqtt/topic.h"
 #include "sub/epoch.h"
 
@@ -197,7 +197,7 @@ class SubscriptionTrie {
   Node* const root_;
   std::atomic<size_t> subscription_count_{0};
   std::atomic<size_t> node_count_{1};
-  absl::Mutex mutex_;
+  Mutex mutex_;
 };
 
 }  // namespace ringmq::sub
