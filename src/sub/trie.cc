@@ -441,7 +441,7 @@ void SubscriptionTrie::RebuildChildren(Node* parent, uint32_t capacity) {
 bool SubscriptionTrie::Subscribe(std::string_view filter, Subscriber subscriber) {
   RINGMQ_ASSERT(!filter.empty());
   RINGMQ_ASSERT(subscriber.qos <= 2);
-  absl::MutexLock lock(&mutex_);
+  MutexLock lock(&mutex_);
   Node* node = root_;
   size_t level_count = 0;
   size_t begin = 0;
@@ -487,7 +487,7 @@ bool SubscriptionTrie::Subscribe(std::string_view filter, Subscriber subscriber)
 
 bool SubscriptionTrie::Unsubscribe(std::string_view filter, Subscriber identity) {
   RINGMQ_ASSERT(!filter.empty());
-  absl::MutexLock lock(&mutex_);
+  MutexLock lock(&mutex_);
   Node* node = root_;
   size_t level_count = 0;
   size_t begin = 0;
