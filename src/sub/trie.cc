@@ -167,6 +167,44 @@ NodeKind KindOf(std::string_view level) {
   return NodeKind::kExact;
 }
 
+uint64_t Load64(const char* bytes) {
+  uint64_t value;
+  std::memcpy(&value, bytes, sizeof(value));
+  return value;
+}
+
+uint64_t Load32(const char* bytes) {
+  uint32_t value;
+  std::memcpy(&value, bytes, sizeof(value));
+  return value;
+}
+
+// Byte equality of two levels, inline for the common short ones (overlapping word loads) instead
+// of a memcmp call.
+bool LevelEquals(std::string_view a, std::string_view b) {
+  const size_t size = a.size();
+  if (size != b.size()) {
+    return false;
+  }
+  const char* x = a.data();
+  const char* y = b.data();
+  if (size >= 8) {
+    if (size > 16) {
+      return std::memcmp(x, y, size) == 0;
+    }
+    return ((Load64(x) ^ Load64(y)) | (Load64(x + size - 8) ^ Load64(y + size - 8))) == 0;
+  }
+  if (size >= 4) {
+    return ((Load32(x) ^ Load32(y)) | (Load32(x + size - 4) ^ Load32(y + size - 4))) == 0;
+  }
+  for (size_t i = 0; i < size; ++i) {
+    if (x[i] != y[i]) {
+      return false;
+    }
+  }
+  return true;
+}
+
 // Lookup of an exact child in a table. Terminates because a table always keeps empty slots
 // (load <= 1/2); the bound on probes is a second guard.
 const Node* FindInTable(const ChildTable* table, std::string_view level, uint64_t hash) {
@@ -181,7 +219,7 @@ const Node* FindInTable(const ChildTable* table, std::string_view level, uint64_
     }
     if ((slot >> kTagShift) == tag) {
       const Node* node = SlotNode(slot);
-      if (node->level() == level) {
+      if (LevelEquals(node->level(), level)) {
         return node;
       }
     }
@@ -193,7 +231,7 @@ const Node* FindInTable(const ChildTable* table, std::string_view level, uint64_
 // Reader and writer lookup of an exact child: only_child first, then the table (see Node).
 const Node* FindExactChild(const Node* parent, std::string_view level, uint64_t hash) {
   const uint64_t only = parent->only_child.load(std::memory_order_acquire);
-  if ((only >> kTagShift) == TagOf(hash) && SlotNode(only)->level() == level) {
+  if ((only >> kTagShift) == TagOf(hash) && LevelEquals(SlotNode(only)->level(), level)) {
     return SlotNode(only);
   }
   const ChildTable* table = parent->children.load(std::memory_order_acquire);
@@ -214,18 +252,6 @@ uint64_t FoldedMultiply(uint64_t a, uint64_t b) {
   __extension__ using Product = unsigned __int128;
   const Product product = static_cast<Product>(a) * b;
   return static_cast<uint64_t>(product) ^ static_cast<uint64_t>(product >> 64);
-}
-
-uint64_t Load64(const char* bytes) {
-  uint64_t value;
-  std::memcpy(&value, bytes, sizeof(value));
-  return value;
-}
-
-uint64_t Load32(const char* bytes) {
-  uint32_t value;
-  std::memcpy(&value, bytes, sizeof(value));
-  return value;
 }
 
 // The MurmurHash3 finalizer, to derive the second hash key from the seed.
