@@ -430,13 +430,14 @@ TEST_F(TrieTest, DifferentialAgainstBruteForce) {
 
 // ---- Multi-threaded --------------------------------------------------------------------------
 
-// Readers match continuously while one writer subscribes and unsubscribes around a set of
+// Readers match continuously while two writers subscribe and unsubscribe around a set of
 // subscriptions that are never removed. Every Match must find every stable subscription of the
 // topic with its QoS, and return a sorted result without duplicates. The writer churns the same
 // nodes (copy-on-write subscriber arrays), and creates and prunes thousands of siblings so that
 // child tables grow, shrink and are replaced under the readers.
 TEST(TrieStressTest, StableSubscriptionsAlwaysFound) {
   constexpr uint32_t kReaders = 3;
+  constexpr uint32_t kWriters = 2;
   constexpr int kKeys = 2000;
   constexpr int kStableEvery = 50;
   constexpr int kWriterOperations = 60000;
@@ -488,30 +489,40 @@ TEST(TrieStressTest, StableSubscriptionsAlwaysFound) {
     });
   }
 
-  std::mt19937 random(7);
-  std::vector<std::pair<std::string, Subscriber>> live;
-  for (int op = 0; op < kWriterOperations; ++op) {
-    const int key = static_cast<int>(random() % kKeys);
-    const Subscriber churn{static_cast<uint16_t>(random() % 4),
-                           static_cast<uint32_t>(100 + random() % 50), 0,
-                           static_cast<uint8_t>(random() % 3)};
-    // Phases of mostly subscribing, then mostly unsubscribing, so the tables grow and shrink.
-    const bool subscribe_phase = (op / 10000) % 2 == 0;
-    if (live.empty() || random() % 10 < (subscribe_phase ? 8u : 2u)) {
-      static constexpr const char* kShapes[] = {"s/%d/x", "s/%d/y", "s/%d/#", "s/+/%d", "%d/x"};
-      char filter[32];
-      std::snprintf(filter, sizeof(filter), kShapes[random() % 5], key);
-      trie.Subscribe(filter, churn);
-      live.emplace_back(filter, churn);
-    } else {
-      const size_t index = random() % live.size();
-      trie.Unsubscribe(live[index].first, live[index].second);
-      live[index] = live.back();
-      live.pop_back();
+  // Two writers, each with its own churn sessions, contend for the trie's mutex.
+  std::vector<std::pair<std::string, Subscriber>> live[kWriters];
+  auto write = [&](uint32_t writer) {
+    std::mt19937 random(7 + writer);
+    for (int op = 0; op < kWriterOperations / static_cast<int>(kWriters); ++op) {
+      const int key = static_cast<int>(random() % kKeys);
+      const Subscriber churn{static_cast<uint16_t>(random() % 4),
+                             static_cast<uint32_t>(100 * (writer + 1) + random() % 50), 0,
+                             static_cast<uint8_t>(random() % 3)};
+      // Phases of mostly subscribing, then mostly unsubscribing, so the tables grow and shrink.
+      const bool subscribe_phase = (op / 10000) % 2 == 0;
+      if (live[writer].empty() || random() % 10 < (subscribe_phase ? 8u : 2u)) {
+        static constexpr const char* kShapes[] = {"s/%d/x", "s/%d/y", "s/%d/#", "s/+/%d", "%d/x"};
+        char filter[32];
+        std::snprintf(filter, sizeof(filter), kShapes[random() % 5], key);
+        trie.Subscribe(filter, churn);
+        live[writer].emplace_back(filter, churn);
+      } else {
+        const size_t index = random() % live[writer].size();
+        trie.Unsubscribe(live[writer][index].first, live[writer][index].second);
+        live[writer][index] = live[writer].back();
+        live[writer].pop_back();
+      }
+      if (op % 256 == 0) {
+        domain.Collect();
+      }
     }
-    if (op % 256 == 0) {
-      domain.Collect();
-    }
+  };
+  std::vector<std::thread> writers;
+  for (uint32_t writer = 0; writer < kWriters; ++writer) {
+    writers.emplace_back(write, writer);
+  }
+  for (std::thread& writer : writers) {
+    writer.join();
   }
   // Let the readers run over the final state too.
   const uint64_t matches_at_end = matches.load();
@@ -524,8 +535,10 @@ TEST(TrieStressTest, StableSubscriptionsAlwaysFound) {
   }
   EXPECT_EQ(failures.load(), 0u);
   EXPECT_GT(matches.load(), 1000u);
-  for (const auto& [filter, s] : live) {
-    trie.Unsubscribe(filter, s);
+  for (const auto& writer_live : live) {
+    for (const auto& [filter, s] : writer_live) {
+      trie.Unsubscribe(filter, s);
+    }
   }
   EXPECT_EQ(trie.subscription_count(), kKeys / kStableEvery + 2);
   domain.Collect();
