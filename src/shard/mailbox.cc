@@ -16,6 +16,7 @@ Mailbox::Mailbox(uint32_t capacity, uint32_t max_record_slots) {
   geometry_ = Geometry{.capacity = capacity,
                        .max_record_slots = max_record_slots,
                        .mask = uint64_t{capacity} - 1,
+                       .publish_slots = std::max<uint64_t>(capacity / 4, 1),
                        .slots = slot_storage_.get(),
                        .record_lengths = length_storage_.get()};
 }

@@ -103,10 +103,11 @@ class Mailbox {
   PushResult TryPush(std::span<const Slot> slots);
 
   // Consumer only. Calls fn(std::span<const Slot> record) for each record in order, at most
-  // `max_records` (>= 1) times, then frees their space. Returns with more == false only after it
-  // observed the ring empty under the wake-up protocol above (so sleeping is then safe), and
-  // with more == true when it stopped at max_records while records remained. fn must not call
-  // Drain on this mailbox; the span is valid only during the call.
+  // `max_records` (>= 1) times, freeing their space after fn returns (published at least every
+  // quarter ring, and before returning). Returns with more == false only after it observed the
+  // ring empty under the wake-up protocol above (so sleeping is then safe), and with
+  // more == true when it stopped at max_records while records remained. fn must not call Drain
+  // on this mailbox; the span is valid only during the call.
   template <class Fn>
   DrainResult Drain(Fn&& fn, size_t max_records);
 
@@ -119,6 +120,7 @@ class Mailbox {
     uint32_t capacity;
     uint32_t max_record_slots;
     uint64_t mask;
+    uint64_t publish_slots;   // a drain publishes the head at least this often: capacity / 4
     Slot* slots;              // capacity + max_record_slots - 1
     uint8_t* record_lengths;  // capacity; valid at the first position of each record
   };
@@ -189,6 +191,11 @@ DrainResult Mailbox::Drain(Fn&& fn, size_t max_records) {
     fn(std::span<const Slot>(geometry_.slots + position, length));
     head += length;
     ++records;
+    if (head - published >= geometry_.publish_slots) {
+      // A long drain frees space as it goes, so a producer facing a full ring can continue.
+      consumer_.head.store(head, std::memory_order_release);
+      published = head;
+    }
   }
 }
 

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <mutex>
@@ -144,6 +145,28 @@ TEST(MailboxTest, WraparoundWithMultiSlotRecordsMatchesModel) {
     }
   }
   EXPECT_GT(wrapped_records, 100u);
+}
+
+TEST(MailboxTest, LongDrainFreesSpaceEveryQuarterRing) {
+  Mailbox mailbox(16, 1);
+  for (uint64_t id = 0; id < 16; ++id) ASSERT_TRUE(mailbox.TryPush(MakeRecord(id, 1)).pushed);
+  // The test thread is both producer and consumer: pushing from fn shows when space was freed.
+  std::vector<uint64_t> order;
+  size_t first_push_at = SIZE_MAX;
+  uint64_t next_id = 16;
+  const DrainResult result = mailbox.Drain(
+      [&](std::span<const Slot> record) {
+        order.push_back(record[0].value / 1000);
+        if (next_id < 20 && mailbox.TryPush(MakeRecord(next_id, 1)).pushed) {
+          if (first_push_at == SIZE_MAX) first_push_at = order.size() - 1;
+          ++next_id;
+        }
+      },
+      100);
+  EXPECT_EQ(first_push_at, 4u);  // records 0..3 (a quarter of 16 slots) were freed
+  EXPECT_FALSE(result.more);
+  ASSERT_EQ(order.size(), 20u);
+  for (uint64_t i = 0; i < order.size(); ++i) EXPECT_EQ(order[i], i);
 }
 
 TEST(MailboxTest, WasEmptyOnlyForThePushIntoAnEmptyRing) {
