@@ -39,7 +39,6 @@ Router::Router(uint32_t shard, const Config& config, SharedState& shared,
                ShardServices& services)
     : shard_(shard),
       shard_count_(shared.shard_count),
-      config_(config),
       shared_(shared),
       counters_(counters),
       context_(context),

@@ -122,7 +122,6 @@ class Router final : public net::PacketSink {
 
   const uint32_t shard_;
   const uint32_t shard_count_;
-  const Config& config_;
   SharedState& shared_;
   metrics::ShardCounters& counters_;
   net::ConnectionContext& context_;

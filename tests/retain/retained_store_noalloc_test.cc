@@ -29,8 +29,10 @@ std::atomic<size_t> allocations{0};
 
 }  // namespace
 
-// The other plain forms (nothrow, array) call this one; the default operator delete frees with
-// std::free, which matches. The store uses no over-aligned allocation.
+// The other plain forms (nothrow, array) call this one. Every plain operator delete is replaced
+// too, so that what this malloc-based new returns is freed with free() under sanitizers (ASan
+// checks that allocation and deallocation functions match). The store uses no over-aligned
+// allocation.
 void* operator new(std::size_t size) {
   if (counting.load(std::memory_order_relaxed)) {
     allocations.fetch_add(1, std::memory_order_relaxed);
@@ -41,6 +43,11 @@ void* operator new(std::size_t size) {
   }
   return pointer;
 }
+
+void operator delete(void* pointer) noexcept { std::free(pointer); }
+void operator delete[](void* pointer) noexcept { std::free(pointer); }
+void operator delete(void* pointer, std::size_t) noexcept { std::free(pointer); }
+void operator delete[](void* pointer, std::size_t) noexcept { std::free(pointer); }
 
 namespace ringmq::retain {
 namespace {
