@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Usage: scripts/build.sh [release|debug|asan|fuzz] [ninja targets...]
+# Usage: scripts/build.sh [release|debug|asan|tsan|fuzz] [ninja targets...]
 #
 # Configures (or reconfigures) and builds one flavour of ringmq:
 #   release (default)  build/        g++, optimised, tests and benchmarks
 #   debug              build-debug/  g++, -Dbuildtype=debug
 #   asan               build-asan/   g++, ASan+UBSan, debug (mimalloc is off under sanitizers)
+#   tsan               build-tsan/   g++, ThreadSanitizer, debug (for the multi-shard tests)
 #   fuzz               build-fuzz/   clang++-14, libFuzzer targets with ASan+UBSan
 # Extra arguments are ninja targets (e.g. `scripts/build.sh release ringmq`); none builds all.
 # Environment: RINGMQ_JOBS overrides the ninja job count (default: nproc); RINGMQ_KEEP_GOING=1
@@ -33,6 +34,12 @@ case "$mode" in
     opts=('-Db_sanitize=address,undefined' -Db_lundef=false -Dbuildtype=debug -Dtests=true
           -Dfuzz=false -Dbenchmarks=false)
     ;;
+  tsan)
+    dir=build-tsan
+    cxx=g++
+    opts=('-Db_sanitize=thread' -Db_lundef=false -Dbuildtype=debug -Dtests=true -Dfuzz=false
+          -Dbenchmarks=false)
+    ;;
   fuzz)
     dir=build-fuzz
     cxx=clang++-14
@@ -44,7 +51,7 @@ case "$mode" in
     exit 0
     ;;
   *)
-    echo "build.sh: unknown mode '$mode' (expected release, debug, asan or fuzz)" >&2
+    echo "build.sh: unknown mode '$mode' (expected release, debug, asan, tsan or fuzz)" >&2
     exit 2
     ;;
 esac

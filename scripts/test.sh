@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Usage: scripts/test.sh [--quick] [--no-asan] [--no-fuzz]
+# Usage: scripts/test.sh [--quick] [--no-asan] [--no-tsan] [--no-fuzz]
 #
 # Runs every ringmq test stage and sums the results:
 #   1. dependencies    scripts/install-deps.sh
@@ -8,10 +8,13 @@
 #   3. fuzz smoke      build-fuzz/, each fuzz_* target (tests/fuzz/<name>.cc) for $RINGMQ_FUZZ_SECONDS (default 20) s
 #                      on a temporary copy of its seed corpus tests/fuzz/corpus/<name>/
 #   4. asan            build-asan/ (ASan+UBSan), unit tests and the integration suite again
+#   5. tsan            build-tsan/ (ThreadSanitizer), the concurrency unit tests (trie, epoch,
+#                      mailbox, retained store) and the multi-shard integration tests
 # A build failure counts as one failure; later stages still run where they can.
 #
-#   --quick     release build, unit and integration tests only (no fuzz, no ASan)
+#   --quick     release build, unit and integration tests only (no fuzz, no sanitizers)
 #   --no-asan   skip stage 4
+#   --no-tsan   skip stage 5
 #   --no-fuzz   skip stage 3
 #
 # Environment: RINGMQ_FUZZ_SECONDS (20), RINGMQ_UNIT_TIMEOUT (600 s per test binary),
@@ -23,11 +26,13 @@ cd "$(dirname "$0")/.."
 
 PY=/usr/bin/python3 # never the PATH python3: a pyenv one may lack paho-mqtt
 run_asan=1
+run_tsan=1
 run_fuzz=1
 for arg in "$@"; do
   case "$arg" in
-    --quick) run_asan=0; run_fuzz=0 ;;
+    --quick) run_asan=0; run_tsan=0; run_fuzz=0 ;;
     --no-asan) run_asan=0 ;;
+    --no-tsan) run_tsan=0 ;;
     --no-fuzz) run_fuzz=0 ;;
     -h|--help)
       sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
@@ -232,10 +237,11 @@ unit_tests() {
   fi
 }
 
-# integration BINARY LABEL: runs tests/integration/run.py against BINARY and parses its last
-# `integration: N passed, M failed` line.
+# integration BINARY LABEL [run.py args...]: runs tests/integration/run.py against BINARY and
+# parses its last `integration: N passed, M failed` line.
 integration() {
   local bin=$1 label=$2 log="$work/integration-$RANDOM.log" rc=0
+  shift 2
   if [[ ! -f tests/integration/run.py ]]; then
     echo "[$label] tests/integration/run.py does not exist -> 1 failure"
     fail
@@ -248,7 +254,7 @@ integration() {
   fi
   local start=$SECONDS
   timeout --kill-after=10 "$integration_timeout" "$PY" tests/integration/run.py --binary "$bin" \
-    </dev/null 2>&1 | tee "$log" || rc=${PIPESTATUS[0]}
+    "$@" </dev/null 2>&1 | tee "$log" || rc=${PIPESTATUS[0]}
   local secs=$((SECONDS - start))
   local result npass nfail
   result=$(grep -E '^integration: [0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1 || true)
@@ -411,6 +417,32 @@ if [[ $run_asan -eq 1 ]]; then
   fi
   stage_end
   unset ASAN_OPTIONS UBSAN_OPTIONS
+fi
+
+# ---- 5. ThreadSanitizer: the code that crosses threads (shared trie and retained store, epoch
+# reclamation, mailboxes, hand-off) under real multi-shard traffic.
+if [[ $run_tsan -eq 1 ]]; then
+  stage_begin "tsan build"
+  tsan_ok=1
+  build tsan build-tsan || { tsan_ok=0; fail; }
+  stage_end
+  export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+  stage_begin "tsan unit tests"
+  if [[ $tsan_ok -eq 1 ]] || ensure_target build-tsan tests/ringmq_unit_tests; then
+    run_test_binary tsan - exitcode build-tsan/tests/ringmq_unit_tests \
+      '--gtest_filter=Trie*:Epoch*:Mailbox*:Retained*:Message*'
+  else
+    echo "build-tsan/tests/ringmq_unit_tests does not build -> skipped (build failure already counted)"
+  fi
+  stage_end
+  stage_begin "tsan integration"
+  if [[ $tsan_ok -eq 1 ]] || ensure_target build-tsan ringmq; then
+    integration build-tsan/ringmq tsan -k test_pubsub -k test_sessions -k test_qos -k test_retained
+  else
+    echo "build-tsan/ringmq does not build -> skipped (build failure already counted)"
+  fi
+  stage_end
+  unset TSAN_OPTIONS
 fi
 
 printf '\n======== summary ========\n'
