@@ -19,6 +19,11 @@ enum class RejectPolicy : uint8_t { kVerbose, kSilent };
 
 enum class LogLevel : uint8_t { kDebug, kInfo, kWarning, kError };
 
+// What happens when a QoS 1/2 message finds a session's queue full (max_queued_messages): the
+// message is dropped (counted in dropped_queue_full) and, with kDisconnect, the slow
+// subscriber's connection is also closed (counted in slow_consumer_disconnects).
+enum class QueueFullPolicy : uint8_t { kDrop, kDisconnect };
+
 struct Config {
   std::string bind = "127.0.0.1";
   uint16_t port = 1883;
@@ -33,6 +38,7 @@ struct Config {
   uint32_t max_inflight = 32;            // QoS 1/2 messages awaiting acknowledgement, per session
   uint32_t max_queued_messages = 1000;   // waiting to be sent, per session (QoS 1/2 beyond: dropped)
   uint64_t max_queued_bytes = 16 << 20;  // waiting to be sent, per session (QoS 0 beyond: dropped)
+  QueueFullPolicy queue_full_policy = QueueFullPolicy::kDrop;
   // Empty: every client id is allowed. Otherwise a client id must start with one of these.
   std::vector<std::string> client_id_prefixes;
 

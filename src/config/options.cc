@@ -52,6 +52,9 @@ constexpr std::string_view kLogLevelNames[] = {"debug", "info", "warning", "erro
 static_assert(std::size(kLogLevelNames) == static_cast<size_t>(LogLevel::kError) + 1);
 constexpr std::string_view kRejectPolicyNames[] = {"verbose", "silent"};
 static_assert(std::size(kRejectPolicyNames) == static_cast<size_t>(RejectPolicy::kSilent) + 1);
+constexpr std::string_view kQueueFullPolicyNames[] = {"drop", "disconnect"};
+static_assert(std::size(kQueueFullPolicyNames) ==
+              static_cast<size_t>(QueueFullPolicy::kDisconnect) + 1);
 
 template <typename Enum, size_t kCount>
 std::optional<Enum> ParseEnum(std::string_view text, const std::string_view (&names)[kCount]) {
@@ -205,6 +208,17 @@ constexpr Option kOptions[] = {
       true},
      &ShowDefault<&Config::max_queued_bytes>,
      Integer<&Config::max_queued_bytes, 1024, 68'719'476'736>()},
+    {{"queue_full_policy", '\0', "drop|disconnect",
+      "QoS 1/2 message for a full session queue: drop it (counted), or also disconnect the "
+      "client",
+      true},
+     &ShowDefault<&Config::queue_full_policy>,
+     StringValue{"one of drop|disconnect",
+                 [](std::string_view text, Config& config) {
+                   auto policy = ParseEnum<QueueFullPolicy>(text, kQueueFullPolicyNames);
+                   if (policy) config.queue_full_policy = *policy;
+                   return policy.has_value();
+                 }}},
     {{"client_id_prefixes", '\0', "P1,P2,...",
       "If set, refuse (CONNACK 0x02) client ids starting with none of these", true},
      &ShowDefault<&Config::client_id_prefixes>,
@@ -607,6 +621,12 @@ std::string_view ToString(RejectPolicy policy) {
   const auto index = static_cast<size_t>(policy);
   RINGMQ_ASSERT(index < std::size(kRejectPolicyNames));
   return kRejectPolicyNames[index];
+}
+
+std::string_view ToString(QueueFullPolicy policy) {
+  const auto index = static_cast<size_t>(policy);
+  RINGMQ_ASSERT(index < std::size(kQueueFullPolicyNames));
+  return kQueueFullPolicyNames[index];
 }
 
 }  // namespace ringmq::config

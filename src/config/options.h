@@ -57,6 +57,7 @@ std::string HelpText();
 
 std::string_view ToString(LogLevel level);
 std::string_view ToString(RejectPolicy policy);
+std::string_view ToString(QueueFullPolicy policy);
 
 }  // namespace ringmq::config
 

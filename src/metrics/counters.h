@@ -45,6 +45,7 @@ namespace ringmq::metrics {
   X(subscriptions_removed)                                                                   \
   X(dropped_queue_full)            /* QoS 1/2 beyond max_queued_messages */                  \
   X(dropped_bytes_cap)             /* QoS 0 beyond max_queued_bytes */                       \
+  X(slow_consumer_disconnects)     /* queue full under queue_full_policy = disconnect */     \
   X(dropped_offline_qos0)          /* QoS 0 for a disconnected persistent session */         \
   X(mailbox_full)                  /* records waiting for room in a shard mailbox */         \
   X(mailbox_overflow)              /* records dropped: mailbox and its overflow full */      \

@@ -48,6 +48,7 @@ Router::Router(uint32_t shard, const Config& config, SharedState& shared,
   limits_.max_inflight = config.max_inflight;
   limits_.max_queued_messages = config.max_queued_messages;
   limits_.max_queued_bytes = config.max_queued_bytes;
+  queue_full_disconnects_ = config.queue_full_policy == QueueFullPolicy::kDisconnect;
 }
 
 Router::~Router() {
@@ -352,6 +353,14 @@ void Router::DeliverLocal(uint32_t index, uint32_t generation, uint8_t qos,
       return;
     case session::EnqueueResult::kDroppedQueueFull:
       counters_.dropped_queue_full.Add();
+      if (queue_full_disconnects_ && entry.connection != nullptr &&
+          entry.connection->state() == net::Connection::State::kOpen) {
+        counters_.slow_consumer_disconnects.Add();
+        RINGMQ_LOG_DEBUG("client %s disconnected: its queue is full",
+                         entry.session->client_id().c_str());
+        entry.connection->Close(services_.now_ms());
+        services_.ConnectionDirty(entry.connection->tag());
+      }
       return;
     case session::EnqueueResult::kDroppedBytesCap:
       counters_.dropped_bytes_cap.Add();

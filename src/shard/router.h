@@ -127,6 +127,7 @@ class Router final : public net::PacketSink {
   net::ConnectionContext& context_;
   ShardServices& services_;
   session::SessionLimits limits_;
+  bool queue_full_disconnects_ = false;
 
   std::deque<SessionEntry> sessions_;  // deque: stable addresses while growing
   std::vector<uint32_t> free_sessions_;

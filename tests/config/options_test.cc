@@ -91,6 +91,7 @@ max_packet_size = 4096
 max_inflight = 7
 max_queued_messages = 99
 max_queued_bytes = 2048
+queue_full_policy = "disconnect"
 client_id_prefixes = ["sensor-", "dev-"]
 )";
 
@@ -108,6 +109,7 @@ Config EveryKeyConfig() {
   config.max_inflight = 7;
   config.max_queued_messages = 99;
   config.max_queued_bytes = 2048;
+  config.queue_full_policy = QueueFullPolicy::kDisconnect;
   config.client_id_prefixes = {"sensor-", "dev-"};
   return config;
 }
@@ -133,6 +135,7 @@ TEST(ConfigTest, DefaultsWithNoArguments) {
   EXPECT_EQ(parsed->config.max_inflight, 32u);
   EXPECT_EQ(parsed->config.max_queued_messages, 1000u);
   EXPECT_EQ(parsed->config.max_queued_bytes, uint64_t{16} << 20);
+  EXPECT_EQ(parsed->config.queue_full_policy, QueueFullPolicy::kDrop);
   EXPECT_TRUE(parsed->config.client_id_prefixes.empty());
 }
 
@@ -207,8 +210,11 @@ std::vector<FlagCase> GoodFlagCases() {
        [](const Config& c) { EXPECT_EQ(c.max_packet_size, 268'435'460u); }},
       {"--max-inflight", "1", [](const Config& c) { EXPECT_EQ(c.max_inflight, 1u); }},
       {"--max-inflight", "65534", [](const Config& c) { EXPECT_EQ(c.max_inflight, 65534u); }},
-      {"--max-queued-messages", "1",
-       [](const Config& c) { EXPECT_EQ(c.max_queued_messages, 1u); }},
+      {"--max-queued-messages", "1", [](const Config& c) { EXPECT_EQ(c.max_queued_messages, 1u); }},
+      {"--queue-full-policy", "disconnect",
+       [](const Config& c) { EXPECT_EQ(c.queue_full_policy, QueueFullPolicy::kDisconnect); }},
+      {"--queue-full-policy", "drop",
+       [](const Config& c) { EXPECT_EQ(c.queue_full_policy, QueueFullPolicy::kDrop); }},
       {"--max-queued-bytes", "1024", [](const Config& c) { EXPECT_EQ(c.max_queued_bytes, 1024u); }},
       {"--max-queued-bytes", "68719476736",
        [](const Config& c) { EXPECT_EQ(c.max_queued_bytes, uint64_t{68'719'476'736}); }},

@@ -49,6 +49,7 @@ ROUTING_COUNTERS = (
     "subscriptions_removed",
     "dropped_queue_full",
     "dropped_bytes_cap",
+    "slow_consumer_disconnects",
     "dropped_offline_qos0",
     "mailbox_full",
     "mailbox_overflow",
@@ -63,6 +64,7 @@ ROUTING_OUTCOME_COUNTERS = (
     "publish_duplicates",
     "dropped_queue_full",
     "dropped_bytes_cap",
+    "slow_consumer_disconnects",
     "dropped_offline_qos0",
     "mailbox_overflow",
 )

@@ -120,6 +120,25 @@ class QueuedMessages(BrokerTestCase):
             pub.disconnect()
         self.assert_counters(b.stop(), connect_accepted=2, dropped_queue_full=3)
 
+    def test_queue_full_policy_disconnect_closes_the_slow_subscriber(self):
+        b = self.start_broker("--max-inflight", "2", "--max-queued-messages", "3",
+                              "--queue-full-policy", "disconnect")
+        with m.Client(b.port, "qfd") as slow, m.Client(b.port, "qfd-pub") as pub:
+            slow.subscribe([("qfd/t", 1)])
+            # 2 in flight (never acknowledged) + 3 queued fit; the 6th finds the queue full.
+            for i in range(6):
+                pub.publish("qfd/t", str(i).encode(), qos=1)
+            got = slow.receive(2, ack=False)
+            self.assertEqual([x.payload for x in got], [b"0", b"1"])
+            # The broker closes the slow subscriber; the publisher is unaffected.
+            slow.expect_eof(timeout=5.0)
+            pub.publish("qfd/t", b"after", qos=1)
+            pub.disconnect()
+        # The session was clean: it ended with the connection, and with it its subscription.
+        self.assert_counters(b.stop(), connect_accepted=2, dropped_queue_full=1,
+                             slow_consumer_disconnects=1, wills_published=0,
+                             publish_dropped_no_subscribers=1)
+
 
 class QueuedBytes(BrokerTestCase):
     TOTAL = 500 << 20  # bytes of QoS 0 payload pushed at the subscriber that does not read
