@@ -26,6 +26,7 @@
 #include "mqtt/result.h"
 #include "mqtt/violation.h"
 #include "ringmq/config.h"
+#include "statistics.h"
 
 namespace ringmq::connect {
 namespace {
@@ -34,22 +35,8 @@ using ConnectResult = mqtt::Result<mqtt::Connect>;
 
 constexpr int kRepetitions = 9;
 
-double Percentile(const std::vector<double>& values, double fraction) {
-  std::vector<double> sorted = values;
-  std::sort(sorted.begin(), sorted.end());
-  const auto index = static_cast<size_t>(fraction * static_cast<double>(sorted.size() - 1));
-  return sorted[index];
-}
-double Min(const std::vector<double>& values) { return Percentile(values, 0.0); }
-double P90(const std::vector<double>& values) { return Percentile(values, 0.9); }
-double Max(const std::vector<double>& values) { return Percentile(values, 1.0); }
-
 void Configure(benchmark::internal::Benchmark* benchmark) {
-  benchmark->Repetitions(kRepetitions)
-      ->ReportAggregatesOnly(true)
-      ->ComputeStatistics("min", Min)
-      ->ComputeStatistics("p90", P90)
-      ->ComputeStatistics("max", Max);
+  bench::ConfigureRepetitions(benchmark, kRepetitions);
 }
 
 mqtt::Connect ValidConnect() {

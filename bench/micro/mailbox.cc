@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "message/message.h"
+#include "statistics.h"
 
 namespace ringmq {
 namespace {
@@ -40,22 +41,8 @@ constexpr uint32_t kCapacity = 4096;  // slots
 constexpr uint32_t kMaxRecordSlots = 4;
 constexpr size_t kDrainBatch = 256;
 
-double Percentile(const std::vector<double>& values, double fraction) {
-  std::vector<double> sorted = values;
-  std::sort(sorted.begin(), sorted.end());
-  const auto index = static_cast<size_t>(fraction * static_cast<double>(sorted.size() - 1));
-  return sorted[index];
-}
-double Min(const std::vector<double>& values) { return Percentile(values, 0.0); }
-double P90(const std::vector<double>& values) { return Percentile(values, 0.9); }
-double Max(const std::vector<double>& values) { return Percentile(values, 1.0); }
-
 void Configure(benchmark::internal::Benchmark* benchmark) {
-  benchmark->Repetitions(kRepetitions)
-      ->ReportAggregatesOnly(true)
-      ->ComputeStatistics("min", Min)
-      ->ComputeStatistics("p90", P90)
-      ->ComputeStatistics("max", Max);
+  bench::ConfigureRepetitions(benchmark, kRepetitions);
 }
 
 // Spin briefly, then give the core away: with fewer cores than busy threads pure spinning

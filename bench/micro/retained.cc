@@ -34,6 +34,7 @@
 #include "common/assert.h"
 #include "message/message.h"
 #include "retain/retained_store.h"
+#include "statistics.h"
 #include "sub/epoch.h"
 
 namespace ringmq::retain {
@@ -49,22 +50,8 @@ constexpr uint32_t kTopics = kSites * kDevicesPerSite;
 constexpr size_t kFilterCount = 4096;  // pre-built filters cycled through
 constexpr uint32_t kQuiescentEvery = 64;
 
-double Percentile(const std::vector<double>& values, double fraction) {
-  std::vector<double> sorted = values;
-  std::sort(sorted.begin(), sorted.end());
-  const auto index = static_cast<size_t>(fraction * static_cast<double>(sorted.size() - 1));
-  return sorted[index];
-}
-double Min(const std::vector<double>& values) { return Percentile(values, 0.0); }
-double P90(const std::vector<double>& values) { return Percentile(values, 0.9); }
-double Max(const std::vector<double>& values) { return Percentile(values, 1.0); }
-
 void Configure(benchmark::internal::Benchmark* benchmark) {
-  benchmark->Repetitions(kRepetitions)
-      ->ReportAggregatesOnly(true)
-      ->ComputeStatistics("min", Min)
-      ->ComputeStatistics("p90", P90)
-      ->ComputeStatistics("max", Max);
+  bench::ConfigureRepetitions(benchmark, kRepetitions);
 }
 
 std::span<const uint8_t> Payload() {
