@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "common/assert.h"
+#include "statistics.h"
 #include "sub/epoch.h"
 
 namespace ringmq::sub {
@@ -46,22 +47,8 @@ constexpr size_t kTopicCount = 4096;  // pre-built topics cycled through by Matc
 constexpr uint32_t kQuiescentEvery = 64;
 constexpr uint16_t kShards = 8;
 
-double Percentile(const std::vector<double>& values, double fraction) {
-  std::vector<double> sorted = values;
-  std::sort(sorted.begin(), sorted.end());
-  const auto index = static_cast<size_t>(fraction * static_cast<double>(sorted.size() - 1));
-  return sorted[index];
-}
-double Min(const std::vector<double>& values) { return Percentile(values, 0.0); }
-double P90(const std::vector<double>& values) { return Percentile(values, 0.9); }
-double Max(const std::vector<double>& values) { return Percentile(values, 1.0); }
-
 void Configure(benchmark::internal::Benchmark* benchmark) {
-  benchmark->Repetitions(kRepetitions)
-      ->ReportAggregatesOnly(true)
-      ->ComputeStatistics("min", Min)
-      ->ComputeStatistics("p90", P90)
-      ->ComputeStatistics("max", Max);
+  bench::ConfigureRepetitions(benchmark, kRepetitions);
 }
 
 // Trie sizes: 1k, 100k and 1M subscriptions.
