@@ -12,14 +12,26 @@
 namespace ringmq::sub {
 namespace trie_internal {
 
-// Immutable sorted array of subscribers; Subscriber items follow the header in one allocation.
+// The subscribers of a node, immutable once published, in one of two forms:
+// - flat (chunk_count == 0): `size` Subscriber items follow the header, sorted by identity;
+// - chunked (chunk_count > 0): `chunk_count` pointers to flat arrays (the chunks) follow the
+//   header; the chunks in order hold the sorted list, and `size` is its length. Successive
+//   versions of a list share their unchanged chunks, so a change copies one chunk and the
+//   pointers, not the whole list.
 struct alignas(8) SubscriberArray {
   uint32_t size;
+  uint32_t chunk_count;
 
   const Subscriber* items() const { return reinterpret_cast<const Subscriber*>(this + 1); }
   Subscriber* items() { return reinterpret_cast<Subscriber*>(this + 1); }
+  std::span<const Subscriber> flat() const { return {items(), size}; }
+  const SubscriberArray* const* chunks() const {
+    return reinterpret_cast<const SubscriberArray* const*>(this + 1);
+  }
+  const SubscriberArray** chunks() { return reinterpret_cast<const SubscriberArray**>(this + 1); }
 };
 static_assert(sizeof(SubscriberArray) % alignof(Subscriber) == 0);
+static_assert(sizeof(SubscriberArray) % alignof(const SubscriberArray*) == 0);
 
 // Open-addressing table (linear probing) of a node's exact-level children; the slots follow the
 // header in one allocation. A slot holds 0 (empty), kTombstone, or a node pointer in the low 48
@@ -134,13 +146,73 @@ void DeleteTable(void* object) {
   ::operator delete(object);
 }
 
-SubscriberArray* NewSubscriberArray(uint32_t size) {
-  RINGMQ_ASSERT(size > 0);
-  void* memory = ::operator new(sizeof(SubscriberArray) + size * sizeof(Subscriber));
-  return new (memory) SubscriberArray{size};
+const SubscriberArray* NewFlatArray(std::span<const Subscriber> items) {
+  RINGMQ_ASSERT(!items.empty());
+  RINGMQ_ASSERT(items.size() <= std::numeric_limits<uint32_t>::max());
+  void* memory = ::operator new(sizeof(SubscriberArray) + items.size() * sizeof(Subscriber));
+  auto* array = new (memory) SubscriberArray{static_cast<uint32_t>(items.size()), 0};
+  std::copy(items.begin(), items.end(), array->items());
+  return array;
 }
 
+SubscriberArray* NewSpine(size_t chunk_count, size_t size) {
+  RINGMQ_ASSERT(chunk_count > 0);
+  void* memory =
+      ::operator new(sizeof(SubscriberArray) + chunk_count * sizeof(const SubscriberArray*));
+  return new (memory)
+      SubscriberArray{static_cast<uint32_t>(size), static_cast<uint32_t>(chunk_count)};
+}
+
+// Frees a flat array, or a spine without its chunks (they may live on in the next version).
 void DeleteSubscriberArray(void* object) { ::operator delete(object); }
+
+void Retire(EpochDomain& epoch, const SubscriberArray* array) {
+  epoch.Retire(const_cast<SubscriberArray*>(array), DeleteSubscriberArray);
+}
+
+// Frees a list and, if chunked, its chunks (destructor only: no reader left).
+void DeleteSubscriberList(const SubscriberArray* list) {
+  for (uint32_t i = 0; i < list->chunk_count; ++i) {
+    DeleteSubscriberArray(const_cast<SubscriberArray*>(list->chunks()[i]));
+  }
+  DeleteSubscriberArray(const_cast<SubscriberArray*>(list));
+}
+
+// Index of the chunk of a chunked list where `subscriber` is or would go: the last chunk whose
+// first item is not after it (or the first chunk).
+uint32_t FindChunk(const SubscriberArray* list, const Subscriber& subscriber) {
+  uint32_t low = 0;
+  uint32_t high = list->chunk_count;
+  while (high - low > 1) {
+    const uint32_t middle = low + (high - low) / 2;
+    if (SessionLess(subscriber, list->chunks()[middle]->items()[0])) {
+      high = middle;
+    } else {
+      low = middle;
+    }
+  }
+  return low;
+}
+
+// Splits sorted `items` into chunks of chunk_target to 2 x chunk_target items (one chunk if
+// there are at most 2 x chunk_target) and writes them to `out`. Returns how many.
+size_t WriteChunks(std::span<const Subscriber> items, size_t chunk_target,
+                   const SubscriberArray** out) {
+  if (items.empty()) {
+    return 0;
+  }
+  const size_t pieces = items.size() <= 2 * chunk_target ? 1 : items.size() / chunk_target;
+  for (size_t i = 0; i < pieces; ++i) {
+    const size_t begin = items.size() * i / pieces;
+    const size_t end = items.size() * (i + 1) / pieces;
+    out[i] = NewFlatArray(items.subspan(begin, end - begin));
+  }
+  return pieces;
+}
+
+size_t ChunkCount(size_t items, size_t chunk_target) {
+  return items == 0 ? 0 : items <= 2 * chunk_target ? 1 : items / chunk_target;
+}
 
 Node* NewNode(Node* parent, std::string_view level, NodeKind kind) {
   RINGMQ_ASSERT(level.size() <= std::numeric_limits<uint16_t>::max());
@@ -273,11 +345,14 @@ uint64_t RandomSeed() {
 
 SubscriptionTrie::SubscriptionTrie(EpochDomain& epoch) : SubscriptionTrie(epoch, RandomSeed()) {}
 
-SubscriptionTrie::SubscriptionTrie(EpochDomain& epoch, uint64_t hash_seed)
+SubscriptionTrie::SubscriptionTrie(EpochDomain& epoch, uint64_t hash_seed, uint32_t list_chunk)
     : epoch_(epoch),
+      list_chunk_(list_chunk),
       hash_seed_(hash_seed),
       hash_key_(Mix(hash_seed ^ 0x9e3779b97f4a7c15ULL) | 1),
-      root_(NewNode(nullptr, {}, NodeKind::kRoot)) {}
+      root_(NewNode(nullptr, {}, NodeKind::kRoot)) {
+  RINGMQ_ASSERT(list_chunk_ >= 1);
+}
 
 SubscriptionTrie::~SubscriptionTrie() {
   // Iterative: the depth is bounded by kMaxTopicLevels, but the fan-out is not.
@@ -303,8 +378,8 @@ SubscriptionTrie::~SubscriptionTrie() {
     if (Node* hash = node->hash.load(std::memory_order_relaxed)) {
       pending.push_back(hash);
     }
-    if (const SubscriberArray* array = node->subscribers.load(std::memory_order_relaxed)) {
-      DeleteSubscriberArray(const_cast<SubscriberArray*>(array));
+    if (const SubscriberArray* list = node->subscribers.load(std::memory_order_relaxed)) {
+      DeleteSubscriberList(list);
     }
     DeleteNode(node);
   }
@@ -464,6 +539,101 @@ void SubscriptionTrie::RebuildChildren(Node* parent, uint32_t capacity) {
   epoch_.Retire(old_table, DeleteTable);
 }
 
+// Adds, replaces (QoS) or removes `subscriber` in the list of `node`, copy-on-write: readers keep
+// the version they loaded until their next quiescent point. A flat list is copied whole; a chunked
+// list copies the one chunk that changes and the chunk pointers.
+SubscriptionTrie::ListChange SubscriptionTrie::UpdateSubscribers(Node* node, Subscriber subscriber,
+                                                                 bool remove) {
+  const SubscriberArray* list = node->subscribers.load(std::memory_order_relaxed);
+  const uint32_t chunk_count = list == nullptr ? 0 : list->chunk_count;
+  const uint32_t chunk = chunk_count == 0 ? 0 : FindChunk(list, subscriber);
+  std::span<const Subscriber> segment;  // the flat list, or the chunk to change
+  if (list != nullptr) {
+    segment = chunk_count == 0 ? list->flat() : list->chunks()[chunk]->flat();
+  }
+  const auto position = std::lower_bound(segment.begin(), segment.end(), subscriber, SessionLess);
+  const bool exists = position != segment.end() && SameSession(*position, subscriber);
+  if (remove ? !exists : exists && position->qos == subscriber.qos) {
+    return ListChange::kNone;
+  }
+  std::vector<Subscriber> items(segment.begin(), position);
+  if (!remove) {
+    items.push_back(subscriber);
+  }
+  items.insert(items.end(), exists ? position + 1 : position, segment.end());
+  const size_t size = (list == nullptr ? 0 : list->size) - segment.size() + items.size();
+
+  const SubscriberArray* replacement = nullptr;
+  uint32_t first = 0;  // chunks [first, last] of `list` are replaced (all when none stays)
+  uint32_t last = chunk_count == 0 ? 0 : chunk_count - 1;
+  if (size == 0) {
+    replacement = nullptr;
+  } else if (chunk_count == 0) {
+    replacement = NewList(items);
+  } else if (size <= list_chunk_) {
+    replacement = NewFlatArray(Concatenate(list, chunk, items));  // back to flat
+  } else {
+    first = last = chunk;
+    if (items.size() * 4 < list_chunk_) {  // too small: merge with a neighbour
+      if (chunk + 1 < chunk_count) {
+        const std::span<const Subscriber> next = list->chunks()[++last]->flat();
+        items.insert(items.end(), next.begin(), next.end());
+      } else {
+        const std::span<const Subscriber> previous = list->chunks()[--first]->flat();
+        items.insert(items.begin(), previous.begin(), previous.end());
+      }
+    }
+    replacement = SpliceChunks(list, first, last, items, size);
+  }
+  node->subscribers.store(replacement, std::memory_order_release);
+  if (list != nullptr) {
+    for (uint32_t i = first; chunk_count > 0 && i <= last; ++i) {
+      Retire(epoch_, list->chunks()[i]);
+    }
+    Retire(epoch_, list);  // last: Retire may free at once, and the loop reads the list
+  }
+  return remove ? ListChange::kRemoved : exists ? ListChange::kReplaced : ListChange::kAdded;
+}
+
+// A new list holding `items`: flat up to 2 x list_chunk_ items, chunked beyond.
+const SubscriberArray* SubscriptionTrie::NewList(std::span<const Subscriber> items) const {
+  if (items.size() <= 2 * size_t{list_chunk_}) {
+    return NewFlatArray(items);
+  }
+  SubscriberArray* spine = NewSpine(ChunkCount(items.size(), list_chunk_), items.size());
+  WriteChunks(items, list_chunk_, spine->chunks());
+  return spine;
+}
+
+// The items of chunked `list` with chunk `chunk` replaced by `items`, as one sorted vector.
+std::vector<Subscriber> SubscriptionTrie::Concatenate(const SubscriberArray* list, uint32_t chunk,
+                                                      std::span<const Subscriber> items) {
+  std::vector<Subscriber> all;
+  all.reserve(list->size);
+  for (uint32_t i = 0; i < list->chunk_count; ++i) {
+    const std::span<const Subscriber> part = i == chunk ? items : list->chunks()[i]->flat();
+    all.insert(all.end(), part.begin(), part.end());
+  }
+  return all;
+}
+
+// A new spine: the chunks of `list` before `first` and after `last` (shared, not copied), and new
+// chunks holding `items` in between.
+const SubscriberArray* SubscriptionTrie::SpliceChunks(const SubscriberArray* list, uint32_t first,
+                                                      uint32_t last,
+                                                      std::span<const Subscriber> items,
+                                                      size_t size) const {
+  RINGMQ_ASSERT(first <= last && last < list->chunk_count);
+  const size_t kept = list->chunk_count - (last - first + 1);
+  SubscriberArray* spine = NewSpine(kept + ChunkCount(items.size(), list_chunk_), size);
+  const SubscriberArray** out = spine->chunks();
+  out = std::copy(list->chunks(), list->chunks() + first, out);
+  out += WriteChunks(items, list_chunk_, out);
+  out = std::copy(list->chunks() + last + 1, list->chunks() + list->chunk_count, out);
+  RINGMQ_ASSERT(out == spine->chunks() + spine->chunk_count);
+  return spine;
+}
+
 bool SubscriptionTrie::Subscribe(std::string_view filter, Subscriber subscriber) {
   RINGMQ_ASSERT(!filter.empty());
   RINGMQ_ASSERT(subscriber.qos <= 2);
@@ -483,29 +653,10 @@ bool SubscriptionTrie::Subscribe(std::string_view filter, Subscriber subscriber)
     begin = slash + 1;
   }
 
-  const SubscriberArray* old_array = node->subscribers.load(std::memory_order_relaxed);
-  const uint32_t old_size = old_array == nullptr ? 0 : old_array->size;
-  const Subscriber* old_items = old_array == nullptr ? nullptr : old_array->items();
-  const Subscriber* position =
-      std::lower_bound(old_items, old_items + old_size, subscriber, SessionLess);
-  const auto offset = static_cast<uint32_t>(position - old_items);
-  const bool exists = offset < old_size && SameSession(*position, subscriber);
-  if (exists && position->qos == subscriber.qos) {
-    return false;  // same subscription, same QoS: nothing to publish
-  }
-  // Copy on write: readers keep the array they loaded until their next quiescent point.
-  SubscriberArray* array = NewSubscriberArray(exists ? old_size : old_size + 1);
-  Subscriber* items = array->items();
-  std::copy(old_items, old_items + offset, items);
-  items[offset] = subscriber;
-  const uint32_t after = exists ? offset + 1 : offset;
-  std::copy(old_items + after, old_items + old_size, items + offset + 1);
-  node->subscribers.store(array, std::memory_order_release);
-  if (old_array != nullptr) {
-    epoch_.Retire(const_cast<SubscriberArray*>(old_array), DeleteSubscriberArray);
-  }
-  if (exists) {
-    return false;  // QoS replaced (MQTT-3.8.4-3)
+  // kReplaced: the QoS of an existing subscription was replaced (MQTT-3.8.4-3); kNone: the
+  // same subscription with the same QoS was already there.
+  if (UpdateSubscribers(node, subscriber, /*remove=*/false) != ListChange::kAdded) {
+    return false;
   }
   subscription_count_.fetch_add(1, std::memory_order_relaxed);
   return true;
@@ -532,26 +683,9 @@ bool SubscriptionTrie::Unsubscribe(std::string_view filter, Subscriber identity)
     begin = slash + 1;
   }
 
-  const SubscriberArray* old_array = node->subscribers.load(std::memory_order_relaxed);
-  if (old_array == nullptr) {
+  if (UpdateSubscribers(node, identity, /*remove=*/true) != ListChange::kRemoved) {
     return false;
   }
-  const uint32_t old_size = old_array->size;
-  const Subscriber* old_items = old_array->items();
-  const Subscriber* position =
-      std::lower_bound(old_items, old_items + old_size, identity, SessionLess);
-  const auto offset = static_cast<uint32_t>(position - old_items);
-  if (offset == old_size || !SameSession(*position, identity)) {
-    return false;
-  }
-  SubscriberArray* array = nullptr;
-  if (old_size > 1) {
-    array = NewSubscriberArray(old_size - 1);
-    std::copy(old_items, old_items + offset, array->items());
-    std::copy(old_items + offset + 1, old_items + old_size, array->items() + offset);
-  }
-  node->subscribers.store(array, std::memory_order_release);
-  epoch_.Retire(const_cast<SubscriberArray*>(old_array), DeleteSubscriberArray);
   subscription_count_.fetch_sub(1, std::memory_order_relaxed);
   Prune(node);
   return true;
@@ -633,12 +767,21 @@ void SubscriptionTrie::Match(std::string_view topic, MatchResult& result) const 
   Finish(result);
 }
 
+// Appends the subscribers of `node` as one sorted run (a chunked list is sorted across chunks).
 void SubscriptionTrie::AppendSubscribers(const Node* node, MatchResult& result) {
-  const SubscriberArray* array = node->subscribers.load(std::memory_order_acquire);
-  if (array != nullptr) {
-    result.run_starts_.push_back(result.subscribers_.size());
-    result.subscribers_.insert(result.subscribers_.end(), array->items(),
-                               array->items() + array->size);
+  const SubscriberArray* list = node->subscribers.load(std::memory_order_acquire);
+  if (list == nullptr) {
+    return;
+  }
+  std::vector<Subscriber>& out = result.subscribers_;
+  result.run_starts_.push_back(out.size());
+  if (list->chunk_count == 0) {
+    out.insert(out.end(), list->items(), list->items() + list->size);
+    return;
+  }
+  for (uint32_t i = 0; i < list->chunk_count; ++i) {
+    const SubscriberArray* chunk = list->chunks()[i];
+    out.insert(out.end(), chunk->items(), chunk->items() + chunk->size);
   }
 }
 

@@ -4,13 +4,14 @@
 // Shape: one node per filter level. A node holds its exact-level children in an open-addressing
 // hash table (so a parent with a million children costs O(1) per lookup; a lone child sits in an
 // inline slot instead), dedicated pointers to its '+' and '#' children, and an immutable sorted
-// array of the subscribers whose filter ends there. Subscribers are handles to a session on its
+// list of the subscribers whose filter ends there. Subscribers are handles to a session on its
 // home shard, never pointers.
 //
 // Cost of Match: O(levels) probes per trie branch that matches a prefix of the topic (exact, '+'
 // and '#' children), plus O(k log r) to merge the k subscribers of r matching filters. Subscribe
-// and Unsubscribe: O(levels) plus O(n) to copy the subscriber array of a filter with n
-// subscribers (copy-on-write).
+// and Unsubscribe: O(levels) plus the copy-on-write of the filter's subscriber list, which is
+// O(n) for a flat list (n <= 2 x kListChunk) and O(kListChunk + n / kListChunk) for a chunked
+// one (one chunk and the chunk pointers).
 //
 // Thread safety
 // - Match is lock-free, wait-free in the absence of writers, and allocation-free once the
@@ -42,8 +43,10 @@
 //   freed when its last child goes; its load (live plus tombstones) stays at or below 1/2.
 // - A node other than the root that has no subscribers and no children is unlinked and retired
 //   at once (pruning), so the trie holds only nodes on the path of a live subscription.
-// - Each subscriber array is sorted by session identity (shard, session, generation), without
-//   duplicates, and never empty (an empty list is a null pointer).
+// - Each subscriber list is sorted by session identity (shard, session, generation), without
+//   duplicates, and never empty (an empty list is a null pointer). A flat list holds at most
+//   2 x list_chunk subscribers; a chunked list more than list_chunk, in chunks of list_chunk / 4
+//   to 2 x list_chunk.
 //
 // Match semantics (MQTT 3.1.1 §4.7)
 // - '+' matches exactly one level, including an empty one; '#' matches its parent level and any
@@ -105,6 +108,7 @@ struct ShardSubscribers {
 
 namespace trie_internal {
 struct Node;
+struct SubscriberArray;
 }  // namespace trie_internal
 
 // Output of SubscriptionTrie::Match, and its scratch space. Keep one per shard and reuse it:
@@ -148,10 +152,16 @@ class MatchResult {
 
 class SubscriptionTrie {
  public:
+  // A subscriber list longer than 2 x kListChunk is split into chunks of kListChunk to
+  // 2 x kListChunk subscribers (and made flat again at kListChunk or fewer), so that changing the
+  // list of a filter with n subscribers copies O(kListChunk + n / kListChunk) bytes, not O(n).
+  static constexpr uint32_t kListChunk = 128;
+
   // Hash seed drawn at random, so that level hashes cannot be predicted by clients.
   explicit SubscriptionTrie(EpochDomain& epoch);
-  // Fixed seed, for reproducible tests and fuzzing.
-  SubscriptionTrie(EpochDomain& epoch, uint64_t hash_seed);
+  // Fixed seed, for reproducible tests and fuzzing; a small list_chunk exercises chunked
+  // subscriber lists with few subscribers.
+  SubscriptionTrie(EpochDomain& epoch, uint64_t hash_seed, uint32_t list_chunk = kListChunk);
   ~SubscriptionTrie();
 
   SubscriptionTrie(const SubscriptionTrie&) = delete;
@@ -176,6 +186,16 @@ class SubscriptionTrie {
 
  private:
   using Node = trie_internal::Node;
+  using SubscriberArray = trie_internal::SubscriberArray;
+  enum class ListChange { kNone, kAdded, kReplaced, kRemoved };
+
+  ListChange UpdateSubscribers(Node* node, Subscriber subscriber, bool remove)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  const SubscriberArray* NewList(std::span<const Subscriber> items) const;
+  static std::vector<Subscriber> Concatenate(const SubscriberArray* list, uint32_t chunk,
+                                             std::span<const Subscriber> items);
+  const SubscriberArray* SpliceChunks(const SubscriberArray* list, uint32_t first, uint32_t last,
+                                      std::span<const Subscriber> items, size_t size) const;
 
   Node* FindOrCreateChild(Node* parent, std::string_view level)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
@@ -192,6 +212,7 @@ class SubscriptionTrie {
   static void Finish(MatchResult& result);
 
   EpochDomain& epoch_;
+  const uint32_t list_chunk_;
   const uint64_t hash_seed_;
   const uint64_t hash_key_;  // derived from the seed
   Node* const root_;

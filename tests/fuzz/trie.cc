@@ -2,7 +2,8 @@
 //
 // The fuzz bytes become a sequence of Subscribe / Unsubscribe / Match operations over a small
 // alphabet of levels (empty levels, '$' levels, '+', '#'), so that filters overlap and nodes are
-// created, shared and pruned all the time. Every operation is replayed on a brute-force matcher
+// created, shared and pruned all the time, and subscriber lists (often with tiny chunks) are
+// chunked, split, merged and flattened. Every operation is replayed on a brute-force matcher
 // (tests/sub/brute_force_matcher.h); any difference in return values, subscription counts or
 // match results aborts. At the end everything is unsubscribed and the trie must be back to its
 // root alone (pruning leaves no node behind).
@@ -107,8 +108,12 @@ void CheckMatch(const SubscriptionTrie& trie, const reference::BruteForceMatcher
 void Run(FuzzedDataProvider& data) {
   EpochDomain domain(1);
   domain.Online(0);
-  // Both the seed and the operations come from the input, so a crash reproduces exactly.
-  SubscriptionTrie trie(domain, data.ConsumeIntegral<uint64_t>());
+  // The seed, the chunk size of subscriber lists and the operations all come from the input, so a
+  // crash reproduces exactly. Chunks of 1 to 3 make most lists of a few sessions chunked.
+  const uint64_t seed = data.ConsumeIntegral<uint64_t>();
+  const uint32_t list_chunk = data.ConsumeBool() ? data.ConsumeIntegralInRange<uint32_t>(1, 3)
+                                                 : SubscriptionTrie::kListChunk;
+  SubscriptionTrie trie(domain, seed, list_chunk);
   reference::BruteForceMatcher brute_force;
   MatchResult result;
   for (size_t op = 0; op < kMaxOperations && data.remaining_bytes() > 0; ++op) {

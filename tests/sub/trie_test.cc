@@ -382,8 +382,13 @@ class RandomTopics {
   std::mt19937 random_;
 };
 
-TEST_F(TrieTest, DifferentialAgainstBruteForce) {
-  RandomTopics random(20240601);
+// Random subscribes, unsubscribes and matches, each checked against the brute-force matcher.
+void RunDifferential(uint32_t list_chunk, uint32_t seed) {
+  EpochDomain domain(1);
+  domain.Online(0);
+  SubscriptionTrie trie(domain, kSeed, list_chunk);
+  MatchResult result;
+  RandomTopics random(seed);
   reference::BruteForceMatcher brute_force;
   std::vector<std::pair<std::string, Subscriber>> live;
   constexpr int kOperations = 40000;
@@ -395,7 +400,7 @@ TEST_F(TrieTest, DifferentialAgainstBruteForce) {
     if (roll < 4 && live.size() < kLiveMax) {
       const std::string filter = random.Filter();
       const Subscriber s = random.RandomSubscriber();
-      ASSERT_EQ(trie_.Subscribe(filter, s), brute_force.Subscribe(filter, s)) << filter;
+      ASSERT_EQ(trie.Subscribe(filter, s), brute_force.Subscribe(filter, s)) << filter;
       live.emplace_back(filter, s);
     } else if (roll < 7 && !live.empty()) {
       // Mostly existing subscriptions, sometimes a random (probably absent) one.
@@ -408,24 +413,84 @@ TEST_F(TrieTest, DifferentialAgainstBruteForce) {
         live[index] = live.back();
         live.pop_back();
       }
-      ASSERT_EQ(trie_.Unsubscribe(target.first, target.second),
+      ASSERT_EQ(trie.Unsubscribe(target.first, target.second),
                 brute_force.Unsubscribe(target.first, target.second))
           << target.first;
     } else {
       const std::string topic = random.Topic();
       const Entries expected = brute_force.Match(topic);
-      ASSERT_EQ(Match(topic), expected) << topic;
+      trie.Match(topic, result);
+      ASSERT_EQ(reference::ToEntries(result), expected) << topic;
       matched_nonempty += expected.empty() ? 0 : 1;
     }
-    ASSERT_EQ(trie_.subscription_count(), brute_force.size());
+    ASSERT_EQ(trie.subscription_count(), brute_force.size());
+    domain.Quiescent(0);
   }
   EXPECT_GT(matched_nonempty, 1000);  // the alphabet is small enough to produce matches
   // Removing everything prunes the trie back to its root.
   for (const auto& [filter, s] : live) {
-    trie_.Unsubscribe(filter, s);
+    trie.Unsubscribe(filter, s);
   }
-  EXPECT_EQ(trie_.subscription_count(), 0u);
+  EXPECT_EQ(trie.subscription_count(), 0u);
+  EXPECT_EQ(trie.node_count(), 1u);
+  domain.Offline(0);
+}
+
+TEST(TrieDifferentialTest, AgainstBruteForce) {
+  RunDifferential(SubscriptionTrie::kListChunk, 20240601);
+}
+
+// Tiny chunks: most subscriber lists of more than two sessions are chunked, split, merged and
+// flattened again.
+TEST(TrieDifferentialTest, AgainstBruteForceWithChunkedLists) {
+  RunDifferential(1, 20240602);
+  RunDifferential(2, 20240603);
+}
+
+// One filter with thousands of subscribers: its list becomes chunked as it grows, stays sorted and
+// complete through random changes, and becomes flat again as it shrinks.
+TEST_F(TrieTest, FanOutListGrowsChunkedAndShrinksBack) {
+  using Identity = std::tuple<uint16_t, uint32_t, uint32_t>;
+  std::map<Identity, uint8_t> model;
+  std::mt19937 random(99);
+  constexpr int kOperations = 30000;
+  for (int op = 0; op < kOperations; ++op) {
+    const uint32_t session = random() % 5000;
+    const Subscriber s = Sub(session, static_cast<uint8_t>(random() % 3),
+                             static_cast<uint16_t>(session % 7), session % 3 == 0 ? 1 : 0);
+    const Identity identity{s.shard, s.session, s.generation};
+    const bool growing = op < kOperations / 2;
+    if (random() % 10 < (growing ? 7u : 2u)) {
+      ASSERT_EQ(trie_.Subscribe("news", s), model.count(identity) == 0);
+      model[identity] = s.qos;
+    } else {
+      ASSERT_EQ(trie_.Unsubscribe("news", s), model.erase(identity) == 1);
+    }
+    if (op % 1000 == 999 || op + 1 == kOperations) {
+      Entries expected;
+      for (const auto& [id, qos] : model) {
+        expected.emplace_back(std::get<0>(id), std::get<1>(id), std::get<2>(id), qos);
+      }
+      ASSERT_EQ(Match("news"), expected) << op;
+      ASSERT_EQ(trie_.subscription_count(), model.size());
+    }
+  }
+  // Down to nothing, through the flat sizes, checking as the list shrinks.
+  while (!model.empty()) {
+    const Identity id = model.begin()->first;
+    model.erase(model.begin());
+    ASSERT_TRUE(
+        trie_.Unsubscribe("news", Sub(std::get<1>(id), 0, std::get<0>(id), std::get<2>(id))));
+    if (model.size() % 50 == 0) {
+      Entries expected;
+      for (const auto& [other, qos] : model) {
+        expected.emplace_back(std::get<0>(other), std::get<1>(other), std::get<2>(other), qos);
+      }
+      ASSERT_EQ(Match("news"), expected) << model.size();
+    }
+  }
   EXPECT_EQ(trie_.node_count(), 1u);
+  domain_.Collect();
 }
 
 // ---- Multi-threaded --------------------------------------------------------------------------
@@ -443,7 +508,8 @@ TEST(TrieStressTest, StableSubscriptionsAlwaysFound) {
   constexpr int kWriterOperations = 60000;
   constexpr uint32_t kStableSession = 1;  // sessions >= 100 are churn
   EpochDomain domain(kReaders);
-  SubscriptionTrie trie(domain, kSeed);
+  // Tiny chunks: the lists of the stable topics are chunked, split and merged under the readers.
+  SubscriptionTrie trie(domain, kSeed, /*list_chunk=*/2);
   auto stable_topic = [](int key) { return "s/" + std::to_string(key) + "/x"; };
   for (int key = 0; key < kKeys; key += kStableEvery) {
     trie.Subscribe(stable_topic(key), {0, kStableSession, 0, 1});
@@ -501,9 +567,10 @@ TEST(TrieStressTest, StableSubscriptionsAlwaysFound) {
       // Phases of mostly subscribing, then mostly unsubscribing, so the tables grow and shrink.
       const bool subscribe_phase = (op / 10000) % 2 == 0;
       if (live[writer].empty() || random() % 10 < (subscribe_phase ? 8u : 2u)) {
-        static constexpr const char* kShapes[] = {"s/%d/x", "s/%d/y", "s/%d/#", "s/+/%d", "%d/x"};
+        static constexpr const char* kShapes[] = {"s/%d/x", "s/%d/y", "s/%d/#",
+                                                  "s/+/%d", "%d/x",   "s/+/x"};
         char filter[32];
-        std::snprintf(filter, sizeof(filter), kShapes[random() % 5], key);
+        std::snprintf(filter, sizeof(filter), kShapes[random() % 6], key);
         trie.Subscribe(filter, churn);
         live[writer].emplace_back(filter, churn);
       } else {
