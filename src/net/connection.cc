@@ -202,6 +202,7 @@ void Connection::Accept(const mqtt::Connect& connect, const connect::Decision& d
     return;
   }
   if (context.sink == nullptr) SendConnack(false);
+  sink_ = context.sink;
   RINGMQ_LOG_DEBUG("client %s connected from %s (MQTT %s, keepalive %us, clean session %d)",
                    client_id_.c_str(), io::PeerAddress(fd_).c_str(),
                    level_ == mqtt::ProtocolLevel::kMqtt31 ? "3.1" : "3.1.1", keepalive_s_,
@@ -302,8 +303,10 @@ void Connection::CloseForViolation(mqtt::Violation violation, ConnectionContext&
 
 void Connection::StartClosing(uint64_t now_ms) {
   if (state_ == State::kClosing) return;
+  const bool served = state_ == State::kOpen && sink_ != nullptr;
   state_ = State::kClosing;
   closing_since_ms_ = now_ms;
+  if (served) sink_->OnClosing(*this);
 }
 
 void Connection::OnTransportClosed(uint64_t now_ms) {

@@ -45,6 +45,10 @@ class PacketSink {
   virtual ConnectAction OnConnect(Connection& connection, const mqtt::Connect& connect) = 0;
   // PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP, SUBSCRIBE or UNSUBSCRIBE, already validated.
   virtual void OnPacket(Connection& connection, const mqtt::Packet& packet) = 0;
+  // A served connection decided to close (DISCONNECT, violation, timeout, takeover, shutdown).
+  // Its socket may take a while to go; the session should let go of it now, so that a client
+  // reconnecting at once finds its session free. Called at most once per connection.
+  virtual void OnClosing(Connection& connection) = 0;
 };
 
 // Per-shard settings and shared state every connection of the shard uses.
@@ -165,6 +169,7 @@ class Connection {
   bool pre_admitted_ = false;  // adopted from another shard: admission already done
   bool graceful_disconnect_ = false;
   uint32_t tag_ = 0;
+  PacketSink* sink_ = nullptr;  // set once the sink serves this connection
   mqtt::ProtocolLevel level_ = mqtt::ProtocolLevel::kMqtt311;
   uint16_t keepalive_s_ = 0;
   int fd_ = -1;

@@ -353,14 +353,8 @@ void Router::DeliverLocal(uint32_t index, uint32_t generation, uint8_t qos,
       return;
     case session::EnqueueResult::kDroppedQueueFull:
       counters_.dropped_queue_full.Add();
-      if (queue_full_disconnects_ && entry.connection != nullptr &&
-          entry.connection->state() == net::Connection::State::kOpen) {
-        counters_.slow_consumer_disconnects.Add();
-        RINGMQ_LOG_DEBUG("client %s disconnected: its queue is full",
-                         entry.session->client_id().c_str());
-        entry.connection->Close(services_.now_ms());
-        services_.ConnectionDirty(entry.connection->tag());
-      }
+      // Disconnected in Flush, not here: the caller may be iterating this session's state.
+      if (queue_full_disconnects_ && entry.connection != nullptr) slow_consumers_.push_back(index);
       return;
     case session::EnqueueResult::kDroppedBytesCap:
       counters_.dropped_bytes_cap.Add();
@@ -452,6 +446,22 @@ void Router::OnRecord(std::span<const Slot> record) {
 }
 
 void Router::Flush() {
+  for (uint32_t index : slow_consumers_) {
+    SessionEntry& entry = sessions_[index];
+    if (!entry.session || entry.connection == nullptr ||
+        entry.connection->state() != net::Connection::State::kOpen) {
+      continue;  // already gone or closing (several messages may have found its queue full)
+    }
+    counters_.slow_consumer_disconnects.Add();
+    RINGMQ_LOG_DEBUG("client %s disconnected: its queue is full",
+                     entry.session->client_id().c_str());
+    net::Connection& connection = *entry.connection;
+    connection.Close(services_.now_ms());  // queues it in closing_ through OnClosing
+    services_.ConnectionDirty(connection.tag());
+  }
+  slow_consumers_.clear();
+  for (net::Connection* connection : closing_) OnConnectionClosed(*connection);
+  closing_.clear();
   for (uint32_t destination = 0; destination < shard_count_; ++destination) {
     auto& overflow = overflow_[destination];
     while (!overflow.empty()) {

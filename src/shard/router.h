@@ -70,6 +70,8 @@ class Router final : public net::PacketSink {
   // net::PacketSink
   ConnectAction OnConnect(net::Connection& connection, const mqtt::Connect& connect) override;
   void OnPacket(net::Connection& connection, const mqtt::Packet& packet) override;
+  // Deferred to the next Flush: the caller may be in the middle of a packet of this session.
+  void OnClosing(net::Connection& connection) override { closing_.push_back(&connection); }
 
   // The connection is about to be released. Publishes the will unless DISCONNECT was received
   // (MQTT-3.1.2-8, MQTT-3.14.4-3) and ends a clean session.
@@ -134,6 +136,8 @@ class Router final : public net::PacketSink {
   absl::flat_hash_map<std::string, uint32_t> by_client_id_;
   std::vector<uint32_t> session_of_tag_;  // connection tag -> session index
   std::vector<uint32_t> dirty_sessions_;
+  std::vector<net::Connection*> closing_;  // OnClosing, handled first in Flush
+  std::vector<uint32_t> slow_consumers_;   // sessions to disconnect (queue_full_policy)
 
   sub::MatchResult match_;
   std::vector<Slot> record_;                             // scratch for building mailbox records
