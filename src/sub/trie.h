@@ -14,11 +14,12 @@
 // one (one chunk and the chunk pointers).
 //
 // Thread safety
-// - Match is lock-free, wait-free in the absence of writers, and allocation-free once the
-//   MatchResult is warm. It may run on any thread that is an online reader of the EpochDomain
-//   given to the constructor, concurrently with writers and other readers; each concurrent Match
-//   needs its own MatchResult. It keeps no pointer into the trie after it returns, so the caller
-//   may pass a quiescent point right after.
+// - Match takes no lock and never retries (wait-free: its steps are bounded by the nodes that
+//   match a prefix of the topic), and is allocation-free once the MatchResult is warm. It may run
+//   on any thread that is an online reader of the EpochDomain given to the constructor,
+//   concurrently with writers and other readers; each concurrent Match needs its own MatchResult.
+//   It keeps no pointer into the trie after it returns, so the caller may pass a quiescent point
+//   right after.
 // - Subscribe and Unsubscribe may be called from any thread; they serialize on mutex_. They do
 //   not need to be made by an epoch reader.
 // - subscription_count() may be read from any thread (a relaxed snapshot).
@@ -34,8 +35,9 @@
 // sequence a reader follows never loses a key that stays present. A resized table is built aside
 // and replaces the old one with one release store. When a second exact child arrives, the table
 // holding both is published before the inline slot is cleared, and readers read the inline slot
-// first, so a child that stays is always found in one of the two. Replacing a table, a subscriber
-// array or unlinking a node hands the old object to EpochDomain::Retire.
+// first, so a child that stays is always found in one of the two. A replaced table, a replaced
+// subscriber list (a flat array, or a chunk spine and the chunks it no longer shares with the
+// new version) and an unlinked node go to EpochDomain::Retire.
 //
 // Invariants (writer side, under mutex_)
 // - A node's exact children are either in its one inline slot (at most one child, no table) or in
