@@ -187,13 +187,21 @@ void Shard::OnAccept(const io_uring_cqe& cqe) {
   }
   io::ConfigureAcceptedSocket(fd);
   counters_.connections_accepted.Add();
+  ArmReceive(AddConnection(fd, /*adopted=*/false));
+}
+
+uint32_t Shard::AddConnection(int fd, bool adopted) {
   const uint32_t slot_index = AllocateSlot();
   Slot& slot = slots_[slot_index];
   slot.fd = fd;
-  slot.connection.Open(fd, now_ms_);
+  if (adopted) {
+    slot.connection.Adopt(fd, now_ms_);
+  } else {
+    slot.connection.Open(fd, now_ms_);
+  }
   slot.connection.set_tag(slot_index);
   timers_->Schedule(slot_index, now_ms_ + config_.connect_timeout_ms);
-  ArmReceive(slot_index);
+  return slot_index;
 }
 
 void Shard::OnReceive(const io_uring_cqe& cqe, Slot* slot) {
@@ -329,12 +337,8 @@ void Shard::FlushHandoff(uint32_t slot_index) {
 }
 
 void Shard::AdoptConnection(int fd, std::vector<uint8_t> bytes) {
-  const uint32_t slot_index = AllocateSlot();
+  const uint32_t slot_index = AddConnection(fd, /*adopted=*/true);
   Slot& slot = slots_[slot_index];
-  slot.fd = fd;
-  slot.connection.Adopt(fd, now_ms_);
-  slot.connection.set_tag(slot_index);
-  timers_->Schedule(slot_index, now_ms_ + config_.connect_timeout_ms);
   slot.connection.OnReceive(bytes, now_ms_, context_);
   if (stopping_) slot.connection.RequestClose(now_ms_);
   ArmReceive(slot_index);

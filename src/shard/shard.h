@@ -105,6 +105,8 @@ class Shard final : public ShardServices {
   void ArmAccept();
   void ArmReceive(uint32_t slot_index);
   void ArmDoorbell();
+  // A slot for a socket accepted here or adopted from another shard, with its connect timer.
+  uint32_t AddConnection(int fd, bool adopted);
   uint32_t AllocateSlot();
   void ReleaseSlot(uint32_t slot_index);
   void MarkDirty(uint32_t slot_index);
