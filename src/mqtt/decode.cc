@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "common/assert.h"
+#include "common/bytes.h"
 #include "mqtt/codec.h"
 #include "mqtt/topic.h"
 
@@ -50,7 +51,7 @@ class Reader {
     if (remaining() - 2 < length) {
       return false;
     }
-    value = AsString(bytes_.subspan(position_ + 2, length));
+    value = AsText(bytes_.subspan(position_ + 2, length));
     position_ += 2 + length;
     return true;
   }
@@ -60,10 +61,6 @@ class Reader {
     const std::span<const uint8_t> rest = bytes_.subspan(position_);
     position_ = bytes_.size();
     return rest;
-  }
-
-  static std::string_view AsString(std::span<const uint8_t> bytes) {
-    return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
   }
 
  private:
@@ -307,7 +304,7 @@ Result<Packet> DecodePublish(const FixedHeader& header, std::span<const uint8_t>
       return Violation::kPacketIdZero;  // MQTT-2.3.1-1
     }
   }
-  publish.payload = Reader::AsString(reader.ReadRest());  // may be empty (§3.3.3)
+  publish.payload = AsText(reader.ReadRest());  // may be empty (§3.3.3)
   return Packet(publish);
 }
 

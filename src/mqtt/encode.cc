@@ -11,6 +11,7 @@
 #include <variant>
 
 #include "common/assert.h"
+#include "common/bytes.h"
 #include "mqtt/codec.h"
 
 namespace ringmq::mqtt {
@@ -41,9 +42,7 @@ class Writer {
     position_ += bytes.size();
   }
 
-  void Bytes(std::string_view text) {
-    Bytes(std::span(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
-  }
+  void Bytes(std::string_view text) { Bytes(AsBytes(text)); }
 
   void LengthPrefixed(std::string_view text) {
     RINGMQ_ASSERT(text.size() <= kMaxStringLength);

@@ -4,16 +4,10 @@
 #include <utility>
 
 #include "common/assert.h"
+#include "common/bytes.h"
 #include "mqtt/codec.h"
 
 namespace ringmq::session {
-namespace {
-
-std::string_view AsText(std::span<const uint8_t> bytes) {
-  return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
-}
-
-}  // namespace
 
 Session::Session(std::string client_id, bool clean_session, const SessionLimits& limits)
     : client_id_(std::move(client_id)), clean_session_(clean_session), limits_(limits) {

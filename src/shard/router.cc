@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "common/assert.h"
+#include "common/bytes.h"
 #include "common/log.h"
 #include "mqtt/codec.h"
 
@@ -22,10 +23,6 @@ constexpr size_t kDrainBudgetRecords = 4096;
 constexpr size_t kOverflowRecordsMax = 65'536;
 
 uint8_t MinQos(uint8_t a, uint8_t b) { return a < b ? a : b; }
-
-std::span<const uint8_t> AsBytes(std::string_view text) {
-  return {reinterpret_cast<const uint8_t*>(text.data()), text.size()};
-}
 
 }  // namespace
 

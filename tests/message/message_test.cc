@@ -12,32 +12,15 @@
 #include <thread>
 #include <vector>
 
+#include "common/bytes.h"
+#include "common/sanitizers.h"
 #include "mqtt/codec.h"
 #include "mqtt/packet.h"
 
 namespace ringmq::message {
 namespace {
 
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-constexpr bool kSanitized = true;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
-#else
-constexpr bool kSanitized = false;
-#endif
-
 using Bytes = std::vector<uint8_t>;
-
-std::span<const uint8_t> AsBytes(std::string_view text) {
-  return {reinterpret_cast<const uint8_t*>(text.data()), text.size()};
-}
-std::string_view AsText(std::span<const uint8_t> bytes) {
-  return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
-}
 
 // Counts frees through the test hook; installed for the duration of each test.
 std::atomic<int> frees{0};

@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/bytes.h"
 #include "message/message.h"
 #include "mqtt/topic.h"
 #include "sub/epoch.h"
@@ -31,13 +32,6 @@ namespace {
 using message::Message;
 using message::MessageRef;
 using Matches = std::vector<std::string>;  // "topic=payload", sorted
-
-std::span<const uint8_t> AsBytes(std::string_view text) {
-  return {reinterpret_cast<const uint8_t*>(text.data()), text.size()};
-}
-std::string_view AsText(std::span<const uint8_t> bytes) {
-  return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
-}
 
 MessageRef Retained(std::string_view topic, std::string_view payload) {
   return MessageRef::Create(topic, AsBytes(payload), 1, true);

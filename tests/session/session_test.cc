@@ -12,6 +12,7 @@
 #include <variant>
 #include <vector>
 
+#include "common/bytes.h"
 #include "message/message.h"
 #include "mqtt/codec.h"
 #include "mqtt/packet.h"
@@ -26,10 +27,6 @@ using message::MessageRef;
 // Large enough for any packet; WriteOutput's budget never interferes unless a test sets it.
 constexpr size_t kNoLimit = size_t{1} << 30;
 constexpr uint32_t kMaxPacketSize = mqtt::kMaxRemainingLength + mqtt::kMaxFixedHeaderLength;
-
-std::span<const uint8_t> AsBytes(std::string_view text) {
-  return {reinterpret_cast<const uint8_t*>(text.data()), text.size()};
-}
 
 // Frames and decodes every packet in `bytes`, as a client would. The packets view `bytes`.
 // Fails the test if the bytes are not a whole number of valid packets.
