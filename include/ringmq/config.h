@@ -42,6 +42,25 @@ struct Config {
   // Empty: every client id is allowed. Otherwise a client id must start with one of these.
   std::vector<std::string> client_id_prefixes;
 
+  // Connection policy per source address (see docs/connect-admission.md). 0: no limit.
+  uint32_t max_connections_per_address = 0;   // open TCP connections from one address
+  uint32_t max_connect_rate_per_address = 0;  // CONNECTs per second from one address
+
+  // Authentication and authorization (see docs/auth.md).
+  bool allow_anonymous = true;  // the default listener is loopback-only
+  std::string password_file;    // mosquitto_passwd format; empty: none
+  std::string acl_file;         // Mosquitto ACL format; empty: every client may do everything
+  // Failed password verifications allowed per second per shard; beyond it, CONNECTs whose
+  // credentials are not already known good are refused with 0x03 without hashing.
+  uint32_t max_auth_failures_per_second = 100;
+
+  // Prometheus /metrics (see docs/metrics.md). Port 0: no endpoint.
+  std::string metrics_bind = "127.0.0.1";
+  uint16_t metrics_port = 9883;
+
+  // $SYS/broker/... topics published every sys_interval_s seconds; 0: none.
+  uint32_t sys_interval_s = 10;
+
   friend bool operator==(const Config&, const Config&) = default;
 };
 

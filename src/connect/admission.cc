@@ -146,6 +146,14 @@ Reason CheckClientId(const mqtt::Connect& connect, const Policy& policy) {
 Reason CheckCapacity(const BrokerState& state, const Policy& policy) {
   if (state.shutting_down) return Reason::kShuttingDown;
   if (state.connected_clients >= policy.max_connections) return Reason::kConnectionLimit;
+  if (policy.max_connections_per_address != 0 &&
+      state.address_connections > policy.max_connections_per_address) {
+    return Reason::kAddressConnectionLimit;
+  }
+  if (policy.max_connect_rate_per_address != 0 &&
+      state.address_connects_this_second > policy.max_connect_rate_per_address) {
+    return Reason::kAddressRateLimit;
+  }
   return Reason::kAccepted;
 }
 
@@ -159,6 +167,8 @@ Reason CheckAuthenticator(const mqtt::Connect& connect, const Policy& policy) {
       return Reason::kBadCredentials;
     case AuthResult::kNotAuthorized:
       return Reason::kNotAuthorized;
+    case AuthResult::kRateLimited:
+      return Reason::kAuthRateLimit;
   }
   RINGMQ_ASSERT(false && "Authenticator returned an AuthResult out of range");
   return Reason::kNotAuthorized;

@@ -10,7 +10,9 @@
 //   1. malformed (decode violation)                     -> Close
 //   2. protocol name/level not supported                -> Refuse 0x01 (MQTT-3.1.2-2)
 //   3. client id not allowed                            -> Refuse 0x02 (MQTT-3.1.3-8, -9)
-//   4. connection limit reached, or shutting down       -> Refuse 0x03
+//   4. shutting down, connection limit reached, too many
+//      connections from or CONNECTs per second from the
+//      client's source address                          -> Refuse 0x03
 //   5. authenticator: bad credentials / not authorized  -> Refuse 0x04 / 0x05
 //   6. otherwise                                        -> Accept
 //
@@ -43,6 +45,9 @@ enum class Outcome : uint8_t { kAccept, kRefuse, kClose };
   X(kClientIdNotAllowed, "client_id_not_allowed", 0x02)    \
   X(kConnectionLimit, "connection_limit", 0x03)            \
   X(kShuttingDown, "shutting_down", 0x03)                  \
+  X(kAddressConnectionLimit, "address_connection_limit", 0x03) \
+  X(kAddressRateLimit, "address_rate_limit", 0x03)         \
+  X(kAuthRateLimit, "auth_rate_limit", 0x03)               \
   X(kBadCredentials, "bad_credentials", 0x04)              \
   X(kNotAuthorized, "not_authorized", 0x05)
 
@@ -62,14 +67,17 @@ std::string_view LabelOf(Reason reason);
 // MQTT 3.1 limits client ids to 1..23 characters (MQTT 3.1 §3.1, "Client Identifier").
 inline constexpr size_t kMqtt31MaxClientIdLength = 23;
 
-enum class AuthResult : uint8_t { kAllow, kBadCredentials, kNotAuthorized };
+// kRateLimited: the credentials would need verifying but the shard's budget of failed
+// verifications is spent (Refuse 0x03, reason kAuthRateLimit).
+enum class AuthResult : uint8_t { kAllow, kBadCredentials, kNotAuthorized, kRateLimited };
 
 // The authentication/authorization hook. Implementations (password file, ACL) come with the
 // operations work; the default when none is configured is to allow everyone.
 class Authenticator {
  public:
   virtual ~Authenticator() = default;
-  // `connect` is fully decoded and valid. Must not block; should not allocate.
+  // `connect` is fully decoded and valid. Must not block; should not allocate. A per-shard
+  // implementation may keep a cache and a failure budget in mutable members (one thread).
   virtual AuthResult Check(const mqtt::Connect& connect) const = 0;
 };
 
@@ -79,12 +87,19 @@ struct BrokerState {
   // back if the outcome is not kAccept.
   uint32_t connected_clients = 0;
   bool shutting_down = false;
+  // Open TCP connections from the client's source address, this one included, and CONNECTs
+  // from that address in the current one-second window, this one included (0 when the policy
+  // has no per-address limit; see connect/address_table.h).
+  uint32_t address_connections = 0;
+  uint32_t address_connects_this_second = 0;
 };
 
 struct Policy {
   RejectPolicy reject_policy = RejectPolicy::kVerbose;
   uint32_t max_connections = 100'000;
   uint32_t max_client_id_length = 256;
+  uint32_t max_connections_per_address = 0;   // 0: no limit
+  uint32_t max_connect_rate_per_address = 0;  // per second; 0: no limit
   std::span<const std::string> client_id_prefixes = {};  // empty: all allowed
   const Authenticator* authenticator = nullptr;          // null: allow all
 };

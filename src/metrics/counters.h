@@ -50,6 +50,10 @@ namespace ringmq::metrics {
   X(mailbox_full)                  /* records waiting for room in a shard mailbox */         \
   X(mailbox_overflow)              /* records dropped: mailbox and its overflow full */      \
   X(bytes_delivered)               /* PUBLISH/PUBREL bytes encoded for subscribers */        \
+  X(publish_denied)                /* PUBLISH the ACL does not allow: acked, dropped */       \
+  X(subscribe_denied)              /* SUBSCRIBE filters the ACL does not allow: SUBACK 0x80 */ \
+  X(auth_cache_hits)               /* CONNECT credentials found verified in the shard cache */ \
+  X(auth_verifications)            /* password hashes computed (PBKDF2 / SHA-512) */           \
   X(recv_enobufs) /* multishot recv ran out of provided buffers */                      \
   X(loop_iterations)                                                                    \
   X(sqes_submitted)                                                                     \

@@ -409,6 +409,46 @@ TEST(Admission, ShuttingDownReportedBeforeConnectionLimit) {
                 ConnackCode::kServerUnavailable);
 }
 
+// Per-source-address policy (docs/connect-admission.md): the counts include this connection.
+TEST(Admission, AddressConnectionLimitAllowsExactlyTheLimit) {
+  const Policy policy{.max_connections_per_address = 2};
+  EXPECT_EQ(Admit(ValidConnect(), BrokerState{.address_connections = 2}, policy).outcome,
+            Outcome::kAccept);
+  ExpectRefusal(ValidConnect(), BrokerState{.address_connections = 3}, policy,
+                Reason::kAddressConnectionLimit, ConnackCode::kServerUnavailable);
+}
+
+TEST(Admission, AddressRateLimitAllowsExactlyTheRate) {
+  const Policy policy{.max_connect_rate_per_address = 10};
+  EXPECT_EQ(Admit(ValidConnect(), BrokerState{.address_connects_this_second = 10}, policy).outcome,
+            Outcome::kAccept);
+  ExpectRefusal(ValidConnect(), BrokerState{.address_connects_this_second = 11}, policy,
+                Reason::kAddressRateLimit, ConnackCode::kServerUnavailable);
+}
+
+TEST(Admission, AddressLimitsZeroMeansUnlimited) {
+  EXPECT_EQ(Admit(ValidConnect(),
+                  BrokerState{.address_connections = 1'000'000,
+                              .address_connects_this_second = 1'000'000},
+                  Policy{})
+                .outcome,
+            Outcome::kAccept);
+}
+
+TEST(Admission, AddressLimitCheckedBeforeAuthentication) {
+  const FakeAuthenticator allow(AuthResult::kAllow);
+  ExpectRefusal(ValidConnect(), BrokerState{.address_connections = 2},
+                Policy{.max_connections_per_address = 1, .authenticator = &allow},
+                Reason::kAddressConnectionLimit, ConnackCode::kServerUnavailable);
+  EXPECT_EQ(allow.calls(), 0);
+}
+
+TEST(Admission, AuthRateLimitedRefused0x03) {
+  const FakeAuthenticator limited(AuthResult::kRateLimited);
+  ExpectRefusal(ValidConnect(), BrokerState{}, Policy{.authenticator = &limited},
+                Reason::kAuthRateLimit, ConnackCode::kServerUnavailable);
+}
+
 TEST(Admission, TooLongClientIdAtConnectionLimitGets0x02) {
   Connect connect = ValidConnect();
   const std::string id(33, 'x');
@@ -556,6 +596,9 @@ TEST(Admission, LabelsMatchReasonTable) {
   EXPECT_EQ(LabelOf(Reason::kClientIdNotAllowed), "client_id_not_allowed");
   EXPECT_EQ(LabelOf(Reason::kConnectionLimit), "connection_limit");
   EXPECT_EQ(LabelOf(Reason::kShuttingDown), "shutting_down");
+  EXPECT_EQ(LabelOf(Reason::kAddressConnectionLimit), "address_connection_limit");
+  EXPECT_EQ(LabelOf(Reason::kAddressRateLimit), "address_rate_limit");
+  EXPECT_EQ(LabelOf(Reason::kAuthRateLimit), "auth_rate_limit");
   EXPECT_EQ(LabelOf(Reason::kBadCredentials), "bad_credentials");
   EXPECT_EQ(LabelOf(Reason::kNotAuthorized), "not_authorized");
 }
@@ -582,6 +625,7 @@ TEST(Admission, EveryReasonReturnsItsTableCode) {
   };
   const FakeAuthenticator bad(AuthResult::kBadCredentials);
   const FakeAuthenticator denied(AuthResult::kNotAuthorized);
+  const FakeAuthenticator limited(AuthResult::kRateLimited);
   Connect persistent_empty = ValidConnect();
   persistent_empty.client_id = {};
   persistent_empty.clean_session = false;
@@ -607,6 +651,15 @@ TEST(Admission, EveryReasonReturnsItsTableCode) {
       {not_allowed, {}, {.client_id_prefixes = Prefixes()}, Reason::kClientIdNotAllowed},
       {ValidConnect(), {.connected_clients = 1}, {.max_connections = 1}, Reason::kConnectionLimit},
       {ValidConnect(), {.shutting_down = true}, {}, Reason::kShuttingDown},
+      {ValidConnect(),
+       {.address_connections = 3},
+       {.max_connections_per_address = 2},
+       Reason::kAddressConnectionLimit},
+      {ValidConnect(),
+       {.address_connects_this_second = 6},
+       {.max_connect_rate_per_address = 5},
+       Reason::kAddressRateLimit},
+      {ValidConnect(), {}, {.authenticator = &limited}, Reason::kAuthRateLimit},
       {ValidConnect(), {}, {.authenticator = &bad}, Reason::kBadCredentials},
       {ValidConnect(), {}, {.authenticator = &denied}, Reason::kNotAuthorized},
   };
