@@ -100,7 +100,7 @@ size_t Connection::ProcessFrames(std::span<const uint8_t> bytes, ConnectionConte
   size_t offset = 0;
   while (state_ != State::kClosing && offset < bytes.size()) {
     const std::span<const uint8_t> rest = bytes.subspan(offset);
-    const mqtt::Frame frame = mqtt::PeekFrame(rest, context.max_packet_size);
+    const mqtt::Frame frame = mqtt::PeekFrame(rest, context.max_packet_size, level_);
     if (frame.status == mqtt::FrameStatus::kNeedMore) break;
     if (frame.status == mqtt::FrameStatus::kInvalid) {
       CloseForViolation(frame.violation, context);

@@ -542,6 +542,30 @@ TEST_F(ConnectionTest, UnsubscribeAnsweredWithUnsubackOfSameId_MQTT_3_10_4_4) {
   EXPECT_EQ(connection_.state(), State::kOpen);
 }
 
+// MQTT 3.1 clients set DUP on a retransmitted PUBREL, SUBSCRIBE or UNSUBSCRIBE (3.1 allowed
+// it; 3.1.1 fixed the flags to 0b0010). A 3.1 connection is served, pipelined behind CONNECT too.
+TEST_F(ConnectionTest, Mqtt31RetransmissionsWithDupAreServed) {
+  Bytes pubrel = Encode(mqtt::Pubrel{5});
+  Bytes subscribe = TopicListPacket(6, {{"a/b", mqtt::QoS::k1}}, /*has_qos=*/true);
+  Bytes unsubscribe = TopicListPacket(7, {{"a/b", mqtt::QoS::k0}}, /*has_qos=*/false);
+  for (Bytes* packet : {&pubrel, &subscribe, &unsubscribe}) (*packet)[0] |= 0x08;
+  Receive(Cat({Encode(Mqtt31Connect()), pubrel, subscribe, unsubscribe}));
+  EXPECT_EQ(connection_.state(), State::kOpen);
+  EXPECT_EQ(Drain(), Cat({kConnackAccepted, Bytes{0x70, 0x02, 0x00, 0x05},
+                          Bytes{0x90, 0x03, 0x00, 0x06, 0x80}, Bytes{0xB0, 0x02, 0x00, 0x07}}));
+  EXPECT_EQ(shard_.counters.protocol_violations.Load(), 0u);
+}
+
+TEST_F(ConnectionTest, Mqtt311SubscribeWithDupClosed_MQTT_3_8_1_1) {
+  Accept();
+  Bytes subscribe = TopicListPacket(6, {{"a/b", mqtt::QoS::k1}}, /*has_qos=*/true);
+  subscribe[0] |= 0x08;
+  Receive(subscribe);
+  EXPECT_EQ(connection_.state(), State::kClosing);
+  EXPECT_TRUE(connection_.NextSend().empty());
+  EXPECT_EQ(shard_.counters.protocol_violations.Load(), 1u);
+}
+
 TEST(ConnectionServerPacketTest, ServerToClientPacketFromClientClosesConnection_MQTT_4_8_0_1) {
   const struct {
     const char* name;
