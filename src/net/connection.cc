@@ -183,7 +183,7 @@ void Connection::HandleConnect(const mqtt::FixedHeader& header, std::span<const 
                          ? absl::StrCat(static_cast<int>(decision.return_code)).c_str()
                          : "none");
   }
-  state_ = State::kClosing;
+  StartClosing(event_ms_);  // not served: no sink to tell; starts the close grace
 }
 
 void Connection::Accept(const mqtt::Connect& connect, const connect::Decision& decision,

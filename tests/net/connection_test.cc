@@ -320,6 +320,25 @@ TEST_F(ConnectionTest, SecondConnectClosesConnection_MQTT_3_1_0_2) {
   EXPECT_EQ(shard_.connected_clients.load(), 0u);
 }
 
+// A refused CONNECT's CONNACK gets the whole close grace to be sent, counted from the refusal.
+// (The refusal used to enter kClosing without a start time, so on a real monotonic clock its
+// grace had expired before it began and the shard shut the socket down next to the send.)
+TEST(ConnectionCloseGraceTest, RefusedConnectGetsTheCloseGraceToSendItsConnack) {
+  constexpr uint64_t kNowMs = 50'000'000;  // a monotonic clock well past kCloseGraceMs
+  ShardState shard;
+  Connection connection;
+  connection.Open(kFd, kNowMs - 10);
+  connection.OnReceive(UnsupportedLevelConnect(), kNowMs, shard.context);
+  ASSERT_EQ(connection.state(), State::kClosing);
+  EXPECT_EQ(connection.DeadlineMs(), kNowMs + kCloseGraceMs);
+  const std::span<const uint8_t> first = connection.NextSend();
+  ASSERT_EQ(first.size(), 4u);
+  connection.OnSent(2);  // a partial send: the rest must still go out
+  EXPECT_EQ(ToBytes(connection.NextSend()), (Bytes{0x00, 0x01}));
+  connection.OnSent(2);
+  EXPECT_TRUE(connection.ReadyToClose());
+}
+
 TEST_F(ConnectionTest, ConnectionLimitReachedRefusedWithConnack0x03) {
   shard_.context.policy.max_connections = 2;
   shard_.connected_clients = 2;
