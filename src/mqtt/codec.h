@@ -45,13 +45,17 @@ struct Frame {
 // 256 MiB is refused before any byte of it is buffered), and a remaining length other than the
 // one §3 fixes for CONNACK, PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK (2) and PINGREQ,
 // PINGRESP, DISCONNECT (0). The bytes are judged strictly left to right, so every prefix of a
-// stream gets kNeedMore or the very answer the whole stream gets.
-Frame PeekFrame(std::span<const uint8_t> bytes, uint32_t max_packet_size);
+// stream gets kNeedMore or the very answer the whole stream gets. `level` is the connection's
+// protocol level (3.1.1 until a CONNECT is admitted): MQTT 3.1 also allows DUP on PUBREL,
+// SUBSCRIBE and UNSUBSCRIBE, which its clients set when they retransmit them.
+Frame PeekFrame(std::span<const uint8_t> bytes, uint32_t max_packet_size,
+                ProtocolLevel level = ProtocolLevel::kMqtt311);
 
 // Decodes one packet whose fixed header is `header` and whose body (exactly
 // header.remaining_length bytes) is `body`. `level` is the connection's negotiated protocol
-// level; it is ignored for CONNECT, which carries its own. (Today it matters only for CONNACK:
-// MQTT 3.1 has no session-present flag, so there the whole acknowledge-flags byte is reserved.)
+// level; it is ignored for CONNECT, which carries its own. It matters for CONNACK (MQTT 3.1 has
+// no session-present flag, so there the whole acknowledge-flags byte is reserved) and for the
+// fixed-header flags (see PeekFrame).
 Result<Packet> Decode(const FixedHeader& header, std::span<const uint8_t> body,
                       ProtocolLevel level = ProtocolLevel::kMqtt311);
 

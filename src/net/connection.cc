@@ -104,7 +104,7 @@ size_t Connection::ProcessFrames(std::span<const uint8_t> bytes, ConnectionConte
   size_t offset = 0;
   while (state_ != State::kClosing && offset < bytes.size()) {
     const std::span<const uint8_t> rest = bytes.subspan(offset);
-    const mqtt::Frame frame = mqtt::PeekFrame(rest, context.max_packet_size);
+    const mqtt::Frame frame = mqtt::PeekFrame(rest, context.max_packet_size, level_);
     if (frame.status == mqtt::FrameStatus::kNeedMore) break;
     if (frame.status == mqtt::FrameStatus::kInvalid) {
       CloseForViolation(frame.violation, context);
@@ -194,7 +194,7 @@ void Connection::HandleConnect(const mqtt::FixedHeader& header, std::span<const 
                 ? absl::StrCat("0x0", static_cast<int>(decision.return_code)).c_str()
                 : "none");
   }
-  state_ = State::kClosing;
+  StartClosing(event_ms_);  // not served: no sink to tell; starts the close grace
 }
 
 void Connection::Accept(const mqtt::Connect& connect, const connect::Decision& decision,
