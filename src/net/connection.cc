@@ -172,6 +172,7 @@ void Connection::HandleConnect(const mqtt::FixedHeader& header, std::span<const 
     static_output_ = connect::ConnackBytes(decision.return_code);
   } else if (decision.silenced) {
     context.counters->connect_closed_silent_policy.Add();
+    context.counters->connect_silenced[static_cast<size_t>(decision.reason)].Add();
   }
   if (LogEnabled(LogLevel::kDebug)) {
     RINGMQ_LOG_DEBUG("connect from %s refused: %s (%s, CONNACK %s)", io::PeerAddress(fd_).c_str(),
