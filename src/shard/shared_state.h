@@ -12,6 +12,7 @@
 #include <memory>
 #include <vector>
 
+#include "connect/address_table.h"
 #include "metrics/counters.h"
 #include "retain/retained_store.h"
 #include "shard/mailbox.h"
@@ -26,6 +27,8 @@ struct SharedState {
   const uint32_t shard_count;
   std::atomic<uint32_t> connected_clients{0};
   std::atomic<bool> shutting_down{false};
+  // Per-source-address counts; null unless a per-address limit is configured.
+  std::unique_ptr<connect::AddressTable> addresses;
   sub::EpochDomain epochs;
   sub::SubscriptionTrie trie;
   retain::RetainedStore retained;
