@@ -5,6 +5,7 @@ equal what the test sent, and agree with the `counters:` line printed at exit.
 Also the helpers test_prometheus.py uses: scrape() and total().
 """
 
+import os
 import re
 import socket
 import subprocess
@@ -15,6 +16,8 @@ import urllib.request
 import mqtt_raw as m
 from broker import BrokerTestCase, binary, free_port
 
+DOCS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                    "docs", "metrics.md")
 SCRAPE_TIMEOUT = 5.0
 SETTLE_TIMEOUT = 5.0
 
@@ -269,6 +272,18 @@ class Endpoint(MetricsTestCase):
         # This scrape is counted after its own body is rendered.
         self.assertEqual(total(scrape(b.metrics_url()), "ringmq_metrics_requests_total",
                                code=200), 1)
+        b.stop()
+
+    def test_every_metric_is_documented(self):
+        b = self.start_broker("--sys-interval-s", "0", metrics=True)
+        with urllib.request.urlopen(b.metrics_url(), timeout=SCRAPE_TIMEOUT) as response:
+            text = response.read().decode("utf-8")
+        families = {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")}
+        self.assertGreater(len(families), 40)
+        with open(DOCS) as f:
+            docs = f.read()
+        undocumented = sorted(name for name in families if f"`{name}`" not in docs)
+        self.assertEqual(undocumented, [], "families missing from docs/metrics.md")
         b.stop()
 
     def test_port_0_turns_the_endpoint_off(self):
