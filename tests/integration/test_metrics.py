@@ -255,6 +255,24 @@ class SilentPolicy(MetricsTestCase):
         self.assertEqual(counters["connect_silenced_unsupported_protocol"], 2)
 
 
+class AddressLimits(MetricsTestCase):
+    def test_per_address_refusals_are_labelled(self):
+        b = self.start_broker("--sys-interval-s", "0", "--max-connections-per-address", "2",
+                              metrics=True)
+        first, second = m.Client(b.port, "a1"), m.Client(b.port, "a2")
+        with m.connect_client(b.port, "a3", expect=3) as s:
+            m.expect_eof(s)
+        self.wait_for_values(b.metrics_url(), {
+            key("ringmq_connect_outcomes_total", result="refused",
+                reason="address_connection_limit", code=3): 1,
+            key("ringmq_connect_outcomes_total", result="refused", reason="connection_limit"): 0,
+            key("ringmq_connect_outcomes_total", result="accepted"): 2,
+        })
+        first.close()
+        second.close()
+        self.assert_counters(b.stop(), connect_accepted=2, connect_address_connection_limit=1)
+
+
 class Endpoint(MetricsTestCase):
     def test_http_errors_are_answered_and_counted(self):
         b = self.start_broker("--sys-interval-s", "0", metrics=True)
