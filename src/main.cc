@@ -106,11 +106,14 @@ int main(int argc, char** argv) {
     return 1;
   }
   // The ready and counters lines are the operator's contract: logged at every log level.
-  ringmq::LogLine(ringmq::LogLevel::kInfo,
-                  "ringmq %s ready: accepting connections on %s (%u shards, %s, reject_policy %s)",
-                  RINGMQ_VERSION, ListenAddress(config).c_str(), broker.shard_count(),
-                  AllocatorName().c_str(),
-                  std::string(ringmq::config::ToString(config.reject_policy)).c_str());
+  const std::string metrics_url = broker.metrics_url();
+  ringmq::LogLine(
+      ringmq::LogLevel::kInfo,
+      "ringmq %s ready: accepting connections on %s (%u shards, %s, reject_policy %s); "
+      "metrics %s",
+      RINGMQ_VERSION, ListenAddress(config).c_str(), broker.shard_count(),
+      AllocatorName().c_str(), std::string(ringmq::config::ToString(config.reject_policy)).c_str(),
+      metrics_url.empty() ? "off" : metrics_url.c_str());
   ringmq::NotifySystemd("READY=1\nSTATUS=accepting connections on " + ListenAddress(config));
 
   int signal_number = 0;

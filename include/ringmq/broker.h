@@ -1,5 +1,6 @@
-// The broker: starts one shard per configured thread, serves until asked to stop, then stops
-// every shard cleanly and reports the summed counters.
+// The broker: starts one shard per configured thread and the Prometheus /metrics endpoint
+// (metrics_port, own thread), serves until asked to stop, then stops every shard cleanly and
+// reports the summed counters.
 //
 // Thread safety: Broker methods are called from the main thread. RequestStop() is also safe
 // from a signal-handling thread.
@@ -36,6 +37,9 @@ class Broker {
 
   // "name=value ..." of every counter summed over shards.
   std::string CountersSummary() const;
+
+  // "http://address:port/metrics" while the metrics endpoint is serving, else "".
+  std::string metrics_url() const;
 
   // Shards actually running (threads = 0 resolves to the number of online CPUs).
   uint32_t shard_count() const;

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <time.h>
+
 #include <future>
 #include <thread>
 #include <utility>
@@ -11,6 +13,8 @@
 #include "io/listener.h"
 #include "io/ring.h"
 #include "metrics/counters.h"
+#include "metrics/exposition.h"
+#include "metrics/http_server.h"
 #include "shard/shard.h"
 
 namespace ringmq {
@@ -20,6 +24,7 @@ struct Broker::Running {
   shard::SharedState shared;
   std::vector<std::unique_ptr<shard::Shard>> shards;
   std::vector<std::thread> threads;
+  std::unique_ptr<metrics::HttpServer> metrics;  // null when metrics_port is 0
 };
 
 namespace {
@@ -28,6 +33,36 @@ uint32_t ResolveThreads(uint32_t threads) {
   if (threads != 0) return threads;
   const long online = sysconf(_SC_NPROCESSORS_ONLN);
   return online > 0 ? static_cast<uint32_t>(online) : 1;
+}
+
+uint64_t NowMonotonicMs() {
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return static_cast<uint64_t>(now.tv_sec) * 1000 + static_cast<uint64_t>(now.tv_nsec) / 1'000'000;
+}
+
+// One scrape: loads relaxed atomics only, so it never waits for (or holds up) a shard.
+std::string Scrape(const shard::SharedState& shared, const Config& config,
+                   const metrics::HttpServer& server) {
+  metrics::BrokerSample sample;
+  sample.shards.resize(shared.shard_counters.size());
+  for (size_t i = 0; i < shared.shard_counters.size(); ++i) {
+    shared.shard_counters[i]->AddTo(sample.shards[i]);
+  }
+  sample.clients_connected = shared.connected_clients.load(std::memory_order_relaxed);
+  sample.retained_messages = shared.retained.size();
+  sample.max_connections = config.max_connections;
+  sample.start_time_seconds = shared.started_unix_seconds;
+  sample.uptime_seconds =
+      static_cast<double>(NowMonotonicMs() - shared.started_monotonic_ms) / 1000.0;
+  sample.version = RINGMQ_VERSION;
+  sample.http_responses = server.responses();
+  return metrics::Render(sample);
+}
+
+std::string HostPort(const std::string& address, uint16_t port) {
+  const bool v6 = address.find(':') != std::string::npos;
+  return (v6 ? "[" + address + "]" : address) + ":" + std::to_string(port);
 }
 
 // Backlog per listener: large enough for connection storms (the kernel caps it at
@@ -44,6 +79,11 @@ Broker::~Broker() { Stop(); }
 
 uint32_t Broker::shard_count() const { return config_.threads; }
 
+std::string Broker::metrics_url() const {
+  if (running_ == nullptr || running_->metrics == nullptr) return "";
+  return "http://" + HostPort(config_.metrics_bind, running_->metrics->port()) + "/metrics";
+}
+
 absl::Status Broker::Start() {
   if (absl::Status probe = io::ProbeKernel(); !probe.ok()) return probe;
   auto running = std::make_unique<Running>(config_.threads);
@@ -55,6 +95,21 @@ absl::Status Broker::Start() {
     if (!listener.ok()) return listener.status();
     running->shards.push_back(
         std::make_unique<shard::Shard>(i, config_, *listener, running->shared));
+    running->shared.shard_counters[i] = &running->shards.back()->counters();
+  }
+  // Before the shards: a port in use fails the start with nothing else running yet.
+  if (config_.metrics_port != 0) {
+    absl::StatusOr<std::unique_ptr<metrics::HttpServer>> server = metrics::HttpServer::Start(
+        config_.metrics_bind, config_.metrics_port,
+        [shared = &running->shared, this](const metrics::HttpServer& server) {
+          return Scrape(*shared, config_, server);
+        });
+    if (!server.ok()) {
+      return absl::Status(server.status().code(),
+                          "cannot serve /metrics (metrics_port; 0 turns it off): " +
+                              std::string(server.status().message()));
+    }
+    running->metrics = std::move(*server);
   }
   std::vector<std::future<absl::Status>> ready;
   for (auto& shard : running->shards) {
@@ -80,6 +135,7 @@ absl::Status Broker::Start() {
 
 void Broker::Stop() {
   if (running_ == nullptr) return;
+  if (running_->metrics != nullptr) running_->metrics->Stop();
   running_->shared.shutting_down.store(true, std::memory_order_relaxed);
   for (auto& shard : running_->shards) shard->RequestStop();
   for (std::thread& thread : running_->threads) thread.join();

@@ -8,7 +8,13 @@ void ShardCounters::AddTo(Snapshot& total) const {
 #define RINGMQ_COUNTER_ADD(name) total.name += name.Load();
   RINGMQ_SHARD_COUNTERS(RINGMQ_COUNTER_ADD)
 #undef RINGMQ_COUNTER_ADD
-  for (size_t i = 0; i < connect.size(); ++i) total.connect[i] += connect[i].Load();
+  for (size_t i = 0; i < connect.size(); ++i) {
+    total.connect[i] += connect[i].Load();
+    total.connect_silenced[i] += connect_silenced[i].Load();
+  }
+#define RINGMQ_GAUGE_ADD(name) total.gauges.name += gauges.name.Load();
+  RINGMQ_SHARD_GAUGES(RINGMQ_GAUGE_ADD)
+#undef RINGMQ_GAUGE_ADD
 }
 
 std::string Snapshot::Format() const {
@@ -20,6 +26,10 @@ std::string Snapshot::Format() const {
   for (size_t i = 0; i < connect.size(); ++i) {
     text.append(" connect_").append(connect::LabelOf(static_cast<connect::Reason>(i)));
     absl::StrAppend(&text, "=", connect[i]);
+  }
+  for (size_t i = 0; i < connect_silenced.size(); ++i) {
+    text.append(" connect_silenced_").append(connect::LabelOf(static_cast<connect::Reason>(i)));
+    absl::StrAppend(&text, "=", connect_silenced[i]);
   }
   return text;
 }

@@ -2,10 +2,15 @@
 //
 // Each shard owns one ShardCounters and is its only writer: an increment is a relaxed load plus
 // a relaxed store (no read-modify-write, no lock, no shared cache line with other shards).
-// Readers on other threads (the shutdown summary now, the /metrics scraper later) load relaxed
-// and sum over shards; a reader may see a value a few events old, never a torn one.
+// Readers on other threads (the shutdown summary, the /metrics scraper, the $SYS publisher on
+// shard 0) load relaxed and sum over shards; a reader may see a value a few events old, never a
+// torn one. Gauges follow the same single-writer rule; a sum of gauges over shards read at
+// slightly different moments may be off by the events in between, never drift.
 //
-// Thread safety: Add() only on the owning shard's thread; Snapshot() from any thread.
+// Every counter and gauge here is exposed by metrics/exposition.cc; its switch over the ids
+// below does not compile when one is missing.
+//
+// Thread safety: Add()/Set() only on the owning shard's thread; Load()/AddTo() from any thread.
 #ifndef RINGMQ_METRICS_COUNTERS_H_
 #define RINGMQ_METRICS_COUNTERS_H_
 
@@ -36,6 +41,11 @@ namespace ringmq::metrics {
   X(publish_received_qos1)                                                              \
   X(publish_received_qos2)                                                              \
   X(publish_dropped_no_subscribers)                                                     \
+  X(publish_sent_qos0)             /* PUBLISH packets encoded for subscribers, resends too */ \
+  X(publish_sent_qos1)                                                                       \
+  X(publish_sent_qos2)                                                                       \
+  X(publish_dropped_sys_topic)     /* client PUBLISH to a $SYS/ topic: acked, dropped */    \
+  X(sys_messages_published)        /* $SYS/broker/... messages published by the broker */   \
   X(sessions_created)                                                                         \
   X(session_takeovers)             /* CONNECT with the id of a connected client */           \
   X(connections_handed_off)        /* moved to their client id's home shard */               \
@@ -59,6 +69,15 @@ namespace ringmq::metrics {
   X(sqes_submitted)                                                                     \
   X(cqes_reaped)
 
+// X(name): per-shard levels (can go up and down), written only by the owning shard.
+#define RINGMQ_SHARD_GAUGES(X)                                                            \
+  X(connections_open)  /* TCP connections held by this shard, closing ones included */    \
+  X(sessions_online)   /* sessions with a connection */                                   \
+  X(sessions_offline)  /* persistent sessions kept without a connection */                \
+  X(subscriptions)     /* subscriptions held by this shard's sessions */                  \
+  X(queued_messages)   /* messages waiting in session queues (not yet sent) */            \
+  X(inflight_messages) /* QoS 1/2 messages sent and not yet fully acknowledged */
+
 class Counter {
  public:
   void Add(uint64_t delta = 1) {
@@ -70,6 +89,31 @@ class Counter {
   std::atomic<uint64_t> value_{0};
 };
 
+// A level with one writer: Add/Set from the owning shard, Load from anywhere (relaxed).
+class Gauge {
+ public:
+  void Add(int64_t delta) {
+    value_.store(value_.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
+  }
+  void Set(int64_t value) { value_.store(value, std::memory_order_relaxed); }
+  int64_t Load() const { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<int64_t> value_{0};
+};
+
+struct ShardGauges {
+#define RINGMQ_GAUGE_FIELD(name) Gauge name;
+  RINGMQ_SHARD_GAUGES(RINGMQ_GAUGE_FIELD)
+#undef RINGMQ_GAUGE_FIELD
+};
+
+struct GaugeSnapshot {
+#define RINGMQ_GAUGE_SNAPSHOT_FIELD(name) int64_t name = 0;
+  RINGMQ_SHARD_GAUGES(RINGMQ_GAUGE_SNAPSHOT_FIELD)
+#undef RINGMQ_GAUGE_SNAPSHOT_FIELD
+};
+
 struct Snapshot;
 
 // alignas keeps two shards' counters off one cache line.
@@ -79,6 +123,10 @@ struct alignas(64) ShardCounters {
 #undef RINGMQ_COUNTER_FIELD
   // CONNECT decisions by reason (connect::Reason), e.g. connect[kUnsupportedProtocol].
   std::array<Counter, connect::kReasonCount> connect;
+  // The part of connect[reason] closed without CONNACK because of reject_policy = silent; the
+  // rest of a refusal reason's count got its CONNACK.
+  std::array<Counter, connect::kReasonCount> connect_silenced;
+  ShardGauges gauges;
 
   void AddTo(Snapshot& total) const;
 };
@@ -89,8 +137,11 @@ struct Snapshot {
   RINGMQ_SHARD_COUNTERS(RINGMQ_SNAPSHOT_FIELD)
 #undef RINGMQ_SNAPSHOT_FIELD
   std::array<uint64_t, connect::kReasonCount> connect{};
+  std::array<uint64_t, connect::kReasonCount> connect_silenced{};
+  GaugeSnapshot gauges;  // summed too; not part of Format()
 
-  // "name=value name=value ..." with CONNECT reasons as connect_<label>.
+  // "name=value name=value ..." with CONNECT reasons as connect_<label> and their silenced
+  // part as connect_silenced_<label>.
   std::string Format() const;
 };
 

@@ -181,6 +181,7 @@ void Connection::HandleConnect(const mqtt::FixedHeader& header, std::span<const 
     static_output_ = connect::ConnackBytes(decision.return_code);
   } else if (decision.silenced) {
     context.counters->connect_closed_silent_policy.Add();
+    context.counters->connect_silenced[static_cast<size_t>(decision.reason)].Add();
   }
   if (LogLevel level; context.event_log.Admit(event_ms_, &level)) {
     LogLine(level, "connect from %s (client %s) refused: %s (%s, CONNACK %s)",

@@ -50,7 +50,8 @@ bool Session::has_output() const {
   return queue_.front().qos == 0 || inflight_.size() < limits_.max_inflight;
 }
 
-bool Session::WriteOne(const Outbound& entry, std::vector<uint8_t>& out, size_t max_bytes) {
+bool Session::WriteOne(const Outbound& entry, std::vector<uint8_t>& out, size_t max_bytes,
+                       WriteCounts* counts) {
   if (entry.stage == Stage::kAwaitComplete) {
     const mqtt::Packet packet = mqtt::Pubrel{entry.packet_id};
     const size_t size = mqtt::EncodedSize(packet);
@@ -78,17 +79,18 @@ bool Session::WriteOne(const Outbound& entry, std::vector<uint8_t>& out, size_t 
   [[maybe_unused]] const size_t written =
       mqtt::EncodePublishParts(parts, std::span<uint8_t>(out).subspan(old_size));
   RINGMQ_ASSERT(written == size);
+  if (counts != nullptr) ++counts->publishes_by_qos[entry.qos];
   return true;
 }
 
-size_t Session::WriteOutput(std::vector<uint8_t>& out, size_t max_bytes) {
+size_t Session::WriteOutput(std::vector<uint8_t>& out, size_t max_bytes, WriteCounts* counts) {
   if (!online_) return 0;
   const size_t start = out.size();
   // Resends and due PUBRELs first, in their original order.
   for (size_t i = 0; unsent_inflight_ > 0 && i < inflight_.size(); ++i) {
     Outbound& entry = inflight_[i];
     if (entry.sent) continue;
-    if (!WriteOne(entry, out, max_bytes)) return out.size() - start;
+    if (!WriteOne(entry, out, max_bytes, counts)) return out.size() - start;
     entry.sent = true;
     --unsent_inflight_;
   }
@@ -96,7 +98,7 @@ size_t Session::WriteOutput(std::vector<uint8_t>& out, size_t max_bytes) {
     Outbound& entry = queue_.front();
     if (entry.qos > 0 && inflight_.size() >= limits_.max_inflight) break;
     if (entry.qos > 0 && entry.packet_id == 0) entry.packet_id = NextPacketId();
-    if (!WriteOne(entry, out, max_bytes)) break;
+    if (!WriteOne(entry, out, max_bytes, counts)) break;
     queued_bytes_ -= entry.message.get()->wire_bytes();
     if (entry.qos > 0) {
       entry.sent = true;

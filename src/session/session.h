@@ -47,6 +47,11 @@ enum class EnqueueResult : uint8_t {
   kDroppedOffline,    // QoS 0 for an offline session
 };
 
+// What one WriteOutput call encoded, for the caller's counters.
+struct WriteCounts {
+  uint64_t publishes_by_qos[3] = {0, 0, 0};  // PUBLISH packets (resends included) by QoS
+};
+
 struct Will {
   std::string topic;
   std::vector<uint8_t> payload;
@@ -81,7 +86,8 @@ class Session {
   // Encodes pending PUBLISH/PUBREL packets into `out` (appending) until out.size() would
   // exceed `max_bytes` or nothing can be sent (window full). A message larger than max_bytes is
   // still written when `out` is empty, so progress is always possible. Returns bytes appended.
-  size_t WriteOutput(std::vector<uint8_t>& out, size_t max_bytes);
+  // `counts`, if given, is increased by what was written.
+  size_t WriteOutput(std::vector<uint8_t>& out, size_t max_bytes, WriteCounts* counts = nullptr);
   bool has_output() const;
 
   // Acknowledgements from the client. Return false for an unknown packet id (ignored; a
@@ -119,7 +125,8 @@ class Session {
     Stage stage = Stage::kAwaitAck;
   };
 
-  bool WriteOne(const Outbound& entry, std::vector<uint8_t>& out, size_t max_bytes);
+  bool WriteOne(const Outbound& entry, std::vector<uint8_t>& out, size_t max_bytes,
+                WriteCounts* counts);
 
   uint16_t NextPacketId();
   bool PacketIdInUse(uint16_t packet_id) const;

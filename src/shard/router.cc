@@ -109,6 +109,8 @@ net::PacketSink::ConnectAction Router::OnConnect(net::Connection& connection,
   SessionEntry& entry = sessions_[index];
   session::Session& session = *entry.session;
   session.Attach(connect.clean_session);
+  counters_.gauges.sessions_online.Add(1);
+  counters_.gauges.sessions_offline.Add(-1);
   session.will().reset();
   if (connect.will) {
     const mqtt::Will& will = *connect.will;
@@ -144,12 +146,18 @@ uint32_t Router::CreateSession(const std::string& client_id, bool clean_session)
   entry.dirty = false;
   by_client_id_[client_id] = index;
   counters_.sessions_created.Add();
+  counters_.gauges.sessions_offline.Add(1);
   return index;
 }
 
 void Router::DestroySession(uint32_t index) {
   SessionEntry& entry = sessions_[index];
   RINGMQ_ASSERT(entry.session.has_value() && entry.connection == nullptr);
+  const Levels levels = LevelsOf(*entry.session);  // all of it goes with the session
+  counters_.gauges.queued_messages.Add(-levels.queued);
+  counters_.gauges.inflight_messages.Add(-levels.inflight);
+  counters_.gauges.subscriptions.Add(-levels.subscriptions);
+  counters_.gauges.sessions_offline.Add(-1);
   for (const session::Subscription& subscription : entry.session->subscriptions()) {
     shared_.trie.Unsubscribe(
         subscription.filter,
@@ -165,6 +173,8 @@ void Router::Detach(uint32_t index, bool publish_will) {
   SessionEntry& entry = sessions_[index];
   session::Session& session = *entry.session;
   entry.connection = nullptr;
+  counters_.gauges.sessions_online.Add(-1);
+  counters_.gauges.sessions_offline.Add(1);
   if (publish_will) PublishWill(session);
   session.will().reset();
   session.Detach();
@@ -219,19 +229,23 @@ void Router::OnPacket(net::Connection& connection, const mqtt::Packet& packet) {
   uint32_t index = kNone;
   session::Session* session = SessionOf(connection, &index);
   RINGMQ_ASSERT(session != nullptr);
+  const Levels before = LevelsOf(*session);
   switch (mqtt::TypeOf(packet)) {
-    case mqtt::PacketType::kPublish:
-      OnPublish(connection, std::get<mqtt::Publish>(packet));
+    case mqtt::PacketType::kPublish: {
+      const auto& publish = std::get<mqtt::Publish>(packet);
+      if (metrics::IsSysTopic(publish.topic)) return DropSysPublish(connection, publish);
+      OnPublish(connection, publish);
       return;
+    }
     case mqtt::PacketType::kPuback:
       if (session->OnPuback(std::get<mqtt::Puback>(packet).packet_id)) MarkSessionDirty(index);
-      return;
+      return AccountLevels(before, *session);
     case mqtt::PacketType::kPubrec:
       if (session->OnPubrec(std::get<mqtt::Pubrec>(packet).packet_id)) MarkSessionDirty(index);
       return;
     case mqtt::PacketType::kPubcomp:
       if (session->OnPubcomp(std::get<mqtt::Pubcomp>(packet).packet_id)) MarkSessionDirty(index);
-      return;
+      return AccountLevels(before, *session);
     case mqtt::PacketType::kPubrel: {
       // MQTT-4.3.3-2: PUBCOMP answers every PUBREL, known id or not.
       const uint16_t packet_id = std::get<mqtt::Pubrel>(packet).packet_id;
@@ -240,11 +254,13 @@ void Router::OnPacket(net::Connection& connection, const mqtt::Packet& packet) {
       return;
     }
     case mqtt::PacketType::kSubscribe:
+      // Only the subscription count: retained messages queued by it are counted on delivery.
       OnSubscribe(connection, index, std::get<mqtt::Subscribe>(packet));
+      counters_.gauges.subscriptions.Add(LevelsOf(*session).subscriptions - before.subscriptions);
       return;
     case mqtt::PacketType::kUnsubscribe:
       OnUnsubscribe(connection, index, std::get<mqtt::Unsubscribe>(packet));
-      return;
+      return AccountLevels(before, *session);
     default:
       RINGMQ_ASSERT(false && "the connection handles every other packet type");
   }
@@ -270,6 +286,60 @@ void Router::OnPublish(net::Connection& connection, const mqtt::Publish& publish
   Route(message);
   if (qos == 1) connection.QueuePacket(mqtt::Puback{publish.packet_id}, context_);
   if (qos == 2) connection.QueuePacket(mqtt::Pubrec{publish.packet_id}, context_);
+}
+
+void Router::DropSysPublish(net::Connection& connection, const mqtt::Publish& publish) {
+  const auto qos = static_cast<uint8_t>(publish.qos);
+  if (qos == 0) counters_.publish_received_qos0.Add();
+  if (qos == 1) counters_.publish_received_qos1.Add();
+  if (qos == 2) counters_.publish_received_qos2.Add();
+  counters_.publish_dropped_sys_topic.Add();
+  RINGMQ_LOG_DEBUG("client %s: PUBLISH to %.*s dropped: $SYS is the broker's",
+                   connection.client_id().c_str(), static_cast<int>(publish.topic.size()),
+                   publish.topic.data());
+  // Acknowledged like any PUBLISH so the client's QoS flow completes; PUBREL gets PUBCOMP.
+  if (qos == 1) connection.QueuePacket(mqtt::Puback{publish.packet_id}, context_);
+  if (qos == 2) connection.QueuePacket(mqtt::Pubrec{publish.packet_id}, context_);
+}
+
+Router::Levels Router::LevelsOf(session::Session& session) {
+  return Levels{.queued = session.queued_messages(),
+                .inflight = session.inflight(),
+                .subscriptions = static_cast<int64_t>(session.subscriptions().size())};
+}
+
+void Router::AccountLevels(const Levels& before, session::Session& session) {
+  const Levels after = LevelsOf(session);
+  if (after.queued != before.queued) {
+    counters_.gauges.queued_messages.Add(after.queued - before.queued);
+  }
+  if (after.inflight != before.inflight) {
+    counters_.gauges.inflight_messages.Add(after.inflight - before.inflight);
+  }
+  if (after.subscriptions != before.subscriptions) {
+    counters_.gauges.subscriptions.Add(after.subscriptions - before.subscriptions);
+  }
+}
+
+void Router::PublishSys(uint64_t now_ms) {
+  if (sys_topics_ == nullptr) sys_topics_ = std::make_unique<metrics::SysTopics>();
+  metrics::SysSample sample;
+  for (const metrics::ShardCounters* counters : shared_.shard_counters) {
+    if (counters != nullptr) counters->AddTo(sample.total);
+  }
+  sample.clients_connected = shared_.connected_clients.load(std::memory_order_relaxed);
+  sample.retained_messages = shared_.retained.size();
+  sample.uptime_seconds =
+      now_ms > shared_.started_monotonic_ms ? (now_ms - shared_.started_monotonic_ms) / 1000 : 0;
+  sample.version = RINGMQ_VERSION;
+  for (const auto& [topic, payload] : sys_topics_->Changed(sample)) {
+    const std::vector<uint8_t> bytes(payload.begin(), payload.end());
+    message::MessageRef message =
+        message::MessageRef::Create(topic, bytes, /*qos=*/0, /*retain=*/true);
+    shared_.retained.Set(message::MessageRef::Share(message.get()));
+    Route(message, /*from_client=*/false);
+    counters_.sys_messages_published.Add();
+  }
 }
 
 void Router::OnSubscribe(net::Connection& connection, uint32_t index,
@@ -321,10 +391,10 @@ void Router::OnUnsubscribe(net::Connection& connection, uint32_t index,
 
 // ---- Routing ---------------------------------------------------------------------------------
 
-void Router::Route(const message::MessageRef& message) {
+void Router::Route(const message::MessageRef& message, bool from_client) {
   shared_.trie.Match(message->topic(), match_);
   if (match_.empty()) {
-    counters_.publish_dropped_no_subscribers.Add();
+    if (from_client) counters_.publish_dropped_no_subscribers.Add();
     return;
   }
   for (const sub::ShardSubscribers& group : match_.shards()) {
@@ -346,6 +416,7 @@ void Router::DeliverLocal(uint32_t index, uint32_t generation, uint8_t qos,
   if (entry.generation != generation || !entry.session) return;  // session ended meanwhile
   switch (entry.session->Enqueue(message::MessageRef::Share(message), qos, retain)) {
     case session::EnqueueResult::kQueued:
+      counters_.gauges.queued_messages.Add(1);
       if (entry.connection != nullptr) MarkSessionDirty(index);
       return;
     case session::EnqueueResult::kDroppedQueueFull:
@@ -479,8 +550,14 @@ void Router::Flush() {
     const size_t pending = connection.pending_output_bytes();
     if (pending >= budget) continue;  // OnConnectionWritable marks it again
     std::vector<uint8_t>& out = connection.output_buffer();
-    const size_t written = entry.session->WriteOutput(out, out.size() + (budget - pending));
+    const Levels before = LevelsOf(*entry.session);
+    session::WriteCounts sent;
+    const size_t written = entry.session->WriteOutput(out, out.size() + (budget - pending), &sent);
     if (written > 0) {
+      AccountLevels(before, *entry.session);
+      if (sent.publishes_by_qos[0] != 0) counters_.publish_sent_qos0.Add(sent.publishes_by_qos[0]);
+      if (sent.publishes_by_qos[1] != 0) counters_.publish_sent_qos1.Add(sent.publishes_by_qos[1]);
+      if (sent.publishes_by_qos[2] != 0) counters_.publish_sent_qos2.Add(sent.publishes_by_qos[2]);
       counters_.bytes_delivered.Add(written);
       services_.ConnectionDirty(connection.tag());
     }

@@ -29,6 +29,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -36,6 +37,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "message/message.h"
 #include "metrics/counters.h"
+#include "metrics/sys_topics.h"
 #include "net/connection.h"
 #include "ringmq/config.h"
 #include "session/session.h"
@@ -93,6 +95,10 @@ class Router final : public net::PacketSink {
 
   size_t session_count() const { return by_client_id_.size(); }
 
+  // Publishes the $SYS/broker/... values that changed (retained, QoS 0), from every shard's
+  // counters. Called by one shard only, every sys_interval_s.
+  void PublishSys(uint64_t now_ms);
+
  private:
   static constexpr uint32_t kNone = UINT32_MAX;
   struct SessionEntry {
@@ -113,7 +119,20 @@ class Router final : public net::PacketSink {
   void OnSubscribe(net::Connection& connection, uint32_t index, const mqtt::Subscribe& subscribe);
   void OnUnsubscribe(net::Connection& connection, uint32_t index,
                      const mqtt::Unsubscribe& unsubscribe);
-  void Route(const message::MessageRef& message);
+  // `from_client` false: a broker message ($SYS), not counted as a client's unrouted PUBLISH.
+  void Route(const message::MessageRef& message, bool from_client = true);
+  // MQTT-4.7.2-1 / Mosquitto: $SYS/ belongs to the broker; a client's PUBLISH there is
+  // acknowledged and dropped (counted).
+  void DropSysPublish(net::Connection& connection, const mqtt::Publish& publish);
+  // Gauge bookkeeping: a session's queued and in-flight counts before an operation, and the
+  // difference applied after it.
+  struct Levels {
+    int64_t queued = 0;
+    int64_t inflight = 0;
+    int64_t subscriptions = 0;
+  };
+  static Levels LevelsOf(session::Session& session);
+  void AccountLevels(const Levels& before, session::Session& session);
   void DeliverLocal(uint32_t index, uint32_t generation, uint8_t qos, message::Message* message,
                     bool retain);
   void SendRemote(uint32_t destination, message::Message* message,
@@ -143,6 +162,7 @@ class Router final : public net::PacketSink {
   std::vector<Slot> record_;                             // scratch for building mailbox records
   std::vector<std::deque<std::vector<Slot>>> overflow_;  // per destination shard
   std::vector<bool> doorbell_due_;
+  std::unique_ptr<metrics::SysTopics> sys_topics_;  // on the publishing shard, once used
 };
 
 }  // namespace ringmq::shard

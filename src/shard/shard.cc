@@ -125,6 +125,7 @@ void Shard::Loop() {
       accept_retry_ms_ = 0;
       ArmAccept();
     }
+    MaybePublishSys();
     router_->Flush();
     Flush();
     router_->RingDoorbells();
@@ -133,6 +134,14 @@ void Shard::Loop() {
   }
   shared_.epochs.Offline(index_);
   ring_->SubmitAndWait(0);  // push out the last closes
+}
+
+void Shard::MaybePublishSys() {
+  // One shard publishes the $SYS topics for the whole broker (they sum every shard's counters).
+  if (index_ != kSysShard || config_.sys_interval_s == 0 || stopping_) return;
+  if (now_ms_ < next_sys_ms_) return;
+  next_sys_ms_ = now_ms_ + uint64_t{config_.sys_interval_s} * 1000;
+  router_->PublishSys(now_ms_);
 }
 
 void Shard::Reap() {
@@ -432,6 +441,7 @@ uint32_t Shard::AllocateSlot() {
   slot.cancel_submitted = false;
   slot.timer_state = net::Connection::State::kAwaitConnect;
   ++open_connections_;
+  counters_.gauges.connections_open.Set(open_connections_);
   return slot_index;
 }
 
@@ -450,6 +460,7 @@ void Shard::ReleaseSlot(uint32_t slot_index) {
   free_slots_.push_back(slot_index);
   RINGMQ_ASSERT(open_connections_ > 0);
   --open_connections_;
+  counters_.gauges.connections_open.Set(open_connections_);
 }
 
 void Shard::MarkDirty(uint32_t slot_index) {

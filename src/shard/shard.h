@@ -1,7 +1,8 @@
 // A shard: one thread, one io_uring, one SO_REUSEPORT listener, and the connections it accepted.
 //
 // The loop, once per iteration: reap every completion (accepts, receives, sends, closes, the
-// stop doorbell), advance the timer wheel, then for each connection touched in this iteration
+// stop doorbell), advance the timer wheel, on shard 0 publish the $SYS topics when they are
+// due (every sys_interval_s), then for each connection touched in this iteration
 // start its next send or its close, hand receive buffers back, and make one
 // submit-and-wait call for everything (waking at least every tick for timers).
 //
@@ -46,6 +47,8 @@ struct ShardLimits {
 
 class Shard final : public ShardServices {
  public:
+  static constexpr uint32_t kSysShard = 0;  // publishes the $SYS topics
+
   Shard(uint32_t index, const Config& config, int listen_fd, SharedState& shared);
   ~Shard() override;
   Shard(const Shard&) = delete;
@@ -101,6 +104,7 @@ class Shard final : public ShardServices {
   void FlushClosing(uint32_t slot_index);
   void FlushHandoff(uint32_t slot_index);
   void BeginStop();
+  void MaybePublishSys();
 
   void ArmAccept();
   void ArmReceive(uint32_t slot_index);
@@ -135,6 +139,7 @@ class Shard final : public ShardServices {
   uint64_t now_ms_ = 0;
   uint64_t next_collect_ms_ = 0;  // reclamation of retired trie nodes, once per tick
   uint64_t accept_retry_ms_ = 0;  // after EMFILE/ENFILE: when to re-arm accept (0: none)
+  uint64_t next_sys_ms_ = 0;      // next $SYS publication (shard kSysShard only)
   bool accept_armed_ = false;
   bool stopping_ = false;
 };

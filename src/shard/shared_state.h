@@ -2,14 +2,18 @@
 //
 // Thread safety: the atomics are read and written by every shard; the pointed-to trie, retained
 // store and epoch domain synchronize internally; the mailbox matrix is SPSC per shard pair.
+// shard_counters is filled by the broker before any shard thread starts and read-only after;
+// the counters it points to follow metrics/counters.h (one writer, relaxed readers).
 #ifndef RINGMQ_SHARD_SHARED_STATE_H_
 #define RINGMQ_SHARD_SHARED_STATE_H_
 
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "connect/address_table.h"
+#include "metrics/counters.h"
 #include "retain/retained_store.h"
 #include "shard/mailbox.h"
 #include "sub/epoch.h"
@@ -31,6 +35,11 @@ struct SharedState {
   MailboxMatrix mailboxes;
   // Each shard's io_uring fd, for msg_ring doorbells; -1 until the shard has set up.
   std::unique_ptr<std::atomic<int>[]> ring_fds;
+  // Every shard's counters, index = shard (for the $SYS topics, which sum them on shard 0).
+  std::vector<const metrics::ShardCounters*> shard_counters;
+  // CLOCK_MONOTONIC milliseconds (the shards' now_ms clock) and Unix time in seconds at start.
+  const uint64_t started_monotonic_ms;
+  const double started_unix_seconds;
 };
 
 // Mailbox slots per ordered shard pair: 2^18 slots in all spread over the pairs' count, at

@@ -57,6 +57,11 @@ ROUTING_COUNTERS = (
     "mailbox_full",
     "mailbox_overflow",
     "bytes_delivered",
+    "publish_sent_qos0",
+    "publish_sent_qos1",
+    "publish_sent_qos2",
+    "publish_dropped_sys_topic",
+    "sys_messages_published",
 )
 REQUIRED_COUNTERS = CONNECT_COUNTERS + ROUTING_COUNTERS
 # Routing outcomes that mean a message was dropped, published for a lost client or taken over:
@@ -70,6 +75,7 @@ ROUTING_OUTCOME_COUNTERS = (
     "slow_consumer_disconnects",
     "dropped_offline_qos0",
     "mailbox_overflow",
+    "publish_dropped_sys_topic",
 )
 # The outcome counters that assert_counters() requires to be 0 unless a test names them.
 OUTCOME_COUNTERS = CONNECT_COUNTERS[1:] + ROUTING_OUTCOME_COUNTERS
@@ -121,8 +127,14 @@ def parse_counters(line):
 class Broker:
     """One broker process. Use start()/stop() or `with Broker(...) as b:`."""
 
-    def __init__(self, *flags, threads=2, log_level="debug", binary_path=None, port=None):
+    def __init__(self, *flags, threads=2, log_level="debug", binary_path=None, port=None,
+                 metrics=False):
+        """`metrics`: serve /metrics on a free port (self.metrics_port); otherwise the endpoint
+        is off (--metrics-port 0) unless `flags` set it, so parallel brokers never collide on
+        the default port."""
         self.binary = binary_path or binary()
+        self.metrics = metrics
+        self.metrics_port = None
         self.fixed_port = port
         self.flags = [str(f) for f in flags]
         self.threads = threads
@@ -147,6 +159,8 @@ class Broker:
                 "--threads", str(self.threads)]
         if self.log_level:
             argv += ["--log-level", self.log_level]
+        if "--metrics-port" not in self.flags:
+            argv += ["--metrics-port", str(self.metrics_port or 0)]
         return argv + self.flags
 
     def start(self):
@@ -154,6 +168,8 @@ class Broker:
         STARTED.append(self)
         for attempt in range(3):
             self.port = self.fixed_port or free_port()
+            if self.metrics:
+                self.metrics_port = free_port()
             self.lines = []
             self.proc = subprocess.Popen(self.argv(self.port), stdin=subprocess.DEVNULL,
                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -221,6 +237,11 @@ class Broker:
             if self._reader:
                 self._reader.join(2)
             self.proc.stderr.close()
+
+    def metrics_url(self):
+        if not self.metrics_port:
+            raise AssertionError("broker started without metrics=True")
+        return f"http://{mqtt_raw.HOST}:{self.metrics_port}/metrics"
 
     def running(self):
         return self.proc is not None and self.proc.poll() is None

@@ -1,0 +1,383 @@
+#include "metrics/exposition.h"
+
+#include <algorithm>
+#include <initializer_list>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/assert.h"
+
+namespace ringmq::metrics {
+namespace {
+
+enum class Type : uint8_t { kCounter, kGauge };
+
+struct Family {
+  std::string_view name;
+  Type type;
+  std::string_view help;
+};
+
+// Every family, in exposition order. SeriesOf() below names families from this table.
+constexpr Family kFamilies[] = {
+    // Connections and CONNECT.
+    {"ringmq_connections", Type::kGauge, "Open TCP connections, closing ones included."},
+    {"ringmq_connections_accepted_total", Type::kCounter, "TCP connections accepted."},
+    {"ringmq_connections_closed_total", Type::kCounter, "TCP connections closed, any reason."},
+    {"ringmq_accept_errors_total", Type::kCounter,
+     "Failed accepts (e.g. EMFILE); accepting resumes after one tick."},
+    {"ringmq_connections_handed_off_total", Type::kCounter,
+     "Connections moved to the home shard of their client id before CONNACK."},
+    {"ringmq_connect_outcomes_total", Type::kCounter,
+     "CONNECT outcomes: result accepted, refused (CONNACK code 1-5 sent), closed_malformed, "
+     "closed_silent_policy (refusal closed without CONNACK) or connect_timeout, by reason."},
+    {"ringmq_connect_silent_closes_total", Type::kCounter,
+     "Refusals closed without CONNACK under reject_policy silent, all reasons."},
+    {"ringmq_clients_connected", Type::kGauge, "MQTT clients connected (CONNECT accepted)."},
+    {"ringmq_max_connections", Type::kGauge, "The max_connections setting."},
+    {"ringmq_keepalive_timeouts_total", Type::kCounter,
+     "Connections closed after 1.5 keepalive periods without a packet."},
+    {"ringmq_protocol_violations_total", Type::kCounter,
+     "Connections closed for a malformed packet after CONNECT."},
+    {"ringmq_client_disconnects_total", Type::kCounter, "DISCONNECT packets received."},
+    {"ringmq_output_overflows_total", Type::kCounter,
+     "Connections closed because the peer did not read its replies."},
+    {"ringmq_slow_consumer_disconnects_total", Type::kCounter,
+     "Subscribers disconnected for a full queue (queue_full_policy disconnect)."},
+    // Sessions and subscriptions.
+    {"ringmq_sessions", Type::kGauge,
+     "Sessions by state: online (connected) or offline (persistent, kept without a client)."},
+    {"ringmq_sessions_created_total", Type::kCounter, "Sessions created."},
+    {"ringmq_session_takeovers_total", Type::kCounter,
+     "CONNECTs that took over the session of a connected client."},
+    {"ringmq_subscriptions", Type::kGauge, "Subscriptions held by sessions."},
+    {"ringmq_subscriptions_added_total", Type::kCounter, "New subscriptions (SUBSCRIBE)."},
+    {"ringmq_subscriptions_removed_total", Type::kCounter, "Subscriptions removed (UNSUBSCRIBE)."},
+    {"ringmq_subscribe_denied_total", Type::kCounter,
+     "SUBSCRIBE filters the ACL refused (SUBACK 0x80)."},
+    {"ringmq_retained_messages", Type::kGauge, "Retained messages stored, $SYS included."},
+    // Messages.
+    {"ringmq_messages_received_total", Type::kCounter, "PUBLISH packets received, by QoS."},
+    {"ringmq_messages_sent_total", Type::kCounter,
+     "PUBLISH packets sent to subscribers, by QoS (resends included)."},
+    {"ringmq_messages_dropped_total", Type::kCounter, "Messages dropped, by reason."},
+    {"ringmq_qos2_duplicates_total", Type::kCounter,
+     "QoS 2 PUBLISH repeated before PUBREL: acknowledged, not delivered again."},
+    {"ringmq_wills_published_total", Type::kCounter, "Wills published."},
+    {"ringmq_sys_messages_published_total", Type::kCounter, "$SYS messages published."},
+    {"ringmq_queued_messages", Type::kGauge, "Messages waiting in session queues."},
+    {"ringmq_inflight_messages", Type::kGauge,
+     "QoS 1/2 messages sent and not yet acknowledged."},
+    {"ringmq_mailbox_full_total", Type::kCounter,
+     "Cross-shard records that waited for room in a full mailbox."},
+    // Bytes.
+    {"ringmq_received_bytes_total", Type::kCounter, "Bytes received from clients."},
+    {"ringmq_sent_bytes_total", Type::kCounter, "Bytes sent to clients."},
+    {"ringmq_delivered_bytes_total", Type::kCounter,
+     "PUBLISH and PUBREL bytes encoded for subscribers."},
+    // Authentication.
+    {"ringmq_auth_cache_hits_total", Type::kCounter,
+     "CONNECT credentials found already verified in the shard's cache."},
+    {"ringmq_auth_verifications_total", Type::kCounter, "Password hashes computed."},
+    // Shard loop and io_uring.
+    {"ringmq_loop_iterations_total", Type::kCounter, "Shard event loop iterations."},
+    {"ringmq_io_uring_sqes_submitted_total", Type::kCounter, "io_uring submission entries."},
+    {"ringmq_io_uring_cqes_reaped_total", Type::kCounter, "io_uring completions reaped."},
+    {"ringmq_receive_buffer_exhausted_total", Type::kCounter,
+     "Receives that found no provided buffer (ENOBUFS) and were re-armed."},
+    // Process.
+    {"ringmq_build_info", Type::kGauge, "Constant 1, labelled with the broker version."},
+    {"ringmq_shards", Type::kGauge, "Shards (threads) serving connections."},
+    {"ringmq_start_time_seconds", Type::kGauge, "Broker start time since the Unix epoch."},
+    {"ringmq_uptime_seconds", Type::kGauge, "Seconds since the broker started."},
+    {"ringmq_metrics_requests_total", Type::kCounter,
+     "Responses of the /metrics endpoint, by HTTP status code."},
+};
+
+constexpr bool FamilyExists(std::string_view name) {
+  for (const Family& family : kFamilies) {
+    if (family.name == name) return true;
+  }
+  return false;
+}
+
+constexpr Series Plain(std::string_view family) { return Series{family, {}, {}}; }
+constexpr Series Labelled(std::string_view family, std::string_view name, std::string_view value) {
+  return Series{family, name, value};
+}
+
+constexpr std::string_view kDropped = "ringmq_messages_dropped_total";
+constexpr std::string_view kReceived = "ringmq_messages_received_total";
+constexpr std::string_view kSent = "ringmq_messages_sent_total";
+constexpr std::string_view kConnectOutcomes = "ringmq_connect_outcomes_total";
+
+// The CONNACK code a reason calls for (0xff: none), from the admission table.
+uint8_t CodeOf(connect::Reason reason) {
+  switch (reason) {
+#define RINGMQ_REASON_CODE(name, label, code) \
+  case connect::Reason::name:                 \
+    return code;
+    RINGMQ_CONNECT_REASONS(RINGMQ_REASON_CODE)
+#undef RINGMQ_REASON_CODE
+  }
+  return 0xff;
+}
+
+void AppendSample(std::string& out, std::string_view name,
+                  std::initializer_list<std::pair<std::string_view, std::string_view>> labels,
+                  std::string_view value) {
+  out.append(name);
+  bool first = true;
+  for (const auto& [label, label_value] : labels) {
+    if (label.empty()) continue;
+    out.append(first ? "{" : ",");
+    first = false;
+    out.append(label).append("=\"").append(EscapeLabelValue(label_value)).append("\"");
+  }
+  if (!first) out.append("}");
+  out.append(" ").append(value).append("\n");
+}
+
+void AppendConnectOutcomes(std::string& out, std::string_view shard, const Snapshot& snapshot) {
+  for (size_t i = 0; i < connect::kReasonCount; ++i) {
+    const auto reason = static_cast<connect::Reason>(i);
+    const std::string_view label = connect::LabelOf(reason);
+    const uint64_t total = snapshot.connect[i];
+    // Silenced is counted after the decision: clamp in case this read raced between the two.
+    const uint64_t silenced = std::min(snapshot.connect_silenced[i], total);
+    if (reason == connect::Reason::kAccepted) {
+      AppendSample(out, kConnectOutcomes,
+                   {{"shard", shard}, {"result", "accepted"}, {"reason", label}, {"code", "0"}},
+                   absl::StrCat(total));
+    } else if (reason == connect::Reason::kMalformed) {
+      AppendSample(out, kConnectOutcomes,
+                   {{"shard", shard}, {"result", "closed_malformed"}, {"reason", label}},
+                   absl::StrCat(total));
+    } else {
+      AppendSample(out, kConnectOutcomes,
+                   {{"shard", shard},
+                    {"result", "refused"},
+                    {"reason", label},
+                    {"code", absl::StrCat(CodeOf(reason))}},
+                   absl::StrCat(total - silenced));
+      AppendSample(out, kConnectOutcomes,
+                   {{"shard", shard}, {"result", "closed_silent_policy"}, {"reason", label}},
+                   absl::StrCat(silenced));
+    }
+  }
+}
+
+// Per-shard samples of every counter and gauge in `family`.
+void AppendShardSeries(std::string& out, const Family& family, const BrokerSample& sample) {
+  for (size_t shard = 0; shard < sample.shards.size(); ++shard) {
+    const std::string shard_label = absl::StrCat(shard);
+    const Snapshot& snapshot = sample.shards[shard];
+    if (family.name == kConnectOutcomes) AppendConnectOutcomes(out, shard_label, snapshot);
+    for (size_t i = 0; i < kCounterCount; ++i) {
+      const auto id = static_cast<CounterId>(i);
+      const Series series = SeriesOf(id);
+      if (series.family != family.name) continue;
+      AppendSample(out, family.name,
+                   {{"shard", shard_label}, {series.label_name, series.label_value}},
+                   absl::StrCat(ValueOf(snapshot, id)));
+    }
+    for (size_t i = 0; i < kGaugeCount; ++i) {
+      const auto id = static_cast<GaugeId>(i);
+      const Series series = SeriesOf(id);
+      if (series.family != family.name) continue;
+      AppendSample(out, family.name,
+                   {{"shard", shard_label}, {series.label_name, series.label_value}},
+                   absl::StrCat(ValueOf(snapshot.gauges, id)));
+    }
+  }
+}
+
+// Broker-wide families (no shard label). Returns false if `family` is not one of them.
+bool AppendBrokerSeries(std::string& out, const Family& family, const BrokerSample& sample) {
+  const std::string_view name = family.name;
+  if (name == "ringmq_clients_connected") {
+    AppendSample(out, name, {}, absl::StrCat(sample.clients_connected));
+  } else if (name == "ringmq_max_connections") {
+    AppendSample(out, name, {}, absl::StrCat(sample.max_connections));
+  } else if (name == "ringmq_retained_messages") {
+    AppendSample(out, name, {}, absl::StrCat(sample.retained_messages));
+  } else if (name == "ringmq_build_info") {
+    AppendSample(out, name, {{"version", sample.version}}, "1");
+  } else if (name == "ringmq_shards") {
+    AppendSample(out, name, {}, absl::StrCat(sample.shards.size()));
+  } else if (name == "ringmq_start_time_seconds") {
+    AppendSample(out, name, {}, absl::StrFormat("%.3f", sample.start_time_seconds));
+  } else if (name == "ringmq_uptime_seconds") {
+    AppendSample(out, name, {}, absl::StrFormat("%.3f", sample.uptime_seconds));
+  } else if (name == "ringmq_metrics_requests_total") {
+    for (const auto& [code, count] : sample.http_responses) {
+      AppendSample(out, name, {{"code", absl::StrCat(code)}}, absl::StrCat(count));
+    }
+  } else {
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string_view NameOf(CounterId id) {
+  switch (id) {
+#define RINGMQ_COUNTER_NAME(name) \
+  case CounterId::name:           \
+    return #name;
+    RINGMQ_SHARD_COUNTERS(RINGMQ_COUNTER_NAME)
+#undef RINGMQ_COUNTER_NAME
+  }
+  return "?";
+}
+
+std::string_view NameOf(GaugeId id) {
+  switch (id) {
+#define RINGMQ_GAUGE_NAME(name) \
+  case GaugeId::name:           \
+    return #name;
+    RINGMQ_SHARD_GAUGES(RINGMQ_GAUGE_NAME)
+#undef RINGMQ_GAUGE_NAME
+  }
+  return "?";
+}
+
+uint64_t ValueOf(const Snapshot& snapshot, CounterId id) {
+  switch (id) {
+#define RINGMQ_COUNTER_VALUE(name) \
+  case CounterId::name:            \
+    return snapshot.name;
+    RINGMQ_SHARD_COUNTERS(RINGMQ_COUNTER_VALUE)
+#undef RINGMQ_COUNTER_VALUE
+  }
+  return 0;
+}
+
+int64_t ValueOf(const GaugeSnapshot& snapshot, GaugeId id) {
+  switch (id) {
+#define RINGMQ_GAUGE_VALUE(name) \
+  case GaugeId::name:            \
+    return snapshot.name;
+    RINGMQ_SHARD_GAUGES(RINGMQ_GAUGE_VALUE)
+#undef RINGMQ_GAUGE_VALUE
+  }
+  return 0;
+}
+
+// No default: a new counter that is not given a series here is a compile error (-Wswitch).
+Series SeriesOf(CounterId id) {
+  using C = CounterId;
+  switch (id) {
+    case C::connections_accepted: return Plain("ringmq_connections_accepted_total");
+    case C::connections_closed: return Plain("ringmq_connections_closed_total");
+    case C::accept_errors: return Plain("ringmq_accept_errors_total");
+    case C::connect_closed_silent_policy: return Plain("ringmq_connect_silent_closes_total");
+    case C::connect_timeout:
+      return Labelled(kConnectOutcomes, "result", "connect_timeout");
+    case C::keepalive_timeout: return Plain("ringmq_keepalive_timeouts_total");
+    case C::packet_too_large: return Labelled(kDropped, "reason", "packet_too_large");
+    case C::protocol_violations: return Plain("ringmq_protocol_violations_total");
+    case C::client_disconnects: return Plain("ringmq_client_disconnects_total");
+    case C::output_overflow: return Plain("ringmq_output_overflows_total");
+    case C::bytes_received: return Plain("ringmq_received_bytes_total");
+    case C::bytes_sent: return Plain("ringmq_sent_bytes_total");
+    case C::publish_received_qos0: return Labelled(kReceived, "qos", "0");
+    case C::publish_received_qos1: return Labelled(kReceived, "qos", "1");
+    case C::publish_received_qos2: return Labelled(kReceived, "qos", "2");
+    case C::publish_dropped_no_subscribers: return Labelled(kDropped, "reason", "no_subscribers");
+    case C::publish_sent_qos0: return Labelled(kSent, "qos", "0");
+    case C::publish_sent_qos1: return Labelled(kSent, "qos", "1");
+    case C::publish_sent_qos2: return Labelled(kSent, "qos", "2");
+    case C::publish_dropped_sys_topic: return Labelled(kDropped, "reason", "sys_topic");
+    case C::sys_messages_published: return Plain("ringmq_sys_messages_published_total");
+    case C::sessions_created: return Plain("ringmq_sessions_created_total");
+    case C::session_takeovers: return Plain("ringmq_session_takeovers_total");
+    case C::connections_handed_off: return Plain("ringmq_connections_handed_off_total");
+    case C::wills_published: return Plain("ringmq_wills_published_total");
+    case C::publish_duplicates: return Plain("ringmq_qos2_duplicates_total");
+    case C::subscriptions_added: return Plain("ringmq_subscriptions_added_total");
+    case C::subscriptions_removed: return Plain("ringmq_subscriptions_removed_total");
+    case C::dropped_queue_full: return Labelled(kDropped, "reason", "queue_full");
+    case C::dropped_bytes_cap: return Labelled(kDropped, "reason", "bytes_cap");
+    case C::slow_consumer_disconnects: return Plain("ringmq_slow_consumer_disconnects_total");
+    case C::dropped_offline_qos0: return Labelled(kDropped, "reason", "offline_qos0");
+    case C::mailbox_full: return Plain("ringmq_mailbox_full_total");
+    case C::mailbox_overflow: return Labelled(kDropped, "reason", "mailbox_overflow");
+    case C::bytes_delivered: return Plain("ringmq_delivered_bytes_total");
+    case C::publish_denied: return Labelled(kDropped, "reason", "acl_denied");
+    case C::subscribe_denied: return Plain("ringmq_subscribe_denied_total");
+    case C::auth_cache_hits: return Plain("ringmq_auth_cache_hits_total");
+    case C::auth_verifications: return Plain("ringmq_auth_verifications_total");
+    case C::recv_enobufs: return Plain("ringmq_receive_buffer_exhausted_total");
+    case C::loop_iterations: return Plain("ringmq_loop_iterations_total");
+    case C::sqes_submitted: return Plain("ringmq_io_uring_sqes_submitted_total");
+    case C::cqes_reaped: return Plain("ringmq_io_uring_cqes_reaped_total");
+  }
+  RINGMQ_ASSERT(false && "every CounterId has a series");
+  return Plain("");
+}
+
+Series SeriesOf(GaugeId id) {
+  using G = GaugeId;
+  switch (id) {
+    case G::connections_open: return Plain("ringmq_connections");
+    case G::sessions_online: return Labelled("ringmq_sessions", "state", "online");
+    case G::sessions_offline: return Labelled("ringmq_sessions", "state", "offline");
+    case G::subscriptions: return Plain("ringmq_subscriptions");
+    case G::queued_messages: return Plain("ringmq_queued_messages");
+    case G::inflight_messages: return Plain("ringmq_inflight_messages");
+  }
+  RINGMQ_ASSERT(false && "every GaugeId has a series");
+  return Plain("");
+}
+
+std::string Render(const BrokerSample& sample) {
+  std::string out;
+  out.reserve(16384 + sample.shards.size() * 8192);
+  for (const Family& family : kFamilies) {
+    out.append("# HELP ").append(family.name).append(" ").append(EscapeHelp(family.help));
+    out.append("\n# TYPE ").append(family.name).append(" ");
+    out.append(family.type == Type::kCounter ? "counter\n" : "gauge\n");
+    if (!AppendBrokerSeries(out, family, sample)) AppendShardSeries(out, family, sample);
+  }
+  return out;
+}
+
+std::string EscapeLabelValue(std::string_view value) {
+  std::string out;
+  out.reserve(value.size());
+  for (const char c : value) {
+    if (c == '\\') {
+      out.append("\\\\");
+    } else if (c == '"') {
+      out.append("\\\"");
+    } else if (c == '\n') {
+      out.append("\\n");
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+std::string EscapeHelp(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (const char c : text) {
+    if (c == '\\') {
+      out.append("\\\\");
+    } else if (c == '\n') {
+      out.append("\\n");
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+// Each family a series names exists (checked at compile time for the literal names above).
+static_assert(FamilyExists(kDropped) && FamilyExists(kReceived) && FamilyExists(kSent) &&
+              FamilyExists(kConnectOutcomes));
+
+}  // namespace ringmq::metrics
