@@ -2,6 +2,8 @@
 //
 // Thread safety: the atomics are read and written by every shard; the pointed-to trie, retained
 // store and epoch domain synchronize internally; the mailbox matrix is SPSC per shard pair.
+// The auth data is replaced by the main thread (SIGHUP) and read by shards within one loop
+// iteration (auth/auth_data.h).
 #ifndef RINGMQ_SHARD_SHARED_STATE_H_
 #define RINGMQ_SHARD_SHARED_STATE_H_
 
@@ -9,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "auth/auth_data.h"
 #include "connect/address_table.h"
 #include "retain/retained_store.h"
 #include "shard/mailbox.h"
@@ -29,6 +32,9 @@ struct SharedState {
   sub::SubscriptionTrie trie;
   retain::RetainedStore retained;
   MailboxMatrix mailboxes;
+  // Password and ACL data; Load() is null when no authentication is configured
+  // (auth::AuthConfigured). Declared after `epochs`, which may still hold retired versions.
+  auth::SharedAuth auth;
   // Each shard's io_uring fd, for msg_ring doorbells; -1 until the shard has set up.
   std::unique_ptr<std::atomic<int>[]> ring_fds;
 };
