@@ -35,6 +35,8 @@ CONNECT_COUNTERS = (
     "connect_address_connection_limit",
     "connect_address_rate_limit",
     "connect_auth_rate_limit",
+    "connect_bad_credentials",
+    "connect_not_authorized",
     "connect_closed_silent_policy",
     "connect_timeout",
     "keepalive_timeout",
@@ -57,6 +59,8 @@ ROUTING_COUNTERS = (
     "mailbox_full",
     "mailbox_overflow",
     "bytes_delivered",
+    "publish_denied",
+    "subscribe_denied",
 )
 REQUIRED_COUNTERS = CONNECT_COUNTERS + ROUTING_COUNTERS
 # Routing outcomes that mean a message was dropped, published for a lost client or taken over:
@@ -70,6 +74,8 @@ ROUTING_OUTCOME_COUNTERS = (
     "slow_consumer_disconnects",
     "dropped_offline_qos0",
     "mailbox_overflow",
+    "publish_denied",
+    "subscribe_denied",
 )
 # The outcome counters that assert_counters() requires to be 0 unless a test names them.
 OUTCOME_COUNTERS = CONNECT_COUNTERS[1:] + ROUTING_OUTCOME_COUNTERS
