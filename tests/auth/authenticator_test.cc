@@ -147,3 +147,33 @@ TEST_F(AuthenticatorTest, WillTopicMustBeWritable) {
 
 }  // namespace
 }  // namespace ringmq::auth
+
+namespace ringmq::auth {
+namespace {
+
+// Reload: the replaced data is freed only after every online shard passed a quiescent point.
+TEST(SharedAuthTest, ReplacedDataIsRetiredThroughTheEpochDomain) {
+  sub::EpochDomain epochs(1);
+  SharedAuth shared;
+  EXPECT_EQ(shared.Load(), nullptr);
+  auto first = std::make_unique<AuthData>();
+  first->version = 1;
+  shared.Replace(std::move(first), &epochs);
+  epochs.Online(0);
+  const AuthData* held = shared.Load();  // a shard holds it within its loop iteration
+  ASSERT_NE(held, nullptr);
+  auto second = std::make_unique<AuthData>();
+  second->version = 2;
+  shared.Replace(std::move(second), &epochs);
+  EXPECT_EQ(shared.Load()->version, 2u);
+  epochs.Collect();
+  EXPECT_EQ(epochs.freed_total(), 0u);  // still held
+  EXPECT_EQ(held->version, 1u);
+  epochs.Quiescent(0);
+  epochs.Collect();
+  EXPECT_EQ(epochs.freed_total(), 1u);
+  epochs.Offline(0);
+}
+
+}  // namespace
+}  // namespace ringmq::auth
