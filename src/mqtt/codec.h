@@ -78,6 +78,20 @@ inline constexpr size_t PublishHeaderMaxSize(size_t topic_size) {
   return kMaxFixedHeaderLength + 2 + topic_size + 2;
 }
 
+// A PUBLISH whose topic is already length-prefixed ([len high, len low, topic], as
+// message::Message stores it): the delivery fast path. EncodePublishParts writes the same bytes
+// as Encode(Publish{...}) without building a Packet, and EncodedPublishPartsSize is their count.
+struct PublishParts {
+  std::span<const uint8_t> encoded_topic;  // 2-byte length + topic
+  std::span<const uint8_t> payload;
+  QoS qos = QoS::k0;
+  bool retain = false;
+  bool dup = false;
+  uint16_t packet_id = 0;  // written only when qos > 0
+};
+size_t EncodedPublishPartsSize(const PublishParts& parts);
+size_t EncodePublishParts(const PublishParts& parts, std::span<uint8_t> out);
+
 // Encodes a SUBSCRIBE/UNSUBSCRIBE payload (the entries after the packet id) from a list of
 // requests, for clients, tests and the load generator. Returns bytes written; the size needed is
 // TopicListEncodedSize(requests, has_qos).
