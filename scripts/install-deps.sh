@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(
   build-essential g++ meson ninja-build pkg-config
-  liburing-dev libmimalloc-dev libabsl-dev
+  liburing-dev libmimalloc-dev libabsl-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev libtomlplusplus-dev
   clang-14 libfuzzer-14-dev libclang-rt-14-dev
   mosquitto mosquitto-clients

@@ -8,7 +8,10 @@
 #include <cstring>
 #include <cstdio>
 #include <string>
+#include <string_view>
 
+#include "auth/auth_data.h"
+#include "auth/passwd_tool.h"
 #include "common/log.h"
 #include "common/systemd.h"
 #include "config/options.h"
@@ -66,6 +69,9 @@ absl::Status CheckConsistency(const ringmq::Config& config) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc >= 2 && std::string_view(argv[1]) == "passwd") {
+    return ringmq::auth::RunPasswd(argc - 1, argv + 1, stdin, stderr);
+  }
   absl::StatusOr<ringmq::config::CommandLine> command_line =
       ringmq::config::ParseCommandLine(argc, argv);
   if (!command_line.ok()) {
@@ -85,6 +91,14 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ringmq: %s\n", std::string(status.message()).c_str());
     return 2;
   }
+  if (command_line->check_config && ringmq::auth::AuthConfigured(config)) {
+    if (absl::StatusOr<std::unique_ptr<ringmq::auth::AuthData>> auth =
+            ringmq::auth::LoadAuthData(config, 1);
+        !auth.ok()) {
+      std::fprintf(stderr, "ringmq: %s\n", std::string(auth.status().message()).c_str());
+      return 2;
+    }
+  }
   if (command_line->check_config) {
     std::printf("config OK\n%s", ringmq::config::EffectiveToml(config).c_str());
     return 0;
@@ -98,6 +112,7 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGPIPE);
+  sigaddset(&signals, SIGHUP);  // reloads the password and ACL files
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   ringmq::Broker broker(config);
@@ -117,9 +132,13 @@ int main(int argc, char** argv) {
   ringmq::NotifySystemd("READY=1\nSTATUS=accepting connections on " + ListenAddress(config));
 
   int signal_number = 0;
-  do {
+  while (true) {
     sigwait(&signals, &signal_number);
-  } while (signal_number == SIGPIPE);
+    if (signal_number == SIGPIPE) continue;
+    if (signal_number != SIGHUP) break;
+    RINGMQ_LOG_INFO("received SIGHUP: reloading the password and ACL files");
+    broker.Reload().IgnoreError();  // logged; on error the old data stays in use
+  }
   RINGMQ_LOG_INFO("received %s: stopping", signal_number == SIGINT ? "SIGINT" : "SIGTERM");
   ringmq::NotifySystemd("STOPPING=1");
   broker.Stop();

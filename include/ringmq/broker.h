@@ -27,9 +27,14 @@ class Broker {
   Broker(const Broker&) = delete;
   Broker& operator=(const Broker&) = delete;
 
-  // Probes the kernel, opens the listeners and starts every shard. Returns once all shards
-  // accept connections, or with the first error (then nothing is left running).
+  // Probes the kernel, loads the password and ACL files, opens the listeners and starts every
+  // shard. Returns once all shards accept connections, or with the first error (then nothing
+  // is left running). A broken password or ACL file is an error naming FILE:LINE.
   absl::Status Start();
+
+  // Reads the password and ACL files again (SIGHUP) and publishes them to every shard without
+  // dropping connections. On error the data in use is kept; the error is logged and returned.
+  absl::Status Reload();
 
   // Stops accepting, closes every connection (flushing what is queued, bounded in time), joins
   // the shards. Idempotent.
@@ -50,6 +55,7 @@ class Broker {
   Config config_;
   std::unique_ptr<Running> running_;
   std::string final_counters_;  // kept after Stop()
+  uint64_t auth_version_ = 0;   // of the last auth data loaded (auth::AuthData::version)
 };
 
 }  // namespace ringmq

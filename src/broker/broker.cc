@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "auth/auth_data.h"
 #include "common/log.h"
 #include "io/listener.h"
 #include "io/ring.h"
@@ -69,6 +70,10 @@ std::string HostPort(const std::string& address, uint16_t port) {
 // net.core.somaxconn).
 constexpr int kListenBacklog = 4096;
 
+bool IsLoopback(const std::string& bind) {
+  return bind.rfind("127.", 0) == 0 || bind == "::1" || bind == "localhost";
+}
+
 }  // namespace
 
 Broker::Broker(Config config) : config_(std::move(config)) {
@@ -87,6 +92,19 @@ std::string Broker::metrics_url() const {
 absl::Status Broker::Start() {
   if (absl::Status probe = io::ProbeKernel(); !probe.ok()) return probe;
   auto running = std::make_unique<Running>(config_.threads);
+  if (auth::AuthConfigured(config_)) {
+    absl::StatusOr<std::unique_ptr<auth::AuthData>> data =
+        auth::LoadAuthData(config_, ++auth_version_);
+    if (!data.ok()) return data.status();
+    RINGMQ_LOG_INFO("auth: %s", (*data)->Summary().c_str());
+    running->shared.auth.Replace(std::move(*data), nullptr);
+  }
+  if (config_.allow_anonymous && config_.password_file.empty() && !IsLoopback(config_.bind)) {
+    RINGMQ_LOG_WARNING(
+        "listening on %s with allow_anonymous true and no password_file: any client that can "
+        "reach this address may connect (see docs/auth.md)",
+        config_.bind.c_str());
+  }
   if (config_.max_connections_per_address != 0 || config_.max_connect_rate_per_address != 0) {
     running->shared.addresses = std::make_unique<connect::AddressTable>();
   }
@@ -142,6 +160,27 @@ void Broker::Stop() {
   running_->threads.clear();
   final_counters_ = CountersSummary();
   running_.reset();
+}
+
+absl::Status Broker::Reload() {
+  if (running_ == nullptr) return absl::FailedPreconditionError("the broker is not running");
+  if (!auth::AuthConfigured(config_)) {
+    RINGMQ_LOG_INFO("reload: no password_file or acl_file configured; nothing to reload");
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::unique_ptr<auth::AuthData>> data =
+      auth::LoadAuthData(config_, auth_version_ + 1);
+  if (!data.ok()) {
+    RINGMQ_LOG_ERROR("reload failed, keeping the previous password and ACL data: %s",
+                     std::string(data.status().message()).c_str());
+    return data.status();
+  }
+  ++auth_version_;
+  RINGMQ_LOG_INFO("reloaded auth: %s", (*data)->Summary().c_str());
+  // Shards pick the new data up at their next CONNECT / PUBLISH / SUBSCRIBE; the old one is
+  // freed once every shard has passed a quiescent point.
+  running_->shared.auth.Replace(std::move(*data), &running_->shared.epochs);
+  return absl::OkStatus();
 }
 
 std::string Broker::CountersSummary() const {

@@ -46,6 +46,7 @@ Router::Router(uint32_t shard, const Config& config, SharedState& shared,
   limits_.max_queued_messages = config.max_queued_messages;
   limits_.max_queued_bytes = config.max_queued_bytes;
   queue_full_disconnects_ = config.queue_full_policy == QueueFullPolicy::kDisconnect;
+  acl_enabled_ = !config.acl_file.empty();
 }
 
 Router::~Router() {
@@ -121,6 +122,12 @@ net::PacketSink::ConnectAction Router::OnConnect(net::Connection& connection,
                       .retain = will.retain};
   }
   entry.connection = &connection;
+  if (acl_enabled_) {
+    // The ACL belongs to this connection (its user name), compiled at the first check.
+    entry.user_name.reset();
+    if (connect.user_name) entry.user_name.emplace(*connect.user_name);
+    entry.acl_version = 0;
+  }
   if (connection.tag() >= session_of_tag_.size())
     session_of_tag_.resize(connection.tag() + 1, kNone);
   session_of_tag_[connection.tag()] = index;
@@ -266,8 +273,21 @@ void Router::OnPacket(net::Connection& connection, const mqtt::Packet& packet) {
   }
 }
 
+const auth::ClientAcl& Router::AclOf(SessionEntry& entry) {
+  const auth::AuthData* data = shared_.auth.Load();
+  RINGMQ_ASSERT(data != nullptr && data->acl.has_value());
+  if (entry.acl_version != data->version) {
+    std::optional<std::string_view> user;
+    if (entry.user_name) user = *entry.user_name;
+    entry.acl = auth::ClientAcl::Compile(*data->acl, user, entry.session->client_id());
+    entry.acl_version = data->version;
+  }
+  return entry.acl;
+}
+
 void Router::OnPublish(net::Connection& connection, const mqtt::Publish& publish) {
-  session::Session& session = *SessionOf(connection);
+  uint32_t index = kNone;
+  session::Session& session = *SessionOf(connection, &index);
   const auto qos = static_cast<uint8_t>(publish.qos);
   if (qos == 0) counters_.publish_received_qos0.Add();
   if (qos == 1) counters_.publish_received_qos1.Add();
@@ -279,6 +299,14 @@ void Router::OnPublish(net::Connection& connection, const mqtt::Publish& publish
       connection.QueuePacket(mqtt::Pubrec{publish.packet_id}, context_);
       return;
     }
+  }
+  if (acl_enabled_ && !AclOf(sessions_[index]).CanPublish(publish.topic)) {
+    // Acknowledged as if delivered (as Mosquitto does for MQTT 3.1.1) so that the client does
+    // not resend it forever; a QoS 2 id stays pending until PUBREL as usual.
+    counters_.publish_denied.Add();
+    if (qos == 1) connection.QueuePacket(mqtt::Puback{publish.packet_id}, context_);
+    if (qos == 2) connection.QueuePacket(mqtt::Pubrec{publish.packet_id}, context_);
+    return;
   }
   message::MessageRef message =
       message::MessageRef::Create(publish.topic, AsBytes(publish.payload), qos, publish.retain);
@@ -349,6 +377,11 @@ void Router::OnSubscribe(net::Connection& connection, uint32_t index,
   std::vector<uint8_t> codes;
   codes.reserve(subscribe.topics.size());
   for (const mqtt::TopicRequest request : subscribe.topics) {
+    if (acl_enabled_ && !AclOf(entry).CanSubscribe(request.filter)) {
+      counters_.subscribe_denied.Add();
+      codes.push_back(0x80);  // MQTT-3.9.3: failure, for this filter only
+      continue;
+    }
     const auto granted = static_cast<uint8_t>(request.qos);  // every QoS is supported
     const sub::Subscriber handle{static_cast<uint16_t>(shard_), index, entry.generation, granted};
     shared_.trie.Subscribe(request.filter, handle);

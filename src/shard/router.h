@@ -22,6 +22,13 @@
 // A full mailbox is not waited on: records wait in a per-destination overflow queue (bounded,
 // drops counted as mailbox_overflow) and are retried, in order, every iteration.
 //
+// Authorization (acl_file configured, docs/auth.md): each session entry holds its connection's
+// ClientAcl, compiled at CONNECT with %c and %u substituted and compiled again, lazily at the
+// next PUBLISH or SUBSCRIBE, after a reload changed the shared auth data. A PUBLISH not allowed
+// is acknowledged as usual and dropped (publish_denied); a filter not allowed gets SUBACK 0x80
+// (subscribe_denied). Subscriptions made before a reload are kept. Without an ACL file the
+// only cost is one branch per PUBLISH / SUBSCRIBE.
+//
 // Thread safety: one Router per shard, used only on that shard's thread. The trie and the
 // retained store are shared and internally synchronized; mailboxes are SPSC per shard pair.
 #ifndef RINGMQ_SHARD_ROUTER_H_
@@ -35,6 +42,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "auth/acl.h"
 #include "message/message.h"
 #include "metrics/counters.h"
 #include "metrics/sys_topics.h"
@@ -106,6 +114,10 @@ class Router final : public net::PacketSink {
     uint32_t generation = 0;
     net::Connection* connection = nullptr;  // bound connection on this shard, if online
     bool dirty = false;
+    // The bound connection's rules (acl_file only) and what they were compiled from.
+    auth::ClientAcl acl;
+    uint64_t acl_version = 0;  // auth::AuthData::version; 0: not compiled
+    std::optional<std::string> user_name;
   };
   struct HandoffRecord;
 
@@ -115,6 +127,8 @@ class Router final : public net::PacketSink {
   void Detach(uint32_t index, bool publish_will);
   void MarkSessionDirty(uint32_t index);
 
+  // The ACL of the session's connection, compiled again if the auth data was reloaded.
+  const auth::ClientAcl& AclOf(SessionEntry& entry);
   void OnPublish(net::Connection& connection, const mqtt::Publish& publish);
   void OnSubscribe(net::Connection& connection, uint32_t index, const mqtt::Subscribe& subscribe);
   void OnUnsubscribe(net::Connection& connection, uint32_t index,
@@ -149,6 +163,7 @@ class Router final : public net::PacketSink {
   ShardServices& services_;
   session::SessionLimits limits_;
   bool queue_full_disconnects_ = false;
+  bool acl_enabled_ = false;  // acl_file configured
 
   std::deque<SessionEntry> sessions_;  // deque: stable addresses while growing
   std::vector<uint32_t> free_sessions_;

@@ -57,6 +57,11 @@ Shard::Shard(uint32_t index, const Config& config, int listen_fd, SharedState& s
   context_.policy.max_connections_per_address = config.max_connections_per_address;
   context_.policy.max_connect_rate_per_address = config.max_connect_rate_per_address;
   context_.addresses = shared.addresses.get();
+  if (auth::AuthConfigured(config)) {
+    authenticator_ = std::make_unique<auth::ShardAuthenticator>(
+        shared.auth, config.max_auth_failures_per_second, &now_ms_, &counters_);
+    context_.policy.authenticator = authenticator_.get();
+  }
   context_.max_packet_size = config.max_packet_size;
   context_.connect_timeout_ms = config.connect_timeout_ms;
   context_.connected_clients = &shared.connected_clients;

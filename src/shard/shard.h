@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "auth/authenticator.h"
 #include "io/buffer_ring.h"
 #include "io/ring.h"
 #include "metrics/counters.h"
@@ -127,6 +128,8 @@ class Shard final : public ShardServices {
 
   metrics::ShardCounters counters_;
   net::ConnectionContext context_;
+  // Null when no authentication is configured (admission then skips it: a null check).
+  std::unique_ptr<auth::ShardAuthenticator> authenticator_;
   std::unique_ptr<io::Ring> ring_;
   std::unique_ptr<io::BufferRing> buffers_;
   std::unique_ptr<TimerWheel> timers_;

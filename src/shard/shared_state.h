@@ -4,6 +4,8 @@
 // store and epoch domain synchronize internally; the mailbox matrix is SPSC per shard pair.
 // shard_counters is filled by the broker before any shard thread starts and read-only after;
 // the counters it points to follow metrics/counters.h (one writer, relaxed readers).
+// The auth data is replaced by the main thread (SIGHUP) and read by shards within one loop
+// iteration (auth/auth_data.h).
 #ifndef RINGMQ_SHARD_SHARED_STATE_H_
 #define RINGMQ_SHARD_SHARED_STATE_H_
 
@@ -12,6 +14,7 @@
 #include <memory>
 #include <vector>
 
+#include "auth/auth_data.h"
 #include "connect/address_table.h"
 #include "metrics/counters.h"
 #include "retain/retained_store.h"
@@ -33,6 +36,9 @@ struct SharedState {
   sub::SubscriptionTrie trie;
   retain::RetainedStore retained;
   MailboxMatrix mailboxes;
+  // Password and ACL data; Load() is null when no authentication is configured
+  // (auth::AuthConfigured). Declared after `epochs`, which may still hold retired versions.
+  auth::SharedAuth auth;
   // Each shard's io_uring fd, for msg_ring doorbells; -1 until the shard has set up.
   std::unique_ptr<std::atomic<int>[]> ring_fds;
   // Every shard's counters, index = shard (for the $SYS topics, which sum them on shard 0).

@@ -35,6 +35,8 @@ CONNECT_COUNTERS = (
     "connect_address_connection_limit",
     "connect_address_rate_limit",
     "connect_auth_rate_limit",
+    "connect_bad_credentials",
+    "connect_not_authorized",
     "connect_closed_silent_policy",
     "connect_timeout",
     "keepalive_timeout",
@@ -62,6 +64,8 @@ ROUTING_COUNTERS = (
     "publish_sent_qos2",
     "publish_dropped_sys_topic",
     "sys_messages_published",
+    "publish_denied",
+    "subscribe_denied",
 )
 REQUIRED_COUNTERS = CONNECT_COUNTERS + ROUTING_COUNTERS
 # Routing outcomes that mean a message was dropped, published for a lost client or taken over:
@@ -76,6 +80,8 @@ ROUTING_OUTCOME_COUNTERS = (
     "dropped_offline_qos0",
     "mailbox_overflow",
     "publish_dropped_sys_topic",
+    "publish_denied",
+    "subscribe_denied",
 )
 # The outcome counters that assert_counters() requires to be 0 unless a test names them.
 OUTCOME_COUNTERS = CONNECT_COUNTERS[1:] + ROUTING_OUTCOME_COUNTERS

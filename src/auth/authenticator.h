@@ -1,0 +1,74 @@
+// The per-shard authenticator: checks a CONNECT's user name and password against the password
+// file, applies allow_anonymous, and checks that the will topic may be published (ACL).
+//
+// Cost bound (docs/auth.md): a password hash costs tens of microseconds ($7$, 101 PBKDF2
+// iterations), so a flood of CONNECTs with wrong passwords could otherwise keep every core busy.
+// - A fixed-size cache of credentials verified good (kCacheEntries per shard, direct-mapped,
+//   no allocation): the key is SipHash-2-4 under a random per-shard key of (user, password),
+//   128 bits, tagged with the AuthData version so a reload invalidates it. A hit skips hashing
+//   (counted in auth_cache_hits). Only digests are stored, never passwords.
+// - A budget of failed verifications per shard per second (max_auth_failures_per_second;
+//   0: no limit): once spent, CONNECTs whose credentials are not in the cache are refused
+//   without hashing (kRateLimited, CONNACK 0x03) until the next second. Unknown users and
+//   missing passwords count as failures too (no hash is computed for them), so the budget also
+//   slows down guessing of user names. Every hash computed is counted in auth_verifications.
+//
+// Decision order: no user name -> allowed only with allow_anonymous (else kNotAuthorized);
+// a user name with a password file -> verified (kBadCredentials on a wrong password or unknown
+// user); a user name without a password file -> accepted as is when allow_anonymous is true
+// (as Mosquitto does; the name still selects its ACL section), kNotAuthorized otherwise.
+// Finally a will whose topic the client's ACL does not let it publish -> kNotAuthorized.
+//
+// Thread safety: one instance per shard, used only on that shard's thread (the mutable cache
+// and budget are not synchronized). The AuthData it reads is shared (auth/auth_data.h).
+#ifndef RINGMQ_AUTH_AUTHENTICATOR_H_
+#define RINGMQ_AUTH_AUTHENTICATOR_H_
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+#include "auth/auth_data.h"
+#include "auth/siphash.h"
+#include "connect/admission.h"
+#include "metrics/counters.h"
+
+namespace ringmq::auth {
+
+class ShardAuthenticator final : public connect::Authenticator {
+ public:
+  static constexpr size_t kCacheEntries = 1024;  // 24 KiB per shard
+  static_assert((kCacheEntries & (kCacheEntries - 1)) == 0, "a power of two");
+
+  // `now_ms` is the shard's clock (read at each Check); `counters` the shard's counters.
+  ShardAuthenticator(const SharedAuth& shared, uint32_t max_failures_per_second,
+                     const uint64_t* now_ms, metrics::ShardCounters* counters);
+
+  connect::AuthResult Check(const mqtt::Connect& connect) const override;
+
+ private:
+  struct CacheEntry {
+    uint64_t version = 0;  // AuthData::version; 0: empty (versions start at 1)
+    uint64_t digest[2] = {0, 0};
+  };
+
+  connect::AuthResult CheckPassword(const AuthData& data, std::string_view user,
+                                    std::optional<std::string_view> password) const;
+  // Counts a failure; false when the budget of this second was already spent.
+  bool BudgetLeft() const;
+
+  const SharedAuth& shared_;
+  const uint32_t max_failures_per_second_;
+  const uint64_t* const now_ms_;
+  metrics::ShardCounters* const counters_;
+  SipKey keys_[2];
+
+  mutable std::array<CacheEntry, kCacheEntries> cache_{};
+  mutable uint64_t window_second_ = 0;
+  mutable uint32_t failures_in_window_ = 0;
+};
+
+}  // namespace ringmq::auth
+
+#endif  // RINGMQ_AUTH_AUTHENTICATOR_H_

@@ -1,0 +1,179 @@
+#include "auth/password_hash.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include <charconv>
+
+#include "common/assert.h"
+
+namespace ringmq::auth {
+namespace {
+
+constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+int DecodeChar(char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '+') return 62;
+  if (c == '/') return 63;
+  return -1;
+}
+
+// Splits "a$b$c" at '$' into at most `max` fields; false when there are more.
+bool SplitDollar(std::string_view text, std::string_view* fields, size_t max, size_t* count) {
+  *count = 0;
+  while (true) {
+    if (*count == max) return false;
+    const size_t end = text.find('$');
+    fields[(*count)++] = text.substr(0, end);
+    if (end == std::string_view::npos) return true;
+    text.remove_prefix(end + 1);
+  }
+}
+
+bool DecodeSalt(std::string_view text, PasswordHash& hash, std::string* error) {
+  std::optional<std::vector<uint8_t>> salt = Base64Decode(text);
+  if (!salt || salt->empty() || salt->size() > kMaxSaltBytes) {
+    *error = "salt is not base64 of 1 to 128 bytes";
+    return false;
+  }
+  hash.salt = std::move(*salt);
+  return true;
+}
+
+bool DecodeDigest(std::string_view text, PasswordHash& hash, std::string* error) {
+  std::optional<std::vector<uint8_t>> digest = Base64Decode(text);
+  if (!digest || digest->size() != kHashBytes) {
+    *error = "hash is not base64 of 64 bytes";
+    return false;
+  }
+  std::copy(digest->begin(), digest->end(), hash.hash.begin());
+  return true;
+}
+
+}  // namespace
+
+std::string Base64Encode(const uint8_t* data, size_t size) {
+  std::string out;
+  out.reserve((size + 2) / 3 * 4);
+  for (size_t i = 0; i < size; i += 3) {
+    const size_t left = size - i;
+    const uint32_t group = (uint32_t{data[i]} << 16) | (left > 1 ? uint32_t{data[i + 1]} << 8 : 0) |
+                           (left > 2 ? uint32_t{data[i + 2]} : 0);
+    out.push_back(kAlphabet[(group >> 18) & 63]);
+    out.push_back(kAlphabet[(group >> 12) & 63]);
+    out.push_back(left > 1 ? kAlphabet[(group >> 6) & 63] : '=');
+    out.push_back(left > 2 ? kAlphabet[group & 63] : '=');
+  }
+  return out;
+}
+
+std::optional<std::vector<uint8_t>> Base64Decode(std::string_view text) {
+  if (text.size() % 4 != 0) return std::nullopt;
+  std::vector<uint8_t> out;
+  out.reserve(text.size() / 4 * 3);
+  for (size_t i = 0; i < text.size(); i += 4) {
+    const bool last = i + 4 == text.size();
+    const size_t padding = !last ? 0 : (text[i + 3] == '=' ? (text[i + 2] == '=' ? 2 : 1) : 0);
+    uint32_t group = 0;
+    for (size_t j = 0; j < 4; ++j) {
+      const int value = j < 4 - padding ? DecodeChar(text[i + j]) : 0;
+      if (value < 0) return std::nullopt;  // includes '=' anywhere but the end
+      group = (group << 6) | static_cast<uint32_t>(value);
+    }
+    out.push_back(static_cast<uint8_t>(group >> 16));
+    if (padding < 2) out.push_back(static_cast<uint8_t>(group >> 8));
+    if (padding < 1) out.push_back(static_cast<uint8_t>(group));
+  }
+  return out;
+}
+
+std::optional<PasswordHash> ParsePasswordHash(std::string_view text, std::string* error) {
+  // "$7$101$salt$hash" splits into "", "7", "101", "salt", "hash".
+  std::string_view fields[5];
+  size_t count = 0;
+  if (!SplitDollar(text, fields, 5, &count) || count < 4 || !fields[0].empty()) {
+    *error = "password hash is not $6$salt$hash or $7$iterations$salt$hash";
+    return std::nullopt;
+  }
+  PasswordHash hash;
+  if (fields[1] == "6" && count == 4) {
+    hash.kind = HashKind::kSha512;
+    if (!DecodeSalt(fields[2], hash, error) || !DecodeDigest(fields[3], hash, error)) {
+      return std::nullopt;
+    }
+    return hash;
+  }
+  if (fields[1] == "7" && count == 5) {
+    hash.kind = HashKind::kPbkdf2Sha512;
+    const std::string_view digits = fields[2];
+    const auto [end, ec] =
+        std::from_chars(digits.data(), digits.data() + digits.size(), hash.iterations);
+    if (ec != std::errc() || end != digits.data() + digits.size() || hash.iterations < 1 ||
+        hash.iterations > kMaxIterations) {
+      *error = "iterations is not a number from 1 to 1000000";
+      return std::nullopt;
+    }
+    if (!DecodeSalt(fields[3], hash, error) || !DecodeDigest(fields[4], hash, error)) {
+      return std::nullopt;
+    }
+    return hash;
+  }
+  *error = "unknown password hash type (only $6$ and $7$ are supported)";
+  return std::nullopt;
+}
+
+std::string FormatPasswordHash(const PasswordHash& hash) {
+  std::string out = hash.kind == HashKind::kSha512 ? "$6$" : "$7$";
+  if (hash.kind == HashKind::kPbkdf2Sha512) {
+    out += std::to_string(hash.iterations);
+    out += '$';
+  }
+  out += Base64Encode(hash.salt.data(), hash.salt.size());
+  out += '$';
+  out += Base64Encode(hash.hash.data(), hash.hash.size());
+  return out;
+}
+
+void ComputeHash(const PasswordHash& like, std::string_view password,
+                 std::array<uint8_t, kHashBytes>& out) {
+  if (like.kind == HashKind::kPbkdf2Sha512) {
+    RINGMQ_ASSERT(like.iterations >= 1 && like.iterations <= kMaxIterations);
+    const int ok = PKCS5_PBKDF2_HMAC(password.data(), static_cast<int>(password.size()),
+                                     like.salt.data(), static_cast<int>(like.salt.size()),
+                                     static_cast<int>(like.iterations), EVP_sha512(),
+                                     static_cast<int>(out.size()), out.data());
+    RINGMQ_ASSERT(ok == 1);
+    return;
+  }
+  EVP_MD_CTX* context = EVP_MD_CTX_new();
+  RINGMQ_ASSERT(context != nullptr);
+  unsigned int length = 0;
+  const bool ok = EVP_DigestInit_ex(context, EVP_sha512(), nullptr) == 1 &&
+                  EVP_DigestUpdate(context, password.data(), password.size()) == 1 &&
+                  EVP_DigestUpdate(context, like.salt.data(), like.salt.size()) == 1 &&
+                  EVP_DigestFinal_ex(context, out.data(), &length) == 1;
+  EVP_MD_CTX_free(context);
+  RINGMQ_ASSERT(ok && length == out.size());
+}
+
+bool VerifyPassword(const PasswordHash& hash, std::string_view password) {
+  std::array<uint8_t, kHashBytes> computed{};
+  ComputeHash(hash, password, computed);
+  return CRYPTO_memcmp(computed.data(), hash.hash.data(), kHashBytes) == 0;
+}
+
+std::optional<PasswordHash> NewPasswordHash(std::string_view password, uint32_t iterations) {
+  PasswordHash hash;
+  hash.kind = HashKind::kPbkdf2Sha512;
+  hash.iterations = iterations;
+  hash.salt.resize(kSaltBytes);
+  if (RAND_bytes(hash.salt.data(), static_cast<int>(hash.salt.size())) != 1) return std::nullopt;
+  ComputeHash(hash, password, hash.hash);
+  return hash;
+}
+
+}  // namespace ringmq::auth

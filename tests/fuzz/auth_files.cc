@@ -1,0 +1,117 @@
+// libFuzzer target for the auth module's parsers and filter algebra (src/auth/).
+//
+// The first byte chooses what the rest is:
+//   0: a password file (ParsePasswordFile): must not crash; an accepted file has at most one
+//      user per line, and every accepted hash formats back to text that parses to the same hash.
+//   1: an ACL file (ParseAclFile): must not crash; an accepted file compiles for a user and a
+//      client id and answers CanPublish / CanSubscribe for each of its own rule topics.
+//   2: three NUL-separated strings G, F, T checked against each other when G and F are valid
+//      filters and T a valid topic name: FilterCovers and FiltersIntersect must agree with
+//      TopicMatches (coverage implies matching, intersection of a filter with a plain topic is
+//      matching, two filters matching one topic intersect).
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <string_view>
+
+#include "auth/acl.h"
+#include "auth/password_file.h"
+#include "mqtt/topic.h"
+
+namespace ringmq::auth {
+namespace {
+
+#define FUZZ_CHECK(condition)                                                              \
+  do {                                                                                     \
+    if (!(condition)) {                                                                    \
+      std::fprintf(stderr, "auth invariant failed: %s (line %d)\n", #condition, __LINE__); \
+      std::abort();                                                                        \
+    }                                                                                      \
+  } while (0)
+
+void PasswordFile(std::string_view text) {
+  absl::StatusOr<PasswordTable> table = ParsePasswordFile(text, "fuzz");
+  if (!table.ok()) return;
+  size_t lines = 1;
+  for (char c : text) lines += c == '\n';
+  FUZZ_CHECK(table->size() <= lines);
+  // Every accepted hash survives a format/parse round trip.
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view line = text.substr(start, end - start);
+    start = end + 1;
+    const size_t colon = line.find(':');
+    if (colon == std::string_view::npos) continue;
+    std::string error;
+    std::string_view hash_text = line.substr(colon + 1);
+    while (!hash_text.empty() && (hash_text.back() == '\r' || hash_text.back() == ' ' ||
+                                  hash_text.back() == '\t')) {
+      hash_text.remove_suffix(1);
+    }
+    std::optional<PasswordHash> hash = ParsePasswordHash(hash_text, &error);
+    if (!hash) continue;
+    std::optional<PasswordHash> again = ParsePasswordHash(FormatPasswordHash(*hash), &error);
+    FUZZ_CHECK(again.has_value() && *again == *hash);
+  }
+}
+
+void AclText(std::string_view text) {
+  absl::StatusOr<AclFile> file = ParseAclFile(text, "fuzz");
+  if (!file.ok()) return;
+  for (std::optional<std::string_view> user : {std::optional<std::string_view>(),
+                                                std::optional<std::string_view>("u")}) {
+    const ClientAcl acl = ClientAcl::Compile(*file, user, "c");
+    for (const AclRule& rule : file->patterns()) {
+      (void)acl.CanSubscribe(rule.topic);
+      if (mqtt::ValidateTopicName(rule.topic) == mqtt::Violation::kNone) {
+        (void)acl.CanPublish(rule.topic);
+      }
+    }
+    for (const AclRule& rule : file->anonymous()) (void)acl.CanSubscribe(rule.topic);
+  }
+}
+
+void Algebra(std::string_view text) {
+  const size_t first = text.find('\0');
+  if (first == std::string_view::npos) return;
+  const size_t second = text.find('\0', first + 1);
+  if (second == std::string_view::npos) return;
+  const std::string_view g = text.substr(0, first);
+  const std::string_view f = text.substr(first + 1, second - first - 1);
+  const std::string_view t = text.substr(second + 1);
+  if (mqtt::ValidateTopicFilter(g) != mqtt::Violation::kNone ||
+      mqtt::ValidateTopicFilter(f) != mqtt::Violation::kNone ||
+      mqtt::ValidateTopicName(t) != mqtt::Violation::kNone) {
+    return;
+  }
+  const bool f_matches = TopicMatches(f, t);
+  const bool g_matches = TopicMatches(g, t);
+  FUZZ_CHECK(FilterCovers(f, f));
+  FUZZ_CHECK(FilterCovers(g, t) == g_matches);
+  FUZZ_CHECK(FiltersIntersect(f, t) == f_matches);
+  if (FilterCovers(g, f) && f_matches) FUZZ_CHECK(g_matches);
+  if (f_matches && g_matches) FUZZ_CHECK(FiltersIntersect(g, f) && FiltersIntersect(f, g));
+}
+
+}  // namespace
+}  // namespace ringmq::auth
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size == 0) return 0;
+  const std::string_view text(reinterpret_cast<const char*>(data) + 1, size - 1);
+  switch (data[0] % 3) {
+    case 0:
+      ringmq::auth::PasswordFile(text);
+      break;
+    case 1:
+      ringmq::auth::AclText(text);
+      break;
+    default:
+      ringmq::auth::Algebra(text);
+      break;
+  }
+  return 0;
+}
