@@ -1,7 +1,11 @@
 // ringmq: flags -> config -> broker. Nothing else lives here.
 #include <sys/resource.h>
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <cstdio>
 #include <string>
 
@@ -40,6 +44,24 @@ std::string ListenAddress(const ringmq::Config& config) {
   return (v6 ? "[" + config.bind + "]" : config.bind) + ":" + std::to_string(config.port);
 }
 
+// Checks that go beyond one value: files the config names must be readable, the two listeners
+// must not collide. (Parsing the password and ACL files is done by the broker at start and here
+// when --check-config asks.)
+absl::Status CheckConsistency(const ringmq::Config& config) {
+  for (const std::string* file : {&config.password_file, &config.acl_file}) {
+    if (!file->empty() && access(file->c_str(), R_OK) != 0) {
+      return absl::InvalidArgumentError("cannot read " + *file + ": " + std::strerror(errno));
+    }
+  }
+  if (config.metrics_port != 0 && config.metrics_port == config.port &&
+      (config.metrics_bind == config.bind || config.bind == "0.0.0.0" || config.bind == "::" ||
+       config.metrics_bind == "0.0.0.0" || config.metrics_bind == "::")) {
+    return absl::InvalidArgumentError("metrics_port " + std::to_string(config.metrics_port) +
+                                      " is also the MQTT port");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -58,6 +80,14 @@ int main(int argc, char** argv) {
     return 0;
   }
   const ringmq::Config& config = command_line->config;
+  if (absl::Status status = CheckConsistency(config); !status.ok()) {
+    std::fprintf(stderr, "ringmq: %s\n", std::string(status.message()).c_str());
+    return 2;
+  }
+  if (command_line->check_config) {
+    std::printf("config OK\n%s", ringmq::config::EffectiveToml(config).c_str());
+    return 0;
+  }
   ringmq::SetLogLevel(config.log_level);
   RaiseFileLimit();
 

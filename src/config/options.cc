@@ -82,12 +82,17 @@ struct ListValue {
   void (*set)(std::vector<std::string> value, Config& config);
 };
 
+// true|false: a flag spells it, a file gives a TOML boolean.
+struct BoolValue {
+  bool Config::*member;
+};
+
 // A flag without a value (--help); never a config-file key.
 struct SwitchValue {
   bool CommandLine::*member;
 };
 
-using Value = std::variant<IntegerValue, StringValue, ListValue, SwitchValue>;
+using Value = std::variant<IntegerValue, StringValue, ListValue, BoolValue, SwitchValue>;
 
 constexpr std::string_view kListExpectedFlag = "a comma-separated list of non-empty strings";
 constexpr std::string_view kListExpectedFile = "an array of non-empty strings";
@@ -107,17 +112,41 @@ constexpr Value Integer() {
                       }};
 }
 
-// The default as --help shows it, read from a default-constructed Config.
+// A TOML basic string: quotes, backslashes and control characters escaped.
+std::string TomlString(std::string_view text) {
+  std::string quoted = "\"";
+  for (const char c : text) {
+    if (c == '"' || c == '\\') {
+      quoted += '\\';
+      quoted += c;
+    } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      absl::StrAppend(&quoted, "\\u00", absl::Hex(static_cast<unsigned char>(c), absl::kZeroPad2));
+    } else {
+      quoted += c;
+    }
+  }
+  return quoted + "\"";
+}
+
+// A value of `config` as --help shows a default (as_toml false), or as a TOML value.
 template <auto kMember>
-std::string ShowDefault(const Config& config) {
+std::string ShowValue(const Config& config, bool as_toml) {
   const auto& value = config.*kMember;
   using T = MemberType<kMember>;
   if constexpr (std::is_same_v<T, std::string>) {
-    return value;
+    if (as_toml) return TomlString(value);
+    return value.empty() ? std::string("\"\"") : value;
+  } else if constexpr (std::is_same_v<T, bool>) {
+    return value ? "true" : "false";
   } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+    if (as_toml) {
+      std::vector<std::string> quoted;
+      for (const std::string& element : value) quoted.push_back(TomlString(element));
+      return absl::StrCat("[", absl::StrJoin(quoted, ", "), "]");
+    }
     return value.empty() ? std::string("\"\"") : absl::StrJoin(value, ",");
   } else if constexpr (std::is_enum_v<T>) {
-    return std::string(ToString(value));
+    return as_toml ? TomlString(ToString(value)) : std::string(ToString(value));
   } else {
     return absl::StrCat(value);
   }
@@ -134,13 +163,14 @@ bool IsIpLiteral(std::string_view text) {
 
 struct Option {
   OptionInfo info;
-  std::string (*show_default)(const Config& defaults);  // nullptr: no default in --help
+  // nullptr: no default in --help (and not a config-file key)
+  std::string (*show)(const Config& config, bool as_toml);
   Value value;
 };
 
 constexpr Option kOptions[] = {
     {{"bind", '\0', "ADDR", "Listen on this IPv4 or IPv6 address", true},
-     &ShowDefault<&Config::bind>,
+     &ShowValue<&Config::bind>,
      StringValue{"an IPv4 or IPv6 address",
                  [](std::string_view text, Config& config) {
                    if (!IsIpLiteral(text)) return false;
@@ -148,11 +178,11 @@ constexpr Option kOptions[] = {
                    return true;
                  }}},
     {{"port", '\0', "N", "Listen on this TCP port", true},
-     &ShowDefault<&Config::port>,
+     &ShowValue<&Config::port>,
      Integer<&Config::port, 1, 65535>()},
     {{"threads", '\0', "N", "Shards (one thread and io_uring ring each); 0 = one per online CPU",
       true},
-     &ShowDefault<&Config::threads>,
+     &ShowValue<&Config::threads>,
      Integer<&Config::threads, 0, 1024>()},
     {{"config", '\0', "FILE", "Read this TOML file first; flags override its keys", false},
      nullptr,
@@ -163,7 +193,7 @@ constexpr Option kOptions[] = {
                  }}},
     {{"log_level", '\0', "debug|info|warning|error", "Log messages of this severity and above",
       true},
-     &ShowDefault<&Config::log_level>,
+     &ShowValue<&Config::log_level>,
      StringValue{"one of debug|info|warning|error",
                  [](std::string_view text, Config& config) {
                    auto level = ParseEnum<LogLevel>(text, kLogLevelNames);
@@ -172,7 +202,7 @@ constexpr Option kOptions[] = {
                  }}},
     {{"reject_policy", '\0', "verbose|silent",
       "Refused CONNECT: verbose = CONNACK 0x01..0x05, then close; silent = close only", true},
-     &ShowDefault<&Config::reject_policy>,
+     &ShowValue<&Config::reject_policy>,
      StringValue{"one of verbose|silent",
                  [](std::string_view text, Config& config) {
                    auto policy = ParseEnum<RejectPolicy>(text, kRejectPolicyNames);
@@ -181,38 +211,38 @@ constexpr Option kOptions[] = {
                  }}},
     {{"connect_timeout_ms", '\0', "MS",
       "Close connections with no complete CONNECT after MS milliseconds", true},
-     &ShowDefault<&Config::connect_timeout_ms>,
+     &ShowValue<&Config::connect_timeout_ms>,
      Integer<&Config::connect_timeout_ms, 100, 3'600'000>()},
     {{"max_connections", '\0', "N", "Refuse (CONNACK 0x03) beyond N connected clients", true},
-     &ShowDefault<&Config::max_connections>,
+     &ShowValue<&Config::max_connections>,
      Integer<&Config::max_connections, 1, 10'000'000>()},
     {{"max_client_id_length", '\0', "N", "Refuse (CONNACK 0x02) client ids longer than N bytes",
       true},
-     &ShowDefault<&Config::max_client_id_length>,
+     &ShowValue<&Config::max_client_id_length>,
      Integer<&Config::max_client_id_length, 1, 65535>()},
     {{"max_packet_size", '\0', "BYTES",
       "Close connections sending a packet over BYTES (fixed header included)", true},
-     &ShowDefault<&Config::max_packet_size>,
+     &ShowValue<&Config::max_packet_size>,
      Integer<&Config::max_packet_size, 64, 268'435'460>()},
     {{"max_inflight", '\0', "N",
       "QoS 1/2 messages sent to a subscriber and not yet acknowledged, per session", true},
-     &ShowDefault<&Config::max_inflight>,
+     &ShowValue<&Config::max_inflight>,
      Integer<&Config::max_inflight, 1, 65'534>()},
     {{"max_queued_messages", '\0', "N",
       "Messages waiting for a subscriber, per session; QoS 1/2 beyond N are dropped (counted)",
       true},
-     &ShowDefault<&Config::max_queued_messages>,
+     &ShowValue<&Config::max_queued_messages>,
      Integer<&Config::max_queued_messages, 1, 10'000'000>()},
     {{"max_queued_bytes", '\0', "BYTES",
       "Bytes waiting for a subscriber, per session; QoS 0 beyond BYTES are dropped (counted)",
       true},
-     &ShowDefault<&Config::max_queued_bytes>,
+     &ShowValue<&Config::max_queued_bytes>,
      Integer<&Config::max_queued_bytes, 1024, 68'719'476'736>()},
     {{"queue_full_policy", '\0', "drop|disconnect",
       "QoS 1/2 message for a full session queue: drop it (counted), or also disconnect the "
       "client",
       true},
-     &ShowDefault<&Config::queue_full_policy>,
+     &ShowValue<&Config::queue_full_policy>,
      StringValue{"one of drop|disconnect",
                  [](std::string_view text, Config& config) {
                    auto policy = ParseEnum<QueueFullPolicy>(text, kQueueFullPolicyNames);
@@ -221,10 +251,68 @@ constexpr Option kOptions[] = {
                  }}},
     {{"client_id_prefixes", '\0', "P1,P2,...",
       "If set, refuse (CONNACK 0x02) client ids starting with none of these", true},
-     &ShowDefault<&Config::client_id_prefixes>,
+     &ShowValue<&Config::client_id_prefixes>,
      ListValue{[](std::vector<std::string> prefixes, Config& config) {
        config.client_id_prefixes = std::move(prefixes);
      }}},
+    {{"max_connections_per_address", '\0', "N",
+      "Refuse (CONNACK 0x03) a CONNECT from an address with more than N open connections; 0 = "
+      "no limit",
+      true},
+     &ShowValue<&Config::max_connections_per_address>,
+     Integer<&Config::max_connections_per_address, 0, 10'000'000>()},
+    {{"max_connect_rate_per_address", '\0', "N",
+      "Refuse (CONNACK 0x03) CONNECTs beyond N per second from one address; 0 = no limit", true},
+     &ShowValue<&Config::max_connect_rate_per_address>,
+     Integer<&Config::max_connect_rate_per_address, 0, 10'000'000>()},
+    {{"allow_anonymous", '\0', "true|false",
+      "Accept CONNECTs without a user name (false: CONNACK 0x05)", true},
+     &ShowValue<&Config::allow_anonymous>,
+     BoolValue{&Config::allow_anonymous}},
+    {{"password_file", '\0', "FILE",
+      "Check user names and passwords against this mosquitto_passwd file (see docs/auth.md)",
+      true},
+     &ShowValue<&Config::password_file>,
+     StringValue{"a file name",
+                 [](std::string_view text, Config& config) {
+                   config.password_file = std::string(text);
+                   return true;
+                 }}},
+    {{"acl_file", '\0', "FILE",
+      "Allow only the publishes and subscriptions this Mosquitto-format ACL file grants", true},
+     &ShowValue<&Config::acl_file>,
+     StringValue{"a file name",
+                 [](std::string_view text, Config& config) {
+                   config.acl_file = std::string(text);
+                   return true;
+                 }}},
+    {{"max_auth_failures_per_second", '\0', "N",
+      "Failed password checks per second per shard; beyond, unverified CONNECTs get 0x03; 0 = no "
+      "limit",
+      true},
+     &ShowValue<&Config::max_auth_failures_per_second>,
+     Integer<&Config::max_auth_failures_per_second, 0, 10'000'000>()},
+    {{"metrics_bind", '\0', "ADDR", "Serve Prometheus /metrics on this IPv4 or IPv6 address",
+      true},
+     &ShowValue<&Config::metrics_bind>,
+     StringValue{"an IPv4 or IPv6 address",
+                 [](std::string_view text, Config& config) {
+                   if (!IsIpLiteral(text)) return false;
+                   config.metrics_bind = std::string(text);
+                   return true;
+                 }}},
+    {{"metrics_port", '\0', "N", "Serve Prometheus /metrics on this TCP port; 0 = off", true},
+     &ShowValue<&Config::metrics_port>,
+     Integer<&Config::metrics_port, 0, 65535>()},
+    {{"sys_interval_s", '\0', "S",
+      "Publish $SYS/broker/... topics every S seconds; 0 = off", true},
+     &ShowValue<&Config::sys_interval_s>,
+     Integer<&Config::sys_interval_s, 0, 86'400>()},
+    {{"check_config", '\0', "",
+      "Check the flags, the config file and the files it names, print the result and exit",
+      false},
+     nullptr,
+     SwitchValue{&CommandLine::check_config}},
     {{"help", 'h', "", "Print this help and exit", false},
      nullptr,
      SwitchValue{&CommandLine::show_help}},
@@ -263,6 +351,9 @@ std::string Expected(const Option& option, bool from_file) {
   }
   if (const auto* string = std::get_if<StringValue>(&option.value)) {
     return std::string(string->expected);
+  }
+  if (std::holds_alternative<BoolValue>(option.value)) {
+    return from_file ? "a boolean (true or false)" : "true or false";
   }
   RINGMQ_ASSERT(std::holds_alternative<ListValue>(option.value));
   return std::string(from_file ? kListExpectedFile : kListExpectedFlag);
@@ -381,6 +472,11 @@ bool SetFromText(const Option& option, std::string_view text, Config& config) {
   if (const auto* string = std::get_if<StringValue>(&option.value)) {
     return string->set(text, config);
   }
+  if (const auto* boolean = std::get_if<BoolValue>(&option.value)) {
+    if (text != "true" && text != "false") return false;
+    config.*(boolean->member) = text == "true";
+    return true;
+  }
   const auto* list = std::get_if<ListValue>(&option.value);
   RINGMQ_ASSERT(list != nullptr);
   std::vector<std::string> elements;
@@ -453,6 +549,12 @@ const toml::node* SetFromNode(const Option& option, const toml::node& node, Conf
   if (const auto* string = std::get_if<StringValue>(&option.value)) {
     const toml::value<std::string>* value = node.as_string();
     if (value == nullptr || !string->set(value->get(), config)) return &node;
+    return nullptr;
+  }
+  if (const auto* boolean = std::get_if<BoolValue>(&option.value)) {
+    const toml::value<bool>* value = node.as_boolean();
+    if (value == nullptr) return &node;
+    config.*(boolean->member) = value->get();
     return nullptr;
   }
   const auto* list = std::get_if<ListValue>(&option.value);
@@ -540,7 +642,7 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv) 
     if (const auto* on = std::get_if<SwitchValue>(&flag.option->value)) result.*(on->member) = true;
     if (flag.option->info.key == kConfigKey) config_flag = &flag;  // the last one wins
   }
-  if (result.show_help || result.show_version) return result;
+  if (result.show_help || result.show_version) return result;  // --check-config still checks
 
   // The file first, so that every flag overrides it wherever it stands on the command line.
   if (config_flag != nullptr) {
@@ -603,10 +705,20 @@ std::string HelpText() {
     const Option& option = kOptions[i];
     absl::StrAppend(&text, lefts[i], std::string(width + 3 - lefts[i].size(), ' '),
                     Sv(option.info.help));
-    if (option.show_default != nullptr) {
-      absl::StrAppend(&text, " (default ", option.show_default(defaults), ")");
+    if (option.show != nullptr) {
+      absl::StrAppend(&text, " (default ", option.show(defaults, /*as_toml=*/false), ")");
     }
     text += '\n';
+  }
+  return text;
+}
+
+std::string EffectiveToml(const Config& config) {
+  std::string text;
+  for (const Option& option : kOptions) {
+    if (!option.info.file_key || option.show == nullptr) continue;
+    absl::StrAppend(&text, Sv(option.info.key), " = ", option.show(config, /*as_toml=*/true),
+                    "\n");
   }
   return text;
 }

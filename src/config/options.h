@@ -23,6 +23,7 @@ struct CommandLine {
   Config config;
   bool show_help = false;
   bool show_version = false;
+  bool check_config = false;  // check everything, report, exit (0 when all is well)
 };
 
 // One row of the option table, as --help, the docs test and other tests see it.
@@ -54,6 +55,10 @@ absl::Status ApplyToml(std::string_view toml_text, std::string_view source_name,
 
 // The --help text: usage line plus every option with its default and description.
 std::string HelpText();
+
+// Every config-file key with its value in `config`, one `key = value` line each, as a TOML
+// document that ApplyToml turns back into `config` (--check-config prints it).
+std::string EffectiveToml(const Config& config);
 
 std::string_view ToString(LogLevel level);
 std::string_view ToString(RejectPolicy policy);

@@ -93,6 +93,15 @@ max_queued_messages = 99
 max_queued_bytes = 2048
 queue_full_policy = "disconnect"
 client_id_prefixes = ["sensor-", "dev-"]
+max_connections_per_address = 10
+max_connect_rate_per_address = 20
+allow_anonymous = false
+password_file = "/etc/ringmq/passwd"
+acl_file = "/etc/ringmq/acl"
+max_auth_failures_per_second = 5
+metrics_bind = "0.0.0.0"
+metrics_port = 0
+sys_interval_s = 0
 )";
 
 Config EveryKeyConfig() {
@@ -111,6 +120,15 @@ Config EveryKeyConfig() {
   config.max_queued_bytes = 2048;
   config.queue_full_policy = QueueFullPolicy::kDisconnect;
   config.client_id_prefixes = {"sensor-", "dev-"};
+  config.max_connections_per_address = 10;
+  config.max_connect_rate_per_address = 20;
+  config.allow_anonymous = false;
+  config.password_file = "/etc/ringmq/passwd";
+  config.acl_file = "/etc/ringmq/acl";
+  config.max_auth_failures_per_second = 5;
+  config.metrics_bind = "0.0.0.0";
+  config.metrics_port = 0;
+  config.sys_interval_s = 0;
   return config;
 }
 
@@ -137,6 +155,16 @@ TEST(ConfigTest, DefaultsWithNoArguments) {
   EXPECT_EQ(parsed->config.max_queued_bytes, uint64_t{16} << 20);
   EXPECT_EQ(parsed->config.queue_full_policy, QueueFullPolicy::kDrop);
   EXPECT_TRUE(parsed->config.client_id_prefixes.empty());
+  EXPECT_EQ(parsed->config.max_connections_per_address, 0u);
+  EXPECT_EQ(parsed->config.max_connect_rate_per_address, 0u);
+  EXPECT_TRUE(parsed->config.allow_anonymous);
+  EXPECT_EQ(parsed->config.password_file, "");
+  EXPECT_EQ(parsed->config.acl_file, "");
+  EXPECT_EQ(parsed->config.max_auth_failures_per_second, 100u);
+  EXPECT_EQ(parsed->config.metrics_bind, "127.0.0.1");
+  EXPECT_EQ(parsed->config.metrics_port, 9883);
+  EXPECT_EQ(parsed->config.sys_interval_s, 10u);
+  EXPECT_FALSE(parsed->check_config);
 }
 
 TEST(ConfigTest, ArgcZeroIsNoArguments) {
@@ -226,6 +254,26 @@ std::vector<FlagCase> GoodFlagCases() {
        [](const Config& c) { EXPECT_EQ(c.client_id_prefixes, std::vector<std::string>{"only"}); }},
       {"--client-id-prefixes", "",
        [](const Config& c) { EXPECT_TRUE(c.client_id_prefixes.empty()); }},
+      {"--max-connections-per-address", "0",
+       [](const Config& c) { EXPECT_EQ(c.max_connections_per_address, 0u); }},
+      {"--max-connections-per-address", "10000000",
+       [](const Config& c) { EXPECT_EQ(c.max_connections_per_address, 10'000'000u); }},
+      {"--max-connect-rate-per-address", "7",
+       [](const Config& c) { EXPECT_EQ(c.max_connect_rate_per_address, 7u); }},
+      {"--allow-anonymous", "false", [](const Config& c) { EXPECT_FALSE(c.allow_anonymous); }},
+      {"--allow-anonymous", "true", [](const Config& c) { EXPECT_TRUE(c.allow_anonymous); }},
+      {"--password-file", "/tmp/p",
+       [](const Config& c) { EXPECT_EQ(c.password_file, "/tmp/p"); }},
+      {"--password-file", "", [](const Config& c) { EXPECT_EQ(c.password_file, ""); }},
+      {"--acl-file", "acl.txt", [](const Config& c) { EXPECT_EQ(c.acl_file, "acl.txt"); }},
+      {"--max-auth-failures-per-second", "0",
+       [](const Config& c) { EXPECT_EQ(c.max_auth_failures_per_second, 0u); }},
+      {"--metrics-bind", "::1", [](const Config& c) { EXPECT_EQ(c.metrics_bind, "::1"); }},
+      {"--metrics-port", "0", [](const Config& c) { EXPECT_EQ(c.metrics_port, 0); }},
+      {"--metrics-port", "65535", [](const Config& c) { EXPECT_EQ(c.metrics_port, 65535); }},
+      {"--sys-interval-s", "0", [](const Config& c) { EXPECT_EQ(c.sys_interval_s, 0u); }},
+      {"--sys-interval-s", "86400",
+       [](const Config& c) { EXPECT_EQ(c.sys_interval_s, 86'400u); }},
   };
 }
 
@@ -340,6 +388,14 @@ TEST(OptionsFlagsTest, BadValuesGiveExactOneLineErrors) {
        R"(--client-id-prefixes: expected a comma-separated list of non-empty strings, got ",a")"},
       {{"--client-id-prefixes", "a,"},
        R"(--client-id-prefixes: expected a comma-separated list of non-empty strings, got "a,")"},
+      {{"--allow-anonymous", "yes"}, R"(--allow-anonymous: expected true or false, got "yes")"},
+      {{"--allow-anonymous", "True"}, R"(--allow-anonymous: expected true or false, got "True")"},
+      {{"--metrics-port", "65536"},
+       R"(--metrics-port: expected an integer in 0..65535, got "65536")"},
+      {{"--metrics-bind", "localhost"},
+       R"(--metrics-bind: expected an IPv4 or IPv6 address, got "localhost")"},
+      {{"--sys-interval-s", "86401"},
+       R"(--sys-interval-s: expected an integer in 0..86400, got "86401")"},
   };
   for (const BadFlagCase& test : cases) {
     SCOPED_TRACE(test.args[0]);
@@ -347,6 +403,41 @@ TEST(OptionsFlagsTest, BadValuesGiveExactOneLineErrors) {
     EXPECT_EQ(error, test.error);
     EXPECT_EQ(error.find('\n'), std::string::npos);
   }
+}
+
+TEST(OptionsFlagsTest, CheckConfigIsASwitch) {
+  const absl::StatusOr<CommandLine> parsed = Parse({"--check-config", "--port", "1884"});
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_TRUE(parsed->check_config);
+  EXPECT_EQ(parsed->config.port, 1884);
+  EXPECT_EQ(ErrorOf(Parse({"--check-config=yes"})), "--check-config: takes no value");
+}
+
+TEST(OptionsTomlTest, EffectiveTomlRoundTrips) {
+  for (const Config& original : {Config{}, EveryKeyConfig()}) {
+    const std::string text = EffectiveToml(original);
+    Config parsed = original == Config{} ? EveryKeyConfig() : Config{};
+    const absl::Status applied = ApplyToml(text, "effective", parsed);
+    ASSERT_TRUE(applied.ok()) << applied << "\n" << text;
+    EXPECT_EQ(parsed, original) << text;
+  }
+  Config quoting;
+  quoting.password_file = "a \"b\"\\c";
+  quoting.client_id_prefixes = {"x\"y'z", "tab\there"};
+  Config parsed;
+  ASSERT_TRUE(ApplyToml(EffectiveToml(quoting), "quoting", parsed).ok());
+  EXPECT_EQ(parsed, quoting);
+}
+
+TEST(OptionsTomlTest, BooleanKeyNeedsATomlBoolean) {
+  Config config;
+  EXPECT_EQ(ErrorOf(ApplyToml("allow_anonymous = \"false\"\n", "b.toml", config)),
+            "b.toml:1: allow_anonymous: expected a boolean (true or false)");
+  EXPECT_EQ(ErrorOf(ApplyToml("\nallow_anonymous = 0\n", "b.toml", config)),
+            "b.toml:2: allow_anonymous: expected a boolean (true or false)");
+  EXPECT_TRUE(config.allow_anonymous);
+  ASSERT_TRUE(ApplyToml("allow_anonymous = false\n", "b.toml", config).ok());
+  EXPECT_FALSE(config.allow_anonymous);
 }
 
 TEST(OptionsFlagsTest, UnknownFlag) {

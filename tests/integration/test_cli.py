@@ -2,6 +2,7 @@
 
 import os
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -14,7 +15,10 @@ RUN_TIMEOUT = 10.0
 
 FLAGS = ("--bind", "--port", "--threads", "--log-level", "--reject-policy",
          "--connect-timeout-ms", "--max-connections", "--max-client-id-length",
-         "--max-packet-size", "--client-id-prefixes", "--config", "--help", "--version")
+         "--max-packet-size", "--client-id-prefixes", "--config", "--help", "--version",
+         "--check-config", "--allow-anonymous", "--password-file", "--acl-file",
+         "--metrics-port", "--metrics-bind", "--sys-interval-s", "--max-connections-per-address",
+         "--max-connect-rate-per-address", "--max-auth-failures-per-second")
 
 
 def run_binary(*args):
@@ -71,6 +75,11 @@ BAD_COMMAND_LINES = [
     ("client_id_prefixes_empty_element", ("--client-id-prefixes", "a-,,b-")),
     ("positional_argument", ("stray",)),
     ("config_file_missing", ("--config", "/nonexistent/ringmq.toml")),
+    ("allow_anonymous_yes", ("--allow-anonymous", "yes")),
+    ("metrics_port_70000", ("--metrics-port", "70000")),
+    ("metrics_port_equals_mqtt_port", ("--metrics-port", "1883", "--port", "1883")),
+    ("password_file_unreadable", ("--password-file", "/nonexistent/passwd")),
+    ("acl_file_unreadable", ("--acl-file", "/nonexistent/acl")),
 ]
 
 
@@ -145,6 +154,59 @@ class ConfigFile(BrokerTestCase):
         proc = run_binary("--port", str(free_port()), "--config", path)
         self.assertEqual(proc.returncode, 2, proc.stderr)
         self.assertEqual(len(proc.stderr.splitlines()), 1, proc.stderr)
+
+
+class CheckConfig(BrokerTestCase):
+    """`ringmq --check-config`: validates everything, starts nothing, prints the effective TOML."""
+
+    def setUp(self):
+        if is_mosquitto():
+            self.skipTest("ringmq command line only")
+        tmp = tempfile.TemporaryDirectory(prefix="ringmq-integ-")
+        self.addCleanup(tmp.cleanup)
+        self.dir = tmp.name
+
+    def write(self, text, name="ringmq.toml"):
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def test_check_config_ok_prints_effective_settings_and_starts_nothing(self):
+        port = free_port()
+        path = self.write("max_connections = 77\nallow_anonymous = false\n")
+        proc = run_binary("--check-config", "--config", path, "--port", str(port))
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        lines = proc.stdout.splitlines()
+        self.assertEqual(lines[0], "config OK")
+        self.assertIn(f"port = {port}", lines)
+        self.assertIn("max_connections = 77", lines)
+        self.assertIn("allow_anonymous = false", lines)
+        self.assertNotIn("ready", proc.stderr)
+        # Nothing listens: the port is still free.
+        with socket.socket() as s:
+            self.assertNotEqual(s.connect_ex(("127.0.0.1", port)), 0)
+
+    def test_check_config_output_is_a_config_file_that_checks_the_same(self):
+        first = run_binary("--check-config", "--max-inflight", "9", "--client-id-prefixes", "a-,b-")
+        self.assertEqual(first.returncode, 0, first.stderr)
+        path = self.write(first.stdout.split("\n", 1)[1])
+        second = run_binary("--check-config", "--config", path)
+        self.assertEqual(second.returncode, 0, second.stderr)
+        self.assertEqual(second.stdout, first.stdout)
+
+    def test_check_config_bad_key_names_file_and_line_exits_2(self):
+        path = self.write("port = 1884\n\nmax_conections = 5\n")
+        proc = run_binary("--check-config", "--config", path)
+        self.assertEqual(proc.returncode, 2, proc.stderr)
+        self.assertEqual(proc.stdout, "")
+        self.assertIn(f"{path}:3: unknown key", proc.stderr)
+
+    def test_check_config_bad_value_names_file_and_line_exits_2(self):
+        path = self.write("metrics_port = -1\n")
+        proc = run_binary("--check-config", "--config", path)
+        self.assertEqual(proc.returncode, 2, proc.stderr)
+        self.assertIn(f"{path}:1: metrics_port: expected an integer in 0..65535", proc.stderr)
 
 
 class Signals(BrokerTestCase):
