@@ -884,8 +884,11 @@ bool Worker::Publish(Conn& c, uint64_t now) {
     budget = std::min(budget, (window_deliveries - in_flight) / fan);
   }
   if (o_.rate > 0) {
+    // Publishers are spread evenly over one period (phase index/publishers) rather than all
+    // sending at the same instant, which would measure burst queueing, not the broker.
     const double elapsed_s = static_cast<double>(now - shared_->t0_ns) / 1e9;
-    const auto allowed = static_cast<uint64_t>(elapsed_s * o_.rate) + 1;
+    const double phase = static_cast<double>(c.index) / std::max(o_.publishers, 1);
+    const auto allowed = static_cast<uint64_t>(elapsed_s * o_.rate + phase);
     if (allowed <= c.sent) return false;
     budget = std::min(budget, allowed - c.sent);
   }
