@@ -115,7 +115,8 @@ queued=1000000 # both brokers: per-session queue large enough that the window bo
 
 # start_broker NAME AUTH PORT: starts the broker, sets broker_pid, waits until it accepts.
 start_broker() {
-  local name=$1 auth=$2 port=$3 log=$out/$name-$4.log
+  local name=$1 auth=$2 port=$3
+  local log=$out/$1-$4.log
   if [[ $name == ringmq ]]; then
     local args=(--port "$port" --threads 2 --max-queued-messages "$queued" --log-level warning)
     [[ $auth == 1 ]] && args+=(--password-file "$passwd_file" --allow-anonymous false)
@@ -264,7 +265,7 @@ run "pairs-q1-fixed" 0 pairs --qos 1 "${P[@]}" "${PAIRS[@]}" "${D[@]}" --rate "$
 run connect 0 connect --clients 50 "${D[@]}"
 run reject-protocol 0 reject --reject-kind protocol --clients 50 "${D[@]}"
 run reject-auth 1 reject --reject-kind auth --username bench --bad-password wrong --clients 50 "${D[@]}"
-run idle 0 idle --clients "$IDLE" --duration 2 --handshakes 64
+run idle 0 idle --clients "$IDLE" --duration 2 --handshakes 64 --setup-timeout 120
 say "runs done in $((SECONDS - start)) s: $runs runs, $failures failed, $skipped skipped"
 
 # ---- table, charts, docs

@@ -1529,7 +1529,7 @@ int Main(int argc, char** argv) {
       ok = false;
       why += (why.empty() ? "" : "; ") + std::to_string(t.protocol_errors) + " protocol errors";
     }
-    if (run && t.delivered == 0 && setup_ok) {
+    if (run && t.delivered == 0 && setup_ok && pubs > 0) {
       ok = false;
       why += (why.empty() ? "" : "; ") + std::string("nothing delivered");
     }
