@@ -10,14 +10,14 @@
 #   2. workload: the same, and the publisher sends about --messages messages (rate-limited so
 #      that nothing is dropped under valgrind's slowdown); every delivery is verified.
 #   Ir per delivered message = (workload Ir - baseline Ir) / deliveries
-# Defaults: build/ (release), 20,000 messages to 100 subscribers (2 M deliveries).
+# Defaults: build/ (release), 10,000 messages to 100 subscribers (1 M deliveries).
 # --keep DIR keeps the callgrind.out files (open them with callgrind_annotate or kcachegrind).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PY=/usr/bin/python3
 build=build
-messages=20000
+messages=10000
 subscribers=100
 keep=""
 while [[ $# -gt 0 ]]; do
@@ -93,7 +93,7 @@ EOF
 
 # The publisher sends `messages` in about 10 s of (valgrind-slowed) broker time.
 rate=$((messages / 10))
-echo "baseline: $subscribers subscribers, 1 publisher, no messages ..." >&2
+echo "baseline: $subscribers subscribers, no publisher, no messages ..." >&2
 read -r base_ir base_delivered < <(measure baseline --publishers 0 --duration 1)
 echo "workload: about $messages messages x $subscribers subscribers ..." >&2
 read -r work_ir delivered < <(measure workload --rate "$rate" --duration 10 --window 64)
