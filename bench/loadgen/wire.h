@@ -10,8 +10,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <string_view>
-#include <vector>
+#include <utility>
 
 namespace ringmq::bench::wire {
 
@@ -33,21 +34,36 @@ enum PacketType : uint8_t {
 };
 
 // An append-only byte buffer with a consumed prefix (for partial writes and partial reads).
+// Memory is never zero-filled (a 64 KiB read reservation per recv would otherwise cost more
+// than everything else the generator does); it grows by doubling and is compacted in place.
 class Buffer {
  public:
-  uint8_t* Append(size_t n) {
-    const size_t old = data_.size();
-    data_.resize(old + n);
-    return data_.data() + old;
+  Buffer() = default;
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  Buffer(Buffer&& other) noexcept { *this = std::move(other); }
+  Buffer& operator=(Buffer&& other) noexcept {
+    data_ = std::move(other.data_);
+    capacity_ = other.capacity_;
+    head_ = other.head_;
+    tail_ = other.tail_;
+    other.capacity_ = other.head_ = other.tail_ = 0;
+    return *this;
   }
-  void Put(uint8_t b) { data_.push_back(b); }
+
+  uint8_t* Append(size_t n) {
+    uint8_t* p = Room(n);
+    tail_ += n;
+    return p;
+  }
+  void Put(uint8_t b) { *Append(1) = b; }
   void PutU16(uint16_t v) {
-    data_.push_back(static_cast<uint8_t>(v >> 8));
-    data_.push_back(static_cast<uint8_t>(v));
+    uint8_t* p = Append(2);
+    p[0] = static_cast<uint8_t>(v >> 8);
+    p[1] = static_cast<uint8_t>(v);
   }
   void PutBytes(const void* p, size_t n) {
-    const auto* b = static_cast<const uint8_t*>(p);
-    data_.insert(data_.end(), b, b + n);
+    if (n != 0) std::memcpy(Append(n), p, n);
   }
   void PutString(std::string_view s) {
     PutU16(static_cast<uint16_t>(s.size()));
@@ -58,39 +74,46 @@ class Buffer {
       uint8_t byte = length % 128;
       length /= 128;
       if (length > 0) byte |= 0x80;
-      data_.push_back(byte);
+      Put(byte);
     } while (length > 0);
   }
 
-  const uint8_t* data() const { return data_.data() + head_; }
-  size_t size() const { return data_.size() - head_; }
-  bool empty() const { return size() == 0; }
+  const uint8_t* data() const { return data_.get() + head_; }
+  size_t size() const { return tail_ - head_; }
+  bool empty() const { return tail_ == head_; }
   void Consume(size_t n) {
     head_ += n;
-    if (head_ == data_.size()) {
-      data_.clear();
-      head_ = 0;
-    } else if (head_ > 65536 && head_ * 2 > data_.size()) {
-      data_.erase(data_.begin(), data_.begin() + static_cast<std::ptrdiff_t>(head_));
-      head_ = 0;
-    }
+    if (head_ == tail_) head_ = tail_ = 0;
   }
-  void Clear() {
-    data_.clear();
-    head_ = 0;
-  }
+  void Clear() { head_ = tail_ = 0; }
   // Room for a read of up to n bytes at the end; Commit(k) keeps k of them.
-  uint8_t* Reserve(size_t n) {
-    reserved_from_ = data_.size();
-    data_.resize(reserved_from_ + n);
-    return data_.data() + reserved_from_;
-  }
-  void Commit(size_t n) { data_.resize(reserved_from_ + n); }
+  uint8_t* Reserve(size_t n) { return Room(n); }
+  void Commit(size_t n) { tail_ += n; }
 
  private:
-  std::vector<uint8_t> data_;
+  // Pointer to n writable bytes at the tail (not yet counted in size()).
+  uint8_t* Room(size_t n) {
+    if (tail_ + n > capacity_) {
+      if (head_ != 0 && size() + n <= capacity_) {
+        std::memmove(data_.get(), data_.get() + head_, size());
+      } else {
+        size_t capacity = capacity_ == 0 ? 4096 : capacity_;
+        while (capacity < size() + n) capacity *= 2;
+        std::unique_ptr<uint8_t[]> bigger(new uint8_t[capacity]);  // not zero-filled
+        if (size() != 0) std::memcpy(bigger.get(), data_.get() + head_, size());
+        data_ = std::move(bigger);
+        capacity_ = capacity;
+      }
+      tail_ -= head_;
+      head_ = 0;
+    }
+    return data_.get() + tail_;
+  }
+
+  std::unique_ptr<uint8_t[]> data_;
+  size_t capacity_ = 0;
   size_t head_ = 0;
-  size_t reserved_from_ = 0;
+  size_t tail_ = 0;
 };
 
 inline size_t RemainingLengthSize(uint32_t length) {
