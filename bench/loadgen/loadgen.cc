@@ -1529,6 +1529,10 @@ int Main(int argc, char** argv) {
       ok = false;
       why += (why.empty() ? "" : "; ") + std::to_string(t.protocol_errors) + " protocol errors";
     }
+    if (o.scenario == Scenario::kRetained && run && setup_ok && t.retained_cycles == 0) {
+      ok = false;
+      why += (why.empty() ? "" : "; ") + std::string("no subscriber received the whole retained set");
+    }
     if (run && t.delivered == 0 && setup_ok && pubs > 0) {
       ok = false;
       why += (why.empty() ? "" : "; ") + std::string("nothing delivered");
