@@ -14,6 +14,7 @@ PACKAGES=(
   clang-14 libfuzzer-14-dev libclang-rt-14-dev
   mosquitto mosquitto-clients
   python3 python3-paho-mqtt
+  systemd
 )
 
 die() {

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "common/log.h"
+#include "common/systemd.h"
 #include "config/options.h"
 #include "ringmq/broker.h"
 #include "ringmq/config.h"
@@ -110,12 +111,14 @@ int main(int argc, char** argv) {
                   RINGMQ_VERSION, ListenAddress(config).c_str(), broker.shard_count(),
                   AllocatorName().c_str(),
                   std::string(ringmq::config::ToString(config.reject_policy)).c_str());
+  ringmq::NotifySystemd("READY=1\nSTATUS=accepting connections on " + ListenAddress(config));
 
   int signal_number = 0;
   do {
     sigwait(&signals, &signal_number);
   } while (signal_number == SIGPIPE);
   RINGMQ_LOG_INFO("received %s: stopping", signal_number == SIGINT ? "SIGINT" : "SIGTERM");
+  ringmq::NotifySystemd("STOPPING=1");
   broker.Stop();
   ringmq::LogLine(ringmq::LogLevel::kInfo, "counters: %s", broker.CountersSummary().c_str());
   RINGMQ_LOG_INFO("stopped");

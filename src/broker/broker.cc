@@ -47,6 +47,9 @@ uint32_t Broker::shard_count() const { return config_.threads; }
 absl::Status Broker::Start() {
   if (absl::Status probe = io::ProbeKernel(); !probe.ok()) return probe;
   auto running = std::make_unique<Running>(config_.threads);
+  if (config_.max_connections_per_address != 0 || config_.max_connect_rate_per_address != 0) {
+    running->shared.addresses = std::make_unique<connect::AddressTable>();
+  }
   for (uint32_t i = 0; i < config_.threads; ++i) {
     absl::StatusOr<int> listener = io::OpenListener(config_.bind, config_.port, kListenBacklog);
     if (!listener.ok()) return listener.status();

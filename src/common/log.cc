@@ -52,4 +52,31 @@ void LogLine(LogLevel level, const char* format, ...) {
       ::write(STDERR_FILENO, line, static_cast<size_t>(length));
 }
 
+bool ConnectionEventLog::Admit(uint64_t now_ms, LogLevel* level) {
+  if (LogEnabled(LogLevel::kDebug)) {
+    *level = LogLevel::kDebug;
+    return true;
+  }
+  if (!LogEnabled(LogLevel::kInfo)) return false;
+  if (now_ms >= window_start_ms_ + 1000) {
+    if (suppressed_in_window_ > 0) {
+      LogLine(LogLevel::kInfo,
+              "%llu connection events not logged (at most %u per second per shard at info; "
+              "--log-level debug logs every one)",
+              static_cast<unsigned long long>(suppressed_in_window_), per_second_);
+    }
+    window_start_ms_ = now_ms;
+    logged_in_window_ = 0;
+    suppressed_in_window_ = 0;
+  }
+  if (logged_in_window_ >= per_second_) {
+    ++suppressed_in_window_;
+    ++suppressed_total_;
+    return false;
+  }
+  ++logged_in_window_;
+  *level = LogLevel::kInfo;
+  return true;
+}
+
 }  // namespace ringmq

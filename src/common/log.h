@@ -20,6 +20,29 @@ bool LogEnabled(LogLevel level);
 // printf-style; the line is truncated at 8 KiB.
 void LogLine(LogLevel level, const char* format, ...) __attribute__((format(printf, 2, 3)));
 
+// Budget for lines about individual connections (accepted, refused, closed for a violation or a
+// timeout): every one is logged at debug; at info at most `per_second` per second per owner (one
+// per shard), so a connection storm cannot flood the log or spend the shard's time formatting.
+// When a window ends with lines left out, the next logged event is preceded by one line that
+// says how many.
+//
+// Thread safety: one owner thread.
+class ConnectionEventLog {
+ public:
+  explicit ConnectionEventLog(uint32_t per_second = 10) : per_second_(per_second) {}
+  // The level to log an event at, now: kDebug when debug is enabled; kInfo within the budget
+  // when info is enabled. False (and the event counted as left out) otherwise.
+  bool Admit(uint64_t now_ms, LogLevel* level);
+  uint64_t suppressed_total() const { return suppressed_total_; }
+
+ private:
+  uint32_t per_second_;
+  uint64_t window_start_ms_ = 0;
+  uint32_t logged_in_window_ = 0;
+  uint64_t suppressed_in_window_ = 0;
+  uint64_t suppressed_total_ = 0;
+};
+
 }  // namespace ringmq
 
 #define RINGMQ_LOG(level, ...)               \

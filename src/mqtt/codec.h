@@ -45,13 +45,17 @@ struct Frame {
 // 256 MiB is refused before any byte of it is buffered), and a remaining length other than the
 // one §3 fixes for CONNACK, PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK (2) and PINGREQ,
 // PINGRESP, DISCONNECT (0). The bytes are judged strictly left to right, so every prefix of a
-// stream gets kNeedMore or the very answer the whole stream gets.
-Frame PeekFrame(std::span<const uint8_t> bytes, uint32_t max_packet_size);
+// stream gets kNeedMore or the very answer the whole stream gets. `level` is the connection's
+// protocol level (3.1.1 until a CONNECT is admitted): MQTT 3.1 also allows DUP on PUBREL,
+// SUBSCRIBE and UNSUBSCRIBE, which its clients set when they retransmit them.
+Frame PeekFrame(std::span<const uint8_t> bytes, uint32_t max_packet_size,
+                ProtocolLevel level = ProtocolLevel::kMqtt311);
 
 // Decodes one packet whose fixed header is `header` and whose body (exactly
 // header.remaining_length bytes) is `body`. `level` is the connection's negotiated protocol
-// level; it is ignored for CONNECT, which carries its own. (Today it matters only for CONNACK:
-// MQTT 3.1 has no session-present flag, so there the whole acknowledge-flags byte is reserved.)
+// level; it is ignored for CONNECT, which carries its own. It matters for CONNACK (MQTT 3.1 has
+// no session-present flag, so there the whole acknowledge-flags byte is reserved) and for the
+// fixed-header flags (see PeekFrame).
 Result<Packet> Decode(const FixedHeader& header, std::span<const uint8_t> body,
                       ProtocolLevel level = ProtocolLevel::kMqtt311);
 
@@ -77,6 +81,20 @@ size_t EncodePublishHeader(const Publish& publish, std::span<uint8_t> out);
 inline constexpr size_t PublishHeaderMaxSize(size_t topic_size) {
   return kMaxFixedHeaderLength + 2 + topic_size + 2;
 }
+
+// A PUBLISH whose topic is already length-prefixed ([len high, len low, topic], as
+// message::Message stores it): the delivery fast path. EncodePublishParts writes the same bytes
+// as Encode(Publish{...}) without building a Packet, and EncodedPublishPartsSize is their count.
+struct PublishParts {
+  std::span<const uint8_t> encoded_topic;  // 2-byte length + topic
+  std::span<const uint8_t> payload;
+  QoS qos = QoS::k0;
+  bool retain = false;
+  bool dup = false;
+  uint16_t packet_id = 0;  // written only when qos > 0
+};
+size_t EncodedPublishPartsSize(const PublishParts& parts);
+size_t EncodePublishParts(const PublishParts& parts, std::span<uint8_t> out);
 
 // Encodes a SUBSCRIBE/UNSUBSCRIBE payload (the entries after the packet id) from a list of
 // requests, for clients, tests and the load generator. Returns bytes written; the size needed is

@@ -72,7 +72,7 @@ bool IsValidPacketType(uint8_t type) { return type >= 1 && type <= 14; }
 
 // The first byte of the fixed header (§2.2): type and flags. Shared by PeekFrame, which rejects
 // from the first byte alone, and Decode, which may be handed a header built elsewhere.
-Violation CheckTypeAndFlags(uint8_t type, uint8_t flags) {
+Violation CheckTypeAndFlags(uint8_t type, uint8_t flags, ProtocolLevel level) {
   if (!IsValidPacketType(type)) {
     return Violation::kReservedPacketType;  // §2.2.1: 0 and 15 are reserved
   }
@@ -96,6 +96,11 @@ Violation CheckTypeAndFlags(uint8_t type, uint8_t flags) {
                               packet_type == PacketType::kSubscribe ||
                               packet_type == PacketType::kUnsubscribe;
   const uint8_t required = flags_are_0010 ? 0b0010 : 0;
+  // MQTT 3.1 (§2.1 of that spec) sends these three at QoS 1 and sets DUP when it retransmits
+  // them: a 3.1 client may send 0b1010 there. 3.1.1 made the flags fixed.
+  if (flags_are_0010 && level == ProtocolLevel::kMqtt31 && flags == (required | 0x08)) {
+    return Violation::kNone;
+  }
   return flags == required ? Violation::kNone : Violation::kBadFixedHeaderFlags;
 }
 
@@ -140,14 +145,15 @@ Frame InvalidFrame(Violation violation) {
 // Scans strictly left to right and stops at the first byte that decides: so a stream split at any
 // byte boundary yields kNeedMore on every prefix and then exactly the answer the whole stream
 // gives, and a rejection happens as soon as the offending byte has arrived.
-Frame PeekFrame(std::span<const uint8_t> bytes, uint32_t max_packet_size) {
+Frame PeekFrame(std::span<const uint8_t> bytes, uint32_t max_packet_size, ProtocolLevel level) {
   Frame frame;
   if (bytes.empty()) {
     return frame;
   }
   const uint8_t type = bytes[0] >> 4;
   const uint8_t flags = bytes[0] & 0x0F;
-  if (const Violation violation = CheckTypeAndFlags(type, flags); violation != Violation::kNone) {
+  if (const Violation violation = CheckTypeAndFlags(type, flags, level);
+      violation != Violation::kNone) {
     return InvalidFrame(violation);
   }
   // §2.2.3: up to four length bytes, 7 bits each, least significant first, bit 7 = "more".
@@ -463,7 +469,7 @@ Result<Packet> Decode(const FixedHeader& header, std::span<const uint8_t> body,
                       ProtocolLevel level) {
   RINGMQ_ASSERT(body.size() == header.remaining_length);
   const auto type = static_cast<uint8_t>(header.type);
-  if (const Violation violation = CheckTypeAndFlags(type, header.flags);
+  if (const Violation violation = CheckTypeAndFlags(type, header.flags, level);
       violation != Violation::kNone) {
     return violation;
   }

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <string_view>
 #include <variant>
@@ -231,6 +232,41 @@ size_t EncodePublishHeader(const Publish& publish, std::span<uint8_t> out) {
   }
   RINGMQ_ASSERT(writer.position() == header_size);
   return header_size;
+}
+
+namespace {
+
+size_t PublishPartsBodySize(const PublishParts& parts) {
+  RINGMQ_ASSERT(parts.encoded_topic.size() >= 2);
+  return parts.encoded_topic.size() + (parts.qos != QoS::k0 ? 2 : 0) + parts.payload.size();
+}
+
+}  // namespace
+
+size_t EncodedPublishPartsSize(const PublishParts& parts) {
+  const size_t body_size = PublishPartsBodySize(parts);
+  return 1 + RemainingLengthSize(body_size) + body_size;
+}
+
+size_t EncodePublishParts(const PublishParts& parts, std::span<uint8_t> out) {
+  const size_t body_size = PublishPartsBodySize(parts);
+  const size_t total_size = 1 + RemainingLengthSize(body_size) + body_size;
+  RINGMQ_ASSERT(out.size() >= total_size);
+  Writer writer(out);
+  writer.Byte(static_cast<uint8_t>((static_cast<uint8_t>(PacketType::kPublish) << 4) |
+                                   (parts.dup ? 0x08 : 0) | (QosBits(parts.qos) << 1) |
+                                   (parts.retain ? 0x01 : 0)));
+  writer.RemainingLength(body_size);
+  uint8_t* cursor = out.data() + writer.position();
+  std::memcpy(cursor, parts.encoded_topic.data(), parts.encoded_topic.size());
+  cursor += parts.encoded_topic.size();
+  if (parts.qos != QoS::k0) {
+    *cursor++ = static_cast<uint8_t>(parts.packet_id >> 8);
+    *cursor++ = static_cast<uint8_t>(parts.packet_id & 0xff);
+  }
+  if (!parts.payload.empty()) std::memcpy(cursor, parts.payload.data(), parts.payload.size());
+  RINGMQ_ASSERT(static_cast<size_t>(cursor - out.data()) + parts.payload.size() == total_size);
+  return total_size;
 }
 
 size_t TopicListEncodedSize(std::span<const TopicRequest> requests, bool has_qos) {

@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "common/assert.h"
 #include "common/log.h"
@@ -15,8 +16,11 @@ namespace {
 // holds no receive memory.
 constexpr size_t kPartialKeepBytes = 4096;
 
-std::string_view Printable(std::string_view text) {
-  return text.empty() ? std::string_view("(empty)") : text;
+// A client-chosen string for a log line: "(empty)" for "", control characters, quotes and
+// non-ASCII bytes escaped, so a client id cannot forge or break log lines.
+std::string Printable(std::string_view text) {
+  if (text.empty()) return "(empty)";
+  return absl::CHexEscape(absl::string_view(text.data(), text.size()));
 }
 
 bool IsClientToServer(mqtt::PacketType type) {
@@ -100,7 +104,7 @@ size_t Connection::ProcessFrames(std::span<const uint8_t> bytes, ConnectionConte
   size_t offset = 0;
   while (state_ != State::kClosing && offset < bytes.size()) {
     const std::span<const uint8_t> rest = bytes.subspan(offset);
-    const mqtt::Frame frame = mqtt::PeekFrame(rest, context.max_packet_size);
+    const mqtt::Frame frame = mqtt::PeekFrame(rest, context.max_packet_size, level_);
     if (frame.status == mqtt::FrameStatus::kNeedMore) break;
     if (frame.status == mqtt::FrameStatus::kInvalid) {
       CloseForViolation(frame.violation, context);
@@ -157,9 +161,14 @@ void Connection::HandleConnect(const mqtt::FixedHeader& header, std::span<const 
   }
   // Reserve a connected-client slot first so the limit holds exactly across shards.
   const uint32_t connected = context.connected_clients->fetch_add(1, std::memory_order_relaxed);
-  const connect::BrokerState broker{
+  connect::BrokerState broker{
       .connected_clients = connected,
       .shutting_down = context.shutting_down->load(std::memory_order_relaxed)};
+  if (context.addresses != nullptr && address_slot_ != connect::AddressTable::kNoSlot) {
+    broker.address_connections = context.addresses->Connections(address_slot_);
+    broker.address_connects_this_second =
+        context.addresses->CountConnect(address_slot_, static_cast<uint32_t>(event_ms_ / 1000));
+  }
   const connect::Decision decision = connect::Admit(connect, broker, context.policy);
   context.counters->connect[static_cast<size_t>(decision.reason)].Add();
   if (decision.outcome == connect::Outcome::kAccept) {
@@ -173,17 +182,19 @@ void Connection::HandleConnect(const mqtt::FixedHeader& header, std::span<const 
   } else if (decision.silenced) {
     context.counters->connect_closed_silent_policy.Add();
   }
-  if (LogEnabled(LogLevel::kDebug)) {
-    RINGMQ_LOG_DEBUG("connect from %s refused: %s (%s, CONNACK %s)", io::PeerAddress(fd_).c_str(),
-                     std::string(connect::LabelOf(decision.reason)).c_str(),
-                     decision.reason == connect::Reason::kMalformed
-                         ? std::string(mqtt::RuleOf(decision.violation)).c_str()
-                         : "policy",
-                     decision.outcome == connect::Outcome::kRefuse
-                         ? absl::StrCat(static_cast<int>(decision.return_code)).c_str()
-                         : "none");
+  if (LogLevel level; context.event_log.Admit(event_ms_, &level)) {
+    LogLine(level, "connect from %s (client %s) refused: %s (%s, CONNACK %s)",
+            io::PeerAddress(fd_).c_str(),
+            connect.ok() ? (Printable(connect.value().client_id)).c_str() : "?",
+            std::string(connect::LabelOf(decision.reason)).c_str(),
+            decision.reason == connect::Reason::kMalformed
+                ? std::string(mqtt::RuleOf(decision.violation)).c_str()
+                : "policy",
+            decision.outcome == connect::Outcome::kRefuse
+                ? absl::StrCat("0x0", static_cast<int>(decision.return_code)).c_str()
+                : "none");
   }
-  state_ = State::kClosing;
+  StartClosing(event_ms_);  // not served: no sink to tell; starts the close grace
 }
 
 void Connection::Accept(const mqtt::Connect& connect, const connect::Decision& decision,
@@ -203,10 +214,14 @@ void Connection::Accept(const mqtt::Connect& connect, const connect::Decision& d
   }
   if (context.sink == nullptr) SendConnack(false);
   sink_ = context.sink;
-  RINGMQ_LOG_DEBUG("client %s connected from %s (MQTT %s, keepalive %us, clean session %d)",
-                   client_id_.c_str(), io::PeerAddress(fd_).c_str(),
-                   level_ == mqtt::ProtocolLevel::kMqtt31 ? "3.1" : "3.1.1", keepalive_s_,
-                   connect.clean_session ? 1 : 0);
+  if (LogLevel level; context.event_log.Admit(event_ms_, &level)) {
+    LogLine(level, "client %s connected from %s (MQTT %s, keepalive %us, clean session %d%s)",
+            (Printable(client_id_)).c_str(), io::PeerAddress(fd_).c_str(),
+            level_ == mqtt::ProtocolLevel::kMqtt31 ? "3.1" : "3.1.1", keepalive_s_,
+            connect.clean_session ? 1 : 0,
+            connect.user_name ? (", user " + Printable(*connect.user_name)).c_str()
+                              : "");
+  }
 }
 
 void Connection::HandlePacket(const mqtt::Packet& packet, ConnectionContext& context) {
@@ -294,10 +309,12 @@ void Connection::CloseForViolation(mqtt::Violation violation, ConnectionContext&
     // CONNACK.
     context.counters->connect[static_cast<size_t>(connect::Reason::kMalformed)].Add();
   }
-  RINGMQ_LOG_DEBUG("closing %s (client %s): %s [%s]", io::PeerAddress(fd_).c_str(),
-                   std::string(Printable(client_id_)).c_str(),
-                   std::string(mqtt::DescriptionOf(violation)).c_str(),
-                   std::string(mqtt::RuleOf(violation)).c_str());
+  if (LogLevel level; context.event_log.Admit(event_ms_, &level)) {
+    LogLine(level, "closing %s (client %s): %s [%s]", io::PeerAddress(fd_).c_str(),
+            (Printable(client_id_)).c_str(),
+            std::string(mqtt::DescriptionOf(violation)).c_str(),
+            std::string(mqtt::RuleOf(violation)).c_str());
+  }
   StartClosing(event_ms_);
 }
 
@@ -333,14 +350,19 @@ void Connection::OnDeadline(uint64_t now_ms, ConnectionContext& context) {
   switch (state_) {
     case State::kAwaitConnect:
       context.counters->connect_timeout.Add();
-      RINGMQ_LOG_DEBUG("closing %s: no CONNECT within %u ms", io::PeerAddress(fd_).c_str(),
-                       context.connect_timeout_ms);
+      if (LogLevel level; context.event_log.Admit(now_ms, &level)) {
+        LogLine(level, "closing %s: no CONNECT within %u ms", io::PeerAddress(fd_).c_str(),
+                context.connect_timeout_ms);
+      }
       StartClosing(now_ms);
       return;
     case State::kOpen:
       context.counters->keepalive_timeout.Add();
-      RINGMQ_LOG_DEBUG("closing client %s: keepalive %us expired", client_id_.c_str(),
-                       keepalive_s_);
+      if (LogLevel level; context.event_log.Admit(now_ms, &level)) {
+        LogLine(level, "closing client %s (%s): keepalive %us expired",
+                (Printable(client_id_)).c_str(), io::PeerAddress(fd_).c_str(),
+                keepalive_s_);
+      }
       StartClosing(now_ms);
       return;
     case State::kHandoff:
@@ -394,7 +416,7 @@ void Connection::OnClosed(ConnectionContext& context) {
     holds_client_slot_ = false;
   }
   context.counters->connections_closed.Add();
-  RINGMQ_LOG_DEBUG("connection of client %s closed", std::string(Printable(client_id_)).c_str());
+  RINGMQ_LOG_DEBUG("connection of client %s closed", (Printable(client_id_)).c_str());
 }
 
 }  // namespace ringmq::net

@@ -23,6 +23,8 @@
 #include <string>
 #include <vector>
 
+#include "common/log.h"
+#include "connect/address_table.h"
 #include "connect/admission.h"
 #include "metrics/counters.h"
 #include "mqtt/packet.h"
@@ -63,6 +65,8 @@ struct ConnectionContext {
   uint32_t max_output_bytes = 128 * 1024;
   // Connected clients over all shards; admission reserves a slot with fetch_add.
   std::atomic<uint32_t>* connected_clients = nullptr;
+  // Per-source-address counts; null when no per-address limit is configured.
+  connect::AddressTable* addresses = nullptr;
   const std::atomic<bool>* shutting_down = nullptr;
   metrics::ShardCounters* counters = nullptr;
   // Null: no broker attached (unit tests): PUBLISH is acknowledged and dropped, SUBSCRIBE gets
@@ -70,6 +74,7 @@ struct ConnectionContext {
   PacketSink* sink = nullptr;
   uint32_t shard_index = 0;
   uint64_t next_assigned_id = 1;  // for server-assigned client ids (MQTT-3.1.3-6)
+  ConnectionEventLog event_log;    // per-connection log lines, rate-limited at info
 };
 
 // How long a closing connection may wait for its last bytes to be sent.
@@ -114,6 +119,11 @@ class Connection {
   // The shard's handle for this connection (its slot), for the sink.
   uint32_t tag() const { return tag_; }
   void set_tag(uint32_t tag) { tag_ = tag; }
+
+  // The slot of the peer's address in ConnectionContext::addresses (kNoSlot: not counted). The
+  // shard sets it after Open/Adopt and gives the count back when it lets go of the socket.
+  uint32_t address_slot() const { return address_slot_; }
+  void set_address_slot(uint32_t slot) { address_slot_ = slot; }
 
   // Consumes received bytes: decodes every complete frame, answers, and keeps a split frame.
   void OnReceive(std::span<const uint8_t> bytes, uint64_t now_ms, ConnectionContext& context);
@@ -173,6 +183,7 @@ class Connection {
   mqtt::ProtocolLevel level_ = mqtt::ProtocolLevel::kMqtt311;
   uint16_t keepalive_s_ = 0;
   int fd_ = -1;
+  uint32_t address_slot_ = connect::AddressTable::kNoSlot;
   uint64_t last_packet_ms_ = 0;  // last complete packet: the keepalive clock
   uint64_t event_ms_ = 0;        // time of the event being processed
   uint64_t closing_since_ms_ = 0;

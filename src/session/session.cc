@@ -51,23 +51,32 @@ bool Session::has_output() const {
 }
 
 bool Session::WriteOne(const Outbound& entry, std::vector<uint8_t>& out, size_t max_bytes) {
-  mqtt::Packet packet;
   if (entry.stage == Stage::kAwaitComplete) {
-    packet = mqtt::Pubrel{entry.packet_id};
-  } else {
-    const message::Message& message = *entry.message.get();
-    packet = mqtt::Publish{.topic = message.topic(),
-                           .payload = AsText(message.payload()),
-                           .qos = static_cast<mqtt::QoS>(entry.qos),
-                           .retain = entry.retain,
-                           .dup = entry.dup,
-                           .packet_id = entry.packet_id};
+    const mqtt::Packet packet = mqtt::Pubrel{entry.packet_id};
+    const size_t size = mqtt::EncodedSize(packet);
+    if (!out.empty() && out.size() + size > max_bytes) return false;
+    const size_t old_size = out.size();
+    out.resize(old_size + size);
+    [[maybe_unused]] const size_t written =
+        mqtt::Encode(packet, std::span<uint8_t>(out).subspan(old_size));
+    RINGMQ_ASSERT(written == size);
+    return true;
   }
-  const size_t size = mqtt::EncodedSize(packet);
+  // The hot path: the message already holds its length-prefixed topic and payload side by side,
+  // so a PUBLISH is a header byte, a length, and copies (no Packet variant, no re-validation).
+  const message::Message& message = *entry.message.get();
+  const mqtt::PublishParts parts{.encoded_topic = message.encoded_topic(),
+                                 .payload = message.payload(),
+                                 .qos = static_cast<mqtt::QoS>(entry.qos),
+                                 .retain = entry.retain,
+                                 .dup = entry.dup,
+                                 .packet_id = entry.packet_id};
+  const size_t size = mqtt::EncodedPublishPartsSize(parts);
   if (!out.empty() && out.size() + size > max_bytes) return false;
   const size_t old_size = out.size();
   out.resize(old_size + size);
-  const size_t written = mqtt::Encode(packet, std::span<uint8_t>(out).subspan(old_size));
+  [[maybe_unused]] const size_t written =
+      mqtt::EncodePublishParts(parts, std::span<uint8_t>(out).subspan(old_size));
   RINGMQ_ASSERT(written == size);
   return true;
 }

@@ -54,6 +54,9 @@ Shard::Shard(uint32_t index, const Config& config, int listen_fd, SharedState& s
   context_.policy.max_connections = config.max_connections;
   context_.policy.max_client_id_length = config.max_client_id_length;
   context_.policy.client_id_prefixes = config.client_id_prefixes;
+  context_.policy.max_connections_per_address = config.max_connections_per_address;
+  context_.policy.max_connect_rate_per_address = config.max_connect_rate_per_address;
+  context_.addresses = shared.addresses.get();
   context_.max_packet_size = config.max_packet_size;
   context_.connect_timeout_ms = config.connect_timeout_ms;
   context_.connected_clients = &shared.connected_clients;
@@ -200,6 +203,11 @@ uint32_t Shard::AddConnection(int fd, bool adopted) {
     slot.connection.Open(fd, now_ms_);
   }
   slot.connection.set_tag(slot_index);
+  if (context_.addresses != nullptr) {
+    const uint32_t address_slot = context_.addresses->SlotOfPeer(fd);
+    if (address_slot != connect::AddressTable::kNoSlot) context_.addresses->Open(address_slot);
+    slot.connection.set_address_slot(address_slot);
+  }
   timers_->Schedule(slot_index, now_ms_ + config_.connect_timeout_ms);
   return slot_index;
 }
@@ -431,6 +439,10 @@ void Shard::ReleaseSlot(uint32_t slot_index) {
   Slot& slot = slots_[slot_index];
   RINGMQ_ASSERT(slot.in_use);
   timers_->Cancel(slot_index);
+  if (const uint32_t address_slot = slot.connection.address_slot();
+      address_slot != connect::AddressTable::kNoSlot) {
+    context_.addresses->Close(address_slot);
+  }
   slot.in_use = false;
   slot.fd = -1;
   ++slot.generation;  // completions still in flight for the old connection become stale

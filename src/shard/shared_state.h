@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "connect/address_table.h"
 #include "retain/retained_store.h"
 #include "shard/mailbox.h"
 #include "sub/epoch.h"
@@ -22,6 +23,8 @@ struct SharedState {
   const uint32_t shard_count;
   std::atomic<uint32_t> connected_clients{0};
   std::atomic<bool> shutting_down{false};
+  // Per-source-address counts; null unless a per-address limit is configured.
+  std::unique_ptr<connect::AddressTable> addresses;
   sub::EpochDomain epochs;
   sub::SubscriptionTrie trie;
   retain::RetainedStore retained;

@@ -96,7 +96,7 @@ void ConsumePolicy(FuzzedDataProvider& provider, Input& input) {
     input.prefixes.push_back(provider.ConsumeRandomLengthString(8));
   }
   if (provider.ConsumeBool()) {
-    input.authenticator.emplace(static_cast<AuthResult>(provider.ConsumeIntegralInRange(0, 2)));
+    input.authenticator.emplace(static_cast<AuthResult>(provider.ConsumeIntegralInRange(0, 3)));
   }
 }
 
@@ -139,6 +139,10 @@ void ConsumeInput(FuzzedDataProvider& provider, Input& input) {
   } else {
     ConsumeConnect(provider, input);
   }
+  input.policy.max_connections_per_address = ConsumeLimit(provider, 4);
+  input.policy.max_connect_rate_per_address = ConsumeLimit(provider, 4);
+  input.state.address_connections = ConsumeLimit(provider, 6);
+  input.state.address_connects_this_second = ConsumeLimit(provider, 6);
   input.policy.client_id_prefixes = input.prefixes;
   input.policy.authenticator = input.authenticator ? &*input.authenticator : nullptr;
 }
@@ -172,6 +176,16 @@ void CheckWire(const Input& input, const Decision& decision) {
   FUZZ_CHECK(!LabelOf(decision.reason).empty());
 }
 
+// 0 means no limit; the counts include the connection being decided.
+bool WithinAddressLimits(const Input& input) {
+  const Policy& policy = input.policy;
+  const BrokerState& state = input.state;
+  return (policy.max_connections_per_address == 0 ||
+          state.address_connections <= policy.max_connections_per_address) &&
+         (policy.max_connect_rate_per_address == 0 ||
+          state.address_connects_this_second <= policy.max_connect_rate_per_address);
+}
+
 void CheckAccept(const Input& input, const Decision& decision) {
   if (decision.outcome != Outcome::kAccept) {
     FUZZ_CHECK(!decision.assign_client_id);
@@ -180,6 +194,7 @@ void CheckAccept(const Input& input, const Decision& decision) {
   const mqtt::Connect& connect = input.connect;
   FUZZ_CHECK(input.state.connected_clients < input.policy.max_connections);
   FUZZ_CHECK(!input.state.shutting_down);
+  FUZZ_CHECK(WithinAddressLimits(input));
   FUZZ_CHECK(connect.level_supported && !decision.silenced);
   FUZZ_CHECK(!input.authenticator || input.authenticator->result() == AuthResult::kAllow);
   FUZZ_CHECK(decision.assign_client_id == connect.client_id.empty());
@@ -232,19 +247,29 @@ void CheckOrder(const Input& input, const Decision& decision) {
     FUZZ_CHECK(!input.prefixes.empty() && !connect.client_id.empty());
   }
   const bool past_client_id =
-      IsOneOf(reason, {Reason::kConnectionLimit, Reason::kShuttingDown, Reason::kBadCredentials,
-                       Reason::kNotAuthorized, Reason::kAccepted});
+      IsOneOf(reason, {Reason::kConnectionLimit, Reason::kShuttingDown,
+                       Reason::kAddressConnectionLimit, Reason::kAddressRateLimit,
+                       Reason::kBadCredentials, Reason::kNotAuthorized, Reason::kAuthRateLimit,
+                       Reason::kAccepted});
   if (past_client_id) CheckClientIdAllowed(input);
   if (past_client_id && reason != Reason::kShuttingDown) FUZZ_CHECK(!input.state.shutting_down);
+  if (reason == Reason::kAddressRateLimit) {
+    FUZZ_CHECK(input.state.connected_clients < input.policy.max_connections);
+    FUZZ_CHECK(input.policy.max_connections_per_address == 0 ||
+               input.state.address_connections <= input.policy.max_connections_per_address);
+  }
   const bool authenticated =
-      IsOneOf(reason, {Reason::kBadCredentials, Reason::kNotAuthorized, Reason::kAccepted});
+      IsOneOf(reason, {Reason::kBadCredentials, Reason::kNotAuthorized, Reason::kAuthRateLimit,
+                       Reason::kAccepted});
   if (authenticated) {
     FUZZ_CHECK(input.state.connected_clients < input.policy.max_connections);
+    FUZZ_CHECK(WithinAddressLimits(input));
   }
   // Authentication is consulted exactly when every cheaper check passed.
   if (input.authenticator) FUZZ_CHECK(input.authenticator->calls() == (authenticated ? 1 : 0));
   if (!input.authenticator)
-    FUZZ_CHECK(!IsOneOf(reason, {Reason::kBadCredentials, Reason::kNotAuthorized}));
+    FUZZ_CHECK(!IsOneOf(reason,
+                        {Reason::kBadCredentials, Reason::kNotAuthorized, Reason::kAuthRateLimit}));
 }
 
 bool SameDecision(const Decision& a, const Decision& b) {

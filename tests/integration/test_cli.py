@@ -93,7 +93,9 @@ for _name, _args in BAD_COMMAND_LINES:
     setattr(Cli, f"test_bad_command_line_{_name}_exits_2_one_line", _bad_test(_args))
 
 
-class ConfigFile(BrokerTestCase):
+class FileTestCase(BrokerTestCase):
+    """A ringmq-only test with a temporary directory for the files it writes."""
+
     def setUp(self):
         if is_mosquitto():
             self.skipTest("ringmq command line only")
@@ -106,6 +108,9 @@ class ConfigFile(BrokerTestCase):
         with open(path, "w") as f:
             f.write(text)
         return path
+
+
+class ConfigFile(FileTestCase):
 
     def test_config_file_max_client_id_length_honoured(self):
         path = self.write("# test config\nmax_client_id_length = 5\n")
@@ -156,21 +161,8 @@ class ConfigFile(BrokerTestCase):
         self.assertEqual(len(proc.stderr.splitlines()), 1, proc.stderr)
 
 
-class CheckConfig(BrokerTestCase):
+class CheckConfig(FileTestCase):
     """`ringmq --check-config`: validates everything, starts nothing, prints the effective TOML."""
-
-    def setUp(self):
-        if is_mosquitto():
-            self.skipTest("ringmq command line only")
-        tmp = tempfile.TemporaryDirectory(prefix="ringmq-integ-")
-        self.addCleanup(tmp.cleanup)
-        self.dir = tmp.name
-
-    def write(self, text, name="ringmq.toml"):
-        path = os.path.join(self.dir, name)
-        with open(path, "w") as f:
-            f.write(text)
-        return path
 
     def test_check_config_ok_prints_effective_settings_and_starts_nothing(self):
         port = free_port()

@@ -38,6 +38,47 @@ size_t HeaderLengthFor(size_t remaining_length) {
                                       : 5;
 }
 
+// The delivery fast path writes exactly what Encode writes, across every flag combination and
+// both sides of each remaining-length boundary (127/128, 16383/16384, 2097151/2097152).
+TEST(EncodePublishParts, SameBytesAsEncode) {
+  const std::string topic = "a/b/c";
+  for (const size_t payload_size : {size_t{0}, size_t{1}, size_t{64}, size_t{118}, size_t{119},
+                                    size_t{120}, size_t{121}, size_t{16'374}, size_t{16'375},
+                                    size_t{2'097'142}, size_t{2'097'143}}) {
+    const std::string payload(payload_size, 'p');
+    std::vector<uint8_t> encoded_topic = {0, static_cast<uint8_t>(topic.size())};
+    encoded_topic.insert(encoded_topic.end(), topic.begin(), topic.end());
+    for (const QoS qos : {QoS::k0, QoS::k1, QoS::k2}) {
+      for (const bool retain : {false, true}) {
+        for (const bool dup : {false, true}) {
+          const uint16_t packet_id = qos == QoS::k0 ? 0 : 0xBEEF;
+          const Packet packet = Publish{.topic = topic,
+                                        .payload = payload,
+                                        .qos = qos,
+                                        .retain = retain,
+                                        .dup = dup,
+                                        .packet_id = packet_id};
+          const PublishParts parts{.encoded_topic = encoded_topic,
+                                   .payload = std::span<const uint8_t>(
+                                       reinterpret_cast<const uint8_t*>(payload.data()),
+                                       payload.size()),
+                                   .qos = qos,
+                                   .retain = retain,
+                                   .dup = dup,
+                                   .packet_id = packet_id};
+          SCOPED_TRACE(testing::Message() << "payload " << payload_size << " qos "
+                                          << static_cast<int>(qos) << " retain " << retain
+                                          << " dup " << dup);
+          ASSERT_EQ(EncodedPublishPartsSize(parts), EncodedSize(packet));
+          std::vector<uint8_t> fast(EncodedPublishPartsSize(parts));
+          ASSERT_EQ(EncodePublishParts(parts, fast), fast.size());
+          ASSERT_EQ(fast, Encoded(packet));
+        }
+      }
+    }
+  }
+}
+
 TEST(EncodeKnownBytes, FixedSizePackets) {
   EXPECT_EQ(Encoded(Connack{}), (Bytes{0x20, 0x02, 0x00, 0x00}));
   EXPECT_EQ(Encoded(Connack{true, ConnackCode::kAccepted}), (Bytes{0x20, 0x02, 0x01, 0x00}));

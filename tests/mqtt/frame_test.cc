@@ -82,6 +82,38 @@ TEST(FramePeek, FixedHeaderFlagsCheckedFromFirstByte_MQTT_2_2_2_1) {
   }
 }
 
+// MQTT 3.1 sent PUBREL, SUBSCRIBE and UNSUBSCRIBE at QoS 1 with DUP set on a retransmission:
+// at level 3 the DUP bit is allowed there (and only there); at level 4 it stays malformed.
+TEST(FramePeek, Mqtt31AllowsDupOnPubrelSubscribeUnsubscribeOnly) {
+  for (uint8_t type = 1; type <= 14; ++type) {
+    if (type == 3) {
+      continue;
+    }
+    const bool needs_0010 = type == 6 || type == 8 || type == 10;
+    for (uint8_t flags = 0; flags < 16; ++flags) {
+      const Bytes first = {static_cast<uint8_t>(type << 4 | flags)};
+      const bool legal_31 = needs_0010 ? (flags == 0b0010 || flags == 0b1010) : flags == 0;
+      const bool legal_311 = flags == (needs_0010 ? 0b0010 : 0);
+      const Frame at_31 = PeekFrame(first, kNoLimit, ProtocolLevel::kMqtt31);
+      const Frame at_311 = PeekFrame(first, kNoLimit, ProtocolLevel::kMqtt311);
+      EXPECT_EQ(at_31.status == FrameStatus::kNeedMore, legal_31) << int{type} << "/" << int{flags};
+      EXPECT_EQ(at_311.status == FrameStatus::kNeedMore, legal_311)
+          << int{type} << "/" << int{flags};
+    }
+  }
+}
+
+TEST(FramePeek, Mqtt31RetransmittedPubrelDecodes) {
+  const Bytes pubrel = {0x6A, 0x02, 0x00, 0x07};  // PUBREL, DUP set, packet id 7
+  const Frame frame = PeekFrame(pubrel, kNoLimit, ProtocolLevel::kMqtt31);
+  ASSERT_EQ(frame.status, FrameStatus::kComplete);
+  const Result<Packet> packet = Decode(frame.header, std::span(pubrel).subspan(2),
+                                       ProtocolLevel::kMqtt31);
+  ASSERT_TRUE(packet.ok());
+  EXPECT_EQ(std::get<Pubrel>(packet.value()).packet_id, 7);
+  EXPECT_FALSE(Decode(frame.header, std::span(pubrel).subspan(2), ProtocolLevel::kMqtt311).ok());
+}
+
 TEST(FramePeek, PubrelWithoutFlagBitIsMalformed_MQTT_3_6_1_1) {
   EXPECT_EQ(Peek({0x60}).violation, Violation::kBadFixedHeaderFlags);
 }

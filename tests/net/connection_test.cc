@@ -320,6 +320,25 @@ TEST_F(ConnectionTest, SecondConnectClosesConnection_MQTT_3_1_0_2) {
   EXPECT_EQ(shard_.connected_clients.load(), 0u);
 }
 
+// A refused CONNECT's CONNACK gets the whole close grace to be sent, counted from the refusal.
+// (The refusal used to enter kClosing without a start time, so on a real monotonic clock its
+// grace had expired before it began and the shard shut the socket down next to the send.)
+TEST(ConnectionCloseGraceTest, RefusedConnectGetsTheCloseGraceToSendItsConnack) {
+  constexpr uint64_t kNowMs = 50'000'000;  // a monotonic clock well past kCloseGraceMs
+  ShardState shard;
+  Connection connection;
+  connection.Open(kFd, kNowMs - 10);
+  connection.OnReceive(UnsupportedLevelConnect(), kNowMs, shard.context);
+  ASSERT_EQ(connection.state(), State::kClosing);
+  EXPECT_EQ(connection.DeadlineMs(), kNowMs + kCloseGraceMs);
+  const std::span<const uint8_t> first = connection.NextSend();
+  ASSERT_EQ(first.size(), 4u);
+  connection.OnSent(2);  // a partial send: the rest must still go out
+  EXPECT_EQ(ToBytes(connection.NextSend()), (Bytes{0x00, 0x01}));
+  connection.OnSent(2);
+  EXPECT_TRUE(connection.ReadyToClose());
+}
+
 TEST_F(ConnectionTest, ConnectionLimitReachedRefusedWithConnack0x03) {
   shard_.context.policy.max_connections = 2;
   shard_.connected_clients = 2;
@@ -540,6 +559,30 @@ TEST_F(ConnectionTest, UnsubscribeAnsweredWithUnsubackOfSameId_MQTT_3_10_4_4) {
                           /*has_qos=*/false));
   EXPECT_EQ(Drain(), (Bytes{0xB0, 0x02, 0x0C, 0x0D}));
   EXPECT_EQ(connection_.state(), State::kOpen);
+}
+
+// MQTT 3.1 clients set DUP on a retransmitted PUBREL, SUBSCRIBE or UNSUBSCRIBE (3.1 allowed
+// it; 3.1.1 fixed the flags to 0b0010). A 3.1 connection is served, pipelined behind CONNECT too.
+TEST_F(ConnectionTest, Mqtt31RetransmissionsWithDupAreServed) {
+  Bytes pubrel = Encode(mqtt::Pubrel{5});
+  Bytes subscribe = TopicListPacket(6, {{"a/b", mqtt::QoS::k1}}, /*has_qos=*/true);
+  Bytes unsubscribe = TopicListPacket(7, {{"a/b", mqtt::QoS::k0}}, /*has_qos=*/false);
+  for (Bytes* packet : {&pubrel, &subscribe, &unsubscribe}) (*packet)[0] |= 0x08;
+  Receive(Cat({Encode(Mqtt31Connect()), pubrel, subscribe, unsubscribe}));
+  EXPECT_EQ(connection_.state(), State::kOpen);
+  EXPECT_EQ(Drain(), Cat({kConnackAccepted, Bytes{0x70, 0x02, 0x00, 0x05},
+                          Bytes{0x90, 0x03, 0x00, 0x06, 0x80}, Bytes{0xB0, 0x02, 0x00, 0x07}}));
+  EXPECT_EQ(shard_.counters.protocol_violations.Load(), 0u);
+}
+
+TEST_F(ConnectionTest, Mqtt311SubscribeWithDupClosed_MQTT_3_8_1_1) {
+  Accept();
+  Bytes subscribe = TopicListPacket(6, {{"a/b", mqtt::QoS::k1}}, /*has_qos=*/true);
+  subscribe[0] |= 0x08;
+  Receive(subscribe);
+  EXPECT_EQ(connection_.state(), State::kClosing);
+  EXPECT_TRUE(connection_.NextSend().empty());
+  EXPECT_EQ(shard_.counters.protocol_violations.Load(), 1u);
 }
 
 TEST(ConnectionServerPacketTest, ServerToClientPacketFromClientClosesConnection_MQTT_4_8_0_1) {
