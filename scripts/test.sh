@@ -10,6 +10,7 @@
 #   4. asan            build-asan/ (ASan+UBSan), unit tests and the integration suite again
 #   5. tsan            build-tsan/ (ThreadSanitizer), the concurrency unit tests (trie, epoch,
 #                      mailbox, retained store) and the multi-shard integration tests
+#   6. bench-compare   scripts/bench-compare.sh --quick (ringmq vs Mosquitto smoke run; one test)
 # A build failure counts as one failure; later stages still run where they can.
 #
 #   --quick     release build, unit and integration tests only (no fuzz, no sanitizers)
@@ -446,6 +447,30 @@ if [[ $run_tsan -eq 1 ]]; then
   stage_end
   unset TSAN_OPTIONS
 fi
+
+# ---- 6. bench-compare --quick (issue 6): ringmq and Mosquitto under ringmq-bench, short runs;
+# one test, passed if every run completed and verified (no speed is asserted).
+bench_compare_quick() {
+  stage_begin "bench-compare --quick"
+  local log="$work/bench-compare.log" rc=0
+  if [[ ! -x scripts/bench-compare.sh ]]; then
+    echo "scripts/bench-compare.sh is missing -> 1 failure"
+    fail
+    stage_end
+    return
+  fi
+  timeout --kill-after=10 300 scripts/bench-compare.sh --quick </dev/null >"$log" 2>&1 || rc=$?
+  if [[ $rc -eq 0 ]]; then
+    pass
+    grep -E 'runs done|SKIP' "$log" || true
+  else
+    fail
+    echo "bench-compare --quick: exit status $rc; output:"
+    tail -n 60 "$log"
+  fi
+  stage_end
+}
+bench_compare_quick
 
 printf '\n======== summary ========\n'
 for line in "${summary[@]}"; do

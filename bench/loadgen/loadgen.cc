@@ -1,0 +1,1626 @@
+// ringmq-bench: a verifying MQTT load generator (issue 6). See `ringmq-bench --help`.
+//
+// Design: W worker threads (--threads), each with its own epoll loop and its own share of the
+// client connections (connection i belongs to worker i % W). Sockets are non-blocking with
+// TCP_NODELAY; each loop iteration handles the ready sockets, lets publishers with room in their
+// window encode messages into their output buffers, then writes every dirty buffer once (one
+// write(2) per connection per iteration, however many packets it holds).
+//
+// Flow control: a publisher may have at most --window messages "in flight", a message being in
+// flight until every subscriber that should receive it has (end-to-end, at every QoS), so the
+// generator measures the broker at a bounded queue depth instead of flooding socket buffers.
+// A window that makes no progress for --stall-ms is reopened and counted as a stall.
+//
+// Verification: every payload carries publisher id, sequence number and send time
+// (wire::PayloadHeader); each subscriber keeps a SequenceTracker per publisher (sequence.h) and
+// the result is judged by the QoS rules there. Latency is receive time minus send time
+// (CLOCK_MONOTONIC, same host).
+//
+// Thread safety: the main thread only reads atomics while workers run; everything else is
+// per-worker until the workers have been joined.
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cinttypes>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "histogram.h"
+#include "sequence.h"
+#include "wire.h"
+
+namespace ringmq::bench {
+namespace {
+
+uint64_t NowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000 + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+enum class Scenario { kFanin, kFanout, kPairs, kWildcard, kRetained, kConnect, kReject, kIdle };
+
+struct Options {
+  Scenario scenario = Scenario::kPairs;
+  std::string scenario_name = "pairs";
+  std::string host = "127.0.0.1";
+  int port = 1883;
+  int qos = 0;
+  size_t payload = 64;
+  int publishers = -1;   // -1: scenario default
+  int subscribers = -1;  // -1: scenario default
+  int clients = -1;      // connect/reject: concurrent connectors; idle: connections
+  double rate = 0;       // per publisher, messages/s; 0 = unlimited (window-bound)
+  int window = 16;
+  double duration_s = 10;
+  double warmup_s = 2;
+  double drain_s = 5;
+  int stall_ms = 2000;
+  int threads = 1;
+  int retained_topics = 1000;
+  std::string reject_kind = "protocol";  // protocol | auth
+  std::string username;
+  std::string password;
+  std::string bad_password = "wrong-password";
+  int broker_pid = 0;
+  std::string json_path;
+  std::string csv_path;
+  std::string label;
+  std::string topic_prefix = "bench";
+  bool quiet = false;
+  int setup_timeout_s = 60;
+  int handshakes = 64;  // TCP connects + CONNECTs in flight per worker during setup
+};
+
+const char kHelp[] =
+    "Usage: ringmq-bench SCENARIO [options]\n"
+    "\n"
+    "Scenarios:\n"
+    "  fanin      many publishers -> few subscribers on one topic (default 100 -> 1)\n"
+    "  fanout     few publishers -> many subscribers on one topic (default 1 -> 1000)\n"
+    "  pairs      N publisher/subscriber pairs, a topic each (default 100)\n"
+    "  wildcard   publishers on T/w/<i>/t, subscribers on T/w/+/t and T/# (default 10 -> 100)\n"
+    "  retained   --retained-topics retained messages, subscribers subscribe/unsubscribe T/r/#\n"
+    "             over and over (default 10 subscribers)\n"
+    "  connect    connect + CONNACK + DISCONNECT as fast as possible (--clients concurrent, 50)\n"
+    "  reject     CONNECTs the broker must refuse: --reject-kind protocol (level 9) or auth\n"
+    "             (--username with --bad-password); counts how each ended\n"
+    "  idle       --clients idle connections (default 1000): connect rate, broker RSS per\n"
+    "             connection (needs --broker-pid)\n"
+    "\n"
+    "Options:\n"
+    "  --host H --port N          broker address (127.0.0.1:1883)\n"
+    "  --qos 0|1|2                QoS of publishes and subscriptions (0)\n"
+    "  --payload BYTES            payload size, at least 24 (64)\n"
+    "  --publishers N --subscribers N   client counts (scenario defaults)\n"
+    "  --clients N                connect/reject/idle: connections\n"
+    "  --rate R                   messages/s per publisher; 0 = unlimited, window-bound (0)\n"
+    "  --window N                 messages in flight per publisher, end to end (16)\n"
+    "  --duration S --warmup S    measured seconds (10) after warm-up seconds (2)\n"
+    "  --drain S                  wait at most S seconds for messages in flight at the end (5)\n"
+    "  --stall-ms MS              reopen a window without progress after MS (2000)\n"
+    "  --threads N                worker threads (1)\n"
+    "  --retained-topics N        retained scenario: retained messages (1000)\n"
+    "  --reject-kind protocol|auth\n"
+    "  --username U --password P  credentials for every client (auth brokers)\n"
+    "  --bad-password P           the password the auth reject scenario sends\n"
+    "  --broker-pid PID           measure the broker's CPU (/proc/PID/stat) and RSS\n"
+    "  --json FILE --csv FILE     write the result (CSV: header + one row; appends a row if the\n"
+    "                             file exists)\n"
+    "  --label TEXT               free text copied into the results (e.g. broker name)\n"
+    "  --topic-prefix T           topic prefix (bench)\n"
+    "  --handshakes N             setup: connections being opened at once per thread (64)\n"
+    "  --setup-timeout S          give up if the clients are not all connected in S s (60)\n"
+    "  --quiet                    no progress line even on a terminal\n"
+    "\n"
+    "Exit status: 0 verified, 1 verification failed, 2 usage or setup error.\n";
+
+[[noreturn]] void Usage(const std::string& why) {
+  std::fprintf(stderr, "ringmq-bench: %s (try --help)\n", why.c_str());
+  std::exit(2);
+}
+
+bool ParseScenario(const std::string& name, Scenario* s) {
+  static const std::map<std::string, Scenario> kNames = {
+      {"fanin", Scenario::kFanin},       {"fanout", Scenario::kFanout},
+      {"pairs", Scenario::kPairs},       {"wildcard", Scenario::kWildcard},
+      {"retained", Scenario::kRetained}, {"connect", Scenario::kConnect},
+      {"reject", Scenario::kReject},     {"idle", Scenario::kIdle}};
+  auto it = kNames.find(name);
+  if (it == kNames.end()) return false;
+  *s = it->second;
+  return true;
+}
+
+Options ParseOptions(int argc, char** argv) {
+  Options o;
+  bool have_scenario = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "-h" || arg == "--help") {
+      std::fputs(kHelp, stdout);
+      std::exit(0);
+    }
+    if (arg.rfind("--", 0) != 0) {
+      if (have_scenario || !ParseScenario(arg, &o.scenario)) Usage("unknown scenario '" + arg + "'");
+      o.scenario_name = arg;
+      have_scenario = true;
+      continue;
+    }
+    if (arg == "--quiet") {
+      o.quiet = true;
+      continue;
+    }
+    std::string value;
+    const size_t eq = arg.find('=');
+    if (eq != std::string::npos) {
+      value = arg.substr(eq + 1);
+      arg = arg.substr(0, eq);
+    } else {
+      if (i + 1 >= argc) Usage(arg + " needs a value");
+      value = argv[++i];
+    }
+    auto number = [&](double lo, double hi) {
+      char* end = nullptr;
+      const double v = std::strtod(value.c_str(), &end);
+      if (end == value.c_str() || *end != '\0' || !(v >= lo && v <= hi)) {
+        Usage(arg + ": '" + value + "' is not a number in [" + std::to_string(lo) + ", " +
+              std::to_string(hi) + "]");
+      }
+      return v;
+    };
+    if (arg == "--host") o.host = value;
+    else if (arg == "--port") o.port = static_cast<int>(number(1, 65535));
+    else if (arg == "--qos") o.qos = static_cast<int>(number(0, 2));
+    else if (arg == "--payload") o.payload = static_cast<size_t>(number(24, 1 << 20));
+    else if (arg == "--publishers") o.publishers = static_cast<int>(number(0, 100000));
+    else if (arg == "--subscribers") o.subscribers = static_cast<int>(number(0, 100000));
+    else if (arg == "--clients") o.clients = static_cast<int>(number(1, 1000000));
+    else if (arg == "--rate") o.rate = number(0, 1e9);
+    else if (arg == "--window") o.window = static_cast<int>(number(1, 60000));
+    else if (arg == "--duration") o.duration_s = number(0.1, 86400);
+    else if (arg == "--warmup") o.warmup_s = number(0, 86400);
+    else if (arg == "--drain") o.drain_s = number(0, 3600);
+    else if (arg == "--stall-ms") o.stall_ms = static_cast<int>(number(10, 3600000));
+    else if (arg == "--threads") o.threads = static_cast<int>(number(1, 64));
+    else if (arg == "--retained-topics") o.retained_topics = static_cast<int>(number(1, 10000000));
+    else if (arg == "--reject-kind") o.reject_kind = value;
+    else if (arg == "--username") o.username = value;
+    else if (arg == "--password") o.password = value;
+    else if (arg == "--bad-password") o.bad_password = value;
+    else if (arg == "--broker-pid") o.broker_pid = static_cast<int>(number(1, 1 << 30));
+    else if (arg == "--json") o.json_path = value;
+    else if (arg == "--csv") o.csv_path = value;
+    else if (arg == "--label") o.label = value;
+    else if (arg == "--topic-prefix") o.topic_prefix = value;
+    else if (arg == "--handshakes") o.handshakes = static_cast<int>(number(1, 100000));
+    else if (arg == "--setup-timeout") o.setup_timeout_s = static_cast<int>(number(1, 3600));
+    else Usage("unknown option " + arg);
+  }
+  if (!have_scenario) Usage("no scenario given");
+  if (o.reject_kind != "protocol" && o.reject_kind != "auth") {
+    Usage("--reject-kind must be protocol or auth");
+  }
+  if (o.scenario == Scenario::kReject && o.reject_kind == "auth" && o.username.empty()) {
+    o.username = "bench";
+  }
+  auto def = [](int& v, int d) {
+    if (v < 0) v = d;
+  };
+  switch (o.scenario) {
+    case Scenario::kFanin: def(o.publishers, 100); def(o.subscribers, 1); break;
+    case Scenario::kFanout: def(o.publishers, 1); def(o.subscribers, 1000); break;
+    case Scenario::kPairs:
+      def(o.publishers, 100);
+      def(o.subscribers, o.publishers);
+      if (o.subscribers != o.publishers) Usage("pairs: --subscribers must equal --publishers");
+      break;
+    case Scenario::kWildcard: def(o.publishers, 10); def(o.subscribers, 100); break;
+    case Scenario::kRetained: def(o.publishers, 1); def(o.subscribers, 10); o.publishers = 1; break;
+    case Scenario::kConnect:
+    case Scenario::kReject: def(o.clients, 50); o.publishers = o.subscribers = 0; break;
+    case Scenario::kIdle: def(o.clients, 1000); o.publishers = o.subscribers = 0; break;
+  }
+  return o;
+}
+
+// ---------------------------------------------------------------------------------------------
+// /proc readings
+
+struct ProcSample {
+  bool ok = false;
+  double cpu_s = 0;
+  uint64_t rss_kib = 0;
+};
+
+ProcSample ReadProc(int pid) {
+  ProcSample s;
+  if (pid <= 0) return s;
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  FILE* f = std::fopen(path, "r");
+  if (f == nullptr) return s;
+  char buf[4096];
+  const size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+  std::fclose(f);
+  buf[n] = '\0';
+  // Fields after the command name (which may hold spaces) start after the last ')'.
+  const char* p = std::strrchr(buf, ')');
+  if (p == nullptr) return s;
+  unsigned long utime = 0, stime = 0;
+  // state(3) ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime(14) stime(15)
+  if (std::sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime,
+                  &stime) != 2) {
+    return s;
+  }
+  const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
+  s.cpu_s = static_cast<double>(utime + stime) / tick;
+  std::snprintf(path, sizeof path, "/proc/%d/status", pid);
+  f = std::fopen(path, "r");
+  if (f != nullptr) {
+    char line[256];
+    while (std::fgets(line, sizeof line, f) != nullptr) {
+      if (std::strncmp(line, "VmRSS:", 6) == 0) {
+        s.rss_kib = std::strtoull(line + 6, nullptr, 10);
+        break;
+      }
+    }
+    std::fclose(f);
+  }
+  s.ok = true;
+  return s;
+}
+
+double SelfCpuSeconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared run state
+
+enum class Phase : int { kSetup, kRun, kStop, kDone };
+
+// Written by its publisher's worker (sent) and by subscribers' workers (delivered).
+struct PublisherShared {
+  std::atomic<uint64_t> sent{0};
+  std::atomic<uint64_t> delivered{0};  // deliveries to all subscribers that expect it
+  std::atomic<uint64_t> acked{0};      // PUBACK / PUBCOMP received
+};
+
+struct Shared {
+  Options options;
+  sockaddr_storage address{};
+  socklen_t address_size = 0;
+  std::vector<std::string> topics;  // per publisher
+  std::vector<uint32_t> fan;         // subscribers expecting each publisher
+  std::unique_ptr<PublisherShared[]> publishers;
+  std::atomic<int> phase{static_cast<int>(Phase::kSetup)};
+  std::atomic<int> ready{0};         // clients connected (and subscribed)
+  std::atomic<int> setup_failed{0};
+  uint64_t t0_ns = 0;                // run start (warm-up begins); set before phase kRun
+  uint64_t measure_start_ns = 0;
+  uint64_t measure_end_ns = 0;
+  // Live counters for the progress line (relaxed).
+  std::atomic<uint64_t> live_sent{0};
+  std::atomic<uint64_t> live_delivered{0};
+  std::atomic<uint64_t> live_errors{0};
+  std::atomic<uint64_t> live_p99_ns{0};
+};
+
+bool SubscriberExpects(const Options& o, int subscriber, int publisher) {
+  return o.scenario != Scenario::kPairs || subscriber == publisher;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Worker
+
+enum class Role : uint8_t { kPublisher, kSubscriber, kConnector, kIdle, kRetainer };
+enum class State : uint8_t {
+  kUnused,
+  kTcpConnecting,
+  kAwaitConnack,
+  kAwaitSuback,
+  kReady,
+  kAwaitClose,  // connect/reject: waiting for the broker to close
+  kClosed,
+};
+
+struct Conn {
+  int fd = -1;
+  Role role = Role::kPublisher;
+  State state = State::kUnused;
+  int index = 0;  // publisher id, subscriber index or connector slot
+  bool epollout = false;
+  bool dirty = false;
+  uint16_t next_packet_id = 1;
+  wire::Buffer in;
+  wire::Buffer out;
+  uint64_t started_ns = 0;  // connect/reject/idle: when the TCP connect began
+  // Publisher.
+  uint64_t sent = 0;
+  uint64_t forgiven = 0;        // deliveries written off by stall recovery
+  uint64_t last_progress_ns = 0;
+  uint64_t last_delivered = 0;
+  // Subscriber.
+  std::unordered_map<uint32_t, SequenceTracker> trackers;
+  // Retained subscriber: per cycle.
+  std::vector<uint8_t> retained_seen;
+  uint32_t retained_got = 0;
+  bool retained_subscribed = false;
+  uint64_t cycle_started_ns = 0;
+
+  uint16_t NextPacketId() {
+    const uint16_t id = next_packet_id;
+    next_packet_id = next_packet_id == 65535 ? 1 : next_packet_id + 1;
+    return id;
+  }
+};
+
+struct SecondSample {
+  uint64_t sent = 0;
+  uint64_t delivered = 0;
+  LatencyHistogram latency;
+};
+
+struct ConnectOutcomes {
+  uint64_t attempts = 0;
+  uint64_t accepted = 0;         // CONNACK 0x00
+  uint64_t refused[6] = {};      // CONNACK 0x01..0x05 (index = code), [0] unused
+  uint64_t refused_other = 0;    // CONNACK with another code
+  uint64_t closed = 0;           // closed without CONNACK
+  uint64_t errors = 0;           // connect failed, reset before anything
+  uint64_t timeouts = 0;
+};
+
+class Worker {
+ public:
+  Worker(Shared* shared, int id) : shared_(shared), o_(shared->options), id_(id) {}
+
+  void AddClient(Role role, int index) {
+    Conn c;
+    c.role = role;
+    c.index = index;
+    conns_.push_back(std::move(c));
+  }
+
+  void Run();
+
+  // Results, read after join.
+  LatencyHistogram latency;  // measured window
+  std::vector<SecondSample> seconds;
+  VerifyCounts verify;
+  uint64_t sent_measured = 0;
+  uint64_t delivered_measured = 0;
+  uint64_t stalls = 0;
+  uint64_t unexpected_closes = 0;
+  uint64_t protocol_errors = 0;
+  ConnectOutcomes outcomes;  // measured window
+  uint64_t connected = 0;
+  uint64_t connect_failures = 0;
+  uint64_t first_connect_ns = 0;
+  uint64_t last_connack_ns = 0;
+  uint64_t retained_cycles = 0;
+
+  std::vector<Conn> conns_;
+
+ private:
+  Phase phase() const { return static_cast<Phase>(shared_->phase.load(std::memory_order_acquire)); }
+  bool StartConnect(Conn& c);
+  void SendConnect(Conn& c);
+  void OnEvent(Conn& c, uint32_t events);
+  void OnReadable(Conn& c);
+  bool OnFrame(Conn& c, const wire::Frame& f);
+  void OnPublish(Conn& c, const wire::Frame& f);
+  void OnConnectEnd(Conn& c, int code);  // code -1: closed without CONNACK, -2: error
+  void Close(Conn& c);
+  void MarkDirty(Conn& c) {
+    if (!c.dirty) {
+      c.dirty = true;
+      dirty_.push_back(static_cast<uint32_t>(&c - conns_.data()));
+    }
+  }
+  void Flush();
+  bool Publish(Conn& c, uint64_t now);
+  void StartRetainedCycle(Conn& c, uint64_t now);
+  void RecordLatency(uint64_t now, uint64_t latency_ns);
+  SecondSample& SecondAt(uint64_t now);
+  void RollSecond(uint64_t now);
+  void SetupStep(uint64_t now);
+  void ConnectStep(uint64_t now);
+  void CheckTimeouts(uint64_t now);
+  void FinishVerification();
+  bool Measured(uint64_t t) const {
+    return t >= shared_->measure_start_ns && t < shared_->measure_end_ns;
+  }
+
+  Shared* shared_;
+  const Options& o_;
+  int id_;
+  int epoll_fd_ = -1;
+  std::vector<uint32_t> dirty_;
+  size_t next_to_connect_ = 0;
+  int handshakes_in_flight_ = 0;
+  uint64_t current_second_ = UINT64_MAX;
+  std::vector<uint8_t> read_scratch_;
+};
+
+constexpr uint64_t kConnectTimeoutNs = 10'000'000'000;
+
+bool Worker::StartConnect(Conn& c) {
+  c.fd = socket(shared_->address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (c.fd < 0) {
+    std::fprintf(stderr, "ringmq-bench: socket: %s\n", std::strerror(errno));
+    return false;
+  }
+  const int one = 1;
+  setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  c.in.Clear();
+  c.out.Clear();
+  c.epollout = true;
+  c.dirty = false;
+  c.started_ns = NowNs();
+  const int rc = connect(c.fd, reinterpret_cast<const sockaddr*>(&shared_->address),
+                         shared_->address_size);
+  if (rc != 0 && errno != EINPROGRESS) {
+    close(c.fd);
+    c.fd = -1;
+    return false;
+  }
+  c.state = State::kTcpConnecting;
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLOUT;
+  ev.data.u32 = static_cast<uint32_t>(&c - conns_.data());
+  epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, c.fd, &ev);
+  if (c.role != Role::kConnector) ++handshakes_in_flight_;
+  return true;
+}
+
+void Worker::SendConnect(Conn& c) {
+  char client_id[64];
+  const char* kind = "x";
+  switch (c.role) {
+    case Role::kPublisher: kind = "p"; break;
+    case Role::kSubscriber: kind = "s"; break;
+    case Role::kConnector: kind = "c"; break;
+    case Role::kIdle: kind = "i"; break;
+    case Role::kRetainer: kind = "r"; break;
+  }
+  std::snprintf(client_id, sizeof client_id, "rb%d-%s%d-%d", static_cast<int>(getpid()), kind,
+                c.index, id_);
+  wire::ConnectFields f;
+  f.client_id = client_id;
+  f.username = o_.username;
+  f.password = o_.password;
+  if (o_.scenario == Scenario::kReject) {
+    if (o_.reject_kind == "protocol") {
+      f.protocol_level = 9;
+    } else {
+      f.password = o_.bad_password;
+    }
+  }
+  wire::EncodeConnect(f, c.out);
+  c.state = State::kAwaitConnack;
+  MarkDirty(c);
+}
+
+void Worker::Close(Conn& c) {
+  if (c.fd >= 0) {
+    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c.fd, nullptr);
+    close(c.fd);
+  }
+  c.fd = -1;
+  c.state = State::kClosed;
+  c.in.Clear();
+  c.out.Clear();
+}
+
+void Worker::Flush() {
+  for (uint32_t i : dirty_) {
+    Conn& c = conns_[i];
+    c.dirty = false;
+    if (c.fd < 0 || c.state == State::kTcpConnecting) continue;
+    while (!c.out.empty()) {
+      const ssize_t n = send(c.fd, c.out.data(), c.out.size(), MSG_NOSIGNAL);
+      if (n > 0) {
+        c.out.Consume(static_cast<size_t>(n));
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      break;
+    }
+    const bool want_out = !c.out.empty();
+    if (want_out != c.epollout && c.fd >= 0) {
+      epoll_event ev{};
+      ev.events = EPOLLIN | (want_out ? uint32_t{EPOLLOUT} : 0u);
+      ev.data.u32 = i;
+      epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, c.fd, &ev);
+      c.epollout = want_out;
+    }
+  }
+  dirty_.clear();
+}
+
+SecondSample& Worker::SecondAt(uint64_t now) {
+  const uint64_t t0 = shared_->t0_ns;
+  const size_t second = now > t0 ? static_cast<size_t>((now - t0) / 1'000'000'000) : 0;
+  if (seconds.size() <= second) seconds.resize(second + 1);
+  return seconds[second];
+}
+
+void Worker::RollSecond(uint64_t now) {
+  if (shared_->t0_ns == 0 || now < shared_->t0_ns) return;
+  const uint64_t second = (now - shared_->t0_ns) / 1'000'000'000;
+  if (second != current_second_) {
+    if (current_second_ != UINT64_MAX && current_second_ < seconds.size()) {
+      shared_->live_p99_ns.store(seconds[current_second_].latency.Percentile(0.99),
+                                 std::memory_order_relaxed);
+    }
+    current_second_ = second;
+  }
+}
+
+void Worker::RecordLatency(uint64_t now, uint64_t latency_ns) {
+  SecondSample& s = SecondAt(now);
+  s.latency.Record(latency_ns);
+  ++s.delivered;
+  if (Measured(now)) {
+    latency.Record(latency_ns);
+    ++delivered_measured;
+  }
+}
+
+void Worker::OnPublish(Conn& c, const wire::Frame& f) {
+  const uint8_t qos = (f.flags >> 1) & 3;
+  if (f.body_size < 2) {
+    ++protocol_errors;
+    return;
+  }
+  const uint16_t topic_size = wire::ReadU16(f.body);
+  size_t offset = 2 + topic_size;
+  uint16_t packet_id = 0;
+  if (qos > 0) {
+    if (offset + 2 > f.body_size) {
+      ++protocol_errors;
+      return;
+    }
+    packet_id = wire::ReadU16(f.body + offset);
+    offset += 2;
+  }
+  if (offset > f.body_size) {
+    ++protocol_errors;
+    return;
+  }
+  if (qos == 1) {
+    wire::EncodeAck(wire::kPuback, packet_id, c.out);
+    MarkDirty(c);
+  } else if (qos == 2) {
+    wire::EncodeAck(wire::kPubrec, packet_id, c.out);
+    MarkDirty(c);
+  }
+  const uint64_t now = NowNs();
+  wire::PayloadHeader h;
+  if (!wire::ReadPayload(f.body + offset, f.body_size - offset, &h)) {
+    ++verify.corrupt;
+    shared_->live_errors.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  if (c.role == Role::kRetainer) {
+    const bool retain_flag = (f.flags & 1) != 0;
+    if (!retain_flag || h.sequence == 0 || h.sequence > c.retained_seen.size()) {
+      if (retain_flag) ++verify.corrupt;
+      return;  // a live message (none are published in this scenario) or a stray one
+    }
+    uint8_t& seen = c.retained_seen[h.sequence - 1];
+    if (seen) {
+      ++verify.duplicated;
+    } else {
+      seen = 1;
+      ++verify.unique;
+      ++c.retained_got;
+    }
+    SecondSample& s = SecondAt(now);
+    ++s.delivered;
+    if (Measured(now)) ++delivered_measured;
+    shared_->live_delivered.fetch_add(1, std::memory_order_relaxed);
+    if (c.retained_got == c.retained_seen.size()) {
+      // Whole set received: the subscribe-to-last-message time is this cycle's latency.
+      if (Measured(now)) latency.Record(now - c.cycle_started_ns);
+      s.latency.Record(now - c.cycle_started_ns);
+      if (Measured(now)) ++retained_cycles;
+      wire::EncodeUnsubscribe(c.NextPacketId(), o_.topic_prefix + "/r/#", c.out);
+      c.retained_subscribed = false;
+      MarkDirty(c);
+    }
+    return;
+  }
+  if (h.publisher >= static_cast<uint32_t>(o_.publishers) ||
+      !SubscriberExpects(o_, c.index, static_cast<int>(h.publisher))) {
+    ++verify.corrupt;
+    shared_->live_errors.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  c.trackers[h.publisher].Receive(h.sequence);
+  shared_->publishers[h.publisher].delivered.fetch_add(1, std::memory_order_relaxed);
+  shared_->live_delivered.fetch_add(1, std::memory_order_relaxed);
+  RecordLatency(now, now > h.send_ns ? now - h.send_ns : 0);
+}
+
+void Worker::OnConnectEnd(Conn& c, int code) {
+  const uint64_t now = NowNs();
+  if (Measured(now)) {
+    ++outcomes.attempts;
+    if (code == 0) {
+      ++outcomes.accepted;
+    } else if (code >= 1 && code <= 5) {
+      ++outcomes.refused[code];
+    } else if (code == -1) {
+      ++outcomes.closed;
+    } else if (code == -3) {
+      ++outcomes.timeouts;
+    } else if (code < 0) {
+      ++outcomes.errors;
+    } else {
+      ++outcomes.refused_other;
+    }
+    latency.Record(now - c.started_ns);
+  }
+  SecondSample& s = SecondAt(now);
+  ++s.delivered;
+  s.latency.Record(now - c.started_ns);
+  shared_->live_delivered.fetch_add(1, std::memory_order_relaxed);
+  if (code == -2 || code == -3) shared_->live_errors.fetch_add(1, std::memory_order_relaxed);
+}
+
+// Returns false if the connection is to be closed.
+bool Worker::OnFrame(Conn& c, const wire::Frame& f) {
+  switch (f.type) {
+    case wire::kConnack: {
+      if (c.state != State::kAwaitConnack || f.body_size != 2) {
+        ++protocol_errors;
+        return false;
+      }
+      const uint8_t code = f.body[1];
+      if (c.role == Role::kConnector) {
+        OnConnectEnd(c, code);
+        if (code == 0) {
+          wire::EncodeDisconnect(c.out);
+          MarkDirty(c);
+        }
+        c.state = State::kAwaitClose;  // the broker closes after DISCONNECT or a refusal
+        return true;
+      }
+      --handshakes_in_flight_;
+      if (code != 0) {
+        std::fprintf(stderr, "ringmq-bench: CONNACK 0x%02x for a %s client\n", code,
+                     c.role == Role::kPublisher ? "publisher" : "subscriber");
+        shared_->setup_failed.fetch_add(1);
+        ++connect_failures;
+        return false;
+      }
+      last_connack_ns = NowNs();
+      ++connected;
+      if (c.role == Role::kSubscriber) {
+        std::string filter;
+        if (o_.scenario == Scenario::kPairs) {
+          filter = shared_->topics[static_cast<size_t>(c.index)];
+        } else if (o_.scenario == Scenario::kWildcard) {
+          filter = c.index % 2 == 0 ? o_.topic_prefix + "/w/+/t" : o_.topic_prefix + "/#";
+        } else {
+          filter = shared_->topics[0];
+        }
+        wire::EncodeSubscribe(c.NextPacketId(), filter, static_cast<uint8_t>(o_.qos), c.out);
+        MarkDirty(c);
+        c.state = State::kAwaitSuback;
+      } else {
+        c.state = State::kReady;
+        shared_->ready.fetch_add(1);
+      }
+      return true;
+    }
+    case wire::kSuback:
+      if (c.state == State::kAwaitSuback) {
+        if (f.body_size < 3 || f.body[2] == 0x80) {
+          std::fprintf(stderr, "ringmq-bench: subscription refused\n");
+          shared_->setup_failed.fetch_add(1);
+          return false;
+        }
+        c.state = State::kReady;
+        shared_->ready.fetch_add(1);
+      }
+      return true;
+    case wire::kUnsuback:
+      if (c.role == Role::kRetainer && phase() == Phase::kRun && NowNs() < shared_->measure_end_ns) {
+        StartRetainedCycle(c, NowNs());
+      }
+      return true;
+    case wire::kPublish:
+      OnPublish(c, f);
+      return true;
+    case wire::kPuback:
+    case wire::kPubcomp:
+      if (c.role == Role::kPublisher || c.role == Role::kRetainer) {
+        shared_->publishers[static_cast<size_t>(c.index)].acked.fetch_add(
+            1, std::memory_order_relaxed);
+      }
+      return true;
+    case wire::kPubrec:
+      if (f.body_size != 2) return false;
+      wire::EncodeAck(wire::kPubrel, wire::ReadU16(f.body), c.out);
+      MarkDirty(c);
+      return true;
+    case wire::kPubrel:
+      if (f.body_size != 2) return false;
+      wire::EncodeAck(wire::kPubcomp, wire::ReadU16(f.body), c.out);
+      MarkDirty(c);
+      return true;
+    case wire::kPingresp:
+      return true;
+    default:
+      ++protocol_errors;
+      return false;
+  }
+}
+
+void Worker::OnReadable(Conn& c) {
+  constexpr size_t kReadSize = 64 * 1024;
+  for (int rounds = 0; rounds < 4; ++rounds) {
+    uint8_t* p = c.in.Reserve(kReadSize);
+    const ssize_t n = recv(c.fd, p, kReadSize, 0);
+    if (n <= 0) {
+      c.in.Commit(0);
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) break;
+      // Closed by the broker (or reset).
+      if (c.role == Role::kConnector) {
+        if (c.state == State::kAwaitConnack) OnConnectEnd(c, n == 0 ? -1 : -2);
+        Close(c);
+        return;
+      }
+      if (c.state != State::kClosed && phase() == Phase::kRun) {
+        ++unexpected_closes;
+        shared_->live_errors.fetch_add(1, std::memory_order_relaxed);
+      }
+      if (c.state == State::kAwaitConnack || c.state == State::kTcpConnecting) {
+        --handshakes_in_flight_;
+        shared_->setup_failed.fetch_add(1);
+        ++connect_failures;
+      }
+      Close(c);
+      return;
+    }
+    c.in.Commit(static_cast<size_t>(n));
+    wire::Frame f;
+    size_t used = 0;
+    for (;;) {
+      const auto status = wire::SplitFrame(c.in.data() + used, c.in.size() - used, 1 << 24, &f);
+      if (status == wire::SplitStatus::kNeedMore) break;
+      if (status == wire::SplitStatus::kInvalid || !OnFrame(c, f)) {
+        ++protocol_errors;
+        Close(c);
+        return;
+      }
+      used += f.total_size;
+      if (c.fd < 0) return;
+    }
+    c.in.Consume(used);
+    if (static_cast<size_t>(n) < kReadSize) break;
+  }
+}
+
+void Worker::OnEvent(Conn& c, uint32_t events) {
+  if (c.fd < 0) return;
+  if (c.state == State::kTcpConnecting) {
+    int err = 0;
+    socklen_t len = sizeof err;
+    getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err != 0 || (events & (EPOLLERR | EPOLLHUP)) != 0) {
+      if (c.role == Role::kConnector) {
+        OnConnectEnd(c, -2);
+      } else {
+        --handshakes_in_flight_;
+        ++connect_failures;
+        if (connect_failures <= 3) {
+          std::fprintf(stderr, "ringmq-bench: connect: %s\n", std::strerror(err));
+        }
+        shared_->setup_failed.fetch_add(1);
+      }
+      Close(c);
+      return;
+    }
+    if (first_connect_ns == 0) first_connect_ns = c.started_ns;
+    SendConnect(c);
+    return;
+  }
+  if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) OnReadable(c);
+  if (c.fd >= 0 && (events & EPOLLOUT)) MarkDirty(c);
+}
+
+// Encodes as many messages as window and rate allow (bounded per call). Returns true if it sent.
+bool Worker::Publish(Conn& c, uint64_t now) {
+  PublisherShared& ps = shared_->publishers[static_cast<size_t>(c.index)];
+  const uint64_t fan = shared_->fan[static_cast<size_t>(c.index)];
+  const uint64_t delivered = ps.delivered.load(std::memory_order_relaxed);
+  if (delivered != c.last_delivered) {
+    c.last_delivered = delivered;
+    c.last_progress_ns = now;
+  }
+  uint64_t budget = 64;  // bound per loop iteration, so one publisher cannot starve the rest
+  if (fan > 0) {
+    const uint64_t window_deliveries = static_cast<uint64_t>(o_.window) * fan;
+    const uint64_t in_flight = c.sent * fan - std::min(c.sent * fan, delivered + c.forgiven);
+    if (in_flight + fan > window_deliveries) {
+      if (now - c.last_progress_ns > static_cast<uint64_t>(o_.stall_ms) * 1'000'000) {
+        c.forgiven += in_flight;  // reopen the window; the missing ones will count as lost
+        c.last_progress_ns = now;
+        ++stalls;
+        shared_->live_errors.fetch_add(1, std::memory_order_relaxed);
+      }
+      return false;
+    }
+    budget = std::min(budget, (window_deliveries - in_flight) / fan);
+  }
+  if (o_.rate > 0) {
+    // Publishers are spread evenly over one period (phase index/publishers) rather than all
+    // sending at the same instant, which would measure burst queueing, not the broker.
+    const double elapsed_s = static_cast<double>(now - shared_->t0_ns) / 1e9;
+    const double phase = static_cast<double>(c.index) / std::max(o_.publishers, 1);
+    const auto allowed = static_cast<uint64_t>(elapsed_s * o_.rate + phase);
+    if (allowed <= c.sent) return false;
+    budget = std::min(budget, allowed - c.sent);
+  }
+  // Nobody listens (fan 0, e.g. --subscribers 0): publish at the window size per iteration
+  // while the socket keeps up.
+  if (fan == 0 && c.out.size() > 256 * 1024) return false;
+  if (budget == 0) return false;
+  if (c.sent == 0) c.last_progress_ns = now;
+  const std::string& topic = shared_->topics[static_cast<size_t>(c.index)];
+  for (uint64_t i = 0; i < budget; ++i) {
+    ++c.sent;
+    const uint16_t packet_id = o_.qos > 0 ? c.NextPacketId() : 0;
+    uint8_t* payload = wire::EncodePublish(topic, static_cast<uint8_t>(o_.qos), false, packet_id,
+                                           o_.payload, c.out);
+    wire::WritePayload(payload, o_.payload, static_cast<uint32_t>(c.index), c.sent, now);
+  }
+  ps.sent.store(c.sent, std::memory_order_relaxed);
+  SecondAt(now).sent += budget;
+  if (Measured(now)) sent_measured += budget;
+  shared_->live_sent.fetch_add(budget, std::memory_order_relaxed);
+  MarkDirty(c);
+  return true;
+}
+
+void Worker::StartRetainedCycle(Conn& c, uint64_t now) {
+  std::fill(c.retained_seen.begin(), c.retained_seen.end(), 0);
+  c.retained_got = 0;
+  c.cycle_started_ns = now;
+  c.retained_subscribed = true;
+  wire::EncodeSubscribe(c.NextPacketId(), o_.topic_prefix + "/r/#", static_cast<uint8_t>(o_.qos),
+                        c.out);
+  MarkDirty(c);
+}
+
+void Worker::SetupStep(uint64_t) {
+  while (next_to_connect_ < conns_.size() && handshakes_in_flight_ < o_.handshakes) {
+    Conn& c = conns_[next_to_connect_++];
+    if (c.role == Role::kConnector) continue;  // connectors start with the run
+    if (!StartConnect(c)) {
+      shared_->setup_failed.fetch_add(1);
+      ++connect_failures;
+    }
+  }
+}
+
+void Worker::ConnectStep(uint64_t) {
+  for (Conn& c : conns_) {
+    if (c.role != Role::kConnector) continue;
+    if (c.state == State::kUnused || c.state == State::kClosed) {
+      if (!StartConnect(c)) {
+        c.started_ns = NowNs();
+        OnConnectEnd(c, -2);
+      }
+    }
+  }
+}
+
+void Worker::CheckTimeouts(uint64_t) {
+  const uint64_t now = NowNs();  // later than every started_ns
+  for (Conn& c : conns_) {
+    if (c.role != Role::kConnector || c.fd < 0) continue;
+    if ((c.state == State::kAwaitConnack || c.state == State::kTcpConnecting) &&
+        now - c.started_ns > kConnectTimeoutNs) {
+      OnConnectEnd(c, -3);
+      Close(c);
+    } else if (c.state == State::kAwaitClose && now - c.started_ns > kConnectTimeoutNs) {
+      Close(c);  // the broker did not close after DISCONNECT/refusal: just move on
+    }
+  }
+}
+
+void Worker::Run() {
+  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  std::vector<epoll_event> events(1024);
+  const bool connectors = o_.scenario == Scenario::kConnect || o_.scenario == Scenario::kReject;
+  uint64_t last_timeout_check = 0;
+  for (;;) {
+    const Phase ph = phase();
+    if (ph == Phase::kDone) break;
+    const uint64_t now = NowNs();
+    if (ph == Phase::kSetup) SetupStep(now);
+    bool busy = false;
+    if (ph == Phase::kRun || ph == Phase::kStop) RollSecond(now);
+    if (ph == Phase::kRun && now >= shared_->t0_ns) {
+      if (connectors) {
+        ConnectStep(now);
+      } else if (now < shared_->measure_end_ns) {
+        for (Conn& c : conns_) {
+          if (c.state != State::kReady) continue;
+          if (c.role == Role::kPublisher) {
+            busy |= Publish(c, now);
+          } else if (c.role == Role::kRetainer && c.cycle_started_ns == 0) {
+            StartRetainedCycle(c, now);
+            busy = true;
+          }
+        }
+      }
+    }
+    if (connectors && now - last_timeout_check > 100'000'000) {
+      CheckTimeouts(now);
+      last_timeout_check = now;
+    }
+    Flush();
+    const int timeout_ms = busy ? 0 : 1;
+    const int n = epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), timeout_ms);
+    for (int i = 0; i < n; ++i) {
+      OnEvent(conns_[events[static_cast<size_t>(i)].data.u32], events[static_cast<size_t>(i)].events);
+    }
+    Flush();
+  }
+  // Finished: close everything (no DISCONNECT needed; a clean-session client leaves nothing).
+  for (Conn& c : conns_) {
+    if (c.fd >= 0) {
+      if (c.state == State::kReady) {
+        wire::Buffer b;
+        wire::EncodeDisconnect(b);
+        (void)!send(c.fd, b.data(), b.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      }
+      close(c.fd);
+      c.fd = -1;
+    }
+  }
+  close(epoll_fd_);
+  FinishVerification();
+}
+
+void Worker::FinishVerification() {
+  if (o_.scenario == Scenario::kRetained) return;  // counted per cycle as they arrived
+  for (Conn& c : conns_) {
+    if (c.role != Role::kSubscriber) continue;
+    for (int p = 0; p < o_.publishers; ++p) {
+      if (!SubscriberExpects(o_, c.index, p)) continue;
+      const uint64_t sent = shared_->publishers[static_cast<size_t>(p)].sent.load();
+      verify.expected += sent;
+      auto it = c.trackers.find(static_cast<uint32_t>(p));
+      if (it == c.trackers.end()) {
+        verify.lost += sent;
+        continue;
+      }
+      const SequenceTracker& t = it->second;
+      verify.unique += t.unique();
+      verify.lost += t.Lost(sent);
+      verify.duplicated += t.duplicated();
+      verify.out_of_order += t.out_of_order();
+      verify.corrupt += t.corrupt();
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Orchestration and output
+
+bool Resolve(Shared* shared) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* result = nullptr;
+  const std::string port = std::to_string(shared->options.port);
+  const int rc = getaddrinfo(shared->options.host.c_str(), port.c_str(), &hints, &result);
+  if (rc != 0 || result == nullptr) {
+    std::fprintf(stderr, "ringmq-bench: cannot resolve %s: %s\n", shared->options.host.c_str(),
+                 gai_strerror(rc));
+    return false;
+  }
+  std::memcpy(&shared->address, result->ai_addr, result->ai_addrlen);
+  shared->address_size = result->ai_addrlen;
+  freeaddrinfo(result);
+  return true;
+}
+
+void RaiseFileLimit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
+std::string JsonEscape(const std::string& s) {
+  std::string out;
+  for (char ch : s) {
+    if (ch == '"' || ch == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (static_cast<unsigned char>(ch) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", ch);
+      out += buf;
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
+// A flat, ordered set of named results, printed as JSON (nested by "a.b" names) and CSV.
+class Results {
+ public:
+  void Num(const std::string& key, double v) {
+    char buf[64];
+    if (std::isfinite(v) && v == std::floor(v) && std::fabs(v) < 1e15) {
+      std::snprintf(buf, sizeof buf, "%.0f", v);
+    } else if (std::isfinite(v)) {
+      std::snprintf(buf, sizeof buf, "%.6g", v);
+    } else {
+      std::snprintf(buf, sizeof buf, "null");
+    }
+    items_.push_back({key, buf});
+  }
+  void Str(const std::string& key, const std::string& v) {
+    items_.push_back({key, "\"" + JsonEscape(v) + "\""});
+  }
+  void Raw(const std::string& key, const std::string& json) { items_.push_back({key, json}); }
+
+  std::string Json() const {
+    // Keys are "group.name" at most two levels; groups stay together in insertion order.
+    std::string out = "{\n";
+    std::vector<std::string> groups;
+    std::map<std::string, std::vector<const std::pair<std::string, std::string>*>> members;
+    for (const auto& item : items_) {
+      const size_t dot = item.first.find('.');
+      const std::string group = dot == std::string::npos ? "" : item.first.substr(0, dot);
+      const std::string key = dot == std::string::npos ? item.first : group;
+      if (std::find(groups.begin(), groups.end(), key) == groups.end()) groups.push_back(key);
+      if (!group.empty()) members[group].push_back(&item);
+    }
+    for (size_t g = 0; g < groups.size(); ++g) {
+      const std::string& name = groups[g];
+      out += "  \"" + name + "\": ";
+      auto it = members.find(name);
+      if (it == members.end()) {
+        for (const auto& item : items_) {
+          if (item.first == name) out += item.second;
+        }
+      } else {
+        out += "{";
+        for (size_t i = 0; i < it->second.size(); ++i) {
+          const auto* item = it->second[i];
+          out += (i ? ", \"" : "\"") + item->first.substr(name.size() + 1) + "\": " + item->second;
+        }
+        out += "}";
+      }
+      out += g + 1 < groups.size() ? ",\n" : "\n";
+    }
+    return out + "}\n";
+  }
+  std::string CsvHeader() const {
+    std::string out;
+    for (const auto& item : items_) {
+      if (item.second.front() == '[') continue;
+      out += (out.empty() ? "" : ",") + item.first;
+    }
+    return out + "\n";
+  }
+  std::string CsvRow() const {
+    std::string out;
+    bool first = true;
+    for (const auto& item : items_) {
+      if (item.second.front() == '[') continue;
+      out += (first ? "" : ",") + item.second;
+      first = false;
+    }
+    return out + "\n";
+  }
+
+ private:
+  std::vector<std::pair<std::string, std::string>> items_;
+};
+
+bool WriteFile(const std::string& path, const std::string& text, bool append) {
+  FILE* f = std::fopen(path.c_str(), append ? "a" : "w");
+  if (f == nullptr) {
+    std::fprintf(stderr, "ringmq-bench: cannot write %s: %s\n", path.c_str(), std::strerror(errno));
+    return false;
+  }
+  std::fputs(text.c_str(), f);
+  std::fclose(f);
+  return true;
+}
+
+struct Totals {
+  LatencyHistogram latency;
+  std::vector<SecondSample> seconds;
+  VerifyCounts verify;
+  uint64_t sent = 0, delivered = 0, stalls = 0, unexpected_closes = 0, protocol_errors = 0;
+  uint64_t connected = 0, connect_failures = 0, retained_cycles = 0;
+  uint64_t first_connect_ns = 0, last_connack_ns = 0;
+  ConnectOutcomes outcomes;
+};
+
+Totals Collect(const std::vector<std::unique_ptr<Worker>>& workers) {
+  Totals t;
+  for (const auto& w : workers) {
+    t.latency.Merge(w->latency);
+    if (t.seconds.size() < w->seconds.size()) t.seconds.resize(w->seconds.size());
+    for (size_t i = 0; i < w->seconds.size(); ++i) {
+      t.seconds[i].sent += w->seconds[i].sent;
+      t.seconds[i].delivered += w->seconds[i].delivered;
+      t.seconds[i].latency.Merge(w->seconds[i].latency);
+    }
+    t.verify.expected += w->verify.expected;
+    t.verify.unique += w->verify.unique;
+    t.verify.lost += w->verify.lost;
+    t.verify.duplicated += w->verify.duplicated;
+    t.verify.out_of_order += w->verify.out_of_order;
+    t.verify.corrupt += w->verify.corrupt;
+    t.sent += w->sent_measured;
+    t.delivered += w->delivered_measured;
+    t.stalls += w->stalls;
+    t.unexpected_closes += w->unexpected_closes;
+    t.protocol_errors += w->protocol_errors;
+    t.connected += w->connected;
+    t.connect_failures += w->connect_failures;
+    t.retained_cycles += w->retained_cycles;
+    if (w->first_connect_ns != 0 &&
+        (t.first_connect_ns == 0 || w->first_connect_ns < t.first_connect_ns)) {
+      t.first_connect_ns = w->first_connect_ns;
+    }
+    t.last_connack_ns = std::max(t.last_connack_ns, w->last_connack_ns);
+    t.outcomes.attempts += w->outcomes.attempts;
+    t.outcomes.accepted += w->outcomes.accepted;
+    for (int i = 0; i < 6; ++i) t.outcomes.refused[i] += w->outcomes.refused[i];
+    t.outcomes.refused_other += w->outcomes.refused_other;
+    t.outcomes.closed += w->outcomes.closed;
+    t.outcomes.errors += w->outcomes.errors;
+    t.outcomes.timeouts += w->outcomes.timeouts;
+  }
+  return t;
+}
+
+void AddLatency(Results& r, const std::string& group, const LatencyHistogram& h) {
+  r.Num(group + ".count", static_cast<double>(h.count()));
+  r.Num(group + ".mean", h.Mean() / 1e3);
+  r.Num(group + ".p50", static_cast<double>(h.Percentile(0.50)) / 1e3);
+  r.Num(group + ".p90", static_cast<double>(h.Percentile(0.90)) / 1e3);
+  r.Num(group + ".p99", static_cast<double>(h.Percentile(0.99)) / 1e3);
+  r.Num(group + ".p999", static_cast<double>(h.Percentile(0.999)) / 1e3);
+  r.Num(group + ".max", static_cast<double>(h.max()) / 1e3);
+}
+
+std::string SamplesJson(const Totals& t) {
+  std::string out = "[";
+  for (size_t i = 0; i < t.seconds.size(); ++i) {
+    const SecondSample& s = t.seconds[i];
+    char buf[256];
+    std::snprintf(buf, sizeof buf,
+                  "%s\n    {\"t\": %zu, \"sent\": %" PRIu64 ", \"delivered\": %" PRIu64
+                  ", \"p50_us\": %.1f, \"p99_us\": %.1f}",
+                  i ? "," : "", i + 1, s.sent, s.delivered,
+                  static_cast<double>(s.latency.Percentile(0.5)) / 1e3,
+                  static_cast<double>(s.latency.Percentile(0.99)) / 1e3);
+    out += buf;
+  }
+  return out + "]";
+}
+
+void Progress(const Shared& shared, uint64_t now, uint64_t* last_sent, uint64_t* last_delivered,
+              uint64_t* last_ns) {
+  const uint64_t sent = shared.live_sent.load(std::memory_order_relaxed);
+  const uint64_t delivered = shared.live_delivered.load(std::memory_order_relaxed);
+  const double dt = static_cast<double>(now - *last_ns) / 1e9;
+  if (dt <= 0) return;
+  const double elapsed = static_cast<double>(now - shared.t0_ns) / 1e9;
+  const char* stage = now < shared.measure_start_ns ? "warm-up" : "measure";
+  std::fprintf(stderr,
+               "\r%-7s %5.1fs  sent %9.0f/s  delivered %9.0f/s  p99 %8.1f us  errors %" PRIu64
+               "   ",
+               stage, elapsed, static_cast<double>(sent - *last_sent) / dt,
+               static_cast<double>(delivered - *last_delivered) / dt,
+               static_cast<double>(shared.live_p99_ns.load(std::memory_order_relaxed)) / 1e3,
+               shared.live_errors.load(std::memory_order_relaxed));
+  std::fflush(stderr);
+  *last_sent = sent;
+  *last_delivered = delivered;
+  *last_ns = now;
+}
+
+void SleepUntil(uint64_t t) {
+  const uint64_t now = NowNs();
+  if (t > now) std::this_thread::sleep_for(std::chrono::nanoseconds(t - now));
+}
+
+int Main(int argc, char** argv) {
+  auto shared = std::make_unique<Shared>();
+  shared->options = ParseOptions(argc, argv);
+  const Options& o = shared->options;
+  RaiseFileLimit();
+  if (!Resolve(shared.get())) return 2;
+  const bool tty = isatty(STDERR_FILENO) && !o.quiet;
+
+  // Topics and fan-out per publisher.
+  const int pubs = o.publishers;
+  const int subs = o.subscribers;
+  shared->publishers = std::make_unique<PublisherShared[]>(static_cast<size_t>(std::max(pubs, 1)));
+  for (int p = 0; p < pubs; ++p) {
+    switch (o.scenario) {
+      case Scenario::kPairs: shared->topics.push_back(o.topic_prefix + "/pair/" + std::to_string(p)); break;
+      case Scenario::kWildcard: shared->topics.push_back(o.topic_prefix + "/w/" + std::to_string(p) + "/t"); break;
+      case Scenario::kFanin: shared->topics.push_back(o.topic_prefix + "/fanin"); break;
+      default: shared->topics.push_back(o.topic_prefix + "/fanout"); break;
+    }
+    uint32_t fan = 0;
+    for (int s = 0; s < subs && o.scenario != Scenario::kRetained; ++s) {
+      fan += SubscriberExpects(o, s, p) ? 1 : 0;
+    }
+    shared->fan.push_back(fan);
+  }
+  if (shared->topics.empty()) shared->topics.push_back(o.topic_prefix + "/fanout");
+
+  // The retained scenario stores its retained messages first, with one blocking-style client.
+  const ProcSample rss_before = ReadProc(o.broker_pid);
+  if (o.scenario == Scenario::kRetained) {
+    // Publish the retained set with QoS 1 over a plain blocking socket.
+    int fd = socket(shared->address.ss_family, SOCK_STREAM, 0);
+    if (connect(fd, reinterpret_cast<const sockaddr*>(&shared->address), shared->address_size) != 0) {
+      std::fprintf(stderr, "ringmq-bench: retained: connect: %s\n", std::strerror(errno));
+      return 2;
+    }
+    wire::Buffer b;
+    wire::ConnectFields cf;
+    const std::string id = "rb" + std::to_string(getpid()) + "-loader";
+    cf.client_id = id;
+    cf.username = o.username;
+    cf.password = o.password;
+    wire::EncodeConnect(cf, b);
+    for (int i = 1; i <= o.retained_topics; ++i) {
+      uint8_t* payload = wire::EncodePublish(o.topic_prefix + "/r/" + std::to_string(i), 1, true,
+                                             static_cast<uint16_t>(i % 65535 + 1), o.payload, b);
+      wire::WritePayload(payload, o.payload, 0, static_cast<uint64_t>(i), NowNs());
+    }
+    size_t acks_expected = static_cast<size_t>(o.retained_topics);
+    // Write everything, reading CONNACK + PUBACKs (4 bytes each) concurrently by polling.
+    size_t to_read = 4 + acks_expected * 4;
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    std::vector<uint8_t> sink(65536);
+    const uint64_t deadline2 = NowNs() + static_cast<uint64_t>(o.setup_timeout_s) * 1'000'000'000;
+    while ((to_read > 0 || !b.empty()) && NowNs() < deadline2) {
+      if (!b.empty()) {
+        const ssize_t n = send(fd, b.data(), b.size(), MSG_NOSIGNAL);
+        if (n > 0) b.Consume(static_cast<size_t>(n));
+      }
+      const ssize_t r = recv(fd, sink.data(), sink.size(), 0);
+      if (r > 0) to_read -= std::min(to_read, static_cast<size_t>(r));
+      if (r == 0) break;
+      if (r < 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    wire::Buffer d;
+    wire::EncodeDisconnect(d);
+    (void)!send(fd, d.data(), d.size(), MSG_NOSIGNAL);
+    close(fd);
+    if (to_read > 0) {
+      std::fprintf(stderr, "ringmq-bench: retained: storing %d retained messages did not complete\n",
+                   o.retained_topics);
+      return 2;
+    }
+  }
+
+  // Workers and their clients.
+  std::vector<std::unique_ptr<Worker>> workers;
+  for (int w = 0; w < o.threads; ++w) workers.push_back(std::make_unique<Worker>(shared.get(), w));
+  int total = 0;
+  auto add = [&](Role role, int index) {
+    workers[static_cast<size_t>(total % o.threads)]->AddClient(role, index);
+    ++total;
+  };
+  int setup_clients = 0;
+  if (o.scenario == Scenario::kConnect || o.scenario == Scenario::kReject) {
+    for (int i = 0; i < o.clients; ++i) add(Role::kConnector, i);
+  } else if (o.scenario == Scenario::kIdle) {
+    for (int i = 0; i < o.clients; ++i) add(Role::kIdle, i);
+    setup_clients = o.clients;
+  } else if (o.scenario == Scenario::kRetained) {
+    for (int s = 0; s < subs; ++s) add(Role::kRetainer, s);
+    setup_clients = subs;
+  } else {
+    for (int s = 0; s < subs; ++s) add(Role::kSubscriber, s);  // subscribers first
+    for (int p = 0; p < pubs; ++p) add(Role::kPublisher, p);
+    setup_clients = subs + pubs;
+  }
+  for (auto& w : workers) {
+    for (Conn& c : w->conns_) {
+      if (c.role == Role::kRetainer) c.retained_seen.assign(static_cast<size_t>(o.retained_topics), 0);
+    }
+  }
+
+  const uint64_t setup_start = NowNs();
+  std::vector<std::thread> threads;
+  for (auto& w : workers) threads.emplace_back([&w] { w->Run(); });
+
+  // Setup: connect (and subscribe) every client.
+  const uint64_t setup_deadline = setup_start + static_cast<uint64_t>(o.setup_timeout_s) * 1'000'000'000;
+  while (shared->ready.load() < setup_clients && shared->setup_failed.load() == 0 &&
+         NowNs() < setup_deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  const uint64_t setup_end = NowNs();
+  const int ready = shared->ready.load();
+  bool setup_ok = ready >= setup_clients;
+  if (!setup_ok) {
+    std::fprintf(stderr, "ringmq-bench: setup: %d of %d clients ready (%d failures)%s\n", ready,
+                 setup_clients, shared->setup_failed.load(),
+                 NowNs() >= setup_deadline ? ", timed out" : "");
+  }
+
+  // Idle: the connections are the measurement; hold them, then read the broker's RSS.
+  ProcSample rss_loaded;
+  double idle_hold_s = 0;
+  if (o.scenario == Scenario::kIdle && setup_ok) {
+    const uint64_t hold_end = NowNs() + static_cast<uint64_t>(o.duration_s * 1e9);
+    SleepUntil(hold_end);
+    idle_hold_s = o.duration_s;
+    rss_loaded = ReadProc(o.broker_pid);
+  }
+
+  // Run: warm-up, measured window, then drain.
+  ProcSample broker_start, broker_end;
+  double self_start = 0, self_end = 0;
+  uint64_t run_end = 0;
+  const bool run = setup_ok && o.scenario != Scenario::kIdle;
+  if (run) {
+    shared->t0_ns = NowNs();
+    shared->measure_start_ns = shared->t0_ns + static_cast<uint64_t>(o.warmup_s * 1e9);
+    shared->measure_end_ns = shared->measure_start_ns + static_cast<uint64_t>(o.duration_s * 1e9);
+    shared->phase.store(static_cast<int>(Phase::kRun), std::memory_order_release);
+    uint64_t last_sent = 0, last_delivered = 0, last_ns = shared->t0_ns;
+    bool measuring = false;
+    for (;;) {
+      const uint64_t now = NowNs();
+      if (!measuring && now >= shared->measure_start_ns) {
+        broker_start = ReadProc(o.broker_pid);
+        self_start = SelfCpuSeconds();
+        measuring = true;
+      }
+      if (now >= shared->measure_end_ns) break;
+      uint64_t next = std::min(shared->measure_end_ns, now + 1'000'000'000);
+      if (!measuring) next = std::min(next, shared->measure_start_ns);
+      // Wake on the start and end of the window exactly, and every second for the display.
+      SleepUntil(next);
+      if (tty && NowNs() - last_ns >= 950'000'000) {
+        Progress(*shared, NowNs(), &last_sent, &last_delivered, &last_ns);
+      }
+    }
+    broker_end = ReadProc(o.broker_pid);
+    self_end = SelfCpuSeconds();
+    run_end = NowNs();
+    // Drain: wait for the messages still in flight (all publishers stopped at measure_end).
+    const uint64_t drain_deadline = NowNs() + static_cast<uint64_t>(o.drain_s * 1e9);
+    while (NowNs() < drain_deadline && o.scenario != Scenario::kConnect &&
+           o.scenario != Scenario::kReject && o.scenario != Scenario::kRetained) {
+      bool all = true;
+      for (int p = 0; p < pubs; ++p) {
+        const auto& ps = shared->publishers[static_cast<size_t>(p)];
+        if (ps.delivered.load() < ps.sent.load() * shared->fan[static_cast<size_t>(p)]) all = false;
+      }
+      if (all) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    if (o.scenario == Scenario::kRetained) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int>(std::min(o.drain_s, 1.0) * 1000)));
+    }
+    if (tty) std::fputs("\n", stderr);
+  }
+  shared->phase.store(static_cast<int>(Phase::kDone), std::memory_order_release);
+  for (auto& t : threads) t.join();
+  Totals t = Collect(workers);
+
+  // Results.
+  Results r;
+  const double measured_s = run ? static_cast<double>(run_end - shared->measure_start_ns) / 1e9 : 0;
+  r.Str("tool", "ringmq-bench");
+  r.Num("format", 1);
+  r.Str("label", o.label);
+  r.Str("scenario", o.scenario_name);
+  r.Str("broker_address", o.host + ":" + std::to_string(o.port));
+  r.Num("qos", o.qos);
+  r.Num("payload_bytes", static_cast<double>(o.payload));
+  r.Num("publishers", pubs);
+  r.Num("subscribers", subs);
+  r.Num("clients", o.clients);
+  r.Num("rate_per_publisher", o.rate);
+  r.Num("window", o.window);
+  r.Num("threads", o.threads);
+  r.Num("warmup_s", o.warmup_s);
+  r.Num("duration_s", o.duration_s);
+  r.Num("measured_s", measured_s);
+  r.Num("setup.clients", setup_clients);
+  r.Num("setup.ready", ready);
+  r.Num("setup.seconds", static_cast<double>(setup_end - setup_start) / 1e9);
+  r.Num("setup.connect_per_s",
+        t.last_connack_ns > t.first_connect_ns && t.connected > 0
+            ? static_cast<double>(t.connected) / (static_cast<double>(t.last_connack_ns - t.first_connect_ns) / 1e9)
+            : 0);
+  r.Num("setup.failures", static_cast<double>(t.connect_failures));
+
+  const double broker_cpu = broker_start.ok && broker_end.ok ? broker_end.cpu_s - broker_start.cpu_s : 0;
+  const double self_cpu = self_end - self_start;
+  r.Num("broker.pid", o.broker_pid);
+  r.Num("broker.cpu_s", broker_cpu);
+  r.Num("broker.cpu_util", measured_s > 0 ? broker_cpu / measured_s : 0);
+  r.Num("loadgen.cpu_s", self_cpu);
+  r.Num("loadgen.cpu_util", measured_s > 0 ? self_cpu / measured_s : 0);
+
+  std::string why;
+  bool ok = setup_ok;
+  if (!setup_ok) why = "setup failed";
+  const bool messaging = o.scenario == Scenario::kFanin || o.scenario == Scenario::kFanout ||
+                         o.scenario == Scenario::kPairs || o.scenario == Scenario::kWildcard ||
+                         o.scenario == Scenario::kRetained;
+  if (messaging) {
+    if (o.scenario == Scenario::kRetained) {
+      t.verify.expected = 0;  // counted per completed cycle: see retained.cycles
+    }
+    r.Num("messages.sent", static_cast<double>(t.sent));
+    r.Num("messages.delivered", static_cast<double>(t.delivered));
+    r.Num("messages.sent_per_s", measured_s > 0 ? static_cast<double>(t.sent) / measured_s : 0);
+    r.Num("messages.delivered_per_s", measured_s > 0 ? static_cast<double>(t.delivered) / measured_s : 0);
+    r.Num("messages.per_broker_cpu_s", broker_cpu > 0 ? static_cast<double>(t.delivered) / broker_cpu : 0);
+    AddLatency(r, "latency_us", t.latency);
+    if (o.scenario == Scenario::kRetained) r.Num("retained.cycles", static_cast<double>(t.retained_cycles));
+    r.Num("verify.expected", static_cast<double>(t.verify.expected));
+    r.Num("verify.received", static_cast<double>(t.verify.unique));
+    r.Num("verify.lost", static_cast<double>(t.verify.lost));
+    r.Num("verify.duplicated", static_cast<double>(t.verify.duplicated));
+    r.Num("verify.out_of_order", static_cast<double>(t.verify.out_of_order));
+    r.Num("verify.corrupt", static_cast<double>(t.verify.corrupt));
+    r.Num("verify.stalls", static_cast<double>(t.stalls));
+    r.Num("verify.unexpected_closes", static_cast<double>(t.unexpected_closes));
+    r.Num("verify.protocol_errors", static_cast<double>(t.protocol_errors));
+    std::string judge;
+    if (!Judge(o.qos, t.verify, &judge)) {
+      ok = false;
+      why += (why.empty() ? "" : "; ") + judge;
+    }
+    if (t.unexpected_closes != 0) {
+      ok = false;
+      why += (why.empty() ? "" : "; ") + std::to_string(t.unexpected_closes) + " connections closed by the broker";
+    }
+    if (t.protocol_errors != 0) {
+      ok = false;
+      why += (why.empty() ? "" : "; ") + std::to_string(t.protocol_errors) + " protocol errors";
+    }
+    if (o.scenario == Scenario::kRetained && run && setup_ok && t.retained_cycles == 0) {
+      ok = false;
+      why += (why.empty() ? "" : "; ") + std::string("no subscriber received the whole retained set");
+    }
+    if (run && t.delivered == 0 && setup_ok && pubs > 0) {
+      ok = false;
+      why += (why.empty() ? "" : "; ") + std::string("nothing delivered");
+    }
+  }
+  if (o.scenario == Scenario::kConnect || o.scenario == Scenario::kReject) {
+    const ConnectOutcomes& c = t.outcomes;
+    r.Num("connect.attempts", static_cast<double>(c.attempts));
+    r.Num("connect.per_s", measured_s > 0 ? static_cast<double>(c.attempts) / measured_s : 0);
+    r.Num("connect.per_broker_cpu_s", broker_cpu > 0 ? static_cast<double>(c.attempts) / broker_cpu : 0);
+    r.Num("connect.accepted", static_cast<double>(c.accepted));
+    for (int code = 1; code <= 5; ++code) {
+      r.Num("connect.connack_0x0" + std::to_string(code), static_cast<double>(c.refused[code]));
+    }
+    r.Num("connect.connack_other", static_cast<double>(c.refused_other));
+    r.Num("connect.closed_without_connack", static_cast<double>(c.closed));
+    r.Num("connect.errors", static_cast<double>(c.errors));
+    r.Num("connect.timeouts", static_cast<double>(c.timeouts));
+    AddLatency(r, "latency_us", t.latency);
+    // Accept: every attempt accepted. Reject: every attempt refused (CONNACK or close), none
+    // accepted.
+    const uint64_t refusals = c.attempts - c.accepted - c.errors - c.timeouts;
+    if (c.attempts == 0) {
+      ok = false;
+      why += (why.empty() ? "" : "; ") + std::string("no connection attempts completed");
+    } else if (o.scenario == Scenario::kConnect && c.accepted != c.attempts) {
+      ok = false;
+      why += (why.empty() ? "" : "; ") + std::to_string(c.attempts - c.accepted) + " attempts not accepted";
+    } else if (o.scenario == Scenario::kReject && (c.accepted != 0 || refusals != c.attempts)) {
+      ok = false;
+      why += (why.empty() ? "" : "; ") + std::to_string(c.accepted) + " accepted, " +
+             std::to_string(c.errors + c.timeouts) + " errors/timeouts";
+    }
+  }
+  if (o.scenario == Scenario::kIdle) {
+    const double connect_s = t.last_connack_ns > t.first_connect_ns
+                                 ? static_cast<double>(t.last_connack_ns - t.first_connect_ns) / 1e9
+                                 : 0;
+    r.Num("idle.connections", static_cast<double>(t.connected));
+    r.Num("idle.connect_s", connect_s);
+    r.Num("idle.connect_per_s", connect_s > 0 ? static_cast<double>(t.connected) / connect_s : 0);
+    r.Num("idle.hold_s", idle_hold_s);
+    r.Num("idle.rss_before_kib", static_cast<double>(rss_before.rss_kib));
+    r.Num("idle.rss_loaded_kib", static_cast<double>(rss_loaded.rss_kib));
+    const double per_conn = rss_before.ok && rss_loaded.ok && t.connected > 0
+                                ? (static_cast<double>(rss_loaded.rss_kib) - static_cast<double>(rss_before.rss_kib)) *
+                                      1024.0 / static_cast<double>(t.connected)
+                                : 0;
+    r.Num("idle.rss_per_connection_bytes", per_conn);
+  }
+  r.Str("verdict", ok ? "ok" : "FAILED");
+  r.Str("verdict_reason", why);
+  r.Raw("samples", SamplesJson(t));
+
+  // Human summary on stdout.
+  std::printf("ringmq-bench %s qos %d payload %zu: ", o.scenario_name.c_str(), o.qos, o.payload);
+  if (messaging) {
+    std::printf("%.0f msg/s delivered (%.0f sent/s), p50 %.0f us p99 %.0f us max %.0f us",
+                measured_s > 0 ? static_cast<double>(t.delivered) / measured_s : 0,
+                measured_s > 0 ? static_cast<double>(t.sent) / measured_s : 0,
+                static_cast<double>(t.latency.Percentile(0.5)) / 1e3,
+                static_cast<double>(t.latency.Percentile(0.99)) / 1e3,
+                static_cast<double>(t.latency.max()) / 1e3);
+    std::printf("; lost %" PRIu64 " dup %" PRIu64 " ooo %" PRIu64, t.verify.lost,
+                t.verify.duplicated, t.verify.out_of_order);
+  } else if (o.scenario == Scenario::kIdle) {
+    std::printf("%" PRIu64 " idle connections", t.connected);
+  } else {
+    std::printf("%.0f attempts/s (accepted %" PRIu64 ", closed %" PRIu64 ")",
+                measured_s > 0 ? static_cast<double>(t.outcomes.attempts) / measured_s : 0,
+                t.outcomes.accepted, t.outcomes.closed);
+  }
+  if (o.broker_pid > 0) std::printf("; broker cpu %.2fs", broker_cpu);
+  std::printf("; loadgen cpu %.2fs; %s%s%s\n", self_cpu, ok ? "ok" : "FAILED", why.empty() ? "" : ": ",
+              why.c_str());
+
+  if (!o.json_path.empty() && !WriteFile(o.json_path, r.Json(), false)) return 2;
+  if (!o.csv_path.empty()) {
+    FILE* f = std::fopen(o.csv_path.c_str(), "r");
+    const bool exists = f != nullptr;
+    if (f != nullptr) std::fclose(f);
+    if (!WriteFile(o.csv_path, (exists ? "" : r.CsvHeader()) + r.CsvRow(), true)) return 2;
+  }
+  if (!setup_ok) return 2;
+  return ok ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace ringmq::bench
+
+int main(int argc, char** argv) { return ringmq::bench::Main(argc, argv); }
