@@ -402,6 +402,12 @@ void Connection::OnSent(size_t bytes) {
     current_ = {};
     current_sent_ = 0;
     sending_.clear();
+    // A burst may have grown both buffers up to max_output_bytes; an idle connection keeps
+    // neither (a busy one, with bytes already queued, keeps them for the next send).
+    if (queued_.empty()) {
+      sending_ = std::vector<uint8_t>();
+      queued_ = std::vector<uint8_t>();
+    }
   }
 }
 

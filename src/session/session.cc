@@ -20,7 +20,8 @@ void Session::Attach(bool clean_session) {
   clean_session_ = clean_session;
   // MQTT-4.4.0-1: unacknowledged PUBLISH and PUBREL packets are sent again, in order, with
   // DUP set on the PUBLISHes (MQTT-3.3.1-1).
-  for (Outbound& entry : inflight_) {
+  for (size_t i = 0; i < inflight_.size(); ++i) {
+    Outbound& entry = inflight_[i];
     if (entry.sent && entry.stage == Stage::kAwaitAck) entry.dup = true;
     if (entry.sent) ++unsent_inflight_;
     entry.sent = false;
@@ -110,20 +111,18 @@ size_t Session::WriteOutput(std::vector<uint8_t>& out, size_t max_bytes, WriteCo
 }
 
 Session::Outbound* Session::FindInflight(uint16_t packet_id) {
-  for (Outbound& entry : inflight_) {
-    if (entry.packet_id == packet_id) return &entry;
-  }
-  return nullptr;
+  const size_t i =
+      inflight_.find_if([&](const Outbound& entry) { return entry.packet_id == packet_id; });
+  return i == inflight_.size() ? nullptr : &inflight_[i];
 }
 
 bool Session::OnPuback(uint16_t packet_id) {
   // Also accepted while a resend after reconnect is still due: the client had the message.
-  const auto it = std::find_if(inflight_.begin(), inflight_.end(), [&](const Outbound& entry) {
-    return entry.packet_id == packet_id && entry.qos == 1;
-  });
-  if (it == inflight_.end()) return false;
-  if (!it->sent) --unsent_inflight_;
-  inflight_.erase(it);
+  const size_t i = inflight_.find_if(
+      [&](const Outbound& entry) { return entry.packet_id == packet_id && entry.qos == 1; });
+  if (i == inflight_.size()) return false;
+  if (!inflight_[i].sent) --unsent_inflight_;
+  inflight_.erase(i);
   return true;
 }
 
@@ -141,12 +140,12 @@ bool Session::OnPubrec(uint16_t packet_id) {
 }
 
 bool Session::OnPubcomp(uint16_t packet_id) {
-  const auto it = std::find_if(inflight_.begin(), inflight_.end(), [&](const Outbound& entry) {
+  const size_t i = inflight_.find_if([&](const Outbound& entry) {
     return entry.packet_id == packet_id && entry.stage == Stage::kAwaitComplete;
   });
-  if (it == inflight_.end()) return false;
-  if (!it->sent) --unsent_inflight_;
-  inflight_.erase(it);
+  if (i == inflight_.size()) return false;
+  if (!inflight_[i].sent) --unsent_inflight_;
+  inflight_.erase(i);
   return true;
 }
 
@@ -167,10 +166,8 @@ bool Session::EndInboundQos2(uint16_t packet_id) {
 }
 
 bool Session::PacketIdInUse(uint16_t packet_id) const {
-  for (const Outbound& entry : inflight_) {
-    if (entry.packet_id == packet_id) return true;
-  }
-  return false;
+  return inflight_.find_if([&](const Outbound& entry) { return entry.packet_id == packet_id; }) !=
+         inflight_.size();
 }
 
 uint16_t Session::NextPacketId() {

@@ -24,12 +24,12 @@
 #define RINGMQ_SESSION_SESSION_H_
 
 #include <cstdint>
-#include <deque>
-#include <optional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "message/message.h"
+#include "session/ring_queue.h"
 
 namespace ringmq::session {
 
@@ -103,7 +103,7 @@ class Session {
   // MQTT-4.3.3-2 step 3 / §4.3.3).
   bool EndInboundQos2(uint16_t packet_id);
 
-  std::optional<Will>& will() { return will_; }
+  std::unique_ptr<Will>& will() { return will_; }
   std::vector<Subscription>& subscriptions() { return subscriptions_; }
 
   uint32_t queued_messages() const { return static_cast<uint32_t>(queue_.size()); }
@@ -136,14 +136,14 @@ class Session {
   bool clean_session_;
   bool online_ = false;
   SessionLimits limits_;
-  std::deque<Outbound> queue_;     // not yet sent, in order
-  std::deque<Outbound> inflight_;  // sent (or due for resend / PUBREL), in send order
+  RingQueue<Outbound> queue_;     // not yet sent, in order
+  RingQueue<Outbound> inflight_;  // sent (or due for resend / PUBREL), in send order
   uint32_t unsent_inflight_ = 0;   // entries of inflight_ with sent == false
   uint64_t queued_bytes_ = 0;
   uint16_t last_packet_id_ = 0;
   std::vector<uint16_t> inbound_qos2_;  // ids between PUBLISH and PUBREL (bounded by the
                                         // client's own window; capped at 65535 ids)
-  std::optional<Will> will_;
+  std::unique_ptr<Will> will_;  // null: no will (most clients): 8 bytes, not 72
   std::vector<Subscription> subscriptions_;
 };
 

@@ -115,18 +115,17 @@ net::PacketSink::ConnectAction Router::OnConnect(net::Connection& connection,
   session.will().reset();
   if (connect.will) {
     const mqtt::Will& will = *connect.will;
-    session.will() =
+    session.will() = std::make_unique<session::Will>(
         session::Will{.topic = std::string(will.topic),
                       .payload = std::vector<uint8_t>(will.payload.begin(), will.payload.end()),
                       .qos = static_cast<uint8_t>(will.qos),
-                      .retain = will.retain};
+                      .retain = will.retain});
   }
   entry.connection = &connection;
   if (acl_enabled_) {
     // The ACL belongs to this connection (its user name), compiled at the first check.
-    entry.user_name.reset();
-    if (connect.user_name) entry.user_name.emplace(*connect.user_name);
-    entry.acl_version = 0;
+    entry.acl = std::make_unique<ConnectionAcl>();
+    if (connect.user_name) entry.acl->user_name.emplace(*connect.user_name);
   }
   if (connection.tag() >= session_of_tag_.size())
     session_of_tag_.resize(connection.tag() + 1, kNone);
@@ -151,7 +150,7 @@ uint32_t Router::CreateSession(const std::string& client_id, bool clean_session)
   entry.session.emplace(client_id, clean_session, limits_);
   entry.connection = nullptr;
   entry.dirty = false;
-  by_client_id_[client_id] = index;
+  by_client_id_[std::string_view(entry.session->client_id())] = index;
   counters_.sessions_created.Add();
   counters_.gauges.sessions_offline.Add(1);
   return index;
@@ -170,7 +169,7 @@ void Router::DestroySession(uint32_t index) {
         subscription.filter,
         sub::Subscriber{static_cast<uint16_t>(shard_), index, entry.generation, subscription.qos});
   }
-  by_client_id_.erase(entry.session->client_id());
+  by_client_id_.erase(std::string_view(entry.session->client_id()));  // before the key's storage
   entry.session.reset();
   ++entry.generation;  // handles still in mailboxes or the trie's readers become stale
   free_sessions_.push_back(index);
@@ -180,6 +179,7 @@ void Router::Detach(uint32_t index, bool publish_will) {
   SessionEntry& entry = sessions_[index];
   session::Session& session = *entry.session;
   entry.connection = nullptr;
+  entry.acl.reset();  // the rules were the connection's (its user name)
   counters_.gauges.sessions_online.Add(-1);
   counters_.gauges.sessions_offline.Add(1);
   if (publish_will) PublishWill(session);
@@ -276,13 +276,15 @@ void Router::OnPacket(net::Connection& connection, const mqtt::Packet& packet) {
 const auth::ClientAcl& Router::AclOf(SessionEntry& entry) {
   const auth::AuthData* data = shared_.auth.Load();
   RINGMQ_ASSERT(data != nullptr && data->acl.has_value());
-  if (entry.acl_version != data->version) {
+  RINGMQ_ASSERT(entry.acl != nullptr);  // made by OnConnect when acl_enabled_
+  ConnectionAcl& acl = *entry.acl;
+  if (acl.version != data->version) {
     std::optional<std::string_view> user;
-    if (entry.user_name) user = *entry.user_name;
-    entry.acl = auth::ClientAcl::Compile(*data->acl, user, entry.session->client_id());
-    entry.acl_version = data->version;
+    if (acl.user_name) user = *acl.user_name;
+    acl.rules = auth::ClientAcl::Compile(*data->acl, user, entry.session->client_id());
+    acl.version = data->version;
   }
-  return entry.acl;
+  return acl.rules;
 }
 
 void Router::OnPublish(net::Connection& connection, const mqtt::Publish& publish) {

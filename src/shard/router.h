@@ -109,15 +109,20 @@ class Router final : public net::PacketSink {
 
  private:
   static constexpr uint32_t kNone = UINT32_MAX;
+  // The bound connection's ACL and what it was compiled from.
+  struct ConnectionAcl {
+    auth::ClientAcl rules;
+    uint64_t version = 0;  // auth::AuthData::version; 0: not compiled
+    std::optional<std::string> user_name;
+  };
   struct SessionEntry {
     std::optional<session::Session> session;
     uint32_t generation = 0;
     net::Connection* connection = nullptr;  // bound connection on this shard, if online
     bool dirty = false;
-    // The bound connection's rules (acl_file only) and what they were compiled from.
-    auth::ClientAcl acl;
-    uint64_t acl_version = 0;  // auth::AuthData::version; 0: not compiled
-    std::optional<std::string> user_name;
+    // acl_file only: the bound connection's rules. Behind a pointer so that brokers without
+    // an ACL (and their idle connections) do not pay for it.
+    std::unique_ptr<ConnectionAcl> acl;
   };
   struct HandoffRecord;
 
@@ -167,7 +172,9 @@ class Router final : public net::PacketSink {
 
   std::deque<SessionEntry> sessions_;  // deque: stable addresses while growing
   std::vector<uint32_t> free_sessions_;
-  absl::flat_hash_map<std::string, uint32_t> by_client_id_;
+  // Keys view the sessions' own client_id strings (stable: sessions_ is a deque and a session's
+  // id never changes), so an id is stored once per session, not twice.
+  absl::flat_hash_map<std::string_view, uint32_t> by_client_id_;
   std::vector<uint32_t> session_of_tag_;  // connection tag -> session index
   std::vector<uint32_t> dirty_sessions_;
   std::vector<net::Connection*> closing_;  // OnClosing, handled first in Flush

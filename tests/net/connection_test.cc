@@ -434,6 +434,27 @@ TEST(ConnectionFramingTest, ConnectFedOneByteAtATimeGivesSameResult) {
   EXPECT_EQ(shard.counters.bytes_received.Load(), bytes.size());
 }
 
+// An idle connection keeps no large output buffer once a burst is sent (memory per idle
+// connection); while more bytes are queued the buffers are kept for the next send.
+TEST_F(ConnectionTest, LargeOutputBuffersReleasedWhenTheConnectionGoesIdle) {
+  Accept();
+  std::vector<uint8_t>& out = connection_.output_buffer();
+  out.assign(64 * 1024, 0x30);
+  std::span<const uint8_t> sending = connection_.NextSend();
+  ASSERT_EQ(sending.size(), 64u * 1024);
+  connection_.output_buffer().assign(32 * 1024, 0x30);  // queued behind the send in flight
+  connection_.OnSent(sending.size());
+  EXPECT_GE(connection_.output_buffer().capacity(), 32u * 1024) << "busy: buffers kept";
+  sending = connection_.NextSend();
+  ASSERT_EQ(sending.size(), 32u * 1024);
+  connection_.OnSent(sending.size());
+  EXPECT_EQ(connection_.output_buffer().capacity(), 0u) << "idle: buffers released";
+  EXPECT_TRUE(connection_.NextSend().empty());
+  // A small reply afterwards still works.
+  Receive(Encode(mqtt::Pingreq{}));
+  EXPECT_EQ(Drain(), kPingresp);
+}
+
 TEST_F(ConnectionTest, SeveralPacketsInOneReceiveAnsweredInOrder) {
   Receive(Cat({Encode(Mqtt311Connect()), kPingreq, kPingreq}));
   EXPECT_EQ(ToBytes(connection_.NextSend()), kConnackAccepted);
