@@ -48,6 +48,12 @@ absl::StatusOr<int> OpenListener(const std::string& address, uint16_t port, int 
     close(fd);
     return ErrnoStatus(error_number, "setsockopt SO_REUSEPORT");
   }
+  // Copied by the kernel to every accepted socket (see listener.h).
+  if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) != 0) {
+    const int error_number = errno;
+    close(fd);
+    return ErrnoStatus(error_number, "setsockopt TCP_NODELAY");
+  }
   if (bind(fd, reinterpret_cast<sockaddr*>(&storage), length) != 0) {
     const int error_number = errno;
     close(fd);
@@ -59,11 +65,6 @@ absl::StatusOr<int> OpenListener(const std::string& address, uint16_t port, int 
     return ErrnoStatus(error_number, "listen");
   }
   return fd;
-}
-
-void ConfigureAcceptedSocket(int fd) {
-  const int on = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 }
 
 std::string PeerAddress(int fd) {

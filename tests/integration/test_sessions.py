@@ -34,6 +34,11 @@ class Persistence(BrokerTestCase):
             pub.publish("keep/a", b"one", qos=1)
             pub.publish("keep/a", b"two", qos=2)
             pub.publish("keep/a", b"zero", qos=0)  # not queued for an offline session
+            # The QoS 0 message must be routed while the sessions are offline: PINGRESP means
+            # the publisher's shard has routed it; the pause lets the home shards drain it
+            # before the reconnects race it (a reconnect first would rightly receive it).
+            pub.ping()
+            time.sleep(0.1)
             subs = [m.Client(b.port, cid, clean=False, session_present=True) for cid in ids]
             try:
                 got = m.receive_all(subs, [2] * len(subs), timeout=5.0)
