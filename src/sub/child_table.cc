@@ -17,7 +17,8 @@ uint64_t Mix(uint64_t value) {
 
 }  // namespace
 
-LevelHasher::LevelHasher(uint64_t seed) : seed_(seed), key_(Mix(seed ^ 0x9e3779b97f4a7c15ULL) | 1) {}
+LevelHasher::LevelHasher(uint64_t seed)
+    : seed_(seed), key_(Mix(seed ^ 0x9e3779b97f4a7c15ULL) | 1) {}
 
 uint64_t LevelHasher::RandomSeed() {
   std::random_device device;
