@@ -2,30 +2,26 @@
 
 #include <algorithm>
 #include <array>
-#include <bit>
 #include <cstring>
-#include <limits>
 #include <new>
-#include <random>
 #include <vector>
 
 #include "common/assert.h"
 #include "mqtt/topic.h"
 
 // Shape: one node per topic level, keyed by the level bytes. A node holds the retained message
-// of the topic that ends there (or null) and its children in an open-addressing hash table, so
-// a parent with a million children costs O(1) per lookup and O(1) amortized per insert.
+// of the topic that ends there (or null) and its children in a sub::ChildMap (an open-addressing
+// hash table, sub/child_table.h), so a parent with a million children costs O(1) per lookup and
+// O(1) amortized per insert.
 //
-// Publication (same discipline as sub/trie.cc, written separately for topic-keyed nodes)
-// Every shared pointer (node->message, node->children, a table slot) is written with release
-// after its target is fully built and read with acquire. Nothing a reader can reach is changed
-// in place except those pointers. Table slots go empty -> node, node -> tombstone and tombstone
-// -> node, never back to empty, so the probe sequence of a key that stays present is never cut.
-// A replaced message, a replaced table and an unlinked node go to EpochDomain::Retire.
+// Publication (the discipline of sub/trie.h)
+// node->message is written with release after the message is fully built and read with acquire;
+// the child tables publish, resize and retire as sub/child_table.h describes (where the memory
+// ordering argument is written out once). Nothing else a reader can reach is changed in place.
+// A replaced message and an unlinked node go to EpochDomain::Retire.
 //
 // Invariants (writer side, under mutex_)
-// - node->children is null iff the node has no children; a table's live + tombstone slots stay
-//   at or below half its capacity, so probes always end at an empty slot.
+// - The ChildMap invariants of sub/child_table.h (no table iff no children, load at most 1/2).
 // - Every node other than the root has a message or children: a node left with neither is
 //   unlinked and retired at once (Prune). The root never holds a message (topics are non-empty).
 // - size_ counts the nodes that hold a message.
@@ -42,87 +38,13 @@ namespace {
 
 using message::Message;
 
-// Open-addressing table (linear probing) of a node's children; the slots follow the header in
-// one allocation. A slot holds 0 (empty), kTombstone, or a node pointer in the low 48 bits with
-// a 16-bit tag of the level hash in the high bits, so a probe rejects most other keys without
-// touching their node.
-struct alignas(8) ChildTable {
-  uint32_t capacity;  // a power of two; immutable
-  uint32_t live;      // writer-only: slots holding a node
-  uint32_t used;      // writer-only: live + tombstones
-
-  std::atomic<uint64_t>* slots() { return reinterpret_cast<std::atomic<uint64_t>*>(this + 1); }
-  const std::atomic<uint64_t>* slots() const {
-    return reinterpret_cast<const std::atomic<uint64_t>*>(this + 1);
-  }
-};
-static_assert(sizeof(ChildTable) % alignof(std::atomic<uint64_t>) == 0);
-static_assert(std::atomic<uint64_t>::is_always_lock_free);
-
-constexpr uint64_t kEmptySlot = 0;
-constexpr uint64_t kTombstone = 1;
-constexpr int kTagShift = 48;
-constexpr uint64_t kPointerMask = (uint64_t{1} << kTagShift) - 1;
-// Forced on so that a live slot differs from kEmptySlot and kTombstone in its tag alone.
-constexpr uint64_t kTagLiveBit = uint64_t{1} << 15;
-constexpr uint32_t kMinTableCapacity = 8;
-
-uint64_t TagOf(uint64_t hash) { return (hash >> kTagShift) | kTagLiveBit; }
-bool IsLive(uint64_t slot) { return slot != kEmptySlot && slot != kTombstone; }
-
-// Smallest power-of-two capacity that holds `live` children at a load of at most 1/3, so that
-// at least capacity/6 inserts pass before the next rebuild (at load 1/2).
-uint32_t CapacityFor(size_t live) {
-  const size_t wanted = std::max<size_t>(kMinTableCapacity, 3 * live);
-  RINGMQ_ASSERT(wanted <= (size_t{1} << 31));
-  return std::bit_ceil(static_cast<uint32_t>(wanted));
-}
-
-ChildTable* NewTable(uint32_t capacity) {
-  RINGMQ_ASSERT(std::has_single_bit(capacity));
-  void* memory = ::operator new(sizeof(ChildTable) + capacity * sizeof(std::atomic<uint64_t>));
-  auto* table = new (memory) ChildTable{capacity, 0, 0};
-  std::atomic<uint64_t>* slots = table->slots();
-  for (uint32_t i = 0; i < capacity; ++i) {
-    new (&slots[i]) std::atomic<uint64_t>(kEmptySlot);
-  }
-  return table;
-}
-
-// The slots are trivially destructible atomics.
-void DeleteTable(void* table) { ::operator delete(table); }
-
 // The store's reference, dropped once no reader can still be handed the message.
 void ReleaseMessage(void* message) { static_cast<Message*>(message)->Release(); }
-
-// Splits a topic or filter into its levels ('/' separates; levels may be empty).
-class LevelSplitter {
- public:
-  explicit LevelSplitter(std::string_view text) : rest_(text) {}
-  bool Next(std::string_view& level) {
-    if (done_) {
-      return false;
-    }
-    const size_t slash = rest_.find('/');
-    if (slash == std::string_view::npos) {
-      level = rest_;
-      done_ = true;
-    } else {
-      level = rest_.substr(0, slash);
-      rest_.remove_prefix(slash + 1);
-    }
-    return true;
-  }
-
- private:
-  std::string_view rest_;
-  bool done_ = false;
-};
 
 // One topic level; the level bytes follow the node in one allocation. Every node is allocated
 // as a RetainedStore::Node (which adds nothing), so the writer may cast back to it.
 struct TopicNode {
-  std::atomic<ChildTable*> children{nullptr};
+  sub::ChildMap<TopicNode> children;
   std::atomic<Message*> message{nullptr};  // holds the store's reference
   TopicNode* const parent;                 // null for the root; used by the writer only
   const uint32_t level_size;
@@ -131,71 +53,6 @@ struct TopicNode {
 
   std::string_view level() const { return {reinterpret_cast<const char*>(this + 1), level_size}; }
 };
-
-// 64x64 -> 128-bit multiply folded to 64 bits: every input bit reaches every output bit.
-uint64_t Fold(uint64_t a, uint64_t b) {
-  __extension__ using Uint128 = unsigned __int128;
-  const Uint128 product = static_cast<Uint128>(a) * b;
-  return static_cast<uint64_t>(product) ^ static_cast<uint64_t>(product >> 64);
-}
-
-constexpr uint64_t kHashMultiplier0 = 0xa0761d6478bd642fULL;
-constexpr uint64_t kHashMultiplier1 = 0xe7037ed1a0b428dbULL;
-
-uint64_t HashLevel(uint64_t seed, std::string_view level) {
-  uint64_t hash = Fold(seed ^ level.size(), kHashMultiplier0);
-  const char* bytes = level.data();
-  size_t remaining = level.size();
-  while (remaining >= sizeof(uint64_t)) {
-    uint64_t word;
-    std::memcpy(&word, bytes, sizeof(word));
-    hash = Fold(hash ^ word, kHashMultiplier1);
-    bytes += sizeof(word);
-    remaining -= sizeof(word);
-  }
-  if (remaining > 0) {
-    uint64_t word = 0;
-    std::memcpy(&word, bytes, remaining);
-    hash = Fold(hash ^ word, kHashMultiplier1);
-  }
-  return Fold(hash, kHashMultiplier0);
-}
-
-uint64_t RandomSeed() {
-  std::random_device device;
-  return (uint64_t{device()} << 32) ^ device();
-}
-
-uint64_t PackSlot(const TopicNode* node, uint64_t hash) {
-  const auto address = reinterpret_cast<uintptr_t>(node);
-  RINGMQ_ASSERT((address & ~kPointerMask) == 0);  // user-space pointers fit in 48 bits
-  RINGMQ_ASSERT((address & 7) == 0);
-  return (TagOf(hash) << kTagShift) | address;
-}
-
-TopicNode* SlotNode(uint64_t slot) { return reinterpret_cast<TopicNode*>(slot & kPointerMask); }
-
-// Reader and writer lookup. Ends at an empty slot (load <= 1/2); the probe bound is a guard.
-const TopicNode* FindInTable(const ChildTable* table, std::string_view level, uint64_t hash) {
-  const uint32_t mask = table->capacity - 1;
-  const uint64_t tag = TagOf(hash);
-  const std::atomic<uint64_t>* slots = table->slots();
-  uint32_t index = static_cast<uint32_t>(hash) & mask;
-  for (uint32_t probes = 0; probes <= mask; ++probes) {
-    const uint64_t slot = slots[index].load(std::memory_order_acquire);
-    if (slot == kEmptySlot) {
-      return nullptr;
-    }
-    if ((slot >> kTagShift) == tag) {
-      const TopicNode* node = SlotNode(slot);
-      if (node->level() == level) {
-        return node;
-      }
-    }
-    index = (index + 1) & mask;
-  }
-  return nullptr;
-}
 
 }  // namespace
 
@@ -226,7 +83,7 @@ struct RetainedStore::Node : TopicNode {
 };
 
 RetainedStore::RetainedStore(sub::EpochDomain& epochs)
-    : epochs_(epochs), root_(Node::New(nullptr, {})), hash_seed_(RandomSeed()) {}
+    : epochs_(epochs), root_(Node::New(nullptr, {})), hasher_(sub::LevelHasher::RandomSeed()) {}
 
 RetainedStore::~RetainedStore() {
   // No reader and no writer runs now. Iterative: depth is bounded, fan-out is not.
@@ -234,15 +91,8 @@ RetainedStore::~RetainedStore() {
   while (!pending.empty()) {
     Node* node = pending.back();
     pending.pop_back();
-    if (ChildTable* table = node->children.load(std::memory_order_relaxed)) {
-      for (uint32_t i = 0; i < table->capacity; ++i) {
-        const uint64_t slot = table->slots()[i].load(std::memory_order_relaxed);
-        if (IsLive(slot)) {
-          pending.push_back(Node::From(SlotNode(slot)));
-        }
-      }
-      DeleteTable(table);
-    }
+    node->children.DestroyNow(
+        [&pending](TopicNode* child) { pending.push_back(Node::From(child)); });
     if (Message* message = node->message.exchange(nullptr, std::memory_order_relaxed)) {
       message->Release();
     }
@@ -266,7 +116,7 @@ void RetainedStore::Set(message::MessageRef message) {
   }
   Node* node = root_;
   size_t level_count = 0;
-  LevelSplitter levels(topic);
+  sub::LevelSplitter levels(topic);
   std::string_view level;
   while (levels.Next(level)) {
     ++level_count;
@@ -287,7 +137,7 @@ void RetainedStore::Set(message::MessageRef message) {
 
 void RetainedStore::Delete(std::string_view topic) {
   Node* node = root_;
-  LevelSplitter levels(topic);
+  sub::LevelSplitter levels(topic);
   std::string_view level;
   while (levels.Next(level)) {
     node = FindChildForWrite(node, level);
@@ -308,10 +158,10 @@ void RetainedStore::Delete(std::string_view topic) {
 // Unlinks and retires `node` and then each ancestor left empty, up to (not including) the root.
 void RetainedStore::Prune(Node* node) {
   while (node != root_ && node->message.load(std::memory_order_relaxed) == nullptr &&
-         node->children.load(std::memory_order_relaxed) == nullptr) {
+         node->children.empty()) {
     RINGMQ_ASSERT(node->parent != nullptr);
     Node* parent = Node::From(node->parent);
-    EraseChild(parent, node);
+    parent->children.Erase(node, hasher_, epochs_);
     // Retire may free the node at once (every reader offline): do not touch it afterwards.
     epochs_.Retire(node, Node::Delete);
     node = parent;
@@ -320,107 +170,17 @@ void RetainedStore::Prune(Node* node) {
 
 RetainedStore::Node* RetainedStore::FindChildForWrite(const Node* parent,
                                                       std::string_view level) const {
-  const ChildTable* table = parent->children.load(std::memory_order_relaxed);
-  if (table == nullptr) {
-    return nullptr;
-  }
-  // The writer owns every node; const only reflects the reader-side lookup.
-  return Node::From(FindInTable(table, level, HashLevel(hash_seed_, level)));
+  return Node::From(parent->children.FindForWrite(level, hasher_(level)));
 }
 
 RetainedStore::Node* RetainedStore::FindOrCreateChild(Node* parent, std::string_view level) {
-  const uint64_t hash = HashLevel(hash_seed_, level);
-  if (const ChildTable* table = parent->children.load(std::memory_order_relaxed)) {
-    if (const TopicNode* existing = FindInTable(table, level, hash)) {
-      return Node::From(existing);
-    }
+  const uint64_t hash = hasher_(level);
+  if (TopicNode* existing = parent->children.FindForWrite(level, hash)) {
+    return Node::From(existing);
   }
   Node* child = Node::New(parent, level);
-  InsertChild(parent, child, hash);
+  parent->children.Insert(child, hash, hasher_, epochs_);
   return child;
-}
-
-void RetainedStore::InsertChild(Node* parent, Node* child, uint64_t hash) {
-  ChildTable* table = parent->children.load(std::memory_order_relaxed);
-  if (table == nullptr) {
-    table = NewTable(kMinTableCapacity);
-    parent->children.store(table, std::memory_order_release);
-  } else if (2 * (size_t{table->used} + 1) > table->capacity) {
-    RebuildChildren(parent, CapacityFor(size_t{table->live} + 1));
-    table = parent->children.load(std::memory_order_relaxed);
-  }
-  const uint32_t mask = table->capacity - 1;
-  std::atomic<uint64_t>* slots = table->slots();
-  uint32_t index = static_cast<uint32_t>(hash) & mask;
-  // The caller checked the level is absent, so the first free slot on its probe sequence
-  // (tombstone or empty) is the place.
-  for (uint32_t probes = 0; probes <= mask; ++probes) {
-    const uint64_t slot = slots[index].load(std::memory_order_relaxed);
-    if (!IsLive(slot)) {
-      table->used += slot == kEmptySlot ? 1 : 0;
-      ++table->live;
-      // Release: a reader that finds the child sees it fully built.
-      slots[index].store(PackSlot(child, hash), std::memory_order_release);
-      return;
-    }
-    index = (index + 1) & mask;
-  }
-  RINGMQ_ASSERT(false && "child table full");
-}
-
-void RetainedStore::EraseChild(Node* parent, Node* child) {
-  ChildTable* table = parent->children.load(std::memory_order_relaxed);
-  RINGMQ_ASSERT(table != nullptr);
-  const uint32_t mask = table->capacity - 1;
-  std::atomic<uint64_t>* slots = table->slots();
-  uint32_t index = static_cast<uint32_t>(HashLevel(hash_seed_, child->level())) & mask;
-  bool erased = false;
-  for (uint32_t probes = 0; probes <= mask && !erased; ++probes) {
-    const uint64_t slot = slots[index].load(std::memory_order_relaxed);
-    RINGMQ_ASSERT(slot != kEmptySlot);  // the child is in the table
-    if (slot != kTombstone && SlotNode(slot) == child) {
-      // Never back to empty: that would cut the probe sequence of keys placed after this one.
-      slots[index].store(kTombstone, std::memory_order_release);
-      --table->live;
-      erased = true;
-    }
-    index = (index + 1) & mask;
-  }
-  RINGMQ_ASSERT(erased);
-  if (table->live == 0) {
-    parent->children.store(nullptr, std::memory_order_release);
-    epochs_.Retire(table, DeleteTable);
-  } else if (table->capacity > kMinTableCapacity && size_t{table->live} * 8 < table->capacity) {
-    RebuildChildren(parent, CapacityFor(table->live));
-  }
-}
-
-// Builds a table of the live children of `parent`, publishes it and retires the old one.
-// Readers still scanning the old table see every child that was live when it was replaced.
-void RetainedStore::RebuildChildren(Node* parent, uint32_t capacity) {
-  ChildTable* old_table = parent->children.load(std::memory_order_relaxed);
-  RINGMQ_ASSERT(old_table != nullptr);
-  RINGMQ_ASSERT(2 * size_t{old_table->live} < capacity);
-  ChildTable* table = NewTable(capacity);
-  const uint32_t mask = capacity - 1;
-  std::atomic<uint64_t>* slots = table->slots();
-  for (uint32_t i = 0; i < old_table->capacity; ++i) {
-    const uint64_t slot = old_table->slots()[i].load(std::memory_order_relaxed);
-    if (!IsLive(slot)) {
-      continue;
-    }
-    uint32_t index = static_cast<uint32_t>(HashLevel(hash_seed_, SlotNode(slot)->level())) & mask;
-    while (slots[index].load(std::memory_order_relaxed) != kEmptySlot) {
-      index = (index + 1) & mask;
-    }
-    // Same tag in both tables; only the index changes.
-    slots[index].store(slot, std::memory_order_relaxed);
-    ++table->live;
-  }
-  table->used = table->live;
-  RINGMQ_ASSERT(table->live == old_table->live);
-  parent->children.store(table, std::memory_order_release);
-  epochs_.Retire(old_table, DeleteTable);
 }
 
 // ---- Reader side ----------------------------------------------------------------------------
@@ -445,7 +205,7 @@ struct FilterLevel {
 // retires it, which keeps it readable until this reader's next quiescent point.
 struct Frame {
   const TopicNode* node;
-  const ChildTable* table;
+  const sub::ChildTable<TopicNode>* table;
   uint32_t next_slot;
   uint32_t depth;
   bool subtree;
@@ -465,8 +225,8 @@ class Matcher {
   Matcher(const Matcher&) = delete;
   Matcher& operator=(const Matcher&) = delete;
 
-  void Run(std::string_view filter, uint64_t hash_seed) {
-    Split(filter, hash_seed);
+  void Run(std::string_view filter, const sub::LevelHasher& hasher) {
+    Split(filter, hasher);
     Descend(root_, 0);
     while (top_ > 0) {
       Frame& frame = stack_[top_ - 1];
@@ -483,8 +243,8 @@ class Matcher {
   }
 
  private:
-  void Split(std::string_view filter, uint64_t hash_seed) {
-    LevelSplitter splitter(filter);
+  void Split(std::string_view filter, const sub::LevelHasher& hasher) {
+    sub::LevelSplitter splitter(filter);
     std::string_view text;
     while (splitter.Next(text)) {
       RINGMQ_ASSERT(level_count_ < mqtt::kMaxTopicLevels);  // always on: the array's size
@@ -500,7 +260,7 @@ class Matcher {
         level.kind = LevelKind::kHash;
       } else {
         level.kind = LevelKind::kExact;
-        level.hash = HashLevel(hash_seed, text);
+        level.hash = hasher(text);
       }
     }
   }
@@ -509,11 +269,7 @@ class Matcher {
   // filter ends or a wildcard level needs a scan of the children.
   void Descend(const TopicNode* node, size_t depth) {
     while (depth < level_count_ && levels_[depth].kind == LevelKind::kExact) {
-      const ChildTable* table = node->children.load(std::memory_order_acquire);
-      if (table == nullptr) {
-        return;
-      }
-      node = FindInTable(table, levels_[depth].text(), levels_[depth].hash);
+      node = node->children.Find(levels_[depth].text(), levels_[depth].hash);
       if (node == nullptr) {
         return;
       }
@@ -532,7 +288,7 @@ class Matcher {
   }
 
   void Push(const TopicNode* node, size_t depth, bool subtree) {
-    const ChildTable* table = node->children.load(std::memory_order_acquire);
+    const sub::ChildTable<TopicNode>* table = node->children.table();
     if (table == nullptr) {
       return;
     }
@@ -543,13 +299,11 @@ class Matcher {
 
   // The next live child in the frame's table, or null once the table is scanned.
   static const TopicNode* NextChild(Frame& frame) {
-    const std::atomic<uint64_t>* slots = frame.table->slots();
-    while (frame.next_slot < frame.table->capacity) {
-      const uint64_t slot = slots[frame.next_slot++].load(std::memory_order_acquire);
-      if (!IsLive(slot)) {
+    while (frame.next_slot < frame.table->capacity()) {
+      const TopicNode* child = frame.table->LiveChild(frame.next_slot++);
+      if (child == nullptr) {
         continue;
       }
-      const TopicNode* child = SlotNode(slot);
       if (frame.skip_dollar && child->level().starts_with('$')) {
         continue;
       }
@@ -579,7 +333,7 @@ void RetainedStore::ForEachMatch(std::string_view filter,
                                  absl::FunctionRef<void(message::Message* message)> fn) const {
   RINGMQ_ASSERT(!filter.empty());  // MQTT-4.7.3-1
   Matcher matcher(root_, fn);
-  matcher.Run(filter, hash_seed_);
+  matcher.Run(filter, hasher_);
 }
 
 }  // namespace ringmq::retain

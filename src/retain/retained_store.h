@@ -24,6 +24,7 @@
 #include "absl/functional/function_ref.h"
 #include "common/mutex.h"
 #include "message/message.h"
+#include "sub/child_table.h"
 #include "sub/epoch.h"
 
 namespace ringmq::retain {
@@ -49,14 +50,12 @@ class RetainedStore {
  private:
   struct Node;
 
-  // Writer side; see retained_store.cc for the table and pruning invariants.
+  // Writer side; see retained_store.cc for the pruning invariants, sub/child_table.h for the
+  // child tables.
   Node* FindOrCreateChild(Node* parent, std::string_view level)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   Node* FindChildForWrite(const Node* parent, std::string_view level) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
-  void InsertChild(Node* parent, Node* child, uint64_t hash) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
-  void EraseChild(Node* parent, Node* child) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
-  void RebuildChildren(Node* parent, uint32_t capacity) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   void Delete(std::string_view topic) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   void Prune(Node* node) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
 
@@ -64,7 +63,7 @@ class RetainedStore {
   Node* root_;
   std::atomic<size_t> size_{0};
   // Random per store, so that clients cannot choose topics that collide in the child tables.
-  const uint64_t hash_seed_;
+  const sub::LevelHasher hasher_;
   Mutex mutex_;
 };
 

@@ -1,5 +1,5 @@
 // Quiescent-state-based reclamation (QSBR) for the read-mostly structures shared by all shards
-// (the subscription trie, later the retained store).
+// (the subscription trie, its child tables and the retained store).
 //
 // Readers are the shards. A reader never takes a lock and never writes shared memory on the
 // read path; instead it announces, once per event loop iteration, the global epoch it has seen

@@ -1,11 +1,11 @@
 // The subscription trie shared by all shards: topic filter -> subscribers, matched against the
 // topic of every PUBLISH.
 //
-// Shape: one node per filter level. A node holds its exact-level children in an open-addressing
-// hash table (so a parent with a million children costs O(1) per lookup; a lone child sits in an
-// inline slot instead), dedicated pointers to its '+' and '#' children, and an immutable sorted
-// list of the subscribers whose filter ends there. Subscribers are handles to a session on its
-// home shard, never pointers.
+// Shape: one node per filter level. A node holds its exact-level children in a ChildMap
+// (sub/child_table.h: an open-addressing hash table, so a parent with a million children costs
+// O(1) per lookup; a lone child sits in an inline slot instead), dedicated pointers to its '+'
+// and '#' children, and an immutable sorted list of the subscribers whose filter ends there.
+// Subscribers are handles to a session on its home shard, never pointers.
 //
 // Cost of Match: O(levels) probes per trie branch that matches a prefix of the topic (exact, '+'
 // and '#' children), plus O(k log r) to merge the k subscribers of r matching filters. Subscribe
@@ -27,22 +27,21 @@
 //   the trie (nodes retired before the destructor are still pending in it).
 //
 // Publication and reclamation
-// Every shared pointer (child slot, '+'/'#' child, children table, subscriber array) is written
-// with release after its target is fully built and read with acquire, so a reader sees a
-// complete object or the previous one. Nothing reachable by a reader is modified in place except
-// child-table slots, whose transitions are: empty -> node (insert), node -> tombstone (erase),
-// tombstone -> node (insert reusing the tombstone). A slot never goes back to empty, so a probe
-// sequence a reader follows never loses a key that stays present. A resized table is built aside
-// and replaces the old one with one release store. When a second exact child arrives, the table
-// holding both is published before the inline slot is cleared, and readers read the inline slot
-// first, so a child that stays is always found in one of the two. A replaced table, a replaced
-// subscriber list (a flat array, or a chunk spine and the chunks it no longer shares with the
-// new version) and an unlinked node go to EpochDomain::Retire.
+// Every shared pointer (inline child slot, '+'/'#' child, subscriber array) is written with
+// release after its target is fully built and read with acquire, so a reader sees a complete
+// object or the previous one. Nothing reachable by a reader is modified in place except the
+// slots of child tables, whose transitions, resizing and retirement are those of ChildMap
+// (sub/child_table.h, where the ordering argument is written out once). When a second exact
+// child arrives, the table holding the first is published before the inline slot is cleared,
+// and readers read the inline slot first, so a child that stays is always found in one of the
+// two. A replaced subscriber list (a flat array, or a chunk spine and the chunks it no longer
+// shares with the new version) and an unlinked node go to EpochDomain::Retire.
 //
 // Invariants (writer side, under mutex_)
 // - A node's exact children are either in its one inline slot (at most one child, no table) or in
-//   its table (one child or more); never both outside a writer's critical section. A table is
-//   freed when its last child goes; its load (live plus tombstones) stays at or below 1/2.
+//   its ChildMap (one child or more); never both outside a writer's critical section. The
+//   ChildMap's own invariants (load at most 1/2, table freed with its last child) are in
+//   sub/child_table.h.
 // - A node other than the root that has no subscribers and no children is unlinked and retired
 //   at once (pruning), so the trie holds only nodes on the path of a live subscription.
 // - Each subscriber list is sorted by session identity (shard, session, generation), without
@@ -74,6 +73,7 @@
 
 #include "common/mutex.h"
 #include "mqtt/topic.h"
+#include "sub/child_table.h"
 #include "sub/epoch.h"
 
 namespace ringmq::sub {
@@ -199,15 +199,14 @@ class SubscriptionTrie {
   const SubscriberArray* SpliceChunks(const SubscriberArray* list, uint32_t first, uint32_t last,
                                       std::span<const Subscriber> items, size_t size) const;
 
+  Node* FindFilterNode(std::string_view filter, bool create) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   Node* FindOrCreateChild(Node* parent, std::string_view level)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   Node* FindChildForWrite(const Node* parent, std::string_view level) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   void InsertChild(Node* parent, Node* child, uint64_t hash) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   void EraseChild(Node* parent, Node* child) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
-  void RebuildChildren(Node* parent, uint32_t capacity) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   void Prune(Node* node) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
-  uint64_t HashLevel(std::string_view level) const;
   void SplitTopic(std::string_view topic, MatchResult& result, size_t& level_count) const;
   static void AppendSubscribers(const Node* node, MatchResult& result);
   static void MergeRuns(MatchResult& result);
@@ -215,8 +214,7 @@ class SubscriptionTrie {
 
   EpochDomain& epoch_;
   const uint32_t list_chunk_;
-  const uint64_t hash_seed_;
-  const uint64_t hash_key_;  // derived from the seed
+  const LevelHasher hasher_;
   Node* const root_;
   std::atomic<size_t> subscription_count_{0};
   std::atomic<size_t> node_count_{1};
