@@ -208,12 +208,11 @@ void Connection::Accept(const mqtt::Connect& connect, const connect::Decision& d
   } else {
     client_id_.assign(connect.client_id);
   }
-  if (context.sink != nullptr &&
-      context.sink->OnConnect(*this, connect) == PacketSink::ConnectAction::kHandoff) {
+  RINGMQ_ASSERT(context.sink != nullptr);
+  if (context.sink->OnConnect(*this, connect) == PacketSink::ConnectAction::kHandoff) {
     state_ = State::kHandoff;
     return;
   }
-  if (context.sink == nullptr) SendConnack(false);
   sink_ = context.sink;
   if (LogLevel level; context.event_log.Admit(event_ms_, &level)) {
     LogLine(level, "client %s connected from %s (MQTT %s, keepalive %us, clean session %d%s)",
@@ -226,59 +225,22 @@ void Connection::Accept(const mqtt::Connect& connect, const connect::Decision& d
 }
 
 void Connection::HandlePacket(const mqtt::Packet& packet, ConnectionContext& context) {
-  metrics::ShardCounters& counters = *context.counters;
   const mqtt::PacketType type = mqtt::TypeOf(packet);
-  if (context.sink != nullptr && type != mqtt::PacketType::kPingreq &&
-      type != mqtt::PacketType::kDisconnect && IsClientToServer(type)) {
-    context.sink->OnPacket(*this, packet);
-    return;
-  }
   switch (type) {
     case mqtt::PacketType::kPingreq:
-      Queue(mqtt::Pingresp{}, context);
+      Queue(mqtt::Pingresp{}, context);  // MQTT-3.12.4-1
       return;
     case mqtt::PacketType::kDisconnect:
-      counters.client_disconnects.Add();
+      context.counters->client_disconnects.Add();
       graceful_disconnect_ = true;
       StartClosing(event_ms_);
       return;
-    case mqtt::PacketType::kPublish: {
-      // Routing arrives with the subscription trie; until then every message has no subscriber.
-      const auto& publish = std::get<mqtt::Publish>(packet);
-      counters.publish_dropped_no_subscribers.Add();
-      if (publish.qos == mqtt::QoS::k0) {
-        counters.publish_received_qos0.Add();
-      } else if (publish.qos == mqtt::QoS::k1) {
-        counters.publish_received_qos1.Add();
-        Queue(mqtt::Puback{publish.packet_id}, context);
-      } else {
-        counters.publish_received_qos2.Add();
-        Queue(mqtt::Pubrec{publish.packet_id}, context);
-      }
-      return;
-    }
-    case mqtt::PacketType::kPubrel:
-      Queue(mqtt::Pubcomp{std::get<mqtt::Pubrel>(packet).packet_id}, context);
-      return;
-    case mqtt::PacketType::kPuback:
-    case mqtt::PacketType::kPubrec:
-    case mqtt::PacketType::kPubcomp:
-      return;  // the broker sends no QoS 1/2 messages yet: nothing to acknowledge
-    case mqtt::PacketType::kSubscribe: {
-      // No routing yet: every filter is refused with 0x80 (§3.9.3) rather than granted falsely.
-      // One code per filter however many there are (MQTT-3.8.4-5). This used to be a fixed
-      // 256-entry array, and a valid SUBSCRIBE of more filters was closed as packet_too_large;
-      // the count is bounded by the packet (at most max_packet_size / 4 filters) and the SUBACK
-      // by max_output_bytes in Queue.
-      const auto& subscribe = std::get<mqtt::Subscribe>(packet);
-      const std::vector<uint8_t> codes(subscribe.topics.size(), mqtt::kSubackFailure);
-      Queue(mqtt::Suback{subscribe.packet_id, codes}, context);
-      return;
-    }
-    case mqtt::PacketType::kUnsubscribe:
-      Queue(mqtt::Unsuback{std::get<mqtt::Unsubscribe>(packet).packet_id}, context);
-      return;
     default:
+      if (IsClientToServer(type)) {
+        // PUBLISH, the acknowledgements, SUBSCRIBE and UNSUBSCRIBE: the session's business.
+        sink_->OnPacket(*this, packet);
+        return;
+      }
       // CONNACK, SUBACK, UNSUBACK, PINGRESP travel only from server to client.
       CloseForViolation(mqtt::Violation::kUnexpectedPacket, context);
       return;

@@ -69,8 +69,8 @@ struct ConnectionContext {
   connect::AddressTable* addresses = nullptr;
   const std::atomic<bool>* shutting_down = nullptr;
   metrics::ShardCounters* counters = nullptr;
-  // Null: no broker attached (unit tests): PUBLISH is acknowledged and dropped, SUBSCRIBE gets
-  // SUBACK 0x80 for every filter.
+  // Required before the first CONNECT is admitted: it serves (or hands off) every admitted
+  // connection and gets every PUBLISH, acknowledgement, SUBSCRIBE and UNSUBSCRIBE.
   PacketSink* sink = nullptr;
   uint32_t shard_index = 0;
   uint64_t next_assigned_id = 1;  // for server-assigned client ids (MQTT-3.1.3-6)

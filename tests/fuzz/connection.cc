@@ -3,8 +3,9 @@
 //
 // Input: an 8-byte control header, then the bytes a client sends (the seeds in
 // corpus/connection/ are real mosquitto_pub/sub and paho sessions behind such a header).
-//   byte 0  options: bit 0 a sink is attached (else the connection's built-in answers);
-//           bit 1 the sink hands the first CONNECT off to another shard (which adopts it);
+//   byte 0  options: bit 0 unused (it chose a connection without a sink, which no longer
+//           exists); bit 1 the sink hands the first CONNECT off to another shard (which
+//           adopts it);
 //           bit 2 silent reject policy; bit 3 a small output cap; bit 4 max_connections 1
 //           with one slot already taken; bits 5..7 send progress per step (0: all)
 //   byte 1  max_packet_size: 0 -> 1 MiB, else byte * 16
@@ -56,7 +57,6 @@ constexpr uint64_t kStartMs = 1'000'000;
 constexpr uint32_t kConnectTimeoutMs = 10'000;
 
 struct Options {
-  bool with_sink = false;
   bool handoff = false;
   bool silent = false;
   bool small_output = false;
@@ -155,10 +155,8 @@ struct Harness {
     context.connected_clients = &connected_clients;
     context.shutting_down = &shutting_down;
     context.counters = &counters;
-    if (options.with_sink) {
-      sink = std::make_unique<FakeSink>(context, options.handoff);
-      context.sink = sink.get();
-    }
+    sink = std::make_unique<FakeSink>(context, options.handoff);
+    context.sink = sink.get();
     connection.Open(/*fd=*/3, kStartMs);
   }
 
@@ -209,8 +207,7 @@ struct Harness {
 
 Options ParseOptions(const uint8_t* data) {
   Options options;
-  options.with_sink = (data[0] & 0x01) != 0;
-  options.handoff = options.with_sink && (data[0] & 0x02) != 0;
+  options.handoff = (data[0] & 0x02) != 0;
   options.silent = (data[0] & 0x04) != 0;
   options.small_output = (data[0] & 0x08) != 0;
   options.full = (data[0] & 0x10) != 0;
@@ -311,10 +308,8 @@ void CheckLife(const Options& options, std::span<const uint8_t> stream) {
       closing = true;
       produced_at_close = produced;
     }
-    if (h.sink != nullptr) {
-      FUZZ_CHECK(h.sink->closings <= 1);
-      FUZZ_CHECK(h.sink->closings == ((closing && h.sink->served) ? 1 : 0));
-    }
+    FUZZ_CHECK(h.sink->closings <= 1);
+    FUZZ_CHECK(h.sink->closings == ((closing && h.sink->served) ? 1 : 0));
     // An admitted client holds one connected-client slot until OnClosed, whether or not it is
     // closing (and across a handoff); a refused or unfinished one holds none.
     const uint32_t slots = h.connected_clients.load() - h.Baseline();

@@ -117,12 +117,62 @@ Bytes TopicListPacket(uint16_t packet_id, std::initializer_list<mqtt::TopicReque
   return Encode(mqtt::Unsubscribe{packet_id, topics});
 }
 
+// The broker's side as far as these tests need it: every admitted CONNECT is served here with
+// CONNACK 0x00; PUBLISH is acknowledged per QoS and counted as having no subscriber; PUBREL gets
+// PUBCOMP; every SUBSCRIBE filter is refused with 0x80 (one code per filter, MQTT-3.8.4-5);
+// UNSUBSCRIBE gets UNSUBACK. Routing itself is tested with the real router (tests/shard,
+// tests/integration).
+class AcknowledgingSink : public PacketSink {
+ public:
+  explicit AcknowledgingSink(ConnectionContext& context) : context_(context) {}
+
+  ConnectAction OnConnect(Connection& connection, const mqtt::Connect&) override {
+    ++connects;
+    connection.SendConnack(false);
+    return ConnectAction::kServe;
+  }
+
+  void OnPacket(Connection& connection, const mqtt::Packet& packet) override {
+    metrics::ShardCounters& counters = *context_.counters;
+    if (const auto* publish = std::get_if<mqtt::Publish>(&packet)) {
+      counters.publish_dropped_no_subscribers.Add();
+      if (publish->qos == mqtt::QoS::k0) {
+        counters.publish_received_qos0.Add();
+      } else if (publish->qos == mqtt::QoS::k1) {
+        counters.publish_received_qos1.Add();
+        connection.QueuePacket(mqtt::Puback{publish->packet_id}, context_);
+      } else {
+        counters.publish_received_qos2.Add();
+        connection.QueuePacket(mqtt::Pubrec{publish->packet_id}, context_);
+      }
+    } else if (const auto* pubrel = std::get_if<mqtt::Pubrel>(&packet)) {
+      connection.QueuePacket(mqtt::Pubcomp{pubrel->packet_id}, context_);
+    } else if (const auto* subscribe = std::get_if<mqtt::Subscribe>(&packet)) {
+      const std::vector<uint8_t> codes(subscribe->topics.size(), mqtt::kSubackFailure);
+      connection.QueuePacket(mqtt::Suback{subscribe->packet_id, codes}, context_);
+    } else if (const auto* unsubscribe = std::get_if<mqtt::Unsubscribe>(&packet)) {
+      connection.QueuePacket(mqtt::Unsuback{unsubscribe->packet_id}, context_);
+    }
+    ++packets;
+  }
+
+  void OnClosing(Connection&) override { ++closings; }
+
+  int connects = 0;
+  int packets = 0;
+  int closings = 0;
+
+ private:
+  ConnectionContext& context_;
+};
+
 // What one shard owns and shares with all its connections.
 struct ShardState {
   ShardState() {
     context.connected_clients = &connected_clients;
     context.shutting_down = &shutting_down;
     context.counters = &counters;
+    context.sink = &sink;
   }
   ShardState(const ShardState&) = delete;
   ShardState& operator=(const ShardState&) = delete;
@@ -135,6 +185,7 @@ struct ShardState {
   std::atomic<bool> shutting_down{false};
   metrics::ShardCounters counters;
   ConnectionContext context;
+  AcknowledgingSink sink{context};
 };
 
 // Sends everything the connection has to send, one complete send at a time, as the shard does
