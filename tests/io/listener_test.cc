@@ -18,44 +18,49 @@ uint16_t PortOf(int fd) {
   return ntohs(address.sin_port);
 }
 
+// A client socket connected to 127.0.0.1:`port`, and the listener's accepted end of it.
+struct Pair {
+  int client = -1;
+  int accepted = -1;
+  ~Pair() {
+    if (client >= 0) close(client);
+    if (accepted >= 0) close(accepted);
+  }
+};
+
+void ConnectPair(int listener, Pair& pair) {
+  pair.client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(pair.client, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(PortOf(listener));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(pair.client, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  pair.accepted = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+  ASSERT_GE(pair.accepted, 0);
+}
+
 // The shard does not set TCP_NODELAY per accepted socket: it relies on the listener's setting
 // being copied to every socket accept returns.
 TEST(Listener, AcceptedSocketsInheritTcpNodelay) {
   absl::StatusOr<int> listener = OpenListener("127.0.0.1", 0, 16);
   ASSERT_TRUE(listener.ok()) << listener.status();
-  const int client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  ASSERT_GE(client, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(PortOf(*listener));
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(connect(client, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
-  const int accepted = accept4(*listener, nullptr, nullptr, SOCK_CLOEXEC);
-  ASSERT_GE(accepted, 0);
+  Pair pair;
+  ConnectPair(*listener, pair);
   int nodelay = 0;
   socklen_t length = sizeof(nodelay);
-  ASSERT_EQ(getsockopt(accepted, IPPROTO_TCP, TCP_NODELAY, &nodelay, &length), 0);
+  ASSERT_EQ(getsockopt(pair.accepted, IPPROTO_TCP, TCP_NODELAY, &nodelay, &length), 0);
   EXPECT_NE(nodelay, 0);
-  close(accepted);
-  close(client);
   close(*listener);
 }
 
 TEST(Listener, PeerAddressNamesTheClient) {
   absl::StatusOr<int> listener = OpenListener("127.0.0.1", 0, 16);
   ASSERT_TRUE(listener.ok()) << listener.status();
-  const int client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(PortOf(*listener));
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(connect(client, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
-  const int accepted = accept4(*listener, nullptr, nullptr, SOCK_CLOEXEC);
-  ASSERT_GE(accepted, 0);
-  EXPECT_EQ(PeerAddress(accepted), "127.0.0.1:" + std::to_string(PortOf(client)));
+  Pair pair;
+  ConnectPair(*listener, pair);
+  EXPECT_EQ(PeerAddress(pair.accepted), "127.0.0.1:" + std::to_string(PortOf(pair.client)));
   EXPECT_EQ(PeerAddress(-1), "?");
-  close(accepted);
-  close(client);
   close(*listener);
 }
 
