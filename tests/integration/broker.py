@@ -112,6 +112,20 @@ def is_mosquitto(path=None):
     return os.path.basename(path or binary()).startswith("mosquitto")
 
 
+_SANITIZED = {}
+
+
+def is_sanitized(path=None):
+    """True if the binary was built with AddressSanitizer or ThreadSanitizer: its memory figures
+    then include shadow memory, redzones and the quarantine, so RSS bounds need that slack."""
+    path = path or binary()
+    if path not in _SANITIZED:
+        with open(path, "rb") as f:
+            data = f.read()
+        _SANITIZED[path] = b"__asan_init" in data or b"__tsan_init" in data
+    return _SANITIZED[path]
+
+
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((mqtt_raw.HOST, 0))
