@@ -33,11 +33,18 @@ std::atomic<size_t> allocations{0};
 // too, so that what this malloc-based new returns is freed with free() under sanitizers (ASan
 // checks that allocation and deallocation functions match). The store uses no over-aligned
 // allocation.
-void* operator new(std::size_t size) {
+// Not inlined into operator new: GCC at -O2 would otherwise pair the inlined malloc with the
+// replaced operator delete's free at call sites and warn (-Wmismatched-new-delete), although
+// both sides of this replacement match.
+[[gnu::noinline]] static void* CountedMalloc(std::size_t size) {
   if (counting.load(std::memory_order_relaxed)) {
     allocations.fetch_add(1, std::memory_order_relaxed);
   }
-  void* pointer = std::malloc(size == 0 ? 1 : size);
+  return std::malloc(size == 0 ? 1 : size);
+}
+
+void* operator new(std::size_t size) {
+  void* pointer = CountedMalloc(size);
   if (pointer == nullptr) {
     throw std::bad_alloc();
   }
