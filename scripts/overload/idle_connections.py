@@ -39,6 +39,19 @@ class Crowd:
             self.bufs[s.fileno()] = bytearray()
             self.sel.register(s, selectors.EVENT_READ)
 
+    def _readable(self):
+        """Yields (socket, bytes) for each socket with something to read within 0.2 s; b"" means
+        the server closed it (EOF or reset)."""
+        for key, _ in self.sel.select(0.2):
+            s = key.fileobj
+            try:
+                data = s.recv(4096)
+            except (BlockingIOError, InterruptedError):
+                continue
+            except ConnectionResetError:
+                data = b""
+            yield s, data
+
     def expect_all(self, want, timeout):
         """Reads until every socket received exactly `want` (bytes). Returns the number of
         sockets closed by the server meanwhile (those are unregistered)."""
@@ -46,14 +59,7 @@ class Crowd:
         closed = 0
         deadline = time.monotonic() + timeout
         while pending and time.monotonic() < deadline:
-            for key, _ in self.sel.select(0.2):
-                s = key.fileobj
-                try:
-                    data = s.recv(4096)
-                except (BlockingIOError, InterruptedError):
-                    continue
-                except ConnectionResetError:
-                    data = b""
+            for s, data in self._readable():
                 fd = s.fileno()
                 if not data:
                     self.sel.unregister(s)
@@ -83,14 +89,7 @@ class Crowd:
         open_ = {s.fileno() for s in self.socks}
         deadline = time.monotonic() + timeout
         while open_ and time.monotonic() < deadline:
-            for key, _ in self.sel.select(0.2):
-                s = key.fileobj
-                try:
-                    data = s.recv(4096)
-                except (BlockingIOError, InterruptedError):
-                    continue
-                except ConnectionResetError:
-                    data = b""
+            for s, data in self._readable():
                 if not data:
                     self.sel.unregister(s)
                     open_.discard(s.fileno())

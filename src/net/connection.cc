@@ -12,9 +12,9 @@
 namespace ringmq::net {
 namespace {
 
-// A partial-frame buffer that grew beyond this is released once empty, so an idle connection
-// holds no receive memory.
-constexpr size_t kPartialKeepBytes = 4096;
+// A partial-frame or output buffer that grew beyond this is released once empty, so an idle
+// connection holds no large buffer while a busy one does not reallocate per message.
+constexpr size_t kKeepBufferBytes = 4096;
 
 // A client-chosen string for a log line: "(empty)" for "", control characters, quotes and
 // non-ASCII bytes escaped, so a client id cannot forge or break log lines.
@@ -95,7 +95,7 @@ void Connection::OnReceive(std::span<const uint8_t> bytes, uint64_t now_ms,
     partial_.erase(partial_.begin(), partial_.begin() + static_cast<std::ptrdiff_t>(used));
   }
   if (state_ == State::kClosing) partial_.clear();
-  if (partial_.empty() && partial_.capacity() > kPartialKeepBytes) {
+  if (partial_.empty() && partial_.capacity() > kKeepBufferBytes) {
     std::vector<uint8_t>().swap(partial_);
   }
 }
@@ -364,11 +364,12 @@ void Connection::OnSent(size_t bytes) {
     current_ = {};
     current_sent_ = 0;
     sending_.clear();
-    // A burst may have grown both buffers up to max_output_bytes; an idle connection keeps
-    // neither (a busy one, with bytes already queued, keeps them for the next send).
+    // A burst may have grown both buffers up to max_output_bytes; once nothing is queued,
+    // large ones are released. Small ones are kept: a subscriber whose every send completes
+    // before the next message must not reallocate its buffer per message.
     if (queued_.empty()) {
-      sending_ = std::vector<uint8_t>();
-      queued_ = std::vector<uint8_t>();
+      if (sending_.capacity() > kKeepBufferBytes) sending_ = std::vector<uint8_t>();
+      if (queued_.capacity() > kKeepBufferBytes) queued_ = std::vector<uint8_t>();
     }
   }
 }

@@ -317,12 +317,12 @@ void Shard::FlushClosing(uint32_t slot_index) {
   Slot& slot = slots_[slot_index];
   net::Connection& connection = slot.connection;
   const bool grace_expired = now_ms_ >= connection.DeadlineMs();
-  // Nothing pending on the socket (e.g. a refused CONNECT whose CONNACK is sent): close now.
-  const bool idle = !slot.receive_armed && !connection.send_in_flight();
-  if (!slot.shutdown_submitted && idle && connection.ReadyToClose()) {
-    slot.shutdown_complete = true;  // none needed: no operation can outlive the close
-  }
-  if (!slot.shutdown_submitted && !slot.shutdown_complete &&
+  const bool nothing_pending = !slot.receive_armed && !connection.send_in_flight();
+  // With no receive and no send pending (e.g. a refused CONNECT whose CONNACK is sent) no
+  // operation can outlive the close, so no shutdown is needed first.
+  const bool close_without_shutdown =
+      !slot.shutdown_submitted && nothing_pending && connection.ReadyToClose();
+  if (!slot.shutdown_submitted && !close_without_shutdown &&
       (connection.ReadyToClose() || grace_expired)) {
     // Ends the multishot receive and any send stuck on a peer that does not read.
     io_uring_sqe* sqe = NextSqe();
@@ -333,7 +333,7 @@ void Shard::FlushClosing(uint32_t slot_index) {
   // close(fd) waits for the shutdown's completion: io_uring may run the shutdown later from a
   // worker, and by then a close in the same batch could have freed the descriptor number for
   // the next accept, whose connection the late shutdown would then cut.
-  if (slot.shutdown_complete && !slot.receive_armed && !connection.send_in_flight()) {
+  if ((slot.shutdown_complete && nothing_pending) || close_without_shutdown) {
     io_uring_sqe* sqe = NextSqe();
     io_uring_prep_close(sqe, slot.fd);
     io_uring_sqe_set_data64(sqe, Pack(Op::kClose, slot.generation, slot_index));

@@ -499,7 +499,7 @@ TEST_F(ConnectionTest, LargeOutputBuffersReleasedWhenTheConnectionGoesIdle) {
   sending = connection_.NextSend();
   ASSERT_EQ(sending.size(), 32u * 1024);
   connection_.OnSent(sending.size());
-  EXPECT_EQ(connection_.output_buffer().capacity(), 0u) << "idle: buffers released";
+  EXPECT_LE(connection_.output_buffer().capacity(), 4096u) << "idle: large buffers released";
   EXPECT_TRUE(connection_.NextSend().empty());
   // A small reply afterwards still works.
   Receive(Encode(mqtt::Pingreq{}));
