@@ -52,6 +52,8 @@ class Broker {
 
  private:
   struct Running;
+  // Sets the memory budget's baseline once the shards are up (memory/budget.h).
+  void SetMemoryBaseline();
   Config config_;
   std::unique_ptr<Running> running_;
   std::string final_counters_;  // kept after Stop()

@@ -39,6 +39,9 @@ struct Config {
   uint32_t max_queued_messages = 1000;   // waiting to be sent, per session (QoS 1/2 beyond: dropped)
   uint64_t max_queued_bytes = 16 << 20;  // waiting to be sent, per session (QoS 0 beyond: dropped)
   QueueFullPolicy queue_full_policy = QueueFullPolicy::kDrop;
+  // Broker-wide memory budget in bytes (0: none): near it the broker sheds load in a fixed
+  // order (memory/budget.h, docs/configuration.md).
+  uint64_t max_memory = 0;
   // Empty: every client id is allowed. Otherwise a client id must start with one of these.
   std::vector<std::string> client_id_prefixes;
 

@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "io/listener.h"
 #include "io/ring.h"
+#include "memory/budget.h"
 #include "metrics/counters.h"
 #include "metrics/exposition.h"
 #include "metrics/http_server.h"
@@ -21,7 +22,8 @@
 namespace ringmq {
 
 struct Broker::Running {
-  explicit Running(uint32_t shard_count) : shared(shard_count) {}
+  Running(uint32_t shard_count, uint64_t max_memory_bytes)
+      : shared(shard_count, max_memory_bytes) {}
   shard::SharedState shared;
   std::vector<std::unique_ptr<shard::Shard>> shards;
   std::vector<std::thread> threads;
@@ -53,6 +55,10 @@ std::string Scrape(const shard::SharedState& shared, const Config& config,
   sample.clients_connected = shared.connected_clients.load(std::memory_order_relaxed);
   sample.retained_messages = shared.retained.size();
   sample.max_connections = config.max_connections;
+  sample.memory_accounted_bytes = shared.memory.Total();
+  sample.memory_max_bytes = config.max_memory;
+  sample.memory_pressure = static_cast<int>(
+      memory::PressureOf(sample.memory_accounted_bytes, config.max_memory));
   sample.start_time_seconds = shared.started_unix_seconds;
   sample.uptime_seconds =
       static_cast<double>(NowMonotonicMs() - shared.started_monotonic_ms) / 1000.0;
@@ -91,7 +97,7 @@ std::string Broker::metrics_url() const {
 
 absl::Status Broker::Start() {
   if (absl::Status probe = io::ProbeKernel(); !probe.ok()) return probe;
-  auto running = std::make_unique<Running>(config_.threads);
+  auto running = std::make_unique<Running>(config_.threads, config_.max_memory);
   if (auth::AuthConfigured(config_)) {
     absl::StatusOr<std::unique_ptr<auth::AuthData>> data =
         auth::LoadAuthData(config_, ++auth_version_);
@@ -147,8 +153,40 @@ absl::Status Broker::Start() {
     if (!status.ok() && first_error.ok()) first_error = status;
   }
   running_ = std::move(running);
-  if (!first_error.ok()) Stop();
+  if (!first_error.ok()) {
+    Stop();
+    return first_error;
+  }
+  SetMemoryBaseline();
   return first_error;
+}
+
+void Broker::SetMemoryBaseline() {
+  // What is resident now, plus the fixed allocations that become resident only as they are
+  // used: every shard's provided receive buffers and the mailboxes (pages touched on demand).
+  // Over-counting them is the safe side: the budget sheds a little early, never late.
+  const shard::ShardLimits limits;
+  const uint64_t shards = config_.threads;
+  const uint64_t receive_buffers =
+      shards * uint64_t{limits.receive_buffers} * limits.receive_buffer_bytes;
+  const uint64_t mailboxes =
+      shards * (shards - 1) * uint64_t{shard::MailboxCapacity(config_.threads)} * sizeof(shard::Slot);
+  const int64_t baseline =
+      memory::ResidentBytes() + static_cast<int64_t>(receive_buffers + mailboxes);
+  running_->shared.memory.SetBaseline(baseline);
+  if (config_.max_memory != 0) {
+    RINGMQ_LOG_INFO("max_memory %llu bytes; %lld of them are the baseline (resident at start, "
+                    "receive buffers, mailboxes)",
+                    static_cast<unsigned long long>(config_.max_memory),
+                    static_cast<long long>(baseline));
+    if (static_cast<uint64_t>(baseline) * 100 >=
+        config_.max_memory * memory::kShedQos0Percent) {
+      RINGMQ_LOG_WARNING("max_memory %llu is below what the broker needs to start and run "
+                         "(%lld): it will shed load at once",
+                         static_cast<unsigned long long>(config_.max_memory),
+                         static_cast<long long>(baseline));
+    }
+  }
 }
 
 void Broker::Stop() {

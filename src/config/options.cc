@@ -249,6 +249,12 @@ constexpr Option kOptions[] = {
                    if (policy) config.queue_full_policy = *policy;
                    return policy.has_value();
                  }}},
+    {{"max_memory", '\0', "BYTES",
+      "Broker-wide memory budget; near it, shed load: QoS 0 to backlogged subscribers, then new "
+      "CONNECTs (0x03), then QoS 1/2 to backlogged subscribers (docs/configuration.md); 0 = none",
+      true},
+     &ShowValue<&Config::max_memory>,
+     Integer<&Config::max_memory, 0, 1'125'899'906'842'624>()},
     {{"client_id_prefixes", '\0', "P1,P2,...",
       "If set, refuse (CONNACK 0x02) client ids starting with none of these", true},
      &ShowValue<&Config::client_id_prefixes>,

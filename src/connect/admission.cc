@@ -146,6 +146,7 @@ Reason CheckClientId(const mqtt::Connect& connect, const Policy& policy) {
 Reason CheckCapacity(const BrokerState& state, const Policy& policy) {
   if (state.shutting_down) return Reason::kShuttingDown;
   if (state.connected_clients >= policy.max_connections) return Reason::kConnectionLimit;
+  if (state.memory_full) return Reason::kMemoryBudget;
   if (policy.max_connections_per_address != 0 &&
       state.address_connections > policy.max_connections_per_address) {
     return Reason::kAddressConnectionLimit;

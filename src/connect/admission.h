@@ -10,9 +10,10 @@
 //   1. malformed (decode violation)                     -> Close
 //   2. protocol name/level not supported                -> Refuse 0x01 (MQTT-3.1.2-2)
 //   3. client id not allowed                            -> Refuse 0x02 (MQTT-3.1.3-8, -9)
-//   4. shutting down, connection limit reached, too many
-//      connections from or CONNECTs per second from the
-//      client's source address                          -> Refuse 0x03
+//   4. shutting down, connection limit reached, memory
+//      budget nearly spent, too many connections from or
+//      CONNECTs per second from the client's source
+//      address                                          -> Refuse 0x03
 //   5. authenticator: bad credentials / not authorized  -> Refuse 0x04 / 0x05
 //   6. otherwise                                        -> Accept
 //
@@ -45,6 +46,7 @@ enum class Outcome : uint8_t { kAccept, kRefuse, kClose };
   X(kClientIdNotAllowed, "client_id_not_allowed", 0x02)    \
   X(kConnectionLimit, "connection_limit", 0x03)            \
   X(kShuttingDown, "shutting_down", 0x03)                  \
+  X(kMemoryBudget, "memory_budget", 0x03)                  \
   X(kAddressConnectionLimit, "address_connection_limit", 0x03) \
   X(kAddressRateLimit, "address_rate_limit", 0x03)         \
   X(kAuthRateLimit, "auth_rate_limit", 0x03)               \
@@ -87,6 +89,8 @@ struct BrokerState {
   // back if the outcome is not kAccept.
   uint32_t connected_clients = 0;
   bool shutting_down = false;
+  // The broker's accounted memory is near max_memory (memory/budget.h): no new clients.
+  bool memory_full = false;
   // Open TCP connections from the client's source address, this one included, and CONNECTs
   // from that address in the current one-second window, this one included (0 when the policy
   // has no per-address limit; see connect/address_table.h).

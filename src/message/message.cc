@@ -1,9 +1,13 @@
 #include "message/message.h"
 
+#include <malloc.h>
+
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <new>
 
+#include "memory/budget.h"
 #include "mqtt/codec.h"
 
 namespace ringmq::message {
@@ -24,7 +28,11 @@ Message* Message::Create(std::string_view topic, std::span<const uint8_t> payloa
                 mqtt::kMaxRemainingLength);
 
   const size_t total = sizeof(Message) + kTopicLengthSize + topic.size() + payload.size();
-  void* storage = ::operator new(total);
+  // malloc, not operator new, so that malloc_usable_size() is defined for it: what is charged
+  // is what the allocator set aside (its size class), not only what was asked for.
+  void* storage = std::malloc(total);
+  if (storage == nullptr) throw std::bad_alloc();
+  memory::Charge(static_cast<int64_t>(malloc_usable_size(storage)));  // credited in Destroy
   auto* message = new (storage) Message(static_cast<uint16_t>(topic.size()),
                                         static_cast<uint32_t>(payload.size()), qos, retain);
   uint8_t* bytes = message->mutable_bytes();
@@ -35,6 +43,10 @@ Message* Message::Create(std::string_view topic, std::span<const uint8_t> payloa
     std::memcpy(bytes + kTopicLengthSize + topic.size(), payload.data(), payload.size());
   }
   return message;
+}
+
+size_t Message::allocation_bytes() const {
+  return sizeof(Message) + kTopicLengthSize + topic_size_ + payload_size_;
 }
 
 uint64_t Message::wire_bytes() const {
@@ -54,8 +66,9 @@ void Message::SetFreeHookForTesting(FreeHook hook) {
 void Message::Destroy() {
   RINGMQ_ASSERT(references_.load(std::memory_order_relaxed) == 0);
   if (FreeHook hook = free_hook.load(std::memory_order_relaxed); hook != nullptr) hook(this);
+  memory::Charge(-static_cast<int64_t>(malloc_usable_size(this)));
   this->~Message();
-  ::operator delete(static_cast<void*>(this));
+  std::free(static_cast<void*>(this));
 }
 
 }  // namespace ringmq::message

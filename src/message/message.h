@@ -23,6 +23,8 @@
 // Ownership: a reference count, 1 after Create. AddRef/Release may run on any shard; the last
 // Release frees the allocation (with the allocator of whichever thread drops it; mimalloc handles
 // cross-thread frees). MessageRef is the RAII form; raw references travel through mailboxes.
+// The allocation is charged to the creating thread's memory account and credited to the
+// freeing thread's (memory/budget.h).
 //
 // Thread safety: every accessor reads bytes that never change after Create, so any shard may
 // read a Message it holds a reference to without synchronization. The reference count is atomic:
@@ -74,6 +76,10 @@ class Message {
   // What one queued delivery of this message may cost on the wire: topic, payload and the
   // largest possible header (PublishHeaderMaxSize). Used for per-session queued-bytes caps.
   uint64_t wire_bytes() const;
+
+  // The bytes of the one allocation that hold the message (the allocator may set aside more:
+  // that is what the memory budget is charged, memory/budget.h).
+  size_t allocation_bytes() const;
 
   // The PUBLISH remaining length of a delivery at `delivery_qos` (<= qos()).
   uint32_t RemainingLength(uint8_t delivery_qos) const;

@@ -57,6 +57,8 @@ namespace ringmq::metrics {
   X(dropped_bytes_cap)             /* QoS 0 beyond max_queued_bytes */                       \
   X(slow_consumer_disconnects)     /* queue full under queue_full_policy = disconnect */     \
   X(dropped_offline_qos0)          /* QoS 0 for a disconnected persistent session */         \
+  X(dropped_memory_qos0)           /* QoS 0 to a backlogged session, max_memory pressure */  \
+  X(dropped_memory_qos12)          /* QoS 1/2 to a backlogged session, max_memory spent */   \
   X(mailbox_full)                  /* records waiting for room in a shard mailbox */         \
   X(mailbox_overflow)              /* records dropped: mailbox and its overflow full */      \
   X(bytes_delivered)               /* PUBLISH/PUBREL bytes encoded for subscribers */        \

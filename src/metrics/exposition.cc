@@ -85,6 +85,14 @@ constexpr Family kFamilies[] = {
     {"ringmq_io_uring_cqes_reaped_total", Type::kCounter, "io_uring completions reaped."},
     {"ringmq_receive_buffer_exhausted_total", Type::kCounter,
      "Receives that found no provided buffer (ENOBUFS) and were re-armed."},
+    // Memory budget (max_memory).
+    {"ringmq_memory_accounted_bytes", Type::kGauge,
+     "Memory the broker accounts against max_memory: resident size at start plus what grows "
+     "with traffic (messages, queues, buffers, sessions)."},
+    {"ringmq_memory_max_bytes", Type::kGauge, "The max_memory budget; 0: none."},
+    {"ringmq_memory_pressure", Type::kGauge,
+     "Shedding level: 0 none, 1 QoS 0 to backlogged sessions dropped, 2 also CONNECTs refused, "
+     "3 also QoS 1/2 to backlogged sessions dropped."},
     // Process.
     {"ringmq_build_info", Type::kGauge, "Constant 1, labelled with the broker version."},
     {"ringmq_shards", Type::kGauge, "Shards (threads) serving connections."},
@@ -201,6 +209,12 @@ bool AppendBrokerSeries(std::string& out, const Family& family, const BrokerSamp
     AppendSample(out, name, {}, absl::StrCat(sample.max_connections));
   } else if (name == "ringmq_retained_messages") {
     AppendSample(out, name, {}, absl::StrCat(sample.retained_messages));
+  } else if (name == "ringmq_memory_accounted_bytes") {
+    AppendSample(out, name, {}, absl::StrCat(sample.memory_accounted_bytes));
+  } else if (name == "ringmq_memory_max_bytes") {
+    AppendSample(out, name, {}, absl::StrCat(sample.memory_max_bytes));
+  } else if (name == "ringmq_memory_pressure") {
+    AppendSample(out, name, {}, absl::StrCat(sample.memory_pressure));
   } else if (name == "ringmq_build_info") {
     AppendSample(out, name, {{"version", sample.version}}, "1");
   } else if (name == "ringmq_shards") {
@@ -302,6 +316,8 @@ Series SeriesOf(CounterId id) {
     case C::dropped_bytes_cap: return Labelled(kDropped, "reason", "bytes_cap");
     case C::slow_consumer_disconnects: return Plain("ringmq_slow_consumer_disconnects_total");
     case C::dropped_offline_qos0: return Labelled(kDropped, "reason", "offline_qos0");
+    case C::dropped_memory_qos0: return Labelled(kDropped, "reason", "memory_qos0");
+    case C::dropped_memory_qos12: return Labelled(kDropped, "reason", "memory_qos12");
     case C::mailbox_full: return Plain("ringmq_mailbox_full_total");
     case C::mailbox_overflow: return Labelled(kDropped, "reason", "mailbox_overflow");
     case C::bytes_delivered: return Plain("ringmq_delivered_bytes_total");

@@ -63,6 +63,9 @@ struct BrokerSample {
   uint64_t clients_connected = 0;
   uint64_t retained_messages = 0;
   uint32_t max_connections = 0;
+  int64_t memory_accounted_bytes = 0;
+  uint64_t memory_max_bytes = 0;
+  int memory_pressure = 0;  // memory::Pressure as a number
   double start_time_seconds = 0;  // since the Unix epoch
   double uptime_seconds = 0;
   std::string version;

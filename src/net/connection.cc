@@ -163,7 +163,9 @@ void Connection::HandleConnect(const mqtt::FixedHeader& header, std::span<const 
   const uint32_t connected = context.connected_clients->fetch_add(1, std::memory_order_relaxed);
   connect::BrokerState broker{
       .connected_clients = connected,
-      .shutting_down = context.shutting_down->load(std::memory_order_relaxed)};
+      .shutting_down = context.shutting_down->load(std::memory_order_relaxed),
+      .memory_full = context.memory != nullptr &&
+                     context.memory->Level() >= memory::Pressure::kRefuseConnections};
   if (context.addresses != nullptr && address_slot_ != connect::AddressTable::kNoSlot) {
     broker.address_connections = context.addresses->Connections(address_slot_);
     broker.address_connects_this_second =
@@ -378,6 +380,16 @@ bool Connection::ReadyToClose() const {
   if (state_ != State::kClosing || send_in_flight_) return false;
   if (transport_closed_) return true;
   return current_.empty() && static_output_.empty() && queued_.empty();
+}
+
+int64_t Connection::TakeBufferChargeDelta() {
+  // Each buffer is bounded (max_packet_size, 2 x max_packet_size for a hand-off, the output
+  // cap), so the sum fits 32 bits.
+  const auto capacity = static_cast<uint32_t>(partial_.capacity() + handoff_.capacity() +
+                                              queued_.capacity() + sending_.capacity());
+  const int64_t delta = int64_t{capacity} - int64_t{charged_buffer_bytes_};
+  charged_buffer_bytes_ = capacity;
+  return delta;
 }
 
 void Connection::OnClosed(ConnectionContext& context) {

@@ -26,6 +26,7 @@
 #include "common/log.h"
 #include "connect/address_table.h"
 #include "connect/admission.h"
+#include "memory/budget.h"
 #include "metrics/counters.h"
 #include "mqtt/packet.h"
 
@@ -68,6 +69,9 @@ struct ConnectionContext {
   // Per-source-address counts; null when no per-address limit is configured.
   connect::AddressTable* addresses = nullptr;
   const std::atomic<bool>* shutting_down = nullptr;
+  // The shard's view of the memory budget; null when max_memory is 0. At
+  // Pressure::kRefuseConnections and above, CONNECTs are refused with 0x03.
+  const memory::View* memory = nullptr;
   metrics::ShardCounters* counters = nullptr;
   // Required before the first CONNECT is admitted: it serves (or hands off) every admitted
   // connection and gets every PUBLISH, acknowledgement, SUBSCRIBE and UNSUBSCRIBE.
@@ -155,6 +159,12 @@ class Connection {
   // client and counts the close.
   void OnClosed(ConnectionContext& context);
 
+  // Memory accounting (memory/budget.h): the change of this connection's buffer capacity since
+  // the last call, now counted as charged. The shard charges it after handling the connection's
+  // events and credits charged_buffer_bytes() when it releases the connection.
+  int64_t TakeBufferChargeDelta();
+  uint32_t charged_buffer_bytes() const { return charged_buffer_bytes_; }
+
   State state() const { return state_; }
   const std::string& client_id() const { return client_id_; }
   uint16_t keepalive_s() const { return keepalive_s_; }
@@ -184,6 +194,7 @@ class Connection {
   uint16_t keepalive_s_ = 0;
   int fd_ = -1;
   uint32_t address_slot_ = connect::AddressTable::kNoSlot;
+  uint32_t charged_buffer_bytes_ = 0;  // buffer capacity charged to the memory budget
   uint64_t last_packet_ms_ = 0;  // last complete packet: the keepalive clock
   uint64_t event_ms_ = 0;        // time of the event being processed
   uint64_t closing_since_ms_ = 0;

@@ -6,6 +6,8 @@
 // Besides push_back/pop_front it offers indexing from the front and erase at an index (shifting
 // the later elements, for in-flight windows of at most a few hundred entries).
 //
+// The ring's storage is charged to the memory budget (memory/budget.h) while it is held.
+//
 // Thread safety: none; one owner.
 #ifndef RINGMQ_SESSION_RING_QUEUE_H_
 #define RINGMQ_SESSION_RING_QUEUE_H_
@@ -16,6 +18,7 @@
 #include <utility>
 
 #include "common/assert.h"
+#include "memory/budget.h"
 
 namespace ringmq::session {
 
@@ -23,6 +26,9 @@ template <typename T>
 class RingQueue {
  public:
   RingQueue() = default;
+  ~RingQueue() {
+    if (capacity_ != 0) memory::Charge(-static_cast<int64_t>(capacity_ * sizeof(T)));
+  }
   RingQueue(RingQueue&& other) noexcept { Swap(other); }
   RingQueue& operator=(RingQueue&& other) noexcept {
     RingQueue moved(std::move(other));
@@ -84,11 +90,13 @@ class RingQueue {
     auto slots = std::make_unique<T[]>(capacity);
     for (size_t i = 0; i < size_; ++i) slots[i] = std::move((*this)[i]);
     slots_ = std::move(slots);
+    memory::Charge(static_cast<int64_t>((capacity - capacity_) * sizeof(T)));
     capacity_ = static_cast<uint32_t>(capacity);
     head_ = 0;
   }
 
   void Release() {
+    memory::Charge(-static_cast<int64_t>(capacity_ * sizeof(T)));
     slots_.reset();
     capacity_ = 0;
     head_ = 0;

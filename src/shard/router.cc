@@ -19,6 +19,10 @@ enum SlotKind : uint32_t { kMessage = 1, kHandle = 2, kHandoff = 3 };
 // Records drained per source mailbox per loop iteration: bounds the time one iteration spends
 // on deliveries so sends, receives and timers keep their turn.
 constexpr size_t kDrainBudgetRecords = 4096;
+// max_memory: a session holds a backlog (and is shed under memory pressure) when more bytes wait
+// for it than one loop iteration hands to a connection (ConnectionContext::max_output_bytes / 2
+// with the default cap): a subscriber that keeps up drains below this every iteration.
+constexpr uint64_t kBacklogBytes = 64 * 1024;
 // Records waiting for room in one full mailbox; beyond this new records are dropped (counted).
 constexpr size_t kOverflowRecordsMax = 65'536;
 
@@ -47,6 +51,7 @@ Router::Router(uint32_t shard, const Config& config, SharedState& shared,
   limits_.max_queued_bytes = config.max_queued_bytes;
   queue_full_disconnects_ = config.queue_full_policy == QueueFullPolicy::kDisconnect;
   acl_enabled_ = !config.acl_file.empty();
+  memory_budget_ = config.max_memory != 0;
 }
 
 Router::~Router() {
@@ -449,6 +454,7 @@ void Router::DeliverLocal(uint32_t index, uint32_t generation, uint8_t qos,
   if (index >= sessions_.size()) return;
   SessionEntry& entry = sessions_[index];
   if (entry.generation != generation || !entry.session) return;  // session ended meanwhile
+  if (memory_budget_ && ShedForMemory(index, entry, qos)) return;
   switch (entry.session->Enqueue(message::MessageRef::Share(message), qos, retain)) {
     case session::EnqueueResult::kQueued:
       counters_.gauges.queued_messages.Add(1);
@@ -466,6 +472,24 @@ void Router::DeliverLocal(uint32_t index, uint32_t generation, uint8_t qos,
       counters_.dropped_offline_qos0.Add();
       return;
   }
+}
+
+bool Router::ShedForMemory(uint32_t index, SessionEntry& entry, uint8_t qos) {
+  const bool online = entry.connection != nullptr;
+  // Offline QoS 0 is never queued (dropped_offline_qos0), so it is not shed here.
+  if (qos == 0 && !online) return false;
+  if (online && entry.session->queued_bytes() < kBacklogBytes) return false;
+  const memory::Pressure pressure = services_.memory_pressure();
+  if (qos == 0) {
+    if (pressure < memory::Pressure::kShedQos0) return false;
+    counters_.dropped_memory_qos0.Add();
+    return true;
+  }
+  if (pressure < memory::Pressure::kShedQos12) return false;
+  counters_.dropped_memory_qos12.Add();
+  // As for a full queue (queue_full_policy); disconnected in Flush.
+  if (queue_full_disconnects_ && online) slow_consumers_.push_back(index);
+  return true;
 }
 
 void Router::SendRemote(uint32_t destination, message::Message* message,

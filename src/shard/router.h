@@ -43,6 +43,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "auth/acl.h"
+#include "memory/budget.h"
 #include "message/message.h"
 #include "metrics/counters.h"
 #include "metrics/sys_topics.h"
@@ -66,6 +67,8 @@ class ShardServices {
   // Wakes shard `shard` (its mailbox from us went from empty to non-empty).
   virtual void RingDoorbell(uint32_t shard) = 0;
   virtual uint64_t now_ms() const = 0;
+  // The shard's view of the max_memory budget (memory/budget.h).
+  virtual memory::Pressure memory_pressure() const = 0;
 };
 
 class Router final : public net::PacketSink {
@@ -154,6 +157,9 @@ class Router final : public net::PacketSink {
   void AccountLevels(const Levels& before, session::Session& session);
   void DeliverLocal(uint32_t index, uint32_t generation, uint8_t qos, message::Message* message,
                     bool retain);
+  // max_memory: true if a delivery at `qos` to this session is shed (counted) because the
+  // budget is under pressure and the session has a backlog.
+  bool ShedForMemory(uint32_t index, SessionEntry& entry, uint8_t qos);
   void SendRemote(uint32_t destination, message::Message* message,
                   std::span<const sub::Subscriber> subscribers);
   void Push(uint32_t destination, std::span<const Slot> record);
@@ -169,6 +175,7 @@ class Router final : public net::PacketSink {
   session::SessionLimits limits_;
   bool queue_full_disconnects_ = false;
   bool acl_enabled_ = false;  // acl_file configured
+  bool memory_budget_ = false;  // max_memory configured
 
   std::deque<SessionEntry> sessions_;  // deque: stable addresses while growing
   std::vector<uint32_t> free_sessions_;

@@ -49,7 +49,12 @@ uint64_t MonotonicMs() {
 }  // namespace
 
 Shard::Shard(uint32_t index, const Config& config, int listen_fd, SharedState& shared)
-    : index_(index), config_(config), limits_(), listen_fd_(listen_fd), shared_(shared) {
+    : index_(index),
+      config_(config),
+      limits_(),
+      listen_fd_(listen_fd),
+      shared_(shared),
+      memory_view_(shared.memory, shared.memory.account(index)) {
   context_.policy.reject_policy = config.reject_policy;
   context_.policy.max_connections = config.max_connections;
   context_.policy.max_client_id_length = config.max_client_id_length;
@@ -68,6 +73,7 @@ Shard::Shard(uint32_t index, const Config& config, int listen_fd, SharedState& s
   context_.shutting_down = &shared.shutting_down;
   context_.counters = &counters_;
   context_.shard_index = index;
+  if (shared.memory.max_bytes() != 0) context_.memory = &memory_view_;
   doorbell_fd_ = eventfd(0, EFD_CLOEXEC);
   RINGMQ_ASSERT(doorbell_fd_ >= 0);
 }
@@ -88,6 +94,8 @@ void Shard::RequestStop() {
 }
 
 absl::Status Shard::Setup() {
+  // From here on this thread charges the shard's own memory account.
+  memory::BindThreadAccount(&shared_.memory.account(index_));
   absl::StatusOr<std::unique_ptr<io::Ring>> ring = io::Ring::Create(limits_.ring_entries);
   if (!ring.ok()) return ring.status();
   ring_ = std::move(*ring);
@@ -101,6 +109,7 @@ absl::Status Shard::Setup() {
   context_.sink = router_.get();
   shared_.ring_fds[index_].store(ring_->get()->ring_fd, std::memory_order_release);
   shared_.epochs.Online(index_);
+  RefreshMemory();
   ArmAccept();
   ArmDoorbell();
   return absl::OkStatus();
@@ -119,12 +128,17 @@ void Shard::Loop() {
     }
     counters_.loop_iterations.Add();
     now_ms_ = MonotonicMs();
+    if (now_ms_ >= next_memory_refresh_ms_) {  // before this iteration's deliveries
+      next_memory_refresh_ms_ = now_ms_ + memory::View::kRefreshIntervalMs;
+      memory_view_.Refresh();
+    }
     Reap();
     more_mail = router_->DrainMailboxes();
     timers_->Advance(now_ms_, [this](uint32_t slot_index) { OnTimer(slot_index); });
     if (now_ms_ >= next_collect_ms_) {
       next_collect_ms_ = now_ms_ + limits_.tick_ms;
       shared_.epochs.Collect();
+      RefreshMemory();
     }
     if (accept_retry_ms_ != 0 && now_ms_ >= accept_retry_ms_ && !stopping_) {
       accept_retry_ms_ = 0;
@@ -139,6 +153,18 @@ void Shard::Loop() {
   }
   shared_.epochs.Offline(index_);
   ring_->SubmitAndWait(0);  // push out the last closes
+  memory::BindThreadAccount(nullptr);
+}
+
+void Shard::RefreshMemory() {
+  const metrics::ShardGauges& gauges = counters_.gauges;
+  const int64_t structures =
+      static_cast<int64_t>(slots_.size() * sizeof(Slot)) +
+      (gauges.sessions_online.Load() + gauges.sessions_offline.Load()) * memory::kSessionBytes +
+      gauges.subscriptions.Load() * memory::kSubscriptionBytes;
+  memory::Charge(structures - charged_structures_bytes_);
+  charged_structures_bytes_ = structures;
+  memory_view_.Refresh();
 }
 
 void Shard::MaybePublishSys() {
@@ -295,6 +321,9 @@ void Shard::FlushSlot(uint32_t slot_index) {
   Slot& slot = slots_[slot_index];
   if (!slot.in_use) return;
   net::Connection& connection = slot.connection;
+  // Every event that can change a connection's buffers marks it dirty, so its buffer memory is
+  // charged here within the iteration.
+  memory::Charge(connection.TakeBufferChargeDelta());
   const std::span<const uint8_t> bytes = connection.NextSend();
   if (!bytes.empty()) {
     io_uring_sqe* sqe = NextSqe();
@@ -474,6 +503,7 @@ void Shard::ReleaseSlot(uint32_t slot_index) {
   slot.in_use = false;
   slot.fd = -1;
   ++slot.generation;  // completions still in flight for the old connection become stale
+  memory::Charge(-int64_t{slot.connection.charged_buffer_bytes()});  // its buffers go with it
   slot.connection = net::Connection();
   free_slots_.push_back(slot_index);
   RINGMQ_ASSERT(open_connections_ > 0);

@@ -74,6 +74,7 @@ class Shard final : public ShardServices {
   void ConnectionDirty(uint32_t tag) override { MarkDirty(tag); }
   void RingDoorbell(uint32_t shard) override;
   uint64_t now_ms() const override { return now_ms_; }
+  memory::Pressure memory_pressure() const override { return memory_view_.Level(); }
 
   const metrics::ShardCounters& counters() const { return counters_; }
   uint32_t index() const { return index_; }
@@ -106,6 +107,9 @@ class Shard final : public ShardServices {
   void FlushHandoff(uint32_t slot_index);
   void BeginStop();
   void MaybePublishSys();
+  // Once per tick: charges what this shard holds at a per-item estimate (connection slots,
+  // sessions, subscriptions) and re-sums the memory accounts.
+  void RefreshMemory();
 
   void ArmAccept();
   void ArmReceive(uint32_t slot_index);
@@ -134,6 +138,9 @@ class Shard final : public ShardServices {
   std::unique_ptr<io::BufferRing> buffers_;
   std::unique_ptr<TimerWheel> timers_;
   std::unique_ptr<Router> router_;
+  memory::View memory_view_;
+  int64_t charged_structures_bytes_ = 0;  // RefreshMemory's estimate, as last charged
+  uint64_t next_memory_refresh_ms_ = 0;
 
   std::deque<Slot> slots_;  // deque: stable addresses while growing
   std::vector<uint32_t> free_slots_;

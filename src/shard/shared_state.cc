@@ -28,8 +28,9 @@ double UnixSeconds() {
 
 }  // namespace
 
-SharedState::SharedState(uint32_t shard_count)
+SharedState::SharedState(uint32_t shard_count, uint64_t max_memory_bytes)
     : shard_count(shard_count),
+      memory(max_memory_bytes, shard_count),
       epochs(shard_count),
       trie(epochs),
       retained(epochs),

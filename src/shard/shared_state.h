@@ -16,6 +16,7 @@
 
 #include "auth/auth_data.h"
 #include "connect/address_table.h"
+#include "memory/budget.h"
 #include "metrics/counters.h"
 #include "retain/retained_store.h"
 #include "shard/mailbox.h"
@@ -25,11 +26,15 @@
 namespace ringmq::shard {
 
 struct SharedState {
-  explicit SharedState(uint32_t shard_count);
+  // `max_memory_bytes`: the memory budget (Config::max_memory; 0: none).
+  explicit SharedState(uint32_t shard_count, uint64_t max_memory_bytes = 0);
 
   const uint32_t shard_count;
   std::atomic<uint32_t> connected_clients{0};
   std::atomic<bool> shutting_down{false};
+  // One memory account per shard and the max_memory budget (memory/budget.h). Declared before
+  // the structures whose memory is charged to it, so it outlives them.
+  memory::Budget memory;
   // Per-source-address counts; null unless a per-address limit is configured.
   std::unique_ptr<connect::AddressTable> addresses;
   sub::EpochDomain epochs;

@@ -92,6 +92,7 @@ max_inflight = 7
 max_queued_messages = 99
 max_queued_bytes = 2048
 queue_full_policy = "disconnect"
+max_memory = 536870912
 client_id_prefixes = ["sensor-", "dev-"]
 max_connections_per_address = 10
 max_connect_rate_per_address = 20
@@ -119,6 +120,7 @@ Config EveryKeyConfig() {
   config.max_queued_messages = 99;
   config.max_queued_bytes = 2048;
   config.queue_full_policy = QueueFullPolicy::kDisconnect;
+  config.max_memory = 536870912;
   config.client_id_prefixes = {"sensor-", "dev-"};
   config.max_connections_per_address = 10;
   config.max_connect_rate_per_address = 20;
@@ -246,6 +248,9 @@ std::vector<FlagCase> GoodFlagCases() {
       {"--max-queued-bytes", "1024", [](const Config& c) { EXPECT_EQ(c.max_queued_bytes, 1024u); }},
       {"--max-queued-bytes", "68719476736",
        [](const Config& c) { EXPECT_EQ(c.max_queued_bytes, uint64_t{68'719'476'736}); }},
+      {"--max-memory", "0", [](const Config& c) { EXPECT_EQ(c.max_memory, 0u); }},
+      {"--max-memory", "1125899906842624",
+       [](const Config& c) { EXPECT_EQ(c.max_memory, uint64_t{1} << 50); }},
       {"--client-id-prefixes", "sensor-,dev-",
        [](const Config& c) {
          EXPECT_EQ(c.client_id_prefixes, (std::vector<std::string>{"sensor-", "dev-"}));

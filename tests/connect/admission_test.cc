@@ -409,6 +409,18 @@ TEST(Admission, ShuttingDownReportedBeforeConnectionLimit) {
                 ConnackCode::kServerUnavailable);
 }
 
+// max_memory (memory/budget.h): near the budget no new client is admitted.
+TEST(Admission, MemoryBudgetRefused0x03) {
+  ExpectRefusal(ValidConnect(), BrokerState{.memory_full = true}, Policy{}, Reason::kMemoryBudget,
+                ConnackCode::kServerUnavailable);
+}
+
+TEST(Admission, MemoryBudgetIsNotCheckedForMalformedConnects) {
+  EXPECT_EQ(Admit(ConnectResult(Violation::kTruncated), BrokerState{.memory_full = true}, Policy{})
+                .reason,
+            Reason::kMalformed);
+}
+
 // Per-source-address policy (docs/connect-admission.md): the counts include this connection.
 TEST(Admission, AddressConnectionLimitAllowsExactlyTheLimit) {
   const Policy policy{.max_connections_per_address = 2};
@@ -558,6 +570,7 @@ TEST(Admission, AuthenticatorNotConsultedWhenEarlierCheckFails) {
       {"not allowed", not_allowed, {}, Reason::kClientIdNotAllowed},
       {"limit", allowed, {.connected_clients = 10}, Reason::kConnectionLimit},
       {"shutting down", allowed, {.shutting_down = true}, Reason::kShuttingDown},
+      {"memory budget", allowed, {.memory_full = true}, Reason::kMemoryBudget},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
@@ -596,6 +609,7 @@ TEST(Admission, LabelsMatchReasonTable) {
   EXPECT_EQ(LabelOf(Reason::kClientIdNotAllowed), "client_id_not_allowed");
   EXPECT_EQ(LabelOf(Reason::kConnectionLimit), "connection_limit");
   EXPECT_EQ(LabelOf(Reason::kShuttingDown), "shutting_down");
+  EXPECT_EQ(LabelOf(Reason::kMemoryBudget), "memory_budget");
   EXPECT_EQ(LabelOf(Reason::kAddressConnectionLimit), "address_connection_limit");
   EXPECT_EQ(LabelOf(Reason::kAddressRateLimit), "address_rate_limit");
   EXPECT_EQ(LabelOf(Reason::kAuthRateLimit), "auth_rate_limit");
@@ -651,6 +665,7 @@ TEST(Admission, EveryReasonReturnsItsTableCode) {
       {not_allowed, {}, {.client_id_prefixes = Prefixes()}, Reason::kClientIdNotAllowed},
       {ValidConnect(), {.connected_clients = 1}, {.max_connections = 1}, Reason::kConnectionLimit},
       {ValidConnect(), {.shutting_down = true}, {}, Reason::kShuttingDown},
+      {ValidConnect(), {.memory_full = true}, {}, Reason::kMemoryBudget},
       {ValidConnect(),
        {.address_connections = 3},
        {.max_connections_per_address = 2},

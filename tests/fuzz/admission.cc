@@ -133,6 +133,7 @@ void ConsumeInput(FuzzedDataProvider& provider, Input& input) {
   ConsumePolicy(provider, input);
   input.state.connected_clients = ConsumeLimit(provider, 9);
   input.state.shutting_down = provider.ConsumeIntegralInRange(0, 7) == 0;
+  input.state.memory_full = provider.ConsumeIntegralInRange(0, 7) == 0;
   if (provider.ConsumeIntegralInRange(0, 3) == 0) {
     input.violation = static_cast<mqtt::Violation>(
         provider.ConsumeIntegralInRange<size_t>(1, kViolationCount - 1));
@@ -194,6 +195,7 @@ void CheckAccept(const Input& input, const Decision& decision) {
   const mqtt::Connect& connect = input.connect;
   FUZZ_CHECK(input.state.connected_clients < input.policy.max_connections);
   FUZZ_CHECK(!input.state.shutting_down);
+  FUZZ_CHECK(!input.state.memory_full);
   FUZZ_CHECK(WithinAddressLimits(input));
   FUZZ_CHECK(connect.level_supported && !decision.silenced);
   FUZZ_CHECK(!input.authenticator || input.authenticator->result() == AuthResult::kAllow);
@@ -247,12 +249,19 @@ void CheckOrder(const Input& input, const Decision& decision) {
     FUZZ_CHECK(!input.prefixes.empty() && !connect.client_id.empty());
   }
   const bool past_client_id =
-      IsOneOf(reason, {Reason::kConnectionLimit, Reason::kShuttingDown,
+      IsOneOf(reason, {Reason::kConnectionLimit, Reason::kShuttingDown, Reason::kMemoryBudget,
                        Reason::kAddressConnectionLimit, Reason::kAddressRateLimit,
                        Reason::kBadCredentials, Reason::kNotAuthorized, Reason::kAuthRateLimit,
                        Reason::kAccepted});
   if (past_client_id) CheckClientIdAllowed(input);
   if (past_client_id && reason != Reason::kShuttingDown) FUZZ_CHECK(!input.state.shutting_down);
+  if (reason == Reason::kMemoryBudget) {
+    FUZZ_CHECK(input.state.memory_full);
+    FUZZ_CHECK(input.state.connected_clients < input.policy.max_connections);
+  }
+  if (IsOneOf(reason, {Reason::kAddressConnectionLimit, Reason::kAddressRateLimit})) {
+    FUZZ_CHECK(!input.state.memory_full);
+  }
   if (reason == Reason::kAddressRateLimit) {
     FUZZ_CHECK(input.state.connected_clients < input.policy.max_connections);
     FUZZ_CHECK(input.policy.max_connections_per_address == 0 ||
@@ -263,6 +272,7 @@ void CheckOrder(const Input& input, const Decision& decision) {
                        Reason::kAccepted});
   if (authenticated) {
     FUZZ_CHECK(input.state.connected_clients < input.policy.max_connections);
+    FUZZ_CHECK(!input.state.memory_full);
     FUZZ_CHECK(WithinAddressLimits(input));
   }
   // Authentication is consulted exactly when every cheaper check passed.
