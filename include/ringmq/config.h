@@ -39,6 +39,12 @@ struct Config {
   uint32_t max_queued_messages = 1000;   // waiting to be sent, per session (QoS 1/2 beyond: dropped)
   uint64_t max_queued_bytes = 16 << 20;  // waiting to be sent, per session (QoS 0 beyond: dropped)
   QueueFullPolicy queue_full_policy = QueueFullPolicy::kDrop;
+  // Persistent (clean session 0) sessions without a connection. A session offline for longer
+  // than persistent_session_expiry_s is destroyed (0: never, as Mosquitto's
+  // persistent_client_expiration); beyond max_offline_sessions offline sessions broker-wide,
+  // the oldest offline session of the shard where one more goes offline is destroyed.
+  uint32_t persistent_session_expiry_s = 0;
+  uint32_t max_offline_sessions = 1'000'000;
   // Empty: every client id is allowed. Otherwise a client id must start with one of these.
   std::vector<std::string> client_id_prefixes;
 
