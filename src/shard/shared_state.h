@@ -30,6 +30,9 @@ struct SharedState {
   const uint32_t shard_count;
   std::atomic<uint32_t> connected_clients{0};
   std::atomic<bool> shutting_down{false};
+  // Persistent sessions without a connection over all shards, for the broker-wide
+  // max_offline_sessions (see Router: a shard that takes it past the bound evicts one).
+  std::atomic<uint32_t> offline_sessions{0};
   // Per-source-address counts; null unless a per-address limit is configured.
   std::unique_ptr<connect::AddressTable> addresses;
   sub::EpochDomain epochs;
