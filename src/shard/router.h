@@ -193,7 +193,7 @@ class Router final : public net::PacketSink {
   ShardServices& services_;
   session::SessionLimits limits_;
   bool queue_full_disconnects_ = false;
-  bool acl_enabled_ = false;  // acl_file configured
+  bool acl_enabled_ = false;           // acl_file configured
   uint64_t offline_expiry_ms_ = 0;     // persistent_session_expiry; 0: never
   uint32_t max_offline_sessions_ = 0;  // broker-wide
 
@@ -202,7 +202,8 @@ class Router final : public net::PacketSink {
   // Keys view the sessions' own client_id strings (stable: sessions_ is a deque and a session's
   // id never changes), so an id is stored once per session, not twice.
   absl::flat_hash_map<std::string_view, uint32_t> by_client_id_;
-  session::OfflineList offline_;  // persistent sessions without a connection, oldest first
+  // Persistent sessions without a connection, oldest first.
+  session::OfflineList offline_;
   std::vector<uint32_t> session_of_tag_;  // connection tag -> session index
   std::vector<uint32_t> dirty_sessions_;
   std::vector<net::Connection*> closing_;  // OnClosing, handled first in Flush
