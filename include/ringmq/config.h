@@ -42,6 +42,12 @@ struct Config {
   // Broker-wide memory budget in bytes (0: none): near it the broker sheds load in a fixed
   // order (memory/budget.h, docs/configuration.md).
   uint64_t max_memory = 0;
+  // Persistent (clean session 0) sessions without a connection. A session offline for longer
+  // than persistent_session_expiry_s is destroyed (0: never, as Mosquitto's
+  // persistent_client_expiration); beyond max_offline_sessions offline sessions broker-wide,
+  // the oldest offline session of the shard where one more goes offline is destroyed.
+  uint32_t persistent_session_expiry_s = 0;
+  uint32_t max_offline_sessions = 1'000'000;
   // Empty: every client id is allowed. Otherwise a client id must start with one of these.
   std::vector<std::string> client_id_prefixes;
 

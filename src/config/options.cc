@@ -152,6 +152,57 @@ std::string ShowValue(const Config& config, bool as_toml) {
   }
 }
 
+// Durations as Mosquitto's persistent_client_expiration writes them: a positive integer and a
+// unit, h (hours), d (days), w (weeks), m (months of 30 days) or y (years of 365 days); we add
+// s (seconds), and "0" for never. In seconds, at most UINT32_MAX (about 136 years).
+struct DurationUnit {
+  char suffix;
+  uint32_t seconds;
+};
+constexpr DurationUnit kDurationUnits[] = {
+    {'y', 365 * 86'400}, {'m', 30 * 86'400}, {'w', 7 * 86'400},
+    {'d', 86'400},       {'h', 3'600},       {'s', 1},
+};
+constexpr std::string_view kDurationExpected =
+    "0 (never) or a positive integer followed by s, h, d, w, m (30 days) or y (365 days), at "
+    "most 4294967295 s";
+
+std::optional<uint32_t> ParseDurationSeconds(std::string_view text) {
+  if (text == "0") return 0;
+  if (text.size() < 2) return std::nullopt;
+  const char suffix = text.back();
+  const auto* unit = std::find_if(std::begin(kDurationUnits), std::end(kDurationUnits),
+                                  [suffix](const DurationUnit& u) { return u.suffix == suffix; });
+  if (unit == std::end(kDurationUnits)) return std::nullopt;
+  const std::string_view digits = text.substr(0, text.size() - 1);
+  if (digits.find_first_not_of("0123456789") != std::string_view::npos) return std::nullopt;
+  uint64_t count = 0;
+  const auto [stop, error] = std::from_chars(digits.data(), digits.data() + digits.size(), count);
+  if (error != std::errc() || stop != digits.data() + digits.size() || count == 0) {
+    return std::nullopt;
+  }
+  if (count > std::numeric_limits<uint32_t>::max() / unit->seconds) return std::nullopt;
+  return static_cast<uint32_t>(count * unit->seconds);
+}
+
+// The largest unit that divides `seconds` exactly, so that the text parses back to the value.
+std::string FormatDurationSeconds(uint32_t seconds) {
+  if (seconds == 0) return "0";
+  for (const DurationUnit& unit : kDurationUnits) {
+    if (seconds % unit.seconds == 0) {
+      return absl::StrCat(seconds / unit.seconds, std::string(1, unit.suffix));
+    }
+  }
+  RINGMQ_ASSERT(false && "the seconds unit divides everything");
+  return "";
+}
+
+template <auto kMember>
+std::string ShowDuration(const Config& config, bool as_toml) {
+  const std::string text = FormatDurationSeconds(config.*kMember);
+  return as_toml ? TomlString(text) : text;
+}
+
 bool IsIpLiteral(std::string_view text) {
   const std::string terminated(text);  // inet_pton wants a C string
   in6_addr address;                    // large enough for either family
@@ -255,6 +306,23 @@ constexpr Option kOptions[] = {
       true},
      &ShowValue<&Config::max_memory>,
      Integer<&Config::max_memory, 0, 1'125'899'906'842'624>()},
+    {{"persistent_session_expiry", '\0', "DURATION",
+      "Destroy a persistent session offline for longer than this (e.g. 12h, 7d; "
+      "s|h|d|w|m|y); 0 = never",
+      true},
+     &ShowDuration<&Config::persistent_session_expiry_s>,
+     StringValue{kDurationExpected,
+                 [](std::string_view text, Config& config) {
+                   const std::optional<uint32_t> seconds = ParseDurationSeconds(text);
+                   if (seconds) config.persistent_session_expiry_s = *seconds;
+                   return seconds.has_value();
+                 }}},
+    {{"max_offline_sessions", '\0', "N",
+      "Persistent sessions kept without a connection, broker-wide; beyond N the shard's oldest "
+      "is destroyed",
+      true},
+     &ShowValue<&Config::max_offline_sessions>,
+     Integer<&Config::max_offline_sessions, 1, 100'000'000>()},
     {{"client_id_prefixes", '\0', "P1,P2,...",
       "If set, refuse (CONNACK 0x02) client ids starting with none of these", true},
      &ShowValue<&Config::client_id_prefixes>,

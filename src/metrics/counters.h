@@ -48,6 +48,8 @@ namespace ringmq::metrics {
   X(sys_messages_published)        /* $SYS/broker/... messages published by the broker */   \
   X(sessions_created)                                                                         \
   X(session_takeovers)             /* CONNECT with the id of a connected client */           \
+  X(sessions_expired)              /* offline longer than persistent_session_expiry */       \
+  X(sessions_evicted)              /* oldest offline, beyond max_offline_sessions */         \
   X(connections_handed_off)        /* moved to their client id's home shard */               \
   X(wills_published)                                                                         \
   X(publish_duplicates)            /* QoS 2 PUBLISH repeated before PUBREL: not delivered */ \

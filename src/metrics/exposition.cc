@@ -50,6 +50,10 @@ constexpr Family kFamilies[] = {
     {"ringmq_sessions_created_total", Type::kCounter, "Sessions created."},
     {"ringmq_session_takeovers_total", Type::kCounter,
      "CONNECTs that took over the session of a connected client."},
+    {"ringmq_sessions_expired_total", Type::kCounter,
+     "Persistent sessions destroyed after persistent_session_expiry offline."},
+    {"ringmq_sessions_evicted_total", Type::kCounter,
+     "Offline persistent sessions destroyed to stay within max_offline_sessions."},
     {"ringmq_subscriptions", Type::kGauge, "Subscriptions held by sessions."},
     {"ringmq_subscriptions_added_total", Type::kCounter, "New subscriptions (SUBSCRIBE)."},
     {"ringmq_subscriptions_removed_total", Type::kCounter, "Subscriptions removed (UNSUBSCRIBE)."},
@@ -307,6 +311,8 @@ Series SeriesOf(CounterId id) {
     case C::sys_messages_published: return Plain("ringmq_sys_messages_published_total");
     case C::sessions_created: return Plain("ringmq_sessions_created_total");
     case C::session_takeovers: return Plain("ringmq_session_takeovers_total");
+    case C::sessions_expired: return Plain("ringmq_sessions_expired_total");
+    case C::sessions_evicted: return Plain("ringmq_sessions_evicted_total");
     case C::connections_handed_off: return Plain("ringmq_connections_handed_off_total");
     case C::wills_published: return Plain("ringmq_wills_published_total");
     case C::publish_duplicates: return Plain("ringmq_qos2_duplicates_total");

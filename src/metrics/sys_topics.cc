@@ -20,6 +20,7 @@ SysValues AllSysValues(const SysSample& sample, uint64_t clients_maximum) {
       {"$SYS/broker/clients/disconnected", number(offline)},
       {"$SYS/broker/clients/total", number(sample.clients_connected + offline)},
       {"$SYS/broker/clients/maximum", number(clients_maximum)},
+      {"$SYS/broker/clients/expired", number(t.sessions_expired)},
       {"$SYS/broker/messages/received",
        number(t.publish_received_qos0 + t.publish_received_qos1 + t.publish_received_qos2)},
       {"$SYS/broker/messages/sent",

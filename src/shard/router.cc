@@ -6,6 +6,7 @@
 #include <functional>
 #include <utility>
 
+#include "absl/strings/escaping.h"
 #include "common/assert.h"
 #include "common/bytes.h"
 #include "common/log.h"
@@ -52,6 +53,8 @@ Router::Router(uint32_t shard, const Config& config, SharedState& shared,
   queue_full_disconnects_ = config.queue_full_policy == QueueFullPolicy::kDisconnect;
   acl_enabled_ = !config.acl_file.empty();
   memory_budget_ = config.max_memory != 0;
+  offline_expiry_ms_ = uint64_t{config.persistent_session_expiry_s} * 1000;
+  max_offline_sessions_ = config.max_offline_sessions;
 }
 
 Router::~Router() {
@@ -86,6 +89,7 @@ net::PacketSink::ConnectAction Router::OnConnect(net::Connection& connection,
   uint32_t index = kNone;
   if (auto it = by_client_id_.find(client_id); it != by_client_id_.end()) {
     index = it->second;
+    LeaveOffline(index);
     SessionEntry& entry = sessions_[index];
     if (entry.connection != nullptr) {
       // MQTT-3.1.4-2: the new connection takes over; the old one is closed and, unless it sent
@@ -164,6 +168,7 @@ uint32_t Router::CreateSession(const std::string& client_id, bool clean_session)
 void Router::DestroySession(uint32_t index) {
   SessionEntry& entry = sessions_[index];
   RINGMQ_ASSERT(entry.session.has_value() && entry.connection == nullptr);
+  LeaveOffline(index);
   const Levels levels = LevelsOf(*entry.session);  // all of it goes with the session
   counters_.gauges.queued_messages.Add(-levels.queued);
   counters_.gauges.inflight_messages.Add(-levels.inflight);
@@ -201,7 +206,55 @@ void Router::OnConnectionClosed(net::Connection& connection) {
   const bool publish_will = !connection.disconnected_gracefully() &&
                             !shared_.shutting_down.load(std::memory_order_relaxed);
   Detach(index, publish_will);
-  if (sessions_[index].session->clean_session()) DestroySession(index);
+  if (sessions_[index].session->clean_session()) {
+    DestroySession(index);
+  } else {
+    GoOffline(index);
+  }
+}
+
+void Router::GoOffline(uint32_t index) {
+  RINGMQ_ASSERT(sessions_[index].connection == nullptr);
+  offline_.PushBack(index, services_.now_ms());
+  const uint32_t offline = shared_.offline_sessions.fetch_add(1, std::memory_order_relaxed) + 1;
+  // A broker that is stopping drops every session anyway: no eviction to count.
+  if (offline <= max_offline_sessions_ || shared_.shutting_down.load(std::memory_order_relaxed)) {
+    return;
+  }
+  counters_.sessions_evicted.Add();
+  EndOfflineSession(offline_.oldest(), "evicted: max_offline_sessions reached");
+}
+
+void Router::LeaveOffline(uint32_t index) {
+  if (!offline_.Remove(index)) return;
+  const uint32_t before = shared_.offline_sessions.fetch_sub(1, std::memory_order_relaxed);
+  RINGMQ_ASSERT(before > 0);
+}
+
+void Router::ExpireOfflineSessions() {
+  if (offline_expiry_ms_ == 0) return;
+  const uint64_t now_ms = services_.now_ms();
+  for (uint32_t expired = 0; expired < kExpiriesPerTick && !offline_.empty(); ++expired) {
+    const uint32_t oldest = offline_.oldest();
+    // The list is in detach order: once the oldest is young enough, so is everyone else.
+    if (now_ms - offline_.since_ms(oldest) <= offline_expiry_ms_) return;
+    counters_.sessions_expired.Add();
+    EndOfflineSession(oldest, "expired: offline longer than persistent_session_expiry");
+  }
+}
+
+void Router::EndOfflineSession(uint32_t index, const char* why) {
+  RINGMQ_ASSERT(offline_.Contains(index));
+  // Logged after the session is gone, so a reader of the log sees the gauges updated.
+  LogLevel level;
+  const bool log = context_.event_log.Admit(services_.now_ms(), &level);
+  std::string client_id;
+  if (log) {
+    const std::string& id = sessions_[index].session->client_id();
+    client_id = absl::CHexEscape(absl::string_view(id.data(), id.size()));  // no forged lines
+  }
+  DestroySession(index);
+  if (log) LogLine(level, "session of client %s %s", client_id.c_str(), why);
 }
 
 void Router::OnConnectionWritable(net::Connection& connection) {

@@ -22,6 +22,16 @@
 // A full mailbox is not waited on: records wait in a per-destination overflow queue (bounded,
 // drops counted as mailbox_overflow) and are retried, in order, every iteration.
 //
+// Offline sessions: a persistent session whose connection ended joins the shard's OfflineList
+// (oldest first). Once per tick ExpireOfflineSessions destroys those offline for longer than
+// persistent_session_expiry, oldest first and at most kExpiriesPerTick per tick. The number
+// of offline sessions over all shards is one shared atomic (touched only when a session goes
+// offline, comes back or ends, never per message): the shard whose session takes it past
+// max_offline_sessions destroys its own longest-offline session (the one that just went
+// offline if it is the shard's only one), so at rest the bound is exact broker-wide, while the
+// victim is the oldest of that shard rather than of the broker. Both are counted
+// (sessions_expired, sessions_evicted) and logged like connection events.
+//
 // Authorization (acl_file configured, docs/auth.md): each session entry holds its connection's
 // ClientAcl, compiled at CONNECT with %c and %u substituted and compiled again, lazily at the
 // next PUBLISH or SUBSCRIBE, after a reload changed the shared auth data. A PUBLISH not allowed
@@ -49,6 +59,7 @@
 #include "metrics/sys_topics.h"
 #include "net/connection.h"
 #include "ringmq/config.h"
+#include "session/offline_list.h"
 #include "session/session.h"
 #include "shard/mailbox.h"
 #include "shard/shared_state.h"
@@ -106,6 +117,13 @@ class Router final : public net::PacketSink {
 
   size_t session_count() const { return by_client_id_.size(); }
 
+  // Once per tick: destroys the sessions offline for longer than persistent_session_expiry,
+  // oldest first, at most kExpiriesPerTick of them (the rest on the next ticks).
+  void ExpireOfflineSessions();
+  // Bounds the work of one ExpireOfflineSessions call (each expiry removes the session's
+  // subscriptions from the shared trie), so a mass expiry cannot stall the loop.
+  static constexpr uint32_t kExpiriesPerTick = 1024;
+
   // Publishes the $SYS/broker/... values that changed (retained, QoS 0), from every shard's
   // counters. Called by one shard only, every sys_interval_s.
   void PublishSys(uint64_t now_ms);
@@ -133,6 +151,13 @@ class Router final : public net::PacketSink {
   uint32_t CreateSession(const std::string& client_id, bool clean_session);
   void DestroySession(uint32_t index);
   void Detach(uint32_t index, bool publish_will);
+  // A persistent session's connection ended: it joins the offline list, and beyond
+  // max_offline_sessions broker-wide this shard's longest-offline session is evicted.
+  void GoOffline(uint32_t index);
+  // The session leaves the offline list (reconnected or destroyed), if it is on it.
+  void LeaveOffline(uint32_t index);
+  // Destroys an offline session for expiry or eviction; `why` completes the log line.
+  void EndOfflineSession(uint32_t index, const char* why);
   void MarkSessionDirty(uint32_t index);
 
   // The ACL of the session's connection, compiled again if the auth data was reloaded.
@@ -174,14 +199,18 @@ class Router final : public net::PacketSink {
   ShardServices& services_;
   session::SessionLimits limits_;
   bool queue_full_disconnects_ = false;
-  bool acl_enabled_ = false;  // acl_file configured
-  bool memory_budget_ = false;  // max_memory configured
+  bool acl_enabled_ = false;           // acl_file configured
+  bool memory_budget_ = false;         // max_memory configured
+  uint64_t offline_expiry_ms_ = 0;     // persistent_session_expiry; 0: never
+  uint32_t max_offline_sessions_ = 0;  // broker-wide
 
   std::deque<SessionEntry> sessions_;  // deque: stable addresses while growing
   std::vector<uint32_t> free_sessions_;
   // Keys view the sessions' own client_id strings (stable: sessions_ is a deque and a session's
   // id never changes), so an id is stored once per session, not twice.
   absl::flat_hash_map<std::string_view, uint32_t> by_client_id_;
+  // Persistent sessions without a connection, oldest first.
+  session::OfflineList offline_;
   std::vector<uint32_t> session_of_tag_;  // connection tag -> session index
   std::vector<uint32_t> dirty_sessions_;
   std::vector<net::Connection*> closing_;  // OnClosing, handled first in Flush

@@ -135,10 +135,11 @@ void Shard::Loop() {
     Reap();
     more_mail = router_->DrainMailboxes();
     timers_->Advance(now_ms_, [this](uint32_t slot_index) { OnTimer(slot_index); });
-    if (now_ms_ >= next_collect_ms_) {
+    if (now_ms_ >= next_collect_ms_) {  // once per tick
       next_collect_ms_ = now_ms_ + limits_.tick_ms;
       shared_.epochs.Collect();
       RefreshMemory();
+      router_->ExpireOfflineSessions();
     }
     if (accept_retry_ms_ != 0 && now_ms_ >= accept_retry_ms_ && !stopping_) {
       accept_retry_ms_ = 0;

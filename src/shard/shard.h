@@ -1,10 +1,11 @@
 // A shard: one thread, one io_uring, one SO_REUSEPORT listener, and the connections it accepted.
 //
 // The loop, once per iteration: reap every completion (accepts, receives, sends, closes, the
-// stop doorbell), advance the timer wheel, on shard 0 publish the $SYS topics when they are
-// due (every sys_interval_s), then for each connection touched in this iteration
-// start its next send or its close, hand receive buffers back, and make one
-// submit-and-wait call for everything (waking at least every tick for timers).
+// stop doorbell), advance the timer wheel (and, once per tick, expire offline sessions), on
+// shard 0 publish the $SYS topics when they are due (every sys_interval_s), then for each
+// connection touched in this iteration start its next send or its close, hand receive buffers
+// back, and make one submit-and-wait call for everything (waking at least every tick for
+// timers).
 //
 // Receive memory is the shard's provided-buffer ring; connections hold none while idle.
 // Completions carry (op, generation, slot) in user_data, so a completion that arrives after
@@ -147,7 +148,8 @@ class Shard final : public ShardServices {
   std::vector<uint32_t> dirty_;
   uint32_t open_connections_ = 0;
   uint64_t now_ms_ = 0;
-  uint64_t next_collect_ms_ = 0;  // reclamation of retired trie nodes, once per tick
+  // Once per tick: reclamation of retired trie nodes and expiry of offline sessions.
+  uint64_t next_collect_ms_ = 0;
   uint64_t accept_retry_ms_ = 0;  // after EMFILE/ENFILE: when to re-arm accept (0: none)
   uint64_t next_sys_ms_ = 0;      // next $SYS publication (shard kSysShard only)
   bool accept_armed_ = false;

@@ -35,6 +35,9 @@ struct SharedState {
   // One memory account per shard and the max_memory budget (memory/budget.h). Declared before
   // the structures whose memory is charged to it, so it outlives them.
   memory::Budget memory;
+  // Persistent sessions without a connection over all shards, for the broker-wide
+  // max_offline_sessions (see Router: a shard that takes it past the bound evicts one).
+  std::atomic<uint32_t> offline_sessions{0};
   // Per-source-address counts; null unless a per-address limit is configured.
   std::unique_ptr<connect::AddressTable> addresses;
   sub::EpochDomain epochs;

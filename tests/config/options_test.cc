@@ -10,10 +10,12 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "ringmq/config.h"
 
 namespace ringmq::config {
@@ -93,6 +95,8 @@ max_queued_messages = 99
 max_queued_bytes = 2048
 queue_full_policy = "disconnect"
 max_memory = 536870912
+persistent_session_expiry = "2d"
+max_offline_sessions = 5000
 client_id_prefixes = ["sensor-", "dev-"]
 max_connections_per_address = 10
 max_connect_rate_per_address = 20
@@ -121,6 +125,8 @@ Config EveryKeyConfig() {
   config.max_queued_bytes = 2048;
   config.queue_full_policy = QueueFullPolicy::kDisconnect;
   config.max_memory = 536870912;
+  config.persistent_session_expiry_s = 2 * 86'400;
+  config.max_offline_sessions = 5000;
   config.client_id_prefixes = {"sensor-", "dev-"};
   config.max_connections_per_address = 10;
   config.max_connect_rate_per_address = 20;
@@ -156,6 +162,8 @@ TEST(ConfigTest, DefaultsWithNoArguments) {
   EXPECT_EQ(parsed->config.max_queued_messages, 1000u);
   EXPECT_EQ(parsed->config.max_queued_bytes, uint64_t{16} << 20);
   EXPECT_EQ(parsed->config.queue_full_policy, QueueFullPolicy::kDrop);
+  EXPECT_EQ(parsed->config.persistent_session_expiry_s, 0u);
+  EXPECT_EQ(parsed->config.max_offline_sessions, 1'000'000u);
   EXPECT_TRUE(parsed->config.client_id_prefixes.empty());
   EXPECT_EQ(parsed->config.max_connections_per_address, 0u);
   EXPECT_EQ(parsed->config.max_connect_rate_per_address, 0u);
@@ -251,6 +259,30 @@ std::vector<FlagCase> GoodFlagCases() {
       {"--max-memory", "0", [](const Config& c) { EXPECT_EQ(c.max_memory, 0u); }},
       {"--max-memory", "1125899906842624",
        [](const Config& c) { EXPECT_EQ(c.max_memory, uint64_t{1} << 50); }},
+      {"--persistent-session-expiry", "0",
+       [](const Config& c) { EXPECT_EQ(c.persistent_session_expiry_s, 0u); }},
+      {"--persistent-session-expiry", "5s",
+       [](const Config& c) { EXPECT_EQ(c.persistent_session_expiry_s, 5u); }},
+      {"--persistent-session-expiry", "1h",
+       [](const Config& c) { EXPECT_EQ(c.persistent_session_expiry_s, 3'600u); }},
+      {"--persistent-session-expiry", "36h",
+       [](const Config& c) { EXPECT_EQ(c.persistent_session_expiry_s, 36 * 3'600u); }},
+      {"--persistent-session-expiry", "2d",
+       [](const Config& c) { EXPECT_EQ(c.persistent_session_expiry_s, 2 * 86'400u); }},
+      {"--persistent-session-expiry", "1w",
+       [](const Config& c) { EXPECT_EQ(c.persistent_session_expiry_s, 7 * 86'400u); }},
+      {"--persistent-session-expiry", "1m",  // Mosquitto: a month is 30 days
+       [](const Config& c) { EXPECT_EQ(c.persistent_session_expiry_s, 30 * 86'400u); }},
+      {"--persistent-session-expiry", "1y",  // and a year 365 days
+       [](const Config& c) { EXPECT_EQ(c.persistent_session_expiry_s, 365 * 86'400u); }},
+      {"--persistent-session-expiry", "4294967295s",
+       [](const Config& c) { EXPECT_EQ(c.persistent_session_expiry_s, 4'294'967'295u); }},
+      {"--persistent-session-expiry", "49710d",
+       [](const Config& c) { EXPECT_EQ(c.persistent_session_expiry_s, 49'710 * 86'400u); }},
+      {"--max-offline-sessions", "1",
+       [](const Config& c) { EXPECT_EQ(c.max_offline_sessions, 1u); }},
+      {"--max-offline-sessions", "100000000",
+       [](const Config& c) { EXPECT_EQ(c.max_offline_sessions, 100'000'000u); }},
       {"--client-id-prefixes", "sensor-,dev-",
        [](const Config& c) {
          EXPECT_EQ(c.client_id_prefixes, (std::vector<std::string>{"sensor-", "dev-"}));
@@ -401,12 +433,52 @@ TEST(OptionsFlagsTest, BadValuesGiveExactOneLineErrors) {
        R"(--metrics-bind: expected an IPv4 or IPv6 address, got "localhost")"},
       {{"--sys-interval-s", "86401"},
        R"(--sys-interval-s: expected an integer in 0..86400, got "86401")"},
+      {{"--max-offline-sessions", "0"},
+       R"(--max-offline-sessions: expected an integer in 1..100000000, got "0")"},
+      {{"--max-offline-sessions", "100000001"},
+       R"(--max-offline-sessions: expected an integer in 1..100000000, got "100000001")"},
   };
   for (const BadFlagCase& test : cases) {
     SCOPED_TRACE(test.args[0]);
     const std::string error = ErrorOf(Parse(test.args));
     EXPECT_EQ(error, test.error);
     EXPECT_EQ(error.find('\n'), std::string::npos);
+  }
+}
+
+TEST(OptionsFlagsTest, DurationsOutsideTheSyntaxAreRefused) {
+  // Mosquitto's persistent_client_expiration syntax: a unit is required (a bare number other
+  // than 0 is ambiguous), the count is a positive decimal integer, units are lower case.
+  for (const std::string bad :
+       {"5", "0h", "0s", "h", "5x", "5H", "5min", "-1h", "+1h", " 1h", "1h ", "1.5h", "1e3s",
+        "", "4294967296s", "49711d", "99999999999999999999999h", "never"}) {
+    SCOPED_TRACE(bad);
+    EXPECT_EQ(ErrorOf(Parse({"--persistent-session-expiry", bad})),
+              absl::StrCat("--persistent-session-expiry: expected 0 (never) or a positive integer "
+                           "followed by s, h, d, w, m (30 days) or y (365 days), at most "
+                           "4294967295 s, got \"",
+                           bad, "\""));
+  }
+}
+
+TEST(OptionsTomlTest, DurationIsATomlStringShownInItsLargestExactUnit) {
+  Config config;
+  EXPECT_EQ(ErrorOf(ApplyToml("persistent_session_expiry = 3600\n", "d.toml", config)),
+            "d.toml:1: persistent_session_expiry: expected 0 (never) or a positive integer "
+            "followed by s, h, d, w, m (30 days) or y (365 days), at most 4294967295 s");
+  for (const auto& [seconds, shown] : std::vector<std::pair<uint32_t, std::string>>{
+           {0, "0"},
+           {90, "90s"},
+           {7'200, "2h"},
+           {86'400, "1d"},
+           {14 * 86'400, "2w"},
+           {60 * 86'400, "2m"},
+           {730 * 86'400, "2y"},
+           {8 * 86'400, "8d"}}) {
+    config.persistent_session_expiry_s = seconds;
+    const std::string text = EffectiveToml(config);
+    EXPECT_NE(text.find("\npersistent_session_expiry = \"" + shown + "\"\n"), std::string::npos)
+        << text;
   }
 }
 

@@ -47,6 +47,8 @@ ROUTING_COUNTERS = (
     "publish_dropped_no_subscribers",
     "sessions_created",
     "session_takeovers",
+    "sessions_expired",
+    "sessions_evicted",
     "connections_handed_off",
     "wills_published",
     "publish_duplicates",
@@ -72,6 +74,8 @@ REQUIRED_COUNTERS = CONNECT_COUNTERS + ROUTING_COUNTERS
 # a test that causes one names it, so anywhere else a non-zero value is caught.
 ROUTING_OUTCOME_COUNTERS = (
     "session_takeovers",
+    "sessions_expired",
+    "sessions_evicted",
     "wills_published",
     "publish_duplicates",
     "dropped_queue_full",

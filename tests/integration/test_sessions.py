@@ -333,3 +333,109 @@ class Takeover(BrokerTestCase):
                 second.disconnect()
         self.assert_counters(b.stop(), connect_accepted=3, session_takeovers=1,
                              publish_dropped_no_subscribers=1)
+
+
+class OfflineSessions(BrokerTestCase):
+    """Persistent sessions without a connection are bounded in time (persistent_session_expiry,
+    Mosquitto's persistent_client_expiration) and in number (max_offline_sessions)."""
+
+    def session_present(self, port, client_id):
+        """Connects with clean session 0 and returns the CONNACK's session-present flag. The
+        connection stays open until the test ends."""
+        sock = m.open_socket(port)
+        self.addCleanup(sock.close)
+        sock.sendall(m.connect(client_id, clean=False))
+        got = m.read_packet(sock)
+        if got.raw not in (m.connack(0, True), m.connack(0, False)):
+            raise AssertionError(f"{client_id!r}: expected CONNACK 0x00, got {got.raw!r}")
+        return got.raw == m.connack(0, True)
+
+    def test_offline_session_expires_with_its_queue_and_subscriptions(self):
+        from test_metrics import scrape, total
+        b = self.start_broker("--persistent-session-expiry", "2s", metrics=True)
+        for cid in ("exp-gone", "exp-back"):
+            with m.Client(b.port, cid, clean=False) as c:
+                c.subscribe([("exp/t", 1)])
+                c.disconnect()
+        with m.Client(b.port, "exp-pub") as pub:
+            pub.publish("exp/t", b"queued", qos=1)  # queued for both offline sessions
+            # Back well within the expiry: the session, its queue and subscription are kept.
+            back = m.Client(b.port, "exp-back", clean=False, session_present=True)
+            self.addCleanup(back.close)
+            self.assertEqual(back.receive(1)[0].key(), ("exp/t", b"queued", 1, False, False))
+            line = b.wait_for_log(r"session of client exp-gone expired", timeout=10.0)
+            self.assertIsNotNone(line, "the offline session did not expire within 10 s")
+            samples = scrape(b.metrics_url())
+            self.assertEqual(total(samples, "ringmq_sessions", state="offline"), 0)
+            self.assertEqual(total(samples, "ringmq_queued_messages"), 0)
+            self.assertEqual(total(samples, "ringmq_subscriptions"), 1)  # exp-back's
+            self.assertEqual(total(samples, "ringmq_sessions_expired_total"), 1)
+            # The expired session is gone: a new one, without the old queue ...
+            with m.Client(b.port, "exp-gone", clean=False, session_present=False) as gone:
+                m.expect_quiet([gone], QUIET)
+                # ... and without the old subscription; exp-back still has its own.
+                pub.publish("exp/t", b"after", qos=1)
+                self.assertEqual(back.receive(1)[0].key(), ("exp/t", b"after", 1, False, False))
+                m.expect_quiet([gone, back], QUIET)
+                gone.disconnect()
+            back.disconnect()
+            pub.disconnect()
+        self.assert_counters(b.stop(), connect_accepted=5, sessions_created=4,
+                             sessions_expired=1, subscriptions_added=2)
+
+    def test_expiry_0_keeps_offline_sessions(self):
+        b = self.start_broker("--persistent-session-expiry", "0")
+        with m.Client(b.port, "forever", clean=False) as c:
+            c.subscribe([("forever/t", 1)])
+            c.disconnect()
+        time.sleep(1.5)
+        with m.Client(b.port, "forever", clean=False, session_present=True) as c:
+            c.disconnect()
+        self.assert_counters(b.stop(), connect_accepted=2, sessions_created=1)
+
+    def test_max_offline_sessions_evicts_the_longest_offline(self):
+        # One shard, so "the oldest of the shard" is the oldest of the broker.
+        b = self.start_broker("--max-offline-sessions", "2", threads=1, log_level="info")
+        ids = ["evict-1", "evict-2", "evict-3"]
+        for cid in ids:
+            with m.Client(b.port, cid, clean=False) as c:
+                c.subscribe([("evict/t", 1)])
+                c.disconnect()
+            # The broker ends the session's connection after the client sees EOF: let it
+            # happen before the next one, so that the detach order is the order here.
+            time.sleep(0.2)
+        line = b.wait_for_log(r"INFO .*session of client evict-1 evicted", timeout=5.0)
+        self.assertIsNotNone(line, "the oldest offline session was not evicted (or not logged "
+                             "at info)")
+        with m.Client(b.port, "evict-pub") as pub:
+            pub.publish("evict/t", b"kept", qos=1)
+            pub.disconnect()
+        subs = [m.Client(b.port, cid, clean=False, session_present=True) for cid in ids[1:]]
+        self.addCleanup(close_all, subs)
+        got = m.receive_all(subs, [1, 1], timeout=5.0)
+        for cid, msgs in zip(ids[1:], got):
+            self.assertEqual([x.key() for x in msgs], [("evict/t", b"kept", 1, False, False)],
+                             cid)
+        late = m.Client(b.port, "evict-1", clean=False, session_present=False)
+        self.addCleanup(late.close)
+        m.expect_quiet([late] + subs, QUIET)
+        # Still connected at stop: a stopping broker evicts nothing, so the count is exact.
+        self.assert_counters(b.stop(), connect_accepted=7, sessions_created=5,
+                             sessions_evicted=1)
+
+    def test_max_offline_sessions_is_broker_wide(self):
+        # Four shards: sessions live on the shard their client id hashes to, yet no more than
+        # max_offline_sessions stay offline in all.
+        b = self.start_broker("--max-offline-sessions", "3", threads=4)
+        ids = [f"wide-{i}" for i in range(10)]
+        for cid in ids:
+            with m.Client(b.port, cid, clean=False) as c:
+                c.disconnect()
+            time.sleep(0.05)
+        time.sleep(0.3)  # the last close is handled after the client saw EOF
+        # The checks stay connected: an evicted id comes back as a new session, which going
+        # offline again would evict another.
+        kept = [cid for cid in ids if self.session_present(b.port, cid)]
+        self.assertEqual(len(kept), 3, f"sessions resumed: {kept}")
+        self.assert_counters(b.stop(), connect_accepted=20, sessions_created=17,
+                             sessions_evicted=7)

@@ -30,6 +30,7 @@ SysSample ExampleSample() {
   sample.total.publish_dropped_sys_topic = 32;
   sample.total.publish_dropped_no_subscribers = 1000;  // not a "dropped" in the $SYS sense
   sample.total.gauges.sessions_offline = 4;
+  sample.total.sessions_expired = 3;
   sample.total.gauges.subscriptions = 6;
   sample.total.gauges.inflight_messages = 2;
   sample.total.gauges.queued_messages = 9;
@@ -48,6 +49,7 @@ TEST(SysTopicsTest, ValuesFollowMosquittoNames) {
   EXPECT_EQ(values.at("$SYS/broker/clients/disconnected"), "4");
   EXPECT_EQ(values.at("$SYS/broker/clients/total"), "9");
   EXPECT_EQ(values.at("$SYS/broker/clients/maximum"), "7");
+  EXPECT_EQ(values.at("$SYS/broker/clients/expired"), "3");
   EXPECT_EQ(values.at("$SYS/broker/messages/received"), "6");
   EXPECT_EQ(values.at("$SYS/broker/messages/sent"), "15");
   EXPECT_EQ(values.at("$SYS/broker/messages/inflight"), "2");
