@@ -127,10 +127,15 @@ net::PacketSink::ConnectAction Router::OnConnect(net::Connection& connection,
   entry.connection = &connection;
   if (acl_enabled_) {
     // The ACL belongs to this connection (its user name), compiled at the first check. A resumed
-    // session's subscriptions were classified under another connection's rules.
+    // session's subscriptions were classified for its last connection's user name (and the
+    // current rules: a reload classifies offline sessions too), so only another name needs a
+    // new classification.
+    std::optional<std::string> user_name;
+    if (connect.user_name) user_name.emplace(*connect.user_name);
+    const bool same_user = entry.acl != nullptr && entry.acl->user_name == user_name;
     entry.acl = std::make_unique<ConnectionAcl>();
-    if (connect.user_name) entry.acl->user_name.emplace(*connect.user_name);
-    if (session_present) ClassifySubscriptions(index);
+    entry.acl->user_name = std::move(user_name);
+    if (session_present && !same_user) ClassifySubscriptions(index);
   }
   if (connection.tag() >= session_of_tag_.size())
     session_of_tag_.resize(connection.tag() + 1, kNone);
