@@ -30,8 +30,8 @@
 // is a plain subscription; partly readable is granted with acl_check set on its trie handle
 // (subscribe_filtered), and each message delivered through it alone is checked with CanRead on
 // the subscriber's home shard, retained ones included (deliver_denied when refused). The
-// subscriptions of a session are classified again when it is resumed by a CONNECT and, on every
-// shard, in the first Flush after a reload. Without an ACL file the only cost is one branch per
+// subscriptions of a session are classified again when a CONNECT with another user name resumes
+// it and, on every shard, in the first Flush after a reload. Without an ACL file the only cost is one branch per
 // PUBLISH / SUBSCRIBE and one flag test per delivery.
 //
 // Thread safety: one Router per shard, used only on that shard's thread. The trie and the
