@@ -16,7 +16,9 @@
 # Extra arguments go to unittest, e.g. `-v` or `Test.test_keepalive` to run one test.
 #
 # Environment: RINGMQ_PAHO_BUILD_DIR builds and runs that meson build dir instead of build/
-# (configured -Dbuildtype=release if new); RINGMQ_THREADS overrides the shard count (2).
+# (configured -Dbuildtype=release if new); RINGMQ_THREADS overrides the shard count (2);
+# RINGMQ_PAHO_ACL_FILE=FILE starts the broker with --acl-file FILE (test_subscribe_failure needs
+# one that refuses test/nosubscribe, see docs/interop.md).
 #
 # client_test.py calls unittest.main() after reading its own --hostname/--port options, and
 # unittest.main() parses sys.argv again and refuses them. A few lines of Python below therefore
@@ -27,6 +29,13 @@ repo=$(pwd)
 
 PY=/usr/bin/python3 # never the PATH python3 (a pyenv one)
 threads=${RINGMQ_THREADS:-2}
+acl_flags=()
+acl_note=""
+if [[ -n "${RINGMQ_PAHO_ACL_FILE:-}" ]]; then
+  [[ -f "$RINGMQ_PAHO_ACL_FILE" ]] || { echo "paho-interop: no ACL file '$RINGMQ_PAHO_ACL_FILE'" >&2; exit 2; }
+  acl_flags=(--acl-file "$RINGMQ_PAHO_ACL_FILE")
+  acl_note=", ACL file $RINGMQ_PAHO_ACL_FILE"
+fi
 
 if [[ $# -lt 1 || "$1" == -h || "$1" == --help ]]; then
   sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
@@ -87,7 +96,8 @@ port=
 for attempt in 1 2 3 4 5; do
   port=$(free_port)
   log=$work/broker.log
-  "$ringmq" --bind 127.0.0.1 --port "$port" --threads "$threads" --log-level debug 2>"$log" &
+  "$ringmq" --bind 127.0.0.1 --port "$port" --threads "$threads" --log-level debug \
+    "${acl_flags[@]}" 2>"$log" &
   broker_pid=$!
   for _ in $(seq 100); do
     grep -q 'ready: accepting connections' "$log" 2>/dev/null && break
@@ -142,5 +152,5 @@ passed=$((total - failed))
 note=""
 [[ $status -eq 124 ]] && note="; timed out after 600 s"
 echo "paho-interop: $passed passed, $failed failed${failed_names:+ ($failed_names)} of $total;" \
-  "paho.mqtt.testing $paho_commit, ringmq $threads shards on port $port, $broker_tail${note} (exit $status)"
+  "paho.mqtt.testing $paho_commit, ringmq $threads shards on port $port$acl_note, $broker_tail${note} (exit $status)"
 exit "$status"

@@ -241,26 +241,31 @@ ClientAcl ClientAcl::Compile(const AclFile& file, std::optional<std::string_view
   return acl;
 }
 
-bool ClientAcl::CanPublish(std::string_view topic) const {
+bool ClientAcl::Allows(std::string_view topic, Access access) const {
   if (deny_all_) return false;
   for (const std::string& deny : denies_) {
     if (TopicMatches(deny, topic)) return false;
   }
   for (const AclRule& grant : grants_) {
-    if ((grant.access & kWrite) != 0 && TopicMatches(grant.topic, topic)) return true;
+    if ((grant.access & access) != 0 && TopicMatches(grant.topic, topic)) return true;
   }
   return false;
 }
 
-bool ClientAcl::CanSubscribe(std::string_view filter) const {
-  if (deny_all_) return false;
+ReadScope ClientAcl::ClassifySubscription(std::string_view filter) const {
+  if (deny_all_) return ReadScope::kNone;
+  bool deny_overlaps = false;
   for (const std::string& deny : denies_) {
-    if (FiltersIntersect(deny, filter)) return false;
+    if (FilterCovers(deny, filter)) return ReadScope::kNone;  // every topic of it is denied
+    deny_overlaps = deny_overlaps || FiltersIntersect(deny, filter);
   }
+  bool grant_overlaps = false;
   for (const AclRule& grant : grants_) {
-    if ((grant.access & kRead) != 0 && FilterCovers(grant.topic, filter)) return true;
+    if ((grant.access & kRead) == 0) continue;
+    if (!deny_overlaps && FilterCovers(grant.topic, filter)) return ReadScope::kAll;
+    grant_overlaps = grant_overlaps || FiltersIntersect(grant.topic, filter);
   }
-  return false;
+  return grant_overlaps ? ReadScope::kSome : ReadScope::kNone;
 }
 
 }  // namespace ringmq::auth

@@ -21,11 +21,20 @@
 //   filter than intended (client "x/y" under `devices/%c/#` would reach into client "x"'s
 //   tree), so when a pattern needs such a value the client is denied everything.
 //
-// Publish: allowed when a write grant matches the topic and no deny rule matches it.
-// Subscribe: a filter is allowed when ONE read grant covers every topic the filter can match
-// and no deny rule matches any topic the filter can match (the filter is decided once, at
-// SUBSCRIBE; Mosquitto instead accepts every filter and checks each delivered message).
-// Coverage by a union of several grants is not considered (conservative: denies more).
+// Publish and read: allowed when a grant with that access matches the topic and no deny rule
+// matches it (CanPublish, CanRead).
+// Subscribe: a filter is classified by which of the topics it can match the client may read
+// (ClassifySubscription; the router does it at SUBSCRIBE and again when the rules change):
+//   kAll   one read grant covers the filter and no deny rule can match any of its topics:
+//          granted, and its deliveries need no check;
+//   kNone  a deny rule covers the filter, or no read grant can match any of its topics:
+//          refused (SUBACK 0x80), since nothing could ever be delivered through it;
+//   kSome  anything else: granted, and each delivered message is checked with CanRead.
+// kAll and kNone are sound (every topic readable, none readable). kSome is also the answer when
+// only several rules together decide (grants `a` and `a/+` cover `a/#`; grant `a/b` with deny
+// `+/b` leaves nothing of `a/+` readable): that costs a per-message check, never a wrong delivery.
+// Mosquitto 2.0 instead grants every filter and checks read access on each delivered message
+// (docs/auth.md).
 //
 // Thread safety: AclFile is immutable once parsed and may be read from any thread. A ClientAcl
 // is a plain value owned by one shard.
@@ -44,6 +53,9 @@
 namespace ringmq::auth {
 
 enum Access : uint8_t { kDeny = 0, kRead = 1, kWrite = 2, kReadWrite = 3 };
+
+// Which of the topics a filter can match a client may read (see ClientAcl above).
+enum class ReadScope : uint8_t { kNone, kSome, kAll };
 
 struct AclRule {
   std::string topic;
@@ -78,12 +90,14 @@ class ClientAcl {
   static ClientAcl Compile(const AclFile& file, std::optional<std::string_view> user,
                            std::string_view client_id);
 
-  bool CanPublish(std::string_view topic) const;
-  bool CanSubscribe(std::string_view filter) const;
+  bool CanPublish(std::string_view topic) const { return Allows(topic, kWrite); }
+  bool CanRead(std::string_view topic) const { return Allows(topic, kRead); }
+  ReadScope ClassifySubscription(std::string_view filter) const;
   size_t rule_count() const { return denies_.size() + grants_.size(); }
 
  private:
   void Add(std::string topic, Access access);
+  bool Allows(std::string_view topic, Access access) const;
 
   bool deny_all_ = true;
   std::vector<std::string> denies_;

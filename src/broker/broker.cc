@@ -214,10 +214,13 @@ absl::Status Broker::Reload() {
     return data.status();
   }
   ++auth_version_;
-  RINGMQ_LOG_INFO("reloaded auth: %s", (*data)->Summary().c_str());
-  // Shards pick the new data up at their next CONNECT / PUBLISH / SUBSCRIBE; the old one is
-  // freed once every shard has passed a quiescent point.
+  const std::string summary = (*data)->Summary();
+  // Shards pick the new data up at their next CONNECT / PUBLISH / SUBSCRIBE, and classify their
+  // subscriptions again in their next loop iteration; the old data is freed once every shard
+  // has passed a quiescent point. Logged after the swap, so a client that sees the line and
+  // then gets an answer from a shard knows that shard uses the new rules.
   running_->shared.auth.Replace(std::move(*data), &running_->shared.epochs);
+  RINGMQ_LOG_INFO("reloaded auth: %s", summary.c_str());
   return absl::OkStatus();
 }
 

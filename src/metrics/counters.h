@@ -66,6 +66,8 @@ namespace ringmq::metrics {
   X(bytes_delivered)               /* PUBLISH/PUBREL bytes encoded for subscribers */        \
   X(publish_denied)                /* PUBLISH the ACL does not allow: acked, dropped */       \
   X(subscribe_denied)              /* SUBSCRIBE filters the ACL does not allow: SUBACK 0x80 */ \
+  X(subscribe_filtered)            /* filters granted partly readable: checked per message */  \
+  X(deliver_denied)                /* deliveries dropped: subscriber may not read the topic */ \
   X(auth_cache_hits)               /* CONNECT credentials found verified in the shard cache */ \
   X(auth_verifications)            /* password hashes computed (PBKDF2 / SHA-512) */           \
   X(recv_enobufs) /* multishot recv ran out of provided buffers */                      \

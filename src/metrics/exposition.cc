@@ -59,6 +59,10 @@ constexpr Family kFamilies[] = {
     {"ringmq_subscriptions_removed_total", Type::kCounter, "Subscriptions removed (UNSUBSCRIBE)."},
     {"ringmq_subscribe_denied_total", Type::kCounter,
      "SUBSCRIBE filters the ACL refused (SUBACK 0x80)."},
+    {"ringmq_subscribe_filtered_total", Type::kCounter,
+     "SUBSCRIBE filters granted that the ACL allows only in part: each message is checked."},
+    {"ringmq_deliveries_denied_total", Type::kCounter,
+     "Deliveries not made: the subscriber's ACL does not allow reading the topic."},
     {"ringmq_retained_messages", Type::kGauge, "Retained messages stored, $SYS included."},
     // Messages.
     {"ringmq_messages_received_total", Type::kCounter, "PUBLISH packets received, by QoS."},
@@ -329,6 +333,8 @@ Series SeriesOf(CounterId id) {
     case C::bytes_delivered: return Plain("ringmq_delivered_bytes_total");
     case C::publish_denied: return Labelled(kDropped, "reason", "acl_denied");
     case C::subscribe_denied: return Plain("ringmq_subscribe_denied_total");
+    case C::subscribe_filtered: return Plain("ringmq_subscribe_filtered_total");
+    case C::deliver_denied: return Plain("ringmq_deliveries_denied_total");
     case C::auth_cache_hits: return Plain("ringmq_auth_cache_hits_total");
     case C::auth_verifications: return Plain("ringmq_auth_verifications_total");
     case C::recv_enobufs: return Plain("ringmq_receive_buffer_exhausted_total");

@@ -16,6 +16,9 @@ namespace ringmq::shard {
 namespace {
 
 enum SlotKind : uint32_t { kMessage = 1, kHandle = 2, kHandoff = 3 };
+// The low byte of a kHandle value: QoS in bits 0-1, sub::Subscriber::acl_check in bit 7.
+constexpr uint64_t kHandleQosMask = 0x03;
+constexpr uint64_t kHandleAclCheck = 0x80;
 
 // Records drained per source mailbox per loop iteration: bounds the time one iteration spends
 // on deliveries so sends, receives and timers keep their turn.
@@ -132,9 +135,16 @@ net::PacketSink::ConnectAction Router::OnConnect(net::Connection& connection,
   }
   entry.connection = &connection;
   if (acl_enabled_) {
-    // The ACL belongs to this connection (its user name), compiled at the first check.
+    // The ACL belongs to this connection (its user name), compiled at the first check. A resumed
+    // session's subscriptions were classified for its last connection's user name (and the
+    // current rules: a reload classifies offline sessions too), so only another name needs a
+    // new classification.
+    std::optional<std::string> user_name;
+    if (connect.user_name) user_name.emplace(*connect.user_name);
+    const bool same_user = entry.acl != nullptr && entry.acl->user_name == user_name;
     entry.acl = std::make_unique<ConnectionAcl>();
-    if (connect.user_name) entry.acl->user_name.emplace(*connect.user_name);
+    entry.acl->user_name = std::move(user_name);
+    if (session_present && !same_user) ClassifySubscriptions(index);
   }
   if (connection.tag() >= session_of_tag_.size())
     session_of_tag_.resize(connection.tag() + 1, kNone);
@@ -181,6 +191,7 @@ void Router::DestroySession(uint32_t index) {
   }
   by_client_id_.erase(std::string_view(entry.session->client_id()));  // before the key's storage
   entry.session.reset();
+  entry.acl.reset();
   ++entry.generation;  // handles still in mailboxes or the trie's readers become stale
   free_sessions_.push_back(index);
 }
@@ -189,7 +200,12 @@ void Router::Detach(uint32_t index, bool publish_will) {
   SessionEntry& entry = sessions_[index];
   session::Session& session = *entry.session;
   entry.connection = nullptr;
-  entry.acl.reset();  // the rules were the connection's (its user name)
+  if (entry.acl != nullptr) {
+    // The user name stays: deliveries to the offline session through acl_check subscriptions
+    // are checked against it (as Mosquitto does). The compiled rules go until the next check.
+    entry.acl->rules = auth::ClientAcl();
+    entry.acl->version = 0;
+  }
   counters_.gauges.sessions_online.Add(-1);
   counters_.gauges.sessions_offline.Add(1);
   if (publish_will) PublishWill(session);
@@ -345,6 +361,31 @@ const auth::ClientAcl& Router::AclOf(SessionEntry& entry) {
   return acl.rules;
 }
 
+void Router::ClassifySubscriptions(uint32_t index) {
+  SessionEntry& entry = sessions_[index];
+  const auth::ClientAcl& acl = AclOf(entry);
+  for (const session::Subscription& subscription : entry.session->subscriptions()) {
+    const bool acl_check = acl.ClassifySubscription(subscription.filter) != auth::ReadScope::kAll;
+    // Replaces the handle's flag in place (an unchanged one is left alone, without a copy).
+    shared_.trie.Subscribe(subscription.filter,
+                           sub::Subscriber{static_cast<uint16_t>(shard_), index, entry.generation,
+                                           subscription.qos, acl_check});
+  }
+}
+
+void Router::ApplyAclReload() {
+  const uint64_t version = shared_.auth.Load()->version;
+  if (version == acl_version_) return;
+  acl_version_ = version;
+  // O(subscriptions of this shard x rules), once per reload.
+  for (uint32_t index = 0; index < sessions_.size(); ++index) {
+    SessionEntry& entry = sessions_[index];
+    if (entry.session && entry.acl != nullptr && !entry.session->subscriptions().empty()) {
+      ClassifySubscriptions(index);
+    }
+  }
+}
+
 void Router::OnPublish(net::Connection& connection, const mqtt::Publish& publish) {
   uint32_t index = kNone;
   session::Session& session = *SessionOf(connection, &index);
@@ -437,13 +478,18 @@ void Router::OnSubscribe(net::Connection& connection, uint32_t index,
   std::vector<uint8_t> codes;
   codes.reserve(subscribe.topics.size());
   for (const mqtt::TopicRequest request : subscribe.topics) {
-    if (acl_enabled_ && !AclOf(entry).CanSubscribe(request.filter)) {
+    const auth::ReadScope scope =
+        acl_enabled_ ? AclOf(entry).ClassifySubscription(request.filter) : auth::ReadScope::kAll;
+    if (scope == auth::ReadScope::kNone) {
       counters_.subscribe_denied.Add();
       codes.push_back(0x80);  // MQTT-3.9.3: failure, for this filter only
       continue;
     }
+    const bool acl_check = scope == auth::ReadScope::kSome;  // partly readable: per message
+    if (acl_check) counters_.subscribe_filtered.Add();
     const auto granted = static_cast<uint8_t>(request.qos);  // every QoS is supported
-    const sub::Subscriber handle{static_cast<uint16_t>(shard_), index, entry.generation, granted};
+    const sub::Subscriber handle{static_cast<uint16_t>(shard_), index, entry.generation, granted,
+                                 acl_check};
     shared_.trie.Subscribe(request.filter, handle);
     auto& subscriptions = session.subscriptions();
     auto existing = std::find_if(subscriptions.begin(), subscriptions.end(),
@@ -457,7 +503,8 @@ void Router::OnSubscribe(net::Connection& connection, uint32_t index,
     codes.push_back(granted);
     // MQTT-3.3.1-6: matching retained messages are sent, with RETAIN set (MQTT-3.3.1-8).
     shared_.retained.ForEachMatch(request.filter, [&](message::Message* retained) {
-      DeliverLocal(index, entry.generation, MinQos(granted, retained->qos()), retained, true);
+      DeliverLocal(index, entry.generation, MinQos(granted, retained->qos()), retained, true,
+                   acl_check);
     });
   }
   // The SUBACK goes before the retained messages: they are encoded later, in Flush.
@@ -497,16 +544,21 @@ void Router::Route(const message::MessageRef& message, bool from_client) {
     }
     for (const sub::Subscriber& subscriber : group.subscribers) {
       DeliverLocal(subscriber.session, subscriber.generation,
-                   MinQos(subscriber.qos, message->qos()), message.get(), false);
+                   MinQos(subscriber.qos, message->qos()), message.get(), false,
+                   subscriber.acl_check);
     }
   }
 }
 
 void Router::DeliverLocal(uint32_t index, uint32_t generation, uint8_t qos,
-                          message::Message* message, bool retain) {
+                          message::Message* message, bool retain, bool acl_check) {
   if (index >= sessions_.size()) return;
   SessionEntry& entry = sessions_[index];
   if (entry.generation != generation || !entry.session) return;  // session ended meanwhile
+  if (acl_check && (entry.acl == nullptr || !AclOf(entry).CanRead(message->topic()))) {
+    counters_.deliver_denied.Add();
+    return;
+  }
   if (memory_budget_ && ShedForMemory(index, entry, qos)) return;
   switch (entry.session->Enqueue(message::MessageRef::Share(message), qos, retain)) {
     case session::EnqueueResult::kQueued:
@@ -557,8 +609,9 @@ void Router::SendRemote(uint32_t destination, message::Message* message,
     for (size_t i = start; i < start + count; ++i) {
       const sub::Subscriber& subscriber = subscribers[i];
       const uint8_t qos = MinQos(subscriber.qos, message->qos());
-      record_.push_back(
-          Slot{kHandle, subscriber.session, (uint64_t{subscriber.generation} << 8) | qos});
+      const uint64_t acl_check = subscriber.acl_check ? kHandleAclCheck : 0;
+      record_.push_back(Slot{kHandle, subscriber.session,
+                             (uint64_t{subscriber.generation} << 8) | acl_check | qos});
     }
     message->AddRef();  // owned by the record until the destination drains it
     Push(destination, record_);
@@ -620,12 +673,14 @@ void Router::OnRecord(std::span<const Slot> record) {
   auto* message = reinterpret_cast<message::Message*>(record[0].value);
   for (const Slot& handle : record.subspan(1)) {
     DeliverLocal(handle.aux, static_cast<uint32_t>(handle.value >> 8),
-                 static_cast<uint8_t>(handle.value & 0xff), message, false);
+                 static_cast<uint8_t>(handle.value & kHandleQosMask), message, false,
+                 (handle.value & kHandleAclCheck) != 0);
   }
   message->Release();  // the record's reference
 }
 
 void Router::Flush() {
+  if (acl_enabled_) ApplyAclReload();
   for (uint32_t index : slow_consumers_) {
     SessionEntry& entry = sessions_[index];
     if (!entry.session || entry.connection == nullptr ||

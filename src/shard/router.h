@@ -17,7 +17,7 @@
 //
 // Mailbox records (16-byte slots):
 //   kMessage  aux = handle count, value = Message* (the record owns one reference)
-//   kHandle   aux = session index, value = generation << 8 | QoS
+//   kHandle   aux = session index, value = generation << 8 | acl_check << 7 | QoS
 //   kHandoff  value = Handoff* (the receiver owns and deletes it)
 // A full mailbox is not waited on: records wait in a per-destination overflow queue (bounded,
 // drops counted as mailbox_overflow) and are retried, in order, every iteration.
@@ -32,12 +32,17 @@
 // victim is the oldest of that shard rather than of the broker. Both are counted
 // (sessions_expired, sessions_evicted) and logged like connection events.
 //
-// Authorization (acl_file configured, docs/auth.md): each session entry holds its connection's
-// ClientAcl, compiled at CONNECT with %c and %u substituted and compiled again, lazily at the
-// next PUBLISH or SUBSCRIBE, after a reload changed the shared auth data. A PUBLISH not allowed
-// is acknowledged as usual and dropped (publish_denied); a filter not allowed gets SUBACK 0x80
-// (subscribe_denied). Subscriptions made before a reload are kept. Without an ACL file the
-// only cost is one branch per PUBLISH / SUBSCRIBE.
+// Authorization (acl_file configured, docs/auth.md): each session entry holds the ClientAcl of
+// its (last) connection, compiled at the first check with %c and %u substituted and compiled
+// again, lazily, after a reload changed the shared auth data. A PUBLISH not allowed is
+// acknowledged as usual and dropped (publish_denied). A filter is classified at SUBSCRIBE
+// (auth::ReadScope): nothing readable gets SUBACK 0x80 (subscribe_denied); everything readable
+// is a plain subscription; partly readable is granted with acl_check set on its trie handle
+// (subscribe_filtered), and each message delivered through it alone is checked with CanRead on
+// the subscriber's home shard, retained ones included (deliver_denied when refused). The
+// subscriptions of a session are classified again when a CONNECT with another user name resumes
+// it and, on every shard, in the first Flush after a reload. Without an ACL file the only cost
+// is one branch per PUBLISH / SUBSCRIBE and one flag test per delivery.
 //
 // Thread safety: one Router per shard, used only on that shard's thread. The trie and the
 // retained store are shared and internally synchronized; mailboxes are SPSC per shard pair.
@@ -130,7 +135,7 @@ class Router final : public net::PacketSink {
 
  private:
   static constexpr uint32_t kNone = UINT32_MAX;
-  // The bound connection's ACL and what it was compiled from.
+  // The ACL of the session's bound (or last) connection and what it was compiled from.
   struct ConnectionAcl {
     auth::ClientAcl rules;
     uint64_t version = 0;  // auth::AuthData::version; 0: not compiled
@@ -141,8 +146,8 @@ class Router final : public net::PacketSink {
     uint32_t generation = 0;
     net::Connection* connection = nullptr;  // bound connection on this shard, if online
     bool dirty = false;
-    // acl_file only: the bound connection's rules. Behind a pointer so that brokers without
-    // an ACL (and their idle connections) do not pay for it.
+    // acl_file only: the rules of the bound (or, offline, the last) connection. Behind a
+    // pointer so that brokers without an ACL (and their idle connections) do not pay for it.
     std::unique_ptr<ConnectionAcl> acl;
   };
   struct HandoffRecord;
@@ -162,6 +167,11 @@ class Router final : public net::PacketSink {
 
   // The ACL of the session's connection, compiled again if the auth data was reloaded.
   const auth::ClientAcl& AclOf(SessionEntry& entry);
+  // Sets acl_check on each of the session's subscriptions from its current ACL (kNone too:
+  // such a subscription stays, and delivers nothing, as under Mosquitto).
+  void ClassifySubscriptions(uint32_t index);
+  // After a reload: ClassifySubscriptions for every session of this shard, once per version.
+  void ApplyAclReload();
   void OnPublish(net::Connection& connection, const mqtt::Publish& publish);
   void OnSubscribe(net::Connection& connection, uint32_t index, const mqtt::Subscribe& subscribe);
   void OnUnsubscribe(net::Connection& connection, uint32_t index,
@@ -180,8 +190,9 @@ class Router final : public net::PacketSink {
   };
   static Levels LevelsOf(session::Session& session);
   void AccountLevels(const Levels& before, session::Session& session);
+  // acl_check: deliver only if the session may read the message's topic (sub::Subscriber).
   void DeliverLocal(uint32_t index, uint32_t generation, uint8_t qos, message::Message* message,
-                    bool retain);
+                    bool retain, bool acl_check);
   // max_memory: true if a delivery at `qos` to this session is shed (counted) because the
   // budget is under pressure and the session has a backlog.
   bool ShedForMemory(uint32_t index, SessionEntry& entry, uint8_t qos);
@@ -203,6 +214,7 @@ class Router final : public net::PacketSink {
   bool memory_budget_ = false;         // max_memory configured
   uint64_t offline_expiry_ms_ = 0;     // persistent_session_expiry; 0: never
   uint32_t max_offline_sessions_ = 0;  // broker-wide
+  uint64_t acl_version_ = 0;           // auth data the subscriptions were classified under
 
   std::deque<SessionEntry> sessions_;  // deque: stable addresses while growing
   std::vector<uint32_t> free_sessions_;

@@ -280,9 +280,9 @@ void SubscriptionTrie::EraseChild(Node* parent, Node* child) {
   parent->children.Erase(child, hasher_, epoch_);
 }
 
-// Adds, replaces (QoS) or removes `subscriber` in the list of `node`, copy-on-write: readers keep
-// the version they loaded until their next quiescent point. A flat list is copied whole; a chunked
-// list copies the one chunk that changes and the chunk pointers.
+// Adds, replaces (QoS, acl_check) or removes `subscriber` in the list of `node`, copy-on-write:
+// readers keep the version they loaded until their next quiescent point. A flat list is copied
+// whole; a chunked list copies the one chunk that changes and the chunk pointers.
 SubscriptionTrie::ListChange SubscriptionTrie::UpdateSubscribers(Node* node, Subscriber subscriber,
                                                                  bool remove) {
   const SubscriberArray* list = node->subscribers.load(std::memory_order_relaxed);
@@ -294,7 +294,9 @@ SubscriptionTrie::ListChange SubscriptionTrie::UpdateSubscribers(Node* node, Sub
   }
   const auto position = std::lower_bound(segment.begin(), segment.end(), subscriber, SessionLess);
   const bool exists = position != segment.end() && SameSession(*position, subscriber);
-  if (remove ? !exists : exists && position->qos == subscriber.qos) {
+  if (remove ? !exists
+             : exists && position->qos == subscriber.qos &&
+                   position->acl_check == subscriber.acl_check) {
     return ListChange::kNone;
   }
   std::vector<Subscriber> items(segment.begin(), position);
@@ -395,8 +397,8 @@ bool SubscriptionTrie::Subscribe(std::string_view filter, Subscriber subscriber)
   MutexLock lock(&mutex_);
   Node* node = FindFilterNode(filter, /*create=*/true);
 
-  // kReplaced: the QoS of an existing subscription was replaced (MQTT-3.8.4-3); kNone: the
-  // same subscription with the same QoS was already there.
+  // kReplaced: the QoS or acl_check of an existing subscription was replaced (MQTT-3.8.4-3);
+  // kNone: the same subscription with the same QoS and acl_check was already there.
   if (UpdateSubscribers(node, subscriber, /*remove=*/false) != ListChange::kAdded) {
     return false;
   }
@@ -550,7 +552,8 @@ void SubscriptionTrie::MergeRuns(MatchResult& result) {
   }
 }
 
-// Merges overlapping subscriptions (one entry per session, highest QoS) and groups by shard.
+// Merges overlapping subscriptions (one entry per session, highest QoS, acl_check only if all
+// have it) and groups by shard.
 void SubscriptionTrie::Finish(MatchResult& result) {
   std::vector<Subscriber>& subscribers = result.subscribers_;
   // One array is already sorted and unique; several need a merge and then one entry per session.
@@ -559,7 +562,9 @@ void SubscriptionTrie::Finish(MatchResult& result) {
     size_t kept = 0;
     for (size_t i = 0; i < subscribers.size(); ++i) {
       if (kept > 0 && SameSession(subscribers[kept - 1], subscribers[i])) {
-        subscribers[kept - 1].qos = std::max(subscribers[kept - 1].qos, subscribers[i].qos);
+        Subscriber& merged = subscribers[kept - 1];
+        merged.qos = std::max(merged.qos, subscribers[i].qos);
+        merged.acl_check = merged.acl_check && subscribers[i].acl_check;  // see trie.h
       } else {
         subscribers[kept++] = subscribers[i];
       }

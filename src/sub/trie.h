@@ -57,7 +57,9 @@
 // - A session whose subscriptions overlap (several filters match one topic) appears ONCE in the
 //   result, with the highest QoS granted among those subscriptions. MQTT-3.3.5-1 allows either
 //   one delivery per matching subscription or one delivery at the maximum QoS; one delivery
-//   saves work per message and is what clients expect.
+//   saves work per message and is what clients expect. Its acl_check is set only if it is set
+//   on EVERY matching subscription: one subscription without it means the topic is readable
+//   (its filter was found readable as a whole), so the check would pass anyway.
 #ifndef RINGMQ_SUB_TRIE_H_
 #define RINGMQ_SUB_TRIE_H_
 
@@ -79,19 +81,22 @@
 namespace ringmq::sub {
 
 // A session on its home shard. Identity is (shard, session, generation); qos is the QoS granted
-// to this subscription.
+// to this subscription; acl_check: the subscriber's ACL allows reading only some of the topics
+// the filter can match, so each delivery through it checks the topic (auth::ReadScope::kSome).
 struct Subscriber {
   uint16_t shard;
   uint32_t session;
   uint32_t generation;
   uint8_t qos;
+  bool acl_check = false;
 };
+static_assert(sizeof(Subscriber) == 16, "the flag lives in the padding after qos");
 
 inline bool SameSession(const Subscriber& a, const Subscriber& b) {
   return a.shard == b.shard && a.session == b.session && a.generation == b.generation;
 }
 
-// Orders by identity; qos does not take part.
+// Orders by identity; qos and acl_check do not take part.
 inline bool SessionLess(const Subscriber& a, const Subscriber& b) {
   if (a.shard != b.shard) {
     return a.shard < b.shard;
@@ -121,8 +126,8 @@ class MatchResult {
   MatchResult(const MatchResult&) = delete;
   MatchResult& operator=(const MatchResult&) = delete;
 
-  // Each matching session once, with its highest granted QoS, sorted by (shard, session,
-  // generation).
+  // Each matching session once, with its highest granted QoS (and acl_check only if every
+  // matching subscription has it), sorted by (shard, session, generation).
   std::span<const Subscriber> subscribers() const { return subscribers_; }
   // The same subscribers grouped by shard, in increasing shard order. The spans point into this
   // object and stay valid until the next Match into it.
@@ -169,9 +174,10 @@ class SubscriptionTrie {
   SubscriptionTrie(const SubscriptionTrie&) = delete;
   SubscriptionTrie& operator=(const SubscriptionTrie&) = delete;
 
-  // Adds the subscription of `subscriber` (identity and QoS) to `filter`, a filter the caller has
-  // validated (mqtt::ValidateTopicFilter). An existing subscription of the same session to the
-  // identical filter has its QoS replaced (MQTT-3.8.4-3). Returns true if the subscription is new.
+  // Adds the subscription of `subscriber` (identity, QoS and acl_check) to `filter`, a filter the
+  // caller has validated (mqtt::ValidateTopicFilter). An existing subscription of the same
+  // session to the identical filter has its QoS and acl_check replaced (MQTT-3.8.4-3). Returns
+  // true if the subscription is new.
   bool Subscribe(std::string_view filter, Subscriber subscriber) ABSL_LOCKS_EXCLUDED(mutex_);
 
   // Removes the subscription of the session `identity` (qos ignored) to exactly `filter`.

@@ -127,13 +127,22 @@ TEST(AclFileTest, EveryBadLineIsAnErrorWithFileAndLine) {
   ExpectError("allow all\n", "1", "unknown keyword 'allow'");
 }
 
+// Subscribe decisions are three-way (auth::ReadScope, docs/auth.md): every topic of the filter
+// readable (granted, no per-message check), none (SUBACK 0x80), some (granted, each message
+// checked with CanRead).
+using enum ReadScope;
+
 TEST(ClientAclTest, AnonymousClientsGetTheRulesBeforeAnyUserLine) {
   const ClientAcl acl = ClientAcl::Compile(Parsed(), std::nullopt, "anon-1");
-  EXPECT_TRUE(acl.CanSubscribe("public/news"));
-  EXPECT_TRUE(acl.CanSubscribe("public/+/x"));
-  EXPECT_FALSE(acl.CanSubscribe("public/#"));  // would receive public/secret
+  EXPECT_EQ(acl.ClassifySubscription("public/news"), kAll);
+  EXPECT_EQ(acl.ClassifySubscription("public/+/x"), kAll);
+  EXPECT_EQ(acl.ClassifySubscription("public/#"), kSome);  // all but public/secret
+  EXPECT_EQ(acl.ClassifySubscription("public/secret"), kNone);
+  EXPECT_TRUE(acl.CanRead("public/news"));
+  EXPECT_FALSE(acl.CanRead("public/secret"));
   EXPECT_FALSE(acl.CanPublish("public/news"));  // read only
-  EXPECT_FALSE(acl.CanSubscribe("alice/x"));
+  EXPECT_EQ(acl.ClassifySubscription("alice/x"), kNone);
+  EXPECT_EQ(acl.ClassifySubscription("#"), kSome);
   // Patterns with %c apply to anonymous clients too; those with %u do not.
   EXPECT_TRUE(acl.CanPublish("devices/anon-1/out"));
   EXPECT_FALSE(acl.CanPublish("users//x"));
@@ -142,17 +151,19 @@ TEST(ClientAclTest, AnonymousClientsGetTheRulesBeforeAnyUserLine) {
 TEST(ClientAclTest, UserSectionAndPatternsWithSubstitution) {
   const ClientAcl acl = ClientAcl::Compile(Parsed(), "alice", "phone");
   EXPECT_TRUE(acl.CanPublish("alice/notes"));
-  EXPECT_TRUE(acl.CanSubscribe("alice/notes/+"));
-  EXPECT_FALSE(acl.CanSubscribe("alice/+"));  // would receive alice/private (denied)
-  EXPECT_TRUE(acl.CanSubscribe("shared/+"));
+  EXPECT_EQ(acl.ClassifySubscription("alice/notes/+"), kAll);
+  EXPECT_EQ(acl.ClassifySubscription("alice/+"), kSome);  // alice/private is denied
+  EXPECT_EQ(acl.ClassifySubscription("shared/+"), kAll);
   EXPECT_TRUE(acl.CanPublish("upload/with space"));
-  EXPECT_FALSE(acl.CanSubscribe("upload/with space"));  // write only
+  EXPECT_EQ(acl.ClassifySubscription("upload/with space"), kNone);  // write only
+  EXPECT_FALSE(acl.CanRead("upload/with space"));
   EXPECT_TRUE(acl.CanPublish("shared/x"));
   EXPECT_FALSE(acl.CanPublish("public/news"));  // anonymous rules are not alice's
   EXPECT_TRUE(acl.CanPublish("devices/phone/out"));
   EXPECT_FALSE(acl.CanPublish("devices/phone/in/x"));  // read only pattern
-  EXPECT_TRUE(acl.CanSubscribe("devices/phone/in/#"));
-  EXPECT_FALSE(acl.CanSubscribe("devices/other/in/#"));  // %c is this client only
+  EXPECT_EQ(acl.ClassifySubscription("devices/phone/in/#"), kAll);
+  EXPECT_EQ(acl.ClassifySubscription("devices/other/in/#"), kNone);  // %c is this client only
+  EXPECT_EQ(acl.ClassifySubscription("devices/+/in/x"), kSome);
   EXPECT_TRUE(acl.CanPublish("users/alice/x"));
   EXPECT_FALSE(acl.CanPublish("users/bob/x"));
 }
@@ -161,30 +172,67 @@ TEST(ClientAclTest, DenyWinsOverEveryGrant) {
   const ClientAcl acl = ClientAcl::Compile(Parsed(), "alice", "phone");
   EXPECT_FALSE(acl.CanPublish("alice/private/diary"));
   EXPECT_FALSE(acl.CanPublish("alice/private"));  // '#' includes the parent
-  EXPECT_FALSE(acl.CanSubscribe("alice/#"));       // overlaps the denied subtree
-  EXPECT_FALSE(acl.CanSubscribe("alice/+/diary"));
-  EXPECT_TRUE(acl.CanSubscribe("alice/public/#"));
+  EXPECT_FALSE(acl.CanRead("alice/private/diary"));
+  EXPECT_EQ(acl.ClassifySubscription("alice/#"), kSome);  // overlaps the denied subtree
+  EXPECT_EQ(acl.ClassifySubscription("alice/+/diary"), kSome);
+  EXPECT_EQ(acl.ClassifySubscription("alice/public/#"), kAll);
+  EXPECT_EQ(acl.ClassifySubscription("alice/private/+"), kNone);  // inside the denied subtree
+  EXPECT_EQ(acl.ClassifySubscription("alice/private"), kNone);
   // A deny from a pattern applies to grants of the user's section too.
   const ClientAcl patterned = ClientAcl::Compile(
       Parsed("user u\ntopic #\npattern deny %c/#\n"), "u", "me");
   EXPECT_TRUE(patterned.CanPublish("other/x"));
   EXPECT_FALSE(patterned.CanPublish("me/x"));
+  EXPECT_FALSE(patterned.CanRead("me/x"));
+  EXPECT_EQ(patterned.ClassifySubscription("me/#"), kNone);
+  EXPECT_EQ(patterned.ClassifySubscription("+/x"), kSome);
+}
+
+// The Eclipse Paho 3.1.1 suite's ACL (docs/interop.md): test_subscribe_failure needs 0x80 for
+// test/nosubscribe while the other tests subscribe to #, +/+ and /# and must be granted.
+TEST(ClientAclTest, PahoSuiteAclRefusesOnlyTheFullyDeniedFilter) {
+  const ClientAcl acl = ClientAcl::Compile(
+      Parsed("topic readwrite #\ntopic deny test/nosubscribe\n"), std::nullopt, "myclientid");
+  EXPECT_EQ(acl.ClassifySubscription("test/nosubscribe"), kNone);
+  EXPECT_EQ(acl.ClassifySubscription("#"), kSome);
+  EXPECT_EQ(acl.ClassifySubscription("+/+"), kSome);
+  EXPECT_EQ(acl.ClassifySubscription("test/#"), kSome);
+  EXPECT_EQ(acl.ClassifySubscription("/#"), kAll);  // its first level is empty, not "test"
+  EXPECT_EQ(acl.ClassifySubscription("TopicA/#"), kAll);
+  EXPECT_TRUE(acl.CanRead("test/other"));
+  EXPECT_FALSE(acl.CanRead("test/nosubscribe"));
+}
+
+TEST(ClientAclTest, RulesThatOnlyDecideTogetherAreCheckedPerMessage) {
+  // Two grants cover a/# only together: not kAll (one grant must cover), not kNone either.
+  const ClientAcl union_of_grants =
+      ClientAcl::Compile(Parsed("topic read a\ntopic read a/+\n"), std::nullopt, "c");
+  EXPECT_EQ(union_of_grants.ClassifySubscription("a/#"), kSome);
+  EXPECT_TRUE(union_of_grants.CanRead("a"));
+  EXPECT_FALSE(union_of_grants.CanRead("a/b/c"));
+  // The deny leaves nothing of a/+ readable, but no single rule says so: every message of it
+  // is dropped by the check.
+  const ClientAcl deny_eats_grant =
+      ClientAcl::Compile(Parsed("topic read a/b\ntopic deny +/b\n"), std::nullopt, "c");
+  EXPECT_EQ(deny_eats_grant.ClassifySubscription("a/+"), kSome);
+  EXPECT_FALSE(deny_eats_grant.CanRead("a/b"));
 }
 
 TEST(ClientAclTest, UserWithoutSectionGetsPatternsOnly) {
   const ClientAcl acl = ClientAcl::Compile(Parsed(), "carol", "c1");
-  EXPECT_FALSE(acl.CanSubscribe("public/news"));
+  EXPECT_EQ(acl.ClassifySubscription("public/news"), kNone);
   EXPECT_TRUE(acl.CanPublish("users/carol/x"));
   EXPECT_TRUE(acl.CanPublish("devices/c1/out"));
 }
 
 TEST(ClientAclTest, SysTopicsNeedAnExplicitDollarGrant) {
   const ClientAcl bob = ClientAcl::Compile(Parsed(), "bob smith", "b");
-  EXPECT_TRUE(bob.CanSubscribe("$SYS/#"));
-  EXPECT_TRUE(bob.CanSubscribe("$SYS/broker/uptime"));
+  EXPECT_EQ(bob.ClassifySubscription("$SYS/#"), kAll);
+  EXPECT_EQ(bob.ClassifySubscription("$SYS/broker/uptime"), kAll);
   const ClientAcl all = ClientAcl::Compile(Parsed("topic #\n"), std::nullopt, "x");
-  EXPECT_TRUE(all.CanSubscribe("#"));
-  EXPECT_FALSE(all.CanSubscribe("$SYS/#"));
+  EXPECT_EQ(all.ClassifySubscription("#"), kAll);
+  EXPECT_EQ(all.ClassifySubscription("$SYS/#"), kNone);
+  EXPECT_FALSE(all.CanRead("$SYS/broker/uptime"));
   EXPECT_FALSE(all.CanPublish("$SYS/broker/fake"));
 }
 
@@ -192,7 +240,8 @@ TEST(ClientAclTest, WildcardOrSlashInSubstitutedValueDeniesEverything) {
   for (const char* id : {"a+", "a#", "x/y"}) {
     const ClientAcl acl = ClientAcl::Compile(Parsed(), "alice", id);
     EXPECT_FALSE(acl.CanPublish("alice/notes")) << id;
-    EXPECT_FALSE(acl.CanSubscribe("alice/+")) << id;
+    EXPECT_FALSE(acl.CanRead("alice/notes")) << id;
+    EXPECT_EQ(acl.ClassifySubscription("alice/+"), kNone) << id;
   }
   // Without patterns using the value, such an id is harmless.
   const ClientAcl plain = ClientAcl::Compile(Parsed("topic a/#\n"), std::nullopt, "x/y");
@@ -202,8 +251,11 @@ TEST(ClientAclTest, WildcardOrSlashInSubstitutedValueDeniesEverything) {
 TEST(ClientAclTest, EmptyFileAllowsNothing) {
   const ClientAcl acl = ClientAcl::Compile(Parsed(""), "alice", "c");
   EXPECT_FALSE(acl.CanPublish("a"));
-  EXPECT_FALSE(acl.CanSubscribe("a"));
+  EXPECT_FALSE(acl.CanRead("a"));
+  EXPECT_EQ(acl.ClassifySubscription("a"), kNone);
+  EXPECT_EQ(acl.ClassifySubscription("#"), kNone);
   EXPECT_FALSE(ClientAcl().CanPublish("a"));
+  EXPECT_EQ(ClientAcl().ClassifySubscription("#"), kNone);
 }
 
 }  // namespace

@@ -4,7 +4,9 @@
 //   0: a password file (ParsePasswordFile): must not crash; an accepted file has at most one
 //      user per line, and every accepted hash formats back to text that parses to the same hash.
 //   1: an ACL file (ParseAclFile): must not crash; an accepted file compiles for a user and a
-//      client id and answers CanPublish / CanSubscribe for each of its own rule topics.
+//      client id, and the subscribe classification of each of its rule topics (as a filter) is
+//      sound against CanRead for every topic name made from its rule topics (wildcard levels
+//      made literal) that the filter matches: kAll means CanRead, kNone means !CanRead.
 //   2: three NUL-separated strings G, F, T checked against each other when G and F are valid
 //      filters and T a valid topic name: FilterCovers and FiltersIntersect must agree with
 //      TopicMatches (coverage implies matching, intersection of a filter with a plain topic is
@@ -13,7 +15,9 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "auth/acl.h"
 #include "auth/password_file.h"
@@ -58,19 +62,49 @@ void PasswordFile(std::string_view text) {
   }
 }
 
+// Topic names made from a rule's filter: each wildcard level made literal ("x"), and for a
+// trailing '#' also the parent alone (MQTT-4.7.1-2). Only valid names are kept.
+void AddTopicsOf(std::string_view filter, std::vector<std::string>& topics) {
+  std::string literal;
+  std::string parent;
+  size_t start = 0;
+  while (start <= filter.size()) {
+    size_t end = filter.find('/', start);
+    if (end == std::string_view::npos) end = filter.size();
+    const std::string_view level = filter.substr(start, end - start);
+    if (level == "#") parent = literal.empty() ? std::string() : literal.substr(0, literal.size() - 1);
+    literal.append(level == "+" || level == "#" ? std::string_view("x") : level);
+    if (end < filter.size()) literal.push_back('/');
+    start = end + 1;
+  }
+  for (const std::string& topic : {literal, parent}) {
+    if (mqtt::ValidateTopicName(topic) == mqtt::Violation::kNone) topics.push_back(topic);
+  }
+}
+
 void AclText(std::string_view text) {
   absl::StatusOr<AclFile> file = ParseAclFile(text, "fuzz");
   if (!file.ok()) return;
+  std::vector<std::string_view> filters;
+  for (const AclRule& rule : file->anonymous()) filters.push_back(rule.topic);
+  for (const AclRule& rule : file->patterns()) filters.push_back(rule.topic);
+  constexpr size_t kMaxFilters = 32;  // the checks are quadratic in the rules
+  if (filters.size() > kMaxFilters) filters.resize(kMaxFilters);
+  std::vector<std::string> topics;
+  for (std::string_view filter : filters) AddTopicsOf(filter, topics);
   for (std::optional<std::string_view> user : {std::optional<std::string_view>(),
                                                 std::optional<std::string_view>("u")}) {
     const ClientAcl acl = ClientAcl::Compile(*file, user, "c");
-    for (const AclRule& rule : file->patterns()) {
-      (void)acl.CanSubscribe(rule.topic);
-      if (mqtt::ValidateTopicName(rule.topic) == mqtt::Violation::kNone) {
-        (void)acl.CanPublish(rule.topic);
+    for (std::string_view filter : filters) {
+      const ReadScope scope = acl.ClassifySubscription(filter);
+      for (const std::string& topic : topics) {
+        if (!TopicMatches(filter, topic)) continue;
+        const bool readable = acl.CanRead(topic);
+        if (scope == ReadScope::kAll) FUZZ_CHECK(readable);
+        if (scope == ReadScope::kNone) FUZZ_CHECK(!readable);
+        (void)acl.CanPublish(topic);
       }
     }
-    for (const AclRule& rule : file->anonymous()) (void)acl.CanSubscribe(rule.topic);
   }
 }
 

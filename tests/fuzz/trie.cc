@@ -5,8 +5,9 @@
 // created, shared and pruned all the time, and subscriber lists (often with tiny chunks) are
 // chunked, split, merged and flattened. Every operation is replayed on a brute-force matcher
 // (tests/sub/brute_force_matcher.h); any difference in return values, subscription counts or
-// match results aborts. At the end everything is unsubscribed and the trie must be back to its
-// root alone (pruning leaves no node behind).
+// match results (the QoS and acl_check merge of overlapping subscriptions included) aborts. At
+// the end everything is unsubscribed and the trie must be back to its root alone (pruning leaves
+// no node behind).
 #include "sub/trie.h"
 
 #include <fuzzer/FuzzedDataProvider.h>
@@ -79,7 +80,8 @@ std::string Filter(FuzzedDataProvider& data) {
 
 Subscriber AnySubscriber(FuzzedDataProvider& data) {
   return {data.ConsumeIntegralInRange<uint16_t>(0, 2), data.ConsumeIntegralInRange<uint32_t>(0, 3),
-          data.ConsumeIntegralInRange<uint32_t>(0, 1), data.ConsumeIntegralInRange<uint8_t>(0, 2)};
+          data.ConsumeIntegralInRange<uint32_t>(0, 1), data.ConsumeIntegralInRange<uint8_t>(0, 2),
+          data.ConsumeBool()};
 }
 
 void CheckMatch(const SubscriptionTrie& trie, const reference::BruteForceMatcher& brute_force,

@@ -68,6 +68,8 @@ ROUTING_COUNTERS = (
     "sys_messages_published",
     "publish_denied",
     "subscribe_denied",
+    "subscribe_filtered",
+    "deliver_denied",
 )
 REQUIRED_COUNTERS = CONNECT_COUNTERS + ROUTING_COUNTERS
 # Routing outcomes that mean a message was dropped, published for a lost client or taken over:
@@ -86,6 +88,8 @@ ROUTING_OUTCOME_COUNTERS = (
     "publish_dropped_sys_topic",
     "publish_denied",
     "subscribe_denied",
+    "subscribe_filtered",
+    "deliver_denied",
 )
 # The outcome counters that assert_counters() requires to be 0 unless a test names them.
 OUTCOME_COUNTERS = CONNECT_COUNTERS[1:] + ROUTING_OUTCOME_COUNTERS

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <map>
+#include <ostream>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -20,14 +21,25 @@
 
 namespace ringmq::sub::reference {
 
-// (shard, session, generation, qos): comparable, and printable by gtest.
-using Entry = std::tuple<uint16_t, uint32_t, uint32_t, uint8_t>;
+// One session of a match result: comparable, and printable by gtest.
+struct Entry {
+  uint16_t shard;
+  uint32_t session;
+  uint32_t generation;
+  uint8_t qos;
+  bool acl_check = false;
+  auto operator<=>(const Entry&) const = default;
+  friend std::ostream& operator<<(std::ostream& out, const Entry& e) {
+    return out << "{" << e.shard << ", " << e.session << ", " << e.generation << ", "
+               << int{e.qos} << (e.acl_check ? ", acl_check}" : "}");
+  }
+};
 using Entries = std::vector<Entry>;
 
 inline Entries ToEntries(const MatchResult& result) {
   Entries entries;
   for (const Subscriber& s : result.subscribers()) {
-    entries.emplace_back(s.shard, s.session, s.generation, s.qos);
+    entries.push_back({s.shard, s.session, s.generation, s.qos, s.acl_check});
   }
   return entries;
 }
@@ -71,26 +83,27 @@ class BruteForceMatcher {
  public:
   // Same contract as SubscriptionTrie::Subscribe / Unsubscribe.
   bool Subscribe(const std::string& filter, Subscriber s) {
-    auto [it, inserted] = subscriptions_.try_emplace({filter, IdentityOf(s)}, s.qos);
-    it->second = s.qos;
+    auto [it, inserted] = subscriptions_.try_emplace({filter, IdentityOf(s)}, s);
+    it->second = s;
     return inserted;
   }
   bool Unsubscribe(const std::string& filter, Subscriber s) {
     return subscriptions_.erase({filter, IdentityOf(s)}) > 0;
   }
-  // Each matching session once with its highest QoS, sorted by identity.
+  // Each matching session once with its highest QoS, and acl_check only if every matching
+  // subscription of it has it; sorted by identity.
   Entries Match(std::string_view topic) const {
-    std::map<Identity, uint8_t> best;
-    for (const auto& [key, qos] : subscriptions_) {
+    std::map<Identity, Subscriber> best;
+    for (const auto& [key, s] : subscriptions_) {
       if (FilterMatches(key.first, topic)) {
-        auto [it, inserted] = best.try_emplace(key.second, qos);
-        it->second = std::max(it->second, qos);
+        auto [it, inserted] = best.try_emplace(key.second, s);
+        it->second.qos = std::max(it->second.qos, s.qos);
+        it->second.acl_check = it->second.acl_check && s.acl_check;
       }
     }
     Entries entries;
-    for (const auto& [identity, qos] : best) {
-      entries.emplace_back(std::get<0>(identity), std::get<1>(identity), std::get<2>(identity),
-                           qos);
+    for (const auto& [identity, s] : best) {
+      entries.push_back({s.shard, s.session, s.generation, s.qos, s.acl_check});
     }
     return entries;
   }
@@ -98,9 +111,8 @@ class BruteForceMatcher {
   // Every (filter, subscriber) held, for tearing down.
   std::vector<std::pair<std::string, Subscriber>> All() const {
     std::vector<std::pair<std::string, Subscriber>> all;
-    for (const auto& [key, qos] : subscriptions_) {
-      all.emplace_back(key.first, Subscriber{std::get<0>(key.second), std::get<1>(key.second),
-                                             std::get<2>(key.second), qos});
+    for (const auto& [key, s] : subscriptions_) {
+      all.emplace_back(key.first, s);
     }
     return all;
   }
@@ -109,7 +121,7 @@ class BruteForceMatcher {
   using Identity = std::tuple<uint16_t, uint32_t, uint32_t>;
   static Identity IdentityOf(Subscriber s) { return {s.shard, s.session, s.generation}; }
 
-  std::map<std::pair<std::string, Identity>, uint8_t> subscriptions_;
+  std::map<std::pair<std::string, Identity>, Subscriber> subscriptions_;
 };
 
 }  // namespace ringmq::sub::reference

@@ -180,6 +180,29 @@ TEST_F(TrieTest, OverlappingSubscriptionsDeliverOnceAtHighestQos_MQTT_3_3_5_1) {
   EXPECT_EQ(Match("a/b"), (Entries{{0, 1, 0, 0}, {0, 2, 0, 2}, {0, 3, 0, 0}}));
 }
 
+// The handle's acl_check (auth::ReadScope::kSome) survives the merge only if every matching
+// subscription of the session has it: one subscription whose whole filter is readable means the
+// topic is readable, so the per-message ACL check is skipped.
+TEST_F(TrieTest, OverlappingSubscriptionsNeedTheAclCheckOnlyIfAllOfThemDo) {
+  Subscriber filtered = Sub(1, 2);
+  filtered.acl_check = true;
+  trie_.Subscribe("#", filtered);          // partly readable: checked per message
+  trie_.Subscribe("a/b", Sub(1, 0));       // wholly readable, lower QoS
+  Subscriber other = Sub(2, 1);
+  other.acl_check = true;
+  trie_.Subscribe("a/+", other);
+  trie_.Subscribe("+/b", other);
+  EXPECT_EQ(Match("a/b"), (Entries{{0, 1, 0, 2, false}, {0, 2, 0, 1, true}}));
+  EXPECT_EQ(Match("a/c"), (Entries{{0, 1, 0, 2, true}, {0, 2, 0, 1, true}}));
+  // Re-subscribing replaces the flag with the QoS (MQTT-3.8.4-3), without a new subscription.
+  EXPECT_FALSE(trie_.Subscribe("#", Sub(1, 2)));
+  EXPECT_EQ(Match("a/c"), (Entries{{0, 1, 0, 2, false}, {0, 2, 0, 1, true}}));
+  EXPECT_EQ(trie_.subscription_count(), 4u);
+  trie_.Unsubscribe("a/b", Sub(1));
+  trie_.Subscribe("#", filtered);
+  EXPECT_EQ(Match("a/b"), (Entries{{0, 1, 0, 2, true}, {0, 2, 0, 1, true}}));
+}
+
 // Seven matching filters (an odd number of sorted runs to merge), overlapping sessions on
 // several shards.
 TEST_F(TrieTest, ManyOverlappingFiltersMergeToOneEntryPerSession) {
@@ -189,8 +212,9 @@ TEST_F(TrieTest, ManyOverlappingFiltersMergeToOneEntryPerSession) {
   for (uint32_t session = 0; session < 60; ++session) {
     for (size_t f = 0; f < filters.size(); ++f) {
       if ((session + f) % 3 != 0) {
-        const Subscriber s = Sub(session % 13, static_cast<uint8_t>((session + f) % 3),
-                                 static_cast<uint16_t>(session % 5), session % 2);
+        Subscriber s = Sub(session % 13, static_cast<uint8_t>((session + f) % 3),
+                           static_cast<uint16_t>(session % 5), session % 2);
+        s.acl_check = (session + f) % 4 != 0;
         EXPECT_EQ(trie_.Subscribe(filters[f], s), brute_force.Subscribe(filters[f], s));
       }
     }
