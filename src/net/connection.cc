@@ -249,8 +249,9 @@ void Connection::HandlePacket(const mqtt::Packet& packet, ConnectionContext& con
 
 void Connection::Queue(const mqtt::Packet& packet, ConnectionContext& context) {
   const size_t size = mqtt::EncodedSize(packet);
-  const size_t pending = queued_.size() + (current_.size() - current_sent_);
-  if (pending + size > context.max_output_bytes) {
+  // Only reply bytes count here: deliveries have their own budget (see ConnectionContext), so
+  // a large message waiting for a slow reader never makes a PINGRESP or PUBACK overflow.
+  if (pending_reply_bytes() + size > context.ReplyBytesMax()) {
     // The peer keeps sending requests but does not read the answers.
     context.counters->output_overflow.Add();
     StartClosing(event_ms_);
@@ -260,6 +261,8 @@ void Connection::Queue(const mqtt::Packet& packet, ConnectionContext& context) {
   queued_.resize(old_size + size);
   const size_t written = mqtt::Encode(packet, std::span<uint8_t>(queued_).subspan(old_size));
   RINGMQ_ASSERT(written == size);
+  queued_reply_bytes_ += size;
+  RINGMQ_ASSERT(queued_reply_bytes_ <= queued_.size());
 }
 
 void Connection::CloseForViolation(mqtt::Violation violation, ConnectionContext& context) {
@@ -346,6 +349,7 @@ std::span<const uint8_t> Connection::NextSend() {
       sending_.swap(queued_);
       queued_.clear();
       current_ = sending_;
+      sending_reply_bytes_ = std::exchange(queued_reply_bytes_, 0);
     } else {
       return {};
     }
@@ -364,6 +368,7 @@ void Connection::OnSent(size_t bytes) {
     current_ = {};
     current_sent_ = 0;
     sending_.clear();
+    sending_reply_bytes_ = 0;
     // A burst may have grown both buffers up to max_output_bytes; once nothing is queued,
     // large ones are released. Small ones are kept: a subscriber whose every send completes
     // before the next message must not reallocate its buffer per message.

@@ -580,8 +580,9 @@ void Router::Flush() {
     entry.dirty = false;
     if (!entry.session || entry.connection == nullptr) continue;
     net::Connection& connection = *entry.connection;
-    // Deliveries may fill half of the connection's output cap (see ConnectionContext).
-    const size_t budget = context_.max_output_bytes / 2;
+    // Deliveries have their own share of the output cap (see ConnectionContext): replies are
+    // bounded separately, so what is written here never leaves a reply without room.
+    const size_t budget = context_.DeliveryBytesBudget();
     const size_t pending = connection.pending_output_bytes();
     if (pending >= budget) continue;  // OnConnectionWritable marks it again
     std::vector<uint8_t>& out = connection.output_buffer();

@@ -222,3 +222,53 @@ class QueuedBytes(BrokerTestCase):
         self.assert_counters(counters, connect_accepted=3, dropped_bytes_cap=None,
                              mailbox_overflow=None)
         self.assert_counters_at_least(counters, dropped_bytes_cap=1)
+
+
+class SlowReaderOfLargeMessages(BrokerTestCase):
+    """Issue 11: a subscriber with a small receive window reading 200 KiB messages (well under
+    the 1 MiB packet limit) was closed with output_overflow, and its will published, by its own
+    PINGREQ: the message waiting for it was counted against the cap on replies."""
+
+    PAYLOAD = 200 << 10
+    # More than the kernel's socket buffers take (tcp_wmem allows the broker's send buffer to
+    # grow to 4 MiB), so that deliveries are still waiting in the broker when the PINGREQ comes.
+    MESSAGES = 48
+
+    def test_pingreq_behind_200_kib_deliveries_gets_pingresp_not_a_close_MQTT_3_12_4_1(self):
+        b = self.start_broker()
+        stalled = m.Client(b.port, "large-stalled", rcvbuf=4096, keepalive=60,
+                           will_topic="large/will", will_message=b"gone")
+        watcher = m.Client(b.port, "large-watcher")
+        pub = m.Client(b.port, "large-pub")
+        with stalled, watcher, pub:
+            stalled.subscribe([("large/data", 0)])
+            watcher.subscribe([("large/will", 0)])
+            for seq in range(self.MESSAGES):
+                pub.send(m.publish("large/data", bytes([seq]) * self.PAYLOAD))
+            pub.publish("large/sync", b"", qos=1, timeout=20.0)  # all routed
+            time.sleep(1.0)  # the broker has written what the kernel takes; the rest waits
+            stalled.send(m.PINGREQ)
+            # Now read: the PINGRESP comes after the messages already waiting, the rest after
+            # it, all in order, and no close.
+            got = []
+            deadline = time.monotonic() + 30.0
+            while True:
+                pkt = stalled.read_packet(timeout=max(0.0, deadline - time.monotonic()),
+                                          what=f"PINGRESP after {len(got)} messages")
+                if pkt.raw == m.PINGRESP:
+                    break
+                x = m.Publish(pkt)
+                got.append((x.payload[0], len(x.payload)))
+            before_pingresp = len(got)
+            got += [(x.payload[0], len(x.payload))
+                    for x in stalled.receive(self.MESSAGES - len(got), timeout=30.0)]
+            self.assertEqual(got, [(seq, self.PAYLOAD) for seq in range(self.MESSAGES)])
+            self.assertLess(before_pingresp, self.MESSAGES, "no delivery was waiting in the "
+                            "broker when the PINGREQ came: the test did not exercise the cap")
+            stalled.ping()
+            watcher.expect_no_publish(QUIET)
+            for c in (stalled, watcher, pub):
+                c.disconnect()
+        counters = b.stop()
+        self.assert_counters(counters, connect_accepted=3, output_overflow=0,
+                             publish_dropped_no_subscribers=1)

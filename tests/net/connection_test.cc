@@ -764,14 +764,14 @@ TEST_F(ConnectionTest, OneSendInFlightRepliesWaitForOnSent) {
 }
 
 TEST_F(ConnectionTest, OutputCapClosesPeerThatDoesNotRead) {
-  shard_.context.max_output_bytes = 8;
+  shard_.context.max_output_bytes = 8;  // replies' share: 4 bytes
   Receive(Encode(Mqtt311Connect()));
   ASSERT_EQ(ToBytes(connection_.NextSend()), kConnackAccepted);  // 4 bytes in flight
-  Receive(Cat({kPingreq, kPingreq}));                            // 4 + 2 + 2: at the cap
+  Receive(Cat({kPingreq, kPingreq}));                            // 2 + 2: at the replies' cap
   EXPECT_EQ(connection_.state(), State::kOpen);
   EXPECT_EQ(shard_.counters.output_overflow.Load(), 0u);
 
-  Receive(Cat({kPingreq, kPingreq}));  // 10 > 8
+  Receive(Cat({kPingreq, kPingreq}));  // 6 > 4
   EXPECT_EQ(connection_.state(), State::kClosing);
   EXPECT_EQ(shard_.counters.output_overflow.Load(), 1u);
   // What fitted is still delivered before the close.
@@ -779,6 +779,54 @@ TEST_F(ConnectionTest, OutputCapClosesPeerThatDoesNotRead) {
   connection_.OnSent(kConnackAccepted.size());
   EXPECT_EQ(Drain(), Cat({kPingresp, kPingresp}));
   EXPECT_TRUE(connection_.ReadyToClose());
+}
+
+// Issue 11: a slow reader of large messages was closed (output_overflow, will published) by
+// its own PINGREQ or PUBACK, because a delivery above the delivery budget was counted against
+// the reply cap. Replies have their own share: a delivery of any size never makes one overflow.
+TEST_F(ConnectionTest, LargeDeliveryWaitingDoesNotMakeReplyOverflow_MQTT_3_12_4_1) {
+  Accept();
+  ASSERT_EQ(shard_.context.max_output_bytes, 128u * 1024);
+  // A 200 KiB PUBLISH (well under max_packet_size) written by the router into an empty buffer,
+  // as Session::WriteOutput does for a message larger than the delivery budget.
+  std::vector<uint8_t>& out = connection_.output_buffer();
+  out.assign(200 * 1024, 0x30);
+  const std::span<const uint8_t> sending = connection_.NextSend();
+  ASSERT_EQ(sending.size(), 200u * 1024);
+  connection_.OnSent(1000);  // the peer's small receive window took a little
+  // The next message, larger than the budget too, waits behind the send in flight.
+  connection_.output_buffer().assign(150 * 1024, 0x30);
+  ASSERT_GT(connection_.pending_output_bytes(), shard_.context.max_output_bytes);
+
+  Receive(kPingreq);
+  Receive(Publish(mqtt::QoS::k1, 9));
+  EXPECT_EQ(connection_.state(), State::kOpen);
+  EXPECT_EQ(shard_.counters.output_overflow.Load(), 0u);
+  EXPECT_EQ(shard_.sink.closings, 0);
+  EXPECT_EQ(connection_.pending_reply_bytes(), kPingresp.size() + 4);
+  // The replies follow the delivery queued before them, and their share is free once sent.
+  ASSERT_EQ(connection_.NextSend().size(), 200u * 1024 - 1000);
+  connection_.OnSent(200 * 1024 - 1000);
+  const Bytes next = ToBytes(connection_.NextSend());
+  ASSERT_EQ(next.size(), 150u * 1024 + kPingresp.size() + 4);
+  EXPECT_EQ(Bytes(next.end() - 6, next.end()), Cat({kPingresp, Bytes{0x40, 0x02, 0x00, 0x09}}));
+  connection_.OnSent(next.size());
+  EXPECT_EQ(connection_.pending_reply_bytes(), 0u);
+  EXPECT_EQ(connection_.pending_output_bytes(), 0u);
+}
+
+TEST_F(ConnectionTest, ReplyCapStillClosesPeerThatDoesNotReadBehindALargeDelivery) {
+  Accept();
+  connection_.output_buffer().assign(200 * 1024, 0x30);
+  ASSERT_EQ(connection_.NextSend().size(), 200u * 1024);  // in flight, never completes
+  const size_t pings_that_fit = shard_.context.ReplyBytesMax() / kPingresp.size();
+  for (size_t i = 0; i < pings_that_fit; ++i) Receive(kPingreq);
+  EXPECT_EQ(connection_.state(), State::kOpen);
+  EXPECT_EQ(connection_.pending_reply_bytes(), shard_.context.ReplyBytesMax());
+  EXPECT_EQ(shard_.counters.output_overflow.Load(), 0u);
+  Receive(kPingreq);  // one reply past the replies' share
+  EXPECT_EQ(connection_.state(), State::kClosing);
+  EXPECT_EQ(shard_.counters.output_overflow.Load(), 1u);
 }
 
 TEST_F(ConnectionTest, TransportClosedStopsSendingAndIsReadyToClose) {
