@@ -151,11 +151,13 @@ void Connection::HandleConnect(const mqtt::FixedHeader& header, std::span<const 
           ? mqtt::DecodeConnect(header, body)
           : mqtt::Result<mqtt::Connect>(mqtt::Violation::kUnexpectedPacket);
   if (pre_admitted_) {
-    // Handed off by the shard that admitted it: the same bytes decode the same way.
+    // Handed off by the shard that admitted it: the same bytes decode the same way. An empty
+    // id gets an id assigned here, whose home is this shard (connect/client_id.h).
     RINGMQ_ASSERT(connect.ok() && connect.value().level_supported);
     Accept(connect.value(),
            connect::Decision{.outcome = connect::Outcome::kAccept,
-                             .reason = connect::Reason::kAccepted},
+                             .reason = connect::Reason::kAccepted,
+                             .assign_client_id = connect.value().client_id.empty()},
            context);
     return;
   }
@@ -204,7 +206,7 @@ void Connection::Accept(const mqtt::Connect& connect, const connect::Decision& d
   level_ = static_cast<mqtt::ProtocolLevel>(connect.protocol_level);
   keepalive_s_ = connect.keepalive_s;
   if (decision.assign_client_id) {
-    client_id_ = absl::StrCat("ringmq-", context.shard_index, "-", context.next_assigned_id++);
+    client_id_ = context.assigned_ids.Next(context.shard_index, context.shard_count);
   } else {
     client_id_.assign(connect.client_id);
   }

@@ -26,6 +26,7 @@
 #include "common/log.h"
 #include "connect/address_table.h"
 #include "connect/admission.h"
+#include "connect/client_id.h"
 #include "metrics/counters.h"
 #include "mqtt/packet.h"
 
@@ -81,7 +82,9 @@ struct ConnectionContext {
   // connection and gets every PUBLISH, acknowledgement, SUBSCRIBE and UNSUBSCRIBE.
   PacketSink* sink = nullptr;
   uint32_t shard_index = 0;
-  uint64_t next_assigned_id = 1;  // for server-assigned client ids (MQTT-3.1.3-6)
+  uint32_t shard_count = 1;
+  // Server-assigned client ids (MQTT-3.1.3-6): unpredictable, with this shard as their home.
+  connect::AssignedClientIds assigned_ids;
   ConnectionEventLog event_log;    // per-connection log lines, rate-limited at info
 };
 

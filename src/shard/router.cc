@@ -9,6 +9,7 @@
 #include "common/assert.h"
 #include "common/bytes.h"
 #include "common/log.h"
+#include "connect/client_id.h"
 #include "mqtt/codec.h"
 
 namespace ringmq::shard {
@@ -65,17 +66,17 @@ Router::~Router() {
 }
 
 uint32_t Router::HomeShard(std::string_view client_id) const {
-  return static_cast<uint32_t>(std::hash<std::string_view>{}(client_id) % shard_count_);
+  return connect::HomeShard(client_id, shard_count_);
 }
 
 // ---- Connections and sessions ----------------------------------------------------------------
 
 net::PacketSink::ConnectAction Router::OnConnect(net::Connection& connection,
                                                  const mqtt::Connect& connect) {
-  // A server-assigned id (empty client id) is unique and clean: it can be served here.
-  if (!connect.client_id.empty() && HomeShard(connection.client_id()) != shard_) {
-    return ConnectAction::kHandoff;
-  }
+  // Every id, a server-assigned one too, is served on its home shard, so that one session map
+  // holds it and a second connection with the same id takes over (MQTT-3.1.4-2). Assigned ids
+  // are drawn with this shard as their home (connect/client_id.h), so they stay here.
+  if (HomeShard(connection.client_id()) != shard_) return ConnectAction::kHandoff;
   const std::string& client_id = connection.client_id();
   bool session_present = false;
   uint32_t index = kNone;

@@ -68,6 +68,7 @@ Shard::Shard(uint32_t index, const Config& config, int listen_fd, SharedState& s
   context_.shutting_down = &shared.shutting_down;
   context_.counters = &counters_;
   context_.shard_index = index;
+  context_.shard_count = shared.shard_count;
   doorbell_fd_ = eventfd(0, EFD_CLOEXEC);
   RINGMQ_ASSERT(doorbell_fd_ >= 0);
 }

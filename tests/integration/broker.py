@@ -37,6 +37,8 @@ CONNECT_COUNTERS = (
     "connect_auth_rate_limit",
     "connect_bad_credentials",
     "connect_not_authorized",
+    "connect_client_id_reserved",
+    "connect_will_sys_topic",
     "connect_closed_silent_policy",
     "connect_timeout",
     "keepalive_timeout",

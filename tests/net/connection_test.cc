@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "connect/admission.h"
+#include "connect/client_id.h"
 #include "metrics/counters.h"
 #include "mqtt/codec.h"
 #include "mqtt/packet.h"
@@ -431,6 +432,45 @@ TEST(ConnectionAssignedIdTest, EmptyClientIdWithCleanSessionGetsUniqueId_MQTT_3_
   EXPECT_FALSE(second.client_id().empty());
   EXPECT_NE(first.client_id(), second.client_id());
   EXPECT_EQ(shard.connected_clients.load(), 2u);
+}
+
+// The assigned id has the reserved form and this shard as its home, so the router serves it
+// here, in this shard's session map (connect/client_id.h).
+TEST(ConnectionAssignedIdTest, AssignedIdIsHomedOnTheAcceptingShard_MQTT_3_1_3_6) {
+  ShardState shard;
+  shard.context.shard_count = 4;
+  shard.context.shard_index = 2;
+  for (int i = 0; i < 20; ++i) {
+    Connection connection;
+    connection.Open(kFd, kStartMs);
+    connection.OnReceive(Encode(Mqtt311Connect("")), kStartMs, shard.context);
+    ASSERT_EQ(Drain(connection), kConnackAccepted);
+    EXPECT_TRUE(connect::HasAssignedClientIdPrefix(connection.client_id()));
+    EXPECT_EQ(connect::HomeShard(connection.client_id(), 4), 2u) << connection.client_id();
+  }
+}
+
+// A connection adopted from another shard with an empty id gets an id assigned on the adopting
+// shard (admission is not repeated).
+TEST(ConnectionAssignedIdTest, AdoptedConnectionWithEmptyIdGetsAnAssignedId) {
+  ShardState shard;
+  Connection connection;
+  connection.Adopt(kFd, kStartMs);
+  connection.OnReceive(Encode(Mqtt311Connect("")), kStartMs, shard.context);
+  EXPECT_EQ(Drain(connection), kConnackAccepted);
+  EXPECT_TRUE(connect::HasAssignedClientIdPrefix(connection.client_id()));
+}
+
+TEST(ConnectionAssignedIdTest, ClientIdOfAssignedFormRefused0x02) {
+  ShardState shard;
+  Connection connection;
+  connection.Open(kFd, kStartMs);
+  const std::string id = std::string(connect::kAssignedClientIdPrefix) + std::string(32, 'a');
+  connection.OnReceive(Encode(Mqtt311Connect(id)), kStartMs, shard.context);
+  EXPECT_EQ(Drain(connection), (Bytes{0x20, 0x02, 0x00, 0x02}));
+  EXPECT_EQ(connection.state(), State::kClosing);
+  EXPECT_EQ(shard.Connect(connect::Reason::kClientIdReserved), 1u);
+  EXPECT_EQ(shard.sink.connects, 0);
 }
 
 // --- Framing ---------------------------------------------------------------------------------
