@@ -75,8 +75,10 @@ void Connection::OnReceive(std::span<const uint8_t> bytes, uint64_t now_ms,
   if (state_ == State::kClosing) return;  // nothing after a close decision is acted on
   event_ms_ = now_ms;
   if (state_ == State::kHandoff) {
-    // Bounded: a client may pipeline packets behind its CONNECT, but not without limit.
-    if (handoff_.size() + bytes.size() > size_t{context.max_packet_size} * 2) {
+    // Bounded: a client may pipeline packets behind its CONNECT, but not without limit: the
+    // CONNECT and at most one packet of the largest size.
+    if (handoff_.size() + bytes.size() >
+        size_t{context.max_connect_packet_size} + context.max_packet_size) {
       CloseForViolation(mqtt::Violation::kPacketTooLarge, context);
       return;
     }
@@ -104,7 +106,11 @@ size_t Connection::ProcessFrames(std::span<const uint8_t> bytes, ConnectionConte
   size_t offset = 0;
   while (state_ != State::kClosing && offset < bytes.size()) {
     const std::span<const uint8_t> rest = bytes.subspan(offset);
-    const mqtt::Frame frame = mqtt::PeekFrame(rest, context.max_packet_size, level_);
+    // The first packet has its own, smaller limit: a peer not yet admitted must not make the
+    // broker buffer up to max_packet_size. PeekFrame refuses from the fixed header alone.
+    const uint32_t limit = state_ == State::kAwaitConnect ? context.max_connect_packet_size
+                                                          : context.max_packet_size;
+    const mqtt::Frame frame = mqtt::PeekFrame(rest, limit, level_);
     if (frame.status == mqtt::FrameStatus::kNeedMore) break;
     if (frame.status == mqtt::FrameStatus::kInvalid) {
       CloseForViolation(frame.violation, context);
@@ -268,7 +274,11 @@ void Connection::Queue(const mqtt::Packet& packet, ConnectionContext& context) {
 }
 
 void Connection::CloseForViolation(mqtt::Violation violation, ConnectionContext& context) {
-  if (violation == mqtt::Violation::kPacketTooLarge) {
+  if (violation == mqtt::Violation::kPacketTooLarge && state_ == State::kAwaitConnect) {
+    // Closed without CONNACK like any other oversize packet: it is not refused for a reason the
+    // CONNACK codes name, and its body is never read.
+    context.counters->connect_packet_too_large.Add();
+  } else if (violation == mqtt::Violation::kPacketTooLarge) {
     context.counters->packet_too_large.Add();
   } else if (state_ == State::kOpen) {
     context.counters->protocol_violations.Add();

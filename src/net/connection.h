@@ -10,7 +10,8 @@
 // In kClosing, received bytes are ignored; the shard closes the socket once ReadyToClose().
 //
 // Receive path: frames are decoded in place from the bytes the shard passes in; only a frame
-// split across receives is copied into `partial_` (bounded by max_packet_size).
+// split across receives is copied into `partial_` (bounded by max_connect_packet_size before
+// the CONNECT is admitted, by max_packet_size afterwards).
 // Send path: at most one send in flight; replies produced meanwhile wait in `queued_`.
 //
 // Thread safety: owned by one shard; used only on its thread.
@@ -58,6 +59,10 @@ class PacketSink {
 struct ConnectionContext {
   connect::Policy policy;
   uint32_t max_packet_size = 1 << 20;
+  // Largest first packet (CONNECT), <= max_packet_size. Until a CONNECT is admitted a
+  // connection buffers at most this much (plus one receive), so connections that announce a
+  // large CONNECT and trickle it cost little; a larger one is refused from its fixed header.
+  uint32_t max_connect_packet_size = 64 << 10;
   uint32_t connect_timeout_ms = 10'000;
   // Output waiting for a peer that does not read, split in two shares so that deliveries can
   // never crowd out replies:

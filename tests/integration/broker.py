@@ -43,6 +43,7 @@ CONNECT_COUNTERS = (
     "connect_timeout",
     "keepalive_timeout",
     "packet_too_large",
+    "connect_packet_too_large",
 )
 # Message routing (sessions, subscriptions, delivery, limits).
 ROUTING_COUNTERS = (

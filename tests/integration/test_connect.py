@@ -355,7 +355,8 @@ class MalformedConnect(BrokerTestCase):
             m.expect_eof(s, what="the server to close without CONNACK")
         self.assert_serves(b)
         self.assert_counters(b.stop(), connections_accepted=2, connect_accepted=1,
-                             connect_malformed=malformed, packet_too_large=None)
+                             connect_malformed=malformed, packet_too_large=None,
+                             connect_packet_too_large=None)
 
     def test_three_malformed_connects_counted_connect_malformed_3(self):
         b = self.start_broker()
@@ -386,8 +387,7 @@ class MalformedConnect(BrokerTestCase):
             waited = m.expect_eof(s, timeout=3.0, what="the server to close a 256 MiB CONNECT")
         self.assertLess(waited, 2.0, "closed only after a timeout, not at the header")
         self.assert_serves(b)
-        self.assert_counters(b.stop(), connect_accepted=1, connect_malformed=None,
-                             packet_too_large=None)
+        self.assert_counters(b.stop(), connect_accepted=1, connect_packet_too_large=1)
 
 
 def _closed_test(data, malformed):

@@ -7,7 +7,7 @@ import threading
 import time
 
 import mqtt_raw as m
-from broker import BrokerTestCase
+from broker import BrokerTestCase, is_sanitized
 
 QUIET = 0.3
 
@@ -271,4 +271,62 @@ class SlowReaderOfLargeMessages(BrokerTestCase):
                 c.disconnect()
         counters = b.stop()
         self.assert_counters(counters, connect_accepted=3, output_overflow=0,
+                             publish_dropped_no_subscribers=1)
+
+
+class PreConnectBuffer(BrokerTestCase):
+    """Issue 11: a connection that had not finished its CONNECT could buffer up to
+    max_packet_size (300 such connections cost about 390 MiB). The CONNECT has its own bound,
+    max_connect_packet_size (64 KiB), checked from its fixed header."""
+
+    CONNECTIONS = 300
+    ANNOUNCED = 900 << 10  # under max_packet_size (1 MiB), over max_connect_packet_size
+    SENT = 256 << 10       # body bytes each connection tries to trickle in
+    CHUNK = 16 << 10
+
+    def test_connects_announcing_a_large_length_do_not_grow_rss_and_are_counted(self):
+        b = self.start_broker(log_level="info")
+        rss_start = b.status_kib("VmRSS")
+        header = b"\x10" + m.remaining_length(self.ANNOUNCED)
+        socks = []
+        try:
+            for _ in range(self.CONNECTIONS):
+                s = m.open_socket(b.port, timeout=2.0)
+                socks.append(s)
+                m.try_send(s, header)
+            chunk = b"\x00" * self.CHUNK
+            for _ in range(self.SENT // self.CHUNK):  # trickle: a chunk per connection per round
+                for s in socks:
+                    try:
+                        m.try_send(s, chunk)
+                    except (OSError, TimeoutError):
+                        pass  # closed by the broker, or its window is full: both fine here
+            grown_kib = b.status_kib("VmHWM") - rss_start
+            # Without the bound each connection held SENT bytes (about 75 MiB in all, more
+            # with vector growth); with it, nothing of the body is buffered.
+            bound_kib = (16 << 10) + ((32 << 10) if is_sanitized() else 0)
+            self.assertLess(grown_kib, bound_kib,
+                            f"broker RSS grew by {grown_kib} KiB for {self.CONNECTIONS} "
+                            f"connections trickling {self.SENT >> 10} KiB of a CONNECT "
+                            f"announcing {self.ANNOUNCED >> 10} KiB")
+            for s in socks[:10]:
+                m.expect_eof(s, timeout=3.0, what="the server to close an oversize CONNECT")
+        finally:
+            for s in socks:
+                s.close()
+        self.assert_serves(b)
+        self.assert_counters(b.stop(), connect_accepted=1,
+                             connect_packet_too_large=self.CONNECTIONS)
+
+    def test_connect_over_max_connect_packet_size_closed_without_connack(self):
+        b = self.start_broker("--max-connect-packet-size", "4096")
+        # A well-formed CONNECT with a 5000-byte will: closed from its header, no CONNACK.
+        with m.open_socket(b.port) as s:
+            s.sendall(m.connect("big-will", will_topic="w", will_message=b"x" * 5000))
+            m.expect_eof(s, what="the server to close a CONNECT over 4096 bytes")
+        # One that fits is served, and later packets may be larger (max_packet_size applies).
+        with m.Client(b.port, "fits", will_topic="w", will_message=b"x" * 3000) as c:
+            c.publish("big/after", b"y" * 20000, qos=1)
+            c.disconnect()
+        self.assert_counters(b.stop(), connect_accepted=1, connect_packet_too_large=1,
                              publish_dropped_no_subscribers=1)

@@ -776,6 +776,55 @@ TEST_F(ConnectionTest, MaxPacketSizeCountsWholePacketAndIsInclusive) {
   EXPECT_EQ(shard_.counters.packet_too_large.Load(), 1u);
 }
 
+// Issue 11: a connection that had not finished its CONNECT could make the broker buffer up to
+// max_packet_size. The first packet has its own bound, checked from the fixed header.
+TEST_F(ConnectionTest, ConnectAboveMaxConnectPacketSizeClosedFromItsHeaderWithoutConnack) {
+  ASSERT_EQ(shard_.context.max_connect_packet_size, 64u * 1024);
+  // CONNECT announcing 100 KiB: under max_packet_size (1 MiB), over the CONNECT bound.
+  Receive({0x10, 0x80, 0x80, 0x06});
+  EXPECT_EQ(connection_.state(), State::kClosing);
+  EXPECT_EQ(shard_.counters.connect_packet_too_large.Load(), 1u);
+  EXPECT_EQ(shard_.counters.packet_too_large.Load(), 0u);
+  EXPECT_EQ(shard_.Connect(connect::Reason::kMalformed), 0u);
+  ExpectClosedWithoutBytes();
+  // The body that follows is not kept.
+  Receive(Bytes(4096, 0x00));
+  EXPECT_EQ(connection_.state(), State::kClosing);
+  EXPECT_EQ(shard_.counters.connect_packet_too_large.Load(), 1u);
+}
+
+TEST_F(ConnectionTest, MaxConnectPacketSizeCountsWholeConnectAndIsInclusive) {
+  const Bytes connect = Encode(LongConnect());
+  shard_.context.max_connect_packet_size = static_cast<uint32_t>(connect.size());
+  Receive(connect);
+  EXPECT_EQ(Drain(), kConnackAccepted);
+  EXPECT_EQ(connection_.state(), State::kOpen);
+
+  Connection second;
+  second.Open(kFd + 1, kStartMs);
+  shard_.context.max_connect_packet_size = static_cast<uint32_t>(connect.size() - 1);
+  second.OnReceive(connect, kStartMs, shard_.context);
+  EXPECT_EQ(second.state(), State::kClosing);
+  EXPECT_TRUE(second.NextSend().empty());
+  EXPECT_EQ(shard_.counters.connect_packet_too_large.Load(), 1u);
+}
+
+// The CONNECT bound is for the first packet only: afterwards max_packet_size applies.
+TEST_F(ConnectionTest, PacketsAfterConnectMayExceedMaxConnectPacketSize) {
+  shard_.context.max_connect_packet_size = 64;
+  Accept();
+  mqtt::Publish publish;
+  publish.topic = "big";
+  const std::string payload(4096, 'x');
+  publish.payload = payload;
+  publish.qos = mqtt::QoS::k1;
+  publish.packet_id = 3;
+  Receive(Encode(publish));
+  EXPECT_EQ(Drain(), (Bytes{0x40, 0x02, 0x00, 0x03}));
+  EXPECT_EQ(connection_.state(), State::kOpen);
+  EXPECT_EQ(shard_.counters.connect_packet_too_large.Load(), 0u);
+}
+
 // --- Send path -------------------------------------------------------------------------------
 
 TEST_F(ConnectionTest, OneSendInFlightRepliesWaitForOnSent) {
