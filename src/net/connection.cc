@@ -78,7 +78,7 @@ void Connection::OnReceive(std::span<const uint8_t> bytes, uint64_t now_ms,
     // Bounded: a client may pipeline packets behind its CONNECT, but not without limit: the
     // CONNECT and at most one packet of the largest size.
     if (handoff_.size() + bytes.size() >
-        size_t{context.max_connect_packet_size} + context.max_packet_size) {
+        size_t{context.ConnectPacketSizeMax()} + context.max_packet_size) {
       CloseForViolation(mqtt::Violation::kPacketTooLarge, context);
       return;
     }
@@ -108,7 +108,7 @@ size_t Connection::ProcessFrames(std::span<const uint8_t> bytes, ConnectionConte
     const std::span<const uint8_t> rest = bytes.subspan(offset);
     // The first packet has its own, smaller limit: a peer not yet admitted must not make the
     // broker buffer up to max_packet_size. PeekFrame refuses from the fixed header alone.
-    const uint32_t limit = state_ == State::kAwaitConnect ? context.max_connect_packet_size
+    const uint32_t limit = state_ == State::kAwaitConnect ? context.ConnectPacketSizeMax()
                                                           : context.max_packet_size;
     const mqtt::Frame frame = mqtt::PeekFrame(rest, limit, level_);
     if (frame.status == mqtt::FrameStatus::kNeedMore) break;

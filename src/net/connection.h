@@ -59,10 +59,13 @@ class PacketSink {
 struct ConnectionContext {
   connect::Policy policy;
   uint32_t max_packet_size = 1 << 20;
-  // Largest first packet (CONNECT), <= max_packet_size. Until a CONNECT is admitted a
+  // Largest first packet (CONNECT); the smaller of this and max_packet_size applies. Until a CONNECT is admitted a
   // connection buffers at most this much (plus one receive), so connections that announce a
   // large CONNECT and trickle it cost little; a larger one is refused from its fixed header.
   uint32_t max_connect_packet_size = 64 << 10;
+  uint32_t ConnectPacketSizeMax() const {
+    return max_connect_packet_size < max_packet_size ? max_connect_packet_size : max_packet_size;
+  }
   uint32_t connect_timeout_ms = 10'000;
   // Output waiting for a peer that does not read, split in two shares so that deliveries can
   // never crowd out replies:

@@ -4,7 +4,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <ctime>
 
@@ -64,8 +63,7 @@ Shard::Shard(uint32_t index, const Config& config, int listen_fd, SharedState& s
     context_.policy.authenticator = authenticator_.get();
   }
   context_.max_packet_size = config.max_packet_size;
-  context_.max_connect_packet_size =
-      std::min(config.max_connect_packet_size, config.max_packet_size);
+  context_.max_connect_packet_size = config.max_connect_packet_size;
   context_.connect_timeout_ms = config.connect_timeout_ms;
   context_.connected_clients = &shared.connected_clients;
   context_.shutting_down = &shared.shutting_down;

@@ -809,6 +809,15 @@ TEST_F(ConnectionTest, MaxConnectPacketSizeCountsWholeConnectAndIsInclusive) {
   EXPECT_EQ(shard_.counters.connect_packet_too_large.Load(), 1u);
 }
 
+TEST_F(ConnectionTest, MaxPacketSizeBelowMaxConnectPacketSizeAppliesToTheConnectToo) {
+  const Bytes connect = Encode(LongConnect());
+  shard_.context.max_packet_size = static_cast<uint32_t>(connect.size() - 1);
+  Receive(connect);
+  EXPECT_EQ(connection_.state(), State::kClosing);
+  EXPECT_TRUE(connection_.NextSend().empty());
+  EXPECT_EQ(shard_.counters.connect_packet_too_large.Load(), 1u);
+}
+
 // The CONNECT bound is for the first packet only: afterwards max_packet_size applies.
 TEST_F(ConnectionTest, PacketsAfterConnectMayExceedMaxConnectPacketSize) {
   shard_.context.max_connect_packet_size = 64;
