@@ -25,27 +25,28 @@ AssignedClientIds::AssignedClientIds() {
   RINGMQ_ASSERT(got == static_cast<ssize_t>(sizeof(key_)));
 }
 
-std::string AssignedClientIds::Draw() {
-  std::string id(kAssignedClientIdPrefix);
-  id.reserve(kAssignedClientIdLength);
+void AssignedClientIds::Draw(Candidate& id) {
   const uint64_t counter = counter_++;
+  size_t at = kAssignedClientIdPrefix.copy(id.data(), kAssignedClientIdPrefix.size());
   for (uint8_t block = 0; block < kAssignedClientIdRandomBytes / 8; ++block) {
     // Distinct (counter, block) inputs: each output word comes from its own PRF input.
     uint64_t word = auth::SipHash24(key_, &counter, sizeof(counter), &block, sizeof(block));
-    for (int nibble = 0; nibble < 16; ++nibble, word >>= 4) id.push_back(kHexDigits[word & 0xf]);
+    for (int nibble = 0; nibble < 16; ++nibble, word >>= 4) id[at++] = kHexDigits[word & 0xf];
   }
-  RINGMQ_ASSERT(id.size() == kAssignedClientIdLength);
-  return id;
+  RINGMQ_ASSERT(at == kAssignedClientIdLength);
 }
 
 std::string AssignedClientIds::Next(uint32_t shard, uint32_t shard_count) {
   RINGMQ_ASSERT(shard < shard_count);
-  std::string id = Draw();
+  Candidate id;
+  Draw(id);
   const uint64_t max_draws = uint64_t{kMaxDrawsPerShard} * shard_count;
-  for (uint64_t draws = 1; draws < max_draws && HomeShard(id, shard_count) != shard; ++draws) {
-    id = Draw();
+  for (uint64_t draws = 1;
+       draws < max_draws && HomeShard(std::string_view(id.data(), id.size()), shard_count) != shard;
+       ++draws) {
+    Draw(id);
   }
-  return id;
+  return std::string(id.data(), id.size());
 }
 
 }  // namespace ringmq::connect
