@@ -35,6 +35,9 @@ struct Config {
   uint32_t max_connections = 100'000;
   uint32_t max_client_id_length = 256;
   uint32_t max_packet_size = 1 << 20;  // bytes, fixed header included
+  // The first packet (CONNECT) of a connection, bytes, fixed header included: bounds what a
+  // connection not yet admitted can make the broker buffer. Capped at max_packet_size.
+  uint32_t max_connect_packet_size = 64 << 10;
   uint32_t max_inflight = 32;            // QoS 1/2 messages awaiting acknowledgement, per session
   uint32_t max_queued_messages = 1000;   // waiting to be sent, per session (QoS 1/2 beyond: dropped)
   uint64_t max_queued_bytes = 16 << 20;  // waiting to be sent, per session (QoS 0 beyond: dropped)

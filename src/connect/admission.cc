@@ -9,6 +9,8 @@
 #include <string_view>
 
 #include "common/assert.h"
+#include "connect/client_id.h"
+#include "mqtt/topic.h"
 #include "mqtt/packet.h"
 #include "mqtt/result.h"
 #include "mqtt/violation.h"
@@ -133,12 +135,23 @@ Reason CheckClientId(const mqtt::Connect& connect, const Policy& policy) {
     // generates), so an empty id is accepted here before the prefix check.
     return Reason::kAccepted;
   }
+  // Ids of the assigned form belong to the server: a client claiming one could otherwise meet
+  // a connection whose id the server assigned (MQTT-3.1.3-6, MQTT-3.1.4-2).
+  if (HasAssignedClientIdPrefix(client_id)) return Reason::kClientIdReserved;
   if (mqtt31 && TooLongForMqtt31(client_id)) return Reason::kClientIdTooLong;
   if (client_id.size() > policy.max_client_id_length) return Reason::kClientIdTooLong;
   if (!policy.client_id_prefixes.empty() &&
       !HasAllowedPrefix(client_id, policy.client_id_prefixes)) {
     return Reason::kClientIdNotAllowed;
   }
+  return Reason::kAccepted;
+}
+
+// Step 3b. $SYS/ belongs to the broker: a client's PUBLISH there is dropped (Router), and a will
+// there would be published, and retained, in the broker's name. Refused as "not authorized", as
+// Mosquitto refuses a will its ACL check denies (and it denies every client write to $SYS).
+Reason CheckWill(const mqtt::Connect& connect) {
+  if (connect.will && mqtt::IsSysTopic(connect.will->topic)) return Reason::kWillTopicSys;
   return Reason::kAccepted;
 }
 
@@ -183,6 +196,7 @@ Reason Evaluate(const mqtt::Connect& connect, const BrokerState& state, const Po
   if (const Reason reason = CheckClientId(connect, policy); reason != Reason::kAccepted) {
     return reason;
   }
+  if (const Reason reason = CheckWill(connect); reason != Reason::kAccepted) return reason;
   if (const Reason reason = CheckCapacity(state, policy); reason != Reason::kAccepted) {
     return reason;
   }

@@ -9,7 +9,9 @@
 // the shard that read the CONNECT. Checks run cheapest first and authentication last:
 //   1. malformed (decode violation)                     -> Close
 //   2. protocol name/level not supported                -> Refuse 0x01 (MQTT-3.1.2-2)
-//   3. client id not allowed                            -> Refuse 0x02 (MQTT-3.1.3-8, -9)
+//   3. client id not allowed                            -> Refuse 0x02 (MQTT-3.1.3-8, -9);
+//      a client id of the server-assigned form          -> Refuse 0x02 (connect/client_id.h)
+//   3b. will topic in $SYS (the broker's own topics)    -> Refuse 0x05
 //   4. shutting down, connection limit reached, memory
 //      budget nearly spent, too many connections from or
 //      CONNECTs per second from the client's source
@@ -44,6 +46,7 @@ enum class Outcome : uint8_t { kAccept, kRefuse, kClose };
   X(kClientIdEmptyMqtt31, "client_id_empty_mqtt31", 0x02)  \
   X(kClientIdTooLong, "client_id_too_long", 0x02)          \
   X(kClientIdNotAllowed, "client_id_not_allowed", 0x02)    \
+  X(kClientIdReserved, "client_id_reserved", 0x02)         \
   X(kConnectionLimit, "connection_limit", 0x03)            \
   X(kShuttingDown, "shutting_down", 0x03)                  \
   X(kMemoryBudget, "memory_budget", 0x03)                  \
@@ -51,7 +54,8 @@ enum class Outcome : uint8_t { kAccept, kRefuse, kClose };
   X(kAddressRateLimit, "address_rate_limit", 0x03)         \
   X(kAuthRateLimit, "auth_rate_limit", 0x03)               \
   X(kBadCredentials, "bad_credentials", 0x04)              \
-  X(kNotAuthorized, "not_authorized", 0x05)
+  X(kNotAuthorized, "not_authorized", 0x05)                \
+  X(kWillTopicSys, "will_sys_topic", 0x05)
 
 enum class Reason : uint8_t {
 #define RINGMQ_CONNECT_REASON_ENUM(name, label, code) name,

@@ -32,6 +32,7 @@ namespace ringmq::metrics {
   X(connect_timeout)              /* no complete CONNECT within connect_timeout_ms */   \
   X(keepalive_timeout)            /* nothing received for keepalive x 1.5 */            \
   X(packet_too_large)             /* packet above max_packet_size: closed */            \
+  X(connect_packet_too_large)     /* CONNECT above max_connect_packet_size: closed */   \
   X(protocol_violations)          /* malformed packets after CONNECT: closed */         \
   X(client_disconnects)           /* DISCONNECT received */                             \
   X(output_overflow)              /* peer did not read its replies: closed */           \

@@ -299,6 +299,8 @@ Series SeriesOf(CounterId id) {
       return Labelled(kConnectOutcomes, "result", "connect_timeout");
     case C::keepalive_timeout: return Plain("ringmq_keepalive_timeouts_total");
     case C::packet_too_large: return Labelled(kDropped, "reason", "packet_too_large");
+    case C::connect_packet_too_large:
+      return Labelled(kConnectOutcomes, "result", "connect_too_large");
     case C::protocol_violations: return Plain("ringmq_protocol_violations_total");
     case C::client_disconnects: return Plain("ringmq_client_disconnects_total");
     case C::output_overflow: return Plain("ringmq_output_overflows_total");

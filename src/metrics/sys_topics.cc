@@ -35,10 +35,6 @@ SysValues AllSysValues(const SysSample& sample, uint64_t clients_maximum) {
   };
 }
 
-bool IsSysTopic(std::string_view topic) {
-  return topic == "$SYS" || topic.starts_with("$SYS/");
-}
-
 SysValues SysTopics::Changed(const SysSample& sample) {
   clients_maximum_ = std::max(clients_maximum_, sample.clients_connected);
   SysValues changed;

@@ -4,7 +4,8 @@
 // retained messages; see docs/metrics.md for the list and meanings). One shard (shard 0)
 // publishes them as retained QoS 0 messages every sys_interval_s seconds, only those whose
 // value changed since its last publication. Clients cannot publish into $SYS/ (IsSysTopic):
-// such PUBLISHes are acknowledged and dropped (publish_dropped_sys_topic), as Mosquitto does.
+// such PUBLISHes are acknowledged and dropped (publish_dropped_sys_topic), as Mosquitto does,
+// and a CONNECT with a will there is refused (connect::Reason::kWillTopicSys).
 //
 // Thread safety: SysTopics is used by one thread (the publishing shard's); the functions are
 // pure.
@@ -19,6 +20,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "metrics/counters.h"
+#include "mqtt/topic.h"
 
 namespace ringmq::metrics {
 
@@ -36,8 +38,8 @@ using SysValues = std::vector<std::pair<std::string, std::string>>;  // (topic, 
 // seen so far.
 SysValues AllSysValues(const SysSample& sample, uint64_t clients_maximum);
 
-// "$SYS" or "$SYS/...": reserved for the broker (MQTT-4.7.2-1 keeps wildcards off them).
-bool IsSysTopic(std::string_view topic);
+// "$SYS" or "$SYS/...": reserved for the broker (defined with the other topic rules).
+using mqtt::IsSysTopic;
 
 class SysTopics {
  public:

@@ -181,4 +181,8 @@ Violation ValidateTopicFilter(std::string_view filter) {
   return scan.first_wildcard_violation;
 }
 
+bool IsSysTopic(std::string_view topic) {
+  return topic == "$SYS" || topic.starts_with("$SYS/");
+}
+
 }  // namespace ringmq::mqtt

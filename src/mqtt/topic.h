@@ -26,6 +26,11 @@ Violation ValidateTopicName(std::string_view topic);
 // (MQTT-4.7.1-2), '+' only as a whole level (MQTT-4.7.1-3).
 Violation ValidateTopicFilter(std::string_view filter);
 
+// "$SYS" or "$SYS/...": the broker's own topics. Clients may read them but not write them: a
+// client's PUBLISH there is dropped and a will there is refused at CONNECT (as Mosquitto denies
+// every client write to $SYS); MQTT-4.7.2-1 keeps wildcards at the first level off them.
+bool IsSysTopic(std::string_view topic);
+
 }  // namespace ringmq::mqtt
 
 #endif  // RINGMQ_MQTT_TOPIC_H_

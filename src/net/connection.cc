@@ -75,8 +75,10 @@ void Connection::OnReceive(std::span<const uint8_t> bytes, uint64_t now_ms,
   if (state_ == State::kClosing) return;  // nothing after a close decision is acted on
   event_ms_ = now_ms;
   if (state_ == State::kHandoff) {
-    // Bounded: a client may pipeline packets behind its CONNECT, but not without limit.
-    if (handoff_.size() + bytes.size() > size_t{context.max_packet_size} * 2) {
+    // Bounded: a client may pipeline packets behind its CONNECT, but not without limit: the
+    // CONNECT and at most one packet of the largest size.
+    if (handoff_.size() + bytes.size() >
+        size_t{context.ConnectPacketSizeMax()} + context.max_packet_size) {
       CloseForViolation(mqtt::Violation::kPacketTooLarge, context);
       return;
     }
@@ -104,7 +106,11 @@ size_t Connection::ProcessFrames(std::span<const uint8_t> bytes, ConnectionConte
   size_t offset = 0;
   while (state_ != State::kClosing && offset < bytes.size()) {
     const std::span<const uint8_t> rest = bytes.subspan(offset);
-    const mqtt::Frame frame = mqtt::PeekFrame(rest, context.max_packet_size, level_);
+    // The first packet has its own, smaller limit: a peer not yet admitted must not make the
+    // broker buffer up to max_packet_size. PeekFrame refuses from the fixed header alone.
+    const uint32_t limit = state_ == State::kAwaitConnect ? context.ConnectPacketSizeMax()
+                                                          : context.max_packet_size;
+    const mqtt::Frame frame = mqtt::PeekFrame(rest, limit, level_);
     if (frame.status == mqtt::FrameStatus::kNeedMore) break;
     if (frame.status == mqtt::FrameStatus::kInvalid) {
       CloseForViolation(frame.violation, context);
@@ -151,11 +157,13 @@ void Connection::HandleConnect(const mqtt::FixedHeader& header, std::span<const 
           ? mqtt::DecodeConnect(header, body)
           : mqtt::Result<mqtt::Connect>(mqtt::Violation::kUnexpectedPacket);
   if (pre_admitted_) {
-    // Handed off by the shard that admitted it: the same bytes decode the same way.
+    // Handed off by the shard that admitted it: the same bytes decode the same way. An empty
+    // id gets an id assigned here, whose home is this shard (connect/client_id.h).
     RINGMQ_ASSERT(connect.ok() && connect.value().level_supported);
     Accept(connect.value(),
            connect::Decision{.outcome = connect::Outcome::kAccept,
-                             .reason = connect::Reason::kAccepted},
+                             .reason = connect::Reason::kAccepted,
+                             .assign_client_id = connect.value().client_id.empty()},
            context);
     return;
   }
@@ -206,7 +214,7 @@ void Connection::Accept(const mqtt::Connect& connect, const connect::Decision& d
   level_ = static_cast<mqtt::ProtocolLevel>(connect.protocol_level);
   keepalive_s_ = connect.keepalive_s;
   if (decision.assign_client_id) {
-    client_id_ = absl::StrCat("ringmq-", context.shard_index, "-", context.next_assigned_id++);
+    client_id_ = context.assigned_ids.Next(context.shard_index, context.shard_count);
   } else {
     client_id_.assign(connect.client_id);
   }
@@ -251,8 +259,9 @@ void Connection::HandlePacket(const mqtt::Packet& packet, ConnectionContext& con
 
 void Connection::Queue(const mqtt::Packet& packet, ConnectionContext& context) {
   const size_t size = mqtt::EncodedSize(packet);
-  const size_t pending = queued_.size() + (current_.size() - current_sent_);
-  if (pending + size > context.max_output_bytes) {
+  // Only reply bytes count here: deliveries have their own budget (see ConnectionContext), so
+  // a large message waiting for a slow reader never makes a PINGRESP or PUBACK overflow.
+  if (pending_reply_bytes() + size > context.ReplyBytesMax()) {
     // The peer keeps sending requests but does not read the answers.
     context.counters->output_overflow.Add();
     StartClosing(event_ms_);
@@ -262,10 +271,16 @@ void Connection::Queue(const mqtt::Packet& packet, ConnectionContext& context) {
   queued_.resize(old_size + size);
   const size_t written = mqtt::Encode(packet, std::span<uint8_t>(queued_).subspan(old_size));
   RINGMQ_ASSERT(written == size);
+  queued_reply_bytes_ += size;
+  RINGMQ_ASSERT(queued_reply_bytes_ <= queued_.size());
 }
 
 void Connection::CloseForViolation(mqtt::Violation violation, ConnectionContext& context) {
-  if (violation == mqtt::Violation::kPacketTooLarge) {
+  if (violation == mqtt::Violation::kPacketTooLarge && state_ == State::kAwaitConnect) {
+    // Closed without CONNACK like any other oversize packet: it is not refused for a reason the
+    // CONNACK codes name, and its body is never read.
+    context.counters->connect_packet_too_large.Add();
+  } else if (violation == mqtt::Violation::kPacketTooLarge) {
     context.counters->packet_too_large.Add();
   } else if (state_ == State::kOpen) {
     context.counters->protocol_violations.Add();
@@ -348,6 +363,7 @@ std::span<const uint8_t> Connection::NextSend() {
       sending_.swap(queued_);
       queued_.clear();
       current_ = sending_;
+      sending_reply_bytes_ = std::exchange(queued_reply_bytes_, 0);
     } else {
       return {};
     }
@@ -366,6 +382,7 @@ void Connection::OnSent(size_t bytes) {
     current_ = {};
     current_sent_ = 0;
     sending_.clear();
+    sending_reply_bytes_ = 0;
     // A burst may have grown both buffers up to max_output_bytes; once nothing is queued,
     // large ones are released. Small ones are kept: a subscriber whose every send completes
     // before the next message must not reallocate its buffer per message.

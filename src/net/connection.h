@@ -10,7 +10,8 @@
 // In kClosing, received bytes are ignored; the shard closes the socket once ReadyToClose().
 //
 // Receive path: frames are decoded in place from the bytes the shard passes in; only a frame
-// split across receives is copied into `partial_` (bounded by max_packet_size).
+// split across receives is copied into `partial_` (bounded by max_connect_packet_size before
+// the CONNECT is admitted, by max_packet_size afterwards).
 // Send path: at most one send in flight; replies produced meanwhile wait in `queued_`.
 //
 // Thread safety: owned by one shard; used only on its thread.
@@ -26,6 +27,7 @@
 #include "common/log.h"
 #include "connect/address_table.h"
 #include "connect/admission.h"
+#include "connect/client_id.h"
 #include "memory/budget.h"
 #include "metrics/counters.h"
 #include "mqtt/packet.h"
@@ -58,12 +60,27 @@ class PacketSink {
 struct ConnectionContext {
   connect::Policy policy;
   uint32_t max_packet_size = 1 << 20;
+  // Largest first packet (CONNECT); the smaller of this and max_packet_size applies. Until a CONNECT is admitted a
+  // connection buffers at most this much (plus one receive), so connections that announce a
+  // large CONNECT and trickle it cost little; a larger one is refused from its fixed header.
+  uint32_t max_connect_packet_size = 64 << 10;
+  uint32_t ConnectPacketSizeMax() const {
+    return max_connect_packet_size < max_packet_size ? max_connect_packet_size : max_packet_size;
+  }
   uint32_t connect_timeout_ms = 10'000;
-  // Bytes waiting for a peer that does not read are capped; beyond this the connection is
-  // closed (output_overflow). Deliveries use at most half of it (the router stops encoding
-  // PUBLISHes at max_output_bytes / 2), so acknowledgements and PINGRESPs always have room and
-  // only a peer that keeps sending requests without reading the answers hits the cap.
+  // Output waiting for a peer that does not read, split in two shares so that deliveries can
+  // never crowd out replies:
+  //   replies (PINGRESP, PUBACK, PUBREC, PUBCOMP, SUBACK, UNSUBACK): at most ReplyBytesMax()
+  //     waiting; one more closes the connection (output_overflow). Only a peer that keeps
+  //     sending requests without reading the answers gets there.
+  //   deliveries (PUBLISH, PUBREL): the router encodes them only while fewer than
+  //     DeliveryBytesBudget() bytes wait, and may then go over by one message (a message
+  //     larger than the budget must still be sendable), so they are bounded by
+  //     DeliveryBytesBudget() + max_packet_size and never count against the replies' share.
+  // Bytes waiting per connection <= max_output_bytes + max_packet_size.
   uint32_t max_output_bytes = 128 * 1024;
+  size_t ReplyBytesMax() const { return max_output_bytes / 2; }
+  size_t DeliveryBytesBudget() const { return max_output_bytes - ReplyBytesMax(); }
   // Connected clients over all shards; admission reserves a slot with fetch_add.
   std::atomic<uint32_t>* connected_clients = nullptr;
   // Per-source-address counts; null when no per-address limit is configured.
@@ -77,7 +94,9 @@ struct ConnectionContext {
   // connection and gets every PUBLISH, acknowledgement, SUBSCRIBE and UNSUBSCRIBE.
   PacketSink* sink = nullptr;
   uint32_t shard_index = 0;
-  uint64_t next_assigned_id = 1;  // for server-assigned client ids (MQTT-3.1.3-6)
+  uint32_t shard_count = 1;
+  // Server-assigned client ids (MQTT-3.1.3-6): unpredictable, with this shard as their home.
+  connect::AssignedClientIds assigned_ids;
   ConnectionEventLog event_log;    // per-connection log lines, rate-limited at info
 };
 
@@ -114,6 +133,9 @@ class Connection {
   // For the sink: the buffer deliveries are encoded into, and how many bytes wait to be sent.
   std::vector<uint8_t>& output_buffer() { return queued_; }
   size_t pending_output_bytes() const { return queued_.size() + (current_.size() - current_sent_); }
+  // Reply bytes (QueuePacket, PINGRESP) not yet sent in full: those of the send in flight count
+  // until that whole send completes, so this is an upper bound (see ReplyBytesMax()).
+  size_t pending_reply_bytes() const { return queued_reply_bytes_ + sending_reply_bytes_; }
   // For the sink: closes after what is queued (e.g. session takeover, MQTT-3.1.4-2).
   void Close(uint64_t now_ms) { StartClosing(now_ms); }
   // A DISCONNECT was received: the will is discarded (MQTT-3.14.4-3).
@@ -206,6 +228,8 @@ class Connection {
   std::vector<uint8_t> sending_;            // bytes of the send in flight (when not static)
   std::span<const uint8_t> current_;        // what the current send is working through
   size_t current_sent_ = 0;
+  size_t queued_reply_bytes_ = 0;   // reply bytes in queued_
+  size_t sending_reply_bytes_ = 0;  // reply bytes in sending_ (the send in flight)
 
   std::string client_id_;
 };

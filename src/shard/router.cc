@@ -10,6 +10,7 @@
 #include "common/assert.h"
 #include "common/bytes.h"
 #include "common/log.h"
+#include "connect/client_id.h"
 #include "mqtt/codec.h"
 
 namespace ringmq::shard {
@@ -76,17 +77,17 @@ Router::~Router() {
 }
 
 uint32_t Router::HomeShard(std::string_view client_id) const {
-  return static_cast<uint32_t>(std::hash<std::string_view>{}(client_id) % shard_count_);
+  return connect::HomeShard(client_id, shard_count_);
 }
 
 // ---- Connections and sessions ----------------------------------------------------------------
 
 net::PacketSink::ConnectAction Router::OnConnect(net::Connection& connection,
                                                  const mqtt::Connect& connect) {
-  // A server-assigned id (empty client id) is unique and clean: it can be served here.
-  if (!connect.client_id.empty() && HomeShard(connection.client_id()) != shard_) {
-    return ConnectAction::kHandoff;
-  }
+  // Every id, a server-assigned one too, is served on its home shard, so that one session map
+  // holds it and a second connection with the same id takes over (MQTT-3.1.4-2). Assigned ids
+  // are drawn with this shard as their home (connect/client_id.h), so they stay here.
+  if (HomeShard(connection.client_id()) != shard_) return ConnectAction::kHandoff;
   const std::string& client_id = connection.client_id();
   bool session_present = false;
   uint32_t index = kNone;
@@ -712,8 +713,9 @@ void Router::Flush() {
     entry.dirty = false;
     if (!entry.session || entry.connection == nullptr) continue;
     net::Connection& connection = *entry.connection;
-    // Deliveries may fill half of the connection's output cap (see ConnectionContext).
-    const size_t budget = context_.max_output_bytes / 2;
+    // Deliveries have their own share of the output cap (see ConnectionContext): replies are
+    // bounded separately, so what is written here never leaves a reply without room.
+    const size_t budget = context_.DeliveryBytesBudget();
     const size_t pending = connection.pending_output_bytes();
     if (pending >= budget) continue;  // OnConnectionWritable marks it again
     std::vector<uint8_t>& out = connection.output_buffer();

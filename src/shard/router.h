@@ -6,7 +6,8 @@
 // admitted elsewhere is moved there before its CONNACK (fd plus the bytes already read, through
 // the mailbox), so session lookup, takeover (MQTT-3.1.4-2) and persistent sessions are local
 // to one thread and the session map needs no lock. A server-assigned id (empty client id,
-// clean session) is unique by construction and served where it was accepted.
+// clean session) is drawn so that its home is the accepting shard (connect/client_id.h) and is
+// served there, in that shard's session map like any other id.
 //
 // Publish path (per PUBLISH, on the publisher's shard): one immutable Message, one trie match
 // (each session once, at the highest granted QoS, grouped by shard); local sessions get a

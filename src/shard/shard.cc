@@ -68,11 +68,13 @@ Shard::Shard(uint32_t index, const Config& config, int listen_fd, SharedState& s
     context_.policy.authenticator = authenticator_.get();
   }
   context_.max_packet_size = config.max_packet_size;
+  context_.max_connect_packet_size = config.max_connect_packet_size;
   context_.connect_timeout_ms = config.connect_timeout_ms;
   context_.connected_clients = &shared.connected_clients;
   context_.shutting_down = &shared.shutting_down;
   context_.counters = &counters_;
   context_.shard_index = index;
+  context_.shard_count = shared.shard_count;
   if (shared.memory.max_bytes() != 0) context_.memory = &memory_view_;
   doorbell_fd_ = eventfd(0, EFD_CLOEXEC);
   RINGMQ_ASSERT(doorbell_fd_ >= 0);

@@ -90,6 +90,7 @@ connect_timeout_ms = 2500
 max_connections = 42
 max_client_id_length = 23
 max_packet_size = 4096
+max_connect_packet_size = 1024
 max_inflight = 7
 max_queued_messages = 99
 max_queued_bytes = 2048
@@ -120,6 +121,7 @@ Config EveryKeyConfig() {
   config.max_connections = 42;
   config.max_client_id_length = 23;
   config.max_packet_size = 4096;
+  config.max_connect_packet_size = 1024;
   config.max_inflight = 7;
   config.max_queued_messages = 99;
   config.max_queued_bytes = 2048;
@@ -158,6 +160,7 @@ TEST(ConfigTest, DefaultsWithNoArguments) {
   EXPECT_EQ(parsed->config.max_connections, 100'000u);
   EXPECT_EQ(parsed->config.max_client_id_length, 256u);
   EXPECT_EQ(parsed->config.max_packet_size, 1u << 20);
+  EXPECT_EQ(parsed->config.max_connect_packet_size, 64u << 10);
   EXPECT_EQ(parsed->config.max_inflight, 32u);
   EXPECT_EQ(parsed->config.max_queued_messages, 1000u);
   EXPECT_EQ(parsed->config.max_queued_bytes, uint64_t{16} << 20);
@@ -246,6 +249,10 @@ std::vector<FlagCase> GoodFlagCases() {
       {"--max-packet-size", "64", [](const Config& c) { EXPECT_EQ(c.max_packet_size, 64u); }},
       {"--max-packet-size", "268435460",
        [](const Config& c) { EXPECT_EQ(c.max_packet_size, 268'435'460u); }},
+      {"--max-connect-packet-size", "64",
+       [](const Config& c) { EXPECT_EQ(c.max_connect_packet_size, 64u); }},
+      {"--max-connect-packet-size", "268435460",
+       [](const Config& c) { EXPECT_EQ(c.max_connect_packet_size, 268'435'460u); }},
       {"--max-inflight", "1", [](const Config& c) { EXPECT_EQ(c.max_inflight, 1u); }},
       {"--max-inflight", "65534", [](const Config& c) { EXPECT_EQ(c.max_inflight, 65534u); }},
       {"--max-queued-messages", "1", [](const Config& c) { EXPECT_EQ(c.max_queued_messages, 1u); }},
@@ -635,6 +642,8 @@ TEST(OptionsTomlTest, WrongTypeOrRangeNamesFileAndLine) {
        "r.toml:1: max_client_id_length: expected an integer in 1..65535"},
       {"max_packet_size = 268435461\n",
        "r.toml:1: max_packet_size: expected an integer in 64..268435460"},
+      {"max_connect_packet_size = 63\n",
+       "r.toml:1: max_connect_packet_size: expected an integer in 64..268435460"},
       {"bind = \"localhost\"\n", "r.toml:1: bind: expected an IPv4 or IPv6 address"},
       {"bind = 127\n", "r.toml:1: bind: expected an IPv4 or IPv6 address"},
       {"log_level = \"loud\"\n", "r.toml:1: log_level: expected one of debug|info|warning|error"},

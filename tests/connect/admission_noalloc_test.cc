@@ -139,7 +139,16 @@ std::vector<Scenario> Scenarios(const std::vector<std::string>& prefixes,
   assigned.client_id = {};
   Connect not_allowed = ValidConnect();
   not_allowed.client_id = "intruder";
+  Connect reserved = ValidConnect();
+  reserved.client_id = "ringmq-auto-0123456789abcdef0123456789abcdef";
+  Connect sys_will = ValidConnect();
+  sys_will.will = mqtt::Will{.topic = "$SYS/broker/version", .payload = "forged", .retain = true};
+  Connect will = ValidConnect();
+  will.will = mqtt::Will{.topic = "status/gone", .payload = "x"};
   return {
+      {"reserved id", reserved, {}, {.client_id_prefixes = prefixes}},
+      {"will on $SYS", sys_will, {}, {.authenticator = &allow}},
+      {"accept with will", will, {}, {.authenticator = &allow}},
       {"accept", ValidConnect(), {}, {.authenticator = &allow}},
       {"accept assigned id", assigned, {}, {.client_id_prefixes = prefixes}},
       {"accept with prefix", ValidConnect(), {}, {.client_id_prefixes = prefixes}},

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "connect/client_id.h"
 #include "mqtt/packet.h"
 #include "mqtt/result.h"
 #include "mqtt/violation.h"
@@ -358,6 +359,37 @@ TEST(Admission, EmptyClientIdToBeAssignedExemptFromPrefixRule_MQTT_3_1_3_6) {
                  /*assign_client_id=*/true);
 }
 
+// A client may not claim an id of the server-assigned form: it could otherwise be the id of a
+// live connection whose id the server assigned (MQTT-3.1.3-6, MQTT-3.1.4-2).
+TEST(Admission, ClientIdOfAssignedFormRefused0x02_MQTT_3_1_3_6) {
+  Connect connect = ValidConnect();
+  const std::string id = std::string(kAssignedClientIdPrefix) + std::string(32, '0');
+  connect.client_id = id;
+  ExpectRefusal(connect, BrokerState{}, Policy{}, Reason::kClientIdReserved,
+                ConnackCode::kIdentifierRejected);
+  connect.client_id = kAssignedClientIdPrefix;  // the bare prefix too
+  ExpectRefusal(connect, BrokerState{}, Policy{}, Reason::kClientIdReserved,
+                ConnackCode::kIdentifierRejected);
+}
+
+TEST(Admission, ClientIdOfAssignedFormRefusedEvenWhenAnAllowedPrefixMatches) {
+  Connect connect = ValidConnect();
+  const std::string id = std::string(kAssignedClientIdPrefix) + "abc";
+  connect.client_id = id;
+  const std::string prefixes[] = {"ringmq-"};
+  ExpectRefusal(connect, BrokerState{}, Policy{.client_id_prefixes = prefixes},
+                Reason::kClientIdReserved, ConnackCode::kIdentifierRejected);
+}
+
+TEST(Admission, ClientIdMerelyContainingAssignedPrefixAccepted) {
+  Connect connect = ValidConnect();
+  const std::string id = "x" + std::string(kAssignedClientIdPrefix);
+  connect.client_id = id;
+  ExpectAccepted(connect, BrokerState{}, Policy{});
+  connect.client_id = "ringmq-0-1";  // the old counter form is an ordinary id now
+  ExpectAccepted(connect, BrokerState{}, Policy{});
+}
+
 TEST(Admission, ClientIdTooLongBeatsNotAllowed) {
   Connect connect = ValidConnect();
   const std::string id(40, 'z');
@@ -520,6 +552,35 @@ TEST(Admission, NotAuthorizedRefused0x05) {
   EXPECT_EQ(auth.calls(), 2);  // once per policy
 }
 
+// $SYS/ is the broker's: a will there would be published (and retained) in its name. Refused
+// as not authorized, as Mosquitto refuses a will its ACL denies (every client write to $SYS).
+Connect WithWill(std::string_view topic) {
+  Connect connect = ValidConnect();
+  connect.will = mqtt::Will{.topic = topic, .payload = "forged-by-client", .retain = true};
+  return connect;
+}
+
+TEST(Admission, WillOnSysTopicRefused0x05) {
+  ExpectRefusal(WithWill("$SYS/broker/version"), BrokerState{}, Policy{}, Reason::kWillTopicSys,
+                ConnackCode::kNotAuthorized);
+  ExpectRefusal(WithWill("$SYS"), BrokerState{}, Policy{}, Reason::kWillTopicSys,
+                ConnackCode::kNotAuthorized);
+}
+
+TEST(Admission, WillOnOtherTopicsAccepted) {
+  for (const std::string_view topic : {"$SYSTEM/x", "$share/x", "x/$SYS/y", "status/gone"}) {
+    SCOPED_TRACE(topic);
+    ExpectAccepted(WithWill(topic), BrokerState{}, Policy{});
+  }
+}
+
+TEST(Admission, WillOnSysTopicRefusedBeforeTheAuthenticatorRuns) {
+  const FakeAuthenticator auth(AuthResult::kAllow);
+  ExpectRefusal(WithWill("$SYS/broker/version"), BrokerState{}, Policy{.authenticator = &auth},
+                Reason::kWillTopicSys, ConnackCode::kNotAuthorized);
+  EXPECT_EQ(auth.calls(), 0);
+}
+
 TEST(Admission, BadPasswordWhileShuttingDownGets0x03) {
   const FakeAuthenticator auth(AuthResult::kBadCredentials);
   ExpectRefusal(ValidConnect(), BrokerState{.shutting_down = true}, Policy{.authenticator = &auth},
@@ -615,6 +676,8 @@ TEST(Admission, LabelsMatchReasonTable) {
   EXPECT_EQ(LabelOf(Reason::kAuthRateLimit), "auth_rate_limit");
   EXPECT_EQ(LabelOf(Reason::kBadCredentials), "bad_credentials");
   EXPECT_EQ(LabelOf(Reason::kNotAuthorized), "not_authorized");
+  EXPECT_EQ(LabelOf(Reason::kClientIdReserved), "client_id_reserved");
+  EXPECT_EQ(LabelOf(Reason::kWillTopicSys), "will_sys_topic");
 }
 
 TEST(Admission, LabelsAreUniqueSnakeCaseMetricLabels) {
@@ -648,6 +711,11 @@ TEST(Admission, EveryReasonReturnsItsTableCode) {
   too_long.client_id = long_id;
   Connect not_allowed = ValidConnect();
   not_allowed.client_id = "intruder";
+  const std::string reserved_id = std::string(kAssignedClientIdPrefix) + "0";
+  Connect reserved = ValidConnect();
+  reserved.client_id = reserved_id;
+  Connect sys_will = ValidConnect();
+  sys_will.will = mqtt::Will{.topic = "$SYS/broker/version", .payload = "x"};
 
   struct Case {
     ConnectResult connect;
@@ -663,6 +731,7 @@ TEST(Admission, EveryReasonReturnsItsTableCode) {
       {Mqtt31Connect(""), {}, {}, Reason::kClientIdEmptyMqtt31},
       {too_long, {}, {}, Reason::kClientIdTooLong},
       {not_allowed, {}, {.client_id_prefixes = Prefixes()}, Reason::kClientIdNotAllowed},
+      {reserved, {}, {}, Reason::kClientIdReserved},
       {ValidConnect(), {.connected_clients = 1}, {.max_connections = 1}, Reason::kConnectionLimit},
       {ValidConnect(), {.shutting_down = true}, {}, Reason::kShuttingDown},
       {ValidConnect(), {.memory_full = true}, {}, Reason::kMemoryBudget},
@@ -677,6 +746,7 @@ TEST(Admission, EveryReasonReturnsItsTableCode) {
       {ValidConnect(), {}, {.authenticator = &limited}, Reason::kAuthRateLimit},
       {ValidConnect(), {}, {.authenticator = &bad}, Reason::kBadCredentials},
       {ValidConnect(), {}, {.authenticator = &denied}, Reason::kNotAuthorized},
+      {sys_will, {}, {}, Reason::kWillTopicSys},
   };
   static_assert(std::size(cases) == kReasonCount, "one case per reason");
   for (const Case& c : cases) {

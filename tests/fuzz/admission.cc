@@ -21,8 +21,10 @@
 #include <string_view>
 #include <vector>
 
+#include "connect/client_id.h"
 #include "mqtt/packet.h"
 #include "mqtt/result.h"
+#include "mqtt/topic.h"
 #include "mqtt/violation.h"
 #include "ringmq/config.h"
 
@@ -72,6 +74,7 @@ struct Input {
   std::string client_id;
   std::string user_name;
   std::string password;
+  std::string will_topic;
   std::vector<std::string> prefixes;
   std::optional<FuzzAuthenticator> authenticator;
   mqtt::Violation violation = mqtt::Violation::kNone;
@@ -126,7 +129,17 @@ void ConsumeConnect(FuzzedDataProvider& provider, Input& input) {
     }
   }
   input.client_id = provider.ConsumeRandomLengthString(80);
+  // Now and then an id of the server-assigned form, which clients may not claim.
+  if (provider.ConsumeIntegralInRange(0, 7) == 0) {
+    input.client_id.insert(0, kAssignedClientIdPrefix);
+  }
   connect.client_id = input.client_id;
+  if (provider.ConsumeBool()) {
+    // A will, sometimes in $SYS (refused at step 3b).
+    input.will_topic = provider.ConsumeBool() ? "$SYS" : "";
+    input.will_topic += provider.ConsumeRandomLengthString(16);
+    connect.will = mqtt::Will{.topic = input.will_topic};
+  }
 }
 
 void ConsumeInput(FuzzedDataProvider& provider, Input& input) {
@@ -223,6 +236,7 @@ bool HasPrefix(std::string_view client_id, const std::vector<std::string>& prefi
 void CheckClientIdAllowed(const Input& input) {
   const mqtt::Connect& connect = input.connect;
   FUZZ_CHECK(connect.client_id.size() <= input.policy.max_client_id_length);
+  FUZZ_CHECK(!HasAssignedClientIdPrefix(connect.client_id));
   if (connect.client_id.empty()) {
     FUZZ_CHECK(connect.protocol_level == 4 && connect.clean_session);
     return;  // a server-assigned id is exempt from the prefix rule
@@ -248,12 +262,21 @@ void CheckOrder(const Input& input, const Decision& decision) {
   if (reason == Reason::kClientIdNotAllowed) {
     FUZZ_CHECK(!input.prefixes.empty() && !connect.client_id.empty());
   }
+  if (reason == Reason::kClientIdReserved) {
+    FUZZ_CHECK(HasAssignedClientIdPrefix(connect.client_id));
+  }
+  const bool sys_will = connect.will.has_value() && mqtt::IsSysTopic(connect.will->topic);
+  if (reason == Reason::kWillTopicSys) {
+    FUZZ_CHECK(sys_will);
+    CheckClientIdAllowed(input);
+  }
   const bool past_client_id =
       IsOneOf(reason, {Reason::kConnectionLimit, Reason::kShuttingDown, Reason::kMemoryBudget,
                        Reason::kAddressConnectionLimit, Reason::kAddressRateLimit,
                        Reason::kBadCredentials, Reason::kNotAuthorized, Reason::kAuthRateLimit,
                        Reason::kAccepted});
   if (past_client_id) CheckClientIdAllowed(input);
+  if (past_client_id) FUZZ_CHECK(!sys_will);
   if (past_client_id && reason != Reason::kShuttingDown) FUZZ_CHECK(!input.state.shutting_down);
   if (reason == Reason::kMemoryBudget) {
     FUZZ_CHECK(input.state.memory_full);

@@ -37,10 +37,13 @@ CONNECT_COUNTERS = (
     "connect_auth_rate_limit",
     "connect_bad_credentials",
     "connect_not_authorized",
+    "connect_client_id_reserved",
+    "connect_will_sys_topic",
     "connect_closed_silent_policy",
     "connect_timeout",
     "keepalive_timeout",
     "packet_too_large",
+    "connect_packet_too_large",
 )
 # Message routing (sessions, subscriptions, delivery, limits).
 ROUTING_COUNTERS = (

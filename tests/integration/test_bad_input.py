@@ -379,14 +379,17 @@ class SpecAnswers(BadInputCase):
         self.assertEqual(counters["protocol_violations"], len(cases), counters)
 
     def test_client_ids_at_and_beyond_max_client_id_length(self):
-        b, good = self.start_with_good_traffic("--max-client-id-length", "65535")
+        # A CONNECT with a 65,535-byte id is over the default max_connect_packet_size (64 KiB).
+        b, good = self.start_with_good_traffic("--max-client-id-length", "65535",
+                                               "--max-connect-packet-size", "131072")
         with m.connect_client(b.port, "x" * 65535) as s:  # the longest a string can be
             m.ping(s)
             m.disconnect(s)
         good.stop()
         self.assert_counters(b.stop(), connect_accepted=GOOD_CONNECTS + 1)
 
-        b, good = self.start_with_good_traffic("--max-client-id-length", "100")
+        b, good = self.start_with_good_traffic("--max-client-id-length", "100",
+                                               "--max-connect-packet-size", "131072")
         with m.connect_client(b.port, "y" * 100) as s:
             m.disconnect(s)
         for n in (101, 1000, 65535):
@@ -430,7 +433,8 @@ class Framing(BadInputCase):
                         f"RSS grew from {rss_before} to {rss_after} KiB (peak {hwm} KiB)")
         good.stop()
         self.assert_counters(b.stop(), connect_accepted=GOOD_CONNECTS + 50,
-                             packet_too_large=100, connect_malformed=None)
+                             packet_too_large=50, connect_packet_too_large=50,
+                             connect_malformed=None)
 
     def test_whole_session_in_1_byte_writes(self):
         b, good = self.start_with_good_traffic()

@@ -5,6 +5,7 @@ closed; a malformed one is closed with no CONNACK at all; under `--reject-policy
 refusal is a close without CONNACK. After every bad connection a good client must still be served.
 """
 
+import re
 import time
 
 import mqtt_raw as m
@@ -66,6 +67,41 @@ class ConnectAccepted(BrokerTestCase):
             m.disconnect(s2)
         self.assert_serves(b)
         self.assert_counters(b.stop(), connect_accepted=3)
+
+    def test_assigned_ids_cannot_be_taken_over_by_guessing_clients_MQTT_3_1_4_2(self):
+        # Issue 11: ids were assigned as ringmq-<shard>-<n>; clients sending those ids took
+        # over 8 of 20 connections with empty ids. Assigned ids are now random, homed on the
+        # accepting shard, and of a form clients may not send.
+        b = self.start_broker(threads=2)
+        assigned = [m.connect_client(b.port, "") for _ in range(20)]
+        try:
+            for shard in range(2):  # every id of the old form, plus margin
+                for n in range(1, 41):
+                    s = m.connect_client(b.port, f"ringmq-{shard}-{n}")
+                    m.disconnect(s)
+            for s in assigned:
+                m.ping(s)  # still connected: nobody took it over
+            # The ids the broker logged are distinct, of the reserved form, and not a sequence.
+            ids = set()
+            deadline = time.monotonic() + 5.0
+            while len(ids) < 20 and time.monotonic() < deadline:
+                ids = set(re.findall(r"client (ringmq-auto-[0-9a-f]{32}) connected", b.stderr()))
+                time.sleep(0.05)
+            self.assertEqual(len(ids), 20, ids)
+            for position in range(len("ringmq-auto-"), len("ringmq-auto-") + 32):
+                self.assertGreater(len({i[position] for i in ids}), 4, sorted(ids))
+            # A client sending an id of the assigned form, even one that is live, is refused.
+            for client_id in list(ids)[:3] + ["ringmq-auto-" + "0" * 32]:
+                s = m.connect_client(b.port, client_id, expect=0x02)
+                with s:
+                    m.expect_eof(s)
+            for s in assigned:
+                m.ping(s)
+                m.disconnect(s)
+        finally:
+            for s in assigned:
+                s.close()
+        self.assert_counters(b.stop(), connect_accepted=100, connect_client_id_reserved=4)
 
     def test_client_id_at_max_client_id_length_accepted(self):
         b = self.start_broker("--max-client-id-length", "8")
@@ -319,7 +355,8 @@ class MalformedConnect(BrokerTestCase):
             m.expect_eof(s, what="the server to close without CONNACK")
         self.assert_serves(b)
         self.assert_counters(b.stop(), connections_accepted=2, connect_accepted=1,
-                             connect_malformed=malformed, packet_too_large=None)
+                             connect_malformed=malformed, packet_too_large=None,
+                             connect_packet_too_large=None)
 
     def test_three_malformed_connects_counted_connect_malformed_3(self):
         b = self.start_broker()
@@ -350,8 +387,7 @@ class MalformedConnect(BrokerTestCase):
             waited = m.expect_eof(s, timeout=3.0, what="the server to close a 256 MiB CONNECT")
         self.assertLess(waited, 2.0, "closed only after a timeout, not at the header")
         self.assert_serves(b)
-        self.assert_counters(b.stop(), connect_accepted=1, connect_malformed=None,
-                             packet_too_large=None)
+        self.assert_counters(b.stop(), connect_accepted=1, connect_packet_too_large=1)
 
 
 def _closed_test(data, malformed):

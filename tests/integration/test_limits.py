@@ -7,7 +7,7 @@ import threading
 import time
 
 import mqtt_raw as m
-from broker import BrokerTestCase
+from broker import BrokerTestCase, is_sanitized
 
 QUIET = 0.3
 
@@ -222,3 +222,111 @@ class QueuedBytes(BrokerTestCase):
         self.assert_counters(counters, connect_accepted=3, dropped_bytes_cap=None,
                              mailbox_overflow=None)
         self.assert_counters_at_least(counters, dropped_bytes_cap=1)
+
+
+class SlowReaderOfLargeMessages(BrokerTestCase):
+    """Issue 11: a subscriber with a small receive window reading 200 KiB messages (well under
+    the 1 MiB packet limit) was closed with output_overflow, and its will published, by its own
+    PINGREQ: the message waiting for it was counted against the cap on replies."""
+
+    PAYLOAD = 200 << 10
+    # More than the kernel's socket buffers take (tcp_wmem allows the broker's send buffer to
+    # grow to 4 MiB), so that deliveries are still waiting in the broker when the PINGREQ comes.
+    MESSAGES = 48
+
+    def test_pingreq_behind_200_kib_deliveries_gets_pingresp_not_a_close_MQTT_3_12_4_1(self):
+        b = self.start_broker()
+        stalled = m.Client(b.port, "large-stalled", rcvbuf=4096, keepalive=60,
+                           will_topic="large/will", will_message=b"gone")
+        watcher = m.Client(b.port, "large-watcher")
+        pub = m.Client(b.port, "large-pub")
+        with stalled, watcher, pub:
+            stalled.subscribe([("large/data", 0)])
+            watcher.subscribe([("large/will", 0)])
+            for seq in range(self.MESSAGES):
+                pub.send(m.publish("large/data", bytes([seq]) * self.PAYLOAD))
+            pub.publish("large/sync", b"", qos=1, timeout=20.0)  # all routed
+            time.sleep(1.0)  # the broker has written what the kernel takes; the rest waits
+            stalled.send(m.PINGREQ)
+            # Now read: the PINGRESP comes after the messages already waiting, the rest after
+            # it, all in order, and no close.
+            got = []
+            deadline = time.monotonic() + 30.0
+            while True:
+                pkt = stalled.read_packet(timeout=max(0.0, deadline - time.monotonic()),
+                                          what=f"PINGRESP after {len(got)} messages")
+                if pkt.raw == m.PINGRESP:
+                    break
+                x = m.Publish(pkt)
+                got.append((x.payload[0], len(x.payload)))
+            before_pingresp = len(got)
+            got += [(x.payload[0], len(x.payload))
+                    for x in stalled.receive(self.MESSAGES - len(got), timeout=30.0)]
+            self.assertEqual(got, [(seq, self.PAYLOAD) for seq in range(self.MESSAGES)])
+            self.assertLess(before_pingresp, self.MESSAGES, "no delivery was waiting in the "
+                            "broker when the PINGREQ came: the test did not exercise the cap")
+            stalled.ping()
+            watcher.expect_no_publish(QUIET)
+            for c in (stalled, watcher, pub):
+                c.disconnect()
+        counters = b.stop()
+        self.assert_counters(counters, connect_accepted=3, output_overflow=0,
+                             publish_dropped_no_subscribers=1)
+
+
+class PreConnectBuffer(BrokerTestCase):
+    """Issue 11: a connection that had not finished its CONNECT could buffer up to
+    max_packet_size (300 such connections cost about 390 MiB). The CONNECT has its own bound,
+    max_connect_packet_size (64 KiB), checked from its fixed header."""
+
+    CONNECTIONS = 300
+    ANNOUNCED = 900 << 10  # under max_packet_size (1 MiB), over max_connect_packet_size
+    SENT = 256 << 10       # body bytes each connection tries to trickle in
+    CHUNK = 16 << 10
+
+    def test_connects_announcing_a_large_length_do_not_grow_rss_and_are_counted(self):
+        b = self.start_broker(log_level="info")
+        rss_start = b.status_kib("VmRSS")
+        header = b"\x10" + m.remaining_length(self.ANNOUNCED)
+        socks = []
+        try:
+            for _ in range(self.CONNECTIONS):
+                s = m.open_socket(b.port, timeout=2.0)
+                socks.append(s)
+                m.try_send(s, header)
+            chunk = b"\x00" * self.CHUNK
+            for _ in range(self.SENT // self.CHUNK):  # trickle: a chunk per connection per round
+                for s in socks:
+                    try:
+                        m.try_send(s, chunk)
+                    except (OSError, TimeoutError):
+                        pass  # closed by the broker, or its window is full: both fine here
+            grown_kib = b.status_kib("VmHWM") - rss_start
+            # Without the bound each connection held SENT bytes (about 75 MiB in all, more
+            # with vector growth); with it, nothing of the body is buffered.
+            bound_kib = (16 << 10) + ((32 << 10) if is_sanitized() else 0)
+            self.assertLess(grown_kib, bound_kib,
+                            f"broker RSS grew by {grown_kib} KiB for {self.CONNECTIONS} "
+                            f"connections trickling {self.SENT >> 10} KiB of a CONNECT "
+                            f"announcing {self.ANNOUNCED >> 10} KiB")
+            for s in socks[:10]:
+                m.expect_eof(s, timeout=3.0, what="the server to close an oversize CONNECT")
+        finally:
+            for s in socks:
+                s.close()
+        self.assert_serves(b)
+        self.assert_counters(b.stop(), connect_accepted=1,
+                             connect_packet_too_large=self.CONNECTIONS)
+
+    def test_connect_over_max_connect_packet_size_closed_without_connack(self):
+        b = self.start_broker("--max-connect-packet-size", "4096")
+        # A well-formed CONNECT with a 5000-byte will: closed from its header, no CONNACK.
+        with m.open_socket(b.port) as s:
+            s.sendall(m.connect("big-will", will_topic="w", will_message=b"x" * 5000))
+            m.expect_eof(s, what="the server to close a CONNECT over 4096 bytes")
+        # One that fits is served, and later packets may be larger (max_packet_size applies).
+        with m.Client(b.port, "fits", will_topic="w", will_message=b"x" * 3000) as c:
+            c.publish("big/after", b"y" * 20000, qos=1)
+            c.disconnect()
+        self.assert_counters(b.stop(), connect_accepted=1, connect_packet_too_large=1,
+                             publish_dropped_no_subscribers=1)

@@ -390,8 +390,9 @@ class PacketSize(BrokerTestCase):
         self.assert_counters(b.stop(), connect_accepted=2, packet_too_large=1)
 
     def test_large_connect_and_publish_spanning_many_reads(self):
-        # Packets far larger than one receive buffer must be reassembled, not refused.
-        b = self.start_broker()
+        # Packets far larger than one receive buffer must be reassembled, not refused. This
+        # CONNECT (about 70 KiB) is over the default max_connect_packet_size (64 KiB).
+        b = self.start_broker("--max-connect-packet-size", "131072")
         will = bytes(range(256)) * 250  # 64,000 bytes: near the 65,535 limit of a field
         with m.connect_client(b.port, "w" * 256, will_topic="big/will", will_message=will,
                               username="u" * 1000, password=b"p" * 5000) as s:

@@ -113,6 +113,36 @@ class SysTopics(BrokerTestCase):
         self.assertEqual(counters["publish_received_qos1"], 1)
         self.assertEqual(counters["publish_received_qos2"], 1)
 
+    def test_will_on_sys_topic_refused_0x05_never_published(self):
+        # Issue 11: a retained will on $SYS/broker/version replaced the broker's version
+        # ("forged-by-client") and stayed there across $SYS updates. Wills follow the rule for
+        # PUBLISH: $SYS is the broker's; such a CONNECT is refused as not authorized (as
+        # Mosquitto refuses a will its ACL check denies), counted as connect_will_sys_topic.
+        b = self.start_broker("--sys-interval-s", "1")
+        with m.Client(b.port, "w") as watch:
+            watch.subscribe([("$SYS/broker/version", 1), ("$SYS", 1)])
+            first = watch.next_publish(timeout=2.0)  # the retained version
+            self.assertTrue(first.payload.startswith(VERSION_PREFIX), first)
+            for topic in ("$SYS/broker/version", "$SYS"):
+                s = m.open_socket(b.port)
+                with s:
+                    s.sendall(m.connect(f"forger-{len(topic)}", will_topic=topic,
+                                        will_message=b"forged-by-client", will_qos=1,
+                                        will_retain=True))
+                    m.expect_connack(s, 0x05)
+                    m.expect_eof(s)
+                # Had it been accepted, the close above (no DISCONNECT) would publish the will.
+            watch.expect_no_publish(1.5)  # more than one $SYS interval
+        # A new subscriber still gets the broker's retained version, not the client's.
+        with m.Client(b.port, "late") as late:
+            late.subscribe([("$SYS/broker/version", 0)])
+            self.assertTrue(late.next_publish(timeout=2.0).payload.startswith(VERSION_PREFIX))
+        # Wills elsewhere, even on other topics starting with '$', are still accepted.
+        with m.Client(b.port, "ok-will", will_topic="$SYSTEM/gone", will_message=b"x") as ok:
+            ok.disconnect()
+        counters = b.stop()
+        self.assert_counters(counters, connect_accepted=3, connect_will_sys_topic=2)
+
     def test_interval_0_turns_sys_off(self):
         b = self.start_broker("--sys-interval-s", "0")
         with m.Client(b.port, "sys") as c:

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "connect/admission.h"
+#include "connect/client_id.h"
 #include "metrics/counters.h"
 #include "mqtt/codec.h"
 #include "mqtt/packet.h"
@@ -433,6 +434,45 @@ TEST(ConnectionAssignedIdTest, EmptyClientIdWithCleanSessionGetsUniqueId_MQTT_3_
   EXPECT_EQ(shard.connected_clients.load(), 2u);
 }
 
+// The assigned id has the reserved form and this shard as its home, so the router serves it
+// here, in this shard's session map (connect/client_id.h).
+TEST(ConnectionAssignedIdTest, AssignedIdIsHomedOnTheAcceptingShard_MQTT_3_1_3_6) {
+  ShardState shard;
+  shard.context.shard_count = 4;
+  shard.context.shard_index = 2;
+  for (int i = 0; i < 20; ++i) {
+    Connection connection;
+    connection.Open(kFd, kStartMs);
+    connection.OnReceive(Encode(Mqtt311Connect("")), kStartMs, shard.context);
+    ASSERT_EQ(Drain(connection), kConnackAccepted);
+    EXPECT_TRUE(connect::HasAssignedClientIdPrefix(connection.client_id()));
+    EXPECT_EQ(connect::HomeShard(connection.client_id(), 4), 2u) << connection.client_id();
+  }
+}
+
+// A connection adopted from another shard with an empty id gets an id assigned on the adopting
+// shard (admission is not repeated).
+TEST(ConnectionAssignedIdTest, AdoptedConnectionWithEmptyIdGetsAnAssignedId) {
+  ShardState shard;
+  Connection connection;
+  connection.Adopt(kFd, kStartMs);
+  connection.OnReceive(Encode(Mqtt311Connect("")), kStartMs, shard.context);
+  EXPECT_EQ(Drain(connection), kConnackAccepted);
+  EXPECT_TRUE(connect::HasAssignedClientIdPrefix(connection.client_id()));
+}
+
+TEST(ConnectionAssignedIdTest, ClientIdOfAssignedFormRefused0x02) {
+  ShardState shard;
+  Connection connection;
+  connection.Open(kFd, kStartMs);
+  const std::string id = std::string(connect::kAssignedClientIdPrefix) + std::string(32, 'a');
+  connection.OnReceive(Encode(Mqtt311Connect(id)), kStartMs, shard.context);
+  EXPECT_EQ(Drain(connection), (Bytes{0x20, 0x02, 0x00, 0x02}));
+  EXPECT_EQ(connection.state(), State::kClosing);
+  EXPECT_EQ(shard.Connect(connect::Reason::kClientIdReserved), 1u);
+  EXPECT_EQ(shard.sink.connects, 0);
+}
+
 // --- Framing ---------------------------------------------------------------------------------
 
 // A CONNECT with every optional field and a two-byte remaining length, so that splits fall
@@ -736,6 +776,64 @@ TEST_F(ConnectionTest, MaxPacketSizeCountsWholePacketAndIsInclusive) {
   EXPECT_EQ(shard_.counters.packet_too_large.Load(), 1u);
 }
 
+// Issue 11: a connection that had not finished its CONNECT could make the broker buffer up to
+// max_packet_size. The first packet has its own bound, checked from the fixed header.
+TEST_F(ConnectionTest, ConnectAboveMaxConnectPacketSizeClosedFromItsHeaderWithoutConnack) {
+  ASSERT_EQ(shard_.context.max_connect_packet_size, 64u * 1024);
+  // CONNECT announcing 100 KiB: under max_packet_size (1 MiB), over the CONNECT bound.
+  Receive({0x10, 0x80, 0x80, 0x06});
+  EXPECT_EQ(connection_.state(), State::kClosing);
+  EXPECT_EQ(shard_.counters.connect_packet_too_large.Load(), 1u);
+  EXPECT_EQ(shard_.counters.packet_too_large.Load(), 0u);
+  EXPECT_EQ(shard_.Connect(connect::Reason::kMalformed), 0u);
+  ExpectClosedWithoutBytes();
+  // The body that follows is not kept.
+  Receive(Bytes(4096, 0x00));
+  EXPECT_EQ(connection_.state(), State::kClosing);
+  EXPECT_EQ(shard_.counters.connect_packet_too_large.Load(), 1u);
+}
+
+TEST_F(ConnectionTest, MaxConnectPacketSizeCountsWholeConnectAndIsInclusive) {
+  const Bytes connect = Encode(LongConnect());
+  shard_.context.max_connect_packet_size = static_cast<uint32_t>(connect.size());
+  Receive(connect);
+  EXPECT_EQ(Drain(), kConnackAccepted);
+  EXPECT_EQ(connection_.state(), State::kOpen);
+
+  Connection second;
+  second.Open(kFd + 1, kStartMs);
+  shard_.context.max_connect_packet_size = static_cast<uint32_t>(connect.size() - 1);
+  second.OnReceive(connect, kStartMs, shard_.context);
+  EXPECT_EQ(second.state(), State::kClosing);
+  EXPECT_TRUE(second.NextSend().empty());
+  EXPECT_EQ(shard_.counters.connect_packet_too_large.Load(), 1u);
+}
+
+TEST_F(ConnectionTest, MaxPacketSizeBelowMaxConnectPacketSizeAppliesToTheConnectToo) {
+  const Bytes connect = Encode(LongConnect());
+  shard_.context.max_packet_size = static_cast<uint32_t>(connect.size() - 1);
+  Receive(connect);
+  EXPECT_EQ(connection_.state(), State::kClosing);
+  EXPECT_TRUE(connection_.NextSend().empty());
+  EXPECT_EQ(shard_.counters.connect_packet_too_large.Load(), 1u);
+}
+
+// The CONNECT bound is for the first packet only: afterwards max_packet_size applies.
+TEST_F(ConnectionTest, PacketsAfterConnectMayExceedMaxConnectPacketSize) {
+  shard_.context.max_connect_packet_size = 64;
+  Accept();
+  mqtt::Publish publish;
+  publish.topic = "big";
+  const std::string payload(4096, 'x');
+  publish.payload = payload;
+  publish.qos = mqtt::QoS::k1;
+  publish.packet_id = 3;
+  Receive(Encode(publish));
+  EXPECT_EQ(Drain(), (Bytes{0x40, 0x02, 0x00, 0x03}));
+  EXPECT_EQ(connection_.state(), State::kOpen);
+  EXPECT_EQ(shard_.counters.connect_packet_too_large.Load(), 0u);
+}
+
 // --- Send path -------------------------------------------------------------------------------
 
 TEST_F(ConnectionTest, OneSendInFlightRepliesWaitForOnSent) {
@@ -764,14 +862,14 @@ TEST_F(ConnectionTest, OneSendInFlightRepliesWaitForOnSent) {
 }
 
 TEST_F(ConnectionTest, OutputCapClosesPeerThatDoesNotRead) {
-  shard_.context.max_output_bytes = 8;
+  shard_.context.max_output_bytes = 8;  // replies' share: 4 bytes
   Receive(Encode(Mqtt311Connect()));
   ASSERT_EQ(ToBytes(connection_.NextSend()), kConnackAccepted);  // 4 bytes in flight
-  Receive(Cat({kPingreq, kPingreq}));                            // 4 + 2 + 2: at the cap
+  Receive(Cat({kPingreq, kPingreq}));                            // 2 + 2: at the replies' cap
   EXPECT_EQ(connection_.state(), State::kOpen);
   EXPECT_EQ(shard_.counters.output_overflow.Load(), 0u);
 
-  Receive(Cat({kPingreq, kPingreq}));  // 10 > 8
+  Receive(Cat({kPingreq, kPingreq}));  // 6 > 4
   EXPECT_EQ(connection_.state(), State::kClosing);
   EXPECT_EQ(shard_.counters.output_overflow.Load(), 1u);
   // What fitted is still delivered before the close.
@@ -779,6 +877,54 @@ TEST_F(ConnectionTest, OutputCapClosesPeerThatDoesNotRead) {
   connection_.OnSent(kConnackAccepted.size());
   EXPECT_EQ(Drain(), Cat({kPingresp, kPingresp}));
   EXPECT_TRUE(connection_.ReadyToClose());
+}
+
+// Issue 11: a slow reader of large messages was closed (output_overflow, will published) by
+// its own PINGREQ or PUBACK, because a delivery above the delivery budget was counted against
+// the reply cap. Replies have their own share: a delivery of any size never makes one overflow.
+TEST_F(ConnectionTest, LargeDeliveryWaitingDoesNotMakeReplyOverflow_MQTT_3_12_4_1) {
+  Accept();
+  ASSERT_EQ(shard_.context.max_output_bytes, 128u * 1024);
+  // A 200 KiB PUBLISH (well under max_packet_size) written by the router into an empty buffer,
+  // as Session::WriteOutput does for a message larger than the delivery budget.
+  std::vector<uint8_t>& out = connection_.output_buffer();
+  out.assign(200 * 1024, 0x30);
+  const std::span<const uint8_t> sending = connection_.NextSend();
+  ASSERT_EQ(sending.size(), 200u * 1024);
+  connection_.OnSent(1000);  // the peer's small receive window took a little
+  // The next message, larger than the budget too, waits behind the send in flight.
+  connection_.output_buffer().assign(150 * 1024, 0x30);
+  ASSERT_GT(connection_.pending_output_bytes(), shard_.context.max_output_bytes);
+
+  Receive(kPingreq);
+  Receive(Publish(mqtt::QoS::k1, 9));
+  EXPECT_EQ(connection_.state(), State::kOpen);
+  EXPECT_EQ(shard_.counters.output_overflow.Load(), 0u);
+  EXPECT_EQ(shard_.sink.closings, 0);
+  EXPECT_EQ(connection_.pending_reply_bytes(), kPingresp.size() + 4);
+  // The replies follow the delivery queued before them, and their share is free once sent.
+  ASSERT_EQ(connection_.NextSend().size(), 200u * 1024 - 1000);
+  connection_.OnSent(200 * 1024 - 1000);
+  const Bytes next = ToBytes(connection_.NextSend());
+  ASSERT_EQ(next.size(), 150u * 1024 + kPingresp.size() + 4);
+  EXPECT_EQ(Bytes(next.end() - 6, next.end()), Cat({kPingresp, Bytes{0x40, 0x02, 0x00, 0x09}}));
+  connection_.OnSent(next.size());
+  EXPECT_EQ(connection_.pending_reply_bytes(), 0u);
+  EXPECT_EQ(connection_.pending_output_bytes(), 0u);
+}
+
+TEST_F(ConnectionTest, ReplyCapStillClosesPeerThatDoesNotReadBehindALargeDelivery) {
+  Accept();
+  connection_.output_buffer().assign(200 * 1024, 0x30);
+  ASSERT_EQ(connection_.NextSend().size(), 200u * 1024);  // in flight, never completes
+  const size_t pings_that_fit = shard_.context.ReplyBytesMax() / kPingresp.size();
+  for (size_t i = 0; i < pings_that_fit; ++i) Receive(kPingreq);
+  EXPECT_EQ(connection_.state(), State::kOpen);
+  EXPECT_EQ(connection_.pending_reply_bytes(), shard_.context.ReplyBytesMax());
+  EXPECT_EQ(shard_.counters.output_overflow.Load(), 0u);
+  Receive(kPingreq);  // one reply past the replies' share
+  EXPECT_EQ(connection_.state(), State::kClosing);
+  EXPECT_EQ(shard_.counters.output_overflow.Load(), 1u);
 }
 
 TEST_F(ConnectionTest, TransportClosedStopsSendingAndIsReadyToClose) {
