@@ -26,12 +26,14 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "auth/authenticator.h"
 #include "io/buffer_ring.h"
 #include "io/ring.h"
 #include "metrics/counters.h"
 #include "net/connection.h"
 #include "ringmq/config.h"
+#include "shard/doorbell_retries.h"
 #include "shard/router.h"
 #include "shard/shared_state.h"
 #include "shard/timer_wheel.h"
@@ -50,13 +52,17 @@ class Shard final : public ShardServices {
  public:
   static constexpr uint32_t kSysShard = 0;  // publishes the $SYS topics
 
-  Shard(uint32_t index, const Config& config, int listen_fd, SharedState& shared);
+  // Takes ownership of `listen_fd` (closed on error too). Errors: the stop doorbell (an
+  // eventfd) cannot be created, e.g. the file-descriptor limit is reached.
+  static absl::StatusOr<std::unique_ptr<Shard>> Create(uint32_t index, const Config& config,
+                                                       int listen_fd, SharedState& shared);
   ~Shard() override;
   Shard(const Shard&) = delete;
   Shard& operator=(const Shard&) = delete;
 
   // Creates the ring on the calling thread, then calls `ready(status)` once (OK when serving
-  // or the setup error) and, if OK, runs until RequestStop() and every connection is closed.
+  // or the setup error, which names the shard and what to change) and, if OK, runs until
+  // RequestStop() and every connection is closed.
   template <typename ReadyFn>
   absl::Status Run(ReadyFn ready) {
     absl::Status status = Setup();
@@ -92,6 +98,9 @@ class Shard final : public ShardServices {
     net::Connection::State timer_state = net::Connection::State::kAwaitConnect;
   };
 
+  Shard(uint32_t index, const Config& config, int listen_fd, int doorbell_fd,
+        SharedState& shared);
+
   absl::Status Setup();
   void Loop();
   void Reap();
@@ -110,6 +119,9 @@ class Shard final : public ShardServices {
   void ArmAccept();
   void ArmReceive(uint32_t slot_index);
   void ArmDoorbell();
+  // msg_ring to `shard`'s ring (first ring for new mail, or a retry of a failed one).
+  void SubmitDoorbell(uint32_t shard);
+  void OnDoorbellFailed(const io_uring_cqe& cqe);
   // A slot for a socket accepted here or adopted from another shard, with its connect timer.
   uint32_t AddConnection(int fd, bool adopted);
   uint32_t AllocateSlot();
@@ -123,8 +135,10 @@ class Shard final : public ShardServices {
   const ShardLimits limits_;
   const int listen_fd_;
   SharedState& shared_;
-  int doorbell_fd_ = -1;
+  const int doorbell_fd_;  // eventfd: the stop request
   uint64_t doorbell_value_ = 0;
+  DoorbellRetries doorbell_retries_;  // failed msg_ring doorbells to other shards
+  uint64_t next_doorbell_warning_ms_ = 0;
 
   metrics::ShardCounters counters_;
   net::ConnectionContext context_;
