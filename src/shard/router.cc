@@ -547,12 +547,14 @@ void Router::Handoff(const net::Connection& connection, int fd, std::vector<uint
 
 bool Router::DrainMailboxes() {
   bool more = false;
+  drained_records_ = 0;
   for (uint32_t source = 0; source < shard_count_; ++source) {
     if (source == shard_) continue;
     const DrainResult result =
         shared_.mailboxes.mailbox(source, shard_)
             .Drain([this](std::span<const Slot> record) { OnRecord(record); }, kDrainBudgetRecords);
     more = more || result.more;
+    drained_records_ += result.records;
   }
   return more;
 }

@@ -102,6 +102,10 @@ class Router final : public net::PacketSink {
 
   // Delivers what other shards sent. Returns true if records were left (do not sleep).
   bool DrainMailboxes();
+  // Records the last DrainMailboxes delivered, and sessions with output for the next Flush
+  // (what a loop iteration handled, for the stall detector).
+  size_t drained_records() const { return drained_records_; }
+  size_t dirty_session_count() const { return dirty_sessions_.size(); }
   // Retries overflowed mailbox records, then writes session output into connection buffers.
   void Flush();
   // Wakes the shards whose mailbox from us went from empty to non-empty this iteration. Last
@@ -207,6 +211,7 @@ class Router final : public net::PacketSink {
   uint64_t overflow_bytes_max_ = 0;  // per destination (max_mailbox_overflow_bytes)
   std::vector<Overflow> overflow_;   // index = destination shard
   std::vector<bool> doorbell_due_;
+  size_t drained_records_ = 0;  // by the last DrainMailboxes
   std::unique_ptr<metrics::SysTopics> sys_topics_;  // on the publishing shard, once used
 };
 

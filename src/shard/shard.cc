@@ -52,11 +52,13 @@ absl::Status SetupError(uint32_t shard, const absl::Status& status) {
   return absl::Status(status.code(), absl::StrCat("shard ", shard, ": ", status.message()));
 }
 
-uint64_t MonotonicMs() {
+uint64_t NowNs(clockid_t clock) {
   timespec now{};
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  return static_cast<uint64_t>(now.tv_sec) * 1000 + static_cast<uint64_t>(now.tv_nsec) / 1'000'000;
+  clock_gettime(clock, &now);
+  return static_cast<uint64_t>(now.tv_sec) * 1'000'000'000 + static_cast<uint64_t>(now.tv_nsec);
 }
+
+uint64_t MonotonicMs() { return NowNs(CLOCK_MONOTONIC) / 1'000'000; }
 
 }  // namespace
 
@@ -80,7 +82,8 @@ Shard::Shard(uint32_t index, const Config& config, int listen_fd, int doorbell_f
       listen_fd_(listen_fd),
       shared_(shared),
       doorbell_fd_(doorbell_fd),
-      doorbell_retries_(shared.shard_count) {
+      doorbell_retries_(shared.shard_count),
+      stalls_(config.stall_warning_ms) {
   context_.policy.reject_policy = config.reject_policy;
   context_.policy.max_connections = config.max_connections;
   context_.policy.max_client_id_length = config.max_client_id_length;
@@ -147,10 +150,18 @@ void Shard::Loop() {
       RINGMQ_LOG_ERROR("shard %u: io_uring_submit_and_wait: %s", index_, strerror(-submitted));
     }
     counters_.loop_iterations.Add();
-    now_ms_ = MonotonicMs();
+    const uint64_t now_ns = NowNs(CLOCK_MONOTONIC);  // the iteration's one precise clock read
+    now_ms_ = now_ns / 1'000'000;
+    if (stalls_.enabled()) stalls_.BeginIteration(now_ns, NowNs(CLOCK_MONOTONIC_COARSE));
     Reap();
+    EndPhase(LoopPhase::kCompletions);
     more_mail = router_->DrainMailboxes();
-    timers_->Advance(now_ms_, [this](uint32_t slot_index) { OnTimer(slot_index); });
+    EndPhase(LoopPhase::kMailboxes);
+    timers_->Advance(now_ms_, [this](uint32_t slot_index) {
+      ++stalls_.work().timers_fired;
+      OnTimer(slot_index);
+    });
+    EndPhase(LoopPhase::kTimers);
     if (now_ms_ >= next_collect_ms_) {
       next_collect_ms_ = now_ms_ + limits_.tick_ms;
       shared_.epochs.Collect();
@@ -160,15 +171,48 @@ void Shard::Loop() {
       ArmAccept();
     }
     MaybePublishSys();
+    EndPhase(LoopPhase::kHousekeeping);
+    stalls_.work().sessions_flushed = router_->dirty_session_count();
     router_->Flush();
+    EndPhase(LoopPhase::kSessions);
+    stalls_.work().connections_flushed = dirty_.size();
     Flush();
     router_->RingDoorbells();
     doorbell_retries_.TakeDue([this](uint32_t shard) { SubmitDoorbell(shard); });
     buffers_->Publish();
     shared_.epochs.Quiescent(index_);
+    EndPhase(LoopPhase::kConnections);
+    if (stalls_.enabled()) EndIteration();
   }
   shared_.epochs.Offline(index_);
   ring_->SubmitAndWait(0);  // push out the last closes
+}
+
+void Shard::EndPhase(LoopPhase phase) {
+  if (stalls_.enabled()) stalls_.EndPhase(phase, NowNs(CLOCK_MONOTONIC_COARSE));
+}
+
+void Shard::EndIteration() {
+  IterationWork& work = stalls_.work();
+  work.completions = last_reaped_;
+  work.mailbox_records = router_->drained_records();
+  const bool stalled = stalls_.EndIteration(NowNs(CLOCK_MONOTONIC));
+  if (stalls_.last_iteration_ns() == stalls_.longest_iteration_ns()) {
+    counters_.gauges.loop_iteration_max_us.Set(
+        static_cast<int64_t>(stalls_.longest_iteration_ns() / 1000));
+  }
+  if (!stalled) return;
+  counters_.loop_stalls.Add();
+  if (now_ms_ < next_stall_warning_ms_) {
+    ++stalls_not_logged_;
+    return;
+  }
+  next_stall_warning_ms_ = now_ms_ + kWarningIntervalMs;
+  RINGMQ_LOG_WARNING("shard %u: loop iteration %s (stall_warning_ms %u; %llu stalls not logged "
+                     "since the last warning)",
+                     index_, stalls_.Describe().c_str(), config_.stall_warning_ms,
+                     static_cast<unsigned long long>(stalls_not_logged_));
+  stalls_not_logged_ = 0;
 }
 
 void Shard::MaybePublishSys() {
@@ -190,6 +234,7 @@ void Shard::Reap() {
   }
   io_uring_cq_advance(ring, count);
   counters_.cqes_reaped.Add(count);
+  last_reaped_ = count;
 }
 
 void Shard::HandleCompletion(const io_uring_cqe& cqe) {

@@ -1,10 +1,12 @@
 // A shard: one thread, one io_uring, one SO_REUSEPORT listener, and the connections it accepted.
 //
 // The loop, once per iteration: reap every completion (accepts, receives, sends, closes, the
-// stop doorbell), advance the timer wheel, on shard 0 publish the $SYS topics when they are
-// due (every sys_interval_s), then for each connection touched in this iteration
-// start its next send or its close, hand receive buffers back, and make one
-// submit-and-wait call for everything (waking at least every tick for timers).
+// stop doorbell), drain the other shards' mailboxes, advance the timer wheel, on shard 0
+// publish the $SYS topics when they are due (every sys_interval_s), then for each connection
+// touched in this iteration start its next send or its close, ring the doorbells of shards
+// sent mail (and retry failed ones), hand receive buffers back, and make one submit-and-wait
+// call for everything (waking at least every tick for timers). With stall_warning_ms set, an
+// iteration that runs longer is counted and logged with what it did (stall_detector.h).
 //
 // Receive memory is the shard's provided-buffer ring; connections hold none while idle.
 // Completions carry (op, generation, slot) in user_data, so a completion that arrives after
@@ -36,6 +38,7 @@
 #include "shard/doorbell_retries.h"
 #include "shard/router.h"
 #include "shard/shared_state.h"
+#include "shard/stall_detector.h"
 #include "shard/timer_wheel.h"
 
 namespace ringmq::shard {
@@ -115,6 +118,9 @@ class Shard final : public ShardServices {
   void FlushHandoff(uint32_t slot_index);
   void BeginStop();
   void MaybePublishSys();
+  // Stall detection (stall_warning_ms > 0): phase boundaries, and the end of the iteration.
+  void EndPhase(LoopPhase phase);
+  void EndIteration();
 
   void ArmAccept();
   void ArmReceive(uint32_t slot_index);
@@ -139,6 +145,9 @@ class Shard final : public ShardServices {
   uint64_t doorbell_value_ = 0;
   DoorbellRetries doorbell_retries_;  // failed msg_ring doorbells to other shards
   uint64_t next_doorbell_warning_ms_ = 0;
+  StallDetector stalls_;
+  uint64_t next_stall_warning_ms_ = 0;
+  uint64_t stalls_not_logged_ = 0;  // since the last stall warning
 
   metrics::ShardCounters counters_;
   net::ConnectionContext context_;
@@ -153,6 +162,7 @@ class Shard final : public ShardServices {
   std::vector<uint32_t> free_slots_;
   std::vector<uint32_t> dirty_;
   uint32_t open_connections_ = 0;
+  uint32_t last_reaped_ = 0;  // completions of the last Reap
   uint64_t now_ms_ = 0;
   uint64_t next_collect_ms_ = 0;  // reclamation of retired trie nodes, once per tick
   uint64_t accept_retry_ms_ = 0;  // after EMFILE/ENFILE: when to re-arm accept (0: none)
