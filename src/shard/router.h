@@ -21,8 +21,10 @@
 //   kHandoff  value = Handoff* (the receiver owns and deletes it)
 // A full mailbox is not waited on: records wait in a per-destination overflow queue and are
 // retried, in order, every iteration. The queue is bounded in bytes (max_mailbox_overflow_bytes:
-// each record's own bytes, plus the message it holds, charged once per message and destination,
-// or the hand-off's bytes); a record beyond the bound is dropped: a message record counts in
+// each record's own bytes, plus the hand-off's bytes or the message it holds, which is charged
+// once per destination, with the first of its records that waits; so at most the message of the
+// record at the head of the queue, already uncharged, can exceed the bound, by one message);
+// a record beyond the bound is dropped: a message record counts in
 // mailbox_overflow, a hand-off record in handoffs_dropped (its socket is closed and its
 // connected-client slot given back, so max_connections stays exact). Records still in an
 // overflow queue or an inbound mailbox when the Router is destroyed are dropped the same way.
