@@ -57,9 +57,8 @@ Router::~Router() {
   for (uint32_t source = 0; source < shard_count_; ++source) {
     if (source == shard_) continue;
     Mailbox& mailbox = shared_.mailboxes.mailbox(source, shard_);
-    while (mailbox.Drain([this](std::span<const Slot> record) { DropRecord(record); },
-                         kDrainBudgetRecords)
-               .more) {
+    const auto drop = [this](std::span<const Slot> record) { DropRecord(record); };
+    while (mailbox.Drain(drop, kDrainBudgetRecords).more) {
     }
   }
 }

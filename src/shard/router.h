@@ -200,7 +200,7 @@ class Router final : public net::PacketSink {
   std::vector<uint32_t> slow_consumers_;   // sessions to disconnect (queue_full_policy)
 
   sub::MatchResult match_;
-  std::vector<Slot> record_;                             // scratch for building mailbox records
+  std::vector<Slot> record_;  // scratch for building mailbox records
   // Records waiting for room in a full mailbox, per destination shard.
   struct OverflowRecord {
     std::vector<Slot> slots;
@@ -213,7 +213,7 @@ class Router final : public net::PacketSink {
   uint64_t overflow_bytes_max_ = 0;  // per destination (max_mailbox_overflow_bytes)
   std::vector<Overflow> overflow_;   // index = destination shard
   std::vector<bool> doorbell_due_;
-  size_t drained_records_ = 0;  // by the last DrainMailboxes
+  size_t drained_records_ = 0;                      // by the last DrainMailboxes
   std::unique_ptr<metrics::SysTopics> sys_topics_;  // on the publishing shard, once used
 };
 

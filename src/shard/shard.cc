@@ -208,10 +208,11 @@ void Shard::EndIteration() {
     return;
   }
   next_stall_warning_ms_ = now_ms_ + kWarningIntervalMs;
-  RINGMQ_LOG_WARNING("shard %u: loop iteration %s (stall_warning_ms %u; %llu stalls not logged "
-                     "since the last warning)",
-                     index_, stalls_.Describe().c_str(), config_.stall_warning_ms,
-                     static_cast<unsigned long long>(stalls_not_logged_));
+  RINGMQ_LOG_WARNING(
+      "shard %u: loop iteration %s (stall_warning_ms %u; %llu stalls not logged "
+      "since the last warning)",
+      index_, stalls_.Describe().c_str(), config_.stall_warning_ms,
+      static_cast<unsigned long long>(stalls_not_logged_));
   stalls_not_logged_ = 0;
 }
 
@@ -241,8 +242,9 @@ void Shard::HandleCompletion(const io_uring_cqe& cqe) {
   const Op op = OpOf(cqe.user_data);
   if (op == Op::kAccept) return OnAccept(cqe);
   if (op == Op::kDoorbell) return BeginStop();
-  if (op == Op::kMailbox) return;  // mailboxes are drained every iteration
-  if (op == Op::kMsgRing) return OnDoorbellFailed(cqe);  // only failures complete
+  // Mailboxes are drained every iteration; of our own msg_rings only failures complete.
+  if (op == Op::kMailbox) return;
+  if (op == Op::kMsgRing) return OnDoorbellFailed(cqe);
   const uint32_t slot_index = SlotOf(cqe.user_data);
   Slot* slot = slot_index < slots_.size() ? &slots_[slot_index] : nullptr;
   const bool current = slot != nullptr && slot->in_use &&

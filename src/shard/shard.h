@@ -101,8 +101,7 @@ class Shard final : public ShardServices {
     net::Connection::State timer_state = net::Connection::State::kAwaitConnect;
   };
 
-  Shard(uint32_t index, const Config& config, int listen_fd, int doorbell_fd,
-        SharedState& shared);
+  Shard(uint32_t index, const Config& config, int listen_fd, int doorbell_fd, SharedState& shared);
 
   absl::Status Setup();
   void Loop();

@@ -9,12 +9,18 @@ namespace ringmq::shard {
 
 std::string_view NameOf(LoopPhase phase) {
   switch (phase) {
-    case LoopPhase::kCompletions: return "completions";
-    case LoopPhase::kMailboxes: return "mailboxes";
-    case LoopPhase::kTimers: return "timers";
-    case LoopPhase::kHousekeeping: return "housekeeping";
-    case LoopPhase::kSessions: return "sessions";
-    case LoopPhase::kConnections: return "connections";
+    case LoopPhase::kCompletions:
+      return "completions";
+    case LoopPhase::kMailboxes:
+      return "mailboxes";
+    case LoopPhase::kTimers:
+      return "timers";
+    case LoopPhase::kHousekeeping:
+      return "housekeeping";
+    case LoopPhase::kSessions:
+      return "sessions";
+    case LoopPhase::kConnections:
+      return "connections";
   }
   return "?";
 }
@@ -51,13 +57,12 @@ std::string StallDetector::Describe() const {
   }
   // Phases are read on the coarse clock: never report one as longer than the whole.
   const uint64_t slowest_ns = std::min(phase_ns_[slowest], last_iteration_ns_);
-  return absl::StrCat("took ", last_iteration_ns_ / 1'000'000, " ms: ", work_.completions,
-                      " completions, ", work_.mailbox_records, " mailbox records, ",
-                      work_.timers_fired, " timers fired, ", work_.sessions_flushed,
-                      " sessions and ", work_.connections_flushed,
-                      " connections flushed; slowest phase: ",
-                      std::string(NameOf(static_cast<LoopPhase>(slowest))), " (",
-                      slowest_ns / 1'000'000, " ms)");
+  return absl::StrCat(
+      "took ", last_iteration_ns_ / 1'000'000, " ms: ", work_.completions, " completions, ",
+      work_.mailbox_records, " mailbox records, ", work_.timers_fired, " timers fired, ",
+      work_.sessions_flushed, " sessions and ", work_.connections_flushed,
+      " connections flushed; slowest phase: ", std::string(NameOf(static_cast<LoopPhase>(slowest))),
+      " (", slowest_ns / 1'000'000, " ms)");
 }
 
 }  // namespace ringmq::shard
