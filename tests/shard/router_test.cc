@@ -161,7 +161,6 @@ class RouterTest : public ::testing::Test {
     ASSERT_EQ(shared_->connected_clients.load(), 1u);
     shard0_->router->Handoff(connection, socket.broker, connection.TakeHandoffBytes());
     connection.ReleaseForHandoff();
-    connection.OnClosed(shard0_->context);  // must not give the slot back
   }
 
   Config config_;
