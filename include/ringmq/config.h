@@ -73,6 +73,14 @@ struct Config {
   // $SYS/broker/... topics published every sys_interval_s seconds; 0: none.
   uint32_t sys_interval_s = 10;
 
+  // Cross-shard records waiting for room in a full mailbox, per destination shard: the
+  // records' own bytes plus the messages and hand-off bytes they hold. A record beyond it is
+  // dropped (mailbox_overflow). 0: no overflow queue at all.
+  uint64_t max_mailbox_overflow_bytes = 16 << 20;
+  // A shard loop iteration that runs longer than this is counted (loop_stalls) and logged
+  // (rate-limited) with what it was doing. 0: not measured.
+  uint32_t stall_warning_ms = 100;
+
   friend bool operator==(const Config&, const Config&) = default;
 };
 

@@ -117,8 +117,10 @@ absl::Status Broker::Start() {
   for (uint32_t i = 0; i < config_.threads; ++i) {
     absl::StatusOr<int> listener = io::OpenListener(config_.bind, config_.port, kListenBacklog);
     if (!listener.ok()) return listener.status();
-    running->shards.push_back(
-        std::make_unique<shard::Shard>(i, config_, *listener, running->shared));
+    absl::StatusOr<std::unique_ptr<shard::Shard>> shard =
+        shard::Shard::Create(i, config_, *listener, running->shared);
+    if (!shard.ok()) return shard.status();
+    running->shards.push_back(std::move(*shard));
     running->shared.shard_counters[i] = &running->shards.back()->counters();
   }
   // Before the shards: a port in use fails the start with nothing else running yet.
@@ -140,11 +142,9 @@ absl::Status Broker::Start() {
     auto promise = std::make_shared<std::promise<absl::Status>>();
     ready.push_back(promise->get_future());
     running->threads.emplace_back([shard = shard.get(), promise] {
-      const absl::Status result =
-          shard->Run([&promise](const absl::Status& status) { promise->set_value(status); });
-      if (!result.ok()) {
-        RINGMQ_LOG_ERROR("shard %u: %s", shard->index(), std::string(result.message()).c_str());
-      }
+      // A set-up error goes to Start() through the promise, and from there to main's message.
+      shard->Run([&promise](const absl::Status& status) { promise->set_value(status); })
+          .IgnoreError();
     });
   }
   absl::Status first_error = absl::OkStatus();

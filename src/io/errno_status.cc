@@ -25,9 +25,15 @@ absl::Status ErrnoStatus(int error_number, std::string_view what) {
     case ENOSYS:
     case EOPNOTSUPP:
       return absl::UnimplementedError(message);
-    case ENOMEM:
     case EMFILE:
+      // Actionable wherever it happens (listener, eventfd, io_uring_setup, accept).
+      message.append(" (raise the file-descriptor limit: `ulimit -n`, or LimitNOFILE= in the "
+                     "systemd unit)");
+      return absl::ResourceExhaustedError(message);
     case ENFILE:
+      message.append(" (the system-wide limit: sysctl fs.file-max)");
+      return absl::ResourceExhaustedError(message);
+    case ENOMEM:
       return absl::ResourceExhaustedError(message);
     default:
       return absl::UnknownError(message);

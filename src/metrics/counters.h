@@ -64,6 +64,9 @@ namespace ringmq::metrics {
   X(dropped_memory_qos12)          /* QoS 1/2 to a backlogged session, max_memory spent */   \
   X(mailbox_full)                  /* records waiting for room in a shard mailbox */         \
   X(mailbox_overflow)              /* records dropped: mailbox and its overflow full */      \
+  X(handoffs_dropped)              /* hand-off records dropped: connection closed */         \
+  X(doorbell_failures)             /* msg_ring doorbells to another shard that failed */     \
+  X(loop_stalls)                   /* loop iterations longer than stall_warning_ms */        \
   X(bytes_delivered)               /* PUBLISH/PUBREL bytes encoded for subscribers */        \
   X(publish_denied)                /* PUBLISH the ACL does not allow: acked, dropped */       \
   X(subscribe_denied)              /* SUBSCRIBE filters the ACL does not allow: SUBACK 0x80 */ \
@@ -83,7 +86,9 @@ namespace ringmq::metrics {
   X(sessions_offline)  /* persistent sessions kept without a connection */                \
   X(subscriptions)     /* subscriptions held by this shard's sessions */                  \
   X(queued_messages)   /* messages waiting in session queues (not yet sent) */            \
-  X(inflight_messages) /* QoS 1/2 messages sent and not yet fully acknowledged */
+  X(inflight_messages) /* QoS 1/2 messages sent and not yet fully acknowledged */          \
+  X(mailbox_overflow_bytes) /* bytes waiting in this shard's mailbox overflow queues */     \
+  X(loop_iteration_max_us)  /* longest loop iteration since start (stall_warning_ms > 0) */
 
 class Counter {
  public:

@@ -78,6 +78,11 @@ constexpr Family kFamilies[] = {
      "QoS 1/2 messages sent and not yet acknowledged."},
     {"ringmq_mailbox_full_total", Type::kCounter,
      "Cross-shard records that waited for room in a full mailbox."},
+    {"ringmq_mailbox_overflow_bytes", Type::kGauge,
+     "Bytes of cross-shard records (and what they hold) waiting for room in full mailboxes."},
+    {"ringmq_handoffs_dropped_total", Type::kCounter,
+     "Connections closed because their hand-off to the home shard found the mailbox and its "
+     "overflow full."},
     // Bytes.
     {"ringmq_received_bytes_total", Type::kCounter, "Bytes received from clients."},
     {"ringmq_sent_bytes_total", Type::kCounter, "Bytes sent to clients."},
@@ -93,6 +98,12 @@ constexpr Family kFamilies[] = {
     {"ringmq_io_uring_cqes_reaped_total", Type::kCounter, "io_uring completions reaped."},
     {"ringmq_receive_buffer_exhausted_total", Type::kCounter,
      "Receives that found no provided buffer (ENOBUFS) and were re-armed."},
+    {"ringmq_doorbell_failures_total", Type::kCounter,
+     "msg_ring doorbells to another shard that failed (retried; the shard also polls each tick)."},
+    {"ringmq_loop_stalls_total", Type::kCounter,
+     "Shard loop iterations that ran longer than stall_warning_ms."},
+    {"ringmq_loop_iteration_max_microseconds", Type::kGauge,
+     "Longest shard loop iteration since start (measured when stall_warning_ms > 0)."},
     // Memory budget (max_memory).
     {"ringmq_memory_accounted_bytes", Type::kGauge,
      "Memory the broker accounts against max_memory: resident size at start plus what grows "
@@ -332,6 +343,9 @@ Series SeriesOf(CounterId id) {
     case C::dropped_memory_qos12: return Labelled(kDropped, "reason", "memory_qos12");
     case C::mailbox_full: return Plain("ringmq_mailbox_full_total");
     case C::mailbox_overflow: return Labelled(kDropped, "reason", "mailbox_overflow");
+    case C::handoffs_dropped: return Plain("ringmq_handoffs_dropped_total");
+    case C::doorbell_failures: return Plain("ringmq_doorbell_failures_total");
+    case C::loop_stalls: return Plain("ringmq_loop_stalls_total");
     case C::bytes_delivered: return Plain("ringmq_delivered_bytes_total");
     case C::publish_denied: return Labelled(kDropped, "reason", "acl_denied");
     case C::subscribe_denied: return Plain("ringmq_subscribe_denied_total");
@@ -357,6 +371,8 @@ Series SeriesOf(GaugeId id) {
     case G::subscriptions: return Plain("ringmq_subscriptions");
     case G::queued_messages: return Plain("ringmq_queued_messages");
     case G::inflight_messages: return Plain("ringmq_inflight_messages");
+    case G::mailbox_overflow_bytes: return Plain("ringmq_mailbox_overflow_bytes");
+    case G::loop_iteration_max_us: return Plain("ringmq_loop_iteration_max_microseconds");
   }
   RINGMQ_ASSERT(false && "every GaugeId has a series");
   return Plain("");

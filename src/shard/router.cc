@@ -28,8 +28,6 @@ constexpr size_t kDrainBudgetRecords = 4096;
 // for it than one loop iteration hands to a connection (ConnectionContext::max_output_bytes / 2
 // with the default cap): a subscriber that keeps up drains below this every iteration.
 constexpr uint64_t kBacklogBytes = 64 * 1024;
-// Records waiting for room in one full mailbox; beyond this new records are dropped (counted).
-constexpr size_t kOverflowRecordsMax = 65'536;
 
 uint8_t MinQos(uint8_t a, uint8_t b) { return a < b ? a : b; }
 
@@ -49,6 +47,7 @@ Router::Router(uint32_t shard, const Config& config, SharedState& shared,
       counters_(counters),
       context_(context),
       services_(services),
+      overflow_bytes_max_(config.max_mailbox_overflow_bytes),
       overflow_(shared.shard_count),
       doorbell_due_(shared.shard_count, false) {
   limits_.max_inflight = config.max_inflight;
@@ -62,16 +61,16 @@ Router::Router(uint32_t shard, const Config& config, SharedState& shared,
 }
 
 Router::~Router() {
-  // Records that never reached their mailbox still hold message references.
-  for (auto& queue : overflow_) {
-    for (auto& record : queue) {
-      if (record[0].kind == kMessage)
-        reinterpret_cast<message::Message*>(record[0].value)->Release();
-      if (record[0].kind == kHandoff) {
-        auto* handoff = reinterpret_cast<HandoffRecord*>(record[0].value);
-        close(handoff->fd);
-        delete handoff;
-      }
+  // Records that never reached their mailbox, and records other shards addressed to this one
+  // after it stopped draining, still hold message references and hand-off sockets.
+  for (Overflow& overflow : overflow_) {
+    for (const OverflowRecord& record : overflow.records) DropRecord(record.slots);
+  }
+  for (uint32_t source = 0; source < shard_count_; ++source) {
+    if (source == shard_) continue;
+    Mailbox& mailbox = shared_.mailboxes.mailbox(source, shard_);
+    const auto drop = [this](std::span<const Slot> record) { DropRecord(record); };
+    while (mailbox.Drain(drop, kDrainBudgetRecords).more) {
     }
   }
 }
@@ -602,6 +601,7 @@ void Router::SendRemote(uint32_t destination, message::Message* message,
                         std::span<const sub::Subscriber> subscribers) {
   Mailbox& mailbox = shared_.mailboxes.mailbox(shard_, destination);
   const size_t per_record = mailbox.max_record_slots() - 1;
+  bool charged = false;
   for (size_t start = 0; start < subscribers.size(); start += per_record) {
     const size_t count = std::min(per_record, subscribers.size() - start);
     record_.clear();
@@ -615,31 +615,55 @@ void Router::SendRemote(uint32_t destination, message::Message* message,
                              (uint64_t{subscriber.generation} << 8) | acl_check | qos});
     }
     message->AddRef();  // owned by the record until the destination drains it
-    Push(destination, record_);
+    // The message is charged to the overflow once, with the first of its records that waits
+    // there: while that record waits the message is accounted for, and once it has moved on
+    // only the record at the head of the queue can hold an uncharged message.
+    const bool queued = Push(destination, record_, charged ? 0 : message->wire_bytes());
+    charged = charged || queued;
   }
 }
 
-void Router::Push(uint32_t destination, std::span<const Slot> record) {
-  auto& overflow = overflow_[destination];
-  if (overflow.empty()) {
+bool Router::Push(uint32_t destination, std::span<const Slot> record, uint64_t held_bytes) {
+  Overflow& overflow = overflow_[destination];
+  if (overflow.records.empty()) {
     const PushResult result = shared_.mailboxes.mailbox(shard_, destination).TryPush(record);
     if (result.pushed) {
       if (result.was_empty) doorbell_due_[destination] = true;
-      return;
+      return false;
     }
   }
-  if (overflow.size() >= kOverflowRecordsMax) {
-    counters_.mailbox_overflow.Add();
-    if (record[0].kind == kMessage) reinterpret_cast<message::Message*>(record[0].value)->Release();
-    if (record[0].kind == kHandoff) {
-      auto* handoff = reinterpret_cast<HandoffRecord*>(record[0].value);
-      close(handoff->fd);  // cannot be delivered: the client sees its connection close
-      delete handoff;
-    }
-    return;
+  // Slow path: the mailbox is full (or records already wait, which keeps them in order).
+  const uint64_t bytes = sizeof(OverflowRecord) + record.size() * sizeof(Slot) + held_bytes;
+  if (overflow.bytes + bytes > overflow_bytes_max_) {
+    DropRecord(record);
+    return false;
   }
   counters_.mailbox_full.Add();
-  overflow.emplace_back(record.begin(), record.end());  // slow path: the mailbox is full
+  overflow.records.push_back(OverflowRecord{{record.begin(), record.end()}, bytes});
+  overflow.bytes += bytes;
+  counters_.gauges.mailbox_overflow_bytes.Add(static_cast<int64_t>(bytes));
+  return true;
+}
+
+void Router::DropRecord(std::span<const Slot> record) {
+  RINGMQ_ASSERT(!record.empty());
+  if (record[0].kind == kMessage) {
+    counters_.mailbox_overflow.Add();
+    reinterpret_cast<message::Message*>(record[0].value)->Release();
+    return;
+  }
+  RINGMQ_ASSERT(record[0].kind == kHandoff && record.size() == 1);
+  const std::unique_ptr<HandoffRecord> handoff(reinterpret_cast<HandoffRecord*>(record[0].value));
+  // The client sees its connection close. The record carried the connection's connected-client
+  // slot (Connection::ReleaseForHandoff): no connection holds it any more, so it is given back
+  // here or never. The per-address count needs nothing: the sending shard gave it back when it
+  // let go of the socket, and only an adopting shard counts the socket again.
+  close(handoff->fd);
+  [[maybe_unused]] const uint32_t before =
+      shared_.connected_clients.fetch_sub(1, std::memory_order_relaxed);
+  RINGMQ_ASSERT(before > 0);
+  counters_.handoffs_dropped.Add();
+  counters_.connections_closed.Add();
 }
 
 void Router::Handoff(const net::Connection& connection, int fd, std::vector<uint8_t> bytes) {
@@ -648,17 +672,19 @@ void Router::Handoff(const net::Connection& connection, int fd, std::vector<uint
   auto* handoff = new HandoffRecord{fd, std::move(bytes)};
   counters_.connections_handed_off.Add();
   const Slot record[] = {Slot{kHandoff, 0, reinterpret_cast<uint64_t>(handoff)}};
-  Push(home, record);
+  Push(home, record, sizeof(HandoffRecord) + handoff->bytes.capacity());
 }
 
 bool Router::DrainMailboxes() {
   bool more = false;
+  drained_records_ = 0;
   for (uint32_t source = 0; source < shard_count_; ++source) {
     if (source == shard_) continue;
     const DrainResult result =
         shared_.mailboxes.mailbox(source, shard_)
             .Drain([this](std::span<const Slot> record) { OnRecord(record); }, kDrainBudgetRecords);
     more = more || result.more;
+    drained_records_ += result.records;
   }
   return more;
 }
@@ -699,13 +725,16 @@ void Router::Flush() {
   for (net::Connection* connection : closing_) OnConnectionClosed(*connection);
   closing_.clear();
   for (uint32_t destination = 0; destination < shard_count_; ++destination) {
-    auto& overflow = overflow_[destination];
-    while (!overflow.empty()) {
+    Overflow& overflow = overflow_[destination];
+    while (!overflow.records.empty()) {
+      const OverflowRecord& record = overflow.records.front();
       const PushResult result =
-          shared_.mailboxes.mailbox(shard_, destination).TryPush(overflow.front());
+          shared_.mailboxes.mailbox(shard_, destination).TryPush(record.slots);
       if (!result.pushed) break;
       if (result.was_empty) doorbell_due_[destination] = true;
-      overflow.pop_front();
+      overflow.bytes -= record.bytes;
+      counters_.gauges.mailbox_overflow_bytes.Add(-static_cast<int64_t>(record.bytes));
+      overflow.records.pop_front();
     }
   }
   for (size_t i = 0; i < dirty_sessions_.size(); ++i) {

@@ -20,8 +20,15 @@
 //   kMessage  aux = handle count, value = Message* (the record owns one reference)
 //   kHandle   aux = session index, value = generation << 8 | acl_check << 7 | QoS
 //   kHandoff  value = Handoff* (the receiver owns and deletes it)
-// A full mailbox is not waited on: records wait in a per-destination overflow queue (bounded,
-// drops counted as mailbox_overflow) and are retried, in order, every iteration.
+// A full mailbox is not waited on: records wait in a per-destination overflow queue and are
+// retried, in order, every iteration. The queue is bounded in bytes (max_mailbox_overflow_bytes:
+// each record's own bytes, plus the hand-off's bytes or the message it holds, which is charged
+// once per destination, with the first of its records that waits; so at most the message of the
+// record at the head of the queue, already uncharged, can exceed the bound, by one message);
+// a record beyond the bound is dropped: a message record counts in
+// mailbox_overflow, a hand-off record in handoffs_dropped (its socket is closed and its
+// connected-client slot given back, so max_connections stays exact). Records still in an
+// overflow queue or an inbound mailbox when the Router is destroyed are dropped the same way.
 //
 // Offline sessions: a persistent session whose connection ended joins the shard's OfflineList
 // (oldest first). Once per tick ExpireOfflineSessions destroys those offline for longer than
@@ -93,6 +100,8 @@ class Router final : public net::PacketSink {
   Router(uint32_t shard, const Config& config, SharedState& shared,
          metrics::ShardCounters& counters, net::ConnectionContext& context,
          ShardServices& services);
+  // Drops what is still queued for or addressed to this shard; the caller guarantees that no
+  // shard thread runs any more (every mailbox's producer and consumer have stopped).
   ~Router() override;
   Router(const Router&) = delete;
   Router& operator=(const Router&) = delete;
@@ -115,6 +124,10 @@ class Router final : public net::PacketSink {
 
   // Delivers what other shards sent. Returns true if records were left (do not sleep).
   bool DrainMailboxes();
+  // Records the last DrainMailboxes delivered, and sessions with output for the next Flush
+  // (what a loop iteration handled, for the stall detector).
+  size_t drained_records() const { return drained_records_; }
+  size_t dirty_session_count() const { return dirty_sessions_.size(); }
   // Retries overflowed mailbox records, then writes session output into connection buffers.
   void Flush();
   // Wakes the shards whose mailbox from us went from empty to non-empty this iteration. Last
@@ -199,7 +212,13 @@ class Router final : public net::PacketSink {
   bool ShedForMemory(uint32_t index, SessionEntry& entry, uint8_t qos);
   void SendRemote(uint32_t destination, message::Message* message,
                   std::span<const sub::Subscriber> subscribers);
-  void Push(uint32_t destination, std::span<const Slot> record);
+  // `held_bytes`: what the record keeps alive besides its slots (a message, charged with its
+  // first record to a destination; a hand-off's bytes), charged while it waits in the overflow.
+  // Returns true if the record waits in the overflow queue (false: in the mailbox, or dropped).
+  bool Push(uint32_t destination, std::span<const Slot> record, uint64_t held_bytes);
+  // Gives back what an undeliverable record holds (message reference; hand-off socket and
+  // connected-client slot) and counts it.
+  void DropRecord(std::span<const Slot> record);
   void OnRecord(std::span<const Slot> record);
   void PublishWill(session::Session& session);
 
@@ -230,9 +249,20 @@ class Router final : public net::PacketSink {
   std::vector<uint32_t> slow_consumers_;   // sessions to disconnect (queue_full_policy)
 
   sub::MatchResult match_;
-  std::vector<Slot> record_;                             // scratch for building mailbox records
-  std::vector<std::deque<std::vector<Slot>>> overflow_;  // per destination shard
+  std::vector<Slot> record_;  // scratch for building mailbox records
+  // Records waiting for room in a full mailbox, per destination shard.
+  struct OverflowRecord {
+    std::vector<Slot> slots;
+    uint64_t bytes = 0;  // charged against overflow_bytes_max_
+  };
+  struct Overflow {
+    std::deque<OverflowRecord> records;
+    uint64_t bytes = 0;
+  };
+  uint64_t overflow_bytes_max_ = 0;  // per destination (max_mailbox_overflow_bytes)
+  std::vector<Overflow> overflow_;   // index = destination shard
   std::vector<bool> doorbell_due_;
+  size_t drained_records_ = 0;                      // by the last DrainMailboxes
   std::unique_ptr<metrics::SysTopics> sys_topics_;  // on the publishing shard, once used
 };
 

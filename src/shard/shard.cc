@@ -5,7 +5,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <ctime>
+#include <string>
+
+#include "absl/strings/str_cat.h"
 
 #include "common/assert.h"
 #include "common/log.h"
@@ -30,6 +34,9 @@ enum class Op : uint8_t {
 constexpr uint16_t kBufferGroup = 0;
 constexpr uint32_t kTimerBuckets = 1024;  // 1024 x 100 ms: deadlines within ~100 s are exact
 constexpr uint32_t kGenerationMask = 0xFF'FFFF;
+// Warnings about one recurring condition (a broken doorbell, loop stalls): at most one line per
+// shard per interval, so a persistent problem cannot flood the log.
+constexpr uint64_t kWarningIntervalMs = 10'000;
 
 // user_data: op (8 bits) | generation (24 bits) | slot (32 bits).
 uint64_t Pack(Op op, uint32_t generation, uint32_t slot) {
@@ -40,20 +47,43 @@ Op OpOf(uint64_t data) { return static_cast<Op>(data >> 56); }
 uint32_t GenerationOf(uint64_t data) { return static_cast<uint32_t>(data >> 32) & kGenerationMask; }
 uint32_t SlotOf(uint64_t data) { return static_cast<uint32_t>(data); }
 
-uint64_t MonotonicMs() {
-  timespec now{};
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  return static_cast<uint64_t>(now.tv_sec) * 1000 + static_cast<uint64_t>(now.tv_nsec) / 1'000'000;
+// A shard's set-up error, named after the shard (the io layer says what to change).
+absl::Status SetupError(uint32_t shard, const absl::Status& status) {
+  return absl::Status(status.code(), absl::StrCat("shard ", shard, ": ", status.message()));
 }
+
+uint64_t NowNs(clockid_t clock) {
+  timespec now{};
+  clock_gettime(clock, &now);
+  return static_cast<uint64_t>(now.tv_sec) * 1'000'000'000 + static_cast<uint64_t>(now.tv_nsec);
+}
+
+uint64_t MonotonicMs() { return NowNs(CLOCK_MONOTONIC) / 1'000'000; }
 
 }  // namespace
 
-Shard::Shard(uint32_t index, const Config& config, int listen_fd, SharedState& shared)
+absl::StatusOr<std::unique_ptr<Shard>> Shard::Create(uint32_t index, const Config& config,
+                                                     int listen_fd, SharedState& shared) {
+  RINGMQ_ASSERT(index < shared.shard_count && listen_fd >= 0);
+  const int doorbell_fd = eventfd(0, EFD_CLOEXEC);
+  if (doorbell_fd < 0) {
+    const int error = errno;
+    close(listen_fd);
+    return SetupError(index, io::ErrnoStatus(error, "eventfd (the stop doorbell)"));
+  }
+  return std::unique_ptr<Shard>(new Shard(index, config, listen_fd, doorbell_fd, shared));
+}
+
+Shard::Shard(uint32_t index, const Config& config, int listen_fd, int doorbell_fd,
+             SharedState& shared)
     : index_(index),
       config_(config),
       limits_(),
       listen_fd_(listen_fd),
       shared_(shared),
+      doorbell_fd_(doorbell_fd),
+      doorbell_retries_(shared.shard_count),
+      stalls_(config.stall_warning_ms),
       memory_view_(shared.memory, shared.memory.account(index)) {
   context_.policy.reject_policy = config.reject_policy;
   context_.policy.max_connections = config.max_connections;
@@ -76,8 +106,6 @@ Shard::Shard(uint32_t index, const Config& config, int listen_fd, SharedState& s
   context_.shard_index = index;
   context_.shard_count = shared.shard_count;
   if (shared.memory.max_bytes() != 0) context_.memory = &memory_view_;
-  doorbell_fd_ = eventfd(0, EFD_CLOEXEC);
-  RINGMQ_ASSERT(doorbell_fd_ >= 0);
 }
 
 Shard::~Shard() {
@@ -99,11 +127,11 @@ absl::Status Shard::Setup() {
   // From here on this thread charges the shard's own memory account.
   memory::BindThreadAccount(&shared_.memory.account(index_));
   absl::StatusOr<std::unique_ptr<io::Ring>> ring = io::Ring::Create(limits_.ring_entries);
-  if (!ring.ok()) return ring.status();
+  if (!ring.ok()) return SetupError(index_, ring.status());
   ring_ = std::move(*ring);
   absl::StatusOr<std::unique_ptr<io::BufferRing>> buffers = io::BufferRing::Create(
       ring_->get(), kBufferGroup, limits_.receive_buffers, limits_.receive_buffer_bytes);
-  if (!buffers.ok()) return buffers.status();
+  if (!buffers.ok()) return SetupError(index_, buffers.status());
   buffers_ = std::move(*buffers);
   now_ms_ = MonotonicMs();
   timers_ = std::make_unique<TimerWheel>(limits_.tick_ms, kTimerBuckets, now_ms_);
@@ -129,14 +157,22 @@ void Shard::Loop() {
       RINGMQ_LOG_ERROR("shard %u: io_uring_submit_and_wait: %s", index_, strerror(-submitted));
     }
     counters_.loop_iterations.Add();
-    now_ms_ = MonotonicMs();
+    const uint64_t now_ns = NowNs(CLOCK_MONOTONIC);  // the iteration's one precise clock read
+    now_ms_ = now_ns / 1'000'000;
+    if (stalls_.enabled()) stalls_.BeginIteration(now_ns, NowNs(CLOCK_MONOTONIC_COARSE));
     if (now_ms_ >= next_memory_refresh_ms_) {  // before this iteration's deliveries
       next_memory_refresh_ms_ = now_ms_ + memory::View::kRefreshIntervalMs;
       memory_view_.Refresh();
     }
     Reap();
+    EndPhase(LoopPhase::kCompletions);
     more_mail = router_->DrainMailboxes();
-    timers_->Advance(now_ms_, [this](uint32_t slot_index) { OnTimer(slot_index); });
+    EndPhase(LoopPhase::kMailboxes);
+    timers_->Advance(now_ms_, [this](uint32_t slot_index) {
+      ++stalls_.work().timers_fired;
+      OnTimer(slot_index);
+    });
+    EndPhase(LoopPhase::kTimers);
     if (now_ms_ >= next_collect_ms_) {  // once per tick
       next_collect_ms_ = now_ms_ + limits_.tick_ms;
       shared_.epochs.Collect();
@@ -148,11 +184,18 @@ void Shard::Loop() {
       ArmAccept();
     }
     MaybePublishSys();
+    EndPhase(LoopPhase::kHousekeeping);
+    stalls_.work().sessions_flushed = router_->dirty_session_count();
     router_->Flush();
+    EndPhase(LoopPhase::kSessions);
+    stalls_.work().connections_flushed = dirty_.size();
     Flush();
     router_->RingDoorbells();
+    doorbell_retries_.TakeDue([this](uint32_t shard) { SubmitDoorbell(shard); });
     buffers_->Publish();
     shared_.epochs.Quiescent(index_);
+    EndPhase(LoopPhase::kConnections);
+    if (stalls_.enabled()) EndIteration();
   }
   shared_.epochs.Offline(index_);
   ring_->SubmitAndWait(0);  // push out the last closes
@@ -168,6 +211,34 @@ void Shard::RefreshMemory() {
   memory::Charge(structures - charged_structures_bytes_);
   charged_structures_bytes_ = structures;
   memory_view_.Refresh();
+}
+
+void Shard::EndPhase(LoopPhase phase) {
+  if (stalls_.enabled()) stalls_.EndPhase(phase, NowNs(CLOCK_MONOTONIC_COARSE));
+}
+
+void Shard::EndIteration() {
+  IterationWork& work = stalls_.work();
+  work.completions = last_reaped_;
+  work.mailbox_records = router_->drained_records();
+  const bool stalled = stalls_.EndIteration(NowNs(CLOCK_MONOTONIC));
+  if (stalls_.last_iteration_ns() == stalls_.longest_iteration_ns()) {
+    counters_.gauges.loop_iteration_max_us.Set(
+        static_cast<int64_t>(stalls_.longest_iteration_ns() / 1000));
+  }
+  if (!stalled) return;
+  counters_.loop_stalls.Add();
+  if (now_ms_ < next_stall_warning_ms_) {
+    ++stalls_not_logged_;
+    return;
+  }
+  next_stall_warning_ms_ = now_ms_ + kWarningIntervalMs;
+  RINGMQ_LOG_WARNING(
+      "shard %u: loop iteration %s (stall_warning_ms %u; %llu stalls not logged "
+      "since the last warning)",
+      index_, stalls_.Describe().c_str(), config_.stall_warning_ms,
+      static_cast<unsigned long long>(stalls_not_logged_));
+  stalls_not_logged_ = 0;
 }
 
 void Shard::MaybePublishSys() {
@@ -189,13 +260,16 @@ void Shard::Reap() {
   }
   io_uring_cq_advance(ring, count);
   counters_.cqes_reaped.Add(count);
+  last_reaped_ = count;
 }
 
 void Shard::HandleCompletion(const io_uring_cqe& cqe) {
   const Op op = OpOf(cqe.user_data);
   if (op == Op::kAccept) return OnAccept(cqe);
   if (op == Op::kDoorbell) return BeginStop();
-  if (op == Op::kMailbox || op == Op::kMsgRing) return;  // mailboxes are drained every iteration
+  // Mailboxes are drained every iteration; of our own msg_rings only failures complete.
+  if (op == Op::kMailbox) return;
+  if (op == Op::kMsgRing) return OnDoorbellFailed(cqe);
   const uint32_t slot_index = SlotOf(cqe.user_data);
   Slot* slot = slot_index < slots_.size() ? &slots_[slot_index] : nullptr;
   const bool current = slot != nullptr && slot->in_use &&
@@ -405,12 +479,37 @@ void Shard::AdoptConnection(int fd, std::vector<uint8_t> bytes) {
 }
 
 void Shard::RingDoorbell(uint32_t shard) {
+  doorbell_retries_.OnRing(shard);
+  SubmitDoorbell(shard);
+}
+
+void Shard::SubmitDoorbell(uint32_t shard) {
+  RINGMQ_ASSERT(shard < shared_.shard_count && shard != index_);
   const int ring_fd = shared_.ring_fds[shard].load(std::memory_order_acquire);
   if (ring_fd < 0) return;  // not set up yet: it drains its mailboxes on its first iteration
   io_uring_sqe* sqe = NextSqe();
   io_uring_prep_msg_ring(sqe, ring_fd, 0, Pack(Op::kMailbox, 0, 0), 0);
   sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
-  io_uring_sqe_set_data64(sqe, Pack(Op::kMsgRing, 0, 0));
+  io_uring_sqe_set_data64(sqe, Pack(Op::kMsgRing, 0, shard));
+}
+
+void Shard::OnDoorbellFailed(const io_uring_cqe& cqe) {
+  if (cqe.res >= 0) return;  // a kernel that completes successes despite CQE_SKIP_SUCCESS
+  const uint32_t shard = SlotOf(cqe.user_data);
+  RINGMQ_ASSERT(shard < shared_.shard_count);
+  counters_.doorbell_failures.Add();
+  if (doorbell_retries_.OnFailure(shard)) {
+    RINGMQ_LOG_DEBUG("shard %u: doorbell to shard %u failed (%s); retrying", index_, shard,
+                     strerror(-cqe.res));
+    return;
+  }
+  if (now_ms_ >= next_doorbell_warning_ms_) {
+    next_doorbell_warning_ms_ = now_ms_ + kWarningIntervalMs;
+    RINGMQ_LOG_WARNING(
+        "shard %u: doorbell to shard %u failed %u times in a row (%s); that shard finds its "
+        "mail at its next tick (%u ms) instead",
+        index_, shard, DoorbellRetries::kMaxRetries + 1, strerror(-cqe.res), limits_.tick_ms);
+  }
 }
 
 void Shard::ScheduleTimer(uint32_t slot_index) {

@@ -1,11 +1,13 @@
 // A shard: one thread, one io_uring, one SO_REUSEPORT listener, and the connections it accepted.
 //
 // The loop, once per iteration: reap every completion (accepts, receives, sends, closes, the
-// stop doorbell), advance the timer wheel (and, once per tick, expire offline sessions), on
-// shard 0 publish the $SYS topics when they are due (every sys_interval_s), then for each
-// connection touched in this iteration start its next send or its close, hand receive buffers
-// back, and make one submit-and-wait call for everything (waking at least every tick for
-// timers).
+// stop doorbell), drain the other shards' mailboxes, advance the timer wheel (and, once per
+// tick, expire offline sessions), on shard 0 publish the $SYS topics when they are due (every
+// sys_interval_s), then for each connection touched in this iteration start its next send or
+// its close, ring the doorbells of shards sent mail (and retry failed ones), hand receive
+// buffers back, and make one submit-and-wait call for everything (waking at least every tick
+// for timers). With stall_warning_ms set, an iteration that runs longer is counted and logged
+// with what it did (stall_detector.h).
 //
 // Receive memory is the shard's provided-buffer ring; connections hold none while idle.
 // Completions carry (op, generation, slot) in user_data, so a completion that arrives after
@@ -27,14 +29,17 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "auth/authenticator.h"
 #include "io/buffer_ring.h"
 #include "io/ring.h"
 #include "metrics/counters.h"
 #include "net/connection.h"
 #include "ringmq/config.h"
+#include "shard/doorbell_retries.h"
 #include "shard/router.h"
 #include "shard/shared_state.h"
+#include "shard/stall_detector.h"
 #include "shard/timer_wheel.h"
 
 namespace ringmq::shard {
@@ -51,13 +56,17 @@ class Shard final : public ShardServices {
  public:
   static constexpr uint32_t kSysShard = 0;  // publishes the $SYS topics
 
-  Shard(uint32_t index, const Config& config, int listen_fd, SharedState& shared);
+  // Takes ownership of `listen_fd` (closed on error too). Errors: the stop doorbell (an
+  // eventfd) cannot be created, e.g. the file-descriptor limit is reached.
+  static absl::StatusOr<std::unique_ptr<Shard>> Create(uint32_t index, const Config& config,
+                                                       int listen_fd, SharedState& shared);
   ~Shard() override;
   Shard(const Shard&) = delete;
   Shard& operator=(const Shard&) = delete;
 
   // Creates the ring on the calling thread, then calls `ready(status)` once (OK when serving
-  // or the setup error) and, if OK, runs until RequestStop() and every connection is closed.
+  // or the setup error, which names the shard and what to change) and, if OK, runs until
+  // RequestStop() and every connection is closed.
   template <typename ReadyFn>
   absl::Status Run(ReadyFn ready) {
     absl::Status status = Setup();
@@ -94,6 +103,8 @@ class Shard final : public ShardServices {
     net::Connection::State timer_state = net::Connection::State::kAwaitConnect;
   };
 
+  Shard(uint32_t index, const Config& config, int listen_fd, int doorbell_fd, SharedState& shared);
+
   absl::Status Setup();
   void Loop();
   void Reap();
@@ -111,10 +122,16 @@ class Shard final : public ShardServices {
   // Once per tick: charges what this shard holds at a per-item estimate (connection slots,
   // sessions, subscriptions) and re-sums the memory accounts.
   void RefreshMemory();
+  // Stall detection (stall_warning_ms > 0): phase boundaries, and the end of the iteration.
+  void EndPhase(LoopPhase phase);
+  void EndIteration();
 
   void ArmAccept();
   void ArmReceive(uint32_t slot_index);
   void ArmDoorbell();
+  // msg_ring to `shard`'s ring (first ring for new mail, or a retry of a failed one).
+  void SubmitDoorbell(uint32_t shard);
+  void OnDoorbellFailed(const io_uring_cqe& cqe);
   // A slot for a socket accepted here or adopted from another shard, with its connect timer.
   uint32_t AddConnection(int fd, bool adopted);
   uint32_t AllocateSlot();
@@ -128,8 +145,13 @@ class Shard final : public ShardServices {
   const ShardLimits limits_;
   const int listen_fd_;
   SharedState& shared_;
-  int doorbell_fd_ = -1;
+  const int doorbell_fd_;  // eventfd: the stop request
   uint64_t doorbell_value_ = 0;
+  DoorbellRetries doorbell_retries_;  // failed msg_ring doorbells to other shards
+  uint64_t next_doorbell_warning_ms_ = 0;
+  StallDetector stalls_;
+  uint64_t next_stall_warning_ms_ = 0;
+  uint64_t stalls_not_logged_ = 0;  // since the last stall warning
 
   metrics::ShardCounters counters_;
   net::ConnectionContext context_;
@@ -147,6 +169,7 @@ class Shard final : public ShardServices {
   std::vector<uint32_t> free_slots_;
   std::vector<uint32_t> dirty_;
   uint32_t open_connections_ = 0;
+  uint32_t last_reaped_ = 0;  // completions of the last Reap
   uint64_t now_ms_ = 0;
   // Once per tick: reclamation of retired trie nodes and expiry of offline sessions.
   uint64_t next_collect_ms_ = 0;

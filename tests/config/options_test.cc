@@ -108,6 +108,8 @@ max_auth_failures_per_second = 5
 metrics_bind = "0.0.0.0"
 metrics_port = 0
 sys_interval_s = 0
+max_mailbox_overflow_bytes = 4096
+stall_warning_ms = 0
 )";
 
 Config EveryKeyConfig() {
@@ -139,6 +141,8 @@ Config EveryKeyConfig() {
   config.metrics_bind = "0.0.0.0";
   config.metrics_port = 0;
   config.sys_interval_s = 0;
+  config.max_mailbox_overflow_bytes = 4096;
+  config.stall_warning_ms = 0;
   return config;
 }
 
@@ -177,6 +181,8 @@ TEST(ConfigTest, DefaultsWithNoArguments) {
   EXPECT_EQ(parsed->config.metrics_bind, "127.0.0.1");
   EXPECT_EQ(parsed->config.metrics_port, 9883);
   EXPECT_EQ(parsed->config.sys_interval_s, 10u);
+  EXPECT_EQ(parsed->config.max_mailbox_overflow_bytes, uint64_t{16} << 20);
+  EXPECT_EQ(parsed->config.stall_warning_ms, 100u);
   EXPECT_FALSE(parsed->check_config);
 }
 
@@ -318,6 +324,13 @@ std::vector<FlagCase> GoodFlagCases() {
       {"--sys-interval-s", "0", [](const Config& c) { EXPECT_EQ(c.sys_interval_s, 0u); }},
       {"--sys-interval-s", "86400",
        [](const Config& c) { EXPECT_EQ(c.sys_interval_s, 86'400u); }},
+      {"--max-mailbox-overflow-bytes", "0",
+       [](const Config& c) { EXPECT_EQ(c.max_mailbox_overflow_bytes, 0u); }},
+      {"--max-mailbox-overflow-bytes", "68719476736",
+       [](const Config& c) { EXPECT_EQ(c.max_mailbox_overflow_bytes, uint64_t{64} << 30); }},
+      {"--stall-warning-ms", "0", [](const Config& c) { EXPECT_EQ(c.stall_warning_ms, 0u); }},
+      {"--stall-warning-ms", "3600000",
+       [](const Config& c) { EXPECT_EQ(c.stall_warning_ms, 3'600'000u); }},
   };
 }
 
@@ -444,6 +457,10 @@ TEST(OptionsFlagsTest, BadValuesGiveExactOneLineErrors) {
        R"(--max-offline-sessions: expected an integer in 1..100000000, got "0")"},
       {{"--max-offline-sessions", "100000001"},
        R"(--max-offline-sessions: expected an integer in 1..100000000, got "100000001")"},
+      {{"--max-mailbox-overflow-bytes", "68719476737"},
+       R"(--max-mailbox-overflow-bytes: expected an integer in 0..68719476736, got "68719476737")"},
+      {{"--stall-warning-ms", "-1"},
+       R"(--stall-warning-ms: expected an integer in 0..3600000, got "-1")"},
   };
   for (const BadFlagCase& test : cases) {
     SCOPED_TRACE(test.args[0]);

@@ -18,7 +18,8 @@ FLAGS = ("--bind", "--port", "--threads", "--log-level", "--reject-policy",
          "--max-packet-size", "--client-id-prefixes", "--config", "--help", "--version",
          "--check-config", "--allow-anonymous", "--password-file", "--acl-file",
          "--metrics-port", "--metrics-bind", "--sys-interval-s", "--max-connections-per-address",
-         "--max-connect-rate-per-address", "--max-auth-failures-per-second")
+         "--max-connect-rate-per-address", "--max-auth-failures-per-second",
+         "--max-mailbox-overflow-bytes", "--stall-warning-ms")
 
 
 def run_binary(*args):
@@ -199,6 +200,55 @@ class CheckConfig(FileTestCase):
         proc = run_binary("--check-config", "--config", path)
         self.assertEqual(proc.returncode, 2, proc.stderr)
         self.assertIn(f"{path}:1: metrics_port: expected an integer in 0..65535", proc.stderr)
+
+
+class StartupErrors(BrokerTestCase):
+    def setUp(self):
+        if is_mosquitto():
+            self.skipTest("ringmq start-up messages only")
+        require_kernel_features()
+
+    def run_with_file_limit(self, limit):
+        """Starts the broker with RLIMIT_NOFILE soft = hard = `limit` (so it cannot raise it);
+        returns (exit code, stderr), stopping it with SIGTERM if it started."""
+        import resource
+
+        def lower_limit():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+        argv = [binary(), "--bind", "127.0.0.1", "--port", str(free_port()), "--threads", "1",
+                "--metrics-port", "0"]
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True, preexec_fn=lower_limit)
+        try:
+            _, err = proc.communicate(timeout=3)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=RUN_TIMEOUT)
+        return proc.returncode, err
+
+    def test_descriptor_limit_at_shard_setup_exits_1_with_actionable_message(self):
+        # Each step of a shard's set-up needs one more descriptor (listener, stop eventfd,
+        # io_uring): raising the limit one at a time fails at each in turn, until it starts.
+        # Every failure must be a clean exit 1 with one message that names the shard, what
+        # failed and what to change; never an assertion (abort) or a hang.
+        failed_at = []
+        for limit in range(4, 16):
+            code, err = self.run_with_file_limit(limit)
+            if "ready: accepting connections" in err:
+                self.assertEqual(code, 0, err)
+                break
+            self.assertEqual(code, 1, f"RLIMIT_NOFILE {limit}: {err}")
+            lines = [line for line in err.splitlines() if "cannot start:" in line]
+            self.assertEqual(len(lines), 1, f"RLIMIT_NOFILE {limit}: {err}")
+            self.assertIn("Too many open files", lines[0])
+            self.assertIn("ulimit -n", lines[0])
+            failed_at.append(lines[0])
+        else:
+            self.fail(f"the broker never started with up to 15 descriptors: {failed_at}")
+        text = "\n".join(failed_at)
+        self.assertRegex(text, r"cannot start: shard 0: eventfd", failed_at)
+        self.assertRegex(text, r"cannot start: shard 0: io_uring_setup", failed_at)
 
 
 class Signals(BrokerTestCase):
