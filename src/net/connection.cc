@@ -83,18 +83,41 @@ void Connection::OnReceive(std::span<const uint8_t> bytes, uint64_t now_ms,
     handoff_.insert(handoff_.end(), bytes.begin(), bytes.end());
     return;
   }
+  if (paused_) {
+    // Processed by Resume, in order, after the paused packet.
+    partial_.insert(partial_.end(), bytes.begin(), bytes.end());
+    receive_blocked_ = partial_.size() >= context.max_packet_size;
+    return;
+  }
   if (partial_.empty()) {
     // Fast path: decode straight from the receive buffer; copy only a trailing split frame.
     const size_t used = ProcessFrames(bytes, context);
     if (state_ != State::kClosing && used < bytes.size()) {
       partial_.assign(bytes.begin() + static_cast<std::ptrdiff_t>(used), bytes.end());
     }
+    if (state_ == State::kClosing) partial_.clear();
+    receive_blocked_ = paused_ && partial_.size() >= context.max_packet_size;
   } else {
     partial_.insert(partial_.end(), bytes.begin(), bytes.end());
-    const size_t used = ProcessFrames(partial_, context);
-    partial_.erase(partial_.begin(), partial_.begin() + static_cast<std::ptrdiff_t>(used));
+    ProcessPartial(context);
   }
+}
+
+void Connection::Resume(uint64_t now_ms, ConnectionContext& context) {
+  RINGMQ_ASSERT(paused_);
+  paused_ = false;
+  receive_blocked_ = false;
+  if (state_ != State::kOpen) return;  // closing: nothing more is acted on
+  event_ms_ = now_ms;
+  last_packet_ms_ = now_ms;
+  ProcessPartial(context);
+}
+
+void Connection::ProcessPartial(ConnectionContext& context) {
+  const size_t used = ProcessFrames(partial_, context);
+  partial_.erase(partial_.begin(), partial_.begin() + static_cast<std::ptrdiff_t>(used));
   if (state_ == State::kClosing) partial_.clear();
+  receive_blocked_ = paused_ && partial_.size() >= context.max_packet_size;
   if (partial_.empty() && partial_.capacity() > kKeepBufferBytes) {
     std::vector<uint8_t>().swap(partial_);
   }
@@ -102,7 +125,7 @@ void Connection::OnReceive(std::span<const uint8_t> bytes, uint64_t now_ms,
 
 size_t Connection::ProcessFrames(std::span<const uint8_t> bytes, ConnectionContext& context) {
   size_t offset = 0;
-  while (state_ != State::kClosing && offset < bytes.size()) {
+  while (state_ != State::kClosing && !paused_ && offset < bytes.size()) {
     const std::span<const uint8_t> rest = bytes.subspan(offset);
     const mqtt::Frame frame = mqtt::PeekFrame(rest, context.max_packet_size, level_);
     if (frame.status == mqtt::FrameStatus::kNeedMore) break;
@@ -320,6 +343,12 @@ void Connection::OnDeadline(uint64_t now_ms, ConnectionContext& context) {
       StartClosing(now_ms);
       return;
     case State::kOpen:
+      if (paused_) {
+        // The client's packets wait for our work, not the other way round (MQTT-3.1.2-24
+        // counts packets the client sent): the clock restarts.
+        last_packet_ms_ = now_ms;
+        return;
+      }
       context.counters->keepalive_timeout.Add();
       if (LogLevel level; context.event_log.Admit(now_ms, &level)) {
         LogLine(level, "closing client %s (%s): keepalive %us expired",

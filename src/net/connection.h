@@ -13,6 +13,13 @@
 // split across receives is copied into `partial_` (bounded by max_packet_size).
 // Send path: at most one send in flight; replies produced meanwhile wait in `queued_`.
 //
+// Pause: the sink may pause the connection while it works on a packet over several loop
+// iterations (a big SUBSCRIBE). Frames after that packet are not processed until Resume(), so
+// packets keep their order (MQTT-4.6.0) and the answer to the paused packet precedes anything
+// later packets cause. Bytes received meanwhile wait in `partial_`; once they reach
+// max_packet_size, receive_blocked() asks the shard to stop reading the socket (TCP pushes back
+// on the client) until Resume() has processed them.
+//
 // Thread safety: owned by one shard; used only on its thread.
 #ifndef RINGMQ_NET_CONNECTION_H_
 #define RINGMQ_NET_CONNECTION_H_
@@ -112,6 +119,14 @@ class Connection {
   size_t pending_output_bytes() const { return queued_.size() + (current_.size() - current_sent_); }
   // For the sink: closes after what is queued (e.g. session takeover, MQTT-3.1.4-2).
   void Close(uint64_t now_ms) { StartClosing(now_ms); }
+  // For the sink, from OnPacket: the packet is still being worked on; later frames wait.
+  void Pause() { paused_ = true; }
+  // For the sink: the paused packet is done. Processes the frames that waited, in order (one of
+  // them may pause the connection again). The keepalive clock restarts: the wait was ours.
+  void Resume(uint64_t now_ms, ConnectionContext& context);
+  bool paused() const { return paused_; }
+  // Paused with at least max_packet_size bytes waiting: do not read the socket until Resume.
+  bool receive_blocked() const { return receive_blocked_; }
   // A DISCONNECT was received: the will is discarded (MQTT-3.14.4-3).
   bool disconnected_gracefully() const { return graceful_disconnect_; }
   mqtt::ProtocolLevel level() const { return level_; }
@@ -161,6 +176,9 @@ class Connection {
 
  private:
   size_t ProcessFrames(std::span<const uint8_t> bytes, ConnectionContext& context);
+  // Processes the frames in partial_ and keeps what is left (a split frame, or what waits
+  // behind a paused packet).
+  void ProcessPartial(ConnectionContext& context);
   void HandleFrame(const mqtt::FixedHeader& header, std::span<const uint8_t> body,
                    ConnectionContext& context);
   void HandleConnect(const mqtt::FixedHeader& header, std::span<const uint8_t> body,
@@ -178,6 +196,8 @@ class Connection {
   bool transport_closed_ = false;
   bool pre_admitted_ = false;  // adopted from another shard: admission already done
   bool graceful_disconnect_ = false;
+  bool paused_ = false;
+  bool receive_blocked_ = false;
   uint32_t tag_ = 0;
   PacketSink* sink_ = nullptr;  // set once the sink serves this connection
   mqtt::ProtocolLevel level_ = mqtt::ProtocolLevel::kMqtt311;
@@ -188,7 +208,8 @@ class Connection {
   uint64_t event_ms_ = 0;        // time of the event being processed
   uint64_t closing_since_ms_ = 0;
 
-  std::vector<uint8_t> partial_;            // a frame split across receives
+  std::vector<uint8_t> partial_;            // a frame split across receives, or (paused)
+                                            // every byte received after the paused packet
   std::vector<uint8_t> handoff_;            // kHandoff: CONNECT and later bytes
   std::span<const uint8_t> static_output_;  // pre-encoded refusal CONNACK, sent before queued_
   std::vector<uint8_t> queued_;             // replies not yet handed to a send

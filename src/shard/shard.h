@@ -88,7 +88,7 @@ class Shard final : public ShardServices {
     bool dirty = false;
     bool shutdown_submitted = false;
     bool shutdown_complete = false;  // close(fd) only after: see FlushSlot
-    bool cancel_submitted = false;   // kHandoff: the receive is being cancelled
+    bool cancel_submitted = false;   // the receive is being cancelled (hand-off, or paused)
     net::Connection::State timer_state = net::Connection::State::kAwaitConnect;
   };
 

@@ -92,6 +92,9 @@ max_inflight = 7
 max_queued_messages = 99
 max_queued_bytes = 2048
 queue_full_policy = "disconnect"
+max_subscriptions_per_session = 50
+max_inbound_qos2_pending = 10
+max_filters_per_iteration = 16
 client_id_prefixes = ["sensor-", "dev-"]
 max_connections_per_address = 10
 max_connect_rate_per_address = 20
@@ -119,6 +122,9 @@ Config EveryKeyConfig() {
   config.max_queued_messages = 99;
   config.max_queued_bytes = 2048;
   config.queue_full_policy = QueueFullPolicy::kDisconnect;
+  config.max_subscriptions_per_session = 50;
+  config.max_inbound_qos2_pending = 10;
+  config.max_filters_per_iteration = 16;
   config.client_id_prefixes = {"sensor-", "dev-"};
   config.max_connections_per_address = 10;
   config.max_connect_rate_per_address = 20;
@@ -192,7 +198,9 @@ TEST(OptionsTest, TableKeysAreUniqueSnakeCase) {
   for (const OptionInfo& option : Options()) {
     SCOPED_TRACE(option.key);
     EXPECT_TRUE(keys.insert(option.key).second);
-    EXPECT_EQ(option.key.find_first_not_of("abcdefghijklmnopqrstuvwxyz_"), std::string_view::npos);
+    EXPECT_EQ(option.key.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_"),
+              std::string_view::npos);
+    EXPECT_TRUE(option.key[0] >= 'a' && option.key[0] <= 'z');
   }
 }
 
@@ -246,6 +254,18 @@ std::vector<FlagCase> GoodFlagCases() {
       {"--max-queued-bytes", "1024", [](const Config& c) { EXPECT_EQ(c.max_queued_bytes, 1024u); }},
       {"--max-queued-bytes", "68719476736",
        [](const Config& c) { EXPECT_EQ(c.max_queued_bytes, uint64_t{68'719'476'736}); }},
+      {"--max-subscriptions-per-session", "1",
+       [](const Config& c) { EXPECT_EQ(c.max_subscriptions_per_session, 1u); }},
+      {"--max-subscriptions-per-session", "10000000",
+       [](const Config& c) { EXPECT_EQ(c.max_subscriptions_per_session, 10'000'000u); }},
+      {"--max-inbound-qos2-pending", "1",
+       [](const Config& c) { EXPECT_EQ(c.max_inbound_qos2_pending, 1u); }},
+      {"--max-inbound-qos2-pending", "65535",
+       [](const Config& c) { EXPECT_EQ(c.max_inbound_qos2_pending, 65'535u); }},
+      {"--max-filters-per-iteration", "1",
+       [](const Config& c) { EXPECT_EQ(c.max_filters_per_iteration, 1u); }},
+      {"--max-filters-per-iteration", "1000000",
+       [](const Config& c) { EXPECT_EQ(c.max_filters_per_iteration, 1'000'000u); }},
       {"--client-id-prefixes", "sensor-,dev-",
        [](const Config& c) {
          EXPECT_EQ(c.client_id_prefixes, (std::vector<std::string>{"sensor-", "dev-"}));
@@ -355,6 +375,12 @@ TEST(OptionsFlagsTest, BadValuesGiveExactOneLineErrors) {
       {{"--port", "99999999999999999999999"},
        R"(--port: expected an integer in 1..65535, got "99999999999999999999999")"},
       {{"--threads", "1025"}, R"(--threads: expected an integer in 0..1024, got "1025")"},
+      {{"--max-inbound-qos2-pending", "65536"},
+       R"(--max-inbound-qos2-pending: expected an integer in 1..65535, got "65536")"},
+      {{"--max-subscriptions-per-session", "0"},
+       R"(--max-subscriptions-per-session: expected an integer in 1..10000000, got "0")"},
+      {{"--max-filters-per-iteration", "0"},
+       R"(--max-filters-per-iteration: expected an integer in 1..1000000, got "0")"},
       {{"--connect-timeout-ms", "99"},
        R"(--connect-timeout-ms: expected an integer in 100..3600000, got "99")"},
       {{"--connect-timeout-ms", "3600001"},
