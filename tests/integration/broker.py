@@ -66,6 +66,10 @@ ROUTING_COUNTERS = (
     "sys_messages_published",
     "publish_denied",
     "subscribe_denied",
+    "subscribe_limit",
+    "inbound_qos2_limit",
+    "subscribe_deferred",
+    "receive_paused",
 )
 REQUIRED_COUNTERS = CONNECT_COUNTERS + ROUTING_COUNTERS
 # Routing outcomes that mean a message was dropped, published for a lost client or taken over:
@@ -82,6 +86,8 @@ ROUTING_OUTCOME_COUNTERS = (
     "publish_dropped_sys_topic",
     "publish_denied",
     "subscribe_denied",
+    "subscribe_limit",
+    "inbound_qos2_limit",
 )
 # The outcome counters that assert_counters() requires to be 0 unless a test names them.
 OUTCOME_COUNTERS = CONNECT_COUNTERS[1:] + ROUTING_OUTCOME_COUNTERS
