@@ -431,8 +431,8 @@ uint8_t Router::SubscribeOne(uint32_t index, std::string_view filter, uint8_t qo
     case session::SubscribeResult::kReplaced:  // MQTT-3.8.4-3: the QoS is replaced
       break;
   }
-  shared_.trie.Subscribe(filter,
-                         sub::Subscriber{static_cast<uint16_t>(shard_), index, entry.generation, qos});
+  const sub::Subscriber handle{static_cast<uint16_t>(shard_), index, entry.generation, qos};
+  shared_.trie.Subscribe(filter, handle);
   DeliverRetained(index, entry.generation, qos, filter);
   return qos;
 }
