@@ -10,11 +10,15 @@ second client sends a PINGREQ, waits for its PINGRESP and sends the next. The br
 --threads 1 so both share a shard. Every SUBACK is checked: one return code per filter, in
 order (the requested QoS cycles 0, 1, 2, so a reordered code is seen).
 
-tests/integration/test_subscriptions.py runs run() at full size with a bound on the PINGRESP.
+Prints one JSON line: the seconds until each SUBACK, the slowest PINGRESP, the broker's CPU
+seconds (user + system, start-up included: what a loaded machine does not inflate) and its
+subscription counters. tests/integration/test_subscriptions.py runs run() at full size with a
+bound on the PINGRESP.
 """
 
 import argparse
 import json
+import os
 import signal
 import struct
 import threading
@@ -93,6 +97,13 @@ def run(port, filters=62_500, per_packet=62_500, timeout=120.0):
             "suback_s": suback_s, "pings": pinger.count, "ping_max_s": round(pinger.max_s, 3)}
 
 
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far (the broker's cost, whatever the load)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--binary", required=True)
@@ -104,6 +115,7 @@ def main():
     b = common.start_broker(args.binary, *flags, threads=1)
     try:
         figures = run(b.port, args.filters, args.per_packet)
+        figures["broker_cpu_s"] = round(cpu_seconds(b.proc.pid), 3)
         b.proc.send_signal(signal.SIGTERM)
         b.proc.wait(broker.STOP_TIMEOUT)
         b._reader.join(2)  # the last stderr lines are read
