@@ -1,10 +1,12 @@
 // A shard: one thread, one io_uring, one SO_REUSEPORT listener, and the connections it accepted.
 //
 // The loop, once per iteration: reap every completion (accepts, receives, sends, closes, the
-// stop doorbell), advance the timer wheel, on shard 0 publish the $SYS topics when they are
-// due (every sys_interval_s), then for each connection touched in this iteration
-// start its next send or its close, hand receive buffers back, and make one
-// submit-and-wait call for everything (waking at least every tick for timers).
+// stop doorbell), drain the mailboxes, work on pending SUBSCRIBE/UNSUBSCRIBE jobs (the router's
+// per-iteration filter budget; the loop does not sleep while jobs wait), advance the timer
+// wheel, on shard 0 publish the $SYS topics when they are due (every sys_interval_s), then for
+// each connection touched in this iteration start its next send or its close, hand receive
+// buffers back, and make one submit-and-wait call for everything (waking at least every tick
+// for timers).
 //
 // Receive memory is the shard's provided-buffer ring; connections hold none while idle.
 // Completions carry (op, generation, slot) in user_data, so a completion that arrives after
