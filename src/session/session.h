@@ -21,8 +21,8 @@
 // filters costs O(n), not O(n x subscriptions held).
 //
 // Limits (counted by the caller from the return values): queued messages and queued bytes
-// (QoS 0 beyond either is dropped; QoS 1/2 beyond either is dropped or, by policy, the client is
-// disconnected), subscriptions held (a new filter beyond the cap is refused; replacing one held
+// (QoS 0 beyond the byte cap is dropped; QoS 1/2 beyond either is dropped or, by policy, the
+// client is disconnected), subscriptions held (a new filter beyond the cap is refused; replacing one held
 // is always allowed, MQTT-3.8.4-3) and inbound QoS 2 ids pending (beyond the cap the caller
 // closes the connection).
 //
