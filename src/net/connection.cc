@@ -273,7 +273,10 @@ void Connection::HandlePacket(const mqtt::Packet& packet, ConnectionContext& con
 void Connection::Queue(const mqtt::Packet& packet, ConnectionContext& context) {
   const size_t size = mqtt::EncodedSize(packet);
   const size_t pending = queued_.size() + (current_.size() - current_sent_);
-  if (pending + size > context.max_output_bytes) {
+  // A reply that finds at most half the cap used is taken whatever its size: a SUBACK for a
+  // SUBSCRIBE of many filters can exceed the whole cap (one code per filter: up to
+  // max_packet_size / 4 bytes) and must still be sent (MQTT-3.8.4-5).
+  if (pending + size > context.max_output_bytes && pending > context.max_output_bytes / 2) {
     // The peer keeps sending requests but does not read the answers.
     context.counters->output_overflow.Add();
     StartClosing(event_ms_);

@@ -68,7 +68,9 @@ struct ConnectionContext {
   // Bytes waiting for a peer that does not read are capped; beyond this the connection is
   // closed (output_overflow). Deliveries use at most half of it (the router stops encoding
   // PUBLISHes at max_output_bytes / 2), so acknowledgements and PINGRESPs always have room and
-  // only a peer that keeps sending requests without reading the answers hits the cap.
+  // only a peer that keeps sending requests without reading the answers hits the cap. A reply
+  // that finds at most half of it used is queued even if it alone exceeds the cap (a SUBACK of
+  // up to max_packet_size / 4 codes), so the bound is max_output_bytes / 2 plus one reply.
   uint32_t max_output_bytes = 128 * 1024;
   // Connected clients over all shards; admission reserves a slot with fetch_add.
   std::atomic<uint32_t>* connected_clients = nullptr;

@@ -6,6 +6,7 @@ max_queued_bytes for QoS 1/2, and the receive pause behind a deferred SUBSCRIBE.
 """
 
 import os
+import struct
 import sys
 
 import mqtt_raw as m
@@ -37,6 +38,21 @@ class BigSubscribe(BrokerTestCase):
         counters = b.stop()
         self.assert_counters(counters, connect_accepted=2, subscriptions_added=62_500,
                              subscribe_deferred=1)
+
+    def test_suback_bigger_than_the_output_cap_is_sent_MQTT_3_8_4_5(self):
+        # 200,000 filters fit in a 1 MiB SUBSCRIBE (4 bytes each; a filter may repeat, each
+        # repeat replacing the subscription, MQTT-3.8.4-3). The SUBACK of 200,000 codes is
+        # larger than the 128 KiB output cap and was once answered by a close (output_overflow).
+        b = self.start_broker()
+        n = 200_000
+        with m.Client(b.port, "many-codes", timeout=30) as c:
+            entries = (m.mqtt_string("a") + b"\x01") * n
+            c.send(m.packet(0x82, struct.pack("!H", 9) + entries))
+            c.expect_reply(m.suback(9, [1] * n), f"SUBACK with {n} codes")
+            c.ping()
+            c.disconnect()
+        self.assert_counters(b.stop(), connect_accepted=1, output_overflow=0,
+                             subscriptions_added=1, subscribe_deferred=1)
 
     def test_packets_behind_deferred_subscribe_wait_for_its_suback_MQTT_4_6_0(self):
         # 4 filters per iteration: a 10-filter SUBSCRIBE takes three iterations. The PUBLISH and

@@ -851,6 +851,26 @@ TEST_F(ConnectionTest, OneSendInFlightRepliesWaitForOnSent) {
   EXPECT_FALSE(connection_.send_in_flight());
 }
 
+TEST_F(ConnectionTest, SubackLargerThanOutputCapStillQueued_MQTT_3_8_4_5) {
+  // A SUBSCRIBE of many filters within max_packet_size is answered with one code per filter,
+  // even when that SUBACK alone is bigger than the output cap.
+  shard_.context.max_output_bytes = 64;
+  Accept();
+  const Bytes codes(100, mqtt::kSubackFailure);
+  connection_.QueuePacket(mqtt::Suback{3, codes}, shard_.context);
+  EXPECT_EQ(connection_.state(), State::kOpen);
+  EXPECT_EQ(shard_.counters.output_overflow.Load(), 0u);
+  EXPECT_EQ(Drain(), Encode(mqtt::Suback{3, codes}));
+  // Once more than half the cap waits, a reply that does not fit closes as before.
+  Receive(Cat({kPingreq, kPingreq}));
+  ASSERT_FALSE(connection_.NextSend().empty());  // 4 bytes in flight, not read by the peer
+  connection_.QueuePacket(mqtt::Suback{4, Bytes(30, 0x00)}, shard_.context);  // 4 + 34 bytes
+  EXPECT_EQ(connection_.state(), State::kOpen);
+  connection_.QueuePacket(mqtt::Suback{5, Bytes(30, 0x00)}, shard_.context);  // 38 > 32 used
+  EXPECT_EQ(connection_.state(), State::kClosing);
+  EXPECT_EQ(shard_.counters.output_overflow.Load(), 1u);
+}
+
 TEST_F(ConnectionTest, OutputCapClosesPeerThatDoesNotRead) {
   shard_.context.max_output_bytes = 8;
   Receive(Encode(Mqtt311Connect()));
