@@ -118,6 +118,37 @@ class BigSubscribe(BrokerTestCase):
         self.assert_counters_at_least(counters, receive_paused=1)
 
 
+    def test_takeover_and_close_during_a_deferred_subscribe_MQTT_3_1_4_2(self):
+        # One filter per iteration: a 3000-filter SUBSCRIBE is still being worked on when a
+        # second connection takes the session over, and another client closes its socket in the
+        # middle of its own. The work left is abandoned (the filters done so far stay), the new
+        # connection is served, and the broker carries on.
+        b = self.start_broker("--max-filters-per-iteration", "1", threads=1)
+        filters = [(f"t/{i}", 1) for i in range(3000)]
+        old = m.Client(b.port, "taken", clean=False)
+        quitter = m.Client(b.port, "quitter")
+        try:
+            old.send(m.subscribe(1, filters))
+            quitter.send(m.subscribe(1, filters))
+            quitter.close()
+            with m.Client(b.port, "taken", clean=False, session_present=True) as new:
+                old.expect_eof(discard=True, what="the taken-over connection's close")
+                new.subscribe([("t/0", 2)])  # held already: replaced, not added
+                new.ping()
+                new.unsubscribe([f for f, _ in filters])
+                new.disconnect()
+        finally:
+            old.close()
+            quitter.close()
+        self.assert_serves(b)
+        counters = b.stop()
+        self.assert_counters(counters, connect_accepted=4, session_takeovers=1,
+                             subscriptions_added=None, subscriptions_removed=None,
+                             subscribe_deferred=3)  # the UNSUBSCRIBE of 3000 too
+        self.assertGreater(counters["subscriptions_added"], 0, counters)
+        self.assertLessEqual(counters["subscriptions_added"], 6000, counters)
+
+
 class SubscriptionLimit(BrokerTestCase):
     def test_new_filters_beyond_max_subscriptions_refused_MQTT_3_9_3(self):
         b = self.start_broker("--max-subscriptions-per-session", "3")
