@@ -40,7 +40,7 @@ struct Config {
   uint32_t max_connect_packet_size = 64 << 10;
   uint32_t max_inflight = 32;            // QoS 1/2 messages awaiting acknowledgement, per session
   uint32_t max_queued_messages = 1000;   // waiting to be sent, per session (QoS 1/2 beyond: dropped)
-  uint64_t max_queued_bytes = 16 << 20;  // waiting to be sent, per session (QoS 0 beyond: dropped)
+  uint64_t max_queued_bytes = 16 << 20;  // waiting to be sent, per session (beyond: dropped)
   QueueFullPolicy queue_full_policy = QueueFullPolicy::kDrop;
   // Broker-wide memory budget in bytes (0: none): near it the broker sheds load in a fixed
   // order (memory/budget.h, docs/configuration.md).
@@ -51,6 +51,13 @@ struct Config {
   // the oldest offline session of the shard where one more goes offline is destroyed.
   uint32_t persistent_session_expiry_s = 0;
   uint32_t max_offline_sessions = 1'000'000;
+  // Distinct filters one session may hold; a new one beyond gets SUBACK 0x80.
+  uint32_t max_subscriptions_per_session = 10'000;
+  // Inbound QoS 2 packet ids awaiting PUBREL per session; beyond, the connection is closed.
+  uint32_t max_inbound_qos2_pending = 65'535;
+  // SUBSCRIBE / UNSUBSCRIBE filters one shard works on per loop iteration; more wait for the
+  // next iterations, so a big SUBSCRIBE does not stall the shard's other clients.
+  uint32_t max_filters_per_iteration = 1'000;
   // Empty: every client id is allowed. Otherwise a client id must start with one of these.
   std::vector<std::string> client_id_prefixes;
 

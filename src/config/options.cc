@@ -290,7 +290,8 @@ constexpr Option kOptions[] = {
      &ShowValue<&Config::max_queued_messages>,
      Integer<&Config::max_queued_messages, 1, 10'000'000>()},
     {{"max_queued_bytes", '\0', "BYTES",
-      "Bytes waiting for a subscriber, per session; QoS 0 beyond BYTES are dropped (counted)",
+      "Bytes waiting for a subscriber, per session; messages beyond BYTES are dropped (counted; "
+      "QoS 1/2 as for a full queue)",
       true},
      &ShowValue<&Config::max_queued_bytes>,
      Integer<&Config::max_queued_bytes, 1024, 68'719'476'736>()},
@@ -328,6 +329,23 @@ constexpr Option kOptions[] = {
       true},
      &ShowValue<&Config::max_offline_sessions>,
      Integer<&Config::max_offline_sessions, 1, 100'000'000>()},
+    {{"max_subscriptions_per_session", '\0', "N",
+      "Distinct topic filters per session; a new filter beyond N gets SUBACK 0x80 (counted)",
+      true},
+     &ShowValue<&Config::max_subscriptions_per_session>,
+     Integer<&Config::max_subscriptions_per_session, 1, 10'000'000>()},
+    {{"max_inbound_qos2_pending", '\0', "N",
+      "QoS 2 PUBLISHes from one client awaiting PUBREL; beyond N the connection is closed "
+      "(counted)",
+      true},
+     &ShowValue<&Config::max_inbound_qos2_pending>,
+     Integer<&Config::max_inbound_qos2_pending, 1, 65'535>()},
+    {{"max_filters_per_iteration", '\0', "N",
+      "SUBSCRIBE/UNSUBSCRIBE filters a shard handles per loop iteration; a bigger packet "
+      "continues in later iterations while the shard serves its other clients",
+      true},
+     &ShowValue<&Config::max_filters_per_iteration>,
+     Integer<&Config::max_filters_per_iteration, 1, 1'000'000>()},
     {{"client_id_prefixes", '\0', "P1,P2,...",
       "If set, refuse (CONNACK 0x02) client ids starting with none of these", true},
      &ShowValue<&Config::client_id_prefixes>,
@@ -422,8 +440,9 @@ constexpr bool TableIsValid() {
     if (is_switch != info.placeholder.empty()) return false;
     if (info.short_name != '\0' && !is_switch) return false;
     if (info.file_key && is_switch) return false;
+    if (info.key[0] < 'a' || info.key[0] > 'z') return false;
     for (const char c : info.key) {
-      if ((c < 'a' || c > 'z') && c != '_') return false;
+      if ((c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_') return false;
     }
     for (size_t j = 0; j < i; ++j) {
       if (kOptions[j].info.key == info.key) return false;

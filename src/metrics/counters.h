@@ -57,7 +57,7 @@ namespace ringmq::metrics {
   X(subscriptions_added)                                                                     \
   X(subscriptions_removed)                                                                   \
   X(dropped_queue_full)            /* QoS 1/2 beyond max_queued_messages */                  \
-  X(dropped_bytes_cap)             /* QoS 0 beyond max_queued_bytes */                       \
+  X(dropped_bytes_cap)             /* any QoS beyond max_queued_bytes */                     \
   X(slow_consumer_disconnects)     /* queue full under queue_full_policy = disconnect */     \
   X(dropped_offline_qos0)          /* QoS 0 for a disconnected persistent session */         \
   X(dropped_memory_qos0)           /* QoS 0 to a backlogged session, max_memory pressure */  \
@@ -72,6 +72,10 @@ namespace ringmq::metrics {
   X(subscribe_denied)              /* SUBSCRIBE filters the ACL does not allow: SUBACK 0x80 */ \
   X(subscribe_filtered)            /* filters granted partly readable: checked per message */  \
   X(deliver_denied)                /* deliveries dropped: subscriber may not read the topic */ \
+  X(subscribe_limit)   /* new filters beyond max_subscriptions_per_session: SUBACK 0x80 */     \
+  X(inbound_qos2_limit) /* closed: over max_inbound_qos2_pending QoS 2 ids await PUBREL */     \
+  X(subscribe_deferred) /* SUBSCRIBE/UNSUBSCRIBE continued in later iterations */              \
+  X(receive_paused)     /* reads stopped: max_packet_size bytes behind a deferred SUBSCRIBE */ \
   X(auth_cache_hits)               /* CONNECT credentials found verified in the shard cache */ \
   X(auth_verifications)            /* password hashes computed (PBKDF2 / SHA-512) */           \
   X(recv_enobufs) /* multishot recv ran out of provided buffers */                      \

@@ -63,6 +63,16 @@ constexpr Family kFamilies[] = {
      "SUBSCRIBE filters granted that the ACL allows only in part: each message is checked."},
     {"ringmq_deliveries_denied_total", Type::kCounter,
      "Deliveries not made: the subscriber's ACL does not allow reading the topic."},
+    {"ringmq_subscribe_limit_total", Type::kCounter,
+     "New SUBSCRIBE filters beyond max_subscriptions_per_session (SUBACK 0x80)."},
+    {"ringmq_inbound_qos2_limit_total", Type::kCounter,
+     "Connections closed with more than max_inbound_qos2_pending QoS 2 PUBLISHes awaiting "
+     "PUBREL."},
+    {"ringmq_subscribe_deferred_total", Type::kCounter,
+     "SUBSCRIBE/UNSUBSCRIBE packets continued over later loop iterations "
+     "(max_filters_per_iteration)."},
+    {"ringmq_receive_paused_total", Type::kCounter,
+     "Socket reads stopped because max_packet_size bytes waited behind a deferred SUBSCRIBE."},
     {"ringmq_retained_messages", Type::kGauge, "Retained messages stored, $SYS included."},
     // Messages.
     {"ringmq_messages_received_total", Type::kCounter, "PUBLISH packets received, by QoS."},
@@ -351,6 +361,10 @@ Series SeriesOf(CounterId id) {
     case C::subscribe_denied: return Plain("ringmq_subscribe_denied_total");
     case C::subscribe_filtered: return Plain("ringmq_subscribe_filtered_total");
     case C::deliver_denied: return Plain("ringmq_deliveries_denied_total");
+    case C::subscribe_limit: return Plain("ringmq_subscribe_limit_total");
+    case C::inbound_qos2_limit: return Plain("ringmq_inbound_qos2_limit_total");
+    case C::subscribe_deferred: return Plain("ringmq_subscribe_deferred_total");
+    case C::receive_paused: return Plain("ringmq_receive_paused_total");
     case C::auth_cache_hits: return Plain("ringmq_auth_cache_hits_total");
     case C::auth_verifications: return Plain("ringmq_auth_verifications_total");
     case C::recv_enobufs: return Plain("ringmq_receive_buffer_exhausted_total");

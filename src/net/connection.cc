@@ -85,18 +85,41 @@ void Connection::OnReceive(std::span<const uint8_t> bytes, uint64_t now_ms,
     handoff_.insert(handoff_.end(), bytes.begin(), bytes.end());
     return;
   }
+  if (paused_) {
+    // Processed by Resume, in order, after the paused packet.
+    partial_.insert(partial_.end(), bytes.begin(), bytes.end());
+    receive_blocked_ = partial_.size() >= context.max_packet_size;
+    return;
+  }
   if (partial_.empty()) {
     // Fast path: decode straight from the receive buffer; copy only a trailing split frame.
     const size_t used = ProcessFrames(bytes, context);
     if (state_ != State::kClosing && used < bytes.size()) {
       partial_.assign(bytes.begin() + static_cast<std::ptrdiff_t>(used), bytes.end());
     }
+    if (state_ == State::kClosing) partial_.clear();
+    receive_blocked_ = paused_ && partial_.size() >= context.max_packet_size;
   } else {
     partial_.insert(partial_.end(), bytes.begin(), bytes.end());
-    const size_t used = ProcessFrames(partial_, context);
-    partial_.erase(partial_.begin(), partial_.begin() + static_cast<std::ptrdiff_t>(used));
+    ProcessPartial(context);
   }
+}
+
+void Connection::Resume(uint64_t now_ms, ConnectionContext& context) {
+  RINGMQ_ASSERT(paused_);
+  paused_ = false;
+  receive_blocked_ = false;
+  if (state_ != State::kOpen) return;  // closing: nothing more is acted on
+  event_ms_ = now_ms;
+  last_packet_ms_ = now_ms;
+  ProcessPartial(context);
+}
+
+void Connection::ProcessPartial(ConnectionContext& context) {
+  const size_t used = ProcessFrames(partial_, context);
+  partial_.erase(partial_.begin(), partial_.begin() + static_cast<std::ptrdiff_t>(used));
   if (state_ == State::kClosing) partial_.clear();
+  receive_blocked_ = paused_ && partial_.size() >= context.max_packet_size;
   if (partial_.empty() && partial_.capacity() > kKeepBufferBytes) {
     std::vector<uint8_t>().swap(partial_);
   }
@@ -104,7 +127,7 @@ void Connection::OnReceive(std::span<const uint8_t> bytes, uint64_t now_ms,
 
 size_t Connection::ProcessFrames(std::span<const uint8_t> bytes, ConnectionContext& context) {
   size_t offset = 0;
-  while (state_ != State::kClosing && offset < bytes.size()) {
+  while (state_ != State::kClosing && !paused_ && offset < bytes.size()) {
     const std::span<const uint8_t> rest = bytes.subspan(offset);
     // The first packet has its own, smaller limit: a peer not yet admitted must not make the
     // broker buffer up to max_packet_size. PeekFrame refuses from the fixed header alone.
@@ -260,8 +283,12 @@ void Connection::HandlePacket(const mqtt::Packet& packet, ConnectionContext& con
 void Connection::Queue(const mqtt::Packet& packet, ConnectionContext& context) {
   const size_t size = mqtt::EncodedSize(packet);
   // Only reply bytes count here: deliveries have their own budget (see ConnectionContext), so
-  // a large message waiting for a slow reader never makes a PINGRESP or PUBACK overflow.
-  if (pending_reply_bytes() + size > context.ReplyBytesMax()) {
+  // a large message waiting for a slow reader never makes a PINGRESP or PUBACK overflow. A
+  // reply that finds at most half the replies' share used is taken whatever its size: a SUBACK
+  // for a SUBSCRIBE of many filters can exceed the whole share (one code per filter: up to
+  // max_packet_size / 4 bytes) and must still be sent (MQTT-3.8.4-5).
+  const size_t pending = pending_reply_bytes();
+  if (pending + size > context.ReplyBytesMax() && pending > context.ReplyBytesMax() / 2) {
     // The peer keeps sending requests but does not read the answers.
     context.counters->output_overflow.Add();
     StartClosing(event_ms_);
@@ -337,6 +364,12 @@ void Connection::OnDeadline(uint64_t now_ms, ConnectionContext& context) {
       StartClosing(now_ms);
       return;
     case State::kOpen:
+      if (paused_) {
+        // The client's packets wait for our work, not the other way round (MQTT-3.1.2-24
+        // counts packets the client sent): the clock restarts.
+        last_packet_ms_ = now_ms;
+        return;
+      }
       context.counters->keepalive_timeout.Add();
       if (LogLevel level; context.event_log.Admit(now_ms, &level)) {
         LogLine(level, "closing client %s (%s): keepalive %us expired",

@@ -14,6 +14,13 @@
 // the CONNECT is admitted, by max_packet_size afterwards).
 // Send path: at most one send in flight; replies produced meanwhile wait in `queued_`.
 //
+// Pause: the sink may pause the connection while it works on a packet over several loop
+// iterations (a big SUBSCRIBE). Frames after that packet are not processed until Resume(), so
+// packets keep their order (MQTT-4.6.0) and the answer to the paused packet precedes anything
+// later packets cause. Bytes received meanwhile wait in `partial_`; once they reach
+// max_packet_size, receive_blocked() asks the shard to stop reading the socket (TCP pushes back
+// on the client) until Resume() has processed them.
+//
 // Thread safety: owned by one shard; used only on its thread.
 #ifndef RINGMQ_NET_CONNECTION_H_
 #define RINGMQ_NET_CONNECTION_H_
@@ -72,12 +79,14 @@ struct ConnectionContext {
   // never crowd out replies:
   //   replies (PINGRESP, PUBACK, PUBREC, PUBCOMP, SUBACK, UNSUBACK): at most ReplyBytesMax()
   //     waiting; one more closes the connection (output_overflow). Only a peer that keeps
-  //     sending requests without reading the answers gets there.
+  //     sending requests without reading the answers gets there. A reply that finds at most
+  //     half of that share used is queued even if it alone exceeds it (a SUBACK of up to
+  //     max_packet_size / 4 codes).
   //   deliveries (PUBLISH, PUBREL): the router encodes them only while fewer than
   //     DeliveryBytesBudget() bytes wait, and may then go over by one message (a message
   //     larger than the budget must still be sendable), so they are bounded by
   //     DeliveryBytesBudget() + max_packet_size and never count against the replies' share.
-  // Bytes waiting per connection <= max_output_bytes + max_packet_size.
+  // Bytes waiting per connection <= max_output_bytes + 2 x max_packet_size.
   uint32_t max_output_bytes = 128 * 1024;
   size_t ReplyBytesMax() const { return max_output_bytes / 2; }
   size_t DeliveryBytesBudget() const { return max_output_bytes - ReplyBytesMax(); }
@@ -138,6 +147,14 @@ class Connection {
   size_t pending_reply_bytes() const { return queued_reply_bytes_ + sending_reply_bytes_; }
   // For the sink: closes after what is queued (e.g. session takeover, MQTT-3.1.4-2).
   void Close(uint64_t now_ms) { StartClosing(now_ms); }
+  // For the sink, from OnPacket: the packet is still being worked on; later frames wait.
+  void Pause() { paused_ = true; }
+  // For the sink: the paused packet is done. Processes the frames that waited, in order (one of
+  // them may pause the connection again). The keepalive clock restarts: the wait was ours.
+  void Resume(uint64_t now_ms, ConnectionContext& context);
+  bool paused() const { return paused_; }
+  // Paused with at least max_packet_size bytes waiting: do not read the socket until Resume.
+  bool receive_blocked() const { return receive_blocked_; }
   // A DISCONNECT was received: the will is discarded (MQTT-3.14.4-3).
   bool disconnected_gracefully() const { return graceful_disconnect_; }
   mqtt::ProtocolLevel level() const { return level_; }
@@ -193,6 +210,9 @@ class Connection {
 
  private:
   size_t ProcessFrames(std::span<const uint8_t> bytes, ConnectionContext& context);
+  // Processes the frames in partial_ and keeps what is left (a split frame, or what waits
+  // behind a paused packet).
+  void ProcessPartial(ConnectionContext& context);
   void HandleFrame(const mqtt::FixedHeader& header, std::span<const uint8_t> body,
                    ConnectionContext& context);
   void HandleConnect(const mqtt::FixedHeader& header, std::span<const uint8_t> body,
@@ -210,6 +230,8 @@ class Connection {
   bool transport_closed_ = false;
   bool pre_admitted_ = false;  // adopted from another shard: admission already done
   bool graceful_disconnect_ = false;
+  bool paused_ = false;
+  bool receive_blocked_ = false;
   uint32_t tag_ = 0;
   PacketSink* sink_ = nullptr;  // set once the sink serves this connection
   mqtt::ProtocolLevel level_ = mqtt::ProtocolLevel::kMqtt311;
@@ -221,7 +243,8 @@ class Connection {
   uint64_t event_ms_ = 0;        // time of the event being processed
   uint64_t closing_since_ms_ = 0;
 
-  std::vector<uint8_t> partial_;            // a frame split across receives
+  std::vector<uint8_t> partial_;            // a frame split across receives, or (paused)
+                                            // every byte received after the paused packet
   std::vector<uint8_t> handoff_;            // kHandoff: CONNECT and later bytes
   std::span<const uint8_t> static_output_;  // pre-encoded refusal CONNACK, sent before queued_
   std::vector<uint8_t> queued_;             // replies not yet handed to a send

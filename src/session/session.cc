@@ -1,6 +1,5 @@
 #include "session/session.h"
 
-#include <algorithm>
 #include <utility>
 
 #include "common/assert.h"
@@ -12,6 +11,7 @@ namespace ringmq::session {
 Session::Session(std::string client_id, bool clean_session, const SessionLimits& limits)
     : client_id_(std::move(client_id)), clean_session_(clean_session), limits_(limits) {
   RINGMQ_ASSERT(limits.max_inflight > 0 && limits.max_inflight < 65535);
+  RINGMQ_ASSERT(limits.max_subscriptions > 0 && limits.max_inbound_qos2 > 0);
 }
 
 void Session::Attach(bool clean_session) {
@@ -33,12 +33,11 @@ void Session::Detach() { online_ = false; }
 EnqueueResult Session::Enqueue(message::MessageRef message, uint8_t qos, bool retain) {
   RINGMQ_ASSERT(message.get() != nullptr && qos <= 2);
   const uint64_t bytes = message.get()->wire_bytes();
-  if (qos == 0) {
-    if (!online_ && !limits_.queue_qos0_offline) return EnqueueResult::kDroppedOffline;
-    if (queued_bytes_ + bytes > limits_.max_queued_bytes) return EnqueueResult::kDroppedBytesCap;
-  } else if (queue_.size() >= limits_.max_queued_messages) {
+  if (qos == 0 && !online_ && !limits_.queue_qos0_offline) return EnqueueResult::kDroppedOffline;
+  if (qos > 0 && queue_.size() >= limits_.max_queued_messages) {
     return EnqueueResult::kDroppedQueueFull;
   }
+  if (queued_bytes_ + bytes > limits_.max_queued_bytes) return EnqueueResult::kDroppedBytesCap;
   queued_bytes_ += bytes;
   queue_.push_back(Outbound{.message = std::move(message), .qos = qos, .retain = retain});
   return EnqueueResult::kQueued;
@@ -149,20 +148,40 @@ bool Session::OnPubcomp(uint16_t packet_id) {
   return true;
 }
 
-bool Session::BeginInboundQos2(uint16_t packet_id) {
-  if (std::find(inbound_qos2_.begin(), inbound_qos2_.end(), packet_id) != inbound_qos2_.end()) {
-    return false;
-  }
-  inbound_qos2_.push_back(packet_id);
-  return true;
+InboundQos2 Session::BeginInboundQos2(uint16_t packet_id) {
+  if (inbound_qos2_ == nullptr) inbound_qos2_ = std::make_unique<absl::flat_hash_set<uint16_t>>();
+  if (inbound_qos2_->contains(packet_id)) return InboundQos2::kDuplicate;
+  if (inbound_qos2_->size() >= limits_.max_inbound_qos2) return InboundQos2::kLimit;
+  inbound_qos2_->insert(packet_id);
+  return InboundQos2::kNew;
 }
 
 bool Session::EndInboundQos2(uint16_t packet_id) {
-  const auto it = std::find(inbound_qos2_.begin(), inbound_qos2_.end(), packet_id);
-  if (it == inbound_qos2_.end()) return false;
-  *it = inbound_qos2_.back();
-  inbound_qos2_.pop_back();
+  if (inbound_qos2_ == nullptr || inbound_qos2_->erase(packet_id) == 0) return false;
+  // A drained set keeps a small table (no allocation per message for a steady QoS 2
+  // publisher); clear() frees one grown past 127 slots by a burst.
+  if (inbound_qos2_->empty()) inbound_qos2_->clear();
   return true;
+}
+
+SubscribeResult Session::AddSubscription(std::string_view filter, uint8_t qos) {
+  RINGMQ_ASSERT(!filter.empty() && qos <= 2);
+  const absl::string_view key(filter.data(), filter.size());
+  if (auto it = subscriptions_.find(key); it != subscriptions_.end()) {
+    it->second = qos;
+    return SubscribeResult::kReplaced;
+  }
+  if (subscriptions_.size() >= limits_.max_subscriptions) return SubscribeResult::kLimit;
+  subscriptions_.emplace(key, qos);
+  return SubscribeResult::kAdded;
+}
+
+std::optional<uint8_t> Session::RemoveSubscription(std::string_view filter) {
+  const auto it = subscriptions_.find(absl::string_view(filter.data(), filter.size()));
+  if (it == subscriptions_.end()) return std::nullopt;
+  const uint8_t qos = it->second;
+  subscriptions_.erase(it);
+  return qos;
 }
 
 bool Session::PacketIdInUse(uint16_t packet_id) const {

@@ -13,11 +13,18 @@
 // and pending PUBRELs again, in their original order (MQTT-4.4.0-1), before queued messages.
 //
 // Inbound QoS 2 (client -> server): a packet id is remembered from PUBLISH to PUBREL so a
-// duplicate PUBLISH is acknowledged again but not delivered twice (MQTT-4.3.3-2).
+// duplicate PUBLISH is acknowledged again but not delivered twice (MQTT-4.3.3-2). The ids are
+// a hash set made on the first QoS 2 PUBLISH (a session that never receives one holds a null
+// pointer); a table grown by a burst is released when it drains.
+//
+// Subscriptions: filter -> granted QoS in a hash map, so a SUBSCRIBE or UNSUBSCRIBE of n
+// filters costs O(n), not O(n x subscriptions held).
 //
 // Limits (counted by the caller from the return values): queued messages and queued bytes
-// (QoS 0 beyond the byte cap is dropped; QoS 1/2 beyond the message cap is dropped or, by
-// policy, the client is disconnected).
+// (QoS 0 beyond the byte cap is dropped; QoS 1/2 beyond either is dropped or, by policy, the
+// client is disconnected), subscriptions held (a new filter beyond the cap is refused; replacing one held
+// is always allowed, MQTT-3.8.4-3) and inbound QoS 2 ids pending (beyond the cap the caller
+// closes the connection).
 //
 // Thread safety: owned by its home shard; used only on that thread.
 #ifndef RINGMQ_SESSION_SESSION_H_
@@ -25,9 +32,13 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "message/message.h"
 #include "session/ring_queue.h"
 
@@ -36,15 +47,29 @@ namespace ringmq::session {
 struct SessionLimits {
   uint32_t max_inflight = 32;            // QoS 1/2 PUBLISHes awaiting acknowledgement
   uint32_t max_queued_messages = 1000;   // waiting to be sent (not yet in flight)
-  uint64_t max_queued_bytes = 16 << 20;  // sum of Message::wire_bytes() waiting
+  uint64_t max_queued_bytes = 16 << 20;  // sum of Message::wire_bytes() waiting, any QoS
+  uint32_t max_subscriptions = 10'000;   // distinct filters held
+  uint32_t max_inbound_qos2 = 65'535;    // inbound QoS 2 ids between PUBLISH and PUBREL
   bool queue_qos0_offline = false;       // QoS 0 for a disconnected session (MQTT-3.1.2-5 "MAY")
 };
 
 enum class EnqueueResult : uint8_t {
   kQueued,
   kDroppedQueueFull,  // QoS 1/2 beyond max_queued_messages
-  kDroppedBytesCap,   // QoS 0 beyond max_queued_bytes
+  kDroppedBytesCap,   // any QoS beyond max_queued_bytes
   kDroppedOffline,    // QoS 0 for an offline session
+};
+
+enum class SubscribeResult : uint8_t {
+  kAdded,     // a new filter
+  kReplaced,  // the filter was held: its QoS is replaced (MQTT-3.8.4-3)
+  kLimit,     // a new filter beyond max_subscriptions: nothing changed
+};
+
+enum class InboundQos2 : uint8_t {
+  kNew,        // remembered until PUBREL: deliver the message
+  kDuplicate,  // already pending: acknowledge again, do not deliver (MQTT-4.3.3-2)
+  kLimit,      // a new id beyond max_inbound_qos2: nothing remembered
 };
 
 // What one WriteOutput call encoded, for the caller's counters.
@@ -57,11 +82,6 @@ struct Will {
   std::vector<uint8_t> payload;
   uint8_t qos = 0;
   bool retain = false;
-};
-
-struct Subscription {
-  std::string filter;
-  uint8_t qos = 0;
 };
 
 class Session {
@@ -96,15 +116,27 @@ class Session {
   bool OnPubrec(uint16_t packet_id);   // QoS 2 step 1: PUBREL becomes due
   bool OnPubcomp(uint16_t packet_id);  // QoS 2 done
 
-  // Inbound QoS 2. BeginInboundQos2 returns false when the id is already pending: the
-  // PUBLISH is a duplicate and must not be delivered again (MQTT-4.3.3-2).
-  bool BeginInboundQos2(uint16_t packet_id);
+  // Inbound QoS 2 PUBLISH with `packet_id`. O(1).
+  InboundQos2 BeginInboundQos2(uint16_t packet_id);
   // PUBREL received; returns whether the id was pending (PUBCOMP is sent either way,
-  // MQTT-4.3.3-2 step 3 / §4.3.3).
+  // MQTT-4.3.3-2 step 3 / §4.3.3). O(1).
   bool EndInboundQos2(uint16_t packet_id);
+  uint32_t inbound_qos2_pending() const {
+    return inbound_qos2_ == nullptr ? 0 : static_cast<uint32_t>(inbound_qos2_->size());
+  }
+
+  // The session's own record of its subscriptions (the shared trie holds the routing copy).
+  // O(1) per call; the caller updates the trie to match.
+  SubscribeResult AddSubscription(std::string_view filter, uint8_t qos);
+  // The granted QoS of the removed subscription, or nullopt if `filter` was not held.
+  std::optional<uint8_t> RemoveSubscription(std::string_view filter);
+  // Filter -> granted QoS.
+  const absl::flat_hash_map<std::string, uint8_t>& subscriptions() const {
+    return subscriptions_;
+  }
+  uint32_t subscription_count() const { return static_cast<uint32_t>(subscriptions_.size()); }
 
   std::unique_ptr<Will>& will() { return will_; }
-  std::vector<Subscription>& subscriptions() { return subscriptions_; }
 
   uint32_t queued_messages() const { return static_cast<uint32_t>(queue_.size()); }
   uint64_t queued_bytes() const { return queued_bytes_; }
@@ -141,10 +173,10 @@ class Session {
   uint32_t unsent_inflight_ = 0;   // entries of inflight_ with sent == false
   uint64_t queued_bytes_ = 0;
   uint16_t last_packet_id_ = 0;
-  std::vector<uint16_t> inbound_qos2_;  // ids between PUBLISH and PUBREL (bounded by the
-                                        // client's own window; capped at 65535 ids)
+  // Ids between PUBLISH and PUBREL, at most max_inbound_qos2; null until the first QoS 2.
+  std::unique_ptr<absl::flat_hash_set<uint16_t>> inbound_qos2_;
   std::unique_ptr<Will> will_;  // null: no will (most clients): 8 bytes, not 72
-  std::vector<Subscription> subscriptions_;
+  absl::flat_hash_map<std::string, uint8_t> subscriptions_;  // at most max_subscriptions
 };
 
 }  // namespace ringmq::session

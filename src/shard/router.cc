@@ -53,6 +53,9 @@ Router::Router(uint32_t shard, const Config& config, SharedState& shared,
   limits_.max_inflight = config.max_inflight;
   limits_.max_queued_messages = config.max_queued_messages;
   limits_.max_queued_bytes = config.max_queued_bytes;
+  limits_.max_subscriptions = config.max_subscriptions_per_session;
+  limits_.max_inbound_qos2 = config.max_inbound_qos2_pending;
+  max_filters_per_iteration_ = config.max_filters_per_iteration;
   queue_full_disconnects_ = config.queue_full_policy == QueueFullPolicy::kDisconnect;
   acl_enabled_ = !config.acl_file.empty();
   memory_budget_ = config.max_memory != 0;
@@ -184,10 +187,9 @@ void Router::DestroySession(uint32_t index) {
   counters_.gauges.inflight_messages.Add(-levels.inflight);
   counters_.gauges.subscriptions.Add(-levels.subscriptions);
   counters_.gauges.sessions_offline.Add(-1);
-  for (const session::Subscription& subscription : entry.session->subscriptions()) {
+  for (const auto& [filter, qos] : entry.session->subscriptions()) {
     shared_.trie.Unsubscribe(
-        subscription.filter,
-        sub::Subscriber{static_cast<uint16_t>(shard_), index, entry.generation, subscription.qos});
+        filter, sub::Subscriber{static_cast<uint16_t>(shard_), index, entry.generation, qos});
   }
   by_client_id_.erase(std::string_view(entry.session->client_id()));  // before the key's storage
   entry.session.reset();
@@ -199,6 +201,7 @@ void Router::DestroySession(uint32_t index) {
 void Router::Detach(uint32_t index, bool publish_will) {
   SessionEntry& entry = sessions_[index];
   session::Session& session = *entry.session;
+  AbandonJob(index);
   entry.connection = nullptr;
   if (entry.acl != nullptr) {
     // The user name stays: deliveries to the offline session through acl_check subscriptions
@@ -335,13 +338,11 @@ void Router::OnPacket(net::Connection& connection, const mqtt::Packet& packet) {
       return;
     }
     case mqtt::PacketType::kSubscribe:
-      // Only the subscription count: retained messages queued by it are counted on delivery.
-      OnSubscribe(connection, index, std::get<mqtt::Subscribe>(packet));
-      counters_.gauges.subscriptions.Add(LevelsOf(*session).subscriptions - before.subscriptions);
-      return;
+      // Gauges are kept per filter (the work may span iterations); retained messages queued by
+      // it are counted on delivery.
+      return OnSubscribe(connection, index, std::get<mqtt::Subscribe>(packet));
     case mqtt::PacketType::kUnsubscribe:
-      OnUnsubscribe(connection, index, std::get<mqtt::Unsubscribe>(packet));
-      return AccountLevels(before, *session);
+      return OnUnsubscribe(connection, index, std::get<mqtt::Unsubscribe>(packet));
     default:
       RINGMQ_ASSERT(false && "the connection handles every other packet type");
   }
@@ -364,12 +365,11 @@ const auth::ClientAcl& Router::AclOf(SessionEntry& entry) {
 void Router::ClassifySubscriptions(uint32_t index) {
   SessionEntry& entry = sessions_[index];
   const auth::ClientAcl& acl = AclOf(entry);
-  for (const session::Subscription& subscription : entry.session->subscriptions()) {
-    const bool acl_check = acl.ClassifySubscription(subscription.filter) != auth::ReadScope::kAll;
+  for (const auto& [filter, qos] : entry.session->subscriptions()) {
+    const bool acl_check = acl.ClassifySubscription(filter) != auth::ReadScope::kAll;
     // Replaces the handle's flag in place (an unchanged one is left alone, without a copy).
-    shared_.trie.Subscribe(subscription.filter,
-                           sub::Subscriber{static_cast<uint16_t>(shard_), index, entry.generation,
-                                           subscription.qos, acl_check});
+    shared_.trie.Subscribe(filter, sub::Subscriber{static_cast<uint16_t>(shard_), index,
+                                                   entry.generation, qos, acl_check});
   }
 }
 
@@ -394,11 +394,23 @@ void Router::OnPublish(net::Connection& connection, const mqtt::Publish& publish
   if (qos == 1) counters_.publish_received_qos1.Add();
   if (qos == 2) {
     counters_.publish_received_qos2.Add();
-    if (!session.BeginInboundQos2(publish.packet_id)) {
-      // MQTT-4.3.3-2: a repeated PUBLISH of a pending id is acknowledged, not delivered again.
-      counters_.publish_duplicates.Add();
-      connection.QueuePacket(mqtt::Pubrec{publish.packet_id}, context_);
-      return;
+    switch (session.BeginInboundQos2(publish.packet_id)) {
+      case session::InboundQos2::kNew:
+        break;
+      case session::InboundQos2::kDuplicate:
+        // MQTT-4.3.3-2: a repeated PUBLISH of a pending id is acknowledged, not delivered again.
+        counters_.publish_duplicates.Add();
+        connection.QueuePacket(mqtt::Pubrec{publish.packet_id}, context_);
+        return;
+      case session::InboundQos2::kLimit:
+        // max_inbound_qos2_pending: nothing of this PUBLISH was acknowledged, so the client
+        // sends it again after reconnecting (MQTT-4.4.0-1) and nothing is lost.
+        counters_.inbound_qos2_limit.Add();
+        RINGMQ_LOG_DEBUG("client %s closed: over %u QoS 2 PUBLISHes await PUBREL",
+                         connection.client_id().c_str(), limits_.max_inbound_qos2);
+        connection.Close(services_.now_ms());
+        services_.ConnectionDirty(connection.tag());
+        return;
     }
   }
   if (acl_enabled_ && !AclOf(sessions_[index]).CanPublish(publish.topic)) {
@@ -434,7 +446,7 @@ void Router::DropSysPublish(net::Connection& connection, const mqtt::Publish& pu
 Router::Levels Router::LevelsOf(session::Session& session) {
   return Levels{.queued = session.queued_messages(),
                 .inflight = session.inflight(),
-                .subscriptions = static_cast<int64_t>(session.subscriptions().size())};
+                .subscriptions = session.subscription_count()};
 }
 
 void Router::AccountLevels(const Levels& before, session::Session& session) {
@@ -473,39 +485,15 @@ void Router::PublishSys(uint64_t now_ms) {
 
 void Router::OnSubscribe(net::Connection& connection, uint32_t index,
                          const mqtt::Subscribe& subscribe) {
-  SessionEntry& entry = sessions_[index];
-  session::Session& session = *entry.session;
+  const size_t count = subscribe.topics.size();
+  if (!FitsThisIteration(count)) {
+    return StartJob(connection, index, subscribe.packet_id, subscribe.topics, false);
+  }
+  filters_this_iteration_ += static_cast<uint32_t>(count);
   std::vector<uint8_t> codes;
-  codes.reserve(subscribe.topics.size());
+  codes.reserve(count);
   for (const mqtt::TopicRequest request : subscribe.topics) {
-    const auth::ReadScope scope =
-        acl_enabled_ ? AclOf(entry).ClassifySubscription(request.filter) : auth::ReadScope::kAll;
-    if (scope == auth::ReadScope::kNone) {
-      counters_.subscribe_denied.Add();
-      codes.push_back(0x80);  // MQTT-3.9.3: failure, for this filter only
-      continue;
-    }
-    const bool acl_check = scope == auth::ReadScope::kSome;  // partly readable: per message
-    if (acl_check) counters_.subscribe_filtered.Add();
-    const auto granted = static_cast<uint8_t>(request.qos);  // every QoS is supported
-    const sub::Subscriber handle{static_cast<uint16_t>(shard_), index, entry.generation, granted,
-                                 acl_check};
-    shared_.trie.Subscribe(request.filter, handle);
-    auto& subscriptions = session.subscriptions();
-    auto existing = std::find_if(subscriptions.begin(), subscriptions.end(),
-                                 [&](const auto& s) { return s.filter == request.filter; });
-    if (existing != subscriptions.end()) {
-      existing->qos = granted;  // MQTT-3.8.4-3: replaces the existing subscription
-    } else {
-      subscriptions.push_back({std::string(request.filter), granted});
-      counters_.subscriptions_added.Add();
-    }
-    codes.push_back(granted);
-    // MQTT-3.3.1-6: matching retained messages are sent, with RETAIN set (MQTT-3.3.1-8).
-    shared_.retained.ForEachMatch(request.filter, [&](message::Message* retained) {
-      DeliverLocal(index, entry.generation, MinQos(granted, retained->qos()), retained, true,
-                   acl_check);
-    });
+    codes.push_back(SubscribeOne(index, request.filter, static_cast<uint8_t>(request.qos)));
   }
   // The SUBACK goes before the retained messages: they are encoded later, in Flush.
   connection.QueuePacket(mqtt::Suback{subscribe.packet_id, codes}, context_);
@@ -513,20 +501,136 @@ void Router::OnSubscribe(net::Connection& connection, uint32_t index,
 
 void Router::OnUnsubscribe(net::Connection& connection, uint32_t index,
                            const mqtt::Unsubscribe& unsubscribe) {
-  SessionEntry& entry = sessions_[index];
-  auto& subscriptions = entry.session->subscriptions();
-  for (const mqtt::TopicRequest request : unsubscribe.topics) {
-    auto existing = std::find_if(subscriptions.begin(), subscriptions.end(),
-                                 [&](const auto& s) { return s.filter == request.filter; });
-    if (existing == subscriptions.end()) continue;
-    shared_.trie.Unsubscribe(request.filter, sub::Subscriber{static_cast<uint16_t>(shard_), index,
-                                                             entry.generation, existing->qos});
-    *existing = std::move(subscriptions.back());
-    subscriptions.pop_back();
-    counters_.subscriptions_removed.Add();
+  const size_t count = unsubscribe.topics.size();
+  if (!FitsThisIteration(count)) {
+    return StartJob(connection, index, unsubscribe.packet_id, unsubscribe.topics, true);
   }
+  filters_this_iteration_ += static_cast<uint32_t>(count);
+  for (const mqtt::TopicRequest request : unsubscribe.topics) UnsubscribeOne(index, request.filter);
   // MQTT-3.10.4-4/5: UNSUBACK even when nothing matched.
   connection.QueuePacket(mqtt::Unsuback{unsubscribe.packet_id}, context_);
+}
+
+uint8_t Router::SubscribeOne(uint32_t index, std::string_view filter, uint8_t qos) {
+  SessionEntry& entry = sessions_[index];
+  RINGMQ_ASSERT(entry.session.has_value() && qos <= 2);
+  const auth::ReadScope scope =
+      acl_enabled_ ? AclOf(entry).ClassifySubscription(filter) : auth::ReadScope::kAll;
+  if (scope == auth::ReadScope::kNone) {
+    counters_.subscribe_denied.Add();
+    return mqtt::kSubackFailure;  // MQTT-3.9.3: failure, for this filter only
+  }
+  switch (entry.session->AddSubscription(filter, qos)) {  // every QoS is supported
+    case session::SubscribeResult::kLimit:
+      counters_.subscribe_limit.Add();
+      return mqtt::kSubackFailure;  // max_subscriptions_per_session; MQTT-3.9.3 as above
+    case session::SubscribeResult::kAdded:
+      counters_.subscriptions_added.Add();
+      counters_.gauges.subscriptions.Add(1);
+      break;
+    case session::SubscribeResult::kReplaced:  // MQTT-3.8.4-3: the QoS is replaced
+      break;
+  }
+  const bool acl_check = scope == auth::ReadScope::kSome;  // partly readable: per message
+  if (acl_check) counters_.subscribe_filtered.Add();
+  const sub::Subscriber handle{static_cast<uint16_t>(shard_), index, entry.generation, qos,
+                               acl_check};
+  shared_.trie.Subscribe(filter, handle);
+  DeliverRetained(index, entry.generation, qos, filter, acl_check);
+  return qos;
+}
+
+void Router::UnsubscribeOne(uint32_t index, std::string_view filter) {
+  SessionEntry& entry = sessions_[index];
+  const std::optional<uint8_t> qos = entry.session->RemoveSubscription(filter);
+  if (!qos) return;
+  shared_.trie.Unsubscribe(
+      filter, sub::Subscriber{static_cast<uint16_t>(shard_), index, entry.generation, *qos});
+  counters_.subscriptions_removed.Add();
+  counters_.gauges.subscriptions.Add(-1);
+}
+
+void Router::DeliverRetained(uint32_t index, uint32_t generation, uint8_t granted_qos,
+                             std::string_view filter, bool acl_check) {
+  // MQTT-3.3.1-6: matching retained messages are sent, with RETAIN set (MQTT-3.3.1-8).
+  shared_.retained.ForEachMatch(filter, [&](message::Message* retained) {
+    DeliverLocal(index, generation, MinQos(granted_qos, retained->qos()), retained, true,
+                 acl_check);
+  });
+}
+
+// ---- SUBSCRIBE / UNSUBSCRIBE jobs ------------------------------------------------------------
+
+bool Router::FitsThisIteration(size_t filters) const {
+  return jobs_.empty() && filters_this_iteration_ + filters <= max_filters_per_iteration_;
+}
+
+void Router::StartJob(net::Connection& connection, uint32_t index, uint16_t packet_id,
+                      const mqtt::TopicList& topics, bool unsubscribe) {
+  SessionEntry& entry = sessions_[index];
+  RINGMQ_ASSERT(!entry.job_pending && entry.connection == &connection);
+  FilterJob& job = jobs_.emplace_back();
+  job.session = index;
+  job.packet_id = packet_id;
+  job.unsubscribe = unsubscribe;
+  job.filters.reserve(topics.raw().size());
+  for (const mqtt::TopicRequest request : topics) {
+    job.items.push_back(FilterJob::Item{.offset = static_cast<uint32_t>(job.filters.size()),
+                                        .length = static_cast<uint16_t>(request.filter.size()),
+                                        .qos = static_cast<uint8_t>(request.qos)});
+    job.filters.append(request.filter);
+  }
+  if (!unsubscribe) job.codes.reserve(job.items.size());
+  entry.job_pending = true;
+  connection.Pause();  // its later packets wait for the SUBACK / UNSUBACK (MQTT-4.6.0)
+  counters_.subscribe_deferred.Add();
+}
+
+void Router::RunJobs() {
+  while (!jobs_.empty()) {
+    FilterJob& job = jobs_.front();
+    while (!job.abandoned && job.next < job.items.size() &&
+           filters_this_iteration_ < max_filters_per_iteration_) {
+      const FilterJob::Item& item = job.items[job.next++];
+      const std::string_view filter(job.filters.data() + item.offset, item.length);
+      if (job.unsubscribe) {
+        UnsubscribeOne(job.session, filter);
+      } else {
+        job.codes.push_back(SubscribeOne(job.session, filter, item.qos));
+      }
+      ++filters_this_iteration_;
+    }
+    if (!job.abandoned && job.next < job.items.size()) break;  // the budget is spent
+    const FilterJob done = std::move(job);
+    jobs_.pop_front();
+    // May process the connection's waiting packets, which may start a job again.
+    if (!done.abandoned) FinishJob(done);
+  }
+  filters_this_iteration_ = 0;
+}
+
+void Router::FinishJob(const FilterJob& job) {
+  SessionEntry& entry = sessions_[job.session];
+  RINGMQ_ASSERT(entry.job_pending && entry.connection != nullptr);
+  entry.job_pending = false;
+  net::Connection& connection = *entry.connection;
+  if (job.unsubscribe) {
+    connection.QueuePacket(mqtt::Unsuback{job.packet_id}, context_);  // MQTT-3.10.4-4
+  } else {
+    connection.QueuePacket(mqtt::Suback{job.packet_id, job.codes}, context_);
+  }
+  MarkSessionDirty(job.session);  // output held while the job ran, retained messages included
+  services_.ConnectionDirty(connection.tag());
+  connection.Resume(services_.now_ms(), context_);
+}
+
+void Router::AbandonJob(uint32_t index) {
+  SessionEntry& entry = sessions_[index];
+  if (!entry.job_pending) return;
+  entry.job_pending = false;
+  for (FilterJob& job : jobs_) {
+    if (job.session == index && !job.abandoned) job.abandoned = true;
+  }
 }
 
 // ---- Routing ---------------------------------------------------------------------------------
@@ -572,6 +676,10 @@ void Router::DeliverLocal(uint32_t index, uint32_t generation, uint8_t qos,
       return;
     case session::EnqueueResult::kDroppedBytesCap:
       counters_.dropped_bytes_cap.Add();
+      // QoS 1/2 over the byte cap is a full queue, under the same policy.
+      if (qos > 0 && queue_full_disconnects_ && entry.connection != nullptr) {
+        slow_consumers_.push_back(index);
+      }
       return;
     case session::EnqueueResult::kDroppedOffline:
       counters_.dropped_offline_qos0.Add();
@@ -740,7 +848,8 @@ void Router::Flush() {
   for (size_t i = 0; i < dirty_sessions_.size(); ++i) {
     SessionEntry& entry = sessions_[dirty_sessions_[i]];
     entry.dirty = false;
-    if (!entry.session || entry.connection == nullptr) continue;
+    // A session with a job waiting is marked again when the job queues its SUBACK.
+    if (!entry.session || entry.connection == nullptr || entry.job_pending) continue;
     net::Connection& connection = *entry.connection;
     // Deliveries have their own share of the output cap (see ConnectionContext): replies are
     // bounded separately, so what is written here never leaves a reply without room.

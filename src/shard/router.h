@@ -52,6 +52,17 @@
 // it and, on every shard, in the first Flush after a reload. Without an ACL file the only cost
 // is one branch per PUBLISH / SUBSCRIBE and one flag test per delivery.
 //
+// SUBSCRIBE / UNSUBSCRIBE work is budgeted: at most max_filters_per_iteration filters (trie
+// update plus retained delivery each) per loop iteration per shard. A packet that fits in what
+// is left of this iteration's budget, with no earlier work waiting, is answered at once. Any
+// other becomes a FilterJob: its filters are copied, its connection is paused (later packets of
+// that connection wait, MQTT-4.6.0 order, and the SUBACK precedes anything they cause), and
+// RunJobs works through the jobs in arrival order, a budget per iteration; the last filter
+// queues the SUBACK / UNSUBACK and resumes the connection. The session's output is held while
+// its job runs so that the SUBACK also precedes the retained messages the job queued. A job
+// whose connection goes away is abandoned: the filters done so far stay done, as they would
+// after a SUBACK lost with the connection.
+//
 // Thread safety: one Router per shard, used only on that shard's thread. The trie and the
 // retained store are shared and internally synchronized; mailboxes are SPSC per shard pair.
 #ifndef RINGMQ_SHARD_ROUTER_H_
@@ -61,7 +72,9 @@
 #include <deque>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -128,6 +141,11 @@ class Router final : public net::PacketSink {
   // (what a loop iteration handled, for the stall detector).
   size_t drained_records() const { return drained_records_; }
   size_t dirty_session_count() const { return dirty_sessions_.size(); }
+  // Works on pending SUBSCRIBE / UNSUBSCRIBE jobs with what is left of this iteration's filter
+  // budget, then renews the budget for the next iteration. Once per loop iteration.
+  void RunJobs();
+  // Jobs are waiting: the loop must not sleep.
+  bool has_jobs() const { return !jobs_.empty(); }
   // Retries overflowed mailbox records, then writes session output into connection buffers.
   void Flush();
   // Wakes the shards whose mailbox from us went from empty to non-empty this iteration. Last
@@ -160,11 +178,30 @@ class Router final : public net::PacketSink {
     uint32_t generation = 0;
     net::Connection* connection = nullptr;  // bound connection on this shard, if online
     bool dirty = false;
+    bool job_pending = false;  // a FilterJob of the bound connection is in jobs_
     // acl_file only: the rules of the bound (or, offline, the last) connection. Behind a
     // pointer so that brokers without an ACL (and their idle connections) do not pay for it.
     std::unique_ptr<ConnectionAcl> acl;
   };
   struct HandoffRecord;
+  // A SUBSCRIBE or UNSUBSCRIBE worked through over several loop iterations. It owns a copy of
+  // the filters (the receive buffer the packet was decoded from is gone by then): at most
+  // max_packet_size bytes plus 8 bytes per filter, one job per paused connection.
+  struct FilterJob {
+    struct Item {
+      uint32_t offset = 0;  // into `filters`
+      uint16_t length = 0;
+      uint8_t qos = 0;  // requested (SUBSCRIBE only)
+    };
+    uint32_t session = 0;
+    uint16_t packet_id = 0;
+    bool unsubscribe = false;
+    bool abandoned = false;  // the connection went away: dropped by the next RunJobs
+    size_t next = 0;         // items done
+    std::string filters;     // every filter's bytes, back to back
+    std::vector<Item> items;
+    std::vector<uint8_t> codes;  // SUBACK return codes of the items done
+  };
 
   session::Session* SessionOf(const net::Connection& connection, uint32_t* index = nullptr);
   uint32_t CreateSession(const std::string& client_id, bool clean_session);
@@ -190,6 +227,23 @@ class Router final : public net::PacketSink {
   void OnSubscribe(net::Connection& connection, uint32_t index, const mqtt::Subscribe& subscribe);
   void OnUnsubscribe(net::Connection& connection, uint32_t index,
                      const mqtt::Unsubscribe& unsubscribe);
+  // Whether `filters` more filters fit in this iteration's budget with no job waiting.
+  bool FitsThisIteration(size_t filters) const;
+  // Pauses the connection and queues a job for the packet's filters.
+  void StartJob(net::Connection& connection, uint32_t index, uint16_t packet_id,
+                const mqtt::TopicList& topics, bool unsubscribe);
+  void FinishJob(const FilterJob& job);
+  void AbandonJob(uint32_t index);
+  // One filter of a SUBSCRIBE (ACL, per-session cap, session record, trie, retained
+  // messages): its SUBACK return code.
+  uint8_t SubscribeOne(uint32_t index, std::string_view filter, uint8_t qos);
+  // One filter of an UNSUBSCRIBE; a filter not held is no error (MQTT-3.10.4-5).
+  void UnsubscribeOne(uint32_t index, std::string_view filter);
+  // Queues the retained messages matching a new subscription's filter (MQTT-3.3.1-6), with
+  // RETAIN set (MQTT-3.3.1-8), at min(granted, published) QoS; `acl_check`: the subscription
+  // is partly readable, so each is checked against the ACL.
+  void DeliverRetained(uint32_t index, uint32_t generation, uint8_t granted_qos,
+                       std::string_view filter, bool acl_check);
   // `from_client` false: a broker message ($SYS), not counted as a client's unrouted PUBLISH.
   void Route(const message::MessageRef& message, bool from_client = true);
   // MQTT-4.7.2-1 / Mosquitto: $SYS/ belongs to the broker; a client's PUBLISH there is
@@ -229,6 +283,8 @@ class Router final : public net::PacketSink {
   net::ConnectionContext& context_;
   ShardServices& services_;
   session::SessionLimits limits_;
+  uint32_t max_filters_per_iteration_ = 0;
+  uint32_t filters_this_iteration_ = 0;  // SUBSCRIBE / UNSUBSCRIBE filters done since RunJobs
   bool queue_full_disconnects_ = false;
   bool acl_enabled_ = false;           // acl_file configured
   bool memory_budget_ = false;         // max_memory configured
@@ -247,6 +303,7 @@ class Router final : public net::PacketSink {
   std::vector<uint32_t> dirty_sessions_;
   std::vector<net::Connection*> closing_;  // OnClosing, handled first in Flush
   std::vector<uint32_t> slow_consumers_;   // sessions to disconnect (queue_full_policy)
+  std::deque<FilterJob> jobs_;             // in arrival order; at most one per connection
 
   sub::MatchResult match_;
   std::vector<Slot> record_;  // scratch for building mailbox records

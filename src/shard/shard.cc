@@ -151,7 +151,8 @@ void Shard::Loop() {
     // No trie or retained-store pointer is held across the wait: readers are offline there,
     // so an idle shard does not hold up reclamation.
     shared_.epochs.Offline(index_);
-    const int submitted = ring_->SubmitAndWait(more_mail ? 0 : limits_.tick_ms);
+    const int submitted =
+        ring_->SubmitAndWait(more_mail || router_->has_jobs() ? 0 : limits_.tick_ms);
     shared_.epochs.Online(index_);
     if (submitted < 0 && submitted != -EBUSY && submitted != -EAGAIN) {
       RINGMQ_LOG_ERROR("shard %u: io_uring_submit_and_wait: %s", index_, strerror(-submitted));
@@ -167,6 +168,7 @@ void Shard::Loop() {
     Reap();
     EndPhase(LoopPhase::kCompletions);
     more_mail = router_->DrainMailboxes();
+    router_->RunJobs();
     EndPhase(LoopPhase::kMailboxes);
     timers_->Advance(now_ms_, [this](uint32_t slot_index) {
       ++stalls_.work().timers_fired;
@@ -344,9 +346,9 @@ void Shard::OnReceive(const io_uring_cqe& cqe, Slot* slot) {
     buffers_->Recycle(buffer_id);
   } else if (cqe.res == -ENOBUFS) {
     counters_.recv_enobufs.Add();  // re-armed in Flush once buffers are back
-  } else if (cqe.res == -ECANCELED &&
-             slot->connection.state() == net::Connection::State::kHandoff) {
-    // Cancelled by FlushHandoff: the socket is moving to its home shard, not closing.
+  } else if (cqe.res == -ECANCELED && slot->cancel_submitted) {
+    // Cancelled by FlushHandoff (the socket is moving to its home shard) or by FlushSlot (the
+    // connection is paused with enough bytes waiting): not a close.
   } else {
     if (has_buffer) buffers_->Recycle(buffer_id);
     slot->connection.OnTransportClosed(now_ms_);  // EOF (0) or a socket error
@@ -378,6 +380,11 @@ void Shard::OnTimer(uint32_t slot_index) {
   }
   if (deadline == 0 && connection.state() == net::Connection::State::kOpen) return;
   connection.OnDeadline(now_ms_, context_);
+  if (connection.state() == net::Connection::State::kOpen) {
+    // Spared: a paused connection's keepalive clock restarted (Connection::OnDeadline).
+    timers_->Schedule(slot_index, connection.DeadlineMs());
+    return;
+  }
   if (connection.state() == net::Connection::State::kClosing && slot.shutdown_submitted) {
     return;  // grace expired after shutdown: the close follows the receive's end
   }
@@ -414,7 +421,18 @@ void Shard::FlushSlot(uint32_t slot_index) {
     case net::Connection::State::kHandoff:
       return FlushHandoff(slot_index);
     default:
-      if (!slot.receive_armed) ArmReceive(slot_index);  // after -ENOBUFS
+      if (connection.receive_blocked()) {
+        // Paused with max_packet_size bytes waiting: stop reading until Resume drains them.
+        if (slot.receive_armed && !slot.cancel_submitted) {
+          io_uring_sqe* sqe = NextSqe();
+          io_uring_prep_cancel64(sqe, Pack(Op::kReceive, slot.generation, slot_index), 0);
+          io_uring_sqe_set_data64(sqe, Pack(Op::kCancel, slot.generation, slot_index));
+          slot.cancel_submitted = true;
+          counters_.receive_paused.Add();
+        }
+      } else if (!slot.receive_armed) {
+        ArmReceive(slot_index);  // after -ENOBUFS, or a paused connection resumed
+      }
       return;
   }
 }
@@ -563,6 +581,7 @@ void Shard::ArmReceive(uint32_t slot_index) {
   sqe->buf_group = kBufferGroup;
   io_uring_sqe_set_data64(sqe, Pack(Op::kReceive, slot.generation, slot_index));
   slot.receive_armed = true;
+  slot.cancel_submitted = false;
 }
 
 void Shard::ArmDoorbell() {

@@ -1,13 +1,14 @@
 // A shard: one thread, one io_uring, one SO_REUSEPORT listener, and the connections it accepted.
 //
 // The loop, once per iteration: reap every completion (accepts, receives, sends, closes, the
-// stop doorbell), drain the other shards' mailboxes, advance the timer wheel (and, once per
-// tick, expire offline sessions), on shard 0 publish the $SYS topics when they are due (every
-// sys_interval_s), then for each connection touched in this iteration start its next send or
-// its close, ring the doorbells of shards sent mail (and retry failed ones), hand receive
-// buffers back, and make one submit-and-wait call for everything (waking at least every tick
-// for timers). With stall_warning_ms set, an iteration that runs longer is counted and logged
-// with what it did (stall_detector.h).
+// stop doorbell), drain the other shards' mailboxes, work on pending SUBSCRIBE/UNSUBSCRIBE jobs
+// (the router's per-iteration filter budget; the loop does not sleep while jobs wait), advance
+// the timer wheel (and, once per tick, expire offline sessions), on shard 0 publish the $SYS
+// topics when they are due (every sys_interval_s), then for each connection touched in this
+// iteration start its next send or its close, ring the doorbells of shards sent mail (and retry
+// failed ones), hand receive buffers back, and make one submit-and-wait call for everything
+// (waking at least every tick for timers). With stall_warning_ms set, an iteration that runs
+// longer is counted and logged with what it did (stall_detector.h).
 //
 // Receive memory is the shard's provided-buffer ring; connections hold none while idle.
 // Completions carry (op, generation, slot) in user_data, so a completion that arrives after
@@ -99,7 +100,7 @@ class Shard final : public ShardServices {
     bool dirty = false;
     bool shutdown_submitted = false;
     bool shutdown_complete = false;  // close(fd) only after: see FlushSlot
-    bool cancel_submitted = false;   // kHandoff: the receive is being cancelled
+    bool cancel_submitted = false;   // the receive is being cancelled (hand-off, or paused)
     net::Connection::State timer_state = net::Connection::State::kAwaitConnect;
   };
 

@@ -98,6 +98,9 @@ queue_full_policy = "disconnect"
 max_memory = 536870912
 persistent_session_expiry = "2d"
 max_offline_sessions = 5000
+max_subscriptions_per_session = 50
+max_inbound_qos2_pending = 10
+max_filters_per_iteration = 16
 client_id_prefixes = ["sensor-", "dev-"]
 max_connections_per_address = 10
 max_connect_rate_per_address = 20
@@ -131,6 +134,9 @@ Config EveryKeyConfig() {
   config.max_memory = 536870912;
   config.persistent_session_expiry_s = 2 * 86'400;
   config.max_offline_sessions = 5000;
+  config.max_subscriptions_per_session = 50;
+  config.max_inbound_qos2_pending = 10;
+  config.max_filters_per_iteration = 16;
   config.client_id_prefixes = {"sensor-", "dev-"};
   config.max_connections_per_address = 10;
   config.max_connect_rate_per_address = 20;
@@ -211,7 +217,9 @@ TEST(OptionsTest, TableKeysAreUniqueSnakeCase) {
   for (const OptionInfo& option : Options()) {
     SCOPED_TRACE(option.key);
     EXPECT_TRUE(keys.insert(option.key).second);
-    EXPECT_EQ(option.key.find_first_not_of("abcdefghijklmnopqrstuvwxyz_"), std::string_view::npos);
+    EXPECT_EQ(option.key.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_"),
+              std::string_view::npos);
+    EXPECT_TRUE(option.key[0] >= 'a' && option.key[0] <= 'z');
   }
 }
 
@@ -296,6 +304,18 @@ std::vector<FlagCase> GoodFlagCases() {
        [](const Config& c) { EXPECT_EQ(c.max_offline_sessions, 1u); }},
       {"--max-offline-sessions", "100000000",
        [](const Config& c) { EXPECT_EQ(c.max_offline_sessions, 100'000'000u); }},
+      {"--max-subscriptions-per-session", "1",
+       [](const Config& c) { EXPECT_EQ(c.max_subscriptions_per_session, 1u); }},
+      {"--max-subscriptions-per-session", "10000000",
+       [](const Config& c) { EXPECT_EQ(c.max_subscriptions_per_session, 10'000'000u); }},
+      {"--max-inbound-qos2-pending", "1",
+       [](const Config& c) { EXPECT_EQ(c.max_inbound_qos2_pending, 1u); }},
+      {"--max-inbound-qos2-pending", "65535",
+       [](const Config& c) { EXPECT_EQ(c.max_inbound_qos2_pending, 65'535u); }},
+      {"--max-filters-per-iteration", "1",
+       [](const Config& c) { EXPECT_EQ(c.max_filters_per_iteration, 1u); }},
+      {"--max-filters-per-iteration", "1000000",
+       [](const Config& c) { EXPECT_EQ(c.max_filters_per_iteration, 1'000'000u); }},
       {"--client-id-prefixes", "sensor-,dev-",
        [](const Config& c) {
          EXPECT_EQ(c.client_id_prefixes, (std::vector<std::string>{"sensor-", "dev-"}));
@@ -412,6 +432,12 @@ TEST(OptionsFlagsTest, BadValuesGiveExactOneLineErrors) {
       {{"--port", "99999999999999999999999"},
        R"(--port: expected an integer in 1..65535, got "99999999999999999999999")"},
       {{"--threads", "1025"}, R"(--threads: expected an integer in 0..1024, got "1025")"},
+      {{"--max-inbound-qos2-pending", "65536"},
+       R"(--max-inbound-qos2-pending: expected an integer in 1..65535, got "65536")"},
+      {{"--max-subscriptions-per-session", "0"},
+       R"(--max-subscriptions-per-session: expected an integer in 1..10000000, got "0")"},
+      {{"--max-filters-per-iteration", "0"},
+       R"(--max-filters-per-iteration: expected an integer in 1..1000000, got "0")"},
       {{"--connect-timeout-ms", "99"},
        R"(--connect-timeout-ms: expected an integer in 100..3600000, got "99")"},
       {{"--connect-timeout-ms", "3600001"},

@@ -74,6 +74,10 @@ ROUTING_COUNTERS = (
     "subscribe_denied",
     "subscribe_filtered",
     "deliver_denied",
+    "subscribe_limit",
+    "inbound_qos2_limit",
+    "subscribe_deferred",
+    "receive_paused",
 )
 REQUIRED_COUNTERS = CONNECT_COUNTERS + ROUTING_COUNTERS
 # Routing outcomes that mean a message was dropped, published for a lost client or taken over:
@@ -95,6 +99,8 @@ ROUTING_OUTCOME_COUNTERS = (
     "subscribe_denied",
     "subscribe_filtered",
     "deliver_denied",
+    "subscribe_limit",
+    "inbound_qos2_limit",
 )
 # The outcome counters that assert_counters() requires to be 0 unless a test names them.
 OUTCOME_COUNTERS = CONNECT_COUNTERS[1:] + ROUTING_OUTCOME_COUNTERS

@@ -51,15 +51,17 @@ class Overload(BrokerTestCase):
         # Readers got every QoS 1 message (run() asserts it) at most 25% below the publisher.
         achieved = figures["achieved_publish_rate"]
         self.assertGreaterEqual(figures["reader_q1_rate_second_half"], achieved * 0.75, figures)
-        # Peak RSS: the stalled subscriber's backlog is capped (1 MiB of QoS 0 plus 1000 QoS 1
-        # messages of 4 KiB, shared payloads) far below the ~10 MiB published at it.
+        # Peak RSS: the stalled subscriber's backlog is capped (1 MiB queued, QoS 0 and QoS 1
+        # together, shared payloads) far below the ~10 MiB published at it.
         # Under ASan freed blocks sit in its quarantine (16 MiB in scripts/test.sh) first.
         bound_kib = (24 << 10) + ((32 << 10) if is_sanitized() else 0)
         self.assertLess(figures["vm_hwm_kib"] - figures["rss_start_kib"], bound_kib, figures)
         counters = b.stop()
+        # max_queued_bytes bounds QoS 1 too: 1 MiB holds about 250 messages of 4 KiB, so the
+        # byte cap bites before the 1000-message cap and counts the drops of both QoS.
         self.assert_counters(counters, connect_accepted=6, dropped_bytes_cap=None,
                              dropped_queue_full=None)
-        self.assert_counters_at_least(counters, dropped_queue_full=1, dropped_bytes_cap=1)
+        self.assert_counters_at_least(counters, dropped_bytes_cap=1)
 
     def test_clients_sigkilled_mid_qos1_qos2_flows_acknowledged_messages_delivered(self):
         b = self.start_broker("--max-queued-messages", "100000", log_level="warning")

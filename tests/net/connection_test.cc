@@ -149,6 +149,14 @@ class AcknowledgingSink : public PacketSink {
     } else if (const auto* pubrel = std::get_if<mqtt::Pubrel>(&packet)) {
       connection.QueuePacket(mqtt::Pubcomp{pubrel->packet_id}, context_);
     } else if (const auto* subscribe = std::get_if<mqtt::Subscribe>(&packet)) {
+      if (pause_subscribes) {
+        // As the router does with a SUBSCRIBE bigger than its per-iteration budget: the test
+        // answers it later and resumes the connection.
+        paused_packet_ids.push_back(subscribe->packet_id);
+        connection.Pause();
+        ++packets;
+        return;
+      }
       const std::vector<uint8_t> codes(subscribe->topics.size(), mqtt::kSubackFailure);
       connection.QueuePacket(mqtt::Suback{subscribe->packet_id, codes}, context_);
     } else if (const auto* unsubscribe = std::get_if<mqtt::Unsubscribe>(&packet)) {
@@ -162,6 +170,8 @@ class AcknowledgingSink : public PacketSink {
   int connects = 0;
   int packets = 0;
   int closings = 0;
+  bool pause_subscribes = false;
+  std::vector<uint16_t> paused_packet_ids;
 
  private:
   ConnectionContext& context_;
@@ -673,6 +683,84 @@ TEST_F(ConnectionTest, UnsubscribeAnsweredWithUnsubackOfSameId_MQTT_3_10_4_4) {
   EXPECT_EQ(connection_.state(), State::kOpen);
 }
 
+// --- Pause (a SUBSCRIBE worked on over several loop iterations) ------------------------------
+
+TEST_F(ConnectionTest, PacketsBehindPausedSubscribeWaitForItsSuback_MQTT_4_6_0_6) {
+  shard_.sink.pause_subscribes = true;
+  Accept();
+  Receive(Cat({TopicListPacket(9, {{"a/#", mqtt::QoS::k1}}, /*has_qos=*/true), kPingreq,
+               Publish(mqtt::QoS::k1, 3)}));
+  EXPECT_TRUE(connection_.paused());
+  EXPECT_EQ(shard_.sink.packets, 1) << "nothing after the SUBSCRIBE is processed yet";
+  EXPECT_TRUE(Drain().empty()) << "no PINGRESP or PUBACK before the SUBACK";
+  Receive(kPingreq);  // arrives while paused: waits behind the others
+  EXPECT_TRUE(Drain().empty());
+
+  const Bytes suback = Encode(mqtt::Suback{9, Bytes{0x01}});
+  connection_.QueuePacket(mqtt::Suback{9, Bytes{0x01}}, shard_.context);
+  connection_.Resume(kStartMs + 10, shard_.context);
+  EXPECT_FALSE(connection_.paused());
+  EXPECT_EQ(shard_.sink.packets, 2);
+  EXPECT_EQ(Drain(), Cat({suback, kPingresp, Encode(mqtt::Puback{3}), kPingresp}));
+  Receive(kPingreq);
+  EXPECT_EQ(Drain(), kPingresp) << "served directly again";
+}
+
+TEST_F(ConnectionTest, ResumeStopsAgainAtTheNextPausedPacket) {
+  shard_.sink.pause_subscribes = true;
+  Accept();
+  Receive(Cat({TopicListPacket(1, {{"a", mqtt::QoS::k0}}, true), kPingreq,
+               TopicListPacket(2, {{"b", mqtt::QoS::k0}}, true), kPingreq}));
+  EXPECT_EQ(shard_.sink.paused_packet_ids, (std::vector<uint16_t>{1}));
+  connection_.QueuePacket(mqtt::Suback{1, Bytes{0x00}}, shard_.context);
+  connection_.Resume(kStartMs, shard_.context);
+  EXPECT_TRUE(connection_.paused()) << "the second SUBSCRIBE paused it again";
+  EXPECT_EQ(shard_.sink.paused_packet_ids, (std::vector<uint16_t>{1, 2}));
+  EXPECT_EQ(Drain(), Cat({Encode(mqtt::Suback{1, Bytes{0x00}}), kPingresp}));
+  connection_.QueuePacket(mqtt::Suback{2, Bytes{0x00}}, shard_.context);
+  connection_.Resume(kStartMs, shard_.context);
+  EXPECT_EQ(Drain(), Cat({Encode(mqtt::Suback{2, Bytes{0x00}}), kPingresp}));
+}
+
+TEST_F(ConnectionTest, BytesWaitingWhilePausedBlockReceiveAtMaxPacketSize) {
+  shard_.sink.pause_subscribes = true;
+  shard_.context.max_packet_size = 64;
+  Accept();
+  Receive(TopicListPacket(1, {{"a", mqtt::QoS::k0}}, true));
+  ASSERT_TRUE(connection_.paused());
+  for (int i = 0; i < 31; ++i) Receive(kPingreq);
+  EXPECT_FALSE(connection_.receive_blocked()) << "62 bytes wait";
+  Receive(kPingreq);
+  EXPECT_TRUE(connection_.receive_blocked()) << "64 bytes wait: the shard stops reading";
+  Receive(kPingreq);  // what the kernel delivered before the shard's cancel took effect
+  EXPECT_EQ(connection_.state(), State::kOpen) << "kept, not a violation";
+  connection_.QueuePacket(mqtt::Suback{1, Bytes{0x00}}, shard_.context);
+  connection_.Resume(kStartMs, shard_.context);
+  EXPECT_FALSE(connection_.receive_blocked());
+  Bytes expected = Encode(mqtt::Suback{1, Bytes{0x00}});
+  for (int i = 0; i < 33; ++i) expected.insert(expected.end(), kPingresp.begin(), kPingresp.end());
+  EXPECT_EQ(Drain(), expected);
+}
+
+TEST_F(ConnectionTest, PausedConnectionNotClosedForKeepalive_MQTT_3_1_2_24) {
+  // The client's packets wait for the broker's work; the broker must not time the client out
+  // for that.
+  shard_.sink.pause_subscribes = true;
+  Accept(Mqtt311Connect("client-1", /*keepalive_s=*/2));
+  Receive(TopicListPacket(1, {{"a", mqtt::QoS::k0}}, true));
+  ASSERT_EQ(connection_.DeadlineMs(), kStartMs + 3'000);
+  connection_.OnDeadline(kStartMs + 3'000, shard_.context);
+  EXPECT_EQ(connection_.state(), State::kOpen);
+  EXPECT_EQ(connection_.DeadlineMs(), kStartMs + 6'000) << "the clock restarted";
+  EXPECT_EQ(shard_.counters.keepalive_timeout.Load(), 0u);
+  connection_.QueuePacket(mqtt::Suback{1, Bytes{0x00}}, shard_.context);
+  connection_.Resume(kStartMs + 4'000, shard_.context);
+  EXPECT_EQ(connection_.DeadlineMs(), kStartMs + 7'000) << "from the resume";
+  connection_.OnDeadline(kStartMs + 7'000, shard_.context);
+  EXPECT_EQ(connection_.state(), State::kClosing) << "not paused: keepalive applies again";
+  EXPECT_EQ(shard_.counters.keepalive_timeout.Load(), 1u);
+}
+
 // MQTT 3.1 clients set DUP on a retransmitted PUBREL, SUBSCRIBE or UNSUBSCRIBE (3.1 allowed
 // it; 3.1.1 fixed the flags to 0b0010). A 3.1 connection is served, pipelined behind CONNECT too.
 TEST_F(ConnectionTest, Mqtt31RetransmissionsWithDupAreServed) {
@@ -859,6 +947,26 @@ TEST_F(ConnectionTest, OneSendInFlightRepliesWaitForOnSent) {
   connection_.OnSent(4);
   EXPECT_TRUE(connection_.NextSend().empty());
   EXPECT_FALSE(connection_.send_in_flight());
+}
+
+TEST_F(ConnectionTest, SubackLargerThanOutputCapStillQueued_MQTT_3_8_4_5) {
+  // A SUBSCRIBE of many filters within max_packet_size is answered with one code per filter,
+  // even when that SUBACK alone is bigger than the output cap.
+  shard_.context.max_output_bytes = 64;
+  Accept();
+  const Bytes codes(100, mqtt::kSubackFailure);
+  connection_.QueuePacket(mqtt::Suback{3, codes}, shard_.context);
+  EXPECT_EQ(connection_.state(), State::kOpen);
+  EXPECT_EQ(shard_.counters.output_overflow.Load(), 0u);
+  EXPECT_EQ(Drain(), Encode(mqtt::Suback{3, codes}));
+  // Once more than half the cap waits, a reply that does not fit closes as before.
+  Receive(Cat({kPingreq, kPingreq}));
+  ASSERT_FALSE(connection_.NextSend().empty());  // 4 bytes in flight, not read by the peer
+  connection_.QueuePacket(mqtt::Suback{4, Bytes(30, 0x00)}, shard_.context);  // 4 + 34 bytes
+  EXPECT_EQ(connection_.state(), State::kOpen);
+  connection_.QueuePacket(mqtt::Suback{5, Bytes(30, 0x00)}, shard_.context);  // 38 > 32 used
+  EXPECT_EQ(connection_.state(), State::kClosing);
+  EXPECT_EQ(shard_.counters.output_overflow.Load(), 1u);
 }
 
 TEST_F(ConnectionTest, OutputCapClosesPeerThatDoesNotRead) {

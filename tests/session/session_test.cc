@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -248,6 +249,27 @@ TEST_F(SessionTest, QueuedBytesCountsQos1UntilSent) {
   Write(session);
   EXPECT_EQ(session.queued_bytes(), 0u);
   EXPECT_TRUE(session.OnPuback(2));
+}
+
+TEST_F(SessionTest, Qos1And2BeyondQueuedBytesCapDropped) {
+  // max_queued_bytes bounds QoS 1/2 too: without it, 1,000 one-MiB messages could wait for one
+  // offline session.
+  MessageRef probe = NewMessage("x");
+  const uint64_t wire_bytes = probe->wire_bytes();
+  probe.reset();
+  SessionLimits limits;
+  limits.max_queued_bytes = 2 * wire_bytes;
+  Session session("client", /*clean_session=*/false, limits);  // offline
+  EXPECT_EQ(Add(session, "a", 1), EnqueueResult::kQueued);
+  EXPECT_EQ(Add(session, "b", 2), EnqueueResult::kQueued);
+  EXPECT_EQ(Add(session, "c", 1), EnqueueResult::kDroppedBytesCap);
+  EXPECT_EQ(Add(session, "d", 2), EnqueueResult::kDroppedBytesCap);
+  EXPECT_EQ(session.queued_messages(), 2u);
+  EXPECT_EQ(session.queued_bytes(), 2 * wire_bytes);
+  EXPECT_EQ(frees, 3) << "probe and the two dropped messages";
+  session.Attach(false);
+  EXPECT_EQ(Payloads(Write(session)), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(Add(session, "e", 1), EnqueueResult::kQueued) << "room again once sent";
 }
 
 // --- QoS 1 -------------------------------------------------------------------------------------
@@ -560,37 +582,116 @@ TEST_F(SessionTest, PacketIdKeptWhenPublishDoesNotFit) {
 
 TEST_F(SessionTest, InboundQos2DuplicateNotDeliveredUntilPubrel_MQTT_4_3_3_2) {
   Session session = Online(SessionLimits{});
-  EXPECT_TRUE(session.BeginInboundQos2(7));
-  EXPECT_FALSE(session.BeginInboundQos2(7)) << "duplicate PUBLISH before PUBREL";
-  EXPECT_TRUE(session.BeginInboundQos2(8));
-  EXPECT_TRUE(session.BeginInboundQos2(65'535));
-  EXPECT_FALSE(session.BeginInboundQos2(8));
+  EXPECT_EQ(session.BeginInboundQos2(7), InboundQos2::kNew);
+  EXPECT_EQ(session.BeginInboundQos2(7), InboundQos2::kDuplicate)
+      << "duplicate PUBLISH before PUBREL";
+  EXPECT_EQ(session.BeginInboundQos2(8), InboundQos2::kNew);
+  EXPECT_EQ(session.BeginInboundQos2(65'535), InboundQos2::kNew);
+  EXPECT_EQ(session.BeginInboundQos2(8), InboundQos2::kDuplicate);
   EXPECT_TRUE(session.EndInboundQos2(7));
   EXPECT_FALSE(session.EndInboundQos2(7)) << "PUBREL repeated";
-  EXPECT_TRUE(session.BeginInboundQos2(7)) << "the id may be reused after PUBREL";
-  EXPECT_FALSE(session.BeginInboundQos2(8));
-  EXPECT_FALSE(session.BeginInboundQos2(65'535));
+  EXPECT_EQ(session.BeginInboundQos2(7), InboundQos2::kNew) << "the id may be reused after PUBREL";
+  EXPECT_EQ(session.BeginInboundQos2(8), InboundQos2::kDuplicate);
+  EXPECT_EQ(session.BeginInboundQos2(65'535), InboundQos2::kDuplicate);
   EXPECT_TRUE(session.EndInboundQos2(8));
   EXPECT_TRUE(session.EndInboundQos2(65'535));
   EXPECT_TRUE(session.EndInboundQos2(7));
+  EXPECT_EQ(session.inbound_qos2_pending(), 0u);
   EXPECT_FALSE(session.has_output()) << "inbound state writes nothing by itself";
 }
 
 TEST_F(SessionTest, InboundQos2EndOfUnknownIdReturnsFalse) {
   Session session = Online(SessionLimits{});
-  EXPECT_FALSE(session.EndInboundQos2(1));
-  EXPECT_TRUE(session.BeginInboundQos2(1));
+  EXPECT_FALSE(session.EndInboundQos2(1)) << "no QoS 2 received yet";
+  EXPECT_EQ(session.BeginInboundQos2(1), InboundQos2::kNew);
   EXPECT_FALSE(session.EndInboundQos2(2));
   EXPECT_TRUE(session.EndInboundQos2(1));
 }
 
 TEST_F(SessionTest, InboundQos2SurvivesReconnect_MQTT_4_3_3_2) {
   Session session = Online(SessionLimits{});
-  EXPECT_TRUE(session.BeginInboundQos2(5));
+  EXPECT_EQ(session.BeginInboundQos2(5), InboundQos2::kNew);
   session.Detach();
   session.Attach(false);
-  EXPECT_FALSE(session.BeginInboundQos2(5)) << "the client resends the PUBLISH with DUP=1";
+  EXPECT_EQ(session.BeginInboundQos2(5), InboundQos2::kDuplicate)
+      << "the client resends the PUBLISH with DUP=1";
   EXPECT_TRUE(session.EndInboundQos2(5));
+}
+
+TEST_F(SessionTest, InboundQos2BeyondMaxPendingRefusedDuplicatesStillRecognised) {
+  SessionLimits limits;
+  limits.max_inbound_qos2 = 3;
+  Session session = Online(limits);
+  for (uint16_t id = 1; id <= 3; ++id) EXPECT_EQ(session.BeginInboundQos2(id), InboundQos2::kNew);
+  EXPECT_EQ(session.BeginInboundQos2(4), InboundQos2::kLimit);
+  EXPECT_EQ(session.inbound_qos2_pending(), 3u) << "a refused id is not remembered";
+  EXPECT_EQ(session.BeginInboundQos2(2), InboundQos2::kDuplicate) << "at the cap, not beyond it";
+  EXPECT_TRUE(session.EndInboundQos2(2));
+  EXPECT_EQ(session.BeginInboundQos2(4), InboundQos2::kNew) << "room again after a PUBREL";
+}
+
+TEST_F(SessionTest, InboundQos2AllIdsPendingAtTheProtocolMaximum) {
+  // Every id 1..65535 pending at once (a client pipelining its whole id space), then released:
+  // each step is a hash-set operation, so this runs in milliseconds, not the minutes a linear
+  // search over 65,535 ids per PUBLISH would take.
+  Session session = Online(SessionLimits{});
+  for (uint32_t id = 1; id <= 65'535; ++id) {
+    ASSERT_EQ(session.BeginInboundQos2(static_cast<uint16_t>(id)), InboundQos2::kNew) << id;
+  }
+  EXPECT_EQ(session.inbound_qos2_pending(), 65'535u);
+  EXPECT_EQ(session.BeginInboundQos2(1), InboundQos2::kDuplicate);
+  for (uint32_t id = 1; id <= 65'535; ++id) {
+    ASSERT_TRUE(session.EndInboundQos2(static_cast<uint16_t>(id))) << id;
+  }
+  EXPECT_EQ(session.inbound_qos2_pending(), 0u);
+}
+
+// --- Subscriptions -----------------------------------------------------------------------------
+
+TEST_F(SessionTest, SubscriptionAddedReplacedAndRemoved_MQTT_3_8_4_3) {
+  Session session = Online(SessionLimits{});
+  EXPECT_EQ(session.AddSubscription("a/+", 1), SubscribeResult::kAdded);
+  EXPECT_EQ(session.AddSubscription("a/#", 0), SubscribeResult::kAdded);
+  EXPECT_EQ(session.AddSubscription("a/+", 2), SubscribeResult::kReplaced);
+  EXPECT_EQ(session.subscription_count(), 2u);
+  EXPECT_EQ(session.subscriptions().at("a/+"), 2) << "the new QoS replaces the old one";
+  EXPECT_EQ(session.RemoveSubscription("a/+"), std::optional<uint8_t>(2));
+  EXPECT_EQ(session.RemoveSubscription("a/+"), std::nullopt) << "already gone";
+  EXPECT_EQ(session.RemoveSubscription("a"), std::nullopt) << "filters compare exactly";
+  EXPECT_EQ(session.subscription_count(), 1u);
+  EXPECT_EQ(session.subscriptions().at("a/#"), 0);
+}
+
+TEST_F(SessionTest, NewSubscriptionBeyondMaxRefusedReplacementAllowed_MQTT_3_9_3) {
+  SessionLimits limits;
+  limits.max_subscriptions = 2;
+  Session session = Online(limits);
+  EXPECT_EQ(session.AddSubscription("x", 0), SubscribeResult::kAdded);
+  EXPECT_EQ(session.AddSubscription("y", 0), SubscribeResult::kAdded);
+  EXPECT_EQ(session.AddSubscription("z", 1), SubscribeResult::kLimit);
+  EXPECT_EQ(session.subscription_count(), 2u);
+  EXPECT_FALSE(session.subscriptions().contains("z"));
+  EXPECT_EQ(session.AddSubscription("y", 2), SubscribeResult::kReplaced)
+      << "a re-subscription never counts against the cap (MQTT-3.8.4-3)";
+  EXPECT_EQ(session.RemoveSubscription("x"), std::optional<uint8_t>(0));
+  EXPECT_EQ(session.AddSubscription("z", 1), SubscribeResult::kAdded) << "room again";
+}
+
+TEST_F(SessionTest, ManySubscriptionsAddedAndRemovedInLinearTime) {
+  // 200,000 distinct filters: with a linear search per filter this is 2 x 10^10 string
+  // comparisons (minutes); with the hash map, well under a second.
+  SessionLimits limits;
+  limits.max_subscriptions = 200'000;
+  Session session = Online(limits);
+  for (int i = 0; i < 200'000; ++i) {
+    ASSERT_EQ(session.AddSubscription("s/" + std::to_string(i), 1), SubscribeResult::kAdded);
+  }
+  EXPECT_EQ(session.AddSubscription("s/7", 2), SubscribeResult::kReplaced);
+  EXPECT_EQ(session.AddSubscription("s/x", 2), SubscribeResult::kLimit);
+  for (int i = 0; i < 200'000; ++i) {
+    ASSERT_TRUE(session.RemoveSubscription("s/" + std::to_string(i)).has_value());
+  }
+  EXPECT_EQ(session.subscription_count(), 0u);
 }
 
 // --- WriteOutput budget and PUBLISH fields -----------------------------------------------------

@@ -133,9 +133,11 @@ class RouterOfflineTest : public testing::Test {
     const std::span<const mqtt::TopicRequest> requests(&request, 1);
     entries.resize(mqtt::TopicListEncodedSize(requests, true));
     mqtt::EncodeTopicList(requests, true, entries);
+    shard.router->RunJobs();  // a new loop iteration: the filter budget is renewed
     connection.OnReceive(Encode(mqtt::Subscribe{1, mqtt::TopicList(entries, true)}), now_ms_,
                          shard.context);
     const std::span<const uint8_t> suback = connection.NextSend();
+    ASSERT_FALSE(suback.empty()) << "SUBACK";
     connection.OnSent(suback.size());
   }
 
