@@ -60,6 +60,9 @@ namespace ringmq::metrics {
   X(mailbox_full)                  /* records waiting for room in a shard mailbox */         \
   X(mailbox_overflow)              /* records dropped: mailbox and its overflow full */      \
   X(bytes_delivered)               /* PUBLISH/PUBREL bytes encoded for subscribers */        \
+  X(retained_live_superseded)      /* live copies skipped: the session got it as retained */  \
+  X(retained_fence_full)           /* retained deliveries not fenced: entries at their bound */ \
+  X(retained_refused)              /* retained PUBLISHes not stored: retained store bounds */ \
   X(publish_denied)                /* PUBLISH the ACL does not allow: acked, dropped */       \
   X(subscribe_denied)              /* SUBSCRIBE filters the ACL does not allow: SUBACK 0x80 */ \
   X(auth_cache_hits)               /* CONNECT credentials found verified in the shard cache */ \

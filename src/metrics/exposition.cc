@@ -305,6 +305,9 @@ Series SeriesOf(CounterId id) {
     case C::mailbox_full: return Plain("ringmq_mailbox_full_total");
     case C::mailbox_overflow: return Labelled(kDropped, "reason", "mailbox_overflow");
     case C::bytes_delivered: return Plain("ringmq_delivered_bytes_total");
+    case C::retained_live_superseded: return Plain("ringmq_retained_live_superseded_total");
+    case C::retained_fence_full: return Plain("ringmq_retained_fence_full_total");
+    case C::retained_refused: return Plain("ringmq_retained_refused_total");
     case C::publish_denied: return Labelled(kDropped, "reason", "acl_denied");
     case C::subscribe_denied: return Plain("ringmq_subscribe_denied_total");
     case C::auth_cache_hits: return Plain("ringmq_auth_cache_hits_total");

@@ -14,7 +14,13 @@
 namespace ringmq::shard {
 namespace {
 
-enum SlotKind : uint32_t { kMessage = 1, kHandle = 2, kHandoff = 3 };
+enum SlotKind : uint32_t {
+  kMessage = 1,
+  kHandle = 2,
+  kHandoff = 3,
+  kFenceRequest = 4,
+  kFenceReply = 5,
+};
 
 // Records drained per source mailbox per loop iteration: bounds the time one iteration spends
 // on deliveries so sends, receives and timers keep their turn.
@@ -41,7 +47,8 @@ Router::Router(uint32_t shard, const Config& config, SharedState& shared,
       context_(context),
       services_(services),
       overflow_(shared.shard_count),
-      doorbell_due_(shared.shard_count, false) {
+      doorbell_due_(shared.shard_count, false),
+      retained_fence_(shard, shared.shard_count) {
   limits_.max_inflight = config.max_inflight;
   limits_.max_queued_messages = config.max_queued_messages;
   limits_.max_queued_bytes = config.max_queued_bytes;
@@ -225,7 +232,7 @@ void Router::PublishWill(session::Session& session) {
   const session::Will& will = *session.will();
   counters_.wills_published.Add();
   message::MessageRef message =
-      message::MessageRef::Create(will.topic, will.payload, will.qos, will.retain);
+      message::MessageRef::Create(will.topic, will.payload, will.qos, will.retain, NextOrigin());
   if (will.retain) shared_.retained.Set(message::MessageRef::Share(message.get()));
   Route(message);
 }
@@ -311,9 +318,10 @@ void Router::OnPublish(net::Connection& connection, const mqtt::Publish& publish
     return;
   }
   message::MessageRef message =
-      message::MessageRef::Create(publish.topic, AsBytes(publish.payload), qos, publish.retain);
+      message::MessageRef::Create(publish.topic, AsBytes(publish.payload), qos, publish.retain,
+                                  NextOrigin());
   if (publish.retain) shared_.retained.Set(message::MessageRef::Share(message.get()));
-  Route(message);
+  Route(message);  // right after Create: other shards get our messages in sequence order
   if (qos == 1) connection.QueuePacket(mqtt::Puback{publish.packet_id}, context_);
   if (qos == 2) connection.QueuePacket(mqtt::Pubrec{publish.packet_id}, context_);
 }
@@ -365,7 +373,7 @@ void Router::PublishSys(uint64_t now_ms) {
   for (const auto& [topic, payload] : sys_topics_->Changed(sample)) {
     const std::vector<uint8_t> bytes(payload.begin(), payload.end());
     message::MessageRef message =
-        message::MessageRef::Create(topic, bytes, /*qos=*/0, /*retain=*/true);
+        message::MessageRef::Create(topic, bytes, /*qos=*/0, /*retain=*/true, NextOrigin());
     shared_.retained.Set(message::MessageRef::Share(message.get()));
     Route(message, /*from_client=*/false);
     counters_.sys_messages_published.Add();
@@ -399,7 +407,9 @@ void Router::OnSubscribe(net::Connection& connection, uint32_t index,
     codes.push_back(granted);
     // MQTT-3.3.1-6: matching retained messages are sent, with RETAIN set (MQTT-3.3.1-8).
     shared_.retained.ForEachMatch(request.filter, [&](message::Message* retained) {
-      DeliverLocal(index, entry.generation, MinQos(granted, retained->qos()), retained, true);
+      if (DeliverLocal(index, entry.generation, MinQos(granted, retained->qos()), retained, true)) {
+        RecordRetainedDelivery(index, entry.generation, *retained);
+      }
     });
   }
   // The SUBACK goes before the retained messages: they are encoded later, in Flush.
@@ -444,27 +454,35 @@ void Router::Route(const message::MessageRef& message, bool from_client) {
   }
 }
 
-void Router::DeliverLocal(uint32_t index, uint32_t generation, uint8_t qos,
+bool Router::DeliverLocal(uint32_t index, uint32_t generation, uint8_t qos,
                           message::Message* message, bool retain) {
-  if (index >= sessions_.size()) return;
+  if (index >= sessions_.size()) return false;
   SessionEntry& entry = sessions_[index];
-  if (entry.generation != generation || !entry.session) return;  // session ended meanwhile
+  if (entry.generation != generation || !entry.session) return false;  // session ended meanwhile
   switch (entry.session->Enqueue(message::MessageRef::Share(message), qos, retain)) {
     case session::EnqueueResult::kQueued:
       counters_.gauges.queued_messages.Add(1);
       if (entry.connection != nullptr) MarkSessionDirty(index);
-      return;
+      return true;
     case session::EnqueueResult::kDroppedQueueFull:
       counters_.dropped_queue_full.Add();
       // Disconnected in Flush, not here: the caller may be iterating this session's state.
       if (queue_full_disconnects_ && entry.connection != nullptr) slow_consumers_.push_back(index);
-      return;
+      return false;
     case session::EnqueueResult::kDroppedBytesCap:
       counters_.dropped_bytes_cap.Add();
-      return;
+      return false;
     case session::EnqueueResult::kDroppedOffline:
       counters_.dropped_offline_qos0.Add();
-      return;
+      return false;
+  }
+  return false;
+}
+
+void Router::RecordRetainedDelivery(uint32_t index, uint32_t generation,
+                                    const message::Message& retained) {
+  if (retained_fence_.Record(index, generation, retained) == RetainedFence::RecordResult::kFull) {
+    counters_.retained_fence_full.Add();
   }
 }
 
@@ -497,7 +515,11 @@ void Router::Push(uint32_t destination, std::span<const Slot> record) {
       return;
     }
   }
-  if (overflow.size() >= kOverflowRecordsMax) {
+  // Fence records are never dropped: at most one request and one reply per shard pair are
+  // pending (RetainedFence keeps one request outstanding per origin), and a lost one would
+  // keep the requester's entries until the bound.
+  const bool fence = record[0].kind == kFenceRequest || record[0].kind == kFenceReply;
+  if (overflow.size() >= kOverflowRecordsMax && !fence) {
     counters_.mailbox_overflow.Add();
     if (record[0].kind == kMessage) reinterpret_cast<message::Message*>(record[0].value)->Release();
     if (record[0].kind == kHandoff) {
@@ -534,16 +556,39 @@ bool Router::DrainMailboxes() {
 
 void Router::OnRecord(std::span<const Slot> record) {
   RINGMQ_ASSERT(!record.empty());
-  if (record[0].kind == kHandoff) {
-    std::unique_ptr<HandoffRecord> handoff(reinterpret_cast<HandoffRecord*>(record[0].value));
-    services_.AdoptConnection(handoff->fd, std::move(handoff->bytes));
-    return;
+  switch (record[0].kind) {
+    case kHandoff: {
+      std::unique_ptr<HandoffRecord> handoff(reinterpret_cast<HandoffRecord*>(record[0].value));
+      services_.AdoptConnection(handoff->fd, std::move(handoff->bytes));
+      return;
+    }
+    case kFenceRequest: {
+      // Behind every record we pushed to the requester before: see retained_fence.h.
+      const uint32_t requester = record[0].aux;
+      RINGMQ_ASSERT(record.size() == 1 && requester < shard_count_ && requester != shard_);
+      const Slot reply[] = {Slot{kFenceReply, shard_, last_sequence_}};
+      Push(requester, reply);
+      return;
+    }
+    case kFenceReply:
+      RINGMQ_ASSERT(record.size() == 1);
+      retained_fence_.OnReply(record[0].aux, record[0].value);
+      return;
+    default:
+      break;
   }
   RINGMQ_ASSERT(record[0].kind == kMessage && record.size() == record[0].aux + size_t{1});
   auto* message = reinterpret_cast<message::Message*>(record[0].value);
+  retained_fence_.Arrived(*message);
+  const RetainedFence::Probe probe = retained_fence_.ProbeFor(*message);
   for (const Slot& handle : record.subspan(1)) {
-    DeliverLocal(handle.aux, static_cast<uint32_t>(handle.value >> 8),
-                 static_cast<uint8_t>(handle.value & 0xff), message, false);
+    const auto generation = static_cast<uint32_t>(handle.value >> 8);
+    if (probe.active() && retained_fence_.Superseded(probe, handle.aux, generation)) {
+      counters_.retained_live_superseded.Add();  // the session got it, or newer, as retained
+      continue;
+    }
+    DeliverLocal(handle.aux, generation, static_cast<uint8_t>(handle.value & 0xff), message,
+                 false);
   }
   message->Release();  // the record's reference
 }
@@ -565,6 +610,11 @@ void Router::Flush() {
   slow_consumers_.clear();
   for (net::Connection* connection : closing_) OnConnectionClosed(*connection);
   closing_.clear();
+  // After this iteration's SUBSCRIBEs: their retained deliveries from other shards get fenced.
+  retained_fence_.TakeDueRequests([this](uint32_t origin) {
+    const Slot request[] = {Slot{kFenceRequest, shard_, 0}};
+    Push(origin, request);
+  });
   for (uint32_t destination = 0; destination < shard_count_; ++destination) {
     auto& overflow = overflow_[destination];
     while (!overflow.empty()) {

@@ -16,9 +16,16 @@
 // output buffer (one send per connection per iteration).
 //
 // Mailbox records (16-byte slots):
-//   kMessage  aux = handle count, value = Message* (the record owns one reference)
-//   kHandle   aux = session index, value = generation << 8 | QoS
-//   kHandoff  value = Handoff* (the receiver owns and deletes it)
+//   kMessage       aux = handle count, value = Message* (the record owns one reference)
+//   kHandle        aux = session index, value = generation << 8 | QoS
+//   kHandoff       value = Handoff* (the receiver owns and deletes it)
+//   kFenceRequest  aux = requesting shard (retained_fence.h)
+//   kFenceReply    aux = answering shard, value = its last message sequence number
+//
+// Retained consistency: every message is stamped (shard, sequence) when created and routed at
+// once; a retained message from another shard queued for a new subscription is recorded in the
+// shard's RetainedFence, which drops the live copies that would duplicate it or arrive older
+// (retained_live_superseded) until a fence round trip proves none is left in flight.
 // A full mailbox is not waited on: records wait in a per-destination overflow queue (bounded,
 // drops counted as mailbox_overflow) and are retried, in order, every iteration.
 //
@@ -50,6 +57,7 @@
 #include "ringmq/config.h"
 #include "session/session.h"
 #include "shard/mailbox.h"
+#include "shard/retained_fence.h"
 #include "shard/shared_state.h"
 #include "sub/trie.h"
 
@@ -152,8 +160,16 @@ class Router final : public net::PacketSink {
   };
   static Levels LevelsOf(session::Session& session);
   void AccountLevels(const Levels& before, session::Session& session);
-  void DeliverLocal(uint32_t index, uint32_t generation, uint8_t qos, message::Message* message,
+  // Returns true if the message was queued to the session.
+  bool DeliverLocal(uint32_t index, uint32_t generation, uint8_t qos, message::Message* message,
                     bool retain);
+  // `retained` was queued to the session for a new subscription (retained_fence.h).
+  void RecordRetainedDelivery(uint32_t index, uint32_t generation,
+                              const message::Message& retained);
+  // The stamp of the next message this shard creates (message.h, "Origin").
+  message::Message::Origin NextOrigin() {
+    return {.shard = static_cast<uint16_t>(shard_), .sequence = ++last_sequence_};
+  }
   void SendRemote(uint32_t destination, message::Message* message,
                   std::span<const sub::Subscriber> subscribers);
   void Push(uint32_t destination, std::span<const Slot> record);
@@ -184,6 +200,8 @@ class Router final : public net::PacketSink {
   std::vector<Slot> record_;                             // scratch for building mailbox records
   std::vector<std::deque<std::vector<Slot>>> overflow_;  // per destination shard
   std::vector<bool> doorbell_due_;
+  uint64_t last_sequence_ = 0;  // of the last message created here
+  RetainedFence retained_fence_;
   std::unique_ptr<metrics::SysTopics> sys_topics_;  // on the publishing shard, once used
 };
 

@@ -66,6 +66,9 @@ ROUTING_COUNTERS = (
     "sys_messages_published",
     "publish_denied",
     "subscribe_denied",
+    "retained_live_superseded",
+    "retained_fence_full",
+    "retained_refused",
 )
 REQUIRED_COUNTERS = CONNECT_COUNTERS + ROUTING_COUNTERS
 # Routing outcomes that mean a message was dropped, published for a lost client or taken over:
@@ -82,6 +85,8 @@ ROUTING_OUTCOME_COUNTERS = (
     "publish_dropped_sys_topic",
     "publish_denied",
     "subscribe_denied",
+    "retained_fence_full",
+    "retained_refused",
 )
 # The outcome counters that assert_counters() requires to be 0 unless a test names them.
 OUTCOME_COUNTERS = CONNECT_COUNTERS[1:] + ROUTING_OUTCOME_COUNTERS
