@@ -39,6 +39,10 @@ struct Config {
   uint32_t max_queued_messages = 1000;   // waiting to be sent, per session (QoS 1/2 beyond: dropped)
   uint64_t max_queued_bytes = 16 << 20;  // waiting to be sent, per session (QoS 0 beyond: dropped)
   QueueFullPolicy queue_full_policy = QueueFullPolicy::kDrop;
+  // Retained messages, broker-wide: beyond either bound a new retained topic is not stored
+  // (still delivered live; retained_refused). Bytes are topic + payload per message.
+  uint64_t max_retained_messages = 1'000'000;
+  uint64_t max_retained_bytes = uint64_t{1} << 30;
   // Empty: every client id is allowed. Otherwise a client id must start with one of these.
   std::vector<std::string> client_id_prefixes;
 

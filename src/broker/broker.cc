@@ -21,7 +21,9 @@
 namespace ringmq {
 
 struct Broker::Running {
-  explicit Running(uint32_t shard_count) : shared(shard_count) {}
+  Running(uint32_t shard_count, const Config& config)
+      : shared(shard_count, retain::RetainedLimits{.max_messages = config.max_retained_messages,
+                                                   .max_bytes = config.max_retained_bytes}) {}
   shard::SharedState shared;
   std::vector<std::unique_ptr<shard::Shard>> shards;
   std::vector<std::thread> threads;
@@ -91,7 +93,7 @@ std::string Broker::metrics_url() const {
 
 absl::Status Broker::Start() {
   if (absl::Status probe = io::ProbeKernel(); !probe.ok()) return probe;
-  auto running = std::make_unique<Running>(config_.threads);
+  auto running = std::make_unique<Running>(config_.threads, config_);
   if (auth::AuthConfigured(config_)) {
     absl::StatusOr<std::unique_ptr<auth::AuthData>> data =
         auth::LoadAuthData(config_, ++auth_version_);

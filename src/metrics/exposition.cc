@@ -56,6 +56,14 @@ constexpr Family kFamilies[] = {
     {"ringmq_subscribe_denied_total", Type::kCounter,
      "SUBSCRIBE filters the ACL refused (SUBACK 0x80)."},
     {"ringmq_retained_messages", Type::kGauge, "Retained messages stored, $SYS included."},
+    {"ringmq_retained_refused_total", Type::kCounter,
+     "Retained PUBLISHes not stored (max_retained_messages / max_retained_bytes); still routed."},
+    {"ringmq_retained_live_superseded_total", Type::kCounter,
+     "Live copies from another shard not delivered: the session just got that message, or a newer "
+     "one of the topic from that shard, as retained."},
+    {"ringmq_retained_fence_full_total", Type::kCounter,
+     "Retained deliveries sent without that protection: the shard's fence entries were at their "
+     "bound."},
     // Messages.
     {"ringmq_messages_received_total", Type::kCounter, "PUBLISH packets received, by QoS."},
     {"ringmq_messages_sent_total", Type::kCounter,

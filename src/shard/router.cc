@@ -233,7 +233,7 @@ void Router::PublishWill(session::Session& session) {
   counters_.wills_published.Add();
   message::MessageRef message =
       message::MessageRef::Create(will.topic, will.payload, will.qos, will.retain, NextOrigin());
-  if (will.retain) shared_.retained.Set(message::MessageRef::Share(message.get()));
+  if (will.retain) Retain(message);
   Route(message);
 }
 
@@ -320,7 +320,7 @@ void Router::OnPublish(net::Connection& connection, const mqtt::Publish& publish
   message::MessageRef message =
       message::MessageRef::Create(publish.topic, AsBytes(publish.payload), qos, publish.retain,
                                   NextOrigin());
-  if (publish.retain) shared_.retained.Set(message::MessageRef::Share(message.get()));
+  if (publish.retain) Retain(message);
   Route(message);  // right after Create: other shards get our messages in sequence order
   if (qos == 1) connection.QueuePacket(mqtt::Puback{publish.packet_id}, context_);
   if (qos == 2) connection.QueuePacket(mqtt::Pubrec{publish.packet_id}, context_);
@@ -374,7 +374,7 @@ void Router::PublishSys(uint64_t now_ms) {
     const std::vector<uint8_t> bytes(payload.begin(), payload.end());
     message::MessageRef message =
         message::MessageRef::Create(topic, bytes, /*qos=*/0, /*retain=*/true, NextOrigin());
-    shared_.retained.Set(message::MessageRef::Share(message.get()));
+    Retain(message);
     Route(message, /*from_client=*/false);
     counters_.sys_messages_published.Add();
   }
@@ -435,6 +435,13 @@ void Router::OnUnsubscribe(net::Connection& connection, uint32_t index,
 }
 
 // ---- Routing ---------------------------------------------------------------------------------
+
+void Router::Retain(const message::MessageRef& message) {
+  if (shared_.retained.Set(message::MessageRef::Share(message.get())) ==
+      retain::SetResult::kRefused) {
+    counters_.retained_refused.Add();  // still routed to current subscribers
+  }
+}
 
 void Router::Route(const message::MessageRef& message, bool from_client) {
   shared_.trie.Match(message->topic(), match_);

@@ -146,6 +146,9 @@ class Router final : public net::PacketSink {
   void OnSubscribe(net::Connection& connection, uint32_t index, const mqtt::Subscribe& subscribe);
   void OnUnsubscribe(net::Connection& connection, uint32_t index,
                      const mqtt::Unsubscribe& unsubscribe);
+  // Stores `message` as its topic's retained message, within the store's bounds (counted when
+  // refused). Callers route it right after, whatever the outcome.
+  void Retain(const message::MessageRef& message);
   // `from_client` false: a broker message ($SYS), not counted as a client's unrouted PUBLISH.
   void Route(const message::MessageRef& message, bool from_client = true);
   // MQTT-4.7.2-1 / Mosquitto: $SYS/ belongs to the broker; a client's PUBLISH there is

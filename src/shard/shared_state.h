@@ -25,7 +25,7 @@
 namespace ringmq::shard {
 
 struct SharedState {
-  explicit SharedState(uint32_t shard_count);
+  explicit SharedState(uint32_t shard_count, retain::RetainedLimits retained_limits = {});
 
   const uint32_t shard_count;
   std::atomic<uint32_t> connected_clients{0};
