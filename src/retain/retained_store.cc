@@ -4,6 +4,7 @@
 #include <array>
 #include <cstring>
 #include <new>
+#include <utility>
 #include <vector>
 
 #include "common/assert.h"
@@ -107,6 +108,12 @@ RetainedStore::~RetainedStore() {
 // ---- Writer side ----------------------------------------------------------------------------
 
 SetResult RetainedStore::Set(message::MessageRef message) {
+  const SetResult result = SetUnderMutex(std::move(message));
+  order_.fetch_add(1, std::memory_order_seq_cst);  // before the caller's trie match (header)
+  return result;
+}
+
+SetResult RetainedStore::SetUnderMutex(message::MessageRef message) {
   RINGMQ_ASSERT(message);
   const std::string_view topic = message->topic();
   RINGMQ_ASSERT(!topic.empty());                                       // MQTT-4.7.3-1
@@ -373,6 +380,7 @@ class Matcher {
 void RetainedStore::ForEachMatch(std::string_view filter,
                                  absl::FunctionRef<void(message::Message* message)> fn) const {
   RINGMQ_ASSERT(!filter.empty());  // MQTT-4.7.3-1
+  order_.fetch_add(1, std::memory_order_seq_cst);  // after the caller's trie insert (header)
   Matcher matcher(root_, fn);
   matcher.Run(filter, hasher_);
 }

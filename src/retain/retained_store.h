@@ -18,6 +18,14 @@
 //    never serves a value older than the topic's last retained PUBLISH.
 // A refused message is not stored (the caller still routes it to current subscribers).
 //
+// Ordering with the subscription trie. A publisher runs Set() then matches the trie; a
+// subscriber inserts into the trie then runs ForEachMatch(). Release/acquire alone would let each
+// miss the other's write (a store-load reordering: the subscriber reads the old retained message
+// while the publisher's match misses the new subscription, and the new message reaches it
+// neither way). Set() ends, and ForEachMatch() begins, with a seq_cst read-modify-write of one
+// shared word, so that of two such pairs at least one sees the other's write: the later RMW reads
+// the earlier one's value and synchronizes with it.
+//
 // Thread safety: Set() from any thread; ForEachMatch() from online readers of `epochs`. A match
 // concurrent with Set() reports each topic's old or new message (see retained_store.cc). The
 // destructor requires that no call is running; `epochs` must outlive the store, since what was
@@ -80,6 +88,8 @@ class RetainedStore {
  private:
   struct Node;
 
+  // Set() without the ordering RMW; takes the mutex.
+  SetResult SetUnderMutex(message::MessageRef message) ABSL_LOCKS_EXCLUDED(mutex_);
   // Writer side; see retained_store.cc for the pruning invariants, sub/child_table.h for the
   // child tables.
   Node* FindOrCreateChild(Node* parent, std::string_view level)
@@ -97,6 +107,8 @@ class RetainedStore {
   sub::EpochDomain& epochs_;
   Node* root_;
   const RetainedLimits limits_;
+  // The ordering word above. Touched once per Set and per ForEachMatch, never per message.
+  alignas(64) mutable std::atomic<uint64_t> order_{0};
   std::atomic<size_t> size_{0};     // written under mutex_, read anywhere
   std::atomic<uint64_t> bytes_{0};  // written under mutex_, read anywhere
   // Random per store, so that clients cannot choose topics that collide in the child tables.
