@@ -21,13 +21,14 @@
 //   kHandoff       value = Handoff* (the receiver owns and deletes it)
 //   kFenceRequest  aux = requesting shard (retained_fence.h)
 //   kFenceReply    aux = answering shard, value = its last message sequence number
+// A full mailbox is not waited on: records wait in a per-destination overflow queue (bounded,
+// drops counted as mailbox_overflow) and are retried, in order, every iteration.
 //
 // Retained consistency: every message is stamped (shard, sequence) when created and routed at
 // once; a retained message from another shard queued for a new subscription is recorded in the
 // shard's RetainedFence, which drops the live copies that would duplicate it or arrive older
-// (retained_live_superseded) until a fence round trip proves none is left in flight.
-// A full mailbox is not waited on: records wait in a per-destination overflow queue (bounded,
-// drops counted as mailbox_overflow) and are retried, in order, every iteration.
+// (retained_live_superseded) until a fence round trip proves none is left in flight. Fence
+// records are never dropped at the overflow bound (at most one each way per shard pair).
 //
 // Authorization (acl_file configured, docs/auth.md): each session entry holds its connection's
 // ClientAcl, compiled at CONNECT with %c and %u substituted and compiled again, lazily at the
@@ -149,6 +150,8 @@ class Router final : public net::PacketSink {
   // Stores `message` as its topic's retained message, within the store's bounds (counted when
   // refused). Callers route it right after, whatever the outcome.
   void Retain(const message::MessageRef& message);
+  // Routes a message this shard has just created, before it creates another: other shards
+  // then receive our messages in sequence order, which RetainedFence relies on (and asserts).
   // `from_client` false: a broker message ($SYS), not counted as a client's unrouted PUBLISH.
   void Route(const message::MessageRef& message, bool from_client = true);
   // MQTT-4.7.2-1 / Mosquitto: $SYS/ belongs to the broker; a client's PUBLISH there is

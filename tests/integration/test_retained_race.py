@@ -22,7 +22,7 @@ from broker import BrokerTestCase
 TOPICS = [f"race/{i}" for i in range(4)]
 FILTER = "race/+"
 SHARDS = 2
-RUN_SECONDS = 4.0
+RUN_SECONDS = 6.0
 WINDOW = 64  # QoS 1/2 PUBLISHes in flight from the publisher
 PAIRS = 8  # SUBSCRIBE/UNSUBSCRIBE pairs sent at once
 
