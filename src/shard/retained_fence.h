@@ -14,7 +14,10 @@
 // counter (message/message.h). A shard routes each message right after creating it (OnPublish,
 // wills, $SYS), and the P→S mailbox with P's overflow queue in front of it is FIFO, so S
 // receives P's messages in sequence order. Same-shard origins need nothing: storing+routing and
-// the SUBSCRIBE run on one thread.
+// the SUBSCRIBE run on one thread, one before the other. Both arguments assume that a filter's
+// trie insert and its whole retained read happen in one call: a read spread over several loop
+// iterations would let live copies be delivered before the retained message of their topic is
+// read (the reverse order, which this class does not detect).
 //
 // The rule. When S queues a retained message (origin P ≠ S, sequence x, topic t) to session X
 // for a new subscription, it records (X, P, t) → x. A later live delivery to X of a message from
