@@ -26,8 +26,7 @@ Message* Message::Create(std::string_view topic, std::span<const uint8_t> payloa
   const size_t total = sizeof(Message) + kTopicLengthSize + topic.size() + payload.size();
   void* storage = ::operator new(total);
   auto* message = new (storage) Message(static_cast<uint16_t>(topic.size()),
-                                        static_cast<uint32_t>(payload.size()), qos, retain,
-                                        origin);
+                                        static_cast<uint32_t>(payload.size()), qos, retain, origin);
   uint8_t* bytes = message->mutable_bytes();
   bytes[0] = static_cast<uint8_t>(topic.size() >> 8);
   bytes[1] = static_cast<uint8_t>(topic.size() & 0xff);

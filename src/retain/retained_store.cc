@@ -379,7 +379,7 @@ class Matcher {
 
 void RetainedStore::ForEachMatch(std::string_view filter,
                                  absl::FunctionRef<void(message::Message* message)> fn) const {
-  RINGMQ_ASSERT(!filter.empty());  // MQTT-4.7.3-1
+  RINGMQ_ASSERT(!filter.empty());                  // MQTT-4.7.3-1
   order_.fetch_add(1, std::memory_order_seq_cst);  // after the caller's trie insert (header)
   Matcher matcher(root_, fn);
   matcher.Run(filter, hasher_);

@@ -53,9 +53,9 @@ struct RetainedLimits {
 };
 
 enum class SetResult {
-  kStored,    // a new topic, or a replacement
-  kDeleted,   // empty payload: the topic's message (if any) deleted
-  kRefused,   // over a bound: not stored (and a replaced topic's old message deleted)
+  kStored,   // a new topic, or a replacement
+  kDeleted,  // empty payload: the topic's message (if any) deleted
+  kRefused,  // over a bound: not stored (and a replaced topic's old message deleted)
 };
 
 class RetainedStore {

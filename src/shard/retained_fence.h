@@ -152,8 +152,7 @@ class RetainedFence {
     }
     template <typename H>
     friend H AbslHashValue(H state, const Key& key) {
-      return H::combine(std::move(state), key.topic_hash, key.session, key.generation,
-                        key.origin);
+      return H::combine(std::move(state), key.topic_hash, key.session, key.generation, key.origin);
     }
   };
   struct Value {
@@ -169,9 +168,9 @@ class RetainedFence {
   struct Origin {
     uint64_t arrived = 0;  // highest sequence drained from this origin
     std::deque<Pending> pending;
-    size_t entries = 0;   // map entries of this origin
-    size_t covered = 0;   // pending[0, covered) were recorded before the outstanding request
-    bool due = false;     // pending has items recorded after the last request
+    size_t entries = 0;  // map entries of this origin
+    size_t covered = 0;  // pending[0, covered) were recorded before the outstanding request
+    bool due = false;    // pending has items recorded after the last request
     bool outstanding = false;
   };
 

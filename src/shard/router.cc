@@ -317,9 +317,8 @@ void Router::OnPublish(net::Connection& connection, const mqtt::Publish& publish
     if (qos == 2) connection.QueuePacket(mqtt::Pubrec{publish.packet_id}, context_);
     return;
   }
-  message::MessageRef message =
-      message::MessageRef::Create(publish.topic, AsBytes(publish.payload), qos, publish.retain,
-                                  NextOrigin());
+  message::MessageRef message = message::MessageRef::Create(publish.topic, AsBytes(publish.payload),
+                                                            qos, publish.retain, NextOrigin());
   if (publish.retain) Retain(message);
   Route(message);  // right after Create: other shards get our messages in sequence order
   if (qos == 1) connection.QueuePacket(mqtt::Puback{publish.packet_id}, context_);
@@ -594,8 +593,7 @@ void Router::OnRecord(std::span<const Slot> record) {
       counters_.retained_live_superseded.Add();  // the session got it, or newer, as retained
       continue;
     }
-    DeliverLocal(handle.aux, generation, static_cast<uint8_t>(handle.value & 0xff), message,
-                 false);
+    DeliverLocal(handle.aux, generation, static_cast<uint8_t>(handle.value & 0xff), message, false);
   }
   message->Release();  // the record's reference
 }

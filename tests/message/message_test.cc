@@ -61,8 +61,8 @@ TEST_F(MessageTest, FieldsAndContiguousLayout) {
 }
 
 TEST_F(MessageTest, OriginStampIsKeptAndDefaultsToUnstamped) {
-  MessageRef stamped = MessageRef::Create("t", AsBytes("p"), 1, false,
-                                          Message::Origin{.shard = 7, .sequence = 1'234'567'890'123});
+  MessageRef stamped = MessageRef::Create(
+      "t", AsBytes("p"), 1, false, Message::Origin{.shard = 7, .sequence = 1'234'567'890'123});
   EXPECT_EQ(stamped->origin_shard(), 7);
   EXPECT_EQ(stamped->sequence(), 1'234'567'890'123u);
   EXPECT_EQ(stamped->topic(), "t");

@@ -600,8 +600,8 @@ TEST_F(RetainedStoreBoundsTest, DeleteAlwaysWorksAndMakesRoom) {
 
 TEST_F(RetainedStoreBoundsTest, NewTopicBeyondMaxBytesIsRefused) {
   EXPECT_EQ(Set("t", std::string(90, 'x')), SetResult::kStored);  // 91 bytes
-  EXPECT_EQ(Set("u/v/w", "12345"), SetResult::kRefused);           // 91 + 10 > 100
-  EXPECT_EQ(Set("u/v/w", "123"), SetResult::kStored);              // 91 + 8 <= 100
+  EXPECT_EQ(Set("u/v/w", "12345"), SetResult::kRefused);          // 91 + 10 > 100
+  EXPECT_EQ(Set("u/v/w", "123"), SetResult::kStored);             // 91 + 8 <= 100
   EXPECT_EQ(store_.bytes(), 99u);
   EXPECT_EQ(Match("u/#"), (Matches{"u/v/w=123"}));
 }

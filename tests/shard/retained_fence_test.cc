@@ -49,8 +49,8 @@ TEST(RetainedFenceTest, LiveCopyAndOlderMessagesOfTheTopicAreSuperseded) {
   RetainedFence fence(kHere, 3);
   MessageRef retained = Make("a/b", kOther, 100);
   ASSERT_EQ(fence.Record(5, 1, *retained), Result::kRecorded);
-  EXPECT_TRUE(Superseded(fence, retained, 5, 1));                // the same message, live
-  EXPECT_TRUE(Superseded(fence, Make("a/b", kOther, 99), 5, 1));  // older
+  EXPECT_TRUE(Superseded(fence, retained, 5, 1));                   // the same message, live
+  EXPECT_TRUE(Superseded(fence, Make("a/b", kOther, 99), 5, 1));    // older
   EXPECT_FALSE(Superseded(fence, Make("a/b", kOther, 101), 5, 1));  // newer
   EXPECT_FALSE(Superseded(fence, Make("a/c", kOther, 50), 5, 1));   // other topic
   EXPECT_FALSE(Superseded(fence, Make("a/b", kThird, 50), 5, 1));   // other origin
