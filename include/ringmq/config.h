@@ -58,6 +58,10 @@ struct Config {
   // SUBSCRIBE / UNSUBSCRIBE filters one shard works on per loop iteration; more wait for the
   // next iterations, so a big SUBSCRIBE does not stall the shard's other clients.
   uint32_t max_filters_per_iteration = 1'000;
+  // Retained messages, broker-wide: beyond either bound a new retained topic is not stored
+  // (still delivered live; retained_refused). Bytes are topic + payload per message.
+  uint64_t max_retained_messages = 1'000'000;
+  uint64_t max_retained_bytes = uint64_t{1} << 30;
   // Empty: every client id is allowed. Otherwise a client id must start with one of these.
   std::vector<std::string> client_id_prefixes;
 

@@ -22,8 +22,10 @@
 namespace ringmq {
 
 struct Broker::Running {
-  Running(uint32_t shard_count, uint64_t max_memory_bytes)
-      : shared(shard_count, max_memory_bytes) {}
+  explicit Running(const Config& config)
+      : shared(config.threads, config.max_memory,
+               retain::RetainedLimits{.max_messages = config.max_retained_messages,
+                                      .max_bytes = config.max_retained_bytes}) {}
   shard::SharedState shared;
   std::vector<std::unique_ptr<shard::Shard>> shards;
   std::vector<std::thread> threads;
@@ -97,7 +99,7 @@ std::string Broker::metrics_url() const {
 
 absl::Status Broker::Start() {
   if (absl::Status probe = io::ProbeKernel(); !probe.ok()) return probe;
-  auto running = std::make_unique<Running>(config_.threads, config_.max_memory);
+  auto running = std::make_unique<Running>(config_);
   if (auth::AuthConfigured(config_)) {
     absl::StatusOr<std::unique_ptr<auth::AuthData>> data =
         auth::LoadAuthData(config_, ++auth_version_);

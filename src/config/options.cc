@@ -295,6 +295,18 @@ constexpr Option kOptions[] = {
       true},
      &ShowValue<&Config::max_queued_bytes>,
      Integer<&Config::max_queued_bytes, 1024, 68'719'476'736>()},
+    {{"max_retained_messages", '\0', "N",
+      "Retained messages stored, broker-wide; a new retained topic beyond N is not stored "
+      "(still delivered; counted). 0: none is stored",
+      true},
+     &ShowValue<&Config::max_retained_messages>,
+     Integer<&Config::max_retained_messages, 0, 100'000'000>()},
+    {{"max_retained_bytes", '\0', "BYTES",
+      "Topic + payload bytes of the retained messages, broker-wide; a retained message that "
+      "does not fit is not stored (still delivered; counted)",
+      true},
+     &ShowValue<&Config::max_retained_bytes>,
+     Integer<&Config::max_retained_bytes, 0, 1'099'511'627'776>()},
     {{"queue_full_policy", '\0', "drop|disconnect",
       "QoS 1/2 message for a full session queue: drop it (counted), or also disconnect the "
       "client",

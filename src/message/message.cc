@@ -18,7 +18,7 @@ std::atomic<Message::FreeHook> free_hook{nullptr};
 }  // namespace
 
 Message* Message::Create(std::string_view topic, std::span<const uint8_t> payload, uint8_t qos,
-                         bool retain) {
+                         bool retain, Origin origin) {
   RINGMQ_ASSERT(topic.size() <= kMaxTopicSize);
   RINGMQ_ASSERT(payload.size() <= kMaxPayloadSize);
   RINGMQ_ASSERT(qos <= 2);
@@ -34,7 +34,7 @@ Message* Message::Create(std::string_view topic, std::span<const uint8_t> payloa
   if (storage == nullptr) throw std::bad_alloc();
   memory::Charge(static_cast<int64_t>(malloc_usable_size(storage)));  // credited in Destroy
   auto* message = new (storage) Message(static_cast<uint16_t>(topic.size()),
-                                        static_cast<uint32_t>(payload.size()), qos, retain);
+                                        static_cast<uint32_t>(payload.size()), qos, retain, origin);
   uint8_t* bytes = message->mutable_bytes();
   bytes[0] = static_cast<uint8_t>(topic.size() >> 8);
   bytes[1] = static_cast<uint8_t>(topic.size() & 0xff);

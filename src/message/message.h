@@ -1,9 +1,10 @@
 // The immutable, reference-counted content of one received PUBLISH, shared by every delivery.
 //
-// A Message is built once, on the shard that read the PUBLISH, in a single allocation:
+// A Message is built once, on the shard that read the PUBLISH (or published the will or the
+// $SYS value), in a single allocation:
 //
 //   +--------------------+----------+----------+-------------+---------------+
-//   | Message (12 bytes) | len high | len low  | topic bytes | payload bytes |
+//   | Message (24 bytes) | len high | len low  | topic bytes | payload bytes |
 //   +--------------------+----------+----------+-------------+---------------+
 //                        ^ encoded_topic() = [len high, len low, topic bytes]
 //                                              ^ topic()       ^ payload()
@@ -19,6 +20,12 @@
 //
 // The per-delivery bytes fit in PublishHeaderMaxSize(topic size) - topic size bytes
 // (mqtt/codec.h); RemainingLength(delivery QoS) gives the length to encode.
+//
+// Origin: the creating shard stamps each message with its index and a sequence number from a
+// plain per-shard counter (1, 2, ...), so messages of one origin are ordered by creation. The
+// router routes each message right after creating it and mailboxes are FIFO, so another shard
+// receives one origin's messages in sequence order; the retained fence (shard/retained_fence.h)
+// relies on that. Sequence 0 means unstamped (tests, benches) and is never fenced.
 //
 // Ownership: a reference count, 1 after Create. AddRef/Release may run on any shard; the last
 // Release frees the allocation (with the allocator of whichever thread drops it; mimalloc handles
@@ -47,15 +54,23 @@
 
 namespace ringmq::message {
 
+// Which shard created a message, and its place in that shard's creation order.
+struct MessageOrigin {
+  uint16_t shard = 0;
+  uint64_t sequence = 0;  // 0: unstamped
+};
+
 class Message {
  public:
   static constexpr size_t kMaxTopicSize = 65'535;         // two-byte length prefix (§1.5.3)
   static constexpr size_t kMaxPayloadSize = 268'435'455;  // four-byte remaining length (§2.2.3)
 
+  using Origin = MessageOrigin;
+
   // Copies topic and payload into one new allocation. Returns the Message with one reference,
   // owned by the caller. `qos` is the publisher's QoS (0..2).
   static Message* Create(std::string_view topic, std::span<const uint8_t> payload, uint8_t qos,
-                         bool retain);
+                         bool retain, Origin origin = {});
 
   Message(const Message&) = delete;
   Message& operator=(const Message&) = delete;
@@ -72,6 +87,8 @@ class Message {
   }
   uint8_t qos() const { return qos_; }
   bool retain() const { return retain_; }
+  uint16_t origin_shard() const { return origin_shard_; }
+  uint64_t sequence() const { return sequence_; }
 
   // What one queued delivery of this message may cost on the wire: topic, payload and the
   // largest possible header (PublishHeaderMaxSize). Used for per-session queued-bytes caps.
@@ -107,8 +124,13 @@ class Message {
  private:
   static constexpr size_t kTopicLengthSize = 2;
 
-  Message(uint16_t topic_size, uint32_t payload_size, uint8_t qos, bool retain)
-      : payload_size_(payload_size), topic_size_(topic_size), qos_(qos), retain_(retain) {}
+  Message(uint16_t topic_size, uint32_t payload_size, uint8_t qos, bool retain, Origin origin)
+      : payload_size_(payload_size),
+        sequence_(origin.sequence),
+        topic_size_(topic_size),
+        origin_shard_(origin.shard),
+        qos_(qos),
+        retain_(retain) {}
   ~Message() = default;
 
   // The bytes after the header: topic length, topic, payload.
@@ -119,12 +141,14 @@ class Message {
 
   std::atomic<uint32_t> references_{1};
   uint32_t payload_size_;
+  uint64_t sequence_;
   uint16_t topic_size_;
+  uint16_t origin_shard_;
   uint8_t qos_;
   bool retain_;
 };
 
-static_assert(sizeof(Message) == 12, "header size is part of the documented layout");
+static_assert(sizeof(Message) == 24, "header size is part of the documented layout");
 static_assert(std::atomic<uint32_t>::is_always_lock_free);
 
 // One reference to a Message, dropped on destruction. Move-only.
@@ -140,8 +164,8 @@ class MessageRef {
     return MessageRef(message);
   }
   static MessageRef Create(std::string_view topic, std::span<const uint8_t> payload, uint8_t qos,
-                           bool retain) {
-    return Adopt(Message::Create(topic, payload, qos, retain));
+                           bool retain, Message::Origin origin = {}) {
+    return Adopt(Message::Create(topic, payload, qos, retain, origin));
   }
 
   MessageRef(MessageRef&& other) noexcept : message_(other.message_) { other.message_ = nullptr; }

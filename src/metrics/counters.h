@@ -68,6 +68,9 @@ namespace ringmq::metrics {
   X(doorbell_failures)             /* msg_ring doorbells to another shard that failed */     \
   X(loop_stalls)                   /* loop iterations longer than stall_warning_ms */        \
   X(bytes_delivered)               /* PUBLISH/PUBREL bytes encoded for subscribers */        \
+  X(retained_live_superseded)      /* live copies skipped: the session got it as retained */  \
+  X(retained_fence_full)           /* retained deliveries not fenced: entries at their bound */ \
+  X(retained_refused)              /* retained PUBLISHes not stored: retained store bounds */ \
   X(publish_denied)                /* PUBLISH the ACL does not allow: acked, dropped */       \
   X(subscribe_denied)              /* SUBSCRIBE filters the ACL does not allow: SUBACK 0x80 */ \
   X(subscribe_filtered)            /* filters granted partly readable: checked per message */  \

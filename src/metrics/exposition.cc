@@ -74,6 +74,14 @@ constexpr Family kFamilies[] = {
     {"ringmq_receive_paused_total", Type::kCounter,
      "Socket reads stopped because max_packet_size bytes waited behind a deferred SUBSCRIBE."},
     {"ringmq_retained_messages", Type::kGauge, "Retained messages stored, $SYS included."},
+    {"ringmq_retained_refused_total", Type::kCounter,
+     "Retained PUBLISHes not stored (max_retained_messages / max_retained_bytes); still routed."},
+    {"ringmq_retained_live_superseded_total", Type::kCounter,
+     "Live copies from another shard not delivered: the session just got that message, or a newer "
+     "one of the topic from that shard, as retained."},
+    {"ringmq_retained_fence_full_total", Type::kCounter,
+     "Retained deliveries sent without that protection: the shard's fence entries were at their "
+     "bound."},
     // Messages.
     {"ringmq_messages_received_total", Type::kCounter, "PUBLISH packets received, by QoS."},
     {"ringmq_messages_sent_total", Type::kCounter,
@@ -357,6 +365,9 @@ Series SeriesOf(CounterId id) {
     case C::doorbell_failures: return Plain("ringmq_doorbell_failures_total");
     case C::loop_stalls: return Plain("ringmq_loop_stalls_total");
     case C::bytes_delivered: return Plain("ringmq_delivered_bytes_total");
+    case C::retained_live_superseded: return Plain("ringmq_retained_live_superseded_total");
+    case C::retained_fence_full: return Plain("ringmq_retained_fence_full_total");
+    case C::retained_refused: return Plain("ringmq_retained_refused_total");
     case C::publish_denied: return Labelled(kDropped, "reason", "acl_denied");
     case C::subscribe_denied: return Plain("ringmq_subscribe_denied_total");
     case C::subscribe_filtered: return Plain("ringmq_subscribe_filtered_total");

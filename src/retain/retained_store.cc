@@ -4,6 +4,7 @@
 #include <array>
 #include <cstring>
 #include <new>
+#include <utility>
 #include <vector>
 
 #include "common/assert.h"
@@ -24,7 +25,8 @@
 // - The ChildMap invariants of sub/child_table.h (no table iff no children, load at most 1/2).
 // - Every node other than the root has a message or children: a node left with neither is
 //   unlinked and retired at once (Prune). The root never holds a message (topics are non-empty).
-// - size_ counts the nodes that hold a message.
+// - size_ counts the nodes that hold a message, bytes_ the sum of their Charge(); both within
+//   limits_ after every Set.
 // - Tree depth is at most mqtt::kMaxTopicLevels (asserted in Set), which bounds the reader stack.
 //
 // What a ForEachMatch concurrent with Set sees
@@ -82,8 +84,11 @@ struct RetainedStore::Node : TopicNode {
   }
 };
 
-RetainedStore::RetainedStore(sub::EpochDomain& epochs)
-    : epochs_(epochs), root_(Node::New(nullptr, {})), hasher_(sub::LevelHasher::RandomSeed()) {}
+RetainedStore::RetainedStore(sub::EpochDomain& epochs, RetainedLimits limits)
+    : epochs_(epochs),
+      root_(Node::New(nullptr, {})),
+      limits_(limits),
+      hasher_(sub::LevelHasher::RandomSeed()) {}
 
 RetainedStore::~RetainedStore() {
   // No reader and no writer runs now. Iterative: depth is bounded, fan-out is not.
@@ -102,7 +107,13 @@ RetainedStore::~RetainedStore() {
 
 // ---- Writer side ----------------------------------------------------------------------------
 
-void RetainedStore::Set(message::MessageRef message) {
+SetResult RetainedStore::Set(message::MessageRef message) {
+  const SetResult result = SetUnderMutex(std::move(message));
+  order_.fetch_add(1, std::memory_order_seq_cst);  // before the caller's trie match (header)
+  return result;
+}
+
+SetResult RetainedStore::SetUnderMutex(message::MessageRef message) {
   RINGMQ_ASSERT(message);
   const std::string_view topic = message->topic();
   RINGMQ_ASSERT(!topic.empty());                                       // MQTT-4.7.3-1
@@ -112,27 +123,57 @@ void RetainedStore::Set(message::MessageRef message) {
     // MQTT-3.3.1-10: delete the retained message; MQTT-3.3.1-11: do not store this one. Its
     // reference is dropped by `message` on return; no reader ever saw it.
     Delete(topic);
-    return;
+    return SetResult::kDeleted;
   }
+  const uint64_t charge = Charge(*message);
+  // Existing levels are followed; missing ones are created only once the message is admitted,
+  // so a refused topic leaves no node behind.
   Node* node = root_;
+  bool creating = false;
   size_t level_count = 0;
   sub::LevelSplitter levels(topic);
   std::string_view level;
   while (levels.Next(level)) {
     ++level_count;
     RINGMQ_ASSERT(level_count <= mqtt::kMaxTopicLevels);
+    if (!creating) {
+      if (Node* child = FindChildForWrite(node, level)) {
+        node = child;
+        continue;
+      }
+      if (!Fits(nullptr, charge)) return SetResult::kRefused;
+      creating = true;
+    }
     node = FindOrCreateChild(node, level);
   }
   RINGMQ_ASSERT(node != root_);
   Message* old = node->message.load(std::memory_order_relaxed);
+  RINGMQ_ASSERT(!creating || old == nullptr);
+  if (!creating && !Fits(old, charge)) {
+    if (old != nullptr) Clear(node);  // the topic's value is no longer `old`
+    return SetResult::kRefused;
+  }
   // Release: a reader that loads the pointer sees the message's bytes and count.
   node->message.store(message.release(), std::memory_order_release);
+  bytes_.store(bytes_.load(std::memory_order_relaxed) + charge, std::memory_order_relaxed);
   if (old != nullptr) {
+    bytes_.store(bytes_.load(std::memory_order_relaxed) - Charge(*old), std::memory_order_relaxed);
     // Readers may be about to take a reference to `old`: keep the store's until they pass.
     epochs_.Retire(old, ReleaseMessage);
   } else {
     size_.fetch_add(1, std::memory_order_relaxed);
   }
+  return SetResult::kStored;
+}
+
+bool RetainedStore::Fits(const Message* old, uint64_t charge) const {
+  const uint64_t bytes = bytes_.load(std::memory_order_relaxed);
+  if (old == nullptr) {
+    return size_.load(std::memory_order_relaxed) < limits_.max_messages &&
+           charge <= limits_.max_bytes && bytes <= limits_.max_bytes - charge;
+  }
+  const uint64_t others = bytes - Charge(*old);
+  return charge <= limits_.max_bytes && others <= limits_.max_bytes - charge;
 }
 
 void RetainedStore::Delete(std::string_view topic) {
@@ -145,11 +186,18 @@ void RetainedStore::Delete(std::string_view topic) {
       return;
     }
   }
-  Message* old = node->message.load(std::memory_order_relaxed);
-  if (old == nullptr) {
+  if (node->message.load(std::memory_order_relaxed) == nullptr) {
     return;  // an inner node of longer topics, with nothing retained itself
   }
+  Clear(node);
+}
+
+void RetainedStore::Clear(Node* node) {
+  Message* old = node->message.load(std::memory_order_relaxed);
+  RINGMQ_ASSERT(old != nullptr);
   node->message.store(nullptr, std::memory_order_release);
+  bytes_.store(bytes_.load(std::memory_order_relaxed) - Charge(*old), std::memory_order_relaxed);
+  // Readers may be about to take a reference to `old`: keep the store's until they pass.
   epochs_.Retire(old, ReleaseMessage);
   size_.fetch_sub(1, std::memory_order_relaxed);
   Prune(node);
@@ -331,7 +379,8 @@ class Matcher {
 
 void RetainedStore::ForEachMatch(std::string_view filter,
                                  absl::FunctionRef<void(message::Message* message)> fn) const {
-  RINGMQ_ASSERT(!filter.empty());  // MQTT-4.7.3-1
+  RINGMQ_ASSERT(!filter.empty());                  // MQTT-4.7.3-1
+  order_.fetch_add(1, std::memory_order_seq_cst);  // after the caller's trie insert (header)
   Matcher matcher(root_, fn);
   matcher.Run(filter, hasher_);
 }

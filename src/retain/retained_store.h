@@ -8,6 +8,24 @@
 // node, is released only after every reader passed a quiescent point, so a reader may take a
 // reference (MessageRef::Share) to any message it is handed.
 //
+// Bounds (RetainedLimits): the number of stored messages and their bytes, charged as topic size
+// plus payload size per message (the store's own nodes, ~100 bytes per topic level, come on top).
+// Set() is exact about both, since it runs under the mutex:
+//  - an empty payload deletes the topic's message: always done;
+//  - a new topic is stored if one more message and its bytes fit; otherwise it is refused;
+//  - a replacement is stored if the bytes fit once the old message's are given back (the count
+//    is unchanged); otherwise it is refused and the old message is deleted as well, so the store
+//    never serves a value older than the topic's last retained PUBLISH.
+// A refused message is not stored (the caller still routes it to current subscribers).
+//
+// Ordering with the subscription trie. A publisher runs Set() then matches the trie; a
+// subscriber inserts into the trie then runs ForEachMatch(). Release/acquire alone would let each
+// miss the other's write (a store-load reordering: the subscriber reads the old retained message
+// while the publisher's match misses the new subscription, and the new message reaches it
+// neither way). Set() ends, and ForEachMatch() begins, with a seq_cst read-modify-write of one
+// shared word, so that of two such pairs at least one sees the other's write: the later RMW reads
+// the earlier one's value and synchronizes with it.
+//
 // Thread safety: Set() from any thread; ForEachMatch() from online readers of `epochs`. A match
 // concurrent with Set() reports each topic's old or new message (see retained_store.cc). The
 // destructor requires that no call is running; `epochs` must outlive the store, since what was
@@ -29,16 +47,28 @@
 
 namespace ringmq::retain {
 
+struct RetainedLimits {
+  uint64_t max_messages = 1'000'000;
+  uint64_t max_bytes = uint64_t{1} << 30;  // topic + payload bytes of the stored messages
+};
+
+enum class SetResult {
+  kStored,   // a new topic, or a replacement
+  kDeleted,  // empty payload: the topic's message (if any) deleted
+  kRefused,  // over a bound: not stored (and a replaced topic's old message deleted)
+};
+
 class RetainedStore {
  public:
-  explicit RetainedStore(sub::EpochDomain& epochs);
+  explicit RetainedStore(sub::EpochDomain& epochs, RetainedLimits limits = {});
   ~RetainedStore();
   RetainedStore(const RetainedStore&) = delete;
   RetainedStore& operator=(const RetainedStore&) = delete;
 
   // Makes `message` the retained message of message->topic(), replacing any previous one; an
   // empty payload deletes the topic's retained message instead (MQTT-3.3.1-10, MQTT-3.3.1-11).
-  void Set(message::MessageRef message);
+  // Within the bounds described above.
+  SetResult Set(message::MessageRef message);
 
   // Calls fn for every retained message whose topic matches `filter` (a valid filter, §4.7;
   // topics starting with '$' are not matched by a leading wildcard, MQTT-4.7.2-1).
@@ -46,10 +76,20 @@ class RetainedStore {
                     absl::FunctionRef<void(message::Message* message)> fn) const;
 
   size_t size() const { return size_.load(std::memory_order_relaxed); }
+  // Topic + payload bytes of the stored messages.
+  uint64_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
+  const RetainedLimits& limits() const { return limits_; }
+
+  // What a message is charged against RetainedLimits::max_bytes.
+  static uint64_t Charge(const message::Message& message) {
+    return message.topic().size() + message.payload().size();
+  }
 
  private:
   struct Node;
 
+  // Set() without the ordering RMW; takes the mutex.
+  SetResult SetUnderMutex(message::MessageRef message) ABSL_LOCKS_EXCLUDED(mutex_);
   // Writer side; see retained_store.cc for the pruning invariants, sub/child_table.h for the
   // child tables.
   Node* FindOrCreateChild(Node* parent, std::string_view level)
@@ -57,11 +97,20 @@ class RetainedStore {
   Node* FindChildForWrite(const Node* parent, std::string_view level) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   void Delete(std::string_view topic) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // Removes the message of `node` (not null) and prunes what is left empty.
+  void Clear(Node* node) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   void Prune(Node* node) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // Whether a message charged `charge` fits in place of `old` (null: a new topic).
+  bool Fits(const message::Message* old, uint64_t charge) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
 
   sub::EpochDomain& epochs_;
   Node* root_;
-  std::atomic<size_t> size_{0};
+  const RetainedLimits limits_;
+  // The ordering word above. Touched once per Set and per ForEachMatch, never per message.
+  alignas(64) mutable std::atomic<uint64_t> order_{0};
+  std::atomic<size_t> size_{0};     // written under mutex_, read anywhere
+  std::atomic<uint64_t> bytes_{0};  // written under mutex_, read anywhere
   // Random per store, so that clients cannot choose topics that collide in the child tables.
   const sub::LevelHasher hasher_;
   Mutex mutex_;

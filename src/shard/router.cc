@@ -16,7 +16,13 @@
 namespace ringmq::shard {
 namespace {
 
-enum SlotKind : uint32_t { kMessage = 1, kHandle = 2, kHandoff = 3 };
+enum SlotKind : uint32_t {
+  kMessage = 1,
+  kHandle = 2,
+  kHandoff = 3,
+  kFenceRequest = 4,
+  kFenceReply = 5,
+};
 // The low byte of a kHandle value: QoS in bits 0-1, sub::Subscriber::acl_check in bit 7.
 constexpr uint64_t kHandleQosMask = 0x03;
 constexpr uint64_t kHandleAclCheck = 0x80;
@@ -49,7 +55,8 @@ Router::Router(uint32_t shard, const Config& config, SharedState& shared,
       services_(services),
       overflow_bytes_max_(config.max_mailbox_overflow_bytes),
       overflow_(shared.shard_count),
-      doorbell_due_(shared.shard_count, false) {
+      doorbell_due_(shared.shard_count, false),
+      retained_fence_(shard, shared.shard_count) {
   limits_.max_inflight = config.max_inflight;
   limits_.max_queued_messages = config.max_queued_messages;
   limits_.max_queued_bytes = config.max_queued_bytes;
@@ -302,8 +309,8 @@ void Router::PublishWill(session::Session& session) {
   const session::Will& will = *session.will();
   counters_.wills_published.Add();
   message::MessageRef message =
-      message::MessageRef::Create(will.topic, will.payload, will.qos, will.retain);
-  if (will.retain) shared_.retained.Set(message::MessageRef::Share(message.get()));
+      message::MessageRef::Create(will.topic, will.payload, will.qos, will.retain, NextOrigin());
+  if (will.retain) Retain(message);
   Route(message);
 }
 
@@ -421,10 +428,10 @@ void Router::OnPublish(net::Connection& connection, const mqtt::Publish& publish
     if (qos == 2) connection.QueuePacket(mqtt::Pubrec{publish.packet_id}, context_);
     return;
   }
-  message::MessageRef message =
-      message::MessageRef::Create(publish.topic, AsBytes(publish.payload), qos, publish.retain);
-  if (publish.retain) shared_.retained.Set(message::MessageRef::Share(message.get()));
-  Route(message);
+  message::MessageRef message = message::MessageRef::Create(publish.topic, AsBytes(publish.payload),
+                                                            qos, publish.retain, NextOrigin());
+  if (publish.retain) Retain(message);
+  Route(message);  // right after Create: other shards get our messages in sequence order
   if (qos == 1) connection.QueuePacket(mqtt::Puback{publish.packet_id}, context_);
   if (qos == 2) connection.QueuePacket(mqtt::Pubrec{publish.packet_id}, context_);
 }
@@ -476,8 +483,8 @@ void Router::PublishSys(uint64_t now_ms) {
   for (const auto& [topic, payload] : sys_topics_->Changed(sample)) {
     const std::vector<uint8_t> bytes(payload.begin(), payload.end());
     message::MessageRef message =
-        message::MessageRef::Create(topic, bytes, /*qos=*/0, /*retain=*/true);
-    shared_.retained.Set(message::MessageRef::Share(message.get()));
+        message::MessageRef::Create(topic, bytes, /*qos=*/0, /*retain=*/true, NextOrigin());
+    Retain(message);
     Route(message, /*from_client=*/false);
     counters_.sys_messages_published.Add();
   }
@@ -553,9 +560,12 @@ void Router::UnsubscribeOne(uint32_t index, std::string_view filter) {
 void Router::DeliverRetained(uint32_t index, uint32_t generation, uint8_t granted_qos,
                              std::string_view filter, bool acl_check) {
   // MQTT-3.3.1-6: matching retained messages are sent, with RETAIN set (MQTT-3.3.1-8).
+  // One call per filter, with the trie insert just before it: retained_fence.h relies on it.
   shared_.retained.ForEachMatch(filter, [&](message::Message* retained) {
-    DeliverLocal(index, generation, MinQos(granted_qos, retained->qos()), retained, true,
-                 acl_check);
+    if (DeliverLocal(index, generation, MinQos(granted_qos, retained->qos()), retained, true,
+                     acl_check)) {
+      RecordRetainedDelivery(index, generation, *retained);
+    }
   });
 }
 
@@ -635,6 +645,13 @@ void Router::AbandonJob(uint32_t index) {
 
 // ---- Routing ---------------------------------------------------------------------------------
 
+void Router::Retain(const message::MessageRef& message) {
+  if (shared_.retained.Set(message::MessageRef::Share(message.get())) ==
+      retain::SetResult::kRefused) {
+    counters_.retained_refused.Add();  // still routed to current subscribers
+  }
+}
+
 void Router::Route(const message::MessageRef& message, bool from_client) {
   shared_.trie.Match(message->topic(), match_);
   if (match_.empty()) {
@@ -654,36 +671,44 @@ void Router::Route(const message::MessageRef& message, bool from_client) {
   }
 }
 
-void Router::DeliverLocal(uint32_t index, uint32_t generation, uint8_t qos,
+bool Router::DeliverLocal(uint32_t index, uint32_t generation, uint8_t qos,
                           message::Message* message, bool retain, bool acl_check) {
-  if (index >= sessions_.size()) return;
+  if (index >= sessions_.size()) return false;
   SessionEntry& entry = sessions_[index];
-  if (entry.generation != generation || !entry.session) return;  // session ended meanwhile
+  if (entry.generation != generation || !entry.session) return false;  // session ended meanwhile
   if (acl_check && (entry.acl == nullptr || !AclOf(entry).CanRead(message->topic()))) {
     counters_.deliver_denied.Add();
-    return;
+    return false;
   }
-  if (memory_budget_ && ShedForMemory(index, entry, qos)) return;
+  if (memory_budget_ && ShedForMemory(index, entry, qos)) return false;
   switch (entry.session->Enqueue(message::MessageRef::Share(message), qos, retain)) {
     case session::EnqueueResult::kQueued:
       counters_.gauges.queued_messages.Add(1);
       if (entry.connection != nullptr) MarkSessionDirty(index);
-      return;
+      return true;
     case session::EnqueueResult::kDroppedQueueFull:
       counters_.dropped_queue_full.Add();
       // Disconnected in Flush, not here: the caller may be iterating this session's state.
       if (queue_full_disconnects_ && entry.connection != nullptr) slow_consumers_.push_back(index);
-      return;
+      return false;
     case session::EnqueueResult::kDroppedBytesCap:
       counters_.dropped_bytes_cap.Add();
       // QoS 1/2 over the byte cap is a full queue, under the same policy.
       if (qos > 0 && queue_full_disconnects_ && entry.connection != nullptr) {
         slow_consumers_.push_back(index);
       }
-      return;
+      return false;
     case session::EnqueueResult::kDroppedOffline:
       counters_.dropped_offline_qos0.Add();
-      return;
+      return false;
+  }
+  return false;
+}
+
+void Router::RecordRetainedDelivery(uint32_t index, uint32_t generation,
+                                    const message::Message& retained) {
+  if (retained_fence_.Record(index, generation, retained) == RetainedFence::RecordResult::kFull) {
+    counters_.retained_fence_full.Add();
   }
 }
 
@@ -742,7 +767,11 @@ bool Router::Push(uint32_t destination, std::span<const Slot> record, uint64_t h
   }
   // Slow path: the mailbox is full (or records already wait, which keeps them in order).
   const uint64_t bytes = sizeof(OverflowRecord) + record.size() * sizeof(Slot) + held_bytes;
-  if (overflow.bytes + bytes > overflow_bytes_max_) {
+  // Fence records are never dropped: at most one request and one reply per shard pair are
+  // pending (RetainedFence keeps one request outstanding per origin), and a lost one would
+  // keep the requester's entries until the bound.
+  const bool fence = record[0].kind == kFenceRequest || record[0].kind == kFenceReply;
+  if (overflow.bytes + bytes > overflow_bytes_max_ && !fence) {
     DropRecord(record);
     return false;
   }
@@ -760,6 +789,8 @@ void Router::DropRecord(std::span<const Slot> record) {
     reinterpret_cast<message::Message*>(record[0].value)->Release();
     return;
   }
+  // Fence records are only dropped undelivered when the broker stops: nothing to give back.
+  if (record[0].kind == kFenceRequest || record[0].kind == kFenceReply) return;
   RINGMQ_ASSERT(record[0].kind == kHandoff && record.size() == 1);
   const std::unique_ptr<HandoffRecord> handoff(reinterpret_cast<HandoffRecord*>(record[0].value));
   // The client sees its connection close. The record carried the connection's connected-client
@@ -799,17 +830,39 @@ bool Router::DrainMailboxes() {
 
 void Router::OnRecord(std::span<const Slot> record) {
   RINGMQ_ASSERT(!record.empty());
-  if (record[0].kind == kHandoff) {
-    std::unique_ptr<HandoffRecord> handoff(reinterpret_cast<HandoffRecord*>(record[0].value));
-    services_.AdoptConnection(handoff->fd, std::move(handoff->bytes));
-    return;
+  switch (record[0].kind) {
+    case kHandoff: {
+      std::unique_ptr<HandoffRecord> handoff(reinterpret_cast<HandoffRecord*>(record[0].value));
+      services_.AdoptConnection(handoff->fd, std::move(handoff->bytes));
+      return;
+    }
+    case kFenceRequest: {
+      // Behind every record we pushed to the requester before: see retained_fence.h.
+      const uint32_t requester = record[0].aux;
+      RINGMQ_ASSERT(record.size() == 1 && requester < shard_count_ && requester != shard_);
+      const Slot reply[] = {Slot{kFenceReply, shard_, last_sequence_}};
+      Push(requester, reply, 0);
+      return;
+    }
+    case kFenceReply:
+      RINGMQ_ASSERT(record.size() == 1);
+      retained_fence_.OnReply(record[0].aux, record[0].value);
+      return;
+    default:
+      break;
   }
   RINGMQ_ASSERT(record[0].kind == kMessage && record.size() == record[0].aux + size_t{1});
   auto* message = reinterpret_cast<message::Message*>(record[0].value);
+  retained_fence_.Arrived(*message);
+  const RetainedFence::Probe probe = retained_fence_.ProbeFor(*message);
   for (const Slot& handle : record.subspan(1)) {
-    DeliverLocal(handle.aux, static_cast<uint32_t>(handle.value >> 8),
-                 static_cast<uint8_t>(handle.value & kHandleQosMask), message, false,
-                 (handle.value & kHandleAclCheck) != 0);
+    const auto generation = static_cast<uint32_t>(handle.value >> 8);
+    if (probe.active() && retained_fence_.Superseded(probe, handle.aux, generation)) {
+      counters_.retained_live_superseded.Add();  // the session got it, or newer, as retained
+      continue;
+    }
+    DeliverLocal(handle.aux, generation, static_cast<uint8_t>(handle.value & kHandleQosMask),
+                 message, false, (handle.value & kHandleAclCheck) != 0);
   }
   message->Release();  // the record's reference
 }
@@ -832,6 +885,11 @@ void Router::Flush() {
   slow_consumers_.clear();
   for (net::Connection* connection : closing_) OnConnectionClosed(*connection);
   closing_.clear();
+  // After this iteration's SUBSCRIBEs: their retained deliveries from other shards get fenced.
+  retained_fence_.TakeDueRequests([this](uint32_t origin) {
+    const Slot request[] = {Slot{kFenceRequest, shard_, 0}};
+    Push(origin, request, 0);
+  });
   for (uint32_t destination = 0; destination < shard_count_; ++destination) {
     Overflow& overflow = overflow_[destination];
     while (!overflow.records.empty()) {

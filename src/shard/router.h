@@ -17,9 +17,11 @@
 // output buffer (one send per connection per iteration).
 //
 // Mailbox records (16-byte slots):
-//   kMessage  aux = handle count, value = Message* (the record owns one reference)
-//   kHandle   aux = session index, value = generation << 8 | acl_check << 7 | QoS
-//   kHandoff  value = Handoff* (the receiver owns and deletes it)
+//   kMessage       aux = handle count, value = Message* (the record owns one reference)
+//   kHandle        aux = session index, value = generation << 8 | acl_check << 7 | QoS
+//   kHandoff       value = Handoff* (the receiver owns and deletes it)
+//   kFenceRequest  aux = requesting shard (retained_fence.h)
+//   kFenceReply    aux = answering shard, value = its last message sequence number
 // A full mailbox is not waited on: records wait in a per-destination overflow queue and are
 // retried, in order, every iteration. The queue is bounded in bytes (max_mailbox_overflow_bytes:
 // each record's own bytes, plus the hand-off's bytes or the message it holds, which is charged
@@ -29,6 +31,12 @@
 // mailbox_overflow, a hand-off record in handoffs_dropped (its socket is closed and its
 // connected-client slot given back, so max_connections stays exact). Records still in an
 // overflow queue or an inbound mailbox when the Router is destroyed are dropped the same way.
+// Fence records are never dropped at the bound (at most one each way per shard pair).
+//
+// Retained consistency: every message is stamped (shard, sequence) when created and routed at
+// once; a retained message from another shard queued for a new subscription is recorded in the
+// shard's RetainedFence, which drops the live copies that would duplicate it or arrive older
+// (retained_live_superseded) until a fence round trip proves none is left in flight.
 //
 // Offline sessions: a persistent session whose connection ended joins the shard's OfflineList
 // (oldest first). Once per tick ExpireOfflineSessions destroys those offline for longer than
@@ -88,6 +96,7 @@
 #include "session/offline_list.h"
 #include "session/session.h"
 #include "shard/mailbox.h"
+#include "shard/retained_fence.h"
 #include "shard/shared_state.h"
 #include "sub/trie.h"
 
@@ -244,6 +253,11 @@ class Router final : public net::PacketSink {
   // is partly readable, so each is checked against the ACL.
   void DeliverRetained(uint32_t index, uint32_t generation, uint8_t granted_qos,
                        std::string_view filter, bool acl_check);
+  // Stores `message` as its topic's retained message, within the store's bounds (counted when
+  // refused). Callers route it right after, whatever the outcome.
+  void Retain(const message::MessageRef& message);
+  // Routes a message this shard has just created, before it creates another: other shards
+  // then receive our messages in sequence order, which RetainedFence relies on (and asserts).
   // `from_client` false: a broker message ($SYS), not counted as a client's unrouted PUBLISH.
   void Route(const message::MessageRef& message, bool from_client = true);
   // MQTT-4.7.2-1 / Mosquitto: $SYS/ belongs to the broker; a client's PUBLISH there is
@@ -259,11 +273,19 @@ class Router final : public net::PacketSink {
   static Levels LevelsOf(session::Session& session);
   void AccountLevels(const Levels& before, session::Session& session);
   // acl_check: deliver only if the session may read the message's topic (sub::Subscriber).
-  void DeliverLocal(uint32_t index, uint32_t generation, uint8_t qos, message::Message* message,
+  // Returns true if the message was queued to the session.
+  bool DeliverLocal(uint32_t index, uint32_t generation, uint8_t qos, message::Message* message,
                     bool retain, bool acl_check);
   // max_memory: true if a delivery at `qos` to this session is shed (counted) because the
   // budget is under pressure and the session has a backlog.
   bool ShedForMemory(uint32_t index, SessionEntry& entry, uint8_t qos);
+  // `retained` was queued to the session for a new subscription (retained_fence.h).
+  void RecordRetainedDelivery(uint32_t index, uint32_t generation,
+                              const message::Message& retained);
+  // The stamp of the next message this shard creates (message.h, "Origin").
+  message::Message::Origin NextOrigin() {
+    return {.shard = static_cast<uint16_t>(shard_), .sequence = ++last_sequence_};
+  }
   void SendRemote(uint32_t destination, message::Message* message,
                   std::span<const sub::Subscriber> subscribers);
   // `held_bytes`: what the record keeps alive besides its slots (a message, charged with its
@@ -320,6 +342,8 @@ class Router final : public net::PacketSink {
   std::vector<Overflow> overflow_;   // index = destination shard
   std::vector<bool> doorbell_due_;
   size_t drained_records_ = 0;                      // by the last DrainMailboxes
+  uint64_t last_sequence_ = 0;  // of the last message created here
+  RetainedFence retained_fence_;
   std::unique_ptr<metrics::SysTopics> sys_topics_;  // on the publishing shard, once used
 };
 

@@ -28,12 +28,13 @@ double UnixSeconds() {
 
 }  // namespace
 
-SharedState::SharedState(uint32_t shard_count, uint64_t max_memory_bytes)
+SharedState::SharedState(uint32_t shard_count, uint64_t max_memory_bytes,
+                         retain::RetainedLimits retained_limits)
     : shard_count(shard_count),
       memory(max_memory_bytes, shard_count),
       epochs(shard_count),
       trie(epochs),
-      retained(epochs),
+      retained(epochs, retained_limits),
       mailboxes(shard_count, MailboxCapacity(shard_count)),
       ring_fds(std::make_unique<std::atomic<int>[]>(shard_count)),
       shard_counters(shard_count, nullptr),

@@ -27,7 +27,8 @@ namespace ringmq::shard {
 
 struct SharedState {
   // `max_memory_bytes`: the memory budget (Config::max_memory; 0: none).
-  explicit SharedState(uint32_t shard_count, uint64_t max_memory_bytes = 0);
+  explicit SharedState(uint32_t shard_count, uint64_t max_memory_bytes = 0,
+                       retain::RetainedLimits retained_limits = {});
 
   const uint32_t shard_count;
   std::atomic<uint32_t> connected_clients{0};

@@ -94,6 +94,8 @@ max_connect_packet_size = 1024
 max_inflight = 7
 max_queued_messages = 99
 max_queued_bytes = 2048
+max_retained_messages = 5
+max_retained_bytes = 4096
 queue_full_policy = "disconnect"
 max_memory = 536870912
 persistent_session_expiry = "2d"
@@ -130,6 +132,8 @@ Config EveryKeyConfig() {
   config.max_inflight = 7;
   config.max_queued_messages = 99;
   config.max_queued_bytes = 2048;
+  config.max_retained_messages = 5;
+  config.max_retained_bytes = 4096;
   config.queue_full_policy = QueueFullPolicy::kDisconnect;
   config.max_memory = 536870912;
   config.persistent_session_expiry_s = 2 * 86'400;
@@ -174,6 +178,8 @@ TEST(ConfigTest, DefaultsWithNoArguments) {
   EXPECT_EQ(parsed->config.max_inflight, 32u);
   EXPECT_EQ(parsed->config.max_queued_messages, 1000u);
   EXPECT_EQ(parsed->config.max_queued_bytes, uint64_t{16} << 20);
+  EXPECT_EQ(parsed->config.max_retained_messages, 1'000'000u);
+  EXPECT_EQ(parsed->config.max_retained_bytes, uint64_t{1} << 30);
   EXPECT_EQ(parsed->config.queue_full_policy, QueueFullPolicy::kDrop);
   EXPECT_EQ(parsed->config.persistent_session_expiry_s, 0u);
   EXPECT_EQ(parsed->config.max_offline_sessions, 1'000'000u);
@@ -316,6 +322,13 @@ std::vector<FlagCase> GoodFlagCases() {
        [](const Config& c) { EXPECT_EQ(c.max_filters_per_iteration, 1u); }},
       {"--max-filters-per-iteration", "1000000",
        [](const Config& c) { EXPECT_EQ(c.max_filters_per_iteration, 1'000'000u); }},
+      {"--max-retained-messages", "0",
+       [](const Config& c) { EXPECT_EQ(c.max_retained_messages, 0u); }},
+      {"--max-retained-messages", "100000000",
+       [](const Config& c) { EXPECT_EQ(c.max_retained_messages, 100'000'000u); }},
+      {"--max-retained-bytes", "0", [](const Config& c) { EXPECT_EQ(c.max_retained_bytes, 0u); }},
+      {"--max-retained-bytes", "1099511627776",
+       [](const Config& c) { EXPECT_EQ(c.max_retained_bytes, uint64_t{1} << 40); }},
       {"--client-id-prefixes", "sensor-,dev-",
        [](const Config& c) {
          EXPECT_EQ(c.client_id_prefixes, (std::vector<std::string>{"sensor-", "dev-"}));
@@ -442,6 +455,10 @@ TEST(OptionsFlagsTest, BadValuesGiveExactOneLineErrors) {
        R"(--connect-timeout-ms: expected an integer in 100..3600000, got "99")"},
       {{"--connect-timeout-ms", "3600001"},
        R"(--connect-timeout-ms: expected an integer in 100..3600000, got "3600001")"},
+      {{"--max-retained-messages", "100000001"},
+       R"(--max-retained-messages: expected an integer in 0..100000000, got "100000001")"},
+      {{"--max-retained-bytes", "1099511627777"},
+       R"(--max-retained-bytes: expected an integer in 0..1099511627776, got "1099511627777")"},
       {{"--max-connections", "0"},
        R"(--max-connections: expected an integer in 1..10000000, got "0")"},
       {{"--max-connections", "10000001"},

@@ -78,6 +78,9 @@ ROUTING_COUNTERS = (
     "inbound_qos2_limit",
     "subscribe_deferred",
     "receive_paused",
+    "retained_live_superseded",
+    "retained_fence_full",
+    "retained_refused",
 )
 REQUIRED_COUNTERS = CONNECT_COUNTERS + ROUTING_COUNTERS
 # Routing outcomes that mean a message was dropped, published for a lost client or taken over:
@@ -101,6 +104,8 @@ ROUTING_OUTCOME_COUNTERS = (
     "deliver_denied",
     "subscribe_limit",
     "inbound_qos2_limit",
+    "retained_fence_full",
+    "retained_refused",
 )
 # The outcome counters that assert_counters() requires to be 0 unless a test names them.
 OUTCOME_COUNTERS = CONNECT_COUNTERS[1:] + ROUTING_OUTCOME_COUNTERS

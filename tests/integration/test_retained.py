@@ -148,3 +148,40 @@ class Retained(BrokerTestCase):
             m.expect_quiet([sub], QUIET)
             sub.disconnect()
         self.assert_counters(b.stop(), connect_accepted=2, publish_dropped_no_subscribers=None)
+
+    def test_retained_bounds_refuse_storing_but_messages_still_delivered(self):
+        # 2 messages, 64 bytes (topic + payload) at most; no $SYS topics to share the store.
+        b = self.start_broker("--max-retained-messages", "2", "--max-retained-bytes", "64",
+                              "--sys-interval-s", "0")
+        with m.Client(b.port, "bound-watch") as watcher, m.Client(b.port, "bound-pub") as pub:
+            watcher.subscribe([("bd/#", 1)])
+            sent = [("bd/1", b"a"), ("bd/2", b"b"),
+                    ("bd/3", b"c"),          # a third topic: not stored
+                    ("bd/1", b"aa"),         # a replacement: needs no room in the count
+                    ("bd/2", b"x" * 70)]     # does not fit in 64 bytes: not stored, b deleted
+            for topic, payload in sent:
+                pub.publish(topic, payload, qos=1, retain=True)
+            # Every one is still delivered live, as published.
+            got = watcher.receive(len(sent))
+            self.assertEqual([g.key() for g in got],
+                             [(t, p, 1, False, False) for t, p in sent])
+            with m.Client(b.port, "bound-new") as sub:
+                sub.subscribe([("bd/#", 1)])
+                got = sub.receive(1)
+                self.assertEqual(got[0].key(), ("bd/1", b"aa", 1, True, False),
+                                 "bd/2's older value must not be served after a refused one")
+                m.expect_quiet([sub], QUIET)
+                sub.disconnect()
+            # bd/2's deletion made room for a new topic.
+            pub.publish("bd/3", b"c", qos=1, retain=True)
+            self.assertEqual(watcher.receive(1)[0].key(), ("bd/3", b"c", 1, False, False))
+            with m.Client(b.port, "bound-new2") as sub:
+                sub.subscribe([("bd/#", 1)])
+                got = sorted(g.key() for g in sub.receive(2))
+                self.assertEqual(got, [("bd/1", b"aa", 1, True, False),
+                                       ("bd/3", b"c", 1, True, False)])
+                m.expect_quiet([sub], QUIET)
+                sub.disconnect()
+            watcher.disconnect()
+            pub.disconnect()
+        self.assert_counters(b.stop(), connect_accepted=4, retained_refused=2)

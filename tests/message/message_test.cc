@@ -60,6 +60,17 @@ TEST_F(MessageTest, FieldsAndContiguousLayout) {
   EXPECT_EQ(frees, 1);
 }
 
+TEST_F(MessageTest, OriginStampIsKeptAndDefaultsToUnstamped) {
+  MessageRef stamped = MessageRef::Create(
+      "t", AsBytes("p"), 1, false, Message::Origin{.shard = 7, .sequence = 1'234'567'890'123});
+  EXPECT_EQ(stamped->origin_shard(), 7);
+  EXPECT_EQ(stamped->sequence(), 1'234'567'890'123u);
+  EXPECT_EQ(stamped->topic(), "t");
+  MessageRef unstamped = MessageRef::Create("t", AsBytes("p"), 1, false);
+  EXPECT_EQ(unstamped->origin_shard(), 0);
+  EXPECT_EQ(unstamped->sequence(), 0u);
+}
+
 TEST_F(MessageTest, TopicLengthPrefixIsBigEndian) {
   for (const size_t size : {size_t{0}, size_t{1}, size_t{127}, size_t{128}, size_t{255},
                             size_t{256}, size_t{300}, size_t{65'535}}) {

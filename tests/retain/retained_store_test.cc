@@ -518,6 +518,9 @@ TEST_F(RetainedStoreTest, DifferentialAgainstBruteForceMap) {
       reference[topic] = payload;
     }
     ASSERT_EQ(store_.size(), reference.size());
+    uint64_t bytes = 0;
+    for (const auto& [t, p] : reference) bytes += t.size() + p.size();
+    ASSERT_EQ(store_.bytes(), bytes);
     if (op % 50 == 0) {
       const std::string filter = RandomPath(random, /*filter=*/true);
       Matches expected;
@@ -533,6 +536,106 @@ TEST_F(RetainedStoreTest, DifferentialAgainstBruteForceMap) {
       domain_.Collect();
     }
   }
+}
+
+// ---- Bounds: max_messages and max_bytes (charged topic + payload) ---------------------------
+
+class RetainedStoreBoundsTest : public ::testing::Test {
+ protected:
+  explicit RetainedStoreBoundsTest(RetainedLimits limits = {.max_messages = 3, .max_bytes = 100})
+      : domain_(1), store_(domain_, limits) {
+    domain_.Online(0);
+  }
+  ~RetainedStoreBoundsTest() override { domain_.Offline(0); }
+
+  SetResult Set(std::string_view topic, std::string_view payload) {
+    return store_.Set(Retained(topic, payload));
+  }
+  Matches Match(std::string_view filter) {
+    Matches matches;
+    store_.ForEachMatch(filter, [&](Message* message) {
+      matches.push_back(std::string(message->topic()) + "=" +
+                        std::string(AsText(message->payload())));
+    });
+    domain_.Quiescent(0);
+    std::sort(matches.begin(), matches.end());
+    return matches;
+  }
+
+  sub::EpochDomain domain_;
+  RetainedStore store_;
+};
+
+TEST_F(RetainedStoreBoundsTest, NewTopicBeyondMaxMessagesIsRefused) {
+  EXPECT_EQ(Set("a", "1"), SetResult::kStored);
+  EXPECT_EQ(Set("b", "1"), SetResult::kStored);
+  EXPECT_EQ(Set("c", "1"), SetResult::kStored);
+  EXPECT_EQ(Set("d", "1"), SetResult::kRefused);
+  EXPECT_EQ(store_.size(), 3u);
+  EXPECT_EQ(store_.bytes(), 6u);
+  EXPECT_EQ(Match("#"), (Matches{"a=1", "b=1", "c=1"}));
+}
+
+TEST_F(RetainedStoreBoundsTest, ReplacementNeedsNoRoomInTheCount) {
+  Set("a", "1");
+  Set("b", "1");
+  Set("c", "1");
+  EXPECT_EQ(Set("b", "22"), SetResult::kStored);
+  EXPECT_EQ(store_.size(), 3u);
+  EXPECT_EQ(store_.bytes(), 7u);
+  EXPECT_EQ(Match("b"), (Matches{"b=22"}));
+}
+
+TEST_F(RetainedStoreBoundsTest, DeleteAlwaysWorksAndMakesRoom) {
+  Set("a", "1");
+  Set("b", "1");
+  Set("c", "1");
+  EXPECT_EQ(Set("b", ""), SetResult::kDeleted);
+  EXPECT_EQ(store_.size(), 2u);
+  EXPECT_EQ(store_.bytes(), 4u);
+  EXPECT_EQ(Set("d", "1"), SetResult::kStored);
+  EXPECT_EQ(Set("unknown", ""), SetResult::kDeleted);  // nothing to delete: nothing changes
+  EXPECT_EQ(store_.size(), 3u);
+}
+
+TEST_F(RetainedStoreBoundsTest, NewTopicBeyondMaxBytesIsRefused) {
+  EXPECT_EQ(Set("t", std::string(90, 'x')), SetResult::kStored);  // 91 bytes
+  EXPECT_EQ(Set("u/v/w", "12345"), SetResult::kRefused);          // 91 + 10 > 100
+  EXPECT_EQ(Set("u/v/w", "123"), SetResult::kStored);             // 91 + 8 <= 100
+  EXPECT_EQ(store_.bytes(), 99u);
+  EXPECT_EQ(Match("u/#"), (Matches{"u/v/w=123"}));
+}
+
+TEST_F(RetainedStoreBoundsTest, ExactlyMaxBytesFits) {
+  EXPECT_EQ(Set("t", std::string(99, 'x')), SetResult::kStored);  // 1 + 99 = 100
+  EXPECT_EQ(store_.bytes(), 100u);
+  EXPECT_EQ(Set("u", "x"), SetResult::kRefused);
+  EXPECT_EQ(Set("t", std::string(100, 'x')), SetResult::kRefused) << "101 bytes alone";
+}
+
+TEST_F(RetainedStoreBoundsTest, ReplacementThatDoesNotFitIsRefusedAndDeletesTheOldValue) {
+  Set("a", std::string(49, 'x'));  // 50
+  Set("b", std::string(29, 'x'));  // 30
+  // b's 30 bytes are given back: 50 + 50 = 100 fits.
+  EXPECT_EQ(Set("b", std::string(49, 'y')), SetResult::kStored);
+  EXPECT_EQ(store_.bytes(), 100u);
+  EXPECT_EQ(Set("b", std::string(50, 'z')), SetResult::kRefused);
+  // A new subscriber must not get b's older value.
+  EXPECT_EQ(Match("b"), Matches{});
+  EXPECT_EQ(store_.size(), 1u);
+  EXPECT_EQ(store_.bytes(), 50u);
+}
+
+class RetainedStoreNothingRetainedTest : public RetainedStoreBoundsTest {
+ protected:
+  RetainedStoreNothingRetainedTest()
+      : RetainedStoreBoundsTest({.max_messages = 0, .max_bytes = 1000}) {}
+};
+
+TEST_F(RetainedStoreNothingRetainedTest, MaxMessagesZeroRetainsNothing) {
+  EXPECT_EQ(Set("a", "1"), SetResult::kRefused);
+  EXPECT_EQ(store_.size(), 0u);
+  EXPECT_EQ(Match("#"), Matches{});
 }
 
 // ---- Concurrency ----------------------------------------------------------------------------
