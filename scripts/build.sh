@@ -6,7 +6,8 @@
 #   debug              build-debug/  g++, -Dbuildtype=debug
 #   asan               build-asan/   g++, ASan+UBSan, debug (mimalloc is off under sanitizers)
 #   tsan               build-tsan/   g++, ThreadSanitizer, debug (for the multi-shard tests)
-#   fuzz               build-fuzz/   clang++-14, libFuzzer targets with ASan+UBSan
+#   fuzz               build-fuzz/   clang++-14, libFuzzer targets with ASan+UBSan, -O2 -g; also
+#                                    the clang build of all of src/ with -Wthread-safety
 # Extra arguments are ninja targets (e.g. `scripts/build.sh release ringmq`); none builds all.
 # Environment: RINGMQ_JOBS overrides the ninja job count (default: nproc); RINGMQ_KEEP_GOING=1
 # builds everything that can be built past a failure (ninja -k 0).
@@ -43,8 +44,11 @@ case "$mode" in
   fuzz)
     dir=build-fuzz
     cxx=clang++-14
+    # Optimised (-O2 -g; RINGMQ_ASSERT is always on): at -O0 every std::vector and std::span
+    # accessor is a call with coverage hooks, and the targets ran 3 to 10 times slower
+    # (docs/reliability.md has the measurements).
     opts=(-Dfuzz=true -Dtests=false -Dbenchmarks=false '-Db_sanitize=address,undefined'
-          -Db_lundef=false -Dbuildtype=debug -Dcpp_args=-fsanitize=fuzzer-no-link)
+          -Db_lundef=false -Dbuildtype=debugoptimized -Dcpp_args=-fsanitize=fuzzer-no-link)
     ;;
   -h|--help|help)
     sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'

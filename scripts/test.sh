@@ -1,22 +1,34 @@
 #!/usr/bin/env bash
-# Usage: scripts/test.sh [--quick] [--no-asan] [--no-tsan] [--no-fuzz]
+# Usage: scripts/test.sh [--quick] [--no-fuzz] [--no-asan] [--no-tsan] [--no-bench]
 #
-# Runs every ringmq test stage and sums the results:
+# Runs the ringmq test stages and sums the results:
 #   1. dependencies    scripts/install-deps.sh
-#   2. release         build/, every gtest binary registered as a meson test (and
-#                      build/tests/ringmq_unit_tests), then tests/integration/run.py
-#   3. fuzz smoke      build-fuzz/, each fuzz_* target (tests/fuzz/<name>.cc) for $RINGMQ_FUZZ_SECONDS (default 20) s
-#                      on a temporary copy of its seed corpus tests/fuzz/corpus/<name>/
-#   4. asan            build-asan/ (ASan+UBSan), unit tests and the integration suite again
-#   5. tsan            build-tsan/ (ThreadSanitizer), the concurrency unit tests (trie, epoch,
-#                      mailbox, retained store) and the multi-shard integration tests
+#   2. release         build/ (g++, every target), every test meson registers there (the whole
+#                      unit test binary build/tests/ringmq_unit_tests), then the whole
+#                      integration suite tests/integration/run.py against build/ringmq
+#   3. fuzz            build-fuzz/ (clang++-14, ASan+UBSan): the clang build of all of src/ with
+#                      -Wthread-safety (configuration fails unless clang rejects
+#                      tests/compile_check/thread_safety_violation.cc), then each fuzz_* target
+#                      (tests/fuzz/<name>.cc) for $RINGMQ_FUZZ_SECONDS (default 20) s on a
+#                      temporary copy of its seed corpus tests/fuzz/corpus/<name>/
+#   4. asan            build-asan/ (g++, ASan+UBSan): every test meson registers there (the whole
+#                      unit test binary) and the whole integration suite again
+#   5. tsan            build-tsan/ (g++, ThreadSanitizer): the unit tests of the code that
+#                      threads share, stress tests included: trie, child table, epoch
+#                      reclamation, mailboxes, retained store, message reference counts, address
+#                      table (gtest filter
+#                      Trie*:ChildTable*:Epoch*:Mailbox*:Retained*:Message*:AddressTable*), then
+#                      the integration tests whose names contain test_pubsub, test_sessions,
+#                      test_qos or test_retained (every broker there runs 2 shards)
 #   6. bench-compare   scripts/bench-compare.sh --quick (ringmq vs Mosquitto smoke run; one test)
 # A build failure counts as one failure; later stages still run where they can.
 #
-#   --quick     release build, unit and integration tests only (no fuzz, no sanitizers)
+#   --quick     stages 1 and 2 only: release build, unit and integration tests (no fuzz, no
+#               sanitizers, no bench-compare); the same as --no-fuzz --no-asan --no-tsan --no-bench
+#   --no-fuzz   skip stage 3
 #   --no-asan   skip stage 4
 #   --no-tsan   skip stage 5
-#   --no-fuzz   skip stage 3
+#   --no-bench  skip stage 6
 #
 # Environment: RINGMQ_FUZZ_SECONDS (20), RINGMQ_UNIT_TIMEOUT (600 s per test binary),
 # RINGMQ_INTEGRATION_TIMEOUT (900 s per integration run), RINGMQ_JOBS (ninja jobs, nproc).
@@ -29,12 +41,14 @@ PY=/usr/bin/python3 # never the PATH python3: a pyenv one may lack paho-mqtt
 run_asan=1
 run_tsan=1
 run_fuzz=1
+run_bench=1
 for arg in "$@"; do
   case "$arg" in
-    --quick) run_asan=0; run_tsan=0; run_fuzz=0 ;;
+    --quick) run_asan=0; run_tsan=0; run_fuzz=0; run_bench=0 ;;
     --no-asan) run_asan=0 ;;
     --no-tsan) run_tsan=0 ;;
     --no-fuzz) run_fuzz=0 ;;
+    --no-bench) run_bench=0 ;;
     -h|--help)
       sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
       exit 0
@@ -47,6 +61,9 @@ for arg in "$@"; do
 done
 
 fuzz_seconds=${RINGMQ_FUZZ_SECONDS:-20}
+# Stage 5's unit tests: every suite whose code is shared between threads (with its stress tests);
+# the header above quotes this filter.
+tsan_filter='Trie*:ChildTable*:Epoch*:Mailbox*:Retained*:Message*:AddressTable*'
 unit_timeout=${RINGMQ_UNIT_TIMEOUT:-600}
 integration_timeout=${RINGMQ_INTEGRATION_TIMEOUT:-900}
 
@@ -388,7 +405,7 @@ else
 fi
 stage_end
 
-# ---- 3. fuzz smoke
+# ---- 3. fuzz: the clang build (lock annotations checked) and a short run of each target
 if [[ $run_fuzz -eq 1 ]]; then
   stage_begin "fuzz build"
   fuzz_ok=1
@@ -432,8 +449,7 @@ if [[ $run_tsan -eq 1 ]]; then
   export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
   stage_begin "tsan unit tests"
   if [[ $tsan_ok -eq 1 ]] || ensure_target build-tsan tests/ringmq_unit_tests; then
-    run_test_binary tsan - exitcode build-tsan/tests/ringmq_unit_tests \
-      '--gtest_filter=Trie*:Epoch*:Mailbox*:Retained*:Message*'
+    run_test_binary tsan - exitcode build-tsan/tests/ringmq_unit_tests "--gtest_filter=$tsan_filter"
   else
     echo "build-tsan/tests/ringmq_unit_tests does not build -> skipped (build failure already counted)"
   fi
@@ -470,7 +486,9 @@ bench_compare_quick() {
   fi
   stage_end
 }
-bench_compare_quick
+if [[ $run_bench -eq 1 ]]; then
+  bench_compare_quick
+fi
 
 printf '\n======== summary ========\n'
 for line in "${summary[@]}"; do

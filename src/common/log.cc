@@ -3,13 +3,16 @@
 #include <unistd.h>
 
 #include <cstdarg>
+#include <cstdint>
 #include <cstdio>
 #include <ctime>
 
 namespace ringmq {
 namespace {
 
-std::atomic<LogLevel> g_level{LogLevel::kInfo};
+// The lowest LogLevel logged, as a number; kSilent is above every level.
+constexpr uint8_t kSilent = static_cast<uint8_t>(LogLevel::kError) + 1;
+std::atomic<uint8_t> g_threshold{static_cast<uint8_t>(LogLevel::kInfo)};
 
 const char* LevelName(LogLevel level) {
   switch (level) {
@@ -27,9 +30,15 @@ const char* LevelName(LogLevel level) {
 
 }  // namespace
 
-void SetLogLevel(LogLevel level) { g_level.store(level, std::memory_order_relaxed); }
+void SetLogLevel(LogLevel level) {
+  g_threshold.store(static_cast<uint8_t>(level), std::memory_order_relaxed);
+}
 
-bool LogEnabled(LogLevel level) { return level >= g_level.load(std::memory_order_relaxed); }
+void SilenceLogs() { g_threshold.store(kSilent, std::memory_order_relaxed); }
+
+bool LogEnabled(LogLevel level) {
+  return static_cast<uint8_t>(level) >= g_threshold.load(std::memory_order_relaxed);
+}
 
 void LogLine(LogLevel level, const char* format, ...) {
   char line[8192];  // the shutdown counters line is the longest

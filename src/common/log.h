@@ -4,7 +4,8 @@
 // Logging is for events (start, stop, connection refusals at debug), never per message.
 // RINGMQ_LOG checks the level before formatting, so a disabled level costs one relaxed load.
 //
-// Thread safety: all functions are safe from any thread. SetLogLevel is meant for start-up.
+// Thread safety: all functions are safe from any thread. SetLogLevel and SilenceLogs are meant
+// for start-up.
 #ifndef RINGMQ_COMMON_LOG_H_
 #define RINGMQ_COMMON_LOG_H_
 
@@ -15,6 +16,9 @@
 namespace ringmq {
 
 void SetLogLevel(LogLevel level);
+// No line at any level until the next SetLogLevel: for fuzz targets, which run the broker's code
+// millions of times and would otherwise log a line per refused or accepted CONNECT.
+void SilenceLogs();
 bool LogEnabled(LogLevel level);
 
 // printf-style; the line is truncated at 8 KiB.

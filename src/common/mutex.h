@@ -1,7 +1,10 @@
 // The mutex of ringmq's few serialized writers (trie, retained store, epoch domain).
 //
 // A std::mutex with Abseil's thread-safety annotations, so ABSL_GUARDED_BY and
-// ABSL_EXCLUSIVE_LOCKS_REQUIRED are checked by clang. Not absl::Mutex: Debian's Abseil is a
+// ABSL_EXCLUSIVE_LOCKS_REQUIRED are checked by clang's -Wthread-safety (set in meson.build for
+// clang; the clang build is build-fuzz/, scripts/build.sh fuzz, which compiles all of src/).
+// Configuration with clang fails if tests/compile_check/thread_safety_violation.cc, an unlocked
+// access to a guarded member, compiles. GCC does not check them. Not absl::Mutex: Debian's Abseil is a
 // shared library built without ThreadSanitizer, whose lock-free fast path TSan cannot see, so
 // every guarded access would be reported as a race; std::mutex goes through pthread, which TSan
 // intercepts. No mutex is ever taken on the per-message path.

@@ -77,8 +77,9 @@ inline constexpr size_t kMqtt31MaxClientIdLength = 23;
 // verifications is spent (Refuse 0x03, reason kAuthRateLimit).
 enum class AuthResult : uint8_t { kAllow, kBadCredentials, kNotAuthorized, kRateLimited };
 
-// The authentication/authorization hook. Implementations (password file, ACL) come with the
-// operations work; the default when none is configured is to allow everyone.
+// The authentication/authorization hook: auth::ShardAuthenticator (auth/authenticator.h:
+// password file, allow_anonymous, the ACL of a will topic) when auth is configured; with none
+// (Policy::authenticator null) every client is allowed.
 class Authenticator {
  public:
   virtual ~Authenticator() = default;

@@ -10,16 +10,18 @@
 //                                              ^ topic()       ^ payload()
 //
 // The two-byte big-endian topic length is stored in front of the topic, exactly as it appears
-// in a PUBLISH variable header, so a delivery is written with a gather list whose shared parts
-// point straight into the Message:
+// in a PUBLISH variable header, so a delivery is encoded without re-encoding the topic: each
+// session (Session::WriteOne, session/session.cc) hands encoded_topic() and payload() to
+// mqtt::EncodePublishParts, which copies them into the connection's output buffer around the
+// per-delivery bytes:
 //
-//   iovec 0: per delivery  fixed header (type, DUP/QoS/RETAIN flags, remaining length)
-//   iovec 1: shared        encoded_topic()
-//   iovec 2: per delivery  packet id (delivery QoS 1/2 only)
-//   iovec 3: shared        payload()
+//   per delivery  fixed header (type, DUP/QoS/RETAIN flags, remaining length)
+//   copied        encoded_topic()
+//   per delivery  packet id (delivery QoS 1/2 only)
+//   copied        payload()
 //
 // The per-delivery bytes fit in PublishHeaderMaxSize(topic size) - topic size bytes
-// (mqtt/codec.h); RemainingLength(delivery QoS) gives the length to encode.
+// (mqtt/codec.h); RemainingLength(delivery QoS) is the remaining length such a delivery has.
 //
 // Origin: the creating shard stamps each message with its index and a sequence number from a
 // plain per-shard counter (1, 2, ...), so messages of one origin are ordered by creation. The

@@ -75,8 +75,9 @@ size_t EncodedSize(const Packet& packet);
 size_t Encode(const Packet& packet, std::span<uint8_t> out);
 
 // Writes only the fixed header plus topic and packet id of a PUBLISH (everything before the
-// payload) so that one shared payload can follow in a separate iovec. Returns bytes written;
-// at most PublishHeaderMaxSize(topic.size()) bytes.
+// payload; the payload's bytes follow on the wire unchanged). Returns bytes written; at most
+// PublishHeaderMaxSize(topic.size()) bytes. The broker's deliveries use EncodePublishParts
+// below, which writes the whole packet.
 size_t EncodePublishHeader(const Publish& publish, std::span<uint8_t> out);
 inline constexpr size_t PublishHeaderMaxSize(size_t topic_size) {
   return kMaxFixedHeaderLength + 2 + topic_size + 2;

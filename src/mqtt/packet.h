@@ -1,9 +1,9 @@
 // The MQTT control packets as plain values.
 //
 // Decoded packets view the bytes they were decoded from (std::string_view / std::span): decoding
-// never copies or allocates, so a packet is valid only while its source bytes are. Fields that
-// MQTT 5 will add (properties, reason codes) get their own members later; the variant and the
-// per-type structs are the extension points.
+// never copies or allocates, so a packet is valid only while its source bytes are. Only MQTT
+// 3.1 and 3.1.1 are decoded; MQTT 5's properties and reason codes would be new members of the
+// per-type structs, and new packet types (AUTH) new alternatives of the variant.
 //
 // Thread safety: plain values; no shared state.
 #ifndef RINGMQ_MQTT_PACKET_H_

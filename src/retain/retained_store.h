@@ -68,7 +68,7 @@ class RetainedStore {
   // Makes `message` the retained message of message->topic(), replacing any previous one; an
   // empty payload deletes the topic's retained message instead (MQTT-3.3.1-10, MQTT-3.3.1-11).
   // Within the bounds described above.
-  SetResult Set(message::MessageRef message);
+  SetResult Set(message::MessageRef message) ABSL_LOCKS_EXCLUDED(mutex_);
 
   // Calls fn for every retained message whose topic matches `filter` (a valid filter, §4.7;
   // topics starting with '$' are not matched by a leading wildcard, MQTT-4.7.2-1).

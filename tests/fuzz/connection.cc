@@ -3,11 +3,10 @@
 //
 // Input: an 8-byte control header, then the bytes a client sends (the seeds in
 // corpus/connection/ are real mosquitto_pub/sub and paho sessions behind such a header).
-//   byte 0  options: bit 0 unused (it chose a connection without a sink, which no longer
-//           exists); bit 1 the sink hands the first CONNECT off to another shard (which
-//           adopts it);
-//           bit 2 silent reject policy; bit 3 a small output cap; bit 4 max_connections 1
-//           with one slot already taken; bits 5..7 send progress per step (0: all)
+//   byte 0  options: bit 0 unused (ignored, so that existing seeds keep their meaning); bit 1
+//           the sink hands the first CONNECT off to another shard (which adopts it); bit 2
+//           silent reject policy; bit 3 a small output cap; bit 4 max_connections 1 with one
+//           slot already taken; bits 5..7 send progress per step (0: all)
 //   byte 1  max_packet_size: 0 -> 1 MiB, else byte * 16
 //   bytes 2..7  the receive split pattern: chunk lengths (0 -> 1 byte), used cyclically; the
 //           time advances by the chunk length in ms between chunks, so deadlines fire too

@@ -97,8 +97,9 @@ TEST_F(MessageTest, PayloadBytesAreCopied) {
   EXPECT_FALSE(message->retain());
 }
 
-// The gather list of the header comment, filled from EncodePublishHeader's fixed header and
-// packet id, reproduces exactly what Encode writes for the whole packet.
+// The layout of the header comment (per-delivery fixed header and packet id from
+// EncodePublishHeader around the Message's encoded_topic() and payload()) reproduces exactly what
+// Encode writes for the whole packet.
 void ExpectGatherMatchesEncode(const Message& message, uint8_t delivery_qos) {
   const mqtt::Publish publish{.topic = message.topic(),
                               .payload = AsText(message.payload()),
