@@ -25,7 +25,7 @@
 #               and that its messages verify; asserts nothing about speed (CI smoke test)
 #   --out DIR   where results go
 #   --no-docs   do not touch docs/performance.md
-#   --no-build  use the existing build/ (ringmq, ringmq-bench) as is
+#   --no-build  use the existing build/ (ringmq, ringmq-bench, ringmq-floor) as is
 #   --only L    run only these run names (comma-separated, e.g. fanin-q0,connect)
 #
 # The auth variant of `reject` needs ringmq's --password-file; if this ringmq has no such flag

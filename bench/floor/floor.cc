@@ -24,8 +24,8 @@
 // (the connection is closed instead: a 4-byte write to a fresh socket does not block). It is a
 // measuring stick, not a broker: never expose it to anything but the load generator.
 //
-// Usage: ringmq-floor [--bind ADDRESS] [--port PORT]   (defaults 127.0.0.1 and 1883)
-// Runs until SIGINT or SIGTERM.
+// Usage: ringmq-floor [--bind ADDRESS] [--port PORT]   (defaults 127.0.0.1 and 1883; port 0
+// lets the kernel choose). Prints the address it listens on, then runs until SIGINT or SIGTERM.
 //
 // Thread safety: single-threaded.
 #include <arpa/inet.h>
@@ -77,8 +77,9 @@ void OnSignal(int) { g_stop = 1; }
 
 [[noreturn]] void Usage(const char* why) {
   if (why != nullptr) std::fprintf(stderr, "ringmq-floor: %s\n", why);
-  std::fprintf(stderr, "usage: ringmq-floor [--bind ADDRESS] [--port PORT]\n");
-  std::exit(2);
+  std::fprintf(why == nullptr ? stdout : stderr,
+               "usage: ringmq-floor [--bind ADDRESS] [--port PORT]   (127.0.0.1, 1883)\n");
+  std::exit(why == nullptr ? 0 : 2);
 }
 
 // The protocol level of a CONNECT body's first bytes, or -1 if they are too short to hold it.
@@ -244,6 +245,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ringmq-floor: epoll: %s\n", std::strerror(errno));
     return 1;
   }
+  socklen_t address_size = sizeof address;
+  getsockname(listen_fd, reinterpret_cast<sockaddr*>(&address), &address_size);
+  std::printf("ringmq-floor: listening on %s:%u\n", bind_address.c_str(),
+              static_cast<unsigned>(ntohs(address.sin_port)));
+  std::fflush(stdout);
   struct sigaction sa {};
   sa.sa_handler = OnSignal;
   sigaction(SIGINT, &sa, nullptr);
