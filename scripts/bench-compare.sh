@@ -10,10 +10,11 @@
 #   pairs light load (pairs-q1-light)                 500 pairs, QoS 1, 20 msgs/s each (a fixed
 #                                                     10,000 msgs/s): broker CPU per message, p99
 #   connect                                           connect + CONNACK + DISCONNECT + wait for
-#                                                     the broker's close, 32 at once
+#                                                     the broker's close, 32 at once; then again
+#                                                     at a fixed 5,000/s (connect-fixed)
 #   reject protocol, reject auth                      refused CONNECTs (level 9; bad password)
 #   idle 10,000                                       connect rate, broker RSS per connection
-# connect and reject protocol also run against ringmq-floor (bench/floor/), a minimal epoll
+# connect, connect-fixed and reject protocol also run against ringmq-floor (bench/floor/), a minimal epoll
 # server that only accepts, answers a fixed CONNACK and closes: the floor of what any server
 # pays per connection on this kernel, reported as ringmq/floor and Mosquitto/floor.
 # It then prints the table with ringmq/Mosquitto ratios, writes the JSON of every run plus
@@ -280,6 +281,10 @@ run "pairs-q1-light" 0 pairs --qos 1 "${P[@]}" "${PAIRS[@]}" "${D[@]}" --rate 20
 # docs/performance.md) on two generator threads, each server measured against the floor.
 C=(--clients 32 --threads 2)
 RUN_BROKERS="ringmq mosquitto floor" run connect 0 connect "${C[@]}" "${D[@]}"
+# The same at a fixed 5,000 connections/s (156.25 per slot), below every server's saturation:
+# as fast as possible, whichever side saturates (the generator or the server) changes who pays
+# for waking whom, so this run measures all three servers in the same regime.
+RUN_BROKERS="ringmq mosquitto floor" run connect-fixed 0 connect "${C[@]}" "${D[@]}" --rate 156.25
 RUN_BROKERS="ringmq mosquitto floor" run reject-protocol 0 reject --reject-kind protocol \
   "${C[@]}" "${D[@]}"
 run reject-auth 1 reject --reject-kind auth --username bench --bad-password wrong "${C[@]}" "${D[@]}"

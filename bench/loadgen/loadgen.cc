@@ -81,7 +81,8 @@ struct Options {
   int publishers = -1;   // -1: scenario default
   int subscribers = -1;  // -1: scenario default
   int clients = -1;      // connect/reject: concurrent connectors; idle: connections
-  double rate = 0;       // per publisher, messages/s; 0 = unlimited (window-bound)
+  double rate = 0;       // per publisher, messages/s (connect/reject: connections/s per slot);
+                         // 0 = unlimited (window-bound; connect/reject: back to back)
   int window = 16;
   double duration_s = 10;
   double warmup_s = 2;
@@ -126,7 +127,9 @@ const char kHelp[] =
     "  --payload BYTES            payload size, at least 24 (64)\n"
     "  --publishers N --subscribers N   client counts (scenario defaults)\n"
     "  --clients N                connect/reject/idle: connections\n"
-    "  --rate R                   messages/s per publisher; 0 = unlimited, window-bound (0)\n"
+    "  --rate R                   messages/s per publisher; 0 = unlimited, window-bound (0);\n"
+    "                             connect/reject: connections/s per connector slot (0: back to\n"
+    "                             back), so every server can be measured at the same load\n"
     "  --window N                 messages in flight per publisher, end to end (16)\n"
     "  --duration S --warmup S    measured seconds (10) after warm-up seconds (2)\n"
     "  --drain S                  wait at most S seconds for messages in flight at the end (5)\n"
@@ -371,7 +374,7 @@ struct Conn {
   wire::Buffer in;
   wire::Buffer out;
   uint64_t started_ns = 0;  // connect/reject/idle: when the TCP connect began
-  // Publisher.
+  // Publisher (sent: messages; for a connector slot, connections started).
   uint64_t sent = 0;
   uint64_t forgiven = 0;        // deliveries written off by stall recovery
   uint64_t last_progress_ns = 0;
@@ -949,6 +952,14 @@ void Worker::SetupStep(uint64_t) {
 }
 
 void Worker::StartConnector(Conn& c) {
+  if (o_.rate > 0) {
+    // Paced like publishers: slot i's n-th connection starts at (n - i/clients) / rate, the
+    // slots spread evenly over one period. A slot that fell behind catches up back to back.
+    const double elapsed_s = static_cast<double>(NowNs() - shared_->t0_ns) / 1e9;
+    const double phase = static_cast<double>(c.index) / std::max(o_.clients, 1);
+    if (static_cast<uint64_t>(elapsed_s * o_.rate + phase) <= c.sent) return;
+  }
+  ++c.sent;  // connections started by this slot
   if (!StartConnect(c)) {
     c.started_ns = NowNs();
     OnConnectEnd(c, -2);
