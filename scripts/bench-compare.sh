@@ -7,10 +7,17 @@
 #                                                     rate (window-bound), then pairs QoS 1 again
 #                                                     at the same offered load for both brokers
 #                                                     (half the slower one's throughput) for p99
-#   connect                                           connect + CONNACK + DISCONNECT, 50 at once
+#   pairs light load (pairs-q1-light)                 500 pairs, QoS 1, 20 msgs/s each (a fixed
+#                                                     10,000 msgs/s): broker CPU per message, p99
+#   connect                                           connect + CONNACK + DISCONNECT + wait for
+#                                                     the broker's close, 32 at once; then again
+#                                                     at a fixed 5,000/s (connect-fixed)
 #   reject protocol, reject auth                      refused CONNECTs (level 9; bad password)
 #   idle 10,000                                       connect rate, broker RSS per connection
-# then prints the table with ringmq/Mosquitto ratios, writes the JSON of every run plus
+# connect, connect-fixed and reject protocol also run against ringmq-floor (bench/floor/), a minimal epoll
+# server that only accepts, answers a fixed CONNACK and closes: the floor of what any server
+# pays per connection on this kernel, reported as ringmq/floor and Mosquitto/floor.
+# It then prints the table with ringmq/Mosquitto ratios, writes the JSON of every run plus
 # summary.json and PNG charts (scripts/bench-plot) under DIR (default bench/results/standard,
 # or bench/results/quick), and regenerates the table in docs/performance.md between its marker
 # comments (not with --quick or --no-docs).
@@ -19,7 +26,7 @@
 #               and that its messages verify; asserts nothing about speed (CI smoke test)
 #   --out DIR   where results go
 #   --no-docs   do not touch docs/performance.md
-#   --no-build  use the existing build/ (ringmq, ringmq-bench) as is
+#   --no-build  use the existing build/ (ringmq, ringmq-bench, ringmq-floor) as is
 #   --only L    run only these run names (comma-separated, e.g. fanin-q0,connect)
 #
 # The auth variant of `reject` needs ringmq's --password-file; if this ringmq has no such flag
@@ -63,9 +70,10 @@ fi
 MOSQUITTO=/usr/sbin/mosquitto
 [[ -x $MOSQUITTO ]] || die "$MOSQUITTO not found after install-deps"
 if [[ $do_build -eq 1 ]]; then
-  say "building release (scripts/build.sh release ringmq bench/loadgen/ringmq-bench)"
+  say "building release (scripts/build.sh release ringmq bench/loadgen/ringmq-bench bench/floor/ringmq-floor)"
   log=$(mktemp)
-  if ! RINGMQ_JOBS=${RINGMQ_JOBS:-2} scripts/build.sh release ringmq bench/loadgen/ringmq-bench >"$log" 2>&1; then
+  if ! RINGMQ_JOBS=${RINGMQ_JOBS:-2} scripts/build.sh release ringmq bench/loadgen/ringmq-bench \
+      bench/floor/ringmq-floor >"$log" 2>&1; then
     tail -n 40 "$log" >&2
     rm -f "$log"
     die "build failed"
@@ -74,7 +82,8 @@ if [[ $do_build -eq 1 ]]; then
 fi
 RINGMQ=build/ringmq
 BENCH=build/bench/loadgen/ringmq-bench
-[[ -x $RINGMQ && -x $BENCH ]] || die "$RINGMQ or $BENCH not built"
+FLOOR=build/bench/floor/ringmq-floor
+[[ -x $RINGMQ && -x $BENCH && -x $FLOOR ]] || die "$RINGMQ, $BENCH or $FLOOR not built"
 
 # Idle connections need file descriptors on both sides.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -121,6 +130,8 @@ start_broker() {
     local args=(--port "$port" --threads 2 --max-queued-messages "$queued" --log-level warning)
     [[ $auth == 1 ]] && args+=(--password-file "$passwd_file" --allow-anonymous false)
     "$RINGMQ" "${args[@]}" >"$log" 2>&1 &
+  elif [[ $name == floor ]]; then
+    "$FLOOR" --bind 127.0.0.1 --port "$port" >"$log" 2>&1 &
   else
     local conf=$work/mosquitto-$port.conf
     {
@@ -183,13 +194,14 @@ failures=0
 skipped=0
 runs=0
 
-# run NAME AUTH BENCH_ARGS...: the scenario against ringmq, then against Mosquitto.
+# run NAME AUTH BENCH_ARGS...: the scenario against ringmq, then against Mosquitto (and then
+# against ringmq-floor when RUN_BROKERS says so, e.g. RUN_BROKERS="ringmq mosquitto floor" run ...).
 run() {
   local name=$1 auth=$2
   shift 2
   if [[ -n "$only" && ",$only," != *",$name,"* ]]; then return 0; fi
   local broker
-  for broker in ringmq mosquitto; do
+  for broker in ${RUN_BROKERS:-ringmq mosquitto}; do
     if [[ $broker == ringmq && $auth == 1 && $ringmq_has_password_file == 0 ]]; then
       say "SKIP $name on ringmq: this ringmq has no --password-file flag yet (auth variant needs it)"
       skipped=$((skipped + 1))
@@ -262,9 +274,20 @@ EOF
 say "pairs QoS 1 at a fixed offered load: $rate msg/s per publisher"
 run "pairs-q1-fixed" 0 pairs --qos 1 "${P[@]}" "${PAIRS[@]}" "${D[@]}" --rate "$rate"
 
-run connect 0 connect --clients 50 "${D[@]}"
-run reject-protocol 0 reject --reject-kind protocol --clients 50 "${D[@]}"
-run reject-auth 1 reject --reject-kind auth --username bench --bad-password wrong --clients 50 "${D[@]}"
+# Light load: 20 msgs/s per publisher whatever the broker (10,000 msgs/s with 500 pairs).
+run "pairs-q1-light" 0 pairs --qos 1 "${P[@]}" "${PAIRS[@]}" "${D[@]}" --rate 20
+
+# Connection paths: 32 plain clients in a loop (see "How the connect scenarios behave" in
+# docs/performance.md) on two generator threads, each server measured against the floor.
+C=(--clients 32 --threads 2)
+RUN_BROKERS="ringmq mosquitto floor" run connect 0 connect "${C[@]}" "${D[@]}"
+# The same at a fixed 5,000 connections/s (156.25 per slot), below every server's saturation:
+# as fast as possible, whichever side saturates (the generator or the server) changes who pays
+# for waking whom, so this run measures all three servers in the same regime.
+RUN_BROKERS="ringmq mosquitto floor" run connect-fixed 0 connect "${C[@]}" "${D[@]}" --rate 156.25
+RUN_BROKERS="ringmq mosquitto floor" run reject-protocol 0 reject --reject-kind protocol \
+  "${C[@]}" "${D[@]}"
+run reject-auth 1 reject --reject-kind auth --username bench --bad-password wrong "${C[@]}" "${D[@]}"
 run idle 0 idle --clients "$IDLE" --duration 2 --handshakes 64 --setup-timeout 120
 say "runs done in $((SECONDS - start)) s: $runs runs, $failures failed, $skipped skipped"
 

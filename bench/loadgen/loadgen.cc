@@ -16,6 +16,15 @@
 // the result is judged by the QoS rules there. Latency is receive time minus send time
 // (CLOCK_MONOTONIC, same host).
 //
+// Connect and reject scenarios: each of the --clients connector slots behaves like a plain
+// blocking client in a loop: TCP connect (kernel-chosen ephemeral port, no bind, no SO_REUSEADDR,
+// no SO_LINGER), one write of the CONNECT, read the CONNACK, one write of a DISCONNECT if it was
+// accepted, then wait for the broker to close (EOF) before close(2), and open the next
+// connection at once. The broker closes first, so TIME_WAIT lands on the broker's side as it
+// does with any MQTT client (MQTT-3.14.4-1: the server closes after DISCONNECT; MQTT-3.2.2-5
+// after a refused CONNECT); a slot never resets its connection or closes it before the broker's
+// FIN. Nagle makes no difference here: each side has one small write outstanding at a time.
+//
 // Thread safety: the main thread only reads atomics while workers run; everything else is
 // per-worker until the workers have been joined.
 #include <fcntl.h>
@@ -72,7 +81,8 @@ struct Options {
   int publishers = -1;   // -1: scenario default
   int subscribers = -1;  // -1: scenario default
   int clients = -1;      // connect/reject: concurrent connectors; idle: connections
-  double rate = 0;       // per publisher, messages/s; 0 = unlimited (window-bound)
+  double rate = 0;       // per publisher, messages/s (connect/reject: connections/s per slot);
+                         // 0 = unlimited (window-bound; connect/reject: back to back)
   int window = 16;
   double duration_s = 10;
   double warmup_s = 2;
@@ -104,7 +114,8 @@ const char kHelp[] =
     "  wildcard   publishers on T/w/<i>/t, subscribers on T/w/+/t and T/# (default 10 -> 100)\n"
     "  retained   --retained-topics retained messages, subscribers subscribe/unsubscribe T/r/#\n"
     "             over and over (default 10 subscribers)\n"
-    "  connect    connect + CONNACK + DISCONNECT as fast as possible (--clients concurrent, 50)\n"
+    "  connect    connect + CONNACK + DISCONNECT, wait for the broker's close, as fast as\n"
+    "             possible (--clients concurrent, 32)\n"
     "  reject     CONNECTs the broker must refuse: --reject-kind protocol (level 9) or auth\n"
     "             (--username with --bad-password); counts how each ended\n"
     "  idle       --clients idle connections (default 1000): connect rate, broker RSS per\n"
@@ -116,7 +127,9 @@ const char kHelp[] =
     "  --payload BYTES            payload size, at least 24 (64)\n"
     "  --publishers N --subscribers N   client counts (scenario defaults)\n"
     "  --clients N                connect/reject/idle: connections\n"
-    "  --rate R                   messages/s per publisher; 0 = unlimited, window-bound (0)\n"
+    "  --rate R                   messages/s per publisher; 0 = unlimited, window-bound (0);\n"
+    "                             connect/reject: connections/s per connector slot (0: back to\n"
+    "                             back), so every server can be measured at the same load\n"
     "  --window N                 messages in flight per publisher, end to end (16)\n"
     "  --duration S --warmup S    measured seconds (10) after warm-up seconds (2)\n"
     "  --drain S                  wait at most S seconds for messages in flight at the end (5)\n"
@@ -240,7 +253,7 @@ Options ParseOptions(int argc, char** argv) {
     case Scenario::kWildcard: def(o.publishers, 10); def(o.subscribers, 100); break;
     case Scenario::kRetained: def(o.publishers, 1); def(o.subscribers, 10); o.publishers = 1; break;
     case Scenario::kConnect:
-    case Scenario::kReject: def(o.clients, 50); o.publishers = o.subscribers = 0; break;
+    case Scenario::kReject: def(o.clients, 32); o.publishers = o.subscribers = 0; break;
     case Scenario::kIdle: def(o.clients, 1000); o.publishers = o.subscribers = 0; break;
   }
   return o;
@@ -361,7 +374,7 @@ struct Conn {
   wire::Buffer in;
   wire::Buffer out;
   uint64_t started_ns = 0;  // connect/reject/idle: when the TCP connect began
-  // Publisher.
+  // Publisher (sent: messages; for a connector slot, connections started).
   uint64_t sent = 0;
   uint64_t forgiven = 0;        // deliveries written off by stall recovery
   uint64_t last_progress_ns = 0;
@@ -437,6 +450,7 @@ class Worker {
   bool OnFrame(Conn& c, const wire::Frame& f);
   void OnPublish(Conn& c, const wire::Frame& f);
   void OnConnectEnd(Conn& c, int code);  // code -1: closed without CONNACK, -2: error
+  void StartConnector(Conn& c);
   void Close(Conn& c);
   void MarkDirty(Conn& c) {
     if (!c.dirty) {
@@ -798,6 +812,9 @@ void Worker::OnReadable(Conn& c) {
       if (c.role == Role::kConnector) {
         if (c.state == State::kAwaitConnack) OnConnectEnd(c, n == 0 ? -1 : -2);
         Close(c);
+        // Like a client looping on connect: the next connection starts now, not after the
+        // rest of this batch of events.
+        if (phase() == Phase::kRun) StartConnector(c);
         return;
       }
       if (c.state != State::kClosed && phase() == Phase::kRun) {
@@ -934,15 +951,25 @@ void Worker::SetupStep(uint64_t) {
   }
 }
 
+void Worker::StartConnector(Conn& c) {
+  if (o_.rate > 0) {
+    // Paced like publishers: slot i's n-th connection starts at (n - i/clients) / rate, the
+    // slots spread evenly over one period. A slot that fell behind catches up back to back.
+    const double elapsed_s = static_cast<double>(NowNs() - shared_->t0_ns) / 1e9;
+    const double phase = static_cast<double>(c.index) / std::max(o_.clients, 1);
+    if (static_cast<uint64_t>(elapsed_s * o_.rate + phase) <= c.sent) return;
+  }
+  ++c.sent;  // connections started by this slot
+  if (!StartConnect(c)) {
+    c.started_ns = NowNs();
+    OnConnectEnd(c, -2);
+  }
+}
+
 void Worker::ConnectStep(uint64_t) {
   for (Conn& c : conns_) {
     if (c.role != Role::kConnector) continue;
-    if (c.state == State::kUnused || c.state == State::kClosed) {
-      if (!StartConnect(c)) {
-        c.started_ns = NowNs();
-        OnConnectEnd(c, -2);
-      }
-    }
+    if (c.state == State::kUnused || c.state == State::kClosed) StartConnector(c);
   }
 }
 
