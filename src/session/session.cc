@@ -34,7 +34,13 @@ EnqueueResult Session::Enqueue(message::MessageRef message, uint8_t qos, bool re
   RINGMQ_ASSERT(message.get() != nullptr && qos <= 2);
   const uint64_t bytes = message.get()->wire_bytes();
   if (qos == 0 && !online_ && !limits_.queue_qos0_offline) return EnqueueResult::kDroppedOffline;
-  if (qos > 0 && queue_.size() >= limits_.max_queued_messages) {
+  // For an online session, messages the in-flight window takes at the next write are not
+  // waiting: without this, a burst that arrives before the session writes (several mailbox
+  // records drained in one iteration) would find the queue full while the window has room.
+  const size_t window_room = online_ && inflight_.size() < limits_.max_inflight
+                                 ? limits_.max_inflight - inflight_.size()
+                                 : 0;
+  if (qos > 0 && queue_.size() >= limits_.max_queued_messages + window_room) {
     return EnqueueResult::kDroppedQueueFull;
   }
   if (queued_bytes_ + bytes > limits_.max_queued_bytes) return EnqueueResult::kDroppedBytesCap;

@@ -46,7 +46,7 @@ namespace ringmq::session {
 
 struct SessionLimits {
   uint32_t max_inflight = 32;            // QoS 1/2 PUBLISHes awaiting acknowledgement
-  uint32_t max_queued_messages = 1000;   // waiting to be sent (not yet in flight)
+  uint32_t max_queued_messages = 1000;   // waiting beyond the free in-flight window
   uint64_t max_queued_bytes = 16 << 20;  // sum of Message::wire_bytes() waiting, any QoS
   uint32_t max_subscriptions = 10'000;   // distinct filters held
   uint32_t max_inbound_qos2 = 65'535;    // inbound QoS 2 ids between PUBLISH and PUBREL

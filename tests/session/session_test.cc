@@ -328,17 +328,36 @@ TEST_F(SessionTest, Qos1And2BeyondMaxQueuedMessagesDropped) {
   SessionLimits limits = Limits(1);
   limits.max_queued_messages = 2;
   Session session = Online(limits);
+  // The free in-flight window (1) takes one more before the queue counts as full.
   EXPECT_EQ(Add(session, "a", 1), EnqueueResult::kQueued);
   EXPECT_EQ(Add(session, "b", 2), EnqueueResult::kQueued);
-  EXPECT_EQ(Add(session, "c", 1), EnqueueResult::kDroppedQueueFull);
+  EXPECT_EQ(Add(session, "c", 1), EnqueueResult::kQueued);
   EXPECT_EQ(Add(session, "d", 2), EnqueueResult::kDroppedQueueFull);
+  EXPECT_EQ(Add(session, "e", 1), EnqueueResult::kDroppedQueueFull);
   EXPECT_EQ(frees, 2);
-  EXPECT_EQ(session.queued_messages(), 2u);
-  // Sending moves "a" into the window, which does not count against the queue.
+  EXPECT_EQ(session.queued_messages(), 3u);
+  // Sending moves "a" into the window, which is now full: two wait, the queue is full.
   Write(session);
-  EXPECT_EQ(session.queued_messages(), 1u);
-  EXPECT_EQ(Add(session, "e", 1), EnqueueResult::kQueued);
+  EXPECT_EQ(session.queued_messages(), 2u);
   EXPECT_EQ(Add(session, "f", 1), EnqueueResult::kDroppedQueueFull);
+  EXPECT_TRUE(session.OnPuback(1));  // the window has room again: one more fits
+  EXPECT_EQ(Add(session, "g", 1), EnqueueResult::kQueued);
+  EXPECT_EQ(Add(session, "h", 1), EnqueueResult::kDroppedQueueFull);
+}
+
+// A burst that arrives before the session writes (mailbox records drained in one loop
+// iteration) fills the window and the queue, not the queue alone.
+TEST_F(SessionTest, BurstBeforeAWriteFillsTheWindowAndTheQueue) {
+  SessionLimits limits = Limits(2);
+  limits.max_queued_messages = 3;
+  Session session = Online(limits);
+  for (const char* payload : {"0", "1", "2", "3", "4"}) {
+    EXPECT_EQ(Add(session, payload, 1), EnqueueResult::kQueued) << payload;
+  }
+  EXPECT_EQ(Add(session, "5", 1), EnqueueResult::kDroppedQueueFull);
+  Write(session);
+  EXPECT_EQ(session.inflight(), 2u);
+  EXPECT_EQ(session.queued_messages(), 3u);
 }
 
 // --- QoS 2 -------------------------------------------------------------------------------------
