@@ -70,6 +70,7 @@ namespace ringmq::metrics {
   X(bytes_delivered)               /* PUBLISH/PUBREL bytes encoded for subscribers */        \
   X(retained_live_superseded)      /* live copies skipped: the session got it as retained */  \
   X(retained_fence_full)           /* retained deliveries not fenced: entries at their bound */ \
+  X(retained_walk_truncated)       /* retained walk at SUBSCRIBE stopped: session full */  \
   X(retained_refused)              /* retained PUBLISHes not stored: retained store bounds */ \
   X(publish_denied)                /* PUBLISH the ACL does not allow: acked, dropped */       \
   X(subscribe_denied)              /* SUBSCRIBE filters the ACL does not allow: SUBACK 0x80 */ \

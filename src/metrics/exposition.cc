@@ -74,6 +74,9 @@ constexpr Family kFamilies[] = {
     {"ringmq_receive_paused_total", Type::kCounter,
      "Socket reads stopped because max_packet_size bytes waited behind a deferred SUBSCRIBE."},
     {"ringmq_retained_messages", Type::kGauge, "Retained messages stored, $SYS included."},
+    {"ringmq_retained_walk_truncated_total", Type::kCounter,
+     "SUBSCRIBE filters whose retained messages stopped at the first one the session had no "
+     "room for (queue or byte cap, memory budget); the rest were not sent."},
     {"ringmq_retained_refused_total", Type::kCounter,
      "Retained PUBLISHes not stored (max_retained_messages / max_retained_bytes); still routed."},
     {"ringmq_retained_live_superseded_total", Type::kCounter,
@@ -368,6 +371,7 @@ Series SeriesOf(CounterId id) {
     case C::retained_live_superseded: return Plain("ringmq_retained_live_superseded_total");
     case C::retained_fence_full: return Plain("ringmq_retained_fence_full_total");
     case C::retained_refused: return Plain("ringmq_retained_refused_total");
+    case C::retained_walk_truncated: return Plain("ringmq_retained_walk_truncated_total");
     case C::publish_denied: return Labelled(kDropped, "reason", "acl_denied");
     case C::subscribe_denied: return Plain("ringmq_subscribe_denied_total");
     case C::subscribe_filtered: return Plain("ringmq_subscribe_filtered_total");

@@ -269,14 +269,14 @@ constexpr size_t kStackCapacity = mqtt::kMaxTopicLevels;
 // the caller's stack: no allocation, and a callback may start another match.
 class Matcher {
  public:
-  Matcher(const TopicNode* root, absl::FunctionRef<void(Message*)> fn) : root_(root), fn_(fn) {}
+  Matcher(const TopicNode* root, absl::FunctionRef<bool(Message*)> fn) : root_(root), fn_(fn) {}
   Matcher(const Matcher&) = delete;
   Matcher& operator=(const Matcher&) = delete;
 
   void Run(std::string_view filter, const sub::LevelHasher& hasher) {
     Split(filter, hasher);
     Descend(root_, 0);
-    while (top_ > 0) {
+    while (top_ > 0 && !stopped_) {
       Frame& frame = stack_[top_ - 1];
       const TopicNode* child = NextChild(frame);
       if (child == nullptr) {
@@ -361,13 +361,15 @@ class Matcher {
   }
 
   void Emit(const TopicNode* node) {
+    if (stopped_) return;
     if (Message* message = node->message.load(std::memory_order_acquire)) {
-      fn_(message);
+      stopped_ = !fn_(message);
     }
   }
 
   const TopicNode* const root_;
-  const absl::FunctionRef<void(Message*)> fn_;
+  const absl::FunctionRef<bool(Message*)> fn_;
+  bool stopped_ = false;  // fn returned false
   // Not initialized: only [0, level_count_) and [0, top_) are ever read.
   std::array<FilterLevel, mqtt::kMaxTopicLevels> levels_;
   std::array<Frame, kStackCapacity> stack_;
@@ -379,6 +381,14 @@ class Matcher {
 
 void RetainedStore::ForEachMatch(std::string_view filter,
                                  absl::FunctionRef<void(message::Message* message)> fn) const {
+  ForEachMatchWhile(filter, [fn](Message* message) {
+    fn(message);
+    return true;
+  });
+}
+
+void RetainedStore::ForEachMatchWhile(std::string_view filter,
+                                      absl::FunctionRef<bool(message::Message* message)> fn) const {
   RINGMQ_ASSERT(!filter.empty());                  // MQTT-4.7.3-1
   order_.fetch_add(1, std::memory_order_seq_cst);  // after the caller's trie insert (header)
   Matcher matcher(root_, fn);

@@ -74,6 +74,9 @@ class RetainedStore {
   // topics starting with '$' are not matched by a leading wildcard, MQTT-4.7.2-1).
   void ForEachMatch(std::string_view filter,
                     absl::FunctionRef<void(message::Message* message)> fn) const;
+  // The same, until fn returns false: the walk stops there (no further node is visited).
+  void ForEachMatchWhile(std::string_view filter,
+                         absl::FunctionRef<bool(message::Message* message)> fn) const;
 
   size_t size() const { return size_.load(std::memory_order_relaxed); }
   // Topic + payload bytes of the stored messages.

@@ -561,11 +561,22 @@ void Router::DeliverRetained(uint32_t index, uint32_t generation, uint8_t grante
                              std::string_view filter, bool acl_check) {
   // MQTT-3.3.1-6: matching retained messages are sent, with RETAIN set (MQTT-3.3.1-8).
   // One call per filter, with the trie insert just before it: retained_fence.h relies on it.
-  shared_.retained.ForEachMatch(filter, [&](message::Message* retained) {
-    if (DeliverLocal(index, generation, MinQos(granted_qos, retained->qos()), retained, true,
-                     acl_check)) {
-      RecordRetainedDelivery(index, generation, *retained);
+  // The walk stops at the first message the session has no room for (its queue or byte cap,
+  // or the memory budget): the rest would be dropped one by one, and a filter such as "#" over
+  // a large store would otherwise visit every topic in one loop iteration. Counted once.
+  shared_.retained.ForEachMatchWhile(filter, [&](message::Message* retained) {
+    switch (DeliverLocal(index, generation, MinQos(granted_qos, retained->qos()), retained, true,
+                         acl_check)) {
+      case Delivery::kQueued:
+        RecordRetainedDelivery(index, generation, *retained);
+        return true;
+      case Delivery::kSkipped:
+        return true;
+      case Delivery::kSessionFull:
+        counters_.retained_walk_truncated.Add();
+        return false;
     }
+    return true;
   });
 }
 
@@ -671,38 +682,40 @@ void Router::Route(const message::MessageRef& message, bool from_client) {
   }
 }
 
-bool Router::DeliverLocal(uint32_t index, uint32_t generation, uint8_t qos,
-                          message::Message* message, bool retain, bool acl_check) {
-  if (index >= sessions_.size()) return false;
+Router::Delivery Router::DeliverLocal(uint32_t index, uint32_t generation, uint8_t qos,
+                                      message::Message* message, bool retain, bool acl_check) {
+  if (index >= sessions_.size()) return Delivery::kSkipped;
   SessionEntry& entry = sessions_[index];
-  if (entry.generation != generation || !entry.session) return false;  // session ended meanwhile
+  if (entry.generation != generation || !entry.session) {
+    return Delivery::kSkipped;  // session ended meanwhile
+  }
   if (acl_check && (entry.acl == nullptr || !AclOf(entry).CanRead(message->topic()))) {
     counters_.deliver_denied.Add();
-    return false;
+    return Delivery::kSkipped;
   }
-  if (memory_budget_ && ShedForMemory(index, entry, qos)) return false;
+  if (memory_budget_ && ShedForMemory(index, entry, qos)) return Delivery::kSessionFull;
   switch (entry.session->Enqueue(message::MessageRef::Share(message), qos, retain)) {
     case session::EnqueueResult::kQueued:
       counters_.gauges.queued_messages.Add(1);
       if (entry.connection != nullptr) MarkSessionDirty(index);
-      return true;
+      return Delivery::kQueued;
     case session::EnqueueResult::kDroppedQueueFull:
       counters_.dropped_queue_full.Add();
       // Disconnected in Flush, not here: the caller may be iterating this session's state.
       if (queue_full_disconnects_ && entry.connection != nullptr) slow_consumers_.push_back(index);
-      return false;
+      return Delivery::kSessionFull;
     case session::EnqueueResult::kDroppedBytesCap:
       counters_.dropped_bytes_cap.Add();
       // QoS 1/2 over the byte cap is a full queue, under the same policy.
       if (qos > 0 && queue_full_disconnects_ && entry.connection != nullptr) {
         slow_consumers_.push_back(index);
       }
-      return false;
+      return Delivery::kSessionFull;
     case session::EnqueueResult::kDroppedOffline:
       counters_.dropped_offline_qos0.Add();
-      return false;
+      return Delivery::kSkipped;
   }
-  return false;
+  return Delivery::kSkipped;
 }
 
 void Router::RecordRetainedDelivery(uint32_t index, uint32_t generation,

@@ -272,10 +272,14 @@ class Router final : public net::PacketSink {
   };
   static Levels LevelsOf(session::Session& session);
   void AccountLevels(const Levels& before, session::Session& session);
+  enum class Delivery : uint8_t {
+    kQueued,
+    kSkipped,      // session gone, ACL, offline QoS 0: nothing about the session's room
+    kSessionFull,  // dropped for the session's queue or byte cap, or the memory budget
+  };
   // acl_check: deliver only if the session may read the message's topic (sub::Subscriber).
-  // Returns true if the message was queued to the session.
-  bool DeliverLocal(uint32_t index, uint32_t generation, uint8_t qos, message::Message* message,
-                    bool retain, bool acl_check);
+  Delivery DeliverLocal(uint32_t index, uint32_t generation, uint8_t qos,
+                        message::Message* message, bool retain, bool acl_check);
   // max_memory: true if a delivery at `qos` to this session is shed (counted) because the
   // budget is under pressure and the session has a backlog.
   bool ShedForMemory(uint32_t index, SessionEntry& entry, uint8_t qos);

@@ -81,6 +81,7 @@ ROUTING_COUNTERS = (
     "retained_live_superseded",
     "retained_fence_full",
     "retained_refused",
+    "retained_walk_truncated",
 )
 REQUIRED_COUNTERS = CONNECT_COUNTERS + ROUTING_COUNTERS
 # Routing outcomes that mean a message was dropped, published for a lost client or taken over:
@@ -106,6 +107,7 @@ ROUTING_OUTCOME_COUNTERS = (
     "inbound_qos2_limit",
     "retained_fence_full",
     "retained_refused",
+    "retained_walk_truncated",
 )
 # The outcome counters that assert_counters() requires to be 0 unless a test names them.
 OUTCOME_COUNTERS = CONNECT_COUNTERS[1:] + ROUTING_OUTCOME_COUNTERS

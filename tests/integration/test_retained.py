@@ -121,6 +121,24 @@ class Retained(BrokerTestCase):
         self.assert_counters(b.stop(), connect_accepted=len(cases) + 1,
                              publish_dropped_no_subscribers=None)
 
+    def test_retained_walk_stops_at_a_full_session_and_is_counted(self):
+        # 2 in flight + 3 queued fit; the walk stops at the 6th of 40 retained messages instead
+        # of visiting every topic and dropping 35 one by one.
+        b = self.start_broker("--max-inflight", "2", "--max-queued-messages", "3")
+        with m.Client(b.port, "walk-pub") as pub:
+            for i in range(40):
+                pub.publish(f"walk/{i}", str(i).encode(), qos=1, retain=True)
+            pub.disconnect()
+        with m.Client(b.port, "walk-sub") as sub:
+            sub.subscribe([("walk/#", 1)])
+            got = sub.receive(5, timeout=5.0)
+            m.expect_quiet([sub], QUIET)
+            self.assertTrue(all(x.retain for x in got), got)
+            self.assertEqual(len({x.topic for x in got}), 5, got)
+            sub.disconnect()
+        self.assert_counters(b.stop(), connect_accepted=2, retained_walk_truncated=1,
+                             dropped_queue_full=1, publish_dropped_no_subscribers=40)
+
     def test_resubscribe_resends_retained_MQTT_3_8_4_3(self):
         b = self.start_broker()
         with m.Client(b.port, "again-pub") as pub:

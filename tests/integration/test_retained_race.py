@@ -176,9 +176,10 @@ class RetainedRace(BrokerTestCase):
             sub.close()
         c = b.stop()
         # The publisher outpaces the subscriber: its queue overflows (QoS 1/2 drops, counted),
-        # which leaves gaps but never reorders.
+        # which leaves gaps but never reorders; a full queue also stops a retained walk.
         self.assert_counters(c, connect_accepted=2, connections_handed_off=None,
-                             publish_dropped_no_subscribers=None, dropped_queue_full=None)
+                             publish_dropped_no_subscribers=None, dropped_queue_full=None,
+                             retained_walk_truncated=None)
         return c
 
     def test_qos1_retained_and_live_copies_not_duplicated_or_reordered_across_shards(self):

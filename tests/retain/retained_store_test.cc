@@ -100,6 +100,24 @@ class RetainedStoreTest : public ::testing::Test {
 
 // ---- §3.3.1.3 RETAIN: set, replace, delete ---------------------------------------------------
 
+TEST_F(RetainedStoreTest, ForEachMatchWhileStopsWhereTheCallbackSaysSo) {
+  for (int i = 0; i < 100; ++i) Set("w/" + std::to_string(i), "x");
+  Set("w", "parent");
+  for (const size_t stop_after : {size_t{1}, size_t{7}, size_t{50}, size_t{101}}) {
+    size_t calls = 0;
+    store_.ForEachMatchWhile("w/#", [&](Message*) { return ++calls < stop_after; });
+    domain_.Quiescent(0);
+    EXPECT_EQ(calls, stop_after) << "the walk goes on only while the callback returns true";
+  }
+  size_t calls = 0;
+  store_.ForEachMatchWhile("w/#", [&](Message*) {
+    ++calls;
+    return true;
+  });
+  domain_.Quiescent(0);
+  EXPECT_EQ(calls, 101u);
+}
+
 TEST_F(RetainedStoreTest, EmptyStoreMatchesNothing) {
   EXPECT_EQ(store_.size(), 0u);
   EXPECT_EQ(Match("#"), Matches{});
