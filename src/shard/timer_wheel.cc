@@ -19,11 +19,9 @@ void TimerWheel::Schedule(uint32_t id, uint64_t deadline_ms) {
   // File the entry under the tick that contains its deadline (rounding down). Advance visits
   // every tick up to and including now_ms's tick, re-visits that last tick on its next call,
   // and fires only entries whose deadline_ms <= now_ms, so an entry fires in the first Advance
-  // whose now_ms >= deadline_ms and never earlier. (Rounding up, as this code used to, filed a
-  // deadline inside a tick under the next tick, which Advance reaches only once now_ms crosses
-  // that tick's start: such entries fired up to a tick late, breaking Advance's contract, and
-  // inconsistently so, since a stall-clamped Advance scans every bucket and fired them on time.)
-  // Never schedule into a tick Advance has already passed.
+  // whose now_ms >= deadline_ms and never earlier (rounding up would file a deadline inside a
+  // tick under the next tick, and fire it up to a tick late). Never schedule into a tick
+  // Advance has already passed.
   uint64_t tick = deadline_ms / tick_ms_;
   if (tick < current_tick_) tick = current_tick_;
   const auto bucket = static_cast<uint32_t>(tick & mask_);
