@@ -14,9 +14,17 @@ import time
 import urllib.request
 
 import mqtt_raw as m
-from broker import BrokerTestCase
+from broker import BrokerTestCase, is_sanitized
 
 MIB = 1 << 20
+
+
+def accounted_bytes(b):
+    with urllib.request.urlopen(b.metrics_url(), timeout=5) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith("ringmq_memory_accounted_bytes "):
+                return int(float(line.split()[1]))
+    raise AssertionError("no ringmq_memory_accounted_bytes in /metrics")
 
 
 class MemoryBudget(BrokerTestCase):
@@ -90,8 +98,11 @@ class MemoryBudget(BrokerTestCase):
         for t in threads:
             t.start()
         peak = 0
+        self.peak_accounted = 0
         while any(t.is_alive() for t in threads) and time.monotonic() - t0 < 120:
             peak = max(peak, b.status_kib("VmRSS"))
+            if b.metrics_port:
+                self.peak_accounted = max(self.peak_accounted, accounted_bytes(b))
             time.sleep(0.02)
         for t in threads:
             t.join(1.0)
@@ -105,8 +116,17 @@ class MemoryBudget(BrokerTestCase):
                               metrics=True)
         peak, seen, errors, clients, n = self.flood(b)
         self.assertFalse(errors, errors)
-        self.assertLess(peak, self.BUDGET >> 10,
-                        f"broker peak RSS {peak} KiB over max_memory {self.BUDGET >> 10} KiB")
+        # What the broker accounts may pass the budget by a little (docs/configuration.md):
+        # messages on their way between shards count until the receiving shard sheds them,
+        # plus what arrives between two refreshes of a shard's view (1 ms). Measured: up to
+        # about 6 % in this flood; 10 % allowed.
+        self.assertLess(self.peak_accounted, self.BUDGET * 1.10,
+                        f"accounted memory {self.peak_accounted} over max_memory {self.BUDGET}")
+        if not is_sanitized():
+            # Sanitizer builds hold freed memory in a quarantine and shadow memory besides, so
+            # only the accounted figure above applies to them.
+            self.assertLess(peak, self.BUDGET >> 10,
+                            f"broker peak RSS {peak} KiB over max_memory {self.BUDGET >> 10} KiB")
         # Offline queues hold their share of the budget: accounting it as spent, the broker
         # refuses new clients (0x03) rather than growing.
         sock = m.open_socket(b.port)
