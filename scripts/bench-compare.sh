@@ -127,7 +127,10 @@ start_broker() {
   local name=$1 auth=$2 port=$3
   local log=$out/$1-$4.log
   if [[ $name == ringmq ]]; then
-    local args=(--port "$port" --threads 2 --max-queued-messages "$queued" --log-level warning)
+    # Metrics off: nothing here scrapes them, and the default port may be taken on a shared
+    # machine. The byte cap is raised with the message cap (it applies to QoS 1/2 too).
+    local args=(--port "$port" --threads 2 --max-queued-messages "$queued"
+                --max-queued-bytes $((1 << 30)) --metrics-port 0 --log-level warning)
     [[ $auth == 1 ]] && args+=(--password-file "$passwd_file" --allow-anonymous false)
     "$RINGMQ" "${args[@]}" >"$log" 2>&1 &
   elif [[ $name == floor ]]; then
