@@ -39,6 +39,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "common/byte_buffer.h"
 #include "message/message.h"
 #include "session/ring_queue.h"
 
@@ -107,7 +108,7 @@ class Session {
   // exceed `max_bytes` or nothing can be sent (window full). A message larger than max_bytes is
   // still written when `out` is empty, so progress is always possible. Returns bytes appended.
   // `counts`, if given, is increased by what was written.
-  size_t WriteOutput(std::vector<uint8_t>& out, size_t max_bytes, WriteCounts* counts = nullptr);
+  size_t WriteOutput(ByteBuffer& out, size_t max_bytes, WriteCounts* counts = nullptr);
   bool has_output() const;
 
   // Acknowledgements from the client. Return false for an unknown packet id (ignored; a
@@ -157,8 +158,7 @@ class Session {
     Stage stage = Stage::kAwaitAck;
   };
 
-  bool WriteOne(const Outbound& entry, std::vector<uint8_t>& out, size_t max_bytes,
-                WriteCounts* counts);
+  bool WriteOne(const Outbound& entry, ByteBuffer& out, size_t max_bytes, WriteCounts* counts);
 
   uint16_t NextPacketId();
   bool PacketIdInUse(uint16_t packet_id) const;
