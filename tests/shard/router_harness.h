@@ -31,6 +31,7 @@
 #include <utility>
 #include <vector>
 
+#include "connect/client_id.h"
 #include "memory/budget.h"
 #include "metrics/counters.h"
 #include "mqtt/codec.h"
@@ -165,7 +166,7 @@ class RouterHarness {
   void Stop(uint32_t index) { shards_[index].reset(); }
 
   uint32_t HomeOf(std::string_view client_id) const {
-    return shards_[0]->router->HomeShard(client_id);
+    return connect::HomeShard(client_id, shard_count());
   }
   // A client id made from `base` whose home is `shard`.
   std::string IdOn(uint32_t shard, std::string_view base) const {
