@@ -13,12 +13,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "message/message.h"
 #include "metrics/counters.h"
 #include "mqtt/packet.h"
 #include "net/connection.h"
@@ -236,6 +238,41 @@ TEST_F(RouterTest, OverflowChargesAMessageOncePerDestination) {
   EXPECT_EQ(shard0().counters.mailbox_full.Load(), 4u);  // 200 handles: 63 + 63 + 63 + 11
   EXPECT_EQ(shard0().counters.mailbox_overflow.Load(), 0u);
   EXPECT_LT(shard0().counters.gauges.mailbox_overflow_bytes.Load(), 2 * 10 * 1024);
+}
+
+std::atomic<int> messages_freed{0};
+void CountFree(const message::Message*) { messages_freed.fetch_add(1); }
+
+// A mailbox record's deliveries share its references (message::MessageRefBatch): each queued
+// delivery holds one until acknowledged, and a handle that delivers nothing (its session is
+// gone) gives its reference back with the record. 70 subscribers and a stale handle travel as
+// two records (63 + 8 handles).
+TEST_F(RouterTest, RecordReferencesLastUntilTheLastQueuedDeliveryIsAcknowledged) {
+  config_.max_connections = 100;
+  Start();
+  std::vector<Client*> subscribers;
+  for (int i = 0; i < 70; ++i) {
+    Client& subscriber = harness_->Connect(harness_->IdOn(1, "sub" + std::to_string(i)));
+    harness_->Subscribe(subscriber, "t", mqtt::QoS::k1);
+    subscriber.auto_ack = false;
+    subscribers.push_back(&subscriber);
+  }
+  harness_->shared().trie.Subscribe("t", sub::Subscriber{1, 5000, 0, 1});  // no such session
+  Client& publisher = harness_->Connect(harness_->IdOn(0, "pub"));
+  messages_freed = 0;
+  message::Message::SetFreeHookForTesting(&CountFree);
+
+  harness_->Send(publisher, harness::PublishBytes("t", "m", mqtt::QoS::k1, 1));
+  harness_->Settle();
+  EXPECT_EQ(publisher.Received(mqtt::PacketType::kPuback), 1u);
+  for (const Client* subscriber : subscribers) ASSERT_EQ(subscriber->publishes_by_qos[1], 1u);
+  EXPECT_EQ(messages_freed, 0) << "70 deliveries in flight hold it";
+  for (Client* subscriber : subscribers) {
+    EXPECT_EQ(messages_freed, 0);
+    harness_->Send(*subscriber, mqtt::Puback{1});  // each session's first packet id
+  }
+  EXPECT_EQ(messages_freed, 1) << "freed with the last acknowledgement, once";
+  message::Message::SetFreeHookForTesting(nullptr);
 }
 
 }  // namespace
