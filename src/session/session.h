@@ -12,6 +12,10 @@
 // the queue. On reconnect with clean session 0, in-flight PUBLISHes are sent again with DUP=1
 // and pending PUBRELs again, in their original order (MQTT-4.4.0-1), before queued messages.
 //
+// The queue and the in-flight window are RingQueues: while the session is online a drained ring
+// of up to 4 KiB is kept, so a subscriber that keeps up allocates nothing per message; Detach
+// gives every empty ring back, so an offline session holds none.
+//
 // Inbound QoS 2 (client -> server): a packet id is remembered from PUBLISH to PUBREL so a
 // duplicate PUBLISH is acknowledged again but not delivered twice (MQTT-4.3.3-2). The ids are
 // a hash set made on the first QoS 2 PUBLISH (a session that never receives one holds a null

@@ -209,8 +209,8 @@ class RouterHarness {
     entries.resize(mqtt::TopicListEncodedSize(requests, true));
     mqtt::EncodeTopicList(requests, true, entries);
     shard.router->RunJobs();  // a new loop iteration: the filter budget is renewed
-    client.connection.OnReceive(Encode(mqtt::Subscribe{1, mqtt::TopicList(entries, true)}),
-                                now_ms_, shard.context);
+    client.connection.OnReceive(Encode(mqtt::Subscribe{1, mqtt::TopicList(entries, true)}), now_ms_,
+                                shard.context);
     const std::span<const uint8_t> suback = client.connection.NextSend();
     ASSERT_FALSE(suback.empty()) << "SUBACK";
     EXPECT_EQ(suback[0], 0x90);

@@ -31,9 +31,9 @@
 
 #include "common/log.h"
 #include "message/message.h"
+#include "metrics/counters.h"
 #include "mqtt/packet.h"
 #include "net/connection.h"
-#include "metrics/counters.h"
 #include "ringmq/config.h"
 #include "router_harness.h"
 
@@ -272,14 +272,14 @@ TEST_P(SteadyStateNoAllocTest, NoAllocationPerDelivery) {
   EXPECT_EQ(sent, Deliveries());
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Flows, SteadyStateNoAllocTest,
-    testing::Values(Flow{mqtt::QoS::k0, 1}, Flow{mqtt::QoS::k1, 1}, Flow{mqtt::QoS::k2, 1},
-                    Flow{mqtt::QoS::k0, 4}, Flow{mqtt::QoS::k1, 4}, Flow{mqtt::QoS::k2, 4}),
-    [](const testing::TestParamInfo<Flow>& info) {
-      return "Qos" + std::to_string(static_cast<int>(info.param.qos)) + "Burst" +
-             std::to_string(info.param.burst);
-    });
+INSTANTIATE_TEST_SUITE_P(Flows, SteadyStateNoAllocTest,
+                         testing::Values(Flow{mqtt::QoS::k0, 1}, Flow{mqtt::QoS::k1, 1},
+                                         Flow{mqtt::QoS::k2, 1}, Flow{mqtt::QoS::k0, 4},
+                                         Flow{mqtt::QoS::k1, 4}, Flow{mqtt::QoS::k2, 4}),
+                         [](const testing::TestParamInfo<Flow>& info) {
+                           return "Qos" + std::to_string(static_cast<int>(info.param.qos)) +
+                                  "Burst" + std::to_string(info.param.burst);
+                         });
 
 }  // namespace
 }  // namespace ringmq::shard
