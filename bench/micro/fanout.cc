@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "common/assert.h"
+#include "common/byte_buffer.h"
 #include "message/message.h"
 #include "session/session.h"
 #include "statistics.h"
@@ -49,13 +50,13 @@ struct Fixture {
   EpochDomain domain;
   SubscriptionTrie trie;
   std::vector<std::unique_ptr<Session>> list;
-  std::vector<std::vector<uint8_t>> outputs;
+  std::vector<ByteBuffer> outputs;
   MatchResult result;
 };
 
 // Packet id of a QoS 1/2 PUBLISH at the start of `out`: after the fixed header (1 + 1 byte for
 // these short packets) and the topic.
-uint16_t PacketIdOf(const std::vector<uint8_t>& out) {
+uint16_t PacketIdOf(const ByteBuffer& out) {
   const size_t at = 2 + 2 + sizeof(kTopic) - 1;
   return static_cast<uint16_t>(out[at] << 8 | out[at + 1]);
 }
@@ -72,7 +73,7 @@ void FanOut(benchmark::State& state, bool encode) {
       Session& session = *f.list[s.session];
       session.Enqueue(MessageRef::Share(message.get()), qos, false);
       if (!encode) continue;
-      std::vector<uint8_t>& out = f.outputs[s.session];
+      ByteBuffer& out = f.outputs[s.session];
       out.clear();
       session.WriteOutput(out, 64 * 1024);
       benchmark::DoNotOptimize(out.data());
@@ -82,7 +83,7 @@ void FanOut(benchmark::State& state, bool encode) {
       // Drain the queues outside the measured part, so they stay short.
       state.PauseTiming();
       for (auto& s : f.list) {
-        std::vector<uint8_t>& out = f.outputs[0];
+        ByteBuffer& out = f.outputs[0];
         out.clear();
         s->WriteOutput(out, 64 * 1024);
         if (qos == 1) s->OnPuback(PacketIdOf(out));

@@ -32,6 +32,9 @@
 // Ownership: a reference count, 1 after Create. AddRef/Release may run on any shard; the last
 // Release frees the allocation (with the allocator of whichever thread drops it; mimalloc handles
 // cross-thread frees). MessageRef is the RAII form; raw references travel through mailboxes.
+// MessageRefBatch makes the references of several deliveries in one atomic step: each atomic
+// read-modify-write of the count may have to take its cache line from another shard's core, so
+// a fan-out pays one per batch, not one per subscriber.
 // The allocation is charged to the creating thread's memory account and credited to the
 // freeing thread's (memory/budget.h).
 //
@@ -207,6 +210,48 @@ class MessageRef {
   explicit MessageRef(Message* message) : message_(message) {}
 
   Message* message_ = nullptr;
+};
+
+// References to one Message for a batch of deliveries, handed out one at a time (Take). The
+// batch starts from `owned` references its caller hands over (a mailbox record's one, passed on
+// as is by the first Take) and makes the rest of `wanted` with one AddRef; those not taken are
+// dropped with one Release when the batch is destroyed. n deliveries of one mailbox record thus
+// cost one atomic operation when all are queued (none for n = 1), where a Share per delivery and
+// a Release of the record's reference would cost n + 1.
+//
+// Thread safety: one owner. Correct across shards like AddRef / Release themselves: references
+// are only added while the batch holds at least one (or, with owned == 0, while the caller holds
+// another), and the unused ones are dropped with Release's acq_rel.
+class MessageRefBatch {
+ public:
+  // With owned == 0 the caller must hold a reference of its own until the constructor returns.
+  MessageRefBatch(Message* message, uint32_t owned, uint32_t wanted)
+      : message_(message), left_(owned) {
+    RINGMQ_ASSERT(message != nullptr);
+    if (wanted > owned) {
+      message->AddRef(wanted - owned);
+      left_ = wanted;
+    }
+  }
+  ~MessageRefBatch() {
+    if (left_ != 0) message_->Release(left_);
+  }
+  MessageRefBatch(const MessageRefBatch&) = delete;
+  MessageRefBatch& operator=(const MessageRefBatch&) = delete;
+
+  Message* get() const { return message_; }
+  // References still held (not taken).
+  uint32_t left() const { return left_; }
+  // One of the batch's references, now the caller's. At most max(owned, wanted) times.
+  MessageRef Take() {
+    RINGMQ_ASSERT(left_ > 0);
+    --left_;
+    return MessageRef::Adopt(message_);
+  }
+
+ private:
+  Message* const message_;
+  uint32_t left_;
 };
 
 }  // namespace ringmq::message

@@ -420,8 +420,8 @@ void Connection::OnSent(size_t bytes) {
     // large ones are released. Small ones are kept: a subscriber whose every send completes
     // before the next message must not reallocate its buffer per message.
     if (queued_.empty()) {
-      if (sending_.capacity() > kKeepBufferBytes) sending_ = std::vector<uint8_t>();
-      if (queued_.capacity() > kKeepBufferBytes) queued_ = std::vector<uint8_t>();
+      if (sending_.capacity() > kKeepBufferBytes) sending_ = ByteBuffer();
+      if (queued_.capacity() > kKeepBufferBytes) queued_ = ByteBuffer();
     }
   }
 }

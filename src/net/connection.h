@@ -31,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include "common/byte_buffer.h"
 #include "common/log.h"
 #include "connect/address_table.h"
 #include "connect/admission.h"
@@ -140,7 +141,7 @@ class Connection {
     Queue(packet, context);
   }
   // For the sink: the buffer deliveries are encoded into, and how many bytes wait to be sent.
-  std::vector<uint8_t>& output_buffer() { return queued_; }
+  ByteBuffer& output_buffer() { return queued_; }
   size_t pending_output_bytes() const { return queued_.size() + (current_.size() - current_sent_); }
   // Reply bytes (QueuePacket, PINGRESP) not yet sent in full: those of the send in flight count
   // until that whole send completes, so this is an upper bound (see ReplyBytesMax()).
@@ -247,8 +248,8 @@ class Connection {
                                             // every byte received after the paused packet
   std::vector<uint8_t> handoff_;            // kHandoff: CONNECT and later bytes
   std::span<const uint8_t> static_output_;  // pre-encoded refusal CONNACK, sent before queued_
-  std::vector<uint8_t> queued_;             // replies not yet handed to a send
-  std::vector<uint8_t> sending_;            // bytes of the send in flight (when not static)
+  ByteBuffer queued_;                       // replies not yet handed to a send
+  ByteBuffer sending_;                      // bytes of the send in flight (when not static)
   std::span<const uint8_t> current_;        // what the current send is working through
   size_t current_sent_ = 0;
   size_t queued_reply_bytes_ = 0;   // reply bytes in queued_

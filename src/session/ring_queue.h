@@ -1,7 +1,12 @@
-// A FIFO of movable values in one power-of-two ring, allocated on the first push and released
-// when it drains: an idle session's queues cost no heap at all. (libstdc++'s std::deque
-// allocates a 512-byte node and a 64-byte map even when empty, which was most of the memory of
-// an idle connection.)
+// A FIFO of movable values in one power-of-two ring, allocated on the first push: a queue that
+// never held a value costs no heap at all. (libstdc++'s std::deque allocates a 512-byte node and
+// a 64-byte map even when empty, which was most of the memory of an idle connection.)
+//
+// A queue or buffer that drains keeps a small capacity; only large idle ones are released. A
+// ring of at most kKeepBytes is kept when the queue drains, so a consumer that keeps up (each
+// value popped before the next few are pushed) reuses one ring instead of paying an allocation
+// and a free per value; a ring that a burst grew beyond that is released once drained, and
+// Trim() releases a small one too, for an owner going idle for long (an offline session).
 //
 // Besides push_back/pop_front it offers indexing from the front and erase at an index (shifting
 // the later elements, for in-flight windows of at most a few hundred entries).
@@ -61,13 +66,21 @@ class RingQueue {
     RINGMQ_ASSERT(size_ > 0);
     slots_[head_] = T();  // release what the value holds now, not when the slot is reused
     head_ = (head_ + 1) & (capacity_ - 1);
-    if (--size_ == 0) Release();
+    if (--size_ == 0) {
+      head_ = 0;
+      if (capacity_ * sizeof(T) > kKeepBytes) Release();
+    }
+  }
+
+  // Releases the ring if the queue is empty (whatever its size).
+  void Trim() {
+    if (size_ == 0 && capacity_ != 0) Release();
   }
 
   // Removes the element at index i, keeping the order of the others.
   void erase(size_t i) {
     RINGMQ_ASSERT(i < size_);
-    if (i == 0) return pop_front();
+    if (i == 0) return pop_front();  // so a queue drains only through pop_front
     for (size_t j = i; j + 1 < size_; ++j) (*this)[j] = std::move((*this)[j + 1]);
     (*this)[size_ - 1] = T();
     --size_;
@@ -81,6 +94,9 @@ class RingQueue {
     }
     return size_;
   }
+
+  // A drained ring of at most this many bytes is kept (see above).
+  static constexpr size_t kKeepBytes = 4096;
 
  private:
   static constexpr size_t kFirstCapacity = 4;

@@ -28,7 +28,12 @@ void Session::Attach(bool clean_session) {
   }
 }
 
-void Session::Detach() { online_ = false; }
+void Session::Detach() {
+  online_ = false;
+  // Rings kept for a subscriber that keeps up are not kept for one that may stay away.
+  queue_.Trim();
+  inflight_.Trim();
+}
 
 EnqueueResult Session::Enqueue(message::MessageRef message, uint8_t qos, bool retain) {
   RINGMQ_ASSERT(message.get() != nullptr && qos <= 2);
@@ -56,7 +61,7 @@ bool Session::has_output() const {
   return queue_.front().qos == 0 || inflight_.size() < limits_.max_inflight;
 }
 
-bool Session::WriteOne(const Outbound& entry, std::vector<uint8_t>& out, size_t max_bytes,
+bool Session::WriteOne(const Outbound& entry, ByteBuffer& out, size_t max_bytes,
                        WriteCounts* counts) {
   if (entry.stage == Stage::kAwaitComplete) {
     const mqtt::Packet packet = mqtt::Pubrel{entry.packet_id};
@@ -89,7 +94,7 @@ bool Session::WriteOne(const Outbound& entry, std::vector<uint8_t>& out, size_t 
   return true;
 }
 
-size_t Session::WriteOutput(std::vector<uint8_t>& out, size_t max_bytes, WriteCounts* counts) {
+size_t Session::WriteOutput(ByteBuffer& out, size_t max_bytes, WriteCounts* counts) {
   if (!online_) return 0;
   const size_t start = out.size();
   // Resends and due PUBRELs first, in their original order.

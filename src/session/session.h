@@ -12,6 +12,10 @@
 // the queue. On reconnect with clean session 0, in-flight PUBLISHes are sent again with DUP=1
 // and pending PUBRELs again, in their original order (MQTT-4.4.0-1), before queued messages.
 //
+// The queue and the in-flight window are RingQueues: while the session is online a drained ring
+// of up to 4 KiB is kept, so a subscriber that keeps up allocates nothing per message; Detach
+// gives every empty ring back, so an offline session holds none.
+//
 // Inbound QoS 2 (client -> server): a packet id is remembered from PUBLISH to PUBREL so a
 // duplicate PUBLISH is acknowledged again but not delivered twice (MQTT-4.3.3-2). The ids are
 // a hash set made on the first QoS 2 PUBLISH (a session that never receives one holds a null
@@ -39,6 +43,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "common/byte_buffer.h"
 #include "message/message.h"
 #include "session/ring_queue.h"
 
@@ -107,7 +112,7 @@ class Session {
   // exceed `max_bytes` or nothing can be sent (window full). A message larger than max_bytes is
   // still written when `out` is empty, so progress is always possible. Returns bytes appended.
   // `counts`, if given, is increased by what was written.
-  size_t WriteOutput(std::vector<uint8_t>& out, size_t max_bytes, WriteCounts* counts = nullptr);
+  size_t WriteOutput(ByteBuffer& out, size_t max_bytes, WriteCounts* counts = nullptr);
   bool has_output() const;
 
   // Acknowledgements from the client. Return false for an unknown packet id (ignored; a
@@ -157,8 +162,7 @@ class Session {
     Stage stage = Stage::kAwaitAck;
   };
 
-  bool WriteOne(const Outbound& entry, std::vector<uint8_t>& out, size_t max_bytes,
-                WriteCounts* counts);
+  bool WriteOne(const Outbound& entry, ByteBuffer& out, size_t max_bytes, WriteCounts* counts);
 
   uint16_t NextPacketId();
   bool PacketIdInUse(uint16_t packet_id) const;

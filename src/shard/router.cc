@@ -683,7 +683,9 @@ void Router::Route(const message::MessageRef& message, bool from_client) {
 }
 
 Router::Delivery Router::DeliverLocal(uint32_t index, uint32_t generation, uint8_t qos,
-                                      message::Message* message, bool retain, bool acl_check) {
+                                      message::Message* message, bool retain, bool acl_check,
+                                      message::MessageRefBatch* references) {
+  RINGMQ_ASSERT(references == nullptr || references->get() == message);
   if (index >= sessions_.size()) return Delivery::kSkipped;
   SessionEntry& entry = sessions_[index];
   if (entry.generation != generation || !entry.session) {
@@ -694,7 +696,9 @@ Router::Delivery Router::DeliverLocal(uint32_t index, uint32_t generation, uint8
     return Delivery::kSkipped;
   }
   if (memory_budget_ && ShedForMemory(index, entry, qos)) return Delivery::kSessionFull;
-  switch (entry.session->Enqueue(message::MessageRef::Share(message), qos, retain)) {
+  message::MessageRef reference =
+      references != nullptr ? references->Take() : message::MessageRef::Share(message);
+  switch (entry.session->Enqueue(std::move(reference), qos, retain)) {
     case session::EnqueueResult::kQueued:
       counters_.gauges.queued_messages.Add(1);
       if (entry.connection != nullptr) MarkSessionDirty(index);
@@ -747,6 +751,9 @@ void Router::SendRemote(uint32_t destination, message::Message* message,
                         std::span<const sub::Subscriber> subscribers) {
   Mailbox& mailbox = shared_.mailboxes.mailbox(shard_, destination);
   const size_t per_record = mailbox.max_record_slots() - 1;
+  // One reference per record, owned by it until the destination drains it; all made before the
+  // first push, in one step.
+  message->AddRef(static_cast<uint32_t>((subscribers.size() + per_record - 1) / per_record));
   bool charged = false;
   for (size_t start = 0; start < subscribers.size(); start += per_record) {
     const size_t count = std::min(per_record, subscribers.size() - start);
@@ -760,7 +767,6 @@ void Router::SendRemote(uint32_t destination, message::Message* message,
       record_.push_back(Slot{kHandle, subscriber.session,
                              (uint64_t{subscriber.generation} << 8) | acl_check | qos});
     }
-    message->AddRef();  // owned by the record until the destination drains it
     // The message is charged to the overflow once, with the first of its records that waits
     // there: while that record waits the message is accounted for, and once it has moved on
     // only the record at the head of the queue can hold an uncharged message.
@@ -868,6 +874,10 @@ void Router::OnRecord(std::span<const Slot> record) {
   auto* message = reinterpret_cast<message::Message*>(record[0].value);
   retained_fence_.Arrived(*message);
   const RetainedFence::Probe probe = retained_fence_.ProbeFor(*message);
+  // The record's reference goes to the first delivery queued, and the other deliveries'
+  // references are made in one step; those not taken (skipped handles, the record's own if none
+  // was queued) are dropped together at the end.
+  message::MessageRefBatch references(message, /*owned=*/1, /*wanted=*/record[0].aux);
   for (const Slot& handle : record.subspan(1)) {
     const auto generation = static_cast<uint32_t>(handle.value >> 8);
     if (probe.active() && retained_fence_.Superseded(probe, handle.aux, generation)) {
@@ -875,9 +885,8 @@ void Router::OnRecord(std::span<const Slot> record) {
       continue;
     }
     DeliverLocal(handle.aux, generation, static_cast<uint8_t>(handle.value & kHandleQosMask),
-                 message, false, (handle.value & kHandleAclCheck) != 0);
+                 message, false, (handle.value & kHandleAclCheck) != 0, &references);
   }
-  message->Release();  // the record's reference
 }
 
 void Router::Flush() {
@@ -927,7 +936,7 @@ void Router::Flush() {
     const size_t budget = context_.DeliveryBytesBudget();
     const size_t pending = connection.pending_output_bytes();
     if (pending >= budget) continue;  // OnConnectionWritable marks it again
-    std::vector<uint8_t>& out = connection.output_buffer();
+    ByteBuffer& out = connection.output_buffer();
     const Levels before = LevelsOf(*entry.session);
     session::WriteCounts sent;
     const size_t written = entry.session->WriteOutput(out, out.size() + (budget - pending), &sent);

@@ -278,8 +278,11 @@ class Router final : public net::PacketSink {
     kSessionFull,  // dropped for the session's queue or byte cap, or the memory budget
   };
   // acl_check: deliver only if the session may read the message's topic (sub::Subscriber).
+  // The queued reference is taken from `references` if given (its message is `message`),
+  // else made with Share.
   Delivery DeliverLocal(uint32_t index, uint32_t generation, uint8_t qos,
-                        message::Message* message, bool retain, bool acl_check);
+                        message::Message* message, bool retain, bool acl_check,
+                        message::MessageRefBatch* references = nullptr);
   // max_memory: true if a delivery at `qos` to this session is shed (counted) because the
   // budget is under pressure and the session has a backlog.
   bool ShedForMemory(uint32_t index, SessionEntry& entry, uint8_t qos);

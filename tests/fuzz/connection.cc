@@ -32,6 +32,7 @@
 #include <variant>
 #include <vector>
 
+#include "common/byte_buffer.h"
 #include "connect/admission.h"
 #include "metrics/counters.h"
 #include "mqtt/codec.h"
@@ -98,7 +99,7 @@ class FakeSink : public PacketSink {
         delivery.packet_id = 0;
         const size_t size = mqtt::EncodedSize(delivery);
         if (connection.pending_output_bytes() + size <= context_.max_output_bytes / 2) {
-          std::vector<uint8_t>& out = connection.output_buffer();
+          ByteBuffer& out = connection.output_buffer();
           const size_t old_size = out.size();
           out.resize(old_size + size);
           FUZZ_CHECK(mqtt::Encode(delivery, std::span<uint8_t>(out).subspan(old_size)) == size);

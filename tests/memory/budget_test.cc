@@ -152,5 +152,23 @@ TEST(MemoryCharges, RingQueueChargesItsStorageWhileHeld) {
   EXPECT_EQ(account.bytes(), 0);  // destroyed: all credited
 }
 
+TEST(MemoryCharges, RingQueueCreditsReleasedRingsAndKeepsChargingKeptOnes) {
+  BoundAccount account;
+  session::RingQueue<uint64_t> queue;
+  const auto charged = [&queue] { return static_cast<int64_t>(queue.capacity() * 8); };
+  queue.push_back(1);
+  queue.pop_front();
+  ASSERT_GT(queue.capacity(), 0u) << "a small drained ring is kept";
+  EXPECT_EQ(account.bytes(), charged());
+  queue.Trim();
+  EXPECT_EQ(account.bytes(), 0);
+  constexpr size_t kBeyondKept = session::RingQueue<uint64_t>::kKeepBytes / 8 + 1;
+  for (uint64_t i = 0; i < kBeyondKept; ++i) queue.push_back(i);
+  EXPECT_EQ(account.bytes(), charged());
+  while (!queue.empty()) queue.pop_front();
+  EXPECT_EQ(queue.capacity(), 0u) << "a large drained ring is released";
+  EXPECT_EQ(account.bytes(), 0);
+}
+
 }  // namespace
 }  // namespace ringmq::memory

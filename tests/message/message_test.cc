@@ -256,6 +256,45 @@ TEST_F(MessageTest, RefShareAddsAndReleaseHandsOffWithoutDropping) {
   EXPECT_EQ(frees, 1);
 }
 
+// A mailbox record's deliveries: the record's reference plus the others, made in one step.
+TEST_F(MessageTest, RefBatchAdoptsOwnedReferencesAndAddsTheRestAtOnce) {
+  MessageRef owner = MessageRef::Create("t", AsBytes("x"), 1, false);
+  owner->AddRef();  // the record's
+  std::vector<MessageRef> queued;
+  {
+    MessageRefBatch batch(owner.get(), /*owned=*/1, /*wanted=*/3);
+    EXPECT_EQ(batch.left(), 3u);
+    EXPECT_EQ(owner->references_for_testing(), 4u);
+    queued.push_back(batch.Take());
+    queued.push_back(batch.Take());
+    EXPECT_EQ(batch.left(), 1u);
+    EXPECT_EQ(owner->references_for_testing(), 4u) << "taking moves a reference, adds none";
+  }
+  EXPECT_EQ(owner->references_for_testing(), 3u) << "the one not taken is dropped";
+  queued.clear();
+  owner.reset();
+  EXPECT_EQ(frees, 1);
+}
+
+TEST_F(MessageTest, RefBatchWantingNoMoreThanOwnedAddsNothing) {
+  Message* message = Message::Create("t", {}, 0, false);
+  message->AddRef(2);  // three references, all handed to the batch
+  {
+    MessageRefBatch batch(message, /*owned=*/3, /*wanted=*/1);
+    EXPECT_EQ(batch.left(), 3u);
+    EXPECT_EQ(message->references_for_testing(), 3u);
+    MessageRef taken = batch.Take();
+    EXPECT_EQ(frees, 0);
+  }
+  EXPECT_EQ(frees, 1) << "the batch held the last references";
+}
+
+TEST_F(MessageTest, RefBatchWithNothingTakenFreesAMessageOnlyItHeld) {
+  Message* message = Message::Create("t", {}, 0, false);
+  { MessageRefBatch batch(message, /*owned=*/1, /*wanted=*/5); }
+  EXPECT_EQ(frees, 1);
+}
+
 TEST(MessageDeathTest, TopicLongerThan65535Asserts) {
   const std::string topic(65'536, 't');
   EXPECT_DEATH(Message::Create(topic, {}, 0, false), "assertion failed");

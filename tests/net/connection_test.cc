@@ -18,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/byte_buffer.h"
 #include "connect/admission.h"
 #include "connect/client_id.h"
 #include "metrics/counters.h"
@@ -539,7 +540,7 @@ TEST(ConnectionFramingTest, ConnectFedOneByteAtATimeGivesSameResult) {
 // connection); while more bytes are queued the buffers are kept for the next send.
 TEST_F(ConnectionTest, LargeOutputBuffersReleasedWhenTheConnectionGoesIdle) {
   Accept();
-  std::vector<uint8_t>& out = connection_.output_buffer();
+  ByteBuffer& out = connection_.output_buffer();
   out.assign(64 * 1024, 0x30);
   std::span<const uint8_t> sending = connection_.NextSend();
   ASSERT_EQ(sending.size(), 64u * 1024);
@@ -995,7 +996,7 @@ TEST_F(ConnectionTest, LargeDeliveryWaitingDoesNotMakeReplyOverflow_MQTT_3_12_4_
   ASSERT_EQ(shard_.context.max_output_bytes, 128u * 1024);
   // A 200 KiB PUBLISH (well under max_packet_size) written by the router into an empty buffer,
   // as Session::WriteOutput does for a message larger than the delivery budget.
-  std::vector<uint8_t>& out = connection_.output_buffer();
+  ByteBuffer& out = connection_.output_buffer();
   out.assign(200 * 1024, 0x30);
   const std::span<const uint8_t> sending = connection_.NextSend();
   ASSERT_EQ(sending.size(), 200u * 1024);

@@ -1,5 +1,6 @@
 #include "session/ring_queue.h"
 
+#include <cstdint>
 #include <deque>
 #include <memory>
 #include <random>
@@ -9,15 +10,56 @@
 namespace ringmq::session {
 namespace {
 
-TEST(RingQueue, EmptyQueueHoldsNoMemory) {
+TEST(RingQueue, QueueThatNeverHeldAValueHoldsNoMemory) {
   RingQueue<int> queue;
   EXPECT_TRUE(queue.empty());
   EXPECT_EQ(queue.capacity(), 0u);
-  queue.push_back(1);
-  EXPECT_EQ(queue.capacity(), 4u);
+  queue.Trim();
+  EXPECT_EQ(queue.capacity(), 0u);
+}
+
+// A consumer that keeps up drains its queue after every few values: the ring must not be
+// allocated again and freed each time (issue 12: one malloc and free per delivered message).
+TEST(RingQueue, DrainedSmallRingIsKeptAndReused) {
+  RingQueue<int> queue;
+  for (int i = 0; i < 100; ++i) {
+    queue.push_back(2 * i);
+    queue.push_back(2 * i + 1);
+    ASSERT_EQ(queue.front(), 2 * i);
+    queue.pop_front();
+    ASSERT_EQ(queue.front(), 2 * i + 1);
+    queue.pop_front();
+    EXPECT_TRUE(queue.empty());
+    EXPECT_EQ(queue.capacity(), 4u) << "drained, kept";
+  }
+  queue.Trim();
+  EXPECT_EQ(queue.capacity(), 0u) << "trimmed: released";
+  queue.push_back(7);
+  EXPECT_EQ(queue.front(), 7);
+}
+
+TEST(RingQueue, RingAtTheKeepBoundIsKeptBeyondItReleasedOnceDrained) {
+  constexpr size_t kKept = RingQueue<uint64_t>::kKeepBytes / sizeof(uint64_t);
+  RingQueue<uint64_t> queue;
+  for (uint64_t i = 0; i < kKept; ++i) queue.push_back(i);
+  ASSERT_EQ(queue.capacity(), kKept);
+  while (!queue.empty()) queue.pop_front();
+  EXPECT_EQ(queue.capacity(), kKept) << "at the bound: kept";
+
+  for (uint64_t i = 0; i <= kKept; ++i) queue.push_back(i);
+  ASSERT_EQ(queue.capacity(), 2 * kKept);
   queue.pop_front();
-  EXPECT_TRUE(queue.empty());
-  EXPECT_EQ(queue.capacity(), 0u) << "a drained queue gives its ring back";
+  EXPECT_EQ(queue.capacity(), 2 * kKept) << "not drained: kept";
+  while (!queue.empty()) queue.pop_front();
+  EXPECT_EQ(queue.capacity(), 0u) << "a burst's large ring is given back once drained";
+}
+
+TEST(RingQueue, TrimKeepsANonEmptyQueue) {
+  RingQueue<int> queue;
+  queue.push_back(1);
+  queue.Trim();
+  EXPECT_EQ(queue.capacity(), 4u);
+  EXPECT_EQ(queue.front(), 1);
 }
 
 TEST(RingQueue, FifoAcrossWrapAndGrowth) {

@@ -13,7 +13,9 @@
 #include <variant>
 #include <vector>
 
+#include "common/byte_buffer.h"
 #include "common/bytes.h"
+#include "memory/budget.h"
 #include "message/message.h"
 #include "mqtt/codec.h"
 #include "mqtt/packet.h"
@@ -21,7 +23,7 @@
 namespace ringmq::session {
 namespace {
 
-using Bytes = std::vector<uint8_t>;
+using Bytes = ByteBuffer;  // what WriteOutput appends to
 using message::Message;
 using message::MessageRef;
 
@@ -831,6 +833,26 @@ TEST_F(SessionTest, DestroyingSessionReleasesQueuedAndInflightMessages) {
     EXPECT_EQ(frees, 0);
   }
   EXPECT_EQ(frees, 4);
+}
+
+// A session keeps small rings while it is online (no allocation per message for a subscriber
+// that keeps up) and gives them back when its connection goes: an idle offline session holds no
+// ring. Measured with the memory budget, which every ring's storage is charged to.
+TEST_F(SessionTest, DrainedRingsKeptOnlineAndReleasedOnDetach) {
+  memory::Account account;
+  memory::BindThreadAccount(&account);
+  {
+    Session session = Online(SessionLimits{});
+    Add(session, "a", 1);
+    Write(session);
+    ASSERT_TRUE(session.OnPuback(1));
+    ASSERT_EQ(session.queued_messages() + session.inflight(), 0u);
+    EXPECT_EQ(frees, 1);
+    EXPECT_GT(account.Load(), 0) << "the drained queue and window keep their rings";
+    session.Detach();
+    EXPECT_EQ(account.Load(), 0) << "offline: no ring held";
+  }
+  memory::BindThreadAccount(nullptr);
 }
 
 }  // namespace

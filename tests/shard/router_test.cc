@@ -1,85 +1,44 @@
 // Unit tests for the router's cross-shard plumbing (src/shard/router.h): the hand-off of a
 // connection to its home shard and the bounded overflow queue in front of a full mailbox.
 //
-// The test plays both shards of a two-shard broker on one thread: it feeds connections the
-// bytes a client would send, does what Shard does on a hand-off, and fills the mailbox from
-// shard 0 to shard 1 with filler records of its own so that the router's next records must wait
-// in (or be dropped from) the overflow queue. The filler is drained by the test before the
-// router's records move into the mailbox, so only the router ever sees its own records.
+// Both shards of a two-shard broker run on the test's thread (router_harness.h). The test feeds
+// connections the bytes a client would send, does what Shard does on a hand-off, and fills the
+// mailbox from shard 0 to shard 1 with filler records of its own so that the router's next
+// records must wait in (or be dropped from) the overflow queue. The filler is drained by the test
+// before the router's records move into the mailbox, so only the router ever sees its own
+// records.
 #include "shard/router.h"
 
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "message/message.h"
 #include "metrics/counters.h"
-#include "mqtt/codec.h"
 #include "mqtt/packet.h"
 #include "net/connection.h"
 #include "ringmq/config.h"
+#include "router_harness.h"
 #include "shard/mailbox.h"
 #include "shard/shared_state.h"
 
 namespace ringmq::shard {
 namespace {
 
-using Bytes = std::vector<uint8_t>;
+using harness::Bytes;
+using harness::Client;
+using harness::ConnectBytes;
+using harness::HarnessShard;
+using harness::RouterHarness;
 
-constexpr uint64_t kNowMs = 1'000;
 constexpr uint32_t kFillerKind = 0;  // no router record kind is 0
-
-Bytes Encode(const mqtt::Packet& packet) {
-  Bytes bytes(mqtt::EncodedSize(packet));
-  EXPECT_EQ(mqtt::Encode(packet, bytes), bytes.size());
-  return bytes;
-}
-
-Bytes ConnectBytes(std::string_view client_id) {
-  mqtt::Connect connect;
-  connect.protocol_name = "MQTT";
-  connect.protocol_level = static_cast<uint8_t>(mqtt::ProtocolLevel::kMqtt311);
-  connect.clean_session = true;
-  connect.keepalive_s = 60;
-  connect.client_id = client_id;
-  return Encode(connect);
-}
-
-class FakeServices final : public ShardServices {
- public:
-  void AdoptConnection(int fd, std::vector<uint8_t> bytes) override {
-    adopted.emplace_back(fd, std::move(bytes));
-  }
-  void ConnectionDirty(uint32_t) override {}
-  void RingDoorbell(uint32_t shard) override { rung.push_back(shard); }
-  uint64_t now_ms() const override { return kNowMs; }
-  memory::Pressure memory_pressure() const override { return memory::Pressure::kNone; }
-
-  std::vector<std::pair<int, Bytes>> adopted;
-  std::vector<uint32_t> rung;
-};
-
-// One shard's router with what it needs around it.
-struct TestShard {
-  TestShard(uint32_t index, const Config& config, SharedState& shared) {
-    context.policy.max_connections = config.max_connections;
-    context.connected_clients = &shared.connected_clients;
-    context.shutting_down = &shared.shutting_down;
-    context.counters = &counters;
-    context.shard_index = index;
-    router = std::make_unique<Router>(index, config, shared, counters, context, services);
-    context.sink = router.get();
-  }
-  metrics::ShardCounters counters;
-  net::ConnectionContext context;
-  FakeServices services;
-  std::unique_ptr<Router> router;
-};
 
 // A connected socket pair: the broker's end and the client's end.
 struct SocketPair {
@@ -105,28 +64,23 @@ class RouterTest : public ::testing::Test {
  protected:
   void SetUp() override { config_.max_connections = 1; }
 
-  void Start() {
-    shared_ = std::make_unique<SharedState>(2);
-    shard0_ = std::make_unique<TestShard>(0, config_, *shared_);
-    shard1_ = std::make_unique<TestShard>(1, config_, *shared_);
-  }
+  void Start() { harness_ = std::make_unique<RouterHarness>(config_, 2); }
 
   void TearDown() override {
-    if (shared_ == nullptr) return;
-    shard0_.reset();
+    if (harness_ == nullptr) return;
+    harness_->Stop(0);
     DrainFiller();  // whatever the router queued behind the filler is dropped by ~Router
-    shard1_.reset();
+    harness_.reset();
   }
+
+  HarnessShard& shard0() { return harness_->shard(0); }
+  HarnessShard& shard1() { return harness_->shard(1); }
+  uint64_t now_ms() { return harness_->now_ms(); }
 
   // A client id whose session lives on `shard`.
-  std::string ClientIdOn(uint32_t shard) {
-    for (int i = 0;; ++i) {
-      std::string id = "client-" + std::to_string(i);
-      if (shard0_->router->HomeShard(id) == shard) return id;
-    }
-  }
+  std::string ClientIdOn(uint32_t shard) { return harness_->IdOn(shard, "client"); }
 
-  Mailbox& MailboxTo1() { return shared_->mailboxes.mailbox(0, 1); }
+  Mailbox& MailboxTo1() { return harness_->shared().mailboxes.mailbox(0, 1); }
 
   void FillMailbox() {
     Mailbox& mailbox = MailboxTo1();
@@ -156,18 +110,28 @@ class RouterTest : public ::testing::Test {
   // Shard::FlushHandoff does it. The connection's connected-client slot travels with the record.
   void ConnectAndHandOff(SocketPair& socket) {
     net::Connection connection;
-    connection.Open(socket.broker, kNowMs);
-    connection.OnReceive(ConnectBytes(ClientIdOn(1)), kNowMs, shard0_->context);
+    connection.Open(socket.broker, now_ms());
+    connection.OnReceive(ConnectBytes(ClientIdOn(1)), now_ms(), shard0().context);
     ASSERT_EQ(connection.state(), net::Connection::State::kHandoff);
-    ASSERT_EQ(shared_->connected_clients.load(), 1u);
-    shard0_->router->Handoff(connection, socket.broker, connection.TakeHandoffBytes());
+    ASSERT_EQ(connected_clients(), 1u);
+    shard0().router->Handoff(connection, socket.broker, connection.TakeHandoffBytes());
     connection.ReleaseForHandoff();
   }
 
+  uint32_t connected_clients() { return harness_->shared().connected_clients.load(); }
+
+  // Publishes `count` QoS 0 messages of `payload_bytes` to topic "t" from a client served on
+  // shard 0, which then goes away.
+  void PublishFromShard0(int count, size_t payload_bytes) {
+    Client& client = harness_->Connect(ClientIdOn(0));
+    const Bytes publish =
+        harness::PublishBytes("t", std::string(payload_bytes, 'x'), mqtt::QoS::k0);
+    for (int i = 0; i < count; ++i) harness_->Send(client, publish);
+    harness_->Drop(client);
+  }
+
   Config config_;
-  std::unique_ptr<SharedState> shared_;
-  std::unique_ptr<TestShard> shard0_;
-  std::unique_ptr<TestShard> shard1_;
+  std::unique_ptr<RouterHarness> harness_;
 };
 
 // Issue 11: a hand-off dropped at a full overflow closed the socket but kept its
@@ -179,20 +143,20 @@ TEST_F(RouterTest, DroppedHandoffGivesBackItsConnectedClientSlot) {
   SocketPair socket;
   ConnectAndHandOff(socket);
 
-  EXPECT_EQ(shard0_->counters.handoffs_dropped.Load(), 1u);
-  EXPECT_EQ(shard0_->counters.mailbox_overflow.Load(), 0u) << "counts message records only";
-  EXPECT_EQ(shard0_->counters.mailbox_full.Load(), 0u);
-  EXPECT_EQ(shared_->connected_clients.load(), 0u);
+  EXPECT_EQ(shard0().counters.handoffs_dropped.Load(), 1u);
+  EXPECT_EQ(shard0().counters.mailbox_overflow.Load(), 0u) << "counts message records only";
+  EXPECT_EQ(shard0().counters.mailbox_full.Load(), 0u);
+  EXPECT_EQ(connected_clients(), 0u);
   EXPECT_TRUE(socket.ClientSeesEof());
 
   // max_connections (1) is exact again: the next client is admitted, not refused with 0x03.
   SocketPair next;
   net::Connection connection;
-  connection.Open(next.broker, kNowMs);
-  connection.OnReceive(ConnectBytes(ClientIdOn(1)), kNowMs, shard0_->context);
+  connection.Open(next.broker, now_ms());
+  connection.OnReceive(ConnectBytes(ClientIdOn(1)), now_ms(), shard0().context);
   EXPECT_EQ(connection.state(), net::Connection::State::kHandoff);
-  EXPECT_EQ(shard0_->counters.connect[static_cast<size_t>(connect::Reason::kAccepted)].Load(), 2u);
-  EXPECT_EQ(shared_->connected_clients.load(), 1u);
+  EXPECT_EQ(shard0().counters.connect[static_cast<size_t>(connect::Reason::kAccepted)].Load(), 2u);
+  EXPECT_EQ(connected_clients(), 1u);
   close(next.broker);
 }
 
@@ -201,22 +165,22 @@ TEST_F(RouterTest, HandoffWaitsInOverflowAndReachesItsHomeShard) {
   FillMailbox();
   SocketPair socket;
   ConnectAndHandOff(socket);
-  EXPECT_EQ(shard0_->counters.mailbox_full.Load(), 1u);
-  EXPECT_GT(shard0_->counters.gauges.mailbox_overflow_bytes.Load(), 0);
-  EXPECT_EQ(shared_->connected_clients.load(), 1u);  // held by the record
+  EXPECT_EQ(shard0().counters.mailbox_full.Load(), 1u);
+  EXPECT_GT(shard0().counters.gauges.mailbox_overflow_bytes.Load(), 0);
+  EXPECT_EQ(connected_clients(), 1u);  // held by the record
 
   DrainFiller();
-  shard0_->router->Flush();
-  EXPECT_EQ(shard0_->counters.gauges.mailbox_overflow_bytes.Load(), 0);
-  shard0_->router->RingDoorbells();
-  EXPECT_EQ(shard0_->services.rung, std::vector<uint32_t>{1});
+  shard0().router->Flush();
+  EXPECT_EQ(shard0().counters.gauges.mailbox_overflow_bytes.Load(), 0);
+  shard0().router->RingDoorbells();
+  EXPECT_EQ(shard0().services.rung, std::vector<uint32_t>{1});
 
-  EXPECT_FALSE(shard1_->router->DrainMailboxes());
-  ASSERT_EQ(shard1_->services.adopted.size(), 1u);
-  EXPECT_EQ(shard1_->services.adopted[0].first, socket.broker);
-  EXPECT_EQ(shard1_->services.adopted[0].second.size(), ConnectBytes(ClientIdOn(1)).size());
-  EXPECT_EQ(shared_->connected_clients.load(), 1u);  // now the adopter's
-  EXPECT_EQ(shard0_->counters.handoffs_dropped.Load(), 0u);
+  EXPECT_FALSE(shard1().router->DrainMailboxes());
+  ASSERT_EQ(shard1().services.adopted.size(), 1u);
+  EXPECT_EQ(shard1().services.adopted[0].first, socket.broker);
+  EXPECT_EQ(shard1().services.adopted[0].second.size(), ConnectBytes(ClientIdOn(1)).size());
+  EXPECT_EQ(connected_clients(), 1u);  // now the adopter's
+  EXPECT_EQ(shard0().counters.handoffs_dropped.Load(), 0u);
   close(socket.broker);
 }
 
@@ -225,9 +189,9 @@ TEST_F(RouterTest, HandoffStillQueuedAtShutdownGivesBackItsSlot) {
   FillMailbox();
   SocketPair socket;
   ConnectAndHandOff(socket);
-  ASSERT_EQ(shard0_->counters.mailbox_full.Load(), 1u);
-  shard0_.reset();  // the broker stops with the record still waiting
-  EXPECT_EQ(shared_->connected_clients.load(), 0u);
+  ASSERT_EQ(shard0().counters.mailbox_full.Load(), 1u);
+  harness_->Stop(0);  // the broker stops with the record still waiting
+  EXPECT_EQ(connected_clients(), 0u);
   EXPECT_TRUE(socket.ClientSeesEof());
 }
 
@@ -235,32 +199,10 @@ TEST_F(RouterTest, HandoffInAMailboxNeverDrainedGivesBackItsSlot) {
   Start();
   SocketPair socket;
   ConnectAndHandOff(socket);  // the mailbox has room: the record is in it
-  EXPECT_EQ(shard0_->counters.mailbox_full.Load(), 0u);
-  shard1_.reset();  // shard 1 stopped before draining it
-  EXPECT_EQ(shared_->connected_clients.load(), 0u);
+  EXPECT_EQ(shard0().counters.mailbox_full.Load(), 0u);
+  harness_->Stop(1);  // shard 1 stopped before draining it
+  EXPECT_EQ(connected_clients(), 0u);
   EXPECT_TRUE(socket.ClientSeesEof());
-}
-
-// Publishes `count` QoS 0 messages of `payload_bytes` to topic "t" from a client served on
-// shard 0.
-void PublishFromShard0(TestShard& shard, std::string_view client_id, int count,
-                       size_t payload_bytes) {
-  SocketPair socket;
-  net::Connection connection;
-  connection.Open(socket.broker, kNowMs);
-  connection.set_tag(0);
-  connection.OnReceive(ConnectBytes(client_id), kNowMs, shard.context);
-  ASSERT_EQ(connection.state(), net::Connection::State::kOpen);
-  const std::string payload(payload_bytes, 'x');
-  for (int i = 0; i < count; ++i) {
-    mqtt::Publish publish;
-    publish.topic = "t";
-    publish.payload = payload;
-    connection.OnReceive(Encode(publish), kNowMs, shard.context);
-  }
-  shard.router->OnConnectionClosed(connection);
-  connection.OnClosed(shard.context);
-  close(socket.broker);
 }
 
 // The overflow is bounded by bytes, messages included: five 10 KiB messages do not fit in
@@ -268,19 +210,19 @@ void PublishFromShard0(TestShard& shard, std::string_view client_id, int count,
 TEST_F(RouterTest, OverflowIsBoundedByTheBytesItHolds) {
   config_.max_mailbox_overflow_bytes = 32 * 1024;
   Start();
-  shared_->trie.Subscribe("t", sub::Subscriber{1, 0, 0, 0});
+  harness_->shared().trie.Subscribe("t", sub::Subscriber{1, 0, 0, 0});
   FillMailbox();
-  PublishFromShard0(*shard0_, ClientIdOn(0), 5, 10 * 1024);
-  EXPECT_EQ(shard0_->counters.mailbox_full.Load(), 3u);
-  EXPECT_EQ(shard0_->counters.mailbox_overflow.Load(), 2u);
-  const int64_t held = shard0_->counters.gauges.mailbox_overflow_bytes.Load();
+  PublishFromShard0(5, 10 * 1024);
+  EXPECT_EQ(shard0().counters.mailbox_full.Load(), 3u);
+  EXPECT_EQ(shard0().counters.mailbox_overflow.Load(), 2u);
+  const int64_t held = shard0().counters.gauges.mailbox_overflow_bytes.Load();
   EXPECT_GT(held, 3 * 10 * 1024);
   EXPECT_LE(held, 32 * 1024);
 
   DrainFiller();
-  shard0_->router->Flush();
-  EXPECT_EQ(shard0_->counters.gauges.mailbox_overflow_bytes.Load(), 0);
-  EXPECT_FALSE(shard1_->router->DrainMailboxes());  // no such session there: dropped on delivery
+  shard0().router->Flush();
+  EXPECT_EQ(shard0().counters.gauges.mailbox_overflow_bytes.Load(), 0);
+  EXPECT_FALSE(shard1().router->DrainMailboxes());  // no such session there: dropped on delivery
 }
 
 // A message for many subscribers on one shard travels as several records; its bytes are charged
@@ -289,13 +231,48 @@ TEST_F(RouterTest, OverflowChargesAMessageOncePerDestination) {
   config_.max_mailbox_overflow_bytes = 32 * 1024;
   Start();
   for (uint32_t session = 0; session < 200; ++session) {
-    shared_->trie.Subscribe("t", sub::Subscriber{1, session, 0, 0});
+    harness_->shared().trie.Subscribe("t", sub::Subscriber{1, session, 0, 0});
   }
   FillMailbox();
-  PublishFromShard0(*shard0_, ClientIdOn(0), 1, 10 * 1024);
-  EXPECT_EQ(shard0_->counters.mailbox_full.Load(), 4u);  // 200 handles: 63 + 63 + 63 + 11
-  EXPECT_EQ(shard0_->counters.mailbox_overflow.Load(), 0u);
-  EXPECT_LT(shard0_->counters.gauges.mailbox_overflow_bytes.Load(), 2 * 10 * 1024);
+  PublishFromShard0(1, 10 * 1024);
+  EXPECT_EQ(shard0().counters.mailbox_full.Load(), 4u);  // 200 handles: 63 + 63 + 63 + 11
+  EXPECT_EQ(shard0().counters.mailbox_overflow.Load(), 0u);
+  EXPECT_LT(shard0().counters.gauges.mailbox_overflow_bytes.Load(), 2 * 10 * 1024);
+}
+
+std::atomic<int> messages_freed{0};
+void CountFree(const message::Message*) { messages_freed.fetch_add(1); }
+
+// A mailbox record's deliveries share its references (message::MessageRefBatch): each queued
+// delivery holds one until acknowledged, and a handle that delivers nothing (its session is
+// gone) gives its reference back with the record. 70 subscribers and a stale handle travel as
+// two records (63 + 8 handles).
+TEST_F(RouterTest, RecordReferencesLastUntilTheLastQueuedDeliveryIsAcknowledged) {
+  config_.max_connections = 100;
+  Start();
+  std::vector<Client*> subscribers;
+  for (int i = 0; i < 70; ++i) {
+    Client& subscriber = harness_->Connect(harness_->IdOn(1, "sub" + std::to_string(i)));
+    harness_->Subscribe(subscriber, "t", mqtt::QoS::k1);
+    subscriber.auto_ack = false;
+    subscribers.push_back(&subscriber);
+  }
+  harness_->shared().trie.Subscribe("t", sub::Subscriber{1, 5000, 0, 1});  // no such session
+  Client& publisher = harness_->Connect(harness_->IdOn(0, "pub"));
+  messages_freed = 0;
+  message::Message::SetFreeHookForTesting(&CountFree);
+
+  harness_->Send(publisher, harness::PublishBytes("t", "m", mqtt::QoS::k1, 1));
+  harness_->Settle();
+  EXPECT_EQ(publisher.Received(mqtt::PacketType::kPuback), 1u);
+  for (const Client* subscriber : subscribers) ASSERT_EQ(subscriber->publishes_by_qos[1], 1u);
+  EXPECT_EQ(messages_freed, 0) << "70 deliveries in flight hold it";
+  for (Client* subscriber : subscribers) {
+    EXPECT_EQ(messages_freed, 0);
+    harness_->Send(*subscriber, mqtt::Puback{1});  // each session's first packet id
+  }
+  EXPECT_EQ(messages_freed, 1) << "freed with the last acknowledgement, once";
+  message::Message::SetFreeHookForTesting(nullptr);
 }
 
 }  // namespace

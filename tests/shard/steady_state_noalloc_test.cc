@@ -1,0 +1,285 @@
+// Proves that delivering a message allocates nothing once a broker is warm: over the whole
+// steady-state path (PUBLISH decoded, trie match, enqueue, mailbox push and drain across shards,
+// encode into the output buffer, PUBACK / PUBREC / PUBREL / PUBCOMP applied on both sides), the
+// only allocation per PUBLISH is its Message, whatever the number of deliveries.
+//
+// Two shards (tests/shard/router_harness.h), a publisher and three subscribers on each, every
+// subscriber matching every message: each PUBLISH is delivered six times, three of them across
+// shards, in both directions. After a warm-up (rings, match scratch, mailbox and output buffers
+// reach their size) every allocation is counted while a thousand more messages flow.
+//
+// How allocations are counted: this file replaces malloc (and its family) with functions that
+// count and forward to glibc's, so that operator new (libstdc++'s calls malloc) and the direct
+// malloc of Message::Create are both seen. Under ASan or TSan, whose runtimes own malloc, it
+// replaces operator new and delete instead; Message::Create is not counted there and the
+// expected count is 0. Either way every Message freed is counted with Message's free hook, so a
+// counted allocation cannot hide behind a message that was never freed.
+//
+// The replacements apply to the whole executable, so this file is its own test binary
+// (tests/shard/meson.build), not part of ringmq_unit_tests.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "common/log.h"
+#include "message/message.h"
+#include "metrics/counters.h"
+#include "mqtt/packet.h"
+#include "net/connection.h"
+#include "ringmq/config.h"
+#include "router_harness.h"
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define RINGMQ_COUNT_MALLOC 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define RINGMQ_COUNT_MALLOC 0
+#endif
+#endif
+#ifndef RINGMQ_COUNT_MALLOC
+#define RINGMQ_COUNT_MALLOC 1
+#endif
+
+namespace {
+
+// Counted only while armed, so that gtest's and the set-up's allocations do not interfere.
+std::atomic<bool> counting{false};
+std::atomic<size_t> allocations{0};
+
+void CountAllocation() {
+  if (counting.load(std::memory_order_relaxed)) {
+    allocations.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+}  // namespace
+
+#if RINGMQ_COUNT_MALLOC
+
+// glibc's own allocator, which a replacement malloc may call (glibc manual, "Replacing malloc").
+// Functions left out here (malloc_usable_size, reallocarray, ...) keep working on the same heap.
+extern "C" {
+void* __libc_malloc(size_t size);
+void* __libc_calloc(size_t count, size_t size);
+void* __libc_realloc(void* pointer, size_t size);
+void* __libc_memalign(size_t alignment, size_t size);
+void __libc_free(void* pointer);
+
+void* malloc(size_t size) noexcept {
+  CountAllocation();
+  return __libc_malloc(size);
+}
+void* calloc(size_t count, size_t size) noexcept {
+  CountAllocation();
+  return __libc_calloc(count, size);
+}
+void* realloc(void* pointer, size_t size) noexcept {
+  CountAllocation();
+  return __libc_realloc(pointer, size);
+}
+void* memalign(size_t alignment, size_t size) noexcept {
+  CountAllocation();
+  return __libc_memalign(alignment, size);
+}
+void* aligned_alloc(size_t alignment, size_t size) noexcept {
+  CountAllocation();
+  return __libc_memalign(alignment, size);
+}
+int posix_memalign(void** pointer, size_t alignment, size_t size) noexcept {
+  CountAllocation();
+  *pointer = __libc_memalign(alignment, size);
+  return *pointer == nullptr ? ENOMEM : 0;
+}
+void free(void* pointer) noexcept { __libc_free(pointer); }
+}  // extern "C"
+
+constexpr bool kCountsMessages = true;
+
+#else  // sanitizers: count operator new
+
+namespace {
+
+void* CountedAllocate(std::size_t size, std::size_t alignment) {
+  CountAllocation();
+  if (size == 0) size = 1;
+  if (alignment <= alignof(std::max_align_t)) return std::malloc(size);
+  // aligned_alloc wants a size that is a multiple of the alignment.
+  return std::aligned_alloc(alignment, (size + alignment - 1) / alignment * alignment);
+}
+
+void* CountedAllocateOrThrow(std::size_t size, std::size_t alignment) {
+  void* pointer = CountedAllocate(size, alignment);
+  if (pointer == nullptr) throw std::bad_alloc();
+  return pointer;
+}
+
+constexpr std::size_t kDefaultAlignment = alignof(std::max_align_t);
+
+}  // namespace
+
+// Every form is replaced, so that what a replaced new returns is always freed by a replaced
+// delete (ASan checks that they match).
+void* operator new(std::size_t size) { return CountedAllocateOrThrow(size, kDefaultAlignment); }
+void* operator new[](std::size_t size) { return CountedAllocateOrThrow(size, kDefaultAlignment); }
+void* operator new(std::size_t size, std::align_val_t alignment) {
+  return CountedAllocateOrThrow(size, static_cast<std::size_t>(alignment));
+}
+void* operator new[](std::size_t size, std::align_val_t alignment) {
+  return CountedAllocateOrThrow(size, static_cast<std::size_t>(alignment));
+}
+void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
+  return CountedAllocate(size, kDefaultAlignment);
+}
+void* operator new[](std::size_t size, const std::nothrow_t&) noexcept {
+  return CountedAllocate(size, kDefaultAlignment);
+}
+void operator delete(void* pointer) noexcept { std::free(pointer); }
+void operator delete[](void* pointer) noexcept { std::free(pointer); }
+void operator delete(void* pointer, std::size_t) noexcept { std::free(pointer); }
+void operator delete[](void* pointer, std::size_t) noexcept { std::free(pointer); }
+void operator delete(void* pointer, std::align_val_t) noexcept { std::free(pointer); }
+void operator delete[](void* pointer, std::align_val_t) noexcept { std::free(pointer); }
+void operator delete(void* pointer, std::size_t, std::align_val_t) noexcept { std::free(pointer); }
+void operator delete[](void* pointer, std::size_t, std::align_val_t) noexcept {
+  std::free(pointer);
+}
+
+constexpr bool kCountsMessages = false;
+
+#endif  // RINGMQ_COUNT_MALLOC
+
+namespace ringmq::shard {
+namespace {
+
+using harness::Client;
+using harness::RouterHarness;
+
+std::atomic<size_t> messages_freed{0};
+
+void CountFree(const message::Message*) { messages_freed.fetch_add(1, std::memory_order_relaxed); }
+
+// Guards the check itself: both kinds of allocation made while armed are counted.
+TEST(SteadyStateNoAllocTest, CounterSeesAllocations) {
+  allocations.store(0);
+  counting.store(true);
+  int* volatile number = new int(1);  // volatile: the pair cannot be elided
+  message::MessageRef message = message::MessageRef::Create("t", {}, 0, false);
+  counting.store(false);
+  delete number;
+  message.reset();
+  EXPECT_EQ(allocations.load(), kCountsMessages ? 2u : 1u);
+}
+
+constexpr int kSubscribersPerShard = 3;
+constexpr int kWarmUpMessages = 800;
+constexpr int kCountedMessages = 1'000;
+
+// The publishers' QoS, and how many PUBLISHes each sends before the broker runs an iteration
+// (1: every subscriber keeps up message by message; more: rings hold several at once).
+struct Flow {
+  mqtt::QoS qos = mqtt::QoS::k0;
+  int burst = 1;
+};
+
+class SteadyStateNoAllocTest : public testing::TestWithParam<Flow> {
+ protected:
+  void SetUp() override {
+    SetLogLevel(LogLevel::kError);
+    harness_ = std::make_unique<RouterHarness>(Config{}, 2);
+    for (uint32_t shard = 0; shard < 2; ++shard) {
+      publishers_.push_back(&harness_->Connect(harness_->IdOn(shard, "publisher")));
+      for (int i = 0; i < kSubscribersPerShard; ++i) {
+        Client& subscriber = harness_->Connect(harness_->IdOn(shard, "sub" + std::to_string(i)));
+        harness_->Subscribe(subscriber, "sensors/+/temperature", mqtt::QoS::k2);
+        subscribers_.push_back(&subscriber);
+      }
+    }
+    // Pre-encoded: the publishers' own bytes are not the broker's allocations. Packet ids are
+    // free again after each round (its handshakes complete before the next).
+    const std::string payload(64, 'x');
+    for (int i = 0; i < GetParam().burst; ++i) {
+      publishes_.push_back(harness::PublishBytes("sensors/7/temperature", payload, GetParam().qos,
+                                                 static_cast<uint16_t>(i + 1)));
+    }
+    message::Message::SetFreeHookForTesting(&CountFree);
+  }
+  void TearDown() override {
+    message::Message::SetFreeHookForTesting(nullptr);
+    harness_.reset();
+    SetLogLevel(LogLevel::kInfo);
+  }
+
+  // Each publisher sends a burst; the broker and the clients then run until all is delivered
+  // and acknowledged.
+  void Round() {
+    for (Client* publisher : publishers_) {
+      for (const harness::Bytes& publish : publishes_) harness_->Send(*publisher, publish);
+    }
+    harness_->Settle();
+  }
+
+  uint64_t Deliveries() const {
+    uint64_t deliveries = 0;
+    for (const Client* subscriber : subscribers_) {
+      deliveries += subscriber->publishes_by_qos[static_cast<size_t>(GetParam().qos)];
+    }
+    return deliveries;
+  }
+
+  std::unique_ptr<RouterHarness> harness_;
+  std::vector<Client*> publishers_;
+  std::vector<Client*> subscribers_;
+  std::vector<harness::Bytes> publishes_;
+};
+
+TEST_P(SteadyStateNoAllocTest, NoAllocationPerDelivery) {
+  const int messages_per_round = 2 * GetParam().burst;
+  for (int round = 0; round < kWarmUpMessages / messages_per_round; ++round) Round();
+  const uint64_t deliveries_before = Deliveries();
+  ASSERT_EQ(deliveries_before, uint64_t{kWarmUpMessages} * 2 * kSubscribersPerShard)
+      << "every subscriber gets every message";
+
+  messages_freed.store(0);
+  allocations.store(0);
+  counting.store(true);
+  for (int round = 0; round < kCountedMessages / messages_per_round; ++round) Round();
+  counting.store(false);
+
+  const uint64_t messages = kCountedMessages;
+  const uint64_t deliveries = Deliveries() - deliveries_before;
+  EXPECT_EQ(deliveries, messages * 2 * kSubscribersPerShard);
+  EXPECT_EQ(messages_freed.load(), messages) << "every message delivered, acknowledged, freed";
+  EXPECT_EQ(allocations.load(), kCountsMessages ? messages : 0)
+      << "one allocation per PUBLISH (its Message) and none per delivery: " << allocations.load()
+      << " allocations for " << messages << " messages, " << deliveries << " deliveries";
+  for (const Client* subscriber : subscribers_) {
+    EXPECT_EQ(subscriber->connection.state(), net::Connection::State::kOpen);
+  }
+  uint64_t sent = 0;
+  for (uint32_t shard = 0; shard < 2; ++shard) {
+    const metrics::ShardCounters& counters = harness_->counters(shard);
+    sent += counters.publish_sent_qos0.Load() + counters.publish_sent_qos1.Load() +
+            counters.publish_sent_qos2.Load();
+  }
+  EXPECT_EQ(sent, Deliveries());
+}
+
+INSTANTIATE_TEST_SUITE_P(Flows, SteadyStateNoAllocTest,
+                         testing::Values(Flow{mqtt::QoS::k0, 1}, Flow{mqtt::QoS::k1, 1},
+                                         Flow{mqtt::QoS::k2, 1}, Flow{mqtt::QoS::k0, 4},
+                                         Flow{mqtt::QoS::k1, 4}, Flow{mqtt::QoS::k2, 4}),
+                         [](const testing::TestParamInfo<Flow>& info) {
+                           return "Qos" + std::to_string(static_cast<int>(info.param.qos)) +
+                                  "Burst" + std::to_string(info.param.burst);
+                         });
+
+}  // namespace
+}  // namespace ringmq::shard
