@@ -25,7 +25,8 @@ struct Broker::Running {
   explicit Running(const Config& config)
       : shared(config.threads, config.max_memory,
                retain::RetainedLimits{.max_messages = config.max_retained_messages,
-                                      .max_bytes = config.max_retained_bytes}) {}
+                                      .max_bytes = config.max_retained_bytes},
+               config.mailbox_memory) {}
   shard::SharedState shared;
   std::vector<std::unique_ptr<shard::Shard>> shards;
   std::vector<std::thread> threads;
@@ -171,8 +172,7 @@ void Broker::SetMemoryBaseline() {
   const uint64_t shards = config_.threads;
   const uint64_t receive_buffers =
       shards * uint64_t{limits.receive_buffers} * limits.receive_buffer_bytes;
-  const uint64_t mailboxes =
-      shards * (shards - 1) * uint64_t{shard::MailboxCapacity(config_.threads)} * sizeof(shard::Slot);
+  const uint64_t mailboxes = shard::MailboxBytes(config_.threads, config_.mailbox_memory);
   const int64_t baseline =
       memory::ResidentBytes() + static_cast<int64_t>(receive_buffers + mailboxes);
   running_->shared.memory.SetBaseline(baseline);

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <bit>
 #include <functional>
 #include <utility>
 
@@ -56,6 +57,7 @@ Router::Router(uint32_t shard, const Config& config, SharedState& shared,
       overflow_bytes_max_(config.max_mailbox_overflow_bytes),
       overflow_(shared.shard_count),
       doorbell_due_(shared.shard_count, false),
+      pending_mail_(shared.mailboxes.signal_words(), 0),
       retained_fence_(shard, shared.shard_count) {
   limits_.max_inflight = config.max_inflight;
   limits_.max_queued_messages = config.max_queued_messages;
@@ -828,15 +830,25 @@ void Router::Handoff(const net::Connection& connection, int fd, std::vector<uint
 }
 
 bool Router::DrainMailboxes() {
+  // Only the mailboxes that were signalled (went from empty to non-empty), and those whose last
+  // drain stopped at the budget: see MailboxMatrix for why no record is missed.
+  MailboxMatrix& mailboxes = shared_.mailboxes;
   bool more = false;
   drained_records_ = 0;
-  for (uint32_t source = 0; source < shard_count_; ++source) {
-    if (source == shard_) continue;
-    const DrainResult result =
-        shared_.mailboxes.mailbox(source, shard_)
-            .Drain([this](std::span<const Slot> record) { OnRecord(record); }, kDrainBudgetRecords);
-    more = more || result.more;
-    drained_records_ += result.records;
+  for (uint32_t word = 0; word < mailboxes.signal_words(); ++word) {
+    uint64_t sources = pending_mail_[word] | mailboxes.TakeSignals(shard_, word);
+    pending_mail_[word] = 0;
+    while (sources != 0) {
+      const uint32_t bit = static_cast<uint32_t>(std::countr_zero(sources));
+      sources &= sources - 1;
+      const uint32_t source = word * 64 + bit;
+      RINGMQ_ASSERT(source < shard_count_ && source != shard_);
+      const DrainResult result = mailboxes.mailbox(source, shard_).Drain(
+          [this](std::span<const Slot> record) { OnRecord(record); }, kDrainBudgetRecords);
+      if (result.more) pending_mail_[word] |= uint64_t{1} << bit;
+      drained_records_ += result.records;
+    }
+    more = more || pending_mail_[word] != 0;
   }
   return more;
 }
@@ -947,6 +959,7 @@ void Router::RingDoorbells() {
   for (uint32_t destination = 0; destination < shard_count_; ++destination) {
     if (!doorbell_due_[destination]) continue;
     doorbell_due_[destination] = false;
+    shared_.mailboxes.Signal(shard_, destination);  // before the doorbell: see MailboxMatrix
     services_.RingDoorbell(destination);
   }
 }
