@@ -75,8 +75,9 @@ Router::Router(uint32_t shard, const Config& config, SharedState& shared,
 Router::~Router() {
   // Records that never reached their mailbox, and records other shards addressed to this one
   // after it stopped draining, still hold message references and hand-off sockets.
-  for (Overflow& overflow : overflow_) {
-    for (const OverflowRecord& record : overflow.records) DropRecord(record.slots);
+  for (const std::unique_ptr<Overflow>& overflow : overflow_) {
+    if (overflow == nullptr) continue;
+    for (const OverflowRecord& record : overflow->records) DropRecord(record.slots);
   }
   for (uint32_t source = 0; source < shard_count_; ++source) {
     if (source == shard_) continue;
@@ -772,8 +773,8 @@ void Router::SendRemote(uint32_t destination, message::Message* message,
 }
 
 bool Router::Push(uint32_t destination, std::span<const Slot> record, uint64_t held_bytes) {
-  Overflow& overflow = overflow_[destination];
-  if (overflow.records.empty()) {
+  std::unique_ptr<Overflow>& queue = overflow_[destination];
+  if (queue == nullptr || queue->records.empty()) {
     const PushResult result = shared_.mailboxes.mailbox(shard_, destination).TryPush(record);
     if (result.pushed) {
       if (result.was_empty) doorbell_due_[destination] = true;
@@ -786,6 +787,8 @@ bool Router::Push(uint32_t destination, std::span<const Slot> record, uint64_t h
   // pending (RetainedFence keeps one request outstanding per origin), and a lost one would
   // keep the requester's entries until the bound.
   const bool fence = record[0].kind == kFenceRequest || record[0].kind == kFenceReply;
+  if (queue == nullptr) queue = std::make_unique<Overflow>();  // first overflow to destination
+  Overflow& overflow = *queue;
   if (overflow.bytes + bytes > overflow_bytes_max_ && !fence) {
     DropRecord(record);
     return false;
@@ -916,7 +919,8 @@ void Router::Flush() {
     Push(origin, request, 0);
   });
   for (uint32_t destination = 0; destination < shard_count_; ++destination) {
-    Overflow& overflow = overflow_[destination];
+    if (overflow_[destination] == nullptr) continue;
+    Overflow& overflow = *overflow_[destination];
     while (!overflow.records.empty()) {
       const OverflowRecord& record = overflow.records.front();
       const PushResult result =

@@ -345,7 +345,9 @@ class Router final : public net::PacketSink {
     uint64_t bytes = 0;
   };
   uint64_t overflow_bytes_max_ = 0;  // per destination (max_mailbox_overflow_bytes)
-  std::vector<Overflow> overflow_;   // index = destination shard
+  // Index = destination shard; null until a record first waits for it (a deque allocates even
+  // when empty, and most of the N - 1 destinations of a large mesh never overflow).
+  std::vector<std::unique_ptr<Overflow>> overflow_;
   std::vector<bool> doorbell_due_;  // index = destination; signalled and rung in RingDoorbells
   // Sources whose last drain stopped at its budget (bit source % 64 of word source / 64).
   std::vector<uint64_t> pending_mail_;
