@@ -1,7 +1,8 @@
 // State every shard reads, owned by the broker and outliving the shards.
 //
 // Thread safety: the atomics are read and written by every shard; the pointed-to trie, retained
-// store and epoch domain synchronize internally; the mailbox matrix is SPSC per shard pair.
+// store and epoch domain synchronize internally; the mailbox matrix is SPSC per shard pair, its
+// signal words written by the sources and taken by their destination (shard/mailbox.h).
 // shard_counters is filled by the broker before any shard thread starts and read-only after;
 // the counters it points to follow metrics/counters.h (one writer, relaxed readers).
 // The auth data is replaced by the main thread (SIGHUP) and read by shards within one loop
