@@ -43,13 +43,13 @@ void Mailbox::Init(uint32_t capacity, uint32_t max_record_slots, void* storage) 
   // Record lengths are written before the tail publishes them and read only below the tail, so
   // the storage needs no initial contents.
   auto* slots = static_cast<Slot*>(storage);
-  geometry_ = Geometry{
-      .capacity = capacity,
-      .max_record_slots = max_record_slots,
-      .mask = uint64_t{capacity} - 1,
-      .publish_slots = std::max<uint64_t>(capacity / 4, 1),
-      .slots = slots,
-      .record_lengths = static_cast<uint8_t*>(storage) + SlotArrayBytes(capacity, max_record_slots)};
+  geometry_ = Geometry{.capacity = capacity,
+                       .max_record_slots = max_record_slots,
+                       .mask = uint64_t{capacity} - 1,
+                       .publish_slots = std::max<uint64_t>(capacity / 4, 1),
+                       .slots = slots,
+                       .record_lengths = static_cast<uint8_t*>(storage) +
+                                         SlotArrayBytes(capacity, max_record_slots)};
 }
 
 PushResult Mailbox::TryPush(std::span<const Slot> slots) {
@@ -95,8 +95,8 @@ MailboxMatrix::MailboxMatrix(uint32_t shard_count, uint32_t capacity, uint32_t m
   const size_t stride = Mailbox::StorageBytes(capacity, max_record_slots);
   mailboxes_.reserve(count);
   for (size_t i = 0; i < count; ++i) {
-    mailboxes_.push_back(std::make_unique<Mailbox>(
-        capacity, max_record_slots, static_cast<uint8_t*>(storage_) + i * stride));
+    mailboxes_.push_back(std::make_unique<Mailbox>(capacity, max_record_slots,
+                                                   static_cast<uint8_t*>(storage_) + i * stride));
   }
   signals_ = std::make_unique<SignalWord[]>(size_t{shard_count} * signal_words_);
 }

@@ -269,7 +269,7 @@ class MailboxMatrix {
   void Signal(uint32_t from, uint32_t to) {
     RINGMQ_ASSERT(from < shard_count_ && to < shard_count_ && from != to);
     signals_[size_t{to} * signal_words_ + from / 64].bits.fetch_or(uint64_t{1} << (from % 64),
-                                                                    std::memory_order_release);
+                                                                   std::memory_order_release);
   }
   // Consumer `to`: takes (and clears) the signals of sources 64 * word .. 64 * word + 63.
   // An empty word is only read, so an idle shard does not write shared cache lines.

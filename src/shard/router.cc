@@ -846,8 +846,10 @@ bool Router::DrainMailboxes() {
       sources &= sources - 1;
       const uint32_t source = word * 64 + bit;
       RINGMQ_ASSERT(source < shard_count_ && source != shard_);
-      const DrainResult result = mailboxes.mailbox(source, shard_).Drain(
-          [this](std::span<const Slot> record) { OnRecord(record); }, kDrainBudgetRecords);
+      const DrainResult result =
+          mailboxes.mailbox(source, shard_)
+              .Drain([this](std::span<const Slot> record) { OnRecord(record); },
+                     kDrainBudgetRecords);
       if (result.more) pending_mail_[word] |= uint64_t{1} << bit;
       drained_records_ += result.records;
     }

@@ -38,8 +38,7 @@ double UnixSeconds() {
 }  // namespace
 
 SharedState::SharedState(uint32_t shard_count, uint64_t max_memory_bytes,
-                         retain::RetainedLimits retained_limits,
-                         uint64_t mailbox_memory_bytes)
+                         retain::RetainedLimits retained_limits, uint64_t mailbox_memory_bytes)
     : shard_count(shard_count),
       memory(max_memory_bytes, shard_count),
       epochs(shard_count),

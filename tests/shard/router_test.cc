@@ -319,7 +319,7 @@ TEST_F(RouterTest, OverflowIsBoundedByTheBytesItHolds) {
   DrainFiller();
   shard0_->router->Flush();
   EXPECT_EQ(shard0_->counters.gauges.mailbox_overflow_bytes.Load(), 0);
-  shard0_->router->RingDoorbells();                  // signals shard 1's mailbox from shard 0
+  shard0_->router->RingDoorbells();                 // signals shard 1's mailbox from shard 0
   EXPECT_FALSE(shard1_->router->DrainMailboxes());  // no such session there: dropped on delivery
 }
 
