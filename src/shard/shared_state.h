@@ -65,9 +65,9 @@ struct SharedState {
 
 // Mailbox slots per ordered shard pair, from a budget for all of them:
 //   bit_floor(mailbox_memory_bytes / 16 / (N * (N - 1))), within [64, 32768].
-// The floor is the longest record (Mailbox::kDefaultMaxRecordSlots), the ceiling what two shards
-// had before the budget existed. The default budget (2^18 slots, 4 MiB) gives 32768 slots per pair
-// up to 3 shards, 1024 at 16 shards, 64 from 46 shards on (128 shards: 16256 x 1 KiB).
+// The floor is the longest record (Mailbox::kDefaultMaxRecordSlots); the ceiling, 512 KiB, is
+// plenty for one pair. The default budget (2^18 slots, 4 MiB) gives 32768 slots per pair up to 3
+// shards, 1024 at 16 shards, 64 from 46 shards on (128 shards: 16256 x 1 KiB).
 uint32_t MailboxCapacity(uint32_t shard_count,
                          uint64_t mailbox_memory_bytes = kDefaultMailboxMemoryBytes);
 // Bytes the mailbox rings of `shard_count` shards map (each ring adds 63 spare slots and a length
