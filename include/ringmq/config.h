@@ -24,10 +24,16 @@ enum class LogLevel : uint8_t { kDebug, kInfo, kWarning, kError };
 // subscriber's connection is also closed (counted in slow_consumer_disconnects).
 enum class QueueFullPolicy : uint8_t { kDrop, kDisconnect };
 
+// Shard threads' CPU affinity: kOff leaves them to the scheduler; kAuto pins shard i to the
+// i-th CPU of the process's allowed set (sched_getaffinity), wrapping around when there are
+// more shards than CPUs.
+enum class CpuAffinity : uint8_t { kOff, kAuto };
+
 struct Config {
   std::string bind = "127.0.0.1";
   uint16_t port = 1883;
   uint32_t threads = 0;  // 0: one shard per online CPU
+  CpuAffinity cpu_affinity = CpuAffinity::kOff;
   std::string config_file;
   LogLevel log_level = LogLevel::kInfo;
   RejectPolicy reject_policy = RejectPolicy::kVerbose;
@@ -88,6 +94,9 @@ struct Config {
   // records' own bytes plus the messages and hand-off bytes they hold. A record beyond it is
   // dropped (mailbox_overflow). 0: no overflow queue at all.
   uint64_t max_mailbox_overflow_bytes = 16 << 20;
+  // Slots of all cross-shard mailboxes together, in bytes (16 per slot): each ordered pair of
+  // shards gets an equal share, a power of two of 64..32768 slots (shard::MailboxCapacity).
+  uint64_t mailbox_memory = uint64_t{4} << 20;
   // A shard loop iteration that runs longer than this is counted (loop_stalls) and logged
   // (rate-limited) with what it was doing. 0: not measured.
   uint32_t stall_warning_ms = 100;

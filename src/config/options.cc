@@ -56,6 +56,9 @@ constexpr std::string_view kQueueFullPolicyNames[] = {"drop", "disconnect"};
 static_assert(std::size(kQueueFullPolicyNames) ==
               static_cast<size_t>(QueueFullPolicy::kDisconnect) + 1);
 
+constexpr std::string_view kCpuAffinityNames[] = {"off", "auto"};
+static_assert(std::size(kCpuAffinityNames) == static_cast<size_t>(CpuAffinity::kAuto) + 1);
+
 template <typename Enum, size_t kCount>
 std::optional<Enum> ParseEnum(std::string_view text, const std::string_view (&names)[kCount]) {
   for (size_t i = 0; i < kCount; ++i) {
@@ -235,6 +238,16 @@ constexpr Option kOptions[] = {
       true},
      &ShowValue<&Config::threads>,
      Integer<&Config::threads, 0, 1024>()},
+    {{"cpu_affinity", '\0', "off|auto",
+      "Shard threads' CPUs: off = the scheduler's choice; auto = shard i on the i-th allowed CPU",
+      true},
+     &ShowValue<&Config::cpu_affinity>,
+     StringValue{"one of off|auto",
+                 [](std::string_view text, Config& config) {
+                   auto affinity = ParseEnum<CpuAffinity>(text, kCpuAffinityNames);
+                   if (affinity) config.cpu_affinity = *affinity;
+                   return affinity.has_value();
+                 }}},
     {{"config", '\0', "FILE", "Read this TOML file first; flags override its keys", false},
      nullptr,
      StringValue{"a file name",
@@ -423,6 +436,12 @@ constexpr Option kOptions[] = {
       true},
      &ShowValue<&Config::max_mailbox_overflow_bytes>,
      Integer<&Config::max_mailbox_overflow_bytes, 0, 68'719'476'736>()},
+    {{"mailbox_memory", '\0', "BYTES",
+      "Cross-shard mailbox slots, all shard pairs together (each pair 64..32768 slots of 16 "
+      "bytes)",
+      true},
+     &ShowValue<&Config::mailbox_memory>,
+     Integer<&Config::mailbox_memory, 1024, 68'719'476'736>()},
     {{"stall_warning_ms", '\0', "MS",
       "Count and log shard loop iterations that run longer than MS milliseconds; 0 = off", true},
      &ShowValue<&Config::stall_warning_ms>,
@@ -859,6 +878,12 @@ std::string_view ToString(QueueFullPolicy policy) {
   const auto index = static_cast<size_t>(policy);
   RINGMQ_ASSERT(index < std::size(kQueueFullPolicyNames));
   return kQueueFullPolicyNames[index];
+}
+
+std::string_view ToString(CpuAffinity affinity) {
+  const auto index = static_cast<size_t>(affinity);
+  RINGMQ_ASSERT(index < std::size(kCpuAffinityNames));
+  return kCpuAffinityNames[index];
 }
 
 }  // namespace ringmq::config

@@ -37,7 +37,9 @@ absl::StatusOr<std::unique_ptr<BufferRing>> BufferRing::Create(io_uring* ring, u
     return ErrnoStatus(-registered,
                        "io_uring_register_buf_ring (provided-buffer rings need Linux 5.19+)");
   }
-  result->memory_ = std::make_unique<uint8_t[]>(size_t{count} * size);
+  // Not zeroed: the kernel writes a buffer before handing it out, and untouched pages stay
+  // out of the resident set (count * size per shard adds up with many shards).
+  result->memory_ = std::make_unique_for_overwrite<uint8_t[]>(size_t{count} * size);
   for (uint32_t id = 0; id < count; ++id) result->Recycle(static_cast<uint16_t>(id));
   result->Publish();
   return result;

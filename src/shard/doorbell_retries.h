@@ -5,7 +5,8 @@
 // -EOVERFLOW when the destination's completion queue is full, -EBADFD for a ring that is not
 // one). Without a retry the destination would find its mail only at its next timer tick
 // (100 ms). A failed ring is retried on the next loop iterations, at most kMaxRetries times in a
-// row: the destination drains its mailboxes every tick regardless, so giving up costs latency,
+// row: the sender set the mailbox's signal bit before ringing, and the destination takes its
+// signals every tick regardless (shard/mailbox.h, MailboxMatrix), so giving up costs latency,
 // never a record, and a destination whose ring stays broken cannot keep the sender busy.
 //
 // Thread safety: one owner thread (the shard's).

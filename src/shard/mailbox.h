@@ -96,6 +96,9 @@ class Mailbox {
   // `capacity`: slots in the ring, a power of two. `max_record_slots`: the longest record
   // TryPush accepts, 1..min(capacity, 255).
   explicit Mailbox(uint32_t capacity, uint32_t max_record_slots = kDefaultMaxRecordSlots);
+  // The same ring in caller-owned memory of StorageBytes(capacity, max_record_slots) bytes,
+  // 64-byte aligned, zero or not: it must outlive the mailbox.
+  Mailbox(uint32_t capacity, uint32_t max_record_slots, void* storage);
   Mailbox(const Mailbox&) = delete;
   Mailbox& operator=(const Mailbox&) = delete;
 
@@ -114,7 +117,13 @@ class Mailbox {
   uint32_t capacity() const { return geometry_.capacity; }
   uint32_t max_record_slots() const { return geometry_.max_record_slots; }
 
+  // Bytes of ring storage: capacity + max_record_slots - 1 slots, then one length byte per
+  // position, rounded up to a cache line.
+  static size_t StorageBytes(uint32_t capacity, uint32_t max_record_slots);
+
  private:
+  void Init(uint32_t capacity, uint32_t max_record_slots, void* storage);
+
   // Read-only after construction; shared by both sides without contention.
   struct alignas(64) Geometry {
     uint32_t capacity;
@@ -145,8 +154,10 @@ class Mailbox {
 #endif
   }
 
-  std::unique_ptr<Slot[]> slot_storage_;
-  std::unique_ptr<uint8_t[]> length_storage_;
+  struct alignas(64) CacheLine {
+    uint8_t bytes[64];
+  };
+  std::unique_ptr<CacheLine[]> owned_storage_;  // null when the caller owns the storage
   Geometry geometry_;
   ProducerSide producer_;
   ConsumerSide consumer_;
@@ -199,12 +210,53 @@ DrainResult Mailbox::Drain(Fn&& fn, size_t max_records) {
   }
 }
 
-// The mailboxes of every ordered pair of distinct shards: N * (N - 1) rings, all allocated at
-// construction. mailbox(from, to) is written only by shard `from` and read only by shard `to`.
+// The mailboxes of every ordered pair of distinct shards: N * (N - 1) rings, and per destination
+// a bitmap of the sources whose mailbox went from empty to non-empty (the signals), so that a
+// shard drains only the mailboxes that have mail instead of polling N - 1 of them.
+// mailbox(from, to) is written only by shard `from` and read only by shard `to`.
+//
+// Memory. The rings' storage is one anonymous mapping made at construction: a page becomes
+// resident only when a ring on it is first used, so a large idle mesh (many shards, traffic
+// between few pairs) costs little more than the Mailbox objects (three cache lines each) and
+// the signal words (one cache line per destination and 64 sources).
+//
+// Signals. Bit `from % 64` of word `from / 64` of destination `to`. The producer sets it
+// (Signal, a fetch_or with release) after a push into mailbox(from, to) reported was_empty,
+// before it rings `to`'s doorbell; the consumer takes a word (TakeSignals, an exchange with
+// acquire that clears it) and then drains the mailbox of every source whose bit it took. A
+// consumer whose Drain stopped at its record budget (more == true) keeps that source in its
+// own pending set and drains it again on its next iteration without waiting for a signal.
+//
+// Claim: a record is never left in a mailbox with neither its signal bit set nor its source
+// pending at the consumer (so a consumer that sleeps with no bit set and nothing pending is
+// woken by a doorbell for each record still to come, or finds the bit at its next tick when a
+// doorbell fails). Take mailbox(s, d) and a record Q in it that the consumer has not taken.
+//  - If the consumer's last Drain of it returned more == true, s is pending: drained next
+//    iteration.
+//  - Otherwise that Drain observed the ring empty at some head h under the Mailbox wake-up
+//    protocol (or no Drain ran yet: h = 0). Let P be the push that started at h (P is Q or
+//    comes before Q, and is not taken either). By the Mailbox claim, P reported was_empty, so
+//    its producer sets bit s after P's fence F_P. That bit is not the one an earlier
+//    TakeSignals cleared: had an exchange E of the consumer read P's fetch_or (or a later
+//    value in the word's modification order, which the release sequence of read-modify-writes
+//    carries), E would synchronize with it, so P's tail store would happen before the Drain
+//    that follows E, and that Drain would have taken P (or stopped with more == true) instead
+//    of observing empty at h. So the bit stays set until an exchange that precedes a Drain
+//    which takes P, and Q behind it or stops at its budget with s pending.
+// The doorbell comes after the bit (the msg_ring is submitted after Signal returns, and the
+// receiver reaps its completion after the kernel posted it), so a consumer woken by the
+// doorbell sees the bit in TakeSignals.
+//
+// Thread safety: Signal(from, to) only on shard `from`'s thread, TakeSignals(to, ...) only on
+// shard `to`'s thread; mailbox(from, to) as Mailbox says. Construction and destruction happen
+// while no shard runs.
 class MailboxMatrix {
  public:
   MailboxMatrix(uint32_t shard_count, uint32_t capacity,
                 uint32_t max_record_slots = Mailbox::kDefaultMaxRecordSlots);
+  ~MailboxMatrix();
+  MailboxMatrix(const MailboxMatrix&) = delete;
+  MailboxMatrix& operator=(const MailboxMatrix&) = delete;
 
   Mailbox& mailbox(uint32_t from, uint32_t to) {
     RINGMQ_ASSERT(from < shard_count_ && to < shard_count_ && from != to);
@@ -212,9 +264,39 @@ class MailboxMatrix {
   }
   uint32_t shard_count() const { return shard_count_; }
 
+  // Producer `from`: a push into mailbox(from, to) reported was_empty. Call before ringing
+  // `to`'s doorbell.
+  void Signal(uint32_t from, uint32_t to) {
+    RINGMQ_ASSERT(from < shard_count_ && to < shard_count_ && from != to);
+    signals_[size_t{to} * signal_words_ + from / 64].bits.fetch_or(uint64_t{1} << (from % 64),
+                                                                   std::memory_order_release);
+  }
+  // Consumer `to`: takes (and clears) the signals of sources 64 * word .. 64 * word + 63.
+  // An empty word is only read, so an idle shard does not write shared cache lines.
+  uint64_t TakeSignals(uint32_t to, uint32_t word) {
+    RINGMQ_ASSERT(to < shard_count_ && word < signal_words_);
+    std::atomic<uint64_t>& bits = signals_[size_t{to} * signal_words_ + word].bits;
+    if (bits.load(std::memory_order_relaxed) == 0) return 0;
+    return bits.exchange(0, std::memory_order_acquire);
+  }
+  // Words of signals per destination: ceil(shard_count / 64).
+  uint32_t signal_words() const { return signal_words_; }
+
+  // Bytes of the rings' storage mapping for this geometry (resident only as it is touched).
+  static size_t StorageBytes(uint32_t shard_count, uint32_t capacity,
+                             uint32_t max_record_slots = Mailbox::kDefaultMaxRecordSlots);
+
  private:
+  struct alignas(64) SignalWord {
+    std::atomic<uint64_t> bits{0};
+  };
+
   uint32_t shard_count_;
+  uint32_t signal_words_;
+  void* storage_ = nullptr;  // the rings' mapping
+  size_t storage_bytes_ = 0;
   std::vector<std::unique_ptr<Mailbox>> mailboxes_;
+  std::unique_ptr<SignalWord[]> signals_;  // index = to * signal_words_ + from / 64
 };
 
 }  // namespace ringmq::shard

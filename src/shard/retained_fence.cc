@@ -42,7 +42,8 @@ RetainedFence::RecordResult RetainedFence::Record(uint32_t session, uint32_t gen
   } else if (sequence > it->second.sequence) {
     it->second.sequence = sequence;
   }
-  state.pending.push_back(std::move(pending));
+  if (state.pending == nullptr) state.pending = std::make_unique<std::deque<Pending>>();
+  state.pending->push_back(std::move(pending));
   ++pending_count_;
   state.due = true;
   requests_due_ = true;
@@ -68,8 +69,8 @@ void RetainedFence::OnReply(uint32_t origin, uint64_t last_sequence) {
   state.outstanding = false;
   state.arrived = last_sequence;
   size_t popped = 0;
-  while (!state.pending.empty()) {
-    Pending& front = state.pending.front();
+  while (state.pending != nullptr && !state.pending->empty()) {
+    Pending& front = state.pending->front();
     const uint64_t sequence = front.retained->sequence();
     if (sequence > last_sequence) {
       // Recorded after the request was sent (those before it are all covered: see the header).
@@ -82,14 +83,14 @@ void RetainedFence::OnReply(uint32_t origin, uint64_t last_sequence) {
       entries_.erase(it);  // the key viewed this entry's own message: erased before it goes
       --state.entries;
     }
-    state.pending.pop_front();
+    state.pending->pop_front();
     --pending_count_;
     ++popped;
   }
   entry_count_ = entries_.size();
   state.covered = 0;
   // What is left was recorded after the request: it needs a request of its own.
-  state.due = !state.pending.empty();
+  state.due = state.pending != nullptr && !state.pending->empty();
   if (state.due) requests_due_ = true;
 }
 

@@ -50,6 +50,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <string_view>
 #include <vector>
 
@@ -127,7 +128,7 @@ class RetainedFence {
       if (!state.due || state.outstanding) continue;
       state.due = false;
       state.outstanding = true;
-      state.covered = state.pending.size();
+      state.covered = state.pending == nullptr ? 0 : state.pending->size();
       fn(origin);
     }
   }
@@ -167,7 +168,9 @@ class RetainedFence {
   };
   struct Origin {
     uint64_t arrived = 0;  // highest sequence drained from this origin
-    std::deque<Pending> pending;
+    // Null until the first Record from this origin (a deque allocates even when empty, and
+    // a shard of a large mesh hears from few origins).
+    std::unique_ptr<std::deque<Pending>> pending;
     size_t entries = 0;  // map entries of this origin
     size_t covered = 0;  // pending[0, covered) were recorded before the outstanding request
     bool due = false;    // pending has items recorded after the last request

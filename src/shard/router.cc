@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <bit>
 #include <functional>
 #include <utility>
 
@@ -56,6 +57,7 @@ Router::Router(uint32_t shard, const Config& config, SharedState& shared,
       overflow_bytes_max_(config.max_mailbox_overflow_bytes),
       overflow_(shared.shard_count),
       doorbell_due_(shared.shard_count, false),
+      pending_mail_(shared.mailboxes.signal_words(), 0),
       retained_fence_(shard, shared.shard_count) {
   limits_.max_inflight = config.max_inflight;
   limits_.max_queued_messages = config.max_queued_messages;
@@ -73,8 +75,9 @@ Router::Router(uint32_t shard, const Config& config, SharedState& shared,
 Router::~Router() {
   // Records that never reached their mailbox, and records other shards addressed to this one
   // after it stopped draining, still hold message references and hand-off sockets.
-  for (Overflow& overflow : overflow_) {
-    for (const OverflowRecord& record : overflow.records) DropRecord(record.slots);
+  for (const std::unique_ptr<Overflow>& overflow : overflow_) {
+    if (overflow == nullptr) continue;
+    for (const OverflowRecord& record : overflow->records) DropRecord(record.slots);
   }
   for (uint32_t source = 0; source < shard_count_; ++source) {
     if (source == shard_) continue;
@@ -776,8 +779,8 @@ void Router::SendRemote(uint32_t destination, message::Message* message,
 }
 
 bool Router::Push(uint32_t destination, std::span<const Slot> record, uint64_t held_bytes) {
-  Overflow& overflow = overflow_[destination];
-  if (overflow.records.empty()) {
+  std::unique_ptr<Overflow>& queue = overflow_[destination];
+  if (queue == nullptr || queue->records.empty()) {
     const PushResult result = shared_.mailboxes.mailbox(shard_, destination).TryPush(record);
     if (result.pushed) {
       if (result.was_empty) doorbell_due_[destination] = true;
@@ -790,6 +793,8 @@ bool Router::Push(uint32_t destination, std::span<const Slot> record, uint64_t h
   // pending (RetainedFence keeps one request outstanding per origin), and a lost one would
   // keep the requester's entries until the bound.
   const bool fence = record[0].kind == kFenceRequest || record[0].kind == kFenceReply;
+  if (queue == nullptr) queue = std::make_unique<Overflow>();  // first overflow to destination
+  Overflow& overflow = *queue;
   if (overflow.bytes + bytes > overflow_bytes_max_ && !fence) {
     DropRecord(record);
     return false;
@@ -834,15 +839,27 @@ void Router::Handoff(const net::Connection& connection, int fd, std::vector<uint
 }
 
 bool Router::DrainMailboxes() {
+  // Only the mailboxes that were signalled (went from empty to non-empty), and those whose last
+  // drain stopped at the budget: see MailboxMatrix for why no record is missed.
+  MailboxMatrix& mailboxes = shared_.mailboxes;
   bool more = false;
   drained_records_ = 0;
-  for (uint32_t source = 0; source < shard_count_; ++source) {
-    if (source == shard_) continue;
-    const DrainResult result =
-        shared_.mailboxes.mailbox(source, shard_)
-            .Drain([this](std::span<const Slot> record) { OnRecord(record); }, kDrainBudgetRecords);
-    more = more || result.more;
-    drained_records_ += result.records;
+  for (uint32_t word = 0; word < mailboxes.signal_words(); ++word) {
+    uint64_t sources = pending_mail_[word] | mailboxes.TakeSignals(shard_, word);
+    pending_mail_[word] = 0;
+    while (sources != 0) {
+      const uint32_t bit = static_cast<uint32_t>(std::countr_zero(sources));
+      sources &= sources - 1;
+      const uint32_t source = word * 64 + bit;
+      RINGMQ_ASSERT(source < shard_count_ && source != shard_);
+      const DrainResult result =
+          mailboxes.mailbox(source, shard_)
+              .Drain([this](std::span<const Slot> record) { OnRecord(record); },
+                     kDrainBudgetRecords);
+      if (result.more) pending_mail_[word] |= uint64_t{1} << bit;
+      drained_records_ += result.records;
+    }
+    more = more || pending_mail_[word] != 0;
   }
   return more;
 }
@@ -913,7 +930,8 @@ void Router::Flush() {
     Push(origin, request, 0);
   });
   for (uint32_t destination = 0; destination < shard_count_; ++destination) {
-    Overflow& overflow = overflow_[destination];
+    if (overflow_[destination] == nullptr) continue;
+    Overflow& overflow = *overflow_[destination];
     while (!overflow.records.empty()) {
       const OverflowRecord& record = overflow.records.front();
       const PushResult result =
@@ -956,6 +974,7 @@ void Router::RingDoorbells() {
   for (uint32_t destination = 0; destination < shard_count_; ++destination) {
     if (!doorbell_due_[destination]) continue;
     doorbell_due_[destination] = false;
+    shared_.mailboxes.Signal(shard_, destination);  // before the doorbell: see MailboxMatrix
     services_.RingDoorbell(destination);
   }
 }

@@ -144,7 +144,8 @@ class Router final : public net::PacketSink {
   // Moves a connection in kHandoff to its home shard.
   void Handoff(const net::Connection& connection, int fd, std::vector<uint8_t> bytes);
 
-  // Delivers what other shards sent. Returns true if records were left (do not sleep).
+  // Delivers what other shards sent: drains the mailboxes signalled since the last call and
+  // those it left at their budget. Returns true if records were left (do not sleep).
   bool DrainMailboxes();
   // Records the last DrainMailboxes delivered, and sessions with output for the next Flush
   // (what a loop iteration handled, for the stall detector).
@@ -157,8 +158,9 @@ class Router final : public net::PacketSink {
   bool has_jobs() const { return !jobs_.empty(); }
   // Retries overflowed mailbox records, then writes session output into connection buffers.
   void Flush();
-  // Wakes the shards whose mailbox from us went from empty to non-empty this iteration. Last
-  // in the iteration, after the shard's own flush, which can hand off connections.
+  // Signals and wakes the shards whose mailbox from us went from empty to non-empty this
+  // iteration. Last in the iteration, after the shard's own flush, which can hand off
+  // connections.
   void RingDoorbells();
 
   size_t session_count() const { return by_client_id_.size(); }
@@ -346,8 +348,12 @@ class Router final : public net::PacketSink {
     uint64_t bytes = 0;
   };
   uint64_t overflow_bytes_max_ = 0;  // per destination (max_mailbox_overflow_bytes)
-  std::vector<Overflow> overflow_;   // index = destination shard
-  std::vector<bool> doorbell_due_;
+  // Index = destination shard; null until a record first waits for it (a deque allocates even
+  // when empty, and most of the N - 1 destinations of a large mesh never overflow).
+  std::vector<std::unique_ptr<Overflow>> overflow_;
+  std::vector<bool> doorbell_due_;  // index = destination; signalled and rung in RingDoorbells
+  // Sources whose last drain stopped at its budget (bit source % 64 of word source / 64).
+  std::vector<uint64_t> pending_mail_;
   size_t drained_records_ = 0;                      // by the last DrainMailboxes
   uint64_t last_sequence_ = 0;  // of the last message created here
   RetainedFence retained_fence_;

@@ -504,7 +504,7 @@ void Shard::RingDoorbell(uint32_t shard) {
 void Shard::SubmitDoorbell(uint32_t shard) {
   RINGMQ_ASSERT(shard < shared_.shard_count && shard != index_);
   const int ring_fd = shared_.ring_fds[shard].load(std::memory_order_acquire);
-  if (ring_fd < 0) return;  // not set up yet: it drains its mailboxes on its first iteration
+  if (ring_fd < 0) return;  // not set up yet: it takes its signals on its first iteration
   io_uring_sqe* sqe = NextSqe();
   io_uring_prep_msg_ring(sqe, ring_fd, 0, Pack(Op::kMailbox, 0, 0), 0);
   sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;

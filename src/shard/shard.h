@@ -1,7 +1,7 @@
 // A shard: one thread, one io_uring, one SO_REUSEPORT listener, and the connections it accepted.
 //
 // The loop, once per iteration: reap every completion (accepts, receives, sends, closes, the
-// stop doorbell), drain the other shards' mailboxes, work on pending SUBSCRIBE/UNSUBSCRIBE jobs
+// stop doorbell), drain the signalled mailboxes, work on pending SUBSCRIBE/UNSUBSCRIBE jobs
 // (the router's per-iteration filter budget; the loop does not sleep while jobs wait), advance
 // the timer wheel (and, once per tick, expire offline sessions), on shard 0 publish the $SYS
 // topics when they are due (every sys_interval_s), then for each connection touched in this

@@ -1,7 +1,8 @@
 // State every shard reads, owned by the broker and outliving the shards.
 //
 // Thread safety: the atomics are read and written by every shard; the pointed-to trie, retained
-// store and epoch domain synchronize internally; the mailbox matrix is SPSC per shard pair.
+// store and epoch domain synchronize internally; the mailbox matrix is SPSC per shard pair, its
+// signal words written by the sources and taken by their destination (shard/mailbox.h).
 // shard_counters is filled by the broker before any shard thread starts and read-only after;
 // the counters it points to follow metrics/counters.h (one writer, relaxed readers).
 // The auth data is replaced by the main thread (SIGHUP) and read by shards within one loop
@@ -25,10 +26,15 @@
 
 namespace ringmq::shard {
 
+// Config::mailbox_memory's default.
+inline constexpr uint64_t kDefaultMailboxMemoryBytes = uint64_t{4} << 20;
+
 struct SharedState {
   // `max_memory_bytes`: the memory budget (Config::max_memory; 0: none).
+  // `mailbox_memory_bytes`: the mailboxes' slot budget (Config::mailbox_memory).
   explicit SharedState(uint32_t shard_count, uint64_t max_memory_bytes = 0,
-                       retain::RetainedLimits retained_limits = {});
+                       retain::RetainedLimits retained_limits = {},
+                       uint64_t mailbox_memory_bytes = kDefaultMailboxMemoryBytes);
 
   const uint32_t shard_count;
   std::atomic<uint32_t> connected_clients{0};
@@ -57,9 +63,17 @@ struct SharedState {
   const double started_unix_seconds;
 };
 
-// Mailbox slots per ordered shard pair: 2^18 slots in all spread over the pairs' count, at
-// least 1024 and at most 32768 per pair (2 shards: 2 x 512 KiB; 64 shards: 4032 x 16 KiB).
-uint32_t MailboxCapacity(uint32_t shard_count);
+// Mailbox slots per ordered shard pair, from a budget for all of them:
+//   bit_floor(mailbox_memory_bytes / 16 / (N * (N - 1))), within [64, 32768].
+// The floor is the longest record (Mailbox::kDefaultMaxRecordSlots); the ceiling, 512 KiB, is
+// plenty for one pair. The default budget (2^18 slots, 4 MiB) gives 32768 slots per pair up to 3
+// shards, 1024 at 16 shards, 64 from 46 shards on (128 shards: 16256 x 1 KiB).
+uint32_t MailboxCapacity(uint32_t shard_count,
+                         uint64_t mailbox_memory_bytes = kDefaultMailboxMemoryBytes);
+// Bytes the mailbox rings of `shard_count` shards map (each ring adds 63 spare slots and a length
+// byte per slot to its capacity): what the memory baseline counts for them.
+uint64_t MailboxBytes(uint32_t shard_count,
+                      uint64_t mailbox_memory_bytes = kDefaultMailboxMemoryBytes);
 
 }  // namespace ringmq::shard
 

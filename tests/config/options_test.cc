@@ -114,6 +114,8 @@ metrics_bind = "0.0.0.0"
 metrics_port = 0
 sys_interval_s = 0
 max_mailbox_overflow_bytes = 4096
+mailbox_memory = 65536
+cpu_affinity = "auto"
 stall_warning_ms = 0
 )";
 
@@ -152,6 +154,8 @@ Config EveryKeyConfig() {
   config.metrics_port = 0;
   config.sys_interval_s = 0;
   config.max_mailbox_overflow_bytes = 4096;
+  config.mailbox_memory = 65536;
+  config.cpu_affinity = CpuAffinity::kAuto;
   config.stall_warning_ms = 0;
   return config;
 }
@@ -194,6 +198,8 @@ TEST(ConfigTest, DefaultsWithNoArguments) {
   EXPECT_EQ(parsed->config.metrics_port, 9883);
   EXPECT_EQ(parsed->config.sys_interval_s, 10u);
   EXPECT_EQ(parsed->config.max_mailbox_overflow_bytes, uint64_t{16} << 20);
+  EXPECT_EQ(parsed->config.mailbox_memory, uint64_t{4} << 20);
+  EXPECT_EQ(parsed->config.cpu_affinity, CpuAffinity::kOff);
   EXPECT_EQ(parsed->config.stall_warning_ms, 100u);
   EXPECT_FALSE(parsed->check_config);
 }
@@ -361,6 +367,13 @@ std::vector<FlagCase> GoodFlagCases() {
        [](const Config& c) { EXPECT_EQ(c.max_mailbox_overflow_bytes, 0u); }},
       {"--max-mailbox-overflow-bytes", "68719476736",
        [](const Config& c) { EXPECT_EQ(c.max_mailbox_overflow_bytes, uint64_t{64} << 30); }},
+      {"--mailbox-memory", "1024", [](const Config& c) { EXPECT_EQ(c.mailbox_memory, 1024u); }},
+      {"--mailbox-memory", "68719476736",
+       [](const Config& c) { EXPECT_EQ(c.mailbox_memory, uint64_t{64} << 30); }},
+      {"--cpu-affinity", "auto",
+       [](const Config& c) { EXPECT_EQ(c.cpu_affinity, CpuAffinity::kAuto); }},
+      {"--cpu-affinity", "off",
+       [](const Config& c) { EXPECT_EQ(c.cpu_affinity, CpuAffinity::kOff); }},
       {"--stall-warning-ms", "0", [](const Config& c) { EXPECT_EQ(c.stall_warning_ms, 0u); }},
       {"--stall-warning-ms", "3600000",
        [](const Config& c) { EXPECT_EQ(c.stall_warning_ms, 3'600'000u); }},
@@ -708,6 +721,9 @@ TEST(OptionsTomlTest, WrongTypeOrRangeNamesFileAndLine) {
       {"bind = 127\n", "r.toml:1: bind: expected an IPv4 or IPv6 address"},
       {"log_level = \"loud\"\n", "r.toml:1: log_level: expected one of debug|info|warning|error"},
       {"reject_policy = 1\n", "r.toml:1: reject_policy: expected one of verbose|silent"},
+      {"cpu_affinity = \"on\"\n", "r.toml:1: cpu_affinity: expected one of off|auto"},
+      {"mailbox_memory = 1023\n",
+       "r.toml:1: mailbox_memory: expected an integer in 1024..68719476736"},
       {"client_id_prefixes = \"a,b\"\n",
        "r.toml:1: client_id_prefixes: expected an array of non-empty strings"},
       {"client_id_prefixes = [\n  \"a\",\n  7,\n]\n",

@@ -1,11 +1,13 @@
 // Mailbox: FIFO records, all-or-nothing pushes, contiguous records across the wrap, the
-// was_empty/observed-empty wake-up protocol, and two-thread stress tests (one of them with a
-// consumer that really sleeps and is woken only by was_empty pushes).
+// was_empty/observed-empty wake-up protocol, the matrix's one mapping and its signals, and
+// stress tests (consumers that really sleep and are woken only by was_empty pushes, one of them
+// draining only signalled mailboxes of three producers).
 #include "shard/mailbox.h"
 
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <bit>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -212,6 +214,48 @@ TEST(MailboxTest, MatrixHasOneMailboxPerOrderedPair) {
   ASSERT_TRUE(matrix.mailbox(1, 2).TryPush(MakeRecord(7, 2)).pushed);
   EXPECT_TRUE(DrainAll(matrix.mailbox(2, 1)).empty());
   EXPECT_EQ(DrainAll(matrix.mailbox(1, 2)), std::vector<Record>{MakeRecord(7, 2)});
+}
+
+TEST(MailboxTest, SignalsAreSetPerSourceAndTakenOnce) {
+  constexpr uint32_t kShards = 130;  // three signal words per destination
+  MailboxMatrix matrix(kShards, 8, 2);
+  ASSERT_EQ(matrix.signal_words(), 3u);
+  matrix.Signal(5, 2);
+  matrix.Signal(70, 2);
+  matrix.Signal(129, 2);
+  matrix.Signal(3, 4);
+  matrix.Signal(5, 2);  // again before the consumer took it: one bit
+  EXPECT_EQ(matrix.TakeSignals(2, 0), uint64_t{1} << 5);
+  EXPECT_EQ(matrix.TakeSignals(2, 1), uint64_t{1} << 6);
+  EXPECT_EQ(matrix.TakeSignals(2, 2), uint64_t{1} << 1);
+  for (uint32_t word = 0; word < 3; ++word) EXPECT_EQ(matrix.TakeSignals(2, word), 0u);
+  EXPECT_EQ(matrix.TakeSignals(4, 0), uint64_t{1} << 3);
+  EXPECT_EQ(matrix.TakeSignals(3, 0), 0u);
+}
+
+TEST(MailboxTest, RingsLiveInOneMappingOfTheAdvertisedSize) {
+  // (capacity + max_record_slots - 1) slots and a length byte per slot, per cache line.
+  EXPECT_EQ(Mailbox::StorageBytes(64, 64), 2112u);
+  EXPECT_EQ(Mailbox::StorageBytes(8, 2), 192u);
+  EXPECT_EQ(MailboxMatrix::StorageBytes(4, 8, 2), 12 * 192u);
+  MailboxMatrix matrix(4, 8, 2);
+  // Every ring is usable up to its capacity and independent of its neighbours in the mapping.
+  for (uint32_t from = 0; from < 4; ++from) {
+    for (uint32_t to = 0; to < 4; ++to) {
+      if (from == to) continue;
+      for (uint64_t i = 0; i < 4; ++i) {
+        ASSERT_TRUE(matrix.mailbox(from, to).TryPush(MakeRecord(from * 16 + to, 2)).pushed);
+      }
+      EXPECT_FALSE(matrix.mailbox(from, to).TryPush(MakeRecord(0, 1)).pushed);
+    }
+  }
+  for (uint32_t from = 0; from < 4; ++from) {
+    for (uint32_t to = 0; to < 4; ++to) {
+      if (from == to) continue;
+      EXPECT_EQ(DrainAll(matrix.mailbox(from, to)),
+                std::vector<Record>(4, MakeRecord(from * 16 + to, 2)));
+    }
+  }
 }
 
 TEST(MailboxDeathTest, ContractViolationsAssert) {
@@ -421,6 +465,87 @@ class SpinBarrier {
 
 void Delay(uint32_t pauses) {
   for (uint32_t i = 0; i < pauses; ++i) Pause();
+}
+
+// Three producer threads and a consumer that drains only signalled mailboxes, with a small
+// per-drain budget (so sources stay pending), and sleeps when nothing is signalled or pending.
+// Producers signal and ring as the router does: after a was_empty push, deferred to the end of
+// a burst or before they wait for room. A signal lost between Signal and TakeSignals would leave
+// the consumer asleep with records pending: the wait times out and the test fails.
+TEST(MailboxSignalsStressTest, ConsumerDrainingOnlySignalledMailboxesMissesNoRecord) {
+  constexpr uint32_t kProducers = 3;
+  const uint64_t records = kSanitized ? 60'000 : 200'000;  // per producer
+  constexpr auto kLostWakeupTimeout = std::chrono::seconds(10);
+  MailboxMatrix matrix(kProducers + 1, kSleepingCapacity, kStressMaxRecord);
+  Doorbell doorbell;
+  std::vector<std::thread> producers;
+  for (uint32_t source = 1; source <= kProducers; ++source) {
+    producers.emplace_back([&, source] {
+      Mailbox& mailbox = matrix.mailbox(source, 0);
+      Slot slots[kStressMaxRecord];
+      std::mt19937 random(source);
+      bool signal_due = false;
+      const auto signal = [&] {
+        if (!signal_due) return;
+        signal_due = false;
+        matrix.Signal(source, 0);
+        doorbell.Ring();
+      };
+      uint64_t burst_left = 0;
+      for (uint64_t sequence = 0; sequence < records; ++sequence) {
+        const size_t length = FillStressRecord(sequence, slots);
+        PushResult result;
+        while (!(result = mailbox.TryPush(std::span<const Slot>(slots, length))).pushed) {
+          signal();  // the end of a router iteration: never wait for room with a signal held
+          std::this_thread::yield();
+        }
+        signal_due = signal_due || result.was_empty;
+        if (burst_left == 0) {
+          burst_left = random() % 64;
+          signal();
+          std::this_thread::yield();
+        } else {
+          --burst_left;
+        }
+      }
+      signal();
+    });
+  }
+  StressChecker checkers[kProducers + 1];
+  const auto done = [&] {
+    for (uint32_t source = 1; source <= kProducers; ++source) {
+      if (checkers[source].next() < records) return false;
+    }
+    return true;
+  };
+  uint64_t pending = 0;
+  uint64_t lost_wakeups = 0;
+  uint64_t sleeps = 0;
+  while (!done()) {
+    uint64_t sources = pending | matrix.TakeSignals(0, 0);
+    pending = 0;
+    while (sources != 0) {
+      const uint32_t source = static_cast<uint32_t>(std::countr_zero(sources));
+      sources &= sources - 1;
+      if (matrix.mailbox(source, 0).Drain(checkers[source], 16).more) {
+        pending |= uint64_t{1} << source;
+      }
+    }
+    if (pending != 0 || done()) continue;
+    ++sleeps;
+    if (!doorbell.Wait(kLostWakeupTimeout)) {
+      ++lost_wakeups;  // recover by draining everything, so the test fails instead of hanging
+      for (uint32_t source = 1; source <= kProducers; ++source) pending |= uint64_t{1} << source;
+    }
+  }
+  for (std::thread& producer : producers) producer.join();
+  EXPECT_EQ(lost_wakeups, 0u);
+  for (uint32_t source = 1; source <= kProducers; ++source) {
+    EXPECT_EQ(checkers[source].next(), records) << source;
+    EXPECT_EQ(checkers[source].errors(), 0u) << source;
+    EXPECT_EQ(matrix.mailbox(source, 0).Drain(checkers[source], 1).records, 0u) << source;
+  }
+  RecordProperty("sleeps", static_cast<int>(std::min<uint64_t>(sleeps, INT32_MAX)));
 }
 
 TEST(MailboxStressTest, LockstepPushAndDrainNeverLoseAWakeup) {

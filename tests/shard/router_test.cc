@@ -195,6 +195,45 @@ TEST_F(RouterTest, HandoffStillQueuedAtShutdownGivesBackItsSlot) {
   EXPECT_TRUE(socket.ClientSeesEof());
 }
 
+// A shard drains only the mailboxes that were signalled: the sender signals in RingDoorbells,
+// after the push that found the mailbox empty, before the doorbell.
+TEST_F(RouterTest, MailboxIsDrainedOnlyOnceSignalled) {
+  Start();
+  SocketPair socket;
+  ConnectAndHandOff(socket);  // in mailbox (0, 1), not yet signalled
+  EXPECT_FALSE(shard1().router->DrainMailboxes());
+  EXPECT_EQ(shard1().router->drained_records(), 0u);
+  EXPECT_TRUE(shard1().services.adopted.empty());
+
+  shard0().router->RingDoorbells();
+  EXPECT_EQ(shard0().services.rung, std::vector<uint32_t>{1});
+  EXPECT_FALSE(shard1().router->DrainMailboxes());
+  EXPECT_EQ(shard1().router->drained_records(), 1u);
+  ASSERT_EQ(shard1().services.adopted.size(), 1u);
+  EXPECT_EQ(shard1().services.adopted[0].first, socket.broker);
+  EXPECT_FALSE(shard1().router->DrainMailboxes());  // the signal was taken
+  EXPECT_EQ(shard1().router->drained_records(), 0u);
+  close(socket.broker);
+}
+
+// A drain that stops at its per-mailbox budget keeps the source pending: the rest is drained on
+// the next call although no new signal came (the sender signals only the empty-to-non-empty
+// edge, which it does not see again while records wait).
+TEST_F(RouterTest, MailboxLeftAtTheDrainBudgetIsDrainedWithoutANewSignal) {
+  Start();
+  constexpr uint32_t kFenceRequestKind = 4;  // answered with one reply record to shard 0
+  constexpr size_t kRecords = 5000;          // more than one drain's budget (4096)
+  const Slot request[] = {Slot{kFenceRequestKind, 0, 0}};
+  for (size_t i = 0; i < kRecords; ++i) ASSERT_TRUE(MailboxTo1().TryPush(request).pushed);
+  harness_->shared().mailboxes.Signal(0, 1);
+  EXPECT_TRUE(shard1().router->DrainMailboxes());
+  const size_t first = shard1().router->drained_records();
+  EXPECT_LT(first, kRecords);
+  EXPECT_FALSE(shard1().router->DrainMailboxes());
+  EXPECT_EQ(first + shard1().router->drained_records(), kRecords);
+  EXPECT_EQ(harness_->shared().mailboxes.TakeSignals(1, 0), 0u);
+}
+
 TEST_F(RouterTest, HandoffInAMailboxNeverDrainedGivesBackItsSlot) {
   Start();
   SocketPair socket;
@@ -222,6 +261,7 @@ TEST_F(RouterTest, OverflowIsBoundedByTheBytesItHolds) {
   DrainFiller();
   shard0().router->Flush();
   EXPECT_EQ(shard0().counters.gauges.mailbox_overflow_bytes.Load(), 0);
+  shard0().router->RingDoorbells();                 // signals shard 1's mailbox from shard 0
   EXPECT_FALSE(shard1().router->DrainMailboxes());  // no such session there: dropped on delivery
 }
 
