@@ -32,10 +32,10 @@
 #include <vector>
 
 #include "common/assert.h"
+#include "concurrent/epoch.h"
 #include "message/message.h"
 #include "retain/retained_store.h"
 #include "statistics.h"
-#include "sub/epoch.h"
 
 namespace ringmq::retain {
 namespace {
@@ -77,7 +77,7 @@ struct Fixture {
     domain.Collect();
   }
 
-  sub::EpochDomain domain;
+  concurrent::EpochDomain domain;
   RetainedStore store;
 };
 
@@ -257,7 +257,7 @@ void BM_BuildOneParent(benchmark::State& state) {
     topics.push_back("p/" + std::to_string(i));
   }
   for (auto _ : state) {
-    sub::EpochDomain domain(1);
+    concurrent::EpochDomain domain(1);
     auto store = std::make_unique<RetainedStore>(domain);
     for (const std::string& topic : topics) {
       store->Set(MessageRef::Create(topic, Payload(), 0, true));

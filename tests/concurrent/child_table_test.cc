@@ -1,8 +1,8 @@
-// Unit tests for the shared child table (src/sub/child_table.h): slot encoding, level keys,
+// Unit tests for the shared child table (src/concurrent/child_table.h): slot encoding, level keys,
 // insert/find/erase, tombstones on the probe sequence, growth and shrink, retirement of replaced
 // tables through the EpochDomain, and a reader running concurrently with a churning writer (run
 // it under ThreadSanitizer and AddressSanitizer as well).
-#include "sub/child_table.h"
+#include "concurrent/child_table.h"
 
 #include <gtest/gtest.h>
 
@@ -16,9 +16,9 @@
 #include <thread>
 #include <vector>
 
-#include "sub/epoch.h"
+#include "concurrent/epoch.h"
 
-namespace ringmq::sub {
+namespace ringmq::concurrent {
 namespace {
 
 struct TestNode {
@@ -422,4 +422,4 @@ TEST(ChildTableStressTest, ReaderAlwaysFindsStableChildren) {
 }
 
 }  // namespace
-}  // namespace ringmq::sub
+}  // namespace ringmq::concurrent

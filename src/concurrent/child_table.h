@@ -38,7 +38,7 @@
 //   one: a reader still probing or scanning the old table sees every child that was live when it
 //   was replaced. Slots keep their tag across tables; only the index changes.
 //
-// Reclamation (QSBR, sub/epoch.h)
+// Reclamation (QSBR, concurrent/epoch.h)
 // A replaced table, and a table freed when its last child goes, are handed to
 // EpochDomain::Retire right after they are unlinked and never touched afterwards (Retire may free
 // them at once when every reader is offline). Nodes are not owned by the map: the owner unlinks
@@ -52,8 +52,8 @@
 //   a load of at most 1/3 (CapacityFor), so at least capacity / 6 inserts pass before the next.
 // - Erase shrinks (rebuilds) a table larger than kMinCapacity once live < capacity / 8.
 // - Each level appears at most once: Insert requires that the level is absent.
-#ifndef RINGMQ_SUB_CHILD_TABLE_H_
-#define RINGMQ_SUB_CHILD_TABLE_H_
+#ifndef RINGMQ_CONCURRENT_CHILD_TABLE_H_
+#define RINGMQ_CONCURRENT_CHILD_TABLE_H_
 
 #include <algorithm>
 #include <atomic>
@@ -65,9 +65,9 @@
 #include <string_view>
 
 #include "common/assert.h"
-#include "sub/epoch.h"
+#include "concurrent/epoch.h"
 
-namespace ringmq::sub {
+namespace ringmq::concurrent {
 
 // ---- Level keys -----------------------------------------------------------------------------
 
@@ -482,6 +482,6 @@ class ChildMap {
   std::atomic<Table*> table_{nullptr};
 };
 
-}  // namespace ringmq::sub
+}  // namespace ringmq::concurrent
 
-#endif  // RINGMQ_SUB_CHILD_TABLE_H_
+#endif  // RINGMQ_CONCURRENT_CHILD_TABLE_H_
