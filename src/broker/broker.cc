@@ -2,14 +2,13 @@
 
 #include <unistd.h>
 
-#include <time.h>
-
 #include <future>
 #include <thread>
 #include <utility>
 #include <vector>
 
 #include "auth/auth_data.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "io/listener.h"
 #include "io/ring.h"
@@ -40,12 +39,6 @@ uint32_t ResolveThreads(uint32_t threads) {
   return online > 0 ? static_cast<uint32_t>(online) : 1;
 }
 
-uint64_t NowMonotonicMs() {
-  timespec now{};
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  return static_cast<uint64_t>(now.tv_sec) * 1000 + static_cast<uint64_t>(now.tv_nsec) / 1'000'000;
-}
-
 // One scrape: loads relaxed atomics only, so it never waits for (or holds up) a shard.
 std::string Scrape(const shard::SharedState& shared, const Config& config,
                    const metrics::HttpServer& server) {
@@ -63,7 +56,7 @@ std::string Scrape(const shard::SharedState& shared, const Config& config,
       memory::PressureOf(sample.memory_accounted_bytes, config.max_memory));
   sample.start_time_seconds = shared.started_unix_seconds;
   sample.uptime_seconds =
-      static_cast<double>(NowMonotonicMs() - shared.started_monotonic_ms) / 1000.0;
+      static_cast<double>(MonotonicMs() - shared.started_monotonic_ms) / 1000.0;
   sample.version = RINGMQ_VERSION;
   sample.http_responses = server.responses();
   return metrics::Render(sample);
