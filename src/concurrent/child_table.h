@@ -7,8 +7,8 @@
 // pointer in the low 48 bits with a 16-bit tag of the level hash in the high bits, so a probe
 // rejects most other keys without touching their node. A parent with a million children costs
 // O(1) per lookup and O(1) amortized per insert and erase. The same file holds what both trees
-// need to key their levels: LevelHasher (seeded, so clients cannot choose colliding levels),
-// LevelEquals and LevelSplitter.
+// need to key their levels: LevelHasher (seeded, so clients cannot choose colliding levels) and
+// LevelEquals. (Splitting a topic into levels is topic syntax: mqtt::LevelSplitter.)
 //
 // Requirements on Node: `std::string_view level() const`, the level bytes the node is keyed by,
 // constant for the node's lifetime; alignment of at least 8 (the low 3 bits of a slot's pointer
@@ -173,33 +173,6 @@ inline bool LevelEquals(std::string_view a, std::string_view b) {
   }
   return true;
 }
-
-// Splits a topic or filter into its levels: '/' separates, levels may be empty ("/a" has an empty
-// first level), and the empty string is one empty level.
-class LevelSplitter {
- public:
-  explicit LevelSplitter(std::string_view text) : rest_(text) {}
-
-  // Stores the next level in `level`; false once every level was returned.
-  bool Next(std::string_view& level) {
-    if (done_) {
-      return false;
-    }
-    const size_t slash = rest_.find('/');
-    if (slash == std::string_view::npos) {
-      level = rest_;
-      done_ = true;
-    } else {
-      level = rest_.substr(0, slash);
-      rest_.remove_prefix(slash + 1);
-    }
-    return true;
-  }
-
- private:
-  std::string_view rest_;
-  bool done_ = false;
-};
 
 // ---- Slots ----------------------------------------------------------------------------------
 

@@ -132,7 +132,7 @@ SetResult RetainedStore::SetUnderMutex(message::MessageRef message) {
   Node* node = root_;
   bool creating = false;
   size_t level_count = 0;
-  concurrent::LevelSplitter levels(topic);
+  mqtt::LevelSplitter levels(topic);
   std::string_view level;
   while (levels.Next(level)) {
     ++level_count;
@@ -179,7 +179,7 @@ bool RetainedStore::Fits(const Message* old, uint64_t charge) const {
 
 void RetainedStore::Delete(std::string_view topic) {
   Node* node = root_;
-  concurrent::LevelSplitter levels(topic);
+  mqtt::LevelSplitter levels(topic);
   std::string_view level;
   while (levels.Next(level)) {
     node = FindChildForWrite(node, level);
@@ -293,7 +293,7 @@ class Matcher {
 
  private:
   void Split(std::string_view filter, const concurrent::LevelHasher& hasher) {
-    concurrent::LevelSplitter splitter(filter);
+    mqtt::LevelSplitter splitter(filter);
     std::string_view text;
     while (splitter.Next(text)) {
       RINGMQ_ASSERT(level_count_ < mqtt::kMaxTopicLevels);  // always on: the array's size

@@ -14,7 +14,7 @@ using concurrent::ChildSlot;
 using concurrent::EpochDomain;
 using concurrent::LevelEquals;
 using concurrent::LevelHasher;
-using concurrent::LevelSplitter;
+using mqtt::LevelSplitter;
 
 namespace trie_internal {
 

@@ -133,25 +133,6 @@ TEST(LevelEqualsTest, AgreesWithByteComparisonAtEverySize) {
   }
 }
 
-TEST(LevelSplitterTest, SplitsOnSlashKeepingEmptyLevels) {
-  const auto split = [](std::string_view text) {
-    std::vector<std::string_view> levels;
-    LevelSplitter splitter(text);
-    std::string_view level;
-    while (splitter.Next(level)) {
-      levels.push_back(level);
-    }
-    return levels;
-  };
-  using Levels = std::vector<std::string_view>;
-  EXPECT_EQ(split("a/bc/d"), (Levels{"a", "bc", "d"}));
-  EXPECT_EQ(split("/a"), (Levels{"", "a"}));
-  EXPECT_EQ(split("a/"), (Levels{"a", ""}));
-  EXPECT_EQ(split("//"), (Levels{"", "", ""}));
-  EXPECT_EQ(split("x"), (Levels{"x"}));
-  EXPECT_EQ(split(""), (Levels{""}));
-}
-
 TEST_F(ChildTableTest, EmptyMapHasNoTable) {
   EXPECT_TRUE(map_.empty());
   EXPECT_EQ(map_.table(), nullptr);
