@@ -1,7 +1,7 @@
 // The broker's clock reads, in one place: every module that measures time (shard loops, stall
 // detection, the metrics HTTP thread, uptime) reads CLOCK_MONOTONIC through these, so their
 // values compare with each other (a shard's now_ms and SharedState::started_monotonic_ms are on
-// the same clock).
+// the same clock); log timestamps and the start time in metrics read CLOCK_REALTIME.
 //
 // CLOCK_MONOTONIC never jumps with wall-clock changes; CLOCK_MONOTONIC_COARSE is cheaper (no
 // counter read) but only advances once per kernel tick, so it serves attribution of time to loop
@@ -29,10 +29,8 @@ inline uint64_t MonotonicMs() { return MonotonicNs() / 1'000'000; }
 // Resolution of a kernel tick (1-10 ms); for attributing time, not for deadlines.
 inline uint64_t CoarseMonotonicNs() { return ClockNs(CLOCK_MONOTONIC_COARSE); }
 
-// Wall-clock time as seconds since the Unix epoch (for $SYS and metrics that report dates).
-inline double UnixSeconds() {
-  return static_cast<double>(ClockNs(CLOCK_REALTIME)) / 1e9;
-}
+// Wall-clock time as seconds since the Unix epoch (for metrics that report dates).
+inline double UnixSeconds() { return static_cast<double>(ClockNs(CLOCK_REALTIME)) / 1e9; }
 
 }  // namespace ringmq
 
