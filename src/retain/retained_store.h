@@ -3,7 +3,8 @@
 //
 // Read-mostly with the subscription trie's discipline: Set() calls are serialized among
 // themselves by a mutex (a retained PUBLISH is rare next to ordinary ones, and ordinary
-// PUBLISHes never touch this store); ForEachMatch() is lock-free and allocation-free for
+// PUBLISHes never touch this store; docs/performance.md measures the mutex when every message
+// is retained); ForEachMatch() is lock-free and allocation-free for
 // readers that are online in the EpochDomain. A replaced or deleted message, and every unlinked
 // node, is released only after every reader passed a quiescent point, so a reader may take a
 // reference (MessageRef::Share) to any message it is handed.
