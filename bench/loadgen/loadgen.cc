@@ -100,6 +100,7 @@ struct Options {
   std::string label;
   std::string topic_prefix = "bench";
   bool quiet = false;
+  bool retain = false;  // RETAIN on every measured PUBLISH
   int setup_timeout_s = 60;
   int handshakes = 64;  // TCP connects + CONNECTs in flight per worker during setup
 };
@@ -124,6 +125,7 @@ const char kHelp[] =
     "Options:\n"
     "  --host H --port N          broker address (127.0.0.1:1883)\n"
     "  --qos 0|1|2                QoS of publishes and subscriptions (0)\n"
+    "  --retain                   fanin/fanout/pairs/wildcard: every PUBLISH retained (off)\n"
     "  --payload BYTES            payload size, at least 24 (64)\n"
     "  --publishers N --subscribers N   client counts (scenario defaults)\n"
     "  --clients N                connect/reject/idle: connections\n"
@@ -184,6 +186,10 @@ Options ParseOptions(int argc, char** argv) {
     }
     if (arg == "--quiet") {
       o.quiet = true;
+      continue;
+    }
+    if (arg == "--retain") {
+      o.retain = true;
       continue;
     }
     std::string value;
@@ -918,8 +924,8 @@ bool Worker::Publish(Conn& c, uint64_t now) {
   for (uint64_t i = 0; i < budget; ++i) {
     ++c.sent;
     const uint16_t packet_id = o_.qos > 0 ? c.NextPacketId() : 0;
-    uint8_t* payload = wire::EncodePublish(topic, static_cast<uint8_t>(o_.qos), false, packet_id,
-                                           o_.payload, c.out);
+    uint8_t* payload = wire::EncodePublish(topic, static_cast<uint8_t>(o_.qos), o_.retain,
+                                           packet_id, o_.payload, c.out);
     wire::WritePayload(payload, o_.payload, static_cast<uint32_t>(c.index), c.sent, now);
   }
   ps.sent.store(c.sent, std::memory_order_relaxed);

@@ -18,18 +18,18 @@
 
 #include "common/assert.h"
 #include "common/byte_buffer.h"
+#include "concurrent/epoch.h"
 #include "message/message.h"
 #include "session/session.h"
 #include "statistics.h"
-#include "sub/epoch.h"
 #include "sub/trie.h"
 
 namespace ringmq::bench {
 namespace {
 
+using concurrent::EpochDomain;
 using message::MessageRef;
 using session::Session;
-using sub::EpochDomain;
 using sub::MatchResult;
 using sub::SubscriptionTrie;
 

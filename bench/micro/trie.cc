@@ -40,11 +40,13 @@
 #include <vector>
 
 #include "common/assert.h"
+#include "concurrent/epoch.h"
 #include "statistics.h"
-#include "sub/epoch.h"
 
 namespace ringmq::sub {
 namespace {
+
+using concurrent::EpochDomain;
 
 constexpr int kRepetitions = 5;
 constexpr size_t kTopicCount = 4096;  // pre-built topics cycled through by Match benchmarks

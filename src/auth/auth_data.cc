@@ -44,7 +44,7 @@ bool AuthConfigured(const Config& config) {
 
 SharedAuth::~SharedAuth() { delete current_.load(std::memory_order_relaxed); }
 
-void SharedAuth::Replace(std::unique_ptr<AuthData> data, sub::EpochDomain* epochs) {
+void SharedAuth::Replace(std::unique_ptr<AuthData> data, concurrent::EpochDomain* epochs) {
   const AuthData* previous = current_.exchange(data.release(), std::memory_order_acq_rel);
   if (previous == nullptr) return;
   if (epochs == nullptr) {

@@ -3,8 +3,8 @@
 //
 // AuthData is immutable once built. SharedAuth publishes the current one to every shard through
 // an atomic pointer; a replaced AuthData is freed through the shards' QSBR epoch domain
-// (sub/epoch.h), so a shard may use the pointer it loaded until the end of its loop iteration
-// and must not keep it longer. Each AuthData has a version, greater than every earlier one, so
+// (concurrent/epoch.h), so a shard may use the pointer it loaded until the end of its loop
+// iteration and must not keep it longer. Each AuthData has a version, greater than every earlier one, so
 // caches and per-connection ACLs derived from it can tell they are stale.
 //
 // Thread safety: Load() from any shard (while online in the epoch domain); Replace() from one
@@ -21,8 +21,8 @@
 #include "absl/status/statusor.h"
 #include "auth/acl.h"
 #include "auth/password_file.h"
+#include "concurrent/epoch.h"
 #include "ringmq/config.h"
-#include "sub/epoch.h"
 
 namespace ringmq::auth {
 
@@ -55,7 +55,7 @@ class SharedAuth {
 
   // Publishes `data`; the previous data is retired into `epochs` (freed once no shard can
   // still hold it). `epochs` may be null only when no reader runs (start-up, tests).
-  void Replace(std::unique_ptr<AuthData> data, sub::EpochDomain* epochs);
+  void Replace(std::unique_ptr<AuthData> data, concurrent::EpochDomain* epochs);
 
  private:
   std::atomic<const AuthData*> current_{nullptr};

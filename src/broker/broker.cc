@@ -4,19 +4,17 @@
 #include <sched.h>
 #include <unistd.h>
 
-#include <time.h>
-
 #include <cstdio>
 #include <cstring>
-#include <string>
-
 #include <future>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_join.h"
 #include "auth/auth_data.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "io/listener.h"
 #include "io/ring.h"
@@ -78,12 +76,6 @@ void PlaceShardThread(uint32_t index, int cpu) {
   }
 }
 
-uint64_t NowMonotonicMs() {
-  timespec now{};
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  return static_cast<uint64_t>(now.tv_sec) * 1000 + static_cast<uint64_t>(now.tv_nsec) / 1'000'000;
-}
-
 // One scrape: loads relaxed atomics only, so it never waits for (or holds up) a shard.
 std::string Scrape(const shard::SharedState& shared, const Config& config,
                    const metrics::HttpServer& server) {
@@ -101,7 +93,7 @@ std::string Scrape(const shard::SharedState& shared, const Config& config,
       memory::PressureOf(sample.memory_accounted_bytes, config.max_memory));
   sample.start_time_seconds = shared.started_unix_seconds;
   sample.uptime_seconds =
-      static_cast<double>(NowMonotonicMs() - shared.started_monotonic_ms) / 1000.0;
+      static_cast<double>(MonotonicMs() - shared.started_monotonic_ms) / 1000.0;
   sample.version = RINGMQ_VERSION;
   sample.http_responses = server.responses();
   return metrics::Render(sample);

@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <ctime>
 
+#include "common/clock.h"
+
 namespace ringmq {
 namespace {
 
@@ -42,13 +44,14 @@ bool LogEnabled(LogLevel level) {
 
 void LogLine(LogLevel level, const char* format, ...) {
   char line[8192];  // the shutdown counters line is the longest
-  timespec now{};
-  clock_gettime(CLOCK_REALTIME, &now);
+  const uint64_t now_ns = ClockNs(CLOCK_REALTIME);
+  const auto seconds = static_cast<time_t>(now_ns / 1'000'000'000);
+  const auto milliseconds = static_cast<long>(now_ns % 1'000'000'000 / 1'000'000);
   tm utc{};
-  gmtime_r(&now.tv_sec, &utc);
+  gmtime_r(&seconds, &utc);
   int length = std::snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s ",
                              utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday, utc.tm_hour,
-                             utc.tm_min, utc.tm_sec, now.tv_nsec / 1'000'000, LevelName(level));
+                             utc.tm_min, utc.tm_sec, milliseconds, LevelName(level));
   va_list args;
   va_start(args, format);
   const int body =

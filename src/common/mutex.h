@@ -7,7 +7,9 @@
 // access to a guarded member, compiles. GCC does not check them. Not absl::Mutex: Debian's Abseil is a
 // shared library built without ThreadSanitizer, whose lock-free fast path TSan cannot see, so
 // every guarded access would be reported as a race; std::mutex goes through pthread, which TSan
-// intercepts. No mutex is ever taken on the per-message path.
+// intercepts. The only mutexes on the per-message path are those of a retained PUBLISH (the
+// retained store's writer mutex, and inside it the epoch domain's when the old message is
+// retired); docs/performance.md ("Retained publishes and their locks") measures what they cost.
 //
 // Thread safety: a mutex.
 #ifndef RINGMQ_COMMON_MUTEX_H_

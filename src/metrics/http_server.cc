@@ -9,9 +9,9 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <ctime>
 
 #include "common/assert.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "io/errno_status.h"
 
@@ -20,12 +20,6 @@ namespace {
 
 constexpr int kListenBacklog = 16;
 constexpr size_t kReadChunkBytes = 4096;
-
-uint64_t MonotonicMs() {
-  timespec now{};
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  return static_cast<uint64_t>(now.tv_sec) * 1000 + static_cast<uint64_t>(now.tv_nsec) / 1'000'000;
-}
 
 std::string_view ReasonPhrase(int code) {
   switch (code) {

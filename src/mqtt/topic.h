@@ -1,6 +1,8 @@
-// Topic name and topic filter rules (§4.7) and UTF-8 string rules (§1.5.3).
+// Topic name and topic filter rules (§4.7), the split of a topic or filter into its levels
+// (§4.7.1.1), and UTF-8 string rules (§1.5.3).
 //
-// Thread safety: stateless functions; safe from any thread.
+// Thread safety: the functions are stateless, safe from any thread; a LevelSplitter is used by
+// one thread.
 #ifndef RINGMQ_MQTT_TOPIC_H_
 #define RINGMQ_MQTT_TOPIC_H_
 
@@ -30,6 +32,34 @@ Violation ValidateTopicFilter(std::string_view filter);
 // client's PUBLISH there is dropped and a will there is refused at CONNECT (as Mosquitto denies
 // every client write to $SYS); MQTT-4.7.2-1 keeps wildcards at the first level off them.
 bool IsSysTopic(std::string_view topic);
+
+// Splits a topic or filter into its levels (the key of each level of the subscription trie and
+// of the retained store): '/' separates, levels may be empty ("/a" has an empty
+// first level), and the empty string is one empty level.
+class LevelSplitter {
+ public:
+  explicit LevelSplitter(std::string_view text) : rest_(text) {}
+
+  // Stores the next level in `level`; false once every level was returned.
+  bool Next(std::string_view& level) {
+    if (done_) {
+      return false;
+    }
+    const size_t slash = rest_.find('/');
+    if (slash == std::string_view::npos) {
+      level = rest_;
+      done_ = true;
+    } else {
+      level = rest_.substr(0, slash);
+      rest_.remove_prefix(slash + 1);
+    }
+    return true;
+  }
+
+ private:
+  std::string_view rest_;
+  bool done_ = false;
+};
 
 }  // namespace ringmq::mqtt
 

@@ -11,18 +11,19 @@
 #include "mqtt/topic.h"
 
 // Shape: one node per topic level, keyed by the level bytes. A node holds the retained message
-// of the topic that ends there (or null) and its children in a sub::ChildMap (an open-addressing
-// hash table, sub/child_table.h), so a parent with a million children costs O(1) per lookup and
-// O(1) amortized per insert.
+// of the topic that ends there (or null) and its children in a concurrent::ChildMap (an
+// open-addressing hash table, concurrent/child_table.h), so a parent with a million children costs
+// O(1) per lookup and O(1) amortized per insert.
 //
 // Publication (the discipline of sub/trie.h)
 // node->message is written with release after the message is fully built and read with acquire;
-// the child tables publish, resize and retire as sub/child_table.h describes (where the memory
-// ordering argument is written out once). Nothing else a reader can reach is changed in place.
+// the child tables publish, resize and retire as concurrent/child_table.h describes (where the
+// memory ordering argument is written out once). Nothing else a reader can reach is changed in place.
 // A replaced message and an unlinked node go to EpochDomain::Retire.
 //
 // Invariants (writer side, under mutex_)
-// - The ChildMap invariants of sub/child_table.h (no table iff no children, load at most 1/2).
+// - The ChildMap invariants of concurrent/child_table.h (no table iff no children, load at most
+//   1/2).
 // - Every node other than the root has a message or children: a node left with neither is
 //   unlinked and retired at once (Prune). The root never holds a message (topics are non-empty).
 // - size_ counts the nodes that hold a message, bytes_ the sum of their Charge(); both within
@@ -46,7 +47,7 @@ void ReleaseMessage(void* message) { static_cast<Message*>(message)->Release(); 
 // One topic level; the level bytes follow the node in one allocation. Every node is allocated
 // as a RetainedStore::Node (which adds nothing), so the writer may cast back to it.
 struct TopicNode {
-  sub::ChildMap<TopicNode> children;
+  concurrent::ChildMap<TopicNode> children;
   std::atomic<Message*> message{nullptr};  // holds the store's reference
   TopicNode* const parent;                 // null for the root; used by the writer only
   const uint32_t level_size;
@@ -84,11 +85,11 @@ struct RetainedStore::Node : TopicNode {
   }
 };
 
-RetainedStore::RetainedStore(sub::EpochDomain& epochs, RetainedLimits limits)
+RetainedStore::RetainedStore(concurrent::EpochDomain& epochs, RetainedLimits limits)
     : epochs_(epochs),
       root_(Node::New(nullptr, {})),
       limits_(limits),
-      hasher_(sub::LevelHasher::RandomSeed()) {}
+      hasher_(concurrent::LevelHasher::RandomSeed()) {}
 
 RetainedStore::~RetainedStore() {
   // No reader and no writer runs now. Iterative: depth is bounded, fan-out is not.
@@ -131,7 +132,7 @@ SetResult RetainedStore::SetUnderMutex(message::MessageRef message) {
   Node* node = root_;
   bool creating = false;
   size_t level_count = 0;
-  sub::LevelSplitter levels(topic);
+  mqtt::LevelSplitter levels(topic);
   std::string_view level;
   while (levels.Next(level)) {
     ++level_count;
@@ -178,7 +179,7 @@ bool RetainedStore::Fits(const Message* old, uint64_t charge) const {
 
 void RetainedStore::Delete(std::string_view topic) {
   Node* node = root_;
-  sub::LevelSplitter levels(topic);
+  mqtt::LevelSplitter levels(topic);
   std::string_view level;
   while (levels.Next(level)) {
     node = FindChildForWrite(node, level);
@@ -253,7 +254,7 @@ struct FilterLevel {
 // retires it, which keeps it readable until this reader's next quiescent point.
 struct Frame {
   const TopicNode* node;
-  const sub::ChildTable<TopicNode>* table;
+  const concurrent::ChildTable<TopicNode>* table;
   uint32_t next_slot;
   uint32_t depth;
   bool subtree;
@@ -273,7 +274,7 @@ class Matcher {
   Matcher(const Matcher&) = delete;
   Matcher& operator=(const Matcher&) = delete;
 
-  void Run(std::string_view filter, const sub::LevelHasher& hasher) {
+  void Run(std::string_view filter, const concurrent::LevelHasher& hasher) {
     Split(filter, hasher);
     Descend(root_, 0);
     while (top_ > 0 && !stopped_) {
@@ -291,8 +292,8 @@ class Matcher {
   }
 
  private:
-  void Split(std::string_view filter, const sub::LevelHasher& hasher) {
-    sub::LevelSplitter splitter(filter);
+  void Split(std::string_view filter, const concurrent::LevelHasher& hasher) {
+    mqtt::LevelSplitter splitter(filter);
     std::string_view text;
     while (splitter.Next(text)) {
       RINGMQ_ASSERT(level_count_ < mqtt::kMaxTopicLevels);  // always on: the array's size
@@ -336,7 +337,7 @@ class Matcher {
   }
 
   void Push(const TopicNode* node, size_t depth, bool subtree) {
-    const sub::ChildTable<TopicNode>* table = node->children.table();
+    const concurrent::ChildTable<TopicNode>* table = node->children.table();
     if (table == nullptr) {
       return;
     }

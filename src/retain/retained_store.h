@@ -3,7 +3,8 @@
 //
 // Read-mostly with the subscription trie's discipline: Set() calls are serialized among
 // themselves by a mutex (a retained PUBLISH is rare next to ordinary ones, and ordinary
-// PUBLISHes never touch this store); ForEachMatch() is lock-free and allocation-free for
+// PUBLISHes never touch this store; docs/performance.md measures the mutex when every message
+// is retained); ForEachMatch() is lock-free and allocation-free for
 // readers that are online in the EpochDomain. A replaced or deleted message, and every unlinked
 // node, is released only after every reader passed a quiescent point, so a reader may take a
 // reference (MessageRef::Share) to any message it is handed.
@@ -41,9 +42,9 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/function_ref.h"
 #include "common/mutex.h"
+#include "concurrent/child_table.h"
+#include "concurrent/epoch.h"
 #include "message/message.h"
-#include "sub/child_table.h"
-#include "sub/epoch.h"
 
 namespace ringmq::retain {
 
@@ -60,7 +61,7 @@ enum class SetResult {
 
 class RetainedStore {
  public:
-  explicit RetainedStore(sub::EpochDomain& epochs, RetainedLimits limits = {});
+  explicit RetainedStore(concurrent::EpochDomain& epochs, RetainedLimits limits = {});
   ~RetainedStore();
   RetainedStore(const RetainedStore&) = delete;
   RetainedStore& operator=(const RetainedStore&) = delete;
@@ -93,7 +94,7 @@ class RetainedStore {
 
   // Set() without the ordering RMW; takes the mutex.
   SetResult SetUnderMutex(message::MessageRef message) ABSL_LOCKS_EXCLUDED(mutex_);
-  // Writer side; see retained_store.cc for the pruning invariants, sub/child_table.h for the
+  // Writer side; see retained_store.cc for the pruning invariants, concurrent/child_table.h for the
   // child tables.
   Node* FindOrCreateChild(Node* parent, std::string_view level)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
@@ -107,7 +108,7 @@ class RetainedStore {
   bool Fits(const message::Message* old, uint64_t charge) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
 
-  sub::EpochDomain& epochs_;
+  concurrent::EpochDomain& epochs_;
   Node* root_;
   const RetainedLimits limits_;
   // The ordering word above. Touched once per Set and per ForEachMatch, never per message.
@@ -115,7 +116,7 @@ class RetainedStore {
   std::atomic<size_t> size_{0};     // written under mutex_, read anywhere
   std::atomic<uint64_t> bytes_{0};  // written under mutex_, read anywhere
   // Random per store, so that clients cannot choose topics that collide in the child tables.
-  const sub::LevelHasher hasher_;
+  const concurrent::LevelHasher hasher_;
   Mutex mutex_;
 };
 

@@ -400,10 +400,8 @@ void Router::OnPublish(net::Connection& connection, const mqtt::Publish& publish
   uint32_t index = kNone;
   session::Session& session = *SessionOf(connection, &index);
   const auto qos = static_cast<uint8_t>(publish.qos);
-  if (qos == 0) counters_.publish_received_qos0.Add();
-  if (qos == 1) counters_.publish_received_qos1.Add();
+  CountPublishReceived(qos);
   if (qos == 2) {
-    counters_.publish_received_qos2.Add();
     switch (session.BeginInboundQos2(publish.packet_id)) {
       case session::InboundQos2::kNew:
         break;
@@ -427,30 +425,39 @@ void Router::OnPublish(net::Connection& connection, const mqtt::Publish& publish
     // Acknowledged as if delivered (as Mosquitto does for MQTT 3.1.1) so that the client does
     // not resend it forever; a QoS 2 id stays pending until PUBREL as usual.
     counters_.publish_denied.Add();
-    if (qos == 1) connection.QueuePacket(mqtt::Puback{publish.packet_id}, context_);
-    if (qos == 2) connection.QueuePacket(mqtt::Pubrec{publish.packet_id}, context_);
+    AcknowledgePublish(connection, publish);
     return;
   }
   message::MessageRef message = message::MessageRef::Create(publish.topic, AsBytes(publish.payload),
                                                             qos, publish.retain, NextOrigin());
   if (publish.retain) Retain(message);
   Route(message);  // right after Create: other shards get our messages in sequence order
-  if (qos == 1) connection.QueuePacket(mqtt::Puback{publish.packet_id}, context_);
-  if (qos == 2) connection.QueuePacket(mqtt::Pubrec{publish.packet_id}, context_);
+  AcknowledgePublish(connection, publish);
 }
 
 void Router::DropSysPublish(net::Connection& connection, const mqtt::Publish& publish) {
-  const auto qos = static_cast<uint8_t>(publish.qos);
-  if (qos == 0) counters_.publish_received_qos0.Add();
-  if (qos == 1) counters_.publish_received_qos1.Add();
-  if (qos == 2) counters_.publish_received_qos2.Add();
+  CountPublishReceived(static_cast<uint8_t>(publish.qos));
   counters_.publish_dropped_sys_topic.Add();
   RINGMQ_LOG_DEBUG("client %s: PUBLISH to %.*s dropped: $SYS is the broker's",
                    connection.client_id().c_str(), static_cast<int>(publish.topic.size()),
                    publish.topic.data());
   // Acknowledged like any PUBLISH so the client's QoS flow completes; PUBREL gets PUBCOMP.
-  if (qos == 1) connection.QueuePacket(mqtt::Puback{publish.packet_id}, context_);
-  if (qos == 2) connection.QueuePacket(mqtt::Pubrec{publish.packet_id}, context_);
+  AcknowledgePublish(connection, publish);
+}
+
+void Router::CountPublishReceived(uint8_t qos) {
+  RINGMQ_ASSERT(qos <= 2);  // the decoder refuses QoS 3 (MQTT-3.3.1-4)
+  if (qos == 0) counters_.publish_received_qos0.Add();
+  if (qos == 1) counters_.publish_received_qos1.Add();
+  if (qos == 2) counters_.publish_received_qos2.Add();
+}
+
+void Router::AcknowledgePublish(net::Connection& connection, const mqtt::Publish& publish) {
+  if (publish.qos == mqtt::QoS::k1) {
+    connection.QueuePacket(mqtt::Puback{publish.packet_id}, context_);
+  } else if (publish.qos == mqtt::QoS::k2) {
+    connection.QueuePacket(mqtt::Pubrec{publish.packet_id}, context_);
+  }
 }
 
 Router::Levels Router::LevelsOf(session::Session& session) {

@@ -265,6 +265,11 @@ class Router final : public net::PacketSink {
   // MQTT-4.7.2-1 / Mosquitto: $SYS/ belongs to the broker; a client's PUBLISH there is
   // acknowledged and dropped (counted).
   void DropSysPublish(net::Connection& connection, const mqtt::Publish& publish);
+  // publish_received_qos<qos> of every PUBLISH a client sends, whatever becomes of it.
+  void CountPublishReceived(uint8_t qos);
+  // What a received PUBLISH is answered with: PUBACK at QoS 1 (MQTT-4.3.2-2), PUBREC at QoS 2
+  // (MQTT-4.3.3-2), nothing at QoS 0.
+  void AcknowledgePublish(net::Connection& connection, const mqtt::Publish& publish);
   // Gauge bookkeeping: a session's queued and in-flight counts before an operation, and the
   // difference applied after it.
   struct Levels {

@@ -6,12 +6,12 @@
 
 #include <cerrno>
 #include <cstring>
-#include <ctime>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 
 #include "common/assert.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "io/errno_status.h"
 #include "io/listener.h"
@@ -51,14 +51,6 @@ uint32_t SlotOf(uint64_t data) { return static_cast<uint32_t>(data); }
 absl::Status SetupError(uint32_t shard, const absl::Status& status) {
   return absl::Status(status.code(), absl::StrCat("shard ", shard, ": ", status.message()));
 }
-
-uint64_t NowNs(clockid_t clock) {
-  timespec now{};
-  clock_gettime(clock, &now);
-  return static_cast<uint64_t>(now.tv_sec) * 1'000'000'000 + static_cast<uint64_t>(now.tv_nsec);
-}
-
-uint64_t MonotonicMs() { return NowNs(CLOCK_MONOTONIC) / 1'000'000; }
 
 }  // namespace
 
@@ -158,9 +150,9 @@ void Shard::Loop() {
       RINGMQ_LOG_ERROR("shard %u: io_uring_submit_and_wait: %s", index_, strerror(-submitted));
     }
     counters_.loop_iterations.Add();
-    const uint64_t now_ns = NowNs(CLOCK_MONOTONIC);  // the iteration's one precise clock read
+    const uint64_t now_ns = MonotonicNs();  // the iteration's one precise clock read
     now_ms_ = now_ns / 1'000'000;
-    if (stalls_.enabled()) stalls_.BeginIteration(now_ns, NowNs(CLOCK_MONOTONIC_COARSE));
+    if (stalls_.enabled()) stalls_.BeginIteration(now_ns, CoarseMonotonicNs());
     if (now_ms_ >= next_memory_refresh_ms_) {  // before this iteration's deliveries
       next_memory_refresh_ms_ = now_ms_ + memory::View::kRefreshIntervalMs;
       memory_view_.Refresh();
@@ -216,14 +208,14 @@ void Shard::RefreshMemory() {
 }
 
 void Shard::EndPhase(LoopPhase phase) {
-  if (stalls_.enabled()) stalls_.EndPhase(phase, NowNs(CLOCK_MONOTONIC_COARSE));
+  if (stalls_.enabled()) stalls_.EndPhase(phase, CoarseMonotonicNs());
 }
 
 void Shard::EndIteration() {
   IterationWork& work = stalls_.work();
   work.completions = last_reaped_;
   work.mailbox_records = router_->drained_records();
-  const bool stalled = stalls_.EndIteration(NowNs(CLOCK_MONOTONIC));
+  const bool stalled = stalls_.EndIteration(MonotonicNs());
   if (stalls_.last_iteration_ns() == stalls_.longest_iteration_ns()) {
     counters_.gauges.loop_iteration_max_us.Set(
         static_cast<int64_t>(stalls_.longest_iteration_ns() / 1000));

@@ -1,9 +1,9 @@
 #include "shard/shared_state.h"
 
-#include <time.h>
-
 #include <algorithm>
 #include <bit>
+
+#include "common/clock.h"
 
 namespace ringmq::shard {
 
@@ -21,22 +21,6 @@ uint64_t MailboxBytes(uint32_t shard_count, uint64_t mailbox_memory_bytes) {
                                      MailboxCapacity(shard_count, mailbox_memory_bytes));
 }
 
-namespace {
-
-uint64_t StartMonotonicMs() {
-  timespec now{};
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  return static_cast<uint64_t>(now.tv_sec) * 1000 + static_cast<uint64_t>(now.tv_nsec) / 1'000'000;
-}
-
-double UnixSeconds() {
-  timespec now{};
-  clock_gettime(CLOCK_REALTIME, &now);
-  return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) / 1e9;
-}
-
-}  // namespace
-
 SharedState::SharedState(uint32_t shard_count, uint64_t max_memory_bytes,
                          retain::RetainedLimits retained_limits, uint64_t mailbox_memory_bytes)
     : shard_count(shard_count),
@@ -47,7 +31,7 @@ SharedState::SharedState(uint32_t shard_count, uint64_t max_memory_bytes,
       mailboxes(shard_count, MailboxCapacity(shard_count, mailbox_memory_bytes)),
       ring_fds(std::make_unique<std::atomic<int>[]>(shard_count)),
       shard_counters(shard_count, nullptr),
-      started_monotonic_ms(StartMonotonicMs()),
+      started_monotonic_ms(MonotonicMs()),
       started_unix_seconds(UnixSeconds()) {
   for (uint32_t i = 0; i < shard_count; ++i) ring_fds[i].store(-1, std::memory_order_relaxed);
 }

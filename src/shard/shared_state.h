@@ -16,12 +16,12 @@
 #include <vector>
 
 #include "auth/auth_data.h"
+#include "concurrent/epoch.h"
 #include "connect/address_table.h"
 #include "memory/budget.h"
 #include "metrics/counters.h"
 #include "retain/retained_store.h"
 #include "shard/mailbox.h"
-#include "sub/epoch.h"
 #include "sub/trie.h"
 
 namespace ringmq::shard {
@@ -47,7 +47,7 @@ struct SharedState {
   std::atomic<uint32_t> offline_sessions{0};
   // Per-source-address counts; null unless a per-address limit is configured.
   std::unique_ptr<connect::AddressTable> addresses;
-  sub::EpochDomain epochs;
+  concurrent::EpochDomain epochs;
   sub::SubscriptionTrie trie;
   retain::RetainedStore retained;
   MailboxMatrix mailboxes;

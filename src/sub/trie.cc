@@ -8,6 +8,14 @@
 #include "common/assert.h"
 
 namespace ringmq::sub {
+
+using concurrent::ChildMap;
+using concurrent::ChildSlot;
+using concurrent::EpochDomain;
+using concurrent::LevelEquals;
+using concurrent::LevelHasher;
+using mqtt::LevelSplitter;
+
 namespace trie_internal {
 
 // The subscribers of a node, immutable once published, in one of two forms:
@@ -37,10 +45,10 @@ enum class NodeKind : uint8_t { kRoot, kExact, kPlus, kHash };
 //
 // Exact children live in `only_child` while there is at most one of them (most nodes of a deep
 // topic tree: "device/<n>/temp" has one child under each <n>), which saves a table and a cache
-// miss per level. The second child moves both into `children` (a ChildMap, sub/child_table.h):
-// the table holding the first is published, then only_child is cleared, and readers look at
-// only_child before children, so a child that stays is always in one of the two. A node goes
-// back to only_child only after its table emptied.
+// miss per level. The second child moves both into `children` (a ChildMap,
+// concurrent/child_table.h): the table holding the first is published, then only_child is
+// cleared, and readers look at only_child before children, so a child that stays is always in one
+// of the two. A node goes back to only_child only after its table emptied.
 struct Node {
   std::atomic<uint64_t> only_child{ChildSlot::kEmpty};  // a ChildSlot: empty or a tagged node
   ChildMap<Node> children;

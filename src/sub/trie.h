@@ -2,9 +2,9 @@
 // topic of every PUBLISH.
 //
 // Shape: one node per filter level. A node holds its exact-level children in a ChildMap
-// (sub/child_table.h: an open-addressing hash table, so a parent with a million children costs
-// O(1) per lookup; a lone child sits in an inline slot instead), dedicated pointers to its '+'
-// and '#' children, and an immutable sorted list of the subscribers whose filter ends there.
+// (concurrent/child_table.h: an open-addressing hash table, so a parent with a million children
+// costs O(1) per lookup; a lone child sits in an inline slot instead), dedicated pointers to its
+// '+' and '#' children, and an immutable sorted list of the subscribers whose filter ends there.
 // Subscribers are handles to a session on its home shard, never pointers.
 //
 // Cost of Match: O(levels) probes per trie branch that matches a prefix of the topic (exact, '+'
@@ -31,7 +31,7 @@
 // release after its target is fully built and read with acquire, so a reader sees a complete
 // object or the previous one. Nothing reachable by a reader is modified in place except the
 // slots of child tables, whose transitions, resizing and retirement are those of ChildMap
-// (sub/child_table.h, where the ordering argument is written out once). When a second exact
+// (concurrent/child_table.h, where the ordering argument is written out once). When a second exact
 // child arrives, the table holding the first is published before the inline slot is cleared,
 // and readers read the inline slot first, so a child that stays is always found in one of the
 // two. A replaced subscriber list (a flat array, or a chunk spine and the chunks it no longer
@@ -41,7 +41,7 @@
 // - A node's exact children are either in its one inline slot (at most one child, no table) or in
 //   its ChildMap (one child or more); never both outside a writer's critical section. The
 //   ChildMap's own invariants (load at most 1/2, table freed with its last child) are in
-//   sub/child_table.h.
+//   concurrent/child_table.h.
 // - A node other than the root that has no subscribers and no children is unlinked and retired
 //   at once (pruning), so the trie holds only nodes on the path of a live subscription.
 // - Each subscriber list is sorted by session identity (shard, session, generation), without
@@ -74,9 +74,9 @@
 #include <vector>
 
 #include "common/mutex.h"
+#include "concurrent/child_table.h"
+#include "concurrent/epoch.h"
 #include "mqtt/topic.h"
-#include "sub/child_table.h"
-#include "sub/epoch.h"
 
 namespace ringmq::sub {
 
@@ -165,10 +165,11 @@ class SubscriptionTrie {
   static constexpr uint32_t kListChunk = 128;
 
   // Hash seed drawn at random, so that level hashes cannot be predicted by clients.
-  explicit SubscriptionTrie(EpochDomain& epoch);
+  explicit SubscriptionTrie(concurrent::EpochDomain& epoch);
   // Fixed seed, for reproducible tests and fuzzing; a small list_chunk exercises chunked
   // subscriber lists with few subscribers.
-  SubscriptionTrie(EpochDomain& epoch, uint64_t hash_seed, uint32_t list_chunk = kListChunk);
+  SubscriptionTrie(concurrent::EpochDomain& epoch, uint64_t hash_seed,
+                   uint32_t list_chunk = kListChunk);
   ~SubscriptionTrie();
 
   SubscriptionTrie(const SubscriptionTrie&) = delete;
@@ -218,9 +219,9 @@ class SubscriptionTrie {
   static void MergeRuns(MatchResult& result);
   static void Finish(MatchResult& result);
 
-  EpochDomain& epoch_;
+  concurrent::EpochDomain& epoch_;
   const uint32_t list_chunk_;
-  const LevelHasher hasher_;
+  const concurrent::LevelHasher hasher_;
   Node* const root_;
   std::atomic<size_t> subscription_count_{0};
   std::atomic<size_t> node_count_{1};

@@ -153,7 +153,7 @@ namespace {
 
 // Reload: the replaced data is freed only after every online shard passed a quiescent point.
 TEST(SharedAuthTest, ReplacedDataIsRetiredThroughTheEpochDomain) {
-  sub::EpochDomain epochs(1);
+  concurrent::EpochDomain epochs(1);
   SharedAuth shared;
   EXPECT_EQ(shared.Load(), nullptr);
   auto first = std::make_unique<AuthData>();

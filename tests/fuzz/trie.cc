@@ -21,12 +21,14 @@
 #include <string_view>
 
 #include "../sub/brute_force_matcher.h"
+#include "concurrent/epoch.h"
 #include "mqtt/topic.h"
 #include "mqtt/violation.h"
-#include "sub/epoch.h"
 
 namespace ringmq::sub {
 namespace {
+
+using concurrent::EpochDomain;
 
 #define FUZZ_CHECK(condition)                                                              \
   do {                                                                                     \

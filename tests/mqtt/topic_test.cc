@@ -4,6 +4,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "codec_test_util.h"
 
@@ -266,6 +267,25 @@ TEST(TopicMaxLength, LongestEncodableTopicIsValid) {
   const std::string topic(0xFFFF, 't');
   EXPECT_EQ(ValidateTopicName(topic), Violation::kNone);
   EXPECT_EQ(ValidateTopicFilter(topic), Violation::kNone);
+}
+
+TEST(LevelSplitterTest, SplitsOnSlashKeepingEmptyLevels) {
+  const auto split = [](std::string_view text) {
+    std::vector<std::string_view> levels;
+    LevelSplitter splitter(text);
+    std::string_view level;
+    while (splitter.Next(level)) {
+      levels.push_back(level);
+    }
+    return levels;
+  };
+  using Levels = std::vector<std::string_view>;
+  EXPECT_EQ(split("a/bc/d"), (Levels{"a", "bc", "d"}));
+  EXPECT_EQ(split("/a"), (Levels{"", "a"}));
+  EXPECT_EQ(split("a/"), (Levels{"a", ""}));
+  EXPECT_EQ(split("//"), (Levels{"", "", ""}));
+  EXPECT_EQ(split("x"), (Levels{"x"}));
+  EXPECT_EQ(split(""), (Levels{""}));
 }
 
 }  // namespace

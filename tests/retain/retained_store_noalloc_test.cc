@@ -16,10 +16,10 @@
 #include <string_view>
 #include <vector>
 
+#include "concurrent/epoch.h"
 #include "message/message.h"
 #include "mqtt/topic.h"
 #include "retain/retained_store.h"
-#include "sub/epoch.h"
 
 namespace {
 
@@ -78,7 +78,7 @@ TEST(RetainedStoreNoAllocTest, CounterSeesAllocations) {
 }
 
 TEST(RetainedStoreNoAllocTest, ForEachMatchNeverAllocates) {
-  sub::EpochDomain domain(1);
+  concurrent::EpochDomain domain(1);
   RetainedStore store(domain);
   domain.Online(0);
   for (int site = 0; site < 50; ++site) {

@@ -22,9 +22,9 @@
 #include <vector>
 
 #include "common/bytes.h"
+#include "concurrent/epoch.h"
 #include "message/message.h"
 #include "mqtt/topic.h"
-#include "sub/epoch.h"
 
 namespace ringmq::retain {
 namespace {
@@ -94,7 +94,7 @@ class RetainedStoreTest : public ::testing::Test {
     return matched;
   }
 
-  sub::EpochDomain domain_;
+  concurrent::EpochDomain domain_;
   RetainedStore store_;
 };
 
@@ -371,7 +371,7 @@ class RetainedStoreReclaimTest : public ::testing::Test {
 };
 
 TEST_F(RetainedStoreReclaimTest, ReplacedMessageFreedOnlyAfterEveryOnlineReaderPassedQuiescent) {
-  sub::EpochDomain domain(2);
+  concurrent::EpochDomain domain(2);
   RetainedStore store(domain);
   domain.Online(0);
   domain.Online(1);
@@ -396,7 +396,7 @@ TEST_F(RetainedStoreReclaimTest, ReplacedMessageFreedOnlyAfterEveryOnlineReaderP
 }
 
 TEST_F(RetainedStoreReclaimTest, DeletedMessageFreedOnlyAfterEveryOnlineReaderPassedQuiescent) {
-  sub::EpochDomain domain(2);
+  concurrent::EpochDomain domain(2);
   RetainedStore store(domain);
   domain.Online(0);
   domain.Online(1);
@@ -416,7 +416,7 @@ TEST_F(RetainedStoreReclaimTest, DeletedMessageFreedOnlyAfterEveryOnlineReaderPa
 }
 
 TEST_F(RetainedStoreReclaimTest, OfflineReaderDoesNotHoldUpReclamation) {
-  sub::EpochDomain domain(2);
+  concurrent::EpochDomain domain(2);
   RetainedStore store(domain);
   domain.Online(0);  // reader 1 stays offline
   MessageRef first = Retained("t", "1");
@@ -430,7 +430,7 @@ TEST_F(RetainedStoreReclaimTest, OfflineReaderDoesNotHoldUpReclamation) {
 }
 
 TEST_F(RetainedStoreReclaimTest, SharedReferenceOutlivesReplacement) {
-  sub::EpochDomain domain(1);
+  concurrent::EpochDomain domain(1);
   RetainedStore store(domain);
   domain.Online(0);
   store.Set(Retained("t", "old"));
@@ -452,7 +452,7 @@ TEST_F(RetainedStoreReclaimTest, SharedReferenceOutlivesReplacement) {
 }
 
 TEST_F(RetainedStoreReclaimTest, DestructorReleasesEveryRetainedMessage) {
-  sub::EpochDomain domain(1);
+  concurrent::EpochDomain domain(1);
   {
     RetainedStore store(domain);
     for (int i = 0; i < 1000; ++i) {
@@ -580,7 +580,7 @@ class RetainedStoreBoundsTest : public ::testing::Test {
     return matches;
   }
 
-  sub::EpochDomain domain_;
+  concurrent::EpochDomain domain_;
   RetainedStore store_;
 };
 
@@ -678,7 +678,7 @@ TEST(RetainedStoreStressTest, ReadersMatchAndShareWhileWriterSetsAndDeletes) {
   };
   auto stable_topic = [](int key) { return "s/" + std::to_string(key) + "/v"; };
   {
-    sub::EpochDomain domain(kReaders);
+    concurrent::EpochDomain domain(kReaders);
     RetainedStore store(domain);
     for (int key = 0; key < kStable; ++key) {
       store.Set(make(stable_topic(key), stable_topic(key) + "#0"));

@@ -20,10 +20,12 @@
 #include <vector>
 
 #include "brute_force_matcher.h"
-#include "sub/epoch.h"
+#include "concurrent/epoch.h"
 
 namespace ringmq::sub {
 namespace {
+
+using concurrent::EpochDomain;
 
 constexpr uint64_t kSeed = 0x5eed;
 

@@ -1,10 +1,10 @@
-#include "sub/epoch.h"
+#include "concurrent/epoch.h"
 
 #include <algorithm>
 #include <limits>
 #include <utility>
 
-namespace ringmq::sub {
+namespace ringmq::concurrent {
 
 #if defined(__SANITIZE_THREAD__)
 #define RINGMQ_EPOCH_TSAN 1
@@ -120,4 +120,4 @@ size_t EpochDomain::pending() const {
   return retired_.size();
 }
 
-}  // namespace ringmq::sub
+}  // namespace ringmq::concurrent

@@ -1,8 +1,8 @@
-// Unit tests for the shared child table (src/sub/child_table.h): slot encoding, level keys,
+// Unit tests for the shared child table (src/concurrent/child_table.h): slot encoding, level keys,
 // insert/find/erase, tombstones on the probe sequence, growth and shrink, retirement of replaced
 // tables through the EpochDomain, and a reader running concurrently with a churning writer (run
 // it under ThreadSanitizer and AddressSanitizer as well).
-#include "sub/child_table.h"
+#include "concurrent/child_table.h"
 
 #include <gtest/gtest.h>
 
@@ -16,9 +16,9 @@
 #include <thread>
 #include <vector>
 
-#include "sub/epoch.h"
+#include "concurrent/epoch.h"
 
-namespace ringmq::sub {
+namespace ringmq::concurrent {
 namespace {
 
 struct TestNode {
@@ -131,25 +131,6 @@ TEST(LevelEqualsTest, AgreesWithByteComparisonAtEverySize) {
       EXPECT_FALSE(LevelEquals(a, b)) << "size " << size << " at " << i;
     }
   }
-}
-
-TEST(LevelSplitterTest, SplitsOnSlashKeepingEmptyLevels) {
-  const auto split = [](std::string_view text) {
-    std::vector<std::string_view> levels;
-    LevelSplitter splitter(text);
-    std::string_view level;
-    while (splitter.Next(level)) {
-      levels.push_back(level);
-    }
-    return levels;
-  };
-  using Levels = std::vector<std::string_view>;
-  EXPECT_EQ(split("a/bc/d"), (Levels{"a", "bc", "d"}));
-  EXPECT_EQ(split("/a"), (Levels{"", "a"}));
-  EXPECT_EQ(split("a/"), (Levels{"a", ""}));
-  EXPECT_EQ(split("//"), (Levels{"", "", ""}));
-  EXPECT_EQ(split("x"), (Levels{"x"}));
-  EXPECT_EQ(split(""), (Levels{""}));
 }
 
 TEST_F(ChildTableTest, EmptyMapHasNoTable) {
@@ -422,4 +403,4 @@ TEST(ChildTableStressTest, ReaderAlwaysFindsStableChildren) {
 }
 
 }  // namespace
-}  // namespace ringmq::sub
+}  // namespace ringmq::concurrent

@@ -1,8 +1,8 @@
-#include "sub/child_table.h"
+#include "concurrent/child_table.h"
 
 #include <random>
 
-namespace ringmq::sub {
+namespace ringmq::concurrent {
 namespace {
 
 // The MurmurHash3 finalizer, to derive the second hash key from the seed.
@@ -25,4 +25,4 @@ uint64_t LevelHasher::RandomSeed() {
   return (uint64_t{device()} << 32) ^ device();
 }
 
-}  // namespace ringmq::sub
+}  // namespace ringmq::concurrent

@@ -1,8 +1,8 @@
-// Unit tests for QSBR reclamation (src/sub/epoch.h): when a retired object may and may not be
-// freed, the bound on the retired list, and a multi-threaded stress test (run it under
+// Unit tests for QSBR reclamation (src/concurrent/epoch.h): when a retired object may and may not
+// be freed, the bound on the retired list, and a multi-threaded stress test (run it under
 // ThreadSanitizer and AddressSanitizer as well) where readers dereference objects that a writer
 // keeps replacing and retiring.
-#include "sub/epoch.h"
+#include "concurrent/epoch.h"
 
 #include <gtest/gtest.h>
 
@@ -11,7 +11,7 @@
 #include <thread>
 #include <vector>
 
-namespace ringmq::sub {
+namespace ringmq::concurrent {
 namespace {
 
 struct Tracked {
@@ -242,4 +242,4 @@ TEST(EpochStressTest, ReadersNeverSeeFreedObjects) {
 }
 
 }  // namespace
-}  // namespace ringmq::sub
+}  // namespace ringmq::concurrent

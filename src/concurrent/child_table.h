@@ -7,8 +7,8 @@
 // pointer in the low 48 bits with a 16-bit tag of the level hash in the high bits, so a probe
 // rejects most other keys without touching their node. A parent with a million children costs
 // O(1) per lookup and O(1) amortized per insert and erase. The same file holds what both trees
-// need to key their levels: LevelHasher (seeded, so clients cannot choose colliding levels),
-// LevelEquals and LevelSplitter.
+// need to key their levels: LevelHasher (seeded, so clients cannot choose colliding levels) and
+// LevelEquals. (Splitting a topic into levels is topic syntax: mqtt::LevelSplitter.)
 //
 // Requirements on Node: `std::string_view level() const`, the level bytes the node is keyed by,
 // constant for the node's lifetime; alignment of at least 8 (the low 3 bits of a slot's pointer
@@ -38,7 +38,7 @@
 //   one: a reader still probing or scanning the old table sees every child that was live when it
 //   was replaced. Slots keep their tag across tables; only the index changes.
 //
-// Reclamation (QSBR, sub/epoch.h)
+// Reclamation (QSBR, concurrent/epoch.h)
 // A replaced table, and a table freed when its last child goes, are handed to
 // EpochDomain::Retire right after they are unlinked and never touched afterwards (Retire may free
 // them at once when every reader is offline). Nodes are not owned by the map: the owner unlinks
@@ -52,8 +52,8 @@
 //   a load of at most 1/3 (CapacityFor), so at least capacity / 6 inserts pass before the next.
 // - Erase shrinks (rebuilds) a table larger than kMinCapacity once live < capacity / 8.
 // - Each level appears at most once: Insert requires that the level is absent.
-#ifndef RINGMQ_SUB_CHILD_TABLE_H_
-#define RINGMQ_SUB_CHILD_TABLE_H_
+#ifndef RINGMQ_CONCURRENT_CHILD_TABLE_H_
+#define RINGMQ_CONCURRENT_CHILD_TABLE_H_
 
 #include <algorithm>
 #include <atomic>
@@ -65,9 +65,9 @@
 #include <string_view>
 
 #include "common/assert.h"
-#include "sub/epoch.h"
+#include "concurrent/epoch.h"
 
-namespace ringmq::sub {
+namespace ringmq::concurrent {
 
 // ---- Level keys -----------------------------------------------------------------------------
 
@@ -173,33 +173,6 @@ inline bool LevelEquals(std::string_view a, std::string_view b) {
   }
   return true;
 }
-
-// Splits a topic or filter into its levels: '/' separates, levels may be empty ("/a" has an empty
-// first level), and the empty string is one empty level.
-class LevelSplitter {
- public:
-  explicit LevelSplitter(std::string_view text) : rest_(text) {}
-
-  // Stores the next level in `level`; false once every level was returned.
-  bool Next(std::string_view& level) {
-    if (done_) {
-      return false;
-    }
-    const size_t slash = rest_.find('/');
-    if (slash == std::string_view::npos) {
-      level = rest_;
-      done_ = true;
-    } else {
-      level = rest_.substr(0, slash);
-      rest_.remove_prefix(slash + 1);
-    }
-    return true;
-  }
-
- private:
-  std::string_view rest_;
-  bool done_ = false;
-};
 
 // ---- Slots ----------------------------------------------------------------------------------
 
@@ -482,6 +455,6 @@ class ChildMap {
   std::atomic<Table*> table_{nullptr};
 };
 
-}  // namespace ringmq::sub
+}  // namespace ringmq::concurrent
 
-#endif  // RINGMQ_SUB_CHILD_TABLE_H_
+#endif  // RINGMQ_CONCURRENT_CHILD_TABLE_H_

@@ -67,8 +67,8 @@
 // kCollectThresholdMin entries, and Collect costs O(1) amortized per Retire plus O(readers).
 // A reader that stays online without calling Quiescent stops reclamation: that is a bug of the
 // reader (a shard must never block while online).
-#ifndef RINGMQ_SUB_EPOCH_H_
-#define RINGMQ_SUB_EPOCH_H_
+#ifndef RINGMQ_CONCURRENT_EPOCH_H_
+#define RINGMQ_CONCURRENT_EPOCH_H_
 
 #include <absl/base/thread_annotations.h>
 
@@ -81,7 +81,7 @@
 #include "common/assert.h"
 #include "common/mutex.h"
 
-namespace ringmq::sub {
+namespace ringmq::concurrent {
 
 class EpochDomain {
  public:
@@ -162,6 +162,6 @@ class EpochDomain {
   size_t collect_threshold_ ABSL_GUARDED_BY(mutex_) = kCollectThresholdMin;
 };
 
-}  // namespace ringmq::sub
+}  // namespace ringmq::concurrent
 
-#endif  // RINGMQ_SUB_EPOCH_H_
+#endif  // RINGMQ_CONCURRENT_EPOCH_H_
