@@ -320,7 +320,6 @@ void Router::OnPacket(net::Connection& connection, const mqtt::Packet& packet) {
   uint32_t index = kNone;
   session::Session* session = SessionOf(connection, &index);
   RINGMQ_ASSERT(session != nullptr);
-  const Levels before = LevelsOf(*session);
   switch (mqtt::TypeOf(packet)) {
     case mqtt::PacketType::kPublish: {
       const auto& publish = std::get<mqtt::Publish>(packet);
@@ -328,20 +327,28 @@ void Router::OnPacket(net::Connection& connection, const mqtt::Packet& packet) {
       OnPublish(connection, publish);
       return;
     }
+    // A PUBACK or PUBCOMP that ends a flow takes one message out of flight and changes no other
+    // gauge (the queue moves only when the session writes): one gauge update, no level snapshot.
     case mqtt::PacketType::kPuback:
-      if (session->OnPuback(std::get<mqtt::Puback>(packet).packet_id)) MarkSessionDirty(index);
-      return AccountLevels(before, *session);
+      if (session->OnPuback(std::get<mqtt::Puback>(packet).packet_id)) {
+        counters_.gauges.inflight_messages.Add(-1);
+        MarkSessionDirty(index);
+      }
+      return;
     case mqtt::PacketType::kPubrec:
       if (session->OnPubrec(std::get<mqtt::Pubrec>(packet).packet_id)) MarkSessionDirty(index);
       return;
     case mqtt::PacketType::kPubcomp:
-      if (session->OnPubcomp(std::get<mqtt::Pubcomp>(packet).packet_id)) MarkSessionDirty(index);
-      return AccountLevels(before, *session);
+      if (session->OnPubcomp(std::get<mqtt::Pubcomp>(packet).packet_id)) {
+        counters_.gauges.inflight_messages.Add(-1);
+        MarkSessionDirty(index);
+      }
+      return;
     case mqtt::PacketType::kPubrel: {
       // MQTT-4.3.3-2: PUBCOMP answers every PUBREL, known id or not.
       const uint16_t packet_id = std::get<mqtt::Pubrel>(packet).packet_id;
       session->EndInboundQos2(packet_id);
-      connection.QueuePacket(mqtt::Pubcomp{packet_id}, context_);
+      connection.QueueAck(mqtt::PacketType::kPubcomp, packet_id, context_);
       return;
     }
     case mqtt::PacketType::kSubscribe:
@@ -407,7 +414,7 @@ void Router::OnPublish(net::Connection& connection, const mqtt::Publish& publish
       case session::InboundQos2::kDuplicate:
         // MQTT-4.3.3-2: a repeated PUBLISH of a pending id is acknowledged, not delivered again.
         counters_.publish_duplicates.Add();
-        connection.QueuePacket(mqtt::Pubrec{publish.packet_id}, context_);
+        connection.QueueAck(mqtt::PacketType::kPubrec, publish.packet_id, context_);
         return;
       case session::InboundQos2::kLimit:
         // max_inbound_qos2_pending: nothing of this PUBLISH was acknowledged, so the client
@@ -424,16 +431,16 @@ void Router::OnPublish(net::Connection& connection, const mqtt::Publish& publish
     // Acknowledged as if delivered (as Mosquitto does for MQTT 3.1.1) so that the client does
     // not resend it forever; a QoS 2 id stays pending until PUBREL as usual.
     counters_.publish_denied.Add();
-    if (qos == 1) connection.QueuePacket(mqtt::Puback{publish.packet_id}, context_);
-    if (qos == 2) connection.QueuePacket(mqtt::Pubrec{publish.packet_id}, context_);
+    if (qos == 1) connection.QueueAck(mqtt::PacketType::kPuback, publish.packet_id, context_);
+    if (qos == 2) connection.QueueAck(mqtt::PacketType::kPubrec, publish.packet_id, context_);
     return;
   }
   message::MessageRef message = message::MessageRef::Create(publish.topic, AsBytes(publish.payload),
                                                             qos, publish.retain, NextOrigin());
   if (publish.retain) Retain(message);
   Route(message);  // right after Create: other shards get our messages in sequence order
-  if (qos == 1) connection.QueuePacket(mqtt::Puback{publish.packet_id}, context_);
-  if (qos == 2) connection.QueuePacket(mqtt::Pubrec{publish.packet_id}, context_);
+  if (qos == 1) connection.QueueAck(mqtt::PacketType::kPuback, publish.packet_id, context_);
+  if (qos == 2) connection.QueueAck(mqtt::PacketType::kPubrec, publish.packet_id, context_);
 }
 
 void Router::DropSysPublish(net::Connection& connection, const mqtt::Publish& publish) {
@@ -446,8 +453,8 @@ void Router::DropSysPublish(net::Connection& connection, const mqtt::Publish& pu
                    connection.client_id().c_str(), static_cast<int>(publish.topic.size()),
                    publish.topic.data());
   // Acknowledged like any PUBLISH so the client's QoS flow completes; PUBREL gets PUBCOMP.
-  if (qos == 1) connection.QueuePacket(mqtt::Puback{publish.packet_id}, context_);
-  if (qos == 2) connection.QueuePacket(mqtt::Pubrec{publish.packet_id}, context_);
+  if (qos == 1) connection.QueueAck(mqtt::PacketType::kPuback, publish.packet_id, context_);
+  if (qos == 2) connection.QueueAck(mqtt::PacketType::kPubrec, publish.packet_id, context_);
 }
 
 Router::Levels Router::LevelsOf(session::Session& session) {
