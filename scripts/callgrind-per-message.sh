@@ -82,8 +82,8 @@ measure() {
   local port out=$work/callgrind.$name.out
   port=$(free_port)
   valgrind --tool=callgrind --callgrind-out-file="$out" --dump-instr=no \
-    "$RINGMQ" --port "$port" --threads 1 --log-level info --max-queued-messages 100000 \
-    "${broker_flags[@]}" >"$work/$name.log" 2>&1 &
+    "$RINGMQ" --port "$port" --threads 1 --log-level info --metrics-port 0 \
+    --max-queued-messages 100000 "${broker_flags[@]}" >"$work/$name.log" 2>&1 &
   pid=$!
   local i
   for i in $(seq 1 600); do
@@ -130,7 +130,7 @@ EOF
 # Paced: the publishers send `messages` in about 10 s of (valgrind-slowed) broker time. The
 # baseline's rate is so low that no publisher is due to send within its second.
 rate=$("$PY" -c "print($messages / 10 / $publishers)")
-echo "baseline: $scenario, $publishers publishers, $subscribers subscribers, QoS $qos, no messages ..." >&2
+echo "baseline: $scenario, $publishers -> $subscribers clients, QoS $qos, no messages ..." >&2
 read -r base_ir base_delivered base_sqes base_cqes base_iterations < <(measure baseline \
   --publishers "$publishers" --rate 0.000001 --duration 1)
 if [[ -n "$saturate" ]]; then
