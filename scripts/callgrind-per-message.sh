@@ -1,36 +1,62 @@
 #!/usr/bin/env bash
-# Usage: scripts/callgrind-per-message.sh [--build-dir DIR] [--messages N] [--subscribers N]
-#                                         [--keep DIR]
+# Usage: scripts/callgrind-per-message.sh [--build-dir DIR] [--scenario fanout|fanin] [--qos N]
+#                                         [--messages N] [--publishers N] [--subscribers N]
+#                                         [--saturate S] [--max-inflight N] [--keep DIR]
 #
 # Instructions the broker executes per delivered message, measured with valgrind's callgrind
 # (a count of instructions, so the figure is repeatable on a loaded machine, unlike time):
-#   1. baseline: ringmq (1 shard) under callgrind; ringmq-bench connects the fanout clients
-#      (1 publisher, --subscribers subscribers, QoS 0, 64-byte payloads), subscribes, publishes
-#      nothing, disconnects. Its total Ir is start-up, connection and shutdown cost.
-#   2. workload: the same, and the publisher sends about --messages messages (rate-limited so
-#      that nothing is dropped under valgrind's slowdown); every delivery is verified.
+#   1. baseline: ringmq (1 shard) under callgrind; ringmq-bench connects the clients of the
+#      scenario (64-byte payloads), subscribes, publishes nothing, disconnects. Its total Ir is
+#      start-up, connection and shutdown cost.
+#   2. workload: the same, and the publishers send about --messages messages in all (paced so
+#      that nothing is dropped under valgrind's slowdown); every delivery is verified. With
+#      --saturate S they are not paced but window-bound (ringmq-bench's --window 16) for S
+#      seconds: the broker is then the bottleneck, as in a throughput run, and batches as much
+#      as it can per loop iteration.
 #   Ir per delivered message = (workload Ir - baseline Ir) / deliveries
-# Defaults: build/ (release), 10,000 messages to 100 subscribers (1 M deliveries).
+# The broker's shutdown `counters:` line gives io_uring operations and loop iterations; the
+# script prints their workload - baseline difference per delivered message too.
+# Defaults: build/ (release), fanout QoS 0, 10,000 messages, 1 publisher -> 100 subscribers
+# (1 M deliveries); fanin defaults to 100 publishers -> 1 subscriber.
+# --max-inflight N is passed to the broker (its default otherwise).
 # --keep DIR keeps the callgrind.out files (open them with callgrind_annotate or kcachegrind).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PY=/usr/bin/python3
 build=build
+scenario=fanout
+qos=0
 messages=10000
-subscribers=100
+publishers=""
+subscribers=""
+saturate=""
+max_inflight=""
 keep=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --build-dir) build=$2; shift ;;
+    --scenario) scenario=$2; shift ;;
+    --qos) qos=$2; shift ;;
     --messages) messages=$2; shift ;;
+    --publishers) publishers=$2; shift ;;
     --subscribers) subscribers=$2; shift ;;
+    --saturate) saturate=$2; shift ;;
+    --max-inflight) max_inflight=$2; shift ;;
     --keep) keep=$2; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "callgrind-per-message: unknown option '$1'" >&2; exit 2 ;;
   esac
   shift
 done
+
+case "$scenario" in
+  fanout) : "${publishers:=1}" "${subscribers:=100}" ;;
+  fanin) : "${publishers:=100}" "${subscribers:=1}" ;;
+  *) echo "callgrind-per-message: --scenario is fanout or fanin" >&2; exit 2 ;;
+esac
+broker_flags=()
+[[ -n "$max_inflight" ]] && broker_flags+=(--max-inflight "$max_inflight")
 
 command -v valgrind >/dev/null || { echo "callgrind-per-message: valgrind is not installed (apt-get install valgrind)" >&2; exit 2; }
 RINGMQ=$build/ringmq
@@ -49,15 +75,15 @@ free_port() {
   "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# measure NAME BENCH_ARGS...: prints "IR DELIVERED".
+# measure NAME BENCH_ARGS...: prints "IR DELIVERED SQES CQES ITERATIONS".
 measure() {
   local name=$1
   shift
   local port out=$work/callgrind.$name.out
   port=$(free_port)
   valgrind --tool=callgrind --callgrind-out-file="$out" --dump-instr=no \
-    "$RINGMQ" --port "$port" --threads 1 --log-level warning --max-queued-messages 100000 \
-    >"$work/$name.log" 2>&1 &
+    "$RINGMQ" --port "$port" --threads 1 --log-level info --metrics-port 0 \
+    --max-queued-messages 100000 "${broker_flags[@]}" >"$work/$name.log" 2>&1 &
   pid=$!
   local i
   for i in $(seq 1 600); do
@@ -66,20 +92,21 @@ measure() {
     sleep 0.1
   done
   local rc=0
-  "$BENCH" fanout --port "$port" --qos 0 --payload 64 --publishers 1 --subscribers "$subscribers" \
+  "$BENCH" "$scenario" --port "$port" --qos "$qos" --payload 64 --subscribers "$subscribers" \
     --warmup 0 --drain 30 --quiet --json "$work/$name.json" --setup-timeout 120 "$@" \
     >"$work/$name.bench" 2>&1 || rc=$?
   kill -TERM "$pid"
   wait "$pid" || true
   pid=""
-  if [[ $rc -ne 0 ]]; then
+  # A baseline with publishers delivers nothing, which ringmq-bench reports as a failure.
+  if [[ $rc -ne 0 && ! ( $name == baseline && -s $work/$name.json ) ]]; then
     echo "callgrind-per-message: ringmq-bench failed ($name):" >&2
     cat "$work/$name.bench" >&2
     exit 1
   fi
   [[ -n "$keep" ]] && mkdir -p "$keep" && cp "$out" "$keep/"
-  "$PY" - "$out" "$work/$name.json" <<'EOF'
-import json, sys
+  "$PY" - "$out" "$work/$name.json" "$work/$name.log" <<'EOF'
+import json, re, sys
 ir = None
 with open(sys.argv[1]) as f:
     for line in f:
@@ -87,24 +114,48 @@ with open(sys.argv[1]) as f:
             ir = int(line.split()[1])
 with open(sys.argv[2]) as f:
     received = json.load(f)["verify"]["received"]
-print(ir, received)
+ops = {"sqes_submitted": 0, "cqes_reaped": 0, "loop_iterations": 0}
+with open(sys.argv[3]) as f:
+    for line in f:
+        if "counters:" in line:
+            for key in ops:
+                m = re.search(key + r"=(\d+)", line)
+                if m:
+                    ops[key] = int(m.group(1))
+print(ir, received, ops["sqes_submitted"], ops["cqes_reaped"], ops["loop_iterations"])
 EOF
 }
 
 # The publisher sends `messages` in about 10 s of (valgrind-slowed) broker time.
-rate=$((messages / 10))
-echo "baseline: $subscribers subscribers, no publisher, no messages ..." >&2
-read -r base_ir base_delivered < <(measure baseline --publishers 0 --duration 1)
-echo "workload: about $messages messages x $subscribers subscribers ..." >&2
-read -r work_ir delivered < <(measure workload --rate "$rate" --duration 10 --window 64)
+# Paced: the publishers send `messages` in about 10 s of (valgrind-slowed) broker time. The
+# baseline's rate is so low that no publisher is due to send within its second.
+rate=$("$PY" -c "print($messages / 10 / $publishers)")
+echo "baseline: $scenario, $publishers -> $subscribers clients, QoS $qos, no messages ..." >&2
+read -r base_ir base_delivered base_sqes base_cqes base_iterations < <(measure baseline \
+  --publishers "$publishers" --rate 0.000001 --duration 1)
+if [[ -n "$saturate" ]]; then
+  echo "workload: window-bound for $saturate s ..." >&2
+  read -r work_ir delivered sqes cqes iterations < <(measure workload --publishers "$publishers" \
+    --duration "$saturate")
+else
+  echo "workload: about $messages messages ..." >&2
+  read -r work_ir delivered sqes cqes iterations < <(measure workload --publishers "$publishers" \
+    --rate "$rate" --duration 10 --window 64)
+fi
 
-"$PY" - "$base_ir" "$work_ir" "$delivered" "$subscribers" <<'EOF'
+"$PY" - "$base_ir" "$work_ir" "$delivered" "$subscribers" "$scenario" "$qos" \
+  "$base_sqes" "$sqes" "$base_cqes" "$cqes" "$base_iterations" "$iterations" <<'EOF'
 import sys
-base, total, delivered, subs = (int(x) for x in sys.argv[1:])
-print(f"baseline (start-up, {subs} connections, shutdown): {base:,} Ir")
+base, total, delivered, subs = (int(x) for x in sys.argv[1:5])
+scenario, qos = sys.argv[5], sys.argv[6]
+sqes, cqes, iterations = (int(sys.argv[i + 1]) - int(sys.argv[i]) for i in (7, 9, 11))
+print(f"baseline (start-up, connections, shutdown): {base:,} Ir")
 print(f"workload: {total:,} Ir, {delivered:,} verified deliveries")
 if delivered:
     per = (total - base) / delivered
-    print(f"instructions per delivered message (fanout QoS 0, 64 B, 1 shard): {per:,.0f}")
-    print(f"(per published message, {subs} deliveries each: {per * subs:,.0f})")
+    print(f"instructions per delivered message ({scenario} QoS {qos}, 64 B, 1 shard): {per:,.0f}")
+    if scenario == "fanout":
+        print(f"(per published message, {subs} deliveries each: {per * subs:,.0f})")
+    print(f"per delivered message: {sqes / delivered:.3f} SQEs submitted, "
+          f"{cqes / delivered:.3f} CQEs reaped, {iterations / delivered:.3f} loop iterations")
 EOF

@@ -280,8 +280,7 @@ void Connection::HandlePacket(const mqtt::Packet& packet, ConnectionContext& con
   }
 }
 
-void Connection::Queue(const mqtt::Packet& packet, ConnectionContext& context) {
-  const size_t size = mqtt::EncodedSize(packet);
+bool Connection::ReplyFits(size_t size, ConnectionContext& context) {
   // Only reply bytes count here: deliveries have their own budget (see ConnectionContext), so
   // a large message waiting for a slow reader never makes a PINGRESP or PUBACK overflow. A
   // reply that finds at most half the replies' share used is taken whatever its size: a SUBACK
@@ -292,8 +291,30 @@ void Connection::Queue(const mqtt::Packet& packet, ConnectionContext& context) {
     // The peer keeps sending requests but does not read the answers.
     context.counters->output_overflow.Add();
     StartClosing(event_ms_);
-    return;
+    return false;
   }
+  return true;
+}
+
+void Connection::QueueAck(mqtt::PacketType type, uint16_t packet_id, ConnectionContext& context) {
+  // PUBREL (flags 0b0010) is sent by sessions, not as a reply.
+  RINGMQ_ASSERT(type == mqtt::PacketType::kPuback || type == mqtt::PacketType::kPubrec ||
+                type == mqtt::PacketType::kPubcomp);
+  constexpr size_t kSize = 4;  // §3.4-3.7: fixed header (2) + packet id (2)
+  if (!ReplyFits(kSize, context)) return;
+  const size_t old_size = queued_.size();
+  queued_.resize(old_size + kSize);
+  uint8_t* out = queued_.data() + old_size;
+  out[0] = static_cast<uint8_t>(static_cast<uint8_t>(type) << 4);
+  out[1] = 2;
+  out[2] = static_cast<uint8_t>(packet_id >> 8);
+  out[3] = static_cast<uint8_t>(packet_id);
+  queued_reply_bytes_ += kSize;
+}
+
+void Connection::Queue(const mqtt::Packet& packet, ConnectionContext& context) {
+  const size_t size = mqtt::EncodedSize(packet);
+  if (!ReplyFits(size, context)) return;
   const size_t old_size = queued_.size();
   queued_.resize(old_size + size);
   const size_t written = mqtt::Encode(packet, std::span<uint8_t>(queued_).subspan(old_size));

@@ -140,6 +140,10 @@ class Connection {
   void QueuePacket(const mqtt::Packet& packet, ConnectionContext& context) {
     Queue(packet, context);
   }
+  // For the sink: PUBACK, PUBREC or PUBCOMP (all four bytes: type, length 2, id) after what is
+  // already queued; the same bytes and output bound as QueuePacket, without the generic
+  // encoder, since an acknowledgement is sent for nearly every QoS 1/2 PUBLISH.
+  void QueueAck(mqtt::PacketType type, uint16_t packet_id, ConnectionContext& context);
   // For the sink: the buffer deliveries are encoded into, and how many bytes wait to be sent.
   ByteBuffer& output_buffer() { return queued_; }
   size_t pending_output_bytes() const { return queued_.size() + (current_.size() - current_sent_); }
@@ -222,6 +226,8 @@ class Connection {
               ConnectionContext& context);
   void HandlePacket(const mqtt::Packet& packet, ConnectionContext& context);
   void Queue(const mqtt::Packet& packet, ConnectionContext& context);
+  // Whether a reply of `size` bytes may be queued; if not, counts the overflow and closes.
+  bool ReplyFits(size_t size, ConnectionContext& context);
   void StartClosing(uint64_t now_ms);
   void CloseForViolation(mqtt::Violation violation, ConnectionContext& context);
 

@@ -177,6 +177,11 @@ class Session {
   uint32_t unsent_inflight_ = 0;   // entries of inflight_ with sent == false
   uint64_t queued_bytes_ = 0;
   uint16_t last_packet_id_ = 0;
+  // True while the ids of inflight_, read front to back, are distinct and each one follows the
+  // one before it within a cyclic walk from inflight_.front() to last_packet_id_ that does not
+  // come round again. Then the id after last_packet_id_ is in use only if it is the front's, so
+  // NextPacketId needs no search (see there). Set again whenever inflight_ is empty.
+  bool ids_in_assignment_order_ = true;
   // Ids between PUBLISH and PUBREL, at most max_inbound_qos2; null until the first QoS 2.
   std::unique_ptr<absl::flat_hash_set<uint16_t>> inbound_qos2_;
   std::unique_ptr<Will> will_;  // null: no will (most clients): 8 bytes, not 72

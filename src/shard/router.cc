@@ -323,7 +323,6 @@ void Router::OnPacket(net::Connection& connection, const mqtt::Packet& packet) {
   uint32_t index = kNone;
   session::Session* session = SessionOf(connection, &index);
   RINGMQ_ASSERT(session != nullptr);
-  const Levels before = LevelsOf(*session);
   switch (mqtt::TypeOf(packet)) {
     case mqtt::PacketType::kPublish: {
       const auto& publish = std::get<mqtt::Publish>(packet);
@@ -331,20 +330,28 @@ void Router::OnPacket(net::Connection& connection, const mqtt::Packet& packet) {
       OnPublish(connection, publish);
       return;
     }
+    // A PUBACK or PUBCOMP that ends a flow takes one message out of flight and changes no other
+    // gauge (the queue moves only when the session writes): one gauge update, no level snapshot.
     case mqtt::PacketType::kPuback:
-      if (session->OnPuback(std::get<mqtt::Puback>(packet).packet_id)) MarkSessionDirty(index);
-      return AccountLevels(before, *session);
+      if (session->OnPuback(std::get<mqtt::Puback>(packet).packet_id)) {
+        counters_.gauges.inflight_messages.Add(-1);
+        MarkSessionDirty(index);
+      }
+      return;
     case mqtt::PacketType::kPubrec:
       if (session->OnPubrec(std::get<mqtt::Pubrec>(packet).packet_id)) MarkSessionDirty(index);
       return;
     case mqtt::PacketType::kPubcomp:
-      if (session->OnPubcomp(std::get<mqtt::Pubcomp>(packet).packet_id)) MarkSessionDirty(index);
-      return AccountLevels(before, *session);
+      if (session->OnPubcomp(std::get<mqtt::Pubcomp>(packet).packet_id)) {
+        counters_.gauges.inflight_messages.Add(-1);
+        MarkSessionDirty(index);
+      }
+      return;
     case mqtt::PacketType::kPubrel: {
       // MQTT-4.3.3-2: PUBCOMP answers every PUBREL, known id or not.
       const uint16_t packet_id = std::get<mqtt::Pubrel>(packet).packet_id;
       session->EndInboundQos2(packet_id);
-      connection.QueuePacket(mqtt::Pubcomp{packet_id}, context_);
+      connection.QueueAck(mqtt::PacketType::kPubcomp, packet_id, context_);
       return;
     }
     case mqtt::PacketType::kSubscribe:
@@ -408,7 +415,7 @@ void Router::OnPublish(net::Connection& connection, const mqtt::Publish& publish
       case session::InboundQos2::kDuplicate:
         // MQTT-4.3.3-2: a repeated PUBLISH of a pending id is acknowledged, not delivered again.
         counters_.publish_duplicates.Add();
-        connection.QueuePacket(mqtt::Pubrec{publish.packet_id}, context_);
+        connection.QueueAck(mqtt::PacketType::kPubrec, publish.packet_id, context_);
         return;
       case session::InboundQos2::kLimit:
         // max_inbound_qos2_pending: nothing of this PUBLISH was acknowledged, so the client
@@ -454,9 +461,9 @@ void Router::CountPublishReceived(uint8_t qos) {
 
 void Router::AcknowledgePublish(net::Connection& connection, const mqtt::Publish& publish) {
   if (publish.qos == mqtt::QoS::k1) {
-    connection.QueuePacket(mqtt::Puback{publish.packet_id}, context_);
+    connection.QueueAck(mqtt::PacketType::kPuback, publish.packet_id, context_);
   } else if (publish.qos == mqtt::QoS::k2) {
-    connection.QueuePacket(mqtt::Pubrec{publish.packet_id}, context_);
+    connection.QueueAck(mqtt::PacketType::kPubrec, publish.packet_id, context_);
   }
 }
 

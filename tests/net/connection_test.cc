@@ -970,6 +970,34 @@ TEST_F(ConnectionTest, SubackLargerThanOutputCapStillQueued_MQTT_3_8_4_5) {
   EXPECT_EQ(shard_.counters.output_overflow.Load(), 1u);
 }
 
+TEST_F(ConnectionTest, QueueAckWritesWhatTheEncoderWrites_MQTT_3_4_to_3_7) {
+  Accept();
+  Bytes expected;
+  for (const uint16_t id : {1, 0x00ff, 0x0100, 0x1234, 0xfffe, 0xffff}) {
+    connection_.QueueAck(mqtt::PacketType::kPuback, id, shard_.context);
+    connection_.QueueAck(mqtt::PacketType::kPubrec, id, shard_.context);
+    connection_.QueueAck(mqtt::PacketType::kPubcomp, id, shard_.context);
+    expected = Cat({expected, Encode(mqtt::Puback{id}), Encode(mqtt::Pubrec{id}),
+                    Encode(mqtt::Pubcomp{id})});
+  }
+  EXPECT_EQ(connection_.pending_reply_bytes(), expected.size());
+  EXPECT_EQ(Drain(), expected);
+  EXPECT_EQ(connection_.pending_reply_bytes(), 0u);
+}
+
+TEST_F(ConnectionTest, QueueAckKeepsTheReplyCap) {
+  shard_.context.max_output_bytes = 16;  // replies' share: 8 bytes
+  Accept();
+  ASSERT_EQ(shard_.context.ReplyBytesMax(), 8u);
+  connection_.QueueAck(mqtt::PacketType::kPuback, 1, shard_.context);
+  connection_.QueueAck(mqtt::PacketType::kPuback, 2, shard_.context);  // 8: at the share
+  EXPECT_EQ(connection_.state(), State::kOpen);
+  connection_.QueueAck(mqtt::PacketType::kPuback, 3, shard_.context);  // 12 > 8
+  EXPECT_EQ(connection_.state(), State::kClosing);
+  EXPECT_EQ(shard_.counters.output_overflow.Load(), 1u);
+  EXPECT_EQ(Drain(), Cat({Encode(mqtt::Puback{1}), Encode(mqtt::Puback{2})}));
+}
+
 TEST_F(ConnectionTest, OutputCapClosesPeerThatDoesNotRead) {
   shard_.context.max_output_bytes = 8;  // replies' share: 4 bytes
   Receive(Encode(Mqtt311Connect()));

@@ -586,6 +586,37 @@ TEST_F(SessionTest, PacketIdsWrapToOneSkippingInflight_MQTT_2_3_1_1) {
   EXPECT_EQ(message->references_for_testing(), 1u);
 }
 
+// Ids are taken without searching the window while they are in the order they were taken in;
+// once they come round to ids still in flight, every id in use is skipped, not only the oldest.
+TEST_F(SessionTest, PacketIdsWrapSkippingEveryIdStillInflight_MQTT_2_3_1_1) {
+  Session session = Online(Limits(4));
+  Add(session, "held 1", 1);
+  Add(session, "acked 2", 1);
+  Add(session, "held 3", 1);
+  EXPECT_EQ(PublishIds(Write(session)), (std::vector<uint16_t>{1, 2, 3}));
+  ASSERT_TRUE(session.OnPuback(2));
+  MessageRef message = NewMessage("m", 1);
+  for (uint32_t expected = 4; expected <= 65'535; ++expected) {
+    session.Enqueue(MessageRef::Share(message.get()), 1, false);
+    ASSERT_EQ(PublishIds(Write(session)), (std::vector<uint16_t>{static_cast<uint16_t>(expected)}));
+    ASSERT_TRUE(session.OnPuback(static_cast<uint16_t>(expected)));
+  }
+  session.Enqueue(MessageRef::Share(message.get()), 1, false);
+  EXPECT_EQ(PublishIds(Write(session)), (std::vector<uint16_t>{2})) << "1 is in flight";
+  session.Enqueue(MessageRef::Share(message.get()), 1, false);
+  EXPECT_EQ(PublishIds(Write(session)), (std::vector<uint16_t>{4})) << "3 is in flight";
+  EXPECT_EQ(session.inflight(), 4u);
+  for (const uint16_t id : {1, 3, 2, 4}) EXPECT_TRUE(session.OnPuback(id)) << id;
+  EXPECT_EQ(session.inflight(), 0u);
+  // A drained window restarts the plain sequence.
+  session.Enqueue(MessageRef::Share(message.get()), 1, false);
+  session.Enqueue(MessageRef::Share(message.get()), 1, false);
+  EXPECT_EQ(PublishIds(Write(session)), (std::vector<uint16_t>{5, 6}));
+  EXPECT_TRUE(session.OnPuback(5));
+  EXPECT_TRUE(session.OnPuback(6));
+  EXPECT_EQ(message->references_for_testing(), 1u);
+}
+
 TEST_F(SessionTest, PacketIdKeptWhenPublishDoesNotFit) {
   Session session = Online(SessionLimits{});
   Add(session, "a", 1);
