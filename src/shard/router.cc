@@ -931,6 +931,12 @@ void Router::Flush() {
     counters_.slow_consumer_disconnects.Add();
     RINGMQ_LOG_DEBUG("client %s disconnected: its queue is full",
                      entry.session->client_id().c_str());
+    // What its window can take still goes out, before the close: a burst that filled the
+    // queue before the session wrote anything must not leave it with nothing.
+    if (entry.dirty) {
+      entry.dirty = false;
+      WriteSessionOutput(entry);
+    }
     net::Connection& connection = *entry.connection;
     connection.Close(services_.now_ms());  // queues it in closing_ through OnClosing
     services_.ConnectionDirty(connection.tag());
@@ -959,29 +965,33 @@ void Router::Flush() {
   }
   for (size_t i = 0; i < dirty_sessions_.size(); ++i) {
     SessionEntry& entry = sessions_[dirty_sessions_[i]];
+    if (!entry.dirty) continue;  // written already (a slow consumer, above)
     entry.dirty = false;
-    // A session with a job waiting is marked again when the job queues its SUBACK.
-    if (!entry.session || entry.connection == nullptr || entry.job_pending) continue;
-    net::Connection& connection = *entry.connection;
-    // Deliveries have their own share of the output cap (see ConnectionContext): replies are
-    // bounded separately, so what is written here never leaves a reply without room.
-    const size_t budget = context_.DeliveryBytesBudget();
-    const size_t pending = connection.pending_output_bytes();
-    if (pending >= budget) continue;  // OnConnectionWritable marks it again
-    ByteBuffer& out = connection.output_buffer();
-    const Levels before = LevelsOf(*entry.session);
-    session::WriteCounts sent;
-    const size_t written = entry.session->WriteOutput(out, out.size() + (budget - pending), &sent);
-    if (written > 0) {
-      AccountLevels(before, *entry.session);
-      if (sent.publishes_by_qos[0] != 0) counters_.publish_sent_qos0.Add(sent.publishes_by_qos[0]);
-      if (sent.publishes_by_qos[1] != 0) counters_.publish_sent_qos1.Add(sent.publishes_by_qos[1]);
-      if (sent.publishes_by_qos[2] != 0) counters_.publish_sent_qos2.Add(sent.publishes_by_qos[2]);
-      counters_.bytes_delivered.Add(written);
-      services_.ConnectionDirty(connection.tag());
-    }
+    WriteSessionOutput(entry);
   }
   dirty_sessions_.clear();
+}
+
+void Router::WriteSessionOutput(SessionEntry& entry) {
+  // A session with a job waiting is marked again when the job queues its SUBACK.
+  if (!entry.session || entry.connection == nullptr || entry.job_pending) return;
+  net::Connection& connection = *entry.connection;
+  // Deliveries have their own share of the output cap (see ConnectionContext): replies are
+  // bounded separately, so what is written here never leaves a reply without room.
+  const size_t budget = context_.DeliveryBytesBudget();
+  const size_t pending = connection.pending_output_bytes();
+  if (pending >= budget) return;  // OnConnectionWritable marks it again
+  ByteBuffer& out = connection.output_buffer();
+  const Levels before = LevelsOf(*entry.session);
+  session::WriteCounts sent;
+  const size_t written = entry.session->WriteOutput(out, out.size() + (budget - pending), &sent);
+  if (written == 0) return;
+  AccountLevels(before, *entry.session);
+  if (sent.publishes_by_qos[0] != 0) counters_.publish_sent_qos0.Add(sent.publishes_by_qos[0]);
+  if (sent.publishes_by_qos[1] != 0) counters_.publish_sent_qos1.Add(sent.publishes_by_qos[1]);
+  if (sent.publishes_by_qos[2] != 0) counters_.publish_sent_qos2.Add(sent.publishes_by_qos[2]);
+  counters_.bytes_delivered.Add(written);
+  services_.ConnectionDirty(connection.tag());
 }
 
 void Router::RingDoorbells() {

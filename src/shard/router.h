@@ -293,6 +293,8 @@ class Router final : public net::PacketSink {
   // max_memory: true if a delivery at `qos` to this session is shed (counted) because the
   // budget is under pressure and the session has a backlog.
   bool ShedForMemory(uint32_t index, SessionEntry& entry, uint8_t qos);
+  // Encodes what the session may send now into its connection's output buffer (Flush).
+  void WriteSessionOutput(SessionEntry& entry);
   // `retained` was queued to the session for a new subscription (retained_fence.h).
   void RecordRetainedDelivery(uint32_t index, uint32_t generation,
                               const message::Message& retained);
