@@ -12,67 +12,15 @@
 #include <string>
 #include <vector>
 
+#include "../common/counting_new.h"
 #include "connect/admission.h"
 #include "mqtt/packet.h"
 #include "mqtt/result.h"
 #include "mqtt/violation.h"
 #include "ringmq/config.h"
 
-namespace {
-
-// Counted only while a test has armed it, so gtest's own allocations do not interfere.
-std::atomic<bool> counting{false};
-std::atomic<size_t> allocations{0};
-
-void* CountedAllocate(std::size_t size, std::size_t alignment) {
-  if (counting.load(std::memory_order_relaxed)) {
-    allocations.fetch_add(1, std::memory_order_relaxed);
-  }
-  if (size == 0) size = 1;
-  void* pointer = nullptr;
-  if (alignment <= alignof(std::max_align_t)) {
-    pointer = std::malloc(size);
-  } else {
-    // aligned_alloc wants a size that is a multiple of the alignment.
-    pointer = std::aligned_alloc(alignment, (size + alignment - 1) / alignment * alignment);
-  }
-  return pointer;
-}
-
-void* CountedAllocateOrThrow(std::size_t size, std::size_t alignment) {
-  void* pointer = CountedAllocate(size, alignment);
-  if (pointer == nullptr) throw std::bad_alloc();
-  return pointer;
-}
-
-constexpr std::size_t kDefaultAlignment = alignof(std::max_align_t);
-
-}  // namespace
-
-void* operator new(std::size_t size) { return CountedAllocateOrThrow(size, kDefaultAlignment); }
-void* operator new[](std::size_t size) { return CountedAllocateOrThrow(size, kDefaultAlignment); }
-void* operator new(std::size_t size, std::align_val_t alignment) {
-  return CountedAllocateOrThrow(size, static_cast<std::size_t>(alignment));
-}
-void* operator new[](std::size_t size, std::align_val_t alignment) {
-  return CountedAllocateOrThrow(size, static_cast<std::size_t>(alignment));
-}
-void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
-  return CountedAllocate(size, kDefaultAlignment);
-}
-void* operator new[](std::size_t size, const std::nothrow_t&) noexcept {
-  return CountedAllocate(size, kDefaultAlignment);
-}
-void operator delete(void* pointer) noexcept { std::free(pointer); }
-void operator delete[](void* pointer) noexcept { std::free(pointer); }
-void operator delete(void* pointer, std::size_t) noexcept { std::free(pointer); }
-void operator delete[](void* pointer, std::size_t) noexcept { std::free(pointer); }
-void operator delete(void* pointer, std::align_val_t) noexcept { std::free(pointer); }
-void operator delete[](void* pointer, std::align_val_t) noexcept { std::free(pointer); }
-void operator delete(void* pointer, std::size_t, std::align_val_t) noexcept { std::free(pointer); }
-void operator delete[](void* pointer, std::size_t, std::align_val_t) noexcept {
-  std::free(pointer);
-}
+using alloc_counting::allocations;
+using alloc_counting::counting;
 
 namespace ringmq::connect {
 namespace {

@@ -48,19 +48,14 @@
 #define RINGMQ_COUNT_MALLOC 1
 #endif
 
-namespace {
+#if RINGMQ_COUNT_MALLOC
+#define RINGMQ_COUNTING_NEW_COUNTERS_ONLY  // malloc itself is replaced below
+#endif
+#include "../common/counting_new.h"
 
-// Counted only while armed, so that gtest's and the set-up's allocations do not interfere.
-std::atomic<bool> counting{false};
-std::atomic<size_t> allocations{0};
-
-void CountAllocation() {
-  if (counting.load(std::memory_order_relaxed)) {
-    allocations.fetch_add(1, std::memory_order_relaxed);
-  }
-}
-
-}  // namespace
+using alloc_counting::allocations;
+using alloc_counting::CountAllocation;
+using alloc_counting::counting;
 
 #if RINGMQ_COUNT_MALLOC
 
@@ -103,54 +98,7 @@ void free(void* pointer) noexcept { __libc_free(pointer); }
 
 constexpr bool kCountsMessages = true;
 
-#else  // sanitizers: count operator new
-
-namespace {
-
-void* CountedAllocate(std::size_t size, std::size_t alignment) {
-  CountAllocation();
-  if (size == 0) size = 1;
-  if (alignment <= alignof(std::max_align_t)) return std::malloc(size);
-  // aligned_alloc wants a size that is a multiple of the alignment.
-  return std::aligned_alloc(alignment, (size + alignment - 1) / alignment * alignment);
-}
-
-void* CountedAllocateOrThrow(std::size_t size, std::size_t alignment) {
-  void* pointer = CountedAllocate(size, alignment);
-  if (pointer == nullptr) throw std::bad_alloc();
-  return pointer;
-}
-
-constexpr std::size_t kDefaultAlignment = alignof(std::max_align_t);
-
-}  // namespace
-
-// Every form is replaced, so that what a replaced new returns is always freed by a replaced
-// delete (ASan checks that they match).
-void* operator new(std::size_t size) { return CountedAllocateOrThrow(size, kDefaultAlignment); }
-void* operator new[](std::size_t size) { return CountedAllocateOrThrow(size, kDefaultAlignment); }
-void* operator new(std::size_t size, std::align_val_t alignment) {
-  return CountedAllocateOrThrow(size, static_cast<std::size_t>(alignment));
-}
-void* operator new[](std::size_t size, std::align_val_t alignment) {
-  return CountedAllocateOrThrow(size, static_cast<std::size_t>(alignment));
-}
-void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
-  return CountedAllocate(size, kDefaultAlignment);
-}
-void* operator new[](std::size_t size, const std::nothrow_t&) noexcept {
-  return CountedAllocate(size, kDefaultAlignment);
-}
-void operator delete(void* pointer) noexcept { std::free(pointer); }
-void operator delete[](void* pointer) noexcept { std::free(pointer); }
-void operator delete(void* pointer, std::size_t) noexcept { std::free(pointer); }
-void operator delete[](void* pointer, std::size_t) noexcept { std::free(pointer); }
-void operator delete(void* pointer, std::align_val_t) noexcept { std::free(pointer); }
-void operator delete[](void* pointer, std::align_val_t) noexcept { std::free(pointer); }
-void operator delete(void* pointer, std::size_t, std::align_val_t) noexcept { std::free(pointer); }
-void operator delete[](void* pointer, std::size_t, std::align_val_t) noexcept {
-  std::free(pointer);
-}
+#else  // sanitizers: operator new is counted (tests/common/counting_new.h)
 
 constexpr bool kCountsMessages = false;
 
