@@ -251,8 +251,8 @@ void Register() {
   for (int64_t transport : {0, 1}) {
     for (int64_t payload : {64, 1024, 16 * 1024, 256 * 1024}) {
       for (int64_t count : {1, 16}) {
-        for (auto [name, function] : {std::pair{"BM_SendCopy", &BM_SendCopy},
-                                      std::pair{"BM_SendGather", &BM_SendGather}}) {
+        for (auto [name, function] :
+             {std::pair{"BM_SendCopy", &BM_SendCopy}, std::pair{"BM_SendGather", &BM_SendGather}}) {
           benchmark::internal::Benchmark* b = benchmark::RegisterBenchmark(name, function);
           ConfigureRepetitions(b, 5);
           b->ArgNames({"transport", "payload", "batch"})->Args({transport, payload, count});
