@@ -691,10 +691,14 @@ void Router::Route(const message::MessageRef& message, bool from_client) {
       SendRemote(group.shard, message.get(), group.subscribers);
       continue;
     }
+    // The local deliveries' references are made in one step, as for a mailbox record (OnRecord);
+    // those not taken are dropped together.
+    message::MessageRefBatch references(message.get(), /*owned=*/0,
+                                        static_cast<uint32_t>(group.subscribers.size()));
     for (const sub::Subscriber& subscriber : group.subscribers) {
       DeliverLocal(subscriber.session, subscriber.generation,
                    MinQos(subscriber.qos, message->qos()), message.get(), false,
-                   subscriber.acl_check);
+                   subscriber.acl_check, &references);
     }
   }
 }
