@@ -38,6 +38,7 @@
 #include "mqtt/packet.h"
 #include "net/connection.h"
 #include "ringmq/config.h"
+#include "shard/connection_context.h"
 #include "shard/router.h"
 #include "shard/shared_state.h"
 
@@ -117,14 +118,7 @@ struct Client {
 struct HarnessShard {
   HarnessShard(uint32_t index, const Config& config, SharedState& shared, const uint64_t& now_ms)
       : services(now_ms) {
-    context.policy.max_connections = config.max_connections;
-    context.max_packet_size = config.max_packet_size;
-    context.max_connect_packet_size = config.max_connect_packet_size;
-    context.connected_clients = &shared.connected_clients;
-    context.shutting_down = &shared.shutting_down;
-    context.counters = &counters;
-    context.shard_index = index;
-    context.shard_count = shared.shard_count;
+    ConfigureConnectionContext(index, config, shared, counters, context);
     router = std::make_unique<Router>(index, config, shared, counters, context, services);
     context.sink = router.get();
   }
