@@ -1,13 +1,18 @@
-// The per-shard broker core: sessions on their home shard, routing of PUBLISH through the
-// shared subscription trie, delivery to local sessions and to other shards' mailboxes, and the
-// hand-off of connections to the shard that owns their client id.
+// The per-shard broker core: the life of sessions on their home shard (CONNECT, takeover,
+// wills, offline expiry and eviction), routing of PUBLISH through the shared subscription trie,
+// delivery to local sessions and to other shards, the hand-off of connections to the shard that
+// owns their client id, SUBSCRIBE / UNSUBSCRIBE work, ACL checks, $SYS and the session gauges.
+// It keeps its sessions in a SessionTable (session_table.h: client id to slot, handles with
+// generations, connection tags) and sends to other shards through an Outbox (outbox.h: record
+// encoding, the bounded overflow queue in front of a full mailbox, doorbells); it decodes and
+// dispatches the records other shards send it.
 //
 // Home shard: a client id's session lives on shard hash(client_id) % shards. A connection
 // admitted elsewhere is moved there before its CONNACK (fd plus the bytes already read, through
 // the mailbox), so session lookup, takeover (MQTT-3.1.4-2) and persistent sessions are local
-// to one thread and the session map needs no lock. A server-assigned id (empty client id,
+// to one thread and the session table needs no lock. A server-assigned id (empty client id,
 // clean session) is drawn so that its home is the accepting shard (connect/client_id.h) and is
-// served there, in that shard's session map like any other id.
+// served there, in that shard's session table like any other id.
 //
 // Publish path (per PUBLISH, on the publisher's shard): one immutable Message, one trie match
 // (each session once, at the highest granted QoS, grouped by shard); local sessions get a
@@ -16,11 +21,9 @@
 // sessions. Bytes are produced at the end of the loop iteration, per connection, into its
 // output buffer (one send per connection per iteration).
 //
-// Cross-shard records (message deliveries, hand-offs, fence requests and replies) go out through
-// the shard's Outbox (outbox.h): record encoding, the bounded overflow queue in front of a full
-// mailbox, and the doorbells. Records still in an inbound mailbox when the Router is destroyed
-// are dropped the way the outbox drops its own (DropRecord). Sessions live in the shard's
-// SessionTable (session_table.h), which names them across shards by (index, generation).
+// Mailbox records, their overflow bound and what a dropped one gives back: outbox.h. Records
+// still in an inbound mailbox when the Router is destroyed are dropped the same way
+// (Outbox::DropRecord).
 //
 // Retained consistency: every message is stamped (shard, sequence) when created and routed at
 // once; a retained message from another shard queued for a new subscription is recorded in the
