@@ -4,7 +4,6 @@ namespace ringmq::shard {
 
 uint32_t SessionTable::Create(const std::string& client_id, bool clean_session,
                               const session::SessionLimits& limits) {
-  RINGMQ_ASSERT(Find(client_id) == kNone);
   uint32_t index = 0;
   if (!free_slots_.empty()) {
     index = free_slots_.back();
@@ -18,7 +17,9 @@ uint32_t SessionTable::Create(const std::string& client_id, bool clean_session,
   entry.session.emplace(client_id, clean_session, limits);
   entry.connection = nullptr;
   entry.dirty = false;
-  by_client_id_[std::string_view(entry.session->client_id())] = index;
+  const bool inserted =
+      by_client_id_.try_emplace(std::string_view(entry.session->client_id()), index).second;
+  RINGMQ_ASSERT(inserted);  // one session per client id
   return index;
 }
 
