@@ -333,6 +333,9 @@ void Shard::OnReceive(const io_uring_cqe& cqe, Slot* slot) {
   if (!more) slot->receive_armed = false;
   if (cqe.res > 0) {
     RINGMQ_ASSERT(has_buffer);
+    if (slot->connection.state() != net::Connection::State::kAwaitConnect) {
+      slot->served_receive_done = true;
+    }
     slot->connection.OnReceive(buffers_->Filled(buffer_id, static_cast<uint32_t>(cqe.res)), now_ms_,
                                context_);
     buffers_->Recycle(buffer_id);
@@ -560,11 +563,14 @@ void Shard::ArmAccept() {
 void Shard::ArmReceive(uint32_t slot_index) {
   Slot& slot = slots_[slot_index];
   io_uring_sqe* sqe = NextSqe();
-  // Until CONNECT is decided, one receive at a time: a refused connection then has no receive
-  // pending and is closed at once after its CONNACK, without a shutdown to end a multishot
-  // receive (one operation and two completions fewer per refusal; see FlushClosing). A served
-  // connection switches to a multishot receive.
-  if (slot.connection.state() == net::Connection::State::kAwaitConnect) {
+  // Until CONNECT is decided, and for the first receive after it, one receive at a time: a
+  // refused connection, and a served one whose first packet is DISCONNECT (connect, CONNACK,
+  // DISCONNECT), then has no receive pending when it closes, so it is closed at once without a
+  // shutdown to end a multishot receive (see FlushClosing; io_uring runs IORING_OP_SHUTDOWN in
+  // an io-wq worker thread). A connection that goes on switches to a multishot receive: one
+  // more SQE over its life.
+  if (slot.connection.state() == net::Connection::State::kAwaitConnect ||
+      !slot.served_receive_done) {
     io_uring_prep_recv(sqe, slot.fd, nullptr, 0, 0);
   } else {
     io_uring_prep_recv_multishot(sqe, slot.fd, nullptr, 0, 0);
@@ -599,6 +605,7 @@ uint32_t Shard::AllocateSlot() {
   slot.shutdown_submitted = false;
   slot.shutdown_complete = false;
   slot.cancel_submitted = false;
+  slot.served_receive_done = false;
   slot.timer_state = net::Connection::State::kAwaitConnect;
   ++open_connections_;
   counters_.gauges.connections_open.Set(open_connections_);
