@@ -403,6 +403,11 @@ void Shard::FlushSlot(uint32_t slot_index) {
   // Every event that can change a connection's buffers marks it dirty, so its buffer memory is
   // charged here within the iteration.
   memory::Charge(connection.TakeBufferChargeDelta());
+  if (connection.state() == net::Connection::State::kClosing && !slot.receive_armed) {
+    if (const std::span<const uint8_t> last = connection.TakeFinalStaticSend(); !last.empty()) {
+      return SendLastAndClose(slot_index, last);
+    }
+  }
   const std::span<const uint8_t> bytes = connection.NextSend();
   if (!bytes.empty()) {
     io_uring_sqe* sqe = NextSqe();
@@ -453,13 +458,43 @@ void Shard::FlushClosing(uint32_t slot_index) {
   // worker, and by then a close in the same batch could have freed the descriptor number for
   // the next accept, whose connection the late shutdown would then cut.
   if ((slot.shutdown_complete && nothing_pending) || close_without_shutdown) {
-    io_uring_sqe* sqe = NextSqe();
-    io_uring_prep_close(sqe, slot.fd);
-    io_uring_sqe_set_data64(sqe, Pack(Op::kClose, slot.generation, slot_index));
-    router_->OnConnectionClosed(connection);
-    connection.OnClosed(context_);
-    ReleaseSlot(slot_index);
+    SubmitClose(slot_index);
+    CloseSlot(slot_index);
   }
+}
+
+void Shard::SendLastAndClose(uint32_t slot_index, std::span<const uint8_t> bytes) {
+  Slot& slot = slots_[slot_index];
+  // The two entries must reach the kernel in one submission to stay linked.
+  if (io_uring_sq_space_left(ring_->get()) < 2) io_uring_submit(ring_->get());
+  io_uring_sqe* sqe = NextSqe();
+  // MSG_WAITALL: the kernel retries a short send instead of completing the link early. The
+  // hard link runs the close whatever the send's result (a peer that reset gets no CONNACK).
+  // Neither completes on success: nothing is left to do with either, and a completion would
+  // cost another loop iteration. A failed send's completion finds its slot reused (stale).
+  io_uring_prep_send(sqe, slot.fd, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_WAITALL);
+  sqe->flags |= IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS;
+  io_uring_sqe_set_data64(sqe, Pack(Op::kSend, slot.generation, slot_index));
+  counters_.bytes_sent.Add(bytes.size());  // counted when submitted
+  SubmitClose(slot_index);
+  CloseSlot(slot_index);
+}
+
+void Shard::SubmitClose(uint32_t slot_index) {
+  Slot& slot = slots_[slot_index];
+  io_uring_sqe* sqe = NextSqe();
+  io_uring_prep_close(sqe, slot.fd);
+  // A close's result cannot be acted upon, so only a failure completes (HandleCompletion
+  // ignores it): without this, every close's completion would end the loop's wait at once.
+  sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+  io_uring_sqe_set_data64(sqe, Pack(Op::kClose, slot.generation, slot_index));
+}
+
+void Shard::CloseSlot(uint32_t slot_index) {
+  net::Connection& connection = slots_[slot_index].connection;
+  router_->OnConnectionClosed(connection);
+  connection.OnClosed(context_);
+  ReleaseSlot(slot_index);
 }
 
 void Shard::FlushHandoff(uint32_t slot_index) {

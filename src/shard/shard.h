@@ -29,6 +29,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -122,6 +123,12 @@ class Shard final : public ShardServices {
   void Flush();
   void FlushSlot(uint32_t slot_index);
   void FlushClosing(uint32_t slot_index);
+  // A refused CONNECT: its static CONNACK and the close go out linked, and the slot is freed
+  // at once.
+  void SendLastAndClose(uint32_t slot_index, std::span<const uint8_t> bytes);
+  void SubmitClose(uint32_t slot_index);
+  // The socket's close is submitted: tells the router and the connection, frees the slot.
+  void CloseSlot(uint32_t slot_index);
   void FlushHandoff(uint32_t slot_index);
   void BeginStop();
   void MaybePublishSys();

@@ -30,6 +30,28 @@ class ConnectionOperations(BrokerTestCase):
                              connect_accepted=CYCLES,
                              client_disconnects=CYCLES, sessions_created=CYCLES)
         self.assertLessEqual(counters["sqes_submitted"], 4 * CYCLES + FIXED_SQES, counters)
+        # Completions: the accept, both receives and the send; a successful close posts none.
+        self.assertLessEqual(counters["cqes_reaped"], 4 * CYCLES + FIXED_SQES, counters)
+
+    def test_refusal_sends_connack_and_closes_as_one_linked_pair_MQTT_3_2_2_5(self):
+        # Per refusal: the CONNECT's receive, then the CONNACK's send hard-linked to the close,
+        # neither of which posts a completion on success. So the only completions are the
+        # accept's and the receive's, and the client still reads the CONNACK before the EOF.
+        b = self.start_broker(threads=1, log_level="info")
+        for _ in range(CYCLES):
+            with m.open_socket(b.port) as sock:
+                m.send(sock, m.connect("refused", level=9))
+                m.expect_connack(sock, 0x01)
+                m.expect_eof(sock, what="the broker to close after CONNACK 0x01 (MQTT-3.2.2-5)")
+        self.assert_serves(b)
+        counters = b.stop()
+        self.assert_counters(counters, connections_accepted=CYCLES + 1,
+                             connections_closed=CYCLES + 1, connect_unsupported_protocol=CYCLES,
+                             connect_accepted=1, client_disconnects=1, sessions_created=1)
+        # The refusals' CONNACKs, then the good client's CONNACK and PINGRESP.
+        self.assertEqual(counters["bytes_sent"], 4 * CYCLES + 4 + 2, counters)
+        self.assertLessEqual(counters["sqes_submitted"], 3 * CYCLES + 4 + FIXED_SQES, counters)
+        self.assertLessEqual(counters["cqes_reaped"], 2 * CYCLES + 4 + FIXED_SQES, counters)
 
     def test_packets_after_the_first_are_read_by_the_multishot_receive(self):
         # The first receive after CONNECT is one-shot; what follows it must still be read, in
