@@ -18,7 +18,8 @@
 // multishot receive (and any send stuck on a peer that does not read), then close(fd) frees
 // the descriptor and the slot. A connection with no receive and no send pending is closed at
 // once: receives are one-shot until the first packet after CONNECT has been read, so a refused
-// connection and one whose first packet is DISCONNECT need no shutdown.
+// connection and one whose first packet is DISCONNECT need no shutdown. A refusal's CONNACK
+// send is hard-linked to its close, and its slot freed at once (SendLastAndClose).
 //
 // Thread safety: Run() executes on the shard's own thread and everything inside is owned by it.
 // RequestStop() and counters() may be called from any thread.
