@@ -453,6 +453,14 @@ bool Connection::ReadyToClose() const {
   return current_.empty() && static_output_.empty() && queued_.empty();
 }
 
+std::span<const uint8_t> Connection::TakeFinalStaticSend() {
+  if (state_ != State::kClosing || send_in_flight_ || transport_closed_ || !current_.empty() ||
+      !queued_.empty()) {
+    return {};
+  }
+  return std::exchange(static_output_, {});
+}
+
 int64_t Connection::TakeBufferChargeDelta() {
   // Each buffer is bounded (max_packet_size, 2 x max_packet_size for a hand-off, the output
   // cap), so the sum fits 32 bits.

@@ -199,6 +199,12 @@ class Connection {
   // True once the connection should be closed: closing, and nothing left to send.
   bool ReadyToClose() const;
 
+  // A refused CONNECT's last bytes: in kClosing with only the pre-encoded CONNACK left and no
+  // send started, returns that CONNACK and counts it as sent (ReadyToClose() is then true);
+  // otherwise returns empty and changes nothing. The bytes are static, so they outlive the
+  // connection: the shard sends them and closes the socket as one linked pair of operations.
+  std::span<const uint8_t> TakeFinalStaticSend();
+
   // Called once when the socket is gone: releases the connected-client slot of an accepted
   // client and counts the close.
   void OnClosed(ConnectionContext& context);

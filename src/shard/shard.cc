@@ -320,6 +320,9 @@ void Shard::OnReceive(const io_uring_cqe& cqe, Slot* slot) {
   if (!more) slot->receive_armed = false;
   if (cqe.res > 0) {
     RINGMQ_ASSERT(has_buffer);
+    if (slot->connection.state() != net::Connection::State::kAwaitConnect) {
+      slot->served_receive_done = true;
+    }
     slot->connection.OnReceive(buffers_->Filled(buffer_id, static_cast<uint32_t>(cqe.res)), now_ms_,
                                context_);
     buffers_->Recycle(buffer_id);
@@ -387,6 +390,11 @@ void Shard::FlushSlot(uint32_t slot_index) {
   // Every event that can change a connection's buffers marks it dirty, so its buffer memory is
   // charged here within the iteration.
   memory::Charge(connection.TakeBufferChargeDelta());
+  if (connection.state() == net::Connection::State::kClosing && !slot.receive_armed) {
+    if (const std::span<const uint8_t> last = connection.TakeFinalStaticSend(); !last.empty()) {
+      return SendLastAndClose(slot_index, last);
+    }
+  }
   const std::span<const uint8_t> bytes = connection.NextSend();
   if (!bytes.empty()) {
     io_uring_sqe* sqe = NextSqe();
@@ -437,13 +445,43 @@ void Shard::FlushClosing(uint32_t slot_index) {
   // worker, and by then a close in the same batch could have freed the descriptor number for
   // the next accept, whose connection the late shutdown would then cut.
   if ((slot.shutdown_complete && nothing_pending) || close_without_shutdown) {
-    io_uring_sqe* sqe = NextSqe();
-    io_uring_prep_close(sqe, slot.fd);
-    io_uring_sqe_set_data64(sqe, Pack(Op::kClose, slot.generation, slot_index));
-    router_->OnConnectionClosed(connection);
-    connection.OnClosed(context_);
-    ReleaseSlot(slot_index);
+    SubmitClose(slot_index);
+    CloseSlot(slot_index);
   }
+}
+
+void Shard::SendLastAndClose(uint32_t slot_index, std::span<const uint8_t> bytes) {
+  Slot& slot = slots_[slot_index];
+  // The two entries must reach the kernel in one submission to stay linked.
+  if (io_uring_sq_space_left(ring_->get()) < 2) io_uring_submit(ring_->get());
+  io_uring_sqe* sqe = NextSqe();
+  // MSG_WAITALL: the kernel retries a short send instead of completing the link early. The
+  // hard link runs the close whatever the send's result (a peer that reset gets no CONNACK).
+  // Neither completes on success: nothing is left to do with either, and a completion would
+  // cost another loop iteration. A failed send's completion finds its slot reused (stale).
+  io_uring_prep_send(sqe, slot.fd, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_WAITALL);
+  sqe->flags |= IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS;
+  io_uring_sqe_set_data64(sqe, Pack(Op::kSend, slot.generation, slot_index));
+  counters_.bytes_sent.Add(bytes.size());  // counted when submitted
+  SubmitClose(slot_index);
+  CloseSlot(slot_index);
+}
+
+void Shard::SubmitClose(uint32_t slot_index) {
+  Slot& slot = slots_[slot_index];
+  io_uring_sqe* sqe = NextSqe();
+  io_uring_prep_close(sqe, slot.fd);
+  // A close's result cannot be acted upon, so only a failure completes (HandleCompletion
+  // ignores it): without this, every close's completion would end the loop's wait at once.
+  sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+  io_uring_sqe_set_data64(sqe, Pack(Op::kClose, slot.generation, slot_index));
+}
+
+void Shard::CloseSlot(uint32_t slot_index) {
+  net::Connection& connection = slots_[slot_index].connection;
+  router_->OnConnectionClosed(connection);
+  connection.OnClosed(context_);
+  ReleaseSlot(slot_index);
 }
 
 void Shard::FlushHandoff(uint32_t slot_index) {
@@ -547,11 +585,14 @@ void Shard::ArmAccept() {
 void Shard::ArmReceive(uint32_t slot_index) {
   Slot& slot = slots_[slot_index];
   io_uring_sqe* sqe = NextSqe();
-  // Until CONNECT is decided, one receive at a time: a refused connection then has no receive
-  // pending and is closed at once after its CONNACK, without a shutdown to end a multishot
-  // receive (one operation and two completions fewer per refusal; see FlushClosing). A served
-  // connection switches to a multishot receive.
-  if (slot.connection.state() == net::Connection::State::kAwaitConnect) {
+  // Until CONNECT is decided, and for the first receive after it, one receive at a time: a
+  // refused connection, and a served one whose first packet is DISCONNECT (connect, CONNACK,
+  // DISCONNECT), then has no receive pending when it closes, so it is closed at once without a
+  // shutdown to end a multishot receive (see FlushClosing; io_uring runs IORING_OP_SHUTDOWN in
+  // an io-wq worker thread). A connection that goes on switches to a multishot receive: one
+  // more SQE over its life.
+  if (slot.connection.state() == net::Connection::State::kAwaitConnect ||
+      !slot.served_receive_done) {
     io_uring_prep_recv(sqe, slot.fd, nullptr, 0, 0);
   } else {
     io_uring_prep_recv_multishot(sqe, slot.fd, nullptr, 0, 0);
@@ -586,6 +627,7 @@ uint32_t Shard::AllocateSlot() {
   slot.shutdown_submitted = false;
   slot.shutdown_complete = false;
   slot.cancel_submitted = false;
+  slot.served_receive_done = false;
   slot.timer_state = net::Connection::State::kAwaitConnect;
   ++open_connections_;
   counters_.gauges.connections_open.Set(open_connections_);

@@ -16,7 +16,10 @@
 //
 // Closing a connection: once it has nothing left to send, shutdown(SHUT_RDWR) ends the
 // multishot receive (and any send stuck on a peer that does not read), then close(fd) frees
-// the descriptor and the slot.
+// the descriptor and the slot. A connection with no receive and no send pending is closed at
+// once: receives are one-shot until the first packet after CONNECT has been read, so a refused
+// connection and one whose first packet is DISCONNECT need no shutdown. A refusal's CONNACK
+// send is hard-linked to its close, and its slot freed at once (SendLastAndClose).
 //
 // Thread safety: Run() executes on the shard's own thread and everything inside is owned by it.
 // RequestStop() and counters() may be called from any thread.
@@ -27,6 +30,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -101,6 +105,9 @@ class Shard final : public ShardServices {
     bool shutdown_submitted = false;
     bool shutdown_complete = false;  // close(fd) only after: see FlushSlot
     bool cancel_submitted = false;   // the receive is being cancelled (hand-off, or paused)
+    // A receive completed with data after CONNECT was decided: from then on the receive is
+    // multishot (see ArmReceive).
+    bool served_receive_done = false;
     net::Connection::State timer_state = net::Connection::State::kAwaitConnect;
   };
 
@@ -117,6 +124,12 @@ class Shard final : public ShardServices {
   void Flush();
   void FlushSlot(uint32_t slot_index);
   void FlushClosing(uint32_t slot_index);
+  // A refused CONNECT: its static CONNACK and the close go out linked, and the slot is freed
+  // at once.
+  void SendLastAndClose(uint32_t slot_index, std::span<const uint8_t> bytes);
+  void SubmitClose(uint32_t slot_index);
+  // The socket's close is submitted: tells the router and the connection, frees the slot.
+  void CloseSlot(uint32_t slot_index);
   void FlushHandoff(uint32_t slot_index);
   void BeginStop();
   void MaybePublishSys();

@@ -294,6 +294,36 @@ TEST_F(ConnectionTest, UnsupportedLevelRefusedWithConnack0x01ThenClosed_MQTT_3_1
   EXPECT_EQ(shard_.connected_clients.load(), 0u);
 }
 
+// The shard links a refusal's CONNACK and the close (Shard::SendLastAndClose): the CONNACK is
+// taken as sent at once, and only from a refused connection.
+TEST_F(ConnectionTest, RefusalConnackTakenAsTheFinalStaticSend_MQTT_3_2_2_5) {
+  Receive(UnsupportedLevelConnect());
+  const std::span<const uint8_t> last = connection_.TakeFinalStaticSend();
+  EXPECT_EQ(ToBytes(last), (Bytes{0x20, 0x02, 0x00, 0x01}));
+  EXPECT_FALSE(connection_.send_in_flight());
+  EXPECT_TRUE(connection_.ReadyToClose());
+  EXPECT_TRUE(connection_.NextSend().empty());
+  EXPECT_TRUE(connection_.TakeFinalStaticSend().empty());  // taken once
+}
+
+TEST_F(ConnectionTest, NoFinalStaticSendFromAnAcceptedConnection) {
+  Receive(Encode(Mqtt311Connect()));
+  EXPECT_TRUE(connection_.TakeFinalStaticSend().empty());  // open: its CONNACK is not the last
+  EXPECT_EQ(Drain(), kConnackAccepted);
+  connection_.RequestClose(kStartMs);
+  EXPECT_EQ(connection_.state(), State::kClosing);
+  EXPECT_TRUE(connection_.TakeFinalStaticSend().empty());  // closing with nothing left
+  EXPECT_TRUE(connection_.ReadyToClose());
+  connection_.OnClosed(shard_.context);
+}
+
+TEST_F(ConnectionTest, NoFinalStaticSendFromASilentRefusal) {
+  shard_.context.policy.reject_policy = RejectPolicy::kSilent;
+  Receive(UnsupportedLevelConnect());
+  EXPECT_TRUE(connection_.TakeFinalStaticSend().empty());
+  ExpectClosedWithoutBytes();
+}
+
 TEST_F(ConnectionTest, UnsupportedLevelUnderSilentPolicyClosedWithoutConnack_MQTT_3_1_2_2) {
   shard_.context.policy.reject_policy = RejectPolicy::kSilent;
   Receive(UnsupportedLevelConnect());
