@@ -87,6 +87,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "auth/acl.h"
+#include "common/stable_vector.h"
 #include "memory/budget.h"
 #include "message/message.h"
 #include "metrics/counters.h"
@@ -330,9 +331,9 @@ class Router final : public net::PacketSink {
   uint32_t max_offline_sessions_ = 0;  // broker-wide
   uint64_t acl_version_ = 0;           // auth data the subscriptions were classified under
 
-  std::deque<SessionEntry> sessions_;  // deque: stable addresses while growing
+  StableVector<SessionEntry> sessions_;  // stable addresses while growing
   std::vector<uint32_t> free_sessions_;
-  // Keys view the sessions' own client_id strings (stable: sessions_ is a deque and a session's
+  // Keys view the sessions' own client_id strings (stable: sessions_ never moves an entry and a session's
   // id never changes), so an id is stored once per session, not twice.
   absl::flat_hash_map<std::string_view, uint32_t> by_client_id_;
   // Persistent sessions without a connection, oldest first.

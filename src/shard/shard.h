@@ -25,13 +25,13 @@
 
 #include <atomic>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "auth/authenticator.h"
+#include "common/stable_vector.h"
 #include "io/buffer_ring.h"
 #include "io/ring.h"
 #include "metrics/counters.h"
@@ -166,7 +166,7 @@ class Shard final : public ShardServices {
   int64_t charged_structures_bytes_ = 0;  // RefreshMemory's estimate, as last charged
   uint64_t next_memory_refresh_ms_ = 0;
 
-  std::deque<Slot> slots_;  // deque: stable addresses while growing
+  StableVector<Slot> slots_;  // stable addresses while growing
   std::vector<uint32_t> free_slots_;
   std::vector<uint32_t> dirty_;
   uint32_t open_connections_ = 0;
