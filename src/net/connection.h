@@ -29,9 +29,11 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/byte_buffer.h"
+#include "common/shared_string.h"
 #include "common/log.h"
 #include "connect/address_table.h"
 #include "connect/admission.h"
@@ -210,7 +212,9 @@ class Connection {
   uint32_t charged_buffer_bytes() const { return charged_buffer_bytes_; }
 
   State state() const { return state_; }
-  const std::string& client_id() const { return client_id_; }
+  std::string_view client_id() const { return client_id_.view(); }
+  // The same id as a handle to share its storage (the session bound here keeps one).
+  const SharedString& shared_client_id() const { return client_id_; }
   uint16_t keepalive_s() const { return keepalive_s_; }
 
  private:
@@ -261,7 +265,7 @@ class Connection {
   size_t queued_reply_bytes_ = 0;   // reply bytes in queued_
   size_t sending_reply_bytes_ = 0;  // reply bytes in sending_ (the send in flight)
 
-  std::string client_id_;
+  SharedString client_id_;
 };
 
 }  // namespace ringmq::net

@@ -8,7 +8,7 @@
 
 namespace ringmq::session {
 
-Session::Session(std::string client_id, bool clean_session, const SessionLimits& limits)
+Session::Session(SharedString client_id, bool clean_session, const SessionLimits& limits)
     : client_id_(std::move(client_id)), clean_session_(clean_session), limits_(limits) {
   RINGMQ_ASSERT(limits.max_inflight > 0 && limits.max_inflight < 65535);
   RINGMQ_ASSERT(limits.max_subscriptions > 0 && limits.max_inbound_qos2 > 0);

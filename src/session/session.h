@@ -44,6 +44,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "common/byte_buffer.h"
+#include "common/shared_string.h"
 #include "message/message.h"
 #include "session/ring_queue.h"
 
@@ -91,9 +92,13 @@ struct Will {
 
 class Session {
  public:
-  Session(std::string client_id, bool clean_session, const SessionLimits& limits);
+  // `client_id` shares its storage with the connection that made the session.
+  Session(SharedString client_id, bool clean_session, const SessionLimits& limits);
+  Session(std::string_view client_id, bool clean_session, const SessionLimits& limits)
+      : Session(SharedString(client_id), clean_session, limits) {}
 
-  const std::string& client_id() const { return client_id_; }
+  // Valid as long as the session.
+  std::string_view client_id() const { return client_id_.view(); }
   bool clean_session() const { return clean_session_; }
 
   // A connection is bound (connect or reconnect). Resends of in-flight state are scheduled.
@@ -168,7 +173,7 @@ class Session {
   bool PacketIdInUse(uint16_t packet_id) const;
   Outbound* FindInflight(uint16_t packet_id);
 
-  std::string client_id_;
+  SharedString client_id_;
   bool clean_session_;
   bool online_ = false;
   SessionLimits limits_;
