@@ -309,7 +309,7 @@ void Connection::QueueAck(mqtt::PacketType type, uint16_t packet_id, ConnectionC
   out[1] = 2;
   out[2] = static_cast<uint8_t>(packet_id >> 8);
   out[3] = static_cast<uint8_t>(packet_id);
-  queued_reply_bytes_ += kSize;
+  queued_reply_bytes_ += static_cast<uint32_t>(kSize);
 }
 
 void Connection::Queue(const mqtt::Packet& packet, ConnectionContext& context) {
@@ -319,7 +319,7 @@ void Connection::Queue(const mqtt::Packet& packet, ConnectionContext& context) {
   queued_.resize(old_size + size);
   const size_t written = mqtt::Encode(packet, std::span<uint8_t>(queued_).subspan(old_size));
   RINGMQ_ASSERT(written == size);
-  queued_reply_bytes_ += size;
+  queued_reply_bytes_ += static_cast<uint32_t>(size);
   RINGMQ_ASSERT(queued_reply_bytes_ <= queued_.size());
 }
 
@@ -417,6 +417,7 @@ std::span<const uint8_t> Connection::NextSend() {
       sending_.swap(queued_);
       queued_.clear();
       current_ = sending_;
+      RINGMQ_ASSERT(current_.size() <= UINT32_MAX);  // current_sent_ is 32 bits
       sending_reply_bytes_ = std::exchange(queued_reply_bytes_, 0);
     } else {
       return {};
@@ -431,7 +432,7 @@ void Connection::OnSent(size_t bytes) {
   RINGMQ_ASSERT(send_in_flight_);
   RINGMQ_ASSERT(current_sent_ + bytes <= current_.size());
   send_in_flight_ = false;
-  current_sent_ += bytes;
+  current_sent_ += static_cast<uint32_t>(bytes);
   if (current_sent_ == current_.size()) {
     current_ = {};
     current_sent_ = 0;

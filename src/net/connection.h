@@ -235,6 +235,8 @@ class Connection {
   void StartClosing(uint64_t now_ms);
   void CloseForViolation(mqtt::Violation violation, ConnectionContext& context);
 
+  // Members are ordered so that the small ones share 8-byte words: the connection is most of
+  // a shard's slot, one per connection (size test in tests/net/connection_test.cc).
   State state_ = State::kAwaitConnect;
   bool send_in_flight_ = false;
   bool holds_client_slot_ = false;  // counted in context.connected_clients
@@ -244,12 +246,17 @@ class Connection {
   bool paused_ = false;
   bool receive_blocked_ = false;
   uint32_t tag_ = 0;
-  PacketSink* sink_ = nullptr;  // set once the sink serves this connection
-  mqtt::ProtocolLevel level_ = mqtt::ProtocolLevel::kMqtt311;
   uint16_t keepalive_s_ = 0;
+  mqtt::ProtocolLevel level_ = mqtt::ProtocolLevel::kMqtt311;
   int fd_ = -1;
   uint32_t address_slot_ = connect::AddressTable::kNoSlot;
   uint32_t charged_buffer_bytes_ = 0;  // buffer capacity charged to the memory budget
+  // Output byte counts fit 32 bits: what waits is at most max_output_bytes (128 KiB) plus
+  // 2 x max_packet_size (at most 256 MiB each).
+  uint32_t current_sent_ = 0;
+  uint32_t queued_reply_bytes_ = 0;   // reply bytes in queued_
+  uint32_t sending_reply_bytes_ = 0;  // reply bytes in sending_ (the send in flight)
+  PacketSink* sink_ = nullptr;  // set once the sink serves this connection
   uint64_t last_packet_ms_ = 0;  // last complete packet: the keepalive clock
   uint64_t event_ms_ = 0;        // time of the event being processed
   uint64_t closing_since_ms_ = 0;
@@ -261,10 +268,6 @@ class Connection {
   ByteBuffer queued_;                       // replies not yet handed to a send
   ByteBuffer sending_;                      // bytes of the send in flight (when not static)
   std::span<const uint8_t> current_;        // what the current send is working through
-  size_t current_sent_ = 0;
-  size_t queued_reply_bytes_ = 0;   // reply bytes in queued_
-  size_t sending_reply_bytes_ = 0;  // reply bytes in sending_ (the send in flight)
-
   SharedString client_id_;
 };
 

@@ -185,15 +185,16 @@ class Router final : public net::PacketSink {
     uint64_t version = 0;  // auth::AuthData::version; 0: not compiled
     std::optional<std::string> user_name;
   };
+  // One per session, online or not: the small members share the last 8-byte word.
   struct SessionEntry {
     std::optional<session::Session> session;
-    uint32_t generation = 0;
     net::Connection* connection = nullptr;  // bound connection on this shard, if online
-    bool dirty = false;
-    bool job_pending = false;  // a FilterJob of the bound connection is in jobs_
     // acl_file only: the rules of the bound (or, offline, the last) connection. Behind a
     // pointer so that brokers without an ACL (and their idle connections) do not pay for it.
     std::unique_ptr<ConnectionAcl> acl;
+    uint32_t generation = 0;
+    bool dirty = false;
+    bool job_pending = false;  // a FilterJob of the bound connection is in jobs_
   };
   struct HandoffRecord;
   // A SUBSCRIBE or UNSUBSCRIBE worked through over several loop iterations. It owns a copy of
