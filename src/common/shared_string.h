@@ -59,8 +59,8 @@ class SharedString {
   ~SharedString() { Release(); }
 
   std::string_view view() const {
-    return block_ == nullptr ? std::string_view() : std::string_view(block_->characters(),
-                                                                      block_->size);
+    return block_ == nullptr ? std::string_view()
+                             : std::string_view(block_->characters(), block_->size);
   }
   const char* c_str() const { return block_ == nullptr ? "" : block_->characters(); }
   size_t size() const { return block_ == nullptr ? 0 : block_->size; }

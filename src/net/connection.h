@@ -33,8 +33,8 @@
 #include <vector>
 
 #include "common/byte_buffer.h"
-#include "common/shared_string.h"
 #include "common/log.h"
+#include "common/shared_string.h"
 #include "connect/address_table.h"
 #include "connect/admission.h"
 #include "connect/client_id.h"
@@ -256,9 +256,9 @@ class Connection {
   uint32_t current_sent_ = 0;
   uint32_t queued_reply_bytes_ = 0;   // reply bytes in queued_
   uint32_t sending_reply_bytes_ = 0;  // reply bytes in sending_ (the send in flight)
-  PacketSink* sink_ = nullptr;  // set once the sink serves this connection
-  uint64_t last_packet_ms_ = 0;  // last complete packet: the keepalive clock
-  uint64_t event_ms_ = 0;        // time of the event being processed
+  PacketSink* sink_ = nullptr;        // set once the sink serves this connection
+  uint64_t last_packet_ms_ = 0;       // last complete packet: the keepalive clock
+  uint64_t event_ms_ = 0;             // time of the event being processed
   uint64_t closing_since_ms_ = 0;
 
   std::vector<uint8_t> partial_;            // a frame split across receives, or (paused)

@@ -104,7 +104,7 @@ net::PacketSink::ConnectAction Router::OnConnect(net::Connection& connection,
   bool session_present = false;
   uint32_t index = kNone;
   if (auto it = by_client_id_.find(client_id); it != by_client_id_.end()) {
-    index = it->second;
+    index = *it;
     LeaveOffline(index);
     SessionEntry& entry = sessions_[index];
     if (entry.connection != nullptr) {
@@ -183,7 +183,7 @@ uint32_t Router::CreateSession(const SharedString& client_id, bool clean_session
   entry.session.emplace(client_id, clean_session, limits_);
   entry.connection = nullptr;
   entry.dirty = false;
-  by_client_id_[entry.session->client_id()] = index;
+  by_client_id_.insert(index);
   counters_.sessions_created.Add();
   counters_.gauges.sessions_offline.Add(1);
   return index;
@@ -202,7 +202,7 @@ void Router::DestroySession(uint32_t index) {
     shared_.trie.Unsubscribe(
         filter, sub::Subscriber{static_cast<uint16_t>(shard_), index, entry.generation, qos});
   }
-  by_client_id_.erase(entry.session->client_id());  // before the key's storage
+  by_client_id_.erase(index);  // while its session, which the hash reads, is alive
   entry.session.reset();
   entry.acl.reset();
   ++entry.generation;  // handles still in mailboxes or the trie's readers become stale

@@ -86,6 +86,8 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/hash/hash.h"
 #include "auth/acl.h"
 #include "common/stable_vector.h"
 #include "memory/budget.h"
@@ -289,8 +291,8 @@ class Router final : public net::PacketSink {
   // acl_check: deliver only if the session may read the message's topic (sub::Subscriber).
   // The queued reference is taken from `references` if given (its message is `message`),
   // else made with Share.
-  Delivery DeliverLocal(uint32_t index, uint32_t generation, uint8_t qos,
-                        message::Message* message, bool retain, bool acl_check,
+  Delivery DeliverLocal(uint32_t index, uint32_t generation, uint8_t qos, message::Message* message,
+                        bool retain, bool acl_check,
                         message::MessageRefBatch* references = nullptr);
   // max_memory: true if a delivery at `qos` to this session is shed (counted) because the
   // budget is under pressure and the session has a backlog.
@@ -334,9 +336,29 @@ class Router final : public net::PacketSink {
 
   StableVector<SessionEntry> sessions_;  // stable addresses while growing
   std::vector<uint32_t> free_sessions_;
-  // Keys view the sessions' own client_id strings (stable: sessions_ never moves an entry and a session's
-  // id never changes), so an id is stored once per session, not twice.
-  absl::flat_hash_map<std::string_view, uint32_t> by_client_id_;
+  // The session indexes, hashed and compared by their sessions' client ids and looked up by an
+  // id: 4 bytes a slot instead of a string_view key and an index (24), so the id is stored
+  // once, in the session (and shared with its connection). An index is erased before its
+  // session is destroyed, so every index in the set names a live session.
+  struct SessionIdHash {
+    using is_transparent = void;
+    const StableVector<SessionEntry>* sessions;
+    size_t operator()(std::string_view id) const { return absl::Hash<std::string_view>()(id); }
+    size_t operator()(uint32_t index) const {
+      return (*this)((*sessions)[index].session->client_id());
+    }
+  };
+  struct SessionIdEq {
+    using is_transparent = void;
+    const StableVector<SessionEntry>* sessions;
+    bool operator()(uint32_t a, uint32_t b) const { return a == b; }
+    bool operator()(uint32_t index, std::string_view id) const {
+      return (*sessions)[index].session->client_id() == id;
+    }
+    bool operator()(std::string_view id, uint32_t index) const { return (*this)(index, id); }
+  };
+  absl::flat_hash_set<uint32_t, SessionIdHash, SessionIdEq> by_client_id_{
+      0, SessionIdHash{&sessions_}, SessionIdEq{&sessions_}};
   // Persistent sessions without a connection, oldest first.
   session::OfflineList offline_;
   std::vector<uint32_t> session_of_tag_;  // connection tag -> session index
@@ -363,7 +385,7 @@ class Router final : public net::PacketSink {
   std::vector<bool> doorbell_due_;  // index = destination; signalled and rung in RingDoorbells
   // Sources whose last drain stopped at its budget (bit source % 64 of word source / 64).
   std::vector<uint64_t> pending_mail_;
-  size_t drained_records_ = 0;                      // by the last DrainMailboxes
+  size_t drained_records_ = 0;  // by the last DrainMailboxes
   uint64_t last_sequence_ = 0;  // of the last message created here
   RetainedFence retained_fence_;
   std::unique_ptr<metrics::SysTopics> sys_topics_;  // on the publishing shard, once used
