@@ -140,7 +140,7 @@ start_broker() {
     {
       echo "listener $port 127.0.0.1"
       echo "max_queued_messages $queued"
-      echo "max_inflight_messages 32"
+      echo "max_inflight_messages 512"  # ringmq's default max_inflight
       echo "set_tcp_nodelay true"
       echo "max_connections -1"
       echo "persistence false"

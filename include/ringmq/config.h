@@ -44,7 +44,7 @@ struct Config {
   // The first packet (CONNECT) of a connection, bytes, fixed header included: bounds what a
   // connection not yet admitted can make the broker buffer. Capped at max_packet_size.
   uint32_t max_connect_packet_size = 64 << 10;
-  uint32_t max_inflight = 32;            // QoS 1/2 messages awaiting acknowledgement, per session
+  uint32_t max_inflight = 512;           // QoS 1/2 messages awaiting acknowledgement, per session
   uint32_t max_queued_messages = 1000;   // waiting to be sent, per session (QoS 1/2 beyond: dropped)
   uint64_t max_queued_bytes = 16 << 20;  // waiting to be sent, per session (beyond: dropped)
   QueueFullPolicy queue_full_policy = QueueFullPolicy::kDrop;

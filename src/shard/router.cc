@@ -1,8 +1,5 @@
 #include "shard/router.h"
 
-#include <unistd.h>
-
-#include <algorithm>
 #include <bit>
 #include <functional>
 #include <utility>
@@ -17,17 +14,6 @@
 namespace ringmq::shard {
 namespace {
 
-enum SlotKind : uint32_t {
-  kMessage = 1,
-  kHandle = 2,
-  kHandoff = 3,
-  kFenceRequest = 4,
-  kFenceReply = 5,
-};
-// The low byte of a kHandle value: QoS in bits 0-1, sub::Subscriber::acl_check in bit 7.
-constexpr uint64_t kHandleQosMask = 0x03;
-constexpr uint64_t kHandleAclCheck = 0x80;
-
 // Records drained per source mailbox per loop iteration: bounds the time one iteration spends
 // on deliveries so sends, receives and timers keep their turn.
 constexpr size_t kDrainBudgetRecords = 4096;
@@ -40,11 +26,6 @@ uint8_t MinQos(uint8_t a, uint8_t b) { return a < b ? a : b; }
 
 }  // namespace
 
-struct Router::HandoffRecord {
-  int fd = -1;
-  std::vector<uint8_t> bytes;
-};
-
 Router::Router(uint32_t shard, const Config& config, SharedState& shared,
                metrics::ShardCounters& counters, net::ConnectionContext& context,
                ShardServices& services)
@@ -54,9 +35,7 @@ Router::Router(uint32_t shard, const Config& config, SharedState& shared,
       counters_(counters),
       context_(context),
       services_(services),
-      overflow_bytes_max_(config.max_mailbox_overflow_bytes),
-      overflow_(shared.shard_count),
-      doorbell_due_(shared.shard_count, false),
+      outbox_(shard, shared, config.max_mailbox_overflow_bytes, counters),
       pending_mail_(shared.mailboxes.signal_words(), 0),
       retained_fence_(shard, shared.shard_count) {
   limits_.max_inflight = config.max_inflight;
@@ -73,16 +52,12 @@ Router::Router(uint32_t shard, const Config& config, SharedState& shared,
 }
 
 Router::~Router() {
-  // Records that never reached their mailbox, and records other shards addressed to this one
-  // after it stopped draining, still hold message references and hand-off sockets.
-  for (const std::unique_ptr<Overflow>& overflow : overflow_) {
-    if (overflow == nullptr) continue;
-    for (const OverflowRecord& record : overflow->records) DropRecord(record.slots);
-  }
+  // Records other shards addressed to this one after it stopped draining still hold message
+  // references and hand-off sockets (the outbox drops those it still holds itself).
   for (uint32_t source = 0; source < shard_count_; ++source) {
     if (source == shard_) continue;
     Mailbox& mailbox = shared_.mailboxes.mailbox(source, shard_);
-    const auto drop = [this](std::span<const Slot> record) { DropRecord(record); };
+    const auto drop = [this](std::span<const Slot> record) { outbox_.DropRecord(record); };
     while (mailbox.Drain(drop, kDrainBudgetRecords).more) {
     }
   }
@@ -102,9 +77,8 @@ net::PacketSink::ConnectAction Router::OnConnect(net::Connection& connection,
   if (HomeShard(connection.client_id()) != shard_) return ConnectAction::kHandoff;
   const std::string_view client_id = connection.client_id();
   bool session_present = false;
-  uint32_t index = kNone;
-  if (auto it = by_client_id_.find(client_id); it != by_client_id_.end()) {
-    index = *it;
+  uint32_t index = sessions_.Find(client_id);
+  if (index != kNone) {
     LeaveOffline(index);
     SessionEntry& entry = sessions_[index];
     if (entry.connection != nullptr) {
@@ -118,7 +92,7 @@ net::PacketSink::ConnectAction Router::OnConnect(net::Connection& connection,
         RINGMQ_LOG_DEBUG("client %s taken over by a new connection",
                          connection.shared_client_id().c_str());
       }
-      session_of_tag_[old->tag()] = kNone;
+      sessions_.BindTag(old->tag(), kNone);
       Detach(index, /*publish_will=*/!graceful);
       old->Close(services_.now_ms());
       services_.ConnectionDirty(old->tag());
@@ -132,7 +106,9 @@ net::PacketSink::ConnectAction Router::OnConnect(net::Connection& connection,
       session_present = true;  // MQTT-3.2.2-2
     }
   }
-  if (index == kNone) index = CreateSession(connection.shared_client_id(), connect.clean_session);
+  if (index == kNone) {
+    index = CreateSession(connection.shared_client_id(), connect.clean_session);
+  }
   SessionEntry& entry = sessions_[index];
   session::Session& session = *entry.session;
   session.Attach(connect.clean_session);
@@ -160,9 +136,7 @@ net::PacketSink::ConnectAction Router::OnConnect(net::Connection& connection,
     entry.acl->user_name = std::move(user_name);
     if (session_present && !same_user) ClassifySubscriptions(index);
   }
-  if (connection.tag() >= session_of_tag_.size())
-    session_of_tag_.resize(connection.tag() + 1, kNone);
-  session_of_tag_[connection.tag()] = index;
+  sessions_.BindTag(connection.tag(), index);
   // MQTT 3.1 has no session-present flag: the byte is reserved there.
   connection.SendConnack(session_present && connection.level() == mqtt::ProtocolLevel::kMqtt311);
   MarkSessionDirty(index);  // in-flight messages of a resumed session are sent again
@@ -170,20 +144,7 @@ net::PacketSink::ConnectAction Router::OnConnect(net::Connection& connection,
 }
 
 uint32_t Router::CreateSession(const SharedString& client_id, bool clean_session) {
-  uint32_t index = 0;
-  if (!free_sessions_.empty()) {
-    index = free_sessions_.back();
-    free_sessions_.pop_back();
-  } else {
-    index = static_cast<uint32_t>(sessions_.size());
-    sessions_.emplace_back();
-  }
-  SessionEntry& entry = sessions_[index];
-  RINGMQ_ASSERT(!entry.session.has_value());
-  entry.session.emplace(client_id, clean_session, limits_);
-  entry.connection = nullptr;
-  entry.dirty = false;
-  by_client_id_.insert(index);
+  const uint32_t index = sessions_.Create(client_id, clean_session, limits_);
   counters_.sessions_created.Add();
   counters_.gauges.sessions_offline.Add(1);
   return index;
@@ -202,11 +163,7 @@ void Router::DestroySession(uint32_t index) {
     shared_.trie.Unsubscribe(
         filter, sub::Subscriber{static_cast<uint16_t>(shard_), index, entry.generation, qos});
   }
-  by_client_id_.erase(index);  // while its session, which the hash reads, is alive
-  entry.session.reset();
-  entry.acl.reset();
-  ++entry.generation;  // handles still in mailboxes or the trie's readers become stale
-  free_sessions_.push_back(index);
+  sessions_.Destroy(index);  // handles still in mailboxes or the trie's readers become stale
 }
 
 void Router::Detach(uint32_t index, bool publish_will) {
@@ -230,7 +187,7 @@ void Router::Detach(uint32_t index, bool publish_will) {
 void Router::OnConnectionClosed(net::Connection& connection) {
   uint32_t index = kNone;
   if (SessionOf(connection, &index) == nullptr) return;
-  session_of_tag_[connection.tag()] = kNone;
+  sessions_.BindTag(connection.tag(), kNone);
   // MQTT-3.1.2-8: the will is published when the connection ends without DISCONNECT; a broker
   // that is shutting down closes connections itself and publishes none.
   const bool publish_will = !connection.disconnected_gracefully() &&
@@ -294,8 +251,7 @@ void Router::OnConnectionWritable(net::Connection& connection) {
 }
 
 session::Session* Router::SessionOf(const net::Connection& connection, uint32_t* index) {
-  if (connection.tag() >= session_of_tag_.size()) return nullptr;
-  const uint32_t found = session_of_tag_[connection.tag()];
+  const uint32_t found = sessions_.IndexOfTag(connection.tag());
   if (found == kNone) return nullptr;
   if (index != nullptr) *index = found;
   return &*sessions_[found].session;
@@ -396,7 +352,7 @@ void Router::ApplyAclReload() {
   if (version == acl_version_) return;
   acl_version_ = version;
   // O(subscriptions of this shard x rules), once per reload.
-  for (uint32_t index = 0; index < sessions_.size(); ++index) {
+  for (uint32_t index = 0; index < sessions_.slot_count(); ++index) {
     SessionEntry& entry = sessions_[index];
     if (entry.session && entry.acl != nullptr && !entry.session->subscriptions().empty()) {
       ClassifySubscriptions(index);
@@ -689,7 +645,7 @@ void Router::Route(const message::MessageRef& message, bool from_client) {
   }
   for (const sub::ShardSubscribers& group : match_.shards()) {
     if (group.shard != shard_) {
-      SendRemote(group.shard, message.get(), group.subscribers);
+      outbox_.SendMessage(group.shard, message.get(), group.subscribers);
       continue;
     }
     // The local deliveries' references are made in one step, as for a mailbox record (OnRecord);
@@ -708,11 +664,9 @@ Router::Delivery Router::DeliverLocal(uint32_t index, uint32_t generation, uint8
                                       message::Message* message, bool retain, bool acl_check,
                                       message::MessageRefBatch* references) {
   RINGMQ_ASSERT(references == nullptr || references->get() == message);
-  if (index >= sessions_.size()) return Delivery::kSkipped;
-  SessionEntry& entry = sessions_[index];
-  if (entry.generation != generation || !entry.session) {
-    return Delivery::kSkipped;  // session ended meanwhile
-  }
+  SessionEntry* const found = sessions_.Find(index, generation);
+  if (found == nullptr) return Delivery::kSkipped;  // session ended meanwhile
+  SessionEntry& entry = *found;
   if (acl_check && (entry.acl == nullptr || !AclOf(entry).CanRead(message->topic()))) {
     counters_.deliver_denied.Add();
     return Delivery::kSkipped;
@@ -769,92 +723,10 @@ bool Router::ShedForMemory(uint32_t index, SessionEntry& entry, uint8_t qos) {
   return true;
 }
 
-void Router::SendRemote(uint32_t destination, message::Message* message,
-                        std::span<const sub::Subscriber> subscribers) {
-  Mailbox& mailbox = shared_.mailboxes.mailbox(shard_, destination);
-  const size_t per_record = mailbox.max_record_slots() - 1;
-  // One reference per record, owned by it until the destination drains it; all made before the
-  // first push, in one step.
-  message->AddRef(static_cast<uint32_t>((subscribers.size() + per_record - 1) / per_record));
-  bool charged = false;
-  for (size_t start = 0; start < subscribers.size(); start += per_record) {
-    const size_t count = std::min(per_record, subscribers.size() - start);
-    record_.clear();
-    record_.push_back(
-        Slot{kMessage, static_cast<uint32_t>(count), reinterpret_cast<uint64_t>(message)});
-    for (size_t i = start; i < start + count; ++i) {
-      const sub::Subscriber& subscriber = subscribers[i];
-      const uint8_t qos = MinQos(subscriber.qos, message->qos());
-      const uint64_t acl_check = subscriber.acl_check ? kHandleAclCheck : 0;
-      record_.push_back(Slot{kHandle, subscriber.session,
-                             (uint64_t{subscriber.generation} << 8) | acl_check | qos});
-    }
-    // The message is charged to the overflow once, with the first of its records that waits
-    // there: while that record waits the message is accounted for, and once it has moved on
-    // only the record at the head of the queue can hold an uncharged message.
-    const bool queued = Push(destination, record_, charged ? 0 : message->wire_bytes());
-    charged = charged || queued;
-  }
-}
-
-bool Router::Push(uint32_t destination, std::span<const Slot> record, uint64_t held_bytes) {
-  std::unique_ptr<Overflow>& queue = overflow_[destination];
-  if (queue == nullptr || queue->records.empty()) {
-    const PushResult result = shared_.mailboxes.mailbox(shard_, destination).TryPush(record);
-    if (result.pushed) {
-      if (result.was_empty) doorbell_due_[destination] = true;
-      return false;
-    }
-  }
-  // Slow path: the mailbox is full (or records already wait, which keeps them in order).
-  const uint64_t bytes = sizeof(OverflowRecord) + record.size() * sizeof(Slot) + held_bytes;
-  // Fence records are never dropped: at most one request and one reply per shard pair are
-  // pending (RetainedFence keeps one request outstanding per origin), and a lost one would
-  // keep the requester's entries until the bound.
-  const bool fence = record[0].kind == kFenceRequest || record[0].kind == kFenceReply;
-  if (queue == nullptr) queue = std::make_unique<Overflow>();  // first overflow to destination
-  Overflow& overflow = *queue;
-  if (overflow.bytes + bytes > overflow_bytes_max_ && !fence) {
-    DropRecord(record);
-    return false;
-  }
-  counters_.mailbox_full.Add();
-  overflow.records.push_back(OverflowRecord{{record.begin(), record.end()}, bytes});
-  overflow.bytes += bytes;
-  counters_.gauges.mailbox_overflow_bytes.Add(static_cast<int64_t>(bytes));
-  return true;
-}
-
-void Router::DropRecord(std::span<const Slot> record) {
-  RINGMQ_ASSERT(!record.empty());
-  if (record[0].kind == kMessage) {
-    counters_.mailbox_overflow.Add();
-    reinterpret_cast<message::Message*>(record[0].value)->Release();
-    return;
-  }
-  // Fence records are only dropped undelivered when the broker stops: nothing to give back.
-  if (record[0].kind == kFenceRequest || record[0].kind == kFenceReply) return;
-  RINGMQ_ASSERT(record[0].kind == kHandoff && record.size() == 1);
-  const std::unique_ptr<HandoffRecord> handoff(reinterpret_cast<HandoffRecord*>(record[0].value));
-  // The client sees its connection close. The record carried the connection's connected-client
-  // slot (Connection::ReleaseForHandoff): no connection holds it any more, so it is given back
-  // here or never. The per-address count needs nothing: the sending shard gave it back when it
-  // let go of the socket, and only an adopting shard counts the socket again.
-  close(handoff->fd);
-  [[maybe_unused]] const uint32_t before =
-      shared_.connected_clients.fetch_sub(1, std::memory_order_relaxed);
-  RINGMQ_ASSERT(before > 0);
-  counters_.handoffs_dropped.Add();
-  counters_.connections_closed.Add();
-}
-
 void Router::Handoff(const net::Connection& connection, int fd, std::vector<uint8_t> bytes) {
   const uint32_t home = HomeShard(connection.client_id());
   RINGMQ_ASSERT(home != shard_);
-  auto* handoff = new HandoffRecord{fd, std::move(bytes)};
-  counters_.connections_handed_off.Add();
-  const Slot record[] = {Slot{kHandoff, 0, reinterpret_cast<uint64_t>(handoff)}};
-  Push(home, record, sizeof(HandoffRecord) + handoff->bytes.capacity());
+  outbox_.SendHandoff(home, fd, std::move(bytes));
 }
 
 bool Router::DrainMailboxes() {
@@ -895,8 +767,7 @@ void Router::OnRecord(std::span<const Slot> record) {
       // Behind every record we pushed to the requester before: see retained_fence.h.
       const uint32_t requester = record[0].aux;
       RINGMQ_ASSERT(record.size() == 1 && requester < shard_count_ && requester != shard_);
-      const Slot reply[] = {Slot{kFenceReply, shard_, last_sequence_}};
-      Push(requester, reply, 0);
+      outbox_.SendFenceReply(requester, last_sequence_);
       return;
     }
     case kFenceReply:
@@ -950,24 +821,8 @@ void Router::Flush() {
   for (net::Connection* connection : closing_) OnConnectionClosed(*connection);
   closing_.clear();
   // After this iteration's SUBSCRIBEs: their retained deliveries from other shards get fenced.
-  retained_fence_.TakeDueRequests([this](uint32_t origin) {
-    const Slot request[] = {Slot{kFenceRequest, shard_, 0}};
-    Push(origin, request, 0);
-  });
-  for (uint32_t destination = 0; destination < shard_count_; ++destination) {
-    if (overflow_[destination] == nullptr) continue;
-    Overflow& overflow = *overflow_[destination];
-    while (!overflow.records.empty()) {
-      const OverflowRecord& record = overflow.records.front();
-      const PushResult result =
-          shared_.mailboxes.mailbox(shard_, destination).TryPush(record.slots);
-      if (!result.pushed) break;
-      if (result.was_empty) doorbell_due_[destination] = true;
-      overflow.bytes -= record.bytes;
-      counters_.gauges.mailbox_overflow_bytes.Add(-static_cast<int64_t>(record.bytes));
-      overflow.records.pop_front();
-    }
-  }
+  retained_fence_.TakeDueRequests([this](uint32_t origin) { outbox_.SendFenceRequest(origin); });
+  outbox_.RetryOverflow();
   for (size_t i = 0; i < dirty_sessions_.size(); ++i) {
     SessionEntry& entry = sessions_[dirty_sessions_[i]];
     if (!entry.dirty) continue;  // written already (a slow consumer, above)
@@ -1000,12 +855,7 @@ void Router::WriteSessionOutput(SessionEntry& entry) {
 }
 
 void Router::RingDoorbells() {
-  for (uint32_t destination = 0; destination < shard_count_; ++destination) {
-    if (!doorbell_due_[destination]) continue;
-    doorbell_due_[destination] = false;
-    shared_.mailboxes.Signal(shard_, destination);  // before the doorbell: see MailboxMatrix
-    services_.RingDoorbell(destination);
-  }
+  outbox_.RingDoorbells([this](uint32_t destination) { services_.RingDoorbell(destination); });
 }
 
 }  // namespace ringmq::shard

@@ -1,13 +1,18 @@
-// The per-shard broker core: sessions on their home shard, routing of PUBLISH through the
-// shared subscription trie, delivery to local sessions and to other shards' mailboxes, and the
-// hand-off of connections to the shard that owns their client id.
+// The per-shard broker core: the life of sessions on their home shard (CONNECT, takeover,
+// wills, offline expiry and eviction), routing of PUBLISH through the shared subscription trie,
+// delivery to local sessions and to other shards, the hand-off of connections to the shard that
+// owns their client id, SUBSCRIBE / UNSUBSCRIBE work, ACL checks, $SYS and the session gauges.
+// It keeps its sessions in a SessionTable (session_table.h: client id to slot, handles with
+// generations, connection tags) and sends to other shards through an Outbox (outbox.h: record
+// encoding, the bounded overflow queue in front of a full mailbox, doorbells); it decodes and
+// dispatches the records other shards send it.
 //
 // Home shard: a client id's session lives on shard hash(client_id) % shards. A connection
 // admitted elsewhere is moved there before its CONNACK (fd plus the bytes already read, through
 // the mailbox), so session lookup, takeover (MQTT-3.1.4-2) and persistent sessions are local
-// to one thread and the session map needs no lock. A server-assigned id (empty client id,
+// to one thread and the session table needs no lock. A server-assigned id (empty client id,
 // clean session) is drawn so that its home is the accepting shard (connect/client_id.h) and is
-// served there, in that shard's session map like any other id.
+// served there, in that shard's session table like any other id.
 //
 // Publish path (per PUBLISH, on the publisher's shard): one immutable Message, one trie match
 // (each session once, at the highest granted QoS, grouped by shard); local sessions get a
@@ -16,22 +21,9 @@
 // sessions. Bytes are produced at the end of the loop iteration, per connection, into its
 // output buffer (one send per connection per iteration).
 //
-// Mailbox records (16-byte slots):
-//   kMessage       aux = handle count, value = Message* (the record owns one reference)
-//   kHandle        aux = session index, value = generation << 8 | acl_check << 7 | QoS
-//   kHandoff       value = Handoff* (the receiver owns and deletes it)
-//   kFenceRequest  aux = requesting shard (retained_fence.h)
-//   kFenceReply    aux = answering shard, value = its last message sequence number
-// A full mailbox is not waited on: records wait in a per-destination overflow queue and are
-// retried, in order, every iteration. The queue is bounded in bytes (max_mailbox_overflow_bytes:
-// each record's own bytes, plus the hand-off's bytes or the message it holds, which is charged
-// once per destination, with the first of its records that waits; so at most the message of the
-// record at the head of the queue, already uncharged, can exceed the bound, by one message);
-// a record beyond the bound is dropped: a message record counts in
-// mailbox_overflow, a hand-off record in handoffs_dropped (its socket is closed and its
-// connected-client slot given back, so max_connections stays exact). Records still in an
-// overflow queue or an inbound mailbox when the Router is destroyed are dropped the same way.
-// Fence records are never dropped at the bound (at most one each way per shard pair).
+// Mailbox records, their overflow bound and what a dropped one gives back: outbox.h. Records
+// still in an inbound mailbox when the Router is destroyed are dropped the same way
+// (Outbox::DropRecord).
 //
 // Retained consistency: every message is stamped (shard, sequence) when created and routed at
 // once; a retained message from another shard queued for a new subscription is recorded in the
@@ -85,11 +77,7 @@
 #include <string_view>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
-#include "absl/container/flat_hash_set.h"
-#include "absl/hash/hash.h"
 #include "auth/acl.h"
-#include "common/stable_vector.h"
 #include "memory/budget.h"
 #include "message/message.h"
 #include "metrics/counters.h"
@@ -99,7 +87,9 @@
 #include "session/offline_list.h"
 #include "session/session.h"
 #include "shard/mailbox.h"
+#include "shard/outbox.h"
 #include "shard/retained_fence.h"
+#include "shard/session_table.h"
 #include "shard/shared_state.h"
 #include "sub/trie.h"
 
@@ -166,7 +156,7 @@ class Router final : public net::PacketSink {
   // connections.
   void RingDoorbells();
 
-  size_t session_count() const { return by_client_id_.size(); }
+  size_t session_count() const { return sessions_.size(); }
 
   // Once per tick: destroys the sessions offline for longer than persistent_session_expiry,
   // oldest first, at most kExpiriesPerTick of them (the rest on the next ticks).
@@ -180,25 +170,7 @@ class Router final : public net::PacketSink {
   void PublishSys(uint64_t now_ms);
 
  private:
-  static constexpr uint32_t kNone = UINT32_MAX;
-  // The ACL of the session's bound (or last) connection and what it was compiled from.
-  struct ConnectionAcl {
-    auth::ClientAcl rules;
-    uint64_t version = 0;  // auth::AuthData::version; 0: not compiled
-    std::optional<std::string> user_name;
-  };
-  // One per session, online or not: the small members share the last 8-byte word.
-  struct SessionEntry {
-    std::optional<session::Session> session;
-    net::Connection* connection = nullptr;  // bound connection on this shard, if online
-    // acl_file only: the rules of the bound (or, offline, the last) connection. Behind a
-    // pointer so that brokers without an ACL (and their idle connections) do not pay for it.
-    std::unique_ptr<ConnectionAcl> acl;
-    uint32_t generation = 0;
-    bool dirty = false;
-    bool job_pending = false;  // a FilterJob of the bound connection is in jobs_
-  };
-  struct HandoffRecord;
+  static constexpr uint32_t kNone = SessionTable::kNone;
   // A SUBSCRIBE or UNSUBSCRIBE worked through over several loop iterations. It owns a copy of
   // the filters (the receive buffer the packet was decoded from is gone by then): at most
   // max_packet_size bytes plus 8 bytes per filter, one job per paused connection.
@@ -291,8 +263,8 @@ class Router final : public net::PacketSink {
   // acl_check: deliver only if the session may read the message's topic (sub::Subscriber).
   // The queued reference is taken from `references` if given (its message is `message`),
   // else made with Share.
-  Delivery DeliverLocal(uint32_t index, uint32_t generation, uint8_t qos, message::Message* message,
-                        bool retain, bool acl_check,
+  Delivery DeliverLocal(uint32_t index, uint32_t generation, uint8_t qos,
+                        message::Message* message, bool retain, bool acl_check,
                         message::MessageRefBatch* references = nullptr);
   // max_memory: true if a delivery at `qos` to this session is shed (counted) because the
   // budget is under pressure and the session has a backlog.
@@ -306,15 +278,6 @@ class Router final : public net::PacketSink {
   message::Message::Origin NextOrigin() {
     return {.shard = static_cast<uint16_t>(shard_), .sequence = ++last_sequence_};
   }
-  void SendRemote(uint32_t destination, message::Message* message,
-                  std::span<const sub::Subscriber> subscribers);
-  // `held_bytes`: what the record keeps alive besides its slots (a message, charged with its
-  // first record to a destination; a hand-off's bytes), charged while it waits in the overflow.
-  // Returns true if the record waits in the overflow queue (false: in the mailbox, or dropped).
-  bool Push(uint32_t destination, std::span<const Slot> record, uint64_t held_bytes);
-  // Gives back what an undeliverable record holds (message reference; hand-off socket and
-  // connected-client slot) and counts it.
-  void DropRecord(std::span<const Slot> record);
   void OnRecord(std::span<const Slot> record);
   void PublishWill(session::Session& session);
 
@@ -334,55 +297,16 @@ class Router final : public net::PacketSink {
   uint32_t max_offline_sessions_ = 0;  // broker-wide
   uint64_t acl_version_ = 0;           // auth data the subscriptions were classified under
 
-  StableVector<SessionEntry> sessions_;  // stable addresses while growing
-  std::vector<uint32_t> free_sessions_;
-  // The session indexes, hashed and compared by their sessions' client ids and looked up by an
-  // id: 4 bytes a slot instead of a string_view key and an index (24), so the id is stored
-  // once, in the session (and shared with its connection). An index is erased before its
-  // session is destroyed, so every index in the set names a live session.
-  struct SessionIdHash {
-    using is_transparent = void;
-    const StableVector<SessionEntry>* sessions;
-    size_t operator()(std::string_view id) const { return absl::Hash<std::string_view>()(id); }
-    size_t operator()(uint32_t index) const {
-      return (*this)((*sessions)[index].session->client_id());
-    }
-  };
-  struct SessionIdEq {
-    using is_transparent = void;
-    const StableVector<SessionEntry>* sessions;
-    bool operator()(uint32_t a, uint32_t b) const { return a == b; }
-    bool operator()(uint32_t index, std::string_view id) const {
-      return (*sessions)[index].session->client_id() == id;
-    }
-    bool operator()(std::string_view id, uint32_t index) const { return (*this)(index, id); }
-  };
-  absl::flat_hash_set<uint32_t, SessionIdHash, SessionIdEq> by_client_id_{
-      0, SessionIdHash{&sessions_}, SessionIdEq{&sessions_}};
+  SessionTable sessions_;
   // Persistent sessions without a connection, oldest first.
   session::OfflineList offline_;
-  std::vector<uint32_t> session_of_tag_;  // connection tag -> session index
   std::vector<uint32_t> dirty_sessions_;
   std::vector<net::Connection*> closing_;  // OnClosing, handled first in Flush
   std::vector<uint32_t> slow_consumers_;   // sessions to disconnect (queue_full_policy)
   std::deque<FilterJob> jobs_;             // in arrival order; at most one per connection
 
   sub::MatchResult match_;
-  std::vector<Slot> record_;  // scratch for building mailbox records
-  // Records waiting for room in a full mailbox, per destination shard.
-  struct OverflowRecord {
-    std::vector<Slot> slots;
-    uint64_t bytes = 0;  // charged against overflow_bytes_max_
-  };
-  struct Overflow {
-    std::deque<OverflowRecord> records;
-    uint64_t bytes = 0;
-  };
-  uint64_t overflow_bytes_max_ = 0;  // per destination (max_mailbox_overflow_bytes)
-  // Index = destination shard; null until a record first waits for it (a deque allocates even
-  // when empty, and most of the N - 1 destinations of a large mesh never overflow).
-  std::vector<std::unique_ptr<Overflow>> overflow_;
-  std::vector<bool> doorbell_due_;  // index = destination; signalled and rung in RingDoorbells
+  Outbox outbox_;
   // Sources whose last drain stopped at its budget (bit source % 64 of word source / 64).
   std::vector<uint64_t> pending_mail_;
   size_t drained_records_ = 0;  // by the last DrainMailboxes

@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "io/errno_status.h"
 #include "io/listener.h"
+#include "shard/connection_context.h"
 
 namespace ringmq::shard {
 namespace {
@@ -77,26 +78,12 @@ Shard::Shard(uint32_t index, const Config& config, int listen_fd, int doorbell_f
       doorbell_retries_(shared.shard_count),
       stalls_(config.stall_warning_ms),
       memory_view_(shared.memory, shared.memory.account(index)) {
-  context_.policy.reject_policy = config.reject_policy;
-  context_.policy.max_connections = config.max_connections;
-  context_.policy.max_client_id_length = config.max_client_id_length;
-  context_.policy.client_id_prefixes = config.client_id_prefixes;
-  context_.policy.max_connections_per_address = config.max_connections_per_address;
-  context_.policy.max_connect_rate_per_address = config.max_connect_rate_per_address;
-  context_.addresses = shared.addresses.get();
+  ConfigureConnectionContext(index, config, shared, counters_, context_);
   if (auth::AuthConfigured(config)) {
     authenticator_ = std::make_unique<auth::ShardAuthenticator>(
         shared.auth, config.max_auth_failures_per_second, &now_ms_, &counters_);
     context_.policy.authenticator = authenticator_.get();
   }
-  context_.max_packet_size = config.max_packet_size;
-  context_.max_connect_packet_size = config.max_connect_packet_size;
-  context_.connect_timeout_ms = config.connect_timeout_ms;
-  context_.connected_clients = &shared.connected_clients;
-  context_.shutting_down = &shared.shutting_down;
-  context_.counters = &counters_;
-  context_.shard_index = index;
-  context_.shard_count = shared.shard_count;
   if (shared.memory.max_bytes() != 0) context_.memory = &memory_view_;
 }
 

@@ -179,7 +179,7 @@ TEST(ConfigTest, DefaultsWithNoArguments) {
   EXPECT_EQ(parsed->config.max_client_id_length, 256u);
   EXPECT_EQ(parsed->config.max_packet_size, 1u << 20);
   EXPECT_EQ(parsed->config.max_connect_packet_size, 64u << 10);
-  EXPECT_EQ(parsed->config.max_inflight, 32u);
+  EXPECT_EQ(parsed->config.max_inflight, 512u);
   EXPECT_EQ(parsed->config.max_queued_messages, 1000u);
   EXPECT_EQ(parsed->config.max_queued_bytes, uint64_t{16} << 20);
   EXPECT_EQ(parsed->config.max_retained_messages, 1'000'000u);

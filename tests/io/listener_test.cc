@@ -6,17 +6,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../common/loopback.h"
 #include "gtest/gtest.h"
 
 namespace ringmq::io {
 namespace {
 
-uint16_t PortOf(int fd) {
-  sockaddr_in address{};
-  socklen_t length = sizeof(address);
-  EXPECT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length), 0);
-  return ntohs(address.sin_port);
-}
+using testutil::PortOf;
 
 // A client socket connected to 127.0.0.1:`port`, and the listener's accepted end of it.
 struct Pair {
@@ -29,13 +25,8 @@ struct Pair {
 };
 
 void ConnectPair(int listener, Pair& pair) {
-  pair.client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  pair.client = testutil::ConnectToLoopback(PortOf(listener));
   ASSERT_GE(pair.client, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(PortOf(listener));
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(connect(pair.client, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
   pair.accepted = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
   ASSERT_GE(pair.accepted, 0);
 }

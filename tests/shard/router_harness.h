@@ -38,6 +38,7 @@
 #include "mqtt/packet.h"
 #include "net/connection.h"
 #include "ringmq/config.h"
+#include "shard/connection_context.h"
 #include "shard/router.h"
 #include "shard/shared_state.h"
 
@@ -54,14 +55,18 @@ inline Bytes Encode(const mqtt::Packet& packet) {
   return bytes;
 }
 
-inline Bytes ConnectBytes(std::string_view client_id, bool clean_session = true) {
+inline mqtt::Connect ConnectPacket(std::string_view client_id, bool clean_session = true) {
   mqtt::Connect connect;
   connect.protocol_name = "MQTT";
   connect.protocol_level = static_cast<uint8_t>(mqtt::ProtocolLevel::kMqtt311);
   connect.clean_session = clean_session;
   connect.keepalive_s = 60;
   connect.client_id = client_id;
-  return Encode(connect);
+  return connect;
+}
+
+inline Bytes ConnectBytes(std::string_view client_id, bool clean_session = true) {
+  return Encode(ConnectPacket(client_id, clean_session));
 }
 
 inline Bytes PublishBytes(std::string_view topic, std::string_view payload, mqtt::QoS qos,
@@ -109,6 +114,8 @@ struct Client {
   std::array<uint64_t, kPacketTypes> received{};  // packets read, by mqtt::PacketType
   std::array<uint64_t, 3> publishes_by_qos{};     // PUBLISH packets read, by QoS
   Bytes replies;                                  // scratch for the answers of one read
+  // Without auto_ack: the packet ids of the QoS 1 PUBLISHes read, for the test to acknowledge.
+  std::vector<uint16_t> unacknowledged;
 
   uint64_t Received(mqtt::PacketType type) const { return received[static_cast<size_t>(type)]; }
 };
@@ -117,14 +124,7 @@ struct Client {
 struct HarnessShard {
   HarnessShard(uint32_t index, const Config& config, SharedState& shared, const uint64_t& now_ms)
       : services(now_ms) {
-    context.policy.max_connections = config.max_connections;
-    context.max_packet_size = config.max_packet_size;
-    context.max_connect_packet_size = config.max_connect_packet_size;
-    context.connected_clients = &shared.connected_clients;
-    context.shutting_down = &shared.shutting_down;
-    context.counters = &counters;
-    context.shard_index = index;
-    context.shard_count = shared.shard_count;
+    ConfigureConnectionContext(index, config, shared, counters, context);
     router = std::make_unique<Router>(index, config, shared, counters, context, services);
     context.sink = router.get();
   }
@@ -180,23 +180,44 @@ class RouterHarness {
   // `session_present` gets its flag.
   Client& Connect(const std::string& client_id, bool clean_session = true,
                   bool* session_present = nullptr) {
-    const uint32_t home = HomeOf(client_id);
-    HarnessShard& shard = *shards_[home];
-    Client& client = shard.clients.emplace_back();
-    client.shard = home;
-    net::Connection& connection = client.connection;
-    connection.Open(kFd, now_ms_);
-    connection.set_tag(static_cast<uint32_t>(shard.clients.size() - 1));
-    connection.OnReceive(ConnectBytes(client_id, clean_session), now_ms_, shard.context);
-    EXPECT_EQ(connection.state(), net::Connection::State::kOpen) << client_id;
-    const std::span<const uint8_t> connack = connection.NextSend();
-    EXPECT_GE(connack.size(), 4u);
-    if (connack.size() >= 4) {
-      EXPECT_EQ(connack[0], 0x20);
-      EXPECT_EQ(connack[3], 0x00) << "CONNACK accepted";
-      if (session_present != nullptr) *session_present = (connack[2] & 0x01) != 0;
-    }
-    connection.OnSent(connack.size());
+    return Connect(ConnectPacket(client_id, clean_session), session_present);
+  }
+  // The same with a CONNECT of the test's making (a will, a user name).
+  Client& Connect(const mqtt::Connect& connect, bool* session_present = nullptr) {
+    Client& client = NewClient(HomeOf(connect.client_id));
+    client.connection.Open(kFd, now_ms_);
+    SetTag(client);
+    Send(client, Encode(connect));
+    ReadConnack(client, session_present);
+    return client;
+  }
+
+  // Connects through shard `accepting`, as when the kernel gives the socket to a shard that is
+  // not the client id's home: the CONNECT is admitted there and, if the home is another shard,
+  // the connection is handed off the way Shard does it (Router::Handoff) and adopted by the home
+  // shard once a loop iteration has delivered the record. Returns the client on its home shard.
+  Client& ConnectVia(uint32_t accepting, const mqtt::Connect& connect,
+                     bool* session_present = nullptr) {
+    const uint32_t home = HomeOf(connect.client_id);
+    if (home == accepting) return Connect(connect, session_present);
+    HarnessShard& from = *shards_[accepting];
+    net::Connection admitted;
+    admitted.Open(kFd, now_ms_);
+    admitted.OnReceive(Encode(connect), now_ms_, from.context);
+    EXPECT_EQ(admitted.state(), net::Connection::State::kHandoff);
+    from.router->Handoff(admitted, kFd, admitted.TakeHandoffBytes());
+    admitted.ReleaseForHandoff();
+    std::vector<std::pair<int, Bytes>>& adopted = shards_[home]->services.adopted;
+    const size_t before = adopted.size();
+    RunIteration();  // the sender rings; the home shard drains on the next iteration
+    RunIteration();
+    EXPECT_EQ(adopted.size(), before + 1) << "the hand-off reached its home shard";
+    Client& client = NewClient(home);
+    if (adopted.size() != before + 1) return client;
+    client.connection.Adopt(adopted.back().first, now_ms_);
+    SetTag(client);
+    Send(client, adopted.back().second);
+    ReadConnack(client, session_present);
     return client;
   }
 
@@ -262,16 +283,19 @@ class RouterHarness {
     return bytes;
   }
 
-  // RunIteration and ReadOutput until an iteration delivers nothing and no client reads
-  // anything. Returns the iterations run (at most max_iterations; the test fails beyond).
+  // RunIteration and ReadOutput until an iteration delivers nothing, rings no doorbell and no
+  // client reads anything. Returns the iterations run (at most max_iterations; the test fails
+  // beyond).
   size_t Settle(size_t max_iterations = 64) {
     for (size_t iteration = 1; iteration <= max_iterations; ++iteration) {
       RunIteration();
-      size_t drained = 0;
+      // A doorbell rung late in the iteration is for a shard that already had its turn.
+      size_t moved = 0;
       for (auto& shard : shards_) {
-        if (shard != nullptr) drained += shard->router->drained_records();
+        if (shard == nullptr) continue;
+        moved += shard->router->drained_records() + shard->services.rung.size();
       }
-      if (ReadOutput() == 0 && drained == 0) return iteration;
+      if (ReadOutput() == 0 && moved == 0) return iteration;
     }
     ADD_FAILURE() << "still busy after " << max_iterations << " iterations";
     return max_iterations;
@@ -279,6 +303,31 @@ class RouterHarness {
 
  private:
   static constexpr uint32_t kReadPacketSizeMax = mqtt::kMaxRemainingLength + 5;
+
+  // A client on shard `shard`, not yet opened.
+  Client& NewClient(uint32_t shard) {
+    Client& client = shards_[shard]->clients.emplace_back();
+    client.shard = shard;
+    return client;
+  }
+  // After Open or Adopt (which reset the connection): its tag is its index on its shard.
+  void SetTag(Client& client) {
+    client.connection.set_tag(static_cast<uint32_t>(shards_[client.shard]->clients.size() - 1));
+  }
+
+  // Reads the CONNACK, which must accept the client.
+  void ReadConnack(Client& client, bool* session_present) {
+    net::Connection& connection = client.connection;
+    EXPECT_EQ(connection.state(), net::Connection::State::kOpen);
+    const std::span<const uint8_t> connack = connection.NextSend();
+    EXPECT_GE(connack.size(), 4u);
+    if (connack.size() >= 4) {
+      EXPECT_EQ(connack[0], 0x20);
+      EXPECT_EQ(connack[3], 0x00) << "CONNACK accepted";
+      if (session_present != nullptr) *session_present = (connack[2] & 0x01) != 0;
+    }
+    connection.OnSent(connack.size());
+  }
 
   size_t Read(HarnessShard& shard, Client& client) {
     net::Connection& connection = client.connection;
@@ -318,7 +367,13 @@ class RouterHarness {
     if (const auto* publish = std::get_if<mqtt::Publish>(&packet)) {
       ++client.publishes_by_qos[static_cast<size_t>(publish->qos)];
     }
-    if (!client.auto_ack) return;
+    if (!client.auto_ack) {
+      const auto* publish = std::get_if<mqtt::Publish>(&packet);
+      if (publish != nullptr && publish->qos == mqtt::QoS::k1) {
+        client.unacknowledged.push_back(publish->packet_id);
+      }
+      return;
+    }
     switch (type) {
       case mqtt::PacketType::kPublish: {
         const auto& publish = std::get<mqtt::Publish>(packet);

@@ -3,9 +3,7 @@
 // that the test drains at the end, and a ring fd the test chooses.
 #include "shard/shard.h"
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -17,45 +15,18 @@
 #include <thread>
 #include <vector>
 
+#include "../common/loopback.h"
 #include "io/listener.h"
 #include "mqtt/codec.h"
 #include "mqtt/packet.h"
 #include "ringmq/config.h"
+#include "router_harness.h"
+#include "shard/connection_context.h"
 #include "shard/router.h"
 #include "shard/shared_state.h"
 
 namespace ringmq::shard {
 namespace {
-
-uint16_t PortOf(int fd) {
-  sockaddr_in address{};
-  socklen_t length = sizeof(address);
-  EXPECT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length), 0);
-  return ntohs(address.sin_port);
-}
-
-int ConnectTo(uint16_t port) {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  EXPECT_GE(fd, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(port);
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
-  return fd;
-}
-
-std::vector<uint8_t> ConnectBytes(std::string_view client_id) {
-  mqtt::Connect connect;
-  connect.protocol_name = "MQTT";
-  connect.protocol_level = static_cast<uint8_t>(mqtt::ProtocolLevel::kMqtt311);
-  connect.clean_session = true;
-  connect.keepalive_s = 60;
-  connect.client_id = client_id;
-  std::vector<uint8_t> bytes(mqtt::EncodedSize(connect));
-  EXPECT_EQ(mqtt::Encode(connect, bytes), bytes.size());
-  return bytes;
-}
 
 class NoServices final : public ShardServices {
  public:
@@ -86,8 +57,7 @@ TEST(ShardTest, FailedDoorbellIsCountedAndRetriedBoundedly) {
   // Shard 1 exists as a Router only; its "ring" is an eventfd, which msg_ring refuses.
   metrics::ShardCounters counters1;
   net::ConnectionContext context1;
-  context1.connected_clients = &shared.connected_clients;
-  context1.counters = &counters1;
+  ConfigureConnectionContext(1, config, shared, counters1, context1);
   NoServices services1;
   auto router1 = std::make_unique<Router>(1, config, shared, counters1, context1, services1);
   const int not_a_ring = eventfd(0, EFD_CLOEXEC);
@@ -96,7 +66,7 @@ TEST(ShardTest, FailedDoorbellIsCountedAndRetriedBoundedly) {
 
   absl::StatusOr<int> listener = io::OpenListener("127.0.0.1", 0, 16);
   ASSERT_TRUE(listener.ok()) << listener.status();
-  const uint16_t port = PortOf(*listener);
+  const uint16_t port = testutil::PortOf(*listener);
   absl::StatusOr<std::unique_ptr<Shard>> shard = Shard::Create(0, config, *listener, shared);
   ASSERT_TRUE(shard.ok()) << shard.status();
   shared.shard_counters[0] = &(*shard)->counters();
@@ -116,8 +86,8 @@ TEST(ShardTest, FailedDoorbellIsCountedAndRetriedBoundedly) {
   for (int i = 0; client_id.empty(); ++i) {
     if (router1->HomeShard("c" + std::to_string(i)) == 1) client_id = "c" + std::to_string(i);
   }
-  const int client = ConnectTo(port);
-  const std::vector<uint8_t> connect = ConnectBytes(client_id);
+  const int client = testutil::ConnectToLoopback(port);
+  const std::vector<uint8_t> connect = harness::ConnectBytes(client_id);
   ASSERT_EQ(send(client, connect.data(), connect.size(), MSG_NOSIGNAL),
             static_cast<ssize_t>(connect.size()));
 

@@ -1,0 +1,27 @@
+#include "shard/connection_context.h"
+
+#include "common/assert.h"
+
+namespace ringmq::shard {
+
+void ConfigureConnectionContext(uint32_t shard, const Config& config, SharedState& shared,
+                                metrics::ShardCounters& counters, net::ConnectionContext& context) {
+  RINGMQ_ASSERT(shard < shared.shard_count);
+  context.policy.reject_policy = config.reject_policy;
+  context.policy.max_connections = config.max_connections;
+  context.policy.max_client_id_length = config.max_client_id_length;
+  context.policy.client_id_prefixes = config.client_id_prefixes;
+  context.policy.max_connections_per_address = config.max_connections_per_address;
+  context.policy.max_connect_rate_per_address = config.max_connect_rate_per_address;
+  context.addresses = shared.addresses.get();
+  context.max_packet_size = config.max_packet_size;
+  context.max_connect_packet_size = config.max_connect_packet_size;
+  context.connect_timeout_ms = config.connect_timeout_ms;
+  context.connected_clients = &shared.connected_clients;
+  context.shutting_down = &shared.shutting_down;
+  context.counters = &counters;
+  context.shard_index = shard;
+  context.shard_count = shared.shard_count;
+}
+
+}  // namespace ringmq::shard
