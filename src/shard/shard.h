@@ -103,6 +103,9 @@ class Shard final : public ShardServices {
     bool cancel_submitted = false;   // the receive is being cancelled (hand-off, or paused)
     net::Connection::State timer_state = net::Connection::State::kAwaitConnect;
   };
+  // One per connection, with the session entry most of an idle connection's memory
+  // (docs/performance.md, "Memory per idle connection").
+  static_assert(sizeof(void*) != 8 || sizeof(Slot) <= 224, "a connection slot grew");
 
   Shard(uint32_t index, const Config& config, int listen_fd, int doorbell_fd, SharedState& shared);
 
