@@ -1422,7 +1422,8 @@ int Main(int argc, char** argv) {
   int ready_at_half = 0;
   while (shared->ready.load() < setup_clients && shared->setup_failed.load() == 0 &&
          NowNs() < setup_deadline) {
-    if (o.scenario == Scenario::kIdle && !rss_half.ok && shared->ready.load() >= setup_clients / 2) {
+    if (o.scenario == Scenario::kIdle && !rss_half.ok &&
+        shared->ready.load() >= setup_clients / 2) {
       ready_at_half = shared->ready.load();
       rss_half = ReadProc(o.broker_pid);
     }

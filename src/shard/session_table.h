@@ -18,8 +18,8 @@
 //     connection (the Router binds at CONNECT and unbinds at close and takeover).
 //
 // Memory: one SessionEntry per slot ever used at once (slots are reused, never released), one
-// 4-byte map slot per session (plus absl's control byte, at most 8/7 of them), one uint32_t per
-// connection tag ever bound. An idle connection's session is one of the largest items per
+// 4-byte map slot per session (plus absl's control byte per slot; the map is at most 7/8 full),
+// one uint32_t per connection tag ever bound. An idle connection's session is one of the largest items per
 // connection, so SessionEntry's size is pinned by a test (tests/shard/session_table_test.cc).
 //
 // Thread safety: one table per shard, used only on that shard's thread (see router.h, "Home
