@@ -237,9 +237,9 @@ void Connection::Accept(const mqtt::Connect& connect, const connect::Decision& d
   level_ = static_cast<mqtt::ProtocolLevel>(connect.protocol_level);
   keepalive_s_ = connect.keepalive_s;
   if (decision.assign_client_id) {
-    client_id_ = context.assigned_ids.Next(context.shard_index, context.shard_count);
+    client_id_ = SharedString(context.assigned_ids.Next(context.shard_index, context.shard_count));
   } else {
-    client_id_.assign(connect.client_id);
+    client_id_ = SharedString(connect.client_id);
   }
   RINGMQ_ASSERT(context.sink != nullptr);
   if (context.sink->OnConnect(*this, connect) == PacketSink::ConnectAction::kHandoff) {
@@ -249,7 +249,7 @@ void Connection::Accept(const mqtt::Connect& connect, const connect::Decision& d
   sink_ = context.sink;
   if (LogLevel level; context.event_log.Admit(event_ms_, &level)) {
     LogLine(level, "client %s connected from %s (MQTT %s, keepalive %us, clean session %d%s)",
-            (Printable(client_id_)).c_str(), io::PeerAddress(fd_).c_str(),
+            (Printable(client_id_.view())).c_str(), io::PeerAddress(fd_).c_str(),
             level_ == mqtt::ProtocolLevel::kMqtt31 ? "3.1" : "3.1.1", keepalive_s_,
             connect.clean_session ? 1 : 0,
             connect.user_name ? (", user " + Printable(*connect.user_name)).c_str()
@@ -309,7 +309,7 @@ void Connection::QueueAck(mqtt::PacketType type, uint16_t packet_id, ConnectionC
   out[1] = 2;
   out[2] = static_cast<uint8_t>(packet_id >> 8);
   out[3] = static_cast<uint8_t>(packet_id);
-  queued_reply_bytes_ += kSize;
+  queued_reply_bytes_ += static_cast<uint32_t>(kSize);
 }
 
 void Connection::Queue(const mqtt::Packet& packet, ConnectionContext& context) {
@@ -319,7 +319,7 @@ void Connection::Queue(const mqtt::Packet& packet, ConnectionContext& context) {
   queued_.resize(old_size + size);
   const size_t written = mqtt::Encode(packet, std::span<uint8_t>(queued_).subspan(old_size));
   RINGMQ_ASSERT(written == size);
-  queued_reply_bytes_ += size;
+  queued_reply_bytes_ += static_cast<uint32_t>(size);
   RINGMQ_ASSERT(queued_reply_bytes_ <= queued_.size());
 }
 
@@ -339,7 +339,7 @@ void Connection::CloseForViolation(mqtt::Violation violation, ConnectionContext&
   }
   if (LogLevel level; context.event_log.Admit(event_ms_, &level)) {
     LogLine(level, "closing %s (client %s): %s [%s]", io::PeerAddress(fd_).c_str(),
-            (Printable(client_id_)).c_str(),
+            (Printable(client_id_.view())).c_str(),
             std::string(mqtt::DescriptionOf(violation)).c_str(),
             std::string(mqtt::RuleOf(violation)).c_str());
   }
@@ -394,7 +394,7 @@ void Connection::OnDeadline(uint64_t now_ms, ConnectionContext& context) {
       context.counters->keepalive_timeout.Add();
       if (LogLevel level; context.event_log.Admit(now_ms, &level)) {
         LogLine(level, "closing client %s (%s): keepalive %us expired",
-                (Printable(client_id_)).c_str(), io::PeerAddress(fd_).c_str(),
+                (Printable(client_id_.view())).c_str(), io::PeerAddress(fd_).c_str(),
                 keepalive_s_);
       }
       StartClosing(now_ms);
@@ -417,6 +417,7 @@ std::span<const uint8_t> Connection::NextSend() {
       sending_.swap(queued_);
       queued_.clear();
       current_ = sending_;
+      RINGMQ_ASSERT(current_.size() <= UINT32_MAX);  // current_sent_ is 32 bits
       sending_reply_bytes_ = std::exchange(queued_reply_bytes_, 0);
     } else {
       return {};
@@ -431,7 +432,7 @@ void Connection::OnSent(size_t bytes) {
   RINGMQ_ASSERT(send_in_flight_);
   RINGMQ_ASSERT(current_sent_ + bytes <= current_.size());
   send_in_flight_ = false;
-  current_sent_ += bytes;
+  current_sent_ += static_cast<uint32_t>(bytes);
   if (current_sent_ == current_.size()) {
     current_ = {};
     current_sent_ = 0;
@@ -477,7 +478,7 @@ void Connection::OnClosed(ConnectionContext& context) {
     holds_client_slot_ = false;
   }
   context.counters->connections_closed.Add();
-  RINGMQ_LOG_DEBUG("connection of client %s closed", (Printable(client_id_)).c_str());
+  RINGMQ_LOG_DEBUG("connection of client %s closed", (Printable(client_id_.view())).c_str());
 }
 
 }  // namespace ringmq::net

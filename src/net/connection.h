@@ -29,10 +29,12 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/byte_buffer.h"
 #include "common/log.h"
+#include "common/shared_string.h"
 #include "connect/address_table.h"
 #include "connect/admission.h"
 #include "connect/client_id.h"
@@ -216,7 +218,9 @@ class Connection {
   uint32_t charged_buffer_bytes() const { return charged_buffer_bytes_; }
 
   State state() const { return state_; }
-  const std::string& client_id() const { return client_id_; }
+  std::string_view client_id() const { return client_id_.view(); }
+  // The same id as a handle to share its storage (the session bound here keeps one).
+  const SharedString& shared_client_id() const { return client_id_; }
   uint16_t keepalive_s() const { return keepalive_s_; }
 
  private:
@@ -237,6 +241,8 @@ class Connection {
   void StartClosing(uint64_t now_ms);
   void CloseForViolation(mqtt::Violation violation, ConnectionContext& context);
 
+  // Members are ordered so that the small ones share 8-byte words: the connection is most of
+  // a shard's slot, one per connection (size test in tests/net/connection_test.cc).
   State state_ = State::kAwaitConnect;
   bool send_in_flight_ = false;
   bool holds_client_slot_ = false;  // counted in context.connected_clients
@@ -246,14 +252,19 @@ class Connection {
   bool paused_ = false;
   bool receive_blocked_ = false;
   uint32_t tag_ = 0;
-  PacketSink* sink_ = nullptr;  // set once the sink serves this connection
-  mqtt::ProtocolLevel level_ = mqtt::ProtocolLevel::kMqtt311;
   uint16_t keepalive_s_ = 0;
+  mqtt::ProtocolLevel level_ = mqtt::ProtocolLevel::kMqtt311;
   int fd_ = -1;
   uint32_t address_slot_ = connect::AddressTable::kNoSlot;
   uint32_t charged_buffer_bytes_ = 0;  // buffer capacity charged to the memory budget
-  uint64_t last_packet_ms_ = 0;  // last complete packet: the keepalive clock
-  uint64_t event_ms_ = 0;        // time of the event being processed
+  // Output byte counts fit 32 bits: what waits is at most max_output_bytes (128 KiB) plus
+  // 2 x max_packet_size (at most 256 MiB each).
+  uint32_t current_sent_ = 0;
+  uint32_t queued_reply_bytes_ = 0;   // reply bytes in queued_
+  uint32_t sending_reply_bytes_ = 0;  // reply bytes in sending_ (the send in flight)
+  PacketSink* sink_ = nullptr;        // set once the sink serves this connection
+  uint64_t last_packet_ms_ = 0;       // last complete packet: the keepalive clock
+  uint64_t event_ms_ = 0;             // time of the event being processed
   uint64_t closing_since_ms_ = 0;
 
   std::vector<uint8_t> partial_;            // a frame split across receives, or (paused)
@@ -263,11 +274,7 @@ class Connection {
   ByteBuffer queued_;                       // replies not yet handed to a send
   ByteBuffer sending_;                      // bytes of the send in flight (when not static)
   std::span<const uint8_t> current_;        // what the current send is working through
-  size_t current_sent_ = 0;
-  size_t queued_reply_bytes_ = 0;   // reply bytes in queued_
-  size_t sending_reply_bytes_ = 0;  // reply bytes in sending_ (the send in flight)
-
-  std::string client_id_;
+  SharedString client_id_;
 };
 
 }  // namespace ringmq::net

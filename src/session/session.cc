@@ -8,8 +8,13 @@
 
 namespace ringmq::session {
 
-Session::Session(std::string client_id, bool clean_session, const SessionLimits& limits)
-    : client_id_(std::move(client_id)), clean_session_(clean_session), limits_(limits) {
+const Session::Subscriptions& Session::NoSubscriptions() {
+  static const Subscriptions* const empty = new Subscriptions();  // never destroyed
+  return *empty;
+}
+
+Session::Session(SharedString client_id, bool clean_session, const SessionLimits& limits)
+    : client_id_(std::move(client_id)), limits_(limits), clean_session_(clean_session) {
   RINGMQ_ASSERT(limits.max_inflight > 0 && limits.max_inflight < 65535);
   RINGMQ_ASSERT(limits.max_subscriptions > 0 && limits.max_inbound_qos2 > 0);
 }
@@ -178,20 +183,25 @@ bool Session::EndInboundQos2(uint16_t packet_id) {
 SubscribeResult Session::AddSubscription(std::string_view filter, uint8_t qos) {
   RINGMQ_ASSERT(!filter.empty() && qos <= 2);
   const absl::string_view key(filter.data(), filter.size());
-  if (auto it = subscriptions_.find(key); it != subscriptions_.end()) {
-    it->second = qos;
-    return SubscribeResult::kReplaced;
+  if (subscriptions_ != nullptr) {
+    if (auto it = subscriptions_->find(key); it != subscriptions_->end()) {
+      it->second = qos;
+      return SubscribeResult::kReplaced;
+    }
   }
-  if (subscriptions_.size() >= limits_.max_subscriptions) return SubscribeResult::kLimit;
-  subscriptions_.emplace(key, qos);
+  if (subscription_count() >= limits_.max_subscriptions) return SubscribeResult::kLimit;
+  if (subscriptions_ == nullptr) subscriptions_ = std::make_unique<Subscriptions>();
+  subscriptions_->emplace(key, qos);
   return SubscribeResult::kAdded;
 }
 
 std::optional<uint8_t> Session::RemoveSubscription(std::string_view filter) {
-  const auto it = subscriptions_.find(absl::string_view(filter.data(), filter.size()));
-  if (it == subscriptions_.end()) return std::nullopt;
+  if (subscriptions_ == nullptr) return std::nullopt;
+  const auto it = subscriptions_->find(absl::string_view(filter.data(), filter.size()));
+  if (it == subscriptions_->end()) return std::nullopt;
   const uint8_t qos = it->second;
-  subscriptions_.erase(it);
+  subscriptions_->erase(it);
+  if (subscriptions_->empty()) subscriptions_.reset();
   return qos;
 }
 

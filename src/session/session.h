@@ -44,6 +44,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "common/byte_buffer.h"
+#include "common/shared_string.h"
 #include "message/message.h"
 #include "session/ring_queue.h"
 
@@ -91,9 +92,13 @@ struct Will {
 
 class Session {
  public:
-  Session(std::string client_id, bool clean_session, const SessionLimits& limits);
+  // `client_id` shares its storage with the connection that made the session.
+  Session(SharedString client_id, bool clean_session, const SessionLimits& limits);
+  Session(std::string_view client_id, bool clean_session, const SessionLimits& limits)
+      : Session(SharedString(client_id), clean_session, limits) {}
 
-  const std::string& client_id() const { return client_id_; }
+  // Valid as long as the session.
+  std::string_view client_id() const { return client_id_.view(); }
   bool clean_session() const { return clean_session_; }
 
   // A connection is bound (connect or reconnect). Resends of in-flight state are scheduled.
@@ -135,11 +140,14 @@ class Session {
   SubscribeResult AddSubscription(std::string_view filter, uint8_t qos);
   // The granted QoS of the removed subscription, or nullopt if `filter` was not held.
   std::optional<uint8_t> RemoveSubscription(std::string_view filter);
+  using Subscriptions = absl::flat_hash_map<std::string, uint8_t>;
   // Filter -> granted QoS.
-  const absl::flat_hash_map<std::string, uint8_t>& subscriptions() const {
-    return subscriptions_;
+  const Subscriptions& subscriptions() const {
+    return subscriptions_ == nullptr ? NoSubscriptions() : *subscriptions_;
   }
-  uint32_t subscription_count() const { return static_cast<uint32_t>(subscriptions_.size()); }
+  uint32_t subscription_count() const {
+    return subscriptions_ == nullptr ? 0 : static_cast<uint32_t>(subscriptions_->size());
+  }
 
   std::unique_ptr<Will>& will() { return will_; }
 
@@ -168,15 +176,21 @@ class Session {
   bool PacketIdInUse(uint16_t packet_id) const;
   Outbound* FindInflight(uint16_t packet_id);
 
-  std::string client_id_;
-  bool clean_session_;
-  bool online_ = false;
+  static const Subscriptions& NoSubscriptions();
+
+  // Members are ordered so that the small ones share one 8-byte word (an idle connection's
+  // session is one of these; see the size test in tests/session/session_test.cc).
+  SharedString client_id_;
   SessionLimits limits_;
   RingQueue<Outbound> queue_;     // not yet sent, in order
   RingQueue<Outbound> inflight_;  // sent (or due for resend / PUBREL), in send order
-  uint32_t unsent_inflight_ = 0;   // entries of inflight_ with sent == false
   uint64_t queued_bytes_ = 0;
+  // Entries of inflight_ with sent == false: at most inflight_.size(), which packet ids bound
+  // to 65,535.
+  uint16_t unsent_inflight_ = 0;
   uint16_t last_packet_id_ = 0;
+  bool clean_session_;
+  bool online_ = false;
   // True while the ids of inflight_, read front to back, are distinct and each one follows the
   // one before it within a cyclic walk from inflight_.front() to last_packet_id_ that does not
   // come round again. Then the id after last_packet_id_ is in use only if it is the front's, so
@@ -185,7 +199,9 @@ class Session {
   // Ids between PUBLISH and PUBREL, at most max_inbound_qos2; null until the first QoS 2.
   std::unique_ptr<absl::flat_hash_set<uint16_t>> inbound_qos2_;
   std::unique_ptr<Will> will_;  // null: no will (most clients): 8 bytes, not 72
-  absl::flat_hash_map<std::string, uint8_t> subscriptions_;  // at most max_subscriptions
+  // At most max_subscriptions; null until the first SUBSCRIBE (most idle clients hold none),
+  // and released when the last one goes: 8 bytes instead of an empty map's 40.
+  std::unique_ptr<Subscriptions> subscriptions_;
 };
 
 }  // namespace ringmq::session

@@ -75,7 +75,7 @@ net::PacketSink::ConnectAction Router::OnConnect(net::Connection& connection,
   // holds it and a second connection with the same id takes over (MQTT-3.1.4-2). Assigned ids
   // are drawn with this shard as their home (connect/client_id.h), so they stay here.
   if (HomeShard(connection.client_id()) != shard_) return ConnectAction::kHandoff;
-  const std::string& client_id = connection.client_id();
+  const std::string_view client_id = connection.client_id();
   bool session_present = false;
   uint32_t index = sessions_.Find(client_id);
   if (index != kNone) {
@@ -89,7 +89,8 @@ net::PacketSink::ConnectAction Router::OnConnect(net::Connection& connection,
       const bool graceful = old->disconnected_gracefully();
       if (!graceful) {
         counters_.session_takeovers.Add();
-        RINGMQ_LOG_DEBUG("client %s taken over by a new connection", client_id.c_str());
+        RINGMQ_LOG_DEBUG("client %s taken over by a new connection",
+                         connection.shared_client_id().c_str());
       }
       sessions_.BindTag(old->tag(), kNone);
       Detach(index, /*publish_will=*/!graceful);
@@ -105,7 +106,9 @@ net::PacketSink::ConnectAction Router::OnConnect(net::Connection& connection,
       session_present = true;  // MQTT-3.2.2-2
     }
   }
-  if (index == kNone) index = CreateSession(client_id, connect.clean_session);
+  if (index == kNone) {
+    index = CreateSession(connection.shared_client_id(), connect.clean_session);
+  }
   SessionEntry& entry = sessions_[index];
   session::Session& session = *entry.session;
   session.Attach(connect.clean_session);
@@ -140,7 +143,7 @@ net::PacketSink::ConnectAction Router::OnConnect(net::Connection& connection,
   return ConnectAction::kServe;
 }
 
-uint32_t Router::CreateSession(const std::string& client_id, bool clean_session) {
+uint32_t Router::CreateSession(const SharedString& client_id, bool clean_session) {
   const uint32_t index = sessions_.Create(client_id, clean_session, limits_);
   counters_.sessions_created.Add();
   counters_.gauges.sessions_offline.Add(1);
@@ -234,7 +237,7 @@ void Router::EndOfflineSession(uint32_t index, const char* why) {
   const bool log = context_.event_log.Admit(services_.now_ms(), &level);
   std::string client_id;
   if (log) {
-    const std::string& id = sessions_[index].session->client_id();
+    const std::string_view id = sessions_[index].session->client_id();
     client_id = absl::CHexEscape(absl::string_view(id.data(), id.size()));  // no forged lines
   }
   DestroySession(index);
@@ -376,7 +379,7 @@ void Router::OnPublish(net::Connection& connection, const mqtt::Publish& publish
         // sends it again after reconnecting (MQTT-4.4.0-1) and nothing is lost.
         counters_.inbound_qos2_limit.Add();
         RINGMQ_LOG_DEBUG("client %s closed: over %u QoS 2 PUBLISHes await PUBREL",
-                         connection.client_id().c_str(), limits_.max_inbound_qos2);
+                         connection.shared_client_id().c_str(), limits_.max_inbound_qos2);
         connection.Close(services_.now_ms());
         services_.ConnectionDirty(connection.tag());
         return;
@@ -400,7 +403,7 @@ void Router::DropSysPublish(net::Connection& connection, const mqtt::Publish& pu
   CountPublishReceived(static_cast<uint8_t>(publish.qos));
   counters_.publish_dropped_sys_topic.Add();
   RINGMQ_LOG_DEBUG("client %s: PUBLISH to %.*s dropped: $SYS is the broker's",
-                   connection.client_id().c_str(), static_cast<int>(publish.topic.size()),
+                   connection.shared_client_id().c_str(), static_cast<int>(publish.topic.size()),
                    publish.topic.data());
   // Acknowledged like any PUBLISH so the client's QoS flow completes; PUBREL gets PUBCOMP.
   AcknowledgePublish(connection, publish);
@@ -803,7 +806,7 @@ void Router::Flush() {
     }
     counters_.slow_consumer_disconnects.Add();
     RINGMQ_LOG_DEBUG("client %s disconnected: its queue is full",
-                     entry.session->client_id().c_str());
+                     entry.connection->shared_client_id().c_str());
     // What its window can take still goes out, before the close: a burst that filled the
     // queue before the session wrote anything must not leave it with nothing.
     if (entry.dirty) {

@@ -191,7 +191,7 @@ class Router final : public net::PacketSink {
   };
 
   session::Session* SessionOf(const net::Connection& connection, uint32_t* index = nullptr);
-  uint32_t CreateSession(const std::string& client_id, bool clean_session);
+  uint32_t CreateSession(const SharedString& client_id, bool clean_session);
   void DestroySession(uint32_t index);
   void Detach(uint32_t index, bool publish_will);
   // A persistent session's connection ended: it joins the offline list, and beyond

@@ -2,7 +2,7 @@
 
 namespace ringmq::shard {
 
-uint32_t SessionTable::Create(const std::string& client_id, bool clean_session,
+uint32_t SessionTable::Create(const SharedString& client_id, bool clean_session,
                               const session::SessionLimits& limits) {
   uint32_t index = 0;
   if (!free_slots_.empty()) {
@@ -17,8 +17,7 @@ uint32_t SessionTable::Create(const std::string& client_id, bool clean_session,
   entry.session.emplace(client_id, clean_session, limits);
   entry.connection = nullptr;
   entry.dirty = false;
-  const bool inserted =
-      by_client_id_.try_emplace(std::string_view(entry.session->client_id()), index).second;
+  const bool inserted = by_client_id_.insert(index).second;
   RINGMQ_ASSERT(inserted);  // one session per client id
   return index;
 }
@@ -26,7 +25,7 @@ uint32_t SessionTable::Create(const std::string& client_id, bool clean_session,
 void SessionTable::Destroy(uint32_t index) {
   SessionEntry& entry = (*this)[index];
   RINGMQ_ASSERT(entry.session.has_value() && entry.connection == nullptr);
-  by_client_id_.erase(std::string_view(entry.session->client_id()));  // before the key's storage
+  by_client_id_.erase(index);  // while its session, which the hash reads, is alive
   entry.session.reset();
   entry.acl.reset();
   ++entry.generation;  // handles still in mailboxes or the trie's readers become stale

@@ -88,9 +88,9 @@ Shard::Shard(uint32_t index, const Config& config, int listen_fd, int doorbell_f
 }
 
 Shard::~Shard() {
-  for (Slot& slot : slots_) {
+  slots_.ForEach([](Slot& slot) {
     if (slot.in_use) close(slot.fd);
-  }
+  });
   buffers_.reset();  // unregisters from the ring, so it must go before the ring
   ring_.reset();
   close(listen_fd_);
@@ -186,7 +186,7 @@ void Shard::Loop() {
 void Shard::RefreshMemory() {
   const metrics::ShardGauges& gauges = counters_.gauges;
   const int64_t structures =
-      static_cast<int64_t>(slots_.size() * sizeof(Slot)) +
+      static_cast<int64_t>(slots_.allocated_bytes()) +
       (gauges.sessions_online.Load() + gauges.sessions_offline.Load()) * memory::kSessionBytes +
       gauges.subscriptions.Load() * memory::kSubscriptionBytes;
   memory::Charge(structures - charged_structures_bytes_);

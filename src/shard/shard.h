@@ -28,7 +28,6 @@
 
 #include <atomic>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <span>
 #include <vector>
@@ -36,6 +35,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "auth/authenticator.h"
+#include "common/stable_vector.h"
 #include "io/buffer_ring.h"
 #include "io/ring.h"
 #include "metrics/counters.h"
@@ -110,6 +110,9 @@ class Shard final : public ShardServices {
     bool served_receive_done = false;
     net::Connection::State timer_state = net::Connection::State::kAwaitConnect;
   };
+  // One per connection, with the session entry most of an idle connection's memory
+  // (docs/performance.md, "Memory per idle connection").
+  static_assert(sizeof(void*) != 8 || sizeof(Slot) <= 224, "a connection slot grew");
 
   Shard(uint32_t index, const Config& config, int listen_fd, int doorbell_fd, SharedState& shared);
 
@@ -179,7 +182,7 @@ class Shard final : public ShardServices {
   int64_t charged_structures_bytes_ = 0;  // RefreshMemory's estimate, as last charged
   uint64_t next_memory_refresh_ms_ = 0;
 
-  std::deque<Slot> slots_;  // deque: stable addresses while growing
+  StableVector<Slot> slots_;  // stable addresses while growing
   std::vector<uint32_t> free_slots_;
   std::vector<uint32_t> dirty_;
   uint32_t open_connections_ = 0;

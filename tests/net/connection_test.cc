@@ -1211,5 +1211,12 @@ TEST_F(ConnectionTest, OpenResetsForAReusedSlot) {
   EXPECT_EQ(shard_.connected_clients.load(), 1u);
 }
 
+// Most of the shard's slot, one per connection (docs/performance.md, "Memory per idle
+// connection"). 64-bit libstdc++.
+TEST(ConnectionSizeTest, AtMost208Bytes) {
+  if (sizeof(void*) != 8) GTEST_SKIP() << "sizes are pinned for 64-bit targets";
+  EXPECT_LE(sizeof(Connection), 208u);
+}
+
 }  // namespace
 }  // namespace ringmq::net

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "common/shared_string.h"
 #include "session/session.h"
 
 namespace ringmq::shard {
@@ -101,6 +102,23 @@ TEST_F(SessionTableTest, TagsBindAndUnbind) {
   EXPECT_EQ(table_.IndexOfTag(3), kNone);
   table_.BindTag(100, kNone);  // unbinding a tag never bound is no error
   EXPECT_EQ(table_.IndexOfTag(100), kNone);
+}
+
+TEST_F(SessionTableTest, SessionSharesTheConnectionsIdStorage) {
+  const SharedString id("rb123456-i00001-0");  // longer than std::string's inline 15
+  const uint32_t index = table_.Create(id, /*clean_session=*/true, limits_);
+  EXPECT_EQ(table_[index].session->client_id().data(), id.view().data());
+  EXPECT_EQ(id.use_count(), 2u);
+  table_.Destroy(index);
+  EXPECT_EQ(id.use_count(), 1u);
+}
+
+// One entry per session, online or not: with the shard's connection slot most of what an idle
+// connection costs (docs/performance.md, "Memory per idle connection"). 64-bit libstdc++.
+TEST(SessionEntrySizeTest, AtMost160Bytes) {
+  if (sizeof(void*) != 8) GTEST_SKIP() << "sizes are pinned for 64-bit targets";
+  EXPECT_LE(sizeof(SessionEntry), 160u);
+  EXPECT_LE(sizeof(session::Session), 128u);
 }
 
 }  // namespace
