@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "common/assert.h"
@@ -40,8 +41,9 @@ absl::StatusOr<std::unique_ptr<BufferRing>> BufferRing::Create(io_uring* ring, u
   // Not zeroed: the kernel writes a buffer before handing it out, and untouched pages stay
   // out of the resident set (count * size per shard adds up with many shards).
   result->memory_ = std::make_unique_for_overwrite<uint8_t[]>(size_t{count} * size);
-  for (uint32_t id = 0; id < count; ++id) result->Recycle(static_cast<uint16_t>(id));
-  result->Publish();
+  result->active_ = std::min(count, kInitialBuffers);
+  for (uint32_t id = 0; id < result->active_; ++id) result->Recycle(static_cast<uint16_t>(id));
+  result->Advance();
   return result;
 }
 
@@ -65,6 +67,17 @@ void BufferRing::Recycle(uint16_t id) {
 
 void BufferRing::Publish() {
   if (pending_ == 0) return;
+  // Every buffer taken since the last Publish has been recycled (the shard parses in place and
+  // recycles before the next submit), so pending_ is how many this iteration needed.
+  if (static_cast<uint32_t>(pending_) >= active_ && active_ < count_) {
+    const uint32_t grown = std::min(count_, active_ * 2);
+    for (uint32_t id = active_; id < grown; ++id) Recycle(static_cast<uint16_t>(id));
+    active_ = grown;
+  }
+  Advance();
+}
+
+void BufferRing::Advance() {
   io_uring_buf_ring_advance(buffer_ring_, pending_);
   pending_ = 0;
 }
