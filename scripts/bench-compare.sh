@@ -8,7 +8,8 @@
 #                                                     at the same offered load for both brokers
 #                                                     (half the slower one's throughput) for p99
 #   pairs light load (pairs-q1-light)                 500 pairs, QoS 1, 20 msgs/s each (a fixed
-#                                                     10,000 msgs/s): broker CPU per message, p99
+#                                                     10,000 msgs/s): broker CPU per message, p99;
+#                                                     also against ringmq-floor --forward
 #   connect                                           connect + CONNACK + DISCONNECT + wait for
 #                                                     the broker's close, 32 at once; then again
 #                                                     at a fixed 5,000/s (connect-fixed)
@@ -134,7 +135,8 @@ start_broker() {
     [[ $auth == 1 ]] && args+=(--password-file "$passwd_file" --allow-anonymous false)
     "$RINGMQ" "${args[@]}" >"$log" 2>&1 &
   elif [[ $name == floor ]]; then
-    "$FLOOR" --bind 127.0.0.1 --port "$port" >"$log" 2>&1 &
+    # FLOOR_ARGS: --forward for the messaging run (see bench/floor/floor.cc).
+    "$FLOOR" --bind 127.0.0.1 --port "$port" ${FLOOR_ARGS:-} >"$log" 2>&1 &
   else
     local conf=$work/mosquitto-$port.conf
     {
@@ -277,8 +279,9 @@ EOF
 say "pairs QoS 1 at a fixed offered load: $rate msg/s per publisher"
 run "pairs-q1-fixed" 0 pairs --qos 1 "${P[@]}" "${PAIRS[@]}" "${D[@]}" --rate "$rate"
 
-# Light load: 20 msgs/s per publisher whatever the broker (10,000 msgs/s with 500 pairs).
-run "pairs-q1-light" 0 pairs --qos 1 "${P[@]}" "${PAIRS[@]}" "${D[@]}" --rate 20
+# Light load: 20 msgs/s per publisher whatever the broker (10,000 msgs/s with 500 pairs), also
+# against the forwarding floor (what any server pays per message at this load on this kernel).
+RUN_BROKERS="ringmq mosquitto floor" FLOOR_ARGS=--forward run "pairs-q1-light" 0 pairs --qos 1 "${P[@]}" "${PAIRS[@]}" "${D[@]}" --rate 20
 
 # Connection paths: 32 plain clients in a loop (see "How the connect scenarios behave" in
 # docs/performance.md) on two generator threads, each server measured against the floor.
