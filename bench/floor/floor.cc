@@ -54,6 +54,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -342,7 +343,7 @@ class ForwardServer {
         }
         if (suback.size() - 2 > 127) return false;  // one-byte remaining length only
         suback[1] = static_cast<uint8_t>(suback.size() - 2);
-        return Reply(fd, suback);
+        return Reply(fd, suback.data(), suback.size());
       }
       case 12:  // PINGREQ
         return Reply(fd, {0xD0, 0x00});
@@ -353,9 +354,13 @@ class ForwardServer {
     }
   }
 
-  bool Reply(int fd, const std::vector<uint8_t>& bytes) {
+  // No allocation per reply: the bytes are appended to the socket's output buffer.
+  bool Reply(int fd, std::initializer_list<uint8_t> bytes) {
+    return Reply(fd, bytes.begin(), bytes.size());
+  }
+  bool Reply(int fd, const uint8_t* bytes, size_t size) {
     Conn& c = conns_[static_cast<size_t>(fd)];
-    c.out.insert(c.out.end(), bytes.begin(), bytes.end());
+    c.out.insert(c.out.end(), bytes, bytes + size);
     MarkDirty(fd);
     return true;
   }
