@@ -158,9 +158,9 @@ class Router final : public net::PacketSink {
   bool has_jobs() const { return !jobs_.empty(); }
   // Retries overflowed mailbox records, then writes session output into connection buffers.
   void Flush();
-  // Signals and wakes the shards whose mailbox from us went from empty to non-empty since the
-  // last call. Called before the shard's connection flush (so the doorbells are submitted ahead
-  // of the sends) and again after it, which can hand off connections.
+  // Signals and wakes the shards whose mailbox from us went from empty to non-empty this
+  // iteration. Last in the iteration, after the shard's own flush, which can hand off
+  // connections.
   void RingDoorbells();
 
   size_t session_count() const { return by_client_id_.size(); }

@@ -182,14 +182,10 @@ void Shard::Loop() {
     stalls_.work().sessions_flushed = router_->dirty_session_count();
     router_->Flush();
     EndPhase(LoopPhase::kSessions);
-    // Doorbells go ahead of this iteration's sends in the submission queue: the submit runs
-    // each send's loopback TCP work inline, and a shard woken first delivers its mail on the
-    // other core meanwhile. The second call rings for hand-offs pushed by Flush.
-    router_->RingDoorbells();
-    doorbell_retries_.TakeDue([this](uint32_t shard) { SubmitDoorbell(shard); });
     stalls_.work().connections_flushed = dirty_.size();
     Flush();
     router_->RingDoorbells();
+    doorbell_retries_.TakeDue([this](uint32_t shard) { SubmitDoorbell(shard); });
     buffers_->Publish();
     shared_.epochs.Quiescent(index_);
     EndPhase(LoopPhase::kConnections);

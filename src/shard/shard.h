@@ -4,10 +4,10 @@
 // stop doorbell), drain the signalled mailboxes, work on pending SUBSCRIBE/UNSUBSCRIBE jobs
 // (the router's per-iteration filter budget; the loop does not sleep while jobs wait), advance
 // the timer wheel (and, once per tick, expire offline sessions), on shard 0 publish the $SYS
-// topics when they are due (every sys_interval_s), ring the doorbells of shards sent mail (and
-// retry failed ones), then for each connection touched in this iteration start its next send or
-// its close (and ring again for connections handed off there), hand receive buffers back, and
-// make one submit-and-wait call for everything (waking at least every tick for timers). With stall_warning_ms set, an iteration that runs
+// topics when they are due (every sys_interval_s), then for each connection touched in this
+// iteration start its next send or its close, ring the doorbells of shards sent mail (and retry
+// failed ones), hand receive buffers back, and make one submit-and-wait call for everything
+// (waking at least every tick for timers). With stall_warning_ms set, an iteration that runs
 // longer is counted and logged with what it did (stall_detector.h).
 //
 // Receive memory is the shard's provided-buffer ring; connections hold none while idle.
