@@ -17,7 +17,9 @@
 #   idle 10,000                                       connect rate, broker RSS per connection
 # connect, connect-fixed and reject protocol also run against ringmq-floor (bench/floor/), a minimal epoll
 # server that only accepts, answers a fixed CONNACK and closes: the floor of what any server
-# pays per connection on this kernel, reported as ringmq/floor and Mosquitto/floor.
+# pays per connection on this kernel, reported as ringmq/floor and Mosquitto/floor; and
+# pairs-q1-light runs against `ringmq-floor --forward` (it also forwards each PUBLISH to its
+# exact topic's subscriber and PUBACKs it): the floor of what any server pays per message.
 # It then prints the table with ringmq/Mosquitto ratios, writes the JSON of every run plus
 # summary.json and PNG charts (scripts/bench-plot) under DIR (default bench/results/standard,
 # or bench/results/quick), and regenerates the table in docs/performance.md between its marker
