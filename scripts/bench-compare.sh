@@ -8,7 +8,8 @@
 #                                                     at the same offered load for both brokers
 #                                                     (half the slower one's throughput) for p99
 #   pairs light load (pairs-q1-light)                 500 pairs, QoS 1, 20 msgs/s each (a fixed
-#                                                     10,000 msgs/s): broker CPU per message, p99
+#                                                     10,000 msgs/s): broker CPU per message, p99;
+#                                                     also against ringmq-floor --forward
 #   connect                                           connect + CONNACK + DISCONNECT + wait for
 #                                                     the broker's close, 32 at once; then again
 #                                                     at a fixed 5,000/s (connect-fixed)
@@ -16,7 +17,9 @@
 #   idle 10,000                                       connect rate, broker RSS per connection
 # connect, connect-fixed and reject protocol also run against ringmq-floor (bench/floor/), a minimal epoll
 # server that only accepts, answers a fixed CONNACK and closes: the floor of what any server
-# pays per connection on this kernel, reported as ringmq/floor and Mosquitto/floor.
+# pays per connection on this kernel, reported as ringmq/floor and Mosquitto/floor; and
+# pairs-q1-light runs against `ringmq-floor --forward` (it also forwards each PUBLISH to its
+# exact topic's subscriber and PUBACKs it): the floor of what any server pays per message.
 # It then prints the table with ringmq/Mosquitto ratios, writes the JSON of every run plus
 # summary.json and PNG charts (scripts/bench-plot) under DIR (default bench/results/standard,
 # or bench/results/quick), and regenerates the table in docs/performance.md between its marker
@@ -134,7 +137,8 @@ start_broker() {
     [[ $auth == 1 ]] && args+=(--password-file "$passwd_file" --allow-anonymous false)
     "$RINGMQ" "${args[@]}" >"$log" 2>&1 &
   elif [[ $name == floor ]]; then
-    "$FLOOR" --bind 127.0.0.1 --port "$port" >"$log" 2>&1 &
+    # FLOOR_ARGS: --forward for the messaging run (see bench/floor/floor.cc).
+    "$FLOOR" --bind 127.0.0.1 --port "$port" ${FLOOR_ARGS:-} >"$log" 2>&1 &
   else
     local conf=$work/mosquitto-$port.conf
     {
@@ -277,8 +281,9 @@ EOF
 say "pairs QoS 1 at a fixed offered load: $rate msg/s per publisher"
 run "pairs-q1-fixed" 0 pairs --qos 1 "${P[@]}" "${PAIRS[@]}" "${D[@]}" --rate "$rate"
 
-# Light load: 20 msgs/s per publisher whatever the broker (10,000 msgs/s with 500 pairs).
-run "pairs-q1-light" 0 pairs --qos 1 "${P[@]}" "${PAIRS[@]}" "${D[@]}" --rate 20
+# Light load: 20 msgs/s per publisher whatever the broker (10,000 msgs/s with 500 pairs), also
+# against the forwarding floor (what any server pays per message at this load on this kernel).
+RUN_BROKERS="ringmq mosquitto floor" FLOOR_ARGS=--forward run "pairs-q1-light" 0 pairs --qos 1 "${P[@]}" "${PAIRS[@]}" "${D[@]}" --rate 20
 
 # Connection paths: 32 plain clients in a loop (see "How the connect scenarios behave" in
 # docs/performance.md) on two generator threads, each server measured against the floor.
