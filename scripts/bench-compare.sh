@@ -20,6 +20,8 @@
 # pays per connection on this kernel, reported as ringmq/floor and Mosquitto/floor; and
 # pairs-q1-light runs against `ringmq-floor --forward` (it also forwards each PUBLISH to its
 # exact topic's subscriber and PUBACKs it): the floor of what any server pays per message.
+# Those three runs (connect, reject protocol, pairs-q1-light) also run ringmq with one shard
+# (`ringmq1`), one event loop thread like the floor, reported as ringmq1/floor beside ringmq/floor.
 # It then prints the table with ringmq/Mosquitto ratios, writes the JSON of every run plus
 # summary.json and PNG charts (scripts/bench-plot) under DIR (default bench/results/standard,
 # or bench/results/quick), and regenerates the table in docs/performance.md between its marker
@@ -129,10 +131,14 @@ queued=1000000 # both brokers: per-session queue large enough that the window bo
 start_broker() {
   local name=$1 auth=$2 port=$3
   local log=$out/$1-$4.log
-  if [[ $name == ringmq ]]; then
+  if [[ $name == ringmq || $name == ringmq1 ]]; then
     # Metrics off: nothing here scrapes them, and the default port may be taken on a shared
     # machine. The byte cap is raised with the message cap (it applies to QoS 1/2 too).
-    local args=(--port "$port" --threads 2 --max-queued-messages "$queued"
+    # ringmq1: one shard, one event loop thread like the floor (see "How to read" in
+    # docs/performance.md).
+    local threads=2
+    [[ $name == ringmq1 ]] && threads=1
+    local args=(--port "$port" --threads "$threads" --max-queued-messages "$queued"
                 --max-queued-bytes $((1 << 30)) --metrics-port 0 --log-level warning)
     [[ $auth == 1 ]] && args+=(--password-file "$passwd_file" --allow-anonymous false)
     "$RINGMQ" "${args[@]}" >"$log" 2>&1 &
@@ -283,17 +289,17 @@ run "pairs-q1-fixed" 0 pairs --qos 1 "${P[@]}" "${PAIRS[@]}" "${D[@]}" --rate "$
 
 # Light load: 20 msgs/s per publisher whatever the broker (10,000 msgs/s with 500 pairs), also
 # against the forwarding floor (what any server pays per message at this load on this kernel).
-RUN_BROKERS="ringmq mosquitto floor" FLOOR_ARGS=--forward run "pairs-q1-light" 0 pairs --qos 1 "${P[@]}" "${PAIRS[@]}" "${D[@]}" --rate 20
+RUN_BROKERS="ringmq ringmq1 mosquitto floor" FLOOR_ARGS=--forward run "pairs-q1-light" 0 pairs --qos 1 "${P[@]}" "${PAIRS[@]}" "${D[@]}" --rate 20
 
 # Connection paths: 32 plain clients in a loop (see "How the connect scenarios behave" in
 # docs/performance.md) on two generator threads, each server measured against the floor.
 C=(--clients 32 --threads 2)
-RUN_BROKERS="ringmq mosquitto floor" run connect 0 connect "${C[@]}" "${D[@]}"
+RUN_BROKERS="ringmq ringmq1 mosquitto floor" run connect 0 connect "${C[@]}" "${D[@]}"
 # The same at a fixed 5,000 connections/s (156.25 per slot), below every server's saturation:
 # as fast as possible, whichever side saturates (the generator or the server) changes who pays
 # for waking whom, so this run measures all three servers in the same regime.
 RUN_BROKERS="ringmq mosquitto floor" run connect-fixed 0 connect "${C[@]}" "${D[@]}" --rate 156.25
-RUN_BROKERS="ringmq mosquitto floor" run reject-protocol 0 reject --reject-kind protocol \
+RUN_BROKERS="ringmq ringmq1 mosquitto floor" run reject-protocol 0 reject --reject-kind protocol \
   "${C[@]}" "${D[@]}"
 run reject-auth 1 reject --reject-kind auth --username bench --bad-password wrong "${C[@]}" "${D[@]}"
 run idle 0 idle --clients "$IDLE" --duration 2 --handshakes 64 --setup-timeout 120
