@@ -1,8 +1,8 @@
 // SharedString: an immutable string whose copies share one heap block by reference count.
 //
 // For a client id, held by the connection (for its log lines, and the hand-off to the home
-// shard) and by the session bound to it (and, through a view of the session's, by the shard's
-// client-id map): one block instead of a std::string in each (32 bytes inline plus a heap copy
+// shard) and by the session bound to it (the shard's client-id map holds session slots and
+// reads the id through the session): one block instead of a std::string in each (32 bytes inline plus a heap copy
 // when longer than 15 bytes). The handle is one pointer; the block is a 4-byte header, the
 // characters and a NUL (so c_str() needs no copy), which for a 17-byte id is a 24-byte
 // allocation. The empty string holds no block.

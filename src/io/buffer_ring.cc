@@ -38,9 +38,16 @@ absl::StatusOr<std::unique_ptr<BufferRing>> BufferRing::Create(io_uring* ring, u
     return ErrnoStatus(-registered,
                        "io_uring_register_buf_ring (provided-buffer rings need Linux 5.19+)");
   }
-  // Not zeroed: the kernel writes a buffer before handing it out, and untouched pages stay
-  // out of the resident set (count * size per shard adds up with many shards).
-  result->memory_ = std::make_unique_for_overwrite<uint8_t[]>(size_t{count} * size);
+  // A mapping of its own, not zeroed by us: the kernel writes a buffer before handing it out,
+  // and pages of buffers outside the working set are never touched, so they stay out of the
+  // resident set. No transparent huge pages: one would make a whole 2 MiB resident at the
+  // first touch (hosts with THP `always`).
+  result->memory_bytes_ = size_t{count} * size;
+  void* memory = mmap(nullptr, result->memory_bytes_, PROT_READ | PROT_WRITE,
+                      MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+  if (memory == MAP_FAILED) return ErrnoStatus(errno, "mmap of the receive buffers");
+  result->memory_ = static_cast<uint8_t*>(memory);
+  (void)madvise(memory, result->memory_bytes_, MADV_NOHUGEPAGE);  // advice only
   result->active_ = std::min(count, kInitialBuffers);
   for (uint32_t id = 0; id < result->active_; ++id) result->Recycle(static_cast<uint16_t>(id));
   result->Advance();
@@ -48,19 +55,21 @@ absl::StatusOr<std::unique_ptr<BufferRing>> BufferRing::Create(io_uring* ring, u
 }
 
 BufferRing::~BufferRing() {
-  if (buffer_ring_ == nullptr) return;
-  io_uring_unregister_buf_ring(ring_, group_id_);
-  munmap(buffer_ring_, ring_bytes_);
+  if (buffer_ring_ != nullptr) {
+    io_uring_unregister_buf_ring(ring_, group_id_);
+    munmap(buffer_ring_, ring_bytes_);
+  }
+  if (memory_ != nullptr) munmap(memory_, memory_bytes_);  // after the kernel let go of them
 }
 
 std::span<const uint8_t> BufferRing::Filled(uint16_t id, uint32_t length) const {
   RINGMQ_ASSERT(id < count_ && length <= size_);
-  return {memory_.get() + size_t{id} * size_, length};
+  return {memory_ + size_t{id} * size_, length};
 }
 
 void BufferRing::Recycle(uint16_t id) {
   RINGMQ_ASSERT(id < count_);
-  io_uring_buf_ring_add(buffer_ring_, memory_.get() + size_t{id} * size_, size_, id,
+  io_uring_buf_ring_add(buffer_ring_, memory_ + size_t{id} * size_, size_, id,
                         io_uring_buf_ring_mask(count_), pending_);
   ++pending_;
 }

@@ -12,7 +12,9 @@
 // become resident: a shard whose iterations never complete more than 32 receives keeps 128 KiB
 // of receive memory resident, not the whole budget. An iteration that used the whole set may
 // have left receives without a buffer (-ENOBUFS, counted in recv_enobufs; the shard re-arms
-// them); that happens at most log2(count / kInitialBuffers) times per shard, as the set grows.
+// them): a few receives each time the set grows, which is at most log2(count /
+// kInitialBuffers) times per shard. (Buffers taken by receives that complete during a submit
+// in the middle of an iteration are recycled in the next one; the count is approximate.)
 //
 // Thread safety: owned by one shard; used only on its thread.
 #ifndef RINGMQ_IO_BUFFER_RING_H_
@@ -60,7 +62,8 @@ class BufferRing {
   io_uring* ring_ = nullptr;
   io_uring_buf_ring* buffer_ring_ = nullptr;
   size_t ring_bytes_ = 0;
-  std::unique_ptr<uint8_t[]> memory_;
+  uint8_t* memory_ = nullptr;  // mmap'd, memory_bytes_ long
+  size_t memory_bytes_ = 0;
   uint32_t count_ = 0;
   uint32_t active_ = 0;  // buffers 0 .. active_-1 have been given to the kernel
   uint32_t size_ = 0;

@@ -139,7 +139,11 @@ class SessionTable {
   struct IdEq {
     using is_transparent = void;
     const StableVector<SessionEntry>* slots;
-    bool operator()(uint32_t a, uint32_t b) const { return a == b; }
+    // Two slots are the same key when their sessions have the same id, so inserting a second
+    // session with an id already present finds the first (Create asserts it does not).
+    bool operator()(uint32_t a, uint32_t b) const {
+      return a == b || (*slots)[a].session->client_id() == (*slots)[b].session->client_id();
+    }
     bool operator()(uint32_t index, std::string_view id) const {
       return (*slots)[index].session->client_id() == id;
     }

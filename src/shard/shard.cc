@@ -454,6 +454,9 @@ void Shard::SendLastAndClose(uint32_t slot_index, std::span<const uint8_t> bytes
   Slot& slot = slots_[slot_index];
   // The two entries must reach the kernel in one submission to stay linked.
   if (io_uring_sq_space_left(ring_->get()) < 2) io_uring_submit(ring_->get());
+  // As in Ring::NextSqe, a submit that leaves no room is a broken ring, not a state to go on
+  // in: split across two submissions, the close could run before the send.
+  RINGMQ_ASSERT(io_uring_sq_space_left(ring_->get()) >= 2);
   io_uring_sqe* sqe = NextSqe();
   // MSG_WAITALL: the kernel retries a short send instead of completing the link early. The
   // hard link runs the close whatever the send's result (a peer that reset gets no CONNACK).

@@ -18,8 +18,11 @@
 // multishot receive (and any send stuck on a peer that does not read), then close(fd) frees
 // the descriptor and the slot. A connection with no receive and no send pending is closed at
 // once: receives are one-shot until the first packet after CONNECT has been read, so a refused
-// connection and one whose first packet is DISCONNECT need no shutdown. A refusal's CONNACK
-// send is hard-linked to its close, and its slot freed at once (SendLastAndClose).
+// connection and one whose first packet is DISCONNECT need no shutdown. A connection closing
+// with only its pre-encoded CONNACK left to send (a refusal; also an accepted CONNECT whose
+// connection ends in the same iteration: DISCONNECT or a protocol violation in the same read,
+// a takeover, a stop) has that send hard-linked to its close, and its slot freed at once
+// (SendLastAndClose).
 //
 // Thread safety: Run() executes on the shard's own thread and everything inside is owned by it.
 // RequestStop() and counters() may be called from any thread.
@@ -127,8 +130,8 @@ class Shard final : public ShardServices {
   void Flush();
   void FlushSlot(uint32_t slot_index);
   void FlushClosing(uint32_t slot_index);
-  // A refused CONNECT: its static CONNACK and the close go out linked, and the slot is freed
-  // at once.
+  // A closing connection whose only output left is its static CONNACK (refused, or accepted
+  // and ended at once): that send and the close go out linked, and the slot is freed at once.
   void SendLastAndClose(uint32_t slot_index, std::span<const uint8_t> bytes);
   void SubmitClose(uint32_t slot_index);
   // The socket's close is submitted: tells the router and the connection, frees the slot.

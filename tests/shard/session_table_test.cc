@@ -92,6 +92,13 @@ TEST_F(SessionTableTest, IdsStayFindableWhileTheTableGrowsAndShrinks) {
   EXPECT_EQ(table_.slot_count(), uint32_t{kSessions});
 }
 
+// The Router looks an id up before it creates a session (MQTT-3.1.4-2 takeover); a second
+// session with the same id would make Find return either one, so Create refuses it.
+TEST_F(SessionTableTest, SecondSessionWithTheSameIdIsAnAssertion) {
+  Create("dup");
+  EXPECT_DEATH(Create("dup"), "assertion failed");
+}
+
 TEST_F(SessionTableTest, TagsBindAndUnbind) {
   const uint32_t a = Create("a");
   EXPECT_EQ(table_.IndexOfTag(3), kNone) << "never bound";
