@@ -61,6 +61,7 @@ void Connection::ReleaseForHandoff() {
   RINGMQ_ASSERT(state_ == State::kHandoff);
   holds_client_slot_ = false;  // the adopting connection holds it now
   transport_closed_ = true;
+  fd_ = -1;  // the descriptor belongs to the home shard now
 }
 
 void Connection::SendConnack(bool session_present) {

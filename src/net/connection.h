@@ -124,9 +124,11 @@ class Connection {
   // until the shard moves the socket (see TakeHandoffBytes).
   enum class State : uint8_t { kAwaitConnect, kOpen, kHandoff, kClosing };
 
-  // Prepares the object for a newly accepted socket. `fd` is used only to name the peer in
-  // debug logs.
+  // Prepares the object for a newly accepted socket. The connection does no I/O on `fd`: it
+  // names the peer in logs, and the shard keeps no other record of the descriptor (fd()).
   void Open(int fd, uint64_t now_ms);
+  // The socket given to Open/Adopt; -1 before, and after ReleaseForHandoff.
+  int fd() const { return fd_; }
 
   // Takes over a socket another shard admitted and handed off. The caller then feeds the
   // bytes of TakeHandoffBytes() (the CONNECT first) to OnReceive; admission is not repeated and
@@ -135,8 +137,8 @@ class Connection {
 
   // kHandoff only: the CONNECT frame and everything received after it, moved out.
   std::vector<uint8_t> TakeHandoffBytes();
-  // kHandoff only: the socket moved to another shard; this object lets go of it without
-  // releasing the connected-client slot (the adopting connection holds it now).
+  // kHandoff only: the socket moved to another shard; this object lets go of it (fd() is -1)
+  // without releasing the connected-client slot (the adopting connection holds it now).
   void ReleaseForHandoff();
 
   // For the sink: CONNACK 0x00 with the session-present flag (MQTT-3.2.2-1/2).
