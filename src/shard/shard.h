@@ -183,7 +183,7 @@ class Shard final : public ShardServices {
   int64_t charged_structures_bytes_ = 0;  // RefreshMemory's estimate, as last charged
   uint64_t next_memory_refresh_ms_ = 0;
 
-  StableVector<Slot> slots_;  // stable addresses while growing
+  StableVector<Slot, kChunkBytesFor<Slot>> slots_;  // stable addresses, 16 KiB chunks
   std::vector<uint32_t> free_slots_;
   std::vector<uint32_t> dirty_;
   uint32_t open_connections_ = 0;
