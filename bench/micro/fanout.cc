@@ -38,7 +38,6 @@ constexpr char kTopic[] = "site/7/sensors/temperature";
 struct Fixture {
   Fixture(size_t sessions, uint8_t qos) : domain(1), trie(domain), outputs(sessions) {
     domain.Online(0);
-    session::SessionLimits limits;
     for (uint32_t i = 0; i < sessions; ++i) {
       auto s = std::make_unique<Session>("client-" + std::to_string(i), true, limits);
       s->Attach(true);
@@ -49,6 +48,7 @@ struct Fixture {
   }
   EpochDomain domain;
   SubscriptionTrie trie;
+  session::SessionLimits limits;  // the sessions refer to it
   std::vector<std::unique_ptr<Session>> list;
   std::vector<ByteBuffer> outputs;
   MatchResult result;

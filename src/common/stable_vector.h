@@ -10,6 +10,11 @@
 // pointer per chunk of kChunk, and a chunk is allocated only when the first element in it is
 // appended (so a shard with few connections holds one chunk).
 //
+// kChunk need not be a power of two (the index is divided by a constant). For large tables,
+// kChunkBytesFor<T> elements make a chunk of at most 16 KiB: mimalloc has a size class of
+// exactly 16 KiB and puts four in a 64 KiB page, whereas 64 elements of, say, 176 bytes
+// (11,264 B) are rounded up to its 12 KiB class and leave 4 KiB of each page unused.
+//
 // Bounds: size() < 2^32; operator[] asserts the index.
 // Thread safety: none; one owner.
 #ifndef RINGMQ_COMMON_STABLE_VECTOR_H_
@@ -26,9 +31,13 @@
 
 namespace ringmq {
 
+inline constexpr size_t kStableVectorChunkBytes = 16 * 1024;
+template <typename T>
+inline constexpr size_t kChunkBytesFor = kStableVectorChunkBytes / sizeof(T);
+
 template <typename T, size_t kChunk = 64>
 class StableVector {
-  static_assert(kChunk > 0 && (kChunk & (kChunk - 1)) == 0, "kChunk is a power of two");
+  static_assert(kChunk > 0, "a chunk holds at least one element");
 
  public:
   StableVector() = default;

@@ -53,13 +53,15 @@ void Connection::Adopt(int fd, uint64_t now_ms) {
 
 std::vector<uint8_t> Connection::TakeHandoffBytes() {
   RINGMQ_ASSERT(state_ == State::kHandoff);
-  return std::move(handoff_);
+  RINGMQ_ASSERT(spill_ != nullptr);  // the CONNECT at least is kept
+  return std::move(spill_->handoff);
 }
 
 void Connection::ReleaseForHandoff() {
   RINGMQ_ASSERT(state_ == State::kHandoff);
   holds_client_slot_ = false;  // the adopting connection holds it now
   transport_closed_ = true;
+  fd_ = -1;  // the descriptor belongs to the home shard now
 }
 
 void Connection::SendConnack(bool session_present) {
@@ -77,30 +79,33 @@ void Connection::OnReceive(std::span<const uint8_t> bytes, uint64_t now_ms,
   if (state_ == State::kHandoff) {
     // Bounded: a client may pipeline packets behind its CONNECT, but not without limit: the
     // CONNECT and at most one packet of the largest size.
-    if (handoff_.size() + bytes.size() >
+    std::vector<uint8_t>& handoff = spill().handoff;
+    if (handoff.size() + bytes.size() >
         size_t{context.ConnectPacketSizeMax()} + context.max_packet_size) {
       CloseForViolation(mqtt::Violation::kPacketTooLarge, context);
       return;
     }
-    handoff_.insert(handoff_.end(), bytes.begin(), bytes.end());
+    handoff.insert(handoff.end(), bytes.begin(), bytes.end());
     return;
   }
   if (paused_) {
     // Processed by Resume, in order, after the paused packet.
-    partial_.insert(partial_.end(), bytes.begin(), bytes.end());
-    receive_blocked_ = partial_.size() >= context.max_packet_size;
+    std::vector<uint8_t>& partial = spill().partial;
+    partial.insert(partial.end(), bytes.begin(), bytes.end());
+    receive_blocked_ = partial.size() >= context.max_packet_size;
     return;
   }
-  if (partial_.empty()) {
+  if (partial_bytes() == 0) {
     // Fast path: decode straight from the receive buffer; copy only a trailing split frame.
     const size_t used = ProcessFrames(bytes, context);
     if (state_ != State::kClosing && used < bytes.size()) {
-      partial_.assign(bytes.begin() + static_cast<std::ptrdiff_t>(used), bytes.end());
+      spill().partial.assign(bytes.begin() + static_cast<std::ptrdiff_t>(used), bytes.end());
     }
-    if (state_ == State::kClosing) partial_.clear();
-    receive_blocked_ = paused_ && partial_.size() >= context.max_packet_size;
+    if (state_ == State::kClosing && spill_ != nullptr) spill_->partial.clear();
+    receive_blocked_ = paused_ && partial_bytes() >= context.max_packet_size;
   } else {
-    partial_.insert(partial_.end(), bytes.begin(), bytes.end());
+    std::vector<uint8_t>& partial = spill_->partial;
+    partial.insert(partial.end(), bytes.begin(), bytes.end());
     ProcessPartial(context);
   }
 }
@@ -116,12 +121,16 @@ void Connection::Resume(uint64_t now_ms, ConnectionContext& context) {
 }
 
 void Connection::ProcessPartial(ConnectionContext& context) {
-  const size_t used = ProcessFrames(partial_, context);
-  partial_.erase(partial_.begin(), partial_.begin() + static_cast<std::ptrdiff_t>(used));
-  if (state_ == State::kClosing) partial_.clear();
-  receive_blocked_ = paused_ && partial_.size() >= context.max_packet_size;
-  if (partial_.empty() && partial_.capacity() > kKeepBufferBytes) {
-    std::vector<uint8_t>().swap(partial_);
+  if (spill_ == nullptr) return;  // nothing waits
+  // A hand-off decided in ProcessFrames copies from `partial` into the same Spill's handoff:
+  // the Spill exists already, so `partial` stays where it is.
+  std::vector<uint8_t>& partial = spill_->partial;
+  const size_t used = ProcessFrames(partial, context);
+  partial.erase(partial.begin(), partial.begin() + static_cast<std::ptrdiff_t>(used));
+  if (state_ == State::kClosing) partial.clear();
+  receive_blocked_ = paused_ && partial.size() >= context.max_packet_size;
+  if (partial.empty() && partial.capacity() > kKeepBufferBytes) {
+    std::vector<uint8_t>().swap(partial);
   }
 }
 
@@ -146,7 +155,7 @@ size_t Connection::ProcessFrames(std::span<const uint8_t> bytes, ConnectionConte
                 rest.subspan(frame.header.header_length, frame.header.remaining_length), context);
     if (state_ == State::kHandoff) {
       // Keep the CONNECT and everything after it for the home shard.
-      handoff_.assign(rest.begin(), rest.end());
+      spill().handoff.assign(rest.begin(), rest.end());
       return bytes.size();
     }
     offset += frame.header.total_length();
@@ -465,8 +474,10 @@ std::span<const uint8_t> Connection::TakeFinalStaticSend() {
 int64_t Connection::TakeBufferChargeDelta() {
   // Each buffer is bounded (max_packet_size, 2 x max_packet_size for a hand-off, the output
   // cap), so the sum fits 32 bits.
-  const auto capacity = static_cast<uint32_t>(partial_.capacity() + handoff_.capacity() +
-                                              queued_.capacity() + sending_.capacity());
+  const size_t spill_capacity =
+      spill_ == nullptr ? 0 : spill_->partial.capacity() + spill_->handoff.capacity();
+  const auto capacity =
+      static_cast<uint32_t>(spill_capacity + queued_.capacity() + sending_.capacity());
   const int64_t delta = int64_t{capacity} - int64_t{charged_buffer_bytes_};
   charged_buffer_bytes_ = capacity;
   return delta;

@@ -10,14 +10,16 @@
 // In kClosing, received bytes are ignored; the shard closes the socket once ReadyToClose().
 //
 // Receive path: frames are decoded in place from the bytes the shard passes in; only a frame
-// split across receives is copied into `partial_` (bounded by max_connect_packet_size before
-// the CONNECT is admitted, by max_packet_size afterwards).
+// split across receives is copied into the partial buffer (bounded by max_connect_packet_size
+// before the CONNECT is admitted, by max_packet_size afterwards). That buffer and the hand-off
+// buffer are cold (most connections never split a frame or move), so they live in a `Spill`
+// made on first use: a connection that never needs them holds one null pointer.
 // Send path: at most one send in flight; replies produced meanwhile wait in `queued_`.
 //
 // Pause: the sink may pause the connection while it works on a packet over several loop
 // iterations (a big SUBSCRIBE). Frames after that packet are not processed until Resume(), so
 // packets keep their order (MQTT-4.6.0) and the answer to the paused packet precedes anything
-// later packets cause. Bytes received meanwhile wait in `partial_`; once they reach
+// later packets cause. Bytes received meanwhile wait in the partial buffer; once they reach
 // max_packet_size, receive_blocked() asks the shard to stop reading the socket (TCP pushes back
 // on the client) until Resume() has processed them.
 //
@@ -27,6 +29,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -121,9 +124,11 @@ class Connection {
   // until the shard moves the socket (see TakeHandoffBytes).
   enum class State : uint8_t { kAwaitConnect, kOpen, kHandoff, kClosing };
 
-  // Prepares the object for a newly accepted socket. `fd` is used only to name the peer in
-  // debug logs.
+  // Prepares the object for a newly accepted socket. The connection does no I/O on `fd`: it
+  // names the peer in logs, and the shard keeps no other record of the descriptor (fd()).
   void Open(int fd, uint64_t now_ms);
+  // The socket given to Open/Adopt; -1 before, and after ReleaseForHandoff.
+  int fd() const { return fd_; }
 
   // Takes over a socket another shard admitted and handed off. The caller then feeds the
   // bytes of TakeHandoffBytes() (the CONNECT first) to OnReceive; admission is not repeated and
@@ -132,8 +137,8 @@ class Connection {
 
   // kHandoff only: the CONNECT frame and everything received after it, moved out.
   std::vector<uint8_t> TakeHandoffBytes();
-  // kHandoff only: the socket moved to another shard; this object lets go of it without
-  // releasing the connected-client slot (the adopting connection holds it now).
+  // kHandoff only: the socket moved to another shard; this object lets go of it (fd() is -1)
+  // without releasing the connected-client slot (the adopting connection holds it now).
   void ReleaseForHandoff();
 
   // For the sink: CONNACK 0x00 with the session-present flag (MQTT-3.2.2-1/2).
@@ -225,8 +230,8 @@ class Connection {
 
  private:
   size_t ProcessFrames(std::span<const uint8_t> bytes, ConnectionContext& context);
-  // Processes the frames in partial_ and keeps what is left (a split frame, or what waits
-  // behind a paused packet).
+  // Processes the frames in the partial buffer and keeps what is left (a split frame, or what
+  // waits behind a paused packet).
   void ProcessPartial(ConnectionContext& context);
   void HandleFrame(const mqtt::FixedHeader& header, std::span<const uint8_t> body,
                    ConnectionContext& context);
@@ -267,9 +272,20 @@ class Connection {
   uint64_t event_ms_ = 0;             // time of the event being processed
   uint64_t closing_since_ms_ = 0;
 
-  std::vector<uint8_t> partial_;            // a frame split across receives, or (paused)
-                                            // every byte received after the paused packet
-  std::vector<uint8_t> handoff_;            // kHandoff: CONNECT and later bytes
+  // The cold receive-side buffers, made on first use and kept (like a vector's capacity, so a
+  // connection that often splits frames does not allocate per receive).
+  struct Spill {
+    std::vector<uint8_t> partial;  // a frame split across receives, or (paused) every byte
+                                   // received after the paused packet
+    std::vector<uint8_t> handoff;  // kHandoff: CONNECT and later bytes
+  };
+  Spill& spill() {
+    if (spill_ == nullptr) spill_ = std::make_unique<Spill>();
+    return *spill_;
+  }
+  size_t partial_bytes() const { return spill_ == nullptr ? 0 : spill_->partial.size(); }
+
+  std::unique_ptr<Spill> spill_;
   std::span<const uint8_t> static_output_;  // pre-encoded refusal CONNACK, sent before queued_
   ByteBuffer queued_;                       // replies not yet handed to a send
   ByteBuffer sending_;                      // bytes of the send in flight (when not static)

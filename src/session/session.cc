@@ -14,7 +14,7 @@ const Session::Subscriptions& Session::NoSubscriptions() {
 }
 
 Session::Session(SharedString client_id, bool clean_session, const SessionLimits& limits)
-    : client_id_(std::move(client_id)), limits_(limits), clean_session_(clean_session) {
+    : client_id_(std::move(client_id)), limits_(&limits), clean_session_(clean_session) {
   RINGMQ_ASSERT(limits.max_inflight > 0 && limits.max_inflight < 65535);
   RINGMQ_ASSERT(limits.max_subscriptions > 0 && limits.max_inbound_qos2 > 0);
 }
@@ -43,17 +43,17 @@ void Session::Detach() {
 EnqueueResult Session::Enqueue(message::MessageRef message, uint8_t qos, bool retain) {
   RINGMQ_ASSERT(message.get() != nullptr && qos <= 2);
   const uint64_t bytes = message.get()->wire_bytes();
-  if (qos == 0 && !online_ && !limits_.queue_qos0_offline) return EnqueueResult::kDroppedOffline;
+  if (qos == 0 && !online_ && !limits_->queue_qos0_offline) return EnqueueResult::kDroppedOffline;
   // For an online session, messages the in-flight window takes at the next write are not
   // waiting: without this, a burst that arrives before the session writes (several mailbox
   // records drained in one iteration) would find the queue full while the window has room.
-  const size_t window_room = online_ && inflight_.size() < limits_.max_inflight
-                                 ? limits_.max_inflight - inflight_.size()
+  const size_t window_room = online_ && inflight_.size() < limits_->max_inflight
+                                 ? limits_->max_inflight - inflight_.size()
                                  : 0;
-  if (qos > 0 && queue_.size() >= limits_.max_queued_messages + window_room) {
+  if (qos > 0 && queue_.size() >= limits_->max_queued_messages + window_room) {
     return EnqueueResult::kDroppedQueueFull;
   }
-  if (queued_bytes_ + bytes > limits_.max_queued_bytes) return EnqueueResult::kDroppedBytesCap;
+  if (queued_bytes_ + bytes > limits_->max_queued_bytes) return EnqueueResult::kDroppedBytesCap;
   queued_bytes_ += bytes;
   queue_.push_back(Outbound{.message = std::move(message), .qos = qos, .retain = retain});
   return EnqueueResult::kQueued;
@@ -63,7 +63,7 @@ bool Session::has_output() const {
   if (!online_) return false;
   if (unsent_inflight_ > 0) return true;
   if (queue_.empty()) return false;
-  return queue_.front().qos == 0 || inflight_.size() < limits_.max_inflight;
+  return queue_.front().qos == 0 || inflight_.size() < limits_->max_inflight;
 }
 
 bool Session::WriteOne(const Outbound& entry, ByteBuffer& out, size_t max_bytes,
@@ -112,7 +112,7 @@ size_t Session::WriteOutput(ByteBuffer& out, size_t max_bytes, WriteCounts* coun
   }
   while (!queue_.empty()) {
     Outbound& entry = queue_.front();
-    if (entry.qos > 0 && inflight_.size() >= limits_.max_inflight) break;
+    if (entry.qos > 0 && inflight_.size() >= limits_->max_inflight) break;
     if (entry.qos > 0 && entry.packet_id == 0) entry.packet_id = NextPacketId();
     if (!WriteOne(entry, out, max_bytes, counts)) break;
     queued_bytes_ -= entry.message.get()->wire_bytes();
@@ -167,7 +167,7 @@ bool Session::OnPubcomp(uint16_t packet_id) {
 InboundQos2 Session::BeginInboundQos2(uint16_t packet_id) {
   if (inbound_qos2_ == nullptr) inbound_qos2_ = std::make_unique<absl::flat_hash_set<uint16_t>>();
   if (inbound_qos2_->contains(packet_id)) return InboundQos2::kDuplicate;
-  if (inbound_qos2_->size() >= limits_.max_inbound_qos2) return InboundQos2::kLimit;
+  if (inbound_qos2_->size() >= limits_->max_inbound_qos2) return InboundQos2::kLimit;
   inbound_qos2_->insert(packet_id);
   return InboundQos2::kNew;
 }
@@ -189,7 +189,7 @@ SubscribeResult Session::AddSubscription(std::string_view filter, uint8_t qos) {
       return SubscribeResult::kReplaced;
     }
   }
-  if (subscription_count() >= limits_.max_subscriptions) return SubscribeResult::kLimit;
+  if (subscription_count() >= limits_->max_subscriptions) return SubscribeResult::kLimit;
   if (subscriptions_ == nullptr) subscriptions_ = std::make_unique<Subscriptions>();
   subscriptions_->emplace(key, qos);
   return SubscribeResult::kAdded;

@@ -92,10 +92,14 @@ struct Will {
 
 class Session {
  public:
-  // `client_id` shares its storage with the connection that made the session.
+  // `client_id` shares its storage with the connection that made the session. `limits` is
+  // referred to, not copied (one copy per shard instead of 32 bytes per session), so it must
+  // outlive the session; a temporary does not compile.
   Session(SharedString client_id, bool clean_session, const SessionLimits& limits);
   Session(std::string_view client_id, bool clean_session, const SessionLimits& limits)
       : Session(SharedString(client_id), clean_session, limits) {}
+  Session(SharedString client_id, bool clean_session, const SessionLimits&& limits) = delete;
+  Session(std::string_view client_id, bool clean_session, const SessionLimits&& limits) = delete;
 
   // Valid as long as the session.
   std::string_view client_id() const { return client_id_.view(); }
@@ -181,7 +185,7 @@ class Session {
   // Members are ordered so that the small ones share one 8-byte word (an idle connection's
   // session is one of these; see the size test in tests/session/session_test.cc).
   SharedString client_id_;
-  SessionLimits limits_;
+  const SessionLimits* limits_;
   RingQueue<Outbound> queue_;     // not yet sent, in order
   RingQueue<Outbound> inflight_;  // sent (or due for resend / PUBREL), in send order
   uint64_t queued_bytes_ = 0;

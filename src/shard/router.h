@@ -287,7 +287,7 @@ class Router final : public net::PacketSink {
   metrics::ShardCounters& counters_;
   net::ConnectionContext& context_;
   ShardServices& services_;
-  session::SessionLimits limits_;
+  session::SessionLimits limits_;  // every session of this shard refers to it
   uint32_t max_filters_per_iteration_ = 0;
   uint32_t filters_this_iteration_ = 0;  // SUBSCRIBE / UNSUBSCRIBE filters done since RunJobs
   bool queue_full_disconnects_ = false;

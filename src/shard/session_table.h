@@ -126,11 +126,12 @@ class SessionTable {
   uint32_t slot_count() const { return static_cast<uint32_t>(slots_.size()); }
 
  private:
+  using Slots = StableVector<SessionEntry, kChunkBytesFor<SessionEntry>>;  // 16 KiB chunks
   // Slot indexes hashed and compared by their sessions' ids, and looked up by an id: 4 bytes
   // a map slot instead of a string_view key and an index (24).
   struct IdHash {
     using is_transparent = void;
-    const StableVector<SessionEntry>* slots;
+    const Slots* slots;
     size_t operator()(std::string_view id) const { return absl::Hash<std::string_view>()(id); }
     size_t operator()(uint32_t index) const {
       return (*this)((*slots)[index].session->client_id());
@@ -138,7 +139,7 @@ class SessionTable {
   };
   struct IdEq {
     using is_transparent = void;
-    const StableVector<SessionEntry>* slots;
+    const Slots* slots;
     // Two slots are the same key when their sessions have the same id, so inserting a second
     // session with an id already present finds the first (Create asserts it does not).
     bool operator()(uint32_t a, uint32_t b) const {
@@ -150,7 +151,7 @@ class SessionTable {
     bool operator()(std::string_view id, uint32_t index) const { return (*this)(index, id); }
   };
 
-  StableVector<SessionEntry> slots_;  // stable addresses while growing
+  Slots slots_;  // stable addresses while growing
   std::vector<uint32_t> free_slots_;
   absl::flat_hash_set<uint32_t, IdHash, IdEq> by_client_id_{0, IdHash{&slots_}, IdEq{&slots_}};
   std::vector<uint32_t> session_of_tag_;  // connection tag -> slot

@@ -89,7 +89,7 @@ Shard::Shard(uint32_t index, const Config& config, int listen_fd, int doorbell_f
 
 Shard::~Shard() {
   slots_.ForEach([](Slot& slot) {
-    if (slot.in_use) close(slot.fd);
+    if (slot.in_use) close(slot.connection.fd());
   });
   buffers_.reset();  // unregisters from the ring, so it must go before the ring
   ring_.reset();
@@ -293,7 +293,6 @@ void Shard::OnAccept(const io_uring_cqe& cqe) {
 uint32_t Shard::AddConnection(int fd, bool adopted) {
   const uint32_t slot_index = AllocateSlot();
   Slot& slot = slots_[slot_index];
-  slot.fd = fd;
   if (adopted) {
     slot.connection.Adopt(fd, now_ms_);
   } else {
@@ -398,7 +397,7 @@ void Shard::FlushSlot(uint32_t slot_index) {
   const std::span<const uint8_t> bytes = connection.NextSend();
   if (!bytes.empty()) {
     io_uring_sqe* sqe = NextSqe();
-    io_uring_prep_send(sqe, slot.fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    io_uring_prep_send(sqe, slot.connection.fd(), bytes.data(), bytes.size(), MSG_NOSIGNAL);
     io_uring_sqe_set_data64(sqe, Pack(Op::kSend, slot.generation, slot_index));
   }
   if (connection.state() != slot.timer_state) ScheduleTimer(slot_index);
@@ -437,7 +436,7 @@ void Shard::FlushClosing(uint32_t slot_index) {
       (connection.ReadyToClose() || grace_expired)) {
     // Ends the multishot receive and any send stuck on a peer that does not read.
     io_uring_sqe* sqe = NextSqe();
-    io_uring_prep_shutdown(sqe, slot.fd, SHUT_RDWR);
+    io_uring_prep_shutdown(sqe, slot.connection.fd(), SHUT_RDWR);
     io_uring_sqe_set_data64(sqe, Pack(Op::kShutdown, slot.generation, slot_index));
     slot.shutdown_submitted = true;
   }
@@ -462,7 +461,8 @@ void Shard::SendLastAndClose(uint32_t slot_index, std::span<const uint8_t> bytes
   // hard link runs the close whatever the send's result (a peer that reset gets no CONNACK).
   // Neither completes on success: nothing is left to do with either, and a completion would
   // cost another loop iteration. A failed send's completion finds its slot reused (stale).
-  io_uring_prep_send(sqe, slot.fd, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_WAITALL);
+  io_uring_prep_send(sqe, slot.connection.fd(), bytes.data(), bytes.size(),
+                     MSG_NOSIGNAL | MSG_WAITALL);
   sqe->flags |= IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS;
   io_uring_sqe_set_data64(sqe, Pack(Op::kSend, slot.generation, slot_index));
   counters_.bytes_sent.Add(bytes.size());  // counted when submitted
@@ -473,7 +473,7 @@ void Shard::SendLastAndClose(uint32_t slot_index, std::span<const uint8_t> bytes
 void Shard::SubmitClose(uint32_t slot_index) {
   Slot& slot = slots_[slot_index];
   io_uring_sqe* sqe = NextSqe();
-  io_uring_prep_close(sqe, slot.fd);
+  io_uring_prep_close(sqe, slot.connection.fd());
   // A close's result cannot be acted upon, so only a failure completes (HandleCompletion
   // ignores it): without this, every close's completion would end the loop's wait at once.
   sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
@@ -501,9 +501,8 @@ void Shard::FlushHandoff(uint32_t slot_index) {
     return;
   }
   if (connection.send_in_flight()) return;
-  router_->Handoff(connection, slot.fd, connection.TakeHandoffBytes());
+  router_->Handoff(connection, slot.connection.fd(), connection.TakeHandoffBytes());
   connection.ReleaseForHandoff();
-  slot.fd = -1;  // the descriptor now belongs to the home shard
   ReleaseSlot(slot_index);
 }
 
@@ -596,9 +595,9 @@ void Shard::ArmReceive(uint32_t slot_index) {
   // more SQE over its life.
   if (slot.connection.state() == net::Connection::State::kAwaitConnect ||
       !slot.served_receive_done) {
-    io_uring_prep_recv(sqe, slot.fd, nullptr, 0, 0);
+    io_uring_prep_recv(sqe, slot.connection.fd(), nullptr, 0, 0);
   } else {
-    io_uring_prep_recv_multishot(sqe, slot.fd, nullptr, 0, 0);
+    io_uring_prep_recv_multishot(sqe, slot.connection.fd(), nullptr, 0, 0);
   }
   sqe->flags |= IOSQE_BUFFER_SELECT;
   sqe->buf_group = kBufferGroup;
@@ -646,7 +645,6 @@ void Shard::ReleaseSlot(uint32_t slot_index) {
     context_.addresses->Close(address_slot);
   }
   slot.in_use = false;
-  slot.fd = -1;
   ++slot.generation;  // completions still in flight for the old connection become stale
   memory::Charge(-int64_t{slot.connection.charged_buffer_bytes()});  // its buffers go with it
   slot.connection = net::Connection();

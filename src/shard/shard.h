@@ -98,24 +98,25 @@ class Shard final : public ShardServices {
   uint32_t index() const { return index_; }
 
  private:
+  // The socket is connection.fd() (-1 once it moved to another shard). The flags are bits, so
+  // that they, the generation and timer_state share one 8-byte word after the connection.
   struct Slot {
     net::Connection connection;
-    int fd = -1;
     uint32_t generation = 0;
-    bool in_use = false;
-    bool receive_armed = false;
-    bool dirty = false;
-    bool shutdown_submitted = false;
-    bool shutdown_complete = false;  // close(fd) only after: see FlushSlot
-    bool cancel_submitted = false;   // the receive is being cancelled (hand-off, or paused)
+    bool in_use : 1 = false;
+    bool receive_armed : 1 = false;
+    bool dirty : 1 = false;
+    bool shutdown_submitted : 1 = false;
+    bool shutdown_complete : 1 = false;  // close(fd) only after: see FlushSlot
+    bool cancel_submitted : 1 = false;   // the receive is being cancelled (hand-off, or paused)
     // A receive completed with data after CONNECT was decided: from then on the receive is
     // multishot (see ArmReceive).
-    bool served_receive_done = false;
+    bool served_receive_done : 1 = false;
     net::Connection::State timer_state = net::Connection::State::kAwaitConnect;
   };
   // One per connection, with the session entry most of an idle connection's memory
   // (docs/performance.md, "Memory per idle connection").
-  static_assert(sizeof(void*) != 8 || sizeof(Slot) <= 224, "a connection slot grew");
+  static_assert(sizeof(void*) != 8 || sizeof(Slot) <= 176, "a connection slot grew");
 
   Shard(uint32_t index, const Config& config, int listen_fd, int doorbell_fd, SharedState& shared);
 
@@ -185,7 +186,7 @@ class Shard final : public ShardServices {
   int64_t charged_structures_bytes_ = 0;  // RefreshMemory's estimate, as last charged
   uint64_t next_memory_refresh_ms_ = 0;
 
-  StableVector<Slot> slots_;  // stable addresses while growing
+  StableVector<Slot, kChunkBytesFor<Slot>> slots_;  // stable addresses, 16 KiB chunks
   std::vector<uint32_t> free_slots_;
   std::vector<uint32_t> dirty_;
   uint32_t open_connections_ = 0;

@@ -11,11 +11,13 @@ TimerWheel::TimerWheel(uint32_t tick_ms, uint32_t bucket_count, uint64_t now_ms)
       heads_(bucket_count, kNone) {
   RINGMQ_ASSERT(tick_ms > 0);
   RINGMQ_ASSERT(bucket_count > 0 && (bucket_count & (bucket_count - 1)) == 0);
+  RINGMQ_ASSERT(bucket_count <= kHeadBit);
 }
 
 void TimerWheel::Schedule(uint32_t id, uint64_t deadline_ms) {
-  if (id >= nodes_.size()) nodes_.resize(size_t{id} + 1);
-  if (nodes_[id].bucket != kNone) Unlink(id);
+  RINGMQ_ASSERT(id < kHeadBit);
+  while (id >= nodes_.size()) nodes_.emplace_back();
+  if (nodes_[id].previous != kNone) Unlink(id);
   // File the entry under the tick that contains its deadline (rounding down). Advance visits
   // every tick up to and including now_ms's tick, re-visits that last tick on its next call,
   // and fires only entries whose deadline_ms <= now_ms, so an entry fires in the first Advance
@@ -27,8 +29,7 @@ void TimerWheel::Schedule(uint32_t id, uint64_t deadline_ms) {
   const auto bucket = static_cast<uint32_t>(tick & mask_);
   Node& node = nodes_[id];
   node.deadline_ms = deadline_ms;
-  node.bucket = bucket;
-  node.previous = kNone;
+  node.previous = kHeadBit | bucket;
   node.next = heads_[bucket];
   if (node.next != kNone) nodes_[node.next].previous = id;
   heads_[bucket] = id;
@@ -40,19 +41,19 @@ void TimerWheel::Cancel(uint32_t id) {
 }
 
 bool TimerWheel::Scheduled(uint32_t id) const {
-  return id < nodes_.size() && nodes_[id].bucket != kNone;
+  return id < nodes_.size() && nodes_[id].previous != kNone;
 }
 
 void TimerWheel::Unlink(uint32_t id) {
   Node& node = nodes_[id];
-  RINGMQ_ASSERT(node.bucket != kNone);
-  if (node.previous != kNone) {
+  RINGMQ_ASSERT(node.previous != kNone);
+  if ((node.previous & kHeadBit) == 0) {
     nodes_[node.previous].next = node.next;
   } else {
-    heads_[node.bucket] = node.next;
+    heads_[node.previous & ~kHeadBit] = node.next;
   }
+  // A successor of the first entry becomes first, and inherits the bucket tag.
   if (node.next != kNone) nodes_[node.next].previous = node.previous;
-  node.bucket = kNone;
   node.previous = node.next = kNone;
   RINGMQ_ASSERT(size_ > 0);
   --size_;

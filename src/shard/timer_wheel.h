@@ -1,8 +1,11 @@
 // A hashed timing wheel for per-connection deadlines (connect timeout, keepalive).
 //
-// Each entry is identified by a small integer id (the connection's slab slot) and sits in at
-// most one bucket. Buckets are intrusive doubly linked lists threaded through a per-id node
-// array, so Schedule/Cancel are O(1) and allocation-free once the node array covers the id.
+// Each entry is identified by a small integer id (the connection's slab slot, < 2^31) and sits
+// in at most one bucket. Buckets are intrusive doubly linked lists threaded through a per-id
+// node array, so Schedule/Cancel are O(1) and allocation-free once the node array covers the
+// id. A node is 16 bytes (one per connection slot): the first node of a bucket stores its bucket
+// in `previous` (tagged with kHeadBit) instead of a separate field. The array is chunked
+// (StableVector), so growing it never copies it or leaves a freed old copy behind.
 // A deadline further out than one revolution simply comes round again: Advance() reports an id
 // only when its deadline has really passed. Callers re-check their own notion of "due" (e.g.
 // last activity + keepalive) and reschedule lazily, so activity never touches the wheel.
@@ -15,6 +18,7 @@
 #include <vector>
 
 #include "absl/functional/function_ref.h"
+#include "common/stable_vector.h"
 
 namespace ringmq::shard {
 
@@ -38,12 +42,14 @@ class TimerWheel {
 
  private:
   static constexpr uint32_t kNone = UINT32_MAX;
+  static constexpr uint32_t kHeadBit = 1u << 31;
   struct Node {
+    // kNone: not scheduled; kHeadBit | bucket: first in that bucket; else the entry before.
     uint32_t previous = kNone;
     uint32_t next = kNone;
-    uint32_t bucket = kNone;  // kNone: not scheduled
     uint64_t deadline_ms = 0;
   };
+  static_assert(sizeof(Node) == 16, "one node per connection slot");
 
   void Unlink(uint32_t id);
 
@@ -51,7 +57,7 @@ class TimerWheel {
   uint32_t mask_;
   uint64_t current_tick_;  // every tick before this one has been processed
   std::vector<uint32_t> heads_;
-  std::vector<Node> nodes_;
+  StableVector<Node, 256> nodes_;  // 4 KiB chunks
   size_t size_ = 0;
 };
 

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -36,6 +37,18 @@ TEST(StableVectorTest, AllocatesOneChunkPerKChunkElements) {
   EXPECT_EQ(values.allocated_bytes(), 8 * sizeof(uint32_t));
   values.emplace_back();
   EXPECT_EQ(values.allocated_bytes(), 16 * sizeof(uint32_t));
+}
+
+// Chunks sized to fit an allocator size class hold a number of elements that is not a power of
+// two: indexes still map to their own element across chunk boundaries.
+TEST(StableVectorTest, ChunkOfAnyElementCount) {
+  StableVector<uint32_t, 3> values;
+  for (uint32_t i = 0; i < 10; ++i) values.emplace_back() = i;
+  EXPECT_EQ(values.allocated_bytes(), 12 * sizeof(uint32_t));  // four chunks of three
+  for (uint32_t i = 0; i < 10; ++i) EXPECT_EQ(values[i], i);
+  EXPECT_EQ(&values[4], &values[3] + 1);  // 3 and 4 share the second chunk
+  static_assert(kChunkBytesFor<std::array<char, 176>> * 176 <= kStableVectorChunkBytes);
+  static_assert(kChunkBytesFor<std::array<char, 176>> == 93);
 }
 
 TEST(StableVectorTest, DestroysEveryElement) {

@@ -1213,9 +1213,9 @@ TEST_F(ConnectionTest, OpenResetsForAReusedSlot) {
 
 // Most of the shard's slot, one per connection (docs/performance.md, "Memory per idle
 // connection"). 64-bit libstdc++.
-TEST(ConnectionSizeTest, AtMost208Bytes) {
+TEST(ConnectionSizeTest, AtMost168Bytes) {
   if (sizeof(void*) != 8) GTEST_SKIP() << "sizes are pinned for 64-bit targets";
-  EXPECT_LE(sizeof(Connection), 208u);
+  EXPECT_LE(sizeof(Connection), 168u);
 }
 
 }  // namespace

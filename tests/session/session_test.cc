@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <span>
 #include <string>
@@ -30,6 +31,8 @@ using message::MessageRef;
 // Large enough for any packet; WriteOutput's budget never interferes unless a test sets it.
 constexpr size_t kNoLimit = size_t{1} << 30;
 constexpr uint32_t kMaxPacketSize = mqtt::kMaxRemainingLength + mqtt::kMaxFixedHeaderLength;
+// A session refers to its limits, so they must outlive it: the defaults, for every test.
+constexpr SessionLimits kDefaultLimits{};
 
 // Frames and decodes every packet in `bytes`, as a client would. The packets view `bytes`.
 // Fails the test if the bytes are not a whole number of valid packets.
@@ -144,16 +147,19 @@ class SessionTest : public ::testing::Test {
     return session.Enqueue(NewMessage(payload), qos, retain);
   }
 
-  static SessionLimits Limits(uint32_t max_inflight) {
-    SessionLimits limits;
+  // Kept by the fixture: a session refers to its limits, so they outlive the test's sessions.
+  const SessionLimits& Limits(uint32_t max_inflight) {
+    SessionLimits& limits = limits_.emplace_back();
     limits.max_inflight = max_inflight;
     return limits;
   }
 
   int created_ = 0;
+  std::deque<SessionLimits> limits_;  // stable addresses
 };
 
 // A connected persistent session.
+Session Online(const SessionLimits&& limits) = delete;  // the session would outlive them
 Session Online(const SessionLimits& limits) {
   Session session("client", /*clean_session=*/false, limits);
   session.Attach(/*clean_session=*/false);
@@ -163,7 +169,7 @@ Session Online(const SessionLimits& limits) {
 // --- QoS 0 -------------------------------------------------------------------------------------
 
 TEST_F(SessionTest, Qos0PublishHasNoPacketIdAndKeepsOrder_MQTT_2_3_1_5) {
-  Session session = Online(SessionLimits{});
+  Session session = Online(kDefaultLimits);
   for (const char* payload : {"a", "b", "c"}) {
     EXPECT_EQ(Add(session, payload, 0), EnqueueResult::kQueued);
   }
@@ -187,7 +193,7 @@ TEST_F(SessionTest, Qos0PublishHasNoPacketIdAndKeepsOrder_MQTT_2_3_1_5) {
 }
 
 TEST_F(SessionTest, Qos0DroppedWhileOffline) {
-  Session session("client", /*clean_session=*/false, SessionLimits{});
+  Session session("client", /*clean_session=*/false, kDefaultLimits);
   EXPECT_EQ(Add(session, "never", 0), EnqueueResult::kDroppedOffline);
   EXPECT_EQ(frees, 1) << "a dropped message is released at once";
   session.Attach(false);
@@ -312,7 +318,7 @@ TEST_F(SessionTest, Qos1PacketIdsNonZeroAndWindowBounded_MQTT_2_3_1_1) {
 }
 
 TEST_F(SessionTest, Qos1PubackOfUnknownIdReturnsFalse) {
-  Session session = Online(SessionLimits{});
+  Session session = Online(kDefaultLimits);
   EXPECT_FALSE(session.OnPuback(1)) << "nothing in flight";
   Add(session, "a", 1);
   EXPECT_FALSE(session.OnPuback(1)) << "queued, not yet sent";
@@ -393,7 +399,7 @@ TEST_F(SessionTest, Qos2PublishPubrecPubrelPubcomp_MQTT_4_3_3_1) {
 }
 
 TEST_F(SessionTest, Qos2RepeatedPubrecMakesPubrelDueAgain) {
-  Session session = Online(SessionLimits{});
+  Session session = Online(kDefaultLimits);
   Add(session, "a", 2);
   Write(session);
   EXPECT_TRUE(session.OnPubrec(1));
@@ -412,7 +418,7 @@ TEST_F(SessionTest, Qos2RepeatedPubrecMakesPubrelDueAgain) {
 }
 
 TEST_F(SessionTest, Qos2PubcompForUnknownIdReturnsFalse) {
-  Session session = Online(SessionLimits{});
+  Session session = Online(kDefaultLimits);
   EXPECT_FALSE(session.OnPubcomp(1));
   Add(session, "a", 2);
   Write(session);
@@ -429,7 +435,7 @@ TEST_F(SessionTest, Qos2PubcompForUnknownIdReturnsFalse) {
 }
 
 TEST_F(SessionTest, Qos2MessageReleasedAfterPubrec) {
-  Session session = Online(SessionLimits{});
+  Session session = Online(kDefaultLimits);
   MessageRef message = NewMessage("a");
   EXPECT_EQ(session.Enqueue(MessageRef::Share(message.get()), 2, false), EnqueueResult::kQueued);
   EXPECT_EQ(message->references_for_testing(), 2u);
@@ -550,7 +556,7 @@ TEST_F(SessionTest, ReconnectResendRespectsMaxBytes) {
 }
 
 TEST_F(SessionTest, PubrecWhileResendDueTurnsItIntoPubrel) {
-  Session session = Online(SessionLimits{});
+  Session session = Online(kDefaultLimits);
   Add(session, "a", 2);
   Write(session);
   session.Detach();
@@ -618,7 +624,7 @@ TEST_F(SessionTest, PacketIdsWrapSkippingEveryIdStillInflight_MQTT_2_3_1_1) {
 }
 
 TEST_F(SessionTest, PacketIdKeptWhenPublishDoesNotFit) {
-  Session session = Online(SessionLimits{});
+  Session session = Online(kDefaultLimits);
   Add(session, "a", 1);
   Add(session, "b", 1);
   Add(session, "c", 1);
@@ -633,7 +639,7 @@ TEST_F(SessionTest, PacketIdKeptWhenPublishDoesNotFit) {
 // --- Inbound QoS 2 -----------------------------------------------------------------------------
 
 TEST_F(SessionTest, InboundQos2DuplicateNotDeliveredUntilPubrel_MQTT_4_3_3_2) {
-  Session session = Online(SessionLimits{});
+  Session session = Online(kDefaultLimits);
   EXPECT_EQ(session.BeginInboundQos2(7), InboundQos2::kNew);
   EXPECT_EQ(session.BeginInboundQos2(7), InboundQos2::kDuplicate)
       << "duplicate PUBLISH before PUBREL";
@@ -653,7 +659,7 @@ TEST_F(SessionTest, InboundQos2DuplicateNotDeliveredUntilPubrel_MQTT_4_3_3_2) {
 }
 
 TEST_F(SessionTest, InboundQos2EndOfUnknownIdReturnsFalse) {
-  Session session = Online(SessionLimits{});
+  Session session = Online(kDefaultLimits);
   EXPECT_FALSE(session.EndInboundQos2(1)) << "no QoS 2 received yet";
   EXPECT_EQ(session.BeginInboundQos2(1), InboundQos2::kNew);
   EXPECT_FALSE(session.EndInboundQos2(2));
@@ -661,7 +667,7 @@ TEST_F(SessionTest, InboundQos2EndOfUnknownIdReturnsFalse) {
 }
 
 TEST_F(SessionTest, InboundQos2SurvivesReconnect_MQTT_4_3_3_2) {
-  Session session = Online(SessionLimits{});
+  Session session = Online(kDefaultLimits);
   EXPECT_EQ(session.BeginInboundQos2(5), InboundQos2::kNew);
   session.Detach();
   session.Attach(false);
@@ -686,7 +692,7 @@ TEST_F(SessionTest, InboundQos2AllIdsPendingAtTheProtocolMaximum) {
   // Every id 1..65535 pending at once (a client pipelining its whole id space), then released:
   // each step is a hash-set operation, so this runs in milliseconds, not the minutes a linear
   // search over 65,535 ids per PUBLISH would take.
-  Session session = Online(SessionLimits{});
+  Session session = Online(kDefaultLimits);
   for (uint32_t id = 1; id <= 65'535; ++id) {
     ASSERT_EQ(session.BeginInboundQos2(static_cast<uint16_t>(id)), InboundQos2::kNew) << id;
   }
@@ -701,7 +707,7 @@ TEST_F(SessionTest, InboundQos2AllIdsPendingAtTheProtocolMaximum) {
 // --- Subscriptions -----------------------------------------------------------------------------
 
 TEST_F(SessionTest, SubscriptionAddedReplacedAndRemoved_MQTT_3_8_4_3) {
-  Session session = Online(SessionLimits{});
+  Session session = Online(kDefaultLimits);
   EXPECT_EQ(session.AddSubscription("a/+", 1), SubscribeResult::kAdded);
   EXPECT_EQ(session.AddSubscription("a/#", 0), SubscribeResult::kAdded);
   EXPECT_EQ(session.AddSubscription("a/+", 2), SubscribeResult::kReplaced);
@@ -749,7 +755,7 @@ TEST_F(SessionTest, ManySubscriptionsAddedAndRemovedInLinearTime) {
 // --- WriteOutput budget and PUBLISH fields -----------------------------------------------------
 
 TEST_F(SessionTest, WriteOutputStopsBeforeExceedingMaxBytes) {
-  Session session = Online(SessionLimits{});
+  Session session = Online(kDefaultLimits);
   for (const char* payload : {"a", "b", "c"}) Add(session, payload, 0);
   // Every packet is "t/x" plus a one-byte payload at QoS 0: 2 + 2 + 3 + 1 bytes.
   constexpr size_t kPacketSize = 8;
@@ -763,7 +769,7 @@ TEST_F(SessionTest, WriteOutputStopsBeforeExceedingMaxBytes) {
 }
 
 TEST_F(SessionTest, WriteOutputAppendsWithinMaxBytesOfWholeBuffer) {
-  Session session = Online(SessionLimits{});
+  Session session = Online(kDefaultLimits);
   Add(session, "a", 0);
   Add(session, "b", 0);
   constexpr size_t kPacketSize = 8;
@@ -780,7 +786,7 @@ TEST_F(SessionTest, WriteOutputAppendsWithinMaxBytesOfWholeBuffer) {
 }
 
 TEST_F(SessionTest, WriteOutputWritesOneOversizedMessageWhenOutEmpty) {
-  Session session = Online(SessionLimits{});
+  Session session = Online(kDefaultLimits);
   const std::string big(1000, 'x');
   Add(session, big, 1);
   Add(session, "small", 0);
@@ -794,7 +800,7 @@ TEST_F(SessionTest, WriteOutputWritesOneOversizedMessageWhenOutEmpty) {
 }
 
 TEST_F(SessionTest, RetainFlagAndQosAreWhatEnqueueWasGiven_MQTT_3_3_1_8) {
-  Session session = Online(SessionLimits{});
+  Session session = Online(kDefaultLimits);
   // Published at QoS 2 with RETAIN; delivered at the granted QoS, with the RETAIN given.
   session.Enqueue(NewMessage("r1", 2, /*retain=*/true), 1, /*retain=*/true);
   session.Enqueue(NewMessage("r0", 2, /*retain=*/true), 0, /*retain=*/false);
@@ -873,7 +879,7 @@ TEST_F(SessionTest, DrainedRingsKeptOnlineAndReleasedOnDetach) {
   memory::Account account;
   memory::BindThreadAccount(&account);
   {
-    Session session = Online(SessionLimits{});
+    Session session = Online(kDefaultLimits);
     Add(session, "a", 1);
     Write(session);
     ASSERT_TRUE(session.OnPuback(1));

@@ -176,6 +176,22 @@ TEST(TimerWheelTest, ManyIdsInOneBucket) {
   EXPECT_EQ(wheel.size(), 0u);
 }
 
+// The first entry of a bucket carries the bucket in its previous link; cancelling it hands the
+// tag to the next entry, which must then unlink from the head itself. Ids span several chunks
+// of the node array.
+TEST(TimerWheelTest, HeadCancelledTwiceInARowAcrossNodeChunks) {
+  TimerWheel wheel(kTickMs, kBuckets, 0);
+  for (const uint32_t id : {3u, 700u, 300u}) wheel.Schedule(id, 50);  // head: 300
+  wheel.Cancel(300);
+  wheel.Cancel(700);  // the new head
+  EXPECT_TRUE(wheel.Scheduled(3));
+  EXPECT_FALSE(wheel.Scheduled(700));
+  wheel.Schedule(1000, 51);  // same bucket, in front of 3
+  EXPECT_EQ(wheel.size(), 2u);
+  EXPECT_EQ(Advance(wheel, 60), (Ids{3, 1000}));
+  EXPECT_EQ(wheel.size(), 0u);
+}
+
 TEST(TimerWheelTest, CallbackMayRescheduleTheFiredId) {
   TimerWheel wheel(kTickMs, kBuckets, 0);
   wheel.Schedule(1, 10);
