@@ -53,7 +53,11 @@ EnqueueResult Session::Enqueue(message::MessageRef message, uint8_t qos, bool re
   if (qos > 0 && queue_.size() >= limits_->max_queued_messages + window_room) {
     return EnqueueResult::kDroppedQueueFull;
   }
-  if (queued_bytes_ + bytes > limits_->max_queued_bytes) return EnqueueResult::kDroppedBytesCap;
+  // In-flight messages count too: the window (max_inflight, 512 by default) would otherwise
+  // hold that many messages of any size outside the cap.
+  if (queued_bytes_ + inflight_bytes_ + bytes > limits_->max_queued_bytes) {
+    return EnqueueResult::kDroppedBytesCap;
+  }
   queued_bytes_ += bytes;
   queue_.push_back(Outbound{.message = std::move(message), .qos = qos, .retain = retain});
   return EnqueueResult::kQueued;
@@ -115,8 +119,10 @@ size_t Session::WriteOutput(ByteBuffer& out, size_t max_bytes, WriteCounts* coun
     if (entry.qos > 0 && inflight_.size() >= limits_->max_inflight) break;
     if (entry.qos > 0 && entry.packet_id == 0) entry.packet_id = NextPacketId();
     if (!WriteOne(entry, out, max_bytes, counts)) break;
-    queued_bytes_ -= entry.message.get()->wire_bytes();
+    const uint64_t bytes = entry.message.get()->wire_bytes();
+    queued_bytes_ -= bytes;
     if (entry.qos > 0) {
+      inflight_bytes_ += bytes;  // until the message is released (PUBACK, PUBREC)
       entry.sent = true;
       inflight_.push_back(std::move(entry));
     }
@@ -137,6 +143,7 @@ bool Session::OnPuback(uint16_t packet_id) {
       [&](const Outbound& entry) { return entry.packet_id == packet_id && entry.qos == 1; });
   if (i == inflight_.size()) return false;
   if (!inflight_[i].sent) --unsent_inflight_;
+  inflight_bytes_ -= inflight_[i].message.get()->wire_bytes();
   inflight_.erase(i);
   return true;
 }
@@ -146,6 +153,7 @@ bool Session::OnPubrec(uint16_t packet_id) {
   if (entry == nullptr || entry->qos != 2) return false;
   if (entry->stage == Stage::kAwaitAck) {
     entry->stage = Stage::kAwaitComplete;
+    inflight_bytes_ -= entry->message.get()->wire_bytes();
     entry->message = message::MessageRef();  // delivered: only the release handshake remains
   }
   // A PUBREC (first or repeated) makes a PUBREL due (MQTT-4.3.3-1 step 3).

@@ -51,9 +51,10 @@
 namespace ringmq::session {
 
 struct SessionLimits {
-  uint32_t max_inflight = 32;            // QoS 1/2 PUBLISHes awaiting acknowledgement
+  uint32_t max_inflight = 512;           // QoS 1/2 PUBLISHes awaiting acknowledgement
   uint32_t max_queued_messages = 1000;   // waiting beyond the free in-flight window
-  uint64_t max_queued_bytes = 16 << 20;  // sum of Message::wire_bytes() waiting, any QoS
+  uint64_t max_queued_bytes = 16 << 20;  // sum of Message::wire_bytes() held (waiting, or in
+                                         // flight until PUBACK / PUBREC), any QoS
   uint32_t max_subscriptions = 10'000;   // distinct filters held
   uint32_t max_inbound_qos2 = 65'535;    // inbound QoS 2 ids between PUBLISH and PUBREL
   bool queue_qos0_offline = false;       // QoS 0 for a disconnected session (MQTT-3.1.2-5 "MAY")
@@ -188,7 +189,8 @@ class Session {
   const SessionLimits* limits_;
   RingQueue<Outbound> queue_;     // not yet sent, in order
   RingQueue<Outbound> inflight_;  // sent (or due for resend / PUBREL), in send order
-  uint64_t queued_bytes_ = 0;
+  uint64_t queued_bytes_ = 0;    // wire bytes of queue_'s messages
+  uint64_t inflight_bytes_ = 0;  // wire bytes of inflight_'s messages not yet released
   // Entries of inflight_ with sent == false: at most inflight_.size(), which packet ids bound
   // to 65,535.
   uint16_t unsent_inflight_ = 0;

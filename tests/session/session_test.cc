@@ -277,7 +277,14 @@ TEST_F(SessionTest, Qos1And2BeyondQueuedBytesCapDropped) {
   EXPECT_EQ(frees, 3) << "probe and the two dropped messages";
   session.Attach(false);
   EXPECT_EQ(Payloads(Write(session)), (std::vector<std::string>{"a", "b"}));
-  EXPECT_EQ(Add(session, "e", 1), EnqueueResult::kQueued) << "room again once sent";
+  // In flight, the messages are still held: the window must not take max_inflight messages of
+  // any size past the cap.
+  EXPECT_EQ(Add(session, "e", 1), EnqueueResult::kDroppedBytesCap) << "a and b are in flight";
+  EXPECT_TRUE(session.OnPuback(1));  // a (QoS 1) is released
+  EXPECT_EQ(Add(session, "e", 1), EnqueueResult::kQueued) << "room again once a is acknowledged";
+  EXPECT_EQ(Add(session, "f", 1), EnqueueResult::kDroppedBytesCap);
+  EXPECT_TRUE(session.OnPubrec(2));  // b (QoS 2) is delivered: only PUBREL/PUBCOMP remain
+  EXPECT_EQ(Add(session, "f", 1), EnqueueResult::kQueued) << "room again once b is received";
 }
 
 // --- QoS 1 -------------------------------------------------------------------------------------
