@@ -206,8 +206,10 @@ class Connection {
   // True once the connection should be closed: closing, and nothing left to send.
   bool ReadyToClose() const;
 
-  // A refused CONNECT's last bytes: in kClosing with only the pre-encoded CONNACK left and no
-  // send started, returns that CONNACK and counts it as sent (ReadyToClose() is then true);
+  // The last bytes of a connection closing with only its pre-encoded CONNACK left (a refused
+  // CONNECT; or an accepted one whose connection ended before anything else was queued:
+  // DISCONNECT or a violation in the same read, a takeover, a stop): in kClosing with no send
+  // started, returns that CONNACK and counts it as sent (ReadyToClose() is then true);
   // otherwise returns empty and changes nothing. The bytes are static, so they outlive the
   // connection: the shard sends them and closes the socket as one linked pair of operations.
   std::span<const uint8_t> TakeFinalStaticSend();

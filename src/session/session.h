@@ -206,7 +206,7 @@ class Session {
   std::unique_ptr<absl::flat_hash_set<uint16_t>> inbound_qos2_;
   std::unique_ptr<Will> will_;  // null: no will (most clients): 8 bytes, not 72
   // At most max_subscriptions; null until the first SUBSCRIBE (most idle clients hold none),
-  // and released when the last one goes: 8 bytes instead of an empty map's 40.
+  // and released at Detach if it is empty by then: 8 bytes instead of an empty map's 40.
   std::unique_ptr<Subscriptions> subscriptions_;
 };
 
