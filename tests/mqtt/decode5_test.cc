@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <iterator>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -364,6 +365,34 @@ TEST(Mqtt5Connect, InvalidWillTopic_MQTT_3_1_3_11) {
 TEST(Mqtt5Connect, SurplusBytes) {
   EXPECT_EQ(ConnectViolation(Connect5(0x02, {}, Cat({Str("id"), {0x00}}))),
             Violation::kSurplusBytes);
+}
+
+// mosquitto_pub 2.0 -V mqttv5 -i mosq-pub5 -D connect session-expiry-interval 3600
+// -D connect user-property k v --will-topic w/t --will-payload bye
+// -D will will-delay-interval 10 -u alice -P s3cret -k 30 (captured from a listening socket)
+constexpr uint8_t kMosquittoPubConnect5[] = {
+    0x10, 0x44, 0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0x05, 0xc6, 0x00, 0x1e, 0x0f, 0x11,
+    0x00, 0x00, 0x0e, 0x10, 0x26, 0x00, 0x01, 0x6b, 0x00, 0x01, 0x76, 0x21, 0x00, 0x14,
+    0x00, 0x09, 0x6d, 0x6f, 0x73, 0x71, 0x2d, 0x70, 0x75, 0x62, 0x35, 0x05, 0x18, 0x00,
+    0x00, 0x00, 0x0a, 0x00, 0x03, 0x77, 0x2f, 0x74, 0x00, 0x03, 0x62, 0x79, 0x65, 0x00,
+    0x05, 0x61, 0x6c, 0x69, 0x63, 0x65, 0x00, 0x06, 0x73, 0x33, 0x63, 0x72, 0x65, 0x74};
+
+TEST(Mqtt5Connect, CapturedMosquittoConnectDecodesAndReencodesByteForByte) {
+  const Bytes bytes(std::begin(kMosquittoPubConnect5), std::end(kMosquittoPubConnect5));
+  const Result<Packet> decoded = test::DecodeWhole(bytes, k5);
+  ASSERT_TRUE(decoded.ok()) << NameOf(decoded.violation());
+  const Connect& connect = std::get<Connect>(decoded.value());
+  EXPECT_EQ(connect.client_id, "mosq-pub5");
+  EXPECT_EQ(connect.keepalive_s, 30);
+  EXPECT_EQ(connect.properties.Values().session_expiry_interval_s, 3600u);
+  EXPECT_EQ(connect.properties.Values().receive_maximum, 20u);
+  EXPECT_EQ(connect.properties.Values().user_property_count, 1u);
+  ASSERT_TRUE(connect.will.has_value());
+  EXPECT_EQ(connect.will->topic, "w/t");
+  EXPECT_EQ(connect.will->properties.Values().will_delay_interval_s, 10u);
+  EXPECT_EQ(connect.user_name, "alice");
+  EXPECT_EQ(connect.password, "s3cret");
+  EXPECT_EQ(test::Encoded(decoded.value(), k5), bytes);
 }
 
 // ---- CONNACK (§3.2) ----
