@@ -130,14 +130,8 @@ Violation CheckTypeAndFlags(uint8_t type, uint8_t flags, ProtocolLevel level) {
   return flags == required ? Violation::kNone : Violation::kBadFixedHeaderFlags;
 }
 
-// The remaining length §3 fixes for a type, if it fixes one. At 5.0 the acks, CONNACK and
-// DISCONNECT may carry a reason code and properties: only PINGREQ and PINGRESP stay fixed.
-std::optional<uint32_t> FixedRemainingLength(PacketType type, ProtocolLevel level) {
-  if (level == ProtocolLevel::kMqtt5) {
-    return type == PacketType::kPingreq || type == PacketType::kPingresp
-               ? std::optional<uint32_t>(0)
-               : std::nullopt;
-  }
+// The remaining length §3 fixes for a type at 3.1 / 3.1.1, if it fixes one.
+std::optional<uint32_t> FixedRemainingLength(PacketType type) {
   switch (type) {
     case PacketType::kConnack:   // §3.2.1
     case PacketType::kPuback:    // §3.4.1
@@ -155,10 +149,16 @@ std::optional<uint32_t> FixedRemainingLength(PacketType type, ProtocolLevel leve
   }
 }
 
-// For types of fixed size, a wrong remaining length is known from the header alone.
+// For types of fixed size, a wrong remaining length is known from the header alone. At 5.0 the
+// acks, CONNACK and DISCONNECT may carry a reason code and properties: only PINGREQ and PINGRESP
+// stay fixed. The level is looked at only once a length is wrong, so the 3.1.1 path is as before.
 Violation CheckRemainingLength(PacketType type, uint32_t remaining_length, ProtocolLevel level) {
-  const std::optional<uint32_t> fixed = FixedRemainingLength(type, level);
+  const std::optional<uint32_t> fixed = FixedRemainingLength(type);
   if (!fixed.has_value() || remaining_length == *fixed) {
+    return Violation::kNone;
+  }
+  if (level == ProtocolLevel::kMqtt5 && type != PacketType::kPingreq &&
+      type != PacketType::kPingresp) {
     return Violation::kNone;
   }
   return remaining_length < *fixed ? Violation::kTruncated : Violation::kSurplusBytes;
@@ -203,9 +203,6 @@ Frame PeekFrame(std::span<const uint8_t> bytes, uint32_t max_packet_size, Protoc
     if (more && index == 4) {
       return InvalidFrame(Violation::kRemainingLengthTooLong);  // MQTT-2.2.3
     }
-    if (!more && byte == 0 && index > 1 && level == ProtocolLevel::kMqtt5) {
-      return InvalidFrame(Violation::kNonMinimalVariableByteInteger);  // 5.0 MQTT-1.5.5-1
-    }
     // Later length bytes can only add: once this lower bound exceeds the limit, so will the
     // packet, so refuse now rather than after up to 256 MiB have been buffered.
     const uint64_t total_lower_bound = index + 1 + (more ? 1 : 0) + uint64_t{remaining_length};
@@ -213,6 +210,11 @@ Frame PeekFrame(std::span<const uint8_t> bytes, uint32_t max_packet_size, Protoc
       return InvalidFrame(Violation::kPacketTooLarge);
     }
     header_length = more ? 0 : index + 1;
+  }
+  // 5.0 MQTT-1.5.5-1: a last length byte of 0 after a continuation byte is a longer encoding
+  // than needed. Decided by the same byte that ended the header, so prefixes still agree.
+  if (header_length > 2 && bytes[header_length - 1] == 0 && level == ProtocolLevel::kMqtt5) {
+    return InvalidFrame(Violation::kNonMinimalVariableByteInteger);
   }
   const auto packet_type = static_cast<PacketType>(type);
   if (const Violation violation = CheckRemainingLength(packet_type, remaining_length, level);
@@ -564,7 +566,7 @@ Violation DecodeConnectPayload5(Reader& reader, uint8_t flags, Connect& connect)
 }
 
 // After the level byte of a 5.0 CONNECT: flags, keep alive, properties, payload.
-Violation DecodeConnectRest5(Reader& reader, Connect& connect) {
+[[gnu::noinline]] Violation DecodeConnectRest5(Reader& reader, Connect& connect) {
   uint8_t flags = 0;
   if (!reader.ReadByte(flags) || !reader.ReadU16(connect.keepalive_s)) {
     return Violation::kTruncated;
@@ -830,7 +832,8 @@ Result<Packet> DecodeAckList5(std::span<const uint8_t> body, PacketType type) {
   return Packet(ack);
 }
 
-Result<Packet> Decode5(const FixedHeader& header, std::span<const uint8_t> body) {
+// Out of line, as is DecodeConnectRest5: the 3.1.1 path keeps its code layout and inlining.
+[[gnu::noinline]] Result<Packet> Decode5(const FixedHeader& header, std::span<const uint8_t> body) {
   switch (header.type) {
     case PacketType::kConnect:
       break;  // Decode handles CONNECT for every level
