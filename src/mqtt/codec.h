@@ -58,9 +58,10 @@ Frame PeekFrame(std::span<const uint8_t> bytes, uint32_t max_packet_size,
 
 // Decodes one packet whose fixed header is `header` and whose body (exactly
 // header.remaining_length bytes) is `body`. `level` is the connection's negotiated protocol
-// level; it is ignored for CONNECT, which carries its own. It matters for CONNACK (MQTT 3.1 has
-// no session-present flag, so there the whole acknowledge-flags byte is reserved) and for the
-// fixed-header flags (see PeekFrame).
+// level. A CONNECT carries its own level; `level` only says whether 5 is spoken (DecodeConnect's
+// accept_mqtt5). It matters for CONNACK (MQTT 3.1 has no session-present flag, so there the
+// whole acknowledge-flags byte is reserved), for the fixed-header flags (see PeekFrame), and at
+// 5 selects the 5.0 layout of every packet (properties, reason codes, subscription options).
 Result<Packet> Decode(const FixedHeader& header, std::span<const uint8_t> body,
                       ProtocolLevel level = ProtocolLevel::kMqtt311);
 

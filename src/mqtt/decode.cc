@@ -507,17 +507,17 @@ Violation CheckAuthenticationPair(const Properties& properties) {
 }
 
 // 5.0 connect flags (§3.1.2.3): as 3.1.1, except that a password without a user name is allowed
-// (§3.1.2.9). The will rules are MQTT-3.1.2-11, -12 and -13 in 5.0.
+// (§3.1.2.9). The will rules are MQTT-3.1.2-11, -13, -14 and -15 in 5.0.
 Violation CheckConnectFlags5(uint8_t flags) {
   if ((flags & kFlagReserved) != 0) {
     return Violation::kConnectReservedFlag;  // 5.0 MQTT-3.1.2-3
   }
   const uint8_t will_qos = (flags & kFlagWillQos) >> kFlagWillQosShift;
   if ((flags & kFlagWill) == 0 && (will_qos != 0 || (flags & kFlagWillRetain) != 0)) {
-    return Violation::kWillFlagsWithoutWill;  // 5.0 MQTT-3.1.2-11, MQTT-3.1.2-13
+    return Violation::kWillFlagsWithoutWill;  // 5.0 MQTT-3.1.2-11, -13, -15
   }
   if (will_qos == 3) {
-    return Violation::kWillQosInvalid;  // 5.0 MQTT-3.1.2-12
+    return Violation::kWillQosInvalid;  // 5.0 MQTT-3.1.2-14
   }
   return Violation::kNone;
 }
@@ -539,7 +539,7 @@ Violation DecodeConnectPayload5(Reader& reader, uint8_t flags, Connect& connect)
       violation = ReadPayloadField(reader, Violation::kMissingWillTopic, will.topic);
     }
     if (violation == Violation::kNone && ValidateTopicName(will.topic) != Violation::kNone) {
-      violation = Violation::kInvalidWillTopic;  // 5.0 MQTT-3.1.3-11, MQTT-3.3.2-2
+      violation = Violation::kInvalidWillTopic;  // 5.0 MQTT-3.1.3-9, MQTT-3.3.2-2
     }
     if (violation == Violation::kNone) {
       violation = ReadPayloadField(reader, Violation::kMissingWillMessage, will.payload);
@@ -550,7 +550,7 @@ Violation DecodeConnectPayload5(Reader& reader, uint8_t flags, Connect& connect)
     std::string_view user_name;
     violation = ReadPayloadField(reader, Violation::kMissingUserName, user_name);
     if (violation == Violation::kNone) {
-      violation = ValidateUtf8(user_name);  // 5.0 MQTT-3.1.3-12
+      violation = ValidateUtf8(user_name);  // 5.0 MQTT-3.1.3-10
     }
     connect.user_name = user_name;
   }
@@ -821,7 +821,7 @@ Result<Packet> DecodeAckList5(std::span<const uint8_t> body, PacketType type) {
   }
   for (const uint8_t code : codes) {
     if (!IsReasonCodeAllowed(code, type)) {
-      return Violation::kBadReasonCode;  // 5.0 MQTT-3.9.3-1, MQTT-3.11.3-1
+      return Violation::kBadReasonCode;  // 5.0 MQTT-3.9.3-2, MQTT-3.11.3-2
     }
   }
   if constexpr (std::is_same_v<Ack, Suback>) {

@@ -134,6 +134,10 @@ Violation CheckRange(const Property& property) {
       return property.integer != 0 ? Violation::kNone : Violation::kSubscriptionIdentifierZero;
     case PropertyId::kTopicAlias:  // MQTT-3.3.2-8
       return property.integer != 0 ? Violation::kNone : Violation::kTopicAliasZero;
+    case PropertyId::kResponseTopic:  // MQTT-3.3.2-14: a topic name, not a filter
+      return property.text.find_first_of("+#") == std::string_view::npos
+                 ? Violation::kNone
+                 : Violation::kResponseTopicWildcard;
     default:
       return Violation::kNone;
   }

@@ -188,7 +188,8 @@ struct PropertyValues {
 // UTF-8 without U+0000, MQTT-1.5.4-1, MQTT-1.5.4-2), no property twice unless repeatable
 // (Protocol Error), and the value ranges of §3 (Receive Maximum, Maximum Packet Size,
 // Subscription Identifier and Topic Alias not 0; the 0-or-1 bytes not above 1; Maximum QoS 0 or
-// 1). Returns kNone when valid. Allocation-free; O(block size).
+// 1; no wildcard in a Response Topic, MQTT-3.3.2-14). Returns kNone when valid.
+// Allocation-free; O(block size).
 Violation ValidateProperties(std::span<const uint8_t> block, uint16_t where);
 
 // A validated property block (or an empty one). Iterating or reading values of bytes that

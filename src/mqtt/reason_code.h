@@ -127,7 +127,7 @@ struct ReasonCodeInfo {
 std::span<const ReasonCodeInfo> AllReasonCodes();
 
 // True when `packet` may carry `code` (MQTT-3.2.2-8, MQTT-3.4.2-1, MQTT-3.5.2-1, MQTT-3.6.2-1,
-// MQTT-3.7.2-1, MQTT-3.9.3-1, MQTT-3.11.3-1, MQTT-3.14.2-1, MQTT-3.15.2-1).
+// MQTT-3.7.2-1, MQTT-3.9.3-2, MQTT-3.11.3-2, MQTT-3.14.2-1, MQTT-3.15.2-1).
 bool IsReasonCodeAllowed(uint8_t code, PacketType packet);
 
 // The spec's name of `code` in `packet`, e.g. (0x00, DISCONNECT) -> "Normal disconnection";

@@ -86,7 +86,8 @@ namespace ringmq::mqtt {
   X(kRetainHandling3, "5.0:3.8.3.1", "subscription options Retain Handling is 3")              \
   X(kNoLocalOnSharedSubscription, "5.0:MQTT-3.8.3-4", "No Local set on a shared subscription") \
   X(kBadSharedSubscription, "5.0:MQTT-4.8.2-1",                                                \
-    "shared subscription without share name or topic filter, or share name with / + #")
+    "shared subscription without share name or topic filter, or share name with / + #")        \
+  X(kResponseTopicWildcard, "5.0:MQTT-3.3.2-14", "Response Topic contains a wildcard")
 
 enum class Violation : uint8_t {
 #define RINGMQ_MQTT_VIOLATION_ENUM(name, rule, description) name,

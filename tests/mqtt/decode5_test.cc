@@ -321,12 +321,12 @@ TEST(Mqtt5Connect, WillQosWithoutWill_MQTT_3_1_2_11) {
   EXPECT_EQ(ConnectViolation(Connect5(0x0A, {}, Str("id"))), Violation::kWillFlagsWithoutWill);
 }
 
-TEST(Mqtt5Connect, WillQos3_MQTT_3_1_2_12) {
+TEST(Mqtt5Connect, WillQos3_MQTT_3_1_2_14) {
   EXPECT_EQ(ConnectViolation(Connect5(0x1E, {}, Cat({Str("id"), {0x00}, Str("t"), Str("m")}))),
             Violation::kWillQosInvalid);
 }
 
-TEST(Mqtt5Connect, WillRetainWithoutWill_MQTT_3_1_2_13) {
+TEST(Mqtt5Connect, WillRetainWithoutWill_MQTT_3_1_2_15) {
   EXPECT_EQ(ConnectViolation(Connect5(0x22, {}, Str("id"))), Violation::kWillFlagsWithoutWill);
 }
 
@@ -357,7 +357,7 @@ TEST(Mqtt5Connect, AuthenticationDataWithoutMethod_3_1_2_11_10) {
             Violation::kNone);
 }
 
-TEST(Mqtt5Connect, InvalidWillTopic_MQTT_3_1_3_11) {
+TEST(Mqtt5Connect, WildcardInWillTopic_MQTT_3_3_2_2) {
   EXPECT_EQ(ConnectViolation(Connect5(0x06, {}, Cat({Str("id"), {0x00}, Str("a/#"), Str("m")}))),
             Violation::kInvalidWillTopic);
 }

@@ -292,6 +292,10 @@ INSTANTIATE_TEST_SUITE_P(
         BadValue{"UnknownId4", {0x04, 0x00}, kPublish, Violation::kUnknownProperty},
         BadValue{"UnknownId2B", {0x2B, 0x00}, kPublish, Violation::kUnknownProperty},
         BadValue{"MultiByteIdentifier", {0x81, 0x00, 0x00}, kPublish, Violation::kUnknownProperty},
+        BadValue{"ResponseTopicWildcard_MQTT_3_3_2_14", Cat({{0x08}, Str("reply/+")}), kPublish,
+                 Violation::kResponseTopicWildcard},
+        BadValue{"WillResponseTopicWildcard_MQTT_3_3_2_14", Cat({{0x08}, Str("#")}),
+                 kWillPropertiesBit, Violation::kResponseTopicWildcard},
         BadValue{"StringLengthOverrun", {0x03, 0x00, 0x05, 'a'}, kPublish, Violation::kTruncated}),
     [](const ::testing::TestParamInfo<BadValue>& info) { return std::string(info.param.name); });
 
