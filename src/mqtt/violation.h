@@ -4,8 +4,9 @@
 // statement ids such as "MQTT-3.1.2-3", or a section reference where the spec states the rule
 // without an id) so that logs, tests and docs can name it. Rules of MQTT 5.0, whose numbering
 // differs, carry the prefix "5.0:". A 5.0 packet that breaks a rule 3.1.1 also has (e.g. a
-// wildcard in a topic name) reports the 3.1.1 row; docs/mqtt5.md maps those to their 5.0 ids. The table is an X-macro so that the
-// enum, the rule strings and the descriptions cannot drift apart.
+// wildcard in a topic name) reports the 3.1.1 row; docs/mqtt5.md maps those to their 5.0 ids.
+// The table is an X-macro so that the enum, the rule strings and the descriptions cannot drift
+// apart.
 //
 // Thread safety: everything here is constant data; safe from any thread.
 #ifndef RINGMQ_MQTT_VIOLATION_H_
