@@ -191,6 +191,28 @@ TEST(Mqtt5Packets, SubscriptionOptionsDecoded_3_8_3_1) {
   EXPECT_EQ(subscribe.properties.Values().subscription_identifier, 16'383u);
 }
 
+// The connection code encodes at the default level (3.1.1): 5.0-only members must not reach the
+// wire there, whatever they hold.
+TEST(Mqtt5Packets, EncodingBelow5IgnoresThe5Members) {
+  const Properties reason = View(Cat({{0x1F}, Str("why")}));
+  EXPECT_EQ(test::Encoded(Puback{7, ReasonCode::kQuotaExceeded, reason}),
+            (Bytes{0x40, 0x02, 0x00, 0x07}));
+  EXPECT_EQ(test::Encoded(Disconnect{ReasonCode::kServerMoved, reason}), (Bytes{0xE0, 0x00}));
+  Connack connack;
+  connack.reason_code = ReasonCode::kBanned;
+  connack.properties = reason;
+  EXPECT_EQ(test::Encoded(connack), (Bytes{0x20, 0x02, 0x00, 0x00}));
+  Unsuback unsuback;
+  unsuback.packet_id = 3;
+  unsuback.reason_codes = test::Keep({0x11});
+  EXPECT_EQ(test::Encoded(unsuback), (Bytes{0xB0, 0x02, 0x00, 0x03}));
+  Publish publish;
+  publish.topic = "t";
+  publish.payload = "p";
+  publish.properties = reason;
+  EXPECT_EQ(test::Encoded(publish), test::MakePacket(0x30, Cat({Str("t"), test::Raw("p")})));
+}
+
 // ---- Short forms (§3.4.2.1, §3.14.2.1, §3.15.2.1) ----
 
 TEST(Mqtt5Acks, RemainingLength2IsSuccessWithoutProperties_MQTT_3_4_2_1) {
