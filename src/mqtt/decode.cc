@@ -351,7 +351,7 @@ Result<Packet> DecodePublish(const FixedHeader& header, std::span<const uint8_t>
     }
   }
   publish.payload = AsText(reader.ReadRest());  // may be empty (§3.3.3)
-  return Packet(publish);
+  return publish;
 }
 
 // PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK: a packet id and nothing else. PeekFrame has already
@@ -369,7 +369,7 @@ Result<Packet> DecodeAck(std::span<const uint8_t> body) {
   if (ack.packet_id == 0) {
     return Violation::kPacketIdZero;  // MQTT-2.3.1-1
   }
-  return Packet(ack);
+  return ack;
 }
 
 Result<Packet> DecodeConnack(std::span<const uint8_t> body, ProtocolLevel level) {
@@ -396,7 +396,7 @@ Result<Packet> DecodeConnack(std::span<const uint8_t> body, ProtocolLevel level)
   Connack connack;
   connack.session_present = session_present;
   connack.return_code = static_cast<ConnackCode>(return_code);
-  return Packet(connack);
+  return connack;
 }
 
 // Validates every entry of a SUBSCRIBE (has_qos) or UNSUBSCRIBE payload, so that iterating the
@@ -444,7 +444,7 @@ Result<Packet> DecodeTopicRequest(std::span<const uint8_t> body, bool has_qos) {
     return violation;
   }
   request.topics = TopicList(entries, has_qos);
-  return Packet(request);
+  return request;
 }
 
 Result<Packet> DecodeSuback(std::span<const uint8_t> body) {
@@ -465,7 +465,7 @@ Result<Packet> DecodeSuback(std::span<const uint8_t> body) {
       return Violation::kSubackBadReturnCode;  // MQTT-3.9.3-2
     }
   }
-  return Packet(suback);
+  return suback;
 }
 
 // PINGREQ, PINGRESP, DISCONNECT: no variable header, no payload.
@@ -474,7 +474,7 @@ Result<Packet> DecodeEmpty(std::span<const uint8_t> body) {
   if (!body.empty()) {
     return Violation::kSurplusBytes;
   }
-  return Packet(Empty{});
+  return Empty{};
 }
 
 // ---- MQTT 5.0 ----
@@ -612,7 +612,7 @@ Result<Packet> DecodeConnack5(std::span<const uint8_t> body) {
   if (!reader.empty()) {
     return Violation::kSurplusBytes;
   }
-  return Packet(connack);
+  return connack;
 }
 
 Result<Packet> DecodePublish5(const FixedHeader& header, std::span<const uint8_t> body) {
@@ -647,7 +647,7 @@ Result<Packet> DecodePublish5(const FixedHeader& header, std::span<const uint8_t
     return violation;  // UTF-8 (5.0 MQTT-1.5.4-1/2), no wildcard (MQTT-3.3.2-2), level bound
   }
   publish.payload = AsText(reader.ReadRest());
-  return Packet(publish);
+  return publish;
 }
 
 // An optional reason code, then optional properties (§3.4.2, §3.14.2, §3.15.2): the body ends
@@ -688,7 +688,7 @@ Result<Packet> DecodeAck5(std::span<const uint8_t> body, PacketType type) {
       violation != Violation::kNone) {
     return violation;
   }
-  return Packet(ack);
+  return ack;
 }
 
 // DISCONNECT and AUTH: remaining length 0 means reason code 0x00 and no properties.
@@ -707,7 +707,7 @@ Result<Packet> DecodeReasonOnly5(std::span<const uint8_t> body, PacketType type)
       return violation;
     }
   }
-  return Packet(packet);
+  return packet;
 }
 
 // A shared subscription "$share/{ShareName}/{filter}" (§4.8.2): ShareName at least one character
@@ -797,7 +797,7 @@ Result<Packet> DecodeTopicRequest5(std::span<const uint8_t> body, PacketType typ
     return violation;
   }
   request.topics = TopicList(entries, has_qos);
-  return Packet(request);
+  return request;
 }
 
 // SUBACK and UNSUBACK at 5.0: packet id, properties, one reason code per filter.
@@ -829,7 +829,7 @@ Result<Packet> DecodeAckList5(std::span<const uint8_t> body, PacketType type) {
   } else {
     ack.reason_codes = codes;
   }
-  return Packet(ack);
+  return ack;
 }
 
 // Out of line, as is DecodeConnectRest5: the 3.1.1 path keeps its code layout and inlining.
@@ -928,7 +928,7 @@ Result<Packet> Decode(const FixedHeader& header, std::span<const uint8_t> body,
       if (!connect.ok()) {
         return connect.violation();
       }
-      return Packet(connect.value());
+      return connect.value();
     }
     case PacketType::kConnack:
       return DecodeConnack(body, level);
