@@ -1,4 +1,6 @@
-// Decoding half of mqtt/codec.h: PeekFrame, Decode, DecodeConnect.
+// Decoding half of mqtt/codec.h: PeekFrame, Decode, DecodeConnect, for MQTT 3.1, 3.1.1 and 5.0.
+// The 5.0 decoders are separate functions beside their 3.1.1 counterparts, so the 3.1.1 path
+// pays one level comparison per packet and nothing else.
 //
 // Every check names the rule it enforces. Bytes from the network never reach a RINGMQ_ASSERT:
 // asserts here guard only the caller's side of the contract (body size matches the header).
@@ -7,10 +9,12 @@
 #include <optional>
 #include <span>
 #include <string_view>
+#include <type_traits>
 
 #include "common/assert.h"
 #include "common/bytes.h"
 #include "mqtt/codec.h"
+#include "mqtt/properties.h"
 #include "mqtt/topic.h"
 
 namespace ringmq::mqtt {
@@ -56,6 +60,25 @@ class Reader {
     return true;
   }
 
+  // A Variable Byte Integer (§1.5.5); on failure the violation, and nothing consumed.
+  Violation ReadVariableByteInteger(uint32_t& value) {
+    size_t position = position_;
+    const Violation violation = mqtt::ReadVariableByteInteger(bytes_, position, value);
+    if (violation == Violation::kNone) {
+      position_ = position;
+    }
+    return violation;
+  }
+
+  bool ReadBytes(size_t count, std::span<const uint8_t>& value) {
+    if (remaining() < count) {
+      return false;
+    }
+    value = bytes_.subspan(position_, count);
+    position_ += count;
+    return true;
+  }
+
   // Consumes and returns everything left.
   std::span<const uint8_t> ReadRest() {
     const std::span<const uint8_t> rest = bytes_.subspan(position_);
@@ -68,13 +91,16 @@ class Reader {
   size_t position_ = 0;
 };
 
-bool IsValidPacketType(uint8_t type) { return type >= 1 && type <= 14; }
+// 15 (AUTH) exists from 5.0 on.
+bool IsValidPacketType(uint8_t type, ProtocolLevel level) {
+  return type >= 1 && (type <= 14 || (type == 15 && level == ProtocolLevel::kMqtt5));
+}
 
 // The first byte of the fixed header (§2.2): type and flags. Shared by PeekFrame, which rejects
 // from the first byte alone, and Decode, which may be handed a header built elsewhere.
 Violation CheckTypeAndFlags(uint8_t type, uint8_t flags, ProtocolLevel level) {
-  if (!IsValidPacketType(type)) {
-    return Violation::kReservedPacketType;  // §2.2.1: 0 and 15 are reserved
+  if (!IsValidPacketType(type, level)) {
+    return Violation::kReservedPacketType;  // §2.2.1: 0 and 15 (before 5.0) are reserved
   }
   if (flags > 0x0F) {
     return Violation::kBadFixedHeaderFlags;
@@ -91,7 +117,7 @@ Violation CheckTypeAndFlags(uint8_t type, uint8_t flags, ProtocolLevel level) {
     return Violation::kNone;
   }
   // MQTT-3.6.1-1, MQTT-3.8.1-1, MQTT-3.10.1-1: PUBREL, SUBSCRIBE and UNSUBSCRIBE carry 0b0010;
-  // MQTT-2.2.2-1: every other type carries 0.
+  // MQTT-2.2.2-1: every other type carries 0 (AUTH too, 5.0 MQTT-3.15.1-1).
   const bool flags_are_0010 = packet_type == PacketType::kPubrel ||
                               packet_type == PacketType::kSubscribe ||
                               packet_type == PacketType::kUnsubscribe;
@@ -104,7 +130,7 @@ Violation CheckTypeAndFlags(uint8_t type, uint8_t flags, ProtocolLevel level) {
   return flags == required ? Violation::kNone : Violation::kBadFixedHeaderFlags;
 }
 
-// The remaining length §3 fixes for a type, if it fixes one.
+// The remaining length §3 fixes for a type at 3.1 / 3.1.1, if it fixes one.
 std::optional<uint32_t> FixedRemainingLength(PacketType type) {
   switch (type) {
     case PacketType::kConnack:   // §3.2.1
@@ -123,10 +149,16 @@ std::optional<uint32_t> FixedRemainingLength(PacketType type) {
   }
 }
 
-// For types of fixed size, a wrong remaining length is known from the header alone.
-Violation CheckRemainingLength(PacketType type, uint32_t remaining_length) {
+// For types of fixed size, a wrong remaining length is known from the header alone. At 5.0 the
+// acks, CONNACK and DISCONNECT may carry a reason code and properties: only PINGREQ and PINGRESP
+// stay fixed. The level is looked at only once a length is wrong, so the 3.1.1 path is as before.
+Violation CheckRemainingLength(PacketType type, uint32_t remaining_length, ProtocolLevel level) {
   const std::optional<uint32_t> fixed = FixedRemainingLength(type);
   if (!fixed.has_value() || remaining_length == *fixed) {
+    return Violation::kNone;
+  }
+  if (level == ProtocolLevel::kMqtt5 && type != PacketType::kPingreq &&
+      type != PacketType::kPingresp) {
     return Violation::kNone;
   }
   return remaining_length < *fixed ? Violation::kTruncated : Violation::kSurplusBytes;
@@ -157,7 +189,8 @@ Frame PeekFrame(std::span<const uint8_t> bytes, uint32_t max_packet_size, Protoc
     return InvalidFrame(violation);
   }
   // §2.2.3: up to four length bytes, 7 bits each, least significant first, bit 7 = "more".
-  // Non-minimal encodings (e.g. 0x80 0x00 for 0) are accepted: 3.1.1 does not forbid them.
+  // Non-minimal encodings (e.g. 0x80 0x00 for 0) are accepted at 3.1.x, which does not forbid
+  // them; 5.0 does.
   uint32_t remaining_length = 0;
   size_t header_length = 0;
   for (size_t index = 1; header_length == 0; ++index) {
@@ -178,8 +211,13 @@ Frame PeekFrame(std::span<const uint8_t> bytes, uint32_t max_packet_size, Protoc
     }
     header_length = more ? 0 : index + 1;
   }
+  // 5.0 MQTT-1.5.5-1: a last length byte of 0 after a continuation byte is a longer encoding
+  // than needed. Decided by the same byte that ended the header, so prefixes still agree.
+  if (header_length > 2 && bytes[header_length - 1] == 0 && level == ProtocolLevel::kMqtt5) {
+    return InvalidFrame(Violation::kNonMinimalVariableByteInteger);
+  }
   const auto packet_type = static_cast<PacketType>(type);
-  if (const Violation violation = CheckRemainingLength(packet_type, remaining_length);
+  if (const Violation violation = CheckRemainingLength(packet_type, remaining_length, level);
       violation != Violation::kNone) {
     return InvalidFrame(violation);
   }
@@ -206,9 +244,9 @@ constexpr uint8_t kFlagPassword = 0x40;
 constexpr uint8_t kFlagUserName = 0x80;
 
 // Protocol name and level (§3.1.2.1, §3.1.2.2). An unknown name is malformed; a known name
-// with a level this codec does not pair with it is well formed but unsupported: the caller
-// answers CONNACK 0x01 (MQTT-3.1.2-2), so parsing stops after the level byte.
-Violation DecodeProtocol(Reader& reader, Connect& connect) {
+// with a level the caller did not ask for is well formed but unsupported: the caller answers
+// CONNACK 0x01 (MQTT-3.1.2-2), so parsing stops after the level byte.
+Violation DecodeProtocol(Reader& reader, bool accept_mqtt5, Connect& connect) {
   if (!reader.ReadLengthPrefixed(connect.protocol_name) ||
       !reader.ReadByte(connect.protocol_level)) {
     return Violation::kTruncated;
@@ -219,7 +257,9 @@ Violation DecodeProtocol(Reader& reader, Connect& connect) {
     return Violation::kBadProtocolName;  // MQTT-3.1.2-1
   }
   const auto expected = is_mqtt ? ProtocolLevel::kMqtt311 : ProtocolLevel::kMqtt31;
-  connect.level_supported = connect.protocol_level == static_cast<uint8_t>(expected);
+  connect.level_supported = connect.protocol_level == static_cast<uint8_t>(expected) ||
+                            (accept_mqtt5 && is_mqtt &&
+                             connect.protocol_level == static_cast<uint8_t>(ProtocolLevel::kMqtt5));
   return Violation::kNone;
 }
 
@@ -311,7 +351,7 @@ Result<Packet> DecodePublish(const FixedHeader& header, std::span<const uint8_t>
     }
   }
   publish.payload = AsText(reader.ReadRest());  // may be empty (§3.3.3)
-  return Packet(publish);
+  return publish;
 }
 
 // PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK: a packet id and nothing else. PeekFrame has already
@@ -329,7 +369,7 @@ Result<Packet> DecodeAck(std::span<const uint8_t> body) {
   if (ack.packet_id == 0) {
     return Violation::kPacketIdZero;  // MQTT-2.3.1-1
   }
-  return Packet(ack);
+  return ack;
 }
 
 Result<Packet> DecodeConnack(std::span<const uint8_t> body, ProtocolLevel level) {
@@ -353,7 +393,10 @@ Result<Packet> DecodeConnack(std::span<const uint8_t> body, ProtocolLevel level)
       (session_present && return_code != 0)) {
     return Violation::kConnackBadReturnCode;  // §3.2.2.3, MQTT-3.2.2-4
   }
-  return Packet(Connack{session_present, static_cast<ConnackCode>(return_code)});
+  Connack connack;
+  connack.session_present = session_present;
+  connack.return_code = static_cast<ConnackCode>(return_code);
+  return connack;
 }
 
 // Validates every entry of a SUBSCRIBE (has_qos) or UNSUBSCRIBE payload, so that iterating the
@@ -401,7 +444,7 @@ Result<Packet> DecodeTopicRequest(std::span<const uint8_t> body, bool has_qos) {
     return violation;
   }
   request.topics = TopicList(entries, has_qos);
-  return Packet(request);
+  return request;
 }
 
 Result<Packet> DecodeSuback(std::span<const uint8_t> body) {
@@ -422,7 +465,7 @@ Result<Packet> DecodeSuback(std::span<const uint8_t> body) {
       return Violation::kSubackBadReturnCode;  // MQTT-3.9.3-2
     }
   }
-  return Packet(suback);
+  return suback;
 }
 
 // PINGREQ, PINGRESP, DISCONNECT: no variable header, no payload.
@@ -431,12 +474,406 @@ Result<Packet> DecodeEmpty(std::span<const uint8_t> body) {
   if (!body.empty()) {
     return Violation::kSurplusBytes;
   }
-  return Packet(Empty{});
+  return Empty{};
+}
+
+// ---- MQTT 5.0 ----
+
+// A Property Length and the block it covers (§2.2.2.1), validated for `where`.
+Violation ReadProperties(Reader& reader, uint16_t where, Properties& properties) {
+  uint32_t length = 0;
+  if (const Violation violation = reader.ReadVariableByteInteger(length);
+      violation != Violation::kNone) {
+    return violation;
+  }
+  std::span<const uint8_t> block;
+  if (!reader.ReadBytes(length, block)) {
+    return Violation::kTruncated;
+  }
+  if (const Violation violation = ValidateProperties(block, where); violation != Violation::kNone) {
+    return violation;
+  }
+  properties = Properties(block);
+  return Violation::kNone;
+}
+
+// §3.1.2.11.10 and §3.15.2.2.3: Authentication Data needs an Authentication Method.
+Violation CheckAuthenticationPair(const Properties& properties) {
+  if (properties.Find(PropertyId::kAuthenticationData).has_value() &&
+      !properties.Find(PropertyId::kAuthenticationMethod).has_value()) {
+    return Violation::kAuthenticationDataWithoutMethod;
+  }
+  return Violation::kNone;
+}
+
+// 5.0 connect flags (§3.1.2.3): as 3.1.1, except that a password without a user name is allowed
+// (§3.1.2.9). The will rules are MQTT-3.1.2-11, -13, -14 and -15 in 5.0.
+Violation CheckConnectFlags5(uint8_t flags) {
+  if ((flags & kFlagReserved) != 0) {
+    return Violation::kConnectReservedFlag;  // 5.0 MQTT-3.1.2-3
+  }
+  const uint8_t will_qos = (flags & kFlagWillQos) >> kFlagWillQosShift;
+  if ((flags & kFlagWill) == 0 && (will_qos != 0 || (flags & kFlagWillRetain) != 0)) {
+    return Violation::kWillFlagsWithoutWill;  // 5.0 MQTT-3.1.2-11, -13, -15
+  }
+  if (will_qos == 3) {
+    return Violation::kWillQosInvalid;  // 5.0 MQTT-3.1.2-14
+  }
+  return Violation::kNone;
+}
+
+// §3.1.3 at 5.0: client id, [will properties, will topic, will payload], [user name],
+// [password].
+Violation DecodeConnectPayload5(Reader& reader, uint8_t flags, Connect& connect) {
+  Violation violation = ReadPayloadField(reader, Violation::kMissingClientId, connect.client_id);
+  if (violation == Violation::kNone) {
+    violation = ValidateUtf8(connect.client_id);  // 5.0 MQTT-3.1.3-4
+  }
+  if (violation == Violation::kNone && (flags & kFlagWill) != 0) {
+    Will will;
+    will.qos = static_cast<QoS>((flags & kFlagWillQos) >> kFlagWillQosShift);
+    will.retain = (flags & kFlagWillRetain) != 0;
+    violation = reader.empty() ? Violation::kMissingWillTopic  // 5.0 MQTT-3.1.2-9
+                               : ReadProperties(reader, kWillPropertiesBit, will.properties);
+    if (violation == Violation::kNone) {
+      violation = ReadPayloadField(reader, Violation::kMissingWillTopic, will.topic);
+    }
+    if (violation == Violation::kNone && ValidateTopicName(will.topic) != Violation::kNone) {
+      violation = Violation::kInvalidWillTopic;  // 5.0 MQTT-3.1.3-9, MQTT-3.3.2-2
+    }
+    if (violation == Violation::kNone) {
+      violation = ReadPayloadField(reader, Violation::kMissingWillMessage, will.payload);
+    }
+    connect.will = will;
+  }
+  if (violation == Violation::kNone && (flags & kFlagUserName) != 0) {
+    std::string_view user_name;
+    violation = ReadPayloadField(reader, Violation::kMissingUserName, user_name);
+    if (violation == Violation::kNone) {
+      violation = ValidateUtf8(user_name);  // 5.0 MQTT-3.1.3-10
+    }
+    connect.user_name = user_name;
+  }
+  if (violation == Violation::kNone && (flags & kFlagPassword) != 0) {
+    std::string_view password;
+    violation = ReadPayloadField(reader, Violation::kMissingPassword, password);
+    connect.password = password;
+  }
+  if (violation == Violation::kNone && !reader.empty()) {
+    violation = Violation::kSurplusBytes;
+  }
+  return violation;
+}
+
+// After the level byte of a 5.0 CONNECT: flags, keep alive, properties, payload.
+[[gnu::noinline]] Violation DecodeConnectRest5(Reader& reader, Connect& connect) {
+  uint8_t flags = 0;
+  if (!reader.ReadByte(flags) || !reader.ReadU16(connect.keepalive_s)) {
+    return Violation::kTruncated;
+  }
+  if (const Violation violation = CheckConnectFlags5(flags); violation != Violation::kNone) {
+    return violation;
+  }
+  connect.clean_session = (flags & kFlagCleanSession) != 0;  // Clean Start, §3.1.2.4
+  Violation violation = ReadProperties(reader, PacketBit(PacketType::kConnect), connect.properties);
+  if (violation == Violation::kNone) {
+    violation = CheckAuthenticationPair(connect.properties);
+  }
+  if (violation == Violation::kNone) {
+    violation = DecodeConnectPayload5(reader, flags, connect);
+  }
+  return violation;
+}
+
+Result<Packet> DecodeConnack5(std::span<const uint8_t> body) {
+  Reader reader(body);
+  uint8_t acknowledge_flags = 0;
+  uint8_t reason_code = 0;
+  if (!reader.ReadByte(acknowledge_flags) || !reader.ReadByte(reason_code)) {
+    return Violation::kTruncated;
+  }
+  if ((acknowledge_flags & 0xFE) != 0) {
+    return Violation::kConnackReservedBits;  // 5.0 MQTT-3.2.2-1
+  }
+  if (!IsReasonCodeAllowed(reason_code, PacketType::kConnack)) {
+    return Violation::kBadReasonCode;  // 5.0 MQTT-3.2.2-8
+  }
+  Connack connack;
+  connack.session_present = (acknowledge_flags & 0x01) != 0;
+  connack.reason_code = static_cast<ReasonCode>(reason_code);
+  if (connack.session_present && reason_code != 0) {
+    return Violation::kConnackBadReturnCode;  // 5.0 MQTT-3.2.2-6
+  }
+  if (const Violation violation =
+          ReadProperties(reader, PacketBit(PacketType::kConnack), connack.properties);
+      violation != Violation::kNone) {
+    return violation;
+  }
+  if (!reader.empty()) {
+    return Violation::kSurplusBytes;
+  }
+  return connack;
+}
+
+Result<Packet> DecodePublish5(const FixedHeader& header, std::span<const uint8_t> body) {
+  Publish publish;
+  publish.qos = static_cast<QoS>((header.flags >> 1) & 0x03);
+  publish.dup = (header.flags & 0x08) != 0;
+  publish.retain = (header.flags & 0x01) != 0;
+  Reader reader(body);
+  if (!reader.ReadLengthPrefixed(publish.topic)) {
+    return Violation::kTruncated;
+  }
+  if (publish.qos != QoS::k0) {
+    if (!reader.ReadU16(publish.packet_id)) {
+      return Violation::kTruncated;
+    }
+    if (publish.packet_id == 0) {
+      return Violation::kPacketIdZero;  // 5.0 MQTT-2.2.1-3
+    }
+  }
+  if (const Violation violation =
+          ReadProperties(reader, PacketBit(PacketType::kPublish), publish.properties);
+      violation != Violation::kNone) {
+    return violation;
+  }
+  if (publish.topic.empty()) {
+    // §3.3.2.3.4: an empty topic name stands for the one a Topic Alias maps to.
+    if (!publish.properties.Find(PropertyId::kTopicAlias).has_value()) {
+      return Violation::kEmptyTopicWithoutAlias;
+    }
+  } else if (const Violation violation = ValidateTopicName(publish.topic);
+             violation != Violation::kNone) {
+    return violation;  // UTF-8 (5.0 MQTT-1.5.4-1/2), no wildcard (MQTT-3.3.2-2), level bound
+  }
+  publish.payload = AsText(reader.ReadRest());
+  return publish;
+}
+
+// An optional reason code, then optional properties (§3.4.2, §3.14.2, §3.15.2): the body ends
+// where the sender stopped, and what is absent takes its default.
+Violation ReadReasonAndProperties(Reader& reader, PacketType type, ReasonCode& reason_code,
+                                  Properties& properties) {
+  uint8_t code = 0;
+  if (!reader.ReadByte(code)) {
+    return Violation::kNone;  // no reason code: 0x00 (e.g. 5.0 MQTT-3.4.2-1, §3.14.2.1)
+  }
+  if (!IsReasonCodeAllowed(code, type)) {
+    return Violation::kBadReasonCode;
+  }
+  reason_code = static_cast<ReasonCode>(code);
+  if (reader.empty()) {
+    return Violation::kNone;  // no properties (§3.4.2.2.1)
+  }
+  if (const Violation violation = ReadProperties(reader, PacketBit(type), properties);
+      violation != Violation::kNone) {
+    return violation;
+  }
+  return reader.empty() ? Violation::kNone : Violation::kSurplusBytes;
+}
+
+// PUBACK, PUBREC, PUBREL, PUBCOMP at 5.0.
+template <typename Ack>
+Result<Packet> DecodeAck5(std::span<const uint8_t> body, PacketType type) {
+  Reader reader(body);
+  Ack ack;
+  if (!reader.ReadU16(ack.packet_id)) {
+    return Violation::kTruncated;
+  }
+  if (ack.packet_id == 0) {
+    return Violation::kPacketIdZero;  // 5.0 MQTT-2.2.1-3
+  }
+  if (const Violation violation =
+          ReadReasonAndProperties(reader, type, ack.reason_code, ack.properties);
+      violation != Violation::kNone) {
+    return violation;
+  }
+  return ack;
+}
+
+// DISCONNECT and AUTH: remaining length 0 means reason code 0x00 and no properties.
+template <typename Packet5>
+Result<Packet> DecodeReasonOnly5(std::span<const uint8_t> body, PacketType type) {
+  Reader reader(body);
+  Packet5 packet;
+  if (const Violation violation =
+          ReadReasonAndProperties(reader, type, packet.reason_code, packet.properties);
+      violation != Violation::kNone) {
+    return violation;
+  }
+  if constexpr (std::is_same_v<Packet5, Auth>) {
+    if (const Violation violation = CheckAuthenticationPair(packet.properties);
+        violation != Violation::kNone) {
+      return violation;
+    }
+  }
+  return packet;
+}
+
+// A shared subscription "$share/{ShareName}/{filter}" (§4.8.2): ShareName at least one character
+// without '/', '+' or '#' (MQTT-4.8.2-1), then a '/' and a non-empty filter (MQTT-4.8.2-2). The
+// whole string already passed ValidateTopicFilter.
+bool IsSharedSubscription(std::string_view filter) { return filter.starts_with("$share/"); }
+
+Violation CheckSharedSubscription(std::string_view filter) {
+  std::string_view rest = filter.substr(7);
+  const size_t slash = rest.find('/');
+  if (slash == 0 || slash == std::string_view::npos || slash + 1 == rest.size()) {
+    return Violation::kBadSharedSubscription;
+  }
+  if (rest.substr(0, slash).find_first_of("+#") != std::string_view::npos) {
+    return Violation::kBadSharedSubscription;
+  }
+  return Violation::kNone;
+}
+
+// The subscription options byte (§3.8.3.1).
+Violation CheckSubscriptionOptions(uint8_t options, std::string_view filter) {
+  if ((options & 0xC0) != 0) {
+    return Violation::kSubscribeOptionsReserved;  // 5.0 MQTT-3.8.3-5
+  }
+  if ((options & 0x03) == 3) {
+    return Violation::kSubscribeQos3;
+  }
+  if (((options >> 4) & 0x03) == 3) {
+    return Violation::kRetainHandling3;
+  }
+  if ((options & 0x04) != 0 && IsSharedSubscription(filter)) {
+    return Violation::kNoLocalOnSharedSubscription;  // 5.0 MQTT-3.8.3-4
+  }
+  return Violation::kNone;
+}
+
+Violation ValidateTopicEntries5(std::span<const uint8_t> entries, bool has_options) {
+  if (entries.empty()) {
+    return Violation::kNoTopicFilters;  // 5.0 MQTT-3.8.3-2, MQTT-3.10.3-2
+  }
+  Reader reader(entries);
+  // A valid entry is at least 3 bytes: bounded by size / 3.
+  while (!reader.empty()) {
+    std::string_view filter;
+    if (!reader.ReadLengthPrefixed(filter)) {
+      return Violation::kTruncated;
+    }
+    if (const Violation violation = ValidateTopicFilter(filter); violation != Violation::kNone) {
+      return violation;
+    }
+    if (IsSharedSubscription(filter)) {
+      if (const Violation violation = CheckSharedSubscription(filter);
+          violation != Violation::kNone) {
+        return violation;
+      }
+    }
+    uint8_t options = 0;
+    if (has_options && !reader.ReadByte(options)) {
+      return Violation::kTruncated;
+    }
+    if (const Violation violation = CheckSubscriptionOptions(options, filter);
+        violation != Violation::kNone) {
+      return violation;
+    }
+  }
+  return Violation::kNone;
+}
+
+// SUBSCRIBE and UNSUBSCRIBE at 5.0: packet id, properties, one or more entries.
+template <typename Request>
+Result<Packet> DecodeTopicRequest5(std::span<const uint8_t> body, PacketType type, bool has_qos) {
+  Reader reader(body);
+  Request request;
+  if (!reader.ReadU16(request.packet_id)) {
+    return Violation::kTruncated;
+  }
+  if (request.packet_id == 0) {
+    return Violation::kPacketIdZero;  // 5.0 MQTT-2.2.1-3
+  }
+  if (const Violation violation = ReadProperties(reader, PacketBit(type), request.properties);
+      violation != Violation::kNone) {
+    return violation;
+  }
+  const std::span<const uint8_t> entries = reader.ReadRest();
+  if (const Violation violation = ValidateTopicEntries5(entries, has_qos);
+      violation != Violation::kNone) {
+    return violation;
+  }
+  request.topics = TopicList(entries, has_qos);
+  return request;
+}
+
+// SUBACK and UNSUBACK at 5.0: packet id, properties, one reason code per filter.
+template <typename Ack>
+Result<Packet> DecodeAckList5(std::span<const uint8_t> body, PacketType type) {
+  Reader reader(body);
+  Ack ack;
+  if (!reader.ReadU16(ack.packet_id)) {
+    return Violation::kTruncated;
+  }
+  if (ack.packet_id == 0) {
+    return Violation::kPacketIdZero;  // 5.0 MQTT-2.2.1-3
+  }
+  if (const Violation violation = ReadProperties(reader, PacketBit(type), ack.properties);
+      violation != Violation::kNone) {
+    return violation;
+  }
+  const std::span<const uint8_t> codes = reader.ReadRest();
+  if (codes.empty()) {
+    return Violation::kTruncated;  // §3.9.3, §3.11.3: one reason code per filter
+  }
+  for (const uint8_t code : codes) {
+    if (!IsReasonCodeAllowed(code, type)) {
+      return Violation::kBadReasonCode;  // 5.0 MQTT-3.9.3-2, MQTT-3.11.3-2
+    }
+  }
+  if constexpr (std::is_same_v<Ack, Suback>) {
+    ack.return_codes = codes;
+  } else {
+    ack.reason_codes = codes;
+  }
+  return ack;
+}
+
+// Out of line, as is DecodeConnectRest5: the 3.1.1 path keeps its code layout and inlining.
+[[gnu::noinline]] Result<Packet> Decode5(const FixedHeader& header, std::span<const uint8_t> body) {
+  switch (header.type) {
+    case PacketType::kConnect:
+      break;  // Decode handles CONNECT for every level
+    case PacketType::kConnack:
+      return DecodeConnack5(body);
+    case PacketType::kPublish:
+      return DecodePublish5(header, body);
+    case PacketType::kPuback:
+      return DecodeAck5<Puback>(body, header.type);
+    case PacketType::kPubrec:
+      return DecodeAck5<Pubrec>(body, header.type);
+    case PacketType::kPubrel:
+      return DecodeAck5<Pubrel>(body, header.type);
+    case PacketType::kPubcomp:
+      return DecodeAck5<Pubcomp>(body, header.type);
+    case PacketType::kSubscribe:
+      return DecodeTopicRequest5<Subscribe>(body, header.type, /*has_qos=*/true);
+    case PacketType::kSuback:
+      return DecodeAckList5<Suback>(body, header.type);
+    case PacketType::kUnsubscribe:
+      return DecodeTopicRequest5<Unsubscribe>(body, header.type, /*has_qos=*/false);
+    case PacketType::kUnsuback:
+      return DecodeAckList5<Unsuback>(body, header.type);
+    case PacketType::kPingreq:
+      return DecodeEmpty<Pingreq>(body);
+    case PacketType::kPingresp:
+      return DecodeEmpty<Pingresp>(body);
+    case PacketType::kDisconnect:
+      return DecodeReasonOnly5<Disconnect>(body, header.type);
+    case PacketType::kAuth:
+      return DecodeReasonOnly5<Auth>(body, header.type);
+  }
+  RINGMQ_ASSERT(false && "Decode5 called for CONNECT");
+  return Violation::kReservedPacketType;
 }
 
 }  // namespace
 
-Result<Connect> DecodeConnect(const FixedHeader& header, std::span<const uint8_t> body) {
+Result<Connect> DecodeConnect(const FixedHeader& header, std::span<const uint8_t> body,
+                              bool accept_mqtt5) {
   RINGMQ_ASSERT(header.type == PacketType::kConnect);
   RINGMQ_ASSERT(body.size() == header.remaining_length);
   if (header.flags != 0) {
@@ -444,11 +881,19 @@ Result<Connect> DecodeConnect(const FixedHeader& header, std::span<const uint8_t
   }
   Reader reader(body);
   Connect connect;
-  if (const Violation violation = DecodeProtocol(reader, connect); violation != Violation::kNone) {
+  if (const Violation violation = DecodeProtocol(reader, accept_mqtt5, connect);
+      violation != Violation::kNone) {
     return violation;
   }
   if (!connect.level_supported) {
     return connect;  // MQTT-3.1.2-2: the caller answers CONNACK 0x01; the rest is not parsed
+  }
+  if (connect.protocol_level == static_cast<uint8_t>(ProtocolLevel::kMqtt5)) {
+    if (const Violation violation = DecodeConnectRest5(reader, connect);
+        violation != Violation::kNone) {
+      return violation;
+    }
+    return connect;
   }
   uint8_t flags = 0;
   if (!reader.ReadByte(flags) || !reader.ReadU16(connect.keepalive_s)) {
@@ -473,13 +918,17 @@ Result<Packet> Decode(const FixedHeader& header, std::span<const uint8_t> body,
       violation != Violation::kNone) {
     return violation;
   }
+  if (level == ProtocolLevel::kMqtt5 && header.type != PacketType::kConnect) {
+    return Decode5(header, body);
+  }
   switch (header.type) {
     case PacketType::kConnect: {
-      Result<Connect> connect = DecodeConnect(header, body);
+      Result<Connect> connect =
+          DecodeConnect(header, body, /*accept_mqtt5=*/level == ProtocolLevel::kMqtt5);
       if (!connect.ok()) {
         return connect.violation();
       }
-      return Packet(connect.value());
+      return connect.value();
     }
     case PacketType::kConnack:
       return DecodeConnack(body, level);
@@ -507,8 +956,10 @@ Result<Packet> Decode(const FixedHeader& header, std::span<const uint8_t> body,
       return DecodeEmpty<Pingresp>(body);
     case PacketType::kDisconnect:
       return DecodeEmpty<Disconnect>(body);
+    case PacketType::kAuth:
+      break;  // reserved before 5.0: CheckTypeAndFlags refused it
   }
-  return Violation::kReservedPacketType;  // unreachable: CheckTypeAndFlags refused it
+  return Violation::kReservedPacketType;
 }
 
 }  // namespace ringmq::mqtt

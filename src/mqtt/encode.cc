@@ -1,4 +1,5 @@
-// Encoding half of mqtt/codec.h: EncodedSize, Encode, EncodePublishHeader, EncodeTopicList.
+// Encoding half of mqtt/codec.h: EncodedSize, Encode, EncodePublishHeader, EncodePublishParts,
+// EncodePublishParts5, EncodeTopicList.
 //
 // The encoder trusts its caller: it asserts that the output fits and that every field is
 // encodable (lengths within 16 bits, QoS within 0..2), but it does not enforce protocol rules, so
@@ -14,6 +15,7 @@
 #include "common/assert.h"
 #include "common/bytes.h"
 #include "mqtt/codec.h"
+#include "mqtt/properties.h"
 
 namespace ringmq::mqtt {
 namespace {
@@ -51,6 +53,18 @@ class Writer {
     Bytes(text);
   }
 
+  // Accounts for `count` bytes written directly into the output.
+  void Skip(size_t count) {
+    RINGMQ_ASSERT(count <= out_.size() - position_);
+    position_ += count;
+  }
+
+  // §1.5.5: a Property Length and the block (5.0).
+  void PropertyBlock(const Properties& properties) {
+    RemainingLength(properties.raw().size());
+    Bytes(properties.raw());
+  }
+
   // §2.2.3: 7 bits per byte, least significant first, minimal length.
   void RemainingLength(size_t value) {
     RINGMQ_ASSERT(value <= kMaxRemainingLength);
@@ -69,6 +83,19 @@ class Writer {
 size_t RemainingLengthSize(size_t value) {
   RINGMQ_ASSERT(value <= kMaxRemainingLength);
   return value < 128 ? 1 : value < 16'384 ? 2 : value < 2'097'152 ? 3 : 4;
+}
+
+size_t PropertyBlockSize(const Properties& properties) {
+  return RemainingLengthSize(properties.raw().size()) + properties.raw().size();
+}
+
+// 5.0 acks (§3.4.2): the packet id alone means Success without properties, and a reason code
+// without properties may end the packet. The encoder writes the shortest form.
+size_t ReasonAndPropertiesSize(ReasonCode reason_code, const Properties& properties) {
+  if (!properties.empty()) {
+    return 1 + PropertyBlockSize(properties);
+  }
+  return reason_code != ReasonCode::kSuccess ? 1 : 0;
 }
 
 size_t LengthPrefixedSize(std::string_view text) {
@@ -111,49 +138,86 @@ uint8_t FirstByte(const Packet& packet) {
   return static_cast<uint8_t>((static_cast<uint8_t>(type) << 4) | flags);
 }
 
-// Size of everything after the fixed header, per packet type.
+bool IsMqtt5(const Connect& connect) {
+  return connect.protocol_level == static_cast<uint8_t>(ProtocolLevel::kMqtt5);
+}
+
+// Size of everything after the fixed header, per packet type. `v5`: the 5.0 layout (CONNECT
+// follows its own protocol level instead).
 struct BodySize {
+  bool v5 = false;
+
   size_t operator()(const Connect& connect) const {
+    const bool connect_v5 = IsMqtt5(connect);
     size_t size = LengthPrefixedSize(connect.protocol_name) + 1 + 1 + 2 +
                   LengthPrefixedSize(connect.client_id);
+    size += connect_v5 ? PropertyBlockSize(connect.properties) : 0;
     if (connect.will.has_value()) {
       size += LengthPrefixedSize(connect.will->topic) + LengthPrefixedSize(connect.will->payload);
+      size += connect_v5 ? PropertyBlockSize(connect.will->properties) : 0;
     }
     size += connect.user_name.has_value() ? LengthPrefixedSize(*connect.user_name) : 0;
     size += connect.password.has_value() ? LengthPrefixedSize(*connect.password) : 0;
     return size;
   }
-  size_t operator()(const Connack&) const { return 2; }
+  size_t operator()(const Connack& connack) const {
+    return 2 + (v5 ? PropertyBlockSize(connack.properties) : 0);
+  }
   size_t operator()(const Publish& publish) const {
     return LengthPrefixedSize(publish.topic) + (publish.qos != QoS::k0 ? 2 : 0) +
-           publish.payload.size();
+           (v5 ? PropertyBlockSize(publish.properties) : 0) + publish.payload.size();
   }
-  size_t operator()(const Puback&) const { return 2; }
-  size_t operator()(const Pubrec&) const { return 2; }
-  size_t operator()(const Pubrel&) const { return 2; }
-  size_t operator()(const Pubcomp&) const { return 2; }
-  size_t operator()(const Subscribe& subscribe) const { return 2 + subscribe.topics.raw().size(); }
-  size_t operator()(const Suback& suback) const { return 2 + suback.return_codes.size(); }
+  template <typename Ack>
+  size_t Ack5(const Ack& ack) const {
+    return 2 + (v5 ? ReasonAndPropertiesSize(ack.reason_code, ack.properties) : 0);
+  }
+  size_t operator()(const Puback& ack) const { return Ack5(ack); }
+  size_t operator()(const Pubrec& ack) const { return Ack5(ack); }
+  size_t operator()(const Pubrel& ack) const { return Ack5(ack); }
+  size_t operator()(const Pubcomp& ack) const { return Ack5(ack); }
+  size_t operator()(const Subscribe& subscribe) const {
+    return 2 + (v5 ? PropertyBlockSize(subscribe.properties) : 0) + subscribe.topics.raw().size();
+  }
+  size_t operator()(const Suback& suback) const {
+    return 2 + (v5 ? PropertyBlockSize(suback.properties) : 0) + suback.return_codes.size();
+  }
   size_t operator()(const Unsubscribe& unsubscribe) const {
-    return 2 + unsubscribe.topics.raw().size();
+    return 2 + (v5 ? PropertyBlockSize(unsubscribe.properties) : 0) +
+           unsubscribe.topics.raw().size();
   }
-  size_t operator()(const Unsuback&) const { return 2; }
+  size_t operator()(const Unsuback& ack) const {
+    return 2 + (v5 ? PropertyBlockSize(ack.properties) + ack.reason_codes.size() : 0);
+  }
   size_t operator()(const Pingreq&) const { return 0; }
   size_t operator()(const Pingresp&) const { return 0; }
-  size_t operator()(const Disconnect&) const { return 0; }
+  size_t operator()(const Disconnect& disconnect) const {
+    return v5 ? ReasonAndPropertiesSize(disconnect.reason_code, disconnect.properties) : 0;
+  }
+  size_t operator()(const Auth& auth) const {
+    RINGMQ_ASSERT(v5 && "AUTH exists only at MQTT 5.0");
+    return ReasonAndPropertiesSize(auth.reason_code, auth.properties);
+  }
 };
 
 // Writes everything after the fixed header, per packet type.
 struct BodyWriter {
   Writer& writer;
+  bool v5 = false;
 
   void operator()(const Connect& connect) const {
+    const bool connect_v5 = IsMqtt5(connect);
     writer.LengthPrefixed(connect.protocol_name);
     writer.Byte(connect.protocol_level);
     writer.Byte(ConnectFlags(connect));
     writer.U16(connect.keepalive_s);
+    if (connect_v5) {
+      writer.PropertyBlock(connect.properties);
+    }
     writer.LengthPrefixed(connect.client_id);
     if (connect.will.has_value()) {
+      if (connect_v5) {
+        writer.PropertyBlock(connect.will->properties);
+      }
       writer.LengthPrefixed(connect.will->topic);
       writer.LengthPrefixed(connect.will->payload);
     }
@@ -166,52 +230,98 @@ struct BodyWriter {
   }
   void operator()(const Connack& connack) const {
     writer.Byte(connack.session_present ? 0x01 : 0x00);
-    writer.Byte(static_cast<uint8_t>(connack.return_code));
+    if (!v5) {
+      writer.Byte(static_cast<uint8_t>(connack.return_code));
+      return;
+    }
+    writer.Byte(static_cast<uint8_t>(connack.reason_code));
+    writer.PropertyBlock(connack.properties);
   }
   void operator()(const Publish& publish) const {
     writer.LengthPrefixed(publish.topic);
     if (publish.qos != QoS::k0) {
       writer.U16(publish.packet_id);
     }
+    if (v5) {
+      writer.PropertyBlock(publish.properties);
+    }
     writer.Bytes(publish.payload);
   }
-  void operator()(const Puback& ack) const { writer.U16(ack.packet_id); }
-  void operator()(const Pubrec& ack) const { writer.U16(ack.packet_id); }
-  void operator()(const Pubrel& ack) const { writer.U16(ack.packet_id); }
-  void operator()(const Pubcomp& ack) const { writer.U16(ack.packet_id); }
+  // The optional tail of 5.0 acks, DISCONNECT and AUTH, shortest form (see
+  // ReasonAndPropertiesSize).
+  void ReasonAndProperties(ReasonCode reason_code, const Properties& properties) const {
+    if (!v5 || (reason_code == ReasonCode::kSuccess && properties.empty())) {
+      return;
+    }
+    writer.Byte(static_cast<uint8_t>(reason_code));
+    if (!properties.empty()) {
+      writer.PropertyBlock(properties);
+    }
+  }
+  template <typename Ack>
+  void Ack5(const Ack& ack) const {
+    writer.U16(ack.packet_id);
+    ReasonAndProperties(ack.reason_code, ack.properties);
+  }
+  void operator()(const Puback& ack) const { Ack5(ack); }
+  void operator()(const Pubrec& ack) const { Ack5(ack); }
+  void operator()(const Pubrel& ack) const { Ack5(ack); }
+  void operator()(const Pubcomp& ack) const { Ack5(ack); }
   void operator()(const Subscribe& subscribe) const {
     writer.U16(subscribe.packet_id);
+    if (v5) {
+      writer.PropertyBlock(subscribe.properties);
+    }
     writer.Bytes(subscribe.topics.raw());
   }
   void operator()(const Suback& suback) const {
     writer.U16(suback.packet_id);
+    if (v5) {
+      writer.PropertyBlock(suback.properties);
+    }
     writer.Bytes(suback.return_codes);
   }
   void operator()(const Unsubscribe& unsubscribe) const {
     writer.U16(unsubscribe.packet_id);
+    if (v5) {
+      writer.PropertyBlock(unsubscribe.properties);
+    }
     writer.Bytes(unsubscribe.topics.raw());
   }
-  void operator()(const Unsuback& ack) const { writer.U16(ack.packet_id); }
+  void operator()(const Unsuback& ack) const {
+    writer.U16(ack.packet_id);
+    if (v5) {
+      writer.PropertyBlock(ack.properties);
+      writer.Bytes(ack.reason_codes);
+    }
+  }
   void operator()(const Pingreq&) const {}
   void operator()(const Pingresp&) const {}
-  void operator()(const Disconnect&) const {}
+  void operator()(const Disconnect& disconnect) const {
+    ReasonAndProperties(disconnect.reason_code, disconnect.properties);
+  }
+  void operator()(const Auth& auth) const {
+    RINGMQ_ASSERT(v5 && "AUTH exists only at MQTT 5.0");
+    ReasonAndProperties(auth.reason_code, auth.properties);
+  }
 };
 
 }  // namespace
 
-size_t EncodedSize(const Packet& packet) {
-  const size_t body_size = std::visit(BodySize{}, packet);
+size_t EncodedSize(const Packet& packet, ProtocolLevel level) {
+  const size_t body_size = std::visit(BodySize{level == ProtocolLevel::kMqtt5}, packet);
   return 1 + RemainingLengthSize(body_size) + body_size;
 }
 
-size_t Encode(const Packet& packet, std::span<uint8_t> out) {
-  const size_t body_size = std::visit(BodySize{}, packet);
+size_t Encode(const Packet& packet, std::span<uint8_t> out, ProtocolLevel level) {
+  const bool v5 = level == ProtocolLevel::kMqtt5;
+  const size_t body_size = std::visit(BodySize{v5}, packet);
   const size_t total_size = 1 + RemainingLengthSize(body_size) + body_size;
   RINGMQ_ASSERT(out.size() >= total_size);
   Writer writer(out);
   writer.Byte(FirstByte(packet));
   writer.RemainingLength(body_size);
-  std::visit(BodyWriter{writer}, packet);
+  std::visit(BodyWriter{writer, v5}, packet);
   RINGMQ_ASSERT(writer.position() == total_size);
   return total_size;
 }
@@ -269,6 +379,93 @@ size_t EncodePublishParts(const PublishParts& parts, std::span<uint8_t> out) {
   return total_size;
 }
 
+namespace {
+
+// Whether a property of the forwarded block survives the edits.
+bool KeepForwarded(uint8_t id, const PublishPropertyEdits& edits) {
+  return id != static_cast<uint8_t>(PropertyId::kTopicAlias) &&
+         id != static_cast<uint8_t>(PropertyId::kSubscriptionIdentifier) &&
+         !(id == static_cast<uint8_t>(PropertyId::kMessageExpiryInterval) &&
+           edits.message_expiry_s.has_value());
+}
+
+// Size of the edited property block (without its Property Length).
+size_t EditedPropertiesSize(const PublishPropertyEdits& edits) {
+  size_t size = 0;
+  if (edits.message_expiry_s.has_value()) {
+    size += IntegerPropertySize(PropertyId::kMessageExpiryInterval, *edits.message_expiry_s);
+  }
+  if (edits.topic_alias != 0) {
+    size += IntegerPropertySize(PropertyId::kTopicAlias, edits.topic_alias);
+  }
+  for (const uint32_t identifier : edits.subscription_identifiers) {
+    size += IntegerPropertySize(PropertyId::kSubscriptionIdentifier, identifier);
+  }
+  // Each property is at least 2 bytes: at most forwarded.size() / 2 iterations.
+  for (size_t position = 0; position < edits.forwarded.size();) {
+    const size_t property_size = FirstPropertySize(edits.forwarded.subspan(position));
+    if (KeepForwarded(edits.forwarded[position], edits)) {
+      size += property_size;
+    }
+    position += property_size;
+  }
+  return size;
+}
+
+size_t PublishParts5BodySize(const PublishParts& parts, size_t properties_size) {
+  RINGMQ_ASSERT(parts.encoded_topic.size() >= 2);
+  return parts.encoded_topic.size() + (parts.qos != QoS::k0 ? 2 : 0) +
+         RemainingLengthSize(properties_size) + properties_size + parts.payload.size();
+}
+
+}  // namespace
+
+size_t EncodedPublishParts5Size(const PublishParts& parts, const PublishPropertyEdits& edits) {
+  const size_t body_size = PublishParts5BodySize(parts, EditedPropertiesSize(edits));
+  return 1 + RemainingLengthSize(body_size) + body_size;
+}
+
+size_t EncodePublishParts5(const PublishParts& parts, const PublishPropertyEdits& edits,
+                           std::span<uint8_t> out) {
+  const size_t properties_size = EditedPropertiesSize(edits);
+  const size_t body_size = PublishParts5BodySize(parts, properties_size);
+  const size_t total_size = 1 + RemainingLengthSize(body_size) + body_size;
+  RINGMQ_ASSERT(out.size() >= total_size);
+  Writer writer(out);
+  writer.Byte(static_cast<uint8_t>((static_cast<uint8_t>(PacketType::kPublish) << 4) |
+                                   (parts.dup ? 0x08 : 0) | (QosBits(parts.qos) << 1) |
+                                   (parts.retain ? 0x01 : 0)));
+  writer.RemainingLength(body_size);
+  writer.Bytes(parts.encoded_topic);
+  if (parts.qos != QoS::k0) {
+    writer.U16(parts.packet_id);
+  }
+  writer.RemainingLength(properties_size);
+  const size_t properties_start = writer.position();
+  const auto rest = [&] { return out.subspan(writer.position()); };
+  if (edits.message_expiry_s.has_value()) {
+    writer.Skip(
+        EncodeIntegerProperty(PropertyId::kMessageExpiryInterval, *edits.message_expiry_s, rest()));
+  }
+  if (edits.topic_alias != 0) {
+    writer.Skip(EncodeIntegerProperty(PropertyId::kTopicAlias, edits.topic_alias, rest()));
+  }
+  for (const uint32_t identifier : edits.subscription_identifiers) {
+    writer.Skip(EncodeIntegerProperty(PropertyId::kSubscriptionIdentifier, identifier, rest()));
+  }
+  for (size_t position = 0; position < edits.forwarded.size();) {
+    const size_t property_size = FirstPropertySize(edits.forwarded.subspan(position));
+    if (KeepForwarded(edits.forwarded[position], edits)) {
+      writer.Bytes(edits.forwarded.subspan(position, property_size));
+    }
+    position += property_size;
+  }
+  RINGMQ_ASSERT(writer.position() - properties_start == properties_size);
+  writer.Bytes(parts.payload);
+  RINGMQ_ASSERT(writer.position() == total_size);
+  return total_size;
+}
+
 size_t TopicListEncodedSize(std::span<const TopicRequest> requests, bool has_qos) {
   size_t size = 0;
   for (const TopicRequest& request : requests) {
@@ -285,7 +482,7 @@ size_t EncodeTopicList(std::span<const TopicRequest> requests, bool has_qos,
   for (const TopicRequest& request : requests) {
     writer.LengthPrefixed(request.filter);
     if (has_qos) {
-      writer.Byte(QosBits(request.qos));
+      writer.Byte(SubscriptionOptions(request));
     }
   }
   RINGMQ_ASSERT(writer.position() == size);

@@ -26,9 +26,12 @@ TopicRequest TopicList::Iterator::operator*() const {
   TopicRequest request;
   request.filter = std::string_view(reinterpret_cast<const char*>(rest_.data() + 2), filter_size);
   if (has_qos_) {
-    const uint8_t qos = rest_[entry_size - 1];
-    RINGMQ_ASSERT(qos <= 2);
-    request.qos = static_cast<QoS>(qos);
+    const uint8_t options = rest_[entry_size - 1];
+    RINGMQ_ASSERT((options & 0x03) <= 2 && (options & 0xC0) == 0);
+    request.qos = static_cast<QoS>(options & 0x03);
+    request.no_local = (options & 0x04) != 0;
+    request.retain_as_published = (options & 0x08) != 0;
+    request.retain_handling = static_cast<uint8_t>((options >> 4) & 0x03);
   }
   return request;
 }
@@ -53,15 +56,29 @@ bool TopicList::operator==(const TopicList& other) const {
   return has_qos_ == other.has_qos_ && std::ranges::equal(entries_, other.entries_);
 }
 
+uint8_t SubscriptionOptions(const TopicRequest& request) {
+  const auto qos = static_cast<uint8_t>(request.qos);
+  RINGMQ_ASSERT(qos <= 2 && request.retain_handling <= 2);
+  return static_cast<uint8_t>(qos | (request.no_local ? 0x04 : 0) |
+                              (request.retain_as_published ? 0x08 : 0) |
+                              (request.retain_handling << 4));
+}
+
+bool Unsuback::operator==(const Unsuback& other) const {
+  return packet_id == other.packet_id && std::ranges::equal(reason_codes, other.reason_codes) &&
+         properties == other.properties;
+}
+
 bool Suback::operator==(const Suback& other) const {
-  return packet_id == other.packet_id && std::ranges::equal(return_codes, other.return_codes);
+  return packet_id == other.packet_id && std::ranges::equal(return_codes, other.return_codes) &&
+         properties == other.properties;
 }
 
 std::string_view NameOf(PacketType type) {
   static constexpr std::array<std::string_view, 16> kNames = {
-      "RESERVED0", "CONNECT",  "CONNACK",    "PUBLISH",    "PUBACK",      "PUBREC",
-      "PUBREL",    "PUBCOMP",  "SUBSCRIBE",  "SUBACK",     "UNSUBSCRIBE", "UNSUBACK",
-      "PINGREQ",   "PINGRESP", "DISCONNECT", "RESERVED15",
+      "RESERVED0", "CONNECT",  "CONNACK",    "PUBLISH", "PUBACK",      "PUBREC",
+      "PUBREL",    "PUBCOMP",  "SUBSCRIBE",  "SUBACK",  "UNSUBSCRIBE", "UNSUBACK",
+      "PINGREQ",   "PINGRESP", "DISCONNECT", "AUTH",
   };
   const auto index = static_cast<size_t>(type);
   return index < kNames.size() ? kNames[index] : std::string_view("UNKNOWN");

@@ -1,9 +1,9 @@
 // The MQTT control packets as plain values.
 //
 // Decoded packets view the bytes they were decoded from (std::string_view / std::span): decoding
-// never copies or allocates, so a packet is valid only while its source bytes are. Only MQTT
-// 3.1 and 3.1.1 are decoded; MQTT 5's properties and reason codes would be new members of the
-// per-type structs, and new packet types (AUTH) new alternatives of the variant.
+// never copies or allocates, so a packet is valid only while its source bytes are. One struct
+// per type serves MQTT 3.1, 3.1.1 and 5.0: the 5.0-only members (properties, reason codes,
+// subscription options) keep their defaults at 3.1 / 3.1.1, where the encoder ignores them.
 //
 // Thread safety: plain values; no shared state.
 #ifndef RINGMQ_MQTT_PACKET_H_
@@ -16,32 +16,11 @@
 #include <string_view>
 #include <variant>
 
+#include "mqtt/packet_type.h"
+#include "mqtt/properties.h"
+#include "mqtt/reason_code.h"
+
 namespace ringmq::mqtt {
-
-enum class PacketType : uint8_t {
-  kConnect = 1,
-  kConnack = 2,
-  kPublish = 3,
-  kPuback = 4,
-  kPubrec = 5,
-  kPubrel = 6,
-  kPubcomp = 7,
-  kSubscribe = 8,
-  kSuback = 9,
-  kUnsubscribe = 10,
-  kUnsuback = 11,
-  kPingreq = 12,
-  kPingresp = 13,
-  kDisconnect = 14,
-};
-
-// The protocol level byte of CONNECT (§3.1.2.2).
-enum class ProtocolLevel : uint8_t {
-  kMqtt31 = 3,   // protocol name "MQIsdp"
-  kMqtt311 = 4,  // protocol name "MQTT"
-};
-
-enum class QoS : uint8_t { k0 = 0, k1 = 1, k2 = 2 };
 
 // CONNACK return codes (§3.2.2.3).
 enum class ConnackCode : uint8_t {
@@ -71,28 +50,32 @@ struct Will {
   std::string_view payload;
   QoS qos = QoS::k0;
   bool retain = false;
+  Properties properties{};  // 5.0: the will properties (§3.1.3.2)
   bool operator==(const Will&) const = default;
 };
 
 struct Connect {
   std::string_view protocol_name = "MQTT";  // or "MQIsdp"; defaults match protocol_level
   uint8_t protocol_level = 4;
-  // False when protocol_name/protocol_level name a level this codec does not speak (e.g. MQTT 5
-  // or "MQIsdp" with level 4): then nothing after the level byte was parsed and the only valid
-  // answer is CONNACK 0x01 (MQTT-3.1.2-2).
+  // False when protocol_name/protocol_level name a level the decoder was not asked to speak
+  // (MQTT 5 unless DecodeConnect's accept_mqtt5, or "MQIsdp" with level 4): then nothing after
+  // the level byte was parsed and the only valid answer is CONNACK 0x01 (MQTT-3.1.2-2).
   bool level_supported = true;
-  bool clean_session = true;
+  bool clean_session = true;  // 5.0: Clean Start (§3.1.2.4)
   uint16_t keepalive_s = 0;
   std::string_view client_id;
   std::optional<Will> will;
   std::optional<std::string_view> user_name;
   std::optional<std::string_view> password;  // binary data, not necessarily UTF-8
+  Properties properties{};                   // 5.0 (§3.1.2.11)
   bool operator==(const Connect&) const = default;
 };
 
 struct Connack {
   bool session_present = false;
-  ConnackCode return_code = ConnackCode::kAccepted;
+  ConnackCode return_code = ConnackCode::kAccepted;  // 3.1 / 3.1.1
+  ReasonCode reason_code = ReasonCode::kSuccess;     // 5.0 (§3.2.2.2)
+  Properties properties{};                           // 5.0 (§3.2.2.3)
   bool operator==(const Connack&) const = default;
 };
 
@@ -102,41 +85,62 @@ struct Publish {
   QoS qos = QoS::k0;
   bool retain = false;
   bool dup = false;
-  uint16_t packet_id = 0;  // 0 for QoS 0 (not on the wire)
+  uint16_t packet_id = 0;   // 0 for QoS 0 (not on the wire)
+  Properties properties{};  // 5.0 (§3.3.2.3); an empty topic comes with a Topic Alias
   bool operator==(const Publish&) const = default;
 };
 
+// PUBACK, PUBREC, PUBREL, PUBCOMP. At 5.0 a reason code and properties may follow the packet
+// id (§3.4.2); the encoder writes the shortest form that carries them.
 struct Puback {
   uint16_t packet_id = 0;
+  ReasonCode reason_code = ReasonCode::kSuccess;
+  Properties properties{};
   bool operator==(const Puback&) const = default;
 };
 struct Pubrec {
   uint16_t packet_id = 0;
+  ReasonCode reason_code = ReasonCode::kSuccess;
+  Properties properties{};
   bool operator==(const Pubrec&) const = default;
 };
 struct Pubrel {
   uint16_t packet_id = 0;
+  ReasonCode reason_code = ReasonCode::kSuccess;
+  Properties properties{};
   bool operator==(const Pubrel&) const = default;
 };
 struct Pubcomp {
   uint16_t packet_id = 0;
+  ReasonCode reason_code = ReasonCode::kSuccess;
+  Properties properties{};
   bool operator==(const Pubcomp&) const = default;
 };
 struct Unsuback {
   uint16_t packet_id = 0;
-  bool operator==(const Unsuback&) const = default;
+  std::span<const uint8_t> reason_codes{};  // 5.0 (§3.11.3): one per filter; empty at 3.1.1
+  Properties properties{};                  // 5.0
+  bool operator==(const Unsuback& other) const;
 };
 
-// One topic filter of a SUBSCRIBE (with its requested QoS) or UNSUBSCRIBE (qos unused).
+// One topic filter of a SUBSCRIBE (with its requested QoS, and at 5.0 its other subscription
+// options, §3.8.3.1) or UNSUBSCRIBE (options unused).
 struct TopicRequest {
   std::string_view filter;
   QoS qos = QoS::k0;
+  bool no_local = false;             // 5.0
+  bool retain_as_published = false;  // 5.0
+  uint8_t retain_handling = 0;       // 5.0: 0, 1 or 2
   bool operator==(const TopicRequest&) const = default;
 };
 
+// The subscription options byte (§3.8.3.1): at 3.1.1 only the QoS bits may be set.
+uint8_t SubscriptionOptions(const TopicRequest& request);
+
 // The already-validated payload of a SUBSCRIBE or UNSUBSCRIBE, iterated without allocation.
 // `entries` holds the raw payload bytes after the packet id; `has_qos` tells whether each filter
-// is followed by a requested-QoS byte (SUBSCRIBE) or not (UNSUBSCRIBE).
+// is followed by a requested-QoS byte (SUBSCRIBE; the subscription options byte at 5.0) or not
+// (UNSUBSCRIBE).
 class TopicList {
  public:
   class Iterator {
@@ -178,19 +182,22 @@ class TopicList {
 
 struct Subscribe {
   uint16_t packet_id = 0;
-  TopicList topics;  // has_qos() == true
+  TopicList topics;         // has_qos() == true
+  Properties properties{};  // 5.0 (§3.8.2.1)
   bool operator==(const Subscribe&) const = default;
 };
 
 struct Suback {
   uint16_t packet_id = 0;
-  std::span<const uint8_t> return_codes;  // each 0x00, 0x01, 0x02 or 0x80
+  std::span<const uint8_t> return_codes;  // each 0x00, 0x01, 0x02 or 0x80; 5.0: reason codes
+  Properties properties{};                // 5.0 (§3.9.2.1)
   bool operator==(const Suback& other) const;
 };
 
 struct Unsubscribe {
   uint16_t packet_id = 0;
-  TopicList topics;  // has_qos() == false
+  TopicList topics;         // has_qos() == false
+  Properties properties{};  // 5.0 (§3.10.2.1)
   bool operator==(const Unsubscribe&) const = default;
 };
 
@@ -201,12 +208,20 @@ struct Pingresp {
   bool operator==(const Pingresp&) const = default;
 };
 struct Disconnect {
+  ReasonCode reason_code = ReasonCode::kNormalDisconnection;  // 5.0 (§3.14.2.1)
+  Properties properties{};                                    // 5.0 (§3.14.2.2)
   bool operator==(const Disconnect&) const = default;
+};
+// 5.0 only (§3.15).
+struct Auth {
+  ReasonCode reason_code = ReasonCode::kSuccess;
+  Properties properties{};
+  bool operator==(const Auth&) const = default;
 };
 
 // Variant alternatives are in PacketType order: index() + 1 == PacketType value.
 using Packet = std::variant<Connect, Connack, Publish, Puback, Pubrec, Pubrel, Pubcomp, Subscribe,
-                            Suback, Unsubscribe, Unsuback, Pingreq, Pingresp, Disconnect>;
+                            Suback, Unsubscribe, Unsuback, Pingreq, Pingresp, Disconnect, Auth>;
 
 inline PacketType TypeOf(const Packet& packet) {
   return static_cast<PacketType>(packet.index() + 1);

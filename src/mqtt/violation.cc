@@ -37,6 +37,32 @@ const ViolationInfo& InfoOf(Violation violation) {
 
 std::string_view RuleOf(Violation violation) { return InfoOf(violation).rule; }
 
+ReasonCode ReasonCodeOf(Violation violation) {
+  RINGMQ_ASSERT(violation != Violation::kNone);
+  switch (violation) {
+    case Violation::kPacketTooLarge:
+      return ReasonCode::kPacketTooLarge;
+    case Violation::kTopicAliasZero:
+      return ReasonCode::kTopicAliasInvalid;  // §3.3.2.3.4
+    // §4.13.2 and the sections the rows name call these a Protocol Error.
+    case Violation::kUnexpectedPacket:
+    case Violation::kSecondConnect:
+    case Violation::kDuplicateProperty:
+    case Violation::kPropertyNotZeroOrOne:
+    case Violation::kReceiveMaximumZero:
+    case Violation::kMaximumPacketSizeZero:
+    case Violation::kSubscriptionIdentifierZero:
+    case Violation::kAuthenticationDataWithoutMethod:
+    case Violation::kEmptyTopicWithoutAlias:
+    case Violation::kSubscribeQos3:
+    case Violation::kRetainHandling3:
+    case Violation::kNoLocalOnSharedSubscription:
+      return ReasonCode::kProtocolError;
+    default:
+      return ReasonCode::kMalformedPacket;
+  }
+}
+
 std::string_view DescriptionOf(Violation violation) { return InfoOf(violation).description; }
 
 std::string_view NameOf(Violation violation) { return InfoOf(violation).name; }

@@ -2,8 +2,11 @@
 //
 // Every rejection carries the normative rule it enforces (OASIS MQTT 3.1.1 conformance
 // statement ids such as "MQTT-3.1.2-3", or a section reference where the spec states the rule
-// without an id) so that logs, tests and docs can name it. The table is an X-macro so that the
-// enum, the rule strings and the descriptions cannot drift apart.
+// without an id) so that logs, tests and docs can name it. Rules of MQTT 5.0, whose numbering
+// differs, carry the prefix "5.0:". A 5.0 packet that breaks a rule 3.1.1 also has (e.g. a
+// wildcard in a topic name) reports the 3.1.1 row; docs/mqtt5.md maps those to their 5.0 ids.
+// The table is an X-macro so that the enum, the rule strings and the descriptions cannot drift
+// apart.
 //
 // Thread safety: everything here is constant data; safe from any thread.
 #ifndef RINGMQ_MQTT_VIOLATION_H_
@@ -11,6 +14,8 @@
 
 #include <cstdint>
 #include <string_view>
+
+#include "mqtt/reason_code.h"
 
 namespace ringmq::mqtt {
 
@@ -58,7 +63,32 @@ namespace ringmq::mqtt {
   X(kBadSingleLevelWildcard, "MQTT-4.7.1-3", "+ does not occupy a whole level of a filter")    \
   X(kTooManyTopicLevels, "max_topic_levels", "topic or filter has more levels than allowed")   \
   /* SUBACK (§3.9). */                                                                         \
-  X(kSubackBadReturnCode, "MQTT-3.9.3-2", "SUBACK return code not 0x00, 0x01, 0x02 or 0x80")
+  X(kSubackBadReturnCode, "MQTT-3.9.3-2", "SUBACK return code not 0x00, 0x01, 0x02 or 0x80")  \
+  /* MQTT 5.0 only; rules prefixed "5.0:" are OASIS MQTT 5.0 ids. */                           \
+  X(kNonMinimalVariableByteInteger, "5.0:MQTT-1.5.5-1",                                        \
+    "variable byte integer not in its shortest encoding")                                      \
+  X(kVariableByteIntegerTooLong, "5.0:1.5.5", "variable byte integer longer than 4 bytes")    \
+  X(kPropertyInvalidUtf8, "5.0:MQTT-1.5.4-1", "property string is not well-formed UTF-8")      \
+  X(kPropertyNullCharacter, "5.0:MQTT-1.5.4-2", "property string contains U+0000")             \
+  X(kUnknownProperty, "5.0:2.2.2.2", "property identifier not defined by MQTT 5.0")            \
+  X(kPropertyNotAllowed, "5.0:2.2.2.2", "property not allowed in this packet")                 \
+  X(kDuplicateProperty, "5.0:3.x.2.x", "property included more than once")                     \
+  X(kPropertyNotZeroOrOne, "5.0:3.x.2.x", "property value must be 0 or 1")                     \
+  X(kReceiveMaximumZero, "5.0:3.1.2.11.3", "Receive Maximum is 0")                              \
+  X(kMaximumPacketSizeZero, "5.0:3.1.2.11.4", "Maximum Packet Size is 0")                       \
+  X(kSubscriptionIdentifierZero, "5.0:3.8.2.1.2", "Subscription Identifier is 0")               \
+  X(kTopicAliasZero, "5.0:MQTT-3.3.2-8", "Topic Alias is 0")                                    \
+  X(kAuthenticationDataWithoutMethod, "5.0:3.1.2.11.10",                                       \
+    "Authentication Data without Authentication Method")                                       \
+  X(kBadReasonCode, "5.0:2.4", "reason code not allowed in this packet")                       \
+  X(kEmptyTopicWithoutAlias, "5.0:3.3.2.3.4", "empty topic name without a Topic Alias")        \
+  X(kSubscribeOptionsReserved, "5.0:MQTT-3.8.3-5", "subscription options reserved bits set")   \
+  X(kSubscribeQos3, "5.0:3.8.3.1", "subscription options QoS is 3")                            \
+  X(kRetainHandling3, "5.0:3.8.3.1", "subscription options Retain Handling is 3")              \
+  X(kNoLocalOnSharedSubscription, "5.0:MQTT-3.8.3-4", "No Local set on a shared subscription") \
+  X(kBadSharedSubscription, "5.0:MQTT-4.8.2-1",                                                \
+    "shared subscription without share name or topic filter, or share name with / + #")        \
+  X(kResponseTopicWildcard, "5.0:MQTT-3.3.2-14", "Response Topic contains a wildcard")
 
 enum class Violation : uint8_t {
 #define RINGMQ_MQTT_VIOLATION_ENUM(name, rule, description) name,
@@ -68,6 +98,9 @@ enum class Violation : uint8_t {
 
 // The spec rule a violation enforces, e.g. "MQTT-3.1.2-3".
 std::string_view RuleOf(Violation violation);
+// What an MQTT 5.0 receiver reports for `violation` in its CONNACK or DISCONNECT (§4.13):
+// Malformed Packet (0x81), Protocol Error (0x82) or Packet too large (0x95).
+ReasonCode ReasonCodeOf(Violation violation);
 // One-line human description for logs.
 std::string_view DescriptionOf(Violation violation);
 // The enumerator name without the leading 'k', e.g. "ConnectReservedFlag".

@@ -73,9 +73,9 @@ inline Bytes MakePacket(uint8_t first_byte, const Bytes& body) {
   return Cat({Bytes{first_byte}, RemainingLength(body.size()), body});
 }
 
-inline Bytes Encoded(const Packet& packet) {
-  Bytes out(EncodedSize(packet));
-  const size_t written = Encode(packet, out);
+inline Bytes Encoded(const Packet& packet, ProtocolLevel level = ProtocolLevel::kMqtt311) {
+  Bytes out(EncodedSize(packet, level));
+  const size_t written = Encode(packet, out, level);
   EXPECT_EQ(written, out.size());
   return out;
 }
@@ -87,7 +87,7 @@ inline std::string_view AsStringView(std::span<const uint8_t> bytes) {
 // Frames and decodes `bytes`, which must hold exactly one packet, as a connection would.
 inline Result<Packet> DecodeWhole(std::span<const uint8_t> bytes,
                                   ProtocolLevel level = ProtocolLevel::kMqtt311) {
-  const Frame frame = PeekFrame(bytes, kNoLimit);
+  const Frame frame = PeekFrame(bytes, kNoLimit, level);
   if (frame.status == FrameStatus::kInvalid) {
     return frame.violation;
   }
