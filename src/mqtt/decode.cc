@@ -673,15 +673,20 @@ Violation ReadReasonAndProperties(Reader& reader, PacketType type, ReasonCode& r
 }
 
 // PUBACK, PUBREC, PUBREL, PUBCOMP at 5.0.
+// The packet id of a 5.0 acknowledgement, SUBSCRIBE or UNSUBSCRIBE: present and non-zero.
+Violation ReadPacketId5(Reader& reader, uint16_t& packet_id) {
+  if (!reader.ReadU16(packet_id)) return Violation::kTruncated;
+  if (packet_id == 0) return Violation::kPacketIdZero;  // 5.0 MQTT-2.2.1-3
+  return Violation::kNone;
+}
+
 template <typename Ack>
 Result<Packet> DecodeAck5(std::span<const uint8_t> body, PacketType type) {
   Reader reader(body);
   Ack ack;
-  if (!reader.ReadU16(ack.packet_id)) {
-    return Violation::kTruncated;
-  }
-  if (ack.packet_id == 0) {
-    return Violation::kPacketIdZero;  // 5.0 MQTT-2.2.1-3
+  if (const Violation violation = ReadPacketId5(reader, ack.packet_id);
+      violation != Violation::kNone) {
+    return violation;
   }
   if (const Violation violation =
           ReadReasonAndProperties(reader, type, ack.reason_code, ack.properties);
@@ -781,11 +786,9 @@ template <typename Request>
 Result<Packet> DecodeTopicRequest5(std::span<const uint8_t> body, PacketType type, bool has_qos) {
   Reader reader(body);
   Request request;
-  if (!reader.ReadU16(request.packet_id)) {
-    return Violation::kTruncated;
-  }
-  if (request.packet_id == 0) {
-    return Violation::kPacketIdZero;  // 5.0 MQTT-2.2.1-3
+  if (const Violation violation = ReadPacketId5(reader, request.packet_id);
+      violation != Violation::kNone) {
+    return violation;
   }
   if (const Violation violation = ReadProperties(reader, PacketBit(type), request.properties);
       violation != Violation::kNone) {
@@ -805,11 +808,9 @@ template <typename Ack>
 Result<Packet> DecodeAckList5(std::span<const uint8_t> body, PacketType type) {
   Reader reader(body);
   Ack ack;
-  if (!reader.ReadU16(ack.packet_id)) {
-    return Violation::kTruncated;
-  }
-  if (ack.packet_id == 0) {
-    return Violation::kPacketIdZero;  // 5.0 MQTT-2.2.1-3
+  if (const Violation violation = ReadPacketId5(reader, ack.packet_id);
+      violation != Violation::kNone) {
+    return violation;
   }
   if (const Violation violation = ReadProperties(reader, PacketBit(type), ack.properties);
       violation != Violation::kNone) {
