@@ -118,8 +118,12 @@ size_t EncodePublishParts(const PublishParts& parts, std::span<uint8_t> out);
 // User Properties keep their order (MQTT-3.3.2-17, -18). With a Topic Alias the caller may pass
 // an empty encoded_topic ({0, 0}). No allocation: one walk over the forwarded block for the size
 // and one for the copy.
+// EncodedPublishParts5Size returns 0 when the packet would be longer than the largest remaining
+// length (268,435,455): the caller must not send it (MQTT-3.1.2-25), and must not call
+// EncodePublishParts5 for it.
 struct PublishPropertyEdits {
-  std::span<const uint8_t> forwarded;                  // a validated PUBLISH property block
+  std::span<const uint8_t> forwarded;                  // a validated PUBLISH (or will) property
+                                                       // block; Will Delay Interval is dropped
   std::span<const uint32_t> subscription_identifiers;  // each 1..268,435,455
   uint16_t topic_alias = 0;                            // 0: none
   std::optional<uint32_t> message_expiry_s;            // set: replaces the forwarded one

@@ -707,16 +707,22 @@ Result<Packet> DecodeReasonOnly5(std::span<const uint8_t> body, PacketType type)
     return violation;
   }
   if constexpr (std::is_same_v<Packet5, Auth>) {
+    // §3.15.2.2.2: every AUTH but the empty one (remaining length 0: reason 0x00, no
+    // properties, §3.15.2.1) names its Authentication Method.
     if (const Violation violation = CheckAuthenticationPair(packet.properties);
         violation != Violation::kNone) {
       return violation;
+    }
+    if (!body.empty() && !packet.properties.Find(PropertyId::kAuthenticationMethod).has_value()) {
+      return Violation::kAuthWithoutMethod;
     }
   }
   return packet;
 }
 
-// A shared subscription "$share/{ShareName}/{filter}" (§4.8.2): ShareName at least one character
-// without '/', '+' or '#' (MQTT-4.8.2-1), then a '/' and a non-empty filter (MQTT-4.8.2-2). The
+// A shared subscription "$share/{ShareName}/{filter}" (§4.8.2): "$share/" and a ShareName of at
+// least one character (MQTT-4.8.2-1) without '/', '+' or '#', then a '/' and a non-empty filter
+// (MQTT-4.8.2-2). The
 // whole string already passed ValidateTopicFilter.
 bool IsSharedSubscription(std::string_view filter) { return filter.starts_with("$share/"); }
 
@@ -890,6 +896,13 @@ Result<Connect> DecodeConnect(const FixedHeader& header, std::span<const uint8_t
     return connect;  // MQTT-3.1.2-2: the caller answers CONNACK 0x01; the rest is not parsed
   }
   if (connect.protocol_level == static_cast<uint8_t>(ProtocolLevel::kMqtt5)) {
+    // The CONNECT was framed before its level was known, at 3.1.1, which allows a longer
+    // remaining-length encoding than needed; 5.0 does not (MQTT-1.5.5-1).
+    const uint32_t length = header.remaining_length;
+    const size_t minimal = length < 128 ? 1 : length < 16'384 ? 2 : length < 2'097'152 ? 3 : 4;
+    if (header.header_length != 0 && header.header_length != 1 + minimal) {
+      return Violation::kNonMinimalVariableByteInteger;
+    }
     if (const Violation violation = DecodeConnectRest5(reader, connect);
         violation != Violation::kNone) {
       return violation;

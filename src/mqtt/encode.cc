@@ -383,8 +383,11 @@ namespace {
 
 // Whether a property of the forwarded block survives the edits.
 bool KeepForwarded(uint8_t id, const PublishPropertyEdits& edits) {
+  // Will Delay Interval belongs to will properties, never to a PUBLISH (Table 2-4): dropped so
+  // that a will's properties can be forwarded as they are.
   return id != static_cast<uint8_t>(PropertyId::kTopicAlias) &&
          id != static_cast<uint8_t>(PropertyId::kSubscriptionIdentifier) &&
+         id != static_cast<uint8_t>(PropertyId::kWillDelayInterval) &&
          !(id == static_cast<uint8_t>(PropertyId::kMessageExpiryInterval) &&
            edits.message_expiry_s.has_value());
 }
@@ -399,6 +402,7 @@ size_t EditedPropertiesSize(const PublishPropertyEdits& edits) {
     size += IntegerPropertySize(PropertyId::kTopicAlias, edits.topic_alias);
   }
   for (const uint32_t identifier : edits.subscription_identifiers) {
+    RINGMQ_ASSERT(identifier != 0);  // 1..268,435,455 (§3.3.2.3.8)
     size += IntegerPropertySize(PropertyId::kSubscriptionIdentifier, identifier);
   }
   // Each property is at least 2 bytes: at most forwarded.size() / 2 iterations.
@@ -421,7 +425,13 @@ size_t PublishParts5BodySize(const PublishParts& parts, size_t properties_size) 
 }  // namespace
 
 size_t EncodedPublishParts5Size(const PublishParts& parts, const PublishPropertyEdits& edits) {
-  const size_t body_size = PublishParts5BodySize(parts, EditedPropertiesSize(edits));
+  const size_t properties_size = EditedPropertiesSize(edits);
+  // The 5.0 copy is larger than the message received (at least its Property Length byte), so
+  // a message near the largest remaining length may not fit: not sent (MQTT-3.1.2-25), not a
+  // crash. The property block itself is bounded by the message it came from.
+  if (properties_size > kMaxRemainingLength) return 0;
+  const size_t body_size = PublishParts5BodySize(parts, properties_size);
+  if (body_size > kMaxRemainingLength) return 0;
   return 1 + RemainingLengthSize(body_size) + body_size;
 }
 

@@ -135,6 +135,7 @@ Violation CheckRange(const Property& property) {
     case PropertyId::kTopicAlias:  // MQTT-3.3.2-8
       return property.integer != 0 ? Violation::kNone : Violation::kTopicAliasZero;
     case PropertyId::kResponseTopic:  // MQTT-3.3.2-14: a topic name, not a filter
+      if (property.text.empty()) return Violation::kResponseTopicEmpty;  // MQTT-4.7.3-1
       return property.text.find_first_of("+#") == std::string_view::npos
                  ? Violation::kNone
                  : Violation::kResponseTopicWildcard;

@@ -53,6 +53,8 @@ ReasonCode ReasonCodeOf(Violation violation) {
     case Violation::kMaximumPacketSizeZero:
     case Violation::kSubscriptionIdentifierZero:
     case Violation::kAuthenticationDataWithoutMethod:
+    case Violation::kAuthWithoutMethod:
+    case Violation::kNoTopicFilters:  // 5.0 §3.8.3, §3.10.3: no payload is a Protocol Error
     case Violation::kEmptyTopicWithoutAlias:
     case Violation::kSubscribeQos3:
     case Violation::kRetainHandling3:

@@ -88,7 +88,9 @@ namespace ringmq::mqtt {
   X(kNoLocalOnSharedSubscription, "5.0:MQTT-3.8.3-4", "No Local set on a shared subscription") \
   X(kBadSharedSubscription, "5.0:MQTT-4.8.2-1",                                                \
     "shared subscription without share name or topic filter, or share name with / + #")        \
-  X(kResponseTopicWildcard, "5.0:MQTT-3.3.2-14", "Response Topic contains a wildcard")
+  X(kResponseTopicWildcard, "5.0:MQTT-3.3.2-14", "Response Topic contains a wildcard")        \
+  X(kResponseTopicEmpty, "5.0:MQTT-4.7.3-1", "Response Topic is empty")                         \
+  X(kAuthWithoutMethod, "5.0:3.15.2.2.2", "AUTH without Authentication Method")
 
 enum class Violation : uint8_t {
 #define RINGMQ_MQTT_VIOLATION_ENUM(name, rule, description) name,

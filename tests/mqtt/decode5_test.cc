@@ -5,6 +5,8 @@
 #include <array>
 #include <cstdint>
 #include <iterator>
+#include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -269,7 +271,8 @@ TEST(Mqtt5ReasonCodes, EveryCodeInEveryPacketMatchesTable2_6) {
         {PacketType::kSuback, {0x90, 0x04, 0x00, 0x01, 0x00, code}},
         {PacketType::kUnsuback, {0xB0, 0x04, 0x00, 0x01, 0x00, code}},
         {PacketType::kDisconnect, {0xE0, 0x01, code}},
-        {PacketType::kAuth, {0xF0, 0x01, code}},
+        // An AUTH names its method (§3.15.2.2.2).
+        {PacketType::kAuth, {0xF0, 0x06, code, 0x04, 0x15, 0x00, 0x01, 'm'}},
     };
     for (const auto& [type, bytes] : packets) {
       const bool allowed = IsReasonCodeAllowed(code, type);
@@ -542,6 +545,49 @@ TEST(Mqtt5Disconnect, ConnackOnlyPropertyIsMalformed_2_2_2_2) {
   EXPECT_EQ(V5({0xE0, 0x04, 0x00, 0x02, 0x24, 0x01}), Violation::kPropertyNotAllowed);
 }
 
+// §3.15.2.2.2: "It is a Protocol Error to omit the Authentication Method"; only the empty AUTH
+// (remaining length 0, §3.15.2.1) carries none.
+TEST(Mqtt5Auth, AuthWithoutMethodIsProtocolError_3_15_2_2_2) {
+  EXPECT_EQ(V5({0xF0, 0x01, 0x18}), Violation::kAuthWithoutMethod);
+  EXPECT_EQ(V5(test::MakePacket(0xF0, Cat({{0x19}, Props(Cat({{0x1F}, Str("r")}))}))),
+            Violation::kAuthWithoutMethod);
+  EXPECT_EQ(ReasonCodeOf(Violation::kAuthWithoutMethod), ReasonCode::kProtocolError);
+  EXPECT_EQ(V5({0xF0, 0x00}), Violation::kNone);
+}
+
+// 5.0 §3.8.3, §3.10.3: a SUBSCRIBE or UNSUBSCRIBE with no payload is a Protocol Error.
+TEST(Mqtt5Subscribe, NoTopicFiltersIsProtocolError_3_8_3) {
+  EXPECT_EQ(ReasonCodeOf(Violation::kNoTopicFilters), ReasonCode::kProtocolError);
+}
+
+// A Response Topic is a Topic Name (§3.3.2.3.5): at least one character (MQTT-4.7.3-1).
+TEST(Mqtt5Properties, EmptyResponseTopicRefused_MQTT_4_7_3_1) {
+  EXPECT_EQ(ValidateProperties(Bytes{0x08, 0x00, 0x00}, PacketBit(PacketType::kPublish)),
+            Violation::kResponseTopicEmpty);
+  EXPECT_EQ(ValidateProperties(Bytes{0x08, 0x00, 0x01, 'r'}, PacketBit(PacketType::kPublish)),
+            Violation::kNone);
+}
+
+// MQTT-1.5.5-1: a CONNECT is framed at 3.1.1 (its level is not known yet), which accepts a longer
+// remaining-length encoding than needed; DecodeConnect refuses it at 5.0.
+TEST(Mqtt5Connect, NonMinimalRemainingLength_MQTT_1_5_5_1) {
+  const Bytes body = Cat({Str("MQTT"), {0x05, 0x02}, test::U16(60), {0x00}, Str("id")});
+  ASSERT_LT(body.size(), 128u);
+  const Bytes bytes = Cat({{0x10, static_cast<uint8_t>(0x80 | body.size()), 0x00}, body});
+  const Frame frame = PeekFrame(bytes, test::kNoLimit);
+  ASSERT_EQ(frame.status, FrameStatus::kComplete);
+  ASSERT_EQ(frame.header.header_length, 3);
+  EXPECT_EQ(
+      DecodeConnect(frame.header, std::span(bytes).subspan(frame.header.header_length), true)
+          .violation(),
+      Violation::kNonMinimalVariableByteInteger);
+  const Bytes minimal = Cat({{0x10, static_cast<uint8_t>(body.size())}, body});
+  const Frame minimal_frame = PeekFrame(minimal, test::kNoLimit);
+  ASSERT_EQ(minimal_frame.status, FrameStatus::kComplete);
+  EXPECT_TRUE(
+      DecodeConnect(minimal_frame.header, std::span(minimal).subspan(2), true).ok());
+}
+
 TEST(Mqtt5Auth, AuthenticationDataWithoutMethod_3_15_2_2_3) {
   EXPECT_EQ(V5(test::MakePacket(0xF0, Cat({{0x18}, Props(Cat({{0x16}, Str("d")}))}))),
             Violation::kAuthenticationDataWithoutMethod);
@@ -610,6 +656,57 @@ TEST(Mqtt5Delivery, UneditedBlockIsCopiedVerbatim) {
   publish.payload = "x";
   publish.properties = Properties(forwarded);
   EXPECT_EQ(out, test::Encoded(publish, k5));
+}
+
+// A will's properties forwarded as they are: Will Delay Interval is not a PUBLISH property
+// (Table 2-4), so the delivery drops it and the subscriber gets a valid PUBLISH.
+TEST(Mqtt5Delivery, WillPropertiesLoseWillDelayInterval) {
+  const Bytes will_properties = {0x18, 0, 0, 0, 5, 0x01, 0x01};
+  ASSERT_EQ(ValidateProperties(will_properties, kWillPropertiesBit), Violation::kNone);
+  const Bytes encoded_topic = Str("w/t");
+  const Bytes payload = test::Raw("bye");
+  PublishParts parts;
+  parts.encoded_topic = encoded_topic;
+  parts.payload = payload;
+  PublishPropertyEdits edits;
+  edits.forwarded = will_properties;
+  Bytes out(EncodedPublishParts5Size(parts, edits));
+  EncodePublishParts5(parts, edits, out);
+  const Result<Packet> decoded = test::DecodeKept(out, k5);
+  ASSERT_TRUE(decoded.ok()) << NameOf(decoded.violation());
+  const std::span<const uint8_t> kept = std::get<Publish>(decoded.value()).properties.raw();
+  EXPECT_EQ(Bytes(kept.begin(), kept.end()), (Bytes{0x01, 0x01}));
+}
+
+// The largest PUBLISH a broker may accept (remaining length 268,435,455) needs at least one
+// byte more as 5.0 (its Property Length): the size is 0, "do not send" (MQTT-3.1.2-25), not an
+// abort. The 3.1.1 copy of the same message is the same size as received.
+TEST(Mqtt5Delivery, PacketBeyondTheLargestRemainingLengthHasSizeZero_MQTT_3_1_2_25) {
+  const size_t payload_size = kMaxRemainingLength - 3;  // topic "t": 2 + 1 bytes
+  std::unique_ptr<uint8_t[]> payload(new uint8_t[payload_size]);  // never read
+  const Bytes encoded_topic = Str("t");
+  PublishParts parts;
+  parts.encoded_topic = encoded_topic;
+  parts.payload = std::span<const uint8_t>(payload.get(), payload_size);
+  EXPECT_EQ(EncodedPublishPartsSize(parts), size_t{kMaxRemainingLength} + 5);
+  PublishPropertyEdits edits;
+  EXPECT_EQ(EncodedPublishParts5Size(parts, edits), 0u);
+  const std::array<uint32_t, 1> identifiers = {1};
+  edits.subscription_identifiers = identifiers;
+  EXPECT_EQ(EncodedPublishParts5Size(parts, edits), 0u);
+  parts.payload = parts.payload.first(payload_size - 1);  // room for the Property Length only
+  edits.subscription_identifiers = {};
+  EXPECT_EQ(EncodedPublishParts5Size(parts, edits), size_t{kMaxRemainingLength} + 5);
+}
+
+TEST(Mqtt5DeliveryDeathTest, SubscriptionIdentifierZeroIsAProgrammerError) {
+  const Bytes encoded_topic = Str("t");
+  PublishParts parts;
+  parts.encoded_topic = encoded_topic;
+  PublishPropertyEdits edits;
+  const std::array<uint32_t, 1> identifiers = {0};
+  edits.subscription_identifiers = identifiers;
+  EXPECT_DEATH(EncodedPublishParts5Size(parts, edits), "assertion failed");
 }
 
 }  // namespace
