@@ -329,26 +329,31 @@ Violation DecodeConnectPayload(Reader& reader, uint8_t flags, Connect& connect) 
   return violation;
 }
 
-Result<Packet> DecodePublish(const FixedHeader& header, std::span<const uint8_t> body) {
-  Publish publish;
+// What every level's PUBLISH starts with: the flags of the fixed header, the topic name (not yet
+// validated: 5.0 allows an empty one with a Topic Alias) and, at QoS 1/2, a non-zero packet id
+// (MQTT-2.3.1-1; 5.0 MQTT-2.2.1-3).
+Violation ReadPublishHead(const FixedHeader& header, Reader& reader, Publish& publish) {
   publish.qos = static_cast<QoS>((header.flags >> 1) & 0x03);
   publish.dup = (header.flags & 0x08) != 0;
   publish.retain = (header.flags & 0x01) != 0;
+  if (!reader.ReadLengthPrefixed(publish.topic)) return Violation::kTruncated;
+  if (publish.qos != QoS::k0) {
+    if (!reader.ReadU16(publish.packet_id)) return Violation::kTruncated;
+    if (publish.packet_id == 0) return Violation::kPacketIdZero;
+  }
+  return Violation::kNone;
+}
+
+Result<Packet> DecodePublish(const FixedHeader& header, std::span<const uint8_t> body) {
+  Publish publish;
   Reader reader(body);
-  if (!reader.ReadLengthPrefixed(publish.topic)) {
-    return Violation::kTruncated;
+  if (const Violation violation = ReadPublishHead(header, reader, publish);
+      violation != Violation::kNone) {
+    return violation;
   }
   // Non-empty (MQTT-4.7.3-1), UTF-8 (MQTT-1.5.3-1/2), no wildcard (MQTT-3.3.2-2), level bound.
   if (const Violation violation = ValidateTopicName(publish.topic); violation != Violation::kNone) {
     return violation;
-  }
-  if (publish.qos != QoS::k0) {
-    if (!reader.ReadU16(publish.packet_id)) {
-      return Violation::kTruncated;
-    }
-    if (publish.packet_id == 0) {
-      return Violation::kPacketIdZero;  // MQTT-2.3.1-1
-    }
   }
   publish.payload = AsText(reader.ReadRest());  // may be empty (§3.3.3)
   return publish;
@@ -617,20 +622,10 @@ Result<Packet> DecodeConnack5(std::span<const uint8_t> body) {
 
 Result<Packet> DecodePublish5(const FixedHeader& header, std::span<const uint8_t> body) {
   Publish publish;
-  publish.qos = static_cast<QoS>((header.flags >> 1) & 0x03);
-  publish.dup = (header.flags & 0x08) != 0;
-  publish.retain = (header.flags & 0x01) != 0;
   Reader reader(body);
-  if (!reader.ReadLengthPrefixed(publish.topic)) {
-    return Violation::kTruncated;
-  }
-  if (publish.qos != QoS::k0) {
-    if (!reader.ReadU16(publish.packet_id)) {
-      return Violation::kTruncated;
-    }
-    if (publish.packet_id == 0) {
-      return Violation::kPacketIdZero;  // 5.0 MQTT-2.2.1-3
-    }
+  if (const Violation violation = ReadPublishHead(header, reader, publish);
+      violation != Violation::kNone) {
+    return violation;
   }
   if (const Violation violation =
           ReadProperties(reader, PacketBit(PacketType::kPublish), publish.properties);

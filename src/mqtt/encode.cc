@@ -358,14 +358,23 @@ size_t EncodedPublishPartsSize(const PublishParts& parts) {
   return 1 + RemainingLengthSize(body_size) + body_size;
 }
 
+namespace {
+
+// The fixed header's first byte of a delivery: type, DUP, QoS, RETAIN (§3.3.1).
+uint8_t PublishFirstByte(const PublishParts& parts) {
+  return static_cast<uint8_t>((static_cast<uint8_t>(PacketType::kPublish) << 4) |
+                              (parts.dup ? 0x08 : 0) | (QosBits(parts.qos) << 1) |
+                              (parts.retain ? 0x01 : 0));
+}
+
+}  // namespace
+
 size_t EncodePublishParts(const PublishParts& parts, std::span<uint8_t> out) {
   const size_t body_size = PublishPartsBodySize(parts);
   const size_t total_size = 1 + RemainingLengthSize(body_size) + body_size;
   RINGMQ_ASSERT(out.size() >= total_size);
   Writer writer(out);
-  writer.Byte(static_cast<uint8_t>((static_cast<uint8_t>(PacketType::kPublish) << 4) |
-                                   (parts.dup ? 0x08 : 0) | (QosBits(parts.qos) << 1) |
-                                   (parts.retain ? 0x01 : 0)));
+  writer.Byte(PublishFirstByte(parts));
   writer.RemainingLength(body_size);
   uint8_t* cursor = out.data() + writer.position();
   std::memcpy(cursor, parts.encoded_topic.data(), parts.encoded_topic.size());
@@ -442,9 +451,7 @@ size_t EncodePublishParts5(const PublishParts& parts, const PublishPropertyEdits
   const size_t total_size = 1 + RemainingLengthSize(body_size) + body_size;
   RINGMQ_ASSERT(out.size() >= total_size);
   Writer writer(out);
-  writer.Byte(static_cast<uint8_t>((static_cast<uint8_t>(PacketType::kPublish) << 4) |
-                                   (parts.dup ? 0x08 : 0) | (QosBits(parts.qos) << 1) |
-                                   (parts.retain ? 0x01 : 0)));
+  writer.Byte(PublishFirstByte(parts));
   writer.RemainingLength(body_size);
   writer.Bytes(parts.encoded_topic);
   if (parts.qos != QoS::k0) {
