@@ -64,9 +64,20 @@ void Connection::ReleaseForHandoff() {
   fd_ = -1;  // the descriptor belongs to the home shard now
 }
 
-void Connection::SendConnack(bool session_present) {
+void Connection::SendConnack(bool session_present, const ConnackExtras& extras) {
+  static_cast<void>(extras);  // 5.0 only
   static_output_ = connect::ConnackBytes(mqtt::ConnackCode::kAccepted, session_present);
 }
+
+void Connection::Disconnect(mqtt::ReasonCode reason, uint64_t now_ms, ConnectionContext& context) {
+  if (state_ == State::kClosing) return;
+  if (level_ == mqtt::ProtocolLevel::kMqtt5 && state_ == State::kOpen) {
+    Queue(mqtt::Disconnect{.reason_code = reason}, context);
+  }
+  StartClosing(now_ms);
+}
+
+std::optional<uint32_t> Connection::disconnect_session_expiry_s() const { return std::nullopt; }
 
 void Connection::OnReceive(std::span<const uint8_t> bytes, uint64_t now_ms,
                            ConnectionContext& context) {
@@ -322,11 +333,12 @@ void Connection::QueueAck(mqtt::PacketType type, uint16_t packet_id, ConnectionC
 }
 
 void Connection::Queue(const mqtt::Packet& packet, ConnectionContext& context) {
-  const size_t size = mqtt::EncodedSize(packet);
+  const size_t size = mqtt::EncodedSize(packet, level_);
   if (!ReplyFits(size, context)) return;
   const size_t old_size = queued_.size();
   queued_.resize(old_size + size);
-  const size_t written = mqtt::Encode(packet, std::span<uint8_t>(queued_).subspan(old_size));
+  const size_t written =
+      mqtt::Encode(packet, std::span<uint8_t>(queued_).subspan(old_size), level_);
   RINGMQ_ASSERT(written == size);
   queued_reply_bytes_ += static_cast<uint32_t>(size);
   RINGMQ_ASSERT(queued_reply_bytes_ <= queued_.size());

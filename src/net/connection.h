@@ -30,6 +30,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -141,8 +142,14 @@ class Connection {
   // without releasing the connected-client slot (the adopting connection holds it now).
   void ReleaseForHandoff();
 
+  // What the sink adds to an accepting CONNACK at 5.0 (ignored at 3.1 / 3.1.1).
+  struct ConnackExtras {
+    // The Session Expiry Interval the server uses when it differs from the client's request
+    // (5.0:3.2.2.3.2); unset: the client's value stands and the property is not sent.
+    std::optional<uint32_t> session_expiry_s;
+  };
   // For the sink: CONNACK 0x00 with the session-present flag (MQTT-3.2.2-1/2).
-  void SendConnack(bool session_present);
+  void SendConnack(bool session_present, const ConnackExtras& extras = {});
   // For the sink: encodes a reply (e.g. PUBACK, SUBACK) after what is already queued.
   void QueuePacket(const mqtt::Packet& packet, ConnectionContext& context) {
     Queue(packet, context);
@@ -159,6 +166,15 @@ class Connection {
   size_t pending_reply_bytes() const { return queued_reply_bytes_ + sending_reply_bytes_; }
   // For the sink: closes after what is queued (e.g. session takeover, MQTT-3.1.4-2).
   void Close(uint64_t now_ms) { StartClosing(now_ms); }
+  // For the sink or the shard: a server-initiated close with a reason. At 5.0 a DISCONNECT with
+  // `reason` (a DISCONNECT reason code, e.g. 0x8E Session taken over, 0x8B Server shutting
+  // down) is queued after what is already queued (5.0:MQTT-3.14.2-1: the server may send one
+  // before it closes), then the connection closes; at 3.1 / 3.1.1 it only closes. Nothing is
+  // sent on a connection that is already closing.
+  void Disconnect(mqtt::ReasonCode reason, uint64_t now_ms, ConnectionContext& context);
+  // 5.0: the Session Expiry Interval the client's DISCONNECT carried (5.0:3.14.2.2.2), if it
+  // carried one; the session takes it as its new expiry.
+  std::optional<uint32_t> disconnect_session_expiry_s() const;
   // For the sink, from OnPacket: the packet is still being worked on; later frames wait.
   void Pause() { paused_ = true; }
   // For the sink: the paused packet is done. Processes the frames that waited, in order (one of
