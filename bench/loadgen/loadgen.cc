@@ -70,6 +70,8 @@ uint64_t NowNs() {
 // Options
 
 enum class Scenario { kFanin, kFanout, kPairs, kWildcard, kRetained, kConnect, kReject, kIdle };
+// The protocol level of the clients: all 3.1.1, all 5.0, or half of each (ClientLevel).
+enum class Protocol { k311, k5, kMixed };
 
 struct Options {
   Scenario scenario = Scenario::kPairs;
@@ -103,6 +105,11 @@ struct Options {
   bool retain = false;  // RETAIN on every measured PUBLISH
   int setup_timeout_s = 60;
   int handshakes = 64;  // TCP connects + CONNECTs in flight per worker during setup
+  Protocol protocol = Protocol::k311;
+  std::string protocol_name = "3.1.1";
+  int user_properties = 0;  // 5.0 publishers: User Properties on each measured PUBLISH
+  bool topic_alias = false;  // 5.0 publishers: Topic Alias after the first PUBLISH
+  int receive_maximum = 0;   // 5.0 CONNECT: Receive Maximum (0: not sent, i.e. 65,535)
 };
 
 const char kHelp[] =
@@ -126,6 +133,16 @@ const char kHelp[] =
     "Options:\n"
     "  --host H --port N          broker address (127.0.0.1:1883)\n"
     "  --qos 0|1|2                QoS of publishes and subscriptions (0)\n"
+    "  --protocol 3.1.1|5|mixed   protocol level of every client (3.1.1); mixed: half 3.1.1,\n"
+    "                             half 5.0 (subscribers, connectors and idle clients alternate,\n"
+    "                             publishers alternate in twos, so pairs has every combination)\n"
+    "  --user-properties N        5.0 publishers: N User Properties of 29 bytes each on every\n"
+    "                             measured PUBLISH (0); 5.0 subscribers check they arrive\n"
+    "                             unchanged and in order\n"
+    "  --topic-alias              5.0 publishers: Topic Alias 1 with the topic on the first\n"
+    "                             PUBLISH, then the alias alone (needs the broker's Topic Alias\n"
+    "                             Maximum >= 1)\n"
+    "  --receive-maximum N        5.0 CONNECT: Receive Maximum N (not sent: 65,535)\n"
     "  --retain                   fanin/fanout/pairs/wildcard: every PUBLISH retained (off)\n"
     "  --payload BYTES            payload size, at least 24 (64)\n"
     "  --publishers N --subscribers N   client counts (scenario defaults)\n"
@@ -193,6 +210,10 @@ Options ParseOptions(int argc, char** argv) {
       o.retain = true;
       continue;
     }
+    if (arg == "--topic-alias") {
+      o.topic_alias = true;
+      continue;
+    }
     std::string value;
     const size_t eq = arg.find('=');
     if (eq != std::string::npos) {
@@ -237,11 +258,38 @@ Options ParseOptions(int argc, char** argv) {
     else if (arg == "--topic-prefix") o.topic_prefix = value;
     else if (arg == "--handshakes") o.handshakes = static_cast<int>(number(1, 100000));
     else if (arg == "--setup-timeout") o.setup_timeout_s = static_cast<int>(number(1, 3600));
+    else if (arg == "--protocol") {
+      if (value == "3.1.1" || value == "4") {
+        o.protocol = Protocol::k311;
+        o.protocol_name = "3.1.1";
+      } else if (value == "5" || value == "5.0") {
+        o.protocol = Protocol::k5;
+        o.protocol_name = "5";
+      } else if (value == "mixed") {
+        o.protocol = Protocol::kMixed;
+        o.protocol_name = "mixed";
+      } else {
+        Usage("--protocol must be 3.1.1, 5 or mixed");
+      }
+    }
+    else if (arg == "--user-properties") {
+      o.user_properties = static_cast<int>(number(0, wire::kMaxUserProperties));
+    }
+    else if (arg == "--receive-maximum") o.receive_maximum = static_cast<int>(number(1, 65535));
     else Usage("unknown option " + arg);
   }
   if (!have_scenario) Usage("no scenario given");
   if (o.reject_kind != "protocol" && o.reject_kind != "auth") {
     Usage("--reject-kind must be protocol or auth");
+  }
+  const bool publishing = o.scenario == Scenario::kFanin || o.scenario == Scenario::kFanout ||
+                          o.scenario == Scenario::kPairs || o.scenario == Scenario::kWildcard;
+  if ((o.user_properties > 0 || o.topic_alias) && !publishing) {
+    Usage("--user-properties and --topic-alias apply to fanin, fanout, pairs and wildcard");
+  }
+  if ((o.user_properties > 0 || o.topic_alias || o.receive_maximum > 0) &&
+      o.protocol == Protocol::k311) {
+    Usage("--user-properties, --topic-alias and --receive-maximum need --protocol 5 or mixed");
   }
   if (o.scenario == Scenario::kReject && o.reject_kind == "auth" && o.username.empty()) {
     o.username = "bench";
@@ -350,6 +398,10 @@ struct Shared {
   std::atomic<uint64_t> live_delivered{0};
   std::atomic<uint64_t> live_errors{0};
   std::atomic<uint64_t> live_p99_ns{0};
+  // 5.0 publishers' property block (Topic Alias, User Properties), the same for all of them,
+  // and the User Properties a 5.0 subscriber expects from a 5.0 publisher.
+  std::string publish_properties;
+  std::vector<std::string> expected_user_properties;
 };
 
 bool SubscriberExpects(const Options& o, int subscriber, int publisher) {
@@ -360,6 +412,21 @@ bool SubscriberExpects(const Options& o, int subscriber, int publisher) {
 // Worker
 
 enum class Role : uint8_t { kPublisher, kSubscriber, kConnector, kIdle, kRetainer };
+
+// The protocol level of client `index` of `role`. Mixed: subscribers (and connector slots,
+// idle and retained clients) alternate 3.1.1, 5.0 by index; publishers alternate in twos
+// (3.1.1, 3.1.1, 5.0, 5.0, ...), so that pair i of the pairs scenario is each of the four
+// combinations for one i in four, and a fanin's or fanout's lone client is 3.1.1.
+uint8_t ClientLevel(const Options& o, Role role, int index) {
+  switch (o.protocol) {
+    case Protocol::k311: return wire::kMqtt311;
+    case Protocol::k5: return wire::kMqtt5;
+    case Protocol::kMixed: break;
+  }
+  const int bit = role == Role::kPublisher ? (index / 2) % 2 : index % 2;
+  return bit != 0 ? wire::kMqtt5 : wire::kMqtt311;
+}
+
 enum class State : uint8_t {
   kUnused,
   kTcpConnecting,
@@ -378,6 +445,12 @@ struct Conn {
   bool epollout = false;
   bool dirty = false;
   uint16_t next_packet_id = 1;
+  uint8_t level = wire::kMqtt311;
+  // 5.0, from the CONNACK: the broker's Receive Maximum (QoS > 0 PUBLISHes unacknowledged at
+  // once, MQTT-3.3.4-7) and whether the Topic Alias was sent with its topic yet.
+  uint16_t server_receive_maximum = 65535;
+  bool topic_alias_set = false;
+  uint64_t acked = 0;  // publisher: QoS 1/2 flows completed (PUBACK, PUBCOMP, PUBREC >= 0x80)
   wire::Buffer in;
   wire::Buffer out;
   uint64_t started_ns = 0;  // connect/reject/idle: when the TCP connect began
@@ -410,8 +483,8 @@ struct SecondSample {
 struct ConnectOutcomes {
   uint64_t attempts = 0;
   uint64_t accepted = 0;         // CONNACK 0x00
-  uint64_t refused[6] = {};      // CONNACK 0x01..0x05 (index = code), [0] unused
-  uint64_t refused_other = 0;    // CONNACK with another code
+  uint64_t refused[256] = {};    // CONNACK return / reason code (index = code), [0] unused
+  uint64_t refused_other = 0;    // CONNACK with a code other than 0x01..0x05 (3.1.1's)
   uint64_t closed = 0;           // closed without CONNACK
   uint64_t errors = 0;           // connect failed, reset before anything
   uint64_t timeouts = 0;
@@ -439,6 +512,10 @@ class Worker {
   uint64_t stalls = 0;
   uint64_t unexpected_closes = 0;
   uint64_t protocol_errors = 0;
+  uint64_t property_errors = 0;    // 5.0 deliveries whose properties are not what was sent
+  uint64_t publish_refused = 0;    // 5.0 PUBACK / PUBREC with a reason code >= 0x80
+  uint64_t server_disconnects = 0; // 5.0 DISCONNECTs from the broker
+  int last_refusal_code = -1;      // the last of those reason codes
   ConnectOutcomes outcomes;  // measured window
   uint64_t connected = 0;
   uint64_t connect_failures = 0;
@@ -455,6 +532,8 @@ class Worker {
   void OnEvent(Conn& c, uint32_t events);
   void OnReadable(Conn& c);
   bool OnFrame(Conn& c, const wire::Frame& f);
+  bool OnConnack(Conn& c, const wire::Frame& f);
+  void OnServerDisconnect(Conn& c, const wire::Frame& f);
   void OnPublish(Conn& c, const wire::Frame& f);
   void OnConnectEnd(Conn& c, int code);  // code -1: closed without CONNACK, -2: error
   void StartConnector(Conn& c);
@@ -486,6 +565,7 @@ class Worker {
   std::vector<uint32_t> dirty_;
   size_t next_to_connect_ = 0;
   int handshakes_in_flight_ = 0;
+  bool level_refusal_reported_ = false;
   uint64_t current_second_ = UINT64_MAX;
   std::vector<uint8_t> read_scratch_;
 };
@@ -533,10 +613,15 @@ void Worker::SendConnect(Conn& c) {
   }
   std::snprintf(client_id, sizeof client_id, "rb%d-%s%d-%d", static_cast<int>(getpid()), kind,
                 c.index, id_);
+  c.level = ClientLevel(o_, c.role, c.index);
+  c.topic_alias_set = false;
+  c.acked = 0;
   wire::ConnectFields f;
   f.client_id = client_id;
   f.username = o_.username;
   f.password = o_.password;
+  f.protocol_level = c.level;
+  f.receive_maximum = static_cast<uint16_t>(o_.receive_maximum);
   if (o_.scenario == Scenario::kReject) {
     if (o_.reject_kind == "protocol") {
       f.protocol_level = 9;
@@ -616,42 +701,30 @@ void Worker::RecordLatency(uint64_t now, uint64_t latency_ns) {
 }
 
 void Worker::OnPublish(Conn& c, const wire::Frame& f) {
-  const uint8_t qos = (f.flags >> 1) & 3;
-  if (f.body_size < 2) {
+  wire::PublishView p;
+  // A 5.0 PUBLISH with an empty topic would need a Topic Alias, which the generator's CONNECT
+  // does not allow the broker to send (5.0:MQTT-3.1.2-27).
+  if (!wire::ParsePublish(f, c.level, &p) || p.topic.empty()) {
     ++protocol_errors;
+    shared_->live_errors.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  const uint16_t topic_size = wire::ReadU16(f.body);
-  size_t offset = 2 + topic_size;
-  uint16_t packet_id = 0;
-  if (qos > 0) {
-    if (offset + 2 > f.body_size) {
-      ++protocol_errors;
-      return;
-    }
-    packet_id = wire::ReadU16(f.body + offset);
-    offset += 2;
-  }
-  if (offset > f.body_size) {
-    ++protocol_errors;
-    return;
-  }
-  if (qos == 1) {
-    wire::EncodeAck(wire::kPuback, packet_id, c.out);
+  if (p.qos == 1) {
+    wire::EncodeAck(wire::kPuback, p.packet_id, c.out);
     MarkDirty(c);
-  } else if (qos == 2) {
-    wire::EncodeAck(wire::kPubrec, packet_id, c.out);
+  } else if (p.qos == 2) {
+    wire::EncodeAck(wire::kPubrec, p.packet_id, c.out);
     MarkDirty(c);
   }
   const uint64_t now = NowNs();
   wire::PayloadHeader h;
-  if (!wire::ReadPayload(f.body + offset, f.body_size - offset, &h)) {
+  if (!wire::ReadPayload(p.payload, p.payload_size, &h)) {
     ++verify.corrupt;
     shared_->live_errors.fetch_add(1, std::memory_order_relaxed);
     return;
   }
   if (c.role == Role::kRetainer) {
-    const bool retain_flag = (f.flags & 1) != 0;
+    const bool retain_flag = p.retain;
     if (!retain_flag || h.sequence == 0 || h.sequence > c.retained_seen.size()) {
       if (retain_flag) ++verify.corrupt;
       return;  // a live message (none are published in this scenario) or a stray one
@@ -673,7 +746,7 @@ void Worker::OnPublish(Conn& c, const wire::Frame& f) {
       if (Measured(now)) latency.Record(now - c.cycle_started_ns);
       s.latency.Record(now - c.cycle_started_ns);
       if (Measured(now)) ++retained_cycles;
-      wire::EncodeUnsubscribe(c.NextPacketId(), o_.topic_prefix + "/r/#", c.out);
+      wire::EncodeUnsubscribe(c.NextPacketId(), o_.topic_prefix + "/r/#", c.level, c.out);
       c.retained_subscribed = false;
       MarkDirty(c);
     }
@@ -684,6 +757,19 @@ void Worker::OnPublish(Conn& c, const wire::Frame& f) {
     ++verify.corrupt;
     shared_->live_errors.fetch_add(1, std::memory_order_relaxed);
     return;
+  }
+  if (c.level == wire::kMqtt5) {
+    // The publisher's User Properties arrive unchanged; a 3.1.1 publisher's message has none.
+    const bool from_mqtt5 =
+        ClientLevel(o_, Role::kPublisher, static_cast<int>(h.publisher)) == wire::kMqtt5;
+    const std::span<const std::string> expected =
+        from_mqtt5 ? std::span<const std::string>(shared_->expected_user_properties)
+                   : std::span<const std::string>();
+    if (wire::CheckReceivedProperties(p.properties, p.properties_size, expected) !=
+        wire::PropertyCheck::kOk) {
+      ++property_errors;
+      shared_->live_errors.fetch_add(1, std::memory_order_relaxed);
+    }
   }
   c.trackers[h.publisher].Receive(h.sequence);
   shared_->publishers[h.publisher].delivered.fetch_add(1, std::memory_order_relaxed);
@@ -697,16 +783,15 @@ void Worker::OnConnectEnd(Conn& c, int code) {
     ++outcomes.attempts;
     if (code == 0) {
       ++outcomes.accepted;
-    } else if (code >= 1 && code <= 5) {
+    } else if (code >= 1 && code <= 255) {
       ++outcomes.refused[code];
+      if (code > 5) ++outcomes.refused_other;
     } else if (code == -1) {
       ++outcomes.closed;
     } else if (code == -3) {
       ++outcomes.timeouts;
-    } else if (code < 0) {
-      ++outcomes.errors;
     } else {
-      ++outcomes.refused_other;
+      ++outcomes.errors;
     }
     latency.Record(now - c.started_ns);
   }
@@ -717,89 +802,181 @@ void Worker::OnConnectEnd(Conn& c, int code) {
   if (code == -2 || code == -3) shared_->live_errors.fetch_add(1, std::memory_order_relaxed);
 }
 
-// Returns false if the connection is to be closed.
+// Returns false on a malformed or unexpected CONNACK (the caller counts a protocol error and
+// closes); a refusal, or a CONNACK whose limits this run cannot keep, closes here.
+bool Worker::OnConnack(Conn& c, const wire::Frame& f) {
+  wire::Connack ack;
+  if (c.state != State::kAwaitConnack || !wire::ParseConnack(f, c.level, &ack)) {
+    ++protocol_errors;
+    return false;
+  }
+  // A broker that does not speak 5.0 refuses a level-5 CONNECT in the 3.1.1 layout (0x01).
+  const bool level_refused = c.level == wire::kMqtt5 && !ack.mqtt5 && ack.code != 0;
+  if (c.role == Role::kConnector) {
+    if (level_refused && o_.scenario == Scenario::kConnect && !level_refusal_reported_) {
+      level_refusal_reported_ = true;
+      std::fprintf(stderr, "ringmq-bench: CONNACK 0x%02x in the 3.1.1 layout to a level-5 "
+                   "CONNECT: the broker does not speak MQTT 5.0\n", ack.code);
+    }
+    OnConnectEnd(c, ack.code);
+    if (ack.code == 0) {
+      wire::EncodeDisconnect(c.out);
+      MarkDirty(c);
+    }
+    c.state = State::kAwaitClose;  // the broker closes after DISCONNECT or a refusal
+    return true;
+  }
+  --handshakes_in_flight_;
+  const char* role = c.role == Role::kPublisher ? "publisher" : "subscriber";
+  std::string why;
+  char buf[160];
+  if (ack.code != 0) {
+    std::snprintf(buf, sizeof buf, "CONNACK 0x%02x for a %s client%s", ack.code, role,
+                  level_refused ? " (in the 3.1.1 layout: the broker does not speak MQTT 5.0)"
+                                : "");
+    why = buf;
+  } else if (c.level == wire::kMqtt5 && c.role == Role::kPublisher) {
+    // What the broker's CONNACK allows a 5.0 publisher (§3.2.2.3).
+    const size_t packet_size = 1 + 4 + 2 + shared_->topics[static_cast<size_t>(c.index)].size() +
+                               2 + 4 + shared_->publish_properties.size() + o_.payload;
+    if (o_.topic_alias && ack.topic_alias_maximum == 0) {
+      why = "--topic-alias: the broker's CONNACK allows no Topic Alias (Topic Alias Maximum 0)";
+    } else if (o_.qos > ack.maximum_qos) {
+      std::snprintf(buf, sizeof buf, "--qos %d: the broker's CONNACK says Maximum QoS %d",
+                    o_.qos, ack.maximum_qos);
+      why = buf;
+    } else if (ack.maximum_packet_size != 0 && packet_size > ack.maximum_packet_size) {
+      std::snprintf(buf, sizeof buf, "a PUBLISH of up to %zu bytes exceeds the broker's Maximum "
+                    "Packet Size %u", packet_size, ack.maximum_packet_size);
+      why = buf;
+    }
+  }
+  if (!why.empty()) {
+    // A refusal, not a protocol error: the connection ends here.
+    if (++connect_failures <= 3) std::fprintf(stderr, "ringmq-bench: %s\n", why.c_str());
+    shared_->setup_failed.fetch_add(1);
+    Close(c);
+    return true;
+  }
+  c.server_receive_maximum = ack.receive_maximum;
+  last_connack_ns = NowNs();
+  ++connected;
+  if (c.role == Role::kSubscriber) {
+    std::string filter;
+    if (o_.scenario == Scenario::kPairs) {
+      filter = shared_->topics[static_cast<size_t>(c.index)];
+    } else if (o_.scenario == Scenario::kWildcard) {
+      filter = c.index % 2 == 0 ? o_.topic_prefix + "/w/+/t" : o_.topic_prefix + "/#";
+    } else {
+      filter = shared_->topics[0];
+    }
+    wire::EncodeSubscribe(c.NextPacketId(), filter, static_cast<uint8_t>(o_.qos), c.level, c.out);
+    MarkDirty(c);
+    c.state = State::kAwaitSuback;
+  } else {
+    c.state = State::kReady;
+    shared_->ready.fetch_add(1);
+  }
+  return true;
+}
+
+// A 5.0 broker may close with a DISCONNECT that says why (§3.14); the connection is then over.
+void Worker::OnServerDisconnect(Conn& c, const wire::Frame& f) {
+  uint8_t reason = 0;
+  if (!wire::ParseDisconnect(f, &reason)) ++protocol_errors;
+  ++server_disconnects;
+  if (server_disconnects <= 3) {
+    std::fprintf(stderr, "ringmq-bench: DISCONNECT 0x%02x from the broker\n", reason);
+  }
+  if (c.role == Role::kConnector) {
+    if (c.state == State::kAwaitConnack) OnConnectEnd(c, -1);
+    Close(c);  // ConnectStep starts the slot's next connection
+    return;
+  }
+  if (phase() == Phase::kRun) {
+    ++unexpected_closes;
+    shared_->live_errors.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (c.state == State::kAwaitConnack || c.state == State::kAwaitSuback) {
+    if (c.state == State::kAwaitConnack) --handshakes_in_flight_;
+    shared_->setup_failed.fetch_add(1);
+    ++connect_failures;
+  }
+  Close(c);
+}
+
+// Returns false if the connection is to be closed as a protocol error; handlers that end a
+// connection for another reason close it themselves (c.fd < 0 afterwards).
 bool Worker::OnFrame(Conn& c, const wire::Frame& f) {
   switch (f.type) {
-    case wire::kConnack: {
-      if (c.state != State::kAwaitConnack || f.body_size != 2) {
-        ++protocol_errors;
-        return false;
-      }
-      const uint8_t code = f.body[1];
-      if (c.role == Role::kConnector) {
-        OnConnectEnd(c, code);
-        if (code == 0) {
-          wire::EncodeDisconnect(c.out);
-          MarkDirty(c);
+    case wire::kConnack:
+      return OnConnack(c, f);
+    case wire::kSuback:
+    case wire::kUnsuback: {
+      wire::Suback ack;
+      if (!wire::ParseSuback(f, c.level, &ack)) return false;
+      if (f.type == wire::kUnsuback) {
+        if (c.role == Role::kRetainer && phase() == Phase::kRun &&
+            NowNs() < shared_->measure_end_ns) {
+          StartRetainedCycle(c, NowNs());
         }
-        c.state = State::kAwaitClose;  // the broker closes after DISCONNECT or a refusal
         return true;
       }
-      --handshakes_in_flight_;
-      if (code != 0) {
-        std::fprintf(stderr, "ringmq-bench: CONNACK 0x%02x for a %s client\n", code,
-                     c.role == Role::kPublisher ? "publisher" : "subscriber");
-        shared_->setup_failed.fetch_add(1);
-        ++connect_failures;
-        return false;
-      }
-      last_connack_ns = NowNs();
-      ++connected;
-      if (c.role == Role::kSubscriber) {
-        std::string filter;
-        if (o_.scenario == Scenario::kPairs) {
-          filter = shared_->topics[static_cast<size_t>(c.index)];
-        } else if (o_.scenario == Scenario::kWildcard) {
-          filter = c.index % 2 == 0 ? o_.topic_prefix + "/w/+/t" : o_.topic_prefix + "/#";
-        } else {
-          filter = shared_->topics[0];
+      if (c.state == State::kAwaitSuback) {
+        if (ack.codes[0] >= 0x80) {  // 3.1.1: 0x80 Failure; 5.0: every code from 0x80 refuses
+          if (++connect_failures <= 3) {
+            std::fprintf(stderr, "ringmq-bench: subscription refused (SUBACK 0x%02x)\n",
+                         ack.codes[0]);
+          }
+          shared_->setup_failed.fetch_add(1);
+          Close(c);
+          return true;
         }
-        wire::EncodeSubscribe(c.NextPacketId(), filter, static_cast<uint8_t>(o_.qos), c.out);
-        MarkDirty(c);
-        c.state = State::kAwaitSuback;
-      } else {
         c.state = State::kReady;
         shared_->ready.fetch_add(1);
       }
       return true;
     }
-    case wire::kSuback:
-      if (c.state == State::kAwaitSuback) {
-        if (f.body_size < 3 || f.body[2] == 0x80) {
-          std::fprintf(stderr, "ringmq-bench: subscription refused\n");
-          shared_->setup_failed.fetch_add(1);
-          return false;
-        }
-        c.state = State::kReady;
-        shared_->ready.fetch_add(1);
-      }
-      return true;
-    case wire::kUnsuback:
-      if (c.role == Role::kRetainer && phase() == Phase::kRun && NowNs() < shared_->measure_end_ns) {
-        StartRetainedCycle(c, NowNs());
-      }
-      return true;
     case wire::kPublish:
       OnPublish(c, f);
       return true;
     case wire::kPuback:
-    case wire::kPubcomp:
+    case wire::kPubrec:
+    case wire::kPubcomp: {
+      wire::Ack ack;
+      if (!wire::ParseAck(f, c.level, &ack)) return false;
+      // 5.0: a reason code from 0x80 refuses the message and ends its flow (§3.4.2.1, §3.5.2.1);
+      // 0x10 No matching subscribers is a success.
+      const bool refused = ack.reason >= 0x80;
+      if (refused) {
+        ++publish_refused;
+        last_refusal_code = ack.reason;
+        shared_->live_errors.fetch_add(1, std::memory_order_relaxed);
+      }
+      if (f.type == wire::kPubrec && !refused) {
+        wire::EncodeAck(wire::kPubrel, ack.packet_id, c.out);
+        MarkDirty(c);
+        return true;
+      }
+      ++c.acked;
       if (c.role == Role::kPublisher || c.role == Role::kRetainer) {
         shared_->publishers[static_cast<size_t>(c.index)].acked.fetch_add(
             1, std::memory_order_relaxed);
       }
       return true;
-    case wire::kPubrec:
-      if (f.body_size != 2) return false;
-      wire::EncodeAck(wire::kPubrel, wire::ReadU16(f.body), c.out);
+    }
+    case wire::kPubrel: {
+      wire::Ack ack;
+      if (!wire::ParseAck(f, c.level, &ack)) return false;
+      wire::EncodeAck(wire::kPubcomp, ack.packet_id, c.out);
       MarkDirty(c);
       return true;
-    case wire::kPubrel:
-      if (f.body_size != 2) return false;
-      wire::EncodeAck(wire::kPubcomp, wire::ReadU16(f.body), c.out);
-      MarkDirty(c);
-      return true;
+    }
     case wire::kPingresp:
+      return true;
+    case wire::kDisconnect:
+      if (c.level != wire::kMqtt5) return false;  // a 3.1.1 server never sends one
+      OnServerDisconnect(c, f);
       return true;
     default:
       ++protocol_errors;
@@ -919,14 +1096,30 @@ bool Worker::Publish(Conn& c, uint64_t now) {
   // Nobody listens (fan 0, e.g. --subscribers 0): publish at the window size per iteration
   // while the socket keeps up.
   if (fan == 0 && c.out.size() > 256 * 1024) return false;
+  const bool mqtt5 = c.level == wire::kMqtt5;
+  if (mqtt5 && o_.qos > 0) {
+    // The broker's Receive Maximum bounds this client's unacknowledged QoS 1/2 PUBLISHes
+    // (5.0:MQTT-3.3.4-7) whatever the end-to-end window.
+    const uint64_t unacked = c.sent - std::min(c.sent, c.acked);
+    if (unacked >= c.server_receive_maximum) return false;
+    budget = std::min<uint64_t>(budget, c.server_receive_maximum - unacked);
+  }
   if (budget == 0) return false;
   if (c.sent == 0) c.last_progress_ns = now;
   const std::string& topic = shared_->topics[static_cast<size_t>(c.index)];
+  const std::string_view properties =
+      mqtt5 ? std::string_view(shared_->publish_properties) : std::string_view();
   for (uint64_t i = 0; i < budget; ++i) {
     ++c.sent;
     const uint16_t packet_id = o_.qos > 0 ? c.NextPacketId() : 0;
-    uint8_t* payload = wire::EncodePublish(topic, static_cast<uint8_t>(o_.qos), o_.retain,
-                                           packet_id, o_.payload, c.out);
+    // With --topic-alias the first PUBLISH sets alias 1 to the topic, the rest send the alias
+    // with an empty topic (§3.3.2.3.4); the alias lives as long as the connection.
+    const bool alias_only = mqtt5 && o_.topic_alias && c.topic_alias_set;
+    uint8_t* payload =
+        wire::EncodePublish(alias_only ? std::string_view() : std::string_view(topic),
+                            static_cast<uint8_t>(o_.qos), o_.retain, packet_id, c.level,
+                            properties, o_.payload, c.out);
+    c.topic_alias_set = mqtt5 && o_.topic_alias;
     wire::WritePayload(payload, o_.payload, static_cast<uint32_t>(c.index), c.sent, now);
   }
   ps.sent.store(c.sent, std::memory_order_relaxed);
@@ -943,7 +1136,7 @@ void Worker::StartRetainedCycle(Conn& c, uint64_t now) {
   c.cycle_started_ns = now;
   c.retained_subscribed = true;
   wire::EncodeSubscribe(c.NextPacketId(), o_.topic_prefix + "/r/#", static_cast<uint8_t>(o_.qos),
-                        c.out);
+                        c.level, c.out);
   MarkDirty(c);
 }
 
@@ -1207,6 +1400,8 @@ struct Totals {
   std::vector<SecondSample> seconds;
   VerifyCounts verify;
   uint64_t sent = 0, delivered = 0, stalls = 0, unexpected_closes = 0, protocol_errors = 0;
+  uint64_t property_errors = 0, publish_refused = 0, server_disconnects = 0;
+  int last_refusal_code = -1;
   uint64_t connected = 0, connect_failures = 0, retained_cycles = 0;
   uint64_t first_connect_ns = 0, last_connack_ns = 0;
   ConnectOutcomes outcomes;
@@ -1233,6 +1428,10 @@ Totals Collect(const std::vector<std::unique_ptr<Worker>>& workers) {
     t.stalls += w->stalls;
     t.unexpected_closes += w->unexpected_closes;
     t.protocol_errors += w->protocol_errors;
+    t.property_errors += w->property_errors;
+    t.publish_refused += w->publish_refused;
+    t.server_disconnects += w->server_disconnects;
+    if (w->last_refusal_code >= 0) t.last_refusal_code = w->last_refusal_code;
     t.connected += w->connected;
     t.connect_failures += w->connect_failures;
     t.retained_cycles += w->retained_cycles;
@@ -1243,7 +1442,7 @@ Totals Collect(const std::vector<std::unique_ptr<Worker>>& workers) {
     t.last_connack_ns = std::max(t.last_connack_ns, w->last_connack_ns);
     t.outcomes.attempts += w->outcomes.attempts;
     t.outcomes.accepted += w->outcomes.accepted;
-    for (int i = 0; i < 6; ++i) t.outcomes.refused[i] += w->outcomes.refused[i];
+    for (int i = 0; i < 256; ++i) t.outcomes.refused[i] += w->outcomes.refused[i];
     t.outcomes.refused_other += w->outcomes.refused_other;
     t.outcomes.closed += w->outcomes.closed;
     t.outcomes.errors += w->outcomes.errors;
@@ -1304,6 +1503,80 @@ void SleepUntil(uint64_t t) {
   if (t > now) std::this_thread::sleep_for(std::chrono::nanoseconds(t - now));
 }
 
+// The retained scenario stores its retained messages first, with QoS 1 over one socket (at
+// level 5 with --protocol 5, else 3.1.1): everything is written while CONNACK and PUBACKs are
+// read back as whole packets, since a 5.0 PUBACK may carry a reason code (0x10 No matching
+// subscribers) and properties. Returns false, having said why, if that does not complete.
+bool LoadRetained(const Shared& shared) {
+  const Options& o = shared.options;
+  const uint8_t level = o.protocol == Protocol::k5 ? wire::kMqtt5 : wire::kMqtt311;
+  const int fd = socket(shared.address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || connect(fd, reinterpret_cast<const sockaddr*>(&shared.address),
+                        shared.address_size) != 0) {
+    std::fprintf(stderr, "ringmq-bench: retained: connect: %s\n", std::strerror(errno));
+    if (fd >= 0) close(fd);
+    return false;
+  }
+  wire::Buffer b;
+  wire::ConnectFields cf;
+  const std::string id = "rb" + std::to_string(getpid()) + "-loader";
+  cf.client_id = id;
+  cf.username = o.username;
+  cf.password = o.password;
+  cf.protocol_level = level;
+  wire::EncodeConnect(cf, b);
+  for (int i = 1; i <= o.retained_topics; ++i) {
+    uint8_t* payload = wire::EncodePublish(o.topic_prefix + "/r/" + std::to_string(i), 1, true,
+                                           static_cast<uint16_t>(i % 65535 + 1), level, {},
+                                           o.payload, b);
+    wire::WritePayload(payload, o.payload, 0, static_cast<uint64_t>(i), NowNs());
+  }
+  // Packets still to come: the CONNACK, then one PUBACK per message.
+  size_t to_read = 1 + static_cast<size_t>(o.retained_topics);
+  bool refused = false;
+  fcntl(fd, F_SETFL, O_NONBLOCK);
+  wire::Buffer in;
+  const uint64_t deadline = NowNs() + static_cast<uint64_t>(o.setup_timeout_s) * 1'000'000'000;
+  while (to_read > 0 && !refused && NowNs() < deadline) {
+    if (!b.empty()) {
+      const ssize_t n = send(fd, b.data(), b.size(), MSG_NOSIGNAL);
+      if (n > 0) b.Consume(static_cast<size_t>(n));
+    }
+    uint8_t* p = in.Reserve(65536);
+    const ssize_t r = recv(fd, p, 65536, 0);
+    if (r == 0) break;
+    if (r < 0) {
+      in.Commit(0);
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+      continue;
+    }
+    in.Commit(static_cast<size_t>(r));
+    wire::Frame f;
+    while (to_read > 0 &&
+           wire::SplitFrame(in.data(), in.size(), 1 << 24, &f) == wire::SplitStatus::kComplete) {
+      wire::Connack connack;
+      wire::Ack ack;
+      if (f.type == wire::kConnack) {
+        refused = !wire::ParseConnack(f, level, &connack) || connack.code != 0;
+      } else if (f.type == wire::kPuback) {
+        refused = !wire::ParseAck(f, level, &ack) || ack.reason >= 0x80;
+      }
+      --to_read;
+      in.Consume(f.total_size);
+    }
+  }
+  wire::Buffer d;
+  wire::EncodeDisconnect(d);
+  (void)!send(fd, d.data(), d.size(), MSG_NOSIGNAL);
+  close(fd);
+  if (to_read > 0 || refused) {
+    std::fprintf(stderr, "ringmq-bench: retained: storing %d retained messages did not complete%s\n",
+                 o.retained_topics, refused ? " (refused by the broker)" : "");
+    return false;
+  }
+  return true;
+}
+
 int Main(int argc, char** argv) {
   auto shared = std::make_unique<Shared>();
   shared->options = ParseOptions(argc, argv);
@@ -1330,62 +1603,27 @@ int Main(int argc, char** argv) {
     shared->fan.push_back(fan);
   }
   if (shared->topics.empty()) shared->topics.push_back(o.topic_prefix + "/fanout");
+  // 5.0 publishers: every measured PUBLISH carries this block (each connection has its own
+  // alias space, so alias 1 serves every publisher's one topic).
+  if (o.topic_alias) wire::AppendTopicAlias(1, shared->publish_properties);
+  wire::AppendBenchUserProperties(o.user_properties, shared->publish_properties);
+  for (int i = 0; i < o.user_properties; ++i) {
+    shared->expected_user_properties.push_back(wire::BenchUserPropertyValue(i));
+  }
 
   // The retained scenario stores its retained messages first, with one blocking-style client.
   const ProcSample rss_before = ReadProc(o.broker_pid);
-  if (o.scenario == Scenario::kRetained) {
-    // Publish the retained set with QoS 1 over a plain blocking socket.
-    int fd = socket(shared->address.ss_family, SOCK_STREAM, 0);
-    if (connect(fd, reinterpret_cast<const sockaddr*>(&shared->address), shared->address_size) != 0) {
-      std::fprintf(stderr, "ringmq-bench: retained: connect: %s\n", std::strerror(errno));
-      return 2;
-    }
-    wire::Buffer b;
-    wire::ConnectFields cf;
-    const std::string id = "rb" + std::to_string(getpid()) + "-loader";
-    cf.client_id = id;
-    cf.username = o.username;
-    cf.password = o.password;
-    wire::EncodeConnect(cf, b);
-    for (int i = 1; i <= o.retained_topics; ++i) {
-      uint8_t* payload = wire::EncodePublish(o.topic_prefix + "/r/" + std::to_string(i), 1, true,
-                                             static_cast<uint16_t>(i % 65535 + 1), o.payload, b);
-      wire::WritePayload(payload, o.payload, 0, static_cast<uint64_t>(i), NowNs());
-    }
-    size_t acks_expected = static_cast<size_t>(o.retained_topics);
-    // Write everything, reading CONNACK + PUBACKs (4 bytes each) concurrently by polling.
-    size_t to_read = 4 + acks_expected * 4;
-    fcntl(fd, F_SETFL, O_NONBLOCK);
-    std::vector<uint8_t> sink(65536);
-    const uint64_t deadline2 = NowNs() + static_cast<uint64_t>(o.setup_timeout_s) * 1'000'000'000;
-    while ((to_read > 0 || !b.empty()) && NowNs() < deadline2) {
-      if (!b.empty()) {
-        const ssize_t n = send(fd, b.data(), b.size(), MSG_NOSIGNAL);
-        if (n > 0) b.Consume(static_cast<size_t>(n));
-      }
-      const ssize_t r = recv(fd, sink.data(), sink.size(), 0);
-      if (r > 0) to_read -= std::min(to_read, static_cast<size_t>(r));
-      if (r == 0) break;
-      if (r < 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
-    }
-    wire::Buffer d;
-    wire::EncodeDisconnect(d);
-    (void)!send(fd, d.data(), d.size(), MSG_NOSIGNAL);
-    close(fd);
-    if (to_read > 0) {
-      std::fprintf(stderr, "ringmq-bench: retained: storing %d retained messages did not complete\n",
-                   o.retained_topics);
-      return 2;
-    }
-  }
+  if (o.scenario == Scenario::kRetained && !LoadRetained(*shared)) return 2;
 
   // Workers and their clients.
   std::vector<std::unique_ptr<Worker>> workers;
   for (int w = 0; w < o.threads; ++w) workers.push_back(std::make_unique<Worker>(shared.get(), w));
   int total = 0;
+  int clients_mqtt5 = 0;  // connector slots count once
   auto add = [&](Role role, int index) {
     workers[static_cast<size_t>(total % o.threads)]->AddClient(role, index);
     ++total;
+    if (ClientLevel(o, role, index) == wire::kMqtt5) ++clients_mqtt5;
   };
   int setup_clients = 0;
   if (o.scenario == Scenario::kConnect || o.scenario == Scenario::kReject) {
@@ -1509,6 +1747,11 @@ int Main(int argc, char** argv) {
   r.Str("scenario", o.scenario_name);
   r.Str("broker_address", o.host + ":" + std::to_string(o.port));
   r.Num("qos", o.qos);
+  r.Str("protocol", o.protocol_name);
+  r.Num("clients_mqtt5", clients_mqtt5);
+  r.Num("user_properties", o.user_properties);
+  r.Num("topic_alias", o.topic_alias ? 1 : 0);
+  r.Num("receive_maximum", o.receive_maximum);
   r.Num("payload_bytes", static_cast<double>(o.payload));
   r.Num("publishers", pubs);
   r.Num("subscribers", subs);
@@ -1562,6 +1805,9 @@ int Main(int argc, char** argv) {
     r.Num("verify.stalls", static_cast<double>(t.stalls));
     r.Num("verify.unexpected_closes", static_cast<double>(t.unexpected_closes));
     r.Num("verify.protocol_errors", static_cast<double>(t.protocol_errors));
+    r.Num("verify.property_errors", static_cast<double>(t.property_errors));
+    r.Num("verify.publish_refused", static_cast<double>(t.publish_refused));
+    r.Num("verify.server_disconnects", static_cast<double>(t.server_disconnects));
     std::string judge;
     if (!Judge(o.qos, t.verify, &judge)) {
       ok = false;
@@ -1574,6 +1820,18 @@ int Main(int argc, char** argv) {
     if (t.protocol_errors != 0) {
       ok = false;
       why += (why.empty() ? "" : "; ") + std::to_string(t.protocol_errors) + " protocol errors";
+    }
+    if (t.property_errors != 0) {
+      ok = false;
+      why += (why.empty() ? "" : "; ") + std::to_string(t.property_errors) +
+             " deliveries with other properties than were published";
+    }
+    if (t.publish_refused != 0) {
+      char code[8];
+      std::snprintf(code, sizeof code, "0x%02x", t.last_refusal_code & 0xff);
+      ok = false;
+      why += (why.empty() ? "" : "; ") + std::to_string(t.publish_refused) +
+             " PUBLISHes refused by the broker (last reason code " + code + ")";
     }
     if (o.scenario == Scenario::kRetained && run && setup_ok && t.retained_cycles == 0) {
       ok = false;
@@ -1594,6 +1852,13 @@ int Main(int argc, char** argv) {
       r.Num("connect.connack_0x0" + std::to_string(code), static_cast<double>(c.refused[code]));
     }
     r.Num("connect.connack_other", static_cast<double>(c.refused_other));
+    // 5.0 reason codes (0x80 and above) by code, those that occurred.
+    for (int code = 0x80; code <= 0xff; ++code) {
+      if (c.refused[code] == 0) continue;
+      char key[32];
+      std::snprintf(key, sizeof key, "connect.connack_0x%02x", code);
+      r.Num(key, static_cast<double>(c.refused[code]));
+    }
     r.Num("connect.closed_without_connack", static_cast<double>(c.closed));
     r.Num("connect.errors", static_cast<double>(c.errors));
     r.Num("connect.timeouts", static_cast<double>(c.timeouts));
@@ -1647,7 +1912,13 @@ int Main(int argc, char** argv) {
   r.Raw("samples", SamplesJson(t));
 
   // Human summary on stdout.
-  std::printf("ringmq-bench %s qos %d payload %zu: ", o.scenario_name.c_str(), o.qos, o.payload);
+  std::printf("ringmq-bench %s qos %d payload %zu", o.scenario_name.c_str(), o.qos, o.payload);
+  if (o.protocol != Protocol::k311) {
+    std::printf(" mqtt %s", o.protocol_name.c_str());
+    if (o.user_properties > 0) std::printf(" user-properties %d", o.user_properties);
+    if (o.topic_alias) std::printf(" topic-alias");
+  }
+  std::printf(": ");
   if (messaging) {
     std::printf("%.0f msg/s delivered (%.0f sent/s), p50 %.0f us p99 %.0f us max %.0f us",
                 measured_s > 0 ? static_cast<double>(t.delivered) / measured_s : 0,
