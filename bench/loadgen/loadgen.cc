@@ -1570,7 +1570,8 @@ bool LoadRetained(const Shared& shared) {
   (void)!send(fd, d.data(), d.size(), MSG_NOSIGNAL);
   close(fd);
   if (to_read > 0 || refused) {
-    std::fprintf(stderr, "ringmq-bench: retained: storing %d retained messages did not complete%s\n",
+    std::fprintf(stderr,
+                 "ringmq-bench: retained: storing %d retained messages did not complete%s\n",
                  o.retained_topics, refused ? " (refused by the broker)" : "");
     return false;
   }

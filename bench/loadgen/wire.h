@@ -247,7 +247,9 @@ inline uint8_t* EncodePublish(std::string_view topic, uint8_t qos, bool retain, 
   const bool mqtt5 = level == kMqtt5;
   const uint32_t properties_size = static_cast<uint32_t>(properties.size());
   uint32_t length = static_cast<uint32_t>(2 + topic.size() + (qos > 0 ? 2 : 0) + payload_size);
-  if (mqtt5) length += static_cast<uint32_t>(RemainingLengthSize(properties_size)) + properties_size;
+  if (mqtt5) {
+    length += static_cast<uint32_t>(RemainingLengthSize(properties_size)) + properties_size;
+  }
   out.Put(static_cast<uint8_t>(kPublish << 4 | qos << 1 | (retain ? 1 : 0)));
   out.PutRemainingLength(length);
   out.PutString(topic);
@@ -414,7 +416,7 @@ struct Connack {
   uint8_t code = 0;  // 3.1.1 return code or 5.0 reason code
   // 5.0 (§3.2.2.3), with the values their absence means.
   uint16_t receive_maximum = 65535;
-  uint16_t topic_alias_maximum = 0;  // 0: the client may send no Topic Alias (5.0:MQTT-3.2.2-18)
+  uint16_t topic_alias_maximum = 0;  // 0: no Topic Alias may be sent (5.0:MQTT-3.2.2-18)
   uint8_t maximum_qos = 2;
   uint32_t maximum_packet_size = 0;  // 0: no limit beyond the protocol's
 };
