@@ -7,6 +7,11 @@
 #                                                     rate (window-bound), then pairs QoS 1 again
 #                                                     at the same offered load for both brokers
 #                                                     (half the slower one's throughput) for p99
+#   the same six with MQTT 5.0 clients (*-v5)         every client at protocol level 5, empty
+#                                                     property blocks; and pairs QoS 1 with 2 User
+#                                                     Properties and a Topic Alias on every
+#                                                     PUBLISH (pairs-q1-v5-props): the cost of
+#                                                     properties
 #   pairs light load (pairs-q1-light)                 500 pairs, QoS 1, 20 msgs/s each (a fixed
 #                                                     10,000 msgs/s): broker CPU per message, p99;
 #                                                     also against ringmq-floor --forward
@@ -32,10 +37,13 @@
 #   --out DIR   where results go
 #   --no-docs   do not touch docs/performance.md
 #   --no-build  use the existing build/ (ringmq, ringmq-bench, ringmq-floor) as is
-#   --only L    run only these run names (comma-separated, e.g. fanin-q0,connect)
+#   --only L    run only these run names (comma-separated, e.g. fanin-q0,connect,pairs-q1-v5)
 #
 # The auth variant of `reject` needs ringmq's --password-file; if this ringmq has no such flag
-# the variant is skipped with a message (counted as skipped, not failed).
+# the variant is skipped with a message (counted as skipped, not failed). The 5.0 runs need a
+# ringmq that accepts protocol level 5 (probed with a raw level-5 CONNECT): against one that
+# refuses it they are skipped with a message, or fail if RINGMQ_BENCH_REQUIRE_MQTT5=1 (the
+# default once mqtt5_required below is 1).
 #
 # Exit status: 0 if every run completed and verified, 1 otherwise, 2 on a setup error.
 set -euo pipefail
@@ -123,6 +131,9 @@ else
   chmod 0644 "$passwd_file"
 fi
 ringmq_has_password_file=0
+# 1 once ringmq serves MQTT 5.0 clients (issue 13): a ringmq that refuses level 5 then fails the
+# 5.0 runs instead of skipping them.
+mqtt5_required=${RINGMQ_BENCH_REQUIRE_MQTT5:-0}
 "$RINGMQ" --help 2>/dev/null | grep -q -- '--password-file' && ringmq_has_password_file=1
 
 queued=1000000 # both brokers: per-session queue large enough that the window bounds it instead
@@ -203,6 +214,40 @@ sys.exit(1 if len(reply) == 4 and reply[3] == 0 else 0)
 EOF
 }
 
+# serves_mqtt5 PORT: true if the broker on PORT answers a level-5 CONNECT (empty properties)
+# with a 5.0 CONNACK 0x00 (flags, reason code, property block); a refusal in either layout, e.g.
+# the 3.1.1 CONNACK 0x01 of a broker that does not speak 5.0, is false.
+serves_mqtt5() {
+  "$PY" - "$1" <<'EOF'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), 5)
+s.settimeout(5)
+cid = b"probe5"
+body = b"\x00\x04MQTT\x05\x02\x00\x00\x00" + len(cid).to_bytes(2, "big") + cid
+s.sendall(bytes([0x10, len(body)]) + body)
+reply = b""
+try:
+    while len(reply) < 2 or len(reply) < 2 + reply[1]:
+        chunk = s.recv(64)
+        if not chunk:
+            break
+        reply += chunk
+except OSError:
+    pass
+sys.exit(0 if len(reply) >= 5 and reply[0] == 0x20 and reply[1] >= 3 and reply[3] == 0 else 1)
+EOF
+}
+
+# uses_mqtt5 BENCH_ARGS...: true if the arguments ask for 5.0 clients (--protocol 5 or mixed).
+uses_mqtt5() {
+  local previous="" arg
+  for arg in "$@"; do
+    [[ $previous == --protocol && $arg != 3.1.1 && $arg != 4 ]] && return 0
+    previous=$arg
+  done
+  return 1
+}
+
 failures=0
 skipped=0
 runs=0
@@ -231,6 +276,17 @@ run() {
     if [[ $broker == ringmq && $auth == 1 ]] && ! auth_enforced "$port"; then
       say "SKIP $name on ringmq: it takes --password-file but accepted a wrong password (auth not implemented in this build)"
       skipped=$((skipped + 1))
+      stop_broker
+      continue
+    fi
+    if [[ $broker == ringmq* ]] && uses_mqtt5 "$@" && ! serves_mqtt5 "$port"; then
+      if [[ $mqtt5_required == 1 ]]; then
+        say "FAIL $name on $broker: a level-5 CONNECT was refused (this ringmq does not serve MQTT 5.0)"
+        failures=$((failures + 1))
+      else
+        say "SKIP $name on $broker: a level-5 CONNECT was refused (this ringmq does not serve MQTT 5.0 yet)"
+        skipped=$((skipped + 1))
+      fi
       stop_broker
       continue
     fi
@@ -269,6 +325,18 @@ for qos in 0 1; do
   run "fanout-q$qos" 0 fanout --qos "$qos" "${P[@]}" "${FANOUT[@]}" "${D[@]}"
   run "pairs-q$qos" 0 pairs --qos "$qos" "${P[@]}" "${PAIRS[@]}" "${D[@]}"
 done
+
+# MQTT 5.0 clients (issue 13): the same runs with every client at level 5 and empty property
+# blocks, to compare with the 3.1.1 runs above; then the cost of properties: 2 User Properties
+# (29 bytes each) and a Topic Alias on every PUBLISH, forwarded and verified.
+V5=(--protocol 5)
+for qos in 0 1; do
+  run "fanin-q$qos-v5" 0 fanin --qos "$qos" "${V5[@]}" "${P[@]}" "${FANIN[@]}" "${D[@]}"
+  run "fanout-q$qos-v5" 0 fanout --qos "$qos" "${V5[@]}" "${P[@]}" "${FANOUT[@]}" "${D[@]}"
+  run "pairs-q$qos-v5" 0 pairs --qos "$qos" "${V5[@]}" "${P[@]}" "${PAIRS[@]}" "${D[@]}"
+done
+run "pairs-q1-v5-props" 0 pairs --qos 1 "${V5[@]}" --user-properties 2 --topic-alias "${P[@]}" \
+  "${PAIRS[@]}" "${D[@]}"
 
 # Latency at the same offered load: half the slower broker's pairs QoS 1 throughput.
 rate=$("$PY" - "$out" "${PAIRS[1]}" <<'EOF'
