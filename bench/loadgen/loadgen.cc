@@ -16,6 +16,12 @@
 // the result is judged by the QoS rules there. Latency is receive time minus send time
 // (CLOCK_MONOTONIC, same host).
 //
+// Protocol levels (--protocol): every client speaks 3.1.1 or 5.0 (ClientLevel; mixed gives half
+// of each). A 5.0 client keeps to what its CONNACK allows (Receive Maximum, Topic Alias Maximum,
+// Maximum QoS, Maximum Packet Size), a 5.0 publisher sends the one property block of the run
+// (Shared::publish_properties: --topic-alias, --user-properties) and a 5.0 subscriber checks the
+// User Properties it receives against it (wire::CheckReceivedProperties).
+//
 // Connect and reject scenarios: each of the --clients connector slots behaves like a plain
 // blocking client in a loop: TCP connect (kernel-chosen ephemeral port, no bind, no SO_REUSEADDR,
 // no SO_LINGER), one write of the CONNECT, read the CONNACK, one write of a DISCONNECT if it was
@@ -447,7 +453,7 @@ struct Conn {
   uint16_t next_packet_id = 1;
   uint8_t level = wire::kMqtt311;
   // 5.0, from the CONNACK: the broker's Receive Maximum (QoS > 0 PUBLISHes unacknowledged at
-  // once, MQTT-3.3.4-7) and whether the Topic Alias was sent with its topic yet.
+  // once, 5.0:MQTT-3.3.4-7) and whether the Topic Alias was sent with its topic yet.
   uint16_t server_receive_maximum = 65535;
   bool topic_alias_set = false;
   uint64_t acked = 0;  // publisher: QoS 1/2 flows completed (PUBACK, PUBCOMP, PUBREC >= 0x80)
