@@ -49,6 +49,16 @@ Connect Mqtt31Connect(std::string_view client_id) {
   return connect;
 }
 
+using Bytes = std::vector<uint8_t>;
+
+// A 5.0 CONNECT every default policy accepts.
+Connect Mqtt5Connect(std::string_view client_id = "sensor-5") {
+  Connect connect = ValidConnect();
+  connect.protocol_level = 5;
+  connect.client_id = client_id;
+  return connect;
+}
+
 // What the codec returns for a well-formed CONNECT at a level it does not speak (here MQTT 5).
 Connect UnsupportedLevelConnect() {
   Connect connect;
@@ -696,9 +706,14 @@ TEST(Admission, LabelsAreUniqueSnakeCaseMetricLabels) {
 // Every reason is reachable and its decision carries the code the X-macro table gives it.
 TEST(Admission, EveryReasonReturnsItsTableCode) {
   constexpr std::array<uint8_t, kReasonCount> kCodes = {
-#define RINGMQ_TEST_REASON_CODE(name, label, code) code,
+#define RINGMQ_TEST_REASON_CODE(name, label, code, code5) code,
       RINGMQ_CONNECT_REASONS(RINGMQ_TEST_REASON_CODE)
 #undef RINGMQ_TEST_REASON_CODE
+  };
+  constexpr std::array<uint8_t, kReasonCount> kCodes5 = {
+#define RINGMQ_TEST_REASON_CODE5(name, label, code, code5) code5,
+      RINGMQ_CONNECT_REASONS(RINGMQ_TEST_REASON_CODE5)
+#undef RINGMQ_TEST_REASON_CODE5
   };
   const FakeAuthenticator bad(AuthResult::kBadCredentials);
   const FakeAuthenticator denied(AuthResult::kNotAuthorized);
@@ -717,6 +732,13 @@ TEST(Admission, EveryReasonReturnsItsTableCode) {
   Connect sys_will = ValidConnect();
   sys_will.will = mqtt::Will{.topic = "$SYS/broker/version", .payload = "x"};
 
+  Connect will_qos2 = Mqtt5Connect();
+  will_qos2.will = mqtt::Will{.topic = "w", .payload = "x", .qos = mqtt::QoS::k2};
+  Connect will_retained = Mqtt5Connect();
+  will_retained.will = mqtt::Will{.topic = "w", .payload = "x", .retain = true};
+  const Bytes method_block = {0x15, 0x00, 0x04, 'N', 'O', 'N', 'E'};
+  Connect auth_method = Mqtt5Connect();
+  auth_method.properties = mqtt::Properties(method_block);
   struct Case {
     ConnectResult connect;
     BrokerState state;
@@ -724,6 +746,10 @@ TEST(Admission, EveryReasonReturnsItsTableCode) {
     Reason reason;
   };
   const Case cases[] = {
+      {ValidConnect(), {}, {.max_keepalive_s = 30}, Reason::kKeepaliveTooLong},
+      {will_qos2, {}, {.max_qos = 1}, Reason::kWillQosNotSupported},
+      {will_retained, {}, {.retain_available = false}, Reason::kWillRetainNotSupported},
+      {auth_method, {}, {}, Reason::kBadAuthenticationMethod},
       {ValidConnect(), {}, {}, Reason::kAccepted},
       {ConnectResult(Violation::kTruncated), {}, {}, Reason::kMalformed},
       {UnsupportedLevelConnect(), {}, {}, Reason::kUnsupportedProtocol},
@@ -753,6 +779,11 @@ TEST(Admission, EveryReasonReturnsItsTableCode) {
     SCOPED_TRACE(LabelOf(c.reason));
     const Decision decision = Admit(c.connect, c.state, c.policy);
     ASSERT_EQ(decision.reason, c.reason) << LabelOf(decision.reason);
+    if (decision.mqtt5) {
+      EXPECT_EQ(static_cast<uint8_t>(decision.reason_code),
+                kCodes5[static_cast<size_t>(c.reason)]);
+      continue;
+    }
     const uint8_t code = kCodes[static_cast<size_t>(c.reason)];
     if (code == 0xff) {
       EXPECT_EQ(decision.outcome, Outcome::kClose);
