@@ -11,9 +11,9 @@
 
 #include "common/assert.h"
 #include "connect/client_id.h"
-#include "mqtt/topic.h"
 #include "mqtt/packet.h"
 #include "mqtt/result.h"
+#include "mqtt/topic.h"
 #include "mqtt/violation.h"
 #include "ringmq/config.h"
 

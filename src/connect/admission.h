@@ -58,27 +58,27 @@ enum class Outcome : uint8_t { kAccept, kRefuse, kClose };
 //   - will_sys_topic: 0x87 Not authorized, as the 3.1.1 0x05.
 //   - unsupported_protocol keeps the 3.1.1-format 0x01 at every level (a level the broker does
 //     not speak cannot be answered in its format); 0x84 is the row's 5.0 name only.
-#define RINGMQ_CONNECT_REASONS(X)                                                   \
-  X(kAccepted, "accepted", 0x00, 0x00)                                              \
-  X(kMalformed, "malformed", 0xff, 0xff)                                            \
-  X(kUnsupportedProtocol, "unsupported_protocol", 0x01, 0x84)                       \
-  X(kClientIdEmptyPersistent, "client_id_empty_persistent", 0x02, 0x85)             \
-  X(kClientIdEmptyMqtt31, "client_id_empty_mqtt31", 0x02, 0x85)                     \
-  X(kClientIdTooLong, "client_id_too_long", 0x02, 0x85)                             \
-  X(kClientIdNotAllowed, "client_id_not_allowed", 0x02, 0x85)                       \
-  X(kClientIdReserved, "client_id_reserved", 0x02, 0x85)                            \
-  X(kKeepaliveTooLong, "keepalive_too_long", 0x02, 0x85)                            \
-  X(kConnectionLimit, "connection_limit", 0x03, 0x97)                               \
-  X(kShuttingDown, "shutting_down", 0x03, 0x88)                                     \
-  X(kMemoryBudget, "memory_budget", 0x03, 0x89)                                     \
-  X(kAddressConnectionLimit, "address_connection_limit", 0x03, 0x97)                \
-  X(kAddressRateLimit, "address_rate_limit", 0x03, 0x9F)                            \
-  X(kAuthRateLimit, "auth_rate_limit", 0x03, 0x89)                                  \
-  X(kBadCredentials, "bad_credentials", 0x04, 0x86)                                 \
-  X(kNotAuthorized, "not_authorized", 0x05, 0x87)                                   \
-  X(kWillTopicSys, "will_sys_topic", 0x05, 0x87)                                    \
-  X(kWillQosNotSupported, "will_qos_not_supported", 0xff, 0x9B)                     \
-  X(kWillRetainNotSupported, "will_retain_not_supported", 0xff, 0x9A)               \
+#define RINGMQ_CONNECT_REASONS(X)                                       \
+  X(kAccepted, "accepted", 0x00, 0x00)                                  \
+  X(kMalformed, "malformed", 0xff, 0xff)                                \
+  X(kUnsupportedProtocol, "unsupported_protocol", 0x01, 0x84)           \
+  X(kClientIdEmptyPersistent, "client_id_empty_persistent", 0x02, 0x85) \
+  X(kClientIdEmptyMqtt31, "client_id_empty_mqtt31", 0x02, 0x85)         \
+  X(kClientIdTooLong, "client_id_too_long", 0x02, 0x85)                 \
+  X(kClientIdNotAllowed, "client_id_not_allowed", 0x02, 0x85)           \
+  X(kClientIdReserved, "client_id_reserved", 0x02, 0x85)                \
+  X(kKeepaliveTooLong, "keepalive_too_long", 0x02, 0x85)                \
+  X(kConnectionLimit, "connection_limit", 0x03, 0x97)                   \
+  X(kShuttingDown, "shutting_down", 0x03, 0x88)                         \
+  X(kMemoryBudget, "memory_budget", 0x03, 0x89)                         \
+  X(kAddressConnectionLimit, "address_connection_limit", 0x03, 0x97)    \
+  X(kAddressRateLimit, "address_rate_limit", 0x03, 0x9F)                \
+  X(kAuthRateLimit, "auth_rate_limit", 0x03, 0x89)                      \
+  X(kBadCredentials, "bad_credentials", 0x04, 0x86)                     \
+  X(kNotAuthorized, "not_authorized", 0x05, 0x87)                       \
+  X(kWillTopicSys, "will_sys_topic", 0x05, 0x87)                        \
+  X(kWillQosNotSupported, "will_qos_not_supported", 0xff, 0x9B)         \
+  X(kWillRetainNotSupported, "will_retain_not_supported", 0xff, 0x9A)   \
   X(kBadAuthenticationMethod, "bad_authentication_method", 0xff, 0x8C)
 
 enum class Reason : uint8_t {

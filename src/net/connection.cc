@@ -3,17 +3,17 @@
 #include <algorithm>
 #include <array>
 #include <string>
-#include <vector>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "mqtt/properties.h"
-#include "mqtt/violation.h"
 #include "common/assert.h"
 #include "common/log.h"
 #include "io/listener.h"
 #include "mqtt/codec.h"
+#include "mqtt/properties.h"
+#include "mqtt/violation.h"
 
 namespace ringmq::net {
 namespace {
@@ -77,8 +77,8 @@ struct ConnackProperties {
   std::string strings;
   void Integer(mqtt::PropertyId id, uint32_t value) {
     RINGMQ_ASSERT(integers_size + mqtt::IntegerPropertySize(id, value) <= integers.size());
-    integers_size += mqtt::EncodeIntegerProperty(
-        id, value, std::span<uint8_t>(integers).subspan(integers_size));
+    integers_size +=
+        mqtt::EncodeIntegerProperty(id, value, std::span<uint8_t>(integers).subspan(integers_size));
   }
   void String(mqtt::PropertyId id, std::string_view value) {
     const size_t old_size = strings.size();
@@ -193,8 +193,8 @@ void Connection::Disconnect(mqtt::ReasonCode reason, uint64_t now_ms, Connection
 
 void Connection::QueueDisconnect(mqtt::ReasonCode reason, ConnectionContext& context) {
   if (level_ != mqtt::ProtocolLevel::kMqtt5 || state_ != State::kOpen) return;
-  RINGMQ_ASSERT(mqtt::IsReasonCodeAllowed(static_cast<uint8_t>(reason),
-                                          mqtt::PacketType::kDisconnect));
+  RINGMQ_ASSERT(
+      mqtt::IsReasonCodeAllowed(static_cast<uint8_t>(reason), mqtt::PacketType::kDisconnect));
   DisconnectCounter(reason, *context.counters).Add();
   Queue(mqtt::Disconnect{.reason_code = reason}, context);
 }
@@ -387,20 +387,20 @@ void Connection::HandleConnect(const mqtt::FixedHeader& header, std::span<const 
     context.counters->connect_silenced[static_cast<size_t>(decision.reason)].Add();
   }
   if (LogLevel level; context.event_log.Admit(event_ms_, &level)) {
-    LogLine(level, "connect from %s (client %s) refused: %s (%s, CONNACK %s)",
-            io::PeerAddress(fd_).c_str(),
-            connect.ok() ? (Printable(connect.value().client_id)).c_str() : "?",
-            std::string(connect::LabelOf(decision.reason)).c_str(),
-            decision.reason == connect::Reason::kMalformed
-                ? std::string(mqtt::RuleOf(decision.violation)).c_str()
-                : "policy",
-            decision.outcome == connect::Outcome::kRefuse
-                ? absl::StrCat("0x", absl::Hex(decision.mqtt5
-                                                   ? static_cast<int>(decision.reason_code)
-                                                   : static_cast<int>(decision.return_code),
-                                               absl::kZeroPad2))
-                      .c_str()
-                : "none");
+    LogLine(
+        level, "connect from %s (client %s) refused: %s (%s, CONNACK %s)",
+        io::PeerAddress(fd_).c_str(),
+        connect.ok() ? (Printable(connect.value().client_id)).c_str() : "?",
+        std::string(connect::LabelOf(decision.reason)).c_str(),
+        decision.reason == connect::Reason::kMalformed
+            ? std::string(mqtt::RuleOf(decision.violation)).c_str()
+            : "policy",
+        decision.outcome == connect::Outcome::kRefuse
+            ? absl::StrCat("0x", absl::Hex(decision.mqtt5 ? static_cast<int>(decision.reason_code)
+                                                          : static_cast<int>(decision.return_code),
+                                           absl::kZeroPad2))
+                  .c_str()
+            : "none");
   }
   StartClosing(event_ms_);  // not served: no sink to tell; starts the close grace
 }
@@ -435,10 +435,9 @@ void Connection::Accept(const mqtt::Connect& connect, const connect::Decision& d
   sink_ = context.sink;
   if (LogLevel level; context.event_log.Admit(event_ms_, &level)) {
     LogLine(level, "client %s connected from %s (MQTT %s, keepalive %us, clean session %d%s)",
-            (Printable(client_id_.view())).c_str(), io::PeerAddress(fd_).c_str(),
-            LevelName(level_), keepalive_s_, connect.clean_session ? 1 : 0,
-            connect.user_name ? (", user " + Printable(*connect.user_name)).c_str()
-                              : "");
+            (Printable(client_id_.view())).c_str(), io::PeerAddress(fd_).c_str(), LevelName(level_),
+            keepalive_s_, connect.clean_session ? 1 : 0,
+            connect.user_name ? (", user " + Printable(*connect.user_name)).c_str() : "");
   }
 }
 
@@ -464,8 +463,7 @@ void Connection::AcceptMqtt5(const mqtt::Connect& connect, bool assigned_client_
   }
 }
 
-void Connection::HandleDisconnect(const mqtt::Disconnect& disconnect,
-                                  ConnectionContext& context) {
+void Connection::HandleDisconnect(const mqtt::Disconnect& disconnect, ConnectionContext& context) {
   context.counters->client_disconnects.Add();
   if (mqtt5() != nullptr) {
     const std::optional<mqtt::Property> expiry =
@@ -478,8 +476,7 @@ void Connection::HandleDisconnect(const mqtt::Disconnect& disconnect,
     if (expiry) mqtt5()->disconnect_session_expiry_s = expiry->integer;
   }
   // 5.0:3.14.4: 0x04 asks for the will to be published; every other reason discards it.
-  graceful_disconnect_ =
-      disconnect.reason_code != mqtt::ReasonCode::kDisconnectWithWillMessage;
+  graceful_disconnect_ = disconnect.reason_code != mqtt::ReasonCode::kDisconnectWithWillMessage;
   StartClosing(event_ms_);
 }
 
@@ -778,11 +775,11 @@ int64_t Connection::TakeBufferChargeDelta() {
   const size_t spill_capacity =
       spill_ == nullptr ? 0 : spill_->partial.capacity() + spill_->handoff.capacity();
   // The alias table: at most topic_alias_maximum topics of at most 65,535 bytes.
-  const size_t mqtt5_bytes =
-      mqtt5() == nullptr ? 0
-                        : mqtt5()->topic_alias_bytes +
-                              mqtt5()->topic_aliases.capacity() * sizeof(std::string) +
-                              mqtt5()->qos2_pending.capacity() * sizeof(uint16_t);
+  const size_t mqtt5_bytes = mqtt5() == nullptr
+                                 ? 0
+                                 : mqtt5()->topic_alias_bytes +
+                                       mqtt5()->topic_aliases.capacity() * sizeof(std::string) +
+                                       mqtt5()->qos2_pending.capacity() * sizeof(uint16_t);
   const auto capacity = static_cast<uint32_t>(spill_capacity + mqtt5_bytes + queued_.capacity() +
                                               sending_.capacity());
   const int64_t delta = int64_t{capacity} - int64_t{charged_buffer_bytes_};

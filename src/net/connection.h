@@ -339,7 +339,7 @@ class Connection {
     uint32_t client_maximum_packet_size = 0;  // 0: no limit
     bool request_problem_information = true;
     bool request_response_information = false;
-    bool assigned_client_id = false;      // CONNACK carries Assigned Client Identifier
+    bool assigned_client_id = false;  // CONNACK carries Assigned Client Identifier
     bool connect_session_expiry_zero = true;
     std::optional<uint16_t> server_keep_alive_s;  // CONNACK carries Server Keep Alive
     std::optional<uint32_t> disconnect_session_expiry_s;

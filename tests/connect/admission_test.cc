@@ -781,8 +781,7 @@ TEST(Admission, EveryReasonReturnsItsTableCode) {
     const Decision decision = Admit(c.connect, c.state, c.policy);
     ASSERT_EQ(decision.reason, c.reason) << LabelOf(decision.reason);
     if (decision.mqtt5) {
-      EXPECT_EQ(static_cast<uint8_t>(decision.reason_code),
-                kCodes5[static_cast<size_t>(c.reason)]);
+      EXPECT_EQ(static_cast<uint8_t>(decision.reason_code), kCodes5[static_cast<size_t>(c.reason)]);
       continue;
     }
     const uint8_t code = kCodes[static_cast<size_t>(c.reason)];
@@ -837,8 +836,7 @@ TEST(ConnackDeathTest, ReturnCodeAbove5Asserts) {
 // ---------------------------------------------------------------------------------------------
 // MQTT 5.0 (5.0:3.1, 3.2.2.2): the same decision, 5.0 reason codes.
 
-Decision Admit5(const Connect& connect, const BrokerState& state = {},
-                const Policy& policy = {}) {
+Decision Admit5(const Connect& connect, const BrokerState& state = {}, const Policy& policy = {}) {
   return Admit(ConnectResult(connect), state, policy);
 }
 
@@ -882,23 +880,36 @@ TEST(Admission5, EveryRefusalHasItsReasonCode) {
   using RC = mqtt::ReasonCode;
   const Case cases[] = {
       {Mqtt5Connect(long_id), {}, {}, Reason::kClientIdTooLong, RC::kClientIdentifierNotValid},
-      {Mqtt5Connect("intruder"), {}, {.client_id_prefixes = Prefixes()},
-       Reason::kClientIdNotAllowed, RC::kClientIdentifierNotValid},
+      {Mqtt5Connect("intruder"),
+       {},
+       {.client_id_prefixes = Prefixes()},
+       Reason::kClientIdNotAllowed,
+       RC::kClientIdentifierNotValid},
       {sys_will, {}, {}, Reason::kWillTopicSys, RC::kNotAuthorized},
-      {Mqtt5Connect(), {.connected_clients = 1}, {.max_connections = 1}, Reason::kConnectionLimit,
+      {Mqtt5Connect(),
+       {.connected_clients = 1},
+       {.max_connections = 1},
+       Reason::kConnectionLimit,
        RC::kQuotaExceeded},
-      {Mqtt5Connect(), {.shutting_down = true}, {}, Reason::kShuttingDown,
-       RC::kServerUnavailable},
+      {Mqtt5Connect(), {.shutting_down = true}, {}, Reason::kShuttingDown, RC::kServerUnavailable},
       {Mqtt5Connect(), {.memory_full = true}, {}, Reason::kMemoryBudget, RC::kServerBusy},
-      {Mqtt5Connect(), {.address_connections = 3}, {.max_connections_per_address = 2},
-       Reason::kAddressConnectionLimit, RC::kQuotaExceeded},
-      {Mqtt5Connect(), {.address_connects_this_second = 6}, {.max_connect_rate_per_address = 5},
-       Reason::kAddressRateLimit, RC::kConnectionRateExceeded},
+      {Mqtt5Connect(),
+       {.address_connections = 3},
+       {.max_connections_per_address = 2},
+       Reason::kAddressConnectionLimit,
+       RC::kQuotaExceeded},
+      {Mqtt5Connect(),
+       {.address_connects_this_second = 6},
+       {.max_connect_rate_per_address = 5},
+       Reason::kAddressRateLimit,
+       RC::kConnectionRateExceeded},
       {Mqtt5Connect(), {}, {.authenticator = &limited}, Reason::kAuthRateLimit, RC::kServerBusy},
-      {Mqtt5Connect(), {}, {.authenticator = &bad}, Reason::kBadCredentials,
+      {Mqtt5Connect(),
+       {},
+       {.authenticator = &bad},
+       Reason::kBadCredentials,
        RC::kBadUserNameOrPassword},
-      {Mqtt5Connect(), {}, {.authenticator = &denied}, Reason::kNotAuthorized,
-       RC::kNotAuthorized},
+      {Mqtt5Connect(), {}, {.authenticator = &denied}, Reason::kNotAuthorized, RC::kNotAuthorized},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(LabelOf(c.reason));
@@ -909,8 +920,8 @@ TEST(Admission5, EveryRefusalHasItsReasonCode) {
       EXPECT_EQ(decision.reason, c.reason) << LabelOf(decision.reason);
       EXPECT_TRUE(decision.mqtt5);
       EXPECT_EQ(decision.reason_code, c.code);
-      EXPECT_EQ(decision.outcome, reject_policy == RejectPolicy::kSilent ? Outcome::kClose
-                                                                         : Outcome::kRefuse);
+      EXPECT_EQ(decision.outcome,
+                reject_policy == RejectPolicy::kSilent ? Outcome::kClose : Outcome::kRefuse);
       EXPECT_EQ(decision.silenced, reject_policy == RejectPolicy::kSilent);
     }
   }
@@ -985,8 +996,13 @@ TEST(Admission5, MaxKeepaliveRefusesMqtt311ZeroOrAbove_NotMqtt5) {
 TEST(Connack5, RefusalBytesCarryCodeAndReasonString_5_0_3_2_2_3_7) {
   const std::span<const uint8_t> bytes = ConnackBytes5(Reason::kBadCredentials);
   const std::string_view label = "bad_credentials";
-  Bytes expected = {0x20, static_cast<uint8_t>(2 + 1 + 3 + label.size()), 0x00, 0x86,
-                    static_cast<uint8_t>(3 + label.size()), 0x1F, 0x00,
+  Bytes expected = {0x20,
+                    static_cast<uint8_t>(2 + 1 + 3 + label.size()),
+                    0x00,
+                    0x86,
+                    static_cast<uint8_t>(3 + label.size()),
+                    0x1F,
+                    0x00,
                     static_cast<uint8_t>(label.size())};
   expected.insert(expected.end(), label.begin(), label.end());
   EXPECT_EQ(Bytes(bytes.begin(), bytes.end()), expected);

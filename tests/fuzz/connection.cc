@@ -20,6 +20,8 @@
 //     connection; what is sent is a sequence of well-formed server-to-client packets that
 //     starts with CONNACK; a connection never admitted sends at most one refusal CONNACK
 //     (MQTT-8: never one for a malformed CONNECT); the connected-client slot is released.
+#include "net/connection.h"
+
 #include <algorithm>
 #include <atomic>
 #include <cstddef>
@@ -32,14 +34,13 @@
 #include <variant>
 #include <vector>
 
-#include "common/byte_buffer.h"
 #include "auth/siphash.h"
+#include "common/byte_buffer.h"
 #include "connect/admission.h"
 #include "connect/client_id.h"
 #include "metrics/counters.h"
 #include "mqtt/codec.h"
 #include "mqtt/packet.h"
-#include "net/connection.h"
 #include "ringmq/config.h"
 
 namespace ringmq::net {
@@ -249,8 +250,8 @@ void CheckSentStream(const Harness& h, bool ever_open) {
     }
     FUZZ_CHECK(frame.status == mqtt::FrameStatus::kComplete);
     const mqtt::Result<mqtt::Packet> packet = mqtt::Decode(
-        frame.header,
-        rest.subspan(frame.header.header_length, frame.header.remaining_length), level);
+        frame.header, rest.subspan(frame.header.header_length, frame.header.remaining_length),
+        level);
     FUZZ_CHECK(packet.ok());
     const mqtt::PacketType type = mqtt::TypeOf(packet.value());
     if (index == 0) {
@@ -321,7 +322,7 @@ void CheckLife(const Options& options, std::span<const uint8_t> stream) {
     const size_t produced = h.sent.size() + c.pending_output_bytes();
     if (closing) {
       FUZZ_CHECK(c.state() == Connection::State::kClosing);  // sticky
-      FUZZ_CHECK(produced <= produced_at_close + 64);  // nothing new is queued once closing
+      FUZZ_CHECK(produced <= produced_at_close + 64);        // nothing new is queued once closing
     } else if (c.state() == Connection::State::kClosing) {
       closing = true;
       produced_at_close = produced;

@@ -8,10 +8,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <algorithm>
 #include <initializer_list>
 #include <optional>
 #include <ostream>
@@ -1371,8 +1371,7 @@ TEST_F(Connection5Test, TopicAliasResolvedForTheSink_5_0_3_3_2_3_4) {
   Receive(Publish5("a/c", Alias(10)));  // the maximum
   Receive(Publish5("", Alias(10)));
   Receive(Publish5("", Alias(1)));
-  EXPECT_EQ(shard_.sink.topics,
-            (std::vector<std::string>{"a/b", "a/b", "a/c", "a/c", "a/b"}));
+  EXPECT_EQ(shard_.sink.topics, (std::vector<std::string>{"a/b", "a/b", "a/c", "a/c", "a/b"}));
   EXPECT_EQ(shard_.counters.topic_alias_set.Load(), 2u);
   EXPECT_EQ(shard_.counters.topic_alias_used.Load(), 3u);
   EXPECT_EQ(connection_.state(), State::kOpen);
@@ -1538,18 +1537,16 @@ TEST_F(Connection5Test, AuthPacketIsProtocolError) {
 
 // The CONNECT, an aliased PUBLISH and a QoS 2 PUBLISH split at every byte: the same answers.
 TEST_F(Connection5Test, EverySplitPointGivesTheSameResult) {
-  const Bytes stream = Cat({Encode(Mqtt5Connect("client-5", kNoProperties)),
-                            Publish5("a/b", Alias(1)), Publish5("", Alias(1)),
-                            Publish5("q", kNoProperties, mqtt::QoS::k2, 7)});
+  const Bytes stream =
+      Cat({Encode(Mqtt5Connect("client-5", kNoProperties)), Publish5("a/b", Alias(1)),
+           Publish5("", Alias(1)), Publish5("q", kNoProperties, mqtt::QoS::k2, 7)});
   for (size_t split = 1; split < stream.size(); ++split) {
     SCOPED_TRACE(split);
     ShardState shard;
     Connection connection;
     connection.Open(kFd, kStartMs);
-    connection.OnReceive(std::span<const uint8_t>(stream).first(split), kStartMs,
-                         shard.context);
-    connection.OnReceive(std::span<const uint8_t>(stream).subspan(split), kStartMs,
-                         shard.context);
+    connection.OnReceive(std::span<const uint8_t>(stream).first(split), kStartMs, shard.context);
+    connection.OnReceive(std::span<const uint8_t>(stream).subspan(split), kStartMs, shard.context);
     EXPECT_EQ(connection.state(), State::kOpen);
     EXPECT_EQ(shard.sink.topics, (std::vector<std::string>{"a/b", "a/b", "q"}));
     EXPECT_EQ(net::Drain(connection), Cat({kConnack5Accepted, Encode5(mqtt::Pubrec{7})}));
