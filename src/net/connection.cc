@@ -143,7 +143,7 @@ void Connection::SendConnack(bool session_present, const ConnackExtras& extras) 
     return;
   }
   // The sink calls this from OnConnect, before anything else is queued: CONNACK goes first
-  // (5.0:MQTT-3.2.0-1 ... the first packet from the server is CONNACK).
+  // (5.0:MQTT-3.2.0-1: no packet but AUTH before the CONNACK).
   RINGMQ_ASSERT(queued_.empty() && current_.empty());
   RINGMQ_ASSERT(mqtt5()->context != nullptr);  // set by Accept, which calls the sink
   ConnectionContext& context = *mqtt5()->context;

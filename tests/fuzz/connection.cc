@@ -100,12 +100,15 @@ class FakeSink : public PacketSink {
         delivery.qos = mqtt::QoS::k0;
         delivery.dup = false;
         delivery.packet_id = 0;
-        const size_t size = mqtt::EncodedSize(delivery);
+        delivery.properties = {};  // the publisher's (its Topic Alias) are not forwarded here
+        const mqtt::ProtocolLevel level = connection.level();
+        const size_t size = mqtt::EncodedSize(delivery, level);
         if (connection.pending_output_bytes() + size <= context_.max_output_bytes / 2) {
           ByteBuffer& out = connection.output_buffer();
           const size_t old_size = out.size();
           out.resize(old_size + size);
-          FUZZ_CHECK(mqtt::Encode(delivery, std::span<uint8_t>(out).subspan(old_size)) == size);
+          FUZZ_CHECK(mqtt::Encode(delivery, std::span<uint8_t>(out).subspan(old_size), level) ==
+                     size);
         }
       }
     } else if (const auto* pubrel = std::get_if<mqtt::Pubrel>(&packet)) {
@@ -119,7 +122,11 @@ class FakeSink : public PacketSink {
       connection.QueuePacket(mqtt::Suback{subscribe->packet_id, codes}, context_);
     } else if (const auto* unsubscribe = std::get_if<mqtt::Unsubscribe>(&packet)) {
       FUZZ_CHECK(unsubscribe->topics.size() > 0);
-      connection.QueuePacket(mqtt::Unsuback{unsubscribe->packet_id}, context_);
+      // 5.0: one reason code per filter (Success); none at 3.1.x.
+      const std::vector<uint8_t> codes(
+          connection.level() == mqtt::ProtocolLevel::kMqtt5 ? unsubscribe->topics.size() : 0,
+          0x00);
+      connection.QueuePacket(mqtt::Unsuback{unsubscribe->packet_id, codes}, context_);
     } else {
       // PUBACK, PUBREC, PUBCOMP: nothing is in flight in this fake; they are accepted.
       const mqtt::PacketType type = mqtt::TypeOf(packet);
