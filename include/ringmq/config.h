@@ -68,6 +68,17 @@ struct Config {
   // (still delivered live; retained_refused). Bytes are topic + payload per message.
   uint64_t max_retained_messages = 1'000'000;
   uint64_t max_retained_bytes = uint64_t{1} << 30;
+  // MQTT 5.0 (docs/mqtt5.md). max_qos and retain_available bind every level: a PUBLISH beyond
+  // them closes the connection (5.0: DISCONNECT 0x9B / 0x9A), a 5.0 will beyond them is refused
+  // (CONNACK 0x9B / 0x9A), a 3.1.x will is capped.
+  uint8_t max_qos = 2;           // Mosquitto's max_qos; announced as Maximum QoS
+  bool retain_available = true;  // Mosquitto's retain_available; announced as Retain Available
+  // 0: clients choose. Otherwise a 5.0 client asking for 0 or more gets Server Keep Alive
+  // max_keepalive, and a 3.1.x one is refused (0x02), as Mosquitto does.
+  uint16_t max_keepalive = 0;
+  uint16_t max_topic_alias = 10;     // Topic Alias Maximum granted to 5.0 clients (Mosquitto's)
+  uint16_t receive_maximum = 1024;   // QoS 2 PUBLISHes a 5.0 client may have awaiting PUBREL
+  std::string response_information;  // Response Information prefix; empty: none
   // Empty: every client id is allowed. Otherwise a client id must start with one of these.
   std::vector<std::string> client_id_prefixes;
 

@@ -355,8 +355,7 @@ constexpr Option kOptions[] = {
      &ShowValue<&Config::max_offline_sessions>,
      Integer<&Config::max_offline_sessions, 1, 100'000'000>()},
     {{"max_subscriptions_per_session", '\0', "N",
-      "Distinct topic filters per session; a new filter beyond N gets SUBACK 0x80 (counted)",
-      true},
+      "Distinct topic filters per session; a new filter beyond N gets SUBACK 0x80 (counted)", true},
      &ShowValue<&Config::max_subscriptions_per_session>,
      Integer<&Config::max_subscriptions_per_session, 1, 10'000'000>()},
     {{"max_inbound_qos2_pending", '\0', "N",
@@ -365,6 +364,48 @@ constexpr Option kOptions[] = {
       true},
      &ShowValue<&Config::max_inbound_qos2_pending>,
      Integer<&Config::max_inbound_qos2_pending, 1, 65'535>()},
+    {{"max_qos", '\0', "0|1|2",
+      "Highest QoS clients may publish (and use in a will): MQTT 5 Maximum QoS; a PUBLISH "
+      "above it closes the connection (5.0: DISCONNECT 0x9B)",
+      true},
+     &ShowValue<&Config::max_qos>,
+     Integer<&Config::max_qos, 0, 2>()},
+    {{"retain_available", '\0', "true|false",
+      "false: retained PUBLISHes close the connection (5.0: DISCONNECT 0x9A), MQTT 5 Retain "
+      "Available 0",
+      true},
+     &ShowValue<&Config::retain_available>,
+     BoolValue{&Config::retain_available}},
+    {{"max_keepalive", '\0', "S",
+      "0: clients choose their keepalive. Otherwise MQTT 5 clients asking for 0 or more than S "
+      "get Server Keep Alive S; MQTT 3.1.x ones are refused (CONNACK 0x02)",
+      true},
+     &ShowValue<&Config::max_keepalive>,
+     Integer<&Config::max_keepalive, 0, 65'535>()},
+    {{"max_topic_alias", '\0', "N",
+      "Topic Alias Maximum granted to MQTT 5 clients for their PUBLISHes (0: no aliases)", true},
+     &ShowValue<&Config::max_topic_alias>,
+     Integer<&Config::max_topic_alias, 0, 1'024>()},
+    {{"receive_maximum", '\0', "N",
+      "MQTT 5 Receive Maximum the broker announces: QoS 2 PUBLISHes a client may have awaiting "
+      "PUBREL; beyond N, DISCONNECT 0x93",
+      true},
+     &ShowValue<&Config::receive_maximum>,
+     Integer<&Config::receive_maximum, 1, 65'535>()},
+    {{"response_information", '\0', "PREFIX",
+      "MQTT 5 Response Information sent to clients that request it: PREFIX followed by the "
+      "client id (empty: none)",
+      true},
+     &ShowValue<&Config::response_information>,
+     StringValue{"up to 1024 printable ASCII characters without spaces",
+                 [](std::string_view text, Config& config) {
+                   if (text.size() > 1024) return false;
+                   for (const char c : text) {
+                     if (c < 0x21 || c > 0x7E) return false;
+                   }
+                   config.response_information = std::string(text);
+                   return true;
+                 }}},
     {{"max_filters_per_iteration", '\0', "N",
       "SUBSCRIBE/UNSUBSCRIBE filters a shard handles per loop iteration; a bigger packet "
       "continues in later iterations while the shard serves its other clients",
@@ -392,8 +433,7 @@ constexpr Option kOptions[] = {
      &ShowValue<&Config::allow_anonymous>,
      BoolValue{&Config::allow_anonymous}},
     {{"password_file", '\0', "FILE",
-      "Check user names and passwords against this mosquitto_passwd file (see docs/auth.md)",
-      true},
+      "Check user names and passwords against this mosquitto_passwd file (see docs/auth.md)", true},
      &ShowValue<&Config::password_file>,
      StringValue{"a file name",
                  [](std::string_view text, Config& config) {
@@ -414,8 +454,7 @@ constexpr Option kOptions[] = {
       true},
      &ShowValue<&Config::max_auth_failures_per_second>,
      Integer<&Config::max_auth_failures_per_second, 0, 10'000'000>()},
-    {{"metrics_bind", '\0', "ADDR", "Serve Prometheus /metrics on this IPv4 or IPv6 address",
-      true},
+    {{"metrics_bind", '\0', "ADDR", "Serve Prometheus /metrics on this IPv4 or IPv6 address", true},
      &ShowValue<&Config::metrics_bind>,
      StringValue{"an IPv4 or IPv6 address",
                  [](std::string_view text, Config& config) {
@@ -426,8 +465,7 @@ constexpr Option kOptions[] = {
     {{"metrics_port", '\0', "N", "Serve Prometheus /metrics on this TCP port; 0 = off", true},
      &ShowValue<&Config::metrics_port>,
      Integer<&Config::metrics_port, 0, 65535>()},
-    {{"sys_interval_s", '\0', "S",
-      "Publish $SYS/broker/... topics every S seconds; 0 = off", true},
+    {{"sys_interval_s", '\0', "S", "Publish $SYS/broker/... topics every S seconds; 0 = off", true},
      &ShowValue<&Config::sys_interval_s>,
      Integer<&Config::sys_interval_s, 0, 86'400>()},
     {{"max_mailbox_overflow_bytes", '\0', "BYTES",
@@ -447,8 +485,7 @@ constexpr Option kOptions[] = {
      &ShowValue<&Config::stall_warning_ms>,
      Integer<&Config::stall_warning_ms, 0, 3'600'000>()},
     {{"check_config", '\0', "",
-      "Check the flags, the config file and the files it names, print the result and exit",
-      false},
+      "Check the flags, the config file and the files it names, print the result and exit", false},
      nullptr,
      SwitchValue{&CommandLine::check_config}},
     {{"help", 'h', "", "Print this help and exit", false},

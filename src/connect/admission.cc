@@ -4,15 +4,16 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 
 #include "common/assert.h"
 #include "connect/client_id.h"
-#include "mqtt/topic.h"
 #include "mqtt/packet.h"
 #include "mqtt/result.h"
+#include "mqtt/topic.h"
 #include "mqtt/violation.h"
 #include "ringmq/config.h"
 
@@ -20,16 +21,22 @@ namespace ringmq::connect {
 namespace {
 
 constexpr std::array<std::string_view, kReasonCount> kLabels = {
-#define RINGMQ_CONNECT_REASON_LABEL(name, label, code) label,
+#define RINGMQ_CONNECT_REASON_LABEL(name, label, code, code5) label,
     RINGMQ_CONNECT_REASONS(RINGMQ_CONNECT_REASON_LABEL)
 #undef RINGMQ_CONNECT_REASON_LABEL
 };
 
 // The CONNACK return code each reason calls for; 0xff for kMalformed, which never gets one.
 constexpr std::array<uint8_t, kReasonCount> kReasonCodes = {
-#define RINGMQ_CONNECT_REASON_CODE(name, label, code) code,
+#define RINGMQ_CONNECT_REASON_CODE(name, label, code, code5) code,
     RINGMQ_CONNECT_REASONS(RINGMQ_CONNECT_REASON_CODE)
 #undef RINGMQ_CONNECT_REASON_CODE
+};
+// The same at 5.0.
+constexpr std::array<uint8_t, kReasonCount> kReasonCodes5 = {
+#define RINGMQ_CONNECT_REASON_CODE5(name, label, code, code5) code5,
+    RINGMQ_CONNECT_REASONS(RINGMQ_CONNECT_REASON_CODE5)
+#undef RINGMQ_CONNECT_REASON_CODE5
 };
 
 constexpr uint8_t kNoConnack = 0xff;
@@ -58,6 +65,63 @@ static_assert(kReasonCodes[static_cast<size_t>(Reason::kMalformed)] == kNoConnac
 
 constexpr size_t IndexOf(Reason reason) { return static_cast<size_t>(reason); }
 
+// A refusing 5.0 CONNACK (5.0:3.2): type byte, remaining length (one byte: below 128), the
+// acknowledge flags (0: no session on a refusal, 5.0:MQTT-3.2.2-6), the reason code, the
+// Property Length and one property, the Reason String (0x1F, two-byte length, the label).
+struct Connack5Frame {
+  static constexpr size_t kMaxBytes = 64;
+  std::array<uint8_t, kMaxBytes> bytes{};
+  uint8_t size = 0;
+};
+constexpr uint8_t kReasonStringId = 0x1F;
+
+constexpr Connack5Frame MakeConnack5(uint8_t code, std::string_view reason_string) {
+  Connack5Frame frame;
+  const size_t property_length = 3 + reason_string.size();
+  const size_t remaining_length = 2 + 1 + property_length;
+  // One-byte Variable Byte Integers for both lengths; the labels are short.
+  if (remaining_length > 127 || 2 + remaining_length > Connack5Frame::kMaxBytes) return frame;
+  size_t i = 0;
+  frame.bytes[i++] = kConnackTypeByte;
+  frame.bytes[i++] = static_cast<uint8_t>(remaining_length);
+  frame.bytes[i++] = 0x00;
+  frame.bytes[i++] = code;
+  frame.bytes[i++] = static_cast<uint8_t>(property_length);
+  frame.bytes[i++] = kReasonStringId;
+  frame.bytes[i++] = 0x00;
+  frame.bytes[i++] = static_cast<uint8_t>(reason_string.size());
+  for (const char c : reason_string) frame.bytes[i++] = static_cast<uint8_t>(c);
+  frame.size = static_cast<uint8_t>(i);
+  return frame;
+}
+
+constexpr std::array<Connack5Frame, kReasonCount> MakeConnack5Frames() {
+  std::array<Connack5Frame, kReasonCount> frames{};
+  for (size_t i = 0; i < kReasonCount; ++i) {
+    if (kReasonCodes5[i] >= 0x80 && kReasonCodes5[i] != kNoConnack) {
+      frames[i] = MakeConnack5(kReasonCodes5[i], kLabels[i]);
+    }
+  }
+  return frames;
+}
+constexpr std::array<Connack5Frame, kReasonCount> kConnack5Frames = MakeConnack5Frames();
+
+// Every refusal reason has its frame: a label too long for it fails the build here.
+constexpr bool EveryRefusalHasConnack5() {
+  for (size_t i = 0; i < kReasonCount; ++i) {
+    const bool refusal = kReasonCodes5[i] >= 0x80 && kReasonCodes5[i] != kNoConnack;
+    if (refusal && kConnack5Frames[i].size == 0) return false;
+  }
+  return true;
+}
+static_assert(EveryRefusalHasConnack5());
+static_assert(kReasonCodes5[static_cast<size_t>(Reason::kAccepted)] == 0x00);
+static_assert(kReasonCodes5[static_cast<size_t>(Reason::kMalformed)] == kNoConnack);
+
+bool IsMqtt5(const mqtt::Connect& connect) {
+  return connect.protocol_level == static_cast<uint8_t>(mqtt::ProtocolLevel::kMqtt5);
+}
+
 Decision Malformed(mqtt::Violation violation) {
   RINGMQ_ASSERT(violation != mqtt::Violation::kNone);
   Decision decision;
@@ -72,19 +136,31 @@ Decision Accept(const mqtt::Connect& connect) {
   decision.outcome = Outcome::kAccept;
   decision.reason = Reason::kAccepted;
   decision.return_code = mqtt::ConnackCode::kAccepted;
-  // Only reachable with clean session 1 on MQTT 3.1.1: CheckClientId refused the other cases.
+  decision.mqtt5 = IsMqtt5(connect);
+  decision.reason_code = mqtt::ReasonCode::kSuccess;
+  // Only reachable with clean session 1 on MQTT 3.1.1, or at 5.0: CheckClientId refused the
+  // other cases.
   decision.assign_client_id = connect.client_id.empty();
   return decision;
 }
 
-// A refusal, before the reject policy is applied.
-Decision Refuse(Reason reason) {
-  const uint8_t code = kReasonCodes[IndexOf(reason)];
-  RINGMQ_ASSERT(code >= 0x01 && code <= kMaxConnackCode);
+// A refusal, before the reject policy is applied. An unsupported level is answered in the
+// 3.1.1 format whatever the level (MQTT-3.1.2-2).
+Decision Refuse(Reason reason, bool mqtt5) {
   Decision decision;
   decision.outcome = Outcome::kRefuse;
   decision.reason = reason;
-  decision.return_code = static_cast<mqtt::ConnackCode>(code);
+  decision.mqtt5 = mqtt5 && reason != Reason::kUnsupportedProtocol;
+  if (decision.mqtt5) {
+    const uint8_t code5 = kReasonCodes5[IndexOf(reason)];
+    RINGMQ_ASSERT(code5 >= 0x80 && code5 != kNoConnack);
+    decision.reason_code = static_cast<mqtt::ReasonCode>(code5);
+    decision.return_code = mqtt::ConnackCode::kServerUnavailable;  // unused at 5.0
+  } else {
+    const uint8_t code = kReasonCodes[IndexOf(reason)];
+    RINGMQ_ASSERT(code >= 0x01 && code <= kMaxConnackCode);
+    decision.return_code = static_cast<mqtt::ConnackCode>(code);
+  }
   return decision;
 }
 
@@ -127,7 +203,13 @@ bool HasAllowedPrefix(std::string_view client_id, std::span<const std::string> p
 Reason CheckClientId(const mqtt::Connect& connect, const Policy& policy) {
   const std::string_view client_id = connect.client_id;
   const bool mqtt31 = connect.protocol_level == static_cast<uint8_t>(mqtt::ProtocolLevel::kMqtt31);
+  // 5.0:MQTT-3.1.3-6/-7: an empty id gets an assigned one whatever Clean Start says (5.0 drops
+  // 3.1.1's clean-session condition), and a client may come back with the id it was assigned
+  // (it learned it from the CONNACK's Assigned Client Identifier; ids are unpredictable, so no
+  // other client can claim it).
+  const bool mqtt5 = IsMqtt5(connect);
   if (client_id.empty()) {
+    if (mqtt5) return Reason::kAccepted;
     if (!connect.clean_session) return Reason::kClientIdEmptyPersistent;  // MQTT-3.1.3-8
     if (mqtt31) return Reason::kClientIdEmptyMqtt31;  // MQTT 3.1: 1..23 characters
     // MQTT-3.1.3-6/-7: the server assigns an id. The prefix rule does not apply to an id the
@@ -137,7 +219,7 @@ Reason CheckClientId(const mqtt::Connect& connect, const Policy& policy) {
   }
   // Ids of the assigned form belong to the server: a client claiming one could otherwise meet
   // a connection whose id the server assigned (MQTT-3.1.3-6, MQTT-3.1.4-2).
-  if (HasAssignedClientIdPrefix(client_id)) return Reason::kClientIdReserved;
+  if (!mqtt5 && HasAssignedClientIdPrefix(client_id)) return Reason::kClientIdReserved;
   if (mqtt31 && TooLongForMqtt31(client_id)) return Reason::kClientIdTooLong;
   if (client_id.size() > policy.max_client_id_length) return Reason::kClientIdTooLong;
   if (!policy.client_id_prefixes.empty() &&
@@ -150,8 +232,38 @@ Reason CheckClientId(const mqtt::Connect& connect, const Policy& policy) {
 // Step 3b. $SYS/ belongs to the broker: a client's PUBLISH there is dropped (Router), and a will
 // there would be published, and retained, in the broker's name. Refused as "not authorized", as
 // Mosquitto refuses a will its ACL check denies (and it denies every client write to $SYS).
-Reason CheckWill(const mqtt::Connect& connect) {
-  if (connect.will && mqtt::IsSysTopic(connect.will->topic)) return Reason::kWillTopicSys;
+// At 5.0 a will the broker cannot honour is refused with the code that says why
+// (5.0:MQTT-3.2.2-12, -13); 3.1.x has no such code, so the connection caps those wills.
+Reason CheckWill(const mqtt::Connect& connect, const Policy& policy) {
+  if (!connect.will) return Reason::kAccepted;
+  if (mqtt::IsSysTopic(connect.will->topic)) return Reason::kWillTopicSys;
+  if (IsMqtt5(connect)) {
+    if (static_cast<uint8_t>(connect.will->qos) > policy.max_qos) {
+      return Reason::kWillQosNotSupported;
+    }
+    if (connect.will->retain && !policy.retain_available) return Reason::kWillRetainNotSupported;
+  }
+  return Reason::kAccepted;
+}
+
+// Mosquitto's max_keepalive rule for 3.1.x: a keepalive of 0 (never checked) or above the
+// maximum cannot be overridden there, so the CONNECT is refused as "identifier rejected".
+Reason CheckKeepalive(const mqtt::Connect& connect, const Policy& policy) {
+  if (policy.max_keepalive_s == 0 || IsMqtt5(connect)) return Reason::kAccepted;
+  if (connect.keepalive_s == 0 || connect.keepalive_s > policy.max_keepalive_s) {
+    return Reason::kKeepaliveTooLong;
+  }
+  return Reason::kAccepted;
+}
+
+// Step 4b: 5.0 enhanced authentication (5.0:4.12) with a method the broker does not implement.
+Reason CheckAuthenticationMethod(const mqtt::Connect& connect) {
+  if (!IsMqtt5(connect)) return Reason::kAccepted;
+  const std::optional<mqtt::Property> method =
+      connect.properties.Find(mqtt::PropertyId::kAuthenticationMethod);
+  if (method && !IsAuthenticationMethodSupported(method->text)) {
+    return Reason::kBadAuthenticationMethod;
+  }
   return Reason::kAccepted;
 }
 
@@ -192,18 +304,32 @@ Reason CheckAuthenticator(const mqtt::Connect& connect, const Policy& policy) {
 Reason Evaluate(const mqtt::Connect& connect, const BrokerState& state, const Policy& policy) {
   if (!connect.level_supported) return Reason::kUnsupportedProtocol;  // MQTT-3.1.2-2
   RINGMQ_ASSERT(connect.protocol_level == static_cast<uint8_t>(mqtt::ProtocolLevel::kMqtt31) ||
-                connect.protocol_level == static_cast<uint8_t>(mqtt::ProtocolLevel::kMqtt311));
+                connect.protocol_level == static_cast<uint8_t>(mqtt::ProtocolLevel::kMqtt311) ||
+                connect.protocol_level == static_cast<uint8_t>(mqtt::ProtocolLevel::kMqtt5));
   if (const Reason reason = CheckClientId(connect, policy); reason != Reason::kAccepted) {
     return reason;
   }
-  if (const Reason reason = CheckWill(connect); reason != Reason::kAccepted) return reason;
+  if (const Reason reason = CheckKeepalive(connect, policy); reason != Reason::kAccepted) {
+    return reason;
+  }
+  if (const Reason reason = CheckWill(connect, policy); reason != Reason::kAccepted) {
+    return reason;
+  }
   if (const Reason reason = CheckCapacity(state, policy); reason != Reason::kAccepted) {
+    return reason;
+  }
+  if (const Reason reason = CheckAuthenticationMethod(connect); reason != Reason::kAccepted) {
     return reason;
   }
   return CheckAuthenticator(connect, policy);
 }
 
 }  // namespace
+
+bool IsAuthenticationMethodSupported(std::string_view method) {
+  static_cast<void>(method);
+  return false;
+}
 
 std::string_view LabelOf(Reason reason) {
   RINGMQ_ASSERT(IndexOf(reason) < kReasonCount);
@@ -217,7 +343,8 @@ Decision Admit(const mqtt::Result<mqtt::Connect>& connect, const BrokerState& st
   if (!connect.ok()) return Malformed(connect.violation());
   const Reason reason = Evaluate(connect.value(), state, policy);
   if (reason == Reason::kAccepted) return Accept(connect.value());
-  const Decision decision = ApplyRejectPolicy(Refuse(reason), policy.reject_policy);
+  const Decision decision =
+      ApplyRejectPolicy(Refuse(reason, IsMqtt5(connect.value())), policy.reject_policy);
   RINGMQ_ASSERT(decision.silenced == (policy.reject_policy == RejectPolicy::kSilent));
   return decision;
 }
@@ -230,6 +357,13 @@ std::span<const uint8_t> ConnackBytes(mqtt::ConnackCode code, bool session_prese
     return kConnackAcceptedSessionPresent;
   }
   return kConnacks[index];
+}
+
+std::span<const uint8_t> ConnackBytes5(Reason reason) {
+  RINGMQ_ASSERT(IndexOf(reason) < kReasonCount);
+  const Connack5Frame& frame = kConnack5Frames[IndexOf(reason)];
+  RINGMQ_ASSERT(frame.size != 0);  // a refusal reason
+  return std::span<const uint8_t>(frame.bytes.data(), frame.size);
 }
 
 }  // namespace ringmq::connect

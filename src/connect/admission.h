@@ -1,23 +1,33 @@
 // CONNECT admission: the pure decision of what to do with the first packet of a connection.
 //
-// Follows OASIS MQTT-8 (shared/seed/MQTT-8.txt), now MQTT 3.1.1 §3.2.2.3: a well-formed CONNECT
-// the server will not serve gets a CONNACK return code 0x01..0x05 and then the connection is
-// closed; a malformed CONNECT is closed with no CONNACK at all. Under RejectPolicy::kSilent every
-// refusal becomes a close without CONNACK (the reason is still counted).
+// Follows OASIS MQTT-8 (shared/seed/MQTT-8.txt), now MQTT 3.1.1 §3.2.2.3 and MQTT 5.0 §3.2.2.2:
+// a well-formed CONNECT the server will not serve gets a CONNACK with a return code (3.1 /
+// 3.1.1: 0x01..0x05) or reason code (5.0: 0x80 and above, 5.0:MQTT-3.2.2-7) and then the
+// connection is closed; a malformed CONNECT is closed with no CONNACK at all. Under
+// RejectPolicy::kSilent every refusal becomes a close without CONNACK (the reason is still
+// counted). A CONNECT of a level the broker does not speak gets the 3.1.1-format CONNACK 0x01.
 //
 // Admit() is a pure function: no allocation, no syscall, no shared state, so it runs inline on
-// the shard that read the CONNECT. Checks run cheapest first and authentication last:
+// the shard that read the CONNECT. Checks run cheapest first and authentication last
+// (3.1.1 code / 5.0 code):
 //   1. malformed (decode violation)                     -> Close
 //   2. protocol name/level not supported                -> Refuse 0x01 (MQTT-3.1.2-2)
-//   3. client id not allowed                            -> Refuse 0x02 (MQTT-3.1.3-8, -9);
-//      a client id of the server-assigned form          -> Refuse 0x02 (connect/client_id.h)
-//   3b. will topic in $SYS (the broker's own topics)    -> Refuse 0x05
+//   3. client id not allowed                            -> Refuse 0x02 / 0x85 (MQTT-3.1.3-8,
+//      -9); a client id of the server-assigned form at 3.1.x (connect/client_id.h);
+//      3.1.x: keepalive 0 or above max_keepalive        -> Refuse 0x02 (as Mosquitto: 3.1.x
+//      has no Server Keep Alive to tell the client)
+//   3b. will topic in $SYS (the broker's own topics)    -> Refuse 0x05 / 0x87
+//       5.0: will QoS above max_qos                     -> Refuse 0x9B (5.0:MQTT-3.2.2-12)
+//       5.0: will retain, retain not available          -> Refuse 0x9A (5.0:MQTT-3.2.2-13)
 //   4. shutting down, connection limit reached, memory
 //      budget nearly spent, too many connections from or
 //      CONNECTs per second from the client's source
-//      address                                          -> Refuse 0x03
-//   5. authenticator: bad credentials / not authorized  -> Refuse 0x04 / 0x05
+//      address                                          -> Refuse 0x03 / see the table
+//   4b. 5.0: Authentication Method not supported        -> Refuse 0x8C (5.0:3.1.2.11.9)
+//   5. authenticator: bad credentials / not authorized  -> Refuse 0x04 / 0x05 (0x86 / 0x87)
 //   6. otherwise                                        -> Accept
+// At 3.1.x a will QoS above max_qos or a retained will without retain support is not refused:
+// the connection caps it (net/connection.h), since 3.1.x has no code that says so.
 //
 // Thread safety: Admit is reentrant. An Authenticator must be safe to call from every shard.
 #ifndef RINGMQ_CONNECT_ADMISSION_H_
@@ -37,33 +47,47 @@ namespace ringmq::connect {
 
 enum class Outcome : uint8_t { kAccept, kRefuse, kClose };
 
-// X(name, metric label, CONNACK return code the reason calls for; 0xff: never a CONNACK)
-#define RINGMQ_CONNECT_REASONS(X)                          \
-  X(kAccepted, "accepted", 0x00)                           \
-  X(kMalformed, "malformed", 0xff)                         \
-  X(kUnsupportedProtocol, "unsupported_protocol", 0x01)    \
-  X(kClientIdEmptyPersistent, "client_id_empty_persistent", 0x02) \
-  X(kClientIdEmptyMqtt31, "client_id_empty_mqtt31", 0x02)  \
-  X(kClientIdTooLong, "client_id_too_long", 0x02)          \
-  X(kClientIdNotAllowed, "client_id_not_allowed", 0x02)    \
-  X(kClientIdReserved, "client_id_reserved", 0x02)         \
-  X(kConnectionLimit, "connection_limit", 0x03)            \
-  X(kShuttingDown, "shutting_down", 0x03)                  \
-  X(kMemoryBudget, "memory_budget", 0x03)                  \
-  X(kAddressConnectionLimit, "address_connection_limit", 0x03) \
-  X(kAddressRateLimit, "address_rate_limit", 0x03)         \
-  X(kAuthRateLimit, "auth_rate_limit", 0x03)               \
-  X(kBadCredentials, "bad_credentials", 0x04)              \
-  X(kNotAuthorized, "not_authorized", 0x05)                \
-  X(kWillTopicSys, "will_sys_topic", 0x05)
+// X(name, metric label, 3.1 / 3.1.1 CONNACK return code (0xff: never a CONNACK),
+//   5.0 CONNACK reason code (0xff: never a CONNACK))
+// At 5.0 the choice between codes that could both apply:
+//   - connection_limit and address_connection_limit: 0x97 Quota exceeded, a limit the operator
+//     set that holds until clients leave (5.0:3.2.2.2: "an implementation or administrative
+//     imposed limit has been exceeded"); memory_budget and auth_rate_limit: 0x89 Server busy, a
+//     transient state the client may retry soon; shutting_down: 0x88 Server unavailable (0x8B
+//     Server shutting down is a DISCONNECT-only code).
+//   - will_sys_topic: 0x87 Not authorized, as the 3.1.1 0x05.
+//   - unsupported_protocol keeps the 3.1.1-format 0x01 at every level (a level the broker does
+//     not speak cannot be answered in its format); 0x84 is the row's 5.0 name only.
+#define RINGMQ_CONNECT_REASONS(X)                                       \
+  X(kAccepted, "accepted", 0x00, 0x00)                                  \
+  X(kMalformed, "malformed", 0xff, 0xff)                                \
+  X(kUnsupportedProtocol, "unsupported_protocol", 0x01, 0x84)           \
+  X(kClientIdEmptyPersistent, "client_id_empty_persistent", 0x02, 0x85) \
+  X(kClientIdEmptyMqtt31, "client_id_empty_mqtt31", 0x02, 0x85)         \
+  X(kClientIdTooLong, "client_id_too_long", 0x02, 0x85)                 \
+  X(kClientIdNotAllowed, "client_id_not_allowed", 0x02, 0x85)           \
+  X(kClientIdReserved, "client_id_reserved", 0x02, 0x85)                \
+  X(kKeepaliveTooLong, "keepalive_too_long", 0x02, 0x85)                \
+  X(kConnectionLimit, "connection_limit", 0x03, 0x97)                   \
+  X(kShuttingDown, "shutting_down", 0x03, 0x88)                         \
+  X(kMemoryBudget, "memory_budget", 0x03, 0x89)                         \
+  X(kAddressConnectionLimit, "address_connection_limit", 0x03, 0x97)    \
+  X(kAddressRateLimit, "address_rate_limit", 0x03, 0x9F)                \
+  X(kAuthRateLimit, "auth_rate_limit", 0x03, 0x89)                      \
+  X(kBadCredentials, "bad_credentials", 0x04, 0x86)                     \
+  X(kNotAuthorized, "not_authorized", 0x05, 0x87)                       \
+  X(kWillTopicSys, "will_sys_topic", 0x05, 0x87)                        \
+  X(kWillQosNotSupported, "will_qos_not_supported", 0xff, 0x9B)         \
+  X(kWillRetainNotSupported, "will_retain_not_supported", 0xff, 0x9A)   \
+  X(kBadAuthenticationMethod, "bad_authentication_method", 0xff, 0x8C)
 
 enum class Reason : uint8_t {
-#define RINGMQ_CONNECT_REASON_ENUM(name, label, code) name,
+#define RINGMQ_CONNECT_REASON_ENUM(name, label, code, code5) name,
   RINGMQ_CONNECT_REASONS(RINGMQ_CONNECT_REASON_ENUM)
 #undef RINGMQ_CONNECT_REASON_ENUM
 };
 inline constexpr size_t kReasonCount = 0
-#define RINGMQ_CONNECT_REASON_COUNT(name, label, code) +1
+#define RINGMQ_CONNECT_REASON_COUNT(name, label, code, code5) +1
     RINGMQ_CONNECT_REASONS(RINGMQ_CONNECT_REASON_COUNT)
 #undef RINGMQ_CONNECT_REASON_COUNT
     ;
@@ -111,14 +135,30 @@ struct Policy {
   uint32_t max_connect_rate_per_address = 0;  // per second; 0: no limit
   std::span<const std::string> client_id_prefixes = {};  // empty: all allowed
   const Authenticator* authenticator = nullptr;          // null: allow all
+  // 5.0 limits the CONNACK announces (5.0:3.2.2.3.4, 3.2.2.3.5); a 5.0 will beyond them is
+  // refused. 3.1.x wills are capped by the connection instead.
+  uint8_t max_qos = 2;
+  bool retain_available = true;
+  // 0: clients choose their keepalive. Otherwise a 3.1.x client asking for 0 or more is
+  // refused (5.0 clients get a Server Keep Alive instead).
+  uint16_t max_keepalive_s = 0;
 };
+
+// Whether the broker implements the enhanced authentication method `method` (5.0:4.12).
+// No method is implemented yet, so every CONNECT that names one gets 0x8C.
+bool IsAuthenticationMethodSupported(std::string_view method);
 
 struct Decision {
   Outcome outcome = Outcome::kClose;
   Reason reason = Reason::kMalformed;
   // The return code to send when outcome is kAccept (0x00) or kRefuse (0x01..0x05). When the
   // silent policy turned a refusal into kClose, the code that would have been sent.
+  // Meaningful when !mqtt5.
   mqtt::ConnackCode return_code = mqtt::ConnackCode::kAccepted;
+  // The CONNECT is a 5.0 one (level 5, understood): the CONNACK is a 5.0 CONNACK with
+  // reason_code (0x00 or 0x80 and above).
+  bool mqtt5 = false;
+  mqtt::ReasonCode reason_code = mqtt::ReasonCode::kSuccess;
   // True when outcome is kClose only because of RejectPolicy::kSilent.
   bool silenced = false;
   // Accepted with an empty client id and clean session 1: the server assigns a unique id
@@ -133,6 +173,10 @@ Decision Admit(const mqtt::Result<mqtt::Connect>& connect, const BrokerState& st
 
 // The 4 bytes of a CONNACK, pre-encoded so the refusal path neither encodes nor allocates.
 std::span<const uint8_t> ConnackBytes(mqtt::ConnackCode code, bool session_present = false);
+
+// The refusing 5.0 CONNACK of `reason` (not kAccepted or kMalformed), pre-encoded: the reason's
+// 5.0 code and, as its Reason String (5.0:3.2.2.3.7), the reason's metric label.
+std::span<const uint8_t> ConnackBytes5(Reason reason);
 
 }  // namespace ringmq::connect
 

@@ -80,6 +80,23 @@ namespace ringmq::metrics {
   X(inbound_qos2_limit) /* closed: over max_inbound_qos2_pending QoS 2 ids await PUBREL */     \
   X(subscribe_deferred) /* SUBSCRIBE/UNSUBSCRIBE continued in later iterations */              \
   X(receive_paused)     /* reads stopped: max_packet_size bytes behind a deferred SUBSCRIBE */ \
+  X(connect_accepted_mqtt31)       /* CONNECTs accepted, by protocol level */               \
+  X(connect_accepted_mqtt311)                                                                  \
+  X(connect_accepted_mqtt5)                                                                    \
+  X(disconnect_sent_malformed_packet)         /* 5.0 DISCONNECTs sent, by reason code */      \
+  X(disconnect_sent_protocol_error)                                                            \
+  X(disconnect_sent_server_shutting_down)                                                      \
+  X(disconnect_sent_keep_alive_timeout)                                                        \
+  X(disconnect_sent_session_taken_over)                                                        \
+  X(disconnect_sent_receive_maximum_exceeded)                                                  \
+  X(disconnect_sent_topic_alias_invalid)                                                       \
+  X(disconnect_sent_packet_too_large)                                                          \
+  X(disconnect_sent_retain_not_supported)                                                      \
+  X(disconnect_sent_qos_not_supported)                                                         \
+  X(disconnect_sent_other)                                                                     \
+  X(topic_alias_set)              /* 5.0 PUBLISHes that set an inbound topic alias */          \
+  X(topic_alias_used)             /* 5.0 PUBLISHes whose topic came from an alias */           \
+  X(receive_maximum_exceeded)     /* 5.0 clients over the broker's Receive Maximum: closed */  \
   X(auth_cache_hits)               /* CONNECT credentials found verified in the shard cache */ \
   X(auth_verifications)            /* password hashes computed (PBKDF2 / SHA-512) */           \
   X(recv_enobufs) /* multishot recv ran out of provided buffers */                      \

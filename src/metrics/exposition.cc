@@ -35,6 +35,16 @@ constexpr Family kFamilies[] = {
      "Refusals closed without CONNACK under reject_policy silent, all reasons."},
     {"ringmq_clients_connected", Type::kGauge, "MQTT clients connected (CONNECT accepted)."},
     {"ringmq_max_connections", Type::kGauge, "The max_connections setting."},
+    {"ringmq_connect_accepted_by_level_total", Type::kCounter,
+     "CONNECTs accepted, by protocol level (3.1, 3.1.1, 5.0)."},
+    {"ringmq_disconnects_sent_total", Type::kCounter,
+     "DISCONNECT packets sent to MQTT 5.0 clients, by reason code."},
+    {"ringmq_topic_aliases_total", Type::kCounter,
+     "MQTT 5.0 PUBLISHes with an inbound Topic Alias: use set (alias mapped) or used (topic "
+     "taken from the alias)."},
+    {"ringmq_receive_maximum_exceeded_total", Type::kCounter,
+     "MQTT 5.0 connections closed (DISCONNECT 0x93) for more QoS 2 PUBLISHes awaiting PUBREL "
+     "than the broker's Receive Maximum."},
     {"ringmq_keepalive_timeouts_total", Type::kCounter,
      "Connections closed after 1.5 keepalive periods without a packet."},
     {"ringmq_protocol_violations_total", Type::kCounter,
@@ -158,13 +168,18 @@ constexpr std::string_view kDropped = "ringmq_messages_dropped_total";
 constexpr std::string_view kReceived = "ringmq_messages_received_total";
 constexpr std::string_view kSent = "ringmq_messages_sent_total";
 constexpr std::string_view kConnectOutcomes = "ringmq_connect_outcomes_total";
+constexpr std::string_view kAcceptedByLevel = "ringmq_connect_accepted_by_level_total";
+constexpr std::string_view kDisconnectsSent = "ringmq_disconnects_sent_total";
+constexpr std::string_view kTopicAliases = "ringmq_topic_aliases_total";
 
-// The CONNACK code a reason calls for (0xff: none), from the admission table.
+// The CONNACK code a reason calls for (0xff: none), from the admission table: the 3.1.1
+// return code, or for a 5.0-only reason (no 3.1.1 code) its 5.0 reason code. The 5.0 code of
+// every reason is in docs/connect-admission.md.
 uint8_t CodeOf(connect::Reason reason) {
   switch (reason) {
-#define RINGMQ_REASON_CODE(name, label, code) \
-  case connect::Reason::name:                 \
-    return code;
+#define RINGMQ_REASON_CODE(name, label, code, code5) \
+  case connect::Reason::name:                        \
+    return code != 0xff ? code : code5;
     RINGMQ_CONNECT_REASONS(RINGMQ_REASON_CODE)
 #undef RINGMQ_REASON_CODE
   }
@@ -380,6 +395,33 @@ Series SeriesOf(CounterId id) {
     case C::inbound_qos2_limit: return Plain("ringmq_inbound_qos2_limit_total");
     case C::subscribe_deferred: return Plain("ringmq_subscribe_deferred_total");
     case C::receive_paused: return Plain("ringmq_receive_paused_total");
+    case C::connect_accepted_mqtt31: return Labelled(kAcceptedByLevel, "level", "3.1");
+    case C::connect_accepted_mqtt311: return Labelled(kAcceptedByLevel, "level", "3.1.1");
+    case C::connect_accepted_mqtt5: return Labelled(kAcceptedByLevel, "level", "5.0");
+    case C::disconnect_sent_malformed_packet:
+      return Labelled(kDisconnectsSent, "reason", "malformed_packet");
+    case C::disconnect_sent_protocol_error:
+      return Labelled(kDisconnectsSent, "reason", "protocol_error");
+    case C::disconnect_sent_server_shutting_down:
+      return Labelled(kDisconnectsSent, "reason", "server_shutting_down");
+    case C::disconnect_sent_keep_alive_timeout:
+      return Labelled(kDisconnectsSent, "reason", "keep_alive_timeout");
+    case C::disconnect_sent_session_taken_over:
+      return Labelled(kDisconnectsSent, "reason", "session_taken_over");
+    case C::disconnect_sent_receive_maximum_exceeded:
+      return Labelled(kDisconnectsSent, "reason", "receive_maximum_exceeded");
+    case C::disconnect_sent_topic_alias_invalid:
+      return Labelled(kDisconnectsSent, "reason", "topic_alias_invalid");
+    case C::disconnect_sent_packet_too_large:
+      return Labelled(kDisconnectsSent, "reason", "packet_too_large");
+    case C::disconnect_sent_retain_not_supported:
+      return Labelled(kDisconnectsSent, "reason", "retain_not_supported");
+    case C::disconnect_sent_qos_not_supported:
+      return Labelled(kDisconnectsSent, "reason", "qos_not_supported");
+    case C::disconnect_sent_other: return Labelled(kDisconnectsSent, "reason", "other");
+    case C::topic_alias_set: return Labelled(kTopicAliases, "use", "set");
+    case C::topic_alias_used: return Labelled(kTopicAliases, "use", "used");
+    case C::receive_maximum_exceeded: return Plain("ringmq_receive_maximum_exceeded_total");
     case C::auth_cache_hits: return Plain("ringmq_auth_cache_hits_total");
     case C::auth_verifications: return Plain("ringmq_auth_verifications_total");
     case C::recv_enobufs: return Plain("ringmq_receive_buffer_exhausted_total");

@@ -43,7 +43,17 @@ ReasonCode ReasonCodeOf(Violation violation) {
     case Violation::kPacketTooLarge:
       return ReasonCode::kPacketTooLarge;
     case Violation::kTopicAliasZero:
+    case Violation::kTopicAliasAboveMaximum:
       return ReasonCode::kTopicAliasInvalid;  // §3.3.2.3.4
+    case Violation::kReceiveMaximumExceeded:
+      return ReasonCode::kReceiveMaximumExceeded;  // §3.3.4
+    case Violation::kQosNotSupported:
+      return ReasonCode::kQosNotSupported;  // §3.2.2.3.4
+    case Violation::kRetainNotSupported:
+      return ReasonCode::kRetainNotSupported;  // §3.2.2.3.5
+    case Violation::kTopicAliasUnknown:
+    case Violation::kSubscriptionIdentifierFromClient:
+    case Violation::kDisconnectSessionExpiry:
     // §4.13.2 and the sections the rows name call these a Protocol Error.
     case Violation::kUnexpectedPacket:
     case Violation::kSecondConnect:

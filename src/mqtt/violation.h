@@ -90,7 +90,18 @@ namespace ringmq::mqtt {
     "shared subscription without share name or topic filter, or share name with / + #")        \
   X(kResponseTopicWildcard, "5.0:MQTT-3.3.2-14", "Response Topic contains a wildcard")        \
   X(kResponseTopicEmpty, "5.0:MQTT-4.7.3-1", "Response Topic is empty")                         \
-  X(kAuthWithoutMethod, "5.0:3.15.2.2.2", "AUTH without Authentication Method")
+  X(kAuthWithoutMethod, "5.0:3.15.2.2.2", "AUTH without Authentication Method")             \
+  /* MQTT 5.0 rules that need the connection's state (net/connection.h). */                   \
+  X(kTopicAliasAboveMaximum, "5.0:MQTT-3.3.2-9", "Topic Alias above the Topic Alias Maximum")  \
+  X(kTopicAliasUnknown, "5.0:3.3.2.3.4", "empty topic with a Topic Alias not yet mapped")     \
+  X(kReceiveMaximumExceeded, "5.0:3.3.4",                                              \
+    "more QoS 2 PUBLISHes awaiting PUBREL than the Receive Maximum")                           \
+  X(kQosNotSupported, "5.0:3.2.2.3.4", "PUBLISH QoS above the server's Maximum QoS")          \
+  X(kRetainNotSupported, "5.0:3.2.2.3.5", "retained PUBLISH when Retain is not available")    \
+  X(kSubscriptionIdentifierFromClient, "5.0:MQTT-3.3.4-6",                                    \
+    "PUBLISH from a client carries a Subscription Identifier")                                 \
+  X(kDisconnectSessionExpiry, "5.0:3.14.2.2.2",                                                \
+    "DISCONNECT sets a Session Expiry Interval after CONNECT had 0")
 
 enum class Violation : uint8_t {
 #define RINGMQ_MQTT_VIOLATION_ENUM(name, rule, description) name,

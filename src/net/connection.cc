@@ -1,6 +1,10 @@
 #include "net/connection.h"
 
+#include <algorithm>
+#include <array>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -8,6 +12,8 @@
 #include "common/log.h"
 #include "io/listener.h"
 #include "mqtt/codec.h"
+#include "mqtt/properties.h"
+#include "mqtt/violation.h"
 
 namespace ringmq::net {
 namespace {
@@ -22,6 +28,73 @@ std::string Printable(std::string_view text) {
   if (text.empty()) return "(empty)";
   return absl::CHexEscape(absl::string_view(text.data(), text.size()));
 }
+
+const char* LevelName(mqtt::ProtocolLevel level) {
+  switch (level) {
+    case mqtt::ProtocolLevel::kMqtt31:
+      return "3.1";
+    case mqtt::ProtocolLevel::kMqtt311:
+      return "3.1.1";
+    case mqtt::ProtocolLevel::kMqtt5:
+      return "5.0";
+  }
+  return "?";
+}
+
+// The counter of server-sent DISCONNECTs with `reason`.
+metrics::Counter& DisconnectCounter(mqtt::ReasonCode reason, metrics::ShardCounters& counters) {
+  switch (reason) {
+    case mqtt::ReasonCode::kMalformedPacket:
+      return counters.disconnect_sent_malformed_packet;
+    case mqtt::ReasonCode::kProtocolError:
+      return counters.disconnect_sent_protocol_error;
+    case mqtt::ReasonCode::kServerShuttingDown:
+      return counters.disconnect_sent_server_shutting_down;
+    case mqtt::ReasonCode::kKeepAliveTimeout:
+      return counters.disconnect_sent_keep_alive_timeout;
+    case mqtt::ReasonCode::kSessionTakenOver:
+      return counters.disconnect_sent_session_taken_over;
+    case mqtt::ReasonCode::kReceiveMaximumExceeded:
+      return counters.disconnect_sent_receive_maximum_exceeded;
+    case mqtt::ReasonCode::kTopicAliasInvalid:
+      return counters.disconnect_sent_topic_alias_invalid;
+    case mqtt::ReasonCode::kPacketTooLarge:
+      return counters.disconnect_sent_packet_too_large;
+    case mqtt::ReasonCode::kRetainNotSupported:
+      return counters.disconnect_sent_retain_not_supported;
+    case mqtt::ReasonCode::kQosNotSupported:
+      return counters.disconnect_sent_qos_not_supported;
+    default:
+      return counters.disconnect_sent_other;
+  }
+}
+
+// The CONNACK property block of an accepted 5.0 CONNECT: the integer properties in a fixed
+// buffer, the (at most two) strings after them in `strings`.
+struct ConnackProperties {
+  std::array<uint8_t, 64> integers{};  // at most 9 integer properties of at most 5 bytes
+  size_t integers_size = 0;
+  std::string strings;
+  void Integer(mqtt::PropertyId id, uint32_t value) {
+    RINGMQ_ASSERT(integers_size + mqtt::IntegerPropertySize(id, value) <= integers.size());
+    integers_size +=
+        mqtt::EncodeIntegerProperty(id, value, std::span<uint8_t>(integers).subspan(integers_size));
+  }
+  void String(mqtt::PropertyId id, std::string_view value) {
+    const size_t old_size = strings.size();
+    strings.append(mqtt::StringPropertySize(id, value), '\0');
+    mqtt::EncodeStringProperty(
+        id, value,
+        std::span<uint8_t>(reinterpret_cast<uint8_t*>(strings.data()), strings.size())
+            .subspan(old_size));
+  }
+  std::vector<uint8_t> Block() const {
+    std::vector<uint8_t> block(integers.begin(),
+                               integers.begin() + static_cast<std::ptrdiff_t>(integers_size));
+    block.insert(block.end(), strings.begin(), strings.end());
+    return block;
+  }
+};
 
 bool IsClientToServer(mqtt::PacketType type) {
   switch (type) {
@@ -65,19 +138,83 @@ void Connection::ReleaseForHandoff() {
 }
 
 void Connection::SendConnack(bool session_present, const ConnackExtras& extras) {
-  static_cast<void>(extras);  // 5.0 only
-  static_output_ = connect::ConnackBytes(mqtt::ConnackCode::kAccepted, session_present);
+  if (mqtt5() == nullptr) {
+    static_output_ = connect::ConnackBytes(mqtt::ConnackCode::kAccepted, session_present);
+    return;
+  }
+  // The sink calls this from OnConnect, before anything else is queued: CONNACK goes first
+  // (5.0:MQTT-3.2.0-1: no packet but AUTH before the CONNACK).
+  RINGMQ_ASSERT(queued_.empty() && current_.empty());
+  RINGMQ_ASSERT(mqtt5()->context != nullptr);  // set by Accept, which calls the sink
+  ConnectionContext& context = *mqtt5()->context;
+  // 5.0:3.2.2.3: what the server supports and its limits. Absent properties mean the defaults
+  // (Maximum QoS 2, Retain / Wildcard / Subscription Identifier / Shared Subscription
+  // available), so only the limits that differ are sent.
+  using mqtt::PropertyId;
+  ConnackProperties properties;
+  if (extras.session_expiry_s) {
+    properties.Integer(PropertyId::kSessionExpiryInterval, *extras.session_expiry_s);
+  }
+  if (context.receive_maximum != 65535) {
+    properties.Integer(PropertyId::kReceiveMaximum, context.receive_maximum);
+  }
+  if (context.max_qos < 2) properties.Integer(PropertyId::kMaximumQos, context.max_qos);
+  if (!context.retain_available) properties.Integer(PropertyId::kRetainAvailable, 0);
+  properties.Integer(PropertyId::kMaximumPacketSize, context.max_packet_size);
+  if (mqtt5()->assigned_client_id) {
+    properties.String(PropertyId::kAssignedClientIdentifier, client_id_.view());  // MQTT-3.1.3-7
+  }
+  if (context.topic_alias_maximum != 0) {
+    properties.Integer(PropertyId::kTopicAliasMaximum, context.topic_alias_maximum);
+  }
+  if (mqtt5()->server_keep_alive_s) {
+    properties.Integer(PropertyId::kServerKeepAlive, *mqtt5()->server_keep_alive_s);
+  }
+  if (mqtt5()->request_response_information && !context.response_information.empty() &&
+      context.response_information.size() + client_id_.view().size() <= UINT16_MAX) {
+    properties.String(PropertyId::kResponseInformation,
+                      context.response_information + std::string(client_id_.view()));
+  }
+  const std::vector<uint8_t> block = properties.Block();
+  RINGMQ_ASSERT(mqtt::ValidateProperties(block, mqtt::PacketBit(mqtt::PacketType::kConnack)) ==
+                mqtt::Violation::kNone);
+  Queue(mqtt::Connack{.session_present = session_present,
+                      .reason_code = mqtt::ReasonCode::kSuccess,
+                      .properties = mqtt::Properties(block)},
+        context);
 }
 
 void Connection::Disconnect(mqtt::ReasonCode reason, uint64_t now_ms, ConnectionContext& context) {
   if (state_ == State::kClosing) return;
-  if (level_ == mqtt::ProtocolLevel::kMqtt5 && state_ == State::kOpen) {
-    Queue(mqtt::Disconnect{.reason_code = reason}, context);
-  }
+  event_ms_ = now_ms;
+  QueueDisconnect(reason, context);
   StartClosing(now_ms);
 }
 
-std::optional<uint32_t> Connection::disconnect_session_expiry_s() const { return std::nullopt; }
+void Connection::QueueDisconnect(mqtt::ReasonCode reason, ConnectionContext& context) {
+  if (level_ != mqtt::ProtocolLevel::kMqtt5 || state_ != State::kOpen) return;
+  RINGMQ_ASSERT(
+      mqtt::IsReasonCodeAllowed(static_cast<uint8_t>(reason), mqtt::PacketType::kDisconnect));
+  DisconnectCounter(reason, *context.counters).Add();
+  Queue(mqtt::Disconnect{.reason_code = reason}, context);
+}
+
+std::optional<uint32_t> Connection::disconnect_session_expiry_s() const {
+  return mqtt5() == nullptr ? std::nullopt : mqtt5()->disconnect_session_expiry_s;
+}
+
+uint16_t Connection::client_receive_maximum() const {
+  return mqtt5() == nullptr ? 65535 : mqtt5()->client_receive_maximum;
+}
+uint32_t Connection::client_maximum_packet_size() const {
+  return mqtt5() == nullptr ? 0 : mqtt5()->client_maximum_packet_size;
+}
+uint16_t Connection::client_topic_alias_maximum() const {
+  return mqtt5() == nullptr ? 0 : mqtt5()->client_topic_alias_maximum;
+}
+bool Connection::request_problem_information() const {
+  return mqtt5() == nullptr || mqtt5()->request_problem_information;
+}
 
 void Connection::OnReceive(std::span<const uint8_t> bytes, uint64_t now_ms,
                            ConnectionContext& context) {
@@ -197,7 +334,7 @@ void Connection::HandleConnect(const mqtt::FixedHeader& header, std::span<const 
   // MQTT-3.1.0-1: the first packet must be CONNECT; anything else is a malformed connect.
   const mqtt::Result<mqtt::Connect> connect =
       header.type == mqtt::PacketType::kConnect
-          ? mqtt::DecodeConnect(header, body)
+          ? mqtt::DecodeConnect(header, body, /*accept_mqtt5=*/true)
           : mqtt::Result<mqtt::Connect>(mqtt::Violation::kUnexpectedPacket);
   if (pre_admitted_) {
     // Handed off by the shard that admitted it: the same bytes decode the same way. An empty
@@ -226,27 +363,44 @@ void Connection::HandleConnect(const mqtt::FixedHeader& header, std::span<const 
   context.counters->connect[static_cast<size_t>(decision.reason)].Add();
   if (decision.outcome == connect::Outcome::kAccept) {
     holds_client_slot_ = true;
+    switch (static_cast<mqtt::ProtocolLevel>(connect.value().protocol_level)) {
+      case mqtt::ProtocolLevel::kMqtt31:
+        context.counters->connect_accepted_mqtt31.Add();
+        break;
+      case mqtt::ProtocolLevel::kMqtt311:
+        context.counters->connect_accepted_mqtt311.Add();
+        break;
+      case mqtt::ProtocolLevel::kMqtt5:
+        context.counters->connect_accepted_mqtt5.Add();
+        break;
+    }
     Accept(connect.value(), decision, context);
     return;
   }
   context.connected_clients->fetch_sub(1, std::memory_order_relaxed);
   if (decision.outcome == connect::Outcome::kRefuse) {
-    static_output_ = connect::ConnackBytes(decision.return_code);
+    // Both static: the refusal path neither encodes nor allocates.
+    static_output_ = decision.mqtt5 ? connect::ConnackBytes5(decision.reason)
+                                    : connect::ConnackBytes(decision.return_code);
   } else if (decision.silenced) {
     context.counters->connect_closed_silent_policy.Add();
     context.counters->connect_silenced[static_cast<size_t>(decision.reason)].Add();
   }
   if (LogLevel level; context.event_log.Admit(event_ms_, &level)) {
-    LogLine(level, "connect from %s (client %s) refused: %s (%s, CONNACK %s)",
-            io::PeerAddress(fd_).c_str(),
-            connect.ok() ? (Printable(connect.value().client_id)).c_str() : "?",
-            std::string(connect::LabelOf(decision.reason)).c_str(),
-            decision.reason == connect::Reason::kMalformed
-                ? std::string(mqtt::RuleOf(decision.violation)).c_str()
-                : "policy",
-            decision.outcome == connect::Outcome::kRefuse
-                ? absl::StrCat("0x0", static_cast<int>(decision.return_code)).c_str()
-                : "none");
+    LogLine(
+        level, "connect from %s (client %s) refused: %s (%s, CONNACK %s)",
+        io::PeerAddress(fd_).c_str(),
+        connect.ok() ? (Printable(connect.value().client_id)).c_str() : "?",
+        std::string(connect::LabelOf(decision.reason)).c_str(),
+        decision.reason == connect::Reason::kMalformed
+            ? std::string(mqtt::RuleOf(decision.violation)).c_str()
+            : "policy",
+        decision.outcome == connect::Outcome::kRefuse
+            ? absl::StrCat("0x", absl::Hex(decision.mqtt5 ? static_cast<int>(decision.reason_code)
+                                                          : static_cast<int>(decision.return_code),
+                                           absl::kZeroPad2))
+                  .c_str()
+            : "none");
   }
   StartClosing(event_ms_);  // not served: no sink to tell; starts the close grace
 }
@@ -262,19 +416,137 @@ void Connection::Accept(const mqtt::Connect& connect, const connect::Decision& d
     client_id_ = SharedString(connect.client_id);
   }
   RINGMQ_ASSERT(context.sink != nullptr);
-  if (context.sink->OnConnect(*this, connect) == PacketSink::ConnectAction::kHandoff) {
+  mqtt::Connect served = connect;
+  if (level_ == mqtt::ProtocolLevel::kMqtt5) {
+    AcceptMqtt5(connect, decision.assign_client_id, context);
+  } else if (served.will) {
+    // 3.1.x has no code to refuse a will the broker cannot honour (admission refuses such 5.0
+    // wills with 0x9B / 0x9A): it is published at max_qos, and not retained without retain.
+    served.will->qos = static_cast<mqtt::QoS>(
+        std::min<uint8_t>(static_cast<uint8_t>(served.will->qos), context.max_qos));
+    served.will->retain = served.will->retain && context.retain_available;
+  }
+  const PacketSink::ConnectAction action = context.sink->OnConnect(*this, served);
+  if (mqtt5() != nullptr) mqtt5()->context = nullptr;
+  if (action == PacketSink::ConnectAction::kHandoff) {
     state_ = State::kHandoff;
     return;
   }
   sink_ = context.sink;
   if (LogLevel level; context.event_log.Admit(event_ms_, &level)) {
     LogLine(level, "client %s connected from %s (MQTT %s, keepalive %us, clean session %d%s)",
-            (Printable(client_id_.view())).c_str(), io::PeerAddress(fd_).c_str(),
-            level_ == mqtt::ProtocolLevel::kMqtt31 ? "3.1" : "3.1.1", keepalive_s_,
-            connect.clean_session ? 1 : 0,
-            connect.user_name ? (", user " + Printable(*connect.user_name)).c_str()
-                              : "");
+            (Printable(client_id_.view())).c_str(), io::PeerAddress(fd_).c_str(), LevelName(level_),
+            keepalive_s_, connect.clean_session ? 1 : 0,
+            connect.user_name ? (", user " + Printable(*connect.user_name)).c_str() : "");
   }
+}
+
+void Connection::AcceptMqtt5(const mqtt::Connect& connect, bool assigned_client_id,
+                             ConnectionContext& context) {
+  spill().mqtt5 = std::make_unique<Mqtt5State>();
+  Mqtt5State& state = *spill_->mqtt5;
+  state.context = &context;
+  const mqtt::PropertyValues values = connect.properties.Values();
+  state.client_receive_maximum = values.receive_maximum.value_or(65535);
+  state.client_maximum_packet_size = values.maximum_packet_size.value_or(0);
+  state.client_topic_alias_maximum = values.topic_alias_maximum.value_or(0);
+  state.request_problem_information = values.request_problem_information.value_or(1) == 1;
+  state.request_response_information = values.request_response_information.value_or(0) == 1;
+  state.connect_session_expiry_zero = values.session_expiry_interval_s.value_or(0) == 0;
+  state.assigned_client_id = assigned_client_id;
+  // max_keepalive: a client asking for no keepalive or a longer one is told the server's
+  // (5.0:3.2.2.3.14), and the connection uses it (5.0:MQTT-3.2.2-21).
+  if (context.max_keepalive_s != 0 &&
+      (keepalive_s_ == 0 || keepalive_s_ > context.max_keepalive_s)) {
+    keepalive_s_ = context.max_keepalive_s;
+    state.server_keep_alive_s = context.max_keepalive_s;
+  }
+}
+
+void Connection::HandleDisconnect(const mqtt::Disconnect& disconnect, ConnectionContext& context) {
+  context.counters->client_disconnects.Add();
+  if (mqtt5() != nullptr) {
+    const std::optional<mqtt::Property> expiry =
+        disconnect.properties.Find(mqtt::PropertyId::kSessionExpiryInterval);
+    if (expiry && expiry->integer != 0 && mqtt5()->connect_session_expiry_zero) {
+      // Not a valid DISCONNECT, so the will stays (5.0:3.14.2.2.2).
+      CloseForViolation(mqtt::Violation::kDisconnectSessionExpiry, context);
+      return;
+    }
+    if (expiry) mqtt5()->disconnect_session_expiry_s = expiry->integer;
+  }
+  // 5.0:3.14.4: 0x04 asks for the will to be published; every other reason discards it.
+  graceful_disconnect_ = disconnect.reason_code != mqtt::ReasonCode::kDisconnectWithWillMessage;
+  StartClosing(event_ms_);
+}
+
+void Connection::HandlePublish(const mqtt::Packet& packet, ConnectionContext& context) {
+  const mqtt::Publish& publish = std::get<mqtt::Publish>(packet);
+  // Maximum QoS and Retain Available bind every level (see ConnectionContext).
+  mqtt::Violation violation = mqtt::Violation::kNone;
+  if (static_cast<uint8_t>(publish.qos) > context.max_qos) {
+    violation = mqtt::Violation::kQosNotSupported;
+  } else if (publish.retain && !context.retain_available) {
+    violation = mqtt::Violation::kRetainNotSupported;
+  }
+  if (violation == mqtt::Violation::kNone && mqtt5() == nullptr) {
+    sink_->OnPacket(*this, packet);  // 3.1.x: the packet as decoded
+    return;
+  }
+  if (violation == mqtt::Violation::kNone) {
+    mqtt::Packet resolved = packet;  // views: the topic may be replaced by its alias's
+    violation = CheckPublish5(std::get<mqtt::Publish>(resolved), context);
+    if (violation == mqtt::Violation::kNone) {
+      sink_->OnPacket(*this, resolved);
+      return;
+    }
+  }
+  CloseForViolation(violation, context);
+}
+
+mqtt::Violation Connection::CheckPublish5(mqtt::Publish& publish, ConnectionContext& context) {
+  RINGMQ_ASSERT(mqtt5() != nullptr);
+  Mqtt5State& state = *mqtt5();
+  const mqtt::PropertyValues values = publish.properties.Values();
+  if (values.subscription_identifier) return mqtt::Violation::kSubscriptionIdentifierFromClient;
+  if (values.topic_alias) {
+    const uint16_t alias = *values.topic_alias;  // not 0: the decoder refused it
+    if (alias > context.topic_alias_maximum) return mqtt::Violation::kTopicAliasAboveMaximum;
+    if (state.topic_aliases.size() < alias) state.topic_aliases.resize(alias);
+    std::string& topic = state.topic_aliases[alias - 1];
+    if (publish.topic.empty()) {
+      // 5.0:3.3.2.3.4: an alias the client has not set in this connection.
+      if (topic.empty()) return mqtt::Violation::kTopicAliasUnknown;
+      publish.topic = topic;
+      context.counters->topic_alias_used.Add();
+    } else {
+      state.topic_alias_bytes += publish.topic.size();
+      state.topic_alias_bytes -= topic.size();
+      topic.assign(publish.topic);
+      context.counters->topic_alias_set.Add();
+    }
+  }
+  if (publish.qos == mqtt::QoS::k2) {
+    // 5.0:3.3.4 Flow Control: QoS 2 PUBLISHes count until the PUBREL (answered at once with
+    // PUBCOMP); a repeated id is the same message.
+    std::vector<uint16_t>& pending = state.qos2_pending;
+    const auto at = std::lower_bound(pending.begin(), pending.end(), publish.packet_id);
+    if (at == pending.end() || *at != publish.packet_id) {
+      if (pending.size() >= context.receive_maximum) {
+        context.counters->receive_maximum_exceeded.Add();
+        return mqtt::Violation::kReceiveMaximumExceeded;
+      }
+      pending.insert(at, publish.packet_id);
+    }
+  }
+  return mqtt::Violation::kNone;
+}
+
+void Connection::OnPubrel5(uint16_t packet_id) {
+  if (mqtt5() == nullptr) return;
+  std::vector<uint16_t>& pending = mqtt5()->qos2_pending;
+  const auto at = std::lower_bound(pending.begin(), pending.end(), packet_id);
+  if (at != pending.end() && *at == packet_id) pending.erase(at);
 }
 
 void Connection::HandlePacket(const mqtt::Packet& packet, ConnectionContext& context) {
@@ -284,9 +556,19 @@ void Connection::HandlePacket(const mqtt::Packet& packet, ConnectionContext& con
       Queue(mqtt::Pingresp{}, context);  // MQTT-3.12.4-1
       return;
     case mqtt::PacketType::kDisconnect:
-      context.counters->client_disconnects.Add();
-      graceful_disconnect_ = true;
-      StartClosing(event_ms_);
+      HandleDisconnect(std::get<mqtt::Disconnect>(packet), context);
+      return;
+    case mqtt::PacketType::kPublish:
+      HandlePublish(packet, context);
+      return;
+    case mqtt::PacketType::kAuth:
+      // AUTH belongs to an enhanced authentication (5.0:4.12), and no CONNECT naming a method
+      // is admitted: for every client here it is a Protocol Error.
+      CloseForViolation(mqtt::Violation::kUnexpectedPacket, context);
+      return;
+    case mqtt::PacketType::kPubrel:
+      OnPubrel5(std::get<mqtt::Pubrel>(packet).packet_id);
+      sink_->OnPacket(*this, packet);
       return;
     default:
       if (IsClientToServer(type)) {
@@ -364,6 +646,8 @@ void Connection::CloseForViolation(mqtt::Violation violation, ConnectionContext&
             std::string(mqtt::DescriptionOf(violation)).c_str(),
             std::string(mqtt::RuleOf(violation)).c_str());
   }
+  // 5.0:MQTT-4.13.1-1: a 5.0 peer is told the reason before the close.
+  QueueDisconnect(mqtt::ReasonCodeOf(violation), context);
   StartClosing(event_ms_);
 }
 
@@ -418,6 +702,8 @@ void Connection::OnDeadline(uint64_t now_ms, ConnectionContext& context) {
                 (Printable(client_id_.view())).c_str(), io::PeerAddress(fd_).c_str(),
                 keepalive_s_);
       }
+      event_ms_ = now_ms;
+      QueueDisconnect(mqtt::ReasonCode::kKeepAliveTimeout, context);  // 5.0:3.1.2.10
       StartClosing(now_ms);
       return;
     case State::kHandoff:
@@ -488,8 +774,14 @@ int64_t Connection::TakeBufferChargeDelta() {
   // cap), so the sum fits 32 bits.
   const size_t spill_capacity =
       spill_ == nullptr ? 0 : spill_->partial.capacity() + spill_->handoff.capacity();
-  const auto capacity =
-      static_cast<uint32_t>(spill_capacity + queued_.capacity() + sending_.capacity());
+  // The alias table: at most topic_alias_maximum topics of at most 65,535 bytes.
+  const size_t mqtt5_bytes = mqtt5() == nullptr
+                                 ? 0
+                                 : mqtt5()->topic_alias_bytes +
+                                       mqtt5()->topic_aliases.capacity() * sizeof(std::string) +
+                                       mqtt5()->qos2_pending.capacity() * sizeof(uint16_t);
+  const auto capacity = static_cast<uint32_t>(spill_capacity + mqtt5_bytes + queued_.capacity() +
+                                              sending_.capacity());
   const int64_t delta = int64_t{capacity} - int64_t{charged_buffer_bytes_};
   charged_buffer_bytes_ = capacity;
   return delta;

@@ -23,6 +23,14 @@
 // max_packet_size, receive_blocked() asks the shard to stop reading the socket (TCP pushes back
 // on the client) until Resume() has processed them.
 //
+// MQTT 5.0: a level-5 CONNECT is admitted like the others (connect/admission.h; a refusal is a
+// static 5.0 CONNACK with the reason's code and Reason String). An accepted one gets a
+// `Mqtt5State` (made only at level 5, so 3.1.x connections pay one null pointer): the client's
+// limits from its CONNECT, the inbound topic alias table, the QoS 2 packet ids counted against
+// the broker's Receive Maximum, and the DISCONNECT's Session Expiry Interval. PUBLISHes reach
+// the sink with their topic resolved from the alias. Violations after CONNECT are answered with
+// a DISCONNECT carrying mqtt::ReasonCodeOf(violation) before the close (5.0:MQTT-4.13.1-1).
+//
 // Thread safety: owned by one shard; used only on its thread.
 #ifndef RINGMQ_NET_CONNECTION_H_
 #define RINGMQ_NET_CONNECTION_H_
@@ -106,6 +114,18 @@ struct ConnectionContext {
   // Pressure::kRefuseConnections and above, CONNECTs are refused with 0x03.
   const memory::View* memory = nullptr;
   metrics::ShardCounters* counters = nullptr;
+  // MQTT 5.0 limits the CONNACK announces (5.0:3.2.2.3) and the connection enforces.
+  // Maximum QoS and Retain Available also hold at 3.1.x: a PUBLISH beyond them closes the
+  // connection (as Mosquitto does; 3.1.x has no code to say why), and a will beyond them is
+  // capped to max_qos / not retained, since admission refuses only 5.0 wills for them.
+  uint16_t receive_maximum = 1024;    // QoS 2 PUBLISHes awaiting PUBREL per 5.0 connection
+  uint16_t topic_alias_maximum = 10;  // inbound aliases per 5.0 connection; 0: none
+  uint16_t max_keepalive_s = 0;       // 0: the client's keepalive stands
+  uint8_t max_qos = 2;
+  bool retain_available = true;
+  // Response Information (5.0:3.2.2.3.15) is this prefix followed by the client id, sent when
+  // the client asks for it; empty: not sent.
+  std::string response_information;
   // Required before the first CONNECT is admitted: it serves (or hands off) every admitted
   // connection and gets every PUBLISH, acknowledgement, SUBSCRIBE and UNSUBSCRIBE.
   PacketSink* sink = nullptr;
@@ -183,9 +203,19 @@ class Connection {
   bool paused() const { return paused_; }
   // Paused with at least max_packet_size bytes waiting: do not read the socket until Resume.
   bool receive_blocked() const { return receive_blocked_; }
-  // A DISCONNECT was received: the will is discarded (MQTT-3.14.4-3).
+  // A DISCONNECT was received: the will is discarded (MQTT-3.14.4-3). At 5.0 a DISCONNECT
+  // with reason 0x04 (Disconnect with Will Message) keeps the will (5.0:3.14.2.1).
   bool disconnected_gracefully() const { return graceful_disconnect_; }
   mqtt::ProtocolLevel level() const { return level_; }
+
+  // The client's limits from its 5.0 CONNECT (5.0:3.1.2.11); at 3.1.x the defaults that mean
+  // "no limit": Receive Maximum 65,535 (5.0:3.1.2.11.3), Maximum Packet Size 0 = none
+  // (3.1.2.11.4), Topic Alias Maximum 0 = no aliases to the client (3.1.2.11.5), Request
+  // Problem Information true (3.1.2.11.7).
+  uint16_t client_receive_maximum() const;
+  uint32_t client_maximum_packet_size() const;
+  uint16_t client_topic_alias_maximum() const;
+  bool request_problem_information() const;
 
   // The shard's handle for this connection (its slot), for the sink.
   uint32_t tag() const { return tag_; }
@@ -263,6 +293,18 @@ class Connection {
   bool ReplyFits(size_t size, ConnectionContext& context);
   void StartClosing(uint64_t now_ms);
   void CloseForViolation(mqtt::Violation violation, ConnectionContext& context);
+  // At 5.0 on an open connection: queues a DISCONNECT with `reason` and counts it.
+  void QueueDisconnect(mqtt::ReasonCode reason, ConnectionContext& context);
+  void AcceptMqtt5(const mqtt::Connect& connect, bool assigned_client_id,
+                   ConnectionContext& context);
+  // Maximum QoS, Retain Available, and at 5.0 CheckPublish5; then the sink, or the close.
+  void HandlePublish(const mqtt::Packet& packet, ConnectionContext& context);
+  // The 5.0 rules of a PUBLISH that need this connection's state: no Subscription Identifier,
+  // the topic alias (resolved into `publish`), the Receive Maximum. Returns the violation to
+  // close for, or kNone.
+  mqtt::Violation CheckPublish5(mqtt::Publish& publish, ConnectionContext& context);
+  void OnPubrel5(uint16_t packet_id);
+  void HandleDisconnect(const mqtt::Disconnect& disconnect, ConnectionContext& context);
 
   // Members are ordered so that the small ones share 8-byte words: the connection is most of
   // a shard's slot, one per connection (size test in tests/net/connection_test.cc).
@@ -290,13 +332,39 @@ class Connection {
   uint64_t event_ms_ = 0;             // time of the event being processed
   uint64_t closing_since_ms_ = 0;
 
-  // The cold receive-side buffers, made on first use and kept (like a vector's capacity, so a
-  // connection that often splits frames does not allocate per receive).
+  // Per-connection MQTT 5.0 state, made by Accept at level 5 only.
+  struct Mqtt5State {
+    uint16_t client_receive_maximum = 65535;
+    uint16_t client_topic_alias_maximum = 0;
+    uint32_t client_maximum_packet_size = 0;  // 0: no limit
+    bool request_problem_information = true;
+    bool request_response_information = false;
+    bool assigned_client_id = false;  // CONNACK carries Assigned Client Identifier
+    bool connect_session_expiry_zero = true;
+    std::optional<uint16_t> server_keep_alive_s;  // CONNACK carries Server Keep Alive
+    std::optional<uint32_t> disconnect_session_expiry_s;
+    // Inbound topic aliases: topic_aliases[alias - 1], "" when unset. Grows to the highest
+    // alias used, at most ConnectionContext::topic_alias_maximum entries of at most 65,535
+    // bytes; charged to the memory budget with the buffers.
+    std::vector<std::string> topic_aliases;
+    size_t topic_alias_bytes = 0;
+    // QoS 2 packet ids received and not yet released (PUBREL), sorted: at most
+    // ConnectionContext::receive_maximum (5.0:3.3.4; QoS 1 is acknowledged at once).
+    std::vector<uint16_t> qos2_pending;
+    // The context of the Accept in progress: SendConnack is called from inside it.
+    ConnectionContext* context = nullptr;
+  };
+
+  // The cold state, made on first use and kept (like a vector's capacity, so a connection that
+  // often splits frames does not allocate per receive): the receive-side buffers, and at 5.0
+  // the Mqtt5State (one pointer for both keeps the connection within its slot).
   struct Spill {
     std::vector<uint8_t> partial;  // a frame split across receives, or (paused) every byte
                                    // received after the paused packet
     std::vector<uint8_t> handoff;  // kHandoff: CONNECT and later bytes
+    std::unique_ptr<Mqtt5State> mqtt5;
   };
+  Mqtt5State* mqtt5() const { return spill_ == nullptr ? nullptr : spill_->mqtt5.get(); }
   Spill& spill() {
     if (spill_ == nullptr) spill_ = std::make_unique<Spill>();
     return *spill_;

@@ -13,6 +13,15 @@ void ConfigureConnectionContext(uint32_t shard, const Config& config, SharedStat
   context.policy.client_id_prefixes = config.client_id_prefixes;
   context.policy.max_connections_per_address = config.max_connections_per_address;
   context.policy.max_connect_rate_per_address = config.max_connect_rate_per_address;
+  context.policy.max_qos = config.max_qos;
+  context.policy.retain_available = config.retain_available;
+  context.policy.max_keepalive_s = config.max_keepalive;
+  context.receive_maximum = config.receive_maximum;
+  context.topic_alias_maximum = config.max_topic_alias;
+  context.max_keepalive_s = config.max_keepalive;
+  context.max_qos = config.max_qos;
+  context.retain_available = config.retain_available;
+  context.response_information = config.response_information;
   context.addresses = shared.addresses.get();
   context.max_packet_size = config.max_packet_size;
   context.max_connect_packet_size = config.max_connect_packet_size;

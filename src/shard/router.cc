@@ -94,7 +94,7 @@ net::PacketSink::ConnectAction Router::OnConnect(net::Connection& connection,
       }
       sessions_.BindTag(old->tag(), kNone);
       Detach(index, /*publish_will=*/!graceful);
-      old->Close(services_.now_ms());
+      old->Disconnect(mqtt::ReasonCode::kSessionTakenOver, services_.now_ms(), context_);
       services_.ConnectionDirty(old->tag());
     }
     // MQTT-3.1.2-6: clean session 1 discards any previous session. A clean old session ended
@@ -138,7 +138,7 @@ net::PacketSink::ConnectAction Router::OnConnect(net::Connection& connection,
   }
   sessions_.BindTag(connection.tag(), index);
   // MQTT 3.1 has no session-present flag: the byte is reserved there.
-  connection.SendConnack(session_present && connection.level() == mqtt::ProtocolLevel::kMqtt311);
+  connection.SendConnack(session_present && connection.level() != mqtt::ProtocolLevel::kMqtt31);
   MarkSessionDirty(index);  // in-flight messages of a resumed session are sent again
   return ConnectAction::kServe;
 }

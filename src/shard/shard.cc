@@ -510,7 +510,9 @@ void Shard::AdoptConnection(int fd, std::vector<uint8_t> bytes) {
   const uint32_t slot_index = AddConnection(fd, /*adopted=*/true);
   Slot& slot = slots_[slot_index];
   slot.connection.OnReceive(bytes, now_ms_, context_);
-  if (stopping_) slot.connection.RequestClose(now_ms_);
+  if (stopping_) {
+    slot.connection.Disconnect(mqtt::ReasonCode::kServerShuttingDown, now_ms_, context_);
+  }
   ArmReceive(slot_index);
   MarkDirty(slot_index);
 }
@@ -572,7 +574,7 @@ void Shard::BeginStop() {
   accept_retry_ms_ = 0;
   for (uint32_t i = 0; i < slots_.size(); ++i) {
     if (!slots_[i].in_use) continue;
-    slots_[i].connection.RequestClose(now_ms_);
+    slots_[i].connection.Disconnect(mqtt::ReasonCode::kServerShuttingDown, now_ms_, context_);
     MarkDirty(i);
   }
 }

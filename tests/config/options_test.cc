@@ -102,6 +102,12 @@ persistent_session_expiry = "2d"
 max_offline_sessions = 5000
 max_subscriptions_per_session = 50
 max_inbound_qos2_pending = 10
+max_qos = 1
+retain_available = false
+max_keepalive = 120
+max_topic_alias = 0
+receive_maximum = 20
+response_information = "reply/"
 max_filters_per_iteration = 16
 client_id_prefixes = ["sensor-", "dev-"]
 max_connections_per_address = 10
@@ -142,6 +148,12 @@ Config EveryKeyConfig() {
   config.max_offline_sessions = 5000;
   config.max_subscriptions_per_session = 50;
   config.max_inbound_qos2_pending = 10;
+  config.max_qos = 1;
+  config.retain_available = false;
+  config.max_keepalive = 120;
+  config.max_topic_alias = 0;
+  config.receive_maximum = 20;
+  config.response_information = "reply/";
   config.max_filters_per_iteration = 16;
   config.client_id_prefixes = {"sensor-", "dev-"};
   config.max_connections_per_address = 10;
@@ -375,6 +387,18 @@ std::vector<FlagCase> GoodFlagCases() {
       {"--cpu-affinity", "off",
        [](const Config& c) { EXPECT_EQ(c.cpu_affinity, CpuAffinity::kOff); }},
       {"--stall-warning-ms", "0", [](const Config& c) { EXPECT_EQ(c.stall_warning_ms, 0u); }},
+      {"--max-qos", "0", [](const Config& c) { EXPECT_EQ(c.max_qos, 0); }},
+      {"--max-qos", "2", [](const Config& c) { EXPECT_EQ(c.max_qos, 2); }},
+      {"--retain-available", "false", [](const Config& c) { EXPECT_FALSE(c.retain_available); }},
+      {"--max-keepalive", "0", [](const Config& c) { EXPECT_EQ(c.max_keepalive, 0); }},
+      {"--max-keepalive", "65535", [](const Config& c) { EXPECT_EQ(c.max_keepalive, 65535); }},
+      {"--max-topic-alias", "0", [](const Config& c) { EXPECT_EQ(c.max_topic_alias, 0); }},
+      {"--max-topic-alias", "1024", [](const Config& c) { EXPECT_EQ(c.max_topic_alias, 1024); }},
+      {"--receive-maximum", "1", [](const Config& c) { EXPECT_EQ(c.receive_maximum, 1); }},
+      {"--receive-maximum", "65535",
+       [](const Config& c) { EXPECT_EQ(c.receive_maximum, 65535); }},
+      {"--response-information", "reply/",
+       [](const Config& c) { EXPECT_EQ(c.response_information, "reply/"); }},
       {"--stall-warning-ms", "3600000",
        [](const Config& c) { EXPECT_EQ(c.stall_warning_ms, 3'600'000u); }},
   };
@@ -460,6 +484,14 @@ TEST(OptionsFlagsTest, BadValuesGiveExactOneLineErrors) {
       {{"--threads", "1025"}, R"(--threads: expected an integer in 0..1024, got "1025")"},
       {{"--max-inbound-qos2-pending", "65536"},
        R"(--max-inbound-qos2-pending: expected an integer in 1..65535, got "65536")"},
+      {{"--max-qos", "3"}, R"(--max-qos: expected an integer in 0..2, got "3")"},
+      {{"--receive-maximum", "0"},
+       R"(--receive-maximum: expected an integer in 1..65535, got "0")"},
+      {{"--max-topic-alias", "1025"},
+       R"(--max-topic-alias: expected an integer in 0..1024, got "1025")"},
+      {{"--response-information", "a b"},
+       R"(--response-information: expected up to 1024 printable ASCII characters )"
+       R"(without spaces, got "a b")"},
       {{"--max-subscriptions-per-session", "0"},
        R"(--max-subscriptions-per-session: expected an integer in 1..10000000, got "0")"},
       {{"--max-filters-per-iteration", "0"},

@@ -60,6 +60,8 @@ Connect ValidConnect() {
   return connect;
 }
 
+constexpr uint8_t kAuthenticationMethodBlock[] = {0x15, 0x00, 0x04, 'S', 'C', 'R', 'A'};
+
 // All inputs are built before counting starts; only Admit runs while counting.
 struct Scenario {
   const char* name;
@@ -93,7 +95,19 @@ std::vector<Scenario> Scenarios(const std::vector<std::string>& prefixes,
   sys_will.will = mqtt::Will{.topic = "$SYS/broker/version", .payload = "forged", .retain = true};
   Connect will = ValidConnect();
   will.will = mqtt::Will{.topic = "status/gone", .payload = "x"};
+  // MQTT 5.0: the same decision with 5.0 codes; the properties are read in place.
+  Connect mqtt5 = ValidConnect();
+  mqtt5.protocol_level = 5;
+  Connect mqtt5_will_qos2 = mqtt5;
+  mqtt5_will_qos2.will = mqtt::Will{.topic = "w", .payload = "x", .qos = mqtt::QoS::k2};
+  Connect mqtt5_method = mqtt5;
+  mqtt5_method.properties = mqtt::Properties(kAuthenticationMethodBlock);
   return {
+      {"5.0 accept", mqtt5, {}, {.authenticator = &allow}},
+      {"5.0 bad credentials", mqtt5, {}, {.authenticator = &bad}},
+      {"5.0 limit", mqtt5, {.connected_clients = 1}, {.max_connections = 1}},
+      {"5.0 will qos", mqtt5_will_qos2, {}, {.max_qos = 1}},
+      {"5.0 authentication method", mqtt5_method, {}, {}},
       {"reserved id", reserved, {}, {.client_id_prefixes = prefixes}},
       {"will on $SYS", sys_will, {}, {.authenticator = &allow}},
       {"accept with will", will, {}, {.authenticator = &allow}},
@@ -151,8 +165,12 @@ TEST(AdmissionNoAlloc, ConnackBytesDoesNotAllocate) {
     total_bytes += ConnackBytes(static_cast<ConnackCode>(code)).size();
   }
   total_bytes += ConnackBytes(ConnackCode::kAccepted, true).size();
+  size_t total_bytes5 = 0;
+  total_bytes5 += ConnackBytes5(Reason::kBadCredentials).size();
+  total_bytes5 += ConnackBytes5(Reason::kConnectionLimit).size();
   EXPECT_EQ(counter.Count(), 0u);
   EXPECT_EQ(total_bytes, 7u * 4u);
+  EXPECT_GT(total_bytes5, 2u * 8u);
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "connect/client_id.h"
+#include "mqtt/codec.h"
 #include "mqtt/packet.h"
 #include "mqtt/result.h"
 #include "mqtt/violation.h"
@@ -45,6 +46,16 @@ Connect Mqtt31Connect(std::string_view client_id) {
   Connect connect = ValidConnect();
   connect.protocol_name = "MQIsdp";
   connect.protocol_level = kMqtt31;
+  connect.client_id = client_id;
+  return connect;
+}
+
+using Bytes = std::vector<uint8_t>;
+
+// A 5.0 CONNECT every default policy accepts.
+Connect Mqtt5Connect(std::string_view client_id = "sensor-5") {
+  Connect connect = ValidConnect();
+  connect.protocol_level = 5;
   connect.client_id = client_id;
   return connect;
 }
@@ -696,9 +707,14 @@ TEST(Admission, LabelsAreUniqueSnakeCaseMetricLabels) {
 // Every reason is reachable and its decision carries the code the X-macro table gives it.
 TEST(Admission, EveryReasonReturnsItsTableCode) {
   constexpr std::array<uint8_t, kReasonCount> kCodes = {
-#define RINGMQ_TEST_REASON_CODE(name, label, code) code,
+#define RINGMQ_TEST_REASON_CODE(name, label, code, code5) code,
       RINGMQ_CONNECT_REASONS(RINGMQ_TEST_REASON_CODE)
 #undef RINGMQ_TEST_REASON_CODE
+  };
+  constexpr std::array<uint8_t, kReasonCount> kCodes5 = {
+#define RINGMQ_TEST_REASON_CODE5(name, label, code, code5) code5,
+      RINGMQ_CONNECT_REASONS(RINGMQ_TEST_REASON_CODE5)
+#undef RINGMQ_TEST_REASON_CODE5
   };
   const FakeAuthenticator bad(AuthResult::kBadCredentials);
   const FakeAuthenticator denied(AuthResult::kNotAuthorized);
@@ -717,6 +733,13 @@ TEST(Admission, EveryReasonReturnsItsTableCode) {
   Connect sys_will = ValidConnect();
   sys_will.will = mqtt::Will{.topic = "$SYS/broker/version", .payload = "x"};
 
+  Connect will_qos2 = Mqtt5Connect();
+  will_qos2.will = mqtt::Will{.topic = "w", .payload = "x", .qos = mqtt::QoS::k2};
+  Connect will_retained = Mqtt5Connect();
+  will_retained.will = mqtt::Will{.topic = "w", .payload = "x", .retain = true};
+  const Bytes method_block = {0x15, 0x00, 0x04, 'N', 'O', 'N', 'E'};
+  Connect auth_method = Mqtt5Connect();
+  auth_method.properties = mqtt::Properties(method_block);
   struct Case {
     ConnectResult connect;
     BrokerState state;
@@ -724,6 +747,10 @@ TEST(Admission, EveryReasonReturnsItsTableCode) {
     Reason reason;
   };
   const Case cases[] = {
+      {ValidConnect(), {}, {.max_keepalive_s = 30}, Reason::kKeepaliveTooLong},
+      {will_qos2, {}, {.max_qos = 1}, Reason::kWillQosNotSupported},
+      {will_retained, {}, {.retain_available = false}, Reason::kWillRetainNotSupported},
+      {auth_method, {}, {}, Reason::kBadAuthenticationMethod},
       {ValidConnect(), {}, {}, Reason::kAccepted},
       {ConnectResult(Violation::kTruncated), {}, {}, Reason::kMalformed},
       {UnsupportedLevelConnect(), {}, {}, Reason::kUnsupportedProtocol},
@@ -753,6 +780,10 @@ TEST(Admission, EveryReasonReturnsItsTableCode) {
     SCOPED_TRACE(LabelOf(c.reason));
     const Decision decision = Admit(c.connect, c.state, c.policy);
     ASSERT_EQ(decision.reason, c.reason) << LabelOf(decision.reason);
+    if (decision.mqtt5) {
+      EXPECT_EQ(static_cast<uint8_t>(decision.reason_code), kCodes5[static_cast<size_t>(c.reason)]);
+      continue;
+    }
     const uint8_t code = kCodes[static_cast<size_t>(c.reason)];
     if (code == 0xff) {
       EXPECT_EQ(decision.outcome, Outcome::kClose);
@@ -800,6 +831,201 @@ TEST(ConnackDeathTest, SessionPresentWithRefusalAsserts_MQTT_3_2_2_4) {
 
 TEST(ConnackDeathTest, ReturnCodeAbove5Asserts) {
   EXPECT_DEATH(ConnackBytes(static_cast<ConnackCode>(6)), "assertion failed");
+}
+
+// ---------------------------------------------------------------------------------------------
+// MQTT 5.0 (5.0:3.1, 3.2.2.2): the same decision, 5.0 reason codes.
+
+Decision Admit5(const Connect& connect, const BrokerState& state = {}, const Policy& policy = {}) {
+  return Admit(ConnectResult(connect), state, policy);
+}
+
+TEST(Admission5, ValidMqtt5Accepted) {
+  const Decision decision = Admit5(Mqtt5Connect());
+  EXPECT_EQ(decision.outcome, Outcome::kAccept);
+  EXPECT_TRUE(decision.mqtt5);
+  EXPECT_EQ(decision.reason_code, mqtt::ReasonCode::kSuccess);
+}
+
+TEST(Admission5, EmptyClientIdAssignedWithCleanStart0_5_0_MQTT_3_1_3_7) {
+  Connect connect = Mqtt5Connect("");
+  connect.clean_session = false;
+  const Decision decision = Admit5(connect);
+  EXPECT_EQ(decision.outcome, Outcome::kAccept);
+  EXPECT_TRUE(decision.assign_client_id);
+}
+
+TEST(Admission5, AssignedFormIdAcceptedAt5ButReservedAt311) {
+  const std::string id = std::string(kAssignedClientIdPrefix) + std::string(32, '0');
+  EXPECT_EQ(Admit5(Mqtt5Connect(id)).outcome, Outcome::kAccept);
+  Connect connect = ValidConnect();
+  connect.client_id = id;
+  EXPECT_EQ(Admit5(connect).reason, Reason::kClientIdReserved);
+}
+
+TEST(Admission5, EveryRefusalHasItsReasonCode) {
+  struct Case {
+    Connect connect;
+    BrokerState state;
+    Policy policy;
+    Reason reason;
+    mqtt::ReasonCode code;
+  };
+  const std::string long_id(300, 'x');
+  Connect sys_will = Mqtt5Connect();
+  sys_will.will = mqtt::Will{.topic = "$SYS/x", .payload = "x"};
+  const FakeAuthenticator bad(AuthResult::kBadCredentials);
+  const FakeAuthenticator denied(AuthResult::kNotAuthorized);
+  const FakeAuthenticator limited(AuthResult::kRateLimited);
+  using RC = mqtt::ReasonCode;
+  const Case cases[] = {
+      {Mqtt5Connect(long_id), {}, {}, Reason::kClientIdTooLong, RC::kClientIdentifierNotValid},
+      {Mqtt5Connect("intruder"),
+       {},
+       {.client_id_prefixes = Prefixes()},
+       Reason::kClientIdNotAllowed,
+       RC::kClientIdentifierNotValid},
+      {sys_will, {}, {}, Reason::kWillTopicSys, RC::kNotAuthorized},
+      {Mqtt5Connect(),
+       {.connected_clients = 1},
+       {.max_connections = 1},
+       Reason::kConnectionLimit,
+       RC::kQuotaExceeded},
+      {Mqtt5Connect(), {.shutting_down = true}, {}, Reason::kShuttingDown, RC::kServerUnavailable},
+      {Mqtt5Connect(), {.memory_full = true}, {}, Reason::kMemoryBudget, RC::kServerBusy},
+      {Mqtt5Connect(),
+       {.address_connections = 3},
+       {.max_connections_per_address = 2},
+       Reason::kAddressConnectionLimit,
+       RC::kQuotaExceeded},
+      {Mqtt5Connect(),
+       {.address_connects_this_second = 6},
+       {.max_connect_rate_per_address = 5},
+       Reason::kAddressRateLimit,
+       RC::kConnectionRateExceeded},
+      {Mqtt5Connect(), {}, {.authenticator = &limited}, Reason::kAuthRateLimit, RC::kServerBusy},
+      {Mqtt5Connect(),
+       {},
+       {.authenticator = &bad},
+       Reason::kBadCredentials,
+       RC::kBadUserNameOrPassword},
+      {Mqtt5Connect(), {}, {.authenticator = &denied}, Reason::kNotAuthorized, RC::kNotAuthorized},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(LabelOf(c.reason));
+    for (const RejectPolicy reject_policy : {RejectPolicy::kVerbose, RejectPolicy::kSilent}) {
+      Policy policy = c.policy;
+      policy.reject_policy = reject_policy;
+      const Decision decision = Admit5(c.connect, c.state, policy);
+      EXPECT_EQ(decision.reason, c.reason) << LabelOf(decision.reason);
+      EXPECT_TRUE(decision.mqtt5);
+      EXPECT_EQ(decision.reason_code, c.code);
+      EXPECT_EQ(decision.outcome,
+                reject_policy == RejectPolicy::kSilent ? Outcome::kClose : Outcome::kRefuse);
+      EXPECT_EQ(decision.silenced, reject_policy == RejectPolicy::kSilent);
+    }
+  }
+}
+
+TEST(Admission5, WillQosAboveMaxQosRefused0x9B_5_0_MQTT_3_2_2_12) {
+  Connect connect = Mqtt5Connect();
+  connect.will = mqtt::Will{.topic = "w", .payload = "x", .qos = mqtt::QoS::k1};
+  EXPECT_EQ(Admit5(connect, {}, {.max_qos = 1}).outcome, Outcome::kAccept);
+  const Decision decision = Admit5(connect, {}, {.max_qos = 0});
+  EXPECT_EQ(decision.reason, Reason::kWillQosNotSupported);
+  EXPECT_EQ(decision.reason_code, mqtt::ReasonCode::kQosNotSupported);
+}
+
+TEST(Admission5, RetainedWillWithoutRetainRefused0x9A_5_0_MQTT_3_2_2_13) {
+  Connect connect = Mqtt5Connect();
+  connect.will = mqtt::Will{.topic = "w", .payload = "x", .retain = true};
+  EXPECT_EQ(Admit5(connect).outcome, Outcome::kAccept);
+  const Decision decision = Admit5(connect, {}, {.retain_available = false});
+  EXPECT_EQ(decision.reason, Reason::kWillRetainNotSupported);
+  EXPECT_EQ(decision.reason_code, mqtt::ReasonCode::kRetainNotSupported);
+}
+
+TEST(Admission5, Mqtt311WillBeyondLimitsIsNotRefused) {
+  // 3.1.x has no code for it: the connection caps the will instead (net/connection.h).
+  Connect connect = ValidConnect();
+  connect.will = mqtt::Will{.topic = "w", .payload = "x", .qos = mqtt::QoS::k2, .retain = true};
+  EXPECT_EQ(Admit5(connect, {}, {.max_qos = 0, .retain_available = false}).outcome,
+            Outcome::kAccept);
+}
+
+TEST(Admission5, UnknownAuthenticationMethodRefused0x8C) {
+  const Bytes block = {0x15, 0x00, 0x05, 'S', 'C', 'R', 'A', 'M'};
+  Connect connect = Mqtt5Connect();
+  connect.properties = mqtt::Properties(block);
+  const Decision decision = Admit5(connect);
+  EXPECT_EQ(decision.reason, Reason::kBadAuthenticationMethod);
+  EXPECT_EQ(decision.reason_code, mqtt::ReasonCode::kBadAuthenticationMethod);
+  EXPECT_FALSE(IsAuthenticationMethodSupported("SCRAM-SHA-256"));
+}
+
+TEST(Admission5, CapacityBeatsAuthenticationMethod) {
+  const Bytes block = {0x15, 0x00, 0x01, 'X'};
+  Connect connect = Mqtt5Connect();
+  connect.properties = mqtt::Properties(block);
+  EXPECT_EQ(Admit5(connect, {.shutting_down = true}).reason, Reason::kShuttingDown);
+}
+
+TEST(Admission5, MalformedClosedWithoutConnack) {
+  const Decision decision = Admit(ConnectResult(Violation::kUnknownProperty), {}, {});
+  EXPECT_EQ(decision.outcome, Outcome::kClose);
+  EXPECT_EQ(decision.reason, Reason::kMalformed);
+}
+
+TEST(Admission5, MaxKeepaliveRefusesMqtt311ZeroOrAbove_NotMqtt5) {
+  const Policy policy{.max_keepalive_s = 60};
+  Connect connect = ValidConnect();
+  connect.keepalive_s = 60;
+  EXPECT_EQ(Admit5(connect, {}, policy).outcome, Outcome::kAccept);
+  connect.keepalive_s = 61;
+  EXPECT_EQ(Admit5(connect, {}, policy).reason, Reason::kKeepaliveTooLong);
+  connect.keepalive_s = 0;
+  EXPECT_EQ(Admit5(connect, {}, policy).reason, Reason::kKeepaliveTooLong);
+  EXPECT_EQ(Admit5(connect, {}, policy).return_code, ConnackCode::kIdentifierRejected);
+  Connect connect5 = Mqtt5Connect();
+  connect5.keepalive_s = 0;  // 5.0: Server Keep Alive instead (the connection's business)
+  EXPECT_EQ(Admit5(connect5, {}, policy).outcome, Outcome::kAccept);
+}
+
+// The static refusal CONNACKs: 20, remaining length, flags 0, the code, Property Length, Reason
+// String (0x1F, length, the label).
+TEST(Connack5, RefusalBytesCarryCodeAndReasonString_5_0_3_2_2_3_7) {
+  const std::span<const uint8_t> bytes = ConnackBytes5(Reason::kBadCredentials);
+  const std::string_view label = "bad_credentials";
+  Bytes expected = {0x20,
+                    static_cast<uint8_t>(2 + 1 + 3 + label.size()),
+                    0x00,
+                    0x86,
+                    static_cast<uint8_t>(3 + label.size()),
+                    0x1F,
+                    0x00,
+                    static_cast<uint8_t>(label.size())};
+  expected.insert(expected.end(), label.begin(), label.end());
+  EXPECT_EQ(Bytes(bytes.begin(), bytes.end()), expected);
+}
+
+TEST(Connack5, EveryRefusalReasonHasStaticBytesThatDecode) {
+  for (size_t i = 0; i < kReasonCount; ++i) {
+    const auto reason = static_cast<Reason>(i);
+    if (reason == Reason::kAccepted || reason == Reason::kMalformed) continue;
+    SCOPED_TRACE(LabelOf(reason));
+    const std::span<const uint8_t> first = ConnackBytes5(reason);
+    EXPECT_EQ(first.data(), ConnackBytes5(reason).data());  // static, not encoded per call
+    ASSERT_GE(first.size(), 4u);
+    const mqtt::Frame frame = mqtt::PeekFrame(first, 1 << 20, mqtt::ProtocolLevel::kMqtt5);
+    ASSERT_EQ(frame.status, mqtt::FrameStatus::kComplete);
+    const mqtt::Result<mqtt::Packet> packet = mqtt::Decode(
+        frame.header, first.subspan(frame.header.header_length), mqtt::ProtocolLevel::kMqtt5);
+    ASSERT_TRUE(packet.ok()) << mqtt::NameOf(packet.violation());
+    const auto& connack = std::get<mqtt::Connack>(packet.value());
+    EXPECT_FALSE(connack.session_present);
+    EXPECT_GE(static_cast<uint8_t>(connack.reason_code), 0x80);
+    EXPECT_EQ(connack.properties.Values().reason_string, LabelOf(reason));
+  }
 }
 
 }  // namespace

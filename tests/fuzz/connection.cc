@@ -20,6 +20,8 @@
 //     connection; what is sent is a sequence of well-formed server-to-client packets that
 //     starts with CONNACK; a connection never admitted sends at most one refusal CONNACK
 //     (MQTT-8: never one for a malformed CONNECT); the connected-client slot is released.
+#include "net/connection.h"
+
 #include <algorithm>
 #include <atomic>
 #include <cstddef>
@@ -32,12 +34,13 @@
 #include <variant>
 #include <vector>
 
+#include "auth/siphash.h"
 #include "common/byte_buffer.h"
 #include "connect/admission.h"
+#include "connect/client_id.h"
 #include "metrics/counters.h"
 #include "mqtt/codec.h"
 #include "mqtt/packet.h"
-#include "net/connection.h"
 #include "ringmq/config.h"
 
 namespace ringmq::net {
@@ -97,12 +100,15 @@ class FakeSink : public PacketSink {
         delivery.qos = mqtt::QoS::k0;
         delivery.dup = false;
         delivery.packet_id = 0;
-        const size_t size = mqtt::EncodedSize(delivery);
+        delivery.properties = {};  // the publisher's (its Topic Alias) are not forwarded here
+        const mqtt::ProtocolLevel level = connection.level();
+        const size_t size = mqtt::EncodedSize(delivery, level);
         if (connection.pending_output_bytes() + size <= context_.max_output_bytes / 2) {
           ByteBuffer& out = connection.output_buffer();
           const size_t old_size = out.size();
           out.resize(old_size + size);
-          FUZZ_CHECK(mqtt::Encode(delivery, std::span<uint8_t>(out).subspan(old_size)) == size);
+          FUZZ_CHECK(mqtt::Encode(delivery, std::span<uint8_t>(out).subspan(old_size), level) ==
+                     size);
         }
       }
     } else if (const auto* pubrel = std::get_if<mqtt::Pubrel>(&packet)) {
@@ -116,7 +122,11 @@ class FakeSink : public PacketSink {
       connection.QueuePacket(mqtt::Suback{subscribe->packet_id, codes}, context_);
     } else if (const auto* unsubscribe = std::get_if<mqtt::Unsubscribe>(&packet)) {
       FUZZ_CHECK(unsubscribe->topics.size() > 0);
-      connection.QueuePacket(mqtt::Unsuback{unsubscribe->packet_id}, context_);
+      // 5.0: one reason code per filter (Success); none at 3.1.x.
+      const std::vector<uint8_t> codes(
+          connection.level() == mqtt::ProtocolLevel::kMqtt5 ? unsubscribe->topics.size() : 0,
+          0x00);
+      connection.QueuePacket(mqtt::Unsuback{unsubscribe->packet_id, codes}, context_);
     } else {
       // PUBACK, PUBREC, PUBCOMP: nothing is in flight in this fake; they are accepted.
       const mqtt::PacketType type = mqtt::TypeOf(packet);
@@ -155,6 +165,8 @@ struct Harness {
     context.connected_clients = &connected_clients;
     context.shutting_down = &shutting_down;
     context.counters = &counters;
+    // A fixed key: both runs of an input must assign the same id (a 5.0 CONNACK carries it).
+    context.assigned_ids = connect::AssignedClientIds(auth::SipKey{});
     sink = std::make_unique<FakeSink>(context, options.handoff);
     context.sink = sink.get();
     connection.Open(/*fd=*/3, kStartMs);
@@ -226,17 +238,27 @@ size_t ChunkLength(const Options& options, size_t index) {
 void CheckSentStream(const Harness& h, bool ever_open) {
   std::span<const uint8_t> rest(h.sent);
   size_t index = 0;
+  // The layout of what was sent: the connection's level once admitted. A refused 5.0 CONNECT
+  // gets a 5.0 CONNACK (never 2 bytes long: it carries a Reason String) on a connection that
+  // never left 3.1.1; the first frame's header tells them apart.
+  bool mqtt5 = ever_open && h.connection.level() == mqtt::ProtocolLevel::kMqtt5;
   while (!rest.empty()) {
-    const mqtt::Frame frame = mqtt::PeekFrame(rest, UINT32_MAX);
+    const mqtt::ProtocolLevel level =
+        mqtt5 ? mqtt::ProtocolLevel::kMqtt5 : mqtt::ProtocolLevel::kMqtt311;
+    const mqtt::Frame frame = mqtt::PeekFrame(rest, UINT32_MAX, level);
     // A send may stop mid-packet only when the connection gave up (close grace expired).
     if (frame.status == mqtt::FrameStatus::kNeedMore) {
       FUZZ_CHECK(h.connection.state() == Connection::State::kClosing);
       return;
     }
+    if (index == 0 && !ever_open && !mqtt5 && frame.status == mqtt::FrameStatus::kInvalid) {
+      mqtt5 = true;  // a 5.0 refusal CONNACK: longer than 3.1.1's fixed 2
+      continue;
+    }
     FUZZ_CHECK(frame.status == mqtt::FrameStatus::kComplete);
-    const mqtt::Result<mqtt::Packet> packet =
-        mqtt::Decode(frame.header, rest.subspan(frame.header.header_length,
-                                                frame.header.remaining_length));
+    const mqtt::Result<mqtt::Packet> packet = mqtt::Decode(
+        frame.header, rest.subspan(frame.header.header_length, frame.header.remaining_length),
+        level);
     FUZZ_CHECK(packet.ok());
     const mqtt::PacketType type = mqtt::TypeOf(packet.value());
     if (index == 0) {
@@ -244,13 +266,16 @@ void CheckSentStream(const Harness& h, bool ever_open) {
       const auto& connack = std::get<mqtt::Connack>(packet.value());
       FUZZ_CHECK(!connack.session_present);
       // Accepted exactly when the connection was ever open (MQTT-3.2.2-4: refused -> closed).
-      FUZZ_CHECK((connack.return_code == mqtt::ConnackCode::kAccepted) == ever_open);
+      const bool accepted = mqtt5 ? connack.reason_code == mqtt::ReasonCode::kSuccess
+                                  : connack.return_code == mqtt::ConnackCode::kAccepted;
+      FUZZ_CHECK(accepted == ever_open);
     } else {
       FUZZ_CHECK(ever_open);  // a refused connection sends its CONNACK and nothing else
       FUZZ_CHECK(type == mqtt::PacketType::kPuback || type == mqtt::PacketType::kPubrec ||
                  type == mqtt::PacketType::kPubcomp || type == mqtt::PacketType::kSuback ||
                  type == mqtt::PacketType::kUnsuback || type == mqtt::PacketType::kPingresp ||
-                 type == mqtt::PacketType::kPublish);
+                 type == mqtt::PacketType::kPublish ||
+                 (mqtt5 && type == mqtt::PacketType::kDisconnect));
     }
     rest = rest.subspan(frame.header.total_length());
     ++index;
@@ -299,11 +324,12 @@ void CheckLife(const Options& options, std::span<const uint8_t> stream) {
     FUZZ_CHECK(c.pending_output_bytes() <= h.context.max_output_bytes);
     if (h.Admitted()) ever_open = true;
     // Output produced so far: sent plus pending. pending_output_bytes() does not count the
-    // pre-encoded CONNACK until its send starts, hence the 4 bytes of slack.
+    // pre-encoded CONNACK until its send starts, hence the slack: at most 64 bytes (a 5.0
+    // refusal with its Reason String; 4 at 3.1.x).
     const size_t produced = h.sent.size() + c.pending_output_bytes();
     if (closing) {
       FUZZ_CHECK(c.state() == Connection::State::kClosing);  // sticky
-      FUZZ_CHECK(produced <= produced_at_close + 4);  // nothing new is queued once closing
+      FUZZ_CHECK(produced <= produced_at_close + 64);        // nothing new is queued once closing
     } else if (c.state() == Connection::State::kClosing) {
       closing = true;
       produced_at_close = produced;
@@ -349,9 +375,11 @@ void CheckLife(const Options& options, std::span<const uint8_t> stream) {
 
   CheckSentStream(h, ever_open);
   if (!ever_open) {
-    // Never admitted: at most one refusal CONNACK, and none when the CONNECT was malformed
-    // (MQTT-8) or the silent policy holds.
-    FUZZ_CHECK(h.sent.size() == 0 || h.sent.size() == 4);
+    // Never admitted: at most one refusal CONNACK (4 bytes at 3.1.x; at 5.0 one whose
+    // remaining length fits one byte), and none when the CONNECT was malformed (MQTT-8) or the
+    // silent policy holds.
+    FUZZ_CHECK(h.sent.size() == 0 || h.sent.size() == 4 ||
+               (h.sent.size() >= 2 && h.sent[1] < 0x80 && h.sent.size() == 2u + h.sent[1]));
     const uint64_t malformed =
         h.counters.connect[static_cast<size_t>(connect::Reason::kMalformed)].Load();
     if (malformed != 0 || options.silent) FUZZ_CHECK(h.sent.empty());

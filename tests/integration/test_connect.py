@@ -132,11 +132,15 @@ class ConnectRefusedVerbose(BrokerTestCase):
             m.expect_eof(s, what=f"the server to close after CONNACK 0x{code:02x}")
         self.assert_serves(b)
 
-    def test_level_5_refused_0x01_then_eof_MQTT_3_1_2_2(self):
+    def test_level_5_accepted_with_a_5_0_connack(self):
+        # MQTT 5.0 is spoken (tests/integration/test_mqtt5_connect.py has the details).
         b = self.start_broker()
-        self.refused(b, LEVEL_5_CONNECT, 0x01)
-        self.assert_counters(b.stop(), connect_unsupported_protocol=1, connect_accepted=1,
-                             connections_accepted=2)
+        with m.open_socket(b.port) as s:
+            s.sendall(LEVEL_5_CONNECT)
+            got = m.read_packet(s)
+            self.assertEqual(got.raw[0], 0x20)
+            self.assertEqual(got.raw[2:4], b"\x00\x00")  # session present 0, Success
+        self.assert_counters(b.stop(), connect_unsupported_protocol=0, connect_accepted=1)
 
     def test_level_6_refused_0x01_then_eof_MQTT_3_1_2_2(self):
         b = self.start_broker()
@@ -413,7 +417,7 @@ class ConnectRefusedSilent(BrokerTestCase):
 
     def test_silent_unsupported_level_closed_without_connack(self):
         b = self.start_broker("--reject-policy", "silent")
-        self.silently_closed(b, LEVEL_5_CONNECT)
+        self.silently_closed(b, m.connect("c", level=7))
         self.silently_closed(b, m.connect("c", level=6))
         self.silently_closed(b, m.connect("c", proto_name="MQIsdp", level=4))
         self.assert_counters(b.stop(), connect_unsupported_protocol=3,

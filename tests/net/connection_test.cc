@@ -8,10 +8,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
+#include <optional>
 #include <ostream>
 #include <span>
 #include <string>
@@ -128,15 +130,20 @@ class AcknowledgingSink : public PacketSink {
  public:
   explicit AcknowledgingSink(ConnectionContext& context) : context_(context) {}
 
-  ConnectAction OnConnect(Connection& connection, const mqtt::Connect&) override {
+  ConnectAction OnConnect(Connection& connection, const mqtt::Connect& connect) override {
     ++connects;
-    connection.SendConnack(false);
+    if (connect.will) {
+      will_qos = connect.will->qos;
+      will_retain = connect.will->retain;
+    }
+    connection.SendConnack(false, extras);
     return ConnectAction::kServe;
   }
 
   void OnPacket(Connection& connection, const mqtt::Packet& packet) override {
     metrics::ShardCounters& counters = *context_.counters;
     if (const auto* publish = std::get_if<mqtt::Publish>(&packet)) {
+      topics.emplace_back(publish->topic);
       counters.publish_dropped_no_subscribers.Add();
       if (publish->qos == mqtt::QoS::k0) {
         counters.publish_received_qos0.Add();
@@ -170,6 +177,10 @@ class AcknowledgingSink : public PacketSink {
 
   int connects = 0;
   int packets = 0;
+  std::vector<std::string> topics;  // of every PUBLISH, as the sink got it
+  std::optional<mqtt::QoS> will_qos;
+  bool will_retain = false;
+  Connection::ConnackExtras extras;
   int closings = 0;
   bool pause_subscribes = false;
   std::vector<uint16_t> paused_packet_ids;
@@ -1216,6 +1227,330 @@ TEST_F(ConnectionTest, OpenResetsForAReusedSlot) {
 TEST(ConnectionSizeTest, AtMost168Bytes) {
   if (sizeof(void*) != 8) GTEST_SKIP() << "sizes are pinned for 64-bit targets";
   EXPECT_LE(sizeof(Connection), 168u);
+}
+
+// --- MQTT 5.0 -------------------------------------------------------------------------------
+
+// A 5.0 CONNECT whose properties are `block` (kept alive by the caller).
+mqtt::Connect Mqtt5Connect(std::string_view client_id, const Bytes& block,
+                           uint16_t keepalive_s = 60) {
+  mqtt::Connect connect = Mqtt311Connect(client_id, keepalive_s);
+  connect.protocol_level = static_cast<uint8_t>(mqtt::ProtocolLevel::kMqtt5);
+  connect.properties = mqtt::Properties(block);
+  return connect;
+}
+
+Bytes Encode5(const mqtt::Packet& packet) {
+  Bytes bytes(mqtt::EncodedSize(packet, mqtt::ProtocolLevel::kMqtt5));
+  EXPECT_EQ(mqtt::Encode(packet, bytes, mqtt::ProtocolLevel::kMqtt5), bytes.size());
+  return bytes;
+}
+
+Bytes Publish5(std::string_view topic, const Bytes& properties, mqtt::QoS qos = mqtt::QoS::k0,
+               uint16_t packet_id = 0) {
+  mqtt::Publish publish;
+  publish.topic = topic;
+  publish.payload = "p";
+  publish.qos = qos;
+  publish.packet_id = packet_id;
+  publish.properties = mqtt::Properties(properties);
+  return Encode5(publish);
+}
+
+Bytes Alias(uint16_t alias) {
+  return {0x23, static_cast<uint8_t>(alias >> 8), static_cast<uint8_t>(alias)};
+}
+
+const Bytes kNoProperties = {};
+
+// The accepting CONNACK with the default context: Receive Maximum 1024, Maximum Packet Size
+// 1 MiB, Topic Alias Maximum 10 (5.0:3.2.2.3).
+const Bytes kConnack5Accepted = {0x20, 0x0E, 0x00, 0x00, 0x0B, 0x21, 0x04, 0x00,
+                                 0x27, 0x00, 0x10, 0x00, 0x00, 0x22, 0x00, 0x0A};
+
+class Connection5Test : public ConnectionTest {
+ protected:
+  void Accept5(const Bytes& block = kNoProperties) {
+    connect_block_ = block;
+    Receive(Encode(Mqtt5Connect("client-5", connect_block_)));
+    ASSERT_EQ(connection_.state(), State::kOpen);
+    ASSERT_EQ(connection_.level(), mqtt::ProtocolLevel::kMqtt5);
+    ASSERT_EQ(Drain(), kConnack5Accepted);
+  }
+  Bytes connect_block_;
+};
+
+TEST_F(Connection5Test, AcceptedWithFullConnack_5_0_3_2_2_3) {
+  Accept5();
+  EXPECT_EQ(shard_.counters.connect_accepted_mqtt5.Load(), 1u);
+  EXPECT_EQ(shard_.counters.connect_accepted_mqtt311.Load(), 0u);
+}
+
+TEST_F(Connection5Test, ConnackCarriesSessionExpiryFromExtras) {
+  shard_.sink.extras.session_expiry_s = 300;
+  Receive(Encode(Mqtt5Connect("client-5", kNoProperties)));
+  const Bytes sent = Drain();
+  const Bytes expiry = {0x11, 0x00, 0x00, 0x01, 0x2C};
+  EXPECT_NE(std::search(sent.begin(), sent.end(), expiry.begin(), expiry.end()), sent.end());
+  EXPECT_EQ(sent[1], kConnack5Accepted[1] + 5);
+}
+
+TEST_F(Connection5Test, ConfiguredLimitsAndServerKeepAlive_5_0_MQTT_3_2_2_21) {
+  shard_.context.max_qos = 1;
+  shard_.context.retain_available = false;
+  shard_.context.topic_alias_maximum = 0;
+  shard_.context.receive_maximum = 65535;
+  shard_.context.max_keepalive_s = 30;
+  shard_.context.max_packet_size = 256;
+  Receive(Encode(Mqtt5Connect("client-5", kNoProperties, /*keepalive_s=*/0)));
+  // Maximum QoS 1, Retain Available 0, Maximum Packet Size 256, Server Keep Alive 30; no
+  // Receive Maximum (65535 is the default) and no Topic Alias Maximum (0 is the default).
+  const Bytes expected = {0x20, 0x0F, 0x00, 0x00, 0x0C, 0x24, 0x01, 0x25, 0x00,
+                          0x27, 0x00, 0x00, 0x01, 0x00, 0x13, 0x00, 0x1E};
+  EXPECT_EQ(Drain(), expected);
+  EXPECT_EQ(connection_.keepalive_s(), 30);
+  EXPECT_EQ(connection_.DeadlineMs(), kStartMs + 45'000);  // 1.5 x Server Keep Alive
+}
+
+TEST_F(Connection5Test, EmptyIdAssignedAndReturned_5_0_MQTT_3_1_3_7) {
+  mqtt::Connect connect = Mqtt5Connect("", kNoProperties);
+  connect.clean_session = false;
+  Receive(Encode(connect));
+  ASSERT_EQ(connection_.state(), State::kOpen);
+  EXPECT_TRUE(connect::HasAssignedClientIdPrefix(connection_.client_id()));
+  const Bytes sent = Drain();
+  const std::string id(connection_.client_id());
+  const auto at = std::search(sent.begin(), sent.end(), id.begin(), id.end());
+  ASSERT_NE(at, sent.end());
+  EXPECT_EQ(*(at - 3), 0x12);  // Assigned Client Identifier
+}
+
+TEST_F(Connection5Test, ClientLimitsExposed) {
+  // Receive Maximum 5, Maximum Packet Size 1000, Topic Alias Maximum 3, Request Problem
+  // Information 0.
+  Accept5({0x21, 0x00, 0x05, 0x27, 0x00, 0x00, 0x03, 0xE8, 0x22, 0x00, 0x03, 0x17, 0x00});
+  EXPECT_EQ(connection_.client_receive_maximum(), 5);
+  EXPECT_EQ(connection_.client_maximum_packet_size(), 1000u);
+  EXPECT_EQ(connection_.client_topic_alias_maximum(), 3);
+  EXPECT_FALSE(connection_.request_problem_information());
+}
+
+TEST_F(ConnectionTest, Mqtt311ClientLimitsAreTheDefaults) {
+  Accept();
+  EXPECT_EQ(connection_.client_receive_maximum(), 65535);
+  EXPECT_EQ(connection_.client_maximum_packet_size(), 0u);
+  EXPECT_EQ(connection_.client_topic_alias_maximum(), 0);
+  EXPECT_TRUE(connection_.request_problem_information());
+  EXPECT_EQ(connection_.disconnect_session_expiry_s(), std::nullopt);
+}
+
+TEST_F(Connection5Test, RefusalIsTheStatic5Connack) {
+  shard_.shutting_down = true;
+  Receive(Encode(Mqtt5Connect("client-5", kNoProperties)));
+  EXPECT_EQ(connection_.state(), State::kClosing);
+  const std::span<const uint8_t> expected = connect::ConnackBytes5(connect::Reason::kShuttingDown);
+  const std::span<const uint8_t> sent = connection_.TakeFinalStaticSend();
+  EXPECT_EQ(sent.data(), expected.data());  // the static bytes themselves: nothing encoded
+  EXPECT_EQ(sent[3], 0x88);                 // Server unavailable
+  EXPECT_TRUE(connection_.ReadyToClose());
+  EXPECT_EQ(shard_.Connect(connect::Reason::kShuttingDown), 1u);
+  EXPECT_EQ(shard_.connected_clients.load(), 0u);
+}
+
+TEST_F(Connection5Test, MalformedConnectClosedWithoutConnack) {
+  const Bytes bad_block = {0x7F, 0x00};  // no such property
+  Receive(Encode(Mqtt5Connect("client-5", bad_block)));
+  ExpectClosedWithoutBytes();
+  EXPECT_EQ(shard_.Connect(connect::Reason::kMalformed), 1u);
+}
+
+TEST_F(Connection5Test, TopicAliasResolvedForTheSink_5_0_3_3_2_3_4) {
+  Accept5();
+  Receive(Publish5("a/b", Alias(1)));
+  Receive(Publish5("", Alias(1)));
+  Receive(Publish5("a/c", Alias(10)));  // the maximum
+  Receive(Publish5("", Alias(10)));
+  Receive(Publish5("", Alias(1)));
+  EXPECT_EQ(shard_.sink.topics, (std::vector<std::string>{"a/b", "a/b", "a/c", "a/c", "a/b"}));
+  EXPECT_EQ(shard_.counters.topic_alias_set.Load(), 2u);
+  EXPECT_EQ(shard_.counters.topic_alias_used.Load(), 3u);
+  EXPECT_EQ(connection_.state(), State::kOpen);
+}
+
+TEST_F(Connection5Test, AliasAboveMaximumDisconnect0x94_5_0_MQTT_3_3_2_9) {
+  Accept5();
+  Receive(Publish5("a/b", Alias(11)));
+  EXPECT_EQ(connection_.state(), State::kClosing);
+  EXPECT_EQ(Drain(), (Bytes{0xE0, 0x01, 0x94}));
+  EXPECT_TRUE(shard_.sink.topics.empty());
+  EXPECT_EQ(shard_.counters.disconnect_sent_topic_alias_invalid.Load(), 1u);
+}
+
+TEST_F(Connection5Test, NoAliasesWhenMaximumIsZero) {
+  shard_.context.topic_alias_maximum = 0;
+  Receive(Encode(Mqtt5Connect("client-5", kNoProperties)));
+  Drain();
+  Receive(Publish5("a/b", Alias(1)));
+  EXPECT_EQ(Drain(), (Bytes{0xE0, 0x01, 0x94}));
+}
+
+TEST_F(Connection5Test, UnknownAliasProtocolError0x82) {
+  Accept5();
+  Receive(Publish5("", Alias(2)));
+  EXPECT_EQ(Drain(), (Bytes{0xE0, 0x01, 0x82}));
+  EXPECT_EQ(shard_.counters.protocol_violations.Load(), 1u);
+}
+
+TEST_F(Connection5Test, AliasesAreChargedToTheMemoryBudget) {
+  Accept5();
+  const int64_t before = connection_.TakeBufferChargeDelta();
+  static_cast<void>(before);
+  const std::string topic(1000, 't');
+  Receive(Publish5(topic, Alias(3)));
+  EXPECT_GE(connection_.TakeBufferChargeDelta(), 1000);
+}
+
+TEST_F(Connection5Test, SubscriptionIdentifierFromClient0x82_5_0_MQTT_3_3_4_6) {
+  Accept5();
+  Receive(Publish5("t", {0x0B, 0x07}));
+  EXPECT_EQ(Drain(), (Bytes{0xE0, 0x01, 0x82}));
+  EXPECT_TRUE(shard_.sink.topics.empty());
+}
+
+TEST_F(Connection5Test, ReceiveMaximumExceeded0x93_5_0_3_3_4) {
+  shard_.context.receive_maximum = 2;
+  Receive(Encode(Mqtt5Connect("client-5", kNoProperties)));
+  Drain();
+  Receive(Publish5("t", kNoProperties, mqtt::QoS::k2, 1));
+  Receive(Publish5("t", kNoProperties, mqtt::QoS::k2, 2));
+  Receive(Publish5("t", kNoProperties, mqtt::QoS::k2, 2));  // a repeat: still 2 pending
+  Receive(Publish5("t", kNoProperties, mqtt::QoS::k1, 9));  // QoS 1 does not count
+  Receive(Encode5(mqtt::Pubrel{1}));                        // 1 released
+  Receive(Publish5("t", kNoProperties, mqtt::QoS::k2, 3));
+  EXPECT_EQ(connection_.state(), State::kOpen);
+  EXPECT_EQ(shard_.counters.receive_maximum_exceeded.Load(), 0u);
+  Drain();
+  Receive(Publish5("t", kNoProperties, mqtt::QoS::k2, 4));  // 2, 3 and 4
+  EXPECT_EQ(connection_.state(), State::kClosing);
+  EXPECT_EQ(Drain(), (Bytes{0xE0, 0x01, 0x93}));
+  EXPECT_EQ(shard_.counters.receive_maximum_exceeded.Load(), 1u);
+  EXPECT_EQ(shard_.counters.disconnect_sent_receive_maximum_exceeded.Load(), 1u);
+}
+
+TEST_F(Connection5Test, QosAboveMaxQosDisconnect0x9B) {
+  shard_.context.max_qos = 0;
+  Receive(Encode(Mqtt5Connect("client-5", kNoProperties)));
+  Drain();
+  Receive(Publish5("t", kNoProperties, mqtt::QoS::k1, 1));
+  EXPECT_EQ(Drain(), (Bytes{0xE0, 0x01, 0x9B}));
+}
+
+TEST_F(ConnectionTest, Mqtt311QosAboveMaxQosClosedWithoutDisconnect) {
+  shard_.context.max_qos = 1;
+  Accept();
+  Receive(Publish(mqtt::QoS::k2, 1));
+  EXPECT_EQ(connection_.state(), State::kClosing);
+  EXPECT_TRUE(Drain().empty());
+  EXPECT_EQ(shard_.sink.packets, 0);
+}
+
+TEST_F(ConnectionTest, Mqtt311WillCappedToMaxQosAndRetain) {
+  shard_.context.max_qos = 1;
+  shard_.context.retain_available = false;
+  mqtt::Connect connect = Mqtt311Connect();
+  connect.will = mqtt::Will{.topic = "w", .payload = "x", .qos = mqtt::QoS::k2, .retain = true};
+  Accept(connect);
+  EXPECT_EQ(shard_.sink.will_qos, mqtt::QoS::k1);
+  EXPECT_FALSE(shard_.sink.will_retain);
+}
+
+TEST_F(Connection5Test, PacketTooLargeDisconnect0x95) {
+  shard_.context.max_packet_size = 64;
+  Receive(Encode(Mqtt5Connect("client-5", kNoProperties)));
+  Drain();
+  Receive(Publish5(std::string(100, 't'), kNoProperties));
+  EXPECT_EQ(Drain(), (Bytes{0xE0, 0x01, 0x95}));
+  EXPECT_EQ(shard_.counters.packet_too_large.Load(), 1u);
+}
+
+TEST_F(Connection5Test, MalformedAfterConnectDisconnect0x81_5_0_MQTT_4_13_1_1) {
+  Accept5();
+  Receive({0x30, 0x05, 0x00, 0x01, 't', 0x05, 0x7F});  // property block cut short
+  EXPECT_EQ(Drain(), (Bytes{0xE0, 0x01, 0x81}));
+  EXPECT_EQ(shard_.counters.disconnect_sent_malformed_packet.Load(), 1u);
+}
+
+TEST_F(Connection5Test, Disconnect0x04KeepsTheWillOthersDiscardIt) {
+  Accept5();
+  Receive({0xE0, 0x01, 0x04});
+  EXPECT_EQ(connection_.state(), State::kClosing);
+  EXPECT_FALSE(connection_.disconnected_gracefully());
+  Connection other;
+  other.Open(kFd, kStartMs);
+  other.OnReceive(Encode(Mqtt5Connect("client-6", kNoProperties)), kStartMs, shard_.context);
+  other.OnReceive(Bytes{0xE0, 0x01, 0x00}, kStartMs, shard_.context);
+  EXPECT_TRUE(other.disconnected_gracefully());
+}
+
+TEST_F(Connection5Test, DisconnectSessionExpiryIsKept) {
+  Accept5({0x11, 0x00, 0x00, 0x00, 0x0A});  // CONNECT: Session Expiry 10
+  Receive({0xE0, 0x07, 0x00, 0x05, 0x11, 0x00, 0x00, 0x00, 0x3C});
+  EXPECT_TRUE(connection_.disconnected_gracefully());
+  EXPECT_EQ(connection_.disconnect_session_expiry_s(), 60u);
+}
+
+TEST_F(Connection5Test, DisconnectSessionExpiryAfterZeroIsProtocolError_5_0_3_14_2_2_2) {
+  Accept5();  // Session Expiry absent: 0
+  Receive({0xE0, 0x07, 0x00, 0x05, 0x11, 0x00, 0x00, 0x00, 0x3C});
+  EXPECT_FALSE(connection_.disconnected_gracefully());  // not a valid DISCONNECT: will stays
+  EXPECT_EQ(connection_.disconnect_session_expiry_s(), std::nullopt);
+  EXPECT_EQ(Drain(), (Bytes{0xE0, 0x01, 0x82}));
+}
+
+TEST_F(Connection5Test, ServerDisconnectWithReason) {
+  Accept5();
+  connection_.Disconnect(mqtt::ReasonCode::kSessionTakenOver, kStartMs, shard_.context);
+  EXPECT_EQ(Drain(), (Bytes{0xE0, 0x01, 0x8E}));
+  EXPECT_TRUE(connection_.ReadyToClose());
+  EXPECT_EQ(shard_.counters.disconnect_sent_session_taken_over.Load(), 1u);
+}
+
+TEST_F(ConnectionTest, Mqtt311ServerDisconnectOnlyCloses) {
+  Accept();
+  connection_.Disconnect(mqtt::ReasonCode::kServerShuttingDown, kStartMs, shard_.context);
+  EXPECT_TRUE(Drain().empty());
+  EXPECT_TRUE(connection_.ReadyToClose());
+}
+
+TEST_F(Connection5Test, KeepaliveTimeoutDisconnect0x8D) {
+  Accept5();
+  connection_.OnDeadline(connection_.DeadlineMs(), shard_.context);
+  EXPECT_EQ(Drain(), (Bytes{0xE0, 0x01, 0x8D}));
+  EXPECT_EQ(shard_.counters.keepalive_timeout.Load(), 1u);
+}
+
+TEST_F(Connection5Test, AuthPacketIsProtocolError) {
+  Accept5();
+  Receive({0xF0, 0x00});  // AUTH, Success, no properties
+  EXPECT_EQ(Drain(), (Bytes{0xE0, 0x01, 0x82}));
+}
+
+// The CONNECT, an aliased PUBLISH and a QoS 2 PUBLISH split at every byte: the same answers.
+TEST_F(Connection5Test, EverySplitPointGivesTheSameResult) {
+  const Bytes stream =
+      Cat({Encode(Mqtt5Connect("client-5", kNoProperties)), Publish5("a/b", Alias(1)),
+           Publish5("", Alias(1)), Publish5("q", kNoProperties, mqtt::QoS::k2, 7)});
+  for (size_t split = 1; split < stream.size(); ++split) {
+    SCOPED_TRACE(split);
+    ShardState shard;
+    Connection connection;
+    connection.Open(kFd, kStartMs);
+    connection.OnReceive(std::span<const uint8_t>(stream).first(split), kStartMs, shard.context);
+    connection.OnReceive(std::span<const uint8_t>(stream).subspan(split), kStartMs, shard.context);
+    EXPECT_EQ(connection.state(), State::kOpen);
+    EXPECT_EQ(shard.sink.topics, (std::vector<std::string>{"a/b", "a/b", "q"}));
+    EXPECT_EQ(net::Drain(connection), Cat({kConnack5Accepted, Encode5(mqtt::Pubrec{7})}));
+  }
 }
 
 }  // namespace
