@@ -93,8 +93,7 @@ void OfflineList::HeapErase(uint32_t index) {
 }
 
 void OfflineList::HeapFix(uint32_t position) {
-  if (position > 0 &&
-      links_[heap_[position]].due_ms < links_[heap_[(position - 1) / 2]].due_ms) {
+  if (position > 0 && links_[heap_[position]].due_ms < links_[heap_[(position - 1) / 2]].due_ms) {
     SiftUp(position);
   } else {
     SiftDown(position);

@@ -47,9 +47,8 @@ Router::Router(uint32_t shard, const Config& config, SharedState& shared,
   queue_full_disconnects_ = config.queue_full_policy == QueueFullPolicy::kDisconnect;
   acl_enabled_ = !config.acl_file.empty();
   memory_budget_ = config.max_memory != 0;
-  persistent_session_expiry_s_ = config.persistent_session_expiry_s == 0
-                                     ? kExpiryNever
-                                     : config.persistent_session_expiry_s;
+  persistent_session_expiry_s_ =
+      config.persistent_session_expiry_s == 0 ? kExpiryNever : config.persistent_session_expiry_s;
   max_session_expiry_s_ = config.max_session_expiry_s;
   max_offline_sessions_ = config.max_offline_sessions;
 }
@@ -87,43 +86,9 @@ net::PacketSink::ConnectAction Router::OnConnect(net::Connection& connection,
       mqtt5 ? connect.properties.Values().session_expiry_interval_s.value_or(0)
             : (connect.clean_session ? 0 : persistent_session_expiry_s_);
   const uint32_t expiry_s = CapExpiry(requested_expiry_s);
-  bool session_present = false;
   uint32_t index = sessions_.Find(client_id);
-  if (index != kNone) {
-    LeaveOffline(index);
-    SessionEntry& entry = sessions_[index];
-    if (entry.connection != nullptr) {
-      // MQTT-3.1.4-2: the new connection takes over; the old one is closed and, unless it sent
-      // DISCONNECT (it may still be closing after one), its will falls due. A DISCONNECTed
-      // connection that is still closing is no takeover.
-      net::Connection* old = entry.connection;
-      const bool graceful = old->disconnected_gracefully();
-      if (!graceful) {
-        counters_.session_takeovers.Add();
-        RINGMQ_LOG_DEBUG("client %s taken over by a new connection",
-                         connection.shared_client_id().c_str());
-      }
-      sessions_.BindTag(old->tag(), kNone);
-      ApplyDisconnectExpiry(index, *old);
-      Detach(index, /*will_due=*/!graceful);
-      old->Close(services_.now_ms());
-      services_.ConnectionDirty(old->tag());
-    }
-    // MQTT-3.1.2-6 / 5.0:MQTT-3.1.2-4: clean session (Clean Start) 1 discards any previous
-    // session. One whose expiry interval is 0 ended with its connection (5.0:MQTT-3.1.2-23), so
-    // it is not resumed either. Its delayed will, if any, is published as it ends.
-    if (connect.clean_session || expiry_s_[index] == 0) {
-      DestroySession(index);
-      index = kNone;
-    } else {
-      session_present = true;  // MQTT-3.2.2-2, 5.0:MQTT-3.2.2-3
-      // 5.0:MQTT-3.1.3-9: the session resumed before its will's delay ran out.
-      if (entry.session->will()) {
-        counters_.wills_cancelled.Add();
-        entry.session->will().reset();
-      }
-    }
-  }
+  if (index != kNone) index = ResumeOrEnd(index, connection, connect.clean_session);
+  const bool session_present = index != kNone;  // MQTT-3.2.2-2, 5.0:MQTT-3.2.2-3
   if (index == kNone) {
     index = CreateSession(connection.shared_client_id(), connect.clean_session);
   }
@@ -136,12 +101,12 @@ net::PacketSink::ConnectAction Router::OnConnect(net::Connection& connection,
   RINGMQ_ASSERT(session.will() == nullptr);
   if (connect.will) {
     const mqtt::Will& will = *connect.will;
-    session.will() = std::make_unique<session::Will>(session::Will{
-        .topic = std::string(will.topic),
-        .payload = std::vector<uint8_t>(will.payload.begin(), will.payload.end()),
-        .qos = static_cast<uint8_t>(will.qos),
-        .retain = will.retain,
-        .delay_s = will.properties.Values().will_delay_interval_s.value_or(0)});
+    session.will() = std::make_unique<session::Will>(
+        session::Will{.topic = std::string(will.topic),
+                      .payload = std::vector<uint8_t>(will.payload.begin(), will.payload.end()),
+                      .qos = static_cast<uint8_t>(will.qos),
+                      .retain = will.retain,
+                      .delay_s = will.properties.Values().will_delay_interval_s.value_or(0)});
   }
   entry.connection = &connection;
   if (acl_enabled_) {
@@ -165,6 +130,41 @@ net::PacketSink::ConnectAction Router::OnConnect(net::Connection& connection,
                          extras);
   MarkSessionDirty(index);  // in-flight messages of a resumed session are sent again
   return ConnectAction::kServe;
+}
+
+uint32_t Router::ResumeOrEnd(uint32_t index, const net::Connection& connection, bool clean_start) {
+  LeaveOffline(index);
+  SessionEntry& entry = sessions_[index];
+  if (entry.connection != nullptr) {
+    // MQTT-3.1.4-2: the new connection takes over; the old one is closed and, unless it sent
+    // DISCONNECT (it may still be closing after one), its will falls due. A DISCONNECTed
+    // connection that is still closing is no takeover.
+    net::Connection* old = entry.connection;
+    const bool graceful = old->disconnected_gracefully();
+    if (!graceful) {
+      counters_.session_takeovers.Add();
+      RINGMQ_LOG_DEBUG("client %s taken over by a new connection",
+                       connection.shared_client_id().c_str());
+    }
+    sessions_.BindTag(old->tag(), kNone);
+    ApplyDisconnectExpiry(index, *old);
+    Detach(index, /*will_due=*/!graceful);
+    old->Close(services_.now_ms());
+    services_.ConnectionDirty(old->tag());
+  }
+  // MQTT-3.1.2-6 / 5.0:MQTT-3.1.2-4: clean session (Clean Start) 1 discards any previous
+  // session. One whose expiry interval is 0 ended with its connection (5.0:MQTT-3.1.2-23), so
+  // it is not resumed either. Its delayed will, if any, is published as it ends.
+  if (clean_start || expiry_s_[index] == 0) {
+    DestroySession(index);
+    return kNone;
+  }
+  // 5.0:MQTT-3.1.3-9: the session resumed before its will's delay ran out.
+  if (entry.session->will()) {
+    counters_.wills_cancelled.Add();
+    entry.session->will().reset();
+  }
+  return index;
 }
 
 uint32_t Router::CapExpiry(uint32_t requested_s) const {

@@ -142,8 +142,9 @@ class Router final : public net::PacketSink {
   // Deferred to the next Flush: the caller may be in the middle of a packet of this session.
   void OnClosing(net::Connection& connection) override { closing_.push_back(&connection); }
 
-  // The connection is about to be released. Publishes the will unless DISCONNECT was received
-  // (MQTT-3.1.2-8, MQTT-3.14.4-3) and ends a clean session.
+  // The connection is about to be released. Its will falls due unless DISCONNECT was received
+  // (MQTT-3.1.2-8, MQTT-3.14.4-3; see "Wills"), and a session whose expiry interval is 0
+  // ends; any other goes offline.
   void OnConnectionClosed(net::Connection& connection);
   // A send of the connection completed: its session may write more.
   void OnConnectionWritable(net::Connection& connection);
@@ -211,6 +212,10 @@ class Router final : public net::PacketSink {
 
   session::Session* SessionOf(const net::Connection& connection, uint32_t* index = nullptr);
   uint32_t CreateSession(const SharedString& client_id, bool clean_session);
+  // A CONNECT found `index` for its client id: takes it over from its connection, if any, then
+  // ends it (Clean Start 1, or expiry interval 0) or resumes it. Returns `index` if resumed,
+  // else kNone.
+  uint32_t ResumeOrEnd(uint32_t index, const net::Connection& connection, bool clean_start);
   // Ends a session without a connection; a will it still holds (delayed) is published.
   void DestroySession(uint32_t index);
   // Unbinds the session's connection. `will_due`: the connection ended in a way that publishes

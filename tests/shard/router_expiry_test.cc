@@ -56,8 +56,8 @@ class RouterExpiryTest : public testing::Test {
   }
 
   // A 5.0 CONNECT; `expiry_s` unset: no Session Expiry Interval property (0).
-  Client& Connect5(const std::string& client_id, bool clean_start,
-                   std::optional<uint32_t> expiry_s, bool* session_present = nullptr,
+  Client& Connect5(const std::string& client_id, bool clean_start, std::optional<uint32_t> expiry_s,
+                   bool* session_present = nullptr,
                    std::optional<uint32_t> will_delay_s = std::nullopt) {
     mqtt::Connect connect = harness::ConnectPacket(client_id, clean_start);
     connect.protocol_level = static_cast<uint8_t>(mqtt::ProtocolLevel::kMqtt5);
