@@ -51,11 +51,15 @@ struct Config {
   // Broker-wide memory budget in bytes (0: none): near it the broker sheds load in a fixed
   // order (memory/budget.h, docs/configuration.md).
   uint64_t max_memory = 0;
-  // Persistent (clean session 0) sessions without a connection. A session offline for longer
-  // than persistent_session_expiry_s is destroyed (0: never, as Mosquitto's
-  // persistent_client_expiration); beyond max_offline_sessions offline sessions broker-wide,
-  // the oldest offline session of the shard where one more goes offline is destroyed.
+  // Sessions without a connection. A 3.1 / 3.1.1 persistent (clean session 0) session offline
+  // for longer than persistent_session_expiry_s is destroyed (0: never, as Mosquitto's
+  // persistent_client_expiration); a 5.0 session after its own Session Expiry Interval. No
+  // session, at any level, lives longer offline than max_session_expiry_s (0: no cap): a 5.0
+  // request above it is lowered (and CONNACK says so). Beyond max_offline_sessions offline
+  // sessions broker-wide, the oldest offline session of the shard where one more goes offline
+  // is destroyed.
   uint32_t persistent_session_expiry_s = 0;
+  uint32_t max_session_expiry_s = 0;
   uint32_t max_offline_sessions = 1'000'000;
   // Distinct filters one session may hold; a new one beyond gets SUBACK 0x80.
   uint32_t max_subscriptions_per_session = 10'000;

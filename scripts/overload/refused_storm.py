@@ -40,7 +40,7 @@ def storm_worker(port, count, with_password, result_queue):
     """Opens `count` connections with refused CONNECTs, waits for each refusal (CONNACK then
     close); puts (refusals by code, seconds) on the queue."""
     codes = {}
-    kinds = [m.connect(PREFIX + "v5", level=5, properties=b"\x00"),  # 0x01
+    kinds = [m.connect(PREFIX + "v6", level=6),  # 0x01 (no MQTT 6)
              m.connect("intruder")]                                  # 0x02 (prefix)
     if with_password:
         kinds.append(m.connect(PREFIX + "pw", username="storm", password=b"wrong"))  # 0x04

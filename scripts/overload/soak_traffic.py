@@ -106,7 +106,7 @@ class Traffic:
 
     def bad(self):
         """Refused and malformed CONNECTs, and garbage after CONNECT."""
-        kinds = [m.connect("v5", level=5, properties=b"\x00"), m.connect("c", flags=0x03),
+        kinds = [m.connect("v6", level=6), m.connect("c", flags=0x03),
                  b"GET / HTTP/1.1\r\n\r\n", m.connect("z" * 300)]
         i = 0
         while not self.stop.is_set():

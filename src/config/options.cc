@@ -169,6 +169,9 @@ constexpr DurationUnit kDurationUnits[] = {
 constexpr std::string_view kDurationExpected =
     "0 (never) or a positive integer followed by s, h, d, w, m (30 days) or y (365 days), at "
     "most 4294967295 s";
+constexpr std::string_view kDurationCapExpected =
+    "0 (no cap) or a positive integer followed by s, h, d, w, m (30 days) or y (365 days), at "
+    "most 4294967295 s";
 
 std::optional<uint32_t> ParseDurationSeconds(std::string_view text) {
   if (text == "0") return 0;
@@ -346,6 +349,17 @@ constexpr Option kOptions[] = {
                  [](std::string_view text, Config& config) {
                    const std::optional<uint32_t> seconds = ParseDurationSeconds(text);
                    if (seconds) config.persistent_session_expiry_s = *seconds;
+                   return seconds.has_value();
+                 }}},
+    {{"max_session_expiry", '\0', "DURATION",
+      "Longest a session is kept without a connection, at any protocol level: a 5.0 client's "
+      "Session Expiry Interval above it is lowered to it (e.g. 1h, 7d); 0 = no cap",
+      true},
+     &ShowDuration<&Config::max_session_expiry_s>,
+     StringValue{kDurationCapExpected,
+                 [](std::string_view text, Config& config) {
+                   const std::optional<uint32_t> seconds = ParseDurationSeconds(text);
+                   if (seconds) config.max_session_expiry_s = *seconds;
                    return seconds.has_value();
                  }}},
     {{"max_offline_sessions", '\0', "N",

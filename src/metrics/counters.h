@@ -49,10 +49,12 @@ namespace ringmq::metrics {
   X(sys_messages_published)        /* $SYS/broker/... messages published by the broker */   \
   X(sessions_created)                                                                         \
   X(session_takeovers)             /* CONNECT with the id of a connected client */           \
-  X(sessions_expired)              /* offline longer than persistent_session_expiry */       \
+  X(sessions_expired)              /* offline longer than its session expiry interval */    \
   X(sessions_evicted)              /* oldest offline, beyond max_offline_sessions */         \
   X(connections_handed_off)        /* moved to their client id's home shard */               \
   X(wills_published)                                                                         \
+  X(wills_delayed)                 /* kept for its Will Delay Interval at disconnect */     \
+  X(wills_cancelled)               /* delayed will dropped: the session resumed in time */   \
   X(publish_duplicates)            /* QoS 2 PUBLISH repeated before PUBREL: not delivered */ \
   X(subscriptions_added)                                                                     \
   X(subscriptions_removed)                                                                   \

@@ -61,7 +61,7 @@ constexpr Family kFamilies[] = {
     {"ringmq_session_takeovers_total", Type::kCounter,
      "CONNECTs that took over the session of a connected client."},
     {"ringmq_sessions_expired_total", Type::kCounter,
-     "Persistent sessions destroyed after persistent_session_expiry offline."},
+     "Offline sessions destroyed when their session expiry interval ran out."},
     {"ringmq_sessions_evicted_total", Type::kCounter,
      "Offline persistent sessions destroyed to stay within max_offline_sessions."},
     {"ringmq_subscriptions", Type::kGauge, "Subscriptions held by sessions."},
@@ -103,6 +103,10 @@ constexpr Family kFamilies[] = {
     {"ringmq_qos2_duplicates_total", Type::kCounter,
      "QoS 2 PUBLISH repeated before PUBREL: acknowledged, not delivered again."},
     {"ringmq_wills_published_total", Type::kCounter, "Wills published."},
+    {"ringmq_wills_delayed_total", Type::kCounter,
+     "Wills kept for their Will Delay Interval when the connection ended."},
+    {"ringmq_wills_cancelled_total", Type::kCounter,
+     "Delayed wills not published because the session resumed before the delay ran out."},
     {"ringmq_sys_messages_published_total", Type::kCounter, "$SYS messages published."},
     {"ringmq_queued_messages", Type::kGauge, "Messages waiting in session queues."},
     {"ringmq_inflight_messages", Type::kGauge,
@@ -368,6 +372,8 @@ Series SeriesOf(CounterId id) {
     case C::sessions_evicted: return Plain("ringmq_sessions_evicted_total");
     case C::connections_handed_off: return Plain("ringmq_connections_handed_off_total");
     case C::wills_published: return Plain("ringmq_wills_published_total");
+    case C::wills_delayed: return Plain("ringmq_wills_delayed_total");
+    case C::wills_cancelled: return Plain("ringmq_wills_cancelled_total");
     case C::publish_duplicates: return Plain("ringmq_qos2_duplicates_total");
     case C::subscriptions_added: return Plain("ringmq_subscriptions_added_total");
     case C::subscriptions_removed: return Plain("ringmq_subscriptions_removed_total");

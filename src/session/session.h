@@ -89,6 +89,9 @@ struct Will {
   std::vector<uint8_t> payload;
   uint8_t qos = 0;
   bool retain = false;
+  // 5.0:3.1.3.2.2 Will Delay Interval: how long after the connection ends the will waits for
+  // the session to resume (0 at 3.1 / 3.1.1: published at once).
+  uint32_t delay_s = 0;
 };
 
 class Session {

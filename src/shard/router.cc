@@ -47,7 +47,9 @@ Router::Router(uint32_t shard, const Config& config, SharedState& shared,
   queue_full_disconnects_ = config.queue_full_policy == QueueFullPolicy::kDisconnect;
   acl_enabled_ = !config.acl_file.empty();
   memory_budget_ = config.max_memory != 0;
-  offline_expiry_ms_ = uint64_t{config.persistent_session_expiry_s} * 1000;
+  persistent_session_expiry_s_ =
+      config.persistent_session_expiry_s == 0 ? kExpiryNever : config.persistent_session_expiry_s;
+  max_session_expiry_s_ = config.max_session_expiry_s;
   max_offline_sessions_ = config.max_offline_sessions;
 }
 
@@ -76,52 +78,35 @@ net::PacketSink::ConnectAction Router::OnConnect(net::Connection& connection,
   // are drawn with this shard as their home (connect/client_id.h), so they stay here.
   if (HomeShard(connection.client_id()) != shard_) return ConnectAction::kHandoff;
   const std::string_view client_id = connection.client_id();
-  bool session_present = false;
+  const bool mqtt5 = connection.level() == mqtt::ProtocolLevel::kMqtt5;
+  // 5.0: the client's Session Expiry Interval (absent: 0, the session ends with the
+  // connection, 5.0:3.1.2.11.2); 3.1 / 3.1.1: clean session 1 is 0, clean session 0 is
+  // persistent_session_expiry. Either capped by max_session_expiry.
+  const uint32_t requested_expiry_s =
+      mqtt5 ? connect.properties.Values().session_expiry_interval_s.value_or(0)
+            : (connect.clean_session ? 0 : persistent_session_expiry_s_);
+  const uint32_t expiry_s = CapExpiry(requested_expiry_s);
   uint32_t index = sessions_.Find(client_id);
-  if (index != kNone) {
-    LeaveOffline(index);
-    SessionEntry& entry = sessions_[index];
-    if (entry.connection != nullptr) {
-      // MQTT-3.1.4-2: the new connection takes over; the old one is closed and, unless it sent
-      // DISCONNECT (it may still be closing after one), its will is published. A DISCONNECTed
-      // connection that is still closing is no takeover.
-      net::Connection* old = entry.connection;
-      const bool graceful = old->disconnected_gracefully();
-      if (!graceful) {
-        counters_.session_takeovers.Add();
-        RINGMQ_LOG_DEBUG("client %s taken over by a new connection",
-                         connection.shared_client_id().c_str());
-      }
-      sessions_.BindTag(old->tag(), kNone);
-      Detach(index, /*publish_will=*/!graceful);
-      old->Disconnect(mqtt::ReasonCode::kSessionTakenOver, services_.now_ms(), context_);
-      services_.ConnectionDirty(old->tag());
-    }
-    // MQTT-3.1.2-6: clean session 1 discards any previous session. A clean old session ended
-    // with its connection, so it is not resumed either.
-    if (connect.clean_session || entry.session->clean_session()) {
-      DestroySession(index);
-      index = kNone;
-    } else {
-      session_present = true;  // MQTT-3.2.2-2
-    }
-  }
+  if (index != kNone) index = ResumeOrEnd(index, connection, connect.clean_session);
+  const bool session_present = index != kNone;  // MQTT-3.2.2-2, 5.0:MQTT-3.2.2-3
   if (index == kNone) {
     index = CreateSession(connection.shared_client_id(), connect.clean_session);
   }
+  expiry_s_[index] = expiry_s;
   SessionEntry& entry = sessions_[index];
   session::Session& session = *entry.session;
   session.Attach(connect.clean_session);
   counters_.gauges.sessions_online.Add(1);
   counters_.gauges.sessions_offline.Add(-1);
-  session.will().reset();
+  RINGMQ_ASSERT(session.will() == nullptr);
   if (connect.will) {
     const mqtt::Will& will = *connect.will;
     session.will() = std::make_unique<session::Will>(
         session::Will{.topic = std::string(will.topic),
                       .payload = std::vector<uint8_t>(will.payload.begin(), will.payload.end()),
                       .qos = static_cast<uint8_t>(will.qos),
-                      .retain = will.retain});
+                      .retain = will.retain,
+                      .delay_s = will.properties.Values().will_delay_interval_s.value_or(0)});
   }
   entry.connection = &connection;
   if (acl_enabled_) {
@@ -137,14 +122,73 @@ net::PacketSink::ConnectAction Router::OnConnect(net::Connection& connection,
     if (session_present && !same_user) ClassifySubscriptions(index);
   }
   sessions_.BindTag(connection.tag(), index);
-  // MQTT 3.1 has no session-present flag: the byte is reserved there.
-  connection.SendConnack(session_present && connection.level() != mqtt::ProtocolLevel::kMqtt31);
+  // MQTT 3.1 has no session-present flag: the byte is reserved there. 5.0:3.2.2.3.2: the
+  // interval is sent back when it is not the one the client asked for.
+  net::Connection::ConnackExtras extras;
+  if (mqtt5 && expiry_s != requested_expiry_s) extras.session_expiry_s = expiry_s;
+  connection.SendConnack(session_present && connection.level() != mqtt::ProtocolLevel::kMqtt31,
+                         extras);
   MarkSessionDirty(index);  // in-flight messages of a resumed session are sent again
   return ConnectAction::kServe;
 }
 
+uint32_t Router::ResumeOrEnd(uint32_t index, const net::Connection& connection, bool clean_start) {
+  LeaveOffline(index);
+  SessionEntry& entry = sessions_[index];
+  if (entry.connection != nullptr) {
+    // MQTT-3.1.4-2: the new connection takes over; the old one is closed and, unless it sent
+    // DISCONNECT (it may still be closing after one), its will falls due. A DISCONNECTed
+    // connection that is still closing is no takeover.
+    net::Connection* old = entry.connection;
+    const bool graceful = old->disconnected_gracefully();
+    if (!graceful) {
+      counters_.session_takeovers.Add();
+      RINGMQ_LOG_DEBUG("client %s taken over by a new connection",
+                       connection.shared_client_id().c_str());
+    }
+    sessions_.BindTag(old->tag(), kNone);
+    ApplyDisconnectExpiry(index, *old);
+    Detach(index, /*will_due=*/!graceful);
+    old->Disconnect(mqtt::ReasonCode::kSessionTakenOver, services_.now_ms(), context_);
+    services_.ConnectionDirty(old->tag());
+  }
+  // MQTT-3.1.2-6 / 5.0:MQTT-3.1.2-4: clean session (Clean Start) 1 discards any previous
+  // session. One whose expiry interval is 0 ended with its connection (5.0:MQTT-3.1.2-23), so
+  // it is not resumed either. Its delayed will, if any, is published as it ends.
+  if (clean_start || expiry_s_[index] == 0) {
+    DestroySession(index);
+    return kNone;
+  }
+  // 5.0:MQTT-3.1.3-9: the session resumed before its will's delay ran out.
+  if (entry.session->will()) {
+    counters_.wills_cancelled.Add();
+    entry.session->will().reset();
+  }
+  return index;
+}
+
+uint32_t Router::CapExpiry(uint32_t requested_s) const {
+  return max_session_expiry_s_ != 0 && requested_s > max_session_expiry_s_ ? max_session_expiry_s_
+                                                                           : requested_s;
+}
+
+uint64_t Router::SessionEndMs(uint32_t index, uint64_t since_ms) const {
+  const uint32_t expiry_s = expiry_s_[index];
+  return expiry_s == kExpiryNever ? session::OfflineList::kNever
+                                  : since_ms + uint64_t{expiry_s} * 1000;
+}
+
+void Router::ApplyDisconnectExpiry(uint32_t index, const net::Connection& connection) {
+  const std::optional<uint32_t> requested_s = connection.disconnect_session_expiry_s();
+  // 5.0:3.14.2.2.2: a session that was to end with its connection cannot be given a lifetime
+  // at DISCONNECT (a Protocol Error, which the connection answers); it still ends.
+  if (!requested_s || expiry_s_[index] == 0) return;
+  expiry_s_[index] = CapExpiry(*requested_s);
+}
+
 uint32_t Router::CreateSession(const SharedString& client_id, bool clean_session) {
   const uint32_t index = sessions_.Create(client_id, clean_session, limits_);
+  if (index >= expiry_s_.size()) expiry_s_.resize(size_t{index} + 1, 0);
   counters_.sessions_created.Add();
   counters_.gauges.sessions_offline.Add(1);
   return index;
@@ -159,6 +203,8 @@ void Router::DestroySession(uint32_t index) {
   counters_.gauges.inflight_messages.Add(-levels.inflight);
   counters_.gauges.subscriptions.Add(-levels.subscriptions);
   counters_.gauges.sessions_offline.Add(-1);
+  // 5.0:3.1.3.2.2: a will still delayed is published when the session ends.
+  PublishPendingWill(*entry.session);
   for (const auto& [filter, qos] : entry.session->subscriptions()) {
     shared_.trie.Unsubscribe(
         filter, sub::Subscriber{static_cast<uint16_t>(shard_), index, entry.generation, qos});
@@ -166,7 +212,7 @@ void Router::DestroySession(uint32_t index) {
   sessions_.Destroy(index);  // handles still in mailboxes or the trie's readers become stale
 }
 
-void Router::Detach(uint32_t index, bool publish_will) {
+void Router::Detach(uint32_t index, bool will_due) {
   SessionEntry& entry = sessions_[index];
   session::Session& session = *entry.session;
   AbandonJob(index);
@@ -179,21 +225,41 @@ void Router::Detach(uint32_t index, bool publish_will) {
   }
   counters_.gauges.sessions_online.Add(-1);
   counters_.gauges.sessions_offline.Add(1);
-  if (publish_will) PublishWill(session);
-  session.will().reset();
+  if (will_due && session.will() != nullptr && WillDelayS(index) != 0) {
+    counters_.wills_delayed.Add();  // published by ExpireOfflineSessions or at session end
+  } else {
+    if (will_due) PublishWill(session);
+    session.will().reset();
+  }
   session.Detach();
+}
+
+uint32_t Router::WillDelayS(uint32_t index) {
+  const session::Will& will = *sessions_[index].session->will();
+  // 5.0:3.1.3.2.2: the will waits for the delay or the end of the session, whichever is first.
+  return will.delay_s < expiry_s_[index] ? will.delay_s : expiry_s_[index];
+}
+
+void Router::PublishPendingWill(session::Session& session) {
+  if (session.will() == nullptr) return;
+  // A broker that is shutting down publishes no will (see OnConnectionClosed).
+  if (!shared_.shutting_down.load(std::memory_order_relaxed)) PublishWill(session);
+  session.will().reset();
 }
 
 void Router::OnConnectionClosed(net::Connection& connection) {
   uint32_t index = kNone;
   if (SessionOf(connection, &index) == nullptr) return;
   sessions_.BindTag(connection.tag(), kNone);
-  // MQTT-3.1.2-8: the will is published when the connection ends without DISCONNECT; a broker
-  // that is shutting down closes connections itself and publishes none.
-  const bool publish_will = !connection.disconnected_gracefully() &&
-                            !shared_.shutting_down.load(std::memory_order_relaxed);
-  Detach(index, publish_will);
-  if (sessions_[index].session->clean_session()) {
+  ApplyDisconnectExpiry(index, connection);
+  // MQTT-3.1.2-8: the will falls due when the connection ends without DISCONNECT (at 5.0, or
+  // with DISCONNECT 0x04, which disconnected_gracefully() leaves false); a broker that is
+  // shutting down closes connections itself and publishes none.
+  const bool will_due = !connection.disconnected_gracefully() &&
+                        !shared_.shutting_down.load(std::memory_order_relaxed);
+  Detach(index, will_due);
+  // 5.0:MQTT-3.1.2-23: only a session with a non-zero expiry interval outlives its connection.
+  if (expiry_s_[index] == 0) {
     DestroySession(index);
   } else {
     GoOffline(index);
@@ -202,7 +268,14 @@ void Router::OnConnectionClosed(net::Connection& connection) {
 
 void Router::GoOffline(uint32_t index) {
   RINGMQ_ASSERT(sessions_[index].connection == nullptr);
-  offline_.PushBack(index, services_.now_ms());
+  const uint64_t now_ms = services_.now_ms();
+  // Due at its end, or earlier when its will is delayed (Detach kept it): WillDelayS is at most
+  // the expiry interval, so the will is always published first.
+  uint64_t due_ms = SessionEndMs(index, now_ms);
+  if (sessions_[index].session->will() != nullptr) {
+    due_ms = now_ms + uint64_t{WillDelayS(index)} * 1000;
+  }
+  offline_.PushBack(index, now_ms, due_ms);
   const uint32_t offline = shared_.offline_sessions.fetch_add(1, std::memory_order_relaxed) + 1;
   // A broker that is stopping drops every session anyway: no eviction to count.
   if (offline <= max_offline_sessions_ || shared_.shutting_down.load(std::memory_order_relaxed)) {
@@ -219,14 +292,22 @@ void Router::LeaveOffline(uint32_t index) {
 }
 
 void Router::ExpireOfflineSessions() {
-  if (offline_expiry_ms_ == 0) return;
   const uint64_t now_ms = services_.now_ms();
-  for (uint32_t expired = 0; expired < kExpiriesPerTick && !offline_.empty(); ++expired) {
-    const uint32_t oldest = offline_.oldest();
-    // The list is in detach order: once the oldest is young enough, so is everyone else.
-    if (now_ms - offline_.since_ms(oldest) <= offline_expiry_ms_) return;
+  for (uint32_t done = 0; done < kExpiriesPerTick; ++done) {
+    // Due means the time has passed: a session lives offline for its whole interval.
+    const uint32_t index = offline_.next_due();
+    if (index == kNone || offline_.due_ms(index) >= now_ms) return;
+    session::Session& session = *sessions_[index].session;
+    const uint64_t end_ms = SessionEndMs(index, offline_.since_ms(index));
+    if (end_ms >= now_ms) {
+      // The will's delay ran out before the session's expiry (5.0:3.1.3.2.2).
+      RINGMQ_ASSERT(session.will() != nullptr);
+      PublishPendingWill(session);
+      offline_.SetDue(index, end_ms);
+      continue;
+    }
     counters_.sessions_expired.Add();
-    EndOfflineSession(oldest, "expired: offline longer than persistent_session_expiry");
+    EndOfflineSession(index, "expired: its session expiry interval ran out");
   }
 }
 

@@ -30,11 +30,26 @@
 // shard's RetainedFence, which drops the live copies that would duplicate it or arrive older
 // (retained_live_superseded) until a fence round trip proves none is left in flight.
 //
-// Offline sessions: a persistent session whose connection ended joins the shard's OfflineList
-// (oldest first). Once per tick ExpireOfflineSessions destroys those offline for longer than
-// persistent_session_expiry, oldest first and at most kExpiriesPerTick per tick. The number
-// of offline sessions over all shards is one shared atomic (touched only when a session goes
-// offline, comes back or ends, never per message): the shard whose session takes it past
+// Session expiry: each session has an expiry interval in seconds (5.0:3.1.2.11.2): at 5.0 the
+// CONNECT's Session Expiry Interval (absent: 0; 0xFFFFFFFF: never), replaced by the DISCONNECT's
+// if it carries one; at 3.1 / 3.1.1 0 for clean session 1 and persistent_session_expiry (0:
+// never) for clean session 0; at every level capped by max_session_expiry (a 5.0 client is
+// told the value in CONNACK). A session with interval 0 ends with its connection; any other
+// joins the shard's OfflineList when its connection ends, in detach order and by due time.
+// Once per tick ExpireOfflineSessions destroys those whose interval ran out, earliest first
+// and at most kExpiriesPerTick per tick.
+//
+// Wills: a will falls due when its connection ends without DISCONNECT (or with 5.0's DISCONNECT
+// 0x04), or when a takeover ends it. Its delay is min(Will Delay Interval, session expiry
+// interval) (5.0:3.1.3.2.2; 0 at 3.1 / 3.1.1): 0 publishes it at once; otherwise it stays in
+// the offline session, which is due at the end of the delay, and is published then
+// (ExpireOfflineSessions), or when the session ends first (eviction, Clean Start 1), or never
+// if a connection resumes the session before (5.0:MQTT-3.1.3-9, wills_cancelled). A broker that
+// is shutting down publishes none.
+//
+// Offline bound: the number of offline sessions over all shards is one shared atomic (touched
+// only when a session goes offline, comes back or ends, never per message): the shard whose
+// session takes it past
 // max_offline_sessions destroys its own longest-offline session (the one that just went
 // offline if it is the shard's only one), so at rest the bound is exact broker-wide, while the
 // victim is the oldest of that shard rather than of the broker. Both are counted
@@ -127,8 +142,9 @@ class Router final : public net::PacketSink {
   // Deferred to the next Flush: the caller may be in the middle of a packet of this session.
   void OnClosing(net::Connection& connection) override { closing_.push_back(&connection); }
 
-  // The connection is about to be released. Publishes the will unless DISCONNECT was received
-  // (MQTT-3.1.2-8, MQTT-3.14.4-3) and ends a clean session.
+  // The connection is about to be released. Its will falls due unless DISCONNECT was received
+  // (MQTT-3.1.2-8, MQTT-3.14.4-3; see "Wills"), and a session whose expiry interval is 0
+  // ends; any other goes offline.
   void OnConnectionClosed(net::Connection& connection);
   // A send of the connection completed: its session may write more.
   void OnConnectionWritable(net::Connection& connection);
@@ -158,11 +174,13 @@ class Router final : public net::PacketSink {
 
   size_t session_count() const { return sessions_.size(); }
 
-  // Once per tick: destroys the sessions offline for longer than persistent_session_expiry,
-  // oldest first, at most kExpiriesPerTick of them (the rest on the next ticks).
+  // Once per tick: publishes the delayed wills whose delay ran out and destroys the offline
+  // sessions whose expiry interval ran out, earliest due first, at most kExpiriesPerTick of
+  // them (the rest on the next ticks).
   void ExpireOfflineSessions();
   // Bounds the work of one ExpireOfflineSessions call (each expiry removes the session's
-  // subscriptions from the shared trie), so a mass expiry cannot stall the loop.
+  // subscriptions from the shared trie, each will is routed), so a mass expiry cannot stall
+  // the loop.
   static constexpr uint32_t kExpiriesPerTick = 1024;
 
   // Publishes the $SYS/broker/... values that changed (retained, QoS 0), from every shard's
@@ -171,6 +189,8 @@ class Router final : public net::PacketSink {
 
  private:
   static constexpr uint32_t kNone = SessionTable::kNone;
+  // A Session Expiry Interval of 0xFFFFFFFF: the session does not expire (5.0:3.1.2.11.2).
+  static constexpr uint32_t kExpiryNever = UINT32_MAX;
   // A SUBSCRIBE or UNSUBSCRIBE worked through over several loop iterations. It owns a copy of
   // the filters (the receive buffer the packet was decoded from is gone by then): at most
   // max_packet_size bytes plus 8 bytes per filter, one job per paused connection.
@@ -192,10 +212,28 @@ class Router final : public net::PacketSink {
 
   session::Session* SessionOf(const net::Connection& connection, uint32_t* index = nullptr);
   uint32_t CreateSession(const SharedString& client_id, bool clean_session);
+  // A CONNECT found `index` for its client id: takes it over from its connection, if any, then
+  // ends it (Clean Start 1, or expiry interval 0) or resumes it. Returns `index` if resumed,
+  // else kNone.
+  uint32_t ResumeOrEnd(uint32_t index, const net::Connection& connection, bool clean_start);
+  // Ends a session without a connection; a will it still holds (delayed) is published.
   void DestroySession(uint32_t index);
-  void Detach(uint32_t index, bool publish_will);
-  // A persistent session's connection ended: it joins the offline list, and beyond
-  // max_offline_sessions broker-wide this shard's longest-offline session is evicted.
+  // Unbinds the session's connection. `will_due`: the connection ended in a way that publishes
+  // the will; it is published now, or kept (delayed) when WillDelayS is not 0.
+  void Detach(uint32_t index, bool will_due);
+  // The session's will's delay: min(Will Delay Interval, session expiry interval).
+  uint32_t WillDelayS(uint32_t index);
+  // Publishes and drops the session's will, if it holds one (none while shutting down).
+  void PublishPendingWill(session::Session& session);
+  // `requested_s` within max_session_expiry.
+  uint32_t CapExpiry(uint32_t requested_s) const;
+  // When the session ends if offline since `since_ms` (OfflineList::kNever: never).
+  uint64_t SessionEndMs(uint32_t index, uint64_t since_ms) const;
+  // A DISCONNECT's Session Expiry Interval replaces the session's (5.0:3.14.2.2.2).
+  void ApplyDisconnectExpiry(uint32_t index, const net::Connection& connection);
+  // The connection of a session with a non-zero expiry interval ended: it joins the offline
+  // list, and beyond max_offline_sessions broker-wide this shard's longest-offline session is
+  // evicted.
   void GoOffline(uint32_t index);
   // The session leaves the offline list (reconnected or destroyed), if it is on it.
   void LeaveOffline(uint32_t index);
@@ -293,12 +331,16 @@ class Router final : public net::PacketSink {
   bool queue_full_disconnects_ = false;
   bool acl_enabled_ = false;           // acl_file configured
   bool memory_budget_ = false;         // max_memory configured
-  uint64_t offline_expiry_ms_ = 0;     // persistent_session_expiry; 0: never
-  uint32_t max_offline_sessions_ = 0;  // broker-wide
+  uint32_t persistent_session_expiry_s_ = kExpiryNever;  // 3.1 / 3.1.1 clean session 0
+  uint32_t max_session_expiry_s_ = 0;                    // 0: no cap
+  uint32_t max_offline_sessions_ = 0;                    // broker-wide
   uint64_t acl_version_ = 0;           // auth data the subscriptions were classified under
 
   SessionTable sessions_;
-  // Persistent sessions without a connection, oldest first.
+  // Each session's expiry interval in seconds, by slot (beside the table: SessionEntry's size
+  // is pinned; 4 bytes per slot ever used).
+  std::vector<uint32_t> expiry_s_;
+  // Sessions without a connection that outlive it, oldest first and by due time.
   session::OfflineList offline_;
   std::vector<uint32_t> dirty_sessions_;
   std::vector<net::Connection*> closing_;  // OnClosing, handled first in Flush

@@ -99,6 +99,7 @@ max_retained_bytes = 4096
 queue_full_policy = "disconnect"
 max_memory = 536870912
 persistent_session_expiry = "2d"
+max_session_expiry = "1w"
 max_offline_sessions = 5000
 max_subscriptions_per_session = 50
 max_inbound_qos2_pending = 10
@@ -145,6 +146,7 @@ Config EveryKeyConfig() {
   config.queue_full_policy = QueueFullPolicy::kDisconnect;
   config.max_memory = 536870912;
   config.persistent_session_expiry_s = 2 * 86'400;
+  config.max_session_expiry_s = 7 * 86'400;
   config.max_offline_sessions = 5000;
   config.max_subscriptions_per_session = 50;
   config.max_inbound_qos2_pending = 10;
@@ -198,6 +200,7 @@ TEST(ConfigTest, DefaultsWithNoArguments) {
   EXPECT_EQ(parsed->config.max_retained_bytes, uint64_t{1} << 30);
   EXPECT_EQ(parsed->config.queue_full_policy, QueueFullPolicy::kDrop);
   EXPECT_EQ(parsed->config.persistent_session_expiry_s, 0u);
+  EXPECT_EQ(parsed->config.max_session_expiry_s, 0u) << "no cap";
   EXPECT_EQ(parsed->config.max_offline_sessions, 1'000'000u);
   EXPECT_TRUE(parsed->config.client_id_prefixes.empty());
   EXPECT_EQ(parsed->config.max_connections_per_address, 0u);
@@ -324,6 +327,14 @@ std::vector<FlagCase> GoodFlagCases() {
        [](const Config& c) { EXPECT_EQ(c.persistent_session_expiry_s, 4'294'967'295u); }},
       {"--persistent-session-expiry", "49710d",
        [](const Config& c) { EXPECT_EQ(c.persistent_session_expiry_s, 49'710 * 86'400u); }},
+      {"--max-session-expiry", "0",
+       [](const Config& c) { EXPECT_EQ(c.max_session_expiry_s, 0u); }},
+      {"--max-session-expiry", "90s",
+       [](const Config& c) { EXPECT_EQ(c.max_session_expiry_s, 90u); }},
+      {"--max-session-expiry", "7d",
+       [](const Config& c) { EXPECT_EQ(c.max_session_expiry_s, 7 * 86'400u); }},
+      {"--max-session-expiry", "4294967295s",
+       [](const Config& c) { EXPECT_EQ(c.max_session_expiry_s, 4'294'967'295u); }},
       {"--max-offline-sessions", "1",
        [](const Config& c) { EXPECT_EQ(c.max_offline_sessions, 1u); }},
       {"--max-offline-sessions", "100000000",
@@ -567,6 +578,11 @@ TEST(OptionsFlagsTest, DurationsOutsideTheSyntaxAreRefused) {
     SCOPED_TRACE(bad);
     EXPECT_EQ(ErrorOf(Parse({"--persistent-session-expiry", bad})),
               absl::StrCat("--persistent-session-expiry: expected 0 (never) or a positive integer "
+                           "followed by s, h, d, w, m (30 days) or y (365 days), at most "
+                           "4294967295 s, got \"",
+                           bad, "\""));
+    EXPECT_EQ(ErrorOf(Parse({"--max-session-expiry", bad})),
+              absl::StrCat("--max-session-expiry: expected 0 (no cap) or a positive integer "
                            "followed by s, h, d, w, m (30 days) or y (365 days), at most "
                            "4294967295 s, got \"",
                            bad, "\""));

@@ -99,6 +99,76 @@ TEST(OfflineList, MatchesAReferenceListUnderRandomOperations) {
   EXPECT_EQ(Members(list), expected);
 }
 
+TEST(OfflineList, NextDueIsTheEarliestDueTimeWhateverTheDetachOrder) {
+  OfflineList list;
+  EXPECT_EQ(list.next_due(), OfflineList::kNone);
+  list.PushBack(1, 100, 5'100);  // offline first, due last
+  list.PushBack(2, 200, 1'200);
+  list.PushBack(3, 300);  // never due
+  list.PushBack(4, 400, 2'400);
+  EXPECT_EQ(list.oldest(), 1u) << "eviction order is still the detach order";
+  EXPECT_EQ(list.next_due(), 2u);
+  EXPECT_EQ(list.due_ms(2), 1'200u);
+  EXPECT_EQ(list.due_ms(3), OfflineList::kNever);
+  ASSERT_TRUE(list.Remove(2));
+  EXPECT_EQ(list.next_due(), 4u);
+  list.SetDue(4, 9'000);  // later (a delayed will published, the session's expiry next)
+  EXPECT_EQ(list.next_due(), 1u);
+  list.SetDue(3, 50);  // from never to due
+  EXPECT_EQ(list.next_due(), 3u);
+  list.SetDue(3, OfflineList::kNever);
+  list.SetDue(1, OfflineList::kNever);
+  EXPECT_EQ(list.next_due(), 4u);
+  ASSERT_TRUE(list.Remove(4));
+  EXPECT_EQ(list.next_due(), OfflineList::kNone) << "no member is due ever";
+  EXPECT_EQ(list.size(), 2u);
+}
+
+TEST(OfflineList, RemovedMemberLeavesNothingInTheHeap) {
+  // An indexed heap: a session that reconnects and goes offline again many times holds one
+  // heap entry, so next_due never names a non-member.
+  OfflineList list;
+  list.PushBack(0, 0, 1'000'000);
+  for (uint64_t round = 1; round <= 1000; ++round) {
+    list.PushBack(1, round, round + 10);
+    ASSERT_EQ(list.next_due(), 1u);
+    ASSERT_TRUE(list.Remove(1));
+    ASSERT_EQ(list.next_due(), 0u);
+  }
+}
+
+TEST(OfflineList, HeapMatchesAReferenceUnderRandomOperations) {
+  std::mt19937 random(29);
+  OfflineList list;
+  std::vector<uint64_t> due(128, 0);  // by index; 0: not a member
+  uint64_t now = 1;
+  for (int step = 0; step < 50'000; ++step) {
+    const auto index = static_cast<uint32_t>(random() % due.size());
+    now += random() % 3;
+    const uint64_t when = random() % 4 == 0 ? OfflineList::kNever : now + random() % 10'000;
+    if (!list.Contains(index)) {
+      list.PushBack(index, now, when);
+      due[index] = when;
+    } else if (random() % 2 == 0) {
+      ASSERT_TRUE(list.Remove(index));
+      due[index] = 0;
+    } else {
+      list.SetDue(index, when);
+      due[index] = when;
+    }
+    uint64_t earliest = OfflineList::kNever;
+    for (const uint64_t d : due) {
+      if (d != 0 && d < earliest) earliest = d;
+    }
+    if (earliest == OfflineList::kNever) {
+      ASSERT_EQ(list.next_due(), OfflineList::kNone);
+    } else {
+      ASSERT_NE(list.next_due(), OfflineList::kNone);
+      ASSERT_EQ(list.due_ms(list.next_due()), earliest);
+    }
+  }
+}
+
 TEST(OfflineListDeathTest, OutOfOrderTimeIsAProgrammerError) {
   OfflineList list;
   list.PushBack(0, 100);

@@ -116,6 +116,7 @@ struct Client {
   Bytes replies;                                  // scratch for the answers of one read
   // Without auto_ack: the packet ids of the QoS 1 PUBLISHes read, for the test to acknowledge.
   std::vector<uint16_t> unacknowledged;
+  Bytes connack;  // the CONNACK's bytes, as read
 
   uint64_t Received(mqtt::PacketType type) const { return received[static_cast<size_t>(type)]; }
 };
@@ -321,6 +322,7 @@ class RouterHarness {
     EXPECT_EQ(connection.state(), net::Connection::State::kOpen);
     const std::span<const uint8_t> connack = connection.NextSend();
     EXPECT_GE(connack.size(), 4u);
+    client.connack.assign(connack.begin(), connack.end());
     if (connack.size() >= 4) {
       EXPECT_EQ(connack[0], 0x20);
       EXPECT_EQ(connack[3], 0x00) << "CONNACK accepted";
