@@ -185,6 +185,7 @@ TEST(ConfigTest, DefaultsWithNoArguments) {
   EXPECT_EQ(parsed->config.max_retained_messages, 1'000'000u);
   EXPECT_EQ(parsed->config.max_retained_bytes, uint64_t{1} << 30);
   EXPECT_EQ(parsed->config.queue_full_policy, QueueFullPolicy::kDrop);
+  EXPECT_EQ(parsed->config.shared_subscription_strategy, SharedSubscriptionStrategy::kRoundRobin);
   EXPECT_EQ(parsed->config.persistent_session_expiry_s, 0u);
   EXPECT_EQ(parsed->config.max_offline_sessions, 1'000'000u);
   EXPECT_TRUE(parsed->config.client_id_prefixes.empty());
@@ -286,6 +287,18 @@ std::vector<FlagCase> GoodFlagCases() {
        [](const Config& c) { EXPECT_EQ(c.queue_full_policy, QueueFullPolicy::kDisconnect); }},
       {"--queue-full-policy", "drop",
        [](const Config& c) { EXPECT_EQ(c.queue_full_policy, QueueFullPolicy::kDrop); }},
+      {"--shared-subscription-strategy", "random",
+       [](const Config& c) {
+         EXPECT_EQ(c.shared_subscription_strategy, SharedSubscriptionStrategy::kRandom);
+       }},
+      {"--shared-subscription-strategy", "hash",
+       [](const Config& c) {
+         EXPECT_EQ(c.shared_subscription_strategy, SharedSubscriptionStrategy::kHash);
+       }},
+      {"--shared-subscription-strategy", "round_robin",
+       [](const Config& c) {
+         EXPECT_EQ(c.shared_subscription_strategy, SharedSubscriptionStrategy::kRoundRobin);
+       }},
       {"--max-queued-bytes", "1024", [](const Config& c) { EXPECT_EQ(c.max_queued_bytes, 1024u); }},
       {"--max-queued-bytes", "68719476736",
        [](const Config& c) { EXPECT_EQ(c.max_queued_bytes, uint64_t{68'719'476'736}); }},
