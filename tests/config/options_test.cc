@@ -97,6 +97,7 @@ max_queued_bytes = 2048
 max_retained_messages = 5
 max_retained_bytes = 4096
 queue_full_policy = "disconnect"
+shared_subscription_strategy = "hash"
 max_memory = 536870912
 persistent_session_expiry = "2d"
 max_offline_sessions = 5000
@@ -137,6 +138,7 @@ Config EveryKeyConfig() {
   config.max_retained_messages = 5;
   config.max_retained_bytes = 4096;
   config.queue_full_policy = QueueFullPolicy::kDisconnect;
+  config.shared_subscription_strategy = SharedSubscriptionStrategy::kHash;
   config.max_memory = 536870912;
   config.persistent_session_expiry_s = 2 * 86'400;
   config.max_offline_sessions = 5000;
