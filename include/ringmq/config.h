@@ -53,8 +53,7 @@ struct Config {
   uint32_t max_queued_messages = 1000;   // waiting to be sent, per session (QoS 1/2 beyond: dropped)
   uint64_t max_queued_bytes = 16 << 20;  // waiting to be sent, per session (beyond: dropped)
   QueueFullPolicy queue_full_policy = QueueFullPolicy::kDrop;
-  SharedSubscriptionStrategy shared_subscription_strategy =
-      SharedSubscriptionStrategy::kRoundRobin;
+  SharedSubscriptionStrategy shared_subscription_strategy = SharedSubscriptionStrategy::kRoundRobin;
   // Broker-wide memory budget in bytes (0: none): near it the broker sheds load in a fixed
   // order (memory/budget.h, docs/configuration.md).
   uint64_t max_memory = 0;

@@ -341,7 +341,8 @@ constexpr Option kOptions[] = {
      &ShowValue<&Config::shared_subscription_strategy>,
      StringValue{"one of round_robin|random|hash",
                  [](std::string_view text, Config& config) {
-                   auto strategy = ParseEnum<SharedSubscriptionStrategy>(text, kSharedStrategyNames);
+                   auto strategy =
+                       ParseEnum<SharedSubscriptionStrategy>(text, kSharedStrategyNames);
                    if (strategy) config.shared_subscription_strategy = *strategy;
                    return strategy.has_value();
                  }}},

@@ -50,8 +50,7 @@ bool Session::CanTake(const message::Message& message, uint8_t qos) const {
   return queued_bytes_ + inflight_bytes_ + message.wire_bytes() <= limits_->max_queued_bytes;
 }
 
-EnqueueResult Session::Enqueue(message::MessageRef message, uint8_t qos, bool retain,
-                               bool shared) {
+EnqueueResult Session::Enqueue(message::MessageRef message, uint8_t qos, bool retain, bool shared) {
   RINGMQ_ASSERT(message.get() != nullptr && qos <= 2);
   const uint64_t bytes = message.get()->wire_bytes();
   if (qos == 0 && !online_ && !limits_->queue_qos0_offline) return EnqueueResult::kDroppedOffline;

@@ -118,8 +118,7 @@ class Session {
   // (MQTT-3.3.1-8/9). `shared`: delivered through a shared-subscription group, so that
   // TakeSharedMessages can hand it to another member if this session ends before the client
   // acknowledged it.
-  EnqueueResult Enqueue(message::MessageRef message, uint8_t qos, bool retain,
-                        bool shared = false);
+  EnqueueResult Enqueue(message::MessageRef message, uint8_t qos, bool retain, bool shared = false);
   // Whether Enqueue would queue `message` at `qos` now (room in the queue and the byte cap, and
   // online or QoS > 0). O(1).
   bool CanTake(const message::Message& message, uint8_t qos) const;

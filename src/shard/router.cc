@@ -183,9 +183,8 @@ void Router::DestroySession(uint32_t index) {
   // is stopping drops every session anyway.
   if (has_shared && !shared_.shutting_down.load(std::memory_order_relaxed)) {
     const sub::Subscriber self = HandleOf(index, 0, false);
-    entry.session->TakeSharedMessages([&](message::MessageRef message, uint8_t /*qos*/) {
-      RerouteShared(message.get(), self);
-    });
+    entry.session->TakeSharedMessages(
+        [&](message::MessageRef message, uint8_t /*qos*/) { RerouteShared(message.get(), self); });
   }
   sessions_.Destroy(index);  // handles still in mailboxes or the trie's readers become stale
 }
@@ -368,8 +367,8 @@ void Router::ClassifySubscriptions(uint32_t index) {
   const auth::ClientAcl& acl = AclOf(entry);
   for (const auto& [filter, qos] : entry.session->subscriptions()) {
     const std::optional<mqtt::SharedFilter> shared = mqtt::ParseSharedFilter(filter);
-    const bool acl_check = acl.ClassifySubscription(shared ? shared->filter : filter) !=
-                           auth::ReadScope::kAll;
+    const bool acl_check =
+        acl.ClassifySubscription(shared ? shared->filter : filter) != auth::ReadScope::kAll;
     // Replaces the handle's flag in place (an unchanged one is left alone, without a copy).
     TrieSubscribe(filter, HandleOf(index, qos, acl_check));
   }
@@ -770,10 +769,9 @@ void Router::Retain(const message::MessageRef& message) {
   }
 }
 
-void Router::Route(const message::MessageRef& message, bool from_client,
-                   uint64_t publisher_key) {
-  EligibleContext context{this, message.get(), sub::Subscriber{.shard = 0, .session = kNone,
-                                                               .generation = 0, .qos = 0}};
+void Router::Route(const message::MessageRef& message, bool from_client, uint64_t publisher_key) {
+  EligibleContext context{this, message.get(),
+                          sub::Subscriber{.shard = 0, .session = kNone, .generation = 0, .qos = 0}};
   shared_.trie.Match(message->topic(), match_, ChoiceFor(context, publisher_key));
   CountShared(match_);
   if (match_.empty()) {

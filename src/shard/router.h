@@ -306,10 +306,9 @@ class Router final : public net::PacketSink {
   // else made with Share.
   // `shared`: chosen by a shared-subscription group; `may_reroute`: if the session cannot keep it,
   // it is re-routed (RerouteShared) at QoS 1/2.
-  Delivery DeliverLocal(uint32_t index, uint32_t generation, uint8_t qos,
-                        message::Message* message, bool retain, bool acl_check,
-                        message::MessageRefBatch* references = nullptr, bool shared = false,
-                        bool may_reroute = false);
+  Delivery DeliverLocal(uint32_t index, uint32_t generation, uint8_t qos, message::Message* message,
+                        bool retain, bool acl_check, message::MessageRefBatch* references = nullptr,
+                        bool shared = false, bool may_reroute = false);
   // max_memory: true if a delivery at `qos` to this session is shed (counted) because the
   // budget is under pressure and the session has a backlog.
   bool ShedForMemory(uint32_t index, SessionEntry& entry, uint8_t qos);

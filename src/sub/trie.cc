@@ -512,8 +512,8 @@ Group* SubscriptionTrie::FindGroup(const Node* node, std::string_view share_name
   }
   Group* const* begin = groups->items();
   Group* const* end = begin + groups->size;
-  Group* const* found = std::lower_bound(
-      begin, end, share_name, [](const Group* group, std::string_view name) {
+  Group* const* found =
+      std::lower_bound(begin, end, share_name, [](const Group* group, std::string_view name) {
         return std::string_view(group->name) < name;
       });
   return found != end && (*found)->name == share_name ? *found : nullptr;
@@ -525,9 +525,9 @@ void SubscriptionTrie::ChangeGroups(Node* node, Group* group, bool remove) {
   if (old_list != nullptr) {
     groups.assign(old_list->items(), old_list->items() + old_list->size);
   }
-  const auto position = std::lower_bound(
-      groups.begin(), groups.end(), group,
-      [](const Group* a, const Group* b) { return a->name < b->name; });
+  const auto position =
+      std::lower_bound(groups.begin(), groups.end(), group,
+                       [](const Group* a, const Group* b) { return a->name < b->name; });
   if (remove) {
     RINGMQ_ASSERT(position != groups.end() && *position == group);
     groups.erase(position);

@@ -249,14 +249,12 @@ class SubscriptionTrie {
   // creating the group; an existing membership of the session has its QoS, acl_check and
   // offline flag replaced. Returns true if the membership is new; `groups_delta`, if given, is
   // increased by 1 when the group was created.
-  bool SubscribeShared(std::string_view share_name, std::string_view filter,
-                       Subscriber subscriber, int* groups_delta = nullptr)
-      ABSL_LOCKS_EXCLUDED(mutex_);
+  bool SubscribeShared(std::string_view share_name, std::string_view filter, Subscriber subscriber,
+                       int* groups_delta = nullptr) ABSL_LOCKS_EXCLUDED(mutex_);
   // Removes the session's membership of the group; the group goes with its last member
   // (`groups_delta` decreased by 1). Returns true if there was one.
-  bool UnsubscribeShared(std::string_view share_name, std::string_view filter,
-                         Subscriber identity, int* groups_delta = nullptr)
-      ABSL_LOCKS_EXCLUDED(mutex_);
+  bool UnsubscribeShared(std::string_view share_name, std::string_view filter, Subscriber identity,
+                         int* groups_delta = nullptr) ABSL_LOCKS_EXCLUDED(mutex_);
 
   // Collects into `result` every session subscribed to a filter matching `topic`, a valid topic
   // name (mqtt::ValidateTopicName), and one member per matching shared-subscription group chosen

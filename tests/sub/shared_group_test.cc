@@ -129,7 +129,8 @@ TEST_F(SharedGroupTest, OfflineMembersAreSkipped) {
 }
 
 TEST_F(SharedGroupTest, IneligibleMembersAreSkipped) {
-  for (uint32_t session = 1; session <= 3; ++session) trie_.SubscribeShared("g", "t", Member(session));
+  for (uint32_t session = 1; session <= 3; ++session)
+    trie_.SubscribeShared("g", "t", Member(session));
   const auto only_three = [](void*, const Subscriber& member) { return member.session == 3; };
   for (int i = 0; i < 6; ++i) EXPECT_EQ(One("t", {.eligible = only_three}), 3u);
 }
@@ -152,7 +153,8 @@ TEST_F(SharedGroupTest, NoEligibleMemberKeepsQos1ForTheStrategysMemberAndDropsQo
 }
 
 TEST_F(SharedGroupTest, HashStrategyKeepsAPublisherOnOneMember) {
-  for (uint32_t session = 1; session <= 4; ++session) trie_.SubscribeShared("g", "t", Member(session));
+  for (uint32_t session = 1; session <= 4; ++session)
+    trie_.SubscribeShared("g", "t", Member(session));
   std::set<uint32_t> chosen;
   for (uint64_t key = 0; key < 16; ++key) {
     const ShareChoice choice{.strategy = ShareStrategy::kHash, .publisher_key = key * 7919};
@@ -164,7 +166,8 @@ TEST_F(SharedGroupTest, HashStrategyKeepsAPublisherOnOneMember) {
 }
 
 TEST_F(SharedGroupTest, RandomStrategyReachesEveryMember) {
-  for (uint32_t session = 1; session <= 4; ++session) trie_.SubscribeShared("g", "t", Member(session));
+  for (uint32_t session = 1; session <= 4; ++session)
+    trie_.SubscribeShared("g", "t", Member(session));
   std::map<uint32_t, int> counts;
   for (int i = 0; i < 400; ++i) ++counts[One("t", {.strategy = ShareStrategy::kRandom})];
   ASSERT_EQ(counts.size(), 4u);
@@ -207,7 +210,8 @@ TEST_F(SharedGroupTest, LastMemberTakesTheGroupAndItsNodesAway) {
 
 TEST_F(SharedGroupTest, ManyMembersInChunkedListsAreAllChosen) {
   SubscriptionTrie trie(domain_, kSeed, /*list_chunk=*/2);
-  for (uint32_t session = 0; session < 20; ++session) trie.SubscribeShared("g", "t", Member(session));
+  for (uint32_t session = 0; session < 20; ++session)
+    trie.SubscribeShared("g", "t", Member(session));
   std::set<uint32_t> chosen;
   for (int i = 0; i < 20; ++i) {
     trie.Match("t", result_);
@@ -220,7 +224,8 @@ TEST_F(SharedGroupTest, ManyMembersInChunkedListsAreAllChosen) {
 
 TEST_F(SharedGroupTest, ResultReusesItsMemoryOnceWarm) {
   trie_.Subscribe("t", Member(9));
-  for (uint32_t session = 1; session <= 3; ++session) trie_.SubscribeShared("g", "t", Member(session));
+  for (uint32_t session = 1; session <= 3; ++session)
+    trie_.SubscribeShared("g", "t", Member(session));
   trie_.SubscribeShared("h", "#", Member(4));
   Match("t");
   const Subscriber* data = result_.subscribers().data();
