@@ -255,14 +255,19 @@ class Router final : public net::PacketSink {
   // A shared delivery that its member could not keep: gives it to the member another matching
   // group chooses (see the header comment). `excluded` is never chosen (the member that failed).
   void RerouteShared(message::Message* message, sub::Subscriber excluded);
-  // The ShareChoice of a message routed from this shard.
+  // What EligibleMember needs about one message being routed.
   struct EligibleContext {
     Router* router;
     const message::Message* message;
     sub::Subscriber excluded;  // never eligible (a session index of kNone: nobody)
   };
+  // ShareChoice::eligible: a member on another shard is judged by its offline flag alone (the
+  // trie checks it); one on this shard must exist, be online and have room for the message.
   static bool EligibleMember(void* context, const sub::Subscriber& member);
+  // The ShareChoice of a message matched on this shard: the configured strategy, this shard's
+  // cursors, EligibleMember over `context`.
   sub::ShareChoice ChoiceFor(EligibleContext& context, uint64_t publisher_key) const;
+  // Adds a match's shared_picks / skips / no_member to the counters.
   void CountShared(const sub::MatchResult& match);
   // Queues the retained messages matching a new subscription's filter (MQTT-3.3.1-6), with
   // RETAIN set (MQTT-3.3.1-8), at min(granted, published) QoS; `acl_check`: the subscription
