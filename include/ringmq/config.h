@@ -24,6 +24,11 @@ enum class LogLevel : uint8_t { kDebug, kInfo, kWarning, kError };
 // subscriber's connection is also closed (counted in slow_consumer_disconnects).
 enum class QueueFullPolicy : uint8_t { kDrop, kDisconnect };
 
+// How a shared subscription's group ("$share/{name}/{filter}") picks the member that gets each
+// message: round robin (per publishing shard), random, or by a hash of the publisher's client
+// id (the same publisher's messages go to the same member while the membership is stable).
+enum class SharedSubscriptionStrategy : uint8_t { kRoundRobin, kRandom, kHash };
+
 // Shard threads' CPU affinity: kOff leaves them to the scheduler; kAuto pins shard i to the
 // i-th CPU of the process's allowed set (sched_getaffinity), wrapping around when there are
 // more shards than CPUs.
@@ -48,6 +53,7 @@ struct Config {
   uint32_t max_queued_messages = 1000;   // waiting to be sent, per session (QoS 1/2 beyond: dropped)
   uint64_t max_queued_bytes = 16 << 20;  // waiting to be sent, per session (beyond: dropped)
   QueueFullPolicy queue_full_policy = QueueFullPolicy::kDrop;
+  SharedSubscriptionStrategy shared_subscription_strategy = SharedSubscriptionStrategy::kRoundRobin;
   // Broker-wide memory budget in bytes (0: none): near it the broker sheds load in a fixed
   // order (memory/budget.h, docs/configuration.md).
   uint64_t max_memory = 0;

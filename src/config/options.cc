@@ -53,6 +53,9 @@ static_assert(std::size(kLogLevelNames) == static_cast<size_t>(LogLevel::kError)
 constexpr std::string_view kRejectPolicyNames[] = {"verbose", "silent"};
 static_assert(std::size(kRejectPolicyNames) == static_cast<size_t>(RejectPolicy::kSilent) + 1);
 constexpr std::string_view kQueueFullPolicyNames[] = {"drop", "disconnect"};
+constexpr std::string_view kSharedStrategyNames[] = {"round_robin", "random", "hash"};
+static_assert(std::size(kSharedStrategyNames) ==
+              static_cast<size_t>(SharedSubscriptionStrategy::kHash) + 1);
 static_assert(std::size(kQueueFullPolicyNames) ==
               static_cast<size_t>(QueueFullPolicy::kDisconnect) + 1);
 
@@ -333,6 +336,18 @@ constexpr Option kOptions[] = {
                    auto policy = ParseEnum<QueueFullPolicy>(text, kQueueFullPolicyNames);
                    if (policy) config.queue_full_policy = *policy;
                    return policy.has_value();
+                 }}},
+    {{"shared_subscription_strategy", '\0', "round_robin|random|hash",
+      "Which member of a shared subscription group ($share/NAME/FILTER) gets each message: "
+      "round robin, random, or by a hash of the publisher's client id",
+      true},
+     &ShowValue<&Config::shared_subscription_strategy>,
+     StringValue{"one of round_robin|random|hash",
+                 [](std::string_view text, Config& config) {
+                   auto strategy =
+                       ParseEnum<SharedSubscriptionStrategy>(text, kSharedStrategyNames);
+                   if (strategy) config.shared_subscription_strategy = *strategy;
+                   return strategy.has_value();
                  }}},
     {{"max_memory", '\0', "BYTES",
       "Broker-wide memory budget; near it, shed load: QoS 0 to backlogged subscribers, then new "
@@ -929,6 +944,12 @@ std::string_view ToString(QueueFullPolicy policy) {
   const auto index = static_cast<size_t>(policy);
   RINGMQ_ASSERT(index < std::size(kQueueFullPolicyNames));
   return kQueueFullPolicyNames[index];
+}
+
+std::string_view ToString(SharedSubscriptionStrategy strategy) {
+  const auto index = static_cast<size_t>(strategy);
+  RINGMQ_ASSERT(index < std::size(kSharedStrategyNames));
+  return kSharedStrategyNames[index];
 }
 
 std::string_view ToString(CpuAffinity affinity) {

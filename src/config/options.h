@@ -63,6 +63,7 @@ std::string EffectiveToml(const Config& config);
 std::string_view ToString(LogLevel level);
 std::string_view ToString(RejectPolicy policy);
 std::string_view ToString(QueueFullPolicy policy);
+std::string_view ToString(SharedSubscriptionStrategy strategy);
 std::string_view ToString(CpuAffinity affinity);
 
 }  // namespace ringmq::config

@@ -81,6 +81,10 @@ namespace ringmq::metrics {
   X(subscribe_limit)   /* new filters beyond max_subscriptions_per_session: SUBACK 0x80 */     \
   X(inbound_qos2_limit) /* closed: over max_inbound_qos2_pending QoS 2 ids await PUBREL */     \
   X(subscribe_deferred) /* SUBSCRIBE/UNSUBSCRIBE continued in later iterations */              \
+  X(shared_deliveries)  /* messages handed to the member a shared-subscription group chose */   \
+  X(shared_skips)       /* group members passed over: offline, or queue full on this shard */  \
+  X(shared_no_member)   /* group had no member online with room (QoS 0: dropped) */             \
+  X(shared_rerouted)    /* QoS 1/2 a group member did not keep, given to another member */      \
   X(receive_paused)     /* reads stopped: max_packet_size bytes behind a deferred SUBSCRIBE */ \
   X(connect_accepted_mqtt31)       /* CONNECTs accepted, by protocol level */               \
   X(connect_accepted_mqtt311)                                                                  \
@@ -112,6 +116,7 @@ namespace ringmq::metrics {
   X(sessions_online)   /* sessions with a connection */                                   \
   X(sessions_offline)  /* persistent sessions kept without a connection */                \
   X(subscriptions)     /* subscriptions held by this shard's sessions */                  \
+  X(shared_groups)     /* shared-subscription groups created minus removed by this shard */ \
   X(queued_messages)   /* messages waiting in session queues (not yet sent) */            \
   X(inflight_messages) /* QoS 1/2 messages sent and not yet fully acknowledged */          \
   X(mailbox_overflow_bytes) /* bytes waiting in this shard's mailbox overflow queues */     \

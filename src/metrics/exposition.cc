@@ -81,6 +81,18 @@ constexpr Family kFamilies[] = {
     {"ringmq_subscribe_deferred_total", Type::kCounter,
      "SUBSCRIBE/UNSUBSCRIBE packets continued over later loop iterations "
      "(max_filters_per_iteration)."},
+    {"ringmq_shared_deliveries_total", Type::kCounter,
+     "Messages handed to the member a shared-subscription group chose."},
+    {"ringmq_shared_skips_total", Type::kCounter,
+     "Shared-subscription group members passed over: offline, or no room on the publisher's "
+     "shard."},
+    {"ringmq_shared_no_member_total", Type::kCounter,
+     "Messages for which no member of a shared-subscription group was online with room (QoS 0 "
+     "dropped; QoS 1/2 kept by the strategy's member)."},
+    {"ringmq_shared_rerouted_total", Type::kCounter,
+     "QoS 1/2 messages a shared-subscription member could not keep (session ended, queue full) "
+     "given to another member of its group."},
+    {"ringmq_shared_groups", Type::kGauge, "Shared-subscription groups."},
     {"ringmq_receive_paused_total", Type::kCounter,
      "Socket reads stopped because max_packet_size bytes waited behind a deferred SUBSCRIBE."},
     {"ringmq_retained_messages", Type::kGauge, "Retained messages stored, $SYS included."},
@@ -428,6 +440,10 @@ Series SeriesOf(CounterId id) {
     case C::topic_alias_set: return Labelled(kTopicAliases, "use", "set");
     case C::topic_alias_used: return Labelled(kTopicAliases, "use", "used");
     case C::receive_maximum_exceeded: return Plain("ringmq_receive_maximum_exceeded_total");
+    case C::shared_deliveries: return Plain("ringmq_shared_deliveries_total");
+    case C::shared_skips: return Plain("ringmq_shared_skips_total");
+    case C::shared_no_member: return Plain("ringmq_shared_no_member_total");
+    case C::shared_rerouted: return Plain("ringmq_shared_rerouted_total");
     case C::auth_cache_hits: return Plain("ringmq_auth_cache_hits_total");
     case C::auth_verifications: return Plain("ringmq_auth_verifications_total");
     case C::recv_enobufs: return Plain("ringmq_receive_buffer_exhausted_total");
@@ -446,6 +462,7 @@ Series SeriesOf(GaugeId id) {
     case G::sessions_online: return Labelled("ringmq_sessions", "state", "online");
     case G::sessions_offline: return Labelled("ringmq_sessions", "state", "offline");
     case G::subscriptions: return Plain("ringmq_subscriptions");
+    case G::shared_groups: return Plain("ringmq_shared_groups");
     case G::queued_messages: return Plain("ringmq_queued_messages");
     case G::inflight_messages: return Plain("ringmq_inflight_messages");
     case G::mailbox_overflow_bytes: return Plain("ringmq_mailbox_overflow_bytes");

@@ -715,22 +715,13 @@ Result<Packet> DecodeReasonOnly5(std::span<const uint8_t> body, PacketType type)
   return packet;
 }
 
-// A shared subscription "$share/{ShareName}/{filter}" (§4.8.2): "$share/" and a ShareName of at
-// least one character (MQTT-4.8.2-1) without '/', '+' or '#', then a '/' and a non-empty filter
-// (MQTT-4.8.2-2). The
-// whole string already passed ValidateTopicFilter.
-bool IsSharedSubscription(std::string_view filter) { return filter.starts_with("$share/"); }
+// The whole filter already passed ValidateTopicFilter; mqtt::ParseSharedFilter is the one parser
+// of the shared form (topic.h).
+bool IsSharedSubscription(std::string_view filter) { return IsSharedFilter(filter); }
 
 Violation CheckSharedSubscription(std::string_view filter) {
-  std::string_view rest = filter.substr(7);
-  const size_t slash = rest.find('/');
-  if (slash == 0 || slash == std::string_view::npos || slash + 1 == rest.size()) {
-    return Violation::kBadSharedSubscription;
-  }
-  if (rest.substr(0, slash).find_first_of("+#") != std::string_view::npos) {
-    return Violation::kBadSharedSubscription;
-  }
-  return Violation::kNone;
+  return ParseSharedFilter(filter).has_value() ? Violation::kNone
+                                               : Violation::kBadSharedSubscription;
 }
 
 // The subscription options byte (§3.8.3.1).

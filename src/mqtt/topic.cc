@@ -181,6 +181,22 @@ Violation ValidateTopicFilter(std::string_view filter) {
   return scan.first_wildcard_violation;
 }
 
+std::optional<SharedFilter> ParseSharedFilter(std::string_view filter) {
+  if (!IsSharedFilter(filter)) {
+    return std::nullopt;
+  }
+  const std::string_view rest = filter.substr(sizeof("$share/") - 1);
+  const size_t slash = rest.find('/');
+  if (slash == 0 || slash == std::string_view::npos || slash + 1 == rest.size()) {
+    return std::nullopt;  // 5.0:MQTT-4.8.2-1: a ShareName, then '/' and a filter
+  }
+  const std::string_view share_name = rest.substr(0, slash);
+  if (share_name.find_first_of("+#") != std::string_view::npos) {
+    return std::nullopt;  // 5.0:MQTT-4.8.2-2
+  }
+  return SharedFilter{share_name, rest.substr(slash + 1)};
+}
+
 bool IsSysTopic(std::string_view topic) {
   return topic == "$SYS" || topic.starts_with("$SYS/");
 }

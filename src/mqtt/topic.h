@@ -7,6 +7,7 @@
 #define RINGMQ_MQTT_TOPIC_H_
 
 #include <cstddef>
+#include <optional>
 #include <string_view>
 
 #include "mqtt/violation.h"
@@ -27,6 +28,23 @@ Violation ValidateTopicName(std::string_view topic);
 // A SUBSCRIBE / UNSUBSCRIBE filter: non-empty, valid UTF-8, '#' only as the whole last level
 // (MQTT-4.7.1-2), '+' only as a whole level (MQTT-4.7.1-3).
 Violation ValidateTopicFilter(std::string_view filter);
+
+// A shared subscription "$share/{ShareName}/{filter}" (5.0 §4.8.2), split into its parts (views
+// into the string given).
+struct SharedFilter {
+  std::string_view share_name;
+  std::string_view filter;
+};
+
+// A filter that starts with "$share/" is a shared subscription at every protocol level (as in
+// Mosquitto, FlashMQ and EMQX, 3.1 and 3.1.1 clients may use it too).
+inline bool IsSharedFilter(std::string_view filter) { return filter.starts_with("$share/"); }
+
+// Splits a shared subscription filter that already passed ValidateTopicFilter: the ShareName is
+// at least one character without '/', '+' or '#' (5.0:MQTT-4.8.2-1, MQTT-4.8.2-2), followed by
+// '/' and a non-empty topic filter. nullopt when `filter` is not of that form (including when it
+// does not start with "$share/").
+std::optional<SharedFilter> ParseSharedFilter(std::string_view filter);
 
 // "$SYS" or "$SYS/...": the broker's own topics. Clients may read them but not write them: a
 // client's PUBLISH there is dropped and a will there is refused at CONNECT (as Mosquitto denies

@@ -41,7 +41,16 @@ void Session::Detach() {
   if (subscriptions_ != nullptr && subscriptions_->empty()) subscriptions_.reset();
 }
 
-EnqueueResult Session::Enqueue(message::MessageRef message, uint8_t qos, bool retain) {
+bool Session::CanTake(const message::Message& message, uint8_t qos) const {
+  if (qos == 0 && !online_ && !limits_->queue_qos0_offline) return false;
+  const size_t window_room = online_ && inflight_.size() < limits_->max_inflight
+                                 ? limits_->max_inflight - inflight_.size()
+                                 : 0;
+  if (qos > 0 && queue_.size() >= limits_->max_queued_messages + window_room) return false;
+  return queued_bytes_ + inflight_bytes_ + message.wire_bytes() <= limits_->max_queued_bytes;
+}
+
+EnqueueResult Session::Enqueue(message::MessageRef message, uint8_t qos, bool retain, bool shared) {
   RINGMQ_ASSERT(message.get() != nullptr && qos <= 2);
   const uint64_t bytes = message.get()->wire_bytes();
   if (qos == 0 && !online_ && !limits_->queue_qos0_offline) return EnqueueResult::kDroppedOffline;
@@ -60,7 +69,8 @@ EnqueueResult Session::Enqueue(message::MessageRef message, uint8_t qos, bool re
     return EnqueueResult::kDroppedBytesCap;
   }
   queued_bytes_ += bytes;
-  queue_.push_back(Outbound{.message = std::move(message), .qos = qos, .retain = retain});
+  queue_.push_back(
+      Outbound{.message = std::move(message), .qos = qos, .retain = retain, .shared = shared});
   return EnqueueResult::kQueued;
 }
 

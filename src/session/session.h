@@ -118,8 +118,20 @@ class Session {
 
   // Queues `message` for delivery at `qos` (already min(granted, published)). `retain` is the
   // RETAIN flag to send: 1 only for retained messages sent because of a new subscription
-  // (MQTT-3.3.1-8/9).
-  EnqueueResult Enqueue(message::MessageRef message, uint8_t qos, bool retain);
+  // (MQTT-3.3.1-8/9). `shared`: delivered through a shared-subscription group, so that
+  // TakeSharedMessages can hand it to another member if this session ends before the client
+  // acknowledged it.
+  EnqueueResult Enqueue(message::MessageRef message, uint8_t qos, bool retain, bool shared = false);
+  // Whether Enqueue would queue `message` at `qos` now (room in the queue and the byte cap, and
+  // online or QoS > 0). O(1).
+  bool CanTake(const message::Message& message, uint8_t qos) const;
+
+  // Calls `take(message, qos)` for each QoS 1/2 message queued through a shared subscription
+  // that the client has not acknowledged (waiting, or sent and awaiting PUBACK / PUBREC), in
+  // order, and removes them: for a session that ends, whose group's other members get them.
+  // A QoS 2 message whose PUBREC arrived stays: the client has it. O(queued + in flight).
+  template <typename Take>
+  void TakeSharedMessages(Take&& take);
 
   // Encodes pending PUBLISH/PUBREL packets into `out` (appending) until out.size() would
   // exceed `max_bytes` or nothing can be sent (window full). A message larger than max_bytes is
@@ -176,7 +188,9 @@ class Session {
     bool dup = false;
     bool sent = false;  // false: the packet of `stage` is due (first send or resend)
     Stage stage = Stage::kAwaitAck;
+    bool shared = false;  // through a shared-subscription group (Enqueue)
   };
+  static_assert(sizeof(Outbound) == 16, "the flag lives in the padding");
 
   bool WriteOne(const Outbound& entry, ByteBuffer& out, size_t max_bytes, WriteCounts* counts);
 
@@ -212,6 +226,31 @@ class Session {
   // and released at Detach if it is empty by then: 8 bytes instead of an empty map's 40.
   std::unique_ptr<Subscriptions> subscriptions_;
 };
+
+template <typename Take>
+void Session::TakeSharedMessages(Take&& take) {
+  const auto taken = [](const Outbound& entry) {
+    return entry.shared && entry.qos > 0 && entry.stage == Stage::kAwaitAck &&
+           entry.message.get() != nullptr;
+  };
+  for (RingQueue<Outbound>* ring : {&inflight_, &queue_}) {
+    RingQueue<Outbound> kept;
+    while (!ring->empty()) {
+      Outbound& entry = ring->front();
+      const uint64_t bytes = entry.message.get() == nullptr ? 0 : entry.message->wire_bytes();
+      if (taken(entry)) {
+        (ring == &queue_ ? queued_bytes_ : inflight_bytes_) -= bytes;
+        if (ring == &inflight_ && !entry.sent) --unsent_inflight_;
+        take(std::move(entry.message), entry.qos);
+      } else {
+        kept.push_back(std::move(entry));
+      }
+      ring->pop_front();
+    }
+    *ring = std::move(kept);
+  }
+  if (inflight_.empty()) ids_in_assignment_order_ = true;
+}
 
 }  // namespace ringmq::session
 

@@ -4,7 +4,8 @@
 //
 // Mailbox records (16-byte slots, shard/mailbox.h):
 //   kMessage       aux = handle count, value = Message* (the record owns one reference)
-//   kHandle        aux = session index, value = generation << 8 | acl_check << 7 | QoS
+//   kHandle        aux = session index, value = generation << 8 | acl_check << 7 |
+//                  rerouted << 3 | shared << 2 | QoS
 //   kHandoff       value = HandoffRecord* (the receiver owns and deletes it)
 //   kFenceRequest  aux = requesting shard (retained_fence.h)
 //   kFenceReply    aux = answering shard, value = its last message sequence number
@@ -57,8 +58,12 @@ enum RecordKind : uint32_t {
   kFenceRequest = 4,
   kFenceReply = 5,
 };
-// The low byte of a kHandle value: QoS in bits 0-1, sub::Subscriber::acl_check in bit 7.
+// The low byte of a kHandle value: QoS in bits 0-1, sub::Subscriber::shared in bit 2, in bit 3
+// whether the delivery was already re-routed once (a member that cannot keep it does not pass it
+// on again), sub::Subscriber::acl_check in bit 7.
 inline constexpr uint64_t kHandleQosMask = 0x03;
+inline constexpr uint64_t kHandleShared = 0x04;
+inline constexpr uint64_t kHandleRerouted = 0x08;
 inline constexpr uint64_t kHandleAclCheck = 0x80;
 
 // A connection on its way to its home shard: the socket and the bytes read from it so far.
@@ -79,9 +84,10 @@ class Outbox {
 
   // Sends `message` to `subscribers`, all on shard `destination`, each at min(its QoS, the
   // message's): ceil(subscribers / (max_record_slots - 1)) records, each holding a reference
-  // made here. Per PUBLISH and remote shard: kept inline.
+  // made here. `rerouted`: a shared-subscription delivery already passed on once (kHandleRerouted).
+  // Per PUBLISH and remote shard: kept inline.
   void SendMessage(uint32_t destination, message::Message* message,
-                   std::span<const sub::Subscriber> subscribers) {
+                   std::span<const sub::Subscriber> subscribers, bool rerouted = false) {
     RINGMQ_ASSERT(!subscribers.empty());
     Mailbox& mailbox = shared_.mailboxes.mailbox(shard_, destination);
     const size_t per_record = mailbox.max_record_slots() - 1;
@@ -97,9 +103,11 @@ class Outbox {
       for (size_t i = start; i < start + count; ++i) {
         const sub::Subscriber& subscriber = subscribers[i];
         const uint8_t qos = std::min<uint8_t>(subscriber.qos, message->qos());
-        const uint64_t acl_check = subscriber.acl_check ? kHandleAclCheck : 0;
+        const uint64_t flags = (subscriber.acl_check ? kHandleAclCheck : 0) |
+                               (subscriber.shared ? kHandleShared : 0) |
+                               (rerouted ? kHandleRerouted : 0);
         record_.push_back(Slot{kHandle, subscriber.session,
-                               (uint64_t{subscriber.generation} << 8) | acl_check | qos});
+                               (uint64_t{subscriber.generation} << 8) | flags | qos});
       }
       // The message is charged to the overflow once, with the first of its records that waits
       // there: while that record waits the message is accounted for, and once it has moved on

@@ -4,12 +4,14 @@
 #include <functional>
 #include <utility>
 
+#include "absl/hash/hash.h"
 #include "absl/strings/escaping.h"
 #include "common/assert.h"
 #include "common/bytes.h"
 #include "common/log.h"
 #include "connect/client_id.h"
 #include "mqtt/codec.h"
+#include "mqtt/topic.h"
 
 namespace ringmq::shard {
 namespace {
@@ -50,6 +52,17 @@ Router::Router(uint32_t shard, const Config& config, SharedState& shared,
   persistent_session_expiry_s_ =
       config.persistent_session_expiry_s == 0 ? kExpiryNever : config.persistent_session_expiry_s;
   max_session_expiry_s_ = config.max_session_expiry_s;
+  switch (config.shared_subscription_strategy) {
+    case SharedSubscriptionStrategy::kRoundRobin:
+      share_strategy_ = sub::ShareStrategy::kRoundRobin;
+      break;
+    case SharedSubscriptionStrategy::kRandom:
+      share_strategy_ = sub::ShareStrategy::kRandom;
+      break;
+    case SharedSubscriptionStrategy::kHash:
+      share_strategy_ = sub::ShareStrategy::kHash;
+      break;
+  }
   max_offline_sessions_ = config.max_offline_sessions;
 }
 
@@ -121,6 +134,7 @@ net::PacketSink::ConnectAction Router::OnConnect(net::Connection& connection,
     entry.acl->user_name = std::move(user_name);
     if (session_present && !same_user) ClassifySubscriptions(index);
   }
+  if (session_present) UpdateSharedPresence(index);  // its group memberships are online again
   sessions_.BindTag(connection.tag(), index);
   // MQTT 3.1 has no session-present flag: the byte is reserved there. 5.0:3.2.2.3.2: the
   // interval is sent back when it is not the one the client asked for.
@@ -205,9 +219,18 @@ void Router::DestroySession(uint32_t index) {
   counters_.gauges.sessions_offline.Add(-1);
   // 5.0:3.1.3.2.2: a will still delayed is published when the session ends.
   PublishPendingWill(*entry.session);
+  bool has_shared = false;
   for (const auto& [filter, qos] : entry.session->subscriptions()) {
-    shared_.trie.Unsubscribe(
-        filter, sub::Subscriber{static_cast<uint16_t>(shard_), index, entry.generation, qos});
+    has_shared = has_shared || mqtt::IsSharedFilter(filter);
+    TrieUnsubscribe(filter, HandleOf(index, qos, false));
+  }
+  // The QoS 1/2 messages its groups gave it and its client did not acknowledge go to the
+  // groups' other members (it is out of the trie now, so it is not chosen again). A broker that
+  // is stopping drops every session anyway.
+  if (has_shared && !shared_.shutting_down.load(std::memory_order_relaxed)) {
+    const sub::Subscriber self = HandleOf(index, 0, false);
+    entry.session->TakeSharedMessages(
+        [&](message::MessageRef message, uint8_t /*qos*/) { RerouteShared(message.get(), self); });
   }
   sessions_.Destroy(index);  // handles still in mailboxes or the trie's readers become stale
 }
@@ -232,6 +255,8 @@ void Router::Detach(uint32_t index, bool will_due) {
     session.will().reset();
   }
   session.Detach();
+  // A clean session ends next; a persistent one stays, offline, in its groups.
+  if (!session.clean_session()) UpdateSharedPresence(index);
 }
 
 uint32_t Router::WillDelayS(uint32_t index) {
@@ -352,7 +377,8 @@ void Router::PublishWill(session::Session& session) {
   message::MessageRef message =
       message::MessageRef::Create(will.topic, will.payload, will.qos, will.retain, NextOrigin());
   if (will.retain) Retain(message);
-  Route(message);
+  Route(message, /*from_client=*/true,
+        share_strategy_ == sub::ShareStrategy::kHash ? PublisherKey(session.client_id()) : 0);
 }
 
 // ---- Packets ---------------------------------------------------------------------------------
@@ -421,10 +447,11 @@ void Router::ClassifySubscriptions(uint32_t index) {
   SessionEntry& entry = sessions_[index];
   const auth::ClientAcl& acl = AclOf(entry);
   for (const auto& [filter, qos] : entry.session->subscriptions()) {
-    const bool acl_check = acl.ClassifySubscription(filter) != auth::ReadScope::kAll;
+    const std::optional<mqtt::SharedFilter> shared = mqtt::ParseSharedFilter(filter);
+    const bool acl_check =
+        acl.ClassifySubscription(shared ? shared->filter : filter) != auth::ReadScope::kAll;
     // Replaces the handle's flag in place (an unchanged one is left alone, without a copy).
-    shared_.trie.Subscribe(filter, sub::Subscriber{static_cast<uint16_t>(shard_), index,
-                                                   entry.generation, qos, acl_check});
+    TrieSubscribe(filter, HandleOf(index, qos, acl_check));
   }
 }
 
@@ -476,7 +503,9 @@ void Router::OnPublish(net::Connection& connection, const mqtt::Publish& publish
   message::MessageRef message = message::MessageRef::Create(publish.topic, AsBytes(publish.payload),
                                                             qos, publish.retain, NextOrigin());
   if (publish.retain) Retain(message);
-  Route(message);  // right after Create: other shards get our messages in sequence order
+  // Right after Create: other shards get our messages in sequence order.
+  Route(message, /*from_client=*/true,
+        share_strategy_ == sub::ShareStrategy::kHash ? PublisherKey(connection.client_id()) : 0);
   AcknowledgePublish(connection, publish);
 }
 
@@ -576,8 +605,13 @@ void Router::OnUnsubscribe(net::Connection& connection, uint32_t index,
 uint8_t Router::SubscribeOne(uint32_t index, std::string_view filter, uint8_t qos) {
   SessionEntry& entry = sessions_[index];
   RINGMQ_ASSERT(entry.session.has_value() && qos <= 2);
+  // "$share/{name}/{filter}" at any level (the 5.0 decoder refused a malformed one already; at
+  // 3.1 / 3.1.1 it is an ordinary filter to the codec, refused here for this filter only).
+  const std::optional<mqtt::SharedFilter> shared = mqtt::ParseSharedFilter(filter);
+  if (!shared && mqtt::IsSharedFilter(filter)) return mqtt::kSubackFailure;
+  const std::string_view topic_filter = shared ? shared->filter : filter;
   const auth::ReadScope scope =
-      acl_enabled_ ? AclOf(entry).ClassifySubscription(filter) : auth::ReadScope::kAll;
+      acl_enabled_ ? AclOf(entry).ClassifySubscription(topic_filter) : auth::ReadScope::kAll;
   if (scope == auth::ReadScope::kNone) {
     counters_.subscribe_denied.Add();
     return mqtt::kSubackFailure;  // MQTT-3.9.3: failure, for this filter only
@@ -595,10 +629,9 @@ uint8_t Router::SubscribeOne(uint32_t index, std::string_view filter, uint8_t qo
   }
   const bool acl_check = scope == auth::ReadScope::kSome;  // partly readable: per message
   if (acl_check) counters_.subscribe_filtered.Add();
-  const sub::Subscriber handle{static_cast<uint16_t>(shard_), index, entry.generation, qos,
-                               acl_check};
-  shared_.trie.Subscribe(filter, handle);
-  DeliverRetained(index, entry.generation, qos, filter, acl_check);
+  TrieSubscribe(filter, HandleOf(index, qos, acl_check));
+  // Retained messages are not sent for a shared subscription (5.0 §4.8.2).
+  if (!shared) DeliverRetained(index, entry.generation, qos, filter, acl_check);
   return qos;
 }
 
@@ -606,10 +639,109 @@ void Router::UnsubscribeOne(uint32_t index, std::string_view filter) {
   SessionEntry& entry = sessions_[index];
   const std::optional<uint8_t> qos = entry.session->RemoveSubscription(filter);
   if (!qos) return;
-  shared_.trie.Unsubscribe(
-      filter, sub::Subscriber{static_cast<uint16_t>(shard_), index, entry.generation, *qos});
+  TrieUnsubscribe(filter, HandleOf(index, *qos, false));
   counters_.subscriptions_removed.Add();
   counters_.gauges.subscriptions.Add(-1);
+}
+
+sub::Subscriber Router::HandleOf(uint32_t index, uint8_t qos, bool acl_check) {
+  const SessionEntry& entry = sessions_[index];
+  return sub::Subscriber{.shard = static_cast<uint16_t>(shard_),
+                         .session = index,
+                         .generation = entry.generation,
+                         .qos = qos,
+                         .acl_check = acl_check,
+                         .offline = entry.connection == nullptr};
+}
+
+void Router::TrieSubscribe(std::string_view filter, sub::Subscriber handle) {
+  if (const std::optional<mqtt::SharedFilter> shared = mqtt::ParseSharedFilter(filter)) {
+    int groups = 0;
+    shared_.trie.SubscribeShared(shared->share_name, shared->filter, handle, &groups);
+    if (groups != 0) counters_.gauges.shared_groups.Add(groups);
+    return;
+  }
+  handle.offline = false;  // meaningful for group members only
+  shared_.trie.Subscribe(filter, handle);
+}
+
+void Router::TrieUnsubscribe(std::string_view filter, sub::Subscriber handle) {
+  if (const std::optional<mqtt::SharedFilter> shared = mqtt::ParseSharedFilter(filter)) {
+    int groups = 0;
+    shared_.trie.UnsubscribeShared(shared->share_name, shared->filter, handle, &groups);
+    if (groups != 0) counters_.gauges.shared_groups.Add(groups);
+    return;
+  }
+  shared_.trie.Unsubscribe(filter, handle);
+}
+
+bool Router::NeedsAclCheck(SessionEntry& entry, std::string_view filter) {
+  if (!acl_enabled_ || entry.acl == nullptr) return false;
+  return AclOf(entry).ClassifySubscription(filter) != auth::ReadScope::kAll;
+}
+
+void Router::UpdateSharedPresence(uint32_t index) {
+  SessionEntry& entry = sessions_[index];
+  for (const auto& [filter, qos] : entry.session->subscriptions()) {
+    const std::optional<mqtt::SharedFilter> shared = mqtt::ParseSharedFilter(filter);
+    if (!shared) continue;
+    // Only the offline flag changes; the trie leaves an unchanged membership alone.
+    TrieSubscribe(filter, HandleOf(index, qos, NeedsAclCheck(entry, shared->filter)));
+  }
+}
+
+uint64_t Router::PublisherKey(std::string_view client_id) {
+  return absl::Hash<std::string_view>{}(client_id);
+}
+
+bool Router::EligibleMember(void* context, const sub::Subscriber& member) {
+  const auto& eligible = *static_cast<const EligibleContext*>(context);
+  if (sub::SameSession(member, eligible.excluded)) return false;
+  Router& router = *eligible.router;
+  // Another shard's member: its offline flag (checked by the trie) is all we can see.
+  if (member.shard != router.shard_) return true;
+  const SessionEntry* entry = router.sessions_.Find(member.session, member.generation);
+  return entry != nullptr && entry->connection != nullptr &&
+         entry->session->CanTake(*eligible.message, MinQos(member.qos, eligible.message->qos()));
+}
+
+sub::ShareChoice Router::ChoiceFor(EligibleContext& context, uint64_t publisher_key) const {
+  return sub::ShareChoice{.strategy = share_strategy_,
+                          .cursor_slot = shard_,
+                          .qos = context.message->qos(),
+                          .publisher_key = publisher_key,
+                          .eligible = &Router::EligibleMember,
+                          .context = &context};
+}
+
+void Router::CountShared(const sub::MatchResult& match) {
+  if (match.shared_picks() != 0) counters_.shared_deliveries.Add(match.shared_picks());
+  if (match.shared_skips() != 0) counters_.shared_skips.Add(match.shared_skips());
+  if (match.shared_no_member() != 0) counters_.shared_no_member.Add(match.shared_no_member());
+}
+
+void Router::RerouteShared(message::Message* message, sub::Subscriber excluded) {
+  if (message->qos() == 0) return;  // at most once: nothing is owed
+  EligibleContext context{this, message, excluded};
+  sub::ShareChoice choice = ChoiceFor(context, 0);
+  shared_.trie.MatchShared(message->topic(), reroute_match_, choice);
+  CountShared(reroute_match_);
+  for (const sub::ShardSubscribers& group : reroute_match_.shards()) {
+    // A group with no member left but the excluded one chose it again (no eligible member):
+    // nobody else can take it.
+    if (group.shard != shard_) {
+      outbox_.SendMessage(group.shard, message, group.subscribers, /*rerouted=*/true);
+      counters_.shared_rerouted.Add(group.subscribers.size());
+      continue;
+    }
+    for (const sub::Subscriber& subscriber : group.subscribers) {
+      if (sub::SameSession(subscriber, excluded)) continue;
+      counters_.shared_rerouted.Add();
+      DeliverLocal(subscriber.session, subscriber.generation,
+                   MinQos(subscriber.qos, message->qos()), message, false, subscriber.acl_check,
+                   nullptr, /*shared=*/true, /*may_reroute=*/false);
+    }
+  }
 }
 
 void Router::DeliverRetained(uint32_t index, uint32_t generation, uint8_t granted_qos,
@@ -718,8 +850,11 @@ void Router::Retain(const message::MessageRef& message) {
   }
 }
 
-void Router::Route(const message::MessageRef& message, bool from_client) {
-  shared_.trie.Match(message->topic(), match_);
+void Router::Route(const message::MessageRef& message, bool from_client, uint64_t publisher_key) {
+  EligibleContext context{this, message.get(),
+                          sub::Subscriber{.shard = 0, .session = kNone, .generation = 0, .qos = 0}};
+  shared_.trie.Match(message->topic(), match_, ChoiceFor(context, publisher_key));
+  CountShared(match_);
   if (match_.empty()) {
     if (from_client) counters_.publish_dropped_no_subscribers.Add();
     return;
@@ -736,18 +871,34 @@ void Router::Route(const message::MessageRef& message, bool from_client) {
     for (const sub::Subscriber& subscriber : group.subscribers) {
       DeliverLocal(subscriber.session, subscriber.generation,
                    MinQos(subscriber.qos, message->qos()), message.get(), false,
-                   subscriber.acl_check, &references);
+                   subscriber.acl_check, &references, subscriber.shared,
+                   /*may_reroute=*/subscriber.shared);
     }
   }
 }
 
 Router::Delivery Router::DeliverLocal(uint32_t index, uint32_t generation, uint8_t qos,
                                       message::Message* message, bool retain, bool acl_check,
-                                      message::MessageRefBatch* references) {
+                                      message::MessageRefBatch* references, bool shared,
+                                      bool may_reroute) {
   RINGMQ_ASSERT(references == nullptr || references->get() == message);
+  RINGMQ_ASSERT(!may_reroute || shared);
   SessionEntry* const found = sessions_.Find(index, generation);
-  if (found == nullptr) return Delivery::kSkipped;  // session ended meanwhile
+  const sub::Subscriber self{.shard = static_cast<uint16_t>(shard_),
+                             .session = index,
+                             .generation = generation,
+                             .qos = qos};
+  if (found == nullptr) {  // session ended meanwhile
+    if (may_reroute && qos > 0) RerouteShared(message, self);
+    return Delivery::kSkipped;
+  }
   SessionEntry& entry = *found;
+  // A group member that cannot keep it: another member gets it (the publisher's shard could not
+  // see this queue).
+  if (may_reroute && qos > 0 && !entry.session->CanTake(*message, qos)) {
+    RerouteShared(message, self);
+    return Delivery::kSkipped;
+  }
   if (acl_check && (entry.acl == nullptr || !AclOf(entry).CanRead(message->topic()))) {
     counters_.deliver_denied.Add();
     return Delivery::kSkipped;
@@ -755,7 +906,7 @@ Router::Delivery Router::DeliverLocal(uint32_t index, uint32_t generation, uint8
   if (memory_budget_ && ShedForMemory(index, entry, qos)) return Delivery::kSessionFull;
   message::MessageRef reference =
       references != nullptr ? references->Take() : message::MessageRef::Share(message);
-  switch (entry.session->Enqueue(std::move(reference), qos, retain)) {
+  switch (entry.session->Enqueue(std::move(reference), qos, retain, shared)) {
     case session::EnqueueResult::kQueued:
       counters_.gauges.queued_messages.Add(1);
       if (entry.connection != nullptr) MarkSessionDirty(index);
@@ -860,8 +1011,13 @@ void Router::OnRecord(std::span<const Slot> record) {
   }
   RINGMQ_ASSERT(record[0].kind == kMessage && record.size() == record[0].aux + size_t{1});
   auto* message = reinterpret_cast<message::Message*>(record[0].value);
-  retained_fence_.Arrived(*message);
-  const RetainedFence::Probe probe = retained_fence_.ProbeFor(*message);
+  // A re-routed shared delivery (every handle of its record is) comes from the shard of the
+  // member that could not keep it, out of its origin's sequence; no retained message is ever
+  // sent on a shared subscription, so the fence has nothing to say about it.
+  const bool rerouted = record.size() > 1 && (record[1].value & kHandleRerouted) != 0;
+  if (!rerouted) retained_fence_.Arrived(*message);
+  const RetainedFence::Probe probe =
+      rerouted ? RetainedFence::Probe() : retained_fence_.ProbeFor(*message);
   // The record's reference goes to the first delivery queued, and the other deliveries'
   // references are made in one step; those not taken (skipped handles, the record's own if none
   // was queued) are dropped together at the end.
@@ -872,8 +1028,10 @@ void Router::OnRecord(std::span<const Slot> record) {
       counters_.retained_live_superseded.Add();  // the session got it, or newer, as retained
       continue;
     }
+    const bool shared = (handle.value & kHandleShared) != 0;
     DeliverLocal(handle.aux, generation, static_cast<uint8_t>(handle.value & kHandleQosMask),
-                 message, false, (handle.value & kHandleAclCheck) != 0, &references);
+                 message, false, (handle.value & kHandleAclCheck) != 0, &references, shared,
+                 /*may_reroute=*/shared && !rerouted);
   }
 }
 

@@ -78,6 +78,17 @@
 // whose connection goes away is abandoned: the filters done so far stay done, as they would
 // after a SUBACK lost with the connection.
 //
+// Shared subscriptions ("$share/{name}/{filter}", every protocol level; docs/architecture.md):
+// the session records the whole filter; the trie holds the membership in the group, with the
+// member's offline flag, which the home shard sets when the session goes offline or comes back.
+// Route passes a ShareChoice whose eligibility check, for members on this shard, is their room
+// (Session::CanTake); members elsewhere are judged by their offline flag only. A shared delivery
+// that its member cannot keep — the session ended meanwhile or its queue is full when the record
+// arrives, or a clean session ends with such messages unacknowledged — is re-routed at QoS 1/2:
+// matched again against the groups alone (MatchShared) and given to the member chosen, at most
+// once per message (a re-routed delivery that fails again is dropped and counted as usual).
+// Retained messages are not sent for a shared subscription (5.0 §4.8.2).
+//
 // Thread safety: one Router per shard, used only on that shard's thread. The trie and the
 // retained store are shared and internally synchronized; mailboxes are SPSC per shard pair.
 #ifndef RINGMQ_SHARD_ROUTER_H_
@@ -174,6 +185,9 @@ class Router final : public net::PacketSink {
 
   size_t session_count() const { return sessions_.size(); }
 
+  // A hash of `client_id` for shared_subscription_strategy = hash.
+  static uint64_t PublisherKey(std::string_view client_id);
+
   // Once per tick: publishes the delayed wills whose delay ran out and destroys the offline
   // sessions whose expiry interval ran out, earliest due first, at most kExpiriesPerTick of
   // them (the rest on the next ticks).
@@ -264,6 +278,35 @@ class Router final : public net::PacketSink {
   uint8_t SubscribeOne(uint32_t index, std::string_view filter, uint8_t qos);
   // One filter of an UNSUBSCRIBE; a filter not held is no error (MQTT-3.10.4-5).
   void UnsubscribeOne(uint32_t index, std::string_view filter);
+  // The trie handle of a session's subscription; `offline` is set for a session without a
+  // connection (used by shared-subscription groups only).
+  sub::Subscriber HandleOf(uint32_t index, uint8_t qos, bool acl_check);
+  // Adds, replaces or removes the trie entry of the session filter `filter`: a normal
+  // subscription, or a membership of a shared-subscription group ("$share/...", already
+  // validated by SubscribeOne).
+  void TrieSubscribe(std::string_view filter, sub::Subscriber handle);
+  void TrieUnsubscribe(std::string_view filter, sub::Subscriber handle);
+  // Whether the session's ACL allows reading only part of what `filter` can match (acl_check).
+  bool NeedsAclCheck(SessionEntry& entry, std::string_view filter);
+  // The session went online or offline: its group memberships' offline flags follow.
+  void UpdateSharedPresence(uint32_t index);
+  // A shared delivery that its member could not keep: gives it to the member another matching
+  // group chooses (see the header comment). `excluded` is never chosen (the member that failed).
+  void RerouteShared(message::Message* message, sub::Subscriber excluded);
+  // What EligibleMember needs about one message being routed.
+  struct EligibleContext {
+    Router* router;
+    const message::Message* message;
+    sub::Subscriber excluded;  // never eligible (a session index of kNone: nobody)
+  };
+  // ShareChoice::eligible: a member on another shard is judged by its offline flag alone (the
+  // trie checks it); one on this shard must exist, be online and have room for the message.
+  static bool EligibleMember(void* context, const sub::Subscriber& member);
+  // The ShareChoice of a message matched on this shard: the configured strategy, this shard's
+  // cursors, EligibleMember over `context`.
+  sub::ShareChoice ChoiceFor(EligibleContext& context, uint64_t publisher_key) const;
+  // Adds a match's shared_picks / skips / no_member to the counters.
+  void CountShared(const sub::MatchResult& match);
   // Queues the retained messages matching a new subscription's filter (MQTT-3.3.1-6), with
   // RETAIN set (MQTT-3.3.1-8), at min(granted, published) QoS; `acl_check`: the subscription
   // is partly readable, so each is checked against the ACL.
@@ -275,7 +318,10 @@ class Router final : public net::PacketSink {
   // Routes a message this shard has just created, before it creates another: other shards
   // then receive our messages in sequence order, which RetainedFence relies on (and asserts).
   // `from_client` false: a broker message ($SYS), not counted as a client's unrouted PUBLISH.
-  void Route(const message::MessageRef& message, bool from_client = true);
+  // `publisher_key`: PublisherKey of the publisher's client id (shared_subscription_strategy =
+  // hash; 0 otherwise and for broker messages).
+  void Route(const message::MessageRef& message, bool from_client = true,
+             uint64_t publisher_key = 0);
   // MQTT-4.7.2-1 / Mosquitto: $SYS/ belongs to the broker; a client's PUBLISH there is
   // acknowledged and dropped (counted).
   void DropSysPublish(net::Connection& connection, const mqtt::Publish& publish);
@@ -301,9 +347,11 @@ class Router final : public net::PacketSink {
   // acl_check: deliver only if the session may read the message's topic (sub::Subscriber).
   // The queued reference is taken from `references` if given (its message is `message`),
   // else made with Share.
-  Delivery DeliverLocal(uint32_t index, uint32_t generation, uint8_t qos,
-                        message::Message* message, bool retain, bool acl_check,
-                        message::MessageRefBatch* references = nullptr);
+  // `shared`: chosen by a shared-subscription group; `may_reroute`: if the session cannot keep it,
+  // it is re-routed (RerouteShared) at QoS 1/2.
+  Delivery DeliverLocal(uint32_t index, uint32_t generation, uint8_t qos, message::Message* message,
+                        bool retain, bool acl_check, message::MessageRefBatch* references = nullptr,
+                        bool shared = false, bool may_reroute = false);
   // max_memory: true if a delivery at `qos` to this session is shed (counted) because the
   // budget is under pressure and the session has a backlog.
   bool ShedForMemory(uint32_t index, SessionEntry& entry, uint8_t qos);
@@ -333,6 +381,7 @@ class Router final : public net::PacketSink {
   bool memory_budget_ = false;         // max_memory configured
   uint32_t persistent_session_expiry_s_ = kExpiryNever;  // 3.1 / 3.1.1 clean session 0
   uint32_t max_session_expiry_s_ = 0;                    // 0: no cap
+  sub::ShareStrategy share_strategy_ = sub::ShareStrategy::kRoundRobin;
   uint32_t max_offline_sessions_ = 0;                    // broker-wide
   uint64_t acl_version_ = 0;           // auth data the subscriptions were classified under
 
@@ -348,6 +397,7 @@ class Router final : public net::PacketSink {
   std::deque<FilterJob> jobs_;             // in arrival order; at most one per connection
 
   sub::MatchResult match_;
+  sub::MatchResult reroute_match_;  // RerouteShared may run while match_ is iterated
   Outbox outbox_;
   // Sources whose last drain stopped at its budget (bit source % 64 of word source / 64).
   std::vector<uint64_t> pending_mail_;

@@ -26,7 +26,7 @@ SharedState::SharedState(uint32_t shard_count, uint64_t max_memory_bytes,
     : shard_count(shard_count),
       memory(max_memory_bytes, shard_count),
       epochs(shard_count),
-      trie(epochs),
+      trie(epochs, shard_count),  // one round-robin cursor per shard in each shared group
       retained(epochs, retained_limits),
       mailboxes(shard_count, MailboxCapacity(shard_count, mailbox_memory_bytes)),
       ring_fds(std::make_unique<std::atomic<int>[]>(shard_count)),

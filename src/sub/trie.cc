@@ -4,6 +4,7 @@
 #include <cstring>
 #include <limits>
 #include <new>
+#include <string>
 
 #include "common/assert.h"
 
@@ -41,6 +42,31 @@ static_assert(sizeof(SubscriberArray) % alignof(const SubscriberArray*) == 0);
 
 enum class NodeKind : uint8_t { kRoot, kExact, kPlus, kHash };
 
+// One round-robin cursor per cache line: each shard writes only its own.
+struct alignas(64) Cursor {
+  std::atomic<uint32_t> next{0};
+};
+
+// A shared-subscription group: stable from its creation until it is retired with its last member,
+// so its cursors outlive every change of its member list.
+struct Group {
+  std::atomic<const SubscriberArray*> members{nullptr};  // never null while linked
+  const std::string name;
+  const std::unique_ptr<Cursor[]> cursors;
+
+  Group(std::string_view share_name, uint32_t cursor_slots)
+      : name(share_name), cursors(new Cursor[cursor_slots]) {}
+};
+
+// The groups of a node, sorted by name, immutable once published; `size` pointers follow.
+struct alignas(8) GroupList {
+  uint32_t size;
+
+  Group* const* items() const { return reinterpret_cast<Group* const*>(this + 1); }
+  Group** items() { return reinterpret_cast<Group**>(this + 1); }
+};
+static_assert(sizeof(GroupList) % alignof(Group*) == 0);
+
 // One filter level; the level bytes follow the node in one allocation.
 //
 // Exact children live in `only_child` while there is at most one of them (most nodes of a deep
@@ -55,6 +81,7 @@ struct Node {
   std::atomic<Node*> plus{nullptr};
   std::atomic<Node*> hash{nullptr};
   std::atomic<const SubscriberArray*> subscribers{nullptr};
+  std::atomic<const GroupList*> groups{nullptr};  // null: no shared-subscription group
   Node* const parent;  // null for the root; used by the writer only
   const uint32_t level_size;
   const NodeKind kind;
@@ -69,6 +96,8 @@ struct Node {
 
 namespace {
 
+using trie_internal::Group;
+using trie_internal::GroupList;
 using trie_internal::Node;
 using trie_internal::NodeKind;
 using trie_internal::SubscriberArray;
@@ -106,6 +135,36 @@ void DeleteSubscriberList(const SubscriberArray* list) {
   }
   DeleteSubscriberArray(const_cast<SubscriberArray*>(list));
 }
+
+// Item `index` of a flat or chunked list: O(chunks) for a chunked one.
+const Subscriber& ItemAt(const SubscriberArray* list, uint32_t index) {
+  RINGMQ_ASSERT(index < list->size);
+  if (list->chunk_count == 0) {
+    return list->items()[index];
+  }
+  for (uint32_t i = 0; i < list->chunk_count; ++i) {
+    const SubscriberArray* chunk = list->chunks()[i];
+    if (index < chunk->size) {
+      return chunk->items()[index];
+    }
+    index -= chunk->size;
+  }
+  RINGMQ_ASSERT(false && "a chunked list's size is the sum of its chunks'");
+  return list->items()[0];
+}
+
+const GroupList* NewGroupList(std::span<Group* const> groups) {
+  RINGMQ_ASSERT(!groups.empty());
+  void* memory = ::operator new(sizeof(GroupList) + groups.size() * sizeof(Group*));
+  auto* list = new (memory) GroupList{static_cast<uint32_t>(groups.size())};
+  std::copy(groups.begin(), groups.end(), list->items());
+  return list;
+}
+
+void DeleteGroupList(void* object) { ::operator delete(object); }
+
+// A retired group: its member list is already null (it goes with its last member).
+void DeleteGroup(void* object) { delete static_cast<Group*>(object); }
 
 // Index of the chunk of a chunked list where `subscriber` is or would go: the last chunk whose
 // first item is not after it (or the first chunk).
@@ -179,6 +238,7 @@ const Node* FindExactChild(const Node* parent, std::string_view level, uint64_t 
 
 bool IsEmpty(const Node* node) {
   return node->subscribers.load(std::memory_order_relaxed) == nullptr &&
+         node->groups.load(std::memory_order_relaxed) == nullptr &&
          node->only_child.load(std::memory_order_relaxed) == ChildSlot::kEmpty &&
          node->children.empty() && node->plus.load(std::memory_order_relaxed) == nullptr &&
          node->hash.load(std::memory_order_relaxed) == nullptr;
@@ -186,15 +246,18 @@ bool IsEmpty(const Node* node) {
 
 }  // namespace
 
-SubscriptionTrie::SubscriptionTrie(EpochDomain& epoch)
-    : SubscriptionTrie(epoch, LevelHasher::RandomSeed()) {}
+SubscriptionTrie::SubscriptionTrie(EpochDomain& epoch, uint32_t cursor_slots)
+    : SubscriptionTrie(epoch, LevelHasher::RandomSeed(), kListChunk, cursor_slots) {}
 
-SubscriptionTrie::SubscriptionTrie(EpochDomain& epoch, uint64_t hash_seed, uint32_t list_chunk)
+SubscriptionTrie::SubscriptionTrie(EpochDomain& epoch, uint64_t hash_seed, uint32_t list_chunk,
+                                   uint32_t cursor_slots)
     : epoch_(epoch),
       list_chunk_(list_chunk),
       hasher_(hash_seed),
-      root_(NewNode(nullptr, {}, NodeKind::kRoot)) {
+      root_(NewNode(nullptr, {}, NodeKind::kRoot)),
+      cursor_slots_(cursor_slots) {
   RINGMQ_ASSERT(list_chunk_ >= 1);
+  RINGMQ_ASSERT(cursor_slots_ >= 1);
 }
 
 SubscriptionTrie::~SubscriptionTrie() {
@@ -215,6 +278,16 @@ SubscriptionTrie::~SubscriptionTrie() {
     }
     if (const SubscriberArray* list = node->subscribers.load(std::memory_order_relaxed)) {
       DeleteSubscriberList(list);
+    }
+    if (const GroupList* groups = node->groups.load(std::memory_order_relaxed)) {
+      for (uint32_t i = 0; i < groups->size; ++i) {
+        Group* group = groups->items()[i];
+        if (const SubscriberArray* members = group->members.load(std::memory_order_relaxed)) {
+          DeleteSubscriberList(members);
+        }
+        DeleteGroup(group);
+      }
+      DeleteGroupList(const_cast<GroupList*>(groups));
     }
     DeleteNode(node);
   }
@@ -288,12 +361,13 @@ void SubscriptionTrie::EraseChild(Node* parent, Node* child) {
   parent->children.Erase(child, hasher_, epoch_);
 }
 
-// Adds, replaces (QoS, acl_check) or removes `subscriber` in the list of `node`, copy-on-write:
-// readers keep the version they loaded until their next quiescent point. A flat list is copied
-// whole; a chunked list copies the one chunk that changes and the chunk pointers.
-SubscriptionTrie::ListChange SubscriptionTrie::UpdateSubscribers(Node* node, Subscriber subscriber,
-                                                                 bool remove) {
-  const SubscriberArray* list = node->subscribers.load(std::memory_order_relaxed);
+// Adds, replaces (QoS, acl_check, offline) or removes `subscriber` in the list at `slot` (a node's
+// subscribers or a group's members), copy-on-write: readers keep the version they loaded until
+// their next quiescent point. A flat list is copied whole; a chunked list copies the one chunk
+// that changes and the chunk pointers.
+SubscriptionTrie::ListChange SubscriptionTrie::UpdateSubscribers(
+    std::atomic<const SubscriberArray*>& slot, Subscriber subscriber, bool remove) {
+  const SubscriberArray* list = slot.load(std::memory_order_relaxed);
   const uint32_t chunk_count = list == nullptr ? 0 : list->chunk_count;
   const uint32_t chunk = chunk_count == 0 ? 0 : FindChunk(list, subscriber);
   std::span<const Subscriber> segment;  // the flat list, or the chunk to change
@@ -304,7 +378,8 @@ SubscriptionTrie::ListChange SubscriptionTrie::UpdateSubscribers(Node* node, Sub
   const bool exists = position != segment.end() && SameSession(*position, subscriber);
   if (remove ? !exists
              : exists && position->qos == subscriber.qos &&
-                   position->acl_check == subscriber.acl_check) {
+                   position->acl_check == subscriber.acl_check &&
+                   position->offline == subscriber.offline) {
     return ListChange::kNone;
   }
   std::vector<Subscriber> items(segment.begin(), position);
@@ -336,7 +411,7 @@ SubscriptionTrie::ListChange SubscriptionTrie::UpdateSubscribers(Node* node, Sub
     }
     replacement = SpliceChunks(list, first, last, items, size);
   }
-  node->subscribers.store(replacement, std::memory_order_release);
+  slot.store(replacement, std::memory_order_release);
   if (list != nullptr) {
     for (uint32_t i = first; chunk_count > 0 && i <= last; ++i) {
       Retire(epoch_, list->chunks()[i]);
@@ -407,7 +482,7 @@ bool SubscriptionTrie::Subscribe(std::string_view filter, Subscriber subscriber)
 
   // kReplaced: the QoS or acl_check of an existing subscription was replaced (MQTT-3.8.4-3);
   // kNone: the same subscription with the same QoS and acl_check was already there.
-  if (UpdateSubscribers(node, subscriber, /*remove=*/false) != ListChange::kAdded) {
+  if (UpdateSubscribers(node->subscribers, subscriber, /*remove=*/false) != ListChange::kAdded) {
     return false;
   }
   subscription_count_.fetch_add(1, std::memory_order_relaxed);
@@ -422,10 +497,94 @@ bool SubscriptionTrie::Unsubscribe(std::string_view filter, Subscriber identity)
     return false;
   }
 
-  if (UpdateSubscribers(node, identity, /*remove=*/true) != ListChange::kRemoved) {
+  if (UpdateSubscribers(node->subscribers, identity, /*remove=*/true) != ListChange::kRemoved) {
     return false;
   }
   subscription_count_.fetch_sub(1, std::memory_order_relaxed);
+  Prune(node);
+  return true;
+}
+
+Group* SubscriptionTrie::FindGroup(const Node* node, std::string_view share_name) const {
+  const GroupList* groups = node->groups.load(std::memory_order_relaxed);
+  if (groups == nullptr) {
+    return nullptr;
+  }
+  Group* const* begin = groups->items();
+  Group* const* end = begin + groups->size;
+  Group* const* found =
+      std::lower_bound(begin, end, share_name, [](const Group* group, std::string_view name) {
+        return std::string_view(group->name) < name;
+      });
+  return found != end && (*found)->name == share_name ? *found : nullptr;
+}
+
+void SubscriptionTrie::ChangeGroups(Node* node, Group* group, bool remove) {
+  const GroupList* old_list = node->groups.load(std::memory_order_relaxed);
+  std::vector<Group*> groups;
+  if (old_list != nullptr) {
+    groups.assign(old_list->items(), old_list->items() + old_list->size);
+  }
+  const auto position =
+      std::lower_bound(groups.begin(), groups.end(), group,
+                       [](const Group* a, const Group* b) { return a->name < b->name; });
+  if (remove) {
+    RINGMQ_ASSERT(position != groups.end() && *position == group);
+    groups.erase(position);
+  } else {
+    RINGMQ_ASSERT(position == groups.end() || (*position)->name != group->name);
+    groups.insert(position, group);
+  }
+  // Release: a reader that finds the new list sees it, and a new group, fully built.
+  node->groups.store(groups.empty() ? nullptr : NewGroupList(groups), std::memory_order_release);
+  if (old_list != nullptr) {
+    epoch_.Retire(const_cast<GroupList*>(old_list), DeleteGroupList);
+  }
+}
+
+bool SubscriptionTrie::SubscribeShared(std::string_view share_name, std::string_view filter,
+                                       Subscriber subscriber, int* groups_delta) {
+  RINGMQ_ASSERT(!share_name.empty() && !filter.empty());
+  RINGMQ_ASSERT(subscriber.qos <= 2);
+  subscriber.shared = true;
+  MutexLock lock(&mutex_);
+  Node* node = FindFilterNode(filter, /*create=*/true);
+  Group* group = FindGroup(node, share_name);
+  if (group == nullptr) {
+    // Built with its first member before it is published.
+    group = new Group(share_name, cursor_slots_);
+    group->members.store(NewList({&subscriber, 1}), std::memory_order_relaxed);
+    ChangeGroups(node, group, /*remove=*/false);
+    group_count_.fetch_add(1, std::memory_order_relaxed);
+    if (groups_delta != nullptr) ++*groups_delta;
+  } else if (UpdateSubscribers(group->members, subscriber, /*remove=*/false) !=
+             ListChange::kAdded) {
+    return false;  // replaced or unchanged (MQTT-3.8.4-3)
+  }
+  subscription_count_.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+bool SubscriptionTrie::UnsubscribeShared(std::string_view share_name, std::string_view filter,
+                                         Subscriber identity, int* groups_delta) {
+  RINGMQ_ASSERT(!share_name.empty() && !filter.empty());
+  MutexLock lock(&mutex_);
+  Node* node = FindFilterNode(filter, /*create=*/false);
+  if (node == nullptr) {
+    return false;
+  }
+  Group* group = FindGroup(node, share_name);
+  if (group == nullptr ||
+      UpdateSubscribers(group->members, identity, /*remove=*/true) != ListChange::kRemoved) {
+    return false;
+  }
+  subscription_count_.fetch_sub(1, std::memory_order_relaxed);
+  if (group->members.load(std::memory_order_relaxed) == nullptr) {
+    ChangeGroups(node, group, /*remove=*/true);
+    group_count_.fetch_sub(1, std::memory_order_relaxed);
+    if (groups_delta != nullptr) --*groups_delta;
+    epoch_.Retire(group, DeleteGroup);  // readers may still hold it until their quiescent point
+  }
   Prune(node);
   return true;
 }
@@ -465,10 +624,25 @@ void SubscriptionTrie::SplitTopic(std::string_view topic, MatchResult& result,
   level_count = count;
 }
 
-void SubscriptionTrie::Match(std::string_view topic, MatchResult& result) const {
+void SubscriptionTrie::Match(std::string_view topic, MatchResult& result,
+                             const ShareChoice& choice) const {
+  MatchInto(topic, result, choice, /*groups_only=*/false);
+}
+
+void SubscriptionTrie::MatchShared(std::string_view topic, MatchResult& result,
+                                   const ShareChoice& choice) const {
+  MatchInto(topic, result, choice, /*groups_only=*/true);
+}
+
+void SubscriptionTrie::MatchInto(std::string_view topic, MatchResult& result,
+                                 const ShareChoice& choice, bool groups_only) const {
+  RINGMQ_ASSERT(choice.cursor_slot < cursor_slots_);
   result.subscribers_.clear();
   result.shards_.clear();
   result.run_starts_.clear();
+  result.shared_picks_ = 0;
+  result.shared_skips_ = 0;
+  result.shared_no_member_ = 0;
   size_t level_count = 0;
   SplitTopic(topic, result, level_count);
   // MQTT-4.7.2-1: a filter starting with a wildcard does not match a topic starting with '$'.
@@ -484,11 +658,13 @@ void SubscriptionTrie::Match(std::string_view topic, MatchResult& result) const 
     // '#' matches the rest of the topic, including nothing at all ("sport/#" matches "sport").
     if (wildcards) {
       if (const Node* hash = node->hash.load(std::memory_order_acquire)) {
-        AppendSubscribers(hash, result);
+        if (!groups_only) AppendSubscribers(hash, result);
+        AppendGroups(hash, result, choice);
       }
     }
     if (depth == level_count) {
-      AppendSubscribers(node, result);
+      if (!groups_only) AppendSubscribers(node, result);
+      AppendGroups(node, result, choice);
       continue;
     }
     if (const Node* child =
@@ -521,6 +697,70 @@ void SubscriptionTrie::AppendSubscribers(const Node* node, MatchResult& result) 
   for (uint32_t i = 0; i < list->chunk_count; ++i) {
     const SubscriberArray* chunk = list->chunks()[i];
     out.insert(out.end(), chunk->items(), chunk->items() + chunk->size);
+  }
+}
+
+// Appends, per group of `node`, the member chosen as `choice` says (see trie.h), as a run of one.
+void SubscriptionTrie::AppendGroups(const Node* node, MatchResult& result,
+                                    const ShareChoice& choice) const {
+  const GroupList* groups = node->groups.load(std::memory_order_acquire);
+  if (groups == nullptr) {
+    return;
+  }
+  for (uint32_t g = 0; g < groups->size; ++g) {
+    const Group* group = groups->items()[g];
+    const SubscriberArray* members = group->members.load(std::memory_order_acquire);
+    if (members == nullptr) {
+      continue;  // its last member left after we loaded the group list
+    }
+    const uint32_t count = members->size;
+    uint64_t start = 0;
+    switch (choice.strategy) {
+      case ShareStrategy::kRoundRobin: {
+        // Only the caller's shard writes this cursor: a relaxed load and store, no RMW.
+        std::atomic<uint32_t>& cursor = group->cursors[choice.cursor_slot].next;
+        start = cursor.load(std::memory_order_relaxed);
+        cursor.store(static_cast<uint32_t>(start + 1), std::memory_order_relaxed);
+        break;
+      }
+      case ShareStrategy::kRandom: {
+        uint64_t& x = result.random_state_;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        start = x >> 11;
+        break;
+      }
+      case ShareStrategy::kHash:
+        start = choice.publisher_key;
+        break;
+    }
+    start %= count;
+    bool picked = false;
+    for (uint32_t i = 0; i < count; ++i) {
+      const Subscriber& member = ItemAt(members, static_cast<uint32_t>((start + i) % count));
+      if (member.offline ||
+          (choice.eligible != nullptr && !choice.eligible(choice.context, member))) {
+        continue;
+      }
+      result.shared_skips_ += i;
+      result.run_starts_.push_back(result.subscribers_.size());
+      result.subscribers_.push_back(member);
+      picked = true;
+      break;
+    }
+    if (picked) {
+      ++result.shared_picks_;
+      continue;
+    }
+    result.shared_skips_ += count;
+    ++result.shared_no_member_;
+    if (choice.qos > 0) {
+      // Kept by the strategy's member: a persistent one queues it while offline.
+      result.run_starts_.push_back(result.subscribers_.size());
+      result.subscribers_.push_back(ItemAt(members, static_cast<uint32_t>(start)));
+      ++result.shared_picks_;
+    }
   }
 }
 
@@ -573,6 +813,7 @@ void SubscriptionTrie::Finish(MatchResult& result) {
         Subscriber& merged = subscribers[kept - 1];
         merged.qos = std::max(merged.qos, subscribers[i].qos);
         merged.acl_check = merged.acl_check && subscribers[i].acl_check;  // see trie.h
+        merged.shared = merged.shared || subscribers[i].shared;
       } else {
         subscribers[kept++] = subscribers[i];
       }

@@ -60,6 +60,28 @@
 //   saves work per message and is what clients expect. Its acl_check is set only if it is set
 //   on EVERY matching subscription: one subscription without it means the topic is readable
 //   (its filter was found readable as a whole), so the check would pass anyway.
+//
+// Shared subscriptions ("$share/{ShareName}/{filter}", 5.0 §4.8.2; accepted at every protocol
+// level, the caller strips the prefix with mqtt::ParseSharedFilter)
+// - A filter node holds, beside its subscribers, an immutable list of groups sorted by share name
+//   (copy-on-write, published and retired like a subscriber list). A group is stable for its
+//   life: its members are a subscriber list of their own (the same copy-on-write lists, sorted
+//   by identity) and it owns one round-robin cursor per cursor slot (one per shard), each on its
+//   own cache line. A group is unlinked and retired with its last member.
+// - Match adds, per matching group, ONE member chosen as ShareChoice says: the strategy gives a
+//   starting member (round robin: the caller's own cursor, read and advanced with relaxed
+//   atomics, so no shard contends with another on it; random: the MatchResult's generator; hash:
+//   the publisher's key modulo the member count, so a publisher's messages stay with one member
+//   while the membership is stable), then the first member from there, cyclically, that is not
+//   flagged offline (Subscriber::offline, set by its home shard through SubscribeShared) and that
+//   the caller's `eligible` accepts (e.g. its queue has room, for members on the caller's shard)
+//   is taken. If none is eligible, a QoS 1/2 message goes to the strategy's starting member (a
+//   persistent offline member keeps it, as the spec keeps a session's messages with it) and a
+//   QoS 0 one to nobody; both count in shared_no_member().
+// - The chosen member merges with the normal result like any subscription (one delivery per
+//   session at the highest QoS, MQTT-3.3.5-1); its `shared` flag is set in the result if it was
+//   chosen by a group, so the caller knows the delivery belongs to a group (re-routing).
+// - Writers: SubscribeShared / UnsubscribeShared under mutex_, like Subscribe.
 #ifndef RINGMQ_SUB_TRIE_H_
 #define RINGMQ_SUB_TRIE_H_
 
@@ -69,6 +91,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -83,14 +106,19 @@ namespace ringmq::sub {
 // A session on its home shard. Identity is (shard, session, generation); qos is the QoS granted
 // to this subscription; acl_check: the subscriber's ACL allows reading only some of the topics
 // the filter can match, so each delivery through it checks the topic (auth::ReadScope::kSome).
+// shared: in a MatchResult, the session was chosen by a shared-subscription group; in a group's
+// member list, always set. offline: a group member whose session has no connection, skipped by
+// the choice when another member can take the message (set by the member's home shard).
 struct Subscriber {
   uint16_t shard;
   uint32_t session;
   uint32_t generation;
   uint8_t qos;
   bool acl_check = false;
+  bool shared = false;
+  bool offline = false;
 };
-static_assert(sizeof(Subscriber) == 16, "the flag lives in the padding after qos");
+static_assert(sizeof(Subscriber) == 16, "the flags live in the padding after qos");
 
 inline bool SameSession(const Subscriber& a, const Subscriber& b) {
   return a.shard == b.shard && a.session == b.session && a.generation == b.generation;
@@ -116,7 +144,28 @@ struct ShardSubscribers {
 namespace trie_internal {
 struct Node;
 struct SubscriberArray;
+struct Group;
+struct GroupList;
 }  // namespace trie_internal
+
+// shared_subscription_strategy: how a group's member is chosen per message.
+enum class ShareStrategy : uint8_t {
+  kRoundRobin,  // the caller's cursor, one per cursor slot (shard)
+  kRandom,      // the MatchResult's generator
+  kHash,        // the publisher's key: the same publisher goes to the same member
+};
+
+// How Match chooses the member of each matching shared-subscription group (see above).
+struct ShareChoice {
+  ShareStrategy strategy = ShareStrategy::kRoundRobin;
+  uint32_t cursor_slot = 0;    // the caller's round-robin cursor, < the trie's cursor_slots
+  uint8_t qos = 0;             // the message's QoS: with no eligible member, QoS 0 goes nowhere
+  uint64_t publisher_key = 0;  // kHash: a hash of the publisher's client id
+  // Whether `member` can take the message now; null: every member not flagged offline can.
+  // Called on the matching thread, during Match, at most once per member of a matching group.
+  bool (*eligible)(void* context, const Subscriber& member) = nullptr;
+  void* context = nullptr;
+};
 
 // Output of SubscriptionTrie::Match, and its scratch space. Keep one per shard and reuse it:
 // once its vectors have grown to the largest result seen, Match allocates nothing.
@@ -134,6 +183,11 @@ class MatchResult {
   std::span<const ShardSubscribers> shards() const { return shards_; }
   size_t size() const { return subscribers_.size(); }
   bool empty() const { return subscribers_.empty(); }
+  // Of the last Match: groups that chose a member, members passed over (offline or not
+  // eligible), and groups where no member was eligible (see the header comment).
+  uint32_t shared_picks() const { return shared_picks_; }
+  uint32_t shared_skips() const { return shared_skips_; }
+  uint32_t shared_no_member() const { return shared_no_member_; }
 
  private:
   friend class SubscriptionTrie;
@@ -155,6 +209,10 @@ class MatchResult {
   std::array<std::string_view, mqtt::kMaxTopicLevels> levels_;
   std::array<uint64_t, mqtt::kMaxTopicLevels> level_hashes_;
   std::array<Frame, kStackCapacity> stack_;
+  uint32_t shared_picks_ = 0;
+  uint32_t shared_skips_ = 0;
+  uint32_t shared_no_member_ = 0;
+  uint64_t random_state_ = 0x9E3779B97F4A7C15;  // xorshift64 (ShareStrategy::kRandom)
 };
 
 class SubscriptionTrie {
@@ -165,11 +223,13 @@ class SubscriptionTrie {
   static constexpr uint32_t kListChunk = 128;
 
   // Hash seed drawn at random, so that level hashes cannot be predicted by clients.
-  explicit SubscriptionTrie(concurrent::EpochDomain& epoch);
+  // cursor_slots: round-robin cursors per shared-subscription group (ShareChoice::cursor_slot),
+  // one per shard.
+  explicit SubscriptionTrie(concurrent::EpochDomain& epoch, uint32_t cursor_slots = 1);
   // Fixed seed, for reproducible tests and fuzzing; a small list_chunk exercises chunked
   // subscriber lists with few subscribers.
   SubscriptionTrie(concurrent::EpochDomain& epoch, uint64_t hash_seed,
-                   uint32_t list_chunk = kListChunk);
+                   uint32_t list_chunk = kListChunk, uint32_t cursor_slots = 1);
   ~SubscriptionTrie();
 
   SubscriptionTrie(const SubscriptionTrie&) = delete;
@@ -185,21 +245,48 @@ class SubscriptionTrie {
   // Returns true if there was one. Nodes left empty are pruned.
   bool Unsubscribe(std::string_view filter, Subscriber identity) ABSL_LOCKS_EXCLUDED(mutex_);
 
+  // Adds `subscriber` to the group `share_name` of `filter` (both from mqtt::ParseSharedFilter),
+  // creating the group; an existing membership of the session has its QoS, acl_check and
+  // offline flag replaced. Returns true if the membership is new; `groups_delta`, if given, is
+  // increased by 1 when the group was created.
+  bool SubscribeShared(std::string_view share_name, std::string_view filter, Subscriber subscriber,
+                       int* groups_delta = nullptr) ABSL_LOCKS_EXCLUDED(mutex_);
+  // Removes the session's membership of the group; the group goes with its last member
+  // (`groups_delta` decreased by 1). Returns true if there was one.
+  bool UnsubscribeShared(std::string_view share_name, std::string_view filter, Subscriber identity,
+                         int* groups_delta = nullptr) ABSL_LOCKS_EXCLUDED(mutex_);
+
   // Collects into `result` every session subscribed to a filter matching `topic`, a valid topic
-  // name (mqtt::ValidateTopicName). Lock-free; see the thread-safety contract above.
-  void Match(std::string_view topic, MatchResult& result) const;
+  // name (mqtt::ValidateTopicName), and one member per matching shared-subscription group chosen
+  // as `choice` says. Lock-free; see the thread-safety contract above.
+  void Match(std::string_view topic, MatchResult& result, const ShareChoice& choice = {}) const;
+  // As Match, but only the members chosen by the groups (no normal subscriber): for a message
+  // that a group's member could not keep and that goes to another member.
+  void MatchShared(std::string_view topic, MatchResult& result, const ShareChoice& choice) const;
 
   size_t subscription_count() const { return subscription_count_.load(std::memory_order_relaxed); }
+  // Shared-subscription groups in the trie (a relaxed snapshot).
+  size_t group_count() const { return group_count_.load(std::memory_order_relaxed); }
+  uint32_t cursor_slots() const { return cursor_slots_; }
   // Nodes in the trie, the root included (for tests and metrics).
   size_t node_count() const { return node_count_.load(std::memory_order_relaxed); }
 
  private:
   using Node = trie_internal::Node;
   using SubscriberArray = trie_internal::SubscriberArray;
+  using Group = trie_internal::Group;
+  using GroupList = trie_internal::GroupList;
   enum class ListChange { kNone, kAdded, kReplaced, kRemoved };
 
-  ListChange UpdateSubscribers(Node* node, Subscriber subscriber, bool remove)
+  ListChange UpdateSubscribers(std::atomic<const SubscriberArray*>& slot, Subscriber subscriber,
+                               bool remove) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  Group* FindGroup(const Node* node, std::string_view share_name) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // Publishes a copy of the node's group list with `group` added (or removed).
+  void ChangeGroups(Node* node, Group* group, bool remove) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  void MatchInto(std::string_view topic, MatchResult& result, const ShareChoice& choice,
+                 bool groups_only) const;
+  void AppendGroups(const Node* node, MatchResult& result, const ShareChoice& choice) const;
   const SubscriberArray* NewList(std::span<const Subscriber> items) const;
   static std::vector<Subscriber> Concatenate(const SubscriberArray* list, uint32_t chunk,
                                              std::span<const Subscriber> items);
@@ -225,6 +312,8 @@ class SubscriptionTrie {
   Node* const root_;
   std::atomic<size_t> subscription_count_{0};
   std::atomic<size_t> node_count_{1};
+  std::atomic<size_t> group_count_{0};
+  const uint32_t cursor_slots_;
   Mutex mutex_;
 };
 

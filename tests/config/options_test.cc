@@ -97,6 +97,7 @@ max_queued_bytes = 2048
 max_retained_messages = 5
 max_retained_bytes = 4096
 queue_full_policy = "disconnect"
+shared_subscription_strategy = "hash"
 max_memory = 536870912
 persistent_session_expiry = "2d"
 max_session_expiry = "1w"
@@ -144,6 +145,7 @@ Config EveryKeyConfig() {
   config.max_retained_messages = 5;
   config.max_retained_bytes = 4096;
   config.queue_full_policy = QueueFullPolicy::kDisconnect;
+  config.shared_subscription_strategy = SharedSubscriptionStrategy::kHash;
   config.max_memory = 536870912;
   config.persistent_session_expiry_s = 2 * 86'400;
   config.max_session_expiry_s = 7 * 86'400;
@@ -199,6 +201,7 @@ TEST(ConfigTest, DefaultsWithNoArguments) {
   EXPECT_EQ(parsed->config.max_retained_messages, 1'000'000u);
   EXPECT_EQ(parsed->config.max_retained_bytes, uint64_t{1} << 30);
   EXPECT_EQ(parsed->config.queue_full_policy, QueueFullPolicy::kDrop);
+  EXPECT_EQ(parsed->config.shared_subscription_strategy, SharedSubscriptionStrategy::kRoundRobin);
   EXPECT_EQ(parsed->config.persistent_session_expiry_s, 0u);
   EXPECT_EQ(parsed->config.max_session_expiry_s, 0u) << "no cap";
   EXPECT_EQ(parsed->config.max_offline_sessions, 1'000'000u);
@@ -301,6 +304,18 @@ std::vector<FlagCase> GoodFlagCases() {
        [](const Config& c) { EXPECT_EQ(c.queue_full_policy, QueueFullPolicy::kDisconnect); }},
       {"--queue-full-policy", "drop",
        [](const Config& c) { EXPECT_EQ(c.queue_full_policy, QueueFullPolicy::kDrop); }},
+      {"--shared-subscription-strategy", "random",
+       [](const Config& c) {
+         EXPECT_EQ(c.shared_subscription_strategy, SharedSubscriptionStrategy::kRandom);
+       }},
+      {"--shared-subscription-strategy", "hash",
+       [](const Config& c) {
+         EXPECT_EQ(c.shared_subscription_strategy, SharedSubscriptionStrategy::kHash);
+       }},
+      {"--shared-subscription-strategy", "round_robin",
+       [](const Config& c) {
+         EXPECT_EQ(c.shared_subscription_strategy, SharedSubscriptionStrategy::kRoundRobin);
+       }},
       {"--max-queued-bytes", "1024", [](const Config& c) { EXPECT_EQ(c.max_queued_bytes, 1024u); }},
       {"--max-queued-bytes", "68719476736",
        [](const Config& c) { EXPECT_EQ(c.max_queued_bytes, uint64_t{68'719'476'736}); }},

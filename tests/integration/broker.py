@@ -84,6 +84,7 @@ ROUTING_COUNTERS = (
     "retained_fence_full",
     "retained_refused",
     "retained_walk_truncated",
+    "shared_no_member",
 )
 REQUIRED_COUNTERS = CONNECT_COUNTERS + ROUTING_COUNTERS
 # Routing outcomes that mean a message was dropped, published for a lost client or taken over:

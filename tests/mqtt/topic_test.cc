@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
+
 #include <string>
 #include <string_view>
 #include <vector>
@@ -286,6 +288,38 @@ TEST(LevelSplitterTest, SplitsOnSlashKeepingEmptyLevels) {
   EXPECT_EQ(split("//"), (Levels{"", "", ""}));
   EXPECT_EQ(split("x"), (Levels{"x"}));
   EXPECT_EQ(split(""), (Levels{""}));
+}
+
+// 5.0 §4.8.2, for every protocol level: "$share/{ShareName}/{filter}".
+TEST(SharedFilterTest, SplitsShareNameAndFilter_MQTT5_4_8_2) {
+  const std::optional<SharedFilter> shared = ParseSharedFilter("$share/group/a/+/#");
+  ASSERT_TRUE(shared.has_value());
+  EXPECT_EQ(shared->share_name, "group");
+  EXPECT_EQ(shared->filter, "a/+/#");
+  const std::optional<SharedFilter> hash = ParseSharedFilter("$share/g/#");
+  ASSERT_TRUE(hash.has_value());
+  EXPECT_EQ(hash->filter, "#");
+  EXPECT_EQ(ParseSharedFilter("$share/g//")->filter, "/") << "an empty level is a filter";
+}
+
+TEST(SharedFilterTest, RefusesAMissingShareNameOrFilter_MQTT5_4_8_2_1) {
+  for (const std::string_view bad : {"$share/", "$share//a", "$share/g", "$share/g/"}) {
+    EXPECT_TRUE(IsSharedFilter(bad)) << bad;
+    EXPECT_FALSE(ParseSharedFilter(bad).has_value()) << bad;
+  }
+}
+
+TEST(SharedFilterTest, RefusesWildcardsInTheShareName_MQTT5_4_8_2_2) {
+  for (const std::string_view bad : {"$share/+/a", "$share/g#/a", "$share/a+b/a"}) {
+    EXPECT_FALSE(ParseSharedFilter(bad).has_value()) << bad;
+  }
+}
+
+TEST(SharedFilterTest, OtherFiltersAreNotShared) {
+  for (const std::string_view other : {"$share", "$sharex/g/a", "a/$share/g/a", "$SYS/#", "#"}) {
+    EXPECT_FALSE(IsSharedFilter(other)) << other;
+    EXPECT_FALSE(ParseSharedFilter(other).has_value()) << other;
+  }
 }
 
 }  // namespace

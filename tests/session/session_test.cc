@@ -244,6 +244,44 @@ TEST_F(SessionTest, Qos0BeyondQueuedBytesCapDropped) {
   EXPECT_EQ(Add(session, "d", 0), EnqueueResult::kQueued) << "room again after sending";
 }
 
+// A session that ends hands the QoS 1/2 messages its shared subscriptions gave it, and that its
+// client did not acknowledge, to its group (Router::DestroySession): waiting ones and those
+// awaiting PUBACK / PUBREC, in order; a QoS 2 message past PUBREC, QoS 0 and normal deliveries
+// stay.
+TEST_F(SessionTest, TakeSharedMessagesTakesUnacknowledgedSharedQos12) {
+  Session session = Online(Limits(3));
+  EXPECT_EQ(session.Enqueue(NewMessage("a"), 1, false, /*shared=*/true), EnqueueResult::kQueued);
+  EXPECT_EQ(session.Enqueue(NewMessage("b"), 2, false, /*shared=*/true), EnqueueResult::kQueued);
+  EXPECT_EQ(session.Enqueue(NewMessage("c"), 1, false, /*shared=*/false), EnqueueResult::kQueued);
+  EXPECT_EQ(session.Enqueue(NewMessage("d"), 0, false, /*shared=*/true), EnqueueResult::kQueued);
+  EXPECT_EQ(session.Enqueue(NewMessage("e"), 2, false, /*shared=*/true), EnqueueResult::kQueued);
+  EXPECT_EQ(session.Enqueue(NewMessage("f"), 1, false, /*shared=*/true), EnqueueResult::kQueued);
+  Write(session);                  // a, b, c in flight (window 3), d sent (QoS 0), e, f wait
+  EXPECT_TRUE(session.OnPubrec(2));  // b: the client has it
+  std::vector<std::string> taken;
+  session.TakeSharedMessages([&](MessageRef message, uint8_t qos) {
+    taken.push_back(std::string(message->topic()) + "@" + std::to_string(qos));
+  });
+  EXPECT_EQ(taken, (std::vector<std::string>{"t/a@1", "t/e@2", "t/f@1"}));
+  EXPECT_EQ(session.inflight(), 2u) << "b (PUBREL due) and c stay";
+  EXPECT_EQ(session.queued_messages(), 0u);
+  EXPECT_EQ(session.queued_bytes(), 0u);
+  EXPECT_TRUE(session.OnPuback(3)) << "c is still tracked";
+}
+
+TEST_F(SessionTest, CanTakeAgreesWithEnqueue) {
+  SessionLimits& limits = limits_.emplace_back();
+  limits.max_inflight = 1;
+  limits.max_queued_messages = 1;
+  Session session("client", /*clean_session=*/false, limits);  // offline: no window room
+  MessageRef probe = NewMessage("p", 1);
+  EXPECT_FALSE(session.CanTake(*probe, 0)) << "QoS 0 is not queued offline";
+  EXPECT_TRUE(session.CanTake(*probe, 1));
+  EXPECT_EQ(Add(session, "a", 1), EnqueueResult::kQueued);
+  EXPECT_FALSE(session.CanTake(*probe, 1));
+  EXPECT_EQ(Add(session, "b", 1), EnqueueResult::kDroppedQueueFull);
+}
+
 TEST_F(SessionTest, QueuedBytesCountsQos1UntilSent) {
   Session session = Online(Limits(1));
   MessageRef message = NewMessage("a");

@@ -223,7 +223,8 @@ class RouterHarness {
   }
 
   // Subscribes to `filter` at `qos` (one SUBSCRIBE, answered at once) and reads the SUBACK.
-  void Subscribe(Client& client, std::string_view filter, mqtt::QoS qos = mqtt::QoS::k1) {
+  // Returns its return code.
+  uint8_t Subscribe(Client& client, std::string_view filter, mqtt::QoS qos = mqtt::QoS::k1) {
     HarnessShard& shard = *shards_[client.shard];
     Bytes entries;
     const mqtt::TopicRequest request{filter, qos};
@@ -234,9 +235,14 @@ class RouterHarness {
     client.connection.OnReceive(Encode(mqtt::Subscribe{1, mqtt::TopicList(entries, true)}), now_ms_,
                                 shard.context);
     const std::span<const uint8_t> suback = client.connection.NextSend();
-    ASSERT_FALSE(suback.empty()) << "SUBACK";
+    if (suback.size() < 5) {
+      ADD_FAILURE() << "SUBACK";
+      return 0xFF;
+    }
     EXPECT_EQ(suback[0], 0x90);
+    const uint8_t code = suback[4];
     client.connection.OnSent(suback.size());
+    return code;
   }
 
   // The client sends `bytes` (whole or partial packets) and the shard receives them.
