@@ -52,6 +52,16 @@ AuthResult ShardAuthenticator::CheckPassword(const AuthData& data, std::string_v
 AuthResult ShardAuthenticator::Check(const mqtt::Connect& connect) const {
   const AuthData* data = shared_.Load();
   RINGMQ_ASSERT(data != nullptr && data->version != 0);
+  if (connect.properties.Find(mqtt::PropertyId::kAuthenticationMethod)) {
+    // 5.0 enhanced authentication: the AUTH exchange proves the user (auth/enhanced_auth.h),
+    // the password is not looked at. The will is checked once the user is known: the
+    // connection calls again with the proven user as User Name.
+    if (data->acl && connect.will && connect.user_name) {
+      const ClientAcl acl = ClientAcl::Compile(*data->acl, connect.user_name, connect.client_id);
+      if (!acl.CanPublish(connect.will->topic)) return AuthResult::kNotAuthorized;
+    }
+    return AuthResult::kAllow;
+  }
   if (!connect.user_name) {
     if (!data->allow_anonymous) return AuthResult::kNotAuthorized;
   } else if (data->passwords) {

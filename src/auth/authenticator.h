@@ -18,6 +18,9 @@
 // user); a user name without a password file -> accepted as is when allow_anonymous is true
 // (as Mosquitto does; the name still selects its ACL section), kNotAuthorized otherwise.
 // Finally a will whose topic the client's ACL does not let it publish -> kNotAuthorized.
+// A 5.0 CONNECT with an Authentication Method skips the password steps (the AUTH exchange
+// authenticates it, net/connection.h); its will is checked only when it has a User Name, which
+// the connection sets to the proven user before it calls Check again.
 //
 // Thread safety: one instance per shard, used only on that shard's thread (the mutable cache
 // and budget are not synchronized). The AuthData it reads is shared (auth/auth_data.h).

@@ -89,6 +89,7 @@ namespace ringmq::metrics {
   X(auth_scram_no_scram_credentials) /* SCRAM for a user with a $6$/$7$ entry: 0x86 */         \
   X(auth_scram_bad_proof)          /* SCRAM proofs that did not verify: 0x86 */                \
   X(auth_scram_rate_limited)       /* SCRAM refused, failure budget spent: 0x97 */             \
+  X(auth_method_unknown)           /* 5.0 CONNECT with an unknown Authentication Method: 0x8C */ \
   X(recv_enobufs) /* multishot recv ran out of provided buffers */                      \
   X(loop_iterations)                                                                    \
   X(sqes_submitted)                                                                     \

@@ -115,6 +115,8 @@ constexpr Family kFamilies[] = {
     {"ringmq_auth_verifications_total", Type::kCounter, "Password hashes computed."},
     {"ringmq_auth_scram_total", Type::kCounter,
      "SCRAM-SHA-256 exchanges (MQTT 5 enhanced authentication) ended, by result."},
+    {"ringmq_auth_method_unknown_total", Type::kCounter,
+     "MQTT 5 CONNECTs refused with 0x8C: an Authentication Method the broker does not offer."},
     // Shard loop and io_uring.
     {"ringmq_loop_iterations_total", Type::kCounter, "Shard event loop iterations."},
     {"ringmq_io_uring_sqes_submitted_total", Type::kCounter, "io_uring submission entries."},
@@ -393,6 +395,7 @@ Series SeriesOf(CounterId id) {
       return Labelled(kScram, "result", "no_scram_credentials");
     case C::auth_scram_bad_proof: return Labelled(kScram, "result", "bad_proof");
     case C::auth_scram_rate_limited: return Labelled(kScram, "result", "rate_limited");
+    case C::auth_method_unknown: return Plain("ringmq_auth_method_unknown_total");
     case C::recv_enobufs: return Plain("ringmq_receive_buffer_exhausted_total");
     case C::loop_iterations: return Plain("ringmq_loop_iterations_total");
     case C::sqes_submitted: return Plain("ringmq_io_uring_sqes_submitted_total");

@@ -90,7 +90,17 @@ namespace ringmq::mqtt {
     "shared subscription without share name or topic filter, or share name with / + #")        \
   X(kResponseTopicWildcard, "5.0:MQTT-3.3.2-14", "Response Topic contains a wildcard")        \
   X(kResponseTopicEmpty, "5.0:MQTT-4.7.3-1", "Response Topic is empty")                         \
-  X(kAuthWithoutMethod, "5.0:3.15.2.2.2", "AUTH without Authentication Method")
+  X(kAuthWithoutMethod, "5.0:3.15.2.2.2", "AUTH without Authentication Method")              \
+  X(kAuthMethodChanged, "5.0:MQTT-4.12.0-5",                                                   \
+    "AUTH with an Authentication Method other than the CONNECT's")                             \
+  X(kAuthNotContinue, "5.0:MQTT-4.12.0-3",                                                     \
+    "AUTH before CONNACK without reason code 0x18 Continue authentication")                    \
+  X(kPacketDuringAuth, "5.0:MQTT-3.1.2-30",                                                    \
+    "packet other than AUTH or DISCONNECT before the CONNACK of enhanced authentication")     \
+  X(kAuthWithoutExchange, "5.0:MQTT-4.12.0-7",                                                 \
+    "AUTH from a client whose CONNECT had no Authentication Method")                           \
+  X(kReauthenticationUnsupported, "5.0:4.12.1",                                                \
+    "re-authentication (AUTH 0x19) is not supported")
 
 enum class Violation : uint8_t {
 #define RINGMQ_MQTT_VIOLATION_ENUM(name, rule, description) name,
