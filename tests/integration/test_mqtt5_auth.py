@@ -266,6 +266,21 @@ class Scram(Mqtt5AuthTestCase):
             m.expect_eof(sock)
         b.stop()
 
+    def test_auth_without_an_exchange_gets_disconnect_0x82(self):
+        b = self.broker()
+        with m.open_socket(b.port) as sock:
+            sock.sendall(m.connect("plain5", level=5, properties=b"\x00", username="eve",
+                                   password=b"eve-pw"))
+            reason, props = read_connack5(sock)
+            self.assertEqual(reason, 0x00)
+            self.assertNotIn(AUTH_METHOD, props)  # 5.0:MQTT-4.12.0-6
+            sock.sendall(auth_packet(0x19, METHOD, b"n,,n=eve,r=abc"))
+            p = m.read_packet(sock)
+            self.assertEqual((p.type, p.body[:1]), (m.DISCONNECT_T, b"\x82"), p)  # -4.12.0-7
+            m.expect_eof(sock)
+        counters = b.stop()
+        self.assertEqual(counters["protocol_violations"], 1)
+
     def test_silent_client_is_closed_after_connect_timeout(self):
         b = self.broker("--connect-timeout-ms", "500")
         with self.start_exchange(b.port, ScramClient("eve", "eve-pw")) as sock:
