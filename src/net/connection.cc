@@ -378,7 +378,6 @@ void Connection::HandleAuth(const mqtt::FixedHeader& header, std::span<const uin
     // The client gives up (5.0:MQTT-3.1.2-30 allows DISCONNECT here).
     context.counters->client_disconnects.Add();
     graceful_disconnect_ = true;
-    EndAuth();
     StartClosing(event_ms_);
     return;
   }
@@ -403,7 +402,6 @@ void Connection::HandleAuth(const mqtt::FixedHeader& header, std::span<const uin
     if (context.policy.reject_policy != RejectPolicy::kSilent) {
       Queue(mqtt::Connack{.reason_code = mqtt::ReasonCodeOf(violation)}, context);
     }
-    EndAuth();
     CloseForViolation(violation, context);
     return;
   }
@@ -471,7 +469,6 @@ void Connection::RefuseAuth(mqtt::ReasonCode reason, std::string_view log_reason
             auth_exchange() != nullptr ? Printable(auth_exchange()->method).c_str() : "method",
             std::string(log_reason).c_str(), static_cast<unsigned>(reason));
   }
-  EndAuth();
   StartClosing(event_ms_);
 }
 
@@ -595,6 +592,7 @@ void Connection::StartClosing(uint64_t now_ms) {
   if (state_ == State::kClosing) return;
   const bool served = state_ == State::kOpen && sink_ != nullptr;
   state_ = State::kClosing;
+  EndAuth();  // an unfinished exchange (peer gone, timeout) frees its CONNECT copy now
   closing_since_ms_ = now_ms;
   if (served) sink_->OnClosing(*this);
 }
@@ -637,7 +635,6 @@ void Connection::OnDeadline(uint64_t now_ms, ConnectionContext& context) {
         LogLine(level, "closing %s: authentication not finished within %u ms of CONNECT",
                 io::PeerAddress(fd_).c_str(), context.connect_timeout_ms);
       }
-      EndAuth();
       StartClosing(now_ms);
       return;
     case State::kOpen:
