@@ -217,8 +217,8 @@ class Connection {
   // The peer closed, or the socket failed: nothing more will be sent or received.
   void OnTransportClosed(uint64_t now_ms);
 
-  // Deadline of the current state's timer (connect timeout, keepalive x 1.5, close grace);
-  // 0 when there is none.
+  // Deadline of the current state's timer (connect timeout, the AUTH exchange's end, keepalive
+  // x 1.5, close grace); 0 when there is none.
   uint64_t DeadlineMs() const;
   // Called when DeadlineMs() has passed. Moves to kClosing (counted) or, in kClosing, gives up
   // on unsent bytes.
