@@ -10,24 +10,12 @@ using connect::AuthResult;
 
 ShardAuthenticator::ShardAuthenticator(const SharedAuth& shared, uint32_t max_failures_per_second,
                                        const uint64_t* now_ms, metrics::ShardCounters* counters)
-    : shared_(shared),
-      max_failures_per_second_(max_failures_per_second),
-      now_ms_(now_ms),
-      counters_(counters) {
+    : shared_(shared), counters_(counters), budget_(max_failures_per_second, now_ms) {
   RINGMQ_ASSERT(now_ms != nullptr && counters != nullptr);
   // A predictable key would let an attacker aim for cache collisions; without random bytes the
   // broker must not run with authentication.
   const int random = RAND_bytes(reinterpret_cast<unsigned char*>(keys_), sizeof(keys_));
   RINGMQ_ASSERT(random == 1);
-}
-
-bool ShardAuthenticator::BudgetLeft() const {
-  const uint64_t second = *now_ms_ / 1000;
-  if (second != window_second_) {
-    window_second_ = second;
-    failures_in_window_ = 0;
-  }
-  return max_failures_per_second_ == 0 || failures_in_window_ < max_failures_per_second_;
 }
 
 AuthResult ShardAuthenticator::CheckPassword(const AuthData& data, std::string_view user,
@@ -46,7 +34,7 @@ AuthResult ShardAuthenticator::CheckPassword(const AuthData& data, std::string_v
     counters_->auth_cache_hits.Add();
     return AuthResult::kAllow;
   }
-  if (!BudgetLeft()) return AuthResult::kRateLimited;
+  if (!budget_.Left()) return AuthResult::kRateLimited;
   const PasswordHash* hash = data.passwords->Find(user);
   bool good = false;
   if (hash != nullptr && password) {
@@ -54,7 +42,7 @@ AuthResult ShardAuthenticator::CheckPassword(const AuthData& data, std::string_v
     good = VerifyPassword(*hash, *password);
   }
   if (!good) {
-    ++failures_in_window_;
+    budget_.Spend();
     return AuthResult::kBadCredentials;
   }
   entry = CacheEntry{data.version, {digest[0], digest[1]}};
@@ -64,6 +52,16 @@ AuthResult ShardAuthenticator::CheckPassword(const AuthData& data, std::string_v
 AuthResult ShardAuthenticator::Check(const mqtt::Connect& connect) const {
   const AuthData* data = shared_.Load();
   RINGMQ_ASSERT(data != nullptr && data->version != 0);
+  if (connect.properties.Find(mqtt::PropertyId::kAuthenticationMethod)) {
+    // 5.0 enhanced authentication: the AUTH exchange proves the user (auth/enhanced_auth.h),
+    // the password is not looked at. The will is checked once the user is known: the
+    // connection calls again with the proven user as User Name.
+    if (data->acl && connect.will && connect.user_name) {
+      const ClientAcl acl = ClientAcl::Compile(*data->acl, connect.user_name, connect.client_id);
+      if (!acl.CanPublish(connect.will->topic)) return AuthResult::kNotAuthorized;
+    }
+    return AuthResult::kAllow;
+  }
   if (!connect.user_name) {
     if (!data->allow_anonymous) return AuthResult::kNotAuthorized;
   } else if (data->passwords) {

@@ -18,6 +18,9 @@
 // user); a user name without a password file -> accepted as is when allow_anonymous is true
 // (as Mosquitto does; the name still selects its ACL section), kNotAuthorized otherwise.
 // Finally a will whose topic the client's ACL does not let it publish -> kNotAuthorized.
+// A 5.0 CONNECT with an Authentication Method skips the password steps (the AUTH exchange
+// authenticates it, net/connection.h); its will is checked only when it has a User Name, which
+// the connection sets to the proven user before it calls Check again.
 //
 // Thread safety: one instance per shard, used only on that shard's thread (the mutable cache
 // and budget are not synchronized). The AuthData it reads is shared (auth/auth_data.h).
@@ -30,6 +33,7 @@
 #include <string_view>
 
 #include "auth/auth_data.h"
+#include "auth/failure_budget.h"
 #include "auth/siphash.h"
 #include "connect/admission.h"
 #include "metrics/counters.h"
@@ -47,6 +51,9 @@ class ShardAuthenticator final : public connect::Authenticator {
 
   connect::AuthResult Check(const mqtt::Connect& connect) const override;
 
+  // The shard's failure budget, for the SCRAM exchange (auth/enhanced_auth.h) to share.
+  FailureBudget* failure_budget() const { return &budget_; }
+
  private:
   struct CacheEntry {
     uint64_t version = 0;  // AuthData::version; 0: empty (versions start at 1)
@@ -55,18 +62,12 @@ class ShardAuthenticator final : public connect::Authenticator {
 
   connect::AuthResult CheckPassword(const AuthData& data, std::string_view user,
                                     std::optional<std::string_view> password) const;
-  // Counts a failure; false when the budget of this second was already spent.
-  bool BudgetLeft() const;
-
   const SharedAuth& shared_;
-  const uint32_t max_failures_per_second_;
-  const uint64_t* const now_ms_;
   metrics::ShardCounters* const counters_;
   SipKey keys_[2];
 
   mutable std::array<CacheEntry, kCacheEntries> cache_{};
-  mutable uint64_t window_second_ = 0;
-  mutable uint32_t failures_in_window_ = 0;
+  mutable FailureBudget budget_;
 };
 
 }  // namespace ringmq::auth

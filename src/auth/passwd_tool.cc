@@ -20,12 +20,14 @@ namespace ringmq::auth {
 namespace {
 
 constexpr char kUsage[] =
-    "usage: ringmq passwd [-c] FILE USER            (password from the terminal or stdin)\n"
-    "       ringmq passwd [-c] -b FILE USER PASSWORD\n"
+    "usage: ringmq passwd [-c] [--scram] FILE USER   (password from the terminal or stdin)\n"
+    "       ringmq passwd [-c] [--scram] -b FILE USER PASSWORD\n"
     "       ringmq passwd -D FILE USER\n"
-    "  -c  create FILE, overwriting it\n"
-    "  -b  take the password from the command line\n"
-    "  -D  delete USER from FILE\n";
+    "  -c       create FILE, overwriting it\n"
+    "  -b       take the password from the command line\n"
+    "  -D       delete USER from FILE\n"
+    "  --scram  write a $scram-sha-256$ entry (MQTT 5 SCRAM-SHA-256 and plain passwords;\n"
+    "           Mosquitto cannot read it) instead of $7$\n";
 
 // Passwords are MQTT binary data: at most 65535 bytes.
 constexpr size_t kMaxPasswordBytes = 65535;
@@ -34,6 +36,7 @@ struct Options {
   bool create = false;
   bool batch = false;
   bool remove = false;
+  bool scram = false;
   std::string file;
   std::string user;
   std::optional<std::string> password;
@@ -47,6 +50,7 @@ std::optional<Options> ParseArgs(int argc, char** argv, std::FILE* err) {
     if (flag == "-c") options.create = true;
     else if (flag == "-b") options.batch = true;
     else if (flag == "-D") options.remove = true;
+    else if (flag == "--scram") options.scram = true;
     else {
       std::fprintf(err, "ringmq passwd: unknown option %s\n%s", argv[i], kUsage);
       return std::nullopt;
@@ -55,7 +59,7 @@ std::optional<Options> ParseArgs(int argc, char** argv, std::FILE* err) {
   const int positional = argc - i;
   const int wanted = options.batch ? 3 : 2;
   if (positional != wanted || (options.create && options.remove) ||
-      (options.remove && options.batch)) {
+      (options.remove && (options.batch || options.scram))) {
     std::fputs(kUsage, err);
     return std::nullopt;
   }
@@ -171,7 +175,8 @@ int RunPasswd(int argc, char** argv, std::FILE* in, std::FILE* err) {
       std::fputs("ringmq passwd: the password must be 1 to 65535 bytes\n", err);
       return 1;
     }
-    std::optional<PasswordHash> hash = NewPasswordHash(*options->password);
+    std::optional<PasswordHash> hash = options->scram ? NewScramHash(*options->password)
+                                                      : NewPasswordHash(*options->password);
     if (!hash) {
       std::fputs("ringmq passwd: no random bytes for the salt (RAND_bytes failed)\n", err);
       return 1;

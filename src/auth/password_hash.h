@@ -2,8 +2,15 @@
 // can be used as is (docs/auth.md):
 //   $7$<iterations>$<salt base64>$<hash base64>   PBKDF2-HMAC-SHA512, 64-byte derived key
 //   $6$<salt base64>$<hash base64>                SHA-512(password || salt)
+// and one of ringmq's own, for users who log in with SCRAM-SHA-256 (auth/scram.h) as well as
+// with a plain password (docs/auth.md, "SCRAM-SHA-256"):
+//   $scram-sha-256$<iterations>$<salt base64>$<StoredKey base64>$<ServerKey base64>
+// where StoredKey and ServerKey are RFC 5802's, 32 bytes each, from PBKDF2-HMAC-SHA256. The
+// password itself cannot be recovered from them; a plain password is checked by deriving
+// StoredKey and ServerKey from it and comparing. Mosquitto does not read this kind.
 // Base64 is the standard alphabet with '=' padding (what OpenSSL's encoder produces). The salt
-// is raw bytes after decoding (mosquitto_passwd uses 12 random bytes); the hash is 64 bytes.
+// is raw bytes after decoding (mosquitto_passwd uses 12 random bytes); the hash is 64 bytes
+// ($scram-sha-256$: StoredKey then ServerKey).
 //
 // Thread safety: stateless functions and plain values; safe from any thread.
 #ifndef RINGMQ_AUTH_PASSWORD_HASH_H_
@@ -21,6 +28,8 @@ namespace ringmq::auth {
 // What mosquitto_passwd 2.0 writes by default (PW_DEFAULT_ITERATIONS there): the same here so
 // the files the two tools write cannot be told apart.
 inline constexpr uint32_t kDefaultIterations = 101;
+// RFC 7677 §4 asks for at least 4096 iterations of PBKDF2-HMAC-SHA256.
+inline constexpr uint32_t kDefaultScramIterations = 4096;
 inline constexpr size_t kSaltBytes = 12;
 inline constexpr size_t kHashBytes = 64;  // SHA-512 digest / PBKDF2 key length
 // Bounds on what a file may ask for: a salt longer than a SHA-512 block buys nothing, and the
@@ -28,12 +37,13 @@ inline constexpr size_t kHashBytes = 64;  // SHA-512 digest / PBKDF2 key length
 inline constexpr size_t kMaxSaltBytes = 128;
 inline constexpr uint32_t kMaxIterations = 1'000'000;
 
-enum class HashKind : uint8_t { kSha512 = 6, kPbkdf2Sha512 = 7 };
+enum class HashKind : uint8_t { kSha512 = 6, kPbkdf2Sha512 = 7, kScramSha256 = 'S' };
 
 struct PasswordHash {
   HashKind kind = HashKind::kPbkdf2Sha512;
-  uint32_t iterations = 0;  // kPbkdf2Sha512 only
+  uint32_t iterations = 0;  // kPbkdf2Sha512 and kScramSha256
   std::vector<uint8_t> salt;
+  // kScramSha256: StoredKey in bytes 0..31, ServerKey in bytes 32..63.
   std::array<uint8_t, kHashBytes> hash{};
   bool operator==(const PasswordHash&) const = default;
 };
@@ -55,6 +65,11 @@ bool VerifyPassword(const PasswordHash& hash, std::string_view password);
 // cannot provide random bytes.
 std::optional<PasswordHash> NewPasswordHash(std::string_view password,
                                             uint32_t iterations = kDefaultIterations);
+
+// A new $scram-sha-256$ entry for `password` with a fresh 16-byte random salt. nullopt when the
+// system cannot provide random bytes.
+std::optional<PasswordHash> NewScramHash(std::string_view password,
+                                         uint32_t iterations = kDefaultScramIterations);
 
 // Standard base64 with '=' padding. Decode rejects other characters, bad padding and lengths
 // that are not a multiple of 4.

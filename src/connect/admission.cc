@@ -257,11 +257,11 @@ Reason CheckKeepalive(const mqtt::Connect& connect, const Policy& policy) {
 }
 
 // Step 4b: 5.0 enhanced authentication (5.0:4.12) with a method the broker does not implement.
-Reason CheckAuthenticationMethod(const mqtt::Connect& connect) {
+Reason CheckAuthenticationMethod(const mqtt::Connect& connect, const Policy& policy) {
   if (!IsMqtt5(connect)) return Reason::kAccepted;
   const std::optional<mqtt::Property> method =
       connect.properties.Find(mqtt::PropertyId::kAuthenticationMethod);
-  if (method && !IsAuthenticationMethodSupported(method->text)) {
+  if (method && !IsAuthenticationMethodSupported(method->text, policy)) {
     return Reason::kBadAuthenticationMethod;
   }
   return Reason::kAccepted;
@@ -318,7 +318,7 @@ Reason Evaluate(const mqtt::Connect& connect, const BrokerState& state, const Po
   if (const Reason reason = CheckCapacity(state, policy); reason != Reason::kAccepted) {
     return reason;
   }
-  if (const Reason reason = CheckAuthenticationMethod(connect); reason != Reason::kAccepted) {
+  if (const Reason reason = CheckAuthenticationMethod(connect, policy); reason != Reason::kAccepted) {
     return reason;
   }
   return CheckAuthenticator(connect, policy);
@@ -326,9 +326,8 @@ Reason Evaluate(const mqtt::Connect& connect, const BrokerState& state, const Po
 
 }  // namespace
 
-bool IsAuthenticationMethodSupported(std::string_view method) {
-  static_cast<void>(method);
-  return false;
+bool IsAuthenticationMethodSupported(std::string_view method, const Policy& policy) {
+  return policy.auth_methods != nullptr && policy.auth_methods->Supports(method);
 }
 
 std::string_view LabelOf(Reason reason) {

@@ -112,6 +112,14 @@ class Authenticator {
   virtual AuthResult Check(const mqtt::Connect& connect) const = 0;
 };
 
+// The names of the enhanced authentication methods (5.0:4.12) a shard offers. Implemented by
+// auth::AuthMethodRegistry; safe to call from the shard that owns it.
+class AuthMethodSet {
+ public:
+  virtual ~AuthMethodSet() = default;
+  virtual bool Supports(std::string_view method) const = 0;
+};
+
 struct BrokerState {
   // Connected clients not counting this one. Callers that need the limit to be exact across
   // shards reserve a slot first (an atomic fetch_add whose previous value goes here) and give it
@@ -135,6 +143,8 @@ struct Policy {
   uint32_t max_connect_rate_per_address = 0;  // per second; 0: no limit
   std::span<const std::string> client_id_prefixes = {};  // empty: all allowed
   const Authenticator* authenticator = nullptr;          // null: allow all
+  // The enhanced authentication methods offered (auth::AuthMethodRegistry); null: none.
+  const AuthMethodSet* auth_methods = nullptr;
   // 5.0 limits the CONNACK announces (5.0:3.2.2.3.4, 3.2.2.3.5); a 5.0 will beyond them is
   // refused. 3.1.x wills are capped by the connection instead.
   uint8_t max_qos = 2;
@@ -144,9 +154,9 @@ struct Policy {
   uint16_t max_keepalive_s = 0;
 };
 
-// Whether the broker implements the enhanced authentication method `method` (5.0:4.12).
-// No method is implemented yet, so every CONNECT that names one gets 0x8C.
-bool IsAuthenticationMethodSupported(std::string_view method);
+// Whether `policy` offers the enhanced authentication method `method` (5.0:4.12); a CONNECT
+// naming another one is refused with 0x8C (5.0:MQTT-4.12.0-1).
+bool IsAuthenticationMethodSupported(std::string_view method, const Policy& policy);
 
 struct Decision {
   Outcome outcome = Outcome::kClose;

@@ -105,6 +105,13 @@ namespace ringmq::metrics {
   X(receive_maximum_exceeded)     /* 5.0 clients over the broker's Receive Maximum: closed */  \
   X(auth_cache_hits)               /* CONNECT credentials found verified in the shard cache */ \
   X(auth_verifications)            /* password hashes computed (PBKDF2 / SHA-512) */           \
+  X(auth_scram_success)            /* SCRAM-SHA-256 exchanges that proved the user */          \
+  X(auth_scram_malformed)          /* SCRAM messages off the grammar or unsupported: 0x87 */   \
+  X(auth_scram_user_mismatch)      /* SCRAM user other than the CONNECT User Name: 0x87 */     \
+  X(auth_scram_unknown_user)       /* SCRAM for a user not in the password file: 0x86 */       \
+  X(auth_scram_no_scram_credentials) /* SCRAM for a user with a $6$/$7$ entry: 0x86 */         \
+  X(auth_scram_bad_proof)          /* SCRAM proofs that did not verify: 0x86 */                \
+  X(auth_scram_rate_limited)       /* SCRAM refused, failure budget spent: 0x97 */             \
   X(recv_enobufs) /* multishot recv ran out of provided buffers */                      \
   X(loop_iterations)                                                                    \
   X(sqes_submitted)                                                                     \

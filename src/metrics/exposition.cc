@@ -139,6 +139,8 @@ constexpr Family kFamilies[] = {
     {"ringmq_auth_cache_hits_total", Type::kCounter,
      "CONNECT credentials found already verified in the shard's cache."},
     {"ringmq_auth_verifications_total", Type::kCounter, "Password hashes computed."},
+    {"ringmq_auth_scram_total", Type::kCounter,
+     "SCRAM-SHA-256 exchanges (MQTT 5 enhanced authentication) ended, by result."},
     // Shard loop and io_uring.
     {"ringmq_loop_iterations_total", Type::kCounter, "Shard event loop iterations."},
     {"ringmq_io_uring_sqes_submitted_total", Type::kCounter, "io_uring submission entries."},
@@ -187,6 +189,7 @@ constexpr std::string_view kConnectOutcomes = "ringmq_connect_outcomes_total";
 constexpr std::string_view kAcceptedByLevel = "ringmq_connect_accepted_by_level_total";
 constexpr std::string_view kDisconnectsSent = "ringmq_disconnects_sent_total";
 constexpr std::string_view kTopicAliases = "ringmq_topic_aliases_total";
+constexpr std::string_view kScram = "ringmq_auth_scram_total";
 
 // The CONNACK code a reason calls for (0xff: none), from the admission table: the 3.1.1
 // return code, or for a 5.0-only reason (no 3.1.1 code) its 5.0 reason code. The 5.0 code of
@@ -446,6 +449,14 @@ Series SeriesOf(CounterId id) {
     case C::shared_rerouted: return Plain("ringmq_shared_rerouted_total");
     case C::auth_cache_hits: return Plain("ringmq_auth_cache_hits_total");
     case C::auth_verifications: return Plain("ringmq_auth_verifications_total");
+    case C::auth_scram_success: return Labelled(kScram, "result", "success");
+    case C::auth_scram_malformed: return Labelled(kScram, "result", "malformed");
+    case C::auth_scram_user_mismatch: return Labelled(kScram, "result", "user_mismatch");
+    case C::auth_scram_unknown_user: return Labelled(kScram, "result", "unknown_user");
+    case C::auth_scram_no_scram_credentials:
+      return Labelled(kScram, "result", "no_scram_credentials");
+    case C::auth_scram_bad_proof: return Labelled(kScram, "result", "bad_proof");
+    case C::auth_scram_rate_limited: return Labelled(kScram, "result", "rate_limited");
     case C::recv_enobufs: return Plain("ringmq_receive_buffer_exhausted_total");
     case C::loop_iterations: return Plain("ringmq_loop_iterations_total");
     case C::sqes_submitted: return Plain("ringmq_io_uring_sqes_submitted_total");

@@ -42,6 +42,8 @@ ReasonCode ReasonCodeOf(Violation violation) {
   switch (violation) {
     case Violation::kPacketTooLarge:
       return ReasonCode::kPacketTooLarge;
+    case Violation::kReauthenticationUnsupported:
+      return ReasonCode::kBadAuthenticationMethod;  // "not supported" (§3.14.2.1)
     case Violation::kTopicAliasZero:
     case Violation::kTopicAliasAboveMaximum:
       return ReasonCode::kTopicAliasInvalid;  // §3.3.2.3.4
@@ -64,6 +66,10 @@ ReasonCode ReasonCodeOf(Violation violation) {
     case Violation::kSubscriptionIdentifierZero:
     case Violation::kAuthenticationDataWithoutMethod:
     case Violation::kAuthWithoutMethod:
+    case Violation::kAuthMethodChanged:
+    case Violation::kAuthNotContinue:
+    case Violation::kPacketDuringAuth:
+    case Violation::kAuthWithoutExchange:
     case Violation::kNoTopicFilters:  // 5.0 §3.8.3, §3.10.3: no payload is a Protocol Error
     case Violation::kEmptyTopicWithoutAlias:
     case Violation::kSubscribeQos3:

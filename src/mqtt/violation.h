@@ -101,7 +101,17 @@ namespace ringmq::mqtt {
   X(kSubscriptionIdentifierFromClient, "5.0:MQTT-3.3.4-6",                                    \
     "PUBLISH from a client carries a Subscription Identifier")                                 \
   X(kDisconnectSessionExpiry, "5.0:3.14.2.2.2",                                                \
-    "DISCONNECT sets a Session Expiry Interval after CONNECT had 0")
+    "DISCONNECT sets a Session Expiry Interval after CONNECT had 0") \
+  X(kAuthMethodChanged, "5.0:MQTT-4.12.0-5",                                                   \
+    "AUTH with an Authentication Method other than the CONNECT's")                             \
+  X(kAuthNotContinue, "5.0:MQTT-4.12.0-3",                                                     \
+    "AUTH before CONNACK without reason code 0x18 Continue authentication")                    \
+  X(kPacketDuringAuth, "5.0:MQTT-3.1.2-30",                                                    \
+    "packet other than AUTH or DISCONNECT before the CONNACK of enhanced authentication")     \
+  X(kAuthWithoutExchange, "5.0:MQTT-4.12.0-7",                                                 \
+    "AUTH from a client whose CONNECT had no Authentication Method")                           \
+  X(kReauthenticationUnsupported, "5.0:4.12.1",                                                \
+    "re-authentication (AUTH 0x19) is not supported")
 
 enum class Violation : uint8_t {
 #define RINGMQ_MQTT_VIOLATION_ENUM(name, rule, description) name,

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/assert.h"
 #include "common/log.h"
+#include "connect/client_id.h"
 #include "io/listener.h"
 #include "mqtt/codec.h"
 #include "mqtt/properties.h"
@@ -108,6 +109,15 @@ bool IsClientToServer(mqtt::PacketType type) {
   }
 }
 
+// The Authentication Method of a 5.0 CONNECT, if it has one (5.0 §3.1.2.11.9).
+std::optional<std::string_view> AuthMethodOf(const mqtt::Result<mqtt::Connect>& connect) {
+  if (!connect.ok() || !connect.value().level_supported ||
+      connect.value().protocol_level != static_cast<uint8_t>(mqtt::ProtocolLevel::kMqtt5)) {
+    return std::nullopt;
+  }
+  return connect.value().properties.Values().authentication_method;
+}
+
 }  // namespace
 
 void Connection::Open(int fd, uint64_t now_ms) {
@@ -144,7 +154,8 @@ void Connection::SendConnack(bool session_present, const ConnackExtras& extras) 
   }
   // The sink calls this from OnConnect, before anything else is queued: CONNACK goes first
   // (5.0:MQTT-3.2.0-1: no packet but AUTH before the CONNACK).
-  RINGMQ_ASSERT(queued_.empty() && current_.empty());
+  // After an enhanced authentication exchange its AUTH packets may still be on their way.
+  RINGMQ_ASSERT(auth_exchange() != nullptr || (queued_.empty() && current_.empty()));
   RINGMQ_ASSERT(mqtt5()->context != nullptr);  // set by Accept, which calls the sink
   ConnectionContext& context = *mqtt5()->context;
   // 5.0:3.2.2.3: what the server supports and its limits. Absent properties mean the defaults
@@ -174,6 +185,13 @@ void Connection::SendConnack(bool session_present, const ConnackExtras& extras) 
       context.response_information.size() + client_id_.view().size() <= UINT16_MAX) {
     properties.String(PropertyId::kResponseInformation,
                       context.response_information + std::string(client_id_.view()));
+  }
+  if (auth_exchange() != nullptr) {
+    // 5.0:MQTT-4.12.0-5: a successful CONNACK names the CONNECT's method; its data is the
+    // method's last message (SCRAM: the server signature).
+    const mqtt::Properties auth = AuthProperties(auth_exchange()->success_data);
+    properties.strings.append(reinterpret_cast<const char*>(auth.raw().data()),
+                              auth.raw().size());
   }
   const std::vector<uint8_t> block = properties.Block();
   RINGMQ_ASSERT(mqtt::ValidateProperties(block, mqtt::PacketBit(mqtt::PacketType::kConnack)) ==
@@ -288,8 +306,10 @@ size_t Connection::ProcessFrames(std::span<const uint8_t> bytes, ConnectionConte
     const std::span<const uint8_t> rest = bytes.subspan(offset);
     // The first packet has its own, smaller limit: a peer not yet admitted must not make the
     // broker buffer up to max_packet_size. PeekFrame refuses from the fixed header alone.
-    const uint32_t limit = state_ == State::kAwaitConnect ? context.ConnectPacketSizeMax()
-                                                          : context.max_packet_size;
+    const uint32_t limit =
+        state_ == State::kAwaitConnect || state_ == State::kAuthenticating
+            ? context.ConnectPacketSizeMax()
+            : context.max_packet_size;
     const mqtt::Frame frame = mqtt::PeekFrame(rest, limit, level_);
     if (frame.status == mqtt::FrameStatus::kNeedMore) break;
     if (frame.status == mqtt::FrameStatus::kInvalid) {
@@ -317,6 +337,10 @@ void Connection::HandleFrame(const mqtt::FixedHeader& header, std::span<const ui
     HandleConnect(header, body, context);
     return;
   }
+  if (state_ == State::kAuthenticating) {
+    HandleAuth(header, body, context);
+    return;
+  }
   if (header.type == mqtt::PacketType::kConnect) {
     CloseForViolation(mqtt::Violation::kSecondConnect, context);  // MQTT-3.1.0-2
     return;
@@ -336,10 +360,16 @@ void Connection::HandleConnect(const mqtt::FixedHeader& header, std::span<const 
       header.type == mqtt::PacketType::kConnect
           ? mqtt::DecodeConnect(header, body, /*accept_mqtt5=*/true)
           : mqtt::Result<mqtt::Connect>(mqtt::Violation::kUnexpectedPacket);
+  const std::optional<std::string_view> auth_method = AuthMethodOf(connect);
+  const std::span<const uint8_t> frame(body.data() - header.header_length, header.total_length());
   if (pre_admitted_) {
     // Handed off by the shard that admitted it: the same bytes decode the same way. An empty
     // id gets an id assigned here, whose home is this shard (connect/client_id.h).
     RINGMQ_ASSERT(connect.ok() && connect.value().level_supported);
+    if (auth_method) {
+      StartAuth(connect.value(), frame, context);  // the first shard checked the method exists
+      return;
+    }
     Accept(connect.value(),
            connect::Decision{.outcome = connect::Outcome::kAccept,
                              .reason = connect::Reason::kAccepted,
@@ -360,6 +390,24 @@ void Connection::HandleConnect(const mqtt::FixedHeader& header, std::span<const 
         context.addresses->CountConnect(address_slot_, static_cast<uint32_t>(event_ms_ / 1000));
   }
   const connect::Decision decision = connect::Admit(connect, broker, context.policy);
+  if (decision.outcome == connect::Outcome::kAccept && auth_method) {
+    // Counted in connect outcomes when the exchange succeeds; its failures in auth counters.
+    holds_client_slot_ = true;
+    level_ = mqtt::ProtocolLevel::kMqtt5;
+    // Admit refused a method the policy does not offer (0x8C, 5.0:MQTT-4.12.0-1).
+    RINGMQ_ASSERT(context.auth_methods != nullptr &&
+                  context.auth_methods->Find(*auth_method) != nullptr);
+    const std::string_view client_id = connect.value().client_id;
+    if (!client_id.empty() &&
+        connect::HomeShard(client_id, context.shard_count) != context.shard_index) {
+      // The exchange runs where the session lives: ProcessFrames hands the CONNECT over.
+      client_id_ = SharedString(client_id);
+      state_ = State::kHandoff;
+      return;
+    }
+    StartAuth(connect.value(), frame, context);
+    return;
+  }
   context.counters->connect[static_cast<size_t>(decision.reason)].Add();
   if (decision.outcome == connect::Outcome::kAccept) {
     holds_client_slot_ = true;
@@ -549,6 +597,144 @@ void Connection::OnPubrel5(uint16_t packet_id) {
   if (at != pending.end() && *at == packet_id) pending.erase(at);
 }
 
+void Connection::StartAuth(const mqtt::Connect& connect, std::span<const uint8_t> frame,
+                           ConnectionContext& context) {
+  const mqtt::PropertyValues values = connect.properties.Values();
+  RINGMQ_ASSERT(values.authentication_method.has_value() && context.auth_methods != nullptr);
+  const auth::AuthMethod* method = context.auth_methods->Find(*values.authentication_method);
+  RINGMQ_ASSERT(method != nullptr);
+  state_ = State::kAuthenticating;
+  level_ = mqtt::ProtocolLevel::kMqtt5;
+  holds_client_slot_ = true;
+  spill().enhanced_auth = true;
+  spill().auth = std::make_unique<AuthExchange>();
+  auth_exchange()->connect_frame.assign(frame.begin(), frame.end());
+  auth_exchange()->method = *values.authentication_method;
+  auth_exchange()->deadline_ms = event_ms_ + context.connect_timeout_ms;
+  auth_exchange()->session = method->Start(connect.user_name);
+  const std::string_view data = values.authentication_data.value_or(std::string_view());
+  OnAuthStep(auth_exchange()->session->Step(data), context);
+}
+
+void Connection::HandleAuth(const mqtt::FixedHeader& header, std::span<const uint8_t> body,
+                            ConnectionContext& context) {
+  RINGMQ_ASSERT(auth_exchange() != nullptr);
+  mqtt::Violation violation = mqtt::Violation::kNone;
+  if (header.type == mqtt::PacketType::kDisconnect) {
+    // The client gives up (5.0:MQTT-3.1.2-30 allows DISCONNECT here).
+    context.counters->client_disconnects.Add();
+    graceful_disconnect_ = true;
+    StartClosing(event_ms_);
+    return;
+  }
+  const mqtt::Result<mqtt::Packet> packet =
+      header.type == mqtt::PacketType::kAuth
+          ? mqtt::Decode(header, body, mqtt::ProtocolLevel::kMqtt5)
+          : mqtt::Result<mqtt::Packet>(mqtt::Violation::kPacketDuringAuth);
+  mqtt::PropertyValues values;
+  if (!packet.ok()) {
+    violation = packet.violation();
+  } else {
+    const mqtt::Auth& auth = std::get<mqtt::Auth>(packet.value());
+    values = auth.properties.Values();
+    if (auth.reason_code != mqtt::ReasonCode::kContinueAuthentication) {
+      violation = mqtt::Violation::kAuthNotContinue;
+    } else if (values.authentication_method != auth_exchange()->method) {
+      violation = mqtt::Violation::kAuthMethodChanged;
+    }
+  }
+  if (violation != mqtt::Violation::kNone) {
+    // 5.0 §4.13: before CONNACK, the CONNACK carries the reason; then the connection closes.
+    if (context.policy.reject_policy != RejectPolicy::kSilent) {
+      Queue(mqtt::Connack{.reason_code = mqtt::ReasonCodeOf(violation)}, context);
+    }
+    CloseForViolation(violation, context);
+    return;
+  }
+  const std::string_view data = values.authentication_data.value_or(std::string_view());
+  OnAuthStep(auth_exchange()->session->Step(data), context);
+}
+
+void Connection::OnAuthStep(const auth::AuthStep& step, ConnectionContext& context) {
+  switch (step.status) {
+    case auth::AuthStatus::kContinue:
+      // 5.0:MQTT-4.12.0-2: reason 0x18; 5.0:MQTT-4.12.0-5: the CONNECT's method.
+      Queue(mqtt::Auth{.reason_code = mqtt::ReasonCode::kContinueAuthentication,
+                       .properties = AuthProperties(step.data)},
+            context);
+      return;
+    case auth::AuthStatus::kFailure:
+      RefuseAuth(step.reason, auth::LabelOf(step.failure), context);  // 5.0:MQTT-4.12.0-4
+      return;
+    case auth::AuthStatus::kSuccess:
+      auth_exchange()->success_data = step.data;
+      FinishAuth(step.user, context);
+      return;
+  }
+}
+
+void Connection::FinishAuth(std::string_view user, ConnectionContext& context) {
+  // The CONNECT decoded again from its kept bytes; the user is the one the method proved.
+  const std::span<const uint8_t> frame = auth_exchange()->connect_frame;
+  const mqtt::Frame peeked =
+      mqtt::PeekFrame(frame, static_cast<uint32_t>(frame.size()), mqtt::ProtocolLevel::kMqtt5);
+  RINGMQ_ASSERT(peeked.status == mqtt::FrameStatus::kComplete);
+  const mqtt::Result<mqtt::Connect> decoded = mqtt::DecodeConnect(
+      peeked.header, frame.subspan(peeked.header.header_length, peeked.header.remaining_length),
+      /*accept_mqtt5=*/true);
+  RINGMQ_ASSERT(decoded.ok());
+  mqtt::Connect connect = decoded.value();
+  connect.user_name = user;
+  // The will's ACL for the proven user (the authenticator skips the password of a CONNECT
+  // with an Authentication Method).
+  if (context.policy.authenticator != nullptr &&
+      context.policy.authenticator->Check(connect) != connect::AuthResult::kAllow) {
+    RefuseAuth(mqtt::ReasonCode::kNotAuthorized, "will topic not authorized", context);
+    return;
+  }
+  context.counters->connect[static_cast<size_t>(connect::Reason::kAccepted)].Add();
+  Accept(connect,
+         connect::Decision{.outcome = connect::Outcome::kAccept,
+                           .reason = connect::Reason::kAccepted,
+                           .assign_client_id = connect.client_id.empty()},
+         context);
+  RINGMQ_ASSERT(state_ != State::kHandoff);  // the exchange ran on the client id's home shard
+  EndAuth();
+}
+
+void Connection::RefuseAuth(mqtt::ReasonCode reason, std::string_view log_reason,
+                            ConnectionContext& context) {
+  if (context.policy.reject_policy == RejectPolicy::kSilent) {
+    context.counters->connect_closed_silent_policy.Add();
+  } else {
+    Queue(mqtt::Connack{.reason_code = reason}, context);
+  }
+  if (LogLevel level; context.event_log.Admit(event_ms_, &level)) {
+    LogLine(level, "connect from %s (client %s) refused: authentication %s (%s, CONNACK 0x%02x)",
+            io::PeerAddress(fd_).c_str(), Printable(client_id_.view()).c_str(),
+            auth_exchange() != nullptr ? Printable(auth_exchange()->method).c_str() : "method",
+            std::string(log_reason).c_str(), static_cast<unsigned>(reason));
+  }
+  StartClosing(event_ms_);
+}
+
+mqtt::Properties Connection::AuthProperties(std::string_view data) {
+  RINGMQ_ASSERT(auth_exchange() != nullptr);
+  std::vector<uint8_t>& block = auth_exchange()->properties;
+  const size_t method_size =
+      mqtt::StringPropertySize(mqtt::PropertyId::kAuthenticationMethod, auth_exchange()->method);
+  const size_t data_size =
+      data.empty() ? 0 : mqtt::StringPropertySize(mqtt::PropertyId::kAuthenticationData, data);
+  block.resize(method_size + data_size);
+  mqtt::EncodeStringProperty(mqtt::PropertyId::kAuthenticationMethod, auth_exchange()->method,
+                             block);
+  if (!data.empty()) {
+    mqtt::EncodeStringProperty(mqtt::PropertyId::kAuthenticationData, data,
+                               std::span<uint8_t>(block).subspan(method_size));
+  }
+  return mqtt::Properties(block);
+}
+
 void Connection::HandlePacket(const mqtt::Packet& packet, ConnectionContext& context) {
   const mqtt::PacketType type = mqtt::TypeOf(packet);
   switch (type) {
@@ -561,15 +747,18 @@ void Connection::HandlePacket(const mqtt::Packet& packet, ConnectionContext& con
     case mqtt::PacketType::kPublish:
       HandlePublish(packet, context);
       return;
-    case mqtt::PacketType::kAuth:
-      // AUTH belongs to an enhanced authentication (5.0:4.12), and no CONNECT naming a method
-      // is admitted: for every client here it is a Protocol Error.
-      CloseForViolation(mqtt::Violation::kUnexpectedPacket, context);
-      return;
     case mqtt::PacketType::kPubrel:
       OnPubrel5(std::get<mqtt::Pubrel>(packet).packet_id);
       sink_->OnPacket(*this, packet);
       return;
+    case mqtt::PacketType::kAuth: {
+      // Re-authentication is not offered; an AUTH without an exchange is a Protocol Error.
+      const mqtt::Violation violation = spill_ != nullptr && spill_->enhanced_auth
+                                            ? mqtt::Violation::kReauthenticationUnsupported
+                                            : mqtt::Violation::kAuthWithoutExchange;
+      CloseForViolation(violation, context);  // DISCONNECT with its reason code, 5.0:4.13
+      return;
+    }
     default:
       if (IsClientToServer(type)) {
         // PUBLISH, the acknowledgements, SUBSCRIBE and UNSUBSCRIBE: the session's business.
@@ -655,6 +844,7 @@ void Connection::StartClosing(uint64_t now_ms) {
   if (state_ == State::kClosing) return;
   const bool served = state_ == State::kOpen && sink_ != nullptr;
   state_ = State::kClosing;
+  EndAuth();  // an unfinished exchange (peer gone, timeout) frees its CONNECT copy now
   closing_since_ms_ = now_ms;
   if (served) sink_->OnClosing(*this);
 }
@@ -668,6 +858,8 @@ uint64_t Connection::DeadlineMs() const {
   switch (state_) {
     case State::kAwaitConnect:
       return 0;  // the shard schedules the connect timeout from Open()
+    case State::kAuthenticating:
+      return auth_exchange()->deadline_ms;
     case State::kOpen:
       // MQTT-3.1.2-24: disconnect after one and a half keepalive periods of silence.
       return keepalive_s_ == 0 ? 0 : last_packet_ms_ + uint64_t{keepalive_s_} * 1500;
@@ -686,6 +878,14 @@ void Connection::OnDeadline(uint64_t now_ms, ConnectionContext& context) {
       if (LogLevel level; context.event_log.Admit(now_ms, &level)) {
         LogLine(level, "closing %s: no CONNECT within %u ms", io::PeerAddress(fd_).c_str(),
                 context.connect_timeout_ms);
+      }
+      StartClosing(now_ms);
+      return;
+    case State::kAuthenticating:
+      context.counters->connect_timeout.Add();
+      if (LogLevel level; context.event_log.Admit(now_ms, &level)) {
+        LogLine(level, "closing %s: authentication not finished within %u ms of CONNECT",
+                io::PeerAddress(fd_).c_str(), context.connect_timeout_ms);
       }
       StartClosing(now_ms);
       return;

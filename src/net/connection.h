@@ -5,6 +5,12 @@
 // plain byte arrays (tests/net/connection_test.cc).
 //
 // Life: kAwaitConnect --CONNECT admitted--> kOpen --DISCONNECT/violation/timeout--> kClosing.
+// A 5.0 CONNECT with an Authentication Method goes through kAuthenticating first (5.0 §4.12,
+// auth/enhanced_auth.h): AUTH packets both ways until the method succeeds (then kOpen, CONNACK
+// 0x00 with the method's last data) or fails (CONNACK with its reason code, then kClosing).
+// The exchange runs on the client id's home shard (a CONNECT whose home is elsewhere is handed
+// off before it starts) and must end within connect_timeout_ms of the CONNECT. AUTH 0x19 after
+// CONNACK (re-authentication) is not supported: DISCONNECT 0x8C and close.
 // A refused CONNECT goes from kAwaitConnect to kClosing with the pre-encoded CONNACK (a static
 // span: the refusal path neither allocates nor encodes) or with nothing under the silent policy.
 // In kClosing, received bytes are ignored; the shard closes the socket once ReadyToClose().
@@ -44,6 +50,7 @@
 #include <string_view>
 #include <vector>
 
+#include "auth/enhanced_auth.h"
 #include "common/byte_buffer.h"
 #include "common/log.h"
 #include "common/shared_string.h"
@@ -134,6 +141,9 @@ struct ConnectionContext {
   // Server-assigned client ids (MQTT-3.1.3-6): unpredictable, with this shard as their home.
   connect::AssignedClientIds assigned_ids;
   ConnectionEventLog event_log;    // per-connection log lines, rate-limited at info
+  // The enhanced authentication methods offered (5.0 §4.12); null: none, every Authentication
+  // Method gets CONNACK 0x8C.
+  const auth::AuthMethodRegistry* auth_methods = nullptr;
 };
 
 // How long a closing connection may wait for its last bytes to be sent.
@@ -143,7 +153,9 @@ class Connection {
  public:
   // kHandoff: admitted, but the session lives on another shard. Bytes are kept, not processed,
   // until the shard moves the socket (see TakeHandoffBytes).
-  enum class State : uint8_t { kAwaitConnect, kOpen, kHandoff, kClosing };
+  // kAuthenticating: a 5.0 CONNECT with an Authentication Method was admitted; AUTH packets
+  // are exchanged until the method decides (see the file comment).
+  enum class State : uint8_t { kAwaitConnect, kAuthenticating, kOpen, kHandoff, kClosing };
 
   // Prepares the object for a newly accepted socket. The connection does no I/O on `fd`: it
   // names the peer in logs, and the shard keeps no other record of the descriptor (fd()).
@@ -235,8 +247,8 @@ class Connection {
   // The peer closed, or the socket failed: nothing more will be sent or received.
   void OnTransportClosed(uint64_t now_ms);
 
-  // Deadline of the current state's timer (connect timeout, keepalive x 1.5, close grace);
-  // 0 when there is none.
+  // Deadline of the current state's timer (connect timeout, the AUTH exchange's end, keepalive
+  // x 1.5, close grace); 0 when there is none.
   uint64_t DeadlineMs() const;
   // Called when DeadlineMs() has passed. Moves to kClosing (counted) or, in kClosing, gives up
   // on unsent bytes.
@@ -287,6 +299,19 @@ class Connection {
                      ConnectionContext& context);
   void Accept(const mqtt::Connect& connect, const connect::Decision& decision,
               ConnectionContext& context);
+  // Enhanced authentication (5.0 §4.12). StartAuth runs the method's first step on the CONNECT
+  // `frame` (kept, since the exchange outlives the receive buffer); HandleAuth takes each AUTH;
+  // OnAuthStep acts on the method's answer; FinishAuth admits the CONNECT as the proven user.
+  void StartAuth(const mqtt::Connect& connect, std::span<const uint8_t> frame,
+                 ConnectionContext& context);
+  void HandleAuth(const mqtt::FixedHeader& header, std::span<const uint8_t> body,
+                  ConnectionContext& context);
+  void OnAuthStep(const auth::AuthStep& step, ConnectionContext& context);
+  void FinishAuth(std::string_view user, ConnectionContext& context);
+  // CONNACK `reason` at 5.0 (queued, encoded), the refusal counted in `log_reason`, then close.
+  void RefuseAuth(mqtt::ReasonCode reason, std::string_view log_reason, ConnectionContext& context);
+  // The Authentication Method and Data properties of an AUTH or CONNACK, into auth_->properties.
+  mqtt::Properties AuthProperties(std::string_view data);
   void HandlePacket(const mqtt::Packet& packet, ConnectionContext& context);
   void Queue(const mqtt::Packet& packet, ConnectionContext& context);
   // Whether a reply of `size` bytes may be queued; if not, counts the overflow and closes.
@@ -355,14 +380,29 @@ class Connection {
     ConnectionContext* context = nullptr;
   };
 
+
+  // The state of an enhanced authentication exchange: kAuthenticating, and until the CONNACK
+  // that ends it is encoded. Bounded: the CONNECT frame (max_connect_packet_size) and the
+  // method's messages (auth::scram::kMaxMessageBytes each).
+  struct AuthExchange {
+    std::unique_ptr<auth::AuthSession> session;
+    std::vector<uint8_t> connect_frame;
+    std::string method;
+    std::string_view success_data;  // the method's last data, in the session, for the CONNACK
+    std::vector<uint8_t> properties;
+    uint64_t deadline_ms = 0;
+  };
   // The cold state, made on first use and kept (like a vector's capacity, so a connection that
-  // often splits frames does not allocate per receive): the receive-side buffers, and at 5.0
-  // the Mqtt5State (one pointer for both keeps the connection within its slot).
+  // often splits frames does not allocate per receive): the receive-side buffers, at 5.0 the
+  // Mqtt5State, and the exchange state of enhanced authentication, which few connections use
+  // (one pointer for all keeps the connection within its slot).
   struct Spill {
     std::vector<uint8_t> partial;  // a frame split across receives, or (paused) every byte
                                    // received after the paused packet
     std::vector<uint8_t> handoff;  // kHandoff: CONNECT and later bytes
     std::unique_ptr<Mqtt5State> mqtt5;
+    std::unique_ptr<AuthExchange> auth;
+    bool enhanced_auth = false;  // the CONNECT had an Authentication Method (5.0:MQTT-4.12.0-7)
   };
   Mqtt5State* mqtt5() const { return spill_ == nullptr ? nullptr : spill_->mqtt5.get(); }
   Spill& spill() {
@@ -370,6 +410,10 @@ class Connection {
     return *spill_;
   }
   size_t partial_bytes() const { return spill_ == nullptr ? 0 : spill_->partial.size(); }
+  AuthExchange* auth_exchange() const { return spill_ == nullptr ? nullptr : spill_->auth.get(); }
+  void EndAuth() {
+    if (spill_ != nullptr) spill_->auth.reset();
+  }
 
   std::unique_ptr<Spill> spill_;
   std::span<const uint8_t> static_output_;  // pre-encoded refusal CONNACK, sent before queued_

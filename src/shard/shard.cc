@@ -83,6 +83,12 @@ Shard::Shard(uint32_t index, const Config& config, int listen_fd, int doorbell_f
     authenticator_ = std::make_unique<auth::ShardAuthenticator>(
         shared.auth, config.max_auth_failures_per_second, &now_ms_, &counters_);
     context_.policy.authenticator = authenticator_.get();
+    if (!config.password_file.empty()) {
+      auth::RegisterStandardMethods(auth_methods_, shared.auth, authenticator_->failure_budget(),
+                                    &counters_);
+      context_.auth_methods = &auth_methods_;
+      context_.policy.auth_methods = &auth_methods_;
+    }
   }
   if (shared.memory.max_bytes() != 0) context_.memory = &memory_view_;
 }

@@ -38,6 +38,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "auth/authenticator.h"
+#include "auth/enhanced_auth.h"
 #include "common/stable_vector.h"
 #include "io/buffer_ring.h"
 #include "io/ring.h"
@@ -178,6 +179,9 @@ class Shard final : public ShardServices {
   net::ConnectionContext context_;
   // Null when no authentication is configured (admission then skips it: a null check).
   std::unique_ptr<auth::ShardAuthenticator> authenticator_;
+  // MQTT 5 enhanced authentication methods: SCRAM-SHA-256 when a password file is configured
+  // (it proves users of that file), none otherwise (CONNACK 0x8C).
+  auth::AuthMethodRegistry auth_methods_;
   std::unique_ptr<io::Ring> ring_;
   std::unique_ptr<io::BufferRing> buffers_;
   std::unique_ptr<TimerWheel> timers_;

@@ -6,8 +6,10 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "mosquitto_fixture.h"
+#include "mqtt/properties.h"
 
 namespace ringmq::auth {
 namespace {
@@ -143,6 +145,26 @@ TEST_F(AuthenticatorTest, WillTopicMustBeWritable) {
   EXPECT_EQ(auth->Check(anonymous), AuthResult::kNotAuthorized);
   anonymous.will.reset();
   EXPECT_EQ(auth->Check(anonymous), AuthResult::kAllow);
+}
+
+// A 5.0 CONNECT with an Authentication Method: the AUTH exchange proves the user, so the
+// password steps are skipped; the will is checked once a User Name (the proven user) is set.
+TEST_F(AuthenticatorTest, EnhancedAuthenticationSkipsThePasswordAndDefersTheWill) {
+  Load(/*allow_anonymous=*/false, true, "user alice\ntopic alice/#\n");
+  auto auth = Make(100);
+  std::vector<uint8_t> block(
+      mqtt::StringPropertySize(mqtt::PropertyId::kAuthenticationMethod, "SCRAM-SHA-256"));
+  mqtt::EncodeStringProperty(mqtt::PropertyId::kAuthenticationMethod, "SCRAM-SHA-256", block);
+  mqtt::Connect connect = Connect(std::nullopt, "ignored");
+  connect.properties = mqtt::Properties(block);
+  connect.will = mqtt::Will{.topic = "alice/gone", .payload = "", .qos = mqtt::QoS::k0,
+                            .retain = false};
+  EXPECT_EQ(auth->Check(connect), AuthResult::kAllow);  // no user name: not anonymous here
+  connect.user_name = "alice";
+  EXPECT_EQ(auth->Check(connect), AuthResult::kAllow);  // wrong password not looked at
+  connect.will->topic = "bob/gone";
+  EXPECT_EQ(auth->Check(connect), AuthResult::kNotAuthorized);
+  EXPECT_EQ(counters_.auth_verifications.Load(), 0u);
 }
 
 }  // namespace

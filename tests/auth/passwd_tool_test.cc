@@ -76,6 +76,18 @@ TEST_F(PasswdToolTest, CreateWritesMosquittoDefaultFormatWithMode0600) {
   EXPECT_EQ(info.st_mode & 0777, 0600u);
 }
 
+TEST_F(PasswdToolTest, ScramWritesScramSha256EntriesNextToMosquittoOnes) {
+  ASSERT_EQ(Run({"-c", "--scram", "-b", path_, "eve", "s3cret"}), 0) << errors_;
+  ASSERT_EQ(Run({"-b", path_, "alice", "one"}), 0) << errors_;
+  const std::string text = Contents();
+  EXPECT_EQ(text.rfind("eve:$scram-sha-256$4096$", 0), 0u) << text;
+  EXPECT_NE(text.find("\nalice:$7$101$"), std::string::npos) << text;
+  EXPECT_TRUE(Verifies("eve", "s3cret"));
+  EXPECT_FALSE(Verifies("eve", "s3creT"));
+  EXPECT_TRUE(Verifies("alice", "one"));
+  EXPECT_EQ(Run({"-D", "--scram", path_, "eve"}), 2);  // --scram only when writing
+}
+
 TEST_F(PasswdToolTest, AddsUpdatesInPlaceAndKeepsOtherLines) {
   {
     std::ofstream file(path_);

@@ -100,10 +100,40 @@ TEST(PasswordHashTest, NewHashesAreLikeMosquittoDefaults) {
   EXPECT_EQ(ParsePasswordHash(text, &error), first);
 }
 
+TEST(PasswordHashTest, ScramEntriesRoundTripAndVerifyPlainPasswords) {
+  std::optional<PasswordHash> hash = NewScramHash("s3cret");
+  ASSERT_TRUE(hash);
+  EXPECT_EQ(hash->kind, HashKind::kScramSha256);
+  EXPECT_EQ(hash->iterations, 4096u);
+  EXPECT_EQ(hash->salt.size(), 16u);
+  EXPECT_TRUE(VerifyPassword(*hash, "s3cret"));
+  EXPECT_FALSE(VerifyPassword(*hash, "s3creT"));
+  const std::string text = FormatPasswordHash(*hash);
+  EXPECT_EQ(text.rfind("$scram-sha-256$4096$", 0), 0u) << text;
+  std::string error;
+  EXPECT_EQ(ParsePasswordHash(text, &error), hash) << error;
+}
+
+// RFC 7677 §3's user ("pencil", its salt, 4096 iterations): StoredKey and ServerKey as the RFC's
+// exchange implies them (checked end to end in scram_test.cc and enhanced_auth_test.cc).
+TEST(PasswordHashTest, ScramEntryFormatIsFixed) {
+  PasswordHash hash;
+  hash.kind = HashKind::kScramSha256;
+  hash.iterations = 4096;
+  hash.salt = *Base64Decode("W22ZaJ0SNY7soEsUEjb6gQ==");
+  ComputeHash(hash, "pencil", hash.hash);
+  EXPECT_EQ(FormatPasswordHash(hash),
+            "$scram-sha-256$4096$W22ZaJ0SNY7soEsUEjb6gQ==$"
+            "WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=$"
+            "wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=");
+}
+
 TEST(PasswordHashTest, ParseRejectsEveryMalformedForm) {
   const std::string salt = "ekdR1l5oJEluwkx4";
   const std::string digest = Base64Encode(std::vector<uint8_t>(64, 7).data(), 64);
   const std::string short_digest = Base64Encode(std::vector<uint8_t>(63, 7).data(), 63);
+  const std::string key = Base64Encode(std::vector<uint8_t>(32, 7).data(), 32);
+  const std::string short_key = Base64Encode(std::vector<uint8_t>(31, 7).data(), 31);
   const std::string cases[] = {
       "",
       "plaintext",
@@ -121,6 +151,12 @@ TEST(PasswordHashTest, ParseRejectsEveryMalformedForm) {
       "$7$101$" + salt + "$" + short_digest, // hash not 64 bytes
       "$6$101$" + salt + "$" + digest,       // $6$ has no iterations
       "$6$" + salt + "$" + digest.substr(1), // hash not base64
+      "$scram-sha-256$4096$" + salt + "$" + key,                    // no ServerKey
+      "$scram-sha-256$4096$" + salt + "$" + key + "$" + key + "$",  // extra field
+      "$scram-sha-256$0$" + salt + "$" + key + "$" + key,           // iterations < 1
+      "$scram-sha-256$4096$" + salt + "$" + digest + "$" + key,     // StoredKey not 32 bytes
+      "$scram-sha-256$4096$" + salt + "$" + key + "$" + short_key,  // ServerKey not 32 bytes
+      "$SCRAM-SHA-256$4096$" + salt + "$" + key + "$" + key,        // the tag is lower case
   };
   for (const std::string& text : cases) {
     std::string error;

@@ -960,7 +960,7 @@ TEST(Admission5, UnknownAuthenticationMethodRefused0x8C) {
   const Decision decision = Admit5(connect);
   EXPECT_EQ(decision.reason, Reason::kBadAuthenticationMethod);
   EXPECT_EQ(decision.reason_code, mqtt::ReasonCode::kBadAuthenticationMethod);
-  EXPECT_FALSE(IsAuthenticationMethodSupported("SCRAM-SHA-256"));
+  EXPECT_FALSE(IsAuthenticationMethodSupported("SCRAM-SHA-256", Policy{}));
 }
 
 TEST(Admission5, CapacityBeatsAuthenticationMethod) {

@@ -11,6 +11,11 @@
 //      filters and T a valid topic name: FilterCovers and FiltersIntersect must agree with
 //      TopicMatches (coverage implies matching, intersection of a filter with a plain topic is
 //      matching, two filters matching one topic intersect).
+//   3: a SCRAM-SHA-256 exchange (auth/scram.h, auth/enhanced_auth.h): the client-first message,
+//      a NUL, the client-final message. Each is parsed alone (a parsed message's views lie inside
+//      it), then both are stepped through a server session for RFC 7677's user: it must not
+//      crash, fail only with the table's reason codes, continue only after the first message,
+//      and succeed only for "user" with a "v=" signature.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -20,7 +25,11 @@
 #include <vector>
 
 #include "auth/acl.h"
+#include "auth/auth_data.h"
+#include "auth/enhanced_auth.h"
 #include "auth/password_file.h"
+#include "auth/password_hash.h"
+#include "auth/scram.h"
 #include "mqtt/topic.h"
 
 namespace ringmq::auth {
@@ -130,21 +139,81 @@ void Algebra(std::string_view text) {
   if (f_matches && g_matches) FUZZ_CHECK(FiltersIntersect(g, f) && FiltersIntersect(f, g));
 }
 
+bool Inside(std::string_view part, std::string_view whole) {
+  return part.data() >= whole.data() && part.data() + part.size() <= whole.data() + whole.size();
+}
+
+// RFC 7677's user ("user" / "pencil") in a password file, built once.
+const SharedAuth& ScramUsers() {
+  static const SharedAuth* shared = [] {
+    PasswordHash hash;
+    hash.kind = HashKind::kScramSha256;
+    hash.iterations = 4096;
+    hash.salt = *Base64Decode("W22ZaJ0SNY7soEsUEjb6gQ==");
+    ComputeHash(hash, "pencil", hash.hash);
+    auto data = std::make_unique<AuthData>();
+    data->version = 1;
+    data->passwords = *ParsePasswordFile("user:" + FormatPasswordHash(hash) + "\n", "fuzz");
+    auto* result = new SharedAuth();
+    result->Replace(std::move(data), nullptr);
+    return result;
+  }();
+  return *shared;
+}
+
+void Scram(std::string_view text) {
+  const size_t split = text.find('\0');
+  const std::string_view first = text.substr(0, split);
+  const std::string_view final_message =
+      split == std::string_view::npos ? std::string_view() : text.substr(split + 1);
+  scram::ClientFirst parsed_first;
+  if (scram::ParseClientFirst(first, &parsed_first) == scram::ParseError::kNone) {
+    FUZZ_CHECK(Inside(parsed_first.user, first) && Inside(parsed_first.nonce, first));
+    FUZZ_CHECK(first.ends_with(parsed_first.bare) && scram::IsNonce(parsed_first.nonce));
+  }
+  scram::ClientFinal parsed_final;
+  if (scram::ParseClientFinal(final_message, &parsed_final) == scram::ParseError::kNone) {
+    FUZZ_CHECK(final_message.starts_with(parsed_final.without_proof));
+    FUZZ_CHECK(Inside(parsed_final.nonce, parsed_final.without_proof));
+  }
+  static metrics::ShardCounters counters;
+  static const ScramSha256Method method(ScramUsers(), nullptr, &counters, [] {
+    return std::string("%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0");  // RFC 7677's server nonce
+  });
+  std::unique_ptr<AuthSession> session = method.Start(std::nullopt);
+  const AuthStep step = session->Step(first);
+  if (step.status == AuthStatus::kFailure) {
+    FUZZ_CHECK(step.reason == ReasonCodeOf(step.failure) && step.failure != AuthFailure::kNone);
+    return;
+  }
+  FUZZ_CHECK(step.status == AuthStatus::kContinue && step.data.starts_with("r="));
+  const AuthStep last = session->Step(final_message);
+  FUZZ_CHECK(last.status != AuthStatus::kContinue);
+  if (last.status == AuthStatus::kSuccess) {
+    FUZZ_CHECK(last.user == "user" && last.data.starts_with("v="));
+  } else {
+    FUZZ_CHECK(last.reason == ReasonCodeOf(last.failure) && last.failure != AuthFailure::kNone);
+  }
+}
+
 }  // namespace
 }  // namespace ringmq::auth
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   const std::string_view text(reinterpret_cast<const char*>(data) + 1, size - 1);
-  switch (data[0] % 3) {
+  switch (data[0] % 4) {
     case 0:
       ringmq::auth::PasswordFile(text);
       break;
     case 1:
       ringmq::auth::AclText(text);
       break;
-    default:
+    case 2:
       ringmq::auth::Algebra(text);
+      break;
+    default:
+      ringmq::auth::Scram(text);
       break;
   }
   return 0;
