@@ -175,8 +175,11 @@ Decision Admit(const mqtt::Result<mqtt::Connect>& connect, const BrokerState& st
 std::span<const uint8_t> ConnackBytes(mqtt::ConnackCode code, bool session_present = false);
 
 // The refusing 5.0 CONNACK of `reason` (not kAccepted or kMalformed), pre-encoded: the reason's
-// 5.0 code and, as its Reason String (5.0:3.2.2.3.7), the reason's metric label.
-std::span<const uint8_t> ConnackBytes5(Reason reason);
+// 5.0 code and, as its Reason String (5.0:3.2.2.3.7), the reason's metric label. A client's
+// Maximum Packet Size (0: none) is respected (5.0:MQTT-3.1.2-24): when the whole frame is
+// larger, the bare 5-byte CONNACK without the Reason String (5.0:MQTT-3.2.2-19); when even that
+// is larger, empty: the connection closes without a CONNACK.
+std::span<const uint8_t> ConnackBytes5(Reason reason, uint32_t client_maximum_packet_size = 0);
 
 }  // namespace ringmq::connect
 

@@ -1008,6 +1008,28 @@ TEST(Connack5, RefusalBytesCarryCodeAndReasonString_5_0_3_2_2_3_7) {
   EXPECT_EQ(Bytes(bytes.begin(), bytes.end()), expected);
 }
 
+// 5.0:MQTT-3.2.2-19: the Reason String is left out when it would make the CONNACK larger than
+// the client's Maximum Packet Size; a client that cannot take even the bare CONNACK gets none.
+TEST(Connack5, ReasonStringOnlyWithinClientMaximumPacketSize_5_0_MQTT_3_2_2_19) {
+  const std::span<const uint8_t> full = ConnackBytes5(Reason::kBadCredentials);
+  EXPECT_EQ(ConnackBytes5(Reason::kBadCredentials, 0).data(), full.data());  // 0: no limit
+  EXPECT_EQ(ConnackBytes5(Reason::kBadCredentials, static_cast<uint32_t>(full.size())).data(),
+            full.data());
+  const std::span<const uint8_t> bare =
+      ConnackBytes5(Reason::kBadCredentials, static_cast<uint32_t>(full.size() - 1));
+  EXPECT_EQ(Bytes(bare.begin(), bare.end()), (Bytes{0x20, 0x03, 0x00, 0x86, 0x00}));
+  EXPECT_EQ(ConnackBytes5(Reason::kBadCredentials, 5).size(), 5u);
+  EXPECT_TRUE(ConnackBytes5(Reason::kBadCredentials, 4).empty());
+  for (size_t i = 0; i < kReasonCount; ++i) {
+    const auto reason = static_cast<Reason>(i);
+    if (reason == Reason::kAccepted || reason == Reason::kMalformed) continue;
+    SCOPED_TRACE(LabelOf(reason));
+    const std::span<const uint8_t> bytes = ConnackBytes5(reason, 5);
+    ASSERT_EQ(bytes.size(), 5u);
+    EXPECT_EQ(bytes[3], ConnackBytes5(reason)[3]);
+  }
+}
+
 TEST(Connack5, EveryRefusalReasonHasStaticBytesThatDecode) {
   for (size_t i = 0; i < kReasonCount; ++i) {
     const auto reason = static_cast<Reason>(i);

@@ -1357,6 +1357,36 @@ TEST_F(Connection5Test, RefusalIsTheStatic5Connack) {
   EXPECT_EQ(shard_.connected_clients.load(), 0u);
 }
 
+TEST_F(Connection5Test, RefusalWithinClientMaximumPacketSize_5_0_MQTT_3_2_2_19) {
+  shard_.shutting_down = true;
+  const Bytes maximum_packet_size_16 = {0x27, 0x00, 0x00, 0x00, 0x10};
+  Receive(Encode(Mqtt5Connect("client-5", maximum_packet_size_16)));
+  EXPECT_EQ(connection_.state(), State::kClosing);
+  const std::span<const uint8_t> sent = connection_.TakeFinalStaticSend();
+  EXPECT_EQ(Bytes(sent.begin(), sent.end()), (Bytes{0x20, 0x03, 0x00, 0x88, 0x00}));
+  EXPECT_TRUE(connection_.ReadyToClose());
+}
+
+// Response Information is optional (5.0:3.2.2.3.15): it is sent when the client asks for it,
+// and left out when the CONNACK would then exceed the client's Maximum Packet Size
+// (5.0:MQTT-3.1.2-24).
+TEST_F(Connection5Test, ResponseInformationWithinClientMaximumPacketSize_5_0_MQTT_3_1_2_24) {
+  shard_.context.response_information = "replies/";
+  const std::string information = "replies/client-5";
+  const Bytes request = {0x19, 0x01};
+  Receive(Encode(Mqtt5Connect("client-5", request)));
+  Bytes sent = Drain();
+  EXPECT_EQ(sent.size(), kConnack5Accepted.size() + 3 + information.size());
+  EXPECT_NE(std::search(sent.begin(), sent.end(), information.begin(), information.end()),
+            sent.end());
+
+  connection_.Open(7, kStartMs);
+  const Bytes request_within_32 = {0x19, 0x01, 0x27, 0x00, 0x00, 0x00, 0x20};
+  Receive(Encode(Mqtt5Connect("client-5", request_within_32)));
+  sent = Drain();
+  EXPECT_EQ(sent, kConnack5Accepted);  // 16 bytes; with the property it would be 35
+}
+
 TEST_F(Connection5Test, MalformedConnectClosedWithoutConnack) {
   const Bytes bad_block = {0x7F, 0x00};  // no such property
   Receive(Encode(Mqtt5Connect("client-5", bad_block)));
