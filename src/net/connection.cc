@@ -545,9 +545,12 @@ mqtt::Violation Connection::CheckPublish5(mqtt::Publish& publish, ConnectionCont
       publish.topic = topic;
       context.counters->topic_alias_used.Add();
     } else {
-      state.topic_alias_bytes += publish.topic.size();
-      state.topic_alias_bytes -= topic.size();
+      // Charged by capacity: assign never shrinks it, so a shorter topic still holds the
+      // longest one's bytes.
+      const size_t old_capacity = topic.capacity();
       topic.assign(publish.topic);
+      RINGMQ_ASSERT(topic.capacity() >= old_capacity);
+      state.topic_alias_bytes += topic.capacity() - old_capacity;
       context.counters->topic_alias_set.Add();
     }
   }

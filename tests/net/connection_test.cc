@@ -1440,6 +1440,18 @@ TEST_F(Connection5Test, AliasesAreChargedToTheMemoryBudget) {
   EXPECT_GE(connection_.TakeBufferChargeDelta(), 1000);
 }
 
+// A topic replaced by a shorter one keeps its storage (std::string keeps its capacity), so the
+// charge must not fall with the topic's length: the budget counts what is held.
+TEST_F(Connection5Test, AliasReplacedByShorterTopicStaysCharged) {
+  Accept5();
+  connection_.TakeBufferChargeDelta();
+  Receive(Publish5(std::string(1000, 't'), Alias(3)));
+  EXPECT_GE(connection_.TakeBufferChargeDelta(), 1000);
+  Receive(Publish5("u", Alias(3)));
+  EXPECT_EQ(shard_.sink.topics.back(), "u");
+  EXPECT_GT(connection_.TakeBufferChargeDelta(), -100);  // not -999: the 1000 bytes are held
+}
+
 TEST_F(Connection5Test, SubscriptionIdentifierFromClient0x82_5_0_MQTT_3_3_4_6) {
   Accept5();
   Receive(Publish5("t", {0x0B, 0x07}));
