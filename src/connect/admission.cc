@@ -259,8 +259,9 @@ Reason CheckWill(const mqtt::Connect& connect, const Policy& policy) {
   return Reason::kAccepted;
 }
 
-// Mosquitto's max_keepalive rule for 3.1.x: a keepalive of 0 (never checked) or above the
+// Mosquitto 2.1's max_keepalive rule for 3.1.x: a keepalive of 0 (never checked) or above the
 // maximum cannot be overridden there, so the CONNECT is refused as "identifier rejected".
+// (Mosquitto 2.0.x, e.g. 2.0.11, checks 5.0 clients only and lets such 3.1.x clients in.)
 Reason CheckKeepalive(const mqtt::Connect& connect, const Policy& policy) {
   if (policy.max_keepalive_s == 0 || IsMqtt5(connect)) return Reason::kAccepted;
   if (connect.keepalive_s == 0 || connect.keepalive_s > policy.max_keepalive_s) {

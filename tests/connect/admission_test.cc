@@ -993,7 +993,7 @@ TEST(Admission5, MaxKeepaliveRefusesMqtt311ZeroOrAbove_NotMqtt5) {
 
 // The static refusal CONNACKs: 20, remaining length, flags 0, the code, Property Length, Reason
 // String (0x1F, length, the label).
-TEST(Connack5, RefusalBytesCarryCodeAndReasonString_5_0_3_2_2_3_7) {
+TEST(Connack5, RefusalBytesCarryCodeAndReasonString_5_0_3_2_2_3_9) {
   const std::span<const uint8_t> bytes = ConnackBytes5(Reason::kBadCredentials);
   const std::string_view label = "bad_credentials";
   Bytes expected = {0x20,
