@@ -190,9 +190,9 @@ void Connection::SendConnack(bool session_present, const ConnackExtras& extras) 
     // Optional for the server (5.0:3.2.2.3.15), so left out when it would make the CONNACK
     // larger than the client's Maximum Packet Size (5.0:MQTT-3.1.2-24).
     const std::string information = context.response_information + std::string(client_id_.view());
-    const size_t property_length = properties.integers_size + properties.strings.size() +
-                                   mqtt::StringPropertySize(PropertyId::kResponseInformation,
-                                                            information);
+    const size_t property_length =
+        properties.integers_size + properties.strings.size() +
+        mqtt::StringPropertySize(PropertyId::kResponseInformation, information);
     if (mqtt5()->client_maximum_packet_size == 0 ||
         ConnackSize(property_length) <= mqtt5()->client_maximum_packet_size) {
       properties.String(PropertyId::kResponseInformation, information);
@@ -403,10 +403,9 @@ void Connection::HandleConnect(const mqtt::FixedHeader& header, std::span<const 
   context.connected_clients->fetch_sub(1, std::memory_order_relaxed);
   if (decision.outcome == connect::Outcome::kRefuse) {
     // Both static: the refusal path neither encodes nor allocates.
-    static_output_ =
-        decision.mqtt5
-            ? connect::ConnackBytes5(decision.reason, ClientMaximumPacketSize(connect.value()))
-            : connect::ConnackBytes(decision.return_code);
+    static_output_ = decision.mqtt5 ? connect::ConnackBytes5(
+                                          decision.reason, ClientMaximumPacketSize(connect.value()))
+                                    : connect::ConnackBytes(decision.return_code);
   } else if (decision.silenced) {
     context.counters->connect_closed_silent_policy.Add();
     context.counters->connect_silenced[static_cast<size_t>(decision.reason)].Add();
