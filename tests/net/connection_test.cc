@@ -1595,5 +1595,33 @@ TEST_F(Connection5Test, EverySplitPointGivesTheSameResult) {
   }
 }
 
+// Splits inside the CONNECT's property block, the alias PUBLISHes and a DISCONNECT with
+// properties: every split point gives the same limits, topics, will decision and expiry.
+TEST_F(Connection5Test, EverySplitPointWithPropertiesGivesTheSameResult) {
+  // CONNECT: Session Expiry 30, Receive Maximum 5, Maximum Packet Size 1000, Topic Alias
+  // Maximum 3. DISCONNECT 0x04 (will kept) with Session Expiry 60.
+  const Bytes connect_block = {0x11, 0x00, 0x00, 0x00, 0x1E, 0x21, 0x00, 0x05,
+                               0x27, 0x00, 0x00, 0x03, 0xE8, 0x22, 0x00, 0x03};
+  const Bytes stream =
+      Cat({Encode(Mqtt5Connect("client-5", connect_block)), Publish5("a/b", Alias(2)),
+           Publish5("", Alias(2)), Bytes{0xE0, 0x07, 0x04, 0x05, 0x11, 0x00, 0x00, 0x00, 0x3C}});
+  for (size_t split = 1; split < stream.size(); ++split) {
+    SCOPED_TRACE(split);
+    ShardState shard;
+    Connection connection;
+    connection.Open(kFd, kStartMs);
+    connection.OnReceive(std::span<const uint8_t>(stream).first(split), kStartMs, shard.context);
+    connection.OnReceive(std::span<const uint8_t>(stream).subspan(split), kStartMs, shard.context);
+    EXPECT_EQ(connection.state(), State::kClosing);
+    EXPECT_EQ(connection.client_receive_maximum(), 5);
+    EXPECT_EQ(connection.client_maximum_packet_size(), 1000u);
+    EXPECT_EQ(connection.client_topic_alias_maximum(), 3);
+    EXPECT_EQ(shard.sink.topics, (std::vector<std::string>{"a/b", "a/b"}));
+    EXPECT_FALSE(connection.disconnected_gracefully());
+    EXPECT_EQ(connection.disconnect_session_expiry_s(), 60u);
+    EXPECT_EQ(net::Drain(connection), kConnack5Accepted);
+  }
+}
+
 }  // namespace
 }  // namespace ringmq::net
