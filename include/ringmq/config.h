@@ -84,7 +84,8 @@ struct Config {
   uint8_t max_qos = 2;           // Mosquitto's max_qos; announced as Maximum QoS
   bool retain_available = true;  // Mosquitto's retain_available; announced as Retain Available
   // 0: clients choose. Otherwise a 5.0 client asking for 0 or more gets Server Keep Alive
-  // max_keepalive, and a 3.1.x one is refused (0x02), as Mosquitto does.
+  // max_keepalive, and a 3.1.x one is refused (0x02), as Mosquitto 2.1 does (2.0.x applies
+  // max_keepalive to 5.0 clients only and accepts any 3.1.x keepalive).
   uint16_t max_keepalive = 0;
   uint16_t max_topic_alias = 10;     // Topic Alias Maximum granted to 5.0 clients (Mosquitto's)
   uint16_t receive_maximum = 1024;   // QoS 2 PUBLISHes a 5.0 client may have awaiting PUBREL

@@ -106,6 +106,19 @@ constexpr std::array<Connack5Frame, kReasonCount> MakeConnack5Frames() {
 }
 constexpr std::array<Connack5Frame, kReasonCount> kConnack5Frames = MakeConnack5Frames();
 
+// The same refusals without a property: for a client whose Maximum Packet Size is smaller than
+// the frame with its Reason String (5.0:MQTT-3.2.2-19).
+constexpr size_t kBareConnack5Bytes = 5;
+constexpr std::array<std::array<uint8_t, kBareConnack5Bytes>, kReasonCount> MakeBareConnack5s() {
+  std::array<std::array<uint8_t, kBareConnack5Bytes>, kReasonCount> frames{};
+  for (size_t i = 0; i < kReasonCount; ++i) {
+    frames[i] = {kConnackTypeByte, 0x03, 0x00, kReasonCodes5[i], 0x00};
+  }
+  return frames;
+}
+constexpr std::array<std::array<uint8_t, kBareConnack5Bytes>, kReasonCount> kBareConnack5s =
+    MakeBareConnack5s();
+
 // Every refusal reason has its frame: a label too long for it fails the build here.
 constexpr bool EveryRefusalHasConnack5() {
   for (size_t i = 0; i < kReasonCount; ++i) {
@@ -246,8 +259,9 @@ Reason CheckWill(const mqtt::Connect& connect, const Policy& policy) {
   return Reason::kAccepted;
 }
 
-// Mosquitto's max_keepalive rule for 3.1.x: a keepalive of 0 (never checked) or above the
+// Mosquitto 2.1's max_keepalive rule for 3.1.x: a keepalive of 0 (never checked) or above the
 // maximum cannot be overridden there, so the CONNECT is refused as "identifier rejected".
+// (Mosquitto 2.0.x, e.g. 2.0.11, checks 5.0 clients only and lets such 3.1.x clients in.)
 Reason CheckKeepalive(const mqtt::Connect& connect, const Policy& policy) {
   if (policy.max_keepalive_s == 0 || IsMqtt5(connect)) return Reason::kAccepted;
   if (connect.keepalive_s == 0 || connect.keepalive_s > policy.max_keepalive_s) {
@@ -358,11 +372,15 @@ std::span<const uint8_t> ConnackBytes(mqtt::ConnackCode code, bool session_prese
   return kConnacks[index];
 }
 
-std::span<const uint8_t> ConnackBytes5(Reason reason) {
+std::span<const uint8_t> ConnackBytes5(Reason reason, uint32_t client_maximum_packet_size) {
   RINGMQ_ASSERT(IndexOf(reason) < kReasonCount);
   const Connack5Frame& frame = kConnack5Frames[IndexOf(reason)];
   RINGMQ_ASSERT(frame.size != 0);  // a refusal reason
-  return std::span<const uint8_t>(frame.bytes.data(), frame.size);
+  if (client_maximum_packet_size == 0 || frame.size <= client_maximum_packet_size) {
+    return std::span<const uint8_t>(frame.bytes.data(), frame.size);
+  }
+  if (kBareConnack5Bytes > client_maximum_packet_size) return {};
+  return kBareConnack5s[IndexOf(reason)];
 }
 
 }  // namespace ringmq::connect

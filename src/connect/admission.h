@@ -14,8 +14,8 @@
 //   2. protocol name/level not supported                -> Refuse 0x01 (MQTT-3.1.2-2)
 //   3. client id not allowed                            -> Refuse 0x02 / 0x85 (MQTT-3.1.3-8,
 //      -9); a client id of the server-assigned form at 3.1.x (connect/client_id.h);
-//      3.1.x: keepalive 0 or above max_keepalive        -> Refuse 0x02 (as Mosquitto: 3.1.x
-//      has no Server Keep Alive to tell the client)
+//      3.1.x: keepalive 0 or above max_keepalive        -> Refuse 0x02 (as Mosquitto 2.1;
+//      3.1.x has no Server Keep Alive to tell the client)
 //   3b. will topic in $SYS (the broker's own topics)    -> Refuse 0x05 / 0x87
 //       5.0: will QoS above max_qos                     -> Refuse 0x9B (5.0:MQTT-3.2.2-12)
 //       5.0: will retain, retain not available          -> Refuse 0x9A (5.0:MQTT-3.2.2-13)
@@ -185,8 +185,11 @@ Decision Admit(const mqtt::Result<mqtt::Connect>& connect, const BrokerState& st
 std::span<const uint8_t> ConnackBytes(mqtt::ConnackCode code, bool session_present = false);
 
 // The refusing 5.0 CONNACK of `reason` (not kAccepted or kMalformed), pre-encoded: the reason's
-// 5.0 code and, as its Reason String (5.0:3.2.2.3.7), the reason's metric label.
-std::span<const uint8_t> ConnackBytes5(Reason reason);
+// 5.0 code and, as its Reason String (5.0:3.2.2.3.9), the reason's metric label. A client's
+// Maximum Packet Size (0: none) is respected (5.0:MQTT-3.1.2-24): when the whole frame is
+// larger, the bare 5-byte CONNACK without the Reason String (5.0:MQTT-3.2.2-19); when even that
+// is larger, empty: the connection closes without a CONNACK.
+std::span<const uint8_t> ConnackBytes5(Reason reason, uint32_t client_maximum_packet_size = 0);
 
 }  // namespace ringmq::connect
 

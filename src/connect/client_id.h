@@ -16,9 +16,10 @@
 // shard) and a connection served where it was accepted; bounded by
 // kMaxDrawsPerShard x shard_count, past which (probability below e^-64) the last id drawn is
 // used and the connection is handed off to that id's home like any other.
-// A client may not claim an id of the assigned form: admission refuses any client id starting
-// with kAssignedClientIdPrefix (CONNACK 0x02, client_id_reserved), so a client-chosen id never
-// equals an assigned one.
+// A 3.1.x client may not claim an id of the assigned form: admission refuses any client id
+// starting with kAssignedClientIdPrefix (CONNACK 0x02, client_id_reserved). A 5.0 client may,
+// since it learns its assigned id from the CONNACK and comes back with it (5.0:MQTT-3.2.2-16);
+// the ids' 128 random bits are what keep another client from claiming one.
 //
 // Thread safety: HomeShard is a pure function. An AssignedClientIds is used by one shard only.
 #ifndef RINGMQ_CONNECT_CLIENT_ID_H_
@@ -42,7 +43,7 @@ inline constexpr size_t kAssignedClientIdRandomBytes = 16;
 inline constexpr size_t kAssignedClientIdLength =
     kAssignedClientIdPrefix.size() + 2 * kAssignedClientIdRandomBytes;
 
-// True for ids of the assigned form, which clients may not send (see above).
+// True for ids of the assigned form, which 3.1.x clients may not send (see above).
 inline bool HasAssignedClientIdPrefix(std::string_view client_id) {
   return client_id.starts_with(kAssignedClientIdPrefix);
 }

@@ -97,6 +97,21 @@ struct ConnackProperties {
   }
 };
 
+// The Maximum Packet Size of a 5.0 CONNECT (5.0:3.1.2.11.4); 0: none. Read in place.
+uint32_t ClientMaximumPacketSize(const mqtt::Connect& connect) {
+  const std::optional<mqtt::Property> size =
+      connect.properties.Find(mqtt::PropertyId::kMaximumPacketSize);
+  return size ? size->integer : 0;
+}
+
+// The size of a 5.0 CONNACK whose properties take `property_length` bytes (5.0:3.2).
+size_t ConnackSize(size_t property_length) {
+  const size_t remaining_length =
+      2 + mqtt::VariableByteIntegerSize(static_cast<uint32_t>(property_length)) + property_length;
+  return 1 + mqtt::VariableByteIntegerSize(static_cast<uint32_t>(remaining_length)) +
+         remaining_length;
+}
+
 bool IsClientToServer(mqtt::PacketType type) {
   switch (type) {
     case mqtt::PacketType::kConnack:
@@ -183,8 +198,16 @@ void Connection::SendConnack(bool session_present, const ConnackExtras& extras) 
   }
   if (mqtt5()->request_response_information && !context.response_information.empty() &&
       context.response_information.size() + client_id_.view().size() <= UINT16_MAX) {
-    properties.String(PropertyId::kResponseInformation,
-                      context.response_information + std::string(client_id_.view()));
+    // Optional for the server (5.0:3.2.2.3.15), so left out when it would make the CONNACK
+    // larger than the client's Maximum Packet Size (5.0:MQTT-3.1.2-24).
+    const std::string information = context.response_information + std::string(client_id_.view());
+    const size_t property_length =
+        properties.integers_size + properties.strings.size() +
+        mqtt::StringPropertySize(PropertyId::kResponseInformation, information);
+    if (mqtt5()->client_maximum_packet_size == 0 ||
+        ConnackSize(property_length) <= mqtt5()->client_maximum_packet_size) {
+      properties.String(PropertyId::kResponseInformation, information);
+    }
   }
   if (auth_exchange() != nullptr) {
     // 5.0:MQTT-4.12.0-5: a successful CONNACK names the CONNECT's method; its data is the
@@ -428,7 +451,8 @@ void Connection::HandleConnect(const mqtt::FixedHeader& header, std::span<const 
   context.connected_clients->fetch_sub(1, std::memory_order_relaxed);
   if (decision.outcome == connect::Outcome::kRefuse) {
     // Both static: the refusal path neither encodes nor allocates.
-    static_output_ = decision.mqtt5 ? connect::ConnackBytes5(decision.reason)
+    static_output_ = decision.mqtt5 ? connect::ConnackBytes5(
+                                          decision.reason, ClientMaximumPacketSize(connect.value()))
                                     : connect::ConnackBytes(decision.return_code);
   } else if (decision.silenced) {
     context.counters->connect_closed_silent_policy.Add();
@@ -568,9 +592,12 @@ mqtt::Violation Connection::CheckPublish5(mqtt::Publish& publish, ConnectionCont
       publish.topic = topic;
       context.counters->topic_alias_used.Add();
     } else {
-      state.topic_alias_bytes += publish.topic.size();
-      state.topic_alias_bytes -= topic.size();
+      // Charged by capacity: assign never shrinks it, so a shorter topic still holds the
+      // longest one's bytes.
+      const size_t old_capacity = topic.capacity();
       topic.assign(publish.topic);
+      RINGMQ_ASSERT(topic.capacity() >= old_capacity);
+      state.topic_alias_bytes += topic.capacity() - old_capacity;
       context.counters->topic_alias_set.Add();
     }
   }

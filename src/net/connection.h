@@ -372,7 +372,7 @@ class Connection {
     // alias used, at most ConnectionContext::topic_alias_maximum entries of at most 65,535
     // bytes; charged to the memory budget with the buffers.
     std::vector<std::string> topic_aliases;
-    size_t topic_alias_bytes = 0;
+    size_t topic_alias_bytes = 0;  // capacity the topics grew beyond an empty string's
     // QoS 2 packet ids received and not yet released (PUBREL), sorted: at most
     // ConnectionContext::receive_maximum (5.0:3.3.4; QoS 1 is acknowledged at once).
     std::vector<uint16_t> qos2_pending;

@@ -1,5 +1,8 @@
 #include "shard/connection_context.h"
 
+#include <algorithm>
+#include <cstdint>
+
 #include "common/assert.h"
 
 namespace ringmq::shard {
@@ -16,7 +19,10 @@ void ConfigureConnectionContext(uint32_t shard, const Config& config, SharedStat
   context.policy.max_qos = config.max_qos;
   context.policy.retain_available = config.retain_available;
   context.policy.max_keepalive_s = config.max_keepalive;
-  context.receive_maximum = config.receive_maximum;
+  // What is announced must fit what a session keeps: a 5.0 client within its Receive Maximum
+  // must never meet the session's max_inbound_qos2_pending close instead of DISCONNECT 0x93.
+  context.receive_maximum = static_cast<uint16_t>(
+      std::min<uint32_t>(config.receive_maximum, config.max_inbound_qos2_pending));
   context.topic_alias_maximum = config.max_topic_alias;
   context.max_keepalive_s = config.max_keepalive;
   context.max_qos = config.max_qos;

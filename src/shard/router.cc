@@ -1053,7 +1053,9 @@ void Router::Flush() {
       WriteSessionOutput(entry);
     }
     net::Connection& connection = *entry.connection;
-    connection.Close(services_.now_ms());  // queues it in closing_ through OnClosing
+    // At 5.0 told why (DISCONNECT 0x97 Quota exceeded, 5.0:3.14.2.1); at 3.1.x only closed.
+    // Queues it in closing_ through OnClosing.
+    connection.Disconnect(mqtt::ReasonCode::kQuotaExceeded, services_.now_ms(), context_);
     services_.ConnectionDirty(connection.tag());
   }
   slow_consumers_.clear();

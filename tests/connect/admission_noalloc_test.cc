@@ -14,6 +14,7 @@
 
 #include "../common/counting_new.h"
 #include "connect/admission.h"
+#include "mqtt/codec.h"
 #include "mqtt/packet.h"
 #include "mqtt/result.h"
 #include "mqtt/violation.h"
@@ -168,9 +169,55 @@ TEST(AdmissionNoAlloc, ConnackBytesDoesNotAllocate) {
   size_t total_bytes5 = 0;
   total_bytes5 += ConnackBytes5(Reason::kBadCredentials).size();
   total_bytes5 += ConnackBytes5(Reason::kConnectionLimit).size();
+  total_bytes5 += ConnackBytes5(Reason::kConnectionLimit, 5).size();  // without Reason String
   EXPECT_EQ(counter.Count(), 0u);
   EXPECT_EQ(total_bytes, 7u * 4u);
-  EXPECT_GT(total_bytes5, 2u * 8u);
+  EXPECT_GT(total_bytes5, 2u * 8u + 5u);
+}
+
+// The whole 5.0 refusal path of a connection: frame, decode (properties read in place, will
+// properties too), admission, the static CONNACK within the client's Maximum Packet Size.
+TEST(AdmissionNoAlloc, Mqtt5RefusalPathDoesNotAllocate) {
+  // clang-format off
+  const std::vector<uint8_t> bytes = {
+      0x10, 0x34,                          // CONNECT, remaining length 52
+      0x00, 0x04, 'M', 'Q', 'T', 'T', 5,   // protocol name, level 5
+      0x06, 0x00, 0x3C,                    // will QoS 0, clean start; keepalive 60
+      0x12,                                // Property Length 18
+      0x27, 0x00, 0x00, 0x00, 0x10,        // Maximum Packet Size 16
+      0x21, 0x00, 0x05,                    // Receive Maximum 5
+      0x26, 0x00, 0x01, 'k', 0x00, 0x01, 'v',  // User Property k=v
+      0x22, 0x00, 0x02,                    // Topic Alias Maximum 2
+      0x00, 0x03, 'c', 'i', 'd',           // client id
+      0x07,                                // will Property Length 7
+      0x18, 0x00, 0x00, 0x00, 0x05,        // Will Delay Interval 5
+      0x01, 0x01,                          // Payload Format Indicator 1
+      0x00, 0x03, 'w', '/', 't',           // will topic
+      0x00, 0x03, 'b', 'y', 'e',           // will payload
+  };
+  // clang-format on
+  ASSERT_EQ(bytes.size(), 2u + 0x34);
+  const BrokerState shutting_down{.shutting_down = true};
+  const Policy policy;
+  AllocationCounter counter;
+  const mqtt::Frame frame = mqtt::PeekFrame(bytes, 1 << 20, mqtt::ProtocolLevel::kMqtt311);
+  const mqtt::Result<Connect> connect = mqtt::DecodeConnect(
+      frame.header, std::span<const uint8_t>(bytes).subspan(frame.header.header_length),
+      /*accept_mqtt5=*/true);
+  const Decision decision = Admit(connect, shutting_down, policy);
+  const std::optional<mqtt::Property> maximum =
+      connect.ok() ? connect.value().properties.Find(mqtt::PropertyId::kMaximumPacketSize)
+                   : std::nullopt;
+  const std::span<const uint8_t> connack =
+      ConnackBytes5(decision.reason, maximum ? maximum->integer : 0);
+  const size_t count = counter.Count();
+  ASSERT_EQ(frame.status, mqtt::FrameStatus::kComplete);
+  ASSERT_TRUE(connect.ok()) << mqtt::NameOf(connect.violation());
+  EXPECT_TRUE(connect.value().will.has_value());
+  EXPECT_EQ(decision.outcome, Outcome::kRefuse);
+  EXPECT_TRUE(decision.mqtt5);
+  EXPECT_EQ(connack.size(), 5u);  // 16 bytes allowed: the Reason String does not fit
+  EXPECT_EQ(count, 0u);
 }
 
 }  // namespace

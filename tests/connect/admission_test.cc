@@ -993,7 +993,7 @@ TEST(Admission5, MaxKeepaliveRefusesMqtt311ZeroOrAbove_NotMqtt5) {
 
 // The static refusal CONNACKs: 20, remaining length, flags 0, the code, Property Length, Reason
 // String (0x1F, length, the label).
-TEST(Connack5, RefusalBytesCarryCodeAndReasonString_5_0_3_2_2_3_7) {
+TEST(Connack5, RefusalBytesCarryCodeAndReasonString_5_0_3_2_2_3_9) {
   const std::span<const uint8_t> bytes = ConnackBytes5(Reason::kBadCredentials);
   const std::string_view label = "bad_credentials";
   Bytes expected = {0x20,
@@ -1006,6 +1006,28 @@ TEST(Connack5, RefusalBytesCarryCodeAndReasonString_5_0_3_2_2_3_7) {
                     static_cast<uint8_t>(label.size())};
   expected.insert(expected.end(), label.begin(), label.end());
   EXPECT_EQ(Bytes(bytes.begin(), bytes.end()), expected);
+}
+
+// 5.0:MQTT-3.2.2-19: the Reason String is left out when it would make the CONNACK larger than
+// the client's Maximum Packet Size; a client that cannot take even the bare CONNACK gets none.
+TEST(Connack5, ReasonStringOnlyWithinClientMaximumPacketSize_5_0_MQTT_3_2_2_19) {
+  const std::span<const uint8_t> full = ConnackBytes5(Reason::kBadCredentials);
+  EXPECT_EQ(ConnackBytes5(Reason::kBadCredentials, 0).data(), full.data());  // 0: no limit
+  EXPECT_EQ(ConnackBytes5(Reason::kBadCredentials, static_cast<uint32_t>(full.size())).data(),
+            full.data());
+  const std::span<const uint8_t> bare =
+      ConnackBytes5(Reason::kBadCredentials, static_cast<uint32_t>(full.size() - 1));
+  EXPECT_EQ(Bytes(bare.begin(), bare.end()), (Bytes{0x20, 0x03, 0x00, 0x86, 0x00}));
+  EXPECT_EQ(ConnackBytes5(Reason::kBadCredentials, 5).size(), 5u);
+  EXPECT_TRUE(ConnackBytes5(Reason::kBadCredentials, 4).empty());
+  for (size_t i = 0; i < kReasonCount; ++i) {
+    const auto reason = static_cast<Reason>(i);
+    if (reason == Reason::kAccepted || reason == Reason::kMalformed) continue;
+    SCOPED_TRACE(LabelOf(reason));
+    const std::span<const uint8_t> bytes = ConnackBytes5(reason, 5);
+    ASSERT_EQ(bytes.size(), 5u);
+    EXPECT_EQ(bytes[3], ConnackBytes5(reason)[3]);
+  }
 }
 
 TEST(Connack5, EveryRefusalReasonHasStaticBytesThatDecode) {

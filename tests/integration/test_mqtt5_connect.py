@@ -491,6 +491,35 @@ class AfterConnect(Mqtt5TestCase):
                 m.ping(second)
         self.assert_counters(b.stop(), session_takeovers=1, disconnect_sent_session_taken_over=1)
 
+    def test_slow_consumer_gets_0x97_under_the_disconnect_policy(self):
+        # Issue 13: a subscriber closed for its full queue (queue_full_policy = disconnect) is
+        # told why at 5.0: DISCONNECT 0x97 Quota exceeded (5.0:3.14.2.1), after what its window
+        # took.
+        b = self.start_broker("--max-inflight", "2", "--max-queued-messages", "3",
+                              "--queue-full-policy", "disconnect")
+        slow, _, _ = self.connect5(b, "slow5")
+        with slow:
+            # SUBSCRIBE qfd/t at QoS 1: packet id 1, no properties, options 0x01.
+            slow.sendall(m.packet(0x82, struct.pack("!H", 1) + b"\x00" + m.mqtt_string("qfd/t")
+                                  + b"\x01"))
+            self.assertEqual(m.read_packet(slow).raw[0], 0x90)
+            with m.Client(b.port, "qfd-pub") as pub:
+                # 2 in flight (never acknowledged) + 3 queued fit; the 6th finds the queue full.
+                for i in range(6):
+                    pub.publish("qfd/t", str(i).encode(), qos=1)
+                types = []
+                while True:
+                    got = m.read_packet(slow)
+                    types.append(got.raw[0] & 0xF0)
+                    if got.raw[0] == 0xE0:
+                        self.assertEqual(got.body[:1], b"\x97")
+                        break
+                self.assertEqual(types, [0x30, 0x30, 0xE0], "its window, then DISCONNECT")
+                m.expect_eof(slow)
+                pub.disconnect()
+        self.assert_counters(b.stop(), slow_consumer_disconnects=1, disconnect_sent_other=1,
+                             dropped_queue_full=1)
+
     def test_shutdown_sends_0x8B(self):
         b = self.start_broker()
         sock, _, _ = self.connect5(b, "stay")

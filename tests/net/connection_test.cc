@@ -1357,6 +1357,36 @@ TEST_F(Connection5Test, RefusalIsTheStatic5Connack) {
   EXPECT_EQ(shard_.connected_clients.load(), 0u);
 }
 
+TEST_F(Connection5Test, RefusalWithinClientMaximumPacketSize_5_0_MQTT_3_2_2_19) {
+  shard_.shutting_down = true;
+  const Bytes maximum_packet_size_16 = {0x27, 0x00, 0x00, 0x00, 0x10};
+  Receive(Encode(Mqtt5Connect("client-5", maximum_packet_size_16)));
+  EXPECT_EQ(connection_.state(), State::kClosing);
+  const std::span<const uint8_t> sent = connection_.TakeFinalStaticSend();
+  EXPECT_EQ(Bytes(sent.begin(), sent.end()), (Bytes{0x20, 0x03, 0x00, 0x88, 0x00}));
+  EXPECT_TRUE(connection_.ReadyToClose());
+}
+
+// Response Information is optional (5.0:3.2.2.3.15): it is sent when the client asks for it,
+// and left out when the CONNACK would then exceed the client's Maximum Packet Size
+// (5.0:MQTT-3.1.2-24).
+TEST_F(Connection5Test, ResponseInformationWithinClientMaximumPacketSize_5_0_MQTT_3_1_2_24) {
+  shard_.context.response_information = "replies/";
+  const std::string information = "replies/client-5";
+  const Bytes request = {0x19, 0x01};
+  Receive(Encode(Mqtt5Connect("client-5", request)));
+  Bytes sent = Drain();
+  EXPECT_EQ(sent.size(), kConnack5Accepted.size() + 3 + information.size());
+  EXPECT_NE(std::search(sent.begin(), sent.end(), information.begin(), information.end()),
+            sent.end());
+
+  connection_.Open(7, kStartMs);
+  const Bytes request_within_32 = {0x19, 0x01, 0x27, 0x00, 0x00, 0x00, 0x20};
+  Receive(Encode(Mqtt5Connect("client-5", request_within_32)));
+  sent = Drain();
+  EXPECT_EQ(sent, kConnack5Accepted);  // 16 bytes; with the property it would be 35
+}
+
 TEST_F(Connection5Test, MalformedConnectClosedWithoutConnack) {
   const Bytes bad_block = {0x7F, 0x00};  // no such property
   Receive(Encode(Mqtt5Connect("client-5", bad_block)));
@@ -1408,6 +1438,18 @@ TEST_F(Connection5Test, AliasesAreChargedToTheMemoryBudget) {
   const std::string topic(1000, 't');
   Receive(Publish5(topic, Alias(3)));
   EXPECT_GE(connection_.TakeBufferChargeDelta(), 1000);
+}
+
+// A topic replaced by a shorter one keeps its storage (std::string keeps its capacity), so the
+// charge must not fall with the topic's length: the budget counts what is held.
+TEST_F(Connection5Test, AliasReplacedByShorterTopicStaysCharged) {
+  Accept5();
+  connection_.TakeBufferChargeDelta();
+  Receive(Publish5(std::string(1000, 't'), Alias(3)));
+  EXPECT_GE(connection_.TakeBufferChargeDelta(), 1000);
+  Receive(Publish5("u", Alias(3)));
+  EXPECT_EQ(shard_.sink.topics.back(), "u");
+  EXPECT_GT(connection_.TakeBufferChargeDelta(), -100);  // not -999: the 1000 bytes are held
 }
 
 TEST_F(Connection5Test, SubscriptionIdentifierFromClient0x82_5_0_MQTT_3_3_4_6) {
@@ -1550,6 +1592,34 @@ TEST_F(Connection5Test, EverySplitPointGivesTheSameResult) {
     EXPECT_EQ(connection.state(), State::kOpen);
     EXPECT_EQ(shard.sink.topics, (std::vector<std::string>{"a/b", "a/b", "q"}));
     EXPECT_EQ(net::Drain(connection), Cat({kConnack5Accepted, Encode5(mqtt::Pubrec{7})}));
+  }
+}
+
+// Splits inside the CONNECT's property block, the alias PUBLISHes and a DISCONNECT with
+// properties: every split point gives the same limits, topics, will decision and expiry.
+TEST_F(Connection5Test, EverySplitPointWithPropertiesGivesTheSameResult) {
+  // CONNECT: Session Expiry 30, Receive Maximum 5, Maximum Packet Size 1000, Topic Alias
+  // Maximum 3. DISCONNECT 0x04 (will kept) with Session Expiry 60.
+  const Bytes connect_block = {0x11, 0x00, 0x00, 0x00, 0x1E, 0x21, 0x00, 0x05,
+                               0x27, 0x00, 0x00, 0x03, 0xE8, 0x22, 0x00, 0x03};
+  const Bytes stream =
+      Cat({Encode(Mqtt5Connect("client-5", connect_block)), Publish5("a/b", Alias(2)),
+           Publish5("", Alias(2)), Bytes{0xE0, 0x07, 0x04, 0x05, 0x11, 0x00, 0x00, 0x00, 0x3C}});
+  for (size_t split = 1; split < stream.size(); ++split) {
+    SCOPED_TRACE(split);
+    ShardState shard;
+    Connection connection;
+    connection.Open(kFd, kStartMs);
+    connection.OnReceive(std::span<const uint8_t>(stream).first(split), kStartMs, shard.context);
+    connection.OnReceive(std::span<const uint8_t>(stream).subspan(split), kStartMs, shard.context);
+    EXPECT_EQ(connection.state(), State::kClosing);
+    EXPECT_EQ(connection.client_receive_maximum(), 5);
+    EXPECT_EQ(connection.client_maximum_packet_size(), 1000u);
+    EXPECT_EQ(connection.client_topic_alias_maximum(), 3);
+    EXPECT_EQ(shard.sink.topics, (std::vector<std::string>{"a/b", "a/b"}));
+    EXPECT_FALSE(connection.disconnected_gracefully());
+    EXPECT_EQ(connection.disconnect_session_expiry_s(), 60u);
+    EXPECT_EQ(net::Drain(connection), kConnack5Accepted);
   }
 }
 

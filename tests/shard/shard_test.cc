@@ -47,6 +47,22 @@ bool Eventually(Fn done) {
   return done();
 }
 
+// The Receive Maximum announced to 5.0 clients (5.0:3.2.2.3.3) never exceeds the QoS 2 ids a
+// session keeps awaiting PUBREL: a client within it must not be closed by the session's limit.
+TEST(ConnectionContextTest, ReceiveMaximumAtMostMaxInboundQos2Pending_5_0_3_3_4) {
+  Config config;
+  config.receive_maximum = 1024;
+  config.max_inbound_qos2_pending = 100;
+  SharedState shared(1);
+  metrics::ShardCounters counters;
+  net::ConnectionContext context;
+  ConfigureConnectionContext(0, config, shared, counters, context);
+  EXPECT_EQ(context.receive_maximum, 100);
+  config.max_inbound_qos2_pending = 65'535;
+  ConfigureConnectionContext(0, config, shared, counters, context);
+  EXPECT_EQ(context.receive_maximum, 1024);
+}
+
 // A msg_ring doorbell that fails completes on the sender (only failures do: the ring is
 // submitted with IOSQE_CQE_SKIP_SUCCESS). It is counted and retried a bounded number of times,
 // instead of being ignored until the destination's next tick.
