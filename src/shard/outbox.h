@@ -4,7 +4,8 @@
 //
 // Mailbox records (16-byte slots, shard/mailbox.h):
 //   kMessage       aux = handle count, value = Message* (the record owns one reference)
-//   kHandle        aux = session index, value = generation << 8 | acl_check << 7 | QoS
+//   kHandle        aux = session index,
+//                  value = generation << 8 | acl_check << 7 | options << 6 | QoS
 //   kHandoff       value = HandoffRecord* (the receiver owns and deletes it)
 //   kFenceRequest  aux = requesting shard (retained_fence.h)
 //   kFenceReply    aux = answering shard, value = its last message sequence number
@@ -57,8 +58,10 @@ enum RecordKind : uint32_t {
   kFenceRequest = 4,
   kFenceReply = 5,
 };
-// The low byte of a kHandle value: QoS in bits 0-1, sub::Subscriber::acl_check in bit 7.
+// The low byte of a kHandle value: QoS in bits 0-1, sub::Subscriber::options in bit 6,
+// sub::Subscriber::acl_check in bit 7.
 inline constexpr uint64_t kHandleQosMask = 0x03;
+inline constexpr uint64_t kHandleOptions = 0x40;
 inline constexpr uint64_t kHandleAclCheck = 0x80;
 
 // A connection on its way to its home shard: the socket and the bytes read from it so far.
@@ -98,8 +101,9 @@ class Outbox {
         const sub::Subscriber& subscriber = subscribers[i];
         const uint8_t qos = std::min<uint8_t>(subscriber.qos, message->qos());
         const uint64_t acl_check = subscriber.acl_check ? kHandleAclCheck : 0;
+        const uint64_t options = subscriber.options ? kHandleOptions : 0;
         record_.push_back(Slot{kHandle, subscriber.session,
-                               (uint64_t{subscriber.generation} << 8) | acl_check | qos});
+                               (uint64_t{subscriber.generation} << 8) | acl_check | options | qos});
       }
       // The message is charged to the overflow once, with the first of its records that waits
       // there: while that record waits the message is accounted for, and once it has moved on

@@ -24,6 +24,26 @@ constexpr uint64_t kBacklogBytes = 64 * 1024;
 
 uint8_t MinQos(uint8_t a, uint8_t b) { return a < b ? a : b; }
 
+// The monotonic deadline of a 5.0 PUBLISH or will property block's Message Expiry Interval
+// (5.0:3.3.2.3.3), or 0 when it has none (or the block is a 3.1.1 message's empty one).
+uint64_t ExpiryDeadline(const mqtt::Properties& properties, uint64_t now_ms) {
+  if (properties.empty()) return 0;
+  const std::optional<mqtt::Property> expiry =
+      properties.Find(mqtt::PropertyId::kMessageExpiryInterval);
+  if (!expiry) return 0;
+  return now_ms + uint64_t{expiry->integer} * 1000;
+}
+
+// The terms of a connection's CONNECT that bound deliveries to it (5.0 properties).
+session::ClientTerms TermsOf(const net::Connection& connection, const mqtt::Connect& connect) {
+  session::ClientTerms terms{.level = connection.level()};
+  if (terms.level != mqtt::ProtocolLevel::kMqtt5 || connect.properties.empty()) return terms;
+  const mqtt::PropertyValues values = connect.properties.Values();
+  if (values.receive_maximum) terms.receive_maximum = *values.receive_maximum;
+  if (values.maximum_packet_size) terms.maximum_packet_size = *values.maximum_packet_size;
+  return terms;
+}
+
 }  // namespace
 
 Router::Router(uint32_t shard, const Config& config, SharedState& shared,
@@ -111,7 +131,7 @@ net::PacketSink::ConnectAction Router::OnConnect(net::Connection& connection,
   }
   SessionEntry& entry = sessions_[index];
   session::Session& session = *entry.session;
-  session.Attach(connect.clean_session);
+  session.Attach(connect.clean_session, TermsOf(connection, connect));
   counters_.gauges.sessions_online.Add(1);
   counters_.gauges.sessions_offline.Add(-1);
   session.will().reset();
@@ -120,6 +140,8 @@ net::PacketSink::ConnectAction Router::OnConnect(net::Connection& connection,
     session.will() = std::make_unique<session::Will>(
         session::Will{.topic = std::string(will.topic),
                       .payload = std::vector<uint8_t>(will.payload.begin(), will.payload.end()),
+                      .properties = std::vector<uint8_t>(will.properties.raw().begin(),
+                                                         will.properties.raw().end()),
                       .qos = static_cast<uint8_t>(will.qos),
                       .retain = will.retain});
   }
@@ -159,9 +181,9 @@ void Router::DestroySession(uint32_t index) {
   counters_.gauges.inflight_messages.Add(-levels.inflight);
   counters_.gauges.subscriptions.Add(-levels.subscriptions);
   counters_.gauges.sessions_offline.Add(-1);
-  for (const auto& [filter, qos] : entry.session->subscriptions()) {
-    shared_.trie.Unsubscribe(
-        filter, sub::Subscriber{static_cast<uint16_t>(shard_), index, entry.generation, qos});
+  for (const auto& [filter, options] : entry.session->subscriptions()) {
+    shared_.trie.Unsubscribe(filter, sub::Subscriber{static_cast<uint16_t>(shard_), index,
+                                                     entry.generation, options.qos});
   }
   sessions_.Destroy(index);  // handles still in mailboxes or the trie's readers become stale
 }
@@ -179,7 +201,7 @@ void Router::Detach(uint32_t index, bool publish_will) {
   }
   counters_.gauges.sessions_online.Add(-1);
   counters_.gauges.sessions_offline.Add(1);
-  if (publish_will) PublishWill(session);
+  if (publish_will) PublishWill(index);
   session.will().reset();
   session.Detach();
 }
@@ -264,12 +286,19 @@ void Router::MarkSessionDirty(uint32_t index) {
   dirty_sessions_.push_back(index);
 }
 
-void Router::PublishWill(session::Session& session) {
+void Router::PublishWill(uint32_t index) {
+  SessionEntry& entry = sessions_[index];
+  session::Session& session = *entry.session;
   if (!session.will()) return;
   const session::Will& will = *session.will();
   counters_.wills_published.Add();
-  message::MessageRef message =
-      message::MessageRef::Create(will.topic, will.payload, will.qos, will.retain, NextOrigin());
+  // The will property block goes with the message as it came (EncodePublishParts5 drops Will
+  // Delay Interval); its Message Expiry Interval counts from now.
+  const mqtt::Properties properties(will.properties);
+  message::MessageRef message = message::MessageRef::Create(
+      will.topic, will.payload, will.qos, will.retain, NextOrigin(index, entry.generation),
+      message::Mqtt5Fields{.properties = will.properties,
+                           .expiry_deadline_ms = ExpiryDeadline(properties, services_.now_ms())});
   if (will.retain) Retain(message);
   Route(message);
 }
@@ -339,11 +368,12 @@ const auth::ClientAcl& Router::AclOf(SessionEntry& entry) {
 void Router::ClassifySubscriptions(uint32_t index) {
   SessionEntry& entry = sessions_[index];
   const auth::ClientAcl& acl = AclOf(entry);
-  for (const auto& [filter, qos] : entry.session->subscriptions()) {
+  for (const auto& [filter, options] : entry.session->subscriptions()) {
     const bool acl_check = acl.ClassifySubscription(filter) != auth::ReadScope::kAll;
     // Replaces the handle's flag in place (an unchanged one is left alone, without a copy).
     shared_.trie.Subscribe(filter, sub::Subscriber{static_cast<uint16_t>(shard_), index,
-                                                   entry.generation, qos, acl_check});
+                                                   entry.generation, options.qos, acl_check,
+                                                   options.has_delivery_options()});
   }
 }
 
@@ -387,16 +417,29 @@ void Router::OnPublish(net::Connection& connection, const mqtt::Publish& publish
   }
   if (acl_enabled_ && !AclOf(sessions_[index]).CanPublish(publish.topic)) {
     // Acknowledged as if delivered (as Mosquitto does for MQTT 3.1.1) so that the client does
-    // not resend it forever; a QoS 2 id stays pending until PUBREL as usual.
+    // not resend it forever; a QoS 2 id stays pending until PUBREL as usual. At 5.0 the ack
+    // says Not authorized (0x87, as Mosquitto does), which ends a QoS 2 flow at the PUBREC
+    // (5.0:4.3.3: a PUBREC with a reason code of 0x80 or more is the end of it).
     counters_.publish_denied.Add();
-    AcknowledgePublish(connection, publish);
+    if (connection.level() == mqtt::ProtocolLevel::kMqtt5 && qos == 2) {
+      session.EndInboundQos2(publish.packet_id);
+    }
+    AcknowledgePublish(connection, publish, mqtt::ReasonCode::kNotAuthorized);
     return;
   }
-  message::MessageRef message = message::MessageRef::Create(publish.topic, AsBytes(publish.payload),
-                                                            qos, publish.retain, NextOrigin());
+  const SessionEntry& entry = sessions_[index];
+  message::MessageRef message = message::MessageRef::Create(
+      publish.topic, AsBytes(publish.payload), qos, publish.retain,
+      NextOrigin(index, entry.generation),
+      message::Mqtt5Fields{
+          .properties = publish.properties.raw(),
+          .expiry_deadline_ms = ExpiryDeadline(publish.properties, services_.now_ms())});
   if (publish.retain) Retain(message);
-  Route(message);  // right after Create: other shards get our messages in sequence order
-  AcknowledgePublish(connection, publish);
+  // Right after Create: other shards get our messages in sequence order.
+  const bool matched = Route(message);
+  // 5.0: No matching subscribers (0x10) is still a success for the publisher (5.0:3.4.2.1).
+  AcknowledgePublish(connection, publish,
+                     matched ? mqtt::ReasonCode::kSuccess : mqtt::ReasonCode::kNoMatchingSubscribers);
 }
 
 void Router::DropSysPublish(net::Connection& connection, const mqtt::Publish& publish) {
@@ -416,7 +459,16 @@ void Router::CountPublishReceived(uint8_t qos) {
   if (qos == 2) counters_.publish_received_qos2.Add();
 }
 
-void Router::AcknowledgePublish(net::Connection& connection, const mqtt::Publish& publish) {
+void Router::AcknowledgePublish(net::Connection& connection, const mqtt::Publish& publish,
+                                mqtt::ReasonCode reason) {
+  if (reason != mqtt::ReasonCode::kSuccess && connection.level() == mqtt::ProtocolLevel::kMqtt5) {
+    if (publish.qos == mqtt::QoS::k1) {
+      connection.QueuePacket(mqtt::Puback{publish.packet_id, reason}, context_);
+    } else if (publish.qos == mqtt::QoS::k2) {
+      connection.QueuePacket(mqtt::Pubrec{publish.packet_id, reason}, context_);
+    }
+    return;
+  }
   if (publish.qos == mqtt::QoS::k1) {
     connection.QueueAck(mqtt::PacketType::kPuback, publish.packet_id, context_);
   } else if (publish.qos == mqtt::QoS::k2) {
@@ -464,17 +516,27 @@ void Router::PublishSys(uint64_t now_ms) {
   }
 }
 
+// The Subscription Identifier of a SUBSCRIBE (5.0:3.8.2.1.2), 0 when it has none.
+uint32_t SubscriptionIdentifierOf(const mqtt::Subscribe& subscribe) {
+  if (subscribe.properties.empty()) return 0;
+  const std::optional<mqtt::Property> identifier =
+      subscribe.properties.Find(mqtt::PropertyId::kSubscriptionIdentifier);
+  return identifier ? identifier->integer : 0;
+}
+
 void Router::OnSubscribe(net::Connection& connection, uint32_t index,
                          const mqtt::Subscribe& subscribe) {
   const size_t count = subscribe.topics.size();
+  const uint32_t identifier = SubscriptionIdentifierOf(subscribe);
   if (!FitsThisIteration(count)) {
-    return StartJob(connection, index, subscribe.packet_id, subscribe.topics, false);
+    return StartJob(connection, index, subscribe.packet_id, subscribe.topics, false, identifier);
   }
   filters_this_iteration_ += static_cast<uint32_t>(count);
   std::vector<uint8_t> codes;
   codes.reserve(count);
   for (const mqtt::TopicRequest request : subscribe.topics) {
-    codes.push_back(SubscribeOne(index, request.filter, static_cast<uint8_t>(request.qos)));
+    codes.push_back(
+        SubscribeOne(index, request.filter, mqtt::SubscriptionOptions(request), identifier));
   }
   // The SUBACK goes before the retained messages: they are encoded later, in Flush.
   connection.QueuePacket(mqtt::Suback{subscribe.packet_id, codes}, context_);
@@ -484,27 +546,51 @@ void Router::OnUnsubscribe(net::Connection& connection, uint32_t index,
                            const mqtt::Unsubscribe& unsubscribe) {
   const size_t count = unsubscribe.topics.size();
   if (!FitsThisIteration(count)) {
-    return StartJob(connection, index, unsubscribe.packet_id, unsubscribe.topics, true);
+    return StartJob(connection, index, unsubscribe.packet_id, unsubscribe.topics, true, 0);
   }
   filters_this_iteration_ += static_cast<uint32_t>(count);
-  for (const mqtt::TopicRequest request : unsubscribe.topics) UnsubscribeOne(index, request.filter);
-  // MQTT-3.10.4-4/5: UNSUBACK even when nothing matched.
-  connection.QueuePacket(mqtt::Unsuback{unsubscribe.packet_id}, context_);
+  // MQTT-3.10.4-4/5: UNSUBACK even when nothing matched; at 5.0 with a reason code per filter
+  // (5.0:3.11.3), which 3.1.1's UNSUBACK has not.
+  if (connection.level() != mqtt::ProtocolLevel::kMqtt5) {
+    for (const mqtt::TopicRequest request : unsubscribe.topics) {
+      UnsubscribeOne(index, request.filter);
+    }
+    connection.QueuePacket(mqtt::Unsuback{unsubscribe.packet_id}, context_);
+    return;
+  }
+  std::vector<uint8_t> codes;
+  codes.reserve(count);
+  for (const mqtt::TopicRequest request : unsubscribe.topics) {
+    codes.push_back(UnsubscribeOne(index, request.filter));
+  }
+  connection.QueuePacket(mqtt::Unsuback{unsubscribe.packet_id, codes}, context_);
 }
 
-uint8_t Router::SubscribeOne(uint32_t index, std::string_view filter, uint8_t qos) {
+uint8_t Router::SubscribeOne(uint32_t index, std::string_view filter, uint8_t options_byte,
+                             uint32_t identifier) {
   SessionEntry& entry = sessions_[index];
-  RINGMQ_ASSERT(entry.session.has_value() && qos <= 2);
+  const bool mqtt5 = entry.session->level() == mqtt::ProtocolLevel::kMqtt5;
+  const session::SubscriptionOptions options{
+      .identifier = identifier,
+      .qos = static_cast<uint8_t>(options_byte & 0x03),
+      .no_local = (options_byte & 0x04) != 0,
+      .retain_as_published = (options_byte & 0x08) != 0};
+  const auto retain_handling = static_cast<uint8_t>((options_byte >> 4) & 0x03);
+  RINGMQ_ASSERT(entry.session.has_value() && options.qos <= 2 && retain_handling <= 2);
   const auth::ReadScope scope =
       acl_enabled_ ? AclOf(entry).ClassifySubscription(filter) : auth::ReadScope::kAll;
   if (scope == auth::ReadScope::kNone) {
     counters_.subscribe_denied.Add();
-    return mqtt::kSubackFailure;  // MQTT-3.9.3: failure, for this filter only
+    // MQTT-3.9.3: failure, for this filter only; 5.0 says why (Not authorized).
+    return mqtt5 ? static_cast<uint8_t>(mqtt::ReasonCode::kNotAuthorized) : mqtt::kSubackFailure;
   }
-  switch (entry.session->AddSubscription(filter, qos)) {  // every QoS is supported
+  const session::SubscribeResult result = entry.session->AddSubscription(filter, options);
+  switch (result) {  // every QoS is supported
     case session::SubscribeResult::kLimit:
       counters_.subscribe_limit.Add();
-      return mqtt::kSubackFailure;  // max_subscriptions_per_session; MQTT-3.9.3 as above
+      // max_subscriptions_per_session; MQTT-3.9.3 as above; 5.0: Quota exceeded.
+      return mqtt5 ? static_cast<uint8_t>(mqtt::ReasonCode::kQuotaExceeded)
+                   : mqtt::kSubackFailure;
     case session::SubscribeResult::kAdded:
       counters_.subscriptions_added.Add();
       counters_.gauges.subscriptions.Add(1);
@@ -514,33 +600,48 @@ uint8_t Router::SubscribeOne(uint32_t index, std::string_view filter, uint8_t qo
   }
   const bool acl_check = scope == auth::ReadScope::kSome;  // partly readable: per message
   if (acl_check) counters_.subscribe_filtered.Add();
-  const sub::Subscriber handle{static_cast<uint16_t>(shard_), index, entry.generation, qos,
-                               acl_check};
+  const sub::Subscriber handle{static_cast<uint16_t>(shard_), index, entry.generation,
+                               options.qos, acl_check, options.has_delivery_options()};
   shared_.trie.Subscribe(filter, handle);
-  DeliverRetained(index, entry.generation, qos, filter, acl_check);
-  return qos;
+  // 5.0:3.8.3.1 Retain Handling: 0 sends the retained messages, 1 only for a new subscription,
+  // 2 never (5.0:MQTT-3.3.1-9..11).
+  if (retain_handling == 0 ||
+      (retain_handling == 1 && result == session::SubscribeResult::kAdded)) {
+    DeliverRetained(index, entry.generation, options.qos, filter, acl_check,
+                    options.has_delivery_options());
+  }
+  return options.qos;
 }
 
-void Router::UnsubscribeOne(uint32_t index, std::string_view filter) {
+uint8_t Router::UnsubscribeOne(uint32_t index, std::string_view filter) {
   SessionEntry& entry = sessions_[index];
-  const std::optional<uint8_t> qos = entry.session->RemoveSubscription(filter);
-  if (!qos) return;
-  shared_.trie.Unsubscribe(
-      filter, sub::Subscriber{static_cast<uint16_t>(shard_), index, entry.generation, *qos});
+  const std::optional<session::SubscriptionOptions> options =
+      entry.session->RemoveSubscription(filter);
+  if (!options) return static_cast<uint8_t>(mqtt::ReasonCode::kNoSubscriptionExisted);
+  shared_.trie.Unsubscribe(filter, sub::Subscriber{static_cast<uint16_t>(shard_), index,
+                                                   entry.generation, options->qos});
   counters_.subscriptions_removed.Add();
   counters_.gauges.subscriptions.Add(-1);
+  return static_cast<uint8_t>(mqtt::ReasonCode::kSuccess);
 }
 
 void Router::DeliverRetained(uint32_t index, uint32_t generation, uint8_t granted_qos,
-                             std::string_view filter, bool acl_check) {
+                             std::string_view filter, bool acl_check, bool options) {
   // MQTT-3.3.1-6: matching retained messages are sent, with RETAIN set (MQTT-3.3.1-8).
   // One call per filter, with the trie insert just before it: retained_fence.h relies on it.
   // The walk stops at the first message the session has no room for (its queue or byte cap,
   // or the memory budget): the rest would be dropped one by one, and a filter such as "#" over
   // a large store would otherwise visit every topic in one loop iteration. Counted once.
+  const uint64_t now_ms = services_.now_ms();
   shared_.retained.ForEachMatchWhile(filter, [&](message::Message* retained) {
+    // 5.0:3.3.2.3.3: an expired retained message is not sent (the store keeps it until it is
+    // replaced or cleared).
+    if (retained->ExpiredAt(now_ms)) {
+      counters_.messages_expired.Add();
+      return true;
+    }
     switch (DeliverLocal(index, generation, MinQos(granted_qos, retained->qos()), retained, true,
-                         acl_check)) {
+                         acl_check, nullptr, options)) {
       case Delivery::kQueued:
         RecordRetainedDelivery(index, generation, *retained);
         return true;
@@ -561,21 +662,24 @@ bool Router::FitsThisIteration(size_t filters) const {
 }
 
 void Router::StartJob(net::Connection& connection, uint32_t index, uint16_t packet_id,
-                      const mqtt::TopicList& topics, bool unsubscribe) {
+                      const mqtt::TopicList& topics, bool unsubscribe, uint32_t identifier) {
   SessionEntry& entry = sessions_[index];
   RINGMQ_ASSERT(!entry.job_pending && entry.connection == &connection);
   FilterJob& job = jobs_.emplace_back();
   job.session = index;
   job.packet_id = packet_id;
   job.unsubscribe = unsubscribe;
+  job.identifier = identifier;
   job.filters.reserve(topics.raw().size());
   for (const mqtt::TopicRequest request : topics) {
     job.items.push_back(FilterJob::Item{.offset = static_cast<uint32_t>(job.filters.size()),
                                         .length = static_cast<uint16_t>(request.filter.size()),
-                                        .qos = static_cast<uint8_t>(request.qos)});
+                                        .options = unsubscribe
+                                                       ? uint8_t{0}
+                                                       : mqtt::SubscriptionOptions(request)});
     job.filters.append(request.filter);
   }
-  if (!unsubscribe) job.codes.reserve(job.items.size());
+  job.codes.reserve(job.items.size());
   entry.job_pending = true;
   connection.Pause();  // its later packets wait for the SUBACK / UNSUBACK (MQTT-4.6.0)
   counters_.subscribe_deferred.Add();
@@ -589,9 +693,9 @@ void Router::RunJobs() {
       const FilterJob::Item& item = job.items[job.next++];
       const std::string_view filter(job.filters.data() + item.offset, item.length);
       if (job.unsubscribe) {
-        UnsubscribeOne(job.session, filter);
+        job.codes.push_back(UnsubscribeOne(job.session, filter));
       } else {
-        job.codes.push_back(SubscribeOne(job.session, filter, item.qos));
+        job.codes.push_back(SubscribeOne(job.session, filter, item.options, job.identifier));
       }
       ++filters_this_iteration_;
     }
@@ -610,7 +714,8 @@ void Router::FinishJob(const FilterJob& job) {
   entry.job_pending = false;
   net::Connection& connection = *entry.connection;
   if (job.unsubscribe) {
-    connection.QueuePacket(mqtt::Unsuback{job.packet_id}, context_);  // MQTT-3.10.4-4
+    // MQTT-3.10.4-4; the reason codes are written at 5.0 only.
+    connection.QueuePacket(mqtt::Unsuback{job.packet_id, job.codes}, context_);
   } else {
     connection.QueuePacket(mqtt::Suback{job.packet_id, job.codes}, context_);
   }
@@ -637,11 +742,11 @@ void Router::Retain(const message::MessageRef& message) {
   }
 }
 
-void Router::Route(const message::MessageRef& message, bool from_client) {
+bool Router::Route(const message::MessageRef& message, bool from_client) {
   shared_.trie.Match(message->topic(), match_);
   if (match_.empty()) {
     if (from_client) counters_.publish_dropped_no_subscribers.Add();
-    return;
+    return false;
   }
   for (const sub::ShardSubscribers& group : match_.shards()) {
     if (group.shard != shard_) {
@@ -655,14 +760,15 @@ void Router::Route(const message::MessageRef& message, bool from_client) {
     for (const sub::Subscriber& subscriber : group.subscribers) {
       DeliverLocal(subscriber.session, subscriber.generation,
                    MinQos(subscriber.qos, message->qos()), message.get(), false,
-                   subscriber.acl_check, &references);
+                   subscriber.acl_check, &references, subscriber.options);
     }
   }
+  return true;
 }
 
 Router::Delivery Router::DeliverLocal(uint32_t index, uint32_t generation, uint8_t qos,
                                       message::Message* message, bool retain, bool acl_check,
-                                      message::MessageRefBatch* references) {
+                                      message::MessageRefBatch* references, bool options) {
   RINGMQ_ASSERT(references == nullptr || references->get() == message);
   SessionEntry* const found = sessions_.Find(index, generation);
   if (found == nullptr) return Delivery::kSkipped;  // session ended meanwhile
@@ -671,10 +777,30 @@ Router::Delivery Router::DeliverLocal(uint32_t index, uint32_t generation, uint8
     counters_.deliver_denied.Add();
     return Delivery::kSkipped;
   }
+  uint8_t flags = 0;
+  if (options) {
+    // 5.0 subscription options: the session's own subscriptions say whether it gets the message
+    // (No Local), at which QoS, with which RETAIN flag, and whether it carries Subscription
+    // Identifiers (looked up again when it is encoded).
+    const bool own = message->PublishedBy(shard_, index, generation);
+    const session::DeliveryMatch match = entry.session->MatchDelivery(message->topic(), own);
+    if (!match.deliver) {
+      counters_.deliver_no_local.Add();
+      return Delivery::kSkipped;
+    }
+    if (!retain) {
+      qos = MinQos(match.qos, message->qos());
+      // 5.0:MQTT-3.3.1-12/13: a live delivery keeps the publisher's RETAIN flag only through a
+      // Retain As Published subscription.
+      retain = match.retain_as_published && message->retain();
+    }
+    if (own) flags |= session::kEnqueueOwn;
+    if (match.identifiers) flags |= session::kEnqueueIdentifiers;
+  }
   if (memory_budget_ && ShedForMemory(index, entry, qos)) return Delivery::kSessionFull;
   message::MessageRef reference =
       references != nullptr ? references->Take() : message::MessageRef::Share(message);
-  switch (entry.session->Enqueue(std::move(reference), qos, retain)) {
+  switch (entry.session->Enqueue(std::move(reference), qos, retain, flags)) {
     case session::EnqueueResult::kQueued:
       counters_.gauges.queued_messages.Add(1);
       if (entry.connection != nullptr) MarkSessionDirty(index);
@@ -792,7 +918,8 @@ void Router::OnRecord(std::span<const Slot> record) {
       continue;
     }
     DeliverLocal(handle.aux, generation, static_cast<uint8_t>(handle.value & kHandleQosMask),
-                 message, false, (handle.value & kHandleAclCheck) != 0, &references);
+                 message, false, (handle.value & kHandleAclCheck) != 0, &references,
+                 (handle.value & kHandleOptions) != 0);
   }
 }
 
@@ -844,9 +971,13 @@ void Router::WriteSessionOutput(SessionEntry& entry) {
   ByteBuffer& out = connection.output_buffer();
   const Levels before = LevelsOf(*entry.session);
   session::WriteCounts sent;
-  const size_t written = entry.session->WriteOutput(out, out.size() + (budget - pending), &sent);
+  const size_t written = entry.session->WriteOutput(out, out.size() + (budget - pending), &sent,
+                                                    services_.now_ms());
+  AccountLevels(before, *entry.session);  // discarded messages move the gauges too
+  if (sent.expired != 0) counters_.messages_expired.Add(sent.expired);
+  if (sent.too_large != 0) counters_.dropped_too_large_for_client.Add(sent.too_large);
   if (written == 0) return;
-  AccountLevels(before, *entry.session);
+  if (sent.publishes_mqtt5 != 0) counters_.publish_sent_mqtt5.Add(sent.publishes_mqtt5);
   if (sent.publishes_by_qos[0] != 0) counters_.publish_sent_qos0.Add(sent.publishes_by_qos[0]);
   if (sent.publishes_by_qos[1] != 0) counters_.publish_sent_qos1.Add(sent.publishes_by_qos[1]);
   if (sent.publishes_by_qos[2] != 0) counters_.publish_sent_qos2.Add(sent.publishes_by_qos[2]);

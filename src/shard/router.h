@@ -178,16 +178,17 @@ class Router final : public net::PacketSink {
     struct Item {
       uint32_t offset = 0;  // into `filters`
       uint16_t length = 0;
-      uint8_t qos = 0;  // requested (SUBSCRIBE only)
+      uint8_t options = 0;  // requested subscription options byte (SUBSCRIBE only)
     };
     uint32_t session = 0;
+    uint32_t identifier = 0;  // the SUBSCRIBE's Subscription Identifier (5.0), 0: none
     uint16_t packet_id = 0;
     bool unsubscribe = false;
     bool abandoned = false;  // the connection went away: dropped by the next RunJobs
     size_t next = 0;         // items done
     std::string filters;     // every filter's bytes, back to back
     std::vector<Item> items;
-    std::vector<uint8_t> codes;  // SUBACK return codes of the items done
+    std::vector<uint8_t> codes;  // SUBACK / UNSUBACK codes of the items done
   };
 
   session::Session* SessionOf(const net::Connection& connection, uint32_t* index = nullptr);
@@ -218,34 +219,42 @@ class Router final : public net::PacketSink {
   bool FitsThisIteration(size_t filters) const;
   // Pauses the connection and queues a job for the packet's filters.
   void StartJob(net::Connection& connection, uint32_t index, uint16_t packet_id,
-                const mqtt::TopicList& topics, bool unsubscribe);
+                const mqtt::TopicList& topics, bool unsubscribe, uint32_t identifier);
   void FinishJob(const FilterJob& job);
   void AbandonJob(uint32_t index);
-  // One filter of a SUBSCRIBE (ACL, per-session cap, session record, trie, retained
-  // messages): its SUBACK return code.
-  uint8_t SubscribeOne(uint32_t index, std::string_view filter, uint8_t qos);
-  // One filter of an UNSUBSCRIBE; a filter not held is no error (MQTT-3.10.4-5).
-  void UnsubscribeOne(uint32_t index, std::string_view filter);
+  // One filter of a SUBSCRIBE (ACL, per-session cap, session record, trie, retained messages
+  // as Retain Handling says): its SUBACK return code (3.1.1) or reason code (5.0: the granted
+  // QoS, 0x87 refused by the ACL, 0x97 beyond max_subscriptions_per_session). `options_byte`
+  // is the requested subscription options byte (§3.8.3.1; only the QoS bits at 3.1.1),
+  // `identifier` the SUBSCRIBE's Subscription Identifier (0: none).
+  uint8_t SubscribeOne(uint32_t index, std::string_view filter, uint8_t options_byte,
+                       uint32_t identifier);
+  // One filter of an UNSUBSCRIBE; a filter not held is no error (MQTT-3.10.4-5). Returns its
+  // 5.0 UNSUBACK reason code: 0x00, or 0x11 No subscription existed.
+  uint8_t UnsubscribeOne(uint32_t index, std::string_view filter);
   // Queues the retained messages matching a new subscription's filter (MQTT-3.3.1-6), with
   // RETAIN set (MQTT-3.3.1-8), at min(granted, published) QoS; `acl_check`: the subscription
   // is partly readable, so each is checked against the ACL.
   void DeliverRetained(uint32_t index, uint32_t generation, uint8_t granted_qos,
-                       std::string_view filter, bool acl_check);
+                       std::string_view filter, bool acl_check, bool options);
   // Stores `message` as its topic's retained message, within the store's bounds (counted when
   // refused). Callers route it right after, whatever the outcome.
   void Retain(const message::MessageRef& message);
   // Routes a message this shard has just created, before it creates another: other shards
   // then receive our messages in sequence order, which RetainedFence relies on (and asserts).
   // `from_client` false: a broker message ($SYS), not counted as a client's unrouted PUBLISH.
-  void Route(const message::MessageRef& message, bool from_client = true);
+  // Returns whether any subscription matched.
+  bool Route(const message::MessageRef& message, bool from_client = true);
   // MQTT-4.7.2-1 / Mosquitto: $SYS/ belongs to the broker; a client's PUBLISH there is
   // acknowledged and dropped (counted).
   void DropSysPublish(net::Connection& connection, const mqtt::Publish& publish);
   // publish_received_qos<qos> of every PUBLISH a client sends, whatever becomes of it.
   void CountPublishReceived(uint8_t qos);
   // What a received PUBLISH is answered with: PUBACK at QoS 1 (MQTT-4.3.2-2), PUBREC at QoS 2
-  // (MQTT-4.3.3-2), nothing at QoS 0.
-  void AcknowledgePublish(net::Connection& connection, const mqtt::Publish& publish);
+  // (MQTT-4.3.3-2), nothing at QoS 0. At 5.0 with `reason` (e.g. 0x10 No matching subscribers,
+  // 0x87 Not authorized); 3.1.1 acks have no reason code.
+  void AcknowledgePublish(net::Connection& connection, const mqtt::Publish& publish,
+                          mqtt::ReasonCode reason = mqtt::ReasonCode::kSuccess);
   // Gauge bookkeeping: a session's queued and in-flight counts before an operation, and the
   // difference applied after it.
   struct Levels {
@@ -261,11 +270,13 @@ class Router final : public net::PacketSink {
     kSessionFull,  // dropped for the session's queue or byte cap, or the memory budget
   };
   // acl_check: deliver only if the session may read the message's topic (sub::Subscriber).
+  // options: a matching subscription has 5.0 delivery options (sub::Subscriber::options), so
+  // the session's subscriptions decide No Local, the QoS and Retain As Published.
   // The queued reference is taken from `references` if given (its message is `message`),
   // else made with Share.
   Delivery DeliverLocal(uint32_t index, uint32_t generation, uint8_t qos,
                         message::Message* message, bool retain, bool acl_check,
-                        message::MessageRefBatch* references = nullptr);
+                        message::MessageRefBatch* references = nullptr, bool options = false);
   // max_memory: true if a delivery at `qos` to this session is shed (counted) because the
   // budget is under pressure and the session has a backlog.
   bool ShedForMemory(uint32_t index, SessionEntry& entry, uint8_t qos);
@@ -275,11 +286,16 @@ class Router final : public net::PacketSink {
   void RecordRetainedDelivery(uint32_t index, uint32_t generation,
                               const message::Message& retained);
   // The stamp of the next message this shard creates (message.h, "Origin").
-  message::Message::Origin NextOrigin() {
-    return {.shard = static_cast<uint16_t>(shard_), .sequence = ++last_sequence_};
+  // `session` / `generation`: the publishing session, if any (No Local).
+  message::Message::Origin NextOrigin(uint32_t session = message::MessageOrigin::kNoSession,
+                                      uint32_t generation = 0) {
+    return {.shard = static_cast<uint16_t>(shard_),
+            .sequence = ++last_sequence_,
+            .session = session,
+            .generation = generation};
   }
   void OnRecord(std::span<const Slot> record);
-  void PublishWill(session::Session& session);
+  void PublishWill(uint32_t index);
 
   const uint32_t shard_;
   const uint32_t shard_count_;

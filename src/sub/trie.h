@@ -59,7 +59,8 @@
 //   one delivery per matching subscription or one delivery at the maximum QoS; one delivery
 //   saves work per message and is what clients expect. Its acl_check is set only if it is set
 //   on EVERY matching subscription: one subscription without it means the topic is readable
-//   (its filter was found readable as a whole), so the check would pass anyway.
+//   (its filter was found readable as a whole), so the check would pass anyway. Its options is
+//   set if it is set on ANY matching subscription: the home shard then matches them all.
 #ifndef RINGMQ_SUB_TRIE_H_
 #define RINGMQ_SUB_TRIE_H_
 
@@ -82,15 +83,19 @@ namespace ringmq::sub {
 
 // A session on its home shard. Identity is (shard, session, generation); qos is the QoS granted
 // to this subscription; acl_check: the subscriber's ACL allows reading only some of the topics
-// the filter can match, so each delivery through it checks the topic (auth::ReadScope::kSome).
+// the filter can match, so each delivery through it checks the topic (auth::ReadScope::kSome);
+// options: the subscription has MQTT 5.0 delivery options (No Local, Retain As Published, a
+// Subscription Identifier), so the home shard matches the topic against the session's own
+// subscriptions before it queues a delivery (session::Session::MatchDelivery).
 struct Subscriber {
   uint16_t shard;
   uint32_t session;
   uint32_t generation;
   uint8_t qos;
   bool acl_check = false;
+  bool options = false;
 };
-static_assert(sizeof(Subscriber) == 16, "the flag lives in the padding after qos");
+static_assert(sizeof(Subscriber) == 16, "the flags live in the padding after qos");
 
 inline bool SameSession(const Subscriber& a, const Subscriber& b) {
   return a.shard == b.shard && a.session == b.session && a.generation == b.generation;
