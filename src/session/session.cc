@@ -91,12 +91,6 @@ Session::Written Session::WriteOne(const Outbound& entry, ByteBuffer& out, size_
     return Written::kWritten;
   }
   const message::Message& message = *entry.message.get();
-  // 5.0:3.3.2.3.3: a message not yet sent whose interval passed is not sent at all; one that
-  // was sent (a resend) has started its delivery and completes it.
-  if (!entry.sent && message.ExpiredAt(now_ms)) {
-    if (counts != nullptr) ++counts->expired;
-    return Written::kDiscarded;
-  }
   if (level_ == mqtt::ProtocolLevel::kMqtt5) {
     return WritePublish5(entry, out, max_bytes, counts, now_ms);
   }
@@ -201,6 +195,14 @@ size_t Session::WriteOutput(ByteBuffer& out, size_t max_bytes, WriteCounts* coun
   }
   while (!queue_.empty()) {
     Outbound& entry = queue_.front();
+    // 5.0:3.3.2.3.3: a message whose interval passed before it was sent is not sent at all; a
+    // resend (above) has started its delivery and completes it.
+    if (entry.message.get()->ExpiredAt(now_ms)) {
+      if (counts != nullptr) ++counts->expired;
+      queued_bytes_ -= entry.message.get()->wire_bytes();
+      queue_.pop_front();
+      continue;
+    }
     if (entry.qos > 0 && inflight_.size() >= window()) break;
     const bool needs_id = entry.qos > 0 && entry.packet_id == 0;
     if (needs_id) entry.packet_id = NextPacketId();

@@ -247,11 +247,11 @@ class Session {
   enum class Written : uint8_t {
     kWritten,
     kNoRoom,     // does not fit in max_bytes: try again later
-    kDiscarded,  // never to be sent (expired, too large for the client): as if sent
+    kDiscarded,  // never to be sent (too large for the client): as if sent
   };
   Written WriteOne(const Outbound& entry, ByteBuffer& out, size_t max_bytes, WriteCounts* counts,
                    uint64_t now_ms);
-  // The PUBLISH of `entry` at level 5 (WriteOne has done the expiry check).
+  // The PUBLISH of `entry` at level 5.
   Written WritePublish5(const Outbound& entry, ByteBuffer& out, size_t max_bytes,
                         WriteCounts* counts, uint64_t now_ms);
 
