@@ -116,6 +116,9 @@ struct Client {
   Bytes replies;                                  // scratch for the answers of one read
   // Without auto_ack: the packet ids of the QoS 1 PUBLISHes read, for the test to acknowledge.
   std::vector<uint16_t> unacknowledged;
+  // With record: the PUBLISH packets read, each as its bytes (decode at connection.level()).
+  bool record = false;
+  std::vector<Bytes> recorded;
 
   uint64_t Received(mqtt::PacketType type) const { return received[static_cast<size_t>(type)]; }
 };
@@ -349,6 +352,10 @@ class RouterHarness {
         break;
       }
       OnPacket(client, packet.value());
+      if (client.record && mqtt::TypeOf(packet.value()) == mqtt::PacketType::kPublish) {
+        const std::span<const uint8_t> frame_bytes = rest.first(frame.header.total_length());
+        client.recorded.emplace_back(frame_bytes.begin(), frame_bytes.end());
+      }
       rest = rest.subspan(frame.header.total_length());
     }
     connection.OnSent(bytes.size());
