@@ -6,8 +6,10 @@ client's Receive Maximum.
 Run with /usr/bin/python3 (paho is a Debian package). Every wait is bounded.
 """
 
+import os
 import queue
 import struct
+import tempfile
 import threading
 import time
 
@@ -257,3 +259,48 @@ class Mqtt5PubSub(BrokerTestCase):
         i += 1
         topic_length = struct.unpack("!H", packet[i:i + 2])[0]
         return struct.unpack("!H", packet[i + 2 + topic_length:i + 4 + topic_length])[0]
+
+
+class Mqtt5ReasonCodes(BrokerTestCase):
+    """5.0 reason codes on SUBACK, UNSUBACK and PUBACK/PUBREC, raw bytes."""
+
+    def connect5(self, b, client_id):
+        sock = m.open_socket(b.port)
+        self.addCleanup(sock.close)
+        body = (m.mqtt_string("MQTT") + bytes([5, 0x02]) + struct.pack("!H", 60) + b"\x00" +
+                m.mqtt_string(client_id))
+        m.send(sock, m.packet(0x10, body))
+        self.assertEqual(m.read_packet(sock).raw, bytes([0x20, 0x03, 0x00, 0x00, 0x00]))
+        return sock
+
+    def test_acl_refusals_are_not_authorized(self):
+        directory = tempfile.TemporaryDirectory()
+        self.addCleanup(directory.cleanup)
+        acl = os.path.join(directory.name, "acl")
+        with open(acl, "w") as f:
+            f.write("topic readwrite public/#\n")
+        b = self.start_broker("--acl-file", acl)
+        sock = self.connect5(b, "c")
+        # Nobody reads (yet) public/nobody: PUBACK 0x10 No matching subscribers.
+        m.send(sock, m.packet(0x32, m.mqtt_string("public/nobody") + struct.pack("!H", 9) +
+                              b"\x00x"))
+        m.expect_packet(sock, bytes([0x40, 0x03, 0x00, 0x09, 0x10]), what="PUBACK 0x10")
+        # SUBSCRIBE id 1: public/# (QoS 1) and secret/# (QoS 1).
+        m.send(sock, m.packet(0x82, struct.pack("!H", 1) + b"\x00" + m.mqtt_string("public/#") +
+                              b"\x01" + m.mqtt_string("secret/#") + b"\x01"))
+        m.expect_packet(sock, bytes([0x90, 0x05, 0x00, 0x01, 0x00, 0x01, 0x87]), what="SUBACK")
+        # PUBLISH QoS 1 to secret/x: PUBACK 0x87 (as Mosquitto answers at 5.0).
+        m.send(sock, m.packet(0x32, m.mqtt_string("secret/x") + struct.pack("!H", 7) + b"\x00x"))
+        m.expect_packet(sock, bytes([0x40, 0x03, 0x00, 0x07, 0x87]), what="PUBACK 0x87")
+        # QoS 2: PUBREC 0x87 ends the flow, so the same id is free at once.
+        for _ in range(2):
+            m.send(sock, m.packet(0x34, m.mqtt_string("secret/x") + struct.pack("!H", 8) +
+                                  b"\x00x"))
+            m.expect_packet(sock, bytes([0x50, 0x03, 0x00, 0x08, 0x87]), what="PUBREC 0x87")
+        # UNSUBSCRIBE id 2: public/# (held) and other (not held).
+        m.send(sock, m.packet(0xA2, struct.pack("!H", 2) + b"\x00" + m.mqtt_string("public/#") +
+                              m.mqtt_string("other")))
+        m.expect_packet(sock, bytes([0xB0, 0x05, 0x00, 0x02, 0x00, 0x00, 0x11]),
+                        what="UNSUBACK")
+        self.assert_counters(b.stop(), connect_accepted=1, publish_denied=3, subscribe_denied=1,
+                             publish_dropped_no_subscribers=None)
