@@ -8,6 +8,18 @@
 #include "mqtt/codec.h"
 
 namespace ringmq::session {
+namespace {
+
+// The filter a subscription matches topics with: a shared subscription's
+// "$share/{ShareName}/{filter}" (5.0:4.8.2) matches as its filter.
+std::string_view MatchingFilter(std::string_view filter) {
+  constexpr std::string_view kShare = "$share/";
+  if (!filter.starts_with(kShare)) return filter;
+  const size_t slash = filter.find('/', kShare.size());
+  return slash == std::string_view::npos ? filter : filter.substr(slash + 1);
+}
+
+}  // namespace
 
 const Session::Subscriptions& Session::NoSubscriptions() {
   static const Subscriptions* const empty = new Subscriptions();  // never destroyed
@@ -125,7 +137,9 @@ Session::Written Session::WritePublish5(const Outbound& entry, ByteBuffer& out,
     const bool own = (entry.flags & kEnqueueOwn) != 0;
     for (const auto& [filter, options] : *subscriptions_) {
       if (options.identifier == 0 || (own && options.no_local)) continue;
-      if (auth::TopicMatches(filter, message.topic())) identifiers.push_back(options.identifier);
+      if (auth::TopicMatches(MatchingFilter(filter), message.topic())) {
+        identifiers.push_back(options.identifier);
+      }
     }
   }
   mqtt::PublishPropertyEdits edits{.forwarded = message.properties(),
@@ -311,7 +325,7 @@ DeliveryMatch Session::MatchDelivery(std::string_view topic, bool own) const {
   if (subscriptions_ == nullptr) return match;
   for (const auto& [filter, options] : *subscriptions_) {
     if (own && options.no_local) continue;  // 5.0:MQTT-3.8.3-3
-    if (!auth::TopicMatches(filter, topic)) continue;
+    if (!auth::TopicMatches(MatchingFilter(filter), topic)) continue;
     match.deliver = true;
     if (options.qos > match.qos) match.qos = options.qos;
     match.retain_as_published = match.retain_as_published || options.retain_as_published;

@@ -299,6 +299,18 @@ TEST(SessionMqtt5Test, MatchDeliveryAppliesNoLocalQosAndRetainAsPublished) {
   EXPECT_FALSE(session.MatchDelivery("b", /*own=*/false).deliver);
 }
 
+TEST(SessionMqtt5Test, SharedSubscriptionsMatchByTheirFilter) {
+  Session session("c", true, kDefaultLimits);
+  session.Attach(true, kMqtt5);
+  session.AddSubscription("$share/group/a/+", SubscriptionOptions{.identifier = 3, .qos = 1});
+  EXPECT_TRUE(session.MatchDelivery("a/b", false).deliver);
+  EXPECT_FALSE(session.MatchDelivery("group/a/b", false).deliver);
+  session.Enqueue(NewMessage("a/b"), 1, false, kEnqueueIdentifiers);
+  const Decoded written = Write(session);
+  ASSERT_EQ(written.publishes.size(), 1u);
+  EXPECT_EQ(IdentifiersOf(written.publishes[0]), (std::vector<uint32_t>{3}));
+}
+
 TEST(SessionMqtt5Test, SubscriptionOptionsCostNoMapBytes) {
   // The map's slot holds the filter and the options: as large as a slot of filter -> QoS.
   EXPECT_EQ(sizeof(Session::Subscriptions::value_type),
