@@ -241,6 +241,32 @@ class RouterHarness {
     client.connection.OnSent(suback.size());
   }
 
+  // At MQTT 5.0: subscribes with `request`'s options and, if not 0, Subscription Identifier
+  // `identifier`, and reads the SUBACK.
+  void Subscribe5(Client& client, const mqtt::TopicRequest& request, uint32_t identifier = 0) {
+    HarnessShard& shard = *shards_[client.shard];
+    const std::span<const mqtt::TopicRequest> requests(&request, 1);
+    Bytes entries(mqtt::TopicListEncodedSize(requests, true));
+    mqtt::EncodeTopicList(requests, true, entries);
+    uint8_t properties[8] = {};
+    const size_t properties_size =
+        identifier == 0 ? 0
+                        : mqtt::EncodeIntegerProperty(mqtt::PropertyId::kSubscriptionIdentifier,
+                                                      identifier, properties);
+    const mqtt::Packet subscribe = mqtt::Subscribe{
+        .packet_id = 1,
+        .topics = mqtt::TopicList(entries, true),
+        .properties = mqtt::Properties(std::span<const uint8_t>(properties, properties_size))};
+    Bytes bytes(mqtt::EncodedSize(subscribe, mqtt::ProtocolLevel::kMqtt5));
+    mqtt::Encode(subscribe, bytes, mqtt::ProtocolLevel::kMqtt5);
+    shard.router->RunJobs();
+    client.connection.OnReceive(bytes, now_ms_, shard.context);
+    const std::span<const uint8_t> suback = client.connection.NextSend();
+    ASSERT_FALSE(suback.empty()) << "SUBACK";
+    EXPECT_EQ(suback[0], 0x90);
+    client.connection.OnSent(suback.size());
+  }
+
   // The client sends `bytes` (whole or partial packets) and the shard receives them.
   void Send(Client& client, std::span<const uint8_t> bytes) {
     client.connection.OnReceive(bytes, now_ms_, shards_[client.shard]->context);
