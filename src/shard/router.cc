@@ -25,13 +25,15 @@ constexpr uint64_t kBacklogBytes = 64 * 1024;
 uint8_t MinQos(uint8_t a, uint8_t b) { return a < b ? a : b; }
 
 // The monotonic deadline of a 5.0 PUBLISH or will property block's Message Expiry Interval
-// (5.0:3.3.2.3.3), or 0 when it has none (or the block is a 3.1.1 message's empty one).
-uint64_t ExpiryDeadline(const mqtt::Properties& properties, uint64_t now_ms) {
+// (5.0:3.3.2.3.3), lowered to `max_s` if that is not 0 (max_message_expiry), or 0 when it has
+// none (or the block is a 3.1.1 message's empty one).
+uint64_t ExpiryDeadline(const mqtt::Properties& properties, uint64_t now_ms, uint32_t max_s) {
   if (properties.empty()) return 0;
   const std::optional<mqtt::Property> expiry =
       properties.Find(mqtt::PropertyId::kMessageExpiryInterval);
   if (!expiry) return 0;
-  return now_ms + uint64_t{expiry->integer} * 1000;
+  const uint32_t interval_s = max_s != 0 && expiry->integer > max_s ? max_s : expiry->integer;
+  return now_ms + uint64_t{interval_s} * 1000;
 }
 
 // The terms of a connection's CONNECT that bound deliveries to it (5.0 properties).
@@ -69,6 +71,7 @@ Router::Router(uint32_t shard, const Config& config, SharedState& shared,
   memory_budget_ = config.max_memory != 0;
   offline_expiry_ms_ = uint64_t{config.persistent_session_expiry_s} * 1000;
   max_offline_sessions_ = config.max_offline_sessions;
+  max_message_expiry_s_ = config.max_message_expiry_s;
 }
 
 Router::~Router() {
@@ -298,7 +301,8 @@ void Router::PublishWill(uint32_t index) {
   message::MessageRef message = message::MessageRef::Create(
       will.topic, will.payload, will.qos, will.retain, NextOrigin(index, entry.generation),
       message::Mqtt5Fields{.properties = will.properties,
-                           .expiry_deadline_ms = ExpiryDeadline(properties, services_.now_ms())});
+                           .expiry_deadline_ms = ExpiryDeadline(properties, services_.now_ms(),
+                                                                 max_message_expiry_s_)});
   if (will.retain) Retain(message);
   Route(message);
 }
@@ -433,7 +437,8 @@ void Router::OnPublish(net::Connection& connection, const mqtt::Publish& publish
       NextOrigin(index, entry.generation),
       message::Mqtt5Fields{
           .properties = publish.properties.raw(),
-          .expiry_deadline_ms = ExpiryDeadline(publish.properties, services_.now_ms())});
+          .expiry_deadline_ms = ExpiryDeadline(publish.properties, services_.now_ms(),
+                                                max_message_expiry_s_)});
   if (publish.retain) Retain(message);
   // Right after Create: other shards get our messages in sequence order.
   const bool matched = Route(message);

@@ -311,6 +311,7 @@ class Router final : public net::PacketSink {
   bool memory_budget_ = false;         // max_memory configured
   uint64_t offline_expiry_ms_ = 0;     // persistent_session_expiry; 0: never
   uint32_t max_offline_sessions_ = 0;  // broker-wide
+  uint32_t max_message_expiry_s_ = 0;  // 0: no cap
   uint64_t acl_version_ = 0;           // auth data the subscriptions were classified under
 
   SessionTable sessions_;

@@ -396,6 +396,25 @@ TEST_F(RouterMqtt5Test, ExpiredQueuedMessagesAreNotSentAndTheRestGetTheTimeLeft)
   EXPECT_EQ(counters(1).messages_expired.Load(), 1u);
 }
 
+TEST_F(RouterMqtt5Test, MaxMessageExpiryLowersTheInterval) {
+  Config config;
+  config.max_message_expiry_s = 5;
+  Start(config);
+  Client& subscriber = Connect5(1, "sub");
+  Subscribe(subscriber, {{.filter = "t"}});
+  Client& publisher = Connect5(0, "pub");
+  Publish5(publisher, "t", "capped", IntegerProperty(mqtt::PropertyId::kMessageExpiryInterval, 60));
+  Publish5(publisher, "t", "below", IntegerProperty(mqtt::PropertyId::kMessageExpiryInterval, 2));
+  Publish5(publisher, "t", "none");
+  harness_->Settle();
+  const std::vector<mqtt::Publish> got = Publishes(subscriber);
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(got[0].properties.Values().message_expiry_interval_s, 5u);
+  EXPECT_EQ(got[1].properties.Values().message_expiry_interval_s, 2u);
+  EXPECT_FALSE(got[2].properties.Values().message_expiry_interval_s.has_value())
+      << "a message without an interval is not given one";
+}
+
 TEST_F(RouterMqtt5Test, ExpiredRetainedMessageIsNotSentOnSubscribe) {
   Start();
   Client& publisher = Connect5(0, "pub");
