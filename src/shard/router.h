@@ -14,6 +14,13 @@
 // clean session) is drawn so that its home is the accepting shard (connect/client_id.h) and is
 // served there, in that shard's session table like any other id.
 //
+// MQTT 5.0: the Message keeps the publisher's property block, its expiry deadline and the
+// publishing session; each session encodes deliveries at its connection's level (session.h).
+// A subscription with delivery options (No Local, Retain As Published, a Subscription
+// Identifier) sets sub::Subscriber::options, and only then does DeliverLocal ask the session
+// (Session::MatchDelivery) whether and how it gets the message. Retain Handling is applied at
+// SUBSCRIBE. A 5.0 PUBLISH that matched nobody is acknowledged with 0x10.
+//
 // Publish path (per PUBLISH, on the publisher's shard): one immutable Message, one trie match
 // (each session once, at the highest granted QoS, grouped by shard); local sessions get a
 // reference queued directly; each other shard gets one mailbox record per 63 subscribers
@@ -43,8 +50,9 @@
 // Authorization (acl_file configured, docs/auth.md): each session entry holds the ClientAcl of
 // its (last) connection, compiled at the first check with %c and %u substituted and compiled
 // again, lazily, after a reload changed the shared auth data. A PUBLISH not allowed is
-// acknowledged as usual and dropped (publish_denied). A filter is classified at SUBSCRIBE
-// (auth::ReadScope): nothing readable gets SUBACK 0x80 (subscribe_denied); everything readable
+// acknowledged as usual (at MQTT 5.0 with reason code 0x87) and dropped (publish_denied). A
+// filter is classified at SUBSCRIBE (auth::ReadScope): nothing readable gets SUBACK 0x80 (5.0:
+// 0x87; subscribe_denied); everything readable
 // is a plain subscription; partly readable is granted with acl_check set on its trie handle
 // (subscribe_filtered), and each message delivered through it alone is checked with CanRead on
 // the subscriber's home shard, retained ones included (deliver_denied when refused). The
