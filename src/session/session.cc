@@ -2,9 +2,9 @@
 
 #include <utility>
 
+#include "auth/acl.h"
 #include "common/assert.h"
 #include "common/bytes.h"
-#include "auth/acl.h"
 #include "mqtt/codec.h"
 
 namespace ringmq::session {
