@@ -133,9 +133,7 @@ class Message {
   // The monotonic deadline of the Message Expiry Interval, or 0 when it has none.
   uint64_t expiry_deadline_ms() const;
   // Expired at `now_ms` (5.0:3.3.2.3.3): not sent to subscribers that have not got it yet.
-  bool ExpiredAt(uint64_t now_ms) const {
-    return has_expiry_ && now_ms >= expiry_deadline_ms();
-  }
+  bool ExpiredAt(uint64_t now_ms) const { return has_expiry_ && now_ms >= expiry_deadline_ms(); }
 
   // What one queued delivery of this message may cost on the wire: topic, payload, the
   // largest possible 3.1.1 header (PublishHeaderMaxSize) and the properties with their length.
@@ -193,9 +191,7 @@ class Message {
   uint8_t* mutable_bytes() { return reinterpret_cast<uint8_t*>(this + 1); }
 
   size_t expiry_offset() const { return kTopicLengthSize + topic_size_ + payload_size_; }
-  size_t properties_offset() const {
-    return expiry_offset() + (has_expiry_ ? kExpirySize : 0);
-  }
+  size_t properties_offset() const { return expiry_offset() + (has_expiry_ ? kExpirySize : 0); }
 
   void Destroy();
 

@@ -125,8 +125,8 @@ Session::Written Session::WriteOne(const Outbound& entry, ByteBuffer& out, size_
   return Written::kWritten;
 }
 
-Session::Written Session::WritePublish5(const Outbound& entry, ByteBuffer& out,
-                                        size_t max_bytes, WriteCounts* counts, uint64_t now_ms) {
+Session::Written Session::WritePublish5(const Outbound& entry, ByteBuffer& out, size_t max_bytes,
+                                        WriteCounts* counts, uint64_t now_ms) {
   const message::Message& message = *entry.message.get();
   // The Subscription Identifiers of the matching subscriptions (5.0:MQTT-3.3.4-3..5), looked up
   // now rather than stored with each queued delivery. A per-thread scratch vector: it grows to

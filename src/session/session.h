@@ -39,9 +39,9 @@
 //
 // Limits (counted by the caller from the return values): queued messages and queued bytes
 // (QoS 0 beyond the byte cap is dropped; QoS 1/2 beyond either is dropped or, by policy, the
-// client is disconnected), subscriptions held (a new filter beyond the cap is refused; replacing one held
-// is always allowed, MQTT-3.8.4-3) and inbound QoS 2 ids pending (beyond the cap the caller
-// closes the connection).
+// client is disconnected), subscriptions held (a new filter beyond the cap is refused; replacing
+// one held is always allowed, MQTT-3.8.4-3) and inbound QoS 2 ids pending (beyond the cap the
+// caller closes the connection).
 //
 // Thread safety: owned by its home shard; used only on that thread.
 #ifndef RINGMQ_SESSION_SESSION_H_
@@ -119,14 +119,12 @@ struct ClientTerms {
 
 // A subscription as the session holds it. At 3.1/3.1.1 only `qos` is ever set.
 struct SubscriptionOptions {
-  uint32_t identifier = 0;  // 5.0:3.8.2.1.2; 0: none
-  uint8_t qos = 0;          // granted
+  uint32_t identifier = 0;           // 5.0:3.8.2.1.2; 0: none
+  uint8_t qos = 0;                   // granted
   bool no_local = false;             // 5.0:MQTT-3.8.3-3
   bool retain_as_published = false;  // 5.0:MQTT-3.3.1-12/13
   // Whether a delivery through this subscription needs MatchDelivery.
-  bool has_delivery_options() const {
-    return identifier != 0 || no_local || retain_as_published;
-  }
+  bool has_delivery_options() const { return identifier != 0 || no_local || retain_as_published; }
   bool operator==(const SubscriptionOptions&) const = default;
 };
 
@@ -168,8 +166,7 @@ class Session {
   // Queues `message` for delivery at `qos` (already min(granted, published)). `retain` is the
   // RETAIN flag to send: 1 only for retained messages sent because of a new subscription
   // (MQTT-3.3.1-8/9), or for a 5.0 Retain As Published subscription. `flags`: kEnqueue*.
-  EnqueueResult Enqueue(message::MessageRef message, uint8_t qos, bool retain,
-                        uint8_t flags = 0);
+  EnqueueResult Enqueue(message::MessageRef message, uint8_t qos, bool retain, uint8_t flags = 0);
 
   // Encodes pending PUBLISH/PUBREL packets into `out` (appending) until out.size() would
   // exceed `max_bytes` or nothing can be sent (window full). A message larger than max_bytes is
@@ -267,8 +264,8 @@ class Session {
   // the compiler place the next member there), so they cost the session no bytes.
   SharedString client_id_;
   const SessionLimits* limits_;
-  [[no_unique_address]] RingQueue<Outbound> queue_;  // not yet sent, in order
-  uint32_t maximum_packet_size_ = 0;                   // the client's; 0: none
+  [[no_unique_address]] RingQueue<Outbound> queue_;     // not yet sent, in order
+  uint32_t maximum_packet_size_ = 0;                    // the client's; 0: none
   [[no_unique_address]] RingQueue<Outbound> inflight_;  // sent (or due for resend / PUBREL), in
                                                         // send order
   uint16_t receive_maximum_ = UINT16_MAX;               // the client's

@@ -140,13 +140,13 @@ net::PacketSink::ConnectAction Router::OnConnect(net::Connection& connection,
   session.will().reset();
   if (connect.will) {
     const mqtt::Will& will = *connect.will;
-    session.will() = std::make_unique<session::Will>(
-        session::Will{.topic = std::string(will.topic),
-                      .payload = std::vector<uint8_t>(will.payload.begin(), will.payload.end()),
-                      .properties = std::vector<uint8_t>(will.properties.raw().begin(),
-                                                         will.properties.raw().end()),
-                      .qos = static_cast<uint8_t>(will.qos),
-                      .retain = will.retain});
+    session.will() = std::make_unique<session::Will>(session::Will{
+        .topic = std::string(will.topic),
+        .payload = std::vector<uint8_t>(will.payload.begin(), will.payload.end()),
+        .properties =
+            std::vector<uint8_t>(will.properties.raw().begin(), will.properties.raw().end()),
+        .qos = static_cast<uint8_t>(will.qos),
+        .retain = will.retain});
   }
   entry.connection = &connection;
   if (acl_enabled_) {
@@ -302,7 +302,7 @@ void Router::PublishWill(uint32_t index) {
       will.topic, will.payload, will.qos, will.retain, NextOrigin(index, entry.generation),
       message::Mqtt5Fields{.properties = will.properties,
                            .expiry_deadline_ms = ExpiryDeadline(properties, services_.now_ms(),
-                                                                 max_message_expiry_s_)});
+                                                                max_message_expiry_s_)});
   if (will.retain) Retain(message);
   Route(message);
 }
@@ -375,9 +375,9 @@ void Router::ClassifySubscriptions(uint32_t index) {
   for (const auto& [filter, options] : entry.session->subscriptions()) {
     const bool acl_check = acl.ClassifySubscription(filter) != auth::ReadScope::kAll;
     // Replaces the handle's flag in place (an unchanged one is left alone, without a copy).
-    shared_.trie.Subscribe(filter, sub::Subscriber{static_cast<uint16_t>(shard_), index,
-                                                   entry.generation, options.qos, acl_check,
-                                                   options.has_delivery_options()});
+    shared_.trie.Subscribe(
+        filter, sub::Subscriber{static_cast<uint16_t>(shard_), index, entry.generation, options.qos,
+                                acl_check, options.has_delivery_options()});
   }
 }
 
@@ -435,16 +435,16 @@ void Router::OnPublish(net::Connection& connection, const mqtt::Publish& publish
   message::MessageRef message = message::MessageRef::Create(
       publish.topic, AsBytes(publish.payload), qos, publish.retain,
       NextOrigin(index, entry.generation),
-      message::Mqtt5Fields{
-          .properties = publish.properties.raw(),
-          .expiry_deadline_ms = ExpiryDeadline(publish.properties, services_.now_ms(),
-                                                max_message_expiry_s_)});
+      message::Mqtt5Fields{.properties = publish.properties.raw(),
+                           .expiry_deadline_ms = ExpiryDeadline(
+                               publish.properties, services_.now_ms(), max_message_expiry_s_)});
   if (publish.retain) Retain(message);
   // Right after Create: other shards get our messages in sequence order.
   const bool matched = Route(message);
   // 5.0: No matching subscribers (0x10) is still a success for the publisher (5.0:3.4.2.1).
-  AcknowledgePublish(connection, publish,
-                     matched ? mqtt::ReasonCode::kSuccess : mqtt::ReasonCode::kNoMatchingSubscribers);
+  AcknowledgePublish(
+      connection, publish,
+      matched ? mqtt::ReasonCode::kSuccess : mqtt::ReasonCode::kNoMatchingSubscribers);
 }
 
 void Router::DropSysPublish(net::Connection& connection, const mqtt::Publish& publish) {
@@ -575,11 +575,10 @@ uint8_t Router::SubscribeOne(uint32_t index, std::string_view filter, uint8_t op
                              uint32_t identifier) {
   SessionEntry& entry = sessions_[index];
   const bool mqtt5 = entry.session->level() == mqtt::ProtocolLevel::kMqtt5;
-  const session::SubscriptionOptions options{
-      .identifier = identifier,
-      .qos = static_cast<uint8_t>(options_byte & 0x03),
-      .no_local = (options_byte & 0x04) != 0,
-      .retain_as_published = (options_byte & 0x08) != 0};
+  const session::SubscriptionOptions options{.identifier = identifier,
+                                             .qos = static_cast<uint8_t>(options_byte & 0x03),
+                                             .no_local = (options_byte & 0x04) != 0,
+                                             .retain_as_published = (options_byte & 0x08) != 0};
   const auto retain_handling = static_cast<uint8_t>((options_byte >> 4) & 0x03);
   RINGMQ_ASSERT(entry.session.has_value() && options.qos <= 2 && retain_handling <= 2);
   const auth::ReadScope scope =
@@ -594,8 +593,7 @@ uint8_t Router::SubscribeOne(uint32_t index, std::string_view filter, uint8_t op
     case session::SubscribeResult::kLimit:
       counters_.subscribe_limit.Add();
       // max_subscriptions_per_session; MQTT-3.9.3 as above; 5.0: Quota exceeded.
-      return mqtt5 ? static_cast<uint8_t>(mqtt::ReasonCode::kQuotaExceeded)
-                   : mqtt::kSubackFailure;
+      return mqtt5 ? static_cast<uint8_t>(mqtt::ReasonCode::kQuotaExceeded) : mqtt::kSubackFailure;
     case session::SubscribeResult::kAdded:
       counters_.subscriptions_added.Add();
       counters_.gauges.subscriptions.Add(1);
@@ -605,8 +603,9 @@ uint8_t Router::SubscribeOne(uint32_t index, std::string_view filter, uint8_t op
   }
   const bool acl_check = scope == auth::ReadScope::kSome;  // partly readable: per message
   if (acl_check) counters_.subscribe_filtered.Add();
-  const sub::Subscriber handle{static_cast<uint16_t>(shard_), index, entry.generation,
-                               options.qos, acl_check, options.has_delivery_options()};
+  const sub::Subscriber handle{
+      static_cast<uint16_t>(shard_), index, entry.generation, options.qos, acl_check,
+      options.has_delivery_options()};
   shared_.trie.Subscribe(filter, handle);
   // 5.0:3.8.3.1 Retain Handling: 0 sends the retained messages, 1 only for a new subscription,
   // 2 never (5.0:MQTT-3.3.1-9..11).
@@ -677,11 +676,10 @@ void Router::StartJob(net::Connection& connection, uint32_t index, uint16_t pack
   job.identifier = identifier;
   job.filters.reserve(topics.raw().size());
   for (const mqtt::TopicRequest request : topics) {
-    job.items.push_back(FilterJob::Item{.offset = static_cast<uint32_t>(job.filters.size()),
-                                        .length = static_cast<uint16_t>(request.filter.size()),
-                                        .options = unsubscribe
-                                                       ? uint8_t{0}
-                                                       : mqtt::SubscriptionOptions(request)});
+    job.items.push_back(
+        FilterJob::Item{.offset = static_cast<uint32_t>(job.filters.size()),
+                        .length = static_cast<uint16_t>(request.filter.size()),
+                        .options = unsubscribe ? uint8_t{0} : mqtt::SubscriptionOptions(request)});
     job.filters.append(request.filter);
   }
   job.codes.reserve(job.items.size());
@@ -976,8 +974,8 @@ void Router::WriteSessionOutput(SessionEntry& entry) {
   ByteBuffer& out = connection.output_buffer();
   const Levels before = LevelsOf(*entry.session);
   session::WriteCounts sent;
-  const size_t written = entry.session->WriteOutput(out, out.size() + (budget - pending), &sent,
-                                                    services_.now_ms());
+  const size_t written =
+      entry.session->WriteOutput(out, out.size() + (budget - pending), &sent, services_.now_ms());
   AccountLevels(before, *entry.session);  // discarded messages move the gauges too
   if (sent.expired != 0) counters_.messages_expired.Add(sent.expired);
   if (sent.too_large != 0) counters_.dropped_too_large_for_client.Add(sent.too_large);

@@ -282,9 +282,9 @@ class Router final : public net::PacketSink {
   // the session's subscriptions decide No Local, the QoS and Retain As Published.
   // The queued reference is taken from `references` if given (its message is `message`),
   // else made with Share.
-  Delivery DeliverLocal(uint32_t index, uint32_t generation, uint8_t qos,
-                        message::Message* message, bool retain, bool acl_check,
-                        message::MessageRefBatch* references = nullptr, bool options = false);
+  Delivery DeliverLocal(uint32_t index, uint32_t generation, uint8_t qos, message::Message* message,
+                        bool retain, bool acl_check, message::MessageRefBatch* references = nullptr,
+                        bool options = false);
   // max_memory: true if a delivery at `qos` to this session is shed (counted) because the
   // budget is under pressure and the session has a backlog.
   bool ShedForMemory(uint32_t index, SessionEntry& entry, uint8_t qos);

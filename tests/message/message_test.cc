@@ -318,9 +318,9 @@ TEST(MessageDeathTest, ReleasingMoreThanHeldAsserts) {
 
 TEST_F(MessageTest, PropertiesAndExpiryFollowThePayloadInTheOneAllocation) {
   const Bytes properties = {0x03, 0x00, 0x01, 'x', 0x26, 0x00, 0x01, 'k', 0x00, 0x01, 'v'};
-  Message* message = Message::Create(
-      "a/b", AsBytes("hello"), 1, false, {},
-      Mqtt5Fields{.properties = properties, .expiry_deadline_ms = 1'234'567});
+  Message* message =
+      Message::Create("a/b", AsBytes("hello"), 1, false, {},
+                      Mqtt5Fields{.properties = properties, .expiry_deadline_ms = 1'234'567});
   const auto* base = reinterpret_cast<const uint8_t*>(message);
   EXPECT_EQ(message->payload().data(), base + sizeof(Message) + 2 + 3);
   // The deadline's 8 bytes lie between the payload and the properties.
@@ -347,8 +347,8 @@ TEST_F(MessageTest, A311MessageHasNoPropertiesNoExpiryAndNoExtraBytes) {
 
 TEST_F(MessageTest, PropertiesWithoutExpiry) {
   const Bytes properties = {0x01, 0x01};  // Payload Format Indicator 1
-  MessageRef message = MessageRef::Create("t", AsBytes("p"), 0, false, {},
-                                          Mqtt5Fields{.properties = properties});
+  MessageRef message =
+      MessageRef::Create("t", AsBytes("p"), 0, false, {}, Mqtt5Fields{.properties = properties});
   EXPECT_FALSE(message->has_expiry());
   EXPECT_EQ(message->properties().data(), message->payload().data() + 1);
   EXPECT_EQ(Bytes(message->properties().begin(), message->properties().end()), properties);

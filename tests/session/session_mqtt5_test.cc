@@ -182,8 +182,8 @@ TEST(SessionMqtt5Test, WindowIsMaxInflightWhenSmallerThanReceiveMaximum) {
 TEST(SessionMqtt5Test, TooLargeForTheClientIsDiscardedAsIfSent_MQTT5_3_1_2_25) {
   Session session("c", true, kDefaultLimits);
   const MessageRef big = MessageRef::Create("t", AsBytes(std::string(200, 'x')), 1, false);
-  session.Attach(true, ClientTerms{.level = mqtt::ProtocolLevel::kMqtt5,
-                                   .maximum_packet_size = 100});
+  session.Attach(true,
+                 ClientTerms{.level = mqtt::ProtocolLevel::kMqtt5, .maximum_packet_size = 100});
   session.Enqueue(MessageRef::Share(big.get()), 1, false);
   session.Enqueue(NewMessage("small"), 1, false);
   session.Enqueue(MessageRef::Share(big.get()), 0, false);

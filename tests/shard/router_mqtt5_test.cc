@@ -182,12 +182,13 @@ class RouterMqtt5Test : public testing::Test {
   void Publish5(Client& client, std::string_view topic, std::string_view payload,
                 std::span<const uint8_t> properties = {}, mqtt::QoS qos = mqtt::QoS::k1,
                 bool retain = false) {
-    harness_->Send(client, Encode5(mqtt::Publish{.topic = topic,
-                                                 .payload = payload,
-                                                 .qos = qos,
-                                                 .retain = retain,
-                                                 .packet_id = static_cast<uint16_t>(qos == mqtt::QoS::k0 ? 0 : 9),
-                                                 .properties = mqtt::Properties(properties)}));
+    harness_->Send(client, Encode5(mqtt::Publish{
+                               .topic = topic,
+                               .payload = payload,
+                               .qos = qos,
+                               .retain = retain,
+                               .packet_id = static_cast<uint16_t>(qos == mqtt::QoS::k0 ? 0 : 9),
+                               .properties = mqtt::Properties(properties)}));
   }
 
   metrics::ShardCounters& counters(uint32_t shard) { return harness_->counters(shard); }
@@ -431,8 +432,7 @@ TEST_F(RouterMqtt5Test, ExpiredRetainedMessageIsNotSentOnSubscribe) {
 
 TEST_F(RouterMqtt5Test, ReceiveMaximumBoundsUnacknowledgedDeliveries_MQTT5_3_3_4_7) {
   Start();
-  Client& subscriber =
-      Connect5(1, "sub", IntegerProperty(mqtt::PropertyId::kReceiveMaximum, 2));
+  Client& subscriber = Connect5(1, "sub", IntegerProperty(mqtt::PropertyId::kReceiveMaximum, 2));
   subscriber.auto_ack = false;
   Subscribe(subscriber, {{.filter = "t"}});
   Client& publisher = Connect5(0, "pub");
@@ -467,8 +467,8 @@ TEST_F(RouterMqtt5Test, WillPropertiesAreForwardedWithoutWillDelayInterval) {
   Start();
   Client& watcher = Connect5(1, "watcher");
   Subscribe(watcher, {{.filter = "will/#"}});
-  const Bytes will_properties = Concat({IntegerProperty(mqtt::PropertyId::kWillDelayInterval, 0),
-                                        UserProperty("why", "gone")});
+  const Bytes will_properties = Concat(
+      {IntegerProperty(mqtt::PropertyId::kWillDelayInterval, 0), UserProperty("why", "gone")});
   mqtt::Connect connect = harness::ConnectPacket(harness_->IdOn(0, "dying"));
   connect.protocol_level = static_cast<uint8_t>(kMqtt5);
   connect.will = mqtt::Will{.topic = "will/x",

@@ -8,8 +8,9 @@
 // shards, in both directions. The publisher of shard 1 and the first subscriber of each shard
 // speak MQTT 5.0: that publisher's messages carry properties (a User Property and a Message
 // Expiry Interval), and those subscribers' subscriptions have delivery options (No Local and a
-// Subscription Identifier), so the 5.0 encoding and MatchDelivery are on the counted path. After a warm-up (rings, match scratch, mailbox and output buffers
-// reach their size) every allocation is counted while a thousand more messages flow.
+// Subscription Identifier), so the 5.0 encoding and MatchDelivery are on the counted path. After a
+// warm-up (rings, match scratch, mailbox and output buffers reach their size) every allocation is
+// counted while a thousand more messages flow.
 //
 // How allocations are counted: this file replaces malloc (and its family) with functions that
 // count and forward to glibc's, so that operator new (libstdc++'s calls malloc) and the direct
@@ -154,11 +155,11 @@ class SteadyStateNoAllocTest : public testing::TestWithParam<Flow> {
         Client& subscriber = harness_->Connect(
             Connect(harness_->IdOn(shard, "sub" + std::to_string(i)), /*mqtt5=*/i == 0));
         if (i == 0) {
-          harness_->Subscribe5(subscriber,
-                               mqtt::TopicRequest{.filter = "sensors/+/temperature",
-                                                  .qos = mqtt::QoS::k2,
-                                                  .no_local = true},
-                               /*identifier=*/7);
+          harness_->Subscribe5(
+              subscriber,
+              mqtt::TopicRequest{
+                  .filter = "sensors/+/temperature", .qos = mqtt::QoS::k2, .no_local = true},
+              /*identifier=*/7);
         } else {
           harness_->Subscribe(subscriber, "sensors/+/temperature", mqtt::QoS::k2);
         }
@@ -170,19 +171,19 @@ class SteadyStateNoAllocTest : public testing::TestWithParam<Flow> {
     const std::string payload(64, 'x');
     uint8_t properties[64] = {};
     size_t properties_size = mqtt::EncodeUserProperty("unit", "celsius", properties);
-    properties_size += mqtt::EncodeIntegerProperty(
-        mqtt::PropertyId::kMessageExpiryInterval, 3600,
-        std::span<uint8_t>(properties).subspan(properties_size));
+    properties_size +=
+        mqtt::EncodeIntegerProperty(mqtt::PropertyId::kMessageExpiryInterval, 3600,
+                                    std::span<uint8_t>(properties).subspan(properties_size));
     for (int i = 0; i < GetParam().burst; ++i) {
       const auto packet_id = static_cast<uint16_t>(GetParam().qos == mqtt::QoS::k0 ? 0 : i + 1);
-      publishes_.push_back(harness::PublishBytes("sensors/7/temperature", payload, GetParam().qos,
-                                                 packet_id));
-      mqtt::Publish publish5{.topic = "sensors/7/temperature",
-                             .payload = payload,
-                             .qos = GetParam().qos,
-                             .packet_id = packet_id,
-                             .properties = mqtt::Properties(
-                                 std::span<const uint8_t>(properties, properties_size))};
+      publishes_.push_back(
+          harness::PublishBytes("sensors/7/temperature", payload, GetParam().qos, packet_id));
+      mqtt::Publish publish5{
+          .topic = "sensors/7/temperature",
+          .payload = payload,
+          .qos = GetParam().qos,
+          .packet_id = packet_id,
+          .properties = mqtt::Properties(std::span<const uint8_t>(properties, properties_size))};
       harness::Bytes bytes(mqtt::EncodedSize(publish5, mqtt::ProtocolLevel::kMqtt5));
       mqtt::Encode(publish5, bytes, mqtt::ProtocolLevel::kMqtt5);
       publishes5_.push_back(std::move(bytes));
