@@ -268,6 +268,17 @@ bool Session::OnPubrec(uint16_t packet_id) {
   return true;
 }
 
+bool Session::OnPubrecRefused(uint16_t packet_id) {
+  const size_t i = inflight_.find_if([&](const Outbound& entry) {
+    return entry.packet_id == packet_id && entry.qos == 2 && entry.stage == Stage::kAwaitAck;
+  });
+  if (i == inflight_.size()) return false;
+  if (!inflight_[i].sent) --unsent_inflight_;
+  inflight_bytes_ -= inflight_[i].message.get()->wire_bytes();
+  inflight_.erase(i);
+  return true;
+}
+
 bool Session::OnPubcomp(uint16_t packet_id) {
   const size_t i = inflight_.find_if([&](const Outbound& entry) {
     return entry.packet_id == packet_id && entry.stage == Stage::kAwaitComplete;

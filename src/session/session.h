@@ -32,7 +32,7 @@
 // MQTT 5.0 (per connection, set at Attach): deliveries are encoded with properties
 // (EncodePublishParts5: the publisher's block, the remaining Message Expiry Interval, the
 // Subscription Identifiers) at level 5 and without at 3.1/3.1.1; the in-flight window is
-// min(max_inflight, the client's Receive Maximum) (5.0:MQTT-3.3.4-7); a PUBLISH larger than the
+// min(max_inflight, the client's Receive Maximum) (5.0:MQTT-3.3.4-9); a PUBLISH larger than the
 // client's Maximum Packet Size is discarded as if it had been sent (5.0:MQTT-3.1.2-25). A
 // message whose Message Expiry Interval passed before it was sent is discarded at every level
 // (5.0:3.3.2.3.3); one already sent is resent as it is (with the time left, 0 at the least).
@@ -181,6 +181,8 @@ class Session {
   // duplicate after reconnect is legal).
   bool OnPuback(uint16_t packet_id);
   bool OnPubrec(uint16_t packet_id);   // QoS 2 step 1: PUBREL becomes due
+  // 5.0: a PUBREC with a reason code of 0x80 or more: the flow ends, no PUBREL is sent.
+  bool OnPubrecRefused(uint16_t packet_id);
   bool OnPubcomp(uint16_t packet_id);  // QoS 2 done
 
   // Inbound QoS 2 PUBLISH with `packet_id`. O(1).

@@ -328,9 +328,20 @@ void Router::OnPacket(net::Connection& connection, const mqtt::Packet& packet) {
         MarkSessionDirty(index);
       }
       return;
-    case mqtt::PacketType::kPubrec:
-      if (session->OnPubrec(std::get<mqtt::Pubrec>(packet).packet_id)) MarkSessionDirty(index);
+    case mqtt::PacketType::kPubrec: {
+      const auto& pubrec = std::get<mqtt::Pubrec>(packet);
+      // 5.0: a PUBREC with a reason code of 0x80 or more ends the QoS 2 flow there (no PUBREL;
+      // its window slot is free again, 5.0:MQTT-3.3.4-9). At 3.1.1 the code is always 0x00.
+      if (static_cast<uint8_t>(pubrec.reason_code) >= 0x80) {
+        if (session->OnPubrecRefused(pubrec.packet_id)) {
+          counters_.gauges.inflight_messages.Add(-1);
+          MarkSessionDirty(index);
+        }
+        return;
+      }
+      if (session->OnPubrec(pubrec.packet_id)) MarkSessionDirty(index);
       return;
+    }
     case mqtt::PacketType::kPubcomp:
       if (session->OnPubcomp(std::get<mqtt::Pubcomp>(packet).packet_id)) {
         counters_.gauges.inflight_messages.Add(-1);

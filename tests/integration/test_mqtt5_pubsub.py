@@ -223,7 +223,7 @@ class Mqtt5PubSub(BrokerTestCase):
 
     def test_receive_maximum_is_respected(self):
         """A 5.0 client with Receive Maximum 2 that does not acknowledge never has more than 2
-        QoS 1 deliveries outstanding (5.0:MQTT-3.3.4-7). Raw socket: paho acknowledges."""
+        QoS 1 deliveries outstanding (5.0:MQTT-3.3.4-9). Raw socket: paho acknowledges."""
         b = self.start_broker()
         props = bytes([0x21, 0x00, 0x02])  # Receive Maximum 2
         body = (m.mqtt_string("MQTT") + bytes([5, 0x02]) + struct.pack("!H", 60) +

@@ -1,5 +1,5 @@
 // Session at MQTT 5.0: deliveries encoded with the publisher's properties and the per-subscriber
-// edits, the Receive Maximum window (5.0:MQTT-3.3.4-7), the client's Maximum Packet Size
+// edits, the Receive Maximum window (5.0:MQTT-3.3.4-9), the client's Maximum Packet Size
 // (5.0:MQTT-3.1.2-25), Message Expiry (5.0:3.3.2.3.3, MQTT-3.3.2-6), Subscription Identifiers
 // (5.0:MQTT-3.3.4-3..5) and MatchDelivery (No Local, 5.0:MQTT-3.8.3-3). What WriteOutput puts on
 // the wire is decoded back with the codec at level 5.
@@ -153,7 +153,7 @@ TEST(SessionMqtt5Test, A5SubscriberOfA311PublisherGetsNoProperties) {
   EXPECT_TRUE(written.publishes[0].properties.empty());
 }
 
-TEST(SessionMqtt5Test, ReceiveMaximumBoundsTheInflightWindow_MQTT5_3_3_4_7) {
+TEST(SessionMqtt5Test, ReceiveMaximumBoundsTheInflightWindow_MQTT5_3_3_4_9) {
   Session session("c", false, kDefaultLimits);  // max_inflight 512
   session.Attach(false, ClientTerms{.level = mqtt::ProtocolLevel::kMqtt5, .receive_maximum = 2});
   EXPECT_EQ(session.window(), 2u);
@@ -169,6 +169,25 @@ TEST(SessionMqtt5Test, ReceiveMaximumBoundsTheInflightWindow_MQTT5_3_3_4_7) {
   session.Attach(false, ClientTerms{.level = mqtt::ProtocolLevel::kMqtt5, .receive_maximum = 10});
   written = Write(session);
   EXPECT_EQ(written.publishes.size(), 4u) << "2 resent in flight + 2 queued";
+}
+
+TEST(SessionMqtt5Test, ARefusingPubrecEndsTheFlowAndFreesItsSlot_MQTT5_3_3_4_9) {
+  Session session("c", true, kDefaultLimits);
+  session.Attach(true, ClientTerms{.level = mqtt::ProtocolLevel::kMqtt5, .receive_maximum = 1});
+  session.Enqueue(NewMessage("a", {}, 0, 2), 2, false);
+  session.Enqueue(NewMessage("b", {}, 0, 2), 2, false);
+  Decoded written = Write(session);
+  ASSERT_EQ(written.publishes.size(), 1u);
+  const uint16_t id = written.publishes[0].packet_id;
+  EXPECT_FALSE(session.OnPubrecRefused(static_cast<uint16_t>(id + 1))) << "unknown id";
+  EXPECT_TRUE(session.OnPubrecRefused(id));
+  EXPECT_EQ(session.inflight(), 0u) << "no PUBREL, no PUBCOMP to wait for";
+  written = Write(session);
+  ASSERT_EQ(written.publishes.size(), 1u) << "the slot is free for the next one";
+  EXPECT_EQ(written.publishes[0].topic, "b");
+  EXPECT_TRUE(session.OnPubrec(written.publishes[0].packet_id));
+  EXPECT_FALSE(session.OnPubrecRefused(written.publishes[0].packet_id))
+      << "after a successful PUBREC the flow goes on to PUBCOMP";
 }
 
 TEST(SessionMqtt5Test, WindowIsMaxInflightWhenSmallerThanReceiveMaximum) {

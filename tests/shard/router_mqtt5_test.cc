@@ -430,7 +430,7 @@ TEST_F(RouterMqtt5Test, ExpiredRetainedMessageIsNotSentOnSubscribe) {
   EXPECT_EQ(counters(1).messages_expired.Load(), 1u);
 }
 
-TEST_F(RouterMqtt5Test, ReceiveMaximumBoundsUnacknowledgedDeliveries_MQTT5_3_3_4_7) {
+TEST_F(RouterMqtt5Test, ReceiveMaximumBoundsUnacknowledgedDeliveries_MQTT5_3_3_4_9) {
   Start();
   Client& subscriber = Connect5(1, "sub", IntegerProperty(mqtt::PropertyId::kReceiveMaximum, 2));
   subscriber.auto_ack = false;
