@@ -12,9 +12,8 @@
 // `expiry` (8 bytes, unaligned) is there only when the publisher set a Message Expiry Interval
 // (5.0:3.3.2.3.3): the monotonic deadline in ms, read with memcpy by expiry_deadline_ms().
 // `props` is the publisher's validated MQTT 5.0 property block (a PUBLISH's, or a will's), as
-// received and without its Property Length; a 3.1/3.1.1 message, and a 5.0 one without
-// properties, has neither, so their allocation is what it was before properties existed plus
-// the header's 16 bytes of 5.0 fields.
+// received and without its Property Length. A 3.1/3.1.1 message, and a 5.0 one without
+// properties or expiry, has neither: its allocation is the header, the topic and the payload.
 //
 // The two-byte big-endian topic length is stored in front of the topic, exactly as it appears
 // in a PUBLISH variable header, so a delivery is encoded without re-encoding the topic: each
