@@ -799,7 +799,8 @@ Router::Delivery Router::DeliverLocal(uint32_t index, uint32_t generation, uint8
     const bool own = message->PublishedBy(shard_, index, generation);
     const session::DeliveryMatch match = entry.session->MatchDelivery(message->topic(), own);
     if (!match.deliver) {
-      counters_.deliver_no_local.Add();
+      // No Local, or (a message routed before an UNSUBSCRIBE) no subscription left.
+      if (own) counters_.deliver_no_local.Add();
       return Delivery::kSkipped;
     }
     if (!retain) {
