@@ -107,7 +107,8 @@ class RouterMqtt5Test : public testing::Test {
   // A 5.0 client on `shard`, recording what it reads; `properties` go into its CONNECT.
   Client& Connect5(uint32_t shard, std::string_view base, std::span<const uint8_t> properties = {},
                    bool clean_start = true) {
-    mqtt::Connect connect = harness::ConnectPacket(harness_->IdOn(shard, base), clean_start);
+    const std::string client_id = harness_->IdOn(shard, base);  // the packet views it
+    mqtt::Connect connect = harness::ConnectPacket(client_id, clean_start);
     connect.protocol_level = static_cast<uint8_t>(kMqtt5);
     connect.properties = mqtt::Properties(properties);
     Client& client = harness_->Connect(connect);
@@ -469,7 +470,8 @@ TEST_F(RouterMqtt5Test, WillPropertiesAreForwardedWithoutWillDelayInterval) {
   Subscribe(watcher, {{.filter = "will/#"}});
   const Bytes will_properties = Concat(
       {IntegerProperty(mqtt::PropertyId::kWillDelayInterval, 0), UserProperty("why", "gone")});
-  mqtt::Connect connect = harness::ConnectPacket(harness_->IdOn(0, "dying"));
+  const std::string client_id = harness_->IdOn(0, "dying");  // the packet views it
+  mqtt::Connect connect = harness::ConnectPacket(client_id);
   connect.protocol_level = static_cast<uint8_t>(kMqtt5);
   connect.will = mqtt::Will{.topic = "will/x",
                             .payload = "bye",
