@@ -346,6 +346,67 @@ TEST_F(RouterMqtt5Test, SubackQuotaExceededAndUnsubackNoSubscriptionExisted) {
   EXPECT_EQ(Unsubscribe(client, {"a", "zzz"}), (std::vector<uint8_t>{0x00, 0x11}));
 }
 
+TEST_F(RouterMqtt5Test, ADeferredSubscribeKeepsItsOptionsIdentifierAndReasonCodes) {
+  Config config;
+  config.max_filters_per_iteration = 1;  // two filters: a FilterJob over two iterations
+  config.max_subscriptions_per_session = 1;
+  Start(config);
+  Client& subscriber = Connect5(1, "sub");
+  std::vector<mqtt::TopicRequest> topics = {
+      {.filter = "a/#", .qos = mqtt::QoS::k1, .no_local = true},
+      {.filter = "b/#", .qos = mqtt::QoS::k1}};
+  Bytes entries(mqtt::TopicListEncodedSize(topics, true));
+  mqtt::EncodeTopicList(topics, true, entries);
+  const Bytes identifier = IntegerProperty(mqtt::PropertyId::kSubscriptionIdentifier, 77);
+  Router& router = harness_->router(1);
+  router.RunJobs();
+  harness_->Send(subscriber, Encode5(mqtt::Subscribe{.packet_id = 1,
+                                                     .topics = mqtt::TopicList(entries, true),
+                                                     .properties = mqtt::Properties(identifier)}));
+  EXPECT_TRUE(subscriber.connection.NextSend().empty()) << "deferred: no SUBACK yet";
+  router.RunJobs();
+  router.RunJobs();
+  EXPECT_EQ(ReadAck<mqtt::Suback>(subscriber), (std::vector<uint8_t>{0x01, 0x97}));
+  EXPECT_EQ(counters(1).subscribe_deferred.Load(), 1u);
+
+  Client& publisher = Connect5(0, "pub");
+  Publish5(publisher, "a/x", "1");
+  harness_->Settle();
+  const std::vector<mqtt::Publish> got = Publishes(subscriber);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(IdentifiersOf(got[0]), (std::vector<uint32_t>{77}));
+
+  // A deferred UNSUBSCRIBE answers with its reason codes too.
+  std::vector<mqtt::TopicRequest> filters = {{.filter = "a/#"}, {.filter = "b/#"}};
+  Bytes unsubscribe_entries(mqtt::TopicListEncodedSize(filters, false));
+  mqtt::EncodeTopicList(filters, false, unsubscribe_entries);
+  router.RunJobs();
+  harness_->Send(subscriber,
+                 Encode5(mqtt::Unsubscribe{.packet_id = 2,
+                                           .topics = mqtt::TopicList(unsubscribe_entries, false)}));
+  router.RunJobs();
+  router.RunJobs();
+  EXPECT_EQ(ReadAck<mqtt::Unsuback>(subscriber), (std::vector<uint8_t>{0x00, 0x11}));
+}
+
+TEST_F(RouterMqtt5Test, ARefusingPubrecFreesTheInflightGauge) {
+  Start();
+  Client& subscriber = Connect5(1, "sub");
+  subscriber.auto_ack = false;
+  Subscribe(subscriber, {{.filter = "t", .qos = mqtt::QoS::k2}});
+  Client& publisher = Connect5(0, "pub");
+  Publish5(publisher, "t", "x", {}, mqtt::QoS::k2);
+  harness_->Settle();
+  const std::vector<mqtt::Publish> got = Publishes(subscriber);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(counters(1).gauges.inflight_messages.Load(), 1);
+  harness_->Send(subscriber,
+                 Encode5(mqtt::Pubrec{got[0].packet_id, mqtt::ReasonCode::kUnspecifiedError}));
+  EXPECT_EQ(counters(1).gauges.inflight_messages.Load(), 0);
+  harness_->Settle();
+  EXPECT_EQ(subscriber.Received(mqtt::PacketType::kPubrel), 0u) << "the flow ended at PUBREC";
+}
+
 TEST_F(RouterMqtt5Test, PubackNoMatchingSubscribers) {
   Start();
   Client& client = Connect5(0, "c");
