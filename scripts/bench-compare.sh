@@ -133,7 +133,7 @@ fi
 ringmq_has_password_file=0
 # 1 once ringmq serves MQTT 5.0 clients (issue 13): a ringmq that refuses level 5 then fails the
 # 5.0 runs instead of skipping them.
-mqtt5_required=${RINGMQ_BENCH_REQUIRE_MQTT5:-0}
+mqtt5_required=${RINGMQ_BENCH_REQUIRE_MQTT5:-1}
 "$RINGMQ" --help 2>/dev/null | grep -q -- '--password-file' && ringmq_has_password_file=1
 
 queued=1000000 # both brokers: per-session queue large enough that the window bounds it instead

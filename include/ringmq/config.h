@@ -67,6 +67,9 @@ struct Config {
   uint32_t persistent_session_expiry_s = 0;
   uint32_t max_session_expiry_s = 0;
   uint32_t max_offline_sessions = 1'000'000;
+  // MQTT 5.0: a PUBLISH's (or will's) Message Expiry Interval above this is lowered to it
+  // (0: no cap); the subscriber gets the lowered time left. Messages without one never expire.
+  uint32_t max_message_expiry_s = 0;
   // Distinct filters one session may hold; a new one beyond gets SUBACK 0x80.
   uint32_t max_subscriptions_per_session = 10'000;
   // Inbound QoS 2 packet ids awaiting PUBREL per session; beyond, the connection is closed.

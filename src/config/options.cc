@@ -377,6 +377,17 @@ constexpr Option kOptions[] = {
                    if (seconds) config.max_session_expiry_s = *seconds;
                    return seconds.has_value();
                  }}},
+    {{"max_message_expiry", '\0', "DURATION",
+      "MQTT 5.0: lower a message's Message Expiry Interval to this (e.g. 1h, 7d; "
+      "s|h|d|w|m|y); 0 = no cap",
+      true},
+     &ShowDuration<&Config::max_message_expiry_s>,
+     StringValue{kDurationExpected,
+                 [](std::string_view text, Config& config) {
+                   const std::optional<uint32_t> seconds = ParseDurationSeconds(text);
+                   if (seconds) config.max_message_expiry_s = *seconds;
+                   return seconds.has_value();
+                 }}},
     {{"max_offline_sessions", '\0', "N",
       "Persistent sessions kept without a connection, broker-wide; beyond N the shard's oldest "
       "is destroyed",

@@ -3,25 +3,39 @@
 // A Message is built once, on the shard that read the PUBLISH (or published the will or the
 // $SYS value), in a single allocation:
 //
-//   +--------------------+----------+----------+-------------+---------------+
-//   | Message (24 bytes) | len high | len low  | topic bytes | payload bytes |
-//   +--------------------+----------+----------+-------------+---------------+
+//   +--------------------+----------+----------+-------------+---------------+---------+-------+
+//   | Message (40 bytes) | len high | len low  | topic bytes | payload bytes | expiry  | props |
+//   +--------------------+----------+----------+-------------+---------------+---------+-------+
 //                        ^ encoded_topic() = [len high, len low, topic bytes]
 //                                              ^ topic()       ^ payload()
+//
+// `expiry` (8 bytes, unaligned) is there only when the publisher set a Message Expiry Interval
+// (5.0:3.3.2.3.3): the monotonic deadline in ms, read with memcpy by expiry_deadline_ms().
+// `props` is the publisher's validated MQTT 5.0 property block (a PUBLISH's, or a will's), as
+// received and without its Property Length. A 3.1/3.1.1 message, and a 5.0 one without
+// properties or expiry, has neither: its allocation is the header, the topic and the payload.
 //
 // The two-byte big-endian topic length is stored in front of the topic, exactly as it appears
 // in a PUBLISH variable header, so a delivery is encoded without re-encoding the topic: each
 // session (Session::WriteOne, session/session.cc) hands encoded_topic() and payload() to
-// mqtt::EncodePublishParts, which copies them into the connection's output buffer around the
-// per-delivery bytes:
+// mqtt::EncodePublishParts (3.1/3.1.1 subscribers) or, with properties(), to
+// mqtt::EncodePublishParts5 (5.0 subscribers), which copy them into the connection's output
+// buffer around the per-delivery bytes:
 //
 //   per delivery  fixed header (type, DUP/QoS/RETAIN flags, remaining length)
 //   copied        encoded_topic()
 //   per delivery  packet id (delivery QoS 1/2 only)
+//   5.0 only      Property Length, properties() with the per-subscriber edits (codec.h)
 //   copied        payload()
 //
-// The per-delivery bytes fit in PublishHeaderMaxSize(topic size) - topic size bytes
-// (mqtt/codec.h); RemainingLength(delivery QoS) is the remaining length such a delivery has.
+// The per-delivery bytes of a 3.1.1 delivery fit in PublishHeaderMaxSize(topic size) - topic
+// size bytes (mqtt/codec.h); RemainingLength(delivery QoS) is the remaining length such a
+// delivery has.
+//
+// Publisher: the session that published the message (its home shard is origin_shard(), where
+// connections are served; slot and generation as in sub::Subscriber), so that a No Local
+// subscription (5.0:MQTT-3.8.3-3) of that very session skips it. Broker messages ($SYS) have
+// none (kNoSession).
 //
 // Origin: the creating shard stamps each message with its index and a sequence number from a
 // plain per-shard counter (1, 2, ...), so messages of one origin are ordered by creation. The
@@ -44,8 +58,9 @@
 // Message alive), Release is acq_rel so that every shard's reads happen before the free.
 //
 // Invariants: topic size <= 65535; payload size <= 268435455; the PUBLISH that carries it at the
-// publisher's QoS fits the 4-byte remaining length (so every delivery, at a QoS no higher than
-// the publisher's, is encodable).
+// publisher's QoS fits the 4-byte remaining length without properties (so every 3.1.1
+// delivery, at a QoS no higher than the publisher's, is encodable; a 5.0 delivery may not be,
+// which EncodedPublishParts5Size reports).
 #ifndef RINGMQ_MESSAGE_MESSAGE_H_
 #define RINGMQ_MESSAGE_MESSAGE_H_
 
@@ -59,10 +74,20 @@
 
 namespace ringmq::message {
 
-// Which shard created a message, and its place in that shard's creation order.
+// Which shard created a message, its place in that shard's creation order, and the session of
+// that shard that published it.
 struct MessageOrigin {
+  static constexpr uint32_t kNoSession = UINT32_MAX;
   uint16_t shard = 0;
   uint64_t sequence = 0;  // 0: unstamped
+  uint32_t session = kNoSession;  // the publisher's slot (broker messages: none)
+  uint32_t generation = 0;        // the publisher's generation
+};
+
+// What a message carries for MQTT 5.0 deliveries; empty for 3.1 / 3.1.1 publishers.
+struct Mqtt5Fields {
+  std::span<const uint8_t> properties;  // a validated PUBLISH or will property block
+  uint64_t expiry_deadline_ms = 0;      // monotonic; 0: the message does not expire
 };
 
 class Message {
@@ -72,10 +97,10 @@ class Message {
 
   using Origin = MessageOrigin;
 
-  // Copies topic and payload into one new allocation. Returns the Message with one reference,
-  // owned by the caller. `qos` is the publisher's QoS (0..2).
+  // Copies topic, payload and the 5.0 fields into one new allocation. Returns the Message with
+  // one reference, owned by the caller. `qos` is the publisher's QoS (0..2).
   static Message* Create(std::string_view topic, std::span<const uint8_t> payload, uint8_t qos,
-                         bool retain, Origin origin = {});
+                         bool retain, Origin origin = {}, const Mqtt5Fields& mqtt5 = {});
 
   Message(const Message&) = delete;
   Message& operator=(const Message&) = delete;
@@ -94,9 +119,24 @@ class Message {
   bool retain() const { return retain_; }
   uint16_t origin_shard() const { return origin_shard_; }
   uint64_t sequence() const { return sequence_; }
+  // Whether the session in slot `session` with `generation` of shard `shard` published it.
+  bool PublishedBy(uint32_t shard, uint32_t session, uint32_t generation) const {
+    return publisher_session_ == session && publisher_generation_ == generation &&
+           origin_shard_ == shard && session != Origin::kNoSession;
+  }
+  // The publisher's 5.0 property block (empty for 3.1/3.1.1 publishers).
+  std::span<const uint8_t> properties() const {
+    return {bytes() + properties_offset(), properties_size_};
+  }
+  bool has_expiry() const { return has_expiry_; }
+  // The monotonic deadline of the Message Expiry Interval, or 0 when it has none.
+  uint64_t expiry_deadline_ms() const;
+  // Expired at `now_ms` (5.0:3.3.2.3.3): not sent to subscribers that have not got it yet.
+  bool ExpiredAt(uint64_t now_ms) const { return has_expiry_ && now_ms >= expiry_deadline_ms(); }
 
-  // What one queued delivery of this message may cost on the wire: topic, payload and the
-  // largest possible header (PublishHeaderMaxSize). Used for per-session queued-bytes caps.
+  // What one queued delivery of this message may cost on the wire: topic, payload, the
+  // largest possible 3.1.1 header (PublishHeaderMaxSize) and the properties with their length.
+  // Used for per-session queued-bytes caps.
   uint64_t wire_bytes() const;
 
   // The bytes of the one allocation that hold the message (the allocator may set aside more:
@@ -129,31 +169,45 @@ class Message {
  private:
   static constexpr size_t kTopicLengthSize = 2;
 
-  Message(uint16_t topic_size, uint32_t payload_size, uint8_t qos, bool retain, Origin origin)
+  static constexpr size_t kExpirySize = sizeof(uint64_t);
+
+  Message(uint16_t topic_size, uint32_t payload_size, uint32_t properties_size, uint8_t qos,
+          bool retain, bool has_expiry, Origin origin)
       : payload_size_(payload_size),
         sequence_(origin.sequence),
+        publisher_session_(origin.session),
+        publisher_generation_(origin.generation),
+        properties_size_(properties_size),
         topic_size_(topic_size),
         origin_shard_(origin.shard),
         qos_(qos),
-        retain_(retain) {}
+        retain_(retain),
+        has_expiry_(has_expiry) {}
   ~Message() = default;
 
   // The bytes after the header: topic length, topic, payload.
   const uint8_t* bytes() const { return reinterpret_cast<const uint8_t*>(this + 1); }
   uint8_t* mutable_bytes() { return reinterpret_cast<uint8_t*>(this + 1); }
 
+  size_t expiry_offset() const { return kTopicLengthSize + topic_size_ + payload_size_; }
+  size_t properties_offset() const { return expiry_offset() + (has_expiry_ ? kExpirySize : 0); }
+
   void Destroy();
 
   std::atomic<uint32_t> references_{1};
   uint32_t payload_size_;
   uint64_t sequence_;
+  uint32_t publisher_session_;
+  uint32_t publisher_generation_;
+  uint32_t properties_size_;
   uint16_t topic_size_;
   uint16_t origin_shard_;
   uint8_t qos_;
   bool retain_;
+  bool has_expiry_;
 };
 
-static_assert(sizeof(Message) == 24, "header size is part of the documented layout");
+static_assert(sizeof(Message) == 40, "header size is part of the documented layout");
 static_assert(std::atomic<uint32_t>::is_always_lock_free);
 
 // One reference to a Message, dropped on destruction. Move-only.
@@ -169,8 +223,9 @@ class MessageRef {
     return MessageRef(message);
   }
   static MessageRef Create(std::string_view topic, std::span<const uint8_t> payload, uint8_t qos,
-                           bool retain, Message::Origin origin = {}) {
-    return Adopt(Message::Create(topic, payload, qos, retain, origin));
+                           bool retain, Message::Origin origin = {},
+                           const Mqtt5Fields& mqtt5 = {}) {
+    return Adopt(Message::Create(topic, payload, qos, retain, origin, mqtt5));
   }
 
   MessageRef(MessageRef&& other) noexcept : message_(other.message_) { other.message_ = nullptr; }

@@ -78,6 +78,10 @@ namespace ringmq::metrics {
   X(subscribe_denied)              /* SUBSCRIBE filters the ACL does not allow: SUBACK 0x80 */ \
   X(subscribe_filtered)            /* filters granted partly readable: checked per message */  \
   X(deliver_denied)                /* deliveries dropped: subscriber may not read the topic */ \
+  X(deliver_no_local)   /* 5.0 deliveries skipped: No Local and the publisher's own session */ \
+  X(messages_expired)   /* 5.0 deliveries not sent: Message Expiry Interval passed */          \
+  X(dropped_too_large_for_client) /* 5.0 deliveries above the client's Maximum Packet Size */ \
+  X(publish_sent_mqtt5) /* of publish_sent, those encoded for 5.0 subscribers */               \
   X(subscribe_limit)   /* new filters beyond max_subscriptions_per_session: SUBACK 0x80 */     \
   X(inbound_qos2_limit) /* closed: over max_inbound_qos2_pending QoS 2 ids await PUBREL */     \
   X(subscribe_deferred) /* SUBSCRIBE/UNSUBSCRIBE continued in later iterations */              \

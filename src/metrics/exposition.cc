@@ -73,6 +73,12 @@ constexpr Family kFamilies[] = {
      "SUBSCRIBE filters granted that the ACL allows only in part: each message is checked."},
     {"ringmq_deliveries_denied_total", Type::kCounter,
      "Deliveries not made: the subscriber's ACL does not allow reading the topic."},
+    {"ringmq_deliveries_no_local_total", Type::kCounter,
+     "MQTT 5.0 deliveries not made: No Local, and the subscriber published the message."},
+    {"ringmq_messages_expired_total", Type::kCounter,
+     "Deliveries not sent: the message's Message Expiry Interval passed first (MQTT 5.0)."},
+    {"ringmq_publish_sent_mqtt5_total", Type::kCounter,
+     "PUBLISH packets encoded for MQTT 5.0 subscribers (included in ringmq_messages_sent_total)."},
     {"ringmq_subscribe_limit_total", Type::kCounter,
      "New SUBSCRIBE filters beyond max_subscriptions_per_session (SUBACK 0x80)."},
     {"ringmq_inbound_qos2_limit_total", Type::kCounter,
@@ -412,6 +418,11 @@ Series SeriesOf(CounterId id) {
     case C::subscribe_denied: return Plain("ringmq_subscribe_denied_total");
     case C::subscribe_filtered: return Plain("ringmq_subscribe_filtered_total");
     case C::deliver_denied: return Plain("ringmq_deliveries_denied_total");
+    case C::deliver_no_local: return Plain("ringmq_deliveries_no_local_total");
+    case C::messages_expired: return Plain("ringmq_messages_expired_total");
+    case C::dropped_too_large_for_client:
+      return Labelled(kDropped, "reason", "too_large_for_client");
+    case C::publish_sent_mqtt5: return Plain("ringmq_publish_sent_mqtt5_total");
     case C::subscribe_limit: return Plain("ringmq_subscribe_limit_total");
     case C::inbound_qos2_limit: return Plain("ringmq_inbound_qos2_limit_total");
     case C::subscribe_deferred: return Plain("ringmq_subscribe_deferred_total");

@@ -80,13 +80,14 @@ class RetainedStore {
                          absl::FunctionRef<bool(message::Message* message)> fn) const;
 
   size_t size() const { return size_.load(std::memory_order_relaxed); }
-  // Topic + payload bytes of the stored messages.
+  // Topic + payload (+ MQTT 5.0 property) bytes of the stored messages.
   uint64_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
   const RetainedLimits& limits() const { return limits_; }
 
-  // What a message is charged against RetainedLimits::max_bytes.
+  // What a message is charged against RetainedLimits::max_bytes: its topic, payload and MQTT
+  // 5.0 properties (a 5.0 publisher could otherwise store any amount in properties).
   static uint64_t Charge(const message::Message& message) {
-    return message.topic().size() + message.payload().size();
+    return message.topic().size() + message.payload().size() + message.properties().size();
   }
 
  private:

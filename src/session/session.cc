@@ -2,11 +2,24 @@
 
 #include <utility>
 
+#include "auth/acl.h"
 #include "common/assert.h"
 #include "common/bytes.h"
 #include "mqtt/codec.h"
 
 namespace ringmq::session {
+namespace {
+
+// The filter a subscription matches topics with: a shared subscription's
+// "$share/{ShareName}/{filter}" (5.0:4.8.2) matches as its filter.
+std::string_view MatchingFilter(std::string_view filter) {
+  constexpr std::string_view kShare = "$share/";
+  if (!filter.starts_with(kShare)) return filter;
+  const size_t slash = filter.find('/', kShare.size());
+  return slash == std::string_view::npos ? filter : filter.substr(slash + 1);
+}
+
+}  // namespace
 
 const Session::Subscriptions& Session::NoSubscriptions() {
   static const Subscriptions* const empty = new Subscriptions();  // never destroyed
@@ -19,10 +32,14 @@ Session::Session(SharedString client_id, bool clean_session, const SessionLimits
   RINGMQ_ASSERT(limits.max_subscriptions > 0 && limits.max_inbound_qos2 > 0);
 }
 
-void Session::Attach(bool clean_session) {
+void Session::Attach(bool clean_session, const ClientTerms& terms) {
   RINGMQ_ASSERT(!online_);
+  RINGMQ_ASSERT(terms.receive_maximum > 0);  // 5.0:3.1.2.11.3: 0 is a Protocol Error
   online_ = true;
   clean_session_ = clean_session;
+  level_ = terms.level;
+  receive_maximum_ = terms.receive_maximum;
+  maximum_packet_size_ = terms.maximum_packet_size;
   // MQTT-4.4.0-1: unacknowledged PUBLISH and PUBREL packets are sent again, in order, with
   // DUP set on the PUBLISHes (MQTT-3.3.1-1).
   for (size_t i = 0; i < inflight_.size(); ++i) {
@@ -43,23 +60,22 @@ void Session::Detach() {
 
 bool Session::CanTake(const message::Message& message, uint8_t qos) const {
   if (qos == 0 && !online_ && !limits_->queue_qos0_offline) return false;
-  const size_t window_room = online_ && inflight_.size() < limits_->max_inflight
-                                 ? limits_->max_inflight - inflight_.size()
-                                 : 0;
+  const size_t window_room =
+      online_ && inflight_.size() < window() ? window() - inflight_.size() : 0;
   if (qos > 0 && queue_.size() >= limits_->max_queued_messages + window_room) return false;
   return queued_bytes_ + inflight_bytes_ + message.wire_bytes() <= limits_->max_queued_bytes;
 }
 
-EnqueueResult Session::Enqueue(message::MessageRef message, uint8_t qos, bool retain, bool shared) {
+EnqueueResult Session::Enqueue(message::MessageRef message, uint8_t qos, bool retain,
+                               uint8_t flags) {
   RINGMQ_ASSERT(message.get() != nullptr && qos <= 2);
   const uint64_t bytes = message.get()->wire_bytes();
   if (qos == 0 && !online_ && !limits_->queue_qos0_offline) return EnqueueResult::kDroppedOffline;
   // For an online session, messages the in-flight window takes at the next write are not
   // waiting: without this, a burst that arrives before the session writes (several mailbox
   // records drained in one iteration) would find the queue full while the window has room.
-  const size_t window_room = online_ && inflight_.size() < limits_->max_inflight
-                                 ? limits_->max_inflight - inflight_.size()
-                                 : 0;
+  const size_t window_room =
+      online_ && inflight_.size() < window() ? window() - inflight_.size() : 0;
   if (qos > 0 && queue_.size() >= limits_->max_queued_messages + window_room) {
     return EnqueueResult::kDroppedQueueFull;
   }
@@ -70,7 +86,7 @@ EnqueueResult Session::Enqueue(message::MessageRef message, uint8_t qos, bool re
   }
   queued_bytes_ += bytes;
   queue_.push_back(
-      Outbound{.message = std::move(message), .qos = qos, .retain = retain, .shared = shared});
+      Outbound{.message = std::move(message), .qos = qos, .retain = retain, .flags = flags});
   return EnqueueResult::kQueued;
 }
 
@@ -78,25 +94,28 @@ bool Session::has_output() const {
   if (!online_) return false;
   if (unsent_inflight_ > 0) return true;
   if (queue_.empty()) return false;
-  return queue_.front().qos == 0 || inflight_.size() < limits_->max_inflight;
+  return queue_.front().qos == 0 || inflight_.size() < window();
 }
 
-bool Session::WriteOne(const Outbound& entry, ByteBuffer& out, size_t max_bytes,
-                       WriteCounts* counts) {
+Session::Written Session::WriteOne(const Outbound& entry, ByteBuffer& out, size_t max_bytes,
+                                   WriteCounts* counts, uint64_t now_ms) {
   if (entry.stage == Stage::kAwaitComplete) {
     const mqtt::Packet packet = mqtt::Pubrel{entry.packet_id};
     const size_t size = mqtt::EncodedSize(packet);
-    if (!out.empty() && out.size() + size > max_bytes) return false;
+    if (!out.empty() && out.size() + size > max_bytes) return Written::kNoRoom;
     const size_t old_size = out.size();
     out.resize(old_size + size);
     [[maybe_unused]] const size_t written =
         mqtt::Encode(packet, std::span<uint8_t>(out).subspan(old_size));
     RINGMQ_ASSERT(written == size);
-    return true;
+    return Written::kWritten;
+  }
+  const message::Message& message = *entry.message.get();
+  if (level_ == mqtt::ProtocolLevel::kMqtt5) {
+    return WritePublish5(entry, out, max_bytes, counts, now_ms);
   }
   // The hot path: the message already holds its length-prefixed topic and payload side by side,
   // so a PUBLISH is a header byte, a length, and copies (no Packet variant, no re-validation).
-  const message::Message& message = *entry.message.get();
   const mqtt::PublishParts parts{.encoded_topic = message.encoded_topic(),
                                  .payload = message.payload(),
                                  .qos = static_cast<mqtt::QoS>(entry.qos),
@@ -104,38 +123,122 @@ bool Session::WriteOne(const Outbound& entry, ByteBuffer& out, size_t max_bytes,
                                  .dup = entry.dup,
                                  .packet_id = entry.packet_id};
   const size_t size = mqtt::EncodedPublishPartsSize(parts);
-  if (!out.empty() && out.size() + size > max_bytes) return false;
+  if (!out.empty() && out.size() + size > max_bytes) return Written::kNoRoom;
   const size_t old_size = out.size();
   out.resize(old_size + size);
   [[maybe_unused]] const size_t written =
       mqtt::EncodePublishParts(parts, std::span<uint8_t>(out).subspan(old_size));
   RINGMQ_ASSERT(written == size);
   if (counts != nullptr) ++counts->publishes_by_qos[entry.qos];
-  return true;
+  return Written::kWritten;
 }
 
-size_t Session::WriteOutput(ByteBuffer& out, size_t max_bytes, WriteCounts* counts) {
+Session::Written Session::WritePublish5(const Outbound& entry, ByteBuffer& out, size_t max_bytes,
+                                        WriteCounts* counts, uint64_t now_ms) {
+  const message::Message& message = *entry.message.get();
+  // The Subscription Identifiers of the matching subscriptions (5.0:MQTT-3.3.4-3..5), looked up
+  // now rather than stored with each queued delivery. A per-thread scratch vector: it grows to
+  // the largest count seen and then allocates no more.
+  thread_local std::vector<uint32_t> identifiers;
+  identifiers.clear();
+  if ((entry.flags & kEnqueueIdentifiers) != 0 && subscriptions_ != nullptr) {
+    const bool own = (entry.flags & kEnqueueOwn) != 0;
+    for (const auto& [filter, options] : *subscriptions_) {
+      if (options.identifier == 0 || (own && options.no_local)) continue;
+      if (auth::TopicMatches(MatchingFilter(filter), message.topic())) {
+        identifiers.push_back(options.identifier);
+      }
+    }
+  }
+  mqtt::PublishPropertyEdits edits{.forwarded = message.properties(),
+                                   .subscription_identifiers = identifiers,
+                                   .topic_alias = 0,
+                                   .message_expiry_s = std::nullopt};
+  if (message.has_expiry()) {
+    // MQTT-3.3.2-6: the interval forwarded is what is left of it, rounded up so that a message
+    // with time left is not sent as expiring at once.
+    const uint64_t deadline_ms = message.expiry_deadline_ms();
+    const uint64_t left_ms = deadline_ms > now_ms ? deadline_ms - now_ms : 0;
+    edits.message_expiry_s = static_cast<uint32_t>((left_ms + 999) / 1000);
+  }
+  const mqtt::PublishParts parts{.encoded_topic = message.encoded_topic(),
+                                 .payload = message.payload(),
+                                 .qos = static_cast<mqtt::QoS>(entry.qos),
+                                 .retain = entry.retain,
+                                 .dup = entry.dup,
+                                 .packet_id = entry.packet_id};
+  const size_t size = mqtt::EncodedPublishParts5Size(parts, edits);
+  // 5.0:MQTT-3.1.2-25: a packet above the client's Maximum Packet Size (or above the largest
+  // remaining length, size 0) is discarded without sending, as if its delivery had completed.
+  if (size == 0 || (maximum_packet_size_ != 0 && size > maximum_packet_size_)) {
+    if (counts != nullptr) ++counts->too_large;
+    return Written::kDiscarded;
+  }
+  if (!out.empty() && out.size() + size > max_bytes) return Written::kNoRoom;
+  const size_t old_size = out.size();
+  out.resize(old_size + size);
+  [[maybe_unused]] const size_t written =
+      mqtt::EncodePublishParts5(parts, edits, std::span<uint8_t>(out).subspan(old_size));
+  RINGMQ_ASSERT(written == size);
+  if (counts != nullptr) {
+    ++counts->publishes_by_qos[entry.qos];
+    ++counts->publishes_mqtt5;
+  }
+  return Written::kWritten;
+}
+
+size_t Session::WriteOutput(ByteBuffer& out, size_t max_bytes, WriteCounts* counts,
+                            uint64_t now_ms) {
   if (!online_) return 0;
   const size_t start = out.size();
   // Resends and due PUBRELs first, in their original order.
-  for (size_t i = 0; unsent_inflight_ > 0 && i < inflight_.size(); ++i) {
+  for (size_t i = 0; unsent_inflight_ > 0 && i < inflight_.size();) {
     Outbound& entry = inflight_[i];
-    if (entry.sent) continue;
-    if (!WriteOne(entry, out, max_bytes, counts)) return out.size() - start;
-    entry.sent = true;
-    --unsent_inflight_;
+    if (entry.sent) {
+      ++i;
+      continue;
+    }
+    switch (WriteOne(entry, out, max_bytes, counts, now_ms)) {
+      case Written::kNoRoom:
+        return out.size() - start;
+      case Written::kWritten:
+        entry.sent = true;
+        --unsent_inflight_;
+        ++i;
+        break;
+      case Written::kDiscarded:
+        // A resend the client's (new) Maximum Packet Size no longer admits: done, as if
+        // acknowledged (5.0:MQTT-3.1.2-25).
+        --unsent_inflight_;
+        if (entry.message) inflight_bytes_ -= entry.message.get()->wire_bytes();
+        inflight_.erase(i);
+        break;
+    }
   }
   while (!queue_.empty()) {
     Outbound& entry = queue_.front();
-    if (entry.qos > 0 && inflight_.size() >= limits_->max_inflight) break;
-    if (entry.qos > 0 && entry.packet_id == 0) entry.packet_id = NextPacketId();
-    if (!WriteOne(entry, out, max_bytes, counts)) break;
+    // 5.0:3.3.2.3.3: a message whose interval passed before it was sent is not sent at all; a
+    // resend (above) has started its delivery and completes it.
+    if (entry.message.get()->ExpiredAt(now_ms)) {
+      if (counts != nullptr) ++counts->expired;
+      queued_bytes_ -= entry.message.get()->wire_bytes();
+      queue_.pop_front();
+      continue;
+    }
+    if (entry.qos > 0 && inflight_.size() >= window()) break;
+    const bool needs_id = entry.qos > 0 && entry.packet_id == 0;
+    if (needs_id) entry.packet_id = NextPacketId();
+    const Written result = WriteOne(entry, out, max_bytes, counts, now_ms);
+    if (result == Written::kNoRoom) break;
     const uint64_t bytes = entry.message.get()->wire_bytes();
     queued_bytes_ -= bytes;
-    if (entry.qos > 0) {
+    if (result == Written::kWritten && entry.qos > 0) {
       inflight_bytes_ += bytes;  // until the message is released (PUBACK, PUBREC)
       entry.sent = true;
       inflight_.push_back(std::move(entry));
+    } else if (needs_id && last_packet_id_ == entry.packet_id) {
+      // Discarded: the id was never used on the wire, so the next message may take it.
+      last_packet_id_ = static_cast<uint16_t>(last_packet_id_ - 1);
     }
     queue_.pop_front();
   }
@@ -173,6 +276,17 @@ bool Session::OnPubrec(uint16_t packet_id) {
   return true;
 }
 
+bool Session::OnPubrecRefused(uint16_t packet_id) {
+  const size_t i = inflight_.find_if([&](const Outbound& entry) {
+    return entry.packet_id == packet_id && entry.qos == 2 && entry.stage == Stage::kAwaitAck;
+  });
+  if (i == inflight_.size()) return false;
+  if (!inflight_[i].sent) --unsent_inflight_;
+  inflight_bytes_ -= inflight_[i].message.get()->wire_bytes();
+  inflight_.erase(i);
+  return true;
+}
+
 bool Session::OnPubcomp(uint16_t packet_id) {
   const size_t i = inflight_.find_if([&](const Outbound& entry) {
     return entry.packet_id == packet_id && entry.stage == Stage::kAwaitComplete;
@@ -199,29 +313,44 @@ bool Session::EndInboundQos2(uint16_t packet_id) {
   return true;
 }
 
-SubscribeResult Session::AddSubscription(std::string_view filter, uint8_t qos) {
-  RINGMQ_ASSERT(!filter.empty() && qos <= 2);
+SubscribeResult Session::AddSubscription(std::string_view filter,
+                                         const SubscriptionOptions& options) {
+  RINGMQ_ASSERT(!filter.empty() && options.qos <= 2);
   const absl::string_view key(filter.data(), filter.size());
   if (subscriptions_ != nullptr) {
     if (auto it = subscriptions_->find(key); it != subscriptions_->end()) {
-      it->second = qos;
+      it->second = options;
       return SubscribeResult::kReplaced;
     }
   }
   if (subscription_count() >= limits_->max_subscriptions) return SubscribeResult::kLimit;
   if (subscriptions_ == nullptr) subscriptions_ = std::make_unique<Subscriptions>();
-  subscriptions_->emplace(key, qos);
+  subscriptions_->emplace(key, options);
   return SubscribeResult::kAdded;
 }
 
-std::optional<uint8_t> Session::RemoveSubscription(std::string_view filter) {
+std::optional<SubscriptionOptions> Session::RemoveSubscription(std::string_view filter) {
   if (subscriptions_ == nullptr) return std::nullopt;
   const auto it = subscriptions_->find(absl::string_view(filter.data(), filter.size()));
   if (it == subscriptions_->end()) return std::nullopt;
-  const uint8_t qos = it->second;
+  const SubscriptionOptions options = it->second;
   subscriptions_->erase(it);  // an emptied map is kept while online (Detach frees it), so a
                               // client that subscribes and unsubscribes in a loop allocates once
-  return qos;
+  return options;
+}
+
+DeliveryMatch Session::MatchDelivery(std::string_view topic, bool own) const {
+  DeliveryMatch match;
+  if (subscriptions_ == nullptr) return match;
+  for (const auto& [filter, options] : *subscriptions_) {
+    if (own && options.no_local) continue;  // 5.0:MQTT-3.8.3-3
+    if (!auth::TopicMatches(MatchingFilter(filter), topic)) continue;
+    match.deliver = true;
+    if (options.qos > match.qos) match.qos = options.qos;
+    match.retain_as_published = match.retain_as_published || options.retain_as_published;
+    match.identifiers = match.identifiers || options.identifier != 0;
+  }
+  return match;
 }
 
 bool Session::PacketIdInUse(uint16_t packet_id) const {

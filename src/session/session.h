@@ -21,14 +21,27 @@
 // a hash set made on the first QoS 2 PUBLISH (a session that never receives one holds a null
 // pointer); a table grown by a burst is released when it drains.
 //
-// Subscriptions: filter -> granted QoS in a hash map, so a SUBSCRIBE or UNSUBSCRIBE of n
-// filters costs O(n), not O(n x subscriptions held).
+// Subscriptions: filter -> options (granted QoS and, at 5.0, Subscription Identifier, No Local,
+// Retain As Published) in a hash map, so a SUBSCRIBE or UNSUBSCRIBE of n filters costs O(n), not
+// O(n x subscriptions held). The trie's handle carries one bit for "a subscription of this
+// session with delivery options matched" (sub::Subscriber::options); only then does the home
+// shard match the topic against this map again (MatchDelivery, O(subscriptions held)) to decide
+// No Local, the QoS and Retain As Published, and, when it encodes the PUBLISH, the Subscription
+// Identifiers (5.0:MQTT-3.3.4-3..5). Sessions without such subscriptions pay nothing.
+//
+// MQTT 5.0 (per connection, set at Attach): deliveries are encoded with properties
+// (EncodePublishParts5: the publisher's block, the remaining Message Expiry Interval, the
+// Subscription Identifiers) at level 5 and without at 3.1/3.1.1; the in-flight window is
+// min(max_inflight, the client's Receive Maximum) (5.0:MQTT-3.3.4-9); a PUBLISH larger than the
+// client's Maximum Packet Size is discarded as if it had been sent (5.0:MQTT-3.1.2-25). A
+// message whose Message Expiry Interval passed before it was sent is discarded at every level
+// (5.0:3.3.2.3.3); one already sent is resent as it is (with the time left, 0 at the least).
 //
 // Limits (counted by the caller from the return values): queued messages and queued bytes
 // (QoS 0 beyond the byte cap is dropped; QoS 1/2 beyond either is dropped or, by policy, the
-// client is disconnected), subscriptions held (a new filter beyond the cap is refused; replacing one held
-// is always allowed, MQTT-3.8.4-3) and inbound QoS 2 ids pending (beyond the cap the caller
-// closes the connection).
+// client is disconnected), subscriptions held (a new filter beyond the cap is refused; replacing
+// one held is always allowed, MQTT-3.8.4-3) and inbound QoS 2 ids pending (beyond the cap the
+// caller closes the connection).
 //
 // Thread safety: owned by its home shard; used only on that thread.
 #ifndef RINGMQ_SESSION_SESSION_H_
@@ -46,6 +59,7 @@
 #include "common/byte_buffer.h"
 #include "common/shared_string.h"
 #include "message/message.h"
+#include "mqtt/packet_type.h"
 #include "session/ring_queue.h"
 
 namespace ringmq::session {
@@ -79,20 +93,56 @@ enum class InboundQos2 : uint8_t {
   kLimit,      // a new id beyond max_inbound_qos2: nothing remembered
 };
 
-// What one WriteOutput call encoded, for the caller's counters.
+// What one WriteOutput call encoded or discarded, for the caller's counters.
 struct WriteCounts {
   uint64_t publishes_by_qos[3] = {0, 0, 0};  // PUBLISH packets (resends included) by QoS
+  uint64_t publishes_mqtt5 = 0;              // of those, encoded at 5.0
+  uint64_t expired = 0;                      // not sent: Message Expiry Interval passed
+  uint64_t too_large = 0;                    // not sent: above the client's Maximum Packet Size
 };
 
 struct Will {
   std::string topic;
   std::vector<uint8_t> payload;
+  std::vector<uint8_t> properties;  // 5.0: the validated will property block (§3.1.3.2)
   uint8_t qos = 0;
   bool retain = false;
   // 5.0:3.1.3.2.2 Will Delay Interval: how long after the connection ends the will waits for
   // the session to resume (0 at 3.1 / 3.1.1: published at once).
   uint32_t delay_s = 0;
 };
+
+// What the connection's CONNECT said about deliveries to it (MQTT 5.0 CONNECT properties; the
+// defaults are 3.1.1's "no limit").
+struct ClientTerms {
+  mqtt::ProtocolLevel level = mqtt::ProtocolLevel::kMqtt311;
+  uint16_t receive_maximum = UINT16_MAX;  // 5.0:3.1.2.11.3; absent means 65,535
+  uint32_t maximum_packet_size = 0;       // 5.0:3.1.2.11.4; 0: none
+};
+
+// A subscription as the session holds it. At 3.1/3.1.1 only `qos` is ever set.
+struct SubscriptionOptions {
+  uint32_t identifier = 0;           // 5.0:3.8.2.1.2; 0: none
+  uint8_t qos = 0;                   // granted
+  bool no_local = false;             // 5.0:MQTT-3.8.3-3
+  bool retain_as_published = false;  // 5.0:MQTT-3.3.1-12/13
+  // Whether a delivery through this subscription needs MatchDelivery.
+  bool has_delivery_options() const { return identifier != 0 || no_local || retain_as_published; }
+  bool operator==(const SubscriptionOptions&) const = default;
+};
+
+// The outcome of matching one topic against a session's subscriptions (MatchDelivery).
+struct DeliveryMatch {
+  bool deliver = false;              // some subscription matches and No Local excludes not all
+  uint8_t qos = 0;                   // highest granted QoS among those
+  bool retain_as_published = false;  // one of those has Retain As Published
+  bool identifiers = false;          // one of those has a Subscription Identifier
+};
+
+// Enqueue flags.
+inline constexpr uint8_t kEnqueueOwn = 0x01;          // published by this session (No Local)
+inline constexpr uint8_t kEnqueueIdentifiers = 0x02;  // look up Subscription Identifiers
+inline constexpr uint8_t kEnqueueShared = 0x04;       // chosen by a shared-subscription group
 
 class Session {
  public:
@@ -110,7 +160,8 @@ class Session {
   bool clean_session() const { return clean_session_; }
 
   // A connection is bound (connect or reconnect). Resends of in-flight state are scheduled.
-  void Attach(bool clean_session);
+  // `terms`: how its deliveries are encoded and bounded (MQTT 5.0).
+  void Attach(bool clean_session, const ClientTerms& terms = {});
   // The connection is gone. A clean session is discarded by the caller; a persistent one keeps
   // its queue and in-flight state.
   void Detach();
@@ -118,10 +169,11 @@ class Session {
 
   // Queues `message` for delivery at `qos` (already min(granted, published)). `retain` is the
   // RETAIN flag to send: 1 only for retained messages sent because of a new subscription
-  // (MQTT-3.3.1-8/9). `shared`: delivered through a shared-subscription group, so that
+  // (MQTT-3.3.1-8/9), or for a 5.0 Retain As Published subscription. `flags`: kEnqueue*
+  // (kEnqueueShared: delivered through a shared-subscription group, so that
   // TakeSharedMessages can hand it to another member if this session ends before the client
-  // acknowledged it.
-  EnqueueResult Enqueue(message::MessageRef message, uint8_t qos, bool retain, bool shared = false);
+  // acknowledged it).
+  EnqueueResult Enqueue(message::MessageRef message, uint8_t qos, bool retain, uint8_t flags = 0);
   // Whether Enqueue would queue `message` at `qos` now (room in the queue and the byte cap, and
   // online or QoS > 0). O(1).
   bool CanTake(const message::Message& message, uint8_t qos) const;
@@ -136,14 +188,18 @@ class Session {
   // Encodes pending PUBLISH/PUBREL packets into `out` (appending) until out.size() would
   // exceed `max_bytes` or nothing can be sent (window full). A message larger than max_bytes is
   // still written when `out` is empty, so progress is always possible. Returns bytes appended.
-  // `counts`, if given, is increased by what was written.
-  size_t WriteOutput(ByteBuffer& out, size_t max_bytes, WriteCounts* counts = nullptr);
+  // `counts`, if given, is increased by what was written or discarded. `now_ms` (monotonic) is
+  // compared with the messages' expiry deadlines.
+  size_t WriteOutput(ByteBuffer& out, size_t max_bytes, WriteCounts* counts = nullptr,
+                     uint64_t now_ms = 0);
   bool has_output() const;
 
   // Acknowledgements from the client. Return false for an unknown packet id (ignored; a
   // duplicate after reconnect is legal).
   bool OnPuback(uint16_t packet_id);
   bool OnPubrec(uint16_t packet_id);   // QoS 2 step 1: PUBREL becomes due
+  // 5.0: a PUBREC with a reason code of 0x80 or more: the flow ends, no PUBREL is sent.
+  bool OnPubrecRefused(uint16_t packet_id);
   bool OnPubcomp(uint16_t packet_id);  // QoS 2 done
 
   // Inbound QoS 2 PUBLISH with `packet_id`. O(1).
@@ -157,11 +213,18 @@ class Session {
 
   // The session's own record of its subscriptions (the shared trie holds the routing copy).
   // O(1) per call; the caller updates the trie to match.
-  SubscribeResult AddSubscription(std::string_view filter, uint8_t qos);
-  // The granted QoS of the removed subscription, or nullopt if `filter` was not held.
-  std::optional<uint8_t> RemoveSubscription(std::string_view filter);
-  using Subscriptions = absl::flat_hash_map<std::string, uint8_t>;
-  // Filter -> granted QoS.
+  SubscribeResult AddSubscription(std::string_view filter, const SubscriptionOptions& options);
+  SubscribeResult AddSubscription(std::string_view filter, uint8_t qos) {
+    return AddSubscription(filter, SubscriptionOptions{.qos = qos});
+  }
+  // The options of the removed subscription, or nullopt if `filter` was not held.
+  std::optional<SubscriptionOptions> RemoveSubscription(std::string_view filter);
+  // The subscriptions matching `topic` (a message the session was routed because one of them
+  // has delivery options), without those with No Local when `own` (5.0:MQTT-3.8.3-3).
+  // O(subscriptions held).
+  DeliveryMatch MatchDelivery(std::string_view topic, bool own) const;
+  using Subscriptions = absl::flat_hash_map<std::string, SubscriptionOptions>;
+  // Filter -> options.
   const Subscriptions& subscriptions() const {
     return subscriptions_ == nullptr ? NoSubscriptions() : *subscriptions_;
   }
@@ -174,6 +237,11 @@ class Session {
   uint32_t queued_messages() const { return static_cast<uint32_t>(queue_.size()); }
   uint64_t queued_bytes() const { return queued_bytes_; }
   uint32_t inflight() const { return static_cast<uint32_t>(inflight_.size()); }
+  mqtt::ProtocolLevel level() const { return level_; }
+  // The in-flight window: max_inflight, or the client's Receive Maximum if smaller.
+  uint32_t window() const {
+    return receive_maximum_ < limits_->max_inflight ? receive_maximum_ : limits_->max_inflight;
+  }
 
  private:
   enum class Stage : uint8_t {
@@ -188,11 +256,20 @@ class Session {
     bool dup = false;
     bool sent = false;  // false: the packet of `stage` is due (first send or resend)
     Stage stage = Stage::kAwaitAck;
-    bool shared = false;  // through a shared-subscription group (Enqueue)
+    uint8_t flags = 0;  // kEnqueue*
   };
-  static_assert(sizeof(Outbound) == 16, "the flag lives in the padding");
+  static_assert(sizeof(Outbound) == 16, "one queued delivery is a reference and 8 bytes");
 
-  bool WriteOne(const Outbound& entry, ByteBuffer& out, size_t max_bytes, WriteCounts* counts);
+  enum class Written : uint8_t {
+    kWritten,
+    kNoRoom,     // does not fit in max_bytes: try again later
+    kDiscarded,  // never to be sent (too large for the client): as if sent
+  };
+  Written WriteOne(const Outbound& entry, ByteBuffer& out, size_t max_bytes, WriteCounts* counts,
+                   uint64_t now_ms);
+  // The PUBLISH of `entry` at level 5.
+  Written WritePublish5(const Outbound& entry, ByteBuffer& out, size_t max_bytes,
+                        WriteCounts* counts, uint64_t now_ms);
 
   uint16_t NextPacketId();
   bool PacketIdInUse(uint16_t packet_id) const;
@@ -202,10 +279,15 @@ class Session {
 
   // Members are ordered so that the small ones share one 8-byte word (an idle connection's
   // session is one of these; see the size test in tests/session/session_test.cc).
+  // The 5.0 client terms sit in the tail padding of the two rings ([[no_unique_address]] lets
+  // the compiler place the next member there), so they cost the session no bytes.
   SharedString client_id_;
   const SessionLimits* limits_;
-  RingQueue<Outbound> queue_;     // not yet sent, in order
-  RingQueue<Outbound> inflight_;  // sent (or due for resend / PUBREL), in send order
+  [[no_unique_address]] RingQueue<Outbound> queue_;     // not yet sent, in order
+  uint32_t maximum_packet_size_ = 0;                    // the client's; 0: none
+  [[no_unique_address]] RingQueue<Outbound> inflight_;  // sent (or due for resend / PUBREL), in
+                                                        // send order
+  uint16_t receive_maximum_ = UINT16_MAX;               // the client's
   uint64_t queued_bytes_ = 0;    // wire bytes of queue_'s messages
   uint64_t inflight_bytes_ = 0;  // wire bytes of inflight_'s messages not yet released
   // Entries of inflight_ with sent == false: at most inflight_.size(), which packet ids bound
@@ -214,6 +296,7 @@ class Session {
   uint16_t last_packet_id_ = 0;
   bool clean_session_;
   bool online_ = false;
+  mqtt::ProtocolLevel level_ = mqtt::ProtocolLevel::kMqtt311;
   // True while the ids of inflight_, read front to back, are distinct and each one follows the
   // one before it within a cyclic walk from inflight_.front() to last_packet_id_ that does not
   // come round again. Then the id after last_packet_id_ is in use only if it is the front's, so
@@ -230,7 +313,7 @@ class Session {
 template <typename Take>
 void Session::TakeSharedMessages(Take&& take) {
   const auto taken = [](const Outbound& entry) {
-    return entry.shared && entry.qos > 0 && entry.stage == Stage::kAwaitAck &&
+    return (entry.flags & kEnqueueShared) != 0 && entry.qos > 0 && entry.stage == Stage::kAwaitAck &&
            entry.message.get() != nullptr;
   };
   for (RingQueue<Outbound>* ring : {&inflight_, &queue_}) {

@@ -5,7 +5,7 @@
 // Mailbox records (16-byte slots, shard/mailbox.h):
 //   kMessage       aux = handle count, value = Message* (the record owns one reference)
 //   kHandle        aux = session index, value = generation << 8 | acl_check << 7 |
-//                  rerouted << 3 | shared << 2 | QoS
+//                  options << 6 | rerouted << 3 | shared << 2 | QoS
 //   kHandoff       value = HandoffRecord* (the receiver owns and deletes it)
 //   kFenceRequest  aux = requesting shard (retained_fence.h)
 //   kFenceReply    aux = answering shard, value = its last message sequence number
@@ -60,10 +60,11 @@ enum RecordKind : uint32_t {
 };
 // The low byte of a kHandle value: QoS in bits 0-1, sub::Subscriber::shared in bit 2, in bit 3
 // whether the delivery was already re-routed once (a member that cannot keep it does not pass it
-// on again), sub::Subscriber::acl_check in bit 7.
+// on again), sub::Subscriber::options in bit 6, sub::Subscriber::acl_check in bit 7.
 inline constexpr uint64_t kHandleQosMask = 0x03;
 inline constexpr uint64_t kHandleShared = 0x04;
 inline constexpr uint64_t kHandleRerouted = 0x08;
+inline constexpr uint64_t kHandleOptions = 0x40;
 inline constexpr uint64_t kHandleAclCheck = 0x80;
 
 // A connection on its way to its home shard: the socket and the bytes read from it so far.
@@ -104,6 +105,7 @@ class Outbox {
         const sub::Subscriber& subscriber = subscribers[i];
         const uint8_t qos = std::min<uint8_t>(subscriber.qos, message->qos());
         const uint64_t flags = (subscriber.acl_check ? kHandleAclCheck : 0) |
+                               (subscriber.options ? kHandleOptions : 0) |
                                (subscriber.shared ? kHandleShared : 0) |
                                (rerouted ? kHandleRerouted : 0);
         record_.push_back(Slot{kHandle, subscriber.session,

@@ -26,6 +26,28 @@ constexpr uint64_t kBacklogBytes = 64 * 1024;
 
 uint8_t MinQos(uint8_t a, uint8_t b) { return a < b ? a : b; }
 
+// The monotonic deadline of a 5.0 PUBLISH or will property block's Message Expiry Interval
+// (5.0:3.3.2.3.3), lowered to `max_s` if that is not 0 (max_message_expiry), or 0 when it has
+// none (or the block is a 3.1.1 message's empty one).
+uint64_t ExpiryDeadline(const mqtt::Properties& properties, uint64_t now_ms, uint32_t max_s) {
+  if (properties.empty()) return 0;
+  const std::optional<mqtt::Property> expiry =
+      properties.Find(mqtt::PropertyId::kMessageExpiryInterval);
+  if (!expiry) return 0;
+  const uint32_t interval_s = max_s != 0 && expiry->integer > max_s ? max_s : expiry->integer;
+  return now_ms + uint64_t{interval_s} * 1000;
+}
+
+// The terms of a connection's CONNECT that bound deliveries to it (5.0 properties).
+session::ClientTerms TermsOf(const net::Connection& connection, const mqtt::Connect& connect) {
+  session::ClientTerms terms{.level = connection.level()};
+  if (terms.level != mqtt::ProtocolLevel::kMqtt5 || connect.properties.empty()) return terms;
+  const mqtt::PropertyValues values = connect.properties.Values();
+  if (values.receive_maximum) terms.receive_maximum = *values.receive_maximum;
+  if (values.maximum_packet_size) terms.maximum_packet_size = *values.maximum_packet_size;
+  return terms;
+}
+
 }  // namespace
 
 Router::Router(uint32_t shard, const Config& config, SharedState& shared,
@@ -64,6 +86,7 @@ Router::Router(uint32_t shard, const Config& config, SharedState& shared,
       break;
   }
   max_offline_sessions_ = config.max_offline_sessions;
+  max_message_expiry_s_ = config.max_message_expiry_s;
 }
 
 Router::~Router() {
@@ -108,18 +131,20 @@ net::PacketSink::ConnectAction Router::OnConnect(net::Connection& connection,
   expiry_s_[index] = expiry_s;
   SessionEntry& entry = sessions_[index];
   session::Session& session = *entry.session;
-  session.Attach(connect.clean_session);
+  session.Attach(connect.clean_session, TermsOf(connection, connect));
   counters_.gauges.sessions_online.Add(1);
   counters_.gauges.sessions_offline.Add(-1);
   RINGMQ_ASSERT(session.will() == nullptr);
   if (connect.will) {
     const mqtt::Will& will = *connect.will;
-    session.will() = std::make_unique<session::Will>(
-        session::Will{.topic = std::string(will.topic),
-                      .payload = std::vector<uint8_t>(will.payload.begin(), will.payload.end()),
-                      .qos = static_cast<uint8_t>(will.qos),
-                      .retain = will.retain,
-                      .delay_s = will.properties.Values().will_delay_interval_s.value_or(0)});
+    session.will() = std::make_unique<session::Will>(session::Will{
+        .topic = std::string(will.topic),
+        .payload = std::vector<uint8_t>(will.payload.begin(), will.payload.end()),
+        .properties =
+            std::vector<uint8_t>(will.properties.raw().begin(), will.properties.raw().end()),
+        .qos = static_cast<uint8_t>(will.qos),
+        .retain = will.retain,
+        .delay_s = will.properties.Values().will_delay_interval_s.value_or(0)});
   }
   entry.connection = &connection;
   if (acl_enabled_) {
@@ -218,11 +243,11 @@ void Router::DestroySession(uint32_t index) {
   counters_.gauges.subscriptions.Add(-levels.subscriptions);
   counters_.gauges.sessions_offline.Add(-1);
   // 5.0:3.1.3.2.2: a will still delayed is published when the session ends.
-  PublishPendingWill(*entry.session);
+  PublishPendingWill(index);
   bool has_shared = false;
-  for (const auto& [filter, qos] : entry.session->subscriptions()) {
+  for (const auto& [filter, options] : entry.session->subscriptions()) {
     has_shared = has_shared || mqtt::IsSharedFilter(filter);
-    TrieUnsubscribe(filter, HandleOf(index, qos, false));
+    TrieUnsubscribe(filter, HandleOf(index, options.qos, false));
   }
   // The QoS 1/2 messages its groups gave it and its client did not acknowledge go to the
   // groups' other members (it is out of the trie now, so it is not chosen again). A broker that
@@ -251,7 +276,7 @@ void Router::Detach(uint32_t index, bool will_due) {
   if (will_due && session.will() != nullptr && WillDelayS(index) != 0) {
     counters_.wills_delayed.Add();  // published by ExpireOfflineSessions or at session end
   } else {
-    if (will_due) PublishWill(session);
+    if (will_due) PublishWill(index);
     session.will().reset();
   }
   session.Detach();
@@ -265,10 +290,11 @@ uint32_t Router::WillDelayS(uint32_t index) {
   return will.delay_s < expiry_s_[index] ? will.delay_s : expiry_s_[index];
 }
 
-void Router::PublishPendingWill(session::Session& session) {
+void Router::PublishPendingWill(uint32_t index) {
+  session::Session& session = *sessions_[index].session;
   if (session.will() == nullptr) return;
   // A broker that is shutting down publishes no will (see OnConnectionClosed).
-  if (!shared_.shutting_down.load(std::memory_order_relaxed)) PublishWill(session);
+  if (!shared_.shutting_down.load(std::memory_order_relaxed)) PublishWill(index);
   session.will().reset();
 }
 
@@ -327,7 +353,7 @@ void Router::ExpireOfflineSessions() {
     if (end_ms >= now_ms) {
       // The will's delay ran out before the session's expiry (5.0:3.1.3.2.2).
       RINGMQ_ASSERT(session.will() != nullptr);
-      PublishPendingWill(session);
+      PublishPendingWill(index);
       offline_.SetDue(index, end_ms);
       continue;
     }
@@ -370,12 +396,20 @@ void Router::MarkSessionDirty(uint32_t index) {
   dirty_sessions_.push_back(index);
 }
 
-void Router::PublishWill(session::Session& session) {
+void Router::PublishWill(uint32_t index) {
+  SessionEntry& entry = sessions_[index];
+  session::Session& session = *entry.session;
   if (!session.will()) return;
   const session::Will& will = *session.will();
   counters_.wills_published.Add();
-  message::MessageRef message =
-      message::MessageRef::Create(will.topic, will.payload, will.qos, will.retain, NextOrigin());
+  // The will property block goes with the message as it came (EncodePublishParts5 drops Will
+  // Delay Interval); its Message Expiry Interval counts from now.
+  const mqtt::Properties properties(will.properties);
+  message::MessageRef message = message::MessageRef::Create(
+      will.topic, will.payload, will.qos, will.retain, NextOrigin(index, entry.generation),
+      message::Mqtt5Fields{.properties = will.properties,
+                           .expiry_deadline_ms = ExpiryDeadline(properties, services_.now_ms(),
+                                                                max_message_expiry_s_)});
   if (will.retain) Retain(message);
   Route(message, /*from_client=*/true,
         share_strategy_ == sub::ShareStrategy::kHash ? PublisherKey(session.client_id()) : 0);
@@ -402,9 +436,20 @@ void Router::OnPacket(net::Connection& connection, const mqtt::Packet& packet) {
         MarkSessionDirty(index);
       }
       return;
-    case mqtt::PacketType::kPubrec:
-      if (session->OnPubrec(std::get<mqtt::Pubrec>(packet).packet_id)) MarkSessionDirty(index);
+    case mqtt::PacketType::kPubrec: {
+      const auto& pubrec = std::get<mqtt::Pubrec>(packet);
+      // 5.0: a PUBREC with a reason code of 0x80 or more ends the QoS 2 flow there (no PUBREL;
+      // its window slot is free again, 5.0:MQTT-3.3.4-9). At 3.1.1 the code is always 0x00.
+      if (static_cast<uint8_t>(pubrec.reason_code) >= 0x80) {
+        if (session->OnPubrecRefused(pubrec.packet_id)) {
+          counters_.gauges.inflight_messages.Add(-1);
+          MarkSessionDirty(index);
+        }
+        return;
+      }
+      if (session->OnPubrec(pubrec.packet_id)) MarkSessionDirty(index);
       return;
+    }
     case mqtt::PacketType::kPubcomp:
       if (session->OnPubcomp(std::get<mqtt::Pubcomp>(packet).packet_id)) {
         counters_.gauges.inflight_messages.Add(-1);
@@ -446,12 +491,13 @@ const auth::ClientAcl& Router::AclOf(SessionEntry& entry) {
 void Router::ClassifySubscriptions(uint32_t index) {
   SessionEntry& entry = sessions_[index];
   const auth::ClientAcl& acl = AclOf(entry);
-  for (const auto& [filter, qos] : entry.session->subscriptions()) {
+  for (const auto& [filter, options] : entry.session->subscriptions()) {
     const std::optional<mqtt::SharedFilter> shared = mqtt::ParseSharedFilter(filter);
     const bool acl_check =
         acl.ClassifySubscription(shared ? shared->filter : filter) != auth::ReadScope::kAll;
     // Replaces the handle's flag in place (an unchanged one is left alone, without a copy).
-    TrieSubscribe(filter, HandleOf(index, qos, acl_check));
+    TrieSubscribe(filter,
+                  HandleOf(index, options.qos, acl_check, options.has_delivery_options()));
   }
 }
 
@@ -495,18 +541,32 @@ void Router::OnPublish(net::Connection& connection, const mqtt::Publish& publish
   }
   if (acl_enabled_ && !AclOf(sessions_[index]).CanPublish(publish.topic)) {
     // Acknowledged as if delivered (as Mosquitto does for MQTT 3.1.1) so that the client does
-    // not resend it forever; a QoS 2 id stays pending until PUBREL as usual.
+    // not resend it forever; a QoS 2 id stays pending until PUBREL as usual. At 5.0 the ack
+    // says Not authorized (0x87, as Mosquitto does), which ends a QoS 2 flow at the PUBREC
+    // (5.0:4.3.3: a PUBREC with a reason code of 0x80 or more is the end of it).
     counters_.publish_denied.Add();
-    AcknowledgePublish(connection, publish);
+    if (connection.level() == mqtt::ProtocolLevel::kMqtt5 && qos == 2) {
+      session.EndInboundQos2(publish.packet_id);
+    }
+    AcknowledgePublish(connection, publish, mqtt::ReasonCode::kNotAuthorized);
     return;
   }
-  message::MessageRef message = message::MessageRef::Create(publish.topic, AsBytes(publish.payload),
-                                                            qos, publish.retain, NextOrigin());
+  const SessionEntry& entry = sessions_[index];
+  message::MessageRef message = message::MessageRef::Create(
+      publish.topic, AsBytes(publish.payload), qos, publish.retain,
+      NextOrigin(index, entry.generation),
+      message::Mqtt5Fields{.properties = publish.properties.raw(),
+                           .expiry_deadline_ms = ExpiryDeadline(
+                               publish.properties, services_.now_ms(), max_message_expiry_s_)});
   if (publish.retain) Retain(message);
   // Right after Create: other shards get our messages in sequence order.
-  Route(message, /*from_client=*/true,
-        share_strategy_ == sub::ShareStrategy::kHash ? PublisherKey(connection.client_id()) : 0);
-  AcknowledgePublish(connection, publish);
+  const bool matched =
+      Route(message, /*from_client=*/true,
+            share_strategy_ == sub::ShareStrategy::kHash ? PublisherKey(connection.client_id()) : 0);
+  // 5.0: No matching subscribers (0x10) is still a success for the publisher (5.0:3.4.2.1).
+  AcknowledgePublish(
+      connection, publish,
+      matched ? mqtt::ReasonCode::kSuccess : mqtt::ReasonCode::kNoMatchingSubscribers);
 }
 
 void Router::DropSysPublish(net::Connection& connection, const mqtt::Publish& publish) {
@@ -526,7 +586,16 @@ void Router::CountPublishReceived(uint8_t qos) {
   if (qos == 2) counters_.publish_received_qos2.Add();
 }
 
-void Router::AcknowledgePublish(net::Connection& connection, const mqtt::Publish& publish) {
+void Router::AcknowledgePublish(net::Connection& connection, const mqtt::Publish& publish,
+                                mqtt::ReasonCode reason) {
+  if (reason != mqtt::ReasonCode::kSuccess && connection.level() == mqtt::ProtocolLevel::kMqtt5) {
+    if (publish.qos == mqtt::QoS::k1) {
+      connection.QueuePacket(mqtt::Puback{publish.packet_id, reason}, context_);
+    } else if (publish.qos == mqtt::QoS::k2) {
+      connection.QueuePacket(mqtt::Pubrec{publish.packet_id, reason}, context_);
+    }
+    return;
+  }
   if (publish.qos == mqtt::QoS::k1) {
     connection.QueueAck(mqtt::PacketType::kPuback, publish.packet_id, context_);
   } else if (publish.qos == mqtt::QoS::k2) {
@@ -574,17 +643,27 @@ void Router::PublishSys(uint64_t now_ms) {
   }
 }
 
+// The Subscription Identifier of a SUBSCRIBE (5.0:3.8.2.1.2), 0 when it has none.
+uint32_t SubscriptionIdentifierOf(const mqtt::Subscribe& subscribe) {
+  if (subscribe.properties.empty()) return 0;
+  const std::optional<mqtt::Property> identifier =
+      subscribe.properties.Find(mqtt::PropertyId::kSubscriptionIdentifier);
+  return identifier ? identifier->integer : 0;
+}
+
 void Router::OnSubscribe(net::Connection& connection, uint32_t index,
                          const mqtt::Subscribe& subscribe) {
   const size_t count = subscribe.topics.size();
+  const uint32_t identifier = SubscriptionIdentifierOf(subscribe);
   if (!FitsThisIteration(count)) {
-    return StartJob(connection, index, subscribe.packet_id, subscribe.topics, false);
+    return StartJob(connection, index, subscribe.packet_id, subscribe.topics, false, identifier);
   }
   filters_this_iteration_ += static_cast<uint32_t>(count);
   std::vector<uint8_t> codes;
   codes.reserve(count);
   for (const mqtt::TopicRequest request : subscribe.topics) {
-    codes.push_back(SubscribeOne(index, request.filter, static_cast<uint8_t>(request.qos)));
+    codes.push_back(
+        SubscribeOne(index, request.filter, mqtt::SubscriptionOptions(request), identifier));
   }
   // The SUBACK goes before the retained messages: they are encoded later, in Flush.
   connection.QueuePacket(mqtt::Suback{subscribe.packet_id, codes}, context_);
@@ -594,17 +673,36 @@ void Router::OnUnsubscribe(net::Connection& connection, uint32_t index,
                            const mqtt::Unsubscribe& unsubscribe) {
   const size_t count = unsubscribe.topics.size();
   if (!FitsThisIteration(count)) {
-    return StartJob(connection, index, unsubscribe.packet_id, unsubscribe.topics, true);
+    return StartJob(connection, index, unsubscribe.packet_id, unsubscribe.topics, true, 0);
   }
   filters_this_iteration_ += static_cast<uint32_t>(count);
-  for (const mqtt::TopicRequest request : unsubscribe.topics) UnsubscribeOne(index, request.filter);
-  // MQTT-3.10.4-4/5: UNSUBACK even when nothing matched.
-  connection.QueuePacket(mqtt::Unsuback{unsubscribe.packet_id}, context_);
+  // MQTT-3.10.4-4/5: UNSUBACK even when nothing matched; at 5.0 with a reason code per filter
+  // (5.0:3.11.3), which 3.1.1's UNSUBACK has not.
+  if (connection.level() != mqtt::ProtocolLevel::kMqtt5) {
+    for (const mqtt::TopicRequest request : unsubscribe.topics) {
+      UnsubscribeOne(index, request.filter);
+    }
+    connection.QueuePacket(mqtt::Unsuback{unsubscribe.packet_id}, context_);
+    return;
+  }
+  std::vector<uint8_t> codes;
+  codes.reserve(count);
+  for (const mqtt::TopicRequest request : unsubscribe.topics) {
+    codes.push_back(UnsubscribeOne(index, request.filter));
+  }
+  connection.QueuePacket(mqtt::Unsuback{unsubscribe.packet_id, codes}, context_);
 }
 
-uint8_t Router::SubscribeOne(uint32_t index, std::string_view filter, uint8_t qos) {
+uint8_t Router::SubscribeOne(uint32_t index, std::string_view filter, uint8_t options_byte,
+                             uint32_t identifier) {
   SessionEntry& entry = sessions_[index];
-  RINGMQ_ASSERT(entry.session.has_value() && qos <= 2);
+  const bool mqtt5 = entry.session->level() == mqtt::ProtocolLevel::kMqtt5;
+  const session::SubscriptionOptions options{.identifier = identifier,
+                                             .qos = static_cast<uint8_t>(options_byte & 0x03),
+                                             .no_local = (options_byte & 0x04) != 0,
+                                             .retain_as_published = (options_byte & 0x08) != 0};
+  const auto retain_handling = static_cast<uint8_t>((options_byte >> 4) & 0x03);
+  RINGMQ_ASSERT(entry.session.has_value() && options.qos <= 2 && retain_handling <= 2);
   // "$share/{name}/{filter}" at any level (the 5.0 decoder refused a malformed one already; at
   // 3.1 / 3.1.1 it is an ordinary filter to the codec, refused here for this filter only).
   const std::optional<mqtt::SharedFilter> shared = mqtt::ParseSharedFilter(filter);
@@ -614,12 +712,15 @@ uint8_t Router::SubscribeOne(uint32_t index, std::string_view filter, uint8_t qo
       acl_enabled_ ? AclOf(entry).ClassifySubscription(topic_filter) : auth::ReadScope::kAll;
   if (scope == auth::ReadScope::kNone) {
     counters_.subscribe_denied.Add();
-    return mqtt::kSubackFailure;  // MQTT-3.9.3: failure, for this filter only
+    // MQTT-3.9.3: failure, for this filter only; 5.0 says why (Not authorized).
+    return mqtt5 ? static_cast<uint8_t>(mqtt::ReasonCode::kNotAuthorized) : mqtt::kSubackFailure;
   }
-  switch (entry.session->AddSubscription(filter, qos)) {  // every QoS is supported
+  const session::SubscribeResult result = entry.session->AddSubscription(filter, options);
+  switch (result) {  // every QoS is supported
     case session::SubscribeResult::kLimit:
       counters_.subscribe_limit.Add();
-      return mqtt::kSubackFailure;  // max_subscriptions_per_session; MQTT-3.9.3 as above
+      // max_subscriptions_per_session; MQTT-3.9.3 as above; 5.0: Quota exceeded.
+      return mqtt5 ? static_cast<uint8_t>(mqtt::ReasonCode::kQuotaExceeded) : mqtt::kSubackFailure;
     case session::SubscribeResult::kAdded:
       counters_.subscriptions_added.Add();
       counters_.gauges.subscriptions.Add(1);
@@ -629,29 +730,39 @@ uint8_t Router::SubscribeOne(uint32_t index, std::string_view filter, uint8_t qo
   }
   const bool acl_check = scope == auth::ReadScope::kSome;  // partly readable: per message
   if (acl_check) counters_.subscribe_filtered.Add();
-  TrieSubscribe(filter, HandleOf(index, qos, acl_check));
-  // Retained messages are not sent for a shared subscription (5.0 §4.8.2).
-  if (!shared) DeliverRetained(index, entry.generation, qos, filter, acl_check);
-  return qos;
+  TrieSubscribe(filter,
+                HandleOf(index, options.qos, acl_check, options.has_delivery_options()));
+  // Retained messages are not sent for a shared subscription (5.0 §4.8.2). 5.0:3.8.3.1 Retain
+  // Handling: 0 sends the retained messages, 1 only for a new subscription, 2 never
+  // (5.0:MQTT-3.3.1-9..11).
+  if (!shared && (retain_handling == 0 ||
+                  (retain_handling == 1 && result == session::SubscribeResult::kAdded))) {
+    DeliverRetained(index, entry.generation, options.qos, filter, acl_check,
+                    options.has_delivery_options());
+  }
+  return options.qos;
 }
 
-void Router::UnsubscribeOne(uint32_t index, std::string_view filter) {
+uint8_t Router::UnsubscribeOne(uint32_t index, std::string_view filter) {
   SessionEntry& entry = sessions_[index];
-  const std::optional<uint8_t> qos = entry.session->RemoveSubscription(filter);
-  if (!qos) return;
-  TrieUnsubscribe(filter, HandleOf(index, *qos, false));
+  const std::optional<session::SubscriptionOptions> options =
+      entry.session->RemoveSubscription(filter);
+  if (!options) return static_cast<uint8_t>(mqtt::ReasonCode::kNoSubscriptionExisted);
+  TrieUnsubscribe(filter, HandleOf(index, options->qos, false));
   counters_.subscriptions_removed.Add();
   counters_.gauges.subscriptions.Add(-1);
+  return static_cast<uint8_t>(mqtt::ReasonCode::kSuccess);
 }
 
-sub::Subscriber Router::HandleOf(uint32_t index, uint8_t qos, bool acl_check) {
+sub::Subscriber Router::HandleOf(uint32_t index, uint8_t qos, bool acl_check, bool options) {
   const SessionEntry& entry = sessions_[index];
   return sub::Subscriber{.shard = static_cast<uint16_t>(shard_),
                          .session = index,
                          .generation = entry.generation,
                          .qos = qos,
                          .acl_check = acl_check,
-                         .offline = entry.connection == nullptr};
+                         .offline = entry.connection == nullptr,
+                         .options = options};
 }
 
 void Router::TrieSubscribe(std::string_view filter, sub::Subscriber handle) {
@@ -682,11 +793,12 @@ bool Router::NeedsAclCheck(SessionEntry& entry, std::string_view filter) {
 
 void Router::UpdateSharedPresence(uint32_t index) {
   SessionEntry& entry = sessions_[index];
-  for (const auto& [filter, qos] : entry.session->subscriptions()) {
+  for (const auto& [filter, options] : entry.session->subscriptions()) {
     const std::optional<mqtt::SharedFilter> shared = mqtt::ParseSharedFilter(filter);
     if (!shared) continue;
     // Only the offline flag changes; the trie leaves an unchanged membership alone.
-    TrieSubscribe(filter, HandleOf(index, qos, NeedsAclCheck(entry, shared->filter)));
+    TrieSubscribe(filter, HandleOf(index, options.qos, NeedsAclCheck(entry, shared->filter),
+                                   options.has_delivery_options()));
   }
 }
 
@@ -739,21 +851,28 @@ void Router::RerouteShared(message::Message* message, sub::Subscriber excluded) 
       counters_.shared_rerouted.Add();
       DeliverLocal(subscriber.session, subscriber.generation,
                    MinQos(subscriber.qos, message->qos()), message, false, subscriber.acl_check,
-                   nullptr, /*shared=*/true, /*may_reroute=*/false);
+                   nullptr, /*shared=*/true, /*may_reroute=*/false, subscriber.options);
     }
   }
 }
 
 void Router::DeliverRetained(uint32_t index, uint32_t generation, uint8_t granted_qos,
-                             std::string_view filter, bool acl_check) {
+                             std::string_view filter, bool acl_check, bool options) {
   // MQTT-3.3.1-6: matching retained messages are sent, with RETAIN set (MQTT-3.3.1-8).
   // One call per filter, with the trie insert just before it: retained_fence.h relies on it.
   // The walk stops at the first message the session has no room for (its queue or byte cap,
   // or the memory budget): the rest would be dropped one by one, and a filter such as "#" over
   // a large store would otherwise visit every topic in one loop iteration. Counted once.
+  const uint64_t now_ms = services_.now_ms();
   shared_.retained.ForEachMatchWhile(filter, [&](message::Message* retained) {
+    // 5.0:3.3.2.3.3: an expired retained message is not sent (the store keeps it until it is
+    // replaced or cleared).
+    if (retained->ExpiredAt(now_ms)) {
+      counters_.messages_expired.Add();
+      return true;
+    }
     switch (DeliverLocal(index, generation, MinQos(granted_qos, retained->qos()), retained, true,
-                         acl_check)) {
+                         acl_check, nullptr, /*shared=*/false, /*may_reroute=*/false, options)) {
       case Delivery::kQueued:
         RecordRetainedDelivery(index, generation, *retained);
         return true;
@@ -774,21 +893,23 @@ bool Router::FitsThisIteration(size_t filters) const {
 }
 
 void Router::StartJob(net::Connection& connection, uint32_t index, uint16_t packet_id,
-                      const mqtt::TopicList& topics, bool unsubscribe) {
+                      const mqtt::TopicList& topics, bool unsubscribe, uint32_t identifier) {
   SessionEntry& entry = sessions_[index];
   RINGMQ_ASSERT(!entry.job_pending && entry.connection == &connection);
   FilterJob& job = jobs_.emplace_back();
   job.session = index;
   job.packet_id = packet_id;
   job.unsubscribe = unsubscribe;
+  job.identifier = identifier;
   job.filters.reserve(topics.raw().size());
   for (const mqtt::TopicRequest request : topics) {
-    job.items.push_back(FilterJob::Item{.offset = static_cast<uint32_t>(job.filters.size()),
-                                        .length = static_cast<uint16_t>(request.filter.size()),
-                                        .qos = static_cast<uint8_t>(request.qos)});
+    job.items.push_back(
+        FilterJob::Item{.offset = static_cast<uint32_t>(job.filters.size()),
+                        .length = static_cast<uint16_t>(request.filter.size()),
+                        .options = unsubscribe ? uint8_t{0} : mqtt::SubscriptionOptions(request)});
     job.filters.append(request.filter);
   }
-  if (!unsubscribe) job.codes.reserve(job.items.size());
+  job.codes.reserve(job.items.size());
   entry.job_pending = true;
   connection.Pause();  // its later packets wait for the SUBACK / UNSUBACK (MQTT-4.6.0)
   counters_.subscribe_deferred.Add();
@@ -802,9 +923,9 @@ void Router::RunJobs() {
       const FilterJob::Item& item = job.items[job.next++];
       const std::string_view filter(job.filters.data() + item.offset, item.length);
       if (job.unsubscribe) {
-        UnsubscribeOne(job.session, filter);
+        job.codes.push_back(UnsubscribeOne(job.session, filter));
       } else {
-        job.codes.push_back(SubscribeOne(job.session, filter, item.qos));
+        job.codes.push_back(SubscribeOne(job.session, filter, item.options, job.identifier));
       }
       ++filters_this_iteration_;
     }
@@ -823,7 +944,8 @@ void Router::FinishJob(const FilterJob& job) {
   entry.job_pending = false;
   net::Connection& connection = *entry.connection;
   if (job.unsubscribe) {
-    connection.QueuePacket(mqtt::Unsuback{job.packet_id}, context_);  // MQTT-3.10.4-4
+    // MQTT-3.10.4-4; the reason codes are written at 5.0 only.
+    connection.QueuePacket(mqtt::Unsuback{job.packet_id, job.codes}, context_);
   } else {
     connection.QueuePacket(mqtt::Suback{job.packet_id, job.codes}, context_);
   }
@@ -850,14 +972,14 @@ void Router::Retain(const message::MessageRef& message) {
   }
 }
 
-void Router::Route(const message::MessageRef& message, bool from_client, uint64_t publisher_key) {
+bool Router::Route(const message::MessageRef& message, bool from_client, uint64_t publisher_key) {
   EligibleContext context{this, message.get(),
                           sub::Subscriber{.shard = 0, .session = kNone, .generation = 0, .qos = 0}};
   shared_.trie.Match(message->topic(), match_, ChoiceFor(context, publisher_key));
   CountShared(match_);
   if (match_.empty()) {
     if (from_client) counters_.publish_dropped_no_subscribers.Add();
-    return;
+    return false;
   }
   for (const sub::ShardSubscribers& group : match_.shards()) {
     if (group.shard != shard_) {
@@ -872,15 +994,16 @@ void Router::Route(const message::MessageRef& message, bool from_client, uint64_
       DeliverLocal(subscriber.session, subscriber.generation,
                    MinQos(subscriber.qos, message->qos()), message.get(), false,
                    subscriber.acl_check, &references, subscriber.shared,
-                   /*may_reroute=*/subscriber.shared);
+                   /*may_reroute=*/subscriber.shared, subscriber.options);
     }
   }
+  return true;
 }
 
 Router::Delivery Router::DeliverLocal(uint32_t index, uint32_t generation, uint8_t qos,
                                       message::Message* message, bool retain, bool acl_check,
                                       message::MessageRefBatch* references, bool shared,
-                                      bool may_reroute) {
+                                      bool may_reroute, bool options) {
   RINGMQ_ASSERT(references == nullptr || references->get() == message);
   RINGMQ_ASSERT(!may_reroute || shared);
   SessionEntry* const found = sessions_.Find(index, generation);
@@ -903,10 +1026,31 @@ Router::Delivery Router::DeliverLocal(uint32_t index, uint32_t generation, uint8
     counters_.deliver_denied.Add();
     return Delivery::kSkipped;
   }
+  uint8_t flags = shared ? session::kEnqueueShared : 0;
+  if (options) {
+    // 5.0 subscription options: the session's own subscriptions say whether it gets the message
+    // (No Local), at which QoS, with which RETAIN flag, and whether it carries Subscription
+    // Identifiers (looked up again when it is encoded).
+    const bool own = message->PublishedBy(shard_, index, generation);
+    const session::DeliveryMatch match = entry.session->MatchDelivery(message->topic(), own);
+    if (!match.deliver) {
+      // No Local, or (a message routed before an UNSUBSCRIBE) no subscription left.
+      if (own) counters_.deliver_no_local.Add();
+      return Delivery::kSkipped;
+    }
+    if (!retain) {
+      qos = MinQos(match.qos, message->qos());
+      // 5.0:MQTT-3.3.1-12/13: a live delivery keeps the publisher's RETAIN flag only through a
+      // Retain As Published subscription.
+      retain = match.retain_as_published && message->retain();
+    }
+    if (own) flags |= session::kEnqueueOwn;
+    if (match.identifiers) flags |= session::kEnqueueIdentifiers;
+  }
   if (memory_budget_ && ShedForMemory(index, entry, qos)) return Delivery::kSessionFull;
   message::MessageRef reference =
       references != nullptr ? references->Take() : message::MessageRef::Share(message);
-  switch (entry.session->Enqueue(std::move(reference), qos, retain, shared)) {
+  switch (entry.session->Enqueue(std::move(reference), qos, retain, flags)) {
     case session::EnqueueResult::kQueued:
       counters_.gauges.queued_messages.Add(1);
       if (entry.connection != nullptr) MarkSessionDirty(index);
@@ -1031,7 +1175,7 @@ void Router::OnRecord(std::span<const Slot> record) {
     const bool shared = (handle.value & kHandleShared) != 0;
     DeliverLocal(handle.aux, generation, static_cast<uint8_t>(handle.value & kHandleQosMask),
                  message, false, (handle.value & kHandleAclCheck) != 0, &references, shared,
-                 /*may_reroute=*/shared && !rerouted);
+                 /*may_reroute=*/shared && !rerouted, (handle.value & kHandleOptions) != 0);
   }
 }
 
@@ -1085,9 +1229,13 @@ void Router::WriteSessionOutput(SessionEntry& entry) {
   ByteBuffer& out = connection.output_buffer();
   const Levels before = LevelsOf(*entry.session);
   session::WriteCounts sent;
-  const size_t written = entry.session->WriteOutput(out, out.size() + (budget - pending), &sent);
+  const size_t written =
+      entry.session->WriteOutput(out, out.size() + (budget - pending), &sent, services_.now_ms());
+  AccountLevels(before, *entry.session);  // discarded messages move the gauges too
+  if (sent.expired != 0) counters_.messages_expired.Add(sent.expired);
+  if (sent.too_large != 0) counters_.dropped_too_large_for_client.Add(sent.too_large);
   if (written == 0) return;
-  AccountLevels(before, *entry.session);
+  if (sent.publishes_mqtt5 != 0) counters_.publish_sent_mqtt5.Add(sent.publishes_mqtt5);
   if (sent.publishes_by_qos[0] != 0) counters_.publish_sent_qos0.Add(sent.publishes_by_qos[0]);
   if (sent.publishes_by_qos[1] != 0) counters_.publish_sent_qos1.Add(sent.publishes_by_qos[1]);
   if (sent.publishes_by_qos[2] != 0) counters_.publish_sent_qos2.Add(sent.publishes_by_qos[2]);

@@ -14,6 +14,13 @@
 // clean session) is drawn so that its home is the accepting shard (connect/client_id.h) and is
 // served there, in that shard's session table like any other id.
 //
+// MQTT 5.0: the Message keeps the publisher's property block, its expiry deadline and the
+// publishing session; each session encodes deliveries at its connection's level (session.h).
+// A subscription with delivery options (No Local, Retain As Published, a Subscription
+// Identifier) sets sub::Subscriber::options, and only then does DeliverLocal ask the session
+// (Session::MatchDelivery) whether and how it gets the message. Retain Handling is applied at
+// SUBSCRIBE. A 5.0 PUBLISH that matched nobody is acknowledged with 0x10.
+//
 // Publish path (per PUBLISH, on the publisher's shard): one immutable Message, one trie match
 // (each session once, at the highest granted QoS, grouped by shard); local sessions get a
 // reference queued directly; each other shard gets one mailbox record per 63 subscribers
@@ -58,8 +65,9 @@
 // Authorization (acl_file configured, docs/auth.md): each session entry holds the ClientAcl of
 // its (last) connection, compiled at the first check with %c and %u substituted and compiled
 // again, lazily, after a reload changed the shared auth data. A PUBLISH not allowed is
-// acknowledged as usual and dropped (publish_denied). A filter is classified at SUBSCRIBE
-// (auth::ReadScope): nothing readable gets SUBACK 0x80 (subscribe_denied); everything readable
+// acknowledged as usual (at MQTT 5.0 with reason code 0x87) and dropped (publish_denied). A
+// filter is classified at SUBSCRIBE (auth::ReadScope): nothing readable gets SUBACK 0x80 (5.0:
+// 0x87; subscribe_denied); everything readable
 // is a plain subscription; partly readable is granted with acl_check set on its trie handle
 // (subscribe_filtered), and each message delivered through it alone is checked with CanRead on
 // the subscriber's home shard, retained ones included (deliver_denied when refused). The
@@ -212,16 +220,17 @@ class Router final : public net::PacketSink {
     struct Item {
       uint32_t offset = 0;  // into `filters`
       uint16_t length = 0;
-      uint8_t qos = 0;  // requested (SUBSCRIBE only)
+      uint8_t options = 0;  // requested subscription options byte (SUBSCRIBE only)
     };
     uint32_t session = 0;
+    uint32_t identifier = 0;  // the SUBSCRIBE's Subscription Identifier (5.0), 0: none
     uint16_t packet_id = 0;
     bool unsubscribe = false;
     bool abandoned = false;  // the connection went away: dropped by the next RunJobs
     size_t next = 0;         // items done
     std::string filters;     // every filter's bytes, back to back
     std::vector<Item> items;
-    std::vector<uint8_t> codes;  // SUBACK return codes of the items done
+    std::vector<uint8_t> codes;  // SUBACK / UNSUBACK codes of the items done
   };
 
   session::Session* SessionOf(const net::Connection& connection, uint32_t* index = nullptr);
@@ -238,7 +247,7 @@ class Router final : public net::PacketSink {
   // The session's will's delay: min(Will Delay Interval, session expiry interval).
   uint32_t WillDelayS(uint32_t index);
   // Publishes and drops the session's will, if it holds one (none while shutting down).
-  void PublishPendingWill(session::Session& session);
+  void PublishPendingWill(uint32_t index);
   // `requested_s` within max_session_expiry.
   uint32_t CapExpiry(uint32_t requested_s) const;
   // When the session ends if offline since `since_ms` (OfflineList::kNever: never).
@@ -270,17 +279,22 @@ class Router final : public net::PacketSink {
   bool FitsThisIteration(size_t filters) const;
   // Pauses the connection and queues a job for the packet's filters.
   void StartJob(net::Connection& connection, uint32_t index, uint16_t packet_id,
-                const mqtt::TopicList& topics, bool unsubscribe);
+                const mqtt::TopicList& topics, bool unsubscribe, uint32_t identifier);
   void FinishJob(const FilterJob& job);
   void AbandonJob(uint32_t index);
-  // One filter of a SUBSCRIBE (ACL, per-session cap, session record, trie, retained
-  // messages): its SUBACK return code.
-  uint8_t SubscribeOne(uint32_t index, std::string_view filter, uint8_t qos);
-  // One filter of an UNSUBSCRIBE; a filter not held is no error (MQTT-3.10.4-5).
-  void UnsubscribeOne(uint32_t index, std::string_view filter);
+  // One filter of a SUBSCRIBE (ACL, per-session cap, session record, trie, retained messages
+  // as Retain Handling says): its SUBACK return code (3.1.1) or reason code (5.0: the granted
+  // QoS, 0x87 refused by the ACL, 0x97 beyond max_subscriptions_per_session). `options_byte`
+  // is the requested subscription options byte (§3.8.3.1; only the QoS bits at 3.1.1),
+  // `identifier` the SUBSCRIBE's Subscription Identifier (0: none).
+  uint8_t SubscribeOne(uint32_t index, std::string_view filter, uint8_t options_byte,
+                       uint32_t identifier);
+  // One filter of an UNSUBSCRIBE; a filter not held is no error (MQTT-3.10.4-5). Returns its
+  // 5.0 UNSUBACK reason code: 0x00, or 0x11 No subscription existed.
+  uint8_t UnsubscribeOne(uint32_t index, std::string_view filter);
   // The trie handle of a session's subscription; `offline` is set for a session without a
   // connection (used by shared-subscription groups only).
-  sub::Subscriber HandleOf(uint32_t index, uint8_t qos, bool acl_check);
+  sub::Subscriber HandleOf(uint32_t index, uint8_t qos, bool acl_check, bool options = false);
   // Adds, replaces or removes the trie entry of the session filter `filter`: a normal
   // subscription, or a membership of a shared-subscription group ("$share/...", already
   // validated by SubscribeOne).
@@ -311,7 +325,7 @@ class Router final : public net::PacketSink {
   // RETAIN set (MQTT-3.3.1-8), at min(granted, published) QoS; `acl_check`: the subscription
   // is partly readable, so each is checked against the ACL.
   void DeliverRetained(uint32_t index, uint32_t generation, uint8_t granted_qos,
-                       std::string_view filter, bool acl_check);
+                       std::string_view filter, bool acl_check, bool options);
   // Stores `message` as its topic's retained message, within the store's bounds (counted when
   // refused). Callers route it right after, whatever the outcome.
   void Retain(const message::MessageRef& message);
@@ -319,8 +333,8 @@ class Router final : public net::PacketSink {
   // then receive our messages in sequence order, which RetainedFence relies on (and asserts).
   // `from_client` false: a broker message ($SYS), not counted as a client's unrouted PUBLISH.
   // `publisher_key`: PublisherKey of the publisher's client id (shared_subscription_strategy =
-  // hash; 0 otherwise and for broker messages).
-  void Route(const message::MessageRef& message, bool from_client = true,
+  // hash; 0 otherwise and for broker messages). Returns whether any subscription matched.
+  bool Route(const message::MessageRef& message, bool from_client = true,
              uint64_t publisher_key = 0);
   // MQTT-4.7.2-1 / Mosquitto: $SYS/ belongs to the broker; a client's PUBLISH there is
   // acknowledged and dropped (counted).
@@ -328,8 +342,10 @@ class Router final : public net::PacketSink {
   // publish_received_qos<qos> of every PUBLISH a client sends, whatever becomes of it.
   void CountPublishReceived(uint8_t qos);
   // What a received PUBLISH is answered with: PUBACK at QoS 1 (MQTT-4.3.2-2), PUBREC at QoS 2
-  // (MQTT-4.3.3-2), nothing at QoS 0.
-  void AcknowledgePublish(net::Connection& connection, const mqtt::Publish& publish);
+  // (MQTT-4.3.3-2), nothing at QoS 0. At 5.0 with `reason` (e.g. 0x10 No matching subscribers,
+  // 0x87 Not authorized); 3.1.1 acks have no reason code.
+  void AcknowledgePublish(net::Connection& connection, const mqtt::Publish& publish,
+                          mqtt::ReasonCode reason = mqtt::ReasonCode::kSuccess);
   // Gauge bookkeeping: a session's queued and in-flight counts before an operation, and the
   // difference applied after it.
   struct Levels {
@@ -345,13 +361,16 @@ class Router final : public net::PacketSink {
     kSessionFull,  // dropped for the session's queue or byte cap, or the memory budget
   };
   // acl_check: deliver only if the session may read the message's topic (sub::Subscriber).
+  // options: a matching subscription has 5.0 delivery options (sub::Subscriber::options), so
+  // the session's subscriptions decide No Local, the QoS and Retain As Published.
   // The queued reference is taken from `references` if given (its message is `message`),
   // else made with Share.
   // `shared`: chosen by a shared-subscription group; `may_reroute`: if the session cannot keep it,
-  // it is re-routed (RerouteShared) at QoS 1/2.
+  // it is re-routed (RerouteShared) at QoS 1/2. `options`: the subscription handle's
+  // sub::Subscriber::options (the session matches its own option-bearing subscriptions).
   Delivery DeliverLocal(uint32_t index, uint32_t generation, uint8_t qos, message::Message* message,
                         bool retain, bool acl_check, message::MessageRefBatch* references = nullptr,
-                        bool shared = false, bool may_reroute = false);
+                        bool shared = false, bool may_reroute = false, bool options = false);
   // max_memory: true if a delivery at `qos` to this session is shed (counted) because the
   // budget is under pressure and the session has a backlog.
   bool ShedForMemory(uint32_t index, SessionEntry& entry, uint8_t qos);
@@ -361,11 +380,16 @@ class Router final : public net::PacketSink {
   void RecordRetainedDelivery(uint32_t index, uint32_t generation,
                               const message::Message& retained);
   // The stamp of the next message this shard creates (message.h, "Origin").
-  message::Message::Origin NextOrigin() {
-    return {.shard = static_cast<uint16_t>(shard_), .sequence = ++last_sequence_};
+  // `session` / `generation`: the publishing session, if any (No Local).
+  message::Message::Origin NextOrigin(uint32_t session = message::MessageOrigin::kNoSession,
+                                      uint32_t generation = 0) {
+    return {.shard = static_cast<uint16_t>(shard_),
+            .sequence = ++last_sequence_,
+            .session = session,
+            .generation = generation};
   }
   void OnRecord(std::span<const Slot> record);
-  void PublishWill(session::Session& session);
+  void PublishWill(uint32_t index);
 
   const uint32_t shard_;
   const uint32_t shard_count_;
@@ -383,6 +407,7 @@ class Router final : public net::PacketSink {
   uint32_t max_session_expiry_s_ = 0;                    // 0: no cap
   sub::ShareStrategy share_strategy_ = sub::ShareStrategy::kRoundRobin;
   uint32_t max_offline_sessions_ = 0;                    // broker-wide
+  uint32_t max_message_expiry_s_ = 0;                    // 0: no cap
   uint64_t acl_version_ = 0;           // auth data the subscriptions were classified under
 
   SessionTable sessions_;

@@ -379,7 +379,8 @@ SubscriptionTrie::ListChange SubscriptionTrie::UpdateSubscribers(
   if (remove ? !exists
              : exists && position->qos == subscriber.qos &&
                    position->acl_check == subscriber.acl_check &&
-                   position->offline == subscriber.offline) {
+                   position->offline == subscriber.offline &&
+                   position->options == subscriber.options) {
     return ListChange::kNone;
   }
   std::vector<Subscriber> items(segment.begin(), position);
@@ -480,8 +481,8 @@ bool SubscriptionTrie::Subscribe(std::string_view filter, Subscriber subscriber)
   MutexLock lock(&mutex_);
   Node* node = FindFilterNode(filter, /*create=*/true);
 
-  // kReplaced: the QoS or acl_check of an existing subscription was replaced (MQTT-3.8.4-3);
-  // kNone: the same subscription with the same QoS and acl_check was already there.
+  // kReplaced: the QoS or a flag of an existing subscription was replaced (MQTT-3.8.4-3);
+  // kNone: the same subscription with the same QoS and flags was already there.
   if (UpdateSubscribers(node->subscribers, subscriber, /*remove=*/false) != ListChange::kAdded) {
     return false;
   }
@@ -801,7 +802,7 @@ void SubscriptionTrie::MergeRuns(MatchResult& result) {
 }
 
 // Merges overlapping subscriptions (one entry per session, highest QoS, acl_check only if all
-// have it) and groups by shard.
+// have it, options if any has it) and groups by shard.
 void SubscriptionTrie::Finish(MatchResult& result) {
   std::vector<Subscriber>& subscribers = result.subscribers_;
   // One array is already sorted and unique; several need a merge and then one entry per session.
@@ -814,6 +815,7 @@ void SubscriptionTrie::Finish(MatchResult& result) {
         merged.qos = std::max(merged.qos, subscribers[i].qos);
         merged.acl_check = merged.acl_check && subscribers[i].acl_check;  // see trie.h
         merged.shared = merged.shared || subscribers[i].shared;
+        merged.options = merged.options || subscribers[i].options;
       } else {
         subscribers[kept++] = subscribers[i];
       }

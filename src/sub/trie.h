@@ -59,7 +59,8 @@
 //   one delivery per matching subscription or one delivery at the maximum QoS; one delivery
 //   saves work per message and is what clients expect. Its acl_check is set only if it is set
 //   on EVERY matching subscription: one subscription without it means the topic is readable
-//   (its filter was found readable as a whole), so the check would pass anyway.
+//   (its filter was found readable as a whole), so the check would pass anyway. Its options is
+//   set if it is set on ANY matching subscription: the home shard then matches them all.
 //
 // Shared subscriptions ("$share/{ShareName}/{filter}", 5.0 §4.8.2; accepted at every protocol
 // level, the caller strips the prefix with mqtt::ParseSharedFilter)
@@ -109,14 +110,19 @@ namespace ringmq::sub {
 // shared: in a MatchResult, the session was chosen by a shared-subscription group; in a group's
 // member list, always set. offline: a group member whose session has no connection, skipped by
 // the choice when another member can take the message (set by the member's home shard).
+// options: the subscription has MQTT 5.0 delivery options (No Local, Retain As Published, a
+// Subscription Identifier), so the home shard matches the topic against the session's own
+// subscriptions before it queues a delivery (session::Session::MatchDelivery).
 struct Subscriber {
   uint16_t shard;
   uint32_t session;
   uint32_t generation;
   uint8_t qos;
-  bool acl_check = false;
-  bool shared = false;
-  bool offline = false;
+  // One byte of flags, so that the handle stays 16 bytes (the padding after qos is 3 bytes).
+  bool acl_check : 1 = false;
+  bool shared : 1 = false;
+  bool offline : 1 = false;
+  bool options : 1 = false;
 };
 static_assert(sizeof(Subscriber) == 16, "the flags live in the padding after qos");
 

@@ -101,6 +101,7 @@ shared_subscription_strategy = "hash"
 max_memory = 536870912
 persistent_session_expiry = "2d"
 max_session_expiry = "1w"
+max_message_expiry = "1h"
 max_offline_sessions = 5000
 max_subscriptions_per_session = 50
 max_inbound_qos2_pending = 10
@@ -149,6 +150,7 @@ Config EveryKeyConfig() {
   config.max_memory = 536870912;
   config.persistent_session_expiry_s = 2 * 86'400;
   config.max_session_expiry_s = 7 * 86'400;
+  config.max_message_expiry_s = 3'600;
   config.max_offline_sessions = 5000;
   config.max_subscriptions_per_session = 50;
   config.max_inbound_qos2_pending = 10;
@@ -322,6 +324,10 @@ std::vector<FlagCase> GoodFlagCases() {
       {"--max-memory", "0", [](const Config& c) { EXPECT_EQ(c.max_memory, 0u); }},
       {"--max-memory", "1125899906842624",
        [](const Config& c) { EXPECT_EQ(c.max_memory, uint64_t{1} << 50); }},
+      {"--max-message-expiry", "0",
+       [](const Config& c) { EXPECT_EQ(c.max_message_expiry_s, 0u); }},
+      {"--max-message-expiry", "90s",
+       [](const Config& c) { EXPECT_EQ(c.max_message_expiry_s, 90u); }},
       {"--persistent-session-expiry", "0",
        [](const Config& c) { EXPECT_EQ(c.persistent_session_expiry_s, 0u); }},
       {"--persistent-session-expiry", "5s",

@@ -27,7 +27,7 @@ MOSQUITTO = "/usr/sbin/mosquitto"
 # Whether ringmq serves MQTT 5.0 clients in this tree (issue 13). Set to True once a level-5
 # CONNECT is accepted (the connection work merged): test_mqtt5_against_ringmq then runs the 5.0
 # scenarios against ringmq instead of checking the refusal.
-RINGMQ_SERVES_MQTT5 = False
+RINGMQ_SERVES_MQTT5 = True
 
 
 def bench_binary():

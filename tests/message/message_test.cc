@@ -314,5 +314,60 @@ TEST(MessageDeathTest, ReleasingMoreThanHeldAsserts) {
   EXPECT_DEATH(message->Release(2), "assertion failed");
 }
 
+// ---- MQTT 5.0 fields ---------------------------------------------------------------------------
+
+TEST_F(MessageTest, PropertiesAndExpiryFollowThePayloadInTheOneAllocation) {
+  const Bytes properties = {0x03, 0x00, 0x01, 'x', 0x26, 0x00, 0x01, 'k', 0x00, 0x01, 'v'};
+  Message* message =
+      Message::Create("a/b", AsBytes("hello"), 1, false, {},
+                      Mqtt5Fields{.properties = properties, .expiry_deadline_ms = 1'234'567});
+  const auto* base = reinterpret_cast<const uint8_t*>(message);
+  EXPECT_EQ(message->payload().data(), base + sizeof(Message) + 2 + 3);
+  // The deadline's 8 bytes lie between the payload and the properties.
+  EXPECT_EQ(message->properties().data(), message->payload().data() + 5 + 8);
+  EXPECT_EQ(Bytes(message->properties().begin(), message->properties().end()), properties);
+  EXPECT_TRUE(message->has_expiry());
+  EXPECT_EQ(message->expiry_deadline_ms(), 1'234'567u);
+  EXPECT_FALSE(message->ExpiredAt(1'234'566));
+  EXPECT_TRUE(message->ExpiredAt(1'234'567));
+  EXPECT_EQ(message->allocation_bytes(), sizeof(Message) + 2 + 3 + 5 + 8 + properties.size());
+  message->Release();
+  EXPECT_EQ(frees, 1);
+}
+
+TEST_F(MessageTest, A311MessageHasNoPropertiesNoExpiryAndNoExtraBytes) {
+  MessageRef message = MessageRef::Create("a/b", AsBytes("hello"), 1, false);
+  EXPECT_TRUE(message->properties().empty());
+  EXPECT_FALSE(message->has_expiry());
+  EXPECT_EQ(message->expiry_deadline_ms(), 0u);
+  EXPECT_FALSE(message->ExpiredAt(UINT64_MAX));
+  EXPECT_EQ(message->allocation_bytes(), sizeof(Message) + 2 + 3 + 5);
+  EXPECT_EQ(sizeof(Message), 40u);
+}
+
+TEST_F(MessageTest, PropertiesWithoutExpiry) {
+  const Bytes properties = {0x01, 0x01};  // Payload Format Indicator 1
+  MessageRef message =
+      MessageRef::Create("t", AsBytes("p"), 0, false, {}, Mqtt5Fields{.properties = properties});
+  EXPECT_FALSE(message->has_expiry());
+  EXPECT_EQ(message->properties().data(), message->payload().data() + 1);
+  EXPECT_EQ(Bytes(message->properties().begin(), message->properties().end()), properties);
+  // The queued-bytes charge covers the properties and their length.
+  EXPECT_EQ(message->wire_bytes(),
+            MessageRef::Create("t", AsBytes("p"), 0, false)->wire_bytes() + 2 + 4);
+}
+
+TEST_F(MessageTest, PublisherIdentityForNoLocal) {
+  MessageRef message = MessageRef::Create(
+      "t", AsBytes("p"), 0, false,
+      Message::Origin{.shard = 2, .sequence = 5, .session = 17, .generation = 3});
+  EXPECT_TRUE(message->PublishedBy(2, 17, 3));
+  EXPECT_FALSE(message->PublishedBy(1, 17, 3)) << "another shard's slot 17";
+  EXPECT_FALSE(message->PublishedBy(2, 18, 3));
+  EXPECT_FALSE(message->PublishedBy(2, 17, 4)) << "a later session in the same slot";
+  MessageRef broker = MessageRef::Create("t", AsBytes("p"), 0, false, {.shard = 2});
+  EXPECT_FALSE(broker->PublishedBy(2, Message::Origin::kNoSession, 0)) << "no publisher";
+}
+
 }  // namespace
 }  // namespace ringmq::message

@@ -764,3 +764,18 @@ TEST(RetainedStoreStressTest, ReadersMatchAndShareWhileWriterSetsAndDeletes) {
 
 }  // namespace
 }  // namespace ringmq::retain
+
+namespace ringmq::retain {
+namespace {
+
+TEST(RetainedStoreChargeTest, Mqtt5PropertiesCountAgainstMaxRetainedBytes) {
+  const std::vector<uint8_t> properties = {0x03, 0x00, 0x03, 'a', 'b', 'c'};  // Content Type
+  message::MessageRef with = message::MessageRef::Create(
+      "t", AsBytes("pp"), 0, true, {}, message::Mqtt5Fields{.properties = properties});
+  message::MessageRef without = message::MessageRef::Create("t", AsBytes("pp"), 0, true);
+  EXPECT_EQ(RetainedStore::Charge(*without), 3u);
+  EXPECT_EQ(RetainedStore::Charge(*with), 3u + properties.size());
+}
+
+}  // namespace
+}  // namespace ringmq::retain

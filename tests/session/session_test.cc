@@ -250,12 +250,12 @@ TEST_F(SessionTest, Qos0BeyondQueuedBytesCapDropped) {
 // stay.
 TEST_F(SessionTest, TakeSharedMessagesTakesUnacknowledgedSharedQos12) {
   Session session = Online(Limits(3));
-  EXPECT_EQ(session.Enqueue(NewMessage("a"), 1, false, /*shared=*/true), EnqueueResult::kQueued);
-  EXPECT_EQ(session.Enqueue(NewMessage("b"), 2, false, /*shared=*/true), EnqueueResult::kQueued);
-  EXPECT_EQ(session.Enqueue(NewMessage("c"), 1, false, /*shared=*/false), EnqueueResult::kQueued);
-  EXPECT_EQ(session.Enqueue(NewMessage("d"), 0, false, /*shared=*/true), EnqueueResult::kQueued);
-  EXPECT_EQ(session.Enqueue(NewMessage("e"), 2, false, /*shared=*/true), EnqueueResult::kQueued);
-  EXPECT_EQ(session.Enqueue(NewMessage("f"), 1, false, /*shared=*/true), EnqueueResult::kQueued);
+  EXPECT_EQ(session.Enqueue(NewMessage("a"), 1, false, kEnqueueShared), EnqueueResult::kQueued);
+  EXPECT_EQ(session.Enqueue(NewMessage("b"), 2, false, kEnqueueShared), EnqueueResult::kQueued);
+  EXPECT_EQ(session.Enqueue(NewMessage("c"), 1, false, /*flags=*/0), EnqueueResult::kQueued);
+  EXPECT_EQ(session.Enqueue(NewMessage("d"), 0, false, kEnqueueShared), EnqueueResult::kQueued);
+  EXPECT_EQ(session.Enqueue(NewMessage("e"), 2, false, kEnqueueShared), EnqueueResult::kQueued);
+  EXPECT_EQ(session.Enqueue(NewMessage("f"), 1, false, kEnqueueShared), EnqueueResult::kQueued);
   Write(session);                  // a, b, c in flight (window 3), d sent (QoS 0), e, f wait
   EXPECT_TRUE(session.OnPubrec(2));  // b: the client has it
   std::vector<std::string> taken;
@@ -757,12 +757,12 @@ TEST_F(SessionTest, SubscriptionAddedReplacedAndRemoved_MQTT_3_8_4_3) {
   EXPECT_EQ(session.AddSubscription("a/#", 0), SubscribeResult::kAdded);
   EXPECT_EQ(session.AddSubscription("a/+", 2), SubscribeResult::kReplaced);
   EXPECT_EQ(session.subscription_count(), 2u);
-  EXPECT_EQ(session.subscriptions().at("a/+"), 2) << "the new QoS replaces the old one";
-  EXPECT_EQ(session.RemoveSubscription("a/+"), std::optional<uint8_t>(2));
+  EXPECT_EQ(session.subscriptions().at("a/+").qos, 2) << "the new QoS replaces the old one";
+  EXPECT_EQ(session.RemoveSubscription("a/+"), SubscriptionOptions{.qos = 2});
   EXPECT_EQ(session.RemoveSubscription("a/+"), std::nullopt) << "already gone";
   EXPECT_EQ(session.RemoveSubscription("a"), std::nullopt) << "filters compare exactly";
   EXPECT_EQ(session.subscription_count(), 1u);
-  EXPECT_EQ(session.subscriptions().at("a/#"), 0);
+  EXPECT_EQ(session.subscriptions().at("a/#").qos, 0);
 }
 
 TEST_F(SessionTest, NewSubscriptionBeyondMaxRefusedReplacementAllowed_MQTT_3_9_3) {
@@ -776,7 +776,7 @@ TEST_F(SessionTest, NewSubscriptionBeyondMaxRefusedReplacementAllowed_MQTT_3_9_3
   EXPECT_FALSE(session.subscriptions().contains("z"));
   EXPECT_EQ(session.AddSubscription("y", 2), SubscribeResult::kReplaced)
       << "a re-subscription never counts against the cap (MQTT-3.8.4-3)";
-  EXPECT_EQ(session.RemoveSubscription("x"), std::optional<uint8_t>(0));
+  EXPECT_EQ(session.RemoveSubscription("x"), SubscriptionOptions{.qos = 0});
   EXPECT_EQ(session.AddSubscription("z", 1), SubscribeResult::kAdded) << "room again";
 }
 

@@ -117,6 +117,9 @@ struct Client {
   // Without auto_ack: the packet ids of the QoS 1 PUBLISHes read, for the test to acknowledge.
   std::vector<uint16_t> unacknowledged;
   Bytes connack;  // the CONNACK's bytes, as read
+  // With record: the PUBLISH packets read, each as its bytes (decode at connection.level()).
+  bool record = false;
+  std::vector<Bytes> recorded;
 
   uint64_t Received(mqtt::PacketType type) const { return received[static_cast<size_t>(type)]; }
 };
@@ -245,6 +248,32 @@ class RouterHarness {
     return code;
   }
 
+  // At MQTT 5.0: subscribes with `request`'s options and, if not 0, Subscription Identifier
+  // `identifier`, and reads the SUBACK.
+  void Subscribe5(Client& client, const mqtt::TopicRequest& request, uint32_t identifier = 0) {
+    HarnessShard& shard = *shards_[client.shard];
+    const std::span<const mqtt::TopicRequest> requests(&request, 1);
+    Bytes entries(mqtt::TopicListEncodedSize(requests, true));
+    mqtt::EncodeTopicList(requests, true, entries);
+    uint8_t properties[8] = {};
+    const size_t properties_size =
+        identifier == 0 ? 0
+                        : mqtt::EncodeIntegerProperty(mqtt::PropertyId::kSubscriptionIdentifier,
+                                                      identifier, properties);
+    const mqtt::Packet subscribe = mqtt::Subscribe{
+        .packet_id = 1,
+        .topics = mqtt::TopicList(entries, true),
+        .properties = mqtt::Properties(std::span<const uint8_t>(properties, properties_size))};
+    Bytes bytes(mqtt::EncodedSize(subscribe, mqtt::ProtocolLevel::kMqtt5));
+    mqtt::Encode(subscribe, bytes, mqtt::ProtocolLevel::kMqtt5);
+    shard.router->RunJobs();
+    client.connection.OnReceive(bytes, now_ms_, shard.context);
+    const std::span<const uint8_t> suback = client.connection.NextSend();
+    ASSERT_FALSE(suback.empty()) << "SUBACK";
+    EXPECT_EQ(suback[0], 0x90);
+    client.connection.OnSent(suback.size());
+  }
+
   // The client sends `bytes` (whole or partial packets) and the shard receives them.
   void Send(Client& client, std::span<const uint8_t> bytes) {
     client.connection.OnReceive(bytes, now_ms_, shards_[client.shard]->context);
@@ -357,6 +386,10 @@ class RouterHarness {
         break;
       }
       OnPacket(client, packet.value());
+      if (client.record && mqtt::TypeOf(packet.value()) == mqtt::PacketType::kPublish) {
+        const std::span<const uint8_t> frame_bytes = rest.first(frame.header.total_length());
+        client.recorded.emplace_back(frame_bytes.begin(), frame_bytes.end());
+      }
       rest = rest.subspan(frame.header.total_length());
     }
     connection.OnSent(bytes.size());

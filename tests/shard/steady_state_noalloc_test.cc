@@ -5,8 +5,12 @@
 //
 // Two shards (tests/shard/router_harness.h), a publisher and three subscribers on each, every
 // subscriber matching every message: each PUBLISH is delivered six times, three of them across
-// shards, in both directions. After a warm-up (rings, match scratch, mailbox and output buffers
-// reach their size) every allocation is counted while a thousand more messages flow.
+// shards, in both directions. The publisher of shard 1 and the first subscriber of each shard
+// speak MQTT 5.0: that publisher's messages carry properties (a User Property and a Message
+// Expiry Interval), and those subscribers' subscriptions have delivery options (No Local and a
+// Subscription Identifier), so the 5.0 encoding and MatchDelivery are on the counted path. After a
+// warm-up (rings, match scratch, mailbox and output buffers reach their size) every allocation is
+// counted while a thousand more messages flow.
 //
 // How allocations are counted: this file replaces malloc (and its family) with functions that
 // count and forward to glibc's, so that operator new (libstdc++'s calls malloc) and the direct
@@ -32,7 +36,9 @@
 #include "common/log.h"
 #include "message/message.h"
 #include "metrics/counters.h"
+#include "mqtt/codec.h"
 #include "mqtt/packet.h"
+#include "mqtt/properties.h"
 #include "net/connection.h"
 #include "ringmq/config.h"
 #include "router_harness.h"
@@ -143,19 +149,44 @@ class SteadyStateNoAllocTest : public testing::TestWithParam<Flow> {
     SetLogLevel(LogLevel::kError);
     harness_ = std::make_unique<RouterHarness>(Config{}, 2);
     for (uint32_t shard = 0; shard < 2; ++shard) {
-      publishers_.push_back(&harness_->Connect(harness_->IdOn(shard, "publisher")));
+      publishers_.push_back(&harness_->Connect(Connect(harness_->IdOn(shard, "publisher"),
+                                                       /*mqtt5=*/shard == 1)));
       for (int i = 0; i < kSubscribersPerShard; ++i) {
-        Client& subscriber = harness_->Connect(harness_->IdOn(shard, "sub" + std::to_string(i)));
-        harness_->Subscribe(subscriber, "sensors/+/temperature", mqtt::QoS::k2);
+        Client& subscriber = harness_->Connect(
+            Connect(harness_->IdOn(shard, "sub" + std::to_string(i)), /*mqtt5=*/i == 0));
+        if (i == 0) {
+          harness_->Subscribe5(
+              subscriber,
+              mqtt::TopicRequest{
+                  .filter = "sensors/+/temperature", .qos = mqtt::QoS::k2, .no_local = true},
+              /*identifier=*/7);
+        } else {
+          harness_->Subscribe(subscriber, "sensors/+/temperature", mqtt::QoS::k2);
+        }
         subscribers_.push_back(&subscriber);
       }
     }
     // Pre-encoded: the publishers' own bytes are not the broker's allocations. Packet ids are
     // free again after each round (its handshakes complete before the next).
     const std::string payload(64, 'x');
+    uint8_t properties[64] = {};
+    size_t properties_size = mqtt::EncodeUserProperty("unit", "celsius", properties);
+    properties_size +=
+        mqtt::EncodeIntegerProperty(mqtt::PropertyId::kMessageExpiryInterval, 3600,
+                                    std::span<uint8_t>(properties).subspan(properties_size));
     for (int i = 0; i < GetParam().burst; ++i) {
-      publishes_.push_back(harness::PublishBytes("sensors/7/temperature", payload, GetParam().qos,
-                                                 static_cast<uint16_t>(i + 1)));
+      const auto packet_id = static_cast<uint16_t>(GetParam().qos == mqtt::QoS::k0 ? 0 : i + 1);
+      publishes_.push_back(
+          harness::PublishBytes("sensors/7/temperature", payload, GetParam().qos, packet_id));
+      mqtt::Publish publish5{
+          .topic = "sensors/7/temperature",
+          .payload = payload,
+          .qos = GetParam().qos,
+          .packet_id = packet_id,
+          .properties = mqtt::Properties(std::span<const uint8_t>(properties, properties_size))};
+      harness::Bytes bytes(mqtt::EncodedSize(publish5, mqtt::ProtocolLevel::kMqtt5));
+      mqtt::Encode(publish5, bytes, mqtt::ProtocolLevel::kMqtt5);
+      publishes5_.push_back(std::move(bytes));
     }
     message::Message::SetFreeHookForTesting(&CountFree);
   }
@@ -165,11 +196,20 @@ class SteadyStateNoAllocTest : public testing::TestWithParam<Flow> {
     SetLogLevel(LogLevel::kInfo);
   }
 
+  static mqtt::Connect Connect(const std::string& client_id, bool mqtt5) {
+    mqtt::Connect connect = harness::ConnectPacket(client_id);
+    if (mqtt5) connect.protocol_level = static_cast<uint8_t>(mqtt::ProtocolLevel::kMqtt5);
+    return connect;
+  }
+
   // Each publisher sends a burst; the broker and the clients then run until all is delivered
   // and acknowledged.
   void Round() {
     for (Client* publisher : publishers_) {
-      for (const harness::Bytes& publish : publishes_) harness_->Send(*publisher, publish);
+      const bool mqtt5 = publisher->connection.level() == mqtt::ProtocolLevel::kMqtt5;
+      for (const harness::Bytes& publish : mqtt5 ? publishes5_ : publishes_) {
+        harness_->Send(*publisher, publish);
+      }
     }
     harness_->Settle();
   }
@@ -185,7 +225,8 @@ class SteadyStateNoAllocTest : public testing::TestWithParam<Flow> {
   std::unique_ptr<RouterHarness> harness_;
   std::vector<Client*> publishers_;
   std::vector<Client*> subscribers_;
-  std::vector<harness::Bytes> publishes_;
+  std::vector<harness::Bytes> publishes_;   // 3.1.1
+  std::vector<harness::Bytes> publishes5_;  // 5.0, with properties
 };
 
 TEST_P(SteadyStateNoAllocTest, NoAllocationPerDelivery) {
@@ -218,6 +259,10 @@ TEST_P(SteadyStateNoAllocTest, NoAllocationPerDelivery) {
             counters.publish_sent_qos2.Load();
   }
   EXPECT_EQ(sent, Deliveries());
+  EXPECT_GT(harness_->counters(0).publish_sent_mqtt5.Load() +
+                harness_->counters(1).publish_sent_mqtt5.Load(),
+            0u)
+      << "5.0 deliveries were on the counted path";
 }
 
 INSTANTIATE_TEST_SUITE_P(Flows, SteadyStateNoAllocTest,
