@@ -561,8 +561,12 @@ void Connection::HandlePublish(const mqtt::Packet& packet, ConnectionContext& co
   } else if (publish.retain && !context.retain_available) {
     violation = mqtt::Violation::kRetainNotSupported;
   }
-  if (violation == mqtt::Violation::kNone && mqtt5() == nullptr) {
-    sink_->OnPacket(*this, packet);  // 3.1.x: the packet as decoded
+  if (violation == mqtt::Violation::kNone &&
+      (mqtt5() == nullptr ||
+       (publish.properties.empty() && publish.qos != mqtt::QoS::k2))) {
+    // 3.1.x, and a 5.0 PUBLISH without properties below QoS 2 (no alias, no Subscription
+    // Identifier, nothing for Receive Maximum to count): the packet as decoded, not copied.
+    sink_->OnPacket(*this, packet);
     return;
   }
   if (violation == mqtt::Violation::kNone) {
@@ -579,10 +583,17 @@ void Connection::HandlePublish(const mqtt::Packet& packet, ConnectionContext& co
 mqtt::Violation Connection::CheckPublish5(mqtt::Publish& publish, ConnectionContext& context) {
   RINGMQ_ASSERT(mqtt5() != nullptr);
   Mqtt5State& state = *mqtt5();
-  const mqtt::PropertyValues values = publish.properties.Values();
-  if (values.subscription_identifier) return mqtt::Violation::kSubscriptionIdentifierFromClient;
-  if (values.topic_alias) {
-    const uint16_t alias = *values.topic_alias;  // not 0: the decoder refused it
+  // One walk over the block for the two properties checked here (no full decode).
+  std::optional<mqtt::Property> alias_property;
+  for (const mqtt::Property property : publish.properties) {
+    if (property.id == mqtt::PropertyId::kSubscriptionIdentifier) {
+      return mqtt::Violation::kSubscriptionIdentifierFromClient;
+    }
+    if (property.id == mqtt::PropertyId::kTopicAlias) alias_property = property;
+  }
+  if (alias_property) {
+    const auto alias = static_cast<uint16_t>(alias_property->integer);  // not 0: the decoder
+                                                                          // refused it
     if (alias > context.topic_alias_maximum) return mqtt::Violation::kTopicAliasAboveMaximum;
     if (state.topic_aliases.size() < alias) state.topic_aliases.resize(alias);
     std::string& topic = state.topic_aliases[alias - 1];
