@@ -298,6 +298,30 @@ class MosquittoSubPub(BrokerTestCase):
         self.assert_serves(b)
         self.assert_counters(b.stop(), connect_accepted=6)
 
+    def test_mosquitto_sub_and_pub_mqtt_5_forward_properties(self):
+        """mosquitto_pub -V 5 with a User Property, Content Type and Message Expiry Interval;
+        mosquitto_sub -V 5 receives them unchanged (5.0:MQTT-3.3.2-17, -18; the expiry is the
+        time left, MQTT-3.3.2-6), and a 3.1.1 mosquitto_sub gets the message without them."""
+        b = self.start_broker()
+        sub5 = self.start_sub(b, "-t", "t/5", "-q", "1", "-C", "1", "-V", "mqttv5",
+                              "-F", "%t|%q|%p|%P|%C|%E")
+        sub311 = self.start_sub(b, "-t", "t/5", "-q", "1", "-C", "1", "-V", "mqttv311",
+                                "-F", "%t|%q|%p")
+        self.assert_ok(self.pub(b, "-t", "t/5", "-m", "hello five", "-q", "1", "-V", "mqttv5",
+                                "-D", "publish", "user-property", "colour", "blue",
+                                "-D", "publish", "content-type", "text/plain",
+                                "-D", "publish", "message-expiry-interval", "600"))
+        got5 = sub5.messages(1)
+        got311 = sub311.messages(1)
+        self.assertEqual(sub5.finish(), 0, f"mosquitto_sub output: {sub5.all}")
+        self.assertEqual(sub311.finish(), 0, f"mosquitto_sub output: {sub311.all}")
+        topic, qos, payload, user, content_type, expiry = got5[0].split("|")
+        self.assertEqual((topic, qos, payload, user, content_type),
+                         ("t/5", "1", "hello five", "colour:blue", "text/plain"), sub5.all)
+        self.assertTrue(590 <= int(expiry) <= 600, f"expiry left {expiry}")
+        self.assertEqual(got311, ["t/5|1|hello five"], sub311.all)
+        self.assert_counters(b.stop(), connect_accepted=3, publish_sent_mqtt5=1)
+
     def test_mosquitto_sub_mqtt_31_verbose_and_retained(self):
         b = self.start_broker()
         self.assert_ok(self.pub(b, "-t", "t/kept", "-m", "retained one", "-q", "1", "-r"))
