@@ -1012,8 +1012,7 @@ int64_t Connection::TakeBufferChargeDelta() {
   const size_t mqtt5_bytes =
       mqtt5() == nullptr
           ? 0
-          : mqtt5()->topic_alias_bytes +
-                mqtt5()->topic_aliases.capacity() * sizeof(std::string) +
+          : mqtt5()->topic_alias_bytes + mqtt5()->topic_aliases.capacity() * sizeof(std::string) +
                 mqtt5()->qos2_pending.capacity() * sizeof(uint16_t) +
                 (mqtt5()->outbound_aliases == nullptr ? 0
                                                       : mqtt5()->outbound_aliases->memory_bytes());

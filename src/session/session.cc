@@ -210,8 +210,8 @@ Session::Written Session::WritePublish5(const Outbound& entry, ByteBuffer& out, 
   return Written::kWritten;
 }
 
-size_t Session::WriteOutput(ByteBuffer& out, size_t max_bytes, WriteCounts* counts,
-                            uint64_t now_ms, mqtt::OutboundTopicAliases* aliases) {
+size_t Session::WriteOutput(ByteBuffer& out, size_t max_bytes, WriteCounts* counts, uint64_t now_ms,
+                            mqtt::OutboundTopicAliases* aliases) {
   if (!online_) return 0;
   const size_t start = out.size();
   // Resends and due PUBRELs first, in their original order.

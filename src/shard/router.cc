@@ -1229,9 +1229,9 @@ void Router::WriteSessionOutput(SessionEntry& entry) {
   ByteBuffer& out = connection.output_buffer();
   const Levels before = LevelsOf(*entry.session);
   session::WriteCounts sent;
-  const size_t written = entry.session->WriteOutput(out, out.size() + (budget - pending), &sent,
-                                                    services_.now_ms(),
-                                                    connection.outbound_topic_aliases());
+  const size_t written =
+      entry.session->WriteOutput(out, out.size() + (budget - pending), &sent, services_.now_ms(),
+                                 connection.outbound_topic_aliases());
   AccountLevels(before, *entry.session);  // discarded messages move the gauges too
   if (sent.expired != 0) counters_.messages_expired.Add(sent.expired);
   if (sent.too_large != 0) counters_.dropped_too_large_for_client.Add(sent.too_large);

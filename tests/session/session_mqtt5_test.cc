@@ -1,8 +1,9 @@
 // Session at MQTT 5.0: deliveries encoded with the publisher's properties and the per-subscriber
 // edits, the Receive Maximum window (5.0:MQTT-3.3.4-9), the client's Maximum Packet Size
 // (5.0:MQTT-3.1.2-25), Message Expiry (5.0:3.3.2.3.3, MQTT-3.3.2-6), Subscription Identifiers
-// (5.0:MQTT-3.3.4-3..5), outbound Topic Aliases (5.0:3.3.2.3.4) and MatchDelivery (No Local, 5.0:MQTT-3.8.3-3). What WriteOutput puts on
-// the wire is decoded back with the codec at level 5.
+// (5.0:MQTT-3.3.4-3..5), outbound Topic Aliases (5.0:3.3.2.3.4) and MatchDelivery (No
+// Local, 5.0:MQTT-3.8.3-3). What WriteOutput puts on the wire is decoded back with the codec at
+// level 5.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -357,8 +358,8 @@ TEST(SessionMqtt5Test, OutboundAliasFirstUseCarriesTheTopicThenOnlyTheAlias_MQTT
   }
   const Decoded written = Write(session, 0, kNoLimit, &aliases);
   ASSERT_EQ(written.publishes.size(), 6u);
-  const std::vector<std::pair<std::string, uint16_t>> expected = {
-      {"a", 1}, {"b", 2}, {"", 1}, {"c", 0}, {"", 2}, {"c", 0}};
+  const std::vector<std::pair<std::string, uint16_t>> expected = {{"a", 1}, {"b", 2}, {"", 1},
+                                                                  {"c", 0}, {"", 2},  {"c", 0}};
   for (size_t i = 0; i < expected.size(); ++i) {
     EXPECT_EQ(written.publishes[i].topic, expected[i].first) << i;
     EXPECT_EQ(AliasOf(written.publishes[i]), expected[i].second)
@@ -395,8 +396,8 @@ TEST(SessionMqtt5Test, AResendOnANewConnectionCarriesItsTopicNotAnOldAlias) {
 
 TEST(SessionMqtt5Test, ADiscardedPublishSetsNoAlias_MQTT5_3_1_2_25) {
   Session session("c", true, kDefaultLimits);
-  session.Attach(true, ClientTerms{.level = mqtt::ProtocolLevel::kMqtt5,
-                                   .maximum_packet_size = 20});
+  session.Attach(true,
+                 ClientTerms{.level = mqtt::ProtocolLevel::kMqtt5, .maximum_packet_size = 20});
   mqtt::OutboundTopicAliases aliases(4);
   session.Enqueue(NewMessage("a/topic/longer/than/the/limit", {}, 0, 0), 0, false);
   const Decoded written = Write(session, 0, kNoLimit, &aliases);

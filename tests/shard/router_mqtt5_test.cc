@@ -568,8 +568,7 @@ TEST_F(RouterMqtt5Test, OutboundTopicAliasesPerConnectionCappedByTheClient_MQTT5
   Config config;
   config.outbound_topic_aliases = 4;
   Start(config);
-  Client& subscriber =
-      Connect5(1, "sub", IntegerProperty(mqtt::PropertyId::kTopicAliasMaximum, 1));
+  Client& subscriber = Connect5(1, "sub", IntegerProperty(mqtt::PropertyId::kTopicAliasMaximum, 1));
   Subscribe(subscriber, {{.filter = "t/#"}});
   Client& subscriber311 = Connect311(1, "sub311");
   ASSERT_EQ(harness_->Subscribe(subscriber311, "t/#"), 1);
