@@ -91,6 +91,9 @@ struct Config {
   // max_keepalive to 5.0 clients only and accepts any 3.1.x keepalive).
   uint16_t max_keepalive = 0;
   uint16_t max_topic_alias = 10;     // Topic Alias Maximum granted to 5.0 clients (Mosquitto's)
+  // Topic aliases the broker uses for deliveries to each 5.0 connection, capped by the client's
+  // Topic Alias Maximum; 0: none (deliveries carry the topic name).
+  uint16_t outbound_topic_aliases = 0;
   uint16_t receive_maximum = 1024;   // QoS 2 PUBLISHes a 5.0 client may have awaiting PUBREL
   std::string response_information;  // Response Information prefix; empty: none
   // Empty: every client id is allowed. Otherwise a client id must start with one of these.

@@ -426,6 +426,12 @@ constexpr Option kOptions[] = {
       "Topic Alias Maximum granted to MQTT 5 clients for their PUBLISHes (0: no aliases)", true},
      &ShowValue<&Config::max_topic_alias>,
      Integer<&Config::max_topic_alias, 0, 1'024>()},
+    {{"outbound_topic_aliases", '\0', "N",
+      "Topic aliases the broker uses per MQTT 5 connection for deliveries, at most the client's "
+      "Topic Alias Maximum: the first N distinct topics sent keep an alias (0: none)",
+      true},
+     &ShowValue<&Config::outbound_topic_aliases>,
+     Integer<&Config::outbound_topic_aliases, 0, 1'024>()},
     {{"receive_maximum", '\0', "N",
       "MQTT 5 Receive Maximum the broker announces: QoS 2 PUBLISHes a client may have awaiting "
       "PUBREL; beyond N, DISCONNECT 0x93",

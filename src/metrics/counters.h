@@ -106,6 +106,8 @@ namespace ringmq::metrics {
   X(disconnect_sent_other)                                                                     \
   X(topic_alias_set)              /* 5.0 PUBLISHes that set an inbound topic alias */          \
   X(topic_alias_used)             /* 5.0 PUBLISHes whose topic came from an alias */           \
+  X(topic_alias_out_set)          /* 5.0 deliveries that carried a topic and set an alias */   \
+  X(topic_alias_out_used)         /* 5.0 deliveries sent with an alias and an empty topic */   \
   X(receive_maximum_exceeded)     /* 5.0 clients over the broker's Receive Maximum: closed */  \
   X(auth_cache_hits)               /* CONNECT credentials found verified in the shard cache */ \
   X(auth_verifications)            /* password hashes computed (PBKDF2 / SHA-512) */           \

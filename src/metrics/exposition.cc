@@ -40,8 +40,9 @@ constexpr Family kFamilies[] = {
     {"ringmq_disconnects_sent_total", Type::kCounter,
      "DISCONNECT packets sent to MQTT 5.0 clients, by reason code."},
     {"ringmq_topic_aliases_total", Type::kCounter,
-     "MQTT 5.0 PUBLISHes with an inbound Topic Alias: use set (alias mapped) or used (topic "
-     "taken from the alias)."},
+     "MQTT 5.0 PUBLISHes with a Topic Alias: inbound use set (alias mapped) or used (topic "
+     "taken from the alias); deliveries use out_set (topic sent with a new alias) or out_used "
+     "(alias sent instead of the topic)."},
     {"ringmq_receive_maximum_exceeded_total", Type::kCounter,
      "MQTT 5.0 connections closed (DISCONNECT 0x93) for more QoS 2 PUBLISHes awaiting PUBREL "
      "than the broker's Receive Maximum."},
@@ -453,6 +454,8 @@ Series SeriesOf(CounterId id) {
     case C::disconnect_sent_other: return Labelled(kDisconnectsSent, "reason", "other");
     case C::topic_alias_set: return Labelled(kTopicAliases, "use", "set");
     case C::topic_alias_used: return Labelled(kTopicAliases, "use", "used");
+    case C::topic_alias_out_set: return Labelled(kTopicAliases, "use", "out_set");
+    case C::topic_alias_out_used: return Labelled(kTopicAliases, "use", "out_used");
     case C::receive_maximum_exceeded: return Plain("ringmq_receive_maximum_exceeded_total");
     case C::shared_deliveries: return Plain("ringmq_shared_deliveries_total");
     case C::shared_skips: return Plain("ringmq_shared_skips_total");

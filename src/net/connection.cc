@@ -522,6 +522,12 @@ void Connection::AcceptMqtt5(const mqtt::Connect& connect, bool assigned_client_
   state.client_receive_maximum = values.receive_maximum.value_or(65535);
   state.client_maximum_packet_size = values.maximum_packet_size.value_or(0);
   state.client_topic_alias_maximum = values.topic_alias_maximum.value_or(0);
+  // 5.0:MQTT-3.3.2-11: no outbound alias above the client's maximum, none when it is 0.
+  if (const uint16_t maximum =
+          std::min(context.outbound_topic_aliases, state.client_topic_alias_maximum);
+      maximum != 0) {
+    state.outbound_aliases = std::make_unique<mqtt::OutboundTopicAliases>(maximum);
+  }
   state.request_problem_information = values.request_problem_information.value_or(1) == 1;
   state.request_response_information = values.request_response_information.value_or(0) == 1;
   state.connect_session_expiry_zero = values.session_expiry_interval_s.value_or(0) == 0;
@@ -1012,12 +1018,15 @@ int64_t Connection::TakeBufferChargeDelta() {
   // cap), so the sum fits 32 bits.
   const size_t spill_capacity =
       spill_ == nullptr ? 0 : spill_->partial.capacity() + spill_->handoff.capacity();
-  // The alias table: at most topic_alias_maximum topics of at most 65,535 bytes.
-  const size_t mqtt5_bytes = mqtt5() == nullptr
-                                 ? 0
-                                 : mqtt5()->topic_alias_bytes +
-                                       mqtt5()->topic_aliases.capacity() * sizeof(std::string) +
-                                       mqtt5()->qos2_pending.capacity() * sizeof(uint16_t);
+  // The alias tables: inbound at most topic_alias_maximum topics, outbound at most
+  // outbound_topic_aliases topics, each of at most 65,535 bytes.
+  const size_t mqtt5_bytes =
+      mqtt5() == nullptr
+          ? 0
+          : mqtt5()->topic_alias_bytes + mqtt5()->topic_aliases.capacity() * sizeof(std::string) +
+                mqtt5()->qos2_pending.capacity() * sizeof(uint16_t) +
+                (mqtt5()->outbound_aliases == nullptr ? 0
+                                                      : mqtt5()->outbound_aliases->memory_bytes());
   const auto capacity = static_cast<uint32_t>(spill_capacity + mqtt5_bytes + queued_.capacity() +
                                               sending_.capacity());
   const int64_t delta = int64_t{capacity} - int64_t{charged_buffer_bytes_};

@@ -59,6 +59,7 @@
 #include "connect/client_id.h"
 #include "memory/budget.h"
 #include "metrics/counters.h"
+#include "mqtt/outbound_topic_aliases.h"
 #include "mqtt/packet.h"
 
 namespace ringmq::net {
@@ -127,6 +128,9 @@ struct ConnectionContext {
   // capped to max_qos / not retained, since admission refuses only 5.0 wills for them.
   uint16_t receive_maximum = 1024;    // QoS 2 PUBLISHes awaiting PUBREL per 5.0 connection
   uint16_t topic_alias_maximum = 10;  // inbound aliases per 5.0 connection; 0: none
+  // Outbound aliases per 5.0 connection (capped by the client's Topic Alias Maximum); 0: the
+  // broker sends none.
+  uint16_t outbound_topic_aliases = 0;
   uint16_t max_keepalive_s = 0;       // 0: the client's keepalive stands
   uint8_t max_qos = 2;
   bool retain_available = true;
@@ -227,6 +231,12 @@ class Connection {
   uint16_t client_receive_maximum() const;
   uint32_t client_maximum_packet_size() const;
   uint16_t client_topic_alias_maximum() const;
+  // The connection's outbound Topic Alias mapping for deliveries (5.0:3.3.2.3.4): null unless
+  // the connection is at 5.0, ConnectionContext::outbound_topic_aliases is not 0 and the client
+  // accepts aliases. It lives and dies with the connection.
+  mqtt::OutboundTopicAliases* outbound_topic_aliases() const {
+    return mqtt5() == nullptr ? nullptr : mqtt5()->outbound_aliases.get();
+  }
   bool request_problem_information() const;
 
   // The shard's handle for this connection (its slot), for the sink.
@@ -373,6 +383,8 @@ class Connection {
     // bytes; charged to the memory budget with the buffers.
     std::vector<std::string> topic_aliases;
     size_t topic_alias_bytes = 0;  // capacity the topics grew beyond an empty string's
+    // Outbound topic aliases (see outbound_topic_aliases()); charged like the inbound table.
+    std::unique_ptr<mqtt::OutboundTopicAliases> outbound_aliases;
     // QoS 2 packet ids received and not yet released (PUBREL), sorted: at most
     // ConnectionContext::receive_maximum (5.0:3.3.4; QoS 1 is acknowledged at once).
     std::vector<uint16_t> qos2_pending;

@@ -98,7 +98,8 @@ bool Session::has_output() const {
 }
 
 Session::Written Session::WriteOne(const Outbound& entry, ByteBuffer& out, size_t max_bytes,
-                                   WriteCounts* counts, uint64_t now_ms) {
+                                   WriteCounts* counts, uint64_t now_ms,
+                                   mqtt::OutboundTopicAliases* aliases) {
   if (entry.stage == Stage::kAwaitComplete) {
     const mqtt::Packet packet = mqtt::Pubrel{entry.packet_id};
     const size_t size = mqtt::EncodedSize(packet);
@@ -112,7 +113,7 @@ Session::Written Session::WriteOne(const Outbound& entry, ByteBuffer& out, size_
   }
   const message::Message& message = *entry.message.get();
   if (level_ == mqtt::ProtocolLevel::kMqtt5) {
-    return WritePublish5(entry, out, max_bytes, counts, now_ms);
+    return WritePublish5(entry, out, max_bytes, counts, now_ms, aliases);
   }
   // The hot path: the message already holds its length-prefixed topic and payload side by side,
   // so a PUBLISH is a header byte, a length, and copies (no Packet variant, no re-validation).
@@ -134,7 +135,8 @@ Session::Written Session::WriteOne(const Outbound& entry, ByteBuffer& out, size_
 }
 
 Session::Written Session::WritePublish5(const Outbound& entry, ByteBuffer& out, size_t max_bytes,
-                                        WriteCounts* counts, uint64_t now_ms) {
+                                        WriteCounts* counts, uint64_t now_ms,
+                                        mqtt::OutboundTopicAliases* aliases) {
   const message::Message& message = *entry.message.get();
   // The Subscription Identifiers of the matching subscriptions (5.0:MQTT-3.3.4-3..5), looked up
   // now rather than stored with each queued delivery. A per-thread scratch vector: it grows to
@@ -161,7 +163,22 @@ Session::Written Session::WritePublish5(const Outbound& entry, ByteBuffer& out, 
     const uint64_t left_ms = deadline_ms > now_ms ? deadline_ms - now_ms : 0;
     edits.message_expiry_s = static_cast<uint32_t>((left_ms + 999) / 1000);
   }
-  const mqtt::PublishParts parts{.encoded_topic = message.encoded_topic(),
+  // 5.0:3.3.2.3.4: a topic with an alias on this connection goes as an empty topic and the
+  // alias; a new one, while aliases are left, goes with its name and takes the next alias,
+  // recorded only once the packet is written (a packet not written sets nothing).
+  static constexpr uint8_t kEmptyTopic[2] = {0, 0};
+  std::span<const uint8_t> encoded_topic = message.encoded_topic();
+  uint16_t new_alias = 0;
+  if (aliases != nullptr) {
+    if (const uint16_t alias = aliases->Find(message.topic()); alias != 0) {
+      edits.topic_alias = alias;
+      encoded_topic = kEmptyTopic;
+    } else {
+      new_alias = aliases->NextFree();
+      edits.topic_alias = new_alias;
+    }
+  }
+  const mqtt::PublishParts parts{.encoded_topic = encoded_topic,
                                  .payload = message.payload(),
                                  .qos = static_cast<mqtt::QoS>(entry.qos),
                                  .retain = entry.retain,
@@ -180,15 +197,21 @@ Session::Written Session::WritePublish5(const Outbound& entry, ByteBuffer& out, 
   [[maybe_unused]] const size_t written =
       mqtt::EncodePublishParts5(parts, edits, std::span<uint8_t>(out).subspan(old_size));
   RINGMQ_ASSERT(written == size);
+  if (new_alias != 0) aliases->Assign(message.topic(), new_alias);
   if (counts != nullptr) {
     ++counts->publishes_by_qos[entry.qos];
     ++counts->publishes_mqtt5;
+    if (new_alias != 0) {
+      ++counts->aliases_set;
+    } else if (edits.topic_alias != 0) {
+      ++counts->aliases_used;
+    }
   }
   return Written::kWritten;
 }
 
-size_t Session::WriteOutput(ByteBuffer& out, size_t max_bytes, WriteCounts* counts,
-                            uint64_t now_ms) {
+size_t Session::WriteOutput(ByteBuffer& out, size_t max_bytes, WriteCounts* counts, uint64_t now_ms,
+                            mqtt::OutboundTopicAliases* aliases) {
   if (!online_) return 0;
   const size_t start = out.size();
   // Resends and due PUBRELs first, in their original order.
@@ -198,7 +221,7 @@ size_t Session::WriteOutput(ByteBuffer& out, size_t max_bytes, WriteCounts* coun
       ++i;
       continue;
     }
-    switch (WriteOne(entry, out, max_bytes, counts, now_ms)) {
+    switch (WriteOne(entry, out, max_bytes, counts, now_ms, aliases)) {
       case Written::kNoRoom:
         return out.size() - start;
       case Written::kWritten:
@@ -228,7 +251,7 @@ size_t Session::WriteOutput(ByteBuffer& out, size_t max_bytes, WriteCounts* coun
     if (entry.qos > 0 && inflight_.size() >= window()) break;
     const bool needs_id = entry.qos > 0 && entry.packet_id == 0;
     if (needs_id) entry.packet_id = NextPacketId();
-    const Written result = WriteOne(entry, out, max_bytes, counts, now_ms);
+    const Written result = WriteOne(entry, out, max_bytes, counts, now_ms, aliases);
     if (result == Written::kNoRoom) break;
     const uint64_t bytes = entry.message.get()->wire_bytes();
     queued_bytes_ -= bytes;

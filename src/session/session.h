@@ -59,6 +59,7 @@
 #include "common/byte_buffer.h"
 #include "common/shared_string.h"
 #include "message/message.h"
+#include "mqtt/outbound_topic_aliases.h"
 #include "mqtt/packet_type.h"
 #include "session/ring_queue.h"
 
@@ -99,6 +100,8 @@ struct WriteCounts {
   uint64_t publishes_mqtt5 = 0;              // of those, encoded at 5.0
   uint64_t expired = 0;                      // not sent: Message Expiry Interval passed
   uint64_t too_large = 0;                    // not sent: above the client's Maximum Packet Size
+  uint64_t aliases_set = 0;   // 5.0 PUBLISHes that carried a topic and set an outbound alias
+  uint64_t aliases_used = 0;  // 5.0 PUBLISHes sent with an alias and an empty topic
 };
 
 struct Will {
@@ -189,9 +192,11 @@ class Session {
   // exceed `max_bytes` or nothing can be sent (window full). A message larger than max_bytes is
   // still written when `out` is empty, so progress is always possible. Returns bytes appended.
   // `counts`, if given, is increased by what was written or discarded. `now_ms` (monotonic) is
-  // compared with the messages' expiry deadlines.
+  // compared with the messages' expiry deadlines. `aliases`, if given (5.0 connections with
+  // outbound aliases on), is the connection's outbound Topic Alias mapping: PUBLISHes use and
+  // extend it (5.0:3.3.2.3.4).
   size_t WriteOutput(ByteBuffer& out, size_t max_bytes, WriteCounts* counts = nullptr,
-                     uint64_t now_ms = 0);
+                     uint64_t now_ms = 0, mqtt::OutboundTopicAliases* aliases = nullptr);
   bool has_output() const;
 
   // Acknowledgements from the client. Return false for an unknown packet id (ignored; a
@@ -266,10 +271,10 @@ class Session {
     kDiscarded,  // never to be sent (too large for the client): as if sent
   };
   Written WriteOne(const Outbound& entry, ByteBuffer& out, size_t max_bytes, WriteCounts* counts,
-                   uint64_t now_ms);
-  // The PUBLISH of `entry` at level 5.
+                   uint64_t now_ms, mqtt::OutboundTopicAliases* aliases);
+  // The PUBLISH of `entry` at level 5, by alias when `aliases` (may be null) has or takes one.
   Written WritePublish5(const Outbound& entry, ByteBuffer& out, size_t max_bytes,
-                        WriteCounts* counts, uint64_t now_ms);
+                        WriteCounts* counts, uint64_t now_ms, mqtt::OutboundTopicAliases* aliases);
 
   uint16_t NextPacketId();
   bool PacketIdInUse(uint16_t packet_id) const;

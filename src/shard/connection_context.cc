@@ -24,6 +24,7 @@ void ConfigureConnectionContext(uint32_t shard, const Config& config, SharedStat
   context.receive_maximum = static_cast<uint16_t>(
       std::min<uint32_t>(config.receive_maximum, config.max_inbound_qos2_pending));
   context.topic_alias_maximum = config.max_topic_alias;
+  context.outbound_topic_aliases = config.outbound_topic_aliases;
   context.max_keepalive_s = config.max_keepalive;
   context.max_qos = config.max_qos;
   context.retain_available = config.retain_available;

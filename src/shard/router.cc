@@ -1230,12 +1230,17 @@ void Router::WriteSessionOutput(SessionEntry& entry) {
   const Levels before = LevelsOf(*entry.session);
   session::WriteCounts sent;
   const size_t written =
-      entry.session->WriteOutput(out, out.size() + (budget - pending), &sent, services_.now_ms());
+      entry.session->WriteOutput(out, out.size() + (budget - pending), &sent, services_.now_ms(),
+                                 connection.outbound_topic_aliases());
   AccountLevels(before, *entry.session);  // discarded messages move the gauges too
   if (sent.expired != 0) counters_.messages_expired.Add(sent.expired);
   if (sent.too_large != 0) counters_.dropped_too_large_for_client.Add(sent.too_large);
   if (written == 0) return;
-  if (sent.publishes_mqtt5 != 0) counters_.publish_sent_mqtt5.Add(sent.publishes_mqtt5);
+  if (sent.publishes_mqtt5 != 0) {
+    counters_.publish_sent_mqtt5.Add(sent.publishes_mqtt5);
+    if (sent.aliases_set != 0) counters_.topic_alias_out_set.Add(sent.aliases_set);
+    if (sent.aliases_used != 0) counters_.topic_alias_out_used.Add(sent.aliases_used);
+  }
   if (sent.publishes_by_qos[0] != 0) counters_.publish_sent_qos0.Add(sent.publishes_by_qos[0]);
   if (sent.publishes_by_qos[1] != 0) counters_.publish_sent_qos1.Add(sent.publishes_by_qos[1]);
   if (sent.publishes_by_qos[2] != 0) counters_.publish_sent_qos2.Add(sent.publishes_by_qos[2]);

@@ -109,6 +109,7 @@ max_qos = 1
 retain_available = false
 max_keepalive = 120
 max_topic_alias = 0
+outbound_topic_aliases = 5
 receive_maximum = 20
 response_information = "reply/"
 max_filters_per_iteration = 16
@@ -158,6 +159,7 @@ Config EveryKeyConfig() {
   config.retain_available = false;
   config.max_keepalive = 120;
   config.max_topic_alias = 0;
+  config.outbound_topic_aliases = 5;
   config.receive_maximum = 20;
   config.response_information = "reply/";
   config.max_filters_per_iteration = 16;
@@ -426,6 +428,10 @@ std::vector<FlagCase> GoodFlagCases() {
       {"--max-keepalive", "65535", [](const Config& c) { EXPECT_EQ(c.max_keepalive, 65535); }},
       {"--max-topic-alias", "0", [](const Config& c) { EXPECT_EQ(c.max_topic_alias, 0); }},
       {"--max-topic-alias", "1024", [](const Config& c) { EXPECT_EQ(c.max_topic_alias, 1024); }},
+      {"--outbound-topic-aliases", "8",
+       [](const Config& c) { EXPECT_EQ(c.outbound_topic_aliases, 8); }},
+      {"--outbound-topic-aliases", "1024",
+       [](const Config& c) { EXPECT_EQ(c.outbound_topic_aliases, 1024); }},
       {"--receive-maximum", "1", [](const Config& c) { EXPECT_EQ(c.receive_maximum, 1); }},
       {"--receive-maximum", "65535",
        [](const Config& c) { EXPECT_EQ(c.receive_maximum, 65535); }},
@@ -521,6 +527,8 @@ TEST(OptionsFlagsTest, BadValuesGiveExactOneLineErrors) {
        R"(--receive-maximum: expected an integer in 1..65535, got "0")"},
       {{"--max-topic-alias", "1025"},
        R"(--max-topic-alias: expected an integer in 0..1024, got "1025")"},
+      {{"--outbound-topic-aliases", "1025"},
+       R"(--outbound-topic-aliases: expected an integer in 0..1024, got "1025")"},
       {{"--response-information", "a b"},
        R"(--response-information: expected up to 1024 printable ASCII characters )"
        R"(without spaces, got "a b")"},

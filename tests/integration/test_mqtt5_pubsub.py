@@ -310,3 +310,159 @@ class Mqtt5ReasonCodes(BrokerTestCase):
                         what="UNSUBACK")
         self.assert_counters(b.stop(), connect_accepted=1, publish_denied=3, subscribe_denied=1,
                              publish_dropped_no_subscribers=None)
+
+
+def read_varint(data, i):
+    value, shift = 0, 0
+    while True:
+        byte = data[i]
+        i += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, i
+
+
+def parse_publish5(packet):
+    """(topic, packet id or None, Topic Alias or None, dup, payload) of a raw 5.0 PUBLISH."""
+    assert packet.type == 3, packet
+    body = packet.body
+    qos = (packet.flags >> 1) & 3
+    topic_length = struct.unpack("!H", body[0:2])[0]
+    topic = body[2:2 + topic_length].decode()
+    i = 2 + topic_length
+    packet_id = None
+    if qos:
+        packet_id = struct.unpack("!H", body[i:i + 2])[0]
+        i += 2
+    length, i = read_varint(body, i)
+    end = i + length
+    alias = None
+    while i < end:  # the properties a broker sends on a PUBLISH (5.0:3.3.2.3)
+        pid = body[i]
+        i += 1
+        if pid == 0x23:
+            alias = struct.unpack("!H", body[i:i + 2])[0]
+            i += 2
+        elif pid == 0x01:
+            i += 1
+        elif pid == 0x02:
+            i += 4
+        elif pid == 0x0B:
+            _, i = read_varint(body, i)
+        elif pid in (0x03, 0x08, 0x09):
+            i += 2 + struct.unpack("!H", body[i:i + 2])[0]
+        elif pid == 0x26:
+            for _ in range(2):
+                i += 2 + struct.unpack("!H", body[i:i + 2])[0]
+        else:
+            raise AssertionError(f"unexpected property {pid:#x} in {packet!r}")
+    return topic, packet_id, alias, bool(packet.flags & 0x08), body[end:]
+
+
+class Mqtt5OutboundTopicAliases(BrokerTestCase):
+    """Topic aliases the broker uses for deliveries (5.0:3.3.2.3.4, MQTT-3.3.2-10..12), with
+    --outbound-topic-aliases on: raw sockets see the wire, paho (1.6.1 does not resolve aliases
+    itself) sees the alias and the empty topic."""
+
+    def subscriber5(self, b, client_id, alias_maximum=2, clean_start=True, expiry_s=0,
+                    filters=(("t/#", 0),)):
+        props = b""
+        if alias_maximum is not None:
+            props += bytes([0x22]) + struct.pack("!H", alias_maximum)  # Topic Alias Maximum
+        if expiry_s:
+            props += bytes([0x11]) + struct.pack("!I", expiry_s)  # Session Expiry Interval
+        flags = 0x02 if clean_start else 0x00
+        body = (m.mqtt_string("MQTT") + bytes([5, flags]) + struct.pack("!H", 60) +
+                bytes([len(props)]) + props + m.mqtt_string(client_id))
+        sock = m.open_socket(b.port)
+        self.addCleanup(sock.close)
+        m.send(sock, m.packet(0x10, body))
+        connack = m.read_packet(sock).raw
+        self.assertEqual(connack[0], 0x20, connack)
+        self.assertEqual(connack[3], 0x00, connack)
+        if filters:
+            payload = b"".join(m.mqtt_string(f) + bytes([q]) for f, q in filters)
+            m.send(sock, m.packet(0x82, struct.pack("!H", 1) + b"\x00" + payload))
+            self.assertEqual(m.read_packet(sock).raw[0], 0x90)
+        return sock, connack
+
+    def publish_all(self, b, messages, qos=0):
+        pub = m.connect_client(b.port, "pub")
+        self.addCleanup(pub.close)
+        for index, topic in enumerate(messages):
+            m.send(pub, m.publish(topic, f"p{index}".encode(), qos=qos,
+                                  packet_id=index + 1 if qos else None))
+            if qos:
+                self.assertEqual(m.read_packet(pub).type, 4)  # PUBACK
+        return pub
+
+    def test_first_publish_carries_topic_and_alias_then_only_the_alias_5_0_MQTT_3_3_2_10(self):
+        b = self.start_broker("--outbound-topic-aliases", "10")
+        sock, _ = self.subscriber5(b, "s5", alias_maximum=2)
+        sub311 = m.connect_client(b.port, "s311")
+        self.addCleanup(sub311.close)
+        m.send(sub311, m.subscribe(1, [("t/#", 0)]))
+        self.assertEqual(m.read_packet(sub311).type, 9)
+        self.publish_all(b, ["t/a", "t/a", "t/b", "t/c", "t/b", "t/c"])
+        got = [parse_publish5(m.read_packet(sock)) for _ in range(6)]
+        # The client's maximum (2) caps the broker's 10 (5.0:MQTT-3.3.2-11).
+        self.assertEqual([(topic, alias) for topic, _, alias, _, _ in got],
+                         [("t/a", 1), ("", 1), ("t/b", 2), ("t/c", None), ("", 2), ("t/c", None)])
+        self.assertEqual([payload for *_, payload in got], [f"p{i}".encode() for i in range(6)])
+        # A 3.1.1 subscriber of the same messages gets every topic by name.
+        for i, topic in enumerate(["t/a", "t/a", "t/b", "t/c", "t/b", "t/c"]):
+            packet = m.read_packet(sub311)
+            self.assertEqual(packet.body[2:2 + len(topic)], topic.encode(), packet)
+        self.assert_counters_at_least(b.stop(), topic_alias_out_set=2, topic_alias_out_used=2)
+
+    def test_a_reconnect_starts_a_fresh_mapping(self):
+        b = self.start_broker("--outbound-topic-aliases", "4")
+        sock, _ = self.subscriber5(b, "s5", clean_start=False, expiry_s=60,
+                                   filters=(("t/#", 1),))
+        self.publish_all(b, ["t/a", "t/a"], qos=1)
+        first = [parse_publish5(m.read_packet(sock)) for _ in range(2)]
+        self.assertEqual([(t, a) for t, _, a, _, _ in first], [("t/a", 1), ("", 1)])
+        sock.close()  # unacknowledged: both are resent on the next connection
+        again, connack = self.subscriber5(b, "s5", clean_start=False, expiry_s=60, filters=())
+        self.assertEqual(connack[2], 0x01, "session present")
+        resent = [parse_publish5(m.read_packet(again)) for _ in range(2)]
+        # An alias of the previous connection is not valid: the first resend carries the topic.
+        self.assertEqual([(t, a, dup) for t, _, a, dup, _ in resent],
+                         [("t/a", 1, True), ("", 1, True)])
+        for _, packet_id, _, _, _ in resent:
+            m.send(again, bytes([0x40, 0x02]) + struct.pack("!H", packet_id))
+        self.publish_all(b, ["t/a"], qos=0)
+        self.assertEqual(parse_publish5(m.read_packet(again))[:3:2], ("", 1))
+
+    def test_no_aliases_when_the_key_is_off_or_the_client_takes_none_5_0_MQTT_3_3_2_12(self):
+        b = self.start_broker()  # outbound_topic_aliases defaults to 0
+        off, _ = self.subscriber5(b, "off", alias_maximum=10)
+        b2 = self.start_broker("--outbound-topic-aliases", "10")
+        none, _ = self.subscriber5(b2, "none", alias_maximum=None)  # absent: 0
+        self.publish_all(b, ["t/a", "t/a"])
+        self.publish_all(b2, ["t/a", "t/a"])
+        for sock in (off, none):
+            got = [parse_publish5(m.read_packet(sock)) for _ in range(2)]
+            self.assertEqual([(t, a) for t, _, a, _, _ in got], [("t/a", None), ("t/a", None)])
+        self.assert_counters_at_least(b.stop(), publish_sent_mqtt5=2)
+        counters = b2.stop()
+        if counters is not None:
+            self.assertEqual(counters.get("topic_alias_out_set", 0), 0)
+
+    def test_paho_mqttv5_subscriber_gets_aliases(self):
+        b = self.start_broker("--outbound-topic-aliases", "2")
+        props = Properties(PacketTypes.CONNECT)
+        props.TopicAliasMaximum = 2
+        sub = Client(b.port, "paho5", connect_properties=props)
+        self.addCleanup(sub.close)
+        sub.subscribe("t/#", qos=1)
+        pub = Client(b.port, "pub5")
+        self.addCleanup(pub.close)
+        pub.publish("t/x", b"1")
+        pub.publish("t/x", b"2")
+        first, second = sub.get(), sub.get()
+        self.assertEqual((first.topic, first.properties.TopicAlias, first.payload),
+                         ("t/x", 1, b"1"))
+        self.assertEqual((second.topic, second.properties.TopicAlias, second.payload),
+                         ("", 1, b"2"))

@@ -1,8 +1,9 @@
 // Session at MQTT 5.0: deliveries encoded with the publisher's properties and the per-subscriber
 // edits, the Receive Maximum window (5.0:MQTT-3.3.4-9), the client's Maximum Packet Size
 // (5.0:MQTT-3.1.2-25), Message Expiry (5.0:3.3.2.3.3, MQTT-3.3.2-6), Subscription Identifiers
-// (5.0:MQTT-3.3.4-3..5) and MatchDelivery (No Local, 5.0:MQTT-3.8.3-3). What WriteOutput puts on
-// the wire is decoded back with the codec at level 5.
+// (5.0:MQTT-3.3.4-3..5), outbound Topic Aliases (5.0:3.3.2.3.4) and MatchDelivery (No
+// Local, 5.0:MQTT-3.8.3-3). What WriteOutput puts on the wire is decoded back with the codec at
+// level 5.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -17,6 +18,7 @@
 #include "common/bytes.h"
 #include "message/message.h"
 #include "mqtt/codec.h"
+#include "mqtt/outbound_topic_aliases.h"
 #include "mqtt/packet.h"
 #include "mqtt/properties.h"
 #include "session/session.h"
@@ -61,9 +63,10 @@ struct Decoded {
   WriteCounts counts;
 };
 
-Decoded Write(Session& session, uint64_t now_ms = 0, size_t max_bytes = kNoLimit) {
+Decoded Write(Session& session, uint64_t now_ms = 0, size_t max_bytes = kNoLimit,
+              mqtt::OutboundTopicAliases* aliases = nullptr) {
   Decoded decoded;
-  session.WriteOutput(decoded.bytes, max_bytes, &decoded.counts, now_ms);
+  session.WriteOutput(decoded.bytes, max_bytes, &decoded.counts, now_ms, aliases);
   std::span<const uint8_t> rest(decoded.bytes);
   while (!rest.empty()) {
     const mqtt::ProtocolLevel level = session.level();
@@ -334,6 +337,99 @@ TEST(SessionMqtt5Test, SubscriptionOptionsCostNoMapBytes) {
   // The map's slot holds the filter and the options: as large as a slot of filter -> QoS.
   EXPECT_EQ(sizeof(Session::Subscriptions::value_type),
             sizeof(std::pair<const std::string, uint8_t>));
+}
+
+}  // namespace
+}  // namespace ringmq::session
+
+namespace ringmq::session {
+namespace {
+
+uint16_t AliasOf(const mqtt::Publish& publish) {
+  return publish.properties.Values().topic_alias.value_or(0);
+}
+
+TEST(SessionMqtt5Test, OutboundAliasFirstUseCarriesTheTopicThenOnlyTheAlias_MQTT5_3_3_2_10) {
+  Session session("c", true, kDefaultLimits);
+  session.Attach(true, kMqtt5);
+  mqtt::OutboundTopicAliases aliases(2);
+  for (const std::string_view topic : {"a", "b", "a", "c", "b", "c"}) {
+    ASSERT_EQ(session.Enqueue(NewMessage(topic, {}, 0, 0), 0, false), EnqueueResult::kQueued);
+  }
+  const Decoded written = Write(session, 0, kNoLimit, &aliases);
+  ASSERT_EQ(written.publishes.size(), 6u);
+  const std::vector<std::pair<std::string, uint16_t>> expected = {{"a", 1}, {"b", 2}, {"", 1},
+                                                                  {"c", 0}, {"", 2},  {"c", 0}};
+  for (size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_EQ(written.publishes[i].topic, expected[i].first) << i;
+    EXPECT_EQ(AliasOf(written.publishes[i]), expected[i].second)
+        << i << ": no alias above the maximum (5.0:MQTT-3.3.2-11)";
+  }
+  EXPECT_EQ(written.counts.aliases_set, 2u);
+  EXPECT_EQ(written.counts.aliases_used, 2u);
+  EXPECT_EQ(aliases.size(), 2u);
+  EXPECT_EQ(aliases.NextFree(), 0) << "the first topics keep their aliases";
+}
+
+TEST(SessionMqtt5Test, AResendOnANewConnectionCarriesItsTopicNotAnOldAlias) {
+  Session session("c", false, kDefaultLimits);
+  session.Attach(false, kMqtt5);
+  mqtt::OutboundTopicAliases first(4);
+  session.Enqueue(NewMessage("t"), 1, false);
+  session.Enqueue(NewMessage("t"), 1, false);
+  Decoded written = Write(session, 0, kNoLimit, &first);
+  ASSERT_EQ(written.publishes.size(), 2u);
+  EXPECT_EQ(written.publishes[1].topic, "");
+  EXPECT_EQ(AliasOf(written.publishes[1]), 1);
+  session.Detach();
+  session.Attach(false, kMqtt5);
+  mqtt::OutboundTopicAliases second(4);  // the new connection's mapping starts empty
+  written = Write(session, 0, kNoLimit, &second);
+  ASSERT_EQ(written.publishes.size(), 2u);
+  EXPECT_TRUE(written.publishes[0].dup);
+  EXPECT_EQ(written.publishes[0].topic, "t") << "an alias of the old connection is not valid";
+  EXPECT_EQ(AliasOf(written.publishes[0]), 1);
+  EXPECT_TRUE(written.publishes[1].dup);
+  EXPECT_EQ(written.publishes[1].topic, "");
+  EXPECT_EQ(AliasOf(written.publishes[1]), 1);
+}
+
+TEST(SessionMqtt5Test, ADiscardedPublishSetsNoAlias_MQTT5_3_1_2_25) {
+  Session session("c", true, kDefaultLimits);
+  session.Attach(true,
+                 ClientTerms{.level = mqtt::ProtocolLevel::kMqtt5, .maximum_packet_size = 20});
+  mqtt::OutboundTopicAliases aliases(4);
+  session.Enqueue(NewMessage("a/topic/longer/than/the/limit", {}, 0, 0), 0, false);
+  const Decoded written = Write(session, 0, kNoLimit, &aliases);
+  EXPECT_TRUE(written.publishes.empty());
+  EXPECT_EQ(written.counts.too_large, 1u);
+  EXPECT_EQ(aliases.size(), 0u) << "the alias was never sent, so it is not set";
+  EXPECT_EQ(written.counts.aliases_set, 0u);
+}
+
+TEST(SessionMqtt5Test, A311SessionIgnoresTheAliasTable) {
+  Session session("c", true, kDefaultLimits);
+  session.Attach(true);
+  mqtt::OutboundTopicAliases aliases(4);
+  session.Enqueue(NewMessage("t", {}, 0, 0), 0, false);
+  session.Enqueue(NewMessage("t", {}, 0, 0), 0, false);
+  const Decoded written = Write(session, 0, kNoLimit, &aliases);
+  ASSERT_EQ(written.publishes.size(), 2u);
+  EXPECT_EQ(written.publishes[1].topic, "t");
+  EXPECT_EQ(aliases.size(), 0u);
+}
+
+TEST(OutboundTopicAliasesTest, AssignsInOrderAndCountsItsMemory) {
+  mqtt::OutboundTopicAliases aliases(2);
+  const size_t empty_bytes = aliases.memory_bytes();
+  EXPECT_EQ(aliases.NextFree(), 1);
+  aliases.Assign(std::string(100, 'x'), 1);
+  EXPECT_EQ(aliases.Find(std::string(100, 'x')), 1);
+  EXPECT_EQ(aliases.Find("y"), 0);
+  EXPECT_GE(aliases.memory_bytes(), empty_bytes + 100) << "charged to the memory budget";
+  aliases.Assign("y", 2);
+  EXPECT_EQ(aliases.NextFree(), 0);
+  EXPECT_EQ(aliases.Find("y"), 2);
 }
 
 }  // namespace

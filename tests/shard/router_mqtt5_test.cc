@@ -2,7 +2,7 @@
 // properties forwarded to 5.0 subscribers and not to 3.1.1 ones, subscription options (No
 // Local, Retain As Published, Retain Handling, Subscription Identifier), Message Expiry, the
 // client's Receive Maximum and Maximum Packet Size, will properties, and the 5.0 reason codes
-// of SUBACK, UNSUBACK and PUBACK.
+// of SUBACK, UNSUBACK and PUBACK, and outbound Topic Aliases (5.0:3.3.2.3.4).
 //
 // Two shards run on the test's thread (router_harness.h); subscribers sit on the other shard
 // than the publisher wherever it matters, so deliveries cross a mailbox (kHandle's options bit).
@@ -550,6 +550,70 @@ TEST_F(RouterMqtt5Test, WillPropertiesAreForwardedWithoutWillDelayInterval) {
   EXPECT_EQ(got[0].payload, "bye");
   const std::span<const uint8_t> raw = got[0].properties.raw();
   EXPECT_EQ(Bytes(raw.begin(), raw.end()), UserProperty("why", "gone"));
+}
+
+}  // namespace
+}  // namespace ringmq::shard
+
+// ---- Outbound topic aliases (5.0:3.3.2.3.4) --------------------------------------------------
+
+namespace ringmq::shard {
+namespace {
+
+uint16_t AliasOf(const mqtt::Publish& publish) {
+  return publish.properties.Values().topic_alias.value_or(0);
+}
+
+TEST_F(RouterMqtt5Test, OutboundTopicAliasesPerConnectionCappedByTheClient_MQTT5_3_3_2_11) {
+  Config config;
+  config.outbound_topic_aliases = 4;
+  Start(config);
+  Client& subscriber = Connect5(1, "sub", IntegerProperty(mqtt::PropertyId::kTopicAliasMaximum, 1));
+  Subscribe(subscriber, {{.filter = "t/#"}});
+  Client& subscriber311 = Connect311(1, "sub311");
+  ASSERT_EQ(harness_->Subscribe(subscriber311, "t/#"), 1);
+  Client& publisher = Connect5(0, "pub");
+  Publish5(publisher, "t/a", "1");
+  Publish5(publisher, "t/a", "2");
+  Publish5(publisher, "t/b", "3");
+  harness_->Settle();
+  const std::vector<mqtt::Publish> got = Publishes(subscriber);
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(got[0].topic, "t/a");
+  EXPECT_EQ(AliasOf(got[0]), 1);
+  EXPECT_EQ(got[1].topic, "") << "the alias alone";
+  EXPECT_EQ(AliasOf(got[1]), 1);
+  EXPECT_EQ(got[2].topic, "t/b") << "no alias above the client's maximum";
+  EXPECT_EQ(AliasOf(got[2]), 0);
+  const std::vector<mqtt::Publish> got311 = Publishes(subscriber311);
+  ASSERT_EQ(got311.size(), 3u);
+  for (const mqtt::Publish& publish : got311) EXPECT_FALSE(publish.topic.empty());
+  EXPECT_EQ(counters(1).topic_alias_out_set.Load(), 1u);
+  EXPECT_EQ(counters(1).topic_alias_out_used.Load(), 1u);
+  ASSERT_NE(subscriber.connection.outbound_topic_aliases(), nullptr);
+  EXPECT_EQ(subscriber.connection.outbound_topic_aliases()->maximum(), 1);
+  EXPECT_EQ(subscriber311.connection.outbound_topic_aliases(), nullptr);
+  EXPECT_EQ(publisher.connection.outbound_topic_aliases(), nullptr)
+      << "its CONNECT had no Topic Alias Maximum (5.0:MQTT-3.3.2-12)";
+}
+
+TEST_F(RouterMqtt5Test, OutboundTopicAliasesOffByDefault) {
+  Start();
+  Client& subscriber =
+      Connect5(1, "sub", IntegerProperty(mqtt::PropertyId::kTopicAliasMaximum, 10));
+  Subscribe(subscriber, {{.filter = "t"}});
+  Client& publisher = Connect5(0, "pub");
+  Publish5(publisher, "t", "1");
+  Publish5(publisher, "t", "2");
+  harness_->Settle();
+  const std::vector<mqtt::Publish> got = Publishes(subscriber);
+  ASSERT_EQ(got.size(), 2u);
+  for (const mqtt::Publish& publish : got) {
+    EXPECT_EQ(publish.topic, "t");
+    EXPECT_EQ(AliasOf(publish), 0);
+  }
+  EXPECT_EQ(subscriber.connection.outbound_topic_aliases(), nullptr);
+  EXPECT_EQ(counters(1).topic_alias_out_set.Load(), 0u);
 }
 
 }  // namespace
