@@ -220,9 +220,11 @@ class Session {
   // The options of the removed subscription, or nullopt if `filter` was not held.
   std::optional<SubscriptionOptions> RemoveSubscription(std::string_view filter);
   // The subscriptions matching `topic` (a message the session was routed because one of them
-  // has delivery options), without those with No Local when `own` (5.0:MQTT-3.8.3-3).
-  // O(subscriptions held).
-  DeliveryMatch MatchDelivery(std::string_view topic, bool own) const;
+  // has delivery options), without those with No Local when `own` (5.0:MQTT-3.8.3-3), and
+  // without its shared subscriptions ($share/...) unless `shared` (a group chose this session
+  // for the message; otherwise it came through a plain subscription and a membership over the
+  // same topics has no part in it, 5.0 §4.8.2). O(subscriptions held).
+  DeliveryMatch MatchDelivery(std::string_view topic, bool own, bool shared) const;
   using Subscriptions = absl::flat_hash_map<std::string, SubscriptionOptions>;
   // Filter -> options.
   const Subscriptions& subscriptions() const {

@@ -317,6 +317,53 @@ TEST_F(RouterMqtt5Test, SubscriptionIdentifiersOfEveryMatchingSubscription_MQTT5
   EXPECT_EQ(IdentifiersOf(got[1]), (std::vector<uint32_t>{200'000}));
 }
 
+// A session with a plain subscription and a $share membership over the same topics gets each
+// message once (the trie merges them); the shared subscription takes part only in the deliveries
+// its group chose this session for (5.0 §4.8.2): its identifier is not sent otherwise.
+TEST_F(RouterMqtt5Test, ASharedSubscriptionsIdentifierOnlyWhenItsGroupChoseTheSession) {
+  Start();
+  Client& subscriber = Connect5(1, "sub");
+  Subscribe(subscriber, {{.filter = "jobs/#"}}, /*identifier=*/1);
+  Subscribe(subscriber, {{.filter = "$share/g/jobs/#"}}, /*identifier=*/2);
+  Client& member = Connect5(0, "member");
+  Subscribe(member, {{.filter = "$share/g/jobs/#"}});
+  Client& publisher = Connect5(0, "pub");
+  for (int i = 0; i < 4; ++i) {
+    Publish5(publisher, "jobs/" + std::to_string(i), "x");
+    harness_->Settle();
+  }
+  const std::vector<mqtt::Publish> got = Publishes(subscriber);
+  ASSERT_EQ(got.size(), 4u) << "every message through the plain subscription";
+  size_t chosen = 0;
+  for (const mqtt::Publish& publish : got) {
+    const std::vector<uint32_t> identifiers = IdentifiersOf(publish);
+    if (identifiers == std::vector<uint32_t>{1, 2}) {
+      ++chosen;
+    } else {
+      EXPECT_EQ(identifiers, std::vector<uint32_t>{1});
+    }
+  }
+  EXPECT_EQ(chosen, 2u) << "round robin: the group chose the session for half of them";
+  EXPECT_EQ(Publishes(member).size(), 2u);
+}
+
+// No Local on a plain subscription still holds when the session is also a member of a group over
+// the same topics: its own message reaches it only if the group chose it (5.0:MQTT-3.8.3-3).
+TEST_F(RouterMqtt5Test, NoLocalHoldsBesideASharedMembershipTheGroupDidNotChoose) {
+  Start();
+  Client& subscriber = Connect5(1, "sub");
+  Subscribe(subscriber, {{.filter = "jobs/#", .no_local = true}});
+  Subscribe(subscriber, {{.filter = "$share/g/jobs/#"}});
+  Client& member = Connect5(0, "member");
+  Subscribe(member, {{.filter = "$share/g/jobs/#"}});
+  for (int i = 0; i < 4; ++i) {
+    Publish5(subscriber, "jobs/" + std::to_string(i), "x");
+    harness_->Settle();
+  }
+  EXPECT_EQ(Publishes(subscriber).size(), 2u) << "only the messages its group gave it";
+  EXPECT_EQ(Publishes(member).size(), 2u);
+}
+
 TEST_F(RouterMqtt5Test, RetainedMessageOnSubscribeCarriesTheSubscriptionIdentifier) {
   Start();
   Client& publisher = Connect5(0, "pub");
