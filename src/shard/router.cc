@@ -1034,8 +1034,15 @@ Router::Delivery Router::DeliverLocal(uint32_t index, uint32_t generation, uint8
     const bool own = message->PublishedBy(shard_, index, generation);
     const session::DeliveryMatch match = entry.session->MatchDelivery(message->topic(), own, shared);
     if (!match.deliver) {
-      // No Local, or (a message routed before an UNSUBSCRIBE) no subscription left.
-      if (own) counters_.deliver_no_local.Add();
+      // No Local, or (a message routed before an UNSUBSCRIBE) no subscription left. A group
+      // member that left its group meanwhile passes a QoS 1/2 message on, as a member that
+      // ended does (No Local is refused on a shared subscription, 5.0:MQTT-3.8.3-4, so a group's
+      // delivery is never held back by it).
+      if (may_reroute && qos > 0) {
+        RerouteShared(message, self);
+      } else if (own) {
+        counters_.deliver_no_local.Add();
+      }
       return Delivery::kSkipped;
     }
     if (!retain) {

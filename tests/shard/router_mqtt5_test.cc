@@ -364,6 +364,25 @@ TEST_F(RouterMqtt5Test, NoLocalHoldsBesideASharedMembershipTheGroupDidNotChoose)
   EXPECT_EQ(Publishes(member).size(), 2u);
 }
 
+// A member whose subscription has delivery options (here a Subscription Identifier) and that
+// leaves the group while a QoS 1 message chosen for it is still in the mailbox: the message goes
+// to another member, as it does for a member without options, and is not lost.
+TEST_F(RouterMqtt5Test, AMemberWithOptionsThatUnsubscribesPassesItsInTransitMessageOn) {
+  Start();
+  Client& leaver = Connect5(1, "leaver");
+  Subscribe(leaver, {{.filter = "$share/g/jobs/#"}}, /*identifier=*/5);
+  Client& member = Connect5(0, "member");
+  Subscribe(member, {{.filter = "$share/g/jobs/#"}});
+  Client& publisher = Connect5(0, "pub");
+  // Round robin: one of the two for each member; the leaver's waits in shard 1's mailbox.
+  Publish5(publisher, "jobs/1", "x");
+  Publish5(publisher, "jobs/2", "x");
+  EXPECT_EQ(Unsubscribe(leaver, {"$share/g/jobs/#"}), (std::vector<uint8_t>{0x00}));
+  harness_->Settle();
+  EXPECT_EQ(Publishes(leaver).size(), 0u);
+  EXPECT_EQ(Publishes(member).size(), 2u) << "QoS 1 messages of a member that leaves are not lost";
+}
+
 TEST_F(RouterMqtt5Test, RetainedMessageOnSubscribeCarriesTheSubscriptionIdentifier) {
   Start();
   Client& publisher = Connect5(0, "pub");
