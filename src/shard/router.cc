@@ -280,8 +280,10 @@ void Router::Detach(uint32_t index, bool will_due) {
     session.will().reset();
   }
   session.Detach();
-  // A clean session ends next; a persistent one stays, offline, in its groups.
-  if (!session.clean_session()) UpdateSharedPresence(index);
+  // A session with expiry interval 0 ends next; one with an interval stays, offline, in its
+  // groups (at 5.0 whatever its Clean Start, 5.0:MQTT-3.1.2-23; the callers applied a
+  // DISCONNECT's interval already).
+  if (expiry_s_[index] != 0) UpdateSharedPresence(index);
 }
 
 uint32_t Router::WillDelayS(uint32_t index) {

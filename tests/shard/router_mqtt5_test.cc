@@ -383,6 +383,28 @@ TEST_F(RouterMqtt5Test, AMemberWithOptionsThatUnsubscribesPassesItsInTransitMess
   EXPECT_EQ(Publishes(member).size(), 2u) << "QoS 1 messages of a member that leaves are not lost";
 }
 
+// A 5.0 session with Clean Start 1 and a Session Expiry Interval outlives its connection
+// (5.0:MQTT-3.1.2-23): while offline, its group memberships are flagged offline, so that the
+// other shard's choice passes it over for a connected member.
+TEST_F(RouterMqtt5Test, AnOfflineCleanStartMemberWithSessionExpiryIsSkipped) {
+  Start();
+  const Bytes expiry = IntegerProperty(mqtt::PropertyId::kSessionExpiryInterval, 60);
+  Client& away = Connect5(1, "away", expiry, /*clean_start=*/true);
+  Subscribe(away, {{.filter = "$share/g/jobs/#"}});
+  Client& member = Connect5(0, "member");
+  Subscribe(member, {{.filter = "$share/g/jobs/#"}});
+  harness_->Drop(away);
+  harness_->Settle();
+  ASSERT_EQ(harness_->router(1).session_count(), 1u) << "the session stays, offline";
+  Client& publisher = Connect5(0, "pub");
+  for (int i = 0; i < 6; ++i) {
+    Publish5(publisher, "jobs/" + std::to_string(i), "x");
+    harness_->Settle();
+  }
+  EXPECT_EQ(Publishes(member).size(), 6u) << "the offline member was skipped";
+  EXPECT_EQ(counters(1).gauges.queued_messages.Load(), 0);
+}
+
 TEST_F(RouterMqtt5Test, RetainedMessageOnSubscribeCarriesTheSubscriptionIdentifier) {
   Start();
   Client& publisher = Connect5(0, "pub");
