@@ -318,6 +318,10 @@ void Session::TakeSharedMessages(Take&& take) {
     return (entry.flags & kEnqueueShared) != 0 && entry.qos > 0 && entry.stage == Stage::kAwaitAck &&
            entry.message.get() != nullptr;
   };
+  // Most sessions that end hold none: their queues are left as they are.
+  if (inflight_.find_if(taken) == inflight_.size() && queue_.find_if(taken) == queue_.size()) {
+    return;
+  }
   for (RingQueue<Outbound>* ring : {&inflight_, &queue_}) {
     RingQueue<Outbound> kept;
     while (!ring->empty()) {

@@ -244,15 +244,14 @@ void Router::DestroySession(uint32_t index) {
   counters_.gauges.sessions_offline.Add(-1);
   // 5.0:3.1.3.2.2: a will still delayed is published when the session ends.
   PublishPendingWill(index);
-  bool has_shared = false;
   for (const auto& [filter, options] : entry.session->subscriptions()) {
-    has_shared = has_shared || mqtt::IsSharedFilter(filter);
     TrieUnsubscribe(filter, HandleOf(index, options.qos, false));
   }
   // The QoS 1/2 messages its groups gave it and its client did not acknowledge go to the
-  // groups' other members (it is out of the trie now, so it is not chosen again). A broker that
-  // is stopping drops every session anyway.
-  if (has_shared && !shared_.shutting_down.load(std::memory_order_relaxed)) {
+  // groups' other members (it is out of the trie now, so it is not chosen again), also when it
+  // left its groups (UNSUBSCRIBE) before it ended. A broker that is stopping drops every session
+  // anyway.
+  if (!shared_.shutting_down.load(std::memory_order_relaxed)) {
     const sub::Subscriber self = HandleOf(index, 0, false);
     entry.session->TakeSharedMessages(
         [&](message::MessageRef message, uint8_t /*qos*/) { RerouteShared(message.get(), self); });
