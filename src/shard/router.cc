@@ -1033,7 +1033,8 @@ Router::Delivery Router::DeliverLocal(uint32_t index, uint32_t generation, uint8
     // (No Local), at which QoS, with which RETAIN flag, and whether it carries Subscription
     // Identifiers (looked up again when it is encoded).
     const bool own = message->PublishedBy(shard_, index, generation);
-    const session::DeliveryMatch match = entry.session->MatchDelivery(message->topic(), own, shared);
+    const session::DeliveryMatch match =
+        entry.session->MatchDelivery(message->topic(), own, shared);
     if (!match.deliver) {
       // No Local, or (a message routed before an UNSUBSCRIBE) no subscription left. A group
       // member that left its group meanwhile passes a QoS 1/2 message on, as a member that

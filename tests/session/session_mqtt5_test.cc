@@ -313,7 +313,8 @@ TEST(SessionMqtt5Test, MatchDeliveryAppliesNoLocalQosAndRetainAsPublished) {
   EXPECT_TRUE(match.deliver) << "a/# has no No Local";
   EXPECT_EQ(match.qos, 1) << "the No Local subscription's QoS does not count";
   session.RemoveSubscription("a/#");
-  EXPECT_FALSE(session.MatchDelivery("a/b", /*own=*/true, /*shared=*/false).deliver) << "5.0:MQTT-3.8.3-3";
+  EXPECT_FALSE(session.MatchDelivery("a/b", /*own=*/true, /*shared=*/false).deliver)
+      << "5.0:MQTT-3.8.3-3";
   EXPECT_TRUE(session.MatchDelivery("a/b", /*own=*/false, /*shared=*/false).deliver);
   EXPECT_FALSE(session.MatchDelivery("b", /*own=*/false, /*shared=*/false).deliver);
 }
