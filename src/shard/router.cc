@@ -1025,6 +1025,9 @@ Router::Delivery Router::DeliverLocal(uint32_t index, uint32_t generation, uint8
   }
   if (acl_check && (entry.acl == nullptr || !AclOf(entry).CanRead(message->topic()))) {
     counters_.deliver_denied.Add();
+    // The group's choice does not check ACLs: a member that may not read the topic passes a
+    // QoS 1/2 message on like one that cannot keep it.
+    if (may_reroute && qos > 0) RerouteShared(message, self);
     return Delivery::kSkipped;
   }
   uint8_t flags = shared ? session::kEnqueueShared : 0;
