@@ -6,6 +6,7 @@
 #include "common/assert.h"
 #include "common/bytes.h"
 #include "mqtt/codec.h"
+#include "mqtt/topic.h"
 
 namespace ringmq::session {
 namespace {
@@ -145,8 +146,10 @@ Session::Written Session::WritePublish5(const Outbound& entry, ByteBuffer& out, 
   identifiers.clear();
   if ((entry.flags & kEnqueueIdentifiers) != 0 && subscriptions_ != nullptr) {
     const bool own = (entry.flags & kEnqueueOwn) != 0;
+    const bool shared = (entry.flags & kEnqueueShared) != 0;
     for (const auto& [filter, options] : *subscriptions_) {
       if (options.identifier == 0 || (own && options.no_local)) continue;
+      if (!shared && mqtt::IsSharedFilter(filter)) continue;  // as in MatchDelivery
       if (auth::TopicMatches(MatchingFilter(filter), message.topic())) {
         identifiers.push_back(options.identifier);
       }
@@ -362,11 +365,12 @@ std::optional<SubscriptionOptions> Session::RemoveSubscription(std::string_view 
   return options;
 }
 
-DeliveryMatch Session::MatchDelivery(std::string_view topic, bool own) const {
+DeliveryMatch Session::MatchDelivery(std::string_view topic, bool own, bool shared) const {
   DeliveryMatch match;
   if (subscriptions_ == nullptr) return match;
   for (const auto& [filter, options] : *subscriptions_) {
     if (own && options.no_local) continue;  // 5.0:MQTT-3.8.3-3
+    if (!shared && mqtt::IsSharedFilter(filter)) continue;
     if (!auth::TopicMatches(MatchingFilter(filter), topic)) continue;
     match.deliver = true;
     if (options.qos > match.qos) match.qos = options.qos;

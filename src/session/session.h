@@ -225,9 +225,11 @@ class Session {
   // The options of the removed subscription, or nullopt if `filter` was not held.
   std::optional<SubscriptionOptions> RemoveSubscription(std::string_view filter);
   // The subscriptions matching `topic` (a message the session was routed because one of them
-  // has delivery options), without those with No Local when `own` (5.0:MQTT-3.8.3-3).
-  // O(subscriptions held).
-  DeliveryMatch MatchDelivery(std::string_view topic, bool own) const;
+  // has delivery options), without those with No Local when `own` (5.0:MQTT-3.8.3-3), and
+  // without its shared subscriptions ($share/...) unless `shared` (a group chose this session
+  // for the message; otherwise it came through a plain subscription and a membership over the
+  // same topics has no part in it, 5.0 §4.8.2). O(subscriptions held).
+  DeliveryMatch MatchDelivery(std::string_view topic, bool own, bool shared) const;
   using Subscriptions = absl::flat_hash_map<std::string, SubscriptionOptions>;
   // Filter -> options.
   const Subscriptions& subscriptions() const {
@@ -321,6 +323,10 @@ void Session::TakeSharedMessages(Take&& take) {
     return (entry.flags & kEnqueueShared) != 0 && entry.qos > 0 && entry.stage == Stage::kAwaitAck &&
            entry.message.get() != nullptr;
   };
+  // Most sessions that end hold none: their queues are left as they are.
+  if (inflight_.find_if(taken) == inflight_.size() && queue_.find_if(taken) == queue_.size()) {
+    return;
+  }
   for (RingQueue<Outbound>* ring : {&inflight_, &queue_}) {
     RingQueue<Outbound> kept;
     while (!ring->empty()) {

@@ -244,15 +244,14 @@ void Router::DestroySession(uint32_t index) {
   counters_.gauges.sessions_offline.Add(-1);
   // 5.0:3.1.3.2.2: a will still delayed is published when the session ends.
   PublishPendingWill(index);
-  bool has_shared = false;
   for (const auto& [filter, options] : entry.session->subscriptions()) {
-    has_shared = has_shared || mqtt::IsSharedFilter(filter);
     TrieUnsubscribe(filter, HandleOf(index, options.qos, false));
   }
   // The QoS 1/2 messages its groups gave it and its client did not acknowledge go to the
-  // groups' other members (it is out of the trie now, so it is not chosen again). A broker that
-  // is stopping drops every session anyway.
-  if (has_shared && !shared_.shutting_down.load(std::memory_order_relaxed)) {
+  // groups' other members (it is out of the trie now, so it is not chosen again), also when it
+  // left its groups (UNSUBSCRIBE) before it ended. A broker that is stopping drops every session
+  // anyway.
+  if (!shared_.shutting_down.load(std::memory_order_relaxed)) {
     const sub::Subscriber self = HandleOf(index, 0, false);
     entry.session->TakeSharedMessages(
         [&](message::MessageRef message, uint8_t /*qos*/) { RerouteShared(message.get(), self); });
@@ -280,8 +279,10 @@ void Router::Detach(uint32_t index, bool will_due) {
     session.will().reset();
   }
   session.Detach();
-  // A clean session ends next; a persistent one stays, offline, in its groups.
-  if (!session.clean_session()) UpdateSharedPresence(index);
+  // A session with expiry interval 0 ends next; one with an interval stays, offline, in its
+  // groups (at 5.0 whatever its Clean Start, 5.0:MQTT-3.1.2-23; the callers applied a
+  // DISCONNECT's interval already).
+  if (expiry_s_[index] != 0) UpdateSharedPresence(index);
 }
 
 uint32_t Router::WillDelayS(uint32_t index) {
@@ -1024,6 +1025,9 @@ Router::Delivery Router::DeliverLocal(uint32_t index, uint32_t generation, uint8
   }
   if (acl_check && (entry.acl == nullptr || !AclOf(entry).CanRead(message->topic()))) {
     counters_.deliver_denied.Add();
+    // The group's choice does not check ACLs: a member that may not read the topic passes a
+    // QoS 1/2 message on like one that cannot keep it.
+    if (may_reroute && qos > 0) RerouteShared(message, self);
     return Delivery::kSkipped;
   }
   uint8_t flags = shared ? session::kEnqueueShared : 0;
@@ -1032,10 +1036,18 @@ Router::Delivery Router::DeliverLocal(uint32_t index, uint32_t generation, uint8
     // (No Local), at which QoS, with which RETAIN flag, and whether it carries Subscription
     // Identifiers (looked up again when it is encoded).
     const bool own = message->PublishedBy(shard_, index, generation);
-    const session::DeliveryMatch match = entry.session->MatchDelivery(message->topic(), own);
+    const session::DeliveryMatch match =
+        entry.session->MatchDelivery(message->topic(), own, shared);
     if (!match.deliver) {
-      // No Local, or (a message routed before an UNSUBSCRIBE) no subscription left.
-      if (own) counters_.deliver_no_local.Add();
+      // No Local, or (a message routed before an UNSUBSCRIBE) no subscription left. A group
+      // member that left its group meanwhile passes a QoS 1/2 message on, as a member that
+      // ended does (No Local is refused on a shared subscription, 5.0:MQTT-3.8.3-4, so a group's
+      // delivery is never held back by it).
+      if (may_reroute && qos > 0) {
+        RerouteShared(message, self);
+      } else if (own) {
+        counters_.deliver_no_local.Add();
+      }
       return Delivery::kSkipped;
     }
     if (!retain) {

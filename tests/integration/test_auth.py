@@ -411,6 +411,29 @@ class FilteredSubscriptions(AuthTestCase):
         self.assert_counters(b.stop(), connect_accepted=2, subscribe_filtered=1,
                              deliver_denied=1)
 
+    def test_a_shared_member_that_may_not_read_the_topic_passes_qos1_on(self):
+        # alice may not read test/nosubscribe; a group gives her some of its messages anyway
+        # (the choice does not check ACLs): she passes each QoS 1 one to another member instead
+        # of losing it for the group.
+        b = self.start("user alice\ntopic read #\ntopic deny test/nosubscribe\n"
+                       "user bob\ntopic readwrite #\n")
+        with m.Client(b.port, "alice-1", username="alice", password=b"alice-pw") as alice, \
+                m.Client(b.port, "bob-1", username="bob", password=b"bob-pw") as bob, \
+                m.Client(b.port, "bob-2", username="bob", password=b"bob-pw") as publisher:
+            alice.subscribe([("$share/g/test/#", 1)])
+            bob.subscribe([("$share/g/test/#", 1)])
+            for i in range(4):
+                publisher.publish("test/nosubscribe", b"m%d" % i, qos=1)
+            got = bob.receive(4)
+            self.assertEqual(sorted(p.payload for p in got), [b"m0", b"m1", b"m2", b"m3"])
+            alice.expect_no_publish(0.3)
+        # The group chose alice for some of the four (at least two with round robin; a re-route
+        # on her shard moves that shard's cursor too).
+        counters = b.stop()
+        self.assert_counters(counters, connect_accepted=3, subscribe_filtered=1,
+                             deliver_denied=None)
+        self.assert_counters_at_least(counters, deliver_denied=2, shared_rerouted=2)
+
     def test_offline_session_is_checked_with_its_last_user(self):
         b = self.start()
         with m.Client(b.port, "alice-p", username="alice", password=b"alice-pw",

@@ -307,30 +307,47 @@ TEST(SessionMqtt5Test, MatchDeliveryAppliesNoLocalQosAndRetainAsPublished) {
   Session session("c", true, kDefaultLimits);
   session.AddSubscription("a/+", SubscriptionOptions{.qos = 2, .no_local = true});
   session.AddSubscription("a/#", SubscriptionOptions{.qos = 1, .retain_as_published = true});
-  DeliveryMatch match = session.MatchDelivery("a/b", /*own=*/false);
+  DeliveryMatch match = session.MatchDelivery("a/b", /*own=*/false, /*shared=*/false);
   EXPECT_TRUE(match.deliver);
   EXPECT_EQ(match.qos, 2);
   EXPECT_TRUE(match.retain_as_published);
   EXPECT_FALSE(match.identifiers);
-  match = session.MatchDelivery("a/b", /*own=*/true);
+  match = session.MatchDelivery("a/b", /*own=*/true, /*shared=*/false);
   EXPECT_TRUE(match.deliver) << "a/# has no No Local";
   EXPECT_EQ(match.qos, 1) << "the No Local subscription's QoS does not count";
   session.RemoveSubscription("a/#");
-  EXPECT_FALSE(session.MatchDelivery("a/b", /*own=*/true).deliver) << "5.0:MQTT-3.8.3-3";
-  EXPECT_TRUE(session.MatchDelivery("a/b", /*own=*/false).deliver);
-  EXPECT_FALSE(session.MatchDelivery("b", /*own=*/false).deliver);
+  EXPECT_FALSE(session.MatchDelivery("a/b", /*own=*/true, /*shared=*/false).deliver)
+      << "5.0:MQTT-3.8.3-3";
+  EXPECT_TRUE(session.MatchDelivery("a/b", /*own=*/false, /*shared=*/false).deliver);
+  EXPECT_FALSE(session.MatchDelivery("b", /*own=*/false, /*shared=*/false).deliver);
 }
 
 TEST(SessionMqtt5Test, SharedSubscriptionsMatchByTheirFilter) {
   Session session("c", true, kDefaultLimits);
   session.Attach(true, kMqtt5);
   session.AddSubscription("$share/group/a/+", SubscriptionOptions{.identifier = 3, .qos = 1});
-  EXPECT_TRUE(session.MatchDelivery("a/b", false).deliver);
-  EXPECT_FALSE(session.MatchDelivery("group/a/b", false).deliver);
-  session.Enqueue(NewMessage("a/b"), 1, false, kEnqueueIdentifiers);
+  EXPECT_TRUE(session.MatchDelivery("a/b", false, /*shared=*/true).deliver);
+  EXPECT_FALSE(session.MatchDelivery("group/a/b", false, /*shared=*/true).deliver);
+  session.Enqueue(NewMessage("a/b"), 1, false, kEnqueueIdentifiers | kEnqueueShared);
   const Decoded written = Write(session);
   ASSERT_EQ(written.publishes.size(), 1u);
   EXPECT_EQ(IdentifiersOf(written.publishes[0]), (std::vector<uint32_t>{3}));
+}
+
+// A delivery its group did not choose this session for came through a plain subscription: the
+// shared ones neither match it nor give it their identifiers (5.0 §4.8.2).
+TEST(SessionMqtt5Test, SharedSubscriptionsTakePartOnlyInSharedDeliveries) {
+  Session session("c", true, kDefaultLimits);
+  session.Attach(true, kMqtt5);
+  session.AddSubscription("$share/group/a/+", SubscriptionOptions{.identifier = 3, .qos = 2});
+  session.AddSubscription("a/#", SubscriptionOptions{.identifier = 4, .qos = 0});
+  const DeliveryMatch match = session.MatchDelivery("a/b", false, /*shared=*/false);
+  EXPECT_TRUE(match.deliver);
+  EXPECT_EQ(match.qos, 0) << "the membership's QoS does not count";
+  session.Enqueue(NewMessage("a/b"), 0, false, kEnqueueIdentifiers);
+  const Decoded written = Write(session);
+  ASSERT_EQ(written.publishes.size(), 1u);
+  EXPECT_EQ(IdentifiersOf(written.publishes[0]), (std::vector<uint32_t>{4}));
 }
 
 TEST(SessionMqtt5Test, SubscriptionOptionsCostNoMapBytes) {

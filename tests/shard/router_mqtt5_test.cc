@@ -317,6 +317,94 @@ TEST_F(RouterMqtt5Test, SubscriptionIdentifiersOfEveryMatchingSubscription_MQTT5
   EXPECT_EQ(IdentifiersOf(got[1]), (std::vector<uint32_t>{200'000}));
 }
 
+// A session with a plain subscription and a $share membership over the same topics gets each
+// message once (the trie merges them); the shared subscription takes part only in the deliveries
+// its group chose this session for (5.0 §4.8.2): its identifier is not sent otherwise.
+TEST_F(RouterMqtt5Test, ASharedSubscriptionsIdentifierOnlyWhenItsGroupChoseTheSession) {
+  Start();
+  Client& subscriber = Connect5(1, "sub");
+  Subscribe(subscriber, {{.filter = "jobs/#"}}, /*identifier=*/1);
+  Subscribe(subscriber, {{.filter = "$share/g/jobs/#"}}, /*identifier=*/2);
+  Client& member = Connect5(0, "member");
+  Subscribe(member, {{.filter = "$share/g/jobs/#"}});
+  Client& publisher = Connect5(0, "pub");
+  for (int i = 0; i < 4; ++i) {
+    Publish5(publisher, "jobs/" + std::to_string(i), "x");
+    harness_->Settle();
+  }
+  const std::vector<mqtt::Publish> got = Publishes(subscriber);
+  ASSERT_EQ(got.size(), 4u) << "every message through the plain subscription";
+  size_t chosen = 0;
+  for (const mqtt::Publish& publish : got) {
+    const std::vector<uint32_t> identifiers = IdentifiersOf(publish);
+    if (identifiers == std::vector<uint32_t>{1, 2}) {
+      ++chosen;
+    } else {
+      EXPECT_EQ(identifiers, std::vector<uint32_t>{1});
+    }
+  }
+  EXPECT_EQ(chosen, 2u) << "round robin: the group chose the session for half of them";
+  EXPECT_EQ(Publishes(member).size(), 2u);
+}
+
+// No Local on a plain subscription still holds when the session is also a member of a group over
+// the same topics: its own message reaches it only if the group chose it (5.0:MQTT-3.8.3-3).
+TEST_F(RouterMqtt5Test, NoLocalHoldsBesideASharedMembershipTheGroupDidNotChoose) {
+  Start();
+  Client& subscriber = Connect5(1, "sub");
+  Subscribe(subscriber, {{.filter = "jobs/#", .no_local = true}});
+  Subscribe(subscriber, {{.filter = "$share/g/jobs/#"}});
+  Client& member = Connect5(0, "member");
+  Subscribe(member, {{.filter = "$share/g/jobs/#"}});
+  for (int i = 0; i < 4; ++i) {
+    Publish5(subscriber, "jobs/" + std::to_string(i), "x");
+    harness_->Settle();
+  }
+  EXPECT_EQ(Publishes(subscriber).size(), 2u) << "only the messages its group gave it";
+  EXPECT_EQ(Publishes(member).size(), 2u);
+}
+
+// A member whose subscription has delivery options (here a Subscription Identifier) and that
+// leaves the group while a QoS 1 message chosen for it is still in the mailbox: the message goes
+// to another member, as it does for a member without options, and is not lost.
+TEST_F(RouterMqtt5Test, AMemberWithOptionsThatUnsubscribesPassesItsInTransitMessageOn) {
+  Start();
+  Client& leaver = Connect5(1, "leaver");
+  Subscribe(leaver, {{.filter = "$share/g/jobs/#"}}, /*identifier=*/5);
+  Client& member = Connect5(0, "member");
+  Subscribe(member, {{.filter = "$share/g/jobs/#"}});
+  Client& publisher = Connect5(0, "pub");
+  // Round robin: one of the two for each member; the leaver's waits in shard 1's mailbox.
+  Publish5(publisher, "jobs/1", "x");
+  Publish5(publisher, "jobs/2", "x");
+  EXPECT_EQ(Unsubscribe(leaver, {"$share/g/jobs/#"}), (std::vector<uint8_t>{0x00}));
+  harness_->Settle();
+  EXPECT_EQ(Publishes(leaver).size(), 0u);
+  EXPECT_EQ(Publishes(member).size(), 2u) << "QoS 1 messages of a member that leaves are not lost";
+}
+
+// A 5.0 session with Clean Start 1 and a Session Expiry Interval outlives its connection
+// (5.0:MQTT-3.1.2-23): while offline, its group memberships are flagged offline, so that the
+// other shard's choice passes it over for a connected member.
+TEST_F(RouterMqtt5Test, AnOfflineCleanStartMemberWithSessionExpiryIsSkipped) {
+  Start();
+  const Bytes expiry = IntegerProperty(mqtt::PropertyId::kSessionExpiryInterval, 60);
+  Client& away = Connect5(1, "away", expiry, /*clean_start=*/true);
+  Subscribe(away, {{.filter = "$share/g/jobs/#"}});
+  Client& member = Connect5(0, "member");
+  Subscribe(member, {{.filter = "$share/g/jobs/#"}});
+  harness_->Drop(away);
+  harness_->Settle();
+  ASSERT_EQ(harness_->router(1).session_count(), 1u) << "the session stays, offline";
+  Client& publisher = Connect5(0, "pub");
+  for (int i = 0; i < 6; ++i) {
+    Publish5(publisher, "jobs/" + std::to_string(i), "x");
+    harness_->Settle();
+  }
+  EXPECT_EQ(Publishes(member).size(), 6u) << "the offline member was skipped";
+  EXPECT_EQ(counters(1).gauges.queued_messages.Load(), 0);
+}
+
 TEST_F(RouterMqtt5Test, RetainedMessageOnSubscribeCarriesTheSubscriptionIdentifier) {
   Start();
   Client& publisher = Connect5(0, "pub");

@@ -179,6 +179,25 @@ TEST_F(RouterSharedTest, CleanMemberLeavingHandsItsUnacknowledgedMessagesToTheGr
   EXPECT_EQ(Sum(&metrics::ShardCounters::shared_rerouted), 10u);
 }
 
+// The same when the member unsubscribed from the group before it ended: what the group gave it
+// is still the group's to re-route.
+TEST_F(RouterSharedTest, MemberThatUnsubscribedThenEndsStillHandsItsMessagesToTheGroup) {
+  Config config;
+  config.max_inflight = 2;
+  Start(config);
+  Client& a = Member(1, "a");
+  a.auto_ack = false;
+  Client& b = Member(0, "b");
+  Client& publisher = harness_->Connect(IdOn(0, "pub"));
+  Publish(publisher, 10);
+  EXPECT_EQ(Got(a), 2u);
+  EXPECT_EQ(Got(b), 5u);
+  Unsubscribe(a, kGroup);
+  harness_->Drop(a);
+  harness_->Settle();
+  EXPECT_EQ(Got(b), 10u) << "a's 5 (2 unacknowledged, 3 queued) went to b";
+}
+
 // The publisher's shard cannot see a remote member's queue: a member whose queue is full when the
 // record arrives passes the message on to another member.
 TEST_F(RouterSharedTest, RemoteMemberWithAFullQueuePassesTheMessageOn) {
