@@ -451,6 +451,8 @@ Series SeriesOf(CounterId id) {
     case C::disconnect_sent_qos_not_supported:
       return Labelled(kDisconnectsSent, "reason", "qos_not_supported");
     case C::disconnect_sent_other: return Labelled(kDisconnectsSent, "reason", "other");
+    case C::closes_lingered: return Plain("ringmq_closes_lingered_total");
+    case C::linger_discarded_bytes: return Plain("ringmq_linger_discarded_bytes_total");
     case C::topic_alias_set: return Labelled(kTopicAliases, "use", "set");
     case C::topic_alias_used: return Labelled(kTopicAliases, "use", "used");
     case C::receive_maximum_exceeded: return Plain("ringmq_receive_maximum_exceeded_total");
