@@ -29,8 +29,9 @@
 # Environment: RINGMQ_PAHO_BUILD_DIR builds and runs that meson build dir instead of build/
 # (configured -Dbuildtype=release if new); RINGMQ_THREADS overrides the shard count (2);
 # RINGMQ_PAHO_ACL_FILE=FILE starts ringmq with --acl-file FILE (test_subscribe_failure needs
-# one that refuses test/nosubscribe, see docs/interop.md); RINGMQ_PAHO_TEST_TIMEOUT (seconds)
-# is the per-test limit.
+# one that refuses test/nosubscribe, see docs/interop.md); RINGMQ_PAHO_FLAGS="..." adds those
+# broker flags (split on spaces), e.g. "--max-keepalive 60" for client_test5.py's
+# test_server_keep_alive; RINGMQ_PAHO_TEST_TIMEOUT (seconds) is the per-test limit.
 #
 # Both suites call unittest.main() after reading their own --hostname/--port options, and
 # unittest.main() parses sys.argv again and refuses them. A few lines of Python below therefore
@@ -77,6 +78,13 @@ if [[ -n "${RINGMQ_PAHO_ACL_FILE:-}" ]]; then
   [[ -f "$RINGMQ_PAHO_ACL_FILE" ]] || { echo "paho-interop: no ACL file '$RINGMQ_PAHO_ACL_FILE'" >&2; exit 2; }
   acl_flags=(--acl-file "$RINGMQ_PAHO_ACL_FILE")
   acl_note=", ACL file $RINGMQ_PAHO_ACL_FILE"
+fi
+
+extra_flags=()
+if [[ -n "${RINGMQ_PAHO_FLAGS:-}" ]]; then
+  [[ $target == ringmq ]] || { echo "paho-interop: RINGMQ_PAHO_FLAGS applies to ringmq only" >&2; exit 2; }
+  read -r -a extra_flags <<<"$RINGMQ_PAHO_FLAGS"
+  acl_note+=", flags '$RINGMQ_PAHO_FLAGS'"
 fi
 
 paho=$1
@@ -156,7 +164,7 @@ else
     port=$(free_port)
     if [[ $target == ringmq ]]; then
       "$ringmq" --bind 127.0.0.1 --port "$port" --threads "$threads" --log-level debug \
-        "${acl_flags[@]}" 2>"$log" &
+        "${acl_flags[@]}" "${extra_flags[@]}" 2>"$log" &
     else
       printf 'listener %s 127.0.0.1\nallow_anonymous true\nlog_dest stderr\nlog_type all\n' \
         "$port" >"$work/mosquitto.conf"
