@@ -39,6 +39,11 @@ constexpr Family kFamilies[] = {
      "CONNECTs accepted, by protocol level (3.1, 3.1.1, 5.0)."},
     {"ringmq_disconnects_sent_total", Type::kCounter,
      "DISCONNECT packets sent to MQTT 5.0 clients, by reason code."},
+    {"ringmq_closes_lingered_total", Type::kCounter,
+     "MQTT 5.0 closes that, after their DISCONNECT was sent, shut down the sending side and read "
+     "on until the client's EOF, 256 KiB or 2 s."},
+    {"ringmq_linger_discarded_bytes_total", Type::kCounter,
+     "Bytes received and discarded by lingering closes."},
     {"ringmq_topic_aliases_total", Type::kCounter,
      "MQTT 5.0 PUBLISHes with an inbound Topic Alias: use set (alias mapped) or used (topic "
      "taken from the alias)."},
