@@ -30,7 +30,8 @@
 # (configured -Dbuildtype=release if new); RINGMQ_THREADS overrides the shard count (2);
 # RINGMQ_PAHO_ACL_FILE=FILE starts ringmq with --acl-file FILE (test_subscribe_failure needs
 # one that refuses test/nosubscribe, see docs/interop.md); RINGMQ_PAHO_FLAGS="..." adds those
-# flags (split on spaces) to ringmq's command line, e.g. "--outbound-topic-aliases 10" for
+# flags (split on spaces) to ringmq's command line, e.g. "--max-keepalive 60" for
+# client_test5.py's test_server_keep_alive and "--outbound-topic-aliases 10" for
 # test_server_topic_alias; RINGMQ_PAHO_TEST_TIMEOUT (seconds) is the per-test limit.
 #
 # Both suites call unittest.main() after reading their own --hostname/--port options, and

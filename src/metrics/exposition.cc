@@ -39,6 +39,11 @@ constexpr Family kFamilies[] = {
      "CONNECTs accepted, by protocol level (3.1, 3.1.1, 5.0)."},
     {"ringmq_disconnects_sent_total", Type::kCounter,
      "DISCONNECT packets sent to MQTT 5.0 clients, by reason code."},
+    {"ringmq_closes_lingered_total", Type::kCounter,
+     "MQTT 5.0 closes that, after their DISCONNECT was sent, shut down the sending side and read "
+     "on until the client's EOF, 256 KiB or 2 s."},
+    {"ringmq_linger_discarded_bytes_total", Type::kCounter,
+     "Bytes received and discarded by lingering closes."},
     {"ringmq_topic_aliases_total", Type::kCounter,
      "MQTT 5.0 PUBLISHes with a Topic Alias: inbound use set (alias mapped) or used (topic "
      "taken from the alias); deliveries use out_set (topic sent with a new alias) or out_used "
@@ -452,6 +457,8 @@ Series SeriesOf(CounterId id) {
     case C::disconnect_sent_qos_not_supported:
       return Labelled(kDisconnectsSent, "reason", "qos_not_supported");
     case C::disconnect_sent_other: return Labelled(kDisconnectsSent, "reason", "other");
+    case C::closes_lingered: return Plain("ringmq_closes_lingered_total");
+    case C::linger_discarded_bytes: return Plain("ringmq_linger_discarded_bytes_total");
     case C::topic_alias_set: return Labelled(kTopicAliases, "use", "set");
     case C::topic_alias_used: return Labelled(kTopicAliases, "use", "used");
     case C::topic_alias_out_set: return Labelled(kTopicAliases, "use", "out_set");

@@ -238,6 +238,21 @@ void Connection::QueueDisconnect(mqtt::ReasonCode reason, ConnectionContext& con
       mqtt::IsReasonCodeAllowed(static_cast<uint8_t>(reason), mqtt::PacketType::kDisconnect));
   DisconnectCounter(reason, *context.counters).Add();
   Queue(mqtt::Disconnect{.reason_code = reason}, context);
+  mqtt5()->linger_wanted = true;
+}
+
+bool Connection::WantsLinger() const {
+  const Mqtt5State* state = mqtt5();
+  return state != nullptr && state->linger_wanted && !state->lingering && !transport_closed_ &&
+         state_ == State::kClosing && ReadyToClose();
+}
+
+void Connection::StartLinger(uint64_t now_ms, ConnectionContext& context) {
+  RINGMQ_ASSERT(WantsLinger());
+  Mqtt5State& state = *mqtt5();
+  state.lingering = true;
+  state.linger_until_ms = std::min(now_ms + kLingerMs, closing_since_ms_ + kCloseGraceMs);
+  context.counters->closes_lingered.Add();
 }
 
 std::optional<uint32_t> Connection::disconnect_session_expiry_s() const {
@@ -263,7 +278,16 @@ void Connection::OnReceive(std::span<const uint8_t> bytes, uint64_t now_ms,
   if (!pre_admitted_ || state_ != State::kAwaitConnect) {
     context.counters->bytes_received.Add(bytes.size());  // handed-off bytes counted once
   }
-  if (state_ == State::kClosing) return;  // nothing after a close decision is acted on
+  if (state_ == State::kClosing) {  // nothing after a close decision is acted on
+    if (Mqtt5State* state = mqtt5(); state != nullptr && state->lingering) {
+      context.counters->linger_discarded_bytes.Add(bytes.size());
+      state->linger_discarded = static_cast<uint32_t>(
+          std::min<size_t>(size_t{state->linger_discarded} + bytes.size(), UINT32_MAX));
+      // Enough: the deadline passes now, and the shard ends the receive and closes.
+      if (state->linger_discarded >= kLingerMaxBytes) state->linger_until_ms = now_ms;
+    }
+    return;
+  }
   event_ms_ = now_ms;
   if (state_ == State::kHandoff) {
     // Bounded: a client may pipeline packets behind its CONNECT, but not without limit: the
@@ -910,6 +934,9 @@ uint64_t Connection::DeadlineMs() const {
     case State::kHandoff:
       return 0;  // the move to the home shard takes one loop iteration on each side
     case State::kClosing:
+      if (const Mqtt5State* state = mqtt5(); state != nullptr && state->lingering) {
+        return state->linger_until_ms;
+      }
       return closing_since_ms_ + kCloseGraceMs;
   }
   return 0;

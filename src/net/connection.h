@@ -152,6 +152,10 @@ struct ConnectionContext {
 
 // How long a closing connection may wait for its last bytes to be sent.
 inline constexpr uint32_t kCloseGraceMs = 5'000;
+// Lingering close (see Connection::WantsLinger): after a server-sent DISCONNECT has been sent in
+// full, input is read and discarded for at most this long, or this many bytes, before the close.
+inline constexpr uint32_t kLingerMs = 2'000;
+inline constexpr uint32_t kLingerMaxBytes = 256 * 1024;
 
 class Connection {
  public:
@@ -256,6 +260,8 @@ class Connection {
 
   // The peer closed, or the socket failed: nothing more will be sent or received.
   void OnTransportClosed(uint64_t now_ms);
+  // OnTransportClosed was called, or the close grace (or linger) ended: nothing more is sent.
+  bool transport_closed() const { return transport_closed_; }
 
   // Deadline of the current state's timer (connect timeout, the AUTH exchange's end, keepalive
   // x 1.5, close grace); 0 when there is none.
@@ -273,6 +279,20 @@ class Connection {
 
   // True once the connection should be closed: closing, and nothing left to send.
   bool ReadyToClose() const;
+
+  // Lingering close. A client that is still sending when the server closes (e.g. the PUBRELs
+  // behind a PUBLISH over the Receive Maximum) would make the kernel reset the connection:
+  // closing a socket with unread input sends RST, and the RST can reach the client before it
+  // has read the DISCONNECT that says why (5.0:MQTT-4.13.1-1). So after a server-sent DISCONNECT
+  // (5.0 only) has been sent in full, the shard shuts down the sending side and keeps reading,
+  // discarding, until the peer's EOF, kLingerMaxBytes, or kLingerMs (within kCloseGraceMs of
+  // the close decision); then it closes. Not used for refused CONNECTs (a CONNACK then close).
+  // True in kClosing, once ReadyToClose(), when a DISCONNECT was queued by the server, the
+  // peer has not closed and the linger has not started.
+  bool WantsLinger() const;
+  // The shard has shut down the sending side: received bytes are now counted as discarded
+  // (closes_lingered counted here), and DeadlineMs() is the linger's end.
+  void StartLinger(uint64_t now_ms, ConnectionContext& context);
 
   // The last bytes of a connection closing with only its pre-encoded CONNACK left (a refused
   // CONNECT; or an accepted one whose connection ended before anything else was queued:
@@ -378,6 +398,10 @@ class Connection {
     bool connect_session_expiry_zero = true;
     std::optional<uint16_t> server_keep_alive_s;  // CONNACK carries Server Keep Alive
     std::optional<uint32_t> disconnect_session_expiry_s;
+    bool linger_wanted = false;   // a server-sent DISCONNECT was queued (see WantsLinger)
+    bool lingering = false;       // StartLinger was called
+    uint32_t linger_discarded = 0;  // bytes received and discarded while lingering
+    uint64_t linger_until_ms = 0;
     // Inbound topic aliases: topic_aliases[alias - 1], "" when unset. Grows to the highest
     // alias used, at most ConnectionContext::topic_alias_maximum entries of at most 65,535
     // bytes; charged to the memory budget with the buffers.

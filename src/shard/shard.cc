@@ -25,6 +25,7 @@ enum class Op : uint8_t {
   kReceive,
   kSend,
   kShutdown,
+  kLingerShutdown,  // shutdown(SHUT_WR) of a lingering close
   kCancel,
   kClose,
   kDoorbell,  // stop request (eventfd)
@@ -269,6 +270,10 @@ void Shard::HandleCompletion(const io_uring_cqe& cqe) {
     slot->shutdown_complete = true;  // its result does not matter (ENOTCONN after a reset)
     MarkDirty(slot_index);
   }
+  if (op == Op::kLingerShutdown && current) {
+    slot->linger_complete = true;
+    MarkDirty(slot_index);
+  }
   // kCancel and kClose results need no action: close errors cannot be acted upon.
 }
 
@@ -432,13 +437,33 @@ void Shard::FlushSlot(uint32_t slot_index) {
 void Shard::FlushClosing(uint32_t slot_index) {
   Slot& slot = slots_[slot_index];
   net::Connection& connection = slot.connection;
+  if (connection.WantsLinger()) {
+    // Everything, the DISCONNECT last, is sent: end our side (the peer reads it, then EOF) and
+    // read on until the peer's EOF or the linger's bounds (Connection::WantsLinger). The
+    // receive may have been the single-shot one after CONNECT; then it is armed again.
+    io_uring_sqe* sqe = NextSqe();
+    io_uring_prep_shutdown(sqe, connection.fd(), SHUT_WR);
+    io_uring_sqe_set_data64(sqe, Pack(Op::kLingerShutdown, slot.generation, slot_index));
+    slot.linger_submitted = true;
+    connection.StartLinger(now_ms_, context_);
+    if (!slot.receive_armed) ArmReceive(slot_index);
+    timers_->Schedule(slot_index, connection.DeadlineMs());
+    return;
+  }
   const bool grace_expired = now_ms_ >= connection.DeadlineMs();
-  const bool nothing_pending = !slot.receive_armed && !connection.send_in_flight();
-  // With no receive and no send pending (e.g. a refused CONNECT whose CONNACK is sent) no
-  // operation can outlive the close, so no shutdown is needed first.
+  // Within the linger's bounds only the peer's EOF (the receive ends) closes.
+  const bool lingering = slot.linger_submitted && !grace_expired && !slot.shutdown_submitted;
+  if (lingering && !slot.receive_armed && !connection.transport_closed()) {
+    ArmReceive(slot_index);  // the multishot receive ended for want of buffers (-ENOBUFS)
+  }
+  const bool nothing_pending = !slot.receive_armed && !connection.send_in_flight() &&
+                               (!slot.linger_submitted || slot.linger_complete);
+  // With no receive and no send pending (e.g. a refused CONNECT whose CONNACK is sent, or a
+  // lingering close whose peer closed) no operation can outlive the close, so no shutdown
+  // (another one) is needed first.
   const bool close_without_shutdown =
       !slot.shutdown_submitted && nothing_pending && connection.ReadyToClose();
-  if (!slot.shutdown_submitted && !close_without_shutdown &&
+  if (!slot.shutdown_submitted && !close_without_shutdown && !lingering &&
       (connection.ReadyToClose() || grace_expired)) {
     // Ends the multishot receive and any send stuck on a peer that does not read.
     io_uring_sqe* sqe = NextSqe();
@@ -636,6 +661,8 @@ uint32_t Shard::AllocateSlot() {
   slot.dirty = false;
   slot.shutdown_submitted = false;
   slot.shutdown_complete = false;
+  slot.linger_submitted = false;
+  slot.linger_complete = false;
   slot.cancel_submitted = false;
   slot.served_receive_done = false;
   slot.timer_state = net::Connection::State::kAwaitConnect;

@@ -109,6 +109,9 @@ class Shard final : public ShardServices {
     bool dirty : 1 = false;
     bool shutdown_submitted : 1 = false;
     bool shutdown_complete : 1 = false;  // close(fd) only after: see FlushSlot
+    // Lingering close (Connection::WantsLinger): shutdown(SHUT_WR) submitted / completed.
+    bool linger_submitted : 1 = false;
+    bool linger_complete : 1 = false;
     bool cancel_submitted : 1 = false;   // the receive is being cancelled (hand-off, or paused)
     // A receive completed with data after CONNECT was decided: from then on the receive is
     // multishot (see ArmReceive).

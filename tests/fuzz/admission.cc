@@ -40,7 +40,7 @@ namespace {
   } while (0)
 
 constexpr std::array<uint8_t, kReasonCount> kReasonCodes = {
-#define FUZZ_REASON_CODE(name, label, code) code,
+#define FUZZ_REASON_CODE(name, label, code, code5) code,
     RINGMQ_CONNECT_REASONS(FUZZ_REASON_CODE)
 #undef FUZZ_REASON_CODE
 };

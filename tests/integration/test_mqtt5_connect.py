@@ -8,6 +8,7 @@ Receive Maximum (0x93), DISCONNECT with a reason both ways, Server Keep Alive.
 """
 
 import os
+import select
 import shutil
 import struct
 import subprocess
@@ -577,3 +578,89 @@ class Clients(Mqtt5TestCase):
                               capture_output=True, text=True, timeout=CLIENT_TIMEOUT)
         self.assertEqual(proc.returncode, 0, proc.stderr)
         self.assert_counters(b.stop(), connect_accepted_mqtt5=1)
+
+
+class LingeringClose(Mqtt5TestCase):
+    """A server-sent DISCONNECT reaches a client that is still sending (5.0:MQTT-4.13.1-1): the
+    broker shuts down its sending side and reads on until the client's EOF, 256 KiB or 2 s
+    (kLingerMs, kLingerMaxBytes in src/net/connection.h) instead of closing with unread input,
+    which resets the connection (Paho's test_flow_control2)."""
+
+    def provoke_0x93(self, b):
+        pub, _, properties = self.connect5(b, "linger")
+        self.assertEqual(properties[RECEIVE_MAXIMUM], 2)
+        # Three QoS 2 PUBLISHes in one write: the third exceeds the Receive Maximum.
+        pub.sendall(b"".join(publish5("t", "x", qos=2, packet_id=i) for i in (1, 2, 3)))
+        # The DISCONNECT is there (not read yet): the broker has decided and sent it.
+        readable, _, _ = select.select([pub], [], [], 5)
+        self.assertTrue(readable, "no DISCONNECT within 5 s")
+        return pub
+
+    def test_client_still_sending_reads_the_disconnect_5_0_MQTT_4_13_1_1(self):
+        b = self.start_broker("--receive-maximum", "2")
+        pub = self.provoke_0x93(b)
+        with pub:
+            # Like Paho's client: PUBRELs go on after the violation. Without the linger the
+            # broker's close with unread input resets the connection and a send fails (EPIPE or
+            # ECONNRESET) before the client reads the DISCONNECT.
+            for packet_id in range(1, 11):
+                pub.sendall(m.pubrel(packet_id))
+                time.sleep(0.03)
+            got = m.read_packet(pub)  # PUBRECs 1 and 2 (no subscribers: reason 0x10) first
+            while got.raw[0] == 0x50:
+                got = m.read_packet(pub)
+            self.assertEqual(got.raw[0], 0xE0)
+            self.assertEqual(got.body[0], 0x93)
+            m.expect_eof(pub)  # the broker's SHUT_WR
+        counters = b.stop()
+        self.assert_counters(counters, receive_maximum_exceeded=1,
+                             disconnect_sent_receive_maximum_exceeded=1, protocol_violations=1,
+                             closes_lingered=1, linger_discarded_bytes=None)
+        self.assert_counters_at_least(counters, linger_discarded_bytes=4)
+
+    def test_linger_ends_at_256_KiB(self):
+        b = self.start_broker("--receive-maximum", "2")
+        pub = self.provoke_0x93(b)
+        with pub:
+            sent = 0
+            chunk = b"\x00" * 16384
+            deadline = time.monotonic() + 5
+            try:
+                while time.monotonic() < deadline:
+                    pub.sendall(chunk)
+                    sent += len(chunk)
+            except OSError:
+                pass  # the broker closed after 256 KiB: reset
+            self.assertGreaterEqual(sent, 256 * 1024)
+            self.assertLess(time.monotonic(), deadline, "the broker read more than 5 s")
+        counters = b.stop()
+        self.assert_counters(counters, receive_maximum_exceeded=1,
+                             disconnect_sent_receive_maximum_exceeded=1, protocol_violations=1,
+                             closes_lingered=1, linger_discarded_bytes=None)
+        self.assert_counters_at_least(counters, linger_discarded_bytes=256 * 1024)
+
+    def test_linger_ends_after_2_s(self):
+        b = self.start_broker("--receive-maximum", "2")
+        pub = self.provoke_0x93(b)
+        with pub:
+            start = time.monotonic()
+            got = m.read_packet(pub)
+            while got.raw[0] == 0x50:
+                got = m.read_packet(pub)
+            self.assertEqual(got.body[0], 0x93)
+            m.expect_eof(pub)
+            # The client neither closes nor sends: the broker closes after kLingerMs (2 s); a
+            # send after that close is answered with a reset, which makes a later send fail.
+            closed_after = None
+            while time.monotonic() - start < 6:
+                try:
+                    pub.sendall(b"\x00")
+                except OSError:
+                    closed_after = time.monotonic() - start
+                    break
+                time.sleep(0.1)
+            self.assertIsNotNone(closed_after, "still open 6 s after the DISCONNECT")
+            self.assertGreaterEqual(closed_after, 1.5)
+        self.assert_counters(b.stop(), receive_maximum_exceeded=1,
+                             disconnect_sent_receive_maximum_exceeded=1, protocol_violations=1,
+                             closes_lingered=1, linger_discarded_bytes=None)

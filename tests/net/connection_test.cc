@@ -1623,5 +1623,57 @@ TEST_F(Connection5Test, EverySplitPointWithPropertiesGivesTheSameResult) {
   }
 }
 
+// --- Lingering close (5.0:MQTT-4.13.1-1: the client must be able to read the DISCONNECT) -----
+
+TEST_F(Connection5Test, LingerAfterServerDisconnectUntilTimeBound) {
+  Accept5();
+  Receive(Publish5("a/b", Alias(11)));  // DISCONNECT 0x94
+  EXPECT_FALSE(connection_.WantsLinger());  // not before the DISCONNECT is sent
+  EXPECT_EQ(Drain(), (Bytes{0xE0, 0x01, 0x94}));
+  ASSERT_TRUE(connection_.WantsLinger());
+  connection_.StartLinger(kStartMs + 10, shard_.context);
+  EXPECT_FALSE(connection_.WantsLinger());
+  EXPECT_EQ(connection_.DeadlineMs(), kStartMs + 10 + kLingerMs);
+  Receive(Bytes(100, 0x62), kStartMs + 20);  // discarded, counted
+  EXPECT_EQ(shard_.counters.linger_discarded_bytes.Load(), 100u);
+  EXPECT_EQ(shard_.counters.closes_lingered.Load(), 1u);
+  EXPECT_EQ(connection_.state(), State::kClosing);
+  EXPECT_TRUE(connection_.NextSend().empty());
+}
+
+TEST_F(Connection5Test, LingerEndsAtByteBound) {
+  Accept5();
+  Receive(Publish5("a/b", Alias(11)));
+  Drain();
+  connection_.StartLinger(kStartMs, shard_.context);
+  Receive(Bytes(kLingerMaxBytes - 1, 0), kStartMs + 5);
+  EXPECT_EQ(connection_.DeadlineMs(), kStartMs + kLingerMs);
+  Receive(Bytes(1, 0), kStartMs + 6);
+  EXPECT_EQ(connection_.DeadlineMs(), kStartMs + 6);  // the shard closes now
+}
+
+TEST_F(Connection5Test, LingerWithinCloseGrace) {
+  Accept5();
+  Receive(Publish5("a/b", Alias(11)), kStartMs);
+  Drain();
+  connection_.StartLinger(kStartMs + kCloseGraceMs - 100, shard_.context);
+  EXPECT_EQ(connection_.DeadlineMs(), kStartMs + kCloseGraceMs);
+}
+
+TEST_F(Connection5Test, NoLingerWhenTheClientClosedOrDisconnected) {
+  Accept5();
+  Receive(Bytes{0xE0, 0x00});  // the client's DISCONNECT: no server DISCONNECT, no linger
+  EXPECT_EQ(connection_.state(), State::kClosing);
+  EXPECT_TRUE(connection_.ReadyToClose());
+  EXPECT_FALSE(connection_.WantsLinger());
+}
+
+TEST_F(ConnectionTest, NoLingerAt311) {
+  Accept();
+  Receive(Bytes{0x30, 0x00});  // malformed PUBLISH: closed without DISCONNECT at 3.1.1
+  EXPECT_EQ(connection_.state(), State::kClosing);
+  EXPECT_FALSE(connection_.WantsLinger());
+}
+
 }  // namespace
 }  // namespace ringmq::net
