@@ -38,6 +38,18 @@ def remaining_length(n):
             return bytes(out)
 
 
+def read_vbi(data, i):
+    """(value, index after it) of the Variable Byte Integer at data[i] (MQTT 1.5.5)."""
+    value, shift = 0, 0
+    while True:
+        byte = data[i]
+        i += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, i
+
+
 def mqtt_string(value):
     """A length-prefixed string. `value` may be str (UTF-8 encoded) or raw bytes (sent as is)."""
     raw = value.encode("utf-8") if isinstance(value, str) else bytes(value)

@@ -38,14 +38,7 @@ def auth_properties(method, data=None):
 
 def parse_properties(body):
     """{id: value} of a property block starting at body[0] (its Variable Byte Integer)."""
-    length, shift, pos = 0, 0, 0
-    while True:
-        byte = body[pos]
-        pos += 1
-        length |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            break
+    length, pos = m.read_vbi(body, 0)
     end = pos + length
     props = {}
     while pos < end:

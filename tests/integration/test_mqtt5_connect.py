@@ -92,17 +92,6 @@ def disconnect5(reason=0x00, properties=b""):
     return m.packet(0xE0, bytes([reason]) + props(properties))
 
 
-def read_vbi(data, i):
-    value, shift = 0, 0
-    while True:
-        byte = data[i]
-        i += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            return value, i
-
-
 def parse_properties(data):
     """{identifier: value} of a property block (without its length)."""
     out, i = {}, 0
@@ -120,7 +109,7 @@ def parse_properties(data):
             out[identifier] = struct.unpack_from("!I", data, i)[0]
             i += 4
         elif kind == VBI:
-            out[identifier], i = read_vbi(data, i)
+            out[identifier], i = m.read_vbi(data, i)
         else:
             length = struct.unpack_from("!H", data, i)[0]
             out[identifier] = data[i + 2:i + 2 + length].decode()
@@ -133,7 +122,7 @@ def read_connack5(sock):
     got = m.read_packet(sock)
     assert got.raw[0] == 0x20, got
     body = got.body
-    length, i = read_vbi(body, 2)
+    length, i = m.read_vbi(body, 2)
     return body[0] & 0x01, body[1], parse_properties(body[i:i + length])
 
 
@@ -146,7 +135,7 @@ def read_disconnect5(sock):
         return 0x00, {}
     if len(body) == 1:
         return body[0], {}
-    length, i = read_vbi(body, 1)
+    length, i = m.read_vbi(body, 1)
     return body[0], parse_properties(body[i:i + length])
 
 

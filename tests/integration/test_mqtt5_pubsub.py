@@ -312,17 +312,6 @@ class Mqtt5ReasonCodes(BrokerTestCase):
                              publish_dropped_no_subscribers=None)
 
 
-def read_varint(data, i):
-    value, shift = 0, 0
-    while True:
-        byte = data[i]
-        i += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            return value, i
-
-
 def parse_publish5(packet):
     """(topic, packet id or None, Topic Alias or None, dup, payload) of a raw 5.0 PUBLISH."""
     assert packet.type == 3, packet
@@ -335,7 +324,7 @@ def parse_publish5(packet):
     if qos:
         packet_id = struct.unpack("!H", body[i:i + 2])[0]
         i += 2
-    length, i = read_varint(body, i)
+    length, i = m.read_vbi(body, i)
     end = i + length
     alias = None
     while i < end:  # the properties a broker sends on a PUBLISH (5.0:3.3.2.3)
@@ -349,7 +338,7 @@ def parse_publish5(packet):
         elif pid == 0x02:
             i += 4
         elif pid == 0x0B:
-            _, i = read_varint(body, i)
+            _, i = m.read_vbi(body, i)
         elif pid in (0x03, 0x08, 0x09):
             i += 2 + struct.unpack("!H", body[i:i + 2])[0]
         elif pid == 0x26:
