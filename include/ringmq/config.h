@@ -7,6 +7,7 @@
 #define RINGMQ_CONFIG_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,43 @@ enum class SharedSubscriptionStrategy : uint8_t { kRoundRobin, kRandom, kHash };
 // i-th CPU of the process's allowed set (sched_getaffinity), wrapping around when there are
 // more shards than CPUs.
 enum class CpuAffinity : uint8_t { kOff, kAuto };
+
+enum class ListenerProtocol : uint8_t { kMqtt, kWebSockets };
+// Whether a listener expects a PROXY protocol header before anything else (haproxy.org's
+// proxy-protocol.txt): version 1 (text), version 2 (binary) or either.
+enum class ProxyProtocol : uint8_t { kOff, kV1, kV2, kAny };
+
+// One `[[listener]]` table of the config file (docs/configuration.md, "Listeners"). The TLS keys
+// are named as Mosquitto names them, so its listener blocks translate line by line. TLS is on
+// when certfile is set.
+struct ListenerConfig {
+  std::string name;  // the `listener` label of its metrics; default "<protocol>:<port>"
+  std::string bind = "127.0.0.1";
+  uint16_t port = 0;
+  ListenerProtocol protocol = ListenerProtocol::kMqtt;
+  // WebSockets: the HTTP path of the upgrade, the Origin values accepted (empty: any), and
+  // whether X-Forwarded-For names the client (only behind a proxy the operator trusts).
+  std::string path = "/mqtt";
+  std::vector<std::string> allowed_origins;
+  bool trust_x_forwarded_for = false;
+  ProxyProtocol proxy_protocol = ProxyProtocol::kOff;
+  // TLS.
+  std::string certfile;
+  std::string keyfile;
+  std::string cafile;  // CAs for client certificates
+  bool require_certificate = false;
+  bool use_identity_as_username = false;
+  std::string tls_version;    // minimum: "tlsv1.2" (default) or "tlsv1.3"
+  std::string ciphers;        // TLS 1.2 cipher list (OpenSSL syntax); empty: OpenSSL's default
+  std::string ciphersuites;   // TLS 1.3 suites; empty: OpenSSL's default
+  // Per-listener limits: connections on this listener (0: only the broker-wide bound), and
+  // allow_anonymous for this listener (unset: the broker-wide key).
+  uint32_t max_connections = 0;
+  std::optional<bool> allow_anonymous;
+
+  bool tls() const { return !certfile.empty(); }
+  friend bool operator==(const ListenerConfig&, const ListenerConfig&) = default;
+};
 
 struct Config {
   std::string bind = "127.0.0.1";
@@ -128,6 +166,10 @@ struct Config {
   // A shard loop iteration that runs longer than this is counted (loop_stalls) and logged
   // (rate-limited) with what it was doing. 0: not measured.
   uint32_t stall_warning_ms = 100;
+
+  // Listeners beyond the default plain one (bind, port): `[[listener]]` tables, in order. A
+  // connection's listener index is 0 for the default listener and i + 1 for listeners[i].
+  std::vector<ListenerConfig> listeners;
 
   friend bool operator==(const Config&, const Config&) = default;
 };

@@ -12,11 +12,13 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "auth/auth_data.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "io/listener.h"
+#include "listener/listener.h"
 #include "io/ring.h"
 #include "memory/budget.h"
 #include "metrics/counters.h"
@@ -146,11 +148,31 @@ absl::Status Broker::Start() {
   if (config_.max_connections_per_address != 0 || config_.max_connect_rate_per_address != 0) {
     running->shared.addresses = std::make_unique<connect::AddressTable>();
   }
+  const std::vector<ListenerConfig> listeners = listener::EffectiveListeners(config_);
+  if (listeners.size() > shard::Shard::kMaxListeners) {
+    return absl::InvalidArgumentError(absl::StrCat("at most ", shard::Shard::kMaxListeners - 1,
+                                                   " [[listener]] tables"));
+  }
+  for (const ListenerConfig& listener : listeners) {
+    absl::StatusOr<std::unique_ptr<net::TransportFactory>> factory =
+        listener::MakeTransportFactory(listener);
+    if (!factory.ok()) return factory.status();
+    running->shared.transport_factories.push_back(std::move(*factory));
+  }
   for (uint32_t i = 0; i < config_.threads; ++i) {
-    absl::StatusOr<int> listener = io::OpenListener(config_.bind, config_.port, kListenBacklog);
-    if (!listener.ok()) return listener.status();
+    std::vector<int> listen_fds;
+    for (const ListenerConfig& listener : listeners) {
+      absl::StatusOr<int> fd = io::OpenListener(listener.bind, listener.port, kListenBacklog);
+      if (!fd.ok()) {
+        for (const int open_fd : listen_fds) close(open_fd);
+        return absl::Status(fd.status().code(),
+                            absl::StrCat("listener ", listener::ListenerName(listener), ": ",
+                                         fd.status().message()));
+      }
+      listen_fds.push_back(*fd);
+    }
     absl::StatusOr<std::unique_ptr<shard::Shard>> shard =
-        shard::Shard::Create(i, config_, *listener, running->shared);
+        shard::Shard::Create(i, config_, std::move(listen_fds), running->shared);
     if (!shard.ok()) return shard.status();
     running->shards.push_back(std::move(*shard));
     running->shared.shard_counters[i] = &running->shards.back()->counters();

@@ -71,12 +71,17 @@ std::string PeerAddress(int fd) {
   sockaddr_storage storage{};
   socklen_t length = sizeof(storage);
   if (getpeername(fd, reinterpret_cast<sockaddr*>(&storage), &length) != 0) return "?";
+  return AddressName(storage);
+}
+
+std::string AddressName(const sockaddr_storage& storage) {
   char text[INET6_ADDRSTRLEN] = {};
   if (storage.ss_family == AF_INET) {
     const auto* v4 = reinterpret_cast<const sockaddr_in*>(&storage);
     inet_ntop(AF_INET, &v4->sin_addr, text, sizeof(text));
     return absl::StrCat(text, ":", ntohs(v4->sin_port));
   }
+  if (storage.ss_family != AF_INET6) return "?";
   const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&storage);
   inet_ntop(AF_INET6, &v6->sin6_addr, text, sizeof(text));
   return absl::StrCat("[", text, "]:", ntohs(v6->sin6_port));

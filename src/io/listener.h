@@ -5,6 +5,8 @@
 #ifndef RINGMQ_IO_LISTENER_H_
 #define RINGMQ_IO_LISTENER_H_
 
+#include <sys/socket.h>
+
 #include <cstdint>
 #include <string>
 
@@ -20,6 +22,8 @@ absl::StatusOr<int> OpenListener(const std::string& address, uint16_t port, int 
 
 // "a.b.c.d:port" of the socket's peer, for log lines; "?" if unknown.
 std::string PeerAddress(int fd);
+// The same for an address (AF_INET or AF_INET6; "?" for other families).
+std::string AddressName(const sockaddr_storage& address);
 
 }  // namespace ringmq::io
 

@@ -272,12 +272,61 @@ bool Connection::request_problem_information() const {
   return mqtt5() == nullptr || mqtt5()->request_problem_information;
 }
 
+void Connection::SetTransport(std::unique_ptr<Transport> transport, ConnectionContext& context) {
+  RINGMQ_ASSERT(transport != nullptr);
+  spill().transport = std::move(transport);
+  if (spill_->transport->peer().source.has_value()) {
+    ApplyPeerSource(*spill_->transport->peer().source, context);
+  }
+}
+
+std::unique_ptr<Transport> Connection::TakeTransport() {
+  RINGMQ_ASSERT(state_ == State::kHandoff);
+  return spill_ == nullptr ? nullptr : std::move(spill_->transport);
+}
+
+std::string Connection::PeerName() const {
+  if (const Transport* t = transport(); t != nullptr && t->peer().source.has_value()) {
+    return io::AddressName(*t->peer().source);
+  }
+  return io::PeerAddress(fd_);
+}
+
+void Connection::ApplyPeerSource(const sockaddr_storage& source, ConnectionContext& context) {
+  spill().peer_source_applied = true;
+  if (context.addresses == nullptr) return;
+  if (address_slot_ != connect::AddressTable::kNoSlot) context.addresses->Close(address_slot_);
+  address_slot_ = context.addresses->SlotOf(source);
+  if (address_slot_ != connect::AddressTable::kNoSlot) context.addresses->Open(address_slot_);
+}
+
 void Connection::OnReceive(std::span<const uint8_t> bytes, uint64_t now_ms,
                            ConnectionContext& context) {
   RINGMQ_ASSERT(context.counters != nullptr);
   if (!pre_admitted_ || state_ != State::kAwaitConnect) {
     context.counters->bytes_received.Add(bytes.size());  // handed-off bytes counted once
   }
+  Transport* t = transport();
+  if (t == nullptr || (pre_admitted_ && state_ == State::kAwaitConnect)) {
+    // Plain TCP; or the hand-off's bytes, which the first shard's transport already decoded.
+    return ReceiveMqtt(bytes, now_ms, context);
+  }
+  if (state_ == State::kClosing) return ReceiveMqtt(bytes, now_ms, context);  // discarded
+  ByteBuffer& app = spill_->transport_app;
+  app.clear();
+  const TransportLayer::Result result = t->Receive(bytes, app, *context.counters);
+  if (!spill_->peer_source_applied && t->peer().source.has_value()) {
+    ApplyPeerSource(*t->peer().source, context);
+  }
+  if (!app.empty()) ReceiveMqtt(app, now_ms, context);
+  if (result == TransportLayer::Result::kClose && state_ != State::kClosing) {
+    event_ms_ = now_ms;
+    StartClosing(now_ms);  // the layer counted why and queued its goodbye in wire()
+  }
+}
+
+void Connection::ReceiveMqtt(std::span<const uint8_t> bytes, uint64_t now_ms,
+                             ConnectionContext& context) {
   if (state_ == State::kClosing) {  // nothing after a close decision is acted on
     if (Mqtt5State* state = mqtt5(); state != nullptr && state->lingering) {
       context.counters->linger_discarded_bytes.Add(bytes.size());
@@ -485,7 +534,7 @@ void Connection::HandleConnect(const mqtt::FixedHeader& header, std::span<const 
   if (LogLevel level; context.event_log.Admit(event_ms_, &level)) {
     LogLine(
         level, "connect from %s (client %s) refused: %s (%s, CONNACK %s)",
-        io::PeerAddress(fd_).c_str(),
+        PeerName().c_str(),
         connect.ok() ? (Printable(connect.value().client_id)).c_str() : "?",
         std::string(connect::LabelOf(decision.reason)).c_str(),
         decision.reason == connect::Reason::kMalformed
@@ -531,7 +580,7 @@ void Connection::Accept(const mqtt::Connect& connect, const connect::Decision& d
   sink_ = context.sink;
   if (LogLevel level; context.event_log.Admit(event_ms_, &level)) {
     LogLine(level, "client %s connected from %s (MQTT %s, keepalive %us, clean session %d%s)",
-            (Printable(client_id_.view())).c_str(), io::PeerAddress(fd_).c_str(), LevelName(level_),
+            (Printable(client_id_.view())).c_str(), PeerName().c_str(), LevelName(level_),
             keepalive_s_, connect.clean_session ? 1 : 0,
             connect.user_name ? (", user " + Printable(*connect.user_name)).c_str() : "");
   }
@@ -779,7 +828,7 @@ void Connection::RefuseAuth(mqtt::ReasonCode reason, std::string_view log_reason
   }
   if (LogLevel level; context.event_log.Admit(event_ms_, &level)) {
     LogLine(level, "connect from %s (client %s) refused: authentication %s (%s, CONNACK 0x%02x)",
-            io::PeerAddress(fd_).c_str(), Printable(client_id_.view()).c_str(),
+            PeerName().c_str(), Printable(client_id_.view()).c_str(),
             auth_exchange() != nullptr ? Printable(auth_exchange()->method).c_str() : "method",
             std::string(log_reason).c_str(), static_cast<unsigned>(reason));
   }
@@ -898,7 +947,7 @@ void Connection::CloseForViolation(mqtt::Violation violation, ConnectionContext&
     context.counters->connect[static_cast<size_t>(connect::Reason::kMalformed)].Add();
   }
   if (LogLevel level; context.event_log.Admit(event_ms_, &level)) {
-    LogLine(level, "closing %s (client %s): %s [%s]", io::PeerAddress(fd_).c_str(),
+    LogLine(level, "closing %s (client %s): %s [%s]", PeerName().c_str(),
             (Printable(client_id_.view())).c_str(),
             std::string(mqtt::DescriptionOf(violation)).c_str(),
             std::string(mqtt::RuleOf(violation)).c_str());
@@ -947,7 +996,7 @@ void Connection::OnDeadline(uint64_t now_ms, ConnectionContext& context) {
     case State::kAwaitConnect:
       context.counters->connect_timeout.Add();
       if (LogLevel level; context.event_log.Admit(now_ms, &level)) {
-        LogLine(level, "closing %s: no CONNECT within %u ms", io::PeerAddress(fd_).c_str(),
+        LogLine(level, "closing %s: no CONNECT within %u ms", PeerName().c_str(),
                 context.connect_timeout_ms);
       }
       StartClosing(now_ms);
@@ -956,7 +1005,7 @@ void Connection::OnDeadline(uint64_t now_ms, ConnectionContext& context) {
       context.counters->connect_timeout.Add();
       if (LogLevel level; context.event_log.Admit(now_ms, &level)) {
         LogLine(level, "closing %s: authentication not finished within %u ms of CONNECT",
-                io::PeerAddress(fd_).c_str(), context.connect_timeout_ms);
+                PeerName().c_str(), context.connect_timeout_ms);
       }
       StartClosing(now_ms);
       return;
@@ -970,7 +1019,7 @@ void Connection::OnDeadline(uint64_t now_ms, ConnectionContext& context) {
       context.counters->keepalive_timeout.Add();
       if (LogLevel level; context.event_log.Admit(now_ms, &level)) {
         LogLine(level, "closing client %s (%s): keepalive %us expired",
-                (Printable(client_id_.view())).c_str(), io::PeerAddress(fd_).c_str(),
+                (Printable(client_id_.view())).c_str(), PeerName().c_str(),
                 keepalive_s_);
       }
       event_ms_ = now_ms;
@@ -988,6 +1037,25 @@ void Connection::OnDeadline(uint64_t now_ms, ConnectionContext& context) {
 
 std::span<const uint8_t> Connection::NextSend() {
   if (send_in_flight_ || transport_closed_) return {};
+  if (Transport* t = transport(); t != nullptr && current_.empty()) {
+    // Everything waiting goes down through the layers now; the send carries their output.
+    if (t->open()) {
+      if (!static_output_.empty()) t->Send(std::exchange(static_output_, {}));
+      if (!queued_.empty()) {
+        t->Send(queued_);
+        queued_.clear();
+        sending_reply_bytes_ = std::exchange(queued_reply_bytes_, 0);
+      }
+    }
+    // A layer that never opened (a failed handshake) has nothing of MQTT's to carry.
+    if (state_ == State::kClosing && (!t->open() || queued_.empty())) t->Shutdown();
+    if (t->wire().empty()) return {};
+    sending_.swap(t->wire());
+    t->wire().clear();
+    current_ = sending_;
+    RINGMQ_ASSERT(current_.size() <= UINT32_MAX);  // current_sent_ is 32 bits
+    current_sent_ = 0;
+  }
   if (current_.empty()) {
     if (!static_output_.empty()) {
       current_ = std::exchange(static_output_, {});
@@ -1029,12 +1097,19 @@ void Connection::OnSent(size_t bytes) {
 bool Connection::ReadyToClose() const {
   if (state_ != State::kClosing || send_in_flight_) return false;
   if (transport_closed_) return true;
+  if (const Transport* t = transport(); t != nullptr) {
+    // The layers' goodbyes (close frame, close_notify) are sent too.
+    if (!t->shut_down() || !const_cast<Transport*>(t)->wire().empty()) return false;
+    if (t->open() && !static_output_.empty()) return false;
+    return current_.empty() && (queued_.empty() || !t->open());
+  }
   return current_.empty() && static_output_.empty() && queued_.empty();
 }
 
 std::span<const uint8_t> Connection::TakeFinalStaticSend() {
+  // With a transport the CONNACK is encoded by its layers (NextSend), so not static.
   if (state_ != State::kClosing || send_in_flight_ || transport_closed_ || !current_.empty() ||
-      !queued_.empty()) {
+      !queued_.empty() || transport() != nullptr) {
     return {};
   }
   return std::exchange(static_output_, {});
@@ -1054,8 +1129,11 @@ int64_t Connection::TakeBufferChargeDelta() {
                 mqtt5()->qos2_pending.capacity() * sizeof(uint16_t) +
                 (mqtt5()->outbound_aliases == nullptr ? 0
                                                       : mqtt5()->outbound_aliases->memory_bytes());
-  const auto capacity = static_cast<uint32_t>(spill_capacity + mqtt5_bytes + queued_.capacity() +
-                                              sending_.capacity());
+  const size_t transport_bytes =
+      transport() == nullptr ? 0
+                             : transport()->memory_bytes() + spill_->transport_app.capacity();
+  const auto capacity = static_cast<uint32_t>(spill_capacity + mqtt5_bytes + transport_bytes +
+                                              queued_.capacity() + sending_.capacity());
   const int64_t delta = int64_t{capacity} - int64_t{charged_buffer_bytes_};
   charged_buffer_bytes_ = capacity;
   return delta;

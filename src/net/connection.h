@@ -61,6 +61,8 @@
 #include "metrics/counters.h"
 #include "mqtt/outbound_topic_aliases.h"
 #include "mqtt/packet.h"
+#include "net/transport.h"
+#include "ringmq/config.h"
 
 namespace ringmq::net {
 
@@ -142,6 +144,9 @@ struct ConnectionContext {
   PacketSink* sink = nullptr;
   uint32_t shard_index = 0;
   uint32_t shard_count = 1;
+  // Every listener's settings (listener::EffectiveListeners; index = Connection::listener()):
+  // per-listener limits and how a TLS client certificate stands in for a user name.
+  std::vector<ListenerConfig> listeners;
   // Server-assigned client ids (MQTT-3.1.3-6): unpredictable, with this shard as their home.
   connect::AssignedClientIds assigned_ids;
   ConnectionEventLog event_log;    // per-connection log lines, rate-limited at info
@@ -170,6 +175,24 @@ class Connection {
   void Open(int fd, uint64_t now_ms);
   // The socket given to Open/Adopt; -1 before, and after ReleaseForHandoff.
   int fd() const { return fd_; }
+
+  // Right after Open/Adopt, for a connection accepted on a listener with layers (PROXY, TLS,
+  // WebSocket; net/transport.h): received bytes go up through `transport` before MQTT sees
+  // them, and everything sent goes down through it. Without one (plain TCP), bytes are MQTT.
+  // `listener` is the index of the listener that accepted the socket (Config::listeners order,
+  // 0 the default listener), for per-listener settings and counters.
+  // An adopted connection's transport that already knows the client's address (PROXY) moves
+  // the per-address count to it, as on the first shard.
+  void SetTransport(std::unique_ptr<Transport> transport, ConnectionContext& context);
+  void set_listener(uint8_t listener) { listener_ = listener; }
+  uint8_t listener() const { return listener_; }
+  // kHandoff only, before ReleaseForHandoff: the transport moves with the socket (an open TLS
+  // session, a WebSocket's framing state); null for plain TCP.
+  std::unique_ptr<Transport> TakeTransport();
+  Transport* transport() const { return spill_ == nullptr ? nullptr : spill_->transport.get(); }
+  // The peer's address for log lines: the one a PROXY header (or trusted X-Forwarded-For)
+  // gave, else the socket's.
+  std::string PeerName() const;
 
   // Takes over a socket another shard admitted and handed off. The caller then feeds the
   // bytes of TakeHandoffBytes() (the CONNECT first) to OnReceive; admission is not repeated and
@@ -319,6 +342,11 @@ class Connection {
   uint16_t keepalive_s() const { return keepalive_s_; }
 
  private:
+  // OnReceive's MQTT part: `bytes` are MQTT (decoded by the transport, if any).
+  void ReceiveMqtt(std::span<const uint8_t> bytes, uint64_t now_ms, ConnectionContext& context);
+  // A PROXY header (or X-Forwarded-For) named the client: its address replaces the socket's
+  // in the per-address table.
+  void ApplyPeerSource(const sockaddr_storage& source, ConnectionContext& context);
   size_t ProcessFrames(std::span<const uint8_t> bytes, ConnectionContext& context);
   // Processes the frames in the partial buffer and keeps what is left (a split frame, or what
   // waits behind a paused packet).
@@ -374,6 +402,7 @@ class Connection {
   uint32_t tag_ = 0;
   uint16_t keepalive_s_ = 0;
   mqtt::ProtocolLevel level_ = mqtt::ProtocolLevel::kMqtt311;
+  uint8_t listener_ = 0;
   int fd_ = -1;
   uint32_t address_slot_ = connect::AddressTable::kNoSlot;
   uint32_t charged_buffer_bytes_ = 0;  // buffer capacity charged to the memory budget
@@ -439,6 +468,10 @@ class Connection {
     std::unique_ptr<Mqtt5State> mqtt5;
     std::unique_ptr<AuthExchange> auth;
     bool enhanced_auth = false;  // the CONNECT had an Authentication Method (5.0:MQTT-4.12.0-7)
+    bool peer_source_applied = false;  // the transport's PeerInfo::source is in address_slot_
+    // Null for plain TCP. `transport_app`: the MQTT bytes of one receive, reused.
+    std::unique_ptr<Transport> transport;
+    ByteBuffer transport_app;
   };
   Mqtt5State* mqtt5() const { return spill_ == nullptr ? nullptr : spill_->mqtt5.get(); }
   Spill& spill() {

@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "common/assert.h"
+#include "listener/listener.h"
 
 namespace ringmq::shard {
 
@@ -38,6 +39,7 @@ void ConfigureConnectionContext(uint32_t shard, const Config& config, SharedStat
   context.counters = &counters;
   context.shard_index = shard;
   context.shard_count = shared.shard_count;
+  context.listeners = listener::EffectiveListeners(config);
 }
 
 }  // namespace ringmq::shard

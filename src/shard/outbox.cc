@@ -25,8 +25,8 @@ Outbox::~Outbox() {
   }
 }
 
-void Outbox::SendHandoff(uint32_t destination, int fd, std::vector<uint8_t> bytes) {
-  auto* handoff = new HandoffRecord{fd, std::move(bytes)};
+void Outbox::SendHandoff(uint32_t destination, HandoffRecord moving) {
+  auto* handoff = new HandoffRecord(std::move(moving));
   counters_.connections_handed_off.Add();
   const Slot record[] = {Slot{kHandoff, 0, reinterpret_cast<uint64_t>(handoff)}};
   Push(destination, record, sizeof(HandoffRecord) + handoff->bytes.capacity());

@@ -45,6 +45,7 @@
 #include "common/assert.h"
 #include "message/message.h"
 #include "metrics/counters.h"
+#include "net/transport.h"
 #include "shard/mailbox.h"
 #include "shard/shared_state.h"
 #include "sub/trie.h"
@@ -67,10 +68,14 @@ inline constexpr uint64_t kHandleRerouted = 0x08;
 inline constexpr uint64_t kHandleOptions = 0x40;
 inline constexpr uint64_t kHandleAclCheck = 0x80;
 
-// A connection on its way to its home shard: the socket and the bytes read from it so far.
+// A connection on its way to its home shard: the socket, the MQTT bytes read from it so far,
+// its transport (null for plain TCP: a TLS session or WebSocket state moves with the socket)
+// and the listener that accepted it.
 struct HandoffRecord {
   int fd = -1;
   std::vector<uint8_t> bytes;
+  std::unique_ptr<net::Transport> transport;
+  uint8_t listener = 0;
 };
 
 class Outbox {
@@ -120,7 +125,7 @@ class Outbox {
   }
   // Moves a connection to shard `destination` (counted in connections_handed_off). The record
   // carries the connection's connected-client slot: dropped, it gives it back.
-  void SendHandoff(uint32_t destination, int fd, std::vector<uint8_t> bytes);
+  void SendHandoff(uint32_t destination, HandoffRecord handoff);
   void SendFenceRequest(uint32_t destination);
   // `last_sequence`: of the last message this shard created.
   void SendFenceReply(uint32_t destination, uint64_t last_sequence);

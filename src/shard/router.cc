@@ -1111,10 +1111,11 @@ bool Router::ShedForMemory(uint32_t index, SessionEntry& entry, uint8_t qos) {
   return true;
 }
 
-void Router::Handoff(const net::Connection& connection, int fd, std::vector<uint8_t> bytes) {
+void Router::Handoff(net::Connection& connection) {
   const uint32_t home = HomeShard(connection.client_id());
   RINGMQ_ASSERT(home != shard_);
-  outbox_.SendHandoff(home, fd, std::move(bytes));
+  outbox_.SendHandoff(home, HandoffRecord{connection.fd(), connection.TakeHandoffBytes(),
+                                          connection.TakeTransport(), connection.listener()});
 }
 
 bool Router::DrainMailboxes() {
@@ -1148,7 +1149,7 @@ void Router::OnRecord(std::span<const Slot> record) {
   switch (record[0].kind) {
     case kHandoff: {
       std::unique_ptr<HandoffRecord> handoff(reinterpret_cast<HandoffRecord*>(record[0].value));
-      services_.AdoptConnection(handoff->fd, std::move(handoff->bytes));
+      services_.AdoptConnection(std::move(*handoff));
       return;
     }
     case kFenceRequest: {

@@ -134,7 +134,7 @@ class ShardServices {
  public:
   virtual ~ShardServices() = default;
   // Takes over a connection handed off by another shard.
-  virtual void AdoptConnection(int fd, std::vector<uint8_t> bytes) = 0;
+  virtual void AdoptConnection(HandoffRecord handoff) = 0;
   // The connection has new bytes in its output buffer (or must close): flush it this iteration.
   virtual void ConnectionDirty(uint32_t tag) = 0;
   // Wakes shard `shard` (its mailbox from us went from empty to non-empty).
@@ -169,8 +169,9 @@ class Router final : public net::PacketSink {
   void OnConnectionWritable(net::Connection& connection);
 
   uint32_t HomeShard(std::string_view client_id) const;
-  // Moves a connection in kHandoff to its home shard.
-  void Handoff(const net::Connection& connection, int fd, std::vector<uint8_t> bytes);
+  // Moves a connection in kHandoff to its home shard: its socket, the bytes it has read and its
+  // transport. The caller then calls connection.ReleaseForHandoff().
+  void Handoff(net::Connection& connection);
 
   // Delivers what other shards sent: drains the mailboxes signalled since the last call and
   // those it left at their budget. Returns true if records were left (do not sleep).

@@ -57,23 +57,27 @@ absl::Status SetupError(uint32_t shard, const absl::Status& status) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Shard>> Shard::Create(uint32_t index, const Config& config,
-                                                     int listen_fd, SharedState& shared) {
-  RINGMQ_ASSERT(index < shared.shard_count && listen_fd >= 0);
+                                                     std::vector<int> listen_fds,
+                                                     SharedState& shared) {
+  RINGMQ_ASSERT(index < shared.shard_count && !listen_fds.empty());
+  RINGMQ_ASSERT(listen_fds.size() <= kMaxListeners);
   const int doorbell_fd = eventfd(0, EFD_CLOEXEC);
   if (doorbell_fd < 0) {
     const int error = errno;
-    close(listen_fd);
+    for (const int fd : listen_fds) close(fd);
     return SetupError(index, io::ErrnoStatus(error, "eventfd (the stop doorbell)"));
   }
-  return std::unique_ptr<Shard>(new Shard(index, config, listen_fd, doorbell_fd, shared));
+  return std::unique_ptr<Shard>(
+      new Shard(index, config, std::move(listen_fds), doorbell_fd, shared));
 }
 
-Shard::Shard(uint32_t index, const Config& config, int listen_fd, int doorbell_fd,
+Shard::Shard(uint32_t index, const Config& config, std::vector<int> listen_fds, int doorbell_fd,
              SharedState& shared)
     : index_(index),
       config_(config),
       limits_(),
-      listen_fd_(listen_fd),
+      listen_fds_(std::move(listen_fds)),
+      accept_armed_(listen_fds_.size(), false),
       shared_(shared),
       doorbell_fd_(doorbell_fd),
       doorbell_retries_(shared.shard_count),
@@ -100,7 +104,7 @@ Shard::~Shard() {
   });
   buffers_.reset();  // unregisters from the ring, so it must go before the ring
   ring_.reset();
-  close(listen_fd_);
+  for (const int fd : listen_fds_) close(fd);
   close(doorbell_fd_);
 }
 
@@ -253,7 +257,7 @@ void Shard::Reap() {
 
 void Shard::HandleCompletion(const io_uring_cqe& cqe) {
   const Op op = OpOf(cqe.user_data);
-  if (op == Op::kAccept) return OnAccept(cqe);
+  if (op == Op::kAccept) return OnAccept(cqe, SlotOf(cqe.user_data));
   if (op == Op::kDoorbell) return BeginStop();
   // Mailboxes are drained every iteration; of our own msg_rings only failures complete.
   if (op == Op::kMailbox) return;
@@ -277,8 +281,9 @@ void Shard::HandleCompletion(const io_uring_cqe& cqe) {
   // kCancel and kClose results need no action: close errors cannot be acted upon.
 }
 
-void Shard::OnAccept(const io_uring_cqe& cqe) {
-  if ((cqe.flags & IORING_CQE_F_MORE) == 0) accept_armed_ = false;
+void Shard::OnAccept(const io_uring_cqe& cqe, uint32_t listener) {
+  RINGMQ_ASSERT(listener < listen_fds_.size());
+  if ((cqe.flags & IORING_CQE_F_MORE) == 0) accept_armed_[listener] = false;
   if (cqe.res == -ECANCELED) return;  // BeginStop cancelled the multishot accept
   if (cqe.res < 0) {
     counters_.accept_errors.Add();
@@ -286,19 +291,26 @@ void Shard::OnAccept(const io_uring_cqe& cqe) {
       RINGMQ_LOG_WARNING("shard %u: accept: %s; retrying in %u ms (raise `ulimit -n`?)", index_,
                          strerror(-cqe.res), limits_.tick_ms);
       accept_retry_ms_ = now_ms_ + limits_.tick_ms;
-    } else if (!accept_armed_ && !stopping_ && cqe.res != -ECANCELED) {
+    } else if (!accept_armed_[listener] && !stopping_ && cqe.res != -ECANCELED) {
       accept_retry_ms_ = now_ms_ + limits_.tick_ms;
     }
     return;
   }
-  if (!accept_armed_ && !stopping_ && accept_retry_ms_ == 0) ArmAccept();
+  if (!accept_armed_[listener] && !stopping_ && accept_retry_ms_ == 0) ArmAccept();
   const int fd = cqe.res;
   if (stopping_) {
     close(fd);
     return;
   }
   counters_.connections_accepted.Add();
-  ArmReceive(AddConnection(fd, /*adopted=*/false));
+  const uint32_t slot_index = AddConnection(fd, /*adopted=*/false);
+  net::Connection& connection = slots_[slot_index].connection;
+  connection.set_listener(static_cast<uint8_t>(listener));
+  if (listener < shared_.transport_factories.size() &&
+      shared_.transport_factories[listener] != nullptr) {
+    connection.SetTransport(shared_.transport_factories[listener]->Make(), context_);
+  }
+  ArmReceive(slot_index);
 }
 
 uint32_t Shard::AddConnection(int fd, bool adopted) {
@@ -532,15 +544,19 @@ void Shard::FlushHandoff(uint32_t slot_index) {
     return;
   }
   if (connection.send_in_flight()) return;
-  router_->Handoff(connection, slot.connection.fd(), connection.TakeHandoffBytes());
+  router_->Handoff(connection);
   connection.ReleaseForHandoff();
   ReleaseSlot(slot_index);
 }
 
-void Shard::AdoptConnection(int fd, std::vector<uint8_t> bytes) {
-  const uint32_t slot_index = AddConnection(fd, /*adopted=*/true);
+void Shard::AdoptConnection(HandoffRecord handoff) {
+  const uint32_t slot_index = AddConnection(handoff.fd, /*adopted=*/true);
   Slot& slot = slots_[slot_index];
-  slot.connection.OnReceive(bytes, now_ms_, context_);
+  slot.connection.set_listener(handoff.listener);
+  if (handoff.transport != nullptr) {
+    slot.connection.SetTransport(std::move(handoff.transport), context_);
+  }
+  slot.connection.OnReceive(handoff.bytes, now_ms_, context_);
   if (stopping_) {
     slot.connection.Disconnect(mqtt::ReasonCode::kServerShuttingDown, now_ms_, context_);
   }
@@ -597,9 +613,10 @@ void Shard::BeginStop() {
   if (stopping_) return;
   stopping_ = true;
   RINGMQ_LOG_DEBUG("shard %u stopping: %u connections to close", index_, open_connections_);
-  if (accept_armed_) {
+  for (uint32_t listener = 0; listener < listen_fds_.size(); ++listener) {
+    if (!accept_armed_[listener]) continue;
     io_uring_sqe* sqe = NextSqe();
-    io_uring_prep_cancel64(sqe, Pack(Op::kAccept, 0, 0), 0);
+    io_uring_prep_cancel64(sqe, Pack(Op::kAccept, 0, listener), 0);
     io_uring_sqe_set_data64(sqe, Pack(Op::kCancel, 0, 0));
   }
   accept_retry_ms_ = 0;
@@ -611,10 +628,13 @@ void Shard::BeginStop() {
 }
 
 void Shard::ArmAccept() {
-  io_uring_sqe* sqe = NextSqe();
-  io_uring_prep_multishot_accept(sqe, listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-  io_uring_sqe_set_data64(sqe, Pack(Op::kAccept, 0, 0));
-  accept_armed_ = true;
+  for (uint32_t listener = 0; listener < listen_fds_.size(); ++listener) {
+    if (accept_armed_[listener]) continue;
+    io_uring_sqe* sqe = NextSqe();
+    io_uring_prep_multishot_accept(sqe, listen_fds_[listener], nullptr, nullptr, SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, Pack(Op::kAccept, 0, listener));
+    accept_armed_[listener] = true;
+  }
 }
 
 void Shard::ArmReceive(uint32_t slot_index) {

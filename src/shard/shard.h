@@ -65,10 +65,16 @@ class Shard final : public ShardServices {
  public:
   static constexpr uint32_t kSysShard = 0;  // publishes the $SYS topics
 
-  // Takes ownership of `listen_fd` (closed on error too). Errors: the stop doorbell (an
+  // Every listener's socket, index = listener (0 the default listener, i + 1 for
+  // Config::listeners[i]; at most kMaxListeners), each with its transport factory in
+  // shared.transport_factories (null: plain TCP).
+  static constexpr size_t kMaxListeners = 256;
+
+  // Takes ownership of `listen_fds` (closed on error too). Errors: the stop doorbell (an
   // eventfd) cannot be created, e.g. the file-descriptor limit is reached.
   static absl::StatusOr<std::unique_ptr<Shard>> Create(uint32_t index, const Config& config,
-                                                       int listen_fd, SharedState& shared);
+                                                       std::vector<int> listen_fds,
+                                                       SharedState& shared);
   ~Shard() override;
   Shard(const Shard&) = delete;
   Shard& operator=(const Shard&) = delete;
@@ -89,7 +95,7 @@ class Shard final : public ShardServices {
   void RequestStop();
 
   // ShardServices (called by the router on this shard's thread)
-  void AdoptConnection(int fd, std::vector<uint8_t> bytes) override;
+  void AdoptConnection(HandoffRecord handoff) override;
   void ConnectionDirty(uint32_t tag) override { MarkDirty(tag); }
   void RingDoorbell(uint32_t shard) override;
   uint64_t now_ms() const override { return now_ms_; }
@@ -122,13 +128,14 @@ class Shard final : public ShardServices {
   // (docs/performance.md, "Memory per idle connection").
   static_assert(sizeof(void*) != 8 || sizeof(Slot) <= 176, "a connection slot grew");
 
-  Shard(uint32_t index, const Config& config, int listen_fd, int doorbell_fd, SharedState& shared);
+  Shard(uint32_t index, const Config& config, std::vector<int> listen_fds, int doorbell_fd,
+        SharedState& shared);
 
   absl::Status Setup();
   void Loop();
   void Reap();
   void HandleCompletion(const io_uring_cqe& cqe);
-  void OnAccept(const io_uring_cqe& cqe);
+  void OnAccept(const io_uring_cqe& cqe, uint32_t listener);
   void OnReceive(const io_uring_cqe& cqe, Slot* slot);
   void OnSend(const io_uring_cqe& cqe, Slot* slot);
   void OnTimer(uint32_t slot_index);
@@ -151,6 +158,7 @@ class Shard final : public ShardServices {
   void EndPhase(LoopPhase phase);
   void EndIteration();
 
+  // The multishot accept of every listener that has none armed.
   void ArmAccept();
   void ArmReceive(uint32_t slot_index);
   void ArmDoorbell();
@@ -168,7 +176,8 @@ class Shard final : public ShardServices {
   const uint32_t index_;
   const Config& config_;
   const ShardLimits limits_;
-  const int listen_fd_;
+  const std::vector<int> listen_fds_;  // index = listener
+  std::vector<bool> accept_armed_;     // per listener
   SharedState& shared_;
   const int doorbell_fd_;  // eventfd: the stop request
   uint64_t doorbell_value_ = 0;
@@ -203,7 +212,6 @@ class Shard final : public ShardServices {
   uint64_t next_collect_ms_ = 0;
   uint64_t accept_retry_ms_ = 0;  // after EMFILE/ENFILE: when to re-arm accept (0: none)
   uint64_t next_sys_ms_ = 0;      // next $SYS publication (shard kSysShard only)
-  bool accept_armed_ = false;
   bool stopping_ = false;
 };
 

@@ -20,6 +20,7 @@
 #include "connect/address_table.h"
 #include "memory/budget.h"
 #include "metrics/counters.h"
+#include "net/transport.h"
 #include "retain/retained_store.h"
 #include "shard/mailbox.h"
 #include "sub/trie.h"
@@ -54,6 +55,10 @@ struct SharedState {
   // Password and ACL data; Load() is null when no authentication is configured
   // (auth::AuthConfigured). Declared after `epochs`, which may still hold retired versions.
   auth::SharedAuth auth;
+  // Per listener (index as in Shard::Create's listen_fds): what makes each accepted
+  // connection's transport; null (or absent) for a plain-TCP listener. Set before the shards
+  // start.
+  std::vector<std::unique_ptr<net::TransportFactory>> transport_factories;
   // Each shard's io_uring fd, for msg_ring doorbells; -1 until the shard has set up.
   std::unique_ptr<std::atomic<int>[]> ring_fds;
   // Every shard's counters, index = shard (for the $SYS topics, which sum them on shard 0).

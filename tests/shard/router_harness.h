@@ -82,8 +82,8 @@ inline Bytes PublishBytes(std::string_view topic, std::string_view payload, mqtt
 class FakeServices final : public ShardServices {
  public:
   explicit FakeServices(const uint64_t& now_ms) : now_ms_(now_ms) {}
-  void AdoptConnection(int fd, std::vector<uint8_t> bytes) override {
-    adopted.emplace_back(fd, std::move(bytes));
+  void AdoptConnection(HandoffRecord handoff) override {
+    adopted.emplace_back(handoff.fd, std::move(handoff.bytes));
   }
   void ConnectionDirty(uint32_t tag) override { dirty.push_back(tag); }
   void RingDoorbell(uint32_t shard) override {
@@ -209,7 +209,7 @@ class RouterHarness {
     admitted.Open(kFd, now_ms_);
     admitted.OnReceive(Encode(connect), now_ms_, from.context);
     EXPECT_EQ(admitted.state(), net::Connection::State::kHandoff);
-    from.router->Handoff(admitted, kFd, admitted.TakeHandoffBytes());
+    from.router->Handoff(admitted);
     admitted.ReleaseForHandoff();
     std::vector<std::pair<int, Bytes>>& adopted = shards_[home]->services.adopted;
     const size_t before = adopted.size();

@@ -114,7 +114,7 @@ class RouterTest : public ::testing::Test {
     connection.OnReceive(ConnectBytes(ClientIdOn(1)), now_ms(), shard0().context);
     ASSERT_EQ(connection.state(), net::Connection::State::kHandoff);
     ASSERT_EQ(connected_clients(), 1u);
-    shard0().router->Handoff(connection, socket.broker, connection.TakeHandoffBytes());
+    shard0().router->Handoff(connection);
     connection.ReleaseForHandoff();
   }
 

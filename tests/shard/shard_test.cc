@@ -30,7 +30,7 @@ namespace {
 
 class NoServices final : public ShardServices {
  public:
-  void AdoptConnection(int, std::vector<uint8_t>) override { ADD_FAILURE() << "not drained"; }
+  void AdoptConnection(HandoffRecord) override { ADD_FAILURE() << "not drained"; }
   void ConnectionDirty(uint32_t) override {}
   void RingDoorbell(uint32_t) override {}
   uint64_t now_ms() const override { return 0; }
@@ -83,7 +83,7 @@ TEST(ShardTest, FailedDoorbellIsCountedAndRetriedBoundedly) {
   absl::StatusOr<int> listener = io::OpenListener("127.0.0.1", 0, 16);
   ASSERT_TRUE(listener.ok()) << listener.status();
   const uint16_t port = testutil::PortOf(*listener);
-  absl::StatusOr<std::unique_ptr<Shard>> shard = Shard::Create(0, config, *listener, shared);
+  absl::StatusOr<std::unique_ptr<Shard>> shard = Shard::Create(0, config, {*listener}, shared);
   ASSERT_TRUE(shard.ok()) << shard.status();
   shared.shard_counters[0] = &(*shard)->counters();
   std::promise<absl::Status> ready;

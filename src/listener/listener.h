@@ -1,0 +1,51 @@
+// Listeners (issue 14): what each `[[listener]]` table of the config makes of its accepted
+// connections. A listener's layers, bottom up: the PROXY protocol header (proxy/), TLS (tls/),
+// WebSocket framing (websocket/); a plain MQTT listener without PROXY has none, and its
+// connections pay nothing for the others.
+//
+// Thread safety: a factory is built on the main thread before the shards start; Make() is then
+// called by every shard concurrently and must be thread-safe (each layer factory says how).
+#ifndef RINGMQ_LISTENER_LISTENER_H_
+#define RINGMQ_LISTENER_LISTENER_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "net/transport.h"
+#include "ringmq/config.h"
+
+namespace ringmq::listener {
+
+// The default listener (Config::bind, Config::port, plain MQTT) followed by Config::listeners:
+// index i is the listener index connections carry (net::Connection::listener()).
+std::vector<ListenerConfig> EffectiveListeners(const Config& config);
+
+// The listener's display name: its `name` key, or "<protocol>:<port>" ("mqtt:1883",
+// "mqtts:8883", "ws:8080", "wss:8081").
+std::string ListenerName(const ListenerConfig& listener);
+
+// Makes one layer of a connection's stack; thread-safe.
+using LayerMaker = std::function<std::unique_ptr<net::TransportLayer>()>;
+
+// A TransportFactory that stacks the layers its makers make, bottom first.
+class StackFactory final : public net::TransportFactory {
+ public:
+  explicit StackFactory(std::vector<LayerMaker> makers) : makers_(std::move(makers)) {}
+  std::unique_ptr<net::Transport> Make() const override;
+
+ private:
+  std::vector<LayerMaker> makers_;
+};
+
+// The factory for `listener`'s connections: null when it has no layers (plain TCP). Errors:
+// unreadable or mismatched certificate and key files, a bad cipher list, and the like, each
+// naming the listener and the key to change.
+absl::StatusOr<std::unique_ptr<net::TransportFactory>> MakeTransportFactory(
+    const ListenerConfig& listener);
+
+}  // namespace ringmq::listener
+
+#endif  // RINGMQ_LISTENER_LISTENER_H_
