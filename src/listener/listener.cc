@@ -4,6 +4,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "proxy/layer.h"
 
 namespace ringmq::listener {
 
@@ -36,9 +37,8 @@ absl::StatusOr<std::unique_ptr<net::TransportFactory>> MakeTransportFactory(
     const ListenerConfig& listener) {
   std::vector<LayerMaker> makers;
   const std::string name = ListenerName(listener);
-  if (listener.proxy_protocol != ProxyProtocol::kOff) {
-    return absl::UnimplementedError(
-        absl::StrCat("listener ", name, ": proxy_protocol is not built yet"));
+  if (const ProxyProtocol accept = listener.proxy_protocol; accept != ProxyProtocol::kOff) {
+    makers.push_back([accept] { return std::make_unique<proxy::ProxyLayer>(accept); });
   }
   if (listener.tls()) {
     return absl::UnimplementedError(absl::StrCat("listener ", name, ": TLS is not built yet"));

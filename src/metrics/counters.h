@@ -120,6 +120,15 @@ namespace ringmq::metrics {
   X(auth_scram_no_scram_credentials) /* SCRAM for a user with a $6$/$7$ entry: 0x86 */         \
   X(auth_scram_bad_proof)          /* SCRAM proofs that did not verify: 0x86 */                \
   X(auth_scram_rate_limited)       /* SCRAM refused, failure budget spent: 0x97 */             \
+  X(proxy_header_v1)       /* PROXY v1 headers that named the client (TCP4/TCP6) */          \
+  X(proxy_header_v2)       /* PROXY v2 headers that named the client (PROXY, AF_INET/6) */   \
+  X(proxy_header_local)    /* PROXY headers that kept the socket's address (LOCAL, UNKNOWN) */ \
+  X(proxy_refused_missing) /* PROXY listener: first bytes not a PROXY header: closed */      \
+  X(proxy_refused_malformed_v1) /* PROXY v1 line off the grammar or over 107 bytes */        \
+  X(proxy_refused_malformed_v2) /* PROXY v2 header off the format (lengths, TLVs, CRC) */    \
+  X(proxy_refused_unsupported)  /* PROXY header of a version the listener does not take */   \
+  X(proxy_refused_too_large)    /* PROXY v2 header above proxy::kMaxV2Bytes */               \
+  X(proxy_timeout)         /* no complete PROXY header within connect_timeout_ms */          \
   X(recv_enobufs) /* multishot recv ran out of provided buffers */                      \
   X(loop_iterations)                                                                    \
   X(sqes_submitted)                                                                     \

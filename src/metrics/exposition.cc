@@ -153,6 +153,11 @@ constexpr Family kFamilies[] = {
     {"ringmq_auth_verifications_total", Type::kCounter, "Password hashes computed."},
     {"ringmq_auth_scram_total", Type::kCounter,
      "SCRAM-SHA-256 exchanges (MQTT 5 enhanced authentication) ended, by result."},
+    // Listeners.
+    {"ringmq_proxy_headers_total", Type::kCounter,
+     "PROXY protocol headers on listeners that expect one, by result: v1 or v2 (named the "
+     "client), local (kept the socket's address), or why the connection was closed: missing, "
+     "malformed_v1, malformed_v2, unsupported (the other version), too_large, timeout."},
     // Shard loop and io_uring.
     {"ringmq_loop_iterations_total", Type::kCounter, "Shard event loop iterations."},
     {"ringmq_io_uring_sqes_submitted_total", Type::kCounter, "io_uring submission entries."},
@@ -202,6 +207,7 @@ constexpr std::string_view kAcceptedByLevel = "ringmq_connect_accepted_by_level_
 constexpr std::string_view kDisconnectsSent = "ringmq_disconnects_sent_total";
 constexpr std::string_view kTopicAliases = "ringmq_topic_aliases_total";
 constexpr std::string_view kScram = "ringmq_auth_scram_total";
+constexpr std::string_view kProxyHeaders = "ringmq_proxy_headers_total";
 
 // The CONNACK code a reason calls for (0xff: none), from the admission table: the 3.1.1
 // return code, or for a 5.0-only reason (no 3.1.1 code) its 5.0 reason code. The 5.0 code of
@@ -478,6 +484,15 @@ Series SeriesOf(CounterId id) {
       return Labelled(kScram, "result", "no_scram_credentials");
     case C::auth_scram_bad_proof: return Labelled(kScram, "result", "bad_proof");
     case C::auth_scram_rate_limited: return Labelled(kScram, "result", "rate_limited");
+    case C::proxy_header_v1: return Labelled(kProxyHeaders, "result", "v1");
+    case C::proxy_header_v2: return Labelled(kProxyHeaders, "result", "v2");
+    case C::proxy_header_local: return Labelled(kProxyHeaders, "result", "local");
+    case C::proxy_refused_missing: return Labelled(kProxyHeaders, "result", "missing");
+    case C::proxy_refused_malformed_v1: return Labelled(kProxyHeaders, "result", "malformed_v1");
+    case C::proxy_refused_malformed_v2: return Labelled(kProxyHeaders, "result", "malformed_v2");
+    case C::proxy_refused_unsupported: return Labelled(kProxyHeaders, "result", "unsupported");
+    case C::proxy_refused_too_large: return Labelled(kProxyHeaders, "result", "too_large");
+    case C::proxy_timeout: return Labelled(kProxyHeaders, "result", "timeout");
     case C::recv_enobufs: return Plain("ringmq_receive_buffer_exhausted_total");
     case C::loop_iterations: return Plain("ringmq_loop_iterations_total");
     case C::sqes_submitted: return Plain("ringmq_io_uring_sqes_submitted_total");
@@ -550,6 +565,6 @@ std::string EscapeHelp(std::string_view text) {
 
 // Each family a series names exists (checked at compile time for the literal names above).
 static_assert(FamilyExists(kDropped) && FamilyExists(kReceived) && FamilyExists(kSent) &&
-              FamilyExists(kConnectOutcomes));
+              FamilyExists(kConnectOutcomes) && FamilyExists(kProxyHeaders));
 
 }  // namespace ringmq::metrics

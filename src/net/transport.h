@@ -80,6 +80,9 @@ class TransportLayer {
   // The connection is closing: appends the layer's goodbye (a close frame, close_notify) to
   // `down`, if it has one and has not sent it. Called once, after the last Send.
   virtual void Shutdown(ByteBuffer& down) { (void)down; }
+  // The connect timeout ran out while this layer was the lowest one not open: counts it under
+  // the layer's own cause (a PROXY header, a TLS handshake, an HTTP upgrade never finished).
+  virtual void OnOpenTimeout(metrics::ShardCounters& counters) { (void)counters; }
   // Passes application bytes up (handshake or header done).
   virtual bool open() const = 0;
   // Bytes the layer holds (buffers, the TLS library's state), for the memory budget.
@@ -102,6 +105,8 @@ class Transport {
   // The connection is closing: every layer's goodbye, top first, into wire(). Once only.
   void Shutdown();
   bool shut_down() const { return shut_down_; }
+  // The connect timeout ran out before open(): the lowest layer not open counts it.
+  void OnOpenTimeout(metrics::ShardCounters& counters);
   // Every layer is open: MQTT bytes flow both ways.
   bool open() const { return open_; }
   // Wire bytes waiting to be handed to a send (the connection swaps them out).
