@@ -220,8 +220,12 @@ bool ParseTlvs(std::span<const uint8_t> header, size_t offset, Header* out) {
     if (length > header.size() - value_offset) return false;
     const std::span<const uint8_t> value = header.subspan(value_offset, length);
     switch (type) {
-      case kTypeAlpn: out->alpn = Text(value); break;
-      case kTypeAuthority: out->authority = Text(value); break;
+      case kTypeAlpn:
+        out->alpn = Text(value);
+        break;
+      case kTypeAuthority:
+        out->authority = Text(value);
+        break;
       case kTypeCrc32c:
         if (length != 4 || !Crc32cMatches(header, value_offset)) return false;
         break;
@@ -229,7 +233,8 @@ bool ParseTlvs(std::span<const uint8_t> header, size_t offset, Header* out) {
         out->ssl.emplace();
         if (!ParseSsl(value, &*out->ssl)) return false;
         break;
-      default: break;  // NOOP, UNIQUE_ID, NETNS, custom and future types: skipped
+      default:
+        break;  // NOOP, UNIQUE_ID, NETNS, custom and future types: skipped
     }
     offset = value_offset + length;
   }
@@ -257,12 +262,9 @@ ParseResult ParseV2Proxy(std::span<const uint8_t> header, uint8_t family, uint8_
   Header out;
   out.version = 2;
   out.size = header.size();
-  size_t address_bytes = 0;
-  if (family == kFamilyInet && transport != kTransportUnspec) address_bytes = 12;
-  if (family == kFamilyInet6 && transport != kTransportUnspec) address_bytes = 36;
-  if (family == kFamilyUnix && transport != kTransportUnspec) address_bytes = 216;
   // UNSPEC (either nibble): address information ignored, and with it the block's layout.
-  if (address_bytes == 0) return Done(std::move(out));
+  if (family == kFamilyUnspec || transport == kTransportUnspec) return Done(std::move(out));
+  const size_t address_bytes = family == kFamilyInet ? 12 : family == kFamilyInet6 ? 36 : 216;
   const std::span<const uint8_t> block = header.subspan(kV2FixedBytes);
   if (block.size() < address_bytes) return Refused(Refusal::kMalformedV2);
   if (!ParseTlvs(header, kV2FixedBytes + address_bytes, &out)) {
@@ -327,11 +329,16 @@ bool MatchesPrefix(std::span<const uint8_t> bytes, std::span<const uint8_t> expe
 
 std::string_view RefusalName(Refusal refusal) {
   switch (refusal) {
-    case Refusal::kMissing: return "missing";
-    case Refusal::kMalformedV1: return "malformed_v1";
-    case Refusal::kMalformedV2: return "malformed_v2";
-    case Refusal::kUnsupported: return "unsupported";
-    case Refusal::kTooLarge: return "too_large";
+    case Refusal::kMissing:
+      return "missing";
+    case Refusal::kMalformedV1:
+      return "malformed_v1";
+    case Refusal::kMalformedV2:
+      return "malformed_v2";
+    case Refusal::kUnsupported:
+      return "unsupported";
+    case Refusal::kTooLarge:
+      return "too_large";
   }
   return "?";
 }

@@ -38,11 +38,21 @@ std::string DescribeSsl(const SslInfo& ssl) {
 
 void CountRefusal(Refusal refusal, metrics::ShardCounters& counters) {
   switch (refusal) {
-    case Refusal::kMissing: counters.proxy_refused_missing.Add(); return;
-    case Refusal::kMalformedV1: counters.proxy_refused_malformed_v1.Add(); return;
-    case Refusal::kMalformedV2: counters.proxy_refused_malformed_v2.Add(); return;
-    case Refusal::kUnsupported: counters.proxy_refused_unsupported.Add(); return;
-    case Refusal::kTooLarge: counters.proxy_refused_too_large.Add(); return;
+    case Refusal::kMissing:
+      counters.proxy_refused_missing.Add();
+      return;
+    case Refusal::kMalformedV1:
+      counters.proxy_refused_malformed_v1.Add();
+      return;
+    case Refusal::kMalformedV2:
+      counters.proxy_refused_malformed_v2.Add();
+      return;
+    case Refusal::kUnsupported:
+      counters.proxy_refused_unsupported.Add();
+      return;
+    case Refusal::kTooLarge:
+      counters.proxy_refused_too_large.Add();
+      return;
   }
 }
 
@@ -100,7 +110,8 @@ net::TransportLayer::Result ProxyLayer::Parse(std::span<const uint8_t> bytes, By
                        std::string(RefusalName(parsed.refusal)).c_str(), bytes.size());
       std::vector<uint8_t>().swap(pending_);
       return Result::kClose;
-    case ParseResult::Status::kDone: break;
+    case ParseResult::Status::kDone:
+      break;
   }
   const Header& header = parsed.header;
   RINGMQ_ASSERT(header.size > 0 && header.size <= bytes.size());
@@ -115,12 +126,11 @@ net::TransportLayer::Result ProxyLayer::Parse(std::span<const uint8_t> bytes, By
       peer.tls_description.empty()) {
     peer.tls_description = DescribeSsl(*header.ssl);
   }
-  RINGMQ_LOG_DEBUG("PROXY v%u header: client %s%s%s%s%s", header.version,
-                   header.source.has_value() ? io::AddressName(*header.source).c_str()
-                                             : "(the socket's peer)",
-                   header.authority.empty() ? "" : ", authority ",
-                   Printable(header.authority).c_str(),
-                   peer.tls_description.empty() ? "" : ", ", peer.tls_description.c_str());
+  RINGMQ_LOG_DEBUG(
+      "PROXY v%u header: client %s%s%s%s%s", header.version,
+      header.source.has_value() ? io::AddressName(*header.source).c_str() : "(the socket's peer)",
+      header.authority.empty() ? "" : ", authority ", Printable(header.authority).c_str(),
+      peer.tls_description.empty() ? "" : ", ", peer.tls_description.c_str());
   up.insert(up.end(), bytes.begin() + static_cast<ptrdiff_t>(header.size), bytes.end());
   return Result::kOk;
 }

@@ -43,8 +43,8 @@ class ProxyLayer final : public net::TransportLayer {
   // `accept`: the listener's proxy_protocol, not kOff.
   explicit ProxyLayer(ProxyProtocol accept);
 
-  Result Receive(std::span<const uint8_t> in, ByteBuffer& up, ByteBuffer& down,
-                 net::PeerInfo& peer, metrics::ShardCounters& counters) override;
+  Result Receive(std::span<const uint8_t> in, ByteBuffer& up, ByteBuffer& down, net::PeerInfo& peer,
+                 metrics::ShardCounters& counters) override;
   void Send(std::span<const uint8_t> in, ByteBuffer& down) override;
   void OnOpenTimeout(metrics::ShardCounters& counters) override;
   bool open() const override { return open_; }

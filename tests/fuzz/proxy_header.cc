@@ -29,12 +29,12 @@
 namespace ringmq::proxy {
 namespace {
 
-#define FUZZ_CHECK(condition)                                                                \
-  do {                                                                                       \
-    if (!(condition)) {                                                                      \
+#define FUZZ_CHECK(condition)                                                               \
+  do {                                                                                      \
+    if (!(condition)) {                                                                     \
       std::fprintf(stderr, "proxy invariant failed: %s (line %d)\n", #condition, __LINE__); \
-      std::abort();                                                                          \
-    }                                                                                        \
+      std::abort();                                                                         \
+    }                                                                                       \
   } while (0)
 
 using Status = ParseResult::Status;
@@ -76,8 +76,7 @@ void CheckParser(std::span<const uint8_t> bytes, ProxyProtocol accept) {
     FUZZ_CHECK(alone.status == Status::kDone && alone.header.size == header.size);
     FUZZ_CHECK(SameAddress(alone.header.source, header.source));
   }
-  const size_t decided_at =
-      whole.status == Status::kDone ? whole.header.size : bytes.size();
+  const size_t decided_at = whole.status == Status::kDone ? whole.header.size : bytes.size();
   for (const size_t n : PrefixLengths(decided_at)) {
     const ParseResult prefix = ParseHeader(bytes.first(n), accept);
     if (whole.status == Status::kDone) {

@@ -10,6 +10,7 @@ like HAProxy's own 127.0.0.1 and the limit refuses the second of any two.
 """
 
 import os
+import re
 import shutil
 import socket
 import struct
@@ -23,6 +24,9 @@ from broker import BrokerTestCase, free_port, is_mosquitto
 V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 HAPROXY_READY_TIMEOUT = 10.0
+DEPLOYMENT_DOC = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "docs",
+    "deployment.md")
 
 
 def v1(source="203.0.113.7", source_port=40000, dest="127.0.0.1", dest_port=1883, family="TCP4"):
@@ -201,9 +205,14 @@ class BehindHaproxy(ProxyListenerCase):
             lines += [f"frontend f_{name}", f"    bind 127.0.0.1:{frontends[name]}",
                       f"    default_backend b_{name}", f"backend b_{name}",
                       f"    server ringmq 127.0.0.1:{port} {options}".rstrip()]
+        self.run_haproxy("\n".join(lines) + "\n", frontends.values())
+        return frontends
+
+    def run_haproxy(self, config, ports):
+        """Starts HAProxy with `config` and waits until it listens on every port in `ports`."""
         path = os.path.join(self.tmp.name, "haproxy.cfg")
         with open(path, "w") as f:
-            f.write("\n".join(lines) + "\n")
+            f.write(config)
         log = open(os.path.join(self.tmp.name, "haproxy.log"), "w+")
         self.addCleanup(log.close)
         # -db: foreground, no daemon; killed at the end of the test whatever happens.
@@ -216,15 +225,47 @@ class BehindHaproxy(ProxyListenerCase):
             proc.wait(10)
         self.addCleanup(stop)
         deadline = time.monotonic() + HAPROXY_READY_TIMEOUT
-        while not all(listening(port) for port in frontends.values()):
+        while not all(listening(port) for port in ports):
             if proc.poll() is not None:
                 log.seek(0)
                 self.fail(f"haproxy exited with {proc.returncode}:\n{log.read()}")
             if time.monotonic() > deadline:
-                self.fail("haproxy did not listen within "
-                          f"{HAPROXY_READY_TIMEOUT}s")
+                self.fail(f"haproxy did not listen within {HAPROXY_READY_TIMEOUT}s")
             time.sleep(0.02)
-        return frontends
+
+    def test_the_example_in_deployment_md_works(self):
+        with open(DEPLOYMENT_DOC) as f:
+            doc = f.read()
+        section = doc[doc.index("## Behind HAProxy with the PROXY protocol"):]
+        ringmq_toml = re.search(r"```toml\n(.*?)```", section, re.S).group(1)
+        haproxy_cfg = re.search(r"```haproxy\n(.*?)```", section, re.S).group(1)
+        port, front = free_port(), free_port()
+        self.assertIn('bind = "10.0.0.11"', ringmq_toml)
+        self.assertIn("port = 1884", ringmq_toml)
+        ringmq_toml = ringmq_toml.replace('"10.0.0.11"', '"127.0.0.1"').replace(
+            "port = 1884", f"port = {port}")
+        path = os.path.join(self.tmp.name, "ringmq.toml")
+        with open(path, "w") as f:
+            f.write(ringmq_toml)
+        b = self.start_broker("--config", path, "--max-connections-per-address", "1")
+        for server in ("10.0.0.11:1884", "10.0.0.12:1884"):  # both servers: this one broker
+            self.assertIn(server, haproxy_cfg)
+            haproxy_cfg = haproxy_cfg.replace(server, f"127.0.0.1:{port}")
+        self.assertIn("bind :1883", haproxy_cfg)
+        self.run_haproxy(haproxy_cfg.replace("bind :1883", f"bind 127.0.0.1:{front}"), [front])
+        first = client_from("127.0.0.9", front, "doc-a")
+        m.expect_connack(first, 0)
+        with client_from("127.0.0.9", front, "doc-b") as s:
+            m.expect_connack(s, 0x03)
+            m.expect_eof(s)
+        m.disconnect(first)
+        self.assertTrue(b.wait_for_log(r"client doc-a connected from 127\.0\.0\.9:\d+"),
+                        b.stderr_tail())
+        counters = b.stop()
+        self.assertGreaterEqual(counters["proxy_header_v2"], 2)
+        refusals = sum(counters[k] for k in counters if k.startswith("proxy_refused_"))
+        self.assertEqual(refusals, 0)  # HAProxy's health checks included
+        self.assert_counters(counters, connect_accepted=1, connect_address_connection_limit=1)
 
     def test_per_address_limits_see_the_original_client_address(self):
         b, ports = self.start_with_listeners([("p1", "v1"), ("p2", "v2")],

@@ -48,10 +48,9 @@ std::string Name(const sockaddr_storage& address) {
 void ExpectRefused(const Bytes& bytes, Refusal refusal,
                    ProxyProtocol accept = ProxyProtocol::kAny) {
   const ParseResult result = ParseHeader(bytes, accept);
-  EXPECT_EQ(result.status, Status::kRefused)
-      << std::string(bytes.begin(), bytes.end());
-  EXPECT_EQ(result.refusal, refusal) << RefusalName(result.refusal) << " for "
-                                     << std::string(bytes.begin(), bytes.end());
+  EXPECT_EQ(result.status, Status::kRefused) << std::string(bytes.begin(), bytes.end());
+  EXPECT_EQ(result.refusal, refusal)
+      << RefusalName(result.refusal) << " for " << std::string(bytes.begin(), bytes.end());
 }
 
 // Every strict prefix needs more; the whole is done (or refused, if `refusal` is set).
@@ -130,30 +129,30 @@ TEST(ProxyHeaderV1Test, OnlyCrlfEndsTheLine_PROXY_2_1) {
 
 TEST(ProxyHeaderV1Test, BadFieldsAreMalformed_PROXY_2_1) {
   for (const char* line : {
-           "PROXY TCP4 192.168.0.01 1.2.3.4 1 2\r\n",   // leading zero in an octet
-           "PROXY TCP4 256.1.1.1 1.2.3.4 1 2\r\n",      // octet above 255
-           "PROXY TCP4 1.2.3 1.2.3.4 1 2\r\n",          // three octets
-           "PROXY TCP4 1.2.3.4.5 1.2.3.4 1 2\r\n",      // five octets
-           "PROXY TCP4 1.2.3. 1.2.3.4 1 2\r\n",         // empty octet
-           "PROXY TCP4 1..3.4 1.2.3.4 1 2\r\n",         // empty octet
-           "PROXY TCP4 1.2.3.4 1.2.3.4 65536 2\r\n",    // port above 65535
-           "PROXY TCP4 1.2.3.4 1.2.3.4 0443 2\r\n",     // leading zero in a port
-           "PROXY TCP4 1.2.3.4 1.2.3.4 -1 2\r\n",       // sign
-           "PROXY TCP4 1.2.3.4 1.2.3.4 1 99999999\r\n", // too many digits
-           "PROXY TCP4 ::1 1.2.3.4 1 2\r\n",            // IPv6 under TCP4
-           "PROXY TCP6 1.2.3.4 ::1 1 2\r\n",            // IPv4 under TCP6
-           "PROXY TCP6 1:2:3:4:5:6:7:8:9 ::1 1 2\r\n",  // 144 bits
-           "PROXY TCP6 1::2::3 ::1 1 2\r\n",            // two "::"
-           "PROXY TCP6 fe80::1%eth0 ::1 1 2\r\n",       // a zone is no part of the format
-           "PROXY TCP4  1.2.3.4 1.2.3.4 1 2\r\n",       // two spaces
-           "PROXY TCP4 1.2.3.4 1.2.3.4 1 2 \r\n",       // trailing space
-           "PROXY TCP4 1.2.3.4 1.2.3.4 1\r\n",          // three fields
-           "PROXY TCP4 1.2.3.4 1.2.3.4 1 2 3\r\n",      // five fields
-           "PROXY tcp4 1.2.3.4 1.2.3.4 1 2\r\n",        // the keyword is upper case
-           "PROXY UDP4 1.2.3.4 1.2.3.4 1 2\r\n",        // no such protocol
-           "PROXY UNKNOWNX\r\n",                        // not the UNKNOWN keyword
-           "PROXY \r\n",                                // no protocol
-           "PROXYTCP4 1.2.3.4 1.2.3.4 1 2\r\n",         // no space after PROXY
+           "PROXY TCP4 192.168.0.01 1.2.3.4 1 2\r\n",    // leading zero in an octet
+           "PROXY TCP4 256.1.1.1 1.2.3.4 1 2\r\n",       // octet above 255
+           "PROXY TCP4 1.2.3 1.2.3.4 1 2\r\n",           // three octets
+           "PROXY TCP4 1.2.3.4.5 1.2.3.4 1 2\r\n",       // five octets
+           "PROXY TCP4 1.2.3. 1.2.3.4 1 2\r\n",          // empty octet
+           "PROXY TCP4 1..3.4 1.2.3.4 1 2\r\n",          // empty octet
+           "PROXY TCP4 1.2.3.4 1.2.3.4 65536 2\r\n",     // port above 65535
+           "PROXY TCP4 1.2.3.4 1.2.3.4 0443 2\r\n",      // leading zero in a port
+           "PROXY TCP4 1.2.3.4 1.2.3.4 -1 2\r\n",        // sign
+           "PROXY TCP4 1.2.3.4 1.2.3.4 1 99999999\r\n",  // too many digits
+           "PROXY TCP4 ::1 1.2.3.4 1 2\r\n",             // IPv6 under TCP4
+           "PROXY TCP6 1.2.3.4 ::1 1 2\r\n",             // IPv4 under TCP6
+           "PROXY TCP6 1:2:3:4:5:6:7:8:9 ::1 1 2\r\n",   // 144 bits
+           "PROXY TCP6 1::2::3 ::1 1 2\r\n",             // two "::"
+           "PROXY TCP6 fe80::1%eth0 ::1 1 2\r\n",        // a zone is no part of the format
+           "PROXY TCP4  1.2.3.4 1.2.3.4 1 2\r\n",        // two spaces
+           "PROXY TCP4 1.2.3.4 1.2.3.4 1 2 \r\n",        // trailing space
+           "PROXY TCP4 1.2.3.4 1.2.3.4 1\r\n",           // three fields
+           "PROXY TCP4 1.2.3.4 1.2.3.4 1 2 3\r\n",       // five fields
+           "PROXY tcp4 1.2.3.4 1.2.3.4 1 2\r\n",         // the keyword is upper case
+           "PROXY UDP4 1.2.3.4 1.2.3.4 1 2\r\n",         // no such protocol
+           "PROXY UNKNOWNX\r\n",                         // not the UNKNOWN keyword
+           "PROXY \r\n",                                 // no protocol
+           "PROXYTCP4 1.2.3.4 1.2.3.4 1 2\r\n",          // no space after PROXY
        }) {
     ExpectRefused(B(line), Refusal::kMalformedV1);
   }
@@ -178,7 +177,7 @@ TEST(ProxyHeaderDetectTest, BytesThatBeginNoHeaderAreMissing_PROXY_2_2) {
   ExpectRefused(Bytes{0x10, 0x0C, 0x00, 0x04}, Refusal::kMissing);  // an MQTT CONNECT
   ExpectRefused(B("GET / HTTP/1.1\r\n"), Refusal::kMissing);
   ExpectRefused(B("PRX"), Refusal::kMissing);
-  ExpectRefused(Bytes{0x16, 0x03, 0x01}, Refusal::kMissing);        // a TLS ClientHello
+  ExpectRefused(Bytes{0x16, 0x03, 0x01}, Refusal::kMissing);  // a TLS ClientHello
   ExpectRefused(Bytes{0x0D, 0x0A, 0x0D, 0x0A, 0x01}, Refusal::kMissing);
   EXPECT_EQ(Parse(B("PRO")).status, Status::kNeedMore);
   EXPECT_EQ(Parse(Bytes{0x0D, 0x0A}).status, Status::kNeedMore);
@@ -230,9 +229,9 @@ TEST(ProxyHeaderV2Test, ProxyOverTcp6NamesTheClient_PROXY_2_2) {
   Bytes block(36, 0);
   const in6_addr source = {{{0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x42}}};
   std::memcpy(block.data(), &source, 16);
-  block[31] = 1;                            // ::1
-  block[32] = 0x12, block[33] = 0x34;       // 4660
-  block[34] = 0x07, block[35] = 0x5B;       // 1883
+  block[31] = 1;                       // ::1
+  block[32] = 0x12, block[33] = 0x34;  // 4660
+  block[34] = 0x07, block[35] = 0x5B;  // 1883
   const ParseResult result = Parse(V2(0x21, 0x21, block));
   ASSERT_EQ(result.status, Status::kDone);
   EXPECT_EQ(Name(*result.header.source), "[2001:db8::42]:4660");
@@ -240,8 +239,8 @@ TEST(ProxyHeaderV2Test, ProxyOverTcp6NamesTheClient_PROXY_2_2) {
 }
 
 TEST(ProxyHeaderV2Test, LocalKeepsTheSocketAddressWhateverTheBlock_PROXY_2_2) {
-  for (const Bytes& header : {V2(0x20, 0x00, {}), V2(0x20, 0x11, kInetBlock),
-                              V2(0x20, 0x11, {}), V2(0x20, 0x00, Bytes(40, 0xAB))}) {
+  for (const Bytes& header : {V2(0x20, 0x00, {}), V2(0x20, 0x11, kInetBlock), V2(0x20, 0x11, {}),
+                              V2(0x20, 0x00, Bytes(40, 0xAB))}) {
     const ParseResult result = Parse(header);
     ASSERT_EQ(result.status, Status::kDone);
     EXPECT_FALSE(result.header.source.has_value());
@@ -323,8 +322,8 @@ TEST(ProxyHeaderV2Test, TlvsAreReadAndOthersSkipped_PROXY_2_2_1_to_2_2_6) {
   Bytes block = kInetBlock;
   block = Cat(block, Tlv(0x01, B("mqtt")));
   block = Cat(block, Tlv(0x02, B("broker.example")));
-  block = Cat(block, Tlv(0x04, {}));                   // NOOP
-  block = Cat(block, Tlv(0x05, Bytes(128, 0x5A)));     // UNIQUE_ID
+  block = Cat(block, Tlv(0x04, {}));                // NOOP
+  block = Cat(block, Tlv(0x05, Bytes(128, 0x5A)));  // UNIQUE_ID
   block = Cat(block, Tlv(0x20, ssl));
   block = Cat(block, Tlv(0x30, B("netns")));
   block = Cat(block, Tlv(0xE0, B("custom")));

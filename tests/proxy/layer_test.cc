@@ -163,7 +163,8 @@ TEST_F(ProxyLayerTest, EachRefusalIsCountedByCause) {
     EXPECT_TRUE(down.empty());
     ++expected_total;
   }
-  EXPECT_EQ(counters.proxy_refused_malformed_v1.Load() + counters.proxy_refused_malformed_v2.Load() +
+  EXPECT_EQ(counters.proxy_refused_malformed_v1.Load() +
+                counters.proxy_refused_malformed_v2.Load() +
                 counters.proxy_refused_unsupported.Load() +
                 counters.proxy_refused_too_large.Load() + counters.proxy_refused_missing.Load(),
             expected_total);
@@ -179,7 +180,8 @@ TEST_F(ProxyLayerTest, LocalAndUnknownKeepTheSocketAddress) {
 TEST_F(ProxyLayerTest, TheProxysTlsTlvDescribesTheConnectionButIsNoIdentity) {
   Bytes ssl = {0x03, 0, 0, 0, 0};  // PP2_CLIENT_SSL | PP2_CLIENT_CERT_CONN, verified
   for (const auto& [type, text] : {std::pair<uint8_t, std::string>{0x21, "TLSv1.3"},
-                                   {0x22, "device-17"}, {0x23, "TLS_AES_128_GCM_SHA256"}}) {
+                                   {0x22, "device-17"},
+                                   {0x23, "TLS_AES_128_GCM_SHA256"}}) {
     ssl.insert(ssl.end(), {type, 0, static_cast<uint8_t>(text.size())});
     ssl.insert(ssl.end(), text.begin(), text.end());
   }
@@ -208,9 +210,9 @@ TEST(ProxyListenerTest, TheFactoryPutsTheLayerAtTheBottom) {
   std::unique_ptr<net::Transport> transport = (*factory)->Make();
   metrics::ShardCounters counters;
   ByteBuffer app;
-  EXPECT_EQ(transport->Receive(Cat(B("PROXY TCP4 10.1.1.1 10.0.0.1 5 6\r\n"), B("mqtt")), app,
-                               counters),
-            Result::kOk);
+  EXPECT_EQ(
+      transport->Receive(Cat(B("PROXY TCP4 10.1.1.1 10.0.0.1 5 6\r\n"), B("mqtt")), app, counters),
+      Result::kOk);
   EXPECT_TRUE(transport->open());
   EXPECT_EQ(Of(app), B("mqtt"));
   listener.proxy_protocol = ProxyProtocol::kOff;
@@ -280,8 +282,8 @@ TEST_F(ProxyConnectionTest, PerAddressLimitsSeeTheHeadersAddressNotTheProxys) {
   auto second = Accept();
   auto third = Accept();
   EXPECT_EQ(Count("127.0.0.1"), 3u);
-  first->OnReceive(Cat(B("PROXY TCP4 10.0.0.2 10.0.0.1 40000 1883\r\n"), Connect("first")),
-                   kNowMs, context_);
+  first->OnReceive(Cat(B("PROXY TCP4 10.0.0.2 10.0.0.1 40000 1883\r\n"), Connect("first")), kNowMs,
+                   context_);
   EXPECT_EQ(first->state(), net::Connection::State::kOpen);
   EXPECT_EQ(first->PeerName(), "10.0.0.2:40000");  // what its log lines say
   EXPECT_EQ(Count("127.0.0.1"), 2u);
@@ -290,12 +292,11 @@ TEST_F(ProxyConnectionTest, PerAddressLimitsSeeTheHeadersAddressNotTheProxys) {
   second->OnReceive(Cat(B("PROXY TCP4 10.0.0.2 10.0.0.1 40001 1883\r\n"), Connect("second")),
                     kNowMs, context_);
   EXPECT_EQ(second->state(), net::Connection::State::kClosing);
-  EXPECT_EQ(counters_.connect[static_cast<size_t>(connect::Reason::kAddressConnectionLimit)]
-                .Load(),
+  EXPECT_EQ(counters_.connect[static_cast<size_t>(connect::Reason::kAddressConnectionLimit)].Load(),
             1u);
   // Another client address behind the same proxy.
-  third->OnReceive(Cat(B("PROXY TCP4 10.0.0.3 10.0.0.1 40002 1883\r\n"), Connect("third")),
-                   kNowMs, context_);
+  third->OnReceive(Cat(B("PROXY TCP4 10.0.0.3 10.0.0.1 40002 1883\r\n"), Connect("third")), kNowMs,
+                   context_);
   EXPECT_EQ(third->state(), net::Connection::State::kOpen);
   EXPECT_EQ(Count("127.0.0.1"), 0u);
   EXPECT_EQ(counters_.proxy_header_v1.Load(), 3u);
