@@ -162,6 +162,10 @@ ParseResult ParseV1Line(std::string_view line, size_t size) {
 // PROXY-2.1: printable US-ASCII up to a CRLF within the first 107 bytes; a lone CR or LF, or
 // any other byte, is refused as soon as it is seen.
 ParseResult ParseV1(std::span<const uint8_t> bytes) {
+  // "PROXY" then exactly one space, whatever follows (a CR that may end the line included).
+  if (bytes.size() > kV1Prefix.size() && bytes[kV1Prefix.size()] != ' ') {
+    return Refused(Refusal::kMalformedV1);
+  }
   const size_t scan = std::min(bytes.size(), kMaxV1Bytes);
   for (size_t i = 0; i < scan; ++i) {
     const uint8_t c = bytes[i];
@@ -172,9 +176,6 @@ ParseResult ParseV1(std::span<const uint8_t> bytes) {
       return ParseV1Line(Text(bytes.first(i)), i + 2);
     }
     if (c < 0x20 || c > 0x7E) return Refused(Refusal::kMalformedV1);
-  }
-  if (bytes.size() > kV1Prefix.size() && bytes[kV1Prefix.size()] != ' ') {
-    return Refused(Refusal::kMalformedV1);
   }
   if (bytes.size() >= kMaxV1Bytes) return Refused(Refusal::kMalformedV1);
   return NeedMore();

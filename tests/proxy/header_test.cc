@@ -160,6 +160,8 @@ TEST(ProxyHeaderV1Test, BadFieldsAreMalformed_PROXY_2_1) {
 
 TEST(ProxyHeaderV1Test, ABadByteIsRefusedAsSoonAsItArrives_PROXY_2_1) {
   ExpectRefused(B("PROXYX"), Refusal::kMalformedV1);
+  // The same when a CR that could still end the line is the last byte (found by fuzz_proxy_header).
+  ExpectRefused(B("PROXYR YTCOXP\r"), Refusal::kMalformedV1);
   ExpectRefused(Bytes{'P', 'R', 'O', 'X', 'Y', ' ', 0x00}, Refusal::kMalformedV1);
   ExpectRefused(Bytes{'P', 'R', 'O', 'X', 'Y', ' ', 0xC3, 0xA9}, Refusal::kMalformedV1);
 }
