@@ -794,33 +794,8 @@ const toml::node* SetFromNode(const Option& option, const toml::node& node, Conf
   return nullptr;
 }
 
-// TEMP (proxy branch, to be replaced by the `listeners` helper's parsing): `[[listener]]`
-// tables with bind, port, name and proxy_protocol only, so the PROXY integration tests run.
-absl::Status TempApplyListeners(const toml::node& node, std::string_view source_name,
-                                Config& config) {
-  const toml::array* array = node.as_array();
-  if (array == nullptr) return FileError(source_name, 0, "listener: expected [[listener]]");
-  for (const toml::node& element : *array) {
-    const toml::table* table = element.as_table();
-    if (table == nullptr) return FileError(source_name, 0, "listener: expected a table");
-    ListenerConfig listener;
-    if (auto bind = (*table)["bind"].value<std::string>()) listener.bind = *bind;
-    if (auto name = (*table)["name"].value<std::string>()) listener.name = *name;
-    if (auto port = (*table)["port"].value<int64_t>()) listener.port = static_cast<uint16_t>(*port);
-    if (auto proxy = (*table)["proxy_protocol"].value<std::string>()) {
-      if (*proxy == "v1") listener.proxy_protocol = ProxyProtocol::kV1;
-      else if (*proxy == "v2") listener.proxy_protocol = ProxyProtocol::kV2;
-      else if (*proxy == "any") listener.proxy_protocol = ProxyProtocol::kAny;
-      else if (*proxy != "off") return FileError(source_name, 0, "proxy_protocol: bad value");
-    }
-    config.listeners.push_back(std::move(listener));
-  }
-  return absl::OkStatus();
-}
-
 absl::Status ApplyKey(const toml::key& key, const toml::node& node, std::string_view source_name,
                       Config& config) {
-  if (key.str() == "listener") return TempApplyListeners(node, source_name, config);
   const Option* option = FindByKey(key.str());
   if (option == nullptr) {
     return FileError(source_name, key.source().begin.line,
