@@ -24,9 +24,9 @@
 // anything more up. A layer that receives a clean close from its peer (a WebSocket close frame,
 // a TLS close_notify) answers it the same way and returns kClose.
 //
-// Bounds: each layer buffers at most a bounded amount (a PROXY header is at most 536 bytes (v2
-// may be 16 + 65,535; a layer sets its own cap), a TLS record 16 KiB + overhead, a WebSocket
-// frame header 14 bytes: payloads are unmasked as they stream through). memory_bytes() reports
+// Bounds: each layer buffers at most a bounded amount (a PROXY header: 107 bytes for v1, 2 KiB
+// for v2, proxy::kMaxV2Bytes, where the spec allows 16 + 65,535; a TLS record 16 KiB +
+// overhead; a WebSocket frame header 14 bytes: payloads are unmasked as they stream through). memory_bytes() reports
 // what a layer holds, for the memory budget.
 //
 // Thread safety: a Transport belongs to its connection and is used on one thread at a time. It
