@@ -98,7 +98,7 @@ net::TransportLayer::Result ProxyLayer::Receive(std::span<const uint8_t> in, Byt
 net::TransportLayer::Result ProxyLayer::Parse(std::span<const uint8_t> bytes, ByteBuffer& up,
                                               net::PeerInfo& peer,
                                               metrics::ShardCounters& counters) {
-  ParseResult parsed = ParseHeader(bytes, accept_);
+  const ParseResult parsed = ParseHeader(bytes, accept_);
   switch (parsed.status) {
     case ParseResult::Status::kNeedMore:
       RINGMQ_ASSERT(bytes.size() < kMaxHeaderBytes);
