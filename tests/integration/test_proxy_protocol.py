@@ -161,6 +161,23 @@ class RawHeaders(ProxyListenerCase):
         counters = b.stop()
         self.assert_counters(counters, connect_accepted=2, connect_address_connection_limit=1)
 
+    def test_per_address_connect_rate_counts_the_header_address(self):
+        b, ports = self.start_with_listeners([("p1", "v1")], "--max-connect-rate-per-address",
+                                             "1")
+        codes = []
+        for i in range(3):  # within well under a second: two of them share a one-second window
+            with m.open_socket(ports["p1"]) as s:
+                s.sendall(v1("198.51.100.20", 52000 + i) + m.connect(f"rate-{i}"))
+                codes.append(m.read_packet(s).raw)
+        self.assertIn(m.connack(0x03), codes)
+        with m.open_socket(ports["p1"]) as s:  # another address behind the same proxy
+            s.sendall(v1("198.51.100.21", 52100) + m.connect("rate-other"))
+            m.expect_connack(s, 0)
+            m.disconnect(s)
+        refused = codes.count(m.connack(0x03))
+        self.assert_counters(b.stop(), connect_accepted=4 - refused,
+                             connect_address_rate_limit=refused)
+
     def test_connections_handed_off_to_their_home_shard_keep_the_header_address(self):
         # 4 shards: most of 16 clients are accepted on a shard other than their client id's
         # home and move there with their transport (and the address the header named).
