@@ -232,11 +232,11 @@ class WebSocketClientsTest(WebSocketTestCase):
     def test_paho_mqtt5_over_websockets(self):
         self.paho_round_trip(paho.MQTTv5)
 
-    def test_mqttjs_from_node_3_1_1_and_5_0(self):
+    def test_mqttjs_from_node_3_1_and_3_1_1_and_5_0(self):
         error = ensure_node_modules()
         self.assertIsNone(error, error)
         b = self.start_ws_broker()
-        for version in ("4", "5"):
+        for version, subprotocol in (("3", "mqttv3.1"), ("4", "mqtt"), ("5", "mqtt")):
             proc = subprocess.run(
                 ["node", os.path.join(NODE_DIR, "roundtrip.js"),
                  f"ws://{mqtt_raw.HOST}:{self.ws_port}/mqtt", version, f"ws/node/{version}"],
@@ -244,9 +244,10 @@ class WebSocketClientsTest(WebSocketTestCase):
             self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
             result = json.loads(proc.stdout.strip().splitlines()[-1])
             self.assertTrue(result["ok"], result)
-            self.assertEqual(result["subprotocol"], "mqtt")
+            self.assertEqual(result["subprotocol"], subprotocol)
         counters = b.stop()
-        self.assertEqual(counters["websocket_upgrades"], 2)
+        self.assertEqual(counters["websocket_upgrades"], 3)
+        self.assertEqual(counters["connect_accepted_mqtt31"], 1)
         self.assertEqual(counters["connect_accepted_mqtt311"], 1)
         self.assertEqual(counters["connect_accepted_mqtt5"], 1)
 
@@ -268,7 +269,7 @@ const show = (text) => {
   fetch('/done').catch(() => {});
 };
 const topic = 'ws/browser/' + Math.random().toString(16).slice(2);
-const payload = 'hello from ' + navigator.userAgent.split(' ').pop();
+const payload = 'hello from the browser';
 const timer = setTimeout(() => show('FAIL timeout'), 10000);
 const client = mqtt.connect('__URL__', {protocolVersion: __VERSION__, reconnectPeriod: 0});
 client.on('error', (e) => { clearTimeout(timer); show('FAIL ' + e); });
