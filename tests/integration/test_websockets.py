@@ -460,6 +460,18 @@ class RawWebSocketTest(WebSocketTestCase):
         self.refused(431, "websocket_refused_request_too_large",
                      extra="X-Pad: " + "a" * 9000 + "\r\n")
 
+    def test_unfinished_upgrade_is_closed_by_the_connect_timeout(self):
+        b = self.start_ws_broker("--connect-timeout-ms", "300")
+        sock = mqtt_raw.open_socket(self.ws_port)
+        self.addCleanup(sock.close)
+        sock.sendall(b"GET /mqtt HTTP/1.1\r\nHost: x\r\n")  # and nothing more
+        start = time.monotonic()
+        mqtt_raw.expect_eof(sock, timeout=5)
+        self.assertGreaterEqual(time.monotonic() - start, 0.2)
+        counters = b.stop()
+        self.assertEqual(counters["connect_timeout"], 1)
+        self.assertEqual(counters["websocket_upgrades"], 0)
+
     def frame_error(self, data, close_code, counter, flags=()):
         b = self.start_ws_broker(*flags)
         ws = WsClient(self.ws_port)
