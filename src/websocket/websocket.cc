@@ -36,8 +36,8 @@ struct Refusal {
 
 constexpr Refusal kRefuseMalformed{&metrics::ShardCounters::websocket_refused_malformed, 400,
                                    "Bad Request", ""};
-constexpr Refusal kRefuseTooLarge{&metrics::ShardCounters::websocket_refused_request_too_large,
-                                  431, "Request Header Fields Too Large", ""};
+constexpr Refusal kRefuseTooLarge{&metrics::ShardCounters::websocket_refused_request_too_large, 431,
+                                  "Request Header Fields Too Large", ""};
 constexpr Refusal kRefuseMethod{&metrics::ShardCounters::websocket_refused_method, 405,
                                 "Method Not Allowed", "Allow: GET\r\n"};
 constexpr Refusal kRefusePath{&metrics::ShardCounters::websocket_refused_path, 404, "Not Found",
@@ -52,10 +52,10 @@ constexpr Refusal kRefuseKey{&metrics::ShardCounters::websocket_refused_key, 400
                              ""};
 constexpr Refusal kRefuseSubprotocol{&metrics::ShardCounters::websocket_refused_subprotocol, 400,
                                      "Bad Request", ""};
-constexpr Refusal kRefuseOrigin{&metrics::ShardCounters::websocket_refused_origin, 403,
-                                "Forbidden", ""};
-constexpr Refusal kRefuseForwardedFor{&metrics::ShardCounters::websocket_refused_forwarded_for,
-                                      400, "Bad Request", ""};
+constexpr Refusal kRefuseOrigin{&metrics::ShardCounters::websocket_refused_origin, 403, "Forbidden",
+                                ""};
+constexpr Refusal kRefuseForwardedFor{&metrics::ShardCounters::websocket_refused_forwarded_for, 400,
+                                      "Bad Request", ""};
 
 void Append(ByteBuffer& out, std::string_view text) {
   out.insert(out.end(), text.begin(), text.end());
@@ -106,7 +106,6 @@ Result Refuse(const Refusal& refusal, ByteBuffer& down, metrics::ShardCounters& 
   Append(down, "\r\n");
   return Result::kClose;
 }
-
 
 // A comma-separated header value (RFC 7230 §7) holds `token`, compared case-insensitively.
 bool ListHas(std::string_view list, std::string_view token) {
@@ -187,17 +186,15 @@ bool Parse(std::string_view text, Request& request) {
 // RFC6455-4.1: the key is 16 random bytes, base64-encoded: 22 characters and "==".
 bool ValidKey(std::string_view key) {
   if (key.size() != 24 || !key.ends_with("==")) return false;
-  return std::all_of(key.begin(), key.end() - 2, [](char c) {
-    return IsAlnum(c) || c == '+' || c == '/';
-  });
+  return std::all_of(key.begin(), key.end() - 2,
+                     [](char c) { return IsAlnum(c) || c == '+' || c == '/'; });
 }
 
 // The last address of an X-Forwarded-For list: an IPv4 or IPv6 address, the latter optionally
 // in brackets.
 bool ParseForwardedFor(std::string_view list, sockaddr_storage& address) {
   const size_t comma = list.rfind(',');
-  std::string_view last =
-      Trim(comma == std::string_view::npos ? list : list.substr(comma + 1));
+  std::string_view last = Trim(comma == std::string_view::npos ? list : list.substr(comma + 1));
   if (last.size() >= 2 && last.front() == '[' && last.back() == ']') {
     last = last.substr(1, last.size() - 2);
   }
@@ -297,8 +294,8 @@ Result WebSocketLayer::ReceiveRequest(std::span<const uint8_t>& in, ByteBuffer& 
   return result;
 }
 
-Result WebSocketLayer::AnswerRequest(std::string_view text, ByteBuffer& down,
-                                     net::PeerInfo& peer, metrics::ShardCounters& counters) {
+Result WebSocketLayer::AnswerRequest(std::string_view text, ByteBuffer& down, net::PeerInfo& peer,
+                                     metrics::ShardCounters& counters) {
   Request request;
   if (!Parse(text, request) || !request.host) return Refuse(kRefuseMalformed, down, counters);
   if (request.method != "GET") return Refuse(kRefuseMethod, down, counters);
@@ -310,10 +307,9 @@ Result WebSocketLayer::AnswerRequest(std::string_view text, ByteBuffer& down,
   if (request.version != "13") return Refuse(kRefuseVersion, down, counters);
   if (request.keys != 1 || !ValidKey(request.key)) return Refuse(kRefuseKey, down, counters);
   if (!options_->allowed_origins.empty() && !request.origin.empty() &&
-      std::none_of(options_->allowed_origins.begin(), options_->allowed_origins.end(),
-                   [&](const std::string& allowed) {
-                     return EqualsIgnoreCase(allowed, request.origin);
-                   })) {
+      std::none_of(
+          options_->allowed_origins.begin(), options_->allowed_origins.end(),
+          [&](const std::string& allowed) { return EqualsIgnoreCase(allowed, request.origin); })) {
     return Refuse(kRefuseOrigin, down, counters);
   }
   // MQTT-6.0.0-3/4: "mqtt" (3.1.1 and 5.0) or "mqttv3.1", in the client's order of preference.
@@ -349,8 +345,8 @@ Result WebSocketLayer::AnswerRequest(std::string_view text, ByteBuffer& down,
   return Result::kOk;
 }
 
-Result WebSocketLayer::ReceiveFrames(std::span<const uint8_t> in, ByteBuffer& up,
-                                     ByteBuffer& down, metrics::ShardCounters& counters) {
+Result WebSocketLayer::ReceiveFrames(std::span<const uint8_t> in, ByteBuffer& up, ByteBuffer& down,
+                                     metrics::ShardCounters& counters) {
   size_t i = 0;
   while (i < in.size()) {
     if (!in_payload_) {
@@ -474,7 +470,8 @@ Result WebSocketLayer::EndControlFrame(ByteBuffer& down, metrics::ShardCounters&
   RINGMQ_ASSERT(opcode_ == kOpClose);
   counters.websocket_closes_received.Add();
   if (payload.empty()) return Close(0, down);  // RFC6455-5.5.1: answered without a code
-  const uint16_t code = payload.size() < 2 ? 0 : static_cast<uint16_t>(payload[0] << 8 | payload[1]);
+  const uint16_t code =
+      payload.size() < 2 ? 0 : static_cast<uint16_t>(payload[0] << 8 | payload[1]);
   if (!ValidCloseCode(code)) {
     counters.websocket_error_close_frame.Add();
     return Close(kCloseProtocolError, down);

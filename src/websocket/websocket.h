@@ -89,8 +89,8 @@ class WebSocketLayer final : public net::TransportLayer {
  public:
   explicit WebSocketLayer(std::shared_ptr<const Options> options);
 
-  Result Receive(std::span<const uint8_t> in, ByteBuffer& up, ByteBuffer& down,
-                 net::PeerInfo& peer, metrics::ShardCounters& counters) override;
+  Result Receive(std::span<const uint8_t> in, ByteBuffer& up, ByteBuffer& down, net::PeerInfo& peer,
+                 metrics::ShardCounters& counters) override;
   void Send(std::span<const uint8_t> in, ByteBuffer& down) override;
   void Shutdown(ByteBuffer& down) override;
   bool open() const override { return open_; }

@@ -10,6 +10,8 @@
 //    the same peer source and the same open() state;
 //  - nothing goes up before the upgrade, and never more bytes than came in;
 //  - a close always says something first (an HTTP status or a close frame).
+#include "websocket/websocket.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -18,8 +20,6 @@
 #include <memory>
 #include <span>
 #include <string_view>
-
-#include "websocket/websocket.h"
 
 namespace ringmq::websocket {
 namespace {
@@ -91,8 +91,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(whole.open == split.open);
   FUZZ_CHECK(whole.peer.source.has_value() == split.peer.source.has_value());
   if (whole.peer.source.has_value()) {
-    FUZZ_CHECK(std::memcmp(&*whole.peer.source, &*split.peer.source,
-                           sizeof(sockaddr_storage)) == 0);
+    FUZZ_CHECK(std::memcmp(&*whole.peer.source, &*split.peer.source, sizeof(sockaddr_storage)) ==
+               0);
   }
   return 0;
 }
