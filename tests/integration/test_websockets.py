@@ -414,6 +414,25 @@ class RawWebSocketTest(WebSocketTestCase):
         self.assertEqual(counters["websocket_closes_received"], 1)
         self.assertEqual(counters["websocket_pings_received"], 1)
 
+    def test_connections_handed_off_to_their_home_shard_keep_their_websocket(self):
+        # 16 client ids over 2 shards: some land on the other shard first and move, with their
+        # WebSocket layer and the bytes pipelined behind CONNECT.
+        b = self.start_ws_broker()
+        clients = []
+        for i in range(16):
+            ws = WsClient(self.ws_port)
+            self.addCleanup(ws.close)
+            ws.send(frame(0x2, mqtt_raw.connect(f"home{i}") + bytes([0xC0, 0])))
+            clients.append(ws)
+        for ws in clients:
+            self.assertEqual(ws.read_mqtt(2), [mqtt_raw.connack(0), bytes([0xD0, 0])])
+            ws.send(frame(0x9, b"after") + frame(0x2, bytes([0xC0, 0])))
+            self.assertEqual(ws.read_frame(), (True, 0xA, b"after"))
+            self.assertEqual(ws.read_mqtt(1), [bytes([0xD0, 0])])
+        counters = b.stop()
+        self.assertGreaterEqual(counters["connections_handed_off"], 1)
+        self.assertEqual(counters["websocket_upgrades"], 16)
+
     def test_shutdown_sends_a_close_frame(self):
         b = self.start_ws_broker()
         ws = WsClient(self.ws_port)
