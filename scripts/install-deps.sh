@@ -16,6 +16,7 @@ PACKAGES=(
   haproxy
   prometheus
   python3 python3-paho-mqtt
+  nodejs npm chromium
   systemd
 )
 

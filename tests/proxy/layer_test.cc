@@ -204,7 +204,7 @@ TEST(ProxyListenerTest, TheFactoryPutsTheLayerAtTheBottom) {
   listener.port = 1884;
   listener.proxy_protocol = ProxyProtocol::kV1;
   absl::StatusOr<std::unique_ptr<net::TransportFactory>> factory =
-      listener::MakeTransportFactory(listener);
+      listener::MakeTransportFactory(listener, 1 << 20);
   ASSERT_TRUE(factory.ok()) << factory.status();
   ASSERT_NE(*factory, nullptr);
   std::unique_ptr<net::Transport> transport = (*factory)->Make();
@@ -216,7 +216,7 @@ TEST(ProxyListenerTest, TheFactoryPutsTheLayerAtTheBottom) {
   EXPECT_TRUE(transport->open());
   EXPECT_EQ(Of(app), B("mqtt"));
   listener.proxy_protocol = ProxyProtocol::kOff;
-  factory = listener::MakeTransportFactory(listener);
+  factory = listener::MakeTransportFactory(listener, 1 << 20);
   ASSERT_TRUE(factory.ok());
   EXPECT_EQ(*factory, nullptr);  // plain TCP: no transport at all
 }
