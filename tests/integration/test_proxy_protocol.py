@@ -9,6 +9,7 @@ while a client from 127.0.0.3 is served; through a backend without PROXY every c
 like HAProxy's own 127.0.0.1 and the limit refuses the second of any two.
 """
 
+import base64
 import os
 import re
 import shutil
@@ -205,6 +206,39 @@ class RawHeaders(ProxyListenerCase):
         self.assert_counters(counters, connect_accepted=16, connect_address_connection_limit=16)
 
 
+    def test_proxy_below_websocket(self):
+        # PROXY, then the HTTP upgrade, then MQTT in binary frames: the layers stack bottom up.
+        port = free_port()
+        path = os.path.join(self.tmp.name, "ws.toml")
+        with open(path, "w") as f:
+            f.write(f'[[listener]]\nport = {port}\nprotocol = "websockets"\n'
+                    'proxy_protocol = "v2"\n')
+        b = self.start_broker("--config", path)
+        key = base64.b64encode(os.urandom(16)).decode()
+        upgrade = (f"GET /mqtt HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                   f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                   "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n")
+        with m.open_socket(port) as s:
+            s.sendall(v2("203.0.113.30", 45000) + upgrade.encode())
+            response = b""
+            while b"\r\n\r\n" not in response:
+                chunk = s.recv(4096)
+                self.assertTrue(chunk, f"closed during the upgrade: {response!r}")
+                response += chunk
+            head, _, rest = response.partition(b"\r\n\r\n")
+            self.assertTrue(head.startswith(b"HTTP/1.1 101"), head)
+            s.sendall(masked_binary_frame(m.connect("ws-behind-proxy")))
+            while len(rest) < 6:
+                rest += s.recv(4096)
+            self.assertEqual(rest[:6], b"\x82\x04" + m.connack(0))  # one unmasked binary frame
+        self.assertTrue(b.wait_for_log(r"client ws-behind-proxy connected from "
+                                       r"203\.0\.113\.30:45000"), b.stderr_tail())
+        counters = b.stop()
+        self.assertEqual(counters["proxy_header_v2"], 1)
+        self.assertEqual(counters["websocket_upgrades"], 1)
+        self.assert_counters(counters, connect_accepted=1)
+
+
 class BehindHaproxy(ProxyListenerCase):
     """A real HAProxy in TCP mode in front of the broker."""
 
@@ -355,3 +389,10 @@ def client_from(source, port, client_id):
         sock.close()
         raise
     return sock
+
+
+def masked_binary_frame(payload):
+    """RFC 6455 section 5.2: a final binary frame from a client (masked), payload < 126 bytes."""
+    mask = os.urandom(4)
+    return (bytes([0x82, 0x80 | len(payload)]) + mask
+            + bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload)))
