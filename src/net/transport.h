@@ -26,8 +26,8 @@
 //
 // Bounds: each layer buffers at most a bounded amount (a PROXY header: 107 bytes for v1, 2 KiB
 // for v2, proxy::kMaxV2Bytes, where the spec allows 16 + 65,535; a TLS record 16 KiB +
-// overhead; a WebSocket frame header 14 bytes: payloads are unmasked as they stream through). memory_bytes() reports
-// what a layer holds, for the memory budget.
+// overhead; a WebSocket frame header 14 bytes: payloads are unmasked as they stream through).
+// memory_bytes() reports what a layer holds, for the memory budget.
 //
 // Thread safety: a Transport belongs to its connection and is used on one thread at a time. It
 // may move to another shard with its connection (the hand-off to the client id's home shard),
