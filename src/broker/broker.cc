@@ -87,6 +87,20 @@ std::string Scrape(const shard::SharedState& shared, const Config& config,
   for (size_t i = 0; i < shared.shard_counters.size(); ++i) {
     shared.shard_counters[i]->AddTo(sample.shards[i]);
   }
+  const std::vector<ListenerConfig> listeners = listener::EffectiveListeners(config);
+  std::vector<metrics::ListenerSnapshot> listener_totals(listeners.size());
+  for (const metrics::ShardCounters* counters : shared.shard_counters) {
+    counters->AddListenersTo(listener_totals);
+  }
+  sample.listeners.resize(listeners.size());
+  for (size_t i = 0; i < listeners.size(); ++i) {
+    metrics::ListenerSample& listener = sample.listeners[i];
+    listener.name = listener::ListenerName(listeners[i]);
+    listener.counters = listener_totals[i];
+    listener.clients_connected =
+        shared.listener_clients[i].connected.load(std::memory_order_relaxed);
+    listener.max_connections = listeners[i].max_connections;
+  }
   sample.clients_connected = shared.connected_clients.load(std::memory_order_relaxed);
   sample.retained_messages = shared.retained.size();
   sample.max_connections = config.max_connections;
