@@ -161,14 +161,7 @@ absl::Status Broker::Start() {
   const std::vector<ListenerConfig> listeners = listener::EffectiveListeners(config_);
   RINGMQ_ASSERT(!listeners.empty() && listeners.size() <= shard::Shard::kMaxListeners);
   for (const ListenerConfig& listener : listeners) {
-    const std::string proxy =
-        listener.proxy_protocol == ProxyProtocol::kOff
-            ? ""
-            : ", PROXY " + std::string(config::ToString(listener.proxy_protocol));
-    RINGMQ_LOG_INFO("listener %s: %s port %u, %s%s%s", listener::ListenerName(listener).c_str(),
-                    listener.bind.c_str(), listener.port,
-                    std::string(config::ToString(listener.protocol)).c_str(),
-                    listener.tls() ? ", TLS" : "", proxy.c_str());
+    RINGMQ_LOG_INFO("listener %s", listener::Describe(listener).c_str());
     if (listener.allow_anonymous.value_or(config_.allow_anonymous) &&
         config_.password_file.empty() && !IsLoopback(listener.bind)) {
       RINGMQ_LOG_WARNING(

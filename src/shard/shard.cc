@@ -84,6 +84,9 @@ Shard::Shard(uint32_t index, const Config& config, std::vector<int> listen_fds, 
       stalls_(config.stall_warning_ms),
       memory_view_(shared.memory, shared.memory.account(index)) {
   ConfigureConnectionContext(index, config, shared, counters_, context_);
+  // One socket per listener::EffectiveListeners entry: a listener index names the same listener
+  // in listen_fds_, context_.listeners and the per-listener counters.
+  RINGMQ_ASSERT(listen_fds_.size() == context_.listeners.size());
   if (auth::AuthConfigured(config)) {
     authenticator_ = std::make_unique<auth::ShardAuthenticator>(
         shared.auth, config.max_auth_failures_per_second, &now_ms_, &counters_);

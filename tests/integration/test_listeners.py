@@ -100,6 +100,13 @@ class ListenerConfigErrors(FileTestCase):
                       'protocol = "mqtt"\ncertfile = "/etc/ringmq/server.crt"\n', first.stdout)
         self.assertIn('\n[[listener]]\nbind = "127.0.0.1"\nport = 8080\n'
                       'protocol = "websockets"\nproxy_protocol = "v2"\n', first.stdout)
+        # Each listener listed, in listener order (no default listener: port = 0).
+        listed = [line for line in first.stdout.splitlines() if line.startswith("# listener ")]
+        self.assertEqual(listed, [
+            "# listener edge: 0.0.0.0 port 8883, mqtt, TLS, max_connections 1000, "
+            "allow_anonymous false",
+            "# listener ws:8080: 127.0.0.1 port 8080, websockets (path /mqtt), PROXY v2",
+        ])
         again = self.write(first.stdout.split("\n", 1)[1], name="again.toml")
         second = run_binary("--check-config", "--config", again)
         self.assertEqual(second.returncode, 0, second.stderr)
