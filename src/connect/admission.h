@@ -54,11 +54,11 @@ enum class Outcome : uint8_t { kAccept, kRefuse, kClose };
 //   5.0 CONNACK reason code (0xff: never a CONNACK))
 // At 5.0 the choice between codes that could both apply:
 //   - connection_limit, listener_connection_limit and address_connection_limit: 0x97 Quota
-//     exceeded, a limit the operator
-//     set that holds until clients leave (5.0:3.2.2.2: "an implementation or administrative
-//     imposed limit has been exceeded"); memory_budget and auth_rate_limit: 0x89 Server busy, a
-//     transient state the client may retry soon; shutting_down: 0x88 Server unavailable (0x8B
-//     Server shutting down is a DISCONNECT-only code).
+//     exceeded, a limit the operator set that holds until clients leave (5.0:3.2.2.2: "an
+//     implementation or administrative imposed limit has been exceeded"); memory_budget and
+//     auth_rate_limit: 0x89 Server busy, a transient state the client may retry soon;
+//     shutting_down: 0x88 Server unavailable (0x8B Server shutting down is a DISCONNECT-only
+//     code).
 //   - will_sys_topic: 0x87 Not authorized, as the 3.1.1 0x05.
 //   - unsupported_protocol keeps the 3.1.1-format 0x01 at every level (a level the broker does
 //     not speak cannot be answered in its format); 0x84 is the row's 5.0 name only.

@@ -24,8 +24,9 @@ std::vector<ListenerConfig> EffectiveListeners(const Config& config) {
 std::string ListenerName(const ListenerConfig& listener) { return config::ListenerName(listener); }
 
 std::string Describe(const ListenerConfig& listener) {
-  std::string text = absl::StrCat(ListenerName(listener), ": ", listener.bind, " port ",
-                                  listener.port, ", ", std::string(config::ToString(listener.protocol)));
+  std::string text =
+      absl::StrCat(ListenerName(listener), ": ", listener.bind, " port ", listener.port, ", ",
+                   std::string(config::ToString(listener.protocol)));
   if (listener.protocol == ListenerProtocol::kWebSockets) {
     absl::StrAppend(&text, " (path ", listener.path, ")");
   }

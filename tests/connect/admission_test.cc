@@ -469,7 +469,8 @@ TEST(Admission, ListenerMaxConnectionsRefused0x03And0x97) {
 
 TEST(Admission, BrokerWideLimitIsReportedBeforeTheListenersOwn) {
   ExpectRefusal(ValidConnect(),
-                BrokerState{.connected_clients = 10, .listener = 1, .listener_connected_clients = 2},
+                BrokerState{
+                    .connected_clients = 10, .listener = 1, .listener_connected_clients = 2},
                 Policy{.max_connections = 10, .listeners = kLimitedListeners},
                 Reason::kConnectionLimit, ConnackCode::kServerUnavailable);
 }
