@@ -5,6 +5,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "config/options.h"
+#include "websocket/websocket.h"
 
 namespace ringmq::listener {
 
@@ -54,7 +55,7 @@ std::unique_ptr<net::Transport> StackFactory::Make() const {
 }
 
 absl::StatusOr<std::unique_ptr<net::TransportFactory>> MakeTransportFactory(
-    const ListenerConfig& listener) {
+    const ListenerConfig& listener, uint32_t max_packet_size) {
   std::vector<LayerMaker> makers;
   const std::string name = ListenerName(listener);
   if (listener.proxy_protocol != ProxyProtocol::kOff) {
@@ -65,8 +66,14 @@ absl::StatusOr<std::unique_ptr<net::TransportFactory>> MakeTransportFactory(
     return absl::UnimplementedError(absl::StrCat("listener ", name, ": TLS is not built yet"));
   }
   if (listener.protocol == ListenerProtocol::kWebSockets) {
-    return absl::UnimplementedError(
-        absl::StrCat("listener ", name, ": websockets is not built yet"));
+    if (listener.path.empty() || listener.path.front() != '/') {
+      return absl::InvalidArgumentError(
+          absl::StrCat("listener ", name, ": path must start with '/', got '", listener.path, "'"));
+    }
+    // Immutable and shared by every connection of the listener, on every shard.
+    auto options = std::make_shared<const websocket::Options>(
+        websocket::Options::ForListener(listener, max_packet_size));
+    makers.push_back([options] { return std::make_unique<websocket::WebSocketLayer>(options); });
   }
   if (makers.empty()) return nullptr;
   return std::make_unique<StackFactory>(std::move(makers));
