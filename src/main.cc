@@ -105,7 +105,15 @@ int main(int argc, char** argv) {
     }
   }
   if (command_line->check_config) {
-    std::printf("config OK\n%s", ringmq::config::EffectiveToml(config).c_str());
+    // Comments after the effective TOML, so the output stays a config file that checks the same.
+    std::string listeners = "# listeners, in listener order:\n";
+    for (const ringmq::ListenerConfig& listener : ringmq::listener::EffectiveListeners(config)) {
+      listeners += "# listener " + ringmq::listener::Describe(listener) + "\n";
+      // MERGE (tls branch): for a TLS listener, tls::CheckListener(listener) checks the
+      // certificate, key and CA files here (exit 2 on an error) and its report lines follow.
+    }
+    std::printf("config OK\n%s%s", ringmq::config::EffectiveToml(config).c_str(),
+                listeners.c_str());
     return 0;
   }
   ringmq::SetLogLevel(config.log_level);

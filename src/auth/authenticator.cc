@@ -49,9 +49,11 @@ AuthResult ShardAuthenticator::CheckPassword(const AuthData& data, std::string_v
   return AuthResult::kAllow;
 }
 
-AuthResult ShardAuthenticator::Check(const mqtt::Connect& connect) const {
+AuthResult ShardAuthenticator::Check(const mqtt::Connect& connect,
+                                     std::optional<bool> listener_allow_anonymous) const {
   const AuthData* data = shared_.Load();
   RINGMQ_ASSERT(data != nullptr && data->version != 0);
+  const bool allow_anonymous = listener_allow_anonymous.value_or(data->allow_anonymous);
   if (connect.properties.Find(mqtt::PropertyId::kAuthenticationMethod)) {
     // 5.0 enhanced authentication: the AUTH exchange proves the user (auth/enhanced_auth.h),
     // the password is not looked at. The will is checked once the user is known: the
@@ -63,11 +65,11 @@ AuthResult ShardAuthenticator::Check(const mqtt::Connect& connect) const {
     return AuthResult::kAllow;
   }
   if (!connect.user_name) {
-    if (!data->allow_anonymous) return AuthResult::kNotAuthorized;
+    if (!allow_anonymous) return AuthResult::kNotAuthorized;
   } else if (data->passwords) {
     const AuthResult result = CheckPassword(*data, *connect.user_name, connect.password);
     if (result != AuthResult::kAllow) return result;
-  } else if (!data->allow_anonymous) {
+  } else if (!allow_anonymous) {
     return AuthResult::kNotAuthorized;  // no password file: a user name cannot be verified
   }
   if (data->acl && connect.will) {

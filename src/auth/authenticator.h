@@ -13,6 +13,7 @@
 //   missing passwords count as failures too (no hash is computed for them), so the budget also
 //   slows down guessing of user names. Every hash computed is counted in auth_verifications.
 //
+// allow_anonymous below is the listener's own setting when it has one, else the broker-wide key.
 // Decision order: no user name -> allowed only with allow_anonymous (else kNotAuthorized);
 // a user name with a password file -> verified (kBadCredentials on a wrong password or unknown
 // user); a user name without a password file -> accepted as is when allow_anonymous is true
@@ -49,7 +50,8 @@ class ShardAuthenticator final : public connect::Authenticator {
   ShardAuthenticator(const SharedAuth& shared, uint32_t max_failures_per_second,
                      const uint64_t* now_ms, metrics::ShardCounters* counters);
 
-  connect::AuthResult Check(const mqtt::Connect& connect) const override;
+  connect::AuthResult Check(const mqtt::Connect& connect,
+                            std::optional<bool> allow_anonymous) const override;
 
   // The shard's failure budget, for the SCRAM exchange (auth/enhanced_auth.h) to share.
   FailureBudget* failure_budget() const { return &budget_; }

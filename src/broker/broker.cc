@@ -87,6 +87,20 @@ std::string Scrape(const shard::SharedState& shared, const Config& config,
   for (size_t i = 0; i < shared.shard_counters.size(); ++i) {
     shared.shard_counters[i]->AddTo(sample.shards[i]);
   }
+  const std::vector<ListenerConfig> listeners = listener::EffectiveListeners(config);
+  std::vector<metrics::ListenerSnapshot> listener_totals(listeners.size());
+  for (const metrics::ShardCounters* counters : shared.shard_counters) {
+    counters->AddListenersTo(listener_totals);
+  }
+  sample.listeners.resize(listeners.size());
+  for (size_t i = 0; i < listeners.size(); ++i) {
+    metrics::ListenerSample& listener = sample.listeners[i];
+    listener.name = listener::ListenerName(listeners[i]);
+    listener.counters = listener_totals[i];
+    listener.clients_connected =
+        shared.listener_clients[i].connected.load(std::memory_order_relaxed);
+    listener.max_connections = listeners[i].max_connections;
+  }
   sample.clients_connected = shared.connected_clients.load(std::memory_order_relaxed);
   sample.retained_messages = shared.retained.size();
   sample.max_connections = config.max_connections;
@@ -147,14 +161,7 @@ absl::Status Broker::Start() {
   const std::vector<ListenerConfig> listeners = listener::EffectiveListeners(config_);
   RINGMQ_ASSERT(!listeners.empty() && listeners.size() <= shard::Shard::kMaxListeners);
   for (const ListenerConfig& listener : listeners) {
-    const std::string proxy =
-        listener.proxy_protocol == ProxyProtocol::kOff
-            ? ""
-            : ", PROXY " + std::string(config::ToString(listener.proxy_protocol));
-    RINGMQ_LOG_INFO("listener %s: %s port %u, %s%s%s", listener::ListenerName(listener).c_str(),
-                    listener.bind.c_str(), listener.port,
-                    std::string(config::ToString(listener.protocol)).c_str(),
-                    listener.tls() ? ", TLS" : "", proxy.c_str());
+    RINGMQ_LOG_INFO("listener %s", listener::Describe(listener).c_str());
     if (listener.allow_anonymous.value_or(config_.allow_anonymous) &&
         config_.password_file.empty() && !IsLoopback(listener.bind)) {
       RINGMQ_LOG_WARNING(

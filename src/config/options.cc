@@ -1270,7 +1270,9 @@ std::string HelpText() {
       "\n"
       "Settings come from defaults, then the TOML config file named by --config, then the flags\n"
       "(later sources win). Config-file keys are the flag names with '_' for '-', all at the top\n"
-      "level (max_connections = 5000). See docs/configuration.md and docs/ringmq.example.toml.\n"
+      "level (max_connections = 5000). More listeners (TLS, WebSockets, PROXY protocol) are\n"
+      "[[listener]] tables of the file only. See docs/configuration.md and\n"
+      "docs/ringmq.example.toml.\n"
       "\n"
       "flags:\n";
   for (size_t i = 0; i < std::size(kOptions); ++i) {

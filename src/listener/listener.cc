@@ -25,6 +25,29 @@ std::vector<ListenerConfig> EffectiveListeners(const Config& config) {
 
 std::string ListenerName(const ListenerConfig& listener) { return config::ListenerName(listener); }
 
+std::string Describe(const ListenerConfig& listener) {
+  std::string text =
+      absl::StrCat(ListenerName(listener), ": ", listener.bind, " port ", listener.port, ", ",
+                   std::string(config::ToString(listener.protocol)));
+  if (listener.protocol == ListenerProtocol::kWebSockets) {
+    absl::StrAppend(&text, " (path ", listener.path, ")");
+  }
+  if (listener.tls()) {
+    absl::StrAppend(&text, ", TLS");
+    if (listener.require_certificate) absl::StrAppend(&text, " (client certificates required)");
+  }
+  if (listener.proxy_protocol != ProxyProtocol::kOff) {
+    absl::StrAppend(&text, ", PROXY ", std::string(config::ToString(listener.proxy_protocol)));
+  }
+  if (listener.max_connections != 0) {
+    absl::StrAppend(&text, ", max_connections ", listener.max_connections);
+  }
+  if (listener.allow_anonymous.has_value()) {
+    absl::StrAppend(&text, ", allow_anonymous ", *listener.allow_anonymous ? "true" : "false");
+  }
+  return text;
+}
+
 std::unique_ptr<net::Transport> StackFactory::Make() const {
   std::vector<std::unique_ptr<net::TransportLayer>> layers;
   layers.reserve(makers_.size());

@@ -30,6 +30,11 @@ std::vector<ListenerConfig> EffectiveListeners(const Config& config);
 // "<scheme>:<port>" ("mqtt:1883", "mqtts:8883", "ws:8080", "wss:8081").
 std::string ListenerName(const ListenerConfig& listener);
 
+// One line that says what the listener is, as the start-up log and --check-config show it:
+// "mqtts:8883: 0.0.0.0 port 8883, mqtt, TLS (client certificates required), PROXY v2,
+// max_connections 1000, allow_anonymous false". Settings at their defaults are left out.
+std::string Describe(const ListenerConfig& listener);
+
 // Makes one layer of a connection's stack; thread-safe.
 using LayerMaker = std::function<std::unique_ptr<net::TransportLayer>()>;
 

@@ -17,8 +17,11 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <memory>
+#include <span>
 #include <string>
 
+#include "common/assert.h"
 #include "connect/admission.h"
 
 namespace ringmq::metrics {
@@ -156,6 +159,15 @@ namespace ringmq::metrics {
   X(sqes_submitted)                                                                     \
   X(cqes_reaped)
 
+// X(name): per-listener event counts (ListenerCounters; docs/metrics.md "Listeners"), summed
+// over shards at scrape time and exposed with a `listener` label.
+#define RINGMQ_LISTENER_COUNTERS(X)                                                     \
+  X(connections_accepted) /* TCP connections accepted */                                \
+  X(connect_accepted)     /* CONNECTs accepted (counted where connect[kAccepted] is) */ \
+  X(connect_refused)      /* CONNECTs not accepted: refused, closed silently, malformed */ \
+  X(bytes_received)                                                                     \
+  X(bytes_sent)
+
 // X(name): per-shard levels (can go up and down), written only by the owning shard.
 #define RINGMQ_SHARD_GAUGES(X)                                                            \
   X(connections_open)  /* TCP connections held by this shard, closing ones included */    \
@@ -206,6 +218,22 @@ struct GaugeSnapshot {
 
 struct Snapshot;
 
+// One listener's counters on one shard.
+struct ListenerCounters {
+#define RINGMQ_LISTENER_COUNTER_FIELD(name) Counter name;
+  RINGMQ_LISTENER_COUNTERS(RINGMQ_LISTENER_COUNTER_FIELD)
+#undef RINGMQ_LISTENER_COUNTER_FIELD
+  Gauge connections_open;  // TCP connections of this listener held by the shard
+};
+
+// Plain sum of ListenerCounters.
+struct ListenerSnapshot {
+#define RINGMQ_LISTENER_SNAPSHOT_FIELD(name) uint64_t name = 0;
+  RINGMQ_LISTENER_COUNTERS(RINGMQ_LISTENER_SNAPSHOT_FIELD)
+#undef RINGMQ_LISTENER_SNAPSHOT_FIELD
+  int64_t connections_open = 0;
+};
+
 // alignas keeps two shards' counters off one cache line.
 struct alignas(64) ShardCounters {
 #define RINGMQ_COUNTER_FIELD(name) Counter name;
@@ -218,7 +246,29 @@ struct alignas(64) ShardCounters {
   std::array<Counter, connect::kReasonCount> connect_silenced;
   ShardGauges gauges;
 
+  ShardCounters() : listeners_(std::make_unique<ListenerCounters[]>(1)) {}
+
+  // Sizes the per-listener counters (1, the default listener, until called): before the
+  // shard runs, since readers on other threads index them without synchronization.
+  void SetListenerCount(uint32_t count) {
+    RINGMQ_ASSERT(count >= 1);
+    listeners_ = std::make_unique<ListenerCounters[]>(count);
+    listener_count_ = count;
+  }
+  uint32_t listener_count() const { return listener_count_; }
+  // The counters of listener `index` (net::Connection::listener()).
+  ListenerCounters& listener(uint32_t index) {
+    RINGMQ_ASSERT(index < listener_count_);
+    return listeners_[index];
+  }
+
   void AddTo(Snapshot& total) const;
+  // Adds listener i's counters to totals[i], for i < min(totals.size(), listener_count()).
+  void AddListenersTo(std::span<ListenerSnapshot> totals) const;
+
+ private:
+  std::unique_ptr<ListenerCounters[]> listeners_;
+  uint32_t listener_count_ = 1;
 };
 
 // Plain sum of ShardCounters.

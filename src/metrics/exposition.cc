@@ -60,6 +60,22 @@ constexpr Family kFamilies[] = {
      "Connections closed because the peer did not read its replies."},
     {"ringmq_slow_consumer_disconnects_total", Type::kCounter,
      "Subscribers disconnected for a full queue (queue_full_policy disconnect)."},
+    // Listeners (the default one and each [[listener]] table), summed over shards.
+    {"ringmq_listener_connections", Type::kGauge,
+     "Open TCP connections by listener, closing ones included."},
+    {"ringmq_listener_connections_accepted_total", Type::kCounter,
+     "TCP connections accepted by listener."},
+    {"ringmq_listener_clients_connected", Type::kGauge,
+     "MQTT clients connected (CONNECT accepted) by listener."},
+    {"ringmq_listener_max_connections", Type::kGauge,
+     "The listener's max_connections setting; 0: only the broker-wide bound."},
+    {"ringmq_listener_connect_outcomes_total", Type::kCounter,
+     "CONNECT outcomes by listener: accepted, or refused (with a CONNACK, closed silently or "
+     "malformed; ringmq_connect_outcomes_total has the reasons)."},
+    {"ringmq_listener_received_bytes_total", Type::kCounter,
+     "Bytes received from clients by listener (as read from the socket)."},
+    {"ringmq_listener_sent_bytes_total", Type::kCounter,
+     "Bytes sent to clients by listener (as written to the socket)."},
     // Sessions and subscriptions.
     {"ringmq_sessions", Type::kGauge,
      "Sessions by state: online (connected) or offline (persistent, kept without a client)."},
@@ -308,9 +324,42 @@ void AppendShardSeries(std::string& out, const Family& family, const BrokerSampl
   }
 }
 
+// Per-listener families (a `listener` label, no shard label). Returns false if `family` is not
+// one of them.
+bool AppendListenerSeries(std::string& out, const Family& family, const BrokerSample& sample) {
+  const std::string_view name = family.name;
+  if (!name.starts_with("ringmq_listener_")) return false;
+  for (const ListenerSample& listener : sample.listeners) {
+    const ListenerSnapshot& counters = listener.counters;
+    const std::pair<std::string_view, std::string_view> label = {"listener", listener.name};
+    if (name == "ringmq_listener_connections") {
+      AppendSample(out, name, {label}, absl::StrCat(counters.connections_open));
+    } else if (name == "ringmq_listener_connections_accepted_total") {
+      AppendSample(out, name, {label}, absl::StrCat(counters.connections_accepted));
+    } else if (name == "ringmq_listener_clients_connected") {
+      AppendSample(out, name, {label}, absl::StrCat(listener.clients_connected));
+    } else if (name == "ringmq_listener_max_connections") {
+      AppendSample(out, name, {label}, absl::StrCat(listener.max_connections));
+    } else if (name == "ringmq_listener_connect_outcomes_total") {
+      AppendSample(out, name, {label, {"result", "accepted"}},
+                   absl::StrCat(counters.connect_accepted));
+      AppendSample(out, name, {label, {"result", "refused"}},
+                   absl::StrCat(counters.connect_refused));
+    } else if (name == "ringmq_listener_received_bytes_total") {
+      AppendSample(out, name, {label}, absl::StrCat(counters.bytes_received));
+    } else if (name == "ringmq_listener_sent_bytes_total") {
+      AppendSample(out, name, {label}, absl::StrCat(counters.bytes_sent));
+    } else {
+      RINGMQ_ASSERT(false && "every ringmq_listener_ family has its samples");
+    }
+  }
+  return true;
+}
+
 // Broker-wide families (no shard label). Returns false if `family` is not one of them.
 bool AppendBrokerSeries(std::string& out, const Family& family, const BrokerSample& sample) {
   const std::string_view name = family.name;
+  if (AppendListenerSeries(out, family, sample)) return true;
   if (name == "ringmq_clients_connected") {
     AppendSample(out, name, {}, absl::StrCat(sample.clients_connected));
   } else if (name == "ringmq_max_connections") {

@@ -305,6 +305,7 @@ void Connection::OnReceive(std::span<const uint8_t> bytes, uint64_t now_ms,
   RINGMQ_ASSERT(context.counters != nullptr);
   if (!pre_admitted_ || state_ != State::kAwaitConnect) {
     context.counters->bytes_received.Add(bytes.size());  // handed-off bytes counted once
+    context.counters->listener(listener_).bytes_received.Add(bytes.size());
   }
   Transport* t = transport();
   if (t == nullptr || (pre_admitted_ && state_ == State::kAwaitConnect)) {
@@ -449,6 +450,23 @@ void Connection::HandleFrame(const mqtt::FixedHeader& header, std::span<const ui
   HandlePacket(packet.value(), context);
 }
 
+void Connection::CountConnect(connect::Reason reason, ConnectionContext& context) const {
+  context.counters->connect[static_cast<size_t>(reason)].Add();
+  metrics::ListenerCounters& listener = context.counters->listener(listener_);
+  if (reason == connect::Reason::kAccepted) {
+    listener.connect_accepted.Add();
+  } else {
+    listener.connect_refused.Add();
+  }
+}
+
+void Connection::ReleaseClientSlot(ConnectionContext& context) const {
+  context.connected_clients->fetch_sub(1, std::memory_order_relaxed);
+  if (context.listener_clients != nullptr) {
+    context.listener_clients[listener_].connected.fetch_sub(1, std::memory_order_relaxed);
+  }
+}
+
 void Connection::HandleConnect(const mqtt::FixedHeader& header, std::span<const uint8_t> body,
                                ConnectionContext& context) {
   // MQTT-3.1.0-1: the first packet must be CONNECT; anything else is a malformed connect.
@@ -473,13 +491,19 @@ void Connection::HandleConnect(const mqtt::FixedHeader& header, std::span<const 
            context);
     return;
   }
-  // Reserve a connected-client slot first so the limit holds exactly across shards.
+  // Reserve a connected-client slot first (broker-wide and on the listener) so the limits hold
+  // exactly across shards.
   const uint32_t connected = context.connected_clients->fetch_add(1, std::memory_order_relaxed);
   connect::BrokerState broker{
       .connected_clients = connected,
       .shutting_down = context.shutting_down->load(std::memory_order_relaxed),
       .memory_full = context.memory != nullptr &&
-                     context.memory->Level() >= memory::Pressure::kRefuseConnections};
+                     context.memory->Level() >= memory::Pressure::kRefuseConnections,
+      .listener = listener_};
+  if (context.listener_clients != nullptr) {
+    broker.listener_connected_clients =
+        context.listener_clients[listener_].connected.fetch_add(1, std::memory_order_relaxed);
+  }
   if (context.addresses != nullptr && address_slot_ != connect::AddressTable::kNoSlot) {
     broker.address_connections = context.addresses->Connections(address_slot_);
     broker.address_connects_this_second =
@@ -504,7 +528,7 @@ void Connection::HandleConnect(const mqtt::FixedHeader& header, std::span<const 
     StartAuth(connect.value(), frame, context);
     return;
   }
-  context.counters->connect[static_cast<size_t>(decision.reason)].Add();
+  CountConnect(decision.reason, context);
   if (decision.outcome == connect::Outcome::kAccept) {
     holds_client_slot_ = true;
     switch (static_cast<mqtt::ProtocolLevel>(connect.value().protocol_level)) {
@@ -521,7 +545,7 @@ void Connection::HandleConnect(const mqtt::FixedHeader& header, std::span<const 
     Accept(connect.value(), decision, context);
     return;
   }
-  context.connected_clients->fetch_sub(1, std::memory_order_relaxed);
+  ReleaseClientSlot(context);
   if (decision.outcome == connect::Outcome::kRefuse) {
     // Both static: the refusal path neither encodes nor allocates.
     static_output_ = decision.mqtt5 ? connect::ConnackBytes5(
@@ -804,12 +828,17 @@ void Connection::FinishAuth(std::string_view user, ConnectionContext& context) {
   connect.user_name = user;
   // The will's ACL for the proven user (the authenticator skips the password of a CONNECT
   // with an Authentication Method).
+  const std::optional<bool> allow_anonymous =
+      listener_ < context.policy.listeners.size()
+          ? context.policy.listeners[listener_].allow_anonymous
+          : std::nullopt;
   if (context.policy.authenticator != nullptr &&
-      context.policy.authenticator->Check(connect) != connect::AuthResult::kAllow) {
+      context.policy.authenticator->Check(connect, allow_anonymous) !=
+          connect::AuthResult::kAllow) {
     RefuseAuth(mqtt::ReasonCode::kNotAuthorized, "will topic not authorized", context);
     return;
   }
-  context.counters->connect[static_cast<size_t>(connect::Reason::kAccepted)].Add();
+  CountConnect(connect::Reason::kAccepted, context);
   Accept(connect,
          connect::Decision{.outcome = connect::Outcome::kAccept,
                            .reason = connect::Reason::kAccepted,
@@ -944,7 +973,7 @@ void Connection::CloseForViolation(mqtt::Violation violation, ConnectionContext&
   } else {
     // Before CONNECT was admitted a bad frame is a malformed CONNECT: MQTT-8, close without
     // CONNACK.
-    context.counters->connect[static_cast<size_t>(connect::Reason::kMalformed)].Add();
+    CountConnect(connect::Reason::kMalformed, context);
   }
   if (LogLevel level; context.event_log.Admit(event_ms_, &level)) {
     LogLine(level, "closing %s (client %s): %s [%s]", PeerName().c_str(),
@@ -1146,7 +1175,7 @@ int64_t Connection::TakeBufferChargeDelta() {
 
 void Connection::OnClosed(ConnectionContext& context) {
   if (holds_client_slot_) {
-    context.connected_clients->fetch_sub(1, std::memory_order_relaxed);
+    ReleaseClientSlot(context);
     holds_client_slot_ = false;
   }
   context.counters->connections_closed.Add();

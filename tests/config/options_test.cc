@@ -1205,7 +1205,8 @@ TEST(ListenerTomlTest, AtMost255Tables) {
 
 TEST(ListenerTomlTest, ListenerNames) {
   EXPECT_EQ(ListenerName(Listener(1883)), "mqtt:1883");
-  EXPECT_EQ(ListenerName(Listener(8883, [](ListenerConfig& l) { l.certfile = "c"; })), "mqtts:8883");
+  EXPECT_EQ(ListenerName(Listener(8883, [](ListenerConfig& l) { l.certfile = "c"; })),
+            "mqtts:8883");
   EXPECT_EQ(ListenerName(Listener(
                 80, [](ListenerConfig& l) { l.protocol = ListenerProtocol::kWebSockets; })),
             "ws:80");
