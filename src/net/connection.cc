@@ -322,7 +322,11 @@ void Connection::OnReceive(std::span<const uint8_t> bytes, uint64_t now_ms,
   if (!app.empty()) ReceiveMqtt(app, now_ms, context);
   if (result == TransportLayer::Result::kClose && state_ != State::kClosing) {
     event_ms_ = now_ms;
-    StartClosing(now_ms);  // the layer counted why and queued its goodbye in wire()
+    // The layer counted why (its counter names the cause) and queued its goodbye in wire().
+    RINGMQ_LOG_DEBUG("closing %s (client %s): refused by the %s layer", PeerName().c_str(),
+                     Printable(client_id_.view()).c_str(),
+                     t->open() ? "transport" : "transport's handshake");
+    StartClosing(now_ms);
   }
 }
 
