@@ -4,6 +4,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "tls/tls_layer.h"
 
 namespace ringmq::listener {
 
@@ -32,23 +33,36 @@ std::unique_ptr<net::Transport> StackFactory::Make() const {
   return std::make_unique<net::Transport>(std::move(layers));
 }
 
+absl::Status StackFactory::Reload() {
+  absl::Status first_error = absl::OkStatus();
+  for (const LayerReloader& reload : reloaders_) {
+    absl::Status status = reload();
+    if (!status.ok() && first_error.ok()) first_error = std::move(status);
+  }
+  return first_error;
+}
+
 absl::StatusOr<std::unique_ptr<net::TransportFactory>> MakeTransportFactory(
     const ListenerConfig& listener) {
   std::vector<LayerMaker> makers;
+  std::vector<LayerReloader> reloaders;
   const std::string name = ListenerName(listener);
   if (listener.proxy_protocol != ProxyProtocol::kOff) {
     return absl::UnimplementedError(
         absl::StrCat("listener ", name, ": proxy_protocol is not built yet"));
   }
   if (listener.tls()) {
-    return absl::UnimplementedError(absl::StrCat("listener ", name, ": TLS is not built yet"));
+    absl::StatusOr<std::shared_ptr<tls::LayerFactory>> tls = tls::LayerFactory::Create(listener);
+    if (!tls.ok()) return tls.status();
+    makers.push_back([tls = *tls] { return tls->Make(); });
+    reloaders.push_back([tls = *tls] { return tls->Reload(); });
   }
   if (listener.protocol == ListenerProtocol::kWebSockets) {
     return absl::UnimplementedError(
         absl::StrCat("listener ", name, ": websockets is not built yet"));
   }
   if (makers.empty()) return nullptr;
-  return std::make_unique<StackFactory>(std::move(makers));
+  return std::make_unique<StackFactory>(std::move(makers), std::move(reloaders));
 }
 
 }  // namespace ringmq::listener

@@ -120,6 +120,19 @@ namespace ringmq::metrics {
   X(auth_scram_no_scram_credentials) /* SCRAM for a user with a $6$/$7$ entry: 0x86 */         \
   X(auth_scram_bad_proof)          /* SCRAM proofs that did not verify: 0x86 */                \
   X(auth_scram_rate_limited)       /* SCRAM refused, failure budget spent: 0x97 */             \
+  X(tls_handshakes_completed)      /* TLS handshakes that completed (resumed ones too) */     \
+  X(tls_sessions_resumed)          /* of those, resumed from a session ticket */              \
+  X(tls_failed_no_certificate)     /* TLS handshakes failed, by cause (tls/tls_layer.h) */    \
+  X(tls_failed_unknown_ca)                                                                     \
+  X(tls_failed_certificate_expired)                                                            \
+  X(tls_failed_bad_certificate)                                                                \
+  X(tls_failed_protocol_version)                                                               \
+  X(tls_failed_no_shared_cipher)                                                               \
+  X(tls_failed_not_tls)                                                                        \
+  X(tls_failed_peer_alert)                                                                     \
+  X(tls_failed_timeout)                                                                        \
+  X(tls_failed_other)                                                                          \
+  X(tls_record_errors)             /* TLS records after the handshake that failed: closed */  \
   X(recv_enobufs) /* multishot recv ran out of provided buffers */                      \
   X(loop_iterations)                                                                    \
   X(sqes_submitted)                                                                     \

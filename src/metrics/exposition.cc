@@ -153,6 +153,13 @@ constexpr Family kFamilies[] = {
     {"ringmq_auth_verifications_total", Type::kCounter, "Password hashes computed."},
     {"ringmq_auth_scram_total", Type::kCounter,
      "SCRAM-SHA-256 exchanges (MQTT 5 enhanced authentication) ended, by result."},
+    // TLS listeners.
+    {"ringmq_tls_handshakes_total", Type::kCounter, "TLS handshakes completed."},
+    {"ringmq_tls_sessions_resumed_total", Type::kCounter,
+     "TLS handshakes that resumed a session from a ticket."},
+    {"ringmq_tls_handshake_failures_total", Type::kCounter, "TLS handshakes failed, by cause."},
+    {"ringmq_tls_record_errors_total", Type::kCounter,
+     "TLS connections closed for a record error after the handshake."},
     // Shard loop and io_uring.
     {"ringmq_loop_iterations_total", Type::kCounter, "Shard event loop iterations."},
     {"ringmq_io_uring_sqes_submitted_total", Type::kCounter, "io_uring submission entries."},
@@ -202,6 +209,7 @@ constexpr std::string_view kAcceptedByLevel = "ringmq_connect_accepted_by_level_
 constexpr std::string_view kDisconnectsSent = "ringmq_disconnects_sent_total";
 constexpr std::string_view kTopicAliases = "ringmq_topic_aliases_total";
 constexpr std::string_view kScram = "ringmq_auth_scram_total";
+constexpr std::string_view kTlsFailures = "ringmq_tls_handshake_failures_total";
 
 // The CONNACK code a reason calls for (0xff: none), from the admission table: the 3.1.1
 // return code, or for a 5.0-only reason (no 3.1.1 code) its 5.0 reason code. The 5.0 code of
@@ -478,6 +486,22 @@ Series SeriesOf(CounterId id) {
       return Labelled(kScram, "result", "no_scram_credentials");
     case C::auth_scram_bad_proof: return Labelled(kScram, "result", "bad_proof");
     case C::auth_scram_rate_limited: return Labelled(kScram, "result", "rate_limited");
+    case C::tls_handshakes_completed: return Plain("ringmq_tls_handshakes_total");
+    case C::tls_sessions_resumed: return Plain("ringmq_tls_sessions_resumed_total");
+    case C::tls_failed_no_certificate: return Labelled(kTlsFailures, "cause", "no_certificate");
+    case C::tls_failed_unknown_ca: return Labelled(kTlsFailures, "cause", "unknown_ca");
+    case C::tls_failed_certificate_expired:
+      return Labelled(kTlsFailures, "cause", "certificate_expired");
+    case C::tls_failed_bad_certificate: return Labelled(kTlsFailures, "cause", "bad_certificate");
+    case C::tls_failed_protocol_version:
+      return Labelled(kTlsFailures, "cause", "protocol_version");
+    case C::tls_failed_no_shared_cipher:
+      return Labelled(kTlsFailures, "cause", "no_shared_cipher");
+    case C::tls_failed_not_tls: return Labelled(kTlsFailures, "cause", "not_tls");
+    case C::tls_failed_peer_alert: return Labelled(kTlsFailures, "cause", "peer_alert");
+    case C::tls_failed_timeout: return Labelled(kTlsFailures, "cause", "timeout");
+    case C::tls_failed_other: return Labelled(kTlsFailures, "cause", "other");
+    case C::tls_record_errors: return Plain("ringmq_tls_record_errors_total");
     case C::recv_enobufs: return Plain("ringmq_receive_buffer_exhausted_total");
     case C::loop_iterations: return Plain("ringmq_loop_iterations_total");
     case C::sqes_submitted: return Plain("ringmq_io_uring_sqes_submitted_total");

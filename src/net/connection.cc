@@ -320,6 +320,9 @@ void Connection::OnReceive(std::span<const uint8_t> bytes, uint64_t now_ms,
   }
   if (!app.empty()) ReceiveMqtt(app, now_ms, context);
   if (result == TransportLayer::Result::kClose && state_ != State::kClosing) {
+    if (const std::string_view reason = t->close_reason(); !reason.empty()) {
+      RINGMQ_LOG_DEBUG("closing %s: %s", PeerName().c_str(), std::string(reason).c_str());
+    }
     event_ms_ = now_ms;
     StartClosing(now_ms);  // the layer counted why and queued its goodbye in wire()
   }
@@ -995,6 +998,10 @@ void Connection::OnDeadline(uint64_t now_ms, ConnectionContext& context) {
   switch (state_) {
     case State::kAwaitConnect:
       context.counters->connect_timeout.Add();
+      // A PROXY header or TLS handshake still incomplete: its layer counts the timeout too.
+      if (Transport* t = transport(); t != nullptr && !t->open()) {
+        t->CountTimeout(*context.counters);
+      }
       if (LogLevel level; context.event_log.Admit(now_ms, &level)) {
         LogLine(level, "closing %s: no CONNECT within %u ms", PeerName().c_str(),
                 context.connect_timeout_ms);

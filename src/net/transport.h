@@ -44,8 +44,10 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "common/byte_buffer.h"
 #include "metrics/counters.h"
 
@@ -84,6 +86,12 @@ class TransportLayer {
   virtual bool open() const = 0;
   // Bytes the layer holds (buffers, the TLS library's state), for the memory budget.
   virtual size_t memory_bytes() const { return 0; }
+  // After Receive returned kClose: why, for the connection's debug log line ("TLS handshake
+  // failed: unknown_ca (...)"); empty when the layer has nothing to add.
+  virtual std::string_view close_reason() const { return {}; }
+  // The connection's connect timeout fired while this layer was the lowest one not open (a
+  // PROXY header or TLS handshake that never completed): counts it.
+  virtual void CountTimeout(metrics::ShardCounters& counters) { (void)counters; }
 };
 
 // A stack of layers, bottom first, and the buffers between them.
@@ -108,6 +116,10 @@ class Transport {
   ByteBuffer& wire() { return wire_; }
   const PeerInfo& peer() const { return peer_; }
   size_t memory_bytes() const;
+  // Why the layer that returned kClose closed (TransportLayer::close_reason); empty before.
+  std::string_view close_reason() const;
+  // The connect timeout fired before every layer opened: the lowest layer not open counts it.
+  void CountTimeout(metrics::ShardCounters& counters);
 
  private:
   // `bytes` from layer `index` (or the top's caller when index == layers_.size()) going down
@@ -120,6 +132,7 @@ class Transport {
   std::vector<ByteBuffer> down_;
   ByteBuffer wire_;
   PeerInfo peer_;
+  size_t closed_by_ = SIZE_MAX;  // the layer that returned kClose
   bool open_ = false;
   bool shut_down_ = false;
 };
@@ -129,6 +142,10 @@ class TransportFactory {
  public:
   virtual ~TransportFactory() = default;
   virtual std::unique_ptr<Transport> Make() const = 0;
+  // SIGHUP: re-reads what the layers read from files (TLS certificates and keys); connections
+  // made after it use the new data, open ones keep theirs. On error the old data stays.
+  // Called on the main thread, concurrently with Make().
+  virtual absl::Status Reload() { return absl::OkStatus(); }
 };
 
 }  // namespace ringmq::net
