@@ -298,9 +298,14 @@ Reason CheckCapacity(const BrokerState& state, const Policy& policy) {
 }
 
 // Step 5, the expensive one, so it runs last.
-Reason CheckAuthenticator(const mqtt::Connect& connect, const Policy& policy) {
+Reason CheckAuthenticator(const mqtt::Connect& connect, const BrokerState& state,
+                          const Policy& policy) {
+  if (state.certificate_user == CertificateUser::kMissing) return Reason::kNoCertificateIdentity;
   if (policy.authenticator == nullptr) return Reason::kAccepted;
-  switch (policy.authenticator->Check(connect)) {
+  const AuthResult result = state.certificate_user == CertificateUser::kProven
+                                ? policy.authenticator->CheckCertificateUser(connect)
+                                : policy.authenticator->Check(connect);
+  switch (result) {
     case AuthResult::kAllow:
       return Reason::kAccepted;
     case AuthResult::kBadCredentials:
@@ -335,7 +340,7 @@ Reason Evaluate(const mqtt::Connect& connect, const BrokerState& state, const Po
   if (const Reason reason = CheckAuthenticationMethod(connect, policy); reason != Reason::kAccepted) {
     return reason;
   }
-  return CheckAuthenticator(connect, policy);
+  return CheckAuthenticator(connect, state, policy);
 }
 
 }  // namespace

@@ -24,7 +24,10 @@
 //      CONNECTs per second from the client's source
 //      address                                          -> Refuse 0x03 / see the table
 //   4b. 5.0: Authentication Method not supported        -> Refuse 0x8C (5.0:3.1.2.11.9)
-//   5. authenticator: bad credentials / not authorized  -> Refuse 0x04 / 0x05 (0x86 / 0x87)
+//   4c. use_identity_as_username and no verified client
+//       certificate identity (TLS listener)             -> Refuse 0x05 / 0x87
+//   5. authenticator: bad credentials / not authorized  -> Refuse 0x04 / 0x05 (0x86 / 0x87);
+//      with a certificate identity as User Name only the will's ACL is checked
 //   6. otherwise                                        -> Accept
 // At 3.1.x a will QoS above max_qos or a retained will without retain support is not refused:
 // the connection caps it (net/connection.h), since 3.1.x has no code that says so.
@@ -76,6 +79,7 @@ enum class Outcome : uint8_t { kAccept, kRefuse, kClose };
   X(kAuthRateLimit, "auth_rate_limit", 0x03, 0x89)                      \
   X(kBadCredentials, "bad_credentials", 0x04, 0x86)                     \
   X(kNotAuthorized, "not_authorized", 0x05, 0x87)                       \
+  X(kNoCertificateIdentity, "no_certificate_identity", 0x05, 0x87)     \
   X(kWillTopicSys, "will_sys_topic", 0x05, 0x87)                        \
   X(kWillQosNotSupported, "will_qos_not_supported", 0xff, 0x9B)         \
   X(kWillRetainNotSupported, "will_retain_not_supported", 0xff, 0x9A)   \
@@ -110,6 +114,13 @@ class Authenticator {
   // `connect` is fully decoded and valid. Must not block; should not allocate. A per-shard
   // implementation may keep a cache and a failure budget in mutable members (one thread).
   virtual AuthResult Check(const mqtt::Connect& connect) const = 0;
+  // The User Name is a verified TLS client certificate's identity (use_identity_as_username):
+  // the certificate authenticated the client, so no password is checked; what else the
+  // implementation checks (the will's ACL) still applies. The default allows.
+  virtual AuthResult CheckCertificateUser(const mqtt::Connect& connect) const {
+    (void)connect;
+    return AuthResult::kAllow;
+  }
 };
 
 // The names of the enhanced authentication methods (5.0:4.12) a shard offers. Implemented by
@@ -118,6 +129,13 @@ class AuthMethodSet {
  public:
   virtual ~AuthMethodSet() = default;
   virtual bool Supports(std::string_view method) const = 0;
+};
+
+// The listener's use_identity_as_username, as it applies to one CONNECT.
+enum class CertificateUser : uint8_t {
+  kNotUsed,  // not configured: the CONNECT's User Name and Password as sent
+  kMissing,  // configured, but the client presented no verified certificate with an identity
+  kProven,   // the User Name was replaced by the certificate's identity
 };
 
 struct BrokerState {
@@ -133,6 +151,7 @@ struct BrokerState {
   // has no per-address limit; see connect/address_table.h).
   uint32_t address_connections = 0;
   uint32_t address_connects_this_second = 0;
+  CertificateUser certificate_user = CertificateUser::kNotUsed;
 };
 
 struct Policy {

@@ -455,10 +455,13 @@ void Connection::HandleFrame(const mqtt::FixedHeader& header, std::span<const ui
 void Connection::HandleConnect(const mqtt::FixedHeader& header, std::span<const uint8_t> body,
                                ConnectionContext& context) {
   // MQTT-3.1.0-1: the first packet must be CONNECT; anything else is a malformed connect.
-  const mqtt::Result<mqtt::Connect> connect =
+  mqtt::Result<mqtt::Connect> connect =
       header.type == mqtt::PacketType::kConnect
           ? mqtt::DecodeConnect(header, body, /*accept_mqtt5=*/true)
           : mqtt::Result<mqtt::Connect>(mqtt::Violation::kUnexpectedPacket);
+  // Before the hand-off branch: the home shard decodes the same bytes and must see the same
+  // user (the transport, and so the certificate identity, moved with the connection).
+  const connect::CertificateUser certificate_user = ApplyCertificateIdentity(connect, context);
   const std::optional<std::string_view> auth_method = AuthMethodOf(connect);
   const std::span<const uint8_t> frame(body.data() - header.header_length, header.total_length());
   if (pre_admitted_) {
@@ -488,6 +491,7 @@ void Connection::HandleConnect(const mqtt::FixedHeader& header, std::span<const 
     broker.address_connects_this_second =
         context.addresses->CountConnect(address_slot_, static_cast<uint32_t>(event_ms_ / 1000));
   }
+  broker.certificate_user = certificate_user;
   const connect::Decision decision = connect::Admit(connect, broker, context.policy);
   if (decision.outcome == connect::Outcome::kAccept && auth_method) {
     // Counted in connect outcomes when the exchange succeeds; its failures in auth counters.
@@ -551,6 +555,23 @@ void Connection::HandleConnect(const mqtt::FixedHeader& header, std::span<const 
             : "none");
   }
   StartClosing(event_ms_);  // not served: no sink to tell; starts the close grace
+}
+
+connect::CertificateUser Connection::ApplyCertificateIdentity(
+    mqtt::Result<mqtt::Connect>& connect, const ConnectionContext& context) const {
+  if (listener_ >= context.listeners.size() ||
+      !context.listeners[listener_].use_identity_as_username || !connect.ok()) {
+    return connect::CertificateUser::kNotUsed;
+  }
+  const Transport* t = transport();
+  if (t == nullptr || t->peer().certificate_identity.empty()) {
+    return connect::CertificateUser::kMissing;
+  }
+  // As Mosquitto's use_identity_as_username: the certificate names the user; whatever user
+  // name and password the CONNECT carries are ignored. The view lives as long as the transport.
+  connect.value().user_name = std::string_view(t->peer().certificate_identity);
+  connect.value().password.reset();
+  return connect::CertificateUser::kProven;
 }
 
 void Connection::Accept(const mqtt::Connect& connect, const connect::Decision& decision,

@@ -10,6 +10,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/assert.h"
+#include "common/log.h"
+#include "listener/listener.h"
 
 namespace ringmq::tls {
 namespace {
@@ -349,6 +351,8 @@ void TlsLayer::CountTimeout(metrics::ShardCounters& counters) {
 absl::StatusOr<std::shared_ptr<LayerFactory>> LayerFactory::Create(const ListenerConfig& listener) {
   absl::StatusOr<std::shared_ptr<const ServerContext>> context = ServerContext::Create(listener);
   if (!context.ok()) return context.status();
+  RINGMQ_LOG_INFO("listener %s: TLS certificate %s", listener::ListenerName(listener).c_str(),
+                  (*context)->certificate_summary().c_str());
   return std::shared_ptr<LayerFactory>(new LayerFactory(listener, std::move(*context)));
 }
 
@@ -361,6 +365,9 @@ std::unique_ptr<net::TransportLayer> LayerFactory::Make() const {
 absl::Status LayerFactory::Reload() {
   absl::StatusOr<std::shared_ptr<const ServerContext>> context = ServerContext::Create(listener_);
   if (!context.ok()) return context.status();
+  RINGMQ_LOG_INFO("listener %s: reloaded TLS certificate %s",
+                  listener::ListenerName(listener_).c_str(),
+                  (*context)->certificate_summary().c_str());
   slot_.Replace(std::move(*context));
   return absl::OkStatus();
 }
