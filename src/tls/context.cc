@@ -117,12 +117,17 @@ absl::Status LoadCertificateAndKey(const ListenerConfig& listener, SSL_CTX* ctx)
         listener, "certfile",
         absl::StrCat(listener.certfile, ": not a PEM certificate chain: ", TakeOpenSslError()));
   }
-  if (SSL_CTX_use_PrivateKey_file(ctx, keyfile.c_str(), SSL_FILETYPE_PEM) != 1) {
+  std::unique_ptr<FILE, FileCloser> file(std::fopen(keyfile.c_str(), "r"));
+  EVP_PKEY* key =
+      file == nullptr ? nullptr : PEM_read_PrivateKey(file.get(), nullptr, nullptr, nullptr);
+  if (key == nullptr) {
     return Error(listener, key_name,
                  absl::StrCat(keyfile, ": not a PEM private key (or it is encrypted): ",
                               TakeOpenSslError()));
   }
-  if (SSL_CTX_check_private_key(ctx) != 1) {
+  const bool used = SSL_CTX_use_PrivateKey(ctx, key) == 1;
+  EVP_PKEY_free(key);
+  if (!used || SSL_CTX_check_private_key(ctx) != 1) {
     return Error(listener, key_name,
                  absl::StrCat(keyfile, " does not match the certificate in ", listener.certfile,
                               ": ", TakeOpenSslError()));
