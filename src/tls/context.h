@@ -49,7 +49,8 @@ class ServerContext {
   ServerContext& operator=(const ServerContext&) = delete;
 
   SSL_CTX* get() const { return ctx_; }
-  // "subject CN=broker.example, expires 2027-01-05 10:00:00 GMT", for log lines.
+  // "subject CN=broker.example, issuer CN=Example CA, expires Jan  5 10:00:00 2027 GMT", for
+  // log lines.
   const std::string& certificate_summary() const { return summary_; }
 
  private:
