@@ -8,7 +8,9 @@
 #include <openssl/ssl.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -527,6 +529,60 @@ TEST_F(TlsLayerTest, CheckListenerRefusesAnExpiredServerCertificate) {
   EXPECT_NE(text.status().message().find("expired"), std::string_view::npos) << text.status();
   // Start-up only warns: the factory is made.
   EXPECT_TRUE(LayerFactory::Create(listener_).ok());
+}
+
+// The layer's invariants (every received byte consumed, nothing left in the BIO, a failure
+// closes) hold on hostile input: a real ClientHello and real records with random bytes changed,
+// delivered in random chunks. Deterministic (fixed seed), so a failure reproduces.
+TEST_F(TlsLayerTest, MutatedHandshakesAndRecordsNeverBreakTheLayer) {
+  auto factory = Factory();
+  std::mt19937 random(14);
+  auto mutate_and_feed = [&](net::TransportLayer& layer, ByteBuffer wire) {
+    const int changes = 1 + static_cast<int>(random() % 4);
+    for (int i = 0; i < changes && !wire.empty(); ++i) {
+      wire[random() % wire.size()] = static_cast<uint8_t>(random());
+    }
+    ByteBuffer up;
+    net::PeerInfo peer;
+    for (size_t offset = 0; offset < wire.size();) {
+      const size_t size = std::min<size_t>(1 + random() % 300, wire.size() - offset);
+      ByteBuffer down;
+      const Result result = layer.Receive(std::span<const uint8_t>(wire.data() + offset, size),
+                                          up, down, peer, counters_);
+      offset += size;
+      if (result == Result::kClose) {
+        EXPECT_FALSE(layer.close_reason().empty());
+        ByteBuffer after;
+        EXPECT_EQ(layer.Receive(std::span<const uint8_t>(wire.data(), 1), up, after, peer,
+                                counters_),
+                  Result::kClose);  // stays closed
+        return;
+      }
+    }
+  };
+  auto client_bytes = [](Peer& peer) {
+    ByteBuffer wire;
+    char buffer[4096];
+    int n;
+    while ((n = BIO_read(peer.from_client, buffer, sizeof(buffer))) > 0) {
+      wire.insert(wire.end(), buffer, buffer + n);
+    }
+    return wire;
+  };
+  for (int i = 0; i < 300; ++i) {
+    auto peer = Connect(*factory);
+    SSL_do_handshake(peer->client);
+    ERR_clear_error();
+    mutate_and_feed(*peer->layer, client_bytes(*peer));  // a mutated ClientHello
+  }
+  for (int i = 0; i < 100; ++i) {
+    auto peer = Connect(*factory);
+    Pump(*peer);
+    ASSERT_TRUE(peer->layer->open());
+    ClientWrite(*peer, std::string(1 + random() % 3000, 'r'));
+    mutate_and_feed(*peer->layer, client_bytes(*peer));  // a mutated application record
+  }
+  EXPECT_GT(counters_.tls_record_errors.Load(), 0u);
 }
 
 TEST(KernelTlsProbe, AnswersWithAReason) {
