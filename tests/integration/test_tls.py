@@ -151,6 +151,7 @@ class TlsTestCase(FileTestCase):
 class Clients(TlsTestCase):
     def test_mosquitto_pub_sub_with_cafile(self):
         b = self.start_tls()
+        b.wait_for_log(r"TLS record layer: user space \(OpenSSL\); kernel TLS (not )?available")
         port, ca = str(self.tls_port), self.pki.path("ca.crt")
         sub = subprocess.Popen([MOSQUITTO_SUB, "-h", m.HOST, "-p", port, "--cafile", ca,
                                 "-t", "tls/#", "-C", "1", "-q", "1", "-i", "mosq-sub", "-W", "15"],
