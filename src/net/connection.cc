@@ -603,10 +603,13 @@ void Connection::Accept(const mqtt::Connect& connect, const connect::Decision& d
   }
   sink_ = context.sink;
   if (LogLevel level; context.event_log.Admit(event_ms_, &level)) {
-    LogLine(level, "client %s connected from %s (MQTT %s, keepalive %us, clean session %d%s)",
+    const Transport* t = transport();
+    const bool tls = t != nullptr && !t->peer().tls_description.empty();
+    LogLine(level, "client %s connected from %s (MQTT %s, keepalive %us, clean session %d%s%s%s)",
             (Printable(client_id_.view())).c_str(), PeerName().c_str(), LevelName(level_),
             keepalive_s_, connect.clean_session ? 1 : 0,
-            connect.user_name ? (", user " + Printable(*connect.user_name)).c_str() : "");
+            connect.user_name ? (", user " + Printable(*connect.user_name)).c_str() : "",
+            tls ? ", " : "", tls ? t->peer().tls_description.c_str() : "");
   }
 }
 

@@ -229,8 +229,9 @@ absl::StatusOr<std::shared_ptr<const ServerContext>> ServerContext::Create(
 ServerContext::~ServerContext() { SSL_CTX_free(ctx_); }
 
 SSL* ContextSlot::NewSsl() const {
-  MutexLock lock(&mutex_);
-  return SSL_new(context_->get());
+  // SSL_new outside the lock: the copy keeps the context alive until the SSL holds it too.
+  const std::shared_ptr<const ServerContext> context = Load();
+  return SSL_new(context->get());
 }
 
 void ContextSlot::Replace(std::shared_ptr<const ServerContext> context) {

@@ -20,7 +20,7 @@
 // Thread safety: a ServerContext is immutable once made; SSL_new on its SSL_CTX from several
 // threads at once is safe (OpenSSL 3 locks the context's reference count and lists). A
 // ContextSlot's NewSsl() and Replace() may be called from any thread concurrently: the slot
-// holds a mutex only for the pointer copy / SSL_new. An SSL made from a context keeps a
+// holds a mutex only to copy or swap the pointer. An SSL made from a context keeps a
 // reference to it, so a replaced context lives on until its last connection closes.
 #ifndef RINGMQ_TLS_CONTEXT_H_
 #define RINGMQ_TLS_CONTEXT_H_
