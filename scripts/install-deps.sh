@@ -16,6 +16,7 @@ PACKAGES=(
   openssl
   prometheus
   python3 python3-paho-mqtt
+  nodejs npm chromium
   systemd
 )
 

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "config/options.h"
 #include "tls/tls_layer.h"
+#include "websocket/websocket.h"
 
 namespace ringmq::listener {
 
@@ -41,7 +42,7 @@ absl::Status StackFactory::Reload() {
 }
 
 absl::StatusOr<std::unique_ptr<net::TransportFactory>> MakeTransportFactory(
-    const ListenerConfig& listener) {
+    const ListenerConfig& listener, uint32_t max_packet_size) {
   std::vector<LayerMaker> makers;
   std::vector<LayerReloader> reloaders;
   const std::string name = ListenerName(listener);
@@ -56,8 +57,14 @@ absl::StatusOr<std::unique_ptr<net::TransportFactory>> MakeTransportFactory(
     reloaders.push_back([tls = *tls] { return tls->Reload(); });
   }
   if (listener.protocol == ListenerProtocol::kWebSockets) {
-    return absl::UnimplementedError(
-        absl::StrCat("listener ", name, ": websockets is not built yet"));
+    if (listener.path.empty() || listener.path.front() != '/') {
+      return absl::InvalidArgumentError(
+          absl::StrCat("listener ", name, ": path must start with '/', got '", listener.path, "'"));
+    }
+    // Immutable and shared by every connection of the listener, on every shard.
+    auto options = std::make_shared<const websocket::Options>(
+        websocket::Options::ForListener(listener, max_packet_size));
+    makers.push_back([options] { return std::make_unique<websocket::WebSocketLayer>(options); });
   }
   if (makers.empty()) return nullptr;
   return std::make_unique<StackFactory>(std::move(makers), std::move(reloaders));

@@ -133,6 +133,28 @@ namespace ringmq::metrics {
   X(tls_failed_timeout)                                                                        \
   X(tls_failed_other)                                                                          \
   X(tls_record_errors)             /* TLS records after the handshake that failed: closed */  \
+  X(websocket_upgrades)                  /* WebSocket upgrades answered 101 */              \
+  X(websocket_refused_malformed)         /* upgrade off the HTTP grammar or no Host: 400 */ \
+  X(websocket_refused_request_too_large) /* upgrade request above 8 KiB: 431 */             \
+  X(websocket_refused_method)            /* not GET: 405 */                                 \
+  X(websocket_refused_path)              /* not the listener's path: 404 */                 \
+  X(websocket_refused_not_upgrade)       /* no Upgrade: websocket / Connection: upgrade */  \
+  X(websocket_refused_version)           /* Sec-WebSocket-Version not 13: 426 */            \
+  X(websocket_refused_key)               /* Sec-WebSocket-Key missing or malformed: 400 */  \
+  X(websocket_refused_subprotocol)       /* subprotocols offered, none of them MQTT: 400 */ \
+  X(websocket_refused_origin)            /* Origin not in allowed_origins: 403 */           \
+  X(websocket_refused_forwarded_for)     /* trusted X-Forwarded-For not an address: 400 */  \
+  X(websocket_error_unmasked)            /* unmasked client frame: close 1002 */            \
+  X(websocket_error_reserved_bits)       /* RSV bits set: close 1002 */                     \
+  X(websocket_error_opcode)              /* reserved opcode: close 1002 */                  \
+  X(websocket_error_control_frame)       /* control frame fragmented or > 125 B: 1002 */    \
+  X(websocket_error_continuation)        /* continuation out of a message, or missing */    \
+  X(websocket_error_text_frame)          /* text frame (MQTT-6.0.0-1): close 1003 */        \
+  X(websocket_error_close_frame)         /* close frame with a bad status code: 1002 */     \
+  X(websocket_frame_too_large)           /* frame payload above the bound: close 1009 */    \
+  X(websocket_message_too_large)         /* fragmented message above the bound: 1009 */     \
+  X(websocket_closes_received)           /* close frames received (answered) */             \
+  X(websocket_pings_received)            /* pings received (answered with a pong) */        \
   X(recv_enobufs) /* multishot recv ran out of provided buffers */                      \
   X(loop_iterations)                                                                    \
   X(sqes_submitted)                                                                     \

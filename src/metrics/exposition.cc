@@ -119,6 +119,19 @@ constexpr Family kFamilies[] = {
     {"ringmq_retained_fence_full_total", Type::kCounter,
      "Retained deliveries sent without that protection: the shard's fence entries were at their "
      "bound."},
+    // WebSockets.
+    {"ringmq_websocket_upgrades_total", Type::kCounter,
+     "WebSocket upgrades completed (HTTP 101 sent)."},
+    {"ringmq_websocket_upgrades_refused_total", Type::kCounter,
+     "WebSocket upgrade requests refused with an HTTP status and closed, by reason."},
+    {"ringmq_websocket_protocol_errors_total", Type::kCounter,
+     "WebSocket connections closed for a frame against RFC 6455 or MQTT-6.0.0-1, by reason."},
+    {"ringmq_websocket_too_large_total", Type::kCounter,
+     "WebSocket connections closed (1009) for a frame or a fragmented message above the bound."},
+    {"ringmq_websocket_closes_received_total", Type::kCounter,
+     "WebSocket close frames received from clients (answered, connection closed)."},
+    {"ringmq_websocket_pings_received_total", Type::kCounter,
+     "WebSocket pings received (answered with a pong)."},
     // Messages.
     {"ringmq_messages_received_total", Type::kCounter, "PUBLISH packets received, by QoS."},
     {"ringmq_messages_sent_total", Type::kCounter,
@@ -210,6 +223,9 @@ constexpr std::string_view kDisconnectsSent = "ringmq_disconnects_sent_total";
 constexpr std::string_view kTopicAliases = "ringmq_topic_aliases_total";
 constexpr std::string_view kScram = "ringmq_auth_scram_total";
 constexpr std::string_view kTlsFailures = "ringmq_tls_handshake_failures_total";
+constexpr std::string_view kWsRefused = "ringmq_websocket_upgrades_refused_total";
+constexpr std::string_view kWsErrors = "ringmq_websocket_protocol_errors_total";
+constexpr std::string_view kWsTooLarge = "ringmq_websocket_too_large_total";
 
 // The CONNACK code a reason calls for (0xff: none), from the admission table: the 3.1.1
 // return code, or for a 5.0-only reason (no 3.1.1 code) its 5.0 reason code. The 5.0 code of
@@ -502,6 +518,30 @@ Series SeriesOf(CounterId id) {
     case C::tls_failed_timeout: return Labelled(kTlsFailures, "cause", "timeout");
     case C::tls_failed_other: return Labelled(kTlsFailures, "cause", "other");
     case C::tls_record_errors: return Plain("ringmq_tls_record_errors_total");
+    case C::websocket_upgrades: return Plain("ringmq_websocket_upgrades_total");
+    case C::websocket_refused_malformed: return Labelled(kWsRefused, "reason", "malformed");
+    case C::websocket_refused_request_too_large:
+      return Labelled(kWsRefused, "reason", "request_too_large");
+    case C::websocket_refused_method: return Labelled(kWsRefused, "reason", "method");
+    case C::websocket_refused_path: return Labelled(kWsRefused, "reason", "path");
+    case C::websocket_refused_not_upgrade: return Labelled(kWsRefused, "reason", "not_upgrade");
+    case C::websocket_refused_version: return Labelled(kWsRefused, "reason", "version");
+    case C::websocket_refused_key: return Labelled(kWsRefused, "reason", "key");
+    case C::websocket_refused_subprotocol: return Labelled(kWsRefused, "reason", "subprotocol");
+    case C::websocket_refused_origin: return Labelled(kWsRefused, "reason", "origin");
+    case C::websocket_refused_forwarded_for:
+      return Labelled(kWsRefused, "reason", "forwarded_for");
+    case C::websocket_error_unmasked: return Labelled(kWsErrors, "reason", "unmasked");
+    case C::websocket_error_reserved_bits: return Labelled(kWsErrors, "reason", "reserved_bits");
+    case C::websocket_error_opcode: return Labelled(kWsErrors, "reason", "opcode");
+    case C::websocket_error_control_frame: return Labelled(kWsErrors, "reason", "control_frame");
+    case C::websocket_error_continuation: return Labelled(kWsErrors, "reason", "continuation");
+    case C::websocket_error_text_frame: return Labelled(kWsErrors, "reason", "text_frame");
+    case C::websocket_error_close_frame: return Labelled(kWsErrors, "reason", "close_frame");
+    case C::websocket_frame_too_large: return Labelled(kWsTooLarge, "what", "frame");
+    case C::websocket_message_too_large: return Labelled(kWsTooLarge, "what", "message");
+    case C::websocket_closes_received: return Plain("ringmq_websocket_closes_received_total");
+    case C::websocket_pings_received: return Plain("ringmq_websocket_pings_received_total");
     case C::recv_enobufs: return Plain("ringmq_receive_buffer_exhausted_total");
     case C::loop_iterations: return Plain("ringmq_loop_iterations_total");
     case C::sqes_submitted: return Plain("ringmq_io_uring_sqes_submitted_total");

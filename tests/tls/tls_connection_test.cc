@@ -58,7 +58,7 @@ class TlsConnectionTest : public ::testing::Test {
     context_.counters = &counters_;
     context_.sink = &sink_;
     absl::StatusOr<std::unique_ptr<net::TransportFactory>> factory =
-        listener::MakeTransportFactory(listener);
+        listener::MakeTransportFactory(listener, 1 << 20);
     ASSERT_TRUE(factory.ok()) << factory.status();
     factory_ = std::move(*factory);
     connection_.Open(kFd, 1'000);

@@ -449,7 +449,7 @@ TEST_F(TlsLayerTest, MemoryEstimateShrinksOnceOpen) {
 // Through net::Transport as a listener builds it: the TLS layer as the whole stack.
 TEST_F(TlsLayerTest, ListenerFactoryStacksTheTlsLayer) {
   absl::StatusOr<std::unique_ptr<net::TransportFactory>> factory =
-      listener::MakeTransportFactory(listener_);
+      listener::MakeTransportFactory(listener_, 1 << 20);
   ASSERT_TRUE(factory.ok()) << factory.status();
   ASSERT_NE(*factory, nullptr);
   std::unique_ptr<net::Transport> transport = (*factory)->Make();
