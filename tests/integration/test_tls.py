@@ -117,7 +117,8 @@ class TlsTestCase(FileTestCase):
         path = self.write(self.listener(self.tls_port, require=require, identity=identity,
                                         extra=extra))
         b = self.start_broker("--config", path, *flags, **kwargs)
-        b.wait_for_log(rf"listener mqtts:{self.tls_port}: TLS certificate subject CN=localhost")
+        self.assertIsNotNone(b.wait_for_log(
+            rf"listener (mqtts|wss):{self.tls_port}: TLS certificate subject CN=localhost"))
         return b
 
     def context(self, cert=None, minimum=None, maximum=None):
@@ -219,6 +220,33 @@ class Clients(TlsTestCase):
         counters = b.stop()
         self.assertEqual(counters["connect_accepted"], 2)
         self.assertEqual(counters["tls_handshakes_completed"], 2)
+
+    def test_paho_over_wss(self):
+        """wss: the WebSocket layer above the TLS layer on one listener."""
+        import paho.mqtt.client as mqtt
+        b = self.start_tls(extra='protocol = "websockets"\npath = "/mqtt"\n')
+        got = threading.Event()
+        received = []
+        c = mqtt.Client(client_id="paho-wss", transport="websockets")
+        c.ws_set_options(path="/mqtt")
+        c.tls_set(ca_certs=self.pki.path("ca.crt"))
+        c.on_message = lambda client, userdata, message: (received.append(message.payload),
+                                                         got.set())
+        c.connect(m.HOST, self.tls_port, keepalive=30)
+        c.loop_start()
+        try:
+            c.subscribe("wss/t", qos=1)
+            time.sleep(0.2)
+            c.publish("wss/t", b"over wss", qos=1).wait_for_publish(CLIENT_TIMEOUT)
+            self.assertTrue(got.wait(CLIENT_TIMEOUT))
+            self.assertEqual(received, [b"over wss"])
+        finally:
+            c.disconnect()
+            c.loop_stop()
+        counters = b.stop()
+        self.assertEqual(counters["tls_handshakes_completed"], 1)
+        self.assertEqual(counters["websocket_upgrades"], 1)
+        self.assertEqual(counters["connect_accepted"], 1)
 
     def s_client(self, *args, stdin=b""):
         return subprocess.run([OPENSSL, "s_client", "-connect", f"{m.HOST}:{self.tls_port}",
