@@ -14,6 +14,7 @@ PACKAGES=(
   clang-14 libfuzzer-14-dev libclang-rt-14-dev
   mosquitto mosquitto-clients
   haproxy
+  openssl
   prometheus
   python3 python3-paho-mqtt
   nodejs npm chromium

@@ -80,4 +80,15 @@ AuthResult ShardAuthenticator::Check(const mqtt::Connect& connect,
   return AuthResult::kAllow;
 }
 
+AuthResult ShardAuthenticator::CheckCertificateUser(const mqtt::Connect& connect) const {
+  const AuthData* data = shared_.Load();
+  RINGMQ_ASSERT(data != nullptr && data->version != 0);
+  RINGMQ_ASSERT(connect.user_name.has_value());
+  if (data->acl && connect.will) {
+    const ClientAcl acl = ClientAcl::Compile(*data->acl, connect.user_name, connect.client_id);
+    if (!acl.CanPublish(connect.will->topic)) return AuthResult::kNotAuthorized;
+  }
+  return AuthResult::kAllow;
+}
+
 }  // namespace ringmq::auth

@@ -19,6 +19,8 @@
 // user); a user name without a password file -> accepted as is when allow_anonymous is true
 // (as Mosquitto does; the name still selects its ACL section), kNotAuthorized otherwise.
 // Finally a will whose topic the client's ACL does not let it publish -> kNotAuthorized.
+// A User Name that a verified TLS client certificate stands for (use_identity_as_username,
+// CheckCertificateUser) skips the password steps, as in Mosquitto; its will is checked.
 // A 5.0 CONNECT with an Authentication Method skips the password steps (the AUTH exchange
 // authenticates it, net/connection.h); its will is checked only when it has a User Name, which
 // the connection sets to the proven user before it calls Check again.
@@ -52,6 +54,8 @@ class ShardAuthenticator final : public connect::Authenticator {
 
   connect::AuthResult Check(const mqtt::Connect& connect,
                             std::optional<bool> allow_anonymous) const override;
+  // use_identity_as_username: the will's ACL for the certificate's user; no password.
+  connect::AuthResult CheckCertificateUser(const mqtt::Connect& connect) const override;
 
   // The shard's failure budget, for the SCRAM exchange (auth/enhanced_auth.h) to share.
   FailureBudget* failure_budget() const { return &budget_; }

@@ -4,6 +4,7 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <future>
@@ -26,6 +27,7 @@
 #include "metrics/exposition.h"
 #include "metrics/http_server.h"
 #include "shard/shard.h"
+#include "tls/ktls.h"
 
 namespace ringmq {
 
@@ -170,6 +172,14 @@ absl::Status Broker::Start() {
           listener.bind.c_str());
     }
   }
+  if (std::any_of(listeners.begin(), listeners.end(),
+                  [](const ListenerConfig& listener) { return listener.tls(); })) {
+    std::string detail;
+    const bool kernel_tls = tls::KernelTlsAvailable(&detail);
+    RINGMQ_LOG_INFO("TLS record layer: user space (OpenSSL); kernel TLS %s (%s)%s",
+                    kernel_tls ? "available" : "not available", detail.c_str(),
+                    kernel_tls ? ", hand-over not implemented" : "");
+  }
   for (const ListenerConfig& listener : listeners) {
     absl::StatusOr<std::unique_ptr<net::TransportFactory>> factory =
         listener::MakeTransportFactory(listener, config_.max_packet_size);
@@ -285,9 +295,20 @@ void Broker::Stop() {
 
 absl::Status Broker::Reload() {
   if (running_ == nullptr) return absl::FailedPreconditionError("the broker is not running");
+  // Certificates first: each listener's new handshakes use its new files; on error that
+  // listener keeps its current ones (logged), and the auth files are still reloaded.
+  absl::Status transport_status = absl::OkStatus();
+  for (const auto& factory : running_->shared.transport_factories) {
+    if (factory == nullptr) continue;
+    if (absl::Status status = factory->Reload(); !status.ok()) {
+      RINGMQ_LOG_ERROR("reload failed, the listener keeps its current certificates: %s",
+                       std::string(status.message()).c_str());
+      if (transport_status.ok()) transport_status = status;
+    }
+  }
   if (!auth::AuthConfigured(config_)) {
-    RINGMQ_LOG_INFO("reload: no password_file or acl_file configured; nothing to reload");
-    return absl::OkStatus();
+    RINGMQ_LOG_INFO("reload: no password_file or acl_file configured; nothing more to reload");
+    return transport_status;
   }
   absl::StatusOr<std::unique_ptr<auth::AuthData>> data =
       auth::LoadAuthData(config_, auth_version_ + 1);
@@ -304,7 +325,7 @@ absl::Status Broker::Reload() {
   // then gets an answer from a shard knows that shard uses the new rules.
   running_->shared.auth.Replace(std::move(*data), &running_->shared.epochs);
   RINGMQ_LOG_INFO("reloaded auth: %s", summary.c_str());
-  return absl::OkStatus();
+  return transport_status;
 }
 
 std::string Broker::CountersSummary() const {

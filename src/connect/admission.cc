@@ -310,8 +310,12 @@ Reason CheckCapacity(const BrokerState& state, const Policy& policy) {
 // Step 5, the expensive one, so it runs last.
 Reason CheckAuthenticator(const mqtt::Connect& connect, const BrokerState& state,
                           const Policy& policy) {
+  if (state.certificate_user == CertificateUser::kMissing) return Reason::kNoCertificateIdentity;
   if (policy.authenticator == nullptr) return Reason::kAccepted;
-  switch (policy.authenticator->Check(connect, ListenerOf(state, policy).allow_anonymous)) {
+  const AuthResult result = state.certificate_user == CertificateUser::kProven
+                                ? policy.authenticator->CheckCertificateUser(connect)
+                                : policy.authenticator->Check(connect, ListenerOf(state, policy).allow_anonymous);
+  switch (result) {
     case AuthResult::kAllow:
       return Reason::kAccepted;
     case AuthResult::kBadCredentials:

@@ -25,7 +25,10 @@
 //      CONNECTs per second from the client's source
 //      address                                          -> Refuse 0x03 / see the table
 //   4b. 5.0: Authentication Method not supported        -> Refuse 0x8C (5.0:3.1.2.11.9)
-//   5. authenticator: bad credentials / not authorized  -> Refuse 0x04 / 0x05 (0x86 / 0x87)
+//   4c. use_identity_as_username and no verified client
+//       certificate identity (TLS listener)             -> Refuse 0x05 / 0x87
+//   5. authenticator: bad credentials / not authorized  -> Refuse 0x04 / 0x05 (0x86 / 0x87);
+//      with a certificate identity as User Name only the will's ACL is checked
 //   6. otherwise                                        -> Accept
 // At 3.1.x a will QoS above max_qos or a retained will without retain support is not refused:
 // the connection caps it (net/connection.h), since 3.1.x has no code that says so.
@@ -81,6 +84,7 @@ enum class Outcome : uint8_t { kAccept, kRefuse, kClose };
   X(kAuthRateLimit, "auth_rate_limit", 0x03, 0x89)                      \
   X(kBadCredentials, "bad_credentials", 0x04, 0x86)                     \
   X(kNotAuthorized, "not_authorized", 0x05, 0x87)                       \
+  X(kNoCertificateIdentity, "no_certificate_identity", 0x05, 0x87)     \
   X(kWillTopicSys, "will_sys_topic", 0x05, 0x87)                        \
   X(kWillQosNotSupported, "will_qos_not_supported", 0xff, 0x9B)         \
   X(kWillRetainNotSupported, "will_retain_not_supported", 0xff, 0x9A)   \
@@ -118,6 +122,13 @@ class Authenticator {
   // thread).
   virtual AuthResult Check(const mqtt::Connect& connect,
                            std::optional<bool> allow_anonymous) const = 0;
+  // The User Name is a verified TLS client certificate's identity (use_identity_as_username):
+  // the certificate authenticated the client, so no password is checked; what else the
+  // implementation checks (the will's ACL) still applies. The default allows.
+  virtual AuthResult CheckCertificateUser(const mqtt::Connect& connect) const {
+    (void)connect;
+    return AuthResult::kAllow;
+  }
 };
 
 // The names of the enhanced authentication methods (5.0:4.12) a shard offers. Implemented by
@@ -142,6 +153,13 @@ struct alignas(64) ListenerClients {
   std::atomic<uint32_t> connected{0};
 };
 
+// The listener's use_identity_as_username, as it applies to one CONNECT.
+enum class CertificateUser : uint8_t {
+  kNotUsed,  // not configured: the CONNECT's User Name and Password as sent
+  kMissing,  // configured, but the client presented no verified certificate with an identity
+  kProven,   // the User Name was replaced by the certificate's identity
+};
+
 struct BrokerState {
   // Connected clients not counting this one. Callers that need the limit to be exact across
   // shards reserve a slot first (an atomic fetch_add whose previous value goes here) and give it
@@ -159,6 +177,7 @@ struct BrokerState {
   // clients not counting this one, reserved like connected_clients.
   uint32_t listener = 0;
   uint32_t listener_connected_clients = 0;
+  CertificateUser certificate_user = CertificateUser::kNotUsed;
 };
 
 struct Policy {

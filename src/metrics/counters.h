@@ -132,6 +132,19 @@ namespace ringmq::metrics {
   X(proxy_refused_unsupported)  /* PROXY header of a version the listener does not take */   \
   X(proxy_refused_too_large)    /* PROXY v2 header above proxy::kMaxV2Bytes */               \
   X(proxy_timeout)         /* no complete PROXY header within connect_timeout_ms */          \
+  X(tls_handshakes_completed)      /* TLS handshakes that completed (resumed ones too) */     \
+  X(tls_sessions_resumed)          /* of those, resumed from a session ticket */              \
+  X(tls_failed_no_certificate)     /* TLS handshakes failed, by cause (tls/tls_layer.h) */    \
+  X(tls_failed_unknown_ca)                                                                     \
+  X(tls_failed_certificate_expired)                                                            \
+  X(tls_failed_bad_certificate)                                                                \
+  X(tls_failed_protocol_version)                                                               \
+  X(tls_failed_no_shared_cipher)                                                               \
+  X(tls_failed_not_tls)                                                                        \
+  X(tls_failed_peer_alert)                                                                     \
+  X(tls_failed_timeout)                                                                        \
+  X(tls_failed_other)                                                                          \
+  X(tls_record_errors)             /* TLS records after the handshake that failed: closed */  \
   X(websocket_upgrades)                  /* WebSocket upgrades answered 101 */              \
   X(websocket_refused_malformed)         /* upgrade off the HTTP grammar or no Host: 400 */ \
   X(websocket_refused_request_too_large) /* upgrade request above 8 KiB: 431 */             \

@@ -187,6 +187,13 @@ constexpr Family kFamilies[] = {
      "PROXY protocol headers on listeners that expect one, by result: v1 or v2 (named the "
      "client), local (kept the socket's address), or why the connection was closed: missing, "
      "malformed_v1, malformed_v2, unsupported (the other version), too_large, timeout."},
+    // TLS listeners.
+    {"ringmq_tls_handshakes_total", Type::kCounter, "TLS handshakes completed."},
+    {"ringmq_tls_sessions_resumed_total", Type::kCounter,
+     "TLS handshakes that resumed a session from a ticket."},
+    {"ringmq_tls_handshake_failures_total", Type::kCounter, "TLS handshakes failed, by cause."},
+    {"ringmq_tls_record_errors_total", Type::kCounter,
+     "TLS connections closed for a record error after the handshake."},
     // Shard loop and io_uring.
     {"ringmq_loop_iterations_total", Type::kCounter, "Shard event loop iterations."},
     {"ringmq_io_uring_sqes_submitted_total", Type::kCounter, "io_uring submission entries."},
@@ -237,6 +244,7 @@ constexpr std::string_view kDisconnectsSent = "ringmq_disconnects_sent_total";
 constexpr std::string_view kTopicAliases = "ringmq_topic_aliases_total";
 constexpr std::string_view kScram = "ringmq_auth_scram_total";
 constexpr std::string_view kProxyHeaders = "ringmq_proxy_headers_total";
+constexpr std::string_view kTlsFailures = "ringmq_tls_handshake_failures_total";
 constexpr std::string_view kWsRefused = "ringmq_websocket_upgrades_refused_total";
 constexpr std::string_view kWsErrors = "ringmq_websocket_protocol_errors_total";
 constexpr std::string_view kWsTooLarge = "ringmq_websocket_too_large_total";
@@ -558,6 +566,22 @@ Series SeriesOf(CounterId id) {
     case C::proxy_refused_unsupported: return Labelled(kProxyHeaders, "result", "unsupported");
     case C::proxy_refused_too_large: return Labelled(kProxyHeaders, "result", "too_large");
     case C::proxy_timeout: return Labelled(kProxyHeaders, "result", "timeout");
+    case C::tls_handshakes_completed: return Plain("ringmq_tls_handshakes_total");
+    case C::tls_sessions_resumed: return Plain("ringmq_tls_sessions_resumed_total");
+    case C::tls_failed_no_certificate: return Labelled(kTlsFailures, "cause", "no_certificate");
+    case C::tls_failed_unknown_ca: return Labelled(kTlsFailures, "cause", "unknown_ca");
+    case C::tls_failed_certificate_expired:
+      return Labelled(kTlsFailures, "cause", "certificate_expired");
+    case C::tls_failed_bad_certificate: return Labelled(kTlsFailures, "cause", "bad_certificate");
+    case C::tls_failed_protocol_version:
+      return Labelled(kTlsFailures, "cause", "protocol_version");
+    case C::tls_failed_no_shared_cipher:
+      return Labelled(kTlsFailures, "cause", "no_shared_cipher");
+    case C::tls_failed_not_tls: return Labelled(kTlsFailures, "cause", "not_tls");
+    case C::tls_failed_peer_alert: return Labelled(kTlsFailures, "cause", "peer_alert");
+    case C::tls_failed_timeout: return Labelled(kTlsFailures, "cause", "timeout");
+    case C::tls_failed_other: return Labelled(kTlsFailures, "cause", "other");
+    case C::tls_record_errors: return Plain("ringmq_tls_record_errors_total");
     case C::websocket_upgrades: return Plain("ringmq_websocket_upgrades_total");
     case C::websocket_refused_malformed: return Labelled(kWsRefused, "reason", "malformed");
     case C::websocket_refused_request_too_large:

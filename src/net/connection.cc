@@ -321,6 +321,9 @@ void Connection::OnReceive(std::span<const uint8_t> bytes, uint64_t now_ms,
   }
   if (!app.empty()) ReceiveMqtt(app, now_ms, context);
   if (result == TransportLayer::Result::kClose && state_ != State::kClosing) {
+    if (const std::string_view reason = t->close_reason(); !reason.empty()) {
+      RINGMQ_LOG_DEBUG("closing %s: %s", PeerName().c_str(), std::string(reason).c_str());
+    }
     event_ms_ = now_ms;
     // The layer counted why (its counter names the cause) and queued its goodbye in wire().
     RINGMQ_LOG_DEBUG("closing %s (client %s): refused by the %s layer", PeerName().c_str(),
@@ -474,10 +477,13 @@ void Connection::ReleaseClientSlot(ConnectionContext& context) const {
 void Connection::HandleConnect(const mqtt::FixedHeader& header, std::span<const uint8_t> body,
                                ConnectionContext& context) {
   // MQTT-3.1.0-1: the first packet must be CONNECT; anything else is a malformed connect.
-  const mqtt::Result<mqtt::Connect> connect =
+  mqtt::Result<mqtt::Connect> connect =
       header.type == mqtt::PacketType::kConnect
           ? mqtt::DecodeConnect(header, body, /*accept_mqtt5=*/true)
           : mqtt::Result<mqtt::Connect>(mqtt::Violation::kUnexpectedPacket);
+  // Before the hand-off branch: the home shard decodes the same bytes and must see the same
+  // user (the transport, and so the certificate identity, moved with the connection).
+  const connect::CertificateUser certificate_user = ApplyCertificateIdentity(connect, context);
   const std::optional<std::string_view> auth_method = AuthMethodOf(connect);
   const std::span<const uint8_t> frame(body.data() - header.header_length, header.total_length());
   if (pre_admitted_) {
@@ -513,6 +519,7 @@ void Connection::HandleConnect(const mqtt::FixedHeader& header, std::span<const 
     broker.address_connects_this_second =
         context.addresses->CountConnect(address_slot_, static_cast<uint32_t>(event_ms_ / 1000));
   }
+  broker.certificate_user = certificate_user;
   const connect::Decision decision = connect::Admit(connect, broker, context.policy);
   if (decision.outcome == connect::Outcome::kAccept && auth_method) {
     // Counted in connect outcomes when the exchange succeeds; its failures in auth counters.
@@ -578,6 +585,23 @@ void Connection::HandleConnect(const mqtt::FixedHeader& header, std::span<const 
   StartClosing(event_ms_);  // not served: no sink to tell; starts the close grace
 }
 
+connect::CertificateUser Connection::ApplyCertificateIdentity(
+    mqtt::Result<mqtt::Connect>& connect, const ConnectionContext& context) const {
+  if (listener_ >= context.listeners.size() ||
+      !context.listeners[listener_].use_identity_as_username || !connect.ok()) {
+    return connect::CertificateUser::kNotUsed;
+  }
+  const Transport* t = transport();
+  if (t == nullptr || t->peer().certificate_identity.empty()) {
+    return connect::CertificateUser::kMissing;
+  }
+  // As Mosquitto's use_identity_as_username: the certificate names the user; whatever user
+  // name and password the CONNECT carries are ignored. The view lives as long as the transport.
+  connect.value().user_name = std::string_view(t->peer().certificate_identity);
+  connect.value().password.reset();
+  return connect::CertificateUser::kProven;
+}
+
 void Connection::Accept(const mqtt::Connect& connect, const connect::Decision& decision,
                         ConnectionContext& context) {
   state_ = State::kOpen;
@@ -607,10 +631,13 @@ void Connection::Accept(const mqtt::Connect& connect, const connect::Decision& d
   }
   sink_ = context.sink;
   if (LogLevel level; context.event_log.Admit(event_ms_, &level)) {
-    LogLine(level, "client %s connected from %s (MQTT %s, keepalive %us, clean session %d%s)",
+    const Transport* t = transport();
+    const bool tls = t != nullptr && !t->peer().tls_description.empty();
+    LogLine(level, "client %s connected from %s (MQTT %s, keepalive %us, clean session %d%s%s%s)",
             (Printable(client_id_.view())).c_str(), PeerName().c_str(), LevelName(level_),
             keepalive_s_, connect.clean_session ? 1 : 0,
-            connect.user_name ? (", user " + Printable(*connect.user_name)).c_str() : "");
+            connect.user_name ? (", user " + Printable(*connect.user_name)).c_str() : "",
+            tls ? ", " : "", tls ? t->peer().tls_description.c_str() : "");
   }
 }
 
@@ -1030,7 +1057,7 @@ void Connection::OnDeadline(uint64_t now_ms, ConnectionContext& context) {
       context.counters->connect_timeout.Add();
       Transport* t = transport();
       const bool layers_open = t == nullptr || t->open();
-      if (!layers_open) t->OnOpenTimeout(*context.counters);  // e.g. no PROXY header yet
+      if (!layers_open) t->CountTimeout(*context.counters);  // e.g. no PROXY header yet
       if (LogLevel level; context.event_log.Admit(now_ms, &level)) {
         LogLine(level, "closing %s: no CONNECT within %u ms%s", PeerName().c_str(),
                 context.connect_timeout_ms,

@@ -347,6 +347,11 @@ class Connection {
   uint16_t keepalive_s() const { return keepalive_s_; }
 
  private:
+  // The listener's use_identity_as_username: the CONNECT's User Name becomes the verified TLS
+  // client certificate's identity and its Password is dropped (kProven), or there is no such
+  // identity (kMissing: refused by admission).
+  connect::CertificateUser ApplyCertificateIdentity(mqtt::Result<mqtt::Connect>& connect,
+                                                    const ConnectionContext& context) const;
   // OnReceive's MQTT part: `bytes` are MQTT (decoded by the transport, if any).
   void ReceiveMqtt(std::span<const uint8_t> bytes, uint64_t now_ms, ConnectionContext& context);
   // A PROXY header (or X-Forwarded-For) named the client: its address replaces the socket's

@@ -190,6 +190,22 @@ TEST_F(AuthenticatorTest, EnhancedAuthenticationSkipsThePasswordAndDefersTheWill
   EXPECT_EQ(counters_.auth_verifications.Load(), 0u);
 }
 
+// use_identity_as_username: the certificate proved the user; no password (and no password file
+// entry) is needed, allow_anonymous does not apply, the will is still checked (as Mosquitto).
+TEST_F(AuthenticatorTest, CertificateUserSkipsThePasswordButNotTheWill) {
+  Load(/*allow_anonymous=*/false, true, "user carol\ntopic carol/#\n");
+  auto auth = Make(0);
+  mqtt::Connect connect = Connect("carol", std::nullopt);  // carol is not in the password file
+  EXPECT_EQ(auth->Check(connect, std::nullopt), AuthResult::kBadCredentials);
+  EXPECT_EQ(auth->CheckCertificateUser(connect), AuthResult::kAllow);
+  connect.will = mqtt::Will{.topic = "carol/gone", .payload = "", .qos = mqtt::QoS::k0,
+                            .retain = false};
+  EXPECT_EQ(auth->CheckCertificateUser(connect), AuthResult::kAllow);
+  connect.will->topic = "dave/gone";
+  EXPECT_EQ(auth->CheckCertificateUser(connect), AuthResult::kNotAuthorized);
+  EXPECT_EQ(counters_.auth_verifications.Load(), 0u);
+}
+
 }  // namespace
 }  // namespace ringmq::auth
 

@@ -543,6 +543,29 @@ TEST(Admission, AddressLimitCheckedBeforeAuthentication) {
   EXPECT_EQ(allow.calls(), 0);
 }
 
+// use_identity_as_username without a verified client certificate: refused as not authorized
+// (Mosquitto refuses such a client too), before the authenticator is asked.
+TEST(Admission, CertificateIdentityMissingRefused0x05) {
+  const FakeAuthenticator allow(AuthResult::kAllow);
+  ExpectRefusal(ValidConnect(), BrokerState{.certificate_user = CertificateUser::kMissing},
+                Policy{.authenticator = &allow}, Reason::kNoCertificateIdentity,
+                ConnackCode::kNotAuthorized);
+  EXPECT_EQ(allow.calls(), 0);
+  const Decision decision = Admit(Mqtt5Connect(),
+                                  BrokerState{.certificate_user = CertificateUser::kMissing}, {});
+  EXPECT_EQ(decision.reason_code, mqtt::ReasonCode::kNotAuthorized);  // 0x87
+}
+
+// A certificate identity as User Name needs no password: CheckCertificateUser, not Check.
+TEST(Admission, CertificateUserSkipsThePasswordCheck) {
+  const FakeAuthenticator bad(AuthResult::kBadCredentials);
+  const Decision decision = Admit(ValidConnect(),
+                                  BrokerState{.certificate_user = CertificateUser::kProven},
+                                  Policy{.authenticator = &bad});
+  EXPECT_EQ(decision.outcome, Outcome::kAccept);
+  EXPECT_EQ(bad.calls(), 0);
+}
+
 TEST(Admission, AuthRateLimitedRefused0x03) {
   const FakeAuthenticator limited(AuthResult::kRateLimited);
   ExpectRefusal(ValidConnect(), BrokerState{}, Policy{.authenticator = &limited},
@@ -824,6 +847,10 @@ TEST(Admission, EveryReasonReturnsItsTableCode) {
       {ValidConnect(), {}, {.authenticator = &bad}, Reason::kBadCredentials},
       {ValidConnect(), {}, {.authenticator = &denied}, Reason::kNotAuthorized},
       {sys_will, {}, {}, Reason::kWillTopicSys},
+      {ValidConnect(),
+       {.certificate_user = CertificateUser::kMissing},
+       {},
+       Reason::kNoCertificateIdentity},
   };
   static_assert(std::size(cases) == kReasonCount, "one case per reason");
   for (const Case& c : cases) {

@@ -5,6 +5,7 @@ Every listener is opened on every shard (SO_REUSEPORT), and all of them feed one
 on one listener reaches subscribers on any other.
 """
 
+import os
 import re
 import socket
 import time
@@ -89,15 +90,23 @@ class ListenerConfigErrors(FileTestCase):
         return path, proc
 
     def test_check_config_prints_the_listeners_as_tables_that_check_the_same(self):
+        # --check-config reads a TLS listener's files (tls::CheckListener): real ones.
+        crt, key = os.path.join(self.dir, "server.crt"), os.path.join(self.dir, "server.key")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", crt,
+                        "-subj", "/CN=edge", "-days", "2"], check=True, capture_output=True,
+                       timeout=30)
         path, first = self.check(
             "port = 0\n"
-            '[[listener]]\nname = "edge"\nbind = "0.0.0.0"\nport = 8883\n'
-            'certfile = "/etc/ringmq/server.crt"\nkeyfile = "/etc/ringmq/server.key"\n'
+            f'[[listener]]\nname = "edge"\nbind = "0.0.0.0"\nport = 8883\n'
+            f'certfile = "{crt}"\nkeyfile = "{key}"\n'
             "max_connections = 1000\nallow_anonymous = false\n"
             '[[listener]]\nport = 8080\nprotocol = "websockets"\nproxy_protocol = "v2"\n')
         self.assertEqual(first.returncode, 0, first.stderr)
         self.assertIn('\n[[listener]]\nname = "edge"\nbind = "0.0.0.0"\nport = 8883\n'
-                      'protocol = "mqtt"\ncertfile = "/etc/ringmq/server.crt"\n', first.stdout)
+                      f'protocol = "mqtt"\ncertfile = "{crt}"\n', first.stdout)
+        self.assertIn("# listener edge: certificate subject CN=edge, issuer CN=edge, expires ",
+                      first.stdout)
         self.assertIn('\n[[listener]]\nbind = "127.0.0.1"\nport = 8080\n'
                       'protocol = "websockets"\nproxy_protocol = "v2"\n', first.stdout)
         # Each listener listed, in listener order (no default listener: port = 0).
