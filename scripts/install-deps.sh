@@ -30,6 +30,11 @@ missing=()
 for pkg in "${PACKAGES[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
   if [[ "$status" != *" ok installed" ]]; then
+    # Debian's nodejs comes without npm (the npm package); NodeSource's nodejs bundles it and
+    # conflicts with Debian's npm. Either way the tests need only the command.
+    if [[ "$pkg" == npm ]] && command -v npm >/dev/null 2>&1; then
+      continue
+    fi
     missing+=("$pkg")
   fi
 done
