@@ -331,6 +331,14 @@ void Connection::OnReceive(std::span<const uint8_t> bytes, uint64_t now_ms,
                      t->open() ? "transport" : "transport's handshake");
     StartClosing(now_ms);
   }
+  if (state_ != State::kClosing && t->wire().size() > context.ReplyBytesMax()) {
+    // The layers' own answers (WebSocket pongs, TLS post-handshake messages) wait in wire()
+    // while a send is stuck: a peer that keeps asking but does not read is closed, as
+    // ReplyFits closes one that does so with MQTT requests.
+    context.counters->output_overflow.Add();
+    event_ms_ = now_ms;
+    StartClosing(now_ms);
+  }
 }
 
 void Connection::ReceiveMqtt(std::span<const uint8_t> bytes, uint64_t now_ms,

@@ -239,5 +239,56 @@ TEST_F(TransportConnectionTest, NothingOfMqttIsSentBeforeTheLayersAreOpen) {
   EXPECT_EQ(connection_.state(), Connection::State::kAwaitConnect);
 }
 
+// A layer that is open from the start and answers each byte 0x50 ('P') with 0x51 of its own,
+// as a WebSocket layer answers a ping with a pong; other bytes go up unchanged.
+class PongLayer final : public TransportLayer {
+ public:
+  Result Receive(std::span<const uint8_t> in, ByteBuffer& up, ByteBuffer& down, PeerInfo&,
+                 metrics::ShardCounters&) override {
+    for (const uint8_t byte : in) {
+      if (byte == 'P') {
+        down.push_back('Q');
+      } else {
+        up.push_back(byte);
+      }
+    }
+    return Result::kOk;
+  }
+  void Send(std::span<const uint8_t> in, ByteBuffer& down) override {
+    down.insert(down.end(), in.begin(), in.end());
+  }
+  bool open() const override { return true; }
+};
+
+// The bytes a layer answers of its own accord (pongs, TLS post-handshake messages) wait in the
+// transport while a send is stuck on a peer that does not read: they are bounded like MQTT
+// replies (ConnectionContext::ReplyBytesMax), counted in output_overflow when they overflow.
+TEST(TransportConnectionBoundTest, LayerAnswersToAPeerThatDoesNotReadAreBounded) {
+  std::atomic<uint32_t> connected{0};
+  std::atomic<bool> shutting_down{false};
+  metrics::ShardCounters counters;
+  ServingSink sink;
+  ConnectionContext context;
+  context.connected_clients = &connected;
+  context.shutting_down = &shutting_down;
+  context.counters = &counters;
+  context.sink = &sink;
+  Connection connection;
+  connection.Open(kFd, 1'000);
+  std::vector<std::unique_ptr<TransportLayer>> layers;
+  layers.push_back(std::make_unique<PongLayer>());
+  connection.SetTransport(std::make_unique<Transport>(std::move(layers)), context);
+  const Bytes pings(4096, 'P');  // one receive buffer's worth
+  connection.OnReceive(pings, 1'000, context);
+  ASSERT_FALSE(connection.NextSend().empty());  // the send is in flight and never completes
+  const size_t receives = 4 * context.ReplyBytesMax() / pings.size();
+  for (size_t i = 0; i < receives && connection.state() != Connection::State::kClosing; ++i) {
+    connection.OnReceive(pings, 1'000, context);
+  }
+  EXPECT_EQ(connection.state(), Connection::State::kClosing);
+  EXPECT_EQ(counters.output_overflow.Load(), 1u);
+  EXPECT_LE(connection.transport()->wire().size(), context.ReplyBytesMax() + pings.size());
+}
+
 }  // namespace
 }  // namespace ringmq::net
