@@ -20,9 +20,10 @@
 // Failure: a layer that receives bytes it must refuse (a bad PROXY header, a failed handshake,
 // a malformed or unmasked frame) returns kClose, after it has counted the cause in the
 // connection's counters and appended what it wants to say first (an alert, a close frame, an
-// HTTP 400) to `down`. The connection then closes once those bytes are sent, without passing
-// anything more up. A layer that receives a clean close from its peer (a WebSocket close frame,
-// a TLS close_notify) answers it the same way and returns kClose.
+// HTTP 400) to `down`. The connection then closes once those bytes are sent; what the layer
+// passed up before it closed still goes up, nothing after. A layer that receives a clean close
+// from its peer (a WebSocket close frame, a TLS close_notify) answers it the same way and
+// returns kClose.
 //
 // Bounds: each layer buffers at most a bounded amount (a PROXY header: 107 bytes for v1, 2 KiB
 // for v2, proxy::kMaxV2Bytes, where the spec allows 16 + 65,535; a TLS record 16 KiB +

@@ -135,6 +135,23 @@ TEST(TransportTest, ARefusingLayerClosesAndOnlyTheLayersBelowItSayGoodbye) {
   EXPECT_EQ(TakeWire(*transport), B("BYE"));
 }
 
+// What a layer passed up before it closed still reaches the layers above: the MQTT DISCONNECT
+// in a WebSocket frame ahead of a TLS close_notify in the same read (RFC 8446 §6.1: only data
+// after the closure alert is ignored) must not be lost, or the will is published.
+TEST(TransportTest, BytesALayerPassedUpBeforeItClosedReachTheTop) {
+  std::unique_ptr<Transport> transport = TwoLayers();
+  metrics::ShardCounters counters;
+  ByteBuffer app;
+  ASSERT_EQ(transport->Receive(B("HI"), app, counters), TransportLayer::Result::kOk);
+  ASSERT_EQ(transport->Receive(Xor(B("HI"), 1), app, counters), TransportLayer::Result::kOk);
+  TakeWire(*transport);
+  Bytes wire = Xor(Xor(B("last"), 2), 1);
+  wire.push_back(0xFF);  // the bottom layer closes after passing "last" up
+  EXPECT_EQ(transport->Receive(wire, app, counters), TransportLayer::Result::kClose);
+  EXPECT_EQ(Bytes(app.begin(), app.end()), B("last"));
+  EXPECT_EQ(TakeWire(*transport), B("NO"));
+}
+
 // --- Connection over a transport -------------------------------------------------------------
 
 constexpr int kFd = 9;
