@@ -118,7 +118,8 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "ringmq: %s\n", std::string(checked.status().message()).c_str());
         return 2;
       }
-      absl::StrAppend(&listeners, "#   ", *checked, "\n");
+      absl::StrAppend(&listeners, "# listener ", ringmq::listener::ListenerName(listener), ": ",
+                      *checked, "\n");
     }
     std::printf("config OK\n%s%s", ringmq::config::EffectiveToml(config).c_str(),
                 listeners.c_str());

@@ -8,6 +8,7 @@ on one listener reaches subscribers on any other.
 import os
 import re
 import socket
+import subprocess
 import time
 
 import mqtt_raw as m
@@ -110,7 +111,8 @@ class ListenerConfigErrors(FileTestCase):
         self.assertIn('\n[[listener]]\nbind = "127.0.0.1"\nport = 8080\n'
                       'protocol = "websockets"\nproxy_protocol = "v2"\n', first.stdout)
         # Each listener listed, in listener order (no default listener: port = 0).
-        listed = [line for line in first.stdout.splitlines() if line.startswith("# listener ")]
+        listed = [line for line in first.stdout.splitlines()
+                  if line.startswith("# listener ") and ": certificate subject" not in line]
         self.assertEqual(listed, [
             "# listener edge: 0.0.0.0 port 8883, mqtt, TLS, max_connections 1000, "
             "allow_anonymous false",
