@@ -1163,6 +1163,7 @@ void Connection::OnSent(size_t bytes) {
     if (queued_.empty()) {
       if (sending_.capacity() > kKeepBufferBytes) sending_ = ByteBuffer();
       if (queued_.capacity() > kKeepBufferBytes) queued_ = ByteBuffer();
+      if (Transport* t = transport(); t != nullptr) t->ReleaseLargeBuffers(kKeepBufferBytes);
     }
   }
 }

@@ -93,6 +93,15 @@ void Transport::CountTimeout(metrics::ShardCounters& counters) {
   }
 }
 
+void Transport::ReleaseLargeBuffers(size_t keep_bytes) {
+  if (wire_.empty() && wire_.capacity() > keep_bytes) wire_ = ByteBuffer();
+  for (std::vector<ByteBuffer>* scratch : {&up_, &down_}) {
+    for (ByteBuffer& buffer : *scratch) {
+      if (buffer.capacity() > keep_bytes) buffer = ByteBuffer();
+    }
+  }
+}
+
 size_t Transport::memory_bytes() const {
   size_t bytes = wire_.capacity();
   for (const ByteBuffer& buffer : up_) bytes += buffer.capacity();

@@ -118,6 +118,9 @@ class Transport {
   ByteBuffer& wire() { return wire_; }
   const PeerInfo& peer() const { return peer_; }
   size_t memory_bytes() const;
+  // Frees the buffers above `keep_bytes` that hold nothing between calls (the scratch between
+  // layers, wire() when empty): the connection went idle after a burst.
+  void ReleaseLargeBuffers(size_t keep_bytes);
   // Why the layer that returned kClose closed (TransportLayer::close_reason); empty before.
   std::string_view close_reason() const;
   // The connect timeout fired before every layer opened: the lowest layer not open counts it.

@@ -256,6 +256,28 @@ TEST_F(TransportConnectionTest, NothingOfMqttIsSentBeforeTheLayersAreOpen) {
   EXPECT_EQ(connection_.state(), Connection::State::kAwaitConnect);
 }
 
+// As without a transport (ConnectionTest.LargeOutputBuffersReleasedWhenTheConnectionGoesIdle),
+// an idle connection keeps no large buffer once a burst is sent: not in the transport either
+// (its wire buffer, which trades places with the connection's send buffer, and the scratch
+// between layers), or every WebSocket or TLS subscriber would hold its largest burst forever.
+TEST_F(TransportConnectionTest, LargeTransportBuffersReleasedWhenTheConnectionGoesIdle) {
+  Open();
+  connection_.OnReceive(Wrap(Connect(4)), 1'000, context_);
+  Drain();
+  const size_t idle = connection_.transport()->memory_bytes();
+  for (int burst = 0; burst < 2; ++burst) {  // both buffers of the swap get a large one
+    connection_.output_buffer().assign(64 * 1024, 0x30);
+    const std::span<const uint8_t> sending = connection_.NextSend();
+    ASSERT_EQ(sending.size(), 64u * 1024);
+    connection_.OnSent(sending.size());
+  }
+  EXPECT_TRUE(connection_.NextSend().empty());
+  EXPECT_LE(connection_.transport()->memory_bytes(), idle + 3 * 4096);
+  // Still works afterwards.
+  connection_.OnReceive(Wrap({0xC0, 0x00}), 1'000, context_);
+  EXPECT_EQ(Drain(), Wrap({0xD0, 0x00}));
+}
+
 // A layer that is open from the start and answers each byte 0x50 ('P') with 0x51 of its own,
 // as a WebSocket layer answers a ping with a pong; other bytes go up unchanged.
 class PongLayer final : public TransportLayer {
