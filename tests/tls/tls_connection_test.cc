@@ -212,8 +212,10 @@ TEST_F(TlsConnectionTest, DisconnectAheadOfCloseNotifyInOneReadOverWebSocketIsHa
             static_cast<int>(upgrade.size()));
   Pump();
   ASSERT_TRUE(connection_.transport()->open());
-  ClientRead();  // the 101 answer
-  auto write_frame = [&](const Bytes& payload) {  // RFC6455-5.1: a client masks its frames
+  const Bytes answer = ClientRead();
+  ASSERT_EQ(std::string(answer.begin(), answer.end()).substr(0, 12), "HTTP/1.1 101");
+  // RFC6455-5.1: a client masks its frames.
+  auto write_frame = [&](const Bytes& payload) {
     const uint8_t mask[4] = {1, 2, 3, 4};
     Bytes frame = {0x82, static_cast<uint8_t>(0x80 | payload.size()), 1, 2, 3, 4};
     for (size_t i = 0; i < payload.size(); ++i) frame.push_back(payload[i] ^ mask[i & 3]);
