@@ -312,9 +312,10 @@ Reason CheckAuthenticator(const mqtt::Connect& connect, const BrokerState& state
                           const Policy& policy) {
   if (state.certificate_user == CertificateUser::kMissing) return Reason::kNoCertificateIdentity;
   if (policy.authenticator == nullptr) return Reason::kAccepted;
-  const AuthResult result = state.certificate_user == CertificateUser::kProven
-                                ? policy.authenticator->CheckCertificateUser(connect)
-                                : policy.authenticator->Check(connect, ListenerOf(state, policy).allow_anonymous);
+  const AuthResult result =
+      state.certificate_user == CertificateUser::kProven
+          ? policy.authenticator->CheckCertificateUser(connect)
+          : policy.authenticator->Check(connect, ListenerOf(state, policy).allow_anonymous);
   switch (result) {
     case AuthResult::kAllow:
       return Reason::kAccepted;

@@ -331,6 +331,16 @@ void Connection::OnReceive(std::span<const uint8_t> bytes, uint64_t now_ms,
                      t->open() ? "transport" : "transport's handshake");
     StartClosing(now_ms);
   }
+  if (state_ != State::kClosing && !current_.empty() &&
+      t->wire().size() > context.ReplyBytesMax()) {
+    // The layers' own answers (WebSocket pongs, TLS post-handshake messages) wait in wire()
+    // while a send is stuck: a peer that keeps asking but does not read is closed, as
+    // ReplyFits closes one that does so with MQTT requests. (Without a send pending, wire()
+    // goes out next: a large first TLS flight is not held against the peer.)
+    context.counters->output_overflow.Add();
+    event_ms_ = now_ms;
+    StartClosing(now_ms);
+  }
 }
 
 void Connection::ReceiveMqtt(std::span<const uint8_t> bytes, uint64_t now_ms,
@@ -1155,6 +1165,7 @@ void Connection::OnSent(size_t bytes) {
     if (queued_.empty()) {
       if (sending_.capacity() > kKeepBufferBytes) sending_ = ByteBuffer();
       if (queued_.capacity() > kKeepBufferBytes) queued_ = ByteBuffer();
+      if (Transport* t = transport(); t != nullptr) t->ReleaseLargeBuffers(kKeepBufferBytes);
     }
   }
 }

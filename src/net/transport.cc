@@ -14,6 +14,7 @@ Transport::Transport(std::vector<std::unique_ptr<TransportLayer>> layers)
 TransportLayer::Result Transport::Receive(std::span<const uint8_t> bytes, ByteBuffer& app,
                                           metrics::ShardCounters& counters) {
   std::span<const uint8_t> in = bytes;
+  bool close = false;
   for (size_t i = 0; i < layers_.size(); ++i) {
     const bool top = i + 1 == layers_.size();
     ByteBuffer& up = top ? app : up_[i];
@@ -22,14 +23,17 @@ TransportLayer::Result Transport::Receive(std::span<const uint8_t> bytes, ByteBu
     down.clear();
     const TransportLayer::Result result = layers_[i]->Receive(in, up, down, peer_, counters);
     if (!down.empty()) SendFrom(i, down);
-    if (result == TransportLayer::Result::kClose) {
+    if (result == TransportLayer::Result::kClose && !close) {
+      // What the layer passed up before it closed (the data ahead of a TLS close_notify, RFC
+      // 8446 §6.1) still goes up: a DISCONNECT among it must not be lost.
       closed_by_ = i;
-      return result;
+      close = true;
     }
     if (top) break;
     if (up.empty()) break;  // nothing passed up (yet): the layers above have nothing to do
     in = up;
   }
+  if (close) return TransportLayer::Result::kClose;
   if (!open_) {
     bool all_open = true;
     for (const auto& layer : layers_) all_open = all_open && layer->open();
@@ -86,6 +90,15 @@ std::string_view Transport::close_reason() const {
 void Transport::CountTimeout(metrics::ShardCounters& counters) {
   for (const auto& layer : layers_) {
     if (!layer->open()) return layer->CountTimeout(counters);
+  }
+}
+
+void Transport::ReleaseLargeBuffers(size_t keep_bytes) {
+  if (wire_.empty() && wire_.capacity() > keep_bytes) wire_ = ByteBuffer();
+  for (std::vector<ByteBuffer>* scratch : {&up_, &down_}) {
+    for (ByteBuffer& buffer : *scratch) {
+      if (buffer.capacity() > keep_bytes) buffer = ByteBuffer();
+    }
   }
 }
 

@@ -20,9 +20,10 @@
 // Failure: a layer that receives bytes it must refuse (a bad PROXY header, a failed handshake,
 // a malformed or unmasked frame) returns kClose, after it has counted the cause in the
 // connection's counters and appended what it wants to say first (an alert, a close frame, an
-// HTTP 400) to `down`. The connection then closes once those bytes are sent, without passing
-// anything more up. A layer that receives a clean close from its peer (a WebSocket close frame,
-// a TLS close_notify) answers it the same way and returns kClose.
+// HTTP 400) to `down`. The connection then closes once those bytes are sent; what the layer
+// passed up before it closed still goes up, nothing after. A layer that receives a clean close
+// from its peer (a WebSocket close frame, a TLS close_notify) answers it the same way and
+// returns kClose.
 //
 // Bounds: each layer buffers at most a bounded amount (a PROXY header: 107 bytes for v1, 2 KiB
 // for v2, proxy::kMaxV2Bytes, where the spec allows 16 + 65,535; a TLS record 16 KiB +
@@ -117,6 +118,9 @@ class Transport {
   ByteBuffer& wire() { return wire_; }
   const PeerInfo& peer() const { return peer_; }
   size_t memory_bytes() const;
+  // Frees the buffers above `keep_bytes` that hold nothing between calls (the scratch between
+  // layers, wire() when empty): the connection went idle after a burst.
+  void ReleaseLargeBuffers(size_t keep_bytes);
   // Why the layer that returned kClose closed (TransportLayer::close_reason); empty before.
   std::string_view close_reason() const;
   // The connect timeout fired before every layer opened: the lowest layer not open counts it.

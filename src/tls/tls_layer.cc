@@ -365,10 +365,11 @@ std::unique_ptr<net::TransportLayer> LayerFactory::Make() const {
 absl::Status LayerFactory::Reload() {
   absl::StatusOr<std::shared_ptr<const ServerContext>> context = ServerContext::Create(listener_);
   if (!context.ok()) return context.status();
-  RINGMQ_LOG_INFO("listener %s: reloaded TLS certificate %s",
-                  listener::ListenerName(listener_).c_str(),
-                  (*context)->certificate_summary().c_str());
+  const std::string summary = (*context)->certificate_summary();
+  // Logged once it holds: a handshake that starts after this line uses the new certificate.
   slot_.Replace(std::move(*context));
+  RINGMQ_LOG_INFO("listener %s: reloaded TLS certificate %s",
+                  listener::ListenerName(listener_).c_str(), summary.c_str());
   return absl::OkStatus();
 }
 

@@ -135,6 +135,23 @@ TEST(TransportTest, ARefusingLayerClosesAndOnlyTheLayersBelowItSayGoodbye) {
   EXPECT_EQ(TakeWire(*transport), B("BYE"));
 }
 
+// What a layer passed up before it closed still reaches the layers above: the MQTT DISCONNECT
+// in a WebSocket frame ahead of a TLS close_notify in the same read (RFC 8446 §6.1: only data
+// after the closure alert is ignored) must not be lost, or the will is published.
+TEST(TransportTest, BytesALayerPassedUpBeforeItClosedReachTheTop) {
+  std::unique_ptr<Transport> transport = TwoLayers();
+  metrics::ShardCounters counters;
+  ByteBuffer app;
+  ASSERT_EQ(transport->Receive(B("HI"), app, counters), TransportLayer::Result::kOk);
+  ASSERT_EQ(transport->Receive(Xor(B("HI"), 1), app, counters), TransportLayer::Result::kOk);
+  TakeWire(*transport);
+  Bytes wire = Xor(Xor(B("last"), 2), 1);
+  wire.push_back(0xFF);  // the bottom layer closes after passing "last" up
+  EXPECT_EQ(transport->Receive(wire, app, counters), TransportLayer::Result::kClose);
+  EXPECT_EQ(Bytes(app.begin(), app.end()), B("last"));
+  EXPECT_EQ(TakeWire(*transport), B("NO"));
+}
+
 // --- Connection over a transport -------------------------------------------------------------
 
 constexpr int kFd = 9;
@@ -237,6 +254,79 @@ TEST_F(TransportConnectionTest, NothingOfMqttIsSentBeforeTheLayersAreOpen) {
   connection_.OnReceive(B("HI"), 1'000, context_);
   EXPECT_EQ(Drain(), B("HO"));
   EXPECT_EQ(connection_.state(), Connection::State::kAwaitConnect);
+}
+
+// As without a transport (ConnectionTest.LargeOutputBuffersReleasedWhenTheConnectionGoesIdle),
+// an idle connection keeps no large buffer once a burst is sent: not in the transport either
+// (its wire buffer, which trades places with the connection's send buffer, and the scratch
+// between layers), or every WebSocket or TLS subscriber would hold its largest burst forever.
+TEST_F(TransportConnectionTest, LargeTransportBuffersReleasedWhenTheConnectionGoesIdle) {
+  Open();
+  connection_.OnReceive(Wrap(Connect(4)), 1'000, context_);
+  Drain();
+  const size_t idle = connection_.transport()->memory_bytes();
+  for (int burst = 0; burst < 2; ++burst) {  // both buffers of the swap get a large one
+    connection_.output_buffer().assign(64 * 1024, 0x30);
+    const std::span<const uint8_t> sending = connection_.NextSend();
+    ASSERT_EQ(sending.size(), 64u * 1024);
+    connection_.OnSent(sending.size());
+  }
+  EXPECT_TRUE(connection_.NextSend().empty());
+  EXPECT_LE(connection_.transport()->memory_bytes(), idle + 3 * 4096);
+  // Still works afterwards.
+  connection_.OnReceive(Wrap({0xC0, 0x00}), 1'000, context_);
+  EXPECT_EQ(Drain(), Wrap({0xD0, 0x00}));
+}
+
+// A layer that is open from the start and answers each byte 0x50 ('P') with 0x51 of its own,
+// as a WebSocket layer answers a ping with a pong; other bytes go up unchanged.
+class PongLayer final : public TransportLayer {
+ public:
+  Result Receive(std::span<const uint8_t> in, ByteBuffer& up, ByteBuffer& down, PeerInfo&,
+                 metrics::ShardCounters&) override {
+    for (const uint8_t byte : in) {
+      if (byte == 'P') {
+        down.push_back('Q');
+      } else {
+        up.push_back(byte);
+      }
+    }
+    return Result::kOk;
+  }
+  void Send(std::span<const uint8_t> in, ByteBuffer& down) override {
+    down.insert(down.end(), in.begin(), in.end());
+  }
+  bool open() const override { return true; }
+};
+
+// The bytes a layer answers of its own accord (pongs, TLS post-handshake messages) wait in the
+// transport while a send is stuck on a peer that does not read: they are bounded like MQTT
+// replies (ConnectionContext::ReplyBytesMax), counted in output_overflow when they overflow.
+TEST(TransportConnectionBoundTest, LayerAnswersToAPeerThatDoesNotReadAreBounded) {
+  std::atomic<uint32_t> connected{0};
+  std::atomic<bool> shutting_down{false};
+  metrics::ShardCounters counters;
+  ServingSink sink;
+  ConnectionContext context;
+  context.connected_clients = &connected;
+  context.shutting_down = &shutting_down;
+  context.counters = &counters;
+  context.sink = &sink;
+  Connection connection;
+  connection.Open(kFd, 1'000);
+  std::vector<std::unique_ptr<TransportLayer>> layers;
+  layers.push_back(std::make_unique<PongLayer>());
+  connection.SetTransport(std::make_unique<Transport>(std::move(layers)), context);
+  const Bytes pings(4096, 'P');  // one receive buffer's worth
+  connection.OnReceive(pings, 1'000, context);
+  ASSERT_FALSE(connection.NextSend().empty());  // the send is in flight and never completes
+  const size_t receives = 4 * context.ReplyBytesMax() / pings.size();
+  for (size_t i = 0; i < receives && connection.state() != Connection::State::kClosing; ++i) {
+    connection.OnReceive(pings, 1'000, context);
+  }
+  EXPECT_EQ(connection.state(), Connection::State::kClosing);
+  EXPECT_EQ(counters.output_overflow.Load(), 1u);
+  EXPECT_LE(connection.transport()->wire().size(), context.ReplyBytesMax() + pings.size());
 }
 
 }  // namespace

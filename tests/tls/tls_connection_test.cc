@@ -190,5 +190,53 @@ TEST_F(TlsConnectionTest, ConnectTimeoutAfterTheHandshakeIsNotATlsTimeout) {
   EXPECT_EQ(counters_.tls_failed_timeout.Load(), 0u);
 }
 
+// wss://: a client that writes its DISCONNECT (in a WebSocket frame) and then its close_notify
+// has both arrive in one read. The DISCONNECT ahead of the alert is data (RFC 8446 §6.1 ignores
+// only what follows it): handled, so the close is graceful and no will is published.
+TEST_F(TlsConnectionTest, DisconnectAheadOfCloseNotifyInOneReadOverWebSocketIsHandled) {
+  ListenerConfig wss = context_.listeners[1];
+  wss.protocol = ListenerProtocol::kWebSockets;
+  absl::StatusOr<std::unique_ptr<net::TransportFactory>> factory =
+      listener::MakeTransportFactory(wss, 1 << 20);
+  ASSERT_TRUE(factory.ok()) << factory.status();
+  connection_.Open(kFd, 1'000);
+  connection_.set_listener(1);
+  connection_.SetTransport((*factory)->Make(), context_);
+  StartClient(/*with_certificate=*/true);
+  Pump();
+  ASSERT_TRUE(SSL_is_init_finished(client_));
+  const std::string upgrade =
+      "GET /mqtt HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+  ASSERT_EQ(SSL_write(client_, upgrade.data(), static_cast<int>(upgrade.size())),
+            static_cast<int>(upgrade.size()));
+  Pump();
+  ASSERT_TRUE(connection_.transport()->open());
+  const Bytes answer = ClientRead();
+  ASSERT_EQ(std::string(answer.begin(), answer.end()).substr(0, 12), "HTTP/1.1 101");
+  // RFC6455-5.1: a client masks its frames.
+  auto write_frame = [&](const Bytes& payload) {
+    const uint8_t mask[4] = {1, 2, 3, 4};
+    Bytes frame = {0x82, static_cast<uint8_t>(0x80 | payload.size()), 1, 2, 3, 4};
+    for (size_t i = 0; i < payload.size(); ++i) frame.push_back(payload[i] ^ mask[i & 3]);
+    ASSERT_EQ(SSL_write(client_, frame.data(), static_cast<int>(frame.size())),
+              static_cast<int>(frame.size()));
+  };
+  mqtt::Connect connect;
+  connect.protocol_level = 4;
+  connect.keepalive_s = 30;
+  connect.client_id = "wss-client";
+  Bytes connect_bytes(mqtt::EncodedSize(mqtt::Packet(connect)));
+  mqtt::Encode(mqtt::Packet(connect), connect_bytes);
+  write_frame(connect_bytes);
+  Pump();
+  ASSERT_EQ(connection_.state(), net::Connection::State::kOpen);
+  write_frame(Bytes{0xE0, 0x00});  // DISCONNECT
+  SSL_shutdown(client_);           // close_notify, read by the broker with the frame
+  Pump();
+  EXPECT_EQ(counters_.client_disconnects.Load(), 1u);
+  EXPECT_EQ(connection_.state(), net::Connection::State::kClosing);
+}
+
 }  // namespace
 }  // namespace ringmq::tls
