@@ -271,11 +271,15 @@ Reason CheckKeepalive(const mqtt::Connect& connect, const Policy& policy) {
 }
 
 // Step 4b: 5.0 enhanced authentication (5.0:4.12) with a method the broker does not implement.
-Reason CheckAuthenticationMethod(const mqtt::Connect& connect, const Policy& policy) {
+// On a use_identity_as_username listener the client certificate is the authentication, so no
+// method is offered there: a method's proven user could otherwise replace the certificate's.
+Reason CheckAuthenticationMethod(const mqtt::Connect& connect, const BrokerState& state,
+                                 const Policy& policy) {
   if (!IsMqtt5(connect)) return Reason::kAccepted;
   const std::optional<mqtt::Property> method =
       connect.properties.Find(mqtt::PropertyId::kAuthenticationMethod);
-  if (method && !IsAuthenticationMethodSupported(method->text, policy)) {
+  if (method && (state.certificate_user != CertificateUser::kNotUsed ||
+                 !IsAuthenticationMethodSupported(method->text, policy))) {
     return Reason::kBadAuthenticationMethod;
   }
   return Reason::kAccepted;
@@ -348,7 +352,8 @@ Reason Evaluate(const mqtt::Connect& connect, const BrokerState& state, const Po
   if (const Reason reason = CheckCapacity(state, policy); reason != Reason::kAccepted) {
     return reason;
   }
-  if (const Reason reason = CheckAuthenticationMethod(connect, policy); reason != Reason::kAccepted) {
+  if (const Reason reason = CheckAuthenticationMethod(connect, state, policy);
+      reason != Reason::kAccepted) {
     return reason;
   }
   return CheckAuthenticator(connect, state, policy);

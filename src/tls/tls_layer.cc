@@ -249,8 +249,10 @@ net::TransportLayer::Result TlsLayer::Handshake(net::PeerInfo& peer,
   if (result != 1) {
     const int error = SSL_get_error(ssl_, result);
     if (error == SSL_ERROR_WANT_READ) {
-      RINGMQ_ASSERT(io_.in.empty());
-      return Result::kOk;
+      if (io_.in.empty()) return Result::kOk;
+      // OpenSSL wants more while input is left unread: not expected from the BIO's contract;
+      // the connection is refused (counted) rather than the broker asserting on peer input.
+      return Fail(SSL_ERROR_SSL, counters);
     }
     return Fail(error, counters);
   }
@@ -279,8 +281,10 @@ net::TransportLayer::Result TlsLayer::ReadRecords(ByteBuffer& up,
     if (result == 1) continue;
     const int error = SSL_get_error(ssl_, result);
     if (error == SSL_ERROR_WANT_READ) {
-      RINGMQ_ASSERT(io_.in.empty());
-      return Result::kOk;
+      if (io_.in.empty()) return Result::kOk;
+      // OpenSSL wants more while input is left unread: not expected from the BIO's contract;
+      // the connection is refused (counted) rather than the broker asserting on peer input.
+      return Fail(SSL_ERROR_SSL, counters);
     }
     if (error == SSL_ERROR_ZERO_RETURN) {  // close_notify: answer it (RFC 8446 §6.1)
       close_reason_ = "TLS close_notify from the client";

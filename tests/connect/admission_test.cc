@@ -1040,6 +1040,26 @@ TEST(Admission5, UnknownAuthenticationMethodRefused0x8C) {
   EXPECT_FALSE(IsAuthenticationMethodSupported("SCRAM-SHA-256", Policy{}));
 }
 
+// On a use_identity_as_username listener the certificate is the authentication: a supported
+// method is refused there too, so its proven user cannot replace the certificate's identity.
+TEST(Admission5, AuthenticationMethodRefused0x8COnACertificateIdentityListener) {
+  class OneMethod final : public AuthMethodSet {
+   public:
+    bool Supports(std::string_view method) const override { return method == "SCRAM"; }
+  };
+  const OneMethod methods;
+  const Bytes block = {0x15, 0x00, 0x05, 'S', 'C', 'R', 'A', 'M'};
+  Connect connect = Mqtt5Connect();
+  connect.properties = mqtt::Properties(block);
+  const Policy policy{.auth_methods = &methods};
+  EXPECT_EQ(Admit5(connect, {}, policy).outcome, Outcome::kAccept);
+  for (const CertificateUser user : {CertificateUser::kProven, CertificateUser::kMissing}) {
+    const Decision decision = Admit5(connect, {.certificate_user = user}, policy);
+    EXPECT_EQ(decision.reason, Reason::kBadAuthenticationMethod);
+    EXPECT_EQ(decision.reason_code, mqtt::ReasonCode::kBadAuthenticationMethod);
+  }
+}
+
 TEST(Admission5, CapacityBeatsAuthenticationMethod) {
   const Bytes block = {0x15, 0x00, 0x01, 'X'};
   Connect connect = Mqtt5Connect();
