@@ -156,6 +156,7 @@ namespace ringmq::metrics {
   X(websocket_refused_subprotocol)       /* subprotocols offered, none of them MQTT: 400 */ \
   X(websocket_refused_origin)            /* Origin not in allowed_origins: 403 */           \
   X(websocket_refused_forwarded_for)     /* trusted X-Forwarded-For not an address: 400 */  \
+  X(websocket_upgrade_timeout)           /* no complete upgrade within connect_timeout_ms */ \
   X(websocket_error_unmasked)            /* unmasked client frame: close 1002 */            \
   X(websocket_error_reserved_bits)       /* RSV bits set: close 1002 */                     \
   X(websocket_error_opcode)              /* reserved opcode: close 1002 */                  \

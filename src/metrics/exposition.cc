@@ -595,6 +595,7 @@ Series SeriesOf(CounterId id) {
     case C::websocket_refused_origin: return Labelled(kWsRefused, "reason", "origin");
     case C::websocket_refused_forwarded_for:
       return Labelled(kWsRefused, "reason", "forwarded_for");
+    case C::websocket_upgrade_timeout: return Labelled(kWsRefused, "reason", "timeout");
     case C::websocket_error_unmasked: return Labelled(kWsErrors, "reason", "unmasked");
     case C::websocket_error_reserved_bits: return Labelled(kWsErrors, "reason", "reserved_bits");
     case C::websocket_error_opcode: return Labelled(kWsErrors, "reason", "opcode");

@@ -498,6 +498,10 @@ void WebSocketLayer::Send(std::span<const uint8_t> in, ByteBuffer& down) {
   down.insert(down.end(), in.begin(), in.end());
 }
 
+void WebSocketLayer::CountTimeout(metrics::ShardCounters& counters) {
+  counters.websocket_upgrade_timeout.Add();
+}
+
 void WebSocketLayer::Shutdown(ByteBuffer& down) {
   if (open_) Close(kCloseNormal, down);
 }

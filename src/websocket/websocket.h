@@ -94,6 +94,8 @@ class WebSocketLayer final : public net::TransportLayer {
   void Send(std::span<const uint8_t> in, ByteBuffer& down) override;
   void Shutdown(ByteBuffer& down) override;
   bool open() const override { return open_; }
+  // The upgrade did not complete within the connect timeout (websocket_upgrade_timeout).
+  void CountTimeout(metrics::ShardCounters& counters) override;
   // The request buffer's heap bytes (none inside std::string's own storage).
   size_t memory_bytes() const override {
     return request_.capacity() > std::string().capacity() ? request_.capacity() : 0;

@@ -519,6 +519,7 @@ class RawWebSocketTest(WebSocketTestCase):
         self.assertGreaterEqual(time.monotonic() - start, 0.2)
         counters = b.stop()
         self.assertEqual(counters["connect_timeout"], 1)
+        self.assertEqual(counters["websocket_upgrade_timeout"], 1)
         self.assertEqual(counters["websocket_upgrades"], 0)
 
     def frame_error(self, data, close_code, counter, flags=()):
