@@ -122,6 +122,7 @@ struct Options {
   transport::TlsOptions tls_options;
   bool websocket = false;
   std::string ws_path = "/mqtt";
+  bool tls_resume = false;  // each client offers the session of its previous connection
 };
 
 const char kHelp[] =
@@ -156,7 +157,7 @@ const char kHelp[] =
     "                             Maximum >= 1)\n"
     "  --receive-maximum N        5.0 CONNECT: Receive Maximum N (not sent: 65,535)\n"
     "  --tls                      MQTT over TLS 1.2/1.3 (OpenSSL); every connection makes a full\n"
-    "                             handshake (no session resumption), so the connect scenario\n"
+    "                             handshake (unless --tls-resume), so the connect scenario\n"
     "                             measures TLS handshakes (TCP connect, handshake, CONNECT,\n"
     "                             CONNACK, DISCONNECT, the broker's close)\n"
     "  --cafile F                 --tls: CA certificates that verify the broker's certificate,\n"
@@ -164,6 +165,8 @@ const char kHelp[] =
     "  --cert F --key F           --tls: client certificate chain and key (mutual TLS)\n"
     "  --insecure                 --tls: do not verify the broker's certificate\n"
     "  --tls-version 1.2|1.3      --tls: only this version (default: 1.2 or 1.3, OpenSSL picks)\n"
+    "  --tls-resume               --tls: a client (a connector slot) offers the session of its\n"
+    "                             previous connection (ticket or id): abbreviated handshakes\n"
     "  --websocket                MQTT over WebSocket (RFC 6455, subprotocol mqtt); with --tls:\n"
     "                             wss\n"
     "  --ws-path P                --websocket: the HTTP path of the upgrade (/mqtt)\n"
@@ -238,8 +241,9 @@ Options ParseOptions(int argc, char** argv) {
       o.topic_alias = true;
       continue;
     }
-    if (arg == "--tls" || arg == "--websocket" || arg == "--insecure") {
+    if (arg == "--tls" || arg == "--websocket" || arg == "--insecure" || arg == "--tls-resume") {
       if (arg == "--tls") o.tls = true;
+      if (arg == "--tls-resume") o.tls_resume = true;
       if (arg == "--websocket") o.websocket = true;
       if (arg == "--insecure") o.tls_options.insecure = true;
       continue;
@@ -334,8 +338,8 @@ Options ParseOptions(int argc, char** argv) {
   }
   const transport::TlsOptions& t = o.tls_options;
   if (!o.tls && (!t.cafile.empty() || !t.certfile.empty() || !t.keyfile.empty() || t.insecure ||
-                 !t.version.empty())) {
-    Usage("--cafile, --cert, --key, --insecure and --tls-version need --tls");
+                 !t.version.empty() || o.tls_resume)) {
+    Usage("--cafile, --cert, --key, --insecure, --tls-version and --tls-resume need --tls");
   }
   if (o.tls && t.cafile.empty() && !t.insecure) Usage("--tls needs --cafile (or --insecure)");
   if (t.certfile.empty() != t.keyfile.empty()) Usage("--cert and --key go together");
@@ -514,6 +518,9 @@ struct Conn {
   // produced that are still to be written (without a stack `out` is written as is).
   std::unique_ptr<transport::Stack> stack;
   wire::Buffer wire_out;
+  // --tls-resume: the session of the previous connection, offered by the next one.
+  std::unique_ptr<SSL_SESSION, decltype(&SSL_SESSION_free)> tls_session{nullptr,
+                                                                        &SSL_SESSION_free};
   uint64_t started_ns = 0;  // connect/reject/idle: when the TCP connect began
   // Publisher (sent: messages; for a connector slot, connections started).
   uint64_t sent = 0;
@@ -580,6 +587,8 @@ class Worker {
   std::string transport_error;     // the first of them
   std::string tls_version;         // --tls: version and cipher of the first handshake
   std::string tls_cipher;
+  uint64_t tls_handshakes = 0;     // --tls: completed, and of those abbreviated (resumed)
+  uint64_t tls_resumed = 0;
   int last_refusal_code = -1;      // the last of those reason codes
   ConnectOutcomes outcomes;  // measured window
   uint64_t connected = 0;
@@ -717,6 +726,16 @@ void Worker::Close(Conn& c) {
   c.state = State::kClosed;
   c.in.Clear();
   c.out.Clear();
+  if (o_.tls_resume && c.stack != nullptr && c.stack->open()) {
+    // TLS 1.3 tickets arrive after the handshake: by the close they have been read.
+    const auto& tls = static_cast<const transport::TlsClient&>(c.stack->layer(0));
+    SSL_SESSION* session = SSL_get1_session(tls.ssl());
+    if (session != nullptr && SSL_SESSION_is_resumable(session) == 1) {
+      c.tls_session.reset(session);
+    } else {
+      SSL_SESSION_free(session);
+    }
+  }
   c.stack.reset();
   c.wire_out.Clear();
 }
@@ -725,7 +744,11 @@ void Worker::Close(Conn& c) {
 // follows once it is open (TransportReceive).
 bool Worker::StartTransport(Conn& c) {
   c.stack = std::make_unique<transport::Stack>();
-  if (o_.tls) c.stack->Add(std::make_unique<transport::TlsClient>(*shared_->tls));
+  if (o_.tls) {
+    auto tls = std::make_unique<transport::TlsClient>(*shared_->tls);
+    if (c.tls_session != nullptr) SSL_set_session(tls->ssl(), c.tls_session.get());
+    c.stack->Add(std::move(tls));
+  }
   if (o_.websocket) {
     c.stack->Add(std::make_unique<transport::WebSocketClient>(
         shared_->ws_host_header, o_.ws_path, kMaxWebSocketFrameBytes));
@@ -745,10 +768,14 @@ bool Worker::TransportReceive(Conn& c, const uint8_t* data, size_t size) {
   }
   if (!c.wire_out.empty()) MarkDirty(c);
   if (c.state == State::kTransportHandshake && c.stack->open()) {
-    if (o_.tls && tls_version.empty()) {
+    if (o_.tls) {
       const auto& tls = static_cast<const transport::TlsClient&>(c.stack->layer(0));
-      tls_version = SSL_get_version(tls.ssl());
-      tls_cipher = SSL_get_cipher_name(tls.ssl());
+      ++tls_handshakes;
+      if (SSL_session_reused(tls.ssl()) == 1) ++tls_resumed;
+      if (tls_version.empty()) {
+        tls_version = SSL_get_version(tls.ssl());
+        tls_cipher = SSL_get_cipher_name(tls.ssl());
+      }
     }
     SendConnect(c);
   }
@@ -1561,7 +1588,7 @@ struct Totals {
   VerifyCounts verify;
   uint64_t sent = 0, delivered = 0, stalls = 0, unexpected_closes = 0, protocol_errors = 0;
   uint64_t property_errors = 0, publish_refused = 0, server_disconnects = 0;
-  uint64_t transport_errors = 0;
+  uint64_t transport_errors = 0, tls_handshakes = 0, tls_resumed = 0;
   std::string transport_error, tls_version, tls_cipher;
   int last_refusal_code = -1;
   uint64_t connected = 0, connect_failures = 0, retained_cycles = 0;
@@ -1594,6 +1621,8 @@ Totals Collect(const std::vector<std::unique_ptr<Worker>>& workers) {
     t.publish_refused += w->publish_refused;
     t.server_disconnects += w->server_disconnects;
     t.transport_errors += w->transport_errors;
+    t.tls_handshakes += w->tls_handshakes;
+    t.tls_resumed += w->tls_resumed;
     if (t.transport_error.empty()) t.transport_error = w->transport_error;
     if (t.tls_version.empty()) {
       t.tls_version = w->tls_version;
@@ -1934,6 +1963,8 @@ int Main(int argc, char** argv) {
   r.Str("transport.kind", o.tls ? (o.websocket ? "wss" : "tls") : (o.websocket ? "ws" : "tcp"));
   r.Str("transport.tls_version", t.tls_version);
   r.Str("transport.tls_cipher", t.tls_cipher);
+  r.Num("transport.tls_handshakes", static_cast<double>(t.tls_handshakes));
+  r.Num("transport.tls_resumed", static_cast<double>(t.tls_resumed));
   r.Num("transport.errors", static_cast<double>(t.transport_errors));
   r.Str("transport.first_error", t.transport_error);
   r.Num("payload_bytes", static_cast<double>(o.payload));

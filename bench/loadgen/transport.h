@@ -101,8 +101,8 @@ class TlsClientContext {
     if (o.version == "1.3") version_min = TLS1_3_VERSION;
     SSL_CTX_set_min_proto_version(c->ctx_, version_min);
     SSL_CTX_set_max_proto_version(c->ctx_, version_max);
-    // Every connection makes a full handshake: the generator keeps no session cache, so the
-    // handshake rate is that of new clients, not of resumptions.
+    // No shared session cache: a connection makes a full handshake, the rate of new clients,
+    // unless the caller offers it a session of its own (SSL_set_session, --tls-resume).
     SSL_CTX_set_session_cache_mode(c->ctx_, SSL_SESS_CACHE_OFF);
     if (!o.insecure) {
       if (o.cafile.empty()) return Error(error, "--tls needs --cafile (or --insecure)");

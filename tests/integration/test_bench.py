@@ -396,7 +396,8 @@ class BenchTransports(BrokerTestCase):
     def test_tls_rsa_mutual_pairs_and_handshakes_against_mosquitto(self):
         # RSA 2048 certificates: pairs at QoS 0 over TLS 1.2 with a client certificate on the
         # listener that requires one; then the handshake scenario (connect over TLS: TCP
-        # connect, full handshake, CONNECT/CONNACK, DISCONNECT, close), every attempt accepted.
+        # connect, full handshake, CONNECT/CONNACK, DISCONNECT, close), every attempt accepted,
+        # and the same with session resumption.
         m, certs = self.start_mosquitto_listeners("rsa")
         proc, result, csv_lines = self.run_on(
             m, "mtls", "pairs", "--qos", "0", "--publishers", "10", "--duration", "1",
@@ -413,6 +414,17 @@ class BenchTransports(BrokerTestCase):
         self.assertEqual(c["accepted"], c["attempts"])
         self.assertGreater(c["per_broker_cpu_s"], 0)
         self.assert_transport(result, "tls", "TLSv1.3")
+        self.assertEqual(result["transport"]["tls_resumed"], 0)
+        self.assertGreaterEqual(result["transport"]["tls_handshakes"], c["attempts"])
+        # --tls-resume: each slot offers its previous connection's session (a TLS 1.3 ticket);
+        # all but each slot's first handshake are abbreviated.
+        proc, result, _ = self.run_on(m, "tls", "connect", "--clients", "4", "--duration", "1",
+                                      "--warmup", "0.2", "--tls", "--cafile", certs["ca"],
+                                      "--tls-resume")
+        self.assertEqual(proc.returncode, 0, f"stdout: {proc.stdout}\nstderr: {proc.stderr}")
+        t = result["transport"]
+        self.assertGreater(t["tls_handshakes"], 4)
+        self.assertEqual(t["tls_resumed"], t["tls_handshakes"] - 4)
 
     def test_tls_failures_are_reported_not_verified(self):
         # The mutual-TLS listener without a client certificate, and a CA that did not sign the
@@ -433,7 +445,7 @@ class BenchTransports(BrokerTestCase):
         # Usage errors (exit 2) before any connection: no broker needed.
         for args in (["--cafile", "x"], ["--tls"], ["--tls", "--insecure", "--cert", "c"],
                      ["--ws-path", "/x"], ["--websocket", "--ws-path", "x"],
-                     ["--tls", "--insecure", "--tls-version", "1.1"]):
+                     ["--tls", "--insecure", "--tls-version", "1.1"], ["--tls-resume"]):
             argv = [bench_binary(), "pairs", *args, "--port", "1"]
             proc = subprocess.run(argv, capture_output=True, text=True, timeout=RUN_TIMEOUT)
             self.assertEqual(proc.returncode, 2, f"{args}: {proc.stderr}")
