@@ -36,6 +36,12 @@ MOSQUITTO = "/usr/sbin/mosquitto"
 # scenarios against ringmq instead of checking the refusal.
 RINGMQ_SERVES_MQTT5 = True
 
+# Whether ringmq serves TLS and WebSocket listeners from [[listener]] tables in this tree (issue
+# 14). While it does not, test_tls_and_websocket_against_ringmq checks that ringmq refuses such a
+# config; set to True once the listeners, TLS and WebSocket work is merged: the test then runs
+# the generator over TLS and WebSockets against ringmq.
+RINGMQ_SERVES_TLS_AND_WEBSOCKETS = False
+
 
 def bench_binary():
     """ringmq-bench next to the broker under test, else the release build's."""
@@ -449,3 +455,52 @@ class BenchTransports(BrokerTestCase):
             argv = [bench_binary(), "pairs", *args, "--port", "1"]
             proc = subprocess.run(argv, capture_output=True, text=True, timeout=RUN_TIMEOUT)
             self.assertEqual(proc.returncode, 2, f"{args}: {proc.stderr}")
+
+
+class BenchTransportsRingmq(BrokerTestCase):
+    run_bench = Bench.run_bench
+    assert_common_fields = Bench.assert_common_fields
+    assert_messages_verified = Bench.assert_messages_verified
+
+    def test_tls_and_websocket_against_ringmq(self):
+        if is_mosquitto():
+            self.skipTest("ringmq's [[listener]] tables")
+        tmp = tempfile.TemporaryDirectory(prefix="ringmq-bench-tls-")
+        self.addCleanup(tmp.cleanup)
+        certs = make_certificates(tmp.name, "ec")
+        tls_port, ws_port = free_tcp_port(), free_tcp_port()
+        config = os.path.join(tmp.name, "ringmq.toml")
+        with open(config, "w") as f:
+            f.write(f'[[listener]]\nbind = "127.0.0.1"\nport = {tls_port}\n'
+                    f'certfile = "{certs["server_cert"]}"\nkeyfile = "{certs["server_key"]}"\n\n'
+                    f'[[listener]]\nbind = "127.0.0.1"\nport = {ws_port}\n'
+                    'protocol = "websockets"\n')
+        if not RINGMQ_SERVES_TLS_AND_WEBSOCKETS:
+            # A ringmq without them refuses the config (unknown key, or a layer not built yet).
+            proc = subprocess.Popen([binary(), "--port", str(free_tcp_port()), "--metrics-port",
+                                     "0", "--config", config], stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE, text=True)
+            try:
+                _, err = proc.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+                raise AssertionError("ringmq now starts with TLS and WebSocket [[listener]] "
+                                     "tables: set RINGMQ_SERVES_TLS_AND_WEBSOCKETS = True in "
+                                     "tests/integration/test_bench.py")
+            self.assertNotEqual(proc.returncode, 0)
+            self.assertIn("listener", err)
+            return
+        b = self.start_broker("--config", config, log_level="info")
+
+        class At:
+            proc = b.proc
+        for port, transport in ((tls_port, ["--tls", "--cafile", certs["ca"]]),
+                                (ws_port, ["--websocket"])):
+            At.port = port
+            proc, result, csv_lines = self.run_bench(
+                At, "fanin", "--qos", "1", "--publishers", "10", "--subscribers", "1",
+                "--duration", "1", "--warmup", "0.3", *transport)
+            self.assert_messages_verified(proc, result, csv_lines, "fanin")
+            self.assertEqual(result["transport"]["errors"], 0)
+        self.assert_counters(b.stop(), connect_accepted=22)
