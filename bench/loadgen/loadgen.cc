@@ -608,7 +608,6 @@ class Worker {
   bool StartTransport(Conn& c);
   bool TransportReceive(Conn& c, const uint8_t* data, size_t size);
   void OnTransportError(Conn& c);
-  void OnConnectFailed(Conn& c, const char* what);
   bool OnFrame(Conn& c, const wire::Frame& f);
   bool OnConnack(Conn& c, const wire::Frame& f);
   void OnServerDisconnect(Conn& c, const wire::Frame& f);
