@@ -46,8 +46,7 @@ class Layer {
   virtual bool Start(wire::Buffer& down) = 0;
   // Bytes from below: what they decode to goes to `up`, what the layer must answer on its own
   // (handshake messages, a pong, a close reply) to `down`. False on a fatal error (error()).
-  virtual bool Receive(const uint8_t* data, size_t size, wire::Buffer& up,
-                       wire::Buffer& down) = 0;
+  virtual bool Receive(const uint8_t* data, size_t size, wire::Buffer& up, wire::Buffer& down) = 0;
   // Bytes from above, once open(): their encoding goes to `down`.
   virtual bool Send(const uint8_t* data, size_t size, wire::Buffer& down) = 0;
   virtual bool open() const = 0;
@@ -68,9 +67,9 @@ class Layer {
 // TLS
 
 struct TlsOptions {
-  std::string cafile;    // CAs to verify the broker's certificate with
-  std::string certfile;  // client certificate chain (mutual TLS); empty: none
-  std::string keyfile;   // its private key
+  std::string cafile;     // CAs to verify the broker's certificate with
+  std::string certfile;   // client certificate chain (mutual TLS); empty: none
+  std::string keyfile;    // its private key
   bool insecure = false;  // no verification of the broker's certificate or name
   std::string version;    // "1.2" or "1.3": only that version; empty: 1.2 or 1.3
   std::string host;       // the name or address the broker's certificate must match (and SNI)
@@ -120,8 +119,8 @@ class TlsClientContext {
       if (SSL_CTX_use_certificate_chain_file(c->ctx_, o.certfile.c_str()) != 1 ||
           SSL_CTX_use_PrivateKey_file(c->ctx_, o.keyfile.c_str(), SSL_FILETYPE_PEM) != 1 ||
           SSL_CTX_check_private_key(c->ctx_) != 1) {
-        return Error(error, "cannot use client certificate " + o.certfile + " / key " +
-                                o.keyfile + ": " + OpenSslErrors());
+        return Error(error, "cannot use client certificate " + o.certfile + " / key " + o.keyfile +
+                                ": " + OpenSslErrors());
       }
     }
     return c;
@@ -180,8 +179,8 @@ class TlsClient final : public Layer {
   bool Start(wire::Buffer& down) override { return Handshake(down); }
 
   bool Receive(const uint8_t* data, size_t size, wire::Buffer& up, wire::Buffer& down) override {
-    if (size != 0 && BIO_write(SSL_get_rbio(ssl_), data, static_cast<int>(size)) !=
-                         static_cast<int>(size)) {
+    if (size != 0 &&
+        BIO_write(SSL_get_rbio(ssl_), data, static_cast<int>(size)) != static_cast<int>(size)) {
       return Fail("BIO_write: " + OpenSslErrors());
     }
     if (!open_ && !Handshake(down)) return false;
@@ -255,8 +254,8 @@ class TlsClient final : public Layer {
 
 inline std::string Base64(const uint8_t* data, size_t size) {
   std::string out(4 * ((size + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data,
-                                static_cast<int>(size));
+  const int n =
+      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data, static_cast<int>(size));
   out.resize(static_cast<size_t>(n));
   return out;
 }
@@ -318,7 +317,8 @@ class WebSocketClient final : public Layer {
   static constexpr size_t kMaxResponseHeaderBytes = 8 * 1024;
 
   WebSocketClient(std::string host_header, std::string path, uint64_t max_frame_bytes)
-      : host_header_(std::move(host_header)), path_(std::move(path)),
+      : host_header_(std::move(host_header)),
+        path_(std::move(path)),
         max_frame_bytes_(max_frame_bytes) {}
 
   bool Start(wire::Buffer& down) override {
@@ -328,7 +328,8 @@ class WebSocketClient final : public Layer {
     expected_accept_ = WebSocketAccept(key);
     const std::string request = "GET " + path_ + " HTTP/1.1\r\nHost: " + host_header_ +
                                 "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                                "Sec-WebSocket-Key: " + key +
+                                "Sec-WebSocket-Key: " +
+                                key +
                                 "\r\nSec-WebSocket-Version: 13\r\n"
                                 "Sec-WebSocket-Protocol: mqtt\r\n\r\n";
     down.PutBytes(request.data(), request.size());

@@ -113,17 +113,17 @@ struct Upgraded {
   }
   std::string Response(std::string_view protocol = "mqtt") const {
     return "HTTP/1.1 101 Switching Protocols\r\nUpgrade: WebSocket\r\nConnection: Upgrade\r\n"
-           "Sec-WebSocket-Accept: " + accept + "\r\nSec-WebSocket-Protocol: " +
-           std::string(protocol) + "\r\n\r\n";
+           "Sec-WebSocket-Accept: " +
+           accept + "\r\nSec-WebSocket-Protocol: " + std::string(protocol) + "\r\n\r\n";
   }
 };
 
 TEST(WebSocketClient, UpgradeRequestAsksForMqtt) {
   Upgraded u;
   EXPECT_EQ(u.request.rfind("GET /mqtt HTTP/1.1\r\n", 0), 0u);
-  for (const char* header : {"Host: 127.0.0.1:1883\r\n", "Upgrade: websocket\r\n",
-                             "Connection: Upgrade\r\n", "Sec-WebSocket-Version: 13\r\n",
-                             "Sec-WebSocket-Protocol: mqtt\r\n"}) {
+  for (const char* header :
+       {"Host: 127.0.0.1:1883\r\n", "Upgrade: websocket\r\n", "Connection: Upgrade\r\n",
+        "Sec-WebSocket-Version: 13\r\n", "Sec-WebSocket-Protocol: mqtt\r\n"}) {
     EXPECT_NE(u.request.find(header), std::string::npos) << header;
   }
   EXPECT_EQ(u.request.substr(u.request.size() - 4), "\r\n\r\n");
@@ -184,11 +184,11 @@ TEST(WebSocketClient, RefusesWhatRfc6455AndMqttForbid) {
     Upgraded u;
     const std::string response = u.Response();
     wire::Buffer up, down;
-    ASSERT_TRUE(u.client.Receive(reinterpret_cast<const uint8_t*>(response.data()),
-                                 response.size(), up, down));
+    ASSERT_TRUE(u.client.Receive(reinterpret_cast<const uint8_t*>(response.data()), response.size(),
+                                 up, down));
     EXPECT_FALSE(u.client.Receive(c.frame.data(), c.frame.size(), up, down)) << c.name;
-    EXPECT_NE(u.client.error().find(c.error), std::string::npos) << c.name << ": "
-                                                                  << u.client.error();
+    EXPECT_NE(u.client.error().find(c.error), std::string::npos)
+        << c.name << ": " << u.client.error();
   }
 }
 
@@ -243,8 +243,8 @@ class TlsServer {
     for (const char* ext : {"subjectAltName=IP:127.0.0.1", "basicConstraints=critical,CA:TRUE"}) {
       const std::string e(ext);
       const size_t eq = e.find('=');
-      X509_EXTENSION* x = X509V3_EXT_conf(nullptr, &v3, e.substr(0, eq).c_str(),
-                                          e.substr(eq + 1).c_str());
+      X509_EXTENSION* x =
+          X509V3_EXT_conf(nullptr, &v3, e.substr(0, eq).c_str(), e.substr(eq + 1).c_str());
       X509_add_ext(cert_, x, -1);
       X509_EXTENSION_free(x);
     }
@@ -343,12 +343,17 @@ TEST(TlsClient, HandshakeVerifiesTheBrokerAndCarriesBytesBothWays) {
     stack.Add(std::make_unique<TlsClient>(*context));
     wire::Buffer app_in, app_out, wire_out;
     ASSERT_TRUE(Handshake(stack, peer, app_in)) << stack.error();
-    EXPECT_EQ(SSL_version(peer.ssl()), std::string(version) == "1.2" ? TLS1_2_VERSION
-                                                                     : TLS1_3_VERSION);
-    app_out.PutBytes("\x10\x0c" "MQTT", 6);
+    EXPECT_EQ(SSL_version(peer.ssl()),
+              std::string(version) == "1.2" ? TLS1_2_VERSION : TLS1_3_VERSION);
+    app_out.PutBytes(
+        "\x10\x0c"
+        "MQTT",
+        6);
     ASSERT_TRUE(stack.Send(app_out, wire_out));
     EXPECT_TRUE(app_out.empty());
-    EXPECT_EQ(Text(peer.Feed(wire_out)), std::string("\x10\x0c" "MQTT", 6));
+    EXPECT_EQ(Text(peer.Feed(wire_out)), std::string("\x10\x0c"
+                                                     "MQTT",
+                                                     6));
     peer.Write(std::string_view("\x20\x02\x00\x00", 4));
     const Bytes records = peer.Output();
     // Split in two: the record layer waits for the rest.
@@ -401,9 +406,10 @@ TEST(Stack, WebSocketOverTlsStartsAfterTheHandshake) {
   const size_t at = text.find("Sec-WebSocket-Key: ") + 19;
   const std::string accept = WebSocketAccept(text.substr(at, text.find("\r\n", at) - at));
   const Bytes frame = ServerFrame(0x82, {0x20, 0x02, 0x00, 0x00});
-  peer.Write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-             "Sec-WebSocket-Accept: " + accept + "\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n" +
-             Text(frame));
+  peer.Write(
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+      "Sec-WebSocket-Accept: " +
+      accept + "\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n" + Text(frame));
   const Bytes records = peer.Output();
   ASSERT_TRUE(stack.Receive(records.data(), records.size(), app_in, wire_out)) << stack.error();
   EXPECT_TRUE(stack.open());
