@@ -648,9 +648,10 @@ class Worker {
   wire::Buffer raw_in_;  // --tls / --websocket: wire bytes of one recv, before the stack
 };
 
-// The largest WebSocket frame the generator takes from a broker: a whole PUBLISH of the largest
-// --payload (1 MiB) with room for topic and properties; beyond it the frame is refused.
-constexpr uint64_t kMaxWebSocketFrameBytes = 2 << 20;
+// The largest WebSocket frame the generator takes from a broker. A broker may frame a whole send
+// batch (many PUBLISHes of up to 1 MiB each) at once, and the payload goes up as it arrives
+// (nothing is buffered per frame), so the bound only refuses lengths no send batch reaches.
+constexpr uint64_t kMaxWebSocketFrameBytes = uint64_t{1} << 30;
 
 constexpr uint64_t kConnectTimeoutNs = 10'000'000'000;
 

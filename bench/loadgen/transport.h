@@ -308,13 +308,18 @@ inline void EncodeClientFrame(uint8_t opcode, const uint8_t* data, size_t size,
 }
 
 // The client end of a WebSocket carrying MQTT: the HTTP/1.1 upgrade asking for the `mqtt`
-// subprotocol (MQTT 5.0 section 6), then every Send is one binary frame (it may hold several MQTT
-// packets, MQTT-6.0.0-2 lets packets span frames or share them). From the server it takes
+// subprotocol (MQTT 5.0 section 6), then each Send is binary frames of at most kMaxSendFrameBytes
+// (one frame may hold several MQTT packets or part of one: MQTT-6.0.0-2 lets packets span frames
+// or share them, and servers bound the frames they take). From the server it takes
 // binary and continuation frames of any fragmentation, answers pings and Close, and refuses a
 // masked frame (RFC6455-5.1), a text frame (MQTT-6.0.0-1) and any frame above max_frame_bytes.
 class WebSocketClient final : public Layer {
  public:
   static constexpr size_t kMaxResponseHeaderBytes = 8 * 1024;
+  // What one loop iteration's output of small messages fits in whole (16 PUBLISHes of 64 bytes
+  // are about 1.3 KiB), and below any server's frame bound: ringmq's is its max_packet_size, and a
+  // window of big messages in one frame would exceed it.
+  static constexpr size_t kMaxSendFrameBytes = 64 * 1024;
 
   WebSocketClient(std::string host_header, std::string path, uint64_t max_frame_bytes)
       : host_header_(std::move(host_header)),
@@ -359,7 +364,12 @@ class WebSocketClient final : public Layer {
   }
 
   bool Send(const uint8_t* data, size_t size, wire::Buffer& down) override {
-    if (size != 0) EncodeClientFrame(kWsBinary, data, size, down);
+    while (size > 0) {
+      const size_t n = std::min(size, kMaxSendFrameBytes);
+      EncodeClientFrame(kWsBinary, data, n, down);
+      data += n;
+      size -= n;
+    }
     return true;
   }
 

@@ -97,6 +97,28 @@ TEST(WebSocketClient, ClientFramesAreMaskedInEveryLengthForm) {
   }
 }
 
+TEST(WebSocketClient, SendSplitsIntoFramesOfAtMost64KiB) {
+  // MQTT-6.0.0-2: packets may span frames; a server bounds the frames it takes.
+  WebSocketClient client("127.0.0.1:1883", "/mqtt", 1 << 20);
+  Bytes payload(150'000);
+  for (size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<uint8_t>(i * 13);
+  wire::Buffer out;
+  ASSERT_TRUE(client.Send(payload.data(), payload.size(), out));
+  const Bytes wire = Take(out);
+  Bytes joined;
+  std::vector<size_t> sizes;
+  for (size_t pos = 0; pos < wire.size();) {
+    const ClientFrame f =
+        DecodeClientFrame(Bytes(wire.begin() + static_cast<long>(pos), wire.end()));
+    EXPECT_EQ(f.opcode, kWsBinary);
+    sizes.push_back(f.payload.size());
+    joined.insert(joined.end(), f.payload.begin(), f.payload.end());
+    pos += f.size;
+  }
+  EXPECT_EQ(sizes, (std::vector<size_t>{65536, 65536, 150'000 - 2 * 65536}));
+  EXPECT_EQ(joined, payload);
+}
+
 // A client that sent its upgrade; `accept` is the Sec-WebSocket-Accept its request calls for.
 struct Upgraded {
   WebSocketClient client{"127.0.0.1:1883", "/mqtt", 1 << 20};

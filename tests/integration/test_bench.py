@@ -503,4 +503,11 @@ class BenchTransportsRingmq(BrokerTestCase):
                 "--duration", "1", "--warmup", "0.3", *transport)
             self.assert_messages_verified(proc, result, csv_lines, "fanin")
             self.assertEqual(result["transport"]["errors"], 0)
-        self.assert_counters(b.stop(), connect_accepted=22)
+        # 100 KB messages over WebSocket, 16 in flight: the generator's output spans frames of
+        # at most 64 KiB (a window in one frame would exceed ringmq's frame bound).
+        At.port = ws_port
+        proc, result, csv_lines = self.run_bench(
+            At, "fanout", "--qos", "1", "--publishers", "1", "--subscribers", "2", "--payload",
+            "100000", "--duration", "1", "--warmup", "0.3", "--websocket")
+        self.assert_messages_verified(proc, result, csv_lines, "fanout")
+        self.assert_counters(b.stop(), connect_accepted=25)
