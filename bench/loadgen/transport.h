@@ -28,6 +28,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -531,8 +532,10 @@ class Stack {
  public:
   static constexpr size_t kMaxLayers = 2;
 
+  // At most kMaxLayers (TLS, then WebSocket): more is a programming error.
   void Add(std::unique_ptr<Layer> layer) {
-    if (layers_.size() < kMaxLayers) layers_.push_back(std::move(layer));
+    if (layers_.size() >= kMaxLayers) std::abort();
+    layers_.push_back(std::move(layer));
   }
   bool empty() const { return layers_.empty(); }
   bool open() const { return started_ == layers_.size() && (empty() || layers_.back()->open()); }
