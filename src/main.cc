@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "common/systemd.h"
 #include "config/options.h"
+#include "listener/listener.h"
 #include "ringmq/broker.h"
 #include "ringmq/config.h"
 
@@ -43,25 +44,29 @@ std::string AllocatorName() {
 #endif
 }
 
-std::string ListenAddress(const ringmq::Config& config) {
-  const bool v6 = config.bind.find(':') != std::string::npos;
-  return (v6 ? "[" + config.bind + "]" : config.bind) + ":" + std::to_string(config.port);
+std::string ListenAddress(const ringmq::ListenerConfig& listener) {
+  const bool v6 = listener.bind.find(':') != std::string::npos;
+  return (v6 ? "[" + listener.bind + "]" : listener.bind) + ":" + std::to_string(listener.port);
 }
 
-// Checks that go beyond one value: files the config names must be readable, the two listeners
-// must not collide. (Parsing the password and ACL files is done by the broker at start and here
-// when --check-config asks.)
+// Every listener's address, in listener order: "127.0.0.1:1883, 0.0.0.0:8883".
+std::string ListenAddresses(const ringmq::Config& config) {
+  std::string text;
+  for (const ringmq::ListenerConfig& listener : ringmq::listener::EffectiveListeners(config)) {
+    if (!text.empty()) text += ", ";
+    text += ListenAddress(listener);
+  }
+  return text;
+}
+
+// Checks that go beyond one value: files the config names must be readable. (The rules across
+// listeners are checked by the parser; parsing the password and ACL files is done by the broker
+// at start and here when --check-config asks.)
 absl::Status CheckConsistency(const ringmq::Config& config) {
   for (const std::string* file : {&config.password_file, &config.acl_file}) {
     if (!file->empty() && access(file->c_str(), R_OK) != 0) {
       return absl::InvalidArgumentError("cannot read " + *file + ": " + std::strerror(errno));
     }
-  }
-  if (config.metrics_port != 0 && config.metrics_port == config.port &&
-      (config.metrics_bind == config.bind || config.bind == "0.0.0.0" || config.bind == "::" ||
-       config.metrics_bind == "0.0.0.0" || config.metrics_bind == "::")) {
-    return absl::InvalidArgumentError("metrics_port " + std::to_string(config.metrics_port) +
-                                      " is also the MQTT port");
   }
   return absl::OkStatus();
 }
@@ -126,10 +131,10 @@ int main(int argc, char** argv) {
       ringmq::LogLevel::kInfo,
       "ringmq %s ready: accepting connections on %s (%u shards, %s, reject_policy %s); "
       "metrics %s",
-      RINGMQ_VERSION, ListenAddress(config).c_str(), broker.shard_count(),
+      RINGMQ_VERSION, ListenAddresses(config).c_str(), broker.shard_count(),
       AllocatorName().c_str(), std::string(ringmq::config::ToString(config.reject_policy)).c_str(),
       metrics_url.empty() ? "off" : metrics_url.c_str());
-  ringmq::NotifySystemd("READY=1\nSTATUS=accepting connections on " + ListenAddress(config));
+  ringmq::NotifySystemd("READY=1\nSTATUS=accepting connections on " + ListenAddresses(config));
 
   int signal_number = 0;
   while (true) {

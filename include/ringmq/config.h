@@ -44,9 +44,9 @@ enum class ProxyProtocol : uint8_t { kOff, kV1, kV2, kAny };
 // are named as Mosquitto names them, so its listener blocks translate line by line. TLS is on
 // when certfile is set.
 struct ListenerConfig {
-  std::string name;  // the `listener` label of its metrics; default "<protocol>:<port>"
+  std::string name;  // the `listener` label of its metrics; default "<scheme>:<port>"
   std::string bind = "127.0.0.1";
-  uint16_t port = 0;
+  uint16_t port = 0;  // required in a table: 1..65535
   ListenerProtocol protocol = ListenerProtocol::kMqtt;
   // WebSockets: the HTTP path of the upgrade, the Origin values accepted (empty: any), and
   // whether X-Forwarded-For names the client (only behind a proxy the operator trusts).
@@ -74,7 +74,7 @@ struct ListenerConfig {
 
 struct Config {
   std::string bind = "127.0.0.1";
-  uint16_t port = 1883;
+  uint16_t port = 1883;  // the default plain listener; 0: none (only `listeners`)
   uint32_t threads = 0;  // 0: one shard per online CPU
   CpuAffinity cpu_affinity = CpuAffinity::kOff;
   std::string config_file;
@@ -167,8 +167,9 @@ struct Config {
   // (rate-limited) with what it was doing. 0: not measured.
   uint32_t stall_warning_ms = 100;
 
-  // Listeners beyond the default plain one (bind, port): `[[listener]]` tables, in order. A
-  // connection's listener index is 0 for the default listener and i + 1 for listeners[i].
+  // Listeners beyond the default plain one (bind, port; port 0: no default listener):
+  // `[[listener]]` tables, in order, at most 255. A connection's listener index is its position
+  // in listener::EffectiveListeners: the default listener first when there is one.
   std::vector<ListenerConfig> listeners;
 
   friend bool operator==(const Config&, const Config&) = default;

@@ -17,6 +17,7 @@
 #include "auth/auth_data.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "config/options.h"
 #include "io/listener.h"
 #include "listener/listener.h"
 #include "io/ring.h"
@@ -139,19 +140,28 @@ absl::Status Broker::Start() {
     RINGMQ_LOG_INFO("auth: %s", (*data)->Summary().c_str());
     running->shared.auth.Replace(std::move(*data), nullptr);
   }
-  if (config_.allow_anonymous && config_.password_file.empty() && !IsLoopback(config_.bind)) {
-    RINGMQ_LOG_WARNING(
-        "listening on %s with allow_anonymous true and no password_file: any client that can "
-        "reach this address may connect (see docs/auth.md)",
-        config_.bind.c_str());
-  }
   if (config_.max_connections_per_address != 0 || config_.max_connect_rate_per_address != 0) {
     running->shared.addresses = std::make_unique<connect::AddressTable>();
   }
+  if (absl::Status checked = config::CheckListeners(config_); !checked.ok()) return checked;
   const std::vector<ListenerConfig> listeners = listener::EffectiveListeners(config_);
-  if (listeners.size() > shard::Shard::kMaxListeners) {
-    return absl::InvalidArgumentError(absl::StrCat("at most ", shard::Shard::kMaxListeners - 1,
-                                                   " [[listener]] tables"));
+  RINGMQ_ASSERT(!listeners.empty() && listeners.size() <= shard::Shard::kMaxListeners);
+  for (const ListenerConfig& listener : listeners) {
+    const std::string proxy =
+        listener.proxy_protocol == ProxyProtocol::kOff
+            ? ""
+            : ", PROXY " + std::string(config::ToString(listener.proxy_protocol));
+    RINGMQ_LOG_INFO("listener %s: %s port %u, %s%s%s", listener::ListenerName(listener).c_str(),
+                    listener.bind.c_str(), listener.port,
+                    std::string(config::ToString(listener.protocol)).c_str(),
+                    listener.tls() ? ", TLS" : "", proxy.c_str());
+    if (listener.allow_anonymous.value_or(config_.allow_anonymous) &&
+        config_.password_file.empty() && !IsLoopback(listener.bind)) {
+      RINGMQ_LOG_WARNING(
+          "listening on %s with allow_anonymous true and no password_file: any client that can "
+          "reach this address may connect (see docs/auth.md)",
+          listener.bind.c_str());
+    }
   }
   for (const ListenerConfig& listener : listeners) {
     absl::StatusOr<std::unique_ptr<net::TransportFactory>> factory =

@@ -237,9 +237,12 @@ constexpr Option kOptions[] = {
                    config.bind = std::string(text);
                    return true;
                  }}},
-    {{"port", '\0', "N", "Listen on this TCP port", true},
+    {{"port", '\0', "N",
+      "Listen on this TCP port (the default plain listener); 0 = no default listener, only the "
+      "[[listener]] tables of the config file",
+      true},
      &ShowValue<&Config::port>,
-     Integer<&Config::port, 1, 65535>()},
+     Integer<&Config::port, 0, 65535>()},
     {{"threads", '\0', "N", "Shards (one thread and io_uring ring each); 0 = one per online CPU",
       true},
      &ShowValue<&Config::threads>,
@@ -794,8 +797,363 @@ const toml::node* SetFromNode(const Option& option, const toml::node& node, Conf
   return nullptr;
 }
 
+// The table's entries in document order (toml::table is ordered by key), so that the first
+// error reported is the first one in the file.
+std::vector<std::pair<const toml::key*, const toml::node*>> InDocumentOrder(
+    const toml::table& table) {
+  std::vector<std::pair<const toml::key*, const toml::node*>> entries;
+  entries.reserve(table.size());
+  for (const auto& [key, node] : table) entries.emplace_back(&key, &node);
+  std::stable_sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
+    return a.first->source().begin < b.first->source().begin;
+  });
+  return entries;
+}
+
+// --- [[listener]] tables ---------------------------------------------------------------------
+//
+// Each table of the `listener` array becomes one ListenerConfig, key by key through
+// kListenerKeys; then the rules between the keys of one table are checked (CheckListenerTable).
+// The rules across listeners, the default one included, depend on the flags too: CheckListeners.
+
+constexpr std::string_view kListenerKey = "listener";
+constexpr std::string_view kListenerProtocolNames[] = {"mqtt", "websockets"};
+static_assert(std::size(kListenerProtocolNames) ==
+              static_cast<size_t>(ListenerProtocol::kWebSockets) + 1);
+constexpr std::string_view kProxyProtocolNames[] = {"off", "v1", "v2", "any"};
+static_assert(std::size(kProxyProtocolNames) == static_cast<size_t>(ProxyProtocol::kAny) + 1);
+constexpr std::string_view kTlsVersionNames[] = {"tlsv1.2", "tlsv1.3"};
+
+// A listener's index is one byte (net::Connection::listener()), the default listener included.
+constexpr size_t kMaxListenerTables = 255;
+static_assert(kMaxListenerTables + 1 <= size_t{std::numeric_limits<uint8_t>::max()} + 1);
+
+struct ListenerKey {
+  std::string_view key;
+  std::string_view expected;  // completes "expected ..."
+  // Converts, checks and stores the value; false: not acceptable, nothing stored.
+  bool (*set)(const toml::node& node, ListenerConfig& listener);
+  // The value as TOML; empty for an optional key that is unset.
+  std::string (*show)(const ListenerConfig& listener);
+};
+
+bool IsListenerName(std::string_view text) {
+  if (text.empty() || text.size() > 64) return false;
+  return std::all_of(text.begin(), text.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '_' || c == '.' || c == ':' || c == '-';
+  });
+}
+
+// Printable ASCII (0x21..0x7e, and the space if `space`), 1..max_size characters.
+bool IsPrintable(std::string_view text, size_t max_size, bool space) {
+  if (text.empty() || text.size() > max_size) return false;
+  return std::all_of(text.begin(), text.end(), [space](char c) {
+    return (c > 0x20 && c < 0x7f) || (space && c == ' ');
+  });
+}
+
+bool IsHttpPath(std::string_view text) {
+  return text.starts_with('/') && IsPrintable(text, 1024, /*space=*/false);
+}
+bool IsFileName(std::string_view text) {
+  return !text.empty() && text.size() <= 4096 && text.find('\0') == std::string_view::npos;
+}
+bool IsTlsVersion(std::string_view text) {
+  return std::find(std::begin(kTlsVersionNames), std::end(kTlsVersionNames), text) !=
+         std::end(kTlsVersionNames);
+}
+bool IsCipherList(std::string_view text) { return IsPrintable(text, 4096, /*space=*/true); }
+
+// The type of a ListenerConfig member. (Spelled unlike MemberType: GCC takes two alias
+// templates whose decltype expressions have the same form for one.)
+template <typename Member>
+struct MemberTraits;
+template <typename T>
+struct MemberTraits<T ListenerConfig::*> {
+  using Type = T;
+};
+template <auto kMember>
+using ListenerMemberType = typename MemberTraits<decltype(kMember)>::Type;
+
+template <auto kMember, bool (*kCheck)(std::string_view)>
+bool SetListenerString(const toml::node& node, ListenerConfig& listener) {
+  const toml::value<std::string>* value = node.as_string();
+  if (value == nullptr || !kCheck(value->get())) return false;
+  listener.*kMember = value->get();
+  return true;
+}
+
+template <auto kMember, int64_t kMin, int64_t kMax>
+bool SetListenerInteger(const toml::node& node, ListenerConfig& listener) {
+  using T = ListenerMemberType<kMember>;
+  static_assert(std::is_unsigned_v<T> && kMin >= 0 && kMin <= kMax);
+  static_assert(static_cast<uint64_t>(kMax) <= std::numeric_limits<T>::max());
+  const toml::value<int64_t>* value = node.as_integer();
+  if (value == nullptr || value->get() < kMin || value->get() > kMax) return false;
+  listener.*kMember = static_cast<T>(value->get());
+  return true;
+}
+
+// A bool or an optional<bool> member.
+template <auto kMember>
+bool SetListenerBool(const toml::node& node, ListenerConfig& listener) {
+  const toml::value<bool>* value = node.as_boolean();
+  if (value == nullptr) return false;
+  listener.*kMember = value->get();
+  return true;
+}
+
+template <auto kMember, const auto& kNames>
+bool SetListenerEnum(const toml::node& node, ListenerConfig& listener) {
+  const toml::value<std::string>* value = node.as_string();
+  if (value == nullptr) return false;
+  auto parsed = ParseEnum<ListenerMemberType<kMember>>(value->get(), kNames);
+  if (parsed) listener.*kMember = *parsed;
+  return parsed.has_value();
+}
+
+bool SetAllowedOrigins(const toml::node& node, ListenerConfig& listener) {
+  const toml::array* array = node.as_array();
+  if (array == nullptr) return false;
+  std::vector<std::string> origins;
+  origins.reserve(array->size());
+  for (const toml::node& element : *array) {
+    const toml::value<std::string>* value = element.as_string();
+    if (value == nullptr || !IsPrintable(value->get(), 1024, /*space=*/false)) return false;
+    origins.push_back(value->get());
+  }
+  listener.allowed_origins = std::move(origins);
+  return true;
+}
+
+template <auto kMember>
+std::string ShowListener(const ListenerConfig& listener) {
+  const auto& value = listener.*kMember;
+  using T = ListenerMemberType<kMember>;
+  if constexpr (std::is_same_v<T, std::string>) {
+    return TomlString(value);
+  } else if constexpr (std::is_same_v<T, bool>) {
+    return value ? "true" : "false";
+  } else if constexpr (std::is_same_v<T, std::optional<bool>>) {
+    if (!value.has_value()) return "";
+    return *value ? "true" : "false";
+  } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+    std::vector<std::string> quoted;
+    for (const std::string& element : value) quoted.push_back(TomlString(element));
+    return absl::StrCat("[", absl::StrJoin(quoted, ", "), "]");
+  } else if constexpr (std::is_enum_v<T>) {
+    return TomlString(ToString(value));
+  } else {
+    return absl::StrCat(value);
+  }
+}
+
+constexpr std::string_view kBoolExpected = "a boolean (true or false)";
+
+// Every key of a [[listener]] table, in the order --check-config prints them.
+constexpr ListenerKey kListenerKeys[] = {
+    {"name", "1 to 64 characters of A-Z a-z 0-9 _ . : -",
+     &SetListenerString<&ListenerConfig::name, IsListenerName>,
+     &ShowListener<&ListenerConfig::name>},
+    {"bind", "an IPv4 or IPv6 address", &SetListenerString<&ListenerConfig::bind, IsIpLiteral>,
+     &ShowListener<&ListenerConfig::bind>},
+    {"port", "an integer in 1..65535", &SetListenerInteger<&ListenerConfig::port, 1, 65535>,
+     &ShowListener<&ListenerConfig::port>},
+    {"protocol", "one of mqtt|websockets",
+     &SetListenerEnum<&ListenerConfig::protocol, kListenerProtocolNames>,
+     &ShowListener<&ListenerConfig::protocol>},
+    {"path", "an HTTP path: \"/\" then printable ASCII without spaces, at most 1024 characters",
+     &SetListenerString<&ListenerConfig::path, IsHttpPath>,
+     &ShowListener<&ListenerConfig::path>},
+    {"allowed_origins", "an array of non-empty strings of printable ASCII without spaces",
+     &SetAllowedOrigins, &ShowListener<&ListenerConfig::allowed_origins>},
+    {"trust_x_forwarded_for", kBoolExpected,
+     &SetListenerBool<&ListenerConfig::trust_x_forwarded_for>,
+     &ShowListener<&ListenerConfig::trust_x_forwarded_for>},
+    {"proxy_protocol", "one of off|v1|v2|any",
+     &SetListenerEnum<&ListenerConfig::proxy_protocol, kProxyProtocolNames>,
+     &ShowListener<&ListenerConfig::proxy_protocol>},
+    {"certfile", "a file name", &SetListenerString<&ListenerConfig::certfile, IsFileName>,
+     &ShowListener<&ListenerConfig::certfile>},
+    {"keyfile", "a file name", &SetListenerString<&ListenerConfig::keyfile, IsFileName>,
+     &ShowListener<&ListenerConfig::keyfile>},
+    {"cafile", "a file name", &SetListenerString<&ListenerConfig::cafile, IsFileName>,
+     &ShowListener<&ListenerConfig::cafile>},
+    {"require_certificate", kBoolExpected,
+     &SetListenerBool<&ListenerConfig::require_certificate>,
+     &ShowListener<&ListenerConfig::require_certificate>},
+    {"use_identity_as_username", kBoolExpected,
+     &SetListenerBool<&ListenerConfig::use_identity_as_username>,
+     &ShowListener<&ListenerConfig::use_identity_as_username>},
+    {"tls_version", "one of tlsv1.2|tlsv1.3",
+     &SetListenerString<&ListenerConfig::tls_version, IsTlsVersion>,
+     &ShowListener<&ListenerConfig::tls_version>},
+    {"ciphers", "an OpenSSL cipher list: printable ASCII, at most 4096 characters",
+     &SetListenerString<&ListenerConfig::ciphers, IsCipherList>,
+     &ShowListener<&ListenerConfig::ciphers>},
+    {"ciphersuites", "OpenSSL TLS 1.3 cipher suites: printable ASCII, at most 4096 characters",
+     &SetListenerString<&ListenerConfig::ciphersuites, IsCipherList>,
+     &ShowListener<&ListenerConfig::ciphersuites>},
+    {"max_connections", "an integer in 0..10000000",
+     &SetListenerInteger<&ListenerConfig::max_connections, 0, 10'000'000>,
+     &ShowListener<&ListenerConfig::max_connections>},
+    {"allow_anonymous", kBoolExpected, &SetListenerBool<&ListenerConfig::allow_anonymous>,
+     &ShowListener<&ListenerConfig::allow_anonymous>},
+};
+
+// Keys that only a websockets listener takes, and the TLS keys that need certfile.
+constexpr std::string_view kWebSocketsKeys[] = {"path", "allowed_origins",
+                                                "trust_x_forwarded_for"};
+constexpr std::string_view kTlsKeys[] = {"cafile",      "require_certificate",
+                                         "use_identity_as_username", "tls_version",
+                                         "ciphers",     "ciphersuites"};
+
+const ListenerKey* FindListenerKey(std::string_view key) {
+  for (const ListenerKey& entry : kListenerKeys) {
+    if (entry.key == key) return &entry;
+  }
+  return nullptr;
+}
+
+// Tables are numbered from 1 in document order: "[[listener]] 2" is the file's second table.
+std::string ListenerLabel(size_t index) { return absl::StrCat("[[listener]] ", index + 1); }
+
+// The rules between the keys of one table (the values themselves are already checked).
+absl::Status CheckListenerTable(const toml::table& table, const ListenerConfig& listener,
+                                const std::string& label, std::string_view source_name) {
+  const auto error = [&](std::string_view message) {
+    return FileError(source_name, table.source().begin.line,
+                     absl::StrCat(label, ": ", Sv(message)));
+  };
+  if (!table.contains("port")) return error("port is required (an integer in 1..65535)");
+  if (listener.protocol == ListenerProtocol::kMqtt) {
+    for (const std::string_view key : kWebSocketsKeys) {
+      if (table.contains(key)) {
+        return error(absl::StrCat(Sv(key), " is a websockets key, and protocol is \"mqtt\""));
+      }
+    }
+  }
+  if (!listener.keyfile.empty() && listener.certfile.empty()) {
+    return error("keyfile needs certfile (the server certificate)");
+  }
+  if (!listener.certfile.empty() && listener.keyfile.empty()) {
+    return error("certfile needs keyfile (the certificate's private key)");
+  }
+  if (!listener.tls()) {
+    for (const std::string_view key : kTlsKeys) {
+      if (table.contains(key)) {
+        return error(absl::StrCat(Sv(key), " is a TLS key: TLS needs certfile and keyfile"));
+      }
+    }
+  }
+  if (listener.require_certificate && listener.cafile.empty()) {
+    return error("require_certificate needs cafile (the CAs that sign client certificates)");
+  }
+  if (listener.use_identity_as_username && listener.cafile.empty()) {
+    return error("use_identity_as_username needs cafile (the CAs that sign client certificates)");
+  }
+  if (listener.use_identity_as_username && !listener.require_certificate) {
+    return error("use_identity_as_username needs require_certificate = true");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ApplyListenerTable(const toml::table& table, size_t index,
+                                std::string_view source_name, ListenerConfig& listener) {
+  const std::string label = ListenerLabel(index);
+  for (const auto& [key, node] : InDocumentOrder(table)) {
+    const ListenerKey* entry = FindListenerKey(key->str());
+    if (entry == nullptr) {
+      return FileError(source_name, key->source().begin.line,
+                       absl::StrCat(label, ": unknown key ", Quote(key->str())));
+    }
+    if (!entry->set(*node, listener)) {
+      return FileError(source_name, node->source().begin.line,
+                       absl::StrCat(label, ": ", Sv(entry->key), ": expected ",
+                                    Sv(entry->expected)));
+    }
+  }
+  return CheckListenerTable(table, listener, label, source_name);
+}
+
+// The `listener` key: an array of tables ([[listener]]) replaces Config::listeners; an empty
+// array (`listener = []`) clears them.
+absl::Status ApplyListeners(const toml::key& key, const toml::node& node,
+                            std::string_view source_name, Config& config) {
+  const toml::array* array = node.as_array();
+  if (array == nullptr || (!array->empty() && !array->is_array_of_tables())) {
+    return FileError(source_name, key.source().begin.line,
+                     "listener: expected [[listener]] tables (a TOML array of tables)");
+  }
+  std::vector<ListenerConfig> listeners;
+  listeners.reserve(std::min(array->size(), kMaxListenerTables));
+  for (size_t i = 0; i < array->size(); ++i) {
+    const toml::node& element = *array->get(i);
+    if (i == kMaxListenerTables) {
+      return FileError(source_name, element.source().begin.line,
+                       absl::StrCat("at most ", kMaxListenerTables, " [[listener]] tables"));
+    }
+    ListenerConfig listener;
+    absl::Status applied = ApplyListenerTable(*element.as_table(), i, source_name, listener);
+    if (!applied.ok()) return applied;
+    listeners.push_back(std::move(listener));
+  }
+  config.listeners = std::move(listeners);
+  return absl::OkStatus();
+}
+
+// One `[[listener]]` table of EffectiveToml: bind, port and protocol always, the other keys
+// where they differ from a table that leaves them out.
+std::string ListenerToml(const ListenerConfig& listener) {
+  static const ListenerConfig kDefaults;
+  std::string text = "\n[[listener]]\n";
+  for (const ListenerKey& entry : kListenerKeys) {
+    const std::string value = entry.show(listener);
+    const bool always = entry.key == "bind" || entry.key == "port" || entry.key == "protocol";
+    if (value.empty() || (!always && value == entry.show(kDefaults))) continue;
+    absl::StrAppend(&text, Sv(entry.key), " = ", value, "\n");
+  }
+  return text;
+}
+
+// An IP literal as bytes: IPv4 in the first 4 of 16.
+struct IpAddress {
+  int family = AF_UNSPEC;
+  in6_addr bytes{};
+};
+
+IpAddress ParseIp(const std::string& text) {
+  IpAddress address;
+  if (inet_pton(AF_INET, text.c_str(), &address.bytes) == 1) {
+    address.family = AF_INET;
+  } else if (inet_pton(AF_INET6, text.c_str(), &address.bytes) == 1) {
+    address.family = AF_INET6;
+  }
+  return address;
+}
+
+// True if a socket bound to `a` receives connections to `b` on the same port: the same
+// address, or a wildcard ("::" takes IPv4 too: listeners are not IPV6_V6ONLY).
+bool Covers(const IpAddress& a, const IpAddress& b) {
+  static const in6_addr kZero{};
+  const bool a_wildcard = std::memcmp(&a.bytes, &kZero, sizeof(kZero)) == 0;
+  if (a.family == b.family && std::memcmp(&a.bytes, &b.bytes, sizeof(a.bytes)) == 0) return true;
+  if (!a_wildcard) return false;
+  return a.family == AF_INET6 || b.family == AF_INET;
+}
+
+bool AddressesOverlap(const std::string& bind_a, uint16_t port_a, const std::string& bind_b,
+                      uint16_t port_b) {
+  if (port_a != port_b) return false;
+  const IpAddress a = ParseIp(bind_a);
+  const IpAddress b = ParseIp(bind_b);
+  return Covers(a, b) || Covers(b, a);
+}
+
 absl::Status ApplyKey(const toml::key& key, const toml::node& node, std::string_view source_name,
                       Config& config) {
+  if (key.str() == kListenerKey) return ApplyListeners(key, node, source_name, config);
   const Option* option = FindByKey(key.str());
   if (option == nullptr) {
     return FileError(source_name, key.source().begin.line,
@@ -876,6 +1234,7 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv) 
     absl::Status applied = ApplyFlag(flag, result.config);
     if (!applied.ok()) return applied;
   }
+  if (absl::Status checked = CheckListeners(result.config); !checked.ok()) return checked;
   return result;
 }
 
@@ -883,17 +1242,8 @@ absl::Status ApplyToml(std::string_view toml_text, std::string_view source_name,
   absl::StatusOr<toml::table> table = ParseToml(toml_text, source_name);
   if (!table.ok()) return table.status();
 
-  // toml::table is ordered by key; apply in document order so the first error reported is the
-  // first one in the file.
-  std::vector<std::pair<const toml::key*, const toml::node*>> entries;
-  entries.reserve(table->size());
-  for (const auto& [key, node] : *table) entries.emplace_back(&key, &node);
-  std::stable_sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
-    return a.first->source().begin < b.first->source().begin;
-  });
-
   Config updated = config;  // all or nothing
-  for (const auto& [key, node] : entries) {
+  for (const auto& [key, node] : InDocumentOrder(*table)) {
     absl::Status applied = ApplyKey(*key, *node, source_name, updated);
     if (!applied.ok()) return applied;
   }
@@ -942,7 +1292,74 @@ std::string EffectiveToml(const Config& config) {
     absl::StrAppend(&text, Sv(option.info.key), " = ", option.show(config, /*as_toml=*/true),
                     "\n");
   }
+  for (const ListenerConfig& listener : config.listeners) text += ListenerToml(listener);
   return text;
+}
+
+std::string ListenerName(const ListenerConfig& listener) {
+  if (!listener.name.empty()) return listener.name;
+  const bool ws = listener.protocol == ListenerProtocol::kWebSockets;
+  const char* scheme = ws ? (listener.tls() ? "wss" : "ws") : (listener.tls() ? "mqtts" : "mqtt");
+  return absl::StrCat(scheme, ":", listener.port);
+}
+
+absl::Status CheckListeners(const Config& config) {
+  if (config.listeners.size() > kMaxListenerTables) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("at most ", kMaxListenerTables, " [[listener]] tables"));
+  }
+  if (config.port == 0 && config.listeners.empty()) {
+    return absl::InvalidArgumentError(
+        "port 0 turns the default listener off, and there is no [[listener]] table: nothing "
+        "to listen on");
+  }
+  struct Named {
+    std::string label;  // as errors name it
+    const std::string* bind;
+    uint16_t port;
+    std::string name;
+  };
+  std::vector<Named> all;
+  all.reserve(config.listeners.size() + 1);
+  if (config.port != 0) {
+    ListenerConfig plain;
+    plain.port = config.port;
+    all.push_back({"the default listener (bind, port)", &config.bind, config.port,
+                   ListenerName(plain)});
+  }
+  for (size_t i = 0; i < config.listeners.size(); ++i) {
+    const ListenerConfig& listener = config.listeners[i];
+    all.push_back({ListenerLabel(i), &listener.bind, listener.port, ListenerName(listener)});
+  }
+  // At most 256 listeners: the pairs are cheap to compare.
+  for (size_t i = 0; i < all.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (AddressesOverlap(*all[i].bind, all[i].port, *all[j].bind, all[j].port)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(all[j].label, " on ", *all[j].bind, " and ", all[i].label, " on ",
+                         *all[i].bind, " share port ", all[i].port));
+      }
+    }
+  }
+  for (size_t i = 0; i < all.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (all[i].name == all[j].name) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            all[j].label, " and ", all[i].label, " are both named ", Quote(all[i].name),
+            ": listener names label their metrics and must differ (set name)"));
+      }
+    }
+  }
+  if (config.metrics_port != 0) {
+    for (const Named& listener : all) {
+      if (AddressesOverlap(*listener.bind, listener.port, config.metrics_bind,
+                           config.metrics_port)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "metrics_port ", config.metrics_port, " is also the port of ", listener.label));
+      }
+    }
+  }
+  return absl::OkStatus();
 }
 
 std::string_view ToString(LogLevel level) {
@@ -967,6 +1384,18 @@ std::string_view ToString(SharedSubscriptionStrategy strategy) {
   const auto index = static_cast<size_t>(strategy);
   RINGMQ_ASSERT(index < std::size(kSharedStrategyNames));
   return kSharedStrategyNames[index];
+}
+
+std::string_view ToString(ListenerProtocol protocol) {
+  const auto index = static_cast<size_t>(protocol);
+  RINGMQ_ASSERT(index < std::size(kListenerProtocolNames));
+  return kListenerProtocolNames[index];
+}
+
+std::string_view ToString(ProxyProtocol proxy) {
+  const auto index = static_cast<size_t>(proxy);
+  RINGMQ_ASSERT(index < std::size(kProxyProtocolNames));
+  return kProxyProtocolNames[index];
 }
 
 std::string_view ToString(CpuAffinity affinity) {

@@ -3,8 +3,9 @@
 // Every option has one entry (name, value kind, help text, setter) used by the flag parser, the
 // config-file parser and --help, so they cannot disagree. Precedence: defaults < config file <
 // flags. A flag and a config key have the same name with '-' for '_' (--max-connections vs
-// max_connections). Config-file keys live at the top level of the document: there are no TOML
-// tables, so `[server]` or `a.b = 1` is an unknown key.
+// max_connections). Config-file keys live at the top level of the document, except the
+// listeners beyond the default one: each is a `[[listener]]` table (an array of tables). Other
+// tables (`[server]`, `a.b = 1`) are unknown keys.
 //
 // Thread safety: call from the main thread before shards start.
 #ifndef RINGMQ_CONFIG_OPTIONS_H_
@@ -14,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "ringmq/config.h"
 
@@ -49,15 +51,21 @@ std::string FlagName(std::string_view key);
 absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv);
 
 // Applies a TOML document to `config`. `source_name` prefixes errors ("file:line: ...").
-// Unknown keys and values of the wrong type or out of range are errors; on error `config` is
-// left unchanged. Never throws, whether or not toml++ was built with exceptions.
+// Unknown keys and values of the wrong type or out of range are errors, and so is a
+// [[listener]] table that breaks a rule between its own keys (no port, keyfile without certfile,
+// a TLS key without certfile, require_certificate without cafile, a websockets key on an mqtt
+// listener); the document's [[listener]] tables, if any, replace config.listeners. On error
+// `config` is left unchanged. Never throws, whether or not toml++ was built with exceptions.
+// The rules across listeners are CheckListeners'.
 absl::Status ApplyToml(std::string_view toml_text, std::string_view source_name, Config& config);
 
 // The --help text: usage line plus every option with its default and description.
 std::string HelpText();
 
-// Every config-file key with its value in `config`, one `key = value` line each, as a TOML
-// document that ApplyToml turns back into `config` (--check-config prints it).
+// Every config-file key with its value in `config`, one `key = value` line each, then one
+// [[listener]] table per Config::listeners entry (bind, port, protocol and the keys that differ
+// from their defaults), as a TOML document that ApplyToml turns back into `config`
+// (--check-config prints it).
 std::string EffectiveToml(const Config& config);
 
 std::string_view ToString(LogLevel level);
@@ -65,6 +73,19 @@ std::string_view ToString(RejectPolicy policy);
 std::string_view ToString(QueueFullPolicy policy);
 std::string_view ToString(SharedSubscriptionStrategy strategy);
 std::string_view ToString(CpuAffinity affinity);
+std::string_view ToString(ListenerProtocol protocol);
+std::string_view ToString(ProxyProtocol proxy);
+
+// The listener's display name and `listener` metric label: its `name` key, or
+// "<scheme>:<port>" ("mqtt:1883", "mqtts:8883", "ws:8080", "wss:8081").
+std::string ListenerName(const ListenerConfig& listener);
+
+// The rules across listeners, checked once the file and the flags are applied (ParseCommandLine
+// does; so does Broker::Start for configs built in code): at most 255 [[listener]] tables, some
+// listener to listen on (port 0 turns the default one off), names that differ (ListenerName),
+// no two listeners on the same port with the same or an overlapping wildcard address, and none
+// on the metrics endpoint's address.
+absl::Status CheckListeners(const Config& config);
 
 }  // namespace ringmq::config
 

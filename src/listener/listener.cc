@@ -4,26 +4,24 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "config/options.h"
 
 namespace ringmq::listener {
 
 std::vector<ListenerConfig> EffectiveListeners(const Config& config) {
   std::vector<ListenerConfig> listeners;
   listeners.reserve(config.listeners.size() + 1);
-  ListenerConfig plain;
-  plain.bind = config.bind;
-  plain.port = config.port;
-  listeners.push_back(std::move(plain));
+  if (config.port != 0) {
+    ListenerConfig plain;
+    plain.bind = config.bind;
+    plain.port = config.port;
+    listeners.push_back(std::move(plain));
+  }
   listeners.insert(listeners.end(), config.listeners.begin(), config.listeners.end());
   return listeners;
 }
 
-std::string ListenerName(const ListenerConfig& listener) {
-  if (!listener.name.empty()) return listener.name;
-  const bool ws = listener.protocol == ListenerProtocol::kWebSockets;
-  const char* scheme = ws ? (listener.tls() ? "wss" : "ws") : (listener.tls() ? "mqtts" : "mqtt");
-  return absl::StrCat(scheme, ":", listener.port);
-}
+std::string ListenerName(const ListenerConfig& listener) { return config::ListenerName(listener); }
 
 std::unique_ptr<net::Transport> StackFactory::Make() const {
   std::vector<std::unique_ptr<net::TransportLayer>> layers;

@@ -19,12 +19,14 @@
 
 namespace ringmq::listener {
 
-// The default listener (Config::bind, Config::port, plain MQTT) followed by Config::listeners:
-// index i is the listener index connections carry (net::Connection::listener()).
+// The listeners the broker opens: the default listener (Config::bind, Config::port, plain MQTT)
+// unless Config::port is 0, followed by Config::listeners. Index i is the listener index
+// connections carry (net::Connection::listener()): with the default listener, 0 is it and
+// i + 1 is Config::listeners[i]; without it, i is Config::listeners[i].
 std::vector<ListenerConfig> EffectiveListeners(const Config& config);
 
-// The listener's display name: its `name` key, or "<protocol>:<port>" ("mqtt:1883",
-// "mqtts:8883", "ws:8080", "wss:8081").
+// The listener's display name and metric label (config::ListenerName): its `name` key, or
+// "<scheme>:<port>" ("mqtt:1883", "mqtts:8883", "ws:8080", "wss:8081").
 std::string ListenerName(const ListenerConfig& listener);
 
 // Makes one layer of a connection's stack; thread-safe.

@@ -179,8 +179,8 @@ class Connection {
   // Right after Open/Adopt, for a connection accepted on a listener with layers (PROXY, TLS,
   // WebSocket; net/transport.h): received bytes go up through `transport` before MQTT sees
   // them, and everything sent goes down through it. Without one (plain TCP), bytes are MQTT.
-  // `listener` is the index of the listener that accepted the socket (Config::listeners order,
-  // 0 the default listener), for per-listener settings and counters.
+  // `listener` is the index of the listener that accepted the socket
+  // (listener::EffectiveListeners order), for per-listener settings and counters.
   // An adopted connection's transport that already knows the client's address (PROXY) moves
   // the per-address count to it, as on the first shard.
   void SetTransport(std::unique_ptr<Transport> transport, ConnectionContext& context);

@@ -65,8 +65,8 @@ class Shard final : public ShardServices {
  public:
   static constexpr uint32_t kSysShard = 0;  // publishes the $SYS topics
 
-  // Every listener's socket, index = listener (0 the default listener, i + 1 for
-  // Config::listeners[i]; at most kMaxListeners), each with its transport factory in
+  // Every listener's socket, index = listener (listener::EffectiveListeners order; at most
+  // kMaxListeners), each with its transport factory in
   // shared.transport_factories (null: plain TCP).
   static constexpr size_t kMaxListeners = 256;
 

@@ -496,7 +496,7 @@ TEST(OptionsFlagsTest, HelpAndVersion) {
 
 TEST(OptionsFlagsTest, HelpWinsOverBadValuesAndMissingFile) {
   const absl::StatusOr<CommandLine> parsed =
-      Parse({"--port", "0", "--config", "/nonexistent/ringmq.toml", "--help"});
+      Parse({"--port", "-1", "--config", "/nonexistent/ringmq.toml", "--help"});
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   EXPECT_TRUE(parsed->show_help);
 }
@@ -508,17 +508,16 @@ struct BadFlagCase {
 
 TEST(OptionsFlagsTest, BadValuesGiveExactOneLineErrors) {
   const std::vector<BadFlagCase> cases = {
-      {{"--port", "70000"}, R"(--port: expected an integer in 1..65535, got "70000")"},
-      {{"--port=0"}, R"(--port: expected an integer in 1..65535, got "0")"},
-      {{"--port", "-1"}, R"(--port: expected an integer in 1..65535, got "-1")"},
-      {{"--port", "abc"}, R"(--port: expected an integer in 1..65535, got "abc")"},
-      {{"--port", "+80"}, R"(--port: expected an integer in 1..65535, got "+80")"},
-      {{"--port", " 80"}, R"(--port: expected an integer in 1..65535, got " 80")"},
-      {{"--port", "80x"}, R"(--port: expected an integer in 1..65535, got "80x")"},
-      {{"--port", "1e3"}, R"(--port: expected an integer in 1..65535, got "1e3")"},
-      {{"--port="}, R"(--port: expected an integer in 1..65535, got "")"},
+      {{"--port", "70000"}, R"(--port: expected an integer in 0..65535, got "70000")"},
+      {{"--port", "-1"}, R"(--port: expected an integer in 0..65535, got "-1")"},
+      {{"--port", "abc"}, R"(--port: expected an integer in 0..65535, got "abc")"},
+      {{"--port", "+80"}, R"(--port: expected an integer in 0..65535, got "+80")"},
+      {{"--port", " 80"}, R"(--port: expected an integer in 0..65535, got " 80")"},
+      {{"--port", "80x"}, R"(--port: expected an integer in 0..65535, got "80x")"},
+      {{"--port", "1e3"}, R"(--port: expected an integer in 0..65535, got "1e3")"},
+      {{"--port="}, R"(--port: expected an integer in 0..65535, got "")"},
       {{"--port", "99999999999999999999999"},
-       R"(--port: expected an integer in 1..65535, got "99999999999999999999999")"},
+       R"(--port: expected an integer in 0..65535, got "99999999999999999999999")"},
       {{"--threads", "1025"}, R"(--threads: expected an integer in 0..1024, got "1025")"},
       {{"--max-inbound-qos2-pending", "65536"},
        R"(--max-inbound-qos2-pending: expected an integer in 1..65535, got "65536")"},
@@ -783,8 +782,8 @@ TEST(OptionsTomlTest, WrongTypeOrRangeNamesFileAndLine) {
        "r.toml:1: max_connections: expected an integer in 1..10000000"},
       {"max_connections = 5.0\n", "r.toml:1: max_connections: expected an integer in 1..10000000"},
       {"max_connections = true\n", "r.toml:1: max_connections: expected an integer in 1..10000000"},
-      {"port = 70000\n", "r.toml:1: port: expected an integer in 1..65535"},
-      {"port = -1\n", "r.toml:1: port: expected an integer in 1..65535"},
+      {"port = 70000\n", "r.toml:1: port: expected an integer in 0..65535"},
+      {"port = -1\n", "r.toml:1: port: expected an integer in 0..65535"},
       {"threads = 1025\n", "r.toml:1: threads: expected an integer in 0..1024"},
       {"connect_timeout_ms = 99\n",
        "r.toml:1: connect_timeout_ms: expected an integer in 100..3600000"},
@@ -943,6 +942,369 @@ TEST(OptionsHelpTest, DescriptionsAreAlignedAndDefaultsComeFromConfig) {
   EXPECT_NE(help.find("(default \"\")"), std::string::npos);
 }
 
+// --- [[listener]] tables ---------------------------------------------------------------------
+
+// Two tables that set every listener key, none at its default, and the listeners they make.
+constexpr std::string_view kEveryListenerKeyToml = R"(port = 1883
+[[listener]]
+name = "secure-ws"
+bind = "::"
+port = 8081
+protocol = "websockets"
+path = "/mqtt/ws"
+allowed_origins = ["https://a.example", "https://b.example"]
+trust_x_forwarded_for = true
+proxy_protocol = "any"
+certfile = "/etc/ringmq/server.crt"
+keyfile = "/etc/ringmq/server.key"
+cafile = "/etc/ringmq/ca.crt"
+require_certificate = true
+use_identity_as_username = true
+tls_version = "tlsv1.3"
+ciphers = "ECDHE+AESGCM:!aNULL"
+ciphersuites = "TLS_AES_128_GCM_SHA256"
+max_connections = 100
+allow_anonymous = false
+
+[[listener]]
+port = 1884
+proxy_protocol = "v1"
+allow_anonymous = true
+)";
+
+std::vector<ListenerConfig> EveryListenerKeyListeners() {
+  ListenerConfig secure;
+  secure.name = "secure-ws";
+  secure.bind = "::";
+  secure.port = 8081;
+  secure.protocol = ListenerProtocol::kWebSockets;
+  secure.path = "/mqtt/ws";
+  secure.allowed_origins = {"https://a.example", "https://b.example"};
+  secure.trust_x_forwarded_for = true;
+  secure.proxy_protocol = ProxyProtocol::kAny;
+  secure.certfile = "/etc/ringmq/server.crt";
+  secure.keyfile = "/etc/ringmq/server.key";
+  secure.cafile = "/etc/ringmq/ca.crt";
+  secure.require_certificate = true;
+  secure.use_identity_as_username = true;
+  secure.tls_version = "tlsv1.3";
+  secure.ciphers = "ECDHE+AESGCM:!aNULL";
+  secure.ciphersuites = "TLS_AES_128_GCM_SHA256";
+  secure.max_connections = 100;
+  secure.allow_anonymous = false;
+  ListenerConfig plain;
+  plain.port = 1884;
+  plain.proxy_protocol = ProxyProtocol::kV1;
+  plain.allow_anonymous = true;
+  return {secure, plain};
+}
+
+// A listener table with only `port` (and what `edit` sets).
+ListenerConfig Listener(uint16_t port, const std::function<void(ListenerConfig&)>& edit = {}) {
+  ListenerConfig listener;
+  listener.port = port;
+  if (edit) edit(listener);
+  return listener;
+}
+
+TEST(ListenerTomlTest, EveryKeyIsApplied) {
+  Config config;
+  const absl::Status applied = ApplyToml(kEveryListenerKeyToml, "l.toml", config);
+  ASSERT_TRUE(applied.ok()) << applied;
+  EXPECT_EQ(config.listeners, EveryListenerKeyListeners());
+  EXPECT_TRUE(CheckListeners(config).ok());
+}
+
+TEST(ListenerTomlTest, TableDefaults) {
+  Config config;
+  ASSERT_TRUE(ApplyToml("[[listener]]\nport = 1884\n", "l.toml", config).ok());
+  ASSERT_EQ(config.listeners.size(), 1u);
+  const ListenerConfig& listener = config.listeners[0];
+  EXPECT_EQ(listener, Listener(1884));
+  EXPECT_EQ(listener.bind, "127.0.0.1") << "loopback, as the default listener";
+  EXPECT_EQ(listener.protocol, ListenerProtocol::kMqtt);
+  EXPECT_EQ(listener.proxy_protocol, ProxyProtocol::kOff);
+  EXPECT_FALSE(listener.tls());
+  EXPECT_EQ(listener.max_connections, 0u);
+  EXPECT_FALSE(listener.allow_anonymous.has_value()) << "unset: the broker-wide key";
+  EXPECT_EQ(config.port, 1883) << "the default listener stays";
+}
+
+TEST(ListenerTomlTest, EffectiveTomlRoundTripsListeners) {
+  Config original;
+  ASSERT_TRUE(ApplyToml(kEveryListenerKeyToml, "l.toml", original).ok());
+  original.listeners.push_back(Listener(1885));
+  const std::string text = EffectiveToml(original);
+  Config parsed;
+  const absl::Status applied = ApplyToml(text, "effective", parsed);
+  ASSERT_TRUE(applied.ok()) << applied << "\n" << text;
+  EXPECT_EQ(parsed, original) << text;
+  // A table shows bind, port and protocol, and the other keys only where they differ.
+  EXPECT_NE(text.find("\n[[listener]]\nbind = \"127.0.0.1\"\nport = 1885\nprotocol = \"mqtt\"\n"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("[[listener]]"), text.find("\n\n[[listener]]") + 2)
+      << "tables after every top-level key";
+}
+
+TEST(ListenerTomlTest, TablesReplaceListenersAndAbsenceKeepsThem) {
+  Config config;
+  ASSERT_TRUE(ApplyToml("[[listener]]\nport = 2000\n[[listener]]\nport = 2001\n", "a", config)
+                  .ok());
+  ASSERT_EQ(config.listeners.size(), 2u);
+  ASSERT_TRUE(ApplyToml("max_inflight = 3\n", "b", config).ok());
+  EXPECT_EQ(config.listeners.size(), 2u);
+  ASSERT_TRUE(ApplyToml("[[listener]]\nport = 3000\n", "c", config).ok());
+  ASSERT_EQ(config.listeners.size(), 1u);
+  EXPECT_EQ(config.listeners[0].port, 3000);
+  ASSERT_TRUE(ApplyToml("listener = []\n", "d", config).ok());
+  EXPECT_TRUE(config.listeners.empty());
+  // Inline tables are tables too.
+  ASSERT_TRUE(ApplyToml("listener = [{port = 4000}, {port = 4001, name = \"b\"}]\n", "e", config)
+                  .ok());
+  ASSERT_EQ(config.listeners.size(), 2u);
+  EXPECT_EQ(config.listeners[1].name, "b");
+}
+
+TEST(ListenerTomlTest, BadValuesNameFileLineTableAndKey) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"port = 0", "port: expected an integer in 1..65535"},
+      {"port = 65536", "port: expected an integer in 1..65535"},
+      {"port = \"1884\"", "port: expected an integer in 1..65535"},
+      {"bind = \"localhost\"", "bind: expected an IPv4 or IPv6 address"},
+      {"name = \"\"", "name: expected 1 to 64 characters of A-Z a-z 0-9 _ . : -"},
+      {"name = \"a b\"", "name: expected 1 to 64 characters of A-Z a-z 0-9 _ . : -"},
+      {"name = \"" + std::string(65, 'n') + "\"",
+       "name: expected 1 to 64 characters of A-Z a-z 0-9 _ . : -"},
+      {"protocol = \"ws\"", "protocol: expected one of mqtt|websockets"},
+      {"proxy_protocol = true", "proxy_protocol: expected one of off|v1|v2|any"},
+      {"proxy_protocol = \"v3\"", "proxy_protocol: expected one of off|v1|v2|any"},
+      {"protocol = \"websockets\"\npath = \"mqtt\"",
+       "path: expected an HTTP path: \"/\" then printable ASCII without spaces, at most 1024 "
+       "characters"},
+      {"protocol = \"websockets\"\npath = \"/a b\"",
+       "path: expected an HTTP path: \"/\" then printable ASCII without spaces, at most 1024 "
+       "characters"},
+      {"protocol = \"websockets\"\nallowed_origins = \"https://a\"",
+       "allowed_origins: expected an array of non-empty strings of printable ASCII without "
+       "spaces"},
+      {"protocol = \"websockets\"\nallowed_origins = [\"\"]",
+       "allowed_origins: expected an array of non-empty strings of printable ASCII without "
+       "spaces"},
+      {"trust_x_forwarded_for = 1", "trust_x_forwarded_for: expected a boolean (true or false)"},
+      {"certfile = \"\"", "certfile: expected a file name"},
+      {"tls_version = \"tlsv1.1\"", "tls_version: expected one of tlsv1.2|tlsv1.3"},
+      {"tls_version = \"TLSv1.2\"", "tls_version: expected one of tlsv1.2|tlsv1.3"},
+      {"ciphers = \"\"",
+       "ciphers: expected an OpenSSL cipher list: printable ASCII, at most 4096 characters"},
+      {"ciphersuites = \"a\\tb\"",
+       "ciphersuites: expected OpenSSL TLS 1.3 cipher suites: printable ASCII, at most 4096 "
+       "characters"},
+      {"max_connections = -1", "max_connections: expected an integer in 0..10000000"},
+      {"max_connections = 10000001", "max_connections: expected an integer in 0..10000000"},
+      {"allow_anonymous = \"no\"", "allow_anonymous: expected a boolean (true or false)"},
+  };
+  for (const auto& [body, message] : cases) {
+    // The bad key is on the last line of the second table.
+    const std::string text =
+        "[[listener]]\nport = 2000\n\n[[listener]]\nport = 2001\n" + body + "\n";
+    const int line = 5 + static_cast<int>(std::count(body.begin(), body.end(), '\n'));
+    Config config;
+    const std::string error = ErrorOf(ApplyToml(text, "l.toml", config));
+    // `port = ...` twice is a TOML syntax error; the port cases replace the first port line.
+    if (body.starts_with("port")) {
+      const std::string single = "[[listener]]\nport = 2000\n\n[[listener]]\n" + body + "\n";
+      EXPECT_EQ(ErrorOf(ApplyToml(single, "l.toml", config)),
+                absl::StrCat("l.toml:5: [[listener]] 2: ", message))
+          << body;
+    } else {
+      EXPECT_EQ(error, absl::StrCat("l.toml:", line + 1, ": [[listener]] 2: ", message)) << body;
+    }
+    EXPECT_TRUE(config.listeners.empty()) << "all or nothing: " << body;
+  }
+}
+
+TEST(ListenerTomlTest, UnknownKeysAndNestedTablesAreErrors) {
+  Config config;
+  EXPECT_EQ(ErrorOf(ApplyToml("[[listener]]\nport = 1\nfoo = 2\n", "l.toml", config)),
+            R"(l.toml:3: [[listener]] 1: unknown key "foo")");
+  EXPECT_EQ(ErrorOf(ApplyToml("[[listener]]\nport = 1\nmax-connections = 2\n", "l.toml", config)),
+            R"(l.toml:3: [[listener]] 1: unknown key "max-connections")");
+  EXPECT_EQ(ErrorOf(ApplyToml("[[listener]]\nport = 1\n[listener.tls]\ncertfile = \"c\"\n",
+                              "l.toml", config)),
+            R"(l.toml:3: [[listener]] 1: unknown key "tls")");
+  EXPECT_EQ(ErrorOf(ApplyToml("[listener]\nport = 1\n", "l.toml", config)),
+            "l.toml:1: listener: expected [[listener]] tables (a TOML array of tables)");
+  EXPECT_EQ(ErrorOf(ApplyToml("listener = 1884\n", "l.toml", config)),
+            "l.toml:1: listener: expected [[listener]] tables (a TOML array of tables)");
+  EXPECT_EQ(ErrorOf(ApplyToml("listener = [1884]\n", "l.toml", config)),
+            "l.toml:1: listener: expected [[listener]] tables (a TOML array of tables)");
+}
+
+TEST(ListenerTomlTest, RulesBetweenKeysOfOneTable) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"bind = \"0.0.0.0\"", "port is required (an integer in 1..65535)"},
+      {"port = 1\npath = \"/x\"", "path is a websockets key, and protocol is \"mqtt\""},
+      {"port = 1\nallowed_origins = []",
+       "allowed_origins is a websockets key, and protocol is \"mqtt\""},
+      {"port = 1\nprotocol = \"mqtt\"\ntrust_x_forwarded_for = false",
+       "trust_x_forwarded_for is a websockets key, and protocol is \"mqtt\""},
+      {"port = 1\nkeyfile = \"k\"", "keyfile needs certfile (the server certificate)"},
+      {"port = 1\ncertfile = \"c\"", "certfile needs keyfile (the certificate's private key)"},
+      {"port = 1\ncafile = \"ca\"", "cafile is a TLS key: TLS needs certfile and keyfile"},
+      {"port = 1\nrequire_certificate = false",
+       "require_certificate is a TLS key: TLS needs certfile and keyfile"},
+      {"port = 1\nuse_identity_as_username = true",
+       "use_identity_as_username is a TLS key: TLS needs certfile and keyfile"},
+      {"port = 1\ntls_version = \"tlsv1.2\"",
+       "tls_version is a TLS key: TLS needs certfile and keyfile"},
+      {"port = 1\nciphers = \"HIGH\"", "ciphers is a TLS key: TLS needs certfile and keyfile"},
+      {"port = 1\nciphersuites = \"TLS_AES_256_GCM_SHA384\"",
+       "ciphersuites is a TLS key: TLS needs certfile and keyfile"},
+      {"port = 1\ncertfile = \"c\"\nkeyfile = \"k\"\nrequire_certificate = true",
+       "require_certificate needs cafile (the CAs that sign client certificates)"},
+      {"port = 1\ncertfile = \"c\"\nkeyfile = \"k\"\nuse_identity_as_username = true",
+       "use_identity_as_username needs cafile (the CAs that sign client certificates)"},
+      {"port = 1\ncertfile = \"c\"\nkeyfile = \"k\"\ncafile = \"ca\"\n"
+       "use_identity_as_username = true",
+       "use_identity_as_username needs require_certificate = true"},
+  };
+  for (const auto& [body, message] : cases) {
+    Config config;
+    EXPECT_EQ(ErrorOf(ApplyToml("max_inflight = 3\n\n[[listener]]\n" + body + "\n", "l.toml",
+                                config)),
+              absl::StrCat("l.toml:3: [[listener]] 1: ", message))
+        << body;
+    EXPECT_EQ(config, Config{}) << "all or nothing: " << body;
+  }
+  // The TLS keys are fine with certfile and keyfile, as is an optional client certificate.
+  Config config;
+  const absl::Status applied = ApplyToml(
+      "[[listener]]\nport = 1\ncertfile = \"c\"\nkeyfile = \"k\"\ncafile = \"ca\"\n"
+      "tls_version = \"tlsv1.2\"\nciphers = \"HIGH:!aNULL\"\n",
+      "l.toml", config);
+  EXPECT_TRUE(applied.ok()) << applied;
+}
+
+TEST(ListenerTomlTest, AtMost255Tables) {
+  std::string text;
+  for (int i = 0; i < 255; ++i) absl::StrAppend(&text, "[[listener]]\nport = ", 2000 + i, "\n");
+  Config config;
+  ASSERT_TRUE(ApplyToml(text, "l.toml", config).ok());
+  EXPECT_EQ(config.listeners.size(), 255u);
+  EXPECT_TRUE(CheckListeners(config).ok()) << CheckListeners(config);
+  absl::StrAppend(&text, "[[listener]]\nport = 3000\n");
+  config = Config{};
+  EXPECT_EQ(ErrorOf(ApplyToml(text, "l.toml", config)),
+            "l.toml:511: at most 255 [[listener]] tables");
+  EXPECT_TRUE(config.listeners.empty());
+  // A config built in code is checked too (Broker::Start calls CheckListeners).
+  config.listeners.assign(256, ListenerConfig{});
+  EXPECT_EQ(ErrorOf(CheckListeners(config)), "at most 255 [[listener]] tables");
+}
+
+TEST(ListenerTomlTest, ListenerNames) {
+  EXPECT_EQ(ListenerName(Listener(1883)), "mqtt:1883");
+  EXPECT_EQ(ListenerName(Listener(8883, [](ListenerConfig& l) { l.certfile = "c"; })), "mqtts:8883");
+  EXPECT_EQ(ListenerName(Listener(
+                80, [](ListenerConfig& l) { l.protocol = ListenerProtocol::kWebSockets; })),
+            "ws:80");
+  EXPECT_EQ(ListenerName(Listener(443,
+                                [](ListenerConfig& l) {
+                                  l.protocol = ListenerProtocol::kWebSockets;
+                                  l.certfile = "c";
+                                })),
+            "wss:443");
+  EXPECT_EQ(ListenerName(Listener(443, [](ListenerConfig& l) { l.name = "edge"; })), "edge");
+}
+
+// --- Rules across listeners (after the flags) ------------------------------------------------
+
+absl::StatusOr<CommandLine> ParseWithFile(std::string_view toml,
+                                          std::vector<std::string> flags = {}) {
+  const std::string path = WriteTemp("listeners.toml", toml);
+  flags.insert(flags.begin(), {"--config", path});
+  return Parse(flags);
+}
+
+TEST(ListenerRulesTest, DefaultListenerStaysUnlessPortIsZero) {
+  absl::StatusOr<CommandLine> parsed = ParseWithFile("[[listener]]\nport = 8883\n");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->config.port, 1883);
+  EXPECT_EQ(parsed->config.listeners.size(), 1u);
+
+  parsed = ParseWithFile("port = 0\n[[listener]]\nport = 8883\n");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->config.port, 0);
+  parsed = ParseWithFile("[[listener]]\nport = 8883\n", {"--port", "0"});
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->config.port, 0);
+
+  const std::string nothing =
+      "port 0 turns the default listener off, and there is no [[listener]] table: nothing to "
+      "listen on";
+  EXPECT_EQ(ErrorOf(Parse({"--port", "0"})), nothing);
+  EXPECT_EQ(ErrorOf(ParseWithFile("port = 0\n")), nothing);
+  EXPECT_EQ(ErrorOf(ParseWithFile("port = 0\nlistener = []\n")), nothing);
+}
+
+TEST(ListenerRulesTest, TwoListenersOnOneAddressAreRefused) {
+  EXPECT_EQ(ErrorOf(ParseWithFile("[[listener]]\nport = 1883\n")),
+            "the default listener (bind, port) on 127.0.0.1 and [[listener]] 1 on 127.0.0.1 "
+            "share port 1883");
+  // A flag moves the default listener onto a table's address, or off it.
+  EXPECT_EQ(ErrorOf(ParseWithFile("[[listener]]\nport = 8883\n", {"--port", "8883"})),
+            "the default listener (bind, port) on 127.0.0.1 and [[listener]] 1 on 127.0.0.1 "
+            "share port 8883");
+  EXPECT_TRUE(ParseWithFile("[[listener]]\nport = 1883\n", {"--port", "1884"}).ok());
+  EXPECT_EQ(ErrorOf(ParseWithFile("port = 1\n[[listener]]\nport = 2\nname = \"a\"\n"
+                                  "[[listener]]\nport = 2\nname = \"b\"\n")),
+            "[[listener]] 1 on 127.0.0.1 and [[listener]] 2 on 127.0.0.1 share port 2");
+  // The same address spelled differently.
+  EXPECT_EQ(ErrorOf(ParseWithFile("port = 1\n[[listener]]\nbind = \"::1\"\nport = 2\n"
+                                  "name = \"a\"\n[[listener]]\nbind = \"0:0::1\"\nport = 2\n")),
+            "[[listener]] 1 on ::1 and [[listener]] 2 on 0:0::1 share port 2");
+  // Wildcards take the port on every address of their family; "::" takes IPv4 too.
+  EXPECT_EQ(ErrorOf(ParseWithFile("[[listener]]\nbind = \"0.0.0.0\"\nport = 1883\n"
+                                  "name = \"all\"\n")),
+            "the default listener (bind, port) on 127.0.0.1 and [[listener]] 1 on 0.0.0.0 "
+            "share port 1883");
+  EXPECT_EQ(ErrorOf(ParseWithFile("[[listener]]\nbind = \"::\"\nport = 1883\nname = \"all\"\n")),
+            "the default listener (bind, port) on 127.0.0.1 and [[listener]] 1 on :: share port "
+            "1883");
+  // Different addresses, or an IPv4 wildcard beside an IPv6 address, may share a port.
+  EXPECT_TRUE(ParseWithFile("[[listener]]\nbind = \"127.0.0.2\"\nport = 1883\nname = \"two\"\n")
+                  .ok());
+  EXPECT_TRUE(ParseWithFile("bind = \"0.0.0.0\"\n[[listener]]\nbind = \"::1\"\nport = 1883\n"
+                            "name = \"v6\"\n")
+                  .ok());
+}
+
+TEST(ListenerRulesTest, NamesMustDiffer) {
+  EXPECT_EQ(ErrorOf(ParseWithFile("[[listener]]\nbind = \"127.0.0.2\"\nport = 1883\n")),
+            "the default listener (bind, port) and [[listener]] 1 are both named \"mqtt:1883\": "
+            "listener names label their metrics and must differ (set name)");
+  EXPECT_EQ(ErrorOf(ParseWithFile("[[listener]]\nport = 2\nname = \"x\"\n"
+                                  "[[listener]]\nport = 3\nname = \"x\"\n")),
+            "[[listener]] 1 and [[listener]] 2 are both named \"x\": listener names label their "
+            "metrics and must differ (set name)");
+  EXPECT_EQ(ErrorOf(ParseWithFile("[[listener]]\nport = 2\nname = \"mqtt:1883\"\n")),
+            "the default listener (bind, port) and [[listener]] 1 are both named \"mqtt:1883\": "
+            "listener names label their metrics and must differ (set name)");
+}
+
+TEST(ListenerRulesTest, MetricsEndpointMustNotTakeAListenersAddress) {
+  EXPECT_EQ(ErrorOf(Parse({"--metrics-port", "1883"})),
+            "metrics_port 1883 is also the port of the default listener (bind, port)");
+  EXPECT_EQ(ErrorOf(ParseWithFile("[[listener]]\nport = 9883\n")),
+            "metrics_port 9883 is also the port of [[listener]] 1");
+  EXPECT_EQ(ErrorOf(ParseWithFile("metrics_bind = \"::\"\n[[listener]]\nbind = \"127.0.0.3\"\n"
+                                  "port = 9883\n")),
+            "metrics_port 9883 is also the port of [[listener]] 1");
+  EXPECT_TRUE(ParseWithFile("[[listener]]\nport = 9883\n", {"--metrics-port", "0"}).ok());
+  EXPECT_TRUE(ParseWithFile("[[listener]]\nbind = \"127.0.0.2\"\nport = 9883\n").ok());
+}
+
 // --- Documentation ---------------------------------------------------------------------------
 
 // Uncomments every "# key = value" line of the example, so each documented default is parsed.
@@ -980,6 +1342,26 @@ TEST(ConfigDocsTest, ExampleFileParsesAndEqualsDefaults) {
   EXPECT_EQ(config, Config{});
 }
 
+TEST(ConfigDocsTest, ExampleListenerTablesParseAndCheck) {
+  const std::string text = ReadFile(SourcePath("docs/ringmq.example.toml"));
+  const size_t section = text.find("# --- More listeners");
+  ASSERT_NE(section, std::string::npos);
+  std::istringstream in(text.substr(section));
+  std::string tables;
+  int count = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (!line.starts_with("#   ")) continue;
+    tables += line.substr(4) + "\n";
+    count += line == "#   [[listener]]";
+  }
+  Config config;
+  const absl::Status applied = ApplyToml(tables, "example tables", config);
+  ASSERT_TRUE(applied.ok()) << applied << "\n" << tables;
+  EXPECT_EQ(config.listeners.size(), static_cast<size_t>(count));
+  EXPECT_GE(count, 5) << "plain, TLS, mutual TLS, WebSockets, PROXY";
+  EXPECT_TRUE(CheckListeners(config).ok()) << CheckListeners(config);
+}
+
 TEST(ConfigDocsTest, ExampleFileUsableThroughConfigFlag) {
   const std::filesystem::path path = SourcePath("docs/ringmq.example.toml");
   const absl::StatusOr<CommandLine> parsed = Parse({"--config", path.string()});
@@ -1001,17 +1383,25 @@ TEST(ConfigDocsTest, ReferenceDocumentsEveryOption) {
   }
 }
 
-TEST(ConfigDocsTest, ReferenceExampleParses) {
+TEST(ConfigDocsTest, ReferenceExamplesParse) {
   const std::string text = ReadFile(SourcePath("docs/configuration.md"));
-  const size_t begin = text.find("```toml\n");
-  ASSERT_NE(begin, std::string::npos);
-  const size_t end = text.find("```", begin + 8);
-  ASSERT_NE(end, std::string::npos);
-  Config config;
-  const absl::Status applied =
-      ApplyToml(std::string_view(text).substr(begin + 8, end - begin - 8), "example", config);
-  EXPECT_TRUE(applied.ok()) << applied;
-  EXPECT_EQ(config.client_id_prefixes, (std::vector<std::string>{"sensor-", "gateway-"}));
+  const size_t example = text.find("## Example `ringmq.toml`");
+  ASSERT_NE(example, std::string::npos);
+  int blocks = 0;
+  for (size_t begin = text.find("```toml\n"); begin != std::string::npos;
+       begin = text.find("```toml\n", begin + 1)) {
+    const size_t end = text.find("```", begin + 8);
+    ASSERT_NE(end, std::string::npos);
+    Config config;
+    const absl::Status applied =
+        ApplyToml(std::string_view(text).substr(begin + 8, end - begin - 8), "example", config);
+    EXPECT_TRUE(applied.ok()) << applied;
+    EXPECT_TRUE(CheckListeners(config).ok()) << CheckListeners(config);
+    if (begin > example && blocks++ == 0) {
+      EXPECT_EQ(config.client_id_prefixes, (std::vector<std::string>{"sensor-", "gateway-"}));
+    }
+  }
+  EXPECT_EQ(blocks, 1) << "one example after the Example heading";
 }
 
 }  // namespace
