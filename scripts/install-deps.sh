@@ -14,8 +14,10 @@ PACKAGES=(
   clang-14 libfuzzer-14-dev libclang-rt-14-dev
   mosquitto mosquitto-clients
   openssl
+  haproxy
   prometheus
   python3 python3-paho-mqtt
+  nodejs npm chromium
   systemd
 )
 

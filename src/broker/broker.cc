@@ -165,7 +165,7 @@ absl::Status Broker::Start() {
   }
   for (const ListenerConfig& listener : listeners) {
     absl::StatusOr<std::unique_ptr<net::TransportFactory>> factory =
-        listener::MakeTransportFactory(listener);
+        listener::MakeTransportFactory(listener, config_.max_packet_size);
     if (!factory.ok()) return factory.status();
     running->shared.transport_factories.push_back(std::move(*factory));
   }

@@ -5,6 +5,8 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "config/options.h"
+#include "proxy/layer.h"
+#include "websocket/websocket.h"
 
 namespace ringmq::listener {
 
@@ -31,19 +33,24 @@ std::unique_ptr<net::Transport> StackFactory::Make() const {
 }
 
 absl::StatusOr<std::unique_ptr<net::TransportFactory>> MakeTransportFactory(
-    const ListenerConfig& listener) {
+    const ListenerConfig& listener, uint32_t max_packet_size) {
   std::vector<LayerMaker> makers;
   const std::string name = ListenerName(listener);
-  if (listener.proxy_protocol != ProxyProtocol::kOff) {
-    return absl::UnimplementedError(
-        absl::StrCat("listener ", name, ": proxy_protocol is not built yet"));
+  if (const ProxyProtocol accept = listener.proxy_protocol; accept != ProxyProtocol::kOff) {
+    makers.push_back([accept] { return std::make_unique<proxy::ProxyLayer>(accept); });
   }
   if (listener.tls()) {
     return absl::UnimplementedError(absl::StrCat("listener ", name, ": TLS is not built yet"));
   }
   if (listener.protocol == ListenerProtocol::kWebSockets) {
-    return absl::UnimplementedError(
-        absl::StrCat("listener ", name, ": websockets is not built yet"));
+    if (listener.path.empty() || listener.path.front() != '/') {
+      return absl::InvalidArgumentError(
+          absl::StrCat("listener ", name, ": path must start with '/', got '", listener.path, "'"));
+    }
+    // Immutable and shared by every connection of the listener, on every shard.
+    auto options = std::make_shared<const websocket::Options>(
+        websocket::Options::ForListener(listener, max_packet_size));
+    makers.push_back([options] { return std::make_unique<websocket::WebSocketLayer>(options); });
   }
   if (makers.empty()) return nullptr;
   return std::make_unique<StackFactory>(std::move(makers));

@@ -8,6 +8,7 @@
 #ifndef RINGMQ_LISTENER_LISTENER_H_
 #define RINGMQ_LISTENER_LISTENER_H_
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -44,9 +45,10 @@ class StackFactory final : public net::TransportFactory {
 
 // The factory for `listener`'s connections: null when it has no layers (plain TCP). Errors:
 // unreadable or mismatched certificate and key files, a bad cipher list, and the like, each
-// naming the listener and the key to change.
+// naming the listener and the key to change. `max_packet_size` (Config::max_packet_size) sets
+// a WebSocket listener's frame and message bounds (websocket::Options::ForListener).
 absl::StatusOr<std::unique_ptr<net::TransportFactory>> MakeTransportFactory(
-    const ListenerConfig& listener);
+    const ListenerConfig& listener, uint32_t max_packet_size);
 
 }  // namespace ringmq::listener
 

@@ -120,6 +120,37 @@ namespace ringmq::metrics {
   X(auth_scram_no_scram_credentials) /* SCRAM for a user with a $6$/$7$ entry: 0x86 */         \
   X(auth_scram_bad_proof)          /* SCRAM proofs that did not verify: 0x86 */                \
   X(auth_scram_rate_limited)       /* SCRAM refused, failure budget spent: 0x97 */             \
+  X(proxy_header_v1)       /* PROXY v1 headers that named the client (TCP4/TCP6) */          \
+  X(proxy_header_v2)       /* PROXY v2 headers that named the client (PROXY, AF_INET/6) */   \
+  X(proxy_header_local)    /* PROXY headers that kept the socket's address (LOCAL, UNKNOWN) */ \
+  X(proxy_refused_missing) /* PROXY listener: first bytes not a PROXY header: closed */      \
+  X(proxy_refused_malformed_v1) /* PROXY v1 line off the grammar or over 107 bytes */        \
+  X(proxy_refused_malformed_v2) /* PROXY v2 header off the format (lengths, TLVs, CRC) */    \
+  X(proxy_refused_unsupported)  /* PROXY header of a version the listener does not take */   \
+  X(proxy_refused_too_large)    /* PROXY v2 header above proxy::kMaxV2Bytes */               \
+  X(proxy_timeout)         /* no complete PROXY header within connect_timeout_ms */          \
+  X(websocket_upgrades)                  /* WebSocket upgrades answered 101 */              \
+  X(websocket_refused_malformed)         /* upgrade off the HTTP grammar or no Host: 400 */ \
+  X(websocket_refused_request_too_large) /* upgrade request above 8 KiB: 431 */             \
+  X(websocket_refused_method)            /* not GET: 405 */                                 \
+  X(websocket_refused_path)              /* not the listener's path: 404 */                 \
+  X(websocket_refused_not_upgrade)       /* no Upgrade: websocket / Connection: upgrade */  \
+  X(websocket_refused_version)           /* Sec-WebSocket-Version not 13: 426 */            \
+  X(websocket_refused_key)               /* Sec-WebSocket-Key missing or malformed: 400 */  \
+  X(websocket_refused_subprotocol)       /* subprotocols offered, none of them MQTT: 400 */ \
+  X(websocket_refused_origin)            /* Origin not in allowed_origins: 403 */           \
+  X(websocket_refused_forwarded_for)     /* trusted X-Forwarded-For not an address: 400 */  \
+  X(websocket_error_unmasked)            /* unmasked client frame: close 1002 */            \
+  X(websocket_error_reserved_bits)       /* RSV bits set: close 1002 */                     \
+  X(websocket_error_opcode)              /* reserved opcode: close 1002 */                  \
+  X(websocket_error_control_frame)       /* control frame fragmented or > 125 B: 1002 */    \
+  X(websocket_error_continuation)        /* continuation out of a message, or missing */    \
+  X(websocket_error_text_frame)          /* text frame (MQTT-6.0.0-1): close 1003 */        \
+  X(websocket_error_close_frame)         /* close frame with a bad status code: 1002 */     \
+  X(websocket_frame_too_large)           /* frame payload above the bound: close 1009 */    \
+  X(websocket_message_too_large)         /* fragmented message above the bound: 1009 */     \
+  X(websocket_closes_received)           /* close frames received (answered) */             \
+  X(websocket_pings_received)            /* pings received (answered with a pong) */        \
   X(recv_enobufs) /* multishot recv ran out of provided buffers */                      \
   X(loop_iterations)                                                                    \
   X(sqes_submitted)                                                                     \

@@ -119,6 +119,19 @@ constexpr Family kFamilies[] = {
     {"ringmq_retained_fence_full_total", Type::kCounter,
      "Retained deliveries sent without that protection: the shard's fence entries were at their "
      "bound."},
+    // WebSockets.
+    {"ringmq_websocket_upgrades_total", Type::kCounter,
+     "WebSocket upgrades completed (HTTP 101 sent)."},
+    {"ringmq_websocket_upgrades_refused_total", Type::kCounter,
+     "WebSocket upgrade requests refused with an HTTP status and closed, by reason."},
+    {"ringmq_websocket_protocol_errors_total", Type::kCounter,
+     "WebSocket connections closed for a frame against RFC 6455 or MQTT-6.0.0-1, by reason."},
+    {"ringmq_websocket_too_large_total", Type::kCounter,
+     "WebSocket connections closed (1009) for a frame or a fragmented message above the bound."},
+    {"ringmq_websocket_closes_received_total", Type::kCounter,
+     "WebSocket close frames received from clients (answered, connection closed)."},
+    {"ringmq_websocket_pings_received_total", Type::kCounter,
+     "WebSocket pings received (answered with a pong)."},
     // Messages.
     {"ringmq_messages_received_total", Type::kCounter, "PUBLISH packets received, by QoS."},
     {"ringmq_messages_sent_total", Type::kCounter,
@@ -153,6 +166,11 @@ constexpr Family kFamilies[] = {
     {"ringmq_auth_verifications_total", Type::kCounter, "Password hashes computed."},
     {"ringmq_auth_scram_total", Type::kCounter,
      "SCRAM-SHA-256 exchanges (MQTT 5 enhanced authentication) ended, by result."},
+    // Listeners.
+    {"ringmq_proxy_headers_total", Type::kCounter,
+     "PROXY protocol headers on listeners that expect one, by result: v1 or v2 (named the "
+     "client), local (kept the socket's address), or why the connection was closed: missing, "
+     "malformed_v1, malformed_v2, unsupported (the other version), too_large, timeout."},
     // Shard loop and io_uring.
     {"ringmq_loop_iterations_total", Type::kCounter, "Shard event loop iterations."},
     {"ringmq_io_uring_sqes_submitted_total", Type::kCounter, "io_uring submission entries."},
@@ -202,6 +220,10 @@ constexpr std::string_view kAcceptedByLevel = "ringmq_connect_accepted_by_level_
 constexpr std::string_view kDisconnectsSent = "ringmq_disconnects_sent_total";
 constexpr std::string_view kTopicAliases = "ringmq_topic_aliases_total";
 constexpr std::string_view kScram = "ringmq_auth_scram_total";
+constexpr std::string_view kProxyHeaders = "ringmq_proxy_headers_total";
+constexpr std::string_view kWsRefused = "ringmq_websocket_upgrades_refused_total";
+constexpr std::string_view kWsErrors = "ringmq_websocket_protocol_errors_total";
+constexpr std::string_view kWsTooLarge = "ringmq_websocket_too_large_total";
 
 // The CONNACK code a reason calls for (0xff: none), from the admission table: the 3.1.1
 // return code, or for a 5.0-only reason (no 3.1.1 code) its 5.0 reason code. The 5.0 code of
@@ -478,6 +500,39 @@ Series SeriesOf(CounterId id) {
       return Labelled(kScram, "result", "no_scram_credentials");
     case C::auth_scram_bad_proof: return Labelled(kScram, "result", "bad_proof");
     case C::auth_scram_rate_limited: return Labelled(kScram, "result", "rate_limited");
+    case C::proxy_header_v1: return Labelled(kProxyHeaders, "result", "v1");
+    case C::proxy_header_v2: return Labelled(kProxyHeaders, "result", "v2");
+    case C::proxy_header_local: return Labelled(kProxyHeaders, "result", "local");
+    case C::proxy_refused_missing: return Labelled(kProxyHeaders, "result", "missing");
+    case C::proxy_refused_malformed_v1: return Labelled(kProxyHeaders, "result", "malformed_v1");
+    case C::proxy_refused_malformed_v2: return Labelled(kProxyHeaders, "result", "malformed_v2");
+    case C::proxy_refused_unsupported: return Labelled(kProxyHeaders, "result", "unsupported");
+    case C::proxy_refused_too_large: return Labelled(kProxyHeaders, "result", "too_large");
+    case C::proxy_timeout: return Labelled(kProxyHeaders, "result", "timeout");
+    case C::websocket_upgrades: return Plain("ringmq_websocket_upgrades_total");
+    case C::websocket_refused_malformed: return Labelled(kWsRefused, "reason", "malformed");
+    case C::websocket_refused_request_too_large:
+      return Labelled(kWsRefused, "reason", "request_too_large");
+    case C::websocket_refused_method: return Labelled(kWsRefused, "reason", "method");
+    case C::websocket_refused_path: return Labelled(kWsRefused, "reason", "path");
+    case C::websocket_refused_not_upgrade: return Labelled(kWsRefused, "reason", "not_upgrade");
+    case C::websocket_refused_version: return Labelled(kWsRefused, "reason", "version");
+    case C::websocket_refused_key: return Labelled(kWsRefused, "reason", "key");
+    case C::websocket_refused_subprotocol: return Labelled(kWsRefused, "reason", "subprotocol");
+    case C::websocket_refused_origin: return Labelled(kWsRefused, "reason", "origin");
+    case C::websocket_refused_forwarded_for:
+      return Labelled(kWsRefused, "reason", "forwarded_for");
+    case C::websocket_error_unmasked: return Labelled(kWsErrors, "reason", "unmasked");
+    case C::websocket_error_reserved_bits: return Labelled(kWsErrors, "reason", "reserved_bits");
+    case C::websocket_error_opcode: return Labelled(kWsErrors, "reason", "opcode");
+    case C::websocket_error_control_frame: return Labelled(kWsErrors, "reason", "control_frame");
+    case C::websocket_error_continuation: return Labelled(kWsErrors, "reason", "continuation");
+    case C::websocket_error_text_frame: return Labelled(kWsErrors, "reason", "text_frame");
+    case C::websocket_error_close_frame: return Labelled(kWsErrors, "reason", "close_frame");
+    case C::websocket_frame_too_large: return Labelled(kWsTooLarge, "what", "frame");
+    case C::websocket_message_too_large: return Labelled(kWsTooLarge, "what", "message");
+    case C::websocket_closes_received: return Plain("ringmq_websocket_closes_received_total");
+    case C::websocket_pings_received: return Plain("ringmq_websocket_pings_received_total");
     case C::recv_enobufs: return Plain("ringmq_receive_buffer_exhausted_total");
     case C::loop_iterations: return Plain("ringmq_loop_iterations_total");
     case C::sqes_submitted: return Plain("ringmq_io_uring_sqes_submitted_total");
@@ -550,6 +605,6 @@ std::string EscapeHelp(std::string_view text) {
 
 // Each family a series names exists (checked at compile time for the literal names above).
 static_assert(FamilyExists(kDropped) && FamilyExists(kReceived) && FamilyExists(kSent) &&
-              FamilyExists(kConnectOutcomes));
+              FamilyExists(kConnectOutcomes) && FamilyExists(kProxyHeaders));
 
 }  // namespace ringmq::metrics

@@ -993,14 +993,19 @@ uint64_t Connection::DeadlineMs() const {
 
 void Connection::OnDeadline(uint64_t now_ms, ConnectionContext& context) {
   switch (state_) {
-    case State::kAwaitConnect:
+    case State::kAwaitConnect: {
       context.counters->connect_timeout.Add();
+      Transport* t = transport();
+      const bool layers_open = t == nullptr || t->open();
+      if (!layers_open) t->OnOpenTimeout(*context.counters);  // e.g. no PROXY header yet
       if (LogLevel level; context.event_log.Admit(now_ms, &level)) {
-        LogLine(level, "closing %s: no CONNECT within %u ms", PeerName().c_str(),
-                context.connect_timeout_ms);
+        LogLine(level, "closing %s: no CONNECT within %u ms%s", PeerName().c_str(),
+                context.connect_timeout_ms,
+                layers_open ? "" : " (transport not open: header or handshake unfinished)");
       }
       StartClosing(now_ms);
       return;
+    }
     case State::kAuthenticating:
       context.counters->connect_timeout.Add();
       if (LogLevel level; context.event_log.Admit(now_ms, &level)) {

@@ -76,6 +76,16 @@ void Transport::Shutdown() {
   }
 }
 
+void Transport::OnOpenTimeout(metrics::ShardCounters& counters) {
+  RINGMQ_ASSERT(!open_);
+  for (const auto& layer : layers_) {
+    if (!layer->open()) {
+      layer->OnOpenTimeout(counters);
+      return;
+    }
+  }
+}
+
 size_t Transport::memory_bytes() const {
   size_t bytes = wire_.capacity();
   for (const ByteBuffer& buffer : up_) bytes += buffer.capacity();

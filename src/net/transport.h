@@ -24,10 +24,10 @@
 // anything more up. A layer that receives a clean close from its peer (a WebSocket close frame,
 // a TLS close_notify) answers it the same way and returns kClose.
 //
-// Bounds: each layer buffers at most a bounded amount (a PROXY header is at most 536 bytes (v2
-// may be 16 + 65,535; a layer sets its own cap), a TLS record 16 KiB + overhead, a WebSocket
-// frame header 14 bytes: payloads are unmasked as they stream through). memory_bytes() reports
-// what a layer holds, for the memory budget.
+// Bounds: each layer buffers at most a bounded amount (a PROXY header: 107 bytes for v1, 2 KiB
+// for v2, proxy::kMaxV2Bytes, where the spec allows 16 + 65,535; a TLS record 16 KiB +
+// overhead; a WebSocket frame header 14 bytes: payloads are unmasked as they stream through).
+// memory_bytes() reports what a layer holds, for the memory budget.
 //
 // Thread safety: a Transport belongs to its connection and is used on one thread at a time. It
 // may move to another shard with its connection (the hand-off to the client id's home shard),
@@ -80,6 +80,9 @@ class TransportLayer {
   // The connection is closing: appends the layer's goodbye (a close frame, close_notify) to
   // `down`, if it has one and has not sent it. Called once, after the last Send.
   virtual void Shutdown(ByteBuffer& down) { (void)down; }
+  // The connect timeout ran out while this layer was the lowest one not open: counts it under
+  // the layer's own cause (a PROXY header, a TLS handshake, an HTTP upgrade never finished).
+  virtual void OnOpenTimeout(metrics::ShardCounters& counters) { (void)counters; }
   // Passes application bytes up (handshake or header done).
   virtual bool open() const = 0;
   // Bytes the layer holds (buffers, the TLS library's state), for the memory budget.
@@ -102,6 +105,8 @@ class Transport {
   // The connection is closing: every layer's goodbye, top first, into wire(). Once only.
   void Shutdown();
   bool shut_down() const { return shut_down_; }
+  // The connect timeout ran out before open(): the lowest layer not open counts it.
+  void OnOpenTimeout(metrics::ShardCounters& counters);
   // Every layer is open: MQTT bytes flow both ways.
   bool open() const { return open_; }
   // Wire bytes waiting to be handed to a send (the connection swaps them out).

@@ -47,7 +47,7 @@ TEST(EffectiveListenersTest, WithoutTablesOnlyTheDefaultListener) {
 
 TEST(MakeTransportFactoryTest, PlainMqttHasNoLayers) {
   const absl::StatusOr<std::unique_ptr<net::TransportFactory>> factory =
-      MakeTransportFactory(OnPort(1883));
+      MakeTransportFactory(OnPort(1883), Config{}.max_packet_size);
   ASSERT_TRUE(factory.ok()) << factory.status();
   EXPECT_EQ(*factory, nullptr);
 }
