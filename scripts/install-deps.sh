@@ -15,6 +15,7 @@ PACKAGES=(
   mosquitto mosquitto-clients
   openssl
   haproxy
+  openssl
   prometheus
   python3 python3-paho-mqtt
   nodejs npm chromium

@@ -9,7 +9,7 @@
 #   3. fuzz            build-fuzz/ (clang++-14, ASan+UBSan): the clang build of all of src/ with
 #                      -Wthread-safety (configuration fails unless clang rejects
 #                      tests/compile_check/thread_safety_violation.cc), then each fuzz_* target
-#                      (tests/fuzz/<name>.cc) for $RINGMQ_FUZZ_SECONDS (default 20) s on a
+#                      (tests/fuzz/<name>.cc) for $RINGMQ_FUZZ_SECONDS (default 12) s on a
 #                      temporary copy of its seed corpus tests/fuzz/corpus/<name>/
 #   4. asan            build-asan/ (g++, ASan+UBSan): every test meson registers there (the whole
 #                      unit test binary) and the whole integration suite again
@@ -30,7 +30,7 @@
 #   --no-tsan   skip stage 5
 #   --no-bench  skip stage 6
 #
-# Environment: RINGMQ_FUZZ_SECONDS (20), RINGMQ_UNIT_TIMEOUT (600 s per test binary),
+# Environment: RINGMQ_FUZZ_SECONDS (12), RINGMQ_UNIT_TIMEOUT (600 s per test binary),
 # RINGMQ_INTEGRATION_TIMEOUT (900 s per integration run), RINGMQ_JOBS (ninja jobs, nproc).
 #
 # The last line is always `tests: N passed, M failed`; the exit status is non-zero if M > 0.
@@ -60,7 +60,7 @@ for arg in "$@"; do
   esac
 done
 
-fuzz_seconds=${RINGMQ_FUZZ_SECONDS:-20}
+fuzz_seconds=${RINGMQ_FUZZ_SECONDS:-12}
 # Stage 5's unit tests: every suite whose code is shared between threads (with its stress tests);
 # the header above quotes this filter.
 tsan_filter='Trie*:ChildTable*:Epoch*:Mailbox*:Retained*:Message*:AddressTable*'

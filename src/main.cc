@@ -12,12 +12,14 @@
 
 #include "auth/auth_data.h"
 #include "auth/passwd_tool.h"
+#include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/systemd.h"
 #include "config/options.h"
 #include "listener/listener.h"
 #include "ringmq/broker.h"
 #include "ringmq/config.h"
+#include "tls/context.h"
 
 #ifdef RINGMQ_WITH_MIMALLOC
 #include <mimalloc.h>
@@ -105,7 +107,22 @@ int main(int argc, char** argv) {
     }
   }
   if (command_line->check_config) {
-    std::printf("config OK\n%s", ringmq::config::EffectiveToml(config).c_str());
+    // Comments after the effective TOML, so the output stays a config file that checks the same.
+    // Each TLS listener's certificate, key and CA file are read as the broker would read them.
+    std::string listeners = "# listeners, in listener order:\n";
+    for (const ringmq::ListenerConfig& listener : ringmq::listener::EffectiveListeners(config)) {
+      listeners += "# listener " + ringmq::listener::Describe(listener) + "\n";
+      if (!listener.tls()) continue;
+      absl::StatusOr<std::string> checked = ringmq::tls::CheckListener(listener);
+      if (!checked.ok()) {
+        std::fprintf(stderr, "ringmq: %s\n", std::string(checked.status().message()).c_str());
+        return 2;
+      }
+      absl::StrAppend(&listeners, "# listener ", ringmq::listener::ListenerName(listener), ": ",
+                      *checked, "\n");
+    }
+    std::printf("config OK\n%s%s", ringmq::config::EffectiveToml(config).c_str(),
+                listeners.c_str());
     return 0;
   }
   ringmq::SetLogLevel(config.log_level);
@@ -117,7 +134,7 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGPIPE);
-  sigaddset(&signals, SIGHUP);  // reloads the password and ACL files
+  sigaddset(&signals, SIGHUP);  // reloads TLS certificates and the password and ACL files
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   ringmq::Broker broker(config);
@@ -141,7 +158,7 @@ int main(int argc, char** argv) {
     sigwait(&signals, &signal_number);
     if (signal_number == SIGPIPE) continue;
     if (signal_number != SIGHUP) break;
-    RINGMQ_LOG_INFO("received SIGHUP: reloading the password and ACL files");
+    RINGMQ_LOG_INFO("received SIGHUP: reloading TLS certificates, password and ACL files");
     broker.Reload().IgnoreError();  // logged; on error the old data stays in use
   }
   RINGMQ_LOG_INFO("received %s: stopping", signal_number == SIGINT ? "SIGINT" : "SIGTERM");

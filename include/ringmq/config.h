@@ -39,6 +39,9 @@ enum class ListenerProtocol : uint8_t { kMqtt, kWebSockets };
 // Whether a listener expects a PROXY protocol header before anything else (haproxy.org's
 // proxy-protocol.txt): version 1 (text), version 2 (binary) or either.
 enum class ProxyProtocol : uint8_t { kOff, kV1, kV2, kAny };
+// Which part of a verified TLS client certificate names the client (its identity, the user name
+// under use_identity_as_username): the subject's CN, or the first subjectAltName of a kind.
+enum class IdentityField : uint8_t { kCn, kSanDns, kSanEmail, kSanUri };
 
 // One `[[listener]]` table of the config file (docs/configuration.md, "Listeners"). The TLS keys
 // are named as Mosquitto names them, so its listener blocks translate line by line. TLS is on
@@ -60,6 +63,7 @@ struct ListenerConfig {
   std::string cafile;  // CAs for client certificates
   bool require_certificate = false;
   bool use_identity_as_username = false;
+  IdentityField identity_field = IdentityField::kCn;  // key `identity_field`: cn, san_dns, ...
   std::string tls_version;    // minimum: "tlsv1.2" (default) or "tlsv1.3"
   std::string ciphers;        // TLS 1.2 cipher list (OpenSSL syntax); empty: OpenSSL's default
   std::string ciphersuites;   // TLS 1.3 suites; empty: OpenSSL's default

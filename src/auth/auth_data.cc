@@ -39,7 +39,13 @@ absl::StatusOr<std::unique_ptr<AuthData>> LoadAuthData(const Config& config, uin
 }
 
 bool AuthConfigured(const Config& config) {
-  return !config.password_file.empty() || !config.acl_file.empty() || !config.allow_anonymous;
+  if (!config.password_file.empty() || !config.acl_file.empty() || !config.allow_anonymous) {
+    return true;
+  }
+  for (const ListenerConfig& listener : config.listeners) {
+    if (listener.allow_anonymous.has_value() && !*listener.allow_anonymous) return true;
+  }
+  return false;
 }
 
 SharedAuth::~SharedAuth() { delete current_.load(std::memory_order_relaxed); }

@@ -40,7 +40,8 @@ struct AuthData {
 absl::StatusOr<std::unique_ptr<AuthData>> LoadAuthData(const Config& config, uint64_t version);
 
 // True when the broker needs an authenticator at all: without a password file, an ACL file, or
-// allow_anonymous = false, every CONNECT is allowed and the admission path stays a null check.
+// allow_anonymous = false (broker-wide or on a listener), every CONNECT is allowed and the
+// admission path stays a null check.
 bool AuthConfigured(const Config& config);
 
 class SharedAuth {

@@ -49,9 +49,11 @@ AuthResult ShardAuthenticator::CheckPassword(const AuthData& data, std::string_v
   return AuthResult::kAllow;
 }
 
-AuthResult ShardAuthenticator::Check(const mqtt::Connect& connect) const {
+AuthResult ShardAuthenticator::Check(const mqtt::Connect& connect,
+                                     std::optional<bool> listener_allow_anonymous) const {
   const AuthData* data = shared_.Load();
   RINGMQ_ASSERT(data != nullptr && data->version != 0);
+  const bool allow_anonymous = listener_allow_anonymous.value_or(data->allow_anonymous);
   if (connect.properties.Find(mqtt::PropertyId::kAuthenticationMethod)) {
     // 5.0 enhanced authentication: the AUTH exchange proves the user (auth/enhanced_auth.h),
     // the password is not looked at. The will is checked once the user is known: the
@@ -63,15 +65,26 @@ AuthResult ShardAuthenticator::Check(const mqtt::Connect& connect) const {
     return AuthResult::kAllow;
   }
   if (!connect.user_name) {
-    if (!data->allow_anonymous) return AuthResult::kNotAuthorized;
+    if (!allow_anonymous) return AuthResult::kNotAuthorized;
   } else if (data->passwords) {
     const AuthResult result = CheckPassword(*data, *connect.user_name, connect.password);
     if (result != AuthResult::kAllow) return result;
-  } else if (!data->allow_anonymous) {
+  } else if (!allow_anonymous) {
     return AuthResult::kNotAuthorized;  // no password file: a user name cannot be verified
   }
   if (data->acl && connect.will) {
     // The server-assigned id of an empty client id is not known yet: %c is empty here.
+    const ClientAcl acl = ClientAcl::Compile(*data->acl, connect.user_name, connect.client_id);
+    if (!acl.CanPublish(connect.will->topic)) return AuthResult::kNotAuthorized;
+  }
+  return AuthResult::kAllow;
+}
+
+AuthResult ShardAuthenticator::CheckCertificateUser(const mqtt::Connect& connect) const {
+  const AuthData* data = shared_.Load();
+  RINGMQ_ASSERT(data != nullptr && data->version != 0);
+  RINGMQ_ASSERT(connect.user_name.has_value());
+  if (data->acl && connect.will) {
     const ClientAcl acl = ClientAcl::Compile(*data->acl, connect.user_name, connect.client_id);
     if (!acl.CanPublish(connect.will->topic)) return AuthResult::kNotAuthorized;
   }

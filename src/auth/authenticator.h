@@ -13,11 +13,14 @@
 //   missing passwords count as failures too (no hash is computed for them), so the budget also
 //   slows down guessing of user names. Every hash computed is counted in auth_verifications.
 //
+// allow_anonymous below is the listener's own setting when it has one, else the broker-wide key.
 // Decision order: no user name -> allowed only with allow_anonymous (else kNotAuthorized);
 // a user name with a password file -> verified (kBadCredentials on a wrong password or unknown
 // user); a user name without a password file -> accepted as is when allow_anonymous is true
 // (as Mosquitto does; the name still selects its ACL section), kNotAuthorized otherwise.
 // Finally a will whose topic the client's ACL does not let it publish -> kNotAuthorized.
+// A User Name that a verified TLS client certificate stands for (use_identity_as_username,
+// CheckCertificateUser) skips the password steps, as in Mosquitto; its will is checked.
 // A 5.0 CONNECT with an Authentication Method skips the password steps (the AUTH exchange
 // authenticates it, net/connection.h); its will is checked only when it has a User Name, which
 // the connection sets to the proven user before it calls Check again.
@@ -49,7 +52,10 @@ class ShardAuthenticator final : public connect::Authenticator {
   ShardAuthenticator(const SharedAuth& shared, uint32_t max_failures_per_second,
                      const uint64_t* now_ms, metrics::ShardCounters* counters);
 
-  connect::AuthResult Check(const mqtt::Connect& connect) const override;
+  connect::AuthResult Check(const mqtt::Connect& connect,
+                            std::optional<bool> allow_anonymous) const override;
+  // use_identity_as_username: the will's ACL for the certificate's user; no password.
+  connect::AuthResult CheckCertificateUser(const mqtt::Connect& connect) const override;
 
   // The shard's failure budget, for the SCRAM exchange (auth/enhanced_auth.h) to share.
   FailureBudget* failure_budget() const { return &budget_; }

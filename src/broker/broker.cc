@@ -4,6 +4,7 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <future>
@@ -26,6 +27,7 @@
 #include "metrics/exposition.h"
 #include "metrics/http_server.h"
 #include "shard/shard.h"
+#include "tls/ktls.h"
 
 namespace ringmq {
 
@@ -87,6 +89,20 @@ std::string Scrape(const shard::SharedState& shared, const Config& config,
   for (size_t i = 0; i < shared.shard_counters.size(); ++i) {
     shared.shard_counters[i]->AddTo(sample.shards[i]);
   }
+  const std::vector<ListenerConfig> listeners = listener::EffectiveListeners(config);
+  std::vector<metrics::ListenerSnapshot> listener_totals(listeners.size());
+  for (const metrics::ShardCounters* counters : shared.shard_counters) {
+    counters->AddListenersTo(listener_totals);
+  }
+  sample.listeners.resize(listeners.size());
+  for (size_t i = 0; i < listeners.size(); ++i) {
+    metrics::ListenerSample& listener = sample.listeners[i];
+    listener.name = listener::ListenerName(listeners[i]);
+    listener.counters = listener_totals[i];
+    listener.clients_connected =
+        shared.listener_clients[i].connected.load(std::memory_order_relaxed);
+    listener.max_connections = listeners[i].max_connections;
+  }
   sample.clients_connected = shared.connected_clients.load(std::memory_order_relaxed);
   sample.retained_messages = shared.retained.size();
   sample.max_connections = config.max_connections;
@@ -147,14 +163,7 @@ absl::Status Broker::Start() {
   const std::vector<ListenerConfig> listeners = listener::EffectiveListeners(config_);
   RINGMQ_ASSERT(!listeners.empty() && listeners.size() <= shard::Shard::kMaxListeners);
   for (const ListenerConfig& listener : listeners) {
-    const std::string proxy =
-        listener.proxy_protocol == ProxyProtocol::kOff
-            ? ""
-            : ", PROXY " + std::string(config::ToString(listener.proxy_protocol));
-    RINGMQ_LOG_INFO("listener %s: %s port %u, %s%s%s", listener::ListenerName(listener).c_str(),
-                    listener.bind.c_str(), listener.port,
-                    std::string(config::ToString(listener.protocol)).c_str(),
-                    listener.tls() ? ", TLS" : "", proxy.c_str());
+    RINGMQ_LOG_INFO("listener %s", listener::Describe(listener).c_str());
     if (listener.allow_anonymous.value_or(config_.allow_anonymous) &&
         config_.password_file.empty() && !IsLoopback(listener.bind)) {
       RINGMQ_LOG_WARNING(
@@ -162,6 +171,14 @@ absl::Status Broker::Start() {
           "reach this address may connect (see docs/auth.md)",
           listener.bind.c_str());
     }
+  }
+  if (std::any_of(listeners.begin(), listeners.end(),
+                  [](const ListenerConfig& listener) { return listener.tls(); })) {
+    std::string detail;
+    const bool kernel_tls = tls::KernelTlsAvailable(&detail);
+    RINGMQ_LOG_INFO("TLS record layer: user space (OpenSSL); kernel TLS %s (%s)%s",
+                    kernel_tls ? "available" : "not available", detail.c_str(),
+                    kernel_tls ? ", hand-over not implemented" : "");
   }
   for (const ListenerConfig& listener : listeners) {
     absl::StatusOr<std::unique_ptr<net::TransportFactory>> factory =
@@ -278,9 +295,20 @@ void Broker::Stop() {
 
 absl::Status Broker::Reload() {
   if (running_ == nullptr) return absl::FailedPreconditionError("the broker is not running");
+  // Certificates first: each listener's new handshakes use its new files; on error that
+  // listener keeps its current ones (logged), and the auth files are still reloaded.
+  absl::Status transport_status = absl::OkStatus();
+  for (const auto& factory : running_->shared.transport_factories) {
+    if (factory == nullptr) continue;
+    if (absl::Status status = factory->Reload(); !status.ok()) {
+      RINGMQ_LOG_ERROR("reload failed, the listener keeps its current certificates: %s",
+                       std::string(status.message()).c_str());
+      if (transport_status.ok()) transport_status = status;
+    }
+  }
   if (!auth::AuthConfigured(config_)) {
-    RINGMQ_LOG_INFO("reload: no password_file or acl_file configured; nothing to reload");
-    return absl::OkStatus();
+    RINGMQ_LOG_INFO("reload: no password_file or acl_file configured; nothing more to reload");
+    return transport_status;
   }
   absl::StatusOr<std::unique_ptr<auth::AuthData>> data =
       auth::LoadAuthData(config_, auth_version_ + 1);
@@ -297,7 +325,7 @@ absl::Status Broker::Reload() {
   // then gets an answer from a shard knows that shard uses the new rules.
   running_->shared.auth.Replace(std::move(*data), &running_->shared.epochs);
   RINGMQ_LOG_INFO("reloaded auth: %s", summary.c_str());
-  return absl::OkStatus();
+  return transport_status;
 }
 
 std::string Broker::CountersSummary() const {

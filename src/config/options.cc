@@ -823,6 +823,8 @@ static_assert(std::size(kListenerProtocolNames) ==
 constexpr std::string_view kProxyProtocolNames[] = {"off", "v1", "v2", "any"};
 static_assert(std::size(kProxyProtocolNames) == static_cast<size_t>(ProxyProtocol::kAny) + 1);
 constexpr std::string_view kTlsVersionNames[] = {"tlsv1.2", "tlsv1.3"};
+constexpr std::string_view kIdentityFieldNames[] = {"cn", "san_dns", "san_email", "san_uri"};
+static_assert(std::size(kIdentityFieldNames) == static_cast<size_t>(IdentityField::kSanUri) + 1);
 
 // A listener's index is one byte (net::Connection::listener()), the default listener included.
 constexpr size_t kMaxListenerTables = 255;
@@ -986,6 +988,9 @@ constexpr ListenerKey kListenerKeys[] = {
     {"use_identity_as_username", kBoolExpected,
      &SetListenerBool<&ListenerConfig::use_identity_as_username>,
      &ShowListener<&ListenerConfig::use_identity_as_username>},
+    {"identity_field", "one of cn|san_dns|san_email|san_uri",
+     &SetListenerEnum<&ListenerConfig::identity_field, kIdentityFieldNames>,
+     &ShowListener<&ListenerConfig::identity_field>},
     {"tls_version", "one of tlsv1.2|tlsv1.3",
      &SetListenerString<&ListenerConfig::tls_version, IsTlsVersion>,
      &ShowListener<&ListenerConfig::tls_version>},
@@ -1005,9 +1010,10 @@ constexpr ListenerKey kListenerKeys[] = {
 // Keys that only a websockets listener takes, and the TLS keys that need certfile.
 constexpr std::string_view kWebSocketsKeys[] = {"path", "allowed_origins",
                                                 "trust_x_forwarded_for"};
-constexpr std::string_view kTlsKeys[] = {"cafile",      "require_certificate",
-                                         "use_identity_as_username", "tls_version",
-                                         "ciphers",     "ciphersuites"};
+constexpr std::string_view kTlsKeys[] = {"cafile",         "require_certificate",
+                                         "use_identity_as_username", "identity_field",
+                                         "tls_version",    "ciphers",
+                                         "ciphersuites"};
 
 const ListenerKey* FindListenerKey(std::string_view key) {
   for (const ListenerKey& entry : kListenerKeys) {
@@ -1270,7 +1276,9 @@ std::string HelpText() {
       "\n"
       "Settings come from defaults, then the TOML config file named by --config, then the flags\n"
       "(later sources win). Config-file keys are the flag names with '_' for '-', all at the top\n"
-      "level (max_connections = 5000). See docs/configuration.md and docs/ringmq.example.toml.\n"
+      "level (max_connections = 5000). More listeners (TLS, WebSockets, PROXY protocol) are\n"
+      "[[listener]] tables of the file only. See docs/configuration.md and\n"
+      "docs/ringmq.example.toml.\n"
       "\n"
       "flags:\n";
   for (size_t i = 0; i < std::size(kOptions); ++i) {
@@ -1390,6 +1398,12 @@ std::string_view ToString(ListenerProtocol protocol) {
   const auto index = static_cast<size_t>(protocol);
   RINGMQ_ASSERT(index < std::size(kListenerProtocolNames));
   return kListenerProtocolNames[index];
+}
+
+std::string_view ToString(IdentityField field) {
+  const auto index = static_cast<size_t>(field);
+  RINGMQ_ASSERT(index < std::size(kIdentityFieldNames));
+  return kIdentityFieldNames[index];
 }
 
 std::string_view ToString(ProxyProtocol proxy) {

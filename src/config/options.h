@@ -75,6 +75,7 @@ std::string_view ToString(SharedSubscriptionStrategy strategy);
 std::string_view ToString(CpuAffinity affinity);
 std::string_view ToString(ListenerProtocol protocol);
 std::string_view ToString(ProxyProtocol proxy);
+std::string_view ToString(IdentityField field);
 
 // The listener's display name and `listener` metric label: its `name` key, or
 // "<scheme>:<port>" ("mqtt:1883", "mqtts:8883", "ws:8080", "wss:8081").

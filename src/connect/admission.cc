@@ -281,10 +281,20 @@ Reason CheckAuthenticationMethod(const mqtt::Connect& connect, const Policy& pol
   return Reason::kAccepted;
 }
 
+// The settings of the connection's listener; a listener without an entry has none of its own.
+const ListenerPolicy& ListenerOf(const BrokerState& state, const Policy& policy) {
+  static constexpr ListenerPolicy kNone{};
+  return state.listener < policy.listeners.size() ? policy.listeners[state.listener] : kNone;
+}
+
 // Step 4. Shutting down is reported first: it is the condition the client should not retry.
 Reason CheckCapacity(const BrokerState& state, const Policy& policy) {
   if (state.shutting_down) return Reason::kShuttingDown;
   if (state.connected_clients >= policy.max_connections) return Reason::kConnectionLimit;
+  const uint32_t listener_max = ListenerOf(state, policy).max_connections;
+  if (listener_max != 0 && state.listener_connected_clients >= listener_max) {
+    return Reason::kListenerConnectionLimit;
+  }
   if (state.memory_full) return Reason::kMemoryBudget;
   if (policy.max_connections_per_address != 0 &&
       state.address_connections > policy.max_connections_per_address) {
@@ -298,9 +308,14 @@ Reason CheckCapacity(const BrokerState& state, const Policy& policy) {
 }
 
 // Step 5, the expensive one, so it runs last.
-Reason CheckAuthenticator(const mqtt::Connect& connect, const Policy& policy) {
+Reason CheckAuthenticator(const mqtt::Connect& connect, const BrokerState& state,
+                          const Policy& policy) {
+  if (state.certificate_user == CertificateUser::kMissing) return Reason::kNoCertificateIdentity;
   if (policy.authenticator == nullptr) return Reason::kAccepted;
-  switch (policy.authenticator->Check(connect)) {
+  const AuthResult result = state.certificate_user == CertificateUser::kProven
+                                ? policy.authenticator->CheckCertificateUser(connect)
+                                : policy.authenticator->Check(connect, ListenerOf(state, policy).allow_anonymous);
+  switch (result) {
     case AuthResult::kAllow:
       return Reason::kAccepted;
     case AuthResult::kBadCredentials:
@@ -335,7 +350,7 @@ Reason Evaluate(const mqtt::Connect& connect, const BrokerState& state, const Po
   if (const Reason reason = CheckAuthenticationMethod(connect, policy); reason != Reason::kAccepted) {
     return reason;
   }
-  return CheckAuthenticator(connect, policy);
+  return CheckAuthenticator(connect, state, policy);
 }
 
 }  // namespace

@@ -19,12 +19,16 @@
 //   3b. will topic in $SYS (the broker's own topics)    -> Refuse 0x05 / 0x87
 //       5.0: will QoS above max_qos                     -> Refuse 0x9B (5.0:MQTT-3.2.2-12)
 //       5.0: will retain, retain not available          -> Refuse 0x9A (5.0:MQTT-3.2.2-13)
-//   4. shutting down, connection limit reached, memory
+//   4. shutting down, connection limit reached (broker-wide,
+//      then the listener's max_connections), memory
 //      budget nearly spent, too many connections from or
 //      CONNECTs per second from the client's source
 //      address                                          -> Refuse 0x03 / see the table
 //   4b. 5.0: Authentication Method not supported        -> Refuse 0x8C (5.0:3.1.2.11.9)
-//   5. authenticator: bad credentials / not authorized  -> Refuse 0x04 / 0x05 (0x86 / 0x87)
+//   4c. use_identity_as_username and no verified client
+//       certificate identity (TLS listener)             -> Refuse 0x05 / 0x87
+//   5. authenticator: bad credentials / not authorized  -> Refuse 0x04 / 0x05 (0x86 / 0x87);
+//      with a certificate identity as User Name only the will's ACL is checked
 //   6. otherwise                                        -> Accept
 // At 3.1.x a will QoS above max_qos or a retained will without retain support is not refused:
 // the connection caps it (net/connection.h), since 3.1.x has no code that says so.
@@ -33,7 +37,9 @@
 #ifndef RINGMQ_CONNECT_ADMISSION_H_
 #define RINGMQ_CONNECT_ADMISSION_H_
 
+#include <atomic>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -50,11 +56,12 @@ enum class Outcome : uint8_t { kAccept, kRefuse, kClose };
 // X(name, metric label, 3.1 / 3.1.1 CONNACK return code (0xff: never a CONNACK),
 //   5.0 CONNACK reason code (0xff: never a CONNACK))
 // At 5.0 the choice between codes that could both apply:
-//   - connection_limit and address_connection_limit: 0x97 Quota exceeded, a limit the operator
-//     set that holds until clients leave (5.0:3.2.2.2: "an implementation or administrative
-//     imposed limit has been exceeded"); memory_budget and auth_rate_limit: 0x89 Server busy, a
-//     transient state the client may retry soon; shutting_down: 0x88 Server unavailable (0x8B
-//     Server shutting down is a DISCONNECT-only code).
+//   - connection_limit, listener_connection_limit and address_connection_limit: 0x97 Quota
+//     exceeded, a limit the operator set that holds until clients leave (5.0:3.2.2.2: "an
+//     implementation or administrative imposed limit has been exceeded"); memory_budget and
+//     auth_rate_limit: 0x89 Server busy, a transient state the client may retry soon;
+//     shutting_down: 0x88 Server unavailable (0x8B Server shutting down is a DISCONNECT-only
+//     code).
 //   - will_sys_topic: 0x87 Not authorized, as the 3.1.1 0x05.
 //   - unsupported_protocol keeps the 3.1.1-format 0x01 at every level (a level the broker does
 //     not speak cannot be answered in its format); 0x84 is the row's 5.0 name only.
@@ -69,6 +76,7 @@ enum class Outcome : uint8_t { kAccept, kRefuse, kClose };
   X(kClientIdReserved, "client_id_reserved", 0x02, 0x85)                \
   X(kKeepaliveTooLong, "keepalive_too_long", 0x02, 0x85)                \
   X(kConnectionLimit, "connection_limit", 0x03, 0x97)                   \
+  X(kListenerConnectionLimit, "listener_connection_limit", 0x03, 0x97)  \
   X(kShuttingDown, "shutting_down", 0x03, 0x88)                         \
   X(kMemoryBudget, "memory_budget", 0x03, 0x89)                         \
   X(kAddressConnectionLimit, "address_connection_limit", 0x03, 0x97)    \
@@ -76,6 +84,7 @@ enum class Outcome : uint8_t { kAccept, kRefuse, kClose };
   X(kAuthRateLimit, "auth_rate_limit", 0x03, 0x89)                      \
   X(kBadCredentials, "bad_credentials", 0x04, 0x86)                     \
   X(kNotAuthorized, "not_authorized", 0x05, 0x87)                       \
+  X(kNoCertificateIdentity, "no_certificate_identity", 0x05, 0x87)     \
   X(kWillTopicSys, "will_sys_topic", 0x05, 0x87)                        \
   X(kWillQosNotSupported, "will_qos_not_supported", 0xff, 0x9B)         \
   X(kWillRetainNotSupported, "will_retain_not_supported", 0xff, 0x9A)   \
@@ -107,9 +116,19 @@ enum class AuthResult : uint8_t { kAllow, kBadCredentials, kNotAuthorized, kRate
 class Authenticator {
  public:
   virtual ~Authenticator() = default;
-  // `connect` is fully decoded and valid. Must not block; should not allocate. A per-shard
-  // implementation may keep a cache and a failure budget in mutable members (one thread).
-  virtual AuthResult Check(const mqtt::Connect& connect) const = 0;
+  // `connect` is fully decoded and valid. `allow_anonymous` is the listener's own setting
+  // (ListenerPolicy), unset for the broker-wide one. Must not block; should not allocate. A
+  // per-shard implementation may keep a cache and a failure budget in mutable members (one
+  // thread).
+  virtual AuthResult Check(const mqtt::Connect& connect,
+                           std::optional<bool> allow_anonymous) const = 0;
+  // The User Name is a verified TLS client certificate's identity (use_identity_as_username):
+  // the certificate authenticated the client, so no password is checked; what else the
+  // implementation checks (the will's ACL) still applies. The default allows.
+  virtual AuthResult CheckCertificateUser(const mqtt::Connect& connect) const {
+    (void)connect;
+    return AuthResult::kAllow;
+  }
 };
 
 // The names of the enhanced authentication methods (5.0:4.12) a shard offers. Implemented by
@@ -118,6 +137,27 @@ class AuthMethodSet {
  public:
   virtual ~AuthMethodSet() = default;
   virtual bool Supports(std::string_view method) const = 0;
+};
+
+// The settings of one listener that admission applies (ListenerConfig's max_connections and
+// allow_anonymous).
+struct ListenerPolicy {
+  uint32_t max_connections = 0;         // connected clients on the listener; 0: no own bound
+  std::optional<bool> allow_anonymous;  // unset: the broker-wide allow_anonymous
+};
+
+// Connected clients of one listener over all shards (BrokerState::listener_connected_clients
+// is read from it with the same fetch_add that reserves the slot), on a cache line of its own:
+// every shard writes it.
+struct alignas(64) ListenerClients {
+  std::atomic<uint32_t> connected{0};
+};
+
+// The listener's use_identity_as_username, as it applies to one CONNECT.
+enum class CertificateUser : uint8_t {
+  kNotUsed,  // not configured: the CONNECT's User Name and Password as sent
+  kMissing,  // configured, but the client presented no verified certificate with an identity
+  kProven,   // the User Name was replaced by the certificate's identity
 };
 
 struct BrokerState {
@@ -133,6 +173,11 @@ struct BrokerState {
   // has no per-address limit; see connect/address_table.h).
   uint32_t address_connections = 0;
   uint32_t address_connects_this_second = 0;
+  // The listener that accepted the connection (index into Policy::listeners) and its connected
+  // clients not counting this one, reserved like connected_clients.
+  uint32_t listener = 0;
+  uint32_t listener_connected_clients = 0;
+  CertificateUser certificate_user = CertificateUser::kNotUsed;
 };
 
 struct Policy {
@@ -142,6 +187,9 @@ struct Policy {
   uint32_t max_connections_per_address = 0;   // 0: no limit
   uint32_t max_connect_rate_per_address = 0;  // per second; 0: no limit
   std::span<const std::string> client_id_prefixes = {};  // empty: all allowed
+  // By listener index (net::Connection::listener()); a listener beyond it has no settings of
+  // its own.
+  std::span<const ListenerPolicy> listeners = {};
   const Authenticator* authenticator = nullptr;          // null: allow all
   // The enhanced authentication methods offered (auth::AuthMethodRegistry); null: none.
   const AuthMethodSet* auth_methods = nullptr;

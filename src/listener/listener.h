@@ -30,17 +30,29 @@ std::vector<ListenerConfig> EffectiveListeners(const Config& config);
 // "<scheme>:<port>" ("mqtt:1883", "mqtts:8883", "ws:8080", "wss:8081").
 std::string ListenerName(const ListenerConfig& listener);
 
+// One line that says what the listener is, as the start-up log and --check-config show it:
+// "mqtts:8883: 0.0.0.0 port 8883, mqtt, TLS (client certificates required), PROXY v2,
+// max_connections 1000, allow_anonymous false". Settings at their defaults are left out.
+std::string Describe(const ListenerConfig& listener);
+
 // Makes one layer of a connection's stack; thread-safe.
 using LayerMaker = std::function<std::unique_ptr<net::TransportLayer>()>;
+
+// Re-reads one layer's files (TransportFactory::Reload); thread-safe.
+using LayerReloader = std::function<absl::Status()>;
 
 // A TransportFactory that stacks the layers its makers make, bottom first.
 class StackFactory final : public net::TransportFactory {
  public:
-  explicit StackFactory(std::vector<LayerMaker> makers) : makers_(std::move(makers)) {}
+  explicit StackFactory(std::vector<LayerMaker> makers, std::vector<LayerReloader> reloaders = {})
+      : makers_(std::move(makers)), reloaders_(std::move(reloaders)) {}
   std::unique_ptr<net::Transport> Make() const override;
+  // Every reloader; the first error is returned after all have run.
+  absl::Status Reload() override;
 
  private:
   std::vector<LayerMaker> makers_;
+  std::vector<LayerReloader> reloaders_;
 };
 
 // The factory for `listener`'s connections: null when it has no layers (plain TCP). Errors:

@@ -1,5 +1,7 @@
 #include "metrics/counters.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 
 namespace ringmq::metrics {
@@ -15,6 +17,18 @@ void ShardCounters::AddTo(Snapshot& total) const {
 #define RINGMQ_GAUGE_ADD(name) total.gauges.name += gauges.name.Load();
   RINGMQ_SHARD_GAUGES(RINGMQ_GAUGE_ADD)
 #undef RINGMQ_GAUGE_ADD
+}
+
+void ShardCounters::AddListenersTo(std::span<ListenerSnapshot> totals) const {
+  const size_t count = std::min<size_t>(totals.size(), listener_count_);
+  for (size_t i = 0; i < count; ++i) {
+    const ListenerCounters& from = listeners_[i];
+    ListenerSnapshot& to = totals[i];
+#define RINGMQ_LISTENER_COUNTER_ADD(name) to.name += from.name.Load();
+    RINGMQ_LISTENER_COUNTERS(RINGMQ_LISTENER_COUNTER_ADD)
+#undef RINGMQ_LISTENER_COUNTER_ADD
+    to.connections_open += from.connections_open.Load();
+  }
 }
 
 std::string Snapshot::Format() const {

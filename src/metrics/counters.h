@@ -17,8 +17,11 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <memory>
+#include <span>
 #include <string>
 
+#include "common/assert.h"
 #include "connect/admission.h"
 
 namespace ringmq::metrics {
@@ -129,6 +132,19 @@ namespace ringmq::metrics {
   X(proxy_refused_unsupported)  /* PROXY header of a version the listener does not take */   \
   X(proxy_refused_too_large)    /* PROXY v2 header above proxy::kMaxV2Bytes */               \
   X(proxy_timeout)         /* no complete PROXY header within connect_timeout_ms */          \
+  X(tls_handshakes_completed)      /* TLS handshakes that completed (resumed ones too) */     \
+  X(tls_sessions_resumed)          /* of those, resumed from a session ticket */              \
+  X(tls_failed_no_certificate)     /* TLS handshakes failed, by cause (tls/tls_layer.h) */    \
+  X(tls_failed_unknown_ca)                                                                     \
+  X(tls_failed_certificate_expired)                                                            \
+  X(tls_failed_bad_certificate)                                                                \
+  X(tls_failed_protocol_version)                                                               \
+  X(tls_failed_no_shared_cipher)                                                               \
+  X(tls_failed_not_tls)                                                                        \
+  X(tls_failed_peer_alert)                                                                     \
+  X(tls_failed_timeout)                                                                        \
+  X(tls_failed_other)                                                                          \
+  X(tls_record_errors)             /* TLS records after the handshake that failed: closed */  \
   X(websocket_upgrades)                  /* WebSocket upgrades answered 101 */              \
   X(websocket_refused_malformed)         /* upgrade off the HTTP grammar or no Host: 400 */ \
   X(websocket_refused_request_too_large) /* upgrade request above 8 KiB: 431 */             \
@@ -155,6 +171,15 @@ namespace ringmq::metrics {
   X(loop_iterations)                                                                    \
   X(sqes_submitted)                                                                     \
   X(cqes_reaped)
+
+// X(name): per-listener event counts (ListenerCounters; docs/metrics.md "Listeners"), summed
+// over shards at scrape time and exposed with a `listener` label.
+#define RINGMQ_LISTENER_COUNTERS(X)                                                     \
+  X(connections_accepted) /* TCP connections accepted */                                \
+  X(connect_accepted)     /* CONNECTs accepted (counted where connect[kAccepted] is) */ \
+  X(connect_refused)      /* CONNECTs not accepted: refused, closed silently, malformed */ \
+  X(bytes_received)                                                                     \
+  X(bytes_sent)
 
 // X(name): per-shard levels (can go up and down), written only by the owning shard.
 #define RINGMQ_SHARD_GAUGES(X)                                                            \
@@ -206,6 +231,22 @@ struct GaugeSnapshot {
 
 struct Snapshot;
 
+// One listener's counters on one shard.
+struct ListenerCounters {
+#define RINGMQ_LISTENER_COUNTER_FIELD(name) Counter name;
+  RINGMQ_LISTENER_COUNTERS(RINGMQ_LISTENER_COUNTER_FIELD)
+#undef RINGMQ_LISTENER_COUNTER_FIELD
+  Gauge connections_open;  // TCP connections of this listener held by the shard
+};
+
+// Plain sum of ListenerCounters.
+struct ListenerSnapshot {
+#define RINGMQ_LISTENER_SNAPSHOT_FIELD(name) uint64_t name = 0;
+  RINGMQ_LISTENER_COUNTERS(RINGMQ_LISTENER_SNAPSHOT_FIELD)
+#undef RINGMQ_LISTENER_SNAPSHOT_FIELD
+  int64_t connections_open = 0;
+};
+
 // alignas keeps two shards' counters off one cache line.
 struct alignas(64) ShardCounters {
 #define RINGMQ_COUNTER_FIELD(name) Counter name;
@@ -218,7 +259,29 @@ struct alignas(64) ShardCounters {
   std::array<Counter, connect::kReasonCount> connect_silenced;
   ShardGauges gauges;
 
+  ShardCounters() : listeners_(std::make_unique<ListenerCounters[]>(1)) {}
+
+  // Sizes the per-listener counters (1, the default listener, until called): before the
+  // shard runs, since readers on other threads index them without synchronization.
+  void SetListenerCount(uint32_t count) {
+    RINGMQ_ASSERT(count >= 1);
+    listeners_ = std::make_unique<ListenerCounters[]>(count);
+    listener_count_ = count;
+  }
+  uint32_t listener_count() const { return listener_count_; }
+  // The counters of listener `index` (net::Connection::listener()).
+  ListenerCounters& listener(uint32_t index) {
+    RINGMQ_ASSERT(index < listener_count_);
+    return listeners_[index];
+  }
+
   void AddTo(Snapshot& total) const;
+  // Adds listener i's counters to totals[i], for i < min(totals.size(), listener_count()).
+  void AddListenersTo(std::span<ListenerSnapshot> totals) const;
+
+ private:
+  std::unique_ptr<ListenerCounters[]> listeners_;
+  uint32_t listener_count_ = 1;
 };
 
 // Plain sum of ShardCounters.

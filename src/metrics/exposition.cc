@@ -60,6 +60,22 @@ constexpr Family kFamilies[] = {
      "Connections closed because the peer did not read its replies."},
     {"ringmq_slow_consumer_disconnects_total", Type::kCounter,
      "Subscribers disconnected for a full queue (queue_full_policy disconnect)."},
+    // Listeners (the default one and each [[listener]] table), summed over shards.
+    {"ringmq_listener_connections", Type::kGauge,
+     "Open TCP connections by listener, closing ones included."},
+    {"ringmq_listener_connections_accepted_total", Type::kCounter,
+     "TCP connections accepted by listener."},
+    {"ringmq_listener_clients_connected", Type::kGauge,
+     "MQTT clients connected (CONNECT accepted) by listener."},
+    {"ringmq_listener_max_connections", Type::kGauge,
+     "The listener's max_connections setting; 0: only the broker-wide bound."},
+    {"ringmq_listener_connect_outcomes_total", Type::kCounter,
+     "CONNECT outcomes by listener: accepted, or refused (with a CONNACK, closed silently or "
+     "malformed; ringmq_connect_outcomes_total has the reasons)."},
+    {"ringmq_listener_received_bytes_total", Type::kCounter,
+     "Bytes received from clients by listener (as read from the socket)."},
+    {"ringmq_listener_sent_bytes_total", Type::kCounter,
+     "Bytes sent to clients by listener (as written to the socket)."},
     // Sessions and subscriptions.
     {"ringmq_sessions", Type::kGauge,
      "Sessions by state: online (connected) or offline (persistent, kept without a client)."},
@@ -171,6 +187,13 @@ constexpr Family kFamilies[] = {
      "PROXY protocol headers on listeners that expect one, by result: v1 or v2 (named the "
      "client), local (kept the socket's address), or why the connection was closed: missing, "
      "malformed_v1, malformed_v2, unsupported (the other version), too_large, timeout."},
+    // TLS listeners.
+    {"ringmq_tls_handshakes_total", Type::kCounter, "TLS handshakes completed."},
+    {"ringmq_tls_sessions_resumed_total", Type::kCounter,
+     "TLS handshakes that resumed a session from a ticket."},
+    {"ringmq_tls_handshake_failures_total", Type::kCounter, "TLS handshakes failed, by cause."},
+    {"ringmq_tls_record_errors_total", Type::kCounter,
+     "TLS connections closed for a record error after the handshake."},
     // Shard loop and io_uring.
     {"ringmq_loop_iterations_total", Type::kCounter, "Shard event loop iterations."},
     {"ringmq_io_uring_sqes_submitted_total", Type::kCounter, "io_uring submission entries."},
@@ -221,6 +244,7 @@ constexpr std::string_view kDisconnectsSent = "ringmq_disconnects_sent_total";
 constexpr std::string_view kTopicAliases = "ringmq_topic_aliases_total";
 constexpr std::string_view kScram = "ringmq_auth_scram_total";
 constexpr std::string_view kProxyHeaders = "ringmq_proxy_headers_total";
+constexpr std::string_view kTlsFailures = "ringmq_tls_handshake_failures_total";
 constexpr std::string_view kWsRefused = "ringmq_websocket_upgrades_refused_total";
 constexpr std::string_view kWsErrors = "ringmq_websocket_protocol_errors_total";
 constexpr std::string_view kWsTooLarge = "ringmq_websocket_too_large_total";
@@ -308,9 +332,42 @@ void AppendShardSeries(std::string& out, const Family& family, const BrokerSampl
   }
 }
 
+// Per-listener families (a `listener` label, no shard label). Returns false if `family` is not
+// one of them.
+bool AppendListenerSeries(std::string& out, const Family& family, const BrokerSample& sample) {
+  const std::string_view name = family.name;
+  if (!name.starts_with("ringmq_listener_")) return false;
+  for (const ListenerSample& listener : sample.listeners) {
+    const ListenerSnapshot& counters = listener.counters;
+    const std::pair<std::string_view, std::string_view> label = {"listener", listener.name};
+    if (name == "ringmq_listener_connections") {
+      AppendSample(out, name, {label}, absl::StrCat(counters.connections_open));
+    } else if (name == "ringmq_listener_connections_accepted_total") {
+      AppendSample(out, name, {label}, absl::StrCat(counters.connections_accepted));
+    } else if (name == "ringmq_listener_clients_connected") {
+      AppendSample(out, name, {label}, absl::StrCat(listener.clients_connected));
+    } else if (name == "ringmq_listener_max_connections") {
+      AppendSample(out, name, {label}, absl::StrCat(listener.max_connections));
+    } else if (name == "ringmq_listener_connect_outcomes_total") {
+      AppendSample(out, name, {label, {"result", "accepted"}},
+                   absl::StrCat(counters.connect_accepted));
+      AppendSample(out, name, {label, {"result", "refused"}},
+                   absl::StrCat(counters.connect_refused));
+    } else if (name == "ringmq_listener_received_bytes_total") {
+      AppendSample(out, name, {label}, absl::StrCat(counters.bytes_received));
+    } else if (name == "ringmq_listener_sent_bytes_total") {
+      AppendSample(out, name, {label}, absl::StrCat(counters.bytes_sent));
+    } else {
+      RINGMQ_ASSERT(false && "every ringmq_listener_ family has its samples");
+    }
+  }
+  return true;
+}
+
 // Broker-wide families (no shard label). Returns false if `family` is not one of them.
 bool AppendBrokerSeries(std::string& out, const Family& family, const BrokerSample& sample) {
   const std::string_view name = family.name;
+  if (AppendListenerSeries(out, family, sample)) return true;
   if (name == "ringmq_clients_connected") {
     AppendSample(out, name, {}, absl::StrCat(sample.clients_connected));
   } else if (name == "ringmq_max_connections") {
@@ -509,6 +566,22 @@ Series SeriesOf(CounterId id) {
     case C::proxy_refused_unsupported: return Labelled(kProxyHeaders, "result", "unsupported");
     case C::proxy_refused_too_large: return Labelled(kProxyHeaders, "result", "too_large");
     case C::proxy_timeout: return Labelled(kProxyHeaders, "result", "timeout");
+    case C::tls_handshakes_completed: return Plain("ringmq_tls_handshakes_total");
+    case C::tls_sessions_resumed: return Plain("ringmq_tls_sessions_resumed_total");
+    case C::tls_failed_no_certificate: return Labelled(kTlsFailures, "cause", "no_certificate");
+    case C::tls_failed_unknown_ca: return Labelled(kTlsFailures, "cause", "unknown_ca");
+    case C::tls_failed_certificate_expired:
+      return Labelled(kTlsFailures, "cause", "certificate_expired");
+    case C::tls_failed_bad_certificate: return Labelled(kTlsFailures, "cause", "bad_certificate");
+    case C::tls_failed_protocol_version:
+      return Labelled(kTlsFailures, "cause", "protocol_version");
+    case C::tls_failed_no_shared_cipher:
+      return Labelled(kTlsFailures, "cause", "no_shared_cipher");
+    case C::tls_failed_not_tls: return Labelled(kTlsFailures, "cause", "not_tls");
+    case C::tls_failed_peer_alert: return Labelled(kTlsFailures, "cause", "peer_alert");
+    case C::tls_failed_timeout: return Labelled(kTlsFailures, "cause", "timeout");
+    case C::tls_failed_other: return Labelled(kTlsFailures, "cause", "other");
+    case C::tls_record_errors: return Plain("ringmq_tls_record_errors_total");
     case C::websocket_upgrades: return Plain("ringmq_websocket_upgrades_total");
     case C::websocket_refused_malformed: return Labelled(kWsRefused, "reason", "malformed");
     case C::websocket_refused_request_too_large:

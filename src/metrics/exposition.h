@@ -57,9 +57,19 @@ struct Series {
 Series SeriesOf(CounterId id);
 Series SeriesOf(GaugeId id);
 
+// One listener's values, summed over shards (per-listener series carry no `shard` label: the
+// listener count times the shard count would make too many).
+struct ListenerSample {
+  std::string name;  // the `listener` label (config::ListenerName)
+  ListenerSnapshot counters;
+  uint64_t clients_connected = 0;  // MQTT clients connected through it (CONNECT accepted)
+  uint32_t max_connections = 0;    // its max_connections setting; 0: none of its own
+};
+
 // Everything one scrape shows.
 struct BrokerSample {
   std::vector<Snapshot> shards;  // index = shard number
+  std::vector<ListenerSample> listeners;  // index = listener
   uint64_t clients_connected = 0;
   uint64_t retained_messages = 0;
   uint32_t max_connections = 0;

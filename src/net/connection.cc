@@ -305,6 +305,7 @@ void Connection::OnReceive(std::span<const uint8_t> bytes, uint64_t now_ms,
   RINGMQ_ASSERT(context.counters != nullptr);
   if (!pre_admitted_ || state_ != State::kAwaitConnect) {
     context.counters->bytes_received.Add(bytes.size());  // handed-off bytes counted once
+    context.counters->listener(listener_).bytes_received.Add(bytes.size());
   }
   Transport* t = transport();
   if (t == nullptr || (pre_admitted_ && state_ == State::kAwaitConnect)) {
@@ -320,8 +321,15 @@ void Connection::OnReceive(std::span<const uint8_t> bytes, uint64_t now_ms,
   }
   if (!app.empty()) ReceiveMqtt(app, now_ms, context);
   if (result == TransportLayer::Result::kClose && state_ != State::kClosing) {
+    if (const std::string_view reason = t->close_reason(); !reason.empty()) {
+      RINGMQ_LOG_DEBUG("closing %s: %s", PeerName().c_str(), std::string(reason).c_str());
+    }
     event_ms_ = now_ms;
-    StartClosing(now_ms);  // the layer counted why and queued its goodbye in wire()
+    // The layer counted why (its counter names the cause) and queued its goodbye in wire().
+    RINGMQ_LOG_DEBUG("closing %s (client %s): refused by the %s layer", PeerName().c_str(),
+                     Printable(client_id_.view()).c_str(),
+                     t->open() ? "transport" : "transport's handshake");
+    StartClosing(now_ms);
   }
 }
 
@@ -449,13 +457,33 @@ void Connection::HandleFrame(const mqtt::FixedHeader& header, std::span<const ui
   HandlePacket(packet.value(), context);
 }
 
+void Connection::CountConnect(connect::Reason reason, ConnectionContext& context) const {
+  context.counters->connect[static_cast<size_t>(reason)].Add();
+  metrics::ListenerCounters& listener = context.counters->listener(listener_);
+  if (reason == connect::Reason::kAccepted) {
+    listener.connect_accepted.Add();
+  } else {
+    listener.connect_refused.Add();
+  }
+}
+
+void Connection::ReleaseClientSlot(ConnectionContext& context) const {
+  context.connected_clients->fetch_sub(1, std::memory_order_relaxed);
+  if (context.listener_clients != nullptr) {
+    context.listener_clients[listener_].connected.fetch_sub(1, std::memory_order_relaxed);
+  }
+}
+
 void Connection::HandleConnect(const mqtt::FixedHeader& header, std::span<const uint8_t> body,
                                ConnectionContext& context) {
   // MQTT-3.1.0-1: the first packet must be CONNECT; anything else is a malformed connect.
-  const mqtt::Result<mqtt::Connect> connect =
+  mqtt::Result<mqtt::Connect> connect =
       header.type == mqtt::PacketType::kConnect
           ? mqtt::DecodeConnect(header, body, /*accept_mqtt5=*/true)
           : mqtt::Result<mqtt::Connect>(mqtt::Violation::kUnexpectedPacket);
+  // Before the hand-off branch: the home shard decodes the same bytes and must see the same
+  // user (the transport, and so the certificate identity, moved with the connection).
+  const connect::CertificateUser certificate_user = ApplyCertificateIdentity(connect, context);
   const std::optional<std::string_view> auth_method = AuthMethodOf(connect);
   const std::span<const uint8_t> frame(body.data() - header.header_length, header.total_length());
   if (pre_admitted_) {
@@ -473,18 +501,25 @@ void Connection::HandleConnect(const mqtt::FixedHeader& header, std::span<const 
            context);
     return;
   }
-  // Reserve a connected-client slot first so the limit holds exactly across shards.
+  // Reserve a connected-client slot first (broker-wide and on the listener) so the limits hold
+  // exactly across shards.
   const uint32_t connected = context.connected_clients->fetch_add(1, std::memory_order_relaxed);
   connect::BrokerState broker{
       .connected_clients = connected,
       .shutting_down = context.shutting_down->load(std::memory_order_relaxed),
       .memory_full = context.memory != nullptr &&
-                     context.memory->Level() >= memory::Pressure::kRefuseConnections};
+                     context.memory->Level() >= memory::Pressure::kRefuseConnections,
+      .listener = listener_};
+  if (context.listener_clients != nullptr) {
+    broker.listener_connected_clients =
+        context.listener_clients[listener_].connected.fetch_add(1, std::memory_order_relaxed);
+  }
   if (context.addresses != nullptr && address_slot_ != connect::AddressTable::kNoSlot) {
     broker.address_connections = context.addresses->Connections(address_slot_);
     broker.address_connects_this_second =
         context.addresses->CountConnect(address_slot_, static_cast<uint32_t>(event_ms_ / 1000));
   }
+  broker.certificate_user = certificate_user;
   const connect::Decision decision = connect::Admit(connect, broker, context.policy);
   if (decision.outcome == connect::Outcome::kAccept && auth_method) {
     // Counted in connect outcomes when the exchange succeeds; its failures in auth counters.
@@ -504,7 +539,7 @@ void Connection::HandleConnect(const mqtt::FixedHeader& header, std::span<const 
     StartAuth(connect.value(), frame, context);
     return;
   }
-  context.counters->connect[static_cast<size_t>(decision.reason)].Add();
+  CountConnect(decision.reason, context);
   if (decision.outcome == connect::Outcome::kAccept) {
     holds_client_slot_ = true;
     switch (static_cast<mqtt::ProtocolLevel>(connect.value().protocol_level)) {
@@ -521,7 +556,7 @@ void Connection::HandleConnect(const mqtt::FixedHeader& header, std::span<const 
     Accept(connect.value(), decision, context);
     return;
   }
-  context.connected_clients->fetch_sub(1, std::memory_order_relaxed);
+  ReleaseClientSlot(context);
   if (decision.outcome == connect::Outcome::kRefuse) {
     // Both static: the refusal path neither encodes nor allocates.
     static_output_ = decision.mqtt5 ? connect::ConnackBytes5(
@@ -548,6 +583,23 @@ void Connection::HandleConnect(const mqtt::FixedHeader& header, std::span<const 
             : "none");
   }
   StartClosing(event_ms_);  // not served: no sink to tell; starts the close grace
+}
+
+connect::CertificateUser Connection::ApplyCertificateIdentity(
+    mqtt::Result<mqtt::Connect>& connect, const ConnectionContext& context) const {
+  if (listener_ >= context.listeners.size() ||
+      !context.listeners[listener_].use_identity_as_username || !connect.ok()) {
+    return connect::CertificateUser::kNotUsed;
+  }
+  const Transport* t = transport();
+  if (t == nullptr || t->peer().certificate_identity.empty()) {
+    return connect::CertificateUser::kMissing;
+  }
+  // As Mosquitto's use_identity_as_username: the certificate names the user; whatever user
+  // name and password the CONNECT carries are ignored. The view lives as long as the transport.
+  connect.value().user_name = std::string_view(t->peer().certificate_identity);
+  connect.value().password.reset();
+  return connect::CertificateUser::kProven;
 }
 
 void Connection::Accept(const mqtt::Connect& connect, const connect::Decision& decision,
@@ -579,10 +631,13 @@ void Connection::Accept(const mqtt::Connect& connect, const connect::Decision& d
   }
   sink_ = context.sink;
   if (LogLevel level; context.event_log.Admit(event_ms_, &level)) {
-    LogLine(level, "client %s connected from %s (MQTT %s, keepalive %us, clean session %d%s)",
+    const Transport* t = transport();
+    const bool tls = t != nullptr && !t->peer().tls_description.empty();
+    LogLine(level, "client %s connected from %s (MQTT %s, keepalive %us, clean session %d%s%s%s)",
             (Printable(client_id_.view())).c_str(), PeerName().c_str(), LevelName(level_),
             keepalive_s_, connect.clean_session ? 1 : 0,
-            connect.user_name ? (", user " + Printable(*connect.user_name)).c_str() : "");
+            connect.user_name ? (", user " + Printable(*connect.user_name)).c_str() : "",
+            tls ? ", " : "", tls ? t->peer().tls_description.c_str() : "");
   }
 }
 
@@ -804,12 +859,17 @@ void Connection::FinishAuth(std::string_view user, ConnectionContext& context) {
   connect.user_name = user;
   // The will's ACL for the proven user (the authenticator skips the password of a CONNECT
   // with an Authentication Method).
+  const std::optional<bool> allow_anonymous =
+      listener_ < context.policy.listeners.size()
+          ? context.policy.listeners[listener_].allow_anonymous
+          : std::nullopt;
   if (context.policy.authenticator != nullptr &&
-      context.policy.authenticator->Check(connect) != connect::AuthResult::kAllow) {
+      context.policy.authenticator->Check(connect, allow_anonymous) !=
+          connect::AuthResult::kAllow) {
     RefuseAuth(mqtt::ReasonCode::kNotAuthorized, "will topic not authorized", context);
     return;
   }
-  context.counters->connect[static_cast<size_t>(connect::Reason::kAccepted)].Add();
+  CountConnect(connect::Reason::kAccepted, context);
   Accept(connect,
          connect::Decision{.outcome = connect::Outcome::kAccept,
                            .reason = connect::Reason::kAccepted,
@@ -944,7 +1004,7 @@ void Connection::CloseForViolation(mqtt::Violation violation, ConnectionContext&
   } else {
     // Before CONNECT was admitted a bad frame is a malformed CONNECT: MQTT-8, close without
     // CONNACK.
-    context.counters->connect[static_cast<size_t>(connect::Reason::kMalformed)].Add();
+    CountConnect(connect::Reason::kMalformed, context);
   }
   if (LogLevel level; context.event_log.Admit(event_ms_, &level)) {
     LogLine(level, "closing %s (client %s): %s [%s]", PeerName().c_str(),
@@ -997,7 +1057,7 @@ void Connection::OnDeadline(uint64_t now_ms, ConnectionContext& context) {
       context.counters->connect_timeout.Add();
       Transport* t = transport();
       const bool layers_open = t == nullptr || t->open();
-      if (!layers_open) t->OnOpenTimeout(*context.counters);  // e.g. no PROXY header yet
+      if (!layers_open) t->CountTimeout(*context.counters);  // e.g. no PROXY header yet
       if (LogLevel level; context.event_log.Admit(now_ms, &level)) {
         LogLine(level, "closing %s: no CONNECT within %u ms%s", PeerName().c_str(),
                 context.connect_timeout_ms,
@@ -1146,7 +1206,7 @@ int64_t Connection::TakeBufferChargeDelta() {
 
 void Connection::OnClosed(ConnectionContext& context) {
   if (holds_client_slot_) {
-    context.connected_clients->fetch_sub(1, std::memory_order_relaxed);
+    ReleaseClientSlot(context);
     holds_client_slot_ = false;
   }
   context.counters->connections_closed.Add();

@@ -117,6 +117,9 @@ struct ConnectionContext {
   size_t DeliveryBytesBudget() const { return max_output_bytes - ReplyBytesMax(); }
   // Connected clients over all shards; admission reserves a slot with fetch_add.
   std::atomic<uint32_t>* connected_clients = nullptr;
+  // The same per listener (index = Connection::listener(), at least `listeners.size()`
+  // entries), reserved and given back with connected_clients; null: not counted (tests).
+  connect::ListenerClients* listener_clients = nullptr;
   // Per-source-address counts; null when no per-address limit is configured.
   connect::AddressTable* addresses = nullptr;
   const std::atomic<bool>* shutting_down = nullptr;
@@ -147,6 +150,8 @@ struct ConnectionContext {
   // Every listener's settings (listener::EffectiveListeners; index = Connection::listener()):
   // per-listener limits and how a TLS client certificate stands in for a user name.
   std::vector<ListenerConfig> listeners;
+  // What admission applies of each listener (policy.listeners views it).
+  std::vector<connect::ListenerPolicy> listener_policies;
   // Server-assigned client ids (MQTT-3.1.3-6): unpredictable, with this shard as their home.
   connect::AssignedClientIds assigned_ids;
   ConnectionEventLog event_log;    // per-connection log lines, rate-limited at info
@@ -342,6 +347,11 @@ class Connection {
   uint16_t keepalive_s() const { return keepalive_s_; }
 
  private:
+  // The listener's use_identity_as_username: the CONNECT's User Name becomes the verified TLS
+  // client certificate's identity and its Password is dropped (kProven), or there is no such
+  // identity (kMissing: refused by admission).
+  connect::CertificateUser ApplyCertificateIdentity(mqtt::Result<mqtt::Connect>& connect,
+                                                    const ConnectionContext& context) const;
   // OnReceive's MQTT part: `bytes` are MQTT (decoded by the transport, if any).
   void ReceiveMqtt(std::span<const uint8_t> bytes, uint64_t now_ms, ConnectionContext& context);
   // A PROXY header (or X-Forwarded-For) named the client: its address replaces the socket's
@@ -353,6 +363,10 @@ class Connection {
   void ProcessPartial(ConnectionContext& context);
   void HandleFrame(const mqtt::FixedHeader& header, std::span<const uint8_t> body,
                    ConnectionContext& context);
+  // Counts a CONNECT decision broker-wide (by reason) and for the connection's listener.
+  void CountConnect(connect::Reason reason, ConnectionContext& context) const;
+  // Gives back the connected-client slot admission reserved: broker-wide and the listener's.
+  void ReleaseClientSlot(ConnectionContext& context) const;
   void HandleConnect(const mqtt::FixedHeader& header, std::span<const uint8_t> body,
                      ConnectionContext& context);
   void Accept(const mqtt::Connect& connect, const connect::Decision& decision,

@@ -22,7 +22,10 @@ TransportLayer::Result Transport::Receive(std::span<const uint8_t> bytes, ByteBu
     down.clear();
     const TransportLayer::Result result = layers_[i]->Receive(in, up, down, peer_, counters);
     if (!down.empty()) SendFrom(i, down);
-    if (result == TransportLayer::Result::kClose) return result;
+    if (result == TransportLayer::Result::kClose) {
+      closed_by_ = i;
+      return result;
+    }
     if (top) break;
     if (up.empty()) break;  // nothing passed up (yet): the layers above have nothing to do
     in = up;
@@ -76,13 +79,13 @@ void Transport::Shutdown() {
   }
 }
 
-void Transport::OnOpenTimeout(metrics::ShardCounters& counters) {
-  RINGMQ_ASSERT(!open_);
+std::string_view Transport::close_reason() const {
+  return closed_by_ < layers_.size() ? layers_[closed_by_]->close_reason() : std::string_view();
+}
+
+void Transport::CountTimeout(metrics::ShardCounters& counters) {
   for (const auto& layer : layers_) {
-    if (!layer->open()) {
-      layer->OnOpenTimeout(counters);
-      return;
-    }
+    if (!layer->open()) return layer->CountTimeout(counters);
   }
 }
 

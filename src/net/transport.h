@@ -44,8 +44,10 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "common/byte_buffer.h"
 #include "metrics/counters.h"
 
@@ -80,13 +82,17 @@ class TransportLayer {
   // The connection is closing: appends the layer's goodbye (a close frame, close_notify) to
   // `down`, if it has one and has not sent it. Called once, after the last Send.
   virtual void Shutdown(ByteBuffer& down) { (void)down; }
-  // The connect timeout ran out while this layer was the lowest one not open: counts it under
-  // the layer's own cause (a PROXY header, a TLS handshake, an HTTP upgrade never finished).
-  virtual void OnOpenTimeout(metrics::ShardCounters& counters) { (void)counters; }
   // Passes application bytes up (handshake or header done).
   virtual bool open() const = 0;
   // Bytes the layer holds (buffers, the TLS library's state), for the memory budget.
   virtual size_t memory_bytes() const { return 0; }
+  // After Receive returned kClose: why, for the connection's debug log line ("TLS handshake
+  // failed: unknown_ca (...)"); empty when the layer has nothing to add.
+  virtual std::string_view close_reason() const { return {}; }
+  // The connection's connect timeout fired while this layer was the lowest one not open (a
+  // PROXY header, a TLS handshake, an HTTP upgrade that never completed): counts it under the
+  // layer's own cause.
+  virtual void CountTimeout(metrics::ShardCounters& counters) { (void)counters; }
 };
 
 // A stack of layers, bottom first, and the buffers between them.
@@ -105,14 +111,16 @@ class Transport {
   // The connection is closing: every layer's goodbye, top first, into wire(). Once only.
   void Shutdown();
   bool shut_down() const { return shut_down_; }
-  // The connect timeout ran out before open(): the lowest layer not open counts it.
-  void OnOpenTimeout(metrics::ShardCounters& counters);
   // Every layer is open: MQTT bytes flow both ways.
   bool open() const { return open_; }
   // Wire bytes waiting to be handed to a send (the connection swaps them out).
   ByteBuffer& wire() { return wire_; }
   const PeerInfo& peer() const { return peer_; }
   size_t memory_bytes() const;
+  // Why the layer that returned kClose closed (TransportLayer::close_reason); empty before.
+  std::string_view close_reason() const;
+  // The connect timeout fired before every layer opened: the lowest layer not open counts it.
+  void CountTimeout(metrics::ShardCounters& counters);
 
  private:
   // `bytes` from layer `index` (or the top's caller when index == layers_.size()) going down
@@ -125,6 +133,7 @@ class Transport {
   std::vector<ByteBuffer> down_;
   ByteBuffer wire_;
   PeerInfo peer_;
+  size_t closed_by_ = SIZE_MAX;  // the layer that returned kClose
   bool open_ = false;
   bool shut_down_ = false;
 };
@@ -134,6 +143,10 @@ class TransportFactory {
  public:
   virtual ~TransportFactory() = default;
   virtual std::unique_ptr<Transport> Make() const = 0;
+  // SIGHUP: re-reads what the layers read from files (TLS certificates and keys); connections
+  // made after it use the new data, open ones keep theirs. On error the old data stays.
+  // Called on the main thread, concurrently with Make().
+  virtual absl::Status Reload() { return absl::OkStatus(); }
 };
 
 }  // namespace ringmq::net

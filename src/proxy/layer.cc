@@ -140,7 +140,7 @@ void ProxyLayer::Send(std::span<const uint8_t> in, ByteBuffer& down) {
   down.insert(down.end(), in.begin(), in.end());
 }
 
-void ProxyLayer::OnOpenTimeout(metrics::ShardCounters& counters) {
+void ProxyLayer::CountTimeout(metrics::ShardCounters& counters) {
   RINGMQ_ASSERT(!open_);
   counters.proxy_timeout.Add();
 }

@@ -18,7 +18,7 @@
 //     before it receives a complete and valid PROXY protocol header"): kClose without a reply,
 //     counted by cause (proxy/header.h Refusal).
 //   - The connect timeout runs from the accept; if it fires before the header is complete,
-//     OnOpenTimeout counts proxy_timeout (the connection counts connect_timeout as well).
+//     CountTimeout counts proxy_timeout (the connection counts connect_timeout as well).
 //
 // Trust: the header is believed as sent. A listener that expects it must be reachable only by
 // the proxies (docs/deployment.md): a client that reaches it directly could claim any address.
@@ -46,7 +46,7 @@ class ProxyLayer final : public net::TransportLayer {
   Result Receive(std::span<const uint8_t> in, ByteBuffer& up, ByteBuffer& down, net::PeerInfo& peer,
                  metrics::ShardCounters& counters) override;
   void Send(std::span<const uint8_t> in, ByteBuffer& down) override;
-  void OnOpenTimeout(metrics::ShardCounters& counters) override;
+  void CountTimeout(metrics::ShardCounters& counters) override;
   bool open() const override { return open_; }
   size_t memory_bytes() const override { return pending_.capacity(); }
 

@@ -40,6 +40,15 @@ void ConfigureConnectionContext(uint32_t shard, const Config& config, SharedStat
   context.shard_index = shard;
   context.shard_count = shared.shard_count;
   context.listeners = listener::EffectiveListeners(config);
+  RINGMQ_ASSERT(context.listeners.size() <= kMaxListeners);
+  context.listener_clients = shared.listener_clients.data();
+  context.listener_policies.clear();
+  for (const ListenerConfig& listener : context.listeners) {
+    context.listener_policies.push_back(
+        {.max_connections = listener.max_connections, .allow_anonymous = listener.allow_anonymous});
+  }
+  context.policy.listeners = context.listener_policies;
+  counters.SetListenerCount(static_cast<uint32_t>(context.listeners.size()));
 }
 
 }  // namespace ringmq::shard

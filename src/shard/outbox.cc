@@ -82,6 +82,7 @@ void Outbox::DropRecord(std::span<const Slot> record) {
   [[maybe_unused]] const uint32_t before =
       shared_.connected_clients.fetch_sub(1, std::memory_order_relaxed);
   RINGMQ_ASSERT(before > 0);
+  shared_.listener_clients[handoff->listener].connected.fetch_sub(1, std::memory_order_relaxed);
   counters_.handoffs_dropped.Add();
   counters_.connections_closed.Add();
 }

@@ -84,6 +84,9 @@ Shard::Shard(uint32_t index, const Config& config, std::vector<int> listen_fds, 
       stalls_(config.stall_warning_ms),
       memory_view_(shared.memory, shared.memory.account(index)) {
   ConfigureConnectionContext(index, config, shared, counters_, context_);
+  // One socket per listener::EffectiveListeners entry: a listener index names the same listener
+  // in listen_fds_, context_.listeners and the per-listener counters.
+  RINGMQ_ASSERT(listen_fds_.size() == context_.listeners.size());
   if (auth::AuthConfigured(config)) {
     authenticator_ = std::make_unique<auth::ShardAuthenticator>(
         shared.auth, config.max_auth_failures_per_second, &now_ms_, &counters_);
@@ -303,6 +306,9 @@ void Shard::OnAccept(const io_uring_cqe& cqe, uint32_t listener) {
     return;
   }
   counters_.connections_accepted.Add();
+  metrics::ListenerCounters& listener_counters = counters_.listener(listener);
+  listener_counters.connections_accepted.Add();
+  listener_counters.connections_open.Add(1);  // given back in ReleaseSlot
   const uint32_t slot_index = AddConnection(fd, /*adopted=*/false);
   net::Connection& connection = slots_[slot_index].connection;
   connection.set_listener(static_cast<uint8_t>(listener));
@@ -363,6 +369,7 @@ void Shard::OnReceive(const io_uring_cqe& cqe, Slot* slot) {
 void Shard::OnSend(const io_uring_cqe& cqe, Slot* slot) {
   if (cqe.res >= 0) {
     counters_.bytes_sent.Add(static_cast<uint64_t>(cqe.res));
+    counters_.listener(slot->connection.listener()).bytes_sent.Add(static_cast<uint64_t>(cqe.res));
     slot->connection.OnSent(static_cast<size_t>(cqe.res));
     router_->OnConnectionWritable(slot->connection);
   } else {
@@ -509,6 +516,7 @@ void Shard::SendLastAndClose(uint32_t slot_index, std::span<const uint8_t> bytes
   sqe->flags |= IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS;
   io_uring_sqe_set_data64(sqe, Pack(Op::kSend, slot.generation, slot_index));
   counters_.bytes_sent.Add(bytes.size());  // counted when submitted
+  counters_.listener(slot.connection.listener()).bytes_sent.Add(bytes.size());
   SubmitClose(slot_index);
   CloseSlot(slot_index);
 }
@@ -553,6 +561,7 @@ void Shard::AdoptConnection(HandoffRecord handoff) {
   const uint32_t slot_index = AddConnection(handoff.fd, /*adopted=*/true);
   Slot& slot = slots_[slot_index];
   slot.connection.set_listener(handoff.listener);
+  counters_.listener(handoff.listener).connections_open.Add(1);  // given back in ReleaseSlot
   if (handoff.transport != nullptr) {
     slot.connection.SetTransport(std::move(handoff.transport), context_);
   }
@@ -699,6 +708,7 @@ void Shard::ReleaseSlot(uint32_t slot_index) {
       address_slot != connect::AddressTable::kNoSlot) {
     context_.addresses->Close(address_slot);
   }
+  counters_.listener(slot.connection.listener()).connections_open.Add(-1);
   slot.in_use = false;
   ++slot.generation;  // completions still in flight for the old connection become stale
   memory::Charge(-int64_t{slot.connection.charged_buffer_bytes()});  // its buffers go with it

@@ -68,7 +68,7 @@ class Shard final : public ShardServices {
   // Every listener's socket, index = listener (listener::EffectiveListeners order; at most
   // kMaxListeners), each with its transport factory in
   // shared.transport_factories (null: plain TCP).
-  static constexpr size_t kMaxListeners = 256;
+  static constexpr size_t kMaxListeners = shard::kMaxListeners;
 
   // Takes ownership of `listen_fds` (closed on error too). Errors: the stop doorbell (an
   // eventfd) cannot be created, e.g. the file-descriptor limit is reached.

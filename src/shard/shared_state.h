@@ -10,6 +10,7 @@
 #ifndef RINGMQ_SHARD_SHARED_STATE_H_
 #define RINGMQ_SHARD_SHARED_STATE_H_
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -30,6 +31,9 @@ namespace ringmq::shard {
 // Config::mailbox_memory's default.
 inline constexpr uint64_t kDefaultMailboxMemoryBytes = uint64_t{4} << 20;
 
+// Listeners, the default one included: a connection's listener index is one byte.
+inline constexpr size_t kMaxListeners = 256;
+
 struct SharedState {
   // `max_memory_bytes`: the memory budget (Config::max_memory; 0: none).
   // `mailbox_memory_bytes`: the mailboxes' slot budget (Config::mailbox_memory).
@@ -39,6 +43,9 @@ struct SharedState {
 
   const uint32_t shard_count;
   std::atomic<uint32_t> connected_clients{0};
+  // The same per listener (index = listener), reserved and given back with connected_clients:
+  // for each listener's max_connections and its ringmq_listener_clients_connected gauge.
+  std::array<connect::ListenerClients, kMaxListeners> listener_clients;
   std::atomic<bool> shutting_down{false};
   // One memory account per shard and the max_memory budget (memory/budget.h). Declared before
   // the structures whose memory is charged to it, so it outlives them.

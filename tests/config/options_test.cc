@@ -960,6 +960,7 @@ keyfile = "/etc/ringmq/server.key"
 cafile = "/etc/ringmq/ca.crt"
 require_certificate = true
 use_identity_as_username = true
+identity_field = "san_email"
 tls_version = "tlsv1.3"
 ciphers = "ECDHE+AESGCM:!aNULL"
 ciphersuites = "TLS_AES_128_GCM_SHA256"
@@ -987,6 +988,7 @@ std::vector<ListenerConfig> EveryListenerKeyListeners() {
   secure.cafile = "/etc/ringmq/ca.crt";
   secure.require_certificate = true;
   secure.use_identity_as_username = true;
+  secure.identity_field = IdentityField::kSanEmail;
   secure.tls_version = "tlsv1.3";
   secure.ciphers = "ECDHE+AESGCM:!aNULL";
   secure.ciphersuites = "TLS_AES_128_GCM_SHA256";
@@ -1095,6 +1097,7 @@ TEST(ListenerTomlTest, BadValuesNameFileLineTableAndKey) {
       {"certfile = \"\"", "certfile: expected a file name"},
       {"tls_version = \"tlsv1.1\"", "tls_version: expected one of tlsv1.2|tlsv1.3"},
       {"tls_version = \"TLSv1.2\"", "tls_version: expected one of tlsv1.2|tlsv1.3"},
+      {"identity_field = \"dn\"", "identity_field: expected one of cn|san_dns|san_email|san_uri"},
       {"ciphers = \"\"",
        "ciphers: expected an OpenSSL cipher list: printable ASCII, at most 4096 characters"},
       {"ciphersuites = \"a\\tb\"",
@@ -1158,6 +1161,8 @@ TEST(ListenerTomlTest, RulesBetweenKeysOfOneTable) {
        "use_identity_as_username is a TLS key: TLS needs certfile and keyfile"},
       {"port = 1\ntls_version = \"tlsv1.2\"",
        "tls_version is a TLS key: TLS needs certfile and keyfile"},
+      {"port = 1\nidentity_field = \"cn\"",
+       "identity_field is a TLS key: TLS needs certfile and keyfile"},
       {"port = 1\nciphers = \"HIGH\"", "ciphers is a TLS key: TLS needs certfile and keyfile"},
       {"port = 1\nciphersuites = \"TLS_AES_256_GCM_SHA384\"",
        "ciphersuites is a TLS key: TLS needs certfile and keyfile"},
@@ -1205,7 +1210,8 @@ TEST(ListenerTomlTest, AtMost255Tables) {
 
 TEST(ListenerTomlTest, ListenerNames) {
   EXPECT_EQ(ListenerName(Listener(1883)), "mqtt:1883");
-  EXPECT_EQ(ListenerName(Listener(8883, [](ListenerConfig& l) { l.certfile = "c"; })), "mqtts:8883");
+  EXPECT_EQ(ListenerName(Listener(8883, [](ListenerConfig& l) { l.certfile = "c"; })),
+            "mqtts:8883");
   EXPECT_EQ(ListenerName(Listener(
                 80, [](ListenerConfig& l) { l.protocol = ListenerProtocol::kWebSockets; })),
             "ws:80");

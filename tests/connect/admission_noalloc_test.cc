@@ -47,7 +47,7 @@ class AllocationCounter {
 class FixedAuthenticator : public Authenticator {
  public:
   explicit FixedAuthenticator(AuthResult result) : result_(result) {}
-  AuthResult Check(const Connect&) const override { return result_; }
+  AuthResult Check(const Connect&, std::optional<bool>) const override { return result_; }
 
  private:
   AuthResult result_;

@@ -7,6 +7,7 @@
 #include <array>
 #include <cstdint>
 #include <iterator>
+#include <optional>
 #include <set>
 #include <span>
 #include <string>
@@ -79,18 +80,21 @@ Policy WithRejectPolicy(Policy policy, RejectPolicy reject_policy) {
 class FakeAuthenticator : public Authenticator {
  public:
   explicit FakeAuthenticator(AuthResult result) : result_(result) {}
-  AuthResult Check(const Connect& connect) const override {
+  AuthResult Check(const Connect& connect, std::optional<bool> allow_anonymous) const override {
     ++calls_;
     last_client_id_ = connect.client_id;
+    last_allow_anonymous_ = allow_anonymous;
     return result_;
   }
   int calls() const { return calls_; }
   std::string_view last_client_id() const { return last_client_id_; }
+  std::optional<bool> last_allow_anonymous() const { return last_allow_anonymous_; }
 
  private:
   AuthResult result_;
   mutable int calls_ = 0;
   mutable std::string_view last_client_id_;
+  mutable std::optional<bool> last_allow_anonymous_;
 };
 
 // Checks a refusal under both policies: verbose sends the CONNACK code and closes; silent closes
@@ -441,6 +445,47 @@ TEST(Admission, MaxConnectionsZeroRefusesEveryone0x03) {
                 Reason::kConnectionLimit, ConnackCode::kServerUnavailable);
 }
 
+// Listener 0 without settings of its own, listener 1 with max_connections 2 and anonymous
+// clients refused, listener 2 with anonymous clients allowed.
+constexpr ListenerPolicy kLimitedListeners[] = {
+    {}, {.max_connections = 2, .allow_anonymous = false}, {.allow_anonymous = true}};
+
+TEST(Admission, ListenerMaxConnectionsRefused0x03And0x97) {
+  const Policy policy{.listeners = kLimitedListeners};
+  ExpectAccepted(ValidConnect(), BrokerState{.listener = 1, .listener_connected_clients = 1},
+                 policy);
+  ExpectRefusal(ValidConnect(), BrokerState{.listener = 1, .listener_connected_clients = 2}, policy,
+                Reason::kListenerConnectionLimit, ConnackCode::kServerUnavailable);
+  const Decision decision =
+      Admit(Mqtt5Connect(), BrokerState{.listener = 1, .listener_connected_clients = 5}, policy);
+  EXPECT_EQ(decision.reason, Reason::kListenerConnectionLimit);
+  EXPECT_EQ(decision.reason_code, mqtt::ReasonCode::kQuotaExceeded);
+  // Other listeners have no bound of their own, and a listener beyond the table has none.
+  ExpectAccepted(ValidConnect(), BrokerState{.listener = 0, .listener_connected_clients = 99},
+                 policy);
+  ExpectAccepted(ValidConnect(), BrokerState{.listener = 7, .listener_connected_clients = 99},
+                 policy);
+}
+
+TEST(Admission, BrokerWideLimitIsReportedBeforeTheListenersOwn) {
+  ExpectRefusal(ValidConnect(),
+                BrokerState{
+                    .connected_clients = 10, .listener = 1, .listener_connected_clients = 2},
+                Policy{.max_connections = 10, .listeners = kLimitedListeners},
+                Reason::kConnectionLimit, ConnackCode::kServerUnavailable);
+}
+
+TEST(Admission, AuthenticatorGetsTheListenersAllowAnonymous) {
+  const FakeAuthenticator auth(AuthResult::kAllow);
+  const Policy policy{.listeners = kLimitedListeners, .authenticator = &auth};
+  for (const auto& [listener, expected] :
+       {std::pair<uint32_t, std::optional<bool>>{0, std::nullopt}, {1, false}, {2, true},
+        {9, std::nullopt}}) {
+    ExpectAccepted(ValidConnect(), BrokerState{.listener = listener}, policy);
+    EXPECT_EQ(auth.last_allow_anonymous(), expected) << "listener " << listener;
+  }
+}
+
 TEST(Admission, ShuttingDownRefused0x03) {
   ExpectRefusal(ValidConnect(), BrokerState{.shutting_down = true}, Policy{}, Reason::kShuttingDown,
                 ConnackCode::kServerUnavailable);
@@ -496,6 +541,29 @@ TEST(Admission, AddressLimitCheckedBeforeAuthentication) {
                 Policy{.max_connections_per_address = 1, .authenticator = &allow},
                 Reason::kAddressConnectionLimit, ConnackCode::kServerUnavailable);
   EXPECT_EQ(allow.calls(), 0);
+}
+
+// use_identity_as_username without a verified client certificate: refused as not authorized
+// (Mosquitto refuses such a client too), before the authenticator is asked.
+TEST(Admission, CertificateIdentityMissingRefused0x05) {
+  const FakeAuthenticator allow(AuthResult::kAllow);
+  ExpectRefusal(ValidConnect(), BrokerState{.certificate_user = CertificateUser::kMissing},
+                Policy{.authenticator = &allow}, Reason::kNoCertificateIdentity,
+                ConnackCode::kNotAuthorized);
+  EXPECT_EQ(allow.calls(), 0);
+  const Decision decision = Admit(Mqtt5Connect(),
+                                  BrokerState{.certificate_user = CertificateUser::kMissing}, {});
+  EXPECT_EQ(decision.reason_code, mqtt::ReasonCode::kNotAuthorized);  // 0x87
+}
+
+// A certificate identity as User Name needs no password: CheckCertificateUser, not Check.
+TEST(Admission, CertificateUserSkipsThePasswordCheck) {
+  const FakeAuthenticator bad(AuthResult::kBadCredentials);
+  const Decision decision = Admit(ValidConnect(),
+                                  BrokerState{.certificate_user = CertificateUser::kProven},
+                                  Policy{.authenticator = &bad});
+  EXPECT_EQ(decision.outcome, Outcome::kAccept);
+  EXPECT_EQ(bad.calls(), 0);
 }
 
 TEST(Admission, AuthRateLimitedRefused0x03) {
@@ -680,6 +748,7 @@ TEST(Admission, LabelsMatchReasonTable) {
   EXPECT_EQ(LabelOf(Reason::kClientIdTooLong), "client_id_too_long");
   EXPECT_EQ(LabelOf(Reason::kClientIdNotAllowed), "client_id_not_allowed");
   EXPECT_EQ(LabelOf(Reason::kConnectionLimit), "connection_limit");
+  EXPECT_EQ(LabelOf(Reason::kListenerConnectionLimit), "listener_connection_limit");
   EXPECT_EQ(LabelOf(Reason::kShuttingDown), "shutting_down");
   EXPECT_EQ(LabelOf(Reason::kMemoryBudget), "memory_budget");
   EXPECT_EQ(LabelOf(Reason::kAddressConnectionLimit), "address_connection_limit");
@@ -760,6 +829,10 @@ TEST(Admission, EveryReasonReturnsItsTableCode) {
       {not_allowed, {}, {.client_id_prefixes = Prefixes()}, Reason::kClientIdNotAllowed},
       {reserved, {}, {}, Reason::kClientIdReserved},
       {ValidConnect(), {.connected_clients = 1}, {.max_connections = 1}, Reason::kConnectionLimit},
+      {ValidConnect(),
+       {.listener = 1, .listener_connected_clients = 2},
+       {.listeners = kLimitedListeners},
+       Reason::kListenerConnectionLimit},
       {ValidConnect(), {.shutting_down = true}, {}, Reason::kShuttingDown},
       {ValidConnect(), {.memory_full = true}, {}, Reason::kMemoryBudget},
       {ValidConnect(),
@@ -774,6 +847,10 @@ TEST(Admission, EveryReasonReturnsItsTableCode) {
       {ValidConnect(), {}, {.authenticator = &bad}, Reason::kBadCredentials},
       {ValidConnect(), {}, {.authenticator = &denied}, Reason::kNotAuthorized},
       {sys_will, {}, {}, Reason::kWillTopicSys},
+      {ValidConnect(),
+       {.certificate_user = CertificateUser::kMissing},
+       {},
+       Reason::kNoCertificateIdentity},
   };
   static_assert(std::size(cases) == kReasonCount, "one case per reason");
   for (const Case& c : cases) {

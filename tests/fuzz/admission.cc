@@ -55,7 +55,7 @@ constexpr size_t kViolationCount = 0
 class FuzzAuthenticator : public Authenticator {
  public:
   explicit FuzzAuthenticator(AuthResult result) : result_(result) {}
-  AuthResult Check(const mqtt::Connect&) const override {
+  AuthResult Check(const mqtt::Connect&, std::optional<bool>) const override {
     ++calls_;
     return result_;
   }

@@ -32,6 +32,7 @@ CONNECT_COUNTERS = (
     "connect_client_id_too_long",
     "connect_client_id_not_allowed",
     "connect_connection_limit",
+    "connect_listener_connection_limit",
     "connect_address_connection_limit",
     "connect_address_rate_limit",
     "connect_auth_rate_limit",

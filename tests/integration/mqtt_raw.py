@@ -377,10 +377,18 @@ class Client:
     """
 
     def __init__(self, port, client_id="c", *, expect=0, session_present=False,
-                 timeout=TIMEOUT, rcvbuf=None, **fields):
+                 timeout=TIMEOUT, rcvbuf=None, wrap=None, **fields):
+        """`wrap`: applied to the connected socket before CONNECT (e.g. an
+        ssl.SSLContext.wrap_socket for TLS)."""
         self.client_id = client_id
         self.timeout = timeout
         self.sock = open_socket(port, timeout=timeout, rcvbuf=rcvbuf)
+        if wrap is not None:
+            try:
+                self.sock = wrap(self.sock)
+            except BaseException:
+                self.sock.close()
+                raise
         self.buf = bytearray()
         self.pos = 0
         self.pending = []  # packets read ahead (PUBLISH/PUBREL kept for later receives)

@@ -334,6 +334,16 @@ class PageServer:
         self.server.server_close()
 
 
+def spki_hash(certificate):
+    """base64(SHA-256(SubjectPublicKeyInfo)) of a PEM certificate, as Chromium's
+    --ignore-certificate-errors-spki-list takes it."""
+    key = subprocess.run(["/usr/bin/openssl", "x509", "-in", certificate, "-pubkey", "-noout"],
+                         check=True, capture_output=True, timeout=30).stdout
+    der = subprocess.run(["/usr/bin/openssl", "pkey", "-pubin", "-outform", "der"], input=key,
+                         check=True, capture_output=True, timeout=30).stdout
+    return base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+
 def chromium():
     for name in ("chromium", "chromium-browser", "google-chrome"):
         if shutil.which(name):
@@ -350,38 +360,58 @@ class BrowserTest(WebSocketTestCase):
                 f"--user-data-dir={profile.name}", "--window-size=900,400", *args, url]
         return subprocess.run(argv, capture_output=True, text=True, timeout=60)
 
-    def browser_round_trip(self, version):
+    def browser_round_trip(self, version, tls=False):
         self.assertIsNotNone(chromium(), "chromium is not installed (scripts/install-deps.sh)")
         error = ensure_node_modules()
         self.assertIsNone(error, error)
         bundle = os.path.join(NODE_DIR, "node_modules", "mqtt", "dist", "mqtt.min.js")
         self.assertTrue(os.path.exists(bundle), bundle)
-        b = self.start_ws_broker()
-        url = f"ws://{mqtt_raw.HOST}:{self.ws_port}/mqtt"
+        trust = []
+        if tls:
+            # wss with the test's own CA: the browser is told to trust exactly the server
+            # certificate's key (its SPKI hash), the way a test CA is trusted without
+            # installing it; any other certificate still fails.
+            from test_tls import Pki  # the same certificates the TLS tests make
+            pki_dir = tempfile.TemporaryDirectory(prefix="ringmq-wss-pki-")
+            self.addCleanup(pki_dir.cleanup)
+            pki = Pki(pki_dir.name)
+            b = self.start_ws_broker(listeners=[{"certfile": pki.path("server.crt"),
+                                                 "keyfile": pki.path("server.key")}])
+            trust = [f"--ignore-certificate-errors-spki-list={spki_hash(pki.path('server.crt'))}"]
+            url = f"wss://{mqtt_raw.HOST}:{self.ws_port}/mqtt"
+        else:
+            b = self.start_ws_broker()
+            url = f"ws://{mqtt_raw.HOST}:{self.ws_port}/mqtt"
         page = BROWSER_PAGE.replace("__URL__", url).replace("__VERSION__", version)
         server = PageServer(page, bundle)
         self.addCleanup(server.close)
         page_url = f"http://{mqtt_raw.HOST}:{server.port}/index.html"
-        dom = self.run_chromium(page_url, "--dump-dom")
+        dom = self.run_chromium(page_url, "--dump-dom", *trust)
         self.assertIn("ROUNDTRIP OK ws/browser/", dom.stdout,
                       f"page result not found; stdout:\n{dom.stdout[-3000:]}\n"
                       f"stderr:\n{dom.stderr[-3000:]}")
         server.released.clear()
-        shot = os.path.join(artefact_dir(), f"websocket-browser-mqtt{version}.png")
+        scheme = "wss" if tls else "ws"
+        shot = os.path.join(artefact_dir(), f"websocket-browser-{scheme}-mqtt{version}.png")
         if os.path.exists(shot):
             os.remove(shot)
-        self.run_chromium(page_url, f"--screenshot={shot}")
+        self.run_chromium(page_url, f"--screenshot={shot}", *trust)
         self.assertTrue(os.path.exists(shot) and os.path.getsize(shot) > 1000,
                         f"no screenshot at {shot}")
         counters = b.stop()
         self.assertEqual(counters["websocket_upgrades"], 2)  # one per page load
         self.assertEqual(counters["websocket_error_unmasked"], 0)
+        if tls:
+            self.assertGreaterEqual(counters["tls_handshakes_completed"], 2)
 
     def test_chromium_runs_mqttjs_bundle_round_trip_mqtt311(self):
         self.browser_round_trip("4")
 
     def test_chromium_runs_mqttjs_bundle_round_trip_mqtt5(self):
         self.browser_round_trip("5")
+
+    def test_chromium_runs_mqttjs_bundle_round_trip_over_wss(self):
+        self.browser_round_trip("4", tls=True)
 
 
 class RawWebSocketTest(WebSocketTestCase):

@@ -45,6 +45,25 @@ TEST(EffectiveListenersTest, WithoutTablesOnlyTheDefaultListener) {
   EXPECT_EQ(listeners[0].port, 1883);
 }
 
+TEST(DescribeTest, NamesAddressProtocolAndWhatDiffersFromTheDefaults) {
+  EXPECT_EQ(Describe(OnPort(1883)), "mqtt:1883: 127.0.0.1 port 1883, mqtt");
+  ListenerConfig edge = OnPort(8883);
+  edge.name = "edge";
+  edge.bind = "::";
+  edge.protocol = ListenerProtocol::kWebSockets;
+  edge.path = "/ws";
+  edge.certfile = "c";
+  edge.keyfile = "k";
+  edge.cafile = "ca";
+  edge.require_certificate = true;
+  edge.proxy_protocol = ProxyProtocol::kV2;
+  edge.max_connections = 10;
+  edge.allow_anonymous = false;
+  EXPECT_EQ(Describe(edge),
+            "edge: :: port 8883, websockets (path /ws), TLS (client certificates required), "
+            "PROXY v2, max_connections 10, allow_anonymous false");
+}
+
 TEST(MakeTransportFactoryTest, PlainMqttHasNoLayers) {
   const absl::StatusOr<std::unique_ptr<net::TransportFactory>> factory =
       MakeTransportFactory(OnPort(1883), Config{}.max_packet_size);

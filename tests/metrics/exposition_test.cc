@@ -297,6 +297,46 @@ TEST(ExpositionTest, BrokerWideValues) {
   EXPECT_EQ(ValueOf(parsed, "ringmq_metrics_requests_total", {{"code", "404"}}), 1);
 }
 
+TEST(ExpositionTest, ListenerSeriesCarryTheListenerLabelAndNoShard) {
+  BrokerSample sample = DistinctSample();
+  sample.listeners.resize(2);
+  sample.listeners[0].name = "mqtt:1883";
+  sample.listeners[1].name = "edge \"tls\"";  // escaped like any label value
+  ListenerSnapshot& edge = sample.listeners[1].counters;
+  uint64_t next = 10;
+#define SET_LISTENER_COUNTER(name) edge.name = next++;
+  RINGMQ_LISTENER_COUNTERS(SET_LISTENER_COUNTER)
+#undef SET_LISTENER_COUNTER
+  edge.connections_open = 3;
+  sample.listeners[1].clients_connected = 2;
+  sample.listeners[1].max_connections = 500;
+  const Parsed parsed = Parse(Render(sample));
+  const std::map<std::string, std::string> label = {{"listener", "edge \"tls\""}};
+  EXPECT_EQ(ValueOf(parsed, "ringmq_listener_connections", label), 3);
+  EXPECT_EQ(ValueOf(parsed, "ringmq_listener_connections_accepted_total", label),
+            edge.connections_accepted);
+  EXPECT_EQ(ValueOf(parsed, "ringmq_listener_clients_connected", label), 2);
+  EXPECT_EQ(ValueOf(parsed, "ringmq_listener_max_connections", label), 500);
+  EXPECT_EQ(ValueOf(parsed, "ringmq_listener_connect_outcomes_total",
+                    {{"listener", "edge \"tls\""}, {"result", "accepted"}}),
+            edge.connect_accepted);
+  EXPECT_EQ(ValueOf(parsed, "ringmq_listener_connect_outcomes_total",
+                    {{"listener", "edge \"tls\""}, {"result", "refused"}}),
+            edge.connect_refused);
+  EXPECT_EQ(ValueOf(parsed, "ringmq_listener_received_bytes_total", label), edge.bytes_received);
+  EXPECT_EQ(ValueOf(parsed, "ringmq_listener_sent_bytes_total", label), edge.bytes_sent);
+  EXPECT_EQ(ValueOf(parsed, "ringmq_listener_connections_accepted_total",
+                    {{"listener", "mqtt:1883"}}),
+            0);
+  int listener_samples = 0;
+  for (const Sample& s : parsed.samples) {
+    if (!s.name.starts_with("ringmq_listener_")) continue;
+    ++listener_samples;
+    EXPECT_EQ(s.labels.count("shard"), 0u) << s.name;
+  }
+  EXPECT_EQ(listener_samples, 2 * 8) << "8 series per listener";
+}
+
 TEST(ExpositionTest, SilencedAboveTotalIsClampedNotWrapped) {
   // A scrape can read connect[] before and connect_silenced[] after the same event.
   BrokerSample sample;

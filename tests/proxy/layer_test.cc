@@ -195,7 +195,7 @@ TEST_F(ProxyLayerTest, TheProxysTlsTlvDescribesTheConnectionButIsNoIdentity) {
 
 TEST_F(ProxyLayerTest, OpenTimeoutIsCounted) {
   EXPECT_EQ(Feed(B("PROXY TCP4 1.2")), Result::kOk);
-  layer_.OnOpenTimeout(counters_);
+  layer_.CountTimeout(counters_);
   EXPECT_EQ(counters_.proxy_timeout.Load(), 1u);
 }
 
