@@ -37,10 +37,9 @@ MOSQUITTO = "/usr/sbin/mosquitto"
 RINGMQ_SERVES_MQTT5 = True
 
 # Whether ringmq serves TLS and WebSocket listeners from [[listener]] tables in this tree (issue
-# 14). While it does not, test_tls_and_websocket_against_ringmq checks that ringmq refuses such a
-# config; set to True once the listeners, TLS and WebSocket work is merged: the test then runs
-# the generator over TLS and WebSockets against ringmq.
-RINGMQ_SERVES_TLS_AND_WEBSOCKETS = False
+# 14, merged): test_tls_and_websocket_against_ringmq runs the generator over TLS and WebSockets
+# against ringmq; with False (an older broker) it checks that ringmq refuses such a config.
+RINGMQ_SERVES_TLS_AND_WEBSOCKETS = True
 
 
 def bench_binary():
