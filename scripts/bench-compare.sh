@@ -20,6 +20,13 @@
 #                                                     at a fixed 5,000/s (connect-fixed)
 #   reject protocol, reject auth                      refused CONNECTs (level 9; bad password)
 #   idle 10,000                                       connect rate, broker RSS per connection
+#   TLS and WebSockets (issue 14)                     tls-connect-ec, tls-connect-rsa: connect
+#                                                     over TLS, a full handshake per connection
+#                                                     (ECDSA P-256, RSA 2048 certificates);
+#                                                     tls-fanin-q0/q1, tls-pairs-q0/q1 over TLS
+#                                                     (ECDSA P-256); ws-fanin-q0/q1 over
+#                                                     WebSocket frames; each beside the plain-TCP
+#                                                     run of the same broker
 # connect, connect-fixed and reject protocol also run against ringmq-floor (bench/floor/), a minimal epoll
 # server that only accepts, answers a fixed CONNACK and closes: the floor of what any server
 # pays per connection on this kernel, reported as ringmq/floor and Mosquitto/floor; and
@@ -44,6 +51,12 @@
 # ringmq that accepts protocol level 5 (probed with a raw level-5 CONNECT): against one that
 # refuses it they are skipped with a message, or fail if RINGMQ_BENCH_REQUIRE_MQTT5=1 (the
 # default once mqtt5_required below is 1).
+#
+# The TLS and WebSocket runs put a second listener beside the plain one: for Mosquitto its
+# `listener` + cafile/certfile/keyfile or `protocol websockets`, for ringmq a [[listener]] table
+# in a TOML file (--config) with the same certificates, which the script makes at run time with
+# the openssl command. A ringmq that does not serve TLS or WebSockets on that listener (probed
+# with a handshake) is skipped with a message, or fails if RINGMQ_BENCH_REQUIRE_TLS=1.
 #
 # Exit status: 0 if every run completed and verified, 1 otherwise, 2 on a setup error.
 set -euo pipefail
@@ -130,6 +143,28 @@ if [[ $(id -u) -eq 0 ]] && id mosquitto >/dev/null 2>&1; then
 else
   chmod 0644 "$passwd_file"
 fi
+# Certificates for the TLS runs: per key type (ec: ECDSA P-256, rsa: RSA 2048) a CA and a broker
+# certificate for 127.0.0.1 (the generator verifies both chain and address). Readable by the
+# user `mosquitto` like the password file.
+make_certs() {
+  local kind=$1 dir=$work/certs-$1 key
+  if [[ $kind == ec ]]; then key=(-newkey ec -pkeyopt ec_paramgen_curve:P-256); else key=(-newkey rsa:2048); fi
+  mkdir -p "$dir"
+  openssl req -x509 "${key[@]}" -nodes -keyout "$dir/ca.key" -out "$dir/ca.crt" -days 2 \
+    -subj "/CN=bench-compare CA" >/dev/null 2>&1 || return 1
+  openssl req "${key[@]}" -nodes -keyout "$dir/server.key" -out "$dir/server.csr" \
+    -subj "/CN=localhost" >/dev/null 2>&1 || return 1
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$dir/ext.cnf"
+  openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" \
+    -CAcreateserial -out "$dir/server.crt" -days 2 -extfile "$dir/ext.cnf" >/dev/null 2>&1 || return 1
+  chmod 0755 "$dir"
+  chmod 0644 "$dir"/*
+}
+command -v openssl >/dev/null 2>&1 || die "the openssl command is missing: scripts/install-deps.sh"
+make_certs ec || die "openssl could not make the ECDSA test certificates"
+make_certs rsa || die "openssl could not make the RSA test certificates"
+tls_required=${RINGMQ_BENCH_REQUIRE_TLS:-0}
+
 ringmq_has_password_file=0
 # 1 once ringmq serves MQTT 5.0 clients (issue 13): a ringmq that refuses level 5 then fails the
 # 5.0 runs instead of skipping them.
@@ -138,10 +173,44 @@ mqtt5_required=${RINGMQ_BENCH_REQUIRE_MQTT5:-1}
 
 queued=1000000 # both brokers: per-session queue large enough that the window bounds it instead
 
-# start_broker NAME AUTH PORT: starts the broker, sets broker_pid, waits until it accepts.
+# transport_listener KIND TPORT CERTS FORMAT: the second listener of a TLS or WebSocket run
+# (KIND tls or ws) as Mosquitto config lines (FORMAT mosquitto) or a ringmq [[listener]] table
+# (FORMAT toml).
+transport_listener() {
+  local kind=$1 tport=$2 certs=$3 format=$4
+  if [[ $format == mosquitto ]]; then
+    echo "listener $tport 127.0.0.1"
+    if [[ $kind == tls ]]; then
+      echo "cafile $certs/ca.crt"
+      echo "certfile $certs/server.crt"
+      echo "keyfile $certs/server.key"
+    else
+      echo "protocol websockets"
+    fi
+  else
+    echo "[[listener]]"
+    echo "bind = \"127.0.0.1\""
+    echo "port = $tport"
+    if [[ $kind == tls ]]; then
+      echo "certfile = \"$certs/server.crt\""
+      echo "keyfile = \"$certs/server.key\""
+    else
+      echo "protocol = \"websockets\""
+    fi
+  fi
+}
+
+# start_broker NAME AUTH PORT RUN: starts the broker, sets broker_pid, waits until it accepts.
+# With TRANSPORT=tls-ec|tls-rsa|ws-none and TPORT set, the broker also listens on TPORT with TLS
+# (those certificates) or WebSockets.
 start_broker() {
   local name=$1 auth=$2 port=$3
   local log=$out/$1-$4.log
+  local kind="" certs=""
+  if [[ -n ${TRANSPORT:-} ]]; then
+    kind=${TRANSPORT%%-*}
+    certs=$work/certs-${TRANSPORT#*-}
+  fi
   if [[ $name == ringmq || $name == ringmq1 ]]; then
     # Metrics off: nothing here scrapes them, and the default port may be taken on a shared
     # machine. The byte cap is raised with the message cap (it applies to QoS 1/2 too).
@@ -152,6 +221,11 @@ start_broker() {
     local args=(--port "$port" --threads "$threads" --max-queued-messages "$queued"
                 --max-queued-bytes $((1 << 30)) --metrics-port 0 --log-level warning)
     [[ $auth == 1 ]] && args+=(--password-file "$passwd_file" --allow-anonymous false)
+    if [[ -n $kind ]]; then
+      local toml=$work/ringmq-$port.toml
+      transport_listener "$kind" "$TPORT" "$certs" toml >"$toml"
+      args+=(--config "$toml")
+    fi
     "$RINGMQ" "${args[@]}" >"$log" 2>&1 &
   elif [[ $name == floor ]]; then
     # FLOOR_ARGS: --forward for the messaging run (see bench/floor/floor.cc).
@@ -174,6 +248,8 @@ start_broker() {
       else
         echo "allow_anonymous true"
       fi
+      # Mosquitto 2.0.11 will not start with websockets listeners alone: the plain one stays.
+      if [[ -n $kind ]]; then transport_listener "$kind" "$TPORT" "$certs" mosquitto; fi
     } >"$conf"
     "$MOSQUITTO" -c "$conf" >"$log" 2>&1 &
   fi
@@ -187,6 +263,45 @@ start_broker() {
     sleep 0.05
   done
   return 1
+}
+
+# serves_transport KIND PORT CERTS: true if the listener on PORT completes a TLS handshake
+# verified with CERTS/ca.crt (KIND tls) or a WebSocket upgrade to subprotocol mqtt (KIND ws).
+serves_transport() {
+  "$PY" - "$@" <<'EOF'
+import base64, hashlib, os, socket, ssl, sys, time
+kind, port, certs = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+deadline = time.monotonic() + 5
+while True:
+    try:
+        s = socket.create_connection(("127.0.0.1", port), 2)
+        break
+    except OSError:
+        if time.monotonic() > deadline:
+            sys.exit(1)
+        time.sleep(0.05)
+s.settimeout(5)
+try:
+    if kind == "tls":
+        ctx = ssl.create_default_context(cafile=os.path.join(certs, "ca.crt"))
+        ctx.wrap_socket(s, server_hostname="127.0.0.1").close()
+        sys.exit(0)
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall((f"GET /mqtt HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+               f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+               "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n").encode())
+    reply = b""
+    while b"\r\n\r\n" not in reply:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        reply += chunk
+    accept = base64.b64encode(hashlib.sha1(
+        (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
+    sys.exit(0 if reply.startswith(b"HTTP/1.1 101") and accept.encode() in reply else 1)
+except (OSError, ssl.SSLError):
+    sys.exit(1)
+EOF
 }
 
 stop_broker() {
@@ -267,7 +382,15 @@ run() {
     fi
     local port
     port=$(free_port)
+    if [[ -n ${TRANSPORT:-} ]]; then TPORT=$(free_port); fi
     if ! start_broker "$broker" "$auth" "$port" "$name"; then
+      if [[ -n ${TRANSPORT:-} && $broker == ringmq* && $tls_required != 1 ]]; then
+        # A ringmq without [[listener]] tables (or without the TLS/ws layer) refuses the config.
+        say "SKIP $name on $broker: it did not start with a ${TRANSPORT%%-*} [[listener]] (not yet in this ringmq): $(tail -n 1 "$out/$broker-$name.log")"
+        skipped=$((skipped + 1))
+        stop_broker
+        continue
+      fi
       say "FAIL $name on $broker: broker did not start"
       failures=$((failures + 1))
       stop_broker
@@ -278,6 +401,21 @@ run() {
       skipped=$((skipped + 1))
       stop_broker
       continue
+    fi
+    local bench_port=$port
+    if [[ -n ${TRANSPORT:-} ]]; then
+      bench_port=$TPORT
+      if ! serves_transport "${TRANSPORT%%-*}" "$TPORT" "$work/certs-${TRANSPORT#*-}"; then
+        if [[ $broker == ringmq* && $tls_required != 1 ]]; then
+          say "SKIP $name on $broker: no ${TRANSPORT%%-*} listener answers on its [[listener]] port (not yet in this ringmq)"
+          skipped=$((skipped + 1))
+        else
+          say "FAIL $name on $broker: no ${TRANSPORT%%-*} listener answers on port $TPORT"
+          failures=$((failures + 1))
+        fi
+        stop_broker
+        continue
+      fi
     fi
     if [[ $broker == ringmq* ]] && uses_mqtt5 "$@" && ! serves_mqtt5 "$port"; then
       if [[ $mqtt5_required == 1 ]]; then
@@ -292,7 +430,7 @@ run() {
     fi
     local json=$out/$broker-$name.json rc=0
     runs=$((runs + 1))
-    timeout --kill-after=10 600 "$BENCH" "$@" --port "$port" --broker-pid "$broker_pid" \
+    timeout --kill-after=10 600 "$BENCH" "$@" --port "$bench_port" --broker-pid "$broker_pid" \
       --label "$broker" --json "$json" --quiet >"$work/run.out" 2>"$work/run.err" || rc=$?
     printf '%-10s %-20s %s\n' "$broker" "$name" "$(cat "$work/run.out")" >&2
     if [[ $rc -ne 0 ]]; then
@@ -371,6 +509,23 @@ RUN_BROKERS="ringmq ringmq1 mosquitto floor" run reject-protocol 0 reject --reje
   "${C[@]}" "${D[@]}"
 run reject-auth 1 reject --reject-kind auth --username bench --bad-password wrong "${C[@]}" "${D[@]}"
 run idle 0 idle --clients "$IDLE" --duration 2 --handshakes 64 --setup-timeout 120
+
+# TLS and WebSockets (issue 14). Handshakes: the connect scenario over TLS, every connection a
+# full handshake (the generator keeps no session), 32 at once on two generator threads like the
+# plain connect run it is compared with. Messages: fanin and pairs over TLS with the ECDSA
+# certificates, fanin over WebSocket frames, compared with the plain runs above.
+TLS_EC=(--tls --cafile "$work/certs-ec/ca.crt")
+TLS_RSA=(--tls --cafile "$work/certs-rsa/ca.crt")
+TRANSPORT=tls-ec run tls-connect-ec 0 connect "${C[@]}" "${D[@]}" "${TLS_EC[@]}"
+TRANSPORT=tls-rsa run tls-connect-rsa 0 connect "${C[@]}" "${D[@]}" "${TLS_RSA[@]}"
+for qos in 0 1; do
+  TRANSPORT=tls-ec run "tls-fanin-q$qos" 0 fanin --qos "$qos" "${P[@]}" "${FANIN[@]}" "${D[@]}" \
+    "${TLS_EC[@]}"
+  TRANSPORT=tls-ec run "tls-pairs-q$qos" 0 pairs --qos "$qos" "${P[@]}" "${PAIRS[@]}" "${D[@]}" \
+    "${TLS_EC[@]}"
+  TRANSPORT=ws-none run "ws-fanin-q$qos" 0 fanin --qos "$qos" "${P[@]}" "${FANIN[@]}" "${D[@]}" \
+    --websocket
+done
 say "runs done in $((SECONDS - start)) s: $runs runs, $failures failed, $skipped skipped"
 
 # ---- table, charts, docs

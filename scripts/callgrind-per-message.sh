@@ -2,6 +2,7 @@
 # Usage: scripts/callgrind-per-message.sh [--build-dir DIR] [--scenario fanout|fanin] [--qos N]
 #                                         [--messages N] [--publishers N] [--subscribers N]
 #                                         [--saturate S] [--max-inflight N] [--keep DIR]
+#                                         [--transport tls|ws]
 #
 # Instructions the broker executes per delivered message, measured with valgrind's callgrind
 # (a count of instructions, so the figure is repeatable on a loaded machine, unlike time):
@@ -20,6 +21,10 @@
 # (1 M deliveries); fanin defaults to 100 publishers -> 1 subscriber.
 # --max-inflight N is passed to the broker (its default otherwise).
 # --keep DIR keeps the callgrind.out files (open them with callgrind_annotate or kcachegrind).
+# --transport tls|ws: the clients connect over TLS (ECDSA P-256 certificates made here with the
+# openssl command; full handshakes, in both runs so that they cancel out) or WebSocket frames, to
+# a [[listener]] table of a TOML file (--config) beside the plain listener; the figure is then
+# what a message costs over that transport.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,6 +38,7 @@ subscribers=""
 saturate=""
 max_inflight=""
 keep=""
+transport=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --build-dir) build=$2; shift ;;
@@ -44,6 +50,7 @@ while [[ $# -gt 0 ]]; do
     --saturate) saturate=$2; shift ;;
     --max-inflight) max_inflight=$2; shift ;;
     --keep) keep=$2; shift ;;
+    --transport) transport=$2; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "callgrind-per-message: unknown option '$1'" >&2; exit 2 ;;
   esac
@@ -54,6 +61,10 @@ case "$scenario" in
   fanout) : "${publishers:=1}" "${subscribers:=100}" ;;
   fanin) : "${publishers:=100}" "${subscribers:=1}" ;;
   *) echo "callgrind-per-message: --scenario is fanout or fanin" >&2; exit 2 ;;
+esac
+case "$transport" in
+  ""|tls|ws) ;;
+  *) echo "callgrind-per-message: --transport is tls or ws" >&2; exit 2 ;;
 esac
 broker_flags=()
 [[ -n "$max_inflight" ]] && broker_flags+=(--max-inflight "$max_inflight")
@@ -75,15 +86,48 @@ free_port() {
   "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
+# --transport: certificates (tls) and the bench options; the listener table is per run.
+bench_transport=()
+if [[ $transport == tls ]]; then
+  command -v openssl >/dev/null || { echo "callgrind-per-message: the openssl command is missing (scripts/install-deps.sh)" >&2; exit 2; }
+  key=(-newkey ec -pkeyopt ec_paramgen_curve:P-256)
+  openssl req -x509 "${key[@]}" -nodes -keyout "$work/ca.key" -out "$work/ca.crt" -days 2 \
+    -subj "/CN=callgrind CA" >/dev/null 2>&1
+  openssl req "${key[@]}" -nodes -keyout "$work/server.key" -out "$work/server.csr" \
+    -subj "/CN=localhost" >/dev/null 2>&1
+  printf 'subjectAltName=IP:127.0.0.1\n' >"$work/ext.cnf"
+  openssl x509 -req -in "$work/server.csr" -CA "$work/ca.crt" -CAkey "$work/ca.key" \
+    -CAcreateserial -out "$work/server.crt" -days 2 -extfile "$work/ext.cnf" >/dev/null 2>&1
+  bench_transport=(--tls --cafile "$work/ca.crt")
+elif [[ $transport == ws ]]; then
+  bench_transport=(--websocket)
+fi
+
 # measure NAME BENCH_ARGS...: prints "IR DELIVERED SQES CQES ITERATIONS".
 measure() {
   local name=$1
   shift
   local port out=$work/callgrind.$name.out
   port=$(free_port)
+  local bench_port=$port config=()
+  if [[ -n $transport ]]; then
+    bench_port=$(free_port)
+    {
+      echo "[[listener]]"
+      echo "bind = \"127.0.0.1\""
+      echo "port = $bench_port"
+      if [[ $transport == tls ]]; then
+        echo "certfile = \"$work/server.crt\""
+        echo "keyfile = \"$work/server.key\""
+      else
+        echo "protocol = \"websockets\""
+      fi
+    } >"$work/$name.toml"
+    config=(--config "$work/$name.toml")
+  fi
   valgrind --tool=callgrind --callgrind-out-file="$out" --dump-instr=no \
     "$RINGMQ" --port "$port" --threads 1 --log-level info --metrics-port 0 \
-    --max-queued-messages 100000 "${broker_flags[@]}" >"$work/$name.log" 2>&1 &
+    --max-queued-messages 100000 "${broker_flags[@]}" "${config[@]}" >"$work/$name.log" 2>&1 &
   pid=$!
   local i
   for i in $(seq 1 600); do
@@ -92,8 +136,9 @@ measure() {
     sleep 0.1
   done
   local rc=0
-  "$BENCH" "$scenario" --port "$port" --qos "$qos" --payload 64 --subscribers "$subscribers" \
-    --warmup 0 --drain 30 --quiet --json "$work/$name.json" --setup-timeout 120 "$@" \
+  "$BENCH" "$scenario" --port "$bench_port" --qos "$qos" --payload 64 --subscribers "$subscribers" \
+    --warmup 0 --drain 30 --quiet --json "$work/$name.json" --setup-timeout 120 \
+    "${bench_transport[@]}" "$@" \
     >"$work/$name.bench" 2>&1 || rc=$?
   kill -TERM "$pid"
   wait "$pid" || true
@@ -144,7 +189,7 @@ else
 fi
 
 "$PY" - "$base_ir" "$work_ir" "$delivered" "$subscribers" "$scenario" "$qos" \
-  "$base_sqes" "$sqes" "$base_cqes" "$cqes" "$base_iterations" "$iterations" <<'EOF'
+  "$base_sqes" "$sqes" "$base_cqes" "$cqes" "$base_iterations" "$iterations" "$transport" <<'EOF'
 import sys
 base, total, delivered, subs = (int(x) for x in sys.argv[1:5])
 scenario, qos = sys.argv[5], sys.argv[6]
@@ -153,7 +198,8 @@ print(f"baseline (start-up, connections, shutdown): {base:,} Ir")
 print(f"workload: {total:,} Ir, {delivered:,} verified deliveries")
 if delivered:
     per = (total - base) / delivered
-    print(f"instructions per delivered message ({scenario} QoS {qos}, 64 B, 1 shard): {per:,.0f}")
+    over = f", over {sys.argv[13]}" if sys.argv[13] else ""
+    print(f"instructions per delivered message ({scenario} QoS {qos}, 64 B, 1 shard{over}): {per:,.0f}")
     if scenario == "fanout":
         print(f"(per published message, {subs} deliveries each: {per * subs:,.0f})")
     print(f"per delivered message: {sqes / delivered:.3f} SQEs submitted, "

@@ -13,6 +13,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev libtomlplusplus-dev
   clang-14 libfuzzer-14-dev libclang-rt-14-dev
   mosquitto mosquitto-clients
+  openssl
   haproxy
   openssl
   prometheus

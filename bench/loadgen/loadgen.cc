@@ -61,6 +61,7 @@
 
 #include "histogram.h"
 #include "sequence.h"
+#include "transport.h"
 #include "wire.h"
 
 namespace ringmq::bench {
@@ -116,6 +117,12 @@ struct Options {
   int user_properties = 0;  // 5.0 publishers: User Properties on each measured PUBLISH
   bool topic_alias = false;  // 5.0 publishers: Topic Alias after the first PUBLISH
   int receive_maximum = 0;   // 5.0 CONNECT: Receive Maximum (0: not sent, i.e. 65,535)
+  // Transports (transport.h): TLS below, WebSocket above; neither: plain TCP.
+  bool tls = false;
+  transport::TlsOptions tls_options;
+  bool websocket = false;
+  std::string ws_path = "/mqtt";
+  bool tls_resume = false;  // each client offers the session of its previous connection
 };
 
 const char kHelp[] =
@@ -149,6 +156,20 @@ const char kHelp[] =
     "                             PUBLISH, then the alias alone (needs the broker's Topic Alias\n"
     "                             Maximum >= 1)\n"
     "  --receive-maximum N        5.0 CONNECT: Receive Maximum N (not sent: 65,535)\n"
+    "  --tls                      MQTT over TLS 1.2/1.3 (OpenSSL); every connection makes a full\n"
+    "                             handshake (unless --tls-resume), so the connect scenario\n"
+    "                             measures TLS handshakes (TCP connect, handshake, CONNECT,\n"
+    "                             CONNACK, DISCONNECT, the broker's close)\n"
+    "  --cafile F                 --tls: CA certificates that verify the broker's certificate,\n"
+    "                             which must also match --host (IP or DNS subject alt name)\n"
+    "  --cert F --key F           --tls: client certificate chain and key (mutual TLS)\n"
+    "  --insecure                 --tls: do not verify the broker's certificate\n"
+    "  --tls-version 1.2|1.3      --tls: only this version (default: 1.2 or 1.3, OpenSSL picks)\n"
+    "  --tls-resume               --tls: a client (a connector slot) offers the session of its\n"
+    "                             previous connection (ticket or id): abbreviated handshakes\n"
+    "  --websocket                MQTT over WebSocket (RFC 6455, subprotocol mqtt); with --tls:\n"
+    "                             wss\n"
+    "  --ws-path P                --websocket: the HTTP path of the upgrade (/mqtt)\n"
     "  --retain                   fanin/fanout/pairs/wildcard: every PUBLISH retained (off)\n"
     "  --payload BYTES            payload size, at least 24 (64)\n"
     "  --publishers N --subscribers N   client counts (scenario defaults)\n"
@@ -220,6 +241,13 @@ Options ParseOptions(int argc, char** argv) {
       o.topic_alias = true;
       continue;
     }
+    if (arg == "--tls" || arg == "--websocket" || arg == "--insecure" || arg == "--tls-resume") {
+      if (arg == "--tls") o.tls = true;
+      if (arg == "--tls-resume") o.tls_resume = true;
+      if (arg == "--websocket") o.websocket = true;
+      if (arg == "--insecure") o.tls_options.insecure = true;
+      continue;
+    }
     std::string value;
     const size_t eq = arg.find('=');
     if (eq != std::string::npos) {
@@ -282,6 +310,17 @@ Options ParseOptions(int argc, char** argv) {
       o.user_properties = static_cast<int>(number(0, wire::kMaxUserProperties));
     }
     else if (arg == "--receive-maximum") o.receive_maximum = static_cast<int>(number(1, 65535));
+    else if (arg == "--cafile") o.tls_options.cafile = value;
+    else if (arg == "--cert") o.tls_options.certfile = value;
+    else if (arg == "--key") o.tls_options.keyfile = value;
+    else if (arg == "--tls-version") {
+      if (value != "1.2" && value != "1.3") Usage("--tls-version must be 1.2 or 1.3");
+      o.tls_options.version = value;
+    }
+    else if (arg == "--ws-path") {
+      if (value.empty() || value[0] != '/') Usage("--ws-path must start with /");
+      o.ws_path = value;
+    }
     else Usage("unknown option " + arg);
   }
   if (!have_scenario) Usage("no scenario given");
@@ -297,6 +336,18 @@ Options ParseOptions(int argc, char** argv) {
       o.protocol == Protocol::k311) {
     Usage("--user-properties, --topic-alias and --receive-maximum need --protocol 5 or mixed");
   }
+  const transport::TlsOptions& t = o.tls_options;
+  if (!o.tls && (!t.cafile.empty() || !t.certfile.empty() || !t.keyfile.empty() || t.insecure ||
+                 !t.version.empty() || o.tls_resume)) {
+    Usage("--cafile, --cert, --key, --insecure, --tls-version and --tls-resume need --tls");
+  }
+  if (o.tls && t.cafile.empty() && !t.insecure) Usage("--tls needs --cafile (or --insecure)");
+  if (t.certfile.empty() != t.keyfile.empty()) Usage("--cert and --key go together");
+  if ((o.tls || o.websocket) && o.scenario == Scenario::kRetained) {
+    Usage("retained: --tls and --websocket are not supported (its loader is a plain socket)");
+  }
+  if (!o.websocket && o.ws_path != "/mqtt") Usage("--ws-path needs --websocket");
+  o.tls_options.host = o.host;
   if (o.scenario == Scenario::kReject && o.reject_kind == "auth" && o.username.empty()) {
     o.username = "bench";
   }
@@ -408,6 +459,9 @@ struct Shared {
   // and the User Properties a 5.0 subscriber expects from a 5.0 publisher.
   std::string publish_properties;
   std::vector<std::string> expected_user_properties;
+  // --tls: the SSL_CTX every connection shares (configured before the workers start).
+  std::unique_ptr<transport::TlsClientContext> tls;
+  std::string ws_host_header;  // --websocket: the upgrade's Host header (host:port)
 };
 
 bool SubscriberExpects(const Options& o, int subscriber, int publisher) {
@@ -436,6 +490,7 @@ uint8_t ClientLevel(const Options& o, Role role, int index) {
 enum class State : uint8_t {
   kUnused,
   kTcpConnecting,
+  kTransportHandshake,  // --tls / --websocket: TLS handshake and/or HTTP upgrade
   kAwaitConnack,
   kAwaitSuback,
   kReady,
@@ -457,8 +512,15 @@ struct Conn {
   uint16_t server_receive_maximum = 65535;
   bool topic_alias_set = false;
   uint64_t acked = 0;  // publisher: QoS 1/2 flows completed (PUBACK, PUBCOMP, PUBREC >= 0x80)
-  wire::Buffer in;
-  wire::Buffer out;
+  wire::Buffer in;   // MQTT bytes received
+  wire::Buffer out;  // MQTT bytes to send
+  // --tls / --websocket: the layers between the socket and `in`/`out`, and the wire bytes they
+  // produced that are still to be written (without a stack `out` is written as is).
+  std::unique_ptr<transport::Stack> stack;
+  wire::Buffer wire_out;
+  // --tls-resume: the session of the previous connection, offered by the next one.
+  std::unique_ptr<SSL_SESSION, decltype(&SSL_SESSION_free)> tls_session{nullptr,
+                                                                        &SSL_SESSION_free};
   uint64_t started_ns = 0;  // connect/reject/idle: when the TCP connect began
   // Publisher (sent: messages; for a connector slot, connections started).
   uint64_t sent = 0;
@@ -521,6 +583,12 @@ class Worker {
   uint64_t property_errors = 0;    // 5.0 deliveries whose properties are not what was sent
   uint64_t publish_refused = 0;    // 5.0 PUBACK / PUBREC with a reason code >= 0x80
   uint64_t server_disconnects = 0; // 5.0 DISCONNECTs from the broker
+  uint64_t transport_errors = 0;   // TLS or WebSocket failures (handshake, records, frames)
+  std::string transport_error;     // the first of them
+  std::string tls_version;         // --tls: version and cipher of the first handshake
+  std::string tls_cipher;
+  uint64_t tls_handshakes = 0;     // --tls: completed, and of those abbreviated (resumed)
+  uint64_t tls_resumed = 0;
   int last_refusal_code = -1;      // the last of those reason codes
   ConnectOutcomes outcomes;  // measured window
   uint64_t connected = 0;
@@ -537,6 +605,9 @@ class Worker {
   void SendConnect(Conn& c);
   void OnEvent(Conn& c, uint32_t events);
   void OnReadable(Conn& c);
+  bool StartTransport(Conn& c);
+  bool TransportReceive(Conn& c, const uint8_t* data, size_t size);
+  void OnTransportError(Conn& c);
   bool OnFrame(Conn& c, const wire::Frame& f);
   bool OnConnack(Conn& c, const wire::Frame& f);
   void OnServerDisconnect(Conn& c, const wire::Frame& f);
@@ -574,7 +645,13 @@ class Worker {
   bool level_refusal_reported_ = false;
   uint64_t current_second_ = UINT64_MAX;
   std::vector<uint8_t> read_scratch_;
+  wire::Buffer raw_in_;  // --tls / --websocket: wire bytes of one recv, before the stack
 };
+
+// The largest WebSocket frame the generator takes from a broker. A broker may frame a whole send
+// batch (many PUBLISHes of up to 1 MiB each) at once, and the payload goes up as it arrives
+// (nothing is buffered per frame), so the bound only refuses lengths no send batch reaches.
+constexpr uint64_t kMaxWebSocketFrameBytes = uint64_t{1} << 30;
 
 constexpr uint64_t kConnectTimeoutNs = 10'000'000'000;
 
@@ -649,6 +726,82 @@ void Worker::Close(Conn& c) {
   c.state = State::kClosed;
   c.in.Clear();
   c.out.Clear();
+  if (o_.tls_resume && c.stack != nullptr && c.stack->open()) {
+    // TLS 1.3 tickets arrive after the handshake: by the close they have been read.
+    const auto& tls = static_cast<const transport::TlsClient&>(c.stack->layer(0));
+    SSL_SESSION* session = SSL_get1_session(tls.ssl());
+    if (session != nullptr && SSL_SESSION_is_resumable(session) == 1) {
+      c.tls_session.reset(session);
+    } else {
+      SSL_SESSION_free(session);
+    }
+  }
+  c.stack.reset();
+  c.wire_out.Clear();
+}
+
+// After the TCP connect with --tls / --websocket: the stack's handshakes come first; CONNECT
+// follows once it is open (TransportReceive).
+bool Worker::StartTransport(Conn& c) {
+  c.stack = std::make_unique<transport::Stack>();
+  if (o_.tls) {
+    auto tls = std::make_unique<transport::TlsClient>(*shared_->tls);
+    if (c.tls_session != nullptr) SSL_set_session(tls->ssl(), c.tls_session.get());
+    c.stack->Add(std::move(tls));
+  }
+  if (o_.websocket) {
+    c.stack->Add(std::make_unique<transport::WebSocketClient>(
+        shared_->ws_host_header, o_.ws_path, kMaxWebSocketFrameBytes));
+  }
+  c.wire_out.Clear();
+  c.state = State::kTransportHandshake;
+  if (!c.stack->Start(c.wire_out)) return false;
+  MarkDirty(c);
+  return true;
+}
+
+// Wire bytes up through the stack into c.in. Returns false if the connection was closed.
+bool Worker::TransportReceive(Conn& c, const uint8_t* data, size_t size) {
+  if (!c.stack->Receive(data, size, c.in, c.wire_out)) {
+    OnTransportError(c);
+    return false;
+  }
+  if (!c.wire_out.empty()) MarkDirty(c);
+  if (c.state == State::kTransportHandshake && c.stack->open()) {
+    if (o_.tls) {
+      const auto& tls = static_cast<const transport::TlsClient&>(c.stack->layer(0));
+      ++tls_handshakes;
+      if (SSL_session_reused(tls.ssl()) == 1) ++tls_resumed;
+      if (tls_version.empty()) {
+        tls_version = SSL_get_version(tls.ssl());
+        tls_cipher = SSL_get_cipher_name(tls.ssl());
+      }
+    }
+    SendConnect(c);
+  }
+  return true;
+}
+
+// A TLS or WebSocket failure ends the connection: during its handshake it is a failed connect
+// (of the setup, or of a connector slot's attempt), later an unexpected close.
+void Worker::OnTransportError(Conn& c) {
+  if (++transport_errors == 1) transport_error = c.stack->error();
+  shared_->live_errors.fetch_add(1, std::memory_order_relaxed);
+  if (transport_errors <= 3) {
+    std::fprintf(stderr, "ringmq-bench: %s\n", c.stack->error().c_str());
+  }
+  const bool connecting = c.state == State::kTransportHandshake ||
+                          c.state == State::kAwaitConnack;
+  if (c.role == Role::kConnector) {
+    if (connecting) OnConnectEnd(c, -2);
+  } else if (connecting) {
+    --handshakes_in_flight_;
+    shared_->setup_failed.fetch_add(1);
+    ++connect_failures;
+  } else if (phase() == Phase::kRun) {
+    ++unexpected_closes;
+  }
+  Close(c);
 }
 
 void Worker::Flush() {
@@ -656,16 +809,25 @@ void Worker::Flush() {
     Conn& c = conns_[i];
     c.dirty = false;
     if (c.fd < 0 || c.state == State::kTcpConnecting) continue;
-    while (!c.out.empty()) {
-      const ssize_t n = send(c.fd, c.out.data(), c.out.size(), MSG_NOSIGNAL);
+    wire::Buffer* out = &c.out;
+    if (c.stack) {
+      // One TLS record / WebSocket frame for everything encoded since the last flush.
+      if (c.stack->open() && !c.stack->Send(c.out, c.wire_out)) {
+        OnTransportError(c);
+        continue;
+      }
+      out = &c.wire_out;
+    }
+    while (!out->empty()) {
+      const ssize_t n = send(c.fd, out->data(), out->size(), MSG_NOSIGNAL);
       if (n > 0) {
-        c.out.Consume(static_cast<size_t>(n));
+        out->Consume(static_cast<size_t>(n));
         continue;
       }
       if (n < 0 && errno == EINTR) continue;
       break;
     }
-    const bool want_out = !c.out.empty();
+    const bool want_out = !out->empty();
     if (want_out != c.epollout && c.fd >= 0) {
       epoll_event ev{};
       ev.events = EPOLLIN | (want_out ? uint32_t{EPOLLOUT} : 0u);
@@ -993,14 +1155,16 @@ bool Worker::OnFrame(Conn& c, const wire::Frame& f) {
 void Worker::OnReadable(Conn& c) {
   constexpr size_t kReadSize = 64 * 1024;
   for (int rounds = 0; rounds < 4; ++rounds) {
-    uint8_t* p = c.in.Reserve(kReadSize);
+    uint8_t* p = c.stack ? raw_in_.Reserve(kReadSize) : c.in.Reserve(kReadSize);
     const ssize_t n = recv(c.fd, p, kReadSize, 0);
     if (n <= 0) {
       c.in.Commit(0);
       if (n < 0 && (errno == EAGAIN || errno == EINTR)) break;
       // Closed by the broker (or reset).
       if (c.role == Role::kConnector) {
-        if (c.state == State::kAwaitConnack) OnConnectEnd(c, n == 0 ? -1 : -2);
+        if (c.state == State::kAwaitConnack || c.state == State::kTransportHandshake) {
+          OnConnectEnd(c, n == 0 ? -1 : -2);
+        }
         Close(c);
         // Like a client looping on connect: the next connection starts now, not after the
         // rest of this batch of events.
@@ -1011,7 +1175,8 @@ void Worker::OnReadable(Conn& c) {
         ++unexpected_closes;
         shared_->live_errors.fetch_add(1, std::memory_order_relaxed);
       }
-      if (c.state == State::kAwaitConnack || c.state == State::kTcpConnecting) {
+      if (c.state == State::kAwaitConnack || c.state == State::kTcpConnecting ||
+          c.state == State::kTransportHandshake) {
         --handshakes_in_flight_;
         shared_->setup_failed.fetch_add(1);
         ++connect_failures;
@@ -1019,7 +1184,11 @@ void Worker::OnReadable(Conn& c) {
       Close(c);
       return;
     }
-    c.in.Commit(static_cast<size_t>(n));
+    if (c.stack) {
+      if (!TransportReceive(c, p, static_cast<size_t>(n))) return;
+    } else {
+      c.in.Commit(static_cast<size_t>(n));
+    }
     wire::Frame f;
     size_t used = 0;
     for (;;) {
@@ -1059,6 +1228,10 @@ void Worker::OnEvent(Conn& c, uint32_t events) {
       return;
     }
     if (first_connect_ns == 0) first_connect_ns = c.started_ns;
+    if (o_.tls || o_.websocket) {
+      if (!StartTransport(c)) OnTransportError(c);
+      return;
+    }
     SendConnect(c);
     return;
   }
@@ -1183,7 +1356,8 @@ void Worker::CheckTimeouts(uint64_t) {
   const uint64_t now = NowNs();  // later than every started_ns
   for (Conn& c : conns_) {
     if (c.role != Role::kConnector || c.fd < 0) continue;
-    if ((c.state == State::kAwaitConnack || c.state == State::kTcpConnecting) &&
+    if ((c.state == State::kAwaitConnack || c.state == State::kTcpConnecting ||
+         c.state == State::kTransportHandshake) &&
         now - c.started_ns > kConnectTimeoutNs) {
       OnConnectEnd(c, -3);
       Close(c);
@@ -1238,7 +1412,14 @@ void Worker::Run() {
       if (c.state == State::kReady) {
         wire::Buffer b;
         wire::EncodeDisconnect(b);
-        (void)!send(c.fd, b.data(), b.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (c.stack) {
+          // After whatever the stack still has to send: TLS records must arrive in order.
+          if (c.stack->Send(b, c.wire_out)) {
+            (void)!send(c.fd, c.wire_out.data(), c.wire_out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+          }
+        } else {
+          (void)!send(c.fd, b.data(), b.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        }
       }
       close(c.fd);
       c.fd = -1;
@@ -1407,6 +1588,8 @@ struct Totals {
   VerifyCounts verify;
   uint64_t sent = 0, delivered = 0, stalls = 0, unexpected_closes = 0, protocol_errors = 0;
   uint64_t property_errors = 0, publish_refused = 0, server_disconnects = 0;
+  uint64_t transport_errors = 0, tls_handshakes = 0, tls_resumed = 0;
+  std::string transport_error, tls_version, tls_cipher;
   int last_refusal_code = -1;
   uint64_t connected = 0, connect_failures = 0, retained_cycles = 0;
   uint64_t first_connect_ns = 0, last_connack_ns = 0;
@@ -1437,6 +1620,14 @@ Totals Collect(const std::vector<std::unique_ptr<Worker>>& workers) {
     t.property_errors += w->property_errors;
     t.publish_refused += w->publish_refused;
     t.server_disconnects += w->server_disconnects;
+    t.transport_errors += w->transport_errors;
+    t.tls_handshakes += w->tls_handshakes;
+    t.tls_resumed += w->tls_resumed;
+    if (t.transport_error.empty()) t.transport_error = w->transport_error;
+    if (t.tls_version.empty()) {
+      t.tls_version = w->tls_version;
+      t.tls_cipher = w->tls_cipher;
+    }
     if (w->last_refusal_code >= 0) t.last_refusal_code = w->last_refusal_code;
     t.connected += w->connected;
     t.connect_failures += w->connect_failures;
@@ -1590,6 +1781,16 @@ int Main(int argc, char** argv) {
   const Options& o = shared->options;
   RaiseFileLimit();
   if (!Resolve(shared.get())) return 2;
+  if (o.tls) {
+    std::string error;
+    shared->tls = transport::TlsClientContext::Create(o.tls_options, &error);
+    if (shared->tls == nullptr) {
+      std::fprintf(stderr, "ringmq-bench: %s\n", error.c_str());
+      return 2;
+    }
+  }
+  const bool v6_host = o.host.find(':') != std::string::npos;
+  shared->ws_host_header = (v6_host ? "[" + o.host + "]" : o.host) + ":" + std::to_string(o.port);
   const bool tty = isatty(STDERR_FILENO) && !o.quiet;
 
   // Topics and fan-out per publisher.
@@ -1759,6 +1960,13 @@ int Main(int argc, char** argv) {
   r.Num("user_properties", o.user_properties);
   r.Num("topic_alias", o.topic_alias ? 1 : 0);
   r.Num("receive_maximum", o.receive_maximum);
+  r.Str("transport.kind", o.tls ? (o.websocket ? "wss" : "tls") : (o.websocket ? "ws" : "tcp"));
+  r.Str("transport.tls_version", t.tls_version);
+  r.Str("transport.tls_cipher", t.tls_cipher);
+  r.Num("transport.tls_handshakes", static_cast<double>(t.tls_handshakes));
+  r.Num("transport.tls_resumed", static_cast<double>(t.tls_resumed));
+  r.Num("transport.errors", static_cast<double>(t.transport_errors));
+  r.Str("transport.first_error", t.transport_error);
   r.Num("payload_bytes", static_cast<double>(o.payload));
   r.Num("publishers", pubs);
   r.Num("subscribers", subs);
@@ -1914,12 +2122,19 @@ int Main(int argc, char** argv) {
     // during the run included.
     r.Num("idle.rss_growth_per_connection_bytes", growth_per_conn);
   }
+  if (t.transport_errors != 0) {
+    ok = false;
+    why += (why.empty() ? "" : "; ") + std::to_string(t.transport_errors) +
+           " TLS/WebSocket errors (first: " + t.transport_error + ")";
+  }
   r.Str("verdict", ok ? "ok" : "FAILED");
   r.Str("verdict_reason", why);
   r.Raw("samples", SamplesJson(t));
 
   // Human summary on stdout.
   std::printf("ringmq-bench %s qos %d payload %zu", o.scenario_name.c_str(), o.qos, o.payload);
+  if (o.tls) std::printf(" tls %s", t.tls_version.empty() ? "(no handshake)" : t.tls_version.c_str());
+  if (o.websocket) std::printf(" websocket");
   if (o.protocol != Protocol::k311) {
     std::printf(" mqtt %s", o.protocol_name.c_str());
     if (o.user_properties > 0) std::printf(" user-properties %d", o.user_properties);
