@@ -5,10 +5,7 @@ exit non-zero, so the verification can fail.
 
 MQTT 5.0 (`--protocol 5|mixed`, `--user-properties`, `--topic-alias`): short runs against
 Mosquitto (/usr/sbin/mosquitto, installed by scripts/install-deps.sh), which speaks 5.0, and
-against the broker under test. RINGMQ_SERVES_MQTT5 below says whether ringmq accepts protocol
-level 5 in this tree: while it does not, the ringmq test checks the refusal instead (a level-5
-CONNECT gets the 3.1.1 CONNACK 0x01, the generator names it and exits 2), and it fails as soon as
-ringmq accepts level 5, saying to set the flag.
+against the broker under test.
 
 TLS and WebSockets (`--tls --cafile`, `--cert/--key`, `--websocket`): short runs against Mosquitto
 with a TLS listener, a mutual-TLS listener, a websockets listener and a websockets-over-TLS one,
@@ -30,17 +27,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 RUN_TIMEOUT = 60
 MOSQUITTO = "/usr/sbin/mosquitto"
-
-# Whether ringmq serves MQTT 5.0 clients in this tree (issue 13). Set to True once a level-5
-# CONNECT is accepted (the connection work merged): test_mqtt5_against_ringmq then runs the 5.0
-# scenarios against ringmq instead of checking the refusal.
-RINGMQ_SERVES_MQTT5 = True
-
-# Whether ringmq serves TLS and WebSocket listeners from [[listener]] tables in this tree (issue
-# 14, merged): test_tls_and_websocket_against_ringmq runs the generator over TLS and WebSockets
-# against ringmq; with False (an older broker) it checks that ringmq refuses such a config.
-RINGMQ_SERVES_TLS_AND_WEBSOCKETS = True
-
 
 def bench_binary():
     """ringmq-bench next to the broker under test, else the release build's."""
@@ -229,24 +215,7 @@ class Bench(BrokerTestCase):
 
     def test_mqtt5_against_ringmq(self):
         b = self.start_broker(log_level="info")
-        serves = RINGMQ_SERVES_MQTT5 or b.mosquitto
         accepted = accepts_mqtt5(b.port)
-        if not serves:
-            # MQTT-3.1.2-2: the unsupported level is refused with the 3.1.1 CONNACK 0x01; the
-            # generator says the broker does not speak 5.0 and exits 2 (setup error).
-            self.assertFalse(accepted, "ringmq now accepts protocol level 5: set "
-                             "RINGMQ_SERVES_MQTT5 = True in tests/integration/test_bench.py")
-            proc, result, _ = self.run_bench(b, "pairs", "--qos", "1", "--protocol", "5",
-                                             "--publishers", "2", "--duration", "1",
-                                             "--setup-timeout", "10")
-            self.assertEqual(proc.returncode, 2, f"stdout: {proc.stdout}\nstderr: {proc.stderr}")
-            self.assertIn("does not speak MQTT 5.0", proc.stderr)
-            self.assertEqual(result["verdict"], "FAILED")
-            self.assertEqual(result["verdict_reason"], "setup failed")
-            counters = b.stop()
-            self.assert_counters_at_least(counters, connect_unsupported_protocol=5)
-            self.assert_counters(counters, connect_unsupported_protocol=None)
-            return
         self.assertTrue(accepted, "a level-5 CONNECT was refused")
         proc, result, csv_lines = self.run_bench(
             b, "pairs", "--qos", "1", "--protocol", "5", "--publishers", "10", "--duration", "1",
@@ -474,22 +443,6 @@ class BenchTransportsRingmq(BrokerTestCase):
                     f'certfile = "{certs["server_cert"]}"\nkeyfile = "{certs["server_key"]}"\n\n'
                     f'[[listener]]\nbind = "127.0.0.1"\nport = {ws_port}\n'
                     'protocol = "websockets"\n')
-        if not RINGMQ_SERVES_TLS_AND_WEBSOCKETS:
-            # A ringmq without them refuses the config (unknown key, or a layer not built yet).
-            proc = subprocess.Popen([binary(), "--port", str(free_tcp_port()), "--metrics-port",
-                                     "0", "--config", config], stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.PIPE, text=True)
-            try:
-                _, err = proc.communicate(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.communicate()
-                raise AssertionError("ringmq now starts with TLS and WebSocket [[listener]] "
-                                     "tables: set RINGMQ_SERVES_TLS_AND_WEBSOCKETS = True in "
-                                     "tests/integration/test_bench.py")
-            self.assertNotEqual(proc.returncode, 0)
-            self.assertIn("listener", err)
-            return
         b = self.start_broker("--config", config, log_level="info")
 
         class At:
