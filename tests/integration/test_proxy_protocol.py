@@ -239,6 +239,34 @@ class RawHeaders(ProxyListenerCase):
         self.assert_counters(counters, connect_accepted=1)
 
 
+    def test_tls_after_the_proxy_header(self):
+        # PROXY, then a TLS handshake, then MQTT inside TLS: the header is read before the TLS
+        # layer sees a byte, and the client's address is the header's.
+        import ssl
+        from test_tls import Pki
+        pki = Pki(self.tmp.name)
+        port = free_port()
+        path = os.path.join(self.tmp.name, "tls.toml")
+        with open(path, "w") as f:
+            f.write(f'[[listener]]\nport = {port}\nproxy_protocol = "v2"\n'
+                    f'certfile = "{pki.path("server.crt")}"\n'
+                    f'keyfile = "{pki.path("server.key")}"\n')
+        b = self.start_broker("--config", path)
+        context = ssl.create_default_context(cafile=pki.path("ca.crt"))
+        with m.open_socket(port) as raw:
+            raw.sendall(v2("203.0.113.40", 45100))
+            with context.wrap_socket(raw, server_hostname="localhost") as s:
+                s.sendall(m.connect("tls-behind-proxy"))
+                self.assertEqual(m.read_packet(s).raw, m.connack(0))
+                self.assertTrue(b.wait_for_log(r"client tls-behind-proxy connected from "
+                                               r"203\.0\.113\.40:45100"))
+                m.disconnect(s)
+        counters = b.stop()
+        self.assertEqual(counters["proxy_header_v2"], 1)
+        self.assertEqual(counters["tls_handshakes_completed"], 1)
+        self.assert_counters(counters, connect_accepted=1)
+
+
 class BehindHaproxy(ProxyListenerCase):
     """A real HAProxy in TCP mode in front of the broker."""
 
