@@ -153,7 +153,11 @@ class MemoryBudget(BrokerTestCase):
                                       connect_memory_budget=1)
 
     def test_metrics_show_the_budget(self):
-        b = self.start_broker("--max-memory", str(self.BUDGET), metrics=True)
+        # A larger budget than the flood tests': the idle baseline is about 13 MiB in a release
+        # build but about 49 MiB under ASan (its shadow and allocator, plus libssl/libcrypto
+        # mapped since issue 14), which must still be well under half of it.
+        budget = 160 * MIB
+        b = self.start_broker("--max-memory", str(budget), metrics=True)
         with urllib.request.urlopen(b.metrics_url(), timeout=5) as response:
             text = response.read().decode()
         values = {}
@@ -161,14 +165,14 @@ class MemoryBudget(BrokerTestCase):
             if line.startswith("ringmq_memory_"):
                 name, value = line.rsplit(" ", 1)
                 values[name] = float(value)
-        self.assertEqual(values.get("ringmq_memory_max_bytes"), float(self.BUDGET))
+        self.assertEqual(values.get("ringmq_memory_max_bytes"), float(budget))
         self.assertEqual(values.get("ringmq_memory_pressure"), 0.0)
         accounted = values.get("ringmq_memory_accounted_bytes", 0)
         rss = b.status_kib("VmRSS") << 10
         # The baseline is the resident size at start plus buffers not yet touched, so the
         # accounted total of an idle broker is at least what is resident.
         self.assertGreater(accounted, rss * 0.9, f"accounted {accounted}, resident {rss}")
-        self.assertLess(accounted, self.BUDGET * 0.5, f"an idle broker accounts {accounted}")
+        self.assertLess(accounted, budget * 0.5, f"an idle broker accounts {accounted}")
 
     def test_without_a_budget_the_same_flood_grows_past_it(self):
         # The control: shows the flood above would break the bound if the budget did nothing.
