@@ -30,6 +30,13 @@ enum class QueueFullPolicy : uint8_t { kDrop, kDisconnect };
 // id (the same publisher's messages go to the same member while the membership is stable).
 enum class SharedSubscriptionStrategy : uint8_t { kRoundRobin, kRandom, kHash };
 
+// When a PUBACK / PUBREC that depends on the persistence log is sent (docs/persistence.md):
+// kFsync after the fdatasync that covers the message's records completed (the message
+// survives a crash of the process or of the machine); kInterval at once, with an fdatasync
+// every sync_interval_ms (a machine crash loses at most that window; a process crash nothing
+// that reached the kernel).
+enum class Durability : uint8_t { kFsync, kInterval };
+
 // Shard threads' CPU affinity: kOff leaves them to the scheduler; kAuto pins shard i to the
 // i-th CPU of the process's allowed set (sched_getaffinity), wrapping around when there are
 // more shards than CPUs.
@@ -112,6 +119,19 @@ struct Config {
   // MQTT 5.0: a PUBLISH's (or will's) Message Expiry Interval above this is lowered to it
   // (0: no cap); the subscriber gets the lowered time left. Messages without one never expire.
   uint32_t max_message_expiry_s = 0;
+  // Persistence (docs/persistence.md; off by default): persistent sessions, their queued and
+  // in-flight QoS 1/2 messages, inbound QoS 2 ids and retained messages are logged per shard
+  // under data_dir and recovered at start.
+  bool persistence = false;
+  std::string data_dir = "ringmq-data";
+  Durability durability = Durability::kFsync;
+  uint32_t sync_interval_ms = 100;  // kInterval: the longest a message waits for fdatasync
+  // Bytes of log segments over all shards; beyond it new durable messages are refused as
+  // queue_full_policy says (counted in persist_refused_disk_full). 0: no bound.
+  uint64_t max_disk_bytes = uint64_t{4} << 30;
+  // At start, a corrupt record in the middle of a segment stops the broker with the file and
+  // offset; with this set the segment is cut there instead (logged and counted).
+  bool persistence_truncate_corrupt = false;
   // Distinct filters one session may hold; a new one beyond gets SUBACK 0x80.
   uint32_t max_subscriptions_per_session = 10'000;
   // Inbound QoS 2 packet ids awaiting PUBREL per session; beyond, the connection is closed.

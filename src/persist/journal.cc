@@ -1,0 +1,2 @@
+// Filled in by the persistence work (issue 15).
+#include "persist/journal.h"
