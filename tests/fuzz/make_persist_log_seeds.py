@@ -5,7 +5,8 @@
 
 Each seed is the control byte tests/fuzz/persist_log.cc reads, then a segment file in the
 format of src/persist/record.h (docs/persistence.md): 0x01 + a whole file with its header, or
-0x00 + records only (the target puts a valid header in front). The logs are consistent (a
+0x00 + records only (the target puts a valid header in front); with bit 0x02 set the target
+recomputes every record's CRC before reading, so mutations of a body reach the decoder. The logs are consistent (a
 snapshot, then the events a broker logs for persistent sessions and retained messages), so that
 the fuzzer starts from records DurableState::Apply accepts, plus a torn tail, a corrupt record,
 a zero-filled page and headers that must be refused. File names say what each seed is.
@@ -125,6 +126,8 @@ def seeds():
         "empty_segment": b"\x01" + header(),
         "busy_whole_file": b"\x01" + header(shard=1, run=5, segment=2) + log,
         "busy_records": b"\x00" + log,
+        "busy_records_crc_fixed": b"\x02" + log,
+        "busy_whole_file_crc_fixed": b"\x03" + header() + log,
         "torn_tail": b"\x00" + log[:-5],
         "torn_tail_zero_filled": b"\x00" + log[:-5] + bytes(5 + 64),
         "corrupt_middle": b"\x00" + log[:first_end + 11] + bytes([log[first_end + 11] ^ 0x10]) +

@@ -2,7 +2,8 @@
 //
 // Input: one control byte, then a segment file. Control bit 0 set: the bytes are the whole file,
 // header included (ReadHeader is fuzzed); clear: a valid header is put in front, so that the
-// mutations reach the records. Seeds: tests/fuzz/make_persist_log_seeds.py. Properties that must
+// mutations reach the records. Bit 1 set: every record's CRC is recomputed first (FixCrcs), so
+// that mutated bodies reach the decoder instead of failing their CRC. Seeds: tests/fuzz/make_persist_log_seeds.py. Properties that must
 // hold for any bytes:
 //  - ReadHeader and Next never crash, assert or read outside the file;
 //  - each kOk record lies inside the file, and AppendRecord re-encodes it to exactly the bytes
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "common/byte_buffer.h"
+#include "common/crc32c.h"
 #include "persist/record.h"
 
 namespace ringmq::persist {
@@ -86,6 +88,22 @@ Outcome ReadSegment(std::span<const uint8_t> file) {
   return outcome;
 }
 
+// Sets each record's CRC to match its type and body, walking the framing from the header on
+// until a length runs past the end: the mutations then reach the body decoder (and Apply)
+// instead of stopping at the CRC.
+void FixCrcs(std::span<uint8_t> file) {
+  size_t offset = kSegmentHeaderBytes;
+  while (offset + kRecordHeaderBytes <= file.size()) {
+    const uint8_t* at = file.data() + offset;
+    const uint32_t body = static_cast<uint32_t>(at[0]) | static_cast<uint32_t>(at[1]) << 8 |
+                          static_cast<uint32_t>(at[2]) << 16 | static_cast<uint32_t>(at[3]) << 24;
+    if (body > file.size() - offset - kRecordHeaderBytes) return;
+    const uint32_t crc = Crc32c(file.subspan(offset + kRecordHeaderBytes - 1, body + 1));
+    for (int i = 0; i < 4; ++i) file[offset + 4 + i] = static_cast<uint8_t>(crc >> (8 * i));
+    offset += kRecordHeaderBytes + body;
+  }
+}
+
 void Check(std::span<const uint8_t> file) {
   const Outcome outcome = ReadSegment(file);
   if (outcome.status == ReadStatus::kTornTail) {
@@ -102,17 +120,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0 || size > (1u << 20)) return 0;
   const uint8_t control = data[0];
   const std::span<const uint8_t> input(data + 1, size - 1);
-  if (control & 1) {
-    Check(input);
-    return 0;
-  }
   ringmq::ByteBuffer header;
-  AppendSegmentHeader(header, SegmentHeader{kFormatVersion, 0, 1, 0});
+  if ((control & 1) == 0) AppendSegmentHeader(header, SegmentHeader{kFormatVersion, 0, 1, 0});
   // An allocation of exactly the file's size, so that AddressSanitizer sees a read past it.
   const size_t file_size = header.size() + input.size();
   std::unique_ptr<uint8_t[]> file(new uint8_t[file_size]);
-  std::memcpy(file.get(), header.data(), header.size());
+  if (!header.empty()) std::memcpy(file.get(), header.data(), header.size());
   if (!input.empty()) std::memcpy(file.get() + header.size(), input.data(), input.size());
-  Check(std::span<const uint8_t>(file.get(), file_size));
+  const std::span<uint8_t> bytes(file.get(), file_size);
+  if (control & 2) ringmq::persist::FixCrcs(bytes);
+  ringmq::persist::Check(bytes);
   return 0;
 }
