@@ -186,16 +186,36 @@ std::optional<uint32_t> HeaderVersion(std::span<const uint8_t> file) {
   return uint32_t{v[0]} | uint32_t{v[1]} << 8 | uint32_t{v[2]} << 16 | uint32_t{v[3]} << 24;
 }
 
-// Whether a complete, valid record starts anywhere in `rest` (see TornOrCorrupt).
-// Candidates are filtered first: a record's type byte (the header's last) is a known type, so
-// zero runs and most garbage are skipped without a CRC.
+// A record header's length field.
+uint32_t LoadLength(const uint8_t* header) {
+  return uint32_t{header[0]} | uint32_t{header[1]} << 8 | uint32_t{header[2]} << 16 |
+         uint32_t{header[3]} << 24;
+}
+
+// Whether a complete, valid record starts anywhere in `rest` (see IsTornTail). Candidates are
+// filtered first: the type byte (the header's last) is a known type and the length fits in
+// what is left, so zero runs and most garbage cost no CRC. The CRC work is bounded (a payload
+// of bytes like 0x01 frames as many long candidates): past kScanBudget plus four times `rest`,
+// the answer is "yes", which makes recovery stop and name the record rather than guess.
 bool ValidRecordFollows(std::span<const uint8_t> rest) {
   constexpr auto kFirstType = static_cast<uint8_t>(RecordType::kSnapshotBegin);
   constexpr auto kLastType = static_cast<uint8_t>(RecordType::kRetain);
+  constexpr uint64_t kScanBudget = uint64_t{64} << 20;
+  // SegmentReader scans a zero run at the end once per candidate whose CRC fails.
+  size_t trailing_zeros = 0;
+  while (trailing_zeros < rest.size() && rest[rest.size() - 1 - trailing_zeros] == 0) {
+    ++trailing_zeros;
+  }
+  uint64_t budget = kScanBudget + 4 * uint64_t{rest.size()};
   Record record;
   for (size_t start = 0; start + kRecordHeaderBytes <= rest.size(); ++start) {
     const uint8_t type = rest[start + kRecordHeaderBytes - 1];
     if (type < kFirstType || type > kLastType) continue;
+    const uint32_t body_bytes = LoadLength(rest.data() + start);
+    if (body_bytes > rest.size() - start - kRecordHeaderBytes) continue;
+    const uint64_t cost = uint64_t{body_bytes} + kRecordHeaderBytes + trailing_zeros;
+    if (cost > budget) return true;
+    budget -= cost;
     SegmentReader probe(rest.subspan(start));
     if (probe.Next(record) == ReadStatus::kOk) return true;
   }
@@ -251,10 +271,7 @@ bool ZerosToPageEnd(std::span<const uint8_t> file, size_t offset) {
 // Whether the record at `offset` has a complete header whose length runs past the end.
 bool LengthRunsPastEnd(std::span<const uint8_t> file, size_t offset) {
   if (file.size() - offset < kRecordHeaderBytes) return false;
-  const uint8_t* length = file.data() + offset;
-  const uint64_t body_bytes = uint32_t{length[0]} | uint32_t{length[1]} << 8 |
-                              uint32_t{length[2]} << 16 | uint32_t{length[3]} << 24;
-  return body_bytes > file.size() - offset - kRecordHeaderBytes;
+  return LoadLength(file.data() + offset) > file.size() - offset - kRecordHeaderBytes;
 }
 
 // Whether the record at `offset`, which SegmentReader did not accept (`status`), is the torn

@@ -344,6 +344,24 @@ TEST_F(DataDirTest, LengthDamagedToRunPastTheEndWithRecordsAfterItIsCorrupt) {
   EXPECT_EQ(fs::file_size(SegmentPath(0, 1, 0)), bad);
 }
 
+TEST_F(DataDirTest, SearchForALaterRecordIsBounded) {
+  // 20 MiB of 0x01 after a damaged record: every offset frames as a candidate record of type 1
+  // with a 16 MiB body that fits, millions of them. The search gives up within its CRC budget
+  // and calls it corruption (the side that stops and names the record).
+  Commit(1, 1);
+  Segment segment = StandardSegment(0, 1, 0);
+  const size_t bad = segment.bytes().size();
+  segment.Add(Enqueue(1, 10));
+  segment.bytes()[bad + kRecordHeaderBytes] ^= 0x01;
+  segment.bytes().resize(segment.bytes().size() + (20u << 20), 0x01);
+  WriteSegment(0, 1, 0, segment);
+  auto state = Recover();
+  ASSERT_FALSE(state.ok());
+  EXPECT_NE(state.status().message().find("corrupt record at offset " + std::to_string(bad)),
+            std::string::npos)
+      << state.status();
+}
+
 TEST_F(DataDirTest, CorruptionInTheMiddleIsAnErrorNamingFileAndOffset) {
   Commit(1, 1);
   Segment segment = StandardSegment(0, 1, 0);
