@@ -302,27 +302,6 @@ bool OverlapsZeroBlock(std::span<const uint8_t> file, size_t begin, size_t end) 
   return false;
 }
 
-// Whether every byte from `offset` to the end of its kHoleBlockBytes block (or of the file)
-// is zero: the record there starts where an unsynced block was never written. The block holds
-// the synced bytes before `offset` and reads as zeros after them; a later block of the same
-// unsynced write may have landed (writeback does not follow write order).
-bool ZeroToBlockEnd(std::span<const uint8_t> file, size_t offset) {
-  const size_t block_end = std::min((offset / kHoleBlockBytes + 1) * kHoleBlockBytes, file.size());
-  return offset < block_end && AllZero(file.subspan(offset, block_end - offset));
-}
-
-// Whether the record at the start of `rest`, whose length field says `body_bytes`, checks
-// with one bit of that length flipped: a damaged length, not a write the crash cut.
-bool ChecksWithOneLengthBitFlipped(std::span<const uint8_t> rest, uint32_t body_bytes,
-                                   uint32_t stored_crc) {
-  for (int bit = 0; bit < 32; ++bit) {
-    const uint32_t length = body_bytes ^ (uint32_t{1} << bit);
-    if (length > kMaxBodyBytes || length > rest.size() - kRecordHeaderBytes) continue;
-    if (Crc32c(rest.subspan(kRecordHeaderBytes - kU8, length + kU8)) == stored_crc) return true;
-  }
-  return false;
-}
-
 }  // namespace
 
 std::string_view RecordTypeName(RecordType type) {
@@ -440,20 +419,11 @@ ReadStatus SegmentReader::Next(Record& record) {
   const uint32_t stored_crc = Load32(rest.data() + kU32);
   const uint8_t type = rest[2 * kU32];
   if (body_bytes > kMaxBodyBytes) {
-    if (ZeroToBlockEnd(file_, offset_)) {
-      return Torn("a record starts where the rest of its block was never written");
-    }
     // No writer wrote this length, nor a prefix of it (an unwritten block reads as zeros).
     error_ = absl::StrCat("body length ", body_bytes, " exceeds the maximum ", kMaxBodyBytes);
     return ReadStatus::kCorrupt;
   }
   if (body_bytes > left - kRecordHeaderBytes) {
-    if (ChecksWithOneLengthBitFlipped(rest, body_bytes, stored_crc)) {
-      error_ = absl::StrCat("body length ", body_bytes,
-                            " runs past the end of the file, and the record checks with one bit "
-                            "of its length flipped");
-      return ReadStatus::kCorrupt;
-    }
     return Torn(absl::StrCat("a record of ", kRecordHeaderBytes + size_t{body_bytes},
                              " bytes runs past the end of the file (", left, " bytes left)"));
   }
@@ -468,9 +438,6 @@ ReadStatus SegmentReader::Next(Record& record) {
     }
     if (OverlapsZeroBlock(file_, offset_, offset_ + size)) {
       return Torn("a record's CRC does not match and it overlaps a zero-filled block");
-    }
-    if (ZeroToBlockEnd(file_, offset_)) {
-      return Torn("a record's CRC does not match and the rest of its block was never written");
     }
     error_ = absl::StrFormat("record of type %u: CRC32C 0x%08x, stored 0x%08x", type, crc,
                              stored_crc);

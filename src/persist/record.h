@@ -115,9 +115,9 @@ struct Record {
   uint8_t qos = 0;      // kMessage, kEnqueue, kRetain
   uint8_t flags = 0;    // kMessage, kEnqueue
   uint8_t options = 0;  // kSubscribe
-  std::string_view text;              // client_id (kSession), filter, topic
-  std::span<const uint8_t> properties;  // kMessage, kRetain
-  std::span<const uint8_t> payload;     // kMessage, kRetain
+  std::string_view text = {};           // client_id (kSession), filter, topic
+  std::span<const uint8_t> properties = {};  // kMessage, kRetain
+  std::span<const uint8_t> payload = {};     // kMessage, kRetain
 };
 
 // Appends one framed record (header, CRC32C, body) to `out`. Returns the bytes appended.
@@ -142,9 +142,6 @@ enum class ReadStatus : uint8_t {
 //  - fewer bytes than a record header are left, or the record's length runs past the end;
 //  - the record's CRC fails and it is the last one, or everything after the offset is zero,
 //    or the record overlaps a 4 KiB-aligned block that is all zeros (a page never written);
-//  - the record's CRC fails or its length is above kMaxBodyBytes, and everything from the
-//    offset to the end of its 4 KiB block is zero (the block holding the end of the synced
-//    bytes was not written back, while a later block of the same write was);
 // and kCorrupt when a record that is not a torn tail fails its CRC, or has a length above
 // kMaxBodyBytes, or passes its CRC (so it is what a writer wrote, even as the last record) but
 // has an unknown type or a body that does not decode to exactly its fields (a string or block
@@ -153,9 +150,8 @@ enum class ReadStatus : uint8_t {
 // the same again if called. After kOk offset() is the end of the record read. Every read is
 // bounds-checked against `file`: any bytes are safe to read.
 //
-// A length that runs past the end of the file is a torn tail unless the record checks with one
-// bit of that length flipped: then it is a damaged length (kCorrupt). A length damaged in more
-// bits reads as a torn tail; the format cannot tell the two apart (docs/persistence.md).
+// A length field corrupted to run past the end of the file reads as a torn tail; the format
+// cannot tell the two apart (docs/persistence.md).
 class SegmentReader {
  public:
   explicit SegmentReader(std::span<const uint8_t> file);
