@@ -51,11 +51,11 @@ class Subscriber:
 
     def _on_message(self, client, userdata, message):
         with self.lock:
-            self.got.append(message.payload)
+            self.got.append(message.topic)
 
-    def count(self):
+    def count(self, topic=None):
         with self.lock:
-            return len(self.got)
+            return sum(1 for t in self.got if topic is None or t == topic)
 
     def close(self):
         self.client.disconnect()
@@ -112,9 +112,10 @@ class CompactionTest(BrokerTestCase):
         sub2 = Subscriber(b2.port, "disk-sub", None)
         self.assertEqual(publish(b2.port, "disk-pub", "disk/b", 10), 10)
         deadline = time.monotonic() + CLIENT_TIMEOUT
-        while sub2.count() < 10 and time.monotonic() < deadline:
+        while sub2.count("disk/b") < 10 and time.monotonic() < deadline:
             time.sleep(0.05)
-        self.assertEqual(sub2.count(), 10, "the subscription survived the compactions")
+        # (disk/a messages whose PUBACK from the subscriber was not yet durable come again.)
+        self.assertEqual(sub2.count("disk/b"), 10, "the subscription survived the compactions")
         sub2.close()
 
     def test_max_disk_bytes_refuses_durable_deliveries_and_counts_them(self):
