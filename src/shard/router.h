@@ -455,7 +455,7 @@ class Router final : public net::PacketSink {
   // P side: `message` went to `shard` (it will confirm); S side: a message of another shard
   // arrived here; its origin's confirmation follows once this epoch is durable.
   void PersistSentTo(uint32_t shard, const message::Message& message);
-  void PersistArrived(const message::Message& message);
+  void PersistArrived(uint32_t origin_shard, uint64_t sequence);
   void OnDurable(uint32_t shard, uint64_t sequence);
   // Holds the connection's output if records were appended (or messages sent to other shards)
   // since the last call, or `always` (see the header comment).

@@ -193,14 +193,14 @@ void Router::PersistSentTo(uint32_t shard, const message::Message& message) {
   p.sent_remote = true;
 }
 
-void Router::PersistArrived(const message::Message& message) {
+void Router::PersistArrived(uint32_t origin_shard, uint64_t sequence) {
   Persist& p = *persist_;
-  if (!p.hold || message.origin_shard() >= shard_count_) return;
-  std::deque<Persist::Checkpoint>& queue = p.to_confirm[message.origin_shard()];
+  if (!p.hold || origin_shard >= shard_count_) return;
+  std::deque<Persist::Checkpoint>& queue = p.to_confirm[origin_shard];
   if (!queue.empty() && queue.back().epoch == p.last_epoch) {
-    queue.back().sequence = std::max(queue.back().sequence, message.sequence());
+    queue.back().sequence = std::max(queue.back().sequence, sequence);
   } else {
-    queue.push_back(Persist::Checkpoint{.sequence = message.sequence(), .epoch = p.last_epoch});
+    queue.push_back(Persist::Checkpoint{.sequence = sequence, .epoch = p.last_epoch});
   }
 }
 
