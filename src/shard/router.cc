@@ -88,7 +88,6 @@ Router::Router(uint32_t shard, const Config& config, SharedState& shared,
   }
   max_offline_sessions_ = config.max_offline_sessions;
   max_message_expiry_s_ = config.max_message_expiry_s;
-  persist_fsync_ = config.durability == Durability::kFsync;
   max_disk_bytes_ = config.max_disk_bytes;
 }
 

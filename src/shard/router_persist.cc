@@ -401,7 +401,9 @@ void Router::StartPersistence(persist::Journal* journal) {
   persist_ = std::make_unique<Persist>();
   Persist& p = *persist_;
   p.journal = journal;
-  p.hold = persist_fsync_;
+  // Both durabilities hold: the journal's durable epoch is the fdatasync's (fsync) or the
+  // write's (interval).
+  p.hold = true;
   p.sent_sequence.assign(shard_count_, 0);
   p.confirmed_sequence.assign(shard_count_, 0);
   p.to_confirm.resize(shard_count_);
