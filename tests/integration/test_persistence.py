@@ -158,14 +158,14 @@ class PersistenceTestCase(BrokerTestCase):
         b.cleanup()
         self.assertEqual(b.returncode, -signal.SIGKILL)
 
-    def restart(self, b, how, *extra, threads=2):
-        """Ends `b` by SIGTERM (a clean exit) or SIGKILL and starts a broker on its data dir."""
+    def restart(self, b, how, threads=2):
+        """Ends `b` by SIGTERM (a clean exit) or SIGKILL and starts a broker with the same flags
+        (so on the same data dir) and `threads` shards."""
         if how == "sigterm":
             b.stop(signal.SIGTERM)
         else:
             self.kill(b)
-        data_dir = b.flags[b.flags.index("--data-dir") + 1]
-        return self.start_persistent(data_dir, *extra, threads=threads)
+        return self.start_broker(*b.flags, threads=threads, metrics=b.metrics)
 
     def retained(self, port, filt, client_id="ret-check"):
         """{topic: payload} of the retained messages a new subscription to `filt` gets."""
@@ -190,9 +190,9 @@ class RestartKeepsSessions(PersistenceTestCase):
     arrive in order per publisher (MQTT-4.6.0-6 for each topic) with session present 1
     (MQTT-3.2.2-2)."""
 
-    def queue_and_restart(self, how, protocol):
+    def queue_and_restart(self, how, protocol, durability="fsync"):
         data_dir = self.data_dir()
-        b = self.start_persistent(data_dir)
+        b = self.start_persistent(data_dir, durability=durability)
         sub_id = ids_on_shards(f"keep{protocol}{how}-", 1)[0]
         sub = PahoClient(sub_id, protocol)
         self.assertFalse(sub.connect(b.port, expiry_s=600))
@@ -248,6 +248,11 @@ class RestartKeepsSessions(PersistenceTestCase):
 
     def test_mqtt5_session_expiry_queue_survives_sigterm(self):
         self.queue_and_restart("sigterm", paho.MQTTv5)
+
+    def test_interval_durability_loses_nothing_on_a_process_crash(self):
+        # durability = "interval" acks once the write reached the kernel: a SIGKILL (not a
+        # machine crash) loses nothing acknowledged.
+        self.queue_and_restart("sigkill", paho.MQTTv311, durability="interval")
 
     def test_clean_sessions_and_qos0_are_not_persisted(self):
         data_dir = self.data_dir()
