@@ -276,7 +276,7 @@ class Publisher(Worker):
         self.inflight = {}  # packet id -> [payload, qos, stage "ack" | "comp"]
         self.poisoned = set()  # QoS 2 ids abandoned without PUBREC: never used again
         self.next_id = 0
-        self.first_acked = threading.Event()
+        self.first_acked = threading.Event()  # a QoS 2 message had its PUBREC
         self.acked = 0
 
     def alloc(self):
@@ -319,7 +319,8 @@ class Publisher(Worker):
             return
         self.engine.registry.ack(entry[0])
         self.acked += 1
-        self.first_acked.set()
+        if entry[1] == 2:  # a QoS 2 topic matches every subscriber
+            self.first_acked.set()
         if pkt.type == m.PUBACK:
             del self.inflight[pid]
         else:
@@ -673,8 +674,10 @@ class Torture:
         for s in subscribers:
             if not s.subscribed.wait(15):
                 raise AssertionError(f"{s.client_id} did not subscribe")
-        # Every session is durable once each publisher had an ack: a delivery record durable on
-        # a subscriber's shard comes after its session and subscription records there.
+        # Every session is durable once each publisher had a QoS 2 message acknowledged (its
+        # topic matches every subscriber): a delivery record durable on a subscriber's shard
+        # comes after that subscriber's session and subscription records there, and the
+        # publisher's own session record precedes its message on its home shard.
         for p in publishers:
             p.start()
         for p in publishers:
