@@ -126,19 +126,22 @@ class Conn:
         return pkt
 
     def read(self, timeout):
-        """One packet, or None if none arrived within `timeout`."""
+        """One packet, or None if none arrived within `timeout` (0: what is there now; the
+        socket is read at least once, so a close is always seen)."""
         deadline = time.monotonic() + timeout
+        tried = False
         while True:
             pkt = self._parse()
             if pkt is not None:
                 return pkt
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 and tried:
                 return None
-            self.sock.settimeout(remaining)
+            tried = True
+            self.sock.settimeout(max(remaining, 0.0))
             try:
                 chunk = self.sock.recv(1 << 16)
-            except socket.timeout:
+            except (socket.timeout, BlockingIOError):
                 return None
             except OSError as e:
                 raise ConnectionLost(f"recv: {e!r}") from None
@@ -277,6 +280,7 @@ class Publisher(Worker):
         self.poisoned = set()  # QoS 2 ids abandoned without PUBREC: never used again
         self.next_id = 0
         self.first_acked = threading.Event()  # a QoS 2 message had its PUBREC
+        self.connected_run = 0
         self.acked = 0
 
     def alloc(self):
@@ -349,6 +353,7 @@ class Publisher(Worker):
                 if self.conn is None:
                     time.sleep(0.05)
                     continue
+                self.connected_run = engine.run
                 self.reconnected()
                 last_progress = time.monotonic()
             try:
@@ -364,7 +369,10 @@ class Publisher(Worker):
                     self.inflight[pid] = [payload, qos, "ack"]
                     self.conn.send(m.publish(topic, payload, qos=qos, packet_id=pid))
                     next_send = max(next_send + 1.0 / self.rate, now - 1.0)
-                wait = max(0.0, min(0.02, next_send - time.monotonic()))
+                if len(self.inflight) >= self.window or engine.stop_publishing.is_set():
+                    wait = 0.02  # nothing to send until an ack comes
+                else:
+                    wait = max(0.0, min(0.02, next_send - time.monotonic()))
                 for pkt in self.conn.read_all(wait):
                     self.handle(pkt)
                     last_progress = time.monotonic()
@@ -372,7 +380,9 @@ class Publisher(Worker):
                     last_progress = time.monotonic()
                 elif time.monotonic() - last_progress > ACK_STALL_SECONDS:
                     engine.violation(f"{self.client_id}: no ack for {ACK_STALL_SECONDS}s from a "
-                                     f"live broker (run {engine.run}); in flight: "
+                                     f"live broker (run {engine.run}; connected in run "
+                                     f"{self.connected_run} from port "
+                                     f"{self.conn.sock.getsockname()[1]}); in flight: "
                                      f"{sorted(self.inflight.items())[:5]}")
                     last_progress = time.monotonic()
             except ConnectionLost:
