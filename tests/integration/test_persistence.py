@@ -627,9 +627,14 @@ class DbTool(PersistenceTestCase):
         as_json = run_db("dump", "--json", data_dir)
         self.assertEqual(as_json.returncode, 0, as_json.stderr)
         doc = json.loads(as_json.stdout)
-        text = json.dumps(doc)
-        for cid in sub_ids + ["dbret/a"]:
-            self.assertIn(cid, text)
+        sessions = {x["client_id"]: x for x in doc["sessions"]}
+        self.assertEqual(sorted(sessions), sorted(sub_ids), doc)  # clean sessions not kept
+        for cid in sub_ids:
+            self.assertEqual(sessions[cid]["queued"] + sessions[cid]["in_flight"], 5, doc)
+            self.assertEqual([(x["filter"], x["qos"]) for x in sessions[cid]["subscriptions"]],
+                             [("db/#", 1)])
+        self.assertEqual([(x["topic"], x["payload_bytes"]) for x in doc["retained"]],
+                         [("dbret/a", 8)])
         # Read-only: nothing truncated or deleted, and the broker recovers the same state.
         after = {name: os.path.getsize(os.path.join(data_dir, name))
                  for name in os.listdir(data_dir)}
