@@ -92,6 +92,10 @@ class Conn:
         if pkt is None:
             self.sock.close()
             raise ConnectionLost("no CONNACK in time")
+        if pkt.raw == m.connack(3):
+            # Server unavailable: a broker shutting down on SIGTERM refuses this way.
+            self.sock.close()
+            raise ConnectionLost("CONNACK 0x03 (server unavailable)")
         if pkt.type != m.CONNACK or len(pkt.body) != 2 or pkt.body[1] != 0:
             self.sock.close()
             raise AssertionError(f"{client_id}: CONNACK refused or malformed: {pkt!r}")
