@@ -1320,6 +1320,8 @@ std::string HelpText() {
 
   std::string text =
       "usage: ringmq [flags]\n"
+      "       ringmq passwd [-c] [--scram] [-b] [-D] FILE USER [PASSWORD]  (docs/auth.md)\n"
+      "       ringmq db check|dump [--json] DIR  (a persistence data directory, docs/persistence.md)\n"
       "\n"
       "Settings come from defaults, then the TOML config file named by --config, then the flags\n"
       "(later sources win). Config-file keys are the flag names with '_' for '-', all at the top\n"
