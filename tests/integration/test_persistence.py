@@ -257,21 +257,26 @@ class RestartKeepsSessions(PersistenceTestCase):
     def test_clean_sessions_and_qos0_are_not_persisted(self):
         data_dir = self.data_dir()
         b = self.start_persistent(data_dir)
-        with m.Client(b.port, "clean-sub", clean=True) as c:
+        # The publisher's home shard differs from the durable subscriber's: the QoS 0 message
+        # crosses a mailbox and is dropped there (offline, not queued). Regression: the
+        # receiving shard then read the freed message to confirm its durability (ASan:
+        # heap-use-after-free in Router::PersistArrived).
+        pub_id, durable_id, clean_id = ids_on_shards("np-", 3)
+        with m.Client(b.port, clean_id, clean=True) as c:
             c.subscribe([("np/#", 1)])
             c.close()
-        c = m.Client(b.port, "durable-sub", clean=False)
+        c = m.Client(b.port, durable_id, clean=False)
         c.subscribe([("np/#", 1)])
         c.disconnect()
-        with m.Client(b.port, "np-pub") as p:
+        with m.Client(b.port, pub_id) as p:
             p.publish("np/0", b"zero", qos=0)  # QoS 0 is not queued for an offline session
             p.publish("np/1", b"one", qos=1)
             p.disconnect()
         b = self.restart(b, "sigkill")
-        with m.Client(b.port, "clean-sub", clean=False, session_present=False) as c:
+        with m.Client(b.port, clean_id, clean=False, session_present=False) as c:
             c.expect_no_publish(QUIET)
             c.disconnect()
-        with m.Client(b.port, "durable-sub", clean=False, session_present=True) as c:
+        with m.Client(b.port, durable_id, clean=False, session_present=True) as c:
             got = c.receive(1)
             self.assertEqual(got[0].key(), ("np/1", b"one", 1, False, False))
             c.expect_no_publish(QUIET)
