@@ -243,6 +243,12 @@ class Router final : public net::PacketSink {
   // The loop ended and the journal was drained: counts the start snapshot if it is durable now
   // (the broker then commits the run of a broker stopped before it did).
   void PersistStopped();
+  // Graceful stop, after the journal was drained: a final snapshot replaces the segment (so the
+  // next start reads only live state). Begin rotates and appends it (false: not needed or not
+  // possible); the caller drains the journal again; End deletes the old segment once the
+  // snapshot is durable.
+  bool BeginFinalSnapshot();
+  void EndFinalSnapshot();
   // Appends a snapshot of this shard's durable state (after Journal::Rotate: a compaction).
   // Returns the records appended.
   uint64_t AppendSnapshot();
@@ -449,7 +455,7 @@ class Router final : public net::PacketSink {
   // P side: `message` went to `shard` (it will confirm); S side: a message of another shard
   // arrived here; its origin's confirmation follows once this epoch is durable.
   void PersistSentTo(uint32_t shard, const message::Message& message);
-  void PersistArrived(const message::Message& message);
+  void PersistArrived(uint32_t origin_shard, uint64_t sequence);
   void OnDurable(uint32_t shard, uint64_t sequence);
   // Holds the connection's output if records were appended (or messages sent to other shards)
   // since the last call, or `always` (see the header comment).
@@ -458,6 +464,8 @@ class Router final : public net::PacketSink {
   bool PersistAvailable() const;
   // Recovery (StartPersistence).
   void RecoverSessions();
+  // The segment size beyond which a compaction starts (router_persist.cc).
+  uint64_t CompactThreshold() const;
 
   const uint32_t shard_;
   const uint32_t shard_count_;
