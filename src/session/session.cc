@@ -262,7 +262,7 @@ size_t Session::WriteOutput(ByteBuffer& out, size_t max_bytes, WriteCounts* coun
     queued_bytes_ -= bytes;
     if (result == Written::kWritten && entry.qos > 0) {
       inflight_bytes_ += bytes;  // until the message is released (PUBACK, PUBREC)
-      if (log != nullptr) log->Sent(*entry.message.get(), entry.packet_id);
+      if (log != nullptr) log->Sent(*entry.message.get(), entry.packet_id, entry.qos);
       entry.sent = true;
       inflight_.push_back(std::move(entry));
     } else if (result == Written::kDiscarded && log != nullptr && entry.qos > 0) {

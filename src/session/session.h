@@ -147,7 +147,7 @@ struct DeliveryMatch {
 // (expired, too large for the client); an in-flight one whose resend is discarded.
 class DeliveryLog {
  public:
-  virtual void Sent(const message::Message& message, uint16_t packet_id) = 0;
+  virtual void Sent(const message::Message& message, uint16_t packet_id, uint8_t qos) = 0;
   virtual void DiscardedQueued(const message::Message& message) = 0;
   virtual void DiscardedInflight(uint16_t packet_id, uint8_t qos) = 0;
 

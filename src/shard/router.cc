@@ -463,8 +463,15 @@ void Router::OnPacket(net::Connection& connection, const mqtt::Packet& packet) {
         return;
       }
       if (session->OnPubrec(pubrec.packet_id)) {
-        // A repeated PUBREC is logged again; recovery treats it as the same step.
-        if (persist_) PersistPacketId(index, persist::RecordType::kPubrec, pubrec.packet_id);
+        // A repeated PUBREC is logged again; recovery treats it as the same step. The PUBREL
+        // it makes due waits until the record is durable (a crash would otherwise resend the
+        // PUBLISH that the client has already released).
+        if (persist_) {
+          persist_->logged = false;
+          persist_->sent_remote = false;
+          PersistPacketId(index, persist::RecordType::kPubrec, pubrec.packet_id);
+          HoldIfLogged(connection);
+        }
         MarkSessionDirty(index);
       }
       return;
@@ -1333,10 +1340,11 @@ void Router::WriteSessionOutput(SessionEntry& entry) {
   const size_t written = entry.session->WriteOutput(
       out, out.size() + (budget - pending), &sent, services_.now_ms(),
       connection.outbound_topic_aliases(), log ? &*log : nullptr);
-  // Always held behind what the session logged: a PUBREL goes only once its PUBREC's record is
-  // durable (else a crash would resend the PUBLISH the client already released), a PUBLISH
-  // only once its packet id's record is.
-  if (log) HoldIfLogged(connection, /*always=*/true);
+  // A QoS 2 PUBLISH leaves only once its packet id's record is durable (a crash must not resend
+  // it under another id: the client would deliver it twice). QoS 1 deliveries are not held: a
+  // resend after a crash, under any id, is what at least once allows. (A PUBREL waits behind
+  // the hold its PUBREC's record made, OnPacket.)
+  if (log) HoldIfLogged(connection, /*always=*/log->qos2_sent());
   AccountLevels(before, *entry.session);  // discarded messages move the gauges too
   if (sent.expired != 0) counters_.messages_expired.Add(sent.expired);
   if (sent.too_large != 0) counters_.dropped_too_large_for_client.Add(sent.too_large);

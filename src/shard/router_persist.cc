@@ -150,7 +150,9 @@ void Router::PersistPacketId(uint32_t index, RecordType type, uint16_t packet_id
   }
 }
 
-void Router::Persist::Log::Sent(const message::Message& message, uint16_t packet_id) {
+void Router::Persist::Log::Sent(const message::Message& message, uint16_t packet_id,
+                                uint8_t qos) {
+  if (qos == 2) qos2_sent_ = true;
   router_.persist_->Append(Record{.type = RecordType::kSent,
                                   .sid = router_.SidOf(index_),
                                   .mid = MidOf(message),

@@ -102,13 +102,18 @@ struct Router::Persist {
   class Log final : public session::DeliveryLog {
    public:
     Log(Router& router, uint32_t index) : router_(router), index_(index) {}
-    void Sent(const message::Message& message, uint16_t packet_id) override;
+    void Sent(const message::Message& message, uint16_t packet_id, uint8_t qos) override;
     void DiscardedQueued(const message::Message& message) override;
     void DiscardedInflight(uint16_t packet_id, uint8_t qos) override;
+
+    // A QoS 2 PUBLISH was sent for the first time: its packet id must be durable before it
+    // leaves (exactly once depends on it; a QoS 1 resend under another id is allowed).
+    bool qos2_sent() const { return qos2_sent_; }
 
    private:
     Router& router_;
     uint32_t index_;
+    bool qos2_sent_ = false;
   };
 };
 
