@@ -571,6 +571,9 @@ void Router::OnPublish(net::Connection& connection, const mqtt::Publish& publish
         // MQTT-4.3.3-2: a repeated PUBLISH of a pending id is acknowledged, not delivered again.
         counters_.publish_duplicates.Add();
         connection.QueueAck(mqtt::PacketType::kPubrec, publish.packet_id, context_);
+        // The first PUBLISH's records may not be durable yet (its PUBREC, held on an earlier
+        // connection, may never have been sent): this PUBREC waits for everything logged so far.
+        if (persist_) HoldIfLogged(connection, /*always=*/true);
         return;
       case session::InboundQos2::kLimit:
         // max_inbound_qos2_pending: nothing of this PUBLISH was acknowledged, so the client
