@@ -463,9 +463,12 @@ void Router::OnPacket(net::Connection& connection, const mqtt::Packet& packet) {
         }
         return;
       }
-      if (session->OnPubrec(pubrec.packet_id)) {
-        // A repeated PUBREC is logged again; recovery treats it as the same step.
-        if (persist_) PersistPacketId(index, persist::RecordType::kPubrec, pubrec.packet_id);
+      if (bool first = false; session->OnPubrec(pubrec.packet_id, &first)) {
+        // Logged once: a repeated PUBREC changes nothing durable (and a second kPubrec does not
+        // fit the recovered state, persist/state.h).
+        if (persist_ && first) {
+          PersistPacketId(index, persist::RecordType::kPubrec, pubrec.packet_id);
+        }
         MarkSessionDirty(index);
       }
       return;
