@@ -313,9 +313,10 @@ bool Session::OnPuback(uint16_t packet_id) {
   return true;
 }
 
-bool Session::OnPubrec(uint16_t packet_id) {
+bool Session::OnPubrec(uint16_t packet_id, bool* first) {
   Outbound* entry = FindInflight(packet_id);
   if (entry == nullptr || entry->qos != 2) return false;
+  if (first != nullptr) *first = entry->stage == Stage::kAwaitAck;
   if (entry->stage == Stage::kAwaitAck) {
     entry->stage = Stage::kAwaitComplete;
     inflight_bytes_ -= entry->message.get()->wire_bytes();

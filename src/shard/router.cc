@@ -462,15 +462,16 @@ void Router::OnPacket(net::Connection& connection, const mqtt::Packet& packet) {
         }
         return;
       }
-      if (session->OnPubrec(pubrec.packet_id)) {
-        // A repeated PUBREC is logged again; recovery treats it as the same step. The PUBREL
-        // it makes due waits until the record is durable (a crash would otherwise resend the
-        // PUBLISH that the client has already released).
+      if (bool first = false; session->OnPubrec(pubrec.packet_id, &first)) {
+        // Logged once: a repeated PUBREC changes nothing durable (and a second kPubrec does not
+        // fit the recovered state, persist/state.h). The PUBREL it makes due waits until the
+        // record is durable (a crash would otherwise resend the PUBLISH that the client has
+        // already released), also when the PUBREC is a repeat on a new connection.
         if (persist_) {
           persist_->logged = false;
           persist_->sent_remote = false;
-          PersistPacketId(index, persist::RecordType::kPubrec, pubrec.packet_id);
-          HoldIfLogged(connection);
+          if (first) PersistPacketId(index, persist::RecordType::kPubrec, pubrec.packet_id);
+          HoldIfLogged(connection, /*always=*/true);
         }
         MarkSessionDirty(index);
       }
@@ -577,6 +578,9 @@ void Router::OnPublish(net::Connection& connection, const mqtt::Publish& publish
         // MQTT-4.3.3-2: a repeated PUBLISH of a pending id is acknowledged, not delivered again.
         counters_.publish_duplicates.Add();
         connection.QueueAck(mqtt::PacketType::kPubrec, publish.packet_id, context_);
+        // The first PUBLISH's records may not be durable yet (its PUBREC, held on an earlier
+        // connection, may never have been sent): this PUBREC waits for everything logged so far.
+        if (persist_) HoldIfLogged(connection, /*always=*/true);
         return;
       case session::InboundQos2::kLimit:
         // max_inbound_qos2_pending: nothing of this PUBLISH was acknowledged, so the client

@@ -65,3 +65,69 @@ class RecoveryAcceptsTheLogTest(BrokerTestCase):
         sub2.close()
         pub.close()
         sub.close()
+
+    def test_qos2_publish_resent_after_a_crash_is_not_delivered_twice(self):
+        # docs/persistence.md: an inbound QoS 2 packet id awaiting PUBREL is durable before the
+        # PUBREC is sent, so a PUBLISH resent after a restart is acknowledged, not delivered
+        # again (MQTT-4.3.3-2); a resend on a new connection before the crash too.
+        b = self.start_broker(*self.flags)
+        sub = raw.connect_client(b.port, "q2-sub", clean=False)
+        raw.send(sub, raw.subscribe(1, [("q2/t", 2)]))
+        raw.expect_packet(sub, raw.suback(1, [2]), what="SUBACK")
+        pub = raw.connect_client(b.port, "q2-pub", clean=False)
+        raw.send(pub, raw.publish("q2/t", b"once", qos=2, packet_id=7))
+        raw.expect_packet(pub, raw.ack(5, 7), what="PUBREC")
+        pub.close()
+        pub = raw.open_socket(b.port)
+        raw.send(pub, raw.connect("q2-pub", clean=False))
+        raw.expect_connack(pub, 0, session_present=True)
+        raw.send(pub, raw.publish("q2/t", b"once", qos=2, packet_id=7, dup=True))
+        raw.expect_packet(pub, raw.ack(5, 7), what="PUBREC of the resend")
+        got = raw.read_packet(sub)
+        self.assertEqual(got.type, 3, got)
+        sub_id = int.from_bytes(got.body[2 + len(b"q2/t"):4 + len(b"q2/t")], "big")
+        raw.send(sub, raw.ack(5, sub_id))  # PUBREC from the subscriber
+        raw.expect_packet(sub, raw.pubrel(sub_id), what="PUBREL")
+        raw.send(sub, raw.ack(7, sub_id))  # PUBCOMP
+        raw.ping(sub)
+        raw.ping(pub)
+        b2 = self.crash_and_restart(b)
+        sub2 = raw.open_socket(b2.port)
+        raw.send(sub2, raw.connect("q2-sub", clean=False))
+        raw.expect_connack(sub2, 0, session_present=True)
+        pub2 = raw.open_socket(b2.port)
+        raw.send(pub2, raw.connect("q2-pub", clean=False))
+        raw.expect_connack(pub2, 0, session_present=True)
+        raw.send(pub2, raw.publish("q2/t", b"once", qos=2, packet_id=7, dup=True))
+        raw.expect_packet(pub2, raw.ack(5, 7), what="PUBREC after the restart")
+        raw.send(pub2, raw.pubrel(7))
+        raw.expect_packet(pub2, raw.ack(7, 7), what="PUBCOMP")
+        raw.expect_silence(sub2, 0.5)  # not delivered a second time
+        for sock in (sub, pub, sub2, pub2):
+            sock.close()
+
+    def test_repeated_pubrec_from_a_durable_subscriber(self):
+        # MQTT-4.3.3-1: a repeated PUBREC makes the PUBREL due again. The log records the
+        # delivery's step to "awaiting PUBCOMP" once: a second kPubrec does not fit the state.
+        b = self.start_broker(*self.flags)
+        sub = raw.connect_client(b.port, "rr-sub", clean=False)
+        raw.send(sub, raw.subscribe(1, [("rr/t", 2)]))
+        raw.expect_packet(sub, raw.suback(1, [2]), what="SUBACK")
+        pub = raw.connect_client(b.port, "rr-pub")
+        raw.send(pub, raw.publish("rr/t", b"x", qos=2, packet_id=1))
+        raw.expect_packet(pub, raw.ack(5, 1), what="PUBREC")
+        got = raw.read_packet(sub)
+        self.assertEqual(got.type, 3, got)
+        sub_id = int.from_bytes(got.body[2 + len(b"rr/t"):4 + len(b"rr/t")], "big")
+        for _ in range(2):
+            raw.send(sub, raw.ack(5, sub_id))  # PUBREC
+            raw.expect_packet(sub, raw.pubrel(sub_id), what="PUBREL")
+        raw.ping(sub)
+        b2 = self.crash_and_restart(b)
+        # The PUBREL is still owed (no PUBCOMP came): resent after the restart.
+        sub2 = raw.open_socket(b2.port)
+        raw.send(sub2, raw.connect("rr-sub", clean=False))
+        raw.expect_connack(sub2, 0, session_present=True)
+        raw.expect_packet(sub2, raw.pubrel(sub_id), what="PUBREL after the restart")
+        for sock in (sub, pub, sub2):
+            sock.close()
