@@ -24,7 +24,7 @@ size_t Bytes32Bytes(std::span<const uint8_t> bytes) { return kU32 + bytes.size()
 // Whether `type` is one of RecordType's values.
 bool KnownType(uint8_t type) {
   return type >= static_cast<uint8_t>(RecordType::kSnapshotBegin) &&
-         type <= static_cast<uint8_t>(RecordType::kRetain);
+         type <= static_cast<uint8_t>(RecordType::kRetainedAll);
 }
 
 // The body length of `record` as AppendRecord encodes it.
@@ -34,6 +34,7 @@ size_t BodyBytes(const Record& record) {
       return 0;
     case RecordType::kSnapshotEnd:
     case RecordType::kSessionEnd:
+    case RecordType::kRetainedAll:
       return kU64;
     case RecordType::kSession:
       return kU64 + kU32 + kU8 + Str16Bytes(record.text);
@@ -102,6 +103,7 @@ void WriteBody(Writer& out, const Record& record) {
     case RecordType::kSnapshotBegin:
       return;
     case RecordType::kSnapshotEnd:
+    case RecordType::kRetainedAll:
       return out.U64(record.count);
     case RecordType::kSession:
       out.U64(record.sid);
@@ -202,6 +204,7 @@ void ReadBody(Cursor& in, Record& record) {
     case RecordType::kSnapshotBegin:
       return;
     case RecordType::kSnapshotEnd:
+    case RecordType::kRetainedAll:
       record.count = in.U64();
       return;
     case RecordType::kSession:
@@ -314,6 +317,8 @@ std::string_view RecordTypeName(RecordType type) {
       return "snapshot_begin";
     case RecordType::kSnapshotEnd:
       return "snapshot_end";
+    case RecordType::kRetainedAll:
+      return "retained_all";
     case RecordType::kSession:
       return "session";
     case RecordType::kSessionEnd:

@@ -49,6 +49,11 @@
 //                    The topic's retained message as of store version `version` (an empty
 //                    payload deletes it). Across every shard's log the highest version of a
 //                    topic wins.
+//   kRetainedAll     version u64
+//                    In a snapshot: the kRetain records that follow it, up to kSnapshotEnd, are
+//                    every retained message the store held at `version` (no other topic had
+//                    one). Recovery drops every retained value older than the highest such
+//                    version that is not in that snapshot: deletions need no tombstone.
 //
 // Thread safety: plain functions and values.
 #ifndef RINGMQ_PERSIST_RECORD_H_
@@ -90,6 +95,7 @@ enum class RecordType : uint8_t {
   kInboundQos2 = 15,
   kInboundRelease = 16,
   kRetain = 17,
+  kRetainedAll = 18,
 };
 std::string_view RecordTypeName(RecordType type);
 
@@ -106,7 +112,8 @@ struct Record {
   RecordType type = RecordType::kSnapshotBegin;
   uint64_t sid = 0;
   uint64_t mid = 0;      // kMessage, kEnqueue, kSent, kDiscard
-  uint64_t count = 0;    // kSnapshotEnd: records; kRetain: version; kSessionOffline: wall_ms
+  uint64_t count = 0;  // kSnapshotEnd: records; kRetain, kRetainedAll: version;
+                       // kSessionOffline: wall_ms
   uint64_t expiry_wall_ms = 0;  // kMessage, kRetain
   uint32_t expiry_s = 0;        // kSession
   uint32_t identifier = 0;      // kSubscribe

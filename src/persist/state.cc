@@ -52,7 +52,12 @@ size_t FindInFlight(const std::deque<StoredDelivery>& deliveries, uint16_t packe
 }  // namespace
 
 void RecoveredState::DropRetainedDeletions() {
-  std::erase_if(retained, [](const auto& entry) { return entry.second.message.payload.empty(); });
+  // A value older than the newest complete snapshot of the retained store, and not in it, was
+  // deleted (or replaced) before that snapshot: kRetainedAll.
+  std::erase_if(retained, [this](const auto& entry) {
+    return entry.second.message.payload.empty() ||
+           entry.second.version < retained_all_version;
+  });
 }
 
 uint64_t DurableState::delivery_count() const {
@@ -144,6 +149,9 @@ bool DurableState::Apply(const Record& record) {
       return ApplyInbound(record);
     case RecordType::kRetain:
       return ApplyRetain(record);
+    case RecordType::kRetainedAll:
+      retained_all_version_ = std::max(retained_all_version_, record.count);
+      return true;
   }
   return Fail(absl::StrCat("unknown record type ", static_cast<int>(record.type)));
 }
@@ -380,6 +388,9 @@ void DurableState::MoveInto(RecoveredState& out) {
     }
     it->second = std::move(session);
   }
+  out.retained_all_version = std::max(out.retained_all_version, retained_all_version_);
+  out.max_retained_version = std::max(out.max_retained_version, retained_all_version_);
+  retained_all_version_ = 0;
   for (auto& [topic, retained] : retained_) {
     out.max_retained_version = std::max(out.max_retained_version, retained.version);
     const auto [it, inserted] = out.retained.try_emplace(topic);

@@ -115,6 +115,8 @@ struct RecoveredState {
   // By topic; after every shard was moved in, deletions (empty payloads) are dropped.
   std::map<std::string, StoredRetained> retained;
   uint64_t max_retained_version = 0;
+  // The newest kRetainedAll: values older than it that its snapshot did not hold are dropped.
+  uint64_t retained_all_version = 0;
   uint64_t duplicate_sessions = 0;
   void DropRetainedDeletions();
 };
@@ -161,6 +163,7 @@ class DurableState {
   absl::flat_hash_map<uint64_t, StoredSession> sessions_;
   absl::flat_hash_map<uint64_t, std::shared_ptr<const StoredMessage>> messages_;  // by mid
   std::map<std::string, StoredRetained> retained_;
+  uint64_t retained_all_version_ = 0;  // the newest kRetainedAll applied
   std::string error_;
 };
 

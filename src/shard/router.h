@@ -251,9 +251,9 @@ class Router final : public net::PacketSink {
   // snapshot is durable.
   bool BeginFinalSnapshot();
   void EndFinalSnapshot();
-  // Appends a snapshot of this shard's durable state (after Journal::Rotate: a compaction).
-  // Returns the records appended.
-  uint64_t AppendSnapshot();
+  // Appends a snapshot of this shard's durable state (after Journal::Rotate: a compaction),
+  // with `all_retained` the whole retained store (kRetainedAll). Returns the records appended.
+  uint64_t AppendSnapshot(bool all_retained);
 
  private:
   static constexpr uint32_t kNone = SessionTable::kNone;

@@ -349,7 +349,7 @@ void Router::PersistStep() {
     ++p.segment;
     p.old_segment_bytes = journal.file_size();
     journal.Rotate(std::move(*file));
-    AppendSnapshot();
+    AppendSnapshot(/*all_retained=*/true);
     counters_.persist_compactions.Add();
   }
 }
@@ -385,7 +385,7 @@ bool Router::BeginFinalSnapshot() {
   }
   ++p.segment;
   journal.Rotate(std::move(*file));
-  AppendSnapshot();
+  AppendSnapshot(/*all_retained=*/true);
   return true;
 }
 
@@ -413,7 +413,7 @@ void Router::StartPersistence(persist::Journal* journal) {
   // The retained messages the broker recovered took shard 0's first sequence numbers.
   if (shard_ == 0) last_sequence_ = shared_.recovered_retained_sequences;
   RecoverSessions();
-  AppendSnapshot();
+  AppendSnapshot(/*all_retained=*/shard_ == 0);
   p.start_epoch = p.last_epoch;
 }
 
@@ -506,7 +506,7 @@ void Router::RecoverSessions() {
   }
 }
 
-uint64_t Router::AppendSnapshot() {
+uint64_t Router::AppendSnapshot(bool all_retained) {
   Persist& p = *persist_;
   persist::Journal& journal = *p.journal;
   const uint64_t pending_before = journal.pending_bytes();
@@ -572,21 +572,25 @@ uint64_t Router::AppendSnapshot() {
       append(Record{.type = RecordType::kInboundQos2, .sid = sid, .packet_id = packet_id});
     });
   }
-  // The retained messages whose current value this shard set: its log holds their records.
-  std::vector<message::MessageRef> retained;
-  const uint64_t version = shared_.retained.ForEachStored([&](message::Message* message) {
-    if (message->origin_shard() == shard_ && !IsSys(message->topic())) {
-      retained.push_back(message::MessageRef::Share(message));
+  // The whole retained store, as of one store version (kRetainedAll): recovery drops every
+  // older value that is not in it, so a deletion (whichever shard logged it) survives this
+  // segment's compaction. The start snapshots of shards other than 0 leave it out (shard 0's
+  // holds every recovered retained message; none was set since).
+  if (all_retained) {
+    std::vector<message::MessageRef> retained;
+    const uint64_t version = shared_.retained.ForEachStored([&](message::Message* message) {
+      if (!IsSys(message->topic())) retained.push_back(message::MessageRef::Share(message));
+    });
+    append(Record{.type = RecordType::kRetainedAll, .count = version});
+    for (const message::MessageRef& message : retained) {
+      append(Record{.type = RecordType::kRetain,
+                    .count = version,
+                    .expiry_wall_ms = WallExpiry(*message, now_ms, wall_ms),
+                    .qos = message->qos(),
+                    .text = message->topic(),
+                    .properties = message->properties(),
+                    .payload = message->payload()});
     }
-  });
-  for (const message::MessageRef& message : retained) {
-    append(Record{.type = RecordType::kRetain,
-                  .count = version,
-                  .expiry_wall_ms = WallExpiry(*message, now_ms, wall_ms),
-                  .qos = message->qos(),
-                  .text = message->topic(),
-                  .properties = message->properties(),
-                  .payload = message->payload()});
   }
   p.Append(Record{.type = RecordType::kSnapshotEnd, .count = records});
   p.snapshot_bytes = journal.pending_bytes() - pending_before;

@@ -20,6 +20,7 @@ import paho.mqtt.client as paho
 
 from broker import BrokerTestCase
 from test_metrics import scrape, total
+from test_retained_race import home_shard
 
 CLIENT_TIMEOUT = 30.0
 PAYLOAD = b"p" * 1000
@@ -76,6 +77,25 @@ def publish(port, client_id, topic, count):
     return acked
 
 
+def id_on_shard(prefix, shard, shards=2):
+    for i in range(1000):
+        client_id = f"{prefix}{i}"
+        if home_shard(client_id, shards) == shard:
+            return client_id
+    raise AssertionError("no client id found")
+
+
+def set_retained(port, client_id, topic, payload):
+    client = paho.Client(client_id=client_id, protocol=paho.MQTTv311)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    info = client.publish(topic, payload, qos=1, retain=True)
+    info.wait_for_publish(CLIENT_TIMEOUT)
+    assert info.is_published()
+    client.disconnect()
+    client.loop_stop()
+
+
 class CompactionTest(BrokerTestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="ringmq-disk-")
@@ -117,6 +137,34 @@ class CompactionTest(BrokerTestCase):
         # (disk/a messages whose PUBACK from the subscriber was not yet durable come again.)
         self.assertEqual(sub2.count("disk/b"), 10, "the subscription survived the compactions")
         sub2.close()
+
+    def test_a_retained_deletion_survives_the_compaction_of_the_shard_that_logged_it(self):
+        # Shard 0 logs T's value; shard 1 logs its deletion, then compacts (its own traffic
+        # outgrows 256 KiB). The compaction snapshot holds the whole retained store
+        # (kRetainedAll), so after a crash shard 0's older value does not come back.
+        flags = ("--persistence", "true", "--data-dir", self.data,
+                 "--max-disk-bytes", str(2 << 20))
+        b = self.start_broker(*flags, metrics=True, log_level="info")
+        set_retained(b.port, id_on_shard("rset", 0), "ret/t", b"old value")
+        set_retained(b.port, id_on_shard("rdel", 1), "ret/t", b"")
+        sub = Subscriber(b.port, id_on_shard("rsub", 1), "load/#")
+        time.sleep(0.3)
+        self.assertEqual(publish(b.port, id_on_shard("rpub", 1), "load/a", 1500), 1500)
+        deadline = time.monotonic() + CLIENT_TIMEOUT
+        while sub.count() < 1500 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        samples = scrape(b.metrics_url())
+        self.assertGreaterEqual(total(samples, "ringmq_persist_compactions_total", shard=1), 1)
+        self.assertEqual(total(samples, "ringmq_persist_compactions_total", shard=0), 0)
+        sub.close()
+        b.proc.send_signal(signal.SIGKILL)
+        b._reap()
+        b2 = self.start_broker(*flags, log_level="info")
+        check = Subscriber(b2.port, "rcheck", "ret/#")
+        time.sleep(1.0)
+        self.assertEqual(check.count(), 0, "the deleted retained message came back")
+        check.close()
 
     def test_max_disk_bytes_refuses_durable_deliveries_and_counts_them(self):
         # An offline subscriber's queue is live state: beyond 1 MiB of log the rest is dropped

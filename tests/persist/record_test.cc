@@ -103,6 +103,7 @@ std::vector<Record> EveryType() {
   retain.text = kTopic;
   retain.properties = kProperties;
   retain.payload = kPayload;
+  add(RecordType::kRetainedAll).count = 0x0F1E2D3C4B5A6978;
   return records;
 }
 
@@ -161,7 +162,7 @@ ReadAll Read(const Bytes& file) {
 
 TEST(RecordTest, EveryTypeRoundTripsWithEveryField) {
   const std::vector<Record> records = EveryType();
-  ASSERT_EQ(records.size(), 17u);  // one per RecordType
+  ASSERT_EQ(records.size(), 18u);  // one per RecordType
   const Bytes file = Segment(records);
   SegmentReader reader(file);
   const std::optional<SegmentHeader> header = reader.ReadHeader();
@@ -404,7 +405,7 @@ TEST(RecordTest, ACrcValidRecordThatDoesNotDecodeIsCorrupt) {
       {7, string_past, "run past the end of its body"},
       {8, block_past, "run past the end of its body"},
       {0, good_body, "unknown record type 0"},
-      {18, good_body, "unknown record type 18"},
+      {19, good_body, "unknown record type 19"},
       {255, {}, "unknown record type 255"},
   };
   for (const auto& c : cases) {

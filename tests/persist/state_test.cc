@@ -510,6 +510,30 @@ TEST(DurableStateMoveTest, RetainedVersionsFromTwoStatesNewestWinsAndDeletionsDr
   EXPECT_TRUE(shard1.retained().empty());
 }
 
+TEST(DurableStateMoveTest, RetainedAllDropsOlderValuesItDoesNotHold) {
+  // Shard 1's compaction snapshot (kRetainedAll at 50) holds only "t/kept": "t/gone", set at 10
+  // on shard 0 and deleted on shard 1 before the snapshot (its tombstone compacted away), is
+  // dropped; a value set after the snapshot (60) stays.
+  const std::vector<uint8_t> value = {'v'};
+  DurableState shard0;
+  DurableState shard1;
+  ASSERT_TRUE(shard0.Apply(Retain(10, "t/gone", value)));
+  ASSERT_TRUE(shard0.Apply(Retain(60, "t/after", value)));
+  Record all;
+  all.type = RecordType::kRetainedAll;
+  all.count = 50;
+  ASSERT_TRUE(shard1.Apply(all));
+  ASSERT_TRUE(shard1.Apply(Retain(50, "t/kept", value)));
+  RecoveredState out;
+  shard0.MoveInto(out);
+  shard1.MoveInto(out);
+  EXPECT_EQ(out.retained_all_version, 50u);
+  out.DropRetainedDeletions();
+  EXPECT_EQ(out.retained.count("t/gone"), 0u);
+  EXPECT_EQ(out.retained.count("t/kept"), 1u);
+  EXPECT_EQ(out.retained.count("t/after"), 1u);
+}
+
 TEST(DurableStateMoveTest, SessionsAreKeyedByClientIdAndKeepTheirMessages) {
   DurableState state;
   ASSERT_TRUE(state.Apply(Session(kSid, "alpha")));
