@@ -65,10 +65,14 @@ enum RecordKind : uint32_t {
 };
 // The low byte of a kHandle value: QoS in bits 0-1, sub::Subscriber::shared in bit 2, in bit 3
 // whether the delivery was already re-routed once (a member that cannot keep it does not pass it
-// on again), sub::Subscriber::options in bit 6, sub::Subscriber::acl_check in bit 7.
+// on again), in bit 4 kHandleLastRecord, sub::Subscriber::options in bit 6,
+// sub::Subscriber::acl_check in bit 7.
 inline constexpr uint64_t kHandleQosMask = 0x03;
 inline constexpr uint64_t kHandleShared = 0x04;
 inline constexpr uint64_t kHandleRerouted = 0x08;
+// Set on the first handle of a message's last record for a destination: the receiving shard
+// then has all of the message's deliveries (persistence confirms it only from there).
+inline constexpr uint64_t kHandleLastRecord = 0x10;
 inline constexpr uint64_t kHandleOptions = 0x40;
 inline constexpr uint64_t kHandleAclCheck = 0x80;
 
@@ -121,8 +125,10 @@ class Outbox {
                                (subscriber.options ? kHandleOptions : 0) |
                                (subscriber.shared ? kHandleShared : 0) |
                                (rerouted ? kHandleRerouted : 0);
+        const bool last = i == start && start + count == subscribers.size();
         record_.push_back(Slot{kHandle, subscriber.session,
-                               (uint64_t{subscriber.generation} << 8) | flags | qos});
+                               (uint64_t{subscriber.generation} << 8) | flags | qos |
+                                   (last ? kHandleLastRecord : 0)});
       }
       // The message is charged to the overflow once, with the first of its records that waits
       // there: while that record waits the message is accounted for, and once it has moved on

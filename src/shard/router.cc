@@ -1279,7 +1279,11 @@ void Router::OnRecord(std::span<const Slot> record) {
                  message, false, (handle.value & kHandleAclCheck) != 0, &references, shared,
                  /*may_reroute=*/shared && !rerouted, (handle.value & kHandleOptions) != 0);
   }
-  if (persist_ && !rerouted) PersistArrived(origin_shard, origin_sequence);
+  // Only once its last record for this shard arrived are all of a message's deliveries here
+  // (the records of one message may be drained in different loop iterations).
+  if (persist_ && !rerouted && (record[1].value & kHandleLastRecord) != 0) {
+    PersistArrived(origin_shard, origin_sequence);
+  }
 }
 
 void Router::Flush() {

@@ -105,8 +105,9 @@ class CompactionTest(BrokerTestCase):
     def test_compaction_keeps_the_log_near_the_live_state(self):
         # 4 MiB over 2 shards: a segment is compacted past 512 KiB. 4,000 x 1 KB messages to a
         # subscriber that keeps up log about 5 MB; the live state stays tiny.
+        # (A Python subscriber may fall behind: its queue must not drop by queue_full_policy.)
         flags = ("--persistence", "true", "--data-dir", self.data,
-                 "--max-disk-bytes", str(4 << 20))
+                 "--max-disk-bytes", str(4 << 20), "--max-queued-messages", "100000")
         b = self.start_broker(*flags, metrics=True, log_level="info")
         sub = Subscriber(b.port, "disk-sub", "disk/#")
         time.sleep(0.3)
@@ -143,7 +144,7 @@ class CompactionTest(BrokerTestCase):
         # outgrows 256 KiB). The compaction snapshot holds the whole retained store
         # (kRetainedAll), so after a crash shard 0's older value does not come back.
         flags = ("--persistence", "true", "--data-dir", self.data,
-                 "--max-disk-bytes", str(2 << 20))
+                 "--max-disk-bytes", str(2 << 20), "--max-queued-messages", "100000")
         b = self.start_broker(*flags, metrics=True, log_level="info")
         set_retained(b.port, id_on_shard("rset", 0), "ret/t", b"old value")
         set_retained(b.port, id_on_shard("rdel", 1), "ret/t", b"")
