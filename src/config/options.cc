@@ -389,8 +389,8 @@ constexpr Option kOptions[] = {
                    return true;
                  }}},
     {{"durability", '\0', "fsync|interval",
-      "fsync: PUBACK/PUBREC only after the message is on disk (fdatasync); interval: at once, "
-      "with an fdatasync every sync_interval_ms",
+      "fsync: PUBACK/PUBREC only after the message is on disk (fdatasync); interval: after the write "
+      "(page cache), with an fdatasync every sync_interval_ms",
       true},
      &ShowValue<&Config::durability>,
      StringValue{"one of fsync|interval",

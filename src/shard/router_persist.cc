@@ -193,14 +193,14 @@ void Router::PersistSentTo(uint32_t shard, const message::Message& message) {
   p.sent_remote = true;
 }
 
-void Router::PersistArrived(const message::Message& message) {
+void Router::PersistArrived(uint32_t origin_shard, uint64_t sequence) {
   Persist& p = *persist_;
-  if (!p.hold || message.origin_shard() >= shard_count_) return;
-  std::deque<Persist::Checkpoint>& queue = p.to_confirm[message.origin_shard()];
+  if (!p.hold || origin_shard >= shard_count_) return;
+  std::deque<Persist::Checkpoint>& queue = p.to_confirm[origin_shard];
   if (!queue.empty() && queue.back().epoch == p.last_epoch) {
-    queue.back().sequence = std::max(queue.back().sequence, message.sequence());
+    queue.back().sequence = std::max(queue.back().sequence, sequence);
   } else {
-    queue.push_back(Persist::Checkpoint{.sequence = message.sequence(), .epoch = p.last_epoch});
+    queue.push_back(Persist::Checkpoint{.sequence = sequence, .epoch = p.last_epoch});
   }
 }
 
@@ -401,7 +401,9 @@ void Router::StartPersistence(persist::Journal* journal) {
   persist_ = std::make_unique<Persist>();
   Persist& p = *persist_;
   p.journal = journal;
-  p.hold = persist_fsync_;
+  // Both durabilities hold: the journal's durable epoch is the fdatasync's (fsync) or the
+  // write's (interval).
+  p.hold = true;
   p.sent_sequence.assign(shard_count_, 0);
   p.confirmed_sequence.assign(shard_count_, 0);
   p.to_confirm.resize(shard_count_);
