@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Usage: scripts/persistence-torture.sh [--binary BIN] [--kills N] [--duration SECONDS]
-#                                       [--threads N] [--seed N]
+#                                       [--threads N] [--durability fsync|interval] [--seed N]
 #                                       [--rate MSGS_PER_S] [--publishers N] [--log-dir DIR]
 #
 # The long kill -9 loop of issue 15 (not run in CI; tests/integration/test_persistence.py runs
@@ -9,8 +9,8 @@
 # publishers, persistent subscribers that are online, offline and reconnecting, and retained
 # writers on both shards, while SIGKILLing the broker at random moments (--kill-min..--kill-max
 # seconds apart) and restarting it on the same directory, for --duration seconds and at least
-# --kills kills (defaults: 300 s, 20 kills, 2 threads; durability fsync, the mode that makes the
-# promise: "interval" acknowledges before the log is written). Then it drains every subscriber
+# --kills kills (defaults: 300 s, 20 kills, 2 threads, fsync; interval keeps the same promise for
+# a process crash, docs/persistence.md). Then it drains every subscriber
 # and checks that every message whose PUBACK / PUBREC was received reached every matching
 # persistent subscriber (QoS 1 at least once, QoS 2 exactly once), that nothing never
 # published was delivered, and that the retained store holds the last acknowledged message

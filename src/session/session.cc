@@ -262,7 +262,7 @@ size_t Session::WriteOutput(ByteBuffer& out, size_t max_bytes, WriteCounts* coun
     queued_bytes_ -= bytes;
     if (result == Written::kWritten && entry.qos > 0) {
       inflight_bytes_ += bytes;  // until the message is released (PUBACK, PUBREC)
-      if (log != nullptr) log->Sent(*entry.message.get(), entry.packet_id);
+      if (log != nullptr) log->Sent(*entry.message.get(), entry.packet_id, entry.qos);
       entry.sent = true;
       inflight_.push_back(std::move(entry));
     } else if (result == Written::kDiscarded && log != nullptr && entry.qos > 0) {
@@ -313,9 +313,10 @@ bool Session::OnPuback(uint16_t packet_id) {
   return true;
 }
 
-bool Session::OnPubrec(uint16_t packet_id) {
+bool Session::OnPubrec(uint16_t packet_id, bool* first) {
   Outbound* entry = FindInflight(packet_id);
   if (entry == nullptr || entry->qos != 2) return false;
+  if (first != nullptr) *first = entry->stage == Stage::kAwaitAck;
   if (entry->stage == Stage::kAwaitAck) {
     entry->stage = Stage::kAwaitComplete;
     inflight_bytes_ -= entry->message.get()->wire_bytes();

@@ -147,7 +147,7 @@ struct DeliveryMatch {
 // (expired, too large for the client); an in-flight one whose resend is discarded.
 class DeliveryLog {
  public:
-  virtual void Sent(const message::Message& message, uint16_t packet_id) = 0;
+  virtual void Sent(const message::Message& message, uint16_t packet_id, uint8_t qos) = 0;
   virtual void DiscardedQueued(const message::Message& message) = 0;
   virtual void DiscardedInflight(uint16_t packet_id, uint8_t qos) = 0;
 
@@ -218,7 +218,9 @@ class Session {
   // Acknowledgements from the client. Return false for an unknown packet id (ignored; a
   // duplicate after reconnect is legal).
   bool OnPuback(uint16_t packet_id);
-  bool OnPubrec(uint16_t packet_id);   // QoS 2 step 1: PUBREL becomes due
+  // QoS 2 step 1: PUBREL becomes due. `first` (optional): set true if this PUBREC moved the
+  // delivery to awaiting PUBCOMP, false for a repeated one (persistence logs the step once).
+  bool OnPubrec(uint16_t packet_id, bool* first = nullptr);
   // 5.0: a PUBREC with a reason code of 0x80 or more: the flow ends, no PUBREL is sent.
   bool OnPubrecRefused(uint16_t packet_id);
   bool OnPubcomp(uint16_t packet_id);  // QoS 2 done

@@ -462,9 +462,17 @@ void Router::OnPacket(net::Connection& connection, const mqtt::Packet& packet) {
         }
         return;
       }
-      if (session->OnPubrec(pubrec.packet_id)) {
-        // A repeated PUBREC is logged again; recovery treats it as the same step.
-        if (persist_) PersistPacketId(index, persist::RecordType::kPubrec, pubrec.packet_id);
+      if (bool first = false; session->OnPubrec(pubrec.packet_id, &first)) {
+        // Logged once: a repeated PUBREC changes nothing durable (and a second kPubrec does not
+        // fit the recovered state, persist/state.h). The PUBREL it makes due waits until the
+        // record is durable (a crash would otherwise resend the PUBLISH that the client has
+        // already released), also when the PUBREC is a repeat on a new connection.
+        if (persist_) {
+          persist_->logged = false;
+          persist_->sent_remote = false;
+          if (first) PersistPacketId(index, persist::RecordType::kPubrec, pubrec.packet_id);
+          HoldIfLogged(connection, /*always=*/true);
+        }
         MarkSessionDirty(index);
       }
       return;
@@ -570,6 +578,9 @@ void Router::OnPublish(net::Connection& connection, const mqtt::Publish& publish
         // MQTT-4.3.3-2: a repeated PUBLISH of a pending id is acknowledged, not delivered again.
         counters_.publish_duplicates.Add();
         connection.QueueAck(mqtt::PacketType::kPubrec, publish.packet_id, context_);
+        // The first PUBLISH's records may not be durable yet (its PUBREC, held on an earlier
+        // connection, may never have been sent): this PUBREC waits for everything logged so far.
+        if (persist_) HoldIfLogged(connection, /*always=*/true);
         return;
       case session::InboundQos2::kLimit:
         // max_inbound_qos2_pending: nothing of this PUBLISH was acknowledged, so the client
@@ -1041,8 +1052,12 @@ bool Router::Route(const message::MessageRef& message, bool from_client, uint64_
   }
   for (const sub::ShardSubscribers& group : match_.shards()) {
     if (group.shard != shard_) {
-      outbox_.SendMessage(group.shard, message.get(), group.subscribers);
-      if (persist_) PersistSentTo(group.shard, *message);
+      // A message dropped at the overflow bound is never confirmed by `group.shard`: the
+      // publisher's acknowledgement must not wait for it (it would wait for the next message
+      // to that shard, and hold every later acknowledgement of this shard behind it).
+      if (outbox_.SendMessage(group.shard, message.get(), group.subscribers) && persist_) {
+        PersistSentTo(group.shard, *message);
+      }
       continue;
     }
     // The local deliveries' references are made in one step, as for a mailbox record (OnRecord);
@@ -1329,10 +1344,11 @@ void Router::WriteSessionOutput(SessionEntry& entry) {
   const size_t written = entry.session->WriteOutput(
       out, out.size() + (budget - pending), &sent, services_.now_ms(),
       connection.outbound_topic_aliases(), log ? &*log : nullptr);
-  // Always held behind what the session logged: a PUBREL goes only once its PUBREC's record is
-  // durable (else a crash would resend the PUBLISH the client already released), a PUBLISH
-  // only once its packet id's record is.
-  if (log) HoldIfLogged(connection, /*always=*/true);
+  // A QoS 2 PUBLISH leaves only once its packet id's record is durable (a crash must not resend
+  // it under another id: the client would deliver it twice). QoS 1 deliveries are not held: a
+  // resend after a crash, under any id, is what at least once allows. (A PUBREL waits behind
+  // the hold its PUBREC's record made, OnPacket.)
+  if (log) HoldIfLogged(connection, /*always=*/log->qos2_sent());
   AccountLevels(before, *entry.session);  // discarded messages move the gauges too
   if (sent.expired != 0) counters_.messages_expired.Add(sent.expired);
   if (sent.too_large != 0) counters_.dropped_too_large_for_client.Add(sent.too_large);

@@ -215,8 +215,6 @@ class RestartKeepsSessions(PersistenceTestCase):
         finally:
             for p in pubs:
                 p.close()
-        if durability == "interval":
-            time.sleep(0.2)  # nothing is held: give the loop its write before the crash
         b = self.restart(b, how)
         again = PahoClient(sub_id, protocol)
         self.assertTrue(again.connect(b.port, expiry_s=600),
@@ -251,9 +249,9 @@ class RestartKeepsSessions(PersistenceTestCase):
     def test_mqtt5_session_expiry_queue_survives_sigterm(self):
         self.queue_and_restart("sigterm", paho.MQTTv5)
 
-    def test_interval_durability_recovers_what_was_written_before_a_sigkill(self):
-        # durability = "interval" holds no acknowledgement; the log is written every loop
-        # iteration, so what the kernel received before the SIGKILL is recovered.
+    def test_interval_durability_loses_nothing_acknowledged_on_a_sigkill(self):
+        # durability = "interval" holds acknowledgements until the log's write (not its
+        # fdatasync) completed: a crash of the process loses nothing acknowledged.
         self.queue_and_restart("sigkill", paho.MQTTv311, durability="interval")
 
     def test_clean_sessions_and_qos0_are_not_persisted(self):
@@ -474,11 +472,19 @@ class KillLoop(PersistenceTestCase):
     """Item 5: the kill -9 loop, short variant (scripts/persistence-torture.sh: the long one)."""
 
     def test_kill_9_loop_keeps_every_acknowledged_message(self):
+        self.kill_loop("fsync", TORTURE_SECONDS, TORTURE_MIN_KILLS)
+
+    def test_kill_9_loop_keeps_every_acknowledged_message_with_interval_durability(self):
+        # A process crash loses nothing acknowledged in this mode either (only a machine crash
+        # may lose the last sync_interval_ms, which SIGKILL does not simulate).
+        self.kill_loop("interval", TORTURE_SECONDS / 2, TORTURE_MIN_KILLS - 1)
+
+    def kill_loop(self, durability, seconds, min_kills):
         logs = tempfile.TemporaryDirectory(prefix="ringmq-torture-logs-")
         self.addCleanup(logs.cleanup)
         torture = persistence_torture.Torture(
-            binary(), data_dir=self.data_dir(), threads=2, duration=TORTURE_SECONDS,
-            min_kills=TORTURE_MIN_KILLS, durability="fsync", publishers=4, rate=40.0,
+            binary(), data_dir=self.data_dir(), threads=2, duration=seconds,
+            min_kills=min_kills, durability=durability, publishers=4, rate=40.0,
             broker_log_dir=logs.name)
         report = torture.run_all()
         summary = {k: v for k, v in report.items() if k not in ("violations",)}
@@ -490,13 +496,14 @@ class KillLoop(PersistenceTestCase):
                 "\n".join(open(os.path.join(logs.name, name)).read().splitlines()[-40:])
                 for name in last_logs)
             self.fail(f"{len(violations)} violations (seed {report['seed']}; rerun with "
-                      f"scripts/persistence-torture.sh --seed {report['seed']}):\n  - " +
+                      f"scripts/persistence-torture.sh --durability {durability} --seed "
+                      f"{report['seed']}: the same ids and choices, not the same timing):\n  - " +
                       "\n  - ".join(violations[:25]) + f"\nsummary: {summary}{tails}")
-        self.assertGreaterEqual(report["kills"], TORTURE_MIN_KILLS)
+        self.assertGreaterEqual(report["kills"], min_kills)
         # The loop tested something: messages were acknowledged and delivered in bulk.
-        self.assertGreater(report["acked"], 500, summary)
-        self.assertGreater(report["retained_acked"], 20, summary)
-        self.assertTrue(all(n > 100 for n in report["deliveries"].values()), summary)
+        self.assertGreater(report["acked"], 250, summary)
+        self.assertGreater(report["retained_acked"], 10, summary)
+        self.assertTrue(all(n > 50 for n in report["deliveries"].values()), summary)
 
 
 class FakeSubscriber:
