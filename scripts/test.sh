@@ -5,14 +5,16 @@
 #   1. dependencies    scripts/install-deps.sh
 #   2. release         build/ (g++, every target), every test meson registers there (the whole
 #                      unit test binary build/tests/ringmq_unit_tests), then the whole
-#                      integration suite tests/integration/run.py against build/ringmq
+#                      integration suite tests/integration/run.py against build/ringmq, its test
+#                      classes shared over $RINGMQ_INTEGRATION_JOBS worker processes (run.py -j)
 #   3. fuzz            build-fuzz/ (clang++-14, ASan+UBSan): the clang build of all of src/ with
 #                      -Wthread-safety (configuration fails unless clang rejects
 #                      tests/compile_check/thread_safety_violation.cc), then each fuzz_* target
 #                      (tests/fuzz/<name>.cc) for $RINGMQ_FUZZ_SECONDS (default 12) s on a
-#                      temporary copy of its seed corpus tests/fuzz/corpus/<name>/
+#                      temporary copy of its seed corpus tests/fuzz/corpus/<name>/, one target
+#                      per core at a time
 #   4. asan            build-asan/ (g++, ASan+UBSan): every test meson registers there (the whole
-#                      unit test binary) and the whole integration suite again
+#                      unit test binary) and the whole integration suite again (run.py -j too)
 #   5. tsan            build-tsan/ (g++, ThreadSanitizer): the unit tests of the code that
 #                      threads share, stress tests included: trie, child table, epoch
 #                      reclamation, mailboxes, retained store, message reference counts, address
@@ -32,7 +34,10 @@
 #   --no-bench  skip stage 6
 #
 # Environment: RINGMQ_FUZZ_SECONDS (12), RINGMQ_UNIT_TIMEOUT (600 s per test binary),
-# RINGMQ_INTEGRATION_TIMEOUT (900 s per integration run), RINGMQ_JOBS (ninja jobs, nproc).
+# RINGMQ_INTEGRATION_TIMEOUT (900 s per integration run), RINGMQ_INTEGRATION_JOBS (2: run.py
+# workers for the release and ASan integration stages; 1 runs them serially),
+# RINGMQ_INTEGRATION_WATCHDOG (run.py's per-process watchdog; default 60 s under the integration
+# timeout, so that it fires first and names the test that hung), RINGMQ_JOBS (ninja jobs, nproc).
 #
 # The last line is always `tests: N passed, M failed`; the exit status is non-zero if M > 0.
 set -euo pipefail
@@ -62,11 +67,17 @@ for arg in "$@"; do
 done
 
 fuzz_seconds=${RINGMQ_FUZZ_SECONDS:-12}
+# Fuzz targets run side by side, one per core.
+fuzz_jobs=$(nproc)
 # Stage 5's unit tests: every suite whose code is shared between threads (with its stress tests);
 # the header above quotes this filter.
 tsan_filter='Trie*:ChildTable*:Epoch*:Mailbox*:Retained*:Message*:AddressTable*'
 unit_timeout=${RINGMQ_UNIT_TIMEOUT:-600}
 integration_timeout=${RINGMQ_INTEGRATION_TIMEOUT:-900}
+# The suite mostly waits on sockets and sleeps, so two workers nearly halve it even on 2 cores.
+integration_jobs=${RINGMQ_INTEGRATION_JOBS:-2}
+watchdog=$((integration_timeout > 120 ? integration_timeout - 60 : integration_timeout))
+export RINGMQ_INTEGRATION_WATCHDOG=${RINGMQ_INTEGRATION_WATCHDOG:-$watchdog}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/ringmq-test.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -318,6 +329,9 @@ fuzz_smoke() {
     echo "no fuzz targets defined (tests/fuzz/<name>.cc)"
     return
   fi
+  # Each target is one single-threaded process: run up to $fuzz_jobs of them at a time (each
+  # still gets its whole $fuzz_seconds), then report them in order.
+  local -a started=() running=()
   for bin in "${bins[@]}"; do
     name=$(basename "$bin")
     name=${name#fuzz_}
@@ -340,12 +354,32 @@ fuzz_smoke() {
       echo "[fuzz] note: no seed corpus $seeds/; starting empty"
     fi
     echo "[fuzz] fuzz_$name: ${fuzz_seconds}s from $nseeds seeds"
-    local start=$SECONDS
-    timeout --kill-after=10 $((fuzz_seconds + 120)) "$bin" \
-      -max_total_time="$fuzz_seconds" -timeout=10 -rss_limit_mb=2048 \
-      -artifact_prefix="$artifacts/" -print_final_stats=1 "$corpus" \
-      </dev/null >"$log" 2>&1 || rc=$?
-    local secs=$((SECONDS - start))
+    while [[ ${#running[@]} -ge $fuzz_jobs ]]; do
+      wait -n || true
+      local -a still=()
+      for pid in "${running[@]}"; do
+        kill -0 "$pid" 2>/dev/null && still+=("$pid")
+      done
+      running=("${still[@]}")
+    done
+    (
+      start=$SECONDS
+      timeout --kill-after=10 $((fuzz_seconds + 120)) "$bin" \
+        -max_total_time="$fuzz_seconds" -timeout=10 -rss_limit_mb=2048 \
+        -artifact_prefix="$artifacts/" -print_final_stats=1 "$corpus" \
+        </dev/null >"$log" 2>&1 || rc=$?
+      echo "$rc $((SECONDS - start))" >"$work/fuzz-$name/status"
+    ) &
+    running+=("$!")
+    started+=("$bin")
+  done
+  wait || true
+
+  for bin in "${started[@]}"; do
+    name=$(basename "$bin")
+    name=${name#fuzz_}
+    local artifacts="$work/fuzz-$name/artifacts" log="$work/fuzz-$name/log" rc=1 secs=0
+    [[ -f "$work/fuzz-$name/status" ]] && read -r rc secs <"$work/fuzz-$name/status"
     local stats
     stats=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -n 1 || true)
     [[ -n "$stats" ]] || stats=$(grep -E '^#[0-9]+' "$log" | tail -n 1 || true)
@@ -400,7 +434,7 @@ stage_end
 
 stage_begin "release integration"
 if [[ $release_ok -eq 1 ]] || ensure_target build ringmq; then
-  integration build/ringmq release
+  integration build/ringmq release -j "$integration_jobs"
 else
   echo "build/ringmq does not build -> skipped (build failure already counted)"
 fi
@@ -432,7 +466,7 @@ if [[ $run_asan -eq 1 ]]; then
   stage_end
   stage_begin "asan integration"
   if [[ $asan_ok -eq 1 ]] || ensure_target build-asan ringmq; then
-    integration build-asan/ringmq asan
+    integration build-asan/ringmq asan -j "$integration_jobs"
   else
     echo "build-asan/ringmq does not build -> skipped (build failure already counted)"
   fi

@@ -1,19 +1,28 @@
 #!/usr/bin/python3
 """Integration test runner for ringmq.
 
-    /usr/bin/python3 tests/integration/run.py --binary BUILD/ringmq [-k PATTERN]...
+    /usr/bin/python3 tests/integration/run.py --binary BUILD/ringmq [-k PATTERN]... [-j N]
 
 Discovers tests/integration/test_*.py with unittest, passes the binary to the tests through the
 RINGMQ_BINARY environment variable, prints one line per test and, as its last line,
 `integration: N passed, M failed`. Skipped tests count as failures, except those skipped because
 a kernel feature the broker needs (io_uring) is missing here: those are listed with the reason and
 counted in neither number. Exit status is non-zero on any failure.
+
+With -j N (N > 1) the test classes are shared out over N worker processes (this script again,
+with --worker), longest expected first (EXPECTED_SECONDS), so that the suite's waits on sockets
+and sleeps overlap. Each worker prints its tests' lines as a serial run does, with the same
+watchdog; the parent copies each test's block of lines whole (blocks of different workers never
+interleave) and sums the workers' counts into the one last line.
 """
 
 import argparse
 import ctypes
 import errno
+import json
 import os
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -24,9 +33,64 @@ sys.path.insert(0, HERE)
 
 import broker  # noqa: E402  (needs sys.path)
 
-# The backstop if something hangs: a release run takes about 90 s on 2 cores, an ASan run about
-# twice that. RINGMQ_INTEGRATION_WATCHDOG (seconds) overrides it.
-WATCHDOG_SECONDS = int(os.environ.get("RINGMQ_INTEGRATION_WATCHDOG", "480"))
+# The backstop if something hangs, per process (each -j worker has its own): a serial release run
+# takes about 5 minutes on 2 cores, an ASan run about 1.5 times that. RINGMQ_INTEGRATION_WATCHDOG
+# (seconds) overrides it.
+WATCHDOG_SECONDS = int(os.environ.get("RINGMQ_INTEGRATION_WATCHDOG", "900"))
+
+# A worker ends each test's block of lines with this line, so that the parent can copy the block
+# whole; the parent never prints it.
+END_OF_TEST = "\x1e end of test"
+# A worker's last line: its counts, for the parent to sum.
+WORKER_COUNTS = "\x1e counts"
+# A worker's line per test skipped for a missing kernel feature (the parent lists them at the end).
+KERNEL_SKIP = "\x1e kernel skip "
+
+# How long each test class takes, for -j N to deal the longest out first: every run records the
+# seconds its classes took in DURATIONS_FILE next to the binary (so release and ASan builds keep
+# their own), and the next run reads them. Without that file (a fresh build directory) this table
+# stands in: the classes over 3 s of a release run with -j2 on 2 cores; any other class counts
+# DEFAULT_TEST_SECONDS per test.
+DURATIONS_FILE = "integration-durations.json"
+EXPECTED_SECONDS = {
+    "test_persistence.KillLoop": 48.9,
+    "test_overload.Overload": 19.0,
+    "test_memory.MemoryBudget": 17.0,
+    "test_websockets.BrowserTest": 16.8,
+    "test_mqtt5_pubsub.Mqtt5PubSub": 15.9,
+    "test_bench.Bench": 14.8,
+    "test_retained_race.RetainedRace": 12.8,
+    "test_bench.BenchTransports": 11.8,
+    "test_mqtt5_expiry.SessionExpiry": 8.1,
+    "test_persistence.RestartKeepsSessions": 7.6,
+    "test_prometheus.PrometheusScrape": 7.2,
+    "test_session_basics.KeepAlive": 7.0,
+    "test_sys.SysTopics": 6.4,
+    "test_mqtt5_pubsub.Mqtt5OutboundTopicAliases": 6.3,
+    "test_sessions.OfflineSessions": 6.0,
+    "test_many_shards.ManyShards": 5.7,
+    "test_mqtt5_expiry.WillDelay": 5.3,
+    "test_mqtt5_auth.Scram": 5.1,
+    "test_persistence.DiskFull": 5.0,
+    "test_retained.Retained": 4.6,
+    "test_bench.BenchTransportsRingmq": 4.5,
+    "test_idle_memory.IdleMemory": 4.0,
+    "test_persistence.ThreadCountChange": 3.9,
+    "test_persistence_disk.CompactionTest": 3.5,
+    "test_sessions.Wills": 3.4,
+    "test_mqtt5_connect.AfterConnect": 3.3,
+    "test_connect.MalformedConnect": 3.2,
+    "test_cli.StartupErrors": 3.1,
+    "test_mqtt5_connect.LingeringClose": 3.0,
+}
+DEFAULT_TEST_SECONDS = 0.5
+
+# Classes whose bounds assume the broker has the machine to itself: with -j N they run after the
+# other workers are done, in one worker of their own. MemoryBudget allows the accounted memory
+# 10 % over max_memory for what arrives between two refreshes of a shard's view; with another
+# worker's ASan broker on the same 2 cores a shard's loop iteration stalled for 100+ ms and the
+# overshoot reached 13 %.
+RUN_ALONE = {"test_memory.MemoryBudget"}
 
 
 def probe_io_uring():
@@ -51,10 +115,13 @@ def probe_io_uring():
 
 
 class Result(unittest.TestResult):
-    def __init__(self, stream, kernel_missing):
+    def __init__(self, stream, kernel_missing, worker=False):
         super().__init__()
         self.stream = stream
         self.kernel_missing = kernel_missing
+        self.worker = worker
+        self.durations = {}  # class_key -> seconds its tests took
+        self._subtest_failed = False
         self.passed = []
         self.failed = []
         self.kernel_skips = []
@@ -78,6 +145,20 @@ class Result(unittest.TestResult):
         broker.STARTED.clear()
         self.current = test.id()
         self._start = time.monotonic()
+        self._subtest_failed = False
+
+    def stopTest(self, test):
+        # unittest calls neither addSuccess nor addFailure for a test whose only failures were
+        # in subtests: without this, such a test counted in neither number.
+        if self._subtest_failed and test not in self.failed:
+            self._fail(test, "failure", "(the failed subtests are above)")
+        super().stopTest(test)
+        key = class_key(test)
+        elapsed = time.monotonic() - self._start
+        self.durations[key] = self.durations.get(key, 0.0) + elapsed
+        if self.worker:
+            self.stream.write(f"{END_OF_TEST} {key} {elapsed:.3f}\n")
+            self.stream.flush()
 
     def addSuccess(self, test):
         super().addSuccess(test)
@@ -101,6 +182,7 @@ class Result(unittest.TestResult):
     def addSubTest(self, test, subtest, err):
         super().addSubTest(test, subtest, err)
         if err is not None:
+            self._subtest_failed = True
             self.stream.write(f"     subtest {subtest.id()} failed:\n"
                               f"{self._exc_info_to_string(err, test).rstrip()}\n")
 
@@ -124,12 +206,187 @@ class Result(unittest.TestResult):
         return f"integration: {len(self.passed)} passed, {len(self.failed)} failed"
 
 
+def class_key(test):
+    """The unit a parallel run shares out: `module.Class` (a module that failed to import is its
+    own unit, keyed by its _FailedTest id)."""
+    if isinstance(test, unittest.loader._FailedTest):
+        return test.id()
+    return f"{type(test).__module__}.{type(test).__qualname__}"
+
+
+def leaf_tests(suite):
+    for item in suite:
+        if isinstance(item, unittest.TestSuite):
+            yield from leaf_tests(item)
+        else:
+            yield item
+
+
+def discover(patterns):
+    loader = unittest.TestLoader()
+    if patterns:
+        loader.testNamePatterns = [p if "*" in p else f"*{p}*" for p in patterns]
+    return loader.discover(start_dir=HERE, pattern="test_*.py", top_level_dir=HERE)
+
+
+def durations_path(binary):
+    """DURATIONS_FILE next to a ringmq binary, or None (Mosquitto, or a directory not ours)."""
+    directory = os.path.dirname(binary)
+    if broker.is_mosquitto(binary) or not os.access(directory, os.W_OK):
+        return None
+    return os.path.join(directory, DURATIONS_FILE)
+
+
+def load_durations(binary):
+    path = durations_path(binary)
+    try:
+        with open(path) as f:
+            recorded = json.load(f)
+        return {k: float(v) for k, v in recorded.items()}
+    except (TypeError, OSError, ValueError, AttributeError):
+        return {}  # none yet (or unreadable): the table stands in
+
+
+def save_durations(binary, durations):
+    """Merges this run's class durations into the recorded ones (a -k run updates its classes
+    only). Best effort: the file only orders a later -j run."""
+    path = durations_path(binary)
+    if path is None or not durations:
+        return
+    merged = load_durations(binary)
+    merged.update({k: round(v, 2) for k, v in durations.items()})
+    try:
+        with open(path + ".tmp", "w") as f:
+            json.dump(merged, f, indent=0, sort_keys=True)
+        os.replace(path + ".tmp", path)
+    except OSError as e:
+        print(f"note: could not record test durations in {path}: {e}")
+
+
+def deal(counts, jobs, recorded):
+    """Shares the classes out over `jobs` workers: longest expected first, each to the worker
+    with the least expected work so far. Returns [(expected seconds, [class keys])]."""
+    cost = {k: recorded.get(k, EXPECTED_SECONDS.get(k, DEFAULT_TEST_SECONDS * n))
+            for k, n in counts.items()}
+    shares = [[0.0, []] for _ in range(min(jobs, len(counts)))]
+    for key in sorted(counts, key=lambda k: (-cost[k], k)):
+        share = min(shares, key=lambda s: s[0])
+        share[0] += cost[key]
+        share[1].append(key)
+    return shares
+
+
+def run_workers(args, binary, kernel_missing):
+    """Runs the suite in args.jobs worker processes; prints and returns like a serial run."""
+    counts = {}
+    for test in leaf_tests(discover(args.patterns)):
+        counts[class_key(test)] = counts.get(class_key(test), 0) + 1
+    if not counts:
+        print("ran 0 tests in 0.0s")
+        print("run.py: no test matched", file=sys.stderr)
+        print("integration: 0 passed, 0 failed")
+        return 1
+    alone = [k for k in counts if k in RUN_ALONE]
+    shares = deal({k: n for k, n in counts.items() if k not in RUN_ALONE}, args.jobs,
+                  load_durations(binary))
+    print(f"note: -j {args.jobs}: {len(counts) - len(alone)} test classes over {len(shares)} "
+          f"workers (expected {', '.join(f'{s[0]:.0f}s' for s in shares)})"
+          + (f", then {len(alone)} alone" if alone else ""), flush=True)
+
+    out_lock = threading.Lock()
+    totals = {"passed": 0, "failed": 0, "run": 0}
+    durations = {}
+    kernel_skips = []
+    procs = []
+
+    def emit(lines):
+        if lines:
+            with out_lock:
+                sys.stdout.write("".join(lines))
+                sys.stdout.flush()
+
+    def read(index, proc):
+        pending = []
+        got_counts = False
+        for line in proc.stdout:
+            if line.startswith(WORKER_COUNTS):
+                passed, failed, run = (int(x) for x in line[len(WORKER_COUNTS):].split())
+                got_counts = True
+            elif line.startswith(KERNEL_SKIP):
+                kernel_skips.append(line[len(KERNEL_SKIP):].strip())
+            elif line.startswith(END_OF_TEST):
+                key, elapsed = line[len(END_OF_TEST):].split()
+                with out_lock:
+                    durations[key] = durations.get(key, 0.0) + float(elapsed)
+                emit(pending)
+                pending = []
+            else:
+                pending.append(line)
+        emit(pending)
+        status = proc.wait()
+        with out_lock:
+            if not got_counts:
+                passed, failed, run = 0, 1, 0
+                sys.stdout.write(f"FAIL run.py worker {index} exited with status {status} "
+                                 "before its counts (its tests so far are not counted)\n")
+                sys.stdout.flush()
+            totals["passed"] += passed
+            totals["failed"] += failed
+            totals["run"] += run
+
+    def launch(index, keys):
+        argv = [sys.executable, os.path.abspath(__file__), "--binary", binary,
+                "--worker", ",".join(keys)]
+        for pattern in args.patterns:
+            argv += ["-k", pattern]
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, errors="replace")
+        procs.append(proc)
+        reader = threading.Thread(target=read, args=(index, proc), daemon=True)
+        reader.start()
+        return reader
+
+    def stop_workers(signum, frame):
+        # A timeout(1) around this runner signals only this process: take the workers (and
+        # through their own handling, nothing else) down with it.
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+        os._exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop_workers)
+    started = time.monotonic()
+    for reader in [launch(index, keys) for index, (_, keys) in enumerate(shares)]:
+        reader.join()
+    if alone:
+        launch(len(shares), alone).join()
+
+    save_durations(binary, durations)
+    for test_id in kernel_skips:
+        print(f"skipped ({broker.KERNEL_MISSING_PREFIX} {kernel_missing}): {test_id}")
+    print(f"ran {totals['run']} tests in {time.monotonic() - started:.1f}s "
+          f"({len(shares)} workers)")
+    if totals["run"] == 0:
+        print("run.py: no test matched", file=sys.stderr)
+    print(f"integration: {totals['passed']} passed, {totals['failed']} failed")
+    if totals["failed"] or totals["run"] == 0:
+        return 1
+    return 0
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--binary", required=True, help="path to the ringmq binary")
     parser.add_argument("-k", dest="patterns", action="append", default=[],
                         help="only tests whose id matches (substring or fnmatch); repeatable")
+    parser.add_argument("-j", "--jobs", type=int, default=1,
+                        help="worker processes to share the test classes over (default 1)")
+    parser.add_argument("--worker", metavar="CLASSES", default=None,
+                        help=argparse.SUPPRESS)  # internal: run only these module.Class keys
     args = parser.parse_args()
+    if args.jobs < 1:
+        parser.error("-j must be at least 1")
+    worker = args.worker is not None
 
     binary = os.path.abspath(args.binary)
     if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
@@ -140,24 +397,32 @@ def main():
     kernel_missing = probe_io_uring()
     if kernel_missing:
         os.environ["RINGMQ_KERNEL_MISSING"] = kernel_missing
-        print(f"note: {broker.KERNEL_MISSING_PREFIX} {kernel_missing}; tests that start the "
-              "broker are skipped")
-    if broker.is_mosquitto(binary):
+        if not worker:
+            print(f"note: {broker.KERNEL_MISSING_PREFIX} {kernel_missing}; tests that start the "
+                  "broker are skipped")
+    if broker.is_mosquitto(binary) and not worker:
         print("note: development mode against Mosquitto; counter assertions are not checked")
 
-    loader = unittest.TestLoader()
-    if args.patterns:
-        loader.testNamePatterns = [p if "*" in p else f"*{p}*" for p in args.patterns]
-    suite = loader.discover(start_dir=HERE, pattern="test_*.py", top_level_dir=HERE)
-    result = Result(sys.stdout, kernel_missing)
+    if args.jobs > 1 and not worker:
+        return run_workers(args, binary, kernel_missing)
+
+    suite = discover(args.patterns)
+    if worker:
+        keys = set(args.worker.split(","))
+        suite = unittest.TestSuite(t for t in leaf_tests(suite) if class_key(t) in keys)
+    result = Result(sys.stdout, kernel_missing, worker=worker)
 
     def watchdog():
         print(f"FAIL run.py watchdog: the suite exceeded {WATCHDOG_SECONDS}s; "
               f"current test: {result.current}", flush=True)
         for proc in list(broker.LIVE):
             proc.kill()
-        print(f"integration: {len(result.passed)} passed, {len(result.failed) + 1} failed",
-              flush=True)
+        if worker:
+            print(f"{WORKER_COUNTS} {len(result.passed)} {len(result.failed) + 1} "
+                  f"{result.testsRun}", flush=True)
+        else:
+            print(f"integration: {len(result.passed)} passed, {len(result.failed) + 1} failed",
+                  flush=True)
         os._exit(1)
 
     timer = threading.Timer(WATCHDOG_SECONDS, watchdog)
@@ -167,6 +432,14 @@ def main():
     suite.run(result)
     timer.cancel()
 
+    if worker:
+        for test in result.kernel_skips:
+            print(f"{KERNEL_SKIP}{test.id()}")
+        print(f"{WORKER_COUNTS} {len(result.passed)} {len(result.failed)} {result.testsRun}",
+              flush=True)
+        return 1 if result.failed else 0
+
+    save_durations(binary, result.durations)
     for test in result.kernel_skips:
         print(f"skipped ({broker.KERNEL_MISSING_PREFIX} {kernel_missing}): {test.id()}")
     print(f"ran {result.testsRun} tests in {time.monotonic() - started:.1f}s")
