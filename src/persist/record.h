@@ -133,21 +133,39 @@ enum class ReadStatus : uint8_t {
   kCorrupt,    // a complete record whose CRC or body does not check, with more bytes after it
 };
 
-// Reads a segment's records. kTornTail is reported when the bytes from the offset to the end
-// cannot be a complete record (length runs past the end, or all the rest is zero, or the last
-// record's CRC fails and nothing follows it); kCorrupt when a record fails its CRC or does not
-// decode and bytes follow it. offset() is then where the bad record starts.
+// Reads a segment's records. `file` is the whole file from its first byte (ReadHeader, then
+// Next until it returns something other than kOk); a record's views point into it.
+//
+// A crash can cut the log only where the writer had not yet synced, so the bytes from there to
+// the end of the file are a torn tail: a prefix of a record, or a write the crash left partly
+// unwritten, whose missing pages read as zeros. kTornTail is reported when, at the offset:
+//  - fewer bytes than a record header are left, or the record's length runs past the end;
+//  - the record's CRC fails and it is the last one, or everything after the offset is zero,
+//    or the record overlaps a 4 KiB-aligned block that is all zeros (a page never written);
+// and kCorrupt when a record that is not a torn tail fails its CRC, or has a length above
+// kMaxBodyBytes, or passes its CRC (so it is what a writer wrote, even as the last record) but
+// has an unknown type or a body that does not decode to exactly its fields (a string or block
+// length past the body, or bytes left after the fields). After kTornTail or kCorrupt,
+// offset() is where the bad record starts (truncate there) and error() says why; Next returns
+// the same again if called. After kOk offset() is the end of the record read. Every read is
+// bounds-checked against `file`: any bytes are safe to read.
+//
+// A length field corrupted to run past the end of the file reads as a torn tail; the format
+// cannot tell the two apart (docs/persistence.md).
 class SegmentReader {
  public:
   explicit SegmentReader(std::span<const uint8_t> file);
-  // Decodes the segment header; nullopt (with error()) if the file is shorter than a header,
-  // the magic does not match, or the version is not kFormatVersion.
+  // Decodes the segment header and moves past it; nullopt (with error()) if the file is
+  // shorter than a header, the magic does not match, or the version is not kFormatVersion
+  // ("written by format version V; this ringmq reads 1").
   std::optional<SegmentHeader> ReadHeader();
   ReadStatus Next(Record& record);
   size_t offset() const { return offset_; }
   const std::string& error() const { return error_; }
 
  private:
+  ReadStatus Torn(std::string why);
+
   std::span<const uint8_t> file_;
   size_t offset_ = 0;
   std::string error_;

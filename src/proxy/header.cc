@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "common/assert.h"
+#include "common/crc32c.h"
 
 namespace ringmq::proxy {
 namespace {
@@ -363,17 +364,6 @@ ParseResult ParseHeader(std::span<const uint8_t> bytes, ProxyProtocol accept) {
   // PROXY-2.2 (end of the version detection): anything else is not covered by the spec and
   // the connection is dropped; a client that speaks MQTT straight to the port lands here.
   return Refused(Refusal::kMissing);
-}
-
-uint32_t Crc32c(std::span<const uint8_t> bytes) {
-  // Bit by bit over the reflected Castagnoli polynomial: a header is at most 2 KiB and comes
-  // once per connection, so a table would buy nothing measurable.
-  uint32_t crc = 0xFFFFFFFF;
-  for (const uint8_t byte : bytes) {
-    crc ^= byte;
-    for (int bit = 0; bit < 8; ++bit) crc = (crc >> 1) ^ (0x82F63B78 & (0U - (crc & 1)));
-  }
-  return crc ^ 0xFFFFFFFF;
 }
 
 }  // namespace ringmq::proxy

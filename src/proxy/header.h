@@ -104,9 +104,6 @@ struct ParseResult {
 // soon as they arrive.
 ParseResult ParseHeader(std::span<const uint8_t> bytes, ProxyProtocol accept);
 
-// CRC32c (Castagnoli, RFC 4960 appendix B) of `bytes`, for PP2_TYPE_CRC32C (PROXY-2.2.3).
-uint32_t Crc32c(std::span<const uint8_t> bytes);
-
 }  // namespace ringmq::proxy
 
 #endif  // RINGMQ_PROXY_HEADER_H_

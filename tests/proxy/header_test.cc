@@ -12,6 +12,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/crc32c.h"
+
 namespace ringmq::proxy {
 namespace {
 
@@ -373,7 +375,6 @@ Bytes WithCrc(Bytes block_before_crc, bool correct) {
 }
 
 TEST(ProxyHeaderV2Test, Crc32cIsVerified_PROXY_2_2_3) {
-  EXPECT_EQ(Crc32c(B("123456789")), 0xE3069283u);  // RFC 4960 appendix B's check value
   EXPECT_EQ(Parse(WithCrc(kInetBlock, true)).status, Status::kDone);
   ExpectRefused(WithCrc(kInetBlock, false), Refusal::kMalformedV2);
   ExpectRefused(V2(0x21, 0x11, Cat(kInetBlock, Tlv(0x03, Bytes(3, 0)))), Refusal::kMalformedV2);
