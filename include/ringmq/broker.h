@@ -52,6 +52,9 @@ class Broker {
 
  private:
   struct Running;
+  // Persistence: opens and recovers data_dir, restores the retained messages, and tells the
+  // shards (SharedState) what to recover and which run to write (persist/data_dir.h).
+  absl::Status StartPersistence(Running& running);
   // Sets the memory budget's baseline once the shards are up (memory/budget.h).
   void SetMemoryBaseline();
   Config config_;

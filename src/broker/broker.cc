@@ -15,6 +15,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "auth/auth_data.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -26,12 +28,17 @@
 #include "metrics/counters.h"
 #include "metrics/exposition.h"
 #include "metrics/http_server.h"
+#include "message/message.h"
+#include "persist/data_dir.h"
 #include "shard/shard.h"
 #include "tls/ktls.h"
 
 namespace ringmq {
 
 struct Broker::Running {
+  // Persistence: declared first, so that it outlives the shards that write into it.
+  std::unique_ptr<persist::DataDir> data_dir;
+  std::unique_ptr<persist::RecoveredState> recovered;  // until every shard took its share
   explicit Running(const Config& config)
       : shared(config.threads, config.max_memory,
                retain::RetainedLimits{.max_messages = config.max_retained_messages,
@@ -186,6 +193,9 @@ absl::Status Broker::Start() {
     if (!factory.ok()) return factory.status();
     running->shared.transport_factories.push_back(std::move(*factory));
   }
+  if (config_.persistence) {
+    if (absl::Status status = StartPersistence(*running); !status.ok()) return status;
+  }
   for (uint32_t i = 0; i < config_.threads; ++i) {
     std::vector<int> listen_fds;
     for (const ListenerConfig& listener : listeners) {
@@ -247,12 +257,79 @@ absl::Status Broker::Start() {
     if (!status.ok() && first_error.ok()) first_error = status;
   }
   running_ = std::move(running);
+  // Every shard took its share of the recovered state during its set-up.
+  running_->shared.recovered = nullptr;
+  running_->recovered.reset();
   if (!first_error.ok()) {
     Stop();
     return first_error;
   }
   SetMemoryBaseline();
   return first_error;
+}
+
+absl::Status Broker::StartPersistence(Running& running) {
+  absl::StatusOr<std::unique_ptr<persist::DataDir>> dir = persist::DataDir::Open(config_.data_dir);
+  if (!dir.ok()) return dir.status();
+  running.data_dir = std::move(*dir);
+  persist::RecoveryReport report;
+  absl::StatusOr<persist::RecoveredState> recovered = running.data_dir->Recover(
+      persist::DataDir::RecoverOptions{.truncate_corrupt = config_.persistence_truncate_corrupt},
+      &report);
+  if (!recovered.ok()) {
+    return absl::Status(recovered.status().code(),
+                        absl::StrCat("persistence (", config_.data_dir, "): ",
+                                     recovered.status().message(),
+                                     " (persistence_truncate_corrupt cuts a segment at a "
+                                     "corrupt record; `ringmq db check` inspects the directory)"));
+  }
+  running.recovered = std::make_unique<persist::RecoveredState>(std::move(*recovered));
+  RINGMQ_LOG_INFO("persistence: %s, durability %s; recovered run %llu (%u shards): %llu "
+                  "sessions, %llu queued and in-flight messages, %llu retained messages from "
+                  "%llu records (%llu bytes) in %llu ms%s",
+                  config_.data_dir.c_str(), std::string(config::ToString(config_.durability)).c_str(),
+                  static_cast<unsigned long long>(report.run), report.shards,
+                  static_cast<unsigned long long>(report.sessions),
+                  static_cast<unsigned long long>(report.deliveries),
+                  static_cast<unsigned long long>(report.retained),
+                  static_cast<unsigned long long>(report.records),
+                  static_cast<unsigned long long>(report.bytes),
+                  static_cast<unsigned long long>(report.duration_ms),
+                  report.torn_tails != 0 ? "; a torn tail (a write the crash cut) was truncated"
+                                         : "");
+  if (report.corrupt_truncated != 0) {
+    RINGMQ_LOG_WARNING("persistence: %llu segments were cut at a corrupt record "
+                       "(persistence_truncate_corrupt); what followed it is lost",
+                       static_cast<unsigned long long>(report.corrupt_truncated));
+  }
+  // Retained messages go back into the store now, before any shard serves: as shard 0's
+  // messages (its first sequence numbers), after every recovered version.
+  shard::SharedState& shared = running.shared;
+  shared.retained.RaiseVersion(running.recovered->max_retained_version);
+  uint64_t sequence = 0;
+  for (const auto& [topic, stored] : running.recovered->retained) {
+    const persist::StoredMessage& m = stored.message;
+    if (m.payload.empty()) continue;
+    // A retained message whose expiry passed while the broker was down is not restored.
+    uint64_t deadline = 0;
+    if (m.expiry_wall_ms != 0) {
+      const uint64_t wall_ms = static_cast<uint64_t>(absl::ToUnixMillis(absl::Now()));
+      if (m.expiry_wall_ms <= wall_ms) continue;
+      deadline = MonotonicMs() + (m.expiry_wall_ms - wall_ms);
+    }
+    message::MessageRef message = message::MessageRef::Create(
+        m.topic, std::span<const uint8_t>(m.payload.data(), m.payload.size()), m.qos,
+        /*retain=*/true, message::MessageOrigin{.shard = 0, .sequence = ++sequence},
+        message::Mqtt5Fields{
+            .properties = std::span<const uint8_t>(m.properties.data(), m.properties.size()),
+            .expiry_deadline_ms = deadline});
+    shared.retained.Set(std::move(message));
+  }
+  shared.recovered_retained_sequences = sequence;
+  shared.data_dir = running.data_dir.get();
+  shared.recovered = running.recovered.get();
+  shared.persist_run = running.data_dir->current_run() + 1;
+  return absl::OkStatus();
 }
 
 void Broker::SetMemoryBaseline() {
@@ -289,6 +366,17 @@ void Broker::Stop() {
   for (auto& shard : running_->shards) shard->RequestStop();
   for (std::thread& thread : running_->threads) thread.join();
   running_->threads.clear();
+  shard::SharedState& shared = running_->shared;
+  if (shared.data_dir != nullptr && !shared.persist_committed.load(std::memory_order_acquire) &&
+      shared.snapshots_durable.load(std::memory_order_acquire) == shared.shard_count) {
+    // Stopped before shard 0 committed the run: every start snapshot is durable now.
+    if (absl::Status status = shared.data_dir->CommitRun(shared.persist_run, shared.shard_count);
+        !status.ok()) {
+      RINGMQ_LOG_ERROR("persistence: cannot commit run %llu at stop: %s",
+                       static_cast<unsigned long long>(shared.persist_run),
+                       std::string(status.message()).c_str());
+    }
+  }
   final_counters_ = CountersSummary();
   running_.reset();
 }

@@ -395,6 +395,17 @@ class ChildMap {
     }
   }
 
+  // The writer (or a reader online in the epoch domain): calls visit(Node*) for each child.
+  template <typename Visit>
+  void ForEachChild(Visit&& visit) const {
+    const Table* current = table_.load(std::memory_order_acquire);
+    if (current == nullptr) return;
+    for (uint32_t i = 0; i < current->capacity_; ++i) {
+      const uint64_t slot = current->slots()[i].load(std::memory_order_acquire);
+      if (ChildSlot::IsLive(slot)) visit(ChildSlot::NodeOf<Node>(slot));
+    }
+  }
+
   // Destructor of the owner only (no reader, no writer): calls visit(Node*) for each child and
   // frees the table at once.
   template <typename Visit>

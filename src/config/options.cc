@@ -59,6 +59,9 @@ static_assert(std::size(kSharedStrategyNames) ==
 static_assert(std::size(kQueueFullPolicyNames) ==
               static_cast<size_t>(QueueFullPolicy::kDisconnect) + 1);
 
+constexpr std::string_view kDurabilityNames[] = {"fsync", "interval"};
+static_assert(std::size(kDurabilityNames) == static_cast<size_t>(Durability::kInterval) + 1);
+
 constexpr std::string_view kCpuAffinityNames[] = {"off", "auto"};
 static_assert(std::size(kCpuAffinityNames) == static_cast<size_t>(CpuAffinity::kAuto) + 1);
 
@@ -369,6 +372,50 @@ constexpr Option kOptions[] = {
                    if (seconds) config.persistent_session_expiry_s = *seconds;
                    return seconds.has_value();
                  }}},
+    {{"persistence", '\0', "true|false",
+      "Log persistent sessions, their QoS 1/2 messages and retained messages under data_dir and "
+      "recover them at start (docs/persistence.md)",
+      true},
+     &ShowValue<&Config::persistence>,
+     BoolValue{&Config::persistence}},
+    {{"data_dir", '\0', "DIR",
+      "Directory of the persistence log (Mosquitto: persistence_location); created if missing",
+      true},
+     &ShowValue<&Config::data_dir>,
+     StringValue{"a directory name",
+                 [](std::string_view text, Config& config) {
+                   if (text.empty()) return false;
+                   config.data_dir = std::string(text);
+                   return true;
+                 }}},
+    {{"durability", '\0', "fsync|interval",
+      "fsync: PUBACK/PUBREC only after the message is on disk (fdatasync); interval: at once, "
+      "with an fdatasync every sync_interval_ms",
+      true},
+     &ShowValue<&Config::durability>,
+     StringValue{"one of fsync|interval",
+                 [](std::string_view text, Config& config) {
+                   auto durability = ParseEnum<Durability>(text, kDurabilityNames);
+                   if (durability) config.durability = *durability;
+                   return durability.has_value();
+                 }}},
+    {{"sync_interval_ms", '\0', "MS",
+      "durability = interval: the longest a logged message waits for its fdatasync",
+      true},
+     &ShowValue<&Config::sync_interval_ms>,
+     Integer<&Config::sync_interval_ms, 1, 60'000>()},
+    {{"max_disk_bytes", '\0', "BYTES",
+      "Bytes of persistence log over all shards; beyond it (after compaction) messages for "
+      "persistent sessions are refused as queue_full_policy says (counted); 0 = no bound",
+      true},
+     &ShowValue<&Config::max_disk_bytes>,
+     Integer<&Config::max_disk_bytes, 0, 1'125'899'906'842'624>()},
+    {{"persistence_truncate_corrupt", '\0', "true|false",
+      "At start, cut a log segment at a corrupt record (logged, counted) instead of refusing "
+      "to start",
+      true},
+     &ShowValue<&Config::persistence_truncate_corrupt>,
+     BoolValue{&Config::persistence_truncate_corrupt}},
     {{"max_session_expiry", '\0', "DURATION",
       "Longest a session is kept without a connection, at any protocol level: a 5.0 client's "
       "Session Expiry Interval above it is lowered to it (e.g. 1h, 7d); 0 = no cap",
@@ -1386,6 +1433,12 @@ std::string_view ToString(QueueFullPolicy policy) {
   const auto index = static_cast<size_t>(policy);
   RINGMQ_ASSERT(index < std::size(kQueueFullPolicyNames));
   return kQueueFullPolicyNames[index];
+}
+
+std::string_view ToString(Durability durability) {
+  const auto index = static_cast<size_t>(durability);
+  RINGMQ_ASSERT(index < std::size(kDurabilityNames));
+  return kDurabilityNames[index];
 }
 
 std::string_view ToString(SharedSubscriptionStrategy strategy) {

@@ -72,6 +72,7 @@ std::string_view ToString(LogLevel level);
 std::string_view ToString(RejectPolicy policy);
 std::string_view ToString(QueueFullPolicy policy);
 std::string_view ToString(SharedSubscriptionStrategy strategy);
+std::string_view ToString(Durability durability);
 std::string_view ToString(CpuAffinity affinity);
 std::string_view ToString(ListenerProtocol protocol);
 std::string_view ToString(ProxyProtocol proxy);

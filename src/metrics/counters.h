@@ -77,6 +77,15 @@ namespace ringmq::metrics {
   X(retained_fence_full)           /* retained deliveries not fenced: entries at their bound */ \
   X(retained_walk_truncated)       /* retained walk at SUBSCRIBE stopped: session full */  \
   X(retained_refused)              /* retained PUBLISHes not stored: retained store bounds */ \
+  X(persist_records)               /* records appended to the persistence log */ \
+  X(persist_bytes_written)         /* bytes written to the persistence log */ \
+  X(persist_syncs)                 /* fdatasyncs of the persistence log completed */ \
+  X(persist_write_errors)          /* log writes or fdatasyncs that failed (retried) */ \
+  X(persist_publish_refused)       /* QoS 1/2 PUBLISHes not acknowledged: log degraded */ \
+  X(persist_dropped_disk_full)     /* deliveries to durable sessions refused: max_disk_bytes */ \
+  X(persist_compactions)           /* log segments replaced by a snapshot */ \
+  X(persist_sessions_recovered)    /* sessions recovered at start */ \
+  X(persist_messages_recovered)    /* queued and in-flight deliveries recovered at start */ \
   X(publish_denied)                /* PUBLISH the ACL does not allow: acked, dropped */       \
   X(subscribe_denied)              /* SUBSCRIBE filters the ACL does not allow: SUBACK 0x80 */ \
   X(subscribe_filtered)            /* filters granted partly readable: checked per message */  \
@@ -192,7 +201,10 @@ namespace ringmq::metrics {
   X(queued_messages)   /* messages waiting in session queues (not yet sent) */            \
   X(inflight_messages) /* QoS 1/2 messages sent and not yet fully acknowledged */          \
   X(mailbox_overflow_bytes) /* bytes waiting in this shard's mailbox overflow queues */     \
-  X(loop_iteration_max_us)  /* longest loop iteration since start (stall_warning_ms > 0) */
+  X(loop_iteration_max_us)  /* longest loop iteration since start (stall_warning_ms > 0) */ \
+  X(persist_pending_bytes)  /* log bytes appended and not yet durable */                   \
+  X(persist_disk_bytes)     /* bytes of this shard's log segments */                       \
+  X(persist_held_acks)      /* connections with output held for the log */
 
 class Counter {
  public:

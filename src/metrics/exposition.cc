@@ -135,6 +135,29 @@ constexpr Family kFamilies[] = {
     {"ringmq_retained_fence_full_total", Type::kCounter,
      "Retained deliveries sent without that protection: the shard's fence entries were at their "
      "bound."},
+    // Persistence.
+    {"ringmq_persist_records_total", Type::kCounter, "Records appended to the persistence log."},
+    {"ringmq_persist_bytes_written_total", Type::kCounter,
+     "Bytes written to the persistence log (snapshots included)."},
+    {"ringmq_persist_syncs_total", Type::kCounter, "fdatasyncs of the persistence log completed."},
+    {"ringmq_persist_write_errors_total", Type::kCounter,
+     "Persistence log writes or fdatasyncs that failed (ENOSPC, EIO, ...); retried with back-off."},
+    {"ringmq_persist_publish_refused_total", Type::kCounter,
+     "QoS 1/2 PUBLISHes not acknowledged because a shard's log was failing or behind its bound; "
+     "the publisher was disconnected and resends after reconnecting."},
+    {"ringmq_persist_dropped_disk_full_total", Type::kCounter,
+     "Deliveries to durable sessions refused because the log reached max_disk_bytes "
+     "(queue_full_policy applies)."},
+    {"ringmq_persist_compactions_total", Type::kCounter,
+     "Log segments replaced by a new segment that starts with a snapshot."},
+    {"ringmq_persist_sessions_recovered_total", Type::kCounter, "Sessions recovered at start."},
+    {"ringmq_persist_messages_recovered_total", Type::kCounter,
+     "Queued and in-flight deliveries recovered at start."},
+    {"ringmq_persist_pending_bytes", Type::kGauge,
+     "Persistence log bytes appended and not yet durable."},
+    {"ringmq_persist_disk_bytes", Type::kGauge, "Bytes of the persistence log segments."},
+    {"ringmq_persist_held_acks", Type::kGauge,
+     "Connections whose output (acknowledgements, deliveries) waits for the log."},
     // WebSockets.
     {"ringmq_websocket_upgrades_total", Type::kCounter,
      "WebSocket upgrades completed (HTTP 101 sent)."},
@@ -498,6 +521,15 @@ Series SeriesOf(CounterId id) {
     case C::retained_live_superseded: return Plain("ringmq_retained_live_superseded_total");
     case C::retained_fence_full: return Plain("ringmq_retained_fence_full_total");
     case C::retained_refused: return Plain("ringmq_retained_refused_total");
+    case C::persist_records: return Plain("ringmq_persist_records_total");
+    case C::persist_bytes_written: return Plain("ringmq_persist_bytes_written_total");
+    case C::persist_syncs: return Plain("ringmq_persist_syncs_total");
+    case C::persist_write_errors: return Plain("ringmq_persist_write_errors_total");
+    case C::persist_publish_refused: return Plain("ringmq_persist_publish_refused_total");
+    case C::persist_dropped_disk_full: return Plain("ringmq_persist_dropped_disk_full_total");
+    case C::persist_compactions: return Plain("ringmq_persist_compactions_total");
+    case C::persist_sessions_recovered: return Plain("ringmq_persist_sessions_recovered_total");
+    case C::persist_messages_recovered: return Plain("ringmq_persist_messages_recovered_total");
     case C::retained_walk_truncated: return Plain("ringmq_retained_walk_truncated_total");
     case C::publish_denied: return Labelled(kDropped, "reason", "acl_denied");
     case C::subscribe_denied: return Plain("ringmq_subscribe_denied_total");
@@ -625,6 +657,9 @@ Series SeriesOf(GaugeId id) {
     case G::subscriptions: return Plain("ringmq_subscriptions");
     case G::shared_groups: return Plain("ringmq_shared_groups");
     case G::queued_messages: return Plain("ringmq_queued_messages");
+    case G::persist_pending_bytes: return Plain("ringmq_persist_pending_bytes");
+    case G::persist_disk_bytes: return Plain("ringmq_persist_disk_bytes");
+    case G::persist_held_acks: return Plain("ringmq_persist_held_acks");
     case G::inflight_messages: return Plain("ringmq_inflight_messages");
     case G::mailbox_overflow_bytes: return Plain("ringmq_mailbox_overflow_bytes");
     case G::loop_iteration_max_us: return Plain("ringmq_loop_iteration_max_microseconds");

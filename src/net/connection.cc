@@ -1110,16 +1110,63 @@ void Connection::OnDeadline(uint64_t now_ms, ConnectionContext& context) {
   }
 }
 
+void Connection::HoldOutput(uint64_t token, const uint64_t* released) {
+  Spill& cold = spill();
+  cold.released_token = released;
+  if (!cold.holds.empty() && cold.holds.back().token == token) {
+    cold.holds.back().end = queued_.size();
+  } else {
+    RINGMQ_ASSERT(cold.holds.empty() || cold.holds.back().token < token);
+    cold.holds.push_back(Spill::Hold{.token = token, .end = queued_.size()});
+  }
+}
+
+size_t Connection::SendableQueued() {
+  if (spill_ == nullptr || spill_->holds.empty()) return queued_.size();
+  Spill& cold = *spill_;
+  const uint64_t released = *cold.released_token;
+  size_t done = 0;
+  while (done < cold.holds.size() && cold.holds[done].token <= released) {
+    cold.released_end = std::max(cold.released_end, cold.holds[done].end);
+    ++done;
+  }
+  cold.holds.erase(cold.holds.begin(), cold.holds.begin() + static_cast<ptrdiff_t>(done));
+  if (cold.holds.empty()) {
+    cold.released_end = 0;
+    return queued_.size();
+  }
+  return cold.released_end;
+}
+
+void Connection::TakeQueuedPrefix(size_t bytes, ByteBuffer& into) {
+  RINGMQ_ASSERT(bytes <= queued_.size());
+  const uint32_t replies = std::min<uint32_t>(queued_reply_bytes_, static_cast<uint32_t>(bytes));
+  queued_reply_bytes_ -= replies;
+  sending_reply_bytes_ = replies;
+  if (bytes == queued_.size()) {
+    into.swap(queued_);
+    queued_.clear();
+  } else {
+    into.assign(queued_.begin(), queued_.begin() + static_cast<ptrdiff_t>(bytes));
+    queued_.erase(queued_.begin(), queued_.begin() + static_cast<ptrdiff_t>(bytes));
+  }
+  if (spill_ != nullptr) {
+    for (Spill::Hold& hold : spill_->holds) hold.end -= bytes;
+    spill_->released_end -= std::min(spill_->released_end, bytes);
+  }
+}
+
 std::span<const uint8_t> Connection::NextSend() {
   if (send_in_flight_ || transport_closed_) return {};
   if (Transport* t = transport(); t != nullptr && current_.empty()) {
     // Everything waiting goes down through the layers now; the send carries their output.
     if (t->open()) {
       if (!static_output_.empty()) t->Send(std::exchange(static_output_, {}));
-      if (!queued_.empty()) {
-        t->Send(queued_);
-        queued_.clear();
-        sending_reply_bytes_ = std::exchange(queued_reply_bytes_, 0);
+      if (const size_t sendable = SendableQueued(); sendable != 0) {
+        ByteBuffer& app = spill().transport_app;
+        TakeQueuedPrefix(sendable, app);
+        t->Send(app);
+        app.clear();
       }
     }
     // A layer that never opened (a failed handshake) has nothing of MQTT's to carry.
@@ -1134,12 +1181,10 @@ std::span<const uint8_t> Connection::NextSend() {
   if (current_.empty()) {
     if (!static_output_.empty()) {
       current_ = std::exchange(static_output_, {});
-    } else if (!queued_.empty()) {
-      sending_.swap(queued_);
-      queued_.clear();
+    } else if (const size_t sendable = SendableQueued(); sendable != 0) {
+      TakeQueuedPrefix(sendable, sending_);
       current_ = sending_;
       RINGMQ_ASSERT(current_.size() <= UINT32_MAX);  // current_sent_ is 32 bits
-      sending_reply_bytes_ = std::exchange(queued_reply_bytes_, 0);
     } else {
       return {};
     }

@@ -299,8 +299,16 @@ class Connection {
   void OnDeadline(uint64_t now_ms, ConnectionContext& context);
 
   // The bytes to send next, or empty if nothing is queued or a send is in flight. Marks a send
-  // in flight when non-empty.
+  // in flight when non-empty. Bytes behind an unreleased hold (HoldOutput) are not sent.
   std::span<const uint8_t> NextSend();
+
+  // Persistence (shard/durable.h): every byte queued so far depends on log records that become
+  // durable with hold `token`; none of them is sent before *released >= token (the shard's
+  // released token, which must outlive the connection's holds). Bytes queued later wait behind
+  // them (a byte stream keeps its order). Tokens are non-decreasing per connection. At most a
+  // few holds are open at once (one per group commit in flight).
+  void HoldOutput(uint64_t token, const uint64_t* released);
+  bool has_held_output() const { return spill_ != nullptr && !spill_->holds.empty(); }
   // A send completed with `bytes` written (partial sends are normal).
   void OnSent(size_t bytes);
   bool send_in_flight() const { return send_in_flight_; }
@@ -486,7 +494,20 @@ class Connection {
     // Null for plain TCP. `transport_app`: the MQTT bytes of one receive, reused.
     std::unique_ptr<Transport> transport;
     ByteBuffer transport_app;
+    // HoldOutput: (token, end offset in queued_) in token order; released_end is the end of
+    // the last released hold (bytes before it may go).
+    struct Hold {
+      uint64_t token = 0;
+      size_t end = 0;
+    };
+    std::vector<Hold> holds;
+    size_t released_end = 0;
+    const uint64_t* released_token = nullptr;
   };
+  // How many bytes at the front of queued_ may be sent now (all, without holds).
+  size_t SendableQueued();
+  // Takes the first `bytes` of queued_ (all of it or a released prefix) for a send.
+  void TakeQueuedPrefix(size_t bytes, ByteBuffer& into);
   Mqtt5State* mqtt5() const { return spill_ == nullptr ? nullptr : spill_->mqtt5.get(); }
   Spill& spill() {
     if (spill_ == nullptr) spill_ = std::make_unique<Spill>();

@@ -115,9 +115,9 @@ struct Record {
   uint8_t qos = 0;      // kMessage, kEnqueue, kRetain
   uint8_t flags = 0;    // kMessage, kEnqueue
   uint8_t options = 0;  // kSubscribe
-  std::string_view text;              // client_id (kSession), filter, topic
-  std::span<const uint8_t> properties;  // kMessage, kRetain
-  std::span<const uint8_t> payload;     // kMessage, kRetain
+  std::string_view text = {};           // client_id (kSession), filter, topic
+  std::span<const uint8_t> properties = {};  // kMessage, kRetain
+  std::span<const uint8_t> payload = {};     // kMessage, kRetain
 };
 
 // Appends one framed record (header, CRC32C, body) to `out`. Returns the bytes appended.

@@ -3,10 +3,44 @@
 // record of a shard's newest complete segment to a DurableState; `ringmq db check/dump` print
 // it; the start-up compaction writes it back as snapshots.
 //
-// Apply follows the record semantics of record.h. It is strict: a record that names an unknown
-// sid or mid, a kSent with no unsent delivery of its mid, or a packet id not in flight is an
-// inconsistency (Apply returns false with error()); recovery reports it with the file and
-// offset like a corrupt record.
+// Apply follows the record semantics of record.h. It is strict: a record that does not fit the
+// state is an inconsistency (Apply returns false with error() and leaves the state unchanged);
+// recovery reports it with the file and offset like a corrupt record. Inconsistent are:
+//   - a record naming an unknown sid; a kEnqueue naming an unknown mid;
+//   - a kSession whose client id differs from the one its sid already has, or is empty;
+//   - a kSubscribe with QoS 3, option bits above bit 3 or an empty filter; a kUnsubscribe of a
+//     filter the session does not hold;
+//   - a kMessage whose mid is already stored, with QoS 0 or above 2 (only QoS 1/2 messages are
+//     stored), flag bits above bit 0 or an empty topic; a kEnqueue at QoS 0 or above the
+//     message's QoS (a delivery is downgraded, never upgraded), or with flag bits above bit 0;
+//   - a kSent with packet id 0, a packet id already in flight in the session, or no unsent
+//     delivery of its mid; a kDiscard with no unsent delivery of its mid;
+//   - a kPuback whose packet id is not an in-flight QoS 1 delivery awaiting PUBACK; a kPubrec
+//     whose packet id is not a QoS 2 delivery awaiting PUBREC; a kPubcomp whose packet id is not
+//     a delivery awaiting PUBCOMP;
+//   - a kInboundQos2 with packet id 0 or one already remembered; a kInboundRelease of an id not
+//     remembered; a kRetain with QoS above 2 or an empty topic.
+//
+// Semantics the writer relies on:
+//   - kSession on a known sid (a resume) sets expiry and level, clears offline_since (the
+//     session has a connection again) and keeps subscriptions, deliveries and inbound ids. A
+//     writer that changes the expiry of a session going offline writes kSession, then
+//     kSessionOffline.
+//   - Messages are shared by the deliveries that name them. A message is forgotten when its last
+//     delivery is removed (kPuback, kPubcomp, kDiscard, kSessionEnd) or passes kPubrec; a later
+//     kEnqueue of that mid needs a kMessage again (so a writer moving a delivery to another
+//     session writes the new kEnqueue before the old delivery's kDiscard). A kMessage no
+//     delivery names yet is kept until a kEnqueue names it, or until MoveInto (which drops it).
+//   - kSent marks the first unsent delivery of its mid; if older deliveries are still unsent,
+//     it moves to the end of the in-flight ones, so deliveries stay "in flight in send order,
+//     then queued in queue order" (the order of resending, MQTT-4.6.0-1).
+//   - kRetain keeps, per topic, the record with the higher version (an empty payload is kept
+//     as a deletion until RecoveredState::DropRetainedDeletions).
+//
+// Cost: a kEnqueue is two hash lookups and an append to the session's deque; searches by packet
+// id and the kSent/kDiscard searches scan the session's in-flight deliveries (at most
+// max_inflight) and, for kSent/kDiscard, the queued ones up to the first of their mid (the
+// first one when the writer sends in queue order).
 //
 // Every shard's state is then moved into one RecoveredState (MoveInto): sessions by client id,
 // retained messages by topic with the highest version winning.
@@ -20,6 +54,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -88,7 +123,8 @@ class DurableState {
   bool Apply(const Record& record);
   const std::string& error() const { return error_; }
 
-  // Sessions by sid of the segment being applied (valid after Apply; MoveInto re-keys by client id).
+  // Sessions by sid of the segment being applied (valid after Apply; MoveInto re-keys by client
+  // id).
   const absl::flat_hash_map<uint64_t, StoredSession>& sessions() const { return sessions_; }
   // Retained messages by topic (deletions are kept with an empty payload until MoveInto, so that
   // a newer deletion beats an older value from another shard's log).
@@ -96,13 +132,30 @@ class DurableState {
 
   // Moves this state's sessions (now keyed by client id) and retained messages into `out`.
   // Retained: per topic the higher version wins; a session whose client id `out` already holds
-  // is kept from the state with more deliveries (counted in out.duplicate_sessions).
-  void MoveInto(struct RecoveredState& out);
+  // is kept from the state with more deliveries (counted in out.duplicate_sessions). Messages
+  // no delivery names are dropped. Leaves this state empty.
+  void MoveInto(RecoveredState& out);
 
   uint64_t message_count() const { return messages_.size(); }
   uint64_t delivery_count() const;
 
  private:
+  bool Fail(std::string error);
+  // The session `record.sid` names, or null with error() set ("<what> names unknown session").
+  StoredSession* FindSession(const Record& record, std::string_view what);
+  // Drops a delivery's reference to message `mid`; forgets the message if nothing else names it.
+  void Release(uint64_t mid, std::shared_ptr<const StoredMessage>& message);
+  void Remove(StoredSession& session, size_t index);
+  bool ApplySession(const Record& record);
+  bool ApplySessionEnd(const Record& record);
+  bool ApplySubscribe(const Record& record);
+  bool ApplyMessage(const Record& record);
+  bool ApplyEnqueue(const Record& record);
+  bool ApplySent(const Record& record);
+  bool ApplyAck(const Record& record);      // kPuback, kPubrec, kPubcomp
+  bool ApplyInbound(const Record& record);  // kInboundQos2, kInboundRelease
+  bool ApplyRetain(const Record& record);
+
   absl::flat_hash_map<uint64_t, StoredSession> sessions_;
   absl::flat_hash_map<uint64_t, std::shared_ptr<const StoredMessage>> messages_;  // by mid
   std::map<std::string, StoredRetained> retained_;

@@ -108,18 +108,38 @@ RetainedStore::~RetainedStore() {
 
 // ---- Writer side ----------------------------------------------------------------------------
 
-SetResult RetainedStore::Set(message::MessageRef message) {
-  const SetResult result = SetUnderMutex(std::move(message));
+SetResult RetainedStore::Set(message::MessageRef message, uint64_t* version) {
+  const SetResult result = SetUnderMutex(std::move(message), version);
   order_.fetch_add(1, std::memory_order_seq_cst);  // before the caller's trie match (header)
   return result;
 }
 
-SetResult RetainedStore::SetUnderMutex(message::MessageRef message) {
+void RetainedStore::RaiseVersion(uint64_t version) {
+  MutexLock lock(&mutex_);
+  if (version > version_) version_ = version;
+}
+
+uint64_t RetainedStore::ForEachStored(absl::FunctionRef<void(message::Message* message)> fn) {
+  MutexLock lock(&mutex_);
+  // Depth-first over an explicit stack: topics may have up to kMaxTopicLevels levels.
+  std::vector<const Node*> stack{root_};
+  while (!stack.empty()) {
+    const Node* node = stack.back();
+    stack.pop_back();
+    if (Message* message = node->message.load(std::memory_order_relaxed)) fn(message);
+    node->children.ForEachChild([&](TopicNode* child) { stack.push_back(static_cast<Node*>(child)); });
+  }
+  return ++version_;
+}
+
+SetResult RetainedStore::SetUnderMutex(message::MessageRef message, uint64_t* version) {
   RINGMQ_ASSERT(message);
   const std::string_view topic = message->topic();
   RINGMQ_ASSERT(!topic.empty());                                       // MQTT-4.7.3-1
   RINGMQ_ASSERT(topic.find_first_of("+#") == std::string_view::npos);  // MQTT-3.3.2-2
   MutexLock lock(&mutex_);
+  ++version_;
+  if (version != nullptr) *version = version_;
   if (message->payload().empty()) {
     // MQTT-3.3.1-10: delete the retained message; MQTT-3.3.1-11: do not store this one. Its
     // reference is dropped by `message` on return; no reader ever saw it.

@@ -69,7 +69,19 @@ class RetainedStore {
   // Makes `message` the retained message of message->topic(), replacing any previous one; an
   // empty payload deletes the topic's retained message instead (MQTT-3.3.1-10, MQTT-3.3.1-11).
   // Within the bounds described above.
-  SetResult Set(message::MessageRef message) ABSL_LOCKS_EXCLUDED(mutex_);
+  // `version`, if given, receives the store version of this change: one counter for the whole
+  // store, advanced under the mutex by every Set, so of two Sets of one topic the later has the
+  // higher version (persistence orders retained records of different shards by it).
+  SetResult Set(message::MessageRef message, uint64_t* version = nullptr)
+      ABSL_LOCKS_EXCLUDED(mutex_);
+  // Persistence: the next version is above `version` (recovery, before any Set).
+  void RaiseVersion(uint64_t version) ABSL_LOCKS_EXCLUDED(mutex_);
+  // Persistence (a shard's snapshot): calls fn for every stored message while holding the
+  // mutex (no Set runs meanwhile) and returns a fresh version, above every version handed out
+  // before and below every one handed out after: the stored messages are, as of that version,
+  // their topics' values. O(stored topics).
+  uint64_t ForEachStored(absl::FunctionRef<void(message::Message* message)> fn)
+      ABSL_LOCKS_EXCLUDED(mutex_);
 
   // Calls fn for every retained message whose topic matches `filter` (a valid filter, §4.7;
   // topics starting with '$' are not matched by a leading wildcard, MQTT-4.7.2-1).
@@ -94,7 +106,8 @@ class RetainedStore {
   struct Node;
 
   // Set() without the ordering RMW; takes the mutex.
-  SetResult SetUnderMutex(message::MessageRef message) ABSL_LOCKS_EXCLUDED(mutex_);
+  SetResult SetUnderMutex(message::MessageRef message, uint64_t* version)
+      ABSL_LOCKS_EXCLUDED(mutex_);
   // Writer side; see retained_store.cc for the pruning invariants, concurrent/child_table.h for the
   // child tables.
   Node* FindOrCreateChild(Node* parent, std::string_view level)
@@ -119,6 +132,7 @@ class RetainedStore {
   // Random per store, so that clients cannot choose topics that collide in the child tables.
   const concurrent::LevelHasher hasher_;
   Mutex mutex_;
+  uint64_t version_ ABSL_GUARDED_BY(mutex_) = 0;
 };
 
 }  // namespace ringmq::retain

@@ -214,7 +214,7 @@ Session::Written Session::WritePublish5(const Outbound& entry, ByteBuffer& out, 
 }
 
 size_t Session::WriteOutput(ByteBuffer& out, size_t max_bytes, WriteCounts* counts, uint64_t now_ms,
-                            mqtt::OutboundTopicAliases* aliases) {
+                            mqtt::OutboundTopicAliases* aliases, DeliveryLog* log) {
   if (!online_) return 0;
   const size_t start = out.size();
   // Resends and due PUBRELs first, in their original order.
@@ -237,6 +237,7 @@ size_t Session::WriteOutput(ByteBuffer& out, size_t max_bytes, WriteCounts* coun
         // acknowledged (5.0:MQTT-3.1.2-25).
         --unsent_inflight_;
         if (entry.message) inflight_bytes_ -= entry.message.get()->wire_bytes();
+        if (log != nullptr) log->DiscardedInflight(entry.packet_id, entry.qos);
         inflight_.erase(i);
         break;
     }
@@ -247,6 +248,7 @@ size_t Session::WriteOutput(ByteBuffer& out, size_t max_bytes, WriteCounts* coun
     // resend (above) has started its delivery and completes it.
     if (entry.message.get()->ExpiredAt(now_ms)) {
       if (counts != nullptr) ++counts->expired;
+      if (log != nullptr && entry.qos > 0) log->DiscardedQueued(*entry.message.get());
       queued_bytes_ -= entry.message.get()->wire_bytes();
       queue_.pop_front();
       continue;
@@ -260,8 +262,14 @@ size_t Session::WriteOutput(ByteBuffer& out, size_t max_bytes, WriteCounts* coun
     queued_bytes_ -= bytes;
     if (result == Written::kWritten && entry.qos > 0) {
       inflight_bytes_ += bytes;  // until the message is released (PUBACK, PUBREC)
+      if (log != nullptr) log->Sent(*entry.message.get(), entry.packet_id);
       entry.sent = true;
       inflight_.push_back(std::move(entry));
+    } else if (result == Written::kDiscarded && log != nullptr && entry.qos > 0) {
+      log->DiscardedQueued(*entry.message.get());
+      if (needs_id && last_packet_id_ == entry.packet_id) {
+        last_packet_id_ = static_cast<uint16_t>(last_packet_id_ - 1);
+      }
     } else if (needs_id && last_packet_id_ == entry.packet_id) {
       // Discarded: the id was never used on the wire, so the next message may take it.
       last_packet_id_ = static_cast<uint16_t>(last_packet_id_ - 1);
@@ -269,6 +277,23 @@ size_t Session::WriteOutput(ByteBuffer& out, size_t max_bytes, WriteCounts* coun
     queue_.pop_front();
   }
   return out.size() - start;
+}
+
+void Session::RestoreInflight(message::MessageRef message, uint8_t qos, bool retain,
+                              uint16_t packet_id, bool released) {
+  RINGMQ_ASSERT(!online_ && qos > 0 && packet_id != 0 && (released || message.get() != nullptr));
+  if (released) message = message::MessageRef();
+  if (message.get() != nullptr) inflight_bytes_ += message.get()->wire_bytes();
+  inflight_.push_back(Outbound{.message = std::move(message),
+                               .packet_id = packet_id,
+                               .qos = qos,
+                               .retain = retain,
+                               .dup = false,
+                               .sent = true,
+                               .stage = released ? Stage::kAwaitComplete : Stage::kAwaitAck,
+                               .flags = 0});
+  last_packet_id_ = packet_id;
+  ids_in_assignment_order_ = false;  // NextPacketId searches
 }
 
 Session::Outbound* Session::FindInflight(uint16_t packet_id) {

@@ -142,6 +142,19 @@ struct DeliveryMatch {
   bool identifiers = false;          // one of those has a Subscription Identifier
 };
 
+// What WriteOutput tells persistence (shard/durable.h) about deliveries that change their
+// durable state: a first send takes a packet id; a queued delivery that is never sent
+// (expired, too large for the client); an in-flight one whose resend is discarded.
+class DeliveryLog {
+ public:
+  virtual void Sent(const message::Message& message, uint16_t packet_id) = 0;
+  virtual void DiscardedQueued(const message::Message& message) = 0;
+  virtual void DiscardedInflight(uint16_t packet_id, uint8_t qos) = 0;
+
+ protected:
+  ~DeliveryLog() = default;
+};
+
 // Enqueue flags.
 inline constexpr uint8_t kEnqueueOwn = 0x01;          // published by this session (No Local)
 inline constexpr uint8_t kEnqueueIdentifiers = 0x02;  // look up Subscription Identifiers
@@ -195,8 +208,11 @@ class Session {
   // compared with the messages' expiry deadlines. `aliases`, if given (5.0 connections with
   // outbound aliases on), is the connection's outbound Topic Alias mapping: PUBLISHes use and
   // extend it (5.0:3.3.2.3.4).
+  // `log`, if given (a persistent session with persistence on), hears of first sends and
+  // discards (DeliveryLog).
   size_t WriteOutput(ByteBuffer& out, size_t max_bytes, WriteCounts* counts = nullptr,
-                     uint64_t now_ms = 0, mqtt::OutboundTopicAliases* aliases = nullptr);
+                     uint64_t now_ms = 0, mqtt::OutboundTopicAliases* aliases = nullptr,
+                     DeliveryLog* log = nullptr);
   bool has_output() const;
 
   // Acknowledgements from the client. Return false for an unknown packet id (ignored; a
@@ -212,6 +228,12 @@ class Session {
   // PUBREL received; returns whether the id was pending (PUBCOMP is sent either way,
   // MQTT-4.3.3-2 step 3 / §4.3.3). O(1).
   bool EndInboundQos2(uint16_t packet_id);
+  template <typename Fn>
+  void ForEachInboundQos2(Fn&& fn) const {
+    if (inbound_qos2_ != nullptr) {
+      for (const uint16_t packet_id : *inbound_qos2_) fn(packet_id);
+    }
+  }
   uint32_t inbound_qos2_pending() const {
     return inbound_qos2_ == nullptr ? 0 : static_cast<uint32_t>(inbound_qos2_->size());
   }
@@ -240,6 +262,17 @@ class Session {
   }
 
   std::unique_ptr<Will>& will() { return will_; }
+
+  // Persistence. Calls fn(message, qos, retain, packet_id, released) for every delivery, in
+  // flight first (packet_id != 0; released: QoS 2 after PUBREC, message null), then queued
+  // (packet_id 0), in order.
+  template <typename Fn>
+  void ForEachDelivery(Fn&& fn) const;
+  // Recovery: appends an in-flight delivery as it was when the broker stopped: sent with
+  // `packet_id` (resent with DUP at the next Attach), or, `released`, a QoS 2 delivery whose
+  // PUBREC arrived (PUBREL due; `message` may be null). Only before the first Attach.
+  void RestoreInflight(message::MessageRef message, uint8_t qos, bool retain, uint16_t packet_id,
+                       bool released);
 
   uint32_t queued_messages() const { return static_cast<uint32_t>(queue_.size()); }
   uint64_t queued_bytes() const { return queued_bytes_; }
@@ -316,6 +349,19 @@ class Session {
   // and released at Detach if it is empty by then: 8 bytes instead of an empty map's 40.
   std::unique_ptr<Subscriptions> subscriptions_;
 };
+
+template <typename Fn>
+void Session::ForEachDelivery(Fn&& fn) const {
+  for (size_t i = 0; i < inflight_.size(); ++i) {
+    const Outbound& entry = inflight_[i];
+    fn(entry.message.get(), entry.qos, entry.retain, entry.packet_id,
+       entry.stage == Stage::kAwaitComplete);
+  }
+  for (size_t i = 0; i < queue_.size(); ++i) {
+    const Outbound& entry = queue_[i];
+    fn(entry.message.get(), entry.qos, entry.retain, uint16_t{0}, false);
+  }
+}
 
 template <typename Take>
 void Session::TakeSharedMessages(Take&& take) {

@@ -42,6 +42,11 @@ void Outbox::SendFenceReply(uint32_t destination, uint64_t last_sequence) {
   Push(destination, reply, 0);
 }
 
+void Outbox::SendDurable(uint32_t destination, uint64_t sequence) {
+  const Slot reply[] = {Slot{kDurable, shard_, sequence}};
+  Push(destination, reply, 0);
+}
+
 bool Outbox::PushToOverflow(uint32_t destination, std::span<const Slot> record,
                             uint64_t held_bytes) {
   std::unique_ptr<Overflow>& queue = overflow_[destination];
@@ -49,7 +54,8 @@ bool Outbox::PushToOverflow(uint32_t destination, std::span<const Slot> record,
   // Fence records are never dropped: at most one request and one reply per shard pair are
   // pending (RetainedFence keeps one request outstanding per origin), and a lost one would
   // keep the requester's entries until the bound.
-  const bool fence = record[0].kind == kFenceRequest || record[0].kind == kFenceReply;
+  const bool fence = record[0].kind == kFenceRequest || record[0].kind == kFenceReply ||
+                     record[0].kind == kDurable;
   if (queue == nullptr) queue = std::make_unique<Overflow>();  // first overflow to destination
   Overflow& overflow = *queue;
   if (overflow.bytes + bytes > overflow_bytes_max_ && !fence) {
@@ -71,7 +77,10 @@ void Outbox::DropRecord(std::span<const Slot> record) {
     return;
   }
   // Fence records are only dropped undelivered when the broker stops: nothing to give back.
-  if (record[0].kind == kFenceRequest || record[0].kind == kFenceReply) return;
+  if (record[0].kind == kFenceRequest || record[0].kind == kFenceReply ||
+      record[0].kind == kDurable) {
+    return;
+  }
   RINGMQ_ASSERT(record[0].kind == kHandoff && record.size() == 1);
   const std::unique_ptr<HandoffRecord> handoff(reinterpret_cast<HandoffRecord*>(record[0].value));
   // The client sees its connection close. The record carried the connection's connected-client

@@ -9,6 +9,8 @@
 //   kHandoff       value = HandoffRecord* (the receiver owns and deletes it)
 //   kFenceRequest  aux = requesting shard (retained_fence.h)
 //   kFenceReply    aux = answering shard, value = its last message sequence number
+//   kDurable       aux = answering shard, value = the sequence number of the requester's last
+//                  message whose deliveries there are durable (shard/durable.h)
 // A message for many subscribers on one shard travels as one kMessage slot followed by up to
 // max_record_slots - 1 kHandle slots per record, each record holding one reference.
 //
@@ -23,7 +25,8 @@
 // hand-off record in handoffs_dropped (its socket is closed and its connected-client slot
 // given back, so max_connections stays exact). Records still queued when the outbox is
 // destroyed are dropped the same way. Fence records are never dropped at the bound (at most one
-// each way per shard pair is pending: RetainedFence keeps one request outstanding per origin).
+// each way per shard pair is pending: RetainedFence keeps one request outstanding per origin),
+// nor are kDurable records.
 //
 // Doorbells: a push that finds a destination's mailbox empty makes its doorbell due.
 // RingDoorbells signals each due destination's mailbox and then rings it, once per batch
@@ -58,6 +61,7 @@ enum RecordKind : uint32_t {
   kHandoff = 3,
   kFenceRequest = 4,
   kFenceReply = 5,
+  kDurable = 6,
 };
 // The low byte of a kHandle value: QoS in bits 0-1, sub::Subscriber::shared in bit 2, in bit 3
 // whether the delivery was already re-routed once (a member that cannot keep it does not pass it
@@ -129,6 +133,9 @@ class Outbox {
   void SendFenceRequest(uint32_t destination);
   // `last_sequence`: of the last message this shard created.
   void SendFenceReply(uint32_t destination, uint64_t last_sequence);
+  // Persistence: `destination`'s messages up to `sequence` are durable here. Never dropped at
+  // the bound (like fence records: one per destination per loop iteration at most).
+  void SendDurable(uint32_t destination, uint64_t sequence);
 
   // Pushes one record. `held_bytes`: what the record keeps alive besides its slots (a message,
   // charged with its first record to a destination; a hand-off's bytes), charged while it waits

@@ -12,6 +12,7 @@
 #include "connect/client_id.h"
 #include "mqtt/codec.h"
 #include "mqtt/topic.h"
+#include "shard/router_persist.h"
 
 namespace ringmq::shard {
 namespace {
@@ -87,6 +88,8 @@ Router::Router(uint32_t shard, const Config& config, SharedState& shared,
   }
   max_offline_sessions_ = config.max_offline_sessions;
   max_message_expiry_s_ = config.max_message_expiry_s;
+  persist_fsync_ = config.durability == Durability::kFsync;
+  max_disk_bytes_ = config.max_disk_bytes;
 }
 
 Router::~Router() {
@@ -132,6 +135,7 @@ net::PacketSink::ConnectAction Router::OnConnect(net::Connection& connection,
   SessionEntry& entry = sessions_[index];
   session::Session& session = *entry.session;
   session.Attach(connect.clean_session, TermsOf(connection, connect));
+  if (persist_) PersistSession(index);
   counters_.gauges.sessions_online.Add(1);
   counters_.gauges.sessions_offline.Add(-1);
   RINGMQ_ASSERT(session.will() == nullptr);
@@ -222,7 +226,9 @@ void Router::ApplyDisconnectExpiry(uint32_t index, const net::Connection& connec
   // 5.0:3.14.2.2.2: a session that was to end with its connection cannot be given a lifetime
   // at DISCONNECT (a Protocol Error, which the connection answers); it still ends.
   if (!requested_s || expiry_s_[index] == 0) return;
+  const uint32_t before = expiry_s_[index];
   expiry_s_[index] = CapExpiry(*requested_s);
+  if (persist_ && expiry_s_[index] != before) PersistSession(index);
 }
 
 uint32_t Router::CreateSession(const SharedString& client_id, bool clean_session) {
@@ -242,6 +248,7 @@ void Router::DestroySession(uint32_t index) {
   counters_.gauges.inflight_messages.Add(-levels.inflight);
   counters_.gauges.subscriptions.Add(-levels.subscriptions);
   counters_.gauges.sessions_offline.Add(-1);
+  if (persist_) PersistEnd(index);
   // 5.0:3.1.3.2.2: a will still delayed is published when the session ends.
   PublishPendingWill(index);
   for (const auto& [filter, options] : entry.session->subscriptions()) {
@@ -314,13 +321,13 @@ void Router::OnConnectionClosed(net::Connection& connection) {
   if (expiry_s_[index] == 0) {
     DestroySession(index);
   } else {
+    if (persist_) PersistOffline(index);
     GoOffline(index);
   }
 }
 
-void Router::GoOffline(uint32_t index) {
+void Router::GoOffline(uint32_t index, uint64_t now_ms) {
   RINGMQ_ASSERT(sessions_[index].connection == nullptr);
-  const uint64_t now_ms = services_.now_ms();
   // Due at its end, or earlier when its will is delayed (Detach kept it): WillDelayS is at most
   // the expiry interval, so the will is always published first.
   uint64_t due_ms = SessionEndMs(index, now_ms);
@@ -433,6 +440,10 @@ void Router::OnPacket(net::Connection& connection, const mqtt::Packet& packet) {
     // gauge (the queue moves only when the session writes): one gauge update, no level snapshot.
     case mqtt::PacketType::kPuback:
       if (session->OnPuback(std::get<mqtt::Puback>(packet).packet_id)) {
+        if (persist_) {
+          PersistPacketId(index, persist::RecordType::kPuback,
+                          std::get<mqtt::Puback>(packet).packet_id);
+        }
         counters_.gauges.inflight_messages.Add(-1);
         MarkSessionDirty(index);
       }
@@ -443,16 +454,28 @@ void Router::OnPacket(net::Connection& connection, const mqtt::Packet& packet) {
       // its window slot is free again, 5.0:MQTT-3.3.4-9). At 3.1.1 the code is always 0x00.
       if (static_cast<uint8_t>(pubrec.reason_code) >= 0x80) {
         if (session->OnPubrecRefused(pubrec.packet_id)) {
+          if (persist_) {
+            PersistPacketId(index, persist::RecordType::kPubrec, pubrec.packet_id);
+            PersistPacketId(index, persist::RecordType::kPubcomp, pubrec.packet_id);
+          }
           counters_.gauges.inflight_messages.Add(-1);
           MarkSessionDirty(index);
         }
         return;
       }
-      if (session->OnPubrec(pubrec.packet_id)) MarkSessionDirty(index);
+      if (session->OnPubrec(pubrec.packet_id)) {
+        // A repeated PUBREC is logged again; recovery treats it as the same step.
+        if (persist_) PersistPacketId(index, persist::RecordType::kPubrec, pubrec.packet_id);
+        MarkSessionDirty(index);
+      }
       return;
     }
     case mqtt::PacketType::kPubcomp:
       if (session->OnPubcomp(std::get<mqtt::Pubcomp>(packet).packet_id)) {
+        if (persist_) {
+          PersistPacketId(index, persist::RecordType::kPubcomp,
+                          std::get<mqtt::Pubcomp>(packet).packet_id);
+        }
         counters_.gauges.inflight_messages.Add(-1);
         MarkSessionDirty(index);
       }
@@ -460,8 +483,15 @@ void Router::OnPacket(net::Connection& connection, const mqtt::Packet& packet) {
     case mqtt::PacketType::kPubrel: {
       // MQTT-4.3.3-2: PUBCOMP answers every PUBREL, known id or not.
       const uint16_t packet_id = std::get<mqtt::Pubrel>(packet).packet_id;
-      session->EndInboundQos2(packet_id);
+      if (session->EndInboundQos2(packet_id) && persist_) {
+        persist_->logged = false;
+        persist_->sent_remote = false;
+        PersistPacketId(index, persist::RecordType::kInboundRelease, packet_id);
+      }
       connection.QueueAck(mqtt::PacketType::kPubcomp, packet_id, context_);
+      // The client reuses the id once it has the PUBCOMP: the release must be durable first, or
+      // a crash would take its next QoS 2 PUBLISH with that id for a duplicate.
+      if (persist_) HoldIfLogged(connection);
       return;
     }
     case mqtt::PacketType::kSubscribe:
@@ -520,9 +550,22 @@ void Router::OnPublish(net::Connection& connection, const mqtt::Publish& publish
   session::Session& session = *SessionOf(connection, &index);
   const auto qos = static_cast<uint8_t>(publish.qos);
   CountPublishReceived(qos);
+  if (persist_ != nullptr) {
+    if (qos > 0 && !PersistAvailable()) {
+      // A shard's log cannot take more: not acknowledged, so the client resends it after
+      // reconnecting (MQTT-4.4.0-1); 5.0 is told why (DISCONNECT 0x97 Quota exceeded).
+      counters_.persist_publish_refused.Add();
+      connection.Disconnect(mqtt::ReasonCode::kQuotaExceeded, services_.now_ms(), context_);
+      services_.ConnectionDirty(connection.tag());
+      return;
+    }
+    persist_->logged = false;
+    persist_->sent_remote = false;
+  }
   if (qos == 2) {
     switch (session.BeginInboundQos2(publish.packet_id)) {
       case session::InboundQos2::kNew:
+        if (persist_) PersistPacketId(index, persist::RecordType::kInboundQos2, publish.packet_id);
         break;
       case session::InboundQos2::kDuplicate:
         // MQTT-4.3.3-2: a repeated PUBLISH of a pending id is acknowledged, not delivered again.
@@ -548,8 +591,12 @@ void Router::OnPublish(net::Connection& connection, const mqtt::Publish& publish
     counters_.publish_denied.Add();
     if (connection.level() == mqtt::ProtocolLevel::kMqtt5 && qos == 2) {
       session.EndInboundQos2(publish.packet_id);
+      if (persist_) {
+        PersistPacketId(index, persist::RecordType::kInboundRelease, publish.packet_id);
+      }
     }
     AcknowledgePublish(connection, publish, mqtt::ReasonCode::kNotAuthorized);
+    if (persist_) HoldIfLogged(connection);
     return;
   }
   const SessionEntry& entry = sessions_[index];
@@ -568,6 +615,7 @@ void Router::OnPublish(net::Connection& connection, const mqtt::Publish& publish
   AcknowledgePublish(
       connection, publish,
       matched ? mqtt::ReasonCode::kSuccess : mqtt::ReasonCode::kNoMatchingSubscribers);
+  if (persist_ && qos > 0) HoldIfLogged(connection);
 }
 
 void Router::DropSysPublish(net::Connection& connection, const mqtt::Publish& publish) {
@@ -668,6 +716,7 @@ void Router::OnSubscribe(net::Connection& connection, uint32_t index,
   }
   // The SUBACK goes before the retained messages: they are encoded later, in Flush.
   connection.QueuePacket(mqtt::Suback{subscribe.packet_id, codes}, context_);
+  if (persist_) HoldIfLogged(connection);
 }
 
 void Router::OnUnsubscribe(net::Connection& connection, uint32_t index,
@@ -684,6 +733,7 @@ void Router::OnUnsubscribe(net::Connection& connection, uint32_t index,
       UnsubscribeOne(index, request.filter);
     }
     connection.QueuePacket(mqtt::Unsuback{unsubscribe.packet_id}, context_);
+    if (persist_) HoldIfLogged(connection);
     return;
   }
   std::vector<uint8_t> codes;
@@ -692,6 +742,7 @@ void Router::OnUnsubscribe(net::Connection& connection, uint32_t index,
     codes.push_back(UnsubscribeOne(index, request.filter));
   }
   connection.QueuePacket(mqtt::Unsuback{unsubscribe.packet_id, codes}, context_);
+  if (persist_) HoldIfLogged(connection);
 }
 
 uint8_t Router::SubscribeOne(uint32_t index, std::string_view filter, uint8_t options_byte,
@@ -733,6 +784,7 @@ uint8_t Router::SubscribeOne(uint32_t index, std::string_view filter, uint8_t op
   if (acl_check) counters_.subscribe_filtered.Add();
   TrieSubscribe(filter,
                 HandleOf(index, options.qos, acl_check, options.has_delivery_options()));
+  if (persist_) PersistSubscribe(index, filter, options);
   // Retained messages are not sent for a shared subscription (5.0 §4.8.2). 5.0:3.8.3.1 Retain
   // Handling: 0 sends the retained messages, 1 only for a new subscription, 2 never
   // (5.0:MQTT-3.3.1-9..11).
@@ -750,6 +802,7 @@ uint8_t Router::UnsubscribeOne(uint32_t index, std::string_view filter) {
       entry.session->RemoveSubscription(filter);
   if (!options) return static_cast<uint8_t>(mqtt::ReasonCode::kNoSubscriptionExisted);
   TrieUnsubscribe(filter, HandleOf(index, options->qos, false));
+  if (persist_) PersistUnsubscribe(index, filter);
   counters_.subscriptions_removed.Add();
   counters_.gauges.subscriptions.Add(-1);
   return static_cast<uint8_t>(mqtt::ReasonCode::kSuccess);
@@ -950,6 +1003,7 @@ void Router::FinishJob(const FilterJob& job) {
   } else {
     connection.QueuePacket(mqtt::Suback{job.packet_id, job.codes}, context_);
   }
+  if (persist_) HoldIfLogged(connection);
   MarkSessionDirty(job.session);  // output held while the job ran, retained messages included
   services_.ConnectionDirty(connection.tag());
   connection.Resume(services_.now_ms(), context_);
@@ -967,10 +1021,14 @@ void Router::AbandonJob(uint32_t index) {
 // ---- Routing ---------------------------------------------------------------------------------
 
 void Router::Retain(const message::MessageRef& message) {
-  if (shared_.retained.Set(message::MessageRef::Share(message.get())) ==
-      retain::SetResult::kRefused) {
+  uint64_t version = 0;
+  const retain::SetResult result =
+      shared_.retained.Set(message::MessageRef::Share(message.get()), &version);
+  if (result == retain::SetResult::kRefused) {
     counters_.retained_refused.Add();  // still routed to current subscribers
   }
+  // A refused message also deleted the topic's older value (retained_store.h).
+  if (persist_) PersistRetained(*message, version, result != retain::SetResult::kStored);
 }
 
 bool Router::Route(const message::MessageRef& message, bool from_client, uint64_t publisher_key) {
@@ -985,6 +1043,7 @@ bool Router::Route(const message::MessageRef& message, bool from_client, uint64_
   for (const sub::ShardSubscribers& group : match_.shards()) {
     if (group.shard != shard_) {
       outbox_.SendMessage(group.shard, message.get(), group.subscribers);
+      if (persist_) PersistSentTo(group.shard, *message);
       continue;
     }
     // The local deliveries' references are made in one step, as for a mailbox record (OnRecord);
@@ -1060,10 +1119,18 @@ Router::Delivery Router::DeliverLocal(uint32_t index, uint32_t generation, uint8
     if (match.identifiers) flags |= session::kEnqueueIdentifiers;
   }
   if (memory_budget_ && ShedForMemory(index, entry, qos)) return Delivery::kSessionFull;
+  if (persist_ && qos > 0 && max_disk_bytes_ != 0 && SidOf(index) != 0 &&
+      shared_.persist_disk_bytes.load(std::memory_order_relaxed) > max_disk_bytes_) {
+    // max_disk_bytes: as a full queue (queue_full_policy).
+    counters_.persist_dropped_disk_full.Add();
+    if (queue_full_disconnects_ && entry.connection != nullptr) slow_consumers_.push_back(index);
+    return Delivery::kSessionFull;
+  }
   message::MessageRef reference =
       references != nullptr ? references->Take() : message::MessageRef::Share(message);
   switch (entry.session->Enqueue(std::move(reference), qos, retain, flags)) {
     case session::EnqueueResult::kQueued:
+      if (persist_) PersistEnqueue(index, *message, qos, retain);
       counters_.gauges.queued_messages.Add(1);
       if (entry.connection != nullptr) MarkSessionDirty(index);
       return Delivery::kQueued;
@@ -1163,6 +1230,10 @@ void Router::OnRecord(std::span<const Slot> record) {
       RINGMQ_ASSERT(record.size() == 1);
       retained_fence_.OnReply(record[0].aux, record[0].value);
       return;
+    case kDurable:
+      RINGMQ_ASSERT(record.size() == 1);
+      OnDurable(record[0].aux, record[0].value);
+      return;
     default:
       break;
   }
@@ -1190,6 +1261,7 @@ void Router::OnRecord(std::span<const Slot> record) {
                  message, false, (handle.value & kHandleAclCheck) != 0, &references, shared,
                  /*may_reroute=*/shared && !rerouted, (handle.value & kHandleOptions) != 0);
   }
+  if (persist_ && !rerouted) PersistArrived(*message);
 }
 
 void Router::Flush() {
@@ -1242,9 +1314,22 @@ void Router::WriteSessionOutput(SessionEntry& entry) {
   ByteBuffer& out = connection.output_buffer();
   const Levels before = LevelsOf(*entry.session);
   session::WriteCounts sent;
-  const size_t written =
-      entry.session->WriteOutput(out, out.size() + (budget - pending), &sent, services_.now_ms(),
-                                 connection.outbound_topic_aliases());
+  // A durable session's first sends log their packet ids (and discards), and its output then
+  // waits for them (HoldIfLogged): a packet id the client saw is never lost in a crash.
+  const uint32_t index = sessions_.IndexOfTag(connection.tag());
+  std::optional<Persist::Log> log;
+  if (persist_ && SidOf(index) != 0) {
+    persist_->logged = false;
+    persist_->sent_remote = false;
+    log.emplace(*this, index);
+  }
+  const size_t written = entry.session->WriteOutput(
+      out, out.size() + (budget - pending), &sent, services_.now_ms(),
+      connection.outbound_topic_aliases(), log ? &*log : nullptr);
+  // Always held behind what the session logged: a PUBREL goes only once its PUBREC's record is
+  // durable (else a crash would resend the PUBLISH the client already released), a PUBLISH
+  // only once its packet id's record is.
+  if (log) HoldIfLogged(connection, /*always=*/true);
   AccountLevels(before, *entry.session);  // discarded messages move the gauges too
   if (sent.expired != 0) counters_.messages_expired.Add(sent.expired);
   if (sent.too_large != 0) counters_.dropped_too_large_for_client.Add(sent.too_large);

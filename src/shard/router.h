@@ -97,6 +97,26 @@
 // once per message (a re-routed delivery that fails again is dropped and counted as usual).
 // Retained messages are not sent for a shared subscription (5.0 §4.8.2).
 //
+// Persistence (Config::persistence, docs/persistence.md): a session with a non-zero expiry
+// interval is durable: it has a sid (an id in this shard's log) and the router appends to the
+// shard's Journal what changes it (the session and its expiry, going offline, subscriptions,
+// each QoS 1/2 delivery queued, its packet id when first sent, its acknowledgements, inbound
+// QoS 2 ids) and, for every retained PUBLISH, the topic's new value with the store's version.
+// A delivered message is written to this shard's log once (kMessage, then one kEnqueue per
+// durable session): each shard's log makes durable the deliveries to its own sessions.
+// Holding acknowledgements (durability fsync): what a connection's output holds after such
+// records were appended (the PUBACK / PUBREC of the PUBLISH, a SUBACK, the PUBLISHes whose
+// packet ids were just logged) is held (Connection::HoldOutput) with a token that names
+// (the journal epoch of the last record appended, this shard's last message sequence). The
+// token is released when that epoch is durable here and every other shard that was sent one
+// of our messages up to that sequence has confirmed that its own records for them are durable
+// (a kDurable mailbox record with our sequence, sent after its epoch holding them completed).
+// So a PUBACK leaves only when the message is on disk on every shard with a durable session
+// that matched it. durability interval: nothing is held, nothing confirmed.
+// Degraded log: a QoS 1/2 PUBLISH while some shard's log is failing or over its pending bound
+// is not acknowledged; the publisher's connection is closed (5.0: DISCONNECT 0x97) and the
+// client resends after reconnecting (counted in persist_publish_refused).
+//
 // Thread safety: one Router per shard, used only on that shard's thread. The trie and the
 // retained store are shared and internally synchronized; mailboxes are SPSC per shard pair.
 #ifndef RINGMQ_SHARD_ROUTER_H_
@@ -117,6 +137,7 @@
 #include "metrics/counters.h"
 #include "metrics/sys_topics.h"
 #include "net/connection.h"
+#include "persist/journal.h"
 #include "ringmq/config.h"
 #include "session/offline_list.h"
 #include "session/session.h"
@@ -210,6 +231,22 @@ class Router final : public net::PacketSink {
   // counters. Called by one shard only, every sys_interval_s.
   void PublishSys(uint64_t now_ms);
 
+  // ---- Persistence (see the header comment) ----
+  // Set-up, before the shard serves: logs to `journal` from now on, recovers the sessions of
+  // shared.recovered homed on this shard and appends the start snapshot of its state.
+  void StartPersistence(persist::Journal* journal);
+  bool persistence() const { return persist_ != nullptr; }
+  // Once per loop iteration, after Flush and the journal's I/O submission: releases held
+  // output, confirms other shards' messages, and counts the start snapshot (shard 0 commits
+  // the run when every shard's is durable).
+  void PersistStep();
+  // The loop ended and the journal was drained: counts the start snapshot if it is durable now
+  // (the broker then commits the run of a broker stopped before it did).
+  void PersistStopped();
+  // Appends a snapshot of this shard's durable state (after Journal::Rotate: a compaction).
+  // Returns the records appended.
+  uint64_t AppendSnapshot();
+
  private:
   static constexpr uint32_t kNone = SessionTable::kNone;
   // A Session Expiry Interval of 0xFFFFFFFF: the session does not expire (5.0:3.1.2.11.2).
@@ -258,7 +295,9 @@ class Router final : public net::PacketSink {
   // The connection of a session with a non-zero expiry interval ended: it joins the offline
   // list, and beyond max_offline_sessions broker-wide this shard's longest-offline session is
   // evicted.
-  void GoOffline(uint32_t index);
+  void GoOffline(uint32_t index) { GoOffline(index, services_.now_ms()); }
+  // The same, offline since `since_ms` (recovery: before the restart).
+  void GoOffline(uint32_t index, uint64_t since_ms);
   // The session leaves the offline list (reconnected or destroyed), if it is on it.
   void LeaveOffline(uint32_t index);
   // Destroys an offline session for expiry or eviction; `why` completes the log line.
@@ -392,6 +431,34 @@ class Router final : public net::PacketSink {
   void OnRecord(std::span<const Slot> record);
   void PublishWill(uint32_t index);
 
+  // ---- Persistence (router_persist.cc) ----
+  struct Persist;
+  // The session's sid, 0 if it is not durable.
+  uint64_t SidOf(uint32_t index) const;
+  // After OnConnect set its expiry, or a DISCONNECT changed it: the session becomes durable
+  // (kSession), stays so with its new expiry, or stops being durable (kSessionEnd).
+  void PersistSession(uint32_t index);
+  void PersistOffline(uint32_t index);
+  void PersistEnd(uint32_t index);
+  void PersistSubscribe(uint32_t index, std::string_view filter,
+                        const session::SubscriptionOptions& options);
+  void PersistUnsubscribe(uint32_t index, std::string_view filter);
+  void PersistEnqueue(uint32_t index, const message::Message& message, uint8_t qos, bool retain);
+  void PersistPacketId(uint32_t index, persist::RecordType type, uint16_t packet_id);
+  void PersistRetained(const message::Message& message, uint64_t version, bool deleted);
+  // P side: `message` went to `shard` (it will confirm); S side: a message of another shard
+  // arrived here; its origin's confirmation follows once this epoch is durable.
+  void PersistSentTo(uint32_t shard, const message::Message& message);
+  void PersistArrived(const message::Message& message);
+  void OnDurable(uint32_t shard, uint64_t sequence);
+  // Holds the connection's output if records were appended (or messages sent to other shards)
+  // since the last call, or `always` (see the header comment).
+  void HoldIfLogged(net::Connection& connection, bool always = false);
+  // Whether a QoS 1/2 PUBLISH may be accepted now (the log can take it).
+  bool PersistAvailable() const;
+  // Recovery (StartPersistence).
+  void RecoverSessions();
+
   const uint32_t shard_;
   const uint32_t shard_count_;
   SharedState& shared_;
@@ -410,6 +477,8 @@ class Router final : public net::PacketSink {
   uint32_t max_offline_sessions_ = 0;                    // broker-wide
   uint32_t max_message_expiry_s_ = 0;                    // 0: no cap
   uint64_t acl_version_ = 0;           // auth data the subscriptions were classified under
+  bool persist_fsync_ = true;          // durability fsync (with persistence on)
+  uint64_t max_disk_bytes_ = 0;        // 0: no bound
 
   SessionTable sessions_;
   // Each session's expiry interval in seconds, by slot (beside the table: SessionEntry's size
@@ -431,6 +500,7 @@ class Router final : public net::PacketSink {
   uint64_t last_sequence_ = 0;  // of the last message created here
   RetainedFence retained_fence_;
   std::unique_ptr<metrics::SysTopics> sys_topics_;  // on the publishing shard, once used
+  std::unique_ptr<Persist> persist_;                 // null: persistence off
 };
 
 }  // namespace ringmq::shard

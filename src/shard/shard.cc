@@ -31,6 +31,8 @@ enum class Op : uint8_t {
   kDoorbell,  // stop request (eventfd)
   kMailbox,   // another shard's msg_ring: our mailbox from it became non-empty
   kMsgRing,   // our own msg_ring submissions (completions skipped on success)
+  kLogWrite,  // the journal's write
+  kLogSync,   // its linked fdatasync
 };
 
 constexpr uint16_t kBufferGroup = 0;
@@ -132,10 +134,79 @@ absl::Status Shard::Setup() {
   context_.sink = router_.get();
   shared_.ring_fds[index_].store(ring_->get()->ring_fd, std::memory_order_release);
   shared_.epochs.Online(index_);
+  if (config_.persistence) {
+    if (absl::Status status = SetupPersistence(); !status.ok()) return status;
+  }
   RefreshMemory();
   ArmAccept();
   ArmDoorbell();
   return absl::OkStatus();
+}
+
+absl::Status Shard::SetupPersistence() {
+  RINGMQ_ASSERT(shared_.data_dir != nullptr);
+  absl::StatusOr<persist::SegmentFile> file =
+      shared_.data_dir->CreateSegment(index_, shared_.persist_run, 0, /*sync=*/false);
+  if (!file.ok()) return SetupError(index_, file.status());
+  journal_ = std::make_unique<persist::Journal>(persist::Journal::Options{
+      .durability = config_.durability, .sync_interval_ms = config_.sync_interval_ms});
+  journal_->Open(std::move(*file));
+  router_->StartPersistence(journal_.get());
+  // Start barrier: no shard serves before every shard has recovered its sessions (a message
+  // published on one shard must find the recovered subscriptions of the others).
+  reached_barrier_ = true;
+  shared_.shards_set_up.fetch_add(1, std::memory_order_acq_rel);
+  for (;;) {
+    const uint32_t done = shared_.shards_set_up.load(std::memory_order_acquire);
+    const uint32_t failed = shared_.shards_set_up_failed.load(std::memory_order_acquire);
+    if (failed != 0) {
+      return absl::AbortedError(absl::StrCat("shard ", index_, ": another shard failed to start"));
+    }
+    if (done == shared_.shard_count) break;
+    usleep(1000);
+  }
+  return absl::OkStatus();
+}
+
+void Shard::SubmitJournal() {
+  std::optional<persist::Journal::Io> io = journal_->NextIo(now_ms_, stopping_);
+  if (!io) return;
+  io_uring_sqe* write = NextSqe();
+  io_uring_prep_write(write, io->fd, io->bytes.data(), static_cast<unsigned>(io->bytes.size()),
+                      io->offset);
+  io_uring_sqe_set_data64(write, Pack(Op::kLogWrite, 0, 0));
+  if (!io->sync) return;
+  write->flags |= IOSQE_IO_LINK;  // the sync runs only after the whole write succeeded
+  io_uring_sqe* sync = NextSqe();
+  io_uring_prep_fsync(sync, io->fd, IORING_FSYNC_DATASYNC);
+  io_uring_sqe_set_data64(sync, Pack(Op::kLogSync, 0, 0));
+}
+
+void Shard::DrainJournal() {
+  // The loop has ended: no completion will come any more, so write synchronously.
+  for (int attempts = 0; journal_->has_pending() && attempts < 1000; ++attempts) {
+    std::optional<persist::Journal::Io> io = journal_->NextIo(now_ms_, /*force_sync=*/true);
+    if (!io) {
+      if (journal_->io_in_flight()) break;  // submitted before the loop ended; cannot wait here
+      usleep(1000);
+      now_ms_ = MonotonicMs();
+      continue;
+    }
+    const ssize_t written = pwrite(io->fd, io->bytes.data(), io->bytes.size(),
+                                   static_cast<off_t>(io->offset));
+    journal_->OnWriteDone(written < 0 ? -errno : static_cast<int>(written), now_ms_);
+    if (io->sync) {
+      if (written == static_cast<ssize_t>(io->bytes.size())) {
+        journal_->OnSyncDone(fdatasync(io->fd) == 0 ? 0 : -errno, now_ms_);
+      } else {
+        journal_->OnSyncDone(-ECANCELED, now_ms_);
+      }
+    }
+  }
+  if (journal_->has_pending()) {
+    RINGMQ_LOG_ERROR("shard %u: %llu bytes of the persistence log could not be written at stop",
+                     index_, static_cast<unsigned long long>(journal_->pending_bytes()));
+  }
 }
 
 void Shard::Loop() {
@@ -146,6 +217,8 @@ void Shard::Loop() {
     shared_.epochs.Offline(index_);
     const int submitted =
         ring_->SubmitAndWait(more_mail || router_->has_jobs() ? 0 : limits_.tick_ms);
+    // (A journal write in flight wakes the loop when it completes; one not yet due waits for
+    // the tick: durability interval syncs and retries after an error are tick-grained.)
     shared_.epochs.Online(index_);
     if (submitted < 0 && submitted != -EBUSY && submitted != -EAGAIN) {
       RINGMQ_LOG_ERROR("shard %u: io_uring_submit_and_wait: %s", index_, strerror(-submitted));
@@ -182,6 +255,10 @@ void Shard::Loop() {
     EndPhase(LoopPhase::kHousekeeping);
     stalls_.work().sessions_flushed = router_->dirty_session_count();
     router_->Flush();
+    if (journal_ != nullptr) {
+      SubmitJournal();
+      router_->PersistStep();
+    }
     EndPhase(LoopPhase::kSessions);
     stalls_.work().connections_flushed = dirty_.size();
     Flush();
@@ -194,6 +271,15 @@ void Shard::Loop() {
   }
   shared_.epochs.Offline(index_);
   ring_->SubmitAndWait(0);  // push out the last closes
+  if (journal_ != nullptr) {
+    // Completions of a journal I/O still in flight.
+    for (int waits = 0; journal_->io_in_flight() && waits < 5000; ++waits) {
+      ring_->SubmitAndWait(1);
+      Reap();
+    }
+    DrainJournal();
+    router_->PersistStopped();
+  }
   memory::BindThreadAccount(nullptr);
 }
 
@@ -265,6 +351,8 @@ void Shard::HandleCompletion(const io_uring_cqe& cqe) {
   // Mailboxes are drained every iteration; of our own msg_rings only failures complete.
   if (op == Op::kMailbox) return;
   if (op == Op::kMsgRing) return OnDoorbellFailed(cqe);
+  if (op == Op::kLogWrite) return journal_->OnWriteDone(cqe.res, now_ms_);
+  if (op == Op::kLogSync) return journal_->OnSyncDone(cqe.res, now_ms_);
   const uint32_t slot_index = SlotOf(cqe.user_data);
   Slot* slot = slot_index < slots_.size() ? &slots_[slot_index] : nullptr;
   const bool current = slot != nullptr && slot->in_use &&

@@ -24,6 +24,12 @@
 // a takeover, a stop) has that send hard-linked to its close, and its slot freed at once
 // (SendLastAndClose).
 //
+// Persistence (router.h, "Persistence"): the shard owns its Journal; each iteration, after the
+// router's Flush, it submits the journal's write of the iteration's records linked to an
+// fdatasync (group commit), then lets the router release what became durable before the
+// connections' sends. With persistence on, Setup also recovers this shard's sessions and waits
+// until every shard has, so no connection is served before the whole state is back.
+//
 // Thread safety: Run() executes on the shard's own thread and everything inside is owned by it.
 // RequestStop() and counters() may be called from any thread.
 #ifndef RINGMQ_SHARD_SHARD_H_
@@ -44,6 +50,7 @@
 #include "io/ring.h"
 #include "metrics/counters.h"
 #include "net/connection.h"
+#include "persist/journal.h"
 #include "ringmq/config.h"
 #include "shard/doorbell_retries.h"
 #include "shard/router.h"
@@ -85,6 +92,9 @@ class Shard final : public ShardServices {
   template <typename ReadyFn>
   absl::Status Run(ReadyFn ready) {
     absl::Status status = Setup();
+    if (!status.ok() && !reached_barrier_) {
+      shared_.shards_set_up_failed.fetch_add(1, std::memory_order_acq_rel);
+    }
     ready(status);
     if (!status.ok()) return status;
     Loop();
@@ -198,6 +208,16 @@ class Shard final : public ShardServices {
   std::unique_ptr<io::BufferRing> buffers_;
   std::unique_ptr<TimerWheel> timers_;
   std::unique_ptr<Router> router_;
+  // Persistence (Config::persistence): this shard's log writer; null when off.
+  std::unique_ptr<persist::Journal> journal_;
+  bool reached_barrier_ = false;
+  // Persistence set-up (in Setup): the journal on this run's first segment, recovery, the start
+  // barrier. Errors: the segment file cannot be created.
+  absl::Status SetupPersistence();
+  // Submits the journal's next write (linked to its fdatasync), if any.
+  void SubmitJournal();
+  // Stopping: writes and syncs what the journal still holds, blocking (the loop has ended).
+  void DrainJournal();
   memory::View memory_view_;
   int64_t charged_structures_bytes_ = 0;  // RefreshMemory's estimate, as last charged
   uint64_t next_memory_refresh_ms_ = 0;

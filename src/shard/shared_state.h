@@ -22,6 +22,7 @@
 #include "memory/budget.h"
 #include "metrics/counters.h"
 #include "net/transport.h"
+#include "persist/data_dir.h"
 #include "retain/retained_store.h"
 #include "shard/mailbox.h"
 #include "sub/trie.h"
@@ -70,6 +71,28 @@ struct SharedState {
   std::unique_ptr<std::atomic<int>[]> ring_fds;
   // Every shard's counters, index = shard (for the $SYS topics, which sum them on shard 0).
   std::vector<const metrics::ShardCounters*> shard_counters;
+  // Persistence (Config::persistence; router.h "Persistence"). Set by the broker before the
+  // shards start: the data directory, the state recovered from it (read by every shard's
+  // set-up, released after), the run the shards write, and how many sequence numbers of shard
+  // 0 the recovered retained messages took.
+  persist::DataDir* data_dir = nullptr;
+  const persist::RecoveredState* recovered = nullptr;
+  uint64_t persist_run = 0;
+  uint64_t recovered_retained_sequences = 0;
+  // Start barrier: shards that finished their set-up (recovery included), successful or not;
+  // none accepts a connection before all have.
+  std::atomic<uint32_t> shards_set_up{0};
+  std::atomic<uint32_t> shards_set_up_failed{0};
+  // Shards whose start snapshot is durable; when all are, shard 0 commits the run and sets
+  // persist_committed; no acknowledgement that depends on the log is released before.
+  std::atomic<uint32_t> snapshots_durable{0};
+  std::atomic<bool> persist_committed{false};
+  // Bytes of every shard's segments (for max_disk_bytes).
+  std::atomic<uint64_t> persist_disk_bytes{0};
+  // Some shard's log cannot take more (a write error, or its pending bytes beyond the bound):
+  // new QoS 1/2 PUBLISHes that need the log are not acknowledged (router.h).
+  std::atomic<uint32_t> persist_degraded_shards{0};
+
   // CLOCK_MONOTONIC milliseconds (the shards' now_ms clock) and Unix time in seconds at start.
   const uint64_t started_monotonic_ms;
   const double started_unix_seconds;

@@ -101,6 +101,12 @@ shared_subscription_strategy = "hash"
 max_memory = 536870912
 persistent_session_expiry = "2d"
 max_session_expiry = "1w"
+persistence = true
+data_dir = "/var/lib/ringmq/data"
+durability = "interval"
+sync_interval_ms = 25
+max_disk_bytes = 1073741824
+persistence_truncate_corrupt = true
 max_message_expiry = "1h"
 max_offline_sessions = 5000
 max_subscriptions_per_session = 50
@@ -151,6 +157,12 @@ Config EveryKeyConfig() {
   config.max_memory = 536870912;
   config.persistent_session_expiry_s = 2 * 86'400;
   config.max_session_expiry_s = 7 * 86'400;
+  config.persistence = true;
+  config.data_dir = "/var/lib/ringmq/data";
+  config.durability = Durability::kInterval;
+  config.sync_interval_ms = 25;
+  config.max_disk_bytes = 1073741824;
+  config.persistence_truncate_corrupt = true;
   config.max_message_expiry_s = 3'600;
   config.max_offline_sessions = 5000;
   config.max_subscriptions_per_session = 50;
@@ -358,6 +370,16 @@ std::vector<FlagCase> GoodFlagCases() {
        [](const Config& c) { EXPECT_EQ(c.max_session_expiry_s, 7 * 86'400u); }},
       {"--max-session-expiry", "4294967295s",
        [](const Config& c) { EXPECT_EQ(c.max_session_expiry_s, 4'294'967'295u); }},
+      {"--persistence", "true", [](const Config& c) { EXPECT_TRUE(c.persistence); }},
+      {"--data-dir", "/tmp/ringmq", [](const Config& c) { EXPECT_EQ(c.data_dir, "/tmp/ringmq"); }},
+      {"--durability", "fsync",
+       [](const Config& c) { EXPECT_EQ(c.durability, Durability::kFsync); }},
+      {"--durability", "interval",
+       [](const Config& c) { EXPECT_EQ(c.durability, Durability::kInterval); }},
+      {"--sync-interval-ms", "1", [](const Config& c) { EXPECT_EQ(c.sync_interval_ms, 1u); }},
+      {"--max-disk-bytes", "0", [](const Config& c) { EXPECT_EQ(c.max_disk_bytes, 0u); }},
+      {"--persistence-truncate-corrupt", "true",
+       [](const Config& c) { EXPECT_TRUE(c.persistence_truncate_corrupt); }},
       {"--max-offline-sessions", "1",
        [](const Config& c) { EXPECT_EQ(c.max_offline_sessions, 1u); }},
       {"--max-offline-sessions", "100000000",
@@ -522,6 +544,9 @@ TEST(OptionsFlagsTest, BadValuesGiveExactOneLineErrors) {
       {{"--max-inbound-qos2-pending", "65536"},
        R"(--max-inbound-qos2-pending: expected an integer in 1..65535, got "65536")"},
       {{"--max-qos", "3"}, R"(--max-qos: expected an integer in 0..2, got "3")"},
+      {{"--durability", "always"}, R"(--durability: expected one of fsync|interval, got "always")"},
+      {{"--sync-interval-ms", "0"},
+       R"(--sync-interval-ms: expected an integer in 1..60000, got "0")"},
       {{"--receive-maximum", "0"},
        R"(--receive-maximum: expected an integer in 1..65535, got "0")"},
       {{"--max-topic-alias", "1025"},
