@@ -185,9 +185,12 @@ ringmq_has_password_file=0
 # 1 once ringmq serves MQTT 5.0 clients (issue 13): a ringmq that refuses level 5 then fails the
 # 5.0 runs instead of skipping them.
 mqtt5_required=${RINGMQ_BENCH_REQUIRE_MQTT5:-1}
-"$RINGMQ" --help 2>/dev/null | grep -q -- '--password-file' && ringmq_has_password_file=1
+# The help text is read whole first: `grep -q` in a pipe may exit before ringmq has written it
+# all, and under pipefail ringmq's SIGPIPE would then read as "no such flag".
+ringmq_help=$("$RINGMQ" --help 2>/dev/null || true)
+grep -q -- '--password-file' <<<"$ringmq_help" && ringmq_has_password_file=1
 ringmq_has_persistence=0
-"$RINGMQ" --help 2>/dev/null | grep -q -- '--persistence ' && ringmq_has_persistence=1
+grep -q -- '--persistence ' <<<"$ringmq_help" && ringmq_has_persistence=1
 persistence_required=${RINGMQ_BENCH_REQUIRE_PERSISTENCE:-0}
 
 queued=1000000 # both brokers: per-session queue large enough that the window bounds it instead
