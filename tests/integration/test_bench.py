@@ -10,7 +10,8 @@ against the broker under test.
 Persistent subscribers (`--clean-session 0`, `--session-expiry S`): a second run with the same
 client id prefix resumes the first run's sessions (Session Present counted) and still verifies;
 messages a session kept from before the run are counted as stale, not judged; `--metrics-port`
-reports how far the broker's counters moved in the measured window.
+reports how far the broker's counters moved in the measured window (against ringmq with
+persistence: fdatasyncs, bytes and records written).
 
 TLS and WebSockets (`--tls --cafile`, `--cert/--key`, `--websocket`): short runs against Mosquitto
 with a TLS listener, a mutual-TLS listener, a websockets listener and a websockets-over-TLS one,
@@ -315,6 +316,29 @@ class PersistentSubscribers(BenchRunner):
         self.assertEqual(v["lost"], 0)
         self.assertIn("stale 5", proc.stdout)
         b.stop()
+
+    def test_durable_run_reports_the_persistence_counters(self):
+        # ringmq with persistence (durability fsync): the run verifies at QoS 1 and 2 and
+        # --metrics-port reports fdatasyncs and bytes written in the measured window.
+        if is_mosquitto():
+            self.skipTest("needs ringmq's --persistence and /metrics")
+        with tempfile.TemporaryDirectory() as data:
+            b = self.start_broker("--persistence", "true", "--data-dir", data,
+                                  "--durability", "fsync", log_level="info", metrics=True)
+            for qos in ("1", "2"):
+                proc, result, csv_lines = self.run_bench(
+                    b, "fanin", "--qos", qos, "--publishers", "5", "--clean-session", "0",
+                    "--client-id-prefix", f"pd{qos}-{os.getpid()}", "--duration", "1",
+                    "--warmup", "0.3", "--metrics-port", str(b.metrics_port))
+                self.assert_messages_verified(proc, result, csv_lines, "fanin")
+                m = result["broker_metrics"]
+                self.assertEqual(m["read"], 1)
+                self.assertGreater(m["ringmq_persist_syncs_total"], 0, m)
+                self.assertGreater(m["ringmq_persist_bytes_written_total"], 0, m)
+                self.assertGreater(m["ringmq_persist_records_total"],
+                                   result["messages"]["delivered"], m)
+                self.assertEqual(m["ringmq_persist_write_errors_total"], 0, m)
+            b.stop()
 
     def test_session_options_usage(self):
         for args in (["pairs", "--clean-session", "0", "--protocol", "5"],
