@@ -17,6 +17,7 @@
 #include "common/systemd.h"
 #include "config/options.h"
 #include "listener/listener.h"
+#include "persist/db_tool.h"
 #include "ringmq/broker.h"
 #include "ringmq/config.h"
 #include "tls/context.h"
@@ -78,6 +79,9 @@ absl::Status CheckConsistency(const ringmq::Config& config) {
 int main(int argc, char** argv) {
   if (argc >= 2 && std::string_view(argv[1]) == "passwd") {
     return ringmq::auth::RunPasswd(argc - 1, argv + 1, stdin, stderr);
+  }
+  if (argc >= 2 && std::string_view(argv[1]) == "db") {
+    return ringmq::persist::RunDb(argc - 1, argv + 1, stdout, stderr);
   }
   absl::StatusOr<ringmq::config::CommandLine> command_line =
       ringmq::config::ParseCommandLine(argc, argv);

@@ -32,9 +32,9 @@ enum class SharedSubscriptionStrategy : uint8_t { kRoundRobin, kRandom, kHash };
 
 // When a PUBACK / PUBREC that depends on the persistence log is sent (docs/persistence.md):
 // kFsync after the fdatasync that covers the message's records completed (the message
-// survives a crash of the process or of the machine); kInterval at once, with an fdatasync
-// every sync_interval_ms (a machine crash loses at most that window; a process crash nothing
-// that reached the kernel).
+// survives a crash of the process or of the machine); kInterval once the write of those records
+// completed (to the page cache), with an fdatasync every sync_interval_ms (a process crash
+// loses nothing acknowledged; a machine crash at most that window).
 enum class Durability : uint8_t { kFsync, kInterval };
 
 // Shard threads' CPU affinity: kOff leaves them to the scheduler; kAuto pins shard i to the

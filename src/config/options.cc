@@ -389,8 +389,8 @@ constexpr Option kOptions[] = {
                    return true;
                  }}},
     {{"durability", '\0', "fsync|interval",
-      "fsync: PUBACK/PUBREC only after the message is on disk (fdatasync); interval: at once, "
-      "with an fdatasync every sync_interval_ms",
+      "fsync: PUBACK/PUBREC only after the message is on disk (fdatasync); interval: after the write "
+      "(page cache), with an fdatasync every sync_interval_ms",
       true},
      &ShowValue<&Config::durability>,
      StringValue{"one of fsync|interval",
@@ -1320,6 +1320,8 @@ std::string HelpText() {
 
   std::string text =
       "usage: ringmq [flags]\n"
+      "       ringmq passwd [-c] [--scram] [-b] [-D] FILE USER [PASSWORD]  (docs/auth.md)\n"
+      "       ringmq db check|dump [--json] DIR  (a persistence data directory, docs/persistence.md)\n"
       "\n"
       "Settings come from defaults, then the TOML config file named by --config, then the flags\n"
       "(later sources win). Config-file keys are the flag names with '_' for '-', all at the top\n"

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <string_view>
 
 #include "absl/strings/str_cat.h"
@@ -231,11 +232,11 @@ struct Args {
   std::string dir;
 };
 
-// 0: parsed; otherwise the exit status (help printed: 0 is returned as -1 to stop).
-int ParseArgs(int argc, char** argv, Args& args, std::FILE* out, std::FILE* err) {
+// Fills `args`; or returns the exit status to end with (usage printed).
+std::optional<int> ParseArgs(int argc, char** argv, Args& args, std::FILE* out, std::FILE* err) {
   if (argc >= 2 && (std::string_view(argv[1]) == "-h" || std::string_view(argv[1]) == "--help")) {
     std::fputs(kUsage, out);
-    return -1;
+    return 0;
   }
   if (argc < 3) {
     std::fputs(kUsage, err);
@@ -261,7 +262,7 @@ int ParseArgs(int argc, char** argv, Args& args, std::FILE* out, std::FILE* err)
     return 2;
   }
   args.dir = argv[i];
-  return 0;
+  return std::nullopt;
 }
 
 }  // namespace
@@ -286,9 +287,7 @@ std::string FormatDump(const RecoveredState& state, const RecoveryReport& report
 
 int RunDb(int argc, char** argv, std::FILE* out, std::FILE* err) {
   Args args;
-  if (const int parsed = ParseArgs(argc, argv, args, out, err); parsed != 0) {
-    return parsed < 0 ? 0 : parsed;
-  }
+  if (const std::optional<int> status = ParseArgs(argc, argv, args, out, err)) return *status;
   // DataDir::Open creates a missing directory; inspecting one that does not exist is a mistake.
   struct stat info{};
   if (stat(args.dir.c_str(), &info) != 0) {

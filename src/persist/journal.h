@@ -18,7 +18,7 @@
 // fdatasyncs. The bytes written but not yet synced stay in memory (they are rewritten if the
 // fdatasync fails, see Errors), so the next batch is copied behind them instead of swapped. An
 // Io may then carry no bytes and only the sync: the shard submits the zero-length write anyway
-// (it completes with 0).
+// (it completes with 0), or the fdatasync alone and reports OnWriteDone(0) itself.
 //
 // Errors: a failed write or fdatasync (-errno: ENOSPC, EIO, ...) leaves durable_epoch() where it
 // was; every byte not yet synced is written again at the same offset (and synced, whatever the

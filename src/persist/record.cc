@@ -290,14 +290,18 @@ size_t ZerosFrom(std::span<const uint8_t> bytes) {
   return end;
 }
 
-// Whether some kHoleBlockBytes-aligned block of `file` that overlaps [begin, end) is all zeros
-// (to the end of the file for the last block): a block the crash left unwritten.
-bool OverlapsZeroBlock(std::span<const uint8_t> file, size_t begin, size_t end) {
+// Whether the record at [begin, end) lies over a block the crash left unwritten: some
+// kHoleBlockBytes-aligned block it overlaps reads as zeros from `begin` (or from the block's
+// start, if later) to the block's end (or the end of the file). The block that held the end of
+// the file when it was last synced keeps its old contents if its new ones never landed: the
+// synced bytes, then zeros from where the record starts.
+bool OverlapsUnwrittenBlock(std::span<const uint8_t> file, size_t begin, size_t end) {
   RINGMQ_ASSERT(begin < end && end <= file.size());
   for (size_t block = begin / kHoleBlockBytes * kHoleBlockBytes; block < end;
        block += kHoleBlockBytes) {
-    const size_t block_end = std::min(block + kHoleBlockBytes, file.size());
-    if (AllZero(file.subspan(block, block_end - block))) return true;
+    const size_t from = std::max(block, begin);
+    const size_t to = std::min(block + kHoleBlockBytes, file.size());
+    if (AllZero(file.subspan(from, to - from))) return true;
   }
   return false;
 }
@@ -436,8 +440,8 @@ ReadStatus SegmentReader::Next(Record& record) {
       return Torn(size == left ? "the last record's CRC does not match"
                                : "a record's CRC does not match and zeros follow to the end");
     }
-    if (OverlapsZeroBlock(file_, offset_, offset_ + size)) {
-      return Torn("a record's CRC does not match and it overlaps a zero-filled block");
+    if (OverlapsUnwrittenBlock(file_, offset_, offset_ + size)) {
+      return Torn("a record's CRC does not match and it lies over an unwritten (zero) block");
     }
     error_ = absl::StrFormat("record of type %u: CRC32C 0x%08x, stored 0x%08x", type, crc,
                              stored_crc);

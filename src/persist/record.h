@@ -140,8 +140,10 @@ enum class ReadStatus : uint8_t {
 // the end of the file are a torn tail: a prefix of a record, or a write the crash left partly
 // unwritten, whose missing pages read as zeros. kTornTail is reported when, at the offset:
 //  - fewer bytes than a record header are left, or the record's length runs past the end;
-//  - the record's CRC fails and it is the last one, or everything after the offset is zero,
-//    or the record overlaps a 4 KiB-aligned block that is all zeros (a page never written);
+//  - the record's CRC fails and it is the last one, or everything after it is zero, or it
+//    lies over a page the crash left unwritten: a 4 KiB-aligned block it overlaps is all zeros
+//    from the record's start (or the block's, if later) to the block's end (the block that
+//    held the end of the synced data keeps those bytes and reads as zeros after them);
 // and kCorrupt when a record that is not a torn tail fails its CRC, or has a length above
 // kMaxBodyBytes, or passes its CRC (so it is what a writer wrote, even as the last record) but
 // has an unknown type or a body that does not decode to exactly its fields (a string or block

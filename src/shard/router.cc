@@ -88,7 +88,6 @@ Router::Router(uint32_t shard, const Config& config, SharedState& shared,
   }
   max_offline_sessions_ = config.max_offline_sessions;
   max_message_expiry_s_ = config.max_message_expiry_s;
-  persist_fsync_ = config.durability == Durability::kFsync;
   max_disk_bytes_ = config.max_disk_bytes;
 }
 
@@ -1249,6 +1248,10 @@ void Router::OnRecord(std::span<const Slot> record) {
   // The record's reference goes to the first delivery queued, and the other deliveries'
   // references are made in one step; those not taken (skipped handles, the record's own if none
   // was queued) are dropped together at the end.
+  // The message may be freed by the last delivery that drops its reference: its origin is
+  // read now for the durability confirmation below.
+  const uint16_t origin_shard = message->origin_shard();
+  const uint64_t origin_sequence = message->sequence();
   message::MessageRefBatch references(message, /*owned=*/1, /*wanted=*/record[0].aux);
   for (const Slot& handle : record.subspan(1)) {
     const auto generation = static_cast<uint32_t>(handle.value >> 8);
@@ -1261,7 +1264,7 @@ void Router::OnRecord(std::span<const Slot> record) {
                  message, false, (handle.value & kHandleAclCheck) != 0, &references, shared,
                  /*may_reroute=*/shared && !rerouted, (handle.value & kHandleOptions) != 0);
   }
-  if (persist_ && !rerouted) PersistArrived(*message);
+  if (persist_ && !rerouted) PersistArrived(origin_shard, origin_sequence);
 }
 
 void Router::Flush() {

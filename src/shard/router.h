@@ -112,7 +112,9 @@
 // of our messages up to that sequence has confirmed that its own records for them are durable
 // (a kDurable mailbox record with our sequence, sent after its epoch holding them completed).
 // So a PUBACK leaves only when the message is on disk on every shard with a durable session
-// that matched it. durability interval: nothing is held, nothing confirmed.
+// that matched it. With durability interval the journal counts an epoch durable once written
+// (the fdatasync follows every sync_interval_ms), so the same holds make an acknowledged
+// message survive a crash of the process, and a machine crash lose at most that window.
 // Degraded log: a QoS 1/2 PUBLISH while some shard's log is failing or over its pending bound
 // is not acknowledged; the publisher's connection is closed (5.0: DISCONNECT 0x97) and the
 // client resends after reconnecting (counted in persist_publish_refused).
@@ -243,6 +245,12 @@ class Router final : public net::PacketSink {
   // The loop ended and the journal was drained: counts the start snapshot if it is durable now
   // (the broker then commits the run of a broker stopped before it did).
   void PersistStopped();
+  // Graceful stop, after the journal was drained: a final snapshot replaces the segment (so the
+  // next start reads only live state). Begin rotates and appends it (false: not needed or not
+  // possible); the caller drains the journal again; End deletes the old segment once the
+  // snapshot is durable.
+  bool BeginFinalSnapshot();
+  void EndFinalSnapshot();
   // Appends a snapshot of this shard's durable state (after Journal::Rotate: a compaction).
   // Returns the records appended.
   uint64_t AppendSnapshot();
@@ -449,7 +457,7 @@ class Router final : public net::PacketSink {
   // P side: `message` went to `shard` (it will confirm); S side: a message of another shard
   // arrived here; its origin's confirmation follows once this epoch is durable.
   void PersistSentTo(uint32_t shard, const message::Message& message);
-  void PersistArrived(const message::Message& message);
+  void PersistArrived(uint32_t origin_shard, uint64_t sequence);
   void OnDurable(uint32_t shard, uint64_t sequence);
   // Holds the connection's output if records were appended (or messages sent to other shards)
   // since the last call, or `always` (see the header comment).
@@ -458,6 +466,8 @@ class Router final : public net::PacketSink {
   bool PersistAvailable() const;
   // Recovery (StartPersistence).
   void RecoverSessions();
+  // The segment size beyond which a compaction starts (router_persist.cc).
+  uint64_t CompactThreshold() const;
 
   const uint32_t shard_;
   const uint32_t shard_count_;
@@ -477,7 +487,6 @@ class Router final : public net::PacketSink {
   uint32_t max_offline_sessions_ = 0;                    // broker-wide
   uint32_t max_message_expiry_s_ = 0;                    // 0: no cap
   uint64_t acl_version_ = 0;           // auth data the subscriptions were classified under
-  bool persist_fsync_ = true;          // durability fsync (with persistence on)
   uint64_t max_disk_bytes_ = 0;        // 0: no bound
 
   SessionTable sessions_;

@@ -21,9 +21,12 @@ using persist::RecordType;
 // Appended and not yet durable beyond this, a shard's log is degraded: new QoS 1/2 PUBLISHes
 // are refused until it catches up (a disk much slower than the traffic, or failing).
 constexpr uint64_t kMaxPendingBytes = uint64_t{64} << 20;
-// A segment is compacted (rotated, with a snapshot) once it is larger than this and than
-// kCompactFactor times its last snapshot.
-constexpr uint64_t kCompactMinBytes = uint64_t{64} << 20;
+// A segment is compacted (rotated, with a snapshot) once it is larger than kCompactFactor times
+// its last snapshot and than its share of the disk bound: max_disk_bytes / (4 x shards), within
+// [kCompactMinBytes, kCompactMaxBytes] (so a shard's two segments during a compaction stay
+// well within the bound when the live state does).
+constexpr uint64_t kCompactMinBytes = uint64_t{256} << 10;
+constexpr uint64_t kCompactMaxBytes = uint64_t{64} << 20;
 constexpr uint64_t kCompactFactor = 4;
 // The topic of the placeholder message a snapshot writes for a QoS 2 delivery whose PUBREC
 // arrived (its message is gone; only the PUBREL is owed).
@@ -190,14 +193,14 @@ void Router::PersistSentTo(uint32_t shard, const message::Message& message) {
   p.sent_remote = true;
 }
 
-void Router::PersistArrived(const message::Message& message) {
+void Router::PersistArrived(uint32_t origin_shard, uint64_t sequence) {
   Persist& p = *persist_;
-  if (!p.hold || message.origin_shard() >= shard_count_) return;
-  std::deque<Persist::Checkpoint>& queue = p.to_confirm[message.origin_shard()];
+  if (!p.hold || origin_shard >= shard_count_) return;
+  std::deque<Persist::Checkpoint>& queue = p.to_confirm[origin_shard];
   if (!queue.empty() && queue.back().epoch == p.last_epoch) {
-    queue.back().sequence = std::max(queue.back().sequence, message.sequence());
+    queue.back().sequence = std::max(queue.back().sequence, sequence);
   } else {
-    queue.push_back(Persist::Checkpoint{.sequence = message.sequence(), .epoch = p.last_epoch});
+    queue.push_back(Persist::Checkpoint{.sequence = sequence, .epoch = p.last_epoch});
   }
 }
 
@@ -331,7 +334,7 @@ void Router::PersistStep() {
     p.counted_held = held;
   }
   // Compaction: the segment has grown well past its live state.
-  if (!journal.rotating() && journal.file_size() > kCompactMinBytes &&
+  if (!journal.rotating() && journal.file_size() > CompactThreshold() &&
       journal.file_size() > kCompactFactor * p.snapshot_bytes) {
     absl::StatusOr<persist::SegmentFile> file =
         shared_.data_dir->CreateSegment(shard_, shared_.persist_run, p.segment + 1, /*sync=*/true);
@@ -349,11 +352,46 @@ void Router::PersistStep() {
   }
 }
 
+uint64_t Router::CompactThreshold() const {
+  const uint64_t share = max_disk_bytes_ == 0 ? kCompactMaxBytes
+                                              : max_disk_bytes_ / (uint64_t{4} * shard_count_);
+  return std::clamp(share, kCompactMinBytes, kCompactMaxBytes);
+}
+
 void Router::PersistStopped() {
   Persist& p = *persist_;
   if (!p.start_counted && p.journal->durable_epoch() >= p.start_epoch) {
     p.start_counted = true;
     shared_.snapshots_durable.fetch_add(1, std::memory_order_acq_rel);
+  }
+}
+
+bool Router::BeginFinalSnapshot() {
+  Persist& p = *persist_;
+  persist::Journal& journal = *p.journal;
+  // Not if the log could not be drained, or holds nothing beyond its snapshot.
+  if (journal.failing() || journal.has_pending() || journal.rotating() ||
+      journal.file_size() <= p.snapshot_bytes + persist::kSegmentHeaderBytes) {
+    return false;
+  }
+  absl::StatusOr<persist::SegmentFile> file =
+      shared_.data_dir->CreateSegment(shard_, shared_.persist_run, p.segment + 1, /*sync=*/true);
+  if (!file.ok()) {
+    RINGMQ_LOG_WARNING("shard %u: no final snapshot: %s", shard_,
+                       std::string(file.status().message()).c_str());
+    return false;
+  }
+  ++p.segment;
+  journal.Rotate(std::move(*file));
+  AppendSnapshot();
+  return true;
+}
+
+void Router::EndFinalSnapshot() {
+  Persist& p = *persist_;
+  if (p.journal->TakeRotationDone()) {
+    shared_.data_dir->DeleteOlderSegments(shard_, shared_.persist_run, p.segment);
+    counters_.persist_compactions.Add();
   }
 }
 
@@ -363,7 +401,9 @@ void Router::StartPersistence(persist::Journal* journal) {
   persist_ = std::make_unique<Persist>();
   Persist& p = *persist_;
   p.journal = journal;
-  p.hold = persist_fsync_;
+  // Both durabilities hold: the journal's durable epoch is the fdatasync's (fsync) or the
+  // write's (interval).
+  p.hold = true;
   p.sent_sequence.assign(shard_count_, 0);
   p.confirmed_sequence.assign(shard_count_, 0);
   p.to_confirm.resize(shard_count_);

@@ -24,7 +24,7 @@ struct Router::Persist {
   }
 
   persist::Journal* journal = nullptr;
-  bool hold = true;  // durability fsync: acknowledgements wait for the log
+  bool hold = true;  // acknowledgements wait for the log (its durable epoch)
   std::vector<uint64_t> sid;  // by session slot; 0: not durable
   uint64_t next_sid = 0;
   uint64_t last_epoch = 0;    // of the last record appended

@@ -279,6 +279,10 @@ void Shard::Loop() {
     }
     DrainJournal();
     router_->PersistStopped();
+    if (router_->BeginFinalSnapshot()) {
+      DrainJournal();
+      router_->EndFinalSnapshot();
+    }
   }
   memory::BindThreadAccount(nullptr);
 }

@@ -10,7 +10,9 @@
 //    it was read from (the encoding is canonical: what reads is what a writer wrote);
 //  - the reader stops: kEnd exactly at the end of the file; kTornTail or kCorrupt before it,
 //    with an error, and asked again it answers the same at the same offset;
-//  - a torn tail cut off (what recovery does) leaves a file that reads the same records to kEnd.
+//  - a torn tail cut off (what recovery does) leaves a file that reads the same records to kEnd;
+//  - DurableState::Apply takes every record read without crashing (it may refuse one: the state
+//    is then unchanged and error() says why), and the state moves into a RecoveredState.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -23,6 +25,7 @@
 #include "common/byte_buffer.h"
 #include "common/crc32c.h"
 #include "persist/record.h"
+#include "persist/state.h"
 
 namespace ringmq::persist {
 namespace {
@@ -59,6 +62,7 @@ Outcome ReadSegment(std::span<const uint8_t> file) {
   FUZZ_CHECK(reader.offset() == kSegmentHeaderBytes);
   Record record;
   ByteBuffer encoded;
+  DurableState state;
   for (;;) {
     const size_t start = reader.offset();
     outcome.status = reader.Next(record);
@@ -74,7 +78,17 @@ Outcome ReadSegment(std::span<const uint8_t> file) {
     encoded.clear();
     FUZZ_CHECK(AppendRecord(encoded, record) == end - start);
     FUZZ_CHECK(std::memcmp(encoded.data(), file.data() + start, end - start) == 0);
+    if (!state.Apply(record)) FUZZ_CHECK(!state.error().empty());
   }
+  RecoveredState recovered;
+  const uint64_t deliveries = state.delivery_count();
+  const size_t sessions = state.sessions().size();
+  state.MoveInto(recovered);
+  FUZZ_CHECK(recovered.sessions.size() <= sessions);
+  uint64_t moved = 0;
+  for (const auto& [client_id, session] : recovered.sessions) moved += session.deliveries.size();
+  FUZZ_CHECK(moved <= deliveries);
+  recovered.DropRetainedDeletions();
   outcome.offset = reader.offset();
   if (outcome.status == ReadStatus::kEnd) {
     FUZZ_CHECK(outcome.offset == file.size());

@@ -230,7 +230,7 @@ TEST_F(DbToolTest, DumpJson) {
   ASSERT_EQ(Run({"dump", "--json", dir_}), 0) << errors_;
   EXPECT_EQ(
       output_,
-      "{\"run\":1,\"shards\":2,\"files\":2,\"records\":25,\"torn_tails\":0,\"deliveries\":3,"
+      "{\"run\":1,\"shards\":2,\"files\":2,\"records\":23,\"torn_tails\":0,\"deliveries\":3,"
       "\"sessions\":[\n"
       "{\"client_id\":\"logger\",\"level\":5,\"expiry_s\":4294967295,"
       "\"offline_since_wall_ms\":1765080000123,\"subscriptions\":[{\"filter\":\"sensors/+/temp\","

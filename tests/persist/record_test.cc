@@ -347,6 +347,34 @@ TEST(RecordTest, AZeroFilledPageInsideTheLastWriteIsATornTail) {
   EXPECT_EQ(Read(partial).status, ReadStatus::kCorrupt);
 }
 
+// The block that held the end of the synced data was not written back again (it keeps the
+// synced bytes, then zeros), while a later block of the same write was: the record that starts
+// at the synced end begins the torn tail.
+TEST(RecordTest, TheBlockHoldingTheSyncedEndMayKeepItsOldContents) {
+  std::vector<Record> records;
+  const Bytes payload(900, 0x5A);
+  for (uint64_t mid = 1; mid <= 20; ++mid) {
+    Record message;
+    message.type = RecordType::kMessage;
+    message.mid = mid;
+    message.text = kTopic;
+    message.payload = payload;
+    records.push_back(message);
+  }
+  std::vector<size_t> starts;
+  Bytes file = Segment(records, &starts);
+  // The synced end: the first record boundary inside the second block.
+  const size_t synced = *std::upper_bound(starts.begin(), starts.end(), size_t{4096});
+  ASSERT_LT(synced, 8192u);
+  std::fill(file.begin() + static_cast<ptrdiff_t>(synced), file.begin() + 8192, 0);
+  const size_t index = static_cast<size_t>(
+      std::find(starts.begin(), starts.end(), synced) - starts.begin());
+  const ReadAll read = Read(file);
+  EXPECT_EQ(read.status, ReadStatus::kTornTail) << read.error;
+  EXPECT_EQ(read.records.size(), index);
+  EXPECT_EQ(read.offset, synced);
+}
+
 // A record whose CRC matches was written that way: a body that does not decode exactly is
 // corruption even as the last record.
 TEST(RecordTest, ACrcValidRecordThatDoesNotDecodeIsCorrupt) {

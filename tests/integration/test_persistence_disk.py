@@ -1,0 +1,154 @@
+"""Persistence: the log's size (issue 15, docs/persistence.md "max_disk_bytes").
+
+Compaction keeps disk use proportional to the live state: a shard whose segment outgrows its
+share of max_disk_bytes (max_disk_bytes / (4 x shards), at least 256 KiB) and four times its last
+snapshot starts a new segment with a snapshot and deletes the old one. When the live state
+itself is beyond max_disk_bytes, deliveries to durable sessions are refused as queue_full_policy
+says (dropped and counted). A graceful stop leaves a final snapshot.
+
+Run with /usr/bin/python3 (Debian's python3-paho-mqtt).
+"""
+
+import os
+import shutil
+import signal
+import tempfile
+import threading
+import time
+
+import paho.mqtt.client as paho
+
+from broker import BrokerTestCase
+from test_metrics import scrape, total
+
+CLIENT_TIMEOUT = 30.0
+PAYLOAD = b"p" * 1000
+
+
+def data_bytes(directory):
+    return sum(os.path.getsize(os.path.join(directory, f)) for f in os.listdir(directory)
+               if f.endswith(".log"))
+
+
+class Subscriber:
+    """A paho 3.1.1 clean-session-0 subscriber counting what it gets."""
+
+    def __init__(self, port, client_id, topic, qos=1):
+        self.got = []
+        self.lock = threading.Lock()
+        self.connected = threading.Event()
+        self.client = paho.Client(client_id=client_id, clean_session=False,
+                                  protocol=paho.MQTTv311)
+        self.client.on_connect = lambda c, u, f, rc: self.connected.set()
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        if not self.connected.wait(CLIENT_TIMEOUT):
+            raise AssertionError(f"{client_id}: no CONNACK")
+        if topic is not None:
+            result, mid = self.client.subscribe(topic, qos)
+            assert result == paho.MQTT_ERR_SUCCESS
+
+    def _on_message(self, client, userdata, message):
+        with self.lock:
+            self.got.append(message.topic)
+
+    def count(self, topic=None):
+        with self.lock:
+            return sum(1 for t in self.got if topic is None or t == topic)
+
+    def close(self):
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def publish(port, client_id, topic, count):
+    client = paho.Client(client_id=client_id, protocol=paho.MQTTv311)
+    client.max_inflight_messages_set(100)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    infos = [client.publish(topic, PAYLOAD, qos=1) for _ in range(count)]
+    for info in infos:
+        info.wait_for_publish(CLIENT_TIMEOUT)
+    acked = sum(1 for info in infos if info.is_published())
+    client.disconnect()
+    client.loop_stop()
+    return acked
+
+
+class CompactionTest(BrokerTestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="ringmq-disk-")
+        self.addCleanup(shutil.rmtree, self.dir, ignore_errors=True)
+        self.data = os.path.join(self.dir, "data")
+
+    def test_compaction_keeps_the_log_near_the_live_state(self):
+        # 4 MiB over 2 shards: a segment is compacted past 512 KiB. 4,000 x 1 KB messages to a
+        # subscriber that keeps up log about 5 MB; the live state stays tiny.
+        flags = ("--persistence", "true", "--data-dir", self.data,
+                 "--max-disk-bytes", str(4 << 20))
+        b = self.start_broker(*flags, metrics=True, log_level="info")
+        sub = Subscriber(b.port, "disk-sub", "disk/#")
+        time.sleep(0.3)
+        self.assertEqual(publish(b.port, "disk-pub", "disk/a", 4000), 4000)
+        deadline = time.monotonic() + CLIENT_TIMEOUT
+        while sub.count() < 4000 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(sub.count(), 4000)
+        time.sleep(0.5)  # the last acknowledgements are logged
+        samples = scrape(b.metrics_url())
+        self.assertGreaterEqual(total(samples, "ringmq_persist_compactions_total"), 2)
+        self.assertGreater(total(samples, "ringmq_persist_bytes_written_total"), 4 << 20)
+        self.assertLess(total(samples, "ringmq_persist_disk_bytes"), 4 << 20)
+        self.assertEqual(total(samples, "ringmq_persist_dropped_disk_full_total"), 0)
+        self.assertLess(data_bytes(self.data), 4 << 20)
+        sub.close()
+        # After a crash the compacted log still has the session: it gets what follows.
+        b.proc.send_signal(signal.SIGKILL)
+        b._reap()
+        self.assertEqual(b.returncode, -signal.SIGKILL)
+        b2 = self.start_broker(*flags, log_level="info")
+        self.assertIn("recovered run", b2.stderr())
+        sub2 = Subscriber(b2.port, "disk-sub", None)
+        self.assertEqual(publish(b2.port, "disk-pub", "disk/b", 10), 10)
+        deadline = time.monotonic() + CLIENT_TIMEOUT
+        while sub2.count("disk/b") < 10 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # (disk/a messages whose PUBACK from the subscriber was not yet durable come again.)
+        self.assertEqual(sub2.count("disk/b"), 10, "the subscription survived the compactions")
+        sub2.close()
+
+    def test_max_disk_bytes_refuses_durable_deliveries_and_counts_them(self):
+        # An offline subscriber's queue is live state: beyond 1 MiB of log the rest is dropped
+        # (queue_full_policy drop), counted, and the publisher is still acknowledged.
+        flags = ("--persistence", "true", "--data-dir", self.data,
+                 "--max-disk-bytes", str(1 << 20), "--max-queued-messages", "100000",
+                 "--threads", "1")
+        b = self.start_broker(*flags, metrics=True, log_level="info", threads=1)
+        sub = Subscriber(b.port, "full-sub", "full/#")
+        time.sleep(0.3)
+        sub.close()
+        time.sleep(0.3)
+        self.assertEqual(publish(b.port, "full-pub", "full/a", 2000), 2000)
+        time.sleep(0.5)
+        samples = scrape(b.metrics_url())
+        dropped = total(samples, "ringmq_persist_dropped_disk_full_total")
+        self.assertGreater(dropped, 0)
+        self.assertLess(dropped, 2000)
+        counters = b.stop()  # graceful: a final snapshot
+        self.assertEqual(counters["persist_dropped_disk_full"], dropped)
+        b2 = self.start_broker(*flags, log_level="info", threads=1)
+        sub2 = Subscriber(b2.port, "full-sub", None)
+        expected = 2000 - dropped
+        deadline = time.monotonic() + CLIENT_TIMEOUT
+        while sub2.count() < expected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        self.assertEqual(sub2.count(), expected,
+                         "every delivery not refused was kept, and none of the refused ones")
+        sub2.close()
+
+
+if __name__ == "__main__":
+    import unittest
+    unittest.main()
