@@ -212,8 +212,20 @@ bool DurableState::ApplyMessage(const Record& record) {
   if (record.text.empty()) {
     return Fail(absl::StrCat("kMessage ", Hex(record.mid), " has an empty topic"));
   }
-  if (messages_.contains(record.mid)) {
-    return Fail(absl::StrCat("kMessage ", Hex(record.mid), " is already stored"));
+  if (const auto it = messages_.find(record.mid); it != messages_.end()) {
+    // The writer may write a message again while deliveries still name it (it does not track
+    // exactly which mids the log holds); the same mid with other content is an inconsistency.
+    const StoredMessage& stored = *it->second;
+    const bool same =
+        stored.qos == record.qos && stored.retain == ((record.flags & kRetainFlag) != 0) &&
+        stored.topic == record.text &&
+        std::ranges::equal(stored.properties, record.properties) &&
+        std::ranges::equal(stored.payload, record.payload);
+    if (!same) {
+      return Fail(absl::StrCat("kMessage ", Hex(record.mid),
+                               " is already stored with other content"));
+    }
+    return true;  // the first record's expiry stands
   }
   auto message = std::make_shared<StoredMessage>();
   message->qos = record.qos;

@@ -10,8 +10,9 @@
 //   - a kSession whose client id differs from the one its sid already has, or is empty;
 //   - a kSubscribe with QoS 3, option bits above bit 3 or an empty filter; a kUnsubscribe of a
 //     filter the session does not hold;
-//   - a kMessage whose mid is already stored, with QoS 0 or above 2 (only QoS 1/2 messages are
-//     stored), flag bits above bit 0 or an empty topic; a kEnqueue at QoS 0 or above the
+//   - a kMessage whose mid is already stored with another QoS, retain flag, topic, properties
+//     or payload (the same content again is accepted and changes nothing), with QoS 0 or
+//     above 2 (only QoS 1/2 messages are stored), flag bits above bit 0 or an empty topic; a kEnqueue at QoS 0 or above the
 //     message's QoS (a delivery is downgraded, never upgraded), or with flag bits above bit 0;
 //   - a kSent with packet id 0, a packet id already in flight in the session, or no unsent
 //     delivery of its mid; a kDiscard with no unsent delivery of its mid;

@@ -73,6 +73,7 @@ void Outbox::DropRecord(std::span<const Slot> record) {
   RINGMQ_ASSERT(!record.empty());
   if (record[0].kind == kMessage) {
     counters_.mailbox_overflow.Add();
+    ++dropped_messages_;
     reinterpret_cast<message::Message*>(record[0].value)->Release();
     return;
   }

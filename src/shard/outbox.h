@@ -95,8 +95,10 @@ class Outbox {
   // Sends `message` to `subscribers`, all on shard `destination`, each at min(its QoS, the
   // message's): ceil(subscribers / (max_record_slots - 1)) records, each holding a reference
   // made here. `rerouted`: a shared-subscription delivery already passed on once (kHandleRerouted).
-  // Per PUBLISH and remote shard: kept inline.
-  void SendMessage(uint32_t destination, message::Message* message,
+  // Per PUBLISH and remote shard: kept inline. Returns false if every record was dropped at the
+  // overflow bound (nothing of the message reaches `destination`, which will never confirm it
+  // durable: persistence must not wait for that).
+  bool SendMessage(uint32_t destination, message::Message* message,
                    std::span<const sub::Subscriber> subscribers, bool rerouted = false) {
     RINGMQ_ASSERT(!subscribers.empty());
     Mailbox& mailbox = shared_.mailboxes.mailbox(shard_, destination);
@@ -105,7 +107,9 @@ class Outbox {
     // the first push, in one step.
     message->AddRef(static_cast<uint32_t>((subscribers.size() + per_record - 1) / per_record));
     bool charged = false;
-    for (size_t start = 0; start < subscribers.size(); start += per_record) {
+    const uint64_t dropped_before = dropped_messages_;
+    size_t records = 0;
+    for (size_t start = 0; start < subscribers.size(); start += per_record, ++records) {
       const size_t count = std::min(per_record, subscribers.size() - start);
       record_.clear();
       record_.push_back(
@@ -126,6 +130,7 @@ class Outbox {
       const bool queued = Push(destination, record_, charged ? 0 : message->wire_bytes());
       charged = charged || queued;
     }
+    return dropped_messages_ - dropped_before < records;
   }
   // Moves a connection to shard `destination` (counted in connections_handed_off). The record
   // carries the connection's connected-client slot: dropped, it gives it back.
@@ -202,6 +207,7 @@ class Outbox {
   metrics::ShardCounters& counters_;
   const uint64_t overflow_bytes_max_;  // per destination (max_mailbox_overflow_bytes)
   std::vector<Slot> record_;           // scratch for building message records
+  uint64_t dropped_messages_ = 0;      // message records DropRecord gave back
   // Index = destination shard; null until a record first waits for it (a deque allocates even
   // when empty, and most of the N - 1 destinations of a large mesh never overflow).
   std::vector<std::unique_ptr<Overflow>> overflow_;

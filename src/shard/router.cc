@@ -1041,8 +1041,12 @@ bool Router::Route(const message::MessageRef& message, bool from_client, uint64_
   }
   for (const sub::ShardSubscribers& group : match_.shards()) {
     if (group.shard != shard_) {
-      outbox_.SendMessage(group.shard, message.get(), group.subscribers);
-      if (persist_) PersistSentTo(group.shard, *message);
+      // A message dropped at the overflow bound is never confirmed by `group.shard`: the
+      // publisher's acknowledgement must not wait for it (it would wait for the next message
+      // to that shard, and hold every later acknowledgement of this shard behind it).
+      if (outbox_.SendMessage(group.shard, message.get(), group.subscribers) && persist_) {
+        PersistSentTo(group.shard, *message);
+      }
       continue;
     }
     // The local deliveries' references are made in one step, as for a mailbox record (OnRecord);

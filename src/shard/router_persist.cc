@@ -132,10 +132,10 @@ void Router::PersistEnqueue(uint32_t index, const message::Message& message, uin
   if (sid == 0 || qos == 0) return;  // QoS 0 is never durable
   Persist& p = *persist_;
   const uint64_t mid = MidOf(message);
-  uint64_t& written = p.written[mid % p.written.size()];
-  if (written != mid) {
+  Persist::Written& written = p.written[mid % p.written.size()];
+  if (written.mid != mid || written.generation != p.written_generation) {
     p.Append(MessageRecord(message, mid, services_.now_ms(), WallMs()));
-    written = mid;
+    written = Persist::Written{.mid = mid, .generation = p.written_generation};
   }
   p.Append(Record{.type = RecordType::kEnqueue,
                   .sid = sid,
@@ -508,7 +508,7 @@ uint64_t Router::AppendSnapshot() {
   Persist& p = *persist_;
   persist::Journal& journal = *p.journal;
   const uint64_t pending_before = journal.pending_bytes();
-  p.written.fill(0);  // a new segment: every message is written again
+  ++p.written_generation;  // a new segment: every message is written again
   uint64_t records = 0;
   const auto append = [&](const Record& record) {
     p.Append(record);

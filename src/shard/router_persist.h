@@ -21,6 +21,19 @@ struct Router::Persist {
     last_epoch = journal->Append(record);
     logged = true;
     ++records;
+    switch (record.type) {
+      // A record that can end a delivery can make the log forget its message (state.h): the
+      // messages `written` remembers may be gone, so it forgets them all.
+      case persist::RecordType::kPuback:
+      case persist::RecordType::kPubrec:
+      case persist::RecordType::kPubcomp:
+      case persist::RecordType::kDiscard:
+      case persist::RecordType::kSessionEnd:
+        ++written_generation;
+        break;
+      default:
+        break;
+    }
   }
 
   persist::Journal* journal = nullptr;
@@ -30,9 +43,16 @@ struct Router::Persist {
   uint64_t last_epoch = 0;    // of the last record appended
   bool logged = false;        // records appended since the last HoldIfLogged
   bool sent_remote = false;   // messages sent to other shards since the last HoldIfLogged
-  // mids already written (kMessage) to the current segment: a direct-mapped cache; a miss
-  // writes the message again, which recovery tolerates.
-  std::array<uint64_t, 1024> written{};
+  // mids written (kMessage) to the current segment since no delivery ended: a direct-mapped
+  // cache, valid while its generation is written_generation. A hit must mean the log still
+  // holds the message (a kEnqueue of a forgotten mid is an inconsistency); a miss writes the
+  // message again, which recovery accepts (state.h).
+  struct Written {
+    uint64_t mid = 0;
+    uint64_t generation = 0;
+  };
+  std::array<Written, 1024> written{};
+  uint64_t written_generation = 1;
   uint64_t segment_epoch = 0;  // the journal epoch the current segment's snapshot ended in
   // Holds: tokens in order; each needs the journal epoch durable and the other shards'
   // confirmations up to the sequence.

@@ -307,9 +307,25 @@ TEST_F(DurableStateTest, MessageIsForgottenWhenNoDeliveryNamesIt) {
   MustApply(Enqueue(kSid, 5, 1));
 }
 
+// The writer does not track exactly which mids its log holds: the same message again, while
+// deliveries name it, changes nothing.
+TEST_F(DurableStateTest, SameMessageAgainIsAccepted) {
+  MustApply(Session(kSid, "c"));
+  MustApply(Message(5, 1));
+  MustApply(Enqueue(kSid, 5, 1));
+  MustApply(Message(5, 1));
+  MustApply(Enqueue(kSid, 5, 1));
+  EXPECT_EQ(state_.message_count(), 1u);
+  MustApply(Discard(kSid, 5));
+  MustApply(Discard(kSid, 5));
+  EXPECT_EQ(state_.message_count(), 0u);
+}
+
 TEST_F(DurableStateTest, MessageInconsistenciesAreRefused) {
   MustApply(Message(5, 1));
-  MustRefuse(Message(5, 1), "already stored");  // a duplicate mid
+  MustRefuse(Message(5, 2), "other content");  // a duplicate mid, another message
+  MustRefuse(Message(5, 1, "x/y"), "other content");
+  MustRefuse(Message(5, 1, "a/b", 0x01), "other content");
   MustRefuse(Message(6, 0), "QoS 0");
   MustRefuse(Message(6, 3), "QoS 3");
   MustRefuse(Message(6, 1, "a", 0x02), "reserved flags");

@@ -74,9 +74,9 @@ class OutboxTest : public testing::Test {
 };
 
 // One subscriber per message, so each message is one record of two slots.
-void SendToOne(Outbox& outbox, message::Message* message, uint32_t session) {
+bool SendToOne(Outbox& outbox, message::Message* message, uint32_t session) {
   const sub::Subscriber subscriber{1, session, 0, 1};
-  outbox.SendMessage(1, message, std::span<const sub::Subscriber>(&subscriber, 1));
+  return outbox.SendMessage(1, message, std::span<const sub::Subscriber>(&subscriber, 1));
 }
 
 TEST_F(OutboxTest, MessageRecordsCarryOneReferenceAndTheHandles) {
@@ -147,8 +147,10 @@ TEST_F(OutboxTest, OverflowBoundDropsAndCounts) {
   message::MessageRef first = message::MessageRef::Create("t", Payload(1000), 0, false);
   message::MessageRef second = message::MessageRef::Create("t", Payload(1000), 0, false);
   FillMailbox();
-  SendToOne(*outbox_, first.get(), 1);
-  SendToOne(*outbox_, second.get(), 2);
+  // SendMessage says whether anything of the message is on its way (persistence waits for a
+  // confirmation of it only then).
+  EXPECT_TRUE(SendToOne(*outbox_, first.get(), 1)) << "waits in the overflow queue";
+  EXPECT_FALSE(SendToOne(*outbox_, second.get(), 2)) << "dropped";
   EXPECT_EQ(counters_.mailbox_full.Load(), 1u);
   EXPECT_EQ(counters_.mailbox_overflow.Load(), 1u);
   EXPECT_EQ(first->references_for_testing(), 2u) << "held by its waiting record";
