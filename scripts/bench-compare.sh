@@ -27,6 +27,17 @@
 #                                                     (ECDSA P-256); ws-fanin-q0/q1 over
 #                                                     WebSocket frames; each beside the plain-TCP
 #                                                     run of the same broker
+#   persistence (issue 15)                            persist-fanin-q1/q2 (100->1),
+#                                                     persist-pairs-q1/q2 (500) with persistent
+#                                                     subscribers (--clean-session 0), against
+#                                                     ringmq with persistence off (ringmq),
+#                                                     --persistence true --durability fsync
+#                                                     (ringmq_fsync) and interval
+#                                                     (ringmq_interval), and Mosquitto with
+#                                                     `persistence true` (its default autosave:
+#                                                     no fsync per message); the persistence
+#                                                     counters of ringmq's /metrics over the
+#                                                     measured window (fdatasyncs, bytes written)
 # connect, connect-fixed and reject protocol also run against ringmq-floor (bench/floor/), a minimal epoll
 # server that only accepts, answers a fixed CONNACK and closes: the floor of what any server
 # pays per connection on this kernel, reported as ringmq/floor and Mosquitto/floor; and
@@ -57,6 +68,11 @@
 # in a TOML file (--config) with the same certificates, which the script makes at run time with
 # the openssl command. A ringmq that does not serve TLS or WebSockets on that listener (probed
 # with a handshake) is skipped with a message, or fails if RINGMQ_BENCH_REQUIRE_TLS=1.
+#
+# The persistence runs give ringmq a data directory and Mosquitto a persistence_location under
+# the run's temporary directory, each deleted when its broker stops. A ringmq without the
+# --persistence flag has its persistent brokers skipped with a message, or failed if
+# RINGMQ_BENCH_REQUIRE_PERSISTENCE=1.
 #
 # Exit status: 0 if every run completed and verified, 1 otherwise, 2 on a setup error.
 set -euo pipefail
@@ -169,7 +185,13 @@ ringmq_has_password_file=0
 # 1 once ringmq serves MQTT 5.0 clients (issue 13): a ringmq that refuses level 5 then fails the
 # 5.0 runs instead of skipping them.
 mqtt5_required=${RINGMQ_BENCH_REQUIRE_MQTT5:-1}
-"$RINGMQ" --help 2>/dev/null | grep -q -- '--password-file' && ringmq_has_password_file=1
+# The help text is read whole first: `grep -q` in a pipe may exit before ringmq has written it
+# all, and under pipefail ringmq's SIGPIPE would then read as "no such flag".
+ringmq_help=$("$RINGMQ" --help 2>/dev/null || true)
+grep -q -- '--password-file' <<<"$ringmq_help" && ringmq_has_password_file=1
+ringmq_has_persistence=0
+grep -q -- '--persistence ' <<<"$ringmq_help" && ringmq_has_persistence=1
+persistence_required=${RINGMQ_BENCH_REQUIRE_PERSISTENCE:-0}
 
 queued=1000000 # both brokers: per-session queue large enough that the window bounds it instead
 
@@ -202,7 +224,9 @@ transport_listener() {
 
 # start_broker NAME AUTH PORT RUN: starts the broker, sets broker_pid, waits until it accepts.
 # With TRANSPORT=tls-ec|tls-rsa|ws-none and TPORT set, the broker also listens on TPORT with TLS
-# (those certificates) or WebSockets.
+# (those certificates) or WebSockets. ringmq_fsync and ringmq_interval are ringmq with persistence
+# in data_dir (that durability) and /metrics on metrics_port; with PERSIST=1 Mosquitto persists
+# to data_dir. Both set by the caller; the directory is made here.
 start_broker() {
   local name=$1 auth=$2 port=$3
   local log=$out/$1-$4.log
@@ -211,7 +235,7 @@ start_broker() {
     kind=${TRANSPORT%%-*}
     certs=$work/certs-${TRANSPORT#*-}
   fi
-  if [[ $name == ringmq || $name == ringmq1 ]]; then
+  if [[ $name == ringmq || $name == ringmq1 || $name == ringmq_fsync || $name == ringmq_interval ]]; then
     # Metrics off: nothing here scrapes them, and the default port may be taken on a shared
     # machine. The byte cap is raised with the message cap (it applies to QoS 1/2 too).
     # ringmq1: one shard, one event loop thread like the floor (see "How to read" in
@@ -219,7 +243,14 @@ start_broker() {
     local threads=2
     [[ $name == ringmq1 ]] && threads=1
     local args=(--port "$port" --threads "$threads" --max-queued-messages "$queued"
-                --max-queued-bytes $((1 << 30)) --metrics-port 0 --log-level warning)
+                --max-queued-bytes $((1 << 30)) --log-level warning)
+    if [[ $name == ringmq_fsync || $name == ringmq_interval ]]; then
+      mkdir -p "$data_dir"
+      args+=(--metrics-port "$metrics_port" --persistence true --data-dir "$data_dir"
+             --durability "${name#ringmq_}")
+    else
+      args+=(--metrics-port 0)
+    fi
     [[ $auth == 1 ]] && args+=(--password-file "$passwd_file" --allow-anonymous false)
     if [[ -n $kind ]]; then
       local toml=$work/ringmq-$port.toml
@@ -238,7 +269,16 @@ start_broker() {
       echo "max_inflight_messages 512"  # ringmq's default max_inflight
       echo "set_tcp_nodelay true"
       echo "max_connections -1"
-      echo "persistence false"
+      if [[ ${PERSIST:-0} == 1 ]]; then
+        # Mosquitto's persistence as shipped: the in-memory state is saved to mosquitto.db
+        # every autosave_interval (1800 s) and at exit, never per message.
+        mkdir -p "$data_dir"
+        [[ $(id -u) -eq 0 ]] && id mosquitto >/dev/null 2>&1 && chown mosquitto "$data_dir"
+        echo "persistence true"
+        echo "persistence_location $data_dir/"
+      else
+        echo "persistence false"
+      fi
       echo "log_dest stderr"
       echo "log_type error"
       echo "log_type warning"
@@ -380,9 +420,25 @@ run() {
       skipped=$((skipped + 1))
       continue
     fi
-    local port
+    if [[ $broker == ringmq_fsync || $broker == ringmq_interval ]] && [[ $ringmq_has_persistence == 0 ]]; then
+      if [[ $persistence_required == 1 ]]; then
+        say "FAIL $name on $broker: this ringmq has no --persistence flag"
+        failures=$((failures + 1))
+      else
+        say "SKIP $name on $broker: this ringmq has no --persistence flag yet (issue 15)"
+        skipped=$((skipped + 1))
+      fi
+      continue
+    fi
+    local port extra=()
     port=$(free_port)
     if [[ -n ${TRANSPORT:-} ]]; then TPORT=$(free_port); fi
+    data_dir=$work/data-$broker-$name
+    metrics_port=""
+    if [[ $broker == ringmq_fsync || $broker == ringmq_interval ]]; then
+      metrics_port=$(free_port)
+      extra=(--metrics-port "$metrics_port" --metrics-match persist)
+    fi
     if ! start_broker "$broker" "$auth" "$port" "$name"; then
       if [[ -n ${TRANSPORT:-} && $broker == ringmq* && $tls_required != 1 ]]; then
         # A ringmq without [[listener]] tables (or without the TLS/ws layer) refuses the config.
@@ -430,8 +486,9 @@ run() {
     fi
     local json=$out/$broker-$name.json rc=0
     runs=$((runs + 1))
-    timeout --kill-after=10 600 "$BENCH" "$@" --port "$bench_port" --broker-pid "$broker_pid" \
-      --label "$broker" --json "$json" --quiet >"$work/run.out" 2>"$work/run.err" || rc=$?
+    timeout --kill-after=10 600 "$BENCH" "$@" "${extra[@]}" --port "$bench_port" \
+      --broker-pid "$broker_pid" --label "$broker" --json "$json" --quiet >"$work/run.out" \
+      2>"$work/run.err" || rc=$?
     printf '%-10s %-20s %s\n' "$broker" "$name" "$(cat "$work/run.out")" >&2
     if [[ $rc -ne 0 ]]; then
       say "FAIL $name on $broker (ringmq-bench exit status $rc)"
@@ -439,11 +496,13 @@ run() {
       failures=$((failures + 1))
     fi
     stop_broker
+    rm -rf "$data_dir"
   done
 }
 
 if [[ $quick -eq 1 ]]; then
   D=(--duration 1.5 --warmup 0.5 --drain 3)
+  PERSIST_RUNS=(persist-fanin-q1 persist-pairs-q2)
   FANIN=(--publishers 20 --subscribers 1)
   FANOUT=(--publishers 1 --subscribers 100)
   PAIRS=(--publishers 50)
@@ -454,6 +513,7 @@ else
   FANOUT=(--publishers 1 --subscribers 1000)
   PAIRS=(--publishers 500)
   IDLE=10000
+  PERSIST_RUNS=(persist-fanin-q1 persist-fanin-q2 persist-pairs-q1 persist-pairs-q2)
 fi
 P=(--payload 64 --window 16)
 
@@ -525,6 +585,20 @@ for qos in 0 1; do
     "${TLS_EC[@]}"
   TRANSPORT=ws-none run "ws-fanin-q$qos" 0 fanin --qos "$qos" "${P[@]}" "${FANIN[@]}" "${D[@]}" \
     --websocket
+done
+
+# Persistence (issue 15): persistent subscribers (Clean Session 0, fixed client ids; every broker
+# starts empty) at QoS 1 and 2. Beside ringmq with persistence off, ringmq with each durability
+# and Mosquitto with `persistence true` (autosave only: nothing reaches the disk in the window).
+# --quick runs one fanin and one pairs row.
+PERSISTENT=(--clean-session 0)
+for persist_run in "${PERSIST_RUNS[@]}"; do
+  scenario=${persist_run#persist-}
+  qos=${scenario##*-q}
+  scenario=${scenario%-q*}
+  if [[ $scenario == fanin ]]; then shape=("${FANIN[@]}"); else shape=("${PAIRS[@]}"); fi
+  PERSIST=1 RUN_BROKERS="ringmq ringmq_fsync ringmq_interval mosquitto" run "$persist_run" 0 \
+    "$scenario" --qos "$qos" "${PERSISTENT[@]}" "${P[@]}" "${shape[@]}" "${D[@]}"
 done
 say "runs done in $((SECONDS - start)) s: $runs runs, $failures failed, $skipped skipped"
 

@@ -2,7 +2,7 @@
 # Usage: scripts/callgrind-per-message.sh [--build-dir DIR] [--scenario fanout|fanin] [--qos N]
 #                                         [--messages N] [--publishers N] [--subscribers N]
 #                                         [--saturate S] [--max-inflight N] [--keep DIR]
-#                                         [--transport tls|ws]
+#                                         [--transport tls|ws] [--persistence off|fsync|interval]
 #
 # Instructions the broker executes per delivered message, measured with valgrind's callgrind
 # (a count of instructions, so the figure is repeatable on a loaded machine, unlike time):
@@ -25,6 +25,12 @@
 # openssl command; full handshakes, in both runs so that they cancel out) or WebSocket frames, to
 # a [[listener]] table of a TOML file (--config) beside the plain listener; the figure is then
 # what a message costs over that transport.
+# --persistence off|fsync|interval: the subscribers are persistent (ringmq-bench --clean-session
+# 0) in both runs; with fsync or interval the broker also persists (--persistence true
+# --durability D) to a fresh data directory per run under the script's temporary directory, so
+# the figure is what a durable message costs the broker's threads (instructions only: the
+# kernel's share of a write or an fdatasync, and the wait for it, are not counted). off is the
+# in-memory figure for the same clients.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,6 +45,7 @@ saturate=""
 max_inflight=""
 keep=""
 transport=""
+persistence=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --build-dir) build=$2; shift ;;
@@ -51,6 +58,7 @@ while [[ $# -gt 0 ]]; do
     --max-inflight) max_inflight=$2; shift ;;
     --keep) keep=$2; shift ;;
     --transport) transport=$2; shift ;;
+    --persistence) persistence=$2; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "callgrind-per-message: unknown option '$1'" >&2; exit 2 ;;
   esac
@@ -65,6 +73,10 @@ esac
 case "$transport" in
   ""|tls|ws) ;;
   *) echo "callgrind-per-message: --transport is tls or ws" >&2; exit 2 ;;
+esac
+case "$persistence" in
+  ""|off|fsync|interval) ;;
+  *) echo "callgrind-per-message: --persistence is off, fsync or interval" >&2; exit 2 ;;
 esac
 broker_flags=()
 [[ -n "$max_inflight" ]] && broker_flags+=(--max-inflight "$max_inflight")
@@ -88,6 +100,7 @@ free_port() {
 
 # --transport: certificates (tls) and the bench options; the listener table is per run.
 bench_transport=()
+[[ -n $persistence ]] && bench_transport+=(--clean-session 0)
 if [[ $transport == tls ]]; then
   command -v openssl >/dev/null || { echo "callgrind-per-message: the openssl command is missing (scripts/install-deps.sh)" >&2; exit 2; }
   key=(-newkey ec -pkeyopt ec_paramgen_curve:P-256)
@@ -98,9 +111,9 @@ if [[ $transport == tls ]]; then
   printf 'subjectAltName=IP:127.0.0.1\n' >"$work/ext.cnf"
   openssl x509 -req -in "$work/server.csr" -CA "$work/ca.crt" -CAkey "$work/ca.key" \
     -CAcreateserial -out "$work/server.crt" -days 2 -extfile "$work/ext.cnf" >/dev/null 2>&1
-  bench_transport=(--tls --cafile "$work/ca.crt")
+  bench_transport+=(--tls --cafile "$work/ca.crt")
 elif [[ $transport == ws ]]; then
-  bench_transport=(--websocket)
+  bench_transport+=(--websocket)
 fi
 
 # measure NAME BENCH_ARGS...: prints "IR DELIVERED SQES CQES ITERATIONS".
@@ -124,6 +137,9 @@ measure() {
       fi
     } >"$work/$name.toml"
     config=(--config "$work/$name.toml")
+  fi
+  if [[ $persistence == fsync || $persistence == interval ]]; then
+    config+=(--persistence true --data-dir "$work/data-$name" --durability "$persistence")
   fi
   valgrind --tool=callgrind --callgrind-out-file="$out" --dump-instr=no \
     "$RINGMQ" --port "$port" --threads 1 --log-level info --metrics-port 0 \
@@ -189,7 +205,8 @@ else
 fi
 
 "$PY" - "$base_ir" "$work_ir" "$delivered" "$subscribers" "$scenario" "$qos" \
-  "$base_sqes" "$sqes" "$base_cqes" "$cqes" "$base_iterations" "$iterations" "$transport" <<'EOF'
+  "$base_sqes" "$sqes" "$base_cqes" "$cqes" "$base_iterations" "$iterations" "$transport" \
+  "$persistence" <<'EOF'
 import sys
 base, total, delivered, subs = (int(x) for x in sys.argv[1:5])
 scenario, qos = sys.argv[5], sys.argv[6]
@@ -199,6 +216,8 @@ print(f"workload: {total:,} Ir, {delivered:,} verified deliveries")
 if delivered:
     per = (total - base) / delivered
     over = f", over {sys.argv[13]}" if sys.argv[13] else ""
+    if sys.argv[14]:
+        over += f", persistent subscribers, persistence {sys.argv[14]}"
     print(f"instructions per delivered message ({scenario} QoS {qos}, 64 B, 1 shard{over}): {per:,.0f}")
     if scenario == "fanout":
         print(f"(per published message, {subs} deliveries each: {per * subs:,.0f})")

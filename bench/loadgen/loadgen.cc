@@ -60,7 +60,9 @@
 #include <vector>
 
 #include "histogram.h"
+#include "scrape.h"
 #include "sequence.h"
+#include "session.h"
 #include "transport.h"
 #include "wire.h"
 
@@ -123,6 +125,13 @@ struct Options {
   bool websocket = false;
   std::string ws_path = "/mqtt";
   bool tls_resume = false;  // each client offers the session of its previous connection
+  // Persistent subscribers (session.h): --clean-session 0 / --session-expiry S.
+  session::SessionOptions sessions;
+  std::string client_id_prefix;  // empty: rb<pid>, or rb with persistent subscribers
+  // --metrics-port: the broker's /metrics counters containing metrics_match, read at the start
+  // and end of the measured window (scrape.h).
+  int metrics_port = 0;
+  std::string metrics_match = "persist";
 };
 
 const char kHelp[] =
@@ -171,6 +180,19 @@ const char kHelp[] =
     "                             wss\n"
     "  --ws-path P                --websocket: the HTTP path of the upgrade (/mqtt)\n"
     "  --retain                   fanin/fanout/pairs/wildcard: every PUBLISH retained (off)\n"
+    "  --clean-session 0|1        subscribers' Clean Session (3.1.1) / Clean Start (5.0) flag\n"
+    "                             (1); 0 with 3.1.1 subscribers: persistent sessions\n"
+    "  --session-expiry S         5.0 subscribers' Session Expiry Interval in seconds (not\n"
+    "                             sent): above 0, persistent sessions. Persistent subscribers\n"
+    "                             get fixed client ids (PREFIX-s<i>), so a second run with the\n"
+    "                             same prefix resumes their sessions; messages those sessions\n"
+    "                             kept from an earlier run are counted (verify.stale), not judged\n"
+    "  --client-id-prefix P       client ids start with P (rb<pid>; rb with persistent\n"
+    "                             subscribers)\n"
+    "  --metrics-port N           read the broker's Prometheus /metrics on --host:N at the start\n"
+    "                             and end of the measured window and report how far each counter\n"
+    "                             whose name contains --metrics-match moved (summed over labels)\n"
+    "  --metrics-match TEXT       which /metrics names --metrics-port reports (persist)\n"
     "  --payload BYTES            payload size, at least 24 (64)\n"
     "  --publishers N --subscribers N   client counts (scenario defaults)\n"
     "  --clients N                connect/reject/idle: connections\n"
@@ -317,6 +339,16 @@ Options ParseOptions(int argc, char** argv) {
       if (value != "1.2" && value != "1.3") Usage("--tls-version must be 1.2 or 1.3");
       o.tls_options.version = value;
     }
+    else if (arg == "--clean-session") o.sessions.clean_session = number(0, 1) != 0;
+    else if (arg == "--session-expiry") {
+      o.sessions.session_expiry_s = static_cast<uint32_t>(number(0, 4294967295.0));
+    }
+    else if (arg == "--client-id-prefix") {
+      if (value.empty() || value.size() > 40) Usage("--client-id-prefix: 1 to 40 characters");
+      o.client_id_prefix = value;
+    }
+    else if (arg == "--metrics-port") o.metrics_port = static_cast<int>(number(1, 65535));
+    else if (arg == "--metrics-match") o.metrics_match = value;
     else if (arg == "--ws-path") {
       if (value.empty() || value[0] != '/') Usage("--ws-path must start with /");
       o.ws_path = value;
@@ -368,6 +400,18 @@ Options ParseOptions(int argc, char** argv) {
     case Scenario::kReject: def(o.clients, 32); o.publishers = o.subscribers = 0; break;
     case Scenario::kIdle: def(o.clients, 1000); o.publishers = o.subscribers = 0; break;
   }
+  // Mixed: subscriber i is 5.0 when i is odd (ClientLevel).
+  const bool any_5 = o.protocol == Protocol::k5 ||
+                     (o.protocol == Protocol::kMixed && o.subscribers >= 2);
+  const bool any_311 = o.protocol == Protocol::k311 ||
+                       (o.protocol == Protocol::kMixed && o.subscribers >= 1);
+  const std::string session_problem =
+      session::CheckSessionOptions(o.sessions, publishing, any_311, any_5);
+  if (!session_problem.empty()) Usage(session_problem);
+  if (o.client_id_prefix.empty()) {
+    const bool persistent = !o.sessions.clean_session || o.sessions.session_expiry_s != 0;
+    o.client_id_prefix = persistent ? "rb" : "rb" + std::to_string(getpid());
+  }
   return o;
 }
 
@@ -378,6 +422,9 @@ struct ProcSample {
   bool ok = false;
   double cpu_s = 0;
   uint64_t rss_kib = 0;
+  // /proc/PID/io write_bytes: bytes the process caused to be written to storage (page cache
+  // write-back included, whenever it happens); -1 if unreadable (another user's process).
+  int64_t write_bytes = -1;
 };
 
 ProcSample ReadProc(int pid) {
@@ -409,6 +456,18 @@ ProcSample ReadProc(int pid) {
     while (std::fgets(line, sizeof line, f) != nullptr) {
       if (std::strncmp(line, "VmRSS:", 6) == 0) {
         s.rss_kib = std::strtoull(line + 6, nullptr, 10);
+        break;
+      }
+    }
+    std::fclose(f);
+  }
+  std::snprintf(path, sizeof path, "/proc/%d/io", pid);
+  f = std::fopen(path, "r");
+  if (f != nullptr) {
+    char line[256];
+    while (std::fgets(line, sizeof line, f) != nullptr) {
+      if (std::strncmp(line, "write_bytes:", 12) == 0) {
+        s.write_bytes = static_cast<int64_t>(std::strtoull(line + 12, nullptr, 10));
         break;
       }
     }
@@ -447,6 +506,7 @@ struct Shared {
   std::atomic<int> phase{static_cast<int>(Phase::kSetup)};
   std::atomic<int> ready{0};         // clients connected (and subscribed)
   std::atomic<int> setup_failed{0};
+  uint64_t process_start_ns = 0;     // before any client connects: older messages are stale
   uint64_t t0_ns = 0;                // run start (warm-up begins); set before phase kRun
   uint64_t measure_start_ns = 0;
   uint64_t measure_end_ns = 0;
@@ -592,6 +652,7 @@ class Worker {
   int last_refusal_code = -1;      // the last of those reason codes
   ConnectOutcomes outcomes;  // measured window
   uint64_t connected = 0;
+  uint64_t sessions_present = 0;  // subscribers whose CONNACK said Session Present
   uint64_t connect_failures = 0;
   uint64_t first_connect_ns = 0;
   uint64_t last_connack_ns = 0;
@@ -685,7 +746,6 @@ bool Worker::StartConnect(Conn& c) {
 }
 
 void Worker::SendConnect(Conn& c) {
-  char client_id[64];
   const char* kind = "x";
   switch (c.role) {
     case Role::kPublisher: kind = "p"; break;
@@ -694,9 +754,11 @@ void Worker::SendConnect(Conn& c) {
     case Role::kIdle: kind = "i"; break;
     case Role::kRetainer: kind = "r"; break;
   }
-  std::snprintf(client_id, sizeof client_id, "rb%d-%s%d-%d", static_cast<int>(getpid()), kind,
-                c.index, id_);
   c.level = ClientLevel(o_, c.role, c.index);
+  const bool persistent = c.role == Role::kSubscriber &&
+                          session::Persistent(o_.sessions, c.level == wire::kMqtt5);
+  const std::string client_id =
+      session::ClientId(o_.client_id_prefix, kind[0], c.index, id_, persistent);
   c.topic_alias_set = false;
   c.acked = 0;
   wire::ConnectFields f;
@@ -705,6 +767,10 @@ void Worker::SendConnect(Conn& c) {
   f.password = o_.password;
   f.protocol_level = c.level;
   f.receive_maximum = static_cast<uint16_t>(o_.receive_maximum);
+  if (c.role == Role::kSubscriber) {
+    f.clean_session = o_.sessions.clean_session;
+    if (c.level == wire::kMqtt5) f.session_expiry_s = o_.sessions.session_expiry_s;
+  }
   if (o_.scenario == Scenario::kReject) {
     if (o_.reject_kind == "protocol") {
       f.protocol_level = 9;
@@ -920,6 +986,10 @@ void Worker::OnPublish(Conn& c, const wire::Frame& f) {
     }
     return;
   }
+  if (session::PublishedBeforeRun(h.send_ns, shared_->process_start_ns, now)) {
+    ++verify.stale;
+    return;
+  }
   if (h.publisher >= static_cast<uint32_t>(o_.publishers) ||
       !SubscriberExpects(o_, c.index, static_cast<int>(h.publisher))) {
     ++verify.corrupt;
@@ -1029,6 +1099,7 @@ bool Worker::OnConnack(Conn& c, const wire::Frame& f) {
   c.server_receive_maximum = ack.receive_maximum;
   last_connack_ns = NowNs();
   ++connected;
+  if (c.role == Role::kSubscriber && ack.session_present) ++sessions_present;
   if (c.role == Role::kSubscriber) {
     std::string filter;
     if (o_.scenario == Scenario::kPairs) {
@@ -1591,7 +1662,7 @@ struct Totals {
   uint64_t transport_errors = 0, tls_handshakes = 0, tls_resumed = 0;
   std::string transport_error, tls_version, tls_cipher;
   int last_refusal_code = -1;
-  uint64_t connected = 0, connect_failures = 0, retained_cycles = 0;
+  uint64_t connected = 0, sessions_present = 0, connect_failures = 0, retained_cycles = 0;
   uint64_t first_connect_ns = 0, last_connack_ns = 0;
   ConnectOutcomes outcomes;
 };
@@ -1612,6 +1683,7 @@ Totals Collect(const std::vector<std::unique_ptr<Worker>>& workers) {
     t.verify.duplicated += w->verify.duplicated;
     t.verify.out_of_order += w->verify.out_of_order;
     t.verify.corrupt += w->verify.corrupt;
+    t.verify.stale += w->verify.stale;
     t.sent += w->sent_measured;
     t.delivered += w->delivered_measured;
     t.stalls += w->stalls;
@@ -1630,6 +1702,7 @@ Totals Collect(const std::vector<std::unique_ptr<Worker>>& workers) {
     }
     if (w->last_refusal_code >= 0) t.last_refusal_code = w->last_refusal_code;
     t.connected += w->connected;
+    t.sessions_present += w->sessions_present;
     t.connect_failures += w->connect_failures;
     t.retained_cycles += w->retained_cycles;
     if (w->first_connect_ns != 0 &&
@@ -1775,8 +1848,31 @@ bool LoadRetained(const Shared& shared) {
   return true;
 }
 
+// --metrics-port: reads the broker's /metrics (the counters named by --metrics-match). Returns
+// false, having said why on stderr, if it cannot.
+bool ReadBrokerMetrics(const Shared& shared, scrape::Samples* out) {
+  const Options& o = shared.options;
+  sockaddr_storage address = shared.address;
+  const auto port = htons(static_cast<uint16_t>(o.metrics_port));
+  if (address.ss_family == AF_INET6) {
+    reinterpret_cast<sockaddr_in6*>(&address)->sin6_port = port;
+  } else {
+    reinterpret_cast<sockaddr_in*>(&address)->sin_port = port;
+  }
+  std::string body, error;
+  if (!scrape::FetchMetrics(address, shared.address_size,
+                            o.host + ":" + std::to_string(o.metrics_port), 5000, &body, &error)) {
+    std::fprintf(stderr, "ringmq-bench: /metrics on port %d: %s\n", o.metrics_port,
+                 error.c_str());
+    return false;
+  }
+  scrape::ParseExposition(body, o.metrics_match, out);
+  return true;
+}
+
 int Main(int argc, char** argv) {
   auto shared = std::make_unique<Shared>();
+  shared->process_start_ns = NowNs();
   shared->options = ParseOptions(argc, argv);
   const Options& o = shared->options;
   RaiseFileLimit();
@@ -1896,6 +1992,8 @@ int Main(int argc, char** argv) {
 
   // Run: warm-up, measured window, then drain.
   ProcSample broker_start, broker_end;
+  scrape::Samples metrics_start, metrics_end;
+  bool metrics_ok = o.metrics_port == 0;
   double self_start = 0, self_end = 0;
   uint64_t run_end = 0;
   const bool run = setup_ok && o.scenario != Scenario::kIdle;
@@ -1910,6 +2008,7 @@ int Main(int argc, char** argv) {
       const uint64_t now = NowNs();
       if (!measuring && now >= shared->measure_start_ns) {
         broker_start = ReadProc(o.broker_pid);
+        if (o.metrics_port != 0) metrics_ok = ReadBrokerMetrics(*shared, &metrics_start);
         self_start = SelfCpuSeconds();
         measuring = true;
       }
@@ -1923,6 +2022,9 @@ int Main(int argc, char** argv) {
       }
     }
     broker_end = ReadProc(o.broker_pid);
+    if (o.metrics_port != 0 && metrics_ok) {
+      metrics_ok = ReadBrokerMetrics(*shared, &metrics_end);
+    }
     self_end = SelfCpuSeconds();
     run_end = NowNs();
     // Drain: wait for the messages still in flight (all publishers stopped at measure_end).
@@ -1960,6 +2062,9 @@ int Main(int argc, char** argv) {
   r.Num("user_properties", o.user_properties);
   r.Num("topic_alias", o.topic_alias ? 1 : 0);
   r.Num("receive_maximum", o.receive_maximum);
+  r.Num("clean_session", o.sessions.clean_session ? 1 : 0);
+  r.Num("session_expiry_s", o.sessions.session_expiry_s);
+  r.Str("client_id_prefix", o.client_id_prefix);
   r.Str("transport.kind", o.tls ? (o.websocket ? "wss" : "tls") : (o.websocket ? "ws" : "tcp"));
   r.Str("transport.tls_version", t.tls_version);
   r.Str("transport.tls_cipher", t.tls_cipher);
@@ -1985,18 +2090,37 @@ int Main(int argc, char** argv) {
             ? static_cast<double>(t.connected) / (static_cast<double>(t.last_connack_ns - t.first_connect_ns) / 1e9)
             : 0);
   r.Num("setup.failures", static_cast<double>(t.connect_failures));
+  r.Num("setup.sessions_present", static_cast<double>(t.sessions_present));
 
   const double broker_cpu = broker_start.ok && broker_end.ok ? broker_end.cpu_s - broker_start.cpu_s : 0;
   const double self_cpu = self_end - self_start;
   r.Num("broker.pid", o.broker_pid);
   r.Num("broker.cpu_s", broker_cpu);
   r.Num("broker.cpu_util", measured_s > 0 ? broker_cpu / measured_s : 0);
+  // Storage writes in the measured window (/proc/PID/io), for any broker: null if unreadable.
+  r.Num("broker.write_bytes", broker_start.write_bytes >= 0 && broker_end.write_bytes >= 0
+                                  ? static_cast<double>(broker_end.write_bytes -
+                                                        broker_start.write_bytes)
+                                  : NAN);
   r.Num("loadgen.cpu_s", self_cpu);
   r.Num("loadgen.cpu_util", measured_s > 0 ? self_cpu / measured_s : 0);
+  if (o.metrics_port != 0) {
+    // How far each matching counter moved in the measured window, summed over its labels.
+    r.Num("broker_metrics.read", metrics_ok && run ? 1 : 0);
+    if (metrics_ok && run) {
+      for (const auto& [name, delta] : scrape::Delta(metrics_start, metrics_end)) {
+        r.Num("broker_metrics." + name, delta);
+      }
+    }
+  }
 
   std::string why;
   bool ok = setup_ok;
   if (!setup_ok) why = "setup failed";
+  if (o.metrics_port != 0 && run && !metrics_ok) {
+    ok = false;
+    why += (why.empty() ? "" : "; ") + std::string("could not read the broker's /metrics");
+  }
   const bool messaging = o.scenario == Scenario::kFanin || o.scenario == Scenario::kFanout ||
                          o.scenario == Scenario::kPairs || o.scenario == Scenario::kWildcard ||
                          o.scenario == Scenario::kRetained;
@@ -2017,6 +2141,7 @@ int Main(int argc, char** argv) {
     r.Num("verify.duplicated", static_cast<double>(t.verify.duplicated));
     r.Num("verify.out_of_order", static_cast<double>(t.verify.out_of_order));
     r.Num("verify.corrupt", static_cast<double>(t.verify.corrupt));
+    r.Num("verify.stale", static_cast<double>(t.verify.stale));
     r.Num("verify.stalls", static_cast<double>(t.stalls));
     r.Num("verify.unexpected_closes", static_cast<double>(t.unexpected_closes));
     r.Num("verify.protocol_errors", static_cast<double>(t.protocol_errors));
@@ -2140,6 +2265,9 @@ int Main(int argc, char** argv) {
     if (o.user_properties > 0) std::printf(" user-properties %d", o.user_properties);
     if (o.topic_alias) std::printf(" topic-alias");
   }
+  if (!o.sessions.clean_session || o.sessions.session_expiry_s != 0) {
+    std::printf(" persistent subscribers (%" PRIu64 " sessions present)", t.sessions_present);
+  }
   std::printf(": ");
   if (messaging) {
     std::printf("%.0f msg/s delivered (%.0f sent/s), p50 %.0f us p99 %.0f us max %.0f us",
@@ -2150,6 +2278,7 @@ int Main(int argc, char** argv) {
                 static_cast<double>(t.latency.max()) / 1e3);
     std::printf("; lost %" PRIu64 " dup %" PRIu64 " ooo %" PRIu64, t.verify.lost,
                 t.verify.duplicated, t.verify.out_of_order);
+    if (t.verify.stale != 0) std::printf(" stale %" PRIu64, t.verify.stale);
   } else if (o.scenario == Scenario::kIdle) {
     std::printf("%" PRIu64 " idle connections", t.connected);
   } else {

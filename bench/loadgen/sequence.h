@@ -106,6 +106,9 @@ struct VerifyCounts {
   uint64_t duplicated = 0;
   uint64_t out_of_order = 0;
   uint64_t corrupt = 0;  // malformed payloads, unknown publishers, unexpected topics
+  // Published before this run (kept by a persistent session from an earlier one, session.h):
+  // counted, not judged, since this run never sent them.
+  uint64_t stale = 0;
 };
 
 // Whether `counts` pass at `qos`; if not, `why` says which rule failed.

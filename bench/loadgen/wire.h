@@ -47,6 +47,7 @@ enum PacketType : uint8_t {
 // The 5.0 property identifiers the generator writes or reads (§2.2.2.2); PropertyValueSize knows
 // the type of every identifier the spec defines.
 enum PropertyId : uint8_t {
+  kPropSessionExpiryInterval = 0x11,
   kPropReasonString = 0x1F,
   kPropReceiveMaximum = 0x21,
   kPropTopicAliasMaximum = 0x22,
@@ -162,16 +163,20 @@ struct ConnectFields {
   uint16_t keepalive_s = 0;
   bool clean_session = true;  // 5.0: Clean Start
   uint16_t receive_maximum = 0;  // 5.0: sent as Receive Maximum (§3.1.2.11.3) when not 0
+  // 5.0: sent as Session Expiry Interval (§3.1.2.11.2) when not 0; absent, the session ends with
+  // the connection, like a clean 3.1.1 session.
+  uint32_t session_expiry_s = 0;
 };
 
-// Level 5: the CONNECT properties block is empty unless receive_maximum is set; no Session
-// Expiry Interval, so the session ends with the connection (§3.1.2.11.2), like a clean 3.1.1
-// session.
+// Level 5: the CONNECT properties block holds Session Expiry Interval then Receive Maximum,
+// each only when set (empty otherwise).
 inline void EncodeConnect(const ConnectFields& f, Buffer& out) {
   const bool has_user = !f.username.empty();
   const bool has_password = has_user && !f.password.empty();
   const bool mqtt5 = f.protocol_level == kMqtt5;
-  const uint32_t properties = mqtt5 && f.receive_maximum != 0 ? 3 : 0;
+  uint32_t properties = 0;
+  if (mqtt5 && f.session_expiry_s != 0) properties += 5;
+  if (mqtt5 && f.receive_maximum != 0) properties += 3;
   uint32_t length = 2 + 4 + 1 + 1 + 2 + 2 + static_cast<uint32_t>(f.client_id.size());
   if (mqtt5) length += static_cast<uint32_t>(RemainingLengthSize(properties)) + properties;
   if (has_user) length += 2 + static_cast<uint32_t>(f.username.size());
@@ -187,7 +192,11 @@ inline void EncodeConnect(const ConnectFields& f, Buffer& out) {
   out.PutU16(f.keepalive_s);
   if (mqtt5) {
     out.PutRemainingLength(properties);
-    if (properties != 0) {
+    if (f.session_expiry_s != 0) {
+      out.Put(kPropSessionExpiryInterval);
+      out.PutU32(f.session_expiry_s);
+    }
+    if (f.receive_maximum != 0) {
       out.Put(kPropReceiveMaximum);
       out.PutU16(f.receive_maximum);
     }

@@ -89,6 +89,28 @@ TEST(WireAgainstCodec, Mqtt5ConnectDecodes) {
   }
 }
 
+TEST(WireAgainstCodec, PersistentMqtt5ConnectDecodes) {
+  Buffer b;
+  ConnectFields f;
+  f.client_id = "rb-s0";
+  f.protocol_level = kMqtt5;
+  f.clean_session = false;
+  f.session_expiry_s = 3600;
+  f.receive_maximum = 512;
+  EncodeConnect(f, b);
+  const mqtt::Frame frame = mqtt::PeekFrame(View(b), 1 << 20);
+  ASSERT_EQ(frame.status, mqtt::FrameStatus::kComplete);
+  const auto decoded = mqtt::DecodeConnect(
+      frame.header, View(b).subspan(frame.header.header_length), /*accept_mqtt5=*/true);
+  ASSERT_TRUE(decoded.ok()) << mqtt::NameOf(decoded.violation());
+  const mqtt::Connect& c = decoded.value();
+  EXPECT_FALSE(c.clean_session);
+  EXPECT_EQ(c.client_id, "rb-s0");
+  const mqtt::PropertyValues v = c.properties.Values();
+  EXPECT_EQ(v.session_expiry_interval_s, 3600u);
+  EXPECT_EQ(v.receive_maximum, 512);
+}
+
 TEST(WireAgainstCodec, Mqtt5SubscribeAndUnsubscribeDecode) {
   Buffer b;
   EncodeSubscribe(3, "bench/pair/7", 1, kMqtt5, b);

@@ -84,6 +84,34 @@ TEST(WireConnect, Mqtt5ReceiveMaximumAndCredentials) {
                            2, 'p', 'w'}}));
 }
 
+// A persistent 5.0 subscriber: Clean Start 0 and Session Expiry Interval (§3.1.2.11.2, a Four
+// Byte Integer) before Receive Maximum.
+TEST(WireConnect, Mqtt5SessionExpiryAndCleanStart0) {
+  Buffer b;
+  ConnectFields f;
+  f.client_id = "c";
+  f.protocol_level = kMqtt5;
+  f.clean_session = false;
+  f.session_expiry_s = 0x01020304;
+  f.receive_maximum = 10;
+  EncodeConnect(f, b);
+  EXPECT_EQ(Take(b), Cat({{0x10, 22, 0, 4},
+                          Text("MQTT"),
+                          {5, 0x00, 0, 0, 8, kPropSessionExpiryInterval, 1, 2, 3, 4,
+                           kPropReceiveMaximum, 0, 10, 0, 1, 'c'}}));
+}
+
+// 3.1.1 has no properties: Clean Session 0 is the flag alone, the expiry is not sent.
+TEST(WireConnect, Mqtt311CleanSession0IgnoresTheExpiry) {
+  Buffer b;
+  ConnectFields f;
+  f.client_id = "c";
+  f.clean_session = false;
+  f.session_expiry_s = 300;
+  EncodeConnect(f, b);
+  EXPECT_EQ(Take(b), Cat({{0x10, 13, 0, 4}, Text("MQTT"), {4, 0x00, 0, 0, 0, 1, 'c'}}));
+}
+
 TEST(WireConnect, RejectScenarioLevelKeepsThe311Layout) {
   Buffer b;
   ConnectFields f;

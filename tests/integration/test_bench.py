@@ -7,6 +7,12 @@ MQTT 5.0 (`--protocol 5|mixed`, `--user-properties`, `--topic-alias`): short run
 Mosquitto (/usr/sbin/mosquitto, installed by scripts/install-deps.sh), which speaks 5.0, and
 against the broker under test.
 
+Persistent subscribers (`--clean-session 0`, `--session-expiry S`): a second run with the same
+client id prefix resumes the first run's sessions (Session Present counted) and still verifies;
+messages a session kept from before the run are counted as stale, not judged; `--metrics-port`
+reports how far the broker's counters moved in the measured window (against ringmq with
+persistence: fdatasyncs, bytes and records written).
+
 TLS and WebSockets (`--tls --cafile`, `--cert/--key`, `--websocket`): short runs against Mosquitto
 with a TLS listener, a mutual-TLS listener, a websockets listener and a websockets-over-TLS one,
 with ECDSA P-256 and RSA 2048 certificates the test makes with the openssl command; every message
@@ -16,6 +22,7 @@ verified, and a broker certificate from another CA refused.
 import json
 import os
 import socket
+import struct
 import subprocess
 import tempfile
 import time
@@ -53,7 +60,9 @@ def accepts_mqtt5(port):
     return len(reply.body) >= 3 and reply.body[1] == 0x00
 
 
-class Bench(BrokerTestCase):
+class BenchRunner(BrokerTestCase):
+    """Runs ringmq-bench against a broker and checks its results (no tests of its own)."""
+
     def run_bench(self, broker, *args):
         with tempfile.TemporaryDirectory() as tmp:
             out = os.path.join(tmp, "result.json")
@@ -101,6 +110,8 @@ class Bench(BrokerTestCase):
         self.assertEqual(len(csv_lines), 2)  # header + one row
         self.assertIn("messages.delivered_per_s", csv_lines[0].split(","))
 
+
+class Bench(BenchRunner):
     def test_fanin_qos1_verifies(self):
         b = self.start_broker(log_level="info")
         proc, result, csv_lines = self.run_bench(
@@ -228,6 +239,129 @@ class Bench(BrokerTestCase):
         self.assert_messages_verified(proc, result, csv_lines, "pairs")
         self.assert_mqtt5_run(result, "mixed", 8)
         self.assert_counters(b.stop(), connect_accepted=1 + 20 + 16)
+
+
+class PersistentSubscribers(BenchRunner):
+    def test_second_run_resumes_the_sessions_and_verifies(self):
+        b = self.start_broker(log_level="info", metrics=not is_mosquitto())
+        prefix = f"pt{os.getpid()}"
+        args = ["pairs", "--qos", "1", "--publishers", "6", "--clean-session", "0",
+                "--client-id-prefix", prefix, "--duration", "1", "--warmup", "0.3"]
+        proc, result, csv_lines = self.run_bench(b, *args)
+        self.assert_messages_verified(proc, result, csv_lines, "pairs")
+        self.assertEqual(result["clean_session"], 0)
+        self.assertEqual(result["client_id_prefix"], prefix)
+        self.assertEqual(result["setup"]["sessions_present"], 0)
+        self.assertEqual(result["verify"]["stale"], 0)
+        # Same subscribers, QoS 2 this time: every session is resumed, exactly once holds.
+        args[2] = "2"
+        if b.metrics_port:
+            args += ["--metrics-port", str(b.metrics_port), "--metrics-match",
+                     "messages_received_total"]
+        proc, result, csv_lines = self.run_bench(b, *args)
+        self.assert_messages_verified(proc, result, csv_lines, "pairs")
+        self.assertEqual(result["setup"]["sessions_present"], 6)
+        self.assertIn("persistent subscribers (6 sessions present)", proc.stdout)
+        if b.metrics_port:
+            # PUBLISHes received in the measured window: about what was sent in it (publishers
+            # stop at its end; a few may arrive after the last read).
+            m = result["broker_metrics"]
+            self.assertEqual(m["read"], 1)
+            received = m["ringmq_messages_received_total"]
+            sent = result["messages"]["sent"]
+            self.assertGreater(received, 0)
+            self.assertLessEqual(abs(received - sent), sent * 0.2 + 200, m)
+        b.stop()
+
+    def test_mqtt5_session_expiry(self):
+        b = self.start_broker(log_level="info")
+        proc, result, csv_lines = self.run_bench(
+            b, "fanin", "--qos", "1", "--protocol", "5", "--publishers", "5",
+            "--session-expiry", "60", "--client-id-prefix", f"pe{os.getpid()}",
+            "--duration", "1", "--warmup", "0.3")
+        self.assert_messages_verified(proc, result, csv_lines, "fanin")
+        self.assertEqual(result["session_expiry_s"], 60)
+        proc, result, csv_lines = self.run_bench(
+            b, "fanin", "--qos", "1", "--protocol", "5", "--publishers", "5",
+            "--session-expiry", "60", "--clean-session", "0",
+            "--client-id-prefix", f"pe{os.getpid()}", "--duration", "1", "--warmup", "0.3")
+        self.assert_messages_verified(proc, result, csv_lines, "fanin")
+        self.assertEqual(result["setup"]["sessions_present"], 1)
+        b.stop()
+
+    def test_messages_kept_from_before_the_run_are_stale_not_judged(self):
+        b = self.start_broker(log_level="info")
+        prefix = f"ps{os.getpid()}"
+        args = ["fanin", "--qos", "1", "--publishers", "3", "--clean-session", "0",
+                "--client-id-prefix", prefix, "--duration", "0.5", "--warmup", "0.2"]
+        proc, result, _ = self.run_bench(b, *args)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        # While the subscriber is away its session queues 5 QoS 1 messages in the generator's
+        # payload format, sent "at" monotonic time 1 ns (long before the next run) by publisher
+        # 0 with sequence numbers 1..5, the very numbers the next run starts with.
+        with mqtt_raw.connect_client(b.port, "stale-publisher") as sock:
+            for seq in range(1, 6):
+                payload = struct.pack("<IIQQ", 0x42514d52, 0, seq, 1) + b"x" * 40
+                mqtt_raw.send(sock, mqtt_raw.publish("bench/fanin", payload, qos=1,
+                                                     packet_id=seq))
+                reply = mqtt_raw.read_packet(sock)
+                self.assertEqual(reply.type, mqtt_raw.PUBACK)
+            mqtt_raw.disconnect(sock)
+        proc, result, _ = self.run_bench(b, *args)
+        self.assertEqual(proc.returncode, 0, f"stdout: {proc.stdout}\nstderr: {proc.stderr}")
+        v = result["verify"]
+        self.assertEqual(v["stale"], 5)
+        self.assertEqual(v["duplicated"], 0)
+        self.assertEqual(v["out_of_order"], 0)
+        self.assertEqual(v["lost"], 0)
+        self.assertIn("stale 5", proc.stdout)
+        b.stop()
+
+    def test_durable_run_reports_the_persistence_counters(self):
+        # ringmq with persistence (durability fsync): the run verifies at QoS 1 and 2 and
+        # --metrics-port reports fdatasyncs and bytes written in the measured window.
+        if is_mosquitto():
+            self.skipTest("needs ringmq's --persistence and /metrics")
+        with tempfile.TemporaryDirectory() as data:
+            b = self.start_broker("--persistence", "true", "--data-dir", data,
+                                  "--durability", "fsync", log_level="info", metrics=True)
+            for qos in ("1", "2"):
+                proc, result, csv_lines = self.run_bench(
+                    b, "fanin", "--qos", qos, "--publishers", "5", "--clean-session", "0",
+                    "--client-id-prefix", f"pd{qos}-{os.getpid()}", "--duration", "1",
+                    "--warmup", "0.3", "--metrics-port", str(b.metrics_port))
+                self.assert_messages_verified(proc, result, csv_lines, "fanin")
+                m = result["broker_metrics"]
+                self.assertEqual(m["read"], 1)
+                self.assertGreater(m["ringmq_persist_syncs_total"], 0, m)
+                self.assertGreater(m["ringmq_persist_bytes_written_total"], 0, m)
+                self.assertGreater(m["ringmq_persist_records_total"],
+                                   result["messages"]["delivered"], m)
+                self.assertEqual(m["ringmq_persist_write_errors_total"], 0, m)
+            b.stop()
+
+    def test_session_options_usage(self):
+        for args in (["pairs", "--clean-session", "0", "--protocol", "5"],
+                     ["pairs", "--session-expiry", "10"],
+                     ["pairs", "--protocol", "mixed", "--session-expiry", "10"],
+                     ["connect", "--clean-session", "0"],
+                     ["pairs", "--clean-session", "2"]):
+            argv = [bench_binary(), *args, "--port", "1"]
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+            self.assertEqual(proc.returncode, 2, f"{args}: {proc.stderr}")
+
+    def test_unreadable_metrics_fail_the_run(self):
+        b = self.start_broker(log_level="info")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused
+            port = s.getsockname()[1]
+            proc, result, _ = self.run_bench(b, "fanin", "--qos", "1", "--publishers", "2",
+                                             "--duration", "0.5", "--warmup", "0.1",
+                                             "--metrics-port", str(port))
+        self.assertEqual(proc.returncode, 1, proc.stderr)
+        self.assertIn("could not read the broker's /metrics", result["verdict_reason"])
+        self.assertEqual(result["broker_metrics"]["read"], 0)
+        b.stop()
 
 
 # -- TLS and WebSockets ----------------------------------------------------------------------------
