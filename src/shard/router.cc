@@ -1352,7 +1352,12 @@ void Router::WriteSessionOutput(SessionEntry& entry) {
   // it under another id: the client would deliver it twice). QoS 1 deliveries are not held: a
   // resend after a crash, under any id, is what at least once allows. (A PUBREL waits behind
   // the hold its PUBREC's record made, OnPacket.)
-  if (log) HoldIfLogged(connection, /*always=*/log->qos2_sent());
+  if (log && log->qos2_sent()) {
+    HoldIfLogged(connection, /*always=*/true);
+  } else if (log) {
+    persist_->logged = false;  // the packet ids of QoS 1 first sends: nothing to wait for
+    persist_->sent_remote = false;
+  }
   AccountLevels(before, *entry.session);  // discarded messages move the gauges too
   if (sent.expired != 0) counters_.messages_expired.Add(sent.expired);
   if (sent.too_large != 0) counters_.dropped_too_large_for_client.Add(sent.too_large);

@@ -115,7 +115,12 @@ class CompactionTest(BrokerTestCase):
         deadline = time.monotonic() + CLIENT_TIMEOUT
         while sub.count() < 4000 and time.monotonic() < deadline:
             time.sleep(0.05)
-        self.assertEqual(sub.count(), 4000)
+        if sub.count() != 4000:
+            samples = scrape(b.metrics_url())
+            state = {name: total(samples, name) for name in (
+                "ringmq_queued_messages", "ringmq_inflight_messages", "ringmq_persist_held_acks",
+                "ringmq_persist_pending_bytes")}
+            self.fail(f"the subscriber got {sub.count()} of 4000; broker: {state}")
         time.sleep(0.5)  # the last acknowledgements are logged
         samples = scrape(b.metrics_url())
         self.assertGreaterEqual(total(samples, "ringmq_persist_compactions_total"), 2)
