@@ -1352,7 +1352,7 @@ void Router::WriteSessionOutput(SessionEntry& entry) {
   // it under another id: the client would deliver it twice). QoS 1 deliveries are not held: a
   // resend after a crash, under any id, is what at least once allows. (A PUBREL waits behind
   // the hold its PUBREC's record made, OnPacket.)
-  if (log && log->qos2_sent()) {
+  if (log && (log->qos2_sent() || sent.publishes_by_qos[2] != 0)) {  // resends too
     HoldIfLogged(connection, /*always=*/true);
   } else if (log) {
     persist_->logged = false;  // the packet ids of QoS 1 first sends: nothing to wait for
