@@ -83,6 +83,7 @@ namespace ringmq::metrics {
   X(persist_write_errors)          /* log writes or fdatasyncs that failed (retried) */ \
   X(persist_publish_refused)       /* QoS 1/2 PUBLISHes not acknowledged: log degraded */ \
   X(persist_dropped_disk_full)     /* deliveries to durable sessions refused: max_disk_bytes */ \
+  X(persist_input_held_back)       /* reads stopped: replies held for the log at their bound */ \
   X(persist_compactions)           /* log segments replaced by a snapshot */ \
   X(persist_sessions_recovered)    /* sessions recovered at start */ \
   X(persist_messages_recovered)    /* queued and in-flight deliveries recovered at start */ \

@@ -145,6 +145,9 @@ constexpr Family kFamilies[] = {
     {"ringmq_persist_publish_refused_total", Type::kCounter,
      "QoS 1/2 PUBLISHes not acknowledged because a shard's log was failing or behind its bound; "
      "the publisher was disconnected and resends after reconnecting."},
+    {"ringmq_persist_input_held_back_total", Type::kCounter,
+     "Times a connection's packets stopped being read because its replies waiting for the log "
+     "reached their bound (max_output_bytes / 8); reading resumes when the log catches up."},
     {"ringmq_persist_dropped_disk_full_total", Type::kCounter,
      "Deliveries to durable sessions refused because the log reached max_disk_bytes "
      "(queue_full_policy applies)."},
@@ -526,6 +529,7 @@ Series SeriesOf(CounterId id) {
     case C::persist_syncs: return Plain("ringmq_persist_syncs_total");
     case C::persist_write_errors: return Plain("ringmq_persist_write_errors_total");
     case C::persist_publish_refused: return Plain("ringmq_persist_publish_refused_total");
+    case C::persist_input_held_back: return Plain("ringmq_persist_input_held_back_total");
     case C::persist_dropped_disk_full: return Plain("ringmq_persist_dropped_disk_full_total");
     case C::persist_compactions: return Plain("ringmq_persist_compactions_total");
     case C::persist_sessions_recovered: return Plain("ringmq_persist_sessions_recovered_total");

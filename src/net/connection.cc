@@ -368,11 +368,11 @@ void Connection::ReceiveMqtt(std::span<const uint8_t> bytes, uint64_t now_ms,
     handoff.insert(handoff.end(), bytes.begin(), bytes.end());
     return;
   }
-  if (paused_) {
-    // Processed by Resume, in order, after the paused packet.
+  if (waiting()) {
+    // Processed by Resume or OnOutputReleased, in order, after the paused packet.
     std::vector<uint8_t>& partial = spill().partial;
     partial.insert(partial.end(), bytes.begin(), bytes.end());
-    receive_blocked_ = partial.size() >= context.max_packet_size;
+    UpdateReceiveBlocked(partial.size(), context);
     return;
   }
   if (partial_bytes() == 0) {
@@ -382,7 +382,7 @@ void Connection::ReceiveMqtt(std::span<const uint8_t> bytes, uint64_t now_ms,
       spill().partial.assign(bytes.begin() + static_cast<std::ptrdiff_t>(used), bytes.end());
     }
     if (state_ == State::kClosing && spill_ != nullptr) spill_->partial.clear();
-    receive_blocked_ = paused_ && partial_bytes() >= context.max_packet_size;
+    UpdateReceiveBlocked(partial_bytes(), context);
   } else {
     std::vector<uint8_t>& partial = spill_->partial;
     partial.insert(partial.end(), bytes.begin(), bytes.end());
@@ -393,11 +393,27 @@ void Connection::ReceiveMqtt(std::span<const uint8_t> bytes, uint64_t now_ms,
 void Connection::Resume(uint64_t now_ms, ConnectionContext& context) {
   RINGMQ_ASSERT(paused_);
   paused_ = false;
-  receive_blocked_ = false;
+  UpdateReceiveBlocked(0, context);
   if (state_ != State::kOpen) return;  // closing: nothing more is acted on
   event_ms_ = now_ms;
   last_packet_ms_ = now_ms;
-  ProcessPartial(context);
+  if (!held_back_) ProcessPartial(context);
+}
+
+void Connection::OnOutputReleased(uint64_t now_ms, ConnectionContext& context) {
+  if (!held_back_ || HeldRepliesFull(context)) return;
+  held_back_ = false;
+  UpdateReceiveBlocked(partial_bytes(), context);
+  if (state_ != State::kOpen) return;
+  event_ms_ = now_ms;
+  last_packet_ms_ = now_ms;  // the frames waited for our disk (as for Resume)
+  if (!paused_) ProcessPartial(context);
+}
+
+bool Connection::HeldRepliesFull(const ConnectionContext& context) {
+  if (spill_ == nullptr || spill_->holds.empty()) return false;
+  const size_t held = queued_.size() - SendableQueued();
+  return std::min<size_t>(queued_reply_bytes_, held) >= context.ReplyBytesMax() / 4;
 }
 
 void Connection::ProcessPartial(ConnectionContext& context) {
@@ -408,7 +424,7 @@ void Connection::ProcessPartial(ConnectionContext& context) {
   const size_t used = ProcessFrames(partial, context);
   partial.erase(partial.begin(), partial.begin() + static_cast<std::ptrdiff_t>(used));
   if (state_ == State::kClosing) partial.clear();
-  receive_blocked_ = paused_ && partial.size() >= context.max_packet_size;
+  UpdateReceiveBlocked(partial.size(), context);
   if (partial.empty() && partial.capacity() > kKeepBufferBytes) {
     std::vector<uint8_t>().swap(partial);
   }
@@ -416,7 +432,7 @@ void Connection::ProcessPartial(ConnectionContext& context) {
 
 size_t Connection::ProcessFrames(std::span<const uint8_t> bytes, ConnectionContext& context) {
   size_t offset = 0;
-  while (state_ != State::kClosing && !paused_ && offset < bytes.size()) {
+  while (state_ != State::kClosing && !waiting() && offset < bytes.size()) {
     const std::span<const uint8_t> rest = bytes.subspan(offset);
     // The first packet has its own, smaller limit: a peer not yet admitted must not make the
     // broker buffer up to max_packet_size. PeekFrame refuses from the fixed header alone.
@@ -441,6 +457,12 @@ size_t Connection::ProcessFrames(std::span<const uint8_t> bytes, ConnectionConte
       return bytes.size();
     }
     offset += frame.header.total_length();
+    // Persistence: replies held for the log at their bound; the rest waits (held_back()).
+    if (spill_ != nullptr && !spill_->holds.empty() && state_ == State::kOpen &&
+        HeldRepliesFull(context)) {
+      held_back_ = true;
+      context.counters->persist_input_held_back.Add();
+    }
   }
   return offset;
 }
@@ -1085,7 +1107,7 @@ void Connection::OnDeadline(uint64_t now_ms, ConnectionContext& context) {
       StartClosing(now_ms);
       return;
     case State::kOpen:
-      if (paused_) {
+      if (waiting()) {
         // The client's packets wait for our work, not the other way round (MQTT-3.1.2-24
         // counts packets the client sent): the clock restarts.
         last_packet_ms_ = now_ms;
@@ -1122,8 +1144,13 @@ void Connection::HoldOutput(uint64_t token, const uint64_t* released) {
 }
 
 size_t Connection::SendableQueued() {
-  if (spill_ == nullptr || spill_->holds.empty()) return queued_.size();
+  if (spill_ == nullptr) return queued_.size();
   Spill& cold = *spill_;
+  if (cold.holds.empty()) {
+    // All of it may go; a later hold covers only what is queued after this (HoldOutput).
+    cold.released_end = queued_.size();
+    return queued_.size();
+  }
   const uint64_t released = *cold.released_token;
   size_t done = 0;
   while (done < cold.holds.size() && cold.holds[done].token <= released) {
@@ -1131,10 +1158,8 @@ size_t Connection::SendableQueued() {
     ++done;
   }
   cold.holds.erase(cold.holds.begin(), cold.holds.begin() + static_cast<ptrdiff_t>(done));
-  if (cold.holds.empty()) {
-    cold.released_end = 0;
-    return queued_.size();
-  }
+  if (cold.holds.empty()) cold.released_end = queued_.size();
+  RINGMQ_ASSERT(cold.released_end <= queued_.size());
   return cold.released_end;
 }
 

@@ -29,6 +29,14 @@
 // max_packet_size, receive_blocked() asks the shard to stop reading the socket (TCP pushes back
 // on the client) until Resume() has processed them.
 //
+// Held back (persistence): replies held behind log records (HoldOutput) wait for the disk, not
+// for the peer, so they must not count as a peer that does not read (output_overflow). Once
+// the held replies reach ReplyBytesMax() / 4, frames are not processed and the socket is not
+// read (TCP pushes back on the client) until the shard calls OnOutputReleased() after the log
+// has caught up; the keepalive clock restarts, as for a pause. This bounds held replies, and a
+// 3.1.1 publisher (no Receive Maximum) that keeps sending while fdatasyncs are slow is slowed
+// down instead of closed.
+//
 // MQTT 5.0: a level-5 CONNECT is admitted like the others (connect/admission.h; a refusal is a
 // static 5.0 CONNACK with the reason's code and Reason String). An accepted one gets a
 // `Mqtt5State` (made only at level 5, so 3.1.x connections pay one null pointer): the client's
@@ -308,7 +316,11 @@ class Connection {
   // them (a byte stream keeps its order). Tokens are non-decreasing per connection. At most a
   // few holds are open at once (one per group commit in flight).
   void HoldOutput(uint64_t token, const uint64_t* released);
-  bool has_held_output() const { return spill_ != nullptr && !spill_->holds.empty(); }
+  // Held back (see the class comment): frames wait until the held replies are released.
+  bool held_back() const { return held_back_; }
+  // For the shard, after holds were released: if the held replies are below the bound again,
+  // processes the frames that waited (which may hold the connection back again).
+  void OnOutputReleased(uint64_t now_ms, ConnectionContext& context);
   // A send completed with `bytes` written (partial sends are normal).
   void OnSent(size_t bytes);
   bool send_in_flight() const { return send_in_flight_; }
@@ -419,8 +431,9 @@ class Connection {
   bool transport_closed_ = false;
   bool pre_admitted_ = false;  // adopted from another shard: admission already done
   bool graceful_disconnect_ = false;
-  bool paused_ = false;
-  bool receive_blocked_ = false;
+  bool paused_ : 1 = false;
+  bool held_back_ : 1 = false;  // held replies at their bound (HoldOutput)
+  bool receive_blocked_ : 1 = false;
   uint32_t tag_ = 0;
   uint16_t keepalive_s_ = 0;
   mqtt::ProtocolLevel level_ = mqtt::ProtocolLevel::kMqtt311;
@@ -495,7 +508,8 @@ class Connection {
     std::unique_ptr<Transport> transport;
     ByteBuffer transport_app;
     // HoldOutput: (token, end offset in queued_) in token order; released_end is the end of
-    // the last released hold (bytes before it may go).
+    // the last released hold, or of queued_ when SendableQueued last found no hold (bytes
+    // before it may go: a new hold does not hold them again).
     struct Hold {
       uint64_t token = 0;
       size_t end = 0;
@@ -506,6 +520,14 @@ class Connection {
   };
   // How many bytes at the front of queued_ may be sent now (all, without holds).
   size_t SendableQueued();
+  // Held replies (an upper bound: reply bytes that may be behind an unreleased hold) at their
+  // bound, ReplyBytesMax() / 4.
+  bool HeldRepliesFull(const ConnectionContext& context);
+  // Paused or held back: frames wait in the partial buffer.
+  bool waiting() const { return paused_ || held_back_; }
+  void UpdateReceiveBlocked(size_t partial, const ConnectionContext& context) {
+    receive_blocked_ = held_back_ || (paused_ && partial >= context.max_packet_size);
+  }
   // Takes the first `bytes` of queued_ (all of it or a released prefix) for a send.
   void TakeQueuedPrefix(size_t bytes, ByteBuffer& into);
   Mqtt5State* mqtt5() const { return spill_ == nullptr ? nullptr : spill_->mqtt5.get(); }

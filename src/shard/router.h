@@ -160,6 +160,10 @@ class ShardServices {
   virtual void AdoptConnection(HandoffRecord handoff) = 0;
   // The connection has new bytes in its output buffer (or must close): flush it this iteration.
   virtual void ConnectionDirty(uint32_t tag) = 0;
+  // Persistence: output of the connection held for the log was released. The shard lets a
+  // connection held back at its bound of held replies (net::Connection::held_back) process
+  // the frames that waited, then flushes it as for ConnectionDirty.
+  virtual void OutputReleased(uint32_t tag) { ConnectionDirty(tag); }
   // Wakes shard `shard` (its mailbox from us went from empty to non-empty).
   virtual void RingDoorbell(uint32_t shard) = 0;
   virtual uint64_t now_ms() const = 0;
@@ -242,6 +246,11 @@ class Router final : public net::PacketSink {
   // output, confirms other shards' messages, and counts the start snapshot (shard 0 commits
   // the run when every shard's is durable).
   void PersistStep();
+  // Releases the held output whose records are durable and confirmed (ShardServices::
+  // OutputReleased). Called by PersistStep, and by the shard right after the completions and
+  // mailboxes of an iteration, so that frames of held-back connections processed on release
+  // are routed and flushed in the same iteration.
+  void ReleaseHolds();
   // The loop ended and the journal was drained: counts the start snapshot if it is durable now
   // (the broker then commits the run of a broker stopped before it did).
   void PersistStopped();

@@ -230,6 +230,38 @@ void Router::HoldIfLogged(net::Connection& connection, bool always) {
   }
 }
 
+void Router::ReleaseHolds() {
+  if (persist_ == nullptr || !persist_->hold ||
+      !shared_.persist_committed.load(std::memory_order_acquire)) {
+    return;
+  }
+  Persist& p = *persist_;
+  const uint64_t durable = p.journal->durable_epoch();
+  // Release the holds whose epoch is durable and whose messages other shards confirmed.
+  while (!p.holds.empty()) {
+    const Persist::Hold& hold = p.holds.front();
+    if (hold.epoch > durable) break;
+    bool confirmed = true;
+    for (uint32_t shard = 0; shard < shard_count_ && confirmed; ++shard) {
+      if (shard == shard_) continue;
+      confirmed = p.confirmed_sequence[shard] >= std::min(hold.sequence, p.sent_sequence[shard]);
+    }
+    if (!confirmed) break;
+    p.released = hold.token;
+    p.holds.pop_front();
+  }
+  while (!p.held.empty() && p.held.front().token <= p.released) {
+    // Popped first: frames processed on release may hold this or another connection again
+    // (with a later token, pushed at the back).
+    const uint32_t tag = p.held.front().tag;
+    p.held.pop_front();
+    services_.OutputReleased(tag);
+  }
+  const auto held = static_cast<int64_t>(p.held.size());
+  counters_.gauges.persist_held_acks.Add(held - p.counted_held);
+  p.counted_held = held;
+}
+
 bool Router::PersistAvailable() const {
   return shared_.persist_degraded_shards.load(std::memory_order_relaxed) == 0;
 }
@@ -314,26 +346,7 @@ void Router::PersistStep() {
         outbox_.SendDurable(source, sequence);
       }
     }
-    // Release the holds whose epoch is durable and whose messages other shards confirmed.
-    while (!p.holds.empty()) {
-      const Persist::Hold& hold = p.holds.front();
-      if (hold.epoch > durable) break;
-      bool confirmed = true;
-      for (uint32_t shard = 0; shard < shard_count_ && confirmed; ++shard) {
-        if (shard == shard_) continue;
-        confirmed = p.confirmed_sequence[shard] >= std::min(hold.sequence, p.sent_sequence[shard]);
-      }
-      if (!confirmed) break;
-      p.released = hold.token;
-      p.holds.pop_front();
-    }
-    while (!p.held.empty() && p.held.front().token <= p.released) {
-      services_.ConnectionDirty(p.held.front().tag);
-      p.held.pop_front();
-    }
-    const auto held = static_cast<int64_t>(p.held.size());
-    counters_.gauges.persist_held_acks.Add(held - p.counted_held);
-    p.counted_held = held;
+    ReleaseHolds();
   }
   // Compaction: the segment has grown well past its live state.
   if (!journal.rotating() && journal.file_size() > CompactThreshold() &&
@@ -594,7 +607,6 @@ uint64_t Router::AppendSnapshot(bool all_retained) {
   }
   p.Append(Record{.type = RecordType::kSnapshotEnd, .count = records});
   p.snapshot_bytes = journal.pending_bytes() - pending_before;
-  p.segment_epoch = p.last_epoch;
   return records;
 }
 

@@ -53,7 +53,6 @@ struct Router::Persist {
   };
   std::array<Written, 1024> written{};
   uint64_t written_generation = 1;
-  uint64_t segment_epoch = 0;  // the journal epoch the current segment's snapshot ended in
   // Holds: tokens in order; each needs the journal epoch durable and the other shards'
   // confirmations up to the sequence.
   struct Hold {

@@ -234,6 +234,7 @@ void Shard::Loop() {
     Reap();
     EndPhase(LoopPhase::kCompletions);
     more_mail = router_->DrainMailboxes();
+    if (journal_ != nullptr) router_->ReleaseHolds();  // after the journal's and mailboxes' news
     router_->RunJobs();
     EndPhase(LoopPhase::kMailboxes);
     timers_->Advance(now_ms_, [this](uint32_t slot_index) {
@@ -809,6 +810,14 @@ void Shard::ReleaseSlot(uint32_t slot_index) {
   RINGMQ_ASSERT(open_connections_ > 0);
   --open_connections_;
   counters_.gauges.connections_open.Set(open_connections_);
+}
+
+void Shard::OutputReleased(uint32_t tag) {
+  Slot& slot = slots_[tag];
+  if (slot.in_use && slot.connection.held_back()) {
+    slot.connection.OnOutputReleased(now_ms_, context_);
+  }
+  MarkDirty(tag);
 }
 
 void Shard::MarkDirty(uint32_t slot_index) {

@@ -107,6 +107,7 @@ class Shard final : public ShardServices {
   // ShardServices (called by the router on this shard's thread)
   void AdoptConnection(HandoffRecord handoff) override;
   void ConnectionDirty(uint32_t tag) override { MarkDirty(tag); }
+  void OutputReleased(uint32_t tag) override;
   void RingDoorbell(uint32_t shard) override;
   uint64_t now_ms() const override { return now_ms_; }
   memory::Pressure memory_pressure() const override { return memory_view_.Level(); }

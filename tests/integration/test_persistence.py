@@ -20,6 +20,7 @@ import signal
 import struct
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -789,6 +790,59 @@ def persist_metric(port_url):
 
 
 HELD = b"held" * 8192
+
+
+class PublisherFasterThanTheLog(PersistenceTestCase):
+    """docs/persistence.md, "Acknowledgements wait for the log": a 3.1.1 publisher has no
+    Receive Maximum, so it may keep sending QoS 1 PUBLISHes while their PUBACKs wait for
+    fdatasync. Those PUBACKs wait for the broker's disk, not for the client: the broker stops
+    reading that client at a bound of held replies (ringmq_persist_input_held_back_total) and
+    goes on once the log catches up. It once closed such a publisher as a peer that does not
+    read its replies (output_overflow), losing the window the load generator had in flight."""
+
+    def test_burst_without_receive_maximum_gets_every_puback_in_order_and_no_close(self):
+        b = self.start_persistent(self.data_dir(), "--max-queued-messages", "100000",
+                                  metrics=True)
+        total = 40000
+        sub = m.Client(b.port, "hb-durable", clean=False)
+        self.addCleanup(sub.close)
+        sub.subscribe([("hb/#", 1)])
+        pub = m.Client(b.port, "hb-pub")
+        self.addCleanup(pub.close)
+        burst = b"".join(m.publish("hb/t", b"x", qos=1, packet_id=i) for i in range(1, total + 1))
+        got = []
+        errors = []
+
+        def subscriber():
+            try:
+                got.extend(sub.receive(total, timeout=90.0))
+            except Exception as e:  # reported below
+                errors.append(e)
+
+        reader = threading.Thread(target=subscriber)
+        reader.start()
+        sender = threading.Thread(target=lambda: pub.sock.sendall(burst))
+        sender.start()
+        ids = []
+        try:
+            while len(ids) < total:
+                pkt = pub.read_packet(60.0)
+                self.assertEqual(pkt.type, m.PUBACK, pkt)
+                ids.append(struct.unpack(">H", pkt.body[:2])[0])
+        finally:
+            sender.join(60.0)
+            reader.join(90.0)
+        # MQTT-4.6.0-2: PUBACKs in the order the PUBLISHes were received.
+        self.assertEqual(ids, list(range(1, total + 1)))
+        self.assertEqual(errors, [])
+        self.assertEqual(len(got), total)
+        pub.ping()
+        counters = b.stop()
+        self.assert_counters(counters, connect_accepted=2, output_overflow=0,
+                             connections_closed=None, persist_write_errors=0)
+        print(f"persist_input_held_back={counters.get('persist_input_held_back')}")
+
+
 
 
 class DiskFull(PersistenceTestCase):

@@ -150,6 +150,8 @@ class AcknowledgingSink : public PacketSink {
       } else if (publish->qos == mqtt::QoS::k1) {
         counters.publish_received_qos1.Add();
         connection.QueuePacket(mqtt::Puback{publish->packet_id}, context_);
+        // As the router does with persistence on: the PUBACK waits for the log record.
+        if (hold_token != 0) connection.HoldOutput(hold_token, &released_token);
       } else {
         counters.publish_received_qos2.Add();
         connection.QueuePacket(mqtt::Pubrec{publish->packet_id}, context_);
@@ -184,6 +186,10 @@ class AcknowledgingSink : public PacketSink {
   int closings = 0;
   bool pause_subscribes = false;
   std::vector<uint16_t> paused_packet_ids;
+  // Non-zero: each QoS 1 PUBACK is held (HoldOutput) with this token until released_token
+  // reaches it, as the router's group commit does.
+  uint64_t hold_token = 0;
+  uint64_t released_token = 0;
 
  private:
   ConnectionContext& context_;
@@ -801,6 +807,100 @@ TEST_F(ConnectionTest, PausedConnectionNotClosedForKeepalive_MQTT_3_1_2_24) {
   connection_.OnDeadline(kStartMs + 7'000, shard_.context);
   EXPECT_EQ(connection_.state(), State::kClosing) << "not paused: keepalive applies again";
   EXPECT_EQ(shard_.counters.keepalive_timeout.Load(), 1u);
+}
+
+// --- Held back (persistence: replies waiting for the log) ------------------------------------
+
+// QoS 1 PUBLISHes with one-byte topic and payload, packet ids first, first + 1, ...
+Bytes ManyPublishes(uint16_t first, int count) {
+  Bytes all;
+  for (int i = 0; i < count; ++i) {
+    mqtt::Publish publish;
+    publish.topic = "t";
+    publish.payload = "p";
+    publish.qos = mqtt::QoS::k1;
+    publish.packet_id = static_cast<uint16_t>(first + i);
+    const Bytes one = Encode(publish);
+    all.insert(all.end(), one.begin(), one.end());
+  }
+  return all;
+}
+
+// A 3.1.1 publisher has no Receive Maximum: it may send far more QoS 1 PUBLISHes than the
+// replies' share holds while their PUBACKs wait for fdatasync. Those replies wait for the
+// broker's disk, not for the peer, so the connection is not closed (output_overflow): at the
+// bound (ReplyBytesMax() / 4 held) the rest of its frames wait and the socket is not read.
+TEST_F(ConnectionTest, PublisherOutrunningTheLogIsHeldBackNotClosed) {
+  AcknowledgingSink& sink = shard_.sink;
+  sink.hold_token = 1;
+  Accept();
+  const size_t bound = shard_.context.ReplyBytesMax() / 4 / 4;  // PUBACKs of 4 bytes
+  const int total = static_cast<int>(shard_.context.ReplyBytesMax() / 4) + 100;  // > the share
+  Receive(ManyPublishes(1, total));
+  EXPECT_EQ(connection_.state(), State::kOpen);
+  EXPECT_EQ(shard_.counters.output_overflow.Load(), 0u);
+  EXPECT_TRUE(connection_.held_back());
+  EXPECT_TRUE(connection_.receive_blocked()) << "the shard stops reading: TCP pushes back";
+  EXPECT_EQ(shard_.counters.persist_input_held_back.Load(), 1u);
+  EXPECT_EQ(static_cast<size_t>(sink.packets), bound) << "frames after the bound wait";
+  EXPECT_TRUE(Drain().empty()) << "nothing is sent before the log releases it";
+  connection_.OnOutputReleased(kStartMs, shard_.context);
+  EXPECT_EQ(static_cast<size_t>(sink.packets), bound) << "not released yet: still held back";
+
+  // Each release lets the next `bound` PUBLISHes in; every PUBACK goes out, in order.
+  Bytes expected;
+  for (int i = 1; i <= total; ++i) {
+    const Bytes puback = Encode(mqtt::Puback{static_cast<uint16_t>(i)});
+    expected.insert(expected.end(), puback.begin(), puback.end());
+  }
+  Bytes sent;
+  for (int round = 0; round < 16 && sink.packets < total + 1; ++round) {
+    sink.released_token = sink.hold_token;
+    ++sink.hold_token;
+    connection_.OnOutputReleased(kStartMs, shard_.context);
+    const Bytes out = Drain();
+    sent.insert(sent.end(), out.begin(), out.end());
+  }
+  EXPECT_EQ(sink.packets, total);
+  sink.released_token = sink.hold_token;
+  const Bytes out = Drain();
+  sent.insert(sent.end(), out.begin(), out.end());
+  EXPECT_EQ(sent, expected);
+  EXPECT_FALSE(connection_.held_back());
+  EXPECT_FALSE(connection_.receive_blocked());
+  EXPECT_EQ(connection_.state(), State::kOpen);
+  EXPECT_EQ(shard_.counters.output_overflow.Load(), 0u);
+  EXPECT_GE(shard_.counters.persist_input_held_back.Load(), 4u);
+}
+
+TEST_F(ConnectionTest, HeldBackConnectionNotClosedForKeepalive_MQTT_3_1_2_24) {
+  // The packets wait for the broker's disk; the client must not be timed out for that.
+  shard_.sink.hold_token = 1;
+  Accept(Mqtt311Connect("client-1", /*keepalive_s=*/2));
+  Receive(ManyPublishes(1, static_cast<int>(shard_.context.ReplyBytesMax() / 16) + 1));
+  ASSERT_TRUE(connection_.held_back());
+  connection_.OnDeadline(kStartMs + 3'000, shard_.context);
+  EXPECT_EQ(connection_.state(), State::kOpen);
+  EXPECT_EQ(shard_.counters.keepalive_timeout.Load(), 0u);
+  shard_.sink.released_token = 1;
+  connection_.OnOutputReleased(kStartMs + 4'000, shard_.context);
+  EXPECT_FALSE(connection_.held_back());
+  EXPECT_EQ(connection_.DeadlineMs(), kStartMs + 7'000) << "the clock restarts at the release";
+}
+
+TEST_F(ConnectionTest, PeerNotReadingReleasedRepliesIsStillClosed) {
+  // Released replies the peer does not read count as before (output_overflow): holding back
+  // applies only to replies that wait for the log.
+  shard_.sink.hold_token = 1;
+  shard_.sink.released_token = 1'000'000;  // every hold is released at once
+  Accept();
+  Receive(ManyPublishes(1, 1));
+  ASSERT_FALSE(connection_.NextSend().empty());  // in flight, never completed
+  Receive(ManyPublishes(2, static_cast<int>(shard_.context.ReplyBytesMax() / 4) + 10));
+  EXPECT_FALSE(connection_.held_back());
+  EXPECT_EQ(connection_.state(), State::kClosing);
+  EXPECT_EQ(shard_.counters.output_overflow.Load(), 1u);
+  EXPECT_EQ(shard_.counters.persist_input_held_back.Load(), 0u);
 }
 
 // MQTT 3.1 clients set DUP on a retransmitted PUBREL, SUBSCRIBE or UNSUBSCRIBE (3.1 allowed
