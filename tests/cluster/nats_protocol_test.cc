@@ -1,0 +1,1 @@
+#include "cluster/nats_protocol.h"
