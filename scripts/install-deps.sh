@@ -15,7 +15,7 @@ PACKAGES=(
   mosquitto mosquitto-clients
   openssl
   haproxy
-  openssl
+  nats-server
   prometheus
   python3 python3-paho-mqtt
   nodejs npm chromium
