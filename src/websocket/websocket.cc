@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "common/assert.h"
+#include "mqtt/topic.h"
 
 namespace ringmq::websocket {
 namespace {
@@ -212,6 +213,19 @@ bool ParseForwardedFor(std::string_view list, sockaddr_storage& address) {
     return true;
   }
   return false;
+}
+
+// RFC6455-5.5.1 / RFC6455-8.1: a close frame's reason (after the code) is UTF-8. U+0000 is
+// valid UTF-8 here (mqtt::ValidateUtf8 refuses it for MQTT strings), so each NUL-separated part
+// is checked on its own: a NUL byte is never inside a multi-byte sequence.
+bool ValidCloseReason(std::span<const uint8_t> reason) {
+  std::string_view text(reinterpret_cast<const char*>(reason.data()), reason.size());
+  for (;;) {
+    const size_t nul = text.find('\0');
+    if (mqtt::ValidateUtf8(text.substr(0, nul)) != mqtt::Violation::kNone) return false;
+    if (nul == std::string_view::npos) return true;
+    text.remove_prefix(nul + 1);
+  }
 }
 
 // RFC6455-7.4: the status codes a peer may send in a close frame.
@@ -475,6 +489,10 @@ Result WebSocketLayer::EndControlFrame(ByteBuffer& down, metrics::ShardCounters&
   if (!ValidCloseCode(code)) {
     counters.websocket_error_close_frame.Add();
     return Close(kCloseProtocolError, down);
+  }
+  if (!ValidCloseReason(payload.subspan(2))) {  // RFC6455-8.1: fail the connection, 1007
+    counters.websocket_error_close_frame.Add();
+    return Close(kCloseInvalidPayload, down);
   }
   return Close(code, down);  // echoed, as RFC6455-5.5.1 suggests
 }

@@ -65,6 +65,7 @@ inline constexpr size_t kMaxControlPayloadBytes = 125;
 inline constexpr uint16_t kCloseNormal = 1000;
 inline constexpr uint16_t kCloseProtocolError = 1002;
 inline constexpr uint16_t kCloseUnsupportedData = 1003;
+inline constexpr uint16_t kCloseInvalidPayload = 1007;
 inline constexpr uint16_t kCloseTooBig = 1009;
 
 struct Options {

@@ -410,6 +410,32 @@ TEST_F(WebSocketTest, Rfc6455_7_4CloseWithReservedCodeOrOneByteIsAProtocolError)
   EXPECT_EQ(counters_.websocket_error_close_frame.Load(), 3u);
 }
 
+TEST_F(WebSocketTest, Rfc6455_8_1CloseReasonThatIsNotUtf8FailsWith1007) {
+  const Bytes bad_reasons[] = {
+      {0xFF},                    // never a UTF-8 byte
+      {'o', 'k', 0xC3},          // truncated two-byte sequence
+      {0xED, 0xA0, 0x80},        // a UTF-16 surrogate (U+D800)
+      {0xC0, 0xAF},              // overlong '/'
+      {'a', 0x00, 0x80, 'b'},    // a stray continuation byte after a NUL
+  };
+  for (const Bytes& reason : bad_reasons) {
+    MakeLayer();
+    Open();
+    EXPECT_EQ(Feed(Frame(0x8, Cat({Bytes{0x03, 0xE8}, reason}))), Result::kClose);
+    EXPECT_EQ(TakeDown(), CloseFrame(kCloseInvalidPayload));
+  }
+  EXPECT_EQ(counters_.websocket_error_close_frame.Load(), 5u);
+  // Valid UTF-8, U+0000 included, is echoed with its code as before.
+  for (const Bytes& reason : {Bytes{'b', 'y', 'e'}, Bytes{0xC3, 0xA9, 0x00, 0xE2, 0x82, 0xAC},
+                              Bytes{0xF0, 0x9F, 0x98, 0x80}}) {
+    MakeLayer();
+    Open();
+    EXPECT_EQ(Feed(Frame(0x8, Cat({Bytes{0x03, 0xE8}, reason}))), Result::kClose);
+    EXPECT_EQ(TakeDown(), CloseFrame(1000));
+  }
+  EXPECT_EQ(counters_.websocket_error_close_frame.Load(), 5u);
+}
+
 TEST_F(WebSocketTest, SendWrapsInOneUnmaskedBinaryFrame) {
   Open();
   layer_->Send(Bytes{0x20, 0x02, 0x00, 0x00}, down_);
