@@ -501,7 +501,7 @@ run() {
 }
 
 if [[ $quick -eq 1 ]]; then
-  D=(--duration 1.5 --warmup 0.5 --drain 3)
+  D=(--duration 1 --warmup 0.3 --drain 3)
   PERSIST_RUNS=(persist-fanin-q1 persist-pairs-q2)
   FANIN=(--publishers 20 --subscribers 1)
   FANOUT=(--publishers 1 --subscribers 100)
