@@ -415,4 +415,8 @@ class PahoRouting(BrokerTestCase):
                                               for i in range(3)])
         finally:
             again.close()
-        self.assert_counters(b.stop(), connect_accepted=3)
+        # paho's disconnect does not wait for the broker to close, and the new CONNECT may be
+        # accepted on the other shard and handed to the session's home shard before the old
+        # connection's DISCONNECT is read there: that is a takeover (MQTT-3.1.4-2), and the
+        # client sees the same session either way (session present, the 3 messages).
+        self.assert_counters(b.stop(), connect_accepted=3, session_takeovers=None)
