@@ -174,7 +174,7 @@ struct NatsLinkCounters {
 enum class PublishResult : uint8_t {
   kQueued,    // in the output (kReady)
   kHeld,      // held until the next handshake ends
-  kNoRoom,    // pending_bytes() would exceed outbound_bytes_max
+  kNoRoom,    // pending_bytes() would exceed outbound_bytes_max, or the link is stopped
   kTooLarge,  // headers + payload over the server's max_payload
   kInvalid,   // bad subject, reply or header fields
 };

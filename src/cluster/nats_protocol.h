@@ -18,7 +18,8 @@
 //    caller raises it with set_max_payload() after INFO);
 //  - malformed lines: unknown verb, missing or extra arguments, numbers that are not decimal
 //    digits or overflow, header bytes > total bytes, a payload not followed by CRLF.
-// The spill buffer holds at most max_control_line + max_payload + 2 bytes.
+// The spill buffer holds at most max_control_line + 2 + max_payload + 2 bytes (a control line
+// and a MSG body, each with its CRLF).
 // Verbs are matched case-insensitively (the document: "protocol operation names ... are case
 // insensitive"); arguments are separated by one or more spaces or tabs. A bare LF ends a control
 // line like CRLF does (clients are lenient there; servers send CRLF).
