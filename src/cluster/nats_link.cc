@@ -264,7 +264,7 @@ void NatsLink::HandleInfo(uint64_t now_ms, std::string_view json) {
   connect.user = server.user;
   connect.pass = server.pass;
   connect.auth_token = server.token;
-  connect.tls_required = server.tls;
+  connect.tls_required = tls_required();
   RINGMQ_ASSERT(nats::AppendConnect(connect, output_).ok());
   nats::AppendPing(output_);
   state_ = NatsLinkState::kAwaitPong;

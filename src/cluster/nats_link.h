@@ -50,6 +50,11 @@
 // (bytes_discarded): core NATS is at most once. Control operations (CONNECT, SUB, UNSUB, PING,
 // PONG) are not refused: their number is bounded by the caller's subscriptions.
 //
+// TLS: a NATS server sends INFO in clear and expects the client to start TLS before CONNECT.
+// When tls_required() is true once INFO is in (state kAwaitPong: CONNECT + PING wait in the
+// output), the shard runs the TLS handshake on the socket before it sends that output; every
+// later byte goes through TLS both ways. The link itself never sees TLS records.
+//
 // Views passed to the sink are valid only during the call. The sink may call Publish,
 // Subscribe, Unsubscribe and Stop from its callbacks; not the On*/BeginConnect methods.
 //
@@ -221,6 +226,8 @@ class NatsLink {
 
   const NatsLinkCounters& counters() const { return counters_; }
   const nats::ServerInfo& server_info() const { return info_; }
+  // The current connection must run TLS after INFO (tls:// URL or INFO tls_required).
+  bool tls_required() const { return current_server().tls || info_.tls_required; }
   size_t server_count() const { return servers_.size(); }
 
  private:

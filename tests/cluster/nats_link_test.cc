@@ -168,6 +168,22 @@ TEST_F(NatsLinkTest, ConnectCarriesNameAndCredentialsFromUrlOrOptions) {
   EXPECT_EQ(out.find("\"user\""), std::string::npos);
 }
 
+TEST_F(NatsLinkTest, TlsIsRequiredByTheUrlOrByInfo) {
+  Make(Options({"tls://a:1", "nats://b:2"}));
+  link_->BeginConnect(0);
+  EXPECT_TRUE(link_->tls_required());
+  link_->OnTransportConnected(0);
+  link_->OnReceived(0, "INFO {}\r\n");
+  EXPECT_NE(Output().find("\"tls_required\":true"), std::string::npos);
+  link_->OnTransportClosed(0, "eof");
+  link_->BeginConnect(link_->connect_at_ms());
+  link_->OnTransportConnected(0);
+  EXPECT_FALSE(link_->tls_required());
+  link_->OnReceived(0, "INFO {\"tls_required\":true}\r\n");
+  EXPECT_TRUE(link_->tls_required());
+  EXPECT_NE(Output().find("\"tls_required\":true"), std::string::npos);
+}
+
 TEST_F(NatsLinkTest, HandshakeTimeoutWithoutInfoOrPong) {
   NatsLinkOptions options = Options({"a:1", "b:2"});
   options.handshake_timeout_ms = 500;
