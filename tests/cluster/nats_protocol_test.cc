@@ -452,12 +452,23 @@ TEST(NatsHeaders, ParseRoundTripAndStatus) {
   }
 }
 
+// Bound: kHeaderFieldsMax for a received header block too.
+TEST(NatsHeaders, ParseStopsAtTheFieldBound) {
+  std::string block = "NATS/1.0\r\n";
+  for (size_t i = 0; i < kHeaderFieldsMax; ++i) block += "K: v\r\n";
+  absl::StatusOr<HeaderBlock> parsed = ParseHeaderBlock(block + "\r\n");
+  ASSERT_TRUE(parsed.ok());
+  EXPECT_EQ(parsed->fields.size(), kHeaderFieldsMax);
+  EXPECT_FALSE(ParseHeaderBlock(block + "K: v\r\n\r\n").ok());
+}
+
 // What the encoders write, the parser (as a server's MSG/HMSG echo) reads: round trip over
 // payload sizes around the split points.
 TEST(NatsRoundTrip, HmsgOfEveryPayloadSizeUpTo300) {
   for (size_t size = 0; size <= 300; size += 7) {
     std::string block;
-    const HeaderField fields[] = {{"N", std::to_string(size)}};
+    const std::string size_text = std::to_string(size);
+    const HeaderField fields[] = {{"N", size_text}};
     ASSERT_TRUE(AppendHeaderBlock(fields, block).ok());
     const std::string payload(size, 'p');
     const std::string wire = "HMSG s 9 " + std::to_string(block.size()) + " " +
