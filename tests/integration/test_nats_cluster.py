@@ -6,6 +6,7 @@ Each test has its own 3-server cluster (NatsClusterTestCase), bounded in time, a
 
 import os
 import signal
+import subprocess
 import time
 import unittest
 
@@ -201,3 +202,57 @@ class KeyValue(NatsClusterTestCase):
         kv_back = self.bucket(index)
         self.assertEqual(nats_cluster.js_retry(lambda: kv_back.get("client-a")),
                          (b"v2", new_revision))
+
+
+def nats_bench_binary():
+    """ringmq-nats-bench (bench/nats/) next to the broker under test, else the release build's."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    candidates = []
+    if os.environ.get("RINGMQ_BINARY"):
+        candidates.append(os.path.join(os.path.dirname(os.environ["RINGMQ_BINARY"]), "bench",
+                                       "nats", "ringmq-nats-bench"))
+    candidates.append(os.path.join(root, "build", "bench", "nats", "ringmq-nats-bench"))
+    for path in candidates:
+        if os.access(path, os.X_OK):
+            return path
+    raise AssertionError(f"ringmq-nats-bench is not built (looked at {candidates})")
+
+
+def parse_result(line):
+    return dict(item.split("=", 1) for item in line.split() if "=" in item)
+
+
+class NatsBenchTool(NatsClusterTestCase):
+    """ringmq-nats-bench (the core NATS reference of docs/cluster-reference.md) across two of
+    the fixture's servers: it runs, verifies every message and counts the servers' CPU."""
+
+    def run_bench(self, *args):
+        servers = self.cluster.servers
+        argv = [nats_bench_binary(), *args, "--pub-port", str(servers[0].port),
+                "--sub-port", str(servers[1].port), "--server-pid", str(servers[0].pid),
+                "--server-pid", str(servers[1].pid), "--duration", "1", "--warmup", "0.5",
+                "--drain", "2"]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        return done.returncode, done.stdout, done.stderr
+
+    def test_pairs_across_two_servers_lose_nothing_and_count_both_servers_cpu(self):
+        status, out, err = self.run_bench("pairs", "--publishers", "10", "--window", "8")
+        self.assertEqual(status, 0, out + err)
+        result = parse_result(out)
+        self.assertGreater(int(result["delivered"]), 1000, out)
+        self.assertEqual((result["gaps"], result["reordered"], result["stalls"]), ("0", "0", "0"))
+        self.assertEqual(len(result["server_cpu_per_pid_s"].split(",")), 2, out)
+        self.assertGreater(float(result["server_cpu_s"]), 0, out)
+
+    def test_fixed_rate_fanin_delivers_the_offered_load(self):
+        # 5 publishers x 200 msgs/s, 2 subscribers each getting every message: 2,000 msgs/s.
+        status, out, err = self.run_bench("fanin", "--publishers", "5", "--subscribers", "2",
+                                          "--rate", "200")
+        self.assertEqual(status, 0, out + err)
+        self.assertAlmostEqual(float(parse_result(out)["delivered_per_s"]), 2000, delta=200)
+
+    def test_bad_arguments_are_a_setup_error(self):
+        done = subprocess.run([nats_bench_binary(), "fanin", "--payload", "8"],
+                              capture_output=True, text=True, timeout=10)
+        self.assertEqual(done.returncode, 2)
+        self.assertIn("Usage", done.stderr)
