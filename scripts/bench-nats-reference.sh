@@ -12,11 +12,15 @@
 #
 #   Core NATS with no MQTT, under ringmq-nats-bench (bench/nats/): the floor cost of the hop
 #   between ringmq nodes:
+#     core1-link          1 publisher -> 1 subscriber connection, window 1024: the shape of a
+#                         ringmq node's NATS link (every cross-node message on one connection
+#                         each way, writes batched), one nats-server
+#     core1-link-light    the same at a fixed 10,000 msgs/s: CPU per message and latency
 #     core1-fanin         100 publishers -> 1 subscriber, one nats-server
 #     core1-pairs         500 publisher/subscriber pairs, one nats-server
 #     core1-pairs-light   the same at 20 msgs/s per publisher (10,000 msgs/s): CPU per message
 #                         and latency at light load
-#     core2-fanin, core2-pairs, core2-pairs-light
+#     core2-link, core2-link-light, core2-fanin, core2-pairs, core2-pairs-light
 #                         the same across two clustered nats-servers: publishers on server A,
 #                         subscribers on server B, the CPU of both servers counted
 #
@@ -265,6 +269,12 @@ mqtt_run mqtt-pairs-q1 pairs --qos 1 "${P[@]}" "${PAIRS[@]}" "${D[@]}"
 mqtt_run mqtt-connect connect --clients 32 --threads 2 "${D[@]}"
 
 for n in 1 2; do
+  # The shape of a ringmq node's NATS link: one publishing and one subscribing connection
+  # carrying every cross-node message, many in flight (window 1024), then the same at a fixed
+  # 10,000 msgs/s.
+  core_run "core$n-link" "$n" fanin --payload 64 --publishers 1 --subscribers 1 --window 1024 "${D[@]}"
+  core_run "core$n-link-light" "$n" fanin --payload 64 --publishers 1 --subscribers 1 \
+    --window 1024 --rate 10000 "${D[@]}"
   core_run "core$n-fanin" "$n" fanin "${P[@]}" "${FANIN[@]}" "${D[@]}"
   core_run "core$n-pairs" "$n" pairs "${P[@]}" "${PAIRS[@]}" "${D[@]}"
   core_run "core$n-pairs-light" "$n" pairs "${P[@]}" "${PAIRS[@]}" "${D[@]}" --rate 20

@@ -385,7 +385,11 @@ void Bench::FillAndSend(Publisher& p, double now) {
   }
   if (in_flight < window) allowed = (window - in_flight) / static_cast<uint64_t>(FanPerMessage());
   if (o_.rate > 0) {
-    uint64_t due = static_cast<uint64_t>((now - start_) * o_.rate) + 1;
+    // Publisher i starts i / (rate * publishers) seconds late, so that the offered load is
+    // spread evenly instead of arriving in one burst per 1 / rate.
+    double offset = static_cast<double>(&p - pubs_.data()) / (o_.rate * o_.publishers);
+    double elapsed = now - start_ - offset;
+    uint64_t due = elapsed < 0 ? 0 : static_cast<uint64_t>(elapsed * o_.rate) + 1;
     allowed = due > p.sent ? std::min(allowed, due - p.sent) : 0;
   }
   if (allowed == 0) return;
