@@ -21,6 +21,10 @@
 #     core1-pairs-light   the same at 20 msgs/s per publisher (10,000 msgs/s): CPU per message
 #                         and latency at light load
 #     core2-link, core2-link-light, core2-fanin, core2-pairs, core2-pairs-light
+#     kv1-cas, kv3-cas    JetStream key-value compare-and-set puts (header
+#                         Nats-Expected-Last-Subject-Sequence), 100 keys, one put in flight per
+#                         key, on one server (replicas 1) and on three (replicas 3, every
+#                         server's CPU counted): puts per server CPU-second
 #                         the same across two clustered nats-servers: publishers on server A,
 #                         subscribers on server B, the CPU of both servers counted
 #
@@ -130,10 +134,10 @@ EOF
   wait_port "$mqtt_port" "$!" "$out/$1-server.log"
 }
 
-# start_core N NAME: N clustered nats-servers (no JetStream: core routing only); sets
-# client_ports and server_pids.
+# start_core N NAME [JS]: N clustered nats-servers (JetStream only with JS=1, else core routing
+# only); sets client_ports and server_pids.
 start_core() {
-  local n=$1 name=$2 i j
+  local n=$1 name=$2 js=${3:-0} i j
   local dir=$work/core-$name
   mkdir -p "$dir"
   client_ports=()
@@ -149,6 +153,7 @@ start_core() {
       echo "server_name: core$i"
       echo "listen: 127.0.0.1:${client_ports[$i]}"
       echo "http: 127.0.0.1:${http_ports[$i]}"
+      [[ $js -eq 1 ]] && echo "jetstream { store_dir: \"$dir/js$i\" }"
       if [[ $n -gt 1 ]]; then
         echo "cluster {"
         echo "  name: reference"
@@ -225,13 +230,13 @@ mqtt_run() {
 }
 
 # core_run NAME SERVERS SCENARIO ARGS...: with 2 servers, publishers on the first and
-# subscribers on the second.
+# subscribers on the second. JS=1 in the environment: the servers run JetStream.
 core_run() {
   local name=$1 n=$2
   shift 2
   selected "$name" || return 0
   note_load "$name"
-  if ! start_core "$n" "$name"; then
+  if ! start_core "$n" "$name" "${JS:-0}"; then
     say "FAIL $name: nats-server did not start"
     failures=$((failures + 1))
     stop_servers
@@ -279,6 +284,11 @@ for n in 1 2; do
   core_run "core$n-pairs" "$n" pairs "${P[@]}" "${PAIRS[@]}" "${D[@]}"
   core_run "core$n-pairs-light" "$n" pairs "${P[@]}" "${PAIRS[@]}" "${D[@]}" --rate 20
 done
+# A JetStream key-value compare-and-set per client (what client-id ownership would cost per
+# CONNECT if every CONNECT wrote it): 100 clients, one put at a time each, on one server with
+# one replica and on three servers with three.
+JS=1 core_run kv1-cas 1 kv --publishers 100 --kv-replicas 1 "${D[@]}"
+JS=1 core_run kv3-cas 3 kv --publishers 100 --kv-replicas 3 "${D[@]}"
 say "runs done in $((SECONDS - start)) s, $failures failed"
 
 # ---- table

@@ -21,6 +21,14 @@
 // A window that makes no progress for --stall-ms is reopened and counted (core NATS is at most
 // once: a message published before the interest reached the publisher's server is dropped).
 //
+// Scenario kv: what a JetStream key-value compare-and-set costs, as the cluster's client-id
+// ownership would pay it once per CONNECT. It creates the bucket's stream (KV_<bucket> on
+// $KV.<bucket>.>, --kv-replicas replicas, file storage) and each publisher i puts its own key
+// $KV.<bucket>.c<i> one at a time with the header Nats-Expected-Last-Subject-Sequence set to the
+// revision of its previous put (0 first), taking the JetStream ack on its reply subject
+// _INBOX.kv.<i>.<seq> (a subscriber connection per publisher); "delivered" counts the acks, and
+// an ack with an error (a failed compare-and-set) fails the run.
+//
 // Thread safety: single-threaded.
 //
 // Usage: see Usage() below.
@@ -70,6 +78,8 @@ struct Options {
   int stall_ms = 2000;
   std::vector<int> server_pids;
   std::string label;
+  std::string kv_bucket = "bench";
+  int kv_replicas = 1;
 };
 
 [[noreturn]] void Die(const char* what) {
@@ -79,7 +89,7 @@ struct Options {
 
 [[noreturn]] void Usage(int status) {
   std::fprintf(status ? stderr : stdout,
-               "Usage: ringmq-nats-bench fanin|pairs [options]\n"
+               "Usage: ringmq-nats-bench fanin|pairs|kv [options]\n"
                "  --host H               NATS servers' address (127.0.0.1)\n"
                "  --pub-port N           publishers connect here (4222)\n"
                "  --sub-port N           subscribers connect here (default: --pub-port); another\n"
@@ -93,6 +103,8 @@ struct Options {
                "  --stall-ms MS          reopen a window without progress after MS (2000)\n"
                "  --server-pid PID       a nats-server whose CPU is counted (repeatable)\n"
                "  --label TEXT           copied into the result line\n"
+               "  --kv-bucket NAME       kv: the bucket (bench)\n"
+               "  --kv-replicas N        kv: its replicas (1)\n"
                "Prints one result line of key=value pairs; exit 0 if no message was lost or\n"
                "reordered in the measured window, 1 otherwise, 2 on a setup error.\n",
                kPayloadHeader);
@@ -104,7 +116,7 @@ Options Parse(int argc, char** argv) {
   if (argc < 2) Usage(2);
   o.scenario = argv[1];
   if (o.scenario == "-h" || o.scenario == "--help") Usage(0);
-  if (o.scenario != "fanin" && o.scenario != "pairs") Usage(2);
+  if (o.scenario != "fanin" && o.scenario != "pairs" && o.scenario != "kv") Usage(2);
   for (int i = 2; i < argc; ++i) {
     std::string_view flag = argv[i];
     if (flag == "-h" || flag == "--help") Usage(0);
@@ -124,11 +136,14 @@ Options Parse(int argc, char** argv) {
     else if (flag == "--stall-ms") o.stall_ms = std::atoi(value);
     else if (flag == "--server-pid") o.server_pids.push_back(std::atoi(value));
     else if (flag == "--label") o.label = value;
+    else if (flag == "--kv-bucket") o.kv_bucket = value;
+    else if (flag == "--kv-replicas") o.kv_replicas = std::atoi(value);
     else Usage(2);
   }
   if (o.sub_port == 0) o.sub_port = o.pub_port;
   if (o.publishers == 0) o.publishers = 100;
-  if (o.scenario == "pairs") o.subscribers = o.publishers;
+  if (o.scenario == "pairs" || o.scenario == "kv") o.subscribers = o.publishers;
+  if (o.scenario == "kv") o.window = 1;  // each put waits for the revision of the one before
   if (o.subscribers == 0) o.subscribers = 1;
   if (o.payload < static_cast<int>(kPayloadHeader) || o.window < 1 || o.duration_s <= 0 ||
       o.publishers + o.subscribers > kMaxConnections) {
@@ -222,6 +237,8 @@ struct Publisher {
   uint64_t delivered = 0;     // deliveries of its messages seen by all subscribers together
   double last_progress = 0;
   bool want_write = false;
+  uint64_t last_send_ns = 0;  // kv: the put in flight
+  uint64_t revision = 0;      // kv: the key's revision from the last ack
 };
 
 struct Subscriber {
@@ -235,6 +252,7 @@ struct Counters {
   uint64_t gaps = 0;         // messages skipped in a publisher's sequence (lost)
   uint64_t reordered = 0;    // a sequence number below the expected one
   uint64_t stalls = 0;
+  uint64_t errors = 0;       // kv: acks with an error
 };
 
 int Connect(const Options& o, int port) {
@@ -280,14 +298,16 @@ std::string ReadLine(int fd) {
 // (SUBs) and a PING whose PONG proves the server processed them.
 int Handshake(const Options& o, int port, const std::string& extra) {
   int fd = Connect(o, port);
+  const char* headers = o.scenario == "kv" ? "true" : "false";
   std::string info = ReadLine(fd);
   if (info.rfind("INFO ", 0) != 0) {
     std::fprintf(stderr, "ringmq-nats-bench: expected INFO, got %s\n", info.c_str());
     std::exit(2);
   }
   WriteAll(fd,
-           "CONNECT {\"verbose\":false,\"pedantic\":false,\"echo\":false,\"headers\":false,"
-           "\"protocol\":1,\"lang\":\"c++\",\"version\":\"0\",\"name\":\"ringmq-nats-bench\"}\r\n" +
+           std::string("CONNECT {\"verbose\":false,\"pedantic\":false,\"echo\":false,") +
+               "\"headers\":" + headers +
+               ",\"protocol\":1,\"lang\":\"c++\",\"version\":\"0\",\"name\":\"ringmq-nats-bench\"}\r\n" +
                extra + "PING\r\n");
   for (;;) {
     std::string line = ReadLine(fd);
@@ -303,6 +323,56 @@ int Handshake(const Options& o, int port, const std::string& extra) {
 void SetNonBlocking(int fd) {
   int flags = fcntl(fd, F_GETFL, 0);
   if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) Die("fcntl");
+}
+
+// kv: creates the bucket's stream with a blocking request on a connection of its own, retrying
+// for up to 20 s while JetStream has no meta leader yet. An existing stream of that name is
+// deleted first, so every run starts from revision 0.
+void CreateKvStream(const Options& o) {
+  std::string stream = "KV_" + o.kv_bucket;
+  std::string config = "{\"name\":\"" + stream + "\",\"subjects\":[\"$KV." + o.kv_bucket +
+                       ".>\"],\"retention\":\"limits\",\"max_msgs_per_subject\":1,"
+                       "\"max_bytes\":-1,\"max_age\":0,\"max_msg_size\":-1,\"storage\":\"file\","
+                       "\"discard\":\"new\",\"num_replicas\":" +
+                       std::to_string(o.kv_replicas) +
+                       ",\"duplicate_window\":120000000000,\"allow_rollup_hdrs\":true,"
+                       "\"deny_delete\":true,\"allow_direct\":true}";
+  int fd = Handshake(o, o.pub_port, "SUB _INBOX.setup 99\r\n");
+  // One request: the reply's payload (headers included, if any).
+  auto request = [&](const std::string& subject, const std::string& body) {
+    WriteAll(fd, "PUB " + subject + " _INBOX.setup " + std::to_string(body.size()) + "\r\n" +
+                     body + "\r\n");
+    for (;;) {
+      std::string line = ReadLine(fd);
+      if (line == "PING") WriteAll(fd, "PONG\r\n");
+      if (line.rfind("MSG ", 0) != 0 && line.rfind("HMSG ", 0) != 0) continue;
+      size_t size = std::strtoull(line.substr(line.rfind(' ') + 1).c_str(), nullptr, 10);
+      std::string reply(size + 2, '\0');
+      for (size_t got = 0; got < reply.size();) {
+        ssize_t n = read(fd, reply.data() + got, reply.size() - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) Die("read during set-up");
+        got += static_cast<size_t>(n);
+      }
+      reply.resize(size);
+      return reply;
+    }
+  };
+  request("$JS.API.STREAM.DELETE." + stream, "");
+  double deadline = Now() + 20;
+  for (;;) {
+    std::string reply = request("$JS.API.STREAM.CREATE." + stream, config);
+    if (reply.find("\"error\"") == std::string::npos && reply.find("503") == std::string::npos) {
+      break;
+    }
+    if (Now() > deadline) {
+      std::fprintf(stderr, "ringmq-nats-bench: could not create %s: %s\n", stream.c_str(),
+                   reply.c_str());
+      std::exit(2);
+    }
+    usleep(200 * 1000);
+  }
+  close(fd);
 }
 
 class Bench {
@@ -321,7 +391,9 @@ class Bench {
   void ReadSubscriber(Subscriber& s, double now);
   void ReadPublisher(Publisher& p);
   size_t Parse(Subscriber& s, double now);
-  void OnMessage(Subscriber& s, const char* payload, size_t size, double now);
+  void OnMessage(Subscriber& s, std::string_view subject, const char* payload, size_t size,
+                 double now);
+  void OnKvAck(Subscriber& s, std::string_view subject, std::string_view ack, double now);
   void Loop(double until, bool stop_sending);
   uint64_t InFlight(const Publisher& p) const {
     return p.sent * static_cast<uint64_t>(FanPerMessage()) - p.delivered;
@@ -343,16 +415,21 @@ void Bench::SetUp() {
   epoll_ = epoll_create1(0);
   if (epoll_ < 0) Die("epoll_create1");
   payload_template_.assign(static_cast<size_t>(o_.payload), 'x');
+  if (o_.scenario == "kv") CreateKvStream(o_);
   for (int i = 0; i < o_.subscribers; ++i) {
     std::string subject = o_.scenario == "fanin" ? "bench.fanin" : "bench.p." + std::to_string(i);
+    if (o_.scenario == "kv") subject = "_INBOX.kv." + std::to_string(i) + ".*";
     Subscriber& s = subs_[static_cast<size_t>(i)];
-    s.fd = Handshake(o_, o_.sub_port, "SUB " + subject + " 1\r\n");
+    // kv: the acks come back to the server the puts went to, as on a node's own connection.
+    int port = o_.scenario == "kv" ? o_.pub_port : o_.sub_port;
+    s.fd = Handshake(o_, port, "SUB " + subject + " 1\r\n");
     s.next_seq.assign(static_cast<size_t>(o_.publishers), 0);
     s.in.reserve(kReadChunk * 2);
   }
   for (int i = 0; i < o_.publishers; ++i) {
     Publisher& p = pubs_[static_cast<size_t>(i)];
     p.subject = o_.scenario == "fanin" ? "bench.fanin" : "bench.p." + std::to_string(i);
+    if (o_.scenario == "kv") p.subject = "$KV." + o_.kv_bucket + ".c" + std::to_string(i);
     p.fd = Handshake(o_, o_.pub_port, "");
     p.out.reserve(static_cast<size_t>(o_.window) * (static_cast<size_t>(o_.payload) + 64));
   }
@@ -394,6 +471,27 @@ void Bench::FillAndSend(Publisher& p, double now) {
   }
   if (allowed == 0) return;
   size_t index = static_cast<size_t>(&p - pubs_.data());
+  if (o_.scenario == "kv") {
+    // One compare-and-set put (allowed is 1: the window is 1).
+    char headers[96];
+    int headers_size = std::snprintf(headers, sizeof headers,
+                                     "NATS/1.0\r\nNats-Expected-Last-Subject-Sequence: %" PRIu64
+                                     "\r\n\r\n",
+                                     p.revision);
+    char line[192];
+    int line_size = std::snprintf(line, sizeof line, "HPUB %s _INBOX.kv.%zu.%" PRIu64 " %d %d\r\n",
+                                  p.subject.c_str(), index, p.sent, headers_size,
+                                  headers_size + o_.payload);
+    p.out.append(line, static_cast<size_t>(line_size));
+    p.out.append(headers, static_cast<size_t>(headers_size));
+    p.out.append(payload_template_);
+    p.out.append("\r\n");
+    ++p.sent;
+    p.last_send_ns = NowNs();
+    if (in_flight == 0) p.last_progress = now;
+    Flush(p);
+    return;
+  }
   char header[96];
   int header_size = std::snprintf(header, sizeof header, "PUB %s %d\r\n", p.subject.c_str(),
                                   o_.payload);
@@ -495,7 +593,8 @@ size_t Bench::Parse(Subscriber& s, double now) {
       size_t space = line.rfind(' ');
       size_t size = std::strtoull(std::string(line.substr(space + 1)).c_str(), nullptr, 10);
       if (eol + 2 + size + 2 > in.size()) break;  // the payload is not all here yet
-      OnMessage(s, in.data() + eol + 2, size, now);
+      std::string_view subject = line.substr(4, line.find(' ', 4) - 4);
+      OnMessage(s, subject, in.data() + eol + 2, size, now);
       at = eol + 2 + size + 2;
       continue;
     }
@@ -511,7 +610,36 @@ size_t Bench::Parse(Subscriber& s, double now) {
   return at;
 }
 
-void Bench::OnMessage(Subscriber& s, const char* payload, size_t size, double now) {
+// kv: the JetStream ack of publisher i's put number `seq`, on _INBOX.kv.<i>.<seq>:
+// {"stream":...,"seq":N} (N the key's new revision) or {"error":...}.
+void Bench::OnKvAck(Subscriber& s, std::string_view subject, std::string_view ack, double now) {
+  size_t index = static_cast<size_t>(&s - subs_.data());
+  Publisher& p = pubs_[index];
+  uint64_t seq = std::strtoull(std::string(subject.substr(subject.rfind('.') + 1)).c_str(),
+                               nullptr, 10);
+  uint64_t& expected = s.next_seq[index];
+  if (seq != expected && measuring_) ++c_.reordered;
+  expected = seq + 1;
+  size_t at = ack.find("\"seq\":");
+  if (ack.find("\"error\"") != std::string_view::npos || at == std::string_view::npos) {
+    if (c_.errors++ == 0) {
+      std::fprintf(stderr, "ringmq-nats-bench: put failed: %.*s\n",
+                   static_cast<int>(ack.size()), ack.data());
+    }
+  } else {
+    p.revision = std::strtoull(std::string(ack.substr(at + 6, 24)).c_str(), nullptr, 10);
+  }
+  if (p.delivered < p.sent) ++p.delivered;
+  p.last_progress = now;
+  if (measuring_) {
+    ++c_.delivered;
+    latency_.Add((NowNs() - p.last_send_ns) / 1000);
+  }
+}
+
+void Bench::OnMessage(Subscriber& s, std::string_view subject, const char* payload, size_t size,
+                      double now) {
+  if (o_.scenario == "kv") return OnKvAck(s, subject, std::string_view(payload, size), now);
   if (size < kPayloadHeader) return;
   uint32_t index;
   uint64_t seq, sent_ns;
@@ -597,16 +725,16 @@ int Bench::Run() {
       "seconds=%.3f delivered=%" PRIu64 " delivered_per_s=%.0f server_cpu_s=%.3f "
       "server_cpu_per_pid_s=%s msgs_per_server_cpu_s=%.0f server_cpu_us_per_msg=%.3f "
       "generator_cpu_s=%.3f latency_us_p50=%.0f latency_us_p99=%.0f gaps=%" PRIu64
-      " reordered=%" PRIu64 " stalls=%" PRIu64 "\n",
+      " reordered=%" PRIu64 " stalls=%" PRIu64 " errors=%" PRIu64 "\n",
       o_.label.empty() ? "-" : o_.label.c_str(), o_.scenario.c_str(), o_.publishers,
       o_.subscribers, o_.payload, o_.window, o_.rate, seconds, delivered,
       static_cast<double>(delivered) / seconds, server_cpu,
       per_server.empty() ? "-" : per_server.c_str(),
       server_cpu > 0 ? static_cast<double>(delivered) / server_cpu : 0.0,
       delivered ? server_cpu * 1e6 / static_cast<double>(delivered) : 0.0, own_cpu,
-      latency_.Quantile(0.5), latency_.Quantile(0.99), c_.gaps, c_.reordered, stalls);
+      latency_.Quantile(0.5), latency_.Quantile(0.99), c_.gaps, c_.reordered, stalls, c_.errors);
   std::fflush(stdout);
-  return (c_.gaps || c_.reordered || stalls || delivered == 0) ? 1 : 0;
+  return (c_.gaps || c_.reordered || stalls || c_.errors || delivered == 0) ? 1 : 0;
 }
 
 }  // namespace

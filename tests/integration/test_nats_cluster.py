@@ -256,3 +256,19 @@ class NatsBenchTool(NatsClusterTestCase):
                               capture_output=True, text=True, timeout=10)
         self.assertEqual(done.returncode, 2)
         self.assertIn("Usage", done.stderr)
+
+    def test_kv_compare_and_set_puts_land_in_the_replicated_bucket(self):
+        status, out, err = self.run_bench("kv", "--publishers", "5", "--kv-replicas", "3",
+                                          "--kv-bucket", "benchcheck")
+        self.assertEqual(status, 0, out + err)
+        result = parse_result(out)
+        self.assertEqual(result["errors"], "0", out)
+        self.assertGreater(int(result["delivered"]), 10, out)
+        # Every key's last put is in the bucket, on another server than the one written to.
+        kv = KvBucket(self.connect(2), "benchcheck")
+        self.assertEqual(kv.info()["config"]["num_replicas"], 3)
+        for key in range(5):
+            value, revision = nats_cluster.js_retry(lambda: kv.get(f"c{key}"))
+            self.assertEqual(len(value), 64)
+            self.assertGreater(revision, 0)
+        self.assertEqual(kv.info()["state"]["messages"], 5)
