@@ -196,6 +196,16 @@ struct Config {
   // in listener::EffectiveListeners: the default listener first when there is one.
   std::vector<ListenerConfig> listeners;
 
+  // Cluster over NATS (docs/cluster.md; the `[cluster]` table, --cluster-* flags). Clustering
+  // is on iff cluster_nats_urls is non-empty: each shard then keeps one NATS connection.
+  std::vector<std::string> cluster_nats_urls;  // nats://[user:pass@|token@]host[:port]
+  // This node's name in the cluster (a NATS subject token); empty: the host name, its '.'
+  // replaced by '_' (ClusterNodeName).
+  std::string cluster_node_name;
+  std::string cluster_subject_prefix;  // "" or a literal NATS subject (cluster::SubjectMapping)
+
+  bool clustered() const { return !cluster_nats_urls.empty(); }
+
   friend bool operator==(const Config&, const Config&) = default;
 };
 

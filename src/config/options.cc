@@ -33,6 +33,8 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "cluster/nats_link.h"
+#include "cluster/subject.h"
 #include "common/assert.h"
 
 namespace ringmq::config {
@@ -87,8 +89,12 @@ struct StringValue {
 };
 
 // Elements are non-empty strings: a flag gives them comma-separated, a file as a TOML array.
+// `valid` (null: any) checks each element. A repeatable option's flag may be given several
+// times: the first replaces the file's list, each later one appends to it.
 struct ListValue {
-  void (*set)(std::vector<std::string> value, Config& config);
+  std::vector<std::string> Config::*member;
+  bool (*valid)(std::string_view element) = nullptr;
+  bool repeatable = false;
 };
 
 // true|false: a flag spells it, a file gives a TOML boolean.
@@ -220,6 +226,24 @@ bool IsIpLiteral(std::string_view text) {
   in6_addr address;                    // large enough for either family
   return inet_pton(AF_INET, terminated.c_str(), &address) == 1 ||
          inet_pton(AF_INET6, terminated.c_str(), &address) == 1;
+}
+
+// A cluster NATS URL the link can use: plain TCP only (TLS to NATS is not built yet).
+bool IsPlainNatsUrl(std::string_view url) {
+  const absl::StatusOr<cluster::NatsServerAddress> address = cluster::ParseNatsUrl(url);
+  return address.ok() && !address->tls;
+}
+
+bool SetNodeName(std::string_view text, Config& config) {
+  if (!text.empty() && !IsValidNodeName(text)) return false;
+  config.cluster_node_name = std::string(text);
+  return true;
+}
+
+bool SetSubjectPrefix(std::string_view text, Config& config) {
+  if (!cluster::IsValidSubjectPrefix(text)) return false;
+  config.cluster_subject_prefix = std::string(text);
+  return true;
 }
 
 // --- The table -----------------------------------------------------------------------------
@@ -511,9 +535,7 @@ constexpr Option kOptions[] = {
     {{"client_id_prefixes", '\0', "P1,P2,...",
       "If set, refuse (CONNACK 0x02) client ids starting with none of these", true},
      &ShowValue<&Config::client_id_prefixes>,
-     ListValue{[](std::vector<std::string> prefixes, Config& config) {
-       config.client_id_prefixes = std::move(prefixes);
-     }}},
+     ListValue{&Config::client_id_prefixes}},
     {{"max_connections_per_address", '\0', "N",
       "Refuse (CONNACK 0x03) a CONNECT from an address with more than N open connections; 0 = "
       "no limit",
@@ -580,6 +602,27 @@ constexpr Option kOptions[] = {
       "Count and log shard loop iterations that run longer than MS milliseconds; 0 = off", true},
      &ShowValue<&Config::stall_warning_ms>,
      Integer<&Config::stall_warning_ms, 0, 3'600'000>()},
+    // The [cluster] table's keys as flags (file keys only inside the table: kClusterKeys).
+    {{"cluster_nats_url", '\0', "URL",
+      "Cluster over NATS: a NATS server (nats://[user:pass@|token@]host[:port]); repeatable or "
+      "comma-separated; none = no cluster ([cluster] nats_urls)",
+      false},
+     nullptr,
+     ListValue{&Config::cluster_nats_urls, &IsPlainNatsUrl, /*repeatable=*/true}},
+    {{"cluster_node_name", '\0', "NAME",
+      "This node's name in the cluster, a NATS subject token; \"\" = the host name "
+      "([cluster] node_name)",
+      false},
+     nullptr,
+     StringValue{"a NATS subject token (printable ASCII, no '.', '*' or '>', at most 128 bytes)",
+                 &SetNodeName}},
+    {{"cluster_subject_prefix", '\0', "SUBJECT",
+      "Put every cluster subject under this NATS subject; \"\" = none ([cluster] "
+      "subject_prefix)",
+      false},
+     nullptr,
+     StringValue{"\"\" or a literal NATS subject (tokens separated by '.', no wildcards)",
+                 &SetSubjectPrefix}},
     {{"check_config", '\0', "",
       "Check the flags, the config file and the files it names, print the result and exit", false},
      nullptr,
@@ -734,7 +777,9 @@ absl::StatusOr<std::vector<FlagValue>> SplitFlags(int argc, const char* const* a
 }
 
 // Converts and checks a flag's text; on success the setter has stored it in `config`.
-bool SetFromText(const Option& option, std::string_view text, Config& config) {
+// `append`: a repeated flag of a repeatable list option adds to the list.
+bool SetFromText(const Option& option, std::string_view text, Config& config,
+                 bool append = false) {
   if (const auto* integer = std::get_if<IntegerValue>(&option.value)) {
     const std::optional<int64_t> value = ParseInteger(text);
     if (!value || *value < integer->min || *value > integer->max) return false;
@@ -752,22 +797,24 @@ bool SetFromText(const Option& option, std::string_view text, Config& config) {
   const auto* list = std::get_if<ListValue>(&option.value);
   RINGMQ_ASSERT(list != nullptr);
   std::vector<std::string> elements;
+  if (append) elements = config.*(list->member);
   while (!text.empty()) {  // an empty text is an empty list: --client-id-prefixes= clears it
     const size_t comma = std::min(text.find(','), text.size());
     if (comma == 0) return false;  // an empty element: "a,,b", ",a" or "a,"
+    if (list->valid != nullptr && !list->valid(text.substr(0, comma))) return false;
     elements.emplace_back(text.substr(0, comma));
     if (comma == text.size()) break;
     text.remove_prefix(comma + 1);
     if (text.empty()) return false;
   }
-  list->set(std::move(elements), config);
+  config.*(list->member) = std::move(elements);
   return true;
 }
 
-absl::Status ApplyFlag(const FlagValue& flag, Config& config) {
+absl::Status ApplyFlag(const FlagValue& flag, Config& config, bool append) {
   RINGMQ_ASSERT(flag.option != nullptr);
   RINGMQ_ASSERT(!std::holds_alternative<SwitchValue>(flag.option->value));
-  if (SetFromText(*flag.option, flag.value, config)) return absl::OkStatus();
+  if (SetFromText(*flag.option, flag.value, config, append)) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat(FlagName(flag.option->info.key), ": expected ",
                                                  Expected(*flag.option, /*from_file=*/false),
                                                  ", got ", Quote(flag.value)));
@@ -838,9 +885,10 @@ const toml::node* SetFromNode(const Option& option, const toml::node& node, Conf
   for (const toml::node& element : *array) {
     const toml::value<std::string>* value = element.as_string();
     if (value == nullptr || value->get().empty()) return &element;
+    if (list->valid != nullptr && !list->valid(value->get())) return &element;
     elements.push_back(value->get());
   }
-  list->set(std::move(elements), config);
+  config.*(list->member) = std::move(elements);
   return nullptr;
 }
 
@@ -1204,9 +1252,45 @@ bool AddressesOverlap(const std::string& bind_a, uint16_t port_a, const std::str
   return Covers(a, b) || Covers(b, a);
 }
 
+// --- [cluster] table -------------------------------------------------------------------------
+
+constexpr std::string_view kClusterKey = "cluster";
+// Key in the table -> the option (flag) that holds it.
+constexpr std::pair<std::string_view, std::string_view> kClusterKeys[] = {
+    {"nats_urls", "cluster_nats_url"},
+    {"node_name", "cluster_node_name"},
+    {"subject_prefix", "cluster_subject_prefix"},
+};
+
+absl::Status ApplyCluster(const toml::key& key, const toml::node& node,
+                          std::string_view source_name, Config& config) {
+  const toml::table* table = node.as_table();
+  if (table == nullptr) {
+    return FileError(source_name, key.source().begin.line, "cluster: expected a [cluster] table");
+  }
+  for (const auto& [entry_key, entry_node] : InDocumentOrder(*table)) {
+    const auto* known = std::find_if(std::begin(kClusterKeys), std::end(kClusterKeys),
+                                     [&](const auto& k) { return k.first == entry_key->str(); });
+    if (known == std::end(kClusterKeys)) {
+      return FileError(source_name, entry_key->source().begin.line,
+                       absl::StrCat("unknown key ", Quote(entry_key->str()), " in [cluster]"));
+    }
+    const Option* option = FindByKey(known->second);
+    RINGMQ_ASSERT(option != nullptr);
+    const toml::node* wrong = SetFromNode(*option, *entry_node, config);
+    if (wrong != nullptr) {
+      return FileError(source_name, wrong->source().begin.line,
+                       absl::StrCat("cluster.", Sv(entry_key->str()), ": expected ",
+                                    Expected(*option, /*from_file=*/true)));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ApplyKey(const toml::key& key, const toml::node& node, std::string_view source_name,
                       Config& config) {
   if (key.str() == kListenerKey) return ApplyListeners(key, node, source_name, config);
+  if (key.str() == kClusterKey) return ApplyCluster(key, node, source_name, config);
   const Option* option = FindByKey(key.str());
   if (option == nullptr) {
     return FileError(source_name, key.source().begin.line,
@@ -1282,9 +1366,15 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv) 
     absl::Status loaded = LoadConfigFile(std::string(config_flag->value), result.config);
     if (!loaded.ok()) return loaded;
   }
+  std::vector<const Option*> seen;  // repeatable list options given so far
   for (const FlagValue& flag : *flags) {
     if (std::holds_alternative<SwitchValue>(flag.option->value)) continue;
-    absl::Status applied = ApplyFlag(flag, result.config);
+    bool append = false;
+    if (const auto* list = std::get_if<ListValue>(&flag.option->value); list && list->repeatable) {
+      append = std::find(seen.begin(), seen.end(), flag.option) != seen.end();
+      if (!append) seen.push_back(flag.option);
+    }
+    absl::Status applied = ApplyFlag(flag, result.config, append);
     if (!applied.ok()) return applied;
   }
   if (absl::Status checked = CheckListeners(result.config); !checked.ok()) return checked;
@@ -1349,8 +1439,32 @@ std::string EffectiveToml(const Config& config) {
     absl::StrAppend(&text, Sv(option.info.key), " = ", option.show(config, /*as_toml=*/true),
                     "\n");
   }
+  {  // after every top-level key: a table ends them
+    std::vector<std::string> urls;
+    for (const std::string& url : config.cluster_nats_urls) urls.push_back(TomlString(url));
+    absl::StrAppend(&text, "\n[cluster]\nnats_urls = [", absl::StrJoin(urls, ", "),
+                    "]\nnode_name = ", TomlString(config.cluster_node_name),
+                    "\nsubject_prefix = ", TomlString(config.cluster_subject_prefix), "\n");
+  }
   for (const ListenerConfig& listener : config.listeners) text += ListenerToml(listener);
   return text;
+}
+
+bool IsValidNodeName(std::string_view name) {
+  if (name.empty() || name.size() > kMaxNodeNameBytes) return false;
+  for (const char c : name) {
+    if (c < 0x21 || c > 0x7e || c == '.' || c == '*' || c == '>') return false;
+  }
+  return true;
+}
+
+std::string ClusterNodeName(const Config& config, std::string_view host_name) {
+  if (!config.cluster_node_name.empty()) return config.cluster_node_name;
+  std::string name;
+  for (const char c : host_name.substr(0, kMaxNodeNameBytes)) {
+    name += (c < 0x21 || c > 0x7e || c == '.' || c == '*' || c == '>') ? '_' : c;
+  }
+  return name.empty() ? std::string("ringmq") : name;
 }
 
 std::string ListenerName(const ListenerConfig& listener) {

@@ -11,6 +11,7 @@
 #ifndef RINGMQ_CONFIG_OPTIONS_H_
 #define RINGMQ_CONFIG_OPTIONS_H_
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -67,6 +68,14 @@ std::string HelpText();
 // from their defaults), as a TOML document that ApplyToml turns back into `config`
 // (--check-config prints it).
 std::string EffectiveToml(const Config& config);
+
+// A cluster node name: a NATS subject token of printable ASCII without '.', '*' or '>', at
+// most kMaxNodeNameBytes (it goes into every message's Ringmq-Node header).
+inline constexpr size_t kMaxNodeNameBytes = 128;
+bool IsValidNodeName(std::string_view name);
+// cluster_node_name, or when empty `host_name` (gethostname) with every byte a node name
+// cannot hold replaced by '_' (a host name's dots among them), cut to kMaxNodeNameBytes.
+std::string ClusterNodeName(const Config& config, std::string_view host_name);
 
 std::string_view ToString(LogLevel level);
 std::string_view ToString(RejectPolicy policy);

@@ -461,6 +461,14 @@ std::vector<FlagCase> GoodFlagCases() {
        [](const Config& c) { EXPECT_EQ(c.response_information, "reply/"); }},
       {"--stall-warning-ms", "3600000",
        [](const Config& c) { EXPECT_EQ(c.stall_warning_ms, 3'600'000u); }},
+      {"--cluster-nats-url", "nats://127.0.0.1:4222",
+       [](const Config& c) {
+         EXPECT_EQ(c.cluster_nats_urls, std::vector<std::string>{"nats://127.0.0.1:4222"});
+       }},
+      {"--cluster-node-name", "node-1",
+       [](const Config& c) { EXPECT_EQ(c.cluster_node_name, "node-1"); }},
+      {"--cluster-subject-prefix", "site.mqtt",
+       [](const Config& c) { EXPECT_EQ(c.cluster_subject_prefix, "site.mqtt"); }},
   };
 }
 
@@ -1391,6 +1399,94 @@ TEST(ConfigDocsTest, ExampleListenerTablesParseAndCheck) {
   EXPECT_EQ(config.listeners.size(), static_cast<size_t>(count));
   EXPECT_GE(count, 5) << "plain, TLS, mutual TLS, WebSockets, PROXY";
   EXPECT_TRUE(CheckListeners(config).ok()) << CheckListeners(config);
+}
+
+// --- [cluster] --------------------------------------------------------------------------------
+
+TEST(ClusterConfigTest, OffByDefault) {
+  const absl::StatusOr<CommandLine> parsed = Parse({});
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_FALSE(parsed->config.clustered());
+  EXPECT_TRUE(parsed->config.cluster_node_name.empty());
+  EXPECT_TRUE(parsed->config.cluster_subject_prefix.empty());
+}
+
+TEST(ClusterConfigTest, TableSetsEveryKey) {
+  Config config;
+  ASSERT_TRUE(ApplyToml("[cluster]\nnats_urls = [\"nats://127.0.0.1:4222\", \"n2:4223\"]\n"
+                        "node_name = \"node-1\"\nsubject_prefix = \"site.mqtt\"\n",
+                        "c.toml", config)
+                  .ok());
+  EXPECT_TRUE(config.clustered());
+  EXPECT_EQ(config.cluster_nats_urls,
+            (std::vector<std::string>{"nats://127.0.0.1:4222", "n2:4223"}));
+  EXPECT_EQ(config.cluster_node_name, "node-1");
+  EXPECT_EQ(config.cluster_subject_prefix, "site.mqtt");
+}
+
+TEST(ClusterConfigTest, TableRefusesBadValuesAndUnknownKeys) {
+  Config config;
+  EXPECT_EQ(ErrorOf(ApplyToml("[cluster]\nnats_url = [\"a\"]\n", "c.toml", config)),
+            "c.toml:2: unknown key \"nats_url\" in [cluster]");
+  EXPECT_EQ(ErrorOf(ApplyToml("[cluster]\nnats_urls = [\"tls://a:4222\"]\n", "c.toml", config)),
+            "c.toml:2: cluster.nats_urls: expected an array of non-empty strings");
+  EXPECT_EQ(ErrorOf(ApplyToml("[cluster]\nnode_name = \"a.b\"\n", "c.toml", config)),
+            "c.toml:2: cluster.node_name: expected a NATS subject token (printable ASCII, no "
+            "'.', '*' or '>', at most 128 bytes)");
+  EXPECT_EQ(ErrorOf(ApplyToml("[cluster]\nsubject_prefix = \"a.*\"\n", "c.toml", config)),
+            "c.toml:2: cluster.subject_prefix: expected \"\" or a literal NATS subject (tokens "
+            "separated by '.', no wildcards)");
+  EXPECT_EQ(ErrorOf(ApplyToml("cluster = 1\n", "c.toml", config)),
+            "c.toml:1: cluster: expected a [cluster] table");
+  EXPECT_EQ(config, Config{}) << "all or nothing";
+}
+
+TEST(ClusterConfigTest, UrlFlagIsRepeatableAndCommaSeparated) {
+  const absl::StatusOr<CommandLine> parsed =
+      Parse({"--cluster-nats-url", "nats://a:1,nats://b:2", "--cluster-nats-url=c:3",
+             "--cluster-node-name", "n1", "--cluster-subject-prefix", "mqtt"});
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->config.cluster_nats_urls,
+            (std::vector<std::string>{"nats://a:1", "nats://b:2", "c:3"}));
+  EXPECT_EQ(parsed->config.cluster_node_name, "n1");
+  EXPECT_EQ(parsed->config.cluster_subject_prefix, "mqtt");
+  EXPECT_EQ(ErrorOf(Parse({"--cluster-nats-url", "nats://a:99999"})),
+            "--cluster-nats-url: expected a comma-separated list of non-empty strings, got "
+            "\"nats://a:99999\"");
+  EXPECT_EQ(ErrorOf(Parse({"--cluster-node-name", "a b"})).substr(0, 30),
+            "--cluster-node-name: expected ");
+}
+
+TEST(ClusterConfigTest, FirstUrlFlagReplacesTheFilesList) {
+  const std::string path =
+      WriteTemp("cluster.toml", "[cluster]\nnats_urls = [\"file:1\", \"file:2\"]\n");
+  const absl::StatusOr<CommandLine> parsed =
+      Parse({"--config", path, "--cluster-nats-url", "flag:1", "--cluster-nats-url", "flag:2"});
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->config.cluster_nats_urls, (std::vector<std::string>{"flag:1", "flag:2"}));
+}
+
+TEST(ClusterConfigTest, EffectiveTomlRoundTrips) {
+  Config original;
+  original.cluster_nats_urls = {"nats://u:p@127.0.0.1:4222", "[::1]:4223"};
+  original.cluster_node_name = "n\"1";
+  original.cluster_subject_prefix = "a.b";
+  Config parsed;
+  const std::string text = EffectiveToml(original);
+  ASSERT_TRUE(ApplyToml(text, "effective", parsed).ok()) << text;
+  EXPECT_EQ(parsed, original) << text;
+}
+
+TEST(ClusterConfigTest, NodeNameDefaultsToTheHostName) {
+  Config config;
+  EXPECT_EQ(ClusterNodeName(config, "box.example.com"), "box_example_com");
+  EXPECT_EQ(ClusterNodeName(config, ""), "ringmq");
+  EXPECT_EQ(ClusterNodeName(config, std::string(300, 'h')), std::string(kMaxNodeNameBytes, 'h'));
+  EXPECT_TRUE(IsValidNodeName(ClusterNodeName(config, "a b*c>d\x7f")));
+  config.cluster_node_name = "chosen";
+  EXPECT_EQ(ClusterNodeName(config, "box"), "chosen");
+  EXPECT_FALSE(IsValidNodeName(std::string(kMaxNodeNameBytes + 1, 'n')));
+  EXPECT_TRUE(IsValidNodeName(std::string(kMaxNodeNameBytes, 'n')));
 }
 
 TEST(ConfigDocsTest, ExampleFileUsableThroughConfigFlag) {
