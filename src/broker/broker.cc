@@ -1,5 +1,8 @@
 #include "ringmq/broker.h"
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
 #include <unistd.h>
@@ -18,6 +21,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "auth/auth_data.h"
+#include "cluster/nats_link.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "config/options.h"
@@ -51,6 +55,41 @@ struct Broker::Running {
 };
 
 namespace {
+
+// Cluster over NATS: the node name and the configured NATS host names resolved once, here,
+// so that the shards connect without waiting on DNS. Errors: a URL host that does not resolve.
+absl::Status PrepareCluster(const Config& config, shard::SharedState& shared) {
+  char host_name[256] = {};
+  if (gethostname(host_name, sizeof(host_name) - 1) != 0) host_name[0] = '\0';
+  shared.cluster_node_name = config::ClusterNodeName(config, host_name);
+  for (const std::string& url : config.cluster_nats_urls) {
+    const absl::StatusOr<cluster::NatsServerAddress> address = cluster::ParseNatsUrl(url);
+    if (!address.ok()) return address.status();
+    in6_addr numeric;
+    if (inet_pton(AF_INET, address->host.c_str(), &numeric) == 1 ||
+        inet_pton(AF_INET6, address->host.c_str(), &numeric) == 1) {
+      continue;
+    }
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* found = nullptr;
+    if (const int error = getaddrinfo(address->host.c_str(), nullptr, &hints, &found);
+        error != 0 || found == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("cluster: cannot resolve NATS host \"",
+                                                     address->host, "\": ", gai_strerror(error)));
+    }
+    shard::SharedState::ResolvedHost resolved{.host = address->host};
+    std::memcpy(&resolved.address, found->ai_addr, found->ai_addrlen);
+    resolved.length = found->ai_addrlen;
+    freeaddrinfo(found);
+    shared.cluster_hosts.push_back(std::move(resolved));
+  }
+  RINGMQ_LOG_INFO("cluster: node %s, NATS servers %s, subject prefix \"%s\"",
+                  shared.cluster_node_name.c_str(),
+                  absl::StrJoin(config.cluster_nats_urls, ",").c_str(),
+                  config.cluster_subject_prefix.c_str());
+  return absl::OkStatus();
+}
 
 uint32_t ResolveThreads(uint32_t threads) {
   if (threads != 0) return threads;
@@ -192,6 +231,11 @@ absl::Status Broker::Start() {
         listener::MakeTransportFactory(listener, config_.max_packet_size);
     if (!factory.ok()) return factory.status();
     running->shared.transport_factories.push_back(std::move(*factory));
+  }
+  if (config_.clustered()) {
+    if (absl::Status status = PrepareCluster(config_, running->shared); !status.ok()) {
+      return status;
+    }
   }
   if (config_.persistence) {
     if (absl::Status status = StartPersistence(*running); !status.ok()) return status;

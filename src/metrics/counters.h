@@ -178,6 +178,18 @@ namespace ringmq::metrics {
   X(websocket_message_too_large)         /* fragmented message above the bound: 1009 */     \
   X(websocket_closes_received)           /* close frames received (answered) */             \
   X(websocket_pings_received)            /* pings received (answered with a pong) */        \
+  X(cluster_messages_out)        /* PUBLISHes and wills sent to NATS (cluster) */            \
+  X(cluster_bytes_out)           /* their header + payload bytes */                          \
+  X(cluster_messages_in)         /* NATS messages delivered to this shard's sessions */      \
+  X(cluster_bytes_in)            /* their payload bytes */                                   \
+  X(cluster_echoes_dropped)      /* NATS messages this node published itself */              \
+  X(cluster_overlap_dropped)     /* extra copies of overlapping NATS subscriptions */        \
+  X(cluster_uncarried_topics)    /* topics no NATS subject can carry: not forwarded */       \
+  X(cluster_unmappable_subjects) /* NATS subjects that are no MQTT topic: dropped */          \
+  X(cluster_publish_refused)     /* NATS link refused a publish (no room, too large) */      \
+  X(cluster_link_connects)       /* NATS handshakes completed */                             \
+  X(cluster_link_reconnects)     /* of those, after the first */                             \
+  X(cluster_link_disconnects)    /* NATS connections ended, failed attempts included */      \
   X(recv_enobufs) /* multishot recv ran out of provided buffers */                      \
   X(loop_iterations)                                                                    \
   X(sqes_submitted)                                                                     \
@@ -198,6 +210,7 @@ namespace ringmq::metrics {
   X(sessions_online)   /* sessions with a connection */                                   \
   X(sessions_offline)  /* persistent sessions kept without a connection */                \
   X(subscriptions)     /* subscriptions held by this shard's sessions */                  \
+  X(cluster_nats_subscriptions) /* NATS subscriptions of this shard's link */             \
   X(shared_groups)     /* shared-subscription groups created minus removed by this shard */ \
   X(queued_messages)   /* messages waiting in session queues (not yet sent) */            \
   X(inflight_messages) /* QoS 1/2 messages sent and not yet fully acknowledged */          \

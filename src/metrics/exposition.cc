@@ -142,6 +142,20 @@ constexpr Family kFamilies[] = {
     {"ringmq_persist_syncs_total", Type::kCounter, "fdatasyncs of the persistence log completed."},
     {"ringmq_persist_write_errors_total", Type::kCounter,
      "Persistence log writes or fdatasyncs that failed (ENOSPC, EIO, ...); retried with back-off."},
+    // Cluster over NATS (docs/cluster.md).
+    {"ringmq_cluster_messages_total", Type::kCounter,
+     "Messages that crossed to (direction=out) or from (direction=in) the NATS cluster."},
+    {"ringmq_cluster_bytes_total", Type::kCounter,
+     "Payload (and, out, header) bytes of those messages, by direction."},
+    {"ringmq_cluster_dropped_total", Type::kCounter,
+     "Cluster messages not forwarded or not delivered, by reason: echo (published by this "
+     "node), overlap (an extra copy of overlapping subscriptions), uncarried_topic (no NATS "
+     "subject for the topic), unmappable_subject (no MQTT topic for the subject), "
+     "link_refused (the NATS link had no room)."},
+    {"ringmq_cluster_link_events_total", Type::kCounter,
+     "NATS connection events of the shards' links: connect, reconnect, disconnect."},
+    {"ringmq_cluster_nats_subscriptions", Type::kGauge,
+     "NATS subscriptions the shards' links hold for their sessions' filters."},
     {"ringmq_persist_publish_refused_total", Type::kCounter,
      "QoS 1/2 PUBLISHes not acknowledged because a shard's log was failing or behind its bound; "
      "the publisher was disconnected and resends after reconnecting."},
@@ -529,6 +543,28 @@ Series SeriesOf(CounterId id) {
     case C::persist_syncs: return Plain("ringmq_persist_syncs_total");
     case C::persist_write_errors: return Plain("ringmq_persist_write_errors_total");
     case C::persist_publish_refused: return Plain("ringmq_persist_publish_refused_total");
+    case C::cluster_messages_out:
+      return Labelled("ringmq_cluster_messages_total", "direction", "out");
+    case C::cluster_bytes_out: return Labelled("ringmq_cluster_bytes_total", "direction", "out");
+    case C::cluster_messages_in:
+      return Labelled("ringmq_cluster_messages_total", "direction", "in");
+    case C::cluster_bytes_in: return Labelled("ringmq_cluster_bytes_total", "direction", "in");
+    case C::cluster_echoes_dropped:
+      return Labelled("ringmq_cluster_dropped_total", "reason", "echo");
+    case C::cluster_overlap_dropped:
+      return Labelled("ringmq_cluster_dropped_total", "reason", "overlap");
+    case C::cluster_uncarried_topics:
+      return Labelled("ringmq_cluster_dropped_total", "reason", "uncarried_topic");
+    case C::cluster_unmappable_subjects:
+      return Labelled("ringmq_cluster_dropped_total", "reason", "unmappable_subject");
+    case C::cluster_publish_refused:
+      return Labelled("ringmq_cluster_dropped_total", "reason", "link_refused");
+    case C::cluster_link_connects:
+      return Labelled("ringmq_cluster_link_events_total", "event", "connect");
+    case C::cluster_link_reconnects:
+      return Labelled("ringmq_cluster_link_events_total", "event", "reconnect");
+    case C::cluster_link_disconnects:
+      return Labelled("ringmq_cluster_link_events_total", "event", "disconnect");
     case C::persist_input_held_back: return Plain("ringmq_persist_input_held_back_total");
     case C::persist_dropped_disk_full: return Plain("ringmq_persist_dropped_disk_full_total");
     case C::persist_compactions: return Plain("ringmq_persist_compactions_total");
@@ -659,6 +695,7 @@ Series SeriesOf(GaugeId id) {
     case G::sessions_online: return Labelled("ringmq_sessions", "state", "online");
     case G::sessions_offline: return Labelled("ringmq_sessions", "state", "offline");
     case G::subscriptions: return Plain("ringmq_subscriptions");
+    case G::cluster_nats_subscriptions: return Plain("ringmq_cluster_nats_subscriptions");
     case G::shared_groups: return Plain("ringmq_shared_groups");
     case G::queued_messages: return Plain("ringmq_queued_messages");
     case G::persist_pending_bytes: return Plain("ringmq_persist_pending_bytes");

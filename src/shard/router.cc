@@ -12,6 +12,7 @@
 #include "connect/client_id.h"
 #include "mqtt/codec.h"
 #include "mqtt/topic.h"
+#include "shard/router_cluster.h"
 #include "shard/router_persist.h"
 
 namespace ringmq::shard {
@@ -252,6 +253,7 @@ void Router::DestroySession(uint32_t index) {
   PublishPendingWill(index);
   for (const auto& [filter, options] : entry.session->subscriptions()) {
     TrieUnsubscribe(filter, HandleOf(index, options.qos, false));
+    ClusterRelease(filter);
   }
   // The QoS 1/2 messages its groups gave it and its client did not acknowledge go to the
   // groups' other members (it is out of the trie now, so it is not chosen again), also when it
@@ -420,6 +422,7 @@ void Router::PublishWill(uint32_t index) {
   if (will.retain) Retain(message);
   Route(message, /*from_client=*/true,
         share_strategy_ == sub::ShareStrategy::kHash ? PublisherKey(session.client_id()) : 0);
+  ForwardToCluster(*message);
 }
 
 // ---- Packets ---------------------------------------------------------------------------------
@@ -621,6 +624,7 @@ void Router::OnPublish(net::Connection& connection, const mqtt::Publish& publish
   const bool matched =
       Route(message, /*from_client=*/true,
             share_strategy_ == sub::ShareStrategy::kHash ? PublisherKey(connection.client_id()) : 0);
+  ForwardToCluster(*message);
   // 5.0: No matching subscribers (0x10) is still a success for the publisher (5.0:3.4.2.1).
   AcknowledgePublish(
       connection, publish,
@@ -786,6 +790,7 @@ uint8_t Router::SubscribeOne(uint32_t index, std::string_view filter, uint8_t op
     case session::SubscribeResult::kAdded:
       counters_.subscriptions_added.Add();
       counters_.gauges.subscriptions.Add(1);
+      ClusterAcquire(filter);
       break;
     case session::SubscribeResult::kReplaced:  // MQTT-3.8.4-3: the QoS is replaced
       break;
@@ -812,6 +817,7 @@ uint8_t Router::UnsubscribeOne(uint32_t index, std::string_view filter) {
       entry.session->RemoveSubscription(filter);
   if (!options) return static_cast<uint8_t>(mqtt::ReasonCode::kNoSubscriptionExisted);
   TrieUnsubscribe(filter, HandleOf(index, options->qos, false));
+  ClusterRelease(filter);
   if (persist_) PersistUnsubscribe(index, filter);
   counters_.subscriptions_removed.Add();
   counters_.gauges.subscriptions.Add(-1);

@@ -134,6 +134,7 @@
 #include <vector>
 
 #include "auth/acl.h"
+#include "cluster/nats_link.h"
 #include "memory/budget.h"
 #include "message/message.h"
 #include "metrics/counters.h"
@@ -236,6 +237,27 @@ class Router final : public net::PacketSink {
   // Publishes the $SYS/broker/... values that changed (retained, QoS 0), from every shard's
   // counters. Called by one shard only, every sys_interval_s.
   void PublishSys(uint64_t now_ms);
+
+  // ---- Cluster over NATS (docs/cluster.md; router_cluster.cc) ----
+  // Clustering on: `link` (the shard's, outliving the router) carries this shard's messages
+  // to other nodes and their messages to this shard's sessions. Called once, before any
+  // session exists (before StartPersistence). Without it every cluster hook is one branch.
+  //   - Interest: each non-shared filter not starting with '$' a session of this shard comes
+  //     to hold or stops holding is acquired / released in the shard's ClusterInterest (NATS
+  //     SUB / UNSUB when a subject's count goes between 0 and 1).
+  //   - Outbound: a client's PUBLISH and a will whose topic does not start with '$' is, after
+  //     local routing, published once on the link (HPUB with headers Ringmq-Node, Ringmq-Qos,
+  //     Ringmq-Retain; payload as is). At most once across nodes, whatever its QoS.
+  //   - Inbound: OnClusterMessage.
+  void AttachCluster(cluster::NatsLink* link, std::string node_name, std::string subject_prefix);
+  // A MSG/HMSG of the link: dropped if this node published it (Ringmq-Node), if it is an extra
+  // copy of overlapping subscriptions (ClusterInterest::KeepCopy), or if its subject maps to
+  // no MQTT topic or to a '$' topic (counted); else delivered to this shard's matching
+  // non-shared subscriptions only, through DeliverLocal, at min(Ringmq-Qos (0 without it: a
+  // NATS application), subscription QoS), RETAIN 0 (MQTT-3.3.1-9: not a new subscription).
+  void OnClusterMessage(const cluster::NatsMessage& message);
+  // NATS subscriptions the link holds for this shard (0 unclustered).
+  size_t cluster_subject_count() const;
 
   // ---- Persistence (see the header comment) ----
   // Set-up, before the shard serves: logs to `journal` from now on, recovers the sessions of
@@ -448,6 +470,22 @@ class Router final : public net::PacketSink {
   void OnRecord(std::span<const Slot> record);
   void PublishWill(uint32_t index);
 
+  // ---- Cluster (router_cluster.cc) ----
+  struct Cluster;
+  // A session of this shard came to hold / stopped holding `filter` (see AttachCluster).
+  void ClusterAcquire(std::string_view filter) {
+    if (cluster_ != nullptr) ClusterInterestChange(filter, /*acquire=*/true);
+  }
+  void ClusterRelease(std::string_view filter) {
+    if (cluster_ != nullptr) ClusterInterestChange(filter, /*acquire=*/false);
+  }
+  void ClusterInterestChange(std::string_view filter, bool acquire);
+  // After local routing of a client's message (PUBLISH or will): publishes it on the link.
+  void ForwardToCluster(const message::Message& message) {
+    if (cluster_ != nullptr) PublishToCluster(message);
+  }
+  void PublishToCluster(const message::Message& message);
+
   // ---- Persistence (router_persist.cc) ----
   struct Persist;
   // The session's sid, 0 if it is not durable.
@@ -519,6 +557,7 @@ class Router final : public net::PacketSink {
   RetainedFence retained_fence_;
   std::unique_ptr<metrics::SysTopics> sys_topics_;  // on the publishing shard, once used
   std::unique_ptr<Persist> persist_;                 // null: persistence off
+  std::unique_ptr<Cluster> cluster_;                 // null: not clustered
 };
 
 }  // namespace ringmq::shard

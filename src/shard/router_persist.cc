@@ -477,6 +477,7 @@ void Router::RecoverSessions() {
           .retain_as_published = (subscription.options & 0x08) != 0};
       if (session.AddSubscription(filter, options) == session::SubscribeResult::kLimit) continue;
       TrieSubscribe(filter, HandleOf(index, options.qos, false, options.has_delivery_options()));
+      ClusterAcquire(filter);
     }
     for (const persist::StoredDelivery& delivery : stored.deliveries) {
       ++deliveries;

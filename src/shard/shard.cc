@@ -1,5 +1,8 @@
 #include "shard/shard.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -33,6 +36,9 @@ enum class Op : uint8_t {
   kMsgRing,   // our own msg_ring submissions (completions skipped on success)
   kLogWrite,  // the journal's write
   kLogSync,   // its linked fdatasync
+  kNatsConnect,  // the cluster NATS link's socket (generation: NatsIo::generation)
+  kNatsReceive,
+  kNatsSend,
 };
 
 constexpr uint16_t kBufferGroup = 0;
@@ -134,6 +140,9 @@ absl::Status Shard::Setup() {
   context_.sink = router_.get();
   shared_.ring_fds[index_].store(ring_->get()->ring_fd, std::memory_order_release);
   shared_.epochs.Online(index_);
+  if (config_.clustered()) {  // before recovery, which restores subscriptions
+    if (absl::Status status = SetupCluster(); !status.ok()) return SetupError(index_, status);
+  }
   if (config_.persistence) {
     if (absl::Status status = SetupPersistence(); !status.ok()) return status;
   }
@@ -261,6 +270,7 @@ void Shard::Loop() {
       router_->PersistStep();
     }
     EndPhase(LoopPhase::kSessions);
+    if (nats_ != nullptr) NatsStep();
     stalls_.work().connections_flushed = dirty_.size();
     Flush();
     router_->RingDoorbells();
@@ -358,6 +368,9 @@ void Shard::HandleCompletion(const io_uring_cqe& cqe) {
   if (op == Op::kMsgRing) return OnDoorbellFailed(cqe);
   if (op == Op::kLogWrite) return journal_->OnWriteDone(cqe.res, now_ms_);
   if (op == Op::kLogSync) return journal_->OnSyncDone(cqe.res, now_ms_);
+  if (op == Op::kNatsConnect) return OnNatsConnect(cqe);
+  if (op == Op::kNatsReceive) return OnNatsReceive(cqe);
+  if (op == Op::kNatsSend) return OnNatsSend(cqe);
   const uint32_t slot_index = SlotOf(cqe.user_data);
   Slot* slot = slot_index < slots_.size() ? &slots_[slot_index] : nullptr;
   const bool current = slot != nullptr && slot->in_use &&
@@ -722,6 +735,7 @@ void Shard::BeginStop() {
     io_uring_sqe_set_data64(sqe, Pack(Op::kCancel, 0, 0));
   }
   accept_retry_ms_ = 0;
+  if (nats_ != nullptr) nats_->link->Stop();
   for (uint32_t i = 0; i < slots_.size(); ++i) {
     if (!slots_[i].in_use) continue;
     slots_[i].connection.Disconnect(mqtt::ReasonCode::kServerShuttingDown, now_ms_, context_);
@@ -830,6 +844,207 @@ void Shard::MarkDirty(uint32_t slot_index) {
 io_uring_sqe* Shard::NextSqe() {
   counters_.sqes_submitted.Add();
   return ring_->NextSqe();
+}
+
+// ---- Cluster over NATS ----------------------------------------------------------------------
+
+absl::Status Shard::SetupCluster() {
+  cluster::NatsLinkOptions options;
+  options.urls = config_.cluster_nats_urls;
+  options.name = absl::StrCat(shared_.cluster_node_name, "/", index_);
+  // Shards of a node connecting at once would otherwise follow the same back-off.
+  options.random_seed = (uint64_t{index_} << 32) ^ MonotonicNs();
+  auto nats = std::make_unique<NatsIo>();
+  absl::StatusOr<std::unique_ptr<cluster::NatsLink>> link =
+      cluster::NatsLink::Create(std::move(options), this);
+  if (!link.ok()) return link.status();
+  nats->link = std::move(*link);
+  nats->receive_buffer.resize(kNatsReceiveBytes);
+  nats_ = std::move(nats);
+  router_->AttachCluster(nats_->link.get(), shared_.cluster_node_name,
+                         config_.cluster_subject_prefix);
+  return absl::OkStatus();
+}
+
+bool Shard::NatsAddress(const cluster::NatsServerAddress& server) {
+  NatsIo& nats = *nats_;
+  nats.address = sockaddr_storage{};
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&nats.address);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&nats.address);
+  if (inet_pton(AF_INET, server.host.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(server.port);
+    nats.address_length = sizeof(sockaddr_in);
+    return true;
+  }
+  if (inet_pton(AF_INET6, server.host.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(server.port);
+    nats.address_length = sizeof(sockaddr_in6);
+    return true;
+  }
+  for (const SharedState::ResolvedHost& resolved : shared_.cluster_hosts) {
+    if (resolved.host != server.host) continue;
+    std::memcpy(&nats.address, &resolved.address, resolved.length);
+    nats.address_length = resolved.length;
+    if (nats.address.ss_family == AF_INET) v4->sin_port = htons(server.port);
+    if (nats.address.ss_family == AF_INET6) v6->sin6_port = htons(server.port);
+    return true;
+  }
+  return false;
+}
+
+void Shard::NatsStep() {
+  NatsIo& nats = *nats_;
+  cluster::NatsLink& link = *nats.link;
+  // A new socket once the previous one's operations have all completed (they use the buffers).
+  if (link.state() == cluster::NatsLinkState::kWaiting && now_ms_ >= link.connect_at_ms() &&
+      !nats.connect_pending && !nats.receive_pending && !nats.send_pending) {
+    const cluster::NatsServerAddress& server = link.BeginConnect(now_ms_);
+    if (!NatsAddress(server)) {
+      link.OnTransportClosed(now_ms_, absl::StrCat("host ", server.host, " was not resolved at "
+                                                   "start (names are resolved once)"));
+    } else {
+      const int fd = socket(nats.address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+      if (fd < 0) {
+        link.OnTransportClosed(now_ms_, absl::StrCat("socket: ", strerror(errno)));
+      } else {
+        const int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        nats.fd = fd;
+        ++nats.generation;
+        io_uring_sqe* sqe = NextSqe();
+        io_uring_prep_connect(sqe, fd, reinterpret_cast<const sockaddr*>(&nats.address),
+                              nats.address_length);
+        io_uring_sqe_set_data64(sqe, Pack(Op::kNatsConnect, nats.generation, 0));
+        nats.connect_pending = true;
+      }
+    }
+  }
+  if (now_ms_ >= link.next_deadline_ms()) link.OnTimer(now_ms_);
+  if (nats.transport_up && link.state() == cluster::NatsLinkState::kAwaitPong &&
+      link.tls_required()) {
+    // The server requires TLS (INFO tls_required): not built yet.
+    if (now_ms_ >= nats.next_warning_ms) {
+      nats.next_warning_ms = now_ms_ + kWarningIntervalMs;
+      RINGMQ_LOG_WARNING("shard %u: NATS server %s:%u requires TLS, which ringmq's cluster link "
+                         "does not support yet",
+                         index_, link.current_server().host.c_str(), link.current_server().port);
+    }
+    link.OnTransportClosed(now_ms_, "TLS required");
+  }
+  if (nats.transport_up && !nats.send_pending && link.has_output()) {
+    nats.send_buffer.clear();
+    nats.send_offset = 0;
+    link.TakeOutput(nats.send_buffer);
+    SubmitNatsSend();
+  }
+}
+
+void Shard::SubmitNatsSend() {
+  NatsIo& nats = *nats_;
+  RINGMQ_ASSERT(nats.send_offset < nats.send_buffer.size());
+  io_uring_sqe* sqe = NextSqe();
+  io_uring_prep_send(sqe, nats.fd, nats.send_buffer.data() + nats.send_offset,
+                     nats.send_buffer.size() - nats.send_offset, MSG_NOSIGNAL);
+  io_uring_sqe_set_data64(sqe, Pack(Op::kNatsSend, nats.generation, 0));
+  nats.send_pending = true;
+}
+
+void Shard::SubmitNatsReceive() {
+  NatsIo& nats = *nats_;
+  io_uring_sqe* sqe = NextSqe();
+  io_uring_prep_recv(sqe, nats.fd, nats.receive_buffer.data(), nats.receive_buffer.size(), 0);
+  io_uring_sqe_set_data64(sqe, Pack(Op::kNatsReceive, nats.generation, 0));
+  nats.receive_pending = true;
+}
+
+void Shard::OnNatsConnect(const io_uring_cqe& cqe) {
+  NatsIo& nats = *nats_;
+  nats.connect_pending = false;
+  if (GenerationOf(cqe.user_data) != (nats.generation & kGenerationMask) || nats.fd < 0) return;
+  if (cqe.res < 0) {
+    nats.link->OnTransportClosed(now_ms_, absl::StrCat("connect: ", strerror(-cqe.res)));
+    return;
+  }
+  nats.transport_up = true;
+  nats.link->OnTransportConnected(now_ms_);
+  SubmitNatsReceive();
+}
+
+void Shard::OnNatsReceive(const io_uring_cqe& cqe) {
+  NatsIo& nats = *nats_;
+  nats.receive_pending = false;
+  if (GenerationOf(cqe.user_data) != (nats.generation & kGenerationMask) || !nats.transport_up) {
+    return;
+  }
+  if (cqe.res <= 0) {
+    nats.link->OnTransportClosed(
+        now_ms_, cqe.res == 0 ? std::string("closed by the server")
+                              : absl::StrCat("receive: ", strerror(-cqe.res)));
+    return;
+  }
+  nats.link->OnReceived(now_ms_, std::string_view(nats.receive_buffer.data(),
+                                                  static_cast<size_t>(cqe.res)));
+  if (nats.transport_up) SubmitNatsReceive();  // the link may have left the connection
+}
+
+void Shard::OnNatsSend(const io_uring_cqe& cqe) {
+  NatsIo& nats = *nats_;
+  nats.send_pending = false;
+  if (GenerationOf(cqe.user_data) != (nats.generation & kGenerationMask) || !nats.transport_up) {
+    return;
+  }
+  if (cqe.res < 0) {
+    nats.link->OnTransportClosed(now_ms_, absl::StrCat("send: ", strerror(-cqe.res)));
+    return;
+  }
+  nats.send_offset += static_cast<size_t>(cqe.res);
+  if (nats.send_offset < nats.send_buffer.size()) SubmitNatsSend();  // a short send
+}
+
+void Shard::OnReady(const cluster::nats::ServerInfo& info) {
+  NatsIo& nats = *nats_;
+  counters_.cluster_link_connects.Add();
+  if (nats.ever_ready) counters_.cluster_link_reconnects.Add();
+  nats.ever_ready = true;
+  RINGMQ_LOG_DEBUG("shard %u: NATS link ready (server %s, %s:%u)", index_,
+                   info.server_name.c_str(), nats.link->current_server().host.c_str(),
+                   nats.link->current_server().port);
+}
+
+void Shard::OnMessage(const cluster::NatsMessage& message) { router_->OnClusterMessage(message); }
+
+void Shard::OnDisconnected(cluster::DisconnectReason reason, std::string_view detail) {
+  NatsIo& nats = *nats_;
+  counters_.cluster_link_disconnects.Add();
+  if (nats.fd >= 0) {
+    // Ends the operations in flight (they complete as stale); shutdown and close of a TCP
+    // socket without SO_LINGER do not block.
+    shutdown(nats.fd, SHUT_RDWR);
+    close(nats.fd);
+    nats.fd = -1;
+  }
+  ++nats.generation;
+  nats.transport_up = false;
+  if (!nats.send_pending) nats.send_buffer.clear();
+  const bool quiet = reason == cluster::DisconnectReason::kStopped ||
+                     reason == cluster::DisconnectReason::kConnectFailed;
+  if (!quiet && now_ms_ >= nats.next_warning_ms) {
+    nats.next_warning_ms = now_ms_ + kWarningIntervalMs;
+    RINGMQ_LOG_WARNING("shard %u: NATS link lost (%.*s: %.*s); reconnecting", index_,
+                       static_cast<int>(cluster::DisconnectReasonName(reason).size()),
+                       cluster::DisconnectReasonName(reason).data(),
+                       static_cast<int>(detail.size()), detail.data());
+  }
+}
+
+void Shard::OnServerError(std::string_view text) {
+  NatsIo& nats = *nats_;
+  if (now_ms_ < nats.next_warning_ms) return;
+  nats.next_warning_ms = now_ms_ + kWarningIntervalMs;
+  RINGMQ_LOG_WARNING("shard %u: NATS server error: %.*s", index_, static_cast<int>(text.size()),
+                     text.data());
 }
 
 }  // namespace ringmq::shard

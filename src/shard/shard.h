@@ -45,6 +45,7 @@
 #include "absl/status/statusor.h"
 #include "auth/authenticator.h"
 #include "auth/enhanced_auth.h"
+#include "cluster/nats_link.h"
 #include "common/stable_vector.h"
 #include "io/buffer_ring.h"
 #include "io/ring.h"
@@ -68,7 +69,7 @@ struct ShardLimits {
   uint32_t tick_ms = 100;  // timer resolution and longest sleep
 };
 
-class Shard final : public ShardServices {
+class Shard final : public ShardServices, private cluster::NatsLinkSink {
  public:
   static constexpr uint32_t kSysShard = 0;  // publishes the $SYS topics
 
@@ -169,6 +170,47 @@ class Shard final : public ShardServices {
   void EndPhase(LoopPhase phase);
   void EndIteration();
 
+  // ---- Cluster over NATS (shard_cluster.cc; Config::clustered) ----
+  // The shard's NATS link and its socket, driven on the shard's ring like a client connection:
+  // IORING_OP_CONNECT, one receive at a time into its own buffer, one send in flight of what
+  // the link's TakeOutput gave. A socket the link left is shut down and closed at once; its
+  // operations still in flight complete as stale (an older generation), and the next socket
+  // waits for them, since they use the buffers below.
+  struct NatsIo {
+    std::unique_ptr<cluster::NatsLink> link;
+    int fd = -1;
+    uint32_t generation = 0;  // of `fd`; a completion of an older socket is stale
+    bool connect_pending = false;
+    bool receive_pending = false;
+    bool send_pending = false;
+    bool transport_up = false;  // connected, and not yet left by the link
+    bool ever_ready = false;
+    sockaddr_storage address{};
+    socklen_t address_length = 0;
+    std::string send_buffer;  // TakeOutput's bytes; send_offset of them sent
+    size_t send_offset = 0;
+    std::vector<char> receive_buffer;
+    uint64_t next_warning_ms = 0;
+  };
+  static constexpr size_t kNatsReceiveBytes = 64 * 1024;
+  // Set-up: the link, attached to the router. Errors: the link's options.
+  absl::Status SetupCluster();
+  // Once per loop iteration (after the router's Flush): connect when due, the link's timers,
+  // and its output's next send.
+  void NatsStep();
+  void OnNatsConnect(const io_uring_cqe& cqe);
+  void OnNatsReceive(const io_uring_cqe& cqe);
+  void OnNatsSend(const io_uring_cqe& cqe);
+  void SubmitNatsReceive();
+  void SubmitNatsSend();
+  // The address of the link's server, numeric or resolved at start (SharedState::cluster_hosts).
+  bool NatsAddress(const cluster::NatsServerAddress& server);
+  // cluster::NatsLinkSink (called by the link on this thread).
+  void OnReady(const cluster::nats::ServerInfo& info) override;
+  void OnMessage(const cluster::NatsMessage& message) override;
+  void OnDisconnected(cluster::DisconnectReason reason, std::string_view detail) override;
+  void OnServerError(std::string_view text) override;
+
   // The multishot accept of every listener that has none armed.
   void ArmAccept();
   void ArmReceive(uint32_t slot_index);
@@ -205,6 +247,8 @@ class Shard final : public ShardServices {
   // MQTT 5 enhanced authentication methods: SCRAM-SHA-256 when a password file is configured
   // (it proves users of that file), none otherwise (CONNACK 0x8C).
   auth::AuthMethodRegistry auth_methods_;
+  // Before ring_, so that its buffers outlive the ring's operations still in flight at stop.
+  std::unique_ptr<NatsIo> nats_;  // null: not clustered
   std::unique_ptr<io::Ring> ring_;
   std::unique_ptr<io::BufferRing> buffers_;
   std::unique_ptr<TimerWheel> timers_;

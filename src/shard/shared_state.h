@@ -10,10 +10,13 @@
 #ifndef RINGMQ_SHARD_SHARED_STATE_H_
 #define RINGMQ_SHARD_SHARED_STATE_H_
 
+#include <sys/socket.h>
+
 #include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "auth/auth_data.h"
@@ -92,6 +95,18 @@ struct SharedState {
   // Some shard's log cannot take more (a write error, or its pending bytes beyond the bound):
   // new QoS 1/2 PUBLISHes that need the log are not acknowledged (router.h).
   std::atomic<uint32_t> persist_degraded_shards{0};
+
+  // Cluster over NATS (Config::clustered). Set by the broker before the shards start: this
+  // node's name (config::ClusterNodeName) and the address of each configured NATS host given
+  // as a name, resolved once at start, so that a shard never waits on DNS (a host neither
+  // numeric nor listed here, e.g. one a NATS server announced by name, cannot be connected).
+  struct ResolvedHost {
+    std::string host;
+    sockaddr_storage address{};  // the port is the URL's, set at connect time
+    socklen_t length = 0;
+  };
+  std::string cluster_node_name;
+  std::vector<ResolvedHost> cluster_hosts;
 
   // CLOCK_MONOTONIC milliseconds (the shards' now_ms clock) and Unix time in seconds at start.
   const uint64_t started_monotonic_ms;

@@ -1,0 +1,76 @@
+// A shard's NATS interest for the cluster over NATS (docs/cluster.md, "One NATS connection per
+// shard" and "Overlapping filters on one link"): which NATS subjects its link subscribes, from
+// the filters its sessions hold.
+//
+// Acquire is called once per (session, filter) a session of this shard comes to hold, Release
+// once per (session, filter) it stops holding (UNSUBSCRIBE, session end, expiry, takeover), for
+// non-shared filters that do not start with '$' (those are not carried across nodes). Each
+// filter maps to at most two subjects (cluster::FilterToSubjects); each subject is reference
+// counted, so the link holds one NATS subscription per distinct subject: SUB when its count
+// goes 0 -> 1, UNSUB when it goes 1 -> 0.
+//
+// Overlap: NATS delivers one copy of a message per matching subscription of a connection (a.>
+// and a.b both match a.b). KeepCopy keeps the copy whose sid is the lowest of the live sids
+// whose subject matches the message's subject, so each message is delivered once per shard.
+// Sids only grow, so a subscription added while copies are in flight never makes a second copy
+// count; a copy whose sid is no longer live never arrives here (NatsLink drops it), so the
+// next one is kept. The check costs one subject match per live sid lower than the copy's.
+//
+// Thread safety: owned by one shard; used only on its thread.
+#ifndef RINGMQ_SHARD_CLUSTER_INTEREST_H_
+#define RINGMQ_SHARD_CLUSTER_INTEREST_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "cluster/nats_link.h"
+#include "cluster/subject.h"
+
+namespace ringmq::shard {
+
+// Whether NATS subject `subject` (no wildcards) matches subscription subject `pattern` ('*' one
+// token, '>' one or more trailing tokens; NATS client protocol, "Wildcards").
+bool NatsSubjectMatches(std::string_view pattern, std::string_view subject);
+
+class ClusterInterest {
+ public:
+  // `link` and `mapping` (its prefix) outlive this object.
+  ClusterInterest(cluster::NatsLink& link, const cluster::SubjectMapping& mapping)
+      : link_(link), mapping_(mapping) {}
+
+  void Acquire(std::string_view filter);
+  void Release(std::string_view filter);
+
+  // The copy of a message on `subject` delivered for subscription `sid` is the one to keep.
+  bool KeepCopy(uint64_t sid, std::string_view subject) const;
+
+  // Distinct subjects subscribed (= the link's subscriptions made here).
+  size_t subject_count() const { return subjects_.size(); }
+  // Reference count of `subject` (0: not subscribed).
+  uint32_t count(std::string_view subject) const;
+  // Subscribe refused by the link (a subject it finds invalid); not retried.
+  uint64_t subscribe_failures() const { return subscribe_failures_; }
+
+ private:
+  struct Entry {
+    uint32_t count = 0;
+    uint64_t sid = 0;
+  };
+  void AddSubject(std::string_view subject);
+  void RemoveSubject(std::string_view subject);
+
+  cluster::NatsLink& link_;
+  const cluster::SubjectMapping& mapping_;
+  std::map<std::string, Entry, std::less<>> subjects_;  // changes only with subscriptions
+  std::map<uint64_t, std::string> by_sid_;  // live sids in ascending order, with their subject
+  std::string scratch_;
+  uint64_t subscribe_failures_ = 0;
+};
+
+}  // namespace ringmq::shard
+
+#endif  // RINGMQ_SHARD_CLUSTER_INTEREST_H_

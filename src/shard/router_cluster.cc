@@ -1,0 +1,133 @@
+// Router: the cluster over NATS (router.h, "Cluster over NATS"; docs/cluster.md).
+#include <array>
+#include <string_view>
+
+#include "common/assert.h"
+#include "common/log.h"
+#include "shard/router.h"
+#include "shard/router_cluster.h"
+
+namespace ringmq::shard {
+namespace {
+
+// Headers of a message a ringmq node publishes (NATS headers, "NATS/1.0" block).
+constexpr std::string_view kNodeHeader = "Ringmq-Node";
+constexpr std::string_view kQosHeader = "Ringmq-Qos";
+constexpr std::string_view kRetainHeader = "Ringmq-Retain";
+constexpr std::string_view kDigits[] = {"0", "1", "2"};
+
+uint8_t MinQos(uint8_t a, uint8_t b) { return a < b ? a : b; }
+
+}  // namespace
+
+void Router::AttachCluster(cluster::NatsLink* link, std::string node_name,
+                           std::string subject_prefix) {
+  RINGMQ_ASSERT(link != nullptr && cluster_ == nullptr && sessions_.size() == 0);
+  cluster_ = std::make_unique<Cluster>(link, std::move(node_name), std::move(subject_prefix));
+}
+
+size_t Router::cluster_subject_count() const {
+  return cluster_ == nullptr ? 0 : cluster_->interest.subject_count();
+}
+
+void Router::ClusterInterestChange(std::string_view filter, bool acquire) {
+  // Shared subscriptions (queue groups) and '$' filters are not carried across nodes yet.
+  if (filter.empty() || filter[0] == '$') return;
+  if (acquire) {
+    cluster_->interest.Acquire(filter);
+  } else {
+    cluster_->interest.Release(filter);
+  }
+  counters_.gauges.cluster_nats_subscriptions.Set(
+      static_cast<int64_t>(cluster_->interest.subject_count()));
+}
+
+void Router::PublishToCluster(const message::Message& message) {
+  Cluster& c = *cluster_;
+  const std::string_view topic = message.topic();
+  // '$' topics stay on this node: $SYS is per broker (MQTT-4.7.2-1), and without a prefix other
+  // '$' subjects are NATS's own ($JS.API, $KV, ...).
+  if (topic.empty() || topic[0] == '$') return;
+  c.subject.clear();
+  if (cluster::TopicToSubject(topic, c.mapping, c.subject) != cluster::Uncarried::kNone) {
+    counters_.cluster_uncarried_topics.Add();
+    return;
+  }
+  const std::array<cluster::nats::HeaderField, 3> headers = {{
+      {kNodeHeader, c.node_name},
+      {kQosHeader, kDigits[message.qos() <= 2 ? message.qos() : 0]},
+      {kRetainHeader, kDigits[message.retain() ? 1 : 0]},
+  }};
+  const std::span<const uint8_t> payload = message.payload();
+  const std::string_view bytes(reinterpret_cast<const char*>(payload.data()), payload.size());
+  switch (c.link->Publish(c.subject, headers, bytes)) {
+    case cluster::PublishResult::kQueued:
+    case cluster::PublishResult::kHeld:
+      counters_.cluster_messages_out.Add();
+      counters_.cluster_bytes_out.Add(payload.size());
+      return;
+    case cluster::PublishResult::kNoRoom:
+    case cluster::PublishResult::kTooLarge:
+    case cluster::PublishResult::kInvalid:
+      counters_.cluster_publish_refused.Add();
+      return;
+  }
+}
+
+void Router::OnClusterMessage(const cluster::NatsMessage& nats_message) {
+  RINGMQ_ASSERT(cluster_ != nullptr);
+  Cluster& c = *cluster_;
+  uint8_t qos = 0;  // a NATS application's message: at most once
+  if (!nats_message.headers.empty()) {
+    const absl::StatusOr<cluster::nats::HeaderBlock> block =
+        cluster::nats::ParseHeaderBlock(nats_message.headers);
+    if (block.ok()) {
+      for (const auto& [name, value] : block->fields) {
+        if (name == kNodeHeader && value == c.node_name) {
+          // Published by another shard of this node: its local subscribers were served then.
+          counters_.cluster_echoes_dropped.Add();
+          return;
+        }
+        if (name == kQosHeader && value.size() == 1 && value[0] >= '0' && value[0] <= '2') {
+          qos = static_cast<uint8_t>(value[0] - '0');
+        }
+      }
+    }
+  }
+  if (!c.interest.KeepCopy(nats_message.sid, nats_message.subject)) {
+    counters_.cluster_overlap_dropped.Add();
+    return;
+  }
+  c.topic.clear();
+  // '$' topics are never forwarded by a node; one from a NATS application is not let into
+  // this broker's '$' space ($SYS is the broker's own, MQTT-4.7.2-1).
+  if (!cluster::SubjectToTopic(nats_message.subject, c.prefix, c.topic) || c.topic[0] == '$') {
+    counters_.cluster_unmappable_subjects.Add();
+    return;
+  }
+  const auto* payload = reinterpret_cast<const uint8_t*>(nats_message.payload.data());
+  message::MessageRef message = message::MessageRef::Create(
+      c.topic, std::span<const uint8_t>(payload, nats_message.payload.size()), qos,
+      /*retain=*/false, NextOrigin(), message::Mqtt5Fields{});
+  counters_.cluster_messages_in.Add();
+  counters_.cluster_bytes_in.Add(nats_message.payload.size());
+  EligibleContext context{this, message.get(),
+                          sub::Subscriber{.shard = 0, .session = kNone, .generation = 0, .qos = 0}};
+  shared_.trie.Match(message->topic(), match_, ChoiceFor(context, 0));
+  for (const sub::ShardSubscribers& group : match_.shards()) {
+    // The other shards' sessions get the message from their own links.
+    if (group.shard != shard_) continue;
+    message::MessageRefBatch references(message.get(), /*owned=*/0,
+                                        static_cast<uint32_t>(group.subscribers.size()));
+    for (const sub::Subscriber& subscriber : group.subscribers) {
+      // Shared subscriptions are not carried across nodes yet (their group's choice is
+      // per node).
+      if (subscriber.shared) continue;
+      DeliverLocal(subscriber.session, subscriber.generation, MinQos(subscriber.qos, qos),
+                   message.get(), /*retain=*/false, subscriber.acl_check, &references,
+                   /*shared=*/false, /*may_reroute=*/false, subscriber.options);
+    }
+  }
+}
+
+}  // namespace ringmq::shard

@@ -1,0 +1,36 @@
+// The Router's cluster state (router.h, "Cluster over NATS"); included by router.cc (its
+// destructor) and router_cluster.cc only.
+//
+// Thread safety: part of the Router, used only on its shard's thread.
+#ifndef RINGMQ_SHARD_ROUTER_CLUSTER_H_
+#define RINGMQ_SHARD_ROUTER_CLUSTER_H_
+
+#include <string>
+
+#include "cluster/nats_link.h"
+#include "cluster/subject.h"
+#include "shard/cluster_interest.h"
+#include "shard/router.h"
+
+namespace ringmq::shard {
+
+struct Router::Cluster {
+  Cluster(cluster::NatsLink* link, std::string node_name, std::string subject_prefix)
+      : link(link),
+        node_name(std::move(node_name)),
+        prefix(std::move(subject_prefix)),
+        mapping{.prefix = prefix},
+        interest(*link, mapping) {}
+
+  cluster::NatsLink* const link;
+  const std::string node_name;
+  const std::string prefix;
+  const cluster::SubjectMapping mapping;  // views `prefix`
+  ClusterInterest interest;
+  std::string subject;  // reusable: the subject of the message being forwarded
+  std::string topic;    // reusable: the topic of the message received
+};
+
+}  // namespace ringmq::shard
+
+#endif  // RINGMQ_SHARD_ROUTER_CLUSTER_H_

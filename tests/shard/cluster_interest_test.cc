@@ -1,0 +1,110 @@
+#include "shard/cluster_interest.h"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+
+#include "cluster/nats_link.h"
+#include "cluster/subject.h"
+
+namespace ringmq::shard {
+namespace {
+
+class NullSink : public cluster::NatsLinkSink {
+ public:
+  void OnReady(const cluster::nats::ServerInfo&) override {}
+  void OnMessage(const cluster::NatsMessage&) override {}
+  void OnDisconnected(cluster::DisconnectReason, std::string_view) override {}
+  void OnServerError(std::string_view) override {}
+};
+
+class ClusterInterestTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    cluster::NatsLinkOptions options;
+    options.urls = {"nats://127.0.0.1:4222"};
+    auto link = cluster::NatsLink::Create(options, &sink_);
+    ASSERT_TRUE(link.ok()) << link.status();
+    link_ = std::move(*link);
+    interest_ = std::make_unique<ClusterInterest>(*link_, mapping_);
+  }
+
+  NullSink sink_;
+  cluster::SubjectMapping mapping_;
+  std::unique_ptr<cluster::NatsLink> link_;
+  std::unique_ptr<ClusterInterest> interest_;
+};
+
+// NATS client protocol, "Wildcards": '*' one token, '>' one or more at the end.
+TEST(NatsSubjectMatchesTest, Wildcards) {
+  EXPECT_TRUE(NatsSubjectMatches("a.b", "a.b"));
+  EXPECT_FALSE(NatsSubjectMatches("a.b", "a.bc"));
+  EXPECT_FALSE(NatsSubjectMatches("a.b", "a.b.c"));
+  EXPECT_FALSE(NatsSubjectMatches("a.b.c", "a.b"));
+  EXPECT_TRUE(NatsSubjectMatches("a.*", "a.b"));
+  EXPECT_FALSE(NatsSubjectMatches("a.*", "a.b.c"));
+  EXPECT_FALSE(NatsSubjectMatches("a.*", "a"));
+  EXPECT_TRUE(NatsSubjectMatches("a.>", "a.b.c"));
+  EXPECT_FALSE(NatsSubjectMatches("a.>", "a"));
+  EXPECT_TRUE(NatsSubjectMatches(">", "x"));
+  EXPECT_TRUE(NatsSubjectMatches("*.b.>", "x.b.y"));
+  EXPECT_FALSE(NatsSubjectMatches("*.b.>", "x.c.y"));
+}
+
+TEST_F(ClusterInterestTest, OneSubscriptionPerDistinctSubjectReferenceCounted) {
+  interest_->Acquire("a/b");
+  interest_->Acquire("a/b");  // a second session
+  EXPECT_EQ(link_->subscription_count(), 1u);
+  EXPECT_EQ(interest_->count("a.b"), 2u);
+  interest_->Release("a/b");
+  EXPECT_EQ(link_->subscription_count(), 1u) << "1 -> 0 only unsubscribes";
+  interest_->Release("a/b");
+  EXPECT_EQ(link_->subscription_count(), 0u);
+  EXPECT_EQ(interest_->subject_count(), 0u);
+}
+
+// MQTT-4.7.1-2: "a/#" also matches "a": two subjects, and "a" is shared with the filter "a".
+TEST_F(ClusterInterestTest, MultiLevelWildcardSubscribesTheParentToo) {
+  interest_->Acquire("a/#");
+  EXPECT_EQ(link_->subscription_count(), 2u);
+  EXPECT_EQ(interest_->count("a.>"), 1u);
+  EXPECT_EQ(interest_->count("a"), 1u);
+  interest_->Acquire("a");
+  EXPECT_EQ(link_->subscription_count(), 2u);
+  EXPECT_EQ(interest_->count("a"), 2u);
+  interest_->Release("a/#");
+  EXPECT_EQ(link_->subscription_count(), 1u);
+  EXPECT_EQ(interest_->count("a"), 1u);
+  interest_->Acquire("+/x");
+  EXPECT_EQ(interest_->count("*.x"), 1u);
+}
+
+TEST_F(ClusterInterestTest, FilterNoTopicCanMatchNeedsNoSubscription) {
+  interest_->Acquire("a b/#");  // whitespace: no carried topic matches
+  EXPECT_EQ(link_->subscription_count(), 0u);
+  interest_->Release("a b/#");
+  EXPECT_EQ(interest_->subject_count(), 0u);
+}
+
+TEST_F(ClusterInterestTest, KeepsTheCopyOfTheLowestMatchingSid) {
+  interest_->Acquire("a/#");  // sids 1 (a.>) and 2 (a)
+  interest_->Acquire("a/b");  // sid 3
+  interest_->Acquire("c");    // sid 4
+  EXPECT_TRUE(interest_->KeepCopy(1, "a.b"));
+  EXPECT_FALSE(interest_->KeepCopy(3, "a.b")) << "a.> (sid 1) matches too";
+  EXPECT_TRUE(interest_->KeepCopy(2, "a"));
+  EXPECT_TRUE(interest_->KeepCopy(4, "c"));
+  EXPECT_FALSE(interest_->KeepCopy(9, "c")) << "not a live sid";
+  interest_->Release("a/#");  // in-flight copies for sid 3 now count
+  EXPECT_TRUE(interest_->KeepCopy(3, "a.b"));
+}
+
+TEST_F(ClusterInterestTest, PrefixGoesInFrontOfEverySubject) {
+  mapping_.prefix = "site.mqtt";
+  interest_->Acquire("a/+");
+  EXPECT_EQ(interest_->count("site.mqtt.a.*"), 1u);
+}
+
+}  // namespace
+}  // namespace ringmq::shard
