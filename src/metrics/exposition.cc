@@ -146,7 +146,7 @@ constexpr Family kFamilies[] = {
     {"ringmq_cluster_messages_total", Type::kCounter,
      "Messages that crossed to (direction=out) or from (direction=in) the NATS cluster."},
     {"ringmq_cluster_bytes_total", Type::kCounter,
-     "Payload (and, out, header) bytes of those messages, by direction."},
+     "Payload bytes of those messages, by direction."},
     {"ringmq_cluster_dropped_total", Type::kCounter,
      "Cluster messages not forwarded or not delivered, by reason: echo (published by this "
      "node), overlap (an extra copy of overlapping subscriptions), uncarried_topic (no NATS "
