@@ -1,7 +1,7 @@
-// MQTT topic names and filters <-> NATS subjects, for the cluster over NATS (docs/cluster.md,
-// "Topic and subject mapping"). The convention is the one nats-server's own MQTT support uses
-// since nats-server 2.10 (server/mqtt.go), so that NATS applications and nats-server's MQTT
-// listener see the same subjects as ringmq nodes:
+// MQTT topic names and filters <-> NATS subjects, for the cluster over NATS (the rules with
+// examples: docs/cluster-subjects.md). The convention is the one nats-server's own MQTT support
+// uses since nats-server 2.10 (server/mqtt.go), so that NATS applications and nats-server's
+// MQTT listener see the same subjects as ringmq nodes:
 //
 //   - each MQTT level is one NATS token, '/' <-> '.':                a/b      <-> a.b
 //   - an empty level is the token "/":                                /a       <-> /.a
@@ -36,7 +36,7 @@
 // '$'-topics map like any other: $SYS/x <-> $SYS.x. Without a prefix they share the subject
 // space of NATS's own '$' subjects ($SYS, $JS.API, $KV, $MQTT), so a client's PUBLISH to
 // $JS/API/... would reach JetStream's API if forwarded: the caller decides which '$'-topics
-// it forwards (not $SYS, MQTT-4.7.2-1 keeps it apart; see docs/cluster.md).
+// it forwards (not $SYS, which is per node).
 //
 // Filters: FilterToSubjects gives the NATS subjects whose union covers the filter, '+' -> '*',
 // a last '#' -> '>' plus the parent level ("a/#" -> "a.>" and "a", MQTT-4.7.1-2). The cover may
