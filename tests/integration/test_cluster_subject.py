@@ -369,7 +369,10 @@ class ClusterSubjectTable(unittest.TestCase):
         for _, flt, subjects, number in self.rows("filter"):
             if not subjects:
                 continue  # no NATS interest; nats-server's own take: the wildcard test below
-            with m.Client(self.server.mqtt_port, "filter-sub") as sub:
+            # A client id per row: nats-server (2.9) may still be ending the previous row's
+            # session (in JetStream) when the next CONNECT with the same id arrives, and then
+            # closes the new connection.
+            with m.Client(self.server.mqtt_port, f"filter-sub-{number}") as sub:
                 sub.send(m.subscribe(1, [(flt, 0)]))
                 code = suback_codes(sub)[0]
                 if b"." in flt and not self.dots:
