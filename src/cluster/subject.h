@@ -1,7 +1,7 @@
 // MQTT topic names and filters <-> NATS subjects, for the cluster over NATS (the rules with
-// examples: docs/cluster-subjects.md). The convention is the one nats-server's own MQTT support
-// uses since nats-server 2.10 (server/mqtt.go), so that NATS applications and nats-server's
-// MQTT listener see the same subjects as ringmq nodes:
+// examples: docs/cluster.md, "Topic and subject mapping"). The convention is the one
+// nats-server's own MQTT support uses since nats-server 2.10 (server/mqtt.go), so that NATS
+// applications and nats-server's MQTT listener see the same subjects as ringmq nodes:
 //
 //   - each MQTT level is one NATS token, '/' <-> '.':                a/b      <-> a.b
 //   - an empty level is the token "/":                                /a       <-> /.a
