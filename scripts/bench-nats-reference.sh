@@ -196,7 +196,9 @@ note_load() {
   {
     echo "=== $1 $(date -u +%FT%TZ)"
     uptime
-    ps -eo pcpu,comm --sort=-pcpu | head -6
+    # top's second frame: CPU over the last half second (ps shows lifetime averages).
+    top -b -n 2 -d 0.5 -w 120 | awk '/^top -/ { frame++ } frame == 2' | sed -n '7,13p'
+
   } >>"$out/load.log"
 }
 
