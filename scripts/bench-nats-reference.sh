@@ -63,7 +63,8 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 if [[ -z "$out" ]]; then
-  if [[ $quick -eq 1 ]]; then out=bench/results/nats-reference-quick; else out=bench/results/nats-reference; fi
+  out=bench/results/nats-reference
+  [[ $quick -eq 1 ]] && out=bench/results/nats-reference-quick
 fi
 
 say() { printf '[bench-nats-reference] %s\n' "$*" >&2; }
@@ -279,7 +280,8 @@ for n in 1 2; do
   # The shape of a ringmq node's NATS link: one publishing and one subscribing connection
   # carrying every cross-node message, many in flight (window 1024), then the same at a fixed
   # 10,000 msgs/s.
-  core_run "core$n-link" "$n" fanin --payload 64 --publishers 1 --subscribers 1 --window 1024 "${D[@]}"
+  core_run "core$n-link" "$n" fanin --payload 64 --publishers 1 --subscribers 1 --window 1024 \
+    "${D[@]}"
   core_run "core$n-link-light" "$n" fanin --payload 64 --publishers 1 --subscribers 1 \
     --window 1024 --rate 10000 "${D[@]}"
   core_run "core$n-fanin" "$n" fanin "${P[@]}" "${FANIN[@]}" "${D[@]}"

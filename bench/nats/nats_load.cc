@@ -60,6 +60,7 @@ namespace {
 
 constexpr int kMaxConnections = 20000;
 constexpr size_t kReadChunk = 256 * 1024;
+constexpr int kSetupTimeoutSeconds = 10;
 constexpr size_t kPayloadHeader = 20;  // u32 publisher, u64 sequence, u64 send time (ns)
 
 struct Options {
@@ -122,23 +123,40 @@ Options Parse(int argc, char** argv) {
     if (flag == "-h" || flag == "--help") Usage(0);
     if (i + 1 >= argc) Usage(2);
     const char* value = argv[++i];
-    if (flag == "--host") o.host = value;
-    else if (flag == "--pub-port") o.pub_port = std::atoi(value);
-    else if (flag == "--sub-port") o.sub_port = std::atoi(value);
-    else if (flag == "--publishers") o.publishers = std::atoi(value);
-    else if (flag == "--subscribers") o.subscribers = std::atoi(value);
-    else if (flag == "--payload") o.payload = std::atoi(value);
-    else if (flag == "--window") o.window = std::atoi(value);
-    else if (flag == "--rate") o.rate = std::atof(value);
-    else if (flag == "--duration") o.duration_s = std::atof(value);
-    else if (flag == "--warmup") o.warmup_s = std::atof(value);
-    else if (flag == "--drain") o.drain_s = std::atof(value);
-    else if (flag == "--stall-ms") o.stall_ms = std::atoi(value);
-    else if (flag == "--server-pid") o.server_pids.push_back(std::atoi(value));
-    else if (flag == "--label") o.label = value;
-    else if (flag == "--kv-bucket") o.kv_bucket = value;
-    else if (flag == "--kv-replicas") o.kv_replicas = std::atoi(value);
-    else Usage(2);
+    if (flag == "--host")
+      o.host = value;
+    else if (flag == "--pub-port")
+      o.pub_port = std::atoi(value);
+    else if (flag == "--sub-port")
+      o.sub_port = std::atoi(value);
+    else if (flag == "--publishers")
+      o.publishers = std::atoi(value);
+    else if (flag == "--subscribers")
+      o.subscribers = std::atoi(value);
+    else if (flag == "--payload")
+      o.payload = std::atoi(value);
+    else if (flag == "--window")
+      o.window = std::atoi(value);
+    else if (flag == "--rate")
+      o.rate = std::atof(value);
+    else if (flag == "--duration")
+      o.duration_s = std::atof(value);
+    else if (flag == "--warmup")
+      o.warmup_s = std::atof(value);
+    else if (flag == "--drain")
+      o.drain_s = std::atof(value);
+    else if (flag == "--stall-ms")
+      o.stall_ms = std::atoi(value);
+    else if (flag == "--server-pid")
+      o.server_pids.push_back(std::atoi(value));
+    else if (flag == "--label")
+      o.label = value;
+    else if (flag == "--kv-bucket")
+      o.kv_bucket = value;
+    else if (flag == "--kv-replicas")
+      o.kv_replicas = std::atoi(value);
+    else
+      Usage(2);
   }
   if (o.sub_port == 0) o.sub_port = o.pub_port;
   if (o.publishers == 0) o.publishers = 100;
@@ -153,8 +171,7 @@ Options Parse(int argc, char** argv) {
 }
 
 double Now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 uint64_t NowNs() {
@@ -233,8 +250,8 @@ struct Publisher {
   std::string subject;
   std::string out;
   size_t out_sent = 0;
-  uint64_t sent = 0;          // messages written (or queued to write)
-  uint64_t delivered = 0;     // deliveries of its messages seen by all subscribers together
+  uint64_t sent = 0;       // messages written (or queued to write)
+  uint64_t delivered = 0;  // deliveries of its messages seen by all subscribers together
   double last_progress = 0;
   bool want_write = false;
   uint64_t last_send_ns = 0;  // kv: the put in flight
@@ -249,10 +266,10 @@ struct Subscriber {
 
 struct Counters {
   uint64_t delivered = 0;
-  uint64_t gaps = 0;         // messages skipped in a publisher's sequence (lost)
-  uint64_t reordered = 0;    // a sequence number below the expected one
+  uint64_t gaps = 0;       // messages skipped in a publisher's sequence (lost)
+  uint64_t reordered = 0;  // a sequence number below the expected one
   uint64_t stalls = 0;
-  uint64_t errors = 0;       // kv: acks with an error
+  uint64_t errors = 0;  // kv: acks with an error
 };
 
 int Connect(const Options& o, int port) {
@@ -265,6 +282,10 @@ int Connect(const Options& o, int port) {
   if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) Die("connect");
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  // Bounds the blocking set-up reads (a server that never answers, a request without a
+  // responder); the sockets are non-blocking once measuring starts.
+  timeval timeout{kSetupTimeoutSeconds, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
   return fd;
 }
 
@@ -304,11 +325,12 @@ int Handshake(const Options& o, int port, const std::string& extra) {
     std::fprintf(stderr, "ringmq-nats-bench: expected INFO, got %s\n", info.c_str());
     std::exit(2);
   }
-  WriteAll(fd,
-           std::string("CONNECT {\"verbose\":false,\"pedantic\":false,\"echo\":false,") +
-               "\"headers\":" + headers +
-               ",\"protocol\":1,\"lang\":\"c++\",\"version\":\"0\",\"name\":\"ringmq-nats-bench\"}\r\n" +
-               extra + "PING\r\n");
+  WriteAll(
+      fd,
+      std::string("CONNECT {\"verbose\":false,\"pedantic\":false,\"echo\":false,") +
+          "\"headers\":" + headers +
+          ",\"protocol\":1,\"lang\":\"c++\",\"version\":\"0\",\"name\":\"ringmq-nats-bench\"}\r\n" +
+          extra + "PING\r\n");
   for (;;) {
     std::string line = ReadLine(fd);
     if (line == "PONG") break;
@@ -340,8 +362,8 @@ void CreateKvStream(const Options& o) {
   int fd = Handshake(o, o.pub_port, "SUB _INBOX.setup 99\r\n");
   // One request: the reply's payload (headers included, if any).
   auto request = [&](const std::string& subject, const std::string& body) {
-    WriteAll(fd, "PUB " + subject + " _INBOX.setup " + std::to_string(body.size()) + "\r\n" +
-                     body + "\r\n");
+    WriteAll(fd, "PUB " + subject + " _INBOX.setup " + std::to_string(body.size()) + "\r\n" + body +
+                     "\r\n");
     for (;;) {
       std::string line = ReadLine(fd);
       if (line == "PING") WriteAll(fd, "PONG\r\n");
@@ -362,7 +384,8 @@ void CreateKvStream(const Options& o) {
   double deadline = Now() + 20;
   for (;;) {
     std::string reply = request("$JS.API.STREAM.CREATE." + stream, config);
-    if (reply.find("\"error\"") == std::string::npos && reply.find("503") == std::string::npos) {
+    if (reply.find("\"error\"") == std::string::npos &&
+        reply.rfind("NATS/1.0 503", 0) == std::string::npos) {
       break;
     }
     if (Now() > deadline) {
@@ -387,7 +410,7 @@ class Bench {
   void SetUp();
   void FillAndSend(Publisher& p, double now);
   void Flush(Publisher& p);
-  void Drop(Publisher& p, std::string_view line);
+  void Fatal(std::string_view line);
   void ReadSubscriber(Subscriber& s, double now);
   void ReadPublisher(Publisher& p);
   size_t Parse(Subscriber& s, double now);
@@ -474,14 +497,13 @@ void Bench::FillAndSend(Publisher& p, double now) {
   if (o_.scenario == "kv") {
     // One compare-and-set put (allowed is 1: the window is 1).
     char headers[96];
-    int headers_size = std::snprintf(headers, sizeof headers,
-                                     "NATS/1.0\r\nNats-Expected-Last-Subject-Sequence: %" PRIu64
-                                     "\r\n\r\n",
-                                     p.revision);
+    int headers_size = std::snprintf(
+        headers, sizeof headers,
+        "NATS/1.0\r\nNats-Expected-Last-Subject-Sequence: %" PRIu64 "\r\n\r\n", p.revision);
     char line[192];
-    int line_size = std::snprintf(line, sizeof line, "HPUB %s _INBOX.kv.%zu.%" PRIu64 " %d %d\r\n",
-                                  p.subject.c_str(), index, p.sent, headers_size,
-                                  headers_size + o_.payload);
+    int line_size =
+        std::snprintf(line, sizeof line, "HPUB %s _INBOX.kv.%zu.%" PRIu64 " %d %d\r\n",
+                      p.subject.c_str(), index, p.sent, headers_size, headers_size + o_.payload);
     p.out.append(line, static_cast<size_t>(line_size));
     p.out.append(headers, static_cast<size_t>(headers_size));
     p.out.append(payload_template_);
@@ -493,8 +515,8 @@ void Bench::FillAndSend(Publisher& p, double now) {
     return;
   }
   char header[96];
-  int header_size = std::snprintf(header, sizeof header, "PUB %s %d\r\n", p.subject.c_str(),
-                                  o_.payload);
+  int header_size =
+      std::snprintf(header, sizeof header, "PUB %s %d\r\n", p.subject.c_str(), o_.payload);
   uint64_t now_ns = NowNs();
   for (uint64_t k = 0; k < allowed; ++k) {
     p.out.append(header, static_cast<size_t>(header_size));
@@ -545,7 +567,7 @@ void Bench::ReadPublisher(Publisher& p) {
       std::exit(1);
     }
     std::string_view text(buffer, static_cast<size_t>(n));
-    if (text.find("-ERR") != std::string_view::npos) Drop(p, text);
+    if (text.find("-ERR") != std::string_view::npos) Fatal(text);
     for (size_t at = text.find("PING\r\n"); at != std::string_view::npos;
          at = text.find("PING\r\n", at + 1)) {
       p.out.append("PONG\r\n");
@@ -554,7 +576,7 @@ void Bench::ReadPublisher(Publisher& p) {
   }
 }
 
-void Bench::Drop(Publisher&, std::string_view line) {
+void Bench::Fatal(std::string_view line) {
   std::fprintf(stderr, "ringmq-nats-bench: server said %.*s\n", static_cast<int>(line.size()),
                line.data());
   std::exit(1);
@@ -615,16 +637,16 @@ size_t Bench::Parse(Subscriber& s, double now) {
 void Bench::OnKvAck(Subscriber& s, std::string_view subject, std::string_view ack, double now) {
   size_t index = static_cast<size_t>(&s - subs_.data());
   Publisher& p = pubs_[index];
-  uint64_t seq = std::strtoull(std::string(subject.substr(subject.rfind('.') + 1)).c_str(),
-                               nullptr, 10);
+  uint64_t seq =
+      std::strtoull(std::string(subject.substr(subject.rfind('.') + 1)).c_str(), nullptr, 10);
   uint64_t& expected = s.next_seq[index];
   if (seq != expected && measuring_) ++c_.reordered;
   expected = seq + 1;
   size_t at = ack.find("\"seq\":");
   if (ack.find("\"error\"") != std::string_view::npos || at == std::string_view::npos) {
     if (c_.errors++ == 0) {
-      std::fprintf(stderr, "ringmq-nats-bench: put failed: %.*s\n",
-                   static_cast<int>(ack.size()), ack.data());
+      std::fprintf(stderr, "ringmq-nats-bench: put failed: %.*s\n", static_cast<int>(ack.size()),
+                   ack.data());
     }
   } else {
     p.revision = std::strtoull(std::string(ack.substr(at + 6, 24)).c_str(), nullptr, 10);
@@ -722,14 +744,14 @@ int Bench::Run() {
   double seconds = t1 - t0;
   std::printf(
       "label=%s scenario=%s publishers=%d subscribers=%d payload=%d window=%d rate=%g "
-      "seconds=%.3f delivered=%" PRIu64 " delivered_per_s=%.0f server_cpu_s=%.3f "
+      "seconds=%.3f delivered=%" PRIu64
+      " delivered_per_s=%.0f server_cpu_s=%.3f "
       "server_cpu_per_pid_s=%s msgs_per_server_cpu_s=%.0f server_cpu_us_per_msg=%.3f "
       "generator_cpu_s=%.3f latency_us_p50=%.0f latency_us_p99=%.0f gaps=%" PRIu64
       " reordered=%" PRIu64 " stalls=%" PRIu64 " errors=%" PRIu64 "\n",
-      o_.label.empty() ? "-" : o_.label.c_str(), o_.scenario.c_str(), o_.publishers,
-      o_.subscribers, o_.payload, o_.window, o_.rate, seconds, delivered,
-      static_cast<double>(delivered) / seconds, server_cpu,
-      per_server.empty() ? "-" : per_server.c_str(),
+      o_.label.empty() ? "-" : o_.label.c_str(), o_.scenario.c_str(), o_.publishers, o_.subscribers,
+      o_.payload, o_.window, o_.rate, seconds, delivered, static_cast<double>(delivered) / seconds,
+      server_cpu, per_server.empty() ? "-" : per_server.c_str(),
       server_cpu > 0 ? static_cast<double>(delivered) / server_cpu : 0.0,
       delivered ? server_cpu * 1e6 / static_cast<double>(delivered) : 0.0, own_cpu,
       latency_.Quantile(0.5), latency_.Quantile(0.99), c_.gaps, c_.reordered, stalls, c_.errors);

@@ -249,7 +249,11 @@ class NatsBenchTool(NatsClusterTestCase):
         status, out, err = self.run_bench("fanin", "--publishers", "5", "--subscribers", "2",
                                           "--rate", "200")
         self.assertEqual(status, 0, out + err)
-        self.assertAlmostEqual(float(parse_result(out)["delivered_per_s"]), 2000, delta=200)
+        # Counted by arrival in a 1 s window: what was in flight when it opened (up to 16 per
+        # publisher and subscriber) and a generator behind its schedule on a loaded machine
+        # (catching up at once) arrive in it too. Unpaced, the same run delivers over 100,000.
+        self.assertGreater(float(parse_result(out)["delivered_per_s"]), 1600, out)
+        self.assertLess(float(parse_result(out)["delivered_per_s"]), 2600, out)
 
     def test_bad_arguments_are_a_setup_error(self):
         done = subprocess.run([nats_bench_binary(), "fanin", "--payload", "8"],
