@@ -25,6 +25,9 @@
 #                         Nats-Expected-Last-Subject-Sequence), 100 keys, one put in flight per
 #                         key, on one server (replicas 1) and on three (replicas 3, every
 #                         server's CPU counted): puts per server CPU-second
+#     js1-stream, js3-stream
+#                         JetStream publishes with acks to a stream, 100 publishers with 16 in
+#                         flight each, replicas 1 (one server) and 3 (three servers)
 #                         the same across two clustered nats-servers: publishers on server A,
 #                         subscribers on server B, the CPU of both servers counted
 #
@@ -293,6 +296,9 @@ done
 # one replica and on three servers with three.
 JS=1 core_run kv1-cas 1 kv --publishers 100 --kv-replicas 1 "${D[@]}"
 JS=1 core_run kv3-cas 3 kv --publishers 100 --kv-replicas 3 "${D[@]}"
+# JetStream publishes with acks, 16 in flight per publisher (QoS 1 through JetStream at best).
+JS=1 core_run js1-stream 1 stream --publishers 100 --window 16 --kv-replicas 1 "${D[@]}"
+JS=1 core_run js3-stream 3 stream --publishers 100 --window 16 --kv-replicas 3 "${D[@]}"
 say "runs done in $((SECONDS - start)) s, $failures failed"
 
 # ---- table

@@ -29,6 +29,11 @@
 // _INBOX.kv.<i>.<seq> (a subscriber connection per publisher); "delivered" counts the acks, and
 // an ack with an error (a failed compare-and-set) fails the run.
 //
+// Scenario stream: JetStream publishes with acks, --window in flight per publisher (what QoS 1
+// through JetStream would cost per message at best): publisher i publishes to bench.stream.<i>,
+// captured by the stream STREAM_<bucket> (--kv-replicas replicas, file storage, the last
+// 100,000 messages kept), and takes each ack as in kv.
+//
 // Thread safety: single-threaded.
 //
 // Usage: see Usage() below.
@@ -90,7 +95,7 @@ struct Options {
 
 [[noreturn]] void Usage(int status) {
   std::fprintf(status ? stderr : stdout,
-               "Usage: ringmq-nats-bench fanin|pairs|kv [options]\n"
+               "Usage: ringmq-nats-bench fanin|pairs|kv|stream [options]\n"
                "  --host H               NATS servers' address (127.0.0.1)\n"
                "  --pub-port N           publishers connect here (4222)\n"
                "  --sub-port N           subscribers connect here (default: --pub-port); another\n"
@@ -104,8 +109,8 @@ struct Options {
                "  --stall-ms MS          reopen a window without progress after MS (2000)\n"
                "  --server-pid PID       a nats-server whose CPU is counted (repeatable)\n"
                "  --label TEXT           copied into the result line\n"
-               "  --kv-bucket NAME       kv: the bucket (bench)\n"
-               "  --kv-replicas N        kv: its replicas (1)\n"
+               "  --kv-bucket NAME       kv, stream: the bucket or stream name suffix (bench)\n"
+               "  --kv-replicas N        kv, stream: its replicas (1)\n"
                "Prints one result line of key=value pairs; exit 0 if no message was lost or\n"
                "reordered in the measured window, 1 otherwise, 2 on a setup error.\n",
                kPayloadHeader);
@@ -117,7 +122,10 @@ Options Parse(int argc, char** argv) {
   if (argc < 2) Usage(2);
   o.scenario = argv[1];
   if (o.scenario == "-h" || o.scenario == "--help") Usage(0);
-  if (o.scenario != "fanin" && o.scenario != "pairs" && o.scenario != "kv") Usage(2);
+  if (o.scenario != "fanin" && o.scenario != "pairs" && o.scenario != "kv" &&
+      o.scenario != "stream") {
+    Usage(2);
+  }
   for (int i = 2; i < argc; ++i) {
     std::string_view flag = argv[i];
     if (flag == "-h" || flag == "--help") Usage(0);
@@ -160,7 +168,9 @@ Options Parse(int argc, char** argv) {
   }
   if (o.sub_port == 0) o.sub_port = o.pub_port;
   if (o.publishers == 0) o.publishers = 100;
-  if (o.scenario == "pairs" || o.scenario == "kv") o.subscribers = o.publishers;
+  if (o.scenario == "pairs" || o.scenario == "kv" || o.scenario == "stream") {
+    o.subscribers = o.publishers;
+  }
   if (o.scenario == "kv") o.window = 1;  // each put waits for the revision of the one before
   if (o.subscribers == 0) o.subscribers = 1;
   if (o.payload < static_cast<int>(kPayloadHeader) || o.window < 1 || o.duration_s <= 0 ||
@@ -254,8 +264,8 @@ struct Publisher {
   uint64_t delivered = 0;  // deliveries of its messages seen by all subscribers together
   double last_progress = 0;
   bool want_write = false;
-  uint64_t last_send_ns = 0;  // kv: the put in flight
-  uint64_t revision = 0;      // kv: the key's revision from the last ack
+  std::vector<uint64_t> send_ns;  // kv, stream: send times by sequence number % window
+  uint64_t revision = 0;          // kv: the key's revision from the last ack
 };
 
 struct Subscriber {
@@ -347,15 +357,19 @@ void SetNonBlocking(int fd) {
   if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) Die("fcntl");
 }
 
-// kv: creates the bucket's stream with a blocking request on a connection of its own, retrying
+// kv, stream: creates the stream with a blocking request on a connection of its own, retrying
 // for up to 20 s while JetStream has no meta leader yet. An existing stream of that name is
 // deleted first, so every run starts from revision 0.
 void CreateKvStream(const Options& o) {
-  std::string stream = "KV_" + o.kv_bucket;
-  std::string config = "{\"name\":\"" + stream + "\",\"subjects\":[\"$KV." + o.kv_bucket +
-                       ".>\"],\"retention\":\"limits\",\"max_msgs_per_subject\":1,"
-                       "\"max_bytes\":-1,\"max_age\":0,\"max_msg_size\":-1,\"storage\":\"file\","
-                       "\"discard\":\"new\",\"num_replicas\":" +
+  bool kv = o.scenario == "kv";
+  std::string stream = (kv ? "KV_" : "STREAM_") + o.kv_bucket;
+  std::string subjects = kv ? "$KV." + o.kv_bucket + ".>" : std::string("bench.stream.>");
+  std::string limits = kv ? "\"max_msgs_per_subject\":1,\"max_msgs\":-1,\"discard\":\"new\""
+                          : "\"max_msgs_per_subject\":-1,\"max_msgs\":100000,\"discard\":\"old\"";
+  std::string config = "{\"name\":\"" + stream + "\",\"subjects\":[\"" + subjects +
+                       "\"],\"retention\":\"limits\"," + limits +
+                       ",\"max_bytes\":-1,\"max_age\":0,\"max_msg_size\":-1,\"storage\":\"file\","
+                       "\"num_replicas\":" +
                        std::to_string(o.kv_replicas) +
                        ",\"duplicate_window\":120000000000,\"allow_rollup_hdrs\":true,"
                        "\"deny_delete\":true,\"allow_direct\":true}";
@@ -438,13 +452,14 @@ void Bench::SetUp() {
   epoll_ = epoll_create1(0);
   if (epoll_ < 0) Die("epoll_create1");
   payload_template_.assign(static_cast<size_t>(o_.payload), 'x');
-  if (o_.scenario == "kv") CreateKvStream(o_);
+  bool acked = o_.scenario == "kv" || o_.scenario == "stream";
+  if (acked) CreateKvStream(o_);
   for (int i = 0; i < o_.subscribers; ++i) {
     std::string subject = o_.scenario == "fanin" ? "bench.fanin" : "bench.p." + std::to_string(i);
-    if (o_.scenario == "kv") subject = "_INBOX.kv." + std::to_string(i) + ".*";
+    if (acked) subject = "_INBOX.kv." + std::to_string(i) + ".*";
     Subscriber& s = subs_[static_cast<size_t>(i)];
     // kv: the acks come back to the server the puts went to, as on a node's own connection.
-    int port = o_.scenario == "kv" ? o_.pub_port : o_.sub_port;
+    int port = acked ? o_.pub_port : o_.sub_port;
     s.fd = Handshake(o_, port, "SUB " + subject + " 1\r\n");
     s.next_seq.assign(static_cast<size_t>(o_.publishers), 0);
     s.in.reserve(kReadChunk * 2);
@@ -453,6 +468,8 @@ void Bench::SetUp() {
     Publisher& p = pubs_[static_cast<size_t>(i)];
     p.subject = o_.scenario == "fanin" ? "bench.fanin" : "bench.p." + std::to_string(i);
     if (o_.scenario == "kv") p.subject = "$KV." + o_.kv_bucket + ".c" + std::to_string(i);
+    if (o_.scenario == "stream") p.subject = "bench.stream." + std::to_string(i);
+    p.send_ns.assign(static_cast<size_t>(o_.window), 0);
     p.fd = Handshake(o_, o_.pub_port, "");
     p.out.reserve(static_cast<size_t>(o_.window) * (static_cast<size_t>(o_.payload) + 64));
   }
@@ -508,8 +525,24 @@ void Bench::FillAndSend(Publisher& p, double now) {
     p.out.append(headers, static_cast<size_t>(headers_size));
     p.out.append(payload_template_);
     p.out.append("\r\n");
+    p.send_ns[p.sent % p.send_ns.size()] = NowNs();
     ++p.sent;
-    p.last_send_ns = NowNs();
+    if (in_flight == 0) p.last_progress = now;
+    Flush(p);
+    return;
+  }
+  if (o_.scenario == "stream") {
+    uint64_t now_ns = NowNs();
+    for (uint64_t k = 0; k < allowed; ++k) {
+      char line[192];
+      int line_size = std::snprintf(line, sizeof line, "PUB %s _INBOX.kv.%zu.%" PRIu64 " %d\r\n",
+                                    p.subject.c_str(), index, p.sent, o_.payload);
+      p.out.append(line, static_cast<size_t>(line_size));
+      p.out.append(payload_template_);
+      p.out.append("\r\n");
+      p.send_ns[p.sent % p.send_ns.size()] = now_ns;
+      ++p.sent;
+    }
     if (in_flight == 0) p.last_progress = now;
     Flush(p);
     return;
@@ -632,7 +665,7 @@ size_t Bench::Parse(Subscriber& s, double now) {
   return at;
 }
 
-// kv: the JetStream ack of publisher i's put number `seq`, on _INBOX.kv.<i>.<seq>:
+// kv, stream: the JetStream ack of publisher i's put number `seq`, on _INBOX.kv.<i>.<seq>:
 // {"stream":...,"seq":N} (N the key's new revision) or {"error":...}.
 void Bench::OnKvAck(Subscriber& s, std::string_view subject, std::string_view ack, double now) {
   size_t index = static_cast<size_t>(&s - subs_.data());
@@ -655,13 +688,15 @@ void Bench::OnKvAck(Subscriber& s, std::string_view subject, std::string_view ac
   p.last_progress = now;
   if (measuring_) {
     ++c_.delivered;
-    latency_.Add((NowNs() - p.last_send_ns) / 1000);
+    latency_.Add((NowNs() - p.send_ns[seq % p.send_ns.size()]) / 1000);
   }
 }
 
 void Bench::OnMessage(Subscriber& s, std::string_view subject, const char* payload, size_t size,
                       double now) {
-  if (o_.scenario == "kv") return OnKvAck(s, subject, std::string_view(payload, size), now);
+  if (o_.scenario == "kv" || o_.scenario == "stream") {
+    return OnKvAck(s, subject, std::string_view(payload, size), now);
+  }
   if (size < kPayloadHeader) return;
   uint32_t index;
   uint64_t seq, sent_ns;

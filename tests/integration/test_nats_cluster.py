@@ -255,6 +255,18 @@ class NatsBenchTool(NatsClusterTestCase):
         self.assertGreater(float(parse_result(out)["delivered_per_s"]), 1600, out)
         self.assertLess(float(parse_result(out)["delivered_per_s"]), 2600, out)
 
+    def test_stream_publishes_are_acknowledged_in_order_and_stored(self):
+        status, out, err = self.run_bench("stream", "--publishers", "4", "--window", "8",
+                                          "--kv-replicas", "3", "--kv-bucket", "check")
+        self.assertEqual(status, 0, out + err)
+        result = parse_result(out)
+        self.assertEqual((result["errors"], result["reordered"]), ("0", "0"), out)
+        self.assertGreater(int(result["delivered"]), 100, out)
+        info = KvBucket(self.connect(2), "unused")
+        stream = nats_cluster.js_call(info.client, "$JS.API.STREAM.INFO.STREAM_check")
+        self.assertEqual(stream["config"]["num_replicas"], 3)
+        self.assertGreaterEqual(stream["state"]["messages"], int(result["delivered"]))
+
     def test_bad_arguments_are_a_setup_error(self):
         done = subprocess.run([nats_bench_binary(), "fanin", "--payload", "8"],
                               capture_output=True, text=True, timeout=10)
