@@ -328,6 +328,9 @@ for name in rows:
         with open(os.path.join(out, f"{name}.txt")) as f:
             kv = dict(item.split("=", 1) for item in f.read().split() if "=" in item)
     except OSError:
+        kv = {}
+    if "delivered_per_s" not in kv:
+        print(f"| {name} | failed | | | | | |")
         continue
     print(f"| {name} | {float(kv['delivered_per_s']):,.0f} | {float(kv['server_cpu_s']):.2f} | "
           f"{float(kv['msgs_per_server_cpu_s']):,.0f} | {float(kv['server_cpu_us_per_msg']):.2f} | "

@@ -357,8 +357,8 @@ void SetNonBlocking(int fd) {
   if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) Die("fcntl");
 }
 
-// kv, stream: creates the stream with a blocking request on a connection of its own, retrying
-// for up to 20 s while JetStream has no meta leader yet. An existing stream of that name is
+// kv, stream: creates the stream with blocking requests on a connection of its own, retrying
+// for up to 30 s while JetStream has no meta leader yet. An existing stream of that name is
 // deleted first, so every run starts from revision 0.
 void CreateKvStream(const Options& o) {
   bool kv = o.scenario == "kv";
@@ -373,38 +373,54 @@ void CreateKvStream(const Options& o) {
                        std::to_string(o.kv_replicas) +
                        ",\"duplicate_window\":120000000000,\"allow_rollup_hdrs\":true,"
                        "\"deny_delete\":true,\"allow_direct\":true}";
-  int fd = Handshake(o, o.pub_port, "SUB _INBOX.setup 99\r\n");
-  // One request: the reply's payload (headers included, if any).
+  int fd = Handshake(o, o.pub_port, "SUB _INBOX.setup.* 99\r\n");
+  // A JetStream that has no meta leader yet may not answer at all: each attempt waits 2 s for
+  // its reply, on a reply subject of its own (a late reply to an earlier attempt is skipped).
+  timeval attempt_timeout{2, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &attempt_timeout, sizeof attempt_timeout);
+  int attempt = 0;
+  // One request: the reply's payload (headers included, if any), or "" after 2 s without one.
   auto request = [&](const std::string& subject, const std::string& body) {
-    WriteAll(fd, "PUB " + subject + " _INBOX.setup " + std::to_string(body.size()) + "\r\n" + body +
-                     "\r\n");
+    std::string inbox = "_INBOX.setup." + std::to_string(++attempt);
+    WriteAll(fd, "PUB " + subject + " " + inbox + " " + std::to_string(body.size()) + "\r\n" +
+                     body + "\r\n");
+    std::string buffer;
+    char chunk[4096];
+    double deadline = Now() + 2;
     for (;;) {
-      std::string line = ReadLine(fd);
-      if (line == "PING") WriteAll(fd, "PONG\r\n");
-      if (line.rfind("MSG ", 0) != 0 && line.rfind("HMSG ", 0) != 0) continue;
-      size_t size = std::strtoull(line.substr(line.rfind(' ') + 1).c_str(), nullptr, 10);
-      std::string reply(size + 2, '\0');
-      for (size_t got = 0; got < reply.size();) {
-        ssize_t n = read(fd, reply.data() + got, reply.size() - got);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) Die("read during set-up");
-        got += static_cast<size_t>(n);
+      size_t eol = buffer.find("\r\n");
+      if (eol != std::string::npos) {
+        std::string line = buffer.substr(0, eol);
+        bool msg = line.rfind("MSG ", 0) == 0 || line.rfind("HMSG ", 0) == 0;
+        size_t size =
+            msg ? std::strtoull(line.substr(line.rfind(' ') + 1).c_str(), nullptr, 10) : 0;
+        size_t end = eol + 2 + (msg ? size + 2 : 0);
+        if (buffer.size() >= end) {
+          std::string payload = msg ? buffer.substr(eol + 2, size) : "";
+          buffer.erase(0, end);
+          if (line == "PING") WriteAll(fd, "PONG\r\n");
+          if (msg && line.find(" " + inbox + " ") != std::string::npos) return payload;
+          continue;
+        }
       }
-      reply.resize(size);
-      return reply;
+      if (Now() > deadline) return std::string();
+      ssize_t n = read(fd, chunk, sizeof chunk);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return std::string();
+      if (n <= 0) Die("read during set-up");
+      buffer.append(chunk, static_cast<size_t>(n));
     }
   };
-  request("$JS.API.STREAM.DELETE." + stream, "");
-  double deadline = Now() + 20;
+  double deadline = Now() + 30;
   for (;;) {
+    request("$JS.API.STREAM.DELETE." + stream, "");
     std::string reply = request("$JS.API.STREAM.CREATE." + stream, config);
-    if (reply.find("\"error\"") == std::string::npos &&
-        reply.rfind("NATS/1.0 503", 0) == std::string::npos) {
-      break;
-    }
+    bool created = !reply.empty() && reply.find("\"error\"") == std::string::npos &&
+                   reply.rfind("NATS/1.0 503", 0) == std::string::npos;
+    if (created) break;
     if (Now() > deadline) {
-      std::fprintf(stderr, "ringmq-nats-bench: could not create %s: %s\n", stream.c_str(),
-                   reply.c_str());
+      std::fprintf(stderr, "ringmq-nats-bench: could not create %s within 30 s: %s\n",
+                   stream.c_str(), reply.empty() ? "no reply" : reply.c_str());
       std::exit(2);
     }
     usleep(200 * 1000);
