@@ -1,0 +1,697 @@
+"""A real NATS cluster for the integration tests, and a tiny raw NATS client (issue 16).
+
+NatsCluster starts N `nats-server` processes (default 3) on 127.0.0.1, each with its own free
+client, cluster-route and monitoring ports, JetStream on with its store in a temporary directory,
+and routes to every other server. The config files are written at run time. start() returns once
+every server reports its routes to all the others (/routez) and the same JetStream meta leader
+(/jsz), within START_TIMEOUT; otherwise it stops what it started and raises.
+
+No process is left behind: stop() kills and reaps every server and deletes the directory; the
+cluster is a context manager and a unittest cleanup (NatsClusterTestCase); the processes are in
+broker.LIVE so that run.py's watchdog kills them; and each server gets PR_SET_PDEATHSIG=SIGKILL so
+that it dies with the Python process that started it even if that process is killed outright.
+
+NatsClient speaks the client protocol as the NATS docs define it
+(https://docs.nats.io/reference/reference-protocols/nats-protocol): INFO, CONNECT, PUB, HPUB, SUB,
+UNSUB, MSG, HMSG, PING, PONG, +OK, -ERR. It is deliberately small and blocking, every read has a
+timeout, and it has no reconnect logic: tests see exactly what the server does.
+
+Thread safety: none; one test thread uses a cluster and its clients.
+"""
+
+import base64
+import ctypes
+import itertools
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+import broker
+
+HOST = "127.0.0.1"
+NATS_SERVER = os.environ.get("RINGMQ_NATS_SERVER", "/usr/sbin/nats-server")
+CLUSTER_NAME = "ringmq-test"
+# Forming a 3-node cluster with a JetStream meta leader takes 2-4 s here (the meta group's
+# election); the bound leaves room for a loaded 2-core CI machine.
+START_TIMEOUT = 30.0
+# One server coming back after a kill: its routes and catching up with the meta group.
+RESTART_TIMEOUT = 30.0
+STOP_TIMEOUT = 5.0
+# One socket operation of NatsClient.
+TIMEOUT = 5.0
+# A server's JetStream limits: small, so a test run cannot fill the disk or the memory.
+JS_MAX_MEMORY = "64MB"
+JS_MAX_FILE = "256MB"
+
+# Linux prctl(PR_SET_PDEATHSIG): the child gets SIGKILL when the thread that forked it exits.
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent():
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def free_port():
+    return broker.free_port()
+
+
+def available():
+    """None if nats-server can be run here, else why not."""
+    if not (os.path.isfile(NATS_SERVER) and os.access(NATS_SERVER, os.X_OK)):
+        return f"{NATS_SERVER} is missing (scripts/install-deps.sh installs nats-server)"
+    return None
+
+
+class NatsServer:
+    """One nats-server of a cluster: its ports, config file, store directory and process."""
+
+    def __init__(self, index, directory):
+        self.index = index
+        self.name = f"n{index + 1}"
+        self.directory = directory
+        self.store_dir = os.path.join(directory, f"{self.name}-js")
+        self.config_path = os.path.join(directory, f"{self.name}.conf")
+        self.log_path = os.path.join(directory, f"{self.name}.log")
+        self.port = free_port()
+        self.route_port = free_port()
+        self.http_port = free_port()
+        self.proc = None
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def write_config(self, peers, jetstream=True, extra=""):
+        routes = ",\n    ".join(f"nats-route://{HOST}:{p.route_port}" for p in peers
+                                if p is not self)
+        cluster = (f"cluster {{\n  name: {CLUSTER_NAME}\n  listen: {HOST}:{self.route_port}\n"
+                   f"  routes: [\n    {routes}\n  ]\n}}\n" if len(peers) > 1 else "")
+        js = (f'jetstream {{\n  store_dir: "{self.store_dir}"\n'
+              f"  max_memory_store: {JS_MAX_MEMORY}\n  max_file_store: {JS_MAX_FILE}\n}}\n"
+              if jetstream else "")
+        text = (f"server_name: {self.name}\n"
+                f"listen: {HOST}:{self.port}\n"
+                f"http: {HOST}:{self.http_port}\n"
+                f"{js}"
+                f"{cluster}"
+                f"{extra}")
+        with open(self.config_path, "w") as f:
+            f.write(text)
+
+    def start(self):
+        assert self.proc is None, f"{self.name} is already running"
+        log = open(self.log_path, "ab")
+        try:
+            self.proc = subprocess.Popen(
+                [NATS_SERVER, "-c", self.config_path], stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+        finally:
+            log.close()
+        broker.LIVE.add(self.proc)
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self):
+        """kill -9 and reap (the store directory stays, for restart())."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.kill()
+        try:
+            self.proc.wait(STOP_TIMEOUT)
+        finally:
+            broker.LIVE.discard(self.proc)
+            self.proc = None
+
+    def stop(self):
+        """SIGTERM (a clean shutdown), then SIGKILL if it has not exited within STOP_TIMEOUT."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                pass
+        self.kill()
+
+    def monitor(self, endpoint, timeout=1.0):
+        """The JSON of a monitoring endpoint (e.g. "routez", "jsz"), or None if not answering."""
+        url = f"http://{HOST}:{self.http_port}/{endpoint}"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as reply:
+                return json.loads(reply.read())
+        except (OSError, ValueError, urllib.error.URLError):
+            return None
+
+    def log_tail(self, n=40):
+        try:
+            with open(self.log_path, "rb") as f:
+                lines = f.read().decode("utf-8", "replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join(lines[-n:])
+
+
+class NatsCluster:
+    """N clustered nats-servers (size 1: one standalone server, no cluster block and no meta
+    group). `with NatsCluster() as c:` or start()/stop()."""
+
+    def __init__(self, size=3, jetstream=True, extra_config=""):
+        assert 1 <= size <= 9, size
+        self.size = size
+        self.jetstream = jetstream
+        self.extra_config = extra_config
+        self.directory = None
+        self.servers = []
+
+    # ---- life cycle
+
+    def start(self):
+        reason = available()
+        if reason:
+            raise unittest.SkipTest(reason)
+        self.directory = tempfile.mkdtemp(prefix="ringmq-nats-")
+        try:
+            self.servers = [NatsServer(i, self.directory) for i in range(self.size)]
+            for server in self.servers:
+                server.write_config(self.servers, self.jetstream, self.extra_config)
+                server.start()
+            self.wait_formed(START_TIMEOUT)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self):
+        for server in self.servers:
+            server.stop()
+        if self.directory:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            self.directory = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def kill(self, index):
+        """kill -9 server `index` (its JetStream store stays for restart)."""
+        self.servers[index].kill()
+
+    def restart(self, index, timeout=RESTART_TIMEOUT):
+        """Starts server `index` again with its config and store; returns once the cluster is
+        formed again (every running server routed to every other)."""
+        server = self.servers[index]
+        if server.running():
+            server.kill()
+        server.start()
+        self.wait_formed(timeout)
+
+    # ---- addresses
+
+    @property
+    def ports(self):
+        return [s.port for s in self.servers]
+
+    @property
+    def pids(self):
+        return [s.pid for s in self.servers]
+
+    def urls(self):
+        return [f"nats://{HOST}:{s.port}" for s in self.servers]
+
+    def client(self, index, **kwargs):
+        return NatsClient(self.servers[index].port, name=f"test-{self.servers[index].name}",
+                          **kwargs)
+
+    # ---- readiness
+
+    def _formed_problem(self):
+        """None if every running server is routed to every other running one and (JetStream
+        on) they all name the same meta leader, which is running; else what is missing."""
+        running = [s for s in self.servers if s.running()]
+        for server in self.servers:
+            if server.proc is not None and not server.running():
+                return f"{server.name} exited with status {server.proc.returncode}"
+        names = {s.name for s in running}
+        leaders = set()
+        routez = {}
+        for server in running:
+            routez[server.name] = server.monitor("routez")
+            if routez[server.name] is None:
+                return f"{server.name} does not answer /routez yet"
+        # 2.9's /routez names a route's peer by server id only.
+        ids = {routez[s.name]["server_id"]: s.name for s in running}
+        for server in running:
+            routed = {ids.get(r.get("remote_id")) for r in routez[server.name].get("routes", [])}
+            missing = names - {server.name} - routed
+            if missing:
+                return f"{server.name} has no route to {sorted(missing)} yet"
+            if self.jetstream and self.size > 1:
+                jsz = server.monitor("jsz")
+                meta = (jsz or {}).get("meta_cluster") or {}
+                if not meta.get("leader"):
+                    return f"{server.name} knows no JetStream meta leader yet"
+                leaders.add(meta["leader"])
+        if self.jetstream and self.size > 1:
+            if len(leaders) != 1:
+                return f"the servers name different meta leaders: {sorted(leaders)}"
+            if not leaders <= names:
+                return f"the meta leader {leaders} is not running"
+        return None
+
+    def wait_formed(self, timeout):
+        deadline = time.monotonic() + timeout
+        while True:
+            problem = self._formed_problem()
+            if problem is None:
+                return
+            if time.monotonic() > deadline or " exited with status " in problem:
+                logs = "\n".join(f"--- {s.name} log:\n{s.log_tail()}" for s in self.servers)
+                raise AssertionError(f"NATS cluster not formed within {timeout}s: {problem}\n"
+                                     f"{logs}")
+            time.sleep(0.1)
+
+    def meta_leader(self):
+        for server in self.servers:
+            if server.running():
+                meta = (server.monitor("jsz") or {}).get("meta_cluster") or {}
+                if meta.get("leader"):
+                    return meta["leader"]
+        return None
+
+    def logs(self):
+        return "\n".join(f"--- {s.name} (port {s.port}) log:\n{s.log_tail()}"
+                         for s in self.servers)
+
+
+class NatsError(Exception):
+    """-ERR from the server, a protocol violation or a closed connection."""
+
+
+class Msg:
+    """One MSG or HMSG: subject, sid, reply subject (or None), headers ({} if none), payload."""
+
+    __slots__ = ("subject", "sid", "reply", "headers", "status", "payload")
+
+    def __init__(self, subject, sid, reply, headers, status, payload):
+        self.subject = subject
+        self.sid = sid
+        self.reply = reply
+        self.headers = headers
+        self.status = status  # the HMSG status line's code (e.g. "503"), or None
+        self.payload = payload
+
+    def json(self):
+        return json.loads(self.payload)
+
+    def __repr__(self):
+        return (f"Msg({self.subject!r}, sid={self.sid}, reply={self.reply!r}, "
+                f"headers={self.headers!r}, payload={self.payload[:80]!r})")
+
+
+def encode_headers(headers):
+    """The NATS/1.0 header block of HPUB (nats-protocol doc, "HPUB")."""
+    lines = ["NATS/1.0"] + [f"{k}: {v}" for k, v in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def decode_headers(block):
+    """(status code or None, {name: value}) of a header block."""
+    text = block.decode("utf-8", "replace")
+    lines = text.split("\r\n")
+    first = lines[0].split(None, 2)
+    if not first or first[0] != "NATS/1.0":
+        raise NatsError(f"bad header block {block!r}")
+    status = first[1] if len(first) > 1 else None
+    headers = {}
+    for line in lines[1:]:
+        if line:
+            name, _, value = line.partition(":")
+            headers[name.strip()] = value.strip()
+    return status, headers
+
+
+class NatsClient:
+    """One raw client connection. Blocking, with a timeout on every wait."""
+
+    _inbox_ids = itertools.count(1)
+
+    def __init__(self, port, name="test", headers=True, echo=True, verbose=False,
+                 timeout=TIMEOUT, host=HOST):
+        self.sock = socket.create_connection((host, port), timeout)
+        self.sock.settimeout(timeout)
+        self.timeout = timeout
+        self.buf = bytearray()
+        self.pending = []  # messages read while waiting for something else (e.g. a PONG)
+        self.sids = itertools.count(1)
+        self.info = None
+        self.closed = False
+        line = self._read_line(time.monotonic() + timeout)
+        if not line.startswith(b"INFO "):
+            raise NatsError(f"expected INFO, got {line!r}")
+        self.info = json.loads(line[5:])
+        connect = {"verbose": verbose, "pedantic": False, "tls_required": False, "name": name,
+                   "lang": "python-raw", "version": "0", "protocol": 1, "headers": headers,
+                   "echo": echo, "no_responders": headers}
+        self._send(b"CONNECT " + json.dumps(connect).encode() + b"\r\n")
+        self.flush()
+
+    def close(self):
+        if not self.closed:
+            self.closed = True
+            self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ---- sending
+
+    def _send(self, data):
+        self.sock.sendall(data)
+
+    def sub(self, subject, queue=None):
+        """SUB; returns the sid."""
+        sid = next(self.sids)
+        queue_part = f" {queue}" if queue else ""
+        self._send(f"SUB {subject}{queue_part} {sid}\r\n".encode())
+        return sid
+
+    def unsub(self, sid, max_msgs=None):
+        tail = f" {max_msgs}" if max_msgs is not None else ""
+        self._send(f"UNSUB {sid}{tail}\r\n".encode())
+
+    def pub(self, subject, payload=b"", reply=None, headers=None):
+        if isinstance(payload, str):
+            payload = payload.encode()
+        reply_part = f" {reply}" if reply else ""
+        if headers:
+            block = encode_headers(headers)
+            self._send(f"HPUB {subject}{reply_part} {len(block)} {len(block) + len(payload)}"
+                       "\r\n".encode() + block + payload + b"\r\n")
+        else:
+            self._send(f"PUB {subject}{reply_part} {len(payload)}\r\n".encode() + payload
+                       + b"\r\n")
+
+    def flush(self, timeout=None):
+        """PING, then read until the PONG: the server has processed everything sent before.
+        Messages that arrive meanwhile are kept for next_msg()."""
+        self._send(b"PING\r\n")
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while True:
+            item = self._read_item(deadline)
+            if item == "PONG":
+                return
+            if isinstance(item, Msg):
+                self.pending.append(item)
+
+    # ---- receiving
+
+    def next_msg(self, timeout=None):
+        """The next MSG/HMSG, or raises socket.timeout (TimeoutError) after `timeout`."""
+        if self.pending:
+            return self.pending.pop(0)
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while True:
+            item = self._read_item(deadline)
+            if isinstance(item, Msg):
+                return item
+
+    def messages(self, count, timeout=None):
+        """Exactly `count` messages within `timeout` in total (TimeoutError otherwise)."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        return [self.next_msg(max(0.0, deadline - time.monotonic())) for _ in range(count)]
+
+    def drain(self, quiet=0.3):
+        """Every message that arrives until none has for `quiet` seconds."""
+        out = []
+        while True:
+            try:
+                out.append(self.next_msg(quiet))
+            except TimeoutError:
+                return out
+
+    def new_inbox(self):
+        return f"_INBOX.raw{os.getpid()}.{next(self._inbox_ids)}"
+
+    def request(self, subject, payload=b"", headers=None, timeout=None):
+        """PUB with a fresh reply subject and the one reply (the JetStream API's request-reply:
+        https://docs.nats.io/reference/reference-protocols/nats_api_reference)."""
+        inbox = self.new_inbox()
+        sid = self.sub(inbox)
+        self.unsub(sid, 1)
+        self.pub(subject, payload, reply=inbox, headers=headers)
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        kept = []
+        try:
+            while True:
+                msg = self.next_msg(max(0.0, deadline - time.monotonic()))
+                if msg.sid == sid:
+                    return msg
+                kept.append(msg)
+        finally:
+            self.pending[:0] = kept
+
+    # ---- parsing
+
+    def _fill(self, deadline):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("timed out waiting for the NATS server")
+        self.sock.settimeout(remaining)
+        try:
+            data = self.sock.recv(65536)
+        except socket.timeout as e:
+            raise TimeoutError("timed out waiting for the NATS server") from e
+        if not data:
+            self.closed = True
+            raise NatsError("connection closed by the server")
+        self.buf += data
+
+    def _read_line(self, deadline):
+        while True:
+            end = self.buf.find(b"\r\n")
+            if end >= 0:
+                line = bytes(self.buf[:end])
+                del self.buf[:end + 2]
+                return line
+            self._fill(deadline)
+
+    def _read_exact(self, n, deadline):
+        while len(self.buf) < n + 2:
+            self._fill(deadline)
+        data = bytes(self.buf[:n])
+        if self.buf[n:n + 2] != b"\r\n":
+            raise NatsError("payload not followed by CRLF")
+        del self.buf[:n + 2]
+        return data
+
+    def _read_item(self, deadline):
+        """One protocol item: a Msg, "PONG", "+OK" or "INFO" (PINGs are answered here)."""
+        while True:
+            line = self._read_line(deadline)
+            op, _, rest = line.partition(b" ")
+            op = op.upper()
+            if op == b"MSG":
+                args = rest.decode().split()
+                subject, sid, size = args[0], int(args[1]), int(args[-1])
+                reply = args[2] if len(args) == 4 else None
+                return Msg(subject, sid, reply, {}, None, self._read_exact(size, deadline))
+            if op == b"HMSG":
+                args = rest.decode().split()
+                subject, sid = args[0], int(args[1])
+                header_size, total = int(args[-2]), int(args[-1])
+                reply = args[2] if len(args) == 5 else None
+                data = self._read_exact(total, deadline)
+                status, headers = decode_headers(data[:header_size])
+                return Msg(subject, sid, reply, headers, status, data[header_size:])
+            if op == b"PING":
+                self._send(b"PONG\r\n")
+                continue
+            if op == b"PONG":
+                return "PONG"
+            if op == b"+OK":
+                return "+OK"
+            if op == b"INFO":
+                self.info = json.loads(rest)
+                return "INFO"
+            if op == b"-ERR":
+                raise NatsError(f"-ERR {rest.decode('utf-8', 'replace')}")
+            raise NatsError(f"unexpected protocol line {line!r}")
+
+
+def wait_interest(publisher, subscriber, timeout=10.0):
+    """Returns once the server `publisher` is connected to knows every subscription that
+    `subscriber` made so far, even if they are on different servers.
+
+    A route forwards one server's interest (RS+) to another in order over a single connection
+    (2.9 has one route per pair of servers), so a probe subscription made after the others is
+    known at the publisher's server only after them: publishing on the probe subject until the
+    probe arrives proves the earlier ones arrived too. The probe subscription is removed."""
+    probe = f"_probe.{os.getpid()}.{next(NatsClient._inbox_ids)}"
+    sid = subscriber.sub(probe)
+    subscriber.flush()
+    deadline = time.monotonic() + timeout
+    kept = []
+    try:
+        while True:
+            publisher.pub(probe, b"probe")
+            publisher.flush()
+            try:
+                while True:
+                    msg = subscriber.next_msg(0.05)
+                    if msg.sid == sid:
+                        return
+                    kept.append(msg)
+            except TimeoutError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"interest not propagated within {timeout}s")
+    finally:
+        subscriber.unsub(sid)
+        subscriber.flush()
+        # Late probe copies (sent before the one that arrived) are dropped, the rest kept.
+        subscriber.pending = [m for m in kept + subscriber.pending if m.sid != sid]
+
+
+# ---- JetStream key-value, through the JS API subjects
+# (https://docs.nats.io/reference/reference-protocols/nats_api_reference and the KV design,
+# ADR-8: a bucket B is the stream KV_B on subjects $KV.B.>, one message per subject).
+
+JS_API = "$JS.API"
+# JetStream answers with an error while a stream or the meta group has no leader (just created,
+# or after a kill): "JetStream system temporarily unavailable" (10008) and a 503 no-responders
+# status among others. Callers retry those within a bound.
+JS_RETRY_SECONDS = 20.0
+
+
+class JsError(Exception):
+    def __init__(self, error):
+        super().__init__(f"JetStream error {error}")
+        self.error = error
+        self.code = error.get("code")
+        self.err_code = error.get("err_code")
+
+
+def js_call(client, subject, body=None, headers=None, timeout=5.0):
+    """One request to the JetStream API or a stream subject; the decoded JSON reply, or raises
+    JsError for an {"error": ...} reply (a no-responders 503 status as code 503)."""
+    payload = b"" if body is None else (body if isinstance(body, bytes)
+                                        else json.dumps(body).encode())
+    msg = client.request(subject, payload, headers=headers, timeout=timeout)
+    if msg.status == "503":
+        raise JsError({"code": 503, "description": "no responders"})
+    reply = msg.json()
+    if "error" in reply:
+        raise JsError(reply["error"])
+    return reply
+
+
+def js_retry(call, timeout=JS_RETRY_SECONDS):
+    """call() until it does not raise a transient error (no leader yet, no responders, a
+    timeout), within `timeout`; the last error is raised after that."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return call()
+        except (JsError, TimeoutError) as e:
+            transient = isinstance(e, TimeoutError) or e.code in (503, 500) or e.err_code in (
+                10008, 10074)
+            if not transient or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+class KvBucket:
+    """A JetStream key-value bucket used through one NatsClient."""
+
+    def __init__(self, client, name):
+        self.client = client
+        self.name = name
+        self.stream = f"KV_{name}"
+
+    def create(self, replicas=3, history=1):
+        config = {
+            "name": self.stream,
+            "subjects": [f"$KV.{self.name}.>"],
+            "retention": "limits",
+            "max_msgs_per_subject": history,
+            "max_bytes": -1,
+            "max_age": 0,
+            "max_msg_size": -1,
+            "storage": "file",
+            "discard": "new",
+            "num_replicas": replicas,
+            "duplicate_window": 120 * 10**9,
+            "allow_rollup_hdrs": True,
+            "deny_delete": True,
+            "deny_purge": False,
+            "allow_direct": True,
+        }
+        return js_retry(lambda: js_call(self.client, f"{JS_API}.STREAM.CREATE.{self.stream}",
+                                        config))
+
+    def info(self):
+        return js_call(self.client, f"{JS_API}.STREAM.INFO.{self.stream}")
+
+    def put(self, key, value, expected_revision=None):
+        """The revision (stream sequence) of the new value. With `expected_revision`, the put
+        succeeds only if the key's last revision is that one (0: the key has none), as a
+        compare-and-set (header Nats-Expected-Last-Subject-Sequence); otherwise JsError."""
+        headers = None
+        if expected_revision is not None:
+            headers = {"Nats-Expected-Last-Subject-Sequence": str(expected_revision)}
+        ack = js_call(self.client, f"$KV.{self.name}.{key}", value, headers=headers)
+        return ack["seq"]
+
+    def get(self, key):
+        """(value bytes, revision) of the key, or None if it has no value."""
+        try:
+            reply = js_call(self.client, f"{JS_API}.STREAM.MSG.GET.{self.stream}",
+                            {"last_by_subj": f"$KV.{self.name}.{key}"})
+        except JsError as e:
+            if e.err_code == 10037:  # "no message found"
+                return None
+            raise
+        message = reply["message"]
+        return base64.b64decode(message.get("data", "")), message["seq"]
+
+
+class NatsClusterTestCase(unittest.TestCase):
+    """A test case with a fresh cluster per test (self.cluster) and its clients closed after."""
+
+    CLUSTER_SIZE = 3
+
+    def setUp(self):
+        self.cluster = NatsCluster(self.CLUSTER_SIZE)
+        self.addCleanup(self.cluster.stop)
+        self.addCleanup(self._dump_on_failure)  # cleanups run last-in first-out: before stop
+        self.cluster.start()
+
+    def _dump_on_failure(self):
+        outcome = getattr(self, "_outcome", None)
+        result = getattr(outcome, "result", None)
+        failed = bool(result and (result.failures or result.errors) and any(
+            t is self for t, _ in result.failures + result.errors))
+        if failed and self.cluster.directory:
+            print(self.cluster.logs())
+
+    def connect(self, index, **kwargs):
+        client = self.cluster.client(index, **kwargs)
+        self.addCleanup(client.close)
+        return client
