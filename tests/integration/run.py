@@ -55,6 +55,8 @@ DURATIONS_FILE = "integration-durations.json"
 EXPECTED_SECONDS = {
     "test_persistence.KillLoop": 48.9,
     "test_nats_link.Cluster": 22.0,
+    "test_nats_cluster.KeyValue": 16.0,
+    "test_nats_cluster.NatsBenchTool": 12.0,
     "test_overload.Overload": 19.0,
     "test_memory.MemoryBudget": 17.0,
     "test_websockets.BrowserTest": 16.8,
