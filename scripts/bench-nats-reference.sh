@@ -25,6 +25,9 @@
 #                         Nats-Expected-Last-Subject-Sequence), 100 keys, one put in flight per
 #                         key, on one server (replicas 1) and on three (replicas 3, every
 #                         server's CPU counted): puts per server CPU-second
+#     js1-stream, js3-stream
+#                         JetStream publishes with acks to a stream, 100 publishers with 16 in
+#                         flight each, replicas 1 (one server) and 3 (three servers)
 #                         the same across two clustered nats-servers: publishers on server A,
 #                         subscribers on server B, the CPU of both servers counted
 #
@@ -63,7 +66,8 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 if [[ -z "$out" ]]; then
-  if [[ $quick -eq 1 ]]; then out=bench/results/nats-reference-quick; else out=bench/results/nats-reference; fi
+  out=bench/results/nats-reference
+  [[ $quick -eq 1 ]] && out=bench/results/nats-reference-quick
 fi
 
 say() { printf '[bench-nats-reference] %s\n' "$*" >&2; }
@@ -196,7 +200,9 @@ note_load() {
   {
     echo "=== $1 $(date -u +%FT%TZ)"
     uptime
-    ps -eo pcpu,comm --sort=-pcpu | head -6
+    # top's second frame: CPU over the last half second (ps shows lifetime averages).
+    top -b -n 2 -d 0.5 -w 120 | awk '/^top -/ { frame++ } frame == 2' | sed -n '7,13p'
+
   } >>"$out/load.log"
 }
 
@@ -277,7 +283,8 @@ for n in 1 2; do
   # The shape of a ringmq node's NATS link: one publishing and one subscribing connection
   # carrying every cross-node message, many in flight (window 1024), then the same at a fixed
   # 10,000 msgs/s.
-  core_run "core$n-link" "$n" fanin --payload 64 --publishers 1 --subscribers 1 --window 1024 "${D[@]}"
+  core_run "core$n-link" "$n" fanin --payload 64 --publishers 1 --subscribers 1 --window 1024 \
+    "${D[@]}"
   core_run "core$n-link-light" "$n" fanin --payload 64 --publishers 1 --subscribers 1 \
     --window 1024 --rate 10000 "${D[@]}"
   core_run "core$n-fanin" "$n" fanin "${P[@]}" "${FANIN[@]}" "${D[@]}"
@@ -289,6 +296,9 @@ done
 # one replica and on three servers with three.
 JS=1 core_run kv1-cas 1 kv --publishers 100 --kv-replicas 1 "${D[@]}"
 JS=1 core_run kv3-cas 3 kv --publishers 100 --kv-replicas 3 "${D[@]}"
+# JetStream publishes with acks, 16 in flight per publisher (QoS 1 through JetStream at best).
+JS=1 core_run js1-stream 1 stream --publishers 100 --window 16 --kv-replicas 1 "${D[@]}"
+JS=1 core_run js3-stream 3 stream --publishers 100 --window 16 --kv-replicas 3 "${D[@]}"
 say "runs done in $((SECONDS - start)) s, $failures failed"
 
 # ---- table
@@ -318,6 +328,9 @@ for name in rows:
         with open(os.path.join(out, f"{name}.txt")) as f:
             kv = dict(item.split("=", 1) for item in f.read().split() if "=" in item)
     except OSError:
+        kv = {}
+    if "delivered_per_s" not in kv:
+        print(f"| {name} | failed | | | | | |")
         continue
     print(f"| {name} | {float(kv['delivered_per_s']):,.0f} | {float(kv['server_cpu_s']):.2f} | "
           f"{float(kv['msgs_per_server_cpu_s']):,.0f} | {float(kv['server_cpu_us_per_msg']):.2f} | "

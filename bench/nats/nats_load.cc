@@ -29,6 +29,11 @@
 // _INBOX.kv.<i>.<seq> (a subscriber connection per publisher); "delivered" counts the acks, and
 // an ack with an error (a failed compare-and-set) fails the run.
 //
+// Scenario stream: JetStream publishes with acks, --window in flight per publisher (what QoS 1
+// through JetStream would cost per message at best): publisher i publishes to bench.stream.<i>,
+// captured by the stream STREAM_<bucket> (--kv-replicas replicas, file storage, the last
+// 100,000 messages kept), and takes each ack as in kv.
+//
 // Thread safety: single-threaded.
 //
 // Usage: see Usage() below.
@@ -60,6 +65,7 @@ namespace {
 
 constexpr int kMaxConnections = 20000;
 constexpr size_t kReadChunk = 256 * 1024;
+constexpr int kSetupTimeoutSeconds = 10;
 constexpr size_t kPayloadHeader = 20;  // u32 publisher, u64 sequence, u64 send time (ns)
 
 struct Options {
@@ -89,7 +95,7 @@ struct Options {
 
 [[noreturn]] void Usage(int status) {
   std::fprintf(status ? stderr : stdout,
-               "Usage: ringmq-nats-bench fanin|pairs|kv [options]\n"
+               "Usage: ringmq-nats-bench fanin|pairs|kv|stream [options]\n"
                "  --host H               NATS servers' address (127.0.0.1)\n"
                "  --pub-port N           publishers connect here (4222)\n"
                "  --sub-port N           subscribers connect here (default: --pub-port); another\n"
@@ -103,8 +109,8 @@ struct Options {
                "  --stall-ms MS          reopen a window without progress after MS (2000)\n"
                "  --server-pid PID       a nats-server whose CPU is counted (repeatable)\n"
                "  --label TEXT           copied into the result line\n"
-               "  --kv-bucket NAME       kv: the bucket (bench)\n"
-               "  --kv-replicas N        kv: its replicas (1)\n"
+               "  --kv-bucket NAME       kv, stream: the bucket or stream name suffix (bench)\n"
+               "  --kv-replicas N        kv, stream: its replicas (1)\n"
                "Prints one result line of key=value pairs; exit 0 if no message was lost or\n"
                "reordered in the measured window, 1 otherwise, 2 on a setup error.\n",
                kPayloadHeader);
@@ -116,33 +122,55 @@ Options Parse(int argc, char** argv) {
   if (argc < 2) Usage(2);
   o.scenario = argv[1];
   if (o.scenario == "-h" || o.scenario == "--help") Usage(0);
-  if (o.scenario != "fanin" && o.scenario != "pairs" && o.scenario != "kv") Usage(2);
+  if (o.scenario != "fanin" && o.scenario != "pairs" && o.scenario != "kv" &&
+      o.scenario != "stream") {
+    Usage(2);
+  }
   for (int i = 2; i < argc; ++i) {
     std::string_view flag = argv[i];
     if (flag == "-h" || flag == "--help") Usage(0);
     if (i + 1 >= argc) Usage(2);
     const char* value = argv[++i];
-    if (flag == "--host") o.host = value;
-    else if (flag == "--pub-port") o.pub_port = std::atoi(value);
-    else if (flag == "--sub-port") o.sub_port = std::atoi(value);
-    else if (flag == "--publishers") o.publishers = std::atoi(value);
-    else if (flag == "--subscribers") o.subscribers = std::atoi(value);
-    else if (flag == "--payload") o.payload = std::atoi(value);
-    else if (flag == "--window") o.window = std::atoi(value);
-    else if (flag == "--rate") o.rate = std::atof(value);
-    else if (flag == "--duration") o.duration_s = std::atof(value);
-    else if (flag == "--warmup") o.warmup_s = std::atof(value);
-    else if (flag == "--drain") o.drain_s = std::atof(value);
-    else if (flag == "--stall-ms") o.stall_ms = std::atoi(value);
-    else if (flag == "--server-pid") o.server_pids.push_back(std::atoi(value));
-    else if (flag == "--label") o.label = value;
-    else if (flag == "--kv-bucket") o.kv_bucket = value;
-    else if (flag == "--kv-replicas") o.kv_replicas = std::atoi(value);
-    else Usage(2);
+    if (flag == "--host")
+      o.host = value;
+    else if (flag == "--pub-port")
+      o.pub_port = std::atoi(value);
+    else if (flag == "--sub-port")
+      o.sub_port = std::atoi(value);
+    else if (flag == "--publishers")
+      o.publishers = std::atoi(value);
+    else if (flag == "--subscribers")
+      o.subscribers = std::atoi(value);
+    else if (flag == "--payload")
+      o.payload = std::atoi(value);
+    else if (flag == "--window")
+      o.window = std::atoi(value);
+    else if (flag == "--rate")
+      o.rate = std::atof(value);
+    else if (flag == "--duration")
+      o.duration_s = std::atof(value);
+    else if (flag == "--warmup")
+      o.warmup_s = std::atof(value);
+    else if (flag == "--drain")
+      o.drain_s = std::atof(value);
+    else if (flag == "--stall-ms")
+      o.stall_ms = std::atoi(value);
+    else if (flag == "--server-pid")
+      o.server_pids.push_back(std::atoi(value));
+    else if (flag == "--label")
+      o.label = value;
+    else if (flag == "--kv-bucket")
+      o.kv_bucket = value;
+    else if (flag == "--kv-replicas")
+      o.kv_replicas = std::atoi(value);
+    else
+      Usage(2);
   }
   if (o.sub_port == 0) o.sub_port = o.pub_port;
   if (o.publishers == 0) o.publishers = 100;
-  if (o.scenario == "pairs" || o.scenario == "kv") o.subscribers = o.publishers;
+  if (o.scenario == "pairs" || o.scenario == "kv" || o.scenario == "stream") {
+    o.subscribers = o.publishers;
+  }
   if (o.scenario == "kv") o.window = 1;  // each put waits for the revision of the one before
   if (o.subscribers == 0) o.subscribers = 1;
   if (o.payload < static_cast<int>(kPayloadHeader) || o.window < 1 || o.duration_s <= 0 ||
@@ -153,8 +181,7 @@ Options Parse(int argc, char** argv) {
 }
 
 double Now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 uint64_t NowNs() {
@@ -233,12 +260,12 @@ struct Publisher {
   std::string subject;
   std::string out;
   size_t out_sent = 0;
-  uint64_t sent = 0;          // messages written (or queued to write)
-  uint64_t delivered = 0;     // deliveries of its messages seen by all subscribers together
+  uint64_t sent = 0;       // messages written (or queued to write)
+  uint64_t delivered = 0;  // deliveries of its messages seen by all subscribers together
   double last_progress = 0;
   bool want_write = false;
-  uint64_t last_send_ns = 0;  // kv: the put in flight
-  uint64_t revision = 0;      // kv: the key's revision from the last ack
+  std::vector<uint64_t> send_ns;  // kv, stream: send times by sequence number % window
+  uint64_t revision = 0;          // kv: the key's revision from the last ack
 };
 
 struct Subscriber {
@@ -249,10 +276,10 @@ struct Subscriber {
 
 struct Counters {
   uint64_t delivered = 0;
-  uint64_t gaps = 0;         // messages skipped in a publisher's sequence (lost)
-  uint64_t reordered = 0;    // a sequence number below the expected one
+  uint64_t gaps = 0;       // messages skipped in a publisher's sequence (lost)
+  uint64_t reordered = 0;  // a sequence number below the expected one
   uint64_t stalls = 0;
-  uint64_t errors = 0;       // kv: acks with an error
+  uint64_t errors = 0;  // kv: acks with an error
 };
 
 int Connect(const Options& o, int port) {
@@ -265,6 +292,10 @@ int Connect(const Options& o, int port) {
   if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) Die("connect");
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  // Bounds the blocking set-up reads (a server that never answers, a request without a
+  // responder); the sockets are non-blocking once measuring starts.
+  timeval timeout{kSetupTimeoutSeconds, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
   return fd;
 }
 
@@ -304,11 +335,12 @@ int Handshake(const Options& o, int port, const std::string& extra) {
     std::fprintf(stderr, "ringmq-nats-bench: expected INFO, got %s\n", info.c_str());
     std::exit(2);
   }
-  WriteAll(fd,
-           std::string("CONNECT {\"verbose\":false,\"pedantic\":false,\"echo\":false,") +
-               "\"headers\":" + headers +
-               ",\"protocol\":1,\"lang\":\"c++\",\"version\":\"0\",\"name\":\"ringmq-nats-bench\"}\r\n" +
-               extra + "PING\r\n");
+  WriteAll(
+      fd,
+      std::string("CONNECT {\"verbose\":false,\"pedantic\":false,\"echo\":false,") +
+          "\"headers\":" + headers +
+          ",\"protocol\":1,\"lang\":\"c++\",\"version\":\"0\",\"name\":\"ringmq-nats-bench\"}\r\n" +
+          extra + "PING\r\n");
   for (;;) {
     std::string line = ReadLine(fd);
     if (line == "PONG") break;
@@ -325,49 +357,70 @@ void SetNonBlocking(int fd) {
   if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) Die("fcntl");
 }
 
-// kv: creates the bucket's stream with a blocking request on a connection of its own, retrying
-// for up to 20 s while JetStream has no meta leader yet. An existing stream of that name is
+// kv, stream: creates the stream with blocking requests on a connection of its own, retrying
+// for up to 30 s while JetStream has no meta leader yet. An existing stream of that name is
 // deleted first, so every run starts from revision 0.
 void CreateKvStream(const Options& o) {
-  std::string stream = "KV_" + o.kv_bucket;
-  std::string config = "{\"name\":\"" + stream + "\",\"subjects\":[\"$KV." + o.kv_bucket +
-                       ".>\"],\"retention\":\"limits\",\"max_msgs_per_subject\":1,"
-                       "\"max_bytes\":-1,\"max_age\":0,\"max_msg_size\":-1,\"storage\":\"file\","
-                       "\"discard\":\"new\",\"num_replicas\":" +
+  bool kv = o.scenario == "kv";
+  std::string stream = (kv ? "KV_" : "STREAM_") + o.kv_bucket;
+  std::string subjects = kv ? "$KV." + o.kv_bucket + ".>" : std::string("bench.stream.>");
+  std::string limits = kv ? "\"max_msgs_per_subject\":1,\"max_msgs\":-1,\"discard\":\"new\""
+                          : "\"max_msgs_per_subject\":-1,\"max_msgs\":100000,\"discard\":\"old\"";
+  std::string config = "{\"name\":\"" + stream + "\",\"subjects\":[\"" + subjects +
+                       "\"],\"retention\":\"limits\"," + limits +
+                       ",\"max_bytes\":-1,\"max_age\":0,\"max_msg_size\":-1,\"storage\":\"file\","
+                       "\"num_replicas\":" +
                        std::to_string(o.kv_replicas) +
                        ",\"duplicate_window\":120000000000,\"allow_rollup_hdrs\":true,"
                        "\"deny_delete\":true,\"allow_direct\":true}";
-  int fd = Handshake(o, o.pub_port, "SUB _INBOX.setup 99\r\n");
-  // One request: the reply's payload (headers included, if any).
+  int fd = Handshake(o, o.pub_port, "SUB _INBOX.setup.* 99\r\n");
+  // A JetStream that has no meta leader yet may not answer at all: each attempt waits 2 s for
+  // its reply, on a reply subject of its own (a late reply to an earlier attempt is skipped).
+  timeval attempt_timeout{2, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &attempt_timeout, sizeof attempt_timeout);
+  int attempt = 0;
+  // One request: the reply's payload (headers included, if any), or "" after 2 s without one.
   auto request = [&](const std::string& subject, const std::string& body) {
-    WriteAll(fd, "PUB " + subject + " _INBOX.setup " + std::to_string(body.size()) + "\r\n" +
+    std::string inbox = "_INBOX.setup." + std::to_string(++attempt);
+    WriteAll(fd, "PUB " + subject + " " + inbox + " " + std::to_string(body.size()) + "\r\n" +
                      body + "\r\n");
+    std::string buffer;
+    char chunk[4096];
+    double deadline = Now() + 2;
     for (;;) {
-      std::string line = ReadLine(fd);
-      if (line == "PING") WriteAll(fd, "PONG\r\n");
-      if (line.rfind("MSG ", 0) != 0 && line.rfind("HMSG ", 0) != 0) continue;
-      size_t size = std::strtoull(line.substr(line.rfind(' ') + 1).c_str(), nullptr, 10);
-      std::string reply(size + 2, '\0');
-      for (size_t got = 0; got < reply.size();) {
-        ssize_t n = read(fd, reply.data() + got, reply.size() - got);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) Die("read during set-up");
-        got += static_cast<size_t>(n);
+      size_t eol = buffer.find("\r\n");
+      if (eol != std::string::npos) {
+        std::string line = buffer.substr(0, eol);
+        bool msg = line.rfind("MSG ", 0) == 0 || line.rfind("HMSG ", 0) == 0;
+        size_t size =
+            msg ? std::strtoull(line.substr(line.rfind(' ') + 1).c_str(), nullptr, 10) : 0;
+        size_t end = eol + 2 + (msg ? size + 2 : 0);
+        if (buffer.size() >= end) {
+          std::string payload = msg ? buffer.substr(eol + 2, size) : "";
+          buffer.erase(0, end);
+          if (line == "PING") WriteAll(fd, "PONG\r\n");
+          if (msg && line.find(" " + inbox + " ") != std::string::npos) return payload;
+          continue;
+        }
       }
-      reply.resize(size);
-      return reply;
+      if (Now() > deadline) return std::string();
+      ssize_t n = read(fd, chunk, sizeof chunk);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return std::string();
+      if (n <= 0) Die("read during set-up");
+      buffer.append(chunk, static_cast<size_t>(n));
     }
   };
-  request("$JS.API.STREAM.DELETE." + stream, "");
-  double deadline = Now() + 20;
+  double deadline = Now() + 30;
   for (;;) {
+    request("$JS.API.STREAM.DELETE." + stream, "");
     std::string reply = request("$JS.API.STREAM.CREATE." + stream, config);
-    if (reply.find("\"error\"") == std::string::npos && reply.find("503") == std::string::npos) {
-      break;
-    }
+    bool created = !reply.empty() && reply.find("\"error\"") == std::string::npos &&
+                   reply.rfind("NATS/1.0 503", 0) == std::string::npos;
+    if (created) break;
     if (Now() > deadline) {
-      std::fprintf(stderr, "ringmq-nats-bench: could not create %s: %s\n", stream.c_str(),
-                   reply.c_str());
+      std::fprintf(stderr, "ringmq-nats-bench: could not create %s within 30 s: %s\n",
+                   stream.c_str(), reply.empty() ? "no reply" : reply.c_str());
       std::exit(2);
     }
     usleep(200 * 1000);
@@ -387,7 +440,7 @@ class Bench {
   void SetUp();
   void FillAndSend(Publisher& p, double now);
   void Flush(Publisher& p);
-  void Drop(Publisher& p, std::string_view line);
+  void Fatal(std::string_view line);
   void ReadSubscriber(Subscriber& s, double now);
   void ReadPublisher(Publisher& p);
   size_t Parse(Subscriber& s, double now);
@@ -415,13 +468,14 @@ void Bench::SetUp() {
   epoll_ = epoll_create1(0);
   if (epoll_ < 0) Die("epoll_create1");
   payload_template_.assign(static_cast<size_t>(o_.payload), 'x');
-  if (o_.scenario == "kv") CreateKvStream(o_);
+  bool acked = o_.scenario == "kv" || o_.scenario == "stream";
+  if (acked) CreateKvStream(o_);
   for (int i = 0; i < o_.subscribers; ++i) {
     std::string subject = o_.scenario == "fanin" ? "bench.fanin" : "bench.p." + std::to_string(i);
-    if (o_.scenario == "kv") subject = "_INBOX.kv." + std::to_string(i) + ".*";
+    if (acked) subject = "_INBOX.kv." + std::to_string(i) + ".*";
     Subscriber& s = subs_[static_cast<size_t>(i)];
     // kv: the acks come back to the server the puts went to, as on a node's own connection.
-    int port = o_.scenario == "kv" ? o_.pub_port : o_.sub_port;
+    int port = acked ? o_.pub_port : o_.sub_port;
     s.fd = Handshake(o_, port, "SUB " + subject + " 1\r\n");
     s.next_seq.assign(static_cast<size_t>(o_.publishers), 0);
     s.in.reserve(kReadChunk * 2);
@@ -430,6 +484,8 @@ void Bench::SetUp() {
     Publisher& p = pubs_[static_cast<size_t>(i)];
     p.subject = o_.scenario == "fanin" ? "bench.fanin" : "bench.p." + std::to_string(i);
     if (o_.scenario == "kv") p.subject = "$KV." + o_.kv_bucket + ".c" + std::to_string(i);
+    if (o_.scenario == "stream") p.subject = "bench.stream." + std::to_string(i);
+    p.send_ns.assign(static_cast<size_t>(o_.window), 0);
     p.fd = Handshake(o_, o_.pub_port, "");
     p.out.reserve(static_cast<size_t>(o_.window) * (static_cast<size_t>(o_.payload) + 64));
   }
@@ -474,27 +530,42 @@ void Bench::FillAndSend(Publisher& p, double now) {
   if (o_.scenario == "kv") {
     // One compare-and-set put (allowed is 1: the window is 1).
     char headers[96];
-    int headers_size = std::snprintf(headers, sizeof headers,
-                                     "NATS/1.0\r\nNats-Expected-Last-Subject-Sequence: %" PRIu64
-                                     "\r\n\r\n",
-                                     p.revision);
+    int headers_size = std::snprintf(
+        headers, sizeof headers,
+        "NATS/1.0\r\nNats-Expected-Last-Subject-Sequence: %" PRIu64 "\r\n\r\n", p.revision);
     char line[192];
-    int line_size = std::snprintf(line, sizeof line, "HPUB %s _INBOX.kv.%zu.%" PRIu64 " %d %d\r\n",
-                                  p.subject.c_str(), index, p.sent, headers_size,
-                                  headers_size + o_.payload);
+    int line_size =
+        std::snprintf(line, sizeof line, "HPUB %s _INBOX.kv.%zu.%" PRIu64 " %d %d\r\n",
+                      p.subject.c_str(), index, p.sent, headers_size, headers_size + o_.payload);
     p.out.append(line, static_cast<size_t>(line_size));
     p.out.append(headers, static_cast<size_t>(headers_size));
     p.out.append(payload_template_);
     p.out.append("\r\n");
+    p.send_ns[p.sent % p.send_ns.size()] = NowNs();
     ++p.sent;
-    p.last_send_ns = NowNs();
+    if (in_flight == 0) p.last_progress = now;
+    Flush(p);
+    return;
+  }
+  if (o_.scenario == "stream") {
+    uint64_t now_ns = NowNs();
+    for (uint64_t k = 0; k < allowed; ++k) {
+      char line[192];
+      int line_size = std::snprintf(line, sizeof line, "PUB %s _INBOX.kv.%zu.%" PRIu64 " %d\r\n",
+                                    p.subject.c_str(), index, p.sent, o_.payload);
+      p.out.append(line, static_cast<size_t>(line_size));
+      p.out.append(payload_template_);
+      p.out.append("\r\n");
+      p.send_ns[p.sent % p.send_ns.size()] = now_ns;
+      ++p.sent;
+    }
     if (in_flight == 0) p.last_progress = now;
     Flush(p);
     return;
   }
   char header[96];
-  int header_size = std::snprintf(header, sizeof header, "PUB %s %d\r\n", p.subject.c_str(),
-                                  o_.payload);
+  int header_size =
+      std::snprintf(header, sizeof header, "PUB %s %d\r\n", p.subject.c_str(), o_.payload);
   uint64_t now_ns = NowNs();
   for (uint64_t k = 0; k < allowed; ++k) {
     p.out.append(header, static_cast<size_t>(header_size));
@@ -545,7 +616,7 @@ void Bench::ReadPublisher(Publisher& p) {
       std::exit(1);
     }
     std::string_view text(buffer, static_cast<size_t>(n));
-    if (text.find("-ERR") != std::string_view::npos) Drop(p, text);
+    if (text.find("-ERR") != std::string_view::npos) Fatal(text);
     for (size_t at = text.find("PING\r\n"); at != std::string_view::npos;
          at = text.find("PING\r\n", at + 1)) {
       p.out.append("PONG\r\n");
@@ -554,7 +625,7 @@ void Bench::ReadPublisher(Publisher& p) {
   }
 }
 
-void Bench::Drop(Publisher&, std::string_view line) {
+void Bench::Fatal(std::string_view line) {
   std::fprintf(stderr, "ringmq-nats-bench: server said %.*s\n", static_cast<int>(line.size()),
                line.data());
   std::exit(1);
@@ -610,21 +681,21 @@ size_t Bench::Parse(Subscriber& s, double now) {
   return at;
 }
 
-// kv: the JetStream ack of publisher i's put number `seq`, on _INBOX.kv.<i>.<seq>:
+// kv, stream: the JetStream ack of publisher i's put number `seq`, on _INBOX.kv.<i>.<seq>:
 // {"stream":...,"seq":N} (N the key's new revision) or {"error":...}.
 void Bench::OnKvAck(Subscriber& s, std::string_view subject, std::string_view ack, double now) {
   size_t index = static_cast<size_t>(&s - subs_.data());
   Publisher& p = pubs_[index];
-  uint64_t seq = std::strtoull(std::string(subject.substr(subject.rfind('.') + 1)).c_str(),
-                               nullptr, 10);
+  uint64_t seq =
+      std::strtoull(std::string(subject.substr(subject.rfind('.') + 1)).c_str(), nullptr, 10);
   uint64_t& expected = s.next_seq[index];
   if (seq != expected && measuring_) ++c_.reordered;
   expected = seq + 1;
   size_t at = ack.find("\"seq\":");
   if (ack.find("\"error\"") != std::string_view::npos || at == std::string_view::npos) {
     if (c_.errors++ == 0) {
-      std::fprintf(stderr, "ringmq-nats-bench: put failed: %.*s\n",
-                   static_cast<int>(ack.size()), ack.data());
+      std::fprintf(stderr, "ringmq-nats-bench: put failed: %.*s\n", static_cast<int>(ack.size()),
+                   ack.data());
     }
   } else {
     p.revision = std::strtoull(std::string(ack.substr(at + 6, 24)).c_str(), nullptr, 10);
@@ -633,13 +704,15 @@ void Bench::OnKvAck(Subscriber& s, std::string_view subject, std::string_view ac
   p.last_progress = now;
   if (measuring_) {
     ++c_.delivered;
-    latency_.Add((NowNs() - p.last_send_ns) / 1000);
+    latency_.Add((NowNs() - p.send_ns[seq % p.send_ns.size()]) / 1000);
   }
 }
 
 void Bench::OnMessage(Subscriber& s, std::string_view subject, const char* payload, size_t size,
                       double now) {
-  if (o_.scenario == "kv") return OnKvAck(s, subject, std::string_view(payload, size), now);
+  if (o_.scenario == "kv" || o_.scenario == "stream") {
+    return OnKvAck(s, subject, std::string_view(payload, size), now);
+  }
   if (size < kPayloadHeader) return;
   uint32_t index;
   uint64_t seq, sent_ns;
@@ -722,14 +795,14 @@ int Bench::Run() {
   double seconds = t1 - t0;
   std::printf(
       "label=%s scenario=%s publishers=%d subscribers=%d payload=%d window=%d rate=%g "
-      "seconds=%.3f delivered=%" PRIu64 " delivered_per_s=%.0f server_cpu_s=%.3f "
+      "seconds=%.3f delivered=%" PRIu64
+      " delivered_per_s=%.0f server_cpu_s=%.3f "
       "server_cpu_per_pid_s=%s msgs_per_server_cpu_s=%.0f server_cpu_us_per_msg=%.3f "
       "generator_cpu_s=%.3f latency_us_p50=%.0f latency_us_p99=%.0f gaps=%" PRIu64
       " reordered=%" PRIu64 " stalls=%" PRIu64 " errors=%" PRIu64 "\n",
-      o_.label.empty() ? "-" : o_.label.c_str(), o_.scenario.c_str(), o_.publishers,
-      o_.subscribers, o_.payload, o_.window, o_.rate, seconds, delivered,
-      static_cast<double>(delivered) / seconds, server_cpu,
-      per_server.empty() ? "-" : per_server.c_str(),
+      o_.label.empty() ? "-" : o_.label.c_str(), o_.scenario.c_str(), o_.publishers, o_.subscribers,
+      o_.payload, o_.window, o_.rate, seconds, delivered, static_cast<double>(delivered) / seconds,
+      server_cpu, per_server.empty() ? "-" : per_server.c_str(),
       server_cpu > 0 ? static_cast<double>(delivered) / server_cpu : 0.0,
       delivered ? server_cpu * 1e6 / static_cast<double>(delivered) : 0.0, own_cpu,
       latency_.Quantile(0.5), latency_.Quantile(0.99), c_.gaps, c_.reordered, stalls, c_.errors);

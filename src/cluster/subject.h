@@ -1,7 +1,7 @@
-// MQTT topic names and filters <-> NATS subjects, for the cluster over NATS (docs/cluster.md,
-// "Topic and subject mapping"). The convention is the one nats-server's own MQTT support uses
-// since nats-server 2.10 (server/mqtt.go), so that NATS applications and nats-server's MQTT
-// listener see the same subjects as ringmq nodes:
+// MQTT topic names and filters <-> NATS subjects, for the cluster over NATS (the rules with
+// examples: docs/cluster.md, "Topic and subject mapping"). The convention is the one
+// nats-server's own MQTT support uses since nats-server 2.10 (server/mqtt.go), so that NATS
+// applications and nats-server's MQTT listener see the same subjects as ringmq nodes:
 //
 //   - each MQTT level is one NATS token, '/' <-> '.':                a/b      <-> a.b
 //   - an empty level is the token "/":                                /a       <-> /.a
@@ -20,9 +20,10 @@
 //
 // Topics that cannot be carried (TopicToSubject refuses them, see Uncarried):
 //   - ' ', '\t', '\n', '\r', '\f' anywhere: NATS subjects cannot hold them (nats-server's
-//     IsValidSubject; its MQTT listener refuses them too), and in a PUB line they would split
-//     the subject;
-//   - DEL (0x7f): nats-server's MQTT listener refuses it (its subject tree uses DEL internally);
+//     IsValidSubject), and in a PUB or MSG line they would split the subject; nats-server's MQTT
+//     listener refuses them too (since 2.12.9 and 2.14.1; before, only the space);
+//   - DEL (0x7f): nats-server's MQTT listener refuses it since 2.14 (its subject tree uses DEL
+//     internally);
 //   - a level that is exactly "*" or ">": as a token it is a NATS wildcard, so a subscriber to
 //     the literal topic a/* would get a/b (nats-server's MQTT listener carries it and shows that
 //     very mix-up);
@@ -35,7 +36,7 @@
 // '$'-topics map like any other: $SYS/x <-> $SYS.x. Without a prefix they share the subject
 // space of NATS's own '$' subjects ($SYS, $JS.API, $KV, $MQTT), so a client's PUBLISH to
 // $JS/API/... would reach JetStream's API if forwarded: the caller decides which '$'-topics
-// it forwards (not $SYS, MQTT-4.7.2-1 keeps it apart; see docs/cluster.md).
+// it forwards (not $SYS, which is per node).
 //
 // Filters: FilterToSubjects gives the NATS subjects whose union covers the filter, '+' -> '*',
 // a last '#' -> '>' plus the parent level ("a/#" -> "a.>" and "a", MQTT-4.7.1-2). The cover may
@@ -99,7 +100,7 @@ Uncarried TopicToSubject(std::string_view topic, const SubjectMapping& mapping, 
 // false (and `out` as it was) when `subject` does not start with `prefix` (and a '.') or is not
 // a subject TopicToSubject makes: an empty token, a token "*" or ">", a '/' that is neither the
 // whole token nor one of a pair, whitespace or DEL, '+' or '#' (a NATS application may publish
-// to a.b/c; nats-server would deliver it to MQTT as a.bc, ringmq refuses it). The topic is
+// to a.b/c; nats-server 2.10+ would deliver it to MQTT as a/bc, ringmq refuses it). The topic is
 // also a valid MQTT topic name (mqtt::ValidateTopicName: UTF-8, no U+0000, at most
 // mqtt::kMaxTopicLevels levels) of at most 65535 bytes (an MQTT string), since it goes to
 // MQTT clients as it is. `subject` comes from the network (a NATS MSG): any bytes are safe.

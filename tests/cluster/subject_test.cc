@@ -26,9 +26,10 @@ using reference::NatsMatches;
 // integration test reads it the same way).
 
 struct Case {
-  std::string kind;    // map, refuse, unmapped
-  std::string first;   // topic (map, refuse) or subject (unmapped)
-  std::string second;  // subject (map) or reason (refuse)
+  std::string kind;    // map, refuse, unmapped, filter
+  std::string first;   // topic (map, refuse), subject (unmapped) or filter
+  std::string second;  // subject (map, filter) or reason (refuse)
+  std::string third;   // the parent subject of a filter, if it has one
   int line = 0;
 };
 
@@ -110,14 +111,18 @@ std::vector<Case> LoadCases() {
     Case c;
     c.line = number;
     c.kind = std::string(fields[0]);
-    const size_t expected = c.kind == "unmapped" ? 2 : 3;
-    if (fields.size() != expected ||
-        (c.kind != "map" && c.kind != "refuse" && c.kind != "unmapped")) {
+    const bool sized = c.kind == "unmapped" ? fields.size() == 2
+                       : c.kind == "filter" ? fields.size() == 3 || fields.size() == 4
+                       : c.kind == "map"    ? fields.size() == 3
+                       : c.kind == "refuse" ? fields.size() == 3
+                                            : false;
+    if (!sized) {
       ADD_FAILURE() << "subject_cases.txt:" << number << ": malformed line";
       continue;
     }
-    const bool ok =
-        Unescape(fields[1], c.first) && (fields.size() < 3 || Unescape(fields[2], c.second));
+    const bool ok = Unescape(fields[1], c.first) &&
+                    (fields.size() < 3 || Unescape(fields[2], c.second)) &&
+                    (fields.size() < 4 || Unescape(fields[3], c.third));
     if (!ok) {
       ADD_FAILURE() << "subject_cases.txt:" << number << ": bad escape";
       continue;
@@ -157,6 +162,7 @@ TEST(SubjectCases, TableHasEveryKindAndEveryReason) {
   EXPECT_GE(CasesOf("map").size(), 40u);
   EXPECT_GE(CasesOf("refuse").size(), 20u);
   EXPECT_GE(CasesOf("unmapped").size(), 20u);
+  EXPECT_GE(CasesOf("filter").size(), 20u);
   std::set<std::string> reasons;
   for (const Case& c : CasesOf("refuse")) reasons.insert(c.second);
   for (const Uncarried why : {Uncarried::kNotATopicName, Uncarried::kWhitespace, Uncarried::kDelete,
@@ -398,6 +404,16 @@ TEST(SubjectFilter, FiltersNoCarriedTopicMatchesNeedNoInterest) {
 TEST(SubjectFilter, InvalidFiltersGiveNothing) {
   for (const std::string_view filter : {"", "a/#/b", "#/#", "a+/b", "a/b#", "++", "#a"}) {
     EXPECT_EQ(Cover(filter), "<nothing>") << filter;
+  }
+}
+
+TEST(SubjectFilter, FiltersOfTheTable) {
+  for (const Case& c : CasesOf("filter")) {
+    EXPECT_EQ(mqtt::ValidateTopicFilter(c.first), mqtt::Violation::kNone) << Where(c);
+    const std::string expected = c.second.empty()  ? "<nothing>"
+                                 : c.third.empty() ? c.second
+                                                   : c.second + " | " + c.third;
+    EXPECT_EQ(Cover(c.first), expected) << Where(c);
   }
 }
 

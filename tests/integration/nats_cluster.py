@@ -535,7 +535,7 @@ class NatsClient:
             raise NatsError(f"unexpected protocol line {line!r}")
 
 
-def wait_interest(publisher, subscriber, sid_holder_subject=None, timeout=10.0):
+def wait_interest(publisher, subscriber, timeout=10.0):
     """Returns once the server `publisher` is connected to knows every subscription that
     `subscriber` made so far, even if they are on different servers.
 

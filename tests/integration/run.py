@@ -54,11 +54,15 @@ KERNEL_SKIP = "\x1e kernel skip "
 DURATIONS_FILE = "integration-durations.json"
 EXPECTED_SECONDS = {
     "test_persistence.KillLoop": 48.9,
+    "test_nats_link.Cluster": 22.0,
+    "test_nats_cluster.KeyValue": 16.0,
+    "test_nats_cluster.NatsBenchTool": 12.0,
     "test_overload.Overload": 19.0,
     "test_memory.MemoryBudget": 17.0,
     "test_websockets.BrowserTest": 16.8,
     "test_mqtt5_pubsub.Mqtt5PubSub": 15.9,
     "test_bench.Bench": 14.8,
+    "test_nats_link.SingleServer": 7.0,
     "test_retained_race.RetainedRace": 12.8,
     "test_bench.BenchTransports": 11.8,
     "test_mqtt5_expiry.SessionExpiry": 8.1,

@@ -249,7 +249,23 @@ class NatsBenchTool(NatsClusterTestCase):
         status, out, err = self.run_bench("fanin", "--publishers", "5", "--subscribers", "2",
                                           "--rate", "200")
         self.assertEqual(status, 0, out + err)
-        self.assertAlmostEqual(float(parse_result(out)["delivered_per_s"]), 2000, delta=200)
+        # Counted by arrival in a 1 s window: what was in flight when it opened (up to 16 per
+        # publisher and subscriber) and a generator behind its schedule on a loaded machine
+        # (catching up at once) arrive in it too. Unpaced, the same run delivers over 100,000.
+        self.assertGreater(float(parse_result(out)["delivered_per_s"]), 1600, out)
+        self.assertLess(float(parse_result(out)["delivered_per_s"]), 2600, out)
+
+    def test_stream_publishes_are_acknowledged_in_order_and_stored(self):
+        status, out, err = self.run_bench("stream", "--publishers", "4", "--window", "8",
+                                          "--kv-replicas", "3", "--kv-bucket", "check")
+        self.assertEqual(status, 0, out + err)
+        result = parse_result(out)
+        self.assertEqual((result["errors"], result["reordered"]), ("0", "0"), out)
+        self.assertGreater(int(result["delivered"]), 100, out)
+        info = KvBucket(self.connect(2), "unused")
+        stream = nats_cluster.js_call(info.client, "$JS.API.STREAM.INFO.STREAM_check")
+        self.assertEqual(stream["config"]["num_replicas"], 3)
+        self.assertGreaterEqual(stream["state"]["messages"], int(result["delivered"]))
 
     def test_bad_arguments_are_a_setup_error(self):
         done = subprocess.run([nats_bench_binary(), "fanin", "--payload", "8"],

@@ -152,7 +152,12 @@ class BigSubscribe(RingmqOnly):
         counters = b.stop()
         self.assert_counters(counters, connect_accepted=4, session_takeovers=1,
                              subscriptions_added=None, subscriptions_removed=None,
-                             subscribe_deferred=3)  # the UNSUBSCRIBE of 3000 too
+                             subscribe_deferred=None)
+        # The UNSUBSCRIBE of 3000 is deferred, and so is each SUBSCRIBE the broker read before
+        # its connection ended: the quitter's close (and, on a busy machine, the takeover) can
+        # come before the broker has read all of a SUBSCRIBE, which is then never worked on.
+        self.assertGreaterEqual(counters["subscribe_deferred"], 2, counters)
+        self.assertLessEqual(counters["subscribe_deferred"], 3, counters)
         self.assertGreater(counters["subscriptions_added"], 0, counters)
         self.assertLessEqual(counters["subscriptions_added"], 6000, counters)
 
