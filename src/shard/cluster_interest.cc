@@ -13,6 +13,15 @@ std::string_view NextToken(std::string_view& text) {
   return token;
 }
 
+// A subscription subject with a '*' or '>' token.
+bool HasWildcard(std::string_view subject) {
+  while (!subject.empty()) {
+    const std::string_view token = NextToken(subject);
+    if (token == "*" || token == ">") return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 bool NatsSubjectMatches(std::string_view pattern, std::string_view subject) {
@@ -73,7 +82,8 @@ void ClusterInterest::AddSubject(std::string_view subject) {
     return;
   }
   it->second = Entry{.count = 1, .sid = *sid};
-  by_sid_.emplace(*sid, std::string(subject));
+  live_sids_.insert(*sid);
+  if (HasWildcard(subject)) wildcard_sids_.emplace(*sid, std::string(subject));
 }
 
 void ClusterInterest::RemoveSubject(std::string_view subject) {
@@ -82,7 +92,8 @@ void ClusterInterest::RemoveSubject(std::string_view subject) {
   RINGMQ_ASSERT(it->second.count > 0);
   if (--it->second.count != 0) return;
   link_.Unsubscribe(it->second.sid);
-  by_sid_.erase(it->second.sid);
+  live_sids_.erase(it->second.sid);
+  wildcard_sids_.erase(it->second.sid);
   subjects_.erase(it);
 }
 
@@ -92,10 +103,16 @@ uint32_t ClusterInterest::count(std::string_view subject) const {
 }
 
 bool ClusterInterest::KeepCopy(uint64_t sid, std::string_view subject) const {
-  for (auto it = by_sid_.begin(); it != by_sid_.end() && it->first < sid; ++it) {
+  if (!live_sids_.contains(sid)) return false;
+  // The literal subscription of the message's own subject, if any (a wildcard copy's rival).
+  if (const auto literal = subjects_.find(subject);
+      literal != subjects_.end() && literal->second.sid < sid) {
+    return false;
+  }
+  for (auto it = wildcard_sids_.begin(); it != wildcard_sids_.end() && it->first < sid; ++it) {
     if (NatsSubjectMatches(it->second, subject)) return false;
   }
-  return by_sid_.contains(sid);
+  return true;
 }
 
 }  // namespace ringmq::shard

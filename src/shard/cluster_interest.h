@@ -13,8 +13,10 @@
 // and a.b both match a.b). KeepCopy keeps the copy whose sid is the lowest of the live sids
 // whose subject matches the message's subject, so each message is delivered once per shard.
 // Sids only grow, so a subscription added while copies are in flight never makes a second copy
-// count; a copy whose sid is no longer live never arrives here (NatsLink drops it), so the
-// next one is kept. The check costs one subject match per live sid lower than the copy's.
+// count; a copy whose sid is no longer live is dropped, so the next one is kept. Besides the
+// copy's own subscription, only the literal subscription of the message's subject or a
+// wildcard one can match: the check costs two lookups and one subject match per live wildcard
+// sid lower than the copy's (none for a shard whose sessions hold literal filters only).
 //
 // Thread safety: owned by one shard; used only on its thread.
 #ifndef RINGMQ_SHARD_CLUSTER_INTEREST_H_
@@ -26,6 +28,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 
 #include "cluster/nats_link.h"
 #include "cluster/subject.h"
@@ -66,7 +69,8 @@ class ClusterInterest {
   cluster::NatsLink& link_;
   const cluster::SubjectMapping& mapping_;
   std::map<std::string, Entry, std::less<>> subjects_;  // changes only with subscriptions
-  std::map<uint64_t, std::string> by_sid_;  // live sids in ascending order, with their subject
+  std::unordered_set<uint64_t> live_sids_;
+  std::map<uint64_t, std::string> wildcard_sids_;  // live wildcard subjects, by ascending sid
   std::string scratch_;
   uint64_t subscribe_failures_ = 0;
 };

@@ -8,6 +8,7 @@ with probes (wait_route) before what it measures; every wait is bounded.
 """
 
 import re
+import tempfile
 import time
 import unittest
 import urllib.request
@@ -187,7 +188,10 @@ class ClusterTest(unittest.TestCase):
         subs = []
         for node in (0, 1):
             both = self.client(node, f"once-both-{node}")
-            both.subscribe([("once/#", 0), ("once/b", 0)])
+            # The literal filter first, on its own: its sid is the lowest of its shard, so the
+            # copy of the wildcard that arrives too is the one to drop.
+            both.subscribe([("once/b", 0)])
+            both.subscribe([("once/#", 0)])
             subs.append(both)
             for k in range(4):
                 one = self.client(node, f"once-{node}-{k}")
@@ -260,6 +264,47 @@ class ClusterTest(unittest.TestCase):
         self.assertEqual((msg.subject, msg.sid, msg.payload), ("app.out", sid, b"from mqtt"))
         self.assertEqual(msg.headers, {"Ringmq-Node": "node1", "Ringmq-Qos": "1",
                                        "Ringmq-Retain": "0"})
+
+    def test_will_crosses_nodes(self):
+        sub = self.client(1, "will-sub")
+        sub.subscribe([("will/#", 0)])
+        pub = self.client(0, "will-probe")
+        wait_route(pub, [sub], "will/probe")
+        dying = mqtt_raw.Client(self.nodes[0].port, "will-dying", will_topic="will/gone",
+                                will_message=b"bye")
+        dying.close()  # without DISCONNECT: the will falls due (MQTT-3.1.2-8)
+        got = sub.receive(1, timeout=5)
+        self.assertEqual((got[0].topic, got[0].payload), ("will/gone", b"bye"))
+
+    def test_recovered_session_subscribes_again(self):
+        # A persistent session's filters come back with it at restart, before its client does:
+        # the node subscribes them on NATS again, and remote QoS 1 messages wait in the session.
+        data_dir = tempfile.mkdtemp(prefix="ringmq-cluster-")
+        flags = ("--cluster-nats-url", self.cluster.urls()[1], "--cluster-node-name", "node3",
+                 "--persistence", "true", "--data-dir", data_dir)
+        with broker.Broker(*flags, threads=2, metrics=True, log_level="info") as first:
+            c = mqtt_raw.Client(first.port, "recovered", clean=False)
+            c.subscribe([("recovered/t", 1)], granted=[1])
+            c.disconnect()
+        with broker.Broker(*flags, threads=2, metrics=True, log_level="info") as second:
+            self.assertEqual(metric(second, "ringmq_cluster_nats_subscriptions"), 1)
+            pub = self.client(0, "recovered-pub")
+            deadline = time.monotonic() + ROUTE_TIMEOUT
+            # QoS 0 probes to an offline session are dropped; they show the route is there.
+            while metric(second, "ringmq_cluster_messages_total", direction="in") == 0:
+                self.assertLess(time.monotonic(), deadline, "no route to the recovered session")
+                pub.publish("recovered/t", b"probe")
+                time.sleep(0.05)
+            pub.publish("recovered/t", b"kept", qos=1)
+            deadline = time.monotonic() + ROUTE_TIMEOUT
+            while metric(second, "ringmq_queued_messages") == 0:
+                self.assertLess(time.monotonic(), deadline, "the QoS 1 message did not arrive")
+                time.sleep(0.05)
+            c = mqtt_raw.Client(second.port, "recovered", clean=False, session_present=True)
+            got = c.receive(1, timeout=5)
+            self.assertEqual((got[0].payload, got[0].qos), (b"kept", 1))
+            c.expect_no_publish(QUIET / 5)
+            c.close()
 
     def test_uncarried_topic_is_counted_not_forwarded(self):
         before = metric(self.nodes[0], "ringmq_cluster_dropped_total", reason="uncarried_topic")

@@ -98,6 +98,26 @@ TEST_F(ClusterInterestTest, KeepsTheCopyOfTheLowestMatchingSid) {
   EXPECT_FALSE(interest_->KeepCopy(9, "c")) << "not a live sid";
   interest_->Release("a/#");  // in-flight copies for sid 3 now count
   EXPECT_TRUE(interest_->KeepCopy(3, "a.b"));
+  EXPECT_FALSE(interest_->KeepCopy(1, "a.b")) << "sid 1 was unsubscribed";
+}
+
+TEST_F(ClusterInterestTest, LiteralSubscriptionMadeFirstKeepsItsCopy) {
+  interest_->Acquire("k/b");  // sid 1: k.b
+  interest_->Acquire("k/#");  // sids 2 (k.>) and 3 (k)
+  EXPECT_TRUE(interest_->KeepCopy(1, "k.b"));
+  EXPECT_FALSE(interest_->KeepCopy(2, "k.b")) << "k.b (sid 1) is lower";
+  EXPECT_TRUE(interest_->KeepCopy(2, "k.c"));
+  EXPECT_TRUE(interest_->KeepCopy(3, "k"));
+}
+
+TEST_F(ClusterInterestTest, OnlyWildcardSubjectsCanOverlap) {
+  interest_->Acquire("x/+");  // sid 1: x.*
+  interest_->Acquire("x/y");  // sid 2: x.y
+  interest_->Acquire("z");    // sid 3: z
+  EXPECT_FALSE(interest_->KeepCopy(2, "x.y"));
+  EXPECT_TRUE(interest_->KeepCopy(3, "z")) << "x.* does not match z";
+  interest_->Release("x/+");
+  EXPECT_TRUE(interest_->KeepCopy(2, "x.y"));
 }
 
 TEST_F(ClusterInterestTest, PrefixGoesInFrontOfEverySubject) {
