@@ -7,8 +7,11 @@
 // topics when they are due (every sys_interval_s), then for each connection touched in this
 // iteration start its next send or its close, ring the doorbells of shards sent mail (and retry
 // failed ones), hand receive buffers back, and make one submit-and-wait call for everything
-// (waking at least every tick for timers). With stall_warning_ms set, an iteration that runs
-// longer is counted and logged with what it did (stall_detector.h).
+// (waking at least every tick for timers). Clustered (Config::clustered), the shard also drives
+// its NATS link after the router's Flush each iteration (NatsStep: connect when due, the link's
+// deadlines, the next send of its output); the link's socket never blocks the loop. With
+// stall_warning_ms set, an iteration that runs longer is counted and logged with what it did
+// (stall_detector.h).
 //
 // Receive memory is the shard's provided-buffer ring; connections hold none while idle.
 // Completions carry (op, generation, slot) in user_data, so a completion that arrives after
