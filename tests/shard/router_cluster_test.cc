@@ -1,0 +1,171 @@
+// Router's cluster hooks (router.h, "Cluster over NATS") through the sans-IO harness: each
+// shard's router gets a real NatsLink, brought to kReady with a server's bytes, and the test
+// reads what the link would send and feeds it what NATS would deliver.
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cluster/nats_link.h"
+#include "shard/router_harness.h"
+
+namespace ringmq::shard {
+namespace {
+
+using harness::Client;
+using harness::RouterHarness;
+
+constexpr std::string_view kNode = "node-a";
+
+class RouterSink final : public cluster::NatsLinkSink {
+ public:
+  explicit RouterSink(Router& router) : router_(router) {}
+  void OnReady(const cluster::nats::ServerInfo&) override {}
+  void OnMessage(const cluster::NatsMessage& message) override {
+    router_.OnClusterMessage(message);
+  }
+  void OnDisconnected(cluster::DisconnectReason, std::string_view) override {}
+  void OnServerError(std::string_view) override {}
+
+ private:
+  Router& router_;
+};
+
+class RouterClusterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    config_.threads = 2;
+    harness_ = std::make_unique<RouterHarness>(config_, 2);
+    for (uint32_t shard = 0; shard < 2; ++shard) {
+      sinks_.push_back(std::make_unique<RouterSink>(harness_->router(shard)));
+      cluster::NatsLinkOptions options;
+      options.urls = {"nats://127.0.0.1:4222"};
+      auto link = cluster::NatsLink::Create(options, sinks_.back().get());
+      ASSERT_TRUE(link.ok()) << link.status();
+      links_.push_back(std::move(*link));
+      cluster::NatsLink& l = *links_.back();
+      l.BeginConnect(0);
+      l.OnTransportConnected(0);
+      l.OnReceived(0, "INFO {\"server_id\":\"s\",\"headers\":true,\"max_payload\":1048576}\r\n");
+      l.OnReceived(0, "PONG\r\n");
+      ASSERT_TRUE(l.ready());
+      Output(shard);  // CONNECT and PING
+      harness_->router(shard).AttachCluster(&l, std::string(kNode), "");
+    }
+  }
+
+  // What link `shard` would send now.
+  std::string Output(uint32_t shard) {
+    std::string out;
+    links_[shard]->TakeOutput(out);
+    return out;
+  }
+
+  void Deliver(uint32_t shard, std::string_view bytes) {
+    links_[shard]->OnReceived(0, bytes);
+    harness_->Settle();
+  }
+
+  static std::string Hmsg(std::string_view subject, uint64_t sid, std::string_view headers,
+                          std::string_view payload) {
+    const std::string block = "NATS/1.0\r\n" + std::string(headers) + "\r\n";
+    return "HMSG " + std::string(subject) + " " + std::to_string(sid) + " " +
+           std::to_string(block.size()) + " " + std::to_string(block.size() + payload.size()) +
+           "\r\n" + block + std::string(payload) + "\r\n";
+  }
+
+  void Unsubscribe(Client& client, std::string_view filter) {
+    const mqtt::TopicRequest topic{.filter = filter};
+    const std::span<const mqtt::TopicRequest> topics(&topic, 1);
+    harness::Bytes entries(mqtt::TopicListEncodedSize(topics, false));
+    mqtt::EncodeTopicList(topics, false, entries);
+    harness_->router(client.shard).RunJobs();
+    harness_->Send(client,
+                   mqtt::Unsubscribe{.packet_id = 2, .topics = mqtt::TopicList(entries, false)});
+    harness_->Settle();
+  }
+
+  Config config_;
+  std::unique_ptr<RouterHarness> harness_;
+  std::vector<std::unique_ptr<RouterSink>> sinks_;
+  std::vector<std::unique_ptr<cluster::NatsLink>> links_;
+};
+
+TEST_F(RouterClusterTest, SubscribeAndUnsubscribeChangeTheLinksInterest) {
+  Client& client = harness_->Connect(harness_->IdOn(0, "sub"));
+  harness_->Subscribe(client, "a/#", mqtt::QoS::k1);
+  EXPECT_EQ(Output(0), "SUB a.> 1\r\nSUB a 2\r\n");
+  EXPECT_EQ(harness_->counters(0).gauges.cluster_nats_subscriptions.Load(), 2);
+  harness_->Subscribe(client, "a/#", mqtt::QoS::k0);  // replaced: the same interest
+  harness_->Subscribe(client, "$share/g/x", mqtt::QoS::k0);
+  harness_->Subscribe(client, "$SYS/#", mqtt::QoS::k0);
+  EXPECT_EQ(Output(0), "") << "not carried across nodes";
+  Client& other = harness_->Connect(harness_->IdOn(0, "other"));
+  harness_->Subscribe(other, "a", mqtt::QoS::k0);
+  EXPECT_EQ(Output(0), "") << "subject a is held already";
+  EXPECT_EQ(Output(1), "") << "shard 1 has no session with it";
+  Unsubscribe(client, "a/#");  // a.> goes, a stays for `other`
+  EXPECT_EQ(Output(0), "UNSUB 1\r\n");
+  harness_->Subscribe(client, "b/+", mqtt::QoS::k0);
+  EXPECT_EQ(Output(0), "SUB b.* 3\r\n");
+  harness_->Drop(client);  // its session ends
+  EXPECT_EQ(Output(0), "UNSUB 3\r\n");
+  harness_->Drop(other);
+  EXPECT_EQ(Output(0), "UNSUB 2\r\n");
+  EXPECT_EQ(harness_->counters(0).gauges.cluster_nats_subscriptions.Load(), 0);
+}
+
+TEST_F(RouterClusterTest, PublishGoesOnceToNatsFromThePublishersShard) {
+  Client& sub = harness_->Connect(harness_->IdOn(0, "sub"));
+  harness_->Subscribe(sub, "t/#", mqtt::QoS::k1);
+  Output(0);
+  Client& pub = harness_->Connect(harness_->IdOn(1, "pub"));
+  harness_->Send(pub, harness::PublishBytes("t/x", "hello", mqtt::QoS::k1, 5));
+  harness_->Send(pub, harness::PublishBytes("$SYS/x", "no", mqtt::QoS::k0));
+  harness_->Send(pub, harness::PublishBytes("$x/y", "no", mqtt::QoS::k0));
+  harness_->Send(pub, harness::PublishBytes("a b", "uncarried", mqtt::QoS::k0));
+  harness_->Settle();
+  EXPECT_EQ(sub.publishes_by_qos[1], 1u) << "local delivery as usual";
+  EXPECT_EQ(Output(0), "") << "the subscriber's shard publishes nothing";
+  const std::string block = "NATS/1.0\r\nRingmq-Node: node-a\r\nRingmq-Qos: 1\r\n"
+                            "Ringmq-Retain: 0\r\n\r\n";
+  EXPECT_EQ(Output(1), "HPUB t.x " + std::to_string(block.size()) + " " +
+                           std::to_string(block.size() + 5) + "\r\n" + block + "hello\r\n");
+  EXPECT_EQ(harness_->counters(1).cluster_messages_out.Load(), 1u);
+  EXPECT_EQ(harness_->counters(1).cluster_bytes_out.Load(), 5u);
+  EXPECT_EQ(harness_->counters(1).cluster_uncarried_topics.Load(), 1u);
+}
+
+TEST_F(RouterClusterTest, RemoteMessagesReachThisShardsSessionsOnce) {
+  Client& sub = harness_->Connect(harness_->IdOn(0, "sub"));
+  sub.record = true;
+  harness_->Subscribe(sub, "r/#", mqtt::QoS::k1);  // sids 1 (r.>) and 2 (r)
+  harness_->Subscribe(sub, "r/b", mqtt::QoS::k1);  // sid 3
+  Client& elsewhere = harness_->Connect(harness_->IdOn(1, "elsewhere"));
+  harness_->Subscribe(elsewhere, "r/#", mqtt::QoS::k1);
+  // A NATS application's message (no headers): QoS 0, delivered once for two matching sids.
+  Deliver(0, "MSG r.b 1 3\r\nabc\r\nMSG r.b 3 3\r\nabc\r\n");
+  EXPECT_EQ(sub.publishes_by_qos[0], 1u);
+  EXPECT_EQ(harness_->counters(0).cluster_overlap_dropped.Load(), 1u);
+  EXPECT_EQ(elsewhere.publishes_by_qos[0], 0u) << "shard 1 hears it from its own link";
+  // Another node's QoS 2 message: min(2, subscription QoS 1), RETAIN 0 though published so.
+  Deliver(0, Hmsg("r", 2, "Ringmq-Node: node-b\r\nRingmq-Qos: 2\r\nRingmq-Retain: 1\r\n", "q"));
+  EXPECT_EQ(sub.publishes_by_qos[1], 1u);
+  ASSERT_EQ(sub.recorded.size(), 2u);
+  EXPECT_EQ(sub.recorded[1][0], 0x32) << "PUBLISH, QoS 1, RETAIN 0 (MQTT-3.3.1-9)";
+  // This node's own message, from another shard's link: dropped.
+  Deliver(0, Hmsg("r.c", 1, "Ringmq-Node: node-a\r\nRingmq-Qos: 0\r\n", "echo"));
+  EXPECT_EQ(harness_->counters(0).cluster_echoes_dropped.Load(), 1u);
+  // A subject no MQTT topic has, and a '$' topic from a NATS application: dropped.
+  harness_->Subscribe(sub, "#", mqtt::QoS::k0);  // sid 4: >
+  Deliver(0, "MSG q.a/b 4 1\r\nz\r\nMSG $SYS.x 4 1\r\nz\r\n");
+  EXPECT_EQ(harness_->counters(0).cluster_unmappable_subjects.Load(), 2u);
+  EXPECT_EQ(sub.recorded.size(), 2u);
+  EXPECT_EQ(harness_->counters(0).cluster_messages_in.Load(), 2u);
+  EXPECT_EQ(harness_->counters(0).cluster_bytes_in.Load(), 4u);
+}
+
+}  // namespace
+}  // namespace ringmq::shard
