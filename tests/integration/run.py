@@ -63,6 +63,7 @@ EXPECTED_SECONDS = {
     "test_mqtt5_pubsub.Mqtt5PubSub": 15.9,
     "test_bench.Bench": 14.8,
     "test_nats_link.SingleServer": 7.0,
+    "test_cluster.ClusterTest": 9.0,
     "test_retained_race.RetainedRace": 12.8,
     "test_bench.BenchTransports": 11.8,
     "test_mqtt5_expiry.SessionExpiry": 8.1,

@@ -332,5 +332,46 @@ class ClusterTest(unittest.TestCase):
             pub.close()
 
 
+class ClusterOutageTest(unittest.TestCase):
+    """A node's NATS server dies: local traffic goes on, and its shards' links move to the
+    servers the cluster announced (INFO connect_urls), after which messages cross again."""
+
+    def test_links_move_to_another_server(self):
+        cluster = nats_cluster.NatsCluster(size=3, jetstream=False)
+        cluster.start()
+        self.addCleanup(cluster.stop)
+        urls = cluster.urls()
+        nodes = []
+        for i in range(2):
+            node = broker.Broker("--cluster-nats-url", urls[i], "--cluster-node-name",
+                                 f"outage{i}", threads=2, metrics=True, log_level="info")
+            node.start()
+            self.addCleanup(node.stop)
+            nodes.append(node)
+        sub = mqtt_raw.Client(nodes[1].port, "outage-sub")
+        self.addCleanup(sub.close)
+        sub.subscribe([("outage/t", 0)])
+        pub = mqtt_raw.Client(nodes[0].port, "outage-pub")
+        self.addCleanup(pub.close)
+        wait_route(pub, [sub], "outage/t")
+
+        cluster.kill(1)  # node 1's server
+        local = mqtt_raw.Client(nodes[1].port, "outage-local")
+        self.addCleanup(local.close)
+        local.publish("outage/t", b"local")
+        self.assertEqual([g.payload for g in sub.receive(1)], [b"local"])
+        deadline = time.monotonic() + ROUTE_TIMEOUT
+        while metric(nodes[1], "ringmq_cluster_link_events_total", event="reconnect") < 2:
+            self.assertLess(time.monotonic(), deadline, "node 1's links did not reconnect")
+            time.sleep(0.05)
+        self.assertGreaterEqual(
+            metric(nodes[1], "ringmq_cluster_link_events_total", event="disconnect"), 2)
+        wait_route(pub, [sub], "outage/t")  # the subscription was sent again after reconnecting
+        for i in range(10):
+            pub.publish("outage/t", b"after %d" % i)
+        self.assertEqual([g.payload for g in sub.receive(10, timeout=5)],
+                         [b"after %d" % i for i in range(10)])
+
+
 if __name__ == "__main__":
     unittest.main()
