@@ -18,6 +18,29 @@ constexpr std::string_view kDigits[] = {"0", "1", "2"};
 
 uint8_t MinQos(uint8_t a, uint8_t b) { return a < b ? a : b; }
 
+std::string_view Trim(std::string_view text) {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
+  return text;
+}
+
+// Calls fn(name, value) for each field of a NATS header block ("NATS/1.0[ status]\r\n" then
+// "Name: value\r\n" lines; NATS client protocol, "HMSG"), without allocating: this runs per
+// received message. A block that does not start with "NATS/1.0" has no fields here.
+template <typename Fn>
+void ForEachHeader(std::string_view block, Fn fn) {
+  if (!block.starts_with("NATS/1.0")) return;
+  size_t end = block.find("\r\n");
+  while (end != std::string_view::npos) {
+    block.remove_prefix(end + 2);
+    end = block.find("\r\n");
+    const std::string_view line = block.substr(0, end);
+    const size_t colon = line.find(':');
+    if (colon == std::string_view::npos) continue;  // the empty line that ends the block
+    if (!fn(Trim(line.substr(0, colon)), Trim(line.substr(colon + 1)))) return;
+  }
+}
+
 }  // namespace
 
 void Router::AttachCluster(cluster::NatsLink* link, std::string node_name,
@@ -78,21 +101,21 @@ void Router::OnClusterMessage(const cluster::NatsMessage& nats_message) {
   RINGMQ_ASSERT(cluster_ != nullptr);
   Cluster& c = *cluster_;
   uint8_t qos = 0;  // a NATS application's message: at most once
-  if (!nats_message.headers.empty()) {
-    const absl::StatusOr<cluster::nats::HeaderBlock> block =
-        cluster::nats::ParseHeaderBlock(nats_message.headers);
-    if (block.ok()) {
-      for (const auto& [name, value] : block->fields) {
-        if (name == kNodeHeader && value == c.node_name) {
-          // Published by another shard of this node: its local subscribers were served then.
-          counters_.cluster_echoes_dropped.Add();
-          return;
-        }
-        if (name == kQosHeader && value.size() == 1 && value[0] >= '0' && value[0] <= '2') {
-          qos = static_cast<uint8_t>(value[0] - '0');
-        }
-      }
+  bool echo = false;
+  ForEachHeader(nats_message.headers, [&](std::string_view name, std::string_view value) {
+    if (name == kNodeHeader && value == c.node_name) {
+      echo = true;
+      return false;
     }
+    if (name == kQosHeader && value.size() == 1 && value[0] >= '0' && value[0] <= '2') {
+      qos = static_cast<uint8_t>(value[0] - '0');
+    }
+    return true;
+  });
+  if (echo) {
+    // Published by another shard of this node: its local subscribers were served then.
+    counters_.cluster_echoes_dropped.Add();
+    return;
   }
   if (!c.interest.KeepCopy(nats_message.sid, nats_message.subject)) {
     counters_.cluster_overlap_dropped.Add();

@@ -48,7 +48,7 @@ class RouterClusterTest : public ::testing::Test {
       cluster::NatsLink& l = *links_.back();
       l.BeginConnect(0);
       l.OnTransportConnected(0);
-      l.OnReceived(0, "INFO {\"server_id\":\"s\",\"headers\":true,\"max_payload\":1048576}\r\n");
+      l.OnReceived(0, "INFO {\"server_id\":\"s\",\"headers\":true,\"max_payload\":1024}\r\n");
       l.OnReceived(0, "PONG\r\n");
       ASSERT_TRUE(l.ready());
       Output(shard);  // CONNECT and PING
@@ -136,6 +136,12 @@ TEST_F(RouterClusterTest, PublishGoesOnceToNatsFromThePublishersShard) {
   EXPECT_EQ(harness_->counters(1).cluster_messages_out.Load(), 1u);
   EXPECT_EQ(harness_->counters(1).cluster_bytes_out.Load(), 5u);
   EXPECT_EQ(harness_->counters(1).cluster_uncarried_topics.Load(), 1u);
+  // Over the server's max_payload (INFO: 1024): refused by the link, counted, still local.
+  harness_->Send(pub, harness::PublishBytes("t/big", std::string(1100, 'x'), mqtt::QoS::k0));
+  harness_->Settle();
+  EXPECT_EQ(harness_->counters(1).cluster_publish_refused.Load(), 1u);
+  EXPECT_EQ(Output(1), "");
+  EXPECT_EQ(sub.publishes_by_qos[0], 1u);
 }
 
 TEST_F(RouterClusterTest, RemoteMessagesReachThisShardsSessionsOnce) {
@@ -158,13 +164,19 @@ TEST_F(RouterClusterTest, RemoteMessagesReachThisShardsSessionsOnce) {
   // This node's own message, from another shard's link: dropped.
   Deliver(0, Hmsg("r.c", 1, "Ringmq-Node: node-a\r\nRingmq-Qos: 0\r\n", "echo"));
   EXPECT_EQ(harness_->counters(0).cluster_echoes_dropped.Load(), 1u);
+  // Headers of a NATS application, without ours; spaces around values; a status line.
+  Deliver(0, Hmsg("r.d", 1, "X-Other: 1\r\nRingmq-Qos:  1 \r\n", "h"));
+  Deliver(0, "HMSG r.e 1 16 17\r\nNATS/1.0 503\r\n\r\nh\r\n");
+  EXPECT_EQ(sub.publishes_by_qos[1], 2u);
+  EXPECT_EQ(sub.publishes_by_qos[0], 2u);
   // A subject no MQTT topic has, and a '$' topic from a NATS application: dropped.
   harness_->Subscribe(sub, "#", mqtt::QoS::k0);  // sid 4: >
   Deliver(0, "MSG q.a/b 4 1\r\nz\r\nMSG $SYS.x 4 1\r\nz\r\n");
   EXPECT_EQ(harness_->counters(0).cluster_unmappable_subjects.Load(), 2u);
-  EXPECT_EQ(sub.recorded.size(), 2u);
-  EXPECT_EQ(harness_->counters(0).cluster_messages_in.Load(), 2u);
-  EXPECT_EQ(harness_->counters(0).cluster_bytes_in.Load(), 4u);
+  EXPECT_EQ(sub.recorded.size(), 4u);
+  EXPECT_EQ(harness_->counters(0).cluster_messages_in.Load(), 4u);
+  EXPECT_EQ(harness_->counters(0).cluster_bytes_in.Load(), 6u);
+  EXPECT_TRUE(links_[0]->ready()) << "every frame above was well formed";
 }
 
 }  // namespace
