@@ -1007,10 +1007,13 @@ void Shard::OnReady(const cluster::nats::ServerInfo& info) {
   NatsIo& nats = *nats_;
   counters_.cluster_link_connects.Add();
   if (nats.ever_ready) counters_.cluster_link_reconnects.Add();
+  // The first time at info level; reconnects (counted) at debug level, as a flapping server
+  // could otherwise fill the log (losses are warnings, rate-limited).
+  RINGMQ_LOG(nats.ever_ready ? LogLevel::kDebug : LogLevel::kInfo,
+             "shard %u: NATS link %s (server %s, %s:%u)", index_,
+             nats.ever_ready ? "reconnected" : "ready", info.server_name.c_str(),
+             nats.link->current_server().host.c_str(), nats.link->current_server().port);
   nats.ever_ready = true;
-  RINGMQ_LOG_DEBUG("shard %u: NATS link ready (server %s, %s:%u)", index_,
-                   info.server_name.c_str(), nats.link->current_server().host.c_str(),
-                   nats.link->current_server().port);
 }
 
 void Shard::OnMessage(const cluster::NatsMessage& message) { router_->OnClusterMessage(message); }
