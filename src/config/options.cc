@@ -1269,8 +1269,9 @@ absl::Status ApplyCluster(const toml::key& key, const toml::node& node,
     return FileError(source_name, key.source().begin.line, "cluster: expected a [cluster] table");
   }
   for (const auto& [entry_key, entry_node] : InDocumentOrder(*table)) {
+    const std::string_view name = entry_key->str();
     const auto* known = std::find_if(std::begin(kClusterKeys), std::end(kClusterKeys),
-                                     [&](const auto& k) { return k.first == entry_key->str(); });
+                                     [name](const auto& k) { return k.first == name; });
     if (known == std::end(kClusterKeys)) {
       return FileError(source_name, entry_key->source().begin.line,
                        absl::StrCat("unknown key ", Quote(entry_key->str()), " in [cluster]"));
