@@ -84,10 +84,9 @@ absl::Status PrepareCluster(const Config& config, shard::SharedState& shared) {
     freeaddrinfo(found);
     shared.cluster_hosts.push_back(std::move(resolved));
   }
-  RINGMQ_LOG_INFO("cluster: node %s, NATS servers %s, subject prefix \"%s\"",
-                  shared.cluster_node_name.c_str(),
-                  absl::StrJoin(config.cluster_nats_urls, ",").c_str(),
-                  config.cluster_subject_prefix.c_str());
+  RINGMQ_LOG_INFO(
+      "cluster: node %s, NATS servers %s, subject prefix \"%s\"", shared.cluster_node_name.c_str(),
+      absl::StrJoin(config.cluster_nats_urls, ",").c_str(), config.cluster_subject_prefix.c_str());
   return absl::OkStatus();
 }
 

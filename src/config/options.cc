@@ -778,8 +778,7 @@ absl::StatusOr<std::vector<FlagValue>> SplitFlags(int argc, const char* const* a
 
 // Converts and checks a flag's text; on success the setter has stored it in `config`.
 // `append`: a repeated flag of a repeatable list option adds to the list.
-bool SetFromText(const Option& option, std::string_view text, Config& config,
-                 bool append = false) {
+bool SetFromText(const Option& option, std::string_view text, Config& config, bool append = false) {
   if (const auto* integer = std::get_if<IntegerValue>(&option.value)) {
     const std::optional<int64_t> value = ParseInteger(text);
     if (!value || *value < integer->min || *value > integer->max) return false;

@@ -1,11 +1,12 @@
 // Router: the cluster over NATS (router.h, "Cluster over NATS"; docs/cluster.md).
+#include "shard/router_cluster.h"
+
 #include <array>
 #include <string_view>
 
 #include "common/assert.h"
 #include "common/log.h"
 #include "shard/router.h"
-#include "shard/router_cluster.h"
 
 namespace ringmq::shard {
 namespace {

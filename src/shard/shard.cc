@@ -31,11 +31,11 @@ enum class Op : uint8_t {
   kLingerShutdown,  // shutdown(SHUT_WR) of a lingering close
   kCancel,
   kClose,
-  kDoorbell,  // stop request (eventfd)
-  kMailbox,   // another shard's msg_ring: our mailbox from it became non-empty
-  kMsgRing,   // our own msg_ring submissions (completions skipped on success)
-  kLogWrite,  // the journal's write
-  kLogSync,   // its linked fdatasync
+  kDoorbell,     // stop request (eventfd)
+  kMailbox,      // another shard's msg_ring: our mailbox from it became non-empty
+  kMsgRing,      // our own msg_ring submissions (completions skipped on success)
+  kLogWrite,     // the journal's write
+  kLogSync,      // its linked fdatasync
   kNatsConnect,  // the cluster NATS link's socket (generation: NatsIo::generation)
   kNatsReceive,
   kNatsSend,
@@ -902,10 +902,12 @@ void Shard::NatsStep() {
       !nats.connect_pending && !nats.receive_pending && !nats.send_pending) {
     const cluster::NatsServerAddress& server = link.BeginConnect(now_ms_);
     if (!NatsAddress(server)) {
-      link.OnTransportClosed(now_ms_, absl::StrCat("host ", server.host, " was not resolved at "
-                                                   "start (names are resolved once)"));
+      link.OnTransportClosed(
+          now_ms_, absl::StrCat("host ", server.host,
+                                " was not resolved at start (names are resolved once)"));
     } else {
-      const int fd = socket(nats.address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+      const int fd =
+          socket(nats.address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
       if (fd < 0) {
         link.OnTransportClosed(now_ms_, absl::StrCat("socket: ", strerror(errno)));
       } else {
@@ -927,9 +929,10 @@ void Shard::NatsStep() {
     // The server requires TLS (INFO tls_required): not built yet.
     if (now_ms_ >= nats.next_warning_ms) {
       nats.next_warning_ms = now_ms_ + kWarningIntervalMs;
-      RINGMQ_LOG_WARNING("shard %u: NATS server %s:%u requires TLS, which ringmq's cluster link "
-                         "does not support yet",
-                         index_, link.current_server().host.c_str(), link.current_server().port);
+      RINGMQ_LOG_WARNING(
+          "shard %u: NATS server %s:%u requires TLS, which ringmq's cluster link "
+          "does not support yet",
+          index_, link.current_server().host.c_str(), link.current_server().port);
     }
     link.OnTransportClosed(now_ms_, "TLS required");
   }
@@ -979,13 +982,13 @@ void Shard::OnNatsReceive(const io_uring_cqe& cqe) {
     return;
   }
   if (cqe.res <= 0) {
-    nats.link->OnTransportClosed(
-        now_ms_, cqe.res == 0 ? std::string("closed by the server")
-                              : absl::StrCat("receive: ", strerror(-cqe.res)));
+    nats.link->OnTransportClosed(now_ms_, cqe.res == 0
+                                              ? std::string("closed by the server")
+                                              : absl::StrCat("receive: ", strerror(-cqe.res)));
     return;
   }
-  nats.link->OnReceived(now_ms_, std::string_view(nats.receive_buffer.data(),
-                                                  static_cast<size_t>(cqe.res)));
+  nats.link->OnReceived(now_ms_,
+                        std::string_view(nats.receive_buffer.data(), static_cast<size_t>(cqe.res)));
   if (nats.transport_up) SubmitNatsReceive();  // the link may have left the connection
 }
 

@@ -129,8 +129,9 @@ TEST_F(RouterClusterTest, PublishGoesOnceToNatsFromThePublishersShard) {
   harness_->Settle();
   EXPECT_EQ(sub.publishes_by_qos[1], 1u) << "local delivery as usual";
   EXPECT_EQ(Output(0), "") << "the subscriber's shard publishes nothing";
-  const std::string block = "NATS/1.0\r\nRingmq-Node: node-a\r\nRingmq-Qos: 1\r\n"
-                            "Ringmq-Retain: 0\r\n\r\n";
+  const std::string block =
+      "NATS/1.0\r\nRingmq-Node: node-a\r\nRingmq-Qos: 1\r\n"
+      "Ringmq-Retain: 0\r\n\r\n";
   EXPECT_EQ(Output(1), "HPUB t.x " + std::to_string(block.size()) + " " +
                            std::to_string(block.size() + 5) + "\r\n" + block + "hello\r\n");
   EXPECT_EQ(harness_->counters(1).cluster_messages_out.Load(), 1u);
