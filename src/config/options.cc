@@ -1432,6 +1432,20 @@ std::string HelpText() {
   return text;
 }
 
+std::string RedactNatsUrl(std::string_view url) {
+  const size_t scheme = url.find("://");
+  const size_t start = scheme == std::string_view::npos ? 0 : scheme + 3;
+  const size_t at = url.rfind('@');
+  if (at == std::string_view::npos || at < start) return std::string(url);
+  const std::string_view userinfo = url.substr(start, at - start);
+  const size_t colon = userinfo.find(':');
+  // user:password@ keeps the user; token@ is all secret.
+  const std::string_view kept = colon == std::string_view::npos ? "" : userinfo.substr(0, colon + 1);
+  std::string out(url.substr(0, start));
+  out.append(kept).append("REDACTED").append(url.substr(at));
+  return out;
+}
+
 std::string EffectiveToml(const Config& config) {
   std::string text;
   for (const Option& option : kOptions) {
@@ -1441,7 +1455,11 @@ std::string EffectiveToml(const Config& config) {
   }
   {  // after every top-level key: a table ends them
     std::vector<std::string> urls;
-    for (const std::string& url : config.cluster_nats_urls) urls.push_back(TomlString(url));
+    // Credentials in the URLs are not printed: --check-config output lands in logs (the
+    // systemd unit runs it before every start).
+    for (const std::string& url : config.cluster_nats_urls) {
+      urls.push_back(TomlString(RedactNatsUrl(url)));
+    }
     absl::StrAppend(&text, "\n[cluster]\nnats_urls = [", absl::StrJoin(urls, ", "),
                     "]\nnode_name = ", TomlString(config.cluster_node_name),
                     "\nsubject_prefix = ", TomlString(config.cluster_subject_prefix), "\n");

@@ -68,6 +68,8 @@ std::string HelpText();
 // from their defaults), as a TOML document that ApplyToml turns back into `config`
 // (--check-config prints it).
 std::string EffectiveToml(const Config& config);
+// `url` with the password of user:password@ (or a token@) replaced by REDACTED, for output.
+std::string RedactNatsUrl(std::string_view url);
 
 // A cluster node name: a NATS subject token of printable ASCII without '.', '*' or '>', at
 // most kMaxNodeNameBytes (it goes into every message's Ringmq-Node header).

@@ -1466,9 +1466,23 @@ TEST(ClusterConfigTest, FirstUrlFlagReplacesTheFilesList) {
   EXPECT_EQ(parsed->config.cluster_nats_urls, (std::vector<std::string>{"flag:1", "flag:2"}));
 }
 
+TEST(ClusterConfigTest, EffectiveTomlRedactsNatsCredentials) {
+  EXPECT_EQ(RedactNatsUrl("nats://u:p@127.0.0.1:4222"), "nats://u:REDACTED@127.0.0.1:4222");
+  EXPECT_EQ(RedactNatsUrl("nats://s3cr3t@h:4222"), "nats://REDACTED@h:4222");
+  EXPECT_EQ(RedactNatsUrl("u:p@h"), "u:REDACTED@h");
+  EXPECT_EQ(RedactNatsUrl("nats://h:4222"), "nats://h:4222");
+  EXPECT_EQ(RedactNatsUrl("[::1]:4223"), "[::1]:4223");
+  Config config;
+  config.cluster_nats_urls = {"nats://u:p4ss@127.0.0.1:4222", "nats://t0ken@127.0.0.1:4223"};
+  const std::string text = EffectiveToml(config);
+  EXPECT_EQ(text.find("p4ss"), std::string::npos) << text;
+  EXPECT_EQ(text.find("t0ken"), std::string::npos) << text;
+  EXPECT_NE(text.find("nats://u:REDACTED@127.0.0.1:4222"), std::string::npos) << text;
+}
+
 TEST(ClusterConfigTest, EffectiveTomlRoundTrips) {
   Config original;
-  original.cluster_nats_urls = {"nats://u:p@127.0.0.1:4222", "[::1]:4223"};
+  original.cluster_nats_urls = {"nats://127.0.0.1:4222", "[::1]:4223"};
   original.cluster_node_name = "n\"1";
   original.cluster_subject_prefix = "a.b";
   Config parsed;
