@@ -492,6 +492,7 @@ if [[ $run_tsan -eq 1 ]]; then
   stage_begin "tsan integration"
   if [[ $tsan_ok -eq 1 ]] || ensure_target build-tsan ringmq; then
     integration build-tsan/ringmq tsan -k test_pubsub -k test_sessions -k test_qos -k test_retained \
+      -k test_cluster.ClusterTest \
       -k test_sighup_reloads_the_certificate_without_dropping_connections
   else
     echo "build-tsan/ringmq does not build -> skipped (build failure already counted)"
