@@ -2,9 +2,12 @@
 
 NatsCluster starts N `nats-server` processes (default 3) on 127.0.0.1, each with its own free
 client, cluster-route and monitoring ports, JetStream on with its store in a temporary directory,
-and routes to every other server. The config files are written at run time. start() returns once
-every server reports its routes to all the others (/routez) and the same JetStream meta leader
-(/jsz), within START_TIMEOUT; otherwise it stops what it started and raises.
+and routes to every other server; optionally (mqtt=True) an MQTT listener on one more free port
+(nats-server's MQTT needs JetStream). The config files are written at run time. start() returns
+once every server has logged that it is ready (all its listeners are open), reports its routes to
+all the others (/routez) and names the same JetStream meta leader (/jsz), within START_TIMEOUT;
+otherwise it stops what it started and raises. A server can be killed and restarted with its
+store, or frozen with SIGSTOP (its sockets stay open, it answers nothing) and thawed.
 
 No process is left behind: stop() kills and reaps every server and deletes the directory; the
 cluster is a context manager and a unittest cleanup (NatsClusterTestCase); the processes are in
@@ -45,6 +48,8 @@ START_TIMEOUT = 30.0
 # One server coming back after a kill: its routes and catching up with the meta group.
 RESTART_TIMEOUT = 30.0
 STOP_TIMEOUT = 5.0
+# What nats-server logs once all its listeners (client, route, monitoring, MQTT) are open.
+READY_LINE = "Server is ready"
 # One socket operation of NatsClient.
 TIMEOUT = 5.0
 # A server's JetStream limits: small, so a test run cannot fill the disk or the memory.
@@ -74,7 +79,7 @@ def available():
 class NatsServer:
     """One nats-server of a cluster: its ports, config file, store directory and process."""
 
-    def __init__(self, index, directory):
+    def __init__(self, index, directory, mqtt=False):
         self.index = index
         self.name = f"n{index + 1}"
         self.directory = directory
@@ -84,11 +89,16 @@ class NatsServer:
         self.port = free_port()
         self.route_port = free_port()
         self.http_port = free_port()
+        self.mqtt_port = free_port() if mqtt else None
         self.proc = None
+        self.ready_before = 0  # "Server is ready" lines in the log before the last start()
 
     @property
     def pid(self):
         return self.proc.pid if self.proc else None
+
+    def url(self):
+        return f"nats://{HOST}:{self.port}"
 
     def write_config(self, peers, jetstream=True, extra=""):
         routes = ",\n    ".join(f"nats-route://{HOST}:{p.route_port}" for p in peers
@@ -98,17 +108,20 @@ class NatsServer:
         js = (f'jetstream {{\n  store_dir: "{self.store_dir}"\n'
               f"  max_memory_store: {JS_MAX_MEMORY}\n  max_file_store: {JS_MAX_FILE}\n}}\n"
               if jetstream else "")
+        mqtt = f"mqtt {{\n  listen: {HOST}:{self.mqtt_port}\n}}\n" if self.mqtt_port else ""
         text = (f"server_name: {self.name}\n"
                 f"listen: {HOST}:{self.port}\n"
                 f"http: {HOST}:{self.http_port}\n"
                 f"{js}"
                 f"{cluster}"
+                f"{mqtt}"
                 f"{extra}")
         with open(self.config_path, "w") as f:
             f.write(text)
 
     def start(self):
         assert self.proc is None, f"{self.name} is already running"
+        self.ready_before = self._log_text().count(READY_LINE)
         log = open(self.log_path, "ab")
         try:
             self.proc = subprocess.Popen(
@@ -120,6 +133,19 @@ class NatsServer:
 
     def running(self):
         return self.proc is not None and self.proc.poll() is None
+
+    def ready(self):
+        """True once the process started last has logged that every listener is open."""
+        return self._log_text().count(READY_LINE) > self.ready_before
+
+    def freeze(self):
+        """SIGSTOP: the process stops while its sockets stay open (only PINGs can tell)."""
+        if self.running():
+            self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self):
+        if self.running():
+            self.proc.send_signal(signal.SIGCONT)
 
     def kill(self):
         """kill -9 and reap (the store directory stays, for restart())."""
@@ -138,6 +164,7 @@ class NatsServer:
         if self.proc is None:
             return
         if self.proc.poll() is None:
+            self.thaw()  # a stopped process would hold SIGTERM until continued
             self.proc.terminate()
             try:
                 self.proc.wait(STOP_TIMEOUT)
@@ -154,23 +181,27 @@ class NatsServer:
         except (OSError, ValueError, urllib.error.URLError):
             return None
 
-    def log_tail(self, n=40):
+    def _log_text(self):
         try:
             with open(self.log_path, "rb") as f:
-                lines = f.read().decode("utf-8", "replace").splitlines()
+                return f.read().decode("utf-8", "replace")
         except OSError:
             return ""
-        return "\n".join(lines[-n:])
+
+    def log_tail(self, n=40):
+        return "\n".join(self._log_text().splitlines()[-n:])
 
 
 class NatsCluster:
     """N clustered nats-servers (size 1: one standalone server, no cluster block and no meta
     group). `with NatsCluster() as c:` or start()/stop()."""
 
-    def __init__(self, size=3, jetstream=True, extra_config=""):
+    def __init__(self, size=3, jetstream=True, extra_config="", mqtt=False):
         assert 1 <= size <= 9, size
+        assert jetstream or not mqtt, "nats-server's MQTT listener needs JetStream"
         self.size = size
         self.jetstream = jetstream
+        self.mqtt = mqtt
         self.extra_config = extra_config
         self.directory = None
         self.servers = []
@@ -183,7 +214,7 @@ class NatsCluster:
             raise unittest.SkipTest(reason)
         self.directory = tempfile.mkdtemp(prefix="ringmq-nats-")
         try:
-            self.servers = [NatsServer(i, self.directory) for i in range(self.size)]
+            self.servers = [NatsServer(i, self.directory, self.mqtt) for i in range(self.size)]
             for server in self.servers:
                 server.write_config(self.servers, self.jetstream, self.extra_config)
                 server.start()
@@ -230,7 +261,7 @@ class NatsCluster:
         return [s.pid for s in self.servers]
 
     def urls(self):
-        return [f"nats://{HOST}:{s.port}" for s in self.servers]
+        return [s.url() for s in self.servers]
 
     def client(self, index, **kwargs):
         return NatsClient(self.servers[index].port, name=f"test-{self.servers[index].name}",
@@ -239,12 +270,15 @@ class NatsCluster:
     # ---- readiness
 
     def _formed_problem(self):
-        """None if every running server is routed to every other running one and (JetStream
+        """None if every running server is ready, routed to every other running one and (JetStream
         on) they all name the same meta leader, which is running; else what is missing."""
         running = [s for s in self.servers if s.running()]
         for server in self.servers:
             if server.proc is not None and not server.running():
                 return f"{server.name} exited with status {server.proc.returncode}"
+        for server in running:
+            if not server.ready():
+                return f"{server.name} has not logged {READY_LINE!r} yet"
         names = {s.name for s in running}
         leaders = set()
         routez = {}
@@ -385,6 +419,10 @@ class NatsClient:
     def _send(self, data):
         self.sock.sendall(data)
 
+    def send(self, data):
+        """Raw bytes, for a test that writes protocol lines itself (e.g. an over-long one)."""
+        self._send(data)
+
     def sub(self, subject, queue=None):
         """SUB; returns the sid."""
         sid = next(self.sids)
@@ -467,6 +505,22 @@ class NatsClient:
         finally:
             self.pending[:0] = kept
 
+    def read_line(self, timeout=None):
+        """The next raw protocol line (without CRLF), not parsed: what the server answers to a
+        line it refuses."""
+        return self._read_line(time.monotonic() + (self.timeout if timeout is None else timeout))
+
+    def read_raw_until(self, marker, timeout=None):
+        """Every byte received until `marker` has arrived, not parsed (for MSG lines that do not
+        parse, e.g. a subject with a control character that is whitespace). The stream may be
+        out of step afterwards."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while marker not in self.buf:
+            self._fill(deadline)
+        data = bytes(self.buf)
+        self.buf.clear()
+        return data
+
     # ---- parsing
 
     def _fill(self, deadline):
@@ -507,13 +561,16 @@ class NatsClient:
             line = self._read_line(deadline)
             op, _, rest = line.partition(b" ")
             op = op.upper()
+            # Fields split at ASCII whitespace only (str.split() would also split a subject at
+            # \x1c-\x1f, U+0085 or U+00A0); a subject's bytes that are not UTF-8 survive as
+            # surrogates: msg.subject.encode("utf-8", "surrogateescape") gives them back.
+            if op in (b"MSG", b"HMSG"):
+                args = [a.decode("utf-8", "surrogateescape") for a in rest.split()]
             if op == b"MSG":
-                args = rest.decode().split()
                 subject, sid, size = args[0], int(args[1]), int(args[-1])
                 reply = args[2] if len(args) == 4 else None
                 return Msg(subject, sid, reply, {}, None, self._read_exact(size, deadline))
             if op == b"HMSG":
-                args = rest.decode().split()
                 subject, sid = args[0], int(args[1])
                 header_size, total = int(args[-2]), int(args[-1])
                 reply = args[2] if len(args) == 5 else None

@@ -3,35 +3,29 @@ tests/cluster/subject_test.cc checks src/cluster/subject.cc against) proven agai
 own MQTT listener, the convention ringmq follows so that NATS applications see the same subjects.
 
 A nats-server with JetStream (its MQTT listener needs it) and an MQTT listener runs on free ports
-of 127.0.0.1; a raw NATS client (the client protocol is text: CONNECT, SUB, PUB, MSG, PING) and
-raw MQTT clients talk to it. Every `map` row goes both ways: an MQTT PUBLISH to the topic reaches
-a NATS subscriber on the row's subject, and a NATS PUB to the subject reaches an MQTT subscriber
-of the topic. `filter` rows: an MQTT subscription to the filter on nats-server gets exactly the
-`map` rows' topics whose subjects the row's NATS subjects match. `refuse` rows show what
-nats-server does with what ringmq refuses to carry.
+of 127.0.0.1 (nats_cluster.NatsCluster of one server); a raw NATS client (nats_cluster.NatsClient:
+the client protocol is text, CONNECT, SUB, PUB, MSG, PING) and raw MQTT clients talk to it. Every
+`map` row goes both ways: an MQTT PUBLISH to the topic reaches a NATS subscriber on the row's
+subject, and a NATS PUB to the subject reaches an MQTT subscriber of the topic. `filter` rows: an
+MQTT subscription to the filter on nats-server gets exactly the `map` rows' topics whose subjects
+the row's NATS subjects match. `refuse` rows show what nats-server does with what ringmq refuses
+to carry.
 
 nats-server before 2.10 (Debian 12 ships 2.9) has no '.' in topics: it closes an MQTT publisher
 of such a topic and refuses the subscription (SUBACK 0x80), which the test asserts instead there.
 """
 
-import json
 import os
 import re
-import shutil
-import socket
-import subprocess
-import tempfile
 import time
 import unittest
 
 import mqtt_raw as m
-from broker import free_port
+import nats_cluster
+from nats_cluster import NatsClient
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CASES_PATH = os.path.join(HERE, "..", "cluster", "subject_cases.txt")
-NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
-
-START_TIMEOUT = 10.0  # nats-server up, both ports listening
 WAIT = 5.0  # for one expected message or close
 # nats-server's max_control_line default: a longer PUB line closes the client.
 MAX_CONTROL_LINE = 4096
@@ -104,130 +98,24 @@ def nats_matches(pattern, subject):
 
 
 # ---------------------------------------------------------------------------------------------
-# nats-server and a raw NATS client.
+# What the raw NATS client (nats_cluster.NatsClient) receives.
 
 
-class NatsServer:
-    def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="ringmq-nats-")
-        self.port = free_port()
-        self.mqtt_port = free_port()
-        config = os.path.join(self.dir, "nats.conf")
-        with open(config, "w") as f:
-            f.write(f"listen: 127.0.0.1:{self.port}\n"
-                    f"server_name: subject_test\n"
-                    f"jetstream {{ store_dir: {json.dumps(os.path.join(self.dir, 'js'))} }}\n"
-                    f"mqtt {{ listen: 127.0.0.1:{self.mqtt_port} }}\n")
-        self.log = open(os.path.join(self.dir, "nats.log"), "w+")
-        self.proc = subprocess.Popen([NATS_SERVER, "-c", config], stdin=subprocess.DEVNULL,
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + START_TIMEOUT
-        for port in (self.port, self.mqtt_port):
-            while True:
-                if self.proc.poll() is not None:
-                    raise AssertionError(f"nats-server exited: {self.log_text()}")
-                try:
-                    socket.create_connection((m.HOST, port), timeout=1).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise AssertionError(f"nats-server not listening on {port} within "
-                                             f"{START_TIMEOUT}s: {self.log_text()}") from None
-                    time.sleep(0.05)
+def subject_bytes(msg):
+    return msg.subject.encode("utf-8", "surrogateescape")
 
-    def log_text(self):
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()[-2000:]
 
-    def stop(self):
-        self.proc.terminate()
+def tagged_subjects(client, tags, deadline):
+    """{payload: subject} of the MSGs whose payload is in `tags`, until all came."""
+    seen = {}
+    while len(seen) < len(tags):
         try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
-        self.log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-class NatsClient:
-    """A raw client of the NATS client protocol (docs.nats.io, "Client Protocol")."""
-
-    def __init__(self, port):
-        self.sock = socket.create_connection((m.HOST, port), timeout=WAIT)
-        self.buf = b""
-        info = self.line()
-        assert info.startswith(b"INFO "), info
-        self.info = json.loads(info[5:])
-        self.send(b'CONNECT {"verbose":false,"pedantic":false,"headers":false}\r\n')
-        self.sync()
-
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def fill(self, deadline):
-        self.sock.settimeout(max(deadline - time.monotonic(), 0.001))
-        try:
-            chunk = self.sock.recv(1 << 16)
-        except socket.timeout:
+            msg = client.next_msg(max(deadline - time.monotonic(), 0.0))
+        except TimeoutError:
             raise AssertionError("timed out waiting for nats-server") from None
-        if not chunk:
-            raise EOFError("nats-server closed the connection")
-        self.buf += chunk
-
-    def line(self, deadline=None):
-        deadline = deadline or time.monotonic() + WAIT
-        while b"\r\n" not in self.buf:
-            self.fill(deadline)
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
-
-    def exact(self, n, deadline):
-        while len(self.buf) < n:
-            self.fill(deadline)
-        data, self.buf = self.buf[:n], self.buf[n:]
-        return data
-
-    def sync(self):
-        """PING until PONG: everything sent before is processed."""
-        self.send(b"PING\r\n")
-        deadline = time.monotonic() + WAIT
-        while True:
-            line = self.line(deadline)
-            if line == b"PONG":
-                return
-            if line.startswith(b"-ERR"):
-                raise AssertionError(line)
-            if line.startswith(b"MSG "):
-                self.exact(int(line.split()[-1]) + 2, deadline)
-
-    def messages(self, tags, deadline):
-        """{payload: subject} of the MSGs whose payload is in `tags`, until all came. MSG
-        subject sid [reply] size (the subject holds no whitespace for these)."""
-        seen = {}
-        while len(seen) < len(tags):
-            line = self.line(deadline)
-            if line == b"PING":
-                self.send(b"PONG\r\n")
-            elif line.startswith(b"MSG "):
-                fields = line.split(b" ")
-                payload = self.exact(int(fields[-1]) + 2, deadline)[:-2]
-                if payload in tags:
-                    seen[payload] = fields[1]
-            elif line.startswith(b"-ERR"):
-                raise AssertionError(line)
-        return seen
-
-    def raw_until(self, marker, deadline):
-        """The bytes received until `marker` (for lines whose subject breaks the protocol)."""
-        while marker not in self.buf:
-            self.fill(deadline)
-        data, self.buf = self.buf, b""
-        return data
-
-    def close(self):
-        self.sock.close()
+        if msg.payload in tags:
+            seen[msg.payload] = subject_bytes(msg)
+    return seen
 
 
 def version_tuple(text):
@@ -285,19 +173,21 @@ def received_topics(client, want, quiet=0.2):
 class ClusterSubjectTable(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        if not os.path.exists(NATS_SERVER):
-            raise AssertionError("nats-server is not installed (scripts/install-deps.sh)")
+        reason = nats_cluster.available()
+        if reason:
+            raise AssertionError(reason)
         cls.cases = load_cases()
-        cls.server = NatsServer()
+        cls.cluster = nats_cluster.NatsCluster(1, mqtt=True).start()
+        cls.server = cls.cluster.servers[0]
 
     @classmethod
     def tearDownClass(cls):
-        cls.server.stop()
+        cls.cluster.stop()
 
     def setUp(self):
-        self.nats = NatsClient(self.server.port)
-        self.nats.send(b"SUB > 1\r\n")
-        self.nats.sync()
+        self.nats = NatsClient(self.server.port, name="subject-test", headers=False, timeout=WAIT)
+        self.nats.sub(">")
+        self.nats.flush()
         self.dots = version_tuple(self.nats.info["version"]) >= (2, 10)
 
     def tearDown(self):
@@ -325,7 +215,7 @@ class ClusterSubjectTable(unittest.TestCase):
                 expected[self.tag(number)] = (subject, number)
             pub.ping()
         self.assertGreaterEqual(len(expected), 30)
-        seen = self.nats.messages(set(expected), time.monotonic() + WAIT)
+        seen = tagged_subjects(self.nats, set(expected), time.monotonic() + WAIT)
         for tag, (subject, number) in expected.items():
             self.assertEqual(seen[tag], subject, f"subject_cases.txt:{number}")
 
@@ -350,7 +240,7 @@ class ClusterSubjectTable(unittest.TestCase):
                 self.assertLess(len(line), MAX_CONTROL_LINE)
                 self.nats.send(line + self.tag(number) + b"\r\n")
                 expected[self.tag(number)] = (topic, number)
-            self.nats.sync()
+            self.nats.flush()
             got = {}
             for _ in expected:
                 publish = sub.next_publish(timeout=WAIT)
@@ -383,7 +273,7 @@ class ClusterSubjectTable(unittest.TestCase):
                            if any(nats_matches(pattern, subject) for pattern in subjects)}
                 for i, subject in enumerate(targets.values()):
                     self.nats.send(b"PUB %s 1\r\n%c\r\n" % (subject, 0x30 + i % 10))
-                self.nats.sync()
+                self.nats.flush()
                 got = received_topics(sub, covered) & set(targets)
                 self.assertEqual(got, covered, f"subject_cases.txt:{number}")
                 checked += 1
@@ -408,7 +298,7 @@ class ClusterSubjectTable(unittest.TestCase):
             if mqtt_publish_closes(self.server.mqtt_port, topic, tag):
                 continue
             self.assertNotIn(b" ", topic, f"line {number}: a space is always refused")
-            raw = self.nats.raw_until(tag + b"\r\n", time.monotonic() + WAIT)
+            raw = self.nats.read_raw_until(tag + b"\r\n", WAIT)
             subject = topic.replace(b"/", b".")
             at = raw.index(b"MSG " + subject + b" ")
             fields = raw[at:].split(b"\r\n", 1)[0].split()
@@ -423,7 +313,7 @@ class ClusterSubjectTable(unittest.TestCase):
             tag = self.tag(number)
             if mqtt_publish_closes(self.server.mqtt_port, topic, tag):
                 continue  # nats-server refuses DEL since 2.14
-            seen = self.nats.messages({tag}, time.monotonic() + WAIT)
+            seen = tagged_subjects(self.nats, {tag}, time.monotonic() + WAIT)
             self.assertEqual(seen[tag], topic.replace(b"/", b"."), f"line {number}")
 
     # A level "*" or ">" becomes a NATS wildcard: nats-server carries it, and its MQTT
@@ -444,7 +334,7 @@ class ClusterSubjectTable(unittest.TestCase):
                     pub.send(m.publish(topic, self.tag(number)))
                     expected[self.tag(number)] = topic.replace(b"/", b".")
             pub.ping()
-        seen = self.nats.messages(set(expected), time.monotonic() + WAIT)
+        seen = tagged_subjects(self.nats, set(expected), time.monotonic() + WAIT)
         self.assertEqual(seen, expected)
         for subject in seen.values():
             self.assertTrue({b"*", b">"} & set(subject.split(b".")), subject)
@@ -454,10 +344,10 @@ class ClusterSubjectTable(unittest.TestCase):
     def test_control_line_over_the_limit_closes_the_nats_client(self):
         longest = max(len(subject) for _, _, subject, _ in self.rows("map"))
         self.assertEqual(longest, 3072)
-        client = NatsClient(self.server.port)
+        client = NatsClient(self.server.port, headers=False, timeout=WAIT)
         try:
             client.send(b"PUB " + b"a" * MAX_CONTROL_LINE + b" 1\r\nx\r\n")
-            line = client.line()
+            line = client.read_line()
             self.assertTrue(line.startswith(b"-ERR") and b"control line" in line.lower(), line)
         finally:
             client.close()

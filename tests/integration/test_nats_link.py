@@ -1,25 +1,22 @@
 """NatsLink against real nats-servers (issue 16): tests/cluster/nats_live drives a subscriber and
-a publisher link; these tests start nats-server (one, or a 3-server cluster with routes on
-loopback ports, configs written to a temp dir), kill or freeze the server a link is on while
-messages flow, and check that the links reconnect (to the restarted server, to another server
-of the list, to a server learned from INFO connect_urls) and that the stream resumes in order.
-Everything listens on 127.0.0.1; every wait is bounded."""
+a publisher link; these tests start nats-server (one, or a 3-server cluster without JetStream:
+nats_cluster.NatsCluster), kill or freeze the server a link is on while messages flow, and check
+that the links reconnect (to the restarted server, to another server of the list, to a server
+learned from INFO connect_urls) and that the stream resumes in order. Everything listens on
+127.0.0.1; every wait is bounded."""
 
 import os
 import queue
-import shutil
-import signal
 import subprocess
-import tempfile
 import threading
 import time
 import unittest
 
-from broker import binary, free_port, is_mosquitto
+import nats_cluster
+from broker import binary, is_mosquitto
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
 RUN_TIMEOUT = 40
 
 
@@ -34,61 +31,6 @@ def nats_live_binary():
         if os.access(path, os.X_OK):
             return path
     raise AssertionError(f"nats_live is not built (looked at {candidates})")
-
-
-class NatsServer:
-    """One nats-server process with a config file in `directory`."""
-
-    def __init__(self, directory, name, port, cluster_port=None, route_ports=()):
-        self.name = name
-        self.port = port
-        self.config = os.path.join(directory, f"{name}.conf")
-        lines = [f"server_name: {name}", f"listen: 127.0.0.1:{port}"]
-        if cluster_port is not None:
-            routes = ", ".join(f"nats-route://127.0.0.1:{p}" for p in route_ports)
-            lines += ["cluster {", "  name: ringmq_test", f"  listen: 127.0.0.1:{cluster_port}",
-                      f"  routes: [{routes}]", "}"]
-        with open(self.config, "w") as f:
-            f.write("\n".join(lines) + "\n")
-        self.log = os.path.join(directory, f"{name}.log")
-        self.process = None
-
-    def start(self):
-        ready_before = self.read_log().count(b"Server is ready")
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen([NATS_SERVER, "-c", self.config], stdout=log,
-                                            stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"nats-server {self.name} exited: {self.log_tail()}")
-            if self.read_log().count(b"Server is ready") > ready_before:
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"nats-server {self.name} did not start: {self.log_tail()}")
-
-    def signal(self, sig):
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(sig)
-
-    def kill(self):
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGCONT)
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-    def read_log(self):
-        try:
-            with open(self.log, "rb") as log:
-                return log.read()
-        except FileNotFoundError:
-            return b""
-
-    def log_tail(self):
-        return self.read_log()[-2000:].decode(errors="replace")
-
-    def url(self):
-        return f"nats://127.0.0.1:{self.port}"
 
 
 class LiveRun:
@@ -158,41 +100,21 @@ def progress_at_least(count):
 
 class NatsTestCase(unittest.TestCase):
     def setUp(self):
-        if not os.access(NATS_SERVER, os.X_OK):
-            raise AssertionError("nats-server is not installed (scripts/install-deps.sh)")
-        self.directory = tempfile.mkdtemp(prefix="ringmq-nats-")
-        self.servers = []
-
-    def tearDown(self):
-        for server in self.servers:
-            server.kill()
-        shutil.rmtree(self.directory, ignore_errors=True)
+        reason = nats_cluster.available()
+        if reason:
+            raise AssertionError(reason)
+        self.cluster = None
 
     def start_cluster(self, size):
-        client_ports = [free_port() for _ in range(size)]
-        cluster_ports = [free_port() for _ in range(size)]
-        for i in range(size):
-            routes = [p for j, p in enumerate(cluster_ports) if j != i] if size > 1 else []
-            server = NatsServer(self.directory, f"n{i + 1}", client_ports[i],
-                                cluster_ports[i] if size > 1 else None, routes)
-            self.servers.append(server)
-        for server in self.servers:
-            server.start()
-        if size > 1:
-            self.wait_routes(size - 1)
-        return self.servers
-
-    def wait_routes(self, expected):
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if all(s.read_log().count(b"Route connection created") >= expected
-                   for s in self.servers):
-                return
-            time.sleep(0.05)
-        raise AssertionError("nats cluster routes did not form: " + self.servers[0].log_tail())
+        """`size` servers without JetStream (a link needs none), routed to each other; the
+        cluster is stopped after the test."""
+        self.cluster = nats_cluster.NatsCluster(size, jetstream=False)
+        self.addCleanup(self.cluster.stop)
+        self.cluster.start()
+        return self.cluster.servers
 
     def server_on(self, port):
-        return next(s for s in self.servers if s.port == port)
+        return next(s for s in self.cluster.servers if s.port == port)
 
     def assert_run_ok(self, run, **minimums):
         status, result = run.finish()
@@ -219,7 +141,7 @@ class SingleServer(NatsTestCase):
         run.wait_for(progress_at_least(600))
         server.kill()
         time.sleep(1.0)  # both links back off against a refused port meanwhile
-        server.start()
+        self.cluster.restart(0)
         self.assert_run_ok(run, reconnects=2)  # both links came back
 
 
@@ -257,7 +179,7 @@ class Cluster(NatsTestCase):
         ready = run.wait_for(lambda line: line.startswith("READY sub "))
         run.wait_for(progress_at_least(400))
         frozen = self.server_on(int(ready.split()[2]))
-        frozen.signal(signal.SIGSTOP)  # its sockets stay open: only PINGs can tell
+        frozen.freeze()  # its sockets stay open: only PINGs can tell
         run.wait_for(lambda line: line.startswith("DOWN sub stale"), timeout=10)
         result = self.assert_run_ok(run, reconnects=1)
         self.assertGreaterEqual(result["stale"], 1)
