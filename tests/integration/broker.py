@@ -144,6 +144,22 @@ def is_mosquitto(path=None):
     return os.path.basename(path or binary()).startswith("mosquitto")
 
 
+def built_tool(*relative):
+    """A program of the build (e.g. "bench", "loadgen", "ringmq-bench") next to the broker under
+    test, else the release build's (the broker under test may be Mosquitto, or a sanitizer build
+    without benchmarks)."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    candidates = []
+    if not is_mosquitto():
+        candidates.append(os.path.join(os.path.dirname(os.path.abspath(binary())), *relative))
+    candidates.append(os.path.join(root, "build", *relative))
+    for path in candidates:
+        if os.access(path, os.X_OK):
+            return path
+    raise AssertionError(f"{relative[-1]} is not built (looked at {candidates}); "
+                         "build it with scripts/build.sh release")
+
+
 _SANITIZED = {}
 
 

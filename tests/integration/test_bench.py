@@ -28,25 +28,13 @@ import tempfile
 import time
 
 import mqtt_raw
-from broker import BrokerTestCase, binary, is_mosquitto
+from broker import BrokerTestCase, built_tool, is_mosquitto
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
 RUN_TIMEOUT = 60
 MOSQUITTO = "/usr/sbin/mosquitto"
 
 def bench_binary():
-    """ringmq-bench next to the broker under test, else the release build's."""
-    candidates = []
-    if not is_mosquitto():
-        build_dir = os.path.dirname(os.path.abspath(binary()))
-        candidates.append(os.path.join(build_dir, "bench", "loadgen", "ringmq-bench"))
-    candidates.append(os.path.join(ROOT, "build", "bench", "loadgen", "ringmq-bench"))
-    for path in candidates:
-        if os.access(path, os.X_OK):
-            return path
-    raise AssertionError(f"ringmq-bench is not built (looked at {candidates}); "
-                         "build it with scripts/build.sh release")
+    return built_tool("bench", "loadgen", "ringmq-bench")
 
 
 def accepts_mqtt5(port):

@@ -11,6 +11,7 @@ import time
 import unittest
 
 import nats_cluster
+from broker import built_tool
 from nats_cluster import JsError, KvBucket, NatsCluster, NatsClusterTestCase, wait_interest
 
 # JetStream's error for a failed expected-sequence check: "wrong last sequence: N"
@@ -205,17 +206,7 @@ class KeyValue(NatsClusterTestCase):
 
 
 def nats_bench_binary():
-    """ringmq-nats-bench (bench/nats/) next to the broker under test, else the release build's."""
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    candidates = []
-    if os.environ.get("RINGMQ_BINARY"):
-        candidates.append(os.path.join(os.path.dirname(os.environ["RINGMQ_BINARY"]), "bench",
-                                       "nats", "ringmq-nats-bench"))
-    candidates.append(os.path.join(root, "build", "bench", "nats", "ringmq-nats-bench"))
-    for path in candidates:
-        if os.access(path, os.X_OK):
-            return path
-    raise AssertionError(f"ringmq-nats-bench is not built (looked at {candidates})")
+    return built_tool("bench", "nats", "ringmq-nats-bench")
 
 
 def parse_result(line):

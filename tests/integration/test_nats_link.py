@@ -5,7 +5,6 @@ that the links reconnect (to the restarted server, to another server of the list
 learned from INFO connect_urls) and that the stream resumes in order. Everything listens on
 127.0.0.1; every wait is bounded."""
 
-import os
 import queue
 import subprocess
 import threading
@@ -13,24 +12,13 @@ import time
 import unittest
 
 import nats_cluster
-from broker import binary, is_mosquitto
+from broker import built_tool
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
 RUN_TIMEOUT = 40
 
 
 def nats_live_binary():
-    """nats_live next to the broker under test, else the release build's."""
-    candidates = []
-    if not is_mosquitto():
-        build_dir = os.path.dirname(os.path.abspath(binary()))
-        candidates.append(os.path.join(build_dir, "tests", "cluster", "nats_live"))
-    candidates.append(os.path.join(ROOT, "build", "tests", "cluster", "nats_live"))
-    for path in candidates:
-        if os.access(path, os.X_OK):
-            return path
-    raise AssertionError(f"nats_live is not built (looked at {candidates})")
+    return built_tool("tests", "cluster", "nats_live")
 
 
 class LiveRun:
