@@ -65,6 +65,9 @@ def _die_with_parent():
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
+PORT_RACE_ATTEMPTS = 3  # starts tried when a port was taken between probe and bind
+
+
 def free_port():
     return broker.free_port()
 
@@ -212,16 +215,28 @@ class NatsCluster:
         reason = available()
         if reason:
             raise unittest.SkipTest(reason)
-        self.directory = tempfile.mkdtemp(prefix="ringmq-nats-")
-        try:
-            self.servers = [NatsServer(i, self.directory, self.mqtt) for i in range(self.size)]
-            for server in self.servers:
-                server.write_config(self.servers, self.jetstream, self.extra_config)
-                server.start()
-            self.wait_formed(START_TIMEOUT)
-        except BaseException:
-            self.stop()
-            raise
+        # Ports come from broker.free_port(), which cannot reserve them: a test running in
+        # parallel may bind one between our probe and nats-server's bind. That start fails with
+        # "address already in use"; it is retried with fresh ports, any other failure is not.
+        for attempt in range(PORT_RACE_ATTEMPTS):
+            self.directory = tempfile.mkdtemp(prefix="ringmq-nats-")
+            try:
+                self.servers = [NatsServer(i, self.directory, self.mqtt)
+                                for i in range(self.size)]
+                for server in self.servers:
+                    server.write_config(self.servers, self.jetstream, self.extra_config)
+                    server.start()
+                self.wait_formed(START_TIMEOUT)
+                return self
+            except AssertionError:
+                lost_race = any("address already in use" in s._log_text()
+                                for s in self.servers)
+                self.stop()
+                if not lost_race or attempt + 1 == PORT_RACE_ATTEMPTS:
+                    raise
+            except BaseException:
+                self.stop()
+                raise
         return self
 
     def stop(self):
