@@ -13,6 +13,7 @@
 
 #include "../cluster/nats_subject_matcher.h"
 #include "auth/acl.h"
+#include "cluster/control.h"
 #include "cluster/subject_cases_path.h"  // RINGMQ_SUBJECT_CASES_PATH (tests/cluster/meson.build)
 #include "mqtt/topic.h"
 
@@ -502,6 +503,21 @@ TEST(SubjectFilter, CoverNeverMissesAMatchingTopic) {
     }
     EXPECT_GT(matched, 10'000u);
   }
+}
+
+// Control subjects stay under "$RINGMQ" (never an MQTT topic's subject: '$' topics are not
+// forwarded), below the prefix when there is one, and are never matched by a mapped filter
+// other than '#'/'+' at the first level (NatsMatches is nats-server's matching).
+TEST(ControlSubjectTest, RootPrefixKindAndTokens) {
+  EXPECT_EQ(ControlSubject("", "ack", {"n1", "0"}), "$RINGMQ.ack.n1.0");
+  EXPECT_EQ(ControlSubject("site1.mqtt", "claim"), "$RINGMQ.site1.mqtt.claim");
+  std::string out = "x";
+  AppendControlSubject("p", "k", {"a"}, out);
+  EXPECT_EQ(out, "x$RINGMQ.p.k.a");
+  std::string cover;
+  ASSERT_EQ(FilterToSubjects("a/#", SubjectMapping{}, cover), FilterCover::kWithParent);
+  EXPECT_FALSE(NatsMatches(cover, ControlSubject("", "a", {"b"})));
+  EXPECT_TRUE(NatsMatches(">", ControlSubject("", "ack", {"n1"})));
 }
 
 }  // namespace
