@@ -156,6 +156,19 @@ constexpr Family kFamilies[] = {
      "NATS connection events of the shards' links: connect, reconnect, disconnect."},
     {"ringmq_cluster_nats_subscriptions", Type::kGauge,
      "NATS subscriptions the shards' links hold for their sessions' filters."},
+    // Retained messages cluster-wide (docs/cluster.md "Retained messages").
+    {"ringmq_cluster_retained_updates_total", Type::kCounter,
+     "Retained updates published to the retained stream (direction=out) or applied from it "
+     "to this node's retained store (direction=in)."},
+    {"ringmq_cluster_retained_dropped_total", Type::kCounter,
+     "Retained updates not carried or not applied, by reason: store_refused (over the retained "
+     "store's bounds), link_refused (the NATS link had no room), uncarried_topic, "
+     "unmappable_subject, duplicate (a stream sequence already applied)."},
+    {"ringmq_cluster_retained_stream_events_total", Type::kCounter,
+     "The retained stream's events: ack (PubAck of an update), error (JetStream error, no "
+     "responders or timeout), consumer_start, gap (consumer gap or silence: recreated), resend (an "
+     "update sent again: error or no PubAck in time), untracked (sent once, over the bound of "
+     "updates awaiting a PubAck)."},
     {"ringmq_persist_publish_refused_total", Type::kCounter,
      "QoS 1/2 PUBLISHes not acknowledged because a shard's log was failing or behind its bound; "
      "the publisher was disconnected and resends after reconnecting."},
@@ -565,6 +578,32 @@ Series SeriesOf(CounterId id) {
       return Labelled("ringmq_cluster_link_events_total", "event", "reconnect");
     case C::cluster_link_disconnects:
       return Labelled("ringmq_cluster_link_events_total", "event", "disconnect");
+    case C::cluster_retained_out:
+      return Labelled("ringmq_cluster_retained_updates_total", "direction", "out");
+    case C::cluster_retained_in:
+      return Labelled("ringmq_cluster_retained_updates_total", "direction", "in");
+    case C::cluster_retained_store_refused:
+      return Labelled("ringmq_cluster_retained_dropped_total", "reason", "store_refused");
+    case C::cluster_retained_publish_refused:
+      return Labelled("ringmq_cluster_retained_dropped_total", "reason", "link_refused");
+    case C::cluster_retained_uncarried:
+      return Labelled("ringmq_cluster_retained_dropped_total", "reason", "uncarried_topic");
+    case C::cluster_retained_unmappable:
+      return Labelled("ringmq_cluster_retained_dropped_total", "reason", "unmappable_subject");
+    case C::cluster_retained_duplicates:
+      return Labelled("ringmq_cluster_retained_dropped_total", "reason", "duplicate");
+    case C::cluster_retained_acks:
+      return Labelled("ringmq_cluster_retained_stream_events_total", "event", "ack");
+    case C::cluster_retained_stream_errors:
+      return Labelled("ringmq_cluster_retained_stream_events_total", "event", "error");
+    case C::cluster_retained_consumer_starts:
+      return Labelled("ringmq_cluster_retained_stream_events_total", "event", "consumer_start");
+    case C::cluster_retained_gaps:
+      return Labelled("ringmq_cluster_retained_stream_events_total", "event", "gap");
+    case C::cluster_retained_resent:
+      return Labelled("ringmq_cluster_retained_stream_events_total", "event", "resend");
+    case C::cluster_retained_untracked:
+      return Labelled("ringmq_cluster_retained_stream_events_total", "event", "untracked");
     case C::persist_input_held_back: return Plain("ringmq_persist_input_held_back_total");
     case C::persist_dropped_disk_full: return Plain("ringmq_persist_dropped_disk_full_total");
     case C::persist_compactions: return Plain("ringmq_persist_compactions_total");

@@ -258,6 +258,11 @@ class Router final : public net::PacketSink {
   void OnClusterMessage(const cluster::NatsMessage& message);
   // NATS subscriptions the link holds for this shard (0 unclustered).
   size_t cluster_subject_count() const;
+  // Retained messages cluster-wide (router_cluster_retained.cc; cluster/retained_sync.h): a
+  // retained PUBLISH or will of this shard is also published to the node's retained stream;
+  // shard 0 consumes the stream into the retained store. Call every loop iteration when
+  // clustered (requests, retries, heartbeat checks).
+  void ClusterTick(uint64_t now_ms);
 
   // ---- Persistence (see the header comment) ----
   // Set-up, before the shard serves: logs to `journal` from now on, recovers the sessions of
@@ -485,6 +490,11 @@ class Router final : public net::PacketSink {
     if (cluster_ != nullptr) PublishToCluster(message);
   }
   void PublishToCluster(const message::Message& message);
+  // Retained across nodes (router_cluster_retained.cc).
+  struct ClusterRetainedSink;
+  void AttachClusterRetained();
+  void PublishRetainedToCluster(const message::Message& message);
+  void ApplyClusterRetained(std::string_view topic, std::string_view payload, uint8_t qos);
 
   // ---- Persistence (router_persist.cc) ----
   struct Persist;

@@ -5,14 +5,24 @@
 #ifndef RINGMQ_SHARD_ROUTER_CLUSTER_H_
 #define RINGMQ_SHARD_ROUTER_CLUSTER_H_
 
+#include <memory>
 #include <string>
 
 #include "cluster/nats_link.h"
+#include "cluster/retained_sync.h"
 #include "cluster/subject.h"
 #include "shard/cluster_interest.h"
 #include "shard/router.h"
 
 namespace ringmq::shard {
+
+struct Router::ClusterRetainedSink : cluster::RetainedSyncSink {
+  explicit ClusterRetainedSink(Router* router) : router(router) {}
+  void ApplyRetained(std::string_view topic, std::string_view payload, uint8_t qos) override {
+    router->ApplyClusterRetained(topic, payload, qos);
+  }
+  Router* const router;
+};
 
 struct Router::Cluster {
   Cluster(cluster::NatsLink* link, std::string node_name, std::string subject_prefix)
@@ -29,6 +39,10 @@ struct Router::Cluster {
   ClusterInterest interest;
   std::string subject;  // reusable: the subject of the message being forwarded
   std::string topic;    // reusable: the topic of the message received
+  // Retained messages cluster-wide (router_cluster_retained.cc).
+  std::unique_ptr<ClusterRetainedSink> retained_sink;
+  std::unique_ptr<cluster::RetainedSync> retained;
+  cluster::RetainedSyncCounters retained_exported;  // what ClusterTick added to the counters
 };
 
 }  // namespace ringmq::shard
