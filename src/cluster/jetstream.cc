@@ -99,8 +99,8 @@ class Reader {
         if (e == 'u') {
           for (int i = 0; i < 4; ++i) {
             const char h = Peek();
-            const bool hex = (h >= '0' && h <= '9') || (h >= 'a' && h <= 'f') ||
-                             (h >= 'A' && h <= 'F');
+            const bool hex =
+                (h >= '0' && h <= '9') || (h >= 'a' && h <= 'f') || (h >= 'A' && h <= 'F');
             if (!hex) return Error("bad \\u escape");
             ++pos_;
           }
@@ -357,7 +357,8 @@ std::optional<Delivery> ParseDelivery(std::string_view reply) {
       !ParseDecimal(tokens[first + 2], delivery.delivered) ||
       !ParseDecimal(tokens[first + 3], delivery.stream_sequence) ||
       !ParseDecimal(tokens[first + 4], delivery.consumer_sequence) ||
-      !ParseDecimal(tokens[first + 5], time) || !ParseDecimal(tokens[first + 6], delivery.pending)) {
+      !ParseDecimal(tokens[first + 5], time) ||
+      !ParseDecimal(tokens[first + 6], delivery.pending)) {
     return std::nullopt;
   }
   return delivery;

@@ -66,8 +66,8 @@ void AppendOrderedConsumerCreate(const OrderedConsumerConfig& config, std::strin
 // What ringmq reads from a JetStream API reply or a PubAck. Views into the parsed text.
 struct ApiReply {
   bool has_error = false;
-  int64_t error_code = 0;      // error.code (an HTTP-like status)
-  int64_t error_err_code = 0;  // error.err_code (JetStream's own number)
+  int64_t error_code = 0;              // error.code (an HTTP-like status)
+  int64_t error_err_code = 0;          // error.err_code (JetStream's own number)
   std::string_view error_description;  // raw JSON string contents (escapes kept)
   std::string_view stream;             // PubAck "stream"
   uint64_t seq = 0;                    // PubAck "seq"
@@ -92,10 +92,10 @@ std::optional<Delivery> ParseDelivery(std::string_view reply);
 
 // A status message's kind on a push consumer's deliver subject (header status 100).
 enum class StatusKind : uint8_t {
-  kNone,           // not a status message: a stream message
-  kHeartbeat,      // "100 Idle Heartbeat"
-  kFlowControl,    // "100 FlowControl Request": answer with an empty message to its reply
-  kOther,          // any other status (404, 408, 409, ...)
+  kNone,         // not a status message: a stream message
+  kHeartbeat,    // "100 Idle Heartbeat"
+  kFlowControl,  // "100 FlowControl Request": answer with an empty message to its reply
+  kOther,        // any other status (404, 408, 409, ...)
 };
 StatusKind StatusOf(int status, std::string_view description);
 

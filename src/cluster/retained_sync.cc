@@ -76,8 +76,7 @@ uint32_t RetainedSync::replicas() const {
   return static_cast<uint32_t>(std::clamp<size_t>(link_.server_count(), 1, kReplicasMax));
 }
 
-PublishResult RetainedSync::Publish(std::string_view topic, std::string_view payload,
-                                    uint8_t qos) {
+PublishResult RetainedSync::Publish(std::string_view topic, std::string_view payload, uint8_t qos) {
   scratch_.clear();
   const SubjectMapping mapping{.prefix = topic_prefix_};
   if (TopicToSubject(topic, mapping, scratch_) != Uncarried::kNone) {

@@ -157,8 +157,8 @@ class RetainedSync {
   std::string topic_prefix_;     // P.t
   std::string stream_subjects_;  // P.t.>
   std::string stream_name_;
-  std::string reply_base_;  // P.r.<node>.<shard>
-  std::string ack_base_;  // P.r.<node>.<shard>.ack
+  std::string reply_base_;    // P.r.<node>.<shard>
+  std::string ack_base_;      // P.r.<node>.<shard>.ack
   std::string deliver_base_;  // P.d.<node>.<shard>
   std::string deliver_subject_;
   uint64_t reply_sid_ = 0;
@@ -167,17 +167,17 @@ class RetainedSync {
   uint64_t request_id_ = 0;
   std::string request_reply_;  // the reply subject of the request in flight
   RetainedSyncPhase phase_ = RetainedSyncPhase::kIdle;
-  uint64_t deadline_ms_ = 0;       // request timeout, retry time, or heartbeat silence
-  uint64_t link_connects_ = 0;     // the link connection the phase belongs to
+  uint64_t deadline_ms_ = 0;    // request timeout, retry time, or heartbeat silence
+  uint64_t link_connects_ = 0;  // the link connection the phase belongs to
   uint64_t next_consumer_sequence_ = 1;
   uint64_t last_stream_sequence_ = 0;
   bool warned_config_ = false;
-  std::string scratch_;   // subjects and request bodies
-  std::string topic_;     // the topic of the update being applied
+  std::string scratch_;  // subjects and request bodies
+  std::string topic_;    // the topic of the update being applied
   std::string id_scratch_;
   uint64_t next_update_id_ = 1;
-  uint64_t now_ms_ = 0;  // of the last OnTick
-  std::map<uint64_t, Pending> pending_;                   // by update id: send order
+  uint64_t now_ms_ = 0;                  // of the last OnTick
+  std::map<uint64_t, Pending> pending_;  // by update id: send order
   absl::flat_hash_map<std::string, uint64_t> pending_by_topic_;
   RetainedSyncCounters counters_;
 };
