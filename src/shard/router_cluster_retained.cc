@@ -39,6 +39,12 @@ void Router::PublishRetainedToCluster(const message::Message& message) {
 
 void Router::ApplyClusterRetained(std::string_view topic, std::string_view payload, uint8_t qos) {
   RINGMQ_ASSERT(cluster_ != nullptr && qos <= 2);
+  // retain_available false: this broker keeps no retained messages for clients (a NATS
+  // application or another node's update included).
+  if (!context_.retain_available) {
+    counters_.cluster_retained_store_refused.Add();
+    return;
+  }
   const auto* bytes = reinterpret_cast<const uint8_t*>(payload.data());
   // Stored, not routed: live subscribers got the update as an ordinary cluster message.
   const message::MessageRef message =
