@@ -276,6 +276,12 @@ void RetainedSync::OnApiReply(const NatsMessage& message, uint64_t now_ms) {
   }
   if (phase_ != RetainedSyncPhase::kConsumerRequested) return;
   ++counters_.consumer_starts;
+  if (counters_.consumer_starts == 1 || failing_) {
+    RINGMQ_LOG_INFO("retained: consuming stream %s from %s", stream_name_.c_str(),
+                    last_stream_sequence_ == 0 ? "the last message of each topic"
+                                               : "the last applied sequence");
+  }
+  failing_ = false;
   phase_ = RetainedSyncPhase::kConsuming;
   deadline_ms_ = now_ms + kHeartbeatsMissedMax * options_.idle_heartbeat_ms;
 }
@@ -390,8 +396,12 @@ void RetainedSync::Restart(uint64_t now_ms) {
 
 void RetainedSync::Fail(uint64_t now_ms, std::string_view what) {
   ++counters_.stream_errors;
-  RINGMQ_LOG_DEBUG("retained: JetStream request failed (%.*s); retrying",
-                   static_cast<int>(what.size()), what.data());
+  // The first failure after a consumer started (or at start) is a warning; the retries that
+  // follow it, one per retry_ms while JetStream is away, are debug lines.
+  RINGMQ_LOG(failing_ ? LogLevel::kDebug : LogLevel::kWarning,
+             "retained: JetStream request for stream %s failed (%.*s); retrying",
+             stream_name_.c_str(), static_cast<int>(what.size()), what.data());
+  failing_ = true;
   request_reply_.clear();
   phase_ = RetainedSyncPhase::kBackoff;
   deadline_ms_ = now_ms + options_.retry_ms;

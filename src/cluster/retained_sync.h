@@ -69,7 +69,9 @@ struct RetainedSyncOptions {
   // 1 s: a consumer lost with its server (an R1 consumer lives on one server of the stream's
   // group) is noticed after 3 s of silence; the cost is one small message per second per node.
   uint64_t idle_heartbeat_ms = 1000;
-  uint64_t request_timeout_ms = 5000;
+  // JetStream answers API requests in milliseconds; none comes while its meta leader is being
+  // elected (a NATS server died), and the next try goes to the new one.
+  uint64_t request_timeout_ms = 2000;
   uint64_t retry_ms = 1000;
   uint64_t ack_timeout_ms = 5000;
   size_t pending_max = 1024;  // updates awaiting their PubAck
@@ -172,8 +174,9 @@ class RetainedSync {
   uint64_t next_consumer_sequence_ = 1;
   uint64_t last_stream_sequence_ = 0;
   bool warned_config_ = false;
-  std::string scratch_;  // subjects and request bodies
-  std::string topic_;    // the topic of the update being applied
+  bool failing_ = false;  // a request failed since the last consumer started
+  std::string scratch_;   // subjects and request bodies
+  std::string topic_;     // the topic of the update being applied
   std::string id_scratch_;
   uint64_t next_update_id_ = 1;
   uint64_t now_ms_ = 0;                  // of the last OnTick

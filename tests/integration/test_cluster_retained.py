@@ -27,7 +27,7 @@ def start_node(urls, name, **kwargs):
     return node
 
 
-def wait_consuming(node, timeout=ROUTE_TIMEOUT):
+def wait_consuming(node, timeout=2 * ROUTE_TIMEOUT):
     """Until the node's stream consumer has started (the stream exists then)."""
     deadline = time.monotonic() + timeout
     while metric(node, "ringmq_cluster_retained_stream_events_total",
