@@ -316,6 +316,33 @@ TEST_F(RetainedSyncTest, AFailedUpdateIsResentUnlessANewerOneOfItsTopicFollowed)
   EXPECT_EQ(sync_->pending_count(), 2u);
 }
 
+TEST(RetainedSyncNamesTest, TheSubjectPrefixNamesTheStreamAndItsSubjects) {
+  NatsLinkOptions options;
+  options.urls = {"nats://127.0.0.1:4222"};
+  struct NullSink : NatsLinkSink, RetainedSyncSink {
+    void OnReady(const nats::ServerInfo&) override {}
+    void OnMessage(const NatsMessage&) override {}
+    void OnDisconnected(DisconnectReason, std::string_view) override {}
+    void OnServerError(std::string_view) override {}
+    void ApplyRetained(std::string_view, std::string_view, uint8_t) override {}
+  } sink;
+  absl::StatusOr<std::unique_ptr<NatsLink>> link = NatsLink::Create(options, &sink);
+  ASSERT_TRUE(link.ok());
+  RetainedSync sync(**link, {.prefix = "site.1$x", .node_name = "n"}, &sink);
+  EXPECT_EQ(sync.stream_name(), "RINGMQ_RETAINED_site_1_x");
+  EXPECT_EQ(sync.stream_subjects(), "$RINGMQ.site.1$x.retained.t.>");
+  EXPECT_EQ(sync.replicas(), 1u);
+  EXPECT_EQ(sync.Publish("a/b", "v", 0), PublishResult::kHeld);
+  std::string out;
+  (*link)->BeginConnect(0);
+  (*link)->OnTransportConnected(0);
+  (*link)->OnReceived(0, "INFO {\"server_id\":\"S\",\"headers\":true}\r\nPONG\r\n");
+  (*link)->TakeOutput(out);
+  EXPECT_NE(out.find("HPUB $RINGMQ.site.1$x.retained.t.a.b $RINGMQ.site.1$x.retained.r.n.0.ack.1 "),
+            std::string::npos)
+      << out;
+}
+
 TEST_F(RetainedSyncTest, PendingUpdatesAreBoundedAndUncarriedTopicsStayLocal) {
   Make(/*consume=*/false, /*pending_max=*/2);
   Ready(0);

@@ -19,9 +19,9 @@ from test_cluster import ROUTE_TIMEOUT, drain, metric, scrape
 RETAIN_TIMEOUT = 10.0
 
 
-def start_node(urls, name, **kwargs):
+def start_node(urls, name, *flags, **kwargs):
     node = broker.Broker(*sum((["--cluster-nats-url", u] for u in urls), []),
-                         "--cluster-node-name", name, threads=2, metrics=True,
+                         "--cluster-node-name", name, *flags, threads=2, metrics=True,
                          log_level="info", **kwargs)
     node.start()
     return node
@@ -173,6 +173,19 @@ class ClusterRetainedTest(unittest.TestCase):
         self.addCleanup(node.stop)
         wait_consuming(node)
         wait_retained(self, node, "late/t", {"late/t": (b"before", 1)}, "late-sub-new")
+
+    def test_a_node_over_its_retained_bound_counts_the_refusals(self):
+        # The node's retained store bounds what it caches from the stream (retained_store.h).
+        node = start_node([self.cluster.urls()[1]], "rnode-full", "--max-retained-messages", "0")
+        self.addCleanup(node.stop)
+        wait_consuming(node)
+        self.client(0, "full-pub").publish("full/t", b"v", qos=1, retain=True)
+        wait_retained(self, self.nodes[2], "full/t", {"full/t": (b"v", 1)}, "full-sub")
+        deadline = time.monotonic() + RETAIN_TIMEOUT
+        while metric(node, "ringmq_cluster_retained_dropped_total", reason="store_refused") < 1:
+            self.assertLess(time.monotonic(), deadline, "no refusal counted")
+            time.sleep(0.05)
+        self.assertEqual(retained_now(node, "full/t", "full-sub-bound"), {})
 
 
 class ClusterRetainedOutageTest(unittest.TestCase):
