@@ -106,6 +106,9 @@ PublishResult RetainedSync::Publish(std::string_view topic, std::string_view pay
     return result;
   }
   if (result == PublishResult::kQueued) update.resend_at_ms = now_ms_ + options_.ack_timeout_ms;
+  next_check_ms_ = std::min(next_check_ms_, result == PublishResult::kQueued
+                                                ? update.resend_at_ms
+                                                : 0);  // held: at the first ready tick
   pending_by_topic_.emplace(update.topic, id);
   pending_.emplace(id, std::move(update));
   return result;
@@ -128,17 +131,22 @@ PublishResult RetainedSync::SendUpdate(uint64_t id, const Pending& update) {
 }
 
 void RetainedSync::ResendDue(uint64_t now_ms) {
-  if (!link_.ready()) return;
+  // One walk of the pending updates per due time, not per loop iteration.
+  if (!link_.ready() || now_ms < next_check_ms_) return;
+  next_check_ms_ = UINT64_MAX;
   for (auto& [id, update] : pending_) {
-    // Held updates (UINT64_MAX) went out with the handshake: their PubAck is due from now.
     if (update.resend_at_ms == UINT64_MAX) {
+      // Held: it went out with the handshake, so its PubAck is due from now.
       update.resend_at_ms = now_ms + options_.ack_timeout_ms;
-      continue;
+    } else if (now_ms >= update.resend_at_ms) {
+      if (SendUpdate(id, update) != PublishResult::kQueued) {
+        next_check_ms_ = now_ms;  // no room on the link: the next iteration goes on
+        return;
+      }
+      ++counters_.resent;
+      update.resend_at_ms = now_ms + options_.ack_timeout_ms;
     }
-    if (now_ms < update.resend_at_ms) continue;
-    if (SendUpdate(id, update) != PublishResult::kQueued) return;  // no room: next tick
-    ++counters_.resent;
-    update.resend_at_ms = now_ms + options_.ack_timeout_ms;
+    next_check_ms_ = std::min(next_check_ms_, update.resend_at_ms);
   }
 }
 
@@ -302,7 +310,10 @@ void RetainedSync::OnAck(const NatsMessage& message, uint64_t now_ms) {
   }
   if (!ok) {
     ++counters_.stream_errors;
-    if (update != pending_.end()) update->second.resend_at_ms = now_ms + options_.retry_ms;
+    if (update != pending_.end()) {
+      update->second.resend_at_ms = now_ms + options_.retry_ms;
+      next_check_ms_ = std::min(next_check_ms_, update->second.resend_at_ms);
+    }
     return;
   }
   ++counters_.acks;

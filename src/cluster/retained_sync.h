@@ -180,6 +180,7 @@ class RetainedSync {
   std::string id_scratch_;
   uint64_t next_update_id_ = 1;
   uint64_t now_ms_ = 0;                  // of the last OnTick
+  uint64_t next_check_ms_ = UINT64_MAX;  // the earliest resend_at_ms (0: a held update)
   std::map<uint64_t, Pending> pending_;  // by update id: send order
   absl::flat_hash_map<std::string, uint64_t> pending_by_topic_;
   RetainedSyncCounters counters_;
