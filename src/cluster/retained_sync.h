@@ -19,18 +19,19 @@
 // existing stream is used.
 //
 // Updates. Publish() sends the update with headers Ringmq-Node, Ringmq-Qos and Nats-Msg-Id
-// (<node>.<shard>.<link's start time>.<n>: the stream drops a resend it already stored, within
+// (<node>.<shard>.<options.start_id>.<n>: the stream drops a resend it already stored, within
 // its duplicate window, 2 minutes by default) and the reply P.r.<node>.<shard>.ack.<n>. An update
 // stays pending (a copy of topic and payload) until its PubAck; on a JetStream error, a 503
 // (no responders: e.g. the stream's leader is being elected) or no PubAck within
 // ack_timeout_ms (the link lost the bytes with a connection: core NATS is at most once), it is
-// sent again, after retry_ms. A newer update of the same topic replaces a pending one, so a
-// resend never overwrites this link's later update of the topic. At most pending_max updates
-// wait; beyond that an update is published once without tracking (counted untracked). The
-// stream's order decides between nodes: the update that reaches the stream last wins. An
-// empty payload is the update that deletes the topic's retained message (MQTT-3.3.1-10/11):
-// it stays in the stream as the subject's last message, so a node that reads the stream later
-// deletes its stale copy too.
+// sent again: retry_ms after the error, or when ack_timeout_ms ends (counted from when the link
+// is ready, for an update held while it was not). A newer update of the same topic replaces a
+// pending one, so a resend never overwrites this link's later update of the topic. At most
+// pending_max updates wait; beyond that an update is published once without tracking (counted
+// untracked). The stream's order decides between nodes: the update that reaches the stream last
+// wins. An empty payload is the update that deletes the topic's retained message
+// (MQTT-3.3.1-10/11): it stays in the stream as the subject's last message, so a node that reads
+// the stream later deletes its stale copy too.
 //
 // The consumer (only with options.consume; one per node): an ordered push consumer (see
 // jetstream.h) — deliver_policy last_per_subject the first time (the last message of every
