@@ -8,6 +8,7 @@ ends (RETAIN_TIMEOUT). One NATS cluster and one set of nodes serve the first cla
 class starts its own.
 """
 
+import json
 import time
 import unittest
 
@@ -197,10 +198,21 @@ class ClusterRetainedOutageTest(unittest.TestCase):
         cluster.start()
         self.addCleanup(cluster.stop)
         urls = cluster.urls()
+        # An operator made the stream first, with a byte limit of its own: the nodes use it
+        # (JetStream error 10058 on their create is logged, not fatal).
+        nats = cluster.client(0)
+        self.addCleanup(nats.close)
+        nats.sub("_INBOX.retained-test.>")
+        nats.pub("$JS.API.STREAM.CREATE.RINGMQ_RETAINED", json.dumps({
+            "name": "RINGMQ_RETAINED", "subjects": ["$RINGMQ.retained.t.>"],
+            "max_msgs_per_subject": 1, "num_replicas": 3, "max_bytes": 1 << 20}).encode(),
+            reply="_INBOX.retained-test.1")
+        self.assertIn(b'"config"', nats.next_msg(10).payload)
         nodes = [start_node([urls[i]], f"rout{i}") for i in range(2)]
         for node in nodes:
             self.addCleanup(node.stop)
             wait_consuming(node)
+            self.assertIsNotNone(node.wait_for_log("exists with another configuration; using it"))
         pub0 = mqtt_raw.Client(nodes[0].port, "rout-pub0")
         self.addCleanup(pub0.close)
         pub0.publish("rout/t", b"one", qos=1, retain=True)
