@@ -191,7 +191,8 @@ class ClusterRetainedTest(unittest.TestCase):
 
 class ClusterRetainedOutageTest(unittest.TestCase):
     """A NATS server dies: retained messages keep working on its node, and once its links have
-    moved to another server the nodes converge again (the stream has 3 replicas)."""
+    moved to another server the nodes converge again (the stream has 3 replicas). The stream
+    here is one an operator created first with settings of its own, which the nodes use."""
 
     def test_nats_server_killed_still_converges(self):
         cluster = nats_cluster.NatsCluster(size=3)
