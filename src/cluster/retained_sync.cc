@@ -311,8 +311,12 @@ void RetainedSync::OnAck(const NatsMessage& message, uint64_t now_ms) {
   if (!ok) {
     ++counters_.stream_errors;
     if (update != pending_.end()) {
-      update->second.resend_at_ms = now_ms + options_.retry_ms;
-      next_check_ms_ = std::min(next_check_ms_, update->second.resend_at_ms);
+      // Doubling per failed attempt, to 32 retry_ms: a cluster without JetStream answers every
+      // update with a 503, and those are not resent once a second forever.
+      Pending& failed = update->second;
+      failed.resend_at_ms = now_ms + (options_.retry_ms << std::min<uint32_t>(failed.failures, 5));
+      ++failed.failures;
+      next_check_ms_ = std::min(next_check_ms_, failed.resend_at_ms);
     }
     return;
   }

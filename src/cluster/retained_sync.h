@@ -24,9 +24,10 @@
 // stays pending (a copy of topic and payload) until its PubAck; on a JetStream error, a 503
 // (no responders: e.g. the stream's leader is being elected) or no PubAck within
 // ack_timeout_ms (the link lost the bytes with a connection: core NATS is at most once), it is
-// sent again: retry_ms after the error, or when ack_timeout_ms ends (counted from when the link
-// is ready, for an update held while it was not). A newer update of the same topic replaces a
-// pending one, so a resend never overwrites this link's later update of the topic. At most
+// sent again: retry_ms after the error (doubling per error, to 32 retry_ms), or when
+// ack_timeout_ms ends (counted from when the link is ready, for an update held while it was
+// not). A newer update of the same topic replaces a pending one, so a resend never overwrites
+// this link's later update of the topic. At most
 // pending_max updates wait; beyond that an update is published once without tracking (counted
 // untracked). The stream's order decides between nodes: the update that reaches the stream last
 // wins. An empty payload is the update that deletes the topic's retained message
@@ -139,6 +140,7 @@ class RetainedSync {
     std::string payload;
     uint8_t qos = 0;
     uint64_t resend_at_ms = 0;  // UINT64_MAX until sent on a ready link
+    uint32_t failures = 0;      // errors and 503s so far
   };
 
   void EnsureSubscribed();

@@ -314,6 +314,12 @@ TEST_F(RetainedSyncTest, AFailedUpdateIsResentUnlessANewerOneOfItsTopicFollowed)
   Msg(1002, "$RINGMQ.retained.r.n1.0.ack.3", 1, "", R"({"error":{"code":503}})");
   EXPECT_EQ(sync_->counters().stream_errors, 3u);
   EXPECT_EQ(sync_->pending_count(), 2u);
+  // The second error of update 3: the wait doubles (2 s).
+  sync_->OnTick(3001);
+  EXPECT_EQ(Output().find("ack.3"), std::string::npos);
+  sync_->OnTick(3002);
+  EXPECT_NE(Output().find("ack.3"), std::string::npos);
+  EXPECT_EQ(sync_->counters().resent, 2u);
 }
 
 TEST(RetainedSyncNamesTest, TheSubjectPrefixNamesTheStreamAndItsSubjects) {
