@@ -64,6 +64,8 @@ class Harness : public NatsLinkSink, public RetainedSyncSink {
     sync_->OnTick(0);
     link_->OnReceived(1, "MSG $RINGMQ.retained.r.n.0.api.1 1 2\r\n{}\r\n");
     link_->OnReceived(2, "MSG $RINGMQ.retained.r.n.0.api.2 1 2\r\n{}\r\n");
+    // The scripted start reaches the consumer, so the fuzzed bytes meet every phase's code.
+    if (sync_->phase() != ringmq::cluster::RetainedSyncPhase::kConsuming) __builtin_trap();
     for (int i = 0; i < 6; ++i) sync_->Publish(i % 2 ? "a/b" : "c", "v", 1);
     std::string out;
     link_->TakeOutput(out);
