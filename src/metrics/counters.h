@@ -119,6 +119,7 @@ namespace ringmq::metrics {
   X(disconnect_sent_other)                                                                     \
   X(closes_lingered)        /* 5.0 closes that read on after their DISCONNECT (linger) */ \
   X(linger_discarded_bytes) /* bytes read and discarded while lingering */                \
+  X(closes_linger_reset)    /* lingers ended at a bound, peer still open: closed by RST */ \
   X(topic_alias_set)              /* 5.0 PUBLISHes that set an inbound topic alias */          \
   X(topic_alias_used)             /* 5.0 PUBLISHes whose topic came from an alias */           \
   X(topic_alias_out_set)          /* 5.0 deliveries that carried a topic and set an alias */   \

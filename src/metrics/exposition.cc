@@ -44,6 +44,9 @@ constexpr Family kFamilies[] = {
      "on until the client's EOF, 256 KiB or 2 s."},
     {"ringmq_linger_discarded_bytes_total", Type::kCounter,
      "Bytes received and discarded by lingering closes."},
+    {"ringmq_closes_linger_reset_total", Type::kCounter,
+     "Lingering closes that reached 256 KiB or 2 s before the client's EOF and so ended with a "
+     "reset (RST)."},
     {"ringmq_topic_aliases_total", Type::kCounter,
      "MQTT 5.0 PUBLISHes with a Topic Alias: inbound use set (alias mapped) or used (topic "
      "taken from the alias); deliveries use out_set (topic sent with a new alias) or out_used "
@@ -610,6 +613,7 @@ Series SeriesOf(CounterId id) {
     case C::disconnect_sent_other: return Labelled(kDisconnectsSent, "reason", "other");
     case C::closes_lingered: return Plain("ringmq_closes_lingered_total");
     case C::linger_discarded_bytes: return Plain("ringmq_linger_discarded_bytes_total");
+    case C::closes_linger_reset: return Plain("ringmq_closes_linger_reset_total");
     case C::topic_alias_set: return Labelled(kTopicAliases, "use", "set");
     case C::topic_alias_used: return Labelled(kTopicAliases, "use", "used");
     case C::topic_alias_out_set: return Labelled(kTopicAliases, "use", "out_set");

@@ -467,6 +467,7 @@ void Shard::OnReceive(const io_uring_cqe& cqe, Slot* slot) {
     // connection is paused with enough bytes waiting): not a close.
   } else {
     if (has_buffer) buffers_->Recycle(buffer_id);
+    slot->peer_closed = true;
     slot->connection.OnTransportClosed(now_ms_);  // EOF (0) or a socket error
   }
   MarkDirty(SlotOf(cqe.user_data));
@@ -588,8 +589,21 @@ void Shard::FlushClosing(uint32_t slot_index) {
   // (another one) is needed first.
   const bool close_without_shutdown =
       !slot.shutdown_submitted && nothing_pending && connection.ReadyToClose();
-  if (!slot.shutdown_submitted && !close_without_shutdown && !lingering &&
-      (connection.ReadyToClose() || grace_expired)) {
+  const bool submit_shutdown = !slot.shutdown_submitted && !close_without_shutdown &&
+                               !lingering && (connection.ReadyToClose() || grace_expired);
+  if ((submit_shutdown || close_without_shutdown) && slot.linger_submitted && !slot.peer_closed) {
+    // The linger ended at its bound (kLingerMaxBytes or kLingerMs) before the peer's EOF: the
+    // close must reset the connection. An orderly close does not: after SHUT_RD the kernel
+    // sends no window update while the last bytes are drained, so a peer that had filled our
+    // window is left probing the zero window of an orphaned socket, its send blocked until
+    // FIN-WAIT-2 times out (60 s), never told it was closed. SO_LINGER with a zero timeout
+    // makes close() send RST. A direct setsockopt: it cannot block, and this path runs once
+    // per misbehaving peer, not per message.
+    const linger reset{.l_onoff = 1, .l_linger = 0};
+    setsockopt(connection.fd(), SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+    counters_.closes_linger_reset.Add();
+  }
+  if (submit_shutdown) {
     // Ends the multishot receive and any send stuck on a peer that does not read.
     io_uring_sqe* sqe = NextSqe();
     io_uring_prep_shutdown(sqe, slot.connection.fd(), SHUT_RDWR);
@@ -799,6 +813,7 @@ uint32_t Shard::AllocateSlot() {
   slot.shutdown_complete = false;
   slot.linger_submitted = false;
   slot.linger_complete = false;
+  slot.peer_closed = false;
   slot.cancel_submitted = false;
   slot.served_receive_done = false;
   slot.timer_state = net::Connection::State::kAwaitConnect;

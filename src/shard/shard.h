@@ -133,6 +133,7 @@ class Shard final : public ShardServices, private cluster::NatsLinkSink {
     // Lingering close (Connection::WantsLinger): shutdown(SHUT_WR) submitted / completed.
     bool linger_submitted : 1 = false;
     bool linger_complete : 1 = false;
+    bool peer_closed : 1 = false;  // a receive ended with the peer's EOF or a socket error
     bool cancel_submitted : 1 = false;   // the receive is being cancelled (hand-off, or paused)
     // A receive completed with data after CONNECT was decided: from then on the receive is
     // multishot (see ArmReceive).
