@@ -15,8 +15,12 @@
 #
 #   fanin-q0, fanin-q1   fanin 100 -> 1 at QoS 0 / 1, 64-byte payloads, window 16
 #   pairs-q0, pairs-q1   pairs 500 at QoS 0 / 1
+#   pairs-q0-light, pairs-q1-light
+#                        the same at 20 msgs/s per publisher (10,000 msgs/s in all): the latency
+#                        the hop adds and the CPU per message below saturation
 #   connect              CONNECT + CONNACK + DISCONNECT, 32 connectors on 2 generator threads,
-#                        spread over the nodes
+#                        spread over the nodes; also on the N nodes without [cluster]
+#                        ("unclustered": what N processes cost here, apart from clustering)
 #
 # Reported per run: delivered msgs (accepted CONNECTs) per second, the CPU-seconds of the ringmq
 # nodes and of the nats-servers over the measured window, their sum per message and messages per
@@ -55,7 +59,10 @@ if [[ $build -eq 1 ]]; then
   ninja -C build -j "${RINGMQ_JOBS:-2}" ringmq bench/loadgen/ringmq-bench \
     bench/nats/ringmq-nats-bench >/dev/null || { echo "build failed" >&2; exit 2; }
 fi
-for f in build/ringmq build/bench/loadgen/ringmq-bench; do
+# RINGMQ_BINARY (as for the integration tests) names another build's ringmq; ringmq-bench is
+# taken from beside it.
+ringmq=${RINGMQ_BINARY:-build/ringmq}
+for f in "$ringmq" "$(dirname "$ringmq")/bench/loadgen/ringmq-bench"; do
   [[ -x $f ]] || { echo "bench-cluster: $f is not built" >&2; exit 2; }
 done
 exec /usr/bin/python3 scripts/bench_cluster.py "${args[@]}"

@@ -9,7 +9,11 @@ Topologies, each started fresh and stopped before the next (127.0.0.1, free port
 Scenarios on each (ringmq-bench; the standard shapes of scripts/bench-compare.sh):
   fanin-q0, fanin-q1   100 publishers -> 1 subscriber, window 16, 64-byte payloads
   pairs-q0, pairs-q1   500 publisher/subscriber pairs
-  connect              CONNECT + CONNACK + DISCONNECT, 32 connectors on 2 generator threads
+  pairs-q0-light, pairs-q1-light
+                       the same at 20 msgs/s per publisher (10,000 msgs/s): latency and CPU per
+                       message below saturation
+  connect              CONNECT + CONNACK + DISCONNECT, 32 connectors on 2 generator threads,
+                       also on the cluster's nodes without [cluster] ("unclustered")
 The CPU counted is every ringmq node's and every nats-server's (ringmq-bench --broker-pid with
 all their pids), over the measured window. The reference: scripts/bench-nats-reference.sh's
 mqtt-fanin-q0, mqtt-pairs-q1 and mqtt-connect, in the same run.
@@ -36,7 +40,10 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 import broker  # noqa: E402
 import nats_cluster  # noqa: E402
 
-BENCH = os.path.join(ROOT, "build", "bench", "loadgen", "ringmq-bench")
+# The broker under test (RINGMQ_BINARY, as for the integration tests; build/ringmq by default)
+# and the ringmq-bench built beside it.
+RINGMQ = os.environ.setdefault("RINGMQ_BINARY", os.path.join(ROOT, "build", "ringmq"))
+BENCH = os.path.join(os.path.dirname(RINGMQ), "bench", "loadgen", "ringmq-bench")
 LINK_TIMEOUT = 30.0  # every shard's NATS link up after the nodes start
 # One ringmq-bench run: setup, warm-up, measurement, drain, with room on a loaded machine.
 RUN_TIMEOUT = 300
@@ -79,8 +86,9 @@ def link_connects(node):
 class Topology:
     """`nodes` ringmq nodes; with nats > 0, clustered over that many nats-servers."""
 
-    def __init__(self, name, nodes, nats, threads):
+    def __init__(self, name, nodes, nats, threads, only=None):
         self.name = name
+        self.only = only  # the scenarios run on this topology (None: all)
         self.node_count = nodes
         self.nats_count = nats
         self.threads = threads
@@ -216,7 +224,7 @@ def table(rows, refs, topologies):
              "verdict | load avg |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for scenario, by_topology in rows.items():
-        entries = [(t, by_topology.get(t)) for t in topologies]
+        entries = [(t, by_topology.get(t)) for t in topologies if t in by_topology]
         if scenario in refs:
             entries.append(("NATS MQTT (reference)", refs[scenario]))
         for topo, s in entries:
@@ -259,7 +267,6 @@ def main():
     for f in os.listdir(out):
         if re.search(r"\.(json|txt|log|md)$", f):
             os.remove(os.path.join(out, f))
-    os.environ["RINGMQ_BINARY"] = os.path.join(ROOT, "build", "ringmq")
     if nats_cluster.available():
         say(f"error: {nats_cluster.available()}")
         return 2
@@ -275,22 +282,32 @@ def main():
         "pairs-q0": ["pairs", "--qos", "0", *p, *pairs, *d],
         "fanin-q1": ["fanin", "--qos", "1", *p, *fanin, "--subscribers", "1", *d],
         "pairs-q1": ["pairs", "--qos", "1", *p, *pairs, *d],
+        # At a fixed offered load below saturation: the latency the hop adds, and the CPU per
+        # message when wake-ups are not amortized over full batches.
+        "pairs-q0-light": ["pairs", "--qos", "0", *p, *pairs, "--rate", "20", *d],
+        "pairs-q1-light": ["pairs", "--qos", "1", *p, *pairs, "--rate", "20", *d],
         "connect": ["connect", "--clients", clients, "--threads", "2", *d],
     }
     if o.only:
         wanted = o.only.split(",")
         scenarios = {k: v for k, v in scenarios.items() if k in wanted}
+    # "unclustered": the cluster's nodes without [cluster], for connect only: what running N
+    # processes on this machine costs per CONNECT, apart from clustering.
     topologies = [Topology("cluster", o.nodes, o.nats, o.threads),
-                  Topology("single", 1, 0, o.threads)]
+                  Topology("single", 1, 0, o.threads),
+                  Topology("unclustered", o.nodes, 0, o.threads, only=("connect",))]
     say(f"{o.nodes} nodes over {o.nats} nats-servers, {o.threads} shard(s) per node; "
         f"load average {load_average()}; results in {out}")
     start = time.monotonic()
     rows = {name: {} for name in scenarios}
     failures = 0
     for topology in topologies:
+        mine = {k: v for k, v in scenarios.items() if topology.only is None or k in topology.only}
+        if not mine:
+            continue
         try:
             topology.start()
-            for name, args in scenarios.items():
+            for name, args in mine.items():
                 result = run_bench(out, topology, name, args)
                 rows[name][topology.name] = summarize(result)
                 if result is None or result["exit_status"] != 0:
