@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Usage: scripts/bench-cluster.sh [--quick] [--out DIR] [--no-build] [--nats M] [--nodes N]
-#                                 [--threads T] [--only NAME,...] [--no-reference]
+#                                 [--threads T] [--only NAME,...] [--no-reference] [--table DIR]
 #
 # A ringmq cluster over NATS measured on this machine (issue 16, "Performance"), beside the same
 # scenarios on ONE ringmq node and beside NATS's own MQTT support, all in one run:
@@ -22,10 +22,11 @@
 #                        spread over the nodes; also on the N nodes without [cluster]
 #                        ("unclustered": what N processes cost here, apart from clustering)
 #
-# Reported per run: delivered msgs (accepted CONNECTs) per second, the CPU-seconds of the ringmq
-# nodes and of the nats-servers over the measured window, their sum per message and messages per
-# CPU-second, p50/p99 latency, ringmq-bench's verdict and the load average (the machine may be
-# shared: ratios within one run are what count); then, per scenario, the extra CPU per message
+# Reported per run: delivered msgs (accepted CONNECTs) per second; the CPU of the ringmq nodes
+# and of the nats-servers over the measured window, each per message, then both together per
+# message and messages per CPU-second; p50/p99 latency, ringmq-bench's verdict and the load
+# average (the machine may be shared: ratios within one run are what count); then, per
+# scenario, the extra CPU per message
 # and the added p50/p99 of the hop between nodes, and the cluster against one node and against
 # NATS MQTT. Files: one JSON and text line per run, table.md and load.log (uptime and the busiest
 # processes before each run) under DIR (default bench/results/cluster, or cluster-quick).
@@ -38,6 +39,7 @@
 #   --threads T      shards per ringmq node, both topologies (1-8, default 1)
 #   --only L         only these scenarios (comma-separated)
 #   --no-reference   skip the NATS-MQTT reference runs
+#   --table DIR      rebuild DIR/table.md from an earlier run's JSON files (runs nothing)
 #
 # Everything runs on 127.0.0.1 on free ports, each ringmq-bench run bounded by a timeout, and
 # every process started is stopped at the end. Exit status: 0 if every run verified, 1 if a run

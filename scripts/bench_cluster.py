@@ -182,8 +182,8 @@ def summarize(result):
     lat = result.get("latency_us", {})
     return {
         "per_s": done / result["measured_s"] if result["measured_s"] else 0,
-        "ringmq_cpu": ringmq_cpu,
-        "nats_cpu": total_cpu - ringmq_cpu,
+        "ringmq_us": 1e6 * ringmq_cpu / done if done else 0,
+        "nats_us": 1e6 * (total_cpu - ringmq_cpu) / done if done else 0,
         "us_per": 1e6 * total_cpu / done if done else 0,
         "per_cpu_s": done / total_cpu if total_cpu else 0,
         "p50": lat.get("p50", 0),
@@ -219,8 +219,8 @@ def run_reference(out, quick):
 
 def table(rows, refs, topologies):
     """Markdown: one line per scenario and topology, then the cluster against the others."""
-    lines = ["| scenario | topology | delivered (accepted CONNECTs)/s | ringmq CPU s | "
-             "nats-server CPU s | CPU µs/msg (together) | per CPU-second | p50 µs | p99 µs | "
+    lines = ["| scenario | topology | delivered (accepted CONNECTs)/s | ringmq CPU µs/msg | "
+             "nats-server CPU µs/msg | CPU µs/msg (together) | per CPU-second | p50 µs | p99 µs | "
              "verdict | load avg |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for scenario, by_topology in rows.items():
@@ -232,8 +232,8 @@ def table(rows, refs, topologies):
                 lines.append(f"| {scenario} | {topo} | failed | | | | | | | | |")
                 continue
             lines.append(
-                f"| {scenario} | {topo} | {s['per_s']:,.0f} | {s['ringmq_cpu']:.2f} | "
-                f"{s['nats_cpu']:.2f} | {s['us_per']:.2f} | {s['per_cpu_s']:,.0f} | "
+                f"| {scenario} | {topo} | {s['per_s']:,.0f} | {s['ringmq_us']:.2f} | "
+                f"{s['nats_us']:.2f} | {s['us_per']:.2f} | {s['per_cpu_s']:,.0f} | "
                 f"{s['p50']:.0f} | {s['p99']:.0f} | {s['verdict']} | {s['load']} |")
     lines += ["", "| scenario | extra CPU µs/msg across nodes | added p50 µs | added p99 µs | "
               "cluster per CPU-s ÷ one node | cluster per CPU-s ÷ NATS MQTT |",
@@ -251,6 +251,37 @@ def table(rows, refs, topologies):
     return "\n".join(lines) + "\n"
 
 
+def retable(out):
+    """Rebuilds DIR/table.md (and prints it) from an earlier run's JSON files."""
+    rows, topologies = {}, []
+    for name in sorted(os.listdir(out)):
+        m = re.fullmatch(r"(cluster|single|unclustered)-(.+)\.json", name)
+        if not m:
+            continue
+        with open(os.path.join(out, name)) as f:
+            result = json.load(f)
+        rows.setdefault(m.group(2), {})[m.group(1)] = summarize(result)
+        if m.group(1) not in topologies:
+            topologies.append(m.group(1))
+    order = ["fanin-q0", "pairs-q0", "fanin-q1", "pairs-q1", "pairs-q0-light", "pairs-q1-light",
+             "connect"]
+    rows = {k: rows[k] for k in sorted(rows, key=lambda k: order.index(k) if k in order else 99)}
+    refs = {}
+    for scenario, run_name in (("fanin-q0", "mqtt-fanin-q0"), ("pairs-q1", "mqtt-pairs-q1"),
+                               ("connect", "mqtt-connect")):
+        path = os.path.join(out, "reference", f"{run_name}.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                r = json.load(f)
+            r["ringmq_pids"], r["load_average"] = [], "-"
+            refs[scenario] = summarize(r)
+    text = table(rows, refs, [t for t in ("cluster", "single", "unclustered") if t in topologies])
+    with open(os.path.join(out, "table.md"), "w") as f:
+        f.write(text)
+    print(text, end="")
+    return 0
+
+
 def main():
     parser = argparse.ArgumentParser(prog="bench-cluster.sh", add_help=False)
     parser.add_argument("--quick", action="store_true")
@@ -260,7 +291,10 @@ def main():
     parser.add_argument("--threads", type=int, default=1, choices=range(1, 9))
     parser.add_argument("--only", default="")
     parser.add_argument("--no-reference", action="store_true")
+    parser.add_argument("--table", metavar="DIR")
     o = parser.parse_args()
+    if o.table:
+        return retable(o.table)
     out = o.out or os.path.join(ROOT, "bench", "results",
                                 "cluster-quick" if o.quick else "cluster")
     os.makedirs(out, exist_ok=True)

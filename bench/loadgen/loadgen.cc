@@ -245,8 +245,8 @@ const char kHelp[] =
   std::exit(2);
 }
 
-// --port and --broker-pid lists: a bound far above any cluster the generator drives from one
-// machine, so a typo cannot make it open a socket per listed port per client.
+// The bound of the --port and --broker-pid lists: far above the nodes and servers of any cluster
+// one generator drives from one machine.
 constexpr size_t kMaxListItems = 64;
 // Interest for a subscription reaches the other nodes of a cluster after its SUBACK (the node's
 // NATS server, then its routes); a second covers that on a loaded 2-core machine, where it

@@ -26,9 +26,12 @@ inline size_t PortIndex(size_t ports, PlacedAs kind, size_t index) {
   if (ports == 0) std::abort();  // the option parser guarantees at least one port
   if (ports == 1) return 0;
   switch (kind) {
-    case PlacedAs::kSubscriberOrOther: return index % ports;
-    case PlacedAs::kPublisher: return (index + 1) % ports;
-    case PlacedAs::kFaninPublisher: return 1 + index % (ports - 1);
+    case PlacedAs::kSubscriberOrOther:
+      return index % ports;
+    case PlacedAs::kPublisher:
+      return (index + 1) % ports;
+    case PlacedAs::kFaninPublisher:
+      return 1 + index % (ports - 1);
   }
   std::abort();
 }
