@@ -149,8 +149,12 @@ def run_bench(out, topology, run_name, args):
     argv = [BENCH, *args, "--port", ",".join(map(str, topology.ports())),
             "--broker-pid", ",".join(map(str, pids)), "--label", name, "--json", path,
             "--topic-prefix", f"bc-{run_name}", "--quiet"]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=RUN_TIMEOUT,
-                          preexec_fn=_die_with_parent)
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=RUN_TIMEOUT,
+                              preexec_fn=_die_with_parent)
+    except subprocess.TimeoutExpired:
+        say(f"FAIL {name}: ringmq-bench did not finish within {RUN_TIMEOUT} s")
+        return None
     with open(os.path.join(out, f"{name}.txt"), "w") as f:
         f.write(proc.stdout + proc.stderr)
     say(f"{name}: {proc.stdout.strip()}")
@@ -340,7 +344,11 @@ def main():
         if not mine:
             continue
         try:
-            topology.start()
+            try:
+                topology.start()
+            except (AssertionError, RuntimeError, OSError) as e:
+                say(f"error: {topology.name} did not start: {e}")
+                return 2
             for name, args in mine.items():
                 result = run_bench(out, topology, name, args)
                 rows[name][topology.name] = summarize(result)

@@ -46,6 +46,9 @@ import nats_cluster  # noqa: E402
 
 NODES = 3
 LINK_TIMEOUT = 30.0
+# A subscriber at QoS 0 sends nothing on its own: it pings within its keepalive (mqtt_raw's
+# CONNECT asks for 60 s), or the node rightly closes it after 1.5 times that (MQTT-3.1.2-24).
+PING_INTERVAL_S = 20.0
 
 
 def say(text):
@@ -85,6 +88,7 @@ class Stats:
         self.published = {0: 0, 1: 0}
         self.delivered = 0
         self.reconnects = 0
+        self.pings = 0
         self.lost_local_q1 = 0
         self.lost_cross_q1 = 0
         self.lost_q0 = 0
@@ -199,7 +203,11 @@ class Subscriber(threading.Thread):
         try:
             self.connect()
             switch_at = time.monotonic() + self.reconnect_s if self.reconnect_s else None
+            ping_at = time.monotonic() + Subscriber.ping_interval_s
             while not self.stop.is_set() or time.monotonic() < self.drain_until():
+                if time.monotonic() >= ping_at:
+                    self.ping()
+                    ping_at = time.monotonic() + Subscriber.ping_interval_s
                 if switch_at is not None and time.monotonic() >= switch_at:
                     self.client.disconnect()
                     self.node = (self.node + 1) % len(self.ports)
@@ -217,6 +225,23 @@ class Subscriber(threading.Thread):
             self.stats.error(f"subscriber {self.name}: {e}")
 
     drain_deadline = 0.0
+    ping_interval_s = PING_INTERVAL_S
+
+    def ping(self):
+        """PINGREQ and its PINGRESP; PUBLISHes that arrive meanwhile are handled first."""
+        self.client.send(mqtt_raw.PINGREQ)
+        while True:
+            pkt = self.client.read_packet(5.0, "PINGRESP")
+            if pkt.raw == mqtt_raw.PINGRESP:
+                with self.stats.lock:
+                    self.stats.pings += 1
+                return
+            if pkt.type == mqtt_raw.PUBLISH:
+                pub = mqtt_raw.Publish(pkt)
+                self.client.acknowledge(pub)
+                self.on_message(pub)
+            else:
+                raise mqtt_raw.ProtocolError(f"{self.name}: expected PINGRESP, got {pkt!r}")
 
     def drain_until(self):
         return Subscriber.drain_deadline
@@ -256,6 +281,7 @@ def main():
     seconds = 14.0 if o.quick else o.minutes * 60
     if o.quick:
         o.reconnect_s, o.settle_s, o.drain_s = 2.0, 3.0, 2.0
+        Subscriber.ping_interval_s = 3.0  # so that the quick run pings too
     if seconds < 12:
         say("error: the run needs at least 12 s (outage, settle and a resumed phase)")
         return 2
@@ -368,7 +394,7 @@ def main():
         failures.append(f"{s.lost_cross_q1} lost at QoS 1 across nodes (--strict)")
     failures += s.errors
     print(f"published: {s.published[0]} at QoS 0, {s.published[1]} at QoS 1\n"
-          f"delivered: {s.delivered}; subscriber reconnects: {s.reconnects}\n"
+          f"delivered: {s.delivered}; subscriber reconnects: {s.reconnects}; pings: {s.pings}\n"
           f"lost: {s.lost_q0} at QoS 0, {s.lost_local_q1} at QoS 1 on one node, "
           f"{s.lost_cross_q1} at QoS 1 across nodes (at most once for now)\n"
           f"duplicated: {s.dup_q0} at QoS 0, {s.dup_q1} at QoS 1; out of order: "

@@ -28,9 +28,12 @@ class ClusterSoak(unittest.TestCase):
         self.assertIsNotNone(published, out)
         self.assertGreater(int(published.group(1)), 0)
         self.assertGreater(int(published.group(2)), 0)
-        delivered = re.search(r"delivered: (\d+); subscriber reconnects: (\d+)", out)
+        delivered = re.search(r"delivered: (\d+); subscriber reconnects: (\d+); pings: (\d+)",
+                              out)
+        self.assertIsNotNone(delivered, out)
         self.assertGreater(int(delivered.group(1)), 0)
         self.assertGreater(int(delivered.group(2)), 0)
+        self.assertGreater(int(delivered.group(3)), 0)  # keepalive kept by QoS 0 subscribers
         self.assertIn("out of order: 0", out)
         reconnects = re.search(r"(\d+) link reconnects", out)
         self.assertGreater(int(reconnects.group(1)), 0, out)
