@@ -147,6 +147,18 @@ class HaproxyCluster(unittest.TestCase):
                 self.fail(f"{what}: clients per node {got}, expected {want}")
             time.sleep(0.05)
 
+    def wait_total(self, want, what):
+        """Clients per node once the running nodes hold `want` in all (a health check's client
+        only ever adds to the sum)."""
+        deadline = time.monotonic() + READY_TIMEOUT
+        while True:
+            counts = self.connected()
+            if sum(c for c in counts if c is not None) == want:
+                return counts
+            if time.monotonic() > deadline:
+                self.fail(f"{what}: clients per node {counts}, expected {want} in all")
+            time.sleep(0.05)
+
     def exchange(self, publisher, subscribers, topic, count):
         """`count` QoS 0 then `count` QoS 1 messages (each QoS 1 PUBACKed) from `publisher`;
         every subscriber gets all of them, in order."""
@@ -166,11 +178,7 @@ class HaproxyCluster(unittest.TestCase):
         for s in subs:
             s.subscribe([("ha/t", 1)], granted=[1])
         pub = self.client("ha-pub")
-        deadline = time.monotonic() + READY_TIMEOUT
-        while sum(counts := self.connected()) != 4:
-            if time.monotonic() > deadline:
-                self.fail(f"a fourth client: clients per node {counts}")
-            time.sleep(0.05)
+        counts = self.wait_total(4, "a fourth client")
         self.assertEqual(sorted(counts), [1, 1, 2])
         self.exchange(pub, subs, "ha/t", 50)
 
@@ -204,8 +212,8 @@ class HaproxyCluster(unittest.TestCase):
         subs = [again.get(s.client_id, s) for s in subs]
         for s in again.values():
             s.subscribe([("ha/t", 1)], granted=[1])
-        survivors = [c for i, c in enumerate(self.connected()) if i != victim]
-        self.assertEqual(sum(survivors), 4)
+        counts = self.wait_total(4, "after the reconnects")
+        self.assertIsNone(counts[victim])
         self.exchange(pub, subs, "ha/t", 50)
         self.assertGreater(metric(self.nodes[(victim + 1) % 3], "ringmq_cluster_messages_total"),
                            0)
