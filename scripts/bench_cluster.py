@@ -6,6 +6,8 @@ Topologies, each started fresh and stopped before the next (127.0.0.1, free port
            node i connected to server i mod M; ringmq-bench gets every node's port, so that
            publishers and subscribers sit on different nodes (ringmq-bench --help, --port)
   single   one ringmq node without [cluster]
+  unclustered
+           the cluster's N nodes without [cluster] (connect only)
 Scenarios on each (ringmq-bench; the standard shapes of scripts/bench-compare.sh):
   fanin-q0, fanin-q1   100 publishers -> 1 subscriber, window 16, 64-byte payloads
   pairs-q0, pairs-q1   500 publisher/subscriber pairs
