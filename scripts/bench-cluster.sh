@@ -62,9 +62,7 @@ if [[ $build -eq 1 ]]; then
     bench/nats/ringmq-nats-bench >/dev/null || { echo "build failed" >&2; exit 2; }
 fi
 # RINGMQ_BINARY (as for the integration tests) names another build's ringmq; ringmq-bench is
-# taken from beside it.
+# taken from beside it, else from build/.
 ringmq=${RINGMQ_BINARY:-build/ringmq}
-for f in "$ringmq" "$(dirname "$ringmq")/bench/loadgen/ringmq-bench"; do
-  [[ -x $f ]] || { echo "bench-cluster: $f is not built" >&2; exit 2; }
-done
+[[ -x $ringmq ]] || { echo "bench-cluster: $ringmq is not built" >&2; exit 2; }
 exec /usr/bin/python3 scripts/bench_cluster.py "${args[@]}"

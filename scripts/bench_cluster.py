@@ -43,9 +43,13 @@ import broker  # noqa: E402
 import nats_cluster  # noqa: E402
 
 # The broker under test (RINGMQ_BINARY, as for the integration tests; build/ringmq by default)
-# and the ringmq-bench built beside it.
+# and the ringmq-bench built beside it, else the release build's (a sanitizer build has no
+# benchmarks).
 RINGMQ = os.environ.setdefault("RINGMQ_BINARY", os.path.join(ROOT, "build", "ringmq"))
-BENCH = os.path.join(os.path.dirname(RINGMQ), "bench", "loadgen", "ringmq-bench")
+BENCH = next((p for p in (os.path.join(os.path.dirname(RINGMQ), "bench", "loadgen",
+                                       "ringmq-bench"),
+                          os.path.join(ROOT, "build", "bench", "loadgen", "ringmq-bench"))
+              if os.access(p, os.X_OK)), None)
 LINK_TIMEOUT = 30.0  # every shard's NATS link up after the nodes start
 # One ringmq-bench run: setup, warm-up, measurement, drain, with room on a loaded machine.
 RUN_TIMEOUT = 300
@@ -309,6 +313,9 @@ def main():
             os.remove(os.path.join(out, f))
     if nats_cluster.available():
         say(f"error: {nats_cluster.available()}")
+        return 2
+    if BENCH is None:
+        say("error: ringmq-bench is not built (ninja -C build bench/loadgen/ringmq-bench)")
         return 2
     if o.quick:
         d = ["--duration", "1", "--warmup", "0.5", "--drain", "3"]
