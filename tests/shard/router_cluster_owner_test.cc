@@ -1,0 +1,278 @@
+// Client ids across nodes (router.h, "Client ids across nodes"; cluster/claim.h) through the
+// sans-IO harness: each shard's router has a real NatsLink at kReady; the test reads the claims
+// the links would publish and feeds them the claims other nodes would send.
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cluster/claim.h"
+#include "cluster/nats_link.h"
+#include "common/log.h"
+#include "shard/cluster_owner.h"
+#include "shard/router_harness.h"
+
+namespace ringmq::shard {
+namespace {
+
+using harness::Client;
+using harness::RouterHarness;
+
+constexpr std::string_view kNode = "node-b";
+constexpr std::string_view kWillTopic = "will/x";
+
+class RouterSink final : public cluster::NatsLinkSink {
+ public:
+  explicit RouterSink(Router& router) : router_(router) {}
+  void OnReady(const cluster::nats::ServerInfo&) override {}
+  void OnMessage(const cluster::NatsMessage& message) override {
+    router_.OnClusterMessage(message);
+  }
+  void OnDisconnected(cluster::DisconnectReason, std::string_view) override {}
+  void OnServerError(std::string_view) override {}
+
+ private:
+  Router& router_;
+};
+
+class RouterClusterOwnerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    SetLogLevel(LogLevel::kError);
+    config_.threads = 2;
+    harness_ = std::make_unique<RouterHarness>(config_, 2);
+    for (uint32_t shard = 0; shard < 2; ++shard) {
+      sinks_.push_back(std::make_unique<RouterSink>(harness_->router(shard)));
+      cluster::NatsLinkOptions options;
+      options.urls = {"nats://127.0.0.1:4222"};
+      auto link = cluster::NatsLink::Create(options, sinks_.back().get());
+      ASSERT_TRUE(link.ok()) << link.status();
+      links_.push_back(std::move(*link));
+      cluster::NatsLink& l = *links_.back();
+      l.BeginConnect(0);
+      l.OnTransportConnected(0);
+      l.OnReceived(0, "INFO {\"server_id\":\"s\",\"headers\":true,\"max_payload\":1024}\r\n");
+      l.OnReceived(0, "PONG\r\n");
+      ASSERT_TRUE(l.ready());
+      Output(shard);  // CONNECT and PING
+      harness_->router(shard).AttachCluster(&l, std::string(kNode), "");
+      ASSERT_TRUE(harness_->router(shard).StartClusterOwnership().ok());
+    }
+  }
+  void TearDown() override {
+    harness_.reset();
+    SetLogLevel(LogLevel::kInfo);
+  }
+
+  std::string Output(uint32_t shard) {
+    std::string out;
+    links_[shard]->TakeOutput(out);
+    return out;
+  }
+
+  // The sid link `shard` gave the subscription of claim bucket `bucket` (SUBs are made in
+  // bucket order from sid 1: BucketsOf).
+  static uint64_t SidOf(uint32_t bucket) { return bucket / 2 + 1; }
+
+  // A claim from another node, delivered as NATS would: to the shard that subscribes its bucket.
+  void DeliverClaim(const cluster::Claim& claim) {
+    const uint32_t bucket = cluster::ClaimBucket(claim.client_id);
+    std::string subject;
+    cluster::AppendClaimSubject("", bucket, subject);
+    std::string payload;
+    cluster::EncodeClaim(claim, payload);
+    const std::string msg = "MSG " + subject + " " + std::to_string(SidOf(bucket)) + " " +
+                            std::to_string(payload.size()) + "\r\n" + payload + "\r\n";
+    links_[bucket % 2]->OnReceived(0, msg);
+    harness_->Settle();
+  }
+
+  // The claims in a link's output (PUB lines), parsed.
+  struct Published {
+    std::string subject;
+    uint64_t key = 0;
+    std::string node;
+    bool clean_start = false;
+    std::string client_id;
+  };
+  std::vector<Published> Claims(uint32_t shard) {
+    std::vector<Published> out;
+    std::string_view bytes;
+    const std::string all = Output(shard);
+    bytes = all;
+    while (!bytes.empty()) {
+      const size_t eol = bytes.find("\r\n");
+      const std::string_view line = bytes.substr(0, eol);
+      bytes.remove_prefix(eol + 2);
+      if (!line.starts_with("PUB ")) continue;
+      const size_t space = line.rfind(' ');
+      const size_t size = std::stoul(std::string(line.substr(space + 1)));
+      const std::string_view payload = bytes.substr(0, size);
+      bytes.remove_prefix(size + 2);
+      const std::optional<cluster::Claim> claim = cluster::ParseClaim(payload);
+      EXPECT_TRUE(claim.has_value()) << payload;
+      if (!claim) continue;
+      out.push_back({std::string(line.substr(4, space - 4)), claim->key, std::string(claim->node),
+                     claim->clean_start, std::string(claim->client_id)});
+    }
+    return out;
+  }
+
+  static mqtt::Connect WithWill(const std::string& client_id, bool clean_session = true) {
+    mqtt::Connect connect = harness::ConnectPacket(client_id, clean_session);
+    connect.will =
+        mqtt::Will{.topic = kWillTopic, .payload = "gone", .qos = mqtt::QoS::k1, .retain = false};
+    return connect;
+  }
+
+  metrics::ShardCounters& counters(uint32_t shard) { return harness_->counters(shard); }
+
+  Config config_;
+  std::unique_ptr<RouterHarness> harness_;
+  std::vector<std::unique_ptr<RouterSink>> sinks_;
+  std::vector<std::unique_ptr<cluster::NatsLink>> links_;
+};
+
+TEST_F(RouterClusterOwnerTest, EachShardSubscribesItsBucketsOnce) {
+  // SetUp took the links' output before StartClusterOwnership: what is left are its SUBs.
+  EXPECT_EQ(links_[0]->subscription_count(), cluster::kClaimBuckets / 2);
+  EXPECT_EQ(links_[1]->subscription_count(), cluster::kClaimBuckets / 2);
+  const std::string subs = Output(1);
+  EXPECT_TRUE(subs.starts_with("SUB $RINGMQ.claim.1 1\r\nSUB $RINGMQ.claim.3 2\r\n")) << subs;
+}
+
+TEST_F(RouterClusterOwnerTest, ConnectClaimsTheIdFromItsHomeShard) {
+  Output(0);
+  Output(1);
+  const std::string id = harness_->IdOn(1, "dev");
+  harness_->Connect(id, /*clean_session=*/false);
+  EXPECT_TRUE(Claims(0).empty());
+  const std::vector<Published> claims = Claims(1);
+  ASSERT_EQ(claims.size(), 1u);
+  EXPECT_EQ(claims[0].subject, "$RINGMQ.claim." + std::to_string(cluster::ClaimBucket(id)));
+  EXPECT_EQ(claims[0].node, kNode);
+  EXPECT_FALSE(claims[0].clean_start);
+  EXPECT_EQ(claims[0].client_id, id);
+  EXPECT_GT(claims[0].key, 0u);
+  EXPECT_EQ(counters(1).cluster_owner_claims_sent.Load(), 1u);
+  // A second CONNECT of the id: a newer key.
+  harness_->Connect(id);
+  const std::vector<Published> again = Claims(1);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_GT(again[0].key, claims[0].key);
+  EXPECT_TRUE(again[0].clean_start);
+}
+
+TEST_F(RouterClusterOwnerTest, ServerAssignedIdsAreNotClaimed) {
+  Output(0);
+  Output(1);
+  harness_->Connect(std::string());  // MQTT-3.1.3-6: the server assigns one
+  EXPECT_TRUE(Claims(0).empty());
+  EXPECT_TRUE(Claims(1).empty());
+}
+
+TEST_F(RouterClusterOwnerTest, ANewerClaimClosesTheConnectionWithItsWillAndEndsTheSession) {
+  Client& watcher = harness_->Connect(harness_->IdOn(1, "watcher"));
+  harness_->Subscribe(watcher, kWillTopic);
+  const std::string id = harness_->IdOn(0, "dev");
+  Client& client = harness_->Connect(WithWill(id, /*clean_session=*/false));
+  harness_->Subscribe(client, "t");
+  DeliverClaim({.key = UINT64_MAX / 2, .node = "node-a", .clean_start = true, .client_id = id});
+  EXPECT_EQ(client.connection.state(), net::Connection::State::kClosing) << "MQTT-3.1.4-2";
+  EXPECT_EQ(watcher.publishes_by_qos[1], 1u) << "no DISCONNECT: its will (MQTT-3.1.2-8)";
+  EXPECT_EQ(counters(0).cluster_owner_takeovers.Load(), 1u);
+  EXPECT_EQ(counters(0).cluster_owner_sessions_ended.Load(), 1u);
+  EXPECT_EQ(counters(0).session_takeovers.Load(), 0u) << "not a takeover on this node";
+  EXPECT_EQ(harness_->router(0).session_count(), 0u);
+  bool present = true;
+  harness_->Connect(harness::ConnectPacket(id, /*clean_session=*/false), &present);
+  EXPECT_FALSE(present) << "the session ended here";
+}
+
+TEST_F(RouterClusterOwnerTest, AnOlderClaimLeavesTheSessionAndClaimsItAgain) {
+  const std::string id = harness_->IdOn(0, "dev");
+  Client& client = harness_->Connect(id);
+  const std::vector<Published> own = Claims(0);
+  ASSERT_EQ(own.size(), 1u);
+  DeliverClaim({.key = own[0].key - 1, .node = "node-z", .clean_start = true, .client_id = id});
+  EXPECT_EQ(client.connection.state(), net::Connection::State::kOpen);
+  EXPECT_EQ(counters(0).cluster_owner_claims_kept.Load(), 1u);
+  const std::vector<Published> again = Claims(0);
+  ASSERT_EQ(again.size(), 1u) << "the claimant's connection must yield to ours";
+  EXPECT_EQ(again[0].key, own[0].key);
+  EXPECT_EQ(again[0].client_id, id);
+  // Equal keys: the greater node name is newer. "node-a" < "node-b" (ours): kept.
+  DeliverClaim({.key = own[0].key, .node = "node-a", .clean_start = true, .client_id = id});
+  EXPECT_EQ(client.connection.state(), net::Connection::State::kOpen);
+  EXPECT_EQ(counters(0).cluster_owner_claims_kept.Load(), 2u);
+  // "node-c" > "node-b": it yields.
+  DeliverClaim({.key = own[0].key, .node = "node-c", .clean_start = true, .client_id = id});
+  EXPECT_EQ(client.connection.state(), net::Connection::State::kClosing);
+}
+
+TEST_F(RouterClusterOwnerTest, AClaimSeenBeforeAConnectMakesTheConnectNewer) {
+  const std::string id = harness_->IdOn(0, "dev");
+  // Another node's clock is far ahead: its claim arrives before our client connects.
+  DeliverClaim({.key = UINT64_MAX / 2, .node = "node-z", .clean_start = true, .client_id = id});
+  harness_->Connect(id);
+  const std::vector<Published> claims = Claims(0);
+  ASSERT_EQ(claims.size(), 1u);
+  EXPECT_GT(claims[0].key, UINT64_MAX / 2) << "so node-z's connection yields to ours";
+}
+
+TEST_F(RouterClusterOwnerTest, AClaimReceivedOnAnotherShardReachesTheHomeShard) {
+  // With 2 shards NATS delivers each claim to the id's home shard (bucket % 2); a node with 3
+  // shards would not. Shard 0 gets a claim for an id of shard 1 on one of its claim sids.
+  const std::string id = harness_->IdOn(1, "dev");
+  Client& client = harness_->Connect(id);
+  std::string payload;
+  cluster::EncodeClaim(
+      {.key = UINT64_MAX / 2, .node = "node-a", .clean_start = true, .client_id = id}, payload);
+  const std::string msg = "MSG $RINGMQ.claim.0 " + std::to_string(SidOf(0)) + " " +
+                          std::to_string(payload.size()) + "\r\n" + payload + "\r\n";
+  links_[0]->OnReceived(0, msg);
+  harness_->Settle();
+  EXPECT_EQ(counters(0).cluster_owner_claims_forwarded.Load(), 1u);
+  EXPECT_EQ(client.connection.state(), net::Connection::State::kClosing);
+  EXPECT_EQ(counters(1).cluster_owner_takeovers.Load(), 1u);
+}
+
+TEST_F(RouterClusterOwnerTest, OwnClaimsAndInvalidOnesChangeNothing) {
+  const std::string id = harness_->IdOn(0, "dev");
+  Client& client = harness_->Connect(id);
+  DeliverClaim({.key = UINT64_MAX / 2, .node = kNode, .clean_start = true, .client_id = id});
+  EXPECT_EQ(client.connection.state(), net::Connection::State::kOpen) << "our own";
+  EXPECT_EQ(counters(0).cluster_owner_claims_received.Load() +
+                counters(1).cluster_owner_claims_received.Load(),
+            0u);
+  const std::string msg = "MSG $RINGMQ.claim.0 " + std::to_string(SidOf(0)) + " 5\r\nhello\r\n";
+  links_[0]->OnReceived(0, msg);
+  harness_->Settle();
+  EXPECT_EQ(counters(0).cluster_owner_claims_invalid.Load(), 1u);
+  EXPECT_EQ(counters(0).cluster_unmappable_subjects.Load(), 0u) << "not taken for a topic";
+}
+
+TEST_F(RouterClusterOwnerTest, AnOfflinePersistentSessionEndsForAClaimAndIsCountedNotMoved) {
+  const std::string id = harness_->IdOn(0, "dev");
+  Client& client = harness_->Connect(id, /*clean_session=*/false);
+  harness_->Drop(client);
+  EXPECT_EQ(harness_->router(0).session_count(), 1u) << "offline";
+  DeliverClaim({.key = UINT64_MAX / 2, .node = "node-a", .clean_start = false, .client_id = id});
+  EXPECT_EQ(harness_->router(0).session_count(), 0u);
+  EXPECT_EQ(counters(0).cluster_owner_sessions_not_moved.Load(), 1u);
+  EXPECT_EQ(counters(0).cluster_owner_takeovers.Load(), 0u) << "no connection to close";
+}
+
+TEST_F(RouterClusterOwnerTest, AClaimForAnIdWithNoSessionHereOnlyMovesTheClock) {
+  DeliverClaim({.key = 99, .node = "node-a", .clean_start = true, .client_id = "nobody"});
+  const uint32_t home = harness_->HomeOf("nobody");
+  EXPECT_EQ(counters(0).cluster_owner_claims_received.Load() +
+                counters(1).cluster_owner_claims_received.Load(),
+            1u);
+  EXPECT_EQ(counters(home).cluster_owner_takeovers.Load(), 0u);
+}
+
+}  // namespace
+}  // namespace ringmq::shard
