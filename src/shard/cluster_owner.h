@@ -3,7 +3,8 @@
 // nodes", for what the Router does with them).
 //
 // It holds: the NATS subscriptions of the claim buckets this shard receives (bucket b goes to
-// shard b % shards, so each node receives each claim once); the shard's ClaimClock; and, per
+// shard b % shards, so each node receives each claim once) and of its session subject; the
+// shard's ClaimClock; and, per
 // session slot, the key of the claim made for the session's last connection on this node (0:
 // none, e.g. a server-assigned id or a session recovered from disk: any claim from another
 // node is newer).
@@ -35,6 +36,7 @@ struct ClaimRecord {
   std::string node;
   bool clean_start = false;
   std::string client_id;
+  std::string reply;  // the NATS reply subject of the claim (empty: none)
 
   cluster::Claim view() const {
     return {.key = key, .node = node, .clean_start = clean_start, .client_id = client_id};
@@ -71,6 +73,10 @@ class ClusterOwnership {
     return std::binary_search(sids_.begin(), sids_.end(), sid);
   }
   size_t sid_count() const { return sids_.size(); }
+  // The subscription of this shard's session subject (cluster/session_state.h), on which
+  // other nodes send the state of sessions this shard claimed.
+  void set_state_sid(uint64_t sid) { state_sid_ = sid; }
+  bool IsStateSid(uint64_t sid) const { return sid == state_sid_; }
 
   void SetKey(uint32_t index, uint64_t key) {
     if (index >= keys_.size()) keys_.resize(size_t{index} + 1, 0);
@@ -80,12 +86,16 @@ class ClusterOwnership {
 
   cluster::ClaimClock& clock() { return clock_; }
 
-  // Reusable scratch for the claims this shard publishes.
+  // Reusable scratch for the claims and states this shard publishes.
   std::string subject;
   std::string payload;
+  // $RINGMQ[.prefix].session.<node>.<shard>: the reply subject of this shard's claims for
+  // sessions it means to resume.
+  std::string state_subject;
 
  private:
   std::vector<uint64_t> sids_;  // sorted
+  uint64_t state_sid_ = 0;
   std::vector<uint64_t> keys_;  // by session slot
   cluster::ClaimClock clock_;
 };

@@ -1259,7 +1259,7 @@ void Router::OnRecord(std::span<const Slot> record) {
     case kClaim: {
       RINGMQ_ASSERT(record.size() == 1);
       const std::unique_ptr<ClaimRecord> claim(reinterpret_cast<ClaimRecord*>(record[0].value));
-      HandleClaim(claim->view());
+      HandleClaim(claim->view(), claim->reply);
       return;
     }
     default:

@@ -270,9 +270,14 @@ class Router final : public net::PacketSink {
   // here (received on the bucket's shard, passed to the id's home shard through the mailbox if
   // that is another shard) is judged by ClusterOwnership::Judge: newer, the session's
   // connection is closed as in a takeover (MQTT-3.1.4-2: its will falls due unless it sent
-  // DISCONNECT; 5.0: DISCONNECT 0x8E) and the session ends here, its state not moved; older,
-  // the session stays and, if online, is claimed again with its own key so that the other
-  // node's connection yields. Fails if the link refuses a subscription.
+  // DISCONNECT; 5.0: DISCONNECT 0x8E) and the session ends here; older, the session stays
+  // and, if online, is claimed again with its own key so that the other node's connection
+  // yields. A claimant that means to resume its session (clean session / Clean Start 0) names
+  // its shard's session subject as the claim's reply subject: a persistent session that yields
+  // sends its subscriptions and deliveries there (cluster/session_state.h; its delayed will is
+  // cancelled, 5.0:MQTT-3.1.3-9), and the claimant's shard merges them into the session it
+  // bound (SUBSCRIBE with Retain Handling 2, each message queued as a delivery). Fails if the
+  // link refuses a subscription.
   absl::Status StartClusterOwnership();
 
   // ---- Persistence (see the header comment) ----
@@ -513,9 +518,14 @@ class Router final : public net::PacketSink {
   // A MSG of the link: true if it is a claim (handled or passed on), false if not one of the
   // claim subscriptions.
   bool OnClaimMessage(const cluster::NatsMessage& message);
-  // On the client id's home shard.
-  void HandleClaim(const cluster::Claim& claim);
-  void YieldToClaim(uint32_t index, const cluster::Claim& claim);
+  // On the client id's home shard. `reply`: the claim's NATS reply subject (a claimant that
+  // means to resume the session: where its state goes).
+  void HandleClaim(const cluster::Claim& claim, std::string_view reply);
+  void YieldToClaim(uint32_t index, const cluster::Claim& claim, std::string_view reply);
+  // Publishes the session's subscriptions and deliveries to `reply` (cluster/session_state.h).
+  void SendSessionState(uint32_t index, uint64_t key, std::string_view reply);
+  // A state another node sent for a session this shard claimed: merged into it.
+  void OnSessionState(std::string_view bytes);
 
   // ---- Persistence (router_persist.cc) ----
   struct Persist;

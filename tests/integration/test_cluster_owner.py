@@ -120,22 +120,59 @@ class ClusterOwnerTest(unittest.TestCase):
             time.sleep(QUIET)  # nothing more happens to the survivor
             mqtt_raw.ping(survivor)
 
-    def test_persistent_session_is_ended_where_it_was_and_counted_not_moved(self):
-        node0 = self.nodes[0]
-        before = metric(node0, "ringmq_cluster_owner_sessions_ended_total", state="not_moved")
+    def test_persistent_session_moves_with_its_subscriptions_and_queued_messages(self):
+        node0, node1 = self.nodes[0], self.nodes[1]
+        moved = metric(node0, "ringmq_cluster_owner_sessions_ended_total", state="moved")
+        merged = metric(node1, "ringmq_cluster_owner_states_total", result="merged")
         old = self.client(0, "owner-persist", clean=False)
-        old.subscribe([("owner/persist", 1)], granted=[1])
+        old.subscribe([("owner/persist/#", 1)], granted=[1])
+        pubs = [self.client(i, f"owner-persist-pub{i}") for i in range(3)]
+        for i in (1, 2):
+            wait_route(pubs[i], [old], "owner/persist/probe")
+        arrived = metric(node0, "ringmq_cluster_messages_total", direction="in")
         old.disconnect()
-        # Its subscriptions and queued messages do not move yet (docs/cluster.md): the new
-        # node starts a new session, and the old node ends its own, counted.
-        self.client(1, "owner-persist", clean=False, session_present=False)
+        # Published while the client is offline, on every node (node 1 has no session for it
+        # yet: its messages reach node 0's offline session over NATS).
+        for i, pub in enumerate(pubs):
+            for k in range(2):
+                pub.publish("owner/persist/x", b"from%d-%d" % (i, k), qos=1)
+        deadline = time.monotonic() + TAKEOVER_TIMEOUT
+        while metric(node0, "ringmq_cluster_messages_total", direction="in") < arrived + 4:
+            self.assertLess(time.monotonic(), deadline, "node 0 did not get the messages")
+            time.sleep(0.05)
+        # Node 1 answers at once (session present 0: the state follows the CONNACK), and node
+        # 0 sends it the subscriptions and the queued messages.
+        new = self.client(1, "owner-persist", clean=False, session_present=False)
+        got = new.receive(6, timeout=TAKEOVER_TIMEOUT)
+        self.assertEqual(sorted(g.payload for g in got),
+                         sorted(b"from%d-%d" % (i, k) for i in range(3) for k in range(2)))
+        self.assertTrue(all(g.qos == 1 and g.topic == "owner/persist/x" for g in got))
+        # Each publisher's messages in their order.
+        for i in range(3):
+            mine = [g.payload for g in got if g.payload.startswith(b"from%d" % i)]
+            self.assertEqual(mine, [b"from%d-0" % i, b"from%d-1" % i])
+        # The subscription moved too: new messages reach the client on node 1.
+        wait_route(pubs[2], [new], "owner/persist/live")
+        new.expect_no_publish(QUIET)
+        self.assertEqual(metric(node0, "ringmq_cluster_owner_sessions_ended_total",
+                                state="moved"), moved + 1)
+        self.assertEqual(metric(node1, "ringmq_cluster_owner_states_total", result="merged"),
+                         merged + 1)
+
+    def test_a_clean_connect_elsewhere_ends_a_persistent_session(self):
+        node0 = self.nodes[0]
+        ended = metric(node0, "ringmq_cluster_owner_sessions_ended_total", state="dropped")
+        old = self.client(0, "owner-clean", clean=False)
+        old.subscribe([("owner/clean", 1)], granted=[1])
+        old.disconnect()
+        self.client(2, "owner-clean")  # MQTT-3.1.2-6: clean session 1 discards the session
         deadline = time.monotonic() + TAKEOVER_TIMEOUT
         while metric(node0, "ringmq_cluster_owner_sessions_ended_total",
-                     state="not_moved") == before:
+                     state="dropped") == ended:
             self.assertLess(time.monotonic(), deadline, "node 0 kept the session")
             time.sleep(0.05)
-        # Back on node 0: no session there any more, and node 1's connection yields.
-        self.client(0, "owner-persist", clean=False, session_present=False)
+        # Back on node 0: no session there any more.
+        self.client(0, "owner-clean", clean=False, session_present=False)
 
 
 def _closed(sock, seconds):

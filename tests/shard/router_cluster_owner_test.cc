@@ -3,6 +3,7 @@
 // the links would publish and feeds them the claims other nodes would send.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -10,6 +11,7 @@
 
 #include "cluster/claim.h"
 #include "cluster/nats_link.h"
+#include "cluster/session_state.h"
 #include "common/log.h"
 #include "shard/cluster_owner.h"
 #include "shard/router_harness.h"
@@ -76,22 +78,36 @@ class RouterClusterOwnerTest : public ::testing::Test {
   // bucket order from sid 1: BucketsOf).
   static uint64_t SidOf(uint32_t bucket) { return bucket / 2 + 1; }
 
+  static constexpr uint64_t kStateSid = cluster::kClaimBuckets / 2 + 1;
+
   // A claim from another node, delivered as NATS would: to the shard that subscribes its bucket.
-  void DeliverClaim(const cluster::Claim& claim) {
+  // `reply`: its reply subject (a claimant that resumes its session).
+  void DeliverClaim(const cluster::Claim& claim, std::string_view reply = {}) {
     const uint32_t bucket = cluster::ClaimBucket(claim.client_id);
     std::string subject;
     cluster::AppendClaimSubject("", bucket, subject);
     std::string payload;
     cluster::EncodeClaim(claim, payload);
     const std::string msg = "MSG " + subject + " " + std::to_string(SidOf(bucket)) + " " +
+                            (reply.empty() ? "" : std::string(reply) + " ") +
                             std::to_string(payload.size()) + "\r\n" + payload + "\r\n";
     links_[bucket % 2]->OnReceived(0, msg);
+    harness_->Settle();
+  }
+
+  // A session state from another node on shard `shard`'s session subject.
+  void DeliverState(uint32_t shard, std::string_view state) {
+    const std::string msg = "MSG $RINGMQ.session.node-b." + std::to_string(shard) + " " +
+                            std::to_string(kStateSid) + " " + std::to_string(state.size()) +
+                            "\r\n" + std::string(state) + "\r\n";
+    links_[shard]->OnReceived(0, msg);
     harness_->Settle();
   }
 
   // The claims in a link's output (PUB lines), parsed.
   struct Published {
     std::string subject;
+    std::string reply;
     uint64_t key = 0;
     std::string node;
     bool clean_start = false;
@@ -114,8 +130,12 @@ class RouterClusterOwnerTest : public ::testing::Test {
       const std::optional<cluster::Claim> claim = cluster::ParseClaim(payload);
       EXPECT_TRUE(claim.has_value()) << payload;
       if (!claim) continue;
-      out.push_back({std::string(line.substr(4, space - 4)), claim->key, std::string(claim->node),
-                     claim->clean_start, std::string(claim->client_id)});
+      const std::string_view head = line.substr(4, space - 4);  // subject [reply]
+      const size_t gap = head.find(' ');
+      out.push_back({std::string(head.substr(0, gap)),
+                     gap == std::string_view::npos ? "" : std::string(head.substr(gap + 1)),
+                     claim->key, std::string(claim->node), claim->clean_start,
+                     std::string(claim->client_id)});
     }
     return out;
   }
@@ -137,10 +157,13 @@ class RouterClusterOwnerTest : public ::testing::Test {
 
 TEST_F(RouterClusterOwnerTest, EachShardSubscribesItsBucketsOnce) {
   // SetUp took the links' output before StartClusterOwnership: what is left are its SUBs.
-  EXPECT_EQ(links_[0]->subscription_count(), cluster::kClaimBuckets / 2);
-  EXPECT_EQ(links_[1]->subscription_count(), cluster::kClaimBuckets / 2);
+  // Its buckets, then its session subject.
+  EXPECT_EQ(links_[0]->subscription_count(), cluster::kClaimBuckets / 2 + 1);
+  EXPECT_EQ(links_[1]->subscription_count(), cluster::kClaimBuckets / 2 + 1);
   const std::string subs = Output(1);
   EXPECT_TRUE(subs.starts_with("SUB $RINGMQ.claim.1 1\r\nSUB $RINGMQ.claim.3 2\r\n")) << subs;
+  EXPECT_TRUE(subs.ends_with("SUB $RINGMQ.claim.255 128\r\nSUB $RINGMQ.session.node-b.1 129\r\n"))
+      << subs;
 }
 
 TEST_F(RouterClusterOwnerTest, ConnectClaimsTheIdFromItsHomeShard) {
@@ -154,6 +177,7 @@ TEST_F(RouterClusterOwnerTest, ConnectClaimsTheIdFromItsHomeShard) {
   EXPECT_EQ(claims[0].subject, "$RINGMQ.claim." + std::to_string(cluster::ClaimBucket(id)));
   EXPECT_EQ(claims[0].node, kNode);
   EXPECT_FALSE(claims[0].clean_start);
+  EXPECT_EQ(claims[0].reply, "$RINGMQ.session.node-b.1") << "it resumes: its state comes here";
   EXPECT_EQ(claims[0].client_id, id);
   EXPECT_GT(claims[0].key, 0u);
   EXPECT_EQ(counters(1).cluster_owner_claims_sent.Load(), 1u);
@@ -163,6 +187,7 @@ TEST_F(RouterClusterOwnerTest, ConnectClaimsTheIdFromItsHomeShard) {
   ASSERT_EQ(again.size(), 1u);
   EXPECT_GT(again[0].key, claims[0].key);
   EXPECT_TRUE(again[0].clean_start);
+  EXPECT_EQ(again[0].reply, "") << "a clean session wants no state";
 }
 
 TEST_F(RouterClusterOwnerTest, ServerAssignedIdsAreNotClaimed) {
@@ -254,7 +279,7 @@ TEST_F(RouterClusterOwnerTest, OwnClaimsAndInvalidOnesChangeNothing) {
   EXPECT_EQ(counters(0).cluster_unmappable_subjects.Load(), 0u) << "not taken for a topic";
 }
 
-TEST_F(RouterClusterOwnerTest, AnOfflinePersistentSessionEndsForAClaimAndIsCountedNotMoved) {
+TEST_F(RouterClusterOwnerTest, WithoutAReplySubjectAPersistentSessionEndsAndIsCountedNotMoved) {
   const std::string id = harness_->IdOn(0, "dev");
   Client& client = harness_->Connect(id, /*clean_session=*/false);
   harness_->Drop(client);
@@ -272,6 +297,81 @@ TEST_F(RouterClusterOwnerTest, AClaimForAnIdWithNoSessionHereOnlyMovesTheClock) 
                 counters(1).cluster_owner_claims_received.Load(),
             1u);
   EXPECT_EQ(counters(home).cluster_owner_takeovers.Load(), 0u);
+}
+
+TEST_F(RouterClusterOwnerTest, AYieldingPersistentSessionSendsItsStateToTheClaimant) {
+  const std::string id = harness_->IdOn(0, "dev");
+  Client& client = harness_->Connect(WithWill(id, /*clean_session=*/false));
+  harness_->Subscribe(client, "t/#", mqtt::QoS::k1);
+  harness_->Subscribe(client, "u", mqtt::QoS::k0);
+  harness_->Drop(client);  // offline: QoS 1 is queued for it, its will was published
+  Client& publisher = harness_->Connect(harness_->IdOn(1, "pub"));
+  harness_->Send(publisher, harness::PublishBytes("t/a", "m1", mqtt::QoS::k1, 1));
+  harness_->Send(publisher, harness::PublishBytes("t/b", "m2", mqtt::QoS::k1, 2));
+  harness_->Send(publisher, harness::PublishBytes("u", "qos0", mqtt::QoS::k0));
+  harness_->Settle();
+  Output(0);
+  DeliverClaim({.key = UINT64_MAX / 2, .node = "node-a", .clean_start = false, .client_id = id},
+               "$RINGMQ.session.node-a.1");
+  EXPECT_EQ(harness_->router(0).session_count(), 0u) << "the session is node-a's now";
+  EXPECT_EQ(counters(0).cluster_owner_sessions_moved.Load(), 1u);
+  const std::string out = Output(0);
+  const std::string head = "PUB $RINGMQ.session.node-a.1 ";
+  ASSERT_TRUE(out.starts_with(head)) << out;
+  const size_t eol = out.find("\r\n");
+  const size_t size = std::stoul(out.substr(head.size(), eol - head.size()));
+  const std::string_view state = std::string_view(out).substr(eol + 2, size);
+  std::vector<std::pair<std::string, uint8_t>> subscriptions;
+  std::vector<std::string> messages;
+  ASSERT_TRUE(cluster::ParseSessionState(
+      state,
+      [&](uint64_t key, std::string_view client_id) {
+        EXPECT_EQ(key, UINT64_MAX / 2) << "it answers that claim";
+        EXPECT_EQ(client_id, id);
+        return true;
+      },
+      [&](const cluster::StateSubscription& s) {
+        subscriptions.emplace_back(std::string(s.filter), s.options);
+      },
+      [&](const cluster::StateMessage& m) {
+        messages.push_back(std::string(m.topic) + "=" + std::string(m.payload) + "@" +
+                           std::to_string(m.qos));
+      }));
+  std::sort(subscriptions.begin(), subscriptions.end());
+  EXPECT_EQ(subscriptions, (std::vector<std::pair<std::string, uint8_t>>{{"t/#", 1}, {"u", 0}}));
+  EXPECT_EQ(messages, (std::vector<std::string>{"t/a=m1@1", "t/b=m2@1"})) << "in order";
+}
+
+TEST_F(RouterClusterOwnerTest, AStateMergesIntoTheClaimingSessionOnce) {
+  const std::string id = harness_->IdOn(0, "dev");
+  bool present = true;
+  Client& client = harness_->Connect(harness::ConnectPacket(id, /*clean_session=*/false), &present);
+  EXPECT_FALSE(present);
+  const std::vector<Published> claims = Claims(0);
+  ASSERT_EQ(claims.size(), 1u);
+  std::string state;
+  cluster::SessionStateWriter writer;
+  ASSERT_TRUE(writer.Begin(state, 1 << 20, claims[0].key, id));
+  ASSERT_TRUE(writer.AddSubscription({.filter = "s/#", .options = 1}));
+  ASSERT_TRUE(writer.AddMessage({.topic = "s/a", .payload = "queued", .qos = 1}));
+  writer.End();
+  DeliverState(0, state);
+  EXPECT_EQ(counters(0).cluster_owner_states_merged.Load(), 1u);
+  EXPECT_EQ(client.publishes_by_qos[1], 1u) << "the queued message";
+  Client& publisher = harness_->Connect(harness_->IdOn(1, "pub"));
+  harness_->Send(publisher, harness::PublishBytes("s/b", "live", mqtt::QoS::k1, 1));
+  harness_->Settle();
+  EXPECT_EQ(client.publishes_by_qos[1], 2u) << "through the moved subscription";
+  // A state for another claim of the id (the client connected again since): not merged.
+  std::string stale;
+  ASSERT_TRUE(writer.Begin(stale, 1 << 20, claims[0].key + 1, id));
+  ASSERT_TRUE(writer.AddMessage({.topic = "s/a", .payload = "old", .qos = 1}));
+  writer.End();
+  DeliverState(0, stale);
+  EXPECT_EQ(counters(0).cluster_owner_states_stale.Load(), 1u);
+  EXPECT_EQ(client.publishes_by_qos[1], 2u);
+  DeliverState(0, "not a state");
+  EXPECT_EQ(counters(0).cluster_owner_states_invalid.Load(), 1u);
 }
 
 }  // namespace
