@@ -14,7 +14,9 @@
 #include "cluster/session_state.h"
 #include "common/log.h"
 #include "shard/cluster_owner.h"
+#include "shard/outbox.h"
 #include "shard/router_harness.h"
+#include "shard/shared_state.h"
 
 namespace ringmq::shard {
 namespace {
@@ -372,6 +374,45 @@ TEST_F(RouterClusterOwnerTest, AStateMergesIntoTheClaimingSessionOnce) {
   EXPECT_EQ(client.publishes_by_qos[1], 2u);
   DeliverState(0, "not a state");
   EXPECT_EQ(counters(0).cluster_owner_states_invalid.Load(), 1u);
+}
+
+TEST_F(RouterClusterOwnerTest, WhatDoesNotFitTheServersMaxPayloadIsLeftOutAndCounted) {
+  // The test server's INFO says max_payload 1024.
+  const std::string id = harness_->IdOn(0, "dev");
+  Client& client = harness_->Connect(id, /*clean_session=*/false);
+  harness_->Subscribe(client, "big/#", mqtt::QoS::k1);
+  harness_->Drop(client);
+  Client& publisher = harness_->Connect(harness_->IdOn(1, "pub"));
+  harness_->Send(publisher,
+                 harness::PublishBytes("big/a", std::string(2000, 'x'), mqtt::QoS::k1, 1));
+  harness_->Send(publisher, harness::PublishBytes("big/b", "small", mqtt::QoS::k1, 2));
+  harness_->Settle();
+  Output(0);
+  DeliverClaim({.key = UINT64_MAX / 2, .node = "node-a", .clean_start = false, .client_id = id},
+               "$RINGMQ.session.node-a.1");
+  EXPECT_EQ(counters(0).cluster_owner_state_left_out.Load(), 1u);
+  EXPECT_EQ(counters(0).cluster_owner_sessions_moved.Load(), 1u);
+  const std::string out = Output(0);
+  EXPECT_NE(out.find("big/b"), std::string::npos) << "the rest went";
+  EXPECT_EQ(out.find(std::string(2000, 'x')), std::string::npos);
+}
+
+TEST(ClaimRecordTest, AClaimDroppedAtTheMailboxOverflowBoundIsFreedAndCounted) {
+  SharedState shared(2, 0, retain::RetainedLimits{}, /*mailbox_memory=*/64 * 16 * 2);
+  metrics::ShardCounters counters;
+  {
+    Outbox outbox(0, shared, /*overflow_bytes_max=*/0, counters);
+    Mailbox& mailbox = shared.mailboxes.mailbox(0, 1);
+    const Slot filler[] = {Slot{0, 0, 0}};
+    while (mailbox.TryPush(filler).pushed) {
+    }
+    auto* record = new ClaimRecord{.key = 1, .node = "node-a", .client_id = "dev", .reply = ""};
+    const Slot slots[] = {Slot{kClaim, 0, reinterpret_cast<uint64_t>(record)}};
+    EXPECT_FALSE(outbox.Push(1, slots, sizeof(ClaimRecord))) << "not waiting: dropped";
+    EXPECT_EQ(counters.cluster_owner_claims_dropped.Load(), 1u);  // and freed (LeakSanitizer)
+  }
+  while (shared.mailboxes.mailbox(0, 1).Drain([](std::span<const Slot>) {}, 1 << 16).more) {
+  }
 }
 
 }  // namespace
