@@ -191,6 +191,21 @@ namespace ringmq::metrics {
   X(cluster_link_connects)       /* NATS handshakes completed */                             \
   X(cluster_link_reconnects)     /* of those, after the first */                             \
   X(cluster_link_disconnects)    /* NATS connections ended, failed attempts included */      \
+  X(cluster_owner_claims_sent)          /* client-id claims published (cluster/claim.h) */   \
+  X(cluster_owner_claims_received)      /* other nodes' claims received on this shard */     \
+  X(cluster_owner_claims_forwarded)     /* of those, passed to the id's home shard */        \
+  X(cluster_owner_claims_kept)          /* claims older than the session's own: it stays */  \
+  X(cluster_owner_claims_invalid)       /* claim payloads that did not parse */              \
+  X(cluster_owner_claims_refused)       /* claims the NATS link refused (no room) */         \
+  X(cluster_owner_claims_dropped)       /* claims dropped at the mailbox overflow bound */   \
+  X(cluster_owner_takeovers)            /* connections closed for a newer claim */           \
+  X(cluster_owner_sessions_ended)       /* sessions ended here for a newer claim */          \
+  X(cluster_owner_sessions_not_moved)   /* persistent, its state not sent to the claimant */ \
+  X(cluster_owner_sessions_moved)       /* persistent, its state sent to the claimant */     \
+  X(cluster_owner_state_left_out)       /* subscriptions / messages over max_payload */      \
+  X(cluster_owner_states_merged)        /* states received and merged into a session */      \
+  X(cluster_owner_states_stale)         /* states for a session no longer the claimant's */  \
+  X(cluster_owner_states_invalid)       /* state payloads that did not parse */              \
   X(recv_enobufs) /* multishot recv ran out of provided buffers */                      \
   X(loop_iterations)                                                                    \
   X(sqes_submitted)                                                                     \

@@ -159,6 +159,21 @@ constexpr Family kFamilies[] = {
      "NATS connection events of the shards' links: connect, reconnect, disconnect."},
     {"ringmq_cluster_nats_subscriptions", Type::kGauge,
      "NATS subscriptions the shards' links hold for their sessions' filters."},
+    {"ringmq_cluster_owner_claims_total", Type::kCounter,
+     "Client-id claims between nodes, by event: sent, received (from other nodes), forwarded "
+     "(to the id's home shard), kept (older than the session's own claim), invalid, refused "
+     "(by the NATS link), dropped (mailbox overflow)."},
+    {"ringmq_cluster_owner_takeovers_total", Type::kCounter,
+     "Connections closed because their client id connected on another node (MQTT-3.1.4-2)."},
+    {"ringmq_cluster_owner_sessions_ended_total", Type::kCounter,
+     "Sessions ended on this node because their client id connected on another node, by "
+     "state: dropped (clean or ending anyway), moved (a persistent session the claimant "
+     "resumes: its state sent there), not_moved (its state could not be sent)."},
+    {"ringmq_cluster_owner_states_total", Type::kCounter,
+     "Session states received from other nodes, by result: merged, stale (the session had "
+     "claimed again or ended), invalid."},
+    {"ringmq_cluster_owner_state_left_out_total", Type::kCounter,
+     "Subscriptions and messages of moved sessions left out: over the NATS max_payload."},
     {"ringmq_persist_publish_refused_total", Type::kCounter,
      "QoS 1/2 PUBLISHes not acknowledged because a shard's log was failing or behind its bound; "
      "the publisher was disconnected and resends after reconnecting."},
@@ -568,6 +583,35 @@ Series SeriesOf(CounterId id) {
       return Labelled("ringmq_cluster_link_events_total", "event", "reconnect");
     case C::cluster_link_disconnects:
       return Labelled("ringmq_cluster_link_events_total", "event", "disconnect");
+    case C::cluster_owner_claims_sent:
+      return Labelled("ringmq_cluster_owner_claims_total", "event", "sent");
+    case C::cluster_owner_claims_received:
+      return Labelled("ringmq_cluster_owner_claims_total", "event", "received");
+    case C::cluster_owner_claims_forwarded:
+      return Labelled("ringmq_cluster_owner_claims_total", "event", "forwarded");
+    case C::cluster_owner_claims_kept:
+      return Labelled("ringmq_cluster_owner_claims_total", "event", "kept");
+    case C::cluster_owner_claims_invalid:
+      return Labelled("ringmq_cluster_owner_claims_total", "event", "invalid");
+    case C::cluster_owner_claims_refused:
+      return Labelled("ringmq_cluster_owner_claims_total", "event", "refused");
+    case C::cluster_owner_claims_dropped:
+      return Labelled("ringmq_cluster_owner_claims_total", "event", "dropped");
+    case C::cluster_owner_takeovers: return Plain("ringmq_cluster_owner_takeovers_total");
+    case C::cluster_owner_sessions_ended:
+      return Labelled("ringmq_cluster_owner_sessions_ended_total", "state", "dropped");
+    case C::cluster_owner_sessions_not_moved:
+      return Labelled("ringmq_cluster_owner_sessions_ended_total", "state", "not_moved");
+    case C::cluster_owner_sessions_moved:
+      return Labelled("ringmq_cluster_owner_sessions_ended_total", "state", "moved");
+    case C::cluster_owner_state_left_out:
+      return Plain("ringmq_cluster_owner_state_left_out_total");
+    case C::cluster_owner_states_merged:
+      return Labelled("ringmq_cluster_owner_states_total", "result", "merged");
+    case C::cluster_owner_states_stale:
+      return Labelled("ringmq_cluster_owner_states_total", "result", "stale");
+    case C::cluster_owner_states_invalid:
+      return Labelled("ringmq_cluster_owner_states_total", "result", "invalid");
     case C::persist_input_held_back: return Plain("ringmq_persist_input_held_back_total");
     case C::persist_dropped_disk_full: return Plain("ringmq_persist_dropped_disk_full_total");
     case C::persist_compactions: return Plain("ringmq_persist_compactions_total");

@@ -133,7 +133,9 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "auth/acl.h"
+#include "cluster/claim.h"
 #include "cluster/nats_link.h"
 #include "memory/budget.h"
 #include "message/message.h"
@@ -152,6 +154,8 @@
 #include "sub/trie.h"
 
 namespace ringmq::shard {
+
+class ClusterOwnership;  // shard/cluster_owner.h
 
 // What the router needs from its shard's event loop.
 class ShardServices {
@@ -258,6 +262,23 @@ class Router final : public net::PacketSink {
   void OnClusterMessage(const cluster::NatsMessage& message);
   // NATS subscriptions the link holds for this shard (0 unclustered).
   size_t cluster_subject_count() const;
+
+  // ---- Client ids across nodes (docs/cluster.md; router_cluster_owner.cc) ----
+  // After AttachCluster: this shard subscribes its claim buckets (cluster/claim.h) and from now
+  // on claims every client id a CONNECT binds here, except server-assigned ones (MQTT-3.1.3-6:
+  // no other node can hold them). A claim from another node for a client id with a session
+  // here (received on the bucket's shard, passed to the id's home shard through the mailbox if
+  // that is another shard) is judged by ClusterOwnership::Judge: newer, the session's
+  // connection is closed as in a takeover (MQTT-3.1.4-2: its will falls due unless it sent
+  // DISCONNECT; 5.0: DISCONNECT 0x8E) and the session ends here; older, the session stays
+  // and, if online, is claimed again with its own key so that the other node's connection
+  // yields. A claimant that means to resume its session (clean session / Clean Start 0) names
+  // its shard's session subject as the claim's reply subject: a persistent session that yields
+  // sends its subscriptions and deliveries there (cluster/session_state.h; its delayed will is
+  // cancelled, 5.0:MQTT-3.1.3-9), and the claimant's shard merges them into the session it
+  // bound (SUBSCRIBE with Retain Handling 2, each message queued as a delivery). Fails if the
+  // link refuses a subscription.
+  absl::Status StartClusterOwnership();
 
   // ---- Persistence (see the header comment) ----
   // Set-up, before the shard serves: logs to `journal` from now on, recovers the sessions of
@@ -486,6 +507,26 @@ class Router final : public net::PacketSink {
   }
   void PublishToCluster(const message::Message& message);
 
+  // ---- Client ids across nodes (router_cluster_owner.cc) ----
+  // OnConnect bound the session `index` for `connection`: claims its id (see
+  // StartClusterOwnership).
+  void ClaimClientId(uint32_t index, const mqtt::Connect& connect) {
+    if (ownership_ != nullptr) ClaimOnConnect(index, connect);
+  }
+  void ClaimOnConnect(uint32_t index, const mqtt::Connect& connect);
+  void PublishClaim(uint64_t key, bool clean_start, std::string_view client_id);
+  // A MSG of the link: true if it is a claim (handled or passed on), false if not one of the
+  // claim subscriptions.
+  bool OnClaimMessage(const cluster::NatsMessage& message);
+  // On the client id's home shard. `reply`: the claim's NATS reply subject (a claimant that
+  // means to resume the session: where its state goes).
+  void HandleClaim(const cluster::Claim& claim, std::string_view reply);
+  void YieldToClaim(uint32_t index, const cluster::Claim& claim, std::string_view reply);
+  // Publishes the session's subscriptions and deliveries to `reply` (cluster/session_state.h).
+  void SendSessionState(uint32_t index, uint64_t key, std::string_view reply);
+  // A state another node sent for a session this shard claimed: merged into it.
+  void OnSessionState(std::string_view bytes);
+
   // ---- Persistence (router_persist.cc) ----
   struct Persist;
   // The session's sid, 0 if it is not durable.
@@ -558,6 +599,7 @@ class Router final : public net::PacketSink {
   std::unique_ptr<metrics::SysTopics> sys_topics_;  // on the publishing shard, once used
   std::unique_ptr<Persist> persist_;                 // null: persistence off
   std::unique_ptr<Cluster> cluster_;                 // null: not clustered
+  std::unique_ptr<ClusterOwnership> ownership_;      // null: no claims (StartClusterOwnership)
 };
 
 }  // namespace ringmq::shard

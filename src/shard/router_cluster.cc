@@ -100,6 +100,7 @@ void Router::PublishToCluster(const message::Message& message) {
 
 void Router::OnClusterMessage(const cluster::NatsMessage& nats_message) {
   RINGMQ_ASSERT(cluster_ != nullptr);
+  if (OnClaimMessage(nats_message)) return;  // client ids across nodes (router_cluster_owner.cc)
   Cluster& c = *cluster_;
   uint8_t qos = 0;  // a NATS application's message: at most once
   bool echo = false;

@@ -878,6 +878,7 @@ absl::Status Shard::SetupCluster() {
   nats_ = std::move(nats);
   router_->AttachCluster(nats_->link.get(), shared_.cluster_node_name,
                          config_.cluster_subject_prefix);
+  if (absl::Status status = router_->StartClusterOwnership(); !status.ok()) return status;
   return absl::OkStatus();
 }
 
