@@ -190,6 +190,11 @@ namespace ringmq::metrics {
   X(cluster_link_connects)       /* NATS handshakes completed */                             \
   X(cluster_link_reconnects)     /* of those, after the first */                             \
   X(cluster_link_disconnects)    /* NATS connections ended, failed attempts included */      \
+  X(cluster_share_delivered)       /* NATS queue messages given to a group member */       \
+  X(cluster_share_no_member)       /* NATS queue messages no member here could take */     \
+  X(cluster_share_link_connects)   /* share link: NATS handshakes completed */              \
+  X(cluster_share_link_reconnects) /* of those, after the first */                          \
+  X(cluster_share_link_disconnects) /* share link: connections ended, attempts included */  \
   X(recv_enobufs) /* multishot recv ran out of provided buffers */                      \
   X(loop_iterations)                                                                    \
   X(sqes_submitted)                                                                     \
@@ -211,6 +216,7 @@ namespace ringmq::metrics {
   X(sessions_offline)  /* persistent sessions kept without a connection */                \
   X(subscriptions)     /* subscriptions held by this shard's sessions */                  \
   X(cluster_nats_subscriptions) /* NATS subscriptions of this shard's link */             \
+  X(cluster_share_subscriptions) /* NATS queue subscriptions of this shard's share link */ \
   X(shared_groups)     /* shared-subscription groups created minus removed by this shard */ \
   X(queued_messages)   /* messages waiting in session queues (not yet sent) */            \
   X(inflight_messages) /* QoS 1/2 messages sent and not yet fully acknowledged */          \

@@ -1,0 +1,133 @@
+// Router: shared subscriptions across the cluster as NATS queue groups (router.h,
+// AttachClusterShares; docs/cluster.md, "Shared subscriptions").
+#include <optional>
+#include <string_view>
+
+#include "common/assert.h"
+#include "mqtt/topic.h"
+#include "shard/router.h"
+#include "shard/router_cluster.h"
+
+namespace ringmq::shard {
+namespace {
+
+constexpr std::string_view kQosHeader = "Ringmq-Qos";
+
+uint8_t MinQos(uint8_t a, uint8_t b) { return a < b ? a : b; }
+
+// The QoS a ringmq node published the message at (header Ringmq-Qos, a line "Ringmq-Qos: <d>" of
+// the NATS/1.0 header block); 0 without it (a NATS application's message: at most once).
+uint8_t QosOf(std::string_view headers) {
+  if (!headers.starts_with("NATS/1.0")) return 0;
+  size_t at = 0;
+  while ((at = headers.find(kQosHeader, at)) != std::string_view::npos) {
+    const bool line_start = at >= 2 && headers[at - 1] == '\n' && headers[at - 2] == '\r';
+    at += kQosHeader.size();
+    if (!line_start || at >= headers.size() || headers[at] != ':') continue;
+    std::string_view value = headers.substr(at + 1, headers.find("\r\n", at) - (at + 1));
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+      value.remove_prefix(1);
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+    if (value.size() == 1 && value[0] >= '0' && value[0] <= '2') {
+      return static_cast<uint8_t>(value[0] - '0');
+    }
+    return 0;
+  }
+  return 0;
+}
+
+}  // namespace
+
+void Router::AttachClusterShares(cluster::NatsLink* share_link) {
+  RINGMQ_ASSERT(cluster_ != nullptr && cluster_->shares == nullptr && share_link != nullptr);
+  RINGMQ_ASSERT(sessions_.size() == 0);
+  cluster_->shares = std::make_unique<ClusterShares>(*share_link, cluster_->mapping);
+}
+
+size_t Router::cluster_share_subscription_count() const {
+  return cluster_ == nullptr || cluster_->shares == nullptr
+             ? 0
+             : cluster_->shares->subscription_count();
+}
+
+bool Router::ClusterShareChange(std::string_view filter, bool acquire) {
+  const std::optional<mqtt::SharedFilter> shared = mqtt::ParseSharedFilter(filter);
+  if (!shared) return false;
+  ClusterShares* shares = cluster_->shares.get();
+  if (shares == nullptr) return true;  // groups stay per node
+  if (acquire) {
+    shares->Acquire(shared->share_name, shared->filter);
+  } else {
+    shares->Release(shared->share_name, shared->filter);
+  }
+  counters_.gauges.cluster_share_subscriptions.Set(
+      static_cast<int64_t>(shares->subscription_count()));
+  return true;
+}
+
+bool Router::ClusterChoosesShares(const message::Message& message) {
+  Cluster& c = *cluster_;
+  if (c.shares == nullptr || !c.link->ready()) return false;
+  // What PublishToCluster does not forward keeps the local choice: '$' topics, and topics no
+  // subject carries (the mapping is only checked here, its subject is not kept).
+  const std::string_view topic = message.topic();
+  if (topic.empty() || topic[0] == '$') return false;
+  c.share_subject.clear();
+  return cluster::TopicToSubject(topic, c.mapping, c.share_subject) == cluster::Uncarried::kNone;
+}
+
+void Router::OnClusterShareMessage(const cluster::NatsMessage& nats_message) {
+  RINGMQ_ASSERT(cluster_ != nullptr && cluster_->shares != nullptr);
+  Cluster& c = *cluster_;
+  ClusterShares::Group group;
+  // The link passes only live sids, and every live sid of this link is a group's.
+  RINGMQ_ASSERT(c.shares->Find(nats_message.sid, group));
+  c.topic.clear();
+  // The cover of a filter is wider than the filter only for '$' first levels
+  // (cluster/subject.h), which are dropped here: the group's filter matches the rest.
+  if (!cluster::SubjectToTopic(nats_message.subject, c.prefix, c.topic) || c.topic[0] == '$') {
+    counters_.cluster_unmappable_subjects.Add();
+    return;
+  }
+  const uint8_t qos = QosOf(nats_message.headers);
+  const auto* payload = reinterpret_cast<const uint8_t*>(nats_message.payload.data());
+  message::MessageRef message = message::MessageRef::Create(
+      c.topic, std::span<const uint8_t>(payload, nats_message.payload.size()), qos,
+      /*retain=*/false, NextOrigin(), message::Mqtt5Fields{});
+  counters_.cluster_messages_in.Add();
+  counters_.cluster_bytes_in.Add(nats_message.payload.size());
+  // This shard's members first: NATS picked this shard's link, and a member here needs no
+  // mailbox hop. With none eligible the trie's rule applies (QoS 1/2 to the strategy's member,
+  // which may be on another shard).
+  EligibleContext context{this, message.get(),
+                          sub::Subscriber{.shard = 0, .session = kNone, .generation = 0, .qos = 0}};
+  sub::ShareChoice choice = ChoiceFor(context, 0);
+  choice.eligible = [](void* context, const sub::Subscriber& member) {
+    const auto& eligible = *static_cast<const EligibleContext*>(context);
+    return member.shard == eligible.router->shard_ && EligibleMember(context, member);
+  };
+  shared_.trie.MatchGroup(group.share_name, group.filter, match_, choice);
+  CountShared(match_);
+  if (match_.empty()) {
+    counters_.cluster_share_no_member.Add();
+    return;
+  }
+  counters_.cluster_share_delivered.Add();
+  for (const sub::ShardSubscribers& members : match_.shards()) {
+    if (members.shard != shard_) {
+      if (outbox_.SendMessage(members.shard, message.get(), members.subscribers) && persist_) {
+        PersistSentTo(members.shard, *message);
+      }
+      continue;
+    }
+    for (const sub::Subscriber& member : members.subscribers) {
+      // Not re-routed if the member cannot keep it: RerouteShared matches every group of the
+      // topic, and the other groups have their own copies from NATS.
+      DeliverLocal(member.session, member.generation, MinQos(member.qos, qos), message.get(),
+                   /*retain=*/false, member.acl_check, nullptr, /*shared=*/true,
+                   /*may_reroute=*/false, member.options);
+    }
+  }
+}
+
+}  // namespace ringmq::shard
