@@ -8,8 +8,9 @@
 // iteration start its next send or its close, ring the doorbells of shards sent mail (and retry
 // failed ones), hand receive buffers back, and make one submit-and-wait call for everything
 // (waking at least every tick for timers). Clustered (Config::clustered), the shard also drives
-// its NATS link after the router's Flush each iteration (NatsStep: connect when due, the link's
-// deadlines, the next send of its output); the link's socket never blocks the loop. With
+// its NATS links (the main link, and the share link of its shared-subscription groups) after the
+// router's Flush each iteration (NatsStep: connect when due, the link's deadlines, the next send
+// of its output); a link's socket never blocks the loop. With
 // stall_warning_ms set, an iteration that runs longer is counted and logged with what it did
 // (stall_detector.h).
 //
