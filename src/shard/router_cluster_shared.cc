@@ -67,7 +67,9 @@ bool Router::ClusterShareChange(std::string_view filter, bool acquire) {
 
 bool Router::ClusterChoosesShares(const message::Message& message) {
   Cluster& c = *cluster_;
-  if (c.shares == nullptr || !c.link->ready()) return false;
+  // No group on this node: nothing to leave out, and no mapping to pay for. (A group created
+  // meanwhile on another shard has no queue subscription at the NATS servers yet either.)
+  if (c.shares == nullptr || !c.link->ready() || shared_.trie.group_count() == 0) return false;
   // What PublishToCluster does not forward keeps the local choice: '$' topics, and topics no
   // subject carries (the mapping is only checked here, its subject is not kept).
   const std::string_view topic = message.topic();

@@ -144,6 +144,12 @@ TEST_F(RouterClusterSharedTest, QueueCopyIsDeliveredAtTheLowerQos) {
   EXPECT_EQ(member.publishes_by_qos[1], 1u);
   EXPECT_EQ(member.publishes_by_qos[0], 2u);
   EXPECT_EQ(member.publishes_by_qos[2], 0u);
+  // Only a field named exactly Ringmq-Qos counts, value trimmed; a bad value is QoS 0.
+  Deliver(Share(0), Hmsg("t", 1, "X-Ringmq-Qos: 1\r\nA: Ringmq-Qos: 1\r\n", "other"));
+  Deliver(Share(0), Hmsg("t", 1, "Ringmq-Qos:3\r\n", "bad"));
+  EXPECT_EQ(member.publishes_by_qos[0], 4u);
+  Deliver(Share(0), Hmsg("t", 1, "A: b\r\nRingmq-Qos:\t1 \r\n", "tight"));
+  EXPECT_EQ(member.publishes_by_qos[1], 2u);
 }
 
 TEST_F(RouterClusterSharedTest, EachQueueCopyGoesToOneMemberOfItsGroupOnly) {
