@@ -192,6 +192,7 @@ namespace ringmq::metrics {
   X(cluster_link_disconnects)    /* NATS connections ended, failed attempts included */      \
   X(cluster_share_delivered)       /* NATS queue messages given to a group member */       \
   X(cluster_share_no_member)       /* NATS queue messages no member here could take */     \
+  X(cluster_share_local)   /* link up but message not forwarded: groups chose locally */    \
   X(cluster_share_link_connects)   /* share link: NATS handshakes completed */              \
   X(cluster_share_link_reconnects) /* of those, after the first */                          \
   X(cluster_share_link_disconnects) /* share link: connections ended, attempts included */  \

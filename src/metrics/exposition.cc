@@ -159,7 +159,9 @@ constexpr Family kFamilies[] = {
     // Shared subscriptions across the cluster (docs/cluster.md, "Shared subscriptions").
     {"ringmq_cluster_share_messages_total", Type::kCounter,
      "NATS queue-group messages the shards' share links received, by outcome: delivered (given "
-     "to a member of the group), no_member (no member here could take it: dropped)."},
+     "to a member of the group), no_member (no member here could take it: dropped); "
+     "not_forwarded: a message the link did not take (uncarried topic, too large, no room), "
+     "whose groups chose among this node's members."},
     {"ringmq_cluster_share_link_events_total", Type::kCounter,
      "NATS connection events of the shards' share links: connect, reconnect, disconnect."},
     {"ringmq_cluster_share_subscriptions", Type::kGauge,
@@ -578,6 +580,8 @@ Series SeriesOf(CounterId id) {
       return Labelled("ringmq_cluster_share_messages_total", "outcome", "delivered");
     case C::cluster_share_no_member:
       return Labelled("ringmq_cluster_share_messages_total", "outcome", "no_member");
+    case C::cluster_share_local:
+      return Labelled("ringmq_cluster_share_messages_total", "outcome", "not_forwarded");
     case C::cluster_share_link_connects:
       return Labelled("ringmq_cluster_share_link_events_total", "event", "connect");
     case C::cluster_share_link_reconnects:

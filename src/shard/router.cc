@@ -1051,7 +1051,7 @@ bool Router::Route(const message::MessageRef& message, bool from_client, uint64_
   EligibleContext context{this, message.get(),
                           sub::Subscriber{.shard = 0, .session = kNone, .generation = 0, .qos = 0}};
   sub::ShareChoice choice = ChoiceFor(context, publisher_key);
-  if (cluster_ != nullptr) choice.groups = !ClusterChoosesShares(*message);
+  if (cluster_ != nullptr) choice.groups = !ClusterChoosesShares(message.get(), publisher_key);
   shared_.trie.Match(message->topic(), match_, choice);
   CountShared(match_);
   if (match_.empty()) {

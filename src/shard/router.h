@@ -265,8 +265,8 @@ class Router final : public net::PacketSink {
   // ready, a message Route forwards to NATS is given to no group member locally (Route leaves
   // the groups out): NATS picks one member link of each group across all nodes, this node's
   // included, and that shard's OnClusterShareMessage picks one of its members. While the link
-  // is not ready, and for what is not forwarded ('$' topics, topics no subject carries), the
-  // local choice applies.
+  // is not ready, for '$' topics, and for a message the link does not take (a topic no subject
+  // carries, too large, no room: ForwardToCluster sees it), the local choice applies.
   void AttachClusterShares(cluster::NatsLink* share_link);
   // A MSG/HMSG of the share link: the group of its sid chooses a member (configured strategy,
   // this shard's members first; with none eligible, QoS 0 goes nowhere and QoS 1/2 to the
@@ -501,11 +501,16 @@ class Router final : public net::PacketSink {
   // `filter` is no shared filter.
   bool ClusterShareChange(std::string_view filter, bool acquire);
   // Whether Route leaves the groups out for `message`: NATS chooses their member (see
-  // AttachClusterShares).
-  bool ClusterChoosesShares(const message::Message& message);
+  // AttachClusterShares). If so, ForwardToCluster checks that the link took the message, and
+  // else the groups choose locally after all (`publisher_key` as for Route).
+  bool ClusterChoosesShares(message::Message* message, uint64_t publisher_key);
+  void ForwardToClusterWithShares(const message::Message& message);
+  // Delivers `message` to the group members in match_ (the picks of MatchGroup or MatchShared)
+  // at min(`qos`, their QoS): other shards' through the outbox.
+  void DeliverShared(message::Message* message, uint8_t qos, bool may_reroute);
   // After local routing of a client's message (PUBLISH or will): publishes it on the link.
   void ForwardToCluster(const message::Message& message) {
-    if (cluster_ != nullptr) PublishToCluster(message);
+    if (cluster_ != nullptr) ForwardToClusterWithShares(message);  // router_cluster_shared.cc
   }
   void PublishToCluster(const message::Message& message);
 

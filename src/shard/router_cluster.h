@@ -33,7 +33,10 @@ struct Router::Cluster {
   // Shared subscriptions as NATS queue groups (router_cluster_shared.cc); null until
   // AttachClusterShares.
   std::unique_ptr<ClusterShares> shares;
-  std::string share_subject;  // reusable: ClusterChoosesShares's mapping
+  // The message whose groups Route left out, until ForwardToCluster (the next call: Route and
+  // ForwardToCluster are called in pairs), and its publisher key.
+  message::Message* shares_left_out = nullptr;
+  uint64_t shares_publisher_key = 0;
 };
 
 }  // namespace ringmq::shard

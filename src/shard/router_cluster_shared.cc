@@ -65,17 +65,37 @@ bool Router::ClusterShareChange(std::string_view filter, bool acquire) {
   return true;
 }
 
-bool Router::ClusterChoosesShares(const message::Message& message) {
+bool Router::ClusterChoosesShares(message::Message* message, uint64_t publisher_key) {
   Cluster& c = *cluster_;
-  // No group on this node: nothing to leave out, and no mapping to pay for. (A group created
-  // meanwhile on another shard has no queue subscription at the NATS servers yet either.)
+  c.shares_left_out = nullptr;
+  // No group on this node: nothing to leave out. (A group another shard creates meanwhile has
+  // no queue subscription at the NATS servers yet either.)
   if (c.shares == nullptr || !c.link->ready() || shared_.trie.group_count() == 0) return false;
-  // What PublishToCluster does not forward keeps the local choice: '$' topics, and topics no
-  // subject carries (the mapping is only checked here, its subject is not kept).
-  const std::string_view topic = message.topic();
+  // '$' topics stay on this node (PublishToCluster).
+  const std::string_view topic = message->topic();
   if (topic.empty() || topic[0] == '$') return false;
-  c.share_subject.clear();
-  return cluster::TopicToSubject(topic, c.mapping, c.share_subject) == cluster::Uncarried::kNone;
+  c.shares_left_out = message;
+  c.shares_publisher_key = publisher_key;
+  return true;
+}
+
+void Router::ForwardToClusterWithShares(const message::Message& message) {
+  Cluster& c = *cluster_;
+  const uint64_t published = c.link->counters().messages_out;
+  PublishToCluster(message);
+  if (c.shares_left_out != &message) return;
+  message::Message* left_out = c.shares_left_out;
+  c.shares_left_out = nullptr;
+  // The link took it (queued, or held while it reconnects): NATS's queue groups choose.
+  if (c.link->counters().messages_out != published) return;
+  // Not forwarded (a topic no subject carries, over the server's max_payload, the link's
+  // outbound bound): no other node gets it, so this node's groups choose, as without a cluster.
+  counters_.cluster_share_local.Add();
+  EligibleContext context{this, left_out,
+                          sub::Subscriber{.shard = 0, .session = kNone, .generation = 0, .qos = 0}};
+  shared_.trie.MatchShared(left_out->topic(), match_, ChoiceFor(context, c.shares_publisher_key));
+  CountShared(match_);
+  DeliverShared(left_out, left_out->qos(), /*may_reroute=*/true);
 }
 
 void Router::OnClusterShareMessage(const cluster::NatsMessage& nats_message) {
@@ -83,7 +103,8 @@ void Router::OnClusterShareMessage(const cluster::NatsMessage& nats_message) {
   Cluster& c = *cluster_;
   ClusterShares::Group group;
   // The link passes only live sids, and every live sid of this link is a group's.
-  RINGMQ_ASSERT(c.shares->Find(nats_message.sid, group));
+  const bool found = c.shares->Find(nats_message.sid, group);
+  RINGMQ_ASSERT(found);
   c.topic.clear();
   // The cover of a filter is wider than the filter only for '$' first levels
   // (cluster/subject.h), which are dropped here: the group's filter matches the rest.
@@ -115,19 +136,23 @@ void Router::OnClusterShareMessage(const cluster::NatsMessage& nats_message) {
     return;
   }
   counters_.cluster_share_delivered.Add();
+  // Not re-routed if the member cannot keep it: RerouteShared matches every group of the topic,
+  // and the other groups have their own copies from NATS.
+  DeliverShared(message.get(), qos, /*may_reroute=*/false);
+}
+
+void Router::DeliverShared(message::Message* message, uint8_t qos, bool may_reroute) {
   for (const sub::ShardSubscribers& members : match_.shards()) {
     if (members.shard != shard_) {
-      if (outbox_.SendMessage(members.shard, message.get(), members.subscribers) && persist_) {
+      if (outbox_.SendMessage(members.shard, message, members.subscribers) && persist_) {
         PersistSentTo(members.shard, *message);
       }
       continue;
     }
     for (const sub::Subscriber& member : members.subscribers) {
-      // Not re-routed if the member cannot keep it: RerouteShared matches every group of the
-      // topic, and the other groups have their own copies from NATS.
-      DeliverLocal(member.session, member.generation, MinQos(member.qos, qos), message.get(),
-                   /*retain=*/false, member.acl_check, nullptr, /*shared=*/true,
-                   /*may_reroute=*/false, member.options);
+      DeliverLocal(member.session, member.generation, MinQos(member.qos, qos), message,
+                   /*retain=*/false, member.acl_check, nullptr, /*shared=*/true, may_reroute,
+                   member.options);
     }
   }
 }

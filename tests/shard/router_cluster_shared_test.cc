@@ -228,17 +228,33 @@ TEST_F(RouterClusterSharedTest, LocalChoiceWhileTheMainLinkIsDown) {
   EXPECT_EQ(member.publishes_by_qos[1], 1u);
 }
 
-// '$' topics and topics no subject carries are not forwarded: their groups choose locally.
+// What the link does not take reaches no other node, so its groups choose locally: '$' topics
+// (never forwarded), a topic no subject carries, a message over the server's max_payload
+// (INFO: 1024 here), one that finds the link's outbound bound full.
 TEST_F(RouterClusterSharedTest, WhatIsNotForwardedKeepsTheLocalChoice) {
   Client& member = harness_->Connect(harness_->IdOn(0, "member"));
   harness_->Subscribe(member, "$share/g/$x/#", mqtt::QoS::k0);
   harness_->Subscribe(member, "$share/g/a b", mqtt::QoS::k0);
+  harness_->Subscribe(member, "$share/g/big", mqtt::QoS::k1);
+  Client& other = harness_->Connect(harness_->IdOn(0, "other"));
+  harness_->Subscribe(other, "$share/h/big", mqtt::QoS::k1);
   Client& pub = harness_->Connect(harness_->IdOn(1, "pub"));
   harness_->Send(pub, harness::PublishBytes("$x/y", "x", mqtt::QoS::k0));
   harness_->Send(pub, harness::PublishBytes("a b", "x", mqtt::QoS::k0));
   harness_->Settle();
   EXPECT_EQ(member.publishes_by_qos[0], 2u);
   EXPECT_EQ(Output(Main(1)), "");
+  EXPECT_EQ(harness_->counters(1).cluster_share_local.Load(), 1u) << "'$' is not even left out";
+  harness_->Send(pub, harness::PublishBytes("big", std::string(2000, 'x'), mqtt::QoS::k1, 7));
+  harness_->Settle();
+  EXPECT_EQ(member.publishes_by_qos[1], 1u) << "each group chooses once, locally";
+  EXPECT_EQ(other.publishes_by_qos[1], 1u);
+  EXPECT_EQ(harness_->counters(1).cluster_publish_refused.Load(), 1u);
+  EXPECT_EQ(harness_->counters(1).cluster_share_local.Load(), 2u);
+  harness_->Send(pub, harness::PublishBytes("big", "fits", mqtt::QoS::k1, 8));
+  harness_->Settle();
+  EXPECT_EQ(member.publishes_by_qos[1], 1u) << "forwarded: NATS chooses";
+  EXPECT_EQ(harness_->counters(1).cluster_share_local.Load(), 2u);
 }
 
 // A session both subscribed to t and a member of a group on t gets a remote plain copy once
