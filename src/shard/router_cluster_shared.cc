@@ -1,5 +1,6 @@
 // Router: shared subscriptions across the cluster as NATS queue groups (router.h,
 // AttachClusterShares; docs/cluster.md, "Shared subscriptions").
+#include <functional>
 #include <optional>
 #include <string_view>
 
@@ -11,29 +12,36 @@
 namespace ringmq::shard {
 namespace {
 
+constexpr std::string_view kNodeHeader = "Ringmq-Node";
 constexpr std::string_view kQosHeader = "Ringmq-Qos";
 
 uint8_t MinQos(uint8_t a, uint8_t b) { return a < b ? a : b; }
 
-// The QoS a ringmq node published the message at (header Ringmq-Qos, a line "Ringmq-Qos: <d>" of
-// the NATS/1.0 header block); 0 without it (a NATS application's message: at most once).
-uint8_t QosOf(std::string_view headers) {
-  if (!headers.starts_with("NATS/1.0")) return 0;
+// The value of header field `name` (a line "name: value" of the NATS/1.0 header block,
+// trimmed), or "" without one.
+std::string_view HeaderValue(std::string_view headers, std::string_view name) {
+  if (!headers.starts_with("NATS/1.0")) return {};
   size_t at = 0;
-  while ((at = headers.find(kQosHeader, at)) != std::string_view::npos) {
+  while ((at = headers.find(name, at)) != std::string_view::npos) {
     const bool line_start = at >= 2 && headers[at - 1] == '\n' && headers[at - 2] == '\r';
-    at += kQosHeader.size();
+    at += name.size();
     if (!line_start || at >= headers.size() || headers[at] != ':') continue;
     std::string_view value = headers.substr(at + 1, headers.find("\r\n", at) - (at + 1));
     while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
       value.remove_prefix(1);
     while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
-    if (value.size() == 1 && value[0] >= '0' && value[0] <= '2') {
-      return static_cast<uint8_t>(value[0] - '0');
-    }
-    return 0;
+    return value;
   }
-  return 0;
+  return {};
+}
+
+// The QoS a ringmq node published the message at; 0 without it (a NATS application's message:
+// at most once) or with a value that is no QoS.
+uint8_t QosOf(std::string_view headers) {
+  const std::string_view value = HeaderValue(headers, kQosHeader);
+  return value.size() == 1 && value[0] >= '0' && value[0] <= '2'
+             ? static_cast<uint8_t>(value[0] - '0')
+             : 0;
 }
 
 }  // namespace
@@ -124,7 +132,14 @@ void Router::OnClusterShareMessage(const cluster::NatsMessage& nats_message) {
   // which may be on another shard).
   EligibleContext context{this, message.get(),
                           sub::Subscriber{.shard = 0, .session = kNone, .generation = 0, .qos = 0}};
-  sub::ShareChoice choice = ChoiceFor(context, 0);
+  // shared_subscription_strategy = hash: the publisher's client id does not cross nodes; its
+  // node and the topic stand in, so one node's messages of one topic stay with one member.
+  const uint64_t key =
+      share_strategy_ == sub::ShareStrategy::kHash
+          ? std::hash<std::string_view>{}(HeaderValue(nats_message.headers, kNodeHeader)) ^
+                std::hash<std::string_view>{}(nats_message.subject)
+          : 0;
+  sub::ShareChoice choice = ChoiceFor(context, key);
   choice.eligible = [](void* context, const sub::Subscriber& member) {
     const auto& eligible = *static_cast<const EligibleContext*>(context);
     return member.shard == eligible.router->shard_ && EligibleMember(context, member);

@@ -269,5 +269,36 @@ TEST_F(RouterClusterSharedTest, PlainCopyReachesASubscriberThatIsAlsoAMember) {
   EXPECT_EQ(harness_->counters(0).shared_deliveries.Load(), 0u) << "no group consulted";
 }
 
+class RouterClusterSharedHashTest : public RouterClusterSharedTest {
+ protected:
+  void SetUp() override {
+    config_.shared_subscription_strategy = SharedSubscriptionStrategy::kHash;
+    RouterClusterSharedTest::SetUp();
+  }
+};
+
+// shared_subscription_strategy = hash: the client id does not cross nodes, so a queue copy's
+// key is its origin node and subject: one node's messages of one topic stay with one member.
+TEST_F(RouterClusterSharedHashTest, OneNodesTopicStaysWithOneMember) {
+  Client& a = harness_->Connect(harness_->IdOn(0, "a"));
+  Client& b = harness_->Connect(harness_->IdOn(0, "b"));
+  harness_->Subscribe(a, "$share/g/t/+", mqtt::QoS::k0);
+  harness_->Subscribe(b, "$share/g/t/+", mqtt::QoS::k0);
+  Output(Share(0));
+  int both_used = 0;
+  for (int topic = 0; topic < 16; ++topic) {
+    const uint64_t a_before = a.publishes_by_qos[0];
+    const uint64_t b_before = b.publishes_by_qos[0];
+    for (int i = 0; i < 4; ++i) {
+      Deliver(Share(0), Hmsg("t." + std::to_string(topic), 1, "Ringmq-Node: node-b\r\n", "x"));
+    }
+    const uint64_t to_a = a.publishes_by_qos[0] - a_before;
+    const uint64_t to_b = b.publishes_by_qos[0] - b_before;
+    EXPECT_TRUE((to_a == 4 && to_b == 0) || (to_a == 0 && to_b == 4)) << topic;
+    both_used |= to_a == 4 ? 1 : 2;
+  }
+  EXPECT_EQ(both_used, 3) << "16 topics all on one member";
+}
+
 }  // namespace
 }  // namespace ringmq::shard
