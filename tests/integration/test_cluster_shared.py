@@ -108,9 +108,9 @@ class ClusterSharedTest(unittest.TestCase):
         payloads = self.publish_all(pub, "sh3/x")
         got = receive_all(members, N)
         self.assert_once_in_total(got, payloads)
-        for cid, received in got.items():
-            self.assertGreater(len(received), 0, f"{cid} got no share: "
-                               f"{ {k: len(v) for k, v in got.items()} }")
+        for cid, received in got.items():  # NATS picks about evenly: 100 each expected
+            self.assertGreaterEqual(len(received), N // 10, f"{cid}'s share: "
+                                    f"{ {k: len(v) for k, v in got.items()} }")
         shared_after = sum(metric(n, "ringmq_cluster_share_messages_total", outcome="delivered")
                            for n in self.nodes)
         self.assertEqual(shared_after - shared_before, N, "every delivery came from NATS's pick")
