@@ -12,6 +12,7 @@ to one member), then drain. Each test uses its own topics and group names.
 import time
 import unittest
 
+import broker
 import mqtt_raw
 import nats_cluster
 import test_cluster
@@ -173,6 +174,30 @@ class ClusterSharedTest(unittest.TestCase):
         got = receive_all([stay, leave], N)
         self.assertEqual(got["lv-leave"], [])
         self.assertEqual(got["lv-stay"], payloads)
+
+    def test_groups_are_per_node_while_nats_is_unreachable(self):
+        # A node whose NATS server does not answer: its links never become ready, so its
+        # groups choose among its own members, each message to one of them (local traffic
+        # goes on, as without a cluster).
+        node = broker.Broker("--cluster-nats-url", f"nats://127.0.0.1:{nats_cluster.free_port()}",
+                             "--cluster-node-name", "alone", threads=SHARDS, metrics=True)
+        node.start()
+        self.addCleanup(node.stop)
+        members = []
+        for shard in range(SHARDS):
+            cid = ids_on(shard, "alone-m", 1)[0]
+            m = mqtt_raw.Client(node.port, cid)
+            self.addCleanup(m.close)
+            m.subscribe([("$share/ga/sha", 1)])
+            members.append(m)
+        pub = mqtt_raw.Client(node.port, "alone-pub")
+        self.addCleanup(pub.close)
+        payloads = self.publish_all(pub, "sha")
+        got = receive_all(members, N)
+        self.assert_once_in_total(got, payloads)
+        self.assertTrue(all(len(v) > 0 for v in got.values()), got.keys())
+        self.assertEqual(metric(node, "ringmq_cluster_share_link_events_total",
+                                event="connect"), 0)
 
     def test_nats_gives_no_queue_message_to_its_publisher_without_echo(self):
         # Why the queue subscriptions live on a second link: nats-server (2.9 here) skips a
