@@ -220,11 +220,12 @@ class Shard final : public ShardServices, private cluster::NatsLinkSink {
   bool NatsAddress(NatsIo& nats, const cluster::NatsServerAddress& server);
   // ---- The share link (shard_share_link.cc; docs/cluster.md, "Shared subscriptions") ----
   // A second NATS connection per shard that holds only the NATS queue subscriptions of this
-  // shard's shared-subscription groups and never publishes: the main link subscribes with
-  // echo off, and nats-server never gives a queue message to the connection that published it
-  // (it picks another member, or drops the message when there is none), so members whose
-  // queue subscription were on the publishing connection would never be picked for their own
-  // node's messages. Same options, servers and socket handling as the main link.
+  // shard's shared-subscription groups and never publishes. The main link publishes with echo
+  // off, and nats-server never gives a queue message to the connection that published it (it
+  // picks another member, or drops the message when there is none): on the main link, this
+  // shard's members would never get its own publishers' messages, and a group with members on
+  // this shard only would lose them. Same options, servers and socket handling as the main
+  // link.
   class ShareLinkSink;
   absl::Status SetupShareLink();
   // cluster::NatsLinkSink (called by the link on this thread).
@@ -271,9 +272,10 @@ class Shard final : public ShardServices, private cluster::NatsLinkSink {
   auth::AuthMethodRegistry auth_methods_;
   // Before ring_, so that its buffers outlive the ring's operations still in flight at stop.
   std::unique_ptr<NatsIo> nats_;  // null: not clustered
-  // The share link and its sink (a ShareLinkSink); null: not clustered.
-  std::unique_ptr<NatsIo> nats_share_;
+  // The share link and its sink (a ShareLinkSink, declared first: it outlives the link);
+  // null: not clustered.
   std::unique_ptr<cluster::NatsLinkSink> nats_share_sink_;
+  std::unique_ptr<NatsIo> nats_share_;
   std::unique_ptr<io::Ring> ring_;
   std::unique_ptr<io::BufferRing> buffers_;
   std::unique_ptr<TimerWheel> timers_;
