@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cctype>
 #include <memory>
+#include <random>
 #include <set>
 #include <string>
 #include <utility>
@@ -147,6 +148,51 @@ TEST_F(ClusterSharesTest, RefusedSubscriptionIsCounted) {
   EXPECT_EQ(Output(), "");
   shares_->Release("g", filter);
   EXPECT_EQ(shares_->group_count(), 0u);
+}
+
+// Random joins and leaves against a model: the link holds exactly the cover subjects of the
+// groups with members, each sid maps back to its group, and everything goes when all leave.
+TEST_F(ClusterSharesTest, RandomMembershipChangesMatchAModel) {
+  const std::vector<std::pair<std::string, std::string>> groups = {
+      {"g", "a"}, {"g", "a/#"}, {"h", "a/#"}, {"g", "+/b"}, {"x-y", "#"}, {"g", "c/+/#"}};
+  const auto cover = [](const std::string& filter) {
+    return filter.ends_with("#") && filter != "#" ? 2u : 1u;
+  };
+  std::vector<uint32_t> model(groups.size(), 0);
+  std::mt19937 random(7);
+  for (int step = 0; step < 2000; ++step) {
+    const size_t i = random() % groups.size();
+    if (model[i] > 0 && random() % 2 == 0) {
+      shares_->Release(groups[i].first, groups[i].second);
+      --model[i];
+    } else {
+      shares_->Acquire(groups[i].first, groups[i].second);
+      ++model[i];
+    }
+    size_t subscriptions = 0;
+    for (size_t j = 0; j < groups.size(); ++j) {
+      ASSERT_EQ(shares_->count(groups[j].first, groups[j].second), model[j]);
+      if (model[j] > 0) subscriptions += cover(groups[j].second);
+    }
+    ASSERT_EQ(shares_->subscription_count(), subscriptions);
+    ASSERT_EQ(link_->subscription_count(), subscriptions);
+  }
+  for (uint64_t sid = 1; sid < 4000; ++sid) {
+    ClusterShares::Group group;
+    if (!shares_->Find(sid, group)) continue;
+    const auto it = std::find(groups.begin(), groups.end(),
+                              std::pair<std::string, std::string>(group.share_name, group.filter));
+    ASSERT_NE(it, groups.end());
+    EXPECT_GT(model[static_cast<size_t>(it - groups.begin())], 0u);
+  }
+  for (size_t j = 0; j < groups.size(); ++j) {
+    while (model[j] > 0) {
+      shares_->Release(groups[j].first, groups[j].second);
+      --model[j];
+    }
+  }
+  EXPECT_EQ(shares_->group_count(), 0u);
+  EXPECT_EQ(link_->subscription_count(), 0u);
 }
 
 }  // namespace
