@@ -206,6 +206,12 @@ namespace ringmq::metrics {
   X(cluster_owner_states_merged)        /* states received and merged into a session */      \
   X(cluster_owner_states_stale)         /* states for a session no longer the claimant's */  \
   X(cluster_owner_states_invalid)       /* state payloads that did not parse */              \
+  X(cluster_share_delivered)       /* NATS queue messages given to a group member */       \
+  X(cluster_share_no_member)       /* NATS queue messages no member here could take */     \
+  X(cluster_share_local)   /* link up but message not forwarded: groups chose locally */    \
+  X(cluster_share_link_connects)   /* share link: NATS handshakes completed */              \
+  X(cluster_share_link_reconnects) /* of those, after the first */                          \
+  X(cluster_share_link_disconnects) /* share link: connections ended, attempts included */  \
   X(recv_enobufs) /* multishot recv ran out of provided buffers */                      \
   X(loop_iterations)                                                                    \
   X(sqes_submitted)                                                                     \
@@ -227,6 +233,7 @@ namespace ringmq::metrics {
   X(sessions_offline)  /* persistent sessions kept without a connection */                \
   X(subscriptions)     /* subscriptions held by this shard's sessions */                  \
   X(cluster_nats_subscriptions) /* NATS subscriptions of this shard's link */             \
+  X(cluster_share_subscriptions) /* NATS queue subscriptions of this shard's share link */ \
   X(shared_groups)     /* shared-subscription groups created minus removed by this shard */ \
   X(queued_messages)   /* messages waiting in session queues (not yet sent) */            \
   X(inflight_messages) /* QoS 1/2 messages sent and not yet fully acknowledged */          \

@@ -174,6 +174,17 @@ constexpr Family kFamilies[] = {
      "claimed again or ended), invalid."},
     {"ringmq_cluster_owner_state_left_out_total", Type::kCounter,
      "Subscriptions and messages of moved sessions left out: over the NATS max_payload."},
+    // Shared subscriptions across the cluster (docs/cluster.md, "Shared subscriptions").
+    {"ringmq_cluster_share_messages_total", Type::kCounter,
+     "NATS queue-group messages the shards' share links received, by outcome: delivered (given "
+     "to a member of the group), no_member (no member here could take it: dropped); "
+     "not_forwarded: a message the link did not take (uncarried topic, too large, no room), "
+     "whose groups chose among this node's members."},
+    {"ringmq_cluster_share_link_events_total", Type::kCounter,
+     "NATS connection events of the shards' share links: connect, reconnect, disconnect."},
+    {"ringmq_cluster_share_subscriptions", Type::kGauge,
+     "NATS queue subscriptions the shards' share links hold for their shared-subscription "
+     "groups."},
     {"ringmq_persist_publish_refused_total", Type::kCounter,
      "QoS 1/2 PUBLISHes not acknowledged because a shard's log was failing or behind its bound; "
      "the publisher was disconnected and resends after reconnecting."},
@@ -612,6 +623,18 @@ Series SeriesOf(CounterId id) {
       return Labelled("ringmq_cluster_owner_states_total", "result", "stale");
     case C::cluster_owner_states_invalid:
       return Labelled("ringmq_cluster_owner_states_total", "result", "invalid");
+    case C::cluster_share_delivered:
+      return Labelled("ringmq_cluster_share_messages_total", "outcome", "delivered");
+    case C::cluster_share_no_member:
+      return Labelled("ringmq_cluster_share_messages_total", "outcome", "no_member");
+    case C::cluster_share_local:
+      return Labelled("ringmq_cluster_share_messages_total", "outcome", "not_forwarded");
+    case C::cluster_share_link_connects:
+      return Labelled("ringmq_cluster_share_link_events_total", "event", "connect");
+    case C::cluster_share_link_reconnects:
+      return Labelled("ringmq_cluster_share_link_events_total", "event", "reconnect");
+    case C::cluster_share_link_disconnects:
+      return Labelled("ringmq_cluster_share_link_events_total", "event", "disconnect");
     case C::persist_input_held_back: return Plain("ringmq_persist_input_held_back_total");
     case C::persist_dropped_disk_full: return Plain("ringmq_persist_dropped_disk_full_total");
     case C::persist_compactions: return Plain("ringmq_persist_compactions_total");
@@ -744,6 +767,8 @@ Series SeriesOf(GaugeId id) {
     case G::sessions_offline: return Labelled("ringmq_sessions", "state", "offline");
     case G::subscriptions: return Plain("ringmq_subscriptions");
     case G::cluster_nats_subscriptions: return Plain("ringmq_cluster_nats_subscriptions");
+    case G::cluster_share_subscriptions:
+      return Plain("ringmq_cluster_share_subscriptions");
     case G::shared_groups: return Plain("ringmq_shared_groups");
     case G::queued_messages: return Plain("ringmq_queued_messages");
     case G::persist_pending_bytes: return Plain("ringmq_persist_pending_bytes");

@@ -1052,7 +1052,9 @@ void Router::Retain(const message::MessageRef& message) {
 bool Router::Route(const message::MessageRef& message, bool from_client, uint64_t publisher_key) {
   EligibleContext context{this, message.get(),
                           sub::Subscriber{.shard = 0, .session = kNone, .generation = 0, .qos = 0}};
-  shared_.trie.Match(message->topic(), match_, ChoiceFor(context, publisher_key));
+  sub::ShareChoice choice = ChoiceFor(context, publisher_key);
+  if (cluster_ != nullptr) choice.groups = !ClusterChoosesShares(message.get(), publisher_key);
+  shared_.trie.Match(message->topic(), match_, choice);
   CountShared(match_);
   if (match_.empty()) {
     if (from_client) counters_.publish_dropped_no_subscribers.Add();

@@ -262,6 +262,23 @@ class Router final : public net::PacketSink {
   void OnClusterMessage(const cluster::NatsMessage& message);
   // NATS subscriptions the link holds for this shard (0 unclustered).
   size_t cluster_subject_count() const;
+  // Shared subscriptions across the cluster (router_cluster_shared.cc; docs/cluster.md,
+  // "Shared subscriptions"), once after AttachCluster: `share_link` (the shard's second link,
+  // which only holds queue subscriptions and never publishes) subscribes each group a session of
+  // this shard is a member of as a NATS queue group (ClusterShares). While the main link is
+  // ready, a message Route forwards to NATS is given to no group member locally (Route leaves
+  // the groups out): NATS picks one member link of each group across all nodes, this node's
+  // included, and that shard's OnClusterShareMessage picks one of its members. While the link
+  // is not ready, for '$' topics, and for a message the link does not take (a topic no subject
+  // carries, too large, no room: ForwardToCluster sees it), the local choice applies.
+  void AttachClusterShares(cluster::NatsLink* share_link);
+  // A MSG/HMSG of the share link: the group of its sid chooses a member (configured strategy,
+  // this shard's members first; with none eligible, QoS 0 goes nowhere and QoS 1/2 to the
+  // strategy's member, as in a local match), delivered at min(Ringmq-Qos, subscription QoS),
+  // RETAIN 0. Not dropped as an echo: NATS picked this link for this copy, whoever published.
+  void OnClusterShareMessage(const cluster::NatsMessage& message);
+  // NATS queue subscriptions the share link holds for this shard (0 unclustered).
+  size_t cluster_share_subscription_count() const;
 
   // ---- Client ids across nodes (docs/cluster.md; router_cluster_owner.cc) ----
   // After AttachCluster: this shard subscribes its claim buckets (cluster/claim.h) and from now
@@ -501,9 +518,20 @@ class Router final : public net::PacketSink {
     if (cluster_ != nullptr) ClusterInterestChange(filter, /*acquire=*/false);
   }
   void ClusterInterestChange(std::string_view filter, bool acquire);
+  // ClusterInterestChange for a "$share/..." filter (router_cluster_shared.cc): false if
+  // `filter` is no shared filter.
+  bool ClusterShareChange(std::string_view filter, bool acquire);
+  // Whether Route leaves the groups out for `message`: NATS chooses their member (see
+  // AttachClusterShares). If so, ForwardToCluster checks that the link took the message, and
+  // else the groups choose locally after all (`publisher_key` as for Route).
+  bool ClusterChoosesShares(message::Message* message, uint64_t publisher_key);
+  void ForwardToClusterWithShares(const message::Message& message);
+  // Delivers `message` to the group members in match_ (the picks of MatchGroup or MatchShared)
+  // at min(`qos`, their QoS): other shards' through the outbox.
+  void DeliverShared(message::Message* message, uint8_t qos, bool may_reroute);
   // After local routing of a client's message (PUBLISH or will): publishes it on the link.
   void ForwardToCluster(const message::Message& message) {
-    if (cluster_ != nullptr) PublishToCluster(message);
+    if (cluster_ != nullptr) ForwardToClusterWithShares(message);  // router_cluster_shared.cc
   }
   void PublishToCluster(const message::Message& message);
 
