@@ -20,6 +20,7 @@ constexpr std::string_view kNodeHeader = "Ringmq-Node";
 constexpr std::string_view kQosHeader = "Ringmq-Qos";
 // JetStream's de-duplication header: a resend the stream already stored is not stored again.
 constexpr std::string_view kMsgIdHeader = "Nats-Msg-Id";
+constexpr std::string_view kExpiresHeader = "Ringmq-Expires-At";
 constexpr std::string_view kDigits[] = {"0", "1", "2"};
 // Heartbeat status headers (JetStream push consumers).
 constexpr std::string_view kLastConsumerHeader = "Nats-Last-Consumer";
@@ -76,7 +77,8 @@ uint32_t RetainedSync::replicas() const {
   return static_cast<uint32_t>(std::clamp<size_t>(link_.server_count(), 1, kReplicasMax));
 }
 
-PublishResult RetainedSync::Publish(std::string_view topic, std::string_view payload, uint8_t qos) {
+PublishResult RetainedSync::Publish(std::string_view topic, std::string_view payload, uint8_t qos,
+                                    uint64_t expires_at_unix_ms) {
   scratch_.clear();
   const SubjectMapping mapping{.prefix = topic_prefix_};
   if (TopicToSubject(topic, mapping, scratch_) != Uncarried::kNone) {
@@ -88,6 +90,7 @@ PublishResult RetainedSync::Publish(std::string_view topic, std::string_view pay
   Pending update{.topic = std::string(topic),
                  .payload = std::string(payload),
                  .qos = qos,
+                 .expires_at_unix_ms = expires_at_unix_ms,
                  .resend_at_ms = UINT64_MAX};
   const PublishResult result = SendUpdate(id, update);
   if (result != PublishResult::kQueued && result != PublishResult::kHeld) {
@@ -122,12 +125,16 @@ PublishResult RetainedSync::SendUpdate(uint64_t id, const Pending& update) {
   id_scratch_.assign(options_.node_name);
   absl::StrAppend(&id_scratch_, ".", options_.shard, ".", options_.start_id, ".", id);
   const std::string reply = absl::StrCat(ack_base_, ".", id);
-  const std::array<nats::HeaderField, 3> headers = {{
+  expires_scratch_.clear();
+  if (update.expires_at_unix_ms != 0) absl::StrAppend(&expires_scratch_, update.expires_at_unix_ms);
+  const std::array<nats::HeaderField, 4> headers = {{
       {kNodeHeader, options_.node_name},
       {kQosHeader, kDigits[update.qos <= 2 ? update.qos : 0]},
       {kMsgIdHeader, id_scratch_},
+      {kExpiresHeader, expires_scratch_},
   }};
-  return link_.Publish(scratch_, headers, update.payload, reply);
+  const size_t fields = update.expires_at_unix_ms != 0 ? 4 : 3;
+  return link_.Publish(scratch_, std::span(headers.data(), fields), update.payload, reply);
 }
 
 void RetainedSync::ResendDue(uint64_t now_ms) {
@@ -386,6 +393,7 @@ void RetainedSync::Apply(const NatsMessage& message) {
     return;
   }
   uint8_t qos = 0;  // a NATS application's update: at most once
+  uint64_t expires_at_unix_ms = 0;
   if (!message.headers.empty()) {
     absl::StatusOr<nats::HeaderBlock> block = nats::ParseHeaderBlock(message.headers);
     if (block.ok()) {
@@ -393,12 +401,14 @@ void RetainedSync::Apply(const NatsMessage& message) {
         if (field.first == kQosHeader && field.second.size() == 1 && field.second[0] >= '0' &&
             field.second[0] <= '2') {
           qos = static_cast<uint8_t>(field.second[0] - '0');
+        } else if (field.first == kExpiresHeader && !ParseU64(field.second, expires_at_unix_ms)) {
+          expires_at_unix_ms = 0;  // malformed: as if absent
         }
       }
     }
   }
   ++counters_.updates_in;
-  sink_->ApplyRetained(topic_, message.payload, qos);
+  sink_->ApplyRetained(topic_, message.payload, qos, expires_at_unix_ms);
 }
 
 void RetainedSync::Restart(uint64_t now_ms) {

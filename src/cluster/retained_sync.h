@@ -18,7 +18,9 @@
 // "stream name already in use with a different configuration" (10058) is logged and the
 // existing stream is used.
 //
-// Updates. Publish() sends the update with headers Ringmq-Node, Ringmq-Qos and Nats-Msg-Id
+// Updates. Publish() sends the update with headers Ringmq-Node, Ringmq-Qos, Ringmq-Expires-At
+// (only for a message with an MQTT 5.0 Message Expiry Interval: when it ends, in wall-clock
+// Unix milliseconds, so a node that reads it later gives it the time left) and Nats-Msg-Id
 // (<node>.<shard>.<options.start_id>.<n>: the stream drops a resend it already stored, within
 // its duplicate window, 2 minutes by default) and the reply P.r.<node>.<shard>.ack.<n>. An update
 // stays pending (a copy of topic and payload) until its PubAck; on a JetStream error, a 503
@@ -84,7 +86,10 @@ class RetainedSyncSink {
  public:
   virtual ~RetainedSyncSink() = default;
   // Makes (topic, payload, qos) the topic's retained message; an empty payload deletes it.
-  virtual void ApplyRetained(std::string_view topic, std::string_view payload, uint8_t qos) = 0;
+  // `expires_at_unix_ms`: 0, or when its MQTT 5.0 Message Expiry Interval ends (wall clock,
+  // header Ringmq-Expires-At).
+  virtual void ApplyRetained(std::string_view topic, std::string_view payload, uint8_t qos,
+                             uint64_t expires_at_unix_ms) = 0;
 };
 
 struct RetainedSyncCounters {
@@ -119,7 +124,9 @@ class RetainedSync {
   RetainedSync& operator=(const RetainedSync&) = delete;
 
   // Publishes the retained update of `topic` (a valid topic name); kept until its PubAck.
-  PublishResult Publish(std::string_view topic, std::string_view payload, uint8_t qos);
+  // `expires_at_unix_ms`: 0 or the wall-clock end of its Message Expiry Interval.
+  PublishResult Publish(std::string_view topic, std::string_view payload, uint8_t qos,
+                        uint64_t expires_at_unix_ms = 0);
   size_t pending_count() const { return pending_.size(); }
   // True (and handled) when `message` is for one of this object's subscriptions.
   bool OnMessage(const NatsMessage& message, uint64_t now_ms);
@@ -139,6 +146,7 @@ class RetainedSync {
     std::string topic;
     std::string payload;
     uint8_t qos = 0;
+    uint64_t expires_at_unix_ms = 0;
     uint64_t resend_at_ms = 0;  // UINT64_MAX until sent on a ready link
     uint32_t failures = 0;      // errors and 503s so far
   };
@@ -181,6 +189,7 @@ class RetainedSync {
   std::string scratch_;   // subjects and request bodies
   std::string topic_;     // the topic of the update being applied
   std::string id_scratch_;
+  std::string expires_scratch_;
   uint64_t next_update_id_ = 1;
   uint64_t now_ms_ = 0;                  // of the last OnTick
   uint64_t next_check_ms_ = UINT64_MAX;  // the earliest resend_at_ms (0: a held update)

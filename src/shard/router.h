@@ -543,7 +543,8 @@ class Router final : public net::PacketSink {
   struct ClusterRetainedSink;
   void AttachClusterRetained();
   void PublishRetainedToCluster(const message::Message& message);
-  void ApplyClusterRetained(std::string_view topic, std::string_view payload, uint8_t qos);
+  void ApplyClusterRetained(std::string_view topic, std::string_view payload, uint8_t qos,
+                            uint64_t expires_at_unix_ms);
 
   // ---- Client ids across nodes (router_cluster_owner.cc) ----
   // OnConnect bound the session `index` for `connection`: claims its id (see

@@ -19,8 +19,9 @@ namespace ringmq::shard {
 
 struct Router::ClusterRetainedSink : cluster::RetainedSyncSink {
   explicit ClusterRetainedSink(Router* router) : router(router) {}
-  void ApplyRetained(std::string_view topic, std::string_view payload, uint8_t qos) override {
-    router->ApplyClusterRetained(topic, payload, qos);
+  void ApplyRetained(std::string_view topic, std::string_view payload, uint8_t qos,
+                     uint64_t expires_at_unix_ms) override {
+    router->ApplyClusterRetained(topic, payload, qos, expires_at_unix_ms);
   }
   Router* const router;
 };

@@ -9,6 +9,15 @@
 #include "shard/router_cluster.h"
 
 namespace ringmq::shard {
+namespace {
+
+uint64_t WallClockMs() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
+}  // namespace
 
 void Router::AttachClusterRetained() {
   Cluster& c = *cluster_;
@@ -22,22 +31,29 @@ void Router::AttachClusterRetained() {
           .shard = shard_,
           .consume = shard_ == 0,
           // Wall-clock milliseconds: a restarted node's Nats-Msg-Ids differ from the last run's.
-          .start_id = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                std::chrono::system_clock::now().time_since_epoch())
-                                                .count())},
+          .start_id = WallClockMs()},
       c.retained_sink.get());
 }
 
 void Router::PublishRetainedToCluster(const message::Message& message) {
   RINGMQ_ASSERT(cluster_ != nullptr && message.retain());
   const std::span<const uint8_t> payload = message.payload();
+  // A 5.0 Message Expiry Interval crosses as its wall-clock end: a node that reads the stream
+  // later gives the message only the time left (5.0:3.3.2.3.3; node clocks assumed in sync).
+  uint64_t expires_at_unix_ms = 0;
+  if (message.has_expiry()) {
+    const uint64_t now_ms = services_.now_ms();
+    const uint64_t deadline_ms = message.expiry_deadline_ms();
+    expires_at_unix_ms = WallClockMs() + (deadline_ms > now_ms ? deadline_ms - now_ms : 0);
+  }
   cluster_->retained->Publish(
       message.topic(),
       std::string_view(reinterpret_cast<const char*>(payload.data()), payload.size()),
-      message.qos());
+      message.qos(), expires_at_unix_ms);
 }
 
-void Router::ApplyClusterRetained(std::string_view topic, std::string_view payload, uint8_t qos) {
+void Router::ApplyClusterRetained(std::string_view topic, std::string_view payload, uint8_t qos,
+                                  uint64_t expires_at_unix_ms) {
   RINGMQ_ASSERT(cluster_ != nullptr && qos <= 2);
   // retain_available false: this broker keeps no retained messages for clients (a NATS
   // application or another node's update included).
@@ -45,11 +61,21 @@ void Router::ApplyClusterRetained(std::string_view topic, std::string_view paylo
     counters_.cluster_retained_store_refused.Add();
     return;
   }
+  uint64_t deadline_ms = 0;
+  if (expires_at_unix_ms != 0) {
+    const uint64_t wall_ms = WallClockMs();
+    // Expired already: the topic's retained message is deleted, as the stream's last word on it
+    // must not be served (5.0:3.3.2.3.3).
+    if (expires_at_unix_ms <= wall_ms) payload = {};
+    deadline_ms =
+        services_.now_ms() + (expires_at_unix_ms > wall_ms ? expires_at_unix_ms - wall_ms : 0);
+  }
   const auto* bytes = reinterpret_cast<const uint8_t*>(payload.data());
   // Stored, not routed: live subscribers got the update as an ordinary cluster message.
-  const message::MessageRef message =
-      message::MessageRef::Create(topic, std::span<const uint8_t>(bytes, payload.size()), qos,
-                                  /*retain=*/true, NextOrigin(), message::Mqtt5Fields{});
+  const message::MessageRef message = message::MessageRef::Create(
+      topic, std::span<const uint8_t>(bytes, payload.size()), qos, /*retain=*/true, NextOrigin(),
+      message::Mqtt5Fields{.properties = {},
+                           .expiry_deadline_ms = payload.empty() ? 0 : deadline_ms});
   const uint64_t refused_before = counters_.retained_refused.Load();
   Retain(message);
   if (counters_.retained_refused.Load() != refused_before) {

@@ -17,6 +17,7 @@ struct Applied {
   std::string topic;
   std::string payload;
   uint8_t qos;
+  uint64_t expires_at_unix_ms = 0;
   bool operator==(const Applied&) const = default;
 };
 
@@ -107,8 +108,9 @@ class RetainedSyncTest : public ::testing::Test, public NatsLinkSink, public Ret
   void OnDisconnected(DisconnectReason, std::string_view) override {}
   void OnServerError(std::string_view) override {}
   // RetainedSyncSink
-  void ApplyRetained(std::string_view topic, std::string_view payload, uint8_t qos) override {
-    applied_.push_back({std::string(topic), std::string(payload), qos});
+  void ApplyRetained(std::string_view topic, std::string_view payload, uint8_t qos,
+                     uint64_t expires_at_unix_ms) override {
+    applied_.push_back({std::string(topic), std::string(payload), qos, expires_at_unix_ms});
   }
 
   std::unique_ptr<NatsLink> link_;
@@ -330,7 +332,7 @@ TEST(RetainedSyncNamesTest, TheSubjectPrefixNamesTheStreamAndItsSubjects) {
     void OnMessage(const NatsMessage&) override {}
     void OnDisconnected(DisconnectReason, std::string_view) override {}
     void OnServerError(std::string_view) override {}
-    void ApplyRetained(std::string_view, std::string_view, uint8_t) override {}
+    void ApplyRetained(std::string_view, std::string_view, uint8_t, uint64_t) override {}
   } sink;
   absl::StatusOr<std::unique_ptr<NatsLink>> link = NatsLink::Create(options, &sink);
   ASSERT_TRUE(link.ok());
@@ -347,6 +349,20 @@ TEST(RetainedSyncNamesTest, TheSubjectPrefixNamesTheStreamAndItsSubjects) {
   EXPECT_NE(out.find("HPUB $RINGMQ.site.1$x.retained.t.a.b $RINGMQ.site.1$x.retained.r.n.0.ack.1 "),
             std::string::npos)
       << out;
+}
+
+TEST_F(RetainedSyncTest, AMessageExpiryCrossesAsItsWallClockEnd) {
+  // 5.0:3.3.2.3.3: the Message Expiry Interval's end travels in Ringmq-Expires-At.
+  Make(/*consume=*/false);
+  Ready(0);
+  ASSERT_EQ(sync_->Publish("e", "v", 1, 1'800'000'000'123), PublishResult::kQueued);
+  EXPECT_NE(Output().find("Ringmq-Expires-At: 1800000000123\r\n"), std::string::npos);
+  Consuming(0);
+  Hmsg(1, "$RINGMQ.retained.t.e", 2, "$JS.ACK.RINGMQ_RETAINED.C1.1.5.1.0.0",
+       "NATS/1.0\r\nRingmq-Qos: 1\r\nRingmq-Expires-At: 1800000000123\r\n\r\n", "v");
+  Hmsg(2, "$RINGMQ.retained.t.f", 2, "$JS.ACK.RINGMQ_RETAINED.C1.1.6.2.0.0",
+       "NATS/1.0\r\nRingmq-Expires-At: soon\r\n\r\n", "w");  // malformed: none
+  EXPECT_EQ(applied_, (std::vector<Applied>{{"e", "v", 1, 1'800'000'000'123}, {"f", "w", 0, 0}}));
 }
 
 TEST_F(RetainedSyncTest, PendingUpdatesAreBoundedAndUncarriedTopicsStayLocal) {

@@ -82,7 +82,7 @@ class Harness : public NatsLinkSink, public RetainedSyncSink {
   void OnMessage(const NatsMessage& message) override { sync_->OnMessage(message, 3); }
   void OnDisconnected(ringmq::cluster::DisconnectReason, std::string_view) override {}
   void OnServerError(std::string_view) override {}
-  void ApplyRetained(std::string_view topic, std::string_view, uint8_t qos) override {
+  void ApplyRetained(std::string_view topic, std::string_view, uint8_t qos, uint64_t) override {
     if (topic.empty() || topic[0] == '$' || qos > 2) __builtin_trap();
   }
 

@@ -9,6 +9,7 @@ class starts its own.
 """
 
 import json
+import struct
 import time
 import unittest
 
@@ -174,6 +175,24 @@ class ClusterRetainedTest(unittest.TestCase):
         self.addCleanup(node.stop)
         wait_consuming(node)
         wait_retained(self, node, "late/t", {"late/t": (b"before", 1)}, "late-sub-new")
+
+    def test_a_message_expiry_interval_ends_on_every_node(self):
+        # 5.0:3.3.2.3.3: a retained message whose Message Expiry Interval has passed is not
+        # delivered; the interval's end crosses nodes with the stream update.
+        sock = mqtt_raw.open_socket(self.nodes[0].port)
+        self.addCleanup(sock.close)
+        mqtt_raw.send(sock, mqtt_raw.connect("exp-pub5", level=5, properties=b"\x00"))
+        self.assertEqual(mqtt_raw.read_packet(sock).type, mqtt_raw.CONNACK)
+        properties = b"\x05\x02" + struct.pack("!I", 3)  # Message Expiry Interval 3 s
+        mqtt_raw.send(sock, mqtt_raw.packet(0x31, mqtt_raw.mqtt_string("exp/t") + properties +
+                                            b"short-lived"))
+        mqtt_raw.ping(sock)
+        published = time.monotonic()
+        for i, node in enumerate(self.nodes):
+            wait_retained(self, node, "exp/t", {"exp/t": (b"short-lived", 0)}, f"exp-sub{i}")
+        time.sleep(max(0.0, published + 3.2 - time.monotonic()))
+        for i, node in enumerate(self.nodes):
+            self.assertEqual(retained_now(node, "exp/t", f"exp-late{i}"), {})
 
     def test_a_node_over_its_retained_bound_counts_the_refusals(self):
         # The node's retained store bounds what it caches from the stream (retained_store.h).
