@@ -10,7 +10,7 @@
 namespace ringmq::metrics {
 namespace {
 
-enum class Type : uint8_t { kCounter, kGauge };
+enum class Type : uint8_t { kCounter, kGauge, kHistogram };
 
 struct Family {
   std::string_view name;
@@ -155,6 +155,9 @@ constexpr Family kFamilies[] = {
      "node), overlap (an extra copy of overlapping subscriptions), uncarried_topic (no NATS "
      "subject for the topic), unmappable_subject (no MQTT topic for the subject), "
      "link_refused (the NATS link had no room)."},
+    {"ringmq_cluster_hop_latency_seconds", Type::kHistogram,
+     "Time from a message's PUBLISH on one node to its delivery on this shard of another node "
+     "(wall clocks of both nodes: their skew adds to it)."},
     {"ringmq_cluster_link_events_total", Type::kCounter,
      "NATS connection events of the shards' links: connect, reconnect, disconnect."},
     {"ringmq_cluster_nats_subscriptions", Type::kGauge,
@@ -389,12 +392,34 @@ void AppendConnectOutcomes(std::string& out, std::string_view shard, const Snaps
   }
 }
 
+// A histogram's samples for one shard: cumulative _bucket{le}, _sum (seconds), _count.
+void AppendClusterHop(std::string& out, std::string_view family, std::string_view shard,
+                      const Snapshot& snapshot) {
+  const std::string bucket_name = std::string(family) + "_bucket";
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < kClusterHopBuckets; ++i) {
+    cumulative += snapshot.cluster_hop[i];
+    const std::string le = i < kClusterHopBoundsUs.size()
+                               ? absl::StrFormat("%g", kClusterHopBoundsUs[i] / 1e6)
+                               : std::string("+Inf");
+    AppendSample(out, bucket_name, {{"shard", shard}, {"le", le}}, absl::StrCat(cumulative));
+  }
+  AppendSample(out, std::string(family) + "_sum", {{"shard", shard}},
+               absl::StrFormat("%.6f", snapshot.cluster_hop_sum_us / 1e6));
+  AppendSample(out, std::string(family) + "_count", {{"shard", shard}}, absl::StrCat(cumulative));
+}
+
 // Per-shard samples of every counter and gauge in `family`.
 void AppendShardSeries(std::string& out, const Family& family, const BrokerSample& sample) {
   for (size_t shard = 0; shard < sample.shards.size(); ++shard) {
     const std::string shard_label = absl::StrCat(shard);
     const Snapshot& snapshot = sample.shards[shard];
     if (family.name == kConnectOutcomes) AppendConnectOutcomes(out, shard_label, snapshot);
+    if (family.type == Type::kHistogram) {
+      RINGMQ_ASSERT(family.name == "ringmq_cluster_hop_latency_seconds");
+      AppendClusterHop(out, family.name, shard_label, snapshot);
+      continue;
+    }
     for (size_t i = 0; i < kCounterCount; ++i) {
       const auto id = static_cast<CounterId>(i);
       const Series series = SeriesOf(id);
@@ -827,7 +852,9 @@ std::string Render(const BrokerSample& sample) {
   for (const Family& family : kFamilies) {
     out.append("# HELP ").append(family.name).append(" ").append(EscapeHelp(family.help));
     out.append("\n# TYPE ").append(family.name).append(" ");
-    out.append(family.type == Type::kCounter ? "counter\n" : "gauge\n");
+    out.append(family.type == Type::kCounter ? "counter\n"
+               : family.type == Type::kGauge ? "gauge\n"
+                                             : "histogram\n");
     if (!AppendBrokerSeries(out, family, sample)) AppendShardSeries(out, family, sample);
   }
   return out;

@@ -1,7 +1,10 @@
 // Router: the cluster over NATS (router.h, "Cluster over NATS"; docs/cluster.md).
 #include "shard/router_cluster.h"
 
+#include <time.h>
+
 #include <array>
+#include <charconv>
 #include <string_view>
 
 #include "common/assert.h"
@@ -15,9 +18,20 @@ namespace {
 constexpr std::string_view kNodeHeader = "Ringmq-Node";
 constexpr std::string_view kQosHeader = "Ringmq-Qos";
 constexpr std::string_view kRetainHeader = "Ringmq-Retain";
+// The publishing node's wall clock at forwarding, in microseconds since the Unix epoch: the
+// receiving shard observes the hop (ringmq_cluster_hop_latency_seconds).
+constexpr std::string_view kSentAtHeader = "Ringmq-Sent-At";
 constexpr std::string_view kDigits[] = {"0", "1", "2"};
 
 uint8_t MinQos(uint8_t a, uint8_t b) { return a < b ? a : b; }
+
+// The wall clock (not the monotonic one: the hop crosses machines), in microseconds. A vDSO
+// call (no syscall), once per message forwarded or received.
+uint64_t WallClockMicros() {
+  timespec now{};
+  clock_gettime(CLOCK_REALTIME, &now);
+  return static_cast<uint64_t>(now.tv_sec) * 1'000'000 + static_cast<uint64_t>(now.tv_nsec) / 1000;
+}
 
 std::string_view Trim(std::string_view text) {
   while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
@@ -80,10 +94,14 @@ void Router::PublishToCluster(const message::Message& message) {
     counters_.cluster_uncarried_topics.Add();
     return;
   }
-  const std::array<cluster::nats::HeaderField, 3> headers = {{
+  char sent_at[20];  // UINT64_MAX has 20 digits
+  const auto [sent_at_end, ignored] =
+      std::to_chars(sent_at, sent_at + sizeof(sent_at), WallClockMicros());
+  const std::array<cluster::nats::HeaderField, 4> headers = {{
       {kNodeHeader, c.node_name},
       {kQosHeader, kDigits[message.qos() <= 2 ? message.qos() : 0]},
       {kRetainHeader, kDigits[message.retain() ? 1 : 0]},
+      {kSentAtHeader, std::string_view(sent_at, static_cast<size_t>(sent_at_end - sent_at))},
   }};
   const std::span<const uint8_t> payload = message.payload();
   const std::string_view bytes(reinterpret_cast<const char*>(payload.data()), payload.size());
@@ -108,6 +126,7 @@ void Router::OnClusterMessage(const cluster::NatsMessage& nats_message) {
   if (c.retained->OnMessage(nats_message, services_.now_ms())) return;
   uint8_t qos = 0;  // a NATS application's message: at most once
   bool echo = false;
+  uint64_t sent_at_us = 0;  // 0: no Ringmq-Sent-At (a NATS application's message)
   ForEachHeader(nats_message.headers, [&](std::string_view name, std::string_view value) {
     if (name == kNodeHeader && value == c.node_name) {
       echo = true;
@@ -116,6 +135,7 @@ void Router::OnClusterMessage(const cluster::NatsMessage& nats_message) {
     if (name == kQosHeader && value.size() == 1 && value[0] >= '0' && value[0] <= '2') {
       qos = static_cast<uint8_t>(value[0] - '0');
     }
+    if (name == kSentAtHeader) std::from_chars(value.data(), value.data() + value.size(), sent_at_us);
     return true;
   });
   if (echo) {
@@ -133,6 +153,10 @@ void Router::OnClusterMessage(const cluster::NatsMessage& nats_message) {
   if (!cluster::SubjectToTopic(nats_message.subject, c.prefix, c.topic) || c.topic[0] == '$') {
     counters_.cluster_unmappable_subjects.Add();
     return;
+  }
+  if (sent_at_us != 0) {
+    const uint64_t now_us = WallClockMicros();
+    counters_.ObserveClusterHop(now_us > sent_at_us ? now_us - sent_at_us : 0);
   }
   const auto* payload = reinterpret_cast<const uint8_t*>(nats_message.payload.data());
   message::MessageRef message = message::MessageRef::Create(
