@@ -190,6 +190,13 @@ namespace ringmq::metrics {
   X(cluster_link_connects)       /* NATS handshakes completed */                             \
   X(cluster_link_reconnects)     /* of those, after the first */                             \
   X(cluster_link_disconnects)    /* NATS connections ended, failed attempts included */      \
+  X(bridge_messages_out)   /* MQTT bridges: local messages queued for the remote broker */  \
+  X(bridge_messages_in)    /* remote messages queued for this broker */                     \
+  X(bridge_dropped_out)    /* local messages refused by a bridge's queue bound */          \
+  X(bridge_dropped_in)     /* remote messages refused by the local side's queue bound */   \
+  X(bridge_connects)       /* CONNACKs accepted by remote brokers */                       \
+  X(bridge_disconnects)    /* remote connections ended, failed attempts included */        \
+  X(bridge_resent)         /* unacknowledged PUBLISH / PUBREL sent again after reconnect */ \
   X(recv_enobufs) /* multishot recv ran out of provided buffers */                      \
   X(loop_iterations)                                                                    \
   X(sqes_submitted)                                                                     \
@@ -211,6 +218,7 @@ namespace ringmq::metrics {
   X(sessions_offline)  /* persistent sessions kept without a connection */                \
   X(subscriptions)     /* subscriptions held by this shard's sessions */                  \
   X(cluster_nats_subscriptions) /* NATS subscriptions of this shard's link */             \
+  X(bridges_connected) /* bridges of this shard connected to their remote broker */        \
   X(shared_groups)     /* shared-subscription groups created minus removed by this shard */ \
   X(queued_messages)   /* messages waiting in session queues (not yet sent) */            \
   X(inflight_messages) /* QoS 1/2 messages sent and not yet fully acknowledged */          \

@@ -1,0 +1,305 @@
+// MQTT bridges on the shard's ring (shard_bridge.h).
+#include "shard/shard_bridge.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/tcp.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "common/assert.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "shard/shard.h"
+
+namespace ringmq::shard {
+namespace {
+
+constexpr uint64_t kBridgeWarningIntervalMs = 10'000;
+
+// user_data slot of a bridge operation: bridge index, side, kind.
+enum class BridgeOp : uint32_t { kConnect = 0, kReceive = 1, kSend = 2 };
+uint32_t BridgeSlot(size_t bridge, bool remote, BridgeOp op) {
+  return static_cast<uint32_t>(bridge << 3) | (remote ? 4u : 0u) | static_cast<uint32_t>(op);
+}
+
+// A resolved address of a bridge's `addresses` entry; length 0 if it does not resolve.
+BridgeIo::Address Resolve(const bridge::HostPort& host_port) {
+  BridgeIo::Address result;
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&result.address);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&result.address);
+  if (inet_pton(AF_INET, host_port.host.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(host_port.port);
+    result.length = sizeof(sockaddr_in);
+    return result;
+  }
+  if (inet_pton(AF_INET6, host_port.host.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(host_port.port);
+    result.length = sizeof(sockaddr_in6);
+    return result;
+  }
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(host_port.host.c_str(), nullptr, &hints, &found) != 0 || found == nullptr) {
+    return result;
+  }
+  std::memcpy(&result.address, found->ai_addr, found->ai_addrlen);
+  result.length = found->ai_addrlen;
+  freeaddrinfo(found);
+  if (result.address.ss_family == AF_INET) v4->sin_port = htons(host_port.port);
+  if (result.address.ss_family == AF_INET6) v6->sin6_port = htons(host_port.port);
+  return result;
+}
+
+}  // namespace
+
+BridgeIo::~BridgeIo() {
+  if (remote.fd >= 0) close(remote.fd);
+  if (local.fd >= 0) close(local.fd);
+}
+
+absl::Status Shard::SetupBridges() {
+  char host_name[256] = {};
+  if (gethostname(host_name, sizeof(host_name) - 1) != 0) host_name[0] = '\0';
+  for (size_t i = index_; i < config_.bridges.size(); i += shared_.shard_count) {
+    const BridgeConfig& config = config_.bridges[i];
+    absl::StatusOr<std::unique_ptr<bridge::Bridge>> made = bridge::Bridge::Create(
+        config, {.host_name = host_name,
+                 .max_packet_size = config_.max_packet_size,
+                 .random_seed = (uint64_t{index_} << 32) ^ MonotonicNs() ^ i});
+    if (!made.ok()) return made.status();
+    auto io = std::make_unique<BridgeIo>();
+    io->bridge = std::move(*made);
+    io->remote.receive_buffer.resize(BridgeIo::kReceiveBytes);
+    io->local.receive_buffer.resize(BridgeIo::kReceiveBytes);
+    // Names are resolved once, at start, so that connecting never waits on DNS in the loop.
+    for (const std::string& address : config.addresses) {
+      const absl::StatusOr<bridge::HostPort> host_port = bridge::ParseHostPort(address);
+      RINGMQ_ASSERT(host_port.ok());  // ValidateBridgeConfig checked it
+      io->addresses.push_back(Resolve(*host_port));
+      if (io->addresses.back().length == 0) {
+        RINGMQ_LOG_WARNING("bridge %s: host %s does not resolve (names are resolved at start)",
+                           config.name.c_str(), host_port->host.c_str());
+      }
+    }
+    RINGMQ_LOG_INFO("bridge %s: on shard %u, remote %s", config.name.c_str(), index_,
+                    config.addresses.front().c_str());
+    bridges_.push_back(std::move(io));
+  }
+  return absl::OkStatus();
+}
+
+void Shard::BridgeStep() {
+  for (size_t i = 0; i < bridges_.size(); ++i) {
+    BridgeIo& io = *bridges_[i];
+    StepBridgeSide(i, /*remote=*/false);
+    StepBridgeSide(i, /*remote=*/true);
+    CountBridge(io);
+  }
+}
+
+void Shard::StepBridgeSide(size_t index, bool remote) {
+  BridgeIo& io = *bridges_[index];
+  BridgeIo::Side& side = remote ? io.remote : io.local;
+  bridge::BridgeClient& client = remote ? io.bridge->remote() : io.bridge->local();
+  if (side.transport_up && client.state() == bridge::ClientState::kDisconnected) {
+    CloseBridgeSide(side);  // the client gave the connection up
+  }
+  if (!stopping_ && client.ConnectDue(now_ms_) && side.idle() && !side.transport_up) {
+    if (remote) {
+      ConnectBridgeRemote(index);
+    } else {
+      ConnectBridgeLocal(index);
+    }
+  }
+  if (now_ms_ >= client.next_deadline_ms()) {
+    client.OnTimer(now_ms_);
+    if (side.transport_up && client.state() == bridge::ClientState::kDisconnected) {
+      CloseBridgeSide(side);
+    }
+  }
+  if (side.transport_up && !side.send_pending && client.has_output()) {
+    side.send_buffer.clear();
+    side.send_offset = 0;
+    client.TakeOutput(now_ms_, side.send_buffer);
+    if (!side.send_buffer.empty()) SubmitBridgeSend(index, remote);
+  }
+}
+
+void Shard::ConnectBridgeRemote(size_t index) {
+  BridgeIo& io = *bridges_[index];
+  bridge::BridgeClient& client = io.bridge->remote();
+  client.BeginConnect(now_ms_);
+  const BridgeIo::Address& address = io.addresses[io.next_address];
+  const std::string& name = io.bridge->config().addresses[io.next_address];
+  io.next_address = (io.next_address + 1) % io.addresses.size();
+  if (address.length == 0) {
+    client.OnTransportClosed(now_ms_, absl::StrCat(name, ": the host did not resolve at start"));
+    return;
+  }
+  const int fd =
+      socket(address.address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+  if (fd < 0) {
+    client.OnTransportClosed(now_ms_, absl::StrCat("socket: ", strerror(errno)));
+    return;
+  }
+  const int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  io.remote.fd = fd;
+  ++io.remote.generation;
+  io_uring_sqe* sqe = NextSqe();
+  io_uring_prep_connect(sqe, fd, reinterpret_cast<const sockaddr*>(&address.address),
+                        address.length);
+  io_uring_sqe_set_data64(
+      sqe, BridgeUserData(io.remote.generation, BridgeSlot(index, true, BridgeOp::kConnect)));
+  io.remote.connect_pending = true;
+}
+
+void Shard::ConnectBridgeLocal(size_t index) {
+  BridgeIo& io = *bridges_[index];
+  bridge::BridgeClient& client = io.bridge->local();
+  client.BeginConnect(now_ms_);
+  int fds[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) != 0) {
+    client.OnTransportClosed(now_ms_, absl::StrCat("socketpair: ", strerror(errno)));
+    return;
+  }
+  // fds[1] is served as a client connection of listener 0 (counted there like an accept).
+  counters_.listener(0).connections_open.Add(1);  // given back in ReleaseSlot
+  const uint32_t slot_index = AddConnection(fds[1], /*adopted=*/false);
+  slots_[slot_index].connection.set_listener(0);
+  ArmReceive(slot_index);
+  io.local.fd = fds[0];
+  ++io.local.generation;
+  io.local.transport_up = true;
+  client.OnTransportConnected(now_ms_);
+  SubmitBridgeReceive(index, /*remote=*/false);
+}
+
+void Shard::CloseBridgeSide(BridgeIo::Side& side) {
+  if (side.fd >= 0) {
+    // Ends the operations in flight (they complete as stale).
+    shutdown(side.fd, SHUT_RDWR);
+    close(side.fd);
+    side.fd = -1;
+  }
+  ++side.generation;
+  side.transport_up = false;
+  if (!side.send_pending) side.send_buffer.clear();
+}
+
+void Shard::SubmitBridgeSend(size_t index, bool remote) {
+  BridgeIo::Side& side = remote ? bridges_[index]->remote : bridges_[index]->local;
+  RINGMQ_ASSERT(side.send_offset < side.send_buffer.size());
+  io_uring_sqe* sqe = NextSqe();
+  io_uring_prep_send(sqe, side.fd, side.send_buffer.data() + side.send_offset,
+                     side.send_buffer.size() - side.send_offset, MSG_NOSIGNAL);
+  io_uring_sqe_set_data64(
+      sqe, BridgeUserData(side.generation, BridgeSlot(index, remote, BridgeOp::kSend)));
+  side.send_pending = true;
+}
+
+void Shard::SubmitBridgeReceive(size_t index, bool remote) {
+  BridgeIo::Side& side = remote ? bridges_[index]->remote : bridges_[index]->local;
+  io_uring_sqe* sqe = NextSqe();
+  io_uring_prep_recv(sqe, side.fd, side.receive_buffer.data(), side.receive_buffer.size(), 0);
+  io_uring_sqe_set_data64(
+      sqe, BridgeUserData(side.generation, BridgeSlot(index, remote, BridgeOp::kReceive)));
+  side.receive_pending = true;
+}
+
+void Shard::OnBridgeCompletion(const io_uring_cqe& cqe, uint32_t generation, uint32_t slot) {
+  const size_t index = slot >> 3;
+  const bool remote = (slot & 4) != 0;
+  const auto op = static_cast<BridgeOp>(slot & 3);
+  RINGMQ_ASSERT(index < bridges_.size());
+  BridgeIo& io = *bridges_[index];
+  BridgeIo::Side& side = remote ? io.remote : io.local;
+  bridge::BridgeClient& client = remote ? io.bridge->remote() : io.bridge->local();
+  if (op == BridgeOp::kConnect) side.connect_pending = false;
+  if (op == BridgeOp::kReceive) side.receive_pending = false;
+  if (op == BridgeOp::kSend) side.send_pending = false;
+  const bool current = generation == (side.generation & kBridgeGenerationMask) && side.fd >= 0;
+  if (!current) return;
+  if (op == BridgeOp::kConnect) {
+    if (cqe.res < 0) {
+      client.OnTransportClosed(now_ms_, absl::StrCat("connect: ", strerror(-cqe.res)));
+      CloseBridgeSide(side);
+      return;
+    }
+    side.transport_up = true;
+    client.OnTransportConnected(now_ms_);
+    SubmitBridgeReceive(index, remote);
+    return;
+  }
+  if (!side.transport_up) return;
+  if (op == BridgeOp::kReceive) {
+    if (cqe.res <= 0) {
+      client.OnTransportClosed(now_ms_, cqe.res == 0 ? std::string("closed by the peer")
+                                                     : absl::StrCat("receive: ",
+                                                                    strerror(-cqe.res)));
+      CloseBridgeSide(side);
+      return;
+    }
+    client.OnReceived(now_ms_, std::span<const uint8_t>(side.receive_buffer.data(),
+                                                        static_cast<size_t>(cqe.res)));
+    if (client.state() == bridge::ClientState::kDisconnected) {
+      CloseBridgeSide(side);
+    } else {
+      SubmitBridgeReceive(index, remote);
+    }
+    return;
+  }
+  if (cqe.res < 0) {
+    client.OnTransportClosed(now_ms_, absl::StrCat("send: ", strerror(-cqe.res)));
+    CloseBridgeSide(side);
+    return;
+  }
+  side.send_offset += static_cast<size_t>(cqe.res);
+  if (side.send_offset < side.send_buffer.size()) SubmitBridgeSend(index, remote);
+}
+
+void Shard::StopBridges() {
+  for (const std::unique_ptr<BridgeIo>& io : bridges_) {
+    CloseBridgeSide(io->remote);
+    // The local side's socket ends with the server side's connection, which the stop closes.
+  }
+}
+
+void Shard::CountBridge(BridgeIo& io) {
+  const bridge::BridgeStats& stats = io.bridge->stats();
+  counters_.bridge_messages_out.Add(stats.messages_out - io.reported.messages_out);
+  counters_.bridge_messages_in.Add(stats.messages_in - io.reported.messages_in);
+  counters_.bridge_dropped_out.Add(stats.dropped_out - io.reported.dropped_out);
+  counters_.bridge_dropped_in.Add(stats.dropped_in - io.reported.dropped_in);
+  io.reported = stats;
+  const bridge::ClientStats& remote = io.bridge->remote().stats();
+  const bool ended = remote.disconnects != io.remote_reported.disconnects;
+  counters_.bridge_connects.Add(remote.connects - io.remote_reported.connects);
+  counters_.bridge_disconnects.Add(remote.disconnects - io.remote_reported.disconnects);
+  counters_.bridge_resent.Add(remote.resent - io.remote_reported.resent);
+  io.remote_reported = remote;
+  const bool open = io.bridge->remote().state() == bridge::ClientState::kOpen;
+  if (open != io.was_open) {
+    io.was_open = open;
+    counters_.gauges.bridges_connected.Add(open ? 1 : -1);
+    if (open) RINGMQ_LOG_INFO("bridge %s: connected", io.bridge->config().name.c_str());
+  }
+  // Failed attempts repeat with the back-off: one line per interval at most.
+  if (ended && !open && !stopping_ && now_ms_ >= io.next_warning_ms) {
+    io.next_warning_ms = now_ms_ + kBridgeWarningIntervalMs;
+    const uint64_t at = io.bridge->remote().connect_at_ms();
+    RINGMQ_LOG_WARNING("bridge %s: not connected (%s); next attempt in %llu ms",
+                       io.bridge->config().name.c_str(), io.bridge->last_error().c_str(),
+                       static_cast<unsigned long long>(at > now_ms_ ? at - now_ms_ : 0));
+  }
+}
+
+}  // namespace ringmq::shard
