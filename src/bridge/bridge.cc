@@ -22,7 +22,7 @@ bool TopicMatches(std::string_view filter, std::string_view topic) {
   while (true) {
     const size_t f_end = std::min(filter.find('/', f), filter.size());
     const std::string_view level = filter.substr(f, f_end - f);
-    if (level == "#") return true;  // the rest, and the parent level (MQTT-4.7.1-2)
+    if (level == "#") return true;       // the rest, and the parent level (MQTT-4.7.1-2)
     if (t > topic.size()) return false;  // the topic has no level left
     const size_t t_end = std::min(topic.find('/', t), topic.size());
     if (level != "+" && level != topic.substr(t, t_end - t)) return false;
@@ -139,9 +139,9 @@ absl::Status ValidateBridgeConfig(const BridgeConfig& config) {
       return BridgeError(config, absl::StrCat(label, ": prefixes may not contain '+' or '#'"));
     }
     if (rule.pattern.empty() && (rule.local_prefix.empty() || rule.remote_prefix.empty())) {
-      return BridgeError(config,
-                         absl::StrCat(label, ": an empty pattern needs both prefixes (the "
-                                             "topics it maps are the prefixes themselves)"));
+      return BridgeError(config, absl::StrCat(label,
+                                              ": an empty pattern needs both prefixes (the "
+                                              "topics it maps are the prefixes themselves)"));
     }
     for (const std::string_view prefix : {rule.local_prefix, rule.remote_prefix}) {
       const std::string filter = absl::StrCat(Av(prefix), rule.pattern);
@@ -186,8 +186,8 @@ absl::StatusOr<std::unique_ptr<Bridge>> Bridge::Create(const BridgeConfig& confi
   remote.password = config.password;
   remote.clean_session = config.clean_session;
   remote.keepalive_s = config.keepalive_s;
-  remote.level = config.protocol_version == 5 ? mqtt::ProtocolLevel::kMqtt5
-                                              : mqtt::ProtocolLevel::kMqtt311;
+  remote.level =
+      config.protocol_version == 5 ? mqtt::ProtocolLevel::kMqtt5 : mqtt::ProtocolLevel::kMqtt311;
   remote.try_private = config.try_private && config.protocol_version == 4;
   remote.max_inflight = config.max_inflight;
   remote.max_queued_messages = config.max_queued_messages;
@@ -230,7 +230,8 @@ absl::StatusOr<std::unique_ptr<Bridge>> Bridge::Create(const BridgeConfig& confi
   }
   absl::StatusOr<BridgeClient> remote_client =
       BridgeClient::Create(std::move(remote), &bridge->remote_side_);
-  if (!remote_client.ok()) return BridgeError(config, std::string(remote_client.status().message()));
+  if (!remote_client.ok())
+    return BridgeError(config, std::string(remote_client.status().message()));
   absl::StatusOr<BridgeClient> local_client =
       BridgeClient::Create(std::move(local), &bridge->local_side_);
   if (!local_client.ok()) return BridgeError(config, std::string(local_client.status().message()));
@@ -244,10 +245,9 @@ void Bridge::Forward(const mqtt::Publish& publish, bool from_remote) {
   for (const BridgeTopicConfig& rule : config_.topics) {
     if (rule.direction == skip) continue;
     const bool mapped =
-        from_remote ? MapTopic(rule.pattern, rule.remote_prefix, rule.local_prefix,
-                               publish.topic, topic_)
-                    : MapTopic(rule.pattern, rule.local_prefix, rule.remote_prefix,
-                               publish.topic, topic_);
+        from_remote
+            ? MapTopic(rule.pattern, rule.remote_prefix, rule.local_prefix, publish.topic, topic_)
+            : MapTopic(rule.pattern, rule.local_prefix, rule.remote_prefix, publish.topic, topic_);
     if (!mapped) continue;
     // The subscription delivered it at min(published, rule) QoS already; overlapping rules of
     // one direction give one copy (the first rule's mapping), as one subscription would.

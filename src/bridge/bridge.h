@@ -61,18 +61,18 @@ absl::StatusOr<HostPort> ParseHostPort(std::string_view text);
 absl::Status ValidateBridgeConfig(const BridgeConfig& config);
 
 struct BridgeStats {
-  uint64_t messages_out = 0;   // local -> remote, queued for the remote
-  uint64_t messages_in = 0;    // remote -> local, queued for the local session
-  uint64_t dropped_out = 0;    // refused by the remote client's queue bound
-  uint64_t dropped_in = 0;     // refused by the local client's queue bound
-  uint64_t unmatched = 0;      // received on a side but matching no rule of that direction
+  uint64_t messages_out = 0;  // local -> remote, queued for the remote
+  uint64_t messages_in = 0;   // remote -> local, queued for the local session
+  uint64_t dropped_out = 0;   // refused by the remote client's queue bound
+  uint64_t dropped_in = 0;    // refused by the local client's queue bound
+  uint64_t unmatched = 0;     // received on a side but matching no rule of that direction
 };
 
 class Bridge {
  public:
   // The parts of the broker's config a bridge needs beside its table.
   struct Environment {
-    std::string host_name;           // for the default client id
+    std::string host_name;  // for the default client id
     uint32_t max_packet_size = 1 << 20;
     uint64_t random_seed = 0;
   };

@@ -19,12 +19,18 @@ absl::string_view Av(std::string_view text) { return absl::string_view(text.data
 
 std::string_view ConnackText(mqtt::ConnackCode code) {
   switch (code) {
-    case mqtt::ConnackCode::kAccepted: return "accepted";
-    case mqtt::ConnackCode::kUnacceptableProtocolVersion: return "unacceptable protocol version";
-    case mqtt::ConnackCode::kIdentifierRejected: return "identifier rejected";
-    case mqtt::ConnackCode::kServerUnavailable: return "server unavailable";
-    case mqtt::ConnackCode::kBadUserNameOrPassword: return "bad user name or password";
-    case mqtt::ConnackCode::kNotAuthorized: return "not authorized";
+    case mqtt::ConnackCode::kAccepted:
+      return "accepted";
+    case mqtt::ConnackCode::kUnacceptableProtocolVersion:
+      return "unacceptable protocol version";
+    case mqtt::ConnackCode::kIdentifierRejected:
+      return "identifier rejected";
+    case mqtt::ConnackCode::kServerUnavailable:
+      return "server unavailable";
+    case mqtt::ConnackCode::kBadUserNameOrPassword:
+      return "bad user name or password";
+    case mqtt::ConnackCode::kNotAuthorized:
+      return "not authorized";
   }
   return "unknown return code";
 }
@@ -33,10 +39,14 @@ std::string_view ConnackText(mqtt::ConnackCode code) {
 
 std::string_view ClientStateName(ClientState state) {
   switch (state) {
-    case ClientState::kDisconnected: return "disconnected";
-    case ClientState::kConnecting: return "connecting";
-    case ClientState::kAwaitConnack: return "await_connack";
-    case ClientState::kOpen: return "open";
+    case ClientState::kDisconnected:
+      return "disconnected";
+    case ClientState::kConnecting:
+      return "connecting";
+    case ClientState::kAwaitConnack:
+      return "await_connack";
+    case ClientState::kOpen:
+      return "open";
   }
   return "unknown";
 }
@@ -159,9 +169,8 @@ uint16_t BridgeClient::NextPacketId() {
   for (uint32_t tries = 0; tries < 65'536; ++tries) {
     last_packet_id_ = static_cast<uint16_t>(last_packet_id_ == 65'535 ? 1 : last_packet_id_ + 1);
     const uint16_t id = last_packet_id_;
-    const bool used =
-        std::any_of(inflight_.begin(), inflight_.end(),
-                    [id](const Message& message) { return message.packet_id == id; });
+    const bool used = std::any_of(inflight_.begin(), inflight_.end(),
+                                  [id](const Message& message) { return message.packet_id == id; });
     if (!used) return id;
   }
   RINGMQ_ASSERT(false && "no free packet id");
@@ -177,7 +186,7 @@ void BridgeClient::Pump() {
   while (!queue_.empty() && output_.size() < kOutputPumpBytes) {
     Message& front = queue_.front();
     const size_t size = 2 + front.data.size() + 9;  // within a fixed header and packet id
-    if (size > options_.max_packet_size) {  // the server would close us: never sendable
+    if (size > options_.max_packet_size) {          // the server would close us: never sendable
       queued_bytes_ -= front.data.size();
       queue_.pop_front();
       ++stats_.dropped;
@@ -284,7 +293,8 @@ void BridgeClient::HandlePacket(const mqtt::Packet& packet, uint64_t now_ms) {
     return;
   }
   switch (type) {
-    case mqtt::PacketType::kPublish: return HandlePublish(std::get<mqtt::Publish>(packet));
+    case mqtt::PacketType::kPublish:
+      return HandlePublish(std::get<mqtt::Publish>(packet));
     case mqtt::PacketType::kPuback:
       return Acknowledge(std::get<mqtt::Puback>(packet).packet_id, Stage::kAwaitPuback,
                          Stage::kQueued);
@@ -310,8 +320,10 @@ void BridgeClient::HandlePacket(const mqtt::Packet& packet, uint64_t now_ms) {
       return;
     }
     case mqtt::PacketType::kPingresp:
-    case mqtt::PacketType::kUnsuback: return;
-    case mqtt::PacketType::kDisconnect: return Fail(now_ms, "DISCONNECT from the server");
+    case mqtt::PacketType::kUnsuback:
+      return;
+    case mqtt::PacketType::kDisconnect:
+      return Fail(now_ms, "DISCONNECT from the server");
     default:
       return Fail(now_ms, absl::StrCat("unexpected ", Av(mqtt::NameOf(type)), " from the server"));
   }
@@ -359,8 +371,7 @@ void BridgeClient::HandleConnack(const mqtt::Connack& connack, uint64_t now_ms) 
 
 void BridgeClient::HandlePublish(const mqtt::Publish& publish) {
   if (publish.qos == mqtt::QoS::k2) {
-    const auto it =
-        std::lower_bound(inbound_qos2_.begin(), inbound_qos2_.end(), publish.packet_id);
+    const auto it = std::lower_bound(inbound_qos2_.begin(), inbound_qos2_.end(), publish.packet_id);
     if (it == inbound_qos2_.end() || *it != publish.packet_id) {
       inbound_qos2_.insert(it, publish.packet_id);
       ++stats_.messages_received;

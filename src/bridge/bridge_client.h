@@ -195,7 +195,7 @@ class BridgeClient {
   std::vector<uint8_t> partial_;  // a packet split across receives
   std::deque<Message> queue_;     // not yet sent
   uint64_t queued_bytes_ = 0;
-  std::vector<Message> inflight_;  // sent, unacknowledged; in send order
+  std::vector<Message> inflight_;       // sent, unacknowledged; in send order
   std::vector<uint16_t> inbound_qos2_;  // sorted: QoS 2 ids received, PUBREL not yet
   uint16_t last_packet_id_ = 0;
   uint16_t subscribe_packet_id_ = 0;

@@ -48,9 +48,12 @@ std::optional<BridgeDirection> ParseDirection(std::string_view text) {
 
 std::string_view DirectionName(BridgeDirection direction) {
   switch (direction) {
-    case BridgeDirection::kIn: return "in";
-    case BridgeDirection::kOut: return "out";
-    case BridgeDirection::kBoth: return "both";
+    case BridgeDirection::kIn:
+      return "in";
+    case BridgeDirection::kOut:
+      return "out";
+    case BridgeDirection::kBoth:
+      return "both";
   }
   return "out";
 }
@@ -296,16 +299,16 @@ std::string BridgesToml(const Config& config) {
     for (const std::string& address : bridge.addresses) addresses.push_back(Quoted(address));
     std::vector<std::string> topics;
     for (const BridgeTopicConfig& rule : bridge.topics) {
-      topics.push_back(absl::StrCat(
-          "  {pattern = ", Quoted(rule.pattern), ", direction = \"",
-          Sv(DirectionName(rule.direction)), "\", qos = ", rule.qos, ", local_prefix = ",
-          Quoted(rule.local_prefix), ", remote_prefix = ", Quoted(rule.remote_prefix), "}"));
+      topics.push_back(absl::StrCat("  {pattern = ", Quoted(rule.pattern), ", direction = \"",
+                                    Sv(DirectionName(rule.direction)), "\", qos = ", rule.qos,
+                                    ", local_prefix = ", Quoted(rule.local_prefix),
+                                    ", remote_prefix = ", Quoted(rule.remote_prefix), "}"));
     }
     absl::StrAppend(&text, "\n[[bridge]]\nname = ", Quoted(bridge.name), "\naddresses = [",
-                    absl::StrJoin(addresses, ", "), "]\ntopics = [\n",
-                    absl::StrJoin(topics, ",\n"), "\n]\nprotocol_version = ",
-                    bridge.protocol_version, "\nclean_session = ",
-                    bridge.clean_session ? "true" : "false", "\nkeepalive = ", bridge.keepalive_s,
+                    absl::StrJoin(addresses, ", "), "]\ntopics = [\n", absl::StrJoin(topics, ",\n"),
+                    "\n]\nprotocol_version = ", bridge.protocol_version,
+                    "\nclean_session = ", bridge.clean_session ? "true" : "false",
+                    "\nkeepalive = ", bridge.keepalive_s,
                     "\nclient_id = ", Quoted(bridge.client_id), "\n");
     // Secrets are not printed: --check-config output lands in logs.
     if (bridge.username) absl::StrAppend(&text, "username = ", Quoted(*bridge.username), "\n");

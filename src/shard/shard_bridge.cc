@@ -242,9 +242,9 @@ void Shard::OnBridgeCompletion(const io_uring_cqe& cqe, uint32_t generation, uin
   if (!side.transport_up) return;
   if (op == BridgeOp::kReceive) {
     if (cqe.res <= 0) {
-      client.OnTransportClosed(now_ms_, cqe.res == 0 ? std::string("closed by the peer")
-                                                     : absl::StrCat("receive: ",
-                                                                    strerror(-cqe.res)));
+      client.OnTransportClosed(now_ms_, cqe.res == 0
+                                            ? std::string("closed by the peer")
+                                            : absl::StrCat("receive: ", strerror(-cqe.res)));
       CloseBridgeSide(side);
       return;
     }

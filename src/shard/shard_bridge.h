@@ -58,9 +58,9 @@ struct BridgeIo {
   Side local;
   std::vector<Address> addresses;  // Config's order
   size_t next_address = 0;
-  bridge::BridgeStats reported;      // stats already added to the shard's counters
+  bridge::BridgeStats reported;  // stats already added to the shard's counters
   bridge::ClientStats remote_reported;
-  bool was_open = false;             // the remote client was open at the last step
+  bool was_open = false;  // the remote client was open at the last step
   uint64_t next_warning_ms = 0;
 };
 

@@ -20,8 +20,7 @@ struct Recorder : ClientSink {
   }
   void OnMessage(const mqtt::Publish& publish) override {
     messages.push_back(std::string(publish.topic) + "=" + std::string(publish.payload) + "@" +
-                       std::to_string(static_cast<int>(publish.qos)) +
-                       (publish.retain ? "r" : ""));
+                       std::to_string(static_cast<int>(publish.qos)) + (publish.retain ? "r" : ""));
   }
   void OnDisconnected(std::string_view reason) override { reasons.emplace_back(reason); }
   int connected = 0;
@@ -169,7 +168,7 @@ TEST_F(BridgeClientTest, SubscribesAfterConnackThenPublishesInOrder) {
   EXPECT_FALSE(client_->has_output());
   Sent sent = Open(0);
   ASSERT_EQ(Types(sent), (std::vector<PacketType>{PacketType::kSubscribe, PacketType::kPublish,
-                                                   PacketType::kPublish}));
+                                                  PacketType::kPublish}));
   EXPECT_EQ(sink_.connected, 1);
   const auto& first = std::get<mqtt::Publish>(sent.packets[1]);
   const auto& second = std::get<mqtt::Publish>(sent.packets[2]);
@@ -277,9 +276,8 @@ TEST_F(BridgeClientTest, ResumedSessionResendsInflightWithDupAndPubrel) {
   EXPECT_FALSE(client_->ConnectDue(100));
   EXPECT_EQ(client_->connect_at_ms(), 1100u);  // restart_initial_ms after an open session
   Sent resent = Open(1100, /*session_present=*/true);
-  ASSERT_EQ(Types(resent),
-            (std::vector<PacketType>{PacketType::kSubscribe, PacketType::kPublish,
-                                     PacketType::kPubrel}));
+  ASSERT_EQ(Types(resent), (std::vector<PacketType>{PacketType::kSubscribe, PacketType::kPublish,
+                                                    PacketType::kPubrel}));
   const auto& again = std::get<mqtt::Publish>(resent.packets[1]);
   EXPECT_TRUE(again.dup);  // MQTT-4.4.0-1
   EXPECT_EQ(again.packet_id, one);

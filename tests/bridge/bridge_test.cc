@@ -49,12 +49,21 @@ BridgeConfig ValidConfig() {
   BridgeConfig config;
   config.name = "cloud";
   config.addresses = {"127.0.0.1:1883"};
-  config.topics = {{.pattern = "sensors/#", .direction = BridgeDirection::kOut, .qos = 1,
-                    .local_prefix = "", .remote_prefix = "site1/"},
-                   {.pattern = "commands/#", .direction = BridgeDirection::kIn, .qos = 1,
-                    .local_prefix = "", .remote_prefix = "site1/"},
-                   {.pattern = "shared/#", .direction = BridgeDirection::kBoth, .qos = 2,
-                    .local_prefix = "", .remote_prefix = ""}};
+  config.topics = {{.pattern = "sensors/#",
+                    .direction = BridgeDirection::kOut,
+                    .qos = 1,
+                    .local_prefix = "",
+                    .remote_prefix = "site1/"},
+                   {.pattern = "commands/#",
+                    .direction = BridgeDirection::kIn,
+                    .qos = 1,
+                    .local_prefix = "",
+                    .remote_prefix = "site1/"},
+                   {.pattern = "shared/#",
+                    .direction = BridgeDirection::kBoth,
+                    .qos = 2,
+                    .local_prefix = "",
+                    .remote_prefix = ""}};
   config.client_id = "edge";
   return config;
 }
@@ -95,8 +104,8 @@ TEST(BridgeValidate, NamesTheKeyThatIsWrong) {
 class BridgeTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    absl::StatusOr<std::unique_ptr<Bridge>> bridge =
-        Bridge::Create(ValidConfig(), {.host_name = "host", .max_packet_size = 1 << 16, .random_seed = 0});
+    absl::StatusOr<std::unique_ptr<Bridge>> bridge = Bridge::Create(
+        ValidConfig(), {.host_name = "host", .max_packet_size = 1 << 16, .random_seed = 0});
     ASSERT_TRUE(bridge.ok()) << bridge.status();
     bridge_ = std::move(*bridge);
   }
@@ -115,12 +124,14 @@ class BridgeTest : public ::testing::Test {
       const mqtt::Frame frame = mqtt::PeekFrame(rest, 1 << 20, client.options().level);
       if (frame.status != mqtt::FrameStatus::kComplete) break;
       if (frame.header.type == mqtt::PacketType::kPublish) {
-        const mqtt::Packet packet = mqtt::Decode(
-            frame.header, rest.subspan(frame.header.header_length, frame.header.remaining_length),
-            client.options().level).value();
+        const mqtt::Packet packet =
+            mqtt::Decode(frame.header,
+                         rest.subspan(frame.header.header_length, frame.header.remaining_length),
+                         client.options().level)
+                .value();
         const auto& publish = std::get<mqtt::Publish>(packet);
-        published.push_back(std::string(publish.topic) + "=" + std::string(publish.payload) +
-                            "@" + std::to_string(static_cast<int>(publish.qos)));
+        published.push_back(std::string(publish.topic) + "=" + std::string(publish.payload) + "@" +
+                            std::to_string(static_cast<int>(publish.qos)));
       }
       rest = rest.subspan(frame.header.total_length());
     }
@@ -167,8 +178,8 @@ TEST_F(BridgeTest, InboundRemappedToTheLocalSession) {
   Open(bridge_->local());
   Open(bridge_->remote());
   Feed(bridge_->remote(),
-       mqtt::Publish{.topic = "site1/commands/reboot", .payload = "now", .qos = QoS::k1,
-                     .packet_id = 4});
+       mqtt::Publish{
+           .topic = "site1/commands/reboot", .payload = "now", .qos = QoS::k1, .packet_id = 4});
   EXPECT_EQ(Published(bridge_->local()), std::vector<std::string>{"commands/reboot=now@1"});
   EXPECT_EQ(bridge_->stats().messages_in, 1u);
   // A message that matches no rule of its direction (an `out` rule's topic from the remote).
@@ -180,8 +191,8 @@ TEST_F(BridgeTest, InboundRemappedToTheLocalSession) {
 TEST_F(BridgeTest, BothDirectionsKeepTheTopic) {
   Open(bridge_->local());
   Open(bridge_->remote());
-  Feed(bridge_->remote(), mqtt::Publish{.topic = "shared/a", .payload = "r", .qos = QoS::k2,
-                                        .packet_id = 5});
+  Feed(bridge_->remote(),
+       mqtt::Publish{.topic = "shared/a", .payload = "r", .qos = QoS::k2, .packet_id = 5});
   Feed(bridge_->local(), mqtt::Publish{.topic = "shared/b", .payload = "l"});
   EXPECT_EQ(Published(bridge_->local()), std::vector<std::string>{"shared/a=r@2"});
   EXPECT_EQ(Published(bridge_->remote()), std::vector<std::string>{"shared/b=l@0"});
@@ -190,11 +201,12 @@ TEST_F(BridgeTest, BothDirectionsKeepTheTopic) {
 TEST_F(BridgeTest, RemoteQueueBoundCountsDrops) {
   BridgeConfig config = ValidConfig();
   config.max_queued_messages = 2;
-  bridge_ = std::move(*Bridge::Create(config, {.host_name = "h", .max_packet_size = 1 << 20, .random_seed = 0}));
+  bridge_ = std::move(
+      *Bridge::Create(config, {.host_name = "h", .max_packet_size = 1 << 20, .random_seed = 0}));
   Open(bridge_->local());
   for (uint16_t id = 1; id <= 3; ++id) {
-    Feed(bridge_->local(), mqtt::Publish{.topic = "sensors/x", .payload = "p", .qos = QoS::k1,
-                                         .packet_id = id});
+    Feed(bridge_->local(),
+         mqtt::Publish{.topic = "sensors/x", .payload = "p", .qos = QoS::k1, .packet_id = id});
   }
   EXPECT_EQ(bridge_->stats().messages_out, 2u);
   EXPECT_EQ(bridge_->stats().dropped_out, 1u);
@@ -220,7 +232,8 @@ TEST(BridgeHostPort, ParsesHostPortForms) {
 TEST_F(BridgeTest, DefaultClientIdIsHostDotName) {
   BridgeConfig config = ValidConfig();
   config.client_id.clear();
-  auto bridge = Bridge::Create(config, {.host_name = "edge1", .max_packet_size = 1 << 20, .random_seed = 0});
+  auto bridge =
+      Bridge::Create(config, {.host_name = "edge1", .max_packet_size = 1 << 20, .random_seed = 0});
   ASSERT_TRUE(bridge.ok());
   EXPECT_EQ((*bridge)->remote().options().client_id, "edge1.cloud");
   EXPECT_EQ((*bridge)->local().options().client_id, "local.edge1.cloud");
