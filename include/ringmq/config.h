@@ -106,7 +106,7 @@ struct BridgeConfig {
   uint8_t protocol_version = 4;  // 4: MQTT 3.1.1, 5: MQTT 5.0 (to the remote broker)
   bool clean_session = false;    // Mosquitto's `cleansession` default
   uint16_t keepalive_s = 60;
-  std::string client_id;  // default "<host name>.<name>"
+  std::string client_id;  // default "<name>.<host name>" (Mosquitto's remote_clientid)
   std::optional<std::string> username;
   std::optional<std::string> password;
   bool try_private = true;

@@ -181,7 +181,7 @@ absl::StatusOr<std::unique_ptr<Bridge>> Bridge::Create(const BridgeConfig& confi
   ClientOptions remote;
   remote.client_id = !config.client_id.empty()
                          ? config.client_id
-                         : absl::StrCat(environment.host_name, ".", config.name);
+                         : absl::StrCat(config.name, ".", environment.host_name);
   remote.username = config.username;
   remote.password = config.password;
   remote.clean_session = config.clean_session;

@@ -240,6 +240,7 @@ bool BridgeClient::Publish(std::string_view topic, std::string_view payload, mqt
   message.retain = retain;
   queue_.push_back(std::move(message));
   queued_bytes_ += bytes;
+  Pump();
   return true;
 }
 
@@ -272,6 +273,9 @@ void BridgeClient::OnReceived(uint64_t now_ms, std::span<const uint8_t> bytes) {
     last_received_ms_ = now_ms;
     ping_sent_ms_ = 0;  // any packet shows the server is alive
     HandlePacket(packet.value(), now_ms);
+    // The window may have opened: what may go now follows this packet's answer, whatever
+    // the receive boundaries were.
+    Pump();
   }
   if (state_ != ClientState::kAwaitConnack && state_ != ClientState::kOpen) return;
   // What is left is the start of a packet (at most max_packet_size, PeekFrame's bound).

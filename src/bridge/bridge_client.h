@@ -142,7 +142,9 @@ class BridgeClient {
   uint64_t next_deadline_ms() const;
 
   bool has_output() const;
-  // Appends the bytes to send to `into` (encoding queued messages that may go now).
+  // Appends the bytes to send to `into`. Queued messages are encoded as soon as they may go
+  // (on Publish, and after each packet received), and here when the output had reached
+  // kOutputPumpBytes.
   void TakeOutput(uint64_t now_ms, ByteBuffer& into);
 
   // ---- Messages ----

@@ -229,14 +229,14 @@ TEST(BridgeHostPort, ParsesHostPortForms) {
   EXPECT_FALSE(ParseHostPort("[::1").ok());
 }
 
-TEST_F(BridgeTest, DefaultClientIdIsHostDotName) {
+TEST_F(BridgeTest, DefaultClientIdIsNameDotHost) {
   BridgeConfig config = ValidConfig();
   config.client_id.clear();
   auto bridge =
       Bridge::Create(config, {.host_name = "edge1", .max_packet_size = 1 << 20, .random_seed = 0});
   ASSERT_TRUE(bridge.ok());
-  EXPECT_EQ((*bridge)->remote().options().client_id, "edge1.cloud");
-  EXPECT_EQ((*bridge)->local().options().client_id, "local.edge1.cloud");
+  EXPECT_EQ((*bridge)->remote().options().client_id, "cloud.edge1");
+  EXPECT_EQ((*bridge)->local().options().client_id, "local.cloud.edge1");
 }
 
 }  // namespace
