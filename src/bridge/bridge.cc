@@ -193,6 +193,7 @@ absl::StatusOr<std::unique_ptr<Bridge>> Bridge::Create(const BridgeConfig& confi
   remote.max_queued_messages = config.max_queued_messages;
   remote.max_queued_bytes = config.max_queued_bytes;
   remote.max_packet_size = max_packet_size;
+  remote.connect_timeout_ms = environment.connect_timeout_ms;
   remote.restart_initial_ms = config.restart_initial_ms;
   remote.restart_max_ms = config.restart_max_ms;
   remote.random_seed = environment.random_seed;
@@ -208,6 +209,7 @@ absl::StatusOr<std::unique_ptr<Bridge>> Bridge::Create(const BridgeConfig& confi
   local.max_queued_messages = config.max_queued_messages;
   local.max_queued_bytes = config.max_queued_bytes;
   local.max_packet_size = environment.max_packet_size;
+  local.connect_timeout_ms = environment.connect_timeout_ms;
   // The local broker is this process: a lost local session is a restart of it or a refusal.
   local.restart_initial_ms = 1'000;
   local.restart_max_ms = 10'000;

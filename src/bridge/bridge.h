@@ -63,7 +63,8 @@ absl::Status ValidateBridgeConfig(const BridgeConfig& config);
 struct BridgeStats {
   uint64_t messages_out = 0;  // local -> remote, queued for the remote
   uint64_t messages_in = 0;   // remote -> local, queued for the local session
-  uint64_t dropped_out = 0;   // refused by the remote client's queue bound
+  uint64_t dropped_out = 0;   // refused by the remote client's queue bound (its stats().dropped
+                              // also counts messages too large to send)
   uint64_t dropped_in = 0;    // refused by the local client's queue bound
   uint64_t unmatched = 0;     // received on a side but matching no rule of that direction
 };
@@ -74,6 +75,7 @@ class Bridge {
   struct Environment {
     std::string host_name;  // for the default client id
     uint32_t max_packet_size = 1 << 20;
+    uint32_t connect_timeout_ms = 10'000;  // CONNECT -> CONNACK, both sides
     uint64_t random_seed = 0;
   };
   // Errors: ValidateBridgeConfig's.

@@ -73,6 +73,7 @@ absl::Status Shard::SetupBridges() {
     absl::StatusOr<std::unique_ptr<bridge::Bridge>> made = bridge::Bridge::Create(
         config, {.host_name = host_name,
                  .max_packet_size = config_.max_packet_size,
+                 .connect_timeout_ms = config_.connect_timeout_ms,
                  .random_seed = (uint64_t{index_} << 32) ^ MonotonicNs() ^ i});
     if (!made.ok()) return made.status();
     auto io = std::make_unique<BridgeIo>();
@@ -277,9 +278,14 @@ void Shard::CountBridge(BridgeIo& io) {
   const bridge::BridgeStats& stats = io.bridge->stats();
   counters_.bridge_messages_out.Add(stats.messages_out - io.reported.messages_out);
   counters_.bridge_messages_in.Add(stats.messages_in - io.reported.messages_in);
-  counters_.bridge_dropped_out.Add(stats.dropped_out - io.reported.dropped_out);
-  counters_.bridge_dropped_in.Add(stats.dropped_in - io.reported.dropped_in);
   io.reported = stats;
+  // Drops as the clients count them: queue bounds, and messages too large for the peer.
+  const uint64_t dropped_out = io.bridge->remote().stats().dropped;
+  const uint64_t dropped_in = io.bridge->local().stats().dropped;
+  counters_.bridge_dropped_out.Add(dropped_out - io.dropped_out_reported);
+  counters_.bridge_dropped_in.Add(dropped_in - io.dropped_in_reported);
+  io.dropped_out_reported = dropped_out;
+  io.dropped_in_reported = dropped_in;
   const bridge::ClientStats& remote = io.bridge->remote().stats();
   const bool ended = remote.disconnects != io.remote_reported.disconnects;
   counters_.bridge_connects.Add(remote.connects - io.remote_reported.connects);

@@ -104,8 +104,11 @@ TEST(BridgeValidate, NamesTheKeyThatIsWrong) {
 class BridgeTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    absl::StatusOr<std::unique_ptr<Bridge>> bridge = Bridge::Create(
-        ValidConfig(), {.host_name = "host", .max_packet_size = 1 << 16, .random_seed = 0});
+    absl::StatusOr<std::unique_ptr<Bridge>> bridge =
+        Bridge::Create(ValidConfig(), {.host_name = "host",
+                                       .max_packet_size = 1 << 16,
+                                       .connect_timeout_ms = 10000,
+                                       .random_seed = 0});
     ASSERT_TRUE(bridge.ok()) << bridge.status();
     bridge_ = std::move(*bridge);
   }
@@ -201,8 +204,10 @@ TEST_F(BridgeTest, BothDirectionsKeepTheTopic) {
 TEST_F(BridgeTest, RemoteQueueBoundCountsDrops) {
   BridgeConfig config = ValidConfig();
   config.max_queued_messages = 2;
-  bridge_ = std::move(
-      *Bridge::Create(config, {.host_name = "h", .max_packet_size = 1 << 20, .random_seed = 0}));
+  bridge_ = std::move(*Bridge::Create(config, {.host_name = "h",
+                                               .max_packet_size = 1 << 20,
+                                               .connect_timeout_ms = 10000,
+                                               .random_seed = 0}));
   Open(bridge_->local());
   for (uint16_t id = 1; id <= 3; ++id) {
     Feed(bridge_->local(),
@@ -232,8 +237,10 @@ TEST(BridgeHostPort, ParsesHostPortForms) {
 TEST_F(BridgeTest, DefaultClientIdIsNameDotHost) {
   BridgeConfig config = ValidConfig();
   config.client_id.clear();
-  auto bridge =
-      Bridge::Create(config, {.host_name = "edge1", .max_packet_size = 1 << 20, .random_seed = 0});
+  auto bridge = Bridge::Create(config, {.host_name = "edge1",
+                                        .max_packet_size = 1 << 20,
+                                        .connect_timeout_ms = 10000,
+                                        .random_seed = 0});
   ASSERT_TRUE(bridge.ok());
   EXPECT_EQ((*bridge)->remote().options().client_id, "cloud.edge1");
   EXPECT_EQ((*bridge)->local().options().client_id, "local.cloud.edge1");
