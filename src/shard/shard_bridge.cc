@@ -269,6 +269,15 @@ void Shard::OnBridgeCompletion(const io_uring_cqe& cqe, uint32_t generation, uin
 
 void Shard::StopBridges() {
   for (const std::unique_ptr<BridgeIo>& io : bridges_) {
+    if (io->remote.transport_up && io->bridge->remote().state() == bridge::ClientState::kOpen &&
+        !io->remote.send_pending) {
+      // A DISCONNECT (§3.14, two bytes; without a send in flight nothing precedes it) tells the
+      // remote broker this is a normal end, not a lost connection. Best effort: the socket
+      // does not block, and a full socket buffer just loses it.
+      static constexpr uint8_t kDisconnect[] = {0xE0, 0x00};
+      [[maybe_unused]] const ssize_t sent =
+          send(io->remote.fd, kDisconnect, sizeof(kDisconnect), MSG_NOSIGNAL | MSG_DONTWAIT);
+    }
     CloseBridgeSide(io->remote);
     // The local side's socket ends with the server side's connection, which the stop closes.
   }
