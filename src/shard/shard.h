@@ -9,7 +9,9 @@
 // failed ones), hand receive buffers back, and make one submit-and-wait call for everything
 // (waking at least every tick for timers). Clustered (Config::clustered), the shard also drives
 // its NATS link after the router's Flush each iteration (NatsStep: connect when due, the link's
-// deadlines, the next send of its output); the link's socket never blocks the loop. With
+// deadlines, the next send of its output); the link's socket never blocks the loop. Its MQTT
+// bridges (Config::bridges, bridge i on shard i % shards) are driven the same way right after
+// (BridgeStep, shard_bridge.h). With
 // stall_warning_ms set, an iteration that runs longer is counted and logged with what it did
 // (stall_detector.h).
 //
