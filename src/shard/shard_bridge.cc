@@ -110,8 +110,10 @@ void Shard::StepBridgeSide(size_t index, bool remote) {
   BridgeIo& io = *bridges_[index];
   BridgeIo::Side& side = remote ? io.remote : io.local;
   bridge::BridgeClient& client = remote ? io.bridge->remote() : io.bridge->local();
-  if (side.transport_up && client.state() == bridge::ClientState::kDisconnected) {
-    CloseBridgeSide(side);  // the client gave the connection up
+  // The client gave the connection up (also while connecting: a connect that outlived the
+  // connect timeout is aborted by the shutdown, and completes as stale).
+  if (side.fd >= 0 && client.state() == bridge::ClientState::kDisconnected) {
+    CloseBridgeSide(side);
   }
   if (!stopping_ && client.ConnectDue(now_ms_) && side.idle() && !side.transport_up) {
     if (remote) {
@@ -122,7 +124,7 @@ void Shard::StepBridgeSide(size_t index, bool remote) {
   }
   if (now_ms_ >= client.next_deadline_ms()) {
     client.OnTimer(now_ms_);
-    if (side.transport_up && client.state() == bridge::ClientState::kDisconnected) {
+    if (side.fd >= 0 && client.state() == bridge::ClientState::kDisconnected) {
       CloseBridgeSide(side);
     }
   }

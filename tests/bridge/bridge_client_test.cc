@@ -355,6 +355,15 @@ TEST_F(BridgeClientTest, ConnackTimeoutGivesUp) {
   EXPECT_EQ(sink_.reasons.back(), "no CONNACK within the connect timeout");
 }
 
+TEST_F(BridgeClientTest, TransportConnectTimeoutGivesUp) {
+  Make(Options());
+  client_->BeginConnect(500);  // the TCP connect never completes
+  EXPECT_EQ(client_->next_deadline_ms(), 10'500u);
+  client_->OnTimer(10'500);
+  EXPECT_EQ(client_->state(), ClientState::kDisconnected);
+  EXPECT_EQ(client_->connect_at_ms(), 11'500u);
+}
+
 TEST_F(BridgeClientTest, KeepalivePingsWhenIdleAndTimesOutWithoutAnswer) {
   Make(Options());  // keepalive 10 s
   Open(0);
