@@ -100,7 +100,7 @@ struct BridgeTopicConfig {
 
 // One `[[bridge]]` table: a connection from this broker to another MQTT broker.
 struct BridgeConfig {
-  std::string name;                    // required; unique; the `bridge` label of its metrics
+  std::string name;                    // required; unique; names the bridge in logs
   std::vector<std::string> addresses;  // "host:port" (port default 1883), tried in turn
   std::vector<BridgeTopicConfig> topics;
   uint8_t protocol_version = 4;  // 4: MQTT 3.1.1, 5: MQTT 5.0 (to the remote broker)
@@ -110,6 +110,12 @@ struct BridgeConfig {
   std::optional<std::string> username;
   std::optional<std::string> password;
   bool try_private = true;
+  // TLS to the remote broker, on when cafile is set: the CAs that verify its certificate (and
+  // its host name, unless insecure), and optionally a client certificate.
+  std::string cafile;
+  std::string certfile;
+  std::string keyfile;
+  bool insecure = false;
   // The bridge's session on this broker (an internal MQTT 5.0 client of it).
   std::string local_client_id;  // default "local.<client_id>"
   std::optional<std::string> local_username;

@@ -163,6 +163,12 @@ absl::Status ValidateBridgeConfig(const BridgeConfig& config) {
   if (config.restart_initial_ms == 0 || config.restart_max_ms < config.restart_initial_ms) {
     return BridgeError(config, "restart: 0 < restart_initial_ms <= restart_max_ms");
   }
+  if (config.certfile.empty() != config.keyfile.empty()) {
+    return BridgeError(config, "certfile and keyfile go together (a client certificate)");
+  }
+  if (config.cafile.empty() && (!config.certfile.empty() || config.insecure)) {
+    return BridgeError(config, "certfile, keyfile and insecure need cafile (TLS is on with it)");
+  }
   if (config.max_packet_size != 0 && config.max_packet_size < 64) {
     return BridgeError(config, "max_packet_size: 0 (the broker's) or at least 64");
   }

@@ -188,6 +188,10 @@ absl::Status ApplyBridgeKey(std::string_view key, const toml::node& node, Bridge
   if (key == "username") return SetOptional(node, bridge.username);
   if (key == "password") return SetOptional(node, bridge.password);
   if (key == "try_private") return SetBool(node, bridge.try_private);
+  if (key == "cafile") return SetString(node, bridge.cafile);
+  if (key == "certfile") return SetString(node, bridge.certfile);
+  if (key == "keyfile") return SetString(node, bridge.keyfile);
+  if (key == "insecure") return SetBool(node, bridge.insecure);
   if (key == "local_client_id") return SetString(node, bridge.local_client_id);
   if (key == "local_username") return SetOptional(node, bridge.local_username);
   if (key == "local_password") return SetOptional(node, bridge.local_password);
@@ -313,6 +317,12 @@ std::string BridgesToml(const Config& config) {
     // Secrets are not printed: --check-config output lands in logs.
     if (bridge.username) absl::StrAppend(&text, "username = ", Quoted(*bridge.username), "\n");
     if (bridge.password) text += "password = \"REDACTED\"\n";
+    if (!bridge.cafile.empty()) {
+      absl::StrAppend(&text, "cafile = ", Quoted(bridge.cafile),
+                      "\ncertfile = ", Quoted(bridge.certfile),
+                      "\nkeyfile = ", Quoted(bridge.keyfile),
+                      "\ninsecure = ", bridge.insecure ? "true" : "false", "\n");
+    }
     absl::StrAppend(&text, "try_private = ", bridge.try_private ? "true" : "false",
                     "\nlocal_client_id = ", Quoted(bridge.local_client_id), "\n");
     if (bridge.local_username) {

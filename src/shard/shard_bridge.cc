@@ -85,13 +85,20 @@ absl::Status Shard::SetupBridges() {
       const absl::StatusOr<bridge::HostPort> host_port = bridge::ParseHostPort(address);
       RINGMQ_ASSERT(host_port.ok());  // ValidateBridgeConfig checked it
       io->addresses.push_back(Resolve(*host_port));
+      io->hosts.push_back(host_port->host);
       if (io->addresses.back().length == 0) {
         RINGMQ_LOG_WARNING("bridge %s: host %s does not resolve (names are resolved at start)",
                            config.name.c_str(), host_port->host.c_str());
       }
     }
-    RINGMQ_LOG_INFO("bridge %s: on shard %u, remote %s", config.name.c_str(), index_,
-                    config.addresses.front().c_str());
+    if (!config.cafile.empty()) {
+      absl::StatusOr<std::unique_ptr<bridge::ClientContext>> context =
+          bridge::ClientContext::Create(config);
+      if (!context.ok()) return context.status();
+      io->tls_context = std::move(*context);
+    }
+    RINGMQ_LOG_INFO("bridge %s: on shard %u, remote %s%s", config.name.c_str(), index_,
+                    config.addresses.front().c_str(), config.cafile.empty() ? "" : " (TLS)");
     bridges_.push_back(std::move(io));
   }
   return absl::OkStatus();
@@ -128,10 +135,20 @@ void Shard::StepBridgeSide(size_t index, bool remote) {
       CloseBridgeSide(side);
     }
   }
-  if (side.transport_up && !side.send_pending && client.has_output()) {
+  if (side.transport_up && !side.send_pending) {
     side.send_buffer.clear();
     side.send_offset = 0;
-    client.TakeOutput(now_ms_, side.send_buffer);
+    if (side.tls != nullptr) {
+      // The TLS layer's own bytes first; MQTT only once the handshake is done.
+      side.send_buffer.swap(side.tls_down);
+      if (side.tls->open() && client.has_output()) {
+        side.plain.clear();
+        client.TakeOutput(now_ms_, side.plain);
+        side.tls->Send(side.plain, side.send_buffer);
+      }
+    } else if (client.has_output()) {
+      client.TakeOutput(now_ms_, side.send_buffer);
+    }
     if (!side.send_buffer.empty()) SubmitBridgeSend(index, remote);
   }
 }
@@ -140,9 +157,19 @@ void Shard::ConnectBridgeRemote(size_t index) {
   BridgeIo& io = *bridges_[index];
   bridge::BridgeClient& client = io.bridge->remote();
   client.BeginConnect(now_ms_);
-  const BridgeIo::Address& address = io.addresses[io.next_address];
-  const std::string& name = io.bridge->config().addresses[io.next_address];
+  const size_t at = io.next_address;
+  const BridgeIo::Address& address = io.addresses[at];
+  const std::string& name = io.bridge->config().addresses[at];
   io.next_address = (io.next_address + 1) % io.addresses.size();
+  io.remote.tls.reset();
+  io.remote.tls_down.clear();
+  if (io.tls_context != nullptr) {
+    io.remote.tls = io.tls_context->NewLayer(io.hosts[at]);
+    if (io.remote.tls == nullptr) {
+      client.OnTransportClosed(now_ms_, "TLS: out of memory");
+      return;
+    }
+  }
   if (address.length == 0) {
     client.OnTransportClosed(now_ms_, absl::StrCat(name, ": the host did not resolve at start"));
     return;
@@ -196,6 +223,9 @@ void Shard::CloseBridgeSide(BridgeIo::Side& side) {
   ++side.generation;
   side.transport_up = false;
   if (!side.send_pending) side.send_buffer.clear();
+  side.tls.reset();  // ~14 KiB open, ~60 KiB in a handshake: not kept while disconnected
+  side.tls_down.clear();
+  side.peer = net::PeerInfo();
 }
 
 void Shard::SubmitBridgeSend(size_t index, bool remote) {
@@ -239,6 +269,15 @@ void Shard::OnBridgeCompletion(const io_uring_cqe& cqe, uint32_t generation, uin
     }
     side.transport_up = true;
     client.OnTransportConnected(now_ms_);
+    if (side.tls != nullptr) {  // the ClientHello
+      side.tls_up.clear();
+      if (side.tls->Receive({}, side.tls_up, side.tls_down, side.peer, counters_) ==
+          net::TransportLayer::Result::kClose) {
+        client.OnTransportClosed(now_ms_, side.tls->close_reason());
+        CloseBridgeSide(side);
+        return;
+      }
+    }
     SubmitBridgeReceive(index, remote);
     return;
   }
@@ -251,8 +290,24 @@ void Shard::OnBridgeCompletion(const io_uring_cqe& cqe, uint32_t generation, uin
       CloseBridgeSide(side);
       return;
     }
-    client.OnReceived(now_ms_, std::span<const uint8_t>(side.receive_buffer.data(),
-                                                        static_cast<size_t>(cqe.res)));
+    const std::span<const uint8_t> bytes(side.receive_buffer.data(), static_cast<size_t>(cqe.res));
+    if (side.tls != nullptr) {
+      side.tls_up.clear();
+      const bool was_open = side.tls->open();
+      const net::TransportLayer::Result result =
+          side.tls->Receive(bytes, side.tls_up, side.tls_down, side.peer, counters_);
+      if (!was_open && side.tls->open()) {
+        RINGMQ_LOG_DEBUG("bridge %s: TLS to the remote: %s", io.bridge->config().name.c_str(),
+                         side.peer.tls_description.c_str());
+      }
+      if (!side.tls_up.empty()) client.OnReceived(now_ms_, side.tls_up);
+      if (result == net::TransportLayer::Result::kClose &&
+          client.state() != bridge::ClientState::kDisconnected) {
+        client.OnTransportClosed(now_ms_, side.tls->close_reason());
+      }
+    } else {
+      client.OnReceived(now_ms_, bytes);
+    }
     if (client.state() == bridge::ClientState::kDisconnected) {
       CloseBridgeSide(side);
     } else {

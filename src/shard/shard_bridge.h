@@ -10,7 +10,8 @@
 // router like any client's, and may be handed off to its client id's home shard. A socket the
 // client gave up or lost is shut down and closed at once; its operations still in flight
 // complete as stale (an older generation), and the next socket waits for them, since they use
-// the side's buffers.
+// the side's buffers. With `cafile` set, the remote side's bytes go through a client TLS layer
+// (bridge/bridge_tls.h) between the socket and the client.
 //
 // Thread safety: owned by one shard; used only on its thread.
 #ifndef RINGMQ_SHARD_SHARD_BRIDGE_H_
@@ -24,7 +25,10 @@
 #include <vector>
 
 #include "bridge/bridge.h"
+#include "bridge/bridge_tls.h"
 #include "common/byte_buffer.h"
+#include "net/transport.h"
+#include "tls/tls_layer.h"
 
 namespace ringmq::shard {
 
@@ -41,6 +45,14 @@ struct BridgeIo {
     ByteBuffer send_buffer;  // TakeOutput's bytes; send_offset of them sent
     size_t send_offset = 0;
     std::vector<uint8_t> receive_buffer;
+    // TLS (remote side, BridgeConfig::cafile): the layer of the current socket; what it wants
+    // sent (handshake, records) waits in tls_down for the next send; tls_up and plain are
+    // reused buffers for plaintext in and out.
+    std::unique_ptr<tls::TlsLayer> tls;
+    ByteBuffer tls_down;
+    ByteBuffer tls_up;
+    ByteBuffer plain;
+    net::PeerInfo peer;
     bool idle() const { return !connect_pending && !receive_pending && !send_pending; }
   };
   struct Address {
@@ -57,6 +69,8 @@ struct BridgeIo {
   Side remote;
   Side local;
   std::vector<Address> addresses;  // Config's order
+  std::vector<std::string> hosts;  // their host parts (TLS server name and host name check)
+  std::unique_ptr<bridge::ClientContext> tls_context;  // null: plain TCP
   size_t next_address = 0;
   bridge::BridgeStats reported;  // stats already added to the shard's counters
   bridge::ClientStats remote_reported;

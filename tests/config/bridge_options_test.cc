@@ -108,6 +108,31 @@ TEST(BridgeOptionsTest, ErrorsNameFileLineAndKey) {
   EXPECT_TRUE(config.bridges.empty());  // nothing applied from a file with errors
 }
 
+TEST(BridgeOptionsTest, TlsKeys) {
+  Config config;
+  const absl::Status applied = ApplyToml(
+      "[[bridge]]\nname = \"t\"\naddresses = [\"h:8883\"]\ntopics = [\"x\"]\n"
+      "cafile = \"/ca.pem\"\ncertfile = \"/c.pem\"\nkeyfile = \"/k.pem\"\ninsecure = true\n",
+      "t.toml", config);
+  ASSERT_TRUE(applied.ok()) << applied;
+  EXPECT_EQ(config.bridges[0].cafile, "/ca.pem");
+  EXPECT_EQ(config.bridges[0].certfile, "/c.pem");
+  EXPECT_EQ(config.bridges[0].keyfile, "/k.pem");
+  EXPECT_TRUE(config.bridges[0].insecure);
+  Config parsed;
+  ASSERT_TRUE(ApplyToml(EffectiveToml(config), "effective", parsed).ok());
+  EXPECT_EQ(parsed.bridges, config.bridges);
+  EXPECT_EQ(ErrorOf(ApplyToml("[[bridge]]\nname = \"t\"\naddresses = [\"h\"]\n"
+                              "topics = [\"x\"]\ncafile = \"/ca\"\ncertfile = \"/c\"\n",
+                              "t.toml", config)),
+            "t.toml:1: [[bridge]] t: certfile and keyfile go together (a client certificate)");
+  EXPECT_EQ(ErrorOf(ApplyToml("[[bridge]]\nname = \"t\"\naddresses = [\"h\"]\n"
+                              "topics = [\"x\"]\ninsecure = true\n",
+                              "t.toml", config)),
+            "t.toml:1: [[bridge]] t: certfile, keyfile and insecure need cafile (TLS is on with "
+            "it)");
+}
+
 TEST(BridgeOptionsTest, AtMostKMaxBridges) {
   std::string text;
   for (size_t i = 0; i <= kMaxBridges; ++i) {

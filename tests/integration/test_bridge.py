@@ -18,6 +18,7 @@ import unittest
 import broker
 import mqtt_raw
 from test_cluster import metric
+from test_tls import Pki
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 WAIT = 10.0  # seconds for a bridge to (re)connect or a message to cross
@@ -363,6 +364,70 @@ class BridgeCredentialsTest(BridgeTestCase):
         self.assertEqual(checked.returncode, 0, checked.stderr)
         self.assertIn('password = "REDACTED"', checked.stdout + checked.stderr)
         self.assertNotIn("secret", checked.stdout + checked.stderr)
+
+
+class BridgeTlsTest(BridgeTestCase):
+    def test_tls_to_the_remote_verified_against_cafile(self):
+        pki = Pki(self.tmp.name)
+        for name in ("server.key", "server.crt", "ca.crt"):
+            os.chmod(pki.path(name), 0o644)  # Mosquitto reads them as user mosquitto
+        remote = self.mosquitto(lines=("allow_anonymous true",
+                                       f"certfile {pki.path('server.crt')}",
+                                       f"keyfile {pki.path('server.key')}"))
+        node = self.ringmq(
+            bridge_toml("tls", remote.port, ["data/# both 1"], cafile=pki.path("ca.crt")),
+            bridge_toml("wrong-ca", remote.port, ["other/# out 0"], client_id="wrong-ca",
+                        cafile=pki.path("other-ca.crt")))
+        self.wait_connected(node)
+        self.assertIsNotNone(node.wait_for_log(
+            r"bridge wrong-ca: not connected \(TLS handshake failed", timeout=WAIT),
+            node.stderr_tail())
+        self.assertEqual(metric(node, "ringmq_bridges_connected"), 1)
+        ca = pki.path("ca.crt")
+        local_sub = self.client(node.port, "lsub")
+        local_sub.subscribe([("data/in", 1)])
+        local_pub = self.client(node.port, "lpub")
+        # The remote side over TLS: mosquitto_sub / mosquitto_pub with the CA.
+        sub = subprocess.Popen(["mosquitto_sub", "-h", mqtt_raw.HOST, "-p", str(remote.port),
+                                "--cafile", ca, "-t", "data/out", "-q", "1", "-C", "1", "-W",
+                                str(int(WAIT))], stdout=subprocess.PIPE, text=True)
+        self.addCleanup(sub.kill)
+        deadline = time.monotonic() + WAIT
+        while sub.poll() is None and time.monotonic() < deadline:
+            local_pub.publish("data/out", b"over-tls", qos=1)
+            time.sleep(0.2)
+        out, _ = sub.communicate(timeout=WAIT)
+        self.assertEqual(out.strip(), "over-tls")
+        got = None
+        while got is None and time.monotonic() < deadline + WAIT:
+            subprocess.run(["mosquitto_pub", "-h", mqtt_raw.HOST, "-p", str(remote.port),
+                            "--cafile", ca, "-t", "data/in", "-q", "1", "-m", "from-remote"],
+                           check=True, timeout=WAIT)
+            try:
+                got = local_sub.receive(1, timeout=0.5)[0]
+            except (mqtt_raw.ProtocolError, TimeoutError, OSError):
+                pass
+        self.assertIsNotNone(got)
+        self.assertEqual((got.topic, got.payload), ("data/in", b"from-remote"))
+
+
+    def test_address_checked_against_the_certificate_unless_insecure(self):
+        pki = Pki(self.tmp.name)
+        pki.issue("elsewhere", "elsewhere.example", san="DNS:elsewhere.example")
+        for name in ("elsewhere.key", "elsewhere.crt"):
+            os.chmod(pki.path(name), 0o644)
+        remote = self.mosquitto(lines=("allow_anonymous true",
+                                       f"certfile {pki.path('elsewhere.crt')}",
+                                       f"keyfile {pki.path('elsewhere.key')}"))
+        node = self.ringmq(
+            bridge_toml("checked", remote.port, ["a/# out 0"], cafile=pki.path("ca.crt")),
+            bridge_toml("insecure", remote.port, ["b/# out 0"], client_id="insecure",
+                        cafile=pki.path("ca.crt"), insecure=True))
+        self.wait_connected(node)  # the insecure one: the chain verifies, the name is not checked
+        self.assertIsNotNone(node.wait_for_log(
+            r"bridge checked: not connected \(TLS handshake failed.*IP address mismatch",
+            timeout=WAIT), node.stderr_tail())
+        self.assertEqual(metric(node, "ringmq_bridges_connected"), 1)
 
 
 if __name__ == "__main__":
