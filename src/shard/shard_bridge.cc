@@ -352,6 +352,17 @@ void Shard::CountBridge(BridgeIo& io) {
   counters_.bridge_dropped_in.Add(dropped_in - io.dropped_in_reported);
   io.dropped_out_reported = dropped_out;
   io.dropped_in_reported = dropped_in;
+  // A refused subscription (an ACL, a remote's policy) silently stops a direction: say so.
+  for (const bool remote_side : {true, false}) {
+    const bridge::BridgeClient& client = remote_side ? io.bridge->remote() : io.bridge->local();
+    uint64_t& reported = io.refused_reported[remote_side ? 0 : 1];
+    if (client.stats().subscribe_refused != reported) {
+      reported = client.stats().subscribe_refused;
+      RINGMQ_LOG_WARNING("bridge %s: the %s broker refused %llu of its subscriptions so far",
+                         io.bridge->config().name.c_str(), remote_side ? "remote" : "local",
+                         static_cast<unsigned long long>(reported));
+    }
+  }
   const bridge::ClientStats& remote = io.bridge->remote().stats();
   const bool ended = remote.disconnects != io.remote_reported.disconnects;
   counters_.bridge_connects.Add(remote.connects - io.remote_reported.connects);

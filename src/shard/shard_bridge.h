@@ -74,9 +74,10 @@ struct BridgeIo {
   size_t next_address = 0;
   bridge::BridgeStats reported;  // stats already added to the shard's counters
   bridge::ClientStats remote_reported;
-  uint64_t dropped_out_reported = 0;  // remote client's drops already counted
-  uint64_t dropped_in_reported = 0;   // local client's
-  bool was_open = false;              // the remote client was open at the last step
+  uint64_t dropped_out_reported = 0;      // remote client's drops already counted
+  uint64_t dropped_in_reported = 0;       // local client's
+  uint64_t refused_reported[2] = {0, 0};  // SUBACK failures logged: remote, local
+  bool was_open = false;                  // the remote client was open at the last step
   uint64_t next_warning_ms = 0;
 };
 

@@ -366,6 +366,30 @@ class BridgeCredentialsTest(BridgeTestCase):
         self.assertNotIn("secret", checked.stdout + checked.stderr)
 
 
+class BridgeLocalAclTest(BridgeTestCase):
+    def test_local_acl_applies_to_the_bridge_session_and_a_refusal_is_logged(self):
+        remote = self.mosquitto()
+        acl = os.path.join(self.tmp.name, "acl")
+        with open(acl, "w") as f:
+            # Anonymous clients (the section before any `user`) may use both trees; the
+            # bridge's local session only data/#.
+            f.write("topic readwrite data/#\ntopic readwrite secret/#\n"
+                    "user bridge\ntopic readwrite data/#\n")
+        node = self.ringmq(f'acl_file = "{acl}"\n',
+                           bridge_toml("cloud", remote.port, ["data/# out 0", "secret/# out 0"],
+                                       local_username="bridge"))
+        self.wait_connected(node)
+        self.assertIsNotNone(node.wait_for_log(
+            r"bridge cloud: the local broker refused 1 of its subscriptions", timeout=WAIT),
+            node.stderr_tail())
+        remote_sub = self.client(remote.port, "rsub")
+        remote_sub.subscribe([("#", 0)])
+        local_pub = self.client(node.port, "lpub")
+        self.wait_subscribed(local_pub, remote_sub, "data/probe")
+        local_pub.publish("secret/x", b"no", qos=1)
+        remote_sub.expect_no_publish(0.5)
+
+
 class BridgeTlsTest(BridgeTestCase):
     def test_tls_to_the_remote_verified_against_cafile(self):
         pki = Pki(self.tmp.name)
