@@ -102,6 +102,9 @@ struct BridgeTopicConfig {
 struct BridgeConfig {
   std::string name;                    // required; unique; names the bridge in logs
   std::vector<std::string> addresses;  // "host:port" (port default 1883), tried in turn
+  // false (Mosquitto's default): the first address is the main one, tried first again after a
+  // connection ends; true: every attempt goes to the next address.
+  bool round_robin = false;
   std::vector<BridgeTopicConfig> topics;
   uint8_t protocol_version = 4;  // 4: MQTT 3.1.1, 5: MQTT 5.0 (to the remote broker)
   bool clean_session = false;    // Mosquitto's `cleansession` default

@@ -181,6 +181,7 @@ absl::Status ApplyBridgeKey(std::string_view key, const toml::node& node, Bridge
   if (key == "name") return SetString(node, bridge.name);
   if (key == "addresses" || key == "address") return SetAddresses(node, bridge.addresses);
   if (key == "topics") return SetTopics(node, bridge.topics);
+  if (key == "round_robin") return SetBool(node, bridge.round_robin);
   if (key == "protocol_version") return SetProtocol(node, bridge.protocol_version);
   if (key == "clean_session") return SetBool(node, bridge.clean_session);
   if (key == "keepalive") return SetInteger(node, 0, 65'535, bridge.keepalive_s);
@@ -308,12 +309,13 @@ std::string BridgesToml(const Config& config) {
                                     ", local_prefix = ", Quoted(rule.local_prefix),
                                     ", remote_prefix = ", Quoted(rule.remote_prefix), "}"));
     }
-    absl::StrAppend(&text, "\n[[bridge]]\nname = ", Quoted(bridge.name), "\naddresses = [",
-                    absl::StrJoin(addresses, ", "), "]\ntopics = [\n", absl::StrJoin(topics, ",\n"),
-                    "\n]\nprotocol_version = ", bridge.protocol_version,
-                    "\nclean_session = ", bridge.clean_session ? "true" : "false",
-                    "\nkeepalive = ", bridge.keepalive_s,
-                    "\nclient_id = ", Quoted(bridge.client_id), "\n");
+    absl::StrAppend(
+        &text, "\n[[bridge]]\nname = ", Quoted(bridge.name), "\naddresses = [",
+        absl::StrJoin(addresses, ", "), "]\nround_robin = ", bridge.round_robin ? "true" : "false",
+        "\ntopics = [\n", absl::StrJoin(topics, ",\n"),
+        "\n]\nprotocol_version = ", bridge.protocol_version,
+        "\nclean_session = ", bridge.clean_session ? "true" : "false",
+        "\nkeepalive = ", bridge.keepalive_s, "\nclient_id = ", Quoted(bridge.client_id), "\n");
     // Secrets are not printed: --check-config output lands in logs.
     if (bridge.username) absl::StrAppend(&text, "username = ", Quoted(*bridge.username), "\n");
     if (bridge.password) text += "password = \"REDACTED\"\n";

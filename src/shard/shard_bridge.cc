@@ -157,6 +157,8 @@ void Shard::ConnectBridgeRemote(size_t index) {
   BridgeIo& io = *bridges_[index];
   bridge::BridgeClient& client = io.bridge->remote();
   client.BeginConnect(now_ms_);
+  if (io.back_to_main && !io.bridge->config().round_robin) io.next_address = 0;
+  io.back_to_main = false;
   const size_t at = io.next_address;
   const BridgeIo::Address& address = io.addresses[at];
   const std::string& name = io.bridge->config().addresses[at];
@@ -373,6 +375,7 @@ void Shard::CountBridge(BridgeIo& io) {
   if (open != io.was_open) {
     io.was_open = open;
     counters_.gauges.bridges_connected.Add(open ? 1 : -1);
+    if (!open) io.back_to_main = true;
     if (open) RINGMQ_LOG_INFO("bridge %s: connected", io.bridge->config().name.c_str());
   }
   // Failed attempts repeat with the back-off: one line per interval at most.

@@ -72,6 +72,7 @@ struct BridgeIo {
   std::vector<std::string> hosts;  // their host parts (TLS server name and host name check)
   std::unique_ptr<bridge::ClientContext> tls_context;  // null: plain TCP
   size_t next_address = 0;
+  bool back_to_main = false;     // a connection ended: round_robin false starts again at the first
   bridge::BridgeStats reported;  // stats already added to the shard's counters
   bridge::ClientStats remote_reported;
   uint64_t dropped_out_reported = 0;      // remote client's drops already counted

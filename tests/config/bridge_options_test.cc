@@ -19,6 +19,7 @@ TEST(BridgeOptionsTest, TablesWithBothTopicFormsAndEveryKey) {
 [[bridge]]
 name = "cloud"
 addresses = ["broker.example:8883", "10.0.0.2"]
+round_robin = true
 topics = ['sensors/# out 1 "" site1/', {pattern = "cmd/#", direction = "in", qos = 2, remote_prefix = "site1/"}]
 protocol_version = "mqttv50"
 clean_session = true
@@ -48,6 +49,7 @@ topics = ["a/#"]
   const BridgeConfig& cloud = config.bridges[0];
   EXPECT_EQ(cloud.name, "cloud");
   EXPECT_EQ(cloud.addresses, (std::vector<std::string>{"broker.example:8883", "10.0.0.2"}));
+  EXPECT_TRUE(cloud.round_robin);
   ASSERT_EQ(cloud.topics.size(), 2u);
   EXPECT_EQ(cloud.topics[0], (BridgeTopicConfig{.pattern = "sensors/#",
                                                 .direction = BridgeDirection::kOut,
@@ -77,6 +79,7 @@ topics = ["a/#"]
   EXPECT_EQ(cloud.max_packet_size, 2048u);
   const BridgeConfig& second = config.bridges[1];
   EXPECT_EQ(second.addresses, std::vector<std::string>{"127.0.0.1:1884"});
+  EXPECT_FALSE(second.round_robin);
   EXPECT_EQ(second.topics[0].direction, BridgeDirection::kOut);  // Mosquitto's defaults
   EXPECT_EQ(second.topics[0].qos, 0);
   EXPECT_FALSE(second.clean_session);

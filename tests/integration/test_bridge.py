@@ -310,6 +310,29 @@ class BridgeOutageTest(BridgeTestCase):
                          f"lost messages; node:\n{node.stderr_tail()}")
         self.assertEqual(metric(node, "ringmq_bridge_dropped_total", direction="out"), 0)
 
+    def test_main_address_first_again_after_a_connection_ends(self):
+        ports = [broker.free_port() for _ in range(3)]
+        b = self.mosquitto(port=ports[1])  # the main one (ports[0]) is down at first
+        toml = bridge_toml("cloud", ports[0], ["data/# out 0"])
+        toml = toml.replace(f'addresses = ["127.0.0.1:{ports[0]}"]',
+                            "addresses = [" + ", ".join(f'"127.0.0.1:{p}"' for p in ports) + "]")
+        node = self.ringmq(toml)
+        self.wait_connected(node)
+        b_sub = self.client(b.port, "bsub")
+        b_sub.subscribe([("data/#", 0)])
+        local_pub = self.client(node.port, "lpub")
+        self.wait_subscribed(local_pub, b_sub, "data/on-b")
+        a = self.mosquitto(port=ports[0])
+        c = self.mosquitto(port=ports[2])
+        subs = {}
+        for name, m in (("a", a), ("c", c)):
+            subs[name] = self.client(m.port, f"{name}sub")
+            subs[name].subscribe([("data/#", 0)])
+        b.stop()
+        # Not round robin (Mosquitto's default): back to the first address, not on to the third.
+        self.wait_subscribed(local_pub, subs["a"], "data/on-a")
+        subs["c"].expect_no_publish(0.3)
+
     def test_queue_bound_while_remote_down_counts_drops(self):
         port = broker.free_port()  # nothing listens there yet
         node = self.ringmq(bridge_toml("cloud", port, ["data/# out 1"], max_queued_messages=5,
