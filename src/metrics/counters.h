@@ -212,6 +212,19 @@ namespace ringmq::metrics {
   X(cluster_share_link_connects)   /* share link: NATS handshakes completed */              \
   X(cluster_share_link_reconnects) /* of those, after the first */                          \
   X(cluster_share_link_disconnects) /* share link: connections ended, attempts included */  \
+  X(cluster_retained_out)              /* retained updates published to the stream */     \
+  X(cluster_retained_in)               /* stream updates applied to the retained store */ \
+  X(cluster_retained_store_refused)    /* of those, refused by the store's bounds */      \
+  X(cluster_retained_publish_refused)  /* the link refused an update (bound, size) */     \
+  X(cluster_retained_uncarried)        /* retained topics no subject carries: local */    \
+  X(cluster_retained_unmappable)       /* stream subjects that are no topic: skipped */   \
+  X(cluster_retained_acks)             /* PubAcks of this shard's updates */              \
+  X(cluster_retained_stream_errors)    /* JetStream errors, no responders, timeouts */    \
+  X(cluster_retained_duplicates)       /* stream sequences already applied: skipped */    \
+  X(cluster_retained_consumer_starts)  /* stream consumers created */                     \
+  X(cluster_retained_gaps)             /* consumer gaps or silences: consumer recreated */ \
+  X(cluster_retained_resent)           /* updates sent again (no PubAck, error, 503) */   \
+  X(cluster_retained_untracked)        /* updates sent once: too many awaited PubAcks */  \
   X(bridge_messages_out)   /* MQTT bridges: local messages queued for the remote broker */  \
   X(bridge_messages_in)    /* remote messages queued for this broker */                     \
   X(bridge_dropped_out)    /* local messages refused by a bridge's queue bound */          \

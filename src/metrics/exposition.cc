@@ -185,6 +185,19 @@ constexpr Family kFamilies[] = {
     {"ringmq_cluster_share_subscriptions", Type::kGauge,
      "NATS queue subscriptions the shards' share links hold for their shared-subscription "
      "groups."},
+    // Retained messages cluster-wide (docs/cluster.md "Retained messages").
+    {"ringmq_cluster_retained_updates_total", Type::kCounter,
+     "Retained updates published to the retained stream (direction=out) or applied from it "
+     "to this node's retained store (direction=in)."},
+    {"ringmq_cluster_retained_dropped_total", Type::kCounter,
+     "Retained updates not carried or not applied, by reason: store_refused (over the retained "
+     "store's bounds), link_refused (the NATS link had no room), uncarried_topic, "
+     "unmappable_subject, duplicate (a stream sequence already applied)."},
+    {"ringmq_cluster_retained_stream_events_total", Type::kCounter,
+     "The retained stream's events: ack (PubAck of an update), error (JetStream error, no "
+     "responders or timeout), consumer_start, gap (consumer gap or silence: recreated), resend (an "
+     "update sent again: error or no PubAck in time), untracked (sent once, over the bound of "
+     "updates awaiting a PubAck)."},
     // MQTT bridges (docs/bridges.md).
     {"ringmq_bridge_messages_total", Type::kCounter,
      "Messages bridges queued for the remote broker (direction=out) or for this broker "
@@ -646,6 +659,32 @@ Series SeriesOf(CounterId id) {
       return Labelled("ringmq_cluster_share_link_events_total", "event", "reconnect");
     case C::cluster_share_link_disconnects:
       return Labelled("ringmq_cluster_share_link_events_total", "event", "disconnect");
+    case C::cluster_retained_out:
+      return Labelled("ringmq_cluster_retained_updates_total", "direction", "out");
+    case C::cluster_retained_in:
+      return Labelled("ringmq_cluster_retained_updates_total", "direction", "in");
+    case C::cluster_retained_store_refused:
+      return Labelled("ringmq_cluster_retained_dropped_total", "reason", "store_refused");
+    case C::cluster_retained_publish_refused:
+      return Labelled("ringmq_cluster_retained_dropped_total", "reason", "link_refused");
+    case C::cluster_retained_uncarried:
+      return Labelled("ringmq_cluster_retained_dropped_total", "reason", "uncarried_topic");
+    case C::cluster_retained_unmappable:
+      return Labelled("ringmq_cluster_retained_dropped_total", "reason", "unmappable_subject");
+    case C::cluster_retained_duplicates:
+      return Labelled("ringmq_cluster_retained_dropped_total", "reason", "duplicate");
+    case C::cluster_retained_acks:
+      return Labelled("ringmq_cluster_retained_stream_events_total", "event", "ack");
+    case C::cluster_retained_stream_errors:
+      return Labelled("ringmq_cluster_retained_stream_events_total", "event", "error");
+    case C::cluster_retained_consumer_starts:
+      return Labelled("ringmq_cluster_retained_stream_events_total", "event", "consumer_start");
+    case C::cluster_retained_gaps:
+      return Labelled("ringmq_cluster_retained_stream_events_total", "event", "gap");
+    case C::cluster_retained_resent:
+      return Labelled("ringmq_cluster_retained_stream_events_total", "event", "resend");
+    case C::cluster_retained_untracked:
+      return Labelled("ringmq_cluster_retained_stream_events_total", "event", "untracked");
     case C::bridge_messages_out:
       return Labelled("ringmq_bridge_messages_total", "direction", "out");
     case C::bridge_messages_in:

@@ -296,6 +296,11 @@ class Router final : public net::PacketSink {
   // bound (SUBSCRIBE with Retain Handling 2, each message queued as a delivery). Fails if the
   // link refuses a subscription.
   absl::Status StartClusterOwnership();
+  // Retained messages cluster-wide (router_cluster_retained.cc; cluster/retained_sync.h): a
+  // retained PUBLISH or will of this shard is also published to the node's retained stream;
+  // shard 0 consumes the stream into the retained store. Call every loop iteration when
+  // clustered (requests, retries, heartbeat checks).
+  void ClusterTick(uint64_t now_ms);
 
   // ---- Persistence (see the header comment) ----
   // Set-up, before the shard serves: logs to `journal` from now on, recovers the sessions of
@@ -534,6 +539,12 @@ class Router final : public net::PacketSink {
     if (cluster_ != nullptr) ForwardToClusterWithShares(message);  // router_cluster_shared.cc
   }
   void PublishToCluster(const message::Message& message);
+  // Retained across nodes (router_cluster_retained.cc).
+  struct ClusterRetainedSink;
+  void AttachClusterRetained();
+  void PublishRetainedToCluster(const message::Message& message);
+  void ApplyClusterRetained(std::string_view topic, std::string_view payload, uint8_t qos,
+                            uint64_t expires_at_unix_ms);
 
   // ---- Client ids across nodes (router_cluster_owner.cc) ----
   // OnConnect bound the session `index` for `connection`: claims its id (see

@@ -48,6 +48,7 @@ void Router::AttachCluster(cluster::NatsLink* link, std::string node_name,
                            std::string subject_prefix) {
   RINGMQ_ASSERT(link != nullptr && cluster_ == nullptr && sessions_.size() == 0);
   cluster_ = std::make_unique<Cluster>(link, std::move(node_name), std::move(subject_prefix));
+  AttachClusterRetained();
 }
 
 size_t Router::cluster_subject_count() const {
@@ -73,6 +74,7 @@ void Router::PublishToCluster(const message::Message& message) {
   // '$' topics stay on this node: $SYS is per broker (MQTT-4.7.2-1), and without a prefix other
   // '$' subjects are NATS's own ($JS.API, $KV, ...).
   if (topic.empty() || topic[0] == '$') return;
+  if (message.retain()) PublishRetainedToCluster(message);
   c.subject.clear();
   if (cluster::TopicToSubject(topic, c.mapping, c.subject) != cluster::Uncarried::kNone) {
     counters_.cluster_uncarried_topics.Add();
@@ -103,6 +105,7 @@ void Router::OnClusterMessage(const cluster::NatsMessage& nats_message) {
   RINGMQ_ASSERT(cluster_ != nullptr);
   if (OnClaimMessage(nats_message)) return;  // client ids across nodes (router_cluster_owner.cc)
   Cluster& c = *cluster_;
+  if (c.retained->OnMessage(nats_message, services_.now_ms())) return;
   uint8_t qos = 0;  // a NATS application's message: at most once
   bool echo = false;
   ForEachHeader(nats_message.headers, [&](std::string_view name, std::string_view value) {
