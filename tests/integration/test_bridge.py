@@ -102,7 +102,11 @@ class BridgeTestCase(broker.BrokerTestCase):
         path = os.path.join(self.tmp.name, f"ringmq-{len(os.listdir(self.tmp.name))}.toml")
         with open(path, "w") as f:
             f.write("\n".join(tables))
-        return self.start_broker("--config", path, metrics=True, log_level="info")
+        node = self.start_broker("--config", path, metrics=True, log_level="info")
+        # A clean stop (exit code 0, counters printed) with its bridges running; runs before
+        # start_broker's cleanup, which only kills.
+        self.addCleanup(node.stop)
+        return node
 
     def client(self, port, client_id, **fields):
         c = mqtt_raw.Client(port, client_id, **fields)
