@@ -190,6 +190,20 @@ namespace ringmq::metrics {
   X(cluster_link_connects)       /* NATS handshakes completed */                             \
   X(cluster_link_reconnects)     /* of those, after the first */                             \
   X(cluster_link_disconnects)    /* NATS connections ended, failed attempts included */      \
+  X(cluster_acks_sent)           /* message ids acknowledged to other nodes (acks) */        \
+  X(cluster_acks_received)       /* message ids other nodes acknowledged to this shard */    \
+  X(cluster_retransmits)         /* messages sent again to a link that had not acked */      \
+  X(cluster_duplicates_dropped)  /* messages received again and not delivered again */       \
+  X(cluster_duplicates_unknown)  /* ids older than the duplicate window: delivered */        \
+  X(cluster_ack_held_back)       /* publishers paused at the pending-acks bound */           \
+  X(cluster_ack_untracked)       /* QoS 1/2 forwarded without acks: id span full */          \
+  X(cluster_links_forgotten)     /* remote links silent beyond link_timeout_ms */            \
+  X(cluster_ack_forgotten_released) /* pending messages released by a forgotten link */      \
+  X(cluster_interest_sent)       /* interest announcements published */                      \
+  X(cluster_interest_received)   /* interest announcements of other links received */        \
+  X(cluster_interest_gaps)       /* announcements lost (a snapshot is asked) */              \
+  X(cluster_interest_refused)    /* announcements of links beyond links_max */               \
+  X(cluster_control_refused)     /* acks, announcements, retransmits the link refused */     \
   X(recv_enobufs) /* multishot recv ran out of provided buffers */                      \
   X(loop_iterations)                                                                    \
   X(sqes_submitted)                                                                     \
@@ -211,6 +225,9 @@ namespace ringmq::metrics {
   X(sessions_offline)  /* persistent sessions kept without a connection */                \
   X(subscriptions)     /* subscriptions held by this shard's sessions */                  \
   X(cluster_nats_subscriptions) /* NATS subscriptions of this shard's link */             \
+  X(cluster_ack_pending)       /* messages waiting for other nodes' acks (acks) */       \
+  X(cluster_ack_pending_bytes) /* their payload bytes */                                  \
+  X(cluster_remote_links)      /* other nodes' links in this shard's interest table */    \
   X(shared_groups)     /* shared-subscription groups created minus removed by this shard */ \
   X(queued_messages)   /* messages waiting in session queues (not yet sent) */            \
   X(inflight_messages) /* QoS 1/2 messages sent and not yet fully acknowledged */          \

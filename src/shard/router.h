@@ -153,6 +153,8 @@
 
 namespace ringmq::shard {
 
+struct ClusterAckOptions;  // cluster_acks.h
+
 // What the router needs from its shard's event loop.
 class ShardServices {
  public:
@@ -258,6 +260,30 @@ class Router final : public net::PacketSink {
   void OnClusterMessage(const cluster::NatsMessage& message);
   // NATS subscriptions the link holds for this shard (0 unclustered).
   size_t cluster_subject_count() const;
+
+  // ---- Cluster acknowledgements (docs/cluster.md; router_cluster_acks.cc) ----
+  // QoS 1 and 2 at least once across nodes, after AttachCluster (before any session exists):
+  //   - Interest: the link announces this shard's NATS subjects to the other links (deltas
+  //     with a sequence number, snapshots when asked, heartbeats) and keeps theirs
+  //     (RemoteInterest, cluster_acks.h); other links of this node are not tracked (they drop
+  //     our messages as echoes).
+  //   - A QoS 1/2 message forwarded while remote links match its subject carries a
+  //     Ringmq-Id header and a reply subject naming this link; the publisher's PUBACK / PUBREC
+  //     (and every later one of that connection: acks keep their order) waits until every
+  //     such link acknowledged it, or was forgotten (silent for link_timeout_ms), and, with
+  //     persistence, for the log too. At pending_max messages or pending_bytes_max bytes the
+  //     publishing connection is paused (its frames wait, its socket is not read) until the
+  //     pending messages fall below 3/4 of the bounds.
+  //   - A message not acknowledged after retransmit_ms (or when the link reconnects) is sent
+  //     again to each missing link on its own retransmit subject, with header Ringmq-Subject.
+  //   - Receiving: a message with an id is acknowledged (batched: one PUB per origin link per
+  //     step), and one whose (origin, id) the duplicate window knows is not delivered again.
+  void StartClusterAcks(const ClusterAckOptions& options);
+  // Once per loop iteration, after the completions (the link's messages) and mailboxes:
+  // announcements, acks, retransmits, forgetting, and the release of held PUBACK / PUBREC.
+  void ClusterAckStep();
+  // The link finished a handshake: snapshot asked and sent, pending messages due again.
+  void OnClusterReady();
 
   // ---- Persistence (see the header comment) ----
   // Set-up, before the shard serves: logs to `journal` from now on, recovers the sessions of
@@ -485,6 +511,24 @@ class Router final : public net::PacketSink {
     if (cluster_ != nullptr) PublishToCluster(message);
   }
   void PublishToCluster(const message::Message& message);
+  // Receiving side of a cluster message (OnClusterMessage after its checks, and retransmits):
+  // delivery to this shard's matching non-shared subscriptions.
+  void DeliverFromCluster(std::string_view subject, uint8_t qos, std::string_view payload);
+
+  // ---- Cluster acknowledgements (router_cluster_acks.cc) ----
+  struct ClusterAcks;
+  // A message on the control subjects of the acks layer: handled, returns true.
+  bool OnClusterControl(const cluster::NatsMessage& message);
+  // A data message with a Ringmq-Id: acknowledged; false if it is a duplicate (not delivered).
+  bool AcceptClusterData(const cluster::NatsMessage& message);
+  // PublishToCluster of a QoS 1/2 message on `subject`: if remote links must acknowledge it,
+  // tracks it and sets the id header's value and the reply subject; returns whether it did.
+  bool TrackClusterMessage(const message::Message& message, std::string_view subject,
+                           std::string& id_text, std::string_view& reply);
+  // AcknowledgePublish: true if the ack waits for the cluster (or behind one that does).
+  bool DeferClusterAck(net::Connection& connection, const mqtt::Publish& publish,
+                       mqtt::ReasonCode reason);
+  void ReleaseClusterAcks();
 
   // ---- Persistence (router_persist.cc) ----
   struct Persist;
@@ -558,6 +602,7 @@ class Router final : public net::PacketSink {
   std::unique_ptr<metrics::SysTopics> sys_topics_;  // on the publishing shard, once used
   std::unique_ptr<Persist> persist_;                 // null: persistence off
   std::unique_ptr<Cluster> cluster_;                 // null: not clustered
+  std::unique_ptr<ClusterAcks> cluster_acks_;        // null: no acks between nodes
 };
 
 }  // namespace ringmq::shard

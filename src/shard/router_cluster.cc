@@ -7,6 +7,7 @@
 #include "common/assert.h"
 #include "common/log.h"
 #include "shard/router.h"
+#include "shard/router_cluster_acks.h"
 
 namespace ringmq::shard {
 namespace {
@@ -15,6 +16,7 @@ namespace {
 constexpr std::string_view kNodeHeader = "Ringmq-Node";
 constexpr std::string_view kQosHeader = "Ringmq-Qos";
 constexpr std::string_view kRetainHeader = "Ringmq-Retain";
+constexpr std::string_view kIdHeader = "Ringmq-Id";  // cluster acks (router_cluster_acks.cc)
 constexpr std::string_view kDigits[] = {"0", "1", "2"};
 
 uint8_t MinQos(uint8_t a, uint8_t b) { return a < b ? a : b; }
@@ -77,14 +79,22 @@ void Router::PublishToCluster(const message::Message& message) {
     counters_.cluster_uncarried_topics.Add();
     return;
   }
-  const std::array<cluster::nats::HeaderField, 3> headers = {{
+  std::array<cluster::nats::HeaderField, 4> headers = {{
       {kNodeHeader, c.node_name},
       {kQosHeader, kDigits[message.qos() <= 2 ? message.qos() : 0]},
       {kRetainHeader, kDigits[message.retain() ? 1 : 0]},
+      {kIdHeader, {}},
   }};
+  size_t header_count = 3;
+  std::string_view reply;
+  if (cluster_acks_ != nullptr && message.qos() > 0 &&
+      TrackClusterMessage(message, c.subject, c.id_text, reply)) {
+    headers[3].second = c.id_text;
+    header_count = 4;
+  }
   const std::span<const uint8_t> payload = message.payload();
   const std::string_view bytes(reinterpret_cast<const char*>(payload.data()), payload.size());
-  switch (c.link->Publish(c.subject, headers, bytes)) {
+  switch (c.link->Publish(c.subject, std::span(headers.data(), header_count), bytes, reply)) {
     case cluster::PublishResult::kQueued:
     case cluster::PublishResult::kHeld:
       counters_.cluster_messages_out.Add();
@@ -101,6 +111,7 @@ void Router::PublishToCluster(const message::Message& message) {
 void Router::OnClusterMessage(const cluster::NatsMessage& nats_message) {
   RINGMQ_ASSERT(cluster_ != nullptr);
   Cluster& c = *cluster_;
+  if (cluster_acks_ != nullptr && OnClusterControl(nats_message)) return;
   uint8_t qos = 0;  // a NATS application's message: at most once
   bool echo = false;
   ForEachHeader(nats_message.headers, [&](std::string_view name, std::string_view value) {
@@ -122,19 +133,29 @@ void Router::OnClusterMessage(const cluster::NatsMessage& nats_message) {
     counters_.cluster_overlap_dropped.Add();
     return;
   }
+  if (cluster_acks_ != nullptr && !nats_message.reply.empty() &&
+      !AcceptClusterData(nats_message)) {
+    return;  // a message sent again that this shard delivered already
+  }
+  DeliverFromCluster(nats_message.subject, qos, nats_message.payload);
+}
+
+void Router::DeliverFromCluster(std::string_view subject, uint8_t qos,
+                                std::string_view payload_bytes) {
+  Cluster& c = *cluster_;
   c.topic.clear();
   // '$' topics are never forwarded by a node; one from a NATS application is not let into
   // this broker's '$' space ($SYS is the broker's own, MQTT-4.7.2-1).
-  if (!cluster::SubjectToTopic(nats_message.subject, c.prefix, c.topic) || c.topic[0] == '$') {
+  if (!cluster::SubjectToTopic(subject, c.prefix, c.topic) || c.topic[0] == '$') {
     counters_.cluster_unmappable_subjects.Add();
     return;
   }
-  const auto* payload = reinterpret_cast<const uint8_t*>(nats_message.payload.data());
+  const auto* payload = reinterpret_cast<const uint8_t*>(payload_bytes.data());
   message::MessageRef message = message::MessageRef::Create(
-      c.topic, std::span<const uint8_t>(payload, nats_message.payload.size()), qos,
+      c.topic, std::span<const uint8_t>(payload, payload_bytes.size()), qos,
       /*retain=*/false, NextOrigin(), message::Mqtt5Fields{});
   counters_.cluster_messages_in.Add();
-  counters_.cluster_bytes_in.Add(nats_message.payload.size());
+  counters_.cluster_bytes_in.Add(payload_bytes.size());
   EligibleContext context{this, message.get(),
                           sub::Subscriber{.shard = 0, .session = kNone, .generation = 0, .qos = 0}};
   shared_.trie.Match(message->topic(), match_, ChoiceFor(context, 0));

@@ -29,6 +29,7 @@ struct Router::Cluster {
   ClusterInterest interest;
   std::string subject;  // reusable: the subject of the message being forwarded
   std::string topic;    // reusable: the topic of the message received
+  std::string id_text;  // reusable: the Ringmq-Id value of the message being forwarded
 };
 
 }  // namespace ringmq::shard
