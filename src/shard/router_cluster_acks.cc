@@ -75,8 +75,7 @@ void Router::StartClusterAcks(const ClusterAckOptions& options) {
   ClusterAcks& a = *cluster_acks_;
   const std::string shard = std::to_string(shard_);
   a.link_name = absl::StrCat(c.node_name, ".", shard);
-  a.control_prefix = cluster::ControlSubject(c.prefix, "");
-  a.control_prefix.pop_back();  // "$RINGMQ[.p]." once the empty kind is gone
+  a.control_prefix = cluster::ControlSubject(c.prefix, "");  // "$RINGMQ[.p]."
   a.announce_subject = cluster::ControlSubject(c.prefix, "interest", {"a", c.node_name, shard});
   a.ack_subject = cluster::ControlSubject(c.prefix, "ack", {c.node_name, shard});
   const auto subscribe = [&](const std::string& subject) {

@@ -64,6 +64,7 @@ EXPECTED_SECONDS = {
     "test_bench.Bench": 14.8,
     "test_nats_link.SingleServer": 7.0,
     "test_cluster.ClusterTest": 9.0,
+    "test_cluster_acks.ClusterAcksTest": 8.0,
     "test_retained_race.RetainedRace": 12.8,
     "test_bench.BenchTransports": 11.8,
     "test_mqtt5_expiry.SessionExpiry": 8.1,
