@@ -425,6 +425,7 @@ void Router::PublishWill(uint32_t index) {
   Route(message, /*from_client=*/true,
         share_strategy_ == sub::ShareStrategy::kHash ? PublisherKey(session.client_id()) : 0);
   ForwardToCluster(*message);
+  if (cluster_acks_ != nullptr) cluster_acks_->last_id = 0;  // tracked; no PUBACK waits for it
 }
 
 // ---- Packets ---------------------------------------------------------------------------------
