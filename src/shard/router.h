@@ -249,7 +249,8 @@ class Router final : public net::PacketSink {
   //     SUB / UNSUB when a subject's count goes between 0 and 1).
   //   - Outbound: a client's PUBLISH and a will whose topic does not start with '$' is, after
   //     local routing, published once on the link (HPUB with headers Ringmq-Node, Ringmq-Qos,
-  //     Ringmq-Retain; payload as is). At most once across nodes, whatever its QoS.
+  //     Ringmq-Retain; payload as is). At most once across nodes, whatever its QoS, unless
+  //     StartClusterAcks (below) makes QoS 1/2 at least once.
   //   - Inbound: OnClusterMessage.
   void AttachCluster(cluster::NatsLink* link, std::string node_name, std::string subject_prefix);
   // A MSG/HMSG of the link: dropped if this node published it (Ringmq-Node), if it is an extra

@@ -133,8 +133,10 @@ void Router::OnClusterMessage(const cluster::NatsMessage& nats_message) {
     counters_.cluster_overlap_dropped.Add();
     return;
   }
+  // A '$' subject is never delivered (below): a control message's copy for a '>' subscription
+  // is not acknowledged either.
   if (cluster_acks_ != nullptr && !nats_message.reply.empty() &&
-      !AcceptClusterData(nats_message)) {
+      !nats_message.subject.starts_with('$') && !AcceptClusterData(nats_message)) {
     return;  // a message sent again that this shard delivered already
   }
   DeliverFromCluster(nats_message.subject, qos, nats_message.payload);

@@ -282,6 +282,15 @@ TEST_F(RouterClusterAcksTest, ReceiverAcksInBatchesAndDropsRepeats) {
   Deliver(1, Hmsg("t.w", 6, "_INBOX.abc", "Ringmq-Id: 5\r\n", "app"));
   EXPECT_EQ(Step(1), "");
   EXPECT_EQ(sub.publishes_by_qos[0], 1u);
+  // A retransmit to another link, copied to this one for its '>' subscription (MQTT '#'): not
+  // acknowledged (nor delivered: a '$' subject).
+  harness_->Subscribe(sub, "#", mqtt::QoS::k1);  // sid 8: >
+  Step(1);
+  Deliver(
+      1, Hmsg("$RINGMQ.rt.n3.0", 8, "$RINGMQ.ack.n2.0",
+              "Ringmq-Node: n2\r\nRingmq-Qos: 1\r\nRingmq-Id: 90\r\nRingmq-Subject: t.v\r\n", "x"));
+  EXPECT_EQ(Step(1), "");
+  EXPECT_EQ(harness_->counters(1).cluster_unmappable_subjects.Load(), 1u);
 }
 
 }  // namespace
