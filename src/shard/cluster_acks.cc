@@ -278,6 +278,13 @@ size_t PendingAcks::Forget(Slot link) {
   return completed;
 }
 
+void PendingAcks::Drop(uint64_t id) {
+  if (Entry* entry = Find(id); entry != nullptr) {
+    Complete(*entry);
+    PopDone();
+  }
+}
+
 void PendingAcks::DueNow(uint64_t now_ms) {
   for (Entry& entry : entries_) {
     if (!entry.done) entry.due_ms = now_ms;

@@ -164,9 +164,13 @@ class PendingAcks {
   // `link` was forgotten: it acknowledges nothing any more. Returns the messages it completed.
   size_t Forget(Slot link);
   // Calls fn(entry, slot) for every missing link of every message due for a retransmit, then
-  // makes them due again retransmit_ms later. Returns the retransmits.
+  // makes them due again retransmit_ms later. fn returns false when the message can never be
+  // sent to that link (too large with the retransmit's header): the link is given up for it.
+  // Returns the retransmits; adds the messages that gave up their last link to *completed.
   template <typename Fn>
-  size_t Retransmit(uint64_t now_ms, Fn fn);
+  size_t Retransmit(uint64_t now_ms, Fn fn, size_t* completed);
+  // The message was never sent (the link refused it for good): it is not pending any more.
+  void Drop(uint64_t id);
   // Every pending message is due now (the link reconnected).
   void DueNow(uint64_t now_ms);
 
@@ -201,21 +205,32 @@ class PendingAcks {
 };
 
 template <typename Fn>
-size_t PendingAcks::Retransmit(uint64_t now_ms, Fn fn) {
+size_t PendingAcks::Retransmit(uint64_t now_ms, Fn fn, size_t* completed) {
   if (now_ms < next_due_ms_) return 0;
   size_t sent = 0;
   next_due_ms_ = UINT64_MAX;
   for (Entry& entry : entries_) {
-    if (entry.done) continue;
-    if (entry.due_ms <= now_ms) {
-      for (const Slot slot : entry.missing) {
-        fn(entry, slot);
-        ++sent;
-      }
-      entry.due_ms = now_ms + options_.retransmit_ms;
+    if (entry.done || entry.due_ms > now_ms) {
+      if (!entry.done) next_due_ms_ = std::min(next_due_ms_, entry.due_ms);
+      continue;
     }
+    for (size_t i = 0; i < entry.missing.size();) {
+      if (fn(entry, entry.missing[i])) {
+        ++sent;
+        ++i;
+      } else {
+        entry.missing.erase(entry.missing.begin() + static_cast<ptrdiff_t>(i));
+      }
+    }
+    if (entry.missing.empty()) {
+      Complete(entry);
+      ++*completed;
+      continue;
+    }
+    entry.due_ms = now_ms + options_.retransmit_ms;
     next_due_ms_ = std::min(next_due_ms_, entry.due_ms);
   }
+  PopDone();
   return sent;
 }
 

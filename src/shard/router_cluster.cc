@@ -100,10 +100,13 @@ void Router::PublishToCluster(const message::Message& message) {
       counters_.cluster_messages_out.Add();
       counters_.cluster_bytes_out.Add(payload.size());
       return;
-    case cluster::PublishResult::kNoRoom:
+    case cluster::PublishResult::kNoRoom:  // a tracked message is sent again later
+      counters_.cluster_publish_refused.Add();
+      return;
     case cluster::PublishResult::kTooLarge:
     case cluster::PublishResult::kInvalid:
       counters_.cluster_publish_refused.Add();
+      if (header_count == 4) cluster_acks_->Untrack();  // never sendable: nothing to wait for
       return;
   }
 }

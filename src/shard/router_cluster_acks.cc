@@ -372,13 +372,15 @@ void Router::ClusterAckStep() {
       absl::StrAppend(&a.subject, a.control_prefix, "ack.", a.forgotten_names[i]);
       a.seen.Forget(a.subject);
     }
-    const size_t sent =
-        a.pending.Retransmit(now, [&](PendingAcks::Entry& entry, RemoteInterest::Slot slot) {
+    size_t given_up = 0;
+    const size_t sent = a.pending.Retransmit(
+        now,
+        [&](PendingAcks::Entry& entry, RemoteInterest::Slot slot) {
           const message::Message& message = *entry.message;
           a.subject.clear();
           if (cluster::TopicToSubject(message.topic(), c.mapping, a.subject) !=
               cluster::Uncarried::kNone) {
-            return;  // tracked messages were carried once: cannot happen
+            return false;  // tracked messages were carried once: cannot happen
           }
           a.text.clear();
           a.text.append(a.control_prefix).append("rt.").append(a.interest.name(slot));
@@ -391,10 +393,26 @@ void Router::ClusterAckStep() {
               {kSubjectHeader, a.subject},
           }};
           const std::span<const uint8_t> payload = message.payload();
-          publish(a.text, headers,
-                  std::string_view(reinterpret_cast<const char*>(payload.data()), payload.size()),
-                  a.ack_subject);
-        });
+          switch (c.link->Publish(
+              a.text, headers,
+              std::string_view(reinterpret_cast<const char*>(payload.data()), payload.size()),
+              a.ack_subject)) {
+            case cluster::PublishResult::kQueued:
+            case cluster::PublishResult::kHeld:
+              return true;
+            case cluster::PublishResult::kNoRoom:
+              counters_.cluster_control_refused.Add();
+              return true;  // tried again at the next retransmit time
+            case cluster::PublishResult::kTooLarge:
+            case cluster::PublishResult::kInvalid:
+              break;
+          }
+          // Never sendable (over max_payload with the retransmit's header): given up.
+          counters_.cluster_control_refused.Add();
+          return false;
+        },
+        &given_up);
+    if (given_up != 0) a.completed = true;
     counters_.cluster_retransmits.Add(sent);
   }
   ReleaseClusterAcks();

@@ -27,6 +27,12 @@ struct Router::ClusterAcks final : ClusterInterest::Observer {
         seen(this->options) {}
 
   // ClusterInterest::Observer: this shard's own interest changed; announced in the next step.
+  // The message just tracked (last_id) was refused by the link for good.
+  void Untrack() {
+    pending.Drop(last_id);
+    last_id = 0;
+  }
+
   // The connection is gone: nothing of it is released or resumed any more.
   void Forget(uint32_t tag) {
     deferred.erase(tag);

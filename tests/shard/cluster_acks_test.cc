@@ -178,17 +178,32 @@ TEST(PendingAcksTest, RetransmitsTheMissingLinksWhenDue) {
   std::vector<std::pair<uint64_t, Slot>> sent;
   const auto record = [&](PendingAcks::Entry& entry, Slot slot) {
     sent.emplace_back(entry.id, slot);
+    return true;
   };
-  EXPECT_EQ(pending.Retransmit(99, record), 0u);
-  EXPECT_EQ(pending.Retransmit(100, record), 1u);
+  size_t given_up = 0;
+  EXPECT_EQ(pending.Retransmit(99, record, &given_up), 0u);
+  EXPECT_EQ(pending.Retransmit(100, record, &given_up), 1u);
   EXPECT_EQ(sent, (std::vector<std::pair<uint64_t, Slot>>{{first, 2}}));
   EXPECT_EQ(pending.next_deadline_ms(), 150u) << "the second is due next";
-  EXPECT_EQ(pending.Retransmit(150, record), 1u);
+  EXPECT_EQ(pending.Retransmit(150, record, &given_up), 1u);
   EXPECT_EQ(sent.back(), (std::pair<uint64_t, Slot>{second, 2}));
-  EXPECT_EQ(pending.Retransmit(199, record), 0u);
+  EXPECT_EQ(pending.Retransmit(199, record, &given_up), 0u);
   // The link reconnected: everything is due at once.
   pending.DueNow(160);
-  EXPECT_EQ(pending.Retransmit(160, record), 2u);
+  EXPECT_EQ(pending.Retransmit(160, record, &given_up), 2u);
+  EXPECT_EQ(given_up, 0u);
+  // A message that can never be sent to a link again gives that link up.
+  pending.DueNow(170);
+  const auto refuse_first = [&](PendingAcks::Entry& entry, Slot) { return entry.id != first; };
+  EXPECT_EQ(pending.Retransmit(170, refuse_first, &given_up), 1u);
+  EXPECT_EQ(given_up, 1u);
+  EXPECT_TRUE(pending.complete(first));
+  EXPECT_FALSE(pending.complete(second));
+  EXPECT_EQ(pending.span(), 1u);
+  // Dropped: refused by the link for good when first sent.
+  pending.Drop(second);
+  EXPECT_TRUE(pending.complete(second));
+  EXPECT_EQ(pending.live(), 0u);
 }
 
 TEST(PendingAcksTest, AForgottenLinkReleasesWhatWaitedOnlyForIt) {

@@ -196,6 +196,12 @@ TEST_F(RouterClusterAcksTest, PubackWaitsForEveryInterestedLink) {
   Deliver(0, Msg("$RINGMQ.ack.node-a.0", kAckSid, "n2.0\n" + ids2[0]));
   Step(0);
   EXPECT_EQ(pub.Received(mqtt::PacketType::kPubrec), 1u);
+  // Over the server's max_payload: the link refuses it for good, so nothing waits for it.
+  harness_->Send(pub, harness::PublishBytes("t/x", std::string(70'000, 'x'), mqtt::QoS::k1, 5));
+  harness_->Settle();
+  EXPECT_EQ(pub.Received(mqtt::PacketType::kPuback), 4u);
+  Step(0);
+  EXPECT_EQ(harness_->counters(0).gauges.cluster_ack_pending.Load(), 0);
 }
 
 TEST_F(RouterClusterAcksTest, RetransmitsThenForgetsASilentLink) {
