@@ -9,6 +9,7 @@ topics. Every wait is bounded.
 
 import os
 import signal
+import tempfile
 import time
 import unittest
 
@@ -18,13 +19,17 @@ import nats_cluster
 from test_cluster import ROUTE_TIMEOUT, metric, wait_route
 
 
-def start_nodes(cluster, count, prefix):
+def start_nodes(cluster, count, prefix, extra=()):
+    """`count` nodes, node i on NATS server i (modulo the cluster's size); extra[i]: more flags
+    for node i."""
     urls = cluster.urls()
     nodes = []
     try:
         for i in range(count):
-            node = broker.Broker("--cluster-nats-url", urls[i], "--cluster-node-name",
-                                 f"{prefix}{i}", threads=2, metrics=True, log_level="info")
+            flags = tuple(extra[i]) if i < len(extra) else ()
+            node = broker.Broker("--cluster-nats-url", urls[i % len(urls)], "--cluster-node-name",
+                                 f"{prefix}{i}", *flags, threads=2, metrics=True,
+                                 log_level="info")
             node.start()
             nodes.append(node)
         for node in nodes:  # every shard's link is up
@@ -38,6 +43,25 @@ def start_nodes(cluster, count, prefix):
             node.stop()
         raise
     return nodes
+
+
+def freeze(test, node):
+    """SIGSTOP, and waits until every thread of the node has stopped (the signal stops them
+    asynchronously); SIGCONT at the test's end in any case."""
+    pid = node.proc.pid
+    os.kill(pid, signal.SIGSTOP)
+    test.addCleanup(os.kill, pid, signal.SIGCONT)
+    deadline = time.monotonic() + 5
+    while True:
+        states = []
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/stat") as stat:
+                states.append(stat.read().rpartition(")")[2].split()[0])
+        if all(state in ("T", "t") for state in states):
+            return pid
+        if time.monotonic() > deadline:
+            raise AssertionError(f"node not stopped: thread states {states}")
+        time.sleep(0.01)
 
 
 def wait_acked_route(node, publisher, subscribers, topic, timeout=ROUTE_TIMEOUT):
@@ -141,9 +165,7 @@ class ClusterAcksTest(unittest.TestCase):
         sub.subscribe([("frozen/t", 1)])
         pub = self.client(0, "frozen-pub")
         wait_acked_route(self.nodes[0], pub, [sub], "frozen/t")
-        pid = self.nodes[2].proc.pid
-        os.kill(pid, signal.SIGSTOP)
-        self.addCleanup(os.kill, pid, signal.SIGCONT)
+        pid = freeze(self, self.nodes[2])
         packet_id = pub.new_id()
         pub.send(mqtt_raw.publish("frozen/t", b"held", qos=1, packet_id=packet_id))
         # Longer than one retransmit interval (2 s): the message is sent again meanwhile.
@@ -224,6 +246,44 @@ class ClusterAcksOutageTest(unittest.TestCase):
             metric(nodes[0], "ringmq_cluster_link_events_total", event="reconnect"), 1)
         # What was in flight when the server died was sent again after the reconnect.
         self.assertGreaterEqual(metric(nodes[0], "ringmq_cluster_retransmits_total"), 1)
+
+
+
+class ClusterAcksPersistenceTest(unittest.TestCase):
+    """With persistence on, a PUBACK waits for both the log (fsync) and the remote nodes."""
+
+    def test_puback_waits_for_the_disk_and_the_remote_node(self):
+        cluster = nats_cluster.NatsCluster(size=1, jetstream=False)
+        cluster.start()
+        self.addCleanup(cluster.stop)
+        data_dir = tempfile.TemporaryDirectory(prefix="ringmq-acks-")
+        self.addCleanup(data_dir.cleanup)
+        nodes = start_nodes(cluster, 2, "ackspersist",
+                            extra=[("--persistence", "true", "--data-dir", data_dir.name,
+                                    "--durability", "fsync")])
+        for node in nodes:
+            self.addCleanup(node.stop)
+        sub = mqtt_raw.Client(nodes[1].port, "ackspersist-sub")
+        self.addCleanup(sub.close)
+        sub.subscribe([("ackspersist/t", 1)])
+        pub = mqtt_raw.Client(nodes[0].port, "ackspersist-pub", clean=False)
+        self.addCleanup(pub.close)
+        wait_acked_route(nodes[0], pub, [sub], "ackspersist/t")
+        payloads = [b"p%03d" % i for i in range(100)]
+        acked = publish_pipelined(pub, "ackspersist/t", payloads, 1, timeout=10)
+        self.assertEqual(sorted(acked), payloads)
+        self.assertEqual([g.payload for g in sub.receive(100, timeout=10)], payloads)
+        self.assertGreater(metric(nodes[0], "ringmq_persist_syncs_total"), 0)
+        # The log is quick; the frozen subscriber's node is what the PUBACK waits for.
+        pid = freeze(self, nodes[1])
+        packet_id = pub.new_id()
+        pub.send(mqtt_raw.publish("ackspersist/t", b"held", qos=1, packet_id=packet_id))
+        with self.assertRaises(mqtt_raw.ProtocolError, msg="PUBACK withheld while frozen"):
+            pub._read_wire(1.0, "no PUBACK")
+        os.kill(pid, signal.SIGCONT)
+        pub.expect_reply(mqtt_raw.ack(mqtt_raw.PUBACK, packet_id), "PUBACK after the thaw",
+                         timeout=5)
+        self.assertEqual([g.payload for g in sub.receive(1, timeout=5)], [b"held"])
 
 
 if __name__ == "__main__":
