@@ -530,6 +530,8 @@ class Router final : public net::PacketSink {
   bool DeferClusterAck(net::Connection& connection, const mqtt::Publish& publish,
                        mqtt::ReasonCode reason);
   void ReleaseClusterAcks();
+  // Publishes the ids acknowledged to the origin link of ack subject `reply`, then clears them.
+  void SendAcks(std::string_view reply, std::string& ids);
 
   // ---- Persistence (router_persist.cc) ----
   struct Persist;

@@ -172,10 +172,13 @@ bool Router::AcceptClusterData(const cluster::NatsMessage& message) {
   auto out = a.acks_out.find(HashKey(message.reply));
   if (out == a.acks_out.end()) out = a.acks_out.try_emplace(std::string(message.reply)).first;
   std::string& ids = out->second;
-  if (ids.empty())
+  if (ids.empty()) {
     absl::StrAppend(&ids, a.link_name, "\n", id);
-  else
+  } else {
     absl::StrAppend(&ids, " ", id);
+  }
+  // A loop iteration with very many messages from one origin sends its acks in parts.
+  if (ids.size() >= a.options.announce_bytes_max) SendAcks(out->first, ids);
   switch (a.seen.Check(message.reply, id)) {
     case SeenIds::Seen::kNew:
       return true;
@@ -278,6 +281,17 @@ void Router::ReleaseClusterAcks() {
   }
 }
 
+void Router::SendAcks(std::string_view reply, std::string& ids) {
+  const cluster::PublishResult result = cluster_->link->Publish(reply, {}, ids);
+  if (result == cluster::PublishResult::kQueued || result == cluster::PublishResult::kHeld) {
+    counters_.cluster_acks_sent.Add(static_cast<uint64_t>(std::count(ids.begin(), ids.end(), ' ')) +
+                                    1);
+  } else {
+    counters_.cluster_control_refused.Add();  // the origin sends them again
+  }
+  ids.clear();
+}
+
 void Router::ClusterAckStep() {
   if (cluster_acks_ == nullptr) return;
   Cluster& c = *cluster_;
@@ -295,14 +309,12 @@ void Router::ClusterAckStep() {
         return false;
     }
   };
-  // Acks: one PUB per origin link.
+  // Acks: one PUB per origin link. The entries stay (their strings keep their capacity) unless
+  // there are more than origins_max of them.
   for (auto& [reply, ids] : a.acks_out) {
-    if (publish(reply, {}, ids)) {
-      counters_.cluster_acks_sent.Add(
-          static_cast<uint64_t>(std::count(ids.begin(), ids.end(), ' ')) + 1);
-    }
+    if (!ids.empty()) SendAcks(reply, ids);
   }
-  a.acks_out.clear();
+  if (a.acks_out.size() > a.options.origins_max) a.acks_out.clear();
   if (c.link->ready()) {
     // Announcements of this shard's interest: a snapshot when asked (replacing the delta),
     // else the delta of this iteration, in parts of at most announce_bytes_max; a heartbeat

@@ -41,12 +41,15 @@ class RouterSink final : public cluster::NatsLinkSink {
 
 class RouterClusterAcksTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    config_.threads = 2;
+  RouterClusterAcksTest() {
     options_.retransmit_ms = 1000;
     options_.link_timeout_ms = 5000;
     options_.heartbeat_interval_ms = 1000;
     options_.pending_max = 2;
+  }
+
+  void SetUp() override {
+    config_.threads = 2;
     harness_ = std::make_unique<RouterHarness>(config_, 2);
     for (uint32_t shard = 0; shard < 2; ++shard) {
       sinks_.push_back(std::make_unique<RouterSink>(harness_->router(shard)));
@@ -297,6 +300,43 @@ TEST_F(RouterClusterAcksTest, ReceiverAcksInBatchesAndDropsRepeats) {
               "Ringmq-Node: n2\r\nRingmq-Qos: 1\r\nRingmq-Id: 90\r\nRingmq-Subject: t.v\r\n", "x"));
   EXPECT_EQ(Step(1), "");
   EXPECT_EQ(harness_->counters(1).cluster_unmappable_subjects.Load(), 1u);
+}
+
+// Announcements and acks in parts of at most announce_bytes_max payload bytes.
+class RouterClusterAcksSmallPartsTest : public RouterClusterAcksTest {
+ protected:
+  RouterClusterAcksSmallPartsTest() { options_.announce_bytes_max = 24; }
+};
+
+TEST_F(RouterClusterAcksSmallPartsTest, SnapshotsAndAcksAreSentInParts) {
+  Client& sub = harness_->Connect(harness_->IdOn(1, "sub"));
+  for (const char* filter : {"aaaa/bbbb", "cccc/dddd", "eeee/ffff"}) {
+    harness_->Subscribe(sub, filter, mqtt::QoS::k1);
+  }
+  Output(1);
+  const std::string delta = Step(1);
+  EXPECT_NE(delta.find("Ringmq-Kind: D\r\nRingmq-Seq: 2\r\n\r\n+aaaa.bbbb\n+cccc.dddd\n\r\n"),
+            std::string::npos)
+      << delta;
+  EXPECT_NE(delta.find("Ringmq-Kind: D\r\nRingmq-Seq: 3\r\n\r\n+eeee.ffff\n\r\n"),
+            std::string::npos);
+  Deliver(1, Msg("$RINGMQ.interest.q.node-a.1", 3, ""));
+  const std::string snapshot = Step(1);
+  EXPECT_NE(snapshot.find("Ringmq-Kind: S\r\nRingmq-Seq: 4\r\n\r\n+aaaa.bbbb\n+cccc.dddd\n"),
+            std::string::npos)
+      << snapshot;
+  EXPECT_NE(snapshot.find("Ringmq-Kind: s\r\nRingmq-Seq: 5\r\n\r\n+eeee.ffff\n"),
+            std::string::npos);
+  // Acks: "node-a.1\n" is 9 bytes, each id 3 or 4 more; a part is sent once it reaches 24.
+  for (int id = 100; id < 105; ++id) {
+    Deliver(1, Hmsg("aaaa.bbbb", 6, "$RINGMQ.ack.n2.0",
+                    "Ringmq-Node: n2\r\nRingmq-Qos: 1\r\nRingmq-Id: " + std::to_string(id) + "\r\n",
+                    "m"));
+  }
+  EXPECT_EQ(Step(1),
+            "PUB $RINGMQ.ack.n2.0 24\r\nnode-a.1\n100 101 102 103\r\n"
+            "PUB $RINGMQ.ack.n2.0 12\r\nnode-a.1\n104\r\n");
+  EXPECT_EQ(harness_->counters(1).cluster_acks_sent.Load(), 5u);
 }
 
 }  // namespace
