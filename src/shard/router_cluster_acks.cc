@@ -220,6 +220,10 @@ bool Router::DeferClusterAck(net::Connection& connection, const mqtt::Publish& p
   auto it = a.deferred.find(connection.tag());
   if (id == 0 && it == a.deferred.end()) return false;
   if (it == a.deferred.end()) it = a.deferred.try_emplace(connection.tag()).first;
+  // 5.0: other nodes have matching interest, so "No matching subscribers" (0x10) is not true.
+  if (id != 0 && reason == mqtt::ReasonCode::kNoMatchingSubscribers) {
+    reason = mqtt::ReasonCode::kSuccess;
+  }
   it->second.push_back(ClusterAcks::DeferredAck{
       .id = id, .packet_id = publish.packet_id, .qos = publish.qos, .reason = reason});
   if (id != 0 && a.pending.at_bound() && !connection.paused()) {

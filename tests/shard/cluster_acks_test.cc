@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -271,6 +272,27 @@ TEST(SeenIdsTest, RepeatsWithinTheWindowAreDuplicates) {
   EXPECT_EQ(seen.Check("o", 4990), SeenIds::Seen::kDuplicate);
   seen.Forget("o");
   EXPECT_EQ(seen.Check("o", 4990), SeenIds::Seen::kNew);
+}
+
+TEST(SeenIdsTest, SparseIdsClearExactlyTheIdsTheyPass) {
+  ClusterAckOptions options;
+  options.pending_max = 50;  // window() = 100 ids: not a multiple of 64 bits
+  SeenIds seen(options);
+  // Every id once, in steps of 1 to 99, against a set of the ids within the window.
+  std::set<uint64_t> recorded;
+  uint64_t id = 7;
+  for (int step = 1; step < 400; ++step) {
+    id += static_cast<uint64_t>(step * 37 % 99 + 1);
+    ASSERT_EQ(seen.Check("o", id), SeenIds::Seen::kNew) << id;
+    recorded.insert(id);
+    // Every recorded id still within the window is known, none of the ids between them is.
+    for (uint64_t probe = id > 99 ? id - 99 : 0; probe < id; ++probe) {
+      const bool known = recorded.contains(probe);
+      const SeenIds::Seen expected = known ? SeenIds::Seen::kDuplicate : SeenIds::Seen::kNew;
+      ASSERT_EQ(seen.Check("o", probe), expected) << probe << " after " << id;
+      if (!known) recorded.insert(probe);  // Check recorded it
+    }
+  }
 }
 
 TEST(SeenIdsTest, OriginsBeyondTheBoundAreNotTracked) {
