@@ -60,13 +60,14 @@ struct ClusterAckOptions {
   // publishers are held back, as they are when the span of ids kept (done ones included, until
   // the oldest is done) reaches 3/4 of window(); a message beyond window() is forwarded
   // without an id (at most once, counted), so a receiver's window always covers every id its
-  // origin may still send again.
+  // origin may still send again (hence the same pending_max on every node).
   size_t pending_max = 16384;
   size_t pending_bytes_max = 64 << 20;
   // Origin links a receiver keeps a duplicate window of window() ids for (window() / 8 bytes
   // each).
   size_t origins_max = 1024;
-  // Payload bytes of one announcement message (a snapshot is sent in parts of this size).
+  // Payload bytes of one control message: a snapshot, a delta and the acks to one origin in
+  // one loop iteration are sent in parts of about this size.
   size_t announce_bytes_max = 32 << 10;
   size_t window() const { return 2 * pending_max; }
 };
