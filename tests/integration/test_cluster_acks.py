@@ -286,5 +286,53 @@ class ClusterAcksPersistenceTest(unittest.TestCase):
         self.assertEqual([g.payload for g in sub.receive(1, timeout=5)], [b"held"])
 
 
+class ClusterAcksBoundTest(unittest.TestCase):
+    """At ack_pending_max pending messages the publisher is held back (its socket is not read)
+    and goes on once the remote node acknowledges."""
+
+    def test_publisher_is_held_back_at_the_bound_and_resumes(self):
+        cluster = nats_cluster.NatsCluster(size=1, jetstream=False)
+        cluster.start()
+        self.addCleanup(cluster.stop)
+        nodes = start_nodes(cluster, 2, "acksbound",
+                            extra=[("--cluster-ack-pending-max", "4")])
+        for node in nodes:
+            self.addCleanup(node.stop)
+        sub = mqtt_raw.Client(nodes[1].port, "acksbound-sub")
+        self.addCleanup(sub.close)
+        sub.subscribe([("acksbound/t", 1)])
+        pub = mqtt_raw.Client(nodes[0].port, "acksbound-pub")
+        self.addCleanup(pub.close)
+        wait_acked_route(nodes[0], pub, [sub], "acksbound/t")
+        freeze(self, nodes[1])
+        payloads = [b"b%03d" % i for i in range(50)]
+        ids = {}
+        for payload in payloads:
+            packet_id = pub.new_id()
+            ids[packet_id] = payload
+            pub.send(mqtt_raw.publish("acksbound/t", payload, qos=1, packet_id=packet_id))
+        with self.assertRaises(mqtt_raw.ProtocolError, msg="no PUBACK while frozen"):
+            pub._read_wire(1.0, "no PUBACK")
+        self.assertGreaterEqual(metric(nodes[0], "ringmq_cluster_ack_held_back_total"), 1)
+        self.assertLessEqual(metric(nodes[0], "ringmq_cluster_ack_pending"), 4,
+                             "the rest of the PUBLISHes wait unread")
+        os.kill(nodes[1].proc.pid, signal.SIGCONT)
+        acked = publish_acks(pub, ids, len(payloads), timeout=20)
+        self.assertEqual(acked, payloads, "every PUBLISH acknowledged, in order")
+        got = sub.receive(len(payloads), timeout=10)
+        self.assertEqual([g.payload for g in got], payloads)
+
+
+def publish_acks(client, ids, count, timeout):
+    """The payloads of the next `count` PUBACKs (ids: packet id -> payload), in arrival order."""
+    acked = []
+    deadline = time.monotonic() + timeout
+    while len(acked) < count:
+        pkt = client._read_wire(max(0.0, deadline - time.monotonic()), "PUBACK")
+        if pkt.type == mqtt_raw.PUBACK:
+            acked.append(ids[int.from_bytes(pkt.body[:2], "big")])
+    return acked
+
+
 if __name__ == "__main__":
     unittest.main()
