@@ -25,6 +25,7 @@
 #ifndef RINGMQ_SHARD_CLUSTER_ACKS_H_
 #define RINGMQ_SHARD_CLUSTER_ACKS_H_
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <deque>

@@ -3,6 +3,7 @@
 // on the shard's link and MQTT acks on the publishers' connections.
 #include "shard/router_cluster_acks.h"
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <string_view>
