@@ -202,7 +202,7 @@ namespace ringmq::metrics {
   X(cluster_interest_sent)       /* interest announcements published */                      \
   X(cluster_interest_received)   /* interest announcements of other links received */        \
   X(cluster_interest_gaps)       /* announcements lost (a snapshot is asked) */              \
-  X(cluster_interest_refused)    /* announcements of links beyond links_max */               \
+  X(cluster_interest_refused)    /* links, subjects beyond the interest table's bounds */    \
   X(cluster_control_refused)     /* acks, announcements, retransmits the link refused */     \
   X(recv_enobufs) /* multishot recv ran out of provided buffers */                      \
   X(loop_iterations)                                                                    \

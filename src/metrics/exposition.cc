@@ -182,7 +182,7 @@ constexpr Family kFamilies[] = {
      "Other nodes' links in the shards' interest tables."},
     {"ringmq_cluster_interest_announcements_total", Type::kCounter,
      "Interest announcements between links: sent, received, gap (one was lost: a snapshot is "
-     "asked), refused (a link beyond the table's bound)."},
+     "asked), refused (a link or subject beyond the table's bounds)."},
     {"ringmq_cluster_control_refused_total", Type::kCounter,
      "Acks, announcements and retransmits the NATS link refused (its outbound bound)."},
     {"ringmq_persist_publish_refused_total", Type::kCounter,

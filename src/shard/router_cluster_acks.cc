@@ -116,7 +116,11 @@ bool Router::OnClusterControl(const cluster::NatsMessage& message) {
     const std::string_view kind = HeaderValue(message.headers, kKindHeader);
     const uint64_t sequence = ParseId(HeaderValue(message.headers, kSequenceHeader));
     if (kind.size() != 1) return true;
-    switch (a.interest.Apply(link, kind[0], sequence, message.payload, services_.now_ms())) {
+    const uint64_t refused_subjects = a.interest.refused_subjects();
+    const RemoteInterest::Result result =
+        a.interest.Apply(link, kind[0], sequence, message.payload, services_.now_ms());
+    counters_.cluster_interest_refused.Add(a.interest.refused_subjects() - refused_subjects);
+    switch (result) {
       case RemoteInterest::Result::kApplied:
         break;
       case RemoteInterest::Result::kGap:

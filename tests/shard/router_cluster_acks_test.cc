@@ -305,7 +305,10 @@ TEST_F(RouterClusterAcksTest, ReceiverAcksInBatchesAndDropsRepeats) {
 // Announcements and acks in parts of at most announce_bytes_max payload bytes.
 class RouterClusterAcksSmallPartsTest : public RouterClusterAcksTest {
  protected:
-  RouterClusterAcksSmallPartsTest() { options_.announce_bytes_max = 24; }
+  RouterClusterAcksSmallPartsTest() {
+    options_.announce_bytes_max = 24;
+    options_.subjects_max = 1;
+  }
 };
 
 TEST_F(RouterClusterAcksSmallPartsTest, SnapshotsAndAcksAreSentInParts) {
@@ -337,6 +340,9 @@ TEST_F(RouterClusterAcksSmallPartsTest, SnapshotsAndAcksAreSentInParts) {
             "PUB $RINGMQ.ack.n2.0 24\r\nnode-a.1\n100 101 102 103\r\n"
             "PUB $RINGMQ.ack.n2.0 12\r\nnode-a.1\n104\r\n");
   EXPECT_EQ(harness_->counters(1).cluster_acks_sent.Load(), 5u);
+  // The table's subject bound: the second subject of a snapshot is refused and counted.
+  Announce(1, 'S', 1, "+x.a\n+x.b\n");
+  EXPECT_EQ(harness_->counters(1).cluster_interest_refused.Load(), 1u);
 }
 
 }  // namespace
