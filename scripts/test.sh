@@ -15,14 +15,15 @@
 #                      per core at a time
 #   4. asan            build-asan/ (g++, ASan+UBSan): every test meson registers there (the whole
 #                      unit test binary) and the whole integration suite again (run.py -j too)
-#   5. tsan            build-tsan/ (g++, ThreadSanitizer): the unit tests of the code that
-#                      threads share, stress tests included: trie, child table, epoch
-#                      reclamation, mailboxes, retained store, message reference counts, address
-#                      table (gtest filter
-#                      Trie*:ChildTable*:Epoch*:Mailbox*:Retained*:Message*:AddressTable*), then
-#                      the integration tests whose names contain test_pubsub, test_sessions,
-#                      test_qos or test_retained (every broker there runs 2 shards), and the TLS
-#                      certificate reload under traffic (SIGHUP swaps the context shards read)
+#   5. tsan            build-tsan/ (g++, ThreadSanitizer), building only the broker and
+#                      tests/ringmq_tsan_tests: the unit tests of the code that threads share,
+#                      stress tests included (trie, child table, epoch reclamation, mailboxes,
+#                      retained store, message reference counts, address table; the list is
+#                      tsan_test_sources in tests/*/meson.build), then the integration tests
+#                      whose names contain test_pubsub, test_sessions, test_qos or
+#                      test_retained (every broker there runs 2 shards), the cluster over NATS
+#                      (test_cluster.ClusterTest) and the TLS certificate reload under traffic
+#                      (SIGHUP swaps the context shards read)
 #   6. bench-compare   scripts/bench-compare.sh --quick (ringmq vs Mosquitto smoke run; one test)
 # A build failure counts as one failure; later stages still run where they can.
 #
@@ -69,9 +70,6 @@ done
 fuzz_seconds=${RINGMQ_FUZZ_SECONDS:-12}
 # Fuzz targets run side by side, one per core.
 fuzz_jobs=$(nproc)
-# Stage 5's unit tests: every suite whose code is shared between threads (with its stress tests);
-# the header above quotes this filter.
-tsan_filter='Trie*:ChildTable*:Epoch*:Mailbox*:Retained*:Message*:AddressTable*'
 unit_timeout=${RINGMQ_UNIT_TIMEOUT:-600}
 integration_timeout=${RINGMQ_INTEGRATION_TIMEOUT:-900}
 # The suite mostly waits on sockets and sleeps, so two workers nearly halve it even on 2 cores.
@@ -124,17 +122,18 @@ show_build_failure() {
 # build MODE BUILD_DIR: runs scripts/build.sh MODE quietly; returns its status. A failed build's
 # log is kept as BUILD_DIR/build-failure.log.
 build() {
-  local mode=$1 log="$work/build-$1.log" start=$SECONDS
-  echo "building $mode ..."
+  local mode=$1 dir=$2 log="$work/build-$1.log" start=$SECONDS
+  shift 2  # the rest: ninja targets (none: everything)
+  echo "building $mode ${*:-(all targets)} ..."
   # Keep going past a failure, so that whatever compiles can still be tested.
-  rm -f "$2/build-failure.log"
-  if RINGMQ_KEEP_GOING=1 scripts/build.sh "$mode" >"$log" 2>&1; then
+  rm -f "$dir/build-failure.log"
+  if RINGMQ_KEEP_GOING=1 scripts/build.sh "$mode" "$@" >"$log" 2>&1; then
     echo "build $mode: ok ($((SECONDS - start))s)"
     return 0
   fi
   echo "build $mode: FAILED ($((SECONDS - start))s)"
   show_build_failure "$log"
-  mkdir -p "$2" && cp "$log" "$2/build-failure.log" && echo "(whole build log: $2/build-failure.log)"
+  mkdir -p "$dir" && cp "$log" "$dir/build-failure.log" && echo "(whole build log: $dir/build-failure.log)"
   return 1
 }
 
@@ -479,14 +478,15 @@ fi
 if [[ $run_tsan -eq 1 ]]; then
   stage_begin "tsan build"
   tsan_ok=1
-  build tsan build-tsan || { tsan_ok=0; fail; }
+  # Only what this stage runs: the broker and the tests of the code that crosses threads.
+  build tsan build-tsan ringmq tests/ringmq_tsan_tests || { tsan_ok=0; fail; }
   stage_end
   export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
   stage_begin "tsan unit tests"
-  if [[ $tsan_ok -eq 1 ]] || ensure_target build-tsan tests/ringmq_unit_tests; then
-    run_test_binary tsan - exitcode build-tsan/tests/ringmq_unit_tests "--gtest_filter=$tsan_filter"
+  if [[ $tsan_ok -eq 1 ]] || ensure_target build-tsan tests/ringmq_tsan_tests; then
+    run_test_binary tsan - exitcode build-tsan/tests/ringmq_tsan_tests
   else
-    echo "build-tsan/tests/ringmq_unit_tests does not build -> skipped (build failure already counted)"
+    echo "build-tsan/tests/ringmq_tsan_tests does not build -> skipped (build failure already counted)"
   fi
   stage_end
   stage_begin "tsan integration"

@@ -60,6 +60,7 @@
 #include <vector>
 
 #include "histogram.h"
+#include "placement.h"
 #include "scrape.h"
 #include "sequence.h"
 #include "session.h"
@@ -86,7 +87,8 @@ struct Options {
   Scenario scenario = Scenario::kPairs;
   std::string scenario_name = "pairs";
   std::string host = "127.0.0.1";
-  int port = 1883;
+  // --port: one broker, or the nodes of a cluster; clients are placed by PortIndex.
+  std::vector<int> ports = {1883};
   int qos = 0;
   size_t payload = 64;
   int publishers = -1;   // -1: scenario default
@@ -105,7 +107,12 @@ struct Options {
   std::string username;
   std::string password;
   std::string bad_password = "wrong-password";
-  int broker_pid = 0;
+  // --broker-pid: the processes whose CPU (summed) and RSS (summed) are the broker's, e.g. every
+  // ringmq node and nats-server of a cluster.
+  std::vector<int> broker_pids;
+  // --settle-ms: wait after the last SUBACK before publishing; -1: kMultiPortSettleMs with
+  // several ports, else 0.
+  int settle_ms = -1;
   std::string json_path;
   std::string csv_path;
   std::string label;
@@ -154,6 +161,18 @@ const char kHelp[] =
     "\n"
     "Options:\n"
     "  --host H --port N          broker address (127.0.0.1:1883)\n"
+    "  --port N1,N2,...           several ports (at most 64): the nodes of a cluster, clients\n"
+    "                             placed so that messages cross nodes (n ports, ports[0] first):\n"
+    "                             subscriber i on ports[i mod n]; pairs: publisher i on\n"
+    "                             ports[(i+1) mod n] (never its subscriber's); fanin: publisher i\n"
+    "                             on ports[1 + i mod (n-1)] (never the first port, where the\n"
+    "                             default single subscriber is); fanout and wildcard: publisher\n"
+    "                             i on ports[(i+1) mod n]; connect, reject, idle and retained\n"
+    "                             clients i on ports[i mod n] (the retained loader on ports[0]);\n"
+    "                             --metrics-port reads the node of ports[0]\n"
+    "  --settle-ms MS             wait MS after the last SUBACK before publishing: interest\n"
+    "                             crosses a cluster after the SUBACK (default: 1000 with several\n"
+    "                             ports, else 0)\n"
     "  --qos 0|1|2                QoS of publishes and subscriptions (0)\n"
     "  --protocol 3.1.1|5|mixed   protocol level of every client (3.1.1); mixed: half 3.1.1,\n"
     "                             half 5.0 (subscribers, connectors and idle clients alternate,\n"
@@ -208,7 +227,9 @@ const char kHelp[] =
     "  --reject-kind protocol|auth\n"
     "  --username U --password P  credentials for every client (auth brokers)\n"
     "  --bad-password P           the password the auth reject scenario sends\n"
-    "  --broker-pid PID           measure the broker's CPU (/proc/PID/stat) and RSS\n"
+    "  --broker-pid PID[,PID...]  measure the broker's CPU (/proc/PID/stat) and RSS; several:\n"
+    "                             summed (e.g. every ringmq node and nats-server of a cluster),\n"
+    "                             each process's CPU also in broker.cpu_s_by_pid\n"
     "  --json FILE --csv FILE     write the result (CSV: header + one row; appends a row if the\n"
     "                             file exists)\n"
     "  --label TEXT               free text copied into the results (e.g. broker name)\n"
@@ -222,6 +243,36 @@ const char kHelp[] =
 [[noreturn]] void Usage(const std::string& why) {
   std::fprintf(stderr, "ringmq-bench: %s (try --help)\n", why.c_str());
   std::exit(2);
+}
+
+// The bound of the --port and --broker-pid lists: far above the nodes and servers of any cluster
+// one generator drives from one machine.
+constexpr size_t kMaxListItems = 64;
+// Interest for a subscription reaches the other nodes of a cluster after its SUBACK (the node's
+// NATS server, then its routes); a second covers that on a loaded 2-core machine, where it
+// takes milliseconds.
+constexpr int kMultiPortSettleMs = 1000;
+
+// "N1,N2,..." as integers in [lo, hi], at most kMaxListItems of them.
+std::vector<int> ParseIntList(const std::string& arg, const std::string& value, long lo, long hi) {
+  std::vector<int> out;
+  size_t start = 0;
+  while (start <= value.size()) {
+    const size_t comma = std::min(value.find(',', start), value.size());
+    const std::string item = value.substr(start, comma - start);
+    char* end = nullptr;
+    const long v = std::strtol(item.c_str(), &end, 10);
+    if (item.empty() || *end != '\0' || v < lo || v > hi) {
+      Usage(arg + ": '" + item + "' is not a number in [" + std::to_string(lo) + ", " +
+            std::to_string(hi) + "]");
+    }
+    if (out.size() == kMaxListItems) {
+      Usage(arg + ": at most " + std::to_string(kMaxListItems) + " values");
+    }
+    out.push_back(static_cast<int>(v));
+    start = comma + 1;
+  }
+  return out;
 }
 
 bool ParseScenario(const std::string& name, Scenario* s) {
@@ -289,7 +340,8 @@ Options ParseOptions(int argc, char** argv) {
       return v;
     };
     if (arg == "--host") o.host = value;
-    else if (arg == "--port") o.port = static_cast<int>(number(1, 65535));
+    else if (arg == "--port") o.ports = ParseIntList(arg, value, 1, 65535);
+    else if (arg == "--settle-ms") o.settle_ms = static_cast<int>(number(0, 600000));
     else if (arg == "--qos") o.qos = static_cast<int>(number(0, 2));
     else if (arg == "--payload") o.payload = static_cast<size_t>(number(24, 1 << 20));
     else if (arg == "--publishers") o.publishers = static_cast<int>(number(0, 100000));
@@ -307,7 +359,7 @@ Options ParseOptions(int argc, char** argv) {
     else if (arg == "--username") o.username = value;
     else if (arg == "--password") o.password = value;
     else if (arg == "--bad-password") o.bad_password = value;
-    else if (arg == "--broker-pid") o.broker_pid = static_cast<int>(number(1, 1 << 30));
+    else if (arg == "--broker-pid") o.broker_pids = ParseIntList(arg, value, 1, 1 << 30);
     else if (arg == "--json") o.json_path = value;
     else if (arg == "--csv") o.csv_path = value;
     else if (arg == "--label") o.label = value;
@@ -408,6 +460,7 @@ Options ParseOptions(int argc, char** argv) {
   const std::string session_problem =
       session::CheckSessionOptions(o.sessions, publishing, any_311, any_5);
   if (!session_problem.empty()) Usage(session_problem);
+  if (o.settle_ms < 0) o.settle_ms = o.ports.size() > 1 ? kMultiPortSettleMs : 0;
   if (o.client_id_prefix.empty()) {
     const bool persistent = !o.sessions.clean_session || o.sessions.session_expiry_s != 0;
     o.client_id_prefix = persistent ? "rb" : "rb" + std::to_string(getpid());
@@ -477,6 +530,30 @@ ProcSample ReadProc(int pid) {
   return s;
 }
 
+// The broker's processes (--broker-pid), each read, and their sum: CPU and RSS add up; the sum is
+// ok only if every process was read, and write_bytes only if every one was readable.
+struct BrokerSample {
+  std::vector<ProcSample> each;
+  ProcSample sum;
+};
+
+BrokerSample ReadBroker(const std::vector<int>& pids) {
+  BrokerSample b;
+  b.sum.ok = !pids.empty();
+  b.sum.write_bytes = 0;
+  for (const int pid : pids) {
+    const ProcSample s = ReadProc(pid);
+    b.each.push_back(s);
+    b.sum.ok = b.sum.ok && s.ok;
+    b.sum.cpu_s += s.cpu_s;
+    b.sum.rss_kib += s.rss_kib;
+    b.sum.write_bytes = s.write_bytes >= 0 && b.sum.write_bytes >= 0
+                            ? b.sum.write_bytes + s.write_bytes
+                            : -1;
+  }
+  return b;
+}
+
 double SelfCpuSeconds() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
@@ -498,6 +575,9 @@ struct PublisherShared {
 
 struct Shared {
   Options options;
+  // One resolved address per --port (same host, so the same family and size); address is the
+  // first port's, which the retained loader and --metrics-port use.
+  std::vector<sockaddr_storage> addresses;
   sockaddr_storage address{};
   socklen_t address_size = 0;
   std::vector<std::string> topics;  // per publisher
@@ -521,7 +601,8 @@ struct Shared {
   std::vector<std::string> expected_user_properties;
   // --tls: the SSL_CTX every connection shares (configured before the workers start).
   std::unique_ptr<transport::TlsClientContext> tls;
-  std::string ws_host_header;  // --websocket: the upgrade's Host header (host:port)
+  // --websocket: the upgrade's Host header (host:port) for each --port.
+  std::vector<std::string> ws_host_headers;
 };
 
 bool SubscriberExpects(const Options& o, int subscriber, int publisher) {
@@ -532,6 +613,15 @@ bool SubscriberExpects(const Options& o, int subscriber, int publisher) {
 // Worker
 
 enum class Role : uint8_t { kPublisher, kSubscriber, kConnector, kIdle, kRetainer };
+
+// Which --port client `index` of `role` connects to (placement.h states the rule).
+size_t PortIndex(const Options& o, Role role, int index) {
+  PlacedAs kind = PlacedAs::kSubscriberOrOther;
+  if (role == Role::kPublisher) {
+    kind = o.scenario == Scenario::kFanin ? PlacedAs::kFaninPublisher : PlacedAs::kPublisher;
+  }
+  return ringmq::bench::PortIndex(o.ports.size(), kind, static_cast<size_t>(index));
+}
 
 // The protocol level of client `index` of `role`. Mixed: subscribers (and connector slots,
 // idle and retained clients) alternate 3.1.1, 5.0 by index; publishers alternate in twos
@@ -563,6 +653,7 @@ struct Conn {
   Role role = Role::kPublisher;
   State state = State::kUnused;
   int index = 0;  // publisher id, subscriber index or connector slot
+  size_t port_index = 0;  // into Options::ports (PortIndex)
   bool epollout = false;
   bool dirty = false;
   uint16_t next_packet_id = 1;
@@ -626,6 +717,7 @@ class Worker {
     Conn c;
     c.role = role;
     c.index = index;
+    c.port_index = PortIndex(o_, role, index);
     conns_.push_back(std::move(c));
   }
 
@@ -717,7 +809,8 @@ constexpr uint64_t kMaxWebSocketFrameBytes = uint64_t{1} << 30;
 constexpr uint64_t kConnectTimeoutNs = 10'000'000'000;
 
 bool Worker::StartConnect(Conn& c) {
-  c.fd = socket(shared_->address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  const sockaddr_storage& address = shared_->addresses[c.port_index];
+  c.fd = socket(address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (c.fd < 0) {
     std::fprintf(stderr, "ringmq-bench: socket: %s\n", std::strerror(errno));
     return false;
@@ -729,8 +822,8 @@ bool Worker::StartConnect(Conn& c) {
   c.epollout = true;
   c.dirty = false;
   c.started_ns = NowNs();
-  const int rc = connect(c.fd, reinterpret_cast<const sockaddr*>(&shared_->address),
-                         shared_->address_size);
+  const int rc =
+      connect(c.fd, reinterpret_cast<const sockaddr*>(&address), shared_->address_size);
   if (rc != 0 && errno != EINPROGRESS) {
     close(c.fd);
     c.fd = -1;
@@ -817,7 +910,7 @@ bool Worker::StartTransport(Conn& c) {
   }
   if (o_.websocket) {
     c.stack->Add(std::make_unique<transport::WebSocketClient>(
-        shared_->ws_host_header, o_.ws_path, kMaxWebSocketFrameBytes));
+        shared_->ws_host_headers[c.port_index], o_.ws_path, kMaxWebSocketFrameBytes));
   }
   c.wire_out.Clear();
   c.state = State::kTransportHandshake;
@@ -1530,7 +1623,7 @@ bool Resolve(Shared* shared) {
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* result = nullptr;
-  const std::string port = std::to_string(shared->options.port);
+  const std::string port = std::to_string(shared->options.ports[0]);
   const int rc = getaddrinfo(shared->options.host.c_str(), port.c_str(), &hints, &result);
   if (rc != 0 || result == nullptr) {
     std::fprintf(stderr, "ringmq-bench: cannot resolve %s: %s\n", shared->options.host.c_str(),
@@ -1540,6 +1633,16 @@ bool Resolve(Shared* shared) {
   std::memcpy(&shared->address, result->ai_addr, result->ai_addrlen);
   shared->address_size = result->ai_addrlen;
   freeaddrinfo(result);
+  for (const int p : shared->options.ports) {
+    sockaddr_storage a = shared->address;
+    const auto net_port = htons(static_cast<uint16_t>(p));
+    if (a.ss_family == AF_INET6) {
+      reinterpret_cast<sockaddr_in6*>(&a)->sin6_port = net_port;
+    } else {
+      reinterpret_cast<sockaddr_in*>(&a)->sin_port = net_port;
+    }
+    shared->addresses.push_back(a);
+  }
   return true;
 }
 
@@ -1886,7 +1989,10 @@ int Main(int argc, char** argv) {
     }
   }
   const bool v6_host = o.host.find(':') != std::string::npos;
-  shared->ws_host_header = (v6_host ? "[" + o.host + "]" : o.host) + ":" + std::to_string(o.port);
+  for (const int p : o.ports) {
+    shared->ws_host_headers.push_back((v6_host ? "[" + o.host + "]" : o.host) + ":" +
+                                      std::to_string(p));
+  }
   const bool tty = isatty(STDERR_FILENO) && !o.quiet;
 
   // Topics and fan-out per publisher.
@@ -1916,7 +2022,7 @@ int Main(int argc, char** argv) {
   }
 
   // The retained scenario stores its retained messages first, with one blocking-style client.
-  const ProcSample rss_before = ReadProc(o.broker_pid);
+  const ProcSample rss_before = ReadBroker(o.broker_pids).sum;
   if (o.scenario == Scenario::kRetained && !LoadRetained(*shared)) return 2;
 
   // Workers and their clients.
@@ -1967,7 +2073,7 @@ int Main(int argc, char** argv) {
     if (o.scenario == Scenario::kIdle && !rss_half.ok &&
         shared->ready.load() >= setup_clients / 2) {
       ready_at_half = shared->ready.load();
-      rss_half = ReadProc(o.broker_pid);
+      rss_half = ReadBroker(o.broker_pids).sum;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
@@ -1987,16 +2093,20 @@ int Main(int argc, char** argv) {
     const uint64_t hold_end = NowNs() + static_cast<uint64_t>(o.duration_s * 1e9);
     SleepUntil(hold_end);
     idle_hold_s = o.duration_s;
-    rss_loaded = ReadProc(o.broker_pid);
+    rss_loaded = ReadBroker(o.broker_pids).sum;
   }
 
   // Run: warm-up, measured window, then drain.
-  ProcSample broker_start, broker_end;
+  BrokerSample broker_start, broker_end;
   scrape::Samples metrics_start, metrics_end;
   bool metrics_ok = o.metrics_port == 0;
   double self_start = 0, self_end = 0;
   uint64_t run_end = 0;
   const bool run = setup_ok && o.scenario != Scenario::kIdle;
+  if (run && o.settle_ms > 0 && subs > 0) {
+    // A SUBACK is the subscriber's node's word only: the other nodes learn the interest later.
+    std::this_thread::sleep_for(std::chrono::milliseconds(o.settle_ms));
+  }
   if (run) {
     shared->t0_ns = NowNs();
     shared->measure_start_ns = shared->t0_ns + static_cast<uint64_t>(o.warmup_s * 1e9);
@@ -2007,7 +2117,7 @@ int Main(int argc, char** argv) {
     for (;;) {
       const uint64_t now = NowNs();
       if (!measuring && now >= shared->measure_start_ns) {
-        broker_start = ReadProc(o.broker_pid);
+        broker_start = ReadBroker(o.broker_pids);
         if (o.metrics_port != 0) metrics_ok = ReadBrokerMetrics(*shared, &metrics_start);
         self_start = SelfCpuSeconds();
         measuring = true;
@@ -2021,7 +2131,7 @@ int Main(int argc, char** argv) {
         Progress(*shared, NowNs(), &last_sent, &last_delivered, &last_ns);
       }
     }
-    broker_end = ReadProc(o.broker_pid);
+    broker_end = ReadBroker(o.broker_pids);
     if (o.metrics_port != 0 && metrics_ok) {
       metrics_ok = ReadBrokerMetrics(*shared, &metrics_end);
     }
@@ -2055,7 +2165,22 @@ int Main(int argc, char** argv) {
   r.Num("format", 1);
   r.Str("label", o.label);
   r.Str("scenario", o.scenario_name);
-  r.Str("broker_address", o.host + ":" + std::to_string(o.port));
+  std::string addresses, ports, per_port;
+  std::vector<int> clients_per_port(o.ports.size(), 0);
+  for (const auto& w : workers) {
+    for (const Conn& c : w->conns_) ++clients_per_port[c.port_index];
+  }
+  for (size_t i = 0; i < o.ports.size(); ++i) {
+    const std::string sep = i == 0 ? "" : ",";
+    addresses += sep + o.host + ":" + std::to_string(o.ports[i]);
+    ports += sep + std::to_string(o.ports[i]);
+    per_port += sep + std::to_string(clients_per_port[i]);
+  }
+  r.Str("broker_address", addresses);
+  r.Str("ports", ports);
+  // Clients (connector slots) per --port, in --port order (PortIndex).
+  r.Str("clients_per_port", per_port);
+  r.Num("settle_ms", o.settle_ms);
   r.Num("qos", o.qos);
   r.Str("protocol", o.protocol_name);
   r.Num("clients_mqtt5", clients_mqtt5);
@@ -2092,15 +2217,25 @@ int Main(int argc, char** argv) {
   r.Num("setup.failures", static_cast<double>(t.connect_failures));
   r.Num("setup.sessions_present", static_cast<double>(t.sessions_present));
 
-  const double broker_cpu = broker_start.ok && broker_end.ok ? broker_end.cpu_s - broker_start.cpu_s : 0;
+  const ProcSample& b0 = broker_start.sum;
+  const ProcSample& b1 = broker_end.sum;
+  const double broker_cpu = b0.ok && b1.ok ? b1.cpu_s - b0.cpu_s : 0;
+  std::string cpu_by_pid;  // "pid:cpu_s,..." in --broker-pid order
+  for (size_t i = 0; i < o.broker_pids.size() && b0.ok && b1.ok; ++i) {
+    char item[64];
+    std::snprintf(item, sizeof item, "%s%d:%.3f", i == 0 ? "" : ",", o.broker_pids[i],
+                  broker_end.each[i].cpu_s - broker_start.each[i].cpu_s);
+    cpu_by_pid += item;
+  }
   const double self_cpu = self_end - self_start;
-  r.Num("broker.pid", o.broker_pid);
+  r.Num("broker.pid", o.broker_pids.empty() ? 0 : o.broker_pids[0]);
+  r.Num("broker.processes", static_cast<double>(o.broker_pids.size()));
   r.Num("broker.cpu_s", broker_cpu);
+  r.Str("broker.cpu_s_by_pid", cpu_by_pid);
   r.Num("broker.cpu_util", measured_s > 0 ? broker_cpu / measured_s : 0);
   // Storage writes in the measured window (/proc/PID/io), for any broker: null if unreadable.
-  r.Num("broker.write_bytes", broker_start.write_bytes >= 0 && broker_end.write_bytes >= 0
-                                  ? static_cast<double>(broker_end.write_bytes -
-                                                        broker_start.write_bytes)
+  r.Num("broker.write_bytes", b0.ok && b1.ok && b0.write_bytes >= 0 && b1.write_bytes >= 0
+                                  ? static_cast<double>(b1.write_bytes - b0.write_bytes)
                                   : NAN);
   r.Num("loadgen.cpu_s", self_cpu);
   r.Num("loadgen.cpu_util", measured_s > 0 ? self_cpu / measured_s : 0);
@@ -2286,7 +2421,7 @@ int Main(int argc, char** argv) {
                 measured_s > 0 ? static_cast<double>(t.outcomes.attempts) / measured_s : 0,
                 t.outcomes.accepted, t.outcomes.closed);
   }
-  if (o.broker_pid > 0) std::printf("; broker cpu %.2fs", broker_cpu);
+  if (!o.broker_pids.empty()) std::printf("; broker cpu %.2fs", broker_cpu);
   std::printf("; loadgen cpu %.2fs; %s%s%s\n", self_cpu, ok ? "ok" : "FAILED", why.empty() ? "" : ": ",
               why.c_str());
 

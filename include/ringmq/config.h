@@ -206,7 +206,7 @@ struct Config {
   // QoS 1/2 at least once across nodes (docs/cluster.md; [cluster] ack_* keys;
   // shard/cluster_acks.h ClusterAckOptions).
   uint32_t cluster_ack_retransmit_ms = 2000;
-  uint32_t cluster_ack_link_timeout_ms = 10'000;
+  uint32_t cluster_ack_link_timeout_ms = 3000;
   uint32_t cluster_ack_pending_max = 16384;         // per shard
   uint64_t cluster_ack_pending_bytes_max = 64 << 20;  // per shard
 

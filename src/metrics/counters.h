@@ -119,6 +119,7 @@ namespace ringmq::metrics {
   X(disconnect_sent_other)                                                                     \
   X(closes_lingered)        /* 5.0 closes that read on after their DISCONNECT (linger) */ \
   X(linger_discarded_bytes) /* bytes read and discarded while lingering */                \
+  X(closes_linger_reset)    /* lingers ended at a bound, peer still open: closed by RST */ \
   X(topic_alias_set)              /* 5.0 PUBLISHes that set an inbound topic alias */          \
   X(topic_alias_used)             /* 5.0 PUBLISHes whose topic came from an alias */           \
   X(topic_alias_out_set)          /* 5.0 deliveries that carried a topic and set an alias */   \
@@ -204,6 +205,27 @@ namespace ringmq::metrics {
   X(cluster_interest_gaps)       /* announcements lost (a snapshot is asked) */              \
   X(cluster_interest_refused)    /* links, subjects beyond the interest table's bounds */    \
   X(cluster_control_refused)     /* acks, announcements, retransmits the link refused */     \
+  X(cluster_owner_claims_sent)          /* client-id claims published (cluster/claim.h) */   \
+  X(cluster_owner_claims_received)      /* other nodes' claims received on this shard */     \
+  X(cluster_owner_claims_forwarded)     /* of those, passed to the id's home shard */        \
+  X(cluster_owner_claims_kept)          /* claims older than the session's own: it stays */  \
+  X(cluster_owner_claims_invalid)       /* claim payloads that did not parse */              \
+  X(cluster_owner_claims_refused)       /* claims the NATS link refused (no room) */         \
+  X(cluster_owner_claims_dropped)       /* claims dropped at the mailbox overflow bound */   \
+  X(cluster_owner_takeovers)            /* connections closed for a newer claim */           \
+  X(cluster_owner_sessions_ended)       /* sessions ended here for a newer claim */          \
+  X(cluster_owner_sessions_not_moved)   /* persistent, its state not sent to the claimant */ \
+  X(cluster_owner_sessions_moved)       /* persistent, its state sent to the claimant */     \
+  X(cluster_owner_state_left_out)       /* subscriptions / messages over max_payload */      \
+  X(cluster_owner_states_merged)        /* states received and merged into a session */      \
+  X(cluster_owner_states_stale)         /* states for a session no longer the claimant's */  \
+  X(cluster_owner_states_invalid)       /* state payloads that did not parse */              \
+  X(cluster_share_delivered)       /* NATS queue messages given to a group member */       \
+  X(cluster_share_no_member)       /* NATS queue messages no member here could take */     \
+  X(cluster_share_local)   /* link up but message not forwarded: groups chose locally */    \
+  X(cluster_share_link_connects)   /* share link: NATS handshakes completed */              \
+  X(cluster_share_link_reconnects) /* of those, after the first */                          \
+  X(cluster_share_link_disconnects) /* share link: connections ended, attempts included */  \
   X(recv_enobufs) /* multishot recv ran out of provided buffers */                      \
   X(loop_iterations)                                                                    \
   X(sqes_submitted)                                                                     \
@@ -228,6 +250,7 @@ namespace ringmq::metrics {
   X(cluster_ack_pending)       /* messages waiting for other nodes' acks (acks) */       \
   X(cluster_ack_pending_bytes) /* their payload bytes */                                  \
   X(cluster_remote_links)      /* other nodes' links in this shard's interest table */    \
+  X(cluster_share_subscriptions) /* NATS queue subscriptions of this shard's share link */ \
   X(shared_groups)     /* shared-subscription groups created minus removed by this shard */ \
   X(queued_messages)   /* messages waiting in session queues (not yet sent) */            \
   X(inflight_messages) /* QoS 1/2 messages sent and not yet fully acknowledged */          \

@@ -44,6 +44,9 @@ constexpr Family kFamilies[] = {
      "on until the client's EOF, 256 KiB or 2 s."},
     {"ringmq_linger_discarded_bytes_total", Type::kCounter,
      "Bytes received and discarded by lingering closes."},
+    {"ringmq_closes_linger_reset_total", Type::kCounter,
+     "Lingering closes that reached 256 KiB or 2 s before the client's EOF and so ended with a "
+     "reset (RST)."},
     {"ringmq_topic_aliases_total", Type::kCounter,
      "MQTT 5.0 PUBLISHes with a Topic Alias: inbound use set (alias mapped) or used (topic "
      "taken from the alias); deliveries use out_set (topic sent with a new alias) or out_used "
@@ -185,6 +188,32 @@ constexpr Family kFamilies[] = {
      "asked), refused (a link or subject beyond the table's bounds)."},
     {"ringmq_cluster_control_refused_total", Type::kCounter,
      "Acks, announcements and retransmits the NATS link refused (its outbound bound)."},
+    {"ringmq_cluster_owner_claims_total", Type::kCounter,
+     "Client-id claims between nodes, by event: sent, received (from other nodes), forwarded "
+     "(to the id's home shard), kept (older than the session's own claim), invalid, refused "
+     "(by the NATS link), dropped (mailbox overflow)."},
+    {"ringmq_cluster_owner_takeovers_total", Type::kCounter,
+     "Connections closed because their client id connected on another node (MQTT-3.1.4-2)."},
+    {"ringmq_cluster_owner_sessions_ended_total", Type::kCounter,
+     "Sessions ended on this node because their client id connected on another node, by "
+     "state: dropped (clean or ending anyway), moved (a persistent session the claimant "
+     "resumes: its state sent there), not_moved (its state could not be sent)."},
+    {"ringmq_cluster_owner_states_total", Type::kCounter,
+     "Session states received from other nodes, by result: merged, stale (the session had "
+     "claimed again or ended), invalid."},
+    {"ringmq_cluster_owner_state_left_out_total", Type::kCounter,
+     "Subscriptions and messages of moved sessions left out: over the NATS max_payload."},
+    // Shared subscriptions across the cluster (docs/cluster.md, "Shared subscriptions").
+    {"ringmq_cluster_share_messages_total", Type::kCounter,
+     "NATS queue-group messages the shards' share links received, by outcome: delivered (given "
+     "to a member of the group), no_member (no member here could take it: dropped); "
+     "not_forwarded: a message the link did not take (uncarried topic, too large, no room), "
+     "whose groups chose among this node's members."},
+    {"ringmq_cluster_share_link_events_total", Type::kCounter,
+     "NATS connection events of the shards' share links: connect, reconnect, disconnect."},
+    {"ringmq_cluster_share_subscriptions", Type::kGauge,
+     "NATS queue subscriptions the shards' share links hold for their shared-subscription "
+     "groups."},
     {"ringmq_persist_publish_refused_total", Type::kCounter,
      "QoS 1/2 PUBLISHes not acknowledged because a shard's log was failing or behind its bound; "
      "the publisher was disconnected and resends after reconnecting."},
@@ -616,6 +645,47 @@ Series SeriesOf(CounterId id) {
     case C::cluster_interest_refused:
       return Labelled("ringmq_cluster_interest_announcements_total", "event", "refused");
     case C::cluster_control_refused: return Plain("ringmq_cluster_control_refused_total");
+    case C::cluster_owner_claims_sent:
+      return Labelled("ringmq_cluster_owner_claims_total", "event", "sent");
+    case C::cluster_owner_claims_received:
+      return Labelled("ringmq_cluster_owner_claims_total", "event", "received");
+    case C::cluster_owner_claims_forwarded:
+      return Labelled("ringmq_cluster_owner_claims_total", "event", "forwarded");
+    case C::cluster_owner_claims_kept:
+      return Labelled("ringmq_cluster_owner_claims_total", "event", "kept");
+    case C::cluster_owner_claims_invalid:
+      return Labelled("ringmq_cluster_owner_claims_total", "event", "invalid");
+    case C::cluster_owner_claims_refused:
+      return Labelled("ringmq_cluster_owner_claims_total", "event", "refused");
+    case C::cluster_owner_claims_dropped:
+      return Labelled("ringmq_cluster_owner_claims_total", "event", "dropped");
+    case C::cluster_owner_takeovers: return Plain("ringmq_cluster_owner_takeovers_total");
+    case C::cluster_owner_sessions_ended:
+      return Labelled("ringmq_cluster_owner_sessions_ended_total", "state", "dropped");
+    case C::cluster_owner_sessions_not_moved:
+      return Labelled("ringmq_cluster_owner_sessions_ended_total", "state", "not_moved");
+    case C::cluster_owner_sessions_moved:
+      return Labelled("ringmq_cluster_owner_sessions_ended_total", "state", "moved");
+    case C::cluster_owner_state_left_out:
+      return Plain("ringmq_cluster_owner_state_left_out_total");
+    case C::cluster_owner_states_merged:
+      return Labelled("ringmq_cluster_owner_states_total", "result", "merged");
+    case C::cluster_owner_states_stale:
+      return Labelled("ringmq_cluster_owner_states_total", "result", "stale");
+    case C::cluster_owner_states_invalid:
+      return Labelled("ringmq_cluster_owner_states_total", "result", "invalid");
+    case C::cluster_share_delivered:
+      return Labelled("ringmq_cluster_share_messages_total", "outcome", "delivered");
+    case C::cluster_share_no_member:
+      return Labelled("ringmq_cluster_share_messages_total", "outcome", "no_member");
+    case C::cluster_share_local:
+      return Labelled("ringmq_cluster_share_messages_total", "outcome", "not_forwarded");
+    case C::cluster_share_link_connects:
+      return Labelled("ringmq_cluster_share_link_events_total", "event", "connect");
+    case C::cluster_share_link_reconnects:
+      return Labelled("ringmq_cluster_share_link_events_total", "event", "reconnect");
+    case C::cluster_share_link_disconnects:
+      return Labelled("ringmq_cluster_share_link_events_total", "event", "disconnect");
     case C::persist_input_held_back: return Plain("ringmq_persist_input_held_back_total");
     case C::persist_dropped_disk_full: return Plain("ringmq_persist_dropped_disk_full_total");
     case C::persist_compactions: return Plain("ringmq_persist_compactions_total");
@@ -661,6 +731,7 @@ Series SeriesOf(CounterId id) {
     case C::disconnect_sent_other: return Labelled(kDisconnectsSent, "reason", "other");
     case C::closes_lingered: return Plain("ringmq_closes_lingered_total");
     case C::linger_discarded_bytes: return Plain("ringmq_linger_discarded_bytes_total");
+    case C::closes_linger_reset: return Plain("ringmq_closes_linger_reset_total");
     case C::topic_alias_set: return Labelled(kTopicAliases, "use", "set");
     case C::topic_alias_used: return Labelled(kTopicAliases, "use", "used");
     case C::topic_alias_out_set: return Labelled(kTopicAliases, "use", "out_set");
@@ -750,6 +821,8 @@ Series SeriesOf(GaugeId id) {
     case G::cluster_ack_pending: return Plain("ringmq_cluster_ack_pending");
     case G::cluster_ack_pending_bytes: return Plain("ringmq_cluster_ack_pending_bytes");
     case G::cluster_remote_links: return Plain("ringmq_cluster_remote_links");
+    case G::cluster_share_subscriptions:
+      return Plain("ringmq_cluster_share_subscriptions");
     case G::shared_groups: return Plain("ringmq_shared_groups");
     case G::queued_messages: return Plain("ringmq_queued_messages");
     case G::persist_pending_bytes: return Plain("ringmq_persist_pending_bytes");

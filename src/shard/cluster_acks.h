@@ -49,9 +49,9 @@ inline absl::string_view HashKey(std::string_view text) { return {text.data(), t
 
 // The limits and times of the acknowledgement layer (docs/configuration.md, [cluster] ack_*).
 struct ClusterAckOptions {
-  uint64_t heartbeat_interval_ms = 1000;
+  uint64_t heartbeat_interval_ms = 600;
   // A remote link not heard from for this long (while our own link is up) is forgotten.
-  uint64_t link_timeout_ms = 10'000;
+  uint64_t link_timeout_ms = 3000;
   // A message not acknowledged by every expected link after this long is sent again to those
   // still missing.
   uint64_t retransmit_ms = 2000;

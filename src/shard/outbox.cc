@@ -4,6 +4,8 @@
 
 #include <utility>
 
+#include "shard/cluster_owner.h"
+
 namespace ringmq::shard {
 
 Outbox::Outbox(uint32_t shard, SharedState& shared, uint64_t overflow_bytes_max,
@@ -80,6 +82,11 @@ void Outbox::DropRecord(std::span<const Slot> record) {
   // Fence records are only dropped undelivered when the broker stops: nothing to give back.
   if (record[0].kind == kFenceRequest || record[0].kind == kFenceReply ||
       record[0].kind == kDurable) {
+    return;
+  }
+  if (record[0].kind == kClaim) {
+    delete reinterpret_cast<ClaimRecord*>(record[0].value);
+    counters_.cluster_owner_claims_dropped.Add();
     return;
   }
   RINGMQ_ASSERT(record[0].kind == kHandoff && record.size() == 1);

@@ -11,6 +11,10 @@
 //   kFenceReply    aux = answering shard, value = its last message sequence number
 //   kDurable       aux = answering shard, value = the sequence number of the requester's last
 //                  message whose deliveries there are durable (shard/durable.h)
+//   kClaim         value = ClaimRecord* (a client-id claim from another node on its way to the
+//                  id's home shard; shard/cluster_owner.h). Dropped at the bound like a message
+//                  (counted in cluster_owner_claims_dropped): the claimant's connection and this
+//                  node's may then both stay, until one of them connects again.
 // A message for many subscribers on one shard travels as one kMessage slot followed by up to
 // max_record_slots - 1 kHandle slots per record, each record holding one reference.
 //
@@ -62,6 +66,9 @@ enum RecordKind : uint32_t {
   kFenceRequest = 4,
   kFenceReply = 5,
   kDurable = 6,
+  // Client ids across nodes: value = ClaimRecord* (shard/cluster_owner.h; the receiver owns
+  // and deletes it). Apart from the others' numbers so that lanes adding kinds do not collide.
+  kClaim = 16,
 };
 // The low byte of a kHandle value: QoS in bits 0-1, sub::Subscriber::shared in bit 2, in bit 3
 // whether the delivery was already re-routed once (a member that cannot keep it does not pass it

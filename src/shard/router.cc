@@ -12,6 +12,7 @@
 #include "connect/client_id.h"
 #include "mqtt/codec.h"
 #include "mqtt/topic.h"
+#include "shard/cluster_owner.h"
 #include "shard/router_cluster.h"
 #include "shard/router_cluster_acks.h"
 #include "shard/router_persist.h"
@@ -172,6 +173,7 @@ net::PacketSink::ConnectAction Router::OnConnect(net::Connection& connection,
   if (mqtt5 && expiry_s != requested_expiry_s) extras.session_expiry_s = expiry_s;
   connection.SendConnack(session_present && connection.level() != mqtt::ProtocolLevel::kMqtt31,
                          extras);
+  ClaimClientId(index, connect);  // the cluster: other nodes let go of this id
   MarkSessionDirty(index);  // in-flight messages of a resumed session are sent again
   return ConnectAction::kServe;
 }
@@ -1057,7 +1059,9 @@ void Router::Retain(const message::MessageRef& message) {
 bool Router::Route(const message::MessageRef& message, bool from_client, uint64_t publisher_key) {
   EligibleContext context{this, message.get(),
                           sub::Subscriber{.shard = 0, .session = kNone, .generation = 0, .qos = 0}};
-  shared_.trie.Match(message->topic(), match_, ChoiceFor(context, publisher_key));
+  sub::ShareChoice choice = ChoiceFor(context, publisher_key);
+  if (cluster_ != nullptr) choice.groups = !ClusterChoosesShares(message.get(), publisher_key);
+  shared_.trie.Match(message->topic(), match_, choice);
   CountShared(match_);
   if (match_.empty()) {
     if (from_client) counters_.publish_dropped_no_subscribers.Add();
@@ -1261,6 +1265,12 @@ void Router::OnRecord(std::span<const Slot> record) {
       RINGMQ_ASSERT(record.size() == 1);
       OnDurable(record[0].aux, record[0].value);
       return;
+    case kClaim: {
+      RINGMQ_ASSERT(record.size() == 1);
+      const std::unique_ptr<ClaimRecord> claim(reinterpret_cast<ClaimRecord*>(record[0].value));
+      HandleClaim(claim->view(), claim->reply);
+      return;
+    }
     default:
       break;
   }

@@ -133,7 +133,9 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "auth/acl.h"
+#include "cluster/claim.h"
 #include "cluster/nats_link.h"
 #include "memory/budget.h"
 #include "message/message.h"
@@ -154,6 +156,7 @@
 namespace ringmq::shard {
 
 struct ClusterAckOptions;  // cluster_acks.h
+class ClusterOwnership;  // shard/cluster_owner.h
 
 // What the router needs from its shard's event loop.
 class ShardServices {
@@ -261,6 +264,40 @@ class Router final : public net::PacketSink {
   void OnClusterMessage(const cluster::NatsMessage& message);
   // NATS subscriptions the link holds for this shard (0 unclustered).
   size_t cluster_subject_count() const;
+  // Shared subscriptions across the cluster (router_cluster_shared.cc; docs/cluster.md,
+  // "Shared subscriptions"), once after AttachCluster: `share_link` (the shard's second link,
+  // which only holds queue subscriptions and never publishes) subscribes each group a session of
+  // this shard is a member of as a NATS queue group (ClusterShares). While the main link is
+  // ready, a message Route forwards to NATS is given to no group member locally (Route leaves
+  // the groups out): NATS picks one member link of each group across all nodes, this node's
+  // included, and that shard's OnClusterShareMessage picks one of its members. While the link
+  // is not ready, for '$' topics, and for a message the link does not take (a topic no subject
+  // carries, too large, no room: ForwardToCluster sees it), the local choice applies.
+  void AttachClusterShares(cluster::NatsLink* share_link);
+  // A MSG/HMSG of the share link: the group of its sid chooses a member (configured strategy,
+  // this shard's members first; with none eligible, QoS 0 goes nowhere and QoS 1/2 to the
+  // strategy's member, as in a local match), delivered at min(Ringmq-Qos, subscription QoS),
+  // RETAIN 0. Not dropped as an echo: NATS picked this link for this copy, whoever published.
+  void OnClusterShareMessage(const cluster::NatsMessage& message);
+  // NATS queue subscriptions the share link holds for this shard (0 unclustered).
+  size_t cluster_share_subscription_count() const;
+
+  // ---- Client ids across nodes (docs/cluster.md; router_cluster_owner.cc) ----
+  // After AttachCluster: this shard subscribes its claim buckets (cluster/claim.h) and from now
+  // on claims every client id a CONNECT binds here, except server-assigned ones (MQTT-3.1.3-6:
+  // no other node can hold them). A claim from another node for a client id with a session
+  // here (received on the bucket's shard, passed to the id's home shard through the mailbox if
+  // that is another shard) is judged by ClusterOwnership::Judge: newer, the session's
+  // connection is closed as in a takeover (MQTT-3.1.4-2: its will falls due unless it sent
+  // DISCONNECT; 5.0: DISCONNECT 0x8E) and the session ends here; older, the session stays
+  // and, if online, is claimed again with its own key so that the other node's connection
+  // yields. A claimant that means to resume its session (clean session / Clean Start 0) names
+  // its shard's session subject as the claim's reply subject: a persistent session that yields
+  // sends its subscriptions and deliveries there (cluster/session_state.h; its delayed will is
+  // cancelled, 5.0:MQTT-3.1.3-9), and the claimant's shard merges them into the session it
+  // bound (SUBSCRIBE with Retain Handling 2, each message queued as a delivery). Fails if the
+  // link refuses a subscription.
+  absl::Status StartClusterOwnership();
 
   // ---- Cluster acknowledgements (docs/cluster.md; router_cluster_acks.cc) ----
   // QoS 1 and 2 at least once across nodes, after AttachCluster (before any session exists):
@@ -507,9 +544,20 @@ class Router final : public net::PacketSink {
     if (cluster_ != nullptr) ClusterInterestChange(filter, /*acquire=*/false);
   }
   void ClusterInterestChange(std::string_view filter, bool acquire);
+  // ClusterInterestChange for a "$share/..." filter (router_cluster_shared.cc): false if
+  // `filter` is no shared filter.
+  bool ClusterShareChange(std::string_view filter, bool acquire);
+  // Whether Route leaves the groups out for `message`: NATS chooses their member (see
+  // AttachClusterShares). If so, ForwardToCluster checks that the link took the message, and
+  // else the groups choose locally after all (`publisher_key` as for Route).
+  bool ClusterChoosesShares(message::Message* message, uint64_t publisher_key);
+  void ForwardToClusterWithShares(const message::Message& message);
+  // Delivers `message` to the group members in match_ (the picks of MatchGroup or MatchShared)
+  // at min(`qos`, their QoS): other shards' through the outbox.
+  void DeliverShared(message::Message* message, uint8_t qos, bool may_reroute);
   // After local routing of a client's message (PUBLISH or will): publishes it on the link.
   void ForwardToCluster(const message::Message& message) {
-    if (cluster_ != nullptr) PublishToCluster(message);
+    if (cluster_ != nullptr) ForwardToClusterWithShares(message);  // router_cluster_shared.cc
   }
   void PublishToCluster(const message::Message& message);
   // Receiving side of a cluster message (OnClusterMessage after its checks, and retransmits):
@@ -532,6 +580,26 @@ class Router final : public net::PacketSink {
   void ReleaseClusterAcks();
   // Publishes the ids acknowledged to the origin link of ack subject `reply`, then clears them.
   void SendAcks(std::string_view reply, std::string& ids);
+
+  // ---- Client ids across nodes (router_cluster_owner.cc) ----
+  // OnConnect bound the session `index` for `connection`: claims its id (see
+  // StartClusterOwnership).
+  void ClaimClientId(uint32_t index, const mqtt::Connect& connect) {
+    if (ownership_ != nullptr) ClaimOnConnect(index, connect);
+  }
+  void ClaimOnConnect(uint32_t index, const mqtt::Connect& connect);
+  void PublishClaim(uint64_t key, bool clean_start, std::string_view client_id);
+  // A MSG of the link: true if it is a claim (handled or passed on), false if not one of the
+  // claim subscriptions.
+  bool OnClaimMessage(const cluster::NatsMessage& message);
+  // On the client id's home shard. `reply`: the claim's NATS reply subject (a claimant that
+  // means to resume the session: where its state goes).
+  void HandleClaim(const cluster::Claim& claim, std::string_view reply);
+  void YieldToClaim(uint32_t index, const cluster::Claim& claim, std::string_view reply);
+  // Publishes the session's subscriptions and deliveries to `reply` (cluster/session_state.h).
+  void SendSessionState(uint32_t index, uint64_t key, std::string_view reply);
+  // A state another node sent for a session this shard claimed: merged into it.
+  void OnSessionState(std::string_view bytes);
 
   // ---- Persistence (router_persist.cc) ----
   struct Persist;
@@ -606,6 +674,7 @@ class Router final : public net::PacketSink {
   std::unique_ptr<Persist> persist_;                 // null: persistence off
   std::unique_ptr<Cluster> cluster_;                 // null: not clustered
   std::unique_ptr<ClusterAcks> cluster_acks_;        // null: no acks between nodes
+  std::unique_ptr<ClusterOwnership> ownership_;      // null: no claims (StartClusterOwnership)
 };
 
 }  // namespace ringmq::shard

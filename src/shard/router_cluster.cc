@@ -57,7 +57,8 @@ size_t Router::cluster_subject_count() const {
 }
 
 void Router::ClusterInterestChange(std::string_view filter, bool acquire) {
-  // Shared subscriptions (queue groups) and '$' filters are not carried across nodes yet.
+  if (ClusterShareChange(filter, acquire)) return;  // NATS queue groups: router_cluster_shared.cc
+  // '$' filters are not carried across nodes.
   if (filter.empty() || filter[0] == '$') return;
   if (acquire) {
     cluster_->interest.Acquire(filter);
@@ -113,6 +114,7 @@ void Router::PublishToCluster(const message::Message& message) {
 
 void Router::OnClusterMessage(const cluster::NatsMessage& nats_message) {
   RINGMQ_ASSERT(cluster_ != nullptr);
+  if (OnClaimMessage(nats_message)) return;  // client ids across nodes (router_cluster_owner.cc)
   Cluster& c = *cluster_;
   if (cluster_acks_ != nullptr && OnClusterControl(nats_message)) return;
   uint8_t qos = 0;  // a NATS application's message: at most once
@@ -163,16 +165,15 @@ void Router::DeliverFromCluster(std::string_view subject, uint8_t qos,
   counters_.cluster_bytes_in.Add(payload_bytes.size());
   EligibleContext context{this, message.get(),
                           sub::Subscriber{.shard = 0, .session = kNone, .generation = 0, .qos = 0}};
-  shared_.trie.Match(message->topic(), match_, ChoiceFor(context, 0));
+  sub::ShareChoice choice = ChoiceFor(context, 0);
+  choice.groups = false;  // groups get the message through their queue subscriptions
+  shared_.trie.Match(message->topic(), match_, choice);
   for (const sub::ShardSubscribers& group : match_.shards()) {
     // The other shards' sessions get the message from their own links.
     if (group.shard != shard_) continue;
     message::MessageRefBatch references(message.get(), /*owned=*/0,
                                         static_cast<uint32_t>(group.subscribers.size()));
     for (const sub::Subscriber& subscriber : group.subscribers) {
-      // Shared subscriptions are not carried across nodes yet (their group's choice is
-      // per node).
-      if (subscriber.shared) continue;
       DeliverLocal(subscriber.session, subscriber.generation, MinQos(subscriber.qos, qos),
                    message.get(), /*retain=*/false, subscriber.acl_check, &references,
                    /*shared=*/false, /*may_reroute=*/false, subscriber.options);

@@ -10,6 +10,7 @@
 #include "cluster/nats_link.h"
 #include "cluster/subject.h"
 #include "shard/cluster_interest.h"
+#include "shard/cluster_share.h"
 #include "shard/router.h"
 
 namespace ringmq::shard {
@@ -30,6 +31,13 @@ struct Router::Cluster {
   std::string subject;  // reusable: the subject of the message being forwarded
   std::string topic;    // reusable: the topic of the message received
   std::string id_text;  // reusable: the Ringmq-Id value of the message being forwarded
+  // Shared subscriptions as NATS queue groups (router_cluster_shared.cc); null until
+  // AttachClusterShares.
+  std::unique_ptr<ClusterShares> shares;
+  // The message whose groups Route left out, until ForwardToCluster (the next call: Route and
+  // ForwardToCluster are called in pairs), and its publisher key.
+  message::Message* shares_left_out = nullptr;
+  uint64_t shares_publisher_key = 0;
 };
 
 }  // namespace ringmq::shard

@@ -272,7 +272,8 @@ void Shard::Loop() {
       router_->PersistStep();
     }
     EndPhase(LoopPhase::kSessions);
-    if (nats_ != nullptr) NatsStep();
+    if (nats_ != nullptr) NatsStep(*nats_);
+    if (nats_share_ != nullptr) NatsStep(*nats_share_);
     stalls_.work().connections_flushed = dirty_.size();
     Flush();
     router_->RingDoorbells();
@@ -469,6 +470,7 @@ void Shard::OnReceive(const io_uring_cqe& cqe, Slot* slot) {
     // connection is paused with enough bytes waiting): not a close.
   } else {
     if (has_buffer) buffers_->Recycle(buffer_id);
+    slot->peer_closed = true;
     slot->connection.OnTransportClosed(now_ms_);  // EOF (0) or a socket error
   }
   MarkDirty(SlotOf(cqe.user_data));
@@ -590,8 +592,21 @@ void Shard::FlushClosing(uint32_t slot_index) {
   // (another one) is needed first.
   const bool close_without_shutdown =
       !slot.shutdown_submitted && nothing_pending && connection.ReadyToClose();
-  if (!slot.shutdown_submitted && !close_without_shutdown && !lingering &&
-      (connection.ReadyToClose() || grace_expired)) {
+  const bool submit_shutdown = !slot.shutdown_submitted && !close_without_shutdown &&
+                               !lingering && (connection.ReadyToClose() || grace_expired);
+  if ((submit_shutdown || close_without_shutdown) && slot.linger_submitted && !slot.peer_closed) {
+    // The linger ended at its bound (kLingerMaxBytes or kLingerMs) before the peer's EOF: the
+    // close must reset the connection. An orderly close does not: after SHUT_RD the kernel
+    // sends no window update while the last bytes are drained, so a peer that had filled our
+    // window is left probing the zero window of an orphaned socket, its send blocked until
+    // FIN-WAIT-2 times out (60 s), never told it was closed. SO_LINGER with a zero timeout
+    // makes close() send RST. A direct setsockopt: it cannot block, and this path runs once
+    // per misbehaving peer, not per message.
+    const linger reset{.l_onoff = 1, .l_linger = 0};
+    setsockopt(connection.fd(), SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+    counters_.closes_linger_reset.Add();
+  }
+  if (submit_shutdown) {
     // Ends the multishot receive and any send stuck on a peer that does not read.
     io_uring_sqe* sqe = NextSqe();
     io_uring_prep_shutdown(sqe, slot.connection.fd(), SHUT_RDWR);
@@ -738,6 +753,7 @@ void Shard::BeginStop() {
   }
   accept_retry_ms_ = 0;
   if (nats_ != nullptr) nats_->link->Stop();
+  if (nats_share_ != nullptr) nats_share_->link->Stop();
   for (uint32_t i = 0; i < slots_.size(); ++i) {
     if (!slots_[i].in_use) continue;
     slots_[i].connection.Disconnect(mqtt::ReasonCode::kServerShuttingDown, now_ms_, context_);
@@ -801,6 +817,7 @@ uint32_t Shard::AllocateSlot() {
   slot.shutdown_complete = false;
   slot.linger_submitted = false;
   slot.linger_complete = false;
+  slot.peer_closed = false;
   slot.cancel_submitted = false;
   slot.served_receive_done = false;
   slot.timer_state = net::Connection::State::kAwaitConnect;
@@ -850,15 +867,19 @@ io_uring_sqe* Shard::NextSqe() {
 
 // ---- Cluster over NATS ----------------------------------------------------------------------
 
-absl::Status Shard::SetupCluster() {
+cluster::NatsLinkOptions Shard::NatsOptions() const {
   cluster::NatsLinkOptions options;
   options.urls = config_.cluster_nats_urls;
   options.name = absl::StrCat(shared_.cluster_node_name, "/", index_);
   // Shards of a node connecting at once would otherwise follow the same back-off.
   options.random_seed = (uint64_t{index_} << 32) ^ MonotonicNs();
+  return options;
+}
+
+absl::Status Shard::SetupCluster() {
   auto nats = std::make_unique<NatsIo>();
   absl::StatusOr<std::unique_ptr<cluster::NatsLink>> link =
-      cluster::NatsLink::Create(std::move(options), this);
+      cluster::NatsLink::Create(NatsOptions(), this);
   if (!link.ok()) return link.status();
   nats->link = std::move(*link);
   nats->receive_buffer.resize(kNatsReceiveBytes);
@@ -866,11 +887,11 @@ absl::Status Shard::SetupCluster() {
   router_->AttachCluster(nats_->link.get(), shared_.cluster_node_name,
                          config_.cluster_subject_prefix);
   router_->StartClusterAcks(ClusterAckOptionsOf(config_));
-  return absl::OkStatus();
+  if (absl::Status status = router_->StartClusterOwnership(); !status.ok()) return status;
+  return SetupShareLink();  // shard_share_link.cc
 }
 
-bool Shard::NatsAddress(const cluster::NatsServerAddress& server) {
-  NatsIo& nats = *nats_;
+bool Shard::NatsAddress(NatsIo& nats, const cluster::NatsServerAddress& server) {
   nats.address = sockaddr_storage{};
   auto* v4 = reinterpret_cast<sockaddr_in*>(&nats.address);
   auto* v6 = reinterpret_cast<sockaddr_in6*>(&nats.address);
@@ -897,14 +918,17 @@ bool Shard::NatsAddress(const cluster::NatsServerAddress& server) {
   return false;
 }
 
-void Shard::NatsStep() {
-  NatsIo& nats = *nats_;
+Shard::NatsIo& Shard::NatsOf(uint64_t user_data) {
+  return SlotOf(user_data) == kNatsSlotShare ? *nats_share_ : *nats_;
+}
+
+void Shard::NatsStep(NatsIo& nats) {
   cluster::NatsLink& link = *nats.link;
   // A new socket once the previous one's operations have all completed (they use the buffers).
   if (link.state() == cluster::NatsLinkState::kWaiting && now_ms_ >= link.connect_at_ms() &&
       !nats.connect_pending && !nats.receive_pending && !nats.send_pending) {
     const cluster::NatsServerAddress& server = link.BeginConnect(now_ms_);
-    if (!NatsAddress(server)) {
+    if (!NatsAddress(nats, server)) {
       link.OnTransportClosed(
           now_ms_, absl::StrCat("host ", server.host,
                                 " was not resolved at start (names are resolved once)"));
@@ -921,7 +945,7 @@ void Shard::NatsStep() {
         io_uring_sqe* sqe = NextSqe();
         io_uring_prep_connect(sqe, fd, reinterpret_cast<const sockaddr*>(&nats.address),
                               nats.address_length);
-        io_uring_sqe_set_data64(sqe, Pack(Op::kNatsConnect, nats.generation, 0));
+        io_uring_sqe_set_data64(sqe, Pack(Op::kNatsConnect, nats.generation, nats.slot));
         nats.connect_pending = true;
       }
     }
@@ -943,30 +967,28 @@ void Shard::NatsStep() {
     nats.send_buffer.clear();
     nats.send_offset = 0;
     link.TakeOutput(nats.send_buffer);
-    SubmitNatsSend();
+    SubmitNatsSend(nats);
   }
 }
 
-void Shard::SubmitNatsSend() {
-  NatsIo& nats = *nats_;
+void Shard::SubmitNatsSend(NatsIo& nats) {
   RINGMQ_ASSERT(nats.send_offset < nats.send_buffer.size());
   io_uring_sqe* sqe = NextSqe();
   io_uring_prep_send(sqe, nats.fd, nats.send_buffer.data() + nats.send_offset,
                      nats.send_buffer.size() - nats.send_offset, MSG_NOSIGNAL);
-  io_uring_sqe_set_data64(sqe, Pack(Op::kNatsSend, nats.generation, 0));
+  io_uring_sqe_set_data64(sqe, Pack(Op::kNatsSend, nats.generation, nats.slot));
   nats.send_pending = true;
 }
 
-void Shard::SubmitNatsReceive() {
-  NatsIo& nats = *nats_;
+void Shard::SubmitNatsReceive(NatsIo& nats) {
   io_uring_sqe* sqe = NextSqe();
   io_uring_prep_recv(sqe, nats.fd, nats.receive_buffer.data(), nats.receive_buffer.size(), 0);
-  io_uring_sqe_set_data64(sqe, Pack(Op::kNatsReceive, nats.generation, 0));
+  io_uring_sqe_set_data64(sqe, Pack(Op::kNatsReceive, nats.generation, nats.slot));
   nats.receive_pending = true;
 }
 
 void Shard::OnNatsConnect(const io_uring_cqe& cqe) {
-  NatsIo& nats = *nats_;
+  NatsIo& nats = NatsOf(cqe.user_data);
   nats.connect_pending = false;
   if (GenerationOf(cqe.user_data) != (nats.generation & kGenerationMask) || nats.fd < 0) return;
   if (cqe.res < 0) {
@@ -975,11 +997,11 @@ void Shard::OnNatsConnect(const io_uring_cqe& cqe) {
   }
   nats.transport_up = true;
   nats.link->OnTransportConnected(now_ms_);
-  SubmitNatsReceive();
+  SubmitNatsReceive(nats);
 }
 
 void Shard::OnNatsReceive(const io_uring_cqe& cqe) {
-  NatsIo& nats = *nats_;
+  NatsIo& nats = NatsOf(cqe.user_data);
   nats.receive_pending = false;
   if (GenerationOf(cqe.user_data) != (nats.generation & kGenerationMask) || !nats.transport_up) {
     return;
@@ -992,11 +1014,11 @@ void Shard::OnNatsReceive(const io_uring_cqe& cqe) {
   }
   nats.link->OnReceived(now_ms_,
                         std::string_view(nats.receive_buffer.data(), static_cast<size_t>(cqe.res)));
-  if (nats.transport_up) SubmitNatsReceive();  // the link may have left the connection
+  if (nats.transport_up) SubmitNatsReceive(nats);  // the link may have left the connection
 }
 
 void Shard::OnNatsSend(const io_uring_cqe& cqe) {
-  NatsIo& nats = *nats_;
+  NatsIo& nats = NatsOf(cqe.user_data);
   nats.send_pending = false;
   if (GenerationOf(cqe.user_data) != (nats.generation & kGenerationMask) || !nats.transport_up) {
     return;
@@ -1006,7 +1028,7 @@ void Shard::OnNatsSend(const io_uring_cqe& cqe) {
     return;
   }
   nats.send_offset += static_cast<size_t>(cqe.res);
-  if (nats.send_offset < nats.send_buffer.size()) SubmitNatsSend();  // a short send
+  if (nats.send_offset < nats.send_buffer.size()) SubmitNatsSend(nats);  // a short send
 }
 
 void Shard::OnReady(const cluster::nats::ServerInfo& info) {
@@ -1028,6 +1050,19 @@ void Shard::OnMessage(const cluster::NatsMessage& message) { router_->OnClusterM
 void Shard::OnDisconnected(cluster::DisconnectReason reason, std::string_view detail) {
   NatsIo& nats = *nats_;
   counters_.cluster_link_disconnects.Add();
+  CloseNatsSocket(nats);
+  const bool quiet = reason == cluster::DisconnectReason::kStopped ||
+                     reason == cluster::DisconnectReason::kConnectFailed;
+  if (!quiet && now_ms_ >= nats.next_warning_ms) {
+    nats.next_warning_ms = now_ms_ + kWarningIntervalMs;
+    RINGMQ_LOG_WARNING("shard %u: NATS link lost (%.*s: %.*s); reconnecting", index_,
+                       static_cast<int>(cluster::DisconnectReasonName(reason).size()),
+                       cluster::DisconnectReasonName(reason).data(),
+                       static_cast<int>(detail.size()), detail.data());
+  }
+}
+
+void Shard::CloseNatsSocket(NatsIo& nats) {
   if (nats.fd >= 0) {
     // Ends the operations in flight (they complete as stale); shutdown and close of a TCP
     // socket without SO_LINGER do not block.
@@ -1038,15 +1073,6 @@ void Shard::OnDisconnected(cluster::DisconnectReason reason, std::string_view de
   ++nats.generation;
   nats.transport_up = false;
   if (!nats.send_pending) nats.send_buffer.clear();
-  const bool quiet = reason == cluster::DisconnectReason::kStopped ||
-                     reason == cluster::DisconnectReason::kConnectFailed;
-  if (!quiet && now_ms_ >= nats.next_warning_ms) {
-    nats.next_warning_ms = now_ms_ + kWarningIntervalMs;
-    RINGMQ_LOG_WARNING("shard %u: NATS link lost (%.*s: %.*s); reconnecting", index_,
-                       static_cast<int>(cluster::DisconnectReasonName(reason).size()),
-                       cluster::DisconnectReasonName(reason).data(),
-                       static_cast<int>(detail.size()), detail.data());
-  }
 }
 
 void Shard::OnServerError(std::string_view text) {

@@ -8,8 +8,9 @@
 // iteration start its next send or its close, ring the doorbells of shards sent mail (and retry
 // failed ones), hand receive buffers back, and make one submit-and-wait call for everything
 // (waking at least every tick for timers). Clustered (Config::clustered), the shard also drives
-// its NATS link after the router's Flush each iteration (NatsStep: connect when due, the link's
-// deadlines, the next send of its output); the link's socket never blocks the loop. With
+// its NATS links (the main link, and the share link of its shared-subscription groups) after the
+// router's Flush each iteration (NatsStep: connect when due, the link's deadlines, the next send
+// of its output); a link's socket never blocks the loop. With
 // stall_warning_ms set, an iteration that runs longer is counted and logged with what it did
 // (stall_detector.h).
 //
@@ -133,6 +134,7 @@ class Shard final : public ShardServices, private cluster::NatsLinkSink {
     // Lingering close (Connection::WantsLinger): shutdown(SHUT_WR) submitted / completed.
     bool linger_submitted : 1 = false;
     bool linger_complete : 1 = false;
+    bool peer_closed : 1 = false;  // a receive ended with the peer's EOF or a socket error
     bool cancel_submitted : 1 = false;   // the receive is being cancelled (hand-off, or paused)
     // A receive completed with data after CONNECT was decided: from then on the receive is
     // multishot (see ArmReceive).
@@ -181,6 +183,7 @@ class Shard final : public ShardServices, private cluster::NatsLinkSink {
   // waits for them, since they use the buffers below.
   struct NatsIo {
     std::unique_ptr<cluster::NatsLink> link;
+    uint32_t slot = 0;  // in its completions' user_data: kNatsSlotMain or kNatsSlotShare
     int fd = -1;
     uint32_t generation = 0;  // of `fd`; a completion of an older socket is stale
     bool connect_pending = false;
@@ -196,18 +199,36 @@ class Shard final : public ShardServices, private cluster::NatsLinkSink {
     uint64_t next_warning_ms = 0;
   };
   static constexpr size_t kNatsReceiveBytes = 64 * 1024;
-  // Set-up: the link, attached to the router. Errors: the link's options.
+  static constexpr uint32_t kNatsSlotMain = 0;
+  static constexpr uint32_t kNatsSlotShare = 1;
+  // Set-up: the link, attached to the router, and the share link. Errors: the links' options.
   absl::Status SetupCluster();
-  // Once per loop iteration (after the router's Flush): connect when due, the link's timers,
-  // and its output's next send.
-  void NatsStep();
+  // The options of this shard's links: the [cluster] servers, named after node and shard.
+  cluster::NatsLinkOptions NatsOptions() const;
+  // Once per loop iteration (after the router's Flush), per link: connect when due, the link's
+  // timers, and its output's next send.
+  void NatsStep(NatsIo& nats);
+  // The link a NATS completion belongs to (its slot).
+  NatsIo& NatsOf(uint64_t user_data);
   void OnNatsConnect(const io_uring_cqe& cqe);
   void OnNatsReceive(const io_uring_cqe& cqe);
   void OnNatsSend(const io_uring_cqe& cqe);
-  void SubmitNatsReceive();
-  void SubmitNatsSend();
+  void SubmitNatsReceive(NatsIo& nats);
+  void SubmitNatsSend(NatsIo& nats);
+  // Shuts down and closes the socket the link left; its operations in flight complete as stale.
+  void CloseNatsSocket(NatsIo& nats);
   // The address of the link's server, numeric or resolved at start (SharedState::cluster_hosts).
-  bool NatsAddress(const cluster::NatsServerAddress& server);
+  bool NatsAddress(NatsIo& nats, const cluster::NatsServerAddress& server);
+  // ---- The share link (shard_share_link.cc; docs/cluster.md, "Shared subscriptions") ----
+  // A second NATS connection per shard that holds only the NATS queue subscriptions of this
+  // shard's shared-subscription groups and never publishes. The main link publishes with echo
+  // off, and nats-server never gives a queue message to the connection that published it (it
+  // picks another member, or drops the message when there is none): on the main link, this
+  // shard's members would never get its own publishers' messages, and a group with members on
+  // this shard only would lose them. Same options, servers and socket handling as the main
+  // link.
+  class ShareLinkSink;
+  absl::Status SetupShareLink();
   // cluster::NatsLinkSink (called by the link on this thread).
   void OnReady(const cluster::nats::ServerInfo& info) override;
   void OnMessage(const cluster::NatsMessage& message) override;
@@ -252,6 +273,10 @@ class Shard final : public ShardServices, private cluster::NatsLinkSink {
   auth::AuthMethodRegistry auth_methods_;
   // Before ring_, so that its buffers outlive the ring's operations still in flight at stop.
   std::unique_ptr<NatsIo> nats_;  // null: not clustered
+  // The share link and its sink (a ShareLinkSink, declared first: it outlives the link);
+  // null: not clustered.
+  std::unique_ptr<cluster::NatsLinkSink> nats_share_sink_;
+  std::unique_ptr<NatsIo> nats_share_;
   std::unique_ptr<io::Ring> ring_;
   std::unique_ptr<io::BufferRing> buffers_;
   std::unique_ptr<TimerWheel> timers_;

@@ -635,15 +635,51 @@ void SubscriptionTrie::MatchShared(std::string_view topic, MatchResult& result,
   MatchInto(topic, result, choice, /*groups_only=*/true);
 }
 
-void SubscriptionTrie::MatchInto(std::string_view topic, MatchResult& result,
-                                 const ShareChoice& choice, bool groups_only) const {
-  RINGMQ_ASSERT(choice.cursor_slot < cursor_slots_);
+void SubscriptionTrie::ResetResult(MatchResult& result) {
   result.subscribers_.clear();
   result.shards_.clear();
   result.run_starts_.clear();
   result.shared_picks_ = 0;
   result.shared_skips_ = 0;
   result.shared_no_member_ = 0;
+}
+
+void SubscriptionTrie::MatchGroup(std::string_view share_name, std::string_view filter,
+                                  MatchResult& result, const ShareChoice& choice) const {
+  RINGMQ_ASSERT(choice.cursor_slot < cursor_slots_);
+  RINGMQ_ASSERT(!share_name.empty() && !filter.empty());
+  ResetResult(result);
+  // The filter's own node: each level is a literal child, '+' or '#' (one walk, no search).
+  const Node* node = root_;
+  size_t begin = 0;
+  for (size_t i = 0; node != nullptr && i <= filter.size(); ++i) {
+    if (i < filter.size() && filter[i] != '/') continue;
+    const std::string_view level = filter.substr(begin, i - begin);
+    if (level == "+") {
+      node = node->plus.load(std::memory_order_acquire);
+    } else if (level == "#") {
+      node = node->hash.load(std::memory_order_acquire);
+    } else {
+      node = FindExactChild(node, level, hasher_(level));
+    }
+    begin = i + 1;
+  }
+  const GroupList* groups =
+      node == nullptr ? nullptr : node->groups.load(std::memory_order_acquire);
+  if (groups != nullptr) {
+    Group* const* end = groups->items() + groups->size;
+    Group* const* found = std::lower_bound(
+        groups->items(), end, share_name,
+        [](const Group* group, std::string_view name) { return group->name < name; });
+    if (found != end && (*found)->name == share_name) PickMember(*found, result, choice);
+  }
+  Finish(result);
+}
+
+void SubscriptionTrie::MatchInto(std::string_view topic, MatchResult& result,
+                                 const ShareChoice& choice, bool groups_only) const {
+  RINGMQ_ASSERT(choice.cursor_slot < cursor_slots_);
+  ResetResult(result);
   size_t level_count = 0;
   SplitTopic(topic, result, level_count);
   // MQTT-4.7.2-1: a filter starting with a wildcard does not match a topic starting with '$'.
@@ -660,12 +696,12 @@ void SubscriptionTrie::MatchInto(std::string_view topic, MatchResult& result,
     if (wildcards) {
       if (const Node* hash = node->hash.load(std::memory_order_acquire)) {
         if (!groups_only) AppendSubscribers(hash, result);
-        AppendGroups(hash, result, choice);
+        if (choice.groups) AppendGroups(hash, result, choice);
       }
     }
     if (depth == level_count) {
       if (!groups_only) AppendSubscribers(node, result);
-      AppendGroups(node, result, choice);
+      if (choice.groups) AppendGroups(node, result, choice);
       continue;
     }
     if (const Node* child =
@@ -708,60 +744,63 @@ void SubscriptionTrie::AppendGroups(const Node* node, MatchResult& result,
   if (groups == nullptr) {
     return;
   }
-  for (uint32_t g = 0; g < groups->size; ++g) {
-    const Group* group = groups->items()[g];
-    const SubscriberArray* members = group->members.load(std::memory_order_acquire);
-    if (members == nullptr) {
-      continue;  // its last member left after we loaded the group list
-    }
-    const uint32_t count = members->size;
-    uint64_t start = 0;
-    switch (choice.strategy) {
-      case ShareStrategy::kRoundRobin: {
-        // Only the caller's shard writes this cursor: a relaxed load and store, no RMW.
-        std::atomic<uint32_t>& cursor = group->cursors[choice.cursor_slot].next;
-        start = cursor.load(std::memory_order_relaxed);
-        cursor.store(static_cast<uint32_t>(start + 1), std::memory_order_relaxed);
-        break;
-      }
-      case ShareStrategy::kRandom: {
-        uint64_t& x = result.random_state_;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        start = x >> 11;
-        break;
-      }
-      case ShareStrategy::kHash:
-        start = choice.publisher_key;
-        break;
-    }
-    start %= count;
-    bool picked = false;
-    for (uint32_t i = 0; i < count; ++i) {
-      const Subscriber& member = ItemAt(members, static_cast<uint32_t>((start + i) % count));
-      if (member.offline ||
-          (choice.eligible != nullptr && !choice.eligible(choice.context, member))) {
-        continue;
-      }
-      result.shared_skips_ += i;
-      result.run_starts_.push_back(result.subscribers_.size());
-      result.subscribers_.push_back(member);
-      picked = true;
+  for (uint32_t g = 0; g < groups->size; ++g) PickMember(groups->items()[g], result, choice);
+}
+
+// Appends the member of `group` chosen as `choice` says (see trie.h), as a run of one.
+void SubscriptionTrie::PickMember(const Group* group, MatchResult& result,
+                                  const ShareChoice& choice) const {
+  const SubscriberArray* members = group->members.load(std::memory_order_acquire);
+  if (members == nullptr) {
+    return;  // its last member left after the caller loaded the group list
+  }
+  const uint32_t count = members->size;
+  uint64_t start = 0;
+  switch (choice.strategy) {
+    case ShareStrategy::kRoundRobin: {
+      // Only the caller's shard writes this cursor: a relaxed load and store, no RMW.
+      std::atomic<uint32_t>& cursor = group->cursors[choice.cursor_slot].next;
+      start = cursor.load(std::memory_order_relaxed);
+      cursor.store(static_cast<uint32_t>(start + 1), std::memory_order_relaxed);
       break;
     }
-    if (picked) {
-      ++result.shared_picks_;
+    case ShareStrategy::kRandom: {
+      uint64_t& x = result.random_state_;
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      start = x >> 11;
+      break;
+    }
+    case ShareStrategy::kHash:
+      start = choice.publisher_key;
+      break;
+  }
+  start %= count;
+  bool picked = false;
+  for (uint32_t i = 0; i < count; ++i) {
+    const Subscriber& member = ItemAt(members, static_cast<uint32_t>((start + i) % count));
+    if (member.offline ||
+        (choice.eligible != nullptr && !choice.eligible(choice.context, member))) {
       continue;
     }
-    result.shared_skips_ += count;
-    ++result.shared_no_member_;
-    if (choice.qos > 0) {
-      // Kept by the strategy's member: a persistent one queues it while offline.
-      result.run_starts_.push_back(result.subscribers_.size());
-      result.subscribers_.push_back(ItemAt(members, static_cast<uint32_t>(start)));
-      ++result.shared_picks_;
-    }
+    result.shared_skips_ += i;
+    result.run_starts_.push_back(result.subscribers_.size());
+    result.subscribers_.push_back(member);
+    picked = true;
+    break;
+  }
+  if (picked) {
+    ++result.shared_picks_;
+    return;
+  }
+  result.shared_skips_ += count;
+  ++result.shared_no_member_;
+  if (choice.qos > 0) {
+    // Kept by the strategy's member: a persistent one queues it while offline.
+    result.run_starts_.push_back(result.subscribers_.size());
+    result.subscribers_.push_back(ItemAt(members, static_cast<uint32_t>(start)));
+    ++result.shared_picks_;
   }
 }
 

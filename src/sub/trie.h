@@ -171,6 +171,9 @@ struct ShareChoice {
   // Called on the matching thread, during Match, at most once per member of a matching group.
   bool (*eligible)(void* context, const Subscriber& member) = nullptr;
   void* context = nullptr;
+  // false: Match leaves the groups out (no member chosen, nothing counted): the cluster over
+  // NATS lets a NATS queue group choose across nodes (docs/cluster.md, "Shared subscriptions").
+  bool groups = true;
 };
 
 // Output of SubscriptionTrie::Match, and its scratch space. Keep one per shard and reuse it:
@@ -269,6 +272,12 @@ class SubscriptionTrie {
   // As Match, but only the members chosen by the groups (no normal subscriber): for a message
   // that a group's member could not keep and that goes to another member.
   void MatchShared(std::string_view topic, MatchResult& result, const ShareChoice& choice) const;
+  // The member that the one group `share_name` of exactly `filter` (a valid filter, not a topic)
+  // chooses as `choice` says, into `result` (empty if there is no such group, or no eligible
+  // member at QoS 0): for a message a NATS queue group gave to this node for that group. Lock-free
+  // like Match; O(levels of filter).
+  void MatchGroup(std::string_view share_name, std::string_view filter, MatchResult& result,
+                  const ShareChoice& choice) const;
 
   size_t subscription_count() const { return subscription_count_.load(std::memory_order_relaxed); }
   // Shared-subscription groups in the trie (a relaxed snapshot).
@@ -293,6 +302,8 @@ class SubscriptionTrie {
   void MatchInto(std::string_view topic, MatchResult& result, const ShareChoice& choice,
                  bool groups_only) const;
   void AppendGroups(const Node* node, MatchResult& result, const ShareChoice& choice) const;
+  void PickMember(const Group* group, MatchResult& result, const ShareChoice& choice) const;
+  static void ResetResult(MatchResult& result);
   const SubscriberArray* NewList(std::span<const Subscriber> items) const;
   static std::vector<Subscriber> Concatenate(const SubscriberArray* list, uint32_t chunk,
                                              std::span<const Subscriber> items);

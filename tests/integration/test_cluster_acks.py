@@ -21,15 +21,16 @@ from test_cluster import ROUTE_TIMEOUT, metric, wait_route
 
 def start_nodes(cluster, count, prefix, extra=()):
     """`count` nodes, node i on NATS server i (modulo the cluster's size); extra[i]: more flags
-    for node i."""
+    for node i. Links are forgotten after 10 s of silence (3 s by default), longer than any
+    freeze below."""
     urls = cluster.urls()
     nodes = []
     try:
         for i in range(count):
             flags = tuple(extra[i]) if i < len(extra) else ()
             node = broker.Broker("--cluster-nats-url", urls[i % len(urls)], "--cluster-node-name",
-                                 f"{prefix}{i}", *flags, threads=2, metrics=True,
-                                 log_level="info")
+                                 f"{prefix}{i}", "--cluster-ack-link-timeout-ms", "10000",
+                                 *flags, threads=2, metrics=True, log_level="info")
             node.start()
             nodes.append(node)
         for node in nodes:  # every shard's link is up

@@ -602,9 +602,12 @@ class LingeringClose(Mqtt5TestCase):
             self.assertEqual(got.body[0], 0x93)
             m.expect_eof(pub)  # the broker's SHUT_WR
         counters = b.stop()
+        # The client's close normally ends the linger (no reset); on a very slow machine the
+        # 2 s bound may come first.
         self.assert_counters(counters, receive_maximum_exceeded=1,
                              disconnect_sent_receive_maximum_exceeded=1, protocol_violations=1,
-                             closes_lingered=1, linger_discarded_bytes=None)
+                             closes_lingered=1, linger_discarded_bytes=None,
+                             closes_linger_reset=None)
         self.assert_counters_at_least(counters, linger_discarded_bytes=4)
 
     def test_linger_ends_at_256_KiB(self):
@@ -621,11 +624,15 @@ class LingeringClose(Mqtt5TestCase):
             except OSError:
                 pass  # the broker closed after 256 KiB: reset
             self.assertGreaterEqual(sent, 256 * 1024)
+            # Also when the client had filled the broker's receive window before the close: the
+            # close is a reset, not an orderly close that leaves the send blocked on a zero
+            # window (it was, in about 1 run in 30 under load, before SO_LINGER 0).
             self.assertLess(time.monotonic(), deadline, "the broker read more than 5 s")
         counters = b.stop()
         self.assert_counters(counters, receive_maximum_exceeded=1,
                              disconnect_sent_receive_maximum_exceeded=1, protocol_violations=1,
-                             closes_lingered=1, linger_discarded_bytes=None)
+                             closes_lingered=1, linger_discarded_bytes=None,
+                             closes_linger_reset=1)
         self.assert_counters_at_least(counters, linger_discarded_bytes=256 * 1024)
 
     def test_linger_ends_after_2_s(self):
@@ -652,4 +659,5 @@ class LingeringClose(Mqtt5TestCase):
             self.assertGreaterEqual(closed_after, 1.5)
         self.assert_counters(b.stop(), receive_maximum_exceeded=1,
                              disconnect_sent_receive_maximum_exceeded=1, protocol_violations=1,
-                             closes_lingered=1, linger_discarded_bytes=None)
+                             closes_lingered=1, linger_discarded_bytes=None,
+                             closes_linger_reset=1)

@@ -183,6 +183,71 @@ TEST_F(SharedGroupTest, MatchSharedReturnsOnlyTheGroupsChoices) {
   EXPECT_EQ(result_.subscribers()[0].session, 1u);
 }
 
+TEST_F(SharedGroupTest, MatchWithoutGroupsLeavesEveryGroupOut) {
+  trie_.Subscribe("t/x", Member(9));
+  trie_.SubscribeShared("g", "t/+", Member(1));
+  trie_.SubscribeShared("h", "t/#", Member(2));
+  const std::vector<Subscriber> matched = Match("t/x", {.qos = 1, .groups = false});
+  ASSERT_EQ(matched.size(), 1u);
+  EXPECT_EQ(matched[0].session, 9u);
+  EXPECT_EQ(result_.shared_picks(), 0u);
+  EXPECT_EQ(Match("t/x", {.qos = 1}).size(), 3u);
+}
+
+TEST_F(SharedGroupTest, MatchGroupChoosesInTheOneGroupOfTheExactFilter) {
+  trie_.Subscribe("a/b", Member(9));
+  trie_.SubscribeShared("g", "a/+", Member(1));
+  trie_.SubscribeShared("g", "a/+", Member(2));
+  trie_.SubscribeShared("h", "a/+", Member(3));
+  trie_.SubscribeShared("g", "a/#", Member(4));
+  trie_.SubscribeShared("g", "#", Member(5));
+  std::set<uint32_t> chosen;
+  for (int i = 0; i < 4; ++i) {
+    trie_.MatchGroup("g", "a/+", result_, {});
+    ASSERT_EQ(result_.size(), 1u);
+    EXPECT_TRUE(result_.subscribers()[0].shared);
+    chosen.insert(result_.subscribers()[0].session);
+  }
+  EXPECT_EQ(chosen, (std::set<uint32_t>{1, 2}));  // round robin within g of a/+ only
+  trie_.MatchGroup("h", "a/+", result_, {});
+  ASSERT_EQ(result_.size(), 1u);
+  EXPECT_EQ(result_.subscribers()[0].session, 3u);
+  trie_.MatchGroup("g", "a/#", result_, {});
+  ASSERT_EQ(result_.size(), 1u);
+  EXPECT_EQ(result_.subscribers()[0].session, 4u);
+  trie_.MatchGroup("g", "#", result_, {});
+  ASSERT_EQ(result_.size(), 1u);
+  EXPECT_EQ(result_.subscribers()[0].session, 5u);
+  // No such group or filter: nothing (a literal filter level, an absent wildcard child).
+  trie_.MatchGroup("x", "a/+", result_, {});
+  EXPECT_TRUE(result_.empty());
+  trie_.MatchGroup("g", "a/b", result_, {});
+  EXPECT_TRUE(result_.empty());
+  trie_.MatchGroup("g", "+/b", result_, {});
+  EXPECT_TRUE(result_.empty());
+  trie_.MatchGroup("g", "a/b/c", result_, {});
+  EXPECT_TRUE(result_.empty());
+  domain_.Quiescent(0);
+}
+
+TEST_F(SharedGroupTest, MatchGroupFollowsEligibilityAndTheQos0Rule) {
+  trie_.SubscribeShared("g", "t", Member(1));
+  trie_.SubscribeShared("g", "t", Member(2, 1, /*shard=*/1));
+  const auto only_shard_1 = [](void*, const Subscriber& member) { return member.shard == 1; };
+  for (int i = 0; i < 3; ++i) {
+    trie_.MatchGroup("g", "t", result_, {.eligible = only_shard_1});
+    ASSERT_EQ(result_.size(), 1u);
+    EXPECT_EQ(result_.subscribers()[0].session, 2u);
+  }
+  const auto nobody = [](void*, const Subscriber&) { return false; };
+  trie_.MatchGroup("g", "t", result_, {.qos = 0, .eligible = nobody});
+  EXPECT_TRUE(result_.empty());
+  EXPECT_EQ(result_.shared_no_member(), 1u);
+  trie_.MatchGroup("g", "t", result_, {.qos = 1, .eligible = nobody});
+  EXPECT_EQ(result_.size(), 1u);  // kept by the strategy's member
+  domain_.Quiescent(0);
+}
+
 TEST_F(SharedGroupTest, RetainedAndDollarRulesApplyToTheInnerFilter_MQTT_4_7_2_1) {
   trie_.SubscribeShared("g", "#", Member(1));
   EXPECT_TRUE(Match("$SYS/x").empty());

@@ -1,0 +1,150 @@
+#include "cluster/session_state.h"
+
+#include "common/assert.h"
+
+namespace ringmq::cluster {
+namespace {
+
+void PutU16(std::string& out, uint16_t value) {
+  out.push_back(static_cast<char>(value >> 8));
+  out.push_back(static_cast<char>(value & 0xFF));
+}
+
+void PutU32(std::string& out, uint32_t value) {
+  PutU16(out, static_cast<uint16_t>(value >> 16));
+  PutU16(out, static_cast<uint16_t>(value & 0xFFFF));
+}
+
+void PutU64(std::string& out, uint64_t value) {
+  PutU32(out, static_cast<uint32_t>(value >> 32));
+  PutU32(out, static_cast<uint32_t>(value & 0xFFFFFFFF));
+}
+
+void SetU16(std::string& out, size_t at, uint16_t value) {
+  out[at] = static_cast<char>(value >> 8);
+  out[at + 1] = static_cast<char>(value & 0xFF);
+}
+
+void SetU32(std::string& out, size_t at, uint32_t value) {
+  SetU16(out, at, static_cast<uint16_t>(value >> 16));
+  SetU16(out, at + 2, static_cast<uint16_t>(value & 0xFFFF));
+}
+
+// The fixed bytes of the header (magic, key, client id length) and the two counts.
+constexpr size_t kFixedBytes = 3 + 8 + 2 + 2 + 4;
+constexpr size_t kSubscriptionFixedBytes = 2 + 1 + 4;
+constexpr size_t kMessageFixedBytes = 2 + 4 + 1 + 1;
+
+}  // namespace
+
+bool SessionStateWriter::Begin(std::string& out, size_t max_bytes, uint64_t key,
+                               std::string_view client_id) {
+  RINGMQ_ASSERT(client_id.size() <= UINT16_MAX);
+  out_ = &out;
+  max_bytes_ = max_bytes;
+  subscriptions_ = 0;
+  messages_ = 0;
+  left_out_ = 0;
+  out.clear();
+  if (kFixedBytes + client_id.size() > max_bytes) return false;
+  out.append("RS1");
+  PutU64(out, key);
+  PutU16(out, static_cast<uint16_t>(client_id.size()));
+  out.append(client_id);
+  subscription_count_at_ = out.size();
+  PutU16(out, 0);
+  message_count_at_ = out.size();
+  PutU32(out, 0);
+  return true;
+}
+
+bool SessionStateWriter::AddSubscription(const StateSubscription& subscription) {
+  RINGMQ_ASSERT(out_ != nullptr && messages_ == 0);  // subscriptions first
+  RINGMQ_ASSERT(subscription.filter.size() <= UINT16_MAX && (subscription.options & 0xF0) == 0);
+  std::string& out = *out_;
+  if (subscriptions_ == UINT16_MAX ||
+      out.size() + kSubscriptionFixedBytes + subscription.filter.size() > max_bytes_) {
+    ++left_out_;
+    return false;
+  }
+  // Inserted before the message count (no message was added yet).
+  out.resize(message_count_at_);
+  PutU16(out, static_cast<uint16_t>(subscription.filter.size()));
+  out.append(subscription.filter);
+  out.push_back(static_cast<char>(subscription.options));
+  PutU32(out, subscription.identifier);
+  message_count_at_ = out.size();
+  PutU32(out, 0);
+  ++subscriptions_;
+  return true;
+}
+
+bool SessionStateWriter::AddMessage(const StateMessage& message) {
+  RINGMQ_ASSERT(out_ != nullptr && message.qos <= 2 && message.topic.size() <= UINT16_MAX);
+  std::string& out = *out_;
+  if (messages_ == UINT32_MAX || message.payload.size() > UINT32_MAX ||
+      out.size() + kMessageFixedBytes + message.topic.size() + message.payload.size() >
+          max_bytes_) {
+    ++left_out_;
+    return false;
+  }
+  PutU16(out, static_cast<uint16_t>(message.topic.size()));
+  out.append(message.topic);
+  PutU32(out, static_cast<uint32_t>(message.payload.size()));
+  out.append(message.payload);
+  out.push_back(static_cast<char>(message.qos));
+  out.push_back(message.retain ? 1 : 0);
+  ++messages_;
+  return true;
+}
+
+void SessionStateWriter::End() {
+  RINGMQ_ASSERT(out_ != nullptr);
+  SetU16(*out_, subscription_count_at_, static_cast<uint16_t>(subscriptions_));
+  SetU32(*out_, message_count_at_, messages_);
+  out_ = nullptr;
+}
+
+namespace session_state_internal {
+
+bool Reader::U8(uint8_t& value) {
+  if (bytes_.empty()) return false;
+  value = static_cast<uint8_t>(bytes_[0]);
+  bytes_.remove_prefix(1);
+  return true;
+}
+
+bool Reader::U16(uint16_t& value) {
+  if (bytes_.size() < 2) return false;
+  value = static_cast<uint16_t>((static_cast<uint8_t>(bytes_[0]) << 8) |
+                                static_cast<uint8_t>(bytes_[1]));
+  bytes_.remove_prefix(2);
+  return true;
+}
+
+bool Reader::U32(uint32_t& value) {
+  uint16_t high = 0;
+  uint16_t low = 0;
+  if (bytes_.size() < 4 || !U16(high) || !U16(low)) return false;
+  value = (uint32_t{high} << 16) | low;
+  return true;
+}
+
+bool Reader::U64(uint64_t& value) {
+  uint32_t high = 0;
+  uint32_t low = 0;
+  if (bytes_.size() < 8 || !U32(high) || !U32(low)) return false;
+  value = (uint64_t{high} << 32) | low;
+  return true;
+}
+
+bool Reader::Bytes(size_t n, std::string_view& value) {
+  if (bytes_.size() < n) return false;
+  value = bytes_.substr(0, n);
+  bytes_.remove_prefix(n);
+  return true;
+}
+
+}  // namespace session_state_internal
+
+}  // namespace ringmq::cluster

@@ -1,0 +1,155 @@
+// A persistent session's state on its way between ringmq nodes (docs/cluster.md, "Client ids
+// across nodes", "Persistent sessions move"): what a node whose session yields to another
+// node's claim (cluster/claim.h) sends that node, so that the client's subscriptions and the
+// messages queued for it follow it. Pure: encoding and parsing, no I/O.
+//
+// Wire format (binary, integers big-endian), one NATS message:
+//   "RS1"                                     magic and version
+//   u64 key                                   the claim it answers
+//   u16 n, n bytes                            client id
+//   u16 count, then count subscriptions:      u16 n, n bytes filter; u8 options (QoS in bits
+//                                             0-1, No Local bit 2, Retain As Published bit 3:
+//                                             the SUBSCRIBE options byte without Retain
+//                                             Handling); u32 Subscription Identifier (0: none)
+//   u32 count, then count messages:           u16 n, n bytes topic; u32 n, n bytes payload;
+//                                             u8 QoS (0-2); u8 RETAIN flag to send (0 or 1)
+// Nothing may follow. MQTT 5.0 message properties are not carried (as between nodes for
+// live messages, docs/cluster.md).
+//
+// Bounds: the encoder never writes more than the `max_bytes` it is given (the NATS server's
+// max_payload): what does not fit is left out, subscriptions before messages, and counted
+// (left_out). The parser checks every length against what is left of the input.
+//
+// Thread safety: pure functions; a SessionStateWriter is used by one thread.
+#ifndef RINGMQ_CLUSTER_SESSION_STATE_H_
+#define RINGMQ_CLUSTER_SESSION_STATE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace ringmq::cluster {
+
+// The control subject kind of the replies that carry session state (control.h):
+// $RINGMQ[.prefix].session.<node>.<shard>, subscribed by each shard of each node.
+inline constexpr std::string_view kSessionKind = "session";
+
+struct StateSubscription {
+  std::string_view filter;
+  uint8_t options = 0;  // QoS | No Local << 2 | Retain As Published << 3
+  uint32_t identifier = 0;
+};
+
+struct StateMessage {
+  std::string_view topic;
+  std::string_view payload;
+  uint8_t qos = 0;
+  bool retain = false;
+};
+
+// Builds one state message: Begin, then subscriptions, then messages (in that order).
+class SessionStateWriter {
+ public:
+  // Starts over into `out` (cleared; its capacity is reused). Returns false if even the header
+  // does not fit in `max_bytes` (nothing can be sent).
+  bool Begin(std::string& out, size_t max_bytes, uint64_t key, std::string_view client_id);
+  // Each returns false (and counts it in left_out) if the item does not fit.
+  bool AddSubscription(const StateSubscription& subscription);
+  bool AddMessage(const StateMessage& message);
+  // Writes the counts. `out` holds the state afterwards.
+  void End();
+  uint64_t left_out() const { return left_out_; }
+
+ private:
+  std::string* out_ = nullptr;
+  size_t max_bytes_ = 0;
+  size_t subscription_count_at_ = 0;  // offset of the u16 subscription count
+  size_t message_count_at_ = 0;       // offset of the u32 message count
+  uint32_t subscriptions_ = 0;
+  uint32_t messages_ = 0;
+  uint64_t left_out_ = 0;
+};
+
+// Parses `bytes`: calls on_header(key, client_id) first and, if it returns true,
+// on_subscription(StateSubscription) and on_message(StateMessage) for each item, views into
+// `bytes`. The whole input is checked before any callback: returns false (and calls nothing)
+// if it is not a well-formed state.
+template <typename OnHeader, typename OnSubscription, typename OnMessage>
+bool ParseSessionState(std::string_view bytes, OnHeader on_header, OnSubscription on_subscription,
+                       OnMessage on_message);
+
+namespace session_state_internal {
+
+class Reader {
+ public:
+  explicit Reader(std::string_view bytes) : bytes_(bytes) {}
+  bool U8(uint8_t& value);
+  bool U16(uint16_t& value);
+  bool U32(uint32_t& value);
+  bool U64(uint64_t& value);
+  bool Bytes(size_t n, std::string_view& value);
+  bool done() const { return bytes_.empty(); }
+
+ private:
+  std::string_view bytes_;
+};
+
+// One pass over `bytes`; with `emit` false it only validates.
+template <typename OnHeader, typename OnSubscription, typename OnMessage>
+bool Walk(std::string_view bytes, bool emit, OnHeader& on_header, OnSubscription& on_subscription,
+          OnMessage& on_message) {
+  Reader reader(bytes);
+  std::string_view magic;
+  uint64_t key = 0;
+  uint16_t length16 = 0;
+  std::string_view client_id;
+  if (!reader.Bytes(3, magic) || magic != "RS1" || !reader.U64(key) || !reader.U16(length16) ||
+      !reader.Bytes(length16, client_id)) {
+    return false;
+  }
+  if (emit && !on_header(key, client_id)) return true;
+  uint16_t subscriptions = 0;
+  if (!reader.U16(subscriptions)) return false;
+  for (uint16_t i = 0; i < subscriptions; ++i) {
+    StateSubscription subscription;
+    if (!reader.U16(length16) || !reader.Bytes(length16, subscription.filter) ||
+        !reader.U8(subscription.options) || !reader.U32(subscription.identifier)) {
+      return false;
+    }
+    if ((subscription.options & 0x03) > 2 || (subscription.options & 0xF0) != 0) return false;
+    if (subscription.filter.empty()) return false;
+    if (emit) on_subscription(subscription);
+  }
+  uint32_t messages = 0;
+  if (!reader.U32(messages)) return false;
+  for (uint32_t i = 0; i < messages; ++i) {
+    StateMessage message;
+    uint32_t length32 = 0;
+    uint8_t retain = 0;
+    if (!reader.U16(length16) || !reader.Bytes(length16, message.topic) || !reader.U32(length32) ||
+        !reader.Bytes(length32, message.payload) || !reader.U8(message.qos) || !reader.U8(retain)) {
+      return false;
+    }
+    if (message.qos > 2 || retain > 1 || message.topic.empty()) return false;
+    message.retain = retain == 1;
+    if (emit) on_message(message);
+  }
+  return reader.done();
+}
+
+}  // namespace session_state_internal
+
+template <typename OnHeader, typename OnSubscription, typename OnMessage>
+bool ParseSessionState(std::string_view bytes, OnHeader on_header, OnSubscription on_subscription,
+                       OnMessage on_message) {
+  if (!session_state_internal::Walk(bytes, /*emit=*/false, on_header, on_subscription,
+                                    on_message)) {
+    return false;
+  }
+  return session_state_internal::Walk(bytes, /*emit=*/true, on_header, on_subscription, on_message);
+}
+
+}  // namespace ringmq::cluster
+
+#endif  // RINGMQ_CLUSTER_SESSION_STATE_H_

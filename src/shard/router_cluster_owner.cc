@@ -1,0 +1,271 @@
+// Router: client ids across nodes (router.h, "Client ids across nodes"; docs/cluster.md).
+#include <time.h>
+
+#include <memory>
+#include <string_view>
+
+#include "absl/strings/escaping.h"
+#include "cluster/claim.h"
+#include "cluster/control.h"
+#include "cluster/session_state.h"
+#include "common/assert.h"
+#include "common/log.h"
+#include "shard/cluster_owner.h"
+#include "shard/router.h"
+#include "shard/router_cluster.h"
+
+namespace ringmq::shard {
+namespace {
+
+// Claim keys start from the wall clock (cluster/claim.h, "Clock"): nodes compare them, so a
+// monotonic clock, whose origin is per machine, would not do.
+uint64_t WallMicros() {
+  timespec now{};
+  clock_gettime(CLOCK_REALTIME, &now);
+  return static_cast<uint64_t>(now.tv_sec) * 1'000'000 + static_cast<uint64_t>(now.tv_nsec) / 1000;
+}
+
+// The state of a session is sent in one NATS message: at most the server's max_payload (before
+// the first INFO, NATS's default of 1 MiB).
+constexpr size_t kDefaultStateBytesMax = 1024 * 1024;
+
+}  // namespace
+
+absl::Status Router::StartClusterOwnership() {
+  RINGMQ_ASSERT(cluster_ != nullptr && ownership_ == nullptr);
+  auto ownership = std::make_unique<ClusterOwnership>();
+  for (const uint32_t bucket : ClusterOwnership::BucketsOf(shard_, shard_count_)) {
+    ownership->subject.clear();
+    cluster::AppendClaimSubject(cluster_->prefix, bucket, ownership->subject);
+    absl::StatusOr<uint64_t> sid = cluster_->link->Subscribe(ownership->subject, "");
+    if (!sid.ok()) return sid.status();
+    ownership->AddSid(*sid);
+  }
+  const std::string shard = std::to_string(shard_);
+  cluster::AppendControlSubject(cluster_->prefix, cluster::kSessionKind,
+                                {cluster_->node_name, shard}, ownership->state_subject);
+  absl::StatusOr<uint64_t> sid = cluster_->link->Subscribe(ownership->state_subject, "");
+  if (!sid.ok()) return sid.status();
+  ownership->set_state_sid(*sid);
+  ownership_ = std::move(ownership);
+  return absl::OkStatus();
+}
+
+void Router::ClaimOnConnect(uint32_t index, const mqtt::Connect& connect) {
+  ClusterOwnership& ownership = *ownership_;
+  // A server-assigned id (the CONNECT's was empty) is 128 random bits no other node holds; a
+  // 5.0 client that comes back with it elsewhere claims it there (key 0 here: any claim wins).
+  if (connect.client_id.empty()) {
+    ownership.SetKey(index, 0);
+    return;
+  }
+  const uint64_t key = ownership.clock().Next(WallMicros());
+  ownership.SetKey(index, key);
+  PublishClaim(key, connect.clean_session, sessions_[index].session->client_id());
+}
+
+void Router::PublishClaim(uint64_t key, bool clean_start, std::string_view client_id) {
+  ClusterOwnership& ownership = *ownership_;
+  Cluster& c = *cluster_;
+  ownership.subject.clear();
+  cluster::AppendClaimSubject(c.prefix, cluster::ClaimBucket(client_id), ownership.subject);
+  ownership.payload.clear();
+  cluster::EncodeClaim(
+      {.key = key, .node = c.node_name, .clean_start = clean_start, .client_id = client_id},
+      ownership.payload);
+  // A claimant that means to resume its session asks for its state (see StartClusterOwnership).
+  const std::string_view reply = clean_start ? std::string_view() : ownership.state_subject;
+  switch (c.link->Publish(ownership.subject, {}, ownership.payload, reply)) {
+    case cluster::PublishResult::kQueued:
+    case cluster::PublishResult::kHeld:
+      counters_.cluster_owner_claims_sent.Add();
+      return;
+    case cluster::PublishResult::kNoRoom:
+    case cluster::PublishResult::kTooLarge:
+    case cluster::PublishResult::kInvalid:
+      counters_.cluster_owner_claims_refused.Add();
+      return;
+  }
+}
+
+bool Router::OnClaimMessage(const cluster::NatsMessage& message) {
+  // By sid, not by subject: a data subscription to ">" (an MQTT "#" without a prefix) also
+  // gets claim subjects; OnClusterMessage drops that copy as a '$' subject.
+  if (ownership_ == nullptr) return false;
+  if (ownership_->IsStateSid(message.sid)) {
+    OnSessionState(message.payload);
+    return true;
+  }
+  if (!ownership_->IsClaimSid(message.sid)) return false;
+  const std::optional<cluster::Claim> claim = cluster::ParseClaim(message.payload);
+  if (!claim) {
+    counters_.cluster_owner_claims_invalid.Add();
+    return true;
+  }
+  // Our own claim, through another shard's link (echo off is per connection).
+  if (claim->node == cluster_->node_name) return true;
+  counters_.cluster_owner_claims_received.Add();
+  const uint32_t home = HomeShard(claim->client_id);
+  if (home == shard_) {
+    HandleClaim(*claim, message.reply);
+    return true;
+  }
+  counters_.cluster_owner_claims_forwarded.Add();
+  auto* record = new ClaimRecord{.key = claim->key,
+                                 .node = std::string(claim->node),
+                                 .clean_start = claim->clean_start,
+                                 .client_id = std::string(claim->client_id),
+                                 .reply = std::string(message.reply)};
+  const Slot slots[] = {Slot{kClaim, 0, reinterpret_cast<uint64_t>(record)}};
+  outbox_.Push(
+      home, slots,
+      sizeof(ClaimRecord) + record->node.size() + record->client_id.size() + record->reply.size());
+  return true;
+}
+
+void Router::HandleClaim(const cluster::Claim& claim, std::string_view reply) {
+  RINGMQ_ASSERT(ownership_ != nullptr && HomeShard(claim.client_id) == shard_);
+  ClusterOwnership& ownership = *ownership_;
+  // A CONNECT here after this claim arrived is newer than it (cluster/claim.h, "Clock").
+  ownership.clock().Observe(claim.key);
+  const uint32_t index = sessions_.Find(claim.client_id);
+  if (index == kNone) return;
+  SessionEntry& entry = sessions_[index];
+  const uint64_t own_key = ownership.key(index);
+  if (ClusterOwnership::Judge(claim, own_key, cluster_->node_name) ==
+      ClusterOwnership::Verdict::kYield) {
+    YieldToClaim(index, claim, reply);
+    return;
+  }
+  counters_.cluster_owner_claims_kept.Add();
+  // The claimant may not have seen our claim (lost while NATS was unreachable, or crossing
+  // with its own): it gets ours again, and its connection yields to it.
+  if (entry.connection != nullptr) {
+    PublishClaim(own_key, entry.session->clean_session(), claim.client_id);
+  }
+}
+
+void Router::YieldToClaim(uint32_t index, const cluster::Claim& claim, std::string_view reply) {
+  SessionEntry& entry = sessions_[index];
+  if (entry.connection != nullptr) {
+    // As a takeover on one node (ResumeOrEnd): unless the old connection sent DISCONNECT, its
+    // will falls due (MQTT-3.1.4-2, MQTT-3.1.2-8); a 5.0 client is told 0x8E.
+    net::Connection* old = entry.connection;
+    const bool graceful = old->disconnected_gracefully();
+    if (!graceful) {
+      counters_.cluster_owner_takeovers.Add();
+      if (LogLevel level; context_.event_log.Admit(services_.now_ms(), &level)) {
+        const std::string id =
+            absl::CHexEscape(absl::string_view(claim.client_id.data(), claim.client_id.size()));
+        LogLine(level, "client %s taken over by a connection on node %.*s", id.c_str(),
+                static_cast<int>(claim.node.size()), claim.node.data());
+      }
+    }
+    sessions_.BindTag(old->tag(), kNone);
+    ApplyDisconnectExpiry(index, *old);
+    Detach(index, /*will_due=*/!graceful);
+    old->Disconnect(mqtt::ReasonCode::kSessionTakenOver, services_.now_ms(), context_);
+    services_.ConnectionDirty(old->tag());
+  }
+  // The client id's session is the claimant's now. A persistent one it resumes (clean session /
+  // Clean Start 0, as ResumeOrEnd resumes one on this node) goes there; any other ends.
+  if (!claim.clean_start && expiry_s_[index] != 0) {
+    if (reply.empty()) {
+      counters_.cluster_owner_sessions_not_moved.Add();
+    } else {
+      SendSessionState(index, claim.key, reply);
+      // 5.0:MQTT-3.1.3-9: the session resumed before its will's delay ran out.
+      if (entry.session->will()) {
+        counters_.wills_cancelled.Add();
+        entry.session->will().reset();
+      }
+    }
+  } else {
+    counters_.cluster_owner_sessions_ended.Add();
+  }
+  DestroySession(index);
+}
+
+void Router::SendSessionState(uint32_t index, uint64_t key, std::string_view reply) {
+  ClusterOwnership& ownership = *ownership_;
+  Cluster& c = *cluster_;
+  const session::Session& session = *sessions_[index].session;
+  const int64_t server_max = c.link->server_info().max_payload;
+  const size_t max_bytes = server_max > 0 ? static_cast<size_t>(server_max) : kDefaultStateBytesMax;
+  cluster::SessionStateWriter writer;
+  if (!writer.Begin(ownership.payload, max_bytes, key, session.client_id())) {
+    counters_.cluster_owner_sessions_not_moved.Add();
+    return;
+  }
+  for (const auto& [filter, options] : session.subscriptions()) {
+    writer.AddSubscription(
+        {.filter = filter,
+         .options = static_cast<uint8_t>(options.qos | (options.no_local ? 0x04 : 0) |
+                                         (options.retain_as_published ? 0x08 : 0)),
+         .identifier = options.identifier});
+  }
+  session.ForEachDelivery([&](const message::Message* message, uint8_t qos, bool retain,
+                              uint16_t /*packet_id*/, bool released) {
+    // A QoS 2 delivery whose PUBREC arrived is the client's already (it gets the PUBREL from
+    // nobody: the new node has no packet id for it, and the client completes it on its own).
+    if (released || message == nullptr) return;
+    const std::span<const uint8_t> payload = message->payload();
+    writer.AddMessage(
+        {.topic = message->topic(),
+         .payload = std::string_view(reinterpret_cast<const char*>(payload.data()), payload.size()),
+         .qos = qos,
+         .retain = retain});
+  });
+  writer.End();
+  counters_.cluster_owner_state_left_out.Add(writer.left_out());
+  switch (c.link->Publish(reply, {}, ownership.payload)) {
+    case cluster::PublishResult::kQueued:
+    case cluster::PublishResult::kHeld:
+      counters_.cluster_owner_sessions_moved.Add();
+      return;
+    case cluster::PublishResult::kNoRoom:
+    case cluster::PublishResult::kTooLarge:
+    case cluster::PublishResult::kInvalid:
+      counters_.cluster_owner_sessions_not_moved.Add();
+      return;
+  }
+}
+
+void Router::OnSessionState(std::string_view bytes) {
+  uint32_t index = kNone;
+  uint32_t generation = 0;
+  const bool well_formed = cluster::ParseSessionState(
+      bytes,
+      [&](uint64_t key, std::string_view client_id) {
+        // The state answers the claim of the session bound here then; a session that has
+        // claimed again since (or ended) is not that session.
+        index = sessions_.Find(client_id);
+        if (index == kNone || HomeShard(client_id) != shard_ || ownership_->key(index) != key) {
+          index = kNone;
+          counters_.cluster_owner_states_stale.Add();
+          return false;
+        }
+        generation = sessions_[index].generation;
+        return true;
+      },
+      [&](const cluster::StateSubscription& subscription) {
+        // Retain Handling 2: the retained messages were the client's when it subscribed.
+        SubscribeOne(index, subscription.filter, subscription.options | 0x20,
+                     subscription.identifier);
+      },
+      [&](const cluster::StateMessage& state) {
+        const auto* payload = reinterpret_cast<const uint8_t*>(state.payload.data());
+        const message::MessageRef message = message::MessageRef::Create(
+            state.topic, std::span<const uint8_t>(payload, state.payload.size()), state.qos,
+            state.retain, NextOrigin(), message::Mqtt5Fields{});
+        DeliverLocal(index, generation, state.qos, message.get(), state.retain,
+                     /*acl_check=*/false);
+      });
+  if (!well_formed) {
+    counters_.cluster_owner_states_invalid.Add();
+    return;
+  }
+  if (index != kNone) counters_.cluster_owner_states_merged.Add();
+}
+
+}  // namespace ringmq::shard
