@@ -14,6 +14,8 @@ void ShardCounters::AddTo(Snapshot& total) const {
     total.connect[i] += connect[i].Load();
     total.connect_silenced[i] += connect_silenced[i].Load();
   }
+  for (size_t i = 0; i < cluster_hop.size(); ++i) total.cluster_hop[i] += cluster_hop[i].Load();
+  total.cluster_hop_sum_us += cluster_hop_sum_us.Load();
 #define RINGMQ_GAUGE_ADD(name) total.gauges.name += gauges.name.Load();
   RINGMQ_SHARD_GAUGES(RINGMQ_GAUGE_ADD)
 #undef RINGMQ_GAUGE_ADD

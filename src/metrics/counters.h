@@ -226,6 +226,19 @@ namespace ringmq::metrics {
   X(cluster_share_link_connects)   /* share link: NATS handshakes completed */              \
   X(cluster_share_link_reconnects) /* of those, after the first */                          \
   X(cluster_share_link_disconnects) /* share link: connections ended, attempts included */  \
+  X(cluster_retained_out)              /* retained updates published to the stream */     \
+  X(cluster_retained_in)               /* stream updates applied to the retained store */ \
+  X(cluster_retained_store_refused)    /* of those, refused by the store's bounds */      \
+  X(cluster_retained_publish_refused)  /* the link refused an update (bound, size) */     \
+  X(cluster_retained_uncarried)        /* retained topics no subject carries: local */    \
+  X(cluster_retained_unmappable)       /* stream subjects that are no topic: skipped */   \
+  X(cluster_retained_acks)             /* PubAcks of this shard's updates */              \
+  X(cluster_retained_stream_errors)    /* JetStream errors, no responders, timeouts */    \
+  X(cluster_retained_duplicates)       /* stream sequences already applied: skipped */    \
+  X(cluster_retained_consumer_starts)  /* stream consumers created */                     \
+  X(cluster_retained_gaps)             /* consumer gaps or silences: consumer recreated */ \
+  X(cluster_retained_resent)           /* updates sent again (no PubAck, error, 503) */   \
+  X(cluster_retained_untracked)        /* updates sent once: too many awaited PubAcks */  \
   X(recv_enobufs) /* multishot recv ran out of provided buffers */                      \
   X(loop_iterations)                                                                    \
   X(sqes_submitted)                                                                     \
@@ -298,6 +311,14 @@ struct GaugeSnapshot {
 
 struct Snapshot;
 
+// The cross-node hop of a cluster message (docs/cluster.md, "Latency across nodes"): from the
+// publishing node's PUBLISH to the receiving shard's delivery, in microseconds, by bucket
+// upper bound (Prometheus histogram ringmq_cluster_hop_latency_seconds; the exposition makes
+// the buckets cumulative). The last bucket is everything above the last bound (+Inf).
+inline constexpr std::array<uint64_t, 12> kClusterHopBoundsUs = {
+    100, 250, 500, 1'000, 2'500, 5'000, 10'000, 25'000, 50'000, 100'000, 250'000, 1'000'000};
+inline constexpr size_t kClusterHopBuckets = kClusterHopBoundsUs.size() + 1;
+
 // One listener's counters on one shard.
 struct ListenerCounters {
 #define RINGMQ_LISTENER_COUNTER_FIELD(name) Counter name;
@@ -324,7 +345,19 @@ struct alignas(64) ShardCounters {
   // The part of connect[reason] closed without CONNACK because of reject_policy = silent; the
   // rest of a refusal reason's count got its CONNACK.
   std::array<Counter, connect::kReasonCount> connect_silenced;
+  // Cross-node hop latency: per bucket (not cumulative) and the sum in microseconds.
+  std::array<Counter, kClusterHopBuckets> cluster_hop;
+  Counter cluster_hop_sum_us;
   ShardGauges gauges;
+
+  void ObserveClusterHop(uint64_t microseconds) {
+    size_t bucket = 0;
+    while (bucket < kClusterHopBoundsUs.size() && microseconds > kClusterHopBoundsUs[bucket]) {
+      ++bucket;
+    }
+    cluster_hop[bucket].Add();
+    cluster_hop_sum_us.Add(microseconds);
+  }
 
   ShardCounters() : listeners_(std::make_unique<ListenerCounters[]>(1)) {}
 
@@ -358,6 +391,8 @@ struct Snapshot {
 #undef RINGMQ_SNAPSHOT_FIELD
   std::array<uint64_t, connect::kReasonCount> connect{};
   std::array<uint64_t, connect::kReasonCount> connect_silenced{};
+  std::array<uint64_t, kClusterHopBuckets> cluster_hop{};  // not part of Format()
+  uint64_t cluster_hop_sum_us = 0;
   GaugeSnapshot gauges;  // summed too; not part of Format()
 
   // "name=value name=value ..." with CONNECT reasons as connect_<label> and their silenced

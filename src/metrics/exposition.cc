@@ -10,7 +10,7 @@
 namespace ringmq::metrics {
 namespace {
 
-enum class Type : uint8_t { kCounter, kGauge };
+enum class Type : uint8_t { kCounter, kGauge, kHistogram };
 
 struct Family {
   std::string_view name;
@@ -155,6 +155,9 @@ constexpr Family kFamilies[] = {
      "node), overlap (an extra copy of overlapping subscriptions), uncarried_topic (no NATS "
      "subject for the topic), unmappable_subject (no MQTT topic for the subject), "
      "link_refused (the NATS link had no room)."},
+    {"ringmq_cluster_hop_latency_seconds", Type::kHistogram,
+     "Time from a message's PUBLISH on one node to its delivery on this shard of another node "
+     "(wall clocks of both nodes: their skew adds to it)."},
     {"ringmq_cluster_link_events_total", Type::kCounter,
      "NATS connection events of the shards' links: connect, reconnect, disconnect."},
     {"ringmq_cluster_nats_subscriptions", Type::kGauge,
@@ -214,6 +217,19 @@ constexpr Family kFamilies[] = {
     {"ringmq_cluster_share_subscriptions", Type::kGauge,
      "NATS queue subscriptions the shards' share links hold for their shared-subscription "
      "groups."},
+    // Retained messages cluster-wide (docs/cluster.md "Retained messages").
+    {"ringmq_cluster_retained_updates_total", Type::kCounter,
+     "Retained updates published to the retained stream (direction=out) or applied from it "
+     "to this node's retained store (direction=in)."},
+    {"ringmq_cluster_retained_dropped_total", Type::kCounter,
+     "Retained updates not carried or not applied, by reason: store_refused (over the retained "
+     "store's bounds), link_refused (the NATS link had no room), uncarried_topic, "
+     "unmappable_subject, duplicate (a stream sequence already applied)."},
+    {"ringmq_cluster_retained_stream_events_total", Type::kCounter,
+     "The retained stream's events: ack (PubAck of an update), error (JetStream error, no "
+     "responders or timeout), consumer_start, gap (consumer gap or silence: recreated), resend (an "
+     "update sent again: error or no PubAck in time), untracked (sent once, over the bound of "
+     "updates awaiting a PubAck)."},
     {"ringmq_persist_publish_refused_total", Type::kCounter,
      "QoS 1/2 PUBLISHes not acknowledged because a shard's log was failing or behind its bound; "
      "the publisher was disconnected and resends after reconnecting."},
@@ -405,12 +421,34 @@ void AppendConnectOutcomes(std::string& out, std::string_view shard, const Snaps
   }
 }
 
+// A histogram's samples for one shard: cumulative _bucket{le}, _sum (seconds), _count.
+void AppendClusterHop(std::string& out, std::string_view family, std::string_view shard,
+                      const Snapshot& snapshot) {
+  const std::string bucket_name = std::string(family) + "_bucket";
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < kClusterHopBuckets; ++i) {
+    cumulative += snapshot.cluster_hop[i];
+    const std::string le = i < kClusterHopBoundsUs.size()
+                               ? absl::StrFormat("%g", kClusterHopBoundsUs[i] / 1e6)
+                               : std::string("+Inf");
+    AppendSample(out, bucket_name, {{"shard", shard}, {"le", le}}, absl::StrCat(cumulative));
+  }
+  AppendSample(out, std::string(family) + "_sum", {{"shard", shard}},
+               absl::StrFormat("%.6f", snapshot.cluster_hop_sum_us / 1e6));
+  AppendSample(out, std::string(family) + "_count", {{"shard", shard}}, absl::StrCat(cumulative));
+}
+
 // Per-shard samples of every counter and gauge in `family`.
 void AppendShardSeries(std::string& out, const Family& family, const BrokerSample& sample) {
   for (size_t shard = 0; shard < sample.shards.size(); ++shard) {
     const std::string shard_label = absl::StrCat(shard);
     const Snapshot& snapshot = sample.shards[shard];
     if (family.name == kConnectOutcomes) AppendConnectOutcomes(out, shard_label, snapshot);
+    if (family.type == Type::kHistogram) {
+      RINGMQ_ASSERT(family.name == "ringmq_cluster_hop_latency_seconds");
+      AppendClusterHop(out, family.name, shard_label, snapshot);
+      continue;
+    }
     for (size_t i = 0; i < kCounterCount; ++i) {
       const auto id = static_cast<CounterId>(i);
       const Series series = SeriesOf(id);
@@ -686,6 +724,32 @@ Series SeriesOf(CounterId id) {
       return Labelled("ringmq_cluster_share_link_events_total", "event", "reconnect");
     case C::cluster_share_link_disconnects:
       return Labelled("ringmq_cluster_share_link_events_total", "event", "disconnect");
+    case C::cluster_retained_out:
+      return Labelled("ringmq_cluster_retained_updates_total", "direction", "out");
+    case C::cluster_retained_in:
+      return Labelled("ringmq_cluster_retained_updates_total", "direction", "in");
+    case C::cluster_retained_store_refused:
+      return Labelled("ringmq_cluster_retained_dropped_total", "reason", "store_refused");
+    case C::cluster_retained_publish_refused:
+      return Labelled("ringmq_cluster_retained_dropped_total", "reason", "link_refused");
+    case C::cluster_retained_uncarried:
+      return Labelled("ringmq_cluster_retained_dropped_total", "reason", "uncarried_topic");
+    case C::cluster_retained_unmappable:
+      return Labelled("ringmq_cluster_retained_dropped_total", "reason", "unmappable_subject");
+    case C::cluster_retained_duplicates:
+      return Labelled("ringmq_cluster_retained_dropped_total", "reason", "duplicate");
+    case C::cluster_retained_acks:
+      return Labelled("ringmq_cluster_retained_stream_events_total", "event", "ack");
+    case C::cluster_retained_stream_errors:
+      return Labelled("ringmq_cluster_retained_stream_events_total", "event", "error");
+    case C::cluster_retained_consumer_starts:
+      return Labelled("ringmq_cluster_retained_stream_events_total", "event", "consumer_start");
+    case C::cluster_retained_gaps:
+      return Labelled("ringmq_cluster_retained_stream_events_total", "event", "gap");
+    case C::cluster_retained_resent:
+      return Labelled("ringmq_cluster_retained_stream_events_total", "event", "resend");
+    case C::cluster_retained_untracked:
+      return Labelled("ringmq_cluster_retained_stream_events_total", "event", "untracked");
     case C::persist_input_held_back: return Plain("ringmq_persist_input_held_back_total");
     case C::persist_dropped_disk_full: return Plain("ringmq_persist_dropped_disk_full_total");
     case C::persist_compactions: return Plain("ringmq_persist_compactions_total");
@@ -842,7 +906,9 @@ std::string Render(const BrokerSample& sample) {
   for (const Family& family : kFamilies) {
     out.append("# HELP ").append(family.name).append(" ").append(EscapeHelp(family.help));
     out.append("\n# TYPE ").append(family.name).append(" ");
-    out.append(family.type == Type::kCounter ? "counter\n" : "gauge\n");
+    out.append(family.type == Type::kCounter ? "counter\n"
+               : family.type == Type::kGauge ? "gauge\n"
+                                             : "histogram\n");
     if (!AppendBrokerSeries(out, family, sample)) AppendShardSeries(out, family, sample);
   }
   return out;

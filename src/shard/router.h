@@ -298,6 +298,11 @@ class Router final : public net::PacketSink {
   // bound (SUBSCRIBE with Retain Handling 2, each message queued as a delivery). Fails if the
   // link refuses a subscription.
   absl::Status StartClusterOwnership();
+  // Retained messages cluster-wide (router_cluster_retained.cc; cluster/retained_sync.h): a
+  // retained PUBLISH or will of this shard is also published to the node's retained stream;
+  // shard 0 consumes the stream into the retained store. Call every loop iteration when
+  // clustered (requests, retries, heartbeat checks).
+  void ClusterTick(uint64_t now_ms);
 
   // ---- Cluster acknowledgements (docs/cluster.md; router_cluster_acks.cc) ----
   // QoS 1 and 2 at least once across nodes, after AttachCluster (before any session exists):
@@ -561,8 +566,10 @@ class Router final : public net::PacketSink {
   }
   void PublishToCluster(const message::Message& message);
   // Receiving side of a cluster message (OnClusterMessage after its checks, and retransmits):
-  // delivery to this shard's matching non-shared subscriptions.
-  void DeliverFromCluster(std::string_view subject, uint8_t qos, std::string_view payload);
+  // delivery to this shard's matching non-shared subscriptions. `sent_at_us`: the
+  // Ringmq-Sent-At header's value (0: none), observed as the hop's latency.
+  void DeliverFromCluster(std::string_view subject, uint8_t qos, std::string_view payload,
+                          uint64_t sent_at_us = 0);
 
   // ---- Cluster acknowledgements (router_cluster_acks.cc) ----
   struct ClusterAcks;
@@ -580,6 +587,12 @@ class Router final : public net::PacketSink {
   void ReleaseClusterAcks();
   // Publishes the ids acknowledged to the origin link of ack subject `reply`, then clears them.
   void SendAcks(std::string_view reply, std::string& ids);
+  // Retained across nodes (router_cluster_retained.cc).
+  struct ClusterRetainedSink;
+  void AttachClusterRetained();
+  void PublishRetainedToCluster(const message::Message& message);
+  void ApplyClusterRetained(std::string_view topic, std::string_view payload, uint8_t qos,
+                            uint64_t expires_at_unix_ms);
 
   // ---- Client ids across nodes (router_cluster_owner.cc) ----
   // OnConnect bound the session `index` for `connection`: claims its id (see

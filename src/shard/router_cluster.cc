@@ -1,7 +1,10 @@
 // Router: the cluster over NATS (router.h, "Cluster over NATS"; docs/cluster.md).
 #include "shard/router_cluster.h"
 
+#include <time.h>
+
 #include <array>
+#include <charconv>
 #include <string_view>
 
 #include "common/assert.h"
@@ -17,9 +20,20 @@ constexpr std::string_view kNodeHeader = "Ringmq-Node";
 constexpr std::string_view kQosHeader = "Ringmq-Qos";
 constexpr std::string_view kRetainHeader = "Ringmq-Retain";
 constexpr std::string_view kIdHeader = "Ringmq-Id";  // cluster acks (router_cluster_acks.cc)
+// The publishing node's wall clock at forwarding, in microseconds since the Unix epoch: the
+// receiving shard observes the hop (ringmq_cluster_hop_latency_seconds).
+constexpr std::string_view kSentAtHeader = "Ringmq-Sent-At";
 constexpr std::string_view kDigits[] = {"0", "1", "2"};
 
 uint8_t MinQos(uint8_t a, uint8_t b) { return a < b ? a : b; }
+
+// The wall clock (not the monotonic one: the hop crosses machines), in microseconds. A vDSO
+// call (no syscall), once per message forwarded or received.
+uint64_t WallClockMicros() {
+  timespec now{};
+  clock_gettime(CLOCK_REALTIME, &now);
+  return static_cast<uint64_t>(now.tv_sec) * 1'000'000 + static_cast<uint64_t>(now.tv_nsec) / 1000;
+}
 
 std::string_view Trim(std::string_view text) {
   while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
@@ -50,6 +64,7 @@ void Router::AttachCluster(cluster::NatsLink* link, std::string node_name,
                            std::string subject_prefix) {
   RINGMQ_ASSERT(link != nullptr && cluster_ == nullptr && sessions_.size() == 0);
   cluster_ = std::make_unique<Cluster>(link, std::move(node_name), std::move(subject_prefix));
+  AttachClusterRetained();
 }
 
 size_t Router::cluster_subject_count() const {
@@ -75,23 +90,28 @@ void Router::PublishToCluster(const message::Message& message) {
   // '$' topics stay on this node: $SYS is per broker (MQTT-4.7.2-1), and without a prefix other
   // '$' subjects are NATS's own ($JS.API, $KV, ...).
   if (topic.empty() || topic[0] == '$') return;
+  if (message.retain()) PublishRetainedToCluster(message);
   c.subject.clear();
   if (cluster::TopicToSubject(topic, c.mapping, c.subject) != cluster::Uncarried::kNone) {
     counters_.cluster_uncarried_topics.Add();
     return;
   }
-  std::array<cluster::nats::HeaderField, 4> headers = {{
+  char sent_at[20];  // UINT64_MAX has 20 digits
+  const auto [sent_at_end, ignored] =
+      std::to_chars(sent_at, sent_at + sizeof(sent_at), WallClockMicros());
+  std::array<cluster::nats::HeaderField, 5> headers = {{
       {kNodeHeader, c.node_name},
       {kQosHeader, kDigits[message.qos() <= 2 ? message.qos() : 0]},
       {kRetainHeader, kDigits[message.retain() ? 1 : 0]},
+      {kSentAtHeader, std::string_view(sent_at, static_cast<size_t>(sent_at_end - sent_at))},
       {kIdHeader, {}},
   }};
-  size_t header_count = 3;
+  size_t header_count = 4;
   std::string_view reply;
   if (cluster_acks_ != nullptr && message.qos() > 0 &&
       TrackClusterMessage(message, c.subject, c.id_text, reply)) {
-    headers[3].second = c.id_text;
-    header_count = 4;
+    headers[4].second = c.id_text;
+    header_count = 5;
   }
   const std::span<const uint8_t> payload = message.payload();
   const std::string_view bytes(reinterpret_cast<const char*>(payload.data()), payload.size());
@@ -107,7 +127,7 @@ void Router::PublishToCluster(const message::Message& message) {
     case cluster::PublishResult::kTooLarge:
     case cluster::PublishResult::kInvalid:
       counters_.cluster_publish_refused.Add();
-      if (header_count == 4) cluster_acks_->Untrack();  // never sendable: nothing to wait for
+      if (header_count == 5) cluster_acks_->Untrack();  // never sendable: nothing to wait for
       return;
   }
 }
@@ -116,9 +136,11 @@ void Router::OnClusterMessage(const cluster::NatsMessage& nats_message) {
   RINGMQ_ASSERT(cluster_ != nullptr);
   if (OnClaimMessage(nats_message)) return;  // client ids across nodes (router_cluster_owner.cc)
   Cluster& c = *cluster_;
+  if (c.retained->OnMessage(nats_message, services_.now_ms())) return;
   if (cluster_acks_ != nullptr && OnClusterControl(nats_message)) return;
   uint8_t qos = 0;  // a NATS application's message: at most once
   bool echo = false;
+  uint64_t sent_at_us = 0;  // 0: no Ringmq-Sent-At (a NATS application's message)
   ForEachHeader(nats_message.headers, [&](std::string_view name, std::string_view value) {
     if (name == kNodeHeader && value == c.node_name) {
       echo = true;
@@ -127,6 +149,7 @@ void Router::OnClusterMessage(const cluster::NatsMessage& nats_message) {
     if (name == kQosHeader && value.size() == 1 && value[0] >= '0' && value[0] <= '2') {
       qos = static_cast<uint8_t>(value[0] - '0');
     }
+    if (name == kSentAtHeader) std::from_chars(value.data(), value.data() + value.size(), sent_at_us);
     return true;
   });
   if (echo) {
@@ -144,11 +167,11 @@ void Router::OnClusterMessage(const cluster::NatsMessage& nats_message) {
       !nats_message.subject.starts_with('$') && !AcceptClusterData(nats_message)) {
     return;  // a message sent again that this shard delivered already
   }
-  DeliverFromCluster(nats_message.subject, qos, nats_message.payload);
+  DeliverFromCluster(nats_message.subject, qos, nats_message.payload, sent_at_us);
 }
 
 void Router::DeliverFromCluster(std::string_view subject, uint8_t qos,
-                                std::string_view payload_bytes) {
+                                std::string_view payload_bytes, uint64_t sent_at_us) {
   Cluster& c = *cluster_;
   c.topic.clear();
   // '$' topics are never forwarded by a node; one from a NATS application is not let into
@@ -156,6 +179,10 @@ void Router::DeliverFromCluster(std::string_view subject, uint8_t qos,
   if (!cluster::SubjectToTopic(subject, c.prefix, c.topic) || c.topic[0] == '$') {
     counters_.cluster_unmappable_subjects.Add();
     return;
+  }
+  if (sent_at_us != 0) {
+    const uint64_t now_us = WallClockMicros();
+    counters_.ObserveClusterHop(now_us > sent_at_us ? now_us - sent_at_us : 0);
   }
   const auto* payload = reinterpret_cast<const uint8_t*>(payload_bytes.data());
   message::MessageRef message = message::MessageRef::Create(

@@ -5,15 +5,26 @@
 #ifndef RINGMQ_SHARD_ROUTER_CLUSTER_H_
 #define RINGMQ_SHARD_ROUTER_CLUSTER_H_
 
+#include <memory>
 #include <string>
 
 #include "cluster/nats_link.h"
+#include "cluster/retained_sync.h"
 #include "cluster/subject.h"
 #include "shard/cluster_interest.h"
 #include "shard/cluster_share.h"
 #include "shard/router.h"
 
 namespace ringmq::shard {
+
+struct Router::ClusterRetainedSink : cluster::RetainedSyncSink {
+  explicit ClusterRetainedSink(Router* router) : router(router) {}
+  void ApplyRetained(std::string_view topic, std::string_view payload, uint8_t qos,
+                     uint64_t expires_at_unix_ms) override {
+    router->ApplyClusterRetained(topic, payload, qos, expires_at_unix_ms);
+  }
+  Router* const router;
+};
 
 struct Router::Cluster {
   Cluster(cluster::NatsLink* link, std::string node_name, std::string subject_prefix)
@@ -38,6 +49,10 @@ struct Router::Cluster {
   // ForwardToCluster are called in pairs), and its publisher key.
   message::Message* shares_left_out = nullptr;
   uint64_t shares_publisher_key = 0;
+  // Retained messages cluster-wide (router_cluster_retained.cc).
+  std::unique_ptr<ClusterRetainedSink> retained_sink;
+  std::unique_ptr<cluster::RetainedSync> retained;
+  cluster::RetainedSyncCounters retained_exported;  // what ClusterTick added to the counters
 };
 
 }  // namespace ringmq::shard

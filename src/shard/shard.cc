@@ -951,6 +951,7 @@ void Shard::NatsStep(NatsIo& nats) {
     }
   }
   if (now_ms_ >= link.next_deadline_ms()) link.OnTimer(now_ms_);
+  router_->ClusterTick(now_ms_);  // retained stream requests and checks (router.h)
   if (nats.transport_up && link.state() == cluster::NatsLinkState::kAwaitPong &&
       link.tls_required()) {
     // The server requires TLS (INFO tls_required): not built yet.

@@ -71,6 +71,8 @@ EXPECTED_SECONDS = {
     "test_cluster_haproxy.HaproxyCluster": 3.0,
     "test_cluster_owner.ClusterOwnerTest": 6.0,
     "test_cluster_shared.ClusterSharedTest": 12.0,
+    "test_cluster_retained.ClusterRetainedTest": 18.0,
+    "test_cluster_retained.ClusterRetainedOutageTest": 12.0,
     "test_retained_race.RetainedRace": 12.8,
     "test_bench.BenchTransports": 11.8,
     "test_mqtt5_expiry.SessionExpiry": 8.1,

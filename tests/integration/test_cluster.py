@@ -117,6 +117,7 @@ class ClusterTest(unittest.TestCase):
         return c
 
     def test_qos0_crosses_nodes_in_publisher_order(self):
+        hops_before = metric(self.nodes[1], "ringmq_cluster_hop_latency_seconds_count")
         sub1 = self.client(1, "order-sub1")
         sub1.subscribe([("order/t", 0)])
         sub2 = self.client(2, "order-sub2")
@@ -131,6 +132,15 @@ class ClusterTest(unittest.TestCase):
             self.assertEqual([g.payload for g in got], payloads)
             self.assertTrue(all(g.topic == "order/t" and g.qos == 0 and not g.retain
                                 for g in got))
+        # Each message's hop was observed on the receiving node (probes included), and on this
+        # one host within a minute.
+        hops = metric(self.nodes[1], "ringmq_cluster_hop_latency_seconds_count") - hops_before
+        self.assertGreaterEqual(hops, len(payloads))
+        within_60s = metric(self.nodes[1], "ringmq_cluster_hop_latency_seconds_bucket", le="+Inf")
+        self.assertEqual(within_60s, metric(self.nodes[1],
+                                            "ringmq_cluster_hop_latency_seconds_count"))
+        self.assertLess(metric(self.nodes[1], "ringmq_cluster_hop_latency_seconds_sum"),
+                        60 * metric(self.nodes[1], "ringmq_cluster_hop_latency_seconds_count"))
 
     def test_qos_is_the_lower_of_publish_and_subscription_and_retain_is_0(self):
         sub0 = self.client(1, "qos-sub0")
@@ -262,6 +272,8 @@ class ClusterTest(unittest.TestCase):
             except TimeoutError:
                 self.assertLess(time.monotonic(), deadline, "no route MQTT -> app.out")
         self.assertEqual((msg.subject, msg.sid, msg.payload), ("app.out", sid, b"from mqtt"))
+        sent_at = int(msg.headers.pop("Ringmq-Sent-At"))  # microseconds, the node's clock
+        self.assertLess(abs(sent_at / 1e6 - time.time()), 60)
         self.assertEqual(msg.headers, {"Ringmq-Node": "node1", "Ringmq-Qos": "1",
                                        "Ringmq-Retain": "0"})
 

@@ -69,7 +69,7 @@ Parsed Parse(const std::string& text) {
         current_family = name;
       }
       if (is_type) {
-        EXPECT_TRUE(rest == "counter" || rest == "gauge") << line;
+        EXPECT_TRUE(rest == "counter" || rest == "gauge" || rest == "histogram") << line;
         EXPECT_FALSE(parsed.types.count(name)) << "second TYPE: " << line;
         parsed.types[name] = rest;
         if (rest == "counter") {
@@ -88,8 +88,15 @@ Parsed Parse(const std::string& text) {
     while (i < line.size() && line[i] != '{' && line[i] != ' ') ++i;
     sample.name = line.substr(0, i);
     EXPECT_TRUE(ValidMetricName(sample.name)) << line;
-    EXPECT_EQ(sample.name, current_family) << "sample outside its family's group: " << line;
-    EXPECT_TRUE(parsed.types.count(sample.name)) << "sample before its TYPE: " << line;
+    // A histogram's samples are <family>_bucket (with le), <family>_sum and <family>_count.
+    std::string family = sample.name;
+    if (parsed.types[current_family] == "histogram") {
+      for (const std::string suffix : {"_bucket", "_sum", "_count"}) {
+        if (family == current_family + suffix) family = current_family;
+      }
+    }
+    EXPECT_EQ(family, current_family) << "sample outside its family's group: " << line;
+    EXPECT_TRUE(parsed.types.count(family)) << "sample before its TYPE: " << line;
     if (i < line.size() && line[i] == '{') {
       ++i;
       while (i < line.size() && line[i] != '}') {
@@ -224,6 +231,29 @@ TEST(ExpositionTest, NoTwoCountersShareASeries) {
                     .second)
         << NameOf(static_cast<CounterId>(i));
   }
+}
+
+// The cross-node hop: per-bucket counts become cumulative buckets with le in seconds, the sum
+// is in seconds, and _count equals the +Inf bucket.
+TEST(ExpositionTest, ClusterHopIsACumulativeHistogram) {
+  ShardCounters counters;
+  for (const uint64_t us : {50, 100, 101, 900, 1'000'000, 1'000'001, 5'000'000}) {
+    counters.ObserveClusterHop(us);
+  }
+  BrokerSample sample;
+  sample.shards.resize(1);
+  counters.AddTo(sample.shards[0]);
+  const Parsed parsed = Parse(Render(sample));
+  EXPECT_EQ(parsed.types.at("ringmq_cluster_hop_latency_seconds"), "histogram");
+  const std::string bucket = "ringmq_cluster_hop_latency_seconds_bucket";
+  EXPECT_EQ(ValueOf(parsed, bucket, {{"shard", "0"}, {"le", "0.0001"}}), 2);     // 50, 100
+  EXPECT_EQ(ValueOf(parsed, bucket, {{"shard", "0"}, {"le", "0.00025"}}), 3);    // 101
+  EXPECT_EQ(ValueOf(parsed, bucket, {{"shard", "0"}, {"le", "0.001"}}), 4);      // 900
+  EXPECT_EQ(ValueOf(parsed, bucket, {{"shard", "0"}, {"le", "1"}}), 5);          // 1 s
+  EXPECT_EQ(ValueOf(parsed, bucket, {{"shard", "0"}, {"le", "+Inf"}}), 7);
+  EXPECT_EQ(ValueOf(parsed, "ringmq_cluster_hop_latency_seconds_count", {{"shard", "0"}}), 7);
+  EXPECT_NEAR(ValueOf(parsed, "ringmq_cluster_hop_latency_seconds_sum", {{"shard", "0"}}),
+              (50 + 100 + 101 + 900 + 1'000'000 + 1'000'001 + 5'000'000) / 1e6, 1e-6);
 }
 
 TEST(ExpositionTest, ConnectOutcomesSplitRefusedAndSilenced) {

@@ -2,7 +2,9 @@
 // shard's router gets a real NatsLink, brought to kReady with a server's bytes, and the test
 // reads what the link would send and feeds it what NATS would deliver.
 #include <gtest/gtest.h>
+#include <time.h>
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -13,6 +15,12 @@
 
 namespace ringmq::shard {
 namespace {
+
+uint64_t WallClockMicros() {
+  timespec now{};
+  clock_gettime(CLOCK_REALTIME, &now);
+  return static_cast<uint64_t>(now.tv_sec) * 1'000'000 + static_cast<uint64_t>(now.tv_nsec) / 1000;
+}
 
 using harness::Client;
 using harness::RouterHarness;
@@ -122,6 +130,7 @@ TEST_F(RouterClusterTest, PublishGoesOnceToNatsFromThePublishersShard) {
   harness_->Subscribe(sub, "t/#", mqtt::QoS::k1);
   Output(0);
   Client& pub = harness_->Connect(harness_->IdOn(1, "pub"));
+  const uint64_t before_us = WallClockMicros();
   harness_->Send(pub, harness::PublishBytes("t/x", "hello", mqtt::QoS::k1, 5));
   harness_->Send(pub, harness::PublishBytes("$SYS/x", "no", mqtt::QoS::k0));
   harness_->Send(pub, harness::PublishBytes("$x/y", "no", mqtt::QoS::k0));
@@ -129,11 +138,18 @@ TEST_F(RouterClusterTest, PublishGoesOnceToNatsFromThePublishersShard) {
   harness_->Settle();
   EXPECT_EQ(sub.publishes_by_qos[1], 1u) << "local delivery as usual";
   EXPECT_EQ(Output(0), "") << "the subscriber's shard publishes nothing";
+  // Ringmq-Sent-At: the publishing node's wall clock in microseconds, when it forwarded.
+  const std::string output = Output(1);
+  const size_t at = output.find("Ringmq-Sent-At: ");
+  ASSERT_NE(at, std::string::npos) << output;
+  const std::string sent_at = output.substr(at + 16, output.find('\r', at) - at - 16);
+  EXPECT_GE(std::stoull(sent_at), before_us);
+  EXPECT_LE(std::stoull(sent_at), WallClockMicros());
   const std::string block =
       "NATS/1.0\r\nRingmq-Node: node-a\r\nRingmq-Qos: 1\r\n"
-      "Ringmq-Retain: 0\r\n\r\n";
-  EXPECT_EQ(Output(1), "HPUB t.x " + std::to_string(block.size()) + " " +
-                           std::to_string(block.size() + 5) + "\r\n" + block + "hello\r\n");
+      "Ringmq-Retain: 0\r\nRingmq-Sent-At: " + sent_at + "\r\n\r\n";
+  EXPECT_EQ(output, "HPUB t.x " + std::to_string(block.size()) + " " +
+                        std::to_string(block.size() + 5) + "\r\n" + block + "hello\r\n");
   EXPECT_EQ(harness_->counters(1).cluster_messages_out.Load(), 1u);
   EXPECT_EQ(harness_->counters(1).cluster_bytes_out.Load(), 5u);
   EXPECT_EQ(harness_->counters(1).cluster_uncarried_topics.Load(), 1u);
@@ -178,6 +194,34 @@ TEST_F(RouterClusterTest, RemoteMessagesReachThisShardsSessionsOnce) {
   EXPECT_EQ(harness_->counters(0).cluster_messages_in.Load(), 4u);
   EXPECT_EQ(harness_->counters(0).cluster_bytes_in.Load(), 6u);
   EXPECT_TRUE(links_[0]->ready()) << "every frame above was well formed";
+  EXPECT_EQ(harness_->counters(0).cluster_hop_sum_us.Load(), 0u) << "no Ringmq-Sent-At yet";
+}
+
+// The hop from another node's PUBLISH (Ringmq-Sent-At, its wall clock in microseconds) to the
+// delivery here; a clock ahead of ours counts as 0, a header that is no number is not counted.
+TEST_F(RouterClusterTest, ReceivedMessagesObserveTheHop) {
+  Client& sub = harness_->Connect(harness_->IdOn(0, "sub"));
+  harness_->Subscribe(sub, "h/x", mqtt::QoS::k0);  // sid 1
+  const uint64_t sent = WallClockMicros() - 3'000;  // 3 ms ago
+  Deliver(0, Hmsg("h.x", 1, "Ringmq-Node: node-b\r\nRingmq-Sent-At: " + std::to_string(sent) +
+                               "\r\n", "a"));
+  Deliver(0, Hmsg("h.x", 1, "Ringmq-Node: node-b\r\nRingmq-Sent-At: " +
+                               std::to_string(WallClockMicros() + 60'000'000) + "\r\n", "b"));
+  Deliver(0, Hmsg("h.x", 1, "Ringmq-Node: node-b\r\nRingmq-Sent-At: soon\r\n", "c"));
+  EXPECT_EQ(sub.publishes_by_qos[0], 3u);
+  const metrics::ShardCounters& counters = harness_->counters(0);
+  uint64_t observed = 0;
+  for (const metrics::Counter& bucket : counters.cluster_hop) observed += bucket.Load();
+  EXPECT_EQ(observed, 2u);
+  EXPECT_EQ(counters.cluster_hop[0].Load(), 1u) << "the clock ahead: 0";
+  // 3 ms (or a little more on a slow machine): (2.5 ms, 5 ms] or a later bucket.
+  uint64_t at_least_3ms = 0;
+  for (size_t i = 5; i < counters.cluster_hop.size(); ++i) {
+    at_least_3ms += counters.cluster_hop[i].Load();
+  }
+  EXPECT_EQ(at_least_3ms, 1u);
+  EXPECT_GE(counters.cluster_hop_sum_us.Load(), 3'000u);
+  EXPECT_LT(counters.cluster_hop_sum_us.Load(), 1'000'000u);
 }
 
 }  // namespace
