@@ -83,6 +83,55 @@ struct ListenerConfig {
   friend bool operator==(const ListenerConfig&, const ListenerConfig&) = default;
 };
 
+// ---- MQTT bridges (docs/bridges.md; `[[bridge]]` tables of the config file) ----
+enum class BridgeDirection : uint8_t { kIn, kOut, kBoth };
+
+// One `topics` entry of a bridge, Mosquitto's `topic pattern direction qos local-prefix
+// remote-prefix`: the local filter is local_prefix + pattern, the remote one remote_prefix +
+// pattern, and a topic keeps its part after the prefix when it crosses.
+struct BridgeTopicConfig {
+  std::string pattern;
+  BridgeDirection direction = BridgeDirection::kOut;
+  uint8_t qos = 0;
+  std::string local_prefix;
+  std::string remote_prefix;
+  friend bool operator==(const BridgeTopicConfig&, const BridgeTopicConfig&) = default;
+};
+
+// One `[[bridge]]` table: a connection from this broker to another MQTT broker.
+struct BridgeConfig {
+  std::string name;                    // required; unique; names the bridge in logs
+  std::vector<std::string> addresses;  // "host:port" (port default 1883), tried in turn
+  // false (Mosquitto's default): the first address is the main one, tried first again after a
+  // connection ends; true: every attempt goes to the next address.
+  bool round_robin = false;
+  std::vector<BridgeTopicConfig> topics;
+  uint8_t protocol_version = 4;  // 4: MQTT 3.1.1, 5: MQTT 5.0 (to the remote broker)
+  bool clean_session = false;    // Mosquitto's `cleansession` default
+  uint16_t keepalive_s = 60;
+  std::string client_id;  // default "<name>.<host name>" (Mosquitto's remote_clientid)
+  std::optional<std::string> username;
+  std::optional<std::string> password;
+  bool try_private = true;
+  // TLS to the remote broker, on when cafile is set: the CAs that verify its certificate (and
+  // its host name, unless insecure), and optionally a client certificate.
+  std::string cafile;
+  std::string certfile;
+  std::string keyfile;
+  bool insecure = false;
+  // The bridge's session on this broker (an internal MQTT 5.0 client of it).
+  std::string local_client_id;  // default "local.<client_id>"
+  std::optional<std::string> local_username;
+  std::optional<std::string> local_password;
+  uint32_t restart_initial_ms = 5'000;  // reconnect back-off (Mosquitto's restart_timeout)
+  uint32_t restart_max_ms = 30'000;
+  uint32_t max_inflight = 20;            // QoS 1/2 PUBLISHes unacknowledged by the remote
+  uint32_t max_queued_messages = 1000;   // waiting for the remote (beyond: dropped, counted)
+  uint64_t max_queued_bytes = 16 << 20;  // their topic + payload bytes
+  uint32_t max_packet_size = 0;          // 0: the broker's max_packet_size
+  friend bool operator==(const BridgeConfig&, const BridgeConfig&) = default;
+};
+
 struct Config {
   std::string bind = "127.0.0.1";
   uint16_t port = 1883;  // the default plain listener; 0: none (only `listeners`)
@@ -211,6 +260,9 @@ struct Config {
   uint64_t cluster_ack_pending_bytes_max = 64 << 20;  // per shard
 
   bool clustered() const { return !cluster_nats_urls.empty(); }
+
+  // MQTT bridges: `[[bridge]]` tables, in order; bridge i runs on shard i % threads.
+  std::vector<BridgeConfig> bridges;
 
   friend bool operator==(const Config&, const Config&) = default;
 };

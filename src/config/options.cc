@@ -35,6 +35,7 @@
 #include "absl/strings/str_join.h"
 #include "cluster/nats_link.h"
 #include "cluster/subject.h"
+#include "config/bridge_options.h"
 #include "common/assert.h"
 
 namespace ringmq::config {
@@ -1320,6 +1321,9 @@ absl::Status ApplyKey(const toml::key& key, const toml::node& node, std::string_
                       Config& config) {
   if (key.str() == kListenerKey) return ApplyListeners(key, node, source_name, config);
   if (key.str() == kClusterKey) return ApplyCluster(key, node, source_name, config);
+  if (key.str() == kBridgeKey) {
+    return ApplyBridges(node, key.source().begin.line, source_name, config);
+  }
   const Option* option = FindByKey(key.str());
   if (option == nullptr) {
     return FileError(source_name, key.source().begin.line,
@@ -1498,6 +1502,7 @@ std::string EffectiveToml(const Config& config) {
                     "\nack_pending_bytes_max = ", config.cluster_ack_pending_bytes_max, "\n");
   }
   for (const ListenerConfig& listener : config.listeners) text += ListenerToml(listener);
+  text += BridgesToml(config);
   return text;
 }
 

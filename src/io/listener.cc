@@ -81,6 +81,8 @@ std::string AddressName(const sockaddr_storage& storage) {
     inet_ntop(AF_INET, &v4->sin_addr, text, sizeof(text));
     return absl::StrCat(text, ":", ntohs(v4->sin_port));
   }
+  // A socket pair's end: the local session of an MQTT bridge (shard/shard_bridge.h).
+  if (storage.ss_family == AF_UNIX) return "unix socket";
   if (storage.ss_family != AF_INET6) return "?";
   const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&storage);
   inet_ntop(AF_INET6, &v6->sin6_addr, text, sizeof(text));

@@ -239,6 +239,13 @@ namespace ringmq::metrics {
   X(cluster_retained_gaps)             /* consumer gaps or silences: consumer recreated */ \
   X(cluster_retained_resent)           /* updates sent again (no PubAck, error, 503) */   \
   X(cluster_retained_untracked)        /* updates sent once: too many awaited PubAcks */  \
+  X(bridge_messages_out)   /* MQTT bridges: local messages queued for the remote broker */  \
+  X(bridge_messages_in)    /* remote messages queued for this broker */                     \
+  X(bridge_dropped_out)    /* local messages refused by a bridge's queue bound */          \
+  X(bridge_dropped_in)     /* remote messages refused by the local side's queue bound */   \
+  X(bridge_connects)       /* CONNACKs accepted by remote brokers */                       \
+  X(bridge_disconnects)    /* remote connections ended, failed attempts included */        \
+  X(bridge_resent)         /* unacknowledged PUBLISH / PUBREL sent again after reconnect */ \
   X(recv_enobufs) /* multishot recv ran out of provided buffers */                      \
   X(loop_iterations)                                                                    \
   X(sqes_submitted)                                                                     \
@@ -264,6 +271,7 @@ namespace ringmq::metrics {
   X(cluster_ack_pending_bytes) /* their payload bytes */                                  \
   X(cluster_remote_links)      /* other nodes' links in this shard's interest table */    \
   X(cluster_share_subscriptions) /* NATS queue subscriptions of this shard's share link */ \
+  X(bridges_connected) /* bridges of this shard connected to their remote broker */        \
   X(shared_groups)     /* shared-subscription groups created minus removed by this shard */ \
   X(queued_messages)   /* messages waiting in session queues (not yet sent) */            \
   X(inflight_messages) /* QoS 1/2 messages sent and not yet fully acknowledged */          \

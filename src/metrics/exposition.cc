@@ -230,6 +230,17 @@ constexpr Family kFamilies[] = {
      "responders or timeout), consumer_start, gap (consumer gap or silence: recreated), resend (an "
      "update sent again: error or no PubAck in time), untracked (sent once, over the bound of "
      "updates awaiting a PubAck)."},
+    // MQTT bridges (docs/bridges.md).
+    {"ringmq_bridge_messages_total", Type::kCounter,
+     "Messages bridges queued for the remote broker (direction=out) or for this broker "
+     "(direction=in)."},
+    {"ringmq_bridge_dropped_total", Type::kCounter,
+     "Messages bridges dropped at their queue bounds (max_queued_messages, max_queued_bytes), "
+     "by direction."},
+    {"ringmq_bridge_link_events_total", Type::kCounter,
+     "Remote connection events of the bridges: connect (CONNACK accepted), disconnect (a "
+     "connection or attempt ended), resend (an unacknowledged PUBLISH or PUBREL sent again)."},
+    {"ringmq_bridges_connected", Type::kGauge, "Bridges connected to their remote broker."},
     {"ringmq_persist_publish_refused_total", Type::kCounter,
      "QoS 1/2 PUBLISHes not acknowledged because a shard's log was failing or behind its bound; "
      "the publisher was disconnected and resends after reconnecting."},
@@ -750,6 +761,18 @@ Series SeriesOf(CounterId id) {
       return Labelled("ringmq_cluster_retained_stream_events_total", "event", "resend");
     case C::cluster_retained_untracked:
       return Labelled("ringmq_cluster_retained_stream_events_total", "event", "untracked");
+    case C::bridge_messages_out:
+      return Labelled("ringmq_bridge_messages_total", "direction", "out");
+    case C::bridge_messages_in:
+      return Labelled("ringmq_bridge_messages_total", "direction", "in");
+    case C::bridge_dropped_out:
+      return Labelled("ringmq_bridge_dropped_total", "direction", "out");
+    case C::bridge_dropped_in: return Labelled("ringmq_bridge_dropped_total", "direction", "in");
+    case C::bridge_connects:
+      return Labelled("ringmq_bridge_link_events_total", "event", "connect");
+    case C::bridge_disconnects:
+      return Labelled("ringmq_bridge_link_events_total", "event", "disconnect");
+    case C::bridge_resent: return Labelled("ringmq_bridge_link_events_total", "event", "resend");
     case C::persist_input_held_back: return Plain("ringmq_persist_input_held_back_total");
     case C::persist_dropped_disk_full: return Plain("ringmq_persist_dropped_disk_full_total");
     case C::persist_compactions: return Plain("ringmq_persist_compactions_total");
@@ -887,6 +910,7 @@ Series SeriesOf(GaugeId id) {
     case G::cluster_remote_links: return Plain("ringmq_cluster_remote_links");
     case G::cluster_share_subscriptions:
       return Plain("ringmq_cluster_share_subscriptions");
+    case G::bridges_connected: return Plain("ringmq_bridges_connected");
     case G::shared_groups: return Plain("ringmq_shared_groups");
     case G::queued_messages: return Plain("ringmq_queued_messages");
     case G::persist_pending_bytes: return Plain("ringmq_persist_pending_bytes");

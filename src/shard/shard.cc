@@ -40,6 +40,7 @@ enum class Op : uint8_t {
   kNatsConnect,  // the cluster NATS link's socket (generation: NatsIo::generation)
   kNatsReceive,
   kNatsSend,
+  kBridge,  // a bridge's socket operation (slot: Shard::OnBridgeCompletion's encoding)
 };
 
 constexpr uint16_t kBufferGroup = 0;
@@ -146,6 +147,9 @@ absl::Status Shard::Setup() {
   }
   if (config_.persistence) {
     if (absl::Status status = SetupPersistence(); !status.ok()) return status;
+  }
+  if (!config_.bridges.empty()) {
+    if (absl::Status status = SetupBridges(); !status.ok()) return SetupError(index_, status);
   }
   RefreshMemory();
   ArmAccept();
@@ -274,6 +278,7 @@ void Shard::Loop() {
     EndPhase(LoopPhase::kSessions);
     if (nats_ != nullptr) NatsStep(*nats_);
     if (nats_share_ != nullptr) NatsStep(*nats_share_);
+    if (!bridges_.empty()) BridgeStep();
     stalls_.work().connections_flushed = dirty_.size();
     Flush();
     router_->RingDoorbells();
@@ -374,6 +379,9 @@ void Shard::HandleCompletion(const io_uring_cqe& cqe) {
   if (op == Op::kNatsConnect) return OnNatsConnect(cqe);
   if (op == Op::kNatsReceive) return OnNatsReceive(cqe);
   if (op == Op::kNatsSend) return OnNatsSend(cqe);
+  if (op == Op::kBridge) {
+    return OnBridgeCompletion(cqe, GenerationOf(cqe.user_data), SlotOf(cqe.user_data));
+  }
   const uint32_t slot_index = SlotOf(cqe.user_data);
   Slot* slot = slot_index < slots_.size() ? &slots_[slot_index] : nullptr;
   const bool current = slot != nullptr && slot->in_use &&
@@ -754,6 +762,7 @@ void Shard::BeginStop() {
   accept_retry_ms_ = 0;
   if (nats_ != nullptr) nats_->link->Stop();
   if (nats_share_ != nullptr) nats_share_->link->Stop();
+  StopBridges();
   for (uint32_t i = 0; i < slots_.size(); ++i) {
     if (!slots_[i].in_use) continue;
     slots_[i].connection.Disconnect(mqtt::ReasonCode::kServerShuttingDown, now_ms_, context_);
@@ -858,6 +867,10 @@ void Shard::MarkDirty(uint32_t slot_index) {
   if (slot.dirty) return;
   slot.dirty = true;
   dirty_.push_back(slot_index);
+}
+
+uint64_t Shard::BridgeUserData(uint32_t generation, uint32_t slot) {
+  return Pack(Op::kBridge, generation, slot);
 }
 
 io_uring_sqe* Shard::NextSqe() {

@@ -10,7 +10,9 @@
 // (waking at least every tick for timers). Clustered (Config::clustered), the shard also drives
 // its NATS links (the main link, and the share link of its shared-subscription groups) after the
 // router's Flush each iteration (NatsStep: connect when due, the link's deadlines, the next send
-// of its output); a link's socket never blocks the loop. With
+// of its output); a link's socket never blocks the loop. Its MQTT bridges (Config::bridges,
+// bridge i on shard i % shards) are driven the same way right after (BridgeStep,
+// shard_bridge.h). With
 // stall_warning_ms set, an iteration that runs longer is counted and logged with what it did
 // (stall_detector.h).
 //
@@ -59,6 +61,7 @@
 #include "ringmq/config.h"
 #include "shard/doorbell_retries.h"
 #include "shard/router.h"
+#include "shard/shard_bridge.h"
 #include "shard/shared_state.h"
 #include "shard/stall_detector.h"
 #include "shard/timer_wheel.h"
@@ -235,6 +238,26 @@ class Shard final : public ShardServices, private cluster::NatsLinkSink {
   void OnDisconnected(cluster::DisconnectReason reason, std::string_view detail) override;
   void OnServerError(std::string_view text) override;
 
+  // ---- MQTT bridges (shard_bridge.h, shard_bridge.cc; Config::bridges) ----
+  // Set-up: this shard's bridges (i % shards == index), their addresses resolved. Errors: a
+  // bridge's config.
+  absl::Status SetupBridges();
+  // Once per loop iteration (after the router's Flush): each bridge side's connect when due,
+  // timers and next send; counters.
+  void BridgeStep();
+  void StepBridgeSide(size_t index, bool remote);
+  void ConnectBridgeRemote(size_t index);
+  void ConnectBridgeLocal(size_t index);
+  void CloseBridgeSide(BridgeIo::Side& side);
+  void SubmitBridgeSend(size_t index, bool remote);
+  void SubmitBridgeReceive(size_t index, bool remote);
+  void OnBridgeCompletion(const io_uring_cqe& cqe, uint32_t generation, uint32_t slot);
+  void StopBridges();
+  void CountBridge(BridgeIo& io);
+  // user_data of a bridge operation (Op::kBridge, shard.cc).
+  static uint64_t BridgeUserData(uint32_t generation, uint32_t slot);
+  static constexpr uint32_t kBridgeGenerationMask = 0xFF'FFFF;  // user_data keeps 24 bits
+
   // The multishot accept of every listener that has none armed.
   void ArmAccept();
   void ArmReceive(uint32_t slot_index);
@@ -277,6 +300,7 @@ class Shard final : public ShardServices, private cluster::NatsLinkSink {
   // null: not clustered.
   std::unique_ptr<cluster::NatsLinkSink> nats_share_sink_;
   std::unique_ptr<NatsIo> nats_share_;
+  std::vector<std::unique_ptr<BridgeIo>> bridges_;  // before ring_, for the same reason
   std::unique_ptr<io::Ring> ring_;
   std::unique_ptr<io::BufferRing> buffers_;
   std::unique_ptr<TimerWheel> timers_;

@@ -1,0 +1,217 @@
+// BridgeClient: one MQTT 3.1.1 / 5.0 CLIENT connection's state machine, without I/O
+// ("sans-IO", like net/connection.h and cluster/nats_link.h), for bridges (bridge/bridge.h).
+//
+// The owner (the shard) opens a transport when ConnectDue(), reports it connected, feeds the
+// bytes it receives to OnReceived, sends what TakeOutput gives (one send in flight), calls
+// OnTimer by next_deadline_ms(), and reports a lost transport with OnTransportClosed. When the
+// client itself gives the transport up (refused CONNACK, protocol violation, keepalive or
+// CONNACK timeout) state() becomes kDisconnected while the owner's transport is still up: the
+// owner then closes its socket (without calling OnTransportClosed again).
+//
+// Life: kDisconnected --ConnectDue, OnTransportConnected--> kAwaitConnack (CONNECT sent)
+//   --CONNACK accepted--> kOpen (SUBSCRIBE of every subscription sent, queued messages flow)
+//   --lost / refused / violation / timeout--> kDisconnected (the next attempt after a back-off).
+//
+// Outbound messages (Publish) are copied into a queue bounded by max_queued_messages and
+// max_queued_bytes whatever the state, so messages published while the peer is unreachable
+// wait for it; one beyond a bound is dropped and counted (dropped()). In kOpen they are sent in
+// order, QoS 0 at once, QoS 1/2 within a window of max_inflight unacknowledged PUBLISHes
+// (§4.3.2 / §4.3.3: PUBACK; PUBREC, PUBREL, PUBCOMP). After a reconnect the unacknowledged ones
+// are sent again before anything queued: with the same packet ids and DUP set when the server
+// resumed the session (session present, MQTT-4.4.0-1), as new PUBLISHes otherwise (at least
+// once either way; a QoS 2 message that had reached PUBREC is sent as PUBREL again, or, in a
+// new session, as a new PUBLISH).
+//
+// Inbound PUBLISHes go to the sink once each: QoS 1 is acknowledged after the sink took it
+// (MQTT-4.3.2-4), QoS 2 is delivered on the PUBLISH and its packet id remembered until PUBREL
+// so a DUP resend is not delivered twice (§4.3.3, method A), PUBREC / PUBCOMP answered.
+//
+// Keepalive (§3.1.2.10): a PINGREQ when nothing was sent for keepalive_s; no answer (any
+// packet) within keepalive_s more closes the transport. CONNACK must arrive within
+// connect_timeout_ms.
+//
+// Reconnect back-off: attempt n after n - 1 consecutive failures waits
+// min(restart_max_ms, restart_initial_ms * 2^(n - 2)) less a random part of up to
+// restart_jitter_percent of it (full rate after an accepted CONNACK: the first attempt after a
+// session that was open waits restart_initial_ms less jitter; the very first waits nothing).
+//
+// Bounds: queued messages and bytes (above); in flight <= max_inflight (<= kMaxInflight, and at
+// 5.0 <= the server's Receive Maximum); a packet larger than max_packet_size is refused from
+// its fixed header (PeekFrame) and closes the connection; unacknowledged inbound QoS 2 packet
+// ids <= 65,535 (the id space); output waiting for the owner <= about kOutputPumpBytes plus one
+// packet (queued messages are encoded only while less waits).
+//
+// Thread safety: owned by one shard; used only on its thread.
+#ifndef RINGMQ_BRIDGE_BRIDGE_CLIENT_H_
+#define RINGMQ_BRIDGE_BRIDGE_CLIENT_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <random>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/byte_buffer.h"
+#include "mqtt/packet.h"
+
+namespace ringmq::bridge {
+
+enum class ClientState : uint8_t { kDisconnected, kConnecting, kAwaitConnack, kOpen };
+std::string_view ClientStateName(ClientState state);
+
+// One SUBSCRIBE entry sent after each accepted CONNACK.
+struct ClientSubscription {
+  std::string filter;
+  mqtt::QoS qos = mqtt::QoS::k0;
+  bool no_local = false;             // 5.0 only (§3.8.3.1)
+  bool retain_as_published = false;  // 5.0 only
+};
+
+struct ClientOptions {
+  static constexpr uint32_t kMaxInflight = 65'535;  // the packet id space
+
+  std::string client_id;
+  std::optional<std::string> username;
+  std::optional<std::string> password;
+  bool clean_session = true;
+  uint16_t keepalive_s = 60;  // 0: no PINGREQ, no keepalive timeout
+  mqtt::ProtocolLevel level = mqtt::ProtocolLevel::kMqtt311;
+  // 3.1.1 only: the CONNECT's protocol level byte is 0x84 (0x80 | 4), which Mosquitto and
+  // RSMB read as "this client is a bridge": they then do not send a bridge's own messages
+  // back to it and keep the RETAIN flag of what they forward.
+  bool try_private = false;
+  std::vector<ClientSubscription> subscriptions;
+  uint32_t max_inflight = 20;
+  uint32_t max_queued_messages = 1000;
+  uint64_t max_queued_bytes = 16 << 20;  // topic + payload bytes of queued messages
+  uint32_t max_packet_size = 1 << 20;    // largest packet received or sent
+  uint32_t connect_timeout_ms = 10'000;  // CONNECT sent -> CONNACK
+  uint32_t restart_initial_ms = 1'000;
+  uint32_t restart_max_ms = 30'000;
+  uint32_t restart_jitter_percent = 25;
+  uint64_t random_seed = 0;
+};
+
+// Events of the client, called from inside its methods on the owner's thread.
+class ClientSink {
+ public:
+  virtual ~ClientSink() = default;
+  virtual void OnConnected(bool session_present) = 0;
+  // An inbound PUBLISH (its views are valid during the call only).
+  virtual void OnMessage(const mqtt::Publish& publish) = 0;
+  virtual void OnDisconnected(std::string_view reason) = 0;
+};
+
+struct ClientStats {
+  uint64_t messages_sent = 0;      // PUBLISHes completed: QoS 0 sent, QoS 1/2 acknowledged
+  uint64_t messages_received = 0;  // inbound PUBLISHes given to the sink
+  uint64_t dropped = 0;            // Publish calls refused at a bound
+  uint64_t connects = 0;           // CONNACKs accepted
+  uint64_t disconnects = 0;        // sessions or attempts that ended
+  uint64_t resent = 0;             // PUBLISH / PUBREL sent again after a reconnect
+  uint64_t subscribe_refused = 0;  // SUBACK entries with a failure code
+};
+
+class BridgeClient {
+ public:
+  // Queued messages are encoded into the output only while less than this waits for the owner.
+  static constexpr size_t kOutputPumpBytes = 64 * 1024;
+
+  // Errors: an option out of its range (named).
+  static absl::StatusOr<BridgeClient> Create(ClientOptions options, ClientSink* sink);
+  BridgeClient(BridgeClient&&) = default;
+  BridgeClient& operator=(BridgeClient&&) = default;
+
+  // ---- Transport (the owner's socket) ----
+  bool ConnectDue(uint64_t now_ms) const {
+    return state_ == ClientState::kDisconnected && now_ms >= connect_at_ms_;
+  }
+  // The owner starts opening its transport (kConnecting).
+  void BeginConnect(uint64_t now_ms);
+  // The transport is up: the CONNECT is queued.
+  void OnTransportConnected(uint64_t now_ms);
+  void OnReceived(uint64_t now_ms, std::span<const uint8_t> bytes);
+  // The transport failed or ended (also a failed connect).
+  void OnTransportClosed(uint64_t now_ms, std::string_view reason);
+  void OnTimer(uint64_t now_ms);
+  uint64_t next_deadline_ms() const;
+
+  bool has_output() const;
+  // Appends the bytes to send to `into`. Queued messages are encoded as soon as they may go
+  // (on Publish, and after each packet received), and here when the output had reached
+  // kOutputPumpBytes.
+  void TakeOutput(uint64_t now_ms, ByteBuffer& into);
+
+  // ---- Messages ----
+  // Queues a PUBLISH (copied). False when a bound refused it (counted in dropped()).
+  bool Publish(std::string_view topic, std::string_view payload, mqtt::QoS qos, bool retain);
+
+  ClientState state() const { return state_; }
+  const ClientStats& stats() const { return stats_; }
+  size_t queued_messages() const { return queue_.size(); }
+  uint64_t queued_bytes() const { return queued_bytes_; }
+  size_t inflight() const { return inflight_.size(); }
+  uint64_t connect_at_ms() const { return connect_at_ms_; }
+  const ClientOptions& options() const { return options_; }
+
+ private:
+  enum class Stage : uint8_t { kQueued, kAwaitPuback, kAwaitPubrec, kAwaitPubcomp };
+  struct Message {
+    std::string data;  // topic then payload
+    uint16_t topic_size = 0;
+    mqtt::QoS qos = mqtt::QoS::k0;
+    bool retain = false;
+    Stage stage = Stage::kQueued;
+    uint16_t packet_id = 0;
+    std::string_view topic() const { return std::string_view(data).substr(0, topic_size); }
+    std::string_view payload() const { return std::string_view(data).substr(topic_size); }
+  };
+
+  BridgeClient(ClientOptions options, ClientSink* sink);
+  void Encode(const mqtt::Packet& packet);
+  void SendConnect();
+  void SendSubscribe();
+  void SendPublish(const Message& message, bool dup);
+  // Moves queued messages into the output while the window and kOutputPumpBytes allow.
+  void Pump();
+  void HandlePacket(const mqtt::Packet& packet, uint64_t now_ms);
+  void HandleConnack(const mqtt::Connack& connack, uint64_t now_ms);
+  void HandlePublish(const mqtt::Publish& publish);
+  // PUBACK, PUBREC or PUBCOMP of an outbound message; false: an id not in flight.
+  void Acknowledge(uint16_t packet_id, Stage expected, Stage next);
+  // The client gives the connection up (the owner closes its transport).
+  void Fail(uint64_t now_ms, std::string_view reason);
+  void ScheduleReconnect(uint64_t now_ms);
+  uint16_t NextPacketId();
+  uint32_t Window() const;
+
+  ClientOptions options_;
+  ClientSink* sink_ = nullptr;
+  ClientState state_ = ClientState::kDisconnected;
+  ByteBuffer output_;
+  std::vector<uint8_t> partial_;  // a packet split across receives
+  std::deque<Message> queue_;     // not yet sent
+  uint64_t queued_bytes_ = 0;
+  std::vector<Message> inflight_;       // sent, unacknowledged; in send order
+  std::vector<uint16_t> inbound_qos2_;  // sorted: QoS 2 ids received, PUBREL not yet
+  uint16_t last_packet_id_ = 0;
+  uint16_t subscribe_packet_id_ = 0;
+  uint16_t server_receive_maximum_ = 65'535;
+  uint32_t failures_ = 0;  // consecutive attempts without an accepted CONNACK
+  uint64_t connect_at_ms_ = 0;
+  uint64_t connack_deadline_ms_ = 0;
+  uint64_t last_sent_ms_ = 0;
+  uint64_t last_received_ms_ = 0;
+  uint64_t ping_sent_ms_ = 0;  // 0: no PINGREQ unanswered
+  ClientStats stats_;
+  std::mt19937_64 random_;
+};
+
+}  // namespace ringmq::bridge
+
+#endif  // RINGMQ_BRIDGE_BRIDGE_CLIENT_H_

@@ -1,0 +1,391 @@
+// MQTT bridges on the shard's ring (shard_bridge.h).
+#include "shard/shard_bridge.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/tcp.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "common/assert.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "shard/shard.h"
+
+namespace ringmq::shard {
+namespace {
+
+constexpr uint64_t kBridgeWarningIntervalMs = 10'000;
+
+// user_data slot of a bridge operation: bridge index, side, kind.
+enum class BridgeOp : uint32_t { kConnect = 0, kReceive = 1, kSend = 2 };
+uint32_t BridgeSlot(size_t bridge, bool remote, BridgeOp op) {
+  return static_cast<uint32_t>(bridge << 3) | (remote ? 4u : 0u) | static_cast<uint32_t>(op);
+}
+
+// A resolved address of a bridge's `addresses` entry; length 0 if it does not resolve.
+BridgeIo::Address Resolve(const bridge::HostPort& host_port) {
+  BridgeIo::Address result;
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&result.address);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&result.address);
+  if (inet_pton(AF_INET, host_port.host.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(host_port.port);
+    result.length = sizeof(sockaddr_in);
+    return result;
+  }
+  if (inet_pton(AF_INET6, host_port.host.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(host_port.port);
+    result.length = sizeof(sockaddr_in6);
+    return result;
+  }
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(host_port.host.c_str(), nullptr, &hints, &found) != 0 || found == nullptr) {
+    return result;
+  }
+  std::memcpy(&result.address, found->ai_addr, found->ai_addrlen);
+  result.length = found->ai_addrlen;
+  freeaddrinfo(found);
+  if (result.address.ss_family == AF_INET) v4->sin_port = htons(host_port.port);
+  if (result.address.ss_family == AF_INET6) v6->sin6_port = htons(host_port.port);
+  return result;
+}
+
+}  // namespace
+
+BridgeIo::~BridgeIo() {
+  if (remote.fd >= 0) close(remote.fd);
+  if (local.fd >= 0) close(local.fd);
+}
+
+absl::Status Shard::SetupBridges() {
+  char host_name[256] = {};
+  if (gethostname(host_name, sizeof(host_name) - 1) != 0) host_name[0] = '\0';
+  for (size_t i = index_; i < config_.bridges.size(); i += shared_.shard_count) {
+    const BridgeConfig& config = config_.bridges[i];
+    absl::StatusOr<std::unique_ptr<bridge::Bridge>> made = bridge::Bridge::Create(
+        config, {.host_name = host_name,
+                 .max_packet_size = config_.max_packet_size,
+                 .connect_timeout_ms = config_.connect_timeout_ms,
+                 .random_seed = (uint64_t{index_} << 32) ^ MonotonicNs() ^ i});
+    if (!made.ok()) return made.status();
+    auto io = std::make_unique<BridgeIo>();
+    io->bridge = std::move(*made);
+    io->remote.receive_buffer.resize(BridgeIo::kReceiveBytes);
+    io->local.receive_buffer.resize(BridgeIo::kReceiveBytes);
+    // Names are resolved once, at start, so that connecting never waits on DNS in the loop.
+    for (const std::string& address : config.addresses) {
+      const absl::StatusOr<bridge::HostPort> host_port = bridge::ParseHostPort(address);
+      RINGMQ_ASSERT(host_port.ok());  // ValidateBridgeConfig checked it
+      io->addresses.push_back(Resolve(*host_port));
+      io->hosts.push_back(host_port->host);
+      if (io->addresses.back().length == 0) {
+        RINGMQ_LOG_WARNING("bridge %s: host %s does not resolve (names are resolved at start)",
+                           config.name.c_str(), host_port->host.c_str());
+      }
+    }
+    if (!config.cafile.empty()) {
+      absl::StatusOr<std::unique_ptr<bridge::ClientContext>> context =
+          bridge::ClientContext::Create(config);
+      if (!context.ok()) return context.status();
+      io->tls_context = std::move(*context);
+    }
+    RINGMQ_LOG_INFO("bridge %s: on shard %u, remote %s%s", config.name.c_str(), index_,
+                    config.addresses.front().c_str(), config.cafile.empty() ? "" : " (TLS)");
+    bridges_.push_back(std::move(io));
+  }
+  return absl::OkStatus();
+}
+
+void Shard::BridgeStep() {
+  for (size_t i = 0; i < bridges_.size(); ++i) {
+    BridgeIo& io = *bridges_[i];
+    StepBridgeSide(i, /*remote=*/false);
+    StepBridgeSide(i, /*remote=*/true);
+    CountBridge(io);
+  }
+}
+
+void Shard::StepBridgeSide(size_t index, bool remote) {
+  BridgeIo& io = *bridges_[index];
+  BridgeIo::Side& side = remote ? io.remote : io.local;
+  bridge::BridgeClient& client = remote ? io.bridge->remote() : io.bridge->local();
+  // The client gave the connection up (also while connecting: a connect that outlived the
+  // connect timeout is aborted by the shutdown, and completes as stale).
+  if (side.fd >= 0 && client.state() == bridge::ClientState::kDisconnected) {
+    CloseBridgeSide(side);
+  }
+  if (!stopping_ && client.ConnectDue(now_ms_) && side.idle() && !side.transport_up) {
+    if (remote) {
+      ConnectBridgeRemote(index);
+    } else {
+      ConnectBridgeLocal(index);
+    }
+  }
+  if (now_ms_ >= client.next_deadline_ms()) {
+    client.OnTimer(now_ms_);
+    if (side.fd >= 0 && client.state() == bridge::ClientState::kDisconnected) {
+      CloseBridgeSide(side);
+    }
+  }
+  if (side.transport_up && !side.send_pending) {
+    side.send_buffer.clear();
+    side.send_offset = 0;
+    if (side.tls != nullptr) {
+      // The TLS layer's own bytes first; MQTT only once the handshake is done.
+      side.send_buffer.swap(side.tls_down);
+      if (side.tls->open() && client.has_output()) {
+        side.plain.clear();
+        client.TakeOutput(now_ms_, side.plain);
+        side.tls->Send(side.plain, side.send_buffer);
+      }
+    } else if (client.has_output()) {
+      client.TakeOutput(now_ms_, side.send_buffer);
+    }
+    if (!side.send_buffer.empty()) SubmitBridgeSend(index, remote);
+  }
+}
+
+void Shard::ConnectBridgeRemote(size_t index) {
+  BridgeIo& io = *bridges_[index];
+  bridge::BridgeClient& client = io.bridge->remote();
+  client.BeginConnect(now_ms_);
+  if (io.back_to_main && !io.bridge->config().round_robin) io.next_address = 0;
+  io.back_to_main = false;
+  const size_t at = io.next_address;
+  const BridgeIo::Address& address = io.addresses[at];
+  const std::string& name = io.bridge->config().addresses[at];
+  io.next_address = (io.next_address + 1) % io.addresses.size();
+  io.remote.tls.reset();
+  io.remote.tls_down.clear();
+  if (io.tls_context != nullptr) {
+    io.remote.tls = io.tls_context->NewLayer(io.hosts[at]);
+    if (io.remote.tls == nullptr) {
+      client.OnTransportClosed(now_ms_, "TLS: out of memory");
+      return;
+    }
+  }
+  if (address.length == 0) {
+    client.OnTransportClosed(now_ms_, absl::StrCat(name, ": the host did not resolve at start"));
+    return;
+  }
+  const int fd =
+      socket(address.address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+  if (fd < 0) {
+    client.OnTransportClosed(now_ms_, absl::StrCat("socket: ", strerror(errno)));
+    return;
+  }
+  const int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  io.remote.fd = fd;
+  ++io.remote.generation;
+  io_uring_sqe* sqe = NextSqe();
+  io_uring_prep_connect(sqe, fd, reinterpret_cast<const sockaddr*>(&address.address),
+                        address.length);
+  io_uring_sqe_set_data64(
+      sqe, BridgeUserData(io.remote.generation, BridgeSlot(index, true, BridgeOp::kConnect)));
+  io.remote.connect_pending = true;
+}
+
+void Shard::ConnectBridgeLocal(size_t index) {
+  BridgeIo& io = *bridges_[index];
+  bridge::BridgeClient& client = io.bridge->local();
+  client.BeginConnect(now_ms_);
+  int fds[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) != 0) {
+    client.OnTransportClosed(now_ms_, absl::StrCat("socketpair: ", strerror(errno)));
+    return;
+  }
+  // fds[1] is served as a client connection of listener 0 (counted there like an accept).
+  counters_.listener(0).connections_open.Add(1);  // given back in ReleaseSlot
+  const uint32_t slot_index = AddConnection(fds[1], /*adopted=*/false);
+  slots_[slot_index].connection.set_listener(0);
+  ArmReceive(slot_index);
+  io.local.fd = fds[0];
+  ++io.local.generation;
+  io.local.transport_up = true;
+  client.OnTransportConnected(now_ms_);
+  SubmitBridgeReceive(index, /*remote=*/false);
+}
+
+void Shard::CloseBridgeSide(BridgeIo::Side& side) {
+  if (side.fd >= 0) {
+    // Ends the operations in flight (they complete as stale).
+    shutdown(side.fd, SHUT_RDWR);
+    close(side.fd);
+    side.fd = -1;
+  }
+  ++side.generation;
+  side.transport_up = false;
+  if (!side.send_pending) side.send_buffer.clear();
+  side.tls.reset();  // ~14 KiB open, ~60 KiB in a handshake: not kept while disconnected
+  side.tls_down.clear();
+  side.peer = net::PeerInfo();
+}
+
+void Shard::SubmitBridgeSend(size_t index, bool remote) {
+  BridgeIo::Side& side = remote ? bridges_[index]->remote : bridges_[index]->local;
+  RINGMQ_ASSERT(side.send_offset < side.send_buffer.size());
+  io_uring_sqe* sqe = NextSqe();
+  io_uring_prep_send(sqe, side.fd, side.send_buffer.data() + side.send_offset,
+                     side.send_buffer.size() - side.send_offset, MSG_NOSIGNAL);
+  io_uring_sqe_set_data64(
+      sqe, BridgeUserData(side.generation, BridgeSlot(index, remote, BridgeOp::kSend)));
+  side.send_pending = true;
+}
+
+void Shard::SubmitBridgeReceive(size_t index, bool remote) {
+  BridgeIo::Side& side = remote ? bridges_[index]->remote : bridges_[index]->local;
+  io_uring_sqe* sqe = NextSqe();
+  io_uring_prep_recv(sqe, side.fd, side.receive_buffer.data(), side.receive_buffer.size(), 0);
+  io_uring_sqe_set_data64(
+      sqe, BridgeUserData(side.generation, BridgeSlot(index, remote, BridgeOp::kReceive)));
+  side.receive_pending = true;
+}
+
+void Shard::OnBridgeCompletion(const io_uring_cqe& cqe, uint32_t generation, uint32_t slot) {
+  const size_t index = slot >> 3;
+  const bool remote = (slot & 4) != 0;
+  const auto op = static_cast<BridgeOp>(slot & 3);
+  RINGMQ_ASSERT(index < bridges_.size());
+  BridgeIo& io = *bridges_[index];
+  BridgeIo::Side& side = remote ? io.remote : io.local;
+  bridge::BridgeClient& client = remote ? io.bridge->remote() : io.bridge->local();
+  if (op == BridgeOp::kConnect) side.connect_pending = false;
+  if (op == BridgeOp::kReceive) side.receive_pending = false;
+  if (op == BridgeOp::kSend) side.send_pending = false;
+  const bool current = generation == (side.generation & kBridgeGenerationMask) && side.fd >= 0;
+  if (!current) return;
+  if (op == BridgeOp::kConnect) {
+    if (cqe.res < 0) {
+      client.OnTransportClosed(now_ms_, absl::StrCat("connect: ", strerror(-cqe.res)));
+      CloseBridgeSide(side);
+      return;
+    }
+    side.transport_up = true;
+    client.OnTransportConnected(now_ms_);
+    if (side.tls != nullptr) {  // the ClientHello
+      side.tls_up.clear();
+      if (side.tls->Receive({}, side.tls_up, side.tls_down, side.peer, counters_) ==
+          net::TransportLayer::Result::kClose) {
+        client.OnTransportClosed(now_ms_, side.tls->close_reason());
+        CloseBridgeSide(side);
+        return;
+      }
+    }
+    SubmitBridgeReceive(index, remote);
+    return;
+  }
+  if (!side.transport_up) return;
+  if (op == BridgeOp::kReceive) {
+    if (cqe.res <= 0) {
+      client.OnTransportClosed(now_ms_, cqe.res == 0
+                                            ? std::string("closed by the peer")
+                                            : absl::StrCat("receive: ", strerror(-cqe.res)));
+      CloseBridgeSide(side);
+      return;
+    }
+    const std::span<const uint8_t> bytes(side.receive_buffer.data(), static_cast<size_t>(cqe.res));
+    if (side.tls != nullptr) {
+      side.tls_up.clear();
+      const bool was_open = side.tls->open();
+      const net::TransportLayer::Result result =
+          side.tls->Receive(bytes, side.tls_up, side.tls_down, side.peer, counters_);
+      if (!was_open && side.tls->open()) {
+        RINGMQ_LOG_DEBUG("bridge %s: TLS to the remote: %s", io.bridge->config().name.c_str(),
+                         side.peer.tls_description.c_str());
+      }
+      if (!side.tls_up.empty()) client.OnReceived(now_ms_, side.tls_up);
+      if (result == net::TransportLayer::Result::kClose &&
+          client.state() != bridge::ClientState::kDisconnected) {
+        client.OnTransportClosed(now_ms_, side.tls->close_reason());
+      }
+    } else {
+      client.OnReceived(now_ms_, bytes);
+    }
+    if (client.state() == bridge::ClientState::kDisconnected) {
+      CloseBridgeSide(side);
+    } else {
+      SubmitBridgeReceive(index, remote);
+    }
+    return;
+  }
+  if (cqe.res < 0) {
+    client.OnTransportClosed(now_ms_, absl::StrCat("send: ", strerror(-cqe.res)));
+    CloseBridgeSide(side);
+    return;
+  }
+  side.send_offset += static_cast<size_t>(cqe.res);
+  if (side.send_offset < side.send_buffer.size()) SubmitBridgeSend(index, remote);
+}
+
+void Shard::StopBridges() {
+  for (const std::unique_ptr<BridgeIo>& io : bridges_) {
+    if (io->remote.transport_up && io->bridge->remote().state() == bridge::ClientState::kOpen &&
+        !io->remote.send_pending) {
+      // A DISCONNECT (§3.14, two bytes; without a send in flight nothing precedes it) tells the
+      // remote broker this is a normal end, not a lost connection. Best effort: the socket
+      // does not block, and a full socket buffer just loses it.
+      static constexpr uint8_t kDisconnect[] = {0xE0, 0x00};
+      [[maybe_unused]] const ssize_t sent =
+          send(io->remote.fd, kDisconnect, sizeof(kDisconnect), MSG_NOSIGNAL | MSG_DONTWAIT);
+    }
+    CloseBridgeSide(io->remote);
+    // The local side's socket ends with the server side's connection, which the stop closes.
+  }
+}
+
+void Shard::CountBridge(BridgeIo& io) {
+  const bridge::BridgeStats& stats = io.bridge->stats();
+  counters_.bridge_messages_out.Add(stats.messages_out - io.reported.messages_out);
+  counters_.bridge_messages_in.Add(stats.messages_in - io.reported.messages_in);
+  io.reported = stats;
+  // Drops as the clients count them: queue bounds, and messages too large for the peer.
+  const uint64_t dropped_out = io.bridge->remote().stats().dropped;
+  const uint64_t dropped_in = io.bridge->local().stats().dropped;
+  counters_.bridge_dropped_out.Add(dropped_out - io.dropped_out_reported);
+  counters_.bridge_dropped_in.Add(dropped_in - io.dropped_in_reported);
+  io.dropped_out_reported = dropped_out;
+  io.dropped_in_reported = dropped_in;
+  // A refused subscription (an ACL, a remote's policy) silently stops a direction: say so.
+  for (const bool remote_side : {true, false}) {
+    const bridge::BridgeClient& client = remote_side ? io.bridge->remote() : io.bridge->local();
+    uint64_t& reported = io.refused_reported[remote_side ? 0 : 1];
+    if (client.stats().subscribe_refused != reported) {
+      reported = client.stats().subscribe_refused;
+      RINGMQ_LOG_WARNING("bridge %s: the %s broker refused %llu of its subscriptions so far",
+                         io.bridge->config().name.c_str(), remote_side ? "remote" : "local",
+                         static_cast<unsigned long long>(reported));
+    }
+  }
+  const bridge::ClientStats& remote = io.bridge->remote().stats();
+  const bool ended = remote.disconnects != io.remote_reported.disconnects;
+  counters_.bridge_connects.Add(remote.connects - io.remote_reported.connects);
+  counters_.bridge_disconnects.Add(remote.disconnects - io.remote_reported.disconnects);
+  counters_.bridge_resent.Add(remote.resent - io.remote_reported.resent);
+  io.remote_reported = remote;
+  const bool open = io.bridge->remote().state() == bridge::ClientState::kOpen;
+  if (open != io.was_open) {
+    io.was_open = open;
+    counters_.gauges.bridges_connected.Add(open ? 1 : -1);
+    if (!open) io.back_to_main = true;
+    if (open) RINGMQ_LOG_INFO("bridge %s: connected", io.bridge->config().name.c_str());
+  }
+  // Failed attempts repeat with the back-off: one line per interval at most.
+  if (ended && !open && !stopping_ && now_ms_ >= io.next_warning_ms) {
+    io.next_warning_ms = now_ms_ + kBridgeWarningIntervalMs;
+    const uint64_t at = io.bridge->remote().connect_at_ms();
+    RINGMQ_LOG_WARNING("bridge %s: not connected (%s); next attempt in %llu ms",
+                       io.bridge->config().name.c_str(), io.bridge->last_error().c_str(),
+                       static_cast<unsigned long long>(at > now_ms_ ? at - now_ms_ : 0));
+  }
+}
+
+}  // namespace ringmq::shard
