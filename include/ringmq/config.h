@@ -252,6 +252,12 @@ struct Config {
   // replaced by '_' (ClusterNodeName).
   std::string cluster_node_name;
   std::string cluster_subject_prefix;  // "" or a literal NATS subject (cluster::SubjectMapping)
+  // QoS 1/2 at least once across nodes (docs/cluster.md; [cluster] ack_* keys;
+  // shard/cluster_acks.h ClusterAckOptions).
+  uint32_t cluster_ack_retransmit_ms = 2000;
+  uint32_t cluster_ack_link_timeout_ms = 3000;
+  uint32_t cluster_ack_pending_max = 16384;         // per shard
+  uint64_t cluster_ack_pending_bytes_max = 64 << 20;  // per shard
 
   bool clustered() const { return !cluster_nats_urls.empty(); }
 

@@ -624,6 +624,31 @@ constexpr Option kOptions[] = {
      nullptr,
      StringValue{"\"\" or a literal NATS subject (tokens separated by '.', no wildcards)",
                  &SetSubjectPrefix}},
+    // QoS 1/2 at least once across nodes (docs/cluster.md; shard/cluster_acks.h).
+    {{"cluster_ack_retransmit_ms", '\0', "MS",
+      "A QoS 1/2 message another node has not acknowledged after MS milliseconds is sent to it "
+      "again ([cluster] ack_retransmit_ms)",
+      false},
+     nullptr,
+     Integer<&Config::cluster_ack_retransmit_ms, 10, 3'600'000>()},
+    {{"cluster_ack_link_timeout_ms", '\0', "MS",
+      "Another node's link silent for MS milliseconds is forgotten: messages stop waiting for "
+      "its acknowledgements ([cluster] ack_link_timeout_ms)",
+      false},
+     nullptr,
+     Integer<&Config::cluster_ack_link_timeout_ms, 100, 86'400'000>()},
+    {{"cluster_ack_pending_max", '\0', "N",
+      "QoS 1/2 messages per shard waiting for other nodes' acknowledgements before publishers "
+      "are held back ([cluster] ack_pending_max)",
+      false},
+     nullptr,
+     Integer<&Config::cluster_ack_pending_max, 1, 16'777'216>()},
+    {{"cluster_ack_pending_bytes_max", '\0', "BYTES",
+      "Their payload bytes per shard before publishers are held back ([cluster] "
+      "ack_pending_bytes_max)",
+      false},
+     nullptr,
+     Integer<&Config::cluster_ack_pending_bytes_max, 1024, 68'719'476'736>()},
     {{"check_config", '\0', "",
       "Check the flags, the config file and the files it names, print the result and exit", false},
      nullptr,
@@ -1260,6 +1285,10 @@ constexpr std::pair<std::string_view, std::string_view> kClusterKeys[] = {
     {"nats_urls", "cluster_nats_url"},
     {"node_name", "cluster_node_name"},
     {"subject_prefix", "cluster_subject_prefix"},
+    {"ack_retransmit_ms", "cluster_ack_retransmit_ms"},
+    {"ack_link_timeout_ms", "cluster_ack_link_timeout_ms"},
+    {"ack_pending_max", "cluster_ack_pending_max"},
+    {"ack_pending_bytes_max", "cluster_ack_pending_bytes_max"},
 };
 
 absl::Status ApplyCluster(const toml::key& key, const toml::node& node,
@@ -1467,6 +1496,10 @@ std::string EffectiveToml(const Config& config) {
     absl::StrAppend(&text, "\n[cluster]\nnats_urls = [", absl::StrJoin(urls, ", "),
                     "]\nnode_name = ", TomlString(config.cluster_node_name),
                     "\nsubject_prefix = ", TomlString(config.cluster_subject_prefix), "\n");
+    absl::StrAppend(&text, "ack_retransmit_ms = ", config.cluster_ack_retransmit_ms,
+                    "\nack_link_timeout_ms = ", config.cluster_ack_link_timeout_ms,
+                    "\nack_pending_max = ", config.cluster_ack_pending_max,
+                    "\nack_pending_bytes_max = ", config.cluster_ack_pending_bytes_max, "\n");
   }
   for (const ListenerConfig& listener : config.listeners) text += ListenerToml(listener);
   text += BridgesToml(config);

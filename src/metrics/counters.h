@@ -191,6 +191,20 @@ namespace ringmq::metrics {
   X(cluster_link_connects)       /* NATS handshakes completed */                             \
   X(cluster_link_reconnects)     /* of those, after the first */                             \
   X(cluster_link_disconnects)    /* NATS connections ended, failed attempts included */      \
+  X(cluster_acks_sent)           /* message ids acknowledged to other nodes (acks) */        \
+  X(cluster_acks_received)       /* message ids other nodes acknowledged to this shard */    \
+  X(cluster_retransmits)         /* messages sent again to a link that had not acked */      \
+  X(cluster_duplicates_dropped)  /* messages received again and not delivered again */       \
+  X(cluster_duplicates_unknown)  /* ids older than the duplicate window: delivered */        \
+  X(cluster_ack_held_back)       /* publishers paused at the pending-acks bound */           \
+  X(cluster_ack_untracked)       /* QoS 1/2 forwarded without acks: id span full */          \
+  X(cluster_links_forgotten)     /* remote links silent beyond link_timeout_ms */            \
+  X(cluster_ack_forgotten_released) /* pending messages released by a forgotten link */      \
+  X(cluster_interest_sent)       /* interest announcements published */                      \
+  X(cluster_interest_received)   /* interest announcements of other links received */        \
+  X(cluster_interest_gaps)       /* announcements lost (a snapshot is asked) */              \
+  X(cluster_interest_refused)    /* links, subjects beyond the interest table's bounds */    \
+  X(cluster_control_refused)     /* acks, announcements, retransmits the link refused */     \
   X(cluster_owner_claims_sent)          /* client-id claims published (cluster/claim.h) */   \
   X(cluster_owner_claims_received)      /* other nodes' claims received on this shard */     \
   X(cluster_owner_claims_forwarded)     /* of those, passed to the id's home shard */        \
@@ -253,6 +267,9 @@ namespace ringmq::metrics {
   X(sessions_offline)  /* persistent sessions kept without a connection */                \
   X(subscriptions)     /* subscriptions held by this shard's sessions */                  \
   X(cluster_nats_subscriptions) /* NATS subscriptions of this shard's link */             \
+  X(cluster_ack_pending)       /* messages waiting for other nodes' acks (acks) */       \
+  X(cluster_ack_pending_bytes) /* their payload bytes */                                  \
+  X(cluster_remote_links)      /* other nodes' links in this shard's interest table */    \
   X(cluster_share_subscriptions) /* NATS queue subscriptions of this shard's share link */ \
   X(bridges_connected) /* bridges of this shard connected to their remote broker */        \
   X(shared_groups)     /* shared-subscription groups created minus removed by this shard */ \

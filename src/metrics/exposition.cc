@@ -162,6 +162,35 @@ constexpr Family kFamilies[] = {
      "NATS connection events of the shards' links: connect, reconnect, disconnect."},
     {"ringmq_cluster_nats_subscriptions", Type::kGauge,
      "NATS subscriptions the shards' links hold for their sessions' filters."},
+    // Cluster acknowledgements (QoS 1/2 at least once across nodes).
+    {"ringmq_cluster_acks_total", Type::kCounter,
+     "Message ids acknowledged between nodes: sent by this node's shards (direction=out) for "
+     "messages they received, received (direction=in) for messages they forwarded."},
+    {"ringmq_cluster_retransmits_total", Type::kCounter,
+     "QoS 1/2 messages sent again to a remote link that had not acknowledged them in time or "
+     "whose connection to NATS was renewed."},
+    {"ringmq_cluster_duplicates_total", Type::kCounter,
+     "Messages received again from another node: dropped (result=dropped, already delivered) "
+     "or delivered because older than the duplicate window (result=unknown)."},
+    {"ringmq_cluster_ack_pending", Type::kGauge,
+     "QoS 1/2 messages forwarded and not yet acknowledged by every remote link that must."},
+    {"ringmq_cluster_ack_pending_bytes", Type::kGauge, "Payload bytes of those messages."},
+    {"ringmq_cluster_ack_held_back_total", Type::kCounter,
+     "Times a publisher's connection was paused because pending messages reached their bound."},
+    {"ringmq_cluster_ack_untracked_total", Type::kCounter,
+     "QoS 1/2 messages forwarded without acknowledgements (the span of ids kept was full)."},
+    {"ringmq_cluster_links_forgotten_total", Type::kCounter,
+     "Remote links forgotten after link_timeout_ms of silence."},
+    {"ringmq_cluster_ack_forgotten_released_total", Type::kCounter,
+     "Pending messages acknowledged to their publisher because the last links they waited for "
+     "were forgotten."},
+    {"ringmq_cluster_remote_links", Type::kGauge,
+     "Other nodes' links in the shards' interest tables."},
+    {"ringmq_cluster_interest_announcements_total", Type::kCounter,
+     "Interest announcements between links: sent, received, gap (one was lost: a snapshot is "
+     "asked), refused (a link or subject beyond the table's bounds)."},
+    {"ringmq_cluster_control_refused_total", Type::kCounter,
+     "Acks, announcements and retransmits the NATS link refused (its outbound bound)."},
     {"ringmq_cluster_owner_claims_total", Type::kCounter,
      "Client-id claims between nodes, by event: sent, received (from other nodes), forwarded "
      "(to the id's home shard), kept (older than the session's own claim), invalid, refused "
@@ -643,6 +672,28 @@ Series SeriesOf(CounterId id) {
       return Labelled("ringmq_cluster_link_events_total", "event", "reconnect");
     case C::cluster_link_disconnects:
       return Labelled("ringmq_cluster_link_events_total", "event", "disconnect");
+    case C::cluster_acks_sent: return Labelled("ringmq_cluster_acks_total", "direction", "out");
+    case C::cluster_acks_received:
+      return Labelled("ringmq_cluster_acks_total", "direction", "in");
+    case C::cluster_retransmits: return Plain("ringmq_cluster_retransmits_total");
+    case C::cluster_duplicates_dropped:
+      return Labelled("ringmq_cluster_duplicates_total", "result", "dropped");
+    case C::cluster_duplicates_unknown:
+      return Labelled("ringmq_cluster_duplicates_total", "result", "unknown");
+    case C::cluster_ack_held_back: return Plain("ringmq_cluster_ack_held_back_total");
+    case C::cluster_ack_untracked: return Plain("ringmq_cluster_ack_untracked_total");
+    case C::cluster_links_forgotten: return Plain("ringmq_cluster_links_forgotten_total");
+    case C::cluster_ack_forgotten_released:
+      return Plain("ringmq_cluster_ack_forgotten_released_total");
+    case C::cluster_interest_sent:
+      return Labelled("ringmq_cluster_interest_announcements_total", "event", "sent");
+    case C::cluster_interest_received:
+      return Labelled("ringmq_cluster_interest_announcements_total", "event", "received");
+    case C::cluster_interest_gaps:
+      return Labelled("ringmq_cluster_interest_announcements_total", "event", "gap");
+    case C::cluster_interest_refused:
+      return Labelled("ringmq_cluster_interest_announcements_total", "event", "refused");
+    case C::cluster_control_refused: return Plain("ringmq_cluster_control_refused_total");
     case C::cluster_owner_claims_sent:
       return Labelled("ringmq_cluster_owner_claims_total", "event", "sent");
     case C::cluster_owner_claims_received:
@@ -854,6 +905,9 @@ Series SeriesOf(GaugeId id) {
     case G::sessions_offline: return Labelled("ringmq_sessions", "state", "offline");
     case G::subscriptions: return Plain("ringmq_subscriptions");
     case G::cluster_nats_subscriptions: return Plain("ringmq_cluster_nats_subscriptions");
+    case G::cluster_ack_pending: return Plain("ringmq_cluster_ack_pending");
+    case G::cluster_ack_pending_bytes: return Plain("ringmq_cluster_ack_pending_bytes");
+    case G::cluster_remote_links: return Plain("ringmq_cluster_remote_links");
     case G::cluster_share_subscriptions:
       return Plain("ringmq_cluster_share_subscriptions");
     case G::bridges_connected: return Plain("ringmq_bridges_connected");

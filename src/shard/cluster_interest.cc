@@ -84,6 +84,7 @@ void ClusterInterest::AddSubject(std::string_view subject) {
   it->second = Entry{.count = 1, .sid = *sid};
   live_sids_.insert(*sid);
   if (HasWildcard(subject)) wildcard_sids_.emplace(*sid, std::string(subject));
+  if (observer_ != nullptr) observer_->OnSubjectChange(subject, /*added=*/true);
 }
 
 void ClusterInterest::RemoveSubject(std::string_view subject) {
@@ -94,6 +95,7 @@ void ClusterInterest::RemoveSubject(std::string_view subject) {
   link_.Unsubscribe(it->second.sid);
   live_sids_.erase(it->second.sid);
   wildcard_sids_.erase(it->second.sid);
+  if (observer_ != nullptr) observer_->OnSubjectChange(subject, /*added=*/false);
   subjects_.erase(it);
 }
 

@@ -55,6 +55,20 @@ class ClusterInterest {
   size_t subject_count() const { return subjects_.size(); }
   // Reference count of `subject` (0: not subscribed).
   uint32_t count(std::string_view subject) const;
+
+  // Cluster acknowledgements (router_cluster_acks.h): told each subject subscribed (SUB sent)
+  // and unsubscribed, to announce them to the other nodes.
+  class Observer {
+   public:
+    virtual ~Observer() = default;
+    virtual void OnSubjectChange(std::string_view subject, bool added) = 0;
+  };
+  void set_observer(Observer* observer) { observer_ = observer; }
+  // fn(subject) for every subject subscribed (a snapshot of the announcements).
+  template <typename Fn>
+  void ForEachSubject(Fn fn) const {
+    for (const auto& [subject, entry] : subjects_) fn(std::string_view(subject));
+  }
   // Subscribe refused by the link (a subject it finds invalid); not retried.
   uint64_t subscribe_failures() const { return subscribe_failures_; }
 
@@ -73,6 +87,7 @@ class ClusterInterest {
   std::map<uint64_t, std::string> wildcard_sids_;  // live wildcard subjects, by ascending sid
   std::string scratch_;
   uint64_t subscribe_failures_ = 0;
+  Observer* observer_ = nullptr;
 };
 
 }  // namespace ringmq::shard

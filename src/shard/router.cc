@@ -14,6 +14,7 @@
 #include "mqtt/topic.h"
 #include "shard/cluster_owner.h"
 #include "shard/router_cluster.h"
+#include "shard/router_cluster_acks.h"
 #include "shard/router_persist.h"
 
 namespace ringmq::shard {
@@ -311,6 +312,7 @@ void Router::PublishPendingWill(uint32_t index) {
 
 void Router::OnConnectionClosed(net::Connection& connection) {
   uint32_t index = kNone;
+  if (cluster_acks_ != nullptr) cluster_acks_->Forget(connection.tag());
   if (SessionOf(connection, &index) == nullptr) return;
   sessions_.BindTag(connection.tag(), kNone);
   ApplyDisconnectExpiry(index, connection);
@@ -425,6 +427,7 @@ void Router::PublishWill(uint32_t index) {
   Route(message, /*from_client=*/true,
         share_strategy_ == sub::ShareStrategy::kHash ? PublisherKey(session.client_id()) : 0);
   ForwardToCluster(*message);
+  if (cluster_acks_ != nullptr) cluster_acks_->last_id = 0;  // tracked; no PUBACK waits for it
 }
 
 // ---- Packets ---------------------------------------------------------------------------------
@@ -653,6 +656,10 @@ void Router::CountPublishReceived(uint8_t qos) {
 
 void Router::AcknowledgePublish(net::Connection& connection, const mqtt::Publish& publish,
                                 mqtt::ReasonCode reason) {
+  if (cluster_acks_ != nullptr && publish.qos != mqtt::QoS::k0 &&
+      DeferClusterAck(connection, publish, reason)) {
+    return;
+  }
   if (reason != mqtt::ReasonCode::kSuccess && connection.level() == mqtt::ProtocolLevel::kMqtt5) {
     if (publish.qos == mqtt::QoS::k1) {
       connection.QueuePacket(mqtt::Puback{publish.packet_id, reason}, context_);

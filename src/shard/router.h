@@ -155,6 +155,7 @@
 
 namespace ringmq::shard {
 
+struct ClusterAckOptions;  // cluster_acks.h
 class ClusterOwnership;  // shard/cluster_owner.h
 
 // What the router needs from its shard's event loop.
@@ -251,7 +252,8 @@ class Router final : public net::PacketSink {
   //     SUB / UNSUB when a subject's count goes between 0 and 1).
   //   - Outbound: a client's PUBLISH and a will whose topic does not start with '$' is, after
   //     local routing, published once on the link (HPUB with headers Ringmq-Node, Ringmq-Qos,
-  //     Ringmq-Retain; payload as is). At most once across nodes, whatever its QoS.
+  //     Ringmq-Retain; payload as is). At most once across nodes, whatever its QoS, unless
+  //     StartClusterAcks (below) makes QoS 1/2 at least once.
   //   - Inbound: OnClusterMessage.
   void AttachCluster(cluster::NatsLink* link, std::string node_name, std::string subject_prefix);
   // A MSG/HMSG of the link: dropped if this node published it (Ringmq-Node), if it is an extra
@@ -301,6 +303,30 @@ class Router final : public net::PacketSink {
   // shard 0 consumes the stream into the retained store. Call every loop iteration when
   // clustered (requests, retries, heartbeat checks).
   void ClusterTick(uint64_t now_ms);
+
+  // ---- Cluster acknowledgements (docs/cluster.md; router_cluster_acks.cc) ----
+  // QoS 1 and 2 at least once across nodes, after AttachCluster (before any session exists):
+  //   - Interest: the link announces this shard's NATS subjects to the other links (deltas
+  //     with a sequence number, snapshots when asked, heartbeats) and keeps theirs
+  //     (RemoteInterest, cluster_acks.h); other links of this node are not tracked (they drop
+  //     our messages as echoes).
+  //   - A QoS 1/2 message forwarded while remote links match its subject carries a
+  //     Ringmq-Id header and a reply subject naming this link; the publisher's PUBACK / PUBREC
+  //     (and every later one of that connection: acks keep their order) waits until every
+  //     such link acknowledged it, or was forgotten (silent for link_timeout_ms), and, with
+  //     persistence, for the log too. At pending_max messages or pending_bytes_max bytes the
+  //     publishing connection is paused (its frames wait, its socket is not read) until the
+  //     pending messages fall below 3/4 of the bounds.
+  //   - A message not acknowledged after retransmit_ms (or when the link reconnects) is sent
+  //     again to each missing link on its own retransmit subject, with header Ringmq-Subject.
+  //   - Receiving: a message with an id is acknowledged (batched: one PUB per origin link per
+  //     step), and one whose (origin, id) the duplicate window knows is not delivered again.
+  void StartClusterAcks(const ClusterAckOptions& options);
+  // Once per loop iteration, after the completions (the link's messages) and mailboxes:
+  // announcements, acks, retransmits, forgetting, and the release of held PUBACK / PUBREC.
+  void ClusterAckStep();
+  // The link finished a handshake: snapshot asked and sent, pending messages due again.
+  void OnClusterReady();
 
   // ---- Persistence (see the header comment) ----
   // Set-up, before the shard serves: logs to `journal` from now on, recovers the sessions of
@@ -539,6 +565,28 @@ class Router final : public net::PacketSink {
     if (cluster_ != nullptr) ForwardToClusterWithShares(message);  // router_cluster_shared.cc
   }
   void PublishToCluster(const message::Message& message);
+  // Receiving side of a cluster message (OnClusterMessage after its checks, and retransmits):
+  // delivery to this shard's matching non-shared subscriptions. `sent_at_us`: the
+  // Ringmq-Sent-At header's value (0: none), observed as the hop's latency.
+  void DeliverFromCluster(std::string_view subject, uint8_t qos, std::string_view payload,
+                          uint64_t sent_at_us = 0);
+
+  // ---- Cluster acknowledgements (router_cluster_acks.cc) ----
+  struct ClusterAcks;
+  // A message on the control subjects of the acks layer: handled, returns true.
+  bool OnClusterControl(const cluster::NatsMessage& message);
+  // A data message with a Ringmq-Id: acknowledged; false if it is a duplicate (not delivered).
+  bool AcceptClusterData(const cluster::NatsMessage& message);
+  // PublishToCluster of a QoS 1/2 message on `subject`: if remote links must acknowledge it,
+  // tracks it and sets the id header's value and the reply subject; returns whether it did.
+  bool TrackClusterMessage(const message::Message& message, std::string_view subject,
+                           std::string& id_text, std::string_view& reply);
+  // AcknowledgePublish: true if the ack waits for the cluster (or behind one that does).
+  bool DeferClusterAck(net::Connection& connection, const mqtt::Publish& publish,
+                       mqtt::ReasonCode reason);
+  void ReleaseClusterAcks();
+  // Publishes the ids acknowledged to the origin link of ack subject `reply`, then clears them.
+  void SendAcks(std::string_view reply, std::string& ids);
   // Retained across nodes (router_cluster_retained.cc).
   struct ClusterRetainedSink;
   void AttachClusterRetained();
@@ -638,6 +686,7 @@ class Router final : public net::PacketSink {
   std::unique_ptr<metrics::SysTopics> sys_topics_;  // on the publishing shard, once used
   std::unique_ptr<Persist> persist_;                 // null: persistence off
   std::unique_ptr<Cluster> cluster_;                 // null: not clustered
+  std::unique_ptr<ClusterAcks> cluster_acks_;        // null: no acks between nodes
   std::unique_ptr<ClusterOwnership> ownership_;      // null: no claims (StartClusterOwnership)
 };
 

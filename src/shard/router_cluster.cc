@@ -10,6 +10,7 @@
 #include "common/assert.h"
 #include "common/log.h"
 #include "shard/router.h"
+#include "shard/router_cluster_acks.h"
 
 namespace ringmq::shard {
 namespace {
@@ -18,6 +19,7 @@ namespace {
 constexpr std::string_view kNodeHeader = "Ringmq-Node";
 constexpr std::string_view kQosHeader = "Ringmq-Qos";
 constexpr std::string_view kRetainHeader = "Ringmq-Retain";
+constexpr std::string_view kIdHeader = "Ringmq-Id";  // cluster acks (router_cluster_acks.cc)
 // The publishing node's wall clock at forwarding, in microseconds since the Unix epoch: the
 // receiving shard observes the hop (ringmq_cluster_hop_latency_seconds).
 constexpr std::string_view kSentAtHeader = "Ringmq-Sent-At";
@@ -97,24 +99,35 @@ void Router::PublishToCluster(const message::Message& message) {
   char sent_at[20];  // UINT64_MAX has 20 digits
   const auto [sent_at_end, ignored] =
       std::to_chars(sent_at, sent_at + sizeof(sent_at), WallClockMicros());
-  const std::array<cluster::nats::HeaderField, 4> headers = {{
+  std::array<cluster::nats::HeaderField, 5> headers = {{
       {kNodeHeader, c.node_name},
       {kQosHeader, kDigits[message.qos() <= 2 ? message.qos() : 0]},
       {kRetainHeader, kDigits[message.retain() ? 1 : 0]},
       {kSentAtHeader, std::string_view(sent_at, static_cast<size_t>(sent_at_end - sent_at))},
+      {kIdHeader, {}},
   }};
+  size_t header_count = 4;
+  std::string_view reply;
+  if (cluster_acks_ != nullptr && message.qos() > 0 &&
+      TrackClusterMessage(message, c.subject, c.id_text, reply)) {
+    headers[4].second = c.id_text;
+    header_count = 5;
+  }
   const std::span<const uint8_t> payload = message.payload();
   const std::string_view bytes(reinterpret_cast<const char*>(payload.data()), payload.size());
-  switch (c.link->Publish(c.subject, headers, bytes)) {
+  switch (c.link->Publish(c.subject, std::span(headers.data(), header_count), bytes, reply)) {
     case cluster::PublishResult::kQueued:
     case cluster::PublishResult::kHeld:
       counters_.cluster_messages_out.Add();
       counters_.cluster_bytes_out.Add(payload.size());
       return;
-    case cluster::PublishResult::kNoRoom:
+    case cluster::PublishResult::kNoRoom:  // a tracked message is sent again later
+      counters_.cluster_publish_refused.Add();
+      return;
     case cluster::PublishResult::kTooLarge:
     case cluster::PublishResult::kInvalid:
       counters_.cluster_publish_refused.Add();
+      if (header_count == 5) cluster_acks_->Untrack();  // never sendable: nothing to wait for
       return;
   }
 }
@@ -124,6 +137,7 @@ void Router::OnClusterMessage(const cluster::NatsMessage& nats_message) {
   if (OnClaimMessage(nats_message)) return;  // client ids across nodes (router_cluster_owner.cc)
   Cluster& c = *cluster_;
   if (c.retained->OnMessage(nats_message, services_.now_ms())) return;
+  if (cluster_acks_ != nullptr && OnClusterControl(nats_message)) return;
   uint8_t qos = 0;  // a NATS application's message: at most once
   bool echo = false;
   uint64_t sent_at_us = 0;  // 0: no Ringmq-Sent-At (a NATS application's message)
@@ -147,10 +161,22 @@ void Router::OnClusterMessage(const cluster::NatsMessage& nats_message) {
     counters_.cluster_overlap_dropped.Add();
     return;
   }
+  // A '$' subject is never delivered (below): a control message's copy for a '>' subscription
+  // is not acknowledged either.
+  if (cluster_acks_ != nullptr && !nats_message.reply.empty() &&
+      !nats_message.subject.starts_with('$') && !AcceptClusterData(nats_message)) {
+    return;  // a message sent again that this shard delivered already
+  }
+  DeliverFromCluster(nats_message.subject, qos, nats_message.payload, sent_at_us);
+}
+
+void Router::DeliverFromCluster(std::string_view subject, uint8_t qos,
+                                std::string_view payload_bytes, uint64_t sent_at_us) {
+  Cluster& c = *cluster_;
   c.topic.clear();
   // '$' topics are never forwarded by a node; one from a NATS application is not let into
   // this broker's '$' space ($SYS is the broker's own, MQTT-4.7.2-1).
-  if (!cluster::SubjectToTopic(nats_message.subject, c.prefix, c.topic) || c.topic[0] == '$') {
+  if (!cluster::SubjectToTopic(subject, c.prefix, c.topic) || c.topic[0] == '$') {
     counters_.cluster_unmappable_subjects.Add();
     return;
   }
@@ -158,12 +184,12 @@ void Router::OnClusterMessage(const cluster::NatsMessage& nats_message) {
     const uint64_t now_us = WallClockMicros();
     counters_.ObserveClusterHop(now_us > sent_at_us ? now_us - sent_at_us : 0);
   }
-  const auto* payload = reinterpret_cast<const uint8_t*>(nats_message.payload.data());
+  const auto* payload = reinterpret_cast<const uint8_t*>(payload_bytes.data());
   message::MessageRef message = message::MessageRef::Create(
-      c.topic, std::span<const uint8_t>(payload, nats_message.payload.size()), qos,
+      c.topic, std::span<const uint8_t>(payload, payload_bytes.size()), qos,
       /*retain=*/false, NextOrigin(), message::Mqtt5Fields{});
   counters_.cluster_messages_in.Add();
-  counters_.cluster_bytes_in.Add(nats_message.payload.size());
+  counters_.cluster_bytes_in.Add(payload_bytes.size());
   EligibleContext context{this, message.get(),
                           sub::Subscriber{.shard = 0, .session = kNone, .generation = 0, .qos = 0}};
   sub::ShareChoice choice = ChoiceFor(context, 0);

@@ -41,6 +41,7 @@ struct Router::Cluster {
   ClusterInterest interest;
   std::string subject;  // reusable: the subject of the message being forwarded
   std::string topic;    // reusable: the topic of the message received
+  std::string id_text;  // reusable: the Ringmq-Id value of the message being forwarded
   // Shared subscriptions as NATS queue groups (router_cluster_shared.cc); null until
   // AttachClusterShares.
   std::unique_ptr<ClusterShares> shares;

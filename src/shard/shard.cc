@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "io/errno_status.h"
 #include "io/listener.h"
+#include "shard/cluster_acks.h"
 #include "shard/connection_context.h"
 
 namespace ringmq::shard {
@@ -248,6 +249,7 @@ void Shard::Loop() {
     EndPhase(LoopPhase::kCompletions);
     more_mail = router_->DrainMailboxes();
     if (journal_ != nullptr) router_->ReleaseHolds();  // after the journal's and mailboxes' news
+    if (nats_ != nullptr) router_->ClusterAckStep();  // after the link's messages (acks)
     router_->RunJobs();
     EndPhase(LoopPhase::kMailboxes);
     timers_->Advance(now_ms_, [this](uint32_t slot_index) {
@@ -897,6 +899,7 @@ absl::Status Shard::SetupCluster() {
   nats_ = std::move(nats);
   router_->AttachCluster(nats_->link.get(), shared_.cluster_node_name,
                          config_.cluster_subject_prefix);
+  router_->StartClusterAcks(ClusterAckOptionsOf(config_));
   if (absl::Status status = router_->StartClusterOwnership(); !status.ok()) return status;
   return SetupShareLink();  // shard_share_link.cc
 }
@@ -1053,6 +1056,7 @@ void Shard::OnReady(const cluster::nats::ServerInfo& info) {
              nats.ever_ready ? "reconnected" : "ready", info.server_name.c_str(),
              nats.link->current_server().host.c_str(), nats.link->current_server().port);
   nats.ever_ready = true;
+  router_->OnClusterReady();
 }
 
 void Shard::OnMessage(const cluster::NatsMessage& message) { router_->OnClusterMessage(message); }

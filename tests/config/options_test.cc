@@ -469,6 +469,14 @@ std::vector<FlagCase> GoodFlagCases() {
        [](const Config& c) { EXPECT_EQ(c.cluster_node_name, "node-1"); }},
       {"--cluster-subject-prefix", "site.mqtt",
        [](const Config& c) { EXPECT_EQ(c.cluster_subject_prefix, "site.mqtt"); }},
+      {"--cluster-ack-retransmit-ms", "500",
+       [](const Config& c) { EXPECT_EQ(c.cluster_ack_retransmit_ms, 500u); }},
+      {"--cluster-ack-link-timeout-ms", "3000",
+       [](const Config& c) { EXPECT_EQ(c.cluster_ack_link_timeout_ms, 3000u); }},
+      {"--cluster-ack-pending-max", "100",
+       [](const Config& c) { EXPECT_EQ(c.cluster_ack_pending_max, 100u); }},
+      {"--cluster-ack-pending-bytes-max", "4096",
+       [](const Config& c) { EXPECT_EQ(c.cluster_ack_pending_bytes_max, 4096u); }},
   };
 }
 
@@ -1485,6 +1493,10 @@ TEST(ClusterConfigTest, EffectiveTomlRoundTrips) {
   original.cluster_nats_urls = {"nats://127.0.0.1:4222", "[::1]:4223"};
   original.cluster_node_name = "n\"1";
   original.cluster_subject_prefix = "a.b";
+  original.cluster_ack_retransmit_ms = 500;
+  original.cluster_ack_link_timeout_ms = 3000;
+  original.cluster_ack_pending_max = 7;
+  original.cluster_ack_pending_bytes_max = 4096;
   Config parsed;
   const std::string text = EffectiveToml(original);
   ASSERT_TRUE(ApplyToml(text, "effective", parsed).ok()) << text;

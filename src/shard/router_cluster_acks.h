@@ -1,0 +1,102 @@
+// The Router's state for QoS 1 and 2 at least once across nodes (router.h, "Cluster
+// acknowledgements"; docs/cluster.md); included by router.cc (its destructor) and
+// router_cluster_acks.cc only.
+//
+// Thread safety: part of the Router, used only on its shard's thread.
+#ifndef RINGMQ_SHARD_ROUTER_CLUSTER_ACKS_H_
+#define RINGMQ_SHARD_ROUTER_CLUSTER_ACKS_H_
+
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "mqtt/packet.h"
+#include "shard/cluster_acks.h"
+#include "shard/cluster_interest.h"
+#include "shard/router.h"
+
+namespace ringmq::shard {
+
+struct Router::ClusterAcks final : ClusterInterest::Observer {
+  ClusterAcks(const ClusterAckOptions& options, uint64_t first_id)
+      : options(options),
+        interest(this->options),
+        pending(this->options, first_id),
+        seen(this->options) {}
+
+  // ClusterInterest::Observer: this shard's own interest changed; announced in the next step.
+  // The message just tracked (last_id) was refused by the link for good.
+  void Untrack() {
+    pending.Drop(last_id);
+    last_id = 0;
+  }
+
+  // The connection is gone: nothing of it is released or resumed any more.
+  void Forget(uint32_t tag) {
+    deferred.erase(tag);
+    std::erase(held_back, tag);
+  }
+
+  void OnSubjectChange(std::string_view subject, bool added) override {
+    delta.push_back(added ? '+' : '-');
+    delta.append(subject);
+    delta.push_back('\n');
+  }
+
+  // A PUBACK / PUBREC waiting for the cluster (or behind one that waits: acks leave in the
+  // order of their PUBLISHes, MQTT-4.6.0-2 and -3).
+  struct DeferredAck {
+    uint64_t id = 0;  // PendingAcks id, 0: waits only for the ones before it
+    uint16_t packet_id = 0;
+    mqtt::QoS qos = mqtt::QoS::k1;
+    mqtt::ReasonCode reason = mqtt::ReasonCode::kSuccess;
+  };
+
+  const ClusterAckOptions options;
+  RemoteInterest interest;
+  PendingAcks pending;
+  SeenIds seen;
+
+  std::string link_name;  // "node.shard": how the other links name this one
+  // Control subjects (cluster/control.h, kinds "interest", "ack", "rt").
+  std::string announce_subject;  // $RINGMQ[.p].interest.a.<node>.<shard>
+  std::string ack_subject;       // $RINGMQ[.p].ack.<node>.<shard>: acks for our messages
+  std::string control_prefix;    // $RINGMQ[.p].
+  uint64_t announce_sid = 0;     // $RINGMQ[.p].interest.a.>
+  uint64_t ask_all_sid = 0;      // $RINGMQ[.p].interest.q.all
+  uint64_t ask_sid = 0;          // $RINGMQ[.p].interest.q.<node>.<shard>
+  uint64_t ack_sid = 0;
+  uint64_t retransmit_sid = 0;  // $RINGMQ[.p].rt.<node>.<shard>: messages sent again to us
+
+  // Announcements of our own interest.
+  std::string delta;  // lines since the last step
+  uint64_t sequence = 0;
+  uint64_t next_heartbeat_ms = 0;
+  bool snapshot_due = true;
+  bool ask_all_due = true;
+  std::vector<std::string> asks;  // links to ask for a snapshot (gaps seen), once per step
+
+  // Acks to send: per origin link's ack subject, the ids (decimal, ' ' separated).
+  absl::flat_hash_map<std::string, std::string> acks_out;
+
+  // The publisher's side.
+  uint64_t last_id = 0;  // of the message PublishToCluster just tracked (0: none)
+  absl::flat_hash_map<uint32_t, std::deque<DeferredAck>> deferred;  // by connection tag
+  bool completed = false;           // some pending message completed since the last step
+  bool releasing = false;           // AcknowledgePublish called by the release itself
+  std::vector<uint32_t> held_back;  // tags of connections paused at the pending bound
+
+  // Scratch.
+  std::vector<RemoteInterest::Slot> slots;
+  std::vector<RemoteInterest::Slot> forgotten;
+  std::vector<std::string> forgotten_names;
+  std::string subject;
+  std::string text;
+  std::string topic;
+};
+
+}  // namespace ringmq::shard
+
+#endif  // RINGMQ_SHARD_ROUTER_CLUSTER_ACKS_H_
