@@ -7,6 +7,7 @@ counters, so counter assertions are skipped in that mode (and only in that mode)
 """
 
 import os
+import random
 import re
 import signal
 import socket
@@ -174,7 +175,40 @@ def is_sanitized(path=None):
     return _SANITIZED[path]
 
 
+def _local_port_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(x) for x in f.read().split())
+            return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+_HANDED_OUT = set()
+
+
 def free_port():
+    """A port to listen on that nothing uses now. Not one the kernel would pick for bind(0) or
+    as a client socket's ephemeral port: those come from ip_local_port_range, where any test's
+    outgoing connection could take the port between this probe and the server's bind (servers
+    then failed with "address already in use"). So a random free port below that range, never
+    the same twice in this process; random, so that parallel workers rarely pick the same one
+    (and the NATS fixture retries a start that lost such a race)."""
+    low, _ = _local_port_range()
+    first, last = 10000, low - 1
+    rng = random.SystemRandom()
+    if last - first > 1000:
+        for _ in range(200):
+            port = rng.randint(first, last)
+            if port in _HANDED_OUT:
+                continue
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind((mqtt_raw.HOST, port))
+                except OSError:
+                    continue
+            _HANDED_OUT.add(port)
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((mqtt_raw.HOST, 0))
         return s.getsockname()[1]
