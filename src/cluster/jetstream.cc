@@ -7,6 +7,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "cluster/json_reader.h"
 #include "common/assert.h"
 
 namespace ringmq::cluster::jetstream {
@@ -56,169 +57,9 @@ bool ParseDecimal(std::string_view text, uint64_t& value) {
   return ec == std::errc() && end == text.data() + text.size();
 }
 
-// A strict reader of the JSON grammar (RFC 8259) over a view; strings are returned raw (the
-// bytes between the quotes, escapes kept), which is all ringmq compares or logs.
-class Reader {
- public:
-  explicit Reader(std::string_view text) : text_(text) {}
+static_assert(kJsonMaxDepth == json::kMaxDepth);
 
-  void SkipWhitespace() {
-    while (pos_ < text_.size() && (text_[pos_] == ' ' || text_[pos_] == '\t' ||
-                                   text_[pos_] == '\n' || text_[pos_] == '\r')) {
-      ++pos_;
-    }
-  }
-  bool AtEnd() const { return pos_ >= text_.size(); }
-  char Peek() const { return AtEnd() ? '\0' : text_[pos_]; }
-  bool Consume(char c) {
-    SkipWhitespace();
-    if (Peek() != c) return false;
-    ++pos_;
-    return true;
-  }
-  absl::Status Error(std::string_view what) const {
-    std::string text = "JetStream JSON: ";
-    text.append(what);
-    text.append(" at byte ");
-    text.append(std::to_string(pos_));
-    return absl::InvalidArgumentError(text);
-  }
-
-  absl::StatusOr<std::string_view> String() {
-    SkipWhitespace();
-    if (Peek() != '"') return Error("string expected");
-    const size_t start = ++pos_;
-    while (true) {
-      if (AtEnd()) return Error("unterminated string");
-      const char c = text_[pos_++];
-      if (c == '"') return text_.substr(start, pos_ - 1 - start);
-      if (static_cast<unsigned char>(c) < 0x20) return Error("control byte in string");
-      if (c == '\\') {
-        if (AtEnd()) return Error("unterminated escape");
-        const char e = text_[pos_++];
-        if (e == 'u') {
-          for (int i = 0; i < 4; ++i) {
-            const char h = Peek();
-            const bool hex =
-                (h >= '0' && h <= '9') || (h >= 'a' && h <= 'f') || (h >= 'A' && h <= 'F');
-            if (!hex) return Error("bad \\u escape");
-            ++pos_;
-          }
-        } else if (std::string_view("\"\\/bfnrt").find(e) == std::string_view::npos) {
-          return Error("bad escape");
-        }
-      }
-    }
-  }
-
-  absl::StatusOr<std::string_view> Number() {
-    SkipWhitespace();
-    const size_t start = pos_;
-    auto digits = [&]() {
-      const size_t first = pos_;
-      while (!AtEnd() && text_[pos_] >= '0' && text_[pos_] <= '9') ++pos_;
-      return pos_ - first;
-    };
-    if (Peek() == '-') ++pos_;
-    if (Peek() == '0') {
-      ++pos_;
-    } else if (digits() == 0) {
-      return Error("number expected");
-    }
-    if (Peek() == '.') {
-      ++pos_;
-      if (digits() == 0) return Error("digits expected after '.'");
-    }
-    if (Peek() == 'e' || Peek() == 'E') {
-      ++pos_;
-      if (Peek() == '+' || Peek() == '-') ++pos_;
-      if (digits() == 0) return Error("exponent digits expected");
-    }
-    return text_.substr(start, pos_ - start);
-  }
-
-  absl::StatusOr<int64_t> Integer() {
-    absl::StatusOr<std::string_view> text = Number();
-    if (!text.ok()) return text.status();
-    int64_t value = 0;
-    const auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
-    if (ec != std::errc() || end != text->data() + text->size()) return Error("integer expected");
-    return value;
-  }
-
-  // Skips one value; nesting is tracked in an array bounded by kJsonMaxDepth, never by recursion.
-  absl::Status SkipValue(int depth) {
-    std::array<char, kJsonMaxDepth> closers{};
-    int open = 0;
-    while (true) {
-      SkipWhitespace();
-      const char c = Peek();
-      if (c == '{' || c == '[') {
-        if (depth + open >= kJsonMaxDepth) return Error("nesting too deep");
-        closers[open++] = c == '{' ? '}' : ']';
-        ++pos_;
-        if (Consume(closers[open - 1])) {
-          --open;
-        } else {
-          if (c == '{') {
-            if (absl::Status status = KeyColon().status(); !status.ok()) return status;
-          }
-          continue;
-        }
-      } else if (c == '"') {
-        if (absl::Status status = String().status(); !status.ok()) return status;
-      } else if (Literal("true") || Literal("false") || Literal("null")) {
-      } else if (absl::Status status = Number().status(); !status.ok()) {
-        return status;
-      }
-      while (true) {
-        if (open == 0) return absl::OkStatus();
-        if (Consume(closers[open - 1])) {
-          --open;
-          continue;
-        }
-        if (!Consume(',')) return Error("',' expected");
-        if (closers[open - 1] == '}') {
-          if (absl::Status status = KeyColon().status(); !status.ok()) return status;
-        }
-        break;
-      }
-    }
-  }
-
-  absl::StatusOr<std::string_view> KeyColon() {
-    absl::StatusOr<std::string_view> key = String();
-    if (!key.ok()) return key;
-    if (!Consume(':')) return Error("':' expected");
-    return key;
-  }
-
-  // Calls field(key) for each member of the object that starts here; field reads the value.
-  template <typename Fn>
-  absl::Status Object(Fn field) {
-    if (!Consume('{')) return Error("object expected");
-    if (Consume('}')) return absl::OkStatus();
-    while (true) {
-      absl::StatusOr<std::string_view> key = KeyColon();
-      if (!key.ok()) return key.status();
-      if (absl::Status status = field(*key); !status.ok()) return status;
-      if (Consume('}')) return absl::OkStatus();
-      if (!Consume(',')) return Error("',' or '}' expected");
-    }
-  }
-
- private:
-  bool Literal(std::string_view word) {
-    if (text_.substr(pos_, word.size()) != word) return false;
-    pos_ += word.size();
-    return true;
-  }
-
-  std::string_view text_;
-  size_t pos_ = 0;
-};
-
-absl::Status ReadError(Reader& reader, ApiReply& reply) {
+absl::Status ReadError(json::Reader& reader, ApiReply& reply) {
   reply.has_error = true;
   return reader.Object([&](std::string_view key) -> absl::Status {
     if (key == "code" || key == "err_code") {
@@ -304,7 +145,8 @@ void AppendOrderedConsumerCreate(const OrderedConsumerConfig& config, std::strin
 }
 
 absl::StatusOr<ApiReply> ParseApiReply(std::string_view json) {
-  Reader reader(json);
+  // Strings raw (the bytes between the quotes, escapes kept): all ringmq compares or logs.
+  json::Reader reader(json, "JetStream JSON", json::Reader::Strings::kRaw);
   ApiReply reply;
   absl::Status status = reader.Object([&](std::string_view key) -> absl::Status {
     if (key == "error") return ReadError(reader, reply);

@@ -13,8 +13,9 @@
 // ($JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>, or the
 // longer form with domain and account hash).
 //
-// Bounds: ParseApiReply reads at most kJsonMaxDepth levels of nesting, skipping what it does
-// not need without recursion; any input (bytes from the network) is safe.
+// Bounds: ParseApiReply reads at most kJsonMaxDepth levels of nesting with the strict JSON
+// reader (json_reader.h), skipping what it does not need without recursion; any input (bytes
+// from the network) is safe.
 //
 // Thread safety: pure functions.
 #ifndef RINGMQ_CLUSTER_JETSTREAM_H_

@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cstring>
 
+#include "cluster/json_reader.h"
 #include "common/assert.h"
 
 namespace ringmq::cluster::nats {
@@ -253,262 +254,20 @@ absl::Status Parser::Feed(std::string_view data, Sink sink) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// INFO: a small strict JSON reader (RFC 8259). Values the client does not need are skipped
-// with an explicit depth counter, never by recursion.
+// INFO
 
 namespace {
 
-class JsonReader {
- public:
-  explicit JsonReader(std::string_view text) : text_(text) {}
+static_assert(kJsonMaxDepth == json::kMaxDepth);
 
-  void SkipWhitespace() {
-    while (pos_ < text_.size() && (text_[pos_] == ' ' || text_[pos_] == '\t' ||
-                                   text_[pos_] == '\n' || text_[pos_] == '\r')) {
-      ++pos_;
-    }
-  }
-  bool AtEnd() const { return pos_ >= text_.size(); }
-  char Peek() const { return AtEnd() ? '\0' : text_[pos_]; }
-  bool Consume(char c) {
-    SkipWhitespace();
-    if (Peek() != c) return false;
-    ++pos_;
-    return true;
-  }
-
-  absl::Status Error(std::string_view what) const {
-    return absl::InvalidArgumentError(
-        Cat({"INFO JSON: ", what, " at byte ", std::to_string(pos_)}));
-  }
-
-  absl::Status ReadString(std::string& out) {
-    out.clear();
-    SkipWhitespace();
-    if (Peek() != '"') return Error("string expected");
-    ++pos_;
-    while (true) {
-      if (AtEnd()) return Error("unterminated string");
-      const char c = text_[pos_++];
-      if (c == '"') return absl::OkStatus();
-      if (static_cast<unsigned char>(c) < 0x20) return Error("control byte in string");
-      if (c != '\\') {
-        out.push_back(c);
-        continue;
-      }
-      if (AtEnd()) return Error("unterminated escape");
-      const char e = text_[pos_++];
-      switch (e) {
-        case '"':
-          out.push_back('"');
-          break;
-        case '\\':
-          out.push_back('\\');
-          break;
-        case '/':
-          out.push_back('/');
-          break;
-        case 'b':
-          out.push_back('\b');
-          break;
-        case 'f':
-          out.push_back('\f');
-          break;
-        case 'n':
-          out.push_back('\n');
-          break;
-        case 'r':
-          out.push_back('\r');
-          break;
-        case 't':
-          out.push_back('\t');
-          break;
-        case 'u': {
-          absl::Status status = ReadUnicodeEscape(out);
-          if (!status.ok()) return status;
-          break;
-        }
-        default:
-          return Error("bad escape");
-      }
-    }
-  }
-
-  absl::StatusOr<int64_t> ReadInteger() {
-    SkipWhitespace();
-    const size_t start = pos_;
-    absl::Status status = SkipNumber();
-    if (!status.ok()) return status;
-    const std::string_view text = text_.substr(start, pos_ - start);
-    int64_t value = 0;
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (ec != std::errc() || end != text.data() + text.size()) return Error("integer expected");
-    return value;
-  }
-
-  absl::StatusOr<bool> ReadBool() {
-    SkipWhitespace();
-    if (text_.substr(pos_, 4) == "true") {
-      pos_ += 4;
-      return true;
-    }
-    if (text_.substr(pos_, 5) == "false") {
-      pos_ += 5;
-      return false;
-    }
-    return Error("boolean expected");
-  }
-
-  // Skips one value of any type; nesting is tracked with a counter bounded by kJsonMaxDepth.
-  absl::Status SkipValue(int depth) {
-    std::array<char, kJsonMaxDepth> closers{};
-    int open = 0;
-    std::string scratch;
-    while (true) {
-      SkipWhitespace();
-      // A value.
-      const char c = Peek();
-      if (c == '{' || c == '[') {
-        if (depth + open >= kJsonMaxDepth) return Error("nesting too deep");
-        closers[open++] = c == '{' ? '}' : ']';
-        ++pos_;
-        SkipWhitespace();
-        if (Peek() == closers[open - 1]) {
-          ++pos_;
-          --open;
-        } else {
-          if (c == '{') {
-            absl::Status status = ReadKeyColon(scratch);
-            if (!status.ok()) return status;
-          }
-          continue;
-        }
-      } else if (c == '"') {
-        absl::Status status = ReadString(scratch);
-        if (!status.ok()) return status;
-      } else if (c == 't' || c == 'f') {
-        absl::StatusOr<bool> value = ReadBool();
-        if (!value.ok()) return value.status();
-      } else if (c == 'n') {
-        if (text_.substr(pos_, 4) != "null") return Error("value expected");
-        pos_ += 4;
-      } else {
-        absl::Status status = SkipNumber();
-        if (!status.ok()) return status;
-      }
-      // After a value: a separator or closers.
-      while (true) {
-        if (open == 0) return absl::OkStatus();
-        SkipWhitespace();
-        if (Peek() == closers[open - 1]) {
-          ++pos_;
-          --open;
-          continue;
-        }
-        if (Peek() != ',') return Error("',' expected");
-        ++pos_;
-        if (closers[open - 1] == '}') {
-          absl::Status status = ReadKeyColon(scratch);
-          if (!status.ok()) return status;
-        }
-        break;
-      }
-    }
-  }
-
-  absl::Status ReadKeyColon(std::string& key) {
-    absl::Status status = ReadString(key);
-    if (!status.ok()) return status;
-    if (!Consume(':')) return Error("':' expected");
-    return absl::OkStatus();
-  }
-
- private:
-  absl::Status SkipNumber() {
-    // -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-    auto digits = [&]() {
-      size_t start = pos_;
-      while (!AtEnd() && text_[pos_] >= '0' && text_[pos_] <= '9') ++pos_;
-      return pos_ - start;
-    };
-    if (Peek() == '-') ++pos_;
-    if (Peek() == '0') {
-      ++pos_;
-    } else if (digits() == 0) {
-      return Error("number expected");
-    }
-    if (Peek() == '.') {
-      ++pos_;
-      if (digits() == 0) return Error("digits expected after '.'");
-    }
-    if (Peek() == 'e' || Peek() == 'E') {
-      ++pos_;
-      if (Peek() == '+' || Peek() == '-') ++pos_;
-      if (digits() == 0) return Error("exponent digits expected");
-    }
-    return absl::OkStatus();
-  }
-
-  absl::StatusOr<uint32_t> ReadHex4() {
-    if (text_.size() - pos_ < 4) return Error("short \\u escape");
-    uint32_t value = 0;
-    for (int i = 0; i < 4; ++i) {
-      const char c = text_[pos_++];
-      value <<= 4;
-      if (c >= '0' && c <= '9') {
-        value |= static_cast<uint32_t>(c - '0');
-      } else if (Lower(c) >= 'a' && Lower(c) <= 'f') {
-        value |= static_cast<uint32_t>(Lower(c) - 'a' + 10);
-      } else {
-        return Error("bad hex digit");
-      }
-    }
-    return value;
-  }
-
-  absl::Status ReadUnicodeEscape(std::string& out) {
-    absl::StatusOr<uint32_t> unit = ReadHex4();
-    if (!unit.ok()) return unit.status();
-    uint32_t code = *unit;
-    if (code >= 0xDC00 && code <= 0xDFFF) return Error("lone low surrogate");
-    if (code >= 0xD800 && code <= 0xDBFF) {
-      if (text_.substr(pos_, 2) != "\\u") return Error("lone high surrogate");
-      pos_ += 2;
-      absl::StatusOr<uint32_t> low = ReadHex4();
-      if (!low.ok()) return low.status();
-      if (*low < 0xDC00 || *low > 0xDFFF) return Error("bad low surrogate");
-      code = 0x10000 + ((code - 0xD800) << 10) + (*low - 0xDC00);
-    }
-    if (code < 0x80) {
-      out.push_back(static_cast<char>(code));
-    } else if (code < 0x800) {
-      out.push_back(static_cast<char>(0xC0 | (code >> 6)));
-      out.push_back(static_cast<char>(0x80 | (code & 0x3F)));
-    } else if (code < 0x10000) {
-      out.push_back(static_cast<char>(0xE0 | (code >> 12)));
-      out.push_back(static_cast<char>(0x80 | ((code >> 6) & 0x3F)));
-      out.push_back(static_cast<char>(0x80 | (code & 0x3F)));
-    } else {
-      out.push_back(static_cast<char>(0xF0 | (code >> 18)));
-      out.push_back(static_cast<char>(0x80 | ((code >> 12) & 0x3F)));
-      out.push_back(static_cast<char>(0x80 | ((code >> 6) & 0x3F)));
-      out.push_back(static_cast<char>(0x80 | (code & 0x3F)));
-    }
-    return absl::OkStatus();
-  }
-
-  std::string_view text_;
-  size_t pos_ = 0;
-};
-
-absl::Status ReadConnectUrls(JsonReader& reader, std::vector<std::string>& urls) {
+absl::Status ReadConnectUrls(json::Reader& reader, std::vector<std::string>& urls) {
   urls.clear();
   if (!reader.Consume('[')) return reader.Error("connect_urls: array expected");
   if (reader.Consume(']')) return absl::OkStatus();
   while (true) {
     if (urls.size() == kInfoConnectUrlsMax) return reader.Error("too many connect_urls");
     std::string url;
-    absl::Status status = reader.ReadString(url);
+    absl::Status status = reader.DecodedString(url);
     if (!status.ok()) return status;
     urls.push_back(std::move(url));
     if (reader.Consume(']')) return absl::OkStatus();
@@ -516,16 +275,16 @@ absl::Status ReadConnectUrls(JsonReader& reader, std::vector<std::string>& urls)
   }
 }
 
-absl::Status ReadField(JsonReader& reader, std::string_view key, ServerInfo& info) {
-  auto read_string = [&](std::string& field) { return reader.ReadString(field); };
+absl::Status ReadField(json::Reader& reader, std::string_view key, ServerInfo& info) {
+  auto read_string = [&](std::string& field) { return reader.DecodedString(field); };
   auto read_bool = [&](bool& field) -> absl::Status {
-    absl::StatusOr<bool> value = reader.ReadBool();
+    absl::StatusOr<bool> value = reader.Bool();
     if (!value.ok()) return value.status();
     field = *value;
     return absl::OkStatus();
   };
   auto read_int = [&](int64_t& field) -> absl::Status {
-    absl::StatusOr<int64_t> value = reader.ReadInteger();
+    absl::StatusOr<int64_t> value = reader.Integer();
     if (!value.ok()) return value.status();
     field = *value;
     return absl::OkStatus();
@@ -559,20 +318,11 @@ absl::Status ReadField(JsonReader& reader, std::string_view key, ServerInfo& inf
 }  // namespace
 
 absl::StatusOr<ServerInfo> ParseServerInfo(std::string_view json) {
-  JsonReader reader(json);
+  json::Reader reader(json, "INFO JSON", json::Reader::Strings::kDecoded);
   ServerInfo info;
-  if (!reader.Consume('{')) return reader.Error("object expected");
-  if (!reader.Consume('}')) {
-    std::string key;
-    while (true) {
-      absl::Status status = reader.ReadKeyColon(key);
-      if (!status.ok()) return status;
-      status = ReadField(reader, key, info);
-      if (!status.ok()) return status;
-      if (reader.Consume('}')) break;
-      if (!reader.Consume(',')) return reader.Error("',' or '}' expected");
-    }
-  }
+  absl::Status status =
+      reader.Object([&](std::string_view key) { return ReadField(reader, key, info); });
+  if (!status.ok()) return status;
   reader.SkipWhitespace();
   if (!reader.AtEnd()) return reader.Error("trailing bytes");
   if (info.max_payload < 0 || static_cast<uint64_t>(info.max_payload) > kMaxPayloadLimit) {

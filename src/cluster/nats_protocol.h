@@ -24,9 +24,9 @@
 // insensitive"); arguments are separated by one or more spaces or tabs. A bare LF ends a control
 // line like CRLF does (clients are lenient there; servers send CRLF).
 //
-// INFO JSON: ParseServerInfo() reads the fields a client needs with a small strict JSON reader
-// (RFC 8259 grammar; nesting depth at most kJsonMaxDepth, connect_urls at most
-// kInfoConnectUrlsMax entries; unknown fields skipped without recursion).
+// INFO JSON: ParseServerInfo() reads the fields a client needs with the strict JSON reader
+// (json_reader.h: RFC 8259 grammar, strings decoded; nesting depth at most kJsonMaxDepth,
+// connect_urls at most kInfoConnectUrlsMax entries; unknown fields skipped without recursion).
 //
 // Encoders (client -> server) append to a caller's std::string (reused across calls, so the
 // steady state allocates nothing) and validate what they write: subjects non-empty, no
