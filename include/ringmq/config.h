@@ -258,6 +258,11 @@ struct Config {
   uint32_t cluster_ack_link_timeout_ms = 3000;
   uint32_t cluster_ack_pending_max = 16384;         // per shard
   uint64_t cluster_ack_pending_bytes_max = 64 << 20;  // per shard
+  // claims lane: client-id claims in batches ([cluster] claim_batch_*; shard/cluster_owner.h
+  // ClaimBatchOptions).
+  uint32_t cluster_claim_batch_us = 1000;
+  uint32_t cluster_claim_batch_max = 1024;
+  uint32_t cluster_claim_batch_bytes = 64 * 1024;
 
   bool clustered() const { return !cluster_nats_urls.empty(); }
 

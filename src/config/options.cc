@@ -649,6 +649,23 @@ constexpr Option kOptions[] = {
       false},
      nullptr,
      Integer<&Config::cluster_ack_pending_bytes_max, 1024, 68'719'476'736>()},
+    // claims lane: client-id claims in batches (docs/cluster.md; shard/cluster_owner.h).
+    {{"cluster_claim_batch_us", '\0', "US",
+      "Hold client-id claims up to US microseconds so that one NATS message carries many; 0 = "
+      "one batch per loop iteration ([cluster] claim_batch_us)",
+      false},
+     nullptr,
+     Integer<&Config::cluster_claim_batch_us, 0, 1'000'000>()},
+    {{"cluster_claim_batch_max", '\0', "N",
+      "Send a claim batch early at N claims ([cluster] claim_batch_max)",
+      false},
+     nullptr,
+     Integer<&Config::cluster_claim_batch_max, 1, 1'048'576>()},
+    {{"cluster_claim_batch_bytes", '\0', "BYTES",
+      "Send a claim batch early before it exceeds BYTES ([cluster] claim_batch_bytes)",
+      false},
+     nullptr,
+     Integer<&Config::cluster_claim_batch_bytes, 256, 1'048'576>()},
     {{"check_config", '\0', "",
       "Check the flags, the config file and the files it names, print the result and exit", false},
      nullptr,
@@ -1289,6 +1306,10 @@ constexpr std::pair<std::string_view, std::string_view> kClusterKeys[] = {
     {"ack_link_timeout_ms", "cluster_ack_link_timeout_ms"},
     {"ack_pending_max", "cluster_ack_pending_max"},
     {"ack_pending_bytes_max", "cluster_ack_pending_bytes_max"},
+    // claims lane
+    {"claim_batch_us", "cluster_claim_batch_us"},
+    {"claim_batch_max", "cluster_claim_batch_max"},
+    {"claim_batch_bytes", "cluster_claim_batch_bytes"},
 };
 
 absl::Status ApplyCluster(const toml::key& key, const toml::node& node,
@@ -1500,6 +1521,10 @@ std::string EffectiveToml(const Config& config) {
                     "\nack_link_timeout_ms = ", config.cluster_ack_link_timeout_ms,
                     "\nack_pending_max = ", config.cluster_ack_pending_max,
                     "\nack_pending_bytes_max = ", config.cluster_ack_pending_bytes_max, "\n");
+    // claims lane
+    absl::StrAppend(&text, "claim_batch_us = ", config.cluster_claim_batch_us,
+                    "\nclaim_batch_max = ", config.cluster_claim_batch_max,
+                    "\nclaim_batch_bytes = ", config.cluster_claim_batch_bytes, "\n");
   }
   for (const ListenerConfig& listener : config.listeners) text += ListenerToml(listener);
   text += BridgesToml(config);

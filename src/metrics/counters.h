@@ -220,6 +220,11 @@ namespace ringmq::metrics {
   X(cluster_owner_states_merged)        /* states received and merged into a session */      \
   X(cluster_owner_states_stale)         /* states for a session no longer the claimant's */  \
   X(cluster_owner_states_invalid)       /* state payloads that did not parse */              \
+  /* claims lane: claim batches (shard/cluster_owner.h, "Batches") */                         \
+  X(cluster_owner_batches_window)       /* claim batches sent at the end of their window */  \
+  X(cluster_owner_batches_count)        /* sent early: claim_batch_max claims */             \
+  X(cluster_owner_batches_bytes)        /* sent early: claim_batch_bytes bytes */            \
+  X(cluster_owner_batches_received)     /* other nodes' claim batches received */            \
   X(cluster_share_delivered)       /* NATS queue messages given to a group member */       \
   X(cluster_share_no_member)       /* NATS queue messages no member here could take */     \
   X(cluster_share_local)   /* link up but message not forwarded: groups chose locally */    \

@@ -206,6 +206,11 @@ constexpr Family kFamilies[] = {
      "claimed again or ended), invalid."},
     {"ringmq_cluster_owner_state_left_out_total", Type::kCounter,
      "Subscriptions and messages of moved sessions left out: over the NATS max_payload."},
+    // claims lane: claim batches.
+    {"ringmq_cluster_owner_claim_batches_total", Type::kCounter,
+     "Claim batches (one NATS message each), by event: sent with reason window (its "
+     "claim_batch_us ended), count (claim_batch_max claims), bytes (claim_batch_bytes); "
+     "received (from other nodes)."},
     // Shared subscriptions across the cluster (docs/cluster.md, "Shared subscriptions").
     {"ringmq_cluster_share_messages_total", Type::kCounter,
      "NATS queue-group messages the shards' share links received, by outcome: delivered (given "
@@ -723,6 +728,15 @@ Series SeriesOf(CounterId id) {
       return Labelled("ringmq_cluster_owner_states_total", "result", "stale");
     case C::cluster_owner_states_invalid:
       return Labelled("ringmq_cluster_owner_states_total", "result", "invalid");
+    // claims lane: claim batches.
+    case C::cluster_owner_batches_window:
+      return Labelled("ringmq_cluster_owner_claim_batches_total", "event", "sent_window");
+    case C::cluster_owner_batches_count:
+      return Labelled("ringmq_cluster_owner_claim_batches_total", "event", "sent_count");
+    case C::cluster_owner_batches_bytes:
+      return Labelled("ringmq_cluster_owner_claim_batches_total", "event", "sent_bytes");
+    case C::cluster_owner_batches_received:
+      return Labelled("ringmq_cluster_owner_claim_batches_total", "event", "received");
     case C::cluster_share_delivered:
       return Labelled("ringmq_cluster_share_messages_total", "outcome", "delivered");
     case C::cluster_share_no_member:

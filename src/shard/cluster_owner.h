@@ -2,9 +2,9 @@
 // cluster-wide"; cluster/claim.h for the claims themselves; router.h, "Client ids across
 // nodes", for what the Router does with them).
 //
-// It holds: the NATS subscriptions of the claim buckets this shard receives (bucket b goes to
-// shard b % shards, so each node receives each claim once) and of its session subject; the
-// shard's ClaimClock; and, per
+// It holds: the NATS subscriptions of the claim groups this shard receives (group g goes to
+// shard g % shards, so each node receives each batch once) and of its session subject; the
+// shard's ClaimClock; the batch of claims not sent yet (below); and, per
 // session slot, the key of the claim made for the session's last connection on this node (0:
 // none, e.g. a server-assigned id or a session recovered from disk: any claim from another
 // node is newer).
@@ -12,7 +12,15 @@
 // Invariants: SetKey is called for every session a CONNECT binds on this shard before any claim
 // is judged against it; keys given by the clock only grow.
 //
-// Memory: 8 bytes per session slot ever used, plus kClaimBuckets / shards sids.
+// Batches (claims lane): claims are held up to ClaimBatchOptions::window_us after the first
+// of a batch, and sent earlier when the batch reaches max_claims claims or max_bytes bytes
+// (checked before a claim is added: a batch exceeds max_bytes only when one claim alone does).
+// One NATS message then carries many claims: nats-server's cost per CONNECT falls with the
+// batch size (docs/cluster.md, "Cost"). The keys are stamped at the CONNECT, so holding a claim
+// delays it and leaves the order alone.
+//
+// Memory: 8 bytes per session slot ever used, kClaimBuckets / shards sids, and the batch
+// buffer (max_bytes, plus one client id beyond it at worst, kept for reuse).
 //
 // Thread safety: owned by one shard's Router; used only on its thread.
 #ifndef RINGMQ_SHARD_CLUSTER_OWNER_H_
@@ -20,6 +28,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -43,15 +52,29 @@ struct ClaimRecord {
   }
 };
 
+// Claim batching bounds ([cluster] claim_batch_us, claim_batch_max, claim_batch_bytes).
+struct ClaimBatchOptions {
+  uint64_t window_us = 1000;  // 0: one batch per loop iteration
+  size_t max_claims = 1024;
+  size_t max_bytes = 64 * 1024;
+};
+
 class ClusterOwnership {
  public:
+  // Why a batch was sent (counted per reason).
+  enum class FlushReason : uint8_t { kWindow, kCount, kBytes };
+
+  explicit ClusterOwnership(const ClaimBatchOptions& options = {}) : options_(options) {
+    batch_.reserve(options_.max_bytes);
+  }
+
   // What a node holding a session for a client id does with another node's claim for it.
   enum class Verdict : uint8_t {
     kYield,  // the claim is newer: the session's connection is closed, the session ends here
     kKeep,   // the session's own claim is newer: it stays (and is claimed again if online)
   };
 
-  // The claim buckets shard `shard` of `shards` subscribes: shard, shard + shards, ...
+  // The claim groups shard `shard` of `shards` subscribes: shard, shard + shards, ...
   static std::vector<uint32_t> BucketsOf(uint32_t shard, uint32_t shards) {
     std::vector<uint32_t> buckets;
     for (uint32_t bucket = shard; bucket < cluster::kClaimBuckets; bucket += shards) {
@@ -86,6 +109,42 @@ class ClusterOwnership {
 
   cluster::ClaimClock& clock() { return clock_; }
 
+  // ---- The batch (see the header comment) ----
+  const ClaimBatchOptions& batch_options() const { return options_; }
+  // Whether the batch must go before a claim for `client_id_size` bytes of id is added to it
+  // (kCount or kBytes), or nullopt.
+  std::optional<FlushReason> FullBefore(size_t client_id_size) const {
+    if (writer_.empty()) return std::nullopt;
+    if (writer_.claims() >= options_.max_claims) return FlushReason::kCount;
+    if (batch_.size() + cluster::ClaimRecordBytesMax(client_id_size) > options_.max_bytes) {
+      return FlushReason::kBytes;
+    }
+    return std::nullopt;
+  }
+  // Adds a claim; the first of a batch starts its window at `now_us` (a monotonic clock).
+  void Add(std::string_view node, uint64_t key, bool clean_start, std::string_view client_id,
+           uint64_t now_us) {
+    if (writer_.empty()) {
+      writer_.Begin(node, batch_);
+      due_us_ = now_us + options_.window_us;
+      resume_ = false;
+    }
+    writer_.Add(key, clean_start, client_id, batch_);
+    resume_ |= !clean_start;
+  }
+  bool batch_empty() const { return writer_.empty(); }
+  size_t batch_claims() const { return writer_.claims(); }
+  // When the batch's window ends (only if !batch_empty()).
+  uint64_t batch_due_us() const { return due_us_; }
+  // Whether a claim of the batch means to resume its session (the batch names a reply).
+  bool batch_resumes() const { return resume_; }
+  std::string_view batch_payload() const { return batch_; }
+  // The batch was sent (or refused): the next Add starts another.
+  void ClearBatch() {
+    writer_ = {};
+    batch_.clear();
+  }
+
   // Reusable scratch for the claims and states this shard publishes.
   std::string subject;
   std::string payload;
@@ -98,6 +157,11 @@ class ClusterOwnership {
   uint64_t state_sid_ = 0;
   std::vector<uint64_t> keys_;  // by session slot
   cluster::ClaimClock clock_;
+  ClaimBatchOptions options_;
+  cluster::ClaimBatchWriter writer_;
+  std::string batch_;
+  uint64_t due_us_ = 0;
+  bool resume_ = false;
 };
 
 }  // namespace ringmq::shard

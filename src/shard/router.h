@@ -146,6 +146,7 @@
 #include "ringmq/config.h"
 #include "session/offline_list.h"
 #include "session/session.h"
+#include "shard/cluster_owner.h"
 #include "shard/mailbox.h"
 #include "shard/outbox.h"
 #include "shard/retained_fence.h"
@@ -156,7 +157,6 @@
 namespace ringmq::shard {
 
 struct ClusterAckOptions;  // cluster_acks.h
-class ClusterOwnership;  // shard/cluster_owner.h
 
 // What the router needs from its shard's event loop.
 class ShardServices {
@@ -297,7 +297,16 @@ class Router final : public net::PacketSink {
   // cancelled, 5.0:MQTT-3.1.3-9), and the claimant's shard merges them into the session it
   // bound (SUBSCRIBE with Retain Handling 2, each message queued as a delivery). Fails if the
   // link refuses a subscription.
-  absl::Status StartClusterOwnership();
+  // Claims are sent in batches (cluster_owner.h, "Batches"; the bounds in `options`): one
+  // NATS message per shard per window on $RINGMQ[.prefix].claims.<shard % 256>.
+  absl::Status StartClusterOwnership(const ClaimBatchOptions& options = {});
+  // Once per loop iteration, before the link's output is taken: sends the claim batch whose
+  // window ended (the first form reads the monotonic clock, only while a batch is held).
+  void ClaimStep();
+  void ClaimStep(uint64_t now_us);
+  // How long the loop may sleep without overshooting the held batch's window: `longest_ms`
+  // without one, else the milliseconds left (rounded up; 0 when due).
+  uint32_t ClaimWaitMs(uint32_t longest_ms) const;
   // Retained messages cluster-wide (router_cluster_retained.cc; cluster/retained_sync.h): a
   // retained PUBLISH or will of this shard is also published to the node's retained stream;
   // shard 0 consumes the stream into the retained store. Call every loop iteration when
@@ -601,7 +610,9 @@ class Router final : public net::PacketSink {
     if (ownership_ != nullptr) ClaimOnConnect(index, connect);
   }
   void ClaimOnConnect(uint32_t index, const mqtt::Connect& connect);
+  // Adds a claim to the shard's batch (sent first if the claim would overflow it).
   void PublishClaim(uint64_t key, bool clean_start, std::string_view client_id);
+  void SendClaimBatch(ClusterOwnership::FlushReason reason);
   // A MSG of the link: true if it is a claim (handled or passed on), false if not one of the
   // claim subscriptions.
   bool OnClaimMessage(const cluster::NatsMessage& message);

@@ -25,18 +25,26 @@ uint64_t WallMicros() {
   return static_cast<uint64_t>(now.tv_sec) * 1'000'000 + static_cast<uint64_t>(now.tv_nsec) / 1000;
 }
 
+// The batch windows' clock (cluster_owner.h, "Batches"): read when a batch starts and, while
+// one is held, once per loop iteration.
+uint64_t MonotonicMicros() {
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return static_cast<uint64_t>(now.tv_sec) * 1'000'000 + static_cast<uint64_t>(now.tv_nsec) / 1000;
+}
+
 // The state of a session is sent in one NATS message: at most the server's max_payload (before
 // the first INFO, NATS's default of 1 MiB).
 constexpr size_t kDefaultStateBytesMax = 1024 * 1024;
 
 }  // namespace
 
-absl::Status Router::StartClusterOwnership() {
+absl::Status Router::StartClusterOwnership(const ClaimBatchOptions& options) {
   RINGMQ_ASSERT(cluster_ != nullptr && ownership_ == nullptr);
-  auto ownership = std::make_unique<ClusterOwnership>();
-  for (const uint32_t bucket : ClusterOwnership::BucketsOf(shard_, shard_count_)) {
+  auto ownership = std::make_unique<ClusterOwnership>(options);
+  for (const uint32_t group : ClusterOwnership::BucketsOf(shard_, shard_count_)) {
     ownership->subject.clear();
-    cluster::AppendClaimSubject(cluster_->prefix, bucket, ownership->subject);
+    cluster::AppendClaimSubject(cluster_->prefix, group, ownership->subject);
     absl::StatusOr<uint64_t> sid = cluster_->link->Subscribe(ownership->subject, "");
     if (!sid.ok()) return sid.status();
     ownership->AddSid(*sid);
@@ -66,26 +74,69 @@ void Router::ClaimOnConnect(uint32_t index, const mqtt::Connect& connect) {
 
 void Router::PublishClaim(uint64_t key, bool clean_start, std::string_view client_id) {
   ClusterOwnership& ownership = *ownership_;
+  if (const std::optional<ClusterOwnership::FlushReason> reason =
+          ownership.FullBefore(client_id.size())) {
+    SendClaimBatch(*reason);
+  }
+  const uint64_t now_us = ownership.batch_empty() ? MonotonicMicros() : 0;
+  ownership.Add(cluster_->node_name, key, clean_start, client_id, now_us);
+  // No window: the batch goes at the end of this loop iteration (ClaimStep).
+}
+
+void Router::ClaimStep() {
+  if (ownership_ == nullptr || ownership_->batch_empty()) return;
+  ClaimStep(MonotonicMicros());
+}
+
+void Router::ClaimStep(uint64_t now_us) {
+  if (ownership_ == nullptr || ownership_->batch_empty()) return;
+  if (now_us >= ownership_->batch_due_us()) SendClaimBatch(ClusterOwnership::FlushReason::kWindow);
+}
+
+uint32_t Router::ClaimWaitMs(uint32_t longest_ms) const {
+  if (ownership_ == nullptr || ownership_->batch_empty()) return longest_ms;
+  const uint64_t now_us = MonotonicMicros();
+  const uint64_t due_us = ownership_->batch_due_us();
+  if (now_us >= due_us) return 0;
+  const uint64_t wait_ms = (due_us - now_us + 999) / 1000;  // not before the window ends
+  return wait_ms < longest_ms ? static_cast<uint32_t>(wait_ms) : longest_ms;
+}
+
+void Router::SendClaimBatch(ClusterOwnership::FlushReason reason) {
+  ClusterOwnership& ownership = *ownership_;
   Cluster& c = *cluster_;
+  RINGMQ_ASSERT(!ownership.batch_empty());
+  switch (reason) {
+    case ClusterOwnership::FlushReason::kWindow:
+      counters_.cluster_owner_batches_window.Add();
+      break;
+    case ClusterOwnership::FlushReason::kCount:
+      counters_.cluster_owner_batches_count.Add();
+      break;
+    case ClusterOwnership::FlushReason::kBytes:
+      counters_.cluster_owner_batches_bytes.Add();
+      break;
+  }
   ownership.subject.clear();
-  cluster::AppendClaimSubject(c.prefix, cluster::ClaimBucket(client_id), ownership.subject);
-  ownership.payload.clear();
-  cluster::EncodeClaim(
-      {.key = key, .node = c.node_name, .clean_start = clean_start, .client_id = client_id},
-      ownership.payload);
-  // A claimant that means to resume its session asks for its state (see StartClusterOwnership).
-  const std::string_view reply = clean_start ? std::string_view() : ownership.state_subject;
-  switch (c.link->Publish(ownership.subject, {}, ownership.payload, reply)) {
+  cluster::AppendClaimSubject(c.prefix, cluster::ClaimGroupOf(shard_), ownership.subject);
+  // A claimant that means to resume its session asks for its state (see StartClusterOwnership):
+  // the reply subject is the shard's, the same for every claim of the batch; a node answers
+  // only for `p` claims.
+  const std::string_view reply =
+      ownership.batch_resumes() ? std::string_view(ownership.state_subject) : std::string_view();
+  const size_t claims = ownership.batch_claims();
+  switch (c.link->Publish(ownership.subject, {}, ownership.batch_payload(), reply)) {
     case cluster::PublishResult::kQueued:
     case cluster::PublishResult::kHeld:
-      counters_.cluster_owner_claims_sent.Add();
-      return;
+      counters_.cluster_owner_claims_sent.Add(claims);
+      break;
     case cluster::PublishResult::kNoRoom:
     case cluster::PublishResult::kTooLarge:
     case cluster::PublishResult::kInvalid:
-      counters_.cluster_owner_claims_refused.Add();
-      return;
+      counters_.cluster_owner_claims_refused.Add(claims);
+      break;
   }
+  ownership.ClearBatch();
 }
 
 bool Router::OnClaimMessage(const cluster::NatsMessage& message) {
@@ -97,29 +148,33 @@ bool Router::OnClaimMessage(const cluster::NatsMessage& message) {
     return true;
   }
   if (!ownership_->IsClaimSid(message.sid)) return false;
-  const std::optional<cluster::Claim> claim = cluster::ParseClaim(message.payload);
-  if (!claim) {
+  cluster::ClaimBatchReader reader;
+  if (!reader.Open(message.payload)) {
     counters_.cluster_owner_claims_invalid.Add();
     return true;
   }
-  // Our own claim, through another shard's link (echo off is per connection).
-  if (claim->node == cluster_->node_name) return true;
-  counters_.cluster_owner_claims_received.Add();
-  const uint32_t home = HomeShard(claim->client_id);
-  if (home == shard_) {
-    HandleClaim(*claim, message.reply);
-    return true;
+  // Our own claims, through another shard's link (echo off is per connection).
+  if (reader.node() == cluster_->node_name) return true;
+  counters_.cluster_owner_batches_received.Add();
+  cluster::Claim claim;
+  while (reader.Next(claim)) {
+    counters_.cluster_owner_claims_received.Add();
+    const uint32_t home = HomeShard(claim.client_id);
+    if (home == shard_) {
+      HandleClaim(claim, message.reply);
+      continue;
+    }
+    counters_.cluster_owner_claims_forwarded.Add();
+    auto* record = new ClaimRecord{.key = claim.key,
+                                   .node = std::string(claim.node),
+                                   .clean_start = claim.clean_start,
+                                   .client_id = std::string(claim.client_id),
+                                   .reply = std::string(message.reply)};
+    const Slot slots[] = {Slot{kClaim, 0, reinterpret_cast<uint64_t>(record)}};
+    outbox_.Push(home, slots,
+                 sizeof(ClaimRecord) + record->node.size() + record->client_id.size() +
+                     record->reply.size());
   }
-  counters_.cluster_owner_claims_forwarded.Add();
-  auto* record = new ClaimRecord{.key = claim->key,
-                                 .node = std::string(claim->node),
-                                 .clean_start = claim->clean_start,
-                                 .client_id = std::string(claim->client_id),
-                                 .reply = std::string(message.reply)};
-  const Slot slots[] = {Slot{kClaim, 0, reinterpret_cast<uint64_t>(record)}};
-  outbox_.Push(
-      home, slots,
-      sizeof(ClaimRecord) + record->node.size() + record->client_id.size() + record->reply.size());
   return true;
 }
 

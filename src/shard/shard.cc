@@ -229,8 +229,9 @@ void Shard::Loop() {
     // No trie or retained-store pointer is held across the wait: readers are offline there,
     // so an idle shard does not hold up reclamation.
     shared_.epochs.Offline(index_);
-    const int submitted =
-        ring_->SubmitAndWait(more_mail || router_->has_jobs() ? 0 : limits_.tick_ms);
+    // Not past a held claim batch's window either (router.h, ClaimWaitMs).
+    const int submitted = ring_->SubmitAndWait(
+        more_mail || router_->has_jobs() ? 0 : router_->ClaimWaitMs(limits_.tick_ms));
     // (A journal write in flight wakes the loop when it completes; one not yet due waits for
     // the tick: durability interval syncs and retries after an error are tick-grained.)
     shared_.epochs.Online(index_);
@@ -900,7 +901,12 @@ absl::Status Shard::SetupCluster() {
   router_->AttachCluster(nats_->link.get(), shared_.cluster_node_name,
                          config_.cluster_subject_prefix);
   router_->StartClusterAcks(ClusterAckOptionsOf(config_));
-  if (absl::Status status = router_->StartClusterOwnership(); !status.ok()) return status;
+  const ClaimBatchOptions claim_batches{.window_us = config_.cluster_claim_batch_us,
+                                        .max_claims = config_.cluster_claim_batch_max,
+                                        .max_bytes = config_.cluster_claim_batch_bytes};
+  if (absl::Status status = router_->StartClusterOwnership(claim_batches); !status.ok()) {
+    return status;
+  }
   return SetupShareLink();  // shard_share_link.cc
 }
 
@@ -965,6 +971,7 @@ void Shard::NatsStep(NatsIo& nats) {
   }
   if (now_ms_ >= link.next_deadline_ms()) link.OnTimer(now_ms_);
   router_->ClusterTick(now_ms_);  // retained stream requests and checks (router.h)
+  router_->ClaimStep();  // a claim batch whose window ended (router.h)
   if (nats.transport_up && link.state() == cluster::NatsLinkState::kAwaitPong &&
       link.tls_required()) {
     // The server requires TLS (INFO tls_required): not built yet.

@@ -1,4 +1,5 @@
-// Client-id claims (cluster/claim.h): the payload both ways, its bounds, the order and the clock.
+// Client-id claims (cluster/claim.h): the batch payload both ways, its bounds, the order, the
+// clock and the subjects.
 #include "cluster/claim.h"
 
 #include <gtest/gtest.h>
@@ -6,72 +7,131 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "connect/client_id.h"
 
 namespace ringmq::cluster {
 namespace {
 
-std::string Encoded(const Claim& claim) {
+struct Item {
+  uint64_t key;
+  bool clean_start;
+  std::string client_id;
+};
+
+std::string Batch(std::string_view node, const std::vector<Item>& items) {
   std::string out;
-  EncodeClaim(claim, out);
+  ClaimBatchWriter writer;
+  writer.Begin(node, out);
+  for (const Item& item : items) writer.Add(item.key, item.clean_start, item.client_id, out);
+  EXPECT_EQ(writer.claims(), items.size());
   return out;
 }
 
-TEST(ClaimTest, PayloadIsTheDocumentedLine) {
-  EXPECT_EQ(Encoded({.key = 42, .node = "node-a", .clean_start = true, .client_id = "dev/1"}),
-            "1 42 node-a c\ndev/1");
-  EXPECT_EQ(Encoded({.key = UINT64_MAX, .node = "n", .clean_start = false, .client_id = ""}),
-            "1 18446744073709551615 n p\n");
+// The claims of `payload`, or nullopt if Open refuses it.
+std::optional<std::vector<Claim>> Read(std::string_view payload) {
+  ClaimBatchReader reader;
+  if (!reader.Open(payload)) return std::nullopt;
+  std::vector<Claim> claims;
+  Claim claim;
+  while (reader.Next(claim)) claims.push_back(claim);
+  return claims;
 }
 
-TEST(ClaimTest, RoundTripKeepsEveryByteOfTheClientId) {
+TEST(ClaimTest, PayloadIsTheDocumentedBatch) {
+  EXPECT_EQ(Batch("node-a", {{42, true, "dev/1"}}), "2 node-a\n42 c 5\ndev/1");
+  EXPECT_EQ(Batch("n", {{UINT64_MAX, false, ""}, {7, true, "ab"}}),
+            "2 n\n18446744073709551615 p 0\n7 c 2\nab");
+}
+
+TEST(ClaimTest, AWriterStartsEmptyAndBeginClearsTheBuffer) {
+  std::string out = "left over";
+  ClaimBatchWriter writer;
+  EXPECT_TRUE(writer.empty());
+  writer.Begin("n", out);
+  EXPECT_EQ(out, "2 n\n");
+  EXPECT_TRUE(writer.empty()) << "a header alone is no batch";
+  EXPECT_FALSE(Read(out).has_value()) << "at least one claim";
+  writer.Add(1, true, "x", out);
+  EXPECT_EQ(writer.claims(), 1u);
+  writer.Begin("m", out);
+  EXPECT_EQ(out, "2 m\n");
+  EXPECT_TRUE(writer.empty());
+}
+
+TEST(ClaimTest, RoundTripKeepsEveryByteOfEveryClientIdInOrder) {
   std::string id;
-  for (int c = 0; c < 256; ++c) id.push_back(static_cast<char>(c));  // \n and spaces too
-  for (const bool clean : {false, true}) {
-    const std::string payload =
-        Encoded({.key = 7, .node = "n1", .clean_start = clean, .client_id = id});
-    const std::optional<Claim> claim = ParseClaim(payload);
-    ASSERT_TRUE(claim.has_value());
-    EXPECT_EQ(claim->key, 7u);
-    EXPECT_EQ(claim->node, "n1");
-    EXPECT_EQ(claim->clean_start, clean);
-    EXPECT_EQ(claim->client_id, id);
+  for (int c = 0; c < 256; ++c) id.push_back(static_cast<char>(c));  // \n, spaces, digits too
+  const std::vector<Item> items = {
+      {7, false, id}, {8, true, "7 c 9\n"}, {9, true, ""}, {10, false, id}};
+  const std::optional<std::vector<Claim>> claims = Read(Batch("n1", items));
+  ASSERT_TRUE(claims.has_value());
+  ASSERT_EQ(claims->size(), items.size());
+  for (size_t i = 0; i < items.size(); ++i) {
+    EXPECT_EQ((*claims)[i].key, items[i].key);
+    EXPECT_EQ((*claims)[i].node, "n1") << "the batch's node, on every claim";
+    EXPECT_EQ((*claims)[i].clean_start, items[i].clean_start);
+    EXPECT_EQ((*claims)[i].client_id, items[i].client_id);
   }
 }
 
-TEST(ClaimTest, ClientIdAtItsBoundParsesAndOneMoreByteDoesNot) {
+TEST(ClaimTest, ClientIdAtItsBoundParsesAndALengthBeyondItDoesNot) {
   const std::string id(kClaimClientIdMax, 'x');
-  EXPECT_TRUE(ParseClaim(Encoded({.key = 1, .node = "n", .client_id = id})).has_value());
-  EXPECT_FALSE(ParseClaim(Encoded({.key = 1, .node = "n", .client_id = id}) + "x").has_value());
+  EXPECT_TRUE(Read(Batch("n", {{1, true, id}})).has_value());
+  EXPECT_FALSE(Read("2 n\n1 c 65536\n" + id + "x").has_value());
+  EXPECT_FALSE(Read("2 n\n1 c 100000\n" + id).has_value()) << "6 digits";
+  EXPECT_LE(Batch("n", {{UINT64_MAX, false, id}}).size() - 4, ClaimRecordBytesMax(id.size()))
+      << "the bound the batch's byte limit is checked with";
 }
 
 TEST(ClaimTest, NodeAtItsBoundParsesAndOneMoreByteDoesNot) {
   const std::string node(kClaimNodeMax, 'n');
-  EXPECT_TRUE(ParseClaim("1 1 " + node + " c\nid").has_value());
-  EXPECT_FALSE(ParseClaim("1 1 " + node + "n c\nid").has_value());
+  EXPECT_TRUE(Read("2 " + node + "\n1 c 2\nid").has_value());
+  EXPECT_FALSE(Read("2 " + node + "n\n1 c 2\nid").has_value());
 }
 
-TEST(ClaimTest, AnythingElseIsRefused) {
+TEST(ClaimTest, AnythingElseIsRefusedWhole) {
   for (const std::string bad : {
            "",
-           "1",
-           "2 1 n c\nid",                      // another format version
-           "1  n c\nid",                       // no key
-           "1 -1 n c\nid",                     // signed
-           "1 1x n c\nid",                     // not a number
-           "1 18446744073709551616 n c\nid",   // over uint64
-           "1 000000000000000000001 n c\nid",  // 21 digits
-           "1 1 c\nid",                        // no node
-           "1 1 n x\nid",                      // flag not c or p
-           "1 1 n c id",                       // no newline
-           "1 1 n cc\nid",
-           "1 1 n\x01 c\nid",  // a control byte in the node
-           "1 1 n c",
+           "2",
+           "2 n\n",                               // no claim
+           "1 1 n c\nid",                         // format 1 (one claim a message): refused
+           "3 n\n1 c 2\nid",                      // a newer format
+           "2 \n1 c 2\nid",                       // no node
+           "2 n m\n1 c 2\nid",                    // a space in the node
+           "2 n\x01\n1 c 2\nid",                  // a control byte in the node
+           "2 n\n c 2\nid",                       // no key
+           "2 n\n-1 c 2\nid",                     // signed
+           "2 n\n1x c 2\nid",                     // not a number
+           "2 n\n01 c 2\nid",                     // a leading zero
+           "2 n\n18446744073709551616 c 2\nid",   // over uint64
+           "2 n\n000000000000000000001 c 2\nid",  // 21 digits
+           "2 n\n1 x 2\nid",                      // flag not c or p
+           "2 n\n1 cc 2\nid",
+           "2 n\n1 c\nid",     // no length
+           "2 n\n1 c 02\nid",  // a leading zero in the length
+           "2 n\n1 c 2x\nid",
+           "2 n\n1 c 2 id",        // no newline
+           "2 n\n1 c 3\nid",       // shorter than its length
+           "2 n\n1 c 2\nid1",      // bytes after the last record
+           "2 n\n1 c 2\nid2 p 1",  // a truncated second record
+           "2 n\n1 c 2\nid2 p 1\n",
        }) {
-    EXPECT_FALSE(ParseClaim(bad).has_value()) << bad;
+    EXPECT_FALSE(Read(bad).has_value()) << bad;
   }
-  EXPECT_TRUE(ParseClaim("1 00000000000000000001 n c\n").has_value()) << "20 digits fit";
+  EXPECT_TRUE(Read("2 n\n0 c 0\n").has_value()) << "zero is spelled 0";
+  EXPECT_TRUE(Read("2 n\n18446744073709551615 c 0\n").has_value()) << "20 digits fit";
+}
+
+TEST(ClaimTest, ATruncatedBatchIsRefusedAtEveryLengthButTheRecordEnds) {
+  const std::string full = Batch("node", {{12, true, "abc"}, {13, false, "de"}});
+  const size_t first_end = std::string("2 node\n12 c 3\nabc").size();
+  for (size_t size = 0; size < full.size(); ++size) {
+    EXPECT_EQ(Read(full.substr(0, size)).has_value(), size == first_end) << size;
+  }
+  EXPECT_TRUE(Read(full).has_value());
 }
 
 TEST(ClaimTest, NewerByKeyThenByNodeName) {
@@ -100,24 +160,26 @@ TEST(ClaimTest, ACheckedClaimMakesTheNextKeyNewerWhateverTheWallSays) {
   EXPECT_EQ(clock.last(), 20'000'001u);
 }
 
-TEST(ClaimTest, BucketAgreesWithTheHomeShardWhenTheShardCountDividesTheBuckets) {
-  // Bucket b is received on shard b % shards: with 1, 2, 4 ... 256 shards that is the home
-  // shard, so no hop between shards.
-  for (const uint32_t shards : {1u, 2u, 4u, 8u, 64u, 256u}) {
+TEST(ClaimTest, AShardsGroupIsWhereANodeWithAsManyShardsReceivesIt) {
+  // Shard s publishes the claims of ids homed on it on group s; a node with as many shards
+  // receives group s on its shard s % shards = s: the ids' home there too, no hop.
+  for (const uint32_t shards : {1u, 2u, 3u, 4u, 7u, 64u, 256u}) {
     for (int i = 0; i < 200; ++i) {
       const std::string id = "client-" + std::to_string(i);
-      EXPECT_EQ(ClaimBucket(id) % shards, connect::HomeShard(id, shards)) << id << " " << shards;
+      const uint32_t home = connect::HomeShard(id, shards);
+      EXPECT_EQ(ClaimGroupOf(home) % shards, home) << id << " " << shards;
     }
   }
+  EXPECT_EQ(ClaimGroupOf(300), 300u - kClaimBuckets) << "more shards than groups wrap";
 }
 
 TEST(ClaimTest, SubjectIsAControlSubject) {
   std::string subject;
   AppendClaimSubject("", 0, subject);
-  EXPECT_EQ(subject, "$RINGMQ.claim.0");
+  EXPECT_EQ(subject, "$RINGMQ.claims.0");
   subject.clear();
   AppendClaimSubject("site1", kClaimBuckets - 1, subject);
-  EXPECT_EQ(subject, "$RINGMQ.site1.claim.255");
+  EXPECT_EQ(subject, "$RINGMQ.site1.claims.255");
 }
 
 }  // namespace

@@ -477,6 +477,13 @@ std::vector<FlagCase> GoodFlagCases() {
        [](const Config& c) { EXPECT_EQ(c.cluster_ack_pending_max, 100u); }},
       {"--cluster-ack-pending-bytes-max", "4096",
        [](const Config& c) { EXPECT_EQ(c.cluster_ack_pending_bytes_max, 4096u); }},
+      // claims lane
+      {"--cluster-claim-batch-us", "0",
+       [](const Config& c) { EXPECT_EQ(c.cluster_claim_batch_us, 0u); }},
+      {"--cluster-claim-batch-max", "8",
+       [](const Config& c) { EXPECT_EQ(c.cluster_claim_batch_max, 8u); }},
+      {"--cluster-claim-batch-bytes", "4096",
+       [](const Config& c) { EXPECT_EQ(c.cluster_claim_batch_bytes, 4096u); }},
   };
 }
 
@@ -1497,6 +1504,9 @@ TEST(ClusterConfigTest, EffectiveTomlRoundTrips) {
   original.cluster_ack_link_timeout_ms = 3000;
   original.cluster_ack_pending_max = 7;
   original.cluster_ack_pending_bytes_max = 4096;
+  original.cluster_claim_batch_us = 2000;  // claims lane
+  original.cluster_claim_batch_max = 9;
+  original.cluster_claim_batch_bytes = 1000;
   Config parsed;
   const std::string text = EffectiveToml(original);
   ASSERT_TRUE(ApplyToml(text, "effective", parsed).ok()) << text;

@@ -4,8 +4,9 @@
 //
 // Input: the first byte picks the parser (even: claim, odd: session state); the rest is the
 // payload. Checks:
-//   - ParseClaim never crashes; a claim it accepts encodes back to exactly the input
-//     (the format has one spelling of each claim) and keeps its bounds;
+//   - ClaimBatchReader never crashes; a batch it opens gives at least one claim, each within
+//     its bounds, and written again with ClaimBatchWriter gives exactly the input (the format
+//     has one spelling of each batch); one it refuses gives nothing;
 //   - ParseSessionState never crashes and calls nothing for an input it refuses; a state it
 //     accepts, written again with SessionStateWriter (no bound), gives exactly the input.
 #include <cstddef>
@@ -31,18 +32,23 @@ namespace {
   } while (0)
 
 void CheckClaim(std::string_view payload) {
-  const std::optional<Claim> claim = ParseClaim(payload);
-  if (!claim) return;
-  FUZZ_CHECK(!claim->node.empty() && claim->node.size() <= kClaimNodeMax);
-  FUZZ_CHECK(claim->client_id.size() <= kClaimClientIdMax);
+  ClaimBatchReader reader;
+  Claim claim;
+  if (!reader.Open(payload)) {
+    FUZZ_CHECK(!reader.Next(claim));
+    return;
+  }
+  FUZZ_CHECK(!reader.node().empty() && reader.node().size() <= kClaimNodeMax);
   std::string again;
-  EncodeClaim(*claim, again);
-  // Leading zeros of the key are the one other spelling: "1 01 n c\n" is key 1.
-  const std::optional<Claim> reparsed = ParseClaim(again);
-  FUZZ_CHECK(reparsed.has_value() && reparsed->key == claim->key && reparsed->node == claim->node &&
-             reparsed->clean_start == claim->clean_start &&
-             reparsed->client_id == claim->client_id);
-  if (payload.size() > 2 && payload[2] != '0') FUZZ_CHECK(again == payload);
+  ClaimBatchWriter writer;
+  writer.Begin(reader.node(), again);
+  while (reader.Next(claim)) {
+    FUZZ_CHECK(claim.node == reader.node());
+    FUZZ_CHECK(claim.client_id.size() <= kClaimClientIdMax);
+    writer.Add(claim.key, claim.clean_start, claim.client_id, again);
+  }
+  FUZZ_CHECK(!writer.empty());
+  FUZZ_CHECK(again == payload);
 }
 
 void CheckState(std::string_view bytes) {

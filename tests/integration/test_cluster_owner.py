@@ -159,6 +159,46 @@ class ClusterOwnerTest(unittest.TestCase):
         self.assertEqual(metric(node1, "ringmq_cluster_owner_states_total", result="merged"),
                          merged + 1)
 
+    def test_a_burst_of_connects_travels_in_batches_and_takes_every_id_over(self):
+        # claims lane: CONNECTs within claim_batch_us of each other share one NATS message
+        # (docs/cluster.md, "Claims"); every claim of a batch is judged (MQTT-3.1.4-2).
+        count = 40
+        ids = [f"owner-burst-{i}" for i in range(count)]
+        node0, node1 = self.nodes[0], self.nodes[1]
+        taken = takeovers(node0)
+        received = metric(node1, "ringmq_cluster_owner_claims_total", event="received")
+        claims = metric(node1, "ringmq_cluster_owner_claims_total", event="sent")
+        batches = sum(metric(node1, "ringmq_cluster_owner_claim_batches_total", event=e)
+                      for e in ("sent_window", "sent_count", "sent_bytes"))
+
+        def burst(node):
+            socks = [mqtt_raw.open_socket(node.port) for _ in ids]
+            for sock in socks:
+                self.addCleanup(sock.close)
+            for sock, client_id in zip(socks, ids):  # every CONNECT before any CONNACK is read
+                sock.sendall(mqtt_raw.connect(client_id))
+            for sock in socks:
+                mqtt_raw.expect_connack(sock, 0)
+            return socks
+
+        old = burst(node0)
+        # Node 0's own claims reach node 1 before node 1's CONNECTs (no race in this test).
+        deadline = time.monotonic() + TAKEOVER_TIMEOUT
+        while metric(node1, "ringmq_cluster_owner_claims_total", event="received") < received + count:
+            self.assertLess(time.monotonic(), deadline, "node 1 did not get node 0's claims")
+            time.sleep(0.02)
+        new = burst(node1)
+        for i, sock in enumerate(old):
+            self.assertTrue(_closed(sock, TAKEOVER_TIMEOUT), f"{ids[i]} kept on node 0")
+        for sock in new:
+            mqtt_raw.ping(sock)
+        self.assertEqual(takeovers(node0), taken + count)
+        sent = metric(node1, "ringmq_cluster_owner_claims_total", event="sent") - claims
+        sent_batches = sum(metric(node1, "ringmq_cluster_owner_claim_batches_total", event=e)
+                           for e in ("sent_window", "sent_count", "sent_bytes")) - batches
+        self.assertEqual(sent, count)
+        self.assertLess(sent_batches, sent, "some batch carried more than one claim")
+
     def test_a_clean_connect_elsewhere_ends_a_persistent_session(self):
         node0 = self.nodes[0]
         ended = metric(node0, "ringmq_cluster_owner_sessions_ended_total", state="dropped")
