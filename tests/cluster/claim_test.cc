@@ -66,7 +66,8 @@ TEST(ClaimTest, RoundTripKeepsEveryByteOfEveryClientIdInOrder) {
   for (int c = 0; c < 256; ++c) id.push_back(static_cast<char>(c));  // \n, spaces, digits too
   const std::vector<Item> items = {
       {7, false, id}, {8, true, "7 c 9\n"}, {9, true, ""}, {10, false, id}};
-  const std::optional<std::vector<Claim>> claims = Read(Batch("n1", items));
+  const std::string payload = Batch("n1", items);  // the claims are views into it
+  const std::optional<std::vector<Claim>> claims = Read(payload);
   ASSERT_TRUE(claims.has_value());
   ASSERT_EQ(claims->size(), items.size());
   for (size_t i = 0; i < items.size(); ++i) {

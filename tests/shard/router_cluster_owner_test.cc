@@ -436,7 +436,9 @@ TEST_F(RouterClusterOwnerTest, ConnectsWithinTheWindowGoInOneNatsMessage) {
     EXPECT_EQ(claims[i].clean_start, i != 2);
     EXPECT_EQ(claims[i].subject, "$RINGMQ.claims.0");
     EXPECT_EQ(claims[i].reply, "$RINGMQ.session.node-b.0") << "one claim resumes: the batch asks";
-    if (i > 0) EXPECT_GT(claims[i].key, claims[i - 1].key) << "keys stamped at each CONNECT";
+    if (i > 0) {
+      EXPECT_GT(claims[i].key, claims[i - 1].key) << "keys stamped at each CONNECT";
+    }
   }
   EXPECT_EQ(counters(0).cluster_owner_claims_sent.Load(), 5u);
   EXPECT_EQ(counters(0).cluster_owner_batches_window.Load(), 1u);
@@ -483,7 +485,7 @@ TEST_F(RouterClaimCountBoundTest, AFullBatchGoesBeforeItsWindowEnds) {
 
 class RouterClaimBytesBoundTest : public RouterClusterOwnerTest {
  protected:
-  RouterClaimBytesBoundTest() { batch_options_.max_bytes = 256; }
+  RouterClaimBytesBoundTest() { batch_options_.max_bytes = 200; }
 };
 
 TEST_F(RouterClaimBytesBoundTest, ABatchThatWouldPassTheByteBoundGoesFirst) {
@@ -492,7 +494,7 @@ TEST_F(RouterClaimBytesBoundTest, ABatchThatWouldPassTheByteBoundGoesFirst) {
   const std::string b = harness_->IdOn(0, std::string(100, 'b'));
   harness_->Connect(a);
   EXPECT_TRUE(PublishedClaims(0).empty());
-  harness_->Connect(b);  // two records of ~130 bytes do not fit 256
+  harness_->Connect(b);  // two records of ~125 bytes do not fit 200
   size_t batches = 0;
   std::vector<Published> claims = PublishedClaims(0, &batches);
   ASSERT_EQ(claims.size(), 1u);
@@ -501,8 +503,9 @@ TEST_F(RouterClaimBytesBoundTest, ABatchThatWouldPassTheByteBoundGoesFirst) {
   claims = Claims(0, &batches);
   ASSERT_EQ(claims.size(), 1u);
   EXPECT_EQ(claims[0].client_id, b);
-  // A claim larger than the bound alone still goes, in a batch of its own.
-  const std::string huge = harness_->IdOn(0, std::string(400, 'h'));
+  // A claim larger than the bound alone still goes, in a batch of its own (client ids are at
+  // most max_client_id_length, 256 by default).
+  const std::string huge = harness_->IdOn(0, std::string(200, 'h'));
   harness_->Connect(huge);
   claims = Claims(0, &batches);
   ASSERT_EQ(claims.size(), 1u);
