@@ -555,6 +555,27 @@ TEST_F(RouterClusterOwnerTest, AMalformedBatchIsRefusedWhole) {
   EXPECT_EQ(client.connection.state(), net::Connection::State::kOpen);
 }
 
+TEST(ClusterOwnershipTest, AddingClaimsReusesTheBatchBufferOnceWarm) {
+  // No allocation per claim: the buffer is reserved at the byte bound and kept across batches.
+  ClusterOwnership ownership(
+      ClaimBatchOptions{.window_us = 1000, .max_claims = 64, .max_bytes = 4096});
+  const std::string id(40, 'x');
+  ownership.Add("node-a", 1, true, id, 0);
+  const char* const buffer = ownership.batch_payload().data();
+  size_t batches = 0;
+  for (uint64_t key = 2; key < 10'000; ++key) {
+    if (ownership.FullBefore(id.size())) {
+      ownership.ClearBatch();
+      ++batches;
+    }
+    ownership.Add("node-a", key, key % 2 == 0, id, key);
+    ASSERT_EQ(ownership.batch_payload().data(), buffer) << "reallocated at claim " << key;
+    ASSERT_LE(ownership.batch_payload().size(), 4096u);
+    ASSERT_LE(ownership.batch_claims(), 64u);
+  }
+  EXPECT_GT(batches, 100u);
+}
+
 // Two nodes of one shard each, wired by hand: what each publishes is delivered to the other.
 class TwoNodeClaimTest : public ::testing::Test {
  protected:
