@@ -276,7 +276,10 @@ void Shard::Loop() {
       router_->PersistStep();
     }
     EndPhase(LoopPhase::kSessions);
-    if (nats_ != nullptr) NatsStep(*nats_);
+    if (nats_ != nullptr) {
+      router_->FlushClusterBatches();  // this iteration's QoS 0 batches, before the output
+      NatsStep(*nats_);
+    }
     if (nats_share_ != nullptr) NatsStep(*nats_share_);
     if (!bridges_.empty()) BridgeStep();
     stalls_.work().connections_flushed = dirty_.size();
@@ -901,6 +904,7 @@ absl::Status Shard::SetupCluster() {
                          config_.cluster_subject_prefix);
   router_->StartClusterAcks(ClusterAckOptionsOf(config_));
   if (absl::Status status = router_->StartClusterOwnership(); !status.ok()) return status;
+  router_->StartClusterBatches(config_.cluster_batch, config_.cluster_batch_bytes_max);
   return SetupShareLink();  // shard_share_link.cc
 }
 

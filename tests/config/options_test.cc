@@ -477,6 +477,9 @@ std::vector<FlagCase> GoodFlagCases() {
        [](const Config& c) { EXPECT_EQ(c.cluster_ack_pending_max, 100u); }},
       {"--cluster-ack-pending-bytes-max", "4096",
        [](const Config& c) { EXPECT_EQ(c.cluster_ack_pending_bytes_max, 4096u); }},
+      {"--cluster-batch", "true", [](const Config& c) { EXPECT_TRUE(c.cluster_batch); }},
+      {"--cluster-batch-bytes-max", "2048",
+       [](const Config& c) { EXPECT_EQ(c.cluster_batch_bytes_max, 2048u); }},
   };
 }
 
@@ -1497,6 +1500,8 @@ TEST(ClusterConfigTest, EffectiveTomlRoundTrips) {
   original.cluster_ack_link_timeout_ms = 3000;
   original.cluster_ack_pending_max = 7;
   original.cluster_ack_pending_bytes_max = 4096;
+  original.cluster_batch = true;
+  original.cluster_batch_bytes_max = 2048;
   Config parsed;
   const std::string text = EffectiveToml(original);
   ASSERT_TRUE(ApplyToml(text, "effective", parsed).ok()) << text;
