@@ -77,12 +77,13 @@ bool Router::BatchToCluster(const message::Message& message, std::string_view su
       .properties = c.batch_properties,
       .payload = std::string_view(reinterpret_cast<const char*>(payload.data()), payload.size()),
   };
-  // The bound: batch_bytes_max, and what the server accepts (0 while it never said).
+  // The bound: batch_bytes_max, and what the server accepts (NATS's default until a server
+  // said: batches made while the link is down are held for the next server).
   size_t bound = c.batch_bytes_max;
   const int64_t max_payload = c.link->server_info().max_payload;
-  if (max_payload > 0 && static_cast<uint64_t>(max_payload) < bound) {
-    bound = static_cast<size_t>(max_payload);
-  }
+  const size_t server_max = max_payload > 0 ? static_cast<size_t>(max_payload)
+                                            : cluster::nats::kDefaultMaxPayload;
+  if (server_max < bound) bound = server_max;
   const size_t header_size = cluster::kBatchHeaderOverhead + c.node_name.size();
   const size_t record_size = cluster::BatchRecordSize(record);
   if (header_size + record_size > bound || record.topic.size() > UINT16_MAX) {
