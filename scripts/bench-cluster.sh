@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Usage: scripts/bench-cluster.sh [--quick] [--out DIR] [--no-build] [--nats M] [--nodes N]
-#                                 [--threads T] [--only NAME,...] [--no-reference] [--table DIR]
+#                                 [--threads T] [--only NAME,...] [--no-reference] [--batch]
+#                                 [--table DIR]
 #
 # A ringmq cluster over NATS measured on this machine (issue 16, "Performance"), beside the same
 # scenarios on ONE ringmq node and beside NATS's own MQTT support, all in one run:
@@ -11,7 +12,8 @@
 #               nodes: pairs publisher i on node (i+1) mod N, its subscriber on node i mod N;
 #               fanin's subscriber on node 0, its publishers on the other nodes
 #   single      one ringmq node without [cluster], T shards
-#   reference   scripts/bench-nats-reference.sh's mqtt-fanin-q0, mqtt-pairs-q1, mqtt-connect
+#   reference   scripts/bench-nats-reference.sh's mqtt-fanin-q0, mqtt-pairs-q0, mqtt-pairs-q1,
+#               mqtt-connect
 #
 #   fanin-q0, fanin-q1   fanin 100 -> 1 at QoS 0 / 1, 64-byte payloads, window 16
 #   pairs-q0, pairs-q1   pairs 500 at QoS 0 / 1
@@ -39,6 +41,8 @@
 #   --threads T      shards per ringmq node, both topologies (1-8, default 1)
 #   --only L         only these scenarios (comma-separated)
 #   --no-reference   skip the NATS-MQTT reference runs
+#   --batch          also a cluster with [cluster] batch = true ("cluster-batch"), for the QoS 0
+#                    scenarios (fanin-q0, pairs-q0, pairs-q0-light), in the same run
 #   --table DIR      rebuild DIR/table.md from an earlier run's JSON files (runs nothing)
 #
 # Everything runs on 127.0.0.1 on free ports, each ringmq-bench run bounded by a timeout, and

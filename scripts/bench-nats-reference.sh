@@ -6,6 +6,7 @@
 #   NATS's own MQTT support (an `mqtt` listener on nats-server, JetStream on, store in a temporary
 #   directory), under ringmq-bench with the standard shapes of scripts/bench-compare.sh:
 #     mqtt-fanin-q0       fanin 100->1, QoS 0, 64-byte payloads, window 16
+#     mqtt-pairs-q0       pairs 500, QoS 0
 #     mqtt-pairs-q1       pairs 500, QoS 1 (NATS keeps QoS 1 state in JetStream)
 #     mqtt-connect        connect + CONNACK + DISCONNECT, 32 clients on 2 generator threads
 #   reported as delivered msgs (accepted CONNECTs) per second and per nats-server CPU-second.
@@ -276,6 +277,7 @@ P=(--payload 64 --window 16)
 start=$SECONDS
 
 mqtt_run mqtt-fanin-q0 fanin --qos 0 "${P[@]}" "${FANIN[@]}" "${D[@]}"
+mqtt_run mqtt-pairs-q0 pairs --qos 0 "${P[@]}" "${PAIRS[@]}" "${D[@]}"
 mqtt_run mqtt-pairs-q1 pairs --qos 1 "${P[@]}" "${PAIRS[@]}" "${D[@]}"
 mqtt_run mqtt-connect connect --clients 32 --threads 2 "${D[@]}"
 

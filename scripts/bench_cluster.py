@@ -92,8 +92,9 @@ def link_connects(node):
 class Topology:
     """`nodes` ringmq nodes; with nats > 0, clustered over that many nats-servers."""
 
-    def __init__(self, name, nodes, nats, threads, only=None):
+    def __init__(self, name, nodes, nats, threads, only=None, flags=()):
         self.name = name
+        self.flags = list(flags)  # more flags for every node (cluster-batch: --cluster-batch)
         self.only = only  # the scenarios run on this topology (None: all)
         self.node_count = nodes
         self.nats_count = nats
@@ -109,7 +110,7 @@ class Topology:
             urls = self.cluster.urls()
             for i in range(self.node_count):
                 flags_for[i] = ["--cluster-nats-url", urls[i % len(urls)],
-                                "--cluster-node-name", f"node{i}"]
+                                "--cluster-node-name", f"node{i}", *self.flags]
         for i in range(self.node_count):
             # Queues as bench-compare.sh sets them: the measurement is the broker, not a drop.
             node = broker.Broker(*flags_for[i], "--max-queued-messages", "100000",
@@ -204,18 +205,25 @@ def summarize(result):
     }
 
 
-def run_reference(out, quick):
-    """scripts/bench-nats-reference.sh's NATS-MQTT runs; {scenario: summary}."""
+# NATS MQTT's runs (scripts/bench-nats-reference.sh) beside the scenarios they compare with.
+REFERENCE_RUNS = (("fanin-q0", "mqtt-fanin-q0"), ("pairs-q0", "mqtt-pairs-q0"),
+                  ("pairs-q1", "mqtt-pairs-q1"), ("connect", "mqtt-connect"))
+
+
+def run_reference(out, quick, scenarios):
+    """scripts/bench-nats-reference.sh's NATS-MQTT runs of `scenarios`; {scenario: summary}."""
     ref_out = os.path.join(out, "reference")
+    runs = [run for scenario, run in REFERENCE_RUNS if scenario in scenarios]
+    if not runs:
+        return {}
     argv = [os.path.join(ROOT, "scripts", "bench-nats-reference.sh"), "--no-build", "--out",
-            ref_out, "--only", "mqtt-fanin-q0,mqtt-pairs-q1,mqtt-connect"]
+            ref_out, "--only", ",".join(runs)]
     if quick:
         argv.append("--quick")
     subprocess.run(argv, timeout=3 * RUN_TIMEOUT, preexec_fn=_die_with_parent,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     refs = {}
-    for scenario, run_name in (("fanin-q0", "mqtt-fanin-q0"), ("pairs-q1", "mqtt-pairs-q1"),
-                               ("connect", "mqtt-connect")):
+    for scenario, run_name in REFERENCE_RUNS:
         path = os.path.join(ref_out, f"{run_name}.json")
         if not os.path.exists(path):
             continue
@@ -249,15 +257,18 @@ def table(rows, refs, topologies):
               "cluster per CPU-s ÷ one node | cluster per CPU-s ÷ NATS MQTT |",
               "|---|---:|---:|---:|---:|---:|"]
     for scenario, by_topology in rows.items():
-        c, s = by_topology.get("cluster"), by_topology.get("single")
-        ref = refs.get(scenario)
-        if c is None or s is None:
-            continue
-        vs_ref = f"{c['per_cpu_s'] / ref['per_cpu_s']:.1f}×" if ref and ref["per_cpu_s"] else "-"
-        ratio = c["per_cpu_s"] / s["per_cpu_s"] if s["per_cpu_s"] else 0
-        lines.append(f"| {scenario} | {c['us_per'] - s['us_per']:.2f} | "
-                     f"{c['p50'] - s['p50']:.0f} | {c['p99'] - s['p99']:.0f} | {ratio:.2f} | "
-                     f"{vs_ref} |")
+        for clustered in ("cluster", "cluster-batch"):
+            c, s = by_topology.get(clustered), by_topology.get("single")
+            ref = refs.get(scenario)
+            if c is None or s is None:
+                continue
+            vs_ref = (f"{c['per_cpu_s'] / ref['per_cpu_s']:.2f}×" if ref and ref["per_cpu_s"]
+                      else "-")
+            ratio = c["per_cpu_s"] / s["per_cpu_s"] if s["per_cpu_s"] else 0
+            label = scenario if clustered == "cluster" else f"{scenario} (batch)"
+            lines.append(f"| {label} | {c['us_per'] - s['us_per']:.2f} | "
+                         f"{c['p50'] - s['p50']:.0f} | {c['p99'] - s['p99']:.0f} | {ratio:.2f} | "
+                         f"{vs_ref} |")
     return "\n".join(lines) + "\n"
 
 
@@ -265,7 +276,7 @@ def retable(out):
     """Rebuilds DIR/table.md (and prints it) from an earlier run's JSON files."""
     rows, topologies = {}, []
     for name in sorted(os.listdir(out)):
-        m = re.fullmatch(r"(cluster|single|unclustered)-(.+)\.json", name)
+        m = re.fullmatch(r"(cluster-batch|cluster|single|unclustered)-(.+)\.json", name)
         if not m:
             continue
         with open(os.path.join(out, name)) as f:
@@ -277,15 +288,15 @@ def retable(out):
              "connect"]
     rows = {k: rows[k] for k in sorted(rows, key=lambda k: order.index(k) if k in order else 99)}
     refs = {}
-    for scenario, run_name in (("fanin-q0", "mqtt-fanin-q0"), ("pairs-q1", "mqtt-pairs-q1"),
-                               ("connect", "mqtt-connect")):
+    for scenario, run_name in REFERENCE_RUNS:
         path = os.path.join(out, "reference", f"{run_name}.json")
         if os.path.exists(path):
             with open(path) as f:
                 r = json.load(f)
             r["ringmq_pids"], r["load_average"] = [], "-"
             refs[scenario] = summarize(r)
-    text = table(rows, refs, [t for t in ("cluster", "single", "unclustered") if t in topologies])
+    text = table(rows, refs, [t for t in ("cluster", "cluster-batch", "single", "unclustered")
+                              if t in topologies])
     with open(os.path.join(out, "table.md"), "w") as f:
         f.write(text)
     print(text, end="")
@@ -301,6 +312,7 @@ def main():
     parser.add_argument("--threads", type=int, default=1, choices=range(1, 9))
     parser.add_argument("--only", default="")
     parser.add_argument("--no-reference", action="store_true")
+    parser.add_argument("--batch", action="store_true")
     parser.add_argument("--table", metavar="DIR")
     o = parser.parse_args()
     if o.table:
@@ -341,6 +353,9 @@ def main():
     # "unclustered": the cluster's nodes without [cluster], for connect only: what running N
     # processes on this machine costs per CONNECT, apart from clustering.
     topologies = [Topology("cluster", o.nodes, o.nats, o.threads),
+                  *([Topology("cluster-batch", o.nodes, o.nats, o.threads,
+                              only=("fanin-q0", "pairs-q0", "pairs-q0-light"),
+                              flags=("--cluster-batch", "true"))] if o.batch else []),
                   Topology("single", 1, 0, o.threads),
                   Topology("unclustered", o.nodes, 0, o.threads, only=("connect",))]
     say(f"{o.nodes} nodes over {o.nats} nats-servers, {o.threads} shard(s) per node; "
@@ -365,7 +380,7 @@ def main():
                     failures += 1
         finally:
             topology.stop()
-    refs = {} if o.no_reference else run_reference(out, o.quick)
+    refs = {} if o.no_reference else run_reference(out, o.quick, scenarios)
     text = table(rows, refs, [t.name for t in topologies])
     with open(os.path.join(out, "table.md"), "w") as f:
         f.write(text)

@@ -263,6 +263,12 @@ struct Config {
   uint32_t cluster_claim_batch_us = 1000;
   uint32_t cluster_claim_batch_max = 1024;
   uint32_t cluster_claim_batch_bytes = 64 * 1024;
+  // QoS 0 batching between nodes (docs/cluster.md "Batching QoS 0"; [cluster] batch,
+  // batch_bytes_max): QoS 0 messages are sent to the other nodes' links that announced interest
+  // in their subject, several in one NATS message, instead of on their plain subjects (which
+  // NATS applications then no longer see).
+  bool cluster_batch = false;
+  uint32_t cluster_batch_bytes_max = 64 << 10;  // one batch's NATS payload (and max_payload)
 
   bool clustered() const { return !cluster_nats_urls.empty(); }
 

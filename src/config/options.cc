@@ -666,6 +666,20 @@ constexpr Option kOptions[] = {
       false},
      nullptr,
      Integer<&Config::cluster_claim_batch_bytes, 256, 1'048'576>()},
+    // batch lane: QoS 0 batches between nodes (docs/cluster.md "Batching QoS 0").
+    {{"cluster_batch", '\0', "true|false",
+      "true: QoS 0 messages go to the other nodes that announced interest, several in one NATS "
+      "message on ringmq's own subjects; NATS applications no longer see them on their plain "
+      "subjects ([cluster] batch)",
+      false},
+     nullptr,
+     BoolValue{&Config::cluster_batch}},
+    {{"cluster_batch_bytes_max", '\0', "BYTES",
+      "Bytes of one batch (also at most the NATS server's max_payload): a batch is sent early "
+      "at this bound ([cluster] batch_bytes_max)",
+      false},
+     nullptr,
+     Integer<&Config::cluster_batch_bytes_max, 1024, 67'108'864>()},
     {{"check_config", '\0', "",
       "Check the flags, the config file and the files it names, print the result and exit", false},
      nullptr,
@@ -1310,6 +1324,8 @@ constexpr std::pair<std::string_view, std::string_view> kClusterKeys[] = {
     {"claim_batch_us", "cluster_claim_batch_us"},
     {"claim_batch_max", "cluster_claim_batch_max"},
     {"claim_batch_bytes", "cluster_claim_batch_bytes"},
+    {"batch", "cluster_batch"},
+    {"batch_bytes_max", "cluster_batch_bytes_max"},
 };
 
 absl::Status ApplyCluster(const toml::key& key, const toml::node& node,
@@ -1525,6 +1541,8 @@ std::string EffectiveToml(const Config& config) {
     absl::StrAppend(&text, "claim_batch_us = ", config.cluster_claim_batch_us,
                     "\nclaim_batch_max = ", config.cluster_claim_batch_max,
                     "\nclaim_batch_bytes = ", config.cluster_claim_batch_bytes, "\n");
+    absl::StrAppend(&text, "batch = ", config.cluster_batch ? "true" : "false",
+                    "\nbatch_bytes_max = ", config.cluster_batch_bytes_max, "\n");
   }
   for (const ListenerConfig& listener : config.listeners) text += ListenerToml(listener);
   text += BridgesToml(config);

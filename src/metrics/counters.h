@@ -244,6 +244,15 @@ namespace ringmq::metrics {
   X(cluster_retained_gaps)             /* consumer gaps or silences: consumer recreated */ \
   X(cluster_retained_resent)           /* updates sent again (no PubAck, error, 503) */   \
   X(cluster_retained_untracked)        /* updates sent once: too many awaited PubAcks */  \
+  /* batch lane: QoS 0 batches between nodes (router_cluster_batch.cc) */                    \
+  X(cluster_batch_messages_out)  /* QoS 0 records appended to batches, per destination */   \
+  X(cluster_batches_out)         /* batches published (one NATS message each) */            \
+  X(cluster_batch_flush_bound)   /* batches flushed early at batch_bytes_max */             \
+  X(cluster_batch_oversize)      /* QoS 0 messages too large for a batch: plain path */     \
+  X(cluster_batch_refused)       /* records of batches the NATS link refused (no room) */   \
+  X(cluster_batches_in)          /* batches received for this shard's link */               \
+  X(cluster_batch_messages_in)   /* records delivered from them */                          \
+  X(cluster_batch_invalid)       /* batches or records that did not decode: dropped */      \
   X(bridge_messages_out)   /* MQTT bridges: local messages queued for the remote broker */  \
   X(bridge_messages_in)    /* remote messages queued for this broker */                     \
   X(bridge_dropped_out)    /* local messages refused by a bridge's queue bound */          \

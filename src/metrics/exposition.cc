@@ -235,6 +235,18 @@ constexpr Family kFamilies[] = {
      "responders or timeout), consumer_start, gap (consumer gap or silence: recreated), resend (an "
      "update sent again: error or no PubAck in time), untracked (sent once, over the bound of "
      "updates awaiting a PubAck)."},
+    // batch lane: QoS 0 batches between nodes (docs/cluster.md "Batching QoS 0").
+    {"ringmq_cluster_batches_total", Type::kCounter,
+     "QoS 0 batches between nodes (one NATS message each): published by this node's shards "
+     "(direction=out), received for their links (direction=in)."},
+    {"ringmq_cluster_batch_messages_total", Type::kCounter,
+     "QoS 0 messages in those batches: appended, once per destination link (direction=out), "
+     "delivered from received batches (direction=in)."},
+    {"ringmq_cluster_batch_events_total", Type::kCounter,
+     "Batching events: flush_bound (a batch flushed early at batch_bytes_max), oversize (a "
+     "message too large for a batch, sent on its plain subject), refused (messages of a batch "
+     "the NATS link had no room for: dropped, at most once), invalid (a received batch or "
+     "record that did not decode: dropped)."},
     // MQTT bridges (docs/bridges.md).
     {"ringmq_bridge_messages_total", Type::kCounter,
      "Messages bridges queued for the remote broker (direction=out) or for this broker "
@@ -775,6 +787,21 @@ Series SeriesOf(CounterId id) {
       return Labelled("ringmq_cluster_retained_stream_events_total", "event", "resend");
     case C::cluster_retained_untracked:
       return Labelled("ringmq_cluster_retained_stream_events_total", "event", "untracked");
+    // batch lane
+    case C::cluster_batch_messages_out:
+      return Labelled("ringmq_cluster_batch_messages_total", "direction", "out");
+    case C::cluster_batches_out: return Labelled("ringmq_cluster_batches_total", "direction", "out");
+    case C::cluster_batch_flush_bound:
+      return Labelled("ringmq_cluster_batch_events_total", "event", "flush_bound");
+    case C::cluster_batch_oversize:
+      return Labelled("ringmq_cluster_batch_events_total", "event", "oversize");
+    case C::cluster_batch_refused:
+      return Labelled("ringmq_cluster_batch_events_total", "event", "refused");
+    case C::cluster_batches_in: return Labelled("ringmq_cluster_batches_total", "direction", "in");
+    case C::cluster_batch_messages_in:
+      return Labelled("ringmq_cluster_batch_messages_total", "direction", "in");
+    case C::cluster_batch_invalid:
+      return Labelled("ringmq_cluster_batch_events_total", "event", "invalid");
     case C::bridge_messages_out:
       return Labelled("ringmq_bridge_messages_total", "direction", "out");
     case C::bridge_messages_in:

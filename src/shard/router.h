@@ -336,6 +336,15 @@ class Router final : public net::PacketSink {
   void ClusterAckStep();
   // The link finished a handshake: snapshot asked and sent, pending messages due again.
   void OnClusterReady();
+  // QoS 0 batching between nodes (router_cluster_batch.cc; docs/cluster.md "Batching QoS 0"):
+  // with batching on, a QoS 0 message is appended to one batch per other node's link whose
+  // announced interest matches it. Publishes every non-empty batch as one NATS message; the
+  // shard calls it before the link's output is taken (and ClusterAckStep before forgetting).
+  void FlushClusterBatches();
+  // After StartClusterAcks: subscribes this link's batch subject (batches from other nodes are
+  // received whether or not this node batches) and, if `batching`, batches QoS 0 messages of
+  // at most `bytes_max` bytes per batch (and the server's max_payload).
+  void StartClusterBatches(bool batching, size_t bytes_max);
 
   // ---- Persistence (see the header comment) ----
   // Set-up, before the shard serves: logs to `journal` from now on, recovers the sessions of
@@ -579,6 +588,17 @@ class Router final : public net::PacketSink {
   // Ringmq-Sent-At header's value (0: none), observed as the hop's latency.
   void DeliverFromCluster(std::string_view subject, uint8_t qos, std::string_view payload,
                           uint64_t sent_at_us = 0);
+  // The same for a topic already mapped (batches carry topics).
+  void DeliverTopicFromCluster(std::string_view topic, uint8_t qos, std::string_view payload,
+                               const message::Mqtt5Fields& fields);
+  // Batching (router_cluster_batch.cc): appends a QoS 0 message on `subject` to the batches of
+  // the remote links that match it; false if it must take the plain path (too large for a
+  // batch, no interest table). True also when no remote link matches (nothing to send).
+  bool BatchToCluster(const message::Message& message, std::string_view subject);
+  // A batch addressed to this shard's link: its records delivered in order.
+  void OnClusterBatch(const cluster::NatsMessage& message);
+  // Publishes the batch of remote link `slot` if it has records.
+  void FlushClusterBatch(uint32_t slot);
 
   // ---- Cluster acknowledgements (router_cluster_acks.cc) ----
   struct ClusterAcks;

@@ -96,6 +96,15 @@ void Router::PublishToCluster(const message::Message& message) {
     counters_.cluster_uncarried_topics.Add();
     return;
   }
+  // QoS 0 batches (router_cluster_batch.cc), except a message whose shared-subscription
+  // groups NATS's queue groups choose (they need it on its plain subject).
+  if (c.batching && message.qos() == 0 && cluster_acks_ != nullptr &&
+      c.shares_left_out != &message && BatchToCluster(message, c.subject)) {
+    return;
+  }
+  // The plain path: batched messages forwarded before this one go first, so that the link's
+  // output keeps the forwarding order (MQTT-4.6.0-6, per publisher and topic).
+  if (!c.batch_dirty.empty()) FlushClusterBatches();
   char sent_at[20];  // UINT64_MAX has 20 digits
   const auto [sent_at_end, ignored] =
       std::to_chars(sent_at, sent_at + sizeof(sent_at), WallClockMicros());
@@ -136,6 +145,10 @@ void Router::OnClusterMessage(const cluster::NatsMessage& nats_message) {
   RINGMQ_ASSERT(cluster_ != nullptr);
   if (OnClaimMessage(nats_message)) return;  // client ids across nodes (router_cluster_owner.cc)
   Cluster& c = *cluster_;
+  if (c.batch_sid != 0 && nats_message.sid == c.batch_sid) {
+    OnClusterBatch(nats_message);  // QoS 0 batches (router_cluster_batch.cc)
+    return;
+  }
   if (c.retained->OnMessage(nats_message, services_.now_ms())) return;
   if (cluster_acks_ != nullptr && OnClusterControl(nats_message)) return;
   uint8_t qos = 0;  // a NATS application's message: at most once
@@ -184,10 +197,16 @@ void Router::DeliverFromCluster(std::string_view subject, uint8_t qos,
     const uint64_t now_us = WallClockMicros();
     counters_.ObserveClusterHop(now_us > sent_at_us ? now_us - sent_at_us : 0);
   }
+  DeliverTopicFromCluster(c.topic, qos, payload_bytes, message::Mqtt5Fields{});
+}
+
+void Router::DeliverTopicFromCluster(std::string_view topic, uint8_t qos,
+                                     std::string_view payload_bytes,
+                                     const message::Mqtt5Fields& fields) {
   const auto* payload = reinterpret_cast<const uint8_t*>(payload_bytes.data());
   message::MessageRef message = message::MessageRef::Create(
-      c.topic, std::span<const uint8_t>(payload, payload_bytes.size()), qos,
-      /*retain=*/false, NextOrigin(), message::Mqtt5Fields{});
+      topic, std::span<const uint8_t>(payload, payload_bytes.size()), qos,
+      /*retain=*/false, NextOrigin(), fields);
   counters_.cluster_messages_in.Add();
   counters_.cluster_bytes_in.Add(payload_bytes.size());
   EligibleContext context{this, message.get(),

@@ -5,8 +5,10 @@
 #ifndef RINGMQ_SHARD_ROUTER_CLUSTER_H_
 #define RINGMQ_SHARD_ROUTER_CLUSTER_H_
 
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "cluster/nats_link.h"
 #include "cluster/retained_sync.h"
@@ -53,6 +55,20 @@ struct Router::Cluster {
   std::unique_ptr<ClusterRetainedSink> retained_sink;
   std::unique_ptr<cluster::RetainedSync> retained;
   cluster::RetainedSyncCounters retained_exported;  // what ClusterTick added to the counters
+  // QoS 0 batching (batch lane, router_cluster_batch.cc; cluster/batch.h).
+  struct Batch {
+    std::string subject;  // $RINGMQ[.p].b.<node>.<shard> of the destination link
+    std::string bytes;    // BeginBatch'ed when records != 0; capacity kept
+    uint32_t records = 0;
+    bool listed = false;  // in batch_dirty
+  };
+  bool batching = false;
+  size_t batch_bytes_max = 0;
+  uint64_t batch_sid = 0;       // this link's batch subject (0: StartClusterBatches not called)
+  std::vector<Batch> batches;   // by RemoteInterest slot (at most links_max)
+  std::vector<uint32_t> batch_dirty;  // slots whose batch has records
+  std::vector<uint32_t> batch_slots;  // scratch: the links matching a message
+  std::string batch_properties;       // scratch: a record's properties (the props hook)
 };
 
 }  // namespace ringmq::shard

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "cluster/control.h"
 #include "common/assert.h"
+#include "shard/cluster_share.h"
 #include "shard/router_cluster.h"
 
 namespace ringmq::shard {
@@ -25,6 +26,8 @@ constexpr std::string_view kIdHeader = "Ringmq-Id";
 constexpr std::string_view kSubjectHeader = "Ringmq-Subject";  // retransmits: the data subject
 constexpr std::string_view kKindHeader = "Ringmq-Kind";        // announcements: S, s, D, H
 constexpr std::string_view kSequenceHeader = "Ringmq-Seq";
+// Announcements: "1" if the announcing shard has shared-subscription groups (batch lane).
+constexpr std::string_view kGroupsHeader = "Ringmq-Groups";
 constexpr std::string_view kDigits[] = {"0", "1", "2"};
 
 std::string_view Trim(std::string_view text) {
@@ -120,6 +123,10 @@ bool Router::OnClusterControl(const cluster::NatsMessage& message) {
     const RemoteInterest::Result result =
         a.interest.Apply(link, kind[0], sequence, message.payload, services_.now_ms());
     counters_.cluster_interest_refused.Add(a.interest.refused_subjects() - refused_subjects);
+    // Absent (a node that does not say): taken as groups, which only turns batching off.
+    if (const RemoteInterest::Slot slot = a.interest.Find(link); slot != RemoteInterest::kNoSlot) {
+      a.SetRemoteGroups(slot, HeaderValue(message.headers, kGroupsHeader) != "0");
+    }
     switch (result) {
       case RemoteInterest::Result::kApplied:
         break;
@@ -305,6 +312,9 @@ void Router::ClusterAckStep() {
   if (cluster_acks_ == nullptr) return;
   Cluster& c = *cluster_;
   ClusterAcks& a = *cluster_acks_;
+  // QoS 0 batches of the iteration so far (router_cluster_batch.cc), before links are
+  // forgotten below (their slots may then be reused).
+  FlushClusterBatches();
   const uint64_t now = services_.now_ms();
   const auto publish = [&](std::string_view subject,
                            std::span<const cluster::nats::HeaderField> headers,
@@ -328,14 +338,17 @@ void Router::ClusterAckStep() {
     // Announcements of this shard's interest: a snapshot when asked (replacing the delta),
     // else the delta of this iteration, in parts of at most announce_bytes_max; a heartbeat
     // with the last sequence number when nothing was sent for heartbeat_interval_ms.
+    const bool groups = c.shares != nullptr && c.shares->subscription_count() != 0;
     const auto announce = [&](char kind, std::string_view lines) {
       const char kind_text[1] = {kind};
       if (kind != 'H') ++a.sequence;
       const std::string sequence = absl::StrCat(a.sequence);
-      const std::array<cluster::nats::HeaderField, 2> headers = {{
+      const std::array<cluster::nats::HeaderField, 3> headers = {{
+          {kGroupsHeader, groups ? "1" : "0"},
           {kKindHeader, std::string_view(kind_text, 1)},
           {kSequenceHeader, sequence},
       }};
+      a.groups_announced = groups;
       if (publish(a.announce_subject, headers, lines)) counters_.cluster_interest_sent.Add();
       a.next_heartbeat_ms = now + a.options.heartbeat_interval_ms;
     };
@@ -369,6 +382,8 @@ void Router::ClusterAckStep() {
       }
       a.delta.clear();
     }
+    // Groups came or went: said at once (an empty delta), so that batching stops or resumes.
+    if (groups != a.groups_announced) announce('D', {});
     if (now >= a.next_heartbeat_ms) announce('H', {});
     if (a.ask_all_due) {
       a.ask_all_due = false;
@@ -386,6 +401,7 @@ void Router::ClusterAckStep() {
     a.interest.Expire(now, a.forgotten, a.forgotten_names);
     for (size_t i = 0; i < a.forgotten.size(); ++i) {
       counters_.cluster_links_forgotten.Add();
+      a.SetRemoteGroups(a.forgotten[i], false);
       const size_t released = a.pending.Forget(a.forgotten[i]);
       if (released != 0) a.completed = true;
       counters_.cluster_ack_forgotten_released.Add(released);

@@ -78,6 +78,24 @@ struct Router::ClusterAcks final : ClusterInterest::Observer {
   bool ask_all_due = true;
   std::vector<std::string> asks;  // links to ask for a snapshot (gaps seen), once per step
 
+  // Shared-subscription groups (batch lane): each announcement carries Ringmq-Groups, whether
+  // the announcing shard's share link holds queue subscriptions. QoS 0 batches bypass NATS's
+  // queue groups, so a shard batches only while no remote link has groups (and no link or
+  // subject was ever refused by the interest table: those links would get nothing).
+  bool groups_announced = false;      // the value this shard last announced
+  std::vector<uint8_t> remote_groups;  // by RemoteInterest slot: 1 if that link has groups
+  size_t remote_group_links = 0;       // links with remote_groups 1
+  void SetRemoteGroups(RemoteInterest::Slot slot, bool groups) {
+    if (slot >= remote_groups.size()) remote_groups.resize(slot + 1, 0);
+    if (remote_groups[slot] == static_cast<uint8_t>(groups)) return;
+    remote_groups[slot] = static_cast<uint8_t>(groups);
+    if (groups) {
+      ++remote_group_links;
+    } else {
+      --remote_group_links;
+    }
+  }
+
   // Acks to send: per origin link's ack subject, the ids (decimal, ' ' separated).
   absl::flat_hash_map<std::string, std::string> acks_out;
 

@@ -277,7 +277,10 @@ void Shard::Loop() {
       router_->PersistStep();
     }
     EndPhase(LoopPhase::kSessions);
-    if (nats_ != nullptr) NatsStep(*nats_);
+    if (nats_ != nullptr) {
+      router_->FlushClusterBatches();  // this iteration's QoS 0 batches, before the output
+      NatsStep(*nats_);
+    }
     if (nats_share_ != nullptr) NatsStep(*nats_share_);
     if (!bridges_.empty()) BridgeStep();
     stalls_.work().connections_flushed = dirty_.size();
@@ -907,6 +910,7 @@ absl::Status Shard::SetupCluster() {
   if (absl::Status status = router_->StartClusterOwnership(claim_batches); !status.ok()) {
     return status;
   }
+  router_->StartClusterBatches(config_.cluster_batch, config_.cluster_batch_bytes_max);
   return SetupShareLink();  // shard_share_link.cc
 }
 

@@ -484,6 +484,9 @@ std::vector<FlagCase> GoodFlagCases() {
        [](const Config& c) { EXPECT_EQ(c.cluster_claim_batch_max, 8u); }},
       {"--cluster-claim-batch-bytes", "4096",
        [](const Config& c) { EXPECT_EQ(c.cluster_claim_batch_bytes, 4096u); }},
+      {"--cluster-batch", "true", [](const Config& c) { EXPECT_TRUE(c.cluster_batch); }},
+      {"--cluster-batch-bytes-max", "2048",
+       [](const Config& c) { EXPECT_EQ(c.cluster_batch_bytes_max, 2048u); }},
   };
 }
 
@@ -1507,6 +1510,8 @@ TEST(ClusterConfigTest, EffectiveTomlRoundTrips) {
   original.cluster_claim_batch_us = 2000;  // claims lane
   original.cluster_claim_batch_max = 9;
   original.cluster_claim_batch_bytes = 1000;
+  original.cluster_batch = true;
+  original.cluster_batch_bytes_max = 2048;
   Config parsed;
   const std::string text = EffectiveToml(original);
   ASSERT_TRUE(ApplyToml(text, "effective", parsed).ok()) << text;

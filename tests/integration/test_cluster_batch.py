@@ -1,0 +1,177 @@
+"""QoS 0 batches between nodes (docs/cluster.md "Batching QoS 0"; [cluster] batch): three ringmq
+nodes with batching on, each connected to a different server of a 3-server NATS cluster.
+
+QoS 0 messages that cross nodes travel several to one NATS message on ringmq's own subjects
+($RINGMQ.b.<node>.<shard>), addressed to the links that announced interest. Checked: pairs and
+fanin across nodes arrive complete and in each publisher's order (MQTT-4.6.0-6) with fewer NATS
+messages than MQTT messages; QoS 0 and QoS 1 interleaved on one topic keep their order; a NATS
+application's message on a plain subject still reaches MQTT subscribers, and (the documented
+trade-off) it no longer sees QoS 0 messages on plain subjects, while QoS 1 stays visible. The
+same NATS-application check without batching is test_cluster.py's
+test_nats_application_and_mqtt_clients_exchange_messages.
+"""
+
+import time
+import unittest
+
+import broker
+import mqtt_raw
+import nats_cluster
+from test_cluster import ROUTE_TIMEOUT, drain, metric, wait_route
+
+
+class ClusterBatchTest(unittest.TestCase):
+    cluster = None
+    nodes = []
+
+    @classmethod
+    def setUpClass(cls):
+        cls.cluster = nats_cluster.NatsCluster(size=3, jetstream=False)
+        cls.cluster.start()
+        urls = cls.cluster.urls()
+        cls.nodes = []
+        try:
+            for i in range(3):
+                node = broker.Broker("--cluster-nats-url", urls[i], "--cluster-node-name",
+                                     f"node{i}", "--cluster-batch", "true",
+                                     "--cluster-batch-bytes-max", "4096", threads=2,
+                                     metrics=True, log_level="info")
+                node.start()
+                cls.nodes.append(node)
+            for node in cls.nodes:  # every shard's link is up
+                deadline = time.monotonic() + ROUTE_TIMEOUT
+                while metric(node, "ringmq_cluster_link_events_total", event="connect") < 2:
+                    if time.monotonic() > deadline:
+                        raise AssertionError(f"links not ready:\n{node.stderr_tail()}")
+                    time.sleep(0.05)
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        for node in cls.nodes:
+            node.stop()
+        cls.nodes = []
+        if cls.cluster is not None:
+            cls.cluster.stop()
+
+    def client(self, node, client_id, **fields):
+        c = mqtt_raw.Client(self.nodes[node].port, client_id, **fields)
+        self.addCleanup(c.close)
+        return c
+
+    def nats(self, server):
+        c = self.cluster.client(server)
+        self.addCleanup(c.close)
+        return c
+
+    def batches_out(self):
+        return sum(metric(n, "ringmq_cluster_batches_total", direction="out") for n in self.nodes)
+
+    def test_pairs_across_nodes_arrive_complete_and_in_order(self):
+        count = 400
+        subs, pubs = [], []
+        for i in range(3):  # publisher i on node i+1, its subscriber on node i
+            sub = self.client(i, f"pairs-sub{i}")
+            sub.subscribe([(f"bpairs/{i}", 0)])
+            subs.append(sub)
+            pubs.append(self.client((i + 1) % 3, f"pairs-pub{i}"))
+        for i in range(3):
+            wait_route(pubs[i], [subs[i]], f"bpairs/{i}")
+        batches_before = self.batches_out()
+        for i in range(3):
+            pubs[i].send(b"".join(mqtt_raw.publish(f"bpairs/{i}", b"%d-%04d" % (i, n))
+                                  for n in range(count)))
+        got = mqtt_raw.receive_all(subs, [count] * 3, timeout=20)
+        for i in range(3):
+            self.assertEqual([g.payload for g in got[i]],
+                             [b"%d-%04d" % (i, n) for n in range(count)])
+            self.assertTrue(all(g.topic == f"bpairs/{i}" and g.qos == 0 for g in got[i]))
+        batches = self.batches_out() - batches_before
+        self.assertGreater(batches, 0)
+        self.assertLess(batches, 3 * count / 2, "several MQTT messages per NATS message")
+        for node in self.nodes:
+            self.assertEqual(metric(node, "ringmq_cluster_batch_events_total", event="invalid"), 0)
+            self.assertEqual(metric(node, "ringmq_cluster_batch_events_total", event="refused"), 0)
+
+    def test_fanin_across_nodes_keeps_each_publishers_order(self):
+        count = 300
+        sub = self.client(0, "fanin-sub")
+        sub.subscribe([("bfanin/#", 0)])
+        pubs = [self.client(1 + i % 2, f"fanin-pub{i}") for i in range(4)]
+        for i, pub in enumerate(pubs):
+            wait_route(pub, [sub], f"bfanin/{i}")
+        for i, pub in enumerate(pubs):
+            pub.send(b"".join(mqtt_raw.publish(f"bfanin/{i}", b"%d-%04d" % (i, n))
+                              for n in range(count)))
+        got = sub.receive(4 * count, timeout=20)
+        for i in range(4):
+            mine = [g.payload for g in got if g.topic == f"bfanin/{i}"]
+            self.assertEqual(mine, [b"%d-%04d" % (i, n) for n in range(count)])
+        self.assertEqual(drain(sub), [], "each message once")
+
+    def test_qos0_and_qos1_on_one_topic_keep_the_publishers_order(self):
+        sub = self.client(2, "mixed-sub")
+        sub.subscribe([("bmixed/t", 1)], granted=[1])
+        pub = self.client(0, "mixed-pub")
+        wait_route(pub, [sub], "bmixed/t")
+        expected = []
+        for n in range(60):
+            qos = 1 if n % 3 == 0 else 0
+            pub.publish("bmixed/t", b"%02d" % n, qos=qos)  # waits for the PUBACK
+            expected.append((b"%02d" % n, qos))
+        got = sub.receive(len(expected), timeout=20)
+        self.assertEqual([(g.payload, g.qos) for g in got], expected)
+
+    def test_a_group_on_another_node_gets_every_qos0_message(self):
+        # Remote shared-subscription groups turn batching off (NATS's queue groups see only
+        # plain subjects): the group's node announces it, and the publisher's shard then sends
+        # QoS 0 on the plain subject, which the queue group and plain subscribers both get.
+        member = self.client(2, "bshare-member")
+        member.subscribe([("$share/g/bshare/t", 0)])
+        plain = self.client(1, "bshare-plain")
+        plain.subscribe([("bshare/t", 0)])
+        pub = self.client(0, "bshare-pub")
+        wait_route(pub, [member, plain], "bshare/t")
+        payloads = [b"s%03d" % n for n in range(200)]
+        pub.send(b"".join(mqtt_raw.publish("bshare/t", p) for p in payloads))
+        got = mqtt_raw.receive_all([member, plain], [len(payloads)] * 2, timeout=20)
+        self.assertEqual([g.payload for g in got[0]], payloads)
+        self.assertEqual([g.payload for g in got[1]], payloads)
+
+    def test_a_nats_applications_plain_subject_still_reaches_mqtt_subscribers(self):
+        raw = self.nats(2)
+        mqtt_sub = self.client(0, "bapp-sub")
+        mqtt_sub.subscribe([("bapp/in", 0)])
+        deadline = time.monotonic() + ROUTE_TIMEOUT
+        while True:
+            raw.pub("bapp.in", b"from nats")
+            try:
+                got = mqtt_sub.receive(1, timeout=0.1)
+                break
+            except (mqtt_raw.ProtocolError, TimeoutError, OSError):
+                self.assertLess(time.monotonic(), deadline, "no route bapp.in -> MQTT")
+        self.assertEqual((got[0].topic, got[0].payload, got[0].qos), ("bapp/in", b"from nats", 0))
+
+    def test_the_trade_off_qos0_leaves_the_plain_subjects_qos1_does_not(self):
+        raw = self.nats(1)
+        raw.sub("bvis.>")
+        raw.flush()
+        # An MQTT subscriber on another node makes the QoS 0 message cross nodes (batched).
+        mqtt_sub = self.client(2, "bvis-sub")
+        mqtt_sub.subscribe([("bvis/#", 1)], granted=[1])
+        pub = self.client(0, "bvis-pub")
+        wait_route(pub, [mqtt_sub], "bvis/probe")
+        raw.drain(0.3)
+        pub.publish("bvis/q0", b"batched")
+        pub.publish("bvis/q1", b"plain", qos=1)
+        got = mqtt_sub.receive(2, timeout=10)
+        self.assertEqual([(g.topic, g.payload) for g in got],
+                         [("bvis/q0", b"batched"), ("bvis/q1", b"plain")])
+        seen = [(m.subject, m.payload) for m in raw.drain(0.5)]
+        self.assertEqual(seen, [("bvis.q1", b"plain")])
+
+
+if __name__ == "__main__":
+    unittest.main()

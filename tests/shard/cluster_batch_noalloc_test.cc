@@ -1,0 +1,159 @@
+// Proves that the QoS 0 batch path allocates nothing per message once warm (batch lane): a
+// client's QoS 0 PUBLISH routed, matched against the other nodes' links' interest
+// (RemoteInterest::Match), appended to the batches of two remote links, the batches sealed and
+// published on the shard's NatsLink once per iteration, the link's output taken into a reused
+// buffer; and on the receiving side, a batch decoded and its records delivered to a QoS 0
+// subscriber.
+//
+// Counted: every operator new while armed (tests/common/counting_new.h). Not counted: each
+// message's own Message (Message::Create mallocs it directly; steady_state_noalloc_test counts
+// that one allocation per PUBLISH with a malloc replacement). After a warm-up (batch strings,
+// the link's output buffer, match scratch, rings reach their size) a thousand more messages
+// flow and the count must stay 0: sending only, receiving only, then both.
+//
+// The local subscriber takes only the received batches' topic (20 deliveries per iteration):
+// with 40 per iteration its connection's output outgrows one buffer and the count shows that
+// (7 per iteration here), which is the output path's sizing (steady_state_noalloc_test), not
+// batching.
+//
+// The replacement applies to the whole executable, so this file is its own test binary
+// (tests/shard/meson.build), not part of ringmq_unit_tests.
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "../common/counting_new.h"
+#include "cluster/batch.h"
+#include "cluster/nats_link.h"
+#include "shard/cluster_acks.h"
+#include "router_harness.h"
+
+namespace ringmq::shard {
+namespace {
+
+using alloc_counting::allocations;
+using alloc_counting::counting;
+using harness::Client;
+using harness::RouterHarness;
+
+class RouterSink final : public cluster::NatsLinkSink {
+ public:
+  explicit RouterSink(Router& router) : router_(router) {}
+  void OnReady(const cluster::nats::ServerInfo&) override {}
+  void OnMessage(const cluster::NatsMessage& message) override {
+    router_.OnClusterMessage(message);
+  }
+  void OnDisconnected(cluster::DisconnectReason, std::string_view) override {}
+  void OnServerError(std::string_view) override {}
+
+ private:
+  Router& router_;
+};
+
+std::string Hmsg(std::string_view subject, uint64_t sid, std::string_view headers,
+                 std::string_view payload) {
+  const std::string block = "NATS/1.0\r\n" + std::string(headers) + "\r\n";
+  return "HMSG " + std::string(subject) + " " + std::to_string(sid) + " " +
+         std::to_string(block.size()) + " " + std::to_string(block.size() + payload.size()) +
+         "\r\n" + block + std::string(payload) + "\r\n";
+}
+
+TEST(ClusterBatchNoAllocTest, CounterSeesAllocations) {
+  allocations.store(0);
+  counting.store(true);
+  int* volatile number = new int(1);  // volatile: the pair cannot be elided
+  counting.store(false);
+  delete number;
+  EXPECT_EQ(allocations.load(), 1u);
+}
+
+TEST(ClusterBatchNoAllocTest, SendingAndReceivingBatchesAllocatesNothingPerMessage) {
+  Config config;
+  config.threads = 1;
+  RouterHarness harness(config, 1);
+  Router& router = harness.router(0);
+  RouterSink sink(router);
+  cluster::NatsLinkOptions options;
+  options.urls = {"nats://127.0.0.1:4222"};
+  auto created = cluster::NatsLink::Create(options, &sink);
+  ASSERT_TRUE(created.ok());
+  cluster::NatsLink& link = **created;
+  link.BeginConnect(0);
+  link.OnTransportConnected(0);
+  link.OnReceived(0, "INFO {\"server_id\":\"s\",\"headers\":true,\"max_payload\":1048576}\r\n");
+  link.OnReceived(0, "PONG\r\n");
+  ASSERT_TRUE(link.ready());
+  router.AttachCluster(&link, "node-a", "");
+  ClusterAckOptions ack_options;
+  router.StartClusterAcks(ack_options);
+  router.StartClusterBatches(/*batching=*/true, 64 << 10);
+  // Two links of other nodes want t/# (their snapshots; sid 1 is the announcements').
+  link.OnReceived(0, Hmsg("$RINGMQ.interest.a.n2.0", 1, "Ringmq-Groups: 0\r\nRingmq-Kind: S\r\nRingmq-Seq: 1\r\n",
+                          "+t.>\n"));
+  link.OnReceived(0, Hmsg("$RINGMQ.interest.a.n3.0", 1, "Ringmq-Groups: 0\r\nRingmq-Kind: S\r\nRingmq-Seq: 1\r\n",
+                          "+t.>\n"));
+  Client& sub = harness.Connect("sub");
+  harness.Subscribe(sub, "t/x", mqtt::QoS::k0);  // the batches' records, not the publishes
+  Client& pub = harness.Connect("pub");
+
+  // Pre-encoded: the test's own bytes are not the broker's allocations.
+  constexpr int kPerIteration = 20;
+  std::vector<harness::Bytes> publishes;
+  for (int i = 0; i < kPerIteration; ++i) {
+    publishes.push_back(harness::PublishBytes("t/" + std::to_string(i % 4),
+                                              std::string(64, 'p'), mqtt::QoS::k0, 0));
+  }
+  std::string batch_in;  // what another node sends: 20 records for t/x
+  cluster::BeginBatch(batch_in, "n2");
+  for (int i = 0; i < kPerIteration; ++i) {
+    cluster::AppendBatchRecord(batch_in,
+                               {.topic = "t/x", .qos = 0, .payload = std::string(64, 'q')});
+  }
+  cluster::SealBatch(batch_in, 1);
+  const std::string msg_in = "MSG $RINGMQ.b.node-a.0 6 " + std::to_string(batch_in.size()) +
+                             "\r\n" + batch_in + "\r\n";
+  std::string output;
+  bool send_publishes = true;
+  bool send_batch = true;
+  // One loop iteration of the shard: client bytes in, the link's bytes in, the acks step (which
+  // flushes the batches), the flush before the link's output is taken.
+  const auto iteration = [&] {
+    if (send_publishes) {
+      for (const harness::Bytes& bytes : publishes) harness.Send(pub, bytes);
+    }
+    if (send_batch) link.OnReceived(harness.now_ms(), msg_in);
+    harness.Settle();
+    router.ClusterAckStep();
+    router.FlushClusterBatches();
+    output.clear();
+    link.TakeOutput(output);
+  };
+  const uint64_t batches_before = harness.counters(0).cluster_batches_out.Load();
+  for (int i = 0; i < 200; ++i) iteration();  // warm-up
+  ASSERT_GT(harness.counters(0).cluster_batches_out.Load(), batches_before);
+  const auto counted = [&](bool publishes_on, bool batch_on) {
+    send_publishes = publishes_on;
+    send_batch = batch_on;
+    allocations.store(0);
+    counting.store(true);
+    for (int i = 0; i < 50; ++i) iteration();  // 1000 messages each way that is on
+    counting.store(false);
+    return allocations.load();
+  };
+  const uint64_t records_before = harness.counters(0).cluster_batch_messages_out.Load();
+  const uint64_t delivered_before = sub.publishes_by_qos[0];
+  EXPECT_EQ(counted(true, false), 0u) << "sending: route, match, append, seal, publish";
+  EXPECT_EQ(counted(false, true), 0u) << "receiving: decode, deliver";
+  EXPECT_EQ(counted(true, true), 0u) << "both in one iteration";
+  EXPECT_EQ(harness.counters(0).cluster_batch_messages_out.Load() - records_before,
+            2u * 2 * 50 * kPerIteration)
+      << "every published message into both links' batches";
+  EXPECT_EQ(sub.publishes_by_qos[0] - delivered_before, 2u * 50 * kPerIteration)
+      << "every received record delivered";
+}
+
+}  // namespace
+}  // namespace ringmq::shard

@@ -1,0 +1,352 @@
+// Router's QoS 0 batches between nodes (router.h "FlushClusterBatches"; batch lane) through the
+// sans-IO harness: real NatsLinks brought to kReady, the test playing another node's link n2.0
+// (its interest announcements in, the batches addressed to it out).
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cluster/batch.h"
+#include "cluster/nats_link.h"
+#include "mqtt/codec.h"
+#include "shard/cluster_acks.h"
+#include "shard/router_harness.h"
+
+namespace ringmq::shard {
+namespace {
+
+using harness::Client;
+using harness::RouterHarness;
+
+constexpr std::string_view kNode = "node-a";
+// StartClusterAcks subscribes sids 1 to 5, then StartClusterBatches this link's batch subject.
+constexpr uint64_t kAnnounceSid = 1;
+constexpr uint64_t kBatchSid = 6;
+
+class RouterSink final : public cluster::NatsLinkSink {
+ public:
+  explicit RouterSink(Router& router) : router_(router) {}
+  void OnReady(const cluster::nats::ServerInfo&) override {}
+  void OnMessage(const cluster::NatsMessage& message) override {
+    router_.OnClusterMessage(message);
+  }
+  void OnDisconnected(cluster::DisconnectReason, std::string_view) override {}
+  void OnServerError(std::string_view) override {}
+
+ private:
+  Router& router_;
+};
+
+// A PUB or HPUB the link would send (headers and payload together for HPUB).
+struct Pub {
+  bool headers = false;
+  std::string subject;
+  std::string payload;
+};
+
+std::vector<Pub> Pubs(std::string_view output) {
+  std::vector<Pub> pubs;
+  while (!output.empty()) {
+    const size_t end = output.find("\r\n");
+    if (end == std::string_view::npos) break;
+    const std::string_view line = output.substr(0, end);
+    output.remove_prefix(end + 2);
+    const bool pub = line.starts_with("PUB ");
+    const bool hpub = line.starts_with("HPUB ");
+    if (!pub && !hpub) continue;  // SUB, UNSUB, PING, ...
+    std::vector<std::string_view> tokens;
+    for (std::string_view rest = line; !rest.empty();) {
+      const size_t space = rest.find(' ');
+      tokens.push_back(rest.substr(0, space));
+      rest = space == std::string_view::npos ? std::string_view() : rest.substr(space + 1);
+    }
+    const size_t size = std::stoul(std::string(tokens.back()));
+    pubs.push_back(Pub{hpub, std::string(tokens[1]), std::string(output.substr(0, size))});
+    output.remove_prefix(size + 2);
+  }
+  return pubs;
+}
+
+// The (topic, payload) records of a batch, in order; "invalid" ends a list that did not decode.
+std::vector<std::pair<std::string, std::string>> Records(std::string_view batch) {
+  std::vector<std::pair<std::string, std::string>> out;
+  cluster::BatchHeader header;
+  std::string_view records;
+  if (!cluster::ParseBatchHeader(batch, header, records)) return {{"invalid", ""}};
+  cluster::BatchRecord record;
+  for (;;) {
+    switch (cluster::NextBatchRecord(records, record)) {
+      case cluster::BatchNext::kEnd:
+        return out;
+      case cluster::BatchNext::kInvalid:
+        out.emplace_back("invalid", "");
+        return out;
+      case cluster::BatchNext::kRecord:
+        out.emplace_back(std::string(record.topic), std::string(record.payload));
+        break;
+    }
+  }
+}
+
+std::vector<std::pair<std::string, std::string>> Received(const Client& client) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const harness::Bytes& bytes : client.recorded) {
+    const mqtt::Frame frame =
+        mqtt::PeekFrame(bytes, mqtt::kMaxRemainingLength, client.connection.level());
+    const mqtt::Result<mqtt::Packet> packet = mqtt::Decode(
+        frame.header, std::span<const uint8_t>(bytes).subspan(frame.header.header_length),
+        client.connection.level());
+    EXPECT_TRUE(packet.ok());
+    if (!packet.ok()) continue;
+    const auto& publish = std::get<mqtt::Publish>(packet.value());
+    out.emplace_back(std::string(publish.topic), std::string(publish.payload));
+  }
+  return out;
+}
+
+class RouterClusterBatchTest : public ::testing::Test {
+ protected:
+  void Start(bool batching, size_t bytes_max = 64 << 10) {
+    config_.threads = 2;
+    harness_ = std::make_unique<RouterHarness>(config_, 2);
+    for (uint32_t shard = 0; shard < 2; ++shard) {
+      sinks_.push_back(std::make_unique<RouterSink>(harness_->router(shard)));
+      cluster::NatsLinkOptions options;
+      options.urls = {"nats://127.0.0.1:4222"};
+      auto link = cluster::NatsLink::Create(options, sinks_.back().get());
+      ASSERT_TRUE(link.ok()) << link.status();
+      links_.push_back(std::move(*link));
+      cluster::NatsLink& l = *links_.back();
+      l.BeginConnect(0);
+      l.OnTransportConnected(0);
+      l.OnReceived(0, "INFO {\"server_id\":\"s\",\"headers\":true,\"max_payload\":1048576}\r\n");
+      l.OnReceived(0, "PONG\r\n");
+      ASSERT_TRUE(l.ready());
+      Router& router = harness_->router(shard);
+      router.AttachCluster(&l, std::string(kNode), "");
+      router.StartClusterAcks(options_);
+      router.StartClusterBatches(batching, bytes_max);
+    }
+    const std::string subs = Output(0);
+    ASSERT_NE(subs.find("SUB $RINGMQ.b.node-a.0 6\r\n"), std::string::npos) << subs;
+    for (uint32_t shard = 0; shard < 2; ++shard) Step(shard);
+    // Link n2.0 of another node wants t/# (its snapshot).
+    Deliver(0, Hmsg("$RINGMQ.interest.a.n2.0", kAnnounceSid, "Ringmq-Groups: 0\r\nRingmq-Kind: S\r\nRingmq-Seq: 1\r\n",
+                    "+t.>\n+t\n"));
+    Step(0);
+    ASSERT_EQ(harness_->counters(0).gauges.cluster_remote_links.Load(), 1);
+  }
+
+  std::string Output(uint32_t shard) {
+    std::string out;
+    links_[shard]->TakeOutput(out);
+    return out;
+  }
+
+  // What the shard's loop does once per iteration: the acks step, the flush before the link's
+  // output is taken.
+  std::string Step(uint32_t shard) {
+    harness_->router(shard).ClusterAckStep();
+    harness_->Settle();
+    harness_->router(shard).FlushClusterBatches();
+    return Output(shard);
+  }
+
+  void Deliver(uint32_t shard, std::string_view bytes) {
+    links_[shard]->OnReceived(harness_->now_ms(), bytes);
+    harness_->Settle();
+  }
+
+  static std::string Hmsg(std::string_view subject, uint64_t sid, std::string_view headers,
+                          std::string_view payload) {
+    const std::string block = "NATS/1.0\r\n" + std::string(headers) + "\r\n";
+    return "HMSG " + std::string(subject) + " " + std::to_string(sid) + " " +
+           std::to_string(block.size()) + " " + std::to_string(block.size() + payload.size()) +
+           "\r\n" + block + std::string(payload) + "\r\n";
+  }
+
+  static std::string Msg(std::string_view subject, uint64_t sid, std::string_view payload) {
+    return "MSG " + std::string(subject) + " " + std::to_string(sid) + " " +
+           std::to_string(payload.size()) + "\r\n" + std::string(payload) + "\r\n";
+  }
+
+  void Publish(Client& client, std::string_view topic, std::string_view payload,
+               mqtt::QoS qos = mqtt::QoS::k0, uint16_t packet_id = 0) {
+    harness_->Send(client, harness::PublishBytes(topic, payload, qos, packet_id));
+  }
+
+  Config config_;
+  ClusterAckOptions options_;
+  std::unique_ptr<RouterHarness> harness_;
+  std::vector<std::unique_ptr<RouterSink>> sinks_;
+  std::vector<std::unique_ptr<cluster::NatsLink>> links_;
+};
+
+TEST_F(RouterClusterBatchTest, QosZeroMessagesGoToTheInterestedLinkInOneBatchInOrder) {
+  Start(/*batching=*/true);
+  Client& pub = harness_->Connect(harness_->IdOn(0, "pub"));
+  Publish(pub, "t/1", "one");
+  Publish(pub, "u/1", "nobody elsewhere wants u");
+  Publish(pub, "t", "two");
+  Publish(pub, "t/1", "three");
+  harness_->Settle();
+  const std::vector<Pub> pubs = Pubs(Step(0));
+  ASSERT_EQ(pubs.size(), 1u) << "one NATS message for the three records, none on plain subjects";
+  EXPECT_EQ(pubs[0].subject, "$RINGMQ.b.n2.0");
+  EXPECT_FALSE(pubs[0].headers);
+  const std::vector<std::pair<std::string, std::string>> expected = {
+      {"t/1", "one"}, {"t", "two"}, {"t/1", "three"}};
+  EXPECT_EQ(Records(pubs[0].payload), expected) << "MQTT-4.6.0-6: the publisher's order";
+  const metrics::ShardCounters& counters = harness_->counters(0);
+  EXPECT_EQ(counters.cluster_batch_messages_out.Load(), 3u);
+  EXPECT_EQ(counters.cluster_batches_out.Load(), 1u);
+  EXPECT_EQ(counters.cluster_messages_out.Load(), 3u);
+  EXPECT_EQ(Step(0), "") << "nothing left";
+}
+
+TEST_F(RouterClusterBatchTest, APlainPathMessageFollowsTheBatchedOnesBeforeIt) {
+  Start(/*batching=*/true);
+  Client& pub = harness_->Connect(harness_->IdOn(0, "pub"));
+  Publish(pub, "t/1", "q0-first");
+  Publish(pub, "t/1", "q1-second", mqtt::QoS::k1, 1);
+  Publish(pub, "t/1", "q0-third");
+  harness_->Settle();
+  const std::vector<Pub> pubs = Pubs(Step(0));
+  ASSERT_EQ(pubs.size(), 3u);
+  EXPECT_EQ(pubs[0].subject, "$RINGMQ.b.n2.0");
+  EXPECT_EQ(Records(pubs[0].payload),
+            (std::vector<std::pair<std::string, std::string>>{{"t/1", "q0-first"}}));
+  EXPECT_TRUE(pubs[1].headers) << "QoS 1 keeps its acknowledged plain path";
+  EXPECT_EQ(pubs[1].subject, "t.1");
+  EXPECT_TRUE(pubs[1].payload.ends_with("q1-second"));
+  EXPECT_EQ(pubs[2].subject, "$RINGMQ.b.n2.0");
+  EXPECT_EQ(Records(pubs[2].payload),
+            (std::vector<std::pair<std::string, std::string>>{{"t/1", "q0-third"}}));
+}
+
+TEST_F(RouterClusterBatchTest, ABatchIsSentEarlyAtItsByteBound) {
+  Start(/*batching=*/true, /*bytes_max=*/1024);
+  Client& pub = harness_->Connect(harness_->IdOn(0, "pub"));
+  const std::string payload(100, 'p');
+  for (int i = 0; i < 30; ++i) Publish(pub, "t/" + std::to_string(i), payload);
+  harness_->Settle();
+  const std::vector<Pub> pubs = Pubs(Step(0));
+  ASSERT_GE(pubs.size(), 3u) << "30 records of ~115 bytes in batches of at most 1024";
+  int next = 0;
+  for (const Pub& batch : pubs) {
+    EXPECT_EQ(batch.subject, "$RINGMQ.b.n2.0");
+    EXPECT_LE(batch.payload.size(), 1024u);
+    for (const auto& [topic, bytes] : Records(batch.payload)) {
+      EXPECT_EQ(topic, "t/" + std::to_string(next++)) << "order kept across batches";
+    }
+  }
+  EXPECT_EQ(next, 30) << "nothing lost";
+  EXPECT_EQ(harness_->counters(0).cluster_batch_flush_bound.Load(), pubs.size() - 1);
+  // Alone over the bound: its plain subject, after the batched messages before it.
+  Publish(pub, "t/a", "small");
+  Publish(pub, "t/b", std::string(2000, 'x'));
+  harness_->Settle();
+  const std::vector<Pub> more = Pubs(Step(0));
+  ASSERT_EQ(more.size(), 2u);
+  EXPECT_EQ(more[0].subject, "$RINGMQ.b.n2.0");
+  EXPECT_EQ(more[1].subject, "t.b");
+  EXPECT_EQ(harness_->counters(0).cluster_batch_oversize.Load(), 1u);
+}
+
+TEST_F(RouterClusterBatchTest, RemoteSharedSubscriptionGroupsTurnBatchingOff) {
+  Start(/*batching=*/true);
+  Client& pub = harness_->Connect(harness_->IdOn(0, "pub"));
+  // n2.0 now has groups: NATS's queue groups need the plain subjects (each message to one
+  // member cluster-wide), so QoS 0 takes them while it does.
+  Deliver(0, Hmsg("$RINGMQ.interest.a.n2.0", kAnnounceSid,
+                  "Ringmq-Groups: 1\r\nRingmq-Kind: D\r\nRingmq-Seq: 2\r\n", ""));
+  Publish(pub, "t/1", "plain");
+  harness_->Settle();
+  std::vector<Pub> pubs = Pubs(Step(0));
+  ASSERT_EQ(pubs.size(), 1u);
+  EXPECT_EQ(pubs[0].subject, "t.1");
+  Deliver(0, Hmsg("$RINGMQ.interest.a.n2.0", kAnnounceSid,
+                  "Ringmq-Groups: 0\r\nRingmq-Kind: H\r\nRingmq-Seq: 2\r\n", ""));
+  Publish(pub, "t/1", "batched");
+  harness_->Settle();
+  pubs = Pubs(Step(0));
+  ASSERT_EQ(pubs.size(), 1u);
+  EXPECT_EQ(pubs[0].subject, "$RINGMQ.b.n2.0");
+  // An announcement without the header (a node that does not say) counts as groups.
+  Deliver(0, Hmsg("$RINGMQ.interest.a.n2.0", kAnnounceSid,
+                  "Ringmq-Kind: H\r\nRingmq-Seq: 2\r\n", ""));
+  Publish(pub, "t/1", "plain again");
+  harness_->Settle();
+  pubs = Pubs(Step(0));
+  ASSERT_EQ(pubs.size(), 1u);
+  EXPECT_EQ(pubs[0].subject, "t.1");
+}
+
+TEST_F(RouterClusterBatchTest, AnnouncementsSayWhetherThisShardHasGroups) {
+  Start(/*batching=*/true);
+  harness_->now_ms() += 10'000;  // a heartbeat is due
+  const std::string heartbeat = Step(0);
+  EXPECT_NE(heartbeat.find("Ringmq-Groups: 0\r\nRingmq-Kind: H\r\n"), std::string::npos)
+      << heartbeat;
+}
+
+TEST_F(RouterClusterBatchTest, BatchingOffKeepsThePlainSubjects) {
+  Start(/*batching=*/false);
+  Client& pub = harness_->Connect(harness_->IdOn(0, "pub"));
+  Publish(pub, "t/1", "one");
+  Publish(pub, "u/1", "two");
+  harness_->Settle();
+  const std::vector<Pub> pubs = Pubs(Step(0));
+  ASSERT_EQ(pubs.size(), 2u) << "NATS applications see every message";
+  EXPECT_EQ(pubs[0].subject, "t.1");
+  EXPECT_EQ(pubs[1].subject, "u.1");
+  EXPECT_EQ(harness_->counters(0).cluster_batches_out.Load(), 0u);
+}
+
+TEST_F(RouterClusterBatchTest, ReceivedBatchesAreDeliveredInOrderWhateverThisNodesMode) {
+  for (const bool batching : {false, true}) {
+    SCOPED_TRACE(batching);
+    harness_.reset();
+    sinks_.clear();
+    links_.clear();
+    Start(batching);
+    Client& sub = harness_->Connect(harness_->IdOn(0, "sub"));
+    sub.record = true;
+    harness_->Subscribe(sub, "t/#", mqtt::QoS::k1);
+    Step(0);
+    std::string batch;
+    cluster::BeginBatch(batch, "n2");
+    cluster::AppendBatchRecord(batch, {.topic = "t/1", .qos = 0, .payload = "a"});
+    cluster::AppendBatchRecord(batch, {.topic = "t/2", .qos = 1, .retain = true, .payload = "b"});
+    cluster::AppendBatchRecord(batch, {.topic = "x/1", .qos = 0, .payload = "not subscribed"});
+    cluster::AppendBatchRecord(batch, {.topic = "t/1", .qos = 0, .payload = "c"});
+    cluster::SealBatch(batch, 1);
+    Deliver(0, Msg("$RINGMQ.b.node-a.0", kBatchSid, batch));
+    const std::vector<std::pair<std::string, std::string>> expected = {
+        {"t/1", "a"}, {"t/2", "b"}, {"t/1", "c"}};
+    EXPECT_EQ(Received(sub), expected);
+    EXPECT_EQ(sub.publishes_by_qos[1], 1u) << "min(record QoS, subscription QoS)";
+    const metrics::ShardCounters& counters = harness_->counters(0);
+    EXPECT_EQ(counters.cluster_batches_in.Load(), 1u);
+    EXPECT_EQ(counters.cluster_batch_messages_in.Load(), 4u);
+    // A batch cut in its second record: the first delivered, the rest dropped and counted.
+    sub.recorded.clear();
+    Deliver(0, Msg("$RINGMQ.b.node-a.0", kBatchSid,
+                   std::string_view(batch).substr(0, cluster::kBatchHeaderOverhead + 2 +
+                                                         cluster::kBatchRecordOverhead + 4 + 5)));
+    EXPECT_EQ(Received(sub), (std::vector<std::pair<std::string, std::string>>{{"t/1", "a"}}));
+    EXPECT_EQ(counters.cluster_batch_invalid.Load(), 1u);
+    Deliver(0, Msg("$RINGMQ.b.node-a.0", kBatchSid, "garbage"));
+    EXPECT_EQ(counters.cluster_batch_invalid.Load(), 2u);
+    // A NATS application's message on a plain subject still reaches the subscriber.
+    sub.recorded.clear();
+    Deliver(0, Msg("t.app", 7, "from NATS"));
+    EXPECT_EQ(Received(sub),
+              (std::vector<std::pair<std::string, std::string>>{{"t/app", "from NATS"}}));
+  }
+}
+
+}  // namespace
+}  // namespace ringmq::shard
