@@ -1068,7 +1068,8 @@ void Shard::OnNatsSocket(const io_uring_cqe& cqe) {
 }
 
 void Shard::OnNatsSockopt(const io_uring_cqe& cqe) {
-  if (cqe.res >= 0) return;
+  // Other errors (a socket closed meanwhile) leave nothing to do.
+  if (cqe.res != -EOPNOTSUPP && cqe.res != -EINVAL) return;
   NatsIo& nats = NatsOf(cqe.user_data);
   // Linux < 6.7 has no socket commands (-EINVAL, -EOPNOTSUPP): the option is set directly,
   // one syscall per NATS connection, and said once per shard.
