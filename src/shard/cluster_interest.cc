@@ -20,30 +20,21 @@ std::string_view NextToken(std::string_view& text) {
   return token;
 }
 
-// A subscription subject with a '*' or '>' token.
-bool HasWildcard(std::string_view subject) {
-  while (!subject.empty()) {
-    const std::string_view token = NextToken(subject);
-    if (token == "*" || token == ">") return true;
-  }
-  return false;
-}
-
 // Debian's Abseil has its own string_view (not std::string_view): the maps' heterogeneous
 // lookups take that one.
 absl::string_view Key(std::string_view text) { return {text.data(), text.size()}; }
 
 }  // namespace
 
-struct WildcardIndex::Node {
+struct SubjectIndex::Node {
   absl::flat_hash_map<std::string, std::unique_ptr<Node>> children;  // tokens, '*' and '>'
   uint64_t sid = 0;  // the subject that ends here (0: none)
 };
 
-WildcardIndex::WildcardIndex() : root_(std::make_unique<Node>()) {}
-WildcardIndex::~WildcardIndex() = default;
+SubjectIndex::SubjectIndex() : root_(std::make_unique<Node>()) {}
+SubjectIndex::~SubjectIndex() = default;
 
-void WildcardIndex::Insert(std::string_view subject, uint64_t sid) {
+void SubjectIndex::Insert(std::string_view subject, uint64_t sid) {
   RINGMQ_ASSERT(sid != 0 && !subject.empty());
   Node* node = root_.get();
   while (!subject.empty()) {
@@ -59,7 +50,7 @@ void WildcardIndex::Insert(std::string_view subject, uint64_t sid) {
   node->sid = sid;
 }
 
-void WildcardIndex::Erase(std::string_view subject) {
+void SubjectIndex::Erase(std::string_view subject) {
   // The path, then pruning bottom-up: iterative (subject depth is bounded by the filter's, but
   // no recursion on it all the same).
   std::vector<std::pair<Node*, std::string_view>> path;
@@ -80,7 +71,7 @@ void WildcardIndex::Erase(std::string_view subject) {
   }
 }
 
-uint64_t WildcardIndex::LowestMatch(std::string_view subject) const {
+uint64_t SubjectIndex::LowestMatch(std::string_view subject) const {
   uint64_t lowest = 0;
   const auto consider = [&lowest](uint64_t sid) {
     if (sid != 0 && (lowest == 0 || sid < lowest)) lowest = sid;
@@ -180,7 +171,7 @@ void ClusterInterest::AddSubject(std::string_view subject) {
   }
   it->second = Entry{.count = 1, .sid = *sid};
   live_sids_.insert(*sid);
-  if (HasWildcard(subject)) wildcards_.Insert(subject, *sid);
+  index_.Insert(subject, *sid);
   if (observer_ != nullptr) observer_->OnSubjectChange(subject, /*added=*/true);
 }
 
@@ -191,7 +182,7 @@ void ClusterInterest::RemoveSubject(std::string_view subject) {
   if (--it->second.count != 0) return;
   link_.Unsubscribe(it->second.sid);
   live_sids_.erase(it->second.sid);
-  if (HasWildcard(subject)) wildcards_.Erase(subject);
+  index_.Erase(subject);
   if (observer_ != nullptr) observer_->OnSubjectChange(subject, /*added=*/false);
   subjects_.erase(it);
 }
@@ -203,14 +194,9 @@ uint32_t ClusterInterest::count(std::string_view subject) const {
 
 bool ClusterInterest::KeepCopy(uint64_t sid, std::string_view subject) const {
   if (!live_sids_.contains(sid)) return false;
-  // The literal subscription of the message's own subject, if any (a wildcard copy's rival).
-  if (const auto literal = subjects_.find(subject);
-      literal != subjects_.end() && literal->second.sid < sid) {
-    return false;
-  }
-  // The lowest matching wildcard sid; the copy's own sid matches, so it is kept only when no
-  // lower one does.
-  const uint64_t lowest = wildcards_.LowestMatch(subject);
+  // The lowest live sid whose subject matches; the copy's own matches, so it is kept only when
+  // no lower one does.
+  const uint64_t lowest = index_.LowestMatch(subject);
   return lowest == 0 || lowest >= sid;
 }
 
