@@ -42,8 +42,8 @@ enum class Op : uint8_t {
   kNatsSend,
   kBridge,  // a bridge's socket operation (slot: Shard::OnBridgeCompletion's encoding)
   // weak lane: the NATS links' socket set-up and teardown on the ring.
-  kNatsSocket,   // IORING_OP_SOCKET (generation: NatsIo::generation)
-  kNatsSockopt,  // TCP_NODELAY through IORING_OP_URING_CMD
+  kNatsSocket,    // IORING_OP_SOCKET (generation: NatsIo::generation)
+  kNatsSockopt,   // TCP_NODELAY through IORING_OP_URING_CMD
   kNatsShutdown,  // shutdown of a socket the link left (slot: the descriptor): then its close
   kNatsClose,     // that close (completion ignored)
 };
@@ -1013,9 +1013,11 @@ void Shard::ChargeNatsMemory(NatsIo& nats) {
   }
   link.set_memory_full(context_.memory != nullptr &&
                        context_.memory->Level() >= memory::Pressure::kShedQos12);
-  const uint64_t refused = link.counters().publishes_refused_memory;
-  counters_.cluster_link_memory_refused.Add(refused - nats.memory_refused_exported);
-  nats.memory_refused_exported = refused;
+  if (const uint64_t refused = link.counters().publishes_refused_memory;
+      refused != nats.memory_refused_exported) {
+    counters_.cluster_link_memory_refused.Add(refused - nats.memory_refused_exported);
+    nats.memory_refused_exported = refused;
+  }
 }
 
 void Shard::SubmitNatsSend(NatsIo& nats) {
