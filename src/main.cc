@@ -169,6 +169,10 @@ int main(int argc, char** argv) {
   ringmq::NotifySystemd("STOPPING=1");
   broker.Stop();
   ringmq::LogLine(ringmq::LogLevel::kInfo, "counters: %s", broker.CountersSummary().c_str());
+  if (broker.stopped_with_error()) {
+    RINGMQ_LOG_ERROR("stopped on an error (logged above)");
+    return 1;
+  }
   RINGMQ_LOG_INFO("stopped");
   return 0;
 }

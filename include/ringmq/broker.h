@@ -46,6 +46,10 @@ class Broker {
   // "http://address:port/metrics" while the metrics endpoint is serving, else "".
   std::string metrics_url() const;
 
+  // A shard asked the process to stop on an error (SIGTERM to itself), e.g. another cluster
+  // node has this node's name (docs/cluster.md, "Node names"): main exits with status 1.
+  bool stopped_with_error() const;
+
   // Shards actually running (threads = 0 resolves to the number of online CPUs).
   uint32_t shard_count() const;
   const Config& config() const { return config_; }
@@ -60,6 +64,7 @@ class Broker {
   Config config_;
   std::unique_ptr<Running> running_;
   std::string final_counters_;  // kept after Stop()
+  bool stopped_with_error_ = false;  // kept after Stop()
   uint64_t auth_version_ = 0;   // of the last auth data loaded (auth::AuthData::version)
 };
 

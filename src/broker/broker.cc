@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <future>
+#include <random>
 #include <string>
 #include <thread>
 #include <utility>
@@ -62,6 +63,9 @@ absl::Status PrepareCluster(const Config& config, shard::SharedState& shared) {
   char host_name[256] = {};
   if (gethostname(host_name, sizeof(host_name) - 1) != 0) host_name[0] = '\0';
   shared.cluster_node_name = config::ClusterNodeName(config, host_name);
+  // Duplicate node names (cluster/node_identity.h): a random instance number per process.
+  std::random_device random;
+  shared.cluster_instance = (uint64_t{random()} << 32) ^ random();
   for (const std::string& url : config.cluster_nats_urls) {
     const absl::StatusOr<cluster::NatsServerAddress> address = cluster::ParseNatsUrl(url);
     if (!address.ok()) return address.status();
@@ -421,7 +425,13 @@ void Broker::Stop() {
     }
   }
   final_counters_ = CountersSummary();
+  stopped_with_error_ = shared.stop_with_error.load(std::memory_order_relaxed);
   running_.reset();
+}
+
+bool Broker::stopped_with_error() const {
+  return running_ != nullptr ? running_->shared.stop_with_error.load(std::memory_order_relaxed)
+                             : stopped_with_error_;
 }
 
 absl::Status Broker::Reload() {

@@ -476,8 +476,11 @@ PublishResult NatsLink::Publish(std::string_view subject,
     result = PublishResult::kTooLarge;
   } else if (pending_bytes() + line_max + body + 2 > options_.outbound_bytes_max) {
     result = PublishResult::kNoRoom;
+  } else if (std::string& target = state_ == NatsLinkState::kReady ? output_ : held_;
+             memory_full_ && target.size() + line_max + body + 2 > target.capacity()) {
+    result = PublishResult::kNoRoom;  // max_memory reached: no growth (set_memory_full)
+    ++counters_.publishes_refused_memory;
   } else {
-    std::string& target = state_ == NatsLinkState::kReady ? output_ : held_;
     absl::Status status = block.empty() ? nats::AppendPub(subject, reply, payload, target)
                                         : nats::AppendHpub(subject, reply, block, payload, target);
     if (status.ok()) {

@@ -159,6 +159,7 @@ struct NatsLinkCounters {
   uint64_t messages_out = 0;
   uint64_t bytes_out = 0;          // header + payload bytes of PUB/HPUB accepted
   uint64_t publishes_refused = 0;  // kNoRoom, kTooLarge, kInvalid
+  uint64_t publishes_refused_memory = 0;  // of those, kNoRoom for set_memory_full (weak lane)
   uint64_t bytes_discarded = 0;    // output dropped when a connection ended
   uint64_t messages_unknown_sid = 0;
   uint64_t connect_attempts = 0;
@@ -216,6 +217,21 @@ class NatsLink {
   bool has_output() const { return !output_.empty(); }
   size_t pending_bytes() const { return output_.size() + held_.size(); }
 
+  // Memory (weak lane; memory/budget.h, max_memory). The capacity of the link's buffers: the
+  // output and held buffers (each at most outbound_bytes_max of content), the header scratch
+  // and the parser's spill buffer (at most one split operation: the server's max_payload plus
+  // a control line). The shard charges it to its memory account, with its own send buffer.
+  size_t buffer_capacity_bytes() const {
+    return output_.capacity() + held_.capacity() + header_scratch_.capacity() +
+           parser_.buffer_capacity();
+  }
+  // While set (the broker's accounted memory at max_memory, memory::Pressure::kShedQos12),
+  // a publish that would grow the output or held buffer beyond its capacity is refused with
+  // kNoRoom (counted in publishes_refused_memory): the link keeps using the memory it holds
+  // and takes no more. Control operations are not refused (bounded by the subscriptions).
+  void set_memory_full(bool full) { memory_full_ = full; }
+  bool memory_full() const { return memory_full_; }
+
   absl::StatusOr<uint64_t> Subscribe(std::string_view subject, std::string_view queue_group);
   // False if `sid` is not a live subscription.
   bool Unsubscribe(uint64_t sid);
@@ -272,6 +288,7 @@ class NatsLink {
   std::string header_scratch_;
   std::map<uint64_t, Subscription> subscriptions_;  // ordered: resent in subscription order
   uint64_t next_sid_ = 1;
+  bool memory_full_ = false;
   std::mt19937_64 random_;
   NatsLinkCounters counters_;
 };

@@ -99,6 +99,9 @@ class Parser {
   size_t max_control_line() const { return max_control_line_; }
   // Bytes of a split operation held in the spill buffer.
   size_t buffered_bytes() const { return spill_.size(); }
+  // The spill buffer's capacity (at most max_control_line + max_payload + CRLF plus the
+  // string's growth slack), for memory accounting.
+  size_t buffer_capacity() const { return spill_.capacity(); }
 
  private:
   // Result of parsing one control line.

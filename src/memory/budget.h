@@ -3,8 +3,8 @@
 //
 // What is accounted ("charged"): every Message allocation (topic, payload and header), the
 // session queues' ring storage, connection buffers (receive reassembly, hand-off, output),
-// connection slots, session entries and subscriptions (the last two at a fixed estimate per
-// item), plus the process's resident size when the broker finished starting (the baseline:
+// the cluster's NATS link buffers (Shard::ChargeNatsMemory), connection slots, session entries
+// and subscriptions (the last two at a fixed estimate per item), plus the process's resident size when the broker finished starting (the baseline:
 // code, io_uring rings, provided receive buffers, mailboxes). Memory that does not grow with
 // traffic is in the baseline; memory that does is charged where it is allocated and credited
 // where it is freed, so the total follows what the broker holds.

@@ -253,6 +253,9 @@ namespace ringmq::metrics {
   X(cluster_batches_in)          /* batches received for this shard's link */               \
   X(cluster_batch_messages_in)   /* records delivered from them */                          \
   X(cluster_batch_invalid)       /* batches or records that did not decode: dropped */      \
+  /* weak lane (issue 16): duplicate node names, the NATS links' memory */                \
+  X(cluster_node_name_conflicts) /* announcements of another node with this node's name */ \
+  X(cluster_link_memory_refused) /* NATS publishes refused: max_memory spent (no growth) */ \
   X(bridge_messages_out)   /* MQTT bridges: local messages queued for the remote broker */  \
   X(bridge_messages_in)    /* remote messages queued for this broker */                     \
   X(bridge_dropped_out)    /* local messages refused by a bridge's queue bound */          \
@@ -293,7 +296,9 @@ namespace ringmq::metrics {
   X(loop_iteration_max_us)  /* longest loop iteration since start (stall_warning_ms > 0) */ \
   X(persist_pending_bytes)  /* log bytes appended and not yet durable */                   \
   X(persist_disk_bytes)     /* bytes of this shard's log segments */                       \
-  X(persist_held_acks)      /* connections with output held for the log */
+  X(persist_held_acks)      /* connections with output held for the log */            \
+  /* weak lane (issue 16) */                                                              \
+  X(cluster_link_buffer_bytes) /* NATS links' buffer capacity charged to max_memory */
 
 class Counter {
  public:

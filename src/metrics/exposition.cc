@@ -247,6 +247,17 @@ constexpr Family kFamilies[] = {
      "message too large for a batch, sent on its plain subject), refused (messages of a batch "
      "the NATS link had no room for: dropped, at most once), invalid (a received batch or "
      "record that did not decode: dropped)."},
+    // weak lane (issue 16): duplicate node names (docs/cluster.md, "Node names").
+    {"ringmq_cluster_node_name_conflicts_total", Type::kCounter,
+     "Announcements received from another ringmq node with this node's node_name. The node "
+     "started later stops (exit status 1); the one started earlier counts them and goes on."},
+    {"ringmq_cluster_link_memory_refused_total", Type::kCounter,
+     "Publishes the shards' NATS links refused because the accounted memory reached max_memory "
+     "(their buffers do not grow then; counted in ringmq_cluster_dropped_total "
+     "reason=link_refused too)."},
+    {"ringmq_cluster_link_buffer_bytes", Type::kGauge,
+     "Capacity of the shards' NATS link buffers (output, held, parser, send), charged to "
+     "max_memory."},
     // MQTT bridges (docs/bridges.md).
     {"ringmq_bridge_messages_total", Type::kCounter,
      "Messages bridges queued for the remote broker (direction=out) or for this broker "
@@ -802,6 +813,11 @@ Series SeriesOf(CounterId id) {
       return Labelled("ringmq_cluster_batch_messages_total", "direction", "in");
     case C::cluster_batch_invalid:
       return Labelled("ringmq_cluster_batch_events_total", "event", "invalid");
+    // weak lane (issue 16).
+    case C::cluster_node_name_conflicts:
+      return Plain("ringmq_cluster_node_name_conflicts_total");
+    case C::cluster_link_memory_refused:
+      return Plain("ringmq_cluster_link_memory_refused_total");
     case C::bridge_messages_out:
       return Labelled("ringmq_bridge_messages_total", "direction", "out");
     case C::bridge_messages_in:
@@ -960,6 +976,8 @@ Series SeriesOf(GaugeId id) {
     case G::inflight_messages: return Plain("ringmq_inflight_messages");
     case G::mailbox_overflow_bytes: return Plain("ringmq_mailbox_overflow_bytes");
     case G::loop_iteration_max_us: return Plain("ringmq_loop_iteration_max_microseconds");
+    // weak lane (issue 16).
+    case G::cluster_link_buffer_bytes: return Plain("ringmq_cluster_link_buffer_bytes");
   }
   RINGMQ_ASSERT(false && "every GaugeId has a series");
   return Plain("");

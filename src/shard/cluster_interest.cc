@@ -1,5 +1,12 @@
 #include "shard/cluster_interest.h"
 
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/string_view.h"
 #include "common/assert.h"
 
 namespace ringmq::shard {
@@ -13,16 +20,97 @@ std::string_view NextToken(std::string_view& text) {
   return token;
 }
 
-// A subscription subject with a '*' or '>' token.
-bool HasWildcard(std::string_view subject) {
-  while (!subject.empty()) {
-    const std::string_view token = NextToken(subject);
-    if (token == "*" || token == ">") return true;
-  }
-  return false;
-}
+// Debian's Abseil has its own string_view (not std::string_view): the maps' heterogeneous
+// lookups take that one.
+absl::string_view Key(std::string_view text) { return {text.data(), text.size()}; }
 
 }  // namespace
+
+struct SubjectIndex::Node {
+  absl::flat_hash_map<std::string, std::unique_ptr<Node>> children;  // tokens, '*' and '>'
+  uint64_t sid = 0;  // the subject that ends here (0: none)
+};
+
+SubjectIndex::SubjectIndex() : root_(std::make_unique<Node>()) {}
+SubjectIndex::~SubjectIndex() = default;
+
+void SubjectIndex::Insert(std::string_view subject, uint64_t sid) {
+  RINGMQ_ASSERT(sid != 0 && !subject.empty());
+  Node* node = root_.get();
+  while (!subject.empty()) {
+    const std::string_view token = NextToken(subject);
+    auto it = node->children.find(Key(token));
+    if (it == node->children.end()) {
+      it = node->children.emplace(std::string(token), std::make_unique<Node>()).first;
+      ++node_count_;
+    }
+    node = it->second.get();
+  }
+  RINGMQ_ASSERT(node->sid == 0);  // ClusterInterest subscribes each subject once
+  node->sid = sid;
+}
+
+void SubjectIndex::Erase(std::string_view subject) {
+  // The path, then pruning bottom-up: iterative (subject depth is bounded by the filter's, but
+  // no recursion on it all the same).
+  std::vector<std::pair<Node*, std::string_view>> path;
+  Node* node = root_.get();
+  while (!subject.empty()) {
+    const std::string_view token = NextToken(subject);
+    const auto it = node->children.find(Key(token));
+    if (it == node->children.end()) return;  // never inserted
+    path.emplace_back(node, token);
+    node = it->second.get();
+  }
+  node->sid = 0;
+  for (auto step = path.rbegin(); step != path.rend(); ++step) {
+    const auto it = step->first->children.find(Key(step->second));
+    if (it->second->sid != 0 || !it->second->children.empty()) break;
+    step->first->children.erase(it);
+    --node_count_;
+  }
+}
+
+uint64_t SubjectIndex::LowestMatch(std::string_view subject) const {
+  uint64_t lowest = 0;
+  const auto consider = [&lowest](uint64_t sid) {
+    if (sid != 0 && (lowest == 0 || sid < lowest)) lowest = sid;
+  };
+  frontier_.clear();
+  frontier_.push_back(root_.get());
+  size_t visits = 0;
+  while (!subject.empty() && !frontier_.empty()) {
+    const std::string_view token = NextToken(subject);
+    next_.clear();
+    for (const Node* node : frontier_) {
+      ++visits;
+      if (node->children.empty()) continue;
+      // '>' matches this token and every one after it.
+      if (const auto it = node->children.find(Key(">"));
+          it != node->children.end()) {
+        consider(it->second->sid);
+      }
+      if (const auto it = node->children.find(Key(token)); it != node->children.end()) {
+        next_.push_back(it->second.get());
+      }
+      if (token != "*") {  // a published subject has no wildcards; do not add a node twice
+        if (const auto it = node->children.find(Key("*"));
+            it != node->children.end()) {
+          next_.push_back(it->second.get());
+        }
+      }
+    }
+    frontier_.swap(next_);
+  }
+  if (subject.empty()) {
+    for (const Node* node : frontier_) {
+      ++visits;
+      consider(node->sid);
+    }
+  }
+  last_match_visits_ = visits;
+  return lowest;
+}
 
 bool NatsSubjectMatches(std::string_view pattern, std::string_view subject) {
   while (true) {
@@ -83,7 +171,7 @@ void ClusterInterest::AddSubject(std::string_view subject) {
   }
   it->second = Entry{.count = 1, .sid = *sid};
   live_sids_.insert(*sid);
-  if (HasWildcard(subject)) wildcard_sids_.emplace(*sid, std::string(subject));
+  index_.Insert(subject, *sid);
   if (observer_ != nullptr) observer_->OnSubjectChange(subject, /*added=*/true);
 }
 
@@ -94,7 +182,7 @@ void ClusterInterest::RemoveSubject(std::string_view subject) {
   if (--it->second.count != 0) return;
   link_.Unsubscribe(it->second.sid);
   live_sids_.erase(it->second.sid);
-  wildcard_sids_.erase(it->second.sid);
+  index_.Erase(subject);
   if (observer_ != nullptr) observer_->OnSubjectChange(subject, /*added=*/false);
   subjects_.erase(it);
 }
@@ -106,15 +194,10 @@ uint32_t ClusterInterest::count(std::string_view subject) const {
 
 bool ClusterInterest::KeepCopy(uint64_t sid, std::string_view subject) const {
   if (!live_sids_.contains(sid)) return false;
-  // The literal subscription of the message's own subject, if any (a wildcard copy's rival).
-  if (const auto literal = subjects_.find(subject);
-      literal != subjects_.end() && literal->second.sid < sid) {
-    return false;
-  }
-  for (auto it = wildcard_sids_.begin(); it != wildcard_sids_.end() && it->first < sid; ++it) {
-    if (NatsSubjectMatches(it->second, subject)) return false;
-  }
-  return true;
+  // The lowest live sid whose subject matches; the copy's own matches, so it is kept only when
+  // no lower one does.
+  const uint64_t lowest = index_.LowestMatch(subject);
+  return lowest == 0 || lowest >= sid;
 }
 
 }  // namespace ringmq::shard

@@ -13,10 +13,13 @@
 // and a.b both match a.b). KeepCopy keeps the copy whose sid is the lowest of the live sids
 // whose subject matches the message's subject, so each message is delivered once per shard.
 // Sids only grow, so a subscription added while copies are in flight never makes a second copy
-// count; a copy whose sid is no longer live is dropped, so the next one is kept. Besides the
-// copy's own subscription, only the literal subscription of the message's subject or a
-// wildcard one can match: the check costs two lookups and one subject match per live wildcard
-// sid lower than the copy's (none for a shard whose sessions hold literal filters only).
+// count; a copy whose sid is no longer live is dropped, so the next one is kept. The subjects
+// are held in a token trie (SubjectIndex), so the check is one hash lookup of the sid plus a
+// walk of the trie along the message's tokens: at each level, one hash lookup each for the
+// literal child and the '*' child of each node reached, and the '>' child's sid. Its cost is
+// O(levels x subjects that match a prefix of the message's subject), independent of how many
+// subjects do not (before, it was an ordered-map lookup plus one subject match per live
+// wildcard sid lower than the copy's).
 //
 // Thread safety: owned by one shard; used only on its thread.
 #ifndef RINGMQ_SHARD_CLUSTER_INTEREST_H_
@@ -26,14 +29,51 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_set>
+#include <vector>
+
 
 #include "cluster/nats_link.h"
 #include "cluster/subject.h"
 
 namespace ringmq::shard {
+
+// The live subjects of one shard's link as a trie of NATS tokens, each subject's node
+// holding its sid, for the lowest sid whose subject matches a message subject (NATS client
+// protocol, "Wildcards": '*' one token, '>' one or more trailing tokens).
+//
+// Bounds: one node per distinct (subject prefix); subjects come from the shard's filters, so
+// the trie is bounded by the subscriptions (max_subscriptions_per_client x sessions). Match
+// walks levels iteratively (no recursion on the subject's depth) with two frontiers whose
+// capacity is kept, so a warm Match allocates nothing.
+class SubjectIndex {
+ public:
+  SubjectIndex();
+  ~SubjectIndex();
+  SubjectIndex(const SubjectIndex&) = delete;
+  SubjectIndex& operator=(const SubjectIndex&) = delete;
+
+  // `subject` subscribed under `sid` (sid > 0, one sid per subject).
+  void Insert(std::string_view subject, uint64_t sid);
+  // `subject` unsubscribed; empty nodes are pruned.
+  void Erase(std::string_view subject);
+  // The lowest sid whose subject matches `subject` (no wildcards), 0 if none.
+  uint64_t LowestMatch(std::string_view subject) const;
+  size_t node_count() const { return node_count_; }
+  // Trie nodes visited by the last LowestMatch (for tests of its cost).
+  size_t last_match_visits() const { return last_match_visits_; }
+
+ private:
+  struct Node;
+  std::unique_ptr<Node> root_;
+  size_t node_count_ = 1;
+  mutable std::vector<const Node*> frontier_;
+  mutable std::vector<const Node*> next_;
+  mutable size_t last_match_visits_ = 0;
+};
 
 // Whether NATS subject `subject` (no wildcards) matches subscription subject `pattern` ('*' one
 // token, '>' one or more trailing tokens; NATS client protocol, "Wildcards").
@@ -69,6 +109,7 @@ class ClusterInterest {
   void ForEachSubject(Fn fn) const {
     for (const auto& [subject, entry] : subjects_) fn(std::string_view(subject));
   }
+  const SubjectIndex& index() const { return index_; }
   // Subscribe refused by the link (a subject it finds invalid); not retried.
   uint64_t subscribe_failures() const { return subscribe_failures_; }
 
@@ -84,7 +125,7 @@ class ClusterInterest {
   const cluster::SubjectMapping& mapping_;
   std::map<std::string, Entry, std::less<>> subjects_;  // changes only with subscriptions
   std::unordered_set<uint64_t> live_sids_;
-  std::map<uint64_t, std::string> wildcard_sids_;  // live wildcard subjects, by ascending sid
+  SubjectIndex index_;  // live subjects and their sids, for KeepCopy
   std::string scratch_;
   uint64_t subscribe_failures_ = 0;
   Observer* observer_ = nullptr;

@@ -41,7 +41,18 @@ enum class Op : uint8_t {
   kNatsReceive,
   kNatsSend,
   kBridge,  // a bridge's socket operation (slot: Shard::OnBridgeCompletion's encoding)
+  // weak lane: the NATS links' socket set-up and teardown on the ring.
+  kNatsSocket,    // IORING_OP_SOCKET (generation: NatsIo::generation)
+  kNatsSockopt,   // TCP_NODELAY through IORING_OP_URING_CMD
+  kNatsShutdown,  // shutdown of a socket the link left (slot: the descriptor): then its close
+  kNatsClose,     // that close (completion ignored)
 };
+
+// SOCKET_URING_OP_SETSOCKOPT (include/uapi/linux/io_uring.h, Linux 6.7): not in the headers of
+// liburing 2.3, so the fields are set by hand: cmd_op in the `off` union, level and optname in
+// `addr` (level the low word), optlen in `file_index`, the option value's address in `addr3`.
+constexpr uint32_t kSocketUringOpSetsockopt = 3;
+constexpr int kTcpNoDelayOn = 1;  // outlives every setsockopt command (static storage)
 
 constexpr uint16_t kBufferGroup = 0;
 constexpr uint32_t kTimerBuckets = 1024;  // 1024 x 100 ms: deadlines within ~100 s are exact
@@ -307,6 +318,13 @@ void Shard::Loop() {
       router_->EndFinalSnapshot();
     }
   }
+  // weak lane: the links' buffers go with the shard.
+  for (NatsIo* nats : {nats_.get(), nats_share_.get()}) {
+    if (nats == nullptr) continue;
+    memory::Charge(-nats->charged_bytes);
+    counters_.gauges.cluster_link_buffer_bytes.Add(-nats->charged_bytes);
+    nats->charged_bytes = 0;
+  }
   memory::BindThreadAccount(nullptr);
 }
 
@@ -383,6 +401,10 @@ void Shard::HandleCompletion(const io_uring_cqe& cqe) {
   if (op == Op::kNatsConnect) return OnNatsConnect(cqe);
   if (op == Op::kNatsReceive) return OnNatsReceive(cqe);
   if (op == Op::kNatsSend) return OnNatsSend(cqe);
+  if (op == Op::kNatsSocket) return OnNatsSocket(cqe);
+  if (op == Op::kNatsSockopt) return OnNatsSockopt(cqe);
+  if (op == Op::kNatsShutdown) return SubmitNatsClose(static_cast<int>(SlotOf(cqe.user_data)));
+  if (op == Op::kNatsClose) return;
   if (op == Op::kBridge) {
     return OnBridgeCompletion(cqe, GenerationOf(cqe.user_data), SlotOf(cqe.user_data));
   }
@@ -911,6 +933,7 @@ absl::Status Shard::SetupCluster() {
     return status;
   }
   router_->StartClusterBatches(config_.cluster_batch, config_.cluster_batch_bytes_max);
+  SetupNodeIdentity();      // shard_node_identity.cc
   return SetupShareLink();  // shard_share_link.cc
 }
 
@@ -956,21 +979,14 @@ void Shard::NatsStep(NatsIo& nats) {
           now_ms_, absl::StrCat("host ", server.host,
                                 " was not resolved at start (names are resolved once)"));
     } else {
-      const int fd =
-          socket(nats.address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
-      if (fd < 0) {
-        link.OnTransportClosed(now_ms_, absl::StrCat("socket: ", strerror(errno)));
-      } else {
-        const int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        nats.fd = fd;
-        ++nats.generation;
-        io_uring_sqe* sqe = NextSqe();
-        io_uring_prep_connect(sqe, fd, reinterpret_cast<const sockaddr*>(&nats.address),
-                              nats.address_length);
-        io_uring_sqe_set_data64(sqe, Pack(Op::kNatsConnect, nats.generation, nats.slot));
-        nats.connect_pending = true;
-      }
+      // The socket comes from the ring (IORING_OP_SOCKET, Linux 5.19); OnNatsSocket sets
+      // TCP_NODELAY and connects. connect_pending covers both steps.
+      ++nats.generation;
+      io_uring_sqe* sqe = NextSqe();
+      io_uring_prep_socket(sqe, nats.address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                           IPPROTO_TCP, 0);
+      io_uring_sqe_set_data64(sqe, Pack(Op::kNatsSocket, nats.generation, nats.slot));
+      nats.connect_pending = true;
     }
   }
   if (now_ms_ >= link.next_deadline_ms()) link.OnTimer(now_ms_);
@@ -994,6 +1010,25 @@ void Shard::NatsStep(NatsIo& nats) {
     link.TakeOutput(nats.send_buffer);
     SubmitNatsSend(nats);
   }
+  ChargeNatsMemory(nats);
+}
+
+void Shard::ChargeNatsMemory(NatsIo& nats) {
+  cluster::NatsLink& link = *nats.link;
+  const int64_t bytes =
+      static_cast<int64_t>(link.buffer_capacity_bytes() + nats.send_buffer.capacity());
+  if (bytes != nats.charged_bytes) {
+    memory::Charge(bytes - nats.charged_bytes);
+    counters_.gauges.cluster_link_buffer_bytes.Add(bytes - nats.charged_bytes);
+    nats.charged_bytes = bytes;
+  }
+  link.set_memory_full(context_.memory != nullptr &&
+                       context_.memory->Level() >= memory::Pressure::kShedQos12);
+  if (const uint64_t refused = link.counters().publishes_refused_memory;
+      refused != nats.memory_refused_exported) {
+    counters_.cluster_link_memory_refused.Add(refused - nats.memory_refused_exported);
+    nats.memory_refused_exported = refused;
+  }
 }
 
 void Shard::SubmitNatsSend(NatsIo& nats) {
@@ -1010,6 +1045,73 @@ void Shard::SubmitNatsReceive(NatsIo& nats) {
   io_uring_prep_recv(sqe, nats.fd, nats.receive_buffer.data(), nats.receive_buffer.size(), 0);
   io_uring_sqe_set_data64(sqe, Pack(Op::kNatsReceive, nats.generation, nats.slot));
   nats.receive_pending = true;
+}
+
+void Shard::OnNatsSocket(const io_uring_cqe& cqe) {
+  NatsIo& nats = NatsOf(cqe.user_data);
+  nats.connect_pending = false;
+  // The link left this attempt meanwhile (handshake timeout, stop): a new socket is closed.
+  const bool current = GenerationOf(cqe.user_data) == (nats.generation & kGenerationMask) &&
+                       nats.link->state() == cluster::NatsLinkState::kConnecting;
+  if (cqe.res < 0) {
+    if (current) {
+      nats.link->OnTransportClosed(now_ms_, absl::StrCat("socket: ", strerror(-cqe.res)));
+    }
+    return;
+  }
+  if (!current) {
+    SubmitNatsShutdown(cqe.res);
+    return;
+  }
+  nats.fd = cqe.res;
+  // TCP_NODELAY: the link batches its output itself; Nagle would hold a small send back for
+  // an ACK. Not linked to the connect: the option may land before or after it.
+  io_uring_sqe* sqe = NextSqe();
+  io_uring_prep_rw(IORING_OP_URING_CMD, sqe, nats.fd, nullptr, 0, 0);
+  sqe->cmd_op = kSocketUringOpSetsockopt;
+  sqe->addr = uint64_t{IPPROTO_TCP} | (uint64_t{TCP_NODELAY} << 32);
+  sqe->file_index = sizeof(kTcpNoDelayOn);
+  sqe->addr3 = reinterpret_cast<uintptr_t>(&kTcpNoDelayOn);
+  io_uring_sqe_set_data64(sqe, Pack(Op::kNatsSockopt, nats.generation, nats.slot));
+  sqe = NextSqe();
+  io_uring_prep_connect(sqe, nats.fd, reinterpret_cast<const sockaddr*>(&nats.address),
+                        nats.address_length);
+  io_uring_sqe_set_data64(sqe, Pack(Op::kNatsConnect, nats.generation, nats.slot));
+  nats.connect_pending = true;
+}
+
+void Shard::OnNatsSockopt(const io_uring_cqe& cqe) {
+  // Other errors (a socket closed meanwhile) leave nothing to do.
+  if (cqe.res != -EOPNOTSUPP && cqe.res != -EINVAL) return;
+  NatsIo& nats = NatsOf(cqe.user_data);
+  // Linux < 6.7 has no socket commands (-EINVAL, -EOPNOTSUPP): the option is set directly,
+  // one syscall per NATS connection, and said once per shard.
+  if (!nats_sockopt_fallback_) {
+    nats_sockopt_fallback_ = true;
+    RINGMQ_LOG_WARNING(
+        "shard %u: setsockopt through io_uring failed (%s; needs Linux 6.7): NATS sockets get "
+        "TCP_NODELAY with a direct setsockopt",
+        index_, strerror(-cqe.res));
+  }
+  if (GenerationOf(cqe.user_data) == (nats.generation & kGenerationMask) && nats.fd >= 0) {
+    setsockopt(nats.fd, IPPROTO_TCP, TCP_NODELAY, &kTcpNoDelayOn, sizeof(kTcpNoDelayOn));
+  }
+}
+
+void Shard::SubmitNatsShutdown(int fd) {
+  // The shutdown ends the operations in flight (they complete as stale). The close waits for
+  // its completion (whatever its result: a socket that never connected fails it), as for
+  // client connections: a close in the same batch could free the descriptor number for a new
+  // socket before a shutdown that io_uring runs late from a worker, which would cut that one.
+  io_uring_sqe* sqe = NextSqe();
+  io_uring_prep_shutdown(sqe, fd, SHUT_RDWR);
+  io_uring_sqe_set_data64(sqe, Pack(Op::kNatsShutdown, 0, static_cast<uint32_t>(fd)));
+}
+
+void Shard::SubmitNatsClose(int fd) {
+  io_uring_sqe* sqe = NextSqe();
+  io_uring_prep_close(sqe, fd);
+  io_uring_sqe_set_data64(sqe, Pack(Op::kNatsClose, 0, static_cast<uint32_t>(fd)));
 }
 
 void Shard::OnNatsConnect(const io_uring_cqe& cqe) {
@@ -1067,10 +1169,14 @@ void Shard::OnReady(const cluster::nats::ServerInfo& info) {
              nats.ever_ready ? "reconnected" : "ready", info.server_name.c_str(),
              nats.link->current_server().host.c_str(), nats.link->current_server().port);
   nats.ever_ready = true;
+  AnnounceNode();
   router_->OnClusterReady();
 }
 
-void Shard::OnMessage(const cluster::NatsMessage& message) { router_->OnClusterMessage(message); }
+void Shard::OnMessage(const cluster::NatsMessage& message) {
+  if (message.sid == node_identity_sid_ && OnNodeAnnouncement(message)) return;
+  router_->OnClusterMessage(message);
+}
 
 void Shard::OnDisconnected(cluster::DisconnectReason reason, std::string_view detail) {
   NatsIo& nats = *nats_;
@@ -1089,10 +1195,7 @@ void Shard::OnDisconnected(cluster::DisconnectReason reason, std::string_view de
 
 void Shard::CloseNatsSocket(NatsIo& nats) {
   if (nats.fd >= 0) {
-    // Ends the operations in flight (they complete as stale); shutdown and close of a TCP
-    // socket without SO_LINGER do not block.
-    shutdown(nats.fd, SHUT_RDWR);
-    close(nats.fd);
+    SubmitNatsShutdown(nats.fd);  // then its close, on the ring: no syscall on this thread
     nats.fd = -1;
   }
   ++nats.generation;

@@ -52,6 +52,7 @@
 #include "auth/authenticator.h"
 #include "auth/enhanced_auth.h"
 #include "cluster/nats_link.h"
+#include "cluster/node_identity.h"
 #include "common/stable_vector.h"
 #include "io/buffer_ring.h"
 #include "io/ring.h"
@@ -200,6 +201,11 @@ class Shard final : public ShardServices, private cluster::NatsLinkSink {
     size_t send_offset = 0;
     std::vector<char> receive_buffer;
     uint64_t next_warning_ms = 0;
+    // weak lane: what ChargeNatsMemory charged to the memory account (the link's buffers and
+    // send_buffer; receive_buffer, allocated at start, is in the baseline) and the link's
+    // memory refusals already added to the counters.
+    int64_t charged_bytes = 0;
+    uint64_t memory_refused_exported = 0;
   };
   static constexpr size_t kNatsReceiveBytes = 64 * 1024;
   static constexpr uint32_t kNatsSlotMain = 0;
@@ -214,6 +220,12 @@ class Shard final : public ShardServices, private cluster::NatsLinkSink {
   // The link a NATS completion belongs to (its slot).
   NatsIo& NatsOf(uint64_t user_data);
   void OnNatsConnect(const io_uring_cqe& cqe);
+  // weak lane: socket set-up and teardown on the ring (IORING_OP_SOCKET, TCP_NODELAY through
+  // IORING_OP_URING_CMD, IORING_OP_SHUTDOWN + IORING_OP_CLOSE).
+  void OnNatsSocket(const io_uring_cqe& cqe);
+  void OnNatsSockopt(const io_uring_cqe& cqe);
+  void SubmitNatsShutdown(int fd);
+  void SubmitNatsClose(int fd);
   void OnNatsReceive(const io_uring_cqe& cqe);
   void OnNatsSend(const io_uring_cqe& cqe);
   void SubmitNatsReceive(NatsIo& nats);
@@ -222,6 +234,10 @@ class Shard final : public ShardServices, private cluster::NatsLinkSink {
   void CloseNatsSocket(NatsIo& nats);
   // The address of the link's server, numeric or resolved at start (SharedState::cluster_hosts).
   bool NatsAddress(NatsIo& nats, const cluster::NatsServerAddress& server);
+  // weak lane (max_memory): charges the change of the link's buffer capacity, tells the link
+  // whether the budget is spent (NatsLink::set_memory_full) and exports its refusals. Once per
+  // loop iteration per link: a few loads, no syscall, no allocation.
+  void ChargeNatsMemory(NatsIo& nats);
   // ---- The share link (shard_share_link.cc; docs/cluster.md, "Shared subscriptions") ----
   // A second NATS connection per shard that holds only the NATS queue subscriptions of this
   // shard's shared-subscription groups and never publishes. The main link publishes with echo
@@ -232,6 +248,13 @@ class Shard final : public ShardServices, private cluster::NatsLinkSink {
   // link.
   class ShareLinkSink;
   absl::Status SetupShareLink();
+  // ---- Duplicate node names (shard_node_identity.cc; cluster/node_identity.h) ----
+  // Shard 0 subscribes its node name's control subject on its main link, announces the node
+  // at every handshake and judges the announcements it receives there.
+  void SetupNodeIdentity();
+  // True if `message` came for the node subject (handled here; never routed).
+  bool OnNodeAnnouncement(const cluster::NatsMessage& message);
+  void AnnounceNode();
   // cluster::NatsLinkSink (called by the link on this thread).
   void OnReady(const cluster::nats::ServerInfo& info) override;
   void OnMessage(const cluster::NatsMessage& message) override;
@@ -300,6 +323,11 @@ class Shard final : public ShardServices, private cluster::NatsLinkSink {
   // null: not clustered.
   std::unique_ptr<cluster::NatsLinkSink> nats_share_sink_;
   std::unique_ptr<NatsIo> nats_share_;
+  // Duplicate node names (weak lane): shard 0's identity and its subscription; null otherwise.
+  std::unique_ptr<cluster::NodeIdentity> node_identity_;
+  uint64_t node_identity_sid_ = 0;
+  uint64_t node_conflict_warning_ms_ = 0;
+  bool nats_sockopt_fallback_ = false;  // setsockopt through the ring unsupported (said once)
   std::vector<std::unique_ptr<BridgeIo>> bridges_;  // before ring_, for the same reason
   std::unique_ptr<io::Ring> ring_;
   std::unique_ptr<io::BufferRing> buffers_;

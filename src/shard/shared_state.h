@@ -107,6 +107,11 @@ struct SharedState {
   };
   std::string cluster_node_name;
   std::vector<ResolvedHost> cluster_hosts;
+  // Duplicate node names (weak lane; cluster/node_identity.h): this process's random instance
+  // number, drawn at start, and whether a shard asked the process to stop because an older
+  // node has the same name (the broker then exits with status 1).
+  uint64_t cluster_instance = 0;
+  std::atomic<bool> stop_with_error{false};
 
   // CLOCK_MONOTONIC milliseconds (the shards' now_ms clock) and Unix time in seconds at start.
   const uint64_t started_monotonic_ms;

@@ -367,6 +367,42 @@ TEST_F(NatsLinkTest, OutboundBoundRefusesBeyondItReadyOrDown) {
   EXPECT_EQ(link_->Publish("a", {}, payload), PublishResult::kQueued);
 }
 
+// weak lane (issue 16): the link's buffers are charged to max_memory by their capacity, and
+// while the budget is spent (set_memory_full) a publish may use the capacity the buffers hold
+// but never grow them: refused with kNoRoom, counted apart.
+TEST_F(NatsLinkTest, MemoryFullRefusesOnlyPublishesThatWouldGrowTheBuffers) {
+  Make(Options({"h"}));
+  const size_t idle = link_->buffer_capacity_bytes();
+  Handshake(0);
+  const std::string payload(1000, 'p');
+  for (int i = 0; i < 8; ++i) ASSERT_EQ(link_->Publish("a", {}, payload), PublishResult::kQueued);
+  EXPECT_GE(link_->buffer_capacity_bytes(), idle + 8000) << "the output's growth is visible";
+  std::string taken;
+  link_->TakeOutput(taken);  // the shard's send buffer takes the bytes; capacity moves with them
+  // The output now has the (empty) buffer swapped in: no capacity to publish into.
+  link_->set_memory_full(true);
+  EXPECT_EQ(link_->Publish("a", {}, payload), PublishResult::kNoRoom);
+  EXPECT_EQ(link_->counters().publishes_refused_memory, 1u);
+  EXPECT_EQ(link_->counters().publishes_refused, 1u);
+  // The send is done: the shard's next TakeOutput swaps its emptied buffer (~8 KB of
+  // capacity) back into the link.
+  taken.clear();
+  link_->TakeOutput(taken);
+  const size_t capacity = link_->buffer_capacity_bytes();
+  size_t accepted = 0;
+  while (link_->Publish("a", {}, payload) == PublishResult::kQueued) ++accepted;
+  EXPECT_GE(accepted, 7u) << "the capacity held is used";
+  EXPECT_EQ(link_->buffer_capacity_bytes(), capacity) << "and never grown";
+  EXPECT_EQ(link_->counters().publishes_refused_memory, 2u);
+  link_->set_memory_full(false);
+  EXPECT_EQ(link_->Publish("a", {}, payload), PublishResult::kQueued) << "grows again";
+  // Held (link down) publishes follow the same rule.
+  link_->OnTransportClosed(1, "reset");
+  link_->set_memory_full(true);
+  EXPECT_EQ(link_->Publish("a", {}, payload), PublishResult::kNoRoom);
+  EXPECT_EQ(link_->counters().publishes_refused_memory, 3u);
+}
+
 TEST_F(NatsLinkTest, OutputNotTakenIsDiscardedAndCountedOnDisconnect) {
   Make(Options({"h"}));
   Handshake(0);

@@ -6,6 +6,14 @@ A new subscription reads the node's store, which follows the stream asynchronous
 check polls with fresh subscribers until the expected retained state shows or a bounded wait
 ends (RETAIN_TIMEOUT). One NATS cluster and one set of nodes serve the first class; the outage
 class starts its own.
+
+Waits under load (issue 16, lane weak): every wait ends on an event (a metric, a log line, the
+retained state a subscriber gets), so the bounds only decide how long a failure takes to
+report; they are generous because a JetStream consumer has taken more than 10 s to start
+while both cores of the machine were compiling. An absence ("no retained message") is never
+concluded from silence alone: the same publisher then writes a marker topic after the change,
+the stream keeps one connection's messages in order and each node applies it in order, so a
+subscriber that gets the marker has a store that applied the change before it.
 """
 
 import json
@@ -18,7 +26,8 @@ import mqtt_raw
 import nats_cluster
 from test_cluster import ROUTE_TIMEOUT, drain, metric, scrape
 
-RETAIN_TIMEOUT = 10.0
+RETAIN_TIMEOUT = 30.0  # a retained update reaching every node's store
+CONSUMER_TIMEOUT = 60.0  # a node's stream consumer starting (stream create, JetStream leader)
 
 
 def start_node(urls, name, *flags, **kwargs):
@@ -29,14 +38,17 @@ def start_node(urls, name, *flags, **kwargs):
     return node
 
 
-def wait_consuming(node, timeout=2 * ROUTE_TIMEOUT):
+def wait_consuming(node, timeout=CONSUMER_TIMEOUT):
     """Until the node's stream consumer has started (the stream exists then)."""
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
     while metric(node, "ringmq_cluster_retained_stream_events_total",
                  event="consumer_start") < 1:
         if time.monotonic() > deadline:
-            raise AssertionError(f"retained consumer not started:\n{node.stderr_tail()}")
+            raise AssertionError(f"retained consumer not started within {timeout} s:\n"
+                                 f"{node.stderr_tail()}")
         time.sleep(0.05)
+    return time.monotonic() - started
 
 
 def retained_now(node, topic_filter, client_id, quiet=0.3):
@@ -61,7 +73,8 @@ def wait_retained(test, node, topic_filter, want, client_id, timeout=RETAIN_TIME
         if time.monotonic() > deadline:
             counters = [line for line in scrape(node).splitlines()
                         if line.startswith("ringmq_cluster_") and not line.endswith(" 0")]
-            test.fail(f"{node.port}: retained {got!r}, want {want!r}; " + "\n".join(counters))
+            test.fail(f"{node.port}: retained {got!r}, want {want!r} after {timeout} s; " +
+                      "\n".join(counters))
         time.sleep(0.1)
 
 
@@ -117,9 +130,12 @@ class ClusterRetainedTest(unittest.TestCase):
         self.client(0, "clr-pub0").publish("clr/t", b"v", qos=1, retain=True)
         for i, node in enumerate(self.nodes):
             wait_retained(self, node, "clr/t", {"clr/t": (b"v", 1)}, f"clr-sub{i}")
-        self.client(1, "clr-pub1").publish("clr/t", b"", qos=1, retain=True)
+        pub1 = self.client(1, "clr-pub1")
+        pub1.publish("clr/t", b"", qos=1, retain=True)
+        # The absence shows next to a marker written after the clear (module docstring).
+        pub1.publish("clr/marker", b"m", qos=1, retain=True)
         for i, node in enumerate(self.nodes):
-            wait_retained(self, node, "clr/t", {}, f"clr-sub{i}")
+            wait_retained(self, node, "clr/#", {"clr/marker": (b"m", 1)}, f"clr-sub{i}")
 
     def test_last_writer_wins_and_nodes_converge(self):
         # Writes in a known order: the later one is the value everywhere.
@@ -154,7 +170,7 @@ class ClusterRetainedTest(unittest.TestCase):
         sub = self.client(1, "live-sub")
         sub.subscribe([("live/t", 1)])
         pub = self.client(0, "live-pub")
-        deadline = time.monotonic() + ROUTE_TIMEOUT
+        deadline = time.monotonic() + 2 * ROUTE_TIMEOUT
         while True:
             pub.publish("live/t", b"x", qos=1, retain=True)
             got = drain(sub)
@@ -186,13 +202,22 @@ class ClusterRetainedTest(unittest.TestCase):
         properties = b"\x05\x02" + struct.pack("!I", 3)  # Message Expiry Interval 3 s
         mqtt_raw.send(sock, mqtt_raw.packet(0x31, mqtt_raw.mqtt_string("exp/t") + properties +
                                             b"short-lived"))
+        # A marker without expiry on the same connection (module docstring): a subscriber
+        # that gets it has the expiring message in its node's store too, or had it.
+        mqtt_raw.send(sock, mqtt_raw.packet(0x31, mqtt_raw.mqtt_string("exp/marker") + b"\x00" +
+                                            b"m"))
         mqtt_raw.ping(sock)
         published = time.monotonic()
+        both = {"exp/t": (b"short-lived", 0), "exp/marker": (b"m", 0)}
         for i, node in enumerate(self.nodes):
-            wait_retained(self, node, "exp/t", {"exp/t": (b"short-lived", 0)}, f"exp-sub{i}")
+            wait_retained(self, node, "exp/#", both, f"exp-sub{i}")
+        if time.monotonic() > published + 3.0:
+            self.skipTest("the update took longer than its 3 s expiry to reach every node")
+        # Waiting for the expiry time to pass is the test's subject, not a race.
         time.sleep(max(0.0, published + 3.2 - time.monotonic()))
         for i, node in enumerate(self.nodes):
-            self.assertEqual(retained_now(node, "exp/t", f"exp-late{i}"), {})
+            wait_retained(self, node, "exp/#", {"exp/marker": (b"m", 0)}, f"exp-late{i}",
+                          timeout=1.0)
 
     def test_a_node_over_its_retained_bound_counts_the_refusals(self):
         # The node's retained store bounds what it caches from the stream (retained_store.h).
@@ -227,12 +252,13 @@ class ClusterRetainedOutageTest(unittest.TestCase):
             "name": "RINGMQ_RETAINED", "subjects": ["$RINGMQ.retained.t.>"],
             "max_msgs_per_subject": 1, "num_replicas": 3, "max_bytes": 1 << 20}).encode(),
             reply="_INBOX.retained-test.1")
-        self.assertIn(b'"config"', nats.next_msg(10).payload)
+        self.assertIn(b'"config"', nats.next_msg(CONSUMER_TIMEOUT).payload)
         nodes = [start_node([urls[i]], f"rout{i}") for i in range(2)]
         for node in nodes:
             self.addCleanup(node.stop)
             wait_consuming(node)
-            self.assertIsNotNone(node.wait_for_log("exists with another configuration; using it"))
+            self.assertIsNotNone(node.wait_for_log("exists with another configuration; using it",
+                                                   timeout=RETAIN_TIMEOUT))
         pub0 = mqtt_raw.Client(nodes[0].port, "rout-pub0")
         self.addCleanup(pub0.close)
         pub0.publish("rout/t", b"one", qos=1, retain=True)
@@ -243,9 +269,9 @@ class ClusterRetainedOutageTest(unittest.TestCase):
         pub1 = mqtt_raw.Client(nodes[1].port, "rout-pub1")
         self.addCleanup(pub1.close)
         pub1.publish("rout/t", b"two", qos=1, retain=True)
-        # Local retained keeps working at once.
-        self.assertEqual(retained_now(nodes[1], "rout/t", "rout-local"),
-                         {"rout/t": (b"two", 1)})
+        # Local retained keeps working at once: the node's own store has it whatever its link
+        # does (polled: under load the first poll's quiet time may end before delivery).
+        wait_retained(self, nodes[1], "rout/t", {"rout/t": (b"two", 1)}, "rout-local")
         # The update held by node 1's link reaches the stream after it reconnects.
         for i, node in enumerate(nodes):
             wait_retained(self, node, "rout/t", {"rout/t": (b"two", 1)}, f"rout-sub{i}",

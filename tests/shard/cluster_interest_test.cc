@@ -2,8 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <memory>
+#include <random>
 #include <string>
+#include <vector>
 
 #include "cluster/nats_link.h"
 #include "cluster/subject.h"
@@ -118,6 +121,78 @@ TEST_F(ClusterInterestTest, OnlyWildcardSubjectsCanOverlap) {
   EXPECT_TRUE(interest_->KeepCopy(3, "z")) << "x.* does not match z";
   interest_->Release("x/+");
   EXPECT_TRUE(interest_->KeepCopy(2, "x.y"));
+}
+
+// The trie against the brute-force matcher (NatsSubjectMatches over every live subject), on
+// random subjects of a small alphabet so that '*' and '>' overlap a lot, through inserts and
+// erases.
+TEST(SubjectIndexTest, LowestMatchAgreesWithBruteForce) {
+  std::mt19937 random(16);
+  const std::vector<std::string> tokens = {"a", "b", "c", "*", ">"};
+  const auto random_subject = [&](bool wildcards) {
+    std::string subject;
+    const int levels = 1 + static_cast<int>(random() % 4);
+    for (int level = 0; level < levels; ++level) {
+      if (level != 0) subject += '.';
+      std::string token = tokens[random() % (wildcards ? tokens.size() : 3)];
+      if (token == ">" && level != levels - 1) token = "*";  // '>' only last
+      subject += token;
+    }
+    return subject;
+  };
+  SubjectIndex index;
+  std::map<std::string, uint64_t> live;  // subject -> sid
+  uint64_t next_sid = 1;
+  for (int round = 0; round < 3000; ++round) {
+    const std::string subject = random_subject(/*wildcards=*/true);
+    if (const auto it = live.find(subject); it != live.end()) {
+      index.Erase(subject);
+      live.erase(it);
+    } else {
+      index.Insert(subject, next_sid);
+      live.emplace(subject, next_sid++);
+    }
+    const std::string message = random_subject(/*wildcards=*/false);
+    uint64_t expected = 0;
+    for (const auto& [pattern, sid] : live) {
+      if (NatsSubjectMatches(pattern, message) && (expected == 0 || sid < expected)) {
+        expected = sid;
+      }
+    }
+    ASSERT_EQ(index.LowestMatch(message), expected) << "round " << round << ": " << message;
+  }
+  for (const auto& [subject, sid] : live) index.Erase(subject);
+  EXPECT_EQ(index.node_count(), 1u) << "every node pruned but the root";
+}
+
+// Issue 16 (lane weak): KeepCopy's cost does not grow with wildcard subjects that do not match
+// the message. 10000 wildcard filters "dev/<i>/+" and "dev/<i>/#"; a message on dev/7/t visits
+// a handful of trie nodes, where a scan of the wildcard sids would match 20000 subjects.
+TEST_F(ClusterInterestTest, KeepCopyCostIndependentOfNonMatchingWildcards) {
+  constexpr int kDevices = 10000;
+  for (int i = 0; i < kDevices; ++i) {
+    interest_->Acquire("dev/" + std::to_string(i) + "/+");
+    interest_->Acquire("dev/" + std::to_string(i) + "/#");
+  }
+  interest_->Acquire("dev/7/t");  // the literal subject, subscribed last
+  // Sids in order: dev.<i>.* = 3i + 1, dev.<i>.> = 3i + 2, dev.<i> = 3i + 3.
+  const uint64_t star_sid = 3 * 7 + 1;
+  const uint64_t literal_sid = 3 * kDevices + 1;
+  EXPECT_TRUE(interest_->KeepCopy(star_sid, "dev.7.t"));
+  EXPECT_FALSE(interest_->KeepCopy(star_sid + 1, "dev.7.t")) << "dev.7.* is lower";
+  EXPECT_FALSE(interest_->KeepCopy(literal_sid, "dev.7.t")) << "dev.7.* is lower";
+  EXPECT_LE(interest_->index().last_match_visits(), 6u)
+      << "root, dev, dev.7, dev.7.*: not one per wildcard subject";
+  EXPECT_TRUE(interest_->KeepCopy(3 * 9999 + 2, "dev.9999.t.u")) << "only dev.9999.> matches";
+  EXPECT_LE(interest_->index().last_match_visits(), 6u);
+  interest_->Release("dev/7/+");
+  EXPECT_TRUE(interest_->KeepCopy(star_sid + 1, "dev.7.t")) << "dev.7.> is now the lowest";
+  for (int i = 0; i < kDevices; ++i) {
+    interest_->Release("dev/" + std::to_string(i) + "/#");
+    if (i != 7) interest_->Release("dev/" + std::to_string(i) + "/+");
+  }
+  EXPECT_EQ(interest_->index().node_count(), 4u) << "root, dev, dev.7, dev.7.t: the rest pruned";
+  EXPECT_TRUE(interest_->KeepCopy(literal_sid, "dev.7.t"));
 }
 
 TEST_F(ClusterInterestTest, PrefixGoesInFrontOfEverySubject) {
