@@ -20,6 +20,7 @@ PACKAGES=(
   python3 python3-paho-mqtt
   nodejs npm chromium
   systemd
+  strace
 )
 
 die() {
