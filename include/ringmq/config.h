@@ -258,6 +258,9 @@ struct Config {
   uint32_t cluster_ack_link_timeout_ms = 3000;
   uint32_t cluster_ack_pending_max = 16384;         // per shard
   uint64_t cluster_ack_pending_bytes_max = 64 << 20;  // per shard
+  // Session lane: how long a persistent CONNECT whose session the key-value record places on
+  // another node waits for that session's state before its CONNACK (docs/cluster.md); 0: never.
+  uint32_t cluster_session_wait_ms = 1000;
 
   bool clustered() const { return !cluster_nats_urls.empty(); }
 

@@ -649,6 +649,12 @@ constexpr Option kOptions[] = {
       false},
      nullptr,
      Integer<&Config::cluster_ack_pending_bytes_max, 1024, 68'719'476'736>()},
+    {{"cluster_session_wait_ms", '\0', "MS",
+      "A persistent CONNECT whose session is on another node waits up to MS milliseconds for "
+      "its state before the CONNACK; 0: never waits ([cluster] session_wait_ms)",
+      false},
+     nullptr,
+     Integer<&Config::cluster_session_wait_ms, 0, 60'000>()},
     {{"check_config", '\0', "",
       "Check the flags, the config file and the files it names, print the result and exit", false},
      nullptr,
@@ -1289,6 +1295,7 @@ constexpr std::pair<std::string_view, std::string_view> kClusterKeys[] = {
     {"ack_link_timeout_ms", "cluster_ack_link_timeout_ms"},
     {"ack_pending_max", "cluster_ack_pending_max"},
     {"ack_pending_bytes_max", "cluster_ack_pending_bytes_max"},
+    {"session_wait_ms", "cluster_session_wait_ms"},
 };
 
 absl::Status ApplyCluster(const toml::key& key, const toml::node& node,
@@ -1500,6 +1507,7 @@ std::string EffectiveToml(const Config& config) {
                     "\nack_link_timeout_ms = ", config.cluster_ack_link_timeout_ms,
                     "\nack_pending_max = ", config.cluster_ack_pending_max,
                     "\nack_pending_bytes_max = ", config.cluster_ack_pending_bytes_max, "\n");
+    absl::StrAppend(&text, "session_wait_ms = ", config.cluster_session_wait_ms, "\n");
   }
   for (const ListenerConfig& listener : config.listeners) text += ListenerToml(listener);
   text += BridgesToml(config);

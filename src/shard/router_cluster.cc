@@ -135,6 +135,7 @@ void Router::PublishToCluster(const message::Message& message) {
 void Router::OnClusterMessage(const cluster::NatsMessage& nats_message) {
   RINGMQ_ASSERT(cluster_ != nullptr);
   if (OnClaimMessage(nats_message)) return;  // client ids across nodes (router_cluster_owner.cc)
+  if (OnSessionInboxMessage(nats_message)) return;  // session records (router_cluster_session.cc)
   Cluster& c = *cluster_;
   if (c.retained->OnMessage(nats_message, services_.now_ms())) return;
   if (cluster_acks_ != nullptr && OnClusterControl(nats_message)) return;

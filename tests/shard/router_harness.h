@@ -196,6 +196,31 @@ class RouterHarness {
     return client;
   }
 
+  // Sends a CONNECT on the id's home shard without reading: its CONNACK may be held
+  // (router_cluster_session.cc); TryReadConnack reads it once it is sent.
+  Client& ConnectWithoutReading(const mqtt::Connect& connect) {
+    Client& client = NewClient(HomeOf(connect.client_id));
+    client.connection.Open(kFd, now_ms_);
+    SetTag(client);
+    Send(client, Encode(connect));
+    return client;
+  }
+  // False if nothing waits to be sent to `client`; otherwise reads the CONNACK (as Connect).
+  bool TryReadConnack(Client& client, bool* session_present) {
+    net::Connection& connection = client.connection;
+    const std::span<const uint8_t> connack = connection.NextSend();  // marks no send if empty
+    if (connack.empty()) return false;
+    client.connack.assign(connack.begin(), connack.end());
+    EXPECT_GE(connack.size(), 4u);
+    if (connack.size() >= 4) {
+      EXPECT_EQ(connack[0], 0x20) << "the CONNACK comes first";
+      EXPECT_EQ(connack[3], 0x00) << "CONNACK accepted";
+      if (session_present != nullptr) *session_present = (connack[2] & 0x01) != 0;
+    }
+    connection.OnSent(connack.size());
+    return true;
+  }
+
   // Connects through shard `accepting`, as when the kernel gives the socket to a shard that is
   // not the client id's home: the CONNECT is admitted there and, if the home is another shard,
   // the connection is handed off the way Shard does it (Router::Handoff) and adopted by the home
