@@ -101,7 +101,7 @@ class ClusterSessions {
   // Moves `wait` (an element of this table) out and removes it.
   Wait Take(Wait* wait) {
     Wait taken = std::move(*wait);
-    *wait = std::move(waits_.back());
+    if (wait != &waits_.back()) *wait = std::move(waits_.back());
     waits_.pop_back();
     return taken;
   }

@@ -100,13 +100,29 @@ class ClusterSessionTest(unittest.TestCase):
             # The bucket exists once some shard created it: JetStream answers its INFO.
             cls.raw = cls.cluster.client(0)
             cls.kv = nats_cluster.KvBucket(cls.raw, BUCKET)
-            nats_cluster.js_retry(cls.kv.info)
+            deadline = time.monotonic() + 2 * ROUTE_TIMEOUT
+            while True:
+                try:
+                    cls.kv.info()
+                    break
+                except (nats_cluster.JsError, TimeoutError):
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
+            # Every shard asked for it when its link became ready; the answers to the other
+            # shards' requests follow the one that created it within milliseconds. A margin
+            # (not an assertion: a shard without its answer would answer CONNECTs at once, and
+            # the tests' counters would say so).
+            time.sleep(1.0)
         except BaseException:
             cls.tearDownClass()
             raise
 
     @classmethod
     def tearDownClass(cls):
+        if getattr(cls, "raw", None) is not None:
+            cls.raw.close()
+            cls.raw = None
         for node in cls.nodes:
             node.stop()
         cls.nodes = []
