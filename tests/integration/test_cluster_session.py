@@ -18,7 +18,7 @@ from paho.mqtt.properties import Properties
 
 import mqtt_raw
 import nats_cluster
-from test_cluster import ROUTE_TIMEOUT, metric
+from test_cluster import QUIET, ROUTE_TIMEOUT, metric, wait_route
 from test_cluster_retained import start_node
 
 BUCKET = "RINGMQ_SESSIONS"
@@ -196,6 +196,58 @@ class ClusterSessionTest(unittest.TestCase):
 
     def test_5_0_reconnect_on_another_node_gets_session_present_and_queued_messages(self):
         self.moves_with_session_present(v5=True)
+
+    def test_qos2_in_flight_completes_exactly_once_after_a_move(self):
+        # MQTT-4.3.3, MQTT-4.4.0-1 across nodes: what was in flight on node 0 continues on
+        # node 1 with the same packet ids.
+        node1 = self.nodes[1]
+        restored = metric(node1, "ringmq_cluster_session_inflight_total", state="restored")
+        old = mqtt_raw.Client(self.nodes[0].port, "sess-q2", clean=False)
+        old.subscribe([("sess/q2/#", 2)], granted=[2])
+        watcher = mqtt_raw.Client(self.nodes[2].port, "sess-q2-watch")
+        self.addCleanup(watcher.close)
+        watcher.subscribe([("sess/q2in/#", 2)], granted=[2])
+        pub = mqtt_raw.Client(self.nodes[2].port, "sess-q2-pub")
+        self.addCleanup(pub.close)
+        wait_route(pub, [old], "sess/q2/probe")
+        wait_route(old, [watcher], "sess/q2in/probe")
+        # Outbound: "one" delivered, no PUBREC; "two" PUBREC'd, its PUBREL not completed.
+        pub.publish("sess/q2/a", b"one", qos=2)
+        one = old.next_publish()
+        pub.publish("sess/q2/b", b"two", qos=2)
+        two = old.next_publish()
+        self.assertEqual((one.payload, two.payload), (b"one", b"two"))
+        old.send(mqtt_raw.ack(mqtt_raw.PUBREC, two.packet_id))
+        pubrel = old.read_packet(what="PUBREL")
+        self.assertEqual(pubrel.raw, mqtt_raw.ack(mqtt_raw.PUBREL, two.packet_id, flags=0x02))
+        # Inbound: the client's QoS 2 PUBLISH 300 was delivered, its PUBREL not sent.
+        old.send(mqtt_raw.publish("sess/q2in/x", b"up", qos=2, packet_id=300))
+        old.expect_reply(mqtt_raw.ack(mqtt_raw.PUBREC, 300), "PUBREC 300")
+        self.assertEqual([g.payload for g in watcher.receive(1)], [b"up"])
+        old.close()  # the connection is lost
+        # MQTT-3.2.2-2: the session is present on node 1, with what was in flight.
+        new = mqtt_raw.Client(node1.port, "sess-q2", clean=False, session_present=True)
+        self.addCleanup(new.close)
+        got = [new.read_packet(what="the resent PUBLISH / PUBREL") for _ in range(2)]
+        resent = [mqtt_raw.Publish(p) for p in got if p.type == mqtt_raw.PUBLISH]
+        self.assertEqual(len(resent), 1, got)
+        self.assertEqual((resent[0].packet_id, resent[0].dup, resent[0].payload),
+                         (one.packet_id, True, b"one"), "MQTT-4.4.0-1: same id, DUP 1")
+        self.assertIn(mqtt_raw.ack(mqtt_raw.PUBREL, two.packet_id, flags=0x02),
+                      [p.raw for p in got])
+        new.send(mqtt_raw.ack(mqtt_raw.PUBCOMP, two.packet_id))
+        new.send(mqtt_raw.ack(mqtt_raw.PUBREC, one.packet_id))
+        new.expect_reply(mqtt_raw.ack(mqtt_raw.PUBREL, one.packet_id, flags=0x02), "PUBREL")
+        new.send(mqtt_raw.ack(mqtt_raw.PUBCOMP, one.packet_id))
+        # The client resends PUBLISH 300 (it never got the PUBREC): not delivered again.
+        new.send(mqtt_raw.publish("sess/q2in/x", b"up", qos=2, packet_id=300, dup=True))
+        new.expect_reply(mqtt_raw.ack(mqtt_raw.PUBREC, 300), "PUBREC 300")
+        new.send(mqtt_raw.pubrel(300))
+        new.expect_reply(mqtt_raw.ack(mqtt_raw.PUBCOMP, 300), "PUBCOMP 300")
+        watcher.expect_no_publish(QUIET)
+        new.expect_no_publish(QUIET)
+        self.assertEqual(metric(node1, "ringmq_cluster_session_inflight_total",
+                                state="restored"), restored + 3)
 
     def test_a_new_persistent_client_is_answered_after_the_record_read(self):
         node = self.nodes[2]
