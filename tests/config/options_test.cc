@@ -477,6 +477,8 @@ std::vector<FlagCase> GoodFlagCases() {
        [](const Config& c) { EXPECT_EQ(c.cluster_ack_pending_max, 100u); }},
       {"--cluster-ack-pending-bytes-max", "4096",
        [](const Config& c) { EXPECT_EQ(c.cluster_ack_pending_bytes_max, 4096u); }},
+      {"--cluster-session-wait-ms", "250",
+       [](const Config& c) { EXPECT_EQ(c.cluster_session_wait_ms, 250u); }},
   };
 }
 
@@ -1497,6 +1499,7 @@ TEST(ClusterConfigTest, EffectiveTomlRoundTrips) {
   original.cluster_ack_link_timeout_ms = 3000;
   original.cluster_ack_pending_max = 7;
   original.cluster_ack_pending_bytes_max = 4096;
+  original.cluster_session_wait_ms = 250;
   Config parsed;
   const std::string text = EffectiveToml(original);
   ASSERT_TRUE(ApplyToml(text, "effective", parsed).ok()) << text;
