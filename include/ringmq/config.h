@@ -269,6 +269,9 @@ struct Config {
   // NATS applications then no longer see).
   bool cluster_batch = false;
   uint32_t cluster_batch_bytes_max = 64 << 10;  // one batch's NATS payload (and max_payload)
+  // Session lane: how long a persistent CONNECT whose session the key-value record places on
+  // another node waits for that session's state before its CONNACK (docs/cluster.md); 0: never.
+  uint32_t cluster_session_wait_ms = 1000;
 
   bool clustered() const { return !cluster_nats_urls.empty(); }
 

@@ -30,10 +30,11 @@ void SetU32(std::string& out, size_t at, uint32_t value) {
   SetU16(out, at + 2, static_cast<uint16_t>(value & 0xFFFF));
 }
 
-// The fixed bytes of the header (magic, key, client id length) and the two counts.
-constexpr size_t kFixedBytes = 3 + 8 + 2 + 2 + 4;
+// The fixed bytes of the header (magic, key, client id length) and the three counts.
+constexpr size_t kFixedBytes = 3 + 8 + 2 + 2 + 4 + 2;
 constexpr size_t kSubscriptionFixedBytes = 2 + 1 + 4;
-constexpr size_t kMessageFixedBytes = 2 + 4 + 1 + 1;
+constexpr size_t kMessageFixedBytes = 2 + 4 + 1 + 1 + 2 + 1;
+constexpr size_t kInboundCountBytes = 2;  // reserved by kFixedBytes, written last
 
 }  // namespace
 
@@ -44,10 +45,12 @@ bool SessionStateWriter::Begin(std::string& out, size_t max_bytes, uint64_t key,
   max_bytes_ = max_bytes;
   subscriptions_ = 0;
   messages_ = 0;
+  inbound_ = 0;
+  inbound_count_at_ = 0;
   left_out_ = 0;
   out.clear();
   if (kFixedBytes + client_id.size() > max_bytes) return false;
-  out.append("RS1");
+  out.append("RS2");
   PutU64(out, key);
   PutU16(out, static_cast<uint16_t>(client_id.size()));
   out.append(client_id);
@@ -59,11 +62,12 @@ bool SessionStateWriter::Begin(std::string& out, size_t max_bytes, uint64_t key,
 }
 
 bool SessionStateWriter::AddSubscription(const StateSubscription& subscription) {
-  RINGMQ_ASSERT(out_ != nullptr && messages_ == 0);  // subscriptions first
+  RINGMQ_ASSERT(out_ != nullptr && messages_ == 0 && inbound_count_at_ == 0);  // in order
   RINGMQ_ASSERT(subscription.filter.size() <= UINT16_MAX && (subscription.options & 0xF0) == 0);
   std::string& out = *out_;
   if (subscriptions_ == UINT16_MAX ||
-      out.size() + kSubscriptionFixedBytes + subscription.filter.size() > max_bytes_) {
+      out.size() + kInboundCountBytes + kSubscriptionFixedBytes + subscription.filter.size() >
+          max_bytes_) {
     ++left_out_;
     return false;
   }
@@ -81,9 +85,12 @@ bool SessionStateWriter::AddSubscription(const StateSubscription& subscription) 
 
 bool SessionStateWriter::AddMessage(const StateMessage& message) {
   RINGMQ_ASSERT(out_ != nullptr && message.qos <= 2 && message.topic.size() <= UINT16_MAX);
+  RINGMQ_ASSERT(inbound_count_at_ == 0 &&
+                session_state_internal::ValidStage(message, static_cast<uint8_t>(message.stage)));
   std::string& out = *out_;
   if (messages_ == UINT32_MAX || message.payload.size() > UINT32_MAX ||
-      out.size() + kMessageFixedBytes + message.topic.size() + message.payload.size() >
+      out.size() + kInboundCountBytes + kMessageFixedBytes + message.topic.size() +
+              message.payload.size() >
           max_bytes_) {
     ++left_out_;
     return false;
@@ -94,14 +101,38 @@ bool SessionStateWriter::AddMessage(const StateMessage& message) {
   out.append(message.payload);
   out.push_back(static_cast<char>(message.qos));
   out.push_back(message.retain ? 1 : 0);
+  PutU16(out, message.packet_id);
+  out.push_back(static_cast<char>(message.stage));
   ++messages_;
+  return true;
+}
+
+bool SessionStateWriter::AddInboundQos2(uint16_t packet_id) {
+  RINGMQ_ASSERT(out_ != nullptr && packet_id != 0);
+  std::string& out = *out_;
+  const size_t count_bytes = inbound_count_at_ == 0 ? kInboundCountBytes : 0;
+  if (inbound_ == UINT16_MAX || out.size() + count_bytes + 2 > max_bytes_) {
+    ++left_out_;
+    return false;
+  }
+  if (inbound_count_at_ == 0) {
+    inbound_count_at_ = out.size();
+    PutU16(out, 0);
+  }
+  PutU16(out, packet_id);
+  ++inbound_;
   return true;
 }
 
 void SessionStateWriter::End() {
   RINGMQ_ASSERT(out_ != nullptr);
+  if (inbound_count_at_ == 0) {
+    inbound_count_at_ = out_->size();
+    PutU16(*out_, 0);
+  }
   SetU16(*out_, subscription_count_at_, static_cast<uint16_t>(subscriptions_));
   SetU32(*out_, message_count_at_, messages_);
+  SetU16(*out_, inbound_count_at_, static_cast<uint16_t>(inbound_));
   out_ = nullptr;
 }
 

@@ -4,7 +4,7 @@
 // messages queued for it follow it. Pure: encoding and parsing, no I/O.
 //
 // Wire format (binary, integers big-endian), one NATS message:
-//   "RS1"                                     magic and version
+//   "RS2"                                     magic and version
 //   u64 key                                   the claim it answers
 //   u16 n, n bytes                            client id
 //   u16 count, then count subscriptions:      u16 n, n bytes filter; u8 options (QoS in bits
@@ -12,9 +12,15 @@
 //                                             the SUBSCRIBE options byte without Retain
 //                                             Handling); u32 Subscription Identifier (0: none)
 //   u32 count, then count messages:           u16 n, n bytes topic; u32 n, n bytes payload;
-//                                             u8 QoS (0-2); u8 RETAIN flag to send (0 or 1)
+//                                             u8 QoS (0-2); u8 RETAIN flag to send (0 or 1);
+//                                             u16 packet id; u8 stage (StateStage)
+//   u16 count, then count u16 packet ids:     inbound QoS 2 PUBLISHes received, PUBREL not yet
 // Nothing may follow. MQTT 5.0 message properties are not carried (as between nodes for
-// live messages, docs/cluster.md).
+// live messages, docs/cluster.md). Stages: kQueued (packet id 0), kInFlight (sent with the
+// packet id, no PUBACK / PUBREC yet: QoS 1 or 2, topic not empty), kReleased (QoS 2 whose
+// PUBREC arrived, PUBCOMP awaited: topic and payload empty, RETAIN 0). So the in-flight QoS 1/2
+// state moves whole (MQTT-4.3.3, MQTT-4.4.0-1): the new node resends in-flight PUBLISHes with
+// their packet ids and DUP, sends PUBREL for released ones, and knows the inbound ids.
 //
 // Bounds: the encoder never writes more than the `max_bytes` it is given (the NATS server's
 // max_payload): what does not fit is left out, subscriptions before messages, and counted
@@ -41,14 +47,19 @@ struct StateSubscription {
   uint32_t identifier = 0;
 };
 
+enum class StateStage : uint8_t { kQueued = 0, kInFlight = 1, kReleased = 2 };
+
 struct StateMessage {
   std::string_view topic;
   std::string_view payload;
   uint8_t qos = 0;
   bool retain = false;
+  uint16_t packet_id = 0;
+  StateStage stage = StateStage::kQueued;
 };
 
-// Builds one state message: Begin, then subscriptions, then messages (in that order).
+// Builds one state message: Begin, then subscriptions, then messages, then inbound QoS 2 packet
+// ids (in that order).
 class SessionStateWriter {
  public:
   // Starts over into `out` (cleared; its capacity is reused). Returns false if even the header
@@ -57,6 +68,7 @@ class SessionStateWriter {
   // Each returns false (and counts it in left_out) if the item does not fit.
   bool AddSubscription(const StateSubscription& subscription);
   bool AddMessage(const StateMessage& message);
+  bool AddInboundQos2(uint16_t packet_id);
   // Writes the counts. `out` holds the state afterwards.
   void End();
   uint64_t left_out() const { return left_out_; }
@@ -66,18 +78,26 @@ class SessionStateWriter {
   size_t max_bytes_ = 0;
   size_t subscription_count_at_ = 0;  // offset of the u16 subscription count
   size_t message_count_at_ = 0;       // offset of the u32 message count
+  size_t inbound_count_at_ = 0;       // offset of the u16 inbound count; 0: not written yet
   uint32_t subscriptions_ = 0;
   uint32_t messages_ = 0;
+  uint32_t inbound_ = 0;
   uint64_t left_out_ = 0;
 };
 
 // Parses `bytes`: calls on_header(key, client_id) first and, if it returns true,
-// on_subscription(StateSubscription) and on_message(StateMessage) for each item, views into
-// `bytes`. The whole input is checked before any callback: returns false (and calls nothing)
-// if it is not a well-formed state.
+// on_subscription(StateSubscription), on_message(StateMessage) and on_inbound(packet id) for
+// each item, views into `bytes`. The whole input is checked before any callback: returns false
+// (and calls nothing) if it is not a well-formed state. Without on_inbound, the inbound ids are
+// checked and ignored.
+template <typename OnHeader, typename OnSubscription, typename OnMessage, typename OnInbound>
+bool ParseSessionState(std::string_view bytes, OnHeader on_header, OnSubscription on_subscription,
+                       OnMessage on_message, OnInbound on_inbound);
 template <typename OnHeader, typename OnSubscription, typename OnMessage>
 bool ParseSessionState(std::string_view bytes, OnHeader on_header, OnSubscription on_subscription,
-                       OnMessage on_message);
+                       OnMessage on_message) {
+  return ParseSessionState(bytes, on_header, on_subscription, on_message, [](uint16_t) {});
+}
 
 namespace session_state_internal {
 
@@ -95,16 +115,31 @@ class Reader {
   std::string_view bytes_;
 };
 
+// Whether a message's stage, packet id and fields agree (session_state.h, "Stages").
+inline bool ValidStage(const StateMessage& message, uint8_t stage) {
+  switch (stage) {
+    case static_cast<uint8_t>(StateStage::kQueued):
+      return message.packet_id == 0 && !message.topic.empty();
+    case static_cast<uint8_t>(StateStage::kInFlight):
+      return message.packet_id != 0 && message.qos > 0 && !message.topic.empty();
+    case static_cast<uint8_t>(StateStage::kReleased):
+      return message.packet_id != 0 && message.qos == 2 && message.topic.empty() &&
+             message.payload.empty() && !message.retain;
+    default:
+      return false;
+  }
+}
+
 // One pass over `bytes`; with `emit` false it only validates.
-template <typename OnHeader, typename OnSubscription, typename OnMessage>
+template <typename OnHeader, typename OnSubscription, typename OnMessage, typename OnInbound>
 bool Walk(std::string_view bytes, bool emit, OnHeader& on_header, OnSubscription& on_subscription,
-          OnMessage& on_message) {
+          OnMessage& on_message, OnInbound& on_inbound) {
   Reader reader(bytes);
   std::string_view magic;
   uint64_t key = 0;
   uint16_t length16 = 0;
   std::string_view client_id;
-  if (!reader.Bytes(3, magic) || magic != "RS1" || !reader.U64(key) || !reader.U16(length16) ||
+  if (!reader.Bytes(3, magic) || magic != "RS2" || !reader.U64(key) || !reader.U16(length16) ||
       !reader.Bytes(length16, client_id)) {
     return false;
   }
@@ -127,27 +162,39 @@ bool Walk(std::string_view bytes, bool emit, OnHeader& on_header, OnSubscription
     StateMessage message;
     uint32_t length32 = 0;
     uint8_t retain = 0;
+    uint8_t stage = 0;
     if (!reader.U16(length16) || !reader.Bytes(length16, message.topic) || !reader.U32(length32) ||
-        !reader.Bytes(length32, message.payload) || !reader.U8(message.qos) || !reader.U8(retain)) {
+        !reader.Bytes(length32, message.payload) || !reader.U8(message.qos) || !reader.U8(retain) ||
+        !reader.U16(message.packet_id) || !reader.U8(stage)) {
       return false;
     }
-    if (message.qos > 2 || retain > 1 || message.topic.empty()) return false;
+    if (message.qos > 2 || retain > 1) return false;
     message.retain = retain == 1;
+    if (!ValidStage(message, stage)) return false;
+    message.stage = static_cast<StateStage>(stage);
     if (emit) on_message(message);
+  }
+  uint16_t inbound = 0;
+  if (!reader.U16(inbound)) return false;
+  for (uint16_t i = 0; i < inbound; ++i) {
+    uint16_t packet_id = 0;
+    if (!reader.U16(packet_id) || packet_id == 0) return false;
+    if (emit) on_inbound(packet_id);
   }
   return reader.done();
 }
 
 }  // namespace session_state_internal
 
-template <typename OnHeader, typename OnSubscription, typename OnMessage>
+template <typename OnHeader, typename OnSubscription, typename OnMessage, typename OnInbound>
 bool ParseSessionState(std::string_view bytes, OnHeader on_header, OnSubscription on_subscription,
-                       OnMessage on_message) {
-  if (!session_state_internal::Walk(bytes, /*emit=*/false, on_header, on_subscription,
-                                    on_message)) {
+                       OnMessage on_message, OnInbound on_inbound) {
+  if (!session_state_internal::Walk(bytes, /*emit=*/false, on_header, on_subscription, on_message,
+                                    on_inbound)) {
     return false;
   }
-  return session_state_internal::Walk(bytes, /*emit=*/true, on_header, on_subscription, on_message);
+  return session_state_internal::Walk(bytes, /*emit=*/true, on_header, on_subscription, on_message,
+                                      on_inbound);
 }
 
 }  // namespace ringmq::cluster

@@ -680,6 +680,12 @@ constexpr Option kOptions[] = {
       false},
      nullptr,
      Integer<&Config::cluster_batch_bytes_max, 1024, 67'108'864>()},
+    {{"cluster_session_wait_ms", '\0', "MS",
+      "A persistent CONNECT whose session is on another node waits up to MS milliseconds for "
+      "its state before the CONNACK; 0: never waits ([cluster] session_wait_ms)",
+      false},
+     nullptr,
+     Integer<&Config::cluster_session_wait_ms, 0, 60'000>()},
     {{"check_config", '\0', "",
       "Check the flags, the config file and the files it names, print the result and exit", false},
      nullptr,
@@ -1326,6 +1332,7 @@ constexpr std::pair<std::string_view, std::string_view> kClusterKeys[] = {
     {"claim_batch_bytes", "cluster_claim_batch_bytes"},
     {"batch", "cluster_batch"},
     {"batch_bytes_max", "cluster_batch_bytes_max"},
+    {"session_wait_ms", "cluster_session_wait_ms"},
 };
 
 absl::Status ApplyCluster(const toml::key& key, const toml::node& node,
@@ -1543,6 +1550,7 @@ std::string EffectiveToml(const Config& config) {
                     "\nclaim_batch_bytes = ", config.cluster_claim_batch_bytes, "\n");
     absl::StrAppend(&text, "batch = ", config.cluster_batch ? "true" : "false",
                     "\nbatch_bytes_max = ", config.cluster_batch_bytes_max, "\n");
+    absl::StrAppend(&text, "session_wait_ms = ", config.cluster_session_wait_ms, "\n");
   }
   for (const ListenerConfig& listener : config.listeners) text += ListenerToml(listener);
   text += BridgesToml(config);

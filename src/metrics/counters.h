@@ -256,6 +256,25 @@ namespace ringmq::metrics {
   /* weak lane (issue 16): duplicate node names, the NATS links' memory */                \
   X(cluster_node_name_conflicts) /* announcements of another node with this node's name */ \
   X(cluster_link_memory_refused) /* NATS publishes refused: max_memory spent (no growth) */ \
+  /* Session lane: persistent sessions across nodes (docs/cluster.md "Where a persistent    \
+     session lives"; cluster/session_record.h). */                                         \
+  X(cluster_session_held)          /* CONNACKs held for the session's key-value record */  \
+  X(cluster_session_moved)         /* of those, sent with session present 1: state came */ \
+  X(cluster_session_none)          /* no record, or this node's: session present 0 */      \
+  X(cluster_session_timeouts)      /* the wait ran out: session present 0 */               \
+  X(cluster_session_read_errors)   /* record reads failed (status, bad value): present 0 */ \
+  X(cluster_session_taken_over)    /* the waiting connection lost its session meanwhile */  \
+  X(cluster_session_abandoned)     /* the waiting connection closed before its CONNACK */   \
+  X(cluster_session_not_held)      /* not held: the bound of waiting CONNECTs was reached */ \
+  X(cluster_session_records_written) /* ownership records published to the bucket */       \
+  X(cluster_session_records_acked)   /* of those, stored (PubAck) */                        \
+  X(cluster_session_record_errors)   /* writes refused, JetStream errors, bucket errors */  \
+  X(cluster_session_records_skipped) /* persistent sessions not recorded: bucket not ready, \
+                                        link down, id over 1024 bytes */                    \
+  X(cluster_session_inflight_restored) /* moved in-flight deliveries, inbound QoS 2 ids kept \
+                                          with their packet ids */                          \
+  X(cluster_session_inflight_requeued) /* moved in-flight deliveries queued anew (session   \
+                                          bound already, or persistence on) */              \
   X(bridge_messages_out)   /* MQTT bridges: local messages queued for the remote broker */  \
   X(bridge_messages_in)    /* remote messages queued for this broker */                     \
   X(bridge_dropped_out)    /* local messages refused by a bridge's queue bound */          \

@@ -222,6 +222,23 @@ constexpr Family kFamilies[] = {
     {"ringmq_cluster_share_subscriptions", Type::kGauge,
      "NATS queue subscriptions the shards' share links hold for their shared-subscription "
      "groups."},
+    // Session lane: persistent sessions across nodes (docs/cluster.md "Where a persistent
+    // session lives").
+    {"ringmq_cluster_session_connacks_total", Type::kCounter,
+     "Persistent CONNECTs without a session on this node, by what their CONNACK waited for: "
+     "held (the key-value record was read), moved (the session's state arrived: session "
+     "present 1), none (no record, or this node's: present 0), timeout (the record named "
+     "another node, no state within session_wait_ms: present 0), read_error (present 0), "
+     "taken_over (the session went to a newer connection meanwhile), abandoned (the client "
+     "closed first), not_held (the bound of waiting CONNECTs: answered at once)."},
+    {"ringmq_cluster_session_records_total", Type::kCounter,
+     "Ownership records of persistent sessions in the JetStream key-value bucket: written, "
+     "acked (stored), error (refused, JetStream errors, bucket creation errors), skipped (not "
+     "written: bucket not ready, link down, client id over 1024 bytes)."},
+    {"ringmq_cluster_session_inflight_total", Type::kCounter,
+     "In-flight QoS 1/2 state of sessions moved to this node: restored (a delivery resent with "
+     "its packet id, a PUBREL due, an inbound QoS 2 packet id kept), requeued (a delivery "
+     "queued anew with a new packet id: the session was bound already, or persistence is on)."},
     // Retained messages cluster-wide (docs/cluster.md "Retained messages").
     {"ringmq_cluster_retained_updates_total", Type::kCounter,
      "Retained updates published to the retained stream (direction=out) or applied from it "
@@ -818,6 +835,34 @@ Series SeriesOf(CounterId id) {
       return Plain("ringmq_cluster_node_name_conflicts_total");
     case C::cluster_link_memory_refused:
       return Plain("ringmq_cluster_link_memory_refused_total");
+    case C::cluster_session_held:
+      return Labelled("ringmq_cluster_session_connacks_total", "result", "held");
+    case C::cluster_session_moved:
+      return Labelled("ringmq_cluster_session_connacks_total", "result", "moved");
+    case C::cluster_session_none:
+      return Labelled("ringmq_cluster_session_connacks_total", "result", "none");
+    case C::cluster_session_timeouts:
+      return Labelled("ringmq_cluster_session_connacks_total", "result", "timeout");
+    case C::cluster_session_read_errors:
+      return Labelled("ringmq_cluster_session_connacks_total", "result", "read_error");
+    case C::cluster_session_taken_over:
+      return Labelled("ringmq_cluster_session_connacks_total", "result", "taken_over");
+    case C::cluster_session_abandoned:
+      return Labelled("ringmq_cluster_session_connacks_total", "result", "abandoned");
+    case C::cluster_session_not_held:
+      return Labelled("ringmq_cluster_session_connacks_total", "result", "not_held");
+    case C::cluster_session_records_written:
+      return Labelled("ringmq_cluster_session_records_total", "event", "written");
+    case C::cluster_session_records_acked:
+      return Labelled("ringmq_cluster_session_records_total", "event", "acked");
+    case C::cluster_session_record_errors:
+      return Labelled("ringmq_cluster_session_records_total", "event", "error");
+    case C::cluster_session_records_skipped:
+      return Labelled("ringmq_cluster_session_records_total", "event", "skipped");
+    case C::cluster_session_inflight_restored:
+      return Labelled("ringmq_cluster_session_inflight_total", "state", "restored");
+    case C::cluster_session_inflight_requeued:
+      return Labelled("ringmq_cluster_session_inflight_total", "state", "requeued");
     case C::bridge_messages_out:
       return Labelled("ringmq_bridge_messages_total", "direction", "out");
     case C::bridge_messages_in:

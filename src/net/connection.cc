@@ -171,7 +171,7 @@ void Connection::SendConnack(bool session_present, const ConnackExtras& extras) 
   // (5.0:MQTT-3.2.0-1: no packet but AUTH before the CONNACK).
   // After an enhanced authentication exchange its AUTH packets may still be on their way.
   RINGMQ_ASSERT(auth_exchange() != nullptr || (queued_.empty() && current_.empty()));
-  RINGMQ_ASSERT(mqtt5()->context != nullptr);  // set by Accept, which calls the sink
+  RINGMQ_ASSERT(mqtt5()->context != nullptr);  // set by Accept (kept while served)
   ConnectionContext& context = *mqtt5()->context;
   // 5.0:3.2.2.3: what the server supports and its limits. Absent properties mean the defaults
   // (Maximum QoS 2, Retain / Wildcard / Subscription Identifier / Shared Subscription
@@ -656,11 +656,14 @@ void Connection::Accept(const mqtt::Connect& connect, const connect::Decision& d
     served.will->retain = served.will->retain && context.retain_available;
   }
   const PacketSink::ConnectAction action = context.sink->OnConnect(*this, served);
-  if (mqtt5() != nullptr) mqtt5()->context = nullptr;
   if (action == PacketSink::ConnectAction::kHandoff) {
+    // The home shard accepts it again with its own context.
+    if (mqtt5() != nullptr) mqtt5()->context = nullptr;
     state_ = State::kHandoff;
     return;
   }
+  // Served: the context stays (it is this shard's, which serves the connection to its end), so
+  // that a CONNACK the sink holds (shard/router_cluster_session.cc) can be sent later.
   sink_ = context.sink;
   if (LogLevel level; context.event_log.Admit(event_ms_, &level)) {
     const Transport* t = transport();

@@ -92,6 +92,7 @@ Router::Router(uint32_t shard, const Config& config, SharedState& shared,
   max_offline_sessions_ = config.max_offline_sessions;
   max_message_expiry_s_ = config.max_message_expiry_s;
   max_disk_bytes_ = config.max_disk_bytes;
+  session_wait_ms_ = config.cluster_session_wait_ms;
 }
 
 Router::~Router() {
@@ -127,23 +128,35 @@ net::PacketSink::ConnectAction Router::OnConnect(net::Connection& connection,
       mqtt5 ? connect.properties.Values().session_expiry_interval_s.value_or(0)
             : (connect.clean_session ? 0 : persistent_session_expiry_s_);
   const uint32_t expiry_s = CapExpiry(requested_expiry_s);
+  BindTerms terms = TermsOfConnect(connection, connect, expiry_s, requested_expiry_s);
   uint32_t index = sessions_.Find(client_id);
-  if (index != kNone) index = ResumeOrEnd(index, connection, connect.clean_session);
-  const bool session_present = index != kNone;  // MQTT-3.2.2-2, 5.0:MQTT-3.2.2-3
-  if (index == kNone) {
-    index = CreateSession(connection.shared_client_id(), connect.clean_session);
+  if (index != kNone) {
+    index = ResumeOrEnd(index, connection, connect.clean_session);
+  } else if (cluster_sessions_ != nullptr && HoldConnack(connection, terms)) {
+    // Another node may hold the session: the CONNACK waits for its state (or the record
+    // saying there is none), bounded (router_cluster_session.cc).
+    return ConnectAction::kServe;
   }
-  expiry_s_[index] = expiry_s;
-  SessionEntry& entry = sessions_[index];
-  session::Session& session = *entry.session;
-  session.Attach(connect.clean_session, TermsOf(connection, connect));
-  if (persist_) PersistSession(index);
-  counters_.gauges.sessions_online.Add(1);
-  counters_.gauges.sessions_offline.Add(-1);
-  RINGMQ_ASSERT(session.will() == nullptr);
+  const bool session_present = index != kNone;  // MQTT-3.2.2-2, 5.0:MQTT-3.2.2-3
+  if (index == kNone) index = CreateSession(connection.shared_client_id(), connect.clean_session);
+  BindConnect(connection, index, session_present, std::move(terms));
+  ClaimClientId(index, connect);  // the cluster: other nodes let go of this id
+  if (!session_present && cluster_sessions_ != nullptr) WriteSessionRecord(index);
+  MarkSessionDirty(index);  // in-flight messages of a resumed session are sent again
+  return ConnectAction::kServe;
+}
+
+BindTerms Router::TermsOfConnect(const net::Connection& connection, const mqtt::Connect& connect,
+                                 uint32_t expiry_s, uint32_t requested_expiry_s) const {
+  BindTerms terms{.clean_session = connect.clean_session,
+                  .client = TermsOf(connection, connect),
+                  .will = nullptr,
+                  .user_name = std::nullopt,
+                  .expiry_s = expiry_s,
+                  .requested_expiry_s = requested_expiry_s};
   if (connect.will) {
     const mqtt::Will& will = *connect.will;
-    session.will() = std::make_unique<session::Will>(session::Will{
+    terms.will = std::make_unique<session::Will>(session::Will{
         .topic = std::string(will.topic),
         .payload = std::vector<uint8_t>(will.payload.begin(), will.payload.end()),
         .properties =
@@ -152,17 +165,31 @@ net::PacketSink::ConnectAction Router::OnConnect(net::Connection& connection,
         .retain = will.retain,
         .delay_s = will.properties.Values().will_delay_interval_s.value_or(0)});
   }
+  if (acl_enabled_ && connect.user_name) terms.user_name.emplace(*connect.user_name);
+  return terms;
+}
+
+void Router::BindConnect(net::Connection& connection, uint32_t index, bool session_present,
+                         BindTerms terms) {
+  const bool mqtt5 = connection.level() == mqtt::ProtocolLevel::kMqtt5;
+  expiry_s_[index] = terms.expiry_s;
+  SessionEntry& entry = sessions_[index];
+  session::Session& session = *entry.session;
+  session.Attach(terms.clean_session, terms.client);
+  if (persist_) PersistSession(index);
+  counters_.gauges.sessions_online.Add(1);
+  counters_.gauges.sessions_offline.Add(-1);
+  RINGMQ_ASSERT(session.will() == nullptr);
+  session.will() = std::move(terms.will);
   entry.connection = &connection;
   if (acl_enabled_) {
     // The ACL belongs to this connection (its user name), compiled at the first check. A resumed
     // session's subscriptions were classified for its last connection's user name (and the
     // current rules: a reload classifies offline sessions too), so only another name needs a
     // new classification.
-    std::optional<std::string> user_name;
-    if (connect.user_name) user_name.emplace(*connect.user_name);
-    const bool same_user = entry.acl != nullptr && entry.acl->user_name == user_name;
+    const bool same_user = entry.acl != nullptr && entry.acl->user_name == terms.user_name;
     entry.acl = std::make_unique<ConnectionAcl>();
-    entry.acl->user_name = std::move(user_name);
+    entry.acl->user_name = std::move(terms.user_name);
     if (session_present && !same_user) ClassifySubscriptions(index);
   }
   if (session_present) UpdateSharedPresence(index);  // its group memberships are online again
@@ -170,12 +197,9 @@ net::PacketSink::ConnectAction Router::OnConnect(net::Connection& connection,
   // MQTT 3.1 has no session-present flag: the byte is reserved there. 5.0:3.2.2.3.2: the
   // interval is sent back when it is not the one the client asked for.
   net::Connection::ConnackExtras extras;
-  if (mqtt5 && expiry_s != requested_expiry_s) extras.session_expiry_s = expiry_s;
+  if (mqtt5 && terms.expiry_s != terms.requested_expiry_s) extras.session_expiry_s = terms.expiry_s;
   connection.SendConnack(session_present && connection.level() != mqtt::ProtocolLevel::kMqtt31,
                          extras);
-  ClaimClientId(index, connect);  // the cluster: other nodes let go of this id
-  MarkSessionDirty(index);  // in-flight messages of a resumed session are sent again
-  return ConnectAction::kServe;
 }
 
 uint32_t Router::ResumeOrEnd(uint32_t index, const net::Connection& connection, bool clean_start) {
@@ -311,6 +335,8 @@ void Router::PublishPendingWill(uint32_t index) {
 }
 
 void Router::OnConnectionClosed(net::Connection& connection) {
+  // A CONNECT whose CONNACK waited for another node (router_cluster_session.cc).
+  if (cluster_sessions_ != nullptr && !cluster_sessions_->empty()) ForgetSessionWait(connection);
   uint32_t index = kNone;
   if (cluster_acks_ != nullptr) cluster_acks_->Forget(connection.tag());
   if (SessionOf(connection, &index) == nullptr) return;

@@ -147,6 +147,7 @@
 #include "session/offline_list.h"
 #include "session/session.h"
 #include "shard/cluster_owner.h"
+#include "shard/cluster_sessions.h"
 #include "shard/mailbox.h"
 #include "shard/outbox.h"
 #include "shard/retained_fence.h"
@@ -645,6 +646,30 @@ class Router final : public net::PacketSink {
   // A state another node sent for a session this shard claimed: merged into it.
   void OnSessionState(std::string_view bytes);
 
+  // ---- Persistent sessions across nodes (router_cluster_session.cc; session lane) ----
+  // OnConnect in two steps, so that a CONNECT can be bound later: what binding needs from the
+  // CONNECT (copied), and the binding of the connection to session `index` (attached, its
+  // will set, the CONNACK queued with `session_present`).
+  BindTerms TermsOfConnect(const net::Connection& connection, const mqtt::Connect& connect,
+                           uint32_t expiry_s, uint32_t requested_expiry_s) const;
+  void BindConnect(net::Connection& connection, uint32_t index, bool session_present,
+                   BindTerms terms);
+  // A persistent CONNECT for an id with no session here: if the bucket is ready, creates the
+  // session unbound, claims the id, reads its record, pauses the connection and returns true
+  // (the CONNACK waits); false: bind at once, as without the bucket.
+  bool HoldConnack(net::Connection& connection, BindTerms& terms);
+  // Binds a held CONNECT: session present if `moved` (the state arrived and merged).
+  void CompleteHeld(ClusterSessions::Wait* wait, bool moved);
+  // A MSG on this shard's inbox: true if it was one (record reads, writes, bucket creation).
+  bool OnSessionInboxMessage(const cluster::NatsMessage& message);
+  // Each loop iteration: the bucket's creation, the waits' deadlines.
+  void SessionsTick(uint64_t now_ms);
+  // The session `index` started on this node (or moved to it): its record names this node.
+  void WriteSessionRecord(uint32_t index);
+  void ForgetSessionWait(net::Connection& connection);
+  // OnSessionState merged a state into session `index`: a CONNACK waiting for it goes.
+  void OnSessionMerged(uint32_t index);
+
   // ---- Persistence (router_persist.cc) ----
   struct Persist;
   // The session's sid, 0 if it is not durable.
@@ -719,6 +744,9 @@ class Router final : public net::PacketSink {
   std::unique_ptr<Cluster> cluster_;                 // null: not clustered
   std::unique_ptr<ClusterAcks> cluster_acks_;        // null: no acks between nodes
   std::unique_ptr<ClusterOwnership> ownership_;      // null: no claims (StartClusterOwnership)
+  // null: no key-value records (the first ClusterTick after StartClusterOwnership creates it)
+  std::unique_ptr<ClusterSessions> cluster_sessions_;
+  uint32_t session_wait_ms_ = 0;  // [cluster] session_wait_ms
 };
 
 }  // namespace ringmq::shard

@@ -144,6 +144,7 @@ void Router::PublishToCluster(const message::Message& message) {
 void Router::OnClusterMessage(const cluster::NatsMessage& nats_message) {
   RINGMQ_ASSERT(cluster_ != nullptr);
   if (OnClaimMessage(nats_message)) return;  // client ids across nodes (router_cluster_owner.cc)
+  if (OnSessionInboxMessage(nats_message)) return;  // session records (router_cluster_session.cc)
   Cluster& c = *cluster_;
   if (c.batch_sid != 0 && nats_message.sid == c.batch_sid) {
     OnClusterBatch(nats_message);  // QoS 0 batches (router_cluster_batch.cc)

@@ -259,18 +259,30 @@ void Router::SendSessionState(uint32_t index, uint64_t key, std::string_view rep
                                          (options.retain_as_published ? 0x08 : 0)),
          .identifier = options.identifier});
   }
+  // In-flight deliveries keep their packet ids and stage, and the inbound QoS 2 ids go too
+  // (MQTT-4.3.3, MQTT-4.4.0-1): the new node resends or releases them as this one would have.
   session.ForEachDelivery([&](const message::Message* message, uint8_t qos, bool retain,
-                              uint16_t /*packet_id*/, bool released) {
-    // A QoS 2 delivery whose PUBREC arrived is the client's already (it gets the PUBREL from
-    // nobody: the new node has no packet id for it, and the client completes it on its own).
-    if (released || message == nullptr) return;
+                              uint16_t packet_id, bool released) {
+    if (released) {
+      writer.AddMessage({.topic = {},
+                         .payload = {},
+                         .qos = 2,
+                         .retain = false,
+                         .packet_id = packet_id,
+                         .stage = cluster::StateStage::kReleased});
+      return;
+    }
+    if (message == nullptr) return;
     const std::span<const uint8_t> payload = message->payload();
     writer.AddMessage(
         {.topic = message->topic(),
          .payload = std::string_view(reinterpret_cast<const char*>(payload.data()), payload.size()),
          .qos = qos,
-         .retain = retain});
+         .retain = retain,
+         .packet_id = packet_id,
+         .stage = packet_id != 0 ? cluster::StateStage::kInFlight : cluster::StateStage::kQueued});
   });
+  session.ForEachInboundQos2([&](uint16_t packet_id) { writer.AddInboundQos2(packet_id); });
   writer.End();
   counters_.cluster_owner_state_left_out.Add(writer.left_out());
   switch (c.link->Publish(reply, {}, ownership.payload)) {
@@ -289,6 +301,13 @@ void Router::SendSessionState(uint32_t index, uint64_t key, std::string_view rep
 void Router::OnSessionState(std::string_view bytes) {
   uint32_t index = kNone;
   uint32_t generation = 0;
+  // The in-flight state is restored as it was (packet ids, stage) only into a session no
+  // connection has used yet: the CONNECT held for it (router_cluster_session.cc) or one whose
+  // client left before its CONNACK. Otherwise the client may have reused those packet ids
+  // already: in-flight deliveries are queued anew, released ones and inbound ids dropped.
+  // With persistence, restored entries would not be logged: queued anew too.
+  bool restore = false;
+  int64_t restored = 0;
   const bool well_formed = cluster::ParseSessionState(
       bytes,
       [&](uint64_t key, std::string_view client_id) {
@@ -301,6 +320,10 @@ void Router::OnSessionState(std::string_view bytes) {
           return false;
         }
         generation = sessions_[index].generation;
+        const session::Session& session = *sessions_[index].session;
+        restore = persist_ == nullptr && sessions_[index].connection == nullptr &&
+                  !session.online() && session.inflight() == 0 &&
+                  session.inbound_qos2_pending() == 0 && session.queued_messages() == 0;
         return true;
       },
       [&](const cluster::StateSubscription& subscription) {
@@ -309,18 +332,50 @@ void Router::OnSessionState(std::string_view bytes) {
                      subscription.identifier);
       },
       [&](const cluster::StateMessage& state) {
+        session::Session& session = *sessions_[index].session;
+        if (state.stage == cluster::StateStage::kReleased) {
+          // PUBREC arrived on the old node: the PUBREL is due (MQTT-4.3.3).
+          if (restore) {
+            session.RestoreInflight(message::MessageRef(), 2, false, state.packet_id, true);
+            ++restored;
+          }
+          return;
+        }
         const auto* payload = reinterpret_cast<const uint8_t*>(state.payload.data());
-        const message::MessageRef message = message::MessageRef::Create(
+        message::MessageRef message = message::MessageRef::Create(
             state.topic, std::span<const uint8_t>(payload, state.payload.size()), state.qos,
             state.retain, NextOrigin(), message::Mqtt5Fields{});
+        if (state.stage == cluster::StateStage::kInFlight) {
+          if (restore) {  // resent with DUP and its packet id at the Attach (MQTT-4.4.0-1)
+            session.RestoreInflight(std::move(message), state.qos, state.retain,
+                                    state.packet_id, false);
+            ++restored;
+            return;
+          }
+          counters_.cluster_session_inflight_requeued.Add();
+        }
         DeliverLocal(index, generation, state.qos, message.get(), state.retain,
                      /*acl_check=*/false);
+      },
+      [&](uint16_t packet_id) {
+        // A PUBLISH the client resends with this id is not delivered again (MQTT-4.3.3).
+        if (restore) sessions_[index].session->BeginInboundQos2(packet_id);
       });
   if (!well_formed) {
     counters_.cluster_owner_states_invalid.Add();
     return;
   }
-  if (index != kNone) counters_.cluster_owner_states_merged.Add();
+  if (index != kNone) {
+    // Restored entries are in flight (released ones too): the inbound ids are not counted in
+    // the gauges, only in the counter.
+    if (restored != 0) counters_.gauges.inflight_messages.Add(restored);
+    if (restore) {
+      counters_.cluster_session_inflight_restored.Add(
+          static_cast<uint64_t>(restored) + sessions_[index].session->inbound_qos2_pending());
+    }
+    counters_.cluster_owner_states_merged.Add();
+    OnSessionMerged(index);  // a CONNACK waiting for this state (router_cluster_session.cc)
+  }
 }
 
 }  // namespace ringmq::shard

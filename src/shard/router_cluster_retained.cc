@@ -87,6 +87,7 @@ void Router::ClusterTick(uint64_t now_ms) {
   if (cluster_ == nullptr) return;
   Cluster& c = *cluster_;
   c.retained->OnTick(now_ms);
+  SessionsTick(now_ms);  // persistent sessions across nodes (router_cluster_session.cc)
   // The sync object counts in plain integers; the shard's counters get the differences.
   const cluster::RetainedSyncCounters& now = c.retained->counters();
   cluster::RetainedSyncCounters& done = c.retained_exported;

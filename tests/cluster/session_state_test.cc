@@ -14,7 +14,8 @@ namespace {
 struct Parsed {
   uint64_t key = 0;
   std::string client_id;
-  std::vector<std::string> items;  // "S filter options identifier" / "M topic payload qos retain"
+  // "S filter options identifier" / "M topic payload qos retain [packet id stage]" / "I id"
+  std::vector<std::string> items;
 };
 
 bool Parse(std::string_view bytes, Parsed& parsed, bool accept = true) {
@@ -30,9 +31,15 @@ bool Parse(std::string_view bytes, Parsed& parsed, bool accept = true) {
                                " " + std::to_string(s.identifier));
       },
       [&](const StateMessage& m) {
-        parsed.items.push_back("M " + std::string(m.topic) + " " + std::string(m.payload) + " " +
-                               std::to_string(m.qos) + " " + std::to_string(m.retain));
-      });
+        std::string item = "M " + std::string(m.topic) + " " + std::string(m.payload) + " " +
+                           std::to_string(m.qos) + " " + std::to_string(m.retain);
+        if (m.stage != StateStage::kQueued) {
+          item += " " + std::to_string(m.packet_id) + " " +
+                  std::to_string(static_cast<int>(m.stage));
+        }
+        parsed.items.push_back(item);
+      },
+      [&](uint16_t packet_id) { parsed.items.push_back("I " + std::to_string(packet_id)); });
 }
 
 std::string Sample() {
@@ -47,6 +54,27 @@ std::string Sample() {
   return out;
 }
 
+// MQTT-4.3.3, MQTT-4.4.0-1: in-flight deliveries keep their packet ids and stage, and the
+// inbound QoS 2 ids travel too.
+std::string InFlightSample() {
+  std::string out;
+  SessionStateWriter writer;
+  EXPECT_TRUE(writer.Begin(out, 4096, 9, "q2"));
+  EXPECT_TRUE(writer.AddMessage({.topic = "t",
+                                 .payload = "sent",
+                                 .qos = 2,
+                                 .retain = false,
+                                 .packet_id = 7,
+                                 .stage = StateStage::kInFlight}));
+  EXPECT_TRUE(writer.AddMessage({.topic = {}, .payload = {}, .qos = 2, .retain = false,
+                                 .packet_id = 8, .stage = StateStage::kReleased}));
+  EXPECT_TRUE(writer.AddMessage({.topic = "t", .payload = "next", .qos = 1}));
+  EXPECT_TRUE(writer.AddInboundQos2(300));
+  EXPECT_TRUE(writer.AddInboundQos2(65535));
+  writer.End();
+  return out;
+}
+
 TEST(SessionStateTest, RoundTrip) {
   Parsed parsed;
   ASSERT_TRUE(Parse(Sample(), parsed));
@@ -55,6 +83,41 @@ TEST(SessionStateTest, RoundTrip) {
   EXPECT_EQ(parsed.items,
             (std::vector<std::string>{"S a/# 5 7", "S b 2 0",
                                       "M a/x " + std::string("p\0q", 3) + " 1 0", "M b  2 1"}));
+}
+
+TEST(SessionStateTest, InFlightStateRoundTrips) {
+  Parsed parsed;
+  ASSERT_TRUE(Parse(InFlightSample(), parsed));
+  EXPECT_EQ(parsed.items, (std::vector<std::string>{"M t sent 2 0 7 1", "M   2 0 8 2",
+                                                    "M t next 1 0", "I 300", "I 65535"}));
+  const std::string full = InFlightSample();
+  for (size_t size = 0; size < full.size(); ++size) {
+    Parsed truncated;
+    EXPECT_FALSE(Parse(std::string_view(full).substr(0, size), truncated)) << size;
+  }
+}
+
+TEST(SessionStateTest, StagesThatDisagreeWithTheirFieldsAreRefused) {
+  // Offsets: magic 3, key 8, id length 2 + 2, subscription count 2, message count 4, then
+  // "t": length 2 + 1, payload length 4 + 4, QoS, RETAIN, packet id 2, stage.
+  const std::string full = InFlightSample();
+  const size_t packet_id_at = 3 + 8 + 2 + 2 + 2 + 4 + 2 + 1 + 4 + 4 + 1 + 1;
+  const size_t stage_at = packet_id_at + 2;
+  ASSERT_EQ(static_cast<uint8_t>(full[stage_at]), 1);
+  Parsed parsed;
+  for (const uint8_t stage : {uint8_t{0}, uint8_t{2}, uint8_t{3}}) {  // queued with an id, ...
+    std::string changed = full;
+    changed[stage_at] = static_cast<char>(stage);
+    EXPECT_FALSE(Parse(changed, parsed)) << int{stage};
+  }
+  std::string no_id = full;
+  no_id[packet_id_at] = 0;
+  no_id[packet_id_at + 1] = 0;
+  EXPECT_FALSE(Parse(no_id, parsed)) << "in flight without a packet id";
+  std::string zero_inbound = full;
+  zero_inbound[zero_inbound.size() - 1] = 0;
+  zero_inbound[zero_inbound.size() - 2] = 0;
+  EXPECT_FALSE(Parse(zero_inbound, parsed)) << "inbound packet id 0";
 }
 
 TEST(SessionStateTest, EmptyStateRoundTrips) {
@@ -71,7 +134,7 @@ TEST(SessionStateTest, TheWriterNeverExceedsItsBoundAndCountsWhatItLeftOut) {
   const size_t full = Sample().size();
   std::string out;
   SessionStateWriter writer;
-  // One byte short of the whole sample: the last message (7 + 1 bytes) does not fit.
+  // One byte short of the whole sample: the last message (11 + 1 bytes) does not fit.
   ASSERT_TRUE(writer.Begin(out, full - 1, 1, "dev\n1"));
   EXPECT_TRUE(writer.AddSubscription({.filter = "a/#", .options = 5, .identifier = 7}));
   EXPECT_TRUE(writer.AddSubscription({.filter = "b", .options = 2}));
@@ -84,8 +147,16 @@ TEST(SessionStateTest, TheWriterNeverExceedsItsBoundAndCountsWhatItLeftOut) {
   ASSERT_TRUE(Parse(out, parsed));
   EXPECT_EQ(parsed.items.size(), 3u);
   // Not even the header fits: nothing to send.
-  EXPECT_FALSE(writer.Begin(out, 3 + 8 + 2 + 2 + 4 + 4, 1, "dev\n1"));
-  EXPECT_TRUE(writer.Begin(out, 3 + 8 + 2 + 2 + 4 + 5, 1, "dev\n1"));
+  EXPECT_FALSE(writer.Begin(out, 3 + 8 + 2 + 2 + 4 + 2 + 4, 1, "dev\n1"));
+  EXPECT_TRUE(writer.Begin(out, 3 + 8 + 2 + 2 + 4 + 2 + 5, 1, "dev\n1"));
+  writer.End();
+  EXPECT_EQ(out.size(), 3u + 8 + 2 + 2 + 4 + 2 + 5);
+  // An inbound id beyond the bound is left out and counted.
+  ASSERT_TRUE(writer.Begin(out, 3 + 8 + 2 + 2 + 4 + 2 + 5 + 2, 1, "dev\n1"));
+  EXPECT_TRUE(writer.AddInboundQos2(1));
+  EXPECT_FALSE(writer.AddInboundQos2(2));
+  writer.End();
+  EXPECT_EQ(writer.left_out(), 1u);
 }
 
 TEST(SessionStateTest, EveryTruncationAndAnyTrailingByteIsRefusedWithoutCallbacks) {
@@ -111,15 +182,16 @@ TEST(SessionStateTest, BadValuesAreRefused) {
     EXPECT_FALSE(Parse(changed, parsed)) << int{bad};
   }
   std::string wrong_magic = full;
-  wrong_magic[2] = '2';
+  wrong_magic[2] = '1';  // the format before in-flight state: refused, not misread
   Parsed parsed;
   EXPECT_FALSE(Parse(wrong_magic, parsed));
-  // The last byte is the last message's RETAIN flag, the one before its QoS.
+  // The last bytes: the last message's QoS, RETAIN, packet id (2), stage, then the inbound
+  // count (2).
   std::string retain = full;
-  retain.back() = 2;
+  retain[retain.size() - 6] = 2;
   EXPECT_FALSE(Parse(retain, parsed));
   std::string qos = full;
-  qos[qos.size() - 2] = 3;
+  qos[qos.size() - 7] = 3;
   EXPECT_FALSE(Parse(qos, parsed));
 }
 

@@ -487,6 +487,8 @@ std::vector<FlagCase> GoodFlagCases() {
       {"--cluster-batch", "true", [](const Config& c) { EXPECT_TRUE(c.cluster_batch); }},
       {"--cluster-batch-bytes-max", "2048",
        [](const Config& c) { EXPECT_EQ(c.cluster_batch_bytes_max, 2048u); }},
+      {"--cluster-session-wait-ms", "250",
+       [](const Config& c) { EXPECT_EQ(c.cluster_session_wait_ms, 250u); }},
   };
 }
 
@@ -1512,6 +1514,7 @@ TEST(ClusterConfigTest, EffectiveTomlRoundTrips) {
   original.cluster_claim_batch_bytes = 1000;
   original.cluster_batch = true;
   original.cluster_batch_bytes_max = 2048;
+  original.cluster_session_wait_ms = 250;
   Config parsed;
   const std::string text = EffectiveToml(original);
   ASSERT_TRUE(ApplyToml(text, "effective", parsed).ok()) << text;

@@ -65,7 +65,8 @@ void CheckState(std::string_view bytes) {
       [&](const StateSubscription& subscription) {
         FUZZ_CHECK(writer.AddSubscription(subscription));
       },
-      [&](const StateMessage& message) { FUZZ_CHECK(writer.AddMessage(message)); });
+      [&](const StateMessage& message) { FUZZ_CHECK(writer.AddMessage(message)); },
+      [&](uint16_t packet_id) { FUZZ_CHECK(writer.AddInboundQos2(packet_id)); });
   if (!ok) {
     FUZZ_CHECK(!called);
     return;

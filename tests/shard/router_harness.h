@@ -117,6 +117,7 @@ struct Client {
   // Without auto_ack: the packet ids of the QoS 1 PUBLISHes read, for the test to acknowledge.
   std::vector<uint16_t> unacknowledged;
   Bytes connack;  // the CONNACK's bytes, as read
+  uint64_t packets_before_connack = 0;  // read while no CONNACK had been read
   // With record: the PUBLISH packets read, each as its bytes (decode at connection.level()).
   bool record = false;
   std::vector<Bytes> recorded;
@@ -194,6 +195,36 @@ class RouterHarness {
     Send(client, Encode(connect));
     ReadConnack(client, session_present);
     return client;
+  }
+
+  // Sends a CONNECT on the id's home shard without reading: its CONNACK may be held
+  // (router_cluster_session.cc); TryReadConnack reads it once it is sent.
+  Client& ConnectWithoutReading(const mqtt::Connect& connect) {
+    Client& client = NewClient(HomeOf(connect.client_id));
+    client.connection.Open(kFd, now_ms_);
+    SetTag(client);
+    Send(client, Encode(connect));
+    return client;
+  }
+  // False if no CONNACK was sent to `client` yet; otherwise its session-present flag (read
+  // now, or by an earlier ReadOutput).
+  bool TryReadConnack(Client& client, bool* session_present) {
+    if (!client.connack.empty()) {
+      if (session_present != nullptr) *session_present = (client.connack[2] & 0x01) != 0;
+      return true;
+    }
+    net::Connection& connection = client.connection;
+    const std::span<const uint8_t> connack = connection.NextSend();  // marks no send if empty
+    if (connack.empty()) return false;
+    client.connack.assign(connack.begin(), connack.end());
+    EXPECT_GE(connack.size(), 4u);
+    if (connack.size() >= 4) {
+      EXPECT_EQ(connack[0], 0x20) << "the CONNACK comes first";
+      EXPECT_EQ(connack[3], 0x00) << "CONNACK accepted";
+      if (session_present != nullptr) *session_present = (connack[2] & 0x01) != 0;
+    }
+    connection.OnSent(connack.size());
+    return true;
   }
 
   // Connects through shard `accepting`, as when the kernel gives the socket to a shard that is
@@ -384,6 +415,12 @@ class RouterHarness {
       if (!packet.ok()) {
         ADD_FAILURE() << "the broker sent an invalid packet: " << mqtt::NameOf(packet.violation());
         break;
+      }
+      if (mqtt::TypeOf(packet.value()) == mqtt::PacketType::kConnack) {
+        const std::span<const uint8_t> frame_bytes = rest.first(frame.header.total_length());
+        client.connack.assign(frame_bytes.begin(), frame_bytes.end());
+      } else if (client.connack.empty()) {
+        ++client.packets_before_connack;
       }
       OnPacket(client, packet.value());
       if (client.record && mqtt::TypeOf(packet.value()) == mqtt::PacketType::kPublish) {

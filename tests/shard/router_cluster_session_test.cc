@@ -1,0 +1,520 @@
+// Persistent sessions across nodes (router_cluster_session.cc; session lane): the CONNACK of a
+// persistent CONNECT waits for the key-value record and the moved state, bounded. Through the
+// sans-IO harness: each shard's router has a real NatsLink at kReady; the test reads what the
+// links would publish and feeds them what NATS and the other nodes would send.
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cluster/claim.h"
+#include "cluster/nats_link.h"
+#include "cluster/session_record.h"
+#include "cluster/session_state.h"
+#include "common/log.h"
+#include "shard/cluster_sessions.h"
+#include "shard/router_harness.h"
+
+namespace ringmq::shard {
+namespace {
+
+using harness::Client;
+using harness::RouterHarness;
+
+constexpr std::string_view kNode = "node-b";
+
+class RouterSink final : public cluster::NatsLinkSink {
+ public:
+  explicit RouterSink(Router& router) : router_(router) {}
+  void OnReady(const cluster::nats::ServerInfo&) override {}
+  void OnMessage(const cluster::NatsMessage& message) override {
+    router_.OnClusterMessage(message);
+  }
+  void OnDisconnected(cluster::DisconnectReason, std::string_view) override {}
+  void OnServerError(std::string_view) override {}
+
+ private:
+  Router& router_;
+};
+
+// One PUB line of a link's output and its payload.
+struct Pub {
+  std::string subject;
+  std::string reply;
+  std::string payload;
+};
+
+class RouterClusterSessionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    SetLogLevel(LogLevel::kError);
+    config_.threads = 2;
+    config_.cluster_session_wait_ms = 1000;
+    harness_ = std::make_unique<RouterHarness>(config_, 2);
+    for (uint32_t shard = 0; shard < 2; ++shard) {
+      sinks_.push_back(std::make_unique<RouterSink>(harness_->router(shard)));
+      cluster::NatsLinkOptions options;
+      options.urls = {"nats://127.0.0.1:4222"};
+      auto link = cluster::NatsLink::Create(options, sinks_.back().get());
+      ASSERT_TRUE(link.ok()) << link.status();
+      links_.push_back(std::move(*link));
+      cluster::NatsLink& l = *links_.back();
+      l.BeginConnect(0);
+      l.OnTransportConnected(0);
+      l.OnReceived(0, "INFO {\"server_id\":\"s\",\"headers\":true,\"max_payload\":65536}\r\n");
+      l.OnReceived(0, "PONG\r\n");
+      ASSERT_TRUE(l.ready());
+      harness_->router(shard).AttachCluster(&l, std::string(kNode), "");
+      ASSERT_TRUE(harness_->router(shard).StartClusterOwnership().ok());
+      Output(shard);
+    }
+  }
+  void TearDown() override {
+    harness_.reset();
+    SetLogLevel(LogLevel::kInfo);
+  }
+
+  std::string Output(uint32_t shard) {
+    std::string out;
+    links_[shard]->TakeOutput(out);
+    return out;
+  }
+
+  // The PUBs in a link's output; `subs` gets the SUB lines.
+  std::vector<Pub> Pubs(uint32_t shard, std::vector<std::string>* subs = nullptr) {
+    std::vector<Pub> out;
+    const std::string all = Output(shard);
+    std::string_view bytes = all;
+    while (!bytes.empty()) {
+      const size_t eol = bytes.find("\r\n");
+      const std::string_view line = bytes.substr(0, eol);
+      bytes.remove_prefix(eol + 2);
+      if (line.starts_with("SUB ") && subs != nullptr) subs->emplace_back(line);
+      if (!line.starts_with("PUB ")) continue;
+      const size_t space = line.rfind(' ');
+      const size_t size = std::stoul(std::string(line.substr(space + 1)));
+      const std::string_view head = line.substr(4, space - 4);  // subject [reply]
+      const size_t gap = head.find(' ');
+      out.push_back({std::string(head.substr(0, gap)),
+                     gap == std::string_view::npos ? "" : std::string(head.substr(gap + 1)),
+                     std::string(bytes.substr(0, size))});
+      bytes.remove_prefix(size + 2);
+    }
+    return out;
+  }
+
+  static std::string Inbox(uint32_t shard) { return "$RINGMQ.kv.node-b." + std::to_string(shard); }
+
+  // A message on `subject` for subscription `sid`, with a NATS header block if `headers` is
+  // not empty (as HMSG).
+  void Deliver(uint32_t shard, const std::string& subject, uint64_t sid, std::string_view payload,
+               std::string_view headers = {}) {
+    std::string msg;
+    if (headers.empty()) {
+      msg = "MSG " + subject + " " + std::to_string(sid) + " " + std::to_string(payload.size()) +
+            "\r\n" + std::string(payload) + "\r\n";
+    } else {
+      msg = "HMSG " + subject + " " + std::to_string(sid) + " " + std::to_string(headers.size()) +
+            " " + std::to_string(headers.size() + payload.size()) + "\r\n" + std::string(headers) +
+            std::string(payload) + "\r\n";
+    }
+    links_[shard]->OnReceived(0, msg);
+    harness_->Settle();
+  }
+
+  // Ticks shard `shard` so it creates the bucket, and answers the creation: the bucket is ready.
+  void MakeBucketReady(uint32_t shard) {
+    harness_->router(shard).ClusterTick(harness_->now_ms());
+    std::vector<std::string> subs;
+    const std::vector<Pub> pubs = Pubs(shard, &subs);
+    const Pub* create = nullptr;
+    for (const Pub& pub : pubs) {
+      if (pub.subject == "$JS.API.STREAM.CREATE.KV_RINGMQ_SESSIONS") create = &pub;
+    }
+    ASSERT_NE(create, nullptr);
+    EXPECT_EQ(create->reply, Inbox(shard) + ".c");
+    EXPECT_NE(create->payload.find("\"allow_direct\":true"), std::string::npos);
+    EXPECT_NE(create->payload.find("\"max_msgs_per_subject\":1"), std::string::npos);
+    inbox_sid_[shard] = 0;
+    for (const std::string& sub : subs) {
+      const std::string prefix = "SUB " + Inbox(shard) + ".> ";
+      if (sub.starts_with(prefix)) inbox_sid_[shard] = std::stoull(sub.substr(prefix.size()));
+    }
+    ASSERT_NE(inbox_sid_[shard], 0u) << "the inbox is subscribed";
+    Deliver(shard, Inbox(shard) + ".c", inbox_sid_[shard],
+            "{\"type\":\"io.nats.jetstream.api.v1.stream_create_response\",\"config\":{}}");
+  }
+
+  // After a held CONNECT: its record read and its claim in shard `shard`'s output.
+  struct Held {
+    std::string read_reply;
+    uint64_t key = 0;
+  };
+  Held ReadAndClaim(uint32_t shard, const std::string& id) {
+    Held held;
+    for (const Pub& pub : Pubs(shard)) {
+      if (pub.subject == "$JS.API.DIRECT.GET.KV_RINGMQ_SESSIONS") {
+        std::string body;
+        cluster::AppendSessionRecordGet("RINGMQ_SESSIONS", id, body);
+        EXPECT_EQ(pub.payload, body);
+        held.read_reply = pub.reply;
+      } else if (pub.subject.starts_with("$RINGMQ.claim.")) {
+        const std::optional<cluster::Claim> claim = cluster::ParseClaim(pub.payload);
+        EXPECT_TRUE(claim.has_value());
+        if (claim) held.key = claim->key;
+        EXPECT_EQ(pub.reply, "$RINGMQ.session.node-b." + std::to_string(shard));
+      }
+    }
+    EXPECT_TRUE(held.read_reply.starts_with(Inbox(shard) + ".g.")) << held.read_reply;
+    EXPECT_NE(held.key, 0u) << "claimed while the CONNACK waits";
+    return held;
+  }
+
+  void DeliverState(uint32_t shard, const std::string& id, uint64_t key) {
+    std::string state;
+    cluster::SessionStateWriter writer;
+    ASSERT_TRUE(writer.Begin(state, 1 << 20, key, id));
+    ASSERT_TRUE(writer.AddSubscription({.filter = "s/#", .options = 1}));
+    ASSERT_TRUE(writer.AddMessage({.topic = "s/a", .payload = "queued", .qos = 1}));
+    writer.End();
+    const uint64_t state_sid = cluster::kClaimBuckets / 2 + 1;
+    Deliver(shard, "$RINGMQ.session.node-b." + std::to_string(shard), state_sid, state);
+  }
+
+  // A claim from another node, delivered as NATS would: to the shard that subscribes its
+  // bucket (bucket b on shard b % 2, sids from 1 in bucket order: BucketsOf).
+  void DeliverClaim(const cluster::Claim& claim, std::string_view reply) {
+    const uint32_t bucket = cluster::ClaimBucket(claim.client_id);
+    std::string subject;
+    cluster::AppendClaimSubject("", bucket, subject);
+    std::string payload;
+    cluster::EncodeClaim(claim, payload);
+    const std::string msg = "MSG " + subject + " " + std::to_string(bucket / 2 + 1) + " " +
+                            std::string(reply) + " " + std::to_string(payload.size()) + "\r\n" +
+                            payload + "\r\n";
+    links_[bucket % 2]->OnReceived(0, msg);
+    harness_->Settle();
+  }
+
+  // The packet id and DUP flag of a recorded QoS 1/2 PUBLISH (3.1.1 framing).
+  static std::pair<uint16_t, bool> IdOf(const harness::Bytes& publish) {
+    size_t at = 1;
+    while (publish[at] & 0x80) ++at;  // remaining length
+    ++at;
+    const size_t topic = (size_t{publish[at]} << 8) | publish[at + 1];
+    at += 2 + topic;
+    return {static_cast<uint16_t>((publish[at] << 8) | publish[at + 1]), (publish[0] & 0x08) != 0};
+  }
+
+  metrics::ShardCounters& counters(uint32_t shard) { return harness_->counters(shard); }
+
+  Config config_;
+  std::unique_ptr<RouterHarness> harness_;
+  std::vector<std::unique_ptr<RouterSink>> sinks_;
+  std::vector<std::unique_ptr<cluster::NatsLink>> links_;
+  uint64_t inbox_sid_[2] = {0, 0};
+};
+
+TEST_F(RouterClusterSessionTest, WithoutTheBucketNoConnackWaits) {
+  // No ClusterTick yet: no bucket, CONNECTs are answered at once as before.
+  bool present = true;
+  harness_->Connect(harness::ConnectPacket(harness_->IdOn(1, "dev"), /*clean_session=*/false),
+                    &present);
+  EXPECT_FALSE(present);
+  EXPECT_EQ(counters(1).cluster_session_held.Load(), 0u);
+}
+
+TEST_F(RouterClusterSessionTest, NoRecordGivesSessionPresent0AfterTheReadAndWritesTheRecord) {
+  MakeBucketReady(1);
+  const std::string id = harness_->IdOn(1, "dev");
+  Client& client = harness_->ConnectWithoutReading(harness::ConnectPacket(id, false));
+  harness_->Settle();
+  bool present = true;
+  EXPECT_FALSE(harness_->TryReadConnack(client, &present)) << "the CONNACK waits for the read";
+  const Held held = ReadAndClaim(1, id);
+  EXPECT_EQ(counters(1).cluster_session_held.Load(), 1u);
+  Deliver(1, held.read_reply, inbox_sid_[1], "", "NATS/1.0 404 Message Not Found\r\n\r\n");
+  ASSERT_TRUE(harness_->TryReadConnack(client, &present));
+  EXPECT_FALSE(present) << "MQTT-3.2.2-2: no session anywhere";
+  EXPECT_EQ(counters(1).cluster_session_none.Load(), 1u);
+  // The session started here: its record names this node and the claim's key.
+  std::string subject;
+  cluster::AppendSessionRecordSubject("RINGMQ_SESSIONS", id, subject);
+  const std::vector<Pub> pubs = Pubs(1);
+  ASSERT_EQ(pubs.size(), 1u);
+  EXPECT_EQ(pubs[0].subject, subject);
+  EXPECT_EQ(pubs[0].reply, Inbox(1) + ".w");
+  EXPECT_EQ(pubs[0].payload, "1 node-b " + std::to_string(held.key));
+  EXPECT_EQ(counters(1).cluster_session_records_written.Load(), 1u);
+  Deliver(1, Inbox(1) + ".w", inbox_sid_[1], "{\"stream\":\"KV_RINGMQ_SESSIONS\",\"seq\":7}");
+  EXPECT_EQ(counters(1).cluster_session_records_acked.Load(), 1u);
+  // The session works: a subscription gets a message.
+  EXPECT_EQ(harness_->Subscribe(client, "x"), 1);
+}
+
+TEST_F(RouterClusterSessionTest, TheMovedStateGivesSessionPresent1AndItsMessagesAfterTheConnack) {
+  MakeBucketReady(0);
+  const std::string id = harness_->IdOn(0, "dev");
+  Client& client = harness_->ConnectWithoutReading(harness::ConnectPacket(id, false));
+  harness_->Settle();
+  const Held held = ReadAndClaim(0, id);
+  // The record names another node: the CONNACK waits for its state.
+  Deliver(0, held.read_reply, inbox_sid_[0], "1 node-a 42", "NATS/1.0\r\nNats-Sequence: 3\r\n\r\n");
+  bool present = false;
+  EXPECT_FALSE(harness_->TryReadConnack(client, &present));
+  DeliverState(0, id, held.key);
+  EXPECT_EQ(counters(0).cluster_owner_states_merged.Load(), 1u);
+  ASSERT_TRUE(harness_->TryReadConnack(client, &present));
+  EXPECT_TRUE(present) << "MQTT-3.2.2-2: the session moved here";
+  EXPECT_EQ(counters(0).cluster_session_moved.Load(), 1u);
+  harness_->Settle();
+  EXPECT_EQ(client.publishes_by_qos[1], 1u) << "the queued message";
+  EXPECT_EQ(client.packets_before_connack, 0u) << "after the CONNACK";
+  Client& publisher = harness_->Connect(harness_->IdOn(1, "pub"));
+  harness_->Send(publisher, harness::PublishBytes("s/b", "live", mqtt::QoS::k1, 1));
+  harness_->Settle();
+  EXPECT_EQ(client.publishes_by_qos[1], 2u) << "through the moved subscription";
+}
+
+TEST_F(RouterClusterSessionTest, AStateBeforeTheRecordAnswersAtOnce) {
+  MakeBucketReady(0);
+  const std::string id = harness_->IdOn(0, "dev");
+  Client& client = harness_->ConnectWithoutReading(harness::ConnectPacket(id, false));
+  harness_->Settle();
+  const Held held = ReadAndClaim(0, id);
+  DeliverState(0, id, held.key);
+  bool present = false;
+  ASSERT_TRUE(harness_->TryReadConnack(client, &present));
+  EXPECT_TRUE(present);
+  // The late read changes nothing.
+  Deliver(0, held.read_reply, inbox_sid_[0], "1 node-a 42", "NATS/1.0\r\n\r\n");
+  EXPECT_EQ(counters(0).cluster_session_moved.Load(), 1u);
+  EXPECT_EQ(counters(0).cluster_session_none.Load(), 0u);
+}
+
+TEST_F(RouterClusterSessionTest, NoStateWithinTheWaitGivesSessionPresent0AndALateStateMerges) {
+  MakeBucketReady(0);
+  const std::string id = harness_->IdOn(0, "dev");
+  Client& client = harness_->ConnectWithoutReading(harness::ConnectPacket(id, false));
+  harness_->Settle();
+  const Held held = ReadAndClaim(0, id);
+  Deliver(0, held.read_reply, inbox_sid_[0], "1 node-a 42", "NATS/1.0\r\n\r\n");
+  harness_->now_ms() += 999;
+  harness_->router(0).ClusterTick(harness_->now_ms());
+  bool present = true;
+  EXPECT_FALSE(harness_->TryReadConnack(client, &present)) << "still within session_wait_ms";
+  harness_->now_ms() += 1;
+  harness_->router(0).ClusterTick(harness_->now_ms());
+  harness_->RunIteration();
+  ASSERT_TRUE(harness_->TryReadConnack(client, &present));
+  EXPECT_FALSE(present);
+  EXPECT_EQ(counters(0).cluster_session_timeouts.Load(), 1u);
+  // What the old node sends late is not lost: merged into the bound session.
+  DeliverState(0, id, held.key);
+  EXPECT_EQ(counters(0).cluster_owner_states_merged.Load(), 1u);
+  EXPECT_EQ(client.publishes_by_qos[1], 1u);
+}
+
+TEST_F(RouterClusterSessionTest, PacketsSentBeforeTheConnackWaitForIt) {
+  MakeBucketReady(0);
+  const std::string id = harness_->IdOn(0, "dev");
+  Client& client = harness_->ConnectWithoutReading(harness::ConnectPacket(id, false));
+  // MQTT-3.1.4-7 lets a client send before the CONNACK; the server acts on them after it.
+  harness_->Send(client, harness::PublishBytes("p/q", "early", mqtt::QoS::k1, 9));
+  harness_->Settle();
+  EXPECT_EQ(client.Received(mqtt::PacketType::kPuback), 0u);
+  const Held held = ReadAndClaim(0, id);
+  Deliver(0, held.read_reply, inbox_sid_[0], "", "NATS/1.0 404 Message Not Found\r\n\r\n");
+  bool present = true;
+  ASSERT_TRUE(harness_->TryReadConnack(client, &present)) << "the CONNACK first";
+  harness_->Settle();
+  EXPECT_EQ(client.Received(mqtt::PacketType::kPuback), 1u) << "then the PUBLISH's PUBACK";
+  EXPECT_EQ(client.packets_before_connack, 0u);
+}
+
+TEST_F(RouterClusterSessionTest, CleanAndLocallyResumedConnectsNeverWait) {
+  MakeBucketReady(0);
+  const std::string id = harness_->IdOn(0, "dev");
+  bool present = true;
+  harness_->Connect(harness::ConnectPacket(id, /*clean_session=*/true), &present);
+  EXPECT_FALSE(present);
+  EXPECT_EQ(counters(0).cluster_session_held.Load(), 0u);
+  EXPECT_EQ(counters(0).cluster_session_records_written.Load(), 0u) << "clean: no record";
+  Pubs(0);  // its claim
+  // A persistent session resumed on this node: answered at once, session present 1.
+  const std::string other = harness_->IdOn(0, "dev2");
+  Client& first = harness_->ConnectWithoutReading(harness::ConnectPacket(other, false));
+  harness_->Settle();
+  const Held held = ReadAndClaim(0, other);
+  Deliver(0, held.read_reply, inbox_sid_[0], "", "NATS/1.0 404 Message Not Found\r\n\r\n");
+  ASSERT_TRUE(harness_->TryReadConnack(first, &present));
+  harness_->Drop(first);
+  harness_->Connect(harness::ConnectPacket(other, false), &present);
+  EXPECT_TRUE(present);
+  EXPECT_EQ(counters(0).cluster_session_held.Load(), 1u);
+  EXPECT_EQ(counters(0).cluster_session_records_written.Load(), 1u) << "its record is ours";
+}
+
+TEST_F(RouterClusterSessionTest, AReadErrorAnswersAtOnceWithSessionPresent0) {
+  MakeBucketReady(0);
+  const std::string id = harness_->IdOn(0, "dev");
+  Client& client = harness_->ConnectWithoutReading(harness::ConnectPacket(id, false));
+  harness_->Settle();
+  const Held held = ReadAndClaim(0, id);
+  Deliver(0, held.read_reply, inbox_sid_[0], "", "NATS/1.0 503\r\n\r\n");
+  bool present = true;
+  ASSERT_TRUE(harness_->TryReadConnack(client, &present));
+  EXPECT_FALSE(present);
+  EXPECT_EQ(counters(0).cluster_session_read_errors.Load(), 1u);
+}
+
+TEST_F(RouterClusterSessionTest, AClientGoneBeforeItsConnackLeavesAnOfflineSession) {
+  MakeBucketReady(0);
+  const std::string id = harness_->IdOn(0, "dev");
+  Client& client = harness_->ConnectWithoutReading(harness::ConnectPacket(id, false));
+  harness_->Settle();
+  const Held held = ReadAndClaim(0, id);
+  harness_->Drop(client);
+  EXPECT_EQ(counters(0).cluster_session_abandoned.Load(), 1u);
+  EXPECT_EQ(counters(0).gauges.sessions_offline.Load(), 1);
+  // The state on its way merges into it, and the client's next CONNECT finds it here.
+  DeliverState(0, id, held.key);
+  EXPECT_EQ(counters(0).cluster_owner_states_merged.Load(), 1u);
+  Deliver(0, held.read_reply, inbox_sid_[0], "", "NATS/1.0 404 Message Not Found\r\n\r\n");
+  bool present = false;
+  Client& again = harness_->Connect(harness::ConnectPacket(id, false), &present);
+  EXPECT_TRUE(present);
+  harness_->Settle();
+  EXPECT_EQ(again.publishes_by_qos[1], 1u);
+}
+
+TEST_F(RouterClusterSessionTest, ASecondConnectWhileWaitingTakesTheSession) {
+  MakeBucketReady(0);
+  const std::string id = harness_->IdOn(0, "dev");
+  Client& first = harness_->ConnectWithoutReading(harness::ConnectPacket(id, false));
+  harness_->Settle();
+  const Held held = ReadAndClaim(0, id);
+  // MQTT-3.1.4-2: the newer connection has the id; the waiting one is closed without CONNACK.
+  bool present = false;
+  harness_->Connect(harness::ConnectPacket(id, false), &present);
+  EXPECT_TRUE(present) << "the session created for the first CONNECT";
+  Deliver(0, held.read_reply, inbox_sid_[0], "", "NATS/1.0 404 Message Not Found\r\n\r\n");
+  EXPECT_EQ(counters(0).cluster_session_taken_over.Load(), 1u);
+  EXPECT_EQ(first.connection.state(), net::Connection::State::kClosing);
+}
+
+TEST_F(RouterClusterSessionTest, BeyondTheBoundOfWaitsConnectsAreAnsweredAtOnce) {
+  MakeBucketReady(0);
+  for (size_t i = 0; i < ClusterSessions::kWaitsMax; ++i) {
+    harness_->ConnectWithoutReading(
+        harness::ConnectPacket(harness_->IdOn(0, "w" + std::to_string(i)), false));
+  }
+  EXPECT_EQ(counters(0).cluster_session_held.Load(), ClusterSessions::kWaitsMax);
+  bool present = true;
+  harness_->Connect(harness::ConnectPacket(harness_->IdOn(0, "over"), false), &present);
+  EXPECT_FALSE(present);
+  EXPECT_EQ(counters(0).cluster_session_not_held.Load(), 1u);
+}
+
+TEST_F(RouterClusterSessionTest, AYieldingSessionSendsItsInFlightStateWithPacketIds) {
+  const std::string id = harness_->IdOn(0, "dev");
+  Client& client = harness_->Connect(harness::ConnectPacket(id, false));
+  client.auto_ack = false;
+  client.record = true;
+  harness_->Subscribe(client, "q/#", mqtt::QoS::k2);
+  Client& publisher = harness_->Connect(harness_->IdOn(1, "pub"));
+  harness_->Send(publisher, harness::PublishBytes("q/a", "one", mqtt::QoS::k2, 1));
+  harness_->Send(publisher, harness::PublishBytes("q/b", "two", mqtt::QoS::k2, 2));
+  harness_->Settle();
+  ASSERT_EQ(client.recorded.size(), 2u);
+  const uint16_t first = IdOf(client.recorded[0]).first;
+  const uint16_t second = IdOf(client.recorded[1]).first;
+  // The second one's PUBREC arrives: released, PUBCOMP awaited. And an inbound QoS 2 PUBLISH
+  // whose PUBREL has not come.
+  harness_->Send(client, mqtt::Pubrec{second});
+  harness_->Send(client, harness::PublishBytes("in/x", "up", mqtt::QoS::k2, 300));
+  harness_->Settle();
+  harness_->Drop(client);
+  Output(0);
+  DeliverClaim({.key = UINT64_MAX / 2, .node = "node-a", .clean_start = false, .client_id = id},
+               "$RINGMQ.session.node-a.1");
+  const std::string out = Output(0);
+  const std::string head = "PUB $RINGMQ.session.node-a.1 ";
+  ASSERT_TRUE(out.starts_with(head)) << out;
+  const size_t eol = out.find("\r\n");
+  const size_t size = std::stoul(out.substr(head.size(), eol - head.size()));
+  std::vector<std::string> items;
+  ASSERT_TRUE(cluster::ParseSessionState(
+      std::string_view(out).substr(eol + 2, size), [](uint64_t, std::string_view) { return true; },
+      [](const cluster::StateSubscription&) {},
+      [&](const cluster::StateMessage& m) {
+        items.push_back(std::string(m.topic) + " " + std::to_string(m.packet_id) + " " +
+                        std::to_string(static_cast<int>(m.stage)));
+      },
+      [&](uint16_t packet_id) { items.push_back("in " + std::to_string(packet_id)); }));
+  EXPECT_EQ(items, (std::vector<std::string>{"q/a " + std::to_string(first) + " 1",
+                                             " " + std::to_string(second) + " 2", "in 300"}));
+}
+
+TEST_F(RouterClusterSessionTest, AMovedQos2ExchangeCompletesExactlyOnceWithItsPacketIds) {
+  MakeBucketReady(0);
+  const std::string id = harness_->IdOn(0, "dev");
+  Client& watcher = harness_->Connect(harness_->IdOn(1, "watch"));
+  harness_->Subscribe(watcher, "in/#", mqtt::QoS::k2);
+  Client& client = harness_->ConnectWithoutReading(harness::ConnectPacket(id, false));
+  client.record = true;
+  harness_->Settle();
+  const Held held = ReadAndClaim(0, id);
+  // What the old node had in flight: a QoS 2 PUBLISH sent as id 7 (no PUBREC yet), id 8 whose
+  // PUBREC arrived, and the client's own QoS 2 PUBLISH id 300 delivered there, PUBREL not yet.
+  std::string state;
+  cluster::SessionStateWriter writer;
+  ASSERT_TRUE(writer.Begin(state, 1 << 20, held.key, id));
+  ASSERT_TRUE(writer.AddSubscription({.filter = "q/#", .options = 2}));
+  ASSERT_TRUE(writer.AddMessage({.topic = "q/a",
+                                 .payload = "one",
+                                 .qos = 2,
+                                 .retain = false,
+                                 .packet_id = 7,
+                                 .stage = cluster::StateStage::kInFlight}));
+  ASSERT_TRUE(writer.AddMessage({.topic = {}, .payload = {}, .qos = 2, .retain = false,
+                                 .packet_id = 8, .stage = cluster::StateStage::kReleased}));
+  ASSERT_TRUE(writer.AddMessage({.topic = "q/c", .payload = "three", .qos = 2}));
+  ASSERT_TRUE(writer.AddInboundQos2(300));
+  writer.End();
+  const uint64_t state_sid = cluster::kClaimBuckets / 2 + 1;
+  Deliver(0, "$RINGMQ.session.node-b.0", state_sid, state);
+  bool present = false;
+  ASSERT_TRUE(harness_->TryReadConnack(client, &present));
+  EXPECT_TRUE(present);
+  EXPECT_EQ(counters(0).cluster_session_inflight_restored.Load(), 3u);
+  harness_->Settle();
+  EXPECT_EQ(client.packets_before_connack, 0u);
+  // MQTT-4.4.0-1: id 7 again with DUP, PUBREL for id 8, the queued one with a new id; the
+  // client (auto_ack) completes both QoS 2 exchanges.
+  ASSERT_EQ(client.recorded.size(), 2u);
+  EXPECT_EQ(IdOf(client.recorded[0]), std::make_pair(uint16_t{7}, true));
+  EXPECT_NE(IdOf(client.recorded[1]).first, 7);
+  EXPECT_NE(IdOf(client.recorded[1]).first, 8);
+  EXPECT_EQ(client.Received(mqtt::PacketType::kPubrel), 3u) << "8, then 7 and the new one";
+  EXPECT_EQ(counters(0).gauges.inflight_messages.Load(), 0) << "all three completed";
+  // MQTT-4.3.3: the client resends its PUBLISH 300 (no PUBREC reached it): not delivered
+  // again, PUBREC; then PUBREL, PUBCOMP.
+  mqtt::Publish again;
+  again.topic = "in/x";
+  again.payload = "up";
+  again.qos = mqtt::QoS::k2;
+  again.packet_id = 300;
+  again.dup = true;
+  harness_->Send(client, again);
+  harness_->Settle();
+  EXPECT_EQ(client.Received(mqtt::PacketType::kPubrec), 1u);
+  EXPECT_EQ(client.Received(mqtt::PacketType::kPubcomp), 1u) << "auto_ack sent the PUBREL";
+  EXPECT_EQ(watcher.publishes_by_qos[2], 0u) << "delivered once, on the old node";
+}
+
+}  // namespace
+}  // namespace ringmq::shard
