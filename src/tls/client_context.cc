@@ -1,4 +1,4 @@
-#include "bridge/bridge_tls.h"
+#include "tls/client_context.h"
 
 #include <arpa/inet.h>
 #include <openssl/err.h>
@@ -9,19 +9,10 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/assert.h"
+#include "tls/context.h"
 
-namespace ringmq::bridge {
+namespace ringmq::tls {
 namespace {
-
-// OpenSSL's reason for the last failure, and its error queue emptied (it is per thread).
-std::string OpenSslError() {
-  const unsigned long code = ERR_get_error();
-  ERR_clear_error();
-  if (code == 0) return "unknown OpenSSL error";
-  char text[256];
-  ERR_error_string_n(code, text, sizeof(text));
-  return text;
-}
 
 bool IsIpLiteral(const std::string& host) {
   unsigned char bytes[16];
@@ -31,28 +22,35 @@ bool IsIpLiteral(const std::string& host) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<ClientContext>> ClientContext::Create(const BridgeConfig& config) {
-  RINGMQ_ASSERT(!config.cafile.empty());
-  const std::string label = absl::StrCat("[[bridge]] ", config.name, ": ");
+absl::StatusOr<std::unique_ptr<ClientContext>> ClientContext::Create(
+    const ClientTlsOptions& options) {
+  RINGMQ_ASSERT(options.cert_file.empty() == options.key_file.empty());
+  ERR_clear_error();
+  const std::string label = absl::StrCat(options.label, ": ");
   SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
-  if (ctx == nullptr) return absl::InternalError(label + OpenSslError());
-  std::unique_ptr<ClientContext> context(new ClientContext(ctx, config.insecure));
+  if (ctx == nullptr) return absl::InternalError(label + TakeOpenSslError());
+  std::unique_ptr<ClientContext> context(new ClientContext(ctx, options.insecure));
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-  if (SSL_CTX_load_verify_locations(ctx, config.cafile.c_str(), nullptr) != 1) {
+  if (options.ca_file.empty()) {
+    if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(label, "the system's CAs: ", TakeOpenSslError()));
+    }
+  } else if (SSL_CTX_load_verify_locations(ctx, options.ca_file.c_str(), nullptr) != 1) {
     return absl::InvalidArgumentError(
-        absl::StrCat(label, "cafile ", config.cafile, ": ", OpenSslError()));
+        absl::StrCat(label, "CA file ", options.ca_file, ": ", TakeOpenSslError()));
   }
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
-  if (!config.certfile.empty()) {
-    if (SSL_CTX_use_certificate_chain_file(ctx, config.certfile.c_str()) != 1) {
+  if (!options.cert_file.empty()) {
+    if (SSL_CTX_use_certificate_chain_file(ctx, options.cert_file.c_str()) != 1) {
       return absl::InvalidArgumentError(
-          absl::StrCat(label, "certfile ", config.certfile, ": ", OpenSslError()));
+          absl::StrCat(label, "certificate file ", options.cert_file, ": ", TakeOpenSslError()));
     }
-    if (SSL_CTX_use_PrivateKey_file(ctx, config.keyfile.c_str(), SSL_FILETYPE_PEM) != 1 ||
+    if (SSL_CTX_use_PrivateKey_file(ctx, options.key_file.c_str(), SSL_FILETYPE_PEM) != 1 ||
         SSL_CTX_check_private_key(ctx) != 1) {
       return absl::InvalidArgumentError(
-          absl::StrCat(label, "keyfile ", config.keyfile, ": ", OpenSslError()));
+          absl::StrCat(label, "key file ", options.key_file, ": ", TakeOpenSslError()));
     }
   }
   return context;
@@ -60,7 +58,7 @@ absl::StatusOr<std::unique_ptr<ClientContext>> ClientContext::Create(const Bridg
 
 ClientContext::~ClientContext() { SSL_CTX_free(ctx_); }
 
-std::unique_ptr<tls::TlsLayer> ClientContext::NewLayer(const std::string& host) const {
+std::unique_ptr<TlsLayer> ClientContext::NewLayer(const std::string& host) const {
   SSL* ssl = SSL_new(ctx_);
   if (ssl == nullptr) {
     ERR_clear_error();
@@ -79,9 +77,9 @@ std::unique_ptr<tls::TlsLayer> ClientContext::NewLayer(const std::string& host) 
       return nullptr;
     }
   }
-  auto layer = std::make_unique<tls::TlsLayer>(ssl, IdentityField::kCn);
+  auto layer = std::make_unique<TlsLayer>(ssl, IdentityField::kCn);
   SSL_set_connect_state(ssl);  // the layer starts in accept state: this side is the client
   return layer;
 }
 
-}  // namespace ringmq::bridge
+}  // namespace ringmq::tls
