@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "auth/auth_data.h"
+#include "cluster/nkey.h"
 #include "concurrent/epoch.h"
 #include "connect/address_table.h"
 #include "memory/budget.h"
@@ -107,6 +108,9 @@ struct SharedState {
   };
   std::string cluster_node_name;
   std::vector<ResolvedHost> cluster_hosts;
+  // natstls lane: the nkey of Config::cluster_nkey_seed_file, read at start (null: none);
+  // immutable, signed with by every shard's links (cluster/nkey.h).
+  std::unique_ptr<const cluster::Nkey> cluster_nkey;
 
   // CLOCK_MONOTONIC milliseconds (the shards' now_ms clock) and Unix time in seconds at start.
   const uint64_t started_monotonic_ms;
