@@ -903,7 +903,7 @@ absl::Status Shard::SetupCluster() {
     absl::StatusOr<std::unique_ptr<tls::ClientContext>> context =
         tls::ClientContext::Create(tls::ClientTlsOptions{
             "[cluster]", config_.cluster_tls_ca_file, config_.cluster_tls_cert_file,
-            config_.cluster_tls_key_file, /*insecure=*/false});
+            config_.cluster_tls_key_file, /*insecure=*/false, /*keep_record_buffers=*/true});
     if (!context.ok()) return context.status();
     nats_tls_context_ = std::move(*context);
   }

@@ -31,7 +31,7 @@ absl::StatusOr<std::unique_ptr<ClientContext>> ClientContext::Create(
   if (ctx == nullptr) return absl::InternalError(label + TakeOpenSslError());
   std::unique_ptr<ClientContext> context(new ClientContext(ctx, options.insecure));
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+  if (!options.keep_record_buffers) SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
   if (options.ca_file.empty()) {
     if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
       return absl::InvalidArgumentError(

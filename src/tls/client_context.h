@@ -36,6 +36,11 @@ struct ClientTlsOptions {
   std::string cert_file;  // client certificate chain (PEM); empty: none
   std::string key_file;   // its private key; set iff cert_file is
   bool insecure = false;  // do not check the certificate's names (the chain is still verified)
+  // Keep each connection's record buffers (about 34 KiB) instead of SSL_MODE_RELEASE_BUFFERS:
+  // for a few busy connections (the NATS links), SSL_write and SSL_read then allocate nothing
+  // per record (tests/tls/client_tls_noalloc_test.cc); for many mostly idle ones (bridges),
+  // releasing them saves memory.
+  bool keep_record_buffers = false;
 };
 
 class ClientContext {
