@@ -477,6 +477,18 @@ std::vector<FlagCase> GoodFlagCases() {
        [](const Config& c) { EXPECT_EQ(c.cluster_ack_pending_max, 100u); }},
       {"--cluster-ack-pending-bytes-max", "4096",
        [](const Config& c) { EXPECT_EQ(c.cluster_ack_pending_bytes_max, 4096u); }},
+      // natstls lane (cert and key files given together: ClusterTlsConfigTest).
+      {"--cluster-tls", "true", [](const Config& c) { EXPECT_TRUE(c.cluster_tls); }},
+      {"--cluster-tls-ca-file", "/etc/ringmq/nats-ca.pem",
+       [](const Config& c) { EXPECT_EQ(c.cluster_tls_ca_file, "/etc/ringmq/nats-ca.pem"); }},
+      {"--cluster-tls-cert-file", "",
+       [](const Config& c) { EXPECT_EQ(c.cluster_tls_cert_file, ""); }},
+      {"--cluster-tls-key-file", "",
+       [](const Config& c) { EXPECT_EQ(c.cluster_tls_key_file, ""); }},
+      {"--cluster-tls-server-name", "nats.example",
+       [](const Config& c) { EXPECT_EQ(c.cluster_tls_server_name, "nats.example"); }},
+      {"--cluster-nkey-seed-file", "/etc/ringmq/node.nk",
+       [](const Config& c) { EXPECT_EQ(c.cluster_nkey_seed_file, "/etc/ringmq/node.nk"); }},
   };
 }
 
