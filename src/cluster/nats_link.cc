@@ -269,8 +269,7 @@ void NatsLink::HandleInfo(uint64_t now_ms, std::string_view json) {
     // Checked before CONNECT: its credentials must not go out in clear.
     const NatsServerAddress& server = current_server();
     Disconnect(now_ms, DisconnectReason::kTls,
-               absl::StrCat("TLS is configured but the NATS server ", server.host, ":",
-                            server.port,
+               absl::StrCat("TLS is configured but the NATS server ", server.host, ":", server.port,
                             " offers none (INFO without tls_required or tls_available)"));
     return;
   }

@@ -242,9 +242,7 @@ class NatsLink {
   const NatsLinkCounters& counters() const { return counters_; }
   const nats::ServerInfo& server_info() const { return info_; }
   // The current connection must run TLS after INFO (tls:// URL or INFO tls_required).
-  bool tls_required() const {
-    return options_.tls || current_server().tls || info_.tls_required;
-  }
+  bool tls_required() const { return options_.tls || current_server().tls || info_.tls_required; }
   size_t server_count() const { return servers_.size(); }
 
  private:

@@ -132,8 +132,7 @@ absl::StatusOr<Nkey> Nkey::FromSeed(std::string_view seed) {
       EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, key.seed_.data(), key.seed_.size()));
   uint8_t public_raw[32];
   size_t public_length = sizeof(public_raw);
-  if (pkey == nullptr ||
-      EVP_PKEY_get_raw_public_key(pkey.get(), public_raw, &public_length) != 1 ||
+  if (pkey == nullptr || EVP_PKEY_get_raw_public_key(pkey.get(), public_raw, &public_length) != 1 ||
       public_length != sizeof(public_raw)) {
     ERR_clear_error();
     return absl::InternalError("nkey seed: OpenSSL cannot derive the ed25519 public key");
@@ -147,7 +146,9 @@ absl::StatusOr<Nkey> Nkey::FromSeed(std::string_view seed) {
 
 absl::StatusOr<Nkey> Nkey::FromFile(const std::string& path) {
   std::ifstream file(path, std::ios::binary);
-  if (!file) return absl::InvalidArgumentError(absl::StrCat("nkey seed file ", path, ": unreadable"));
+  if (!file) {
+    return absl::InvalidArgumentError(absl::StrCat("nkey seed file ", path, ": unreadable"));
+  }
   std::string text(kSeedFileBytesMax + 1, '\0');
   file.read(text.data(), static_cast<std::streamsize>(text.size()));
   text.resize(static_cast<size_t>(file.gcount()));
@@ -185,8 +186,8 @@ std::string Nkey::Sign(std::string_view nonce) const {
   // Ed25519 signs the message itself: no digest (RFC 8032 §5.1.6; EVP_DigestSign one-shot).
   if (pkey == nullptr || ctx == nullptr ||
       EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, pkey.get()) != 1 ||
-      EVP_DigestSign(ctx.get(), signature, &length,
-                     reinterpret_cast<const uint8_t*>(nonce.data()), nonce.size()) != 1) {
+      EVP_DigestSign(ctx.get(), signature, &length, reinterpret_cast<const uint8_t*>(nonce.data()),
+                     nonce.size()) != 1) {
     ERR_clear_error();
     return {};
   }

@@ -620,8 +620,8 @@ constexpr Option kOptions[] = {
      Integer<&Config::stall_warning_ms, 0, 3'600'000>()},
     // The [cluster] table's keys as flags (file keys only inside the table: kClusterKeys).
     {{"cluster_nats_url", '\0', "URL",
-      "Cluster over NATS: a NATS server ({nats,tls}://[user:pass@|token@]host[:port]); repeatable or "
-      "comma-separated; none = no cluster ([cluster] nats_urls)",
+      "Cluster over NATS: a NATS server ({nats,tls}://[user:pass@|token@]host[:port]); "
+      "repeatable or comma-separated; none = no cluster ([cluster] nats_urls)",
       false},
      nullptr,
      ListValue{&Config::cluster_nats_urls, &IsNatsUrl, /*repeatable=*/true}},

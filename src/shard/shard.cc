@@ -1009,9 +1009,8 @@ bool Shard::StartNatsTls(NatsIo& nats) {
                                            "tls = true, tls_ca_file)"));
     return false;
   }
-  const std::string& name = config_.cluster_tls_server_name.empty()
-                                ? server.host
-                                : config_.cluster_tls_server_name;
+  const std::string& name =
+      config_.cluster_tls_server_name.empty() ? server.host : config_.cluster_tls_server_name;
   nats.tls = nats_tls_context_->NewLayer(name);
   nats.tls_down.clear();
   nats.peer = net::PeerInfo();
@@ -1037,15 +1036,14 @@ void Shard::NatsTlsReceive(NatsIo& nats, std::span<const uint8_t> bytes) {
   const net::TransportLayer::Result result =
       nats.tls->Receive(bytes, nats.tls_up, nats.tls_down, nats.peer, counters_);
   if (!was_open && nats.tls->open()) {
-    RINGMQ_LOG_DEBUG("shard %u: NATS TLS to %s:%u: %s", index_,
-                     link.current_server().host.c_str(), link.current_server().port,
-                     nats.peer.tls_description.c_str());
+    RINGMQ_LOG_DEBUG("shard %u: NATS TLS to %s:%u: %s", index_, link.current_server().host.c_str(),
+                     link.current_server().port, nats.peer.tls_description.c_str());
   }
   // Copied: the link may leave the connection below, and the layer goes with the socket.
   const std::string reason =
       result == net::TransportLayer::Result::kClose ? std::string(nats.tls->close_reason()) : "";
-  const std::string where = absl::StrCat(link.current_server().host, ":",
-                                         link.current_server().port);
+  const std::string where =
+      absl::StrCat(link.current_server().host, ":", link.current_server().port);
   if (!nats.tls_up.empty()) {
     link.OnReceived(now_ms_, std::string_view(reinterpret_cast<const char*>(nats.tls_up.data()),
                                               nats.tls_up.size()));
@@ -1072,9 +1070,9 @@ void Shard::NatsTlsOutput(NatsIo& nats) {
   if (nats.tls->open() && link.has_output()) {
     nats.plain.clear();
     link.TakeOutput(nats.plain);
-    nats.tls->Send(std::span(reinterpret_cast<const uint8_t*>(nats.plain.data()),
-                             nats.plain.size()),
-                   nats.tls_down);
+    nats.tls->Send(
+        std::span(reinterpret_cast<const uint8_t*>(nats.plain.data()), nats.plain.size()),
+        nats.tls_down);
     nats.send_buffer.append(reinterpret_cast<const char*>(nats.tls_down.data()),
                             nats.tls_down.size());
     nats.tls_down.clear();
@@ -1082,8 +1080,7 @@ void Shard::NatsTlsOutput(NatsIo& nats) {
   if (!nats.send_buffer.empty()) SubmitNatsSend(nats);
 }
 
-void Shard::NoteNatsTlsFailure(NatsIo& nats, std::string_view link_name,
-                               std::string_view detail) {
+void Shard::NoteNatsTlsFailure(NatsIo& nats, std::string_view link_name, std::string_view detail) {
   counters_.cluster_nats_tls_failures.Add();
   if (now_ms_ < nats.next_tls_warning_ms) return;
   nats.next_tls_warning_ms = now_ms_ + kWarningIntervalMs;

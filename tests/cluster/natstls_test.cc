@@ -221,8 +221,8 @@ TEST_F(NatsLinkTlsTest, NkeySignsTheNonceInConnect) {
   link_->OnTransportConnected(0);
   link_->OnReceived(0, "INFO {\"auth_required\":true,\"nonce\":\"n0nce-XYZ\"}\r\n");
   const std::string out = Output();
-  EXPECT_NE(out.find("\"nkey\":\"" + key->public_key() + "\",\"sig\":\"" +
-                     key->Sign("n0nce-XYZ") + "\"}"),
+  EXPECT_NE(out.find("\"nkey\":\"" + key->public_key() + "\",\"sig\":\"" + key->Sign("n0nce-XYZ") +
+                     "\"}"),
             std::string::npos)
       << out;
 }
