@@ -272,6 +272,20 @@ struct Config {
   // Session lane: how long a persistent CONNECT whose session the key-value record places on
   // another node waits for that session's state before its CONNACK (docs/cluster.md); 0: never.
   uint32_t cluster_session_wait_ms = 1000;
+  // natstls lane: TLS and nkey credentials to the NATS servers (docs/cluster.md, "TLS to
+  // NATS"; [cluster] tls* and nkey_seed_file keys; tls/client_context.h). TLS runs on every
+  // connection when cluster_tls is true or its URL is tls://, and whenever a server's INFO says
+  // tls_required. The CA file verifies the servers' certificates (empty: the system's CAs);
+  // cert and key files are a client certificate (mutual TLS, both or neither); the server name
+  // is checked against the certificate and sent as SNI (empty: each URL's host).
+  bool cluster_tls = false;
+  std::string cluster_tls_ca_file;
+  std::string cluster_tls_cert_file;
+  std::string cluster_tls_key_file;
+  std::string cluster_tls_server_name;
+  // An nkey seed (a file holding "SU..."; docs.nats.io nkeys): CONNECT carries the public key
+  // and the ed25519 signature of INFO's nonce. Empty: none.
+  std::string cluster_nkey_seed_file;
 
   bool clustered() const { return !cluster_nats_urls.empty(); }
 

@@ -88,6 +88,14 @@ absl::Status PrepareCluster(const Config& config, shard::SharedState& shared) {
     freeaddrinfo(found);
     shared.cluster_hosts.push_back(std::move(resolved));
   }
+  if (!config.cluster_nkey_seed_file.empty()) {  // natstls lane
+    absl::StatusOr<cluster::Nkey> nkey = cluster::Nkey::FromFile(config.cluster_nkey_seed_file);
+    if (!nkey.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("cluster: ", nkey.status().message()));
+    }
+    RINGMQ_LOG_INFO("cluster: NATS nkey %s", nkey->public_key().c_str());
+    shared.cluster_nkey = std::make_unique<const cluster::Nkey>(std::move(*nkey));
+  }
   RINGMQ_LOG_INFO(
       "cluster: node %s, NATS servers %s, subject prefix \"%s\"", shared.cluster_node_name.c_str(),
       absl::StrJoin(config.cluster_nats_urls, ",").c_str(), config.cluster_subject_prefix.c_str());
@@ -209,6 +217,7 @@ absl::Status Broker::Start() {
     running->shared.addresses = std::make_unique<connect::AddressTable>();
   }
   if (absl::Status checked = config::CheckListeners(config_); !checked.ok()) return checked;
+  if (absl::Status checked = config::CheckClusterTls(config_); !checked.ok()) return checked;
   const std::vector<ListenerConfig> listeners = listener::EffectiveListeners(config_);
   RINGMQ_ASSERT(!listeners.empty() && listeners.size() <= shard::Shard::kMaxListeners);
   for (const ListenerConfig& listener : listeners) {

@@ -5,6 +5,7 @@
 #include <limits>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "common/assert.h"
 
 namespace ringmq::cluster {
@@ -58,6 +59,8 @@ std::string_view DisconnectReasonName(DisconnectReason reason) {
       return "authorization";
     case DisconnectReason::kServerError:
       return "server_error";
+    case DisconnectReason::kTls:
+      return "tls";
     case DisconnectReason::kStopped:
       return "stopped";
   }
@@ -211,6 +214,10 @@ void NatsLink::OnReceived(uint64_t now_ms, std::string_view bytes) {
   }
 }
 
+void NatsLink::OnTlsFailed(uint64_t now_ms, std::string_view detail) {
+  if (connected()) Disconnect(now_ms, DisconnectReason::kTls, detail);
+}
+
 void NatsLink::HandleOp(uint64_t now_ms, const nats::ServerOp& op) {
   if (!connected()) return;  // an earlier operation of this feed ended the connection
   switch (op.kind) {
@@ -258,8 +265,22 @@ void NatsLink::HandleInfo(uint64_t now_ms, std::string_view json) {
   if (info_.max_payload > 0) parser_.set_max_payload(static_cast<size_t>(info_.max_payload));
   if (options_.discover) Discover(info_.connect_urls);
   if (state_ != NatsLinkState::kAwaitInfo) return;  // an asynchronous INFO (cluster change)
+  if (tls_required() && !info_.tls_required && !info_.tls_available) {
+    // Checked before CONNECT: its credentials must not go out in clear.
+    const NatsServerAddress& server = current_server();
+    Disconnect(now_ms, DisconnectReason::kTls,
+               absl::StrCat("TLS is configured but the NATS server ", server.host, ":", server.port,
+                            " offers none (INFO without tls_required or tls_available)"));
+    return;
+  }
   const NatsServerAddress& server = current_server();
   nats::ConnectOptions connect;
+  std::string signature;
+  if (options_.nkey != nullptr) {
+    signature = options_.nkey->Sign(info_.nonce);
+    connect.nkey = options_.nkey->public_key();
+    connect.sig = signature;
+  }
   connect.name = options_.name;
   connect.user = server.user;
   connect.pass = server.pass;

@@ -50,10 +50,17 @@
 // (bytes_discarded): core NATS is at most once. Control operations (CONNECT, SUB, UNSUB, PING,
 // PONG) are not refused: their number is bounded by the caller's subscriptions.
 //
-// TLS: a NATS server sends INFO in clear and expects the client to start TLS before CONNECT.
-// When tls_required() is true once INFO is in (state kAwaitPong: CONNECT + PING wait in the
-// output), the shard runs the TLS handshake on the socket before it sends that output; every
-// later byte goes through TLS both ways. The link itself never sees TLS records.
+// TLS (natstls lane; the NATS client protocol's connection order): a NATS server sends INFO in
+// clear and expects the client to start TLS before CONNECT. TLS is wanted when the options say
+// tls, the server's URL is tls://, or INFO says tls_required. When it is wanted once INFO is in
+// (state kAwaitPong: CONNECT + PING wait in the output), the shard runs the TLS handshake on the
+// socket before it sends that output; every later byte goes through TLS both ways. The link
+// itself never sees TLS records. If the client wants TLS and INFO offers neither tls_required
+// nor tls_available, the connection ends (kTls) before CONNECT, so credentials never go out in
+// clear. The shard reports a failed handshake with OnTlsFailed (kTls, a failed attempt: the
+// back-off grows). nats-server 2.10's handshake_first (TLS before INFO) is not supported.
+//
+// nkey (options.nkey set): CONNECT carries the public key and the signature of INFO's nonce.
 //
 // Views passed to the sink are valid only during the call. The sink may call Publish,
 // Subscribe, Unsubscribe and Stop from its callbacks; not the On*/BeginConnect methods.
@@ -75,6 +82,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "cluster/nats_protocol.h"
+#include "cluster/nkey.h"
 
 namespace ringmq::cluster {
 
@@ -108,6 +116,10 @@ struct NatsLinkOptions {
   size_t outbound_bytes_max = 8 * 1024 * 1024;  // NATS clients' reconnect buffer default
   size_t max_control_line = nats::kDefaultMaxControlLine;
   uint64_t random_seed = 0;
+  // natstls lane: TLS to every server (as if every URL were tls://), and the nkey that signs
+  // INFO's nonce (not owned; outlives the link; null: none).
+  bool tls = false;
+  const Nkey* nkey = nullptr;
 };
 
 enum class NatsLinkState : uint8_t {
@@ -127,6 +139,7 @@ enum class DisconnectReason : uint8_t {
   kProtocolError,     // unparseable bytes or INFO from the server
   kAuthorization,     // -ERR 'Authorization Violation' and its kin
   kServerError,       // another fatal -ERR
+  kTls,               // TLS wanted and not offered by the server, or its handshake failed
   kStopped,           // Stop()
 };
 std::string_view DisconnectReasonName(DisconnectReason reason);
@@ -205,6 +218,8 @@ class NatsLink {
   void OnTransportConnected(uint64_t now_ms);
   void OnTransportClosed(uint64_t now_ms, std::string_view detail);
   void OnReceived(uint64_t now_ms, std::string_view bytes);
+  // The shard's TLS handshake on this connection failed (`detail`: why).
+  void OnTlsFailed(uint64_t now_ms, std::string_view detail);
   // Handles the handshake timeout, the reconnect time and the ping timer.
   void OnTimer(uint64_t now_ms);
   // The earliest time OnTimer has something to do (UINT64_MAX: nothing).
@@ -243,7 +258,7 @@ class NatsLink {
   const NatsLinkCounters& counters() const { return counters_; }
   const nats::ServerInfo& server_info() const { return info_; }
   // The current connection must run TLS after INFO (tls:// URL or INFO tls_required).
-  bool tls_required() const { return current_server().tls || info_.tls_required; }
+  bool tls_required() const { return options_.tls || current_server().tls || info_.tls_required; }
   size_t server_count() const { return servers_.size(); }
 
  private:

@@ -416,6 +416,10 @@ absl::Status AppendConnect(const ConnectOptions& options, std::string& out) {
     text("pass", options.pass);
   }
   if (!options.auth_token.empty()) text("auth_token", options.auth_token);
+  if (!options.nkey.empty()) {
+    text("nkey", options.nkey);
+    text("sig", options.sig);
+  }
   out.append("}\r\n");
   return absl::OkStatus();
 }

@@ -165,6 +165,10 @@ struct ConnectOptions {
   std::string_view user;  // user/pass omitted when user is empty
   std::string_view pass;
   std::string_view auth_token;  // omitted when empty
+  // nkey authentication (cluster/nkey.h): the user's public key and the signature of INFO's
+  // nonce; both omitted when nkey is empty.
+  std::string_view nkey;
+  std::string_view sig;
 };
 
 // Header fields for HPUB, in order. Keys are HTTP-like tokens; values may be empty.

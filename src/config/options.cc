@@ -229,10 +229,25 @@ bool IsIpLiteral(std::string_view text) {
          inet_pton(AF_INET6, terminated.c_str(), &address) == 1;
 }
 
-// A cluster NATS URL the link can use: plain TCP only (TLS to NATS is not built yet).
-bool IsPlainNatsUrl(std::string_view url) {
-  const absl::StatusOr<cluster::NatsServerAddress> address = cluster::ParseNatsUrl(url);
-  return address.ok() && !address->tls;
+// A cluster NATS URL the link can use: nats://, tls:// (natstls lane) or no scheme.
+bool IsNatsUrl(std::string_view url) { return cluster::ParseNatsUrl(url).ok(); }
+
+// natstls lane: the [cluster] TLS and nkey file keys ("" = none).
+template <std::string Config::*kMember>
+bool SetClusterString(std::string_view text, Config& config) {
+  if (text.size() > 4096 || text.find('\0') != std::string_view::npos) return false;
+  config.*kMember = std::string(text);
+  return true;
+}
+
+bool SetClusterServerName(std::string_view text, Config& config) {
+  // A DNS name or an IP literal: printable, no spaces (RFC 6066 §3 HostName).
+  for (char c : text) {
+    if (c <= ' ' || c > '~') return false;
+  }
+  if (text.size() > 253) return false;
+  config.cluster_tls_server_name = std::string(text);
+  return true;
 }
 
 bool SetNodeName(std::string_view text, Config& config) {
@@ -605,11 +620,11 @@ constexpr Option kOptions[] = {
      Integer<&Config::stall_warning_ms, 0, 3'600'000>()},
     // The [cluster] table's keys as flags (file keys only inside the table: kClusterKeys).
     {{"cluster_nats_url", '\0', "URL",
-      "Cluster over NATS: a NATS server (nats://[user:pass@|token@]host[:port]); repeatable or "
-      "comma-separated; none = no cluster ([cluster] nats_urls)",
+      "Cluster over NATS: a NATS server ({nats,tls}://[user:pass@|token@]host[:port]); "
+      "repeatable or comma-separated; none = no cluster ([cluster] nats_urls)",
       false},
      nullptr,
-     ListValue{&Config::cluster_nats_urls, &IsPlainNatsUrl, /*repeatable=*/true}},
+     ListValue{&Config::cluster_nats_urls, &IsNatsUrl, /*repeatable=*/true}},
     {{"cluster_node_name", '\0', "NAME",
       "This node's name in the cluster, a NATS subject token; \"\" = the host name "
       "([cluster] node_name)",
@@ -686,6 +701,40 @@ constexpr Option kOptions[] = {
       false},
      nullptr,
      Integer<&Config::cluster_session_wait_ms, 0, 60'000>()},
+    // natstls lane: TLS and nkey credentials to the NATS servers (docs/cluster.md, "TLS to
+    // NATS").
+    {{"cluster_tls", '\0', "BOOL",
+      "TLS to every NATS server, as if each URL were tls:// ([cluster] tls)", false},
+     nullptr,
+     BoolValue{&Config::cluster_tls}},
+    {{"cluster_tls_ca_file", '\0', "FILE",
+      "CAs (PEM) that verify the NATS servers' certificates; \"\" = the system's CAs "
+      "([cluster] tls_ca_file)",
+      false},
+     nullptr,
+     StringValue{"a file name or \"\"", &SetClusterString<&Config::cluster_tls_ca_file>}},
+    {{"cluster_tls_cert_file", '\0', "FILE",
+      "Client certificate chain (PEM) for NATS servers that require one (mutual TLS; with "
+      "cluster_tls_key_file) ([cluster] tls_cert_file)",
+      false},
+     nullptr,
+     StringValue{"a file name or \"\"", &SetClusterString<&Config::cluster_tls_cert_file>}},
+    {{"cluster_tls_key_file", '\0', "FILE",
+      "The client certificate's private key (PEM) ([cluster] tls_key_file)", false},
+     nullptr,
+     StringValue{"a file name or \"\"", &SetClusterString<&Config::cluster_tls_key_file>}},
+    {{"cluster_tls_server_name", '\0', "NAME",
+      "Name checked against every NATS server's certificate and sent as SNI; \"\" = each "
+      "URL's host ([cluster] tls_server_name)",
+      false},
+     nullptr,
+     StringValue{"a host name, an IP address or \"\"", &SetClusterServerName}},
+    {{"cluster_nkey_seed_file", '\0', "FILE",
+      "File holding a NATS user nkey seed (SU...): CONNECT signs the server's nonce with it "
+      "([cluster] nkey_seed_file)",
+      false},
+     nullptr,
+     StringValue{"a file name or \"\"", &SetClusterString<&Config::cluster_nkey_seed_file>}},
     {{"check_config", '\0', "",
       "Check the flags, the config file and the files it names, print the result and exit", false},
      nullptr,
@@ -1333,6 +1382,13 @@ constexpr std::pair<std::string_view, std::string_view> kClusterKeys[] = {
     {"batch", "cluster_batch"},
     {"batch_bytes_max", "cluster_batch_bytes_max"},
     {"session_wait_ms", "cluster_session_wait_ms"},
+    // natstls lane
+    {"tls", "cluster_tls"},
+    {"tls_ca_file", "cluster_tls_ca_file"},
+    {"tls_cert_file", "cluster_tls_cert_file"},
+    {"tls_key_file", "cluster_tls_key_file"},
+    {"tls_server_name", "cluster_tls_server_name"},
+    {"nkey_seed_file", "cluster_nkey_seed_file"},
 };
 
 absl::Status ApplyCluster(const toml::key& key, const toml::node& node,
@@ -1455,6 +1511,7 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv) 
     if (!applied.ok()) return applied;
   }
   if (absl::Status checked = CheckListeners(result.config); !checked.ok()) return checked;
+  if (absl::Status checked = CheckClusterTls(result.config); !checked.ok()) return checked;
   return result;
 }
 
@@ -1551,6 +1608,13 @@ std::string EffectiveToml(const Config& config) {
     absl::StrAppend(&text, "batch = ", config.cluster_batch ? "true" : "false",
                     "\nbatch_bytes_max = ", config.cluster_batch_bytes_max, "\n");
     absl::StrAppend(&text, "session_wait_ms = ", config.cluster_session_wait_ms, "\n");
+    // natstls lane
+    absl::StrAppend(&text, "tls = ", config.cluster_tls ? "true" : "false",
+                    "\ntls_ca_file = ", TomlString(config.cluster_tls_ca_file),
+                    "\ntls_cert_file = ", TomlString(config.cluster_tls_cert_file),
+                    "\ntls_key_file = ", TomlString(config.cluster_tls_key_file),
+                    "\ntls_server_name = ", TomlString(config.cluster_tls_server_name),
+                    "\nnkey_seed_file = ", TomlString(config.cluster_nkey_seed_file), "\n");
   }
   for (const ListenerConfig& listener : config.listeners) text += ListenerToml(listener);
   text += BridgesToml(config);
@@ -1692,6 +1756,15 @@ std::string_view ToString(CpuAffinity affinity) {
   const auto index = static_cast<size_t>(affinity);
   RINGMQ_ASSERT(index < std::size(kCpuAffinityNames));
   return kCpuAffinityNames[index];
+}
+
+// natstls lane.
+absl::Status CheckClusterTls(const Config& config) {
+  if (config.cluster_tls_cert_file.empty() != config.cluster_tls_key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "[cluster] tls_cert_file and tls_key_file go together (a client certificate)");
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace ringmq::config

@@ -100,6 +100,10 @@ std::string ListenerName(const ListenerConfig& listener);
 // on the metrics endpoint's address.
 absl::Status CheckListeners(const Config& config);
 
+// natstls lane: the [cluster] TLS keys that go together (tls_cert_file and tls_key_file);
+// checked where CheckListeners is.
+absl::Status CheckClusterTls(const Config& config);
+
 }  // namespace ringmq::config
 
 #endif  // RINGMQ_CONFIG_OPTIONS_H_

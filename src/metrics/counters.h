@@ -282,6 +282,9 @@ namespace ringmq::metrics {
   X(bridge_connects)       /* CONNACKs accepted by remote brokers */                       \
   X(bridge_disconnects)    /* remote connections ended, failed attempts included */        \
   X(bridge_resent)         /* unacknowledged PUBLISH / PUBREL sent again after reconnect */ \
+  /* natstls lane: TLS to the NATS servers (both links of every shard) */                \
+  X(cluster_nats_tls_handshakes)       /* TLS handshakes with a NATS server completed */  \
+  X(cluster_nats_tls_failures)         /* TLS handshakes with a NATS server failed */     \
   X(recv_enobufs) /* multishot recv ran out of provided buffers */                      \
   X(loop_iterations)                                                                    \
   X(sqes_submitted)                                                                     \

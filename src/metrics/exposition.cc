@@ -160,6 +160,11 @@ constexpr Family kFamilies[] = {
      "(wall clocks of both nodes: their skew adds to it)."},
     {"ringmq_cluster_link_events_total", Type::kCounter,
      "NATS connection events of the shards' links: connect, reconnect, disconnect."},
+    // natstls lane
+    {"ringmq_cluster_nats_tls_handshakes_total", Type::kCounter,
+     "TLS handshakes of the shards' NATS links (main and share), by result: ok, failed "
+     "(certificate refused, name mismatch, no client certificate, timeout...; the log says "
+     "why)."},
     {"ringmq_cluster_nats_subscriptions", Type::kGauge,
      "NATS subscriptions the shards' links hold for their sessions' filters."},
     // Cluster acknowledgements (QoS 1/2 at least once across nodes).
@@ -783,6 +788,11 @@ Series SeriesOf(CounterId id) {
       return Labelled("ringmq_cluster_share_messages_total", "outcome", "no_member");
     case C::cluster_share_local:
       return Labelled("ringmq_cluster_share_messages_total", "outcome", "not_forwarded");
+    // natstls lane
+    case C::cluster_nats_tls_handshakes:
+      return Labelled("ringmq_cluster_nats_tls_handshakes_total", "result", "ok");
+    case C::cluster_nats_tls_failures:
+      return Labelled("ringmq_cluster_nats_tls_handshakes_total", "result", "failed");
     case C::cluster_share_link_connects:
       return Labelled("ringmq_cluster_share_link_events_total", "event", "connect");
     case C::cluster_share_link_reconnects:

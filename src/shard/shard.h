@@ -66,6 +66,7 @@
 #include "shard/shared_state.h"
 #include "shard/stall_detector.h"
 #include "shard/timer_wheel.h"
+#include "tls/client_context.h"
 
 namespace ringmq::shard {
 
@@ -206,6 +207,15 @@ class Shard final : public ShardServices, private cluster::NatsLinkSink {
     // memory refusals already added to the counters.
     int64_t charged_bytes = 0;
     uint64_t memory_refused_exported = 0;
+    // natstls lane: TLS on the current socket (NatsLink::tls_required once INFO is in): its
+    // layer (null: plain, or before INFO), the bytes it wants sent (handshake, records) and
+    // reused buffers for plaintext in and out. Released with the socket.
+    std::unique_ptr<tls::TlsLayer> tls;
+    ByteBuffer tls_down;
+    ByteBuffer tls_up;
+    std::string plain;
+    net::PeerInfo peer;
+    uint64_t next_tls_warning_ms = 0;
   };
   static constexpr size_t kNatsReceiveBytes = 64 * 1024;
   static constexpr uint32_t kNatsSlotMain = 0;
@@ -232,6 +242,18 @@ class Shard final : public ShardServices, private cluster::NatsLinkSink {
   void SubmitNatsSend(NatsIo& nats);
   // Shuts down and closes the socket the link left; its operations in flight complete as stale.
   void CloseNatsSocket(NatsIo& nats);
+  // natstls lane. Once INFO asked for TLS (or the configuration did): the layer for this
+  // socket and its ClientHello; false if the link left the connection (no TLS configured,
+  // out of memory).
+  bool StartNatsTls(NatsIo& nats);
+  // Received bytes through the layer to the link; the handshake's end or failure counted and
+  // logged.
+  void NatsTlsReceive(NatsIo& nats, std::span<const uint8_t> bytes);
+  // What goes out next when TLS runs: the layer's own bytes, then the link's output encrypted
+  // once the handshake is done.
+  void NatsTlsOutput(NatsIo& nats);
+  // A TLS failure of either link (DisconnectReason::kTls): counted, logged (rate-limited).
+  void NoteNatsTlsFailure(NatsIo& nats, std::string_view link_name, std::string_view detail);
   // The address of the link's server, numeric or resolved at start (SharedState::cluster_hosts).
   bool NatsAddress(NatsIo& nats, const cluster::NatsServerAddress& server);
   // weak lane (max_memory): charges the change of the link's buffer capacity, tells the link
@@ -318,6 +340,9 @@ class Shard final : public ShardServices, private cluster::NatsLinkSink {
   // (it proves users of that file), none otherwise (CONNACK 0x8C).
   auth::AuthMethodRegistry auth_methods_;
   // Before ring_, so that its buffers outlive the ring's operations still in flight at stop.
+  // natstls lane: the client TLS settings of both NATS links (tls/client_context.h); null when
+  // [cluster] configures no TLS.
+  std::unique_ptr<tls::ClientContext> nats_tls_context_;
   std::unique_ptr<NatsIo> nats_;  // null: not clustered
   // The share link and its sink (a ShareLinkSink, declared first: it outlives the link);
   // null: not clustered.

@@ -92,8 +92,9 @@ absl::Status Shard::SetupBridges() {
       }
     }
     if (!config.cafile.empty()) {
-      absl::StatusOr<std::unique_ptr<bridge::ClientContext>> context =
-          bridge::ClientContext::Create(config);
+      absl::StatusOr<std::unique_ptr<tls::ClientContext>> context = tls::ClientContext::Create(
+          tls::ClientTlsOptions{absl::StrCat("[[bridge]] ", config.name), config.cafile,
+                                config.certfile, config.keyfile, config.insecure});
       if (!context.ok()) return context.status();
       io->tls_context = std::move(*context);
     }

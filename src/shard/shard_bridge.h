@@ -11,7 +11,7 @@
 // client gave up or lost is shut down and closed at once; its operations still in flight
 // complete as stale (an older generation), and the next socket waits for them, since they use
 // the side's buffers. With `cafile` set, the remote side's bytes go through a client TLS layer
-// (bridge/bridge_tls.h) between the socket and the client.
+// (tls/client_context.h) between the socket and the client.
 //
 // Thread safety: owned by one shard; used only on its thread.
 #ifndef RINGMQ_SHARD_SHARD_BRIDGE_H_
@@ -25,9 +25,9 @@
 #include <vector>
 
 #include "bridge/bridge.h"
-#include "bridge/bridge_tls.h"
 #include "common/byte_buffer.h"
 #include "net/transport.h"
+#include "tls/client_context.h"
 #include "tls/tls_layer.h"
 
 namespace ringmq::shard {
@@ -70,7 +70,7 @@ struct BridgeIo {
   Side local;
   std::vector<Address> addresses;  // Config's order
   std::vector<std::string> hosts;  // their host parts (TLS server name and host name check)
-  std::unique_ptr<bridge::ClientContext> tls_context;  // null: plain TCP
+  std::unique_ptr<tls::ClientContext> tls_context;  // null: plain TCP
   size_t next_address = 0;
   bool back_to_main = false;     // a connection ended: round_robin false starts again at the first
   bridge::BridgeStats reported;  // stats already added to the shard's counters

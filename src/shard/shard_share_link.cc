@@ -37,8 +37,12 @@ class Shard::ShareLinkSink final : public cluster::NatsLinkSink {
     NatsIo& nats = *shard_.nats_share_;
     shard_.counters_.cluster_share_link_disconnects.Add();
     shard_.CloseNatsSocket(nats);
+    if (reason == cluster::DisconnectReason::kTls) {
+      shard_.NoteNatsTlsFailure(nats, "share link", detail);
+    }
     const bool quiet = reason == cluster::DisconnectReason::kStopped ||
-                       reason == cluster::DisconnectReason::kConnectFailed;
+                       reason == cluster::DisconnectReason::kConnectFailed ||
+                       reason == cluster::DisconnectReason::kTls;  // logged apart
     if (!quiet && shard_.now_ms_ >= nats.next_warning_ms) {
       nats.next_warning_ms = shard_.now_ms_ + kShareWarningIntervalMs;
       RINGMQ_LOG_WARNING("shard %u: NATS share link lost (%.*s: %.*s); reconnecting", shard_.index_,

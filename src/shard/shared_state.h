@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "auth/auth_data.h"
+#include "cluster/nkey.h"
 #include "concurrent/epoch.h"
 #include "connect/address_table.h"
 #include "memory/budget.h"
@@ -112,6 +113,9 @@ struct SharedState {
   // node has the same name (the broker then exits with status 1).
   uint64_t cluster_instance = 0;
   std::atomic<bool> stop_with_error{false};
+  // natstls lane: the nkey of Config::cluster_nkey_seed_file, read at start (null: none);
+  // immutable, signed with by every shard's links (cluster/nkey.h).
+  std::unique_ptr<const cluster::Nkey> cluster_nkey;
 
   // CLOCK_MONOTONIC milliseconds (the shards' now_ms clock) and Unix time in seconds at start.
   const uint64_t started_monotonic_ms;

@@ -173,7 +173,7 @@ TEST_F(NatsLinkTest, TlsIsRequiredByTheUrlOrByInfo) {
   link_->BeginConnect(0);
   EXPECT_TRUE(link_->tls_required());
   link_->OnTransportConnected(0);
-  link_->OnReceived(0, "INFO {}\r\n");
+  link_->OnReceived(0, "INFO {\"tls_available\":true}\r\n");
   EXPECT_NE(Output().find("\"tls_required\":true"), std::string::npos);
   link_->OnTransportClosed(0, "eof");
   link_->BeginConnect(link_->connect_at_ms());

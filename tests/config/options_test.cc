@@ -489,6 +489,18 @@ std::vector<FlagCase> GoodFlagCases() {
        [](const Config& c) { EXPECT_EQ(c.cluster_batch_bytes_max, 2048u); }},
       {"--cluster-session-wait-ms", "250",
        [](const Config& c) { EXPECT_EQ(c.cluster_session_wait_ms, 250u); }},
+      // natstls lane (cert and key files given together: ClusterTlsConfigTest).
+      {"--cluster-tls", "true", [](const Config& c) { EXPECT_TRUE(c.cluster_tls); }},
+      {"--cluster-tls-ca-file", "/etc/ringmq/nats-ca.pem",
+       [](const Config& c) { EXPECT_EQ(c.cluster_tls_ca_file, "/etc/ringmq/nats-ca.pem"); }},
+      {"--cluster-tls-cert-file", "",
+       [](const Config& c) { EXPECT_EQ(c.cluster_tls_cert_file, ""); }},
+      {"--cluster-tls-key-file", "",
+       [](const Config& c) { EXPECT_EQ(c.cluster_tls_key_file, ""); }},
+      {"--cluster-tls-server-name", "nats.example",
+       [](const Config& c) { EXPECT_EQ(c.cluster_tls_server_name, "nats.example"); }},
+      {"--cluster-nkey-seed-file", "/etc/ringmq/node.nk",
+       [](const Config& c) { EXPECT_EQ(c.cluster_nkey_seed_file, "/etc/ringmq/node.nk"); }},
   };
 }
 
@@ -1448,7 +1460,7 @@ TEST(ClusterConfigTest, TableRefusesBadValuesAndUnknownKeys) {
   Config config;
   EXPECT_EQ(ErrorOf(ApplyToml("[cluster]\nnats_url = [\"a\"]\n", "c.toml", config)),
             "c.toml:2: unknown key \"nats_url\" in [cluster]");
-  EXPECT_EQ(ErrorOf(ApplyToml("[cluster]\nnats_urls = [\"tls://a:4222\"]\n", "c.toml", config)),
+  EXPECT_EQ(ErrorOf(ApplyToml("[cluster]\nnats_urls = [\"ftp://a:4222\"]\n", "c.toml", config)),
             "c.toml:2: cluster.nats_urls: expected an array of non-empty strings");
   EXPECT_EQ(ErrorOf(ApplyToml("[cluster]\nnode_name = \"a.b\"\n", "c.toml", config)),
             "c.toml:2: cluster.node_name: expected a NATS subject token (printable ASCII, no "
@@ -1573,6 +1585,60 @@ TEST(ConfigDocsTest, ReferenceExamplesParse) {
     }
   }
   EXPECT_EQ(blocks, 1) << "one example after the Example heading";
+}
+
+// --- [cluster] TLS and nkey keys (natstls lane) ----------------------------------------------
+
+TEST(ClusterTlsConfigTest, TableSetsEveryTlsKeyAndTlsUrlsAreAccepted) {
+  Config config;
+  const absl::Status applied = ApplyToml(
+      "[cluster]\nnats_urls = [\"tls://127.0.0.1:4222\", \"nats://n2:4223\"]\ntls = true\n"
+      "tls_ca_file = \"/etc/ringmq/nats-ca.pem\"\ntls_cert_file = \"/etc/ringmq/node.pem\"\n"
+      "tls_key_file = \"/etc/ringmq/node.key\"\ntls_server_name = \"nats.example\"\n"
+      "nkey_seed_file = \"/etc/ringmq/node.nk\"\n",
+      "c.toml", config);
+  ASSERT_TRUE(applied.ok()) << applied;
+  EXPECT_EQ(config.cluster_nats_urls,
+            (std::vector<std::string>{"tls://127.0.0.1:4222", "nats://n2:4223"}));
+  EXPECT_TRUE(config.cluster_tls);
+  EXPECT_EQ(config.cluster_tls_ca_file, "/etc/ringmq/nats-ca.pem");
+  EXPECT_EQ(config.cluster_tls_cert_file, "/etc/ringmq/node.pem");
+  EXPECT_EQ(config.cluster_tls_key_file, "/etc/ringmq/node.key");
+  EXPECT_EQ(config.cluster_tls_server_name, "nats.example");
+  EXPECT_EQ(config.cluster_nkey_seed_file, "/etc/ringmq/node.nk");
+  EXPECT_TRUE(CheckClusterTls(config).ok());
+  // --check-config's output reads back to the same settings.
+  Config again;
+  const absl::Status reread = ApplyToml(EffectiveToml(config), "effective", again);
+  ASSERT_TRUE(reread.ok()) << reread;
+  EXPECT_EQ(again, config);
+}
+
+TEST(ClusterTlsConfigTest, FlagsSetTheSameKeys) {
+  const absl::StatusOr<CommandLine> parsed =
+      Parse({"--cluster-nats-url", "tls://a:1", "--cluster-tls", "true", "--cluster-tls-ca-file",
+             "ca.pem", "--cluster-tls-cert-file", "c.pem", "--cluster-tls-key-file", "c.key",
+             "--cluster-tls-server-name", "10.0.0.1", "--cluster-nkey-seed-file", "s.nk"});
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_TRUE(parsed->config.cluster_tls);
+  EXPECT_EQ(parsed->config.cluster_tls_ca_file, "ca.pem");
+  EXPECT_EQ(parsed->config.cluster_tls_cert_file, "c.pem");
+  EXPECT_EQ(parsed->config.cluster_tls_key_file, "c.key");
+  EXPECT_EQ(parsed->config.cluster_tls_server_name, "10.0.0.1");
+  EXPECT_EQ(parsed->config.cluster_nkey_seed_file, "s.nk");
+}
+
+TEST(ClusterTlsConfigTest, CertificateAndKeyGoTogetherAndBadValuesAreRefused) {
+  EXPECT_EQ(ErrorOf(Parse({"--cluster-tls-cert-file", "c.pem"})),
+            "[cluster] tls_cert_file and tls_key_file go together (a client certificate)");
+  EXPECT_EQ(ErrorOf(Parse({"--cluster-tls-key-file", "c.key"})),
+            "[cluster] tls_cert_file and tls_key_file go together (a client certificate)");
+  Config config;
+  EXPECT_EQ(ErrorOf(ApplyToml("[cluster]\ntls = \"yes\"\n", "c.toml", config)),
+            "c.toml:2: cluster.tls: expected a boolean (true or false)");
+  EXPECT_EQ(ErrorOf(ApplyToml("[cluster]\ntls_server_name = \"a b\"\n", "c.toml", config)),
+            "c.toml:2: cluster.tls_server_name: expected a host name, an IP address or \"\"");
+  EXPECT_EQ(config, Config{}) << "all or nothing";
 }
 
 }  // namespace
