@@ -239,6 +239,11 @@ namespace ringmq::metrics {
   X(cluster_retained_gaps)             /* consumer gaps or silences: consumer recreated */ \
   X(cluster_retained_resent)           /* updates sent again (no PubAck, error, 503) */   \
   X(cluster_retained_untracked)        /* updates sent once: too many awaited PubAcks */  \
+  /* MQTT 5.0 properties across nodes (props lane; cluster/mqtt5_headers.h) */                 \
+  X(cluster_properties_too_many)  /* not forwarded: more property fields than NATS holds */ \
+  X(cluster_properties_too_large) /* not forwarded: over max_payload with its properties */ \
+  X(cluster_properties_dropped)   /* received header fields that gave no valid property */  \
+  X(cluster_expired_in_transit)   /* received with no Message Expiry Interval left */       \
   X(bridge_messages_out)   /* MQTT bridges: local messages queued for the remote broker */  \
   X(bridge_messages_in)    /* remote messages queued for this broker */                     \
   X(bridge_dropped_out)    /* local messages refused by a bridge's queue bound */          \
