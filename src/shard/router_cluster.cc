@@ -4,13 +4,12 @@
 #include <time.h>
 
 #include <algorithm>
-#include <array>
 #include <charconv>
 #include <string_view>
 #include <vector>
 
-#include "common/assert.h"
 #include "cluster/mqtt5_headers.h"
+#include "common/assert.h"
 #include "common/log.h"
 #include "shard/router.h"
 #include "shard/router_cluster_acks.h"
@@ -158,7 +157,9 @@ bool Router::ClusterMqtt5Fields(const cluster::Mqtt5HeaderDecoder& decoder,
     return false;
   }
   // This node's max_message_expiry bounds it as it bounds its own publishers' intervals.
-  if (max_message_expiry_s_ != 0) left_ms = std::min<uint64_t>(left_ms, max_message_expiry_s_ * 1000ull);
+  if (max_message_expiry_s_ != 0) {
+    left_ms = std::min<uint64_t>(left_ms, uint64_t{max_message_expiry_s_} * 1000);
+  }
   fields.expiry_deadline_ms = services_.now_ms() + left_ms;
   return true;
 }
