@@ -23,30 +23,25 @@ using mqtt::PropertyId;
 class Block {
  public:
   Block& Integer(PropertyId id, uint32_t value) {
-    Grow(mqtt::IntegerPropertySize(id, value));
-    mqtt::EncodeIntegerProperty(id, value, Tail());
-    return *this;
+    return Append(mqtt::EncodeIntegerProperty(id, value, scratch_));
   }
   Block& String(PropertyId id, std::string_view value) {
-    Grow(mqtt::StringPropertySize(id, value));
-    mqtt::EncodeStringProperty(id, value, Tail());
-    return *this;
+    return Append(mqtt::EncodeStringProperty(id, value, scratch_));
   }
   Block& User(std::string_view name, std::string_view value) {
-    Grow(mqtt::UserPropertySize(name, value));
-    mqtt::EncodeUserProperty(name, value, Tail());
-    return *this;
+    return Append(mqtt::EncodeUserProperty(name, value, scratch_));
   }
   std::span<const uint8_t> bytes() const { return bytes_; }
 
  private:
-  void Grow(size_t size) {
-    tail_ = bytes_.size();
-    bytes_.resize(bytes_.size() + size);
+  // Each property is encoded into a scratch of a fixed size (two strings of at most 65,535
+  // bytes), then appended.
+  Block& Append(size_t size) {
+    bytes_.insert(bytes_.end(), scratch_.begin(), scratch_.begin() + static_cast<ptrdiff_t>(size));
+    return *this;
   }
-  std::span<uint8_t> Tail() { return std::span<uint8_t>(bytes_).subspan(tail_); }
+  std::vector<uint8_t> scratch_ = std::vector<uint8_t>(2 * 65'535 + 5);
   std::vector<uint8_t> bytes_;
-  size_t tail_ = 0;
 };
 
 std::vector<mqtt::Property> PropertiesOf(std::span<const uint8_t> block) {
