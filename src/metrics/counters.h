@@ -249,6 +249,7 @@ namespace ringmq::metrics {
   X(cluster_batches_out)         /* batches published (one NATS message each) */            \
   X(cluster_batch_flush_bound)   /* batches flushed early at batch_bytes_max */             \
   X(cluster_batch_oversize)      /* QoS 0 messages too large for a batch: plain path */     \
+  X(cluster_batch_plain_mqtt5)   /* QoS 0 messages with 5.0 properties: plain path */       \
   X(cluster_batch_refused)       /* records of batches the NATS link refused (no room) */   \
   X(cluster_batches_in)          /* batches received for this shard's link */               \
   X(cluster_batch_messages_in)   /* records delivered from them */                          \
@@ -275,6 +276,11 @@ namespace ringmq::metrics {
                                           with their packet ids */                          \
   X(cluster_session_inflight_requeued) /* moved in-flight deliveries queued anew (session   \
                                           bound already, or persistence on) */              \
+  /* MQTT 5.0 properties across nodes (props lane; cluster/mqtt5_headers.h) */                 \
+  X(cluster_properties_too_many)  /* not forwarded: more property fields than NATS holds */ \
+  X(cluster_properties_too_large) /* not forwarded: over max_payload with its properties */ \
+  X(cluster_properties_dropped)   /* received header fields that gave no valid property */  \
+  X(cluster_expired_in_transit)   /* received with no Message Expiry Interval left */       \
   X(bridge_messages_out)   /* MQTT bridges: local messages queued for the remote broker */  \
   X(bridge_messages_in)    /* remote messages queued for this broker */                     \
   X(bridge_dropped_out)    /* local messages refused by a bridge's queue bound */          \

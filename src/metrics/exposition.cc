@@ -154,7 +154,13 @@ constexpr Family kFamilies[] = {
      "Cluster messages not forwarded or not delivered, by reason: echo (published by this "
      "node), overlap (an extra copy of overlapping subscriptions), uncarried_topic (no NATS "
      "subject for the topic), unmappable_subject (no MQTT topic for the subject), "
-     "link_refused (the NATS link had no room)."},
+     "link_refused (the NATS link had no room), properties_too_many and properties_too_large "
+     "(MQTT 5.0 properties over a NATS header block's bounds), expired_in_transit (no Message "
+     "Expiry Interval left on receipt)."},
+    // MQTT 5.0 properties across nodes (props lane).
+    {"ringmq_cluster_properties_dropped_total", Type::kCounter,
+     "NATS header fields of received messages that named an MQTT 5.0 property but gave no "
+     "valid one: left out, the message delivered without it."},
     {"ringmq_cluster_hop_latency_seconds", Type::kHistogram,
      "Time from a message's PUBLISH on one node to its delivery on this shard of another node "
      "(wall clocks of both nodes: their skew adds to it)."},
@@ -266,7 +272,8 @@ constexpr Family kFamilies[] = {
      "delivered from received batches (direction=in)."},
     {"ringmq_cluster_batch_events_total", Type::kCounter,
      "Batching events: flush_bound (a batch flushed early at batch_bytes_max), oversize (a "
-     "message too large for a batch, sent on its plain subject), refused (messages of a batch "
+     "message too large for a batch, sent on its plain subject), mqtt5_plain (a message with "
+     "MQTT 5.0 properties, sent on its plain subject), refused (messages of a batch "
      "the NATS link had no room for: dropped, at most once), invalid (a received batch or "
      "record that did not decode: dropped)."},
     // weak lane (issue 16): duplicate node names (docs/cluster.md, "Node names").
@@ -716,6 +723,14 @@ Series SeriesOf(CounterId id) {
       return Labelled("ringmq_cluster_dropped_total", "reason", "unmappable_subject");
     case C::cluster_publish_refused:
       return Labelled("ringmq_cluster_dropped_total", "reason", "link_refused");
+    // MQTT 5.0 properties across nodes (props lane).
+    case C::cluster_properties_too_many:
+      return Labelled("ringmq_cluster_dropped_total", "reason", "properties_too_many");
+    case C::cluster_properties_too_large:
+      return Labelled("ringmq_cluster_dropped_total", "reason", "properties_too_large");
+    case C::cluster_expired_in_transit:
+      return Labelled("ringmq_cluster_dropped_total", "reason", "expired_in_transit");
+    case C::cluster_properties_dropped: return Plain("ringmq_cluster_properties_dropped_total");
     case C::cluster_link_connects:
       return Labelled("ringmq_cluster_link_events_total", "event", "connect");
     case C::cluster_link_reconnects:
@@ -833,6 +848,8 @@ Series SeriesOf(CounterId id) {
       return Labelled("ringmq_cluster_batch_events_total", "event", "flush_bound");
     case C::cluster_batch_oversize:
       return Labelled("ringmq_cluster_batch_events_total", "event", "oversize");
+    case C::cluster_batch_plain_mqtt5:
+      return Labelled("ringmq_cluster_batch_events_total", "event", "mqtt5_plain");
     case C::cluster_batch_refused:
       return Labelled("ringmq_cluster_batch_events_total", "event", "refused");
     case C::cluster_batches_in: return Labelled("ringmq_cluster_batches_total", "direction", "in");

@@ -136,6 +136,7 @@
 #include "absl/status/status.h"
 #include "auth/acl.h"
 #include "cluster/claim.h"
+#include "cluster/mqtt5_headers.h"
 #include "cluster/nats_link.h"
 #include "memory/budget.h"
 #include "message/message.h"
@@ -587,8 +588,8 @@ class Router final : public net::PacketSink {
   // Receiving side of a cluster message (OnClusterMessage after its checks, and retransmits):
   // delivery to this shard's matching non-shared subscriptions. `sent_at_us`: the
   // Ringmq-Sent-At header's value (0: none), observed as the hop's latency.
+  // `mqtt5`: the properties the message carried (ClusterMqtt5Fields).
   void DeliverFromCluster(std::string_view subject, uint8_t qos, std::string_view payload,
-                          uint64_t sent_at_us = 0);
   // The same for a topic already mapped (batches carry topics).
   void DeliverTopicFromCluster(std::string_view topic, uint8_t qos, std::string_view payload,
                                const message::Mqtt5Fields& fields);
@@ -600,6 +601,17 @@ class Router final : public net::PacketSink {
   void OnClusterBatch(const cluster::NatsMessage& message);
   // Publishes the batch of remote link `slot` if it has records.
   void FlushClusterBatch(uint32_t slot);
+                          uint64_t sent_at_us = 0, const message::Mqtt5Fields& mqtt5 = {});
+  // MQTT 5.0 properties across nodes (cluster/mqtt5_headers.h). Appends the property fields of
+  // `message` to the cluster's header fields; false if it has more than they can hold (counted:
+  // the message is not forwarded).
+  bool AppendClusterPropertyHeaders(const message::Message& message,
+                                    std::vector<cluster::nats::HeaderField>& headers);
+  // The 5.0 fields of a received message from what `decoder` read (its block stays in the
+  // cluster's scratch until the next message); false if it expired on the way (counted, not
+  // delivered, 5.0:3.3.2.3.3).
+  bool ClusterMqtt5Fields(const cluster::Mqtt5HeaderDecoder& decoder,
+                          message::Mqtt5Fields& fields);
 
   // ---- Cluster acknowledgements (router_cluster_acks.cc) ----
   struct ClusterAcks;

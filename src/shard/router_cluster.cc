@@ -3,10 +3,12 @@
 
 #include <time.h>
 
-#include <array>
+#include <algorithm>
 #include <charconv>
 #include <string_view>
+#include <vector>
 
+#include "cluster/mqtt5_headers.h"
 #include "common/assert.h"
 #include "common/log.h"
 #include "shard/router.h"
@@ -33,29 +35,6 @@ uint64_t WallClockMicros() {
   timespec now{};
   clock_gettime(CLOCK_REALTIME, &now);
   return static_cast<uint64_t>(now.tv_sec) * 1'000'000 + static_cast<uint64_t>(now.tv_nsec) / 1000;
-}
-
-std::string_view Trim(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
-  return text;
-}
-
-// Calls fn(name, value) for each field of a NATS header block ("NATS/1.0[ status]\r\n" then
-// "Name: value\r\n" lines; NATS client protocol, "HMSG"), without allocating: this runs per
-// received message. A block that does not start with "NATS/1.0" has no fields here.
-template <typename Fn>
-void ForEachHeader(std::string_view block, Fn fn) {
-  if (!block.starts_with("NATS/1.0")) return;
-  size_t end = block.find("\r\n");
-  while (end != std::string_view::npos) {
-    block.remove_prefix(end + 2);
-    end = block.find("\r\n");
-    const std::string_view line = block.substr(0, end);
-    const size_t colon = line.find(':');
-    if (colon == std::string_view::npos) continue;  // the empty line that ends the block
-    if (!fn(Trim(line.substr(0, colon)), Trim(line.substr(colon + 1)))) return;
-  }
 }
 
 }  // namespace
@@ -108,23 +87,26 @@ void Router::PublishToCluster(const message::Message& message) {
   char sent_at[20];  // UINT64_MAX has 20 digits
   const auto [sent_at_end, ignored] =
       std::to_chars(sent_at, sent_at + sizeof(sent_at), WallClockMicros());
-  std::array<cluster::nats::HeaderField, 5> headers = {{
-      {kNodeHeader, c.node_name},
-      {kQosHeader, kDigits[message.qos() <= 2 ? message.qos() : 0]},
-      {kRetainHeader, kDigits[message.retain() ? 1 : 0]},
-      {kSentAtHeader, std::string_view(sent_at, static_cast<size_t>(sent_at_end - sent_at))},
-      {kIdHeader, {}},
-  }};
-  size_t header_count = 4;
+  std::vector<cluster::nats::HeaderField>& headers = c.headers;  // capacity kept: no allocation
+  headers.clear();
+  headers.emplace_back(kNodeHeader, c.node_name);
+  headers.emplace_back(kQosHeader, kDigits[message.qos() <= 2 ? message.qos() : 0]);
+  headers.emplace_back(kRetainHeader, kDigits[message.retain() ? 1 : 0]);
+  headers.emplace_back(kSentAtHeader,
+                       std::string_view(sent_at, static_cast<size_t>(sent_at_end - sent_at)));
+  if (!AppendClusterPropertyHeaders(message, headers)) return;
+  const bool has_properties = headers.size() > 4;
   std::string_view reply;
+  bool tracked = false;
   if (cluster_acks_ != nullptr && message.qos() > 0 &&
       TrackClusterMessage(message, c.subject, c.id_text, reply)) {
-    headers[4].second = c.id_text;
-    header_count = 5;
+    headers.emplace_back(kIdHeader, c.id_text);
+    tracked = true;
   }
   const std::span<const uint8_t> payload = message.payload();
   const std::string_view bytes(reinterpret_cast<const char*>(payload.data()), payload.size());
-  switch (c.link->Publish(c.subject, std::span(headers.data(), header_count), bytes, reply)) {
+  const cluster::PublishResult result = c.link->Publish(c.subject, headers, bytes, reply);
+  switch (result) {
     case cluster::PublishResult::kQueued:
     case cluster::PublishResult::kHeld:
       counters_.cluster_messages_out.Add();
@@ -135,10 +117,60 @@ void Router::PublishToCluster(const message::Message& message) {
       return;
     case cluster::PublishResult::kTooLarge:
     case cluster::PublishResult::kInvalid:
-      counters_.cluster_publish_refused.Add();
-      if (header_count == 5) cluster_acks_->Untrack();  // never sendable: nothing to wait for
+      // Over max_payload with its property fields (which may be what made it too large).
+      if (has_properties && result == cluster::PublishResult::kTooLarge) {
+        counters_.cluster_properties_too_large.Add();
+      } else {
+        counters_.cluster_publish_refused.Add();
+      }
+      if (tracked) cluster_acks_->Untrack();  // never sendable: nothing to wait for
       return;
   }
+}
+
+bool Router::AppendClusterPropertyHeaders(const message::Message& message,
+                                          std::vector<cluster::nats::HeaderField>& headers) {
+  std::optional<uint64_t> expiry_left_ms;
+  if (message.has_expiry()) {
+    // MQTT-3.3.2-6: what is left of the interval, not what the publisher set.
+    const uint64_t now_ms = services_.now_ms();
+    const uint64_t deadline_ms = message.expiry_deadline_ms();
+    expiry_left_ms = deadline_ms > now_ms ? deadline_ms - now_ms : 0;
+  }
+  // Room for the node's own fields (at most 6: node, QoS, retain, sent-at, id, and a
+  // retransmit's subject) within a header block's bound.
+  constexpr size_t kOwnFieldsMax = 6;
+  static_assert(cluster::nats::kHeaderFieldsMax > kOwnFieldsMax);
+  switch (cluster::AppendMqtt5Headers(message.properties(), expiry_left_ms,
+                                      cluster::nats::kHeaderFieldsMax - kOwnFieldsMax, headers,
+                                      cluster_->property_text)) {
+    case cluster::Mqtt5EncodeResult::kNone:
+    case cluster::Mqtt5EncodeResult::kWritten:
+      return true;
+    case cluster::Mqtt5EncodeResult::kTooManyFields:
+      counters_.cluster_properties_too_many.Add();
+      return false;
+  }
+  return false;
+}
+
+bool Router::ClusterMqtt5Fields(const cluster::Mqtt5HeaderDecoder& decoder,
+                                message::Mqtt5Fields& fields) {
+  if (decoder.dropped() != 0) counters_.cluster_properties_dropped.Add(decoder.dropped());
+  fields = message::Mqtt5Fields{.properties = decoder.properties(), .expiry_deadline_ms = 0};
+  if (!decoder.expiry_left_ms()) return true;
+  uint64_t left_ms = *decoder.expiry_left_ms();
+  if (left_ms == 0) {
+    // Expired on the way (5.0:3.3.2.3.3: not sent to subscribers that have not got it).
+    counters_.cluster_expired_in_transit.Add();
+    return false;
+  }
+  // This node's max_message_expiry bounds it as it bounds its own publishers' intervals.
+  if (max_message_expiry_s_ != 0) {
+    left_ms = std::min<uint64_t>(left_ms, uint64_t{max_message_expiry_s_} * 1000);
+  }
+  fields.expiry_deadline_ms = services_.now_ms() + left_ms;
+  return true;
 }
 
 void Router::OnClusterMessage(const cluster::NatsMessage& nats_message) {
@@ -155,7 +187,9 @@ void Router::OnClusterMessage(const cluster::NatsMessage& nats_message) {
   uint8_t qos = 0;  // a NATS application's message: at most once
   bool echo = false;
   uint64_t sent_at_us = 0;  // 0: no Ringmq-Sent-At (a NATS application's message)
-  ForEachHeader(nats_message.headers, [&](std::string_view name, std::string_view value) {
+  cluster::Mqtt5HeaderDecoder properties(c.property_block);
+  cluster::ForEachHeaderField(nats_message.headers, [&](std::string_view name,
+                                                        std::string_view value) {
     if (name == kNodeHeader && value == c.node_name) {
       echo = true;
       return false;
@@ -164,6 +198,7 @@ void Router::OnClusterMessage(const cluster::NatsMessage& nats_message) {
       qos = static_cast<uint8_t>(value[0] - '0');
     }
     if (name == kSentAtHeader) std::from_chars(value.data(), value.data() + value.size(), sent_at_us);
+    properties.Field(name, value);  // 5.0 properties; a NATS application's headers
     return true;
   });
   if (echo) {
@@ -181,11 +216,14 @@ void Router::OnClusterMessage(const cluster::NatsMessage& nats_message) {
       !nats_message.subject.starts_with('$') && !AcceptClusterData(nats_message)) {
     return;  // a message sent again that this shard delivered already
   }
-  DeliverFromCluster(nats_message.subject, qos, nats_message.payload, sent_at_us);
+  message::Mqtt5Fields mqtt5;
+  if (!ClusterMqtt5Fields(properties, mqtt5)) return;
+  DeliverFromCluster(nats_message.subject, qos, nats_message.payload, sent_at_us, mqtt5);
 }
 
 void Router::DeliverFromCluster(std::string_view subject, uint8_t qos,
-                                std::string_view payload_bytes, uint64_t sent_at_us) {
+                                std::string_view payload_bytes, uint64_t sent_at_us,
+                                const message::Mqtt5Fields& mqtt5) {
   Cluster& c = *cluster_;
   c.topic.clear();
   // '$' topics are never forwarded by a node; one from a NATS application is not let into
@@ -198,7 +236,7 @@ void Router::DeliverFromCluster(std::string_view subject, uint8_t qos,
     const uint64_t now_us = WallClockMicros();
     counters_.ObserveClusterHop(now_us > sent_at_us ? now_us - sent_at_us : 0);
   }
-  DeliverTopicFromCluster(c.topic, qos, payload_bytes, message::Mqtt5Fields{});
+  DeliverTopicFromCluster(c.topic, qos, payload_bytes, mqtt5);
 }
 
 void Router::DeliverTopicFromCluster(std::string_view topic, uint8_t qos,

@@ -34,7 +34,9 @@ struct Router::Cluster {
         node_name(std::move(node_name)),
         prefix(std::move(subject_prefix)),
         mapping{.prefix = prefix},
-        interest(*link, mapping) {}
+        interest(*link, mapping) {
+    headers.reserve(kHeadersReserved);
+  }
 
   cluster::NatsLink* const link;
   const std::string node_name;
@@ -44,6 +46,13 @@ struct Router::Cluster {
   std::string subject;  // reusable: the subject of the message being forwarded
   std::string topic;    // reusable: the topic of the message received
   std::string id_text;  // reusable: the Ringmq-Id value of the message being forwarded
+  // MQTT 5.0 properties across nodes (cluster/mqtt5_headers.h), reusable, capacity kept: the
+  // header fields of the message being forwarded (the node's own and its properties'), the
+  // text its property fields point into, and the property block of the message received.
+  static constexpr size_t kHeadersReserved = 16;
+  std::vector<cluster::nats::HeaderField> headers;
+  std::string property_text;
+  std::vector<uint8_t> property_block;
   // Shared subscriptions as NATS queue groups (router_cluster_shared.cc); null until
   // AttachClusterShares.
   std::unique_ptr<ClusterShares> shares;

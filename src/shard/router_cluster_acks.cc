@@ -170,7 +170,12 @@ bool Router::OnClusterControl(const cluster::NatsMessage& message) {
       return true;
     }
     if (!message.reply.empty() && !AcceptClusterData(message)) return true;
-    DeliverFromCluster(subject, static_cast<uint8_t>(qos_text[0] - '0'), message.payload);
+    cluster::Mqtt5HeaderDecoder properties(cluster_->property_block);
+    cluster::DecodeMqtt5Headers(message.headers, properties);
+    message::Mqtt5Fields mqtt5;
+    if (!ClusterMqtt5Fields(properties, mqtt5)) return true;
+    DeliverFromCluster(subject, static_cast<uint8_t>(qos_text[0] - '0'), message.payload,
+                       /*sent_at_us=*/0, mqtt5);
     return true;
   }
   return false;
@@ -422,13 +427,15 @@ void Router::ClusterAckStep() {
           a.text.clear();
           a.text.append(a.control_prefix).append("rt.").append(a.interest.name(slot));
           const std::string id = absl::StrCat(entry.id);
-          const std::array<cluster::nats::HeaderField, 5> headers = {{
-              {kNodeHeader, c.node_name},
-              {kQosHeader, kDigits[message.qos() <= 2 ? message.qos() : 0]},
-              {kRetainHeader, kDigits[message.retain() ? 1 : 0]},
-              {kIdHeader, id},
-              {kSubjectHeader, a.subject},
-          }};
+          std::vector<cluster::nats::HeaderField>& headers = c.headers;
+          headers.clear();
+          headers.emplace_back(kNodeHeader, c.node_name);
+          headers.emplace_back(kQosHeader, kDigits[message.qos() <= 2 ? message.qos() : 0]);
+          headers.emplace_back(kRetainHeader, kDigits[message.retain() ? 1 : 0]);
+          headers.emplace_back(kIdHeader, id);
+          headers.emplace_back(kSubjectHeader, a.subject);
+          // Its 5.0 properties, the expiry as left now (it fitted when first sent).
+          if (!AppendClusterPropertyHeaders(message, headers)) return false;
           const std::span<const uint8_t> payload = message.payload();
           switch (c.link->Publish(
               a.text, headers,

@@ -34,13 +34,13 @@ uint64_t WallClockMicros() {
   return static_cast<uint64_t>(now.tv_sec) * 1'000'000 + static_cast<uint64_t>(now.tv_nsec) / 1000;
 }
 
-// PROPS HOOK (sending; the props lane connects it at merge): appends `message`'s MQTT 5.0
-// properties to `out` in the encoding the receiving hook reads. Nothing yet: a remote
-// subscriber gets topic, payload, QoS (docs/cluster.md "What is not built").
-void AppendBatchProperties(const message::Message& /*message*/, std::string& /*out*/) {}
-
-// PROPS HOOK (receiving): the Mqtt5Fields of a record's properties field.
-message::Mqtt5Fields BatchPropertiesFields(std::string_view /*properties*/) { return {}; }
+// A batch record's properties field stays empty: a QoS 0 message with MQTT 5.0 properties or
+// an expiry takes its plain subject, where they cross as NATS headers (cluster/mqtt5_headers.h;
+// BatchToCluster). The field is in the format so that a later version can carry them in a batch
+// without a new record layout; a received non-empty field is read as no properties.
+bool CarriesMqtt5(const message::Message& message) {
+  return !message.properties().empty() || message.expiry_deadline_ms() != 0;
+}
 
 }  // namespace
 
@@ -67,8 +67,13 @@ bool Router::BatchToCluster(const message::Message& message, std::string_view su
       a.interest.refused_subjects() != 0) {
     return false;
   }
+  // MQTT 5.0 properties cross as headers on the plain path (its caller flushes the pending
+  // batches first, so the forwarding order holds).
+  if (CarriesMqtt5(message)) {
+    counters_.cluster_batch_plain_mqtt5.Add();
+    return false;
+  }
   c.batch_properties.clear();
-  AppendBatchProperties(message, c.batch_properties);
   const std::span<const uint8_t> payload = message.payload();
   const cluster::BatchRecord record{
       .topic = message.topic(),
@@ -185,7 +190,7 @@ void Router::OnClusterBatch(const cluster::NatsMessage& nats_message) {
     if (header.sent_at_us != 0) counters_.ObserveClusterHop(hop_us);
     counters_.cluster_batch_messages_in.Add();
     DeliverTopicFromCluster(record.topic, record.qos, record.payload,
-                            BatchPropertiesFields(record.properties));
+                            message::Mqtt5Fields{});
   }
 }
 

@@ -4,6 +4,7 @@
 #include <optional>
 #include <string_view>
 
+#include "cluster/mqtt5_headers.h"
 #include "common/assert.h"
 #include "mqtt/topic.h"
 #include "shard/router.h"
@@ -121,10 +122,14 @@ void Router::OnClusterShareMessage(const cluster::NatsMessage& nats_message) {
     return;
   }
   const uint8_t qos = QosOf(nats_message.headers);
+  cluster::Mqtt5HeaderDecoder properties(c.property_block);
+  cluster::DecodeMqtt5Headers(nats_message.headers, properties);
+  message::Mqtt5Fields mqtt5;
+  if (!ClusterMqtt5Fields(properties, mqtt5)) return;
   const auto* payload = reinterpret_cast<const uint8_t*>(nats_message.payload.data());
   message::MessageRef message = message::MessageRef::Create(
       c.topic, std::span<const uint8_t>(payload, nats_message.payload.size()), qos,
-      /*retain=*/false, NextOrigin(), message::Mqtt5Fields{});
+      /*retain=*/false, NextOrigin(), mqtt5);
   counters_.cluster_messages_in.Add();
   counters_.cluster_bytes_in.Add(nats_message.payload.size());
   // This shard's members first: NATS picked this shard's link, and a member here needs no

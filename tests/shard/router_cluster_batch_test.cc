@@ -226,6 +226,43 @@ TEST_F(RouterClusterBatchTest, APlainPathMessageFollowsTheBatchedOnesBeforeIt) {
             (std::vector<std::pair<std::string, std::string>>{{"t/1", "q0-third"}}));
 }
 
+TEST_F(RouterClusterBatchTest, AQos0MessageWith5PropertiesTakesItsPlainSubjectInOrder) {
+  Start(/*batching=*/true);
+  mqtt::Connect connect = harness::ConnectPacket(harness_->IdOn(0, "pub5"));
+  connect.protocol_level = static_cast<uint8_t>(mqtt::ProtocolLevel::kMqtt5);
+  Client& pub = harness_->Connect(connect);
+  const auto publish5 = [&](std::string_view payload, std::span<const uint8_t> properties) {
+    const mqtt::Publish publish{.topic = "t/1",
+                                .payload = payload,
+                                .qos = mqtt::QoS::k0,
+                                .properties = mqtt::Properties(properties)};
+    harness::Bytes bytes(mqtt::EncodedSize(mqtt::Packet(publish), mqtt::ProtocolLevel::kMqtt5));
+    ASSERT_EQ(mqtt::Encode(mqtt::Packet(publish), bytes, mqtt::ProtocolLevel::kMqtt5),
+              bytes.size());
+    harness_->Send(pub, bytes);
+  };
+  uint8_t properties[32];
+  const size_t size =
+      mqtt::EncodeUserProperty("k", "v", std::span<uint8_t>(properties, sizeof(properties)));
+  publish5("batched-first", {});
+  publish5("with-properties", std::span<const uint8_t>(properties, size));
+  publish5("batched-third", {});
+  harness_->Settle();
+  const std::vector<Pub> pubs = Pubs(Step(0));
+  ASSERT_EQ(pubs.size(), 3u);
+  EXPECT_EQ(pubs[0].subject, "$RINGMQ.b.n2.0");
+  EXPECT_EQ(Records(pubs[0].payload),
+            (std::vector<std::pair<std::string, std::string>>{{"t/1", "batched-first"}}));
+  EXPECT_EQ(pubs[1].subject, "t.1") << "properties cross as NATS headers on the plain subject";
+  EXPECT_TRUE(pubs[1].headers);
+  EXPECT_TRUE(pubs[1].payload.ends_with("with-properties"));
+  EXPECT_NE(pubs[1].payload.find("\r\nk: v\r\n"), std::string::npos) << pubs[1].payload;
+  EXPECT_EQ(pubs[2].subject, "$RINGMQ.b.n2.0") << "MQTT-4.6.0-6: the publisher's order";
+  EXPECT_EQ(Records(pubs[2].payload),
+            (std::vector<std::pair<std::string, std::string>>{{"t/1", "batched-third"}}));
+  EXPECT_EQ(harness_->counters(0).cluster_batch_plain_mqtt5.Load(), 1u);
+}
+
 TEST_F(RouterClusterBatchTest, ABatchIsSentEarlyAtItsByteBound) {
   Start(/*batching=*/true, /*bytes_max=*/1024);
   Client& pub = harness_->Connect(harness_->IdOn(0, "pub"));

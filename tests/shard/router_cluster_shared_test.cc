@@ -9,6 +9,9 @@
 #include <vector>
 
 #include "cluster/nats_link.h"
+#include "mqtt/codec.h"
+#include "mqtt/packet.h"
+#include "mqtt/properties.h"
 #include "shard/router_harness.h"
 
 namespace ringmq::shard {
@@ -150,6 +153,35 @@ TEST_F(RouterClusterSharedTest, QueueCopyIsDeliveredAtTheLowerQos) {
   EXPECT_EQ(member.publishes_by_qos[0], 4u);
   Deliver(Share(0), Hmsg("t", 1, "A: b\r\nRingmq-Qos:\t1 \r\n", "tight"));
   EXPECT_EQ(member.publishes_by_qos[1], 2u);
+}
+
+// MQTT 5.0 properties across nodes (cluster/mqtt5_headers.h; props lane): a queue copy
+// carries them as a plain copy does, and one with no expiry left is not given to a member.
+TEST_F(RouterClusterSharedTest, QueueCopyCarriesMqtt5PropertiesAndExpiredOnesAreDropped) {
+  mqtt::Connect connect = harness::ConnectPacket(harness_->IdOn(0, "member5"));
+  connect.protocol_level = static_cast<uint8_t>(mqtt::ProtocolLevel::kMqtt5);
+  Client& member = harness_->Connect(connect);
+  member.record = true;
+  harness_->Subscribe5(member, mqtt::TopicRequest{.filter = "$share/g/t", .qos = mqtt::QoS::k1});
+  Output(Share(0));
+  Deliver(Share(0), Hmsg("t", 1,
+                         "Ringmq-Node: node-b\r\nRingmq-Qos: 1\r\nRingmq-Content-Type: a/b\r\n"
+                         "k: v\r\n",
+                         "p"));
+  ASSERT_EQ(member.recorded.size(), 1u);
+  const harness::Bytes& bytes = member.recorded[0];
+  const mqtt::Frame frame =
+      mqtt::PeekFrame(bytes, mqtt::kMaxRemainingLength, mqtt::ProtocolLevel::kMqtt5);
+  const mqtt::Result<mqtt::Packet> packet = mqtt::Decode(
+      frame.header, std::span<const uint8_t>(bytes).subspan(frame.header.header_length),
+      mqtt::ProtocolLevel::kMqtt5);
+  ASSERT_TRUE(packet.ok());
+  const mqtt::PropertyValues values = std::get<mqtt::Publish>(packet.value()).properties.Values();
+  EXPECT_EQ(values.content_type, "a/b");
+  EXPECT_EQ(values.user_property_count, 1u);
+  Deliver(Share(0), Hmsg("t", 1, "Ringmq-Qos: 1\r\nRingmq-Message-Expiry-Ms: 0\r\n", "late"));
+  EXPECT_EQ(member.recorded.size(), 1u);
+  EXPECT_EQ(harness_->counters(0).cluster_expired_in_transit.Load(), 1u);
 }
 
 TEST_F(RouterClusterSharedTest, EachQueueCopyGoesToOneMemberOfItsGroupOnly) {

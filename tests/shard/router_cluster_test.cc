@@ -8,9 +8,13 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "cluster/nats_link.h"
+#include "mqtt/codec.h"
+#include "mqtt/packet.h"
+#include "mqtt/properties.h"
 #include "shard/router_harness.h"
 
 namespace ringmq::shard {
@@ -222,6 +226,128 @@ TEST_F(RouterClusterTest, ReceivedMessagesObserveTheHop) {
   EXPECT_EQ(at_least_3ms, 1u);
   EXPECT_GE(counters.cluster_hop_sum_us.Load(), 3'000u);
   EXPECT_LT(counters.cluster_hop_sum_us.Load(), 1'000'000u);
+}
+
+
+// ---- MQTT 5.0 properties across nodes (cluster/mqtt5_headers.h; props lane) -----------------
+
+harness::Bytes Encode5(const mqtt::Packet& packet) {
+  harness::Bytes bytes(mqtt::EncodedSize(packet, mqtt::ProtocolLevel::kMqtt5));
+  EXPECT_EQ(mqtt::Encode(packet, bytes, mqtt::ProtocolLevel::kMqtt5), bytes.size());
+  return bytes;
+}
+
+// The PUBLISHes a recording 5.0 client read.
+std::vector<mqtt::Publish> Publishes5(const Client& client) {
+  std::vector<mqtt::Publish> out;
+  for (const harness::Bytes& bytes : client.recorded) {
+    const mqtt::Frame frame =
+        mqtt::PeekFrame(bytes, mqtt::kMaxRemainingLength, mqtt::ProtocolLevel::kMqtt5);
+    const mqtt::Result<mqtt::Packet> packet = mqtt::Decode(
+        frame.header, std::span<const uint8_t>(bytes).subspan(frame.header.header_length),
+        mqtt::ProtocolLevel::kMqtt5);
+    EXPECT_TRUE(packet.ok());
+    if (packet.ok()) out.push_back(std::get<mqtt::Publish>(packet.value()));
+  }
+  return out;
+}
+
+TEST_F(RouterClusterTest, Mqtt5PropertiesGoAsHeadersAndTheExpiryLeft_MQTT_3_3_2_6) {
+  mqtt::Connect connect = harness::ConnectPacket(harness_->IdOn(1, "pub5"));
+  connect.protocol_level = static_cast<uint8_t>(mqtt::ProtocolLevel::kMqtt5);
+  Client& pub = harness_->Connect(connect);
+  uint8_t properties[64];
+  size_t size = 0;
+  const auto tail = [&] { return std::span<uint8_t>(properties).subspan(size); };
+  size += mqtt::EncodeIntegerProperty(mqtt::PropertyId::kPayloadFormatIndicator, 1, tail());
+  size += mqtt::EncodeIntegerProperty(mqtt::PropertyId::kMessageExpiryInterval, 30, tail());
+  size += mqtt::EncodeUserProperty("k", "v", tail());
+  size += mqtt::EncodeUserProperty("l", "a\r\nb", tail());
+  harness_->Send(pub, Encode5(mqtt::Publish{
+                          .topic = "p/x",
+                          .payload = "m",
+                          .qos = mqtt::QoS::k1,
+                          .packet_id = 3,
+                          .properties = mqtt::Properties(std::span<const uint8_t>(properties,
+                                                                                   size))}));
+  harness_->Settle();
+  const std::string out = Output(1);
+  EXPECT_NE(out.find("\r\nRingmq-Payload-Format: 1\r\n"), std::string::npos) << out;
+  // The harness clock stands still: all 30 s are left (MQTT-3.3.2-6).
+  EXPECT_NE(out.find("\r\nRingmq-Message-Expiry-Ms: 30000\r\n"), std::string::npos);
+  EXPECT_NE(out.find("\r\nk: v\r\nRingmq-User-Property: bA==,YQ0KYg==\r\n"), std::string::npos)
+      << "in order, native where it can be";
+}
+
+TEST_F(RouterClusterTest, ReceivedPropertiesReachA5SubscriberWithThisNodesIdentifiers) {
+  mqtt::Connect connect = harness::ConnectPacket(harness_->IdOn(0, "sub5"));
+  connect.protocol_level = static_cast<uint8_t>(mqtt::ProtocolLevel::kMqtt5);
+  Client& sub = harness_->Connect(connect);
+  sub.record = true;
+  harness_->Subscribe5(sub, mqtt::TopicRequest{.filter = "p/#", .qos = mqtt::QoS::k1}, 5);
+  EXPECT_EQ(Output(0), "SUB p.> 1\r\nSUB p 2\r\n");
+  // Another node's message: its properties (a Topic Alias or Subscription Identifier could not
+  // be written as headers at all), and a NATS-reserved field that is no property.
+  Deliver(0, Hmsg("p.y", 1,
+                  "Ringmq-Node: node-b\r\nRingmq-Qos: 1\r\nRingmq-Message-Expiry-Ms: 2500\r\n"
+                  "Ringmq-Content-Type: text/plain\r\nTrace: 1\r\nNats-Msg-Id: 9\r\n"
+                  "Ringmq-User-Property: bA==,YQ0KYg==\r\nRingmq-Response-Topic: bad/#\r\n",
+                  "m"));
+  const std::vector<mqtt::Publish> got = Publishes5(sub);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].payload, "m");
+  std::vector<std::pair<std::string_view, std::string_view>> users;
+  std::vector<uint32_t> identifiers;
+  for (const mqtt::Property property : got[0].properties) {
+    if (property.id == mqtt::PropertyId::kUserProperty) {
+      users.emplace_back(property.text, property.pair_value);
+    }
+    if (property.id == mqtt::PropertyId::kSubscriptionIdentifier) {
+      identifiers.push_back(property.integer);
+    }
+  }
+  const mqtt::PropertyValues values = got[0].properties.Values();
+  EXPECT_EQ(values.content_type, "text/plain");
+  EXPECT_EQ(values.message_expiry_interval_s, 3u) << "2.5 s left, rounded up";
+  EXPECT_FALSE(values.response_topic.has_value()) << "a wildcard: left out (MQTT-3.3.2-14)";
+  EXPECT_FALSE(values.topic_alias.has_value());
+  EXPECT_EQ(users, (std::vector<std::pair<std::string_view, std::string_view>>{
+                       {"Trace", "1"}, {"l", "a\r\nb"}}));
+  EXPECT_EQ(identifiers, std::vector<uint32_t>{5}) << "this node's subscription (MQTT-3.3.4-3)";
+  EXPECT_EQ(harness_->counters(0).cluster_properties_dropped.Load(), 1u);
+  // No time left on arrival: not delivered, counted (5.0:3.3.2.3.3).
+  Deliver(0, Hmsg("p.y", 1, "Ringmq-Node: node-b\r\nRingmq-Message-Expiry-Ms: 0\r\n", "late"));
+  EXPECT_EQ(Publishes5(sub).size(), 1u);
+  EXPECT_EQ(harness_->counters(0).cluster_expired_in_transit.Load(), 1u);
+}
+
+TEST_F(RouterClusterTest, PropertiesOverTheFieldBoundOrMaxPayloadAreNotForwardedAndCounted) {
+  mqtt::Connect connect = harness::ConnectPacket(harness_->IdOn(1, "big5"));
+  connect.protocol_level = static_cast<uint8_t>(mqtt::ProtocolLevel::kMqtt5);
+  Client& pub = harness_->Connect(connect);
+  // 251 user properties: one over the 250 a header block keeps for properties.
+  std::vector<uint8_t> many(251 * mqtt::UserPropertySize("n", "v"));
+  for (size_t i = 0, at = 0; i < 251; ++i) {
+    at += mqtt::EncodeUserProperty("n", "v", std::span<uint8_t>(many).subspan(at));
+  }
+  harness_->Send(pub, Encode5(mqtt::Publish{.topic = "q/x",
+                                            .payload = "m",
+                                            .qos = mqtt::QoS::k0,
+                                            .properties = mqtt::Properties(many)}));
+  // The link's max_payload is 1024 (SetUp): a payload that fits, with a property that does not.
+  const std::string long_value(1000, 'x');
+  std::vector<uint8_t> large(mqtt::UserPropertySize("n", long_value));
+  mqtt::EncodeUserProperty("n", long_value, large);
+  harness_->Send(pub, Encode5(mqtt::Publish{.topic = "q/x",
+                                            .payload = "m",
+                                            .qos = mqtt::QoS::k0,
+                                            .properties = mqtt::Properties(large)}));
+  harness_->Settle();
+  EXPECT_EQ(Output(1), "");
+  EXPECT_EQ(harness_->counters(1).cluster_properties_too_many.Load(), 1u);
+  EXPECT_EQ(harness_->counters(1).cluster_properties_too_large.Load(), 1u);
+  EXPECT_EQ(harness_->counters(1).cluster_publish_refused.Load(), 0u) << "counted once";
+  EXPECT_EQ(harness_->counters(1).cluster_messages_out.Load(), 0u);
 }
 
 }  // namespace
