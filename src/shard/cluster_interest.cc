@@ -5,14 +5,6 @@
 namespace ringmq::shard {
 namespace {
 
-// The next token of `text` (up to '.'), removed from it.
-std::string_view NextToken(std::string_view& text) {
-  const size_t dot = text.find('.');
-  const std::string_view token = text.substr(0, dot);
-  text = dot == std::string_view::npos ? std::string_view() : text.substr(dot + 1);
-  return token;
-}
-
 // A subscription subject with a '*' or '>' token.
 bool HasWildcard(std::string_view subject) {
   while (!subject.empty()) {

@@ -15,17 +15,10 @@
 namespace ringmq::shard {
 namespace {
 
-// Headers of a message a ringmq node publishes (NATS headers, "NATS/1.0" block).
-constexpr std::string_view kNodeHeader = "Ringmq-Node";
-constexpr std::string_view kQosHeader = "Ringmq-Qos";
-constexpr std::string_view kRetainHeader = "Ringmq-Retain";
-constexpr std::string_view kIdHeader = "Ringmq-Id";  // cluster acks (router_cluster_acks.cc)
-// The publishing node's wall clock at forwarding, in microseconds since the Unix epoch: the
-// receiving shard observes the hop (ringmq_cluster_hop_latency_seconds).
+// Headers of a message a ringmq node publishes: router_cluster.h; and here the publishing node's
+// wall clock at forwarding, in microseconds since the Unix epoch: the receiving shard observes
+// the hop (ringmq_cluster_hop_latency_seconds).
 constexpr std::string_view kSentAtHeader = "Ringmq-Sent-At";
-constexpr std::string_view kDigits[] = {"0", "1", "2"};
-
-uint8_t MinQos(uint8_t a, uint8_t b) { return a < b ? a : b; }
 
 // The wall clock (not the monotonic one: the hop crosses machines), in microseconds. A vDSO
 // call (no syscall), once per message forwarded or received.
@@ -33,29 +26,6 @@ uint64_t WallClockMicros() {
   timespec now{};
   clock_gettime(CLOCK_REALTIME, &now);
   return static_cast<uint64_t>(now.tv_sec) * 1'000'000 + static_cast<uint64_t>(now.tv_nsec) / 1000;
-}
-
-std::string_view Trim(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
-  return text;
-}
-
-// Calls fn(name, value) for each field of a NATS header block ("NATS/1.0[ status]\r\n" then
-// "Name: value\r\n" lines; NATS client protocol, "HMSG"), without allocating: this runs per
-// received message. A block that does not start with "NATS/1.0" has no fields here.
-template <typename Fn>
-void ForEachHeader(std::string_view block, Fn fn) {
-  if (!block.starts_with("NATS/1.0")) return;
-  size_t end = block.find("\r\n");
-  while (end != std::string_view::npos) {
-    block.remove_prefix(end + 2);
-    end = block.find("\r\n");
-    const std::string_view line = block.substr(0, end);
-    const size_t colon = line.find(':');
-    if (colon == std::string_view::npos) continue;  // the empty line that ends the block
-    if (!fn(Trim(line.substr(0, colon)), Trim(line.substr(colon + 1)))) return;
-  }
 }
 
 }  // namespace
