@@ -13,8 +13,13 @@
 #                      (tests/fuzz/<name>.cc) for $RINGMQ_FUZZ_SECONDS (default 12) s on a
 #                      temporary copy of its seed corpus tests/fuzz/corpus/<name>/, one target
 #                      per core at a time
-#   4. asan            build-asan/ (g++, ASan+UBSan): every test meson registers there (the whole
-#                      unit test binary) and the whole integration suite again (run.py -j too)
+#   4. asan            build-asan/ (g++, ASan+UBSan, a unity build like tsan and fuzz: see
+#                      scripts/build.sh): every test meson registers there (the whole unit test
+#                      binary) and the integration suite again (run.py -j too) but for the tests
+#                      marked broker.release_only (run.py --skip-release-only): those that never
+#                      start ringmq (the NATS fixture's own tests, ringmq-bench against Mosquitto)
+#                      and the timed cluster workloads (cluster-soak and bench-cluster --quick),
+#                      whose code paths the cluster tests cover here; they run in stage 2 only
 #   5. tsan            build-tsan/ (g++, ThreadSanitizer), building only the broker and
 #                      tests/ringmq_tsan_tests: the unit tests of the code that threads share,
 #                      stress tests included (trie, child table, epoch reclamation, mailboxes,
@@ -465,7 +470,10 @@ if [[ $run_asan -eq 1 ]]; then
   stage_end
   stage_begin "asan integration"
   if [[ $asan_ok -eq 1 ]] || ensure_target build-asan ringmq; then
-    integration build-asan/ringmq asan -j "$integration_jobs"
+    # Not the release-only tests (stage 2 runs them): a sanitizer cannot change what a test that
+    # never starts ringmq runs, and a timed workload measures nothing under ASan that the
+    # cluster tests run here do not already exercise for memory errors.
+    integration build-asan/ringmq asan -j "$integration_jobs" --skip-release-only
   else
     echo "build-asan/ringmq does not build -> skipped (build failure already counted)"
   fi
@@ -493,7 +501,7 @@ if [[ $run_tsan -eq 1 ]]; then
   if [[ $tsan_ok -eq 1 ]] || ensure_target build-tsan ringmq; then
     integration build-tsan/ringmq tsan -k test_pubsub -k test_sessions -k test_qos -k test_retained \
       -k test_cluster.ClusterTest \
-      -k test_sighup_reloads_the_certificate_without_dropping_connections
+      -k test_sighup_reloads_the_certificate_without_dropping_connections --skip-release-only
   else
     echo "build-tsan/ringmq does not build -> skipped (build failure already counted)"
   fi

@@ -4,6 +4,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/absl_view.h"
 #include "common/assert.h"
 #include "common/log.h"
 #include "mqtt/topic.h"
@@ -53,11 +54,9 @@ bool MapTopic(std::string_view pattern, std::string_view from_prefix, std::strin
 
 namespace {
 
-absl::string_view Av(std::string_view text) { return absl::string_view(text.data(), text.size()); }
-
 absl::Status BridgeError(const BridgeConfig& config, std::string_view what) {
   return absl::InvalidArgumentError(
-      absl::StrCat("[[bridge]] ", config.name.empty() ? "(no name)" : config.name, ": ", Av(what)));
+      absl::StrCat("[[bridge]] ", config.name.empty() ? "(no name)" : config.name, ": ", Sv(what)));
 }
 
 bool HasWildcard(std::string_view text) {
@@ -73,26 +72,26 @@ absl::StatusOr<HostPort> ParseHostPort(std::string_view text) {
   if (text.starts_with('[')) {
     const size_t close = text.find(']');
     if (close == std::string_view::npos) {
-      return absl::InvalidArgumentError(absl::StrCat("\"", Av(text), "\": missing ']'"));
+      return absl::InvalidArgumentError(absl::StrCat("\"", Sv(text), "\": missing ']'"));
     }
     host = text.substr(1, close - 1);
     const std::string_view after = text.substr(close + 1);
     if (!after.empty()) {
       if (after.front() != ':') {
-        return absl::InvalidArgumentError(absl::StrCat("\"", Av(text), "\": expected ':port'"));
+        return absl::InvalidArgumentError(absl::StrCat("\"", Sv(text), "\": expected ':port'"));
       }
       port = after.substr(1);
     }
   } else if (const size_t colon = text.rfind(':'); colon != std::string_view::npos) {
     if (text.find(':') != colon) {
       return absl::InvalidArgumentError(
-          absl::StrCat("\"", Av(text), "\": an IPv6 address needs brackets ([::1]:1883)"));
+          absl::StrCat("\"", Sv(text), "\": an IPv6 address needs brackets ([::1]:1883)"));
     }
     host = text.substr(0, colon);
     port = text.substr(colon + 1);
   }
   if (host.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("\"", Av(text), "\": no host"));
+    return absl::InvalidArgumentError(absl::StrCat("\"", Sv(text), "\": no host"));
   }
   if (!port.empty() || text.ends_with(':')) {
     uint32_t value = 0;
@@ -105,7 +104,7 @@ absl::StatusOr<HostPort> ParseHostPort(std::string_view text) {
     }
     if (value == 0 || value > 65'535) {
       return absl::InvalidArgumentError(
-          absl::StrCat("\"", Av(text), "\": the port must be 1 to 65535"));
+          absl::StrCat("\"", Sv(text), "\": the port must be 1 to 65535"));
     }
     result.port = static_cast<uint16_t>(value);
   }
@@ -144,7 +143,7 @@ absl::Status ValidateBridgeConfig(const BridgeConfig& config) {
                                               "topics it maps are the prefixes themselves)"));
     }
     for (const std::string_view prefix : {rule.local_prefix, rule.remote_prefix}) {
-      const std::string filter = absl::StrCat(Av(prefix), rule.pattern);
+      const std::string filter = absl::StrCat(Sv(prefix), rule.pattern);
       if (mqtt::ValidateTopicFilter(filter) != mqtt::Violation::kNone) {
         return BridgeError(config,
                            absl::StrCat(label, ": \"", filter, "\" is not a valid topic filter"));

@@ -6,6 +6,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/absl_view.h"
 #include "common/assert.h"
 #include "mqtt/codec.h"
 
@@ -13,9 +14,6 @@ namespace ringmq::bridge {
 namespace {
 
 constexpr uint64_t kNever = UINT64_MAX;
-
-// absl's string_view is its own type in this build: StrCat takes std::string_view through it.
-absl::string_view Av(std::string_view text) { return absl::string_view(text.data(), text.size()); }
 
 std::string_view ConnackText(mqtt::ConnackCode code) {
   switch (code) {
@@ -258,7 +256,7 @@ void BridgeClient::OnReceived(uint64_t now_ms, std::span<const uint8_t> bytes) {
     if (frame.status == mqtt::FrameStatus::kNeedMore) break;
     if (frame.status == mqtt::FrameStatus::kInvalid) {
       Fail(now_ms, absl::StrCat("malformed packet from the server (",
-                                Av(mqtt::NameOf(frame.violation)), ")"));
+                                Sv(mqtt::NameOf(frame.violation)), ")"));
       return;
     }
     const std::span<const uint8_t> body =
@@ -267,7 +265,7 @@ void BridgeClient::OnReceived(uint64_t now_ms, std::span<const uint8_t> bytes) {
     used += frame.header.total_length();
     if (!packet.ok()) {
       Fail(now_ms, absl::StrCat("malformed packet from the server (",
-                                Av(mqtt::NameOf(packet.violation())), ")"));
+                                Sv(mqtt::NameOf(packet.violation())), ")"));
       return;
     }
     last_received_ms_ = now_ms;
@@ -290,7 +288,7 @@ void BridgeClient::HandlePacket(const mqtt::Packet& packet, uint64_t now_ms) {
   const mqtt::PacketType type = mqtt::TypeOf(packet);
   if (state_ == ClientState::kAwaitConnack) {
     if (type != mqtt::PacketType::kConnack) {
-      Fail(now_ms, absl::StrCat("expected CONNACK, got ", Av(mqtt::NameOf(type))));
+      Fail(now_ms, absl::StrCat("expected CONNACK, got ", Sv(mqtt::NameOf(type))));
       return;
     }
     HandleConnack(std::get<mqtt::Connack>(packet), now_ms);
@@ -329,7 +327,7 @@ void BridgeClient::HandlePacket(const mqtt::Packet& packet, uint64_t now_ms) {
     case mqtt::PacketType::kDisconnect:
       return Fail(now_ms, "DISCONNECT from the server");
     default:
-      return Fail(now_ms, absl::StrCat("unexpected ", Av(mqtt::NameOf(type)), " from the server"));
+      return Fail(now_ms, absl::StrCat("unexpected ", Sv(mqtt::NameOf(type)), " from the server"));
   }
 }
 
@@ -339,7 +337,7 @@ void BridgeClient::HandleConnack(const mqtt::Connack& connack, uint64_t now_ms) 
            : connack.return_code != mqtt::ConnackCode::kAccepted) {
     Fail(now_ms, five ? absl::StrCat("CONNACK refused (reason code 0x",
                                      absl::Hex(static_cast<uint8_t>(connack.reason_code)), ")")
-                      : absl::StrCat("CONNACK refused: ", Av(ConnackText(connack.return_code))));
+                      : absl::StrCat("CONNACK refused: ", Sv(ConnackText(connack.return_code))));
     return;
   }
   state_ = ClientState::kOpen;

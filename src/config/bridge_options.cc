@@ -10,12 +10,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "bridge/bridge.h"
+#include "common/absl_view.h"
 #include "common/assert.h"
 
 namespace ringmq::config {
 namespace {
-
-absl::string_view Sv(std::string_view text) { return {text.data(), text.size()}; }
 
 absl::Status Error(std::string_view source_name, uint32_t line, std::string_view message) {
   return absl::InvalidArgumentError(absl::StrCat(Sv(source_name), ":", line, ": ", Sv(message)));

@@ -36,13 +36,11 @@
 #include "cluster/nats_link.h"
 #include "cluster/subject.h"
 #include "config/bridge_options.h"
+#include "common/absl_view.h"
 #include "common/assert.h"
 
 namespace ringmq::config {
 namespace {
-
-// Debian's abseil has its own absl::string_view, distinct from std::string_view.
-absl::string_view Sv(std::string_view text) { return {text.data(), text.size()}; }
 
 // A config file larger than this is refused unread: no legitimate one comes close, and reading
 // stays bounded even if --config names something like /dev/zero.

@@ -44,8 +44,12 @@ using message::Message;
 // The store's reference, dropped once no reader can still be handed the message.
 void ReleaseMessage(void* message) { static_cast<Message*>(message)->Release(); }
 
+}  // namespace
+
 // One topic level; the level bytes follow the node in one allocation. Every node is allocated
-// as a RetainedStore::Node (which adds nothing), so the writer may cast back to it.
+// as a RetainedStore::Node (which adds nothing), so the writer may cast back to it. Not in the
+// anonymous namespace: RetainedStore::Node derives from it, and GCC rejects a base of internal
+// linkage (-Wsubobject-linkage) once this file is part of a unity build (scripts/build.sh).
 struct TopicNode {
   concurrent::ChildMap<TopicNode> children;
   std::atomic<Message*> message{nullptr};  // holds the store's reference
@@ -56,8 +60,6 @@ struct TopicNode {
 
   std::string_view level() const { return {reinterpret_cast<const char*>(this + 1), level_size}; }
 };
-
-}  // namespace
 
 struct RetainedStore::Node : TopicNode {
   using TopicNode::TopicNode;

@@ -3,17 +3,10 @@
 #include <algorithm>
 
 #include "common/assert.h"
+#include "shard/cluster_interest.h"  // NextToken
 
 namespace ringmq::shard {
 namespace {
-
-// The next token of `text` (up to '.'), removed from it.
-std::string_view NextToken(std::string_view& text) {
-  const size_t dot = text.find('.');
-  const std::string_view token = text.substr(0, dot);
-  text = dot == std::string_view::npos ? std::string_view() : text.substr(dot + 1);
-  return token;
-}
 
 // A subscription subject as links announce them: non-empty tokens, '>' last only.
 bool IsPattern(std::string_view subject) {

@@ -7,25 +7,10 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/string_view.h"
+#include "common/absl_view.h"
 #include "common/assert.h"
 
 namespace ringmq::shard {
-namespace {
-
-// The next token of `text` (up to '.'), removed from it.
-std::string_view NextToken(std::string_view& text) {
-  const size_t dot = text.find('.');
-  const std::string_view token = text.substr(0, dot);
-  text = dot == std::string_view::npos ? std::string_view() : text.substr(dot + 1);
-  return token;
-}
-
-// Debian's Abseil has its own string_view (not std::string_view): the maps' heterogeneous
-// lookups take that one.
-absl::string_view Key(std::string_view text) { return {text.data(), text.size()}; }
-
-}  // namespace
-
 struct SubjectIndex::Node {
   absl::flat_hash_map<std::string, std::unique_ptr<Node>> children;  // tokens, '*' and '>'
   uint64_t sid = 0;  // the subject that ends here (0: none)
@@ -39,7 +24,7 @@ void SubjectIndex::Insert(std::string_view subject, uint64_t sid) {
   Node* node = root_.get();
   while (!subject.empty()) {
     const std::string_view token = NextToken(subject);
-    auto it = node->children.find(Key(token));
+    auto it = node->children.find(Sv(token));
     if (it == node->children.end()) {
       it = node->children.emplace(std::string(token), std::make_unique<Node>()).first;
       ++node_count_;
@@ -57,14 +42,14 @@ void SubjectIndex::Erase(std::string_view subject) {
   Node* node = root_.get();
   while (!subject.empty()) {
     const std::string_view token = NextToken(subject);
-    const auto it = node->children.find(Key(token));
+    const auto it = node->children.find(Sv(token));
     if (it == node->children.end()) return;  // never inserted
     path.emplace_back(node, token);
     node = it->second.get();
   }
   node->sid = 0;
   for (auto step = path.rbegin(); step != path.rend(); ++step) {
-    const auto it = step->first->children.find(Key(step->second));
+    const auto it = step->first->children.find(Sv(step->second));
     if (it->second->sid != 0 || !it->second->children.empty()) break;
     step->first->children.erase(it);
     --node_count_;
@@ -86,15 +71,15 @@ uint64_t SubjectIndex::LowestMatch(std::string_view subject) const {
       ++visits;
       if (node->children.empty()) continue;
       // '>' matches this token and every one after it.
-      if (const auto it = node->children.find(Key(">"));
+      if (const auto it = node->children.find(Sv(">"));
           it != node->children.end()) {
         consider(it->second->sid);
       }
-      if (const auto it = node->children.find(Key(token)); it != node->children.end()) {
+      if (const auto it = node->children.find(Sv(token)); it != node->children.end()) {
         next_.push_back(it->second.get());
       }
       if (token != "*") {  // a published subject has no wildcards; do not add a node twice
-        if (const auto it = node->children.find(Key("*"));
+        if (const auto it = node->children.find(Sv("*"));
             it != node->children.end()) {
           next_.push_back(it->second.get());
         }

@@ -79,6 +79,15 @@ class SubjectIndex {
 // token, '>' one or more trailing tokens; NATS client protocol, "Wildcards").
 bool NatsSubjectMatches(std::string_view pattern, std::string_view subject);
 
+// The next token of NATS subject `text` (up to '.'), removed from it (cluster_interest.cc and
+// cluster_acks.cc).
+inline std::string_view NextToken(std::string_view& text) {
+  const size_t dot = text.find('.');
+  const std::string_view token = text.substr(0, dot);
+  text = dot == std::string_view::npos ? std::string_view() : text.substr(dot + 1);
+  return token;
+}
+
 class ClusterInterest {
  public:
   // `link` and `mapping` (its prefix) outlive this object.

@@ -28,8 +28,6 @@ constexpr size_t kDrainBudgetRecords = 4096;
 // with the default cap): a subscriber that keeps up drains below this every iteration.
 constexpr uint64_t kBacklogBytes = 64 * 1024;
 
-uint8_t MinQos(uint8_t a, uint8_t b) { return a < b ? a : b; }
-
 // The monotonic deadline of a 5.0 PUBLISH or will property block's Message Expiry Interval
 // (5.0:3.3.2.3.3), lowered to `max_s` if that is not 0 (max_message_expiry), or 0 when it has
 // none (or the block is a 3.1.1 message's empty one).

@@ -17,17 +17,10 @@
 namespace ringmq::shard {
 namespace {
 
-// Headers of a message a ringmq node publishes (NATS headers, "NATS/1.0" block).
-constexpr std::string_view kNodeHeader = "Ringmq-Node";
-constexpr std::string_view kQosHeader = "Ringmq-Qos";
-constexpr std::string_view kRetainHeader = "Ringmq-Retain";
-constexpr std::string_view kIdHeader = "Ringmq-Id";  // cluster acks (router_cluster_acks.cc)
-// The publishing node's wall clock at forwarding, in microseconds since the Unix epoch: the
-// receiving shard observes the hop (ringmq_cluster_hop_latency_seconds).
+// Headers of a message a ringmq node publishes: router_cluster.h; and here the publishing node's
+// wall clock at forwarding, in microseconds since the Unix epoch: the receiving shard observes
+// the hop (ringmq_cluster_hop_latency_seconds).
 constexpr std::string_view kSentAtHeader = "Ringmq-Sent-At";
-constexpr std::string_view kDigits[] = {"0", "1", "2"};
-
-uint8_t MinQos(uint8_t a, uint8_t b) { return a < b ? a : b; }
 
 // The wall clock (not the monotonic one: the hop crosses machines), in microseconds. A vDSO
 // call (no syscall), once per message forwarded or received.

@@ -5,9 +5,11 @@
 #ifndef RINGMQ_SHARD_ROUTER_CLUSTER_H_
 #define RINGMQ_SHARD_ROUTER_CLUSTER_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "cluster/nats_link.h"
@@ -18,6 +20,54 @@
 #include "shard/router.h"
 
 namespace ringmq::shard {
+
+// Headers of the messages ringmq nodes publish to each other (a NATS/1.0 header block; NATS
+// client protocol, "HPUB"), and what router.cc and the router_cluster*.cc files read them with:
+// one definition here, so that those files also compile as one (unity builds, scripts/build.sh).
+inline constexpr std::string_view kNodeHeader = "Ringmq-Node";
+inline constexpr std::string_view kQosHeader = "Ringmq-Qos";
+inline constexpr std::string_view kRetainHeader = "Ringmq-Retain";
+inline constexpr std::string_view kIdHeader = "Ringmq-Id";  // cluster acks (router_cluster_acks.cc)
+// The values of kQosHeader and kRetainHeader, by number.
+inline constexpr std::string_view kDigits[] = {"0", "1", "2"};
+
+inline uint8_t MinQos(uint8_t a, uint8_t b) { return a < b ? a : b; }
+
+// `text` without its leading and trailing blanks (spaces and tabs).
+inline std::string_view TrimBlanks(std::string_view text) {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
+  return text;
+}
+
+// Calls fn(name, value) for each field of a NATS header block ("NATS/1.0[ status]\r\n" then
+// "Name: value\r\n" lines; NATS client protocol, "HMSG"), without allocating: this runs per
+// received message. A block that does not start with "NATS/1.0" has no fields here.
+template <typename Fn>
+inline void ForEachHeader(std::string_view block, Fn fn) {
+  if (!block.starts_with("NATS/1.0")) return;
+  size_t end = block.find("\r\n");
+  while (end != std::string_view::npos) {
+    block.remove_prefix(end + 2);
+    end = block.find("\r\n");
+    const std::string_view line = block.substr(0, end);
+    const size_t colon = line.find(':');
+    if (colon == std::string_view::npos) continue;  // the empty line that ends the block
+    if (!fn(TrimBlanks(line.substr(0, colon)), TrimBlanks(line.substr(colon + 1)))) return;
+  }
+}
+
+// The value of header `name` in a NATS header block, trimmed; empty if absent (the first field of
+// that name counts). Reads in place: no allocation.
+inline std::string_view HeaderValue(std::string_view block, std::string_view name) {
+  std::string_view found;
+  ForEachHeader(block, [&](std::string_view field, std::string_view value) {
+    if (field != name) return true;
+    found = value;
+    return false;
+  });
+  return found;
+}
 
 struct Router::ClusterRetainedSink : cluster::RetainedSyncSink {
   explicit ClusterRetainedSink(Router* router) : router(router) {}

@@ -18,40 +18,12 @@
 namespace ringmq::shard {
 namespace {
 
-// Headers of the acks layer (beside router_cluster.cc's Ringmq-Node, -Qos, -Retain).
-constexpr std::string_view kNodeHeader = "Ringmq-Node";
-constexpr std::string_view kQosHeader = "Ringmq-Qos";
-constexpr std::string_view kRetainHeader = "Ringmq-Retain";
-constexpr std::string_view kIdHeader = "Ringmq-Id";
+// Headers of the acks layer (beside router_cluster.h's Ringmq-Node, -Qos, -Retain, -Id).
 constexpr std::string_view kSubjectHeader = "Ringmq-Subject";  // retransmits: the data subject
 constexpr std::string_view kKindHeader = "Ringmq-Kind";        // announcements: S, s, D, H
 constexpr std::string_view kSequenceHeader = "Ringmq-Seq";
 // Announcements: "1" if the announcing shard has shared-subscription groups (batch lane).
 constexpr std::string_view kGroupsHeader = "Ringmq-Groups";
-constexpr std::string_view kDigits[] = {"0", "1", "2"};
-
-std::string_view Trim(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
-  return text;
-}
-
-// The value of header `name` in a NATS header block ("NATS/1.0\r\nName: value\r\n...\r\n";
-// NATS client protocol, "HMSG"), empty if absent. Reads in place.
-std::string_view HeaderValue(std::string_view block, std::string_view name) {
-  if (!block.starts_with("NATS/1.0")) return {};
-  size_t end = block.find("\r\n");
-  while (end != std::string_view::npos) {
-    block.remove_prefix(end + 2);
-    end = block.find("\r\n");
-    const std::string_view line = block.substr(0, end);
-    const size_t colon = line.find(':');
-    if (colon != std::string_view::npos && Trim(line.substr(0, colon)) == name) {
-      return Trim(line.substr(colon + 1));
-    }
-  }
-  return {};
-}
 
 // A decimal id (at most 19 digits: no overflow), 0 if `text` is not one.
 uint64_t ParseId(std::string_view text) {

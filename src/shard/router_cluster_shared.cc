@@ -13,29 +13,6 @@
 namespace ringmq::shard {
 namespace {
 
-constexpr std::string_view kNodeHeader = "Ringmq-Node";
-constexpr std::string_view kQosHeader = "Ringmq-Qos";
-
-uint8_t MinQos(uint8_t a, uint8_t b) { return a < b ? a : b; }
-
-// The value of header field `name` (a line "name: value" of the NATS/1.0 header block,
-// trimmed), or "" without one.
-std::string_view HeaderValue(std::string_view headers, std::string_view name) {
-  if (!headers.starts_with("NATS/1.0")) return {};
-  size_t at = 0;
-  while ((at = headers.find(name, at)) != std::string_view::npos) {
-    const bool line_start = at >= 2 && headers[at - 1] == '\n' && headers[at - 2] == '\r';
-    at += name.size();
-    if (!line_start || at >= headers.size() || headers[at] != ':') continue;
-    std::string_view value = headers.substr(at + 1, headers.find("\r\n", at) - (at + 1));
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
-      value.remove_prefix(1);
-    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
-    return value;
-  }
-  return {};
-}
-
 // The QoS a ringmq node published the message at; 0 without it (a NATS application's message:
 // at most once) or with a value that is no QoS.
 uint8_t QosOf(std::string_view headers) {

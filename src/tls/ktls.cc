@@ -48,9 +48,10 @@ bool KernelTlsAvailable(std::string* detail) {
     *detail = absl::StrCat("probe not run: loopback socket: ", strerror(errno));
     return false;
   }
+  // ::connect, POSIX's: a unity build (scripts/build.sh) can see namespace ringmq::connect here.
   Fd client(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (client.get() < 0 ||
-      connect(client.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
+      ::connect(client.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
     *detail = absl::StrCat("probe not run: loopback connect: ", strerror(errno));
     return false;
   }

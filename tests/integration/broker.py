@@ -161,6 +161,18 @@ def built_tool(*relative):
                          "build it with scripts/build.sh release")
 
 
+def release_only(reason):
+    """Marks a test class or method to run in the release integration stage only: run.py
+    --skip-release-only (what scripts/test.sh passes in its sanitizer stages) leaves it out, and
+    says so with `reason`. For tests a sanitizer build of the broker cannot change (they never
+    start it: the NATS fixture, Mosquitto, the load generators) and for timing and throughput
+    workloads, whose memory-safety coverage other tests that do run under sanitizers give."""
+    def mark(obj):
+        obj.ringmq_release_only = reason
+        return obj
+    return mark
+
+
 _SANITIZED = {}
 
 

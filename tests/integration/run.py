@@ -2,6 +2,7 @@
 """Integration test runner for ringmq.
 
     /usr/bin/python3 tests/integration/run.py --binary BUILD/ringmq [-k PATTERN]... [-j N]
+                                             [--skip-release-only]
 
 Discovers tests/integration/test_*.py with unittest, passes the binary to the tests through the
 RINGMQ_BINARY environment variable, prints one line per test and, as its last line,
@@ -14,6 +15,10 @@ with --worker), longest expected first (EXPECTED_SECONDS), so that the suite's w
 and sleeps overlap. Each worker prints its tests' lines as a serial run does, with the same
 watchdog; the parent copies each test's block of lines whole (blocks of different workers never
 interleave) and sums the workers' counts into the one last line.
+
+With --skip-release-only (scripts/test.sh's sanitizer stages) the tests marked
+broker.release_only are left out, each class with a line saying why; they run in the release
+stage, which never passes it, so that every test runs in at least one stage.
 """
 
 import argparse
@@ -246,6 +251,31 @@ def discover(patterns):
     return loader.discover(start_dir=HERE, pattern="test_*.py", top_level_dir=HERE)
 
 
+def release_only_reason(test):
+    """Why `test` runs in the release stage only (broker.release_only on its method or class),
+    or None."""
+    method = getattr(type(test), getattr(test, "_testMethodName", ""), None)
+    return (getattr(method, "ringmq_release_only", None)
+            or getattr(type(test), "ringmq_release_only", None))
+
+
+def without_release_only(suite, announce):
+    """The leaf tests of `suite` not marked release_only; with `announce`, prints one line per
+    class left out (how many tests, and why)."""
+    kept, left_out = [], {}
+    for test in leaf_tests(suite):
+        reason = release_only_reason(test)
+        if reason is None:
+            kept.append(test)
+        else:
+            count, _ = left_out.get(class_key(test), (0, reason))
+            left_out[class_key(test)] = (count + 1, reason)
+    if announce:
+        for key, (count, reason) in sorted(left_out.items()):
+            print(f"release only, not run here: {key} ({count} tests): {reason}")
+    return unittest.TestSuite(kept)
+
+
 def durations_path(binary):
     """DURATIONS_FILE next to a ringmq binary, or None (Mosquitto, or a directory not ours)."""
     directory = os.path.dirname(binary)
@@ -296,7 +326,10 @@ def deal(counts, jobs, recorded):
 def run_workers(args, binary, kernel_missing):
     """Runs the suite in args.jobs worker processes; prints and returns like a serial run."""
     counts = {}
-    for test in leaf_tests(discover(args.patterns)):
+    suite = discover(args.patterns)
+    if args.skip_release_only:
+        suite = without_release_only(suite, announce=True)
+    for test in leaf_tests(suite):
         counts[class_key(test)] = counts.get(class_key(test), 0) + 1
     if not counts:
         print("ran 0 tests in 0.0s")
@@ -356,6 +389,8 @@ def run_workers(args, binary, kernel_missing):
                 "--worker", ",".join(keys)]
         for pattern in args.patterns:
             argv += ["-k", pattern]
+        if args.skip_release_only:
+            argv.append("--skip-release-only")
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, errors="replace")
         procs.append(proc)
@@ -398,6 +433,9 @@ def main():
                         help="only tests whose id matches (substring or fnmatch); repeatable")
     parser.add_argument("-j", "--jobs", type=int, default=1,
                         help="worker processes to share the test classes over (default 1)")
+    parser.add_argument("--skip-release-only", action="store_true",
+                        help="leave out the tests marked broker.release_only (the sanitizer "
+                             "stages of scripts/test.sh pass it)")
     parser.add_argument("--worker", metavar="CLASSES", default=None,
                         help=argparse.SUPPRESS)  # internal: run only these module.Class keys
     args = parser.parse_args()
@@ -424,6 +462,8 @@ def main():
         return run_workers(args, binary, kernel_missing)
 
     suite = discover(args.patterns)
+    if args.skip_release_only:
+        suite = without_release_only(suite, announce=not worker)
     if worker:
         keys = set(args.worker.split(","))
         suite = unittest.TestSuite(t for t in leaf_tests(suite) if class_key(t) in keys)

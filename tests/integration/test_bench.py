@@ -28,7 +28,7 @@ import tempfile
 import time
 
 import mqtt_raw
-from broker import BrokerTestCase, built_tool, is_mosquitto
+from broker import BrokerTestCase, built_tool, is_mosquitto, release_only
 
 RUN_TIMEOUT = 60
 MOSQUITTO = "/usr/sbin/mosquitto"
@@ -167,6 +167,7 @@ class Bench(BenchRunner):
         for key in ("property_errors", "publish_refused", "server_disconnects"):
             self.assertEqual(result["verify"][key], 0, key)
 
+    @release_only("never starts ringmq: ringmq-bench against Mosquitto")
     def test_mqtt5_pairs_and_fanin_against_mosquitto(self):
         # All 5.0 clients, QoS 1 and QoS 0: verified like 3.1.1 ones.
         b = self.start_mosquitto()
@@ -183,6 +184,7 @@ class Bench(BenchRunner):
         self.assert_mqtt5_run(result, "5", 11)
         b.stop()
 
+    @release_only("never starts ringmq: ringmq-bench against Mosquitto")
     def test_mqtt5_mixed_with_user_properties_and_topic_alias_against_mosquitto(self):
         # Half the clients 5.0: every combination of 3.1.1 and 5.0 publisher and subscriber in
         # pairs; 5.0 publishers send 2 User Properties and a Topic Alias, 5.0 subscribers check
@@ -445,6 +447,7 @@ def free_tcp_port():
         return s.getsockname()[1]
 
 
+@release_only("never starts ringmq: ringmq-bench against Mosquitto")
 class BenchTransports(BrokerTestCase):
     run_bench = Bench.run_bench
     assert_common_fields = Bench.assert_common_fields

@@ -21,6 +21,8 @@ RUN_TIMEOUT = 60
 SCRIPT_TIMEOUT = 120
 
 
+@broker.release_only("measures throughput (ringmq-bench over 3 nodes); the cluster tests that "
+                     "run under the sanitizers cover the same code paths")
 class BenchPorts(unittest.TestCase):
     """One nats-server, three ringmq nodes (one shard each), ringmq-bench on all three ports."""
 
@@ -109,6 +111,7 @@ class BenchPorts(unittest.TestCase):
             self.assertIn("--port", proc.stderr)
 
 
+@broker.release_only("measures throughput (scripts/bench-cluster.sh --quick)")
 class BenchClusterScript(unittest.TestCase):
     def test_quick_run_completes_and_prints_its_table(self):
         with tempfile.TemporaryDirectory() as out:

@@ -15,6 +15,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 SCRIPT_TIMEOUT = 120
 
 
+@broker.release_only("a timed workload (scripts/cluster-soak.sh --quick); the cluster tests "
+                     "that run under the sanitizers cover the same code paths")
 class ClusterSoak(unittest.TestCase):
     def test_quick_soak_verifies_across_a_nats_server_restart(self):
         proc = subprocess.run([os.path.join(ROOT, "scripts", "cluster-soak.sh"), "--quick",

@@ -11,7 +11,7 @@ import time
 import unittest
 
 import nats_cluster
-from broker import built_tool
+from broker import built_tool, release_only
 from nats_cluster import JsError, KvBucket, NatsCluster, NatsClusterTestCase, wait_interest
 
 # JetStream's error for a failed expected-sequence check: "wrong last sequence: N"
@@ -19,6 +19,7 @@ from nats_cluster import JsError, KvBucket, NatsCluster, NatsClusterTestCase, wa
 JS_WRONG_LAST_SEQUENCE = 10071
 
 
+@release_only("never starts ringmq: the NATS cluster fixture, nats-servers and ringmq-nats-bench")
 class ClusterForms(NatsClusterTestCase):
     def test_every_server_routes_to_the_others_and_agrees_on_the_meta_leader(self):
         leaders = set()
@@ -54,6 +55,7 @@ class ClusterForms(NatsClusterTestCase):
         self.cluster.wait_formed(nats_cluster.RESTART_TIMEOUT)
 
 
+@release_only("never starts ringmq: the NATS cluster fixture, nats-servers and ringmq-nats-bench")
 class FixtureLifeCycle(unittest.TestCase):
 
     def test_stop_leaves_no_process_and_no_directory(self):
@@ -88,6 +90,7 @@ class FixtureLifeCycle(unittest.TestCase):
         self.assertTrue(all(s.proc is None for s in cluster.servers))
 
 
+@release_only("never starts ringmq: the NATS cluster fixture, nats-servers and ringmq-nats-bench")
 class CorePubSub(NatsClusterTestCase):
     def test_message_published_on_server_1_reaches_subscribers_on_2_and_3_in_order(self):
         publisher = self.connect(0)
@@ -142,6 +145,7 @@ class CorePubSub(NatsClusterTestCase):
         self.assertEqual(servers_reached, {0, 1}, "both servers' members got messages")
 
 
+@release_only("never starts ringmq: the NATS cluster fixture, nats-servers and ringmq-nats-bench")
 class KeyValue(NatsClusterTestCase):
     def bucket(self, index, name="owners"):
         return KvBucket(self.connect(index), name)
@@ -213,6 +217,7 @@ def parse_result(line):
     return dict(item.split("=", 1) for item in line.split() if "=" in item)
 
 
+@release_only("never starts ringmq: the NATS cluster fixture, nats-servers and ringmq-nats-bench")
 class NatsBenchTool(NatsClusterTestCase):
     """ringmq-nats-bench (the core NATS reference of docs/cluster-reference.md) across two of
     the fixture's servers: it runs, verifies every message and counts the servers' CPU."""

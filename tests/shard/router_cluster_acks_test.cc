@@ -11,6 +11,7 @@
 
 #include "cluster/nats_link.h"
 #include "shard/cluster_acks.h"
+#include "shard/cluster_harness.h"
 #include "shard/router_harness.h"
 
 namespace ringmq::shard {
@@ -18,26 +19,13 @@ namespace {
 
 using harness::Client;
 using harness::RouterHarness;
+using harness::RouterSink;
 
 constexpr std::string_view kNode = "node-a";
 // StartClusterAcks subscribes these first, in this order (sids 1 to 5).
 constexpr uint64_t kAnnounceSid = 1;
 constexpr uint64_t kAckSid = 4;
 constexpr uint64_t kRetransmitSid = 5;
-
-class RouterSink final : public cluster::NatsLinkSink {
- public:
-  explicit RouterSink(Router& router) : router_(router) {}
-  void OnReady(const cluster::nats::ServerInfo&) override {}
-  void OnMessage(const cluster::NatsMessage& message) override {
-    router_.OnClusterMessage(message);
-  }
-  void OnDisconnected(cluster::DisconnectReason, std::string_view) override {}
-  void OnServerError(std::string_view) override {}
-
- private:
-  Router& router_;
-};
 
 class RouterClusterAcksTest : public ::testing::Test {
  protected:
@@ -52,18 +40,9 @@ class RouterClusterAcksTest : public ::testing::Test {
     config_.threads = 2;
     harness_ = std::make_unique<RouterHarness>(config_, 2);
     for (uint32_t shard = 0; shard < 2; ++shard) {
-      sinks_.push_back(std::make_unique<RouterSink>(harness_->router(shard)));
-      cluster::NatsLinkOptions options;
-      options.urls = {"nats://127.0.0.1:4222"};
-      auto link = cluster::NatsLink::Create(options, sinks_.back().get());
-      ASSERT_TRUE(link.ok()) << link.status();
-      links_.push_back(std::move(*link));
+      ASSERT_NO_FATAL_FAILURE(harness::AddReadyLink(
+          harness_->router(shard), RouterSink::Feed::kMain, 65536, sinks_, links_));
       cluster::NatsLink& l = *links_.back();
-      l.BeginConnect(0);
-      l.OnTransportConnected(0);
-      l.OnReceived(0, "INFO {\"server_id\":\"s\",\"headers\":true,\"max_payload\":65536}\r\n");
-      l.OnReceived(0, "PONG\r\n");
-      ASSERT_TRUE(l.ready());
       harness_->router(shard).AttachCluster(&l, std::string(kNode), "");
       harness_->router(shard).StartClusterAcks(options_);
     }
@@ -90,11 +69,7 @@ class RouterClusterAcksTest : public ::testing::Test {
 
   static std::string Hmsg(std::string_view subject, uint64_t sid, std::string_view reply,
                           std::string_view headers, std::string_view payload) {
-    const std::string block = "NATS/1.0\r\n" + std::string(headers) + "\r\n";
-    return "HMSG " + std::string(subject) + " " + std::to_string(sid) + " " +
-           (reply.empty() ? "" : std::string(reply) + " ") + std::to_string(block.size()) + " " +
-           std::to_string(block.size() + payload.size()) + "\r\n" + block + std::string(payload) +
-           "\r\n";
+    return harness::HmsgBytes(subject, sid, reply, headers, payload);
   }
 
   static std::string Msg(std::string_view subject, uint64_t sid, std::string_view payload) {

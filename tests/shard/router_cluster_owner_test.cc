@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "shard/cluster_owner.h"
 #include "shard/outbox.h"
+#include "shard/cluster_harness.h"
 #include "shard/router_harness.h"
 #include "shard/shared_state.h"
 
@@ -24,23 +25,10 @@ namespace {
 
 using harness::Client;
 using harness::RouterHarness;
+using harness::RouterSink;
 
 constexpr std::string_view kNode = "node-b";
 constexpr std::string_view kWillTopic = "will/x";
-
-class RouterSink final : public cluster::NatsLinkSink {
- public:
-  explicit RouterSink(Router& router) : router_(router) {}
-  void OnReady(const cluster::nats::ServerInfo&) override {}
-  void OnMessage(const cluster::NatsMessage& message) override {
-    router_.OnClusterMessage(message);
-  }
-  void OnDisconnected(cluster::DisconnectReason, std::string_view) override {}
-  void OnServerError(std::string_view) override {}
-
- private:
-  Router& router_;
-};
 
 class RouterClusterOwnerTest : public ::testing::Test {
  protected:
@@ -49,19 +37,9 @@ class RouterClusterOwnerTest : public ::testing::Test {
     config_.threads = 2;
     harness_ = std::make_unique<RouterHarness>(config_, 2);
     for (uint32_t shard = 0; shard < 2; ++shard) {
-      sinks_.push_back(std::make_unique<RouterSink>(harness_->router(shard)));
-      cluster::NatsLinkOptions options;
-      options.urls = {"nats://127.0.0.1:4222"};
-      auto link = cluster::NatsLink::Create(options, sinks_.back().get());
-      ASSERT_TRUE(link.ok()) << link.status();
-      links_.push_back(std::move(*link));
+      ASSERT_NO_FATAL_FAILURE(harness::AddReadyLink(harness_->router(shard),
+                                                    RouterSink::Feed::kMain, 1024, sinks_, links_));
       cluster::NatsLink& l = *links_.back();
-      l.BeginConnect(0);
-      l.OnTransportConnected(0);
-      l.OnReceived(0, "INFO {\"server_id\":\"s\",\"headers\":true,\"max_payload\":1024}\r\n");
-      l.OnReceived(0, "PONG\r\n");
-      ASSERT_TRUE(l.ready());
-      Output(shard);  // CONNECT and PING
       harness_->router(shard).AttachCluster(&l, std::string(kNode), "");
       ASSERT_TRUE(harness_->router(shard).StartClusterOwnership(batch_options_).ok());
     }

@@ -12,6 +12,7 @@
 #include "mqtt/codec.h"
 #include "mqtt/packet.h"
 #include "mqtt/properties.h"
+#include "shard/cluster_harness.h"
 #include "shard/router_harness.h"
 
 namespace ringmq::shard {
@@ -19,27 +20,9 @@ namespace {
 
 using harness::Client;
 using harness::RouterHarness;
+using harness::RouterSink;
 
 constexpr std::string_view kNode = "node-a";
-
-class LinkSink final : public cluster::NatsLinkSink {
- public:
-  LinkSink(Router& router, bool share) : router_(router), share_(share) {}
-  void OnReady(const cluster::nats::ServerInfo&) override {}
-  void OnMessage(const cluster::NatsMessage& message) override {
-    if (share_) {
-      router_.OnClusterShareMessage(message);
-    } else {
-      router_.OnClusterMessage(message);
-    }
-  }
-  void OnDisconnected(cluster::DisconnectReason, std::string_view) override {}
-  void OnServerError(std::string_view) override {}
-
- private:
-  Router& router_;
-  const bool share_;
-};
 
 class RouterClusterSharedTest : public ::testing::Test {
  protected:
@@ -50,27 +33,13 @@ class RouterClusterSharedTest : public ::testing::Test {
     harness_ = std::make_unique<RouterHarness>(config_, kShards);
     for (uint32_t shard = 0; shard < kShards; ++shard) {
       for (const bool share : {false, true}) {
-        sinks_.push_back(std::make_unique<LinkSink>(harness_->router(shard), share));
-        cluster::NatsLinkOptions options;
-        options.urls = {"nats://127.0.0.1:4222"};
-        auto link = cluster::NatsLink::Create(options, sinks_.back().get());
-        ASSERT_TRUE(link.ok()) << link.status();
-        links_.push_back(std::move(*link));
-        Connect(*links_.back());
+        ASSERT_NO_FATAL_FAILURE(harness::AddReadyLink(
+            harness_->router(shard), share ? RouterSink::Feed::kShares : RouterSink::Feed::kMain,
+            1024, sinks_, links_));
       }
       harness_->router(shard).AttachCluster(&Main(shard), std::string(kNode), "");
       harness_->router(shard).AttachClusterShares(&Share(shard));
     }
-  }
-
-  static void Connect(cluster::NatsLink& link) {
-    link.BeginConnect(0);
-    link.OnTransportConnected(0);
-    link.OnReceived(0, "INFO {\"server_id\":\"s\",\"headers\":true,\"max_payload\":1024}\r\n");
-    link.OnReceived(0, "PONG\r\n");
-    ASSERT_TRUE(link.ready());
-    std::string out;
-    link.TakeOutput(out);  // CONNECT and PING
   }
 
   cluster::NatsLink& Main(uint32_t shard) { return *links_[2 * shard]; }
@@ -88,15 +57,12 @@ class RouterClusterSharedTest : public ::testing::Test {
 
   static std::string Hmsg(std::string_view subject, uint64_t sid, std::string_view headers,
                           std::string_view payload) {
-    const std::string block = "NATS/1.0\r\n" + std::string(headers) + "\r\n";
-    return "HMSG " + std::string(subject) + " " + std::to_string(sid) + " " +
-           std::to_string(block.size()) + " " + std::to_string(block.size() + payload.size()) +
-           "\r\n" + block + std::string(payload) + "\r\n";
+    return harness::HmsgBytes(subject, sid, "", headers, payload);
   }
 
   Config config_;
   std::unique_ptr<RouterHarness> harness_;
-  std::vector<std::unique_ptr<LinkSink>> sinks_;
+  std::vector<std::unique_ptr<RouterSink>> sinks_;
   std::vector<std::unique_ptr<cluster::NatsLink>> links_;
 };
 

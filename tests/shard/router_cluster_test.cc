@@ -15,6 +15,7 @@
 #include "mqtt/codec.h"
 #include "mqtt/packet.h"
 #include "mqtt/properties.h"
+#include "shard/cluster_harness.h"
 #include "shard/router_harness.h"
 
 namespace ringmq::shard {
@@ -28,22 +29,9 @@ uint64_t WallClockMicros() {
 
 using harness::Client;
 using harness::RouterHarness;
+using harness::RouterSink;
 
 constexpr std::string_view kNode = "node-a";
-
-class RouterSink final : public cluster::NatsLinkSink {
- public:
-  explicit RouterSink(Router& router) : router_(router) {}
-  void OnReady(const cluster::nats::ServerInfo&) override {}
-  void OnMessage(const cluster::NatsMessage& message) override {
-    router_.OnClusterMessage(message);
-  }
-  void OnDisconnected(cluster::DisconnectReason, std::string_view) override {}
-  void OnServerError(std::string_view) override {}
-
- private:
-  Router& router_;
-};
 
 class RouterClusterTest : public ::testing::Test {
  protected:
@@ -51,19 +39,9 @@ class RouterClusterTest : public ::testing::Test {
     config_.threads = 2;
     harness_ = std::make_unique<RouterHarness>(config_, 2);
     for (uint32_t shard = 0; shard < 2; ++shard) {
-      sinks_.push_back(std::make_unique<RouterSink>(harness_->router(shard)));
-      cluster::NatsLinkOptions options;
-      options.urls = {"nats://127.0.0.1:4222"};
-      auto link = cluster::NatsLink::Create(options, sinks_.back().get());
-      ASSERT_TRUE(link.ok()) << link.status();
-      links_.push_back(std::move(*link));
+      ASSERT_NO_FATAL_FAILURE(harness::AddReadyLink(harness_->router(shard),
+                                                    RouterSink::Feed::kMain, 1024, sinks_, links_));
       cluster::NatsLink& l = *links_.back();
-      l.BeginConnect(0);
-      l.OnTransportConnected(0);
-      l.OnReceived(0, "INFO {\"server_id\":\"s\",\"headers\":true,\"max_payload\":1024}\r\n");
-      l.OnReceived(0, "PONG\r\n");
-      ASSERT_TRUE(l.ready());
-      Output(shard);  // CONNECT and PING
       harness_->router(shard).AttachCluster(&l, std::string(kNode), "");
     }
   }
@@ -82,10 +60,7 @@ class RouterClusterTest : public ::testing::Test {
 
   static std::string Hmsg(std::string_view subject, uint64_t sid, std::string_view headers,
                           std::string_view payload) {
-    const std::string block = "NATS/1.0\r\n" + std::string(headers) + "\r\n";
-    return "HMSG " + std::string(subject) + " " + std::to_string(sid) + " " +
-           std::to_string(block.size()) + " " + std::to_string(block.size() + payload.size()) +
-           "\r\n" + block + std::string(payload) + "\r\n";
+    return harness::HmsgBytes(subject, sid, "", headers, payload);
   }
 
   void Unsubscribe(Client& client, std::string_view filter) {
