@@ -491,6 +491,7 @@ void Connection::HandleFrame(const mqtt::FixedHeader& header, std::span<const ui
 
 void Connection::CountConnect(connect::Reason reason, ConnectionContext& context) const {
   context.counters->connect[static_cast<size_t>(reason)].Add();
+  if (internal_) return;  // a bridge's local session is no listener's client
   metrics::ListenerCounters& listener = context.counters->listener(listener_);
   if (reason == connect::Reason::kAccepted) {
     listener.connect_accepted.Add();
