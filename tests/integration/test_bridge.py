@@ -530,6 +530,36 @@ class BridgeDurableTest(BridgeTestCase):
         self.assertEqual([int(p.payload) for p in got if p.topic == "data/q2"], list(range(count)))
 
 
+    def test_in_and_out_with_persistence_acknowledged_after_the_other_side(self):
+        """Durable bridge, both directions at QoS 1/2 while both brokers run: the deferred
+        acknowledgements flow (nothing is held back for good)."""
+        remote = self.mosquitto()
+        data_dir = os.path.join(self.tmp.name, "data-flow")
+        os.mkdir(data_dir)
+        node = self.ringmq(bridge_toml("cloud", remote.port, ['out/# out 2 "" site1/',
+                                                              'in/# in 2 "" site1/']),
+                           flags=("--persistence", "true", "--data-dir", data_dir))
+        self.wait_connected(node)
+        remote_sub = self.client(remote.port, "rsub")
+        remote_sub.subscribe([("site1/out/#", 2)])
+        local_sub = self.client(node.port, "lsub")
+        local_sub.subscribe([("in/#", 2)])
+        local_pub = self.client(node.port, "lpub")
+        remote_pub = self.client(remote.port, "rpub")
+        self.wait_subscribed(local_pub, remote_sub, "out/probe")
+        self.wait_subscribed(remote_pub, local_sub, "site1/in/probe")
+        count = 50  # above Mosquitto's and the bridge's in-flight windows (20)
+        for i in range(count):
+            local_pub.publish("out/x", b"%d" % i, qos=1 + i % 2)
+            remote_pub.publish("site1/in/x", b"%d" % i, qos=1 + i % 2)
+        out = sorted(int(p.payload) for p in remote_sub.receive(count))
+        came_in = sorted(int(p.payload) for p in local_sub.receive(count))
+        self.assertEqual(out, list(range(count)))
+        self.assertEqual(came_in, list(range(count)))
+        remote_sub.expect_no_publish(0.3)
+        local_sub.expect_no_publish(0.3)
+
+
 class BridgeNotificationTest(BridgeTestCase):
     STATE = "$SYS/broker/connection/edge-n/state"
 
