@@ -10,9 +10,10 @@ the remote did; the publisher's PUBACK waits for the log). A publisher on ringmq
 messages, W unacknowledged at most; a subscriber on Mosquitto receives them. Prints, per mode,
 the median over R rounds of messages per second end to end and ringmq's CPU microseconds per
 message (its threads' time on a CPU over the round, /proc/PID/task/*/schedstat), and the
-ratios to persistence off. Everything on 127.0.0.1; every wait bounded. With --messages much
-above 5000 Mosquitto 2.0 closed the Python subscriber now and then on this machine (not
-investigated): keep the default.
+ratios to persistence off. Everything on 127.0.0.1; every wait bounded. The broker's
+max_queued_messages is raised to 10000: with persistence the messages waiting for the remote
+wait in the bridge's local session under the broker's session bounds (docs/bridges.md), and a
+publisher faster than the remote would otherwise see them dropped there (counted).
 """
 
 import argparse
