@@ -560,6 +560,32 @@ class BridgeDurableTest(BridgeTestCase):
         local_sub.expect_no_publish(0.3)
 
 
+    def test_with_persistence_the_broker_session_bounds_count_the_overflow(self):
+        """With persistence what waits for the remote waits in the bridge's local session: at
+        most the bridge's Receive Maximum (its max_queued_messages) in flight to it, then the
+        broker's max_queued_messages; beyond, queue_full_policy drops and counts."""
+        port = broker.free_port()  # the remote is down
+        data_dir = os.path.join(self.tmp.name, "data-bound")
+        os.mkdir(data_dir)
+        node = self.ringmq("max_queued_messages = 5\n" +
+                           bridge_toml("cloud", port, ["data/# out 1"], max_queued_messages=5),
+                           flags=("--persistence", "true", "--data-dir", data_dir))
+        wait_for(lambda: metric(node, "ringmq_subscriptions") >= 1, "local subscription")
+        local_pub = self.client(node.port, "lpub")
+        for i in range(20):
+            local_pub.publish("data/x", b"%d" % i, qos=1)
+        wait_for(lambda: metric(node, "ringmq_messages_dropped_total", reason="queue_full") == 10,
+                 "10 drops counted at the session's bound")
+        self.assertEqual(metric(node, "ringmq_bridge_dropped_total", direction="out"), 0)
+        remote = self.mosquitto(port=port)
+        remote_sub = self.client(remote.port, "rsub")
+        remote_sub.subscribe([("data/#", 1)])
+        self.wait_connected(node)
+        got = remote_sub.receive(10)
+        self.assertEqual(sorted(int(p.payload) for p in got), list(range(10)))
+        remote_sub.expect_no_publish(0.3)
+
+
 class BridgeNotificationTest(BridgeTestCase):
     STATE = "$SYS/broker/connection/edge-n/state"
 
