@@ -98,6 +98,8 @@ struct BridgeTopicConfig {
   friend bool operator==(const BridgeTopicConfig&, const BridgeTopicConfig&) = default;
 };
 
+enum class BridgeStartType : uint8_t { kAutomatic, kLazy, kOnce };
+
 // One `[[bridge]]` table: a connection from this broker to another MQTT broker.
 struct BridgeConfig {
   std::string name;                    // required; unique; names the bridge in logs
@@ -129,6 +131,18 @@ struct BridgeConfig {
   uint32_t max_queued_messages = 1000;   // waiting for the remote (beyond: dropped, counted)
   uint64_t max_queued_bytes = 16 << 20;  // their topic + payload bytes
   uint32_t max_packet_size = 0;          // 0: the broker's max_packet_size
+  // Mosquitto's notifications (docs/bridges.md): a retained "1" / "0" on notification_topic
+  // (empty: $SYS/broker/connection/<client_id>/state) here and, unless local_only, on the
+  // remote broker, where a will sets it to "0" when the connection is lost.
+  bool notifications = true;
+  bool notifications_local_only = false;
+  std::string notification_topic;
+  // Mosquitto's start_type: automatic (connect at start, reconnect), once (connect at start,
+  // never again after it fails or ends), lazy (connect when threshold messages wait for the
+  // remote; disconnect after idle_timeout_s without traffic).
+  BridgeStartType start_type = BridgeStartType::kAutomatic;
+  uint32_t threshold = 10;
+  uint32_t idle_timeout_s = 60;
   friend bool operator==(const BridgeConfig&, const BridgeConfig&) = default;
 };
 

@@ -1,5 +1,6 @@
 #include "bridge/bridge.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -171,6 +172,15 @@ absl::Status ValidateBridgeConfig(const BridgeConfig& config) {
   if (config.max_packet_size != 0 && config.max_packet_size < 64) {
     return BridgeError(config, "max_packet_size: 0 (the broker's) or at least 64");
   }
+  if (!config.notification_topic.empty() &&
+      mqtt::ValidateTopicName(config.notification_topic) != mqtt::Violation::kNone) {
+    return BridgeError(config, "notification_topic: a valid topic name (no wildcards)");
+  }
+  if (config.start_type == BridgeStartType::kLazy &&
+      config.threshold > config.max_queued_messages) {
+    // Otherwise the queue's bound drops messages before the bridge ever starts.
+    return BridgeError(config, "threshold: at most max_queued_messages (start_type lazy)");
+  }
   return absl::OkStatus();
 }
 
@@ -202,13 +212,26 @@ absl::StatusOr<std::unique_ptr<Bridge>> Bridge::Create(const BridgeConfig& confi
   remote.restart_initial_ms = config.restart_initial_ms;
   remote.restart_max_ms = config.restart_max_ms;
   remote.random_seed = environment.random_seed;
+  remote.reconnect = config.start_type != BridgeStartType::kOnce;
+  if (config.notifications) {
+    // mosquitto.conf(5) `notifications`: $SYS/broker/connection/<remote client id>/state.
+    bridge->notification_topic_ = !config.notification_topic.empty()
+                                      ? config.notification_topic
+                                      : absl::StrCat("$SYS/broker/connection/", remote.client_id,
+                                                     "/state");
+    bridge->local_state_due_ = true;  // "0" at start: a retained "1" of a past run is stale
+    if (!config.notifications_local_only) {
+      remote.will_topic = bridge->notification_topic_;
+      remote.will_payload = "0";
+    }
+  }
 
   ClientOptions local;
   local.client_id = !config.local_client_id.empty() ? config.local_client_id
                                                     : absl::StrCat("local.", remote.client_id);
   local.username = config.local_username;
   local.password = config.local_password;
-  local.clean_session = true;
+  local.clean_session = !environment.durable;
   local.level = mqtt::ProtocolLevel::kMqtt5;
   local.max_inflight = config.max_inflight;
   local.max_queued_messages = config.max_queued_messages;
@@ -220,6 +243,17 @@ absl::StatusOr<std::unique_ptr<Bridge>> Bridge::Create(const BridgeConfig& confi
   local.restart_max_ms = 10'000;
   local.random_seed = environment.random_seed ^ 0x9E3779B97F4A7C15ull;
 
+  if (environment.durable) {
+    // What waits for the remote stays with this broker's session (and its log) until the remote
+    // acknowledged it; the broker keeps at most one queue's worth in flight to the bridge, so
+    // the remote client's queue is not overrun by QoS 1/2 (5.0:MQTT-3.3.4-9).
+    const auto window = static_cast<uint16_t>(std::min<uint32_t>(config.max_queued_messages, 65'535));
+    for (ClientOptions* options : {&remote, &local}) {
+      options->defer_acks = true;
+      options->receive_maximum = window;
+    }
+    local.retain_handling = 1;  // the resumed session keeps its subscriptions: no retained again
+  }
   for (const BridgeTopicConfig& rule : config.topics) {
     const auto qos = static_cast<mqtt::QoS>(rule.qos);
     if (rule.direction != BridgeDirection::kOut) {
@@ -248,6 +282,8 @@ absl::StatusOr<std::unique_ptr<Bridge>> Bridge::Create(const BridgeConfig& confi
 }
 
 void Bridge::Forward(const mqtt::Publish& publish, bool from_remote) {
+  BridgeClient& from = from_remote ? *remote_ : *local_;
+  const Origin origin = from.inbound_origin();
   const BridgeDirection skip = from_remote ? BridgeDirection::kOut : BridgeDirection::kIn;
   for (const BridgeTopicConfig& rule : config_.topics) {
     if (rule.direction == skip) continue;
@@ -259,7 +295,8 @@ void Bridge::Forward(const mqtt::Publish& publish, bool from_remote) {
     // The subscription delivered it at min(published, rule) QoS already; overlapping rules of
     // one direction give one copy (the first rule's mapping), as one subscription would.
     BridgeClient& to = from_remote ? *local_ : *remote_;
-    const bool queued = to.Publish(topic_, publish.payload, publish.qos, publish.retain);
+    const bool queued = to.Publish(topic_, publish.payload, publish.qos, publish.retain, origin);
+    if (!queued) from.Release(origin);  // dropped, counted: nothing will acknowledge it
     if (from_remote) {
       ++(queued ? stats_.messages_in : stats_.dropped_in);
     } else {
@@ -268,19 +305,56 @@ void Bridge::Forward(const mqtt::Publish& publish, bool from_remote) {
     return;
   }
   ++stats_.unmatched;
+  from.Release(origin);
 }
 
 void Bridge::Side::OnConnected(bool session_present) {
   RINGMQ_LOG_DEBUG("bridge %s: %s connection open (session present: %d)",
                    bridge_->config_.name.c_str(), remote_ ? "remote" : "local",
                    session_present ? 1 : 0);
-  if (remote_) bridge_->last_error_.clear();
+  if (!remote_) return;
+  bridge_->last_error_.clear();
+  if (bridge_->notification_topic_.empty()) return;
+  if (!bridge_->config_.notifications_local_only) {
+    // The will says "0" if this connection is lost; this says "1" (mosquitto.conf(5)).
+    bridge_->remote_->PublishFirst(bridge_->notification_topic_, "1", mqtt::QoS::k1,
+                                   /*retain=*/true);
+    ++bridge_->stats_.notifications;
+  }
+}
+
+bool Bridge::TakeLocalState(bool& connected) {
+  if (notification_topic_.empty()) return false;
+  const bool open = remote_->state() == ClientState::kOpen;
+  if (!local_state_due_ && open == local_state_) return false;
+  local_state_due_ = false;
+  local_state_ = open;
+  connected = open;
+  ++stats_.notifications;
+  return true;
+}
+
+bool Bridge::RemoteWanted() const {
+  if (config_.start_type != BridgeStartType::kLazy) return true;
+  return remote_->queued_messages() + remote_->inflight() >= config_.threshold;
+}
+
+bool Bridge::RemoteIdle() const {
+  return remote_->state() == ClientState::kOpen && remote_->queued_messages() == 0 &&
+         remote_->inflight() == 0 && local_->deferred() == 0 && remote_->deferred() == 0;
 }
 
 void Bridge::Side::OnMessage(const mqtt::Publish& publish) { bridge_->Forward(publish, remote_); }
 
+void Bridge::Side::OnDelivered(const Origin& origin) {
+  // The other side's client took the message this side's copy came from.
+  (remote_ ? bridge_->local_ : bridge_->remote_)->Release(origin);
+}
+
 void Bridge::Side::OnDisconnected(std::string_view reason) {
-  if (remote_) bridge_->last_error_.assign(reason);
+  if (remote_) {
+    bridge_->last_error_.assign(reason);
+  }
   RINGMQ_LOG_DEBUG("bridge %s: %s connection ended: %.*s", bridge_->config_.name.c_str(),
                    remote_ ? "remote" : "local", static_cast<int>(reason.size()), reason.data());
 }

@@ -21,7 +21,11 @@
 //
 // Acknowledgements: an inbound QoS 1/2 message is acknowledged to the side it came from once it
 // is queued for the other side (or dropped there, counted), so a QoS 1 message is carried at
-// least once unless a queue bound drops it.
+// least once unless a queue bound drops it. Durable (Environment::durable, persistence on):
+// it is acknowledged only once the other side acknowledged its copy (ClientOptions::defer_acks),
+// and the local session is persistent, so what waits for the remote stays in this broker's
+// persistence log as the local session's queued and in-flight messages, and a restart resends
+// it to the bridge (docs/bridges.md, "Across a restart").
 //
 // Thread safety: owned by one shard; used only on its thread.
 #ifndef RINGMQ_BRIDGE_BRIDGE_H_
@@ -67,6 +71,7 @@ struct BridgeStats {
                               // also counts messages too large to send)
   uint64_t dropped_in = 0;    // refused by the local client's queue bound
   uint64_t unmatched = 0;     // received on a side but matching no rule of that direction
+  uint64_t notifications = 0;  // state messages published, here and on the remote
 };
 
 class Bridge {
@@ -77,6 +82,7 @@ class Bridge {
     uint32_t max_packet_size = 1 << 20;
     uint32_t connect_timeout_ms = 10'000;  // CONNECT -> CONNACK, both sides
     uint64_t random_seed = 0;
+    bool durable = false;  // persistence on: deferred acknowledgements, persistent local session
   };
   // Errors: ValidateBridgeConfig's.
   static absl::StatusOr<std::unique_ptr<Bridge>> Create(const BridgeConfig& config,
@@ -91,6 +97,19 @@ class Bridge {
   // Set by the shard from its sockets' events: the remote's last disconnect reason.
   const std::string& last_error() const { return last_error_; }
 
+  // Notifications (Mosquitto's `notifications`): the topic of the state messages, and the
+  // state ("1" connected, "0" not) this broker should publish there (retained, in its own
+  // name: clients cannot publish to $SYS), if it changed since the last call. The first call
+  // gives "0" (the state at start).
+  const std::string& notification_topic() const { return notification_topic_; }
+  bool TakeLocalState(bool& connected);
+  // Start type (Mosquitto's start_type): whether the remote connection should be open now.
+  // lazy: once threshold messages wait for the remote (queued or unacknowledged); the owner
+  // ends an idle one (idle_timeout_s). automatic and once: always (once never retries).
+  bool RemoteWanted() const;
+  // lazy: an open remote connection with nothing waiting may be ended once idle.
+  bool RemoteIdle() const;
+
  private:
   class Side : public ClientSink {
    public:
@@ -98,6 +117,7 @@ class Bridge {
     void OnConnected(bool session_present) override;
     void OnMessage(const mqtt::Publish& publish) override;
     void OnDisconnected(std::string_view reason) override;
+    void OnDelivered(const Origin& origin) override;
 
    private:
     Bridge* bridge_;
@@ -114,6 +134,9 @@ class Bridge {
   std::unique_ptr<BridgeClient> local_;
   std::string topic_;  // MapTopic's output, reused
   std::string last_error_;
+  std::string notification_topic_;  // empty: notifications off
+  bool local_state_ = false;        // last state taken by TakeLocalState
+  bool local_state_due_ = false;    // the state at start was not taken yet
   BridgeStats stats_;
 };
 

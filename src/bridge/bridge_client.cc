@@ -68,6 +68,10 @@ absl::StatusOr<BridgeClient> BridgeClient::Create(ClientOptions options, ClientS
     return absl::InvalidArgumentError(
         "restart: 0 < initial <= max, jitter 0..100 percent; connect timeout > 0");
   }
+  if (options.defer_acks && options.receive_maximum == 0) {
+    return absl::InvalidArgumentError("receive_maximum: 1 to 65535");
+  }
+  if (options.retain_handling > 2) return absl::InvalidArgumentError("retain_handling: 0..2");
   if (options.try_private && options.level != mqtt::ProtocolLevel::kMqtt311) {
     return absl::InvalidArgumentError("try_private: MQTT 3.1.1 only");
   }
@@ -109,6 +113,12 @@ void BridgeClient::SendConnect() {
   connect.client_id = options_.client_id;
   if (options_.username) connect.user_name = *options_.username;
   if (options_.password) connect.password = *options_.password;
+  if (!options_.will_topic.empty()) {
+    connect.will = mqtt::Will{.topic = options_.will_topic,
+                              .payload = options_.will_payload,
+                              .qos = mqtt::QoS::k1,
+                              .retain = true};
+  }
   uint8_t properties[32];
   size_t length = 0;
   if (options_.level == mqtt::ProtocolLevel::kMqtt5) {
@@ -118,9 +128,11 @@ void BridgeClient::SendConnect() {
       length += mqtt::EncodeIntegerProperty(mqtt::PropertyId::kSessionExpiryInterval, UINT32_MAX,
                                             block.subspan(length));
     }
-    // Our inbound QoS 1/2 window is what we acknowledge at once: the id space.
-    length += mqtt::EncodeIntegerProperty(mqtt::PropertyId::kReceiveMaximum, 65'535,
-                                          block.subspan(length));
+    // Our inbound QoS 1/2 window: the id space when we acknowledge at once; with defer_acks
+    // the messages we hold unacknowledged (5.0:MQTT-3.3.4-9 bounds the server by it).
+    length += mqtt::EncodeIntegerProperty(
+        mqtt::PropertyId::kReceiveMaximum,
+        options_.defer_acks ? options_.receive_maximum : uint16_t{65'535}, block.subspan(length));
     length += mqtt::EncodeIntegerProperty(mqtt::PropertyId::kMaximumPacketSize,
                                           options_.max_packet_size, block.subspan(length));
   }
@@ -144,7 +156,8 @@ void BridgeClient::SendSubscribe() {
     requests.push_back({.filter = subscription.filter,
                         .qos = subscription.qos,
                         .no_local = five && subscription.no_local,
-                        .retain_as_published = five && subscription.retain_as_published});
+                        .retain_as_published = five && subscription.retain_as_published,
+                        .retain_handling = five ? options_.retain_handling : uint8_t{0}});
   }
   std::vector<uint8_t> entries(mqtt::TopicListEncodedSize(requests, /*has_qos=*/true));
   mqtt::EncodeTopicList(requests, /*has_qos=*/true, entries);
@@ -185,9 +198,11 @@ void BridgeClient::Pump() {
     Message& front = queue_.front();
     const size_t size = 2 + front.data.size() + 9;  // within a fixed header and packet id
     if (size > options_.max_packet_size) {          // the server would close us: never sendable
+      const Origin origin = front.origin;
       queued_bytes_ -= front.data.size();
       queue_.pop_front();
       ++stats_.dropped;
+      if (origin.qos != mqtt::QoS::k0) sink_->OnDelivered(origin);
       continue;
     }
     if (front.qos == mqtt::QoS::k0) {
@@ -222,7 +237,7 @@ void BridgeClient::TakeOutput(uint64_t now_ms, ByteBuffer& into) {
 }
 
 bool BridgeClient::Publish(std::string_view topic, std::string_view payload, mqtt::QoS qos,
-                           bool retain) {
+                           bool retain, const Origin& origin) {
   RINGMQ_ASSERT(!topic.empty() && topic.size() <= 65'535);
   const size_t bytes = topic.size() + payload.size();
   if (queue_.size() >= options_.max_queued_messages ||
@@ -236,10 +251,29 @@ bool BridgeClient::Publish(std::string_view topic, std::string_view payload, mqt
   message.topic_size = static_cast<uint16_t>(topic.size());
   message.qos = qos;
   message.retain = retain;
+  message.origin = origin;
   queue_.push_back(std::move(message));
   queued_bytes_ += bytes;
   Pump();
   return true;
+}
+
+void BridgeClient::PublishFirst(std::string_view topic, std::string_view payload, mqtt::QoS qos,
+                                bool retain) {
+  RINGMQ_ASSERT(!topic.empty() && topic.size() <= 65'535);
+  if (!queue_.empty() && queue_.front().first) {
+    queued_bytes_ -= queue_.front().data.size();
+    queue_.pop_front();
+  }
+  Message message;
+  message.data.append(topic).append(payload);
+  message.topic_size = static_cast<uint16_t>(topic.size());
+  message.qos = qos;
+  message.retain = retain;
+  message.first = true;
+  queued_bytes_ += message.data.size();
+  queue_.push_front(std::move(message));
+  Pump();
 }
 
 void BridgeClient::OnReceived(uint64_t now_ms, std::span<const uint8_t> bytes) {
@@ -345,8 +379,17 @@ void BridgeClient::HandleConnack(const mqtt::Connack& connack, uint64_t now_ms) 
   ++stats_.connects;
   server_receive_maximum_ = connack.properties.Values().receive_maximum.value_or(65'535);
   const bool resumed = connack.session_present && !options_.clean_session;
-  if (!resumed) inbound_qos2_.clear();
+  if (!resumed) {
+    // A new session: the server forgot the ids it sent us, so no acknowledgement of the old
+    // session may go out (it could name a new message that reuses the id).
+    inbound_qos2_.clear();
+    deferred_.clear();
+    releases_due_.clear();
+    ++session_epoch_;
+  }
   SendSubscribe();
+  for (const Origin& origin : releases_due_) SendRelease(origin);
+  releases_due_.clear();
   // Unacknowledged messages first, in their order (MQTT-4.6.0-1).
   if (resumed) {
     for (const Message& message : inflight_) {
@@ -372,19 +415,52 @@ void BridgeClient::HandleConnack(const mqtt::Connack& connack, uint64_t now_ms) 
 }
 
 void BridgeClient::HandlePublish(const mqtt::Publish& publish) {
+  const uint16_t id = publish.packet_id;
+  const bool deferring = options_.defer_acks && publish.qos != mqtt::QoS::k0;
+  if (deferring) {
+    // A resend of an id still awaiting Release: the first copy is on its way (MQTT-2.2.1-3).
+    if (std::binary_search(deferred_.begin(), deferred_.end(), id)) return;
+  }
   if (publish.qos == mqtt::QoS::k2) {
-    const auto it = std::lower_bound(inbound_qos2_.begin(), inbound_qos2_.end(), publish.packet_id);
-    if (it == inbound_qos2_.end() || *it != publish.packet_id) {
-      inbound_qos2_.insert(it, publish.packet_id);
-      ++stats_.messages_received;
-      sink_->OnMessage(publish);
+    const auto it = std::lower_bound(inbound_qos2_.begin(), inbound_qos2_.end(), id);
+    if (it != inbound_qos2_.end() && *it == id) {  // delivered and released: PUBREC again
+      Encode(mqtt::Pubrec{.packet_id = id});
+      return;
     }
-    Encode(mqtt::Pubrec{.packet_id = publish.packet_id});
-    return;
+    inbound_qos2_.insert(it, id);
   }
   ++stats_.messages_received;
+  inbound_origin_ = deferring ? Origin{.session = session_epoch_, .packet_id = id, .qos = publish.qos}
+                              : Origin{};
+  if (deferring) deferred_.insert(std::lower_bound(deferred_.begin(), deferred_.end(), id), id);
   sink_->OnMessage(publish);
-  if (publish.qos == mqtt::QoS::k1) Encode(mqtt::Puback{.packet_id = publish.packet_id});
+  inbound_origin_ = Origin{};
+  if (deferring) return;  // acknowledged by Release
+  if (publish.qos == mqtt::QoS::k1) Encode(mqtt::Puback{.packet_id = id});
+  if (publish.qos == mqtt::QoS::k2) Encode(mqtt::Pubrec{.packet_id = id});
+}
+
+void BridgeClient::Release(const Origin& origin) {
+  if (origin.qos == mqtt::QoS::k0) return;
+  const auto it = std::lower_bound(deferred_.begin(), deferred_.end(), origin.packet_id);
+  if (origin.session != session_epoch_ || it == deferred_.end() || *it != origin.packet_id) {
+    ++stats_.released_stale;  // the server resends it in the new session
+    return;
+  }
+  deferred_.erase(it);
+  if (state_ == ClientState::kOpen) {
+    SendRelease(origin);
+  } else {
+    releases_due_.push_back(origin);  // bounded by deferred_'s ids
+  }
+}
+
+void BridgeClient::SendRelease(const Origin& origin) {
+  if (origin.qos == mqtt::QoS::k1) {
+    Encode(mqtt::Puback{.packet_id = origin.packet_id});
+  } else {
+    Encode(mqtt::Pubrec{.packet_id = origin.packet_id});
+  }
 }
 
 void BridgeClient::Acknowledge(uint16_t packet_id, Stage expected, Stage next) {
@@ -397,8 +473,10 @@ void BridgeClient::Acknowledge(uint16_t packet_id, Stage expected, Stage next) {
     Encode(mqtt::Pubrel{.packet_id = packet_id});
     return;
   }
+  const Origin origin = it->origin;
   inflight_.erase(it);
   ++stats_.messages_sent;
+  if (origin.qos != mqtt::QoS::k0) sink_->OnDelivered(origin);
 }
 
 void BridgeClient::OnTimer(uint64_t now_ms) {
@@ -445,8 +523,38 @@ void BridgeClient::Fail(uint64_t now_ms, std::string_view reason) {
   sink_->OnDisconnected(reason);
 }
 
+void BridgeClient::Disconnect(uint64_t now_ms, std::string_view reason) {
+  if (state_ == ClientState::kDisconnected) return;
+  Fail(now_ms, reason);
+}
+
+void BridgeClient::EncodeGoodbye(ByteBuffer& into) const {
+  const mqtt::ProtocolLevel level = options_.level;
+  auto append = [&into, level](const mqtt::Packet& packet) {
+    const size_t size = mqtt::EncodedSize(packet, level);
+    const size_t at = into.size();
+    into.resize(at + size);
+    mqtt::Encode(packet, std::span<uint8_t>(into).subspan(at), level);
+  };
+  if (options_.will_topic.empty()) {
+    append(mqtt::Disconnect{});
+  } else if (level == mqtt::ProtocolLevel::kMqtt5) {
+    append(mqtt::Disconnect{.reason_code = mqtt::ReasonCode::kDisconnectWithWillMessage});
+  } else {
+    append(mqtt::Publish{.topic = options_.will_topic,
+                         .payload = options_.will_payload,
+                         .qos = mqtt::QoS::k0,
+                         .retain = true});
+    append(mqtt::Disconnect{});
+  }
+}
+
 void BridgeClient::ScheduleReconnect(uint64_t now_ms) {
   ++failures_;
+  if (!options_.reconnect) {
+    connect_at_ms_ = kNever;  // start_type once
+    return;
+  }
   const uint32_t doublings = std::min<uint32_t>(failures_ - 1, 20);
   uint64_t wait = std::min<uint64_t>(options_.restart_max_ms,
                                      uint64_t{options_.restart_initial_ms} << doublings);

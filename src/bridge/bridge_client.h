@@ -26,6 +26,18 @@
 // (MQTT-4.3.2-4), QoS 2 is delivered on the PUBLISH and its packet id remembered until PUBREL
 // so a DUP resend is not delivered twice (§4.3.3, method A), PUBREC / PUBCOMP answered.
 //
+// Deferred acknowledgements (ClientOptions::defer_acks, for bridges with persistence on): an
+// inbound QoS 1/2 PUBLISH is given to the sink with an Origin (inbound_origin(), valid during
+// OnMessage) and acknowledged (PUBACK; PUBREC for QoS 2) only when the owner calls
+// Release(origin), i.e. once the other side has acknowledged its copy. Until then the sender
+// keeps the message (in its persistence log, for this broker), so a restart of this process
+// loses nothing the sender was told was delivered. A resent PUBLISH (DUP) of an id still
+// awaiting Release is not delivered again (MQTT-2.2.1-3: the id is not reused before its
+// acknowledgement). An Origin belongs to a session: after a new session (CONNACK without
+// session present) Release of an older Origin does nothing, as the server resends.
+// Outbound, an Origin stored with a queued message is handed back to the sink's OnDelivered
+// when the message completes (PUBACK, PUBCOMP) or is dropped (too large to send).
+//
 // Keepalive (§3.1.2.10): a PINGREQ when nothing was sent for keepalive_s; no answer (any
 // packet) within keepalive_s more closes the transport. CONNACK must arrive within
 // connect_timeout_ms.
@@ -95,6 +107,27 @@ struct ClientOptions {
   uint32_t restart_max_ms = 30'000;
   uint32_t restart_jitter_percent = 25;
   uint64_t random_seed = 0;
+  // Acknowledge inbound QoS 1/2 only on Release (see above). At 5.0 the CONNECT's Receive
+  // Maximum is then receive_maximum (the sender keeps at most that many unacknowledged).
+  bool defer_acks = false;
+  uint16_t receive_maximum = 65'535;
+  // 5.0: Retain Handling of the subscriptions (§3.8.3.1): 1 for a resumed session, so that
+  // subscribing again after a reconnect does not send the retained messages again.
+  uint8_t retain_handling = 0;
+  // A will (§3.1.2.5; QoS 1, retained) the server publishes if the connection is lost: the
+  // bridge's "0" notification. Empty topic: none.
+  std::string will_topic;
+  std::string will_payload;
+  // false (start_type once): after the first attempt fails or the connection ends, no more.
+  bool reconnect = true;
+};
+
+// Where an inbound QoS 1/2 message came from, to acknowledge it later (defer_acks). qos 0:
+// nothing to acknowledge.
+struct Origin {
+  uint32_t session = 0;  // BridgeClient's session epoch when it arrived
+  uint16_t packet_id = 0;
+  mqtt::QoS qos = mqtt::QoS::k0;
 };
 
 // Events of the client, called from inside its methods on the owner's thread.
@@ -105,6 +138,9 @@ class ClientSink {
   // An inbound PUBLISH (its views are valid during the call only).
   virtual void OnMessage(const mqtt::Publish& publish) = 0;
   virtual void OnDisconnected(std::string_view reason) = 0;
+  // An outbound message queued with a non-zero Origin completed (the peer acknowledged it) or
+  // was dropped after being queued (too large to send).
+  virtual void OnDelivered(const Origin& origin) { (void)origin; }
 };
 
 struct ClientStats {
@@ -115,6 +151,7 @@ struct ClientStats {
   uint64_t disconnects = 0;        // sessions or attempts that ended
   uint64_t resent = 0;             // PUBLISH / PUBREL sent again after a reconnect
   uint64_t subscribe_refused = 0;  // SUBACK entries with a failure code
+  uint64_t released_stale = 0;     // Release of an Origin of an ended session: not sent
 };
 
 class BridgeClient {
@@ -140,6 +177,13 @@ class BridgeClient {
   void OnTransportClosed(uint64_t now_ms, std::string_view reason);
   void OnTimer(uint64_t now_ms);
   uint64_t next_deadline_ms() const;
+  // The owner ends an open connection (lazy start's idle timeout): as a lost connection, so
+  // the server publishes the will; the owner closes its transport.
+  void Disconnect(uint64_t now_ms, std::string_view reason);
+  // The bytes that end the connection at a stop of the broker: with a will, it still tells the
+  // server it is gone (5.0: DISCONNECT 0x04 Disconnect with Will Message, §3.14.2.1; 3.1.1:
+  // the will as a retained QoS 0 PUBLISH, then DISCONNECT); without, a plain DISCONNECT.
+  void EncodeGoodbye(ByteBuffer& into) const;
 
   bool has_output() const;
   // Appends the bytes to send to `into`. Queued messages are encoded as soon as they may go
@@ -149,7 +193,18 @@ class BridgeClient {
 
   // ---- Messages ----
   // Queues a PUBLISH (copied). False when a bound refused it (counted in dropped()).
-  bool Publish(std::string_view topic, std::string_view payload, mqtt::QoS qos, bool retain);
+  // `origin` comes back through OnDelivered when the message completes.
+  bool Publish(std::string_view topic, std::string_view payload, mqtt::QoS qos, bool retain,
+               const Origin& origin = {});
+  // Queues a message ahead of all others and outside the queue bounds: the notification
+  // state. At most one such message waits (a newer one replaces it), so the bound is one.
+  void PublishFirst(std::string_view topic, std::string_view payload, mqtt::QoS qos, bool retain);
+  // defer_acks: acknowledges the inbound message `origin` names (PUBACK / PUBREC), now if
+  // open, else after the session resumes.
+  void Release(const Origin& origin);
+  // During OnMessage: the Origin of the message (qos 0 unless defer_acks and QoS 1/2).
+  const Origin& inbound_origin() const { return inbound_origin_; }
+  size_t deferred() const { return deferred_.size(); }
 
   ClientState state() const { return state_; }
   const ClientStats& stats() const { return stats_; }
@@ -168,6 +223,8 @@ class BridgeClient {
     bool retain = false;
     Stage stage = Stage::kQueued;
     uint16_t packet_id = 0;
+    Origin origin;
+    bool first = false;  // PublishFirst's
     std::string_view topic() const { return std::string_view(data).substr(0, topic_size); }
     std::string_view payload() const { return std::string_view(data).substr(topic_size); }
   };
@@ -184,6 +241,7 @@ class BridgeClient {
   void HandlePublish(const mqtt::Publish& publish);
   // PUBACK, PUBREC or PUBCOMP of an outbound message; false: an id not in flight.
   void Acknowledge(uint16_t packet_id, Stage expected, Stage next);
+  void SendRelease(const Origin& origin);
   // The client gives the connection up (the owner closes its transport).
   void Fail(uint64_t now_ms, std::string_view reason);
   void ScheduleReconnect(uint64_t now_ms);
@@ -199,6 +257,12 @@ class BridgeClient {
   uint64_t queued_bytes_ = 0;
   std::vector<Message> inflight_;       // sent, unacknowledged; in send order
   std::vector<uint16_t> inbound_qos2_;  // sorted: QoS 2 ids received, PUBREL not yet
+  // defer_acks: sorted ids delivered and not yet Released (at most the id space, 65,535), and
+  // Releases made while disconnected, sent after the session resumes (as many at most).
+  std::vector<uint16_t> deferred_;
+  std::vector<Origin> releases_due_;
+  Origin inbound_origin_;
+  uint32_t session_epoch_ = 1;  // +1 at every new session
   uint16_t last_packet_id_ = 0;
   uint16_t subscribe_packet_id_ = 0;
   uint16_t server_receive_maximum_ = 65'535;

@@ -160,6 +160,16 @@ std::string Scrape(const shard::SharedState& shared, const Config& config,
         shared.listener_clients[i].connected.load(std::memory_order_relaxed);
     listener.max_connections = listeners[i].max_connections;
   }
+  // bridge lane: per-bridge counters, by Config::bridges index.
+  std::vector<metrics::BridgeSnapshot> bridge_totals(config.bridges.size());
+  for (const metrics::ShardCounters* counters : shared.shard_counters) {
+    counters->AddBridgesTo(bridge_totals);
+  }
+  sample.bridges.resize(config.bridges.size());
+  for (size_t i = 0; i < config.bridges.size(); ++i) {
+    sample.bridges[i].name = config.bridges[i].name;
+    sample.bridges[i].counters = bridge_totals[i];
+  }
   sample.clients_connected = shared.connected_clients.load(std::memory_order_relaxed);
   sample.retained_messages = shared.retained.size();
   sample.max_connections = config.max_connections;

@@ -176,6 +176,36 @@ absl::Status SetProtocol(const toml::node& node, uint8_t& out) {
   return absl::InvalidArgumentError("expected 4, 5, \"mqttv311\" or \"mqttv50\"");
 }
 
+absl::Status SetStartType(const toml::node& node, BridgeStartType& out) {
+  if (const toml::value<std::string>* text = node.as_string()) {  // Mosquitto's names
+    if (text->get() == "automatic") {
+      out = BridgeStartType::kAutomatic;
+      return absl::OkStatus();
+    }
+    if (text->get() == "lazy") {
+      out = BridgeStartType::kLazy;
+      return absl::OkStatus();
+    }
+    if (text->get() == "once") {
+      out = BridgeStartType::kOnce;
+      return absl::OkStatus();
+    }
+  }
+  return absl::InvalidArgumentError("expected \"automatic\", \"lazy\" or \"once\"");
+}
+
+std::string_view StartTypeName(BridgeStartType type) {
+  switch (type) {
+    case BridgeStartType::kAutomatic:
+      return "automatic";
+    case BridgeStartType::kLazy:
+      return "lazy";
+    case BridgeStartType::kOnce:
+      return "once";
+  }
+  return "automatic";
+}
+
 absl::Status ApplyBridgeKey(std::string_view key, const toml::node& node, BridgeConfig& bridge) {
   if (key == "name") return SetString(node, bridge.name);
   if (key == "addresses" || key == "address") return SetAddresses(node, bridge.addresses);
@@ -209,6 +239,12 @@ absl::Status ApplyBridgeKey(std::string_view key, const toml::node& node, Bridge
   if (key == "max_packet_size") {
     return SetInteger(node, 0, 268'435'455, bridge.max_packet_size);
   }
+  if (key == "notifications") return SetBool(node, bridge.notifications);
+  if (key == "notifications_local_only") return SetBool(node, bridge.notifications_local_only);
+  if (key == "notification_topic") return SetString(node, bridge.notification_topic);
+  if (key == "start_type") return SetStartType(node, bridge.start_type);
+  if (key == "threshold") return SetInteger(node, 1, 10'000'000, bridge.threshold);
+  if (key == "idle_timeout") return SetInteger(node, 1, 86'400, bridge.idle_timeout_s);
   return absl::NotFoundError("unknown key");
 }
 
@@ -336,6 +372,13 @@ std::string BridgesToml(const Config& config) {
                     "\nmax_queued_messages = ", bridge.max_queued_messages,
                     "\nmax_queued_bytes = ", bridge.max_queued_bytes,
                     "\nmax_packet_size = ", bridge.max_packet_size, "\n");
+    absl::StrAppend(&text, "notifications = ", bridge.notifications ? "true" : "false",
+                    "\nnotifications_local_only = ",
+                    bridge.notifications_local_only ? "true" : "false",
+                    "\nnotification_topic = ", Quoted(bridge.notification_topic),
+                    "\nstart_type = \"", Sv(StartTypeName(bridge.start_type)),
+                    "\"\nthreshold = ", bridge.threshold, "\nidle_timeout = ", bridge.idle_timeout_s,
+                    "\n");
   }
   return text;
 }

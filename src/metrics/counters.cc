@@ -33,6 +33,19 @@ void ShardCounters::AddListenersTo(std::span<ListenerSnapshot> totals) const {
   }
 }
 
+// bridge lane
+void ShardCounters::AddBridgesTo(std::span<BridgeSnapshot> totals) const {
+  const size_t count = std::min<size_t>(totals.size(), bridge_count_);
+  for (size_t i = 0; i < count; ++i) {
+    const BridgeCounters& from = bridges_[i];
+    BridgeSnapshot& to = totals[i];
+#define RINGMQ_BRIDGE_COUNTER_ADD(name) to.name += from.name.Load();
+    RINGMQ_BRIDGE_COUNTERS(RINGMQ_BRIDGE_COUNTER_ADD)
+#undef RINGMQ_BRIDGE_COUNTER_ADD
+    to.connected += from.connected.Load();
+  }
+}
+
 std::string Snapshot::Format() const {
   std::string text;
 #define RINGMQ_COUNTER_FORMAT(name) \

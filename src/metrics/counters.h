@@ -281,13 +281,6 @@ namespace ringmq::metrics {
   X(cluster_properties_too_large) /* not forwarded: over max_payload with its properties */ \
   X(cluster_properties_dropped)   /* received header fields that gave no valid property */  \
   X(cluster_expired_in_transit)   /* received with no Message Expiry Interval left */       \
-  X(bridge_messages_out)   /* MQTT bridges: local messages queued for the remote broker */  \
-  X(bridge_messages_in)    /* remote messages queued for this broker */                     \
-  X(bridge_dropped_out)    /* local messages refused by a bridge's queue bound */          \
-  X(bridge_dropped_in)     /* remote messages refused by the local side's queue bound */   \
-  X(bridge_connects)       /* CONNACKs accepted by remote brokers */                       \
-  X(bridge_disconnects)    /* remote connections ended, failed attempts included */        \
-  X(bridge_resent)         /* unacknowledged PUBLISH / PUBREL sent again after reconnect */ \
   /* natstls lane: TLS to the NATS servers (both links of every shard) */                \
   X(cluster_nats_tls_handshakes)       /* TLS handshakes with a NATS server completed */  \
   X(cluster_nats_tls_failures)         /* TLS handshakes with a NATS server failed */     \
@@ -304,6 +297,20 @@ namespace ringmq::metrics {
   X(connect_refused)      /* CONNECTs not accepted: refused, closed silently, malformed */ \
   X(bytes_received)                                                                     \
   X(bytes_sent)
+
+// ---- bridge lane ----
+// X(name): per-bridge event counts (BridgeCounters; docs/metrics.md "MQTT bridges"), exposed
+// with a `bridge` label (the bridge's name; at most kMaxBridges of them). A bridge runs on one
+// shard, which alone writes its entry; the scrape sums the shards' entries.
+#define RINGMQ_BRIDGE_COUNTERS(X)                                                          \
+  X(messages_out)   /* local messages queued for the remote broker */                      \
+  X(messages_in)    /* remote messages queued for this broker */                           \
+  X(dropped_out)    /* local messages refused by the queue bound or too large to send */   \
+  X(dropped_in)     /* remote messages refused by the local side's queue bound */          \
+  X(connects)       /* CONNACKs accepted by the remote broker */                           \
+  X(disconnects)    /* remote connections ended, failed attempts included */               \
+  X(resent)         /* unacknowledged PUBLISH / PUBREL sent again after reconnect */       \
+  X(notifications)  /* connection state messages published (notifications) */
 
 // X(name): per-shard levels (can go up and down), written only by the owning shard.
 #define RINGMQ_SHARD_GAUGES(X)                                                            \
@@ -326,7 +333,9 @@ namespace ringmq::metrics {
   X(persist_disk_bytes)     /* bytes of this shard's log segments */                       \
   X(persist_held_acks)      /* connections with output held for the log */            \
   /* weak lane (issue 16) */                                                              \
-  X(cluster_link_buffer_bytes) /* NATS links' buffer capacity charged to max_memory */
+  X(cluster_link_buffer_bytes) /* NATS links' buffer capacity charged to max_memory */   \
+  /* bridge lane */                                                                        \
+  X(bridge_local_connections) /* bridges' in-process local sessions (no listener's) */
 
 class Counter {
  public:
@@ -390,6 +399,22 @@ struct ListenerSnapshot {
   int64_t connections_open = 0;
 };
 
+// ---- bridge lane ----
+// One bridge's counters (on the shard that runs it), and their plain sum.
+struct BridgeCounters {
+  static constexpr uint32_t kMaxBridges = 64;  // Config's bound on [[bridge]] tables
+#define RINGMQ_BRIDGE_COUNTER_FIELD(name) Counter name;
+  RINGMQ_BRIDGE_COUNTERS(RINGMQ_BRIDGE_COUNTER_FIELD)
+#undef RINGMQ_BRIDGE_COUNTER_FIELD
+  Gauge connected;  // 1 while the remote connection is open
+};
+struct BridgeSnapshot {
+#define RINGMQ_BRIDGE_SNAPSHOT_FIELD(name) uint64_t name = 0;
+  RINGMQ_BRIDGE_COUNTERS(RINGMQ_BRIDGE_SNAPSHOT_FIELD)
+#undef RINGMQ_BRIDGE_SNAPSHOT_FIELD
+  int64_t connected = 0;
+};
+
 // alignas keeps two shards' counters off one cache line.
 struct alignas(64) ShardCounters {
 #define RINGMQ_COUNTER_FIELD(name) Counter name;
@@ -430,6 +455,22 @@ struct alignas(64) ShardCounters {
     return listeners_[index];
   }
 
+  // ---- bridge lane ----
+  // Sizes the per-bridge counters (Config::bridges.size(), none until called): before the
+  // shard runs, like SetListenerCount.
+  void SetBridgeCount(uint32_t count) {
+    RINGMQ_ASSERT(count <= BridgeCounters::kMaxBridges);
+    bridges_ = count == 0 ? nullptr : std::make_unique<BridgeCounters[]>(count);
+    bridge_count_ = count;
+  }
+  // The counters of bridge `index` (Config::bridges order).
+  BridgeCounters& bridge(uint32_t index) {
+    RINGMQ_ASSERT(index < bridge_count_);
+    return bridges_[index];
+  }
+  // Adds bridge i's counters to totals[i], for i < min(totals.size(), bridge count).
+  void AddBridgesTo(std::span<BridgeSnapshot> totals) const;
+
   void AddTo(Snapshot& total) const;
   // Adds listener i's counters to totals[i], for i < min(totals.size(), listener_count()).
   void AddListenersTo(std::span<ListenerSnapshot> totals) const;
@@ -437,6 +478,8 @@ struct alignas(64) ShardCounters {
  private:
   std::unique_ptr<ListenerCounters[]> listeners_;
   uint32_t listener_count_ = 1;
+  std::unique_ptr<BridgeCounters[]> bridges_;  // bridge lane
+  uint32_t bridge_count_ = 0;
 };
 
 // Plain sum of ShardCounters.

@@ -287,17 +287,24 @@ constexpr Family kFamilies[] = {
     {"ringmq_cluster_link_buffer_bytes", Type::kGauge,
      "Capacity of the shards' NATS link buffers (output, held, parser, send), charged to "
      "max_memory."},
-    // MQTT bridges (docs/bridges.md).
+    // MQTT bridges (docs/bridges.md). bridge lane: the ringmq_bridge_ families but
+    // ringmq_bridge_local_connections carry a `bridge` label (its name), no shard label.
     {"ringmq_bridge_messages_total", Type::kCounter,
-     "Messages bridges queued for the remote broker (direction=out) or for this broker "
+     "Messages a bridge queued for the remote broker (direction=out) or for this broker "
      "(direction=in)."},
     {"ringmq_bridge_dropped_total", Type::kCounter,
-     "Messages bridges dropped at their queue bounds (max_queued_messages, max_queued_bytes), "
-     "by direction."},
+     "Messages a bridge dropped at its queue bounds (max_queued_messages, max_queued_bytes) or "
+     "too large for the remote, by direction."},
     {"ringmq_bridge_link_events_total", Type::kCounter,
-     "Remote connection events of the bridges: connect (CONNACK accepted), disconnect (a "
+     "Remote connection events of a bridge: connect (CONNACK accepted), disconnect (a "
      "connection or attempt ended), resend (an unacknowledged PUBLISH or PUBREL sent again)."},
+    {"ringmq_bridge_notifications_total", Type::kCounter,
+     "Connection state messages a bridge published (notifications)."},
+    {"ringmq_bridge_connected", Type::kGauge,
+     "1 while the bridge's remote connection is open, else 0."},
     {"ringmq_bridges_connected", Type::kGauge, "Bridges connected to their remote broker."},
+    {"ringmq_bridge_local_connections", Type::kGauge,
+     "Bridges' in-process local sessions (not counted in any listener or max_connections)."},
     {"ringmq_persist_publish_refused_total", Type::kCounter,
      "QoS 1/2 PUBLISHes not acknowledged because a shard's log was failing or behind its bound; "
      "the publisher was disconnected and resends after reconnecting."},
@@ -568,10 +575,43 @@ bool AppendListenerSeries(std::string& out, const Family& family, const BrokerSa
   return true;
 }
 
+// bridge lane: per-bridge families (a `bridge` label, no shard label). Returns false if
+// `family` is not one of them.
+bool AppendBridgeSeries(std::string& out, const Family& family, const BrokerSample& sample) {
+  const std::string_view name = family.name;
+  if (!name.starts_with("ringmq_bridge_") || name == "ringmq_bridge_local_connections") {
+    return false;
+  }
+  for (const BridgeSample& bridge : sample.bridges) {
+    const BridgeSnapshot& counters = bridge.counters;
+    const std::pair<std::string_view, std::string_view> label = {"bridge", bridge.name};
+    if (name == "ringmq_bridge_messages_total") {
+      AppendSample(out, name, {label, {"direction", "out"}}, absl::StrCat(counters.messages_out));
+      AppendSample(out, name, {label, {"direction", "in"}}, absl::StrCat(counters.messages_in));
+    } else if (name == "ringmq_bridge_dropped_total") {
+      AppendSample(out, name, {label, {"direction", "out"}}, absl::StrCat(counters.dropped_out));
+      AppendSample(out, name, {label, {"direction", "in"}}, absl::StrCat(counters.dropped_in));
+    } else if (name == "ringmq_bridge_link_events_total") {
+      AppendSample(out, name, {label, {"event", "connect"}}, absl::StrCat(counters.connects));
+      AppendSample(out, name, {label, {"event", "disconnect"}},
+                   absl::StrCat(counters.disconnects));
+      AppendSample(out, name, {label, {"event", "resend"}}, absl::StrCat(counters.resent));
+    } else if (name == "ringmq_bridge_notifications_total") {
+      AppendSample(out, name, {label}, absl::StrCat(counters.notifications));
+    } else if (name == "ringmq_bridge_connected") {
+      AppendSample(out, name, {label}, absl::StrCat(counters.connected));
+    } else {
+      RINGMQ_ASSERT(false && "every ringmq_bridge_ family has its samples");
+    }
+  }
+  return true;
+}
+
 // Broker-wide families (no shard label). Returns false if `family` is not one of them.
 bool AppendBrokerSeries(std::string& out, const Family& family, const BrokerSample& sample) {
   const std::string_view name = family.name;
   if (AppendListenerSeries(out, family, sample)) return true;
+  if (AppendBridgeSeries(out, family, sample)) return true;
   if (name == "ringmq_clients_connected") {
     AppendSample(out, name, {}, absl::StrCat(sample.clients_connected));
   } else if (name == "ringmq_max_connections") {
@@ -890,18 +930,6 @@ Series SeriesOf(CounterId id) {
       return Labelled("ringmq_cluster_session_inflight_total", "state", "restored");
     case C::cluster_session_inflight_requeued:
       return Labelled("ringmq_cluster_session_inflight_total", "state", "requeued");
-    case C::bridge_messages_out:
-      return Labelled("ringmq_bridge_messages_total", "direction", "out");
-    case C::bridge_messages_in:
-      return Labelled("ringmq_bridge_messages_total", "direction", "in");
-    case C::bridge_dropped_out:
-      return Labelled("ringmq_bridge_dropped_total", "direction", "out");
-    case C::bridge_dropped_in: return Labelled("ringmq_bridge_dropped_total", "direction", "in");
-    case C::bridge_connects:
-      return Labelled("ringmq_bridge_link_events_total", "event", "connect");
-    case C::bridge_disconnects:
-      return Labelled("ringmq_bridge_link_events_total", "event", "disconnect");
-    case C::bridge_resent: return Labelled("ringmq_bridge_link_events_total", "event", "resend");
     case C::persist_input_held_back: return Plain("ringmq_persist_input_held_back_total");
     case C::persist_dropped_disk_full: return Plain("ringmq_persist_dropped_disk_full_total");
     case C::persist_compactions: return Plain("ringmq_persist_compactions_total");
@@ -1045,6 +1073,7 @@ Series SeriesOf(GaugeId id) {
     case G::persist_pending_bytes: return Plain("ringmq_persist_pending_bytes");
     case G::persist_disk_bytes: return Plain("ringmq_persist_disk_bytes");
     case G::persist_held_acks: return Plain("ringmq_persist_held_acks");
+    case G::bridge_local_connections: return Plain("ringmq_bridge_local_connections");
     case G::inflight_messages: return Plain("ringmq_inflight_messages");
     case G::mailbox_overflow_bytes: return Plain("ringmq_mailbox_overflow_bytes");
     case G::loop_iteration_max_us: return Plain("ringmq_loop_iteration_max_microseconds");

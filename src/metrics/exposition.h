@@ -66,10 +66,17 @@ struct ListenerSample {
   uint32_t max_connections = 0;    // its max_connections setting; 0: none of its own
 };
 
+// bridge lane: one bridge's values (summed over shards: only the shard that runs it counts).
+struct BridgeSample {
+  std::string name;  // the `bridge` label ([[bridge]] name)
+  BridgeSnapshot counters;
+};
+
 // Everything one scrape shows.
 struct BrokerSample {
   std::vector<Snapshot> shards;  // index = shard number
   std::vector<ListenerSample> listeners;  // index = listener
+  std::vector<BridgeSample> bridges;      // index = Config::bridges (bridge lane)
   uint64_t clients_connected = 0;
   uint64_t retained_messages = 0;
   uint32_t max_connections = 0;

@@ -491,6 +491,7 @@ void Connection::HandleFrame(const mqtt::FixedHeader& header, std::span<const ui
 
 void Connection::CountConnect(connect::Reason reason, ConnectionContext& context) const {
   context.counters->connect[static_cast<size_t>(reason)].Add();
+  if (internal_) return;  // a bridge's local session is no listener's client
   metrics::ListenerCounters& listener = context.counters->listener(listener_);
   if (reason == connect::Reason::kAccepted) {
     listener.connect_accepted.Add();
@@ -515,7 +516,9 @@ void Connection::HandleConnect(const mqtt::FixedHeader& header, std::span<const 
           : mqtt::Result<mqtt::Connect>(mqtt::Violation::kUnexpectedPacket);
   // Before the hand-off branch: the home shard decodes the same bytes and must see the same
   // user (the transport, and so the certificate identity, moved with the connection).
-  const connect::CertificateUser certificate_user = ApplyCertificateIdentity(connect, context);
+  // A bridge's local session has no certificate: it authenticates with what it sends.
+  const connect::CertificateUser certificate_user =
+      internal_ ? connect::CertificateUser::kNotUsed : ApplyCertificateIdentity(connect, context);
   const std::optional<std::string_view> auth_method = AuthMethodOf(connect);
   const std::span<const uint8_t> frame(body.data() - header.header_length, header.total_length());
   if (pre_admitted_) {
@@ -535,27 +538,31 @@ void Connection::HandleConnect(const mqtt::FixedHeader& header, std::span<const 
   }
   // Reserve a connected-client slot first (broker-wide and on the listener) so the limits hold
   // exactly across shards.
-  const uint32_t connected = context.connected_clients->fetch_add(1, std::memory_order_relaxed);
+  // A bridge's local session (internal_) is part of the configuration, not a client that
+  // arrived: it reserves no slot and only a shutdown, the protocol checks and authentication
+  // can refuse it (BrokerState's capacity fields stay 0).
   connect::BrokerState broker{
-      .connected_clients = connected,
       .shutting_down = context.shutting_down->load(std::memory_order_relaxed),
-      .memory_full = context.memory != nullptr &&
-                     context.memory->Level() >= memory::Pressure::kRefuseConnections,
       .listener = listener_};
-  if (context.listener_clients != nullptr) {
-    broker.listener_connected_clients =
-        context.listener_clients[listener_].connected.fetch_add(1, std::memory_order_relaxed);
-  }
-  if (context.addresses != nullptr && address_slot_ != connect::AddressTable::kNoSlot) {
-    broker.address_connections = context.addresses->Connections(address_slot_);
-    broker.address_connects_this_second =
-        context.addresses->CountConnect(address_slot_, static_cast<uint32_t>(event_ms_ / 1000));
+  if (!internal_) {
+    broker.connected_clients = context.connected_clients->fetch_add(1, std::memory_order_relaxed);
+    broker.memory_full = context.memory != nullptr &&
+                         context.memory->Level() >= memory::Pressure::kRefuseConnections;
+    if (context.listener_clients != nullptr) {
+      broker.listener_connected_clients =
+          context.listener_clients[listener_].connected.fetch_add(1, std::memory_order_relaxed);
+    }
+    if (context.addresses != nullptr && address_slot_ != connect::AddressTable::kNoSlot) {
+      broker.address_connections = context.addresses->Connections(address_slot_);
+      broker.address_connects_this_second =
+          context.addresses->CountConnect(address_slot_, static_cast<uint32_t>(event_ms_ / 1000));
+    }
   }
   broker.certificate_user = certificate_user;
   const connect::Decision decision = connect::Admit(connect, broker, context.policy);
   if (decision.outcome == connect::Outcome::kAccept && auth_method) {
     // Counted in connect outcomes when the exchange succeeds; its failures in auth counters.
-    holds_client_slot_ = true;
+    holds_client_slot_ = !internal_;
     level_ = mqtt::ProtocolLevel::kMqtt5;
     // Admit refused a method the policy does not offer (0x8C, 5.0:MQTT-4.12.0-1).
     RINGMQ_ASSERT(context.auth_methods != nullptr &&
@@ -573,7 +580,7 @@ void Connection::HandleConnect(const mqtt::FixedHeader& header, std::span<const 
   }
   CountConnect(decision.reason, context);
   if (decision.outcome == connect::Outcome::kAccept) {
-    holds_client_slot_ = true;
+    holds_client_slot_ = !internal_;
     switch (static_cast<mqtt::ProtocolLevel>(connect.value().protocol_level)) {
       case mqtt::ProtocolLevel::kMqtt31:
         context.counters->connect_accepted_mqtt31.Add();
@@ -588,7 +595,7 @@ void Connection::HandleConnect(const mqtt::FixedHeader& header, std::span<const 
     Accept(connect.value(), decision, context);
     return;
   }
-  ReleaseClientSlot(context);
+  if (!internal_) ReleaseClientSlot(context);
   if (decision.outcome == connect::Outcome::kRefuse) {
     // Both static: the refusal path neither encodes nor allocates.
     static_output_ = decision.mqtt5 ? connect::ConnackBytes5(
@@ -812,7 +819,7 @@ void Connection::StartAuth(const mqtt::Connect& connect, std::span<const uint8_t
   RINGMQ_ASSERT(method != nullptr);
   state_ = State::kAuthenticating;
   level_ = mqtt::ProtocolLevel::kMqtt5;
-  holds_client_slot_ = true;
+  holds_client_slot_ = !internal_;
   spill().enhanced_auth = true;
   spill().auth = std::make_unique<AuthExchange>();
   auth_exchange()->connect_frame.assign(frame.begin(), frame.end());

@@ -199,6 +199,17 @@ class Connection {
   void SetTransport(std::unique_ptr<Transport> transport, ConnectionContext& context);
   void set_listener(uint8_t listener) { listener_ = listener; }
   uint8_t listener() const { return listener_; }
+  // Right after Open/Adopt: the connection is the in-process end of a bridge's local session
+  // (shard/shard_bridge.h), a client of the broker's own configuration. Its CONNECT takes no
+  // connected-client slot (neither max_connections nor the listener's) and is not refused by
+  // capacity checks (limits, memory, per-address); it is authenticated with the credentials it
+  // sends, never a certificate identity. The shard counts it apart from its listener's
+  // connections (ringmq_bridge_local_connections).
+  void MarkInternal() {
+    internal_ = true;
+    holds_client_slot_ = false;  // an adopted one was not reserved either
+  }
+  bool internal() const { return internal_; }
   // kHandoff only, before ReleaseForHandoff: the transport moves with the socket (an open TLS
   // session, a WebSocket's framing state); null for plain TCP.
   std::unique_ptr<Transport> TakeTransport();
@@ -434,6 +445,7 @@ class Connection {
   bool paused_ : 1 = false;
   bool held_back_ : 1 = false;  // held replies at their bound (HoldOutput)
   bool receive_blocked_ : 1 = false;
+  bool internal_ : 1 = false;  // a bridge's local session (MarkInternal)
   uint32_t tag_ = 0;
   uint16_t keepalive_s_ = 0;
   mqtt::ProtocolLevel level_ = mqtt::ProtocolLevel::kMqtt311;

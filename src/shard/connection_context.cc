@@ -49,6 +49,7 @@ void ConfigureConnectionContext(uint32_t shard, const Config& config, SharedStat
   }
   context.policy.listeners = context.listener_policies;
   counters.SetListenerCount(static_cast<uint32_t>(context.listeners.size()));
+  counters.SetBridgeCount(static_cast<uint32_t>(config.bridges.size()));  // bridge lane
 }
 
 }  // namespace ringmq::shard

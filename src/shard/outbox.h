@@ -91,6 +91,7 @@ struct HandoffRecord {
   std::vector<uint8_t> bytes;
   std::unique_ptr<net::Transport> transport;
   uint8_t listener = 0;
+  bool internal = false;  // a bridge's local session (net::Connection::MarkInternal)
 };
 
 class Outbox {

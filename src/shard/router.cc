@@ -739,6 +739,15 @@ void Router::PublishSys(uint64_t now_ms) {
   }
 }
 
+// bridge lane
+void Router::PublishOwn(std::string_view topic, std::string_view payload) {
+  const std::vector<uint8_t> bytes(payload.begin(), payload.end());
+  message::MessageRef message =
+      message::MessageRef::Create(topic, bytes, /*qos=*/0, /*retain=*/true, NextOrigin());
+  Retain(message);
+  Route(message, /*from_client=*/false);
+}
+
 // The Subscription Identifier of a SUBSCRIBE (5.0:3.8.2.1.2), 0 when it has none.
 uint32_t SubscriptionIdentifierOf(const mqtt::Subscribe& subscribe) {
   if (subscribe.properties.empty()) return 0;
@@ -1237,7 +1246,8 @@ void Router::Handoff(net::Connection& connection) {
   const uint32_t home = HomeShard(connection.client_id());
   RINGMQ_ASSERT(home != shard_);
   outbox_.SendHandoff(home, HandoffRecord{connection.fd(), connection.TakeHandoffBytes(),
-                                          connection.TakeTransport(), connection.listener()});
+                                          connection.TakeTransport(), connection.listener(),
+                                          connection.internal()});
 }
 
 bool Router::DrainMailboxes() {

@@ -245,6 +245,10 @@ class Router final : public net::PacketSink {
   // counters. Called by one shard only, every sys_interval_s.
   void PublishSys(uint64_t now_ms);
 
+  // bridge lane: a retained QoS 0 message in the broker's own name (a bridge's notification
+  // state, docs/bridges.md), routed and retained like the $SYS values.
+  void PublishOwn(std::string_view topic, std::string_view payload);
+
   // ---- Cluster over NATS (docs/cluster.md; router_cluster.cc) ----
   // Clustering on: `link` (the shard's, outliving the router) carries this shard's messages
   // to other nodes and their messages to this shard's sessions. Called once, before any

@@ -718,7 +718,12 @@ void Shard::AdoptConnection(HandoffRecord handoff) {
   const uint32_t slot_index = AddConnection(handoff.fd, /*adopted=*/true);
   Slot& slot = slots_[slot_index];
   slot.connection.set_listener(handoff.listener);
-  counters_.listener(handoff.listener).connections_open.Add(1);  // given back in ReleaseSlot
+  if (handoff.internal) {
+    slot.connection.MarkInternal();
+    counters_.gauges.bridge_local_connections.Add(1);  // given back in ReleaseSlot
+  } else {
+    counters_.listener(handoff.listener).connections_open.Add(1);  // given back in ReleaseSlot
+  }
   if (handoff.transport != nullptr) {
     slot.connection.SetTransport(std::move(handoff.transport), context_);
   }
@@ -869,7 +874,11 @@ void Shard::ReleaseSlot(uint32_t slot_index) {
       address_slot != connect::AddressTable::kNoSlot) {
     context_.addresses->Close(address_slot);
   }
-  counters_.listener(slot.connection.listener()).connections_open.Add(-1);
+  if (slot.connection.internal()) {
+    counters_.gauges.bridge_local_connections.Add(-1);
+  } else {
+    counters_.listener(slot.connection.listener()).connections_open.Add(-1);
+  }
   slot.in_use = false;
   ++slot.generation;  // completions still in flight for the old connection become stale
   memory::Charge(-int64_t{slot.connection.charged_buffer_bytes()});  // its buffers go with it

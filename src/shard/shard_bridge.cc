@@ -74,10 +74,12 @@ absl::Status Shard::SetupBridges() {
         config, {.host_name = host_name,
                  .max_packet_size = config_.max_packet_size,
                  .connect_timeout_ms = config_.connect_timeout_ms,
-                 .random_seed = (uint64_t{index_} << 32) ^ MonotonicNs() ^ i});
+                 .random_seed = (uint64_t{index_} << 32) ^ MonotonicNs() ^ i,
+                 .durable = config_.persistence});
     if (!made.ok()) return made.status();
     auto io = std::make_unique<BridgeIo>();
     io->bridge = std::move(*made);
+    io->config_index = static_cast<uint32_t>(i);
     io->remote.receive_buffer.resize(BridgeIo::kReceiveBytes);
     io->local.receive_buffer.resize(BridgeIo::kReceiveBytes);
     // Names are resolved once, at start, so that connecting never waits on DNS in the loop.
@@ -108,6 +110,15 @@ absl::Status Shard::SetupBridges() {
 void Shard::BridgeStep() {
   for (size_t i = 0; i < bridges_.size(); ++i) {
     BridgeIo& io = *bridges_[i];
+    const BridgeConfig& config = io.bridge->config();
+    // was_open: CountBridge has seen the connection open and started its idle clock.
+    if (config.start_type == BridgeStartType::kLazy && io.was_open && io.bridge->RemoteIdle() &&
+        !io.bridge->remote().has_output() && !io.remote.send_pending &&
+        now_ms_ >= io.last_traffic_ms + uint64_t{config.idle_timeout_s} * 1000) {
+      // mosquitto.conf(5) idle_timeout: a lazy bridge stops when idle; it starts again at
+      // `threshold` waiting messages.
+      io.bridge->remote().Disconnect(now_ms_, "idle (start_type lazy)");
+    }
     StepBridgeSide(i, /*remote=*/false);
     StepBridgeSide(i, /*remote=*/true);
     CountBridge(io);
@@ -123,7 +134,8 @@ void Shard::StepBridgeSide(size_t index, bool remote) {
   if (side.fd >= 0 && client.state() == bridge::ClientState::kDisconnected) {
     CloseBridgeSide(side);
   }
-  if (!stopping_ && client.ConnectDue(now_ms_) && side.idle() && !side.transport_up) {
+  if (!stopping_ && client.ConnectDue(now_ms_) && side.idle() && !side.transport_up &&
+      (!remote || io.bridge->RemoteWanted())) {
     if (remote) {
       ConnectBridgeRemote(index);
     } else {
@@ -204,10 +216,12 @@ void Shard::ConnectBridgeLocal(size_t index) {
     client.OnTransportClosed(now_ms_, absl::StrCat("socketpair: ", strerror(errno)));
     return;
   }
-  // fds[1] is served as a client connection of listener 0 (counted there like an accept).
-  counters_.listener(0).connections_open.Add(1);  // given back in ReleaseSlot
+  // fds[1] is served as a client connection under listener 0's settings (ACL, authentication),
+  // but internal: it takes no connection slot and is counted apart (MarkInternal).
+  counters_.gauges.bridge_local_connections.Add(1);  // given back in ReleaseSlot
   const uint32_t slot_index = AddConnection(fds[1], /*adopted=*/false);
   slots_[slot_index].connection.set_listener(0);
+  slots_[slot_index].connection.MarkInternal();
   ArmReceive(slot_index);
   io.local.fd = fds[0];
   ++io.local.generation;
@@ -330,13 +344,15 @@ void Shard::OnBridgeCompletion(const io_uring_cqe& cqe, uint32_t generation, uin
 void Shard::StopBridges() {
   for (const std::unique_ptr<BridgeIo>& io : bridges_) {
     if (io->remote.transport_up && io->bridge->remote().state() == bridge::ClientState::kOpen &&
-        !io->remote.send_pending) {
-      // A DISCONNECT (§3.14, two bytes; without a send in flight nothing precedes it) tells the
-      // remote broker this is a normal end, not a lost connection. Best effort: the socket
-      // does not block, and a full socket buffer just loses it.
-      static constexpr uint8_t kDisconnect[] = {0xE0, 0x00};
+        !io->remote.send_pending && io->remote.tls == nullptr) {
+      // A DISCONNECT (§3.14; without a send in flight nothing precedes it) tells the remote
+      // broker this is a normal end, not a lost connection; with notifications it still sets
+      // the state to "0" (EncodeGoodbye). Best effort: the socket does not block, and a full
+      // socket buffer just loses it. Over TLS the socket just closes (the will says "0").
+      ByteBuffer goodbye;
+      io->bridge->remote().EncodeGoodbye(goodbye);
       [[maybe_unused]] const ssize_t sent =
-          send(io->remote.fd, kDisconnect, sizeof(kDisconnect), MSG_NOSIGNAL | MSG_DONTWAIT);
+          send(io->remote.fd, goodbye.data(), goodbye.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     }
     CloseBridgeSide(io->remote);
     // The local side's socket ends with the server side's connection, which the stop closes.
@@ -344,15 +360,25 @@ void Shard::StopBridges() {
 }
 
 void Shard::CountBridge(BridgeIo& io) {
+  metrics::BridgeCounters& counters = counters_.bridge(io.config_index);
   const bridge::BridgeStats& stats = io.bridge->stats();
-  counters_.bridge_messages_out.Add(stats.messages_out - io.reported.messages_out);
-  counters_.bridge_messages_in.Add(stats.messages_in - io.reported.messages_in);
-  io.reported = stats;
+  counters.messages_out.Add(stats.messages_out - io.reported.messages_out);
+  counters.messages_in.Add(stats.messages_in - io.reported.messages_in);
+  if (stats.messages_out != io.reported.messages_out ||
+      stats.messages_in != io.reported.messages_in) {
+    io.last_traffic_ms = now_ms_;
+  }
+  bool connected = false;
+  if (!stopping_ && io.bridge->TakeLocalState(connected)) {
+    router_->PublishOwn(io.bridge->notification_topic(), connected ? "1" : "0");
+  }
+  counters.notifications.Add(io.bridge->stats().notifications - io.reported.notifications);
+  io.reported = io.bridge->stats();
   // Drops as the clients count them: queue bounds, and messages too large for the peer.
   const uint64_t dropped_out = io.bridge->remote().stats().dropped;
   const uint64_t dropped_in = io.bridge->local().stats().dropped;
-  counters_.bridge_dropped_out.Add(dropped_out - io.dropped_out_reported);
-  counters_.bridge_dropped_in.Add(dropped_in - io.dropped_in_reported);
+  counters.dropped_out.Add(dropped_out - io.dropped_out_reported);
+  counters.dropped_in.Add(dropped_in - io.dropped_in_reported);
   io.dropped_out_reported = dropped_out;
   io.dropped_in_reported = dropped_in;
   // A refused subscription (an ACL, a remote's policy) silently stops a direction: say so.
@@ -368,14 +394,16 @@ void Shard::CountBridge(BridgeIo& io) {
   }
   const bridge::ClientStats& remote = io.bridge->remote().stats();
   const bool ended = remote.disconnects != io.remote_reported.disconnects;
-  counters_.bridge_connects.Add(remote.connects - io.remote_reported.connects);
-  counters_.bridge_disconnects.Add(remote.disconnects - io.remote_reported.disconnects);
-  counters_.bridge_resent.Add(remote.resent - io.remote_reported.resent);
+  counters.connects.Add(remote.connects - io.remote_reported.connects);
+  counters.disconnects.Add(remote.disconnects - io.remote_reported.disconnects);
+  counters.resent.Add(remote.resent - io.remote_reported.resent);
   io.remote_reported = remote;
   const bool open = io.bridge->remote().state() == bridge::ClientState::kOpen;
   if (open != io.was_open) {
     io.was_open = open;
     counters_.gauges.bridges_connected.Add(open ? 1 : -1);
+    counters.connected.Set(open ? 1 : 0);
+    io.last_traffic_ms = now_ms_;
     if (!open) io.back_to_main = true;
     if (open) RINGMQ_LOG_INFO("bridge %s: connected", io.bridge->config().name.c_str());
   }

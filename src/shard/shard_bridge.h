@@ -66,6 +66,7 @@ struct BridgeIo {
   ~BridgeIo();
 
   std::unique_ptr<bridge::Bridge> bridge;
+  uint32_t config_index = 0;  // in Config::bridges: its metrics::BridgeCounters
   Side remote;
   Side local;
   std::vector<Address> addresses;  // Config's order
@@ -80,6 +81,7 @@ struct BridgeIo {
   uint64_t refused_reported[2] = {0, 0};  // SUBACK failures logged: remote, local
   bool was_open = false;                  // the remote client was open at the last step
   uint64_t next_warning_ms = 0;
+  uint64_t last_traffic_ms = 0;  // a message crossed, or the remote connection opened (lazy)
 };
 
 }  // namespace ringmq::shard

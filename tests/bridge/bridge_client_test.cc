@@ -459,5 +459,166 @@ TEST_F(BridgeClientTest, CreateRefusesOptionsOutOfRange) {
   EXPECT_FALSE(BridgeClient::Create(options, &sink_).ok());
 }
 
+// ---- bridge lane: deferred acknowledgements (persistence on), will, once ----
+
+TEST_F(BridgeClientTest, DeferredAcksWaitForReleaseAndAnnounceTheWindow) {
+  ClientOptions options = Options();
+  options.level = mqtt::ProtocolLevel::kMqtt5;
+  options.defer_acks = true;
+  options.receive_maximum = 7;
+  Make(options);
+  client_->BeginConnect(0);
+  client_->OnTransportConnected(0);
+  Sent connect = Take(0);
+  // 5.0:MQTT-3.3.4-9: the server keeps at most Receive Maximum QoS 1/2 unacknowledged.
+  EXPECT_EQ(std::get<mqtt::Connect>(connect.packets.at(0)).properties.Values().receive_maximum,
+            7);
+  Feed(0, mqtt::Connack{});
+  Take(0);
+  Feed(0, mqtt::Publish{.topic = "in/a", .payload = "1", .qos = QoS::k1, .packet_id = 3});
+  ASSERT_EQ(sink_.messages.size(), 1u);
+  EXPECT_TRUE(Take(0).packets.empty());  // no PUBACK yet: the message is not delivered onward
+  EXPECT_EQ(client_->deferred(), 1u);
+  // The sender resends it (DUP, same id): MQTT-2.2.1-3 says it is the same message.
+  Feed(0, mqtt::Publish{
+              .topic = "in/a", .payload = "1", .qos = QoS::k1, .dup = true, .packet_id = 3});
+  EXPECT_EQ(sink_.messages.size(), 1u);
+  client_->Release(Origin{.session = 2, .packet_id = 3, .qos = QoS::k1});  // the session's epoch
+  Sent acks = Take(0);
+  ASSERT_EQ(Types(acks), std::vector<PacketType>{PacketType::kPuback});
+  EXPECT_EQ(std::get<mqtt::Puback>(acks.packets[0]).packet_id, 3);
+  EXPECT_EQ(client_->deferred(), 0u);
+}
+
+// Captures the Origin the client hands out during OnMessage.
+struct OriginRecorder : Recorder {
+  BridgeClient* client = nullptr;
+  std::vector<Origin> origins;
+  void OnMessage(const mqtt::Publish& publish) override {
+    Recorder::OnMessage(publish);
+    origins.push_back(client->inbound_origin());
+  }
+};
+
+TEST_F(BridgeClientTest, DeferredQos2PubrecOnReleaseAndNotDeliveredTwice) {
+  ClientOptions options = Options();
+  options.defer_acks = true;
+  options.clean_session = false;
+  OriginRecorder sink;
+  absl::StatusOr<BridgeClient> made = BridgeClient::Create(options, &sink);
+  ASSERT_TRUE(made.ok());
+  client_.emplace(std::move(*made));
+  sink.client = &*client_;
+  Open(0);
+  Feed(0, mqtt::Publish{.topic = "in/q2", .payload = "x", .qos = QoS::k2, .packet_id = 9});
+  ASSERT_EQ(sink.origins.size(), 1u);
+  EXPECT_EQ(sink.origins[0].qos, QoS::k2);
+  EXPECT_TRUE(Take(0).packets.empty());
+  // Lost connection, session resumed: the server resends; Release while disconnected is sent
+  // once the session is back, and the resend is not delivered again (§4.3.3).
+  client_->OnTransportClosed(0, "lost");
+  client_->Release(sink.origins[0]);
+  ASSERT_TRUE(client_->ConnectDue(1000));
+  client_->BeginConnect(1000);
+  client_->OnTransportConnected(1000);
+  Take(1000);
+  Feed(1000, mqtt::Connack{.session_present = true});
+  Sent after = Take(1000);
+  ASSERT_EQ(Types(after), (std::vector<PacketType>{PacketType::kSubscribe, PacketType::kPubrec}));
+  Feed(1000, mqtt::Publish{
+                 .topic = "in/q2", .payload = "x", .qos = QoS::k2, .dup = true, .packet_id = 9});
+  EXPECT_EQ(sink.messages.size(), 1u);
+  ASSERT_EQ(Types(Take(1000)), std::vector<PacketType>{PacketType::kPubrec});
+}
+
+TEST_F(BridgeClientTest, ReleaseOfAnEndedSessionIsNotSent) {
+  ClientOptions options = Options();
+  options.defer_acks = true;
+  OriginRecorder sink;
+  absl::StatusOr<BridgeClient> made = BridgeClient::Create(options, &sink);
+  ASSERT_TRUE(made.ok());
+  client_.emplace(std::move(*made));
+  sink.client = &*client_;
+  Open(0);
+  Feed(0, mqtt::Publish{.topic = "in/a", .payload = "1", .qos = QoS::k1, .packet_id = 5});
+  client_->OnTransportClosed(0, "lost");
+  client_->BeginConnect(1000);
+  client_->OnTransportConnected(1000);
+  Take(1000);
+  Feed(1000, mqtt::Connack{.session_present = false});  // a new session: id 5 may be reused
+  Take(1000);
+  client_->Release(sink.origins.at(0));
+  EXPECT_TRUE(Take(1000).packets.empty());
+  EXPECT_EQ(client_->stats().released_stale, 1u);
+}
+
+struct DeliveredRecorder : Recorder {
+  std::vector<Origin> delivered;
+  void OnDelivered(const Origin& origin) override { delivered.push_back(origin); }
+};
+
+TEST_F(BridgeClientTest, OriginComesBackWhenThePeerAcknowledges) {
+  DeliveredRecorder sink;
+  absl::StatusOr<BridgeClient> made = BridgeClient::Create(Options(), &sink);
+  ASSERT_TRUE(made.ok());
+  client_.emplace(std::move(*made));
+  Open(0);
+  ASSERT_TRUE(client_->Publish("out/a", "1", QoS::k2, false,
+                               Origin{.session = 1, .packet_id = 44, .qos = QoS::k2}));
+  Sent sent = Take(0);
+  const uint16_t id = std::get<mqtt::Publish>(sent.packets.at(0)).packet_id;
+  Feed(0, mqtt::Pubrec{.packet_id = id});
+  EXPECT_TRUE(sink.delivered.empty());  // QoS 2 is complete at PUBCOMP only
+  Feed(0, mqtt::Pubcomp{.packet_id = id});
+  ASSERT_EQ(sink.delivered.size(), 1u);
+  EXPECT_EQ(sink.delivered[0].packet_id, 44);
+}
+
+TEST_F(BridgeClientTest, WillInConnectAndGoodbyeSetsTheStateToZero) {
+  ClientOptions options = Options();
+  options.will_topic = "$SYS/broker/connection/edge/state";
+  options.will_payload = "0";
+  Make(options);
+  client_->BeginConnect(0);
+  client_->OnTransportConnected(0);
+  Sent connect = Take(0);
+  const auto& packet = std::get<mqtt::Connect>(connect.packets.at(0));
+  ASSERT_TRUE(packet.will.has_value());
+  EXPECT_EQ(packet.will->topic, "$SYS/broker/connection/edge/state");
+  EXPECT_EQ(packet.will->payload, "0");
+  EXPECT_TRUE(packet.will->retain);
+  EXPECT_EQ(packet.will->qos, QoS::k1);
+  // 3.1.1 has no "disconnect with will": the state goes as a retained PUBLISH first.
+  ByteBuffer goodbye;
+  client_->EncodeGoodbye(goodbye);
+  std::span<const uint8_t> rest(goodbye);
+  const mqtt::Frame first = mqtt::PeekFrame(rest, 1 << 20);
+  ASSERT_EQ(first.header.type, PacketType::kPublish);
+  rest = rest.subspan(first.header.total_length());
+  EXPECT_EQ(mqtt::PeekFrame(rest, 1 << 20).header.type, PacketType::kDisconnect);
+}
+
+TEST_F(BridgeClientTest, StartTypeOnceNeverRetries) {
+  ClientOptions options = Options();
+  options.reconnect = false;
+  Make(options);
+  ASSERT_TRUE(client_->ConnectDue(0));
+  client_->BeginConnect(0);
+  client_->OnTransportClosed(0, "connection refused");
+  EXPECT_FALSE(client_->ConnectDue(UINT64_MAX - 1));
+}
+
+TEST_F(BridgeClientTest, PublishFirstGoesAheadOutsideTheBoundAndOnlyOnce) {
+  Make(Options());  // max_queued_messages 4
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(client_->Publish("out/x", "p", QoS::k0, false));
+  EXPECT_FALSE(client_->Publish("out/x", "p", QoS::k0, false));
+  client_->PublishFirst("state", "1", QoS::k1, true);
+  client_->PublishFirst("state", "1", QoS::k1, true);  // replaces the one not yet sent
+  EXPECT_EQ(client_->queued_messages(), 5u);
+  Sent sent = Open(0);
+  ASSERT_GE(sent.packets.size(), 2u);
+  EXPECT_EQ(std::get<mqtt::Publish>(sent.packets[1]).topic, "state");
+}
+
 }  // namespace
 }  // namespace ringmq::bridge

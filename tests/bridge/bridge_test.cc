@@ -65,6 +65,7 @@ BridgeConfig ValidConfig() {
                     .local_prefix = "",
                     .remote_prefix = ""}};
   config.client_id = "edge";
+  config.notifications = false;  // tested on their own (BridgeNotifications)
   return config;
 }
 
@@ -98,6 +99,19 @@ TEST(BridgeValidate, NamesTheKeyThatIsWrong) {
             std::string::npos);
   EXPECT_NE(error([](BridgeConfig& c) { c.restart_max_ms = 1; }).find("restart"),
             std::string::npos);
+}
+
+void BridgeTest_Feed(BridgeClient& client, const mqtt::Packet& packet) {
+  std::vector<uint8_t> bytes(mqtt::EncodedSize(packet, client.options().level));
+  mqtt::Encode(packet, bytes, client.options().level);
+  client.OnReceived(0, bytes);
+}
+void BridgeTest_Open(BridgeClient& client) {
+  client.BeginConnect(0);
+  client.OnTransportConnected(0);
+  ByteBuffer discard;
+  client.TakeOutput(0, discard);
+  BridgeTest_Feed(client, mqtt::Connack{});
 }
 
 // Drives both clients of a bridge with in-memory servers.
@@ -244,6 +258,175 @@ TEST_F(BridgeTest, DefaultClientIdIsNameDotHost) {
   ASSERT_TRUE(bridge.ok());
   EXPECT_EQ((*bridge)->remote().options().client_id, "cloud.edge1");
   EXPECT_EQ((*bridge)->local().options().client_id, "local.cloud.edge1");
+}
+
+// ---- bridge lane: durable bridges, notifications, start types ----
+
+// The packets of a client's output, as type names with ids ("PUBACK 1").
+std::vector<std::string> Acks(BridgeClient& client) {
+  ByteBuffer out;
+  client.TakeOutput(0, out);
+  std::vector<std::string> acks;
+  std::span<const uint8_t> rest(out);
+  while (!rest.empty()) {
+    const mqtt::Frame frame = mqtt::PeekFrame(rest, 1 << 20, client.options().level);
+    if (frame.status != mqtt::FrameStatus::kComplete) break;
+    const mqtt::Packet packet =
+        mqtt::Decode(frame.header,
+                     rest.subspan(frame.header.header_length, frame.header.remaining_length),
+                     client.options().level)
+            .value();
+    if (const auto* puback = std::get_if<mqtt::Puback>(&packet)) {
+      acks.push_back("PUBACK " + std::to_string(puback->packet_id));
+    } else if (const auto* pubrec = std::get_if<mqtt::Pubrec>(&packet)) {
+      acks.push_back("PUBREC " + std::to_string(pubrec->packet_id));
+    }
+    rest = rest.subspan(frame.header.total_length());
+  }
+  return acks;
+}
+
+// The id of the first PUBLISH in a client's output.
+uint16_t FirstPublishId(BridgeClient& client) {
+  ByteBuffer out;
+  client.TakeOutput(0, out);
+  std::span<const uint8_t> rest(out);
+  while (!rest.empty()) {
+    const mqtt::Frame frame = mqtt::PeekFrame(rest, 1 << 20, client.options().level);
+    if (frame.status != mqtt::FrameStatus::kComplete) break;
+    if (frame.header.type == mqtt::PacketType::kPublish) {
+      const mqtt::Packet packet =
+          mqtt::Decode(frame.header,
+                       rest.subspan(frame.header.header_length, frame.header.remaining_length),
+                       client.options().level)
+              .value();
+      return std::get<mqtt::Publish>(packet).packet_id;
+    }
+    rest = rest.subspan(frame.header.total_length());
+  }
+  return 0;
+}
+
+TEST_F(BridgeTest, DurableBridgeAcknowledgesLocallyOnlyWhenTheRemoteDid) {
+  BridgeConfig config = ValidConfig();
+  config.max_queued_messages = 50;
+  bridge_ = std::move(*Bridge::Create(config, {.host_name = "h",
+                                               .max_packet_size = 1 << 20,
+                                               .connect_timeout_ms = 10000,
+                                               .random_seed = 0,
+                                               .durable = true}));
+  // The local session is persistent and bounds what this broker keeps in flight to it.
+  EXPECT_FALSE(bridge_->local().options().clean_session);
+  EXPECT_EQ(bridge_->local().options().receive_maximum, 50);
+  EXPECT_EQ(bridge_->local().options().retain_handling, 1);
+  Open(bridge_->local());
+  Acks(bridge_->local());  // the SUBSCRIBE
+  Feed(bridge_->local(),
+       mqtt::Publish{.topic = "sensors/t", .payload = "1", .qos = QoS::k1, .packet_id = 11});
+  Feed(bridge_->local(),
+       mqtt::Publish{.topic = "shared/q", .payload = "2", .qos = QoS::k2, .packet_id = 12});
+  // The remote is down: nothing is acknowledged here, the broker keeps both (in its log).
+  EXPECT_TRUE(Acks(bridge_->local()).empty());
+  Open(bridge_->remote());
+  const uint16_t first = FirstPublishId(bridge_->remote());
+  ASSERT_NE(first, 0);
+  Feed(bridge_->remote(), mqtt::Puback{.packet_id = first});
+  EXPECT_EQ(Acks(bridge_->local()), std::vector<std::string>{"PUBACK 11"});
+  const uint16_t second = static_cast<uint16_t>(first + 1);
+  Feed(bridge_->remote(), mqtt::Pubrec{.packet_id = second});
+  EXPECT_TRUE(Acks(bridge_->local()).empty());  // QoS 2: when the remote completed it
+  Feed(bridge_->remote(), mqtt::Pubcomp{.packet_id = second});
+  EXPECT_EQ(Acks(bridge_->local()), std::vector<std::string>{"PUBREC 12"});
+}
+
+TEST_F(BridgeTest, DurableBridgeAcknowledgesADropAtOnce) {
+  BridgeConfig config = ValidConfig();
+  config.max_queued_messages = 1;
+  bridge_ = std::move(*Bridge::Create(config, {.host_name = "h",
+                                               .max_packet_size = 1 << 20,
+                                               .connect_timeout_ms = 10000,
+                                               .random_seed = 0,
+                                               .durable = true}));
+  Open(bridge_->local());
+  Acks(bridge_->local());
+  Feed(bridge_->local(),
+       mqtt::Publish{.topic = "sensors/a", .payload = "1", .qos = QoS::k1, .packet_id = 1});
+  Feed(bridge_->local(),
+       mqtt::Publish{.topic = "sensors/b", .payload = "2", .qos = QoS::k1, .packet_id = 2});
+  // Beyond the bound: dropped and counted, and acknowledged so the broker does not hold it.
+  EXPECT_EQ(bridge_->stats().dropped_out, 1u);
+  EXPECT_EQ(Acks(bridge_->local()), std::vector<std::string>{"PUBACK 2"});
+}
+
+TEST(BridgeNotifications, StateTopicWillAndLocalStates) {
+  BridgeConfig config = ValidConfig();
+  config.notifications = true;
+  auto made = Bridge::Create(config, {.host_name = "h"});
+  ASSERT_TRUE(made.ok());
+  Bridge& bridge = **made;
+  // mosquitto.conf(5): $SYS/broker/connection/<remote_clientid>/state, will "0" on the remote.
+  EXPECT_EQ(bridge.notification_topic(), "$SYS/broker/connection/edge/state");
+  EXPECT_EQ(bridge.remote().options().will_topic, "$SYS/broker/connection/edge/state");
+  EXPECT_EQ(bridge.remote().options().will_payload, "0");
+  bool connected = true;
+  ASSERT_TRUE(bridge.TakeLocalState(connected));  // "0" at start
+  EXPECT_FALSE(connected);
+  EXPECT_FALSE(bridge.TakeLocalState(connected));  // unchanged
+  BridgeTest_Open(bridge.remote());
+  ASSERT_TRUE(bridge.TakeLocalState(connected));
+  EXPECT_TRUE(connected);
+  // "1" on the remote, ahead of everything else.
+  ByteBuffer out;
+  bridge.remote().TakeOutput(0, out);
+  const std::string bytes(out.begin(), out.end());
+  const std::string topic = "$SYS/broker/connection/edge/state";
+  const size_t at = bytes.find(topic);
+  ASSERT_NE(at, std::string::npos);
+  ASSERT_GT(bytes.size(), at + topic.size() + 2);
+  EXPECT_EQ(bytes[at + topic.size() + 2], '1');  // after the packet id
+  bridge.remote().OnTransportClosed(0, "lost");
+  ASSERT_TRUE(bridge.TakeLocalState(connected));
+  EXPECT_FALSE(connected);
+  EXPECT_EQ(bridge.stats().notifications, 4u);  // 0, 1 here; 1 there; 0 here
+}
+
+TEST(BridgeNotifications, LocalOnlyAndOwnTopic) {
+  BridgeConfig config = ValidConfig();
+  config.notifications = true;
+  config.notifications_local_only = true;
+  config.notification_topic = "bridges/cloud/state";
+  auto made = Bridge::Create(config, {.host_name = "h"});
+  ASSERT_TRUE(made.ok());
+  EXPECT_EQ((*made)->notification_topic(), "bridges/cloud/state");
+  EXPECT_TRUE((*made)->remote().options().will_topic.empty());
+  config.notification_topic = "bad/#";
+  EXPECT_FALSE(ValidateBridgeConfig(config).ok());
+}
+
+TEST(BridgeStartType, LazyWantsTheRemoteAtTheThreshold) {
+  BridgeConfig config = ValidConfig();
+  config.start_type = BridgeStartType::kLazy;
+  config.threshold = 2;
+  auto made = Bridge::Create(config, {.host_name = "h"});
+  ASSERT_TRUE(made.ok());
+  Bridge& bridge = **made;
+  EXPECT_FALSE(bridge.RemoteWanted());
+  BridgeTest_Open(bridge.local());
+  BridgeTest_Feed(bridge.local(), mqtt::Publish{.topic = "sensors/a", .payload = "1"});
+  EXPECT_FALSE(bridge.RemoteWanted());
+  BridgeTest_Feed(bridge.local(), mqtt::Publish{.topic = "sensors/b", .payload = "2"});
+  EXPECT_TRUE(bridge.RemoteWanted());
+  BridgeTest_Open(bridge.remote());
+  ByteBuffer out;
+  bridge.remote().TakeOutput(0, out);  // both sent (QoS 0)
+  EXPECT_TRUE(bridge.RemoteIdle());
+  config.threshold = config.max_queued_messages + 1;
+  EXPECT_FALSE(ValidateBridgeConfig(config).ok());  // would drop before ever starting
+  config.start_type = BridgeStartType::kOnce;
+  auto once = Bridge::Create(config, {.host_name = "h"});
+  ASSERT_TRUE(once.ok());
+  EXPECT_FALSE((*once)->remote().options().reconnect);
+  EXPECT_TRUE((*once)->RemoteWanted());
 }
 
 }  // namespace

@@ -189,5 +189,51 @@ TEST(BridgeOptionsTest, CheckConfigRedactsPasswordsAndRoundTripsTheRest) {
   EXPECT_NE(shown.find("local_password = \"REDACTED\""), std::string::npos);
 }
 
+// bridge lane: Mosquitto's notifications and start types (mosquitto.conf(5)).
+TEST(BridgeOptionsTest, NotificationsAndStartTypeKeysWithMosquittoDefaults) {
+  Config config;
+  ASSERT_TRUE(ApplyToml(R"(
+[[bridge]]
+name = "a"
+address = "h"
+topics = ["x/#"]
+
+[[bridge]]
+name = "b"
+address = "h"
+topics = ["x/#"]
+notifications = false
+notifications_local_only = true
+notification_topic = "bridges/b/state"
+start_type = "lazy"
+threshold = 5
+idle_timeout = 30
+)",
+                        "n.toml", config)
+                  .ok());
+  const BridgeConfig& a = config.bridges.at(0);
+  EXPECT_TRUE(a.notifications);  // Mosquitto's default
+  EXPECT_FALSE(a.notifications_local_only);
+  EXPECT_EQ(a.start_type, BridgeStartType::kAutomatic);
+  EXPECT_EQ(a.threshold, 10u);
+  EXPECT_EQ(a.idle_timeout_s, 60u);
+  const BridgeConfig& b = config.bridges.at(1);
+  EXPECT_FALSE(b.notifications);
+  EXPECT_TRUE(b.notifications_local_only);
+  EXPECT_EQ(b.notification_topic, "bridges/b/state");
+  EXPECT_EQ(b.start_type, BridgeStartType::kLazy);
+  EXPECT_EQ(b.threshold, 5u);
+  EXPECT_EQ(b.idle_timeout_s, 30u);
+  Config parsed;  // --check-config prints them back
+  ASSERT_TRUE(ApplyToml(EffectiveToml(config), "effective", parsed).ok());
+  EXPECT_EQ(parsed.bridges, config.bridges);
+  Config bad;
+  EXPECT_NE(ErrorOf(ApplyToml("[[bridge]]\nname = \"c\"\naddress = \"h\"\ntopics = [\"x\"]\n"
+                              "start_type = \"manual\"\n",
+                              "m.toml", bad))
+                .find("start_type"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace ringmq::config

@@ -98,11 +98,12 @@ class BridgeTestCase(broker.BrokerTestCase):
         self.addCleanup(m.stop)
         return m.start()
 
-    def ringmq(self, *tables):
+    def ringmq(self, *tables, flags=(), **kwargs):
         path = os.path.join(self.tmp.name, f"ringmq-{len(os.listdir(self.tmp.name))}.toml")
         with open(path, "w") as f:
             f.write("\n".join(tables))
-        node = self.start_broker("--config", path, metrics=True, log_level="info")
+        node = self.start_broker("--config", path, *flags, metrics=True, log_level="info",
+                                 **kwargs)
         # A clean stop (exit code 0, counters printed) with its bridges running; runs before
         # start_broker's cleanup, which only kills.
         self.addCleanup(node.stop)
@@ -479,6 +480,198 @@ class BridgeTlsTest(BridgeTestCase):
             r"bridge checked: not connected \(TLS handshake failed.*IP address mismatch",
             timeout=WAIT), node.stderr_tail())
         self.assertEqual(metric(node, "ringmq_bridges_connected"), 1)
+
+
+# ---- bridge lane: a queue that survives a restart, notifications, start types, admission ----
+
+class BridgeDurableTest(BridgeTestCase):
+    def test_queue_survives_a_ringmq_restart_none_twice_at_qos_2(self):
+        """Remote down, QoS 1/2 messages acknowledged to their publisher and queued for the
+        remote, ringmq restarted (SIGTERM), remote back: all delivered, QoS 2 exactly once."""
+        self.restart_with_queue(kill=False)
+
+    def test_queue_survives_a_ringmq_crash(self):
+        """The same with SIGKILL: what was acknowledged was on disk (docs/persistence.md)."""
+        self.restart_with_queue(kill=True)
+
+    def restart_with_queue(self, kill):
+        port = broker.free_port()  # the remote is down
+        data_dir = os.path.join(self.tmp.name, "data")
+        os.mkdir(data_dir)
+        flags = ("--persistence", "true", "--data-dir", data_dir)
+        table = bridge_toml("cloud", port, ["data/# out 2"], client_id="edge-durable",
+                            max_queued_messages=25)
+        node = self.ringmq(table, flags=flags)
+        wait_for(lambda: metric(node, "ringmq_subscriptions") >= 1, "local subscription")
+        local_pub = self.client(node.port, "lpub")
+        count = 40  # beyond the bridge's window (max_queued_messages 25): the rest waits here
+        for i in range(count):
+            local_pub.publish("data/q1", b"%d" % i, qos=1)  # PUBACK: on disk
+            local_pub.publish("data/q2", b"%d" % i, qos=2)  # PUBREC: on disk
+        local_pub.close()
+        self.assertEqual(metric(node, "ringmq_bridge_dropped_total", direction="out"), 0)
+        if kill:
+            node.proc.send_signal(signal.SIGKILL)
+            node._reap()
+        else:
+            node.stop()
+        remote = self.mosquitto(port=port)
+        remote_sub = self.client(remote.port, "rsub")
+        remote_sub.subscribe([("data/#", 2)])
+        node = self.ringmq(table, flags=flags)
+        self.wait_connected(node)
+        got = remote_sub.receive(2 * count, timeout=3 * WAIT)
+        remote_sub.expect_no_publish(1.0)
+        q1 = sorted(int(p.payload) for p in got if p.topic == "data/q1")
+        q2 = sorted(int(p.payload) for p in got if p.topic == "data/q2")
+        self.assertEqual(sorted(set(q1)), list(range(count)), f"node:\\n{node.stderr_tail()}")
+        self.assertEqual(q2, list(range(count)))  # each once (QoS 2)
+        # Order per topic (MQTT-4.6.0-1) holds across the restart.
+        self.assertEqual([int(p.payload) for p in got if p.topic == "data/q2"], list(range(count)))
+
+
+    def test_in_and_out_with_persistence_acknowledged_after_the_other_side(self):
+        """Durable bridge, both directions at QoS 1/2 while both brokers run: the deferred
+        acknowledgements flow (nothing is held back for good)."""
+        remote = self.mosquitto()
+        data_dir = os.path.join(self.tmp.name, "data-flow")
+        os.mkdir(data_dir)
+        node = self.ringmq(bridge_toml("cloud", remote.port, ['out/# out 2 "" site1/',
+                                                              'in/# in 2 "" site1/']),
+                           flags=("--persistence", "true", "--data-dir", data_dir))
+        self.wait_connected(node)
+        remote_sub = self.client(remote.port, "rsub")
+        remote_sub.subscribe([("site1/out/#", 2)])
+        local_sub = self.client(node.port, "lsub")
+        local_sub.subscribe([("in/#", 2)])
+        local_pub = self.client(node.port, "lpub")
+        remote_pub = self.client(remote.port, "rpub")
+        self.wait_subscribed(local_pub, remote_sub, "out/probe")
+        self.wait_subscribed(remote_pub, local_sub, "site1/in/probe")
+        count = 50  # above Mosquitto's and the bridge's in-flight windows (20)
+        for i in range(count):
+            local_pub.publish("out/x", b"%d" % i, qos=1 + i % 2)
+            remote_pub.publish("site1/in/x", b"%d" % i, qos=1 + i % 2)
+        out = sorted(int(p.payload) for p in remote_sub.receive(count))
+        came_in = sorted(int(p.payload) for p in local_sub.receive(count))
+        self.assertEqual(out, list(range(count)))
+        self.assertEqual(came_in, list(range(count)))
+        remote_sub.expect_no_publish(0.3)
+        local_sub.expect_no_publish(0.3)
+
+
+    def test_with_persistence_the_broker_session_bounds_count_the_overflow(self):
+        """With persistence what waits for the remote waits in the bridge's local session: at
+        most the bridge's Receive Maximum (its max_queued_messages) in flight to it, then the
+        broker's max_queued_messages; beyond, queue_full_policy drops and counts."""
+        port = broker.free_port()  # the remote is down
+        data_dir = os.path.join(self.tmp.name, "data-bound")
+        os.mkdir(data_dir)
+        node = self.ringmq("max_queued_messages = 5\n" +
+                           bridge_toml("cloud", port, ["data/# out 1"], max_queued_messages=5),
+                           flags=("--persistence", "true", "--data-dir", data_dir))
+        wait_for(lambda: metric(node, "ringmq_subscriptions") >= 1, "local subscription")
+        local_pub = self.client(node.port, "lpub")
+        for i in range(20):
+            local_pub.publish("data/x", b"%d" % i, qos=1)
+        wait_for(lambda: metric(node, "ringmq_messages_dropped_total", reason="queue_full") == 10,
+                 "10 drops counted at the session's bound")
+        self.assertEqual(metric(node, "ringmq_bridge_dropped_total", direction="out"), 0)
+        remote = self.mosquitto(port=port)
+        remote_sub = self.client(remote.port, "rsub")
+        remote_sub.subscribe([("data/#", 1)])
+        self.wait_connected(node)
+        got = remote_sub.receive(10)
+        self.assertEqual(sorted(int(p.payload) for p in got), list(range(10)))
+        remote_sub.expect_no_publish(0.3)
+
+
+class BridgeNotificationTest(BridgeTestCase):
+    STATE = "$SYS/broker/connection/edge-n/state"
+
+    def test_state_here_and_on_the_remote_and_the_will_sets_it_to_0(self):
+        remote = self.mosquitto()
+        node = self.ringmq(bridge_toml("cloud", remote.port, ["data/# out 1"],
+                                       client_id="edge-n"))
+        self.wait_connected(node)
+        local_state = self.client(node.port, "lstate")
+        local_state.subscribe([(self.STATE, 1)])
+        self.assertEqual(local_state.receive(1)[0].payload, b"1")  # retained
+        remote_state = self.client(remote.port, "rstate")
+        remote_state.subscribe([(self.STATE, 1)])
+        self.assertEqual(remote_state.receive(1)[0].payload, b"1")
+        self.assertGreaterEqual(metric(node, "ringmq_bridge_notifications_total",
+                                       bridge="cloud"), 3)
+        # ringmq killed: the remote publishes the bridge's will.
+        node.proc.send_signal(signal.SIGKILL)
+        node._reap()  # stop() then returns at once: the exit code is set
+        self.assertEqual(remote_state.receive(1)[0].payload, b"0")
+
+    def test_local_state_0_when_the_remote_goes(self):
+        remote = self.mosquitto()
+        node = self.ringmq(bridge_toml("cloud", remote.port, ["data/# out 1"],
+                                       client_id="edge-n", notifications_local_only=True,
+                                       notification_topic="bridges/cloud/state"))
+        self.wait_connected(node)
+        local_state = self.client(node.port, "lstate")
+        local_state.subscribe([("bridges/cloud/state", 1)])
+        self.assertEqual(local_state.receive(1)[0].payload, b"1")
+        remote_state = self.client(remote.port, "rstate")
+        remote_state.subscribe([("bridges/cloud/state", 1)])
+        remote_state.expect_no_publish(0.5)  # local only
+        remote.stop()
+        self.assertEqual(local_state.receive(1)[0].payload, b"0")
+
+
+class BridgeStartTypeTest(BridgeTestCase):
+    def test_lazy_connects_at_the_threshold_and_stops_when_idle(self):
+        remote = self.mosquitto()
+        node = self.ringmq(bridge_toml("cloud", remote.port, ["data/# out 1"], start_type="lazy",
+                                       threshold=3, idle_timeout=1))
+        wait_for(lambda: metric(node, "ringmq_subscriptions") >= 1, "local subscription")
+        remote_sub = self.client(remote.port, "rsub")
+        remote_sub.subscribe([("data/#", 1)])
+        local_pub = self.client(node.port, "lpub")
+        for i in range(2):
+            local_pub.publish("data/x", b"%d" % i, qos=1)
+        remote_sub.expect_no_publish(0.5)  # below the threshold: not connected
+        self.assertEqual(metric(node, "ringmq_bridge_connected", bridge="cloud"), 0)
+        local_pub.publish("data/x", b"2", qos=1)
+        got = remote_sub.receive(3)
+        self.assertEqual(sorted(int(p.payload) for p in got), [0, 1, 2])
+        # Idle for idle_timeout (1 s): the bridge stops.
+        wait_for(lambda: metric(node, "ringmq_bridge_connected", bridge="cloud") == 0,
+                 "lazy bridge stopped when idle")
+        self.assertEqual(metric(node, "ringmq_bridge_link_events_total", bridge="cloud",
+                                event="connect"), 1)
+
+    def test_once_does_not_retry(self):
+        remote = self.mosquitto()
+        node = self.ringmq(bridge_toml("cloud", remote.port, ["data/# out 1"], start_type="once"))
+        self.wait_connected(node)
+        remote.stop()
+        wait_for(lambda: metric(node, "ringmq_bridges_connected") == 0, "disconnected")
+        remote.start()
+        time.sleep(1.5)  # several restart_max_ms (1 s): an automatic bridge would be back
+        self.assertEqual(metric(node, "ringmq_bridges_connected"), 0)
+        self.assertEqual(metric(node, "ringmq_bridge_link_events_total", event="connect"), 1)
+
+
+class BridgeAdmissionTest(BridgeTestCase):
+    def test_local_session_takes_no_max_connections_slot(self):
+        remote = self.mosquitto()
+        table = bridge_toml("cloud", remote.port, ["data/# out 1"])
+        node = self.ringmq("max_connections = 1\n" + table)
+        self.wait_connected(node)
+        self.assertEqual(metric(node, "ringmq_bridge_local_connections"), 1)
+        self.assertEqual(metric(node, "ringmq_clients_connected"), 0)
+        # The one slot is a client's.
+        remote_sub = self.client(remote.port, "rsub")
+        remote_sub.subscribe([("data/#", 1)])
+        local_pub = self.client(node.port, "lpub")
+        self.wait_subscribed(local_pub, remote_sub, "data/probe")
+        self.assertEqual(metric(node, "ringmq_clients_connected"), 1)
+
 
 
 if __name__ == "__main__":

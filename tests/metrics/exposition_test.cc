@@ -367,6 +367,56 @@ TEST(ExpositionTest, ListenerSeriesCarryTheListenerLabelAndNoShard) {
   EXPECT_EQ(listener_samples, 2 * 8) << "8 series per listener";
 }
 
+// bridge lane: per-bridge series carry the bridge's name and no shard label.
+TEST(ExpositionTest, BridgeSeriesCarryTheBridgeLabelAndNoShard) {
+  BrokerSample sample = DistinctSample();
+  sample.bridges.resize(2);
+  sample.bridges[0].name = "cloud";
+  sample.bridges[1].name = "backup";
+  BridgeSnapshot& cloud = sample.bridges[0].counters;
+  uint64_t next = 100;
+#define SET_BRIDGE_COUNTER(name) cloud.name = next++;
+  RINGMQ_BRIDGE_COUNTERS(SET_BRIDGE_COUNTER)
+#undef SET_BRIDGE_COUNTER
+  cloud.connected = 1;
+  const Parsed parsed = Parse(Render(sample));
+  EXPECT_EQ(ValueOf(parsed, "ringmq_bridge_messages_total",
+                    {{"bridge", "cloud"}, {"direction", "out"}}),
+            cloud.messages_out);
+  EXPECT_EQ(ValueOf(parsed, "ringmq_bridge_messages_total",
+                    {{"bridge", "cloud"}, {"direction", "in"}}),
+            cloud.messages_in);
+  EXPECT_EQ(ValueOf(parsed, "ringmq_bridge_dropped_total",
+                    {{"bridge", "cloud"}, {"direction", "out"}}),
+            cloud.dropped_out);
+  EXPECT_EQ(ValueOf(parsed, "ringmq_bridge_dropped_total",
+                    {{"bridge", "cloud"}, {"direction", "in"}}),
+            cloud.dropped_in);
+  EXPECT_EQ(ValueOf(parsed, "ringmq_bridge_link_events_total",
+                    {{"bridge", "cloud"}, {"event", "connect"}}),
+            cloud.connects);
+  EXPECT_EQ(ValueOf(parsed, "ringmq_bridge_link_events_total",
+                    {{"bridge", "cloud"}, {"event", "disconnect"}}),
+            cloud.disconnects);
+  EXPECT_EQ(ValueOf(parsed, "ringmq_bridge_link_events_total",
+                    {{"bridge", "cloud"}, {"event", "resend"}}),
+            cloud.resent);
+  EXPECT_EQ(ValueOf(parsed, "ringmq_bridge_notifications_total", {{"bridge", "cloud"}}),
+            cloud.notifications);
+  EXPECT_EQ(ValueOf(parsed, "ringmq_bridge_connected", {{"bridge", "cloud"}}), 1);
+  EXPECT_EQ(ValueOf(parsed, "ringmq_bridge_connected", {{"bridge", "backup"}}), 0);
+  int bridge_samples = 0;
+  for (const Sample& s : parsed.samples) {
+    if (!s.name.starts_with("ringmq_bridge_") || s.name == "ringmq_bridge_local_connections") {
+      continue;
+    }
+    ++bridge_samples;
+    EXPECT_EQ(s.labels.count("shard"), 0u) << s.name;
+    EXPECT_EQ(s.labels.count("bridge"), 1u) << s.name;
+  }
+  EXPECT_EQ(bridge_samples, 2 * 9) << "9 series per bridge";
+}
+
 TEST(ExpositionTest, SilencedAboveTotalIsClampedNotWrapped) {
   // A scrape can read connect[] before and connect_silenced[] after the same event.
   BrokerSample sample;

@@ -467,6 +467,27 @@ TEST_F(ConnectionTest, OneBelowConnectionLimitAccepted) {
   EXPECT_EQ(shard_.connected_clients.load(), 2u);
 }
 
+// bridge lane: a bridge's local session (MarkInternal) is part of the configuration: it takes no
+// connected-client slot and max_connections does not refuse it.
+TEST_F(ConnectionTest, BridgeLocalSessionIgnoresConnectionLimitAndTakesNoSlot) {
+  shard_.context.policy.max_connections = 2;
+  shard_.connected_clients = 2;
+  connection_.MarkInternal();
+  Accept();
+  EXPECT_EQ(shard_.connected_clients.load(), 2u);  // no slot reserved
+  EXPECT_EQ(shard_.Connect(connect::Reason::kConnectionLimit), 0u);
+  connection_.OnClosed(shard_.context);
+  EXPECT_EQ(shard_.connected_clients.load(), 2u);  // and none given back
+}
+
+TEST_F(ConnectionTest, BridgeLocalSessionStillRefusedWhileShuttingDown) {
+  shard_.shutting_down = true;
+  connection_.MarkInternal();
+  Receive(Encode(Mqtt311Connect()));
+  EXPECT_EQ(Drain(), (Bytes{0x20, 0x02, 0x00, 0x03}));
+  EXPECT_EQ(shard_.connected_clients.load(), 0u);
+}
+
 TEST_F(ConnectionTest, ShuttingDownRefusedWithConnack0x03) {
   shard_.shutting_down = true;
   Receive(Encode(Mqtt311Connect()));
