@@ -594,6 +594,7 @@ class Router final : public net::PacketSink {
   // Ringmq-Sent-At header's value (0: none), observed as the hop's latency.
   // `mqtt5`: the properties the message carried (ClusterMqtt5Fields).
   void DeliverFromCluster(std::string_view subject, uint8_t qos, std::string_view payload,
+                          uint64_t sent_at_us = 0, const message::Mqtt5Fields& mqtt5 = {});
   // The same for a topic already mapped (batches carry topics).
   void DeliverTopicFromCluster(std::string_view topic, uint8_t qos, std::string_view payload,
                                const message::Mqtt5Fields& fields);
@@ -605,7 +606,6 @@ class Router final : public net::PacketSink {
   void OnClusterBatch(const cluster::NatsMessage& message);
   // Publishes the batch of remote link `slot` if it has records.
   void FlushClusterBatch(uint32_t slot);
-                          uint64_t sent_at_us = 0, const message::Mqtt5Fields& mqtt5 = {});
   // MQTT 5.0 properties across nodes (cluster/mqtt5_headers.h). Appends the property fields of
   // `message` to the cluster's header fields; false if it has more than they can hold (counted:
   // the message is not forwarded).
