@@ -155,16 +155,20 @@ class RouterClusterSessionTest : public ::testing::Test {
   };
   Held ReadAndClaim(uint32_t shard, const std::string& id) {
     Held held;
+    harness_->router(shard).ClaimStep(UINT64_MAX);  // the claim batch, as when its window ends
     for (const Pub& pub : Pubs(shard)) {
       if (pub.subject == "$JS.API.DIRECT.GET.KV_RINGMQ_SESSIONS") {
         std::string body;
         cluster::AppendSessionRecordGet("RINGMQ_SESSIONS", id, body);
         EXPECT_EQ(pub.payload, body);
         held.read_reply = pub.reply;
-      } else if (pub.subject.starts_with("$RINGMQ.claim.")) {
-        const std::optional<cluster::Claim> claim = cluster::ParseClaim(pub.payload);
-        EXPECT_TRUE(claim.has_value());
-        if (claim) held.key = claim->key;
+      } else if (pub.subject.starts_with("$RINGMQ.claims.")) {
+        cluster::ClaimBatchReader reader;
+        EXPECT_TRUE(reader.Open(pub.payload));
+        cluster::Claim claim;
+        while (reader.Next(claim)) {
+          if (claim.client_id == id) held.key = claim.key;
+        }
         EXPECT_EQ(pub.reply, "$RINGMQ.session.node-b." + std::to_string(shard));
       }
     }
@@ -184,18 +188,21 @@ class RouterClusterSessionTest : public ::testing::Test {
     Deliver(shard, "$RINGMQ.session.node-b." + std::to_string(shard), state_sid, state);
   }
 
-  // A claim from another node, delivered as NATS would: to the shard that subscribes its
-  // bucket (bucket b on shard b % 2, sids from 1 in bucket order: BucketsOf).
+  // A claim from another node in a batch of its own, delivered as NATS would: on the group a
+  // node with as many shards uses for it (its home shard), to the shard that subscribes that
+  // group (group g on shard g % 2, sids from 1 in group order).
   void DeliverClaim(const cluster::Claim& claim, std::string_view reply) {
-    const uint32_t bucket = cluster::ClaimBucket(claim.client_id);
+    const uint32_t group = harness_->HomeOf(claim.client_id);
     std::string subject;
-    cluster::AppendClaimSubject("", bucket, subject);
+    cluster::AppendClaimSubject("", group, subject);
     std::string payload;
-    cluster::EncodeClaim(claim, payload);
-    const std::string msg = "MSG " + subject + " " + std::to_string(bucket / 2 + 1) + " " +
+    cluster::ClaimBatchWriter writer;
+    writer.Begin(claim.node, payload);
+    writer.Add(claim.key, claim.clean_start, claim.client_id, payload);
+    const std::string msg = "MSG " + subject + " " + std::to_string(group / 2 + 1) + " " +
                             std::string(reply) + " " + std::to_string(payload.size()) + "\r\n" +
                             payload + "\r\n";
-    links_[bucket % 2]->OnReceived(0, msg);
+    links_[group % 2]->OnReceived(0, msg);
     harness_->Settle();
   }
 
