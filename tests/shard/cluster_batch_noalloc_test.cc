@@ -29,6 +29,7 @@
 #include "cluster/batch.h"
 #include "cluster/nats_link.h"
 #include "shard/cluster_acks.h"
+#include "cluster_harness.h"
 #include "router_harness.h"
 
 namespace ringmq::shard {
@@ -39,19 +40,7 @@ using alloc_counting::counting;
 using harness::Client;
 using harness::RouterHarness;
 
-class RouterSink final : public cluster::NatsLinkSink {
- public:
-  explicit RouterSink(Router& router) : router_(router) {}
-  void OnReady(const cluster::nats::ServerInfo&) override {}
-  void OnMessage(const cluster::NatsMessage& message) override {
-    router_.OnClusterMessage(message);
-  }
-  void OnDisconnected(cluster::DisconnectReason, std::string_view) override {}
-  void OnServerError(std::string_view) override {}
-
- private:
-  Router& router_;
-};
+using harness::RouterSink;  // cluster_harness.h
 
 std::string Hmsg(std::string_view subject, uint64_t sid, std::string_view headers,
                  std::string_view payload) {

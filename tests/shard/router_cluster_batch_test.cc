@@ -12,6 +12,7 @@
 #include "cluster/nats_link.h"
 #include "mqtt/codec.h"
 #include "shard/cluster_acks.h"
+#include "shard/cluster_harness.h"
 #include "shard/router_harness.h"
 
 namespace ringmq::shard {
@@ -25,19 +26,7 @@ constexpr std::string_view kNode = "node-a";
 constexpr uint64_t kAnnounceSid = 1;
 constexpr uint64_t kBatchSid = 6;
 
-class RouterSink final : public cluster::NatsLinkSink {
- public:
-  explicit RouterSink(Router& router) : router_(router) {}
-  void OnReady(const cluster::nats::ServerInfo&) override {}
-  void OnMessage(const cluster::NatsMessage& message) override {
-    router_.OnClusterMessage(message);
-  }
-  void OnDisconnected(cluster::DisconnectReason, std::string_view) override {}
-  void OnServerError(std::string_view) override {}
-
- private:
-  Router& router_;
-};
+using harness::RouterSink;  // cluster_harness.h
 
 // A PUB or HPUB the link would send (headers and payload together for HPUB).
 struct Pub {

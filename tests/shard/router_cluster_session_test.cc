@@ -16,6 +16,7 @@
 #include "cluster/session_state.h"
 #include "common/log.h"
 #include "shard/cluster_sessions.h"
+#include "shard/cluster_harness.h"
 #include "shard/router_harness.h"
 
 namespace ringmq::shard {
@@ -26,19 +27,7 @@ using harness::RouterHarness;
 
 constexpr std::string_view kNode = "node-b";
 
-class RouterSink final : public cluster::NatsLinkSink {
- public:
-  explicit RouterSink(Router& router) : router_(router) {}
-  void OnReady(const cluster::nats::ServerInfo&) override {}
-  void OnMessage(const cluster::NatsMessage& message) override {
-    router_.OnClusterMessage(message);
-  }
-  void OnDisconnected(cluster::DisconnectReason, std::string_view) override {}
-  void OnServerError(std::string_view) override {}
-
- private:
-  Router& router_;
-};
+using harness::RouterSink;  // cluster_harness.h
 
 // One PUB line of a link's output and its payload.
 struct Pub {
