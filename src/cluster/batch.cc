@@ -1,22 +1,12 @@
 // QoS 0 batches between ringmq nodes (batch.h).
 #include "cluster/batch.h"
 
+#include "cluster/wire_bytes.h"
 #include "common/assert.h"
 #include "mqtt/topic.h"
 
 namespace ringmq::cluster {
 namespace {
-
-void PutU16(std::string& out, uint16_t value) {
-  const char bytes[2] = {static_cast<char>(value >> 8), static_cast<char>(value)};
-  out.append(bytes, 2);
-}
-
-void PutU32(std::string& out, uint32_t value) {
-  const char bytes[4] = {static_cast<char>(value >> 24), static_cast<char>(value >> 16),
-                         static_cast<char>(value >> 8), static_cast<char>(value)};
-  out.append(bytes, 4);
-}
 
 uint64_t GetBig(std::string_view bytes) {
   uint64_t value = 0;

@@ -14,7 +14,7 @@ namespace {
 using mqtt::PropertyId;
 
 constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-constexpr std::string_view kDigits[] = {"0", "1"};
+constexpr std::string_view kFormatDigits[] = {"0", "1"};
 constexpr size_t kStringMax = 65'535;  // two-byte length (§1.5.4, §1.5.6)
 constexpr size_t kExpiryTextMax = 20;  // UINT64_MAX has 20 digits
 
@@ -85,7 +85,7 @@ void AppendField(const mqtt::Property& property, std::vector<nats::HeaderField>&
                  std::string& text) {
   switch (property.id) {
     case PropertyId::kPayloadFormatIndicator:
-      fields.emplace_back(kPayloadFormatHeader, kDigits[property.integer == 1 ? 1 : 0]);
+      fields.emplace_back(kPayloadFormatHeader, kFormatDigits[property.integer == 1 ? 1 : 0]);
       return;
     case PropertyId::kContentType:
     case PropertyId::kResponseTopic: {

@@ -8,7 +8,7 @@
 namespace ringmq::cluster {
 namespace {
 
-constexpr std::string_view kVersion = "v1 ";
+constexpr std::string_view kNodeVersion = "v1 ";
 
 // The next space-separated field of `text`, removed from it.
 std::string_view NextField(std::string_view& text) {
@@ -29,14 +29,14 @@ bool ParseNumber(std::string_view text, int base, uint64_t& value) {
 NodeIdentity::NodeIdentity(std::string_view prefix, std::string_view node_name,
                            uint64_t started_unix_ms, uint64_t instance)
     : subject_(ControlSubject(prefix, kNodeAnnounceKind, {node_name})),
-      payload_(absl::StrFormat("%s%u %016x", kVersion, started_unix_ms, instance)),
+      payload_(absl::StrFormat("%s%u %016x", kNodeVersion, started_unix_ms, instance)),
       started_unix_ms_(started_unix_ms),
       instance_(instance) {}
 
 NodeIdentity::Judgement NodeIdentity::Judge(std::string_view payload) const {
   Judgement judgement;
-  if (!payload.starts_with(kVersion)) return judgement;
-  payload.remove_prefix(kVersion.size());
+  if (!payload.starts_with(kNodeVersion)) return judgement;
+  payload.remove_prefix(kNodeVersion.size());
   const std::string_view started = NextField(payload);
   const std::string_view instance = NextField(payload);
   if (!payload.empty() || !ParseNumber(started, 10, judgement.other_started_unix_ms) ||

@@ -1,24 +1,10 @@
 #include "cluster/session_state.h"
 
+#include "cluster/wire_bytes.h"
 #include "common/assert.h"
 
 namespace ringmq::cluster {
 namespace {
-
-void PutU16(std::string& out, uint16_t value) {
-  out.push_back(static_cast<char>(value >> 8));
-  out.push_back(static_cast<char>(value & 0xFF));
-}
-
-void PutU32(std::string& out, uint32_t value) {
-  PutU16(out, static_cast<uint16_t>(value >> 16));
-  PutU16(out, static_cast<uint16_t>(value & 0xFFFF));
-}
-
-void PutU64(std::string& out, uint64_t value) {
-  PutU32(out, static_cast<uint32_t>(value >> 32));
-  PutU32(out, static_cast<uint32_t>(value & 0xFFFFFFFF));
-}
 
 void SetU16(std::string& out, size_t at, uint16_t value) {
   out[at] = static_cast<char>(value >> 8);

@@ -22,14 +22,6 @@ namespace {
 // the hop (ringmq_cluster_hop_latency_seconds).
 constexpr std::string_view kSentAtHeader = "Ringmq-Sent-At";
 
-// The wall clock (not the monotonic one: the hop crosses machines), in microseconds. A vDSO
-// call (no syscall), once per message forwarded or received.
-uint64_t WallClockMicros() {
-  timespec now{};
-  clock_gettime(CLOCK_REALTIME, &now);
-  return static_cast<uint64_t>(now.tv_sec) * 1'000'000 + static_cast<uint64_t>(now.tv_nsec) / 1000;
-}
-
 }  // namespace
 
 void Router::AttachCluster(cluster::NatsLink* link, std::string node_name,

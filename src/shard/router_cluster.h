@@ -5,6 +5,8 @@
 #ifndef RINGMQ_SHARD_ROUTER_CLUSTER_H_
 #define RINGMQ_SHARD_ROUTER_CLUSTER_H_
 
+#include <time.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -32,6 +34,14 @@ inline constexpr std::string_view kIdHeader = "Ringmq-Id";  // cluster acks (rou
 inline constexpr std::string_view kDigits[] = {"0", "1", "2"};
 
 inline uint8_t MinQos(uint8_t a, uint8_t b) { return a < b ? a : b; }
+
+// The wall clock (not the monotonic one: the hop crosses machines), in microseconds since the
+// Unix epoch: Ringmq-Sent-At and the hop latency. A vDSO call (no syscall).
+inline uint64_t WallClockMicros() {
+  timespec now{};
+  clock_gettime(CLOCK_REALTIME, &now);
+  return static_cast<uint64_t>(now.tv_sec) * 1'000'000 + static_cast<uint64_t>(now.tv_nsec) / 1000;
+}
 
 // `text` without its leading and trailing blanks (spaces and tabs).
 inline std::string_view TrimBlanks(std::string_view text) {

@@ -28,12 +28,6 @@
 namespace ringmq::shard {
 namespace {
 
-uint64_t WallClockMicros() {
-  timespec now{};
-  clock_gettime(CLOCK_REALTIME, &now);
-  return static_cast<uint64_t>(now.tv_sec) * 1'000'000 + static_cast<uint64_t>(now.tv_nsec) / 1000;
-}
-
 // A batch record's properties field stays empty: a QoS 0 message with MQTT 5.0 properties or
 // an expiry takes its plain subject, where they cross as NATS headers (cluster/mqtt5_headers.h;
 // BatchToCluster). The field is in the format so that a later version can carry them in a batch
