@@ -118,6 +118,23 @@ class BridgeTestCase(broker.BrokerTestCase):
         wait_for(lambda: metric(node, "ringmq_bridges_connected") >= count,
                  f"bridge connected:\n{node.stderr_tail()}")
 
+    def remote_with_waiting_subscriber(self, port, client_id, topic_filter):
+        """A Mosquitto on `port` that already holds the persistent session `client_id`
+        subscribed to `topic_filter` at QoS 1, offline: it was made on another port and
+        restored from Mosquitto's persistence, so the bridge, which connects as soon as `port`
+        listens, never finds the remote without the subscriber. Returns the Mosquitto; the
+        subscriber then connects with clean=False and gets what was queued for it."""
+        store = os.path.join(self.tmp.name, f"mosquitto-store-{port}")
+        os.mkdir(store)
+        os.chmod(store, 0o777)  # Mosquitto started as root runs as user mosquitto
+        lines = ("allow_anonymous true", "persistence true", f"persistence_location {store}/")
+        first = self.mosquitto(lines=lines)
+        sub = mqtt_raw.Client(first.port, client_id, clean=False)
+        sub.subscribe([(topic_filter, 1)])
+        sub.close()
+        first.stop()  # writes the session to the store
+        return self.mosquitto(port=port, lines=lines)
+
     def wait_subscribed(self, publisher, subscriber, topic):
         """Probes on `topic` until one reaches `subscriber` (the bridge's subscriptions are in
         place on both brokers), then drains the probes."""
@@ -352,10 +369,9 @@ class BridgeOutageTest(BridgeTestCase):
         self.assertEqual(metric(node, "ringmq_bridge_messages_total", direction="out"), 5)
         # The remote comes up: the 5 queued messages are delivered (to a persistent session
         # that subscribed before the bridge connected).
-        remote = self.mosquitto(port=port)
-        remote_sub = self.client(remote.port, "rsub")
-        remote_sub.subscribe([("data/#", 1)])
+        remote = self.remote_with_waiting_subscriber(port, "rsub", "data/#")
         self.wait_connected(node)
+        remote_sub = self.client(remote.port, "rsub", clean=False, session_present=True)
         got = remote_sub.receive(5)
         self.assertEqual(sorted(int(p.payload) for p in got), [0, 1, 2, 3, 4])
         remote_sub.expect_no_publish(0.3)
@@ -577,10 +593,9 @@ class BridgeDurableTest(BridgeTestCase):
         wait_for(lambda: metric(node, "ringmq_messages_dropped_total", reason="queue_full") == 10,
                  "10 drops counted at the session's bound")
         self.assertEqual(metric(node, "ringmq_bridge_dropped_total", direction="out"), 0)
-        remote = self.mosquitto(port=port)
-        remote_sub = self.client(remote.port, "rsub")
-        remote_sub.subscribe([("data/#", 1)])
+        remote = self.remote_with_waiting_subscriber(port, "rsub", "data/#")
         self.wait_connected(node)
+        remote_sub = self.client(remote.port, "rsub", clean=False, session_present=True)
         got = remote_sub.receive(10)
         self.assertEqual(sorted(int(p.payload) for p in got), list(range(10)))
         remote_sub.expect_no_publish(0.3)

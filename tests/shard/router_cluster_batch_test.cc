@@ -217,7 +217,8 @@ TEST_F(RouterClusterBatchTest, APlainPathMessageFollowsTheBatchedOnesBeforeIt) {
 
 TEST_F(RouterClusterBatchTest, AQos0MessageWith5PropertiesTakesItsPlainSubjectInOrder) {
   Start(/*batching=*/true);
-  mqtt::Connect connect = harness::ConnectPacket(harness_->IdOn(0, "pub5"));
+  const std::string id = harness_->IdOn(0, "pub5");  // the Connect keeps a view of it
+  mqtt::Connect connect = harness::ConnectPacket(id);
   connect.protocol_level = static_cast<uint8_t>(mqtt::ProtocolLevel::kMqtt5);
   Client& pub = harness_->Connect(connect);
   const auto publish5 = [&](std::string_view payload, std::span<const uint8_t> properties) {

@@ -124,7 +124,8 @@ TEST_F(RouterClusterSharedTest, QueueCopyIsDeliveredAtTheLowerQos) {
 // MQTT 5.0 properties across nodes (cluster/mqtt5_headers.h; props lane): a queue copy
 // carries them as a plain copy does, and one with no expiry left is not given to a member.
 TEST_F(RouterClusterSharedTest, QueueCopyCarriesMqtt5PropertiesAndExpiredOnesAreDropped) {
-  mqtt::Connect connect = harness::ConnectPacket(harness_->IdOn(0, "member5"));
+  const std::string id = harness_->IdOn(0, "member5");  // the Connect keeps a view of it
+  mqtt::Connect connect = harness::ConnectPacket(id);
   connect.protocol_level = static_cast<uint8_t>(mqtt::ProtocolLevel::kMqtt5);
   Client& member = harness_->Connect(connect);
   member.record = true;

@@ -228,7 +228,8 @@ std::vector<mqtt::Publish> Publishes5(const Client& client) {
 }
 
 TEST_F(RouterClusterTest, Mqtt5PropertiesGoAsHeadersAndTheExpiryLeft_MQTT_3_3_2_6) {
-  mqtt::Connect connect = harness::ConnectPacket(harness_->IdOn(1, "pub5"));
+  const std::string id = harness_->IdOn(1, "pub5");  // the Connect keeps a view of it
+  mqtt::Connect connect = harness::ConnectPacket(id);
   connect.protocol_level = static_cast<uint8_t>(mqtt::ProtocolLevel::kMqtt5);
   Client& pub = harness_->Connect(connect);
   uint8_t properties[64];
@@ -255,7 +256,8 @@ TEST_F(RouterClusterTest, Mqtt5PropertiesGoAsHeadersAndTheExpiryLeft_MQTT_3_3_2_
 }
 
 TEST_F(RouterClusterTest, ReceivedPropertiesReachA5SubscriberWithThisNodesIdentifiers) {
-  mqtt::Connect connect = harness::ConnectPacket(harness_->IdOn(0, "sub5"));
+  const std::string id = harness_->IdOn(0, "sub5");  // the Connect keeps a view of it
+  mqtt::Connect connect = harness::ConnectPacket(id);
   connect.protocol_level = static_cast<uint8_t>(mqtt::ProtocolLevel::kMqtt5);
   Client& sub = harness_->Connect(connect);
   sub.record = true;
@@ -297,7 +299,8 @@ TEST_F(RouterClusterTest, ReceivedPropertiesReachA5SubscriberWithThisNodesIdenti
 }
 
 TEST_F(RouterClusterTest, PropertiesOverTheFieldBoundOrMaxPayloadAreNotForwardedAndCounted) {
-  mqtt::Connect connect = harness::ConnectPacket(harness_->IdOn(1, "big5"));
+  const std::string id = harness_->IdOn(1, "big5");  // the Connect keeps a view of it
+  mqtt::Connect connect = harness::ConnectPacket(id);
   connect.protocol_level = static_cast<uint8_t>(mqtt::ProtocolLevel::kMqtt5);
   Client& pub = harness_->Connect(connect);
   // 251 user properties: one over the 250 a header block keeps for properties.
