@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cluster/mqtt5_headers.h"
 #include "cluster/nats_link.h"
 #include "cluster/retained_sync.h"
 #include "cluster/subject.h"
@@ -43,28 +44,11 @@ inline uint64_t WallClockMicros() {
   return static_cast<uint64_t>(now.tv_sec) * 1'000'000 + static_cast<uint64_t>(now.tv_nsec) / 1000;
 }
 
-// `text` without its leading and trailing blanks (spaces and tabs).
-inline std::string_view TrimBlanks(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
-  return text;
-}
-
-// Calls fn(name, value) for each field of a NATS header block ("NATS/1.0[ status]\r\n" then
-// "Name: value\r\n" lines; NATS client protocol, "HMSG"), without allocating: this runs per
-// received message. A block that does not start with "NATS/1.0" has no fields here.
+// Calls fn(name, value) for each field of a NATS header block, trimmed, until fn returns false:
+// cluster::ForEachHeaderField (cluster/mqtt5_headers.h), the one reader of header blocks.
 template <typename Fn>
 inline void ForEachHeader(std::string_view block, Fn fn) {
-  if (!block.starts_with("NATS/1.0")) return;
-  size_t end = block.find("\r\n");
-  while (end != std::string_view::npos) {
-    block.remove_prefix(end + 2);
-    end = block.find("\r\n");
-    const std::string_view line = block.substr(0, end);
-    const size_t colon = line.find(':');
-    if (colon == std::string_view::npos) continue;  // the empty line that ends the block
-    if (!fn(TrimBlanks(line.substr(0, colon)), TrimBlanks(line.substr(colon + 1)))) return;
-  }
+  cluster::ForEachHeaderField(block, fn);
 }
 
 // The value of header `name` in a NATS header block, trimmed; empty if absent (the first field of
