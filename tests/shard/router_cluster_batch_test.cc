@@ -101,18 +101,9 @@ class RouterClusterBatchTest : public ::testing::Test {
     config_.threads = 2;
     harness_ = std::make_unique<RouterHarness>(config_, 2);
     for (uint32_t shard = 0; shard < 2; ++shard) {
-      sinks_.push_back(std::make_unique<RouterSink>(harness_->router(shard)));
-      cluster::NatsLinkOptions options;
-      options.urls = {"nats://127.0.0.1:4222"};
-      auto link = cluster::NatsLink::Create(options, sinks_.back().get());
-      ASSERT_TRUE(link.ok()) << link.status();
-      links_.push_back(std::move(*link));
+      ASSERT_NO_FATAL_FAILURE(harness::AddReadyLink(
+          harness_->router(shard), RouterSink::Feed::kMain, 1048576, sinks_, links_));
       cluster::NatsLink& l = *links_.back();
-      l.BeginConnect(0);
-      l.OnTransportConnected(0);
-      l.OnReceived(0, "INFO {\"server_id\":\"s\",\"headers\":true,\"max_payload\":1048576}\r\n");
-      l.OnReceived(0, "PONG\r\n");
-      ASSERT_TRUE(l.ready());
       Router& router = harness_->router(shard);
       router.AttachCluster(&l, std::string(kNode), "");
       router.StartClusterAcks(options_);

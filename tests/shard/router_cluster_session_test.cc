@@ -44,18 +44,9 @@ class RouterClusterSessionTest : public ::testing::Test {
     config_.cluster_session_wait_ms = 1000;
     harness_ = std::make_unique<RouterHarness>(config_, 2);
     for (uint32_t shard = 0; shard < 2; ++shard) {
-      sinks_.push_back(std::make_unique<RouterSink>(harness_->router(shard)));
-      cluster::NatsLinkOptions options;
-      options.urls = {"nats://127.0.0.1:4222"};
-      auto link = cluster::NatsLink::Create(options, sinks_.back().get());
-      ASSERT_TRUE(link.ok()) << link.status();
-      links_.push_back(std::move(*link));
+      ASSERT_NO_FATAL_FAILURE(harness::AddReadyLink(
+          harness_->router(shard), RouterSink::Feed::kMain, 65536, sinks_, links_));
       cluster::NatsLink& l = *links_.back();
-      l.BeginConnect(0);
-      l.OnTransportConnected(0);
-      l.OnReceived(0, "INFO {\"server_id\":\"s\",\"headers\":true,\"max_payload\":65536}\r\n");
-      l.OnReceived(0, "PONG\r\n");
-      ASSERT_TRUE(l.ready());
       harness_->router(shard).AttachCluster(&l, std::string(kNode), "");
       ASSERT_TRUE(harness_->router(shard).StartClusterOwnership().ok());
       Output(shard);
