@@ -12,17 +12,6 @@
 namespace ringmq::auth {
 namespace {
 
-constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-int DecodeChar(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
-
 // Splits "a$b$c" at '$' into at most `max` fields; false when there are more.
 bool SplitDollar(std::string_view text, std::string_view* fields, size_t max, size_t* count) {
   *count = 0;
@@ -86,40 +75,6 @@ static_assert(2 * scram::kKeyBytes == kHashBytes, "StoredKey and ServerKey fill 
 
 }  // namespace
 
-std::string Base64Encode(const uint8_t* data, size_t size) {
-  std::string out;
-  out.reserve((size + 2) / 3 * 4);
-  for (size_t i = 0; i < size; i += 3) {
-    const size_t left = size - i;
-    const uint32_t group = (uint32_t{data[i]} << 16) | (left > 1 ? uint32_t{data[i + 1]} << 8 : 0) |
-                           (left > 2 ? uint32_t{data[i + 2]} : 0);
-    out.push_back(kAlphabet[(group >> 18) & 63]);
-    out.push_back(kAlphabet[(group >> 12) & 63]);
-    out.push_back(left > 1 ? kAlphabet[(group >> 6) & 63] : '=');
-    out.push_back(left > 2 ? kAlphabet[group & 63] : '=');
-  }
-  return out;
-}
-
-std::optional<std::vector<uint8_t>> Base64Decode(std::string_view text) {
-  if (text.size() % 4 != 0) return std::nullopt;
-  std::vector<uint8_t> out;
-  out.reserve(text.size() / 4 * 3);
-  for (size_t i = 0; i < text.size(); i += 4) {
-    const bool last = i + 4 == text.size();
-    const size_t padding = !last ? 0 : (text[i + 3] == '=' ? (text[i + 2] == '=' ? 2 : 1) : 0);
-    uint32_t group = 0;
-    for (size_t j = 0; j < 4; ++j) {
-      const int value = j < 4 - padding ? DecodeChar(text[i + j]) : 0;
-      if (value < 0) return std::nullopt;  // includes '=' anywhere but the end
-      group = (group << 6) | static_cast<uint32_t>(value);
-    }
-    out.push_back(static_cast<uint8_t>(group >> 16));
-    if (padding < 2) out.push_back(static_cast<uint8_t>(group >> 8));
-    if (padding < 1) out.push_back(static_cast<uint8_t>(group));
-  }
-  return out;
-}
 
 std::optional<PasswordHash> ParsePasswordHash(std::string_view text, std::string* error) {
   // "$7$101$salt$hash" splits into "", "7", "101", "salt", "hash".

@@ -23,6 +23,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/base64.h"
+
 namespace ringmq::auth {
 
 // What mosquitto_passwd 2.0 writes by default (PW_DEFAULT_ITERATIONS there): the same here so
@@ -71,10 +73,13 @@ std::optional<PasswordHash> NewPasswordHash(std::string_view password,
 std::optional<PasswordHash> NewScramHash(std::string_view password,
                                          uint32_t iterations = kDefaultScramIterations);
 
-// Standard base64 with '=' padding. Decode rejects other characters, bad padding and lengths
-// that are not a multiple of 4.
-std::string Base64Encode(const uint8_t* data, size_t size);
-std::optional<std::vector<uint8_t>> Base64Decode(std::string_view text);
+// Standard base64 with '=' padding (common/base64.h), in the forms authentication uses.
+inline std::string Base64Encode(const uint8_t* data, size_t size) {
+  return base64::EncodeToString({data, size});
+}
+inline std::optional<std::vector<uint8_t>> Base64Decode(std::string_view text) {
+  return base64::DecodeToVector(text);
+}
 
 }  // namespace ringmq::auth
 

@@ -5,6 +5,7 @@
 #include <charconv>
 
 #include "common/assert.h"
+#include "common/base64.h"
 #include "mqtt/properties.h"
 #include "mqtt/reason_code.h"
 
@@ -13,20 +14,9 @@ namespace {
 
 using mqtt::PropertyId;
 
-constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 constexpr std::string_view kFormatDigits[] = {"0", "1"};
 constexpr size_t kStringMax = 65'535;  // two-byte length (§1.5.4, §1.5.6)
 constexpr size_t kExpiryTextMax = 20;  // UINT64_MAX has 20 digits
-
-// The value of one base64 character, or -1.
-int Base64Value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -59,15 +49,15 @@ Cost CostOf(const mqtt::Property& property) {
       return {1, 0};
     case PropertyId::kContentType:
     case PropertyId::kResponseTopic:
-      return {1, IsPlainHeaderValue(property.text) ? 0 : Base64EncodedSize(property.text.size())};
+      return {1, IsPlainHeaderValue(property.text) ? 0 : base64::EncodedSize(property.text.size())};
     case PropertyId::kCorrelationData:
-      return {1, Base64EncodedSize(property.text.size())};
+      return {1, base64::EncodedSize(property.text.size())};
     case PropertyId::kUserProperty:
       if (IsNativeHeaderName(property.text) && IsPlainHeaderValue(property.pair_value)) {
         return {1, 0};
       }
-      return {1, Base64EncodedSize(property.text.size()) + 1 +
-                     Base64EncodedSize(property.pair_value.size())};
+      return {1, base64::EncodedSize(property.text.size()) + 1 +
+                     base64::EncodedSize(property.pair_value.size())};
     default:  // Topic Alias, Subscription Identifier, the block's expiry, will-only ones
       return {0, 0};
   }
@@ -76,8 +66,8 @@ Cost CostOf(const mqtt::Property& property) {
 // Appends base64 of `bytes` to `text` (capacity reserved by the caller) and returns a view.
 std::string_view AppendBase64(std::string_view bytes, std::string& text) {
   const size_t start = text.size();
-  text.resize(start + Base64EncodedSize(bytes.size()));
-  Base64Encode({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()}, text.data() + start);
+  text.resize(start + base64::EncodedSize(bytes.size()));
+  base64::Encode({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()}, text.data() + start);
   return std::string_view(text).substr(start);
 }
 
@@ -119,44 +109,6 @@ void AppendField(const mqtt::Property& property, std::vector<nats::HeaderField>&
 }
 
 }  // namespace
-
-void Base64Encode(std::span<const uint8_t> bytes, char* out) {
-  size_t i = 0;
-  for (; i + 3 <= bytes.size(); i += 3) {
-    const uint32_t group = (uint32_t{bytes[i]} << 16) | (uint32_t{bytes[i + 1]} << 8) | bytes[i + 2];
-    *out++ = kAlphabet[(group >> 18) & 63];
-    *out++ = kAlphabet[(group >> 12) & 63];
-    *out++ = kAlphabet[(group >> 6) & 63];
-    *out++ = kAlphabet[group & 63];
-  }
-  const size_t rest = bytes.size() - i;
-  if (rest == 0) return;
-  const uint32_t group = (uint32_t{bytes[i]} << 16) | (rest == 2 ? uint32_t{bytes[i + 1]} << 8 : 0);
-  *out++ = kAlphabet[(group >> 18) & 63];
-  *out++ = kAlphabet[(group >> 12) & 63];
-  *out++ = rest == 2 ? kAlphabet[(group >> 6) & 63] : '=';
-  *out++ = '=';
-}
-
-bool Base64Decode(std::string_view text, uint8_t* out, size_t& size) {
-  size = 0;
-  if (text.size() % 4 != 0) return false;
-  for (size_t i = 0; i < text.size(); i += 4) {
-    const bool last = i + 4 == text.size();
-    // Padding: only in the last group, as its last one or two characters (RFC 4648 §4).
-    const size_t pad = !last ? 0 : text[i + 3] != '=' ? 0 : text[i + 2] != '=' ? 1 : 2;
-    uint32_t group = 0;
-    for (size_t j = 0; j < 4; ++j) {
-      const int value = j < 4 - pad ? Base64Value(text[i + j]) : 0;
-      if (value < 0) return false;
-      group = (group << 6) | static_cast<uint32_t>(value);
-    }
-    out[size++] = static_cast<uint8_t>(group >> 16);
-    if (pad < 2) out[size++] = static_cast<uint8_t>(group >> 8);
-    if (pad < 1) out[size++] = static_cast<uint8_t>(group);
-  }
-  return true;
-}
 
 bool IsNativeHeaderName(std::string_view name) {
   if (name.empty() || name.size() > kNativeNameMax || IsReservedName(name)) return false;
@@ -228,7 +180,7 @@ bool Mqtt5HeaderDecoder::AppendBytes(std::string_view value, bool base64) {
   block_.resize(at + 2 + room);
   size_t size = value.size();
   if (base64) {
-    if (!Base64Decode(value, block_.data() + at + 2, size)) return false;
+    if (!base64::Decode(value, block_.data() + at + 2, size)) return false;
   } else {
     std::copy(value.begin(), value.end(), block_.begin() + static_cast<ptrdiff_t>(at + 2));
   }

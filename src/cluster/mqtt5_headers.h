@@ -75,14 +75,6 @@ inline constexpr std::string_view kUserPropertyHeader = "Ringmq-User-Property";
 // The longest user property name written as a native header name.
 inline constexpr size_t kNativeNameMax = 256;
 
-// RFC 4648 §4 base64 with padding, into caller memory.
-constexpr size_t Base64EncodedSize(size_t size) { return (size + 2) / 3 * 4; }
-void Base64Encode(std::span<const uint8_t> bytes, char* out);
-// Decodes `text` into `out` (at least text.size() / 4 * 3 bytes); false on a length that is no
-// multiple of 4, a byte outside the alphabet, or padding anywhere but the end. `size` gets the
-// bytes written.
-bool Base64Decode(std::string_view text, uint8_t* out, size_t& size);
-
 // Whether `name` / `value` of a user property is written as a native header (see above).
 bool IsNativeHeaderName(std::string_view name);
 bool IsPlainHeaderValue(std::string_view value);

@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "common/base64.h"
 
 namespace ringmq::cluster {
 namespace {
@@ -18,8 +19,6 @@ namespace {
 constexpr uint8_t kPrefixSeed = 18 << 3;  // 'S'
 constexpr uint8_t kPrefixUser = 20 << 3;  // 'U'
 constexpr char kBase32Alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-constexpr char kBase64UrlAlphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 constexpr size_t kSeedBytes = 2 + 32 + 2;
 constexpr size_t kSeedFileBytesMax = 64 * 1024;  // a .creds file is about 1 KB
 
@@ -91,25 +90,7 @@ bool Base32Decode(std::string_view text, std::string& out) {
 }
 
 std::string Base64UrlEncode(std::span<const uint8_t> bytes) {
-  std::string out;
-  out.reserve((bytes.size() * 4 + 2) / 3);
-  size_t i = 0;
-  for (; i + 3 <= bytes.size(); i += 3) {
-    const uint32_t v = (uint32_t{bytes[i]} << 16) | (uint32_t{bytes[i + 1]} << 8) | bytes[i + 2];
-    out.push_back(kBase64UrlAlphabet[(v >> 18) & 63]);
-    out.push_back(kBase64UrlAlphabet[(v >> 12) & 63]);
-    out.push_back(kBase64UrlAlphabet[(v >> 6) & 63]);
-    out.push_back(kBase64UrlAlphabet[v & 63]);
-  }
-  const size_t rest = bytes.size() - i;
-  if (rest > 0) {
-    uint32_t v = uint32_t{bytes[i]} << 16;
-    if (rest == 2) v |= uint32_t{bytes[i + 1]} << 8;
-    out.push_back(kBase64UrlAlphabet[(v >> 18) & 63]);
-    out.push_back(kBase64UrlAlphabet[(v >> 12) & 63]);
-    if (rest == 2) out.push_back(kBase64UrlAlphabet[(v >> 6) & 63]);
-  }
-  return out;
+  return base64::EncodeToString(bytes, base64::Alphabet::kUrl);
 }
 
 absl::StatusOr<Nkey> Nkey::FromSeed(std::string_view seed) {

@@ -25,32 +25,6 @@ PasswordHash FixtureHash(std::string_view user) {
   return hash != nullptr ? *hash : PasswordHash{};
 }
 
-TEST(Base64Test, RoundTripsEveryLengthUpTo70) {
-  std::vector<uint8_t> data;
-  for (size_t size = 0; size <= 70; ++size) {
-    const std::string text = Base64Encode(data.data(), data.size());
-    EXPECT_EQ(text.size() % 4, 0u);
-    EXPECT_EQ(Base64Decode(text), data) << text;
-    data.push_back(static_cast<uint8_t>(size * 37 + 11));
-  }
-}
-
-TEST(Base64Test, KnownEncodings) {
-  const auto* bytes = reinterpret_cast<const uint8_t*>("foobar");
-  EXPECT_EQ(Base64Encode(bytes, 1), "Zg==");
-  EXPECT_EQ(Base64Encode(bytes, 2), "Zm8=");
-  EXPECT_EQ(Base64Encode(bytes, 6), "Zm9vYmFy");
-}
-
-TEST(Base64Test, DecodeRejectsMalformedText) {
-  EXPECT_FALSE(Base64Decode("Zm9"));        // not a multiple of 4
-  EXPECT_FALSE(Base64Decode("Zm9v!mFy"));   // not in the alphabet
-  EXPECT_FALSE(Base64Decode("Zg==Zm9v"));   // padding before the end
-  EXPECT_FALSE(Base64Decode("Z==="));       // three padding characters
-  EXPECT_FALSE(Base64Decode("Zm 9"));       // blank
-  EXPECT_TRUE(Base64Decode(""));
-}
-
 TEST(PasswordHashTest, VerifiesMosquittoPbkdf2Hashes) {
   EXPECT_TRUE(VerifyPassword(FixtureHash("alice"), "alice-secret"));
   EXPECT_FALSE(VerifyPassword(FixtureHash("alice"), "alice-secreT"));

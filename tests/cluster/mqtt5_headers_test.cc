@@ -78,37 +78,6 @@ Decoded Decode(std::string_view header_block) {
   return out;
 }
 
-TEST(Base64Test, RoundTripsEveryLengthAndMatchesRfc4648Vectors) {
-  // RFC 4648 §10 test vectors.
-  const std::pair<std::string_view, std::string_view> vectors[] = {
-      {"", ""},         {"f", "Zg=="},         {"fo", "Zm8="},        {"foo", "Zm9v"},
-      {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"}};
-  for (const auto& [plain, encoded] : vectors) {
-    std::string out(Base64EncodedSize(plain.size()), '?');
-    Base64Encode({reinterpret_cast<const uint8_t*>(plain.data()), plain.size()}, out.data());
-    EXPECT_EQ(out, encoded);
-  }
-  for (size_t size = 0; size < 70; ++size) {
-    std::vector<uint8_t> bytes(size);
-    for (size_t i = 0; i < size; ++i) bytes[i] = static_cast<uint8_t>(i * 37 + 251);
-    std::string text(Base64EncodedSize(size), '?');
-    Base64Encode(bytes, text.data());
-    std::vector<uint8_t> back(text.size() / 4 * 3);
-    size_t back_size = 0;
-    ASSERT_TRUE(Base64Decode(text, back.data(), back_size)) << size;
-    back.resize(back_size);
-    EXPECT_EQ(back, bytes) << size;
-  }
-}
-
-TEST(Base64Test, RejectsWhatIsNotBase64) {
-  uint8_t out[16];
-  size_t size = 0;
-  for (std::string_view bad : {"Zg=", "Zg", "Z===", "Zm9v=Zm9", "Zm9-", "Zg==Zg==", "Zm 9"}) {
-    EXPECT_FALSE(Base64Decode(bad, out, size)) << bad;
-  }
-}
-
 TEST(Mqtt5HeadersTest, NothingToCarryWritesNothing) {
   std::vector<nats::HeaderField> fields;
   std::string text;
