@@ -78,6 +78,20 @@ absl::Status ReadError(json::Reader& reader, ApiReply& reply) {
   });
 }
 
+// STREAM.MSG.GET's stored message: only its data is kept.
+absl::Status ReadMessage(json::Reader& reader, ApiReply& reply) {
+  reply.has_message = true;
+  return reader.Object([&](std::string_view key) -> absl::Status {
+    if (key == "data") {
+      absl::StatusOr<std::string_view> value = reader.String();
+      if (!value.ok()) return value.status();
+      reply.message_data = *value;
+      return absl::OkStatus();
+    }
+    return reader.SkipValue(2);
+  });
+}
+
 }  // namespace
 
 bool IsValidName(std::string_view name) {
@@ -150,6 +164,7 @@ absl::StatusOr<ApiReply> ParseApiReply(std::string_view json) {
   ApiReply reply;
   absl::Status status = reader.Object([&](std::string_view key) -> absl::Status {
     if (key == "error") return ReadError(reader, reply);
+    if (key == "message") return ReadMessage(reader, reply);
     if (key == "stream" || key == "name") {
       absl::StatusOr<std::string_view> value = reader.String();
       if (!value.ok()) return value.status();

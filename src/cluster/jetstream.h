@@ -33,6 +33,8 @@ namespace ringmq::cluster::jetstream {
 inline constexpr int kJsonMaxDepth = 16;
 // JetStream's "stream name already in use with a different configuration" (err_code).
 inline constexpr int64_t kErrStreamNameInUse = 10058;
+// STREAM.MSG.GET: no message for the sequence or subject asked for.
+inline constexpr int64_t kErrNoMessageFound = 10037;
 
 // Stream and consumer names: 1..kNameMaxBytes bytes of [A-Za-z0-9_-] (the JetStream docs ask
 // for names without '.', '*', '>', whitespace and path separators; this is stricter).
@@ -73,6 +75,8 @@ struct ApiReply {
   std::string_view stream;             // PubAck "stream"
   uint64_t seq = 0;                    // PubAck "seq"
   std::string_view name;               // consumer create: the consumer's "name"
+  bool has_message = false;            // STREAM.MSG.GET: a "message" object
+  std::string_view message_data;       // its "data": base64 of the payload (none: empty)
 };
 // Fails on malformed JSON, a non-object, nesting over kJsonMaxDepth, or a known field of the
 // wrong type.

@@ -4,7 +4,9 @@
 #include <charconv>
 #include <string>
 
+#include "cluster/jetstream.h"
 #include "common/assert.h"
+#include "common/base64.h"
 
 namespace ringmq::cluster {
 namespace {
@@ -67,7 +69,7 @@ void AppendSessionBucketCreate(std::string_view bucket, uint32_t replicas, std::
 }
 
 void AppendSessionRecordGetSubject(std::string_view bucket, std::string& out) {
-  out.append("$JS.API.DIRECT.GET.KV_").append(bucket);
+  out.append("$JS.API.STREAM.MSG.GET.KV_").append(bucket);
 }
 
 void AppendSessionRecordGet(std::string_view bucket, std::string_view client_id,
@@ -98,6 +100,31 @@ std::optional<SessionRecord> ParseSessionRecord(std::string_view payload) {
   const auto [end, ec] = std::from_chars(key.data(), key.data() + key.size(), record.key);
   if (ec != std::errc() || end != key.data() + key.size()) return std::nullopt;
   return record;
+}
+
+RecordRead ParseSessionRecordReply(std::string_view json, std::string& scratch,
+                                   SessionRecord& record) {
+  const absl::StatusOr<jetstream::ApiReply> reply = jetstream::ParseApiReply(json);
+  if (!reply.ok()) return RecordRead::kError;
+  if (reply->has_error) {
+    return reply->error_code == 404 || reply->error_err_code == jetstream::kErrNoMessageFound
+               ? RecordRead::kNone
+               : RecordRead::kError;
+  }
+  if (!reply->has_message) return RecordRead::kError;
+  if (reply->message_data.empty()) return RecordRead::kNone;  // a delete or purge marker
+  if (reply->message_data.size() > base64::EncodedSize(kRecordValueMax)) return RecordRead::kError;
+  scratch.resize(base64::DecodedSizeMax(reply->message_data.size()));
+  size_t size = 0;
+  if (!base64::Decode(reply->message_data, reinterpret_cast<uint8_t*>(scratch.data()), size) ||
+      size > kRecordValueMax) {
+    return RecordRead::kError;
+  }
+  scratch.resize(size);
+  const std::optional<SessionRecord> parsed = ParseSessionRecord(scratch);
+  if (!parsed) return RecordRead::kError;
+  record = *parsed;
+  return RecordRead::kFound;
 }
 
 }  // namespace ringmq::cluster

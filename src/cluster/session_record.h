@@ -25,10 +25,15 @@
 // config checks it), the key of the claim (cluster/claim.h) its session was bound with.
 // ParseSessionRecord refuses anything else.
 //
-// Reading: a direct get of the key's last message, $JS.API.DIRECT.GET.KV_<bucket> with body
-// {"last_by_subj":"$KV.<bucket>.<key>"} (nats-server 2.9+). The reply is the stored message
-// itself (status 0), or a status: 404 (no such key), 408, 503 (no responders: no stream, or no
-// direct get), which the caller treats as "unknown".
+// Reading: $JS.API.STREAM.MSG.GET.KV_<bucket> with body {"last_by_subj":"$KV.<bucket>.<key>"},
+// answered by the stream's leader: it has every write JetStream acknowledged, so a record a node
+// wrote before the client moved is always seen. Not the direct get ($JS.API.DIRECT.GET, which
+// allow_direct lets any replica answer): a replica that had not yet applied the write answered
+// "no such key" and a client that moved got session present 0 (seen in CI on a loaded machine:
+// the record was in the bucket, the reconnect's read said it was not). The reply is JSON:
+// {"message":{"data":"<base64 of the value>",...}} or {"error":{"code":404,"err_code":10037}}
+// (no such key); a status header instead (503: no responders, no JetStream) is "unknown" to the
+// caller.
 //
 // Thread safety: pure functions.
 #ifndef RINGMQ_CLUSTER_SESSION_RECORD_H_
@@ -42,7 +47,7 @@
 
 namespace ringmq::cluster {
 
-// Hex doubles the id; with "$KV.<bucket>." and "$JS.API.DIRECT.GET.KV_<bucket>" this keeps a
+// Hex doubles the id; with "$KV.<bucket>." and "$JS.API.STREAM.MSG.GET.KV_<bucket>" this keeps a
 // request's control line well under nats-server's default max_control_line (4096).
 inline constexpr size_t kRecordClientIdMax = 1024;
 
@@ -67,10 +72,22 @@ void AppendSessionRecordSubject(std::string_view bucket, std::string_view client
 void AppendSessionBucketCreateSubject(std::string_view bucket, std::string& out);
 void AppendSessionBucketCreate(std::string_view bucket, uint32_t replicas, std::string& out);
 
-// $JS.API.DIRECT.GET.KV_<bucket> and the body that asks for the record of `client_id`.
+// $JS.API.STREAM.MSG.GET.KV_<bucket> and the body that asks for the record of `client_id`.
 void AppendSessionRecordGetSubject(std::string_view bucket, std::string& out);
 void AppendSessionRecordGet(std::string_view bucket, std::string_view client_id,
                             std::string& out);
+
+// The answer to that request's JSON body.
+enum class RecordRead : uint8_t {
+  kFound,  // `record` holds the record (views into `scratch`)
+  kNone,   // no such key (404), or a delete / purge marker (no value): no node holds a session
+  kError,  // malformed JSON, another error, a value that is not a record
+};
+// A value is at most kRecordValueMax bytes ("1 ", a node name, a space, 20 digits); a longer one
+// is kError without decoding.
+inline constexpr size_t kRecordValueMax = 128;
+RecordRead ParseSessionRecordReply(std::string_view json, std::string& scratch,
+                                   SessionRecord& record);
 
 void EncodeSessionRecord(const SessionRecord& record, std::string& out);
 std::optional<SessionRecord> ParseSessionRecord(std::string_view payload);

@@ -267,9 +267,12 @@ namespace ringmq::metrics {
   X(cluster_session_taken_over)    /* the waiting connection lost its session meanwhile */  \
   X(cluster_session_abandoned)     /* the waiting connection closed before its CONNACK */   \
   X(cluster_session_not_held)      /* not held: the bound of waiting CONNECTs was reached */ \
+  X(cluster_session_no_bucket)     /* not held: the bucket is not ready on this shard */    \
+  X(cluster_session_bucket_ready)  /* the shard learnt its bucket exists (created or found) */ \
+  X(cluster_session_bucket_unavailable) /* a bucket creation failed or went unanswered */     \
   X(cluster_session_records_written) /* ownership records published to the bucket */       \
   X(cluster_session_records_acked)   /* of those, stored (PubAck) */                        \
-  X(cluster_session_record_errors)   /* writes refused, JetStream errors, bucket errors */  \
+  X(cluster_session_record_errors)   /* writes refused, JetStream errors */                 \
   X(cluster_session_records_skipped) /* persistent sessions not recorded: bucket not ready, \
                                         link down, id over 1024 bytes */                    \
   X(cluster_session_inflight_restored) /* moved in-flight deliveries, inbound QoS 2 ids kept \

@@ -241,10 +241,15 @@ constexpr Family kFamilies[] = {
      "present 1), none (no record, or this node's: present 0), timeout (the record named "
      "another node, no state within session_wait_ms: present 0), read_error (present 0), "
      "taken_over (the session went to a newer connection meanwhile), abandoned (the client "
-     "closed first), not_held (the bound of waiting CONNECTs: answered at once)."},
+     "closed first), not_held (the bound of waiting CONNECTs: answered at once), no_bucket "
+     "(the shard has no ready key-value bucket yet: answered at once, present 0)."},
+    {"ringmq_cluster_session_bucket_events_total", Type::kCounter,
+     "The key-value bucket of session records as each shard learns of it: ready (created or "
+     "found; once per shard), unavailable (a creation refused or unanswered: asked "
+     "again after 250 ms, doubling up to 5 s)."},
     {"ringmq_cluster_session_records_total", Type::kCounter,
      "Ownership records of persistent sessions in the JetStream key-value bucket: written, "
-     "acked (stored), error (refused, JetStream errors, bucket creation errors), skipped (not "
+     "acked (stored), error (refused, JetStream errors), skipped (not "
      "written: bucket not ready, link down, client id over 1024 bytes)."},
     {"ringmq_cluster_session_inflight_total", Type::kCounter,
      "In-flight QoS 1/2 state of sessions moved to this node: restored (a delivery resent with "
@@ -918,6 +923,12 @@ Series SeriesOf(CounterId id) {
       return Labelled("ringmq_cluster_session_connacks_total", "result", "abandoned");
     case C::cluster_session_not_held:
       return Labelled("ringmq_cluster_session_connacks_total", "result", "not_held");
+    case C::cluster_session_no_bucket:
+      return Labelled("ringmq_cluster_session_connacks_total", "result", "no_bucket");
+    case C::cluster_session_bucket_ready:
+      return Labelled("ringmq_cluster_session_bucket_events_total", "event", "ready");
+    case C::cluster_session_bucket_unavailable:
+      return Labelled("ringmq_cluster_session_bucket_events_total", "event", "unavailable");
     case C::cluster_session_records_written:
       return Labelled("ringmq_cluster_session_records_total", "event", "written");
     case C::cluster_session_records_acked:

@@ -110,9 +110,11 @@ class ClusterSessions {
 
   Bucket bucket = Bucket::kUnknown;
   uint64_t bucket_deadline_ms = 0;  // kRequested: give up then; kUnknown: do not ask before
+  uint64_t bucket_retry_ms = 0;     // the pause after the last failure (0: none failed yet)
   bool bucket_failure_logged = false;
   uint64_t inbox_sid = 0;  // 0: not subscribed yet
   std::string bucket_name;  // RINGMQ_SESSIONS[_<prefix>]
+  std::string record_scratch;  // a read record's decoded value (cluster::kRecordValueMax)
   std::string inbox;        // $RINGMQ[.prefix].kv.<node>.<shard>
   uint64_t wait_ms = 0;     // [cluster] session_wait_ms
   // Reusable scratch for subjects and payloads.

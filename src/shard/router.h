@@ -680,6 +680,8 @@ class Router final : public net::PacketSink {
   bool OnSessionInboxMessage(const cluster::NatsMessage& message);
   // Each loop iteration: the bucket's creation, the waits' deadlines.
   void SessionsTick(uint64_t now_ms);
+  // A bucket creation failed or went unanswered: counted, asked again after a backoff.
+  void BucketUnavailable(uint64_t now_ms);
   // The session `index` started on this node (or moved to it): its record names this node.
   void WriteSessionRecord(uint32_t index);
   void ForgetSessionWait(net::Connection& connection);

@@ -6,8 +6,9 @@
 // with no session on this node may be resuming a session another node holds. The claim
 // (router_cluster_owner.cc) makes that node yield the session and send its state; the CONNACK
 // must say whether a session is present (MQTT-3.2.2-2, 5.0:MQTT-3.2.2-2/3), so it waits:
-//   - the node reads the id's ownership record from the JetStream key-value bucket (one direct
-//     get; a read, not a replicated write) and claims the id at once;
+//   - the node reads the id's ownership record from the JetStream key-value bucket (one message
+//     get, answered by the stream's leader: cluster/session_record.h, "Reading"; a read, not a
+//     replicated write) and claims the id at once;
 //   - no record, or one naming this node: CONNACK session present 0 right after the read;
 //   - the state arrives (merged into the session created for the CONNECT): session present 1,
 //     whatever the record said or whether it was read yet;
@@ -46,10 +47,15 @@ uint64_t WallMicrosNow() {
   return static_cast<uint64_t>(now.tv_sec) * 1'000'000 + static_cast<uint64_t>(now.tv_nsec) / 1000;
 }
 
-// JetStream answers a stream creation in milliseconds; none comes while its meta leader is
-// being elected. A failed creation (no JetStream) is asked again after kBucketRetryMs.
+// JetStream answers a stream creation in milliseconds; none comes (or "no responders") while
+// its meta leader is being elected, which takes seconds after the servers start. A failed
+// creation is asked again after kBucketRetryMinMs, doubling up to kBucketRetryMaxMs: a shard
+// whose first request came too early learns of the bucket soon after it exists (with one fixed
+// 5 s pause, a shard answered persistent CONNECTs without the record for up to 7 s after its
+// peers had the bucket), and one without JetStream asks every 5 s.
 constexpr uint64_t kBucketRequestTimeoutMs = 2000;
-constexpr uint64_t kBucketRetryMs = 5000;
+constexpr uint64_t kBucketRetryMinMs = 250;
+constexpr uint64_t kBucketRetryMaxMs = 5000;
 // The replicas of the bucket: min(3, NATS servers the link knows), as for the retained stream.
 constexpr size_t kReplicasMax = 3;
 
@@ -72,9 +78,7 @@ void Router::SessionsTick(uint64_t now_ms) {
   }
   ClusterSessions& s = *cluster_sessions_;
   if (s.bucket == ClusterSessions::Bucket::kRequested && now_ms >= s.bucket_deadline_ms) {
-    counters_.cluster_session_record_errors.Add();  // no answer: asked again later
-    s.bucket = ClusterSessions::Bucket::kUnknown;
-    s.bucket_deadline_ms = now_ms + kBucketRetryMs;
+    BucketUnavailable(now_ms);  // no answer: asked again later
   }
   if (s.bucket == ClusterSessions::Bucket::kUnknown && now_ms >= s.bucket_deadline_ms &&
       c.link->ready() && session_wait_ms_ != 0) {
@@ -94,7 +98,7 @@ void Router::SessionsTick(uint64_t now_ms) {
       s.bucket = ClusterSessions::Bucket::kRequested;
       s.bucket_deadline_ms = now_ms + kBucketRequestTimeoutMs;
     } else {
-      s.bucket_deadline_ms = now_ms + kBucketRetryMs;
+      BucketUnavailable(now_ms);
     }
   }
   // Waits whose deadline passed: session present 0 (a state arriving later still merges).
@@ -106,6 +110,14 @@ void Router::SessionsTick(uint64_t now_ms) {
   }
 }
 
+void Router::BucketUnavailable(uint64_t now_ms) {
+  ClusterSessions& s = *cluster_sessions_;
+  counters_.cluster_session_bucket_unavailable.Add();
+  s.bucket = ClusterSessions::Bucket::kUnknown;
+  s.bucket_retry_ms = std::clamp(s.bucket_retry_ms * 2, kBucketRetryMinMs, kBucketRetryMaxMs);
+  s.bucket_deadline_ms = now_ms + s.bucket_retry_ms;
+}
+
 bool Router::HoldConnack(net::Connection& connection, BindTerms& terms) {
   RINGMQ_ASSERT(cluster_sessions_ != nullptr && ownership_ != nullptr);
   ClusterSessions& s = *cluster_sessions_;
@@ -113,8 +125,9 @@ bool Router::HoldConnack(net::Connection& connection, BindTerms& terms) {
   const std::string_view client_id = connection.client_id();
   // Only a CONNECT that resumes a session could find one elsewhere (MQTT-3.1.2-4).
   if (terms.clean_session || terms.expiry_s == 0) return false;
-  if (s.bucket != ClusterSessions::Bucket::kReady || !c.link->ready() ||
-      !cluster::HasSessionRecord(client_id)) {
+  if (!c.link->ready() || !cluster::HasSessionRecord(client_id)) return false;
+  if (s.bucket != ClusterSessions::Bucket::kReady) {  // no JetStream, or not known yet
+    counters_.cluster_session_no_bucket.Add();
     return false;
   }
   if (s.full()) {
@@ -251,19 +264,21 @@ bool Router::OnSessionInboxMessage(const cluster::NatsMessage& message) {
     ClusterSessions::Wait* wait = s.FindByRequest(request);
     if (wait == nullptr) return true;  // answered by the state already, or timed out
     wait->request = 0;
-    if (status == 404) {  // no such key: no node holds a session for the id
+    cluster::SessionRecord record;
+    const cluster::RecordRead read =
+        status == 0 ? cluster::ParseSessionRecordReply(message.payload, s.record_scratch, record)
+                    : cluster::RecordRead::kError;  // 408, 503 (no responders: no JetStream)
+    if (read == cluster::RecordRead::kNone) {  // no node holds a session for the id
       counters_.cluster_session_none.Add();
       CompleteHeld(wait, /*moved=*/false);
       return true;
     }
-    const std::optional<cluster::SessionRecord> record =
-        status == 0 ? cluster::ParseSessionRecord(message.payload) : std::nullopt;
-    if (!record) {  // 408, 503 (no direct get), a value that is not a record
+    if (read == cluster::RecordRead::kError) {
       counters_.cluster_session_read_errors.Add();
       CompleteHeld(wait, /*moved=*/false);
       return true;
     }
-    if (record->node == cluster_->node_name) {  // ours, and gone (we hold no session)
+    if (record.node == cluster_->node_name) {  // ours, and gone (we hold no session)
       counters_.cluster_session_none.Add();
       CompleteHeld(wait, /*moved=*/false);
     }
@@ -285,15 +300,15 @@ bool Router::OnSessionInboxMessage(const cluster::NatsMessage& message) {
                         reply->error_err_code == cluster::jetstream::kErrStreamNameInUse;
     if (ok || exists) {
       s.bucket = ClusterSessions::Bucket::kReady;
+      s.bucket_retry_ms = 0;
+      counters_.cluster_session_bucket_ready.Add();
       if (exists) {
         LogLine(LogLevel::kWarning, "cluster: key-value bucket %s exists with another "
                 "configuration; using it as it is", s.bucket_name.c_str());
       }
       return true;
     }
-    counters_.cluster_session_record_errors.Add();
-    s.bucket = ClusterSessions::Bucket::kUnknown;
-    s.bucket_deadline_ms = services_.now_ms() + kBucketRetryMs;
+    BucketUnavailable(services_.now_ms());
     if (!s.bucket_failure_logged) {
       s.bucket_failure_logged = true;
       LogLine(LogLevel::kWarning,

@@ -39,10 +39,11 @@ TEST(SessionRecordTest, TheBucketIsAKeyValueBucketWithDirectReads) {
             "\"allow_rollup_hdrs\":true,\"deny_delete\":true}");
 }
 
-TEST(SessionRecordTest, AReadIsADirectGetOfTheKeysLastValue) {
+TEST(SessionRecordTest, AReadIsAStreamMessageGetOfTheKeysLastValue) {
+  // Not $JS.API.DIRECT.GET: any replica answers that, one behind the leader included.
   std::string subject;
   AppendSessionRecordGetSubject("B", subject);
-  EXPECT_EQ(subject, "$JS.API.DIRECT.GET.KV_B");
+  EXPECT_EQ(subject, "$JS.API.STREAM.MSG.GET.KV_B");
   std::string body;
   AppendSessionRecordGet("B", "dev", body);
   EXPECT_EQ(body, "{\"last_by_subj\":\"$KV.B.646576\"}");
@@ -69,6 +70,38 @@ TEST(SessionRecordTest, AnythingElseIsRefused) {
         "1 node 123456789012345678901"}) {
     EXPECT_FALSE(ParseSessionRecord(bad).has_value()) << bad;
   }
+}
+
+TEST(SessionRecordTest, MessageGetRepliesGiveTheRecordNoneOrAnError) {
+  std::string scratch;
+  SessionRecord record;
+  // "1 node-a 42" in base64, as nats-server 2.9 answers.
+  EXPECT_EQ(ParseSessionRecordReply(
+                "{\"type\":\"io.nats.jetstream.api.v1.stream_msg_get_response\",\"message\":"
+                "{\"subject\":\"$KV.B.646576\",\"seq\":12,\"data\":\"MSBub2RlLWEgNDI=\","
+                "\"time\":\"2026-12-07T17:00:00Z\"}}",
+                scratch, record),
+            RecordRead::kFound);
+  EXPECT_EQ(record.node, "node-a");
+  EXPECT_EQ(record.key, 42u);
+  EXPECT_EQ(ParseSessionRecordReply("{\"type\":\"t\",\"error\":{\"code\":404,\"err_code\":"
+                                    "10037,\"description\":\"no message found\"}}",
+                                    scratch, record),
+            RecordRead::kNone);
+  // A delete or purge marker has headers and no data.
+  EXPECT_EQ(ParseSessionRecordReply("{\"message\":{\"subject\":\"s\",\"seq\":13}}", scratch,
+                                    record),
+            RecordRead::kNone);
+  for (const std::string_view bad :
+       {"", "{", "[]", "{\"error\":{\"code\":503,\"err_code\":10039}}", "{\"seq\":1}",
+        "{\"message\":{\"data\":\"not base64!\"}}",
+        "{\"message\":{\"data\":\"MiBub2RlLWEgNDI=\"}}" /* "2 node-a 42" */,
+        "{\"message\":{\"data\":5}}"}) {
+    EXPECT_EQ(ParseSessionRecordReply(bad, scratch, record), RecordRead::kError) << bad;
+  }
+  // Over kRecordValueMax: refused before decoding.
+  const std::string long_value = "{\"message\":{\"data\":\"" + std::string(400, 'A') + "\"}}";
+  EXPECT_EQ(ParseSessionRecordReply(long_value, scratch, record), RecordRead::kError);
 }
 
 }  // namespace

@@ -6,6 +6,9 @@
 //    text parses the same way twice;
 //  - ParseDelivery: never crashes; a delivery that parses has non-empty stream and consumer
 //    tokens inside the input;
+//  - ParseSessionRecordReply (the session-record read, cluster/session_record.h): never
+//    crashes; a record it finds round-trips through EncodeSessionRecord and came from at most
+//    kRecordValueMax decoded bytes;
 //  - a RetainedSync over a ready NatsLink, given the text as server bytes (MSG/HMSG to its
 //    reply and deliver subscriptions after a scripted handshake and requests): never crashes
 //    or asserts, applies only topics that map back from the stream's subjects, never holds more
@@ -20,6 +23,7 @@
 
 #include "cluster/nats_link.h"
 #include "cluster/retained_sync.h"
+#include "cluster/session_record.h"
 
 namespace {
 
@@ -96,14 +100,15 @@ class Harness : public NatsLinkSink, public RetainedSyncSink {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
   const std::string_view text(reinterpret_cast<const char*>(data + 1), size - 1);
-  switch (data[0] % 3) {
+  switch (data[0] % 4) {
     case 0: {
       absl::StatusOr<jetstream::ApiReply> first = jetstream::ParseApiReply(text);
       absl::StatusOr<jetstream::ApiReply> second = jetstream::ParseApiReply(text);
       if (first.ok() != second.ok()) __builtin_trap();
       if (first.ok()) {
         if (!Inside(first->stream, text) || !Inside(first->name, text) ||
-            !Inside(first->error_description, text) || first->seq != second->seq) {
+            !Inside(first->error_description, text) || !Inside(first->message_data, text) ||
+            first->seq != second->seq) {
           __builtin_trap();
         }
       }
@@ -114,6 +119,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (delivery && (delivery->stream.empty() || delivery->consumer.empty() ||
                        !Inside(delivery->stream, text) || !Inside(delivery->consumer, text))) {
         __builtin_trap();
+      }
+      break;
+    }
+    case 2: {
+      std::string scratch;
+      ringmq::cluster::SessionRecord record;
+      if (ringmq::cluster::ParseSessionRecordReply(text, scratch, record) ==
+          ringmq::cluster::RecordRead::kFound) {
+        std::string again;
+        ringmq::cluster::EncodeSessionRecord(record, again);  // asserts a valid node name
+        const std::optional<ringmq::cluster::SessionRecord> back =
+            ringmq::cluster::ParseSessionRecord(again);
+        if (!back || back->node != record.node || back->key != record.key ||
+            scratch.size() > ringmq::cluster::kRecordValueMax) {
+          __builtin_trap();
+        }
       }
       break;
     }

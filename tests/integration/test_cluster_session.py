@@ -97,23 +97,15 @@ class ClusterSessionTest(unittest.TestCase):
             for node in cls.nodes:  # every shard's link is up
                 wait_metric(node, "ringmq_cluster_link_events_total", 2, ROUTE_TIMEOUT,
                             event="connect")
-            # The bucket exists once some shard created it: JetStream answers its INFO.
+            # Every shard of every node knows the bucket (each asks for it when its link is
+            # ready, again after 250 ms, 500 ms, ... while JetStream elects its meta leader): a
+            # shard without it answers persistent CONNECTs at once (counted no_bucket).
+            for node in cls.nodes:
+                wait_metric(node, "ringmq_cluster_session_bucket_events_total", 2,
+                            2 * ROUTE_TIMEOUT, event="ready")
             cls.raw = cls.cluster.client(0)
             cls.kv = nats_cluster.KvBucket(cls.raw, BUCKET)
-            deadline = time.monotonic() + 2 * ROUTE_TIMEOUT
-            while True:
-                try:
-                    cls.kv.info()
-                    break
-                except (nats_cluster.JsError, TimeoutError):
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.1)
-            # Every shard asked for it when its link became ready; the answers to the other
-            # shards' requests follow the one that created it within milliseconds. A margin
-            # (not an assertion: a shard without its answer would answer CONNECTs at once, and
-            # the tests' counters would say so).
-            time.sleep(1.0)
+            cls.kv.info()  # and JetStream's own API says it exists
         except BaseException:
             cls.tearDownClass()
             raise
@@ -182,7 +174,8 @@ class ClusterSessionTest(unittest.TestCase):
             wait_metric(node0, "ringmq_cluster_messages_total", arrived + 3, direction="in")
         # MQTT-3.2.2-2 / 5.0:MQTT-3.2.2-2: the session is present, on node 1 now.
         new = self.paho(1, client_id, v5)
-        self.assertEqual(new.present, 1)
+        self.assertEqual(new.present, 1, {r: connacks(node1, r) for r in (
+            "held", "moved", "none", "timeout", "read_error", "no_bucket", "not_held")})
         got = new.receive(3)
         self.assertEqual([g[1] for g in got], [b"m0", b"m1", b"m2"])
         self.assertTrue(all(g[0] == topic + "/x" and g[2] == 1 for g in got))
@@ -203,6 +196,7 @@ class ClusterSessionTest(unittest.TestCase):
         node1 = self.nodes[1]
         restored = metric(node1, "ringmq_cluster_session_inflight_total", state="restored")
         old = mqtt_raw.Client(self.nodes[0].port, "sess-q2", clean=False)
+        self.wait_record("sess-q2", "snode0")  # written right after the CONNACK
         old.subscribe([("sess/q2/#", 2)], granted=[2])
         watcher = mqtt_raw.Client(self.nodes[2].port, "sess-q2-watch")
         self.addCleanup(watcher.close)

@@ -14,6 +14,7 @@
 #include "cluster/nats_link.h"
 #include "cluster/session_record.h"
 #include "cluster/session_state.h"
+#include "common/base64.h"
 #include "common/log.h"
 #include "shard/cluster_sessions.h"
 #include "shard/cluster_harness.h"
@@ -128,6 +129,18 @@ class RouterClusterSessionTest : public ::testing::Test {
             "{\"type\":\"io.nats.jetstream.api.v1.stream_create_response\",\"config\":{}}");
   }
 
+  // JetStream's answers to a STREAM.MSG.GET of a record (cluster/session_record.h, "Reading").
+  static std::string Record(std::string_view value) {
+    return "{\"type\":\"io.nats.jetstream.api.v1.stream_msg_get_response\",\"message\":{"
+           "\"subject\":\"$KV.RINGMQ_SESSIONS.6465\",\"seq\":3,\"data\":\"" +
+           base64::EncodeToString({reinterpret_cast<const uint8_t*>(value.data()), value.size()}) +
+           "\",\"time\":\"2026-12-07T17:00:00.000000001Z\"}}";
+  }
+  static std::string NoRecord() {
+    return "{\"type\":\"io.nats.jetstream.api.v1.stream_msg_get_response\",\"error\":{"
+           "\"code\":404,\"err_code\":10037,\"description\":\"no message found\"}}";
+  }
+
   // After a held CONNECT: its record read and its claim in shard `shard`'s output.
   struct Held {
     std::string read_reply;
@@ -137,7 +150,7 @@ class RouterClusterSessionTest : public ::testing::Test {
     Held held;
     harness_->router(shard).ClaimStep(UINT64_MAX);  // the claim batch, as when its window ends
     for (const Pub& pub : Pubs(shard)) {
-      if (pub.subject == "$JS.API.DIRECT.GET.KV_RINGMQ_SESSIONS") {
+      if (pub.subject == "$JS.API.STREAM.MSG.GET.KV_RINGMQ_SESSIONS") {
         std::string body;
         cluster::AppendSessionRecordGet("RINGMQ_SESSIONS", id, body);
         EXPECT_EQ(pub.payload, body);
@@ -212,6 +225,72 @@ TEST_F(RouterClusterSessionTest, WithoutTheBucketNoConnackWaits) {
                     &present);
   EXPECT_FALSE(present);
   EXPECT_EQ(counters(1).cluster_session_held.Load(), 0u);
+  // The bucket asked for and not answered yet: the same, and counted.
+  harness_->router(1).ClusterTick(harness_->now_ms());
+  harness_->Connect(harness::ConnectPacket(harness_->IdOn(1, "dev2"), /*clean_session=*/false),
+                    &present);
+  EXPECT_FALSE(present);
+  EXPECT_EQ(counters(1).cluster_session_held.Load(), 0u);
+  EXPECT_EQ(counters(1).cluster_session_no_bucket.Load(), 1u) << "answered at once, counted";
+}
+
+TEST_F(RouterClusterSessionTest, AFailedBucketCreationIsAskedAgainSoonThenLessOften) {
+  // JetStream's meta leader is elected seconds after the servers start: a creation sent before
+  // gets "no responders". The shard asks again after 250 ms, then 500 ms, ... up to 5 s.
+  auto creations = [&](uint32_t shard) {
+    size_t n = 0;
+    for (const Pub& pub : Pubs(shard)) n += pub.subject == "$JS.API.STREAM.CREATE.KV_RINGMQ_SESSIONS";
+    return n;
+  };
+  uint64_t& now = harness_->now_ms();
+  harness_->router(1).ClusterTick(now);
+  std::vector<std::string> subs;
+  const std::vector<Pub> first = Pubs(1, &subs);
+  ASSERT_EQ(first.size(), 1u);
+  const std::string prefix = "SUB " + Inbox(1) + ".> ";
+  for (const std::string& sub : subs) {
+    if (sub.starts_with(prefix)) inbox_sid_[1] = std::stoull(sub.substr(prefix.size()));
+  }
+  ASSERT_NE(inbox_sid_[1], 0u);
+  Deliver(1, first[0].reply, inbox_sid_[1], "", "NATS/1.0 503\r\n\r\n");
+  EXPECT_EQ(counters(1).cluster_session_bucket_unavailable.Load(), 1u);
+  for (const uint64_t pause : {250u, 500u, 1000u, 2000u, 4000u, 5000u, 5000u}) {
+    now += pause - 1;
+    harness_->router(1).ClusterTick(now);
+    EXPECT_EQ(creations(1), 0u) << "not before " << pause << " ms";
+    now += 1;
+    harness_->router(1).ClusterTick(now);
+    ASSERT_EQ(creations(1), 1u) << "asked again after " << pause << " ms";
+    Deliver(1, first[0].reply, inbox_sid_[1], "", "NATS/1.0 503\r\n\r\n");
+  }
+  EXPECT_EQ(counters(1).cluster_session_bucket_unavailable.Load(), 8u);
+  // Answered at last: ready, and the next failure (none here) would start again at 250 ms.
+  now += 5000;
+  harness_->router(1).ClusterTick(now);
+  ASSERT_EQ(creations(1), 1u);
+  Deliver(1, first[0].reply, inbox_sid_[1],
+          "{\"type\":\"io.nats.jetstream.api.v1.stream_create_response\",\"config\":{}}");
+  EXPECT_EQ(counters(1).cluster_session_bucket_ready.Load(), 1u);
+  const std::string id = harness_->IdOn(1, "dev");
+  harness_->ConnectWithoutReading(harness::ConnectPacket(id, false));
+  harness_->Settle();
+  EXPECT_EQ(counters(1).cluster_session_held.Load(), 1u) << "the bucket is ready: held";
+}
+
+TEST_F(RouterClusterSessionTest, ADeleteMarkerOrAnUnknownReplyIsNoRecordOrAnError) {
+  MakeBucketReady(0);
+  const std::string id = harness_->IdOn(0, "dev");
+  Client& client = harness_->ConnectWithoutReading(harness::ConnectPacket(id, false));
+  harness_->Settle();
+  const Held held = ReadAndClaim(0, id);
+  // A KV delete marker: a message without data.
+  Deliver(0, held.read_reply, inbox_sid_[0],
+          "{\"message\":{\"subject\":\"$KV.RINGMQ_SESSIONS.6465\",\"seq\":4,"
+          "\"hdrs\":\"TkFUUy8xLjANCktWLU9wZXJhdGlvbjogREVMDQoNCg==\",\"time\":\"x\"}}");
+  bool present = true;
+  ASSERT_TRUE(harness_->TryReadConnack(client, &present));
+  EXPECT_FALSE(present);
+  EXPECT_EQ(counters(0).cluster_session_none.Load(), 1u);
 }
 
 TEST_F(RouterClusterSessionTest, NoRecordGivesSessionPresent0AfterTheReadAndWritesTheRecord) {
@@ -223,7 +302,7 @@ TEST_F(RouterClusterSessionTest, NoRecordGivesSessionPresent0AfterTheReadAndWrit
   EXPECT_FALSE(harness_->TryReadConnack(client, &present)) << "the CONNACK waits for the read";
   const Held held = ReadAndClaim(1, id);
   EXPECT_EQ(counters(1).cluster_session_held.Load(), 1u);
-  Deliver(1, held.read_reply, inbox_sid_[1], "", "NATS/1.0 404 Message Not Found\r\n\r\n");
+  Deliver(1, held.read_reply, inbox_sid_[1], NoRecord());
   ASSERT_TRUE(harness_->TryReadConnack(client, &present));
   EXPECT_FALSE(present) << "MQTT-3.2.2-2: no session anywhere";
   EXPECT_EQ(counters(1).cluster_session_none.Load(), 1u);
@@ -249,7 +328,7 @@ TEST_F(RouterClusterSessionTest, TheMovedStateGivesSessionPresent1AndItsMessages
   harness_->Settle();
   const Held held = ReadAndClaim(0, id);
   // The record names another node: the CONNACK waits for its state.
-  Deliver(0, held.read_reply, inbox_sid_[0], "1 node-a 42", "NATS/1.0\r\nNats-Sequence: 3\r\n\r\n");
+  Deliver(0, held.read_reply, inbox_sid_[0], Record("1 node-a 42"));
   bool present = false;
   EXPECT_FALSE(harness_->TryReadConnack(client, &present));
   DeliverState(0, id, held.key);
@@ -277,7 +356,7 @@ TEST_F(RouterClusterSessionTest, AStateBeforeTheRecordAnswersAtOnce) {
   ASSERT_TRUE(harness_->TryReadConnack(client, &present));
   EXPECT_TRUE(present);
   // The late read changes nothing.
-  Deliver(0, held.read_reply, inbox_sid_[0], "1 node-a 42", "NATS/1.0\r\n\r\n");
+  Deliver(0, held.read_reply, inbox_sid_[0], Record("1 node-a 42"));
   EXPECT_EQ(counters(0).cluster_session_moved.Load(), 1u);
   EXPECT_EQ(counters(0).cluster_session_none.Load(), 0u);
 }
@@ -288,7 +367,7 @@ TEST_F(RouterClusterSessionTest, NoStateWithinTheWaitGivesSessionPresent0AndALat
   Client& client = harness_->ConnectWithoutReading(harness::ConnectPacket(id, false));
   harness_->Settle();
   const Held held = ReadAndClaim(0, id);
-  Deliver(0, held.read_reply, inbox_sid_[0], "1 node-a 42", "NATS/1.0\r\n\r\n");
+  Deliver(0, held.read_reply, inbox_sid_[0], Record("1 node-a 42"));
   harness_->now_ms() += 999;
   harness_->router(0).ClusterTick(harness_->now_ms());
   bool present = true;
@@ -314,7 +393,7 @@ TEST_F(RouterClusterSessionTest, PacketsSentBeforeTheConnackWaitForIt) {
   harness_->Settle();
   EXPECT_EQ(client.Received(mqtt::PacketType::kPuback), 0u);
   const Held held = ReadAndClaim(0, id);
-  Deliver(0, held.read_reply, inbox_sid_[0], "", "NATS/1.0 404 Message Not Found\r\n\r\n");
+  Deliver(0, held.read_reply, inbox_sid_[0], NoRecord());
   bool present = true;
   ASSERT_TRUE(harness_->TryReadConnack(client, &present)) << "the CONNACK first";
   harness_->Settle();
@@ -336,7 +415,7 @@ TEST_F(RouterClusterSessionTest, CleanAndLocallyResumedConnectsNeverWait) {
   Client& first = harness_->ConnectWithoutReading(harness::ConnectPacket(other, false));
   harness_->Settle();
   const Held held = ReadAndClaim(0, other);
-  Deliver(0, held.read_reply, inbox_sid_[0], "", "NATS/1.0 404 Message Not Found\r\n\r\n");
+  Deliver(0, held.read_reply, inbox_sid_[0], NoRecord());
   ASSERT_TRUE(harness_->TryReadConnack(first, &present));
   harness_->Drop(first);
   harness_->Connect(harness::ConnectPacket(other, false), &present);
@@ -370,7 +449,7 @@ TEST_F(RouterClusterSessionTest, AClientGoneBeforeItsConnackLeavesAnOfflineSessi
   // The state on its way merges into it, and the client's next CONNECT finds it here.
   DeliverState(0, id, held.key);
   EXPECT_EQ(counters(0).cluster_owner_states_merged.Load(), 1u);
-  Deliver(0, held.read_reply, inbox_sid_[0], "", "NATS/1.0 404 Message Not Found\r\n\r\n");
+  Deliver(0, held.read_reply, inbox_sid_[0], NoRecord());
   bool present = false;
   Client& again = harness_->Connect(harness::ConnectPacket(id, false), &present);
   EXPECT_TRUE(present);
@@ -388,7 +467,7 @@ TEST_F(RouterClusterSessionTest, ASecondConnectWhileWaitingTakesTheSession) {
   bool present = false;
   harness_->Connect(harness::ConnectPacket(id, false), &present);
   EXPECT_TRUE(present) << "the session created for the first CONNECT";
-  Deliver(0, held.read_reply, inbox_sid_[0], "", "NATS/1.0 404 Message Not Found\r\n\r\n");
+  Deliver(0, held.read_reply, inbox_sid_[0], NoRecord());
   EXPECT_EQ(counters(0).cluster_session_taken_over.Load(), 1u);
   EXPECT_EQ(first.connection.state(), net::Connection::State::kClosing);
 }
