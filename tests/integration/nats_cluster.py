@@ -27,6 +27,7 @@ import ctypes
 import itertools
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -55,6 +56,10 @@ TIMEOUT = 5.0
 # A server's JetStream limits: small, so a test run cannot fill the disk or the memory.
 JS_MAX_MEMORY = "64MB"
 JS_MAX_FILE = "256MB"
+
+# One wait for interest to cross shard -> NATS server -> route -> the publisher's server, and for
+# every shard's link of a node to come up.
+ROUTE_TIMEOUT = 10.0
 
 # Linux prctl(PR_SET_PDEATHSIG): the child gets SIGKILL when the thread that forked it exits.
 _PR_SET_PDEATHSIG = 1
@@ -767,3 +772,108 @@ class NatsClusterTestCase(unittest.TestCase):
         client = self.cluster.client(index, **kwargs)
         self.addCleanup(client.close)
         return client
+
+
+# ---- ringmq nodes over a NATS cluster: the fixture every test_cluster_*.py shares ----
+
+def scrape(node):
+    with urllib.request.urlopen(node.metrics_url(), timeout=5) as reply:
+        return reply.read().decode()
+
+
+def metric(node, family, **labels):
+    """The sum over shards of `family` samples whose labels include `labels`."""
+    total = 0
+    for line in scrape(node).splitlines():
+        if not line.startswith(family + "{") and not line.startswith(family + " "):
+            continue
+        name_labels, _, value = line.rpartition(" ")
+        found = dict(re.findall(r'(\w+)="([^"]*)"', name_labels))
+        if all(found.get(k) == v for k, v in labels.items()):
+            total += float(value)
+    return total
+
+
+def wait_metric(node, family, at_least, timeout=ROUTE_TIMEOUT, **labels):
+    """Until `family{labels}` summed over shards is at least `at_least`; AssertionError with the
+    node's log after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while metric(node, family, **labels) < at_least:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{family}{labels} < {at_least} after {timeout} s:\n"
+                                 f"{node.stderr_tail()}")
+        time.sleep(0.05)
+
+
+def start_node(urls, name, *flags, threads=2, log_level="info", **kwargs):
+    """One ringmq node with `threads` shards, connected to the NATS `urls` (in order), /metrics
+    on; not waited for."""
+    node = broker.Broker(*sum((["--cluster-nats-url", u] for u in urls), []),
+                         "--cluster-node-name", name, *flags, threads=threads, metrics=True,
+                         log_level=log_level, **kwargs)
+    node.start()
+    return node
+
+
+def start_nodes(cluster, count, prefix, *flags, per_node=(), threads=2, **kwargs):
+    """`count` nodes named prefix0.., node i on NATS server i (modulo the cluster's size) with
+    `flags` and per_node[i]; returns once every shard's link of every node is up. On failure the
+    nodes started are stopped."""
+    urls = cluster.urls()
+    nodes = []
+    try:
+        for i in range(count):
+            extra = tuple(per_node[i]) if i < len(per_node) else ()
+            nodes.append(start_node([urls[i % len(urls)]], f"{prefix}{i}", *flags, *extra,
+                                    threads=threads, **kwargs))
+        for node in nodes:
+            wait_metric(node, "ringmq_cluster_link_events_total", threads, event="connect")
+    except BaseException:
+        for node in nodes:
+            node.stop()
+        raise
+    return nodes
+
+
+class NodesOverNats(unittest.TestCase):
+    """A NATS cluster and ringmq nodes on it, started once for the class (each test uses its own
+    topics and client ids). Subclasses set the class attributes and may extend
+    nodes_started() (more waits) or tearDownClass()."""
+
+    nats_size = 3
+    jetstream = False
+    node_count = 3
+    node_prefix = "node"
+    node_flags = ()
+    node_per_node = ()
+    node_threads = 2
+    node_log_level = "info"
+    cluster = None
+    nodes = []
+
+    @classmethod
+    def setUpClass(cls):
+        cls.cluster = NatsCluster(size=cls.nats_size, jetstream=cls.jetstream)
+        cls.cluster.start()
+        cls.nodes = []
+        try:
+            cls.nodes = start_nodes(cls.cluster, cls.node_count, cls.node_prefix, *cls.node_flags,
+                                    per_node=cls.node_per_node, threads=cls.node_threads,
+                                    log_level=cls.node_log_level)
+            cls.nodes_started()
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def nodes_started(cls):
+        """After every node's links are up; raises to fail the class."""
+
+    @classmethod
+    def tearDownClass(cls):
+        for node in cls.nodes:
+            node.stop()
+        cls.nodes = []
+        if cls.cluster is not None:
+            cls.cluster.stop()
+            cls.cluster = None

@@ -7,37 +7,17 @@ server and over the routes to the others, so each test first proves the route of
 with probes (wait_route) before what it measures; every wait is bounded.
 """
 
-import re
 import tempfile
 import time
 import unittest
-import urllib.request
 
 import broker
 import mqtt_raw
 import nats_cluster
 
-# One wait for interest to cross shard -> NATS server -> route -> the publisher's server.
-ROUTE_TIMEOUT = 10.0
+from nats_cluster import ROUTE_TIMEOUT, metric, scrape  # noqa: F401 (others import them here)
+
 QUIET = 0.5  # seconds of silence that stand for "nothing more arrives"
-
-
-def scrape(node):
-    with urllib.request.urlopen(node.metrics_url(), timeout=5) as reply:
-        return reply.read().decode()
-
-
-def metric(node, family, **labels):
-    """The sum over shards of `family` samples whose labels include `labels`."""
-    total = 0
-    for line in scrape(node).splitlines():
-        if not line.startswith(family + "{") and not line.startswith(family + " "):
-            continue
-        name_labels, _, value = line.rpartition(" ")
-        found = dict(re.findall(r'(\w+)="([^"]*)"', name_labels))
-        if all(found.get(k) == v for k, v in labels.items()):
-            total += float(value)
-    return total
 
 
 def wait_route(publisher, subscribers, topic, timeout=ROUTE_TIMEOUT):
@@ -71,40 +51,8 @@ def drain(client, quiet=0.2):
             return out
 
 
-class ClusterTest(unittest.TestCase):
-    cluster = None
-    nodes = []
-
-    @classmethod
-    def setUpClass(cls):
-        cls.cluster = nats_cluster.NatsCluster(size=3, jetstream=False)
-        cls.cluster.start()
-        urls = cls.cluster.urls()
-        cls.nodes = []
-        try:
-            for i in range(3):
-                node = broker.Broker("--cluster-nats-url", urls[i], "--cluster-node-name",
-                                     f"node{i}", "--sys-interval-s", "1", threads=2,
-                                     metrics=True, log_level="info")
-                node.start()
-                cls.nodes.append(node)
-            for node in cls.nodes:  # every shard's link is up
-                deadline = time.monotonic() + ROUTE_TIMEOUT
-                while metric(node, "ringmq_cluster_link_events_total", event="connect") < 2:
-                    if time.monotonic() > deadline:
-                        raise AssertionError(f"links not ready:\n{node.stderr_tail()}")
-                    time.sleep(0.05)
-        except BaseException:
-            cls.tearDownClass()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        for node in cls.nodes:
-            node.stop()
-        cls.nodes = []
-        if cls.cluster is not None:
-            cls.cluster.stop()
+class ClusterTest(nats_cluster.NodesOverNats):
+    node_flags = ("--sys-interval-s", "1")
 
     def client(self, node, client_id, **fields):
         c = mqtt_raw.Client(self.nodes[node].port, client_id, **fields)

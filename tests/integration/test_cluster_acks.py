@@ -13,7 +13,6 @@ import tempfile
 import time
 import unittest
 
-import broker
 import mqtt_raw
 import nats_cluster
 from test_cluster import ROUTE_TIMEOUT, metric, wait_route
@@ -23,27 +22,8 @@ def start_nodes(cluster, count, prefix, extra=()):
     """`count` nodes, node i on NATS server i (modulo the cluster's size); extra[i]: more flags
     for node i. Links are forgotten after 10 s of silence (3 s by default), longer than any
     freeze below."""
-    urls = cluster.urls()
-    nodes = []
-    try:
-        for i in range(count):
-            flags = tuple(extra[i]) if i < len(extra) else ()
-            node = broker.Broker("--cluster-nats-url", urls[i % len(urls)], "--cluster-node-name",
-                                 f"{prefix}{i}", "--cluster-ack-link-timeout-ms", "10000",
-                                 *flags, threads=2, metrics=True, log_level="info")
-            node.start()
-            nodes.append(node)
-        for node in nodes:  # every shard's link is up
-            deadline = time.monotonic() + ROUTE_TIMEOUT
-            while metric(node, "ringmq_cluster_link_events_total", event="connect") < 2:
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"links not ready:\n{node.stderr_tail()}")
-                time.sleep(0.05)
-    except BaseException:
-        for node in nodes:
-            node.stop()
-        raise
-    return nodes
+    return nats_cluster.start_nodes(cluster, count, prefix, "--cluster-ack-link-timeout-ms",
+                                    "10000", per_node=extra)
 
 
 def freeze(test, node):
@@ -112,27 +92,9 @@ def publish_pipelined(client, topic, payloads, qos, timeout):
     return acked
 
 
-class ClusterAcksTest(unittest.TestCase):
-    cluster = None
-    nodes = []
-
-    @classmethod
-    def setUpClass(cls):
-        cls.cluster = nats_cluster.NatsCluster(size=3, jetstream=False)
-        cls.cluster.start()
-        try:
-            cls.nodes = start_nodes(cls.cluster, 3, "acks")
-        except BaseException:
-            cls.cluster.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        for node in cls.nodes:
-            node.stop()
-        cls.nodes = []
-        if cls.cluster is not None:
-            cls.cluster.stop()
+class ClusterAcksTest(nats_cluster.NodesOverNats):
+    node_prefix = "acks"
+    node_flags = ("--cluster-ack-link-timeout-ms", "10000")  # as start_nodes (above)
 
     def client(self, node, client_id, **fields):
         c = mqtt_raw.Client(self.nodes[node].port, client_id, **fields)

@@ -14,47 +14,13 @@ test_nats_application_and_mqtt_clients_exchange_messages.
 import time
 import unittest
 
-import broker
 import mqtt_raw
 import nats_cluster
 from test_cluster import ROUTE_TIMEOUT, drain, metric, wait_route
 
 
-class ClusterBatchTest(unittest.TestCase):
-    cluster = None
-    nodes = []
-
-    @classmethod
-    def setUpClass(cls):
-        cls.cluster = nats_cluster.NatsCluster(size=3, jetstream=False)
-        cls.cluster.start()
-        urls = cls.cluster.urls()
-        cls.nodes = []
-        try:
-            for i in range(3):
-                node = broker.Broker("--cluster-nats-url", urls[i], "--cluster-node-name",
-                                     f"node{i}", "--cluster-batch", "true",
-                                     "--cluster-batch-bytes-max", "4096", threads=2,
-                                     metrics=True, log_level="info")
-                node.start()
-                cls.nodes.append(node)
-            for node in cls.nodes:  # every shard's link is up
-                deadline = time.monotonic() + ROUTE_TIMEOUT
-                while metric(node, "ringmq_cluster_link_events_total", event="connect") < 2:
-                    if time.monotonic() > deadline:
-                        raise AssertionError(f"links not ready:\n{node.stderr_tail()}")
-                    time.sleep(0.05)
-        except BaseException:
-            cls.tearDownClass()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        for node in cls.nodes:
-            node.stop()
-        cls.nodes = []
-        if cls.cluster is not None:
-            cls.cluster.stop()
+class ClusterBatchTest(nats_cluster.NodesOverNats):
+    node_flags = ("--cluster-batch", "true", "--cluster-batch-bytes-max", "4096")
 
     def client(self, node, client_id, **fields):
         c = mqtt_raw.Client(self.nodes[node].port, client_id, **fields)

@@ -8,13 +8,12 @@ import json
 import os
 import subprocess
 import tempfile
-import time
 import unittest
 
 import broker
 import nats_cluster
 from test_bench import bench_binary
-from test_cluster import ROUTE_TIMEOUT, metric
+from test_cluster import metric
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RUN_TIMEOUT = 60
@@ -23,37 +22,13 @@ SCRIPT_TIMEOUT = 120
 
 @broker.release_only("measures throughput (ringmq-bench over 3 nodes); the cluster tests that "
                      "run under the sanitizers cover the same code paths")
-class BenchPorts(unittest.TestCase):
+class BenchPorts(nats_cluster.NodesOverNats):
     """One nats-server, three ringmq nodes (one shard each), ringmq-bench on all three ports."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.cluster = nats_cluster.NatsCluster(size=1, jetstream=False)
-        cls.cluster.start()
-        cls.nodes = []
-        try:
-            for i in range(3):
-                node = broker.Broker("--cluster-nats-url", cls.cluster.urls()[0],
-                                     "--cluster-node-name", f"bench{i}", threads=1, metrics=True,
-                                     log_level="warning")
-                node.start()
-                cls.nodes.append(node)
-            deadline = time.monotonic() + ROUTE_TIMEOUT
-            for node in cls.nodes:
-                while metric(node, "ringmq_cluster_link_events_total", event="connect") < 1:
-                    if time.monotonic() > deadline:
-                        raise AssertionError(f"link not up:\n{node.stderr_tail()}")
-                    time.sleep(0.05)
-        except BaseException:
-            cls.tearDownClass()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        for node in cls.nodes:
-            node.stop()
-        cls.nodes = []
-        cls.cluster.stop()
+    nats_size = 1
+    node_prefix = "bench"
+    node_threads = 1
+    node_log_level = "warning"
 
     def bench(self, *args):
         with tempfile.TemporaryDirectory() as tmp:

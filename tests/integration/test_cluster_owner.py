@@ -10,6 +10,7 @@ import time
 import unittest
 
 import mqtt_raw
+import nats_cluster
 import test_cluster
 from test_cluster import QUIET, metric, wait_route
 from test_mqtt5_connect import connect5, read_connack5, read_disconnect5
@@ -21,33 +22,22 @@ def takeovers(node):
     return metric(node, "ringmq_cluster_owner_takeovers_total")
 
 
-class ClusterOwnerTest(unittest.TestCase):
-    cluster = None
-    nodes = []
+class ClusterOwnerTest(nats_cluster.NodesOverNats):
+    node_flags = test_cluster.ClusterTest.node_flags
 
     @classmethod
-    def setUpClass(cls):
-        test_cluster.ClusterTest.setUpClass.__func__(cls)
+    def nodes_started(cls):
         # Every node's claim subscriptions are known at every NATS server before the tests:
         # they were made before the links were ready, so the route of a later subscription of
         # each node (proved by wait_route) comes after them.
-        try:
-            subs = [mqtt_raw.Client(node.port, f"owner-ready-{i}")
-                    for i, node in enumerate(cls.nodes)]
-            for s in subs:
-                s.subscribe([("owner/ready", 0)])
-            for i, node in enumerate(cls.nodes):
-                with mqtt_raw.Client(node.port, f"owner-ready-pub-{i}") as pub:
-                    wait_route(pub, [s for j, s in enumerate(subs) if j != i], "owner/ready")
-            for s in subs:
-                s.close()
-        except BaseException:
-            cls.tearDownClass()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        test_cluster.ClusterTest.tearDownClass.__func__(cls)
+        subs = [mqtt_raw.Client(node.port, f"owner-ready-{i}") for i, node in enumerate(cls.nodes)]
+        for s in subs:
+            s.subscribe([("owner/ready", 0)])
+        for i, node in enumerate(cls.nodes):
+            with mqtt_raw.Client(node.port, f"owner-ready-pub-{i}") as pub:
+                wait_route(pub, [s for j, s in enumerate(subs) if j != i], "owner/ready")
+        for s in subs:
+            s.close()
 
     def client(self, node, client_id, **fields):
         c = mqtt_raw.Client(self.nodes[node].port, client_id, **fields)

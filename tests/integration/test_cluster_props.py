@@ -17,6 +17,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+import nats_cluster
 import test_cluster
 from test_cluster import ROUTE_TIMEOUT, metric
 
@@ -94,12 +95,8 @@ def prop(msg, name):
     return getattr(msg.properties, name, None)
 
 
-class ClusterPropsTest(unittest.TestCase):
-    cluster = None
-    nodes = []
-
-    setUpClass = classmethod(test_cluster.ClusterTest.setUpClass.__func__)
-    tearDownClass = classmethod(test_cluster.ClusterTest.tearDownClass.__func__)
+class ClusterPropsTest(nats_cluster.NodesOverNats):
+    node_flags = test_cluster.ClusterTest.node_flags
     nats = test_cluster.ClusterTest.nats
 
     def client(self, node, client_id, **kwargs):

@@ -21,7 +21,6 @@ import struct
 import time
 import unittest
 
-import broker
 import mqtt_raw
 import nats_cluster
 from test_cluster import ROUTE_TIMEOUT, drain, metric, scrape
@@ -30,12 +29,7 @@ RETAIN_TIMEOUT = 30.0  # a retained update reaching every node's store
 CONSUMER_TIMEOUT = 60.0  # a node's stream consumer starting (stream create, JetStream leader)
 
 
-def start_node(urls, name, *flags, **kwargs):
-    node = broker.Broker(*sum((["--cluster-nats-url", u] for u in urls), []),
-                         "--cluster-node-name", name, *flags, threads=2, metrics=True,
-                         log_level="info", **kwargs)
-    node.start()
-    return node
+start_node = nats_cluster.start_node  # others import it from here
 
 
 def wait_consuming(node, timeout=CONSUMER_TIMEOUT):
@@ -78,31 +72,14 @@ def wait_retained(test, node, topic_filter, want, client_id, timeout=RETAIN_TIME
         time.sleep(0.1)
 
 
-class ClusterRetainedTest(unittest.TestCase):
-    cluster = None
-    nodes = []
+class ClusterRetainedTest(nats_cluster.NodesOverNats):
+    jetstream = True
+    node_prefix = "rnode"
 
     @classmethod
-    def setUpClass(cls):
-        cls.cluster = nats_cluster.NatsCluster(size=3)
-        cls.cluster.start()
-        cls.nodes = []
-        try:
-            for i in range(3):
-                cls.nodes.append(start_node([cls.cluster.urls()[i]], f"rnode{i}"))
-            for node in cls.nodes:
-                wait_consuming(node)
-        except BaseException:
-            cls.tearDownClass()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
+    def nodes_started(cls):
         for node in cls.nodes:
-            node.stop()
-        cls.nodes = []
-        if cls.cluster is not None:
-            cls.cluster.stop()
+            wait_consuming(node)
 
     def client(self, node, client_id):
         c = mqtt_raw.Client(self.nodes[node].port, client_id)

@@ -18,8 +18,8 @@ from paho.mqtt.properties import Properties
 
 import mqtt_raw
 import nats_cluster
-from test_cluster import QUIET, ROUTE_TIMEOUT, metric, wait_route
-from test_cluster_retained import start_node
+from nats_cluster import ROUTE_TIMEOUT, metric, wait_metric
+from test_cluster import QUIET, wait_route
 
 BUCKET = "RINGMQ_SESSIONS"
 TIMEOUT = 10.0
@@ -30,14 +30,6 @@ WAIT_MS = 5000
 
 def connacks(node, result):
     return metric(node, "ringmq_cluster_session_connacks_total", result=result)
-
-
-def wait_metric(node, family, at_least, timeout=TIMEOUT, **labels):
-    deadline = time.monotonic() + timeout
-    while metric(node, family, **labels) < at_least:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{family}{labels} < {at_least}:\n{node.stderr_tail()}")
-        time.sleep(0.05)
 
 
 class PahoClient:
@@ -81,45 +73,29 @@ class PahoClient:
         self.client.loop_stop()
 
 
-class ClusterSessionTest(unittest.TestCase):
-    cluster = None
-    nodes = []
+class ClusterSessionTest(nats_cluster.NodesOverNats):
+    jetstream = True
+    node_prefix = "snode"
+    node_flags = ("--cluster-session-wait-ms", str(WAIT_MS))
 
     @classmethod
-    def setUpClass(cls):
-        cls.cluster = nats_cluster.NatsCluster(size=3)
-        cls.cluster.start()
-        cls.nodes = []
-        try:
-            for i in range(3):
-                cls.nodes.append(start_node([cls.cluster.urls()[i]], f"snode{i}",
-                                            "--cluster-session-wait-ms", str(WAIT_MS)))
-            for node in cls.nodes:  # every shard's link is up
-                wait_metric(node, "ringmq_cluster_link_events_total", 2, ROUTE_TIMEOUT,
-                            event="connect")
-            # Every shard of every node knows the bucket (each asks for it when its link is
-            # ready, again after 250 ms, 500 ms, ... while JetStream elects its meta leader): a
-            # shard without it answers persistent CONNECTs at once (counted no_bucket).
-            for node in cls.nodes:
-                wait_metric(node, "ringmq_cluster_session_bucket_events_total", 2,
-                            2 * ROUTE_TIMEOUT, event="ready")
-            cls.raw = cls.cluster.client(0)
-            cls.kv = nats_cluster.KvBucket(cls.raw, BUCKET)
-            cls.kv.info()  # and JetStream's own API says it exists
-        except BaseException:
-            cls.tearDownClass()
-            raise
+    def nodes_started(cls):
+        # Every shard of every node knows the bucket (each asks for it when its link is ready,
+        # again after 250 ms, 500 ms, ... while JetStream elects its meta leader): a shard
+        # without it answers persistent CONNECTs at once (counted no_bucket).
+        for node in cls.nodes:
+            wait_metric(node, "ringmq_cluster_session_bucket_events_total", 2, 2 * ROUTE_TIMEOUT,
+                        event="ready")
+        cls.raw = cls.cluster.client(0)
+        cls.kv = nats_cluster.KvBucket(cls.raw, BUCKET)
+        cls.kv.info()  # and JetStream's own API says it exists
 
     @classmethod
     def tearDownClass(cls):
         if getattr(cls, "raw", None) is not None:
             cls.raw.close()
             cls.raw = None
-        for node in cls.nodes:
-            node.stop()
-        cls.nodes = []
-        if cls.cluster is not None:
-            cls.cluster.stop()
+        super().tearDownClass()
 
     def record(self, client_id):
         """The record's value (node, claim key) or None, through JetStream's own API."""

@@ -65,26 +65,16 @@ def ids_on(shard, base, count):
     return out
 
 
-class ClusterSharedTest(unittest.TestCase):
-    cluster = None
-    nodes = []
+class ClusterSharedTest(nats_cluster.NodesOverNats):
+    node_flags = test_cluster.ClusterTest.node_flags
+    node_threads = SHARDS
 
     @classmethod
-    def setUpClass(cls):
-        test_cluster.ClusterTest.setUpClass.__func__(cls)
-        try:
-            for node in cls.nodes:  # every shard's share link is up too
-                deadline = time.monotonic() + ROUTE_TIMEOUT
-                while metric(node, "ringmq_cluster_share_link_events_total",
-                             event="connect") < SHARDS:
-                    if time.monotonic() > deadline:
-                        raise AssertionError(f"share links not ready:\n{node.stderr_tail()}")
-                    time.sleep(0.05)
-        except BaseException:
-            cls.tearDownClass()
-            raise
+    def nodes_started(cls):
+        for node in cls.nodes:  # every shard's share link is up too
+            nats_cluster.wait_metric(node, "ringmq_cluster_share_link_events_total", SHARDS,
+                                     event="connect")
 
-    tearDownClass = classmethod(test_cluster.ClusterTest.tearDownClass.__func__)
     client = test_cluster.ClusterTest.client
 
     def publish_all(self, pub, topic, qos=1):
