@@ -30,6 +30,10 @@
 #                      (test_cluster.ClusterTest) and the TLS certificate reload under traffic
 #                      (SIGHUP swaps the context shards read)
 #   6. bench-compare   scripts/bench-compare.sh --quick (ringmq vs Mosquitto smoke run; one test)
+# They run in the order 1, 2, 4, 3, 5, 6: each sanitizer or fuzz build runs in the background at
+# nice 19 behind the tests of the stage before it (the ASan build behind the release
+# integration; the fuzz build, then the TSan build, behind the ASan tests), where the machine
+# is mostly idle, and the stage that needs it waits for the rest (docs/reliability.md).
 # A build failure counts as one failure; later stages still run where they can.
 #
 #   --quick     stages 1 and 2 only: release build, unit and integration tests (no fuzz, no
@@ -83,7 +87,8 @@ watchdog=$((integration_timeout > 120 ? integration_timeout - 60 : integration_t
 export RINGMQ_INTEGRATION_WATCHDOG=${RINGMQ_INTEGRATION_WATCHDOG:-$watchdog}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/ringmq-test.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+# A background build (build_in_background, below) still running when the script ends is stopped.
+trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
 
 total_pass=0
 total_fail=0
@@ -129,6 +134,20 @@ show_build_failure() {
 build() {
   local mode=$1 dir=$2 log="$work/build-$1.log" start=$SECONDS
   shift 2  # the rest: ninja targets (none: everything)
+  if [[ -n "${bg_pid[$mode]:-}" ]]; then  # started earlier by build_in_background
+    local pid=${bg_pid[$mode]} rc=0
+    unset "bg_pid[$mode]"
+    echo "waiting for the $mode build started in the background $((SECONDS - bg_since[$mode]))s ago ..."
+    wait "$pid" || rc=$?
+    if [[ $rc -eq 0 ]]; then
+      echo "build $mode: ok ($((SECONDS - start))s of waiting; $((SECONDS - bg_since[$mode]))s since it started)"
+      return 0
+    fi
+    echo "build $mode: FAILED (in the background)"
+    show_build_failure "$log"
+    mkdir -p "$dir" && cp "$log" "$dir/build-failure.log" && echo "(whole build log: $dir/build-failure.log)"
+    return 1
+  fi
   echo "building $mode ${*:-(all targets)} ..."
   # Keep going past a failure, so that whatever compiles can still be tested.
   rm -f "$dir/build-failure.log"
@@ -140,6 +159,31 @@ build() {
   show_build_failure "$log"
   mkdir -p "$dir" && cp "$log" "$dir/build-failure.log" && echo "(whole build log: $dir/build-failure.log)"
   return 1
+}
+
+# Background builds (CI time; docs/reliability.md, "CI stages"). The integration stages mostly
+# wait on sockets and timers, and the unit tests run in one process: on a 2-core machine about a
+# core is idle meanwhile. The next stage's build then runs in the background at nice 19, so that
+# it takes what the tests leave and they keep the CPU they ask for; the stage that needs it waits
+# for what is left (build() above). AFTER (optional): the mode whose background build must end
+# first, so that at most one build runs behind the tests.
+declare -A bg_pid=() bg_since=()
+build_in_background() {
+  local after=$1 mode=$2 dir=$3 wait_for=""
+  shift 3
+  if [[ -n "$after" ]]; then
+    wait_for=${bg_pid[$after]:-}
+  fi
+  echo "building $mode ${*:-(all targets)} in the background (nice 19)${wait_for:+ after $after} ..."
+  rm -f "$dir/build-failure.log"
+  (
+    if [[ -n "$wait_for" ]]; then
+      while kill -0 "$wait_for" 2>/dev/null; do sleep 1; done
+    fi
+    RINGMQ_KEEP_GOING=1 exec nice -n 19 scripts/build.sh "$mode" "$@"
+  ) </dev/null >"$work/build-$mode.log" 2>&1 &
+  bg_pid[$mode]=$!
+  bg_since[$mode]=$SECONDS
 }
 
 # ensure_target DIR TARGET: after a failed full build (which went on past failures), true if
@@ -436,6 +480,11 @@ stage_begin "release unit tests"
 unit_tests build release "$release_ok"
 stage_end
 
+# The ASan build runs behind the release integration (build_in_background, above).
+if [[ $run_asan -eq 1 ]]; then
+  build_in_background "" asan build-asan
+fi
+
 stage_begin "release integration"
 if [[ $release_ok -eq 1 ]] || ensure_target build ringmq; then
   integration build/ringmq release -j "$integration_jobs"
@@ -444,23 +493,20 @@ else
 fi
 stage_end
 
-# ---- 3. fuzz: the clang build (lock annotations checked) and a short run of each target
-if [[ $run_fuzz -eq 1 ]]; then
-  stage_begin "fuzz build"
-  fuzz_ok=1
-  build fuzz build-fuzz || { fuzz_ok=0; fail; }
-  stage_end
-  stage_begin "fuzz smoke (${fuzz_seconds}s each)"
-  fuzz_smoke "$fuzz_ok"
-  stage_end
-fi
-
 # ---- 4. ASan + UBSan
 if [[ $run_asan -eq 1 ]]; then
   stage_begin "asan build"
   asan_ok=1
   build asan build-asan || { asan_ok=0; fail; }
   stage_end
+  # The fuzz and TSan builds run behind the ASan unit tests and integration (stages 3 and 5
+  # come after this one for that).
+  if [[ $run_fuzz -eq 1 ]]; then
+    build_in_background "" fuzz build-fuzz
+  fi
+  if [[ $run_tsan -eq 1 ]]; then
+    build_in_background fuzz tsan build-tsan ringmq tests/ringmq_tsan_tests
+  fi
   # A small quarantine: ASan's default keeps 256 MiB of freed memory, which the integration
   # test that bounds broker RSS under a flood would count against the broker.
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:quarantine_size_mb=16
@@ -479,6 +525,17 @@ if [[ $run_asan -eq 1 ]]; then
   fi
   stage_end
   unset ASAN_OPTIONS UBSAN_OPTIONS
+fi
+
+# ---- 3. fuzz: the clang build (lock annotations checked) and a short run of each target
+if [[ $run_fuzz -eq 1 ]]; then
+  stage_begin "fuzz build"
+  fuzz_ok=1
+  build fuzz build-fuzz || { fuzz_ok=0; fail; }
+  stage_end
+  stage_begin "fuzz smoke (${fuzz_seconds}s each)"
+  fuzz_smoke "$fuzz_ok"
+  stage_end
 fi
 
 # ---- 5. ThreadSanitizer: the code that crosses threads (shared trie and retained store, epoch
