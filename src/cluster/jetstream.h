@@ -35,6 +35,8 @@ inline constexpr int kJsonMaxDepth = 16;
 inline constexpr int64_t kErrStreamNameInUse = 10058;
 // STREAM.MSG.GET: no message for the sequence or subject asked for.
 inline constexpr int64_t kErrNoMessageFound = 10037;
+// A publish with Nats-Expected-Last-Subject-Sequence that did not match.
+inline constexpr int64_t kErrWrongLastSequence = 10071;
 
 // Stream and consumer names: 1..kNameMaxBytes bytes of [A-Za-z0-9_-] (the JetStream docs ask
 // for names without '.', '*', '>', whitespace and path separators; this is stricter).

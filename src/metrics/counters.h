@@ -273,6 +273,8 @@ namespace ringmq::metrics {
   X(cluster_session_records_written) /* ownership records published to the bucket */       \
   X(cluster_session_records_acked)   /* of those, stored (PubAck) */                        \
   X(cluster_session_record_errors)   /* writes refused, JetStream errors */                 \
+  X(cluster_session_records_deleted) /* records deleted when their session ended here */    \
+  X(cluster_session_records_kept)    /* deletes refused: another node wrote a newer record */ \
   X(cluster_session_records_skipped) /* persistent sessions not recorded: bucket not ready, \
                                         link down, id over 1024 bytes */                    \
   X(cluster_session_inflight_restored) /* moved in-flight deliveries, inbound QoS 2 ids kept \

@@ -249,7 +249,8 @@ constexpr Family kFamilies[] = {
      "again after 250 ms, doubling up to 5 s)."},
     {"ringmq_cluster_session_records_total", Type::kCounter,
      "Ownership records of persistent sessions in the JetStream key-value bucket: written, "
-     "acked (stored), error (refused, JetStream errors), skipped (not "
+     "acked (stored), deleted (the session ended here), kept (not deleted: another node wrote "
+     "a newer record), error (refused, JetStream errors), skipped (not "
      "written: bucket not ready, link down, client id over 1024 bytes)."},
     {"ringmq_cluster_session_inflight_total", Type::kCounter,
      "In-flight QoS 1/2 state of sessions moved to this node: restored (a delivery resent with "
@@ -935,6 +936,10 @@ Series SeriesOf(CounterId id) {
       return Labelled("ringmq_cluster_session_records_total", "event", "acked");
     case C::cluster_session_record_errors:
       return Labelled("ringmq_cluster_session_records_total", "event", "error");
+    case C::cluster_session_records_deleted:
+      return Labelled("ringmq_cluster_session_records_total", "event", "deleted");
+    case C::cluster_session_records_kept:
+      return Labelled("ringmq_cluster_session_records_total", "event", "kept");
     case C::cluster_session_records_skipped:
       return Labelled("ringmq_cluster_session_records_total", "event", "skipped");
     case C::cluster_session_inflight_restored:

@@ -29,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "net/connection.h"
 #include "session/session.h"
 
@@ -115,6 +116,15 @@ class ClusterSessions {
   uint64_t inbox_sid = 0;  // 0: not subscribed yet
   std::string bucket_name;  // RINGMQ_SESSIONS[_<prefix>]
   std::string record_scratch;  // a read record's decoded value (cluster::kRecordValueMax)
+  // The stream sequence of this node's record of each persistent session whose write
+  // JetStream acknowledged, by session index (with the session's generation): the session's
+  // end deletes its record only if it is still that one (compare-and-set; a newer record
+  // another node wrote stays). At most one entry per live persistent session of the shard.
+  struct Recorded {
+    uint32_t generation = 0;
+    uint64_t seq = 0;
+  };
+  absl::flat_hash_map<uint32_t, Recorded> recorded;
   std::string inbox;        // $RINGMQ[.prefix].kv.<node>.<shard>
   uint64_t wait_ms = 0;     // [cluster] session_wait_ms
   // Reusable scratch for subjects and payloads.

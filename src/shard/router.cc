@@ -267,6 +267,8 @@ uint32_t Router::CreateSession(const SharedString& client_id, bool clean_session
 void Router::DestroySession(uint32_t index) {
   SessionEntry& entry = sessions_[index];
   RINGMQ_ASSERT(entry.session.has_value() && entry.connection == nullptr);
+  // Its record in the cluster's bucket goes with it (router_cluster_session.cc).
+  if (cluster_sessions_ != nullptr) DeleteSessionRecord(index, /*moving=*/false);
   LeaveOffline(index);
   const Levels levels = LevelsOf(*entry.session);  // all of it goes with the session
   counters_.gauges.queued_messages.Add(-levels.queued);

@@ -684,6 +684,9 @@ class Router final : public net::PacketSink {
   void BucketUnavailable(uint64_t now_ms);
   // The session `index` started on this node (or moved to it): its record names this node.
   void WriteSessionRecord(uint32_t index);
+  // The session `index` ends here: its record, if JetStream stored it and nothing newer
+  // replaced it, is deleted (not when `moving`: the claimant writes its own).
+  void DeleteSessionRecord(uint32_t index, bool moving);
   void ForgetSessionWait(net::Connection& connection);
   // OnSessionState merged a state into session `index`: a CONNACK waiting for it goes.
   void OnSessionMerged(uint32_t index);

@@ -235,6 +235,8 @@ void Router::YieldToClaim(uint32_t index, const cluster::Claim& claim, std::stri
         entry.session->will().reset();
       }
     }
+    // The claimant writes the session's record once its CONNACK goes: none to delete here.
+    if (cluster_sessions_ != nullptr) DeleteSessionRecord(index, /*moving=*/!reply.empty());
   } else {
     counters_.cluster_owner_sessions_ended.Add();
   }

@@ -59,10 +59,23 @@ constexpr uint64_t kBucketRetryMaxMs = 5000;
 // The replicas of the bucket: min(3, NATS servers the link knows), as for the retained stream.
 constexpr size_t kReplicasMax = 3;
 
-// The inbox's suffixes: ".c" bucket creation, ".w" record writes, ".g.<n>" record read n.
+// The inbox's suffixes: ".c" bucket creation, ".w.<index>.<generation>" the record write of
+// session index (of that generation), ".d" record deletions, ".g.<n>" record read n.
 constexpr std::string_view kCreateSuffix = "c";
-constexpr std::string_view kWriteSuffix = "w";
+constexpr std::string_view kWritePrefix = "w.";
+constexpr std::string_view kDeleteSuffix = "d";
 constexpr std::string_view kReadPrefix = "g.";
+
+// "<a>.<b>" of decimal numbers, nothing else.
+bool ParseTwoNumbers(std::string_view text, uint64_t& a, uint64_t& b) {
+  const size_t dot = text.find('.');
+  if (dot == std::string_view::npos) return false;
+  const std::string_view first = text.substr(0, dot), second = text.substr(dot + 1);
+  const auto [end_a, ec_a] = std::from_chars(first.data(), first.data() + first.size(), a);
+  const auto [end_b, ec_b] = std::from_chars(second.data(), second.data() + second.size(), b);
+  return ec_a == std::errc() && end_a == first.data() + first.size() && !first.empty() &&
+         ec_b == std::errc() && end_b == second.data() + second.size() && !second.empty();
+}
 
 }  // namespace
 
@@ -227,7 +240,9 @@ void Router::WriteSessionRecord(uint32_t index) {
   cluster::AppendSessionRecordSubject(s.bucket_name, session.client_id(), s.subject);
   s.payload.clear();
   cluster::EncodeSessionRecord({.node = c.node_name, .key = ownership_->key(index)}, s.payload);
-  const std::string reply = s.inbox + "." + std::string(kWriteSuffix);
+  s.recorded.erase(index);  // a new write: the old sequence is not this record's any more
+  const std::string reply = s.inbox + "." + std::string(kWritePrefix) + std::to_string(index) +
+                            "." + std::to_string(sessions_[index].generation);
   switch (c.link->Publish(s.subject, {}, s.payload, reply)) {
     case cluster::PublishResult::kQueued:
     case cluster::PublishResult::kHeld:
@@ -238,6 +253,33 @@ void Router::WriteSessionRecord(uint32_t index) {
     case cluster::PublishResult::kInvalid:
       counters_.cluster_session_record_errors.Add();
       return;
+  }
+}
+
+void Router::DeleteSessionRecord(uint32_t index, bool moving) {
+  if (cluster_sessions_ == nullptr) return;
+  ClusterSessions& s = *cluster_sessions_;
+  const auto found = s.recorded.find(index);
+  if (found == s.recorded.end()) return;
+  const ClusterSessions::Recorded recorded = found->second;
+  s.recorded.erase(found);
+  Cluster& c = *cluster_;
+  const session::Session& session = *sessions_[index].session;
+  // Moving to the node that claimed it: that node writes the record (no delete to pay).
+  if (moving || recorded.generation != sessions_[index].generation || !c.link->ready() ||
+      !cluster::HasSessionRecord(session.client_id())) {
+    return;
+  }
+  // A KV delete marker (what the NATS clients' Delete writes), only over our own record: the
+  // expected last sequence makes JetStream refuse it if another node wrote after us.
+  s.subject.clear();
+  cluster::AppendSessionRecordSubject(s.bucket_name, session.client_id(), s.subject);
+  const std::string seq = std::to_string(recorded.seq);
+  const cluster::nats::HeaderField headers[] = {{"KV-Operation", "DEL"},
+                                                {"Nats-Expected-Last-Subject-Sequence", seq}};
+  const std::string reply = s.inbox + "." + std::string(kDeleteSuffix);
+  if (c.link->Publish(s.subject, headers, {}, reply) != cluster::PublishResult::kQueued) {
+    counters_.cluster_session_record_errors.Add();
   }
 }
 
@@ -290,8 +332,26 @@ bool Router::OnSessionInboxMessage(const cluster::NatsMessage& message) {
                   : absl::StatusOr<cluster::jetstream::ApiReply>(
                         absl::UnavailableError("no responders"));
   const bool ok = reply.ok() && !reply->has_error;
-  if (suffix == kWriteSuffix) {
+  if (suffix.starts_with(kWritePrefix)) {
     (ok ? counters_.cluster_session_records_acked : counters_.cluster_session_record_errors).Add();
+    uint64_t index = 0, generation = 0;
+    if (ok && reply->seq != 0 &&
+        ParseTwoNumbers(suffix.substr(kWritePrefix.size()), index, generation) &&
+        index <= UINT32_MAX && generation <= UINT32_MAX &&
+        sessions_.Find(static_cast<uint32_t>(index), static_cast<uint32_t>(generation)) !=
+            nullptr) {
+      s.recorded[static_cast<uint32_t>(index)] = {.generation = static_cast<uint32_t>(generation),
+                                                  .seq = reply->seq};
+    }
+    return true;
+  }
+  if (suffix == kDeleteSuffix) {
+    // 10071: the last sequence was not ours (another node wrote a newer record): kept.
+    const bool newer = reply.ok() && reply->has_error &&
+                       reply->error_err_code == cluster::jetstream::kErrWrongLastSequence;
+    (ok ? counters_.cluster_session_records_deleted
+        : newer ? counters_.cluster_session_records_kept : counters_.cluster_session_record_errors)
+        .Add();
     return true;
   }
   if (suffix == kCreateSuffix && s.bucket == ClusterSessions::Bucket::kRequested) {

@@ -737,7 +737,8 @@ class KvBucket:
         return ack["seq"]
 
     def get(self, key):
-        """(value bytes, revision) of the key, or None if it has no value."""
+        """(value bytes, revision) of the key, or None if it has no value (never written, or
+        its last message is a delete or purge marker, as the NATS clients' Get says)."""
         try:
             reply = js_call(self.client, f"{JS_API}.STREAM.MSG.GET.{self.stream}",
                             {"last_by_subj": f"$KV.{self.name}.{key}"})
@@ -746,6 +747,9 @@ class KvBucket:
                 return None
             raise
         message = reply["message"]
+        headers = base64.b64decode(message.get("hdrs", ""))
+        if b"KV-Operation: DEL" in headers or b"KV-Operation: PURGE" in headers:
+            return None
         return base64.b64decode(message.get("data", "")), message["seq"]
 
 

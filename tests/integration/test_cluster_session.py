@@ -232,6 +232,27 @@ class ClusterSessionTest(nats_cluster.NodesOverNats):
         self.assertLess(elapsed, WAIT_MS / 1000.0)
         self.wait_record("sess-new", "snode2")
 
+    def test_a_session_that_ends_deletes_its_record(self):
+        node = self.nodes[0]
+        acked = metric(node, "ringmq_cluster_session_records_total", event="acked")
+        deleted = metric(node, "ringmq_cluster_session_records_total", event="deleted")
+        client = PahoClient(node.port, "sess-end", v5=False)
+        self.wait_record("sess-end", "snode0")
+        # The node knows its write's sequence once JetStream acknowledged it.
+        wait_metric(node, "ringmq_cluster_session_records_total", acked + 1, event="acked")
+        client.close()
+        # MQTT-3.1.2-6: a clean CONNECT discards the session, and its record goes with it: a
+        # later persistent CONNECT on another node does not wait for a node that has nothing.
+        with mqtt_raw.Client(node.port, "sess-end", clean=True):
+            pass
+        wait_metric(node, "ringmq_cluster_session_records_total", deleted + 1, event="deleted")
+        self.assertIsNone(self.record("sess-end"))
+        other = self.nodes[1]
+        timeouts = connacks(other, "timeout")
+        moved_client = self.paho(1, "sess-end", v5=False)
+        self.assertEqual(moved_client.present, 0)
+        self.assertEqual(connacks(other, "timeout"), timeouts, "answered after the read")
+
     def test_clean_connects_are_not_held_and_write_no_record(self):
         node = self.nodes[1]
         held = connacks(node, "held")

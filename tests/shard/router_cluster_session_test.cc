@@ -312,13 +312,66 @@ TEST_F(RouterClusterSessionTest, NoRecordGivesSessionPresent0AfterTheReadAndWrit
   const std::vector<Pub> pubs = Pubs(1);
   ASSERT_EQ(pubs.size(), 1u);
   EXPECT_EQ(pubs[0].subject, subject);
-  EXPECT_EQ(pubs[0].reply, Inbox(1) + ".w");
+  EXPECT_TRUE(pubs[0].reply.starts_with(Inbox(1) + ".w.")) << pubs[0].reply;
   EXPECT_EQ(pubs[0].payload, "1 node-b " + std::to_string(held.key));
   EXPECT_EQ(counters(1).cluster_session_records_written.Load(), 1u);
-  Deliver(1, Inbox(1) + ".w", inbox_sid_[1], "{\"stream\":\"KV_RINGMQ_SESSIONS\",\"seq\":7}");
+  Deliver(1, pubs[0].reply, inbox_sid_[1], "{\"stream\":\"KV_RINGMQ_SESSIONS\",\"seq\":7}");
   EXPECT_EQ(counters(1).cluster_session_records_acked.Load(), 1u);
   // The session works: a subscription gets a message.
   EXPECT_EQ(harness_->Subscribe(client, "x"), 1);
+}
+
+TEST_F(RouterClusterSessionTest, ASessionEndingHereDeletesItsRecordUnlessANewerOneReplacedIt) {
+  MakeBucketReady(1);
+  for (int round = 0; round < 2; ++round) {
+    const std::string id = harness_->IdOn(1, round == 0 ? "dev" : "dev2");
+    Client& client = harness_->ConnectWithoutReading(harness::ConnectPacket(id, false));
+    harness_->Settle();
+    const Held held = ReadAndClaim(1, id);
+    Deliver(1, held.read_reply, inbox_sid_[1], NoRecord());
+    bool present = true;
+    ASSERT_TRUE(harness_->TryReadConnack(client, &present));
+    const std::vector<Pub> pubs = Pubs(1);
+    ASSERT_EQ(pubs.size(), 1u);
+    const std::string seq = std::to_string(7 + round);
+    Deliver(1, pubs[0].reply, inbox_sid_[1],
+            "{\"stream\":\"KV_RINGMQ_SESSIONS\",\"seq\":" + seq + "}");
+    // MQTT-3.1.2-6: a clean CONNECT for the id discards the session; its record goes with it,
+    // as a KV delete marker that JetStream applies only over this node's write (sequence 7).
+    harness_->Connect(id, /*clean_session=*/true);
+    harness_->Settle();
+    const std::string out = Output(1);
+    std::string subject;
+    cluster::AppendSessionRecordSubject("RINGMQ_SESSIONS", id, subject);
+    EXPECT_NE(out.find("HPUB " + subject + " " + Inbox(1) + ".d "), std::string::npos) << out;
+    EXPECT_NE(out.find("KV-Operation: DEL\r\n"), std::string::npos) << out;
+    EXPECT_NE(out.find("Nats-Expected-Last-Subject-Sequence: " + seq + "\r\n"), std::string::npos)
+        << out;
+    // Deleted the first time; the second time another node had written a newer record.
+    Deliver(1, Inbox(1) + ".d", inbox_sid_[1],
+            round == 0 ? "{\"stream\":\"KV_RINGMQ_SESSIONS\",\"seq\":9}"
+                       : "{\"error\":{\"code\":400,\"err_code\":10071,"
+                         "\"description\":\"wrong last sequence: 12\"}}");
+  }
+  EXPECT_EQ(counters(1).cluster_session_records_deleted.Load(), 1u);
+  EXPECT_EQ(counters(1).cluster_session_records_kept.Load(), 1u);
+  EXPECT_EQ(counters(1).cluster_session_record_errors.Load(), 0u);
+}
+
+TEST_F(RouterClusterSessionTest, ASessionWhoseWriteWasNotAckedDeletesNothing) {
+  MakeBucketReady(1);
+  const std::string id = harness_->IdOn(1, "dev");
+  Client& client = harness_->ConnectWithoutReading(harness::ConnectPacket(id, false));
+  harness_->Settle();
+  const Held held = ReadAndClaim(1, id);
+  Deliver(1, held.read_reply, inbox_sid_[1], NoRecord());
+  bool present = true;
+  ASSERT_TRUE(harness_->TryReadConnack(client, &present));
+  ASSERT_EQ(Pubs(1).size(), 1u);  // the write, not acknowledged (yet)
+  harness_->Connect(id, /*clean_session=*/true);
+  harness_->Settle();
+  EXPECT_EQ(Output(1).find("KV-Operation"), std::string::npos)
+      << "no sequence of ours to delete over";
 }
 
 TEST_F(RouterClusterSessionTest, TheMovedStateGivesSessionPresent1AndItsMessagesAfterTheConnack) {
