@@ -40,7 +40,7 @@ TEST(PasswordFileTest, EmptyFileHasNoUsers) {
   EXPECT_EQ(table->size(), 0u);
 }
 
-void ExpectError(const std::string& text, const std::string& where, const std::string& what) {
+void ExpectFileError(const std::string& text, const std::string& where, const std::string& what) {
   absl::StatusOr<PasswordTable> table = ParsePasswordFile(text, "/etc/ringmq/pw");
   ASSERT_FALSE(table.ok()) << text;
   const std::string message(table.status().message());
@@ -50,17 +50,17 @@ void ExpectError(const std::string& text, const std::string& where, const std::s
 
 TEST(PasswordFileTest, EveryBadLineIsAnErrorWithFileAndLine) {
   const std::string good = "alice:" + kAliceHash + "\n";
-  ExpectError(good + "# ok\nbob\n", "3", "expected user:hash");
-  ExpectError(good + ":" + kAliceHash + "\n", "2", "user name is empty");
-  ExpectError("bad\xff:" + kAliceHash + "\n", "1", "UTF-8");
-  ExpectError(good + "bob:plaintext\n", "2", "password hash is not");
-  ExpectError(good + "bob:$5$abcd$abcd\n", "2", "unknown password hash type");
-  ExpectError(good + "bob:$1$abcd$abcd\n", "2", "unknown password hash type");
-  ExpectError(good + "bob:$7$0$ekdR1l5oJEluwkx4$abcd\n", "2", "iterations");
-  ExpectError(good + "bob:$7$101$@@@@$abcd\n", "2", "salt");
-  ExpectError(good + "bob:$7$101$ekdR1l5oJEluwkx4$abcd\n", "2", "hash is not base64 of 64");
-  ExpectError(good + "\n" + good, "3", "user 'alice' is listed twice");
-  ExpectError(std::string(70000, 'u') + ":" + kAliceHash, "1", "longer than 65535");
+  ExpectFileError(good + "# ok\nbob\n", "3", "expected user:hash");
+  ExpectFileError(good + ":" + kAliceHash + "\n", "2", "user name is empty");
+  ExpectFileError("bad\xff:" + kAliceHash + "\n", "1", "UTF-8");
+  ExpectFileError(good + "bob:plaintext\n", "2", "password hash is not");
+  ExpectFileError(good + "bob:$5$abcd$abcd\n", "2", "unknown password hash type");
+  ExpectFileError(good + "bob:$1$abcd$abcd\n", "2", "unknown password hash type");
+  ExpectFileError(good + "bob:$7$0$ekdR1l5oJEluwkx4$abcd\n", "2", "iterations");
+  ExpectFileError(good + "bob:$7$101$@@@@$abcd\n", "2", "salt");
+  ExpectFileError(good + "bob:$7$101$ekdR1l5oJEluwkx4$abcd\n", "2", "hash is not base64 of 64");
+  ExpectFileError(good + "\n" + good, "3", "user 'alice' is listed twice");
+  ExpectFileError(std::string(70000, 'u') + ":" + kAliceHash, "1", "longer than 65535");
 }
 
 }  // namespace

@@ -9,7 +9,7 @@
 namespace ringmq::config {
 namespace {
 
-std::string ErrorOf(const absl::Status& status) {
+std::string BridgeErrorOf(const absl::Status& status) {
   return status.ok() ? "ok" : std::string(status.message());
 }
 
@@ -88,25 +88,27 @@ topics = ["a/#"]
 
 TEST(BridgeOptionsTest, ErrorsNameFileLineAndKey) {
   Config config;
-  EXPECT_EQ(ErrorOf(ApplyToml("bridge = 1\n", "e.toml", config)),
+  EXPECT_EQ(BridgeErrorOf(ApplyToml("bridge = 1\n", "e.toml", config)),
             "e.toml:1: bridge: expected [[bridge]] tables (a TOML array of tables)");
-  EXPECT_EQ(ErrorOf(ApplyToml("[[bridge]]\nname = \"a\"\nport = 1\n", "e.toml", config)),
+  EXPECT_EQ(BridgeErrorOf(ApplyToml("[[bridge]]\nname = \"a\"\nport = 1\n", "e.toml", config)),
             "e.toml:3: unknown key \"port\" in [[bridge]]");
-  EXPECT_EQ(ErrorOf(ApplyToml("[[bridge]]\nname = \"a\"\nkeepalive = -1\n", "e.toml", config)),
-            "e.toml:3: bridge.keepalive: expected an integer from 0 to 65535");
   EXPECT_EQ(
-      ErrorOf(ApplyToml("[[bridge]]\nname = \"a\"\ntopics = [\"x out 3\"]\n", "e.toml", config)),
-      "e.toml:3: bridge.topics: topics: \"x out 3\": the QoS is 0, 1 or 2");
-  EXPECT_EQ(ErrorOf(ApplyToml("[[bridge]]\nname = \"a\"\ntopics = [\"x/#\"]\n", "e.toml", config)),
-            "e.toml:1: [[bridge]] a: addresses: at least one host:port");
+      BridgeErrorOf(ApplyToml("[[bridge]]\nname = \"a\"\nkeepalive = -1\n", "e.toml", config)),
+      "e.toml:3: bridge.keepalive: expected an integer from 0 to 65535");
+  EXPECT_EQ(BridgeErrorOf(
+                ApplyToml("[[bridge]]\nname = \"a\"\ntopics = [\"x out 3\"]\n", "e.toml", config)),
+            "e.toml:3: bridge.topics: topics: \"x out 3\": the QoS is 0, 1 or 2");
   EXPECT_EQ(
-      ErrorOf(ApplyToml("[[bridge]]\nname = \"a\"\naddresses = [\"h\"]\ntopics = [\"x/#/y\"]\n",
-                        "e.toml", config)),
-      "e.toml:1: [[bridge]] a: topics[0]: \"x/#/y\" is not a valid topic filter");
+      BridgeErrorOf(ApplyToml("[[bridge]]\nname = \"a\"\ntopics = [\"x/#\"]\n", "e.toml", config)),
+      "e.toml:1: [[bridge]] a: addresses: at least one host:port");
+  EXPECT_EQ(BridgeErrorOf(
+                ApplyToml("[[bridge]]\nname = \"a\"\naddresses = [\"h\"]\ntopics = [\"x/#/y\"]\n",
+                          "e.toml", config)),
+            "e.toml:1: [[bridge]] a: topics[0]: \"x/#/y\" is not a valid topic filter");
   const std::string twice =
       "[[bridge]]\nname = \"a\"\naddresses = [\"h\"]\ntopics = [\"x\"]\n"
       "[[bridge]]\nname = \"a\"\naddresses = [\"h\"]\ntopics = [\"y\"]\n";
-  EXPECT_EQ(ErrorOf(ApplyToml(twice, "e.toml", config)),
+  EXPECT_EQ(BridgeErrorOf(ApplyToml(twice, "e.toml", config)),
             "e.toml:5: [[bridge]] a: the name is used twice");
   EXPECT_TRUE(config.bridges.empty());  // nothing applied from a file with errors
 }
@@ -125,13 +127,13 @@ TEST(BridgeOptionsTest, TlsKeys) {
   Config parsed;
   ASSERT_TRUE(ApplyToml(EffectiveToml(config), "effective", parsed).ok());
   EXPECT_EQ(parsed.bridges, config.bridges);
-  EXPECT_EQ(ErrorOf(ApplyToml("[[bridge]]\nname = \"t\"\naddresses = [\"h\"]\n"
-                              "topics = [\"x\"]\ncafile = \"/ca\"\ncertfile = \"/c\"\n",
-                              "t.toml", config)),
+  EXPECT_EQ(BridgeErrorOf(ApplyToml("[[bridge]]\nname = \"t\"\naddresses = [\"h\"]\n"
+                                    "topics = [\"x\"]\ncafile = \"/ca\"\ncertfile = \"/c\"\n",
+                                    "t.toml", config)),
             "t.toml:1: [[bridge]] t: certfile and keyfile go together (a client certificate)");
-  EXPECT_EQ(ErrorOf(ApplyToml("[[bridge]]\nname = \"t\"\naddresses = [\"h\"]\n"
-                              "topics = [\"x\"]\ninsecure = true\n",
-                              "t.toml", config)),
+  EXPECT_EQ(BridgeErrorOf(ApplyToml("[[bridge]]\nname = \"t\"\naddresses = [\"h\"]\n"
+                                    "topics = [\"x\"]\ninsecure = true\n",
+                                    "t.toml", config)),
             "t.toml:1: [[bridge]] t: certfile, keyfile and insecure need cafile (TLS is on with "
             "it)");
 }
@@ -143,7 +145,7 @@ TEST(BridgeOptionsTest, AtMostKMaxBridges) {
             "\"\naddresses = [\"h\"]\ntopics = [\"x\"]\n";
   }
   Config config;
-  EXPECT_NE(ErrorOf(ApplyToml(text, "m.toml", config)).find("at most 64 bridges"),
+  EXPECT_NE(BridgeErrorOf(ApplyToml(text, "m.toml", config)).find("at most 64 bridges"),
             std::string::npos);
 }
 
@@ -228,9 +230,9 @@ idle_timeout = 30
   ASSERT_TRUE(ApplyToml(EffectiveToml(config), "effective", parsed).ok());
   EXPECT_EQ(parsed.bridges, config.bridges);
   Config bad;
-  EXPECT_NE(ErrorOf(ApplyToml("[[bridge]]\nname = \"c\"\naddress = \"h\"\ntopics = [\"x\"]\n"
-                              "start_type = \"manual\"\n",
-                              "m.toml", bad))
+  EXPECT_NE(BridgeErrorOf(ApplyToml("[[bridge]]\nname = \"c\"\naddress = \"h\"\ntopics = [\"x\"]\n"
+                                    "start_type = \"manual\"\n",
+                                    "m.toml", bad))
                 .find("start_type"),
             std::string::npos);
 }

@@ -41,7 +41,7 @@ Bytes UserProperty(std::string_view name, std::string_view value) {
 }
 
 // One packet of every type, with properties wherever the type has them.
-std::vector<Packet> SamplePackets() {
+std::vector<Packet> SamplePackets5() {
   std::vector<Packet> packets;
   Connect connect;
   connect.protocol_level = 5;
@@ -136,7 +136,7 @@ std::vector<Packet> SamplePackets() {
 
 TEST(Mqtt5Packets, EveryTypeRoundTripsAndSplitsAtEveryByte) {
   std::array<bool, 16> seen{};
-  for (const Packet& packet : SamplePackets()) {
+  for (const Packet& packet : SamplePackets5()) {
     SCOPED_TRACE(std::string(NameOf(TypeOf(packet))));
     seen[static_cast<size_t>(TypeOf(packet))] = true;
     const Bytes bytes = test::Encoded(packet, k5);
@@ -165,7 +165,7 @@ TEST(Mqtt5Packets, EveryTypeRoundTripsAndSplitsAtEveryByte) {
 }
 
 TEST(Mqtt5Packets, DecodedConnectExposesPropertiesAndWillProperties) {
-  const Packet packet = SamplePackets()[0];
+  const Packet packet = SamplePackets5()[0];
   const Result<Packet> decoded = test::DecodeKept(test::Encoded(packet, k5), k5);
   ASSERT_TRUE(decoded.ok());
   const Connect& connect = std::get<Connect>(decoded.value());
@@ -183,7 +183,7 @@ TEST(Mqtt5Packets, DecodedConnectExposesPropertiesAndWillProperties) {
 }
 
 TEST(Mqtt5Packets, SubscriptionOptionsDecoded_3_8_3_1) {
-  const Result<Packet> decoded = test::DecodeKept(test::Encoded(SamplePackets()[11], k5), k5);
+  const Result<Packet> decoded = test::DecodeKept(test::Encoded(SamplePackets5()[11], k5), k5);
   ASSERT_TRUE(decoded.ok());
   const Subscribe& subscribe = std::get<Subscribe>(decoded.value());
   std::vector<TopicRequest> requests(subscribe.topics.begin(), subscribe.topics.end());

@@ -26,7 +26,7 @@ namespace {
 using Bytes = std::vector<uint8_t>;
 using State = Connection::State;
 
-constexpr uint64_t kStartMs = 1'000;
+constexpr uint64_t kAuthStartMs = 1'000;
 constexpr std::string_view kMethod = "SCRAM-SHA-256";
 constexpr std::string_view kClientFirst = "n,,n=user,r=rOprNGfwEbeRWgbNEkqO";
 constexpr std::string_view kServerFirst =
@@ -46,7 +46,7 @@ Bytes AuthProperties(std::string_view method, std::string_view data) {
   return block;
 }
 
-Bytes Encode5(const mqtt::Packet& packet) {
+Bytes EncodeAuth5(const mqtt::Packet& packet) {
   Bytes bytes(mqtt::EncodedSize(packet, mqtt::ProtocolLevel::kMqtt5));
   EXPECT_EQ(mqtt::Encode(packet, bytes, mqtt::ProtocolLevel::kMqtt5), bytes.size());
   return bytes;
@@ -59,16 +59,17 @@ Bytes Connect5(std::string_view client_id, std::string_view method, std::string_
   connect.keepalive_s = 60;
   connect.client_id = client_id;
   connect.properties = mqtt::Properties(properties);
-  return Encode5(connect);
+  return EncodeAuth5(connect);
 }
 
 Bytes Auth5(mqtt::ReasonCode reason, std::string_view method, std::string_view data) {
   const Bytes properties = AuthProperties(method, data);
-  return Encode5(mqtt::Auth{reason, mqtt::Properties(properties)});
+  return EncodeAuth5(mqtt::Auth{reason, mqtt::Properties(properties)});
 }
 
 Bytes Connack5(mqtt::ReasonCode reason, const Bytes& properties = {}) {
-  return Encode5(mqtt::Connack{.reason_code = reason, .properties = mqtt::Properties(properties)});
+  return EncodeAuth5(
+      mqtt::Connack{.reason_code = reason, .properties = mqtt::Properties(properties)});
 }
 
 class RecordingSink : public PacketSink {
@@ -105,7 +106,7 @@ class ConnectionAuthTest : public ::testing::Test {
     context_.sink = &sink_;
     context_.auth_methods = &methods_;
     context_.policy.auth_methods = &methods_;
-    connection_.Open(/*fd=*/7, kStartMs);
+    connection_.Open(/*fd=*/7, kAuthStartMs);
   }
 
   Bytes Drain() {
@@ -143,10 +144,10 @@ TEST_F(ConnectionAuthTest, Rfc7677ExchangeAtEverySplitPoint) {
       Auth5(mqtt::ReasonCode::kContinueAuthentication, kMethod, kServerFirst);
   for (size_t split = 1; split < stream.size(); ++split) {
     SCOPED_TRACE(split);
-    connection_.Open(7, kStartMs);
+    connection_.Open(7, kAuthStartMs);
     sink_.users.clear();
-    connection_.OnReceive(std::span(stream).first(split), kStartMs, context_);
-    connection_.OnReceive(std::span(stream).subspan(split), kStartMs, context_);
+    connection_.OnReceive(std::span(stream).first(split), kAuthStartMs, context_);
+    connection_.OnReceive(std::span(stream).subspan(split), kAuthStartMs, context_);
     // The AUTH with the server-first message, then a CONNACK 0x00 that carries the method and
     // the server-final message (5.0:MQTT-4.12.0-5) beside the broker's limits.
     const Bytes sent = Drain();
@@ -168,7 +169,7 @@ TEST_F(ConnectionAuthTest, Rfc7677ExchangeAtEverySplitPoint) {
     EXPECT_EQ(values.authentication_data, std::optional<std::string_view>(kServerFinal));
     EXPECT_EQ(connection_.state(), State::kOpen);
     EXPECT_EQ(sink_.users, std::vector<std::string>{"user"});  // the proven user for the ACL
-    connection_.RequestClose(kStartMs);
+    connection_.RequestClose(kAuthStartMs);
     connection_.OnClosed(context_);
   }
   EXPECT_EQ(Accepted(), stream.size() - 1);
@@ -177,13 +178,13 @@ TEST_F(ConnectionAuthTest, Rfc7677ExchangeAtEverySplitPoint) {
 }
 
 TEST_F(ConnectionAuthTest, WrongProofGetsConnack0x86AndReleasesTheSlot) {
-  connection_.OnReceive(Connect5("c1", kMethod, kClientFirst), kStartMs, context_);
+  connection_.OnReceive(Connect5("c1", kMethod, kClientFirst), kAuthStartMs, context_);
   EXPECT_EQ(connection_.state(), State::kAuthenticating);
   EXPECT_EQ(connected_clients_.load(), 1u);  // an exchange holds a connected-client slot
   std::string wrong(kClientFinal);
   wrong[wrong.size() - 3] = wrong[wrong.size() - 3] == 'A' ? 'B' : 'A';
-  connection_.OnReceive(Auth5(mqtt::ReasonCode::kContinueAuthentication, kMethod, wrong), kStartMs,
-                        context_);
+  connection_.OnReceive(Auth5(mqtt::ReasonCode::kContinueAuthentication, kMethod, wrong),
+                        kAuthStartMs, context_);
   Bytes expected = Auth5(mqtt::ReasonCode::kContinueAuthentication, kMethod, kServerFirst);
   const Bytes connack = Connack5(mqtt::ReasonCode::kBadUserNameOrPassword);
   expected.insert(expected.end(), connack.begin(), connack.end());
@@ -198,7 +199,7 @@ TEST_F(ConnectionAuthTest, WrongProofGetsConnack0x86AndReleasesTheSlot) {
 }
 
 TEST_F(ConnectionAuthTest, UnknownMethodGetsConnack0x8C) {
-  connection_.OnReceive(Connect5("c1", "SCRAM-SHA-1", kClientFirst), kStartMs, context_);
+  connection_.OnReceive(Connect5("c1", "SCRAM-SHA-1", kClientFirst), kAuthStartMs, context_);
   // Refused by admission (5.0:MQTT-4.12.0-1): its static CONNACK, counted by reason.
   const std::span<const uint8_t> refusal =
       connect::ConnackBytes5(connect::Reason::kBadAuthenticationMethod);
@@ -209,25 +210,25 @@ TEST_F(ConnectionAuthTest, UnknownMethodGetsConnack0x8C) {
   EXPECT_EQ(unknown.Load(), 1u);
   context_.auth_methods = nullptr;  // no method offered at all: the same answer
   context_.policy.auth_methods = nullptr;
-  connection_.Open(7, kStartMs);
-  connection_.OnReceive(Connect5("c1", kMethod, kClientFirst), kStartMs, context_);
+  connection_.Open(7, kAuthStartMs);
+  connection_.OnReceive(Connect5("c1", kMethod, kClientFirst), kAuthStartMs, context_);
   EXPECT_EQ(Drain(), Bytes(refusal.begin(), refusal.end()));
   EXPECT_EQ(unknown.Load(), 2u);
 }
 
 TEST_F(ConnectionAuthTest, ExchangeMustEndWithinConnectTimeout) {
   context_.connect_timeout_ms = 500;
-  connection_.OnReceive(Connect5("c1", kMethod, kClientFirst), kStartMs + 100, context_);
+  connection_.OnReceive(Connect5("c1", kMethod, kClientFirst), kAuthStartMs + 100, context_);
   ASSERT_EQ(connection_.state(), State::kAuthenticating);
-  EXPECT_EQ(connection_.DeadlineMs(), kStartMs + 600);
-  connection_.OnDeadline(kStartMs + 600, context_);
+  EXPECT_EQ(connection_.DeadlineMs(), kAuthStartMs + 600);
+  connection_.OnDeadline(kAuthStartMs + 600, context_);
   EXPECT_EQ(connection_.state(), State::kClosing);
   EXPECT_EQ(counters_.connect_timeout.Load(), 1u);
 }
 
 TEST_F(ConnectionAuthTest, PacketOtherThanAuthBeforeConnackIsAProtocolError) {
-  connection_.OnReceive(Connect5("c1", kMethod, kClientFirst), kStartMs, context_);
-  connection_.OnReceive(Bytes{0xC0, 0x00}, kStartMs, context_);  // PINGREQ
+  connection_.OnReceive(Connect5("c1", kMethod, kClientFirst), kAuthStartMs, context_);
+  connection_.OnReceive(Bytes{0xC0, 0x00}, kAuthStartMs, context_);  // PINGREQ
   Bytes expected = Auth5(mqtt::ReasonCode::kContinueAuthentication, kMethod, kServerFirst);
   const Bytes connack = Connack5(mqtt::ReasonCode::kProtocolError);
   expected.insert(expected.end(), connack.begin(), connack.end());
@@ -241,7 +242,7 @@ TEST_F(ConnectionAuthTest, ExchangeRunsOnTheClientIdsHomeShard) {
   while (connect::HomeShard(client_id, 2) == 0) client_id += "a";
   context_.shard_index = 0;
   const Bytes connect = Connect5(client_id, kMethod, kClientFirst);
-  connection_.OnReceive(connect, kStartMs, context_);
+  connection_.OnReceive(connect, kAuthStartMs, context_);
   ASSERT_EQ(connection_.state(), State::kHandoff);
   EXPECT_TRUE(connection_.NextSend().empty());  // nothing answered before the move
   const std::vector<uint8_t> moved = connection_.TakeHandoffBytes();
@@ -251,15 +252,15 @@ TEST_F(ConnectionAuthTest, ExchangeRunsOnTheClientIdsHomeShard) {
   // The home shard adopts the socket and runs the exchange.
   context_.shard_index = 1;
   Connection adopted;
-  adopted.Adopt(7, kStartMs);
-  adopted.OnReceive(moved, kStartMs, context_);
+  adopted.Adopt(7, kAuthStartMs);
+  adopted.OnReceive(moved, kAuthStartMs, context_);
   EXPECT_EQ(adopted.state(), State::kAuthenticating);
   adopted.OnReceive(Auth5(mqtt::ReasonCode::kContinueAuthentication, kMethod, kClientFinal),
-                    kStartMs, context_);
+                    kAuthStartMs, context_);
   EXPECT_EQ(adopted.state(), State::kOpen);
   EXPECT_EQ(Accepted(), 1u);
   EXPECT_EQ(connected_clients_.load(), 1u);  // the adopter holds the first shard's slot
-  adopted.RequestClose(kStartMs);
+  adopted.RequestClose(kAuthStartMs);
   adopted.OnClosed(context_);
   EXPECT_EQ(connected_clients_.load(), 0u);
 }

@@ -154,7 +154,7 @@ TEST(TransportTest, BytesALayerPassedUpBeforeItClosedReachTheTop) {
 
 // --- Connection over a transport -------------------------------------------------------------
 
-constexpr int kFd = 9;
+constexpr int kTransportFd = 9;
 
 class ServingSink final : public PacketSink {
  public:
@@ -173,7 +173,7 @@ class TransportConnectionTest : public ::testing::Test {
     context_.shutting_down = &shutting_down_;
     context_.counters = &counters_;
     context_.sink = &sink_;
-    connection_.Open(kFd, 1'000);
+    connection_.Open(kTransportFd, 1'000);
     connection_.SetTransport(TwoLayers(), context_);
   }
   Bytes Drain() {
@@ -313,7 +313,7 @@ TEST(TransportConnectionBoundTest, LayerAnswersToAPeerThatDoesNotReadAreBounded)
   context.counters = &counters;
   context.sink = &sink;
   Connection connection;
-  connection.Open(kFd, 1'000);
+  connection.Open(kTransportFd, 1'000);
   std::vector<std::unique_ptr<TransportLayer>> layers;
   layers.push_back(std::make_unique<PongLayer>());
   connection.SetTransport(std::make_unique<Transport>(std::move(layers)), context);

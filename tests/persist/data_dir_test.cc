@@ -27,6 +27,9 @@
 
 namespace ringmq::persist {
 namespace {
+// Its own namespace: its record builders (Session, Message, Retain, ...) and kPayload have
+// the names of state_test.cc's, and the unity build may compile both files as one.
+namespace data_dir {
 
 namespace fs = std::filesystem;
 
@@ -670,5 +673,6 @@ TEST_F(DataDirTest, RecoveryOfCreatedAndCommittedSegmentsRoundTrips) {
   EXPECT_EQ(state->sessions.count("zero"), 1u);
 }
 
+}  // namespace data_dir
 }  // namespace
 }  // namespace ringmq::persist

@@ -22,6 +22,9 @@
 
 namespace ringmq::persist {
 namespace {
+// Its own namespace: its record builders (Session, Message, Retain, ...) and kPayload have
+// the names of state_test.cc's, and the unity build may compile both files as one.
+namespace db_tool {
 
 const std::vector<uint8_t> kPayload = {'2', '1', '.', '5'};
 constexpr uint64_t kMid = (uint64_t{1} << 48) | 1;
@@ -350,5 +353,6 @@ TEST(DbToolFormatTest, LongQueuesListTheFirstDeliveriesAndCountAll) {
   EXPECT_NE(json.find("119]"), std::string::npos);  // JSON lists every inbound id
 }
 
+}  // namespace db_tool
 }  // namespace
 }  // namespace ringmq::persist

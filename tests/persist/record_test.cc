@@ -107,7 +107,7 @@ std::vector<Record> EveryType() {
   return records;
 }
 
-Bytes Segment(const std::vector<Record>& records, std::vector<size_t>* starts = nullptr) {
+Bytes SegmentBytes(const std::vector<Record>& records, std::vector<size_t>* starts = nullptr) {
   ByteBuffer out;
   AppendSegmentHeader(out, SegmentHeader{kFormatVersion, 3, 17, 2});
   for (const Record& record : records) {
@@ -163,7 +163,7 @@ ReadAll Read(const Bytes& file) {
 TEST(RecordTest, EveryTypeRoundTripsWithEveryField) {
   const std::vector<Record> records = EveryType();
   ASSERT_EQ(records.size(), 18u);  // one per RecordType
-  const Bytes file = Segment(records);
+  const Bytes file = SegmentBytes(records);
   SegmentReader reader(file);
   const std::optional<SegmentHeader> header = reader.ReadHeader();
   ASSERT_TRUE(header.has_value()) << reader.error();
@@ -191,7 +191,7 @@ TEST(RecordTest, FieldsOutsideTheTypeAreNotWrittenAndReadAsZero) {
   record.mid = 99;  // not a kPuback field
   record.text = kTopic;
   EXPECT_EQ(RecordSize(record), kRecordHeaderBytes + 8 + 2);
-  const ReadAll read = Read(Segment({record}));
+  const ReadAll read = Read(SegmentBytes({record}));
   ASSERT_EQ(read.records.size(), 1u);
   EXPECT_EQ(read.records[0].mid, 0u);
   EXPECT_TRUE(read.records[0].text.empty());
@@ -213,7 +213,7 @@ TEST(RecordTest, LongestStringsAndEmptyBlocksRoundTrip) {
   retain.payload = {};  // a deletion
   Record empty_client;
   empty_client.type = RecordType::kSession;
-  const ReadAll read = Read(Segment({message, retain, empty_client}));
+  const ReadAll read = Read(SegmentBytes({message, retain, empty_client}));
   ASSERT_EQ(read.status, ReadStatus::kEnd) << read.error;
   ASSERT_EQ(read.records.size(), 3u);
   EXPECT_TRUE(SameRecord(read.records[0], message));
@@ -247,7 +247,7 @@ TEST(RecordTest, EncodingIsPinnedByteForByte) {
 TEST(RecordTest, EveryCutPointReadsTheCompleteRecordsThenATornTail) {
   std::vector<size_t> starts;
   const std::vector<Record> records = EveryType();
-  const Bytes file = Segment(records, &starts);
+  const Bytes file = SegmentBytes(records, &starts);
   starts.push_back(file.size());
   for (size_t cut = kSegmentHeaderBytes; cut <= file.size(); ++cut) {
     const Bytes prefix(file.begin(), file.begin() + static_cast<ptrdiff_t>(cut));
@@ -274,7 +274,7 @@ TEST(RecordTest, EveryCutPointReadsTheCompleteRecordsThenATornTail) {
 }
 
 TEST(RecordTest, TornTailIsReportedAgainAndNeverPassed) {
-  Bytes file = Segment(EveryType());
+  Bytes file = SegmentBytes(EveryType());
   file.resize(file.size() - 1);
   SegmentReader reader(file);
   ASSERT_TRUE(reader.ReadHeader().has_value());
@@ -294,7 +294,7 @@ TEST(RecordTest, TornTailIsReportedAgainAndNeverPassed) {
 TEST(RecordTest, AFlippedBitInTheMiddleIsCorruption) {
   const std::vector<Record> records = EveryType();
   std::vector<size_t> starts;
-  const Bytes file = Segment(records, &starts);
+  const Bytes file = SegmentBytes(records, &starts);
   starts.push_back(file.size());
   for (size_t index = 0; index + 1 < records.size(); ++index) {
     for (size_t at = starts[index]; at < starts[index + 1]; ++at) {
@@ -332,7 +332,7 @@ TEST(RecordTest, AZeroFilledPageInsideTheLastWriteIsATornTail) {
     records.push_back(message);
   }
   std::vector<size_t> starts;
-  Bytes file = Segment(records, &starts);
+  Bytes file = SegmentBytes(records, &starts);
   ASSERT_GT(file.size(), 3 * 4096u);
   std::fill(file.begin() + 8192, file.begin() + 12288, 0);
   const size_t hit = static_cast<size_t>(
@@ -343,7 +343,7 @@ TEST(RecordTest, AZeroFilledPageInsideTheLastWriteIsATornTail) {
   EXPECT_EQ(read.offset, starts[hit]);
 
   // Zeros that do not fill an aligned page are not a hole: that is corruption.
-  Bytes partial = Segment(records, &starts);
+  Bytes partial = SegmentBytes(records, &starts);
   std::fill(partial.begin() + 8200, partial.begin() + 8300, 0);
   EXPECT_EQ(Read(partial).status, ReadStatus::kCorrupt);
 }
@@ -363,7 +363,7 @@ TEST(RecordTest, TheBlockHoldingTheSyncedEndMayKeepItsOldContents) {
     records.push_back(message);
   }
   std::vector<size_t> starts;
-  Bytes file = Segment(records, &starts);
+  Bytes file = SegmentBytes(records, &starts);
   // The synced end: the first record boundary inside the second block.
   const size_t synced = *std::upper_bound(starts.begin(), starts.end(), size_t{4096});
   ASSERT_LT(synced, 8192u);
@@ -410,7 +410,7 @@ TEST(RecordTest, ACrcValidRecordThatDoesNotDecodeIsCorrupt) {
   };
   for (const auto& c : cases) {
     for (bool last : {false, true}) {
-      Bytes file = Segment({});
+      Bytes file = SegmentBytes({});
       Append(file, good);
       Append(file, Frame(c.type, c.body));
       if (!last) Append(file, good);
@@ -424,7 +424,7 @@ TEST(RecordTest, ACrcValidRecordThatDoesNotDecodeIsCorrupt) {
 }
 
 TEST(RecordTest, ABodyLengthAboveTheMaximumIsCorrupt) {
-  Bytes file = Segment({});
+  Bytes file = SegmentBytes({});
   Bytes frame = {0, 0, 0, 0, 0, 0, 0, 0, 1};
   const uint32_t length = kMaxBodyBytes + 1;
   for (int i = 0; i < 4; ++i) frame[i] = static_cast<uint8_t>(length >> (8 * i));
@@ -440,13 +440,13 @@ TEST(RecordTest, ABodyLengthAboveTheMaximumIsCorrupt) {
 }
 
 TEST(RecordTest, AHeaderOnlySegmentEndsCleanly) {
-  const ReadAll read = Read(Segment({}));
+  const ReadAll read = Read(SegmentBytes({}));
   EXPECT_EQ(read.status, ReadStatus::kEnd);
   EXPECT_EQ(read.offset, kSegmentHeaderBytes);
 }
 
 TEST(RecordTest, HeaderOfAnotherVersionIsRefusedNamingIt) {
-  Bytes file = Segment(EveryType());
+  Bytes file = SegmentBytes(EveryType());
   file[8] = 2;
   SegmentReader reader(file);
   EXPECT_FALSE(reader.ReadHeader().has_value());
@@ -455,12 +455,12 @@ TEST(RecordTest, HeaderOfAnotherVersionIsRefusedNamingIt) {
 }
 
 TEST(RecordTest, HeaderWithoutTheMagicOrTooShortIsRefused) {
-  Bytes file = Segment({});
+  Bytes file = SegmentBytes({});
   file[0] = 'r';
   SegmentReader bad_magic(file);
   EXPECT_FALSE(bad_magic.ReadHeader().has_value());
   EXPECT_NE(bad_magic.error().find("magic"), std::string::npos);
-  const Bytes whole = Segment({});
+  const Bytes whole = SegmentBytes({});
   for (size_t size : {size_t{0}, size_t{8}, kSegmentHeaderBytes - 1}) {
     const Bytes short_file(whole.begin(), whole.begin() + static_cast<ptrdiff_t>(size));
     SegmentReader reader(short_file);

@@ -58,9 +58,9 @@ Record Unsubscribe(uint64_t sid, std::string_view filter) {
 }
 
 // The payload bytes outlive the records that point at them.
-const std::vector<uint8_t> kPayload = {'h', 'e', 'l', 'l', 'o'};
-const std::vector<uint8_t> kProperties = {0x01, 0x01};  // Payload Format Indicator 1
-const std::vector<uint8_t> kEmpty;
+const std::vector<uint8_t> kStatePayload = {'h', 'e', 'l', 'l', 'o'};
+const std::vector<uint8_t> kStateProperties = {0x01, 0x01};  // Payload Format Indicator 1
+const std::vector<uint8_t> kStateEmpty;
 
 Record Message(uint64_t mid, uint8_t qos = 2, std::string_view topic = "a/b", uint8_t flags = 0) {
   Record record;
@@ -70,8 +70,8 @@ Record Message(uint64_t mid, uint8_t qos = 2, std::string_view topic = "a/b", ui
   record.flags = flags;
   record.expiry_wall_ms = 1'900'000'000'000;
   record.text = topic;
-  record.properties = kProperties;
-  record.payload = kPayload;
+  record.properties = kStateProperties;
+  record.payload = kStatePayload;
   return record;
 }
 
@@ -109,7 +109,7 @@ Record Retain(uint64_t version, std::string_view topic, const std::vector<uint8_
   record.count = version;
   record.qos = qos;
   record.text = topic;
-  record.properties = kProperties;
+  record.properties = kStateProperties;
   record.payload = payload;
   return record;
 }
@@ -281,8 +281,8 @@ TEST_F(DurableStateTest, MessageIsKeptUntilEnqueuedAndSharedByDeliveries) {
   EXPECT_EQ(a.message->qos, 2);
   EXPECT_TRUE(a.message->retain);
   EXPECT_EQ(a.message->expiry_wall_ms, 1'900'000'000'000u);
-  EXPECT_EQ(a.message->payload, kPayload);
-  EXPECT_EQ(a.message->properties, kProperties);
+  EXPECT_EQ(a.message->payload, kStatePayload);
+  EXPECT_EQ(a.message->properties, kStateProperties);
   EXPECT_EQ(a.qos, 2);
   EXPECT_TRUE(a.retain);
   EXPECT_EQ(b.qos, 1);
@@ -474,8 +474,8 @@ TEST_F(DurableStateTest, RetainKeepsTheHigherVersionPerTopic) {
   EXPECT_EQ(r.message.qos, 2);
   EXPECT_TRUE(r.message.retain);
   EXPECT_EQ(r.message.topic, "r/1");
-  EXPECT_EQ(r.message.properties, kProperties);
-  MustApply(Retain(8, "r/1", kEmpty));  // a deletion is kept as one until MoveInto
+  EXPECT_EQ(r.message.properties, kStateProperties);
+  MustApply(Retain(8, "r/1", kStateEmpty));  // a deletion is kept as one until MoveInto
   EXPECT_EQ(state_.retained().at("r/1").version, 8u);
   EXPECT_TRUE(state_.retained().at("r/1").message.payload.empty());
   MustRefuse(Retain(9, "r/1", new_value, 3), "QoS 3");
@@ -488,8 +488,8 @@ TEST(DurableStateMoveTest, RetainedVersionsFromTwoStatesNewestWinsAndDeletionsDr
   DurableState shard0;
   DurableState shard1;
   ASSERT_TRUE(shard0.Apply(Retain(10, "t/deleted-later", value_a)));
-  ASSERT_TRUE(shard1.Apply(Retain(12, "t/deleted-later", kEmpty)));  // newer deletion wins
-  ASSERT_TRUE(shard0.Apply(Retain(20, "t/set-later", kEmpty)));
+  ASSERT_TRUE(shard1.Apply(Retain(12, "t/deleted-later", kStateEmpty)));  // newer deletion wins
+  ASSERT_TRUE(shard0.Apply(Retain(20, "t/set-later", kStateEmpty)));
   ASSERT_TRUE(shard1.Apply(Retain(21, "t/set-later", value_b)));  // newer value wins
   ASSERT_TRUE(shard0.Apply(Retain(31, "t/older-elsewhere", value_a)));
   ASSERT_TRUE(shard1.Apply(Retain(30, "t/older-elsewhere", value_b)));
@@ -551,7 +551,7 @@ TEST(DurableStateMoveTest, SessionsAreKeyedByClientIdAndKeepTheirMessages) {
   const StoredDelivery& b = out.sessions.at("beta").deliveries.at(0);
   ASSERT_NE(a.message, nullptr);
   EXPECT_EQ(a.message, b.message);
-  EXPECT_EQ(a.message->payload, kPayload);
+  EXPECT_EQ(a.message->payload, kStatePayload);
   EXPECT_EQ(out.duplicate_sessions, 0u);
 }
 

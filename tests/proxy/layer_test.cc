@@ -26,8 +26,8 @@ namespace {
 using Bytes = std::vector<uint8_t>;
 using Result = net::TransportLayer::Result;
 
-Bytes B(std::string_view text) { return Bytes(text.begin(), text.end()); }
-Bytes Cat(Bytes a, const Bytes& b) {
+Bytes Raw(std::string_view text) { return Bytes(text.begin(), text.end()); }
+Bytes Joined(Bytes a, const Bytes& b) {
   a.insert(a.end(), b.begin(), b.end());
   return a;
 }
@@ -47,10 +47,10 @@ Bytes Connect(std::string client_id) {
 
 Bytes V2Tcp4(const Bytes& tlvs = {}) {
   Bytes out(std::begin(kV2Signature), std::end(kV2Signature));
-  const Bytes block = Cat({203, 0, 113, 9, 192, 0, 2, 1, 0xC3, 0x50, 0x07, 0x5B}, tlvs);
+  const Bytes block = Joined({203, 0, 113, 9, 192, 0, 2, 1, 0xC3, 0x50, 0x07, 0x5B}, tlvs);
   out.insert(out.end(), {0x21, 0x11, static_cast<uint8_t>(block.size() >> 8),
                          static_cast<uint8_t>(block.size())});
-  return Cat(out, block);
+  return Joined(out, block);
 }
 
 std::string SourceName(const net::PeerInfo& peer) {
@@ -74,7 +74,7 @@ class ProxyLayerTest : public ::testing::Test {
 
 TEST_F(ProxyLayerTest, HeaderAndConnectInOneReceive) {
   const Bytes connect = Connect("a");
-  EXPECT_EQ(Feed(Cat(B("PROXY TCP4 10.9.8.7 10.0.0.1 40000 1883\r\n"), connect)), Result::kOk);
+  EXPECT_EQ(Feed(Joined(Raw("PROXY TCP4 10.9.8.7 10.0.0.1 40000 1883\r\n"), connect)), Result::kOk);
   EXPECT_TRUE(layer_.open());
   EXPECT_EQ(Of(up_), connect);
   EXPECT_TRUE(down_.empty());
@@ -85,8 +85,8 @@ TEST_F(ProxyLayerTest, HeaderAndConnectInOneReceive) {
 
 TEST_F(ProxyLayerTest, ByteAtATimeThenEverythingPassesUpUnchanged) {
   const Bytes header = V2Tcp4();
-  const Bytes after = Cat(Connect("b"), Bytes{0xC0, 0x00});
-  const Bytes wire = Cat(header, after);
+  const Bytes after = Joined(Connect("b"), Bytes{0xC0, 0x00});
+  const Bytes wire = Joined(header, after);
   for (size_t i = 0; i < wire.size(); ++i) {
     ASSERT_EQ(Feed(Bytes{wire[i]}), Result::kOk) << i;
     EXPECT_EQ(layer_.open(), i + 1 >= header.size()) << i;
@@ -101,8 +101,8 @@ TEST_F(ProxyLayerTest, ByteAtATimeThenEverythingPassesUpUnchanged) {
   EXPECT_EQ(layer_.memory_bytes(), 0u);  // the header's buffer is released once open
   // Send is a pass-through.
   ByteBuffer down;
-  layer_.Send(B("CONNACK"), down);
-  EXPECT_EQ(Of(down), B("CONNACK"));
+  layer_.Send(Raw("CONNACK"), down);
+  EXPECT_EQ(Of(down), Raw("CONNACK"));
 }
 
 TEST_F(ProxyLayerTest, HeaderSplitWithDataInTheLastPiece) {
@@ -112,12 +112,12 @@ TEST_F(ProxyLayerTest, HeaderSplitWithDataInTheLastPiece) {
   EXPECT_FALSE(layer_.open());
   // A large last piece: more than the parser could want, so the layer must not buffer it all.
   Bytes rest(header.begin() + 20, header.end());
-  rest = Cat(rest, connect);
+  rest = Joined(rest, connect);
   const Bytes filler(3 * kMaxHeaderBytes, 0x42);
-  rest = Cat(rest, filler);
+  rest = Joined(rest, filler);
   EXPECT_EQ(Feed(rest), Result::kOk);
   EXPECT_TRUE(layer_.open());
-  EXPECT_EQ(Of(up_), Cat(connect, filler));
+  EXPECT_EQ(Of(up_), Joined(connect, filler));
 }
 
 TEST_F(ProxyLayerTest, PlainMqttIsRefusedWithoutAReplyAndCounted) {
@@ -126,7 +126,7 @@ TEST_F(ProxyLayerTest, PlainMqttIsRefusedWithoutAReplyAndCounted) {
   EXPECT_TRUE(down_.empty());
   EXPECT_FALSE(peer_.source.has_value());
   EXPECT_EQ(counters_.proxy_refused_missing.Load(), 1u);
-  EXPECT_EQ(Feed(B("PROXY UNKNOWN\r\n")), Result::kClose);  // refused stays refused
+  EXPECT_EQ(Feed(Raw("PROXY UNKNOWN\r\n")), Result::kClose);  // refused stays refused
   EXPECT_EQ(counters_.proxy_refused_missing.Load(), 1u);
   EXPECT_EQ(layer_.memory_bytes(), 0u);
 }
@@ -143,13 +143,13 @@ TEST_F(ProxyLayerTest, EachRefusalIsCountedByCause) {
   Bytes version_3 = V2Tcp4();
   version_3[12] = 0x31;
   const Case cases[] = {
-      {ProxyProtocol::kV1, B("PROXY TCP4 1.2.3.4 5.6.7.8 01 2\r\n"),
+      {ProxyProtocol::kV1, Raw("PROXY TCP4 1.2.3.4 5.6.7.8 01 2\r\n"),
        &counters.proxy_refused_malformed_v1},
       {ProxyProtocol::kV2, version_3, &counters.proxy_refused_malformed_v2},
       {ProxyProtocol::kV1, V2Tcp4(), &counters.proxy_refused_unsupported},
-      {ProxyProtocol::kV2, B("PROXY UNKNOWN\r\n"), &counters.proxy_refused_unsupported},
+      {ProxyProtocol::kV2, Raw("PROXY UNKNOWN\r\n"), &counters.proxy_refused_unsupported},
       {ProxyProtocol::kAny, too_large, &counters.proxy_refused_too_large},
-      {ProxyProtocol::kAny, B("GET / HTTP/1.1\r\n"), &counters.proxy_refused_missing},
+      {ProxyProtocol::kAny, Raw("GET / HTTP/1.1\r\n"), &counters.proxy_refused_missing},
   };
   uint64_t expected_total = 0;
   for (const Case& c : cases) {
@@ -171,7 +171,7 @@ TEST_F(ProxyLayerTest, EachRefusalIsCountedByCause) {
 }
 
 TEST_F(ProxyLayerTest, LocalAndUnknownKeepTheSocketAddress) {
-  EXPECT_EQ(Feed(B("PROXY UNKNOWN\r\n")), Result::kOk);
+  EXPECT_EQ(Feed(Raw("PROXY UNKNOWN\r\n")), Result::kOk);
   EXPECT_TRUE(layer_.open());
   EXPECT_FALSE(peer_.source.has_value());
   EXPECT_EQ(counters_.proxy_header_local.Load(), 1u);
@@ -186,7 +186,7 @@ TEST_F(ProxyLayerTest, TheProxysTlsTlvDescribesTheConnectionButIsNoIdentity) {
     ssl.insert(ssl.end(), text.begin(), text.end());
   }
   Bytes tlv = {0x20, 0, static_cast<uint8_t>(ssl.size())};
-  EXPECT_EQ(Feed(V2Tcp4(Cat(tlv, ssl))), Result::kOk);
+  EXPECT_EQ(Feed(V2Tcp4(Joined(tlv, ssl))), Result::kOk);
   EXPECT_EQ(peer_.tls_description,
             "TLSv1.3 TLS_AES_128_GCM_SHA256 (at the proxy, client certificate CN=device-17 "
             "verified)");
@@ -194,7 +194,7 @@ TEST_F(ProxyLayerTest, TheProxysTlsTlvDescribesTheConnectionButIsNoIdentity) {
 }
 
 TEST_F(ProxyLayerTest, OpenTimeoutIsCounted) {
-  EXPECT_EQ(Feed(B("PROXY TCP4 1.2")), Result::kOk);
+  EXPECT_EQ(Feed(Raw("PROXY TCP4 1.2")), Result::kOk);
   layer_.CountTimeout(counters_);
   EXPECT_EQ(counters_.proxy_timeout.Load(), 1u);
 }
@@ -210,11 +210,11 @@ TEST(ProxyListenerTest, TheFactoryPutsTheLayerAtTheBottom) {
   std::unique_ptr<net::Transport> transport = (*factory)->Make();
   metrics::ShardCounters counters;
   ByteBuffer app;
-  EXPECT_EQ(
-      transport->Receive(Cat(B("PROXY TCP4 10.1.1.1 10.0.0.1 5 6\r\n"), B("mqtt")), app, counters),
-      Result::kOk);
+  EXPECT_EQ(transport->Receive(Joined(Raw("PROXY TCP4 10.1.1.1 10.0.0.1 5 6\r\n"), Raw("mqtt")),
+                               app, counters),
+            Result::kOk);
   EXPECT_TRUE(transport->open());
-  EXPECT_EQ(Of(app), B("mqtt"));
+  EXPECT_EQ(Of(app), Raw("mqtt"));
   listener.proxy_protocol = ProxyProtocol::kOff;
   factory = listener::MakeTransportFactory(listener, 1 << 20);
   ASSERT_TRUE(factory.ok());
@@ -282,21 +282,21 @@ TEST_F(ProxyConnectionTest, PerAddressLimitsSeeTheHeadersAddressNotTheProxys) {
   auto second = Accept();
   auto third = Accept();
   EXPECT_EQ(Count("127.0.0.1"), 3u);
-  first->OnReceive(Cat(B("PROXY TCP4 10.0.0.2 10.0.0.1 40000 1883\r\n"), Connect("first")), kNowMs,
-                   context_);
+  first->OnReceive(Joined(Raw("PROXY TCP4 10.0.0.2 10.0.0.1 40000 1883\r\n"), Connect("first")),
+                   kNowMs, context_);
   EXPECT_EQ(first->state(), net::Connection::State::kOpen);
   EXPECT_EQ(first->PeerName(), "10.0.0.2:40000");  // what its log lines say
   EXPECT_EQ(Count("127.0.0.1"), 2u);
   EXPECT_EQ(Count("10.0.0.2"), 1u);
   // The same client address again: over max_connections_per_address = 1.
-  second->OnReceive(Cat(B("PROXY TCP4 10.0.0.2 10.0.0.1 40001 1883\r\n"), Connect("second")),
+  second->OnReceive(Joined(Raw("PROXY TCP4 10.0.0.2 10.0.0.1 40001 1883\r\n"), Connect("second")),
                     kNowMs, context_);
   EXPECT_EQ(second->state(), net::Connection::State::kClosing);
   EXPECT_EQ(counters_.connect[static_cast<size_t>(connect::Reason::kAddressConnectionLimit)].Load(),
             1u);
   // Another client address behind the same proxy.
-  third->OnReceive(Cat(B("PROXY TCP4 10.0.0.3 10.0.0.1 40002 1883\r\n"), Connect("third")), kNowMs,
-                   context_);
+  third->OnReceive(Joined(Raw("PROXY TCP4 10.0.0.3 10.0.0.1 40002 1883\r\n"), Connect("third")),
+                   kNowMs, context_);
   EXPECT_EQ(third->state(), net::Connection::State::kOpen);
   EXPECT_EQ(Count("127.0.0.1"), 0u);
   EXPECT_EQ(counters_.proxy_header_v1.Load(), 3u);
@@ -304,7 +304,7 @@ TEST_F(ProxyConnectionTest, PerAddressLimitsSeeTheHeadersAddressNotTheProxys) {
 
 TEST_F(ProxyConnectionTest, ConnectTimeoutWithoutAHeaderCountsAProxyTimeout) {
   auto connection = Accept();
-  connection->OnReceive(B("PROXY TCP4 10.0"), kNowMs, context_);
+  connection->OnReceive(Raw("PROXY TCP4 10.0"), kNowMs, context_);
   ASSERT_EQ(connection->state(), net::Connection::State::kAwaitConnect);
   connection->OnDeadline(connection->DeadlineMs(), context_);
   EXPECT_EQ(connection->state(), net::Connection::State::kClosing);
@@ -312,7 +312,7 @@ TEST_F(ProxyConnectionTest, ConnectTimeoutWithoutAHeaderCountsAProxyTimeout) {
   EXPECT_EQ(counters_.connect_timeout.Load(), 1u);
   // With the header in, a missing CONNECT is no PROXY timeout.
   auto late = Accept();
-  late->OnReceive(B("PROXY UNKNOWN\r\n"), kNowMs, context_);
+  late->OnReceive(Raw("PROXY UNKNOWN\r\n"), kNowMs, context_);
   late->OnDeadline(late->DeadlineMs(), context_);
   EXPECT_EQ(counters_.proxy_timeout.Load(), 1u);
   EXPECT_EQ(counters_.connect_timeout.Load(), 2u);

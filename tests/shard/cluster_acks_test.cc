@@ -12,14 +12,14 @@
 namespace ringmq::shard {
 namespace {
 
-using Slot = RemoteInterest::Slot;
-using Result = RemoteInterest::Result;
+using InterestSlot = RemoteInterest::Slot;
+using InterestResult = RemoteInterest::Result;
 
 std::vector<std::string> Matching(const RemoteInterest& table, std::string_view subject) {
-  std::vector<Slot> slots;
+  std::vector<InterestSlot> slots;
   table.Match(subject, slots);
   std::vector<std::string> names;
-  for (const Slot slot : slots) names.emplace_back(table.name(slot));
+  for (const InterestSlot slot : slots) names.emplace_back(table.name(slot));
   std::sort(names.begin(), names.end());
   return names;
 }
@@ -29,9 +29,9 @@ using Names = std::vector<std::string>;
 TEST(RemoteInterestTest, MatchesNatsWildcardsAcrossLinks) {
   ClusterAckOptions options;
   RemoteInterest table(options);
-  EXPECT_EQ(table.Apply("n1.0", 'S', 1, "+a.>\n+a\n", 0), Result::kApplied);
-  EXPECT_EQ(table.Apply("n2.0", 'S', 1, "+a.*.c\n+x.y", 0), Result::kApplied);
-  EXPECT_EQ(table.Apply("n3.1", 'S', 1, "+*\n", 0), Result::kApplied);
+  EXPECT_EQ(table.Apply("n1.0", 'S', 1, "+a.>\n+a\n", 0), InterestResult::kApplied);
+  EXPECT_EQ(table.Apply("n2.0", 'S', 1, "+a.*.c\n+x.y", 0), InterestResult::kApplied);
+  EXPECT_EQ(table.Apply("n3.1", 'S', 1, "+*\n", 0), InterestResult::kApplied);
   EXPECT_EQ(Matching(table, "a.b.c"), (Names{"n1.0", "n2.0"}));
   EXPECT_EQ(Matching(table, "a"), (Names{"n1.0", "n3.1"}));  // '>' needs one token or more
   EXPECT_EQ(Matching(table, "a.b"), (Names{"n1.0"}));
@@ -45,46 +45,47 @@ TEST(RemoteInterestTest, MatchesNatsWildcardsAcrossLinks) {
 TEST(RemoteInterestTest, DeltasInOrderAddAndRemove) {
   ClusterAckOptions options;
   RemoteInterest table(options);
-  ASSERT_EQ(table.Apply("n1.0", 'S', 4, "", 0), Result::kApplied);  // no interest yet
-  EXPECT_EQ(table.Apply("n1.0", 'D', 5, "+t.a\n+t.b\n", 0), Result::kApplied);
+  ASSERT_EQ(table.Apply("n1.0", 'S', 4, "", 0), InterestResult::kApplied);  // no interest yet
+  EXPECT_EQ(table.Apply("n1.0", 'D', 5, "+t.a\n+t.b\n", 0), InterestResult::kApplied);
   EXPECT_EQ(Matching(table, "t.a"), (Names{"n1.0"}));
-  EXPECT_EQ(table.Apply("n1.0", 'D', 6, "-t.a\n", 0), Result::kApplied);
+  EXPECT_EQ(table.Apply("n1.0", 'D', 6, "-t.a\n", 0), InterestResult::kApplied);
   EXPECT_EQ(Matching(table, "t.a"), Names{});
   EXPECT_EQ(Matching(table, "t.b"), (Names{"n1.0"}));
-  EXPECT_EQ(table.Apply("n1.0", 'H', 6, "", 0), Result::kApplied) << "heartbeat: last seq 6";
+  EXPECT_EQ(table.Apply("n1.0", 'H', 6, "", 0), InterestResult::kApplied)
+      << "heartbeat: last seq 6";
   EXPECT_EQ(table.entry_count(), 1u);
 }
 
 TEST(RemoteInterestTest, AGapKeepsAdditionsIgnoresRemovalsUntilTheSnapshot) {
   ClusterAckOptions options;
   RemoteInterest table(options);
-  ASSERT_EQ(table.Apply("n1.0", 'S', 1, "+t.a\n", 0), Result::kApplied);
+  ASSERT_EQ(table.Apply("n1.0", 'S', 1, "+t.a\n", 0), InterestResult::kApplied);
   // Sequence 2 was lost: 3 is a gap. Its addition is kept (more acks asked is safe), its
   // removal is not (fewer would lose messages) until a snapshot says what holds.
-  EXPECT_EQ(table.Apply("n1.0", 'D', 3, "+t.b\n-t.a\n", 0), Result::kGap);
+  EXPECT_EQ(table.Apply("n1.0", 'D', 3, "+t.b\n-t.a\n", 0), InterestResult::kGap);
   EXPECT_EQ(Matching(table, "t.a"), (Names{"n1.0"}));
   EXPECT_EQ(Matching(table, "t.b"), (Names{"n1.0"}));
   // Still out of sync: the next delta is a gap too, whatever its number.
-  EXPECT_EQ(table.Apply("n1.0", 'D', 4, "-t.b\n", 0), Result::kGap);
+  EXPECT_EQ(table.Apply("n1.0", 'D', 4, "-t.b\n", 0), InterestResult::kGap);
   EXPECT_EQ(Matching(table, "t.b"), (Names{"n1.0"}));
   // The snapshot replaces everything, in two parts.
-  EXPECT_EQ(table.Apply("n1.0", 'S', 5, "+t.c\n", 0), Result::kApplied);
-  EXPECT_EQ(table.Apply("n1.0", 's', 6, "+t.d\n", 0), Result::kApplied);
+  EXPECT_EQ(table.Apply("n1.0", 'S', 5, "+t.c\n", 0), InterestResult::kApplied);
+  EXPECT_EQ(table.Apply("n1.0", 's', 6, "+t.d\n", 0), InterestResult::kApplied);
   EXPECT_EQ(Matching(table, "t.a"), Names{});
   EXPECT_EQ(Matching(table, "t.b"), Names{});
   EXPECT_EQ(Matching(table, "t.d"), (Names{"n1.0"}));
   EXPECT_EQ(table.entry_count(), 2u);
   // A heartbeat naming a sequence number we never saw is a gap (the delta was lost).
-  EXPECT_EQ(table.Apply("n1.0", 'H', 7, "", 0), Result::kGap);
+  EXPECT_EQ(table.Apply("n1.0", 'H', 7, "", 0), InterestResult::kGap);
   // A snapshot part without its first part is a gap.
-  EXPECT_EQ(table.Apply("n1.0", 's', 9, "+t.e\n", 0), Result::kGap);
+  EXPECT_EQ(table.Apply("n1.0", 's', 9, "+t.e\n", 0), InterestResult::kGap);
 }
 
 TEST(RemoteInterestTest, AnUnknownLinkIsAGapUntilItsSnapshot) {
   ClusterAckOptions options;
   RemoteInterest table(options);
-  EXPECT_EQ(table.Apply("n1.0", 'H', 9, "", 0), Result::kGap);
-  EXPECT_EQ(table.Apply("n2.0", 'D', 9, "+t\n", 0), Result::kGap);
+  EXPECT_EQ(table.Apply("n1.0", 'H', 9, "", 0), InterestResult::kGap);
+  EXPECT_EQ(table.Apply("n2.0", 'D', 9, "+t\n", 0), InterestResult::kGap);
   EXPECT_EQ(Matching(table, "t"), (Names{"n2.0"})) << "additions of a gap are kept";
 }
 
@@ -92,7 +93,7 @@ TEST(RemoteInterestTest, MalformedLinesAreIgnored) {
   ClusterAckOptions options;
   RemoteInterest table(options);
   EXPECT_EQ(table.Apply("n1.0", 'S', 1, "+\n+a..b\n+>.a\n+.a\n+a.\nxa\n\n+ok.>\n", 0),
-            Result::kApplied);
+            InterestResult::kApplied);
   EXPECT_EQ(table.entry_count(), 1u);
   EXPECT_EQ(Matching(table, "ok.1"), (Names{"n1.0"}));
 }
@@ -103,7 +104,7 @@ TEST(RemoteInterestTest, SilentLinksAreForgottenAndTheirSlotsReused) {
   RemoteInterest table(options);
   table.Apply("n1.0", 'S', 1, "+t\n", 0);
   table.Apply("n2.0", 'S', 1, "+t\n", 500);
-  std::vector<Slot> forgotten;
+  std::vector<InterestSlot> forgotten;
   std::vector<std::string> names;
   table.Expire(999, forgotten, names);
   EXPECT_TRUE(forgotten.empty());
@@ -127,16 +128,16 @@ TEST(RemoteInterestTest, BoundsOnLinksAndSubjectsAreCounted) {
   options.links_max = 2;
   options.subjects_max = 3;
   RemoteInterest table(options);
-  EXPECT_EQ(table.Apply("n1.0", 'S', 1, "+a\n+b\n", 0), Result::kApplied);
-  EXPECT_EQ(table.Apply("n2.0", 'S', 1, "+c\n+d\n", 0), Result::kApplied);
+  EXPECT_EQ(table.Apply("n1.0", 'S', 1, "+a\n+b\n", 0), InterestResult::kApplied);
+  EXPECT_EQ(table.Apply("n2.0", 'S', 1, "+c\n+d\n", 0), InterestResult::kApplied);
   EXPECT_EQ(table.entry_count(), 3u);
   EXPECT_EQ(table.refused_subjects(), 1u);
   EXPECT_EQ(Matching(table, "d"), Names{}) << "refused: at most once for it";
-  EXPECT_EQ(table.Apply("n3.0", 'S', 1, "+e\n", 0), Result::kRefused);
+  EXPECT_EQ(table.Apply("n3.0", 'S', 1, "+e\n", 0), InterestResult::kRefused);
   EXPECT_EQ(table.refused_links(), 1u);
   EXPECT_EQ(table.link_count(), 2u);
   // Room made by a removal is used again.
-  EXPECT_EQ(table.Apply("n1.0", 'D', 2, "-a\n+d\n", 0), Result::kApplied);
+  EXPECT_EQ(table.Apply("n1.0", 'D', 2, "-a\n+d\n", 0), InterestResult::kApplied);
   EXPECT_EQ(Matching(table, "d"), (Names{"n1.0"}));
 }
 
@@ -149,7 +150,7 @@ message::MessageRef Message(std::string_view payload) {
 TEST(PendingAcksTest, CompleteOnceEveryLinkAcked) {
   ClusterAckOptions options;
   PendingAcks pending(options, 100);
-  const std::vector<Slot> links = {3, 7};
+  const std::vector<InterestSlot> links = {3, 7};
   const uint64_t id = pending.Add(Message("hello"), links, 0);
   EXPECT_EQ(id, 100u);
   EXPECT_EQ(pending.live(), 1u);
@@ -171,23 +172,23 @@ TEST(PendingAcksTest, RetransmitsTheMissingLinksWhenDue) {
   ClusterAckOptions options;
   options.retransmit_ms = 100;
   PendingAcks pending(options, 1);
-  const std::vector<Slot> two = {1, 2};
-  const std::vector<Slot> one = {2};
+  const std::vector<InterestSlot> two = {1, 2};
+  const std::vector<InterestSlot> one = {2};
   const uint64_t first = pending.Add(Message("a"), two, 0);
   const uint64_t second = pending.Add(Message("b"), one, 50);
   pending.Ack(first, 1);
-  std::vector<std::pair<uint64_t, Slot>> sent;
-  const auto record = [&](PendingAcks::Entry& entry, Slot slot) {
+  std::vector<std::pair<uint64_t, InterestSlot>> sent;
+  const auto record = [&](PendingAcks::Entry& entry, InterestSlot slot) {
     sent.emplace_back(entry.id, slot);
     return true;
   };
   size_t given_up = 0;
   EXPECT_EQ(pending.Retransmit(99, record, &given_up), 0u);
   EXPECT_EQ(pending.Retransmit(100, record, &given_up), 1u);
-  EXPECT_EQ(sent, (std::vector<std::pair<uint64_t, Slot>>{{first, 2}}));
+  EXPECT_EQ(sent, (std::vector<std::pair<uint64_t, InterestSlot>>{{first, 2}}));
   EXPECT_EQ(pending.next_deadline_ms(), 150u) << "the second is due next";
   EXPECT_EQ(pending.Retransmit(150, record, &given_up), 1u);
-  EXPECT_EQ(sent.back(), (std::pair<uint64_t, Slot>{second, 2}));
+  EXPECT_EQ(sent.back(), (std::pair<uint64_t, InterestSlot>{second, 2}));
   EXPECT_EQ(pending.Retransmit(199, record, &given_up), 0u);
   // The link reconnected: everything is due at once.
   pending.DueNow(160);
@@ -195,7 +196,9 @@ TEST(PendingAcksTest, RetransmitsTheMissingLinksWhenDue) {
   EXPECT_EQ(given_up, 0u);
   // A message that can never be sent to a link again gives that link up.
   pending.DueNow(170);
-  const auto refuse_first = [&](PendingAcks::Entry& entry, Slot) { return entry.id != first; };
+  const auto refuse_first = [&](PendingAcks::Entry& entry, InterestSlot) {
+    return entry.id != first;
+  };
   EXPECT_EQ(pending.Retransmit(170, refuse_first, &given_up), 1u);
   EXPECT_EQ(given_up, 1u);
   EXPECT_TRUE(pending.complete(first));
@@ -210,8 +213,8 @@ TEST(PendingAcksTest, RetransmitsTheMissingLinksWhenDue) {
 TEST(PendingAcksTest, AForgottenLinkReleasesWhatWaitedOnlyForIt) {
   ClusterAckOptions options;
   PendingAcks pending(options, 1);
-  const std::vector<Slot> both = {1, 2};
-  const std::vector<Slot> one = {1};
+  const std::vector<InterestSlot> both = {1, 2};
+  const std::vector<InterestSlot> one = {1};
   const uint64_t a = pending.Add(Message("a"), both, 0);
   const uint64_t b = pending.Add(Message("b"), one, 0);
   EXPECT_EQ(pending.Forget(1), 1u);
@@ -226,7 +229,7 @@ TEST(PendingAcksTest, BoundsHoldBackAndStopTracking) {
   options.pending_max = 2;  // window() = 4: held back at a span of 3, untracked at 4
   options.pending_bytes_max = 100;
   PendingAcks pending(options, 1);
-  const std::vector<Slot> link = {1};
+  const std::vector<InterestSlot> link = {1};
   const uint64_t first = pending.Add(Message("a"), link, 0);
   EXPECT_FALSE(pending.at_bound());
   const uint64_t second = pending.Add(Message("b"), link, 0);

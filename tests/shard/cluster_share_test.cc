@@ -20,7 +20,7 @@
 namespace ringmq::shard {
 namespace {
 
-class NullSink : public cluster::NatsLinkSink {
+class ShareNullSink : public cluster::NatsLinkSink {
  public:
   void OnReady(const cluster::nats::ServerInfo&) override {}
   void OnMessage(const cluster::NatsMessage&) override {}
@@ -84,7 +84,7 @@ class ClusterSharesTest : public ::testing::Test {
     return out;
   }
 
-  NullSink sink_;
+  ShareNullSink sink_;
   cluster::SubjectMapping mapping_;
   std::unique_ptr<cluster::NatsLink> link_;
   std::unique_ptr<ClusterShares> shares_;

@@ -23,7 +23,7 @@
 namespace ringmq::shard {
 namespace {
 
-constexpr uint32_t kFillerKind = 0;
+constexpr uint32_t kOutboxFillerKind = 0;
 // 64 slots per mailbox (MailboxCapacity's floor): a few records fill it.
 constexpr uint64_t kSmallMailboxMemory = 64 * 16 * 2;
 
@@ -43,7 +43,7 @@ class OutboxTest : public testing::Test {
   Mailbox& MailboxTo1() { return shared_->mailboxes.mailbox(0, 1); }
 
   void FillMailbox() {
-    const Slot one[] = {Slot{kFillerKind, 0, 0}};
+    const Slot one[] = {Slot{kOutboxFillerKind, 0, 0}};
     while (MailboxTo1().TryPush(one).pushed) {
     }
   }
@@ -56,7 +56,7 @@ class OutboxTest : public testing::Test {
     while (MailboxTo1()
                .Drain(
                    [&](std::span<const Slot> record) {
-                     if (record[0].kind == kFillerKind) return;
+                     if (record[0].kind == kOutboxFillerKind) return;
                      records.emplace_back(record.begin(), record.end());
                      if (record[0].kind == kMessage) {
                        reinterpret_cast<message::Message*>(record[0].value)->Release();

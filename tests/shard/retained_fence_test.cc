@@ -13,7 +13,7 @@ namespace {
 
 using message::Message;
 using message::MessageRef;
-using Result = RetainedFence::RecordResult;
+using FenceResult = RetainedFence::RecordResult;
 
 constexpr uint32_t kHere = 1;  // the subscriber's shard
 constexpr uint16_t kOther = 0;
@@ -39,8 +39,8 @@ std::vector<uint32_t> Requests(RetainedFence& fence) {
 
 TEST(RetainedFenceTest, SameShardAndUnstampedMessagesNeedNoEntry) {
   RetainedFence fence(kHere, 3);
-  EXPECT_EQ(fence.Record(5, 1, *Make("t", kHere, 10)), Result::kNotNeeded);
-  EXPECT_EQ(fence.Record(5, 1, *Make("t", kOther, 0)), Result::kNotNeeded);
+  EXPECT_EQ(fence.Record(5, 1, *Make("t", kHere, 10)), FenceResult::kNotNeeded);
+  EXPECT_EQ(fence.Record(5, 1, *Make("t", kOther, 0)), FenceResult::kNotNeeded);
   EXPECT_TRUE(fence.empty());
   EXPECT_TRUE(Requests(fence).empty());
 }
@@ -48,7 +48,7 @@ TEST(RetainedFenceTest, SameShardAndUnstampedMessagesNeedNoEntry) {
 TEST(RetainedFenceTest, LiveCopyAndOlderMessagesOfTheTopicAreSuperseded) {
   RetainedFence fence(kHere, 3);
   MessageRef retained = Make("a/b", kOther, 100);
-  ASSERT_EQ(fence.Record(5, 1, *retained), Result::kRecorded);
+  ASSERT_EQ(fence.Record(5, 1, *retained), FenceResult::kRecorded);
   EXPECT_TRUE(Superseded(fence, retained, 5, 1));                   // the same message, live
   EXPECT_TRUE(Superseded(fence, Make("a/b", kOther, 99), 5, 1));    // older
   EXPECT_FALSE(Superseded(fence, Make("a/b", kOther, 101), 5, 1));  // newer
@@ -60,7 +60,7 @@ TEST(RetainedFenceTest, LiveCopyAndOlderMessagesOfTheTopicAreSuperseded) {
 
 TEST(RetainedFenceTest, NoEntryForOriginMeansInactiveProbe) {
   RetainedFence fence(kHere, 3);
-  ASSERT_EQ(fence.Record(5, 1, *Make("t", kOther, 100)), Result::kRecorded);
+  ASSERT_EQ(fence.Record(5, 1, *Make("t", kOther, 100)), FenceResult::kRecorded);
   EXPECT_FALSE(fence.ProbeFor(*Make("t", kThird, 1)).active());
   EXPECT_TRUE(fence.ProbeFor(*Make("t", kOther, 1)).active());
 }
@@ -68,9 +68,9 @@ TEST(RetainedFenceTest, NoEntryForOriginMeansInactiveProbe) {
 TEST(RetainedFenceTest, MessagesAtOrBelowTheArrivedHorizonNeedNoEntry) {
   RetainedFence fence(kHere, 3);
   fence.Arrived(*Make("x", kOther, 40));
-  EXPECT_EQ(fence.Record(5, 1, *Make("t", kOther, 40)), Result::kNotNeeded);
-  EXPECT_EQ(fence.Record(5, 1, *Make("t", kOther, 12)), Result::kNotNeeded);
-  EXPECT_EQ(fence.Record(5, 1, *Make("t", kOther, 41)), Result::kRecorded);
+  EXPECT_EQ(fence.Record(5, 1, *Make("t", kOther, 40)), FenceResult::kNotNeeded);
+  EXPECT_EQ(fence.Record(5, 1, *Make("t", kOther, 12)), FenceResult::kNotNeeded);
+  EXPECT_EQ(fence.Record(5, 1, *Make("t", kOther, 41)), FenceResult::kRecorded);
 }
 
 TEST(RetainedFenceTest, RequestPerOriginOnceOutstandingAndReplyDropsCoveredEntries) {
@@ -101,7 +101,7 @@ TEST(RetainedFenceTest, RequestPerOriginOnceOutstandingAndReplyDropsCoveredEntri
   EXPECT_EQ(fence.size(), 0u);
   EXPECT_TRUE(Requests(fence).empty());
   // The replies advanced the horizons.
-  EXPECT_EQ(fence.Record(9, 1, *Make("t", kOther, 31)), Result::kNotNeeded);
+  EXPECT_EQ(fence.Record(9, 1, *Make("t", kOther, 31)), FenceResult::kNotNeeded);
 }
 
 TEST(RetainedFenceTest, ReplyAlsoDropsLaterEntriesItCovers) {
@@ -142,14 +142,14 @@ TEST(RetainedFenceTest, HoldsAReferenceUntilTheEntryIsDropped) {
 
 TEST(RetainedFenceTest, FullWhenMaxEntriesWaitForTheirFence) {
   RetainedFence fence(kHere, 2, /*max_entries=*/2);
-  EXPECT_EQ(fence.Record(1, 1, *Make("a", kOther, 10)), Result::kRecorded);
-  EXPECT_EQ(fence.Record(1, 1, *Make("a", kOther, 11)), Result::kRecorded);
-  EXPECT_EQ(fence.Record(1, 1, *Make("b", kOther, 12)), Result::kFull);
+  EXPECT_EQ(fence.Record(1, 1, *Make("a", kOther, 10)), FenceResult::kRecorded);
+  EXPECT_EQ(fence.Record(1, 1, *Make("a", kOther, 11)), FenceResult::kRecorded);
+  EXPECT_EQ(fence.Record(1, 1, *Make("b", kOther, 12)), FenceResult::kFull);
   EXPECT_FALSE(Superseded(fence, Make("b", kOther, 12), 1, 1)) << "not protected";
   EXPECT_EQ(fence.size(), 2u);
   Requests(fence);
   fence.OnReply(kOther, 11);
-  EXPECT_EQ(fence.Record(1, 1, *Make("b", kOther, 13)), Result::kRecorded);
+  EXPECT_EQ(fence.Record(1, 1, *Make("b", kOther, 13)), FenceResult::kRecorded);
 }
 
 TEST(RetainedFenceTest, ArrivedOutOfOrderIsAProgrammerError) {

@@ -21,22 +21,22 @@ namespace {
 using harness::Client;
 using harness::RouterHarness;
 
-constexpr std::string_view kNode = "node-a";
+constexpr std::string_view kBatchNode = "node-a";
 // StartClusterAcks subscribes sids 1 to 5, then StartClusterBatches this link's batch subject.
-constexpr uint64_t kAnnounceSid = 1;
+constexpr uint64_t kBatchAnnounceSid = 1;
 constexpr uint64_t kBatchSid = 6;
 
 using harness::RouterSink;  // cluster_harness.h
 
 // A PUB or HPUB the link would send (headers and payload together for HPUB).
-struct Pub {
+struct BatchPub {
   bool headers = false;
   std::string subject;
   std::string payload;
 };
 
-std::vector<Pub> Pubs(std::string_view output) {
-  std::vector<Pub> pubs;
+std::vector<BatchPub> Pubs(std::string_view output) {
+  std::vector<BatchPub> pubs;
   while (!output.empty()) {
     const size_t end = output.find("\r\n");
     if (end == std::string_view::npos) break;
@@ -52,7 +52,7 @@ std::vector<Pub> Pubs(std::string_view output) {
       rest = space == std::string_view::npos ? std::string_view() : rest.substr(space + 1);
     }
     const size_t size = std::stoul(std::string(tokens.back()));
-    pubs.push_back(Pub{hpub, std::string(tokens[1]), std::string(output.substr(0, size))});
+    pubs.push_back(BatchPub{hpub, std::string(tokens[1]), std::string(output.substr(0, size))});
     output.remove_prefix(size + 2);
   }
   return pubs;
@@ -105,7 +105,7 @@ class RouterClusterBatchTest : public ::testing::Test {
           harness_->router(shard), RouterSink::Feed::kMain, 1048576, sinks_, links_));
       cluster::NatsLink& l = *links_.back();
       Router& router = harness_->router(shard);
-      router.AttachCluster(&l, std::string(kNode), "");
+      router.AttachCluster(&l, std::string(kBatchNode), "");
       router.StartClusterAcks(options_);
       router.StartClusterBatches(batching, bytes_max);
     }
@@ -113,8 +113,8 @@ class RouterClusterBatchTest : public ::testing::Test {
     ASSERT_NE(subs.find("SUB $RINGMQ.b.node-a.0 6\r\n"), std::string::npos) << subs;
     for (uint32_t shard = 0; shard < 2; ++shard) Step(shard);
     // Link n2.0 of another node wants t/# (its snapshot).
-    Deliver(0, Hmsg("$RINGMQ.interest.a.n2.0", kAnnounceSid, "Ringmq-Groups: 0\r\nRingmq-Kind: S\r\nRingmq-Seq: 1\r\n",
-                    "+t.>\n+t\n"));
+    Deliver(0, Hmsg("$RINGMQ.interest.a.n2.0", kBatchAnnounceSid,
+                    "Ringmq-Groups: 0\r\nRingmq-Kind: S\r\nRingmq-Seq: 1\r\n", "+t.>\n+t\n"));
     Step(0);
     ASSERT_EQ(harness_->counters(0).gauges.cluster_remote_links.Load(), 1);
   }
@@ -172,7 +172,7 @@ TEST_F(RouterClusterBatchTest, QosZeroMessagesGoToTheInterestedLinkInOneBatchInO
   Publish(pub, "t", "two");
   Publish(pub, "t/1", "three");
   harness_->Settle();
-  const std::vector<Pub> pubs = Pubs(Step(0));
+  const std::vector<BatchPub> pubs = Pubs(Step(0));
   ASSERT_EQ(pubs.size(), 1u) << "one NATS message for the three records, none on plain subjects";
   EXPECT_EQ(pubs[0].subject, "$RINGMQ.b.n2.0");
   EXPECT_FALSE(pubs[0].headers);
@@ -193,7 +193,7 @@ TEST_F(RouterClusterBatchTest, APlainPathMessageFollowsTheBatchedOnesBeforeIt) {
   Publish(pub, "t/1", "q1-second", mqtt::QoS::k1, 1);
   Publish(pub, "t/1", "q0-third");
   harness_->Settle();
-  const std::vector<Pub> pubs = Pubs(Step(0));
+  const std::vector<BatchPub> pubs = Pubs(Step(0));
   ASSERT_EQ(pubs.size(), 3u);
   EXPECT_EQ(pubs[0].subject, "$RINGMQ.b.n2.0");
   EXPECT_EQ(Records(pubs[0].payload),
@@ -229,7 +229,7 @@ TEST_F(RouterClusterBatchTest, AQos0MessageWith5PropertiesTakesItsPlainSubjectIn
   publish5("with-properties", std::span<const uint8_t>(properties, size));
   publish5("batched-third", {});
   harness_->Settle();
-  const std::vector<Pub> pubs = Pubs(Step(0));
+  const std::vector<BatchPub> pubs = Pubs(Step(0));
   ASSERT_EQ(pubs.size(), 3u);
   EXPECT_EQ(pubs[0].subject, "$RINGMQ.b.n2.0");
   EXPECT_EQ(Records(pubs[0].payload),
@@ -250,10 +250,10 @@ TEST_F(RouterClusterBatchTest, ABatchIsSentEarlyAtItsByteBound) {
   const std::string payload(100, 'p');
   for (int i = 0; i < 30; ++i) Publish(pub, "t/" + std::to_string(i), payload);
   harness_->Settle();
-  const std::vector<Pub> pubs = Pubs(Step(0));
+  const std::vector<BatchPub> pubs = Pubs(Step(0));
   ASSERT_GE(pubs.size(), 3u) << "30 records of ~115 bytes in batches of at most 1024";
   int next = 0;
-  for (const Pub& batch : pubs) {
+  for (const BatchPub& batch : pubs) {
     EXPECT_EQ(batch.subject, "$RINGMQ.b.n2.0");
     EXPECT_LE(batch.payload.size(), 1024u);
     for (const auto& [topic, bytes] : Records(batch.payload)) {
@@ -266,7 +266,7 @@ TEST_F(RouterClusterBatchTest, ABatchIsSentEarlyAtItsByteBound) {
   Publish(pub, "t/a", "small");
   Publish(pub, "t/b", std::string(2000, 'x'));
   harness_->Settle();
-  const std::vector<Pub> more = Pubs(Step(0));
+  const std::vector<BatchPub> more = Pubs(Step(0));
   ASSERT_EQ(more.size(), 2u);
   EXPECT_EQ(more[0].subject, "$RINGMQ.b.n2.0");
   EXPECT_EQ(more[1].subject, "t.b");
@@ -278,14 +278,14 @@ TEST_F(RouterClusterBatchTest, RemoteSharedSubscriptionGroupsTurnBatchingOff) {
   Client& pub = harness_->Connect(harness_->IdOn(0, "pub"));
   // n2.0 now has groups: NATS's queue groups need the plain subjects (each message to one
   // member cluster-wide), so QoS 0 takes them while it does.
-  Deliver(0, Hmsg("$RINGMQ.interest.a.n2.0", kAnnounceSid,
+  Deliver(0, Hmsg("$RINGMQ.interest.a.n2.0", kBatchAnnounceSid,
                   "Ringmq-Groups: 1\r\nRingmq-Kind: D\r\nRingmq-Seq: 2\r\n", ""));
   Publish(pub, "t/1", "plain");
   harness_->Settle();
-  std::vector<Pub> pubs = Pubs(Step(0));
+  std::vector<BatchPub> pubs = Pubs(Step(0));
   ASSERT_EQ(pubs.size(), 1u);
   EXPECT_EQ(pubs[0].subject, "t.1");
-  Deliver(0, Hmsg("$RINGMQ.interest.a.n2.0", kAnnounceSid,
+  Deliver(0, Hmsg("$RINGMQ.interest.a.n2.0", kBatchAnnounceSid,
                   "Ringmq-Groups: 0\r\nRingmq-Kind: H\r\nRingmq-Seq: 2\r\n", ""));
   Publish(pub, "t/1", "batched");
   harness_->Settle();
@@ -293,7 +293,7 @@ TEST_F(RouterClusterBatchTest, RemoteSharedSubscriptionGroupsTurnBatchingOff) {
   ASSERT_EQ(pubs.size(), 1u);
   EXPECT_EQ(pubs[0].subject, "$RINGMQ.b.n2.0");
   // An announcement without the header (a node that does not say) counts as groups.
-  Deliver(0, Hmsg("$RINGMQ.interest.a.n2.0", kAnnounceSid,
+  Deliver(0, Hmsg("$RINGMQ.interest.a.n2.0", kBatchAnnounceSid,
                   "Ringmq-Kind: H\r\nRingmq-Seq: 2\r\n", ""));
   Publish(pub, "t/1", "plain again");
   harness_->Settle();
@@ -316,7 +316,7 @@ TEST_F(RouterClusterBatchTest, BatchingOffKeepsThePlainSubjects) {
   Publish(pub, "t/1", "one");
   Publish(pub, "u/1", "two");
   harness_->Settle();
-  const std::vector<Pub> pubs = Pubs(Step(0));
+  const std::vector<BatchPub> pubs = Pubs(Step(0));
   ASSERT_EQ(pubs.size(), 2u) << "NATS applications see every message";
   EXPECT_EQ(pubs[0].subject, "t.1");
   EXPECT_EQ(pubs[1].subject, "u.1");

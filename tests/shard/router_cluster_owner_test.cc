@@ -27,8 +27,8 @@ using harness::Client;
 using harness::RouterHarness;
 using harness::RouterSink;
 
-constexpr std::string_view kNode = "node-b";
-constexpr std::string_view kWillTopic = "will/x";
+constexpr std::string_view kOwnerNode = "node-b";
+constexpr std::string_view kOwnerWillTopic = "will/x";
 
 class RouterClusterOwnerTest : public ::testing::Test {
  protected:
@@ -40,7 +40,7 @@ class RouterClusterOwnerTest : public ::testing::Test {
       ASSERT_NO_FATAL_FAILURE(harness::AddReadyLink(harness_->router(shard),
                                                     RouterSink::Feed::kMain, 1024, sinks_, links_));
       cluster::NatsLink& l = *links_.back();
-      harness_->router(shard).AttachCluster(&l, std::string(kNode), "");
+      harness_->router(shard).AttachCluster(&l, std::string(kOwnerNode), "");
       ASSERT_TRUE(harness_->router(shard).StartClusterOwnership(batch_options_).ok());
     }
   }
@@ -143,8 +143,8 @@ class RouterClusterOwnerTest : public ::testing::Test {
 
   static mqtt::Connect WithWill(const std::string& client_id, bool clean_session = true) {
     mqtt::Connect connect = harness::ConnectPacket(client_id, clean_session);
-    connect.will =
-        mqtt::Will{.topic = kWillTopic, .payload = "gone", .qos = mqtt::QoS::k1, .retain = false};
+    connect.will = mqtt::Will{
+        .topic = kOwnerWillTopic, .payload = "gone", .qos = mqtt::QoS::k1, .retain = false};
     return connect;
   }
 
@@ -177,7 +177,7 @@ TEST_F(RouterClusterOwnerTest, ConnectClaimsTheIdFromItsHomeShard) {
   const std::vector<Published> claims = Claims(1);
   ASSERT_EQ(claims.size(), 1u);
   EXPECT_EQ(claims[0].subject, "$RINGMQ.claims.1") << "the group of the home shard";
-  EXPECT_EQ(claims[0].node, kNode);
+  EXPECT_EQ(claims[0].node, kOwnerNode);
   EXPECT_FALSE(claims[0].clean_start);
   EXPECT_EQ(claims[0].reply, "$RINGMQ.session.node-b.1") << "it resumes: its state comes here";
   EXPECT_EQ(claims[0].client_id, id);
@@ -202,7 +202,7 @@ TEST_F(RouterClusterOwnerTest, ServerAssignedIdsAreNotClaimed) {
 
 TEST_F(RouterClusterOwnerTest, ANewerClaimClosesTheConnectionWithItsWillAndEndsTheSession) {
   Client& watcher = harness_->Connect(harness_->IdOn(1, "watcher"));
-  harness_->Subscribe(watcher, kWillTopic);
+  harness_->Subscribe(watcher, kOwnerWillTopic);
   const std::string id = harness_->IdOn(0, "dev");
   Client& client = harness_->Connect(WithWill(id, /*clean_session=*/false));
   harness_->Subscribe(client, "t");
@@ -265,7 +265,7 @@ TEST_F(RouterClusterOwnerTest, AClaimReceivedOnAnotherShardReachesTheHomeShard) 
 TEST_F(RouterClusterOwnerTest, OwnClaimsAndInvalidOnesChangeNothing) {
   const std::string id = harness_->IdOn(0, "dev");
   Client& client = harness_->Connect(id);
-  DeliverClaim({.key = UINT64_MAX / 2, .node = kNode, .clean_start = true, .client_id = id});
+  DeliverClaim({.key = UINT64_MAX / 2, .node = kOwnerNode, .clean_start = true, .client_id = id});
   EXPECT_EQ(client.connection.state(), net::Connection::State::kOpen) << "our own";
   EXPECT_EQ(counters(0).cluster_owner_claims_received.Load() +
                 counters(1).cluster_owner_claims_received.Load(),

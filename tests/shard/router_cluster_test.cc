@@ -31,7 +31,7 @@ using harness::Client;
 using harness::RouterHarness;
 using harness::RouterSink;
 
-constexpr std::string_view kNode = "node-a";
+constexpr std::string_view kRouterNode = "node-a";
 
 class RouterClusterTest : public ::testing::Test {
  protected:
@@ -42,7 +42,7 @@ class RouterClusterTest : public ::testing::Test {
       ASSERT_NO_FATAL_FAILURE(harness::AddReadyLink(harness_->router(shard),
                                                     RouterSink::Feed::kMain, 1024, sinks_, links_));
       cluster::NatsLink& l = *links_.back();
-      harness_->router(shard).AttachCluster(&l, std::string(kNode), "");
+      harness_->router(shard).AttachCluster(&l, std::string(kRouterNode), "");
     }
   }
 
@@ -206,7 +206,7 @@ TEST_F(RouterClusterTest, ReceivedMessagesObserveTheHop) {
 
 // ---- MQTT 5.0 properties across nodes (cluster/mqtt5_headers.h; props lane) -----------------
 
-harness::Bytes Encode5(const mqtt::Packet& packet) {
+harness::Bytes EncodeCluster5(const mqtt::Packet& packet) {
   harness::Bytes bytes(mqtt::EncodedSize(packet, mqtt::ProtocolLevel::kMqtt5));
   EXPECT_EQ(mqtt::Encode(packet, bytes, mqtt::ProtocolLevel::kMqtt5), bytes.size());
   return bytes;
@@ -239,13 +239,13 @@ TEST_F(RouterClusterTest, Mqtt5PropertiesGoAsHeadersAndTheExpiryLeft_MQTT_3_3_2_
   size += mqtt::EncodeIntegerProperty(mqtt::PropertyId::kMessageExpiryInterval, 30, tail());
   size += mqtt::EncodeUserProperty("k", "v", tail());
   size += mqtt::EncodeUserProperty("l", "a\r\nb", tail());
-  harness_->Send(pub, Encode5(mqtt::Publish{
-                          .topic = "p/x",
-                          .payload = "m",
-                          .qos = mqtt::QoS::k1,
-                          .packet_id = 3,
-                          .properties = mqtt::Properties(std::span<const uint8_t>(properties,
-                                                                                   size))}));
+  harness_->Send(pub,
+                 EncodeCluster5(mqtt::Publish{
+                     .topic = "p/x",
+                     .payload = "m",
+                     .qos = mqtt::QoS::k1,
+                     .packet_id = 3,
+                     .properties = mqtt::Properties(std::span<const uint8_t>(properties, size))}));
   harness_->Settle();
   const std::string out = Output(1);
   EXPECT_NE(out.find("\r\nRingmq-Payload-Format: 1\r\n"), std::string::npos) << out;
@@ -308,18 +308,18 @@ TEST_F(RouterClusterTest, PropertiesOverTheFieldBoundOrMaxPayloadAreNotForwarded
   for (size_t i = 0, at = 0; i < 251; ++i) {
     at += mqtt::EncodeUserProperty("n", "v", std::span<uint8_t>(many).subspan(at));
   }
-  harness_->Send(pub, Encode5(mqtt::Publish{.topic = "q/x",
-                                            .payload = "m",
-                                            .qos = mqtt::QoS::k0,
-                                            .properties = mqtt::Properties(many)}));
+  harness_->Send(pub, EncodeCluster5(mqtt::Publish{.topic = "q/x",
+                                                   .payload = "m",
+                                                   .qos = mqtt::QoS::k0,
+                                                   .properties = mqtt::Properties(many)}));
   // The link's max_payload is 1024 (SetUp): a payload that fits, with a property that does not.
   const std::string long_value(1000, 'x');
   std::vector<uint8_t> large(mqtt::UserPropertySize("n", long_value));
   mqtt::EncodeUserProperty("n", long_value, large);
-  harness_->Send(pub, Encode5(mqtt::Publish{.topic = "q/x",
-                                            .payload = "m",
-                                            .qos = mqtt::QoS::k0,
-                                            .properties = mqtt::Properties(large)}));
+  harness_->Send(pub, EncodeCluster5(mqtt::Publish{.topic = "q/x",
+                                                   .payload = "m",
+                                                   .qos = mqtt::QoS::k0,
+                                                   .properties = mqtt::Properties(large)}));
   harness_->Settle();
   EXPECT_EQ(Output(1), "");
   EXPECT_EQ(harness_->counters(1).cluster_properties_too_many.Load(), 1u);

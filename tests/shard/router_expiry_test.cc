@@ -31,7 +31,7 @@ using harness::Client;
 using harness::RouterHarness;
 
 constexpr uint32_t kNever = 0xFFFFFFFF;
-constexpr char kWillTopic[] = "status/gone";
+constexpr char kExpiryWillTopic[] = "status/gone";
 
 // A property block holding one Four Byte Integer property.
 struct IntegerProperty {
@@ -66,7 +66,7 @@ class RouterExpiryTest : public testing::Test {
     const IntegerProperty delay(mqtt::PropertyId::kWillDelayInterval, will_delay_s.value_or(0));
     if (will_delay_s) {
       mqtt::Will will;
-      will.topic = kWillTopic;
+      will.topic = kExpiryWillTopic;
       will.payload = "bye";
       if (*will_delay_s != 0) will.properties = delay.view();
       connect.will = will;
@@ -77,7 +77,7 @@ class RouterExpiryTest : public testing::Test {
   // A 3.1.1 client that receives the wills.
   Client& WillWatcher() {
     Client& watcher = harness_->Connect("watcher", /*clean_session=*/true);
-    harness_->Subscribe(watcher, kWillTopic, mqtt::QoS::k0);
+    harness_->Subscribe(watcher, kExpiryWillTopic, mqtt::QoS::k0);
     return watcher;
   }
   uint64_t WillsReceived(Client& watcher) {
@@ -373,7 +373,7 @@ TEST_F(RouterExpiryTest, Mqtt311WillIsImmediate) {
   Start();
   Client& watcher = WillWatcher();
   mqtt::Connect connect = harness::ConnectPacket("w311", /*clean_session=*/false);
-  connect.will = mqtt::Will{.topic = kWillTopic, .payload = "bye"};
+  connect.will = mqtt::Will{.topic = kExpiryWillTopic, .payload = "bye"};
   harness_->Drop(harness_->Connect(connect));
   EXPECT_EQ(counters().wills_delayed.Load(), 0u);
   EXPECT_EQ(WillsReceived(watcher), 1u);

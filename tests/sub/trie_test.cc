@@ -27,7 +27,7 @@ namespace {
 
 using concurrent::EpochDomain;
 
-constexpr uint64_t kSeed = 0x5eed;
+constexpr uint64_t kTrieSeed = 0x5eed;
 
 using reference::Entries;
 using SessionList = std::vector<uint32_t>;
@@ -39,7 +39,7 @@ Subscriber Sub(uint32_t session, uint8_t qos = 0, uint16_t shard = 0, uint32_t g
 // One reader (this thread), online for the lifetime of the fixture.
 class TrieTest : public ::testing::Test {
  protected:
-  TrieTest() : domain_(1), trie_(domain_, kSeed) { domain_.Online(0); }
+  TrieTest() : domain_(1), trie_(domain_, kTrieSeed) { domain_.Online(0); }
   ~TrieTest() override { domain_.Offline(0); }
 
   Entries Match(std::string_view topic) {
@@ -412,7 +412,7 @@ class RandomTopics {
 void RunDifferential(uint32_t list_chunk, uint32_t seed) {
   EpochDomain domain(1);
   domain.Online(0);
-  SubscriptionTrie trie(domain, kSeed, list_chunk);
+  SubscriptionTrie trie(domain, kTrieSeed, list_chunk);
   MatchResult result;
   RandomTopics random(seed);
   reference::BruteForceMatcher brute_force;
@@ -535,7 +535,7 @@ TEST(TrieStressTest, StableSubscriptionsAlwaysFound) {
   constexpr uint32_t kStableSession = 1;  // sessions >= 100 are churn
   EpochDomain domain(kReaders);
   // Tiny chunks: the lists of the stable topics are chunked, split and merged under the readers.
-  SubscriptionTrie trie(domain, kSeed, /*list_chunk=*/2);
+  SubscriptionTrie trie(domain, kTrieSeed, /*list_chunk=*/2);
   auto stable_topic = [](int key) { return "s/" + std::to_string(key) + "/x"; };
   for (int key = 0; key < kKeys; key += kStableEvery) {
     trie.Subscribe(stable_topic(key), {0, kStableSession, 0, 1});
