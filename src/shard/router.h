@@ -623,6 +623,13 @@ class Router final : public net::PacketSink {
   bool OnClusterControl(const cluster::NatsMessage& message);
   // A data message with a Ringmq-Id: acknowledged; false if it is a duplicate (not delivered).
   bool AcceptClusterData(const cluster::NatsMessage& message);
+  // The same for a queue copy (or a group retransmit) that a member of group (share_name,
+  // filter) on this shard takes: the ack names the group; the duplicate window is the origin's for that group.
+  bool AcceptClusterGroupData(const cluster::NatsMessage& message, std::string_view share_name,
+                              std::string_view filter);
+  // Groups whose last member link went (silent, or its last member left): forgotten by the
+  // pending messages, which may then be acknowledged to their publishers.
+  void ForgetClusterGroups();
   // PublishToCluster of a QoS 1/2 message on `subject`: if remote links must acknowledge it,
   // tracks it and sets the id header's value and the reply subject; returns whether it did.
   bool TrackClusterMessage(const message::Message& message, std::string_view subject,
