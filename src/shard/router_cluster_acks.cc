@@ -256,6 +256,12 @@ bool Router::TrackClusterMessage(const message::Message& message, std::string_vi
   ClusterAcks& a = *cluster_acks_;
   a.last_id = 0;
   a.interest.Match(subject, a.slots);
+  // While the link is not ready the groups are per node (ClusterChoosesShares: this node's
+  // members chose already), so no group is awaited; groups sort after the links.
+  if (!a.slots.empty() && RemoteInterest::IsGroup(a.slots.back()) && !cluster_->link->ready()) {
+    a.slots.erase(std::find_if(a.slots.begin(), a.slots.end(), RemoteInterest::IsGroup),
+                  a.slots.end());
+  }
   if (a.slots.empty()) return false;  // no other node is interested: acknowledged at once
   const uint64_t id =
       a.pending.Add(message::MessageRef::Share(const_cast<message::Message*>(&message)), a.slots,

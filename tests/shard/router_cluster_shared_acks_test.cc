@@ -278,5 +278,22 @@ TEST_F(RouterClusterSharedAcksTest, AnotherShardOfThisNodeCountsForItsGroupsOnly
   EXPECT_EQ(pub.Received(mqtt::PacketType::kPuback), 1u);
 }
 
+// While the main link is down the node's groups choose among its own members (the groups are
+// per node): no group is awaited, so the publisher is acknowledged at once, as before.
+TEST_F(RouterClusterSharedAcksTest, NoGroupIsAwaitedWhileTheLinkIsDown) {
+  Client& member = harness_->Connect(harness_->IdOn(0, "member"));
+  harness_->Subscribe(member, "$share/g/t/#", mqtt::QoS::k1);
+  Step(0);
+  Announce("n2.0", 'S', 1, GroupLines());
+  Client& pub = harness_->Connect(harness_->IdOn(0, "pub"));
+  Main(0).OnTransportClosed(0, "test");
+  ASSERT_FALSE(Main(0).ready());
+  harness_->Send(pub, harness::PublishBytes("t/x", "m", mqtt::QoS::k1, 1));
+  harness_->Settle();
+  EXPECT_EQ(member.Received(mqtt::PacketType::kPublish), 1u) << "the local choice";
+  EXPECT_EQ(pub.Received(mqtt::PacketType::kPuback), 1u);
+  EXPECT_EQ(harness_->counters(0).gauges.cluster_ack_pending.Load(), 0);
+}
+
 }  // namespace
 }  // namespace ringmq::shard
