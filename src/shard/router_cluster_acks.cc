@@ -483,7 +483,6 @@ void Router::ClusterAckStep() {
       absl::StrAppend(&a.subject, a.control_prefix, "ack.", a.forgotten_names[i]);
       a.seen.Forget(a.subject);
     }
-    ForgetClusterGroups();
     size_t given_up = 0;
     const size_t sent = a.pending.Retransmit(
         now,
@@ -535,6 +534,9 @@ void Router::ClusterAckStep() {
     if (given_up != 0) a.completed = true;
     counters_.cluster_retransmits.Add(sent);
   }
+  // Groups emptied by announcements, forgotten links or this shard's own members leaving (also
+  // while the link is down: the table's list of emptied groups stays bounded).
+  ForgetClusterGroups();
   ReleaseClusterAcks();
   counters_.gauges.cluster_ack_pending.Set(static_cast<int64_t>(a.pending.live()));
   counters_.gauges.cluster_ack_pending_bytes.Set(static_cast<int64_t>(a.pending.bytes()));
