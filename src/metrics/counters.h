@@ -286,6 +286,10 @@ namespace ringmq::metrics {
   X(cluster_properties_too_large) /* not forwarded: over max_payload with its properties */ \
   X(cluster_properties_dropped)   /* received header fields that gave no valid property */  \
   X(cluster_expired_in_transit)   /* received with no Message Expiry Interval left */       \
+  /* sacks lane: at least once for shared-subscription groups across nodes */          \
+  X(cluster_group_acks)        /* queue copies a member here acknowledged to the group */ \
+  X(cluster_group_retransmits) /* messages sent again to a group's rtq subject */         \
+  X(cluster_groups_forgotten)  /* groups whose last member link went: no longer awaited */ \
   /* natstls lane: TLS to the NATS servers (both links of every shard) */                \
   X(cluster_nats_tls_handshakes)       /* TLS handshakes with a NATS server completed */  \
   X(cluster_nats_tls_failures)         /* TLS handshakes with a NATS server failed */     \
@@ -337,6 +341,8 @@ namespace ringmq::metrics {
   X(persist_pending_bytes)  /* log bytes appended and not yet durable */                   \
   X(persist_disk_bytes)     /* bytes of this shard's log segments */                       \
   X(persist_held_acks)      /* connections with output held for the log */            \
+  /* sacks lane */                                                                          \
+  X(cluster_remote_groups) /* queue groups in this shard's interest table (acknowledgers) */ \
   /* weak lane (issue 16) */                                                              \
   X(cluster_link_buffer_bytes) /* NATS links' buffer capacity charged to max_memory */   \
   /* bridge lane */                                                                        \

@@ -166,6 +166,18 @@ constexpr Family kFamilies[] = {
      "(wall clocks of both nodes: their skew adds to it)."},
     {"ringmq_cluster_link_events_total", Type::kCounter,
      "NATS connection events of the shards' links: connect, reconnect, disconnect."},
+    // sacks lane: at least once for shared-subscription groups across nodes.
+    {"ringmq_cluster_group_acks_total", Type::kCounter,
+     "Queue copies (and group retransmits) a member on this shard took and acknowledged in "
+     "its group's name to the publisher's node."},
+    {"ringmq_cluster_group_retransmits_total", Type::kCounter,
+     "QoS 1/2 messages sent again to a group's rtq subject (no member acknowledged in time), "
+     "also counted in ringmq_cluster_retransmits_total."},
+    {"ringmq_cluster_groups_forgotten_total", Type::kCounter,
+     "Shared-subscription groups whose last member link went silent or left: pending messages "
+     "no longer wait for them."},
+    {"ringmq_cluster_remote_groups", Type::kGauge,
+     "Shared-subscription groups (NATS queue names) in the shards' interest tables."},
     // natstls lane
     {"ringmq_cluster_nats_tls_handshakes_total", Type::kCounter,
      "TLS handshakes of the shards' NATS links (main and share), by result: ok, failed "
@@ -849,6 +861,10 @@ Series SeriesOf(CounterId id) {
       return Labelled("ringmq_cluster_share_messages_total", "outcome", "no_member");
     case C::cluster_share_local:
       return Labelled("ringmq_cluster_share_messages_total", "outcome", "not_forwarded");
+    // sacks lane
+    case C::cluster_group_acks: return Plain("ringmq_cluster_group_acks_total");
+    case C::cluster_group_retransmits: return Plain("ringmq_cluster_group_retransmits_total");
+    case C::cluster_groups_forgotten: return Plain("ringmq_cluster_groups_forgotten_total");
     // natstls lane
     case C::cluster_nats_tls_handshakes:
       return Labelled("ringmq_cluster_nats_tls_handshakes_total", "result", "ok");
@@ -1093,6 +1109,8 @@ Series SeriesOf(GaugeId id) {
     case G::inflight_messages: return Plain("ringmq_inflight_messages");
     case G::mailbox_overflow_bytes: return Plain("ringmq_mailbox_overflow_bytes");
     case G::loop_iteration_max_us: return Plain("ringmq_loop_iteration_max_microseconds");
+    // sacks lane.
+    case G::cluster_remote_groups: return Plain("ringmq_cluster_remote_groups");
     // weak lane (issue 16).
     case G::cluster_link_buffer_bytes: return Plain("ringmq_cluster_link_buffer_bytes");
   }

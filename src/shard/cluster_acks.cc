@@ -41,7 +41,8 @@ RemoteInterest::Slot RemoteInterest::Find(std::string_view link) const {
 }
 
 RemoteInterest::Result RemoteInterest::Apply(std::string_view link, char kind, uint64_t sequence,
-                                             std::string_view lines, uint64_t now_ms) {
+                                             std::string_view lines, uint64_t now_ms,
+                                             bool groups_only) {
   Slot slot = Find(link);
   bool known = slot != kNoSlot;
   if (!known) {
@@ -64,14 +65,14 @@ RemoteInterest::Result RemoteInterest::Apply(std::string_view link, char kind, u
   switch (kind) {
     case 'S':
       Clear(slot);
-      ApplyLines(slot, lines, /*removals=*/true);
+      ApplyLines(slot, lines, /*removals=*/true, groups_only);
       entry.synced = true;
       entry.next_sequence = sequence + 1;
       return Result::kApplied;
     case 's':
     case 'D': {
       const bool in_order = known && entry.synced && sequence == entry.next_sequence;
-      ApplyLines(slot, lines, /*removals=*/in_order);
+      ApplyLines(slot, lines, /*removals=*/in_order, groups_only);
       entry.next_sequence = sequence + 1;
       if (in_order) return Result::kApplied;
       entry.synced = false;
@@ -86,26 +87,93 @@ RemoteInterest::Result RemoteInterest::Apply(std::string_view link, char kind, u
   }
 }
 
-void RemoteInterest::ApplyLines(Slot slot, std::string_view lines, bool removals) {
+void RemoteInterest::ApplyLines(Slot slot, std::string_view lines, bool removals,
+                                bool groups_only) {
   while (!lines.empty()) {
     const size_t end = lines.find('\n');
     const std::string_view line = lines.substr(0, end);
     lines = end == std::string_view::npos ? std::string_view() : lines.substr(end + 1);
-    if (line.size() < 2 || !IsPattern(line.substr(1))) continue;
-    if (line[0] == '+') Add(slot, line.substr(1));
-    if (line[0] == '-' && removals) Remove(slot, line.substr(1));
+    if (line.size() < 2) continue;
+    const std::string_view entry = line.substr(1);
+    if (entry.starts_with("q ")) {
+      // "q <queue> <subject>": a queue name is one NATS token, without '*' or '>'.
+      const std::string_view rest = entry.substr(2);
+      const size_t space = rest.find(' ');
+      if (space == 0 || space == std::string_view::npos || space > 512 ||
+          rest.substr(0, space).find_first_of(".*>") != std::string_view::npos ||
+          !IsPattern(rest.substr(space + 1))) {
+        continue;
+      }
+    } else if (groups_only || !IsPattern(entry)) {
+      continue;
+    }
+    if (line[0] == '+') Add(slot, entry);
+    if (line[0] == '-' && removals) Remove(slot, entry);
   }
 }
 
-void RemoteInterest::Add(Slot slot, std::string_view subject) {
+RemoteInterest::Slot RemoteInterest::EntrySlot(Slot link, std::string_view entry, bool create,
+                                               std::string_view* subject) {
+  if (!entry.starts_with("q ")) {
+    *subject = entry;
+    return link;
+  }
+  const std::string_view rest = entry.substr(2);
+  const size_t space = rest.find(' ');
+  RINGMQ_ASSERT(space != std::string_view::npos);  // ApplyLines checked the form
+  const std::string_view queue = rest.substr(0, space);
+  *subject = rest.substr(space + 1);
+  if (const auto it = group_by_name_.find(HashKey(queue)); it != group_by_name_.end()) {
+    return kGroupBit | it->second;
+  }
+  if (!create || group_by_name_.size() >= options_.groups_max) return kNoSlot;
+  uint32_t index;
+  if (free_groups_.empty()) {
+    index = static_cast<uint32_t>(groups_.size());
+    groups_.emplace_back();
+  } else {
+    index = free_groups_.back();
+    free_groups_.pop_back();
+  }
+  RINGMQ_ASSERT((index & kGroupBit) == 0);
+  groups_[index].name = std::string(queue);
+  group_by_name_.emplace(groups_[index].name, index);
+  return kGroupBit | index;
+}
+
+RemoteInterest::Slot RemoteInterest::FindGroup(std::string_view queue) const {
+  const auto it = group_by_name_.find(HashKey(queue));
+  return it == group_by_name_.end() ? kNoSlot : kGroupBit | it->second;
+}
+
+void RemoteInterest::TakeForgottenGroups(std::vector<Slot>& forgotten,
+                                         std::vector<std::string>& names) {
+  for (const uint32_t index : emptied_groups_) {
+    Group& group = groups_[index];
+    if (group.name.empty() || group.entries != 0) continue;  // taken already, or back
+    group_by_name_.erase(group.name);
+    names.push_back(std::move(group.name));
+    group = Group{};
+    free_groups_.push_back(index);
+    forgotten.push_back(kGroupBit | index);
+  }
+  emptied_groups_.clear();
+}
+
+void RemoteInterest::Add(Slot slot, std::string_view entry) {
   Link& link = links_[slot];
-  if (link.subjects.contains(HashKey(subject))) return;
-  if (entries_ >= options_.subjects_max) {
+  if (link.subjects.contains(HashKey(entry))) return;
+  std::string_view subject;
+  const Slot trie_slot = entries_ >= options_.subjects_max
+                             ? kNoSlot
+                             : EntrySlot(slot, entry, /*create=*/true, &subject);
+  if (trie_slot == kNoSlot) {
     ++refused_subjects_;
     return;
   }
-  link.subjects.emplace(subject);
+  link.subjects.emplace(entry);
   ++entries_;
+  if (IsGroup(trie_slot)) ++groups_[trie_slot & ~kGroupBit].entries;
   Node* node = &root_;
   std::string_view rest = subject;
   while (!rest.empty()) {
@@ -119,16 +187,23 @@ void RemoteInterest::Add(Slot slot, std::string_view subject) {
     }
     node = it->second.get();
   }
-  node->links.push_back(slot);
+  node->links.push_back(trie_slot);
 }
 
-void RemoteInterest::Remove(Slot slot, std::string_view subject) {
+void RemoteInterest::Remove(Slot slot, std::string_view entry) {
   Link& link = links_[slot];
-  const auto found = link.subjects.find(HashKey(subject));
+  const auto found = link.subjects.find(HashKey(entry));
   if (found == link.subjects.end()) return;
-  link.subjects.erase(found);
+  std::string_view subject;
+  const Slot trie_slot = EntrySlot(slot, entry, /*create=*/false, &subject);
+  RINGMQ_ASSERT(trie_slot != kNoSlot);  // a group lives while an entry names it
   RINGMQ_ASSERT(entries_ > 0);
   --entries_;
+  if (IsGroup(trie_slot)) {
+    Group& group = groups_[trie_slot & ~kGroupBit];
+    RINGMQ_ASSERT(group.entries > 0);
+    if (--group.entries == 0) emptied_groups_.push_back(trie_slot & ~kGroupBit);
+  }
   Node* node = &root_;
   std::string_view rest = subject;
   while (!rest.empty() && node != nullptr) {
@@ -136,7 +211,11 @@ void RemoteInterest::Remove(Slot slot, std::string_view subject) {
     node = it == node->children.end() ? nullptr : it->second.get();
   }
   RINGMQ_ASSERT(node != nullptr);  // every subject of a link is in the trie
-  std::erase(node->links, slot);
+  // One occurrence: a group is there once per member link announcing this subject.
+  const auto occurrence = std::find(node->links.begin(), node->links.end(), trie_slot);
+  RINGMQ_ASSERT(occurrence != node->links.end());
+  node->links.erase(occurrence);
+  link.subjects.erase(found);  // last: `subject` and `entry` may view its string
   // Prune the nodes left empty, bottom up (their depth is the subject's tokens: a loop).
   while (node != &root_ && node->links.empty() && node->children.empty()) {
     Node* parent = node->parent;
@@ -286,6 +365,19 @@ void PendingAcks::DueNow(uint64_t now_ms) {
 }
 
 // ---- SeenIds -----------------------------------------------------------------------------
+
+void SeenIds::Forget(std::string_view origin) {
+  // Rare (a link forgotten): a pass over at most origins_max windows.
+  for (auto it = origins_.begin(); it != origins_.end();) {
+    const std::string_view key = it->first;
+    if (key == origin || (key.size() > origin.size() && key.starts_with(origin) &&
+                          key[origin.size()] == '\n')) {
+      origins_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+}
 
 SeenIds::Seen SeenIds::Check(std::string_view origin, uint64_t id) {
   const size_t window = options_.window();

@@ -14,11 +14,23 @@
 //
 // Announcement payloads (kinds: 'S' first part of a snapshot, 's' a further part, 'D' a delta,
 // 'H' a heartbeat carrying the link's last sequence number and no lines): lines "+subject" or
-// "-subject" separated by '\n'.
+// "-subject" separated by '\n', and for the link's share link's queue subscriptions (shared
+// subscriptions, cluster_share.h) "+q <queue> <subject>" / "-q <queue> <subject>" (NATS subjects
+// and queue names hold no space, so the forms cannot be confused).
+//
+// Groups (at least once for shared subscriptions, docs/cluster.md "Shared subscriptions"): a
+// queue group is one acknowledger whichever member link NATS gives the message to, so each queue
+// name announced by some link gets a group slot, kGroupBit | index, in the same Slot space as
+// the links: Match returns the groups whose subjects match beside the links, PendingAcks waits
+// for them as for links, and an ack naming the queue (from any member) satisfies it. A group
+// lives while some link announces one of its subjects; when the last goes (that link's delta,
+// snapshot or forgetting), TakeForgottenGroups hands its slot back once, to be forgotten by
+// PendingAcks before the slot is reused.
 //
 // Bounds: links_max remote links and subjects_max (link, subject) entries in RemoteInterest
 // (beyond them announcements are refused and counted: messages on the refused subjects are at
-// most once across nodes); PendingAcks is bounded by its caller (at_bound, span) and SeenIds by
+// most once across nodes), groups_max groups (beyond it a queue's entries are refused and
+// counted as subjects); PendingAcks is bounded by its caller (at_bound, span) and SeenIds by
 // origins_max windows of `window` ids each (window / 8 bytes per origin).
 //
 // Thread safety: each object is owned by one shard and used only on its thread.
@@ -57,6 +69,8 @@ struct ClusterAckOptions {
   uint64_t retransmit_ms = 2000;
   size_t links_max = 1024;
   size_t subjects_max = 1'000'000;
+  // Queue groups (shared subscriptions) tracked as acknowledgers.
+  size_t groups_max = 65536;
   // Messages (and their payload bytes) awaiting acknowledgements per shard: at the bound the
   // publishers are held back, as they are when the span of ids kept (done ones included, until
   // the oldest is done) reaches 3/4 of window(); a message beyond window() is forwarded
@@ -92,11 +106,24 @@ class RemoteInterest {
 
   // An announcement of link `link` (kind 'S', 's', 'D' or 'H'; see the file comment). On a
   // gap the lines are still applied, removals excepted (a link expected too often only waits
-  // for an ack or its forgetting; one expected too rarely would lose messages).
+  // for an ack or its forgetting; one expected too rarely would lose messages). groups_only:
+  // plain lines are ignored (a link of this node: its plain interest is served by the
+  // mailboxes, but its share link is picked by NATS like any other).
   Result Apply(std::string_view link, char kind, uint64_t sequence, std::string_view lines,
-               uint64_t now_ms);
-  // The links whose announced subjects match `subject` (no wildcards), sorted, each once.
+               uint64_t now_ms, bool groups_only = false);
+  // The links and groups whose announced subjects match `subject` (no wildcards), sorted
+  // (groups last), each once.
   void Match(std::string_view subject, std::vector<Slot>& out) const;
+
+  // Groups: slots with kGroupBit set.
+  static constexpr Slot kGroupBit = 0x8000'0000u;
+  static bool IsGroup(Slot slot) { return (slot & kGroupBit) != 0 && slot != kNoSlot; }
+  Slot FindGroup(std::string_view queue) const;
+  std::string_view group_name(Slot slot) const { return groups_[slot & ~kGroupBit].name; }
+  size_t group_count() const { return group_by_name_.size(); }
+  // Groups whose last subject went since the last call: their slots (free for reuse from now
+  // on) and queue names are appended.
+  void TakeForgottenGroups(std::vector<Slot>& forgotten, std::vector<std::string>& names);
   // Links not heard from since now_ms - link_timeout_ms are removed; their slots (free for
   // reuse from now on) and names are appended to `forgotten` and `names`.
   void Expire(uint64_t now_ms, std::vector<Slot>& forgotten, std::vector<std::string>& names);
@@ -105,6 +132,7 @@ class RemoteInterest {
 
   // The slot of a tracked link, or kNoSlot.
   static constexpr Slot kNoSlot = UINT32_MAX;
+  static_assert(kNoSlot & kGroupBit);
   Slot Find(std::string_view link) const;
   std::string_view name(Slot slot) const { return links_[slot].name; }
   size_t link_count() const { return by_name_.size(); }
@@ -117,7 +145,11 @@ class RemoteInterest {
     Node* parent = nullptr;
     std::string token;
     absl::flat_hash_map<std::string, std::unique_ptr<Node>> children;
-    std::vector<Slot> links;  // links whose subject ends here
+    std::vector<Slot> links;  // links whose subject ends here; groups once per member link
+  };
+  struct Group {
+    std::string name;  // the queue; empty: a free slot
+    size_t entries = 0;  // (link, subject) entries naming it
   };
   struct Link {
     std::string name;  // empty: a free slot
@@ -129,7 +161,10 @@ class RemoteInterest {
   void Add(Slot slot, std::string_view subject);
   void Remove(Slot slot, std::string_view subject);
   void Clear(Slot slot);
-  void ApplyLines(Slot slot, std::string_view lines, bool removals);
+  void ApplyLines(Slot slot, std::string_view lines, bool removals, bool groups_only);
+  // The trie slot of a link's entry: the link, or for "q <queue> <subject>" the queue's group
+  // (created if `create`; kNoSlot when absent or refused). *subject is set to the subject.
+  Slot EntrySlot(Slot link, std::string_view entry, bool create, std::string_view* subject);
 
   const ClusterAckOptions& options_;
   Node root_;
@@ -137,6 +172,10 @@ class RemoteInterest {
   std::vector<Slot> free_slots_;
   absl::flat_hash_map<std::string, Slot> by_name_;
   size_t entries_ = 0;
+  std::vector<Group> groups_;
+  std::vector<uint32_t> free_groups_;
+  absl::flat_hash_map<std::string, uint32_t> group_by_name_;
+  std::vector<uint32_t> emptied_groups_;  // entries went to 0 since TakeForgottenGroups
   uint64_t refused_links_ = 0;
   uint64_t refused_subjects_ = 0;
   mutable std::vector<std::string_view> tokens_;               // Match scratch
@@ -245,7 +284,8 @@ class SeenIds {
     kUnknown,    // older than the window, or no room for another origin: not known
   };
   Seen Check(std::string_view origin, uint64_t id);
-  void Forget(std::string_view origin) { origins_.erase(HashKey(origin)); }
+  // Forgets `origin`'s window and its groups' ("<origin>\n<queue>", router_cluster_acks.cc).
+  void Forget(std::string_view origin);
   size_t origin_count() const { return origins_.size(); }
 
  private:

@@ -1,5 +1,6 @@
 #include "shard/cluster_share.h"
 
+#include "cluster/control.h"
 #include "common/assert.h"
 
 namespace ringmq::shard {
@@ -65,7 +66,23 @@ void ClusterShares::SubscribeCover(Map::iterator it, std::string_view share_name
     RINGMQ_ASSERT(*sid != 0);
     it->second.sids[i] = *sid;
     by_sid_.emplace(*sid, &*it);  // map nodes do not move
+    std::string& line = it->second.lines[i];
+    line.append("q ").append(queue_scratch_).push_back(' ');
+    line.append(subjects[i]);
+    if (observer_ != nullptr) observer_->OnSubjectChange(line, /*added=*/true);
   }
+  if (observer_ == nullptr || (it->second.sids[0] == 0 && it->second.sids[1] == 0)) return;
+  // Retransmits to the group: the same queue group, so NATS picks one member link.
+  subject_scratch_.clear();
+  cluster::AppendControlSubject(mapping_.prefix, "rtq", {queue_scratch_}, subject_scratch_);
+  const absl::StatusOr<uint64_t> sid = link_.Subscribe(subject_scratch_, queue_scratch_);
+  if (!sid.ok()) {
+    ++subscribe_failures_;
+    return;
+  }
+  it->second.sids[2] = *sid;
+  by_sid_.emplace(*sid, &*it);
+  ++retransmit_subscriptions_;
 }
 
 void ClusterShares::Release(std::string_view share_name, std::string_view filter) {
@@ -78,6 +95,10 @@ void ClusterShares::Release(std::string_view share_name, std::string_view filter
     link_.Unsubscribe(sid);
     by_sid_.erase(sid);
   }
+  if (it->second.sids[2] != 0) --retransmit_subscriptions_;
+  for (const std::string& line : it->second.lines) {
+    if (!line.empty() && observer_ != nullptr) observer_->OnSubjectChange(line, /*added=*/false);
+  }
   groups_.erase(it);
 }
 
@@ -88,6 +109,7 @@ bool ClusterShares::Find(uint64_t sid, Group& group) const {
   const size_t split = it->second->second.share_name_size;
   group.share_name = key.substr(0, split);
   group.filter = key.substr(split + 1);
+  group.retransmit = it->second->second.sids[2] == sid;
   return true;
 }
 

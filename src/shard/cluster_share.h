@@ -21,6 +21,13 @@
 // group under the same name. The subject prefix is not in the name: groups of two prefixes
 // subscribe disjoint subjects already.
 //
+// At least once for groups (docs/cluster.md, "Shared subscriptions"): with each group's cover
+// subjects the share link also subscribes $RINGMQ[.prefix].rtq.<queue> in the same queue group,
+// where a publisher's node sends again what no member acknowledged, so that NATS picks a live
+// member again; and each cover subject is announced to the other nodes (the observer's entries
+// "q <queue> <subject>", cluster_acks.h), so that publishers know which groups must acknowledge
+// a message.
+//
 // Thread safety: owned by one shard; used only on its thread.
 #ifndef RINGMQ_SHARD_CLUSTER_SHARE_H_
 #define RINGMQ_SHARD_CLUSTER_SHARE_H_
@@ -36,6 +43,8 @@
 
 #include "cluster/nats_link.h"
 #include "cluster/subject.h"
+#include "common/assert.h"
+#include "shard/cluster_interest.h"
 
 namespace ringmq::shard {
 
@@ -49,6 +58,7 @@ class ClusterShares {
   struct Group {
     std::string_view share_name;
     std::string_view filter;
+    bool retransmit = false;  // the sid is the group's rtq subscription
   };
 
   // `link` (the share link) and `mapping` (its prefix) outlive this object.
@@ -58,14 +68,31 @@ class ClusterShares {
   void Acquire(std::string_view share_name, std::string_view filter);
   void Release(std::string_view share_name, std::string_view filter);
 
-  // The group of live queue subscription `sid`; false if `sid` is not one (a copy that was in
-  // flight when its group went).
+  // With the acks layer (router_cluster_acks.cc): `observer` is told "q <queue> <subject>" for
+  // each cover subject subscribed (added) or unsubscribed, and each group's rtq subject is
+  // subscribed beside its cover (for groups acquired from now on: set before any).
+  void set_observer(ClusterInterest::Observer* observer) {
+    RINGMQ_ASSERT(groups_.empty());
+    observer_ = observer;
+  }
+  // fn("q <queue> <subject>") for every cover subject held (a snapshot of the announcements).
+  template <typename Fn>
+  void ForEachQueueSubject(Fn fn) const {
+    for (const auto& [key, entry] : groups_) {
+      for (const std::string& line : entry.lines) {
+        if (!line.empty()) fn(std::string_view(line));
+      }
+    }
+  }
+
+  // The group of live queue subscription `sid` (a cover subject's or the group's retransmit
+  // subject's); false if `sid` is not one (a copy that was in flight when its group went).
   bool Find(uint64_t sid, Group& group) const;
 
   // Groups with members on this shard, NATS queue subscriptions held for them, members of
   // group (G, F) on this shard (0: none).
   size_t group_count() const { return groups_.size(); }
-  size_t subscription_count() const { return by_sid_.size(); }
+  size_t subscription_count() const { return by_sid_.size() - retransmit_subscriptions_; }
   uint32_t count(std::string_view share_name, std::string_view filter) const;
   // Subscriptions the link refused (a queue name or subject over its control line bound); the
   // group then gets no messages from other nodes' publishers. Not retried.
@@ -75,7 +102,8 @@ class ClusterShares {
   struct Entry {
     uint32_t count = 0;
     size_t share_name_size = 0;             // the key is share_name + '/' + filter
-    std::array<uint64_t, 2> sids = {0, 0};  // 0: none
+    std::array<uint64_t, 3> sids = {0, 0, 0};  // the cover subjects', rtq's; 0: none
+    std::array<std::string, 2> lines;          // "q <queue> <subject>" per cover subscribed
   };
   using Map = std::map<std::string, Entry, std::less<>>;
   // The key of (G, F): "G/F", the shared filter without "$share/" (a share name holds no '/',
@@ -85,12 +113,14 @@ class ClusterShares {
 
   cluster::NatsLink& link_;
   const cluster::SubjectMapping& mapping_;
+  ClusterInterest::Observer* observer_ = nullptr;
   Map groups_;                                                   // changes only with memberships
   std::unordered_map<uint64_t, const Map::value_type*> by_sid_;  // sid -> its group
   std::string key_scratch_;
   std::string subject_scratch_;
   std::string queue_scratch_;
   uint64_t subscribe_failures_ = 0;
+  size_t retransmit_subscriptions_ = 0;  // rtq sids in by_sid_
 };
 
 }  // namespace ringmq::shard

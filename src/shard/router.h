@@ -323,8 +323,8 @@ class Router final : public net::PacketSink {
   // QoS 1 and 2 at least once across nodes, after AttachCluster (before any session exists):
   //   - Interest: the link announces this shard's NATS subjects to the other links (deltas
   //     with a sequence number, snapshots when asked, heartbeats) and keeps theirs
-  //     (RemoteInterest, cluster_acks.h); other links of this node are not tracked (they drop
-  //     our messages as echoes).
+  //     (RemoteInterest, cluster_acks.h); other links of this node are tracked for their
+  //     groups only (they drop our plain messages as echoes).
   //   - A QoS 1/2 message forwarded while remote links match its subject carries a
   //     Ringmq-Id header and a reply subject naming this link; the publisher's PUBACK / PUBREC
   //     (and every later one of that connection: acks keep their order) waits until every
@@ -336,6 +336,11 @@ class Router final : public net::PacketSink {
   //     again to each missing link on its own retransmit subject, with header Ringmq-Subject.
   //   - Receiving: a message with an id is acknowledged (batched: one PUB per origin link per
   //     step), and one whose (origin, id) the duplicate window knows is not delivered again.
+  //   - Shared-subscription groups (sacks lane): the share link's queue subjects are announced
+  //     too ("q <queue> <subject>"), a group is one acknowledger whichever member shard NATS
+  //     picks (this node's shards included), its members acknowledge in its name, and its
+  //     retransmits go to $RINGMQ[.p].rtq.<queue>, which all its members' share links
+  //     subscribe in its queue group. A group is forgotten with its last member link.
   void StartClusterAcks(const ClusterAckOptions& options);
   // Once per loop iteration, after the completions (the link's messages) and mailboxes:
   // announcements, acks, retransmits, forgetting, and the release of held PUBACK / PUBREC.
@@ -623,6 +628,13 @@ class Router final : public net::PacketSink {
   bool OnClusterControl(const cluster::NatsMessage& message);
   // A data message with a Ringmq-Id: acknowledged; false if it is a duplicate (not delivered).
   bool AcceptClusterData(const cluster::NatsMessage& message);
+  // The same for a queue copy (or a group retransmit) that a member of group (share_name,
+  // filter) on this shard takes: the ack names the group; the duplicate window is the origin's for that group.
+  bool AcceptClusterGroupData(const cluster::NatsMessage& message, std::string_view share_name,
+                              std::string_view filter);
+  // Groups whose last member link went (silent, or its last member left): forgotten by the
+  // pending messages, which may then be acknowledged to their publishers.
+  void ForgetClusterGroups();
   // PublishToCluster of a QoS 1/2 message on `subject`: if remote links must acknowledge it,
   // tracks it and sets the id header's value and the reply subject; returns whether it did.
   bool TrackClusterMessage(const message::Message& message, std::string_view subject,

@@ -31,6 +31,8 @@ inline constexpr std::string_view kNodeHeader = "Ringmq-Node";
 inline constexpr std::string_view kQosHeader = "Ringmq-Qos";
 inline constexpr std::string_view kRetainHeader = "Ringmq-Retain";
 inline constexpr std::string_view kIdHeader = "Ringmq-Id";  // cluster acks (router_cluster_acks.cc)
+// Retransmits (to a link, or to a group's rtq subject): the data subject.
+inline constexpr std::string_view kSubjectHeader = "Ringmq-Subject";
 // The values of kQosHeader and kRetainHeader, by number.
 inline constexpr std::string_view kDigits[] = {"0", "1", "2"};
 

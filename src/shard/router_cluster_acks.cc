@@ -19,11 +19,15 @@ namespace ringmq::shard {
 namespace {
 
 // Headers of the acks layer (beside router_cluster.h's Ringmq-Node, -Qos, -Retain, -Id).
-constexpr std::string_view kSubjectHeader = "Ringmq-Subject";  // retransmits: the data subject
 constexpr std::string_view kKindHeader = "Ringmq-Kind";        // announcements: S, s, D, H
 constexpr std::string_view kSequenceHeader = "Ringmq-Seq";
 // Announcements: "1" if the announcing shard has shared-subscription groups (batch lane).
 constexpr std::string_view kGroupsHeader = "Ringmq-Groups";
+
+// Whether an announcement carries a share link's queue lines ("+q <queue> <subject>").
+bool HasQueueLines(std::string_view lines) {
+  return lines.starts_with("+q ") || lines.find("\n+q ") != std::string_view::npos;
+}
 
 // A decimal id (at most 19 digits: no overflow), 0 if `text` is not one.
 uint64_t ParseId(std::string_view text) {
@@ -65,6 +69,7 @@ void Router::StartClusterAcks(const ClusterAckOptions& options) {
   a.ack_sid = subscribe(a.ack_subject);
   a.retransmit_sid = subscribe(cluster::ControlSubject(c.prefix, "rt", {c.node_name, shard}));
   c.interest.set_observer(&a);
+  if (c.shares != nullptr) c.shares->set_observer(&a);
 }
 
 void Router::OnClusterReady() {
@@ -87,16 +92,25 @@ bool Router::OnClusterControl(const cluster::NatsMessage& message) {
     if (!message.subject.starts_with(root)) return true;
     const std::string_view link = message.subject.substr(root.size());
     const size_t dot = link.rfind('.');
-    if (dot == std::string_view::npos || link.substr(0, dot) == cluster_->node_name) return true;
+    if (dot == std::string_view::npos || link == a.link_name) return true;
+    // Another shard of this node: its plain interest is served by the mailboxes, but NATS may
+    // give the queue copy of our message to its share link, so its groups are tracked (from
+    // its first announcement with queue lines on).
+    const bool own_node = link.substr(0, dot) == cluster_->node_name;
+    if (own_node && a.interest.Find(link) == RemoteInterest::kNoSlot &&
+        !HasQueueLines(message.payload)) {
+      return true;
+    }
     const std::string_view kind = HeaderValue(message.headers, kKindHeader);
     const uint64_t sequence = ParseId(HeaderValue(message.headers, kSequenceHeader));
     if (kind.size() != 1) return true;
     const uint64_t refused_subjects = a.interest.refused_subjects();
-    const RemoteInterest::Result result =
-        a.interest.Apply(link, kind[0], sequence, message.payload, services_.now_ms());
+    const RemoteInterest::Result result = a.interest.Apply(
+        link, kind[0], sequence, message.payload, services_.now_ms(), /*groups_only=*/own_node);
     counters_.cluster_interest_refused.Add(a.interest.refused_subjects() - refused_subjects);
     // Absent (a node that does not say): taken as groups, which only turns batching off.
-    if (const RemoteInterest::Slot slot = a.interest.Find(link); slot != RemoteInterest::kNoSlot) {
+    if (const RemoteInterest::Slot slot = a.interest.Find(link);
+        slot != RemoteInterest::kNoSlot && !own_node) {
       a.SetRemoteGroups(slot, HeaderValue(message.headers, kGroupsHeader) != "0");
     }
     switch (result) {
@@ -120,11 +134,14 @@ bool Router::OnClusterControl(const cluster::NatsMessage& message) {
     return true;
   }
   if (sid == a.ack_sid) {
-    // "<node>.<shard>\n<id> <id> ..."
+    // "<node>.<shard>\n<id> <id> ...", or from a group's member "q <queue>\n<id> <id> ..."
     std::string_view rest = message.payload;
     const size_t newline = rest.find('\n');
     if (newline == std::string_view::npos) return true;
-    const RemoteInterest::Slot slot = a.interest.Find(rest.substr(0, newline));
+    const std::string_view acker = rest.substr(0, newline);
+    const RemoteInterest::Slot slot = acker.starts_with("q ")
+                                          ? a.interest.FindGroup(acker.substr(2))
+                                          : a.interest.Find(acker);
     rest.remove_prefix(newline + 1);
     while (!rest.empty()) {
       const size_t space = rest.find(' ');
@@ -181,11 +198,70 @@ bool Router::AcceptClusterData(const cluster::NatsMessage& message) {
   return true;
 }
 
+bool Router::AcceptClusterGroupData(const cluster::NatsMessage& message,
+                                    std::string_view share_name, std::string_view filter) {
+  ClusterAcks& a = *cluster_acks_;
+  const uint64_t id = ParseId(HeaderValue(message.headers, kIdHeader));
+  if (id == 0 || !message.reply.starts_with(a.control_prefix)) return true;
+  // "<ack subject>\n<queue>": the acks' key and the duplicate window's origin.
+  a.group_key.clear();
+  a.group_key.append(message.reply).push_back('\n');
+  AppendQueueName(share_name, filter, a.group_key);
+  const std::string_view queue = std::string_view(a.group_key).substr(message.reply.size() + 1);
+  if (message.reply == a.ack_subject) {
+    // Our own message, and NATS picked our own share link: the main link would not receive
+    // an ack it publishes itself (echo off), so it is taken here.
+    const RemoteInterest::Slot slot = a.interest.FindGroup(queue);
+    if (slot != RemoteInterest::kNoSlot && a.pending.Ack(id, slot)) a.completed = true;
+  } else {
+    auto out = a.group_acks_out.find(HashKey(a.group_key));
+    if (out == a.group_acks_out.end()) out = a.group_acks_out.try_emplace(a.group_key).first;
+    std::string& ids = out->second;
+    if (ids.empty()) {
+      absl::StrAppend(&ids, "q ", HashKey(queue), "\n", id);
+    } else {
+      absl::StrAppend(&ids, " ", id);
+    }
+    if (ids.size() >= a.options.announce_bytes_max) SendAcks(message.reply, ids);
+  }
+  counters_.cluster_group_acks.Add();
+  switch (a.seen.Check(a.group_key, id)) {
+    case SeenIds::Seen::kNew:
+      return true;
+    case SeenIds::Seen::kDuplicate:
+      counters_.cluster_duplicates_dropped.Add();
+      return false;
+    case SeenIds::Seen::kUnknown:
+      counters_.cluster_duplicates_unknown.Add();
+      return true;
+  }
+  return true;
+}
+
+void Router::ForgetClusterGroups() {
+  ClusterAcks& a = *cluster_acks_;
+  a.forgotten.clear();
+  a.forgotten_names.clear();
+  a.interest.TakeForgottenGroups(a.forgotten, a.forgotten_names);
+  for (const RemoteInterest::Slot slot : a.forgotten) {
+    counters_.cluster_groups_forgotten.Add();
+    const size_t released = a.pending.Forget(slot);
+    if (released != 0) a.completed = true;
+    counters_.cluster_ack_forgotten_released.Add(released);
+  }
+}
+
 bool Router::TrackClusterMessage(const message::Message& message, std::string_view subject,
                                  std::string& id_text, std::string_view& reply) {
   ClusterAcks& a = *cluster_acks_;
   a.last_id = 0;
   a.interest.Match(subject, a.slots);
+  // While the link is not ready the groups are per node (ClusterChoosesShares: this node's
+  // members chose already), so no group is awaited; groups sort after the links.
+  if (!a.slots.empty() && RemoteInterest::IsGroup(a.slots.back()) && !cluster_->link->ready()) {
+    a.slots.erase(std::find_if(a.slots.begin(), a.slots.end(), RemoteInterest::IsGroup),
+                  a.slots.end());
+  }
   if (a.slots.empty()) return false;  // no other node is interested: acknowledged at once
   const uint64_t id =
       a.pending.Add(message::MessageRef::Share(const_cast<message::Message*>(&message)), a.slots,
@@ -311,6 +387,25 @@ void Router::ClusterAckStep() {
     if (!ids.empty()) SendAcks(reply, ids);
   }
   if (a.acks_out.size() > a.options.origins_max) a.acks_out.clear();
+  for (auto& [key, ids] : a.group_acks_out) {
+    if (!ids.empty()) SendAcks(std::string_view(key).substr(0, key.find('\n')), ids);
+  }
+  if (a.group_acks_out.size() > a.options.origins_max) a.group_acks_out.clear();
+  // This shard's own groups, under its own link name (ClusterAcks::OnSubjectChange): a
+  // snapshot when they changed, else kept heard (a heartbeat of its only sequence number).
+  if (a.own_groups_dirty && c.shares != nullptr) {
+    a.own_groups_dirty = false;
+    a.text.clear();
+    c.shares->ForEachQueueSubject([&](std::string_view line) {
+      a.text.push_back('+');
+      a.text.append(line);
+      a.text.push_back('\n');
+    });
+    a.interest.Apply(a.link_name, 'S', 0, a.text, now, /*groups_only=*/true);
+    a.own_groups_known = true;
+  } else if (a.own_groups_known) {
+    a.interest.Apply(a.link_name, 'H', 0, {}, now, /*groups_only=*/true);
+  }
   if (c.link->ready()) {
     // Announcements of this shard's interest: a snapshot when asked (replacing the delta),
     // else the delta of this iteration, in parts of at most announce_bytes_max; a heartbeat
@@ -334,7 +429,7 @@ void Router::ClusterAckStep() {
       a.delta.clear();
       char kind = 'S';
       a.text.clear();
-      c.interest.ForEachSubject([&](std::string_view subject) {
+      const auto add_line = [&](std::string_view subject) {
         if (!a.text.empty() && a.text.size() + subject.size() + 2 > a.options.announce_bytes_max) {
           announce(kind, a.text);
           kind = 's';
@@ -343,7 +438,9 @@ void Router::ClusterAckStep() {
         a.text.push_back('+');
         a.text.append(subject);
         a.text.push_back('\n');
-      });
+      };
+      c.interest.ForEachSubject(add_line);
+      if (c.shares != nullptr) c.shares->ForEachQueueSubject(add_line);  // "q <queue> <subject>"
       announce(kind, a.text);
     } else if (!a.delta.empty()) {
       std::string_view rest = a.delta;
@@ -397,7 +494,13 @@ void Router::ClusterAckStep() {
             return false;  // tracked messages were carried once: cannot happen
           }
           a.text.clear();
-          a.text.append(a.control_prefix).append("rt.").append(a.interest.name(slot));
+          if (RemoteInterest::IsGroup(slot)) {
+            // To the group: NATS picks one member link, a live one if there is one.
+            a.text.append(a.control_prefix).append("rtq.").append(a.interest.group_name(slot));
+            counters_.cluster_group_retransmits.Add();
+          } else {
+            a.text.append(a.control_prefix).append("rt.").append(a.interest.name(slot));
+          }
           const std::string id = absl::StrCat(entry.id);
           std::vector<cluster::nats::HeaderField>& headers = c.headers;
           headers.clear();
@@ -431,10 +534,14 @@ void Router::ClusterAckStep() {
     if (given_up != 0) a.completed = true;
     counters_.cluster_retransmits.Add(sent);
   }
+  // Groups emptied by announcements, forgotten links or this shard's own members leaving (also
+  // while the link is down: the table's list of emptied groups stays bounded).
+  ForgetClusterGroups();
   ReleaseClusterAcks();
   counters_.gauges.cluster_ack_pending.Set(static_cast<int64_t>(a.pending.live()));
   counters_.gauges.cluster_ack_pending_bytes.Set(static_cast<int64_t>(a.pending.bytes()));
   counters_.gauges.cluster_remote_links.Set(static_cast<int64_t>(a.interest.link_count()));
+  counters_.gauges.cluster_remote_groups.Set(static_cast<int64_t>(a.interest.group_count()));
 }
 
 }  // namespace ringmq::shard

@@ -39,7 +39,11 @@ struct Router::ClusterAcks final : ClusterInterest::Observer {
     std::erase(held_back, tag);
   }
 
+  // Also the share link's "q <queue> <subject>" lines (ClusterShares): announced the same way,
+  // and applied to `interest` under this link's own name (own_groups_dirty), since NATS may
+  // give the queue copy of a message this shard publishes to its own share link.
   void OnSubjectChange(std::string_view subject, bool added) override {
+    if (subject.starts_with("q ")) own_groups_dirty = true;
     delta.push_back(added ? '+' : '-');
     delta.append(subject);
     delta.push_back('\n');
@@ -98,6 +102,11 @@ struct Router::ClusterAcks final : ClusterInterest::Observer {
 
   // Acks to send: per origin link's ack subject, the ids (decimal, ' ' separated).
   absl::flat_hash_map<std::string, std::string> acks_out;
+  // Group acks to send: per "<ack subject>\n<queue>", "q <queue>\n" then the ids. The key is
+  // also the duplicate window's origin (SeenIds), so a group's window is per member shard.
+  absl::flat_hash_map<std::string, std::string> group_acks_out;
+  bool own_groups_dirty = false;  // this shard's queue lines changed: applied at the next step
+  bool own_groups_known = false;  // link_name is in `interest` (for its groups)
 
   // The publisher's side.
   uint64_t last_id = 0;  // of the message PublishToCluster just tracked (0: none)
@@ -110,6 +119,7 @@ struct Router::ClusterAcks final : ClusterInterest::Observer {
   std::vector<RemoteInterest::Slot> slots;
   std::vector<RemoteInterest::Slot> forgotten;
   std::vector<std::string> forgotten_names;
+  std::string group_key;
   std::string subject;
   std::string text;
   std::string topic;

@@ -9,6 +9,7 @@
 #include "mqtt/topic.h"
 #include "shard/router.h"
 #include "shard/router_cluster.h"
+#include "shard/router_cluster_acks.h"
 
 namespace ringmq::shard {
 namespace {
@@ -28,6 +29,8 @@ void Router::AttachClusterShares(cluster::NatsLink* share_link) {
   RINGMQ_ASSERT(cluster_ != nullptr && cluster_->shares == nullptr && share_link != nullptr);
   RINGMQ_ASSERT(sessions_.size() == 0);
   cluster_->shares = std::make_unique<ClusterShares>(*share_link, cluster_->mapping);
+  // At least once for groups: the shares announce their queue subjects through the acks layer.
+  if (cluster_acks_ != nullptr) cluster_->shares->set_observer(cluster_acks_.get());
 }
 
 size_t Router::cluster_share_subscription_count() const {
@@ -91,10 +94,18 @@ void Router::OnClusterShareMessage(const cluster::NatsMessage& nats_message) {
   // The link passes only live sids, and every live sid of this link is a group's.
   const bool found = c.shares->Find(nats_message.sid, group);
   RINGMQ_ASSERT(found);
+  // A publisher's node sending again what no member acknowledged ($RINGMQ[.p].rtq.<queue>,
+  // in the group's queue group): the data subject is in a header.
+  // (A group on '#' also gets control subjects on its cover subject '>': dropped below as '$'.)
+  std::string_view subject = nats_message.subject;
+  if (group.retransmit) {
+    subject = HeaderValue(nats_message.headers, kSubjectHeader);
+    if (subject.empty() || nats_message.reply.empty() || cluster_acks_ == nullptr) return;
+  }
   c.topic.clear();
   // The cover of a filter is wider than the filter only for '$' first levels
   // (cluster/subject.h), which are dropped here: the group's filter matches the rest.
-  if (!cluster::SubjectToTopic(nats_message.subject, c.prefix, c.topic) || c.topic[0] == '$') {
+  if (!cluster::SubjectToTopic(subject, c.prefix, c.topic) || c.topic[0] == '$') {
     counters_.cluster_unmappable_subjects.Add();
     return;
   }
@@ -119,7 +130,7 @@ void Router::OnClusterShareMessage(const cluster::NatsMessage& nats_message) {
   const uint64_t key =
       share_strategy_ == sub::ShareStrategy::kHash
           ? std::hash<std::string_view>{}(HeaderValue(nats_message.headers, kNodeHeader)) ^
-                std::hash<std::string_view>{}(nats_message.subject)
+                std::hash<std::string_view>{}(subject)
           : 0;
   sub::ShareChoice choice = ChoiceFor(context, key);
   choice.eligible = [](void* context, const sub::Subscriber& member) {
@@ -130,6 +141,12 @@ void Router::OnClusterShareMessage(const cluster::NatsMessage& nats_message) {
   CountShared(match_);
   if (match_.empty()) {
     counters_.cluster_share_no_member.Add();
+    return;  // not acknowledged: a retransmit to the group may find a member elsewhere
+  }
+  // At least once for groups: acknowledged in the group's name; a repeat is not delivered
+  // again by this shard (QoS 2 exactly once per member).
+  if (cluster_acks_ != nullptr && !nats_message.reply.empty() &&
+      !AcceptClusterGroupData(nats_message, group.share_name, group.filter)) {
     return;
   }
   counters_.cluster_share_delivered.Add();

@@ -70,6 +70,7 @@ EXPECTED_SECONDS = {
     "test_nats_link.SingleServer": 7.0,
     "test_cluster.ClusterTest": 9.0,
     "test_cluster_acks.ClusterAcksTest": 8.0,
+    "test_cluster_acks.ClusterGroupAcksTest": 8.0,
     "test_cluster_batch.ClusterBatchTest": 8.0,
     "test_cluster_soak.ClusterSoak": 18.0,
     "test_cluster_bench.BenchClusterScript": 13.0,

@@ -141,6 +141,91 @@ TEST(RemoteInterestTest, BoundsOnLinksAndSubjectsAreCounted) {
   EXPECT_EQ(Matching(table, "d"), (Names{"n1.0"}));
 }
 
+// Groups (shared subscriptions): a queue name announced by several links is one acknowledger.
+TEST(RemoteInterestTest, QueueLinesMakeOneGroupSlotAcrossMemberLinks) {
+  ClusterAckOptions options;
+  RemoteInterest table(options);
+  table.Apply("n1.0", 'S', 1, "+a.b\n+q g-a t.>\n+q g-a t\n", 0);
+  table.Apply("n2.0", 'S', 1, "+q g-a t.>\n+q g-a t\n", 0);
+  const Slot group = table.FindGroup("g-a");
+  ASSERT_NE(group, RemoteInterest::kNoSlot);
+  EXPECT_TRUE(RemoteInterest::IsGroup(group));
+  EXPECT_FALSE(RemoteInterest::IsGroup(table.Find("n1.0")));
+  EXPECT_EQ(table.group_name(group), "g-a");
+  EXPECT_EQ(table.group_count(), 1u);
+  std::vector<Slot> slots;
+  table.Match("t.x", slots);
+  EXPECT_EQ(slots, (std::vector<Slot>{group})) << "one slot for both members, no link slot";
+  table.Match("a.b", slots);
+  EXPECT_EQ(slots, (std::vector<Slot>{table.Find("n1.0")}));
+  // One member leaves: the group stays; the last one leaves: forgotten once.
+  table.Apply("n1.0", 'D', 2, "-q g-a t.>\n-q g-a t\n", 0);
+  std::vector<Slot> forgotten;
+  std::vector<std::string> names;
+  table.TakeForgottenGroups(forgotten, names);
+  EXPECT_TRUE(forgotten.empty());
+  table.Match("t", slots);
+  EXPECT_EQ(slots, (std::vector<Slot>{group}));
+  table.Apply("n2.0", 'D', 2, "-q g-a t.>\n-q g-a t\n", 0);
+  table.TakeForgottenGroups(forgotten, names);
+  EXPECT_EQ(forgotten, (std::vector<Slot>{group}));
+  EXPECT_EQ(names, (Names{"g-a"}));
+  EXPECT_EQ(table.FindGroup("g-a"), RemoteInterest::kNoSlot);
+  table.Match("t.x", slots);
+  EXPECT_TRUE(slots.empty());
+  forgotten.clear();
+  table.TakeForgottenGroups(forgotten, names);
+  EXPECT_TRUE(forgotten.empty()) << "handed back once";
+}
+
+TEST(RemoteInterestTest, AGroupIsForgottenWithItsLastSilentMemberLink) {
+  ClusterAckOptions options;
+  options.link_timeout_ms = 1000;
+  RemoteInterest table(options);
+  table.Apply("n1.0", 'S', 1, "+q g-a t\n", 0);
+  table.Apply("n2.0", 'S', 1, "+q g-a t\n", 500);
+  const Slot group = table.FindGroup("g-a");
+  std::vector<Slot> forgotten;
+  std::vector<std::string> names;
+  table.Expire(1000, forgotten, names);
+  EXPECT_EQ(names, (Names{"n1.0"}));
+  forgotten.clear();
+  table.TakeForgottenGroups(forgotten, names);
+  EXPECT_TRUE(forgotten.empty()) << "n2.0 still serves it";
+  table.Expire(1500, forgotten, names);
+  forgotten.clear();
+  names.clear();
+  table.TakeForgottenGroups(forgotten, names);
+  EXPECT_EQ(forgotten, (std::vector<Slot>{group}));
+  // A snapshot that keeps the group (cleared, then added again) forgets nothing.
+  table.Apply("n3.0", 'S', 1, "+q h-b u\n", 2000);
+  table.Apply("n3.0", 'S', 2, "+q h-b u\n", 2000);
+  forgotten.clear();
+  table.TakeForgottenGroups(forgotten, names);
+  EXPECT_TRUE(forgotten.empty());
+  EXPECT_NE(table.FindGroup("h-b"), RemoteInterest::kNoSlot);
+}
+
+TEST(RemoteInterestTest, GroupsOnlyAndMalformedQueueLinesAndTheGroupBound) {
+  ClusterAckOptions options;
+  options.groups_max = 1;
+  RemoteInterest table(options);
+  // A link of this node: only its queue lines count.
+  table.Apply("self.1", 'S', 1, "+a\n+q g-a t\n", 0, /*groups_only=*/true);
+  EXPECT_EQ(table.entry_count(), 1u);
+  std::vector<Slot> slots;
+  table.Match("a", slots);
+  EXPECT_TRUE(slots.empty());
+  // Malformed: no subject, a queue with '.', an empty queue, a bad subject.
+  table.Apply("n1.0", 'S', 1, "+q g\n+q g.x t\n+q  t\n+q g-a t..u\n", 0);
+  EXPECT_EQ(table.entry_count(), 1u);
+  // groups_max = 1: another queue is refused and counted; the known one is accepted.
+  table.Apply("n1.0", 'D', 2, "+q h-b t\n+q g-a t\n", 0);
+  EXPECT_EQ(table.group_count(), 1u);
+  EXPECT_EQ(table.refused_subjects(), 1u);
+  EXPECT_EQ(table.entry_count(), 2u);
+}
+
 message::MessageRef Message(std::string_view payload) {
   const auto* bytes = reinterpret_cast<const uint8_t*>(payload.data());
   return message::MessageRef::Create("t", std::span<const uint8_t>(bytes, payload.size()), 1,
@@ -252,6 +337,30 @@ TEST(PendingAcksTest, BoundsHoldBackAndStopTracking) {
   PendingAcks bytes(options, 1);
   bytes.Add(Message(std::string(100, 'x')), link, 0);
   EXPECT_TRUE(bytes.at_bound());
+}
+
+TEST(PendingAcksTest, AGroupSlotIsAwaitedAndForgottenLikeALink) {
+  ClusterAckOptions options;
+  PendingAcks pending(options, 1);
+  const Slot group = RemoteInterest::kGroupBit | 0;
+  const std::vector<Slot> both = {3, group};
+  const uint64_t id = pending.Add(Message("m"), both, 0);
+  EXPECT_FALSE(pending.Ack(id, group));
+  EXPECT_TRUE(pending.Ack(id, 3));
+  const uint64_t id2 = pending.Add(Message("n"), std::vector<Slot>{group}, 0);
+  EXPECT_EQ(pending.Forget(group), 1u);
+  EXPECT_TRUE(pending.complete(id2));
+}
+
+TEST(SeenIdsTest, ForgettingAnOriginForgetsItsGroupWindows) {
+  ClusterAckOptions options;
+  options.pending_max = 64;
+  SeenIds seen(options);
+  EXPECT_EQ(seen.Check("$RINGMQ.ack.n1.0", 5), SeenIds::Seen::kNew);
+  EXPECT_EQ(seen.Check("$RINGMQ.ack.n1.0\ng-a", 5), SeenIds::Seen::kNew) << "its own window";
+  EXPECT_EQ(seen.Check("$RINGMQ.ack.n1.00\ng-a", 5), SeenIds::Seen::kNew);
+  seen.Forget("$RINGMQ.ack.n1.0");
+  EXPECT_EQ(seen.origin_count(), 1u) << "n1.00's stays";
 }
 
 TEST(SeenIdsTest, RepeatsWithinTheWindowAreDuplicates) {
