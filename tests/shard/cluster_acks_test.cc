@@ -147,28 +147,28 @@ TEST(RemoteInterestTest, QueueLinesMakeOneGroupSlotAcrossMemberLinks) {
   RemoteInterest table(options);
   table.Apply("n1.0", 'S', 1, "+a.b\n+q g-a t.>\n+q g-a t\n", 0);
   table.Apply("n2.0", 'S', 1, "+q g-a t.>\n+q g-a t\n", 0);
-  const Slot group = table.FindGroup("g-a");
+  const InterestSlot group = table.FindGroup("g-a");
   ASSERT_NE(group, RemoteInterest::kNoSlot);
   EXPECT_TRUE(RemoteInterest::IsGroup(group));
   EXPECT_FALSE(RemoteInterest::IsGroup(table.Find("n1.0")));
   EXPECT_EQ(table.group_name(group), "g-a");
   EXPECT_EQ(table.group_count(), 1u);
-  std::vector<Slot> slots;
+  std::vector<InterestSlot> slots;
   table.Match("t.x", slots);
-  EXPECT_EQ(slots, (std::vector<Slot>{group})) << "one slot for both members, no link slot";
+  EXPECT_EQ(slots, (std::vector<InterestSlot>{group})) << "one slot for both members, no link slot";
   table.Match("a.b", slots);
-  EXPECT_EQ(slots, (std::vector<Slot>{table.Find("n1.0")}));
+  EXPECT_EQ(slots, (std::vector<InterestSlot>{table.Find("n1.0")}));
   // One member leaves: the group stays; the last one leaves: forgotten once.
   table.Apply("n1.0", 'D', 2, "-q g-a t.>\n-q g-a t\n", 0);
-  std::vector<Slot> forgotten;
+  std::vector<InterestSlot> forgotten;
   std::vector<std::string> names;
   table.TakeForgottenGroups(forgotten, names);
   EXPECT_TRUE(forgotten.empty());
   table.Match("t", slots);
-  EXPECT_EQ(slots, (std::vector<Slot>{group}));
+  EXPECT_EQ(slots, (std::vector<InterestSlot>{group}));
   table.Apply("n2.0", 'D', 2, "-q g-a t.>\n-q g-a t\n", 0);
   table.TakeForgottenGroups(forgotten, names);
-  EXPECT_EQ(forgotten, (std::vector<Slot>{group}));
+  EXPECT_EQ(forgotten, (std::vector<InterestSlot>{group}));
   EXPECT_EQ(names, (Names{"g-a"}));
   EXPECT_EQ(table.FindGroup("g-a"), RemoteInterest::kNoSlot);
   table.Match("t.x", slots);
@@ -184,8 +184,8 @@ TEST(RemoteInterestTest, AGroupIsForgottenWithItsLastSilentMemberLink) {
   RemoteInterest table(options);
   table.Apply("n1.0", 'S', 1, "+q g-a t\n", 0);
   table.Apply("n2.0", 'S', 1, "+q g-a t\n", 500);
-  const Slot group = table.FindGroup("g-a");
-  std::vector<Slot> forgotten;
+  const InterestSlot group = table.FindGroup("g-a");
+  std::vector<InterestSlot> forgotten;
   std::vector<std::string> names;
   table.Expire(1000, forgotten, names);
   EXPECT_EQ(names, (Names{"n1.0"}));
@@ -196,7 +196,7 @@ TEST(RemoteInterestTest, AGroupIsForgottenWithItsLastSilentMemberLink) {
   forgotten.clear();
   names.clear();
   table.TakeForgottenGroups(forgotten, names);
-  EXPECT_EQ(forgotten, (std::vector<Slot>{group}));
+  EXPECT_EQ(forgotten, (std::vector<InterestSlot>{group}));
   // A snapshot that keeps the group (cleared, then added again) forgets nothing.
   table.Apply("n3.0", 'S', 1, "+q h-b u\n", 2000);
   table.Apply("n3.0", 'S', 2, "+q h-b u\n", 2000);
@@ -213,7 +213,7 @@ TEST(RemoteInterestTest, GroupsOnlyAndMalformedQueueLinesAndTheGroupBound) {
   // A link of this node: only its queue lines count.
   table.Apply("self.1", 'S', 1, "+a\n+q g-a t\n", 0, /*groups_only=*/true);
   EXPECT_EQ(table.entry_count(), 1u);
-  std::vector<Slot> slots;
+  std::vector<InterestSlot> slots;
   table.Match("a", slots);
   EXPECT_TRUE(slots.empty());
   // Malformed: no subject, a queue with '.', an empty queue, a bad subject.
@@ -342,12 +342,12 @@ TEST(PendingAcksTest, BoundsHoldBackAndStopTracking) {
 TEST(PendingAcksTest, AGroupSlotIsAwaitedAndForgottenLikeALink) {
   ClusterAckOptions options;
   PendingAcks pending(options, 1);
-  const Slot group = RemoteInterest::kGroupBit | 0;
-  const std::vector<Slot> both = {3, group};
+  const InterestSlot group = RemoteInterest::kGroupBit | 0;
+  const std::vector<InterestSlot> both = {3, group};
   const uint64_t id = pending.Add(Message("m"), both, 0);
   EXPECT_FALSE(pending.Ack(id, group));
   EXPECT_TRUE(pending.Ack(id, 3));
-  const uint64_t id2 = pending.Add(Message("n"), std::vector<Slot>{group}, 0);
+  const uint64_t id2 = pending.Add(Message("n"), std::vector<InterestSlot>{group}, 0);
   EXPECT_EQ(pending.Forget(group), 1u);
   EXPECT_TRUE(pending.complete(id2));
 }
