@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <ctime>
+#include <string>
 
 #include "common/clock.h"
 
@@ -43,25 +44,42 @@ bool LogEnabled(LogLevel level) {
 }
 
 void LogLine(LogLevel level, const char* format, ...) {
-  char line[8192];  // the shutdown counters line is the longest
+  // Lines are formatted on the stack; one longer than the buffer (the shutdown counters line,
+  // some 9 KB and growing with every counter) is formatted again on the heap, whole: a log line
+  // is never cut (operators and the integration tests parse the counters line).
+  char line[4096];
   const uint64_t now_ns = ClockNs(CLOCK_REALTIME);
   const auto seconds = static_cast<time_t>(now_ns / 1'000'000'000);
   const auto milliseconds = static_cast<long>(now_ns % 1'000'000'000 / 1'000'000);
   tm utc{};
   gmtime_r(&seconds, &utc);
-  int length = std::snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s ",
-                             utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday, utc.tm_hour,
-                             utc.tm_min, utc.tm_sec, milliseconds, LevelName(level));
+  const int prefix = std::snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s ",
+                                   utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday, utc.tm_hour,
+                                   utc.tm_min, utc.tm_sec, milliseconds, LevelName(level));
+  const size_t room = sizeof(line) - static_cast<size_t>(prefix) - 1;  // 1: the newline
   va_list args;
   va_start(args, format);
-  const int body =
-      std::vsnprintf(line + length, sizeof(line) - static_cast<size_t>(length) - 1, format, args);
+  va_list again;
+  va_copy(again, args);
+  const int body = std::vsnprintf(line + prefix, room + 1, format, args);
   va_end(args);
-  if (body > 0) length += body;
-  if (length > static_cast<int>(sizeof(line)) - 2) length = static_cast<int>(sizeof(line)) - 2;
-  line[length++] = '\n';
-  [[maybe_unused]] const ssize_t written =
-      ::write(STDERR_FILENO, line, static_cast<size_t>(length));
+  if (body < 0) {
+    va_end(again);
+    return;
+  }
+  if (static_cast<size_t>(body) <= room) {
+    va_end(again);
+    const size_t length = static_cast<size_t>(prefix + body);
+    line[length] = '\n';
+    [[maybe_unused]] const ssize_t written = ::write(STDERR_FILENO, line, length + 1);
+    return;
+  }
+  std::string long_line(line, static_cast<size_t>(prefix));
+  long_line.resize(static_cast<size_t>(prefix) + static_cast<size_t>(body) + 1);
+  std::vsnprintf(long_line.data() + prefix, static_cast<size_t>(body) + 1, format, again);
+  va_end(again);
+  long_line.back() = '\n';
+  [[maybe_unused]] const ssize_t written = ::write(STDERR_FILENO, long_line.data(), long_line.size());
 }
 
 bool ConnectionEventLog::Admit(uint64_t now_ms, LogLevel* level) {
