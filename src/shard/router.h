@@ -632,6 +632,9 @@ class Router final : public net::PacketSink {
   // filter) on this shard takes: the ack names the group; the duplicate window is the origin's for that group.
   bool AcceptClusterGroupData(const cluster::NatsMessage& message, std::string_view share_name,
                               std::string_view filter);
+  // Message `id` from `origin` through the duplicate window: true if it is to be delivered (new,
+  // or too old to tell: counted), false for a duplicate (counted).
+  bool FirstSeen(std::string_view origin, uint64_t id);
   // Groups whose last member link went (silent, or its last member left): forgotten by the
   // pending messages, which may then be acknowledged to their publishers.
   void ForgetClusterGroups();

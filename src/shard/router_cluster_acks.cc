@@ -185,13 +185,17 @@ bool Router::AcceptClusterData(const cluster::NatsMessage& message) {
   }
   // A loop iteration with very many messages from one origin sends its acks in parts.
   if (ids.size() >= a.options.announce_bytes_max) SendAcks(out->first, ids);
-  switch (a.seen.Check(message.reply, id)) {
+  return FirstSeen(message.reply, id);
+}
+
+bool Router::FirstSeen(std::string_view origin, uint64_t id) {
+  switch (cluster_acks_->seen.Check(origin, id)) {
     case SeenIds::Seen::kNew:
       return true;
     case SeenIds::Seen::kDuplicate:
       counters_.cluster_duplicates_dropped.Add();
       return false;
-    case SeenIds::Seen::kUnknown:
+    case SeenIds::Seen::kUnknown:  // beyond the window: delivered, counted
       counters_.cluster_duplicates_unknown.Add();
       return true;
   }
@@ -225,17 +229,7 @@ bool Router::AcceptClusterGroupData(const cluster::NatsMessage& message,
     if (ids.size() >= a.options.announce_bytes_max) SendAcks(message.reply, ids);
   }
   counters_.cluster_group_acks.Add();
-  switch (a.seen.Check(a.group_key, id)) {
-    case SeenIds::Seen::kNew:
-      return true;
-    case SeenIds::Seen::kDuplicate:
-      counters_.cluster_duplicates_dropped.Add();
-      return false;
-    case SeenIds::Seen::kUnknown:
-      counters_.cluster_duplicates_unknown.Add();
-      return true;
-  }
-  return true;
+  return FirstSeen(a.group_key, id);
 }
 
 void Router::ForgetClusterGroups() {

@@ -170,6 +170,19 @@ class RouterClusterSessionTest : public ::testing::Test {
     return held;
   }
 
+  // A persistent CONNECT of `id` on `shard` whose record read says no node holds a session:
+  // its CONNACK (session present 0) read; the record write it then sends is in the output.
+  Client& ConnectWithNoRecord(uint32_t shard, const std::string& id) {
+    Client& client = harness_->ConnectWithoutReading(harness::ConnectPacket(id, false));
+    harness_->Settle();
+    const Held held = ReadAndClaim(shard, id);
+    Deliver(shard, held.read_reply, inbox_sid_[shard], NoRecord());
+    bool present = true;
+    EXPECT_TRUE(harness_->TryReadConnack(client, &present));
+    EXPECT_FALSE(present);
+    return client;
+  }
+
   void DeliverState(uint32_t shard, const std::string& id, uint64_t key) {
     std::string state;
     cluster::SessionStateWriter writer;
@@ -325,12 +338,7 @@ TEST_F(RouterClusterSessionTest, ASessionEndingHereDeletesItsRecordUnlessANewerO
   MakeBucketReady(1);
   for (int round = 0; round < 2; ++round) {
     const std::string id = harness_->IdOn(1, round == 0 ? "dev" : "dev2");
-    Client& client = harness_->ConnectWithoutReading(harness::ConnectPacket(id, false));
-    harness_->Settle();
-    const Held held = ReadAndClaim(1, id);
-    Deliver(1, held.read_reply, inbox_sid_[1], NoRecord());
-    bool present = true;
-    ASSERT_TRUE(harness_->TryReadConnack(client, &present));
+    ConnectWithNoRecord(1, id);
     const std::vector<Pub> pubs = Pubs(1);
     ASSERT_EQ(pubs.size(), 1u);
     const std::string seq = std::to_string(7 + round);
@@ -361,12 +369,7 @@ TEST_F(RouterClusterSessionTest, ASessionEndingHereDeletesItsRecordUnlessANewerO
 TEST_F(RouterClusterSessionTest, ASessionWhoseWriteWasNotAckedDeletesNothing) {
   MakeBucketReady(1);
   const std::string id = harness_->IdOn(1, "dev");
-  Client& client = harness_->ConnectWithoutReading(harness::ConnectPacket(id, false));
-  harness_->Settle();
-  const Held held = ReadAndClaim(1, id);
-  Deliver(1, held.read_reply, inbox_sid_[1], NoRecord());
-  bool present = true;
-  ASSERT_TRUE(harness_->TryReadConnack(client, &present));
+  ConnectWithNoRecord(1, id);
   ASSERT_EQ(Pubs(1).size(), 1u);  // the write, not acknowledged (yet)
   harness_->Connect(id, /*clean_session=*/true);
   harness_->Settle();
