@@ -135,10 +135,12 @@ build() {
   local mode=$1 dir=$2 log="$work/build-$1.log" start=$SECONDS
   shift 2  # the rest: ninja targets (none: everything)
   if [[ -n "${bg_pid[$mode]:-}" ]]; then  # started earlier by build_in_background
-    local pid=${bg_pid[$mode]} rc=0
+    local pid=${bg_pid[$mode]} rc=1
     unset "bg_pid[$mode]"
     echo "waiting for the $mode build started in the background $((SECONDS - bg_since[$mode]))s ago ..."
-    wait "$pid" || rc=$?
+    while [[ ! -f "$work/build-$mode.rc" ]] && kill -0 "$pid" 2>/dev/null; do sleep 1; done
+    wait "$pid" 2>/dev/null || true
+    [[ -f "$work/build-$mode.rc" ]] && rc=$(<"$work/build-$mode.rc")
     if [[ $rc -eq 0 ]]; then
       echo "build $mode: ok ($((SECONDS - start))s of waiting; $((SECONDS - bg_since[$mode]))s since it started)"
       return 0
@@ -176,11 +178,16 @@ build_in_background() {
   fi
   echo "building $mode ${*:-(all targets)} in the background (nice 19)${wait_for:+ after $after} ..."
   rm -f "$dir/build-failure.log"
+  rm -f "$work/build-$mode.rc"
+  # The exit status goes to a file: `wait` elsewhere in this script (another stage's) may reap
+  # the process first, and bash then no longer knows it.
   (
     if [[ -n "$wait_for" ]]; then
       while kill -0 "$wait_for" 2>/dev/null; do sleep 1; done
     fi
-    RINGMQ_KEEP_GOING=1 exec nice -n 19 scripts/build.sh "$mode" "$@"
+    rc=0
+    RINGMQ_KEEP_GOING=1 nice -n 19 scripts/build.sh "$mode" "$@" || rc=$?
+    echo "$rc" >"$work/build-$mode.rc"
   ) </dev/null >"$work/build-$mode.log" 2>&1 &
   bg_pid[$mode]=$!
   bg_since[$mode]=$SECONDS
@@ -379,7 +386,7 @@ fuzz_smoke() {
   fi
   # Each target is one single-threaded process: run up to $fuzz_jobs of them at a time (each
   # still gets its whole $fuzz_seconds), then report them in order.
-  local -a started=() running=()
+  local -a started=() running=() fuzz_pids=()
   for bin in "${bins[@]}"; do
     name=$(basename "$bin")
     name=${name#fuzz_}
@@ -419,9 +426,14 @@ fuzz_smoke() {
       echo "$rc $((SECONDS - start))" >"$work/fuzz-$name/status"
     ) &
     running+=("$!")
+    fuzz_pids+=("$!")
     started+=("$bin")
   done
-  wait || true
+  # Only the targets: a bare `wait` would also wait for a build running in the background
+  # (build_in_background) and take its exit status.
+  for pid in "${fuzz_pids[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
 
   for bin in "${started[@]}"; do
     name=$(basename "$bin")

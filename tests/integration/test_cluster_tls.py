@@ -181,7 +181,11 @@ class ClusterTlsTest(unittest.TestCase):
         # The broker still serves its clients.
         c = self.client(node, "still-up")
         c.subscribe([("local/t", 0)])
-        self.assertEqual(cluster.servers[0].monitor("connz")["num_connections"], 0)
+        # nats-server's own view: no connection got as far as CONNECT (a retry may be in its
+        # TLS handshake at this instant, listed without a client library: a snapshot of
+        # num_connections == 0 failed that way under load in CI).
+        conns = cluster.servers[0].monitor("connz").get("connections", [])
+        self.assertEqual([c for c in conns if c.get("lang") or c.get("name")], [], conns)
         counters = node.stop()  # a clean exit
         self.assertGreaterEqual(counters["cluster_nats_tls_failures"], 4)
 
