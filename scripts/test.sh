@@ -88,7 +88,7 @@ export RINGMQ_INTEGRATION_WATCHDOG=${RINGMQ_INTEGRATION_WATCHDOG:-$watchdog}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/ringmq-test.XXXXXX")
 # A background build (build_in_background, below) still running when the script ends is stopped.
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
 total_pass=0
 total_fail=0
