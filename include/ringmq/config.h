@@ -274,7 +274,7 @@ struct Config {
   uint64_t cluster_ack_pending_bytes_max = 64 << 20;  // per shard
   // claims lane: client-id claims in batches ([cluster] claim_batch_*; shard/cluster_owner.h
   // ClaimBatchOptions).
-  uint32_t cluster_claim_batch_us = 1000;
+  uint32_t cluster_claim_batch_us = 20'000;
   uint32_t cluster_claim_batch_max = 1024;
   uint32_t cluster_claim_batch_bytes = 64 * 1024;
   // QoS 0 batching between nodes (docs/cluster.md "Batching QoS 0"; [cluster] batch,

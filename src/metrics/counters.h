@@ -223,6 +223,7 @@ namespace ringmq::metrics {
   /* claims lane: claim batches (shard/cluster_owner.h, "Batches") */                         \
   X(cluster_owner_batches_window)       /* claim batches sent at the end of their window */  \
   X(cluster_owner_batches_count)        /* sent early: claim_batch_max claims */             \
+  X(cluster_owner_batches_resume)       /* sent at once: a claim in it resumes its session */ \
   X(cluster_owner_batches_bytes)        /* sent early: claim_batch_bytes bytes */            \
   X(cluster_owner_batches_received)     /* other nodes' claim batches received */            \
   X(cluster_share_delivered)       /* NATS queue messages given to a group member */       \

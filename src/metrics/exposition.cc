@@ -232,8 +232,9 @@ constexpr Family kFamilies[] = {
     // claims lane: claim batches.
     {"ringmq_cluster_owner_claim_batches_total", Type::kCounter,
      "Claim batches (one NATS message each), by event: sent with reason window (its "
-     "claim_batch_us ended), count (claim_batch_max claims), bytes (claim_batch_bytes); "
-     "received (from other nodes)."},
+     "claim_batch_us ended), count (claim_batch_max claims), bytes (claim_batch_bytes), "
+     "resume (at the end of the loop iteration: a claim in it resumes its session); received "
+     "(from other nodes)."},
     // Shared subscriptions across the cluster (docs/cluster.md, "Shared subscriptions").
     {"ringmq_cluster_share_messages_total", Type::kCounter,
      "NATS queue-group messages the shards' share links received, by outcome: delivered (given "
@@ -853,6 +854,8 @@ Series SeriesOf(CounterId id) {
       return Labelled("ringmq_cluster_owner_claim_batches_total", "event", "sent_count");
     case C::cluster_owner_batches_bytes:
       return Labelled("ringmq_cluster_owner_claim_batches_total", "event", "sent_bytes");
+    case C::cluster_owner_batches_resume:
+      return Labelled("ringmq_cluster_owner_claim_batches_total", "event", "sent_resume");
     case C::cluster_owner_batches_received:
       return Labelled("ringmq_cluster_owner_claim_batches_total", "event", "received");
     case C::cluster_share_delivered:

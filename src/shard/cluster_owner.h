@@ -14,7 +14,11 @@
 //
 // Batches (claims lane): claims are held up to ClaimBatchOptions::window_us after the first
 // of a batch, and sent earlier when the batch reaches max_claims claims or max_bytes bytes
-// (checked before a claim is added: a batch exceeds max_bytes only when one claim alone does).
+// (checked before a claim is added: a batch exceeds max_bytes only when one claim alone does),
+// or at the end of the loop iteration in which a claim that resumes its session (`p`) joins it:
+// that claimant's CONNACK waits for the session's state, which the holder sends only once the
+// claim arrives (docs/cluster.md, "The delay batches add"), so only clean claims, whose delay
+// no client waits for, wait for the window.
 // One NATS message then carries many claims: the NATS messages per CONNECT fall with the
 // batch size (what that saves nats-server: docs/performance.md, "Client-id claims in
 // batches"). The buffer is reserved once, so adding a claim allocates nothing. The keys are stamped at the CONNECT, so holding a claim
@@ -55,7 +59,7 @@ struct ClaimRecord {
 
 // Claim batching bounds ([cluster] claim_batch_us, claim_batch_max, claim_batch_bytes).
 struct ClaimBatchOptions {
-  uint64_t window_us = 1000;  // 0: one batch per loop iteration
+  uint64_t window_us = 20'000;  // 0: one batch per loop iteration
   size_t max_claims = 1024;
   size_t max_bytes = 64 * 1024;
 };
@@ -63,7 +67,7 @@ struct ClaimBatchOptions {
 class ClusterOwnership {
  public:
   // Why a batch was sent (counted per reason).
-  enum class FlushReason : uint8_t { kWindow, kCount, kBytes };
+  enum class FlushReason : uint8_t { kWindow, kCount, kBytes, kResume };
 
   explicit ClusterOwnership(const ClaimBatchOptions& options = {}) : options_(options) {
     batch_.reserve(options_.max_bytes);
@@ -131,7 +135,10 @@ class ClusterOwnership {
       resume_ = false;
     }
     writer_.Add(key, clean_start, client_id, batch_);
-    resume_ |= !clean_start;
+    if (!clean_start) {
+      resume_ = true;
+      due_us_ = 0;  // due now: sent at the end of this loop iteration (see "Batches")
+    }
   }
   bool batch_empty() const { return writer_.empty(); }
   size_t batch_claims() const { return writer_.claims(); }

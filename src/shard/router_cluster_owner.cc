@@ -80,7 +80,8 @@ void Router::PublishClaim(uint64_t key, bool clean_start, std::string_view clien
   }
   const uint64_t now_us = ownership.batch_empty() ? MonotonicMicros() : 0;
   ownership.Add(cluster_->node_name, key, clean_start, client_id, now_us);
-  // No window: the batch goes at the end of this loop iteration (ClaimStep).
+  // Sent by ClaimStep at the end of a loop iteration once due: at the window's end, or in this
+  // iteration if the window is 0 or a claim in the batch resumes its session.
 }
 
 void Router::ClaimStep() {
@@ -90,7 +91,10 @@ void Router::ClaimStep() {
 
 void Router::ClaimStep(uint64_t now_us) {
   if (ownership_ == nullptr || ownership_->batch_empty()) return;
-  if (now_us >= ownership_->batch_due_us()) SendClaimBatch(ClusterOwnership::FlushReason::kWindow);
+  if (now_us < ownership_->batch_due_us()) return;
+  // A batch with a claim that resumes its session is due at once (cluster_owner.h, "Batches").
+  SendClaimBatch(ownership_->batch_resumes() ? ClusterOwnership::FlushReason::kResume
+                                             : ClusterOwnership::FlushReason::kWindow);
 }
 
 uint32_t Router::ClaimWaitMs(uint32_t longest_ms) const {
@@ -115,6 +119,9 @@ void Router::SendClaimBatch(ClusterOwnership::FlushReason reason) {
       break;
     case ClusterOwnership::FlushReason::kBytes:
       counters_.cluster_owner_batches_bytes.Add();
+      break;
+    case ClusterOwnership::FlushReason::kResume:
+      counters_.cluster_owner_batches_resume.Add();
       break;
   }
   ownership.subject.clear();

@@ -400,7 +400,7 @@ TEST_F(RouterClusterOwnerTest, ConnectsWithinTheWindowGoInOneNatsMessage) {
   std::vector<std::string> ids;
   for (int i = 0; i < 5; ++i) {
     ids.push_back(harness_->IdOn(0, "burst" + std::to_string(i)));
-    harness_->Connect(ids.back(), /*clean_session=*/i != 2);
+    harness_->Connect(ids.back());
   }
   harness_->router(0).ClaimStep(0);  // the window has not ended
   EXPECT_TRUE(PublishedClaims(0).empty()) << "held for the window";
@@ -411,9 +411,9 @@ TEST_F(RouterClusterOwnerTest, ConnectsWithinTheWindowGoInOneNatsMessage) {
   ASSERT_EQ(claims.size(), 5u);
   for (size_t i = 0; i < claims.size(); ++i) {
     EXPECT_EQ(claims[i].client_id, ids[i]) << "in CONNECT order";
-    EXPECT_EQ(claims[i].clean_start, i != 2);
+    EXPECT_TRUE(claims[i].clean_start);
     EXPECT_EQ(claims[i].subject, "$RINGMQ.claims.0");
-    EXPECT_EQ(claims[i].reply, "$RINGMQ.session.node-b.0") << "one claim resumes: the batch asks";
+    EXPECT_EQ(claims[i].reply, "") << "no claim resumes: the batch asks for no state";
     if (i > 0) {
       EXPECT_GT(claims[i].key, claims[i - 1].key) << "keys stamped at each CONNECT";
     }
@@ -425,12 +425,42 @@ TEST_F(RouterClusterOwnerTest, ConnectsWithinTheWindowGoInOneNatsMessage) {
   EXPECT_TRUE(Claims(0).empty()) << "nothing held any more";
 }
 
+// A claimant that resumes its session waits for the session's state before its CONNACK (with
+// JetStream), and the holder sends it only when the claim arrives: a `p` claim does not wait
+// for the window. It takes the clean claims held before it along, in the same NATS message.
+TEST_F(RouterClusterOwnerTest, AClaimThatResumesItsSessionGoesAtTheEndOfTheLoopIteration) {
+  Output(0);
+  const std::string clean = harness_->IdOn(0, "held");
+  const std::string resumes = harness_->IdOn(0, "resumes");
+  harness_->Connect(clean);
+  harness_->router(0).ClaimStep(0);  // the window has not ended
+  EXPECT_TRUE(PublishedClaims(0).empty()) << "a clean claim waits for the window";
+  EXPECT_GT(harness_->router(0).ClaimWaitMs(100), 0u);
+  harness_->Connect(resumes, /*clean_session=*/false);
+  EXPECT_EQ(harness_->router(0).ClaimWaitMs(100), 0u) << "the loop does not sleep first";
+  harness_->router(0).ClaimStep(0);  // the same loop clock as above: no window has ended
+  size_t batches = 0;
+  const std::vector<Published> claims = PublishedClaims(0, &batches);
+  EXPECT_EQ(batches, 1u) << "one NATS message, the held claim in it";
+  ASSERT_EQ(claims.size(), 2u);
+  EXPECT_EQ(claims[0].client_id, clean);
+  EXPECT_TRUE(claims[0].clean_start);
+  EXPECT_EQ(claims[1].client_id, resumes);
+  EXPECT_FALSE(claims[1].clean_start);
+  EXPECT_EQ(claims[1].reply, "$RINGMQ.session.node-b.0") << "the batch asks for the state";
+  EXPECT_EQ(counters(0).cluster_owner_batches_resume.Load(), 1u);
+  EXPECT_EQ(counters(0).cluster_owner_batches_window.Load(), 0u);
+  EXPECT_EQ(harness_->router(0).ClaimWaitMs(100), 100u) << "nothing held any more";
+}
+
 TEST_F(RouterClusterOwnerTest, TheBatchGoesWhenItsWindowEndsOnTheLoopsClock) {
   Output(0);
   EXPECT_EQ(harness_->router(0).ClaimWaitMs(100), 100u) << "nothing held: the loop's own sleep";
   const auto start = std::chrono::steady_clock::now();
   harness_->Connect(harness_->IdOn(0, "timer"));
-  EXPECT_LE(harness_->router(0).ClaimWaitMs(100), 1u) << "the loop wakes for a 1000 us window";
+  const uint32_t window_ms = static_cast<uint32_t>((batch_options_.window_us + 999) / 1000);
+  EXPECT_LE(harness_->router(0).ClaimWaitMs(100), window_ms) << "the loop wakes for the window";
+  EXPECT_GT(harness_->router(0).ClaimWaitMs(100), 0u) << "not before it";
   // Await the window as the loop does (ClaimStep every iteration), bounded.
   std::vector<Published> claims;
   while (claims.empty() && std::chrono::steady_clock::now() - start < std::chrono::seconds(5)) {
