@@ -11,12 +11,11 @@
 # The asan, tsan and fuzz builds are unity builds (meson -Dunity=on; unity_size, below, .cc files
 # of a target per compiled file): they parse the shared headers once per group instead of once per
 # file (one group of src/shard/ took 0.38x the compiler CPU time of its 8 files compiled apart:
-# docs/reliability.md, "CI stages"); so are the unit-test binaries, but for the few test files
-# tests/meson.build keeps apart (per_file_test_sources). release and debug stay one object per
-# file (release is what is benchmarked; debug is for editing). A unity build fails where two .cc
-# files of one target define the same file-local name (anonymous namespace, `static`, `using`,
-# macro) in the same namespace: give one a distinct name, or move a helper both carry into a
-# header.
+# docs/reliability.md, "CI stages"); so are the unit-test binaries, every test file included.
+# release and debug stay one object per file (release is what is benchmarked; debug is for
+# editing). A unity build fails where two .cc files of one target define the same file-local name
+# (anonymous namespace, `static`, `using`, macro) in the same namespace: give one a distinct name,
+# or move a helper both carry into a header.
 # Extra arguments are ninja targets (e.g. `scripts/build.sh release ringmq`); none builds all.
 # Environment: RINGMQ_JOBS overrides the ninja job count (default: nproc); RINGMQ_KEEP_GOING=1
 # builds everything that can be built past a failure (ninja -k 0).

@@ -31,18 +31,16 @@ Prints a summary; exit status 0 if verified, 1 on a verification failure, 2 on a
 
 import argparse
 import os
-import re
 import sys
 import threading
 import time
-import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 
-import broker  # noqa: E402
 import mqtt_raw  # noqa: E402
 import nats_cluster  # noqa: E402
+from nats_cluster import metric, wait_metric  # noqa: E402
 
 NODES = 3
 LINK_TIMEOUT = 30.0
@@ -64,20 +62,6 @@ def matches(filt, topic):
         if i >= len(t) or (level != "+" and level != t[i]):
             return False
     return len(f) == len(t)
-
-
-def metric(node, family, **labels):
-    """The sum over shards of `family` samples whose labels include `labels`."""
-    total = 0.0
-    with urllib.request.urlopen(node.metrics_url(), timeout=5) as reply:
-        for line in reply.read().decode().splitlines():
-            if not (line.startswith(family + "{") or line.startswith(family + " ")):
-                continue
-            name_labels, _, value = line.rpartition(" ")
-            found = dict(re.findall(r'(\w+)="([^"]*)"', name_labels))
-            if all(found.get(k) == v for k, v in labels.items()):
-                total += float(value)
-    return total
 
 
 class Stats:
@@ -248,22 +232,24 @@ class Subscriber(threading.Thread):
 
 
 def start_cluster(threads):
+    """The NATS cluster and the nodes, once every shard's link is up. Each node is given every
+    server, its own first: when that one is killed, the node's links move to the next."""
     cluster = nats_cluster.NatsCluster(size=3, jetstream=False)
     cluster.start()
     urls = cluster.urls()
     nodes = []
-    for i in range(NODES):
-        own_first = ",".join(urls[i:] + urls[:i])
-        node = broker.Broker("--cluster-nats-url", own_first, "--cluster-node-name", f"soak{i}",
-                             threads=threads, metrics=True, log_level="warning")
-        node.start()
-        nodes.append(node)
-    deadline = time.monotonic() + LINK_TIMEOUT
-    for node in nodes:
-        while metric(node, "ringmq_cluster_link_events_total", event="connect") < threads:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"NATS links not up:\n{node.stderr_tail()}")
-            time.sleep(0.05)
+    try:
+        for i in range(NODES):
+            nodes.append(nats_cluster.start_node(urls[i:] + urls[:i], f"soak{i}",
+                                                 threads=threads, log_level="warning"))
+        for node in nodes:
+            wait_metric(node, "ringmq_cluster_link_events_total", threads,
+                        timeout=LINK_TIMEOUT, event="connect")
+    except BaseException:
+        for node in nodes:
+            node.stop()
+        cluster.stop()
+        raise
     return cluster, nodes
 
 

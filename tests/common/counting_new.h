@@ -47,6 +47,25 @@ inline void* CountedAllocateOrThrow(std::size_t size, std::size_t alignment) {
 
 inline constexpr std::size_t kDefaultAlignment = alignof(std::max_align_t);
 
+// How many times operator new ran during `run()`: counting is armed around it only, from 0.
+template <typename Run>
+size_t AllocationsDuring(Run&& run) {
+  allocations.store(0);
+  counting.store(true);
+  run();
+  counting.store(false);
+  return allocations.load();
+}
+
+// A check that the replacement is in the executable: one counted new (volatile: the pair cannot
+// be elided). A counting test that does not see this 1 proves nothing.
+inline size_t AllocationsOfOneNew() {
+  return AllocationsDuring([] {
+    int* volatile number = new int(1);
+    delete number;
+  });
+}
+
 }  // namespace alloc_counting
 
 #ifndef RINGMQ_COUNTING_NEW_COUNTERS_ONLY

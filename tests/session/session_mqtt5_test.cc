@@ -22,15 +22,16 @@
 #include "mqtt/packet.h"
 #include "mqtt/properties.h"
 #include "session/session.h"
+#include "session_test_util.h"
 
 namespace ringmq::session {
 namespace {
 
 using message::MessageRef;
 
-constexpr size_t kNoLimit = size_t{1} << 30;
-constexpr uint32_t kMaxPacketSize = mqtt::kMaxRemainingLength + mqtt::kMaxFixedHeaderLength;
-constexpr SessionLimits kDefaultLimits{};
+using test::kDefaultLimits;  // session_test_util.h
+using test::kMaxPacketSize;
+using test::kNoLimit;
 constexpr ClientTerms kMqtt5{.level = mqtt::ProtocolLevel::kMqtt5};
 
 // A PUBLISH property block built with the codec's single-property encoders.
@@ -63,8 +64,8 @@ struct Decoded {
   WriteCounts counts;
 };
 
-Decoded Write(Session& session, uint64_t now_ms = 0, size_t max_bytes = kNoLimit,
-              mqtt::OutboundTopicAliases* aliases = nullptr) {
+Decoded WriteDecoded(Session& session, uint64_t now_ms = 0, size_t max_bytes = kNoLimit,
+                     mqtt::OutboundTopicAliases* aliases = nullptr) {
   Decoded decoded;
   session.WriteOutput(decoded.bytes, max_bytes, &decoded.counts, now_ms, aliases);
   std::span<const uint8_t> rest(decoded.bytes);
@@ -116,7 +117,7 @@ TEST(SessionMqtt5Test, PropertiesAreForwardedUnchangedToA5Subscriber) {
   Session session("c", true, kDefaultLimits);
   session.Attach(true, kMqtt5);
   ASSERT_EQ(session.Enqueue(NewMessage("t", block.bytes()), 1, false), EnqueueResult::kQueued);
-  const Decoded written = Write(session);
+  const Decoded written = WriteDecoded(session);
   ASSERT_EQ(written.publishes.size(), 1u);
   EXPECT_EQ(written.publishes[0].topic, "t");
   EXPECT_EQ(written.publishes[0].payload, "payload");
@@ -134,7 +135,7 @@ TEST(SessionMqtt5Test, A311SubscriberGetsNoProperties) {
   Session session("c", true, kDefaultLimits);
   session.Attach(true);  // 3.1.1
   session.Enqueue(NewMessage("t", block.bytes()), 1, false);
-  const Decoded written = Write(session);
+  const Decoded written = WriteDecoded(session);
   ASSERT_EQ(written.publishes.size(), 1u);
   EXPECT_TRUE(written.publishes[0].properties.empty());
   EXPECT_EQ(written.counts.publishes_mqtt5, 0u);
@@ -151,7 +152,7 @@ TEST(SessionMqtt5Test, A5SubscriberOfA311PublisherGetsNoProperties) {
   Session session("c", true, kDefaultLimits);
   session.Attach(true, kMqtt5);
   session.Enqueue(NewMessage("t"), 0, false);
-  const Decoded written = Write(session);
+  const Decoded written = WriteDecoded(session);
   ASSERT_EQ(written.publishes.size(), 1u);
   EXPECT_TRUE(written.publishes[0].properties.empty());
 }
@@ -161,16 +162,16 @@ TEST(SessionMqtt5Test, ReceiveMaximumBoundsTheInflightWindow_MQTT5_3_3_4_9) {
   session.Attach(false, ClientTerms{.level = mqtt::ProtocolLevel::kMqtt5, .receive_maximum = 2});
   EXPECT_EQ(session.window(), 2u);
   for (int i = 0; i < 5; ++i) session.Enqueue(NewMessage("t"), 1, false);
-  Decoded written = Write(session);
+  Decoded written = WriteDecoded(session);
   ASSERT_EQ(written.publishes.size(), 2u) << "no more than Receive Maximum unacknowledged";
   EXPECT_FALSE(session.has_output());
   EXPECT_TRUE(session.OnPuback(written.publishes[0].packet_id));
-  written = Write(session);
+  written = WriteDecoded(session);
   EXPECT_EQ(written.publishes.size(), 1u) << "one acknowledged, one more goes";
   // A reconnect with another Receive Maximum takes the new one.
   session.Detach();
   session.Attach(false, ClientTerms{.level = mqtt::ProtocolLevel::kMqtt5, .receive_maximum = 10});
-  written = Write(session);
+  written = WriteDecoded(session);
   EXPECT_EQ(written.publishes.size(), 4u) << "2 resent in flight + 2 queued";
 }
 
@@ -179,13 +180,13 @@ TEST(SessionMqtt5Test, ARefusingPubrecEndsTheFlowAndFreesItsSlot_MQTT5_3_3_4_9) 
   session.Attach(true, ClientTerms{.level = mqtt::ProtocolLevel::kMqtt5, .receive_maximum = 1});
   session.Enqueue(NewMessage("a", {}, 0, 2), 2, false);
   session.Enqueue(NewMessage("b", {}, 0, 2), 2, false);
-  Decoded written = Write(session);
+  Decoded written = WriteDecoded(session);
   ASSERT_EQ(written.publishes.size(), 1u);
   const uint16_t id = written.publishes[0].packet_id;
   EXPECT_FALSE(session.OnPubrecRefused(static_cast<uint16_t>(id + 1))) << "unknown id";
   EXPECT_TRUE(session.OnPubrecRefused(id));
   EXPECT_EQ(session.inflight(), 0u) << "no PUBREL, no PUBCOMP to wait for";
-  written = Write(session);
+  written = WriteDecoded(session);
   ASSERT_EQ(written.publishes.size(), 1u) << "the slot is free for the next one";
   EXPECT_EQ(written.publishes[0].topic, "b");
   EXPECT_TRUE(session.OnPubrec(written.publishes[0].packet_id));
@@ -209,7 +210,7 @@ TEST(SessionMqtt5Test, TooLargeForTheClientIsDiscardedAsIfSent_MQTT5_3_1_2_25) {
   session.Enqueue(MessageRef::Share(big.get()), 1, false);
   session.Enqueue(NewMessage("small"), 1, false);
   session.Enqueue(MessageRef::Share(big.get()), 0, false);
-  const Decoded written = Write(session);
+  const Decoded written = WriteDecoded(session);
   ASSERT_EQ(written.publishes.size(), 1u);
   EXPECT_EQ(written.publishes[0].topic, "small");
   EXPECT_EQ(written.publishes[0].packet_id, 1) << "the discarded one's id was not used";
@@ -226,7 +227,7 @@ TEST(SessionMqtt5Test, ExpiredMessagesAreNotSentAtAnyLevel) {
     session.Attach(true, terms);
     session.Enqueue(NewMessage("old", {}, /*expiry_deadline_ms=*/1000), 1, false);
     session.Enqueue(NewMessage("new", {}, /*expiry_deadline_ms=*/5000), 1, false);
-    const Decoded written = Write(session, /*now_ms=*/1000);
+    const Decoded written = WriteDecoded(session, /*now_ms=*/1000);
     ASSERT_EQ(written.publishes.size(), 1u);
     EXPECT_EQ(written.publishes[0].topic, "new");
     EXPECT_EQ(written.counts.expired, 1u);
@@ -241,7 +242,7 @@ TEST(SessionMqtt5Test, RemainingExpiryIntervalIsForwarded_MQTT_3_3_2_6) {
   session.Attach(true, kMqtt5);
   // Published at 0 with 10 s: 3.5 s later 6.5 s are left, sent as 7 (rounded up).
   session.Enqueue(NewMessage("t", block.bytes(), 10'000), 1, false);
-  const Decoded written = Write(session, 3'500);
+  const Decoded written = WriteDecoded(session, 3'500);
   ASSERT_EQ(written.publishes.size(), 1u);
   const mqtt::PropertyValues values = written.publishes[0].properties.Values();
   ASSERT_TRUE(values.message_expiry_interval_s.has_value());
@@ -255,10 +256,10 @@ TEST(SessionMqtt5Test, AResendIsNotExpiredAndCarriesTheTimeLeft) {
   Session session("c", false, kDefaultLimits);
   session.Attach(false, kMqtt5);
   session.Enqueue(NewMessage("t", block.bytes(), 2'000), 1, false);
-  ASSERT_EQ(Write(session, 0).publishes.size(), 1u);
+  ASSERT_EQ(WriteDecoded(session, 0).publishes.size(), 1u);
   session.Detach();
   session.Attach(false, kMqtt5);
-  const Decoded resent = Write(session, 5'000);
+  const Decoded resent = WriteDecoded(session, 5'000);
   ASSERT_EQ(resent.publishes.size(), 1u) << "its delivery had started: it completes";
   EXPECT_TRUE(resent.publishes[0].dup);
   EXPECT_EQ(resent.publishes[0].properties.Values().message_expiry_interval_s, 0u);
@@ -272,7 +273,7 @@ TEST(SessionMqtt5Test, SubscriptionIdentifiersOfEveryMatchingSubscription_MQTT5_
   session.AddSubscription("a/b", SubscriptionOptions{.qos = 1});  // no identifier
   session.AddSubscription("x/#", SubscriptionOptions{.identifier = 9, .qos = 1});
   session.Enqueue(NewMessage("a/b"), 1, false, kEnqueueIdentifiers);
-  const Decoded written = Write(session);
+  const Decoded written = WriteDecoded(session);
   ASSERT_EQ(written.publishes.size(), 1u);
   std::vector<uint32_t> identifiers = IdentifiersOf(written.publishes[0]);
   std::sort(identifiers.begin(), identifiers.end());
@@ -285,7 +286,7 @@ TEST(SessionMqtt5Test, NoLocalSubscriptionsAddNoIdentifierToTheSessionsOwnMessag
   session.AddSubscription("a/+", SubscriptionOptions{.identifier = 5, .qos = 1, .no_local = true});
   session.AddSubscription("a/#", SubscriptionOptions{.identifier = 6, .qos = 1});
   session.Enqueue(NewMessage("a/b"), 1, false, kEnqueueIdentifiers | kEnqueueOwn);
-  const Decoded written = Write(session);
+  const Decoded written = WriteDecoded(session);
   ASSERT_EQ(written.publishes.size(), 1u);
   EXPECT_EQ(IdentifiersOf(written.publishes[0]), (std::vector<uint32_t>{6}));
 }
@@ -296,7 +297,7 @@ TEST(SessionMqtt5Test, PublisherSubscriptionIdentifiersAndTopicAliasAreNotForwar
   Session session("c", true, kDefaultLimits);
   session.Attach(true, kMqtt5);
   session.Enqueue(NewMessage("t", block.bytes()), 0, false);
-  const Decoded written = Write(session);
+  const Decoded written = WriteDecoded(session);
   ASSERT_EQ(written.publishes.size(), 1u);
   const std::vector<mqtt::Property> properties = PropertiesOf(written.publishes[0]);
   ASSERT_EQ(properties.size(), 1u);
@@ -329,7 +330,7 @@ TEST(SessionMqtt5Test, SharedSubscriptionsMatchByTheirFilter) {
   EXPECT_TRUE(session.MatchDelivery("a/b", false, /*shared=*/true).deliver);
   EXPECT_FALSE(session.MatchDelivery("group/a/b", false, /*shared=*/true).deliver);
   session.Enqueue(NewMessage("a/b"), 1, false, kEnqueueIdentifiers | kEnqueueShared);
-  const Decoded written = Write(session);
+  const Decoded written = WriteDecoded(session);
   ASSERT_EQ(written.publishes.size(), 1u);
   EXPECT_EQ(IdentifiersOf(written.publishes[0]), (std::vector<uint32_t>{3}));
 }
@@ -345,7 +346,7 @@ TEST(SessionMqtt5Test, SharedSubscriptionsTakePartOnlyInSharedDeliveries) {
   EXPECT_TRUE(match.deliver);
   EXPECT_EQ(match.qos, 0) << "the membership's QoS does not count";
   session.Enqueue(NewMessage("a/b"), 0, false, kEnqueueIdentifiers);
-  const Decoded written = Write(session);
+  const Decoded written = WriteDecoded(session);
   ASSERT_EQ(written.publishes.size(), 1u);
   EXPECT_EQ(IdentifiersOf(written.publishes[0]), (std::vector<uint32_t>{4}));
 }
@@ -373,7 +374,7 @@ TEST(SessionMqtt5Test, OutboundAliasFirstUseCarriesTheTopicThenOnlyTheAlias_MQTT
   for (const std::string_view topic : {"a", "b", "a", "c", "b", "c"}) {
     ASSERT_EQ(session.Enqueue(NewMessage(topic, {}, 0, 0), 0, false), EnqueueResult::kQueued);
   }
-  const Decoded written = Write(session, 0, kNoLimit, &aliases);
+  const Decoded written = WriteDecoded(session, 0, kNoLimit, &aliases);
   ASSERT_EQ(written.publishes.size(), 6u);
   const std::vector<std::pair<std::string, uint16_t>> expected = {{"a", 1}, {"b", 2}, {"", 1},
                                                                   {"c", 0}, {"", 2},  {"c", 0}};
@@ -394,14 +395,14 @@ TEST(SessionMqtt5Test, AResendOnANewConnectionCarriesItsTopicNotAnOldAlias) {
   mqtt::OutboundTopicAliases first(4);
   session.Enqueue(NewMessage("t"), 1, false);
   session.Enqueue(NewMessage("t"), 1, false);
-  Decoded written = Write(session, 0, kNoLimit, &first);
+  Decoded written = WriteDecoded(session, 0, kNoLimit, &first);
   ASSERT_EQ(written.publishes.size(), 2u);
   EXPECT_EQ(written.publishes[1].topic, "");
   EXPECT_EQ(AliasOf(written.publishes[1]), 1);
   session.Detach();
   session.Attach(false, kMqtt5);
   mqtt::OutboundTopicAliases second(4);  // the new connection's mapping starts empty
-  written = Write(session, 0, kNoLimit, &second);
+  written = WriteDecoded(session, 0, kNoLimit, &second);
   ASSERT_EQ(written.publishes.size(), 2u);
   EXPECT_TRUE(written.publishes[0].dup);
   EXPECT_EQ(written.publishes[0].topic, "t") << "an alias of the old connection is not valid";
@@ -417,7 +418,7 @@ TEST(SessionMqtt5Test, ADiscardedPublishSetsNoAlias_MQTT5_3_1_2_25) {
                  ClientTerms{.level = mqtt::ProtocolLevel::kMqtt5, .maximum_packet_size = 20});
   mqtt::OutboundTopicAliases aliases(4);
   session.Enqueue(NewMessage("a/topic/longer/than/the/limit", {}, 0, 0), 0, false);
-  const Decoded written = Write(session, 0, kNoLimit, &aliases);
+  const Decoded written = WriteDecoded(session, 0, kNoLimit, &aliases);
   EXPECT_TRUE(written.publishes.empty());
   EXPECT_EQ(written.counts.too_large, 1u);
   EXPECT_EQ(aliases.size(), 0u) << "the alias was never sent, so it is not set";
@@ -430,7 +431,7 @@ TEST(SessionMqtt5Test, A311SessionIgnoresTheAliasTable) {
   mqtt::OutboundTopicAliases aliases(4);
   session.Enqueue(NewMessage("t", {}, 0, 0), 0, false);
   session.Enqueue(NewMessage("t", {}, 0, 0), 0, false);
-  const Decoded written = Write(session, 0, kNoLimit, &aliases);
+  const Decoded written = WriteDecoded(session, 0, kNoLimit, &aliases);
   ASSERT_EQ(written.publishes.size(), 2u);
   EXPECT_EQ(written.publishes[1].topic, "t");
   EXPECT_EQ(aliases.size(), 0u);

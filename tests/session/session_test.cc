@@ -20,6 +20,7 @@
 #include "message/message.h"
 #include "mqtt/codec.h"
 #include "mqtt/packet.h"
+#include "session_test_util.h"
 
 namespace ringmq::session {
 namespace {
@@ -28,11 +29,9 @@ using Bytes = ByteBuffer;  // what WriteOutput appends to
 using message::Message;
 using message::MessageRef;
 
-// Large enough for any packet; WriteOutput's budget never interferes unless a test sets it.
-constexpr size_t kNoLimit = size_t{1} << 30;
-constexpr uint32_t kMaxPacketSize = mqtt::kMaxRemainingLength + mqtt::kMaxFixedHeaderLength;
-// A session refers to its limits, so they must outlive it: the defaults, for every test.
-constexpr SessionLimits kDefaultLimits{};
+using test::kDefaultLimits;  // session_test_util.h
+using test::kMaxPacketSize;
+using test::kNoLimit;
 
 // Frames and decodes every packet in `bytes`, as a client would. The packets view `bytes`.
 // Fails the test if the bytes are not a whole number of valid packets.

@@ -35,28 +35,13 @@
 namespace ringmq::shard {
 namespace {
 
-using alloc_counting::allocations;
-using alloc_counting::counting;
+using alloc_counting::AllocationsDuring;
 using harness::Client;
 using harness::RouterHarness;
-
-using harness::RouterSink;  // cluster_harness.h
-
-std::string Hmsg(std::string_view subject, uint64_t sid, std::string_view headers,
-                 std::string_view payload) {
-  const std::string block = "NATS/1.0\r\n" + std::string(headers) + "\r\n";
-  return "HMSG " + std::string(subject) + " " + std::to_string(sid) + " " +
-         std::to_string(block.size()) + " " + std::to_string(block.size() + payload.size()) +
-         "\r\n" + block + std::string(payload) + "\r\n";
-}
+using harness::RouterSink;
 
 TEST(ClusterBatchNoAllocTest, CounterSeesAllocations) {
-  allocations.store(0);
-  counting.store(true);
-  int* volatile number = new int(1);  // volatile: the pair cannot be elided
-  counting.store(false);
-  delete number;
-  EXPECT_EQ(allocations.load(), 1u);
+  EXPECT_EQ(alloc_counting::AllocationsOfOneNew(), 1u);
 }
 
 TEST(ClusterBatchNoAllocTest, SendingAndReceivingBatchesAllocatesNothingPerMessage) {
@@ -64,26 +49,21 @@ TEST(ClusterBatchNoAllocTest, SendingAndReceivingBatchesAllocatesNothingPerMessa
   config.threads = 1;
   RouterHarness harness(config, 1);
   Router& router = harness.router(0);
-  RouterSink sink(router);
-  cluster::NatsLinkOptions options;
-  options.urls = {"nats://127.0.0.1:4222"};
-  auto created = cluster::NatsLink::Create(options, &sink);
-  ASSERT_TRUE(created.ok());
-  cluster::NatsLink& link = **created;
-  link.BeginConnect(0);
-  link.OnTransportConnected(0);
-  link.OnReceived(0, "INFO {\"server_id\":\"s\",\"headers\":true,\"max_payload\":1048576}\r\n");
-  link.OnReceived(0, "PONG\r\n");
-  ASSERT_TRUE(link.ready());
+  std::vector<std::unique_ptr<RouterSink>> sinks;
+  std::vector<std::unique_ptr<cluster::NatsLink>> links;
+  ASSERT_NO_FATAL_FAILURE(
+      harness::AddReadyLink(router, RouterSink::Feed::kMain, 1048576, sinks, links));
+  cluster::NatsLink& link = *links.back();
   router.AttachCluster(&link, "node-a", "");
   ClusterAckOptions ack_options;
   router.StartClusterAcks(ack_options);
   router.StartClusterBatches(/*batching=*/true, 64 << 10);
   // Two links of other nodes want t/# (their snapshots; sid 1 is the announcements').
-  link.OnReceived(0, Hmsg("$RINGMQ.interest.a.n2.0", 1, "Ringmq-Groups: 0\r\nRingmq-Kind: S\r\nRingmq-Seq: 1\r\n",
-                          "+t.>\n"));
-  link.OnReceived(0, Hmsg("$RINGMQ.interest.a.n3.0", 1, "Ringmq-Groups: 0\r\nRingmq-Kind: S\r\nRingmq-Seq: 1\r\n",
-                          "+t.>\n"));
+  for (const std::string_view other : {"n2.0", "n3.0"}) {
+    link.OnReceived(
+        0, harness::HmsgBytes("$RINGMQ.interest.a." + std::string(other), harness::kAnnounceSid, "",
+                              "Ringmq-Groups: 0\r\nRingmq-Kind: S\r\nRingmq-Seq: 1\r\n", "+t.>\n"));
+  }
   Client& sub = harness.Connect("sub");
   harness.Subscribe(sub, "t/x", mqtt::QoS::k0);  // the batches' records, not the publishes
   Client& pub = harness.Connect("pub");
@@ -102,8 +82,7 @@ TEST(ClusterBatchNoAllocTest, SendingAndReceivingBatchesAllocatesNothingPerMessa
                                {.topic = "t/x", .qos = 0, .payload = std::string(64, 'q')});
   }
   cluster::SealBatch(batch_in, 1);
-  const std::string msg_in = "MSG $RINGMQ.b.node-a.0 6 " + std::to_string(batch_in.size()) +
-                             "\r\n" + batch_in + "\r\n";
+  const std::string msg_in = harness::MsgBytes("$RINGMQ.b.node-a.0", 6, batch_in);
   std::string output;
   bool send_publishes = true;
   bool send_batch = true;
@@ -126,11 +105,10 @@ TEST(ClusterBatchNoAllocTest, SendingAndReceivingBatchesAllocatesNothingPerMessa
   const auto counted = [&](bool publishes_on, bool batch_on) {
     send_publishes = publishes_on;
     send_batch = batch_on;
-    allocations.store(0);
-    counting.store(true);
-    for (int i = 0; i < 50; ++i) iteration();  // 1000 messages each way that is on
-    counting.store(false);
-    return allocations.load();
+    // 1000 messages each way that is on
+    return AllocationsDuring([&] {
+      for (int i = 0; i < 50; ++i) iteration();
+    });
   };
   const uint64_t records_before = harness.counters(0).cluster_batch_messages_out.Load();
   const uint64_t delivered_before = sub.publishes_by_qos[0];

@@ -31,29 +31,11 @@
 namespace ringmq::shard {
 namespace {
 
-using alloc_counting::allocations;
-using alloc_counting::counting;
+using alloc_counting::AllocationsDuring;
 using harness::Client;
+using harness::MsgBytes;
 using harness::RouterHarness;
 using harness::RouterSink;
-
-std::unique_ptr<cluster::NatsLink> ReadyLink(RouterSink& sink) {
-  cluster::NatsLinkOptions options;
-  options.urls = {"nats://127.0.0.1:4222"};
-  auto created = cluster::NatsLink::Create(options, &sink);
-  if (!created.ok()) return nullptr;
-  std::unique_ptr<cluster::NatsLink> link = std::move(*created);
-  link->BeginConnect(0);
-  link->OnTransportConnected(0);
-  link->OnReceived(0, "INFO {\"server_id\":\"s\",\"headers\":true,\"max_payload\":1048576}\r\n");
-  link->OnReceived(0, "PONG\r\n");
-  return link;
-}
-
-std::string Msg(std::string_view subject, uint64_t sid, std::string_view payload) {
-  return "MSG " + std::string(subject) + " " + std::to_string(sid) + " " +
-         std::to_string(payload.size()) + "\r\n" + std::string(payload) + "\r\n";
-}
 
 struct Counts {
   uint64_t publishing = 0;  // allocations while only publishing (1000 messages)
@@ -68,21 +50,23 @@ void RunScenario(bool group, Counts& counts) {
   config.threads = 1;
   RouterHarness harness(config, 1);
   Router& router = harness.router(0);
-  RouterSink main_sink(router, RouterSink::Feed::kMain);
-  RouterSink share_sink(router, RouterSink::Feed::kShares);
-  std::unique_ptr<cluster::NatsLink> main = ReadyLink(main_sink);
-  std::unique_ptr<cluster::NatsLink> share = ReadyLink(share_sink);
-  ASSERT_TRUE(main && main->ready() && share && share->ready());
+  std::vector<std::unique_ptr<RouterSink>> sinks;
+  std::vector<std::unique_ptr<cluster::NatsLink>> links;
+  for (const RouterSink::Feed feed : {RouterSink::Feed::kMain, RouterSink::Feed::kShares}) {
+    ASSERT_NO_FATAL_FAILURE(harness::AddReadyLink(router, feed, 1048576, sinks, links));
+  }
+  cluster::NatsLink* const main = links[0].get();
+  cluster::NatsLink* const share = links[1].get();
   SCOPED_TRACE(group ? "group" : "plain");
-  router.AttachCluster(main.get(), "node-a", "");
+  router.AttachCluster(main, "node-a", "");
   ClusterAckOptions ack_options;
   router.StartClusterAcks(ack_options);
-  router.AttachClusterShares(share.get());
+  router.AttachClusterShares(share);
   // A member here of group h on u/# (queue copies of n2's publishers), and n2.0 a member of
   // group g on t/# (or a plain subscriber of t/#), where this shard publishes.
   Client& member = harness.Connect("member");
   harness.Subscribe(member, "$share/h/u/#", mqtt::QoS::k0);
-  main->OnReceived(0, harness::HmsgBytes("$RINGMQ.interest.a.n2.0", 1, "",
+  main->OnReceived(0, harness::HmsgBytes("$RINGMQ.interest.a.n2.0", harness::kAnnounceSid, "",
                                          "Ringmq-Kind: S\r\nRingmq-Seq: 1\r\n",
                                          group ? "+q g-t_2F_23 t.>\n" : "+t.>\n"));
   const std::string acker = group ? "q g-t_2F_23\n" : "n2.0\n";
@@ -116,7 +100,8 @@ void RunScenario(bool group, Counts& counts) {
   uint64_t next_id = std::stoull(found[1]);
   std::vector<std::string> acks;      // per iteration: the group's ack of its 20 messages
   std::vector<std::string> copies;    // per iteration: 20 queue copies from n2.0
-  acks.push_back(Msg("$RINGMQ.ack.node-a.0", 4, acker + std::to_string(next_id++)));
+  acks.push_back(
+      MsgBytes("$RINGMQ.ack.node-a.0", harness::kAckSid, acker + std::to_string(next_id++)));
   uint64_t copy_id = 1;
   for (int it = 0; it < kWarmIterations + 3 * kCountedIterations; ++it) {
     std::string ids;
@@ -128,7 +113,7 @@ void RunScenario(bool group, Counts& counts) {
                                       std::to_string(copy_id++) + "\r\n",
                                   std::string(64, 'q'));
     }
-    acks.push_back(Msg("$RINGMQ.ack.node-a.0", 4, acker + ids));
+    acks.push_back(MsgBytes("$RINGMQ.ack.node-a.0", harness::kAckSid, acker + ids));
     copies.push_back(std::move(bytes));
   }
   size_t ack_index = 0;
@@ -154,11 +139,9 @@ void RunScenario(bool group, Counts& counts) {
   const auto counted = [&](bool publishing, bool serving) {
     publish_on = publishing;
     serve_on = serving;
-    allocations.store(0);
-    counting.store(true);
-    for (int i = 0; i < kCountedIterations; ++i) iteration();
-    counting.store(false);
-    return allocations.load();
+    return AllocationsDuring([&] {
+      for (int i = 0; i < kCountedIterations; ++i) iteration();
+    });
   };
   const uint64_t group_acks_before = harness.counters(0).cluster_group_acks.Load();
   const uint64_t delivered_before = member.publishes_by_qos[0];
@@ -172,6 +155,10 @@ void RunScenario(bool group, Counts& counts) {
   EXPECT_EQ(harness.counters(0).cluster_group_acks.Load() - group_acks_before,
             2u * kCountedIterations * kPerIteration);
   EXPECT_EQ(harness.counters(0).gauges.cluster_ack_pending.Load(), 0);
+}
+
+TEST(ClusterGroupAcksNoAllocTest, CounterSeesAllocations) {
+  EXPECT_EQ(alloc_counting::AllocationsOfOneNew(), 1u);
 }
 
 // The member's side allocates nothing per message. The publisher's side allocates what the

@@ -1,7 +1,8 @@
 // The cluster side of the Router harness (router_harness.h): a NatsLink per shard, brought to
 // kReady with a server's bytes, whose sink hands what NATS delivers to the shard's Router, the
 // way the shard's loop does (shard.cc). The tests of Router's cluster hooks read what the link
-// would send (TakeOutput) and feed it what NATS would deliver (OnReceived).
+// would send (TakeOutput) and feed it what NATS would deliver (OnReceived). ClusterRouterTest
+// is the fixture they share: the harness, its links, and the acks layer's fixed sids.
 //
 // Thread safety: none, like the harness: the test's thread plays every shard.
 #ifndef RINGMQ_TESTS_SHARD_CLUSTER_HARNESS_H_
@@ -9,14 +10,19 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
+#include <regex>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
 #include "cluster/nats_link.h"
+#include "ringmq/config.h"
+#include "router_harness.h"  // beside this file
+#include "shard/cluster_acks.h"
 #include "shard/router.h"
 
 namespace ringmq::shard::harness {
@@ -85,6 +91,143 @@ inline std::string HmsgBytes(std::string_view subject, uint64_t sid, std::string
          std::to_string(block.size() + payload.size()) + "\r\n" + block + std::string(payload) +
          "\r\n";
 }
+
+// What NATS delivers for a message without headers (NATS client protocol, "MSG").
+inline std::string MsgBytes(std::string_view subject, uint64_t sid, std::string_view payload) {
+  return "MSG " + std::string(subject) + " " + std::to_string(sid) + " " +
+         std::to_string(payload.size()) + "\r\n" + std::string(payload) + "\r\n";
+}
+
+// The subscriptions StartClusterAcks makes first on a shard's main link, in this order
+// (router_cluster_acks.cc): the sids a test delivers the acks layer's messages to.
+inline constexpr uint64_t kAnnounceSid = 1;    // $RINGMQ.interest.a.>
+inline constexpr uint64_t kAskAllSid = 2;      // $RINGMQ.interest.q.all
+inline constexpr uint64_t kAskSid = 3;         // $RINGMQ.interest.q.<node>.<shard>
+inline constexpr uint64_t kAckSid = 4;         // $RINGMQ.ack.<node>.<shard>
+inline constexpr uint64_t kRetransmitSid = 5;  // $RINGMQ.rt.<node>.<shard>
+
+// The ids (Ringmq-Id header values) of the messages in a link's output, in order.
+inline std::vector<std::string> MessageIds(const std::string& output) {
+  std::vector<std::string> ids;
+  static const std::regex kId("Ringmq-Id: ([0-9]+)");
+  for (auto it = std::sregex_iterator(output.begin(), output.end(), kId);
+       it != std::sregex_iterator(); ++it) {
+    ids.push_back((*it)[1]);
+  }
+  return ids;
+}
+
+// One PUB or HPUB a link would send (NATS client protocol: "PUB <subject> [reply] <size>",
+// "HPUB <subject> [reply] <header size> <total size>"); for an HPUB, `payload` holds the header
+// block and the payload together.
+struct LinkPub {
+  bool headers = false;
+  std::string subject;
+  std::string reply;
+  std::string payload;
+};
+
+// The PUBs and HPUBs in a link's output, in order; `subs` (if not null) gets the SUB lines.
+inline std::vector<LinkPub> LinkPubs(std::string_view output,
+                                     std::vector<std::string>* subs = nullptr) {
+  std::vector<LinkPub> pubs;
+  while (!output.empty()) {
+    const size_t end = output.find("\r\n");
+    if (end == std::string_view::npos) break;
+    const std::string_view line = output.substr(0, end);
+    output.remove_prefix(end + 2);
+    if (line.starts_with("SUB ") && subs != nullptr) subs->emplace_back(line);
+    const bool hpub = line.starts_with("HPUB ");
+    if (!hpub && !line.starts_with("PUB ")) continue;  // SUB, UNSUB, PING, ...
+    std::vector<std::string_view> tokens;
+    for (std::string_view rest = line; !rest.empty();) {
+      const size_t space = rest.find(' ');
+      tokens.push_back(rest.substr(0, space));
+      rest = space == std::string_view::npos ? std::string_view() : rest.substr(space + 1);
+    }
+    const size_t sizes = hpub ? 2 : 1;  // the tokens after the subject and reply
+    EXPECT_GE(tokens.size(), 2 + sizes) << line;
+    if (tokens.size() < 2 + sizes) break;
+    const size_t size = std::stoul(std::string(tokens.back()));
+    pubs.push_back(LinkPub{hpub, std::string(tokens[1]),
+                           tokens.size() > 2 + sizes ? std::string(tokens[2]) : std::string(),
+                           std::string(output.substr(0, size))});
+    output.remove_prefix(std::min(output.size(), size + 2));
+  }
+  return pubs;
+}
+
+// The fixture of the tests of Router's cluster hooks: a RouterHarness whose shards each have a
+// ready main link (and a share link) attached. A test sets config_ and ack_options_, then builds
+// the shards with AddShards in its SetUp.
+class ClusterRouterTest : public ::testing::Test {
+ protected:
+  struct Shards {
+    uint32_t count = 2;
+    uint32_t max_payload = 65536;  // the servers' INFO
+    std::string_view node = "node-a";
+    bool acks = false;    // StartClusterAcks(ack_options_) after AttachCluster
+    bool shares = false;  // a share link, attached after the acks layer (shard.cc's order)
+  };
+
+  // A fatal gtest failure if a link is not ready: callers wrap it in ASSERT_NO_FATAL_FAILURE.
+  void AddShards(const Shards& shards) {
+    config_.threads = shards.count;
+    harness_ = std::make_unique<RouterHarness>(config_, shards.count);
+    links_per_shard_ = shards.shares ? 2 : 1;
+    for (uint32_t shard = 0; shard < shards.count; ++shard) {
+      Router& router = harness_->router(shard);
+      ASSERT_NO_FATAL_FAILURE(
+          AddReadyLink(router, RouterSink::Feed::kMain, shards.max_payload, sinks_, links_));
+      if (shards.shares) {
+        ASSERT_NO_FATAL_FAILURE(
+            AddReadyLink(router, RouterSink::Feed::kShares, shards.max_payload, sinks_, links_));
+      }
+      router.AttachCluster(&Main(shard), std::string(shards.node), "");
+      if (shards.acks) router.StartClusterAcks(ack_options_);
+      if (shards.shares) router.AttachClusterShares(&Share(shard));
+    }
+  }
+
+  cluster::NatsLink& Main(uint32_t shard) { return *links_[links_per_shard_ * shard]; }
+  cluster::NatsLink& Share(uint32_t shard) { return *links_[links_per_shard_ * shard + 1]; }
+
+  // What the link would send since the last call.
+  static std::string Output(cluster::NatsLink& link) {
+    std::string out;
+    link.TakeOutput(out);
+    return out;
+  }
+  std::string Output(uint32_t shard) { return Output(Main(shard)); }
+
+  // What the shard's loop does once per iteration for the acks, then the harness's flush; what
+  // the main link would send.
+  std::string Step(uint32_t shard) {
+    harness_->router(shard).ClusterAckStep();
+    harness_->Settle();
+    return Output(shard);
+  }
+
+  // NATS delivers `bytes` to the link at the harness's time; the shards settle.
+  void Deliver(cluster::NatsLink& link, std::string_view bytes) {
+    link.OnReceived(harness_->now_ms(), bytes);
+    harness_->Settle();
+  }
+  void Deliver(uint32_t shard, std::string_view bytes) { Deliver(Main(shard), bytes); }
+
+  // A message with headers and no reply subject (HmsgBytes).
+  static std::string Hmsg(std::string_view subject, uint64_t sid, std::string_view headers,
+                          std::string_view payload) {
+    return HmsgBytes(subject, sid, "", headers, payload);
+  }
+
+  Config config_;
+  ClusterAckOptions ack_options_;
+  std::unique_ptr<RouterHarness> harness_;
+  std::vector<std::unique_ptr<RouterSink>> sinks_;
+  std::vector<std::unique_ptr<cluster::NatsLink>> links_;
+  uint32_t links_per_shard_ = 1;
+};
 
 }  // namespace ringmq::shard::harness
 

@@ -3,14 +3,10 @@
 // what NATS would deliver and reading what the link would send, with the harness's clock.
 #include <gtest/gtest.h>
 
-#include <memory>
-#include <regex>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "cluster/nats_link.h"
-#include "shard/cluster_acks.h"
 #include "shard/cluster_harness.h"
 #include "shard/router_harness.h"
 
@@ -18,88 +14,36 @@ namespace ringmq::shard {
 namespace {
 
 using harness::Client;
-using harness::RouterHarness;
-using harness::RouterSink;
+using harness::HmsgBytes;
+using harness::kAckSid;
+using harness::kAnnounceSid;
+using harness::kAskAllSid;
+using harness::kAskSid;
+using harness::kRetransmitSid;
+using harness::MessageIds;
+using harness::MsgBytes;
 
-constexpr std::string_view kNode = "node-a";
-// StartClusterAcks subscribes these first, in this order (sids 1 to 5).
-constexpr uint64_t kAnnounceSid = 1;
-constexpr uint64_t kAckSid = 4;
-constexpr uint64_t kRetransmitSid = 5;
-
-class RouterClusterAcksTest : public ::testing::Test {
+class RouterClusterAcksTest : public harness::ClusterRouterTest {
  protected:
   RouterClusterAcksTest() {
-    options_.retransmit_ms = 1000;
-    options_.link_timeout_ms = 5000;
-    options_.heartbeat_interval_ms = 1000;
-    options_.pending_max = 2;
+    ack_options_.retransmit_ms = 1000;
+    ack_options_.link_timeout_ms = 5000;
+    ack_options_.heartbeat_interval_ms = 1000;
+    ack_options_.pending_max = 2;
   }
 
   void SetUp() override {
-    config_.threads = 2;
-    harness_ = std::make_unique<RouterHarness>(config_, 2);
-    for (uint32_t shard = 0; shard < 2; ++shard) {
-      ASSERT_NO_FATAL_FAILURE(harness::AddReadyLink(
-          harness_->router(shard), RouterSink::Feed::kMain, 65536, sinks_, links_));
-      cluster::NatsLink& l = *links_.back();
-      harness_->router(shard).AttachCluster(&l, std::string(kNode), "");
-      harness_->router(shard).StartClusterAcks(options_);
-    }
+    ASSERT_NO_FATAL_FAILURE(AddShards({.acks = true}));
     for (uint32_t shard = 0; shard < 2; ++shard) Step(shard);  // first snapshots, asks
-  }
-
-  std::string Output(uint32_t shard) {
-    std::string out;
-    links_[shard]->TakeOutput(out);
-    return out;
-  }
-
-  // What the shard's loop does once per iteration for the acks, then the harness's flush.
-  std::string Step(uint32_t shard) {
-    harness_->router(shard).ClusterAckStep();
-    harness_->Settle();
-    return Output(shard);
-  }
-
-  void Deliver(uint32_t shard, std::string_view bytes) {
-    links_[shard]->OnReceived(harness_->now_ms(), bytes);
-    harness_->Settle();
-  }
-
-  static std::string Hmsg(std::string_view subject, uint64_t sid, std::string_view reply,
-                          std::string_view headers, std::string_view payload) {
-    return harness::HmsgBytes(subject, sid, reply, headers, payload);
-  }
-
-  static std::string Msg(std::string_view subject, uint64_t sid, std::string_view payload) {
-    return "MSG " + std::string(subject) + " " + std::to_string(sid) + " " +
-           std::to_string(payload.size()) + "\r\n" + std::string(payload) + "\r\n";
   }
 
   // Link n2.0 of another node announces `lines` (a snapshot) to shard `shard`.
   void Announce(uint32_t shard, char kind, uint64_t sequence, std::string_view lines) {
-    Deliver(shard, Hmsg("$RINGMQ.interest.a.n2.0", kAnnounceSid, "",
-                        std::string("Ringmq-Kind: ") + kind +
-                            "\r\nRingmq-Seq: " + std::to_string(sequence) + "\r\n",
-                        lines));
+    Deliver(shard, HmsgBytes("$RINGMQ.interest.a.n2.0", kAnnounceSid, "",
+                             std::string("Ringmq-Kind: ") + kind +
+                                 "\r\nRingmq-Seq: " + std::to_string(sequence) + "\r\n",
+                             lines));
   }
-
-  static std::vector<std::string> Ids(const std::string& output) {
-    std::vector<std::string> ids;
-    static const std::regex kId("Ringmq-Id: ([0-9]+)");
-    for (auto it = std::sregex_iterator(output.begin(), output.end(), kId);
-         it != std::sregex_iterator(); ++it) {
-      ids.push_back((*it)[1]);
-    }
-    return ids;
-  }
-
-  Config config_;
-  ClusterAckOptions options_;
-  std::unique_ptr<RouterHarness> harness_;
-  std::vector<std::unique_ptr<RouterSink>> sinks_;
-  std::vector<std::unique_ptr<cluster::NatsLink>> links_;
 };
 
 TEST_F(RouterClusterAcksTest, LinksAnnounceTheirInterestAndAskForSnapshots) {
@@ -112,13 +56,13 @@ TEST_F(RouterClusterAcksTest, LinksAnnounceTheirInterestAndAskForSnapshots) {
       << "after the first snapshot (1)";
   EXPECT_NE(delta.find("+a.>\n+a\n"), std::string::npos);
   // Someone asks: a snapshot of everything, with the next sequence number.
-  Deliver(0, Msg("$RINGMQ.interest.q.all", 2, ""));
+  Deliver(0, MsgBytes("$RINGMQ.interest.q.all", kAskAllSid, ""));
   const std::string snapshot = Step(0);
   EXPECT_NE(snapshot.find("Ringmq-Kind: S\r\nRingmq-Seq: 3\r\n"), std::string::npos) << snapshot;
   EXPECT_NE(snapshot.find("+a\n+a.>\n"), std::string::npos);
   // Nothing new: a heartbeat once the interval has passed, with the last sequence number.
   EXPECT_EQ(Step(0), "");
-  harness_->now_ms() += options_.heartbeat_interval_ms;
+  harness_->now_ms() += ack_options_.heartbeat_interval_ms;
   EXPECT_NE(Step(0).find("Ringmq-Kind: H\r\nRingmq-Seq: 3\r\n"), std::string::npos);
   // Another link's announcements; a lost one makes this shard ask that link for a snapshot.
   Announce(0, 'S', 1, "+t.x\n");
@@ -128,8 +72,8 @@ TEST_F(RouterClusterAcksTest, LinksAnnounceTheirInterestAndAskForSnapshots) {
   EXPECT_NE(Step(0).find("PUB $RINGMQ.interest.q.n2.0 0\r\n"), std::string::npos);
   EXPECT_EQ(harness_->counters(0).gauges.cluster_remote_links.Load(), 1);
   // This node's other shard's announcements are not tracked (it drops our messages as echo).
-  Deliver(0, Hmsg("$RINGMQ.interest.a.node-a.1", kAnnounceSid, "",
-                  "Ringmq-Kind: S\r\nRingmq-Seq: 1\r\n", "+t.x\n"));
+  Deliver(0, HmsgBytes("$RINGMQ.interest.a.node-a.1", kAnnounceSid, "",
+                       "Ringmq-Kind: S\r\nRingmq-Seq: 1\r\n", "+t.x\n"));
   Step(0);
   EXPECT_EQ(harness_->counters(0).gauges.cluster_remote_links.Load(), 1);
 }
@@ -140,13 +84,13 @@ TEST_F(RouterClusterAcksTest, PubackWaitsForEveryInterestedLink) {
   harness_->Send(pub, harness::PublishBytes("t/x", "free", mqtt::QoS::k1, 1));
   harness_->Settle();
   EXPECT_EQ(pub.Received(mqtt::PacketType::kPuback), 1u);
-  EXPECT_TRUE(Ids(Output(0)).empty());
+  EXPECT_TRUE(MessageIds(Output(0)).empty());
   Announce(0, 'S', 1, "+t.>\n");
   harness_->Send(pub, harness::PublishBytes("t/x", "held", mqtt::QoS::k1, 2));
   harness_->Settle();
   const std::string out = Output(0);
   EXPECT_NE(out.find("HPUB t.x $RINGMQ.ack.node-a.0 "), std::string::npos) << out;
-  const std::vector<std::string> ids = Ids(out);
+  const std::vector<std::string> ids = MessageIds(out);
   ASSERT_EQ(ids.size(), 1u);
   EXPECT_EQ(pub.Received(mqtt::PacketType::kPuback), 1u) << "held for n2.0";
   // A QoS 1 PUBLISH on a topic nobody remote wants: its PUBACK waits behind the held one
@@ -157,10 +101,10 @@ TEST_F(RouterClusterAcksTest, PubackWaitsForEveryInterestedLink) {
   Step(0);
   EXPECT_EQ(harness_->counters(0).gauges.cluster_ack_pending.Load(), 1);
   // An ack from a link nobody expects changes nothing; n2.0's releases both, in order.
-  Deliver(0, Msg("$RINGMQ.ack.node-a.0", kAckSid, "n9.0\n" + ids[0]));
+  Deliver(0, MsgBytes("$RINGMQ.ack.node-a.0", kAckSid, "n9.0\n" + ids[0]));
   Step(0);
   EXPECT_EQ(pub.Received(mqtt::PacketType::kPuback), 1u);
-  Deliver(0, Msg("$RINGMQ.ack.node-a.0", kAckSid, "n2.0\n" + ids[0]));
+  Deliver(0, MsgBytes("$RINGMQ.ack.node-a.0", kAckSid, "n2.0\n" + ids[0]));
   Step(0);
   EXPECT_EQ(pub.Received(mqtt::PacketType::kPuback), 3u);
   EXPECT_EQ(harness_->counters(0).cluster_acks_received.Load(), 2u);
@@ -169,9 +113,9 @@ TEST_F(RouterClusterAcksTest, PubackWaitsForEveryInterestedLink) {
   harness_->Send(pub, harness::PublishBytes("t/x", "two", mqtt::QoS::k2, 4));
   harness_->Settle();
   EXPECT_EQ(pub.Received(mqtt::PacketType::kPubrec), 0u);
-  const std::vector<std::string> ids2 = Ids(Output(0));
+  const std::vector<std::string> ids2 = MessageIds(Output(0));
   ASSERT_EQ(ids2.size(), 1u);
-  Deliver(0, Msg("$RINGMQ.ack.node-a.0", kAckSid, "n2.0\n" + ids2[0]));
+  Deliver(0, MsgBytes("$RINGMQ.ack.node-a.0", kAckSid, "n2.0\n" + ids2[0]));
   Step(0);
   EXPECT_EQ(pub.Received(mqtt::PacketType::kPubrec), 1u);
   // Over the server's max_payload: the link refuses it for good, so nothing waits for it.
@@ -187,18 +131,18 @@ TEST_F(RouterClusterAcksTest, RetransmitsThenForgetsASilentLink) {
   Announce(0, 'S', 1, "+t.x\n");
   harness_->Send(pub, harness::PublishBytes("t/x", "m", mqtt::QoS::k1, 1));
   harness_->Settle();
-  const std::vector<std::string> ids = Ids(Output(0));
+  const std::vector<std::string> ids = MessageIds(Output(0));
   ASSERT_EQ(ids.size(), 1u);
-  harness_->now_ms() += options_.retransmit_ms - 1;
+  harness_->now_ms() += ack_options_.retransmit_ms - 1;
   EXPECT_EQ(Step(0).find("$RINGMQ.rt."), std::string::npos);
   harness_->now_ms() += 1;
   const std::string again = Step(0);
   EXPECT_NE(again.find("HPUB $RINGMQ.rt.n2.0 $RINGMQ.ack.node-a.0 "), std::string::npos) << again;
   EXPECT_NE(again.find("Ringmq-Subject: t.x\r\n"), std::string::npos);
-  EXPECT_EQ(Ids(again), ids) << "the same id";
+  EXPECT_EQ(MessageIds(again), ids) << "the same id";
   EXPECT_EQ(harness_->counters(0).cluster_retransmits.Load(), 1u);
   // n2.0 stays silent: forgotten after link_timeout_ms, and the PUBACK is released.
-  harness_->now_ms() += options_.link_timeout_ms;
+  harness_->now_ms() += ack_options_.link_timeout_ms;
   Step(0);
   EXPECT_EQ(pub.Received(mqtt::PacketType::kPuback), 1u);
   EXPECT_EQ(harness_->counters(0).cluster_links_forgotten.Load(), 1u);
@@ -218,25 +162,25 @@ TEST_F(RouterClusterAcksTest, PublisherIsHeldBackAtThePendingBound) {
   }
   harness_->Send(pub, three);
   harness_->Settle();
-  const std::vector<std::string> ids = Ids(Output(0));
+  const std::vector<std::string> ids = MessageIds(Output(0));
   ASSERT_EQ(ids.size(), 2u);
   EXPECT_TRUE(pub.connection.paused());
   EXPECT_EQ(harness_->counters(0).cluster_ack_held_back.Load(), 1u);
   // One acknowledged: 1 of 2 pending is below 3/4 of the bound, so the third PUBLISH is
   // read, forwarded, and brings the bound back (held back again).
-  Deliver(0, Msg("$RINGMQ.ack.node-a.0", kAckSid, "n2.0\n" + ids[0]));
-  const std::vector<std::string> third = Ids(Step(0));
+  Deliver(0, MsgBytes("$RINGMQ.ack.node-a.0", kAckSid, "n2.0\n" + ids[0]));
+  const std::vector<std::string> third = MessageIds(Step(0));
   ASSERT_EQ(third.size(), 1u) << "the third PUBLISH was read and forwarded";
   EXPECT_EQ(pub.Received(mqtt::PacketType::kPuback), 1u);
   EXPECT_TRUE(pub.connection.paused());
   EXPECT_EQ(harness_->counters(0).cluster_ack_held_back.Load(), 2u);
-  Deliver(0, Msg("$RINGMQ.ack.node-a.0", kAckSid, "n2.0\n" + ids[1] + " " + third[0]));
+  Deliver(0, MsgBytes("$RINGMQ.ack.node-a.0", kAckSid, "n2.0\n" + ids[1] + " " + third[0]));
   Step(0);
   EXPECT_EQ(pub.Received(mqtt::PacketType::kPuback), 3u);
   EXPECT_FALSE(pub.connection.paused());
   harness_->Send(pub, harness::PublishBytes("t/x", "m", mqtt::QoS::k1, 4));
   harness_->Settle();
-  EXPECT_EQ(Ids(Output(0)).size(), 1u) << "reads on";
+  EXPECT_EQ(MessageIds(Output(0)).size(), 1u) << "reads on";
 }
 
 TEST_F(RouterClusterAcksTest, ReceiverAcksInBatchesAndDropsRepeats) {
@@ -244,13 +188,13 @@ TEST_F(RouterClusterAcksTest, ReceiverAcksInBatchesAndDropsRepeats) {
   harness_->Subscribe(sub, "t/#", mqtt::QoS::k2);  // sids 6 (t.>) and 7 (t)
   Step(1);                                         // the SUBs and their announcement
   const std::string headers = "Ringmq-Node: n2\r\nRingmq-Qos: 2\r\nRingmq-Id: 77\r\n";
-  Deliver(1, Hmsg("t.y", 6, "$RINGMQ.ack.n2.0", headers, "once"));
-  Deliver(1, Hmsg("t.y", 6, "$RINGMQ.ack.n2.0", headers, "once"));
+  Deliver(1, HmsgBytes("t.y", 6, "$RINGMQ.ack.n2.0", headers, "once"));
+  Deliver(1, HmsgBytes("t.y", 6, "$RINGMQ.ack.n2.0", headers, "once"));
   // Sent again to this link's own retransmit subject: also known.
-  Deliver(1, Hmsg("$RINGMQ.rt.node-a.1", kRetransmitSid, "$RINGMQ.ack.n2.0",
-                  headers + "Ringmq-Subject: t.y\r\n", "once"));
-  Deliver(1, Hmsg("t.z", 6, "$RINGMQ.ack.n2.0",
-                  "Ringmq-Node: n2\r\nRingmq-Qos: 1\r\nRingmq-Id: 78\r\n", "next"));
+  Deliver(1, HmsgBytes("$RINGMQ.rt.node-a.1", kRetransmitSid, "$RINGMQ.ack.n2.0",
+                       headers + "Ringmq-Subject: t.y\r\n", "once"));
+  Deliver(1, HmsgBytes("t.z", 6, "$RINGMQ.ack.n2.0",
+                       "Ringmq-Node: n2\r\nRingmq-Qos: 1\r\nRingmq-Id: 78\r\n", "next"));
   EXPECT_EQ(sub.publishes_by_qos[2], 1u) << "QoS 2 exactly once";
   EXPECT_EQ(sub.publishes_by_qos[1], 1u);
   EXPECT_EQ(harness_->counters(1).cluster_duplicates_dropped.Load(), 2u);
@@ -258,21 +202,22 @@ TEST_F(RouterClusterAcksTest, ReceiverAcksInBatchesAndDropsRepeats) {
   EXPECT_EQ(Step(1), "PUB $RINGMQ.ack.n2.0 20\r\nnode-a.1\n77 77 77 78\r\n");
   EXPECT_EQ(harness_->counters(1).cluster_acks_sent.Load(), 4u);
   // A retransmit of a message for a topic nobody here wants any more is still acknowledged.
-  Deliver(1,
-          Hmsg("$RINGMQ.rt.node-a.1", kRetransmitSid, "$RINGMQ.ack.n2.0",
-               "Ringmq-Node: n2\r\nRingmq-Qos: 1\r\nRingmq-Id: 79\r\nRingmq-Subject: q\r\n", "x"));
+  Deliver(1, HmsgBytes("$RINGMQ.rt.node-a.1", kRetransmitSid, "$RINGMQ.ack.n2.0",
+                       "Ringmq-Node: n2\r\nRingmq-Qos: 1\r\nRingmq-Id: 79\r\nRingmq-Subject: q\r\n",
+                       "x"));
   EXPECT_EQ(Step(1), "PUB $RINGMQ.ack.n2.0 11\r\nnode-a.1\n79\r\n");
   // A NATS application's request (a reply subject that is not ours) is delivered, not acked.
-  Deliver(1, Hmsg("t.w", 6, "_INBOX.abc", "Ringmq-Id: 5\r\n", "app"));
+  Deliver(1, HmsgBytes("t.w", 6, "_INBOX.abc", "Ringmq-Id: 5\r\n", "app"));
   EXPECT_EQ(Step(1), "");
   EXPECT_EQ(sub.publishes_by_qos[0], 1u);
   // A retransmit to another link, copied to this one for its '>' subscription (MQTT '#'): not
   // acknowledged (nor delivered: a '$' subject).
   harness_->Subscribe(sub, "#", mqtt::QoS::k1);  // sid 8: >
   Step(1);
-  Deliver(
-      1, Hmsg("$RINGMQ.rt.n3.0", 8, "$RINGMQ.ack.n2.0",
-              "Ringmq-Node: n2\r\nRingmq-Qos: 1\r\nRingmq-Id: 90\r\nRingmq-Subject: t.v\r\n", "x"));
+  Deliver(1,
+          HmsgBytes("$RINGMQ.rt.n3.0", 8, "$RINGMQ.ack.n2.0",
+                    "Ringmq-Node: n2\r\nRingmq-Qos: 1\r\nRingmq-Id: 90\r\nRingmq-Subject: t.v\r\n",
+                    "x"));
   EXPECT_EQ(Step(1), "");
   EXPECT_EQ(harness_->counters(1).cluster_unmappable_subjects.Load(), 1u);
 }
@@ -281,8 +226,8 @@ TEST_F(RouterClusterAcksTest, ReceiverAcksInBatchesAndDropsRepeats) {
 class RouterClusterAcksSmallPartsTest : public RouterClusterAcksTest {
  protected:
   RouterClusterAcksSmallPartsTest() {
-    options_.announce_bytes_max = 24;
-    options_.subjects_max = 1;
+    ack_options_.announce_bytes_max = 24;
+    ack_options_.subjects_max = 1;
   }
 };
 
@@ -298,7 +243,7 @@ TEST_F(RouterClusterAcksSmallPartsTest, SnapshotsAndAcksAreSentInParts) {
       << delta;
   EXPECT_NE(delta.find("Ringmq-Kind: D\r\nRingmq-Seq: 3\r\n\r\n+eeee.ffff\n\r\n"),
             std::string::npos);
-  Deliver(1, Msg("$RINGMQ.interest.q.node-a.1", 3, ""));
+  Deliver(1, MsgBytes("$RINGMQ.interest.q.node-a.1", kAskSid, ""));
   const std::string snapshot = Step(1);
   EXPECT_NE(snapshot.find("Ringmq-Kind: S\r\nRingmq-Seq: 4\r\n\r\n+aaaa.bbbb\n+cccc.dddd\n"),
             std::string::npos)
@@ -307,9 +252,10 @@ TEST_F(RouterClusterAcksSmallPartsTest, SnapshotsAndAcksAreSentInParts) {
             std::string::npos);
   // Acks: "node-a.1\n" is 9 bytes, each id 3 or 4 more; a part is sent once it reaches 24.
   for (int id = 100; id < 105; ++id) {
-    Deliver(1, Hmsg("aaaa.bbbb", 6, "$RINGMQ.ack.n2.0",
-                    "Ringmq-Node: n2\r\nRingmq-Qos: 1\r\nRingmq-Id: " + std::to_string(id) + "\r\n",
-                    "m"));
+    Deliver(1, HmsgBytes(
+                   "aaaa.bbbb", 6, "$RINGMQ.ack.n2.0",
+                   "Ringmq-Node: n2\r\nRingmq-Qos: 1\r\nRingmq-Id: " + std::to_string(id) + "\r\n",
+                   "m"));
   }
   EXPECT_EQ(Step(1),
             "PUB $RINGMQ.ack.n2.0 24\r\nnode-a.1\n100 101 102 103\r\n"

@@ -19,44 +19,13 @@ namespace ringmq::shard {
 namespace {
 
 using harness::Client;
-using harness::RouterHarness;
+using harness::kAnnounceSid;
+using harness::LinkPub;
+using harness::LinkPubs;
+using harness::MsgBytes;
 
-constexpr std::string_view kBatchNode = "node-a";
-// StartClusterAcks subscribes sids 1 to 5, then StartClusterBatches this link's batch subject.
-constexpr uint64_t kBatchAnnounceSid = 1;
+// After StartClusterAcks' sids (1 to 5), StartClusterBatches subscribes this link's batch subject.
 constexpr uint64_t kBatchSid = 6;
-
-using harness::RouterSink;  // cluster_harness.h
-
-// A PUB or HPUB the link would send (headers and payload together for HPUB).
-struct BatchPub {
-  bool headers = false;
-  std::string subject;
-  std::string payload;
-};
-
-std::vector<BatchPub> Pubs(std::string_view output) {
-  std::vector<BatchPub> pubs;
-  while (!output.empty()) {
-    const size_t end = output.find("\r\n");
-    if (end == std::string_view::npos) break;
-    const std::string_view line = output.substr(0, end);
-    output.remove_prefix(end + 2);
-    const bool pub = line.starts_with("PUB ");
-    const bool hpub = line.starts_with("HPUB ");
-    if (!pub && !hpub) continue;  // SUB, UNSUB, PING, ...
-    std::vector<std::string_view> tokens;
-    for (std::string_view rest = line; !rest.empty();) {
-      const size_t space = rest.find(' ');
-      tokens.push_back(rest.substr(0, space));
-      rest = space == std::string_view::npos ? std::string_view() : rest.substr(space + 1);
-    }
-    const size_t size = std::stoul(std::string(tokens.back()));
-    pubs.push_back(BatchPub{hpub, std::string(tokens[1]), std::string(output.substr(0, size))});
-    output.remove_prefix(size + 2);
-  }
-  return pubs;
-}
 
 // The (topic, payload) records of a batch, in order; "invalid" ends a list that did not decode.
 std::vector<std::pair<std::string, std::string>> Records(std::string_view batch) {
@@ -95,34 +64,21 @@ std::vector<std::pair<std::string, std::string>> Received(const Client& client) 
   return out;
 }
 
-class RouterClusterBatchTest : public ::testing::Test {
+class RouterClusterBatchTest : public harness::ClusterRouterTest {
  protected:
   void Start(bool batching, size_t bytes_max = 64 << 10) {
-    config_.threads = 2;
-    harness_ = std::make_unique<RouterHarness>(config_, 2);
+    ASSERT_NO_FATAL_FAILURE(AddShards({.max_payload = 1048576, .acks = true}));
     for (uint32_t shard = 0; shard < 2; ++shard) {
-      ASSERT_NO_FATAL_FAILURE(harness::AddReadyLink(
-          harness_->router(shard), RouterSink::Feed::kMain, 1048576, sinks_, links_));
-      cluster::NatsLink& l = *links_.back();
-      Router& router = harness_->router(shard);
-      router.AttachCluster(&l, std::string(kBatchNode), "");
-      router.StartClusterAcks(options_);
-      router.StartClusterBatches(batching, bytes_max);
+      harness_->router(shard).StartClusterBatches(batching, bytes_max);
     }
     const std::string subs = Output(0);
     ASSERT_NE(subs.find("SUB $RINGMQ.b.node-a.0 6\r\n"), std::string::npos) << subs;
     for (uint32_t shard = 0; shard < 2; ++shard) Step(shard);
     // Link n2.0 of another node wants t/# (its snapshot).
-    Deliver(0, Hmsg("$RINGMQ.interest.a.n2.0", kBatchAnnounceSid,
+    Deliver(0, Hmsg("$RINGMQ.interest.a.n2.0", kAnnounceSid,
                     "Ringmq-Groups: 0\r\nRingmq-Kind: S\r\nRingmq-Seq: 1\r\n", "+t.>\n+t\n"));
     Step(0);
     ASSERT_EQ(harness_->counters(0).gauges.cluster_remote_links.Load(), 1);
-  }
-
-  std::string Output(uint32_t shard) {
-    std::string out;
-    links_[shard]->TakeOutput(out);
-    return out;
   }
 
   // What the shard's loop does once per iteration: the acks step, the flush before the link's
@@ -134,34 +90,10 @@ class RouterClusterBatchTest : public ::testing::Test {
     return Output(shard);
   }
 
-  void Deliver(uint32_t shard, std::string_view bytes) {
-    links_[shard]->OnReceived(harness_->now_ms(), bytes);
-    harness_->Settle();
-  }
-
-  static std::string Hmsg(std::string_view subject, uint64_t sid, std::string_view headers,
-                          std::string_view payload) {
-    const std::string block = "NATS/1.0\r\n" + std::string(headers) + "\r\n";
-    return "HMSG " + std::string(subject) + " " + std::to_string(sid) + " " +
-           std::to_string(block.size()) + " " + std::to_string(block.size() + payload.size()) +
-           "\r\n" + block + std::string(payload) + "\r\n";
-  }
-
-  static std::string Msg(std::string_view subject, uint64_t sid, std::string_view payload) {
-    return "MSG " + std::string(subject) + " " + std::to_string(sid) + " " +
-           std::to_string(payload.size()) + "\r\n" + std::string(payload) + "\r\n";
-  }
-
   void Publish(Client& client, std::string_view topic, std::string_view payload,
                mqtt::QoS qos = mqtt::QoS::k0, uint16_t packet_id = 0) {
     harness_->Send(client, harness::PublishBytes(topic, payload, qos, packet_id));
   }
-
-  Config config_;
-  ClusterAckOptions options_;
-  std::unique_ptr<RouterHarness> harness_;
-  std::vector<std::unique_ptr<RouterSink>> sinks_;
-  std::vector<std::unique_ptr<cluster::NatsLink>> links_;
 };
 
 TEST_F(RouterClusterBatchTest, QosZeroMessagesGoToTheInterestedLinkInOneBatchInOrder) {
@@ -172,7 +104,7 @@ TEST_F(RouterClusterBatchTest, QosZeroMessagesGoToTheInterestedLinkInOneBatchInO
   Publish(pub, "t", "two");
   Publish(pub, "t/1", "three");
   harness_->Settle();
-  const std::vector<BatchPub> pubs = Pubs(Step(0));
+  const std::vector<LinkPub> pubs = LinkPubs(Step(0));
   ASSERT_EQ(pubs.size(), 1u) << "one NATS message for the three records, none on plain subjects";
   EXPECT_EQ(pubs[0].subject, "$RINGMQ.b.n2.0");
   EXPECT_FALSE(pubs[0].headers);
@@ -193,7 +125,7 @@ TEST_F(RouterClusterBatchTest, APlainPathMessageFollowsTheBatchedOnesBeforeIt) {
   Publish(pub, "t/1", "q1-second", mqtt::QoS::k1, 1);
   Publish(pub, "t/1", "q0-third");
   harness_->Settle();
-  const std::vector<BatchPub> pubs = Pubs(Step(0));
+  const std::vector<LinkPub> pubs = LinkPubs(Step(0));
   ASSERT_EQ(pubs.size(), 3u);
   EXPECT_EQ(pubs[0].subject, "$RINGMQ.b.n2.0");
   EXPECT_EQ(Records(pubs[0].payload),
@@ -229,7 +161,7 @@ TEST_F(RouterClusterBatchTest, AQos0MessageWith5PropertiesTakesItsPlainSubjectIn
   publish5("with-properties", std::span<const uint8_t>(properties, size));
   publish5("batched-third", {});
   harness_->Settle();
-  const std::vector<BatchPub> pubs = Pubs(Step(0));
+  const std::vector<LinkPub> pubs = LinkPubs(Step(0));
   ASSERT_EQ(pubs.size(), 3u);
   EXPECT_EQ(pubs[0].subject, "$RINGMQ.b.n2.0");
   EXPECT_EQ(Records(pubs[0].payload),
@@ -250,10 +182,10 @@ TEST_F(RouterClusterBatchTest, ABatchIsSentEarlyAtItsByteBound) {
   const std::string payload(100, 'p');
   for (int i = 0; i < 30; ++i) Publish(pub, "t/" + std::to_string(i), payload);
   harness_->Settle();
-  const std::vector<BatchPub> pubs = Pubs(Step(0));
+  const std::vector<LinkPub> pubs = LinkPubs(Step(0));
   ASSERT_GE(pubs.size(), 3u) << "30 records of ~115 bytes in batches of at most 1024";
   int next = 0;
-  for (const BatchPub& batch : pubs) {
+  for (const LinkPub& batch : pubs) {
     EXPECT_EQ(batch.subject, "$RINGMQ.b.n2.0");
     EXPECT_LE(batch.payload.size(), 1024u);
     for (const auto& [topic, bytes] : Records(batch.payload)) {
@@ -266,7 +198,7 @@ TEST_F(RouterClusterBatchTest, ABatchIsSentEarlyAtItsByteBound) {
   Publish(pub, "t/a", "small");
   Publish(pub, "t/b", std::string(2000, 'x'));
   harness_->Settle();
-  const std::vector<BatchPub> more = Pubs(Step(0));
+  const std::vector<LinkPub> more = LinkPubs(Step(0));
   ASSERT_EQ(more.size(), 2u);
   EXPECT_EQ(more[0].subject, "$RINGMQ.b.n2.0");
   EXPECT_EQ(more[1].subject, "t.b");
@@ -278,26 +210,26 @@ TEST_F(RouterClusterBatchTest, RemoteSharedSubscriptionGroupsTurnBatchingOff) {
   Client& pub = harness_->Connect(harness_->IdOn(0, "pub"));
   // n2.0 now has groups: NATS's queue groups need the plain subjects (each message to one
   // member cluster-wide), so QoS 0 takes them while it does.
-  Deliver(0, Hmsg("$RINGMQ.interest.a.n2.0", kBatchAnnounceSid,
+  Deliver(0, Hmsg("$RINGMQ.interest.a.n2.0", kAnnounceSid,
                   "Ringmq-Groups: 1\r\nRingmq-Kind: D\r\nRingmq-Seq: 2\r\n", ""));
   Publish(pub, "t/1", "plain");
   harness_->Settle();
-  std::vector<BatchPub> pubs = Pubs(Step(0));
+  std::vector<LinkPub> pubs = LinkPubs(Step(0));
   ASSERT_EQ(pubs.size(), 1u);
   EXPECT_EQ(pubs[0].subject, "t.1");
-  Deliver(0, Hmsg("$RINGMQ.interest.a.n2.0", kBatchAnnounceSid,
+  Deliver(0, Hmsg("$RINGMQ.interest.a.n2.0", kAnnounceSid,
                   "Ringmq-Groups: 0\r\nRingmq-Kind: H\r\nRingmq-Seq: 2\r\n", ""));
   Publish(pub, "t/1", "batched");
   harness_->Settle();
-  pubs = Pubs(Step(0));
+  pubs = LinkPubs(Step(0));
   ASSERT_EQ(pubs.size(), 1u);
   EXPECT_EQ(pubs[0].subject, "$RINGMQ.b.n2.0");
   // An announcement without the header (a node that does not say) counts as groups.
-  Deliver(0, Hmsg("$RINGMQ.interest.a.n2.0", kBatchAnnounceSid,
-                  "Ringmq-Kind: H\r\nRingmq-Seq: 2\r\n", ""));
+  Deliver(0,
+          Hmsg("$RINGMQ.interest.a.n2.0", kAnnounceSid, "Ringmq-Kind: H\r\nRingmq-Seq: 2\r\n", ""));
   Publish(pub, "t/1", "plain again");
   harness_->Settle();
-  pubs = Pubs(Step(0));
+  pubs = LinkPubs(Step(0));
   ASSERT_EQ(pubs.size(), 1u);
   EXPECT_EQ(pubs[0].subject, "t.1");
 }
@@ -316,7 +248,7 @@ TEST_F(RouterClusterBatchTest, BatchingOffKeepsThePlainSubjects) {
   Publish(pub, "t/1", "one");
   Publish(pub, "u/1", "two");
   harness_->Settle();
-  const std::vector<BatchPub> pubs = Pubs(Step(0));
+  const std::vector<LinkPub> pubs = LinkPubs(Step(0));
   ASSERT_EQ(pubs.size(), 2u) << "NATS applications see every message";
   EXPECT_EQ(pubs[0].subject, "t.1");
   EXPECT_EQ(pubs[1].subject, "u.1");
@@ -341,7 +273,7 @@ TEST_F(RouterClusterBatchTest, ReceivedBatchesAreDeliveredInOrderWhateverThisNod
     cluster::AppendBatchRecord(batch, {.topic = "x/1", .qos = 0, .payload = "not subscribed"});
     cluster::AppendBatchRecord(batch, {.topic = "t/1", .qos = 0, .payload = "c"});
     cluster::SealBatch(batch, 1);
-    Deliver(0, Msg("$RINGMQ.b.node-a.0", kBatchSid, batch));
+    Deliver(0, MsgBytes("$RINGMQ.b.node-a.0", kBatchSid, batch));
     const std::vector<std::pair<std::string, std::string>> expected = {
         {"t/1", "a"}, {"t/2", "b"}, {"t/1", "c"}};
     EXPECT_EQ(Received(sub), expected);
@@ -351,16 +283,17 @@ TEST_F(RouterClusterBatchTest, ReceivedBatchesAreDeliveredInOrderWhateverThisNod
     EXPECT_EQ(counters.cluster_batch_messages_in.Load(), 4u);
     // A batch cut in its second record: the first delivered, the rest dropped and counted.
     sub.recorded.clear();
-    Deliver(0, Msg("$RINGMQ.b.node-a.0", kBatchSid,
-                   std::string_view(batch).substr(0, cluster::kBatchHeaderOverhead + 2 +
-                                                         cluster::kBatchRecordOverhead + 4 + 5)));
+    Deliver(0,
+            MsgBytes("$RINGMQ.b.node-a.0", kBatchSid,
+                     std::string_view(batch).substr(0, cluster::kBatchHeaderOverhead + 2 +
+                                                           cluster::kBatchRecordOverhead + 4 + 5)));
     EXPECT_EQ(Received(sub), (std::vector<std::pair<std::string, std::string>>{{"t/1", "a"}}));
     EXPECT_EQ(counters.cluster_batch_invalid.Load(), 1u);
-    Deliver(0, Msg("$RINGMQ.b.node-a.0", kBatchSid, "garbage"));
+    Deliver(0, MsgBytes("$RINGMQ.b.node-a.0", kBatchSid, "garbage"));
     EXPECT_EQ(counters.cluster_batch_invalid.Load(), 2u);
     // A NATS application's message on a plain subject still reaches the subscriber.
     sub.recorded.clear();
-    Deliver(0, Msg("t.app", 7, "from NATS"));
+    Deliver(0, MsgBytes("t.app", 7, "from NATS"));
     EXPECT_EQ(Received(sub),
               (std::vector<std::pair<std::string, std::string>>{{"t/app", "from NATS"}}));
   }

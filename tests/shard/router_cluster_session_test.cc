@@ -24,31 +24,15 @@ namespace ringmq::shard {
 namespace {
 
 using harness::Client;
-using harness::RouterHarness;
+using Pub = harness::LinkPub;
 
-constexpr std::string_view kNode = "node-b";
-
-using harness::RouterSink;  // cluster_harness.h
-
-// One PUB line of a link's output and its payload.
-struct Pub {
-  std::string subject;
-  std::string reply;
-  std::string payload;
-};
-
-class RouterClusterSessionTest : public ::testing::Test {
+class RouterClusterSessionTest : public harness::ClusterRouterTest {
  protected:
   void SetUp() override {
     SetLogLevel(LogLevel::kError);
-    config_.threads = 2;
     config_.cluster_session_wait_ms = 1000;
-    harness_ = std::make_unique<RouterHarness>(config_, 2);
+    ASSERT_NO_FATAL_FAILURE(AddShards({.node = "node-b"}));
     for (uint32_t shard = 0; shard < 2; ++shard) {
-      ASSERT_NO_FATAL_FAILURE(harness::AddReadyLink(
-          harness_->router(shard), RouterSink::Feed::kMain, 65536, sinks_, links_));
-      cluster::NatsLink& l = *links_.back();
-      harness_->router(shard).AttachCluster(&l, std::string(kNode), "");
       ASSERT_TRUE(harness_->router(shard).StartClusterOwnership().ok());
       Output(shard);
     }
@@ -58,33 +42,11 @@ class RouterClusterSessionTest : public ::testing::Test {
     SetLogLevel(LogLevel::kInfo);
   }
 
-  std::string Output(uint32_t shard) {
-    std::string out;
-    links_[shard]->TakeOutput(out);
-    return out;
-  }
-
-  // The PUBs in a link's output; `subs` gets the SUB lines.
+  // The PUBs (without headers) in a link's output; `subs` gets the SUB lines.
   std::vector<Pub> Pubs(uint32_t shard, std::vector<std::string>* subs = nullptr) {
-    std::vector<Pub> out;
-    const std::string all = Output(shard);
-    std::string_view bytes = all;
-    while (!bytes.empty()) {
-      const size_t eol = bytes.find("\r\n");
-      const std::string_view line = bytes.substr(0, eol);
-      bytes.remove_prefix(eol + 2);
-      if (line.starts_with("SUB ") && subs != nullptr) subs->emplace_back(line);
-      if (!line.starts_with("PUB ")) continue;
-      const size_t space = line.rfind(' ');
-      const size_t size = std::stoul(std::string(line.substr(space + 1)));
-      const std::string_view head = line.substr(4, space - 4);  // subject [reply]
-      const size_t gap = head.find(' ');
-      out.push_back({std::string(head.substr(0, gap)),
-                     gap == std::string_view::npos ? "" : std::string(head.substr(gap + 1)),
-                     std::string(bytes.substr(0, size))});
-      bytes.remove_prefix(size + 2);
-    }
-    return out;
+    std::vector<Pub> pubs = harness::LinkPubs(Output(shard), subs);
+    std::erase_if(pubs, [](const Pub& pub) { return pub.headers; });
+    return pubs;
   }
 
   static std::string Inbox(uint32_t shard) { return "$RINGMQ.kv.node-b." + std::to_string(shard); }
@@ -93,17 +55,13 @@ class RouterClusterSessionTest : public ::testing::Test {
   // not empty (as HMSG).
   void Deliver(uint32_t shard, const std::string& subject, uint64_t sid, std::string_view payload,
                std::string_view headers = {}) {
-    std::string msg;
-    if (headers.empty()) {
-      msg = "MSG " + subject + " " + std::to_string(sid) + " " + std::to_string(payload.size()) +
-            "\r\n" + std::string(payload) + "\r\n";
-    } else {
+    std::string msg = harness::MsgBytes(subject, sid, payload);
+    if (!headers.empty()) {
       msg = "HMSG " + subject + " " + std::to_string(sid) + " " + std::to_string(headers.size()) +
             " " + std::to_string(headers.size() + payload.size()) + "\r\n" + std::string(headers) +
             std::string(payload) + "\r\n";
     }
-    links_[shard]->OnReceived(0, msg);
-    harness_->Settle();
+    ClusterRouterTest::Deliver(shard, msg);
   }
 
   // Ticks shard `shard` so it creates the bucket, and answers the creation: the bucket is ready.
@@ -208,8 +166,7 @@ class RouterClusterSessionTest : public ::testing::Test {
     const std::string msg = "MSG " + subject + " " + std::to_string(group / 2 + 1) + " " +
                             std::string(reply) + " " + std::to_string(payload.size()) + "\r\n" +
                             payload + "\r\n";
-    links_[group % 2]->OnReceived(0, msg);
-    harness_->Settle();
+    ClusterRouterTest::Deliver(group % 2, msg);
   }
 
   // The packet id and DUP flag of a recorded QoS 1/2 PUBLISH (3.1.1 framing).
@@ -224,10 +181,6 @@ class RouterClusterSessionTest : public ::testing::Test {
 
   metrics::ShardCounters& counters(uint32_t shard) { return harness_->counters(shard); }
 
-  Config config_;
-  std::unique_ptr<RouterHarness> harness_;
-  std::vector<std::unique_ptr<RouterSink>> sinks_;
-  std::vector<std::unique_ptr<cluster::NatsLink>> links_;
   uint64_t inbox_sid_[2] = {0, 0};
 };
 

@@ -5,14 +5,10 @@
 // would send.
 #include <gtest/gtest.h>
 
-#include <memory>
-#include <regex>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "cluster/nats_link.h"
-#include "shard/cluster_acks.h"
 #include "shard/cluster_harness.h"
 #include "shard/router_harness.h"
 
@@ -20,89 +16,40 @@ namespace ringmq::shard {
 namespace {
 
 using harness::Client;
-using harness::RouterHarness;
-using harness::RouterSink;
+using harness::HmsgBytes;
+using harness::kAckSid;
+using harness::kAnnounceSid;
+using harness::kAskAllSid;
+using harness::MessageIds;
+using harness::MsgBytes;
 
-constexpr std::string_view kNode = "node-a";
-// Main link: StartClusterAcks subscribes these first (sids 1 to 5).
-constexpr uint64_t kAnnounceSid = 1;
-constexpr uint64_t kAckSid = 4;
 // Share link, group $share/g/t/#: its cover t.> (1), t (2), then its rtq subject (3).
-constexpr uint64_t kCoverSid = 1;
-constexpr uint64_t kRtqSid = 3;
-constexpr std::string_view kQueue = "g-t_2F_23";
+constexpr uint64_t kGroupCoverSid = 1;
+constexpr uint64_t kGroupRtqSid = 3;
+constexpr std::string_view kGroupQueue = "g-t_2F_23";
 
-class RouterClusterSharedAcksTest : public ::testing::Test {
+class RouterClusterSharedAcksTest : public harness::ClusterRouterTest {
  protected:
-  static constexpr uint32_t kShards = 2;
-
   RouterClusterSharedAcksTest() {
-    options_.retransmit_ms = 1000;
-    options_.link_timeout_ms = 5000;
-    options_.heartbeat_interval_ms = 1000;
+    ack_options_.retransmit_ms = 1000;
+    ack_options_.link_timeout_ms = 5000;
+    ack_options_.heartbeat_interval_ms = 1000;
   }
 
   void SetUp() override {
-    config_.threads = kShards;
-    harness_ = std::make_unique<RouterHarness>(config_, kShards);
-    for (uint32_t shard = 0; shard < kShards; ++shard) {
-      for (const bool share : {false, true}) {
-        ASSERT_NO_FATAL_FAILURE(harness::AddReadyLink(
-            harness_->router(shard), share ? RouterSink::Feed::kShares : RouterSink::Feed::kMain,
-            65536, sinks_, links_));
-      }
-      // The shard's order (shard.cc): the acks layer, then the share link.
-      harness_->router(shard).AttachCluster(&Main(shard), std::string(kNode), "");
-      harness_->router(shard).StartClusterAcks(options_);
-      harness_->router(shard).AttachClusterShares(&Share(shard));
-    }
-    for (uint32_t shard = 0; shard < kShards; ++shard) Step(shard);
+    ASSERT_NO_FATAL_FAILURE(AddShards({.acks = true, .shares = true}));
+    for (uint32_t shard = 0; shard < 2; ++shard) Step(shard);
   }
 
-  cluster::NatsLink& Main(uint32_t shard) { return *links_[2 * shard]; }
-  cluster::NatsLink& Share(uint32_t shard) { return *links_[2 * shard + 1]; }
-  static std::string Output(cluster::NatsLink& link) {
-    std::string out;
-    link.TakeOutput(out);
-    return out;
-  }
-  std::string Step(uint32_t shard) {
-    harness_->router(shard).ClusterAckStep();
-    harness_->Settle();
-    return Output(Main(shard));
-  }
-  void Deliver(cluster::NatsLink& link, std::string_view bytes) {
-    link.OnReceived(harness_->now_ms(), bytes);
-    harness_->Settle();
-  }
   // Link `link` of another node announces `lines` to shard 0.
   void Announce(std::string_view link, char kind, uint64_t sequence, std::string_view lines) {
-    Deliver(Main(0), harness::HmsgBytes("$RINGMQ.interest.a." + std::string(link), kAnnounceSid, "",
-                                        std::string("Ringmq-Kind: ") + kind + "\r\nRingmq-Seq: " +
-                                            std::to_string(sequence) + "\r\n",
-                                        lines));
-  }
-  static std::string Msg(std::string_view subject, uint64_t sid, std::string_view payload) {
-    return "MSG " + std::string(subject) + " " + std::to_string(sid) + " " +
-           std::to_string(payload.size()) + "\r\n" + std::string(payload) + "\r\n";
-  }
-  static std::vector<std::string> Ids(const std::string& output) {
-    std::vector<std::string> ids;
-    static const std::regex kId("Ringmq-Id: ([0-9]+)");
-    for (auto it = std::sregex_iterator(output.begin(), output.end(), kId);
-         it != std::sregex_iterator(); ++it) {
-      ids.push_back((*it)[1]);
-    }
-    return ids;
+    Deliver(0, HmsgBytes("$RINGMQ.interest.a." + std::string(link), kAnnounceSid, "",
+                         std::string("Ringmq-Kind: ") + kind +
+                             "\r\nRingmq-Seq: " + std::to_string(sequence) + "\r\n",
+                         lines));
   }
   // The group's line as its member links announce it.
-  static std::string GroupLines() { return "+q " + std::string(kQueue) + " t.>\n"; }
-
-  Config config_;
-  ClusterAckOptions options_;
-  std::unique_ptr<RouterHarness> harness_;
-  std::vector<std::unique_ptr<RouterSink>> sinks_;
-  std::vector<std::unique_ptr<cluster::NatsLink>> links_;
+  static std::string GroupLines() { return "+q " + std::string(kGroupQueue) + " t.>\n"; }
 };
 
 TEST_F(RouterClusterSharedAcksTest, MembersAnnounceTheirQueueSubjectsAndSubscribeTheRtqSubject) {
@@ -116,7 +63,7 @@ TEST_F(RouterClusterSharedAcksTest, MembersAnnounceTheirQueueSubjectsAndSubscrib
   EXPECT_EQ(harness_->counters(0).gauges.cluster_share_subscriptions.Load(), 2)
       << "the rtq subscription is not a cover subscription";
   // A snapshot carries them too.
-  Deliver(Main(0), Msg("$RINGMQ.interest.q.all", 2, ""));
+  Deliver(Main(0), MsgBytes("$RINGMQ.interest.q.all", kAskAllSid, ""));
   const std::string snapshot = Step(0);
   EXPECT_NE(snapshot.find("Ringmq-Kind: S"), std::string::npos);
   EXPECT_NE(snapshot.find("+q g-t_2F_23 t\n"), std::string::npos) << snapshot;
@@ -138,28 +85,28 @@ TEST_F(RouterClusterSharedAcksTest, PubackWaitsForTheGroupAndAnyMembersAckReleas
   harness_->Settle();
   const std::string out = Output(Main(0));
   EXPECT_NE(out.find("HPUB t.x $RINGMQ.ack.node-a.0 "), std::string::npos) << out;
-  const std::vector<std::string> ids = Ids(out);
+  const std::vector<std::string> ids = MessageIds(out);
   ASSERT_EQ(ids.size(), 1u);
   Step(0);
   EXPECT_EQ(pub.Received(mqtt::PacketType::kPuback), 0u) << "held for the group";
   // An ack from a link (not the group) or naming another group changes nothing.
-  Deliver(Main(0), Msg("$RINGMQ.ack.node-a.0", kAckSid, "n2.0\n" + ids[0]));
-  Deliver(Main(0), Msg("$RINGMQ.ack.node-a.0", kAckSid, "q other-x\n" + ids[0]));
+  Deliver(Main(0), MsgBytes("$RINGMQ.ack.node-a.0", kAckSid, "n2.0\n" + ids[0]));
+  Deliver(Main(0), MsgBytes("$RINGMQ.ack.node-a.0", kAckSid, "q other-x\n" + ids[0]));
   Step(0);
   EXPECT_EQ(pub.Received(mqtt::PacketType::kPuback), 0u);
   // The member NATS picked (n3.0's, say) acknowledges in the group's name.
-  Deliver(Main(0), Msg("$RINGMQ.ack.node-a.0", kAckSid, "q g-t_2F_23\n" + ids[0]));
+  Deliver(Main(0), MsgBytes("$RINGMQ.ack.node-a.0", kAckSid, "q g-t_2F_23\n" + ids[0]));
   Step(0);
   EXPECT_EQ(pub.Received(mqtt::PacketType::kPuback), 1u);
   EXPECT_EQ(harness_->counters(0).gauges.cluster_ack_pending.Load(), 0);
   // QoS 2: the PUBREC waits the same way.
   harness_->Send(pub, harness::PublishBytes("t/y", "two", mqtt::QoS::k2, 2));
   harness_->Settle();
-  const std::vector<std::string> ids2 = Ids(Output(Main(0)));
+  const std::vector<std::string> ids2 = MessageIds(Output(Main(0)));
   ASSERT_EQ(ids2.size(), 1u);
   Step(0);
   EXPECT_EQ(pub.Received(mqtt::PacketType::kPubrec), 0u);
-  Deliver(Main(0), Msg("$RINGMQ.ack.node-a.0", kAckSid, "q g-t_2F_23\n" + ids2[0]));
+  Deliver(Main(0), MsgBytes("$RINGMQ.ack.node-a.0", kAckSid, "q g-t_2F_23\n" + ids2[0]));
   Step(0);
   EXPECT_EQ(pub.Received(mqtt::PacketType::kPubrec), 1u);
 }
@@ -169,19 +116,19 @@ TEST_F(RouterClusterSharedAcksTest, ALostAckIsSentAgainOnTheGroupsRtqSubject) {
   Client& pub = harness_->Connect(harness_->IdOn(0, "pub"));
   harness_->Send(pub, harness::PublishBytes("t/x", "m", mqtt::QoS::k1, 1));
   harness_->Settle();
-  const std::vector<std::string> ids = Ids(Output(Main(0)));
+  const std::vector<std::string> ids = MessageIds(Output(Main(0)));
   ASSERT_EQ(ids.size(), 1u);
-  harness_->now_ms() += options_.retransmit_ms - 1;
+  harness_->now_ms() += ack_options_.retransmit_ms - 1;
   EXPECT_EQ(Step(0).find("$RINGMQ.rtq."), std::string::npos);
   harness_->now_ms() += 1;
   const std::string again = Step(0);
   EXPECT_NE(again.find("HPUB $RINGMQ.rtq.g-t_2F_23 $RINGMQ.ack.node-a.0 "), std::string::npos)
       << again;
   EXPECT_NE(again.find("Ringmq-Subject: t.x\r\n"), std::string::npos);
-  EXPECT_EQ(Ids(again), ids) << "the same id";
+  EXPECT_EQ(MessageIds(again), ids) << "the same id";
   EXPECT_EQ(harness_->counters(0).cluster_group_retransmits.Load(), 1u);
   EXPECT_EQ(harness_->counters(0).cluster_retransmits.Load(), 1u);
-  Deliver(Main(0), Msg("$RINGMQ.ack.node-a.0", kAckSid, "q g-t_2F_23\n" + ids[0]));
+  Deliver(Main(0), MsgBytes("$RINGMQ.ack.node-a.0", kAckSid, "q g-t_2F_23\n" + ids[0]));
   Step(0);
   EXPECT_EQ(pub.Received(mqtt::PacketType::kPuback), 1u);
 }
@@ -191,8 +138,8 @@ TEST_F(RouterClusterSharedAcksTest, AGroupWhoseLastMemberLinkWentSilentIsForgott
   Client& pub = harness_->Connect(harness_->IdOn(0, "pub"));
   harness_->Send(pub, harness::PublishBytes("t/x", "m", mqtt::QoS::k1, 1));
   harness_->Settle();
-  ASSERT_EQ(Ids(Output(Main(0))).size(), 1u);
-  harness_->now_ms() += options_.link_timeout_ms - 1;
+  ASSERT_EQ(MessageIds(Output(Main(0))).size(), 1u);
+  harness_->now_ms() += ack_options_.link_timeout_ms - 1;
   Step(0);
   EXPECT_EQ(pub.Received(mqtt::PacketType::kPuback), 0u);
   harness_->now_ms() += 1;
@@ -216,10 +163,10 @@ TEST_F(RouterClusterSharedAcksTest, AMemberShardDeliversOnceAndAcksEachCopyInThe
   Output(Share(0));
   Step(0);
   const std::string headers = "Ringmq-Node: n2\r\nRingmq-Qos: 2\r\nRingmq-Id: 7\r\n";
-  Deliver(Share(0), harness::HmsgBytes("t.x", kCoverSid, "$RINGMQ.ack.n2.0", headers, "m"));
+  Deliver(Share(0), HmsgBytes("t.x", kGroupCoverSid, "$RINGMQ.ack.n2.0", headers, "m"));
   EXPECT_EQ(member.Received(mqtt::PacketType::kPublish), 1u);
-  Deliver(Share(0), harness::HmsgBytes("$RINGMQ.rtq.g-t_2F_23", kRtqSid, "$RINGMQ.ack.n2.0",
-                                       headers + "Ringmq-Subject: t.x\r\n", "m"));
+  Deliver(Share(0), HmsgBytes("$RINGMQ.rtq.g-t_2F_23", kGroupRtqSid, "$RINGMQ.ack.n2.0",
+                              headers + "Ringmq-Subject: t.x\r\n", "m"));
   EXPECT_EQ(member.Received(mqtt::PacketType::kPublish), 1u) << "a repeat: not again";
   EXPECT_EQ(harness_->counters(0).cluster_duplicates_dropped.Load(), 1u);
   const std::string acks = Step(0);
@@ -228,9 +175,8 @@ TEST_F(RouterClusterSharedAcksTest, AMemberShardDeliversOnceAndAcksEachCopyInThe
   EXPECT_EQ(harness_->counters(0).cluster_group_acks.Load(), 2u);
   // A retransmit of a message this shard never saw (its first copy went to a member that
   // died): delivered.
-  Deliver(Share(0), harness::HmsgBytes("$RINGMQ.rtq.g-t_2F_23", kRtqSid, "$RINGMQ.ack.n2.0",
-                                       "Ringmq-Qos: 1\r\nRingmq-Id: 8\r\nRingmq-Subject: t.y\r\n",
-                                       "r"));
+  Deliver(Share(0), HmsgBytes("$RINGMQ.rtq.g-t_2F_23", kGroupRtqSid, "$RINGMQ.ack.n2.0",
+                              "Ringmq-Qos: 1\r\nRingmq-Id: 8\r\nRingmq-Subject: t.y\r\n", "r"));
   EXPECT_EQ(member.Received(mqtt::PacketType::kPublish), 2u);
   // The same id in a plain copy (a plain subscription of this shard) is another window.
   EXPECT_EQ(harness_->counters(0).cluster_duplicates_dropped.Load(), 1u);
@@ -247,15 +193,13 @@ TEST_F(RouterClusterSharedAcksTest, TheShardsOwnGroupIsAwaitedAndAcknowledgedLoc
   Client& pub = harness_->Connect(harness_->IdOn(0, "pub"));
   harness_->Send(pub, harness::PublishBytes("t/x", "m", mqtt::QoS::k1, 1));
   harness_->Settle();
-  const std::vector<std::string> ids = Ids(Output(Main(0)));
+  const std::vector<std::string> ids = MessageIds(Output(Main(0)));
   ASSERT_EQ(ids.size(), 1u) << "tracked for the group";
   EXPECT_EQ(pub.Received(mqtt::PacketType::kPuback), 0u);
   EXPECT_EQ(member.Received(mqtt::PacketType::kPublish), 0u) << "NATS chooses";
   Deliver(Share(0),
-          harness::HmsgBytes("t.x", kCoverSid, "$RINGMQ.ack.node-a.0",
-                             "Ringmq-Node: node-a\r\nRingmq-Qos: 1\r\nRingmq-Id: " + ids[0] +
-                                 "\r\n",
-                             "m"));
+          HmsgBytes("t.x", kGroupCoverSid, "$RINGMQ.ack.node-a.0",
+                    "Ringmq-Node: node-a\r\nRingmq-Qos: 1\r\nRingmq-Id: " + ids[0] + "\r\n", "m"));
   EXPECT_EQ(member.Received(mqtt::PacketType::kPublish), 1u);
   const std::string out = Step(0);
   EXPECT_EQ(out.find("PUB $RINGMQ.ack.node-a.0"), std::string::npos) << "not through NATS";
@@ -270,11 +214,11 @@ TEST_F(RouterClusterSharedAcksTest, AnotherShardOfThisNodeCountsForItsGroupsOnly
   Client& pub = harness_->Connect(harness_->IdOn(0, "pub"));
   harness_->Send(pub, harness::PublishBytes("u/x", "plain", mqtt::QoS::k1, 1));
   harness_->Settle();
-  EXPECT_TRUE(Ids(Output(Main(0))).empty()) << "its plain interest is local";
+  EXPECT_TRUE(MessageIds(Output(Main(0))).empty()) << "its plain interest is local";
   EXPECT_EQ(pub.Received(mqtt::PacketType::kPuback), 1u);
   harness_->Send(pub, harness::PublishBytes("t/x", "group", mqtt::QoS::k1, 2));
   harness_->Settle();
-  EXPECT_EQ(Ids(Output(Main(0))).size(), 1u);
+  EXPECT_EQ(MessageIds(Output(Main(0))).size(), 1u);
   EXPECT_EQ(pub.Received(mqtt::PacketType::kPuback), 1u);
 }
 

@@ -3,7 +3,6 @@
 // reads what they would send and feeds the share links what NATS's queue groups would deliver.
 #include <gtest/gtest.h>
 
-#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,51 +18,12 @@ namespace ringmq::shard {
 namespace {
 
 using harness::Client;
-using harness::RouterHarness;
-using harness::RouterSink;
 
-constexpr std::string_view kNode = "node-a";
-
-class RouterClusterSharedTest : public ::testing::Test {
+class RouterClusterSharedTest : public harness::ClusterRouterTest {
  protected:
-  static constexpr uint32_t kShards = 2;
-
   void SetUp() override {
-    config_.threads = kShards;
-    harness_ = std::make_unique<RouterHarness>(config_, kShards);
-    for (uint32_t shard = 0; shard < kShards; ++shard) {
-      for (const bool share : {false, true}) {
-        ASSERT_NO_FATAL_FAILURE(harness::AddReadyLink(
-            harness_->router(shard), share ? RouterSink::Feed::kShares : RouterSink::Feed::kMain,
-            1024, sinks_, links_));
-      }
-      harness_->router(shard).AttachCluster(&Main(shard), std::string(kNode), "");
-      harness_->router(shard).AttachClusterShares(&Share(shard));
-    }
+    ASSERT_NO_FATAL_FAILURE(AddShards({.max_payload = 1024, .shares = true}));
   }
-
-  cluster::NatsLink& Main(uint32_t shard) { return *links_[2 * shard]; }
-  cluster::NatsLink& Share(uint32_t shard) { return *links_[2 * shard + 1]; }
-  static std::string Output(cluster::NatsLink& link) {
-    std::string out;
-    link.TakeOutput(out);
-    return out;
-  }
-
-  void Deliver(cluster::NatsLink& link, std::string_view bytes) {
-    link.OnReceived(0, bytes);
-    harness_->Settle();
-  }
-
-  static std::string Hmsg(std::string_view subject, uint64_t sid, std::string_view headers,
-                          std::string_view payload) {
-    return harness::HmsgBytes(subject, sid, "", headers, payload);
-  }
-
-  Config config_;
-  std::unique_ptr<RouterHarness> harness_;
-  std::vector<std::unique_ptr<RouterSink>> sinks_;
-  std::vector<std::unique_ptr<cluster::NatsLink>> links_;
 };
 
 TEST_F(RouterClusterSharedTest, GroupsAreQueueSubscriptionsOnTheShareLink) {

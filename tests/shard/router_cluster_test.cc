@@ -28,40 +28,10 @@ uint64_t WallClockMicros() {
 }
 
 using harness::Client;
-using harness::RouterHarness;
-using harness::RouterSink;
 
-constexpr std::string_view kRouterNode = "node-a";
-
-class RouterClusterTest : public ::testing::Test {
+class RouterClusterTest : public harness::ClusterRouterTest {
  protected:
-  void SetUp() override {
-    config_.threads = 2;
-    harness_ = std::make_unique<RouterHarness>(config_, 2);
-    for (uint32_t shard = 0; shard < 2; ++shard) {
-      ASSERT_NO_FATAL_FAILURE(harness::AddReadyLink(harness_->router(shard),
-                                                    RouterSink::Feed::kMain, 1024, sinks_, links_));
-      cluster::NatsLink& l = *links_.back();
-      harness_->router(shard).AttachCluster(&l, std::string(kRouterNode), "");
-    }
-  }
-
-  // What link `shard` would send now.
-  std::string Output(uint32_t shard) {
-    std::string out;
-    links_[shard]->TakeOutput(out);
-    return out;
-  }
-
-  void Deliver(uint32_t shard, std::string_view bytes) {
-    links_[shard]->OnReceived(0, bytes);
-    harness_->Settle();
-  }
-
-  static std::string Hmsg(std::string_view subject, uint64_t sid, std::string_view headers,
-                          std::string_view payload) {
-    return harness::HmsgBytes(subject, sid, "", headers, payload);
-  }
+  void SetUp() override { ASSERT_NO_FATAL_FAILURE(AddShards({.max_payload = 1024})); }
 
   void Unsubscribe(Client& client, std::string_view filter) {
     const mqtt::TopicRequest topic{.filter = filter};
@@ -73,11 +43,6 @@ class RouterClusterTest : public ::testing::Test {
                    mqtt::Unsubscribe{.packet_id = 2, .topics = mqtt::TopicList(entries, false)});
     harness_->Settle();
   }
-
-  Config config_;
-  std::unique_ptr<RouterHarness> harness_;
-  std::vector<std::unique_ptr<RouterSink>> sinks_;
-  std::vector<std::unique_ptr<cluster::NatsLink>> links_;
 };
 
 TEST_F(RouterClusterTest, SubscribeAndUnsubscribeChangeTheLinksInterest) {
