@@ -13,7 +13,7 @@
 # file (one group of src/shard/ took 0.38x the compiler CPU time of its 8 files compiled apart:
 # docs/reliability.md, "CI stages"); so are the unit-test binaries, every test file included.
 # release and debug stay one object per file (release is what is benchmarked; debug is for
-# editing). A unity build fails where two .cc files of one target define the same file-local name
+# editing), except ringmq_unit_tests, a unity build in every flavour (tests/meson.build). A unity build fails where two .cc files of one target define the same file-local name
 # (anonymous namespace, `static`, `using`, macro) in the same namespace: give one a distinct name,
 # or move a helper both carry into a header.
 # Extra arguments are ninja targets (e.g. `scripts/build.sh release ringmq`); none builds all.
@@ -32,12 +32,12 @@ case "$mode" in
   release)
     dir=build
     cxx=g++
-    opts=(-Dbuildtype=release -Db_sanitize=none -Dtests=true -Dfuzz=false)
+    opts=(-Dbuildtype=release -Db_sanitize=none -Dtests=true -Dfuzz=false -Dunity_size=8)
     ;;
   debug)
     dir=build-debug
     cxx=g++
-    opts=(-Dbuildtype=debug -Db_sanitize=none -Dtests=true -Dfuzz=false)
+    opts=(-Dbuildtype=debug -Db_sanitize=none -Dtests=true -Dfuzz=false -Dunity_size=8)
     ;;
   asan)
     dir=build-asan
