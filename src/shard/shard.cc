@@ -923,6 +923,7 @@ cluster::NatsLinkOptions Shard::NatsOptions() const {
   options.random_seed = (uint64_t{index_} << 32) ^ MonotonicNs();
   options.tls = config_.cluster_tls;
   options.nkey = shared_.cluster_nkey.get();
+  options.user_jwt = shared_.cluster_user_jwt;  // jwt lane
   return options;
 }
 
