@@ -1,7 +1,7 @@
 #include "cluster/nkey.h"
 
-#include <openssl/err.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 
 #include <algorithm>
@@ -110,16 +110,16 @@ absl::Status FindBlocks(std::string_view text, size_t max, std::vector<std::stri
         break;
       case Expect::kValue:
         if (!IsBlockValue(line)) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              "the block opened on line ", open_line, " has no value line of [A-Za-z0-9_.=-]"));
+          return absl::InvalidArgumentError(absl::StrCat("the block opened on line ", open_line,
+                                                         " has no value line of [A-Za-z0-9_.=-]"));
         }
         value = line;
         expect = Expect::kClose;
         break;
       case Expect::kClose:
         if (!IsMarkerLine(line)) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              "the block opened on line ", open_line, " is not closed by a line ---...---"));
+          return absl::InvalidArgumentError(absl::StrCat("the block opened on line ", open_line,
+                                                         " is not closed by a line ---...---"));
         }
         values.push_back(value);
         expect = Expect::kMarker;

@@ -1302,6 +1302,9 @@ void Shard::OnDisconnected(cluster::DisconnectReason reason, std::string_view de
   counters_.cluster_link_disconnects.Add();
   CloseNatsSocket(nats);
   if (reason == cluster::DisconnectReason::kTls) NoteNatsTlsFailure(nats, "link", detail);
+  if (reason == cluster::DisconnectReason::kAuthorization) {  // jwt lane
+    counters_.cluster_link_auth_refused.Add();
+  }
   const bool quiet = reason == cluster::DisconnectReason::kStopped ||
                      reason == cluster::DisconnectReason::kConnectFailed ||
                      reason == cluster::DisconnectReason::kTls;  // logged apart

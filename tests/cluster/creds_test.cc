@@ -117,9 +117,9 @@ TEST(UserCredentials, EveryTruncationIsRefusedOrReadsTheSameCredentials) {
   size_t accepted = 0;
   for (size_t length = 0; length < full.size(); ++length) {
     const std::string_view closing =
-        length <= close_begin ? std::string_view()
-                              : std::string_view(full).substr(
-                                    close_begin, std::min(length, close_end) - close_begin);
+        length <= close_begin
+            ? std::string_view()
+            : std::string_view(full).substr(close_begin, std::min(length, close_end) - close_begin);
     const bool whole = closing.size() >= 6 && closing.substr(0, 3) == "---" &&
                        closing.substr(closing.size() - 3) == "---";
     absl::StatusOr<UserCredentials> creds = ParseCredentials(full.substr(0, length));
