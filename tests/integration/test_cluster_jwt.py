@@ -213,6 +213,22 @@ class ClusterJwtTest(unittest.TestCase):
             self.assertNotEqual(result.returncode, 0, result.stderr)
             self.assertRegex(result.stderr, rf"credentials file {path}: {error}")
             self.assertNotIn(user.seed[2:30], result.stderr, "the seed is never logged")
+            # --check-config reads the file as the start does: a config error, exit 2.
+            checked = subprocess.run(
+                [broker.binary(), "--check-config", "--cluster-nats-url",
+                 f"nats://127.0.0.1:{port}", "--cluster-credentials-file", path],
+                stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=LINK_TIMEOUT)
+            self.assertEqual(checked.returncode, 2, checked.stderr)
+            self.assertRegex(checked.stderr, rf"^ringmq: cluster: credentials file {path}: {error}")
+            self.assertNotIn(user.seed[2:30], checked.stderr)
+        # A good file checks.
+        good = self.write_creds("good", jwt, user.seed)
+        checked = subprocess.run(
+            [broker.binary(), "--check-config", "--cluster-nats-url", f"nats://127.0.0.1:{port}",
+             "--cluster-credentials-file", good],
+            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=LINK_TIMEOUT)
+        self.assertEqual(checked.returncode, 0, checked.stderr)
+        self.assertIn(f'credentials_file = "{good}"', checked.stdout)
 
 
 if __name__ == "__main__":
