@@ -17,7 +17,7 @@ PACKAGES=(
   haproxy
   nats-server
   prometheus
-  python3 python3-paho-mqtt
+  python3 python3-paho-mqtt python3-cryptography
   nodejs npm chromium
   systemd
   strace

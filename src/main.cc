@@ -13,6 +13,7 @@
 #include "auth/auth_data.h"
 #include "auth/passwd_tool.h"
 #include "absl/strings/str_cat.h"
+#include "cluster/nkey.h"
 #include "common/log.h"
 #include "common/systemd.h"
 #include "config/options.h"
@@ -107,6 +108,19 @@ int main(int argc, char** argv) {
             ringmq::auth::LoadAuthData(config, 1);
         !auth.ok()) {
       std::fprintf(stderr, "ringmq: %s\n", std::string(auth.status().message()).c_str());
+      return 2;
+    }
+  }
+  if (command_line->check_config && !config.cluster_credentials_file.empty()) {  // jwt lane
+    // Read as the broker reads it at start; the error names the file, never the seed.
+    if (absl::StatusOr<ringmq::cluster::UserCredentials> credentials =
+            ringmq::cluster::ReadCredentialsFile(config.cluster_credentials_file);
+        !credentials.ok() || credentials->jwt.empty()) {
+      const std::string error =
+          credentials.ok() ? absl::StrCat("credentials file ", config.cluster_credentials_file,
+                                          ": no user JWT (a seed alone goes in nkey_seed_file)")
+                           : std::string(credentials.status().message());
+      std::fprintf(stderr, "ringmq: cluster: %s\n", error.c_str());
       return 2;
     }
   }

@@ -300,6 +300,10 @@ struct Config {
   // An nkey seed (a file holding "SU..."; docs.nats.io nkeys): CONNECT carries the public key
   // and the ed25519 signature of INFO's nonce. Empty: none.
   std::string cluster_nkey_seed_file;
+  // jwt lane: a NATS user credentials file (.creds: the user JWT and its nkey seed, as nsc
+  // writes it): CONNECT carries the JWT and the signature of INFO's nonce (NATS decentralized
+  // authentication, operator mode). Not with cluster_nkey_seed_file. Empty: none.
+  std::string cluster_credentials_file;
 
   bool clustered() const { return !cluster_nats_urls.empty(); }
 

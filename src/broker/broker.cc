@@ -96,6 +96,22 @@ absl::Status PrepareCluster(const Config& config, shard::SharedState& shared) {
     RINGMQ_LOG_INFO("cluster: NATS nkey %s", nkey->public_key().c_str());
     shared.cluster_nkey = std::make_unique<const cluster::Nkey>(std::move(*nkey));
   }
+  if (!config.cluster_credentials_file.empty()) {  // jwt lane
+    absl::StatusOr<cluster::UserCredentials> credentials =
+        cluster::ReadCredentialsFile(config.cluster_credentials_file);
+    if (!credentials.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("cluster: ", credentials.status().message()));
+    }
+    if (credentials->jwt.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cluster: credentials file ", config.cluster_credentials_file,
+                       ": no user JWT (a seed alone goes in nkey_seed_file)"));
+    }
+    RINGMQ_LOG_INFO("cluster: NATS user JWT for nkey %s",
+                    credentials->nkey.public_key().c_str());
+    shared.cluster_user_jwt = std::move(credentials->jwt);
+    shared.cluster_nkey = std::make_unique<const cluster::Nkey>(std::move(credentials->nkey));
+  }
   RINGMQ_LOG_INFO(
       "cluster: node %s, NATS servers %s, subject prefix \"%s\"", shared.cluster_node_name.c_str(),
       absl::StrJoin(config.cluster_nats_urls, ",").c_str(), config.cluster_subject_prefix.c_str());

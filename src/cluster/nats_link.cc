@@ -280,6 +280,7 @@ void NatsLink::HandleInfo(uint64_t now_ms, std::string_view json) {
     signature = options_.nkey->Sign(info_.nonce);
     connect.nkey = options_.nkey->public_key();
     connect.sig = signature;
+    connect.jwt = options_.user_jwt;
   }
   connect.name = options_.name;
   connect.user = server.user;

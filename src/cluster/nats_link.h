@@ -61,6 +61,8 @@
 // back-off grows). nats-server 2.10's handshake_first (TLS before INFO) is not supported.
 //
 // nkey (options.nkey set): CONNECT carries the public key and the signature of INFO's nonce.
+// With a user JWT as well (options.user_jwt, jwt lane): CONNECT carries the JWT and the
+// signature instead (decentralized authentication; the server finds the key in the JWT).
 //
 // Views passed to the sink are valid only during the call. The sink may call Publish,
 // Subscribe, Unsubscribe and Stop from its callbacks; not the On*/BeginConnect methods.
@@ -120,6 +122,9 @@ struct NatsLinkOptions {
   // INFO's nonce (not owned; outlives the link; null: none).
   bool tls = false;
   const Nkey* nkey = nullptr;
+  // jwt lane: the user JWT of [cluster] credentials_file (not owned; outlives the link; empty:
+  // none). Used only with nkey, whose seed signs the nonce.
+  std::string_view user_jwt;
 };
 
 enum class NatsLinkState : uint8_t {

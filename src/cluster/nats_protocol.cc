@@ -416,7 +416,10 @@ absl::Status AppendConnect(const ConnectOptions& options, std::string& out) {
     text("pass", options.pass);
   }
   if (!options.auth_token.empty()) text("auth_token", options.auth_token);
-  if (!options.nkey.empty()) {
+  if (!options.jwt.empty()) {  // jwt lane
+    text("jwt", options.jwt);
+    text("sig", options.sig);
+  } else if (!options.nkey.empty()) {
     text("nkey", options.nkey);
     text("sig", options.sig);
   }

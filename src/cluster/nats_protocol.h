@@ -169,6 +169,10 @@ struct ConnectOptions {
   // nonce; both omitted when nkey is empty.
   std::string_view nkey;
   std::string_view sig;
+  // jwt lane: decentralized authentication (the document's CONNECT: "jwt", "sig"): the user JWT
+  // of a .creds file with the signature of the nonce by the user's seed. When jwt is set it
+  // goes with sig and nkey is not sent (the JWT's subject names the user's key).
+  std::string_view jwt;
 };
 
 // Header fields for HPUB, in order. Keys are HTTP-like tokens; values may be empty.

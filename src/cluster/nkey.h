@@ -10,6 +10,23 @@
 // (RFC 8032 §5.1.5); OpenSSL derives the public key from it and signs (EVP_PKEY_ED25519).
 // The signature travels as base64url without padding (RFC 4648 §5), as NATS clients send it.
 //
+// User credentials (jwt lane; docs/cluster.md "TLS and nkeys to NATS"): a NATS .creds file, as
+// nsc writes it and NATS clients read it, holds two decorated blocks, the user JWT then the
+// user's nkey seed:
+//   -----BEGIN NATS USER JWT-----        a marker line: 3+ dashes, any text, 3+ dashes
+//   eyJ0eXAiOiJKV1Qi...                  the value: one line of [A-Za-z0-9_.=-]
+//   ------END NATS USER JWT------        a marker line
+//   (any text: nsc prints a warning here)
+//   -----BEGIN USER NKEY SEED-----
+//   SUA...
+//   ------END USER NKEY SEED------
+// Lines end in LF or CRLF; white space around a line is ignored; blocks after the second are
+// ignored (as nats.go's nkeys.ParseDecoratedJWT/ParseDecoratedNKey read them: the first block is
+// the JWT, the second the seed). With one block only, a value "S..." is a decorated seed (no JWT).
+// With no marker line the file is a plain seed file: its first line "SU...". A marker line that
+// does not open a complete block (value line, closing marker) is an error: a truncated file is
+// refused rather than read as something else. The seed never appears in an error message.
+//
 // Thread safety: an Nkey is immutable once made; Sign may run on several threads at once (each
 // call makes its own OpenSSL objects).
 #ifndef RINGMQ_CLUSTER_NKEY_H_
@@ -38,8 +55,8 @@ class Nkey {
  public:
   // `seed`: "SU..." (58 characters). Errors: not base32, a bad checksum, not a user seed.
   static absl::StatusOr<Nkey> FromSeed(std::string_view seed);
-  // The first user seed in a file: a seed file, or a NATS .creds file (its "USER NKEY SEED"
-  // block); blank lines and lines of other text are skipped. Errors name the file.
+  // The user seed of a file read as ReadCredentialsFile reads it (a .creds file's JWT is not
+  // kept: [cluster] nkey_seed_file). Errors name the file.
   static absl::StatusOr<Nkey> FromFile(const std::string& path);
 
   // "U..." (56 characters): CONNECT's "nkey".
@@ -52,6 +69,24 @@ class Nkey {
   std::array<uint8_t, 32> seed_{};
   std::string public_key_;
 };
+
+// A file's size bound: a .creds file is about 1 KB.
+inline constexpr size_t kCredentialsFileBytesMax = 64 * 1024;
+// A user JWT's bound: CONNECT carries it (nsc's user JWTs are under 2 KB even with permissions).
+inline constexpr size_t kUserJwtBytesMax = 16 * 1024;
+
+// A user's credentials: the seed's key, and the user JWT when the file has one.
+struct UserCredentials {
+  std::string jwt;  // "header.claims.signature" (base64url); empty: no JWT (a seed file)
+  Nkey nkey;
+};
+
+// The credentials in `text` (the rules above). Errors: no seed, a truncated or malformed
+// block, a JWT block without a seed block, a JWT that is not three base64url parts or is over
+// kUserJwtBytesMax, a seed that Nkey::FromSeed refuses.
+absl::StatusOr<UserCredentials> ParseCredentials(std::string_view text);
+// ParseCredentials over a file of at most kCredentialsFileBytesMax bytes; errors name the file.
+absl::StatusOr<UserCredentials> ReadCredentialsFile(const std::string& path);
 
 }  // namespace ringmq::cluster
 

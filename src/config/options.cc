@@ -733,6 +733,13 @@ constexpr Option kOptions[] = {
       false},
      nullptr,
      StringValue{"a file name or \"\"", &SetClusterString<&Config::cluster_nkey_seed_file>}},
+    // jwt lane
+    {{"cluster_credentials_file", '\0', "FILE",
+      "NATS user credentials (.creds: user JWT + nkey seed): CONNECT sends the JWT and signs "
+      "the server's nonce (operator mode) ([cluster] credentials_file)",
+      false},
+     nullptr,
+     StringValue{"a file name or \"\"", &SetClusterString<&Config::cluster_credentials_file>}},
     {{"check_config", '\0', "",
       "Check the flags, the config file and the files it names, print the result and exit", false},
      nullptr,
@@ -1387,6 +1394,8 @@ constexpr std::pair<std::string_view, std::string_view> kClusterKeys[] = {
     {"tls_key_file", "cluster_tls_key_file"},
     {"tls_server_name", "cluster_tls_server_name"},
     {"nkey_seed_file", "cluster_nkey_seed_file"},
+    // jwt lane
+    {"credentials_file", "cluster_credentials_file"},
 };
 
 absl::Status ApplyCluster(const toml::key& key, const toml::node& node,
@@ -1613,6 +1622,9 @@ std::string EffectiveToml(const Config& config) {
                     "\ntls_key_file = ", TomlString(config.cluster_tls_key_file),
                     "\ntls_server_name = ", TomlString(config.cluster_tls_server_name),
                     "\nnkey_seed_file = ", TomlString(config.cluster_nkey_seed_file), "\n");
+    // jwt lane
+    absl::StrAppend(&text, "credentials_file = ", TomlString(config.cluster_credentials_file),
+                    "\n");
   }
   for (const ListenerConfig& listener : config.listeners) text += ListenerToml(listener);
   text += BridgesToml(config);
@@ -1761,6 +1773,12 @@ absl::Status CheckClusterTls(const Config& config) {
   if (config.cluster_tls_cert_file.empty() != config.cluster_tls_key_file.empty()) {
     return absl::InvalidArgumentError(
         "[cluster] tls_cert_file and tls_key_file go together (a client certificate)");
+  }
+  // jwt lane: one source of the key that signs the nonce.
+  if (!config.cluster_nkey_seed_file.empty() && !config.cluster_credentials_file.empty()) {
+    return absl::InvalidArgumentError(
+        "[cluster] nkey_seed_file and credentials_file are exclusive (the .creds file holds the "
+        "seed)");
   }
   return absl::OkStatus();
 }

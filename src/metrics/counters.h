@@ -294,6 +294,8 @@ namespace ringmq::metrics {
   /* natstls lane: TLS to the NATS servers (both links of every shard) */                \
   X(cluster_nats_tls_handshakes)       /* TLS handshakes with a NATS server completed */  \
   X(cluster_nats_tls_failures)         /* TLS handshakes with a NATS server failed */     \
+  /* jwt lane: credentials the NATS servers refused (both links of every shard) */     \
+  X(cluster_link_auth_refused) /* NATS connections ended by an authorization error */   \
   X(recv_enobufs) /* multishot recv ran out of provided buffers */                      \
   X(loop_iterations)                                                                    \
   X(sqes_submitted)                                                                     \

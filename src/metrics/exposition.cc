@@ -183,6 +183,10 @@ constexpr Family kFamilies[] = {
      "TLS handshakes of the shards' NATS links (main and share), by result: ok, failed "
      "(certificate refused, name mismatch, no client certificate, timeout...; the log says "
      "why)."},
+    // jwt lane
+    {"ringmq_cluster_link_auth_refused_total", Type::kCounter,
+     "NATS connections of the shards' links (main and share) ended by an authorization error "
+     "(-ERR 'Authorization Violation', user or account authentication expired or revoked)."},
     {"ringmq_cluster_nats_subscriptions", Type::kGauge,
      "NATS subscriptions the shards' links hold for their sessions' filters."},
     // Cluster acknowledgements (QoS 1/2 at least once across nodes).
@@ -873,6 +877,8 @@ Series SeriesOf(CounterId id) {
       return Labelled("ringmq_cluster_nats_tls_handshakes_total", "result", "ok");
     case C::cluster_nats_tls_failures:
       return Labelled("ringmq_cluster_nats_tls_handshakes_total", "result", "failed");
+    // jwt lane
+    case C::cluster_link_auth_refused: return Plain("ringmq_cluster_link_auth_refused_total");
     case C::cluster_share_link_connects:
       return Labelled("ringmq_cluster_share_link_events_total", "event", "connect");
     case C::cluster_share_link_reconnects:

@@ -923,6 +923,7 @@ cluster::NatsLinkOptions Shard::NatsOptions() const {
   options.random_seed = (uint64_t{index_} << 32) ^ MonotonicNs();
   options.tls = config_.cluster_tls;
   options.nkey = shared_.cluster_nkey.get();
+  options.user_jwt = shared_.cluster_user_jwt;  // jwt lane
   return options;
 }
 
@@ -1301,6 +1302,9 @@ void Shard::OnDisconnected(cluster::DisconnectReason reason, std::string_view de
   counters_.cluster_link_disconnects.Add();
   CloseNatsSocket(nats);
   if (reason == cluster::DisconnectReason::kTls) NoteNatsTlsFailure(nats, "link", detail);
+  if (reason == cluster::DisconnectReason::kAuthorization) {  // jwt lane
+    counters_.cluster_link_auth_refused.Add();
+  }
   const bool quiet = reason == cluster::DisconnectReason::kStopped ||
                      reason == cluster::DisconnectReason::kConnectFailed ||
                      reason == cluster::DisconnectReason::kTls;  // logged apart

@@ -40,6 +40,9 @@ class Shard::ShareLinkSink final : public cluster::NatsLinkSink {
     if (reason == cluster::DisconnectReason::kTls) {
       shard_.NoteNatsTlsFailure(nats, "share link", detail);
     }
+    if (reason == cluster::DisconnectReason::kAuthorization) {  // jwt lane
+      shard_.counters_.cluster_link_auth_refused.Add();
+    }
     const bool quiet = reason == cluster::DisconnectReason::kStopped ||
                        reason == cluster::DisconnectReason::kConnectFailed ||
                        reason == cluster::DisconnectReason::kTls;  // logged apart

@@ -116,6 +116,9 @@ struct SharedState {
   // natstls lane: the nkey of Config::cluster_nkey_seed_file, read at start (null: none);
   // immutable, signed with by every shard's links (cluster/nkey.h).
   std::unique_ptr<const cluster::Nkey> cluster_nkey;
+  // jwt lane: the user JWT of Config::cluster_credentials_file (cluster_nkey is its seed's
+  // key); set at start, then read-only. Empty: none.
+  std::string cluster_user_jwt;
 
   // CLOCK_MONOTONIC milliseconds (the shards' now_ms clock) and Unix time in seconds at start.
   const uint64_t started_monotonic_ms;

@@ -501,6 +501,9 @@ std::vector<FlagCase> GoodFlagCases() {
        [](const Config& c) { EXPECT_EQ(c.cluster_tls_server_name, "nats.example"); }},
       {"--cluster-nkey-seed-file", "/etc/ringmq/node.nk",
        [](const Config& c) { EXPECT_EQ(c.cluster_nkey_seed_file, "/etc/ringmq/node.nk"); }},
+      // jwt lane
+      {"--cluster-credentials-file", "/etc/ringmq/node.creds",
+       [](const Config& c) { EXPECT_EQ(c.cluster_credentials_file, "/etc/ringmq/node.creds"); }},
   };
 }
 
@@ -1639,6 +1642,27 @@ TEST(ClusterTlsConfigTest, CertificateAndKeyGoTogetherAndBadValuesAreRefused) {
   EXPECT_EQ(ErrorOf(ApplyToml("[cluster]\ntls_server_name = \"a b\"\n", "c.toml", config)),
             "c.toml:2: cluster.tls_server_name: expected a host name, an IP address or \"\"");
   EXPECT_EQ(config, Config{}) << "all or nothing";
+}
+
+// --- [cluster] credentials_file (jwt lane) ----------------------------------------------------
+
+TEST(ClusterCredentialsConfigTest, TableKeyRoundTripsAndExcludesNkeySeedFile) {
+  Config config;
+  const absl::Status applied = ApplyToml(
+      "[cluster]\nnats_urls = [\"nats://127.0.0.1:4222\"]\n"
+      "credentials_file = \"/etc/ringmq/node.creds\"\n",
+      "c.toml", config);
+  ASSERT_TRUE(applied.ok()) << applied;
+  EXPECT_EQ(config.cluster_credentials_file, "/etc/ringmq/node.creds");
+  EXPECT_TRUE(CheckClusterTls(config).ok());
+  Config again;
+  const absl::Status reread = ApplyToml(EffectiveToml(config), "effective", again);
+  ASSERT_TRUE(reread.ok()) << reread;
+  EXPECT_EQ(again, config);
+  EXPECT_EQ(ErrorOf(Parse({"--cluster-credentials-file", "a.creds", "--cluster-nkey-seed-file",
+                           "a.nk"})),
+            "[cluster] nkey_seed_file and credentials_file are exclusive (the .creds file holds "
+            "the seed)");
 }
 
 }  // namespace
