@@ -1246,6 +1246,23 @@ void Shard::SubmitSocketClose(int fd) {
   io_uring_sqe_set_data64(sqe, Pack(Op::kSocketClose, 0, static_cast<uint32_t>(fd)));
 }
 
+void Shard::SubmitLinkedSocketShutdownAndClose(int fd) {
+  // The two entries must reach the kernel in one submission to stay linked (as in
+  // SendLastAndClose).
+  if (io_uring_sq_space_left(ring_->get()) < 2) io_uring_submit(ring_->get());
+  RINGMQ_ASSERT(io_uring_sq_space_left(ring_->get()) >= 2);
+  // Hard link: the close runs after the shutdown whatever its result (a socket that never
+  // connected fails it). Only failures complete, as kSocketClose (ignored).
+  io_uring_sqe* sqe = NextSqe();
+  io_uring_prep_shutdown(sqe, fd, SHUT_RDWR);
+  sqe->flags |= IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS;
+  io_uring_sqe_set_data64(sqe, Pack(Op::kSocketClose, 0, static_cast<uint32_t>(fd)));
+  sqe = NextSqe();
+  io_uring_prep_close(sqe, fd);
+  sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+  io_uring_sqe_set_data64(sqe, Pack(Op::kSocketClose, 0, static_cast<uint32_t>(fd)));
+}
+
 // ---- NATS links, continued -------------------------------------------------------------------
 
 void Shard::OnNatsConnect(const io_uring_cqe& cqe) {

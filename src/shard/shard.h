@@ -300,6 +300,9 @@ class Shard final : public ShardServices, private cluster::NatsLinkSink {
   // bridgeio lane: the remote side's new socket (IORING_OP_SOCKET's completion): TCP_NODELAY
   // and the connect, or closed if the attempt was given up meanwhile.
   void OnBridgeSocket(size_t index, int result, bool current);
+  // A bridge socket left: SubmitSocketShutdown, or SubmitLinkedSocketShutdownAndClose once
+  // stopping.
+  void CloseBridgeSocket(int fd);
   // user_data of a bridge operation (Op::kBridge, shard.cc).
   static uint64_t BridgeUserData(uint32_t generation, uint32_t slot);
   static constexpr uint32_t kBridgeGenerationMask = 0xFF'FFFF;  // user_data keeps 24 bits
@@ -322,6 +325,10 @@ class Shard final : public ShardServices, private cluster::NatsLinkSink {
   // completion, IORING_OP_CLOSE (SubmitSocketClose): no syscall on the shard's thread.
   void SubmitSocketShutdown(int fd);
   void SubmitSocketClose(int fd);
+  // The same, the close hard-linked to the shutdown in one submission: no completion has to
+  // be reaped for the close to be submitted. For a stopping shard, whose loop may end before
+  // a shutdown's completion would be (bridgeio lane).
+  void SubmitLinkedSocketShutdownAndClose(int fd);
 
   // The multishot accept of every listener that has none armed.
   void ArmAccept();

@@ -219,7 +219,7 @@ void Shard::OnBridgeSocket(size_t index, int result, bool current) {
     return;
   }
   if (!current) {  // given up meanwhile (connect timeout, stop): the new socket is closed
-    SubmitSocketShutdown(result);
+    CloseBridgeSocket(result);
     return;
   }
   io.remote.fd = result;
@@ -264,7 +264,7 @@ void Shard::CloseBridgeSide(BridgeIo::Side& side) {
   if (side.fd >= 0) {
     // Ends the operations in flight (they complete as stale), then closes; both on the ring
     // (bridgeio lane: no syscall on this thread).
-    SubmitSocketShutdown(side.fd);
+    CloseBridgeSocket(side.fd);
     side.fd = -1;
   }
   ++side.generation;
@@ -273,6 +273,14 @@ void Shard::CloseBridgeSide(BridgeIo::Side& side) {
   side.tls.reset();  // ~14 KiB open, ~60 KiB in a handshake: not kept while disconnected
   side.tls_down.clear();
   side.peer = net::PeerInfo();
+}
+
+void Shard::CloseBridgeSocket(int fd) {
+  if (stopping_) {
+    SubmitLinkedSocketShutdownAndClose(fd);
+  } else {
+    SubmitSocketShutdown(fd);  // its completion submits the close
+  }
 }
 
 void Shard::SubmitBridgeSend(size_t index, bool remote) {
@@ -380,6 +388,7 @@ void Shard::OnBridgeCompletion(const io_uring_cqe& cqe, uint32_t generation, uin
 }
 
 void Shard::StopBridges() {
+  RINGMQ_ASSERT(stopping_);  // CloseBridgeSocket links each close to its shutdown
   for (size_t i = 0; i < bridges_.size(); ++i) {
     BridgeIo* io = bridges_[i].get();
     BridgeIo::Side& side = io->remote;
@@ -390,13 +399,14 @@ void Shard::StopBridges() {
       // the state to "0" (EncodeGoodbye). Best effort: MSG_DONTWAIT makes the ring's send fail
       // with EAGAIN rather than wait, so a full socket buffer just loses it. Over TLS the
       // socket just closes (the will says "0"). bridgeio lane: the send is on the ring, hard
-      // linked to the shutdown CloseBridgeSide submits next (it runs whatever the send's
-      // result), so the two must reach the kernel in one submission (as SendLastAndClose).
+      // linked to the shutdown and close CloseBridgeSide submits next (they run whatever the
+      // send's result), so the three must reach the kernel in one submission (as
+      // SendLastAndClose).
       side.send_buffer.clear();
       side.send_offset = 0;
       io->bridge->remote().EncodeGoodbye(side.send_buffer);
-      if (io_uring_sq_space_left(ring_->get()) < 2) io_uring_submit(ring_->get());
-      RINGMQ_ASSERT(io_uring_sq_space_left(ring_->get()) >= 2);
+      if (io_uring_sq_space_left(ring_->get()) < 3) io_uring_submit(ring_->get());
+      RINGMQ_ASSERT(io_uring_sq_space_left(ring_->get()) >= 3);
       io_uring_sqe* sqe = NextSqe();
       io_uring_prep_send(sqe, side.fd, side.send_buffer.data(), side.send_buffer.size(),
                          MSG_NOSIGNAL | MSG_DONTWAIT);
