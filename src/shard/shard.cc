@@ -42,10 +42,11 @@ enum class Op : uint8_t {
   kNatsSend,
   kBridge,  // a bridge's socket operation (slot: Shard::OnBridgeCompletion's encoding)
   // weak lane: the NATS links' socket set-up and teardown on the ring.
-  kNatsSocket,    // IORING_OP_SOCKET (generation: NatsIo::generation)
-  kNatsSockopt,   // TCP_NODELAY through IORING_OP_URING_CMD
-  kNatsShutdown,  // shutdown of a socket the link left (slot: the descriptor): then its close
-  kNatsClose,     // that close (completion ignored)
+  kNatsSocket,   // IORING_OP_SOCKET (generation: NatsIo::generation)
+  kNatsSockopt,  // TCP_NODELAY through IORING_OP_URING_CMD
+  // bridgeio lane: shared with the bridges' sockets (Shard::SubmitSocketShutdown).
+  kSocketShutdown,  // shutdown of a socket left (slot: the descriptor): then its close
+  kSocketClose,     // that close (completion ignored)
 };
 
 // SOCKET_URING_OP_SETSOCKOPT (include/uapi/linux/io_uring.h, Linux 6.7): not in the headers of
@@ -403,8 +404,10 @@ void Shard::HandleCompletion(const io_uring_cqe& cqe) {
   if (op == Op::kNatsSend) return OnNatsSend(cqe);
   if (op == Op::kNatsSocket) return OnNatsSocket(cqe);
   if (op == Op::kNatsSockopt) return OnNatsSockopt(cqe);
-  if (op == Op::kNatsShutdown) return SubmitNatsClose(static_cast<int>(SlotOf(cqe.user_data)));
-  if (op == Op::kNatsClose) return;
+  if (op == Op::kSocketShutdown) {
+    return SubmitSocketClose(static_cast<int>(SlotOf(cqe.user_data)));
+  }
+  if (op == Op::kSocketClose) return;
   if (op == Op::kBridge) {
     return OnBridgeCompletion(cqe, GenerationOf(cqe.user_data), SlotOf(cqe.user_data));
   }
@@ -1009,10 +1012,7 @@ void Shard::NatsStep(NatsIo& nats) {
       // The socket comes from the ring (IORING_OP_SOCKET, Linux 5.19); OnNatsSocket sets
       // TCP_NODELAY and connects. connect_pending covers both steps.
       ++nats.generation;
-      io_uring_sqe* sqe = NextSqe();
-      io_uring_prep_socket(sqe, nats.address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                           IPPROTO_TCP, 0);
-      io_uring_sqe_set_data64(sqe, Pack(Op::kNatsSocket, nats.generation, nats.slot));
+      SubmitTcpSocket(nats.address.ss_family, Pack(Op::kNatsSocket, nats.generation, nats.slot));
       nats.connect_pending = true;
     }
   }
@@ -1174,59 +1174,97 @@ void Shard::OnNatsSocket(const io_uring_cqe& cqe) {
     return;
   }
   if (!current) {
-    SubmitNatsShutdown(cqe.res);
+    SubmitSocketShutdown(cqe.res);
     return;
   }
   nats.fd = cqe.res;
   // TCP_NODELAY: the link batches its output itself; Nagle would hold a small send back for
-  // an ACK. Not linked to the connect: the option may land before or after it.
-  io_uring_sqe* sqe = NextSqe();
-  io_uring_prep_rw(IORING_OP_URING_CMD, sqe, nats.fd, nullptr, 0, 0);
-  sqe->cmd_op = kSocketUringOpSetsockopt;
-  sqe->addr = uint64_t{IPPROTO_TCP} | (uint64_t{TCP_NODELAY} << 32);
-  sqe->file_index = sizeof(kTcpNoDelayOn);
-  sqe->addr3 = reinterpret_cast<uintptr_t>(&kTcpNoDelayOn);
-  io_uring_sqe_set_data64(sqe, Pack(Op::kNatsSockopt, nats.generation, nats.slot));
-  sqe = NextSqe();
-  io_uring_prep_connect(sqe, nats.fd, reinterpret_cast<const sockaddr*>(&nats.address),
-                        nats.address_length);
-  io_uring_sqe_set_data64(sqe, Pack(Op::kNatsConnect, nats.generation, nats.slot));
+  // an ACK.
+  SubmitNoDelayAndConnect(nats.fd, nats.address, nats.address_length,
+                          Pack(Op::kNatsSockopt, nats.generation, nats.slot),
+                          Pack(Op::kNatsConnect, nats.generation, nats.slot));
   nats.connect_pending = true;
 }
 
 void Shard::OnNatsSockopt(const io_uring_cqe& cqe) {
-  // Other errors (a socket closed meanwhile) leave nothing to do.
-  if (cqe.res != -EOPNOTSUPP && cqe.res != -EINVAL) return;
   NatsIo& nats = NatsOf(cqe.user_data);
-  // Linux < 6.7 has no socket commands (-EINVAL, -EOPNOTSUPP): the option is set directly,
-  // one syscall per NATS connection, and said once per shard.
-  if (!nats_sockopt_fallback_) {
-    nats_sockopt_fallback_ = true;
-    RINGMQ_LOG_WARNING(
-        "shard %u: setsockopt through io_uring failed (%s; needs Linux 6.7): NATS sockets get "
-        "TCP_NODELAY with a direct setsockopt",
-        index_, strerror(-cqe.res));
-  }
-  if (GenerationOf(cqe.user_data) == (nats.generation & kGenerationMask) && nats.fd >= 0) {
-    setsockopt(nats.fd, IPPROTO_TCP, TCP_NODELAY, &kTcpNoDelayOn, sizeof(kTcpNoDelayOn));
-  }
+  const bool current = GenerationOf(cqe.user_data) == (nats.generation & kGenerationMask);
+  OnNoDelayResult(cqe.res, current ? nats.fd : -1);
 }
 
-void Shard::SubmitNatsShutdown(int fd) {
+// ---- Sockets on the ring (NATS links and bridges) ----------------------------------------
+
+void Shard::SubmitTcpSocket(int family, uint64_t user_data) {
+  // The socket comes from the ring (IORING_OP_SOCKET, Linux 5.19).
+  io_uring_sqe* sqe = NextSqe();
+  io_uring_prep_socket(sqe, family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP, 0);
+  io_uring_sqe_set_data64(sqe, user_data);
+}
+
+void Shard::SubmitNoDelayAndConnect(int fd, const sockaddr_storage& address, socklen_t length,
+                                    uint64_t sockopt_data, uint64_t connect_data) {
+  // Not linked to the connect: the option may land before or after it.
+  io_uring_sqe* sqe = NextSqe();
+  io_uring_prep_rw(IORING_OP_URING_CMD, sqe, fd, nullptr, 0, 0);
+  sqe->cmd_op = kSocketUringOpSetsockopt;
+  sqe->addr = uint64_t{IPPROTO_TCP} | (uint64_t{TCP_NODELAY} << 32);
+  sqe->file_index = sizeof(kTcpNoDelayOn);
+  sqe->addr3 = reinterpret_cast<uintptr_t>(&kTcpNoDelayOn);
+  io_uring_sqe_set_data64(sqe, sockopt_data);
+  sqe = NextSqe();
+  io_uring_prep_connect(sqe, fd, reinterpret_cast<const sockaddr*>(&address), length);
+  io_uring_sqe_set_data64(sqe, connect_data);
+}
+
+void Shard::OnNoDelayResult(int result, int fd) {
+  // Other errors (a socket closed meanwhile) leave nothing to do.
+  if (result != -EOPNOTSUPP && result != -EINVAL) return;
+  // Linux < 6.7 has no socket commands (-EINVAL, -EOPNOTSUPP): the option is set directly,
+  // one syscall per connection, and said once per shard.
+  if (!sockopt_fallback_) {
+    sockopt_fallback_ = true;
+    RINGMQ_LOG_WARNING(
+        "shard %u: setsockopt through io_uring failed (%s; needs Linux 6.7): NATS and bridge "
+        "sockets get TCP_NODELAY with a direct setsockopt",
+        index_, strerror(-result));
+  }
+  if (fd >= 0) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &kTcpNoDelayOn, sizeof(kTcpNoDelayOn));
+}
+
+void Shard::SubmitSocketShutdown(int fd) {
   // The shutdown ends the operations in flight (they complete as stale). The close waits for
   // its completion (whatever its result: a socket that never connected fails it), as for
   // client connections: a close in the same batch could free the descriptor number for a new
   // socket before a shutdown that io_uring runs late from a worker, which would cut that one.
   io_uring_sqe* sqe = NextSqe();
   io_uring_prep_shutdown(sqe, fd, SHUT_RDWR);
-  io_uring_sqe_set_data64(sqe, Pack(Op::kNatsShutdown, 0, static_cast<uint32_t>(fd)));
+  io_uring_sqe_set_data64(sqe, Pack(Op::kSocketShutdown, 0, static_cast<uint32_t>(fd)));
 }
 
-void Shard::SubmitNatsClose(int fd) {
+void Shard::SubmitSocketClose(int fd) {
   io_uring_sqe* sqe = NextSqe();
   io_uring_prep_close(sqe, fd);
-  io_uring_sqe_set_data64(sqe, Pack(Op::kNatsClose, 0, static_cast<uint32_t>(fd)));
+  io_uring_sqe_set_data64(sqe, Pack(Op::kSocketClose, 0, static_cast<uint32_t>(fd)));
 }
+
+void Shard::SubmitLinkedSocketShutdownAndClose(int fd) {
+  // The two entries must reach the kernel in one submission to stay linked (as in
+  // SendLastAndClose).
+  if (io_uring_sq_space_left(ring_->get()) < 2) io_uring_submit(ring_->get());
+  RINGMQ_ASSERT(io_uring_sq_space_left(ring_->get()) >= 2);
+  // Hard link: the close runs after the shutdown whatever its result (a socket that never
+  // connected fails it). Only failures complete, as kSocketClose (ignored).
+  io_uring_sqe* sqe = NextSqe();
+  io_uring_prep_shutdown(sqe, fd, SHUT_RDWR);
+  sqe->flags |= IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS;
+  io_uring_sqe_set_data64(sqe, Pack(Op::kSocketClose, 0, static_cast<uint32_t>(fd)));
+  sqe = NextSqe();
+  io_uring_prep_close(sqe, fd);
+  sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+  io_uring_sqe_set_data64(sqe, Pack(Op::kSocketClose, 0, static_cast<uint32_t>(fd)));
+}
+
+// ---- NATS links, continued -------------------------------------------------------------------
 
 void Shard::OnNatsConnect(const io_uring_cqe& cqe) {
   NatsIo& nats = NatsOf(cqe.user_data);
@@ -1319,7 +1357,7 @@ void Shard::OnDisconnected(cluster::DisconnectReason reason, std::string_view de
 
 void Shard::CloseNatsSocket(NatsIo& nats) {
   if (nats.fd >= 0) {
-    SubmitNatsShutdown(nats.fd);  // then its close, on the ring: no syscall on this thread
+    SubmitSocketShutdown(nats.fd);  // then its close, on the ring: no syscall on this thread
     nats.fd = -1;
   }
   ++nats.generation;

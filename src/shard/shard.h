@@ -234,8 +234,6 @@ class Shard final : public ShardServices, private cluster::NatsLinkSink {
   // IORING_OP_URING_CMD, IORING_OP_SHUTDOWN + IORING_OP_CLOSE).
   void OnNatsSocket(const io_uring_cqe& cqe);
   void OnNatsSockopt(const io_uring_cqe& cqe);
-  void SubmitNatsShutdown(int fd);
-  void SubmitNatsClose(int fd);
   void OnNatsReceive(const io_uring_cqe& cqe);
   void OnNatsSend(const io_uring_cqe& cqe);
   void SubmitNatsReceive(NatsIo& nats);
@@ -299,9 +297,38 @@ class Shard final : public ShardServices, private cluster::NatsLinkSink {
   void OnBridgeCompletion(const io_uring_cqe& cqe, uint32_t generation, uint32_t slot);
   void StopBridges();
   void CountBridge(BridgeIo& io);
+  // bridgeio lane: the remote side's new socket (IORING_OP_SOCKET's completion): TCP_NODELAY
+  // and the connect, or closed if the attempt was given up meanwhile.
+  void OnBridgeSocket(size_t index, int result, bool current);
+  // A bridge socket left: SubmitSocketShutdown, or SubmitLinkedSocketShutdownAndClose once
+  // stopping.
+  void CloseBridgeSocket(int fd);
   // user_data of a bridge operation (Op::kBridge, shard.cc).
   static uint64_t BridgeUserData(uint32_t generation, uint32_t slot);
   static constexpr uint32_t kBridgeGenerationMask = 0xFF'FFFF;  // user_data keeps 24 bits
+
+  // ---- Sockets on the ring, for the NATS links and the bridges (weak lane, factored by the
+  // bridgeio lane) ----
+  // IORING_OP_SOCKET (Linux 5.19): a non-blocking TCP socket of `family`; its completion
+  // carries `user_data` and the descriptor (or -errno).
+  void SubmitTcpSocket(int family, uint64_t user_data);
+  // TCP_NODELAY through IORING_OP_URING_CMD (SOCKET_URING_OP_SETSOCKOPT, Linux 6.7), then
+  // IORING_OP_CONNECT to `address`; not linked (the option may land before or after the
+  // connect). Their completions carry sockopt_data and connect_data.
+  void SubmitNoDelayAndConnect(int fd, const sockaddr_storage& address, socklen_t length,
+                               uint64_t sockopt_data, uint64_t connect_data);
+  // The TCP_NODELAY command's result: a kernel without socket commands (-EINVAL, -EOPNOTSUPP)
+  // gets a direct setsockopt on `fd` (when >= 0: the socket is still the current one), and a
+  // warning once per shard.
+  void OnNoDelayResult(int result, int fd);
+  // IORING_OP_SHUTDOWN of a socket left (its operations in flight complete), then, on its
+  // completion, IORING_OP_CLOSE (SubmitSocketClose): no syscall on the shard's thread.
+  void SubmitSocketShutdown(int fd);
+  void SubmitSocketClose(int fd);
+  // The same, the close hard-linked to the shutdown in one submission: no completion has to
+  // be reaped for the close to be submitted. For a stopping shard, whose loop may end before
+  // a shutdown's completion would be (bridgeio lane).
+  void SubmitLinkedSocketShutdownAndClose(int fd);
 
   // The multishot accept of every listener that has none armed.
   void ArmAccept();
@@ -352,7 +379,7 @@ class Shard final : public ShardServices, private cluster::NatsLinkSink {
   std::unique_ptr<cluster::NodeIdentity> node_identity_;
   uint64_t node_identity_sid_ = 0;
   uint64_t node_conflict_warning_ms_ = 0;
-  bool nats_sockopt_fallback_ = false;  // setsockopt through the ring unsupported (said once)
+  bool sockopt_fallback_ = false;  // setsockopt through the ring unsupported (said once)
   std::vector<std::unique_ptr<BridgeIo>> bridges_;  // before ring_, for the same reason
   std::unique_ptr<io::Ring> ring_;
   std::unique_ptr<io::BufferRing> buffers_;

@@ -3,7 +3,6 @@
 
 #include <arpa/inet.h>
 #include <netdb.h>
-#include <netinet/tcp.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -21,10 +20,20 @@ namespace {
 
 constexpr uint64_t kBridgeWarningIntervalMs = 10'000;
 
-// user_data slot of a bridge operation: bridge index, side, kind.
-enum class BridgeOp : uint32_t { kConnect = 0, kReceive = 1, kSend = 2 };
+// user_data slot of a bridge operation: bridge index, side (8), kind (3 bits).
+enum class BridgeOp : uint32_t {
+  kConnect = 0,
+  kReceive = 1,
+  kSend = 2,
+  kSocket = 3,   // bridgeio lane: IORING_OP_SOCKET of the remote side
+  kSockopt = 4,  // its TCP_NODELAY (IORING_OP_URING_CMD)
+};
+constexpr uint32_t kBridgeOpMask = 7;
+constexpr uint32_t kBridgeRemoteBit = 8;
+constexpr uint32_t kBridgeIndexShift = 4;
 uint32_t BridgeSlot(size_t bridge, bool remote, BridgeOp op) {
-  return static_cast<uint32_t>(bridge << 3) | (remote ? 4u : 0u) | static_cast<uint32_t>(op);
+  return static_cast<uint32_t>(bridge << kBridgeIndexShift) | (remote ? kBridgeRemoteBit : 0u) |
+         static_cast<uint32_t>(op);
 }
 
 // A resolved address of a bridge's `addresses` entry; length 0 if it does not resolve.
@@ -61,6 +70,9 @@ BridgeIo::Address Resolve(const bridge::HostPort& host_port) {
 }  // namespace
 
 BridgeIo::~BridgeIo() {
+  // A socket still open when the shard goes (the local side's, whose end comes after the loop
+  // stopped): the ring is gone by then (bridges_ outlives ring_), so these are direct calls.
+  // Everything the loop closes goes through the ring (CloseBridgeSide) and leaves fd at -1.
   if (remote.fd >= 0) close(remote.fd);
   if (local.fd >= 0) close(local.fd);
 }
@@ -189,21 +201,35 @@ void Shard::ConnectBridgeRemote(size_t index) {
     client.OnTransportClosed(now_ms_, absl::StrCat(name, ": the host did not resolve at start"));
     return;
   }
-  const int fd =
-      socket(address.address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
-  if (fd < 0) {
-    client.OnTransportClosed(now_ms_, absl::StrCat("socket: ", strerror(errno)));
+  // bridgeio lane: the socket, its TCP_NODELAY and the connect go through the ring as the NATS
+  // links' do (SubmitTcpSocket, then OnBridgeSocket). connect_pending covers both steps.
+  ++io.remote.generation;
+  io.connecting_address = at;
+  SubmitTcpSocket(address.address.ss_family,
+                  BridgeUserData(io.remote.generation, BridgeSlot(index, true, BridgeOp::kSocket)));
+  io.remote.connect_pending = true;
+}
+
+void Shard::OnBridgeSocket(size_t index, int result, bool current) {
+  BridgeIo& io = *bridges_[index];
+  if (result < 0) {
+    if (current) {
+      io.bridge->remote().OnTransportClosed(now_ms_, absl::StrCat("socket: ", strerror(-result)));
+    }
     return;
   }
-  const int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  io.remote.fd = fd;
-  ++io.remote.generation;
-  io_uring_sqe* sqe = NextSqe();
-  io_uring_prep_connect(sqe, fd, reinterpret_cast<const sockaddr*>(&address.address),
-                        address.length);
-  io_uring_sqe_set_data64(
-      sqe, BridgeUserData(io.remote.generation, BridgeSlot(index, true, BridgeOp::kConnect)));
+  if (!current) {  // given up meanwhile (connect timeout, stop): the new socket is closed
+    CloseBridgeSocket(result);
+    return;
+  }
+  io.remote.fd = result;
+  // TCP_NODELAY: the bridge client batches its output itself (one TakeOutput per send); Nagle
+  // would hold a small PUBLISH or PUBACK back for an ACK.
+  const BridgeIo::Address& address = io.addresses[io.connecting_address];
+  SubmitNoDelayAndConnect(
+      result, address.address, address.length,
+      BridgeUserData(io.remote.generation, BridgeSlot(index, true, BridgeOp::kSockopt)),
+      BridgeUserData(io.remote.generation, BridgeSlot(index, true, BridgeOp::kConnect)));
   io.remote.connect_pending = true;
 }
 
@@ -211,6 +237,10 @@ void Shard::ConnectBridgeLocal(size_t index) {
   BridgeIo& io = *bridges_[index];
   bridge::BridgeClient& client = io.bridge->local();
   client.BeginConnect(now_ms_);
+  // socketpair has no io_uring opcode. It stays a direct call (docs/bridges.md): it waits on
+  // nothing (no peer, no network: both ends are made at once, non-blocking), and it runs at
+  // start and again only when the local connection ended (the remote side's reconnects do not
+  // touch it). Its ends are then driven and closed on the ring like any other socket.
   int fds[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) != 0) {
     client.OnTransportClosed(now_ms_, absl::StrCat("socketpair: ", strerror(errno)));
@@ -232,9 +262,9 @@ void Shard::ConnectBridgeLocal(size_t index) {
 
 void Shard::CloseBridgeSide(BridgeIo::Side& side) {
   if (side.fd >= 0) {
-    // Ends the operations in flight (they complete as stale).
-    shutdown(side.fd, SHUT_RDWR);
-    close(side.fd);
+    // Ends the operations in flight (they complete as stale), then closes; both on the ring
+    // (bridgeio lane: no syscall on this thread).
+    CloseBridgeSocket(side.fd);
     side.fd = -1;
   }
   ++side.generation;
@@ -243,6 +273,14 @@ void Shard::CloseBridgeSide(BridgeIo::Side& side) {
   side.tls.reset();  // ~14 KiB open, ~60 KiB in a handshake: not kept while disconnected
   side.tls_down.clear();
   side.peer = net::PeerInfo();
+}
+
+void Shard::CloseBridgeSocket(int fd) {
+  if (stopping_) {
+    SubmitLinkedSocketShutdownAndClose(fd);
+  } else {
+    SubmitSocketShutdown(fd);  // its completion submits the close
+  }
 }
 
 void Shard::SubmitBridgeSend(size_t index, bool remote) {
@@ -266,9 +304,9 @@ void Shard::SubmitBridgeReceive(size_t index, bool remote) {
 }
 
 void Shard::OnBridgeCompletion(const io_uring_cqe& cqe, uint32_t generation, uint32_t slot) {
-  const size_t index = slot >> 3;
-  const bool remote = (slot & 4) != 0;
-  const auto op = static_cast<BridgeOp>(slot & 3);
+  const size_t index = slot >> kBridgeIndexShift;
+  const bool remote = (slot & kBridgeRemoteBit) != 0;
+  const auto op = static_cast<BridgeOp>(slot & kBridgeOpMask);
   RINGMQ_ASSERT(index < bridges_.size());
   BridgeIo& io = *bridges_[index];
   BridgeIo::Side& side = remote ? io.remote : io.local;
@@ -276,7 +314,15 @@ void Shard::OnBridgeCompletion(const io_uring_cqe& cqe, uint32_t generation, uin
   if (op == BridgeOp::kConnect) side.connect_pending = false;
   if (op == BridgeOp::kReceive) side.receive_pending = false;
   if (op == BridgeOp::kSend) side.send_pending = false;
-  const bool current = generation == (side.generation & kBridgeGenerationMask) && side.fd >= 0;
+  const bool same_socket = generation == (side.generation & kBridgeGenerationMask);
+  if (op == BridgeOp::kSocket) {
+    side.connect_pending = false;
+    return OnBridgeSocket(index, cqe.res,
+                          same_socket && side.fd < 0 &&
+                              client.state() == bridge::ClientState::kConnecting);
+  }
+  if (op == BridgeOp::kSockopt) return OnNoDelayResult(cqe.res, same_socket ? side.fd : -1);
+  const bool current = same_socket && side.fd >= 0;
   if (!current) return;
   if (op == BridgeOp::kConnect) {
     if (cqe.res < 0) {
@@ -342,19 +388,34 @@ void Shard::OnBridgeCompletion(const io_uring_cqe& cqe, uint32_t generation, uin
 }
 
 void Shard::StopBridges() {
-  for (const std::unique_ptr<BridgeIo>& io : bridges_) {
-    if (io->remote.transport_up && io->bridge->remote().state() == bridge::ClientState::kOpen &&
-        !io->remote.send_pending && io->remote.tls == nullptr) {
+  RINGMQ_ASSERT(stopping_);  // CloseBridgeSocket links each close to its shutdown
+  for (size_t i = 0; i < bridges_.size(); ++i) {
+    BridgeIo* io = bridges_[i].get();
+    BridgeIo::Side& side = io->remote;
+    if (side.transport_up && io->bridge->remote().state() == bridge::ClientState::kOpen &&
+        !side.send_pending && side.tls == nullptr) {
       // A DISCONNECT (§3.14; without a send in flight nothing precedes it) tells the remote
       // broker this is a normal end, not a lost connection; with notifications it still sets
-      // the state to "0" (EncodeGoodbye). Best effort: the socket does not block, and a full
-      // socket buffer just loses it. Over TLS the socket just closes (the will says "0").
-      ByteBuffer goodbye;
-      io->bridge->remote().EncodeGoodbye(goodbye);
-      [[maybe_unused]] const ssize_t sent =
-          send(io->remote.fd, goodbye.data(), goodbye.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      // the state to "0" (EncodeGoodbye). Best effort: MSG_DONTWAIT makes the ring's send fail
+      // with EAGAIN rather than wait, so a full socket buffer just loses it. Over TLS the
+      // socket just closes (the will says "0"). bridgeio lane: the send is on the ring, hard
+      // linked to the shutdown and close CloseBridgeSide submits next (they run whatever the
+      // send's result), so the three must reach the kernel in one submission (as
+      // SendLastAndClose).
+      side.send_buffer.clear();
+      side.send_offset = 0;
+      io->bridge->remote().EncodeGoodbye(side.send_buffer);
+      if (io_uring_sq_space_left(ring_->get()) < 3) io_uring_submit(ring_->get());
+      RINGMQ_ASSERT(io_uring_sq_space_left(ring_->get()) >= 3);
+      io_uring_sqe* sqe = NextSqe();
+      io_uring_prep_send(sqe, side.fd, side.send_buffer.data(), side.send_buffer.size(),
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+      sqe->flags |= IOSQE_IO_HARDLINK;
+      io_uring_sqe_set_data64(
+          sqe, BridgeUserData(side.generation, BridgeSlot(i, true, BridgeOp::kSend)));
+      side.send_pending = true;  // keeps send_buffer until the (stale) completion
     }
-    CloseBridgeSide(io->remote);
+    CloseBridgeSide(side);
     // The local side's socket ends with the server side's connection, which the stop closes.
   }
 }

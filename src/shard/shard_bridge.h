@@ -73,6 +73,7 @@ struct BridgeIo {
   std::vector<std::string> hosts;  // their host parts (TLS server name and host name check)
   std::unique_ptr<tls::ClientContext> tls_context;  // null: plain TCP
   size_t next_address = 0;
+  size_t connecting_address = 0;  // bridgeio lane: of the remote socket being made (its connect)
   bool back_to_main = false;     // a connection ended: round_robin false starts again at the first
   bridge::BridgeStats reported;  // stats already added to the shard's counters
   bridge::ClientStats remote_reported;
