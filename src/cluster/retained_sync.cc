@@ -89,8 +89,8 @@ PublishResult RetainedSync::Publish(std::string_view topic, std::string_view pay
   }
   // Checked once here, so a pending update always encodes (SendUpdate, resends).
   headers_.clear();
-  if (AppendMqtt5Headers(properties, std::nullopt, kPropertyFieldsMax, headers_,
-                         property_text_) == Mqtt5EncodeResult::kTooManyFields) {
+  if (AppendMqtt5Headers(properties, std::nullopt, kPropertyFieldsMax, headers_, property_text_) ==
+      Mqtt5EncodeResult::kTooManyFields) {
     ++counters_.properties_too_many;
     return PublishResult::kInvalid;
   }
@@ -144,8 +144,8 @@ PublishResult RetainedSync::SendUpdate(uint64_t id, const Pending& update) {
   if (update.expires_at_unix_ms != 0) headers_.push_back({kExpiresHeader, expires_scratch_});
   // The same fields as a live message's (mqtt5_headers.h), without its Message Expiry field:
   // Ringmq-Expires-At above is the stream's (a wall-clock end, not the time left when sent).
-  const Mqtt5EncodeResult encoded = AppendMqtt5Headers(update.properties, std::nullopt,
-                                                       kPropertyFieldsMax, headers_, property_text_);
+  const Mqtt5EncodeResult encoded = AppendMqtt5Headers(
+      update.properties, std::nullopt, kPropertyFieldsMax, headers_, property_text_);
   RINGMQ_ASSERT(encoded != Mqtt5EncodeResult::kTooManyFields);  // checked by Publish
   return link_.Publish(scratch_, headers_, update.payload, reply);
 }

@@ -24,10 +24,10 @@
 // MQTT 5.0 properties (Payload Format Indicator, Content Type, Response Topic, Correlation Data,
 // User Properties in their order) as the fields mqtt5_headers.h writes for a live message (one
 // encoding; its Message Expiry field is not written here: Ringmq-Expires-At carries it) and
-// Nats-Msg-Id
-// (<node>.<shard>.<options.start_id>.<n>: the stream drops a resend it already stored, within
-// its duplicate window, 2 minutes by default) and the reply P.r.<node>.<shard>.ack.<n>. An update
-// stays pending (a copy of topic and payload) until its PubAck; on a JetStream error, a 503
+// Nats-Msg-Id (<node>.<shard>.<options.start_id>.<n>: the stream drops a resend it already
+// stored, within its duplicate window, 2 minutes by default) and the reply
+// P.r.<node>.<shard>.ack.<n>. An update stays pending (a copy of topic, payload and property
+// block) until its PubAck; on a JetStream error, a 503
 // (no responders: e.g. the stream's leader is being elected) or no PubAck within
 // ack_timeout_ms (the link lost the bytes with a connection: core NATS is at most once), it is
 // sent again: retry_ms after the error (doubling per error, to 32 retry_ms), or when
@@ -49,10 +49,11 @@
 // a failed request. Every stream message is applied (sink ApplyRetained) with the property
 // block Mqtt5HeaderDecoder rebuilds from its header fields (so the retained message a 5.0
 // subscriber of another node gets has the publisher's properties, MQTT-3.3.2-4, -15, -16, -17,
-// -18, -19, -20), this node's own included, in stream order: all nodes converge on the stream's last message per topic. A
-// stream sequence at or below the last applied one is skipped. Flow-control requests and
-// stalled-consumer heartbeats are answered. Each new consumer gets a new deliver subject and
-// the old one is unsubscribed, so the server drops the old consumer after inactive_threshold.
+// -18, -20), this node's own included, in stream order: all nodes converge on the stream's last
+// message per topic. A stream sequence at or below the last applied one is skipped. Flow-control
+// requests and stalled-consumer heartbeats are answered. Each new consumer gets a new deliver
+// subject and the old one is unsubscribed, so the server drops the old consumer after
+// inactive_threshold.
 //
 // A malformed stream message: a header field that gives no valid property (bad base64, invalid
 // UTF-8, a wildcard Response Topic, a second Content Type...) is left out, the rest of the
@@ -107,8 +108,7 @@ class RetainedSyncSink {
   // `properties`: the MQTT 5.0 property block (mqtt::ValidateProperties accepts it for a
   // PUBLISH; no Message Expiry Interval in it; empty for none), valid during the call.
   virtual void ApplyRetained(std::string_view topic, std::string_view payload, uint8_t qos,
-                             uint64_t expires_at_unix_ms,
-                             std::span<const uint8_t> properties) = 0;
+                             uint64_t expires_at_unix_ms, std::span<const uint8_t> properties) = 0;
 };
 
 struct RetainedSyncCounters {
@@ -155,8 +155,7 @@ class RetainedSync {
   // Message Expiry Interval, if any, is ignored (expires_at_unix_ms carries it). kInvalid when
   // the topic maps to no subject or the properties need more than kPropertyFieldsMax fields.
   PublishResult Publish(std::string_view topic, std::string_view payload, uint8_t qos,
-                        uint64_t expires_at_unix_ms = 0,
-                        std::span<const uint8_t> properties = {});
+                        uint64_t expires_at_unix_ms = 0, std::span<const uint8_t> properties = {});
   size_t pending_count() const { return pending_.size(); }
   // True (and handled) when `message` is for one of this object's subscriptions.
   bool OnMessage(const NatsMessage& message, uint64_t now_ms);
@@ -178,8 +177,8 @@ class RetainedSync {
     uint8_t qos = 0;
     uint64_t expires_at_unix_ms = 0;
     std::vector<uint8_t> properties;  // the MQTT 5.0 property block (empty for none)
-    uint64_t resend_at_ms = 0;  // UINT64_MAX until sent on a ready link
-    uint32_t failures = 0;      // errors and 503s so far
+    uint64_t resend_at_ms = 0;        // UINT64_MAX until sent on a ready link
+    uint32_t failures = 0;            // errors and 503s so far
   };
 
   void EnsureSubscribed();

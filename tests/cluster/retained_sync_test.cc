@@ -5,13 +5,13 @@
 
 #include <gtest/gtest.h>
 
-#include "cluster/mqtt5_headers.h"
-#include "mqtt/properties.h"
-
 #include <memory>
 #include <string>
 #include <tuple>
 #include <vector>
+
+#include "cluster/mqtt5_headers.h"
+#include "mqtt/properties.h"
 
 namespace ringmq::cluster {
 namespace {
@@ -384,7 +384,6 @@ TEST_F(RetainedSyncTest, PendingUpdatesAreBoundedAndUncarriedTopicsStayLocal) {
   EXPECT_EQ(sync_->counters().uncarried, 1u);
 }
 
-
 // retained5 lane: MQTT 5.0 properties of retained messages in the stream.
 
 // Property block builders (5.0:2.2.2.2): an id, then a byte, a four-byte integer, or two-byte
@@ -395,7 +394,8 @@ void AddByte(std::vector<uint8_t>& block, mqtt::PropertyId id, uint8_t value) {
 }
 void AddU32(std::vector<uint8_t>& block, mqtt::PropertyId id, uint32_t value) {
   block.push_back(static_cast<uint8_t>(id));
-  for (int shift = 24; shift >= 0; shift -= 8) block.push_back(static_cast<uint8_t>(value >> shift));
+  for (int shift = 24; shift >= 0; shift -= 8)
+    block.push_back(static_cast<uint8_t>(value >> shift));
 }
 void AddBytes(std::vector<uint8_t>& block, std::string_view bytes) {
   block.push_back(static_cast<uint8_t>(bytes.size() >> 8));
@@ -453,7 +453,8 @@ TEST_F(RetainedSyncTest, Mqtt5PropertiesCrossTheStreamAsTheLiveFieldsAndComeBack
   std::string expected =
       "NATS/1.0\r\nRingmq-Node: n1\r\nRingmq-Qos: 1\r\nNats-Msg-Id: n1.0.7.1\r\n"
       "Ringmq-Expires-At: 1800000000123\r\n";
-  for (const auto& [name, value] : live) expected += std::string(name) + ": " + std::string(value) + "\r\n";
+  for (const auto& [name, value] : live)
+    expected += std::string(name) + ": " + std::string(value) + "\r\n";
   expected += "\r\n";
   EXPECT_EQ(headers, expected);
   EXPECT_EQ(headers.find(kMessageExpiryHeader), std::string::npos);

@@ -76,8 +76,9 @@ class Harness : public NatsLinkSink, public RetainedSyncSink {
     // Half with MQTT 5.0 properties (Content Type "t", a user property k=v): their fields.
     static constexpr uint8_t kProperties[] = {0x03, 0, 1, 't', 0x26, 0, 1, 'k', 0, 1, 'v'};
     for (int i = 0; i < 6; ++i) {
-      sync_->Publish(i % 2 ? "a/b" : "c", "v", 1, 0,
-                     i % 3 == 0 ? std::span<const uint8_t>(kProperties) : std::span<const uint8_t>());
+      sync_->Publish(
+          i % 2 ? "a/b" : "c", "v", 1, 0,
+          i % 3 == 0 ? std::span<const uint8_t>(kProperties) : std::span<const uint8_t>());
     }
     std::string out;
     link_->TakeOutput(out);
