@@ -245,12 +245,30 @@ class ClusterRetainedTest(nats_cluster.NodesOverNats):
                 self.assertEqual(getattr(got, "CorrelationData", None), b"\x00\r\n\xff")
                 self.assertEqual(getattr(got, "UserProperty", None), users)
                 self.assertIsNone(getattr(got, "MessageExpiryInterval", None))
-                self.assertEqual(metric(node, "ringmq_cluster_retained_properties_dropped_total"),
-                                 0)
         # A 3.1.1 subscriber gets the same message, without properties (none in 3.1.1).
         self.assertEqual(retained_now(self.nodes[1], "r5/t", "r5-sub311"),
                          {"r5/t": (b"caf\xc3\xa9", 1)})
 
+
+    def test_malformed_property_fields_in_the_stream_are_left_out_and_counted(self):
+        # retained5 lane: a NATS application writes the stream subject with property fields,
+        # two of them invalid (a Payload Format Indicator of 7; a wildcard Response Topic,
+        # MQTT-3.3.2-14): every node applies the update with the valid ones and counts the rest.
+        nats = self.cluster.client(2)
+        self.addCleanup(nats.close)
+        nats.pub("$RINGMQ.retained.t.r5.bad", b"from nats", headers={
+            "Ringmq-Qos": "1", "Ringmq-Payload-Format": "7", "Ringmq-Response-Topic": "r5/#",
+            "Ringmq-Content-Type": "text/x", "app-header": "kept"})
+        for i, node in enumerate(self.nodes):
+            msg = wait_retained5(self, node, "r5/bad", f"r5-bad{i}")
+            self.assertEqual((msg.payload, msg.qos), (b"from nats", 1))
+            got = msg.properties
+            self.assertEqual(getattr(got, "ContentType", None), "text/x")
+            self.assertEqual(getattr(got, "UserProperty", None), [("app-header", "kept")])
+            self.assertIsNone(getattr(got, "PayloadFormatIndicator", None))
+            self.assertIsNone(getattr(got, "ResponseTopic", None))
+            nats_cluster.wait_metric(node, "ringmq_cluster_retained_properties_dropped_total", 2)
+            self.assertEqual(metric(node, "ringmq_cluster_retained_properties_dropped_total"), 2)
 
 def wait_retained5(test, node, topic, client_id, timeout=RETAIN_TIMEOUT):
     """Polls with new paho MQTT 5.0 subscribers on `node` until one gets a retained message on
