@@ -1,5 +1,6 @@
 // MQTT 5.0 PUBLISH properties as NATS headers, for messages that cross nodes of the cluster over
-// NATS (docs/cluster.md, "MQTT 5.0 properties across nodes").
+// NATS (docs/cluster.md, "MQTT 5.0 properties across nodes"), and for retained messages in the
+// cluster's JetStream stream (retained_sync.h: the same fields, without Message Expiry).
 //
 // A node that forwards a PUBLISH writes the properties a receiver must see (5.0:3.3.2.3) as
 // header fields of the NATS message (NATS client protocol, "HPUB": a "NATS/1.0" block of

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "cluster/control.h"
 #include "cluster/jetstream.h"
+#include "cluster/mqtt5_headers.h"
 #include "cluster/subject.h"
 #include "common/assert.h"
 #include "common/log.h"
@@ -78,11 +79,19 @@ uint32_t RetainedSync::replicas() const {
 }
 
 PublishResult RetainedSync::Publish(std::string_view topic, std::string_view payload, uint8_t qos,
-                                    uint64_t expires_at_unix_ms) {
+                                    uint64_t expires_at_unix_ms,
+                                    std::span<const uint8_t> properties) {
   scratch_.clear();
   const SubjectMapping mapping{.prefix = topic_prefix_};
   if (TopicToSubject(topic, mapping, scratch_) != Uncarried::kNone) {
     ++counters_.uncarried;
+    return PublishResult::kInvalid;
+  }
+  // Checked once here, so a pending update always encodes (SendUpdate, resends).
+  headers_.clear();
+  if (AppendMqtt5Headers(properties, std::nullopt, kPropertyFieldsMax, headers_, property_text_) ==
+      Mqtt5EncodeResult::kTooManyFields) {
+    ++counters_.properties_too_many;
     return PublishResult::kInvalid;
   }
   EnsureSubscribed();
@@ -91,6 +100,7 @@ PublishResult RetainedSync::Publish(std::string_view topic, std::string_view pay
                  .payload = std::string(payload),
                  .qos = qos,
                  .expires_at_unix_ms = expires_at_unix_ms,
+                 .properties = std::vector<uint8_t>(properties.begin(), properties.end()),
                  .resend_at_ms = UINT64_MAX};
   const PublishResult result = SendUpdate(id, update);
   if (result != PublishResult::kQueued && result != PublishResult::kHeld) {
@@ -127,14 +137,17 @@ PublishResult RetainedSync::SendUpdate(uint64_t id, const Pending& update) {
   const std::string reply = absl::StrCat(ack_base_, ".", id);
   expires_scratch_.clear();
   if (update.expires_at_unix_ms != 0) absl::StrAppend(&expires_scratch_, update.expires_at_unix_ms);
-  const std::array<nats::HeaderField, 4> headers = {{
-      {kNodeHeader, options_.node_name},
-      {kQosHeader, kDigits[update.qos <= 2 ? update.qos : 0]},
-      {kMsgIdHeader, id_scratch_},
-      {kExpiresHeader, expires_scratch_},
-  }};
-  const size_t fields = update.expires_at_unix_ms != 0 ? 4 : 3;
-  return link_.Publish(scratch_, std::span(headers.data(), fields), update.payload, reply);
+  headers_.clear();
+  headers_.push_back({kNodeHeader, options_.node_name});
+  headers_.push_back({kQosHeader, kDigits[update.qos <= 2 ? update.qos : 0]});
+  headers_.push_back({kMsgIdHeader, id_scratch_});
+  if (update.expires_at_unix_ms != 0) headers_.push_back({kExpiresHeader, expires_scratch_});
+  // The same fields as a live message's (mqtt5_headers.h), without its Message Expiry field:
+  // Ringmq-Expires-At above is the stream's (a wall-clock end, not the time left when sent).
+  const Mqtt5EncodeResult encoded = AppendMqtt5Headers(
+      update.properties, std::nullopt, kPropertyFieldsMax, headers_, property_text_);
+  RINGMQ_ASSERT(encoded != Mqtt5EncodeResult::kTooManyFields);  // checked by Publish
+  return link_.Publish(scratch_, headers_, update.payload, reply);
 }
 
 void RetainedSync::ResendDue(uint64_t now_ms) {
@@ -394,6 +407,7 @@ void RetainedSync::Apply(const NatsMessage& message) {
   }
   uint8_t qos = 0;  // a NATS application's update: at most once
   uint64_t expires_at_unix_ms = 0;
+  Mqtt5HeaderDecoder properties(property_block_);
   if (!message.headers.empty()) {
     absl::StatusOr<nats::HeaderBlock> block = nats::ParseHeaderBlock(message.headers);
     if (block.ok()) {
@@ -403,12 +417,20 @@ void RetainedSync::Apply(const NatsMessage& message) {
           qos = static_cast<uint8_t>(field.second[0] - '0');
         } else if (field.first == kExpiresHeader && !ParseU64(field.second, expires_at_unix_ms)) {
           expires_at_unix_ms = 0;  // malformed: as if absent
+        } else {
+          // 5.0 properties, in their order. The stream's expiry is Ringmq-Expires-At: the
+          // decoder's expiry_left_ms (a Ringmq-Message-Expiry-Ms, the time left when a live
+          // message was sent, not when the stream is read) is not used.
+          properties.Field(field.first, field.second);
         }
       }
+    } else {
+      ++counters_.properties_dropped;  // no field can be trusted: none is applied
     }
   }
+  counters_.properties_dropped += properties.dropped();
   ++counters_.updates_in;
-  sink_->ApplyRetained(topic_, message.payload, qos, expires_at_unix_ms);
+  sink_->ApplyRetained(topic_, message.payload, qos, expires_at_unix_ms, properties.properties());
 }
 
 void RetainedSync::Restart(uint64_t now_ms) {

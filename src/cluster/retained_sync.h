@@ -20,10 +20,14 @@
 //
 // Updates. Publish() sends the update with headers Ringmq-Node, Ringmq-Qos, Ringmq-Expires-At
 // (only for a message with an MQTT 5.0 Message Expiry Interval: when it ends, in wall-clock
-// Unix milliseconds, so a node that reads it later gives it the time left) and Nats-Msg-Id
-// (<node>.<shard>.<options.start_id>.<n>: the stream drops a resend it already stored, within
-// its duplicate window, 2 minutes by default) and the reply P.r.<node>.<shard>.ack.<n>. An update
-// stays pending (a copy of topic and payload) until its PubAck; on a JetStream error, a 503
+// Unix milliseconds, so a node that reads it later gives it the time left), the message's other
+// MQTT 5.0 properties (Payload Format Indicator, Content Type, Response Topic, Correlation Data,
+// User Properties in their order) as the fields mqtt5_headers.h writes for a live message (one
+// encoding; its Message Expiry field is not written here: Ringmq-Expires-At carries it) and
+// Nats-Msg-Id (<node>.<shard>.<options.start_id>.<n>: the stream drops a resend it already
+// stored, within its duplicate window, 2 minutes by default) and the reply
+// P.r.<node>.<shard>.ack.<n>. An update stays pending (a copy of topic, payload and property
+// block) until its PubAck; on a JetStream error, a 503
 // (no responders: e.g. the stream's leader is being elected) or no PubAck within
 // ack_timeout_ms (the link lost the bytes with a connection: core NATS is at most once), it is
 // sent again: retry_ms after the error (doubling per error, to 32 retry_ms), or when
@@ -34,17 +38,28 @@
 // untracked). The stream's order decides between nodes: the update that reaches the stream last
 // wins. An empty payload is the update that deletes the topic's retained message
 // (MQTT-3.3.1-10/11): it stays in the stream as the subject's last message, so a node that reads
-// the stream later deletes its stale copy too.
+// the stream later deletes its stale copy too. A property block that needs more header fields
+// than kPropertyFieldsMax is not published (counted properties_too_many; the retained message
+// stays on this node only), as a live message with it is not forwarded.
 //
 // The consumer (only with options.consume; one per node): an ordered push consumer (see
 // jetstream.h) — deliver_policy last_per_subject the first time (the last message of every
 // topic, then every later update), then by_start_sequence from the last applied stream sequence
 // + 1 after a reconnect, a consumer-sequence gap, a heartbeat silence of 3 idle_heartbeat_ms, or
-// a failed request. Every stream message is applied (sink ApplyRetained), this node's own
-// included, in stream order: all nodes converge on the stream's last message per topic. A
-// stream sequence at or below the last applied one is skipped. Flow-control requests and
-// stalled-consumer heartbeats are answered. Each new consumer gets a new deliver subject and
-// the old one is unsubscribed, so the server drops the old consumer after inactive_threshold.
+// a failed request. Every stream message is applied (sink ApplyRetained) with the property
+// block Mqtt5HeaderDecoder rebuilds from its header fields (so the retained message a 5.0
+// subscriber of another node gets has the publisher's properties, MQTT-3.3.2-4, -15, -16, -17,
+// -18, -20), this node's own included, in stream order: all nodes converge on the stream's last
+// message per topic. A stream sequence at or below the last applied one is skipped. Flow-control
+// requests and stalled-consumer heartbeats are answered. Each new consumer gets a new deliver
+// subject and the old one is unsubscribed, so the server drops the old consumer after
+// inactive_threshold.
+//
+// A malformed stream message: a header field that gives no valid property (bad base64, invalid
+// UTF-8, a wildcard Response Topic, a second Content Type...) is left out, the rest of the
+// message applied (counted properties_dropped: the message is still the topic's latest word,
+// and skipping it would keep a stale copy); a header block that does not parse at all gives a
+// message without properties, QoS 0 and no expiry (counted properties_dropped, once).
 //
 // Bounds: one API request in flight (its reply within request_timeout_ms, else a retry after
 // retry_ms); the link's outbound bound limits publishes (refusals counted); what is applied is
@@ -57,8 +72,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "cluster/nats_link.h"
@@ -88,8 +105,10 @@ class RetainedSyncSink {
   // Makes (topic, payload, qos) the topic's retained message; an empty payload deletes it.
   // `expires_at_unix_ms`: 0, or when its MQTT 5.0 Message Expiry Interval ends (wall clock,
   // header Ringmq-Expires-At).
+  // `properties`: the MQTT 5.0 property block (mqtt::ValidateProperties accepts it for a
+  // PUBLISH; no Message Expiry Interval in it; empty for none), valid during the call.
   virtual void ApplyRetained(std::string_view topic, std::string_view payload, uint8_t qos,
-                             uint64_t expires_at_unix_ms) = 0;
+                             uint64_t expires_at_unix_ms, std::span<const uint8_t> properties) = 0;
 };
 
 struct RetainedSyncCounters {
@@ -105,6 +124,9 @@ struct RetainedSyncCounters {
   uint64_t duplicates = 0;       // stream sequences at or below the last applied: skipped
   uint64_t consumer_starts = 0;  // consumers created
   uint64_t gaps = 0;             // consumer-sequence gaps and heartbeat silences
+  // retained5: MQTT 5.0 properties in the stream.
+  uint64_t properties_too_many = 0;  // updates not published: too many header fields
+  uint64_t properties_dropped = 0;   // stream header fields that gave no property (left out)
 };
 
 enum class RetainedSyncPhase : uint8_t {
@@ -123,10 +145,17 @@ class RetainedSync {
   RetainedSync(const RetainedSync&) = delete;
   RetainedSync& operator=(const RetainedSync&) = delete;
 
+  // Header fields a retained update's properties may use: the header block's bound less the
+  // update's own four fields.
+  static constexpr size_t kPropertyFieldsMax = nats::kHeaderFieldsMax - 4;
+
   // Publishes the retained update of `topic` (a valid topic name); kept until its PubAck.
   // `expires_at_unix_ms`: 0 or the wall-clock end of its Message Expiry Interval.
+  // `properties`: its MQTT 5.0 property block (validated for a PUBLISH; empty for none); its
+  // Message Expiry Interval, if any, is ignored (expires_at_unix_ms carries it). kInvalid when
+  // the topic maps to no subject or the properties need more than kPropertyFieldsMax fields.
   PublishResult Publish(std::string_view topic, std::string_view payload, uint8_t qos,
-                        uint64_t expires_at_unix_ms = 0);
+                        uint64_t expires_at_unix_ms = 0, std::span<const uint8_t> properties = {});
   size_t pending_count() const { return pending_.size(); }
   // True (and handled) when `message` is for one of this object's subscriptions.
   bool OnMessage(const NatsMessage& message, uint64_t now_ms);
@@ -147,8 +176,9 @@ class RetainedSync {
     std::string payload;
     uint8_t qos = 0;
     uint64_t expires_at_unix_ms = 0;
-    uint64_t resend_at_ms = 0;  // UINT64_MAX until sent on a ready link
-    uint32_t failures = 0;      // errors and 503s so far
+    std::vector<uint8_t> properties;  // the MQTT 5.0 property block (empty for none)
+    uint64_t resend_at_ms = 0;        // UINT64_MAX until sent on a ready link
+    uint32_t failures = 0;            // errors and 503s so far
   };
 
   void EnsureSubscribed();
@@ -190,6 +220,9 @@ class RetainedSync {
   std::string topic_;     // the topic of the update being applied
   std::string id_scratch_;
   std::string expires_scratch_;
+  std::vector<nats::HeaderField> headers_;  // an update's header fields
+  std::string property_text_;               // their encoded property values
+  std::vector<uint8_t> property_block_;     // the block rebuilt from a stream message
   uint64_t next_update_id_ = 1;
   uint64_t now_ms_ = 0;                  // of the last OnTick
   uint64_t next_check_ms_ = UINT64_MAX;  // the earliest resend_at_ms (0: a held update)

@@ -245,6 +245,9 @@ namespace ringmq::metrics {
   X(cluster_retained_gaps)             /* consumer gaps or silences: consumer recreated */ \
   X(cluster_retained_resent)           /* updates sent again (no PubAck, error, 503) */   \
   X(cluster_retained_untracked)        /* updates sent once: too many awaited PubAcks */  \
+  /* retained5 lane: MQTT 5.0 properties of retained messages in the stream */            \
+  X(cluster_retained_properties_too_many) /* not published: more property fields than fit */ \
+  X(cluster_retained_properties_dropped)  /* stream header fields that gave no property */   \
   /* batch lane: QoS 0 batches between nodes (router_cluster_batch.cc) */                    \
   X(cluster_batch_messages_out)  /* QoS 0 records appended to batches, per destination */   \
   X(cluster_batches_out)         /* batches published (one NATS message each) */            \

@@ -280,12 +280,18 @@ constexpr Family kFamilies[] = {
     {"ringmq_cluster_retained_dropped_total", Type::kCounter,
      "Retained updates not carried or not applied, by reason: store_refused (over the retained "
      "store's bounds), link_refused (the NATS link had no room), uncarried_topic, "
-     "unmappable_subject, duplicate (a stream sequence already applied)."},
+     "unmappable_subject, duplicate (a stream sequence already applied), properties_too_many "
+     "(more MQTT 5.0 property fields than a NATS header block holds: kept on this node)."},
     {"ringmq_cluster_retained_stream_events_total", Type::kCounter,
      "The retained stream's events: ack (PubAck of an update), error (JetStream error, no "
      "responders or timeout), consumer_start, gap (consumer gap or silence: recreated), resend (an "
      "update sent again: error or no PubAck in time), untracked (sent once, over the bound of "
      "updates awaiting a PubAck)."},
+    // retained5 lane: MQTT 5.0 properties of retained messages in the stream.
+    {"ringmq_cluster_retained_properties_dropped_total", Type::kCounter,
+     "Header fields of retained stream messages that named an MQTT 5.0 property but gave no "
+     "valid one (or a header block that did not parse): left out, the update applied without "
+     "it."},
     // batch lane: QoS 0 batches between nodes (docs/cluster.md "Batching QoS 0").
     {"ringmq_cluster_batches_total", Type::kCounter,
      "QoS 0 batches between nodes (one NATS message each): published by this node's shards "
@@ -911,6 +917,11 @@ Series SeriesOf(CounterId id) {
       return Labelled("ringmq_cluster_retained_stream_events_total", "event", "resend");
     case C::cluster_retained_untracked:
       return Labelled("ringmq_cluster_retained_stream_events_total", "event", "untracked");
+    // retained5 lane.
+    case C::cluster_retained_properties_too_many:
+      return Labelled("ringmq_cluster_retained_dropped_total", "reason", "properties_too_many");
+    case C::cluster_retained_properties_dropped:
+      return Plain("ringmq_cluster_retained_properties_dropped_total");
     // batch lane
     case C::cluster_batch_messages_out:
       return Labelled("ringmq_cluster_batch_messages_total", "direction", "out");

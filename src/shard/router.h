@@ -653,7 +653,7 @@ class Router final : public net::PacketSink {
   void AttachClusterRetained();
   void PublishRetainedToCluster(const message::Message& message);
   void ApplyClusterRetained(std::string_view topic, std::string_view payload, uint8_t qos,
-                            uint64_t expires_at_unix_ms);
+                            uint64_t expires_at_unix_ms, std::span<const uint8_t> properties);
 
   // ---- Client ids across nodes (router_cluster_owner.cc) ----
   // OnConnect bound the session `index` for `connection`: claims its id (see

@@ -68,8 +68,8 @@ inline std::string_view HeaderValue(std::string_view block, std::string_view nam
 struct Router::ClusterRetainedSink : cluster::RetainedSyncSink {
   explicit ClusterRetainedSink(Router* router) : router(router) {}
   void ApplyRetained(std::string_view topic, std::string_view payload, uint8_t qos,
-                     uint64_t expires_at_unix_ms) override {
-    router->ApplyClusterRetained(topic, payload, qos, expires_at_unix_ms);
+                     uint64_t expires_at_unix_ms, std::span<const uint8_t> properties) override {
+    router->ApplyClusterRetained(topic, payload, qos, expires_at_unix_ms, properties);
   }
   Router* const router;
 };

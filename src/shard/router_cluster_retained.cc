@@ -49,11 +49,12 @@ void Router::PublishRetainedToCluster(const message::Message& message) {
   cluster_->retained->Publish(
       message.topic(),
       std::string_view(reinterpret_cast<const char*>(payload.data()), payload.size()),
-      message.qos(), expires_at_unix_ms);
+      message.qos(), expires_at_unix_ms, message.properties());
 }
 
 void Router::ApplyClusterRetained(std::string_view topic, std::string_view payload, uint8_t qos,
-                                  uint64_t expires_at_unix_ms) {
+                                  uint64_t expires_at_unix_ms,
+                                  std::span<const uint8_t> properties) {
   RINGMQ_ASSERT(cluster_ != nullptr && qos <= 2);
   // retain_available false: this broker keeps no retained messages for clients (a NATS
   // application or another node's update included).
@@ -74,7 +75,9 @@ void Router::ApplyClusterRetained(std::string_view topic, std::string_view paylo
   // Stored, not routed: live subscribers got the update as an ordinary cluster message.
   const message::MessageRef message = message::MessageRef::Create(
       topic, std::span<const uint8_t>(bytes, payload.size()), qos, /*retain=*/true, NextOrigin(),
-      message::Mqtt5Fields{.properties = {},
+      // The publisher's 5.0 properties from the stream's header fields (5.0:3.3.2.3; a 3.1.1
+      // subscriber gets none, as from a local publisher).
+      message::Mqtt5Fields{.properties = properties,
                            .expiry_deadline_ms = payload.empty() ? 0 : deadline_ms});
   const uint64_t refused_before = counters_.retained_refused.Load();
   Retain(message);
@@ -109,6 +112,11 @@ void Router::ClusterTick(uint64_t now_ms) {
   export_delta(now.gaps, done.gaps, counters_.cluster_retained_gaps);
   export_delta(now.resent, done.resent, counters_.cluster_retained_resent);
   export_delta(now.untracked, done.untracked, counters_.cluster_retained_untracked);
+  // retained5 lane.
+  export_delta(now.properties_too_many, done.properties_too_many,
+               counters_.cluster_retained_properties_too_many);
+  export_delta(now.properties_dropped, done.properties_dropped,
+               counters_.cluster_retained_properties_dropped);
 }
 
 }  // namespace ringmq::shard

@@ -10,6 +10,9 @@
 #include <tuple>
 #include <vector>
 
+#include "cluster/mqtt5_headers.h"
+#include "mqtt/properties.h"
+
 namespace ringmq::cluster {
 namespace {
 
@@ -18,6 +21,7 @@ struct Applied {
   std::string payload;
   uint8_t qos;
   uint64_t expires_at_unix_ms = 0;
+  std::vector<uint8_t> properties = {};
   bool operator==(const Applied&) const = default;
 };
 
@@ -109,8 +113,9 @@ class RetainedSyncTest : public ::testing::Test, public NatsLinkSink, public Ret
   void OnServerError(std::string_view) override {}
   // RetainedSyncSink
   void ApplyRetained(std::string_view topic, std::string_view payload, uint8_t qos,
-                     uint64_t expires_at_unix_ms) override {
-    applied_.push_back({std::string(topic), std::string(payload), qos, expires_at_unix_ms});
+                     uint64_t expires_at_unix_ms, std::span<const uint8_t> properties) override {
+    applied_.push_back({std::string(topic), std::string(payload), qos, expires_at_unix_ms,
+                        std::vector<uint8_t>(properties.begin(), properties.end())});
   }
 
   std::unique_ptr<NatsLink> link_;
@@ -332,7 +337,8 @@ TEST(RetainedSyncNamesTest, TheSubjectPrefixNamesTheStreamAndItsSubjects) {
     void OnMessage(const NatsMessage&) override {}
     void OnDisconnected(DisconnectReason, std::string_view) override {}
     void OnServerError(std::string_view) override {}
-    void ApplyRetained(std::string_view, std::string_view, uint8_t, uint64_t) override {}
+    void ApplyRetained(std::string_view, std::string_view, uint8_t, uint64_t,
+                       std::span<const uint8_t>) override {}
   } sink;
   absl::StatusOr<std::unique_ptr<NatsLink>> link = NatsLink::Create(options, &sink);
   ASSERT_TRUE(link.ok());
@@ -376,6 +382,162 @@ TEST_F(RetainedSyncTest, PendingUpdatesAreBoundedAndUncarriedTopicsStayLocal) {
   EXPECT_EQ(sync_->counters().updates_out, 3u);
   EXPECT_EQ(sync_->Publish("a b", "x", 0), PublishResult::kInvalid);  // whitespace
   EXPECT_EQ(sync_->counters().uncarried, 1u);
+}
+
+// retained5 lane: MQTT 5.0 properties of retained messages in the stream.
+
+// Property block builders (5.0:2.2.2.2): an id, then a byte, a four-byte integer, or two-byte
+// length-prefixed bytes.
+void AddByte(std::vector<uint8_t>& block, mqtt::PropertyId id, uint8_t value) {
+  block.push_back(static_cast<uint8_t>(id));
+  block.push_back(value);
+}
+void AddU32(std::vector<uint8_t>& block, mqtt::PropertyId id, uint32_t value) {
+  block.push_back(static_cast<uint8_t>(id));
+  for (int shift = 24; shift >= 0; shift -= 8)
+    block.push_back(static_cast<uint8_t>(value >> shift));
+}
+void AddBytes(std::vector<uint8_t>& block, std::string_view bytes) {
+  block.push_back(static_cast<uint8_t>(bytes.size() >> 8));
+  block.push_back(static_cast<uint8_t>(bytes.size()));
+  block.insert(block.end(), bytes.begin(), bytes.end());
+}
+void AddString(std::vector<uint8_t>& block, mqtt::PropertyId id, std::string_view bytes) {
+  block.push_back(static_cast<uint8_t>(id));
+  AddBytes(block, bytes);
+}
+void AddUser(std::vector<uint8_t>& block, std::string_view name, std::string_view value) {
+  block.push_back(static_cast<uint8_t>(mqtt::PropertyId::kUserProperty));
+  AddBytes(block, name);
+  AddBytes(block, value);
+}
+
+// The header block of the first HPUB in `out`.
+std::string FirstHeaderBlock(const std::string& out) {
+  const size_t start = out.find("HPUB ");
+  if (start == std::string::npos) return "";
+  const size_t line_end = out.find("\r\n", start);
+  const std::string line = out.substr(start, line_end - start);
+  const size_t last_space = line.rfind(' ');
+  const size_t header_space = line.rfind(' ', last_space - 1);
+  const size_t header_size = std::stoul(line.substr(header_space + 1, last_space - header_space));
+  return out.substr(line_end + 2, header_size);
+}
+
+TEST_F(RetainedSyncTest, Mqtt5PropertiesCrossTheStreamAsTheLiveFieldsAndComeBackExactly) {
+  // MQTT-3.3.2-4 (Payload Format Indicator), -15 (Response Topic), -16 (Correlation Data),
+  // -17/-18 (User Properties, in order), -20 (Content Type): sent unaltered by the node that
+  // serves the retained message from the stream.
+  std::vector<uint8_t> published;
+  AddByte(published, mqtt::PropertyId::kPayloadFormatIndicator, 1);
+  AddU32(published, mqtt::PropertyId::kMessageExpiryInterval, 60);  // Ringmq-Expires-At's
+  AddString(published, mqtt::PropertyId::kContentType, "text/plain");
+  AddString(published, mqtt::PropertyId::kResponseTopic, "reply/to");
+  AddString(published, mqtt::PropertyId::kCorrelationData, std::string("\x00\xff\x01", 3));
+  AddUser(published, "b", "2");
+  AddUser(published, "a", "line\r\nbreak");  // not plain: base64, still second
+  AddUser(published, "b", "1");              // a repeated name keeps its place
+  ASSERT_EQ(mqtt::ValidateProperties(published, mqtt::PacketBit(mqtt::PacketType::kPublish)),
+            mqtt::Violation::kNone);
+  Make(/*consume=*/false);
+  Ready(0);
+  Output();
+  ASSERT_EQ(sync_->Publish("p/q", "v", 1, 1'800'000'000'123, published), PublishResult::kQueued);
+  const std::string headers = FirstHeaderBlock(Output());
+  // One encoding: the update's own fields, then exactly what a live message carries
+  // (mqtt5_headers.h) but its Message Expiry field.
+  std::vector<nats::HeaderField> live;
+  std::string text;
+  ASSERT_EQ(AppendMqtt5Headers(published, std::nullopt, nats::kHeaderFieldsMax, live, text),
+            Mqtt5EncodeResult::kWritten);
+  std::string expected =
+      "NATS/1.0\r\nRingmq-Node: n1\r\nRingmq-Qos: 1\r\nNats-Msg-Id: n1.0.7.1\r\n"
+      "Ringmq-Expires-At: 1800000000123\r\n";
+  for (const auto& [name, value] : live)
+    expected += std::string(name) + ": " + std::string(value) + "\r\n";
+  expected += "\r\n";
+  EXPECT_EQ(headers, expected);
+  EXPECT_EQ(headers.find(kMessageExpiryHeader), std::string::npos);
+  EXPECT_NE(headers.find("Ringmq-Content-Type: text/plain\r\n"), std::string::npos);
+  EXPECT_NE(headers.find("b: 2\r\n"), std::string::npos);
+  // A resend carries them too.
+  sync_->OnTick(5001);
+  EXPECT_EQ(FirstHeaderBlock(Output()), expected);
+
+  // The stream gives the same header block back to every node's consumer.
+  Consuming(0);
+  Hmsg(1, "$RINGMQ.retained.t.p.q", 2, "$JS.ACK.RINGMQ_RETAINED.C1.1.5.1.0.0", headers, "v");
+  std::vector<uint8_t> restored;
+  AddByte(restored, mqtt::PropertyId::kPayloadFormatIndicator, 1);
+  AddString(restored, mqtt::PropertyId::kContentType, "text/plain");
+  AddString(restored, mqtt::PropertyId::kResponseTopic, "reply/to");
+  AddString(restored, mqtt::PropertyId::kCorrelationData, std::string("\x00\xff\x01", 3));
+  AddUser(restored, "b", "2");
+  AddUser(restored, "a", "line\r\nbreak");
+  AddUser(restored, "b", "1");
+  ASSERT_EQ(applied_.size(), 1u);
+  EXPECT_EQ(applied_[0], (Applied{"p/q", "v", 1, 1'800'000'000'123, restored}));
+  EXPECT_EQ(sync_->counters().properties_dropped, 0u);
+}
+
+TEST_F(RetainedSyncTest, AnUpdateWithoutPropertiesHasNoPropertyFieldsAndAppliesNone) {
+  Make(/*consume=*/false);
+  Ready(0);
+  Output();
+  ASSERT_EQ(sync_->Publish("p", "v", 0), PublishResult::kQueued);
+  EXPECT_EQ(FirstHeaderBlock(Output()),
+            "NATS/1.0\r\nRingmq-Node: n1\r\nRingmq-Qos: 0\r\nNats-Msg-Id: n1.0.7.1\r\n\r\n");
+  Consuming(0);
+  Deliver(1, "$RINGMQ.retained.t.p", 5, 1, "v");  // Ringmq-Node, Ringmq-Qos: no property
+  EXPECT_EQ(applied_, (std::vector<Applied>{{"p", "v", 1, 0, {}}}));
+}
+
+TEST_F(RetainedSyncTest, MalformedPropertyFieldsAreLeftOutAndCountedTheUpdateApplied) {
+  // The update is the topic's latest word in the stream: it is applied with the properties
+  // that are valid; each field that gives none is counted (retained_sync.h).
+  Consuming(0);
+  Hmsg(1, "$RINGMQ.retained.t.m", 2, "$JS.ACK.RINGMQ_RETAINED.C1.1.5.1.0.0",
+       "NATS/1.0\r\nRingmq-Qos: 1\r\n"
+       "Ringmq-Payload-Format: 1\r\n"
+       "Ringmq-Payload-Format: 0\r\n"           // a second one: dropped
+       "Ringmq-Content-Type-B64: !!notb64\r\n"  // bad base64: dropped
+       "Ringmq-Response-Topic: a/#\r\n"         // wildcard, MQTT-3.3.2-14: dropped
+       "Ringmq-User-Property: nocomma\r\n"      // dropped
+       "Ringmq-Message-Expiry-Ms: 5\r\n"        // not the stream's expiry: ignored
+       "k: v\r\n\r\n",
+       "x");
+  std::vector<uint8_t> kept;
+  AddByte(kept, mqtt::PropertyId::kPayloadFormatIndicator, 1);
+  AddUser(kept, "k", "v");
+  EXPECT_EQ(applied_, (std::vector<Applied>{{"m", "x", 1, 0, kept}}));
+  EXPECT_EQ(sync_->counters().properties_dropped, 4u);
+  // A header block that does not parse: applied as a NATS application's plain update (QoS 0,
+  // no expiry, no property), counted once.
+  Hmsg(2, "$RINGMQ.retained.t.n", 2, "$JS.ACK.RINGMQ_RETAINED.C1.1.6.2.0.0",
+       "NATS/1.0\r\nRingmq-Qos: 1\r\nno colon here\r\n\r\n", "y");
+  ASSERT_EQ(applied_.size(), 2u);
+  EXPECT_EQ(applied_[1], (Applied{"n", "y", 0, 0, {}}));
+  EXPECT_EQ(sync_->counters().properties_dropped, 5u);
+  EXPECT_EQ(sync_->counters().updates_in, 2u);
+}
+
+TEST_F(RetainedSyncTest, PropertiesOverTheHeaderFieldBoundAreNotPublished) {
+  // kPropertyFieldsMax fields fit with the update's own four; one more is refused whole
+  // (counted), as a live message is not forwarded then: the retained message stays local.
+  Make(/*consume=*/false);
+  Ready(0);
+  Output();
+  std::vector<uint8_t> fits;
+  for (size_t i = 0; i < RetainedSync::kPropertyFieldsMax; ++i) AddUser(fits, "k", "v");
+  EXPECT_EQ(sync_->Publish("a", "v", 1, 1'800'000'000'123, fits), PublishResult::kQueued);
+  EXPECT_NE(Output().find("HPUB "), std::string::npos);
+  std::vector<uint8_t> over = fits;
+  AddUser(over, "k", "v");
+  EXPECT_EQ(sync_->Publish("b", "v", 1, 0, over), PublishResult::kInvalid);
+  EXPECT_EQ(Output(), "");
+  EXPECT_EQ(sync_->counters().properties_too_many, 1u);
+  EXPECT_EQ(sync_->counters().updates_out, 1u);
+  EXPECT_EQ(sync_->pending_count(), 1u);
 }
 
 }  // namespace

@@ -12,18 +12,21 @@
 //  - a RetainedSync over a ready NatsLink, given the text as server bytes (MSG/HMSG to its
 //    reply and deliver subscriptions after a scripted handshake and requests): never crashes
 //    or asserts, applies only topics that map back from the stream's subjects, never holds more
-//    pending updates than its bound.
+//    pending updates than its bound, and hands its sink only property blocks that
+//    mqtt::ValidateProperties accepts for a PUBLISH (rebuilt from the stream's header fields).
 #include "cluster/jetstream.h"
 
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 
 #include "cluster/nats_link.h"
 #include "cluster/retained_sync.h"
 #include "cluster/session_record.h"
+#include "mqtt/properties.h"
 
 namespace {
 
@@ -70,7 +73,13 @@ class Harness : public NatsLinkSink, public RetainedSyncSink {
     link_->OnReceived(2, "MSG $RINGMQ.retained.r.n.0.api.2 1 2\r\n{}\r\n");
     // The scripted start reaches the consumer, so the fuzzed bytes meet every phase's code.
     if (sync_->phase() != ringmq::cluster::RetainedSyncPhase::kConsuming) __builtin_trap();
-    for (int i = 0; i < 6; ++i) sync_->Publish(i % 2 ? "a/b" : "c", "v", 1);
+    // Half with MQTT 5.0 properties (Content Type "t", a user property k=v): their fields.
+    static constexpr uint8_t kProperties[] = {0x03, 0, 1, 't', 0x26, 0, 1, 'k', 0, 1, 'v'};
+    for (int i = 0; i < 6; ++i) {
+      sync_->Publish(
+          i % 2 ? "a/b" : "c", "v", 1, 0,
+          i % 3 == 0 ? std::span<const uint8_t>(kProperties) : std::span<const uint8_t>());
+    }
     std::string out;
     link_->TakeOutput(out);
     // The fuzzed bytes, in two halves with ticks around them.
@@ -86,8 +95,16 @@ class Harness : public NatsLinkSink, public RetainedSyncSink {
   void OnMessage(const NatsMessage& message) override { sync_->OnMessage(message, 3); }
   void OnDisconnected(ringmq::cluster::DisconnectReason, std::string_view) override {}
   void OnServerError(std::string_view) override {}
-  void ApplyRetained(std::string_view topic, std::string_view, uint8_t qos, uint64_t) override {
+  void ApplyRetained(std::string_view topic, std::string_view, uint8_t qos, uint64_t,
+                     std::span<const uint8_t> properties) override {
     if (topic.empty() || topic[0] == '$' || qos > 2) __builtin_trap();
+    // The block rebuilt from the stream's header fields is always a valid PUBLISH block
+    // (retained5 lane; mqtt5_headers.h), without a Message Expiry Interval.
+    if (ringmq::mqtt::ValidateProperties(
+            properties, ringmq::mqtt::PacketBit(ringmq::mqtt::PacketType::kPublish)) !=
+        ringmq::mqtt::Violation::kNone) {
+      __builtin_trap();
+    }
   }
 
  private:

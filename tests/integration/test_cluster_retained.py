@@ -23,6 +23,7 @@ import unittest
 
 import mqtt_raw
 import nats_cluster
+import test_cluster_props
 from test_cluster import ROUTE_TIMEOUT, drain, metric, scrape
 
 RETAIN_TIMEOUT = 30.0  # a retained update reaching every node's store
@@ -208,6 +209,85 @@ class ClusterRetainedTest(nats_cluster.NodesOverNats):
             self.assertLess(time.monotonic(), deadline, "no refusal counted")
             time.sleep(0.05)
         self.assertEqual(retained_now(node, "full/t", "full-sub-bound"), {})
+
+    # retained5 lane: the MQTT 5.0 properties of a retained message cross nodes in the stream.
+    def test_properties_reach_later_subscribers_on_other_and_restarted_nodes_MQTT_3_3_2_4_15_to_20(
+            self):
+        # MQTT-3.3.2-4 (Payload Format Indicator unaltered), -15 (Response Topic), -16
+        # (Correlation Data), -17/-18 (User Properties, in order), -20 (Content Type): kept with
+        # the retained message and sent to subscribers, by the node that read it from the stream.
+        restarted = start_node([self.cluster.urls()[2]], "rnode-r5")
+        self.addCleanup(restarted.stop)
+        wait_consuming(restarted)
+        users = [("zeta", "1"), ("alpha", "two words"), ("zeta", "3")]
+        properties = test_cluster_props.publish_properties(
+            PayloadFormatIndicator=1, ContentType="text/plain; charset=utf-8",
+            ResponseTopic="r5/reply", CorrelationData=b"\x00\r\n\xff", UserProperty=users)
+        pub = test_cluster_props.Client(self.nodes[0].port, "r5-pub")
+        self.addCleanup(pub.close)
+        pub.client.publish("r5/t", b"caf\xc3\xa9", qos=1, retain=True,
+                           properties=properties).wait_for_publish(test_cluster_props.TIMEOUT)
+        # The retained store of node 1 (and of the node restarted after the publish, whose new
+        # process has an empty store: it reads the stream from the last message of each topic)
+        # is filled from the stream only: a live copy is never stored (router_cluster_retained.cc).
+        restarted.stop()
+        restarted = start_node([self.cluster.urls()[2]], "rnode-r5")
+        self.addCleanup(restarted.stop)
+        wait_consuming(restarted)
+        for name, node in (("node1", self.nodes[1]), ("restarted", restarted)):
+            with self.subTest(node=name):
+                msg = wait_retained5(self, node, "r5/t", f"r5-sub-{name}")
+                self.assertEqual((msg.topic, msg.payload, msg.qos), ("r5/t", b"caf\xc3\xa9", 1))
+                got = msg.properties
+                self.assertEqual(getattr(got, "PayloadFormatIndicator", None), 1)
+                self.assertEqual(getattr(got, "ContentType", None), "text/plain; charset=utf-8")
+                self.assertEqual(getattr(got, "ResponseTopic", None), "r5/reply")
+                self.assertEqual(getattr(got, "CorrelationData", None), b"\x00\r\n\xff")
+                self.assertEqual(getattr(got, "UserProperty", None), users)
+                self.assertIsNone(getattr(got, "MessageExpiryInterval", None))
+        # A 3.1.1 subscriber gets the same message, without properties (none in 3.1.1).
+        self.assertEqual(retained_now(self.nodes[1], "r5/t", "r5-sub311"),
+                         {"r5/t": (b"caf\xc3\xa9", 1)})
+
+
+    def test_malformed_property_fields_in_the_stream_are_left_out_and_counted(self):
+        # retained5 lane: a NATS application writes the stream subject with property fields,
+        # two of them invalid (a Payload Format Indicator of 7; a wildcard Response Topic,
+        # MQTT-3.3.2-14): every node applies the update with the valid ones and counts the rest.
+        nats = self.cluster.client(2)
+        self.addCleanup(nats.close)
+        nats.pub("$RINGMQ.retained.t.r5.bad", b"from nats", headers={
+            "Ringmq-Qos": "1", "Ringmq-Payload-Format": "7", "Ringmq-Response-Topic": "r5/#",
+            "Ringmq-Content-Type": "text/x", "app-header": "kept"})
+        for i, node in enumerate(self.nodes):
+            msg = wait_retained5(self, node, "r5/bad", f"r5-bad{i}")
+            self.assertEqual((msg.payload, msg.qos), (b"from nats", 1))
+            got = msg.properties
+            self.assertEqual(getattr(got, "ContentType", None), "text/x")
+            self.assertEqual(getattr(got, "UserProperty", None), [("app-header", "kept")])
+            self.assertIsNone(getattr(got, "PayloadFormatIndicator", None))
+            self.assertIsNone(getattr(got, "ResponseTopic", None))
+            nats_cluster.wait_metric(node, "ringmq_cluster_retained_properties_dropped_total", 2)
+            self.assertEqual(metric(node, "ringmq_cluster_retained_properties_dropped_total"), 2)
+
+def wait_retained5(test, node, topic, client_id, timeout=RETAIN_TIMEOUT):
+    """Polls with new paho MQTT 5.0 subscribers on `node` until one gets a retained message on
+    `topic` (RETAIN 1); returns it (paho's MQTTMessage, with its properties)."""
+    deadline = time.monotonic() + timeout
+    attempt = 0
+    while True:
+        sub = test_cluster_props.Client(node.port, f"{client_id}-{attempt}")
+        try:
+            sub.subscribe(topic, qos=1)
+            got = [m for m in sub.drain(quiet=0.3) if m.retain]
+        finally:
+            sub.close()
+        if got:
+            return got[0]
+        test.assertLess(time.monotonic(), deadline,
+                        f"{node.port}: no retained message on {topic} after {timeout} s")
+        attempt += 1
+        time.sleep(0.1)
 
 
 class ClusterRetainedOutageTest(unittest.TestCase):
