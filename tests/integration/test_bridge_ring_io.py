@@ -19,16 +19,12 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import tempfile
-import time
 import unittest
 
-import broker
-import mqtt_raw
 from test_bridge import WAIT, BridgeTestCase, bridge_toml, wait_for
 from test_cluster import metric
-from test_cluster_ring_io import ATTACH_TIMEOUT, kernel_at_least, shard_threads
+from test_cluster_ring_io import attach_strace, kernel_at_least, shard_threads
 
 SOCKET_CALLS = ("socket", "socketpair", "connect", "setsockopt", "shutdown", "close")
 OUTAGES = 3
@@ -36,27 +32,6 @@ FAILED_ATTEMPTS = 2  # per outage, besides the lost connection itself
 
 
 class BridgeRingIoTest(BridgeTestCase):
-
-    def attach_strace(self, threads, trace_path):
-        """strace of `threads` for SOCKET_CALLS into trace_path, once attached to all."""
-        argv = ["strace", "-o", trace_path, "-e", "trace=" + ",".join(SOCKET_CALLS)]
-        for tid in threads:
-            argv += ["-p", str(tid)]
-        strace = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.PIPE, text=True)
-        attached = set()
-        deadline = time.monotonic() + ATTACH_TIMEOUT
-        while len(attached) < len(threads):
-            line = strace.stderr.readline()
-            if not line:
-                strace.wait(5)
-                self.skipTest(f"strace cannot attach (ptrace not allowed?): exit "
-                              f"{strace.returncode}")
-            found = re.search(r"Process (\d+) attached", line)
-            if found:
-                attached.add(int(found.group(1)))
-            self.assertLess(time.monotonic(), deadline, "strace did not attach")
-        return strace
 
     def test_shard_threads_make_no_socket_syscalls_across_bridge_reconnects(self):
         if shutil.which("strace") is None:
@@ -75,7 +50,7 @@ class BridgeRingIoTest(BridgeTestCase):
         directory = tempfile.mkdtemp(prefix="ringmq-strace-")
         self.addCleanup(shutil.rmtree, directory, True)
         trace_path = os.path.join(directory, "trace")
-        strace = self.attach_strace(threads, trace_path)
+        strace = attach_strace(self, threads, trace_path, SOCKET_CALLS)
         try:
             for _ in range(OUTAGES):
                 connects = metric(node, "ringmq_bridge_link_events_total", event="connect")

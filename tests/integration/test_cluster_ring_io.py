@@ -42,6 +42,28 @@ def shard_threads(pid):
     return threads
 
 
+def attach_strace(test, threads, trace_path, calls):
+    """strace of `threads` for the system calls `calls` into trace_path, returned once attached
+    to every thread; skips `test` if strace cannot attach (ptrace not allowed)."""
+    argv = ["strace", "-o", trace_path, "-e", "trace=" + ",".join(calls)]
+    for tid in threads:
+        argv += ["-p", str(tid)]
+    strace = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+    attached = set()
+    deadline = time.monotonic() + ATTACH_TIMEOUT
+    while len(attached) < len(threads):
+        line = strace.stderr.readline()
+        if not line:
+            strace.wait(5)
+            test.skipTest(f"strace cannot attach (ptrace not allowed?): exit {strace.returncode}")
+        found = re.search(r"Process (\d+) attached", line)
+        if found:
+            attached.add(int(found.group(1)))
+        test.assertLess(time.monotonic(), deadline, "strace did not attach")
+    return strace
+
+
 def kernel_at_least(major, minor):
     found = re.match(r"(\d+)\.(\d+)", platform.release())
     return found is not None and (int(found.group(1)), int(found.group(2))) >= (major, minor)
@@ -74,23 +96,7 @@ class ClusterRingIoTest(unittest.TestCase):
         directory = tempfile.mkdtemp(prefix="ringmq-strace-")
         self.addCleanup(shutil.rmtree, directory, True)
         trace_path = os.path.join(directory, "trace")
-        argv = ["strace", "-o", trace_path, "-e", "trace=" + ",".join(SOCKET_CALLS)]
-        for tid in threads:
-            argv += ["-p", str(tid)]
-        strace = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.PIPE, text=True)
-        attached = set()
-        deadline = time.monotonic() + ATTACH_TIMEOUT
-        while len(attached) < len(threads):
-            line = strace.stderr.readline()
-            if not line:
-                strace.wait(5)
-                self.skipTest(f"strace cannot attach (ptrace not allowed?): exit "
-                              f"{strace.returncode}")
-            found = re.search(r"Process (\d+) attached", line)
-            if found:
-                attached.add(int(found.group(1)))
-            self.assertLess(time.monotonic(), deadline, "strace did not attach")
+        strace = attach_strace(self, threads, trace_path, SOCKET_CALLS)
 
         try:
             reconnects = metric(node, "ringmq_cluster_link_events_total", event="reconnect")
