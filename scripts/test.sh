@@ -80,6 +80,10 @@ fuzz_seconds=${RINGMQ_FUZZ_SECONDS:-12}
 # Fuzz targets run side by side, one per core.
 fuzz_jobs=$(nproc)
 unit_timeout=${RINGMQ_UNIT_TIMEOUT:-600}
+# The two big gtest binaries (ringmq_unit_tests, ringmq_tsan_tests) run as this many gtest shards
+# side by side (GTEST_TOTAL_SHARDS / GTEST_SHARD_INDEX), one per core: the ASan unit stage took
+# 137 s in one process while the background builds behind it had time to spare.
+unit_shards=${RINGMQ_UNIT_SHARDS:-$(nproc)}
 integration_timeout=${RINGMQ_INTEGRATION_TIMEOUT:-900}
 # The suite mostly waits on sockets and sleeps, so two workers nearly halve it even on 2 cores.
 integration_jobs=${RINGMQ_INTEGRATION_JOBS:-2}
@@ -248,8 +252,31 @@ run_test_binary() {
     set -- "$@" --gtest_brief=1 --gtest_color=no
   fi
   [[ "$workdir" == "-" ]] && workdir=.
-  local start=$SECONDS
-  (cd "$workdir" && exec timeout --kill-after=10 "$unit_timeout" "$@") </dev/null >"$log" 2>&1 || rc=$?
+  local start=$SECONDS shards=1
+  case "$(basename "$bin")" in
+    ringmq_unit_tests|ringmq_tsan_tests) [[ $is_gtest -eq 1 ]] && shards=$unit_shards ;;
+  esac
+  if [[ $shards -le 1 ]]; then
+    (cd "$workdir" && exec timeout --kill-after=10 "$unit_timeout" "$@") </dev/null >"$log" 2>&1 || rc=$?
+  else
+    # Each shard's summary lines are summed below; the first non-zero exit status is kept.
+    local -a shard_pids=()
+    local shard shard_rc
+    for ((shard = 0; shard < shards; shard++)); do
+      (cd "$workdir" && GTEST_TOTAL_SHARDS=$shards GTEST_SHARD_INDEX=$shard \
+        exec timeout --kill-after=10 "$unit_timeout" "$@") </dev/null >"$log.$shard" 2>&1 &
+      shard_pids+=("$!")
+    done
+    for ((shard = 0; shard < shards; shard++)); do
+      shard_rc=0
+      wait "${shard_pids[$shard]}" || shard_rc=$?
+      [[ $rc -eq 0 ]] && rc=$shard_rc
+    done
+    : >"$log"
+    for ((shard = 0; shard < shards; shard++)); do
+      cat "$log.$shard" >>"$log"
+    done
+  fi
   local secs=$((SECONDS - start))
 
   if [[ $is_gtest -eq 0 ]]; then
@@ -264,11 +291,19 @@ run_test_binary() {
     return
   fi
 
-  local npass nfail
-  npass=$(sed -n 's/^\[  PASSED  \] \([0-9][0-9]*\) tests\{0,1\}\..*/\1/p' "$log" | tail -n 1)
-  nfail=$(sed -n 's/^\[  FAILED  \] \([0-9][0-9]*\) tests\{0,1\},.*/\1/p' "$log" | tail -n 1)
-  npass=${npass:-0}
-  nfail=${nfail:-0}
+  # gtest's summary (the last line of each kind) of the run, summed over its shards.
+  local npass=0 nfail=0 part count
+  local -a parts=("$log")
+  if [[ $shards -gt 1 ]]; then
+    parts=()
+    for ((shard = 0; shard < shards; shard++)); do parts+=("$log.$shard"); done
+  fi
+  for part in "${parts[@]}"; do
+    count=$(sed -n 's/^\[  PASSED  \] \([0-9][0-9]*\) tests\{0,1\}\..*/\1/p' "$part" | tail -n 1)
+    npass=$((npass + ${count:-0}))
+    count=$(sed -n 's/^\[  FAILED  \] \([0-9][0-9]*\) tests\{0,1\},.*/\1/p' "$part" | tail -n 1)
+    nfail=$((nfail + ${count:-0}))
+  done
   local note=""
   if [[ $rc -ne 0 && $nfail -eq 0 ]]; then
     nfail=1
