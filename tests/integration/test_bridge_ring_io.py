@@ -16,7 +16,6 @@ allowed. Against a binary that makes those calls directly (main before this lane
 """
 
 import os
-import re
 import shutil
 import signal
 import tempfile
@@ -24,7 +23,7 @@ import unittest
 
 from test_bridge import WAIT, BridgeTestCase, bridge_toml, wait_for
 from test_cluster import metric
-from test_cluster_ring_io import attach_strace, kernel_at_least, shard_threads
+from test_cluster_ring_io import attach_strace, kernel_at_least, shard_threads, stop_strace
 
 SOCKET_CALLS = ("socket", "socketpair", "connect", "setsockopt", "shutdown", "close")
 OUTAGES = 3
@@ -74,12 +73,7 @@ class BridgeRingIoTest(BridgeTestCase):
             got = remote_sub.receive(1, timeout=WAIT)
             self.assertEqual(got[0].payload, b"after reconnects")
         finally:
-            strace.terminate()
-            strace.wait(10)
-        with open(trace_path) as f:
-            trace = f.read()
-        calls = [line for line in trace.splitlines()
-                 if re.search(r"\b(" + "|".join(SOCKET_CALLS) + r")\(", line)]
+            trace, calls = stop_strace(strace, trace_path, SOCKET_CALLS)
         self.assertEqual(calls, [], "socket system calls on shard threads:\n" + trace[-4000:])
         self.assertIsNone(node.wait_for_log("setsockopt through io_uring failed", 0))
 

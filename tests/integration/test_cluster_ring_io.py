@@ -64,6 +64,17 @@ def attach_strace(test, threads, trace_path, calls):
     return strace
 
 
+def stop_strace(strace, trace_path, calls):
+    """Stops an attach_strace; returns its whole trace and the lines that made one of `calls`."""
+    strace.terminate()
+    strace.wait(10)
+    with open(trace_path) as f:
+        trace = f.read()
+    made = [line for line in trace.splitlines()
+            if re.search(r"\b(" + "|".join(calls) + r")\(", line)]
+    return trace, made
+
+
 def kernel_at_least(major, minor):
     found = re.match(r"(\d+)\.(\d+)", platform.release())
     return found is not None and (int(found.group(1)), int(found.group(2))) >= (major, minor)
@@ -115,12 +126,7 @@ class ClusterRingIoTest(unittest.TestCase):
                 self.assertLess(time.monotonic(), deadline, node.stderr_tail())
                 time.sleep(0.05)
         finally:
-            strace.terminate()
-            strace.wait(10)
-        with open(trace_path) as f:
-            trace = f.read()
-        calls = [line for line in trace.splitlines()
-                 if re.search(r"\b(" + "|".join(SOCKET_CALLS) + r")\(", line)]
+            trace, calls = stop_strace(strace, trace_path, SOCKET_CALLS)
         self.assertEqual(calls, [], "socket system calls on shard threads:\n" + trace[-4000:])
         self.assertIsNone(node.wait_for_log("setsockopt through io_uring failed", 0))
 
