@@ -244,7 +244,7 @@ def run_reference(out, quick, scenarios, nodes):
             ref_out, "--only", ",".join(runs)]
     if quick:
         argv.append("--quick")
-    subprocess.run(argv, timeout=len(runs) * RUN_TIMEOUT, preexec_fn=_die_with_parent,
+    subprocess.run(argv, timeout=len(runs) * 2 * RUN_TIMEOUT, preexec_fn=_die_with_parent,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return load_references(ref_out)
 
