@@ -202,6 +202,37 @@ class ClusterBatchTest(nats_cluster.NodesOverNats):
         self.assertGreaterEqual(batched_in, 1)
         self.assertEqual(metric(node_b, "ringmq_cluster_messages_total", direction="in")
                          - all_in_before, batched_in, "no copy on a plain subject")
+        sub5.nothing()
+
+        # A burst, pipelined in one write by a raw 5.0 client: several such messages per NATS
+        # message, each with its own properties, in the publisher's order (MQTT-4.6.0-6).
+        count = 300
+        raw = mqtt_raw.open_socket(node_a.port)
+        self.addCleanup(raw.close)
+        raw.sendall(mqtt_raw.connect("bprops-burst", level=5, properties=b"\x00"))
+        self.assertEqual(mqtt_raw.read_packet(raw).raw[0], 0x20, "CONNACK")
+        burst = []
+        for n in range(count):
+            p = publish_properties(UserProperty=[("n", str(n)), ("k", "v")],
+                                   ContentType="text/plain", MessageExpiryInterval=300)
+            body = mqtt_raw.mqtt_string("bprops/burst") + p.pack() + b"%04d" % n
+            burst.append(mqtt_raw.packet(0x30, body))
+        batches_before = metric(node_a, "ringmq_cluster_batches_total", direction="out")
+        mqtt5_before = metric(node_a, "ringmq_cluster_batch_events_total", event="mqtt5")
+        raw.sendall(b"".join(burst))
+        got5 = [sub5.get() for _ in range(count)]
+        self.assertEqual([m.payload for m in got5], [b"%04d" % n for n in range(count)])
+        for n, m in enumerate(got5):
+            self.assertEqual(prop(m, "UserProperty"), [("n", str(n)), ("k", "v")])
+            self.assertEqual(prop(m, "ContentType"), "text/plain")
+            self.assertLessEqual(prop(m, "MessageExpiryInterval"), 300)
+        got = sub311.receive(count, timeout=20)
+        self.assertEqual([g.payload for g in got], [b"%04d" % n for n in range(count)])
+        self.assertEqual(metric(node_a, "ringmq_cluster_batch_events_total", event="mqtt5")
+                         - mqtt5_before, count)
+        batches = metric(node_a, "ringmq_cluster_batches_total", direction="out") - batches_before
+        self.assertGreater(batches, 0)
+        self.assertLess(batches, count / 2, "several MQTT messages per NATS message")
         for node in self.nodes:
             self.assertEqual(metric(node, "ringmq_cluster_batch_events_total", event="invalid"), 0)
         sub5.nothing()
