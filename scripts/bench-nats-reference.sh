@@ -145,45 +145,10 @@ EOF
   wait_port "$mqtt_port" "$!" "$out/$1-server.log"
 }
 
-# start_mqtt_cluster N NAME: N clustered nats-servers, JetStream clustered, an MQTT listener on
-# each; sets mqtt_ports and server_pids. Ready once every MQTT listener answers a CONNECT with
-# CONNACK 0 (NATS's MQTT needs its JetStream meta leader and its streams), within 60 s.
-start_mqtt_cluster() {
-  local n=$1 name=$2 i j
-  local dir=$work/mqtt-$name
-  mkdir -p "$dir"
-  mqtt_ports=()
-  server_pids=()
-  local nats_ports=() route_ports=()
-  for ((i = 0; i < n; i++)); do
-    nats_ports+=("$(free_port)")
-    route_ports+=("$(free_port)")
-    mqtt_ports+=("$(free_port)")
-  done
-  for ((i = 0; i < n; i++)); do
-    {
-      echo "server_name: mqtt$i"
-      echo "listen: 127.0.0.1:${nats_ports[$i]}"
-      echo "jetstream { store_dir: \"$dir/js$i\" }"
-      echo "mqtt { listen: 127.0.0.1:${mqtt_ports[$i]} }"
-      echo "cluster {"
-      echo "  name: mqtt-reference"
-      echo "  listen: 127.0.0.1:${route_ports[$i]}"
-      echo "  routes: ["
-      for ((j = 0; j < n; j++)); do
-        [[ $j -ne $i ]] && echo "    nats-route://127.0.0.1:${route_ports[$j]}"
-      done
-      echo "  ]"
-      echo "}"
-    } >"$dir/mqtt$i.conf"
-    "$NATS" -c "$dir/mqtt$i.conf" >"$out/$name-server$i.log" 2>&1 &
-    pids+=($!)
-    server_pids+=("$!")
-  done
-  for ((i = 0; i < n; i++)); do
-    wait_port "${mqtt_ports[$i]}" "${server_pids[$i]}" "$out/$name-server$i.log" || return 1
-  done
-  "$PY" - "${mqtt_ports[@]}" <<'EOF' || { say "NATS MQTT cluster not ready within 60 s"; return 1; }
+# wait_mqtt_ready PORT...: every NATS MQTT listener answers a CONNECT with CONNACK 0 (NATS's
+# MQTT needs its JetStream meta leader and its streams), within 60 s.
+wait_mqtt_ready() {
+  "$PY" - "$@" <<'EOF'
 import socket, sys, time
 deadline = time.monotonic() + 60
 for port in map(int, sys.argv[1:]):
@@ -206,19 +171,22 @@ for port in map(int, sys.argv[1:]):
 EOF
 }
 
-# start_core N NAME [JS]: N clustered nats-servers (JetStream only with JS=1, else core routing
-# only); sets client_ports and server_pids.
+# start_core N NAME [JS [MQTT]]: N clustered nats-servers (JetStream only with JS=1, else core
+# routing only; an MQTT listener on each with MQTT=1, which needs JS=1); sets client_ports,
+# mqtt_ports and server_pids.
 start_core() {
-  local n=$1 name=$2 js=${3:-0} i j
+  local n=$1 name=$2 js=${3:-0} mqtt=${4:-0} i j
   local dir=$work/core-$name
   mkdir -p "$dir"
   client_ports=()
+  mqtt_ports=()
   server_pids=()
   local route_ports=() http_ports=()
   for ((i = 0; i < n; i++)); do
     client_ports+=("$(free_port)")
     route_ports+=("$(free_port)")
     http_ports+=("$(free_port)")
+    [[ $mqtt -eq 1 ]] && mqtt_ports+=("$(free_port)")
   done
   for ((i = 0; i < n; i++)); do
     {
@@ -226,6 +194,7 @@ start_core() {
       echo "listen: 127.0.0.1:${client_ports[$i]}"
       echo "http: 127.0.0.1:${http_ports[$i]}"
       [[ $js -eq 1 ]] && echo "jetstream { store_dir: \"$dir/js$i\" }"
+      [[ $mqtt -eq 1 ]] && echo "mqtt { listen: 127.0.0.1:${mqtt_ports[$i]} }"
       if [[ $n -gt 1 ]]; then
         echo "cluster {"
         echo "  name: reference"
@@ -309,7 +278,7 @@ mqtt_cluster_run() {
   shift 2
   selected "$name" || return 0
   note_load "$name"
-  if ! start_mqtt_cluster "$n" "$name"; then
+  if ! start_core "$n" "$name" 1 1 || ! wait_mqtt_ready "${mqtt_ports[@]}"; then
     say "FAIL $name: clustered nats-servers with MQTT did not start"
     failures=$((failures + 1))
     stop_servers

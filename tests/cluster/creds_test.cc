@@ -209,24 +209,32 @@ struct CredsTestSink : NatsLinkSink {
   void OnServerError(std::string_view) override {}
 };
 
+// `first` published in `credentials`, and a link to one server that loads them at CONNECT.
+std::unique_ptr<NatsLink> CredsTestLink(SharedCredentials& credentials,
+                                        const UserCredentials& first, CredsTestSink& sink) {
+  credentials.Replace(std::make_unique<UserCredentials>(first), nullptr);
+  NatsLinkOptions options;
+  options.urls = {"a:1"};
+  options.random_seed = 7;
+  options.credentials = &credentials;
+  absl::StatusOr<std::unique_ptr<NatsLink>> link = NatsLink::Create(std::move(options), &sink);
+  EXPECT_TRUE(link.ok()) << link.status();
+  return link.ok() ? std::move(*link) : nullptr;
+}
+
 TEST(UserCredentialsConnect, LinkSendsTheJwtAndTheNonceSignedByTheSeed) {
   absl::StatusOr<UserCredentials> creds =
       ParseCredentials(CredsTestFile(kCredsTestJwt, CredsTestSeed(8)));
   ASSERT_TRUE(creds.ok()) << creds.status();
   SharedCredentials credentials;
-  credentials.Replace(std::make_unique<UserCredentials>(*creds), nullptr);
-  NatsLinkOptions options;
-  options.urls = {"a:1"};
-  options.random_seed = 7;
-  options.credentials = &credentials;
   CredsTestSink sink;
-  absl::StatusOr<std::unique_ptr<NatsLink>> link = NatsLink::Create(std::move(options), &sink);
-  ASSERT_TRUE(link.ok()) << link.status();
-  (*link)->BeginConnect(0);
-  (*link)->OnTransportConnected(0);
-  (*link)->OnReceived(0, "INFO {\"auth_required\":true,\"nonce\":\"Xy-nonce_1\"}\r\n");
+  std::unique_ptr<NatsLink> link = CredsTestLink(credentials, *creds, sink);
+  ASSERT_NE(link, nullptr);
+  link->BeginConnect(0);
+  link->OnTransportConnected(0);
+  link->OnReceived(0, "INFO {\"auth_required\":true,\"nonce\":\"Xy-nonce_1\"}\r\n");
   std::string out;
-  (*link)->TakeOutput(out);
+  link->TakeOutput(out);
   EXPECT_NE(out.find("\"jwt\":\"" + std::string(kCredsTestJwt) + "\",\"sig\":\"" +
                      creds->nkey.Sign("Xy-nonce_1") + "\"}\r\nPING\r\n"),
             std::string::npos)
@@ -247,35 +255,30 @@ TEST(UserCredentialsConnect, ReplacedCredentialsGoInTheNextConnect) {
   ASSERT_TRUE(second.ok()) << second.status();
   ASSERT_NE(first->nkey.public_key(), second->nkey.public_key());
   SharedCredentials credentials;
-  credentials.Replace(std::make_unique<UserCredentials>(*first), nullptr);
-  NatsLinkOptions options;
-  options.urls = {"a:1"};
-  options.random_seed = 7;
-  options.credentials = &credentials;
   CredsTestSink sink;
-  absl::StatusOr<std::unique_ptr<NatsLink>> link = NatsLink::Create(std::move(options), &sink);
-  ASSERT_TRUE(link.ok()) << link.status();
-  (*link)->BeginConnect(0);
-  (*link)->OnTransportConnected(0);
-  (*link)->OnReceived(0, "INFO {\"auth_required\":true,\"nonce\":\"first\"}\r\nPONG\r\n");
-  ASSERT_TRUE((*link)->ready());
+  std::unique_ptr<NatsLink> link = CredsTestLink(credentials, *first, sink);
+  ASSERT_NE(link, nullptr);
+  link->BeginConnect(0);
+  link->OnTransportConnected(0);
+  link->OnReceived(0, "INFO {\"auth_required\":true,\"nonce\":\"first\"}\r\nPONG\r\n");
+  ASSERT_TRUE(link->ready());
   std::string out;
-  (*link)->TakeOutput(out);
+  link->TakeOutput(out);
   EXPECT_NE(out.find("\"jwt\":\"" + std::string(kCredsTestJwt) + "\",\"sig\":\"" +
                      first->nkey.Sign("first") + "\"}"),
             std::string::npos)
       << out;
 
   credentials.Replace(std::make_unique<UserCredentials>(*second), nullptr);
-  EXPECT_TRUE((*link)->ready());  // the connection up keeps going
-  (*link)->OnReceived(1, "-ERR 'User Authentication Expired'\r\n");
-  (*link)->OnTransportClosed(1, "eof");
-  (*link)->BeginConnect((*link)->connect_at_ms());
-  (*link)->OnTransportConnected((*link)->connect_at_ms());
-  (*link)->OnReceived((*link)->connect_at_ms(),
+  EXPECT_TRUE(link->ready());  // the connection up keeps going
+  link->OnReceived(1, "-ERR 'User Authentication Expired'\r\n");
+  link->OnTransportClosed(1, "eof");
+  link->BeginConnect(link->connect_at_ms());
+  link->OnTransportConnected(link->connect_at_ms());
+  link->OnReceived(link->connect_at_ms(),
                       "INFO {\"auth_required\":true,\"nonce\":\"second\"}\r\n");
   out.clear();
-  (*link)->TakeOutput(out);
+  link->TakeOutput(out);
   EXPECT_NE(out.find("\"jwt\":\"" + renewed_jwt + "\",\"sig\":\"" +
                      second->nkey.Sign("second") + "\"}"),
             std::string::npos)
