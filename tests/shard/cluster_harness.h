@@ -14,9 +14,11 @@
 #include <cstdint>
 #include <memory>
 #include <regex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "cluster/nats_link.h"
@@ -228,6 +230,21 @@ class ClusterRouterTest : public ::testing::Test {
   std::vector<std::unique_ptr<cluster::NatsLink>> links_;
   uint32_t links_per_shard_ = 1;
 };
+
+// The PUBLISHes a recording 5.0 client read.
+inline std::vector<mqtt::Publish> Publishes5(const Client& client) {
+  std::vector<mqtt::Publish> out;
+  for (const Bytes& bytes : client.recorded) {
+    const mqtt::Frame frame =
+        mqtt::PeekFrame(bytes, mqtt::kMaxRemainingLength, mqtt::ProtocolLevel::kMqtt5);
+    const mqtt::Result<mqtt::Packet> packet = mqtt::Decode(
+        frame.header, std::span<const uint8_t>(bytes).subspan(frame.header.header_length),
+        mqtt::ProtocolLevel::kMqtt5);
+    EXPECT_TRUE(packet.ok());
+    if (packet.ok()) out.push_back(std::get<mqtt::Publish>(packet.value()));
+  }
+  return out;
+}
 
 }  // namespace ringmq::shard::harness
 

@@ -170,21 +170,6 @@ std::span<const uint8_t> BlockBytes(std::string_view block) {
   return {reinterpret_cast<const uint8_t*>(block.data()), block.size()};
 }
 
-// The PUBLISHes a recording 5.0 client read.
-std::vector<mqtt::Publish> BatchPublishes5(const Client& client) {
-  std::vector<mqtt::Publish> out;
-  for (const harness::Bytes& bytes : client.recorded) {
-    const mqtt::Frame frame =
-        mqtt::PeekFrame(bytes, mqtt::kMaxRemainingLength, mqtt::ProtocolLevel::kMqtt5);
-    const mqtt::Result<mqtt::Packet> packet = mqtt::Decode(
-        frame.header, std::span<const uint8_t>(bytes).subspan(frame.header.header_length),
-        mqtt::ProtocolLevel::kMqtt5);
-    EXPECT_TRUE(packet.ok());
-    if (packet.ok()) out.push_back(std::get<mqtt::Publish>(packet.value()));
-  }
-  return out;
-}
-
 std::vector<std::pair<std::string_view, std::string_view>> UserProperties(
     const mqtt::Properties& properties) {
   std::vector<std::pair<std::string_view, std::string_view>> users;
@@ -300,7 +285,7 @@ TEST_F(RouterClusterBatchTest, ReceivedRecordsPropertiesReach5SubscribersNot311O
   cluster::SealBatch(batch, 1);
   Deliver(0, MsgBytes("$RINGMQ.b.node-a.0", kBatchSid, batch));
 
-  const std::vector<mqtt::Publish> got5 = BatchPublishes5(sub5);
+  const std::vector<mqtt::Publish> got5 = harness::Publishes5(sub5);
   ASSERT_EQ(got5.size(), 2u) << "the expired record is not delivered (5.0:3.3.2.3.3)";
   EXPECT_EQ(got5[0].payload, "props");
   const mqtt::PropertyValues values = got5[0].properties.Values();
@@ -334,7 +319,7 @@ TEST_F(RouterClusterBatchTest, ReceivedRecordsPropertiesReach5SubscribersNot311O
   cluster::AppendBatchRecord(batch, {.topic = "t/2", .expiry_left_ms = 1'000, .payload = "x"});
   cluster::SealBatch(batch, 1);
   Deliver(0, MsgBytes("$RINGMQ.b.node-a.0", kBatchSid, batch));
-  const std::vector<mqtt::Publish> got_expiring = BatchPublishes5(sub5);
+  const std::vector<mqtt::Publish> got_expiring = harness::Publishes5(sub5);
   ASSERT_EQ(got_expiring.size(), 1u);
   EXPECT_EQ(got_expiring[0].properties.Values().message_expiry_interval_s, 1u);
 
@@ -352,7 +337,7 @@ TEST_F(RouterClusterBatchTest, ReceivedRecordsPropertiesReach5SubscribersNot311O
   cluster::AppendBatchRecord(batch, {.topic = "t/3", .payload = "after"});
   cluster::SealBatch(batch, 1);
   Deliver(0, MsgBytes("$RINGMQ.b.node-a.0", kBatchSid, batch));
-  const std::vector<mqtt::Publish> got_bad = BatchPublishes5(sub5);
+  const std::vector<mqtt::Publish> got_bad = harness::Publishes5(sub5);
   ASSERT_EQ(got_bad.size(), 1u);
   EXPECT_EQ(got_bad[0].payload, "before");
   EXPECT_EQ(counters.cluster_batch_invalid.Load(), 1u);

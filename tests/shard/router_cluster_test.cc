@@ -177,21 +177,6 @@ harness::Bytes EncodeCluster5(const mqtt::Packet& packet) {
   return bytes;
 }
 
-// The PUBLISHes a recording 5.0 client read.
-std::vector<mqtt::Publish> Publishes5(const Client& client) {
-  std::vector<mqtt::Publish> out;
-  for (const harness::Bytes& bytes : client.recorded) {
-    const mqtt::Frame frame =
-        mqtt::PeekFrame(bytes, mqtt::kMaxRemainingLength, mqtt::ProtocolLevel::kMqtt5);
-    const mqtt::Result<mqtt::Packet> packet = mqtt::Decode(
-        frame.header, std::span<const uint8_t>(bytes).subspan(frame.header.header_length),
-        mqtt::ProtocolLevel::kMqtt5);
-    EXPECT_TRUE(packet.ok());
-    if (packet.ok()) out.push_back(std::get<mqtt::Publish>(packet.value()));
-  }
-  return out;
-}
-
 TEST_F(RouterClusterTest, Mqtt5PropertiesGoAsHeadersAndTheExpiryLeft_MQTT_3_3_2_6) {
   const std::string id = harness_->IdOn(1, "pub5");  // the Connect keeps a view of it
   mqtt::Connect connect = harness::ConnectPacket(id);
@@ -235,7 +220,7 @@ TEST_F(RouterClusterTest, ReceivedPropertiesReachA5SubscriberWithThisNodesIdenti
                   "Ringmq-Content-Type: text/plain\r\nTrace: 1\r\nNats-Msg-Id: 9\r\n"
                   "Ringmq-User-Property: bA==,YQ0KYg==\r\nRingmq-Response-Topic: bad/#\r\n",
                   "m"));
-  const std::vector<mqtt::Publish> got = Publishes5(sub);
+  const std::vector<mqtt::Publish> got = harness::Publishes5(sub);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].payload, "m");
   std::vector<std::pair<std::string_view, std::string_view>> users;
@@ -259,7 +244,7 @@ TEST_F(RouterClusterTest, ReceivedPropertiesReachA5SubscriberWithThisNodesIdenti
   EXPECT_EQ(harness_->counters(0).cluster_properties_dropped.Load(), 1u);
   // No time left on arrival: not delivered, counted (5.0:3.3.2.3.3).
   Deliver(0, Hmsg("p.y", 1, "Ringmq-Node: node-b\r\nRingmq-Message-Expiry-Ms: 0\r\n", "late"));
-  EXPECT_EQ(Publishes5(sub).size(), 1u);
+  EXPECT_EQ(harness::Publishes5(sub).size(), 1u);
   EXPECT_EQ(harness_->counters(0).cluster_expired_in_transit.Load(), 1u);
 }
 
