@@ -314,8 +314,8 @@ constexpr Family kFamilies[] = {
      "(their buffers do not grow then; counted in ringmq_cluster_dropped_total "
      "reason=link_refused too)."},
     {"ringmq_cluster_link_buffer_bytes", Type::kGauge,
-     "Capacity of the shards' NATS link buffers (output, held, parser, send), charged to "
-     "max_memory."},
+     "Capacity of the shards' NATS link buffers (output, held, parser, send; with TLS, the TLS "
+     "buffers and an estimate of OpenSSL's state), charged to max_memory."},
     // MQTT bridges (docs/bridges.md). bridge lane: the ringmq_bridge_ families but
     // ringmq_bridge_local_connections carry a `bridge` label (its name), no shard label.
     {"ringmq_bridge_messages_total", Type::kCounter,

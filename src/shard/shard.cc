@@ -1130,8 +1130,13 @@ void Shard::NoteNatsTlsFailure(NatsIo& nats, std::string_view link_name, std::st
 
 void Shard::ChargeNatsMemory(NatsIo& nats) {
   cluster::NatsLink& link = *nats.link;
-  const int64_t bytes =
-      static_cast<int64_t>(link.buffer_capacity_bytes() + nats.send_buffer.capacity());
+  // tidy2 lane: with TLS, the layer's OpenSSL state (TlsLayer::memory_bytes: an estimate per
+  // state, record buffers kept included) and the buffers around it.
+  const size_t tls_bytes = (nats.tls != nullptr ? nats.tls->memory_bytes() : 0) +
+                           nats.tls_down.capacity() + nats.tls_up.capacity() +
+                           nats.plain.capacity();
+  const int64_t bytes = static_cast<int64_t>(link.buffer_capacity_bytes() +
+                                             nats.send_buffer.capacity() + tls_bytes);
   if (bytes != nats.charged_bytes) {
     memory::Charge(bytes - nats.charged_bytes);
     counters_.gauges.cluster_link_buffer_bytes.Add(bytes - nats.charged_bytes);
