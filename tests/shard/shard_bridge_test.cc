@@ -281,60 +281,59 @@ class SocketGate {
   int fds_[2] = {-1, -1};
 };
 
-TEST(BridgeRingIoTest, SocketBeingMadeAtStopIsClosedBeforeTheShardEnds) {
-  const int listener = Listen(0);
-  ASSERT_GE(listener, 0);
-  SocketGate gate;
-  const int baseline = OpenDescriptors();
-  uint64_t unclosed = 0;
-  {
-    BridgeShard shard(testutil::PortOf(listener));
+// A started shard with a bridge whose remote side's first socket is held by the gate.
+class BridgeSocketGateTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    listener_ = Listen(0);
+    ASSERT_GE(listener_, 0);
+    descriptors_before_ = OpenDescriptors();
+    shard_ = std::make_unique<BridgeShard>(testutil::PortOf(listener_));
     bool started = false;
-    shard.StartOrSkip(started);
+    shard_->StartOrSkip(started);
     if (!started) {
-      close(listener);
+      if (!IsSkipped()) FAIL() << "the shard did not start";
       return;
     }
     // The local side is up in the iteration that submits the remote side's first socket
     // (BridgeStep steps the local side first), which the gate then holds.
-    ASSERT_TRUE(shard.LocalConnections(1));
-    std::thread stop([&] { shard.Stop(); });
-    // The loop ends once the local side's connection is closed (its only connection): the
-    // socket is made after that, within the wait that follows the loop.
-    EXPECT_TRUE(shard.LocalConnections(0));
-    gate.Open();
-    stop.join();
-    unclosed = shard.counters().stop_sockets_unclosed.Load();
+    ASSERT_TRUE(shard_->LocalConnections(1));
   }
-  EXPECT_EQ(unclosed, 0u);
-  EXPECT_TRUE(Eventually([&] { return OpenDescriptors() == baseline; }))
-      << OpenDescriptors() << " descriptors open, " << baseline << " before the shard";
-  close(listener);
+  void TearDown() override {
+    shard_.reset();
+    if (listener_ >= 0) close(listener_);
+  }
+
+  SocketGate gate_;  // first: it outlives the shard
+  int listener_ = -1;
+  int descriptors_before_ = 0;  // the gate's pipe and the listener open
+  std::unique_ptr<BridgeShard> shard_;
+};
+
+TEST_F(BridgeSocketGateTest, SocketBeingMadeAtStopIsClosedBeforeTheShardEnds) {
+  std::thread stop([&] { shard_->Stop(); });
+  // The loop ends once the local side's connection is closed (its only connection): the
+  // socket is made after that, within the wait that follows the loop.
+  EXPECT_TRUE(shard_->LocalConnections(0));
+  gate_.Open();
+  stop.join();
+  EXPECT_EQ(shard_->counters().stop_sockets_unclosed.Load(), 0u);
+  shard_.reset();
+  EXPECT_TRUE(Eventually([&] { return OpenDescriptors() == descriptors_before_; }))
+      << OpenDescriptors() << " descriptors open, " << descriptors_before_ << " before the shard";
 }
 
 // The wait after the loop is bounded (Shard::kStopSocketWaitMs): a socket operation that has
 // not completed by then is counted (ringmq_stop_sockets_unclosed_total) and the shard ends.
-TEST(BridgeRingIoTest, StopWaitsForASocketBeingMadeAtMostTheBound) {
-  const int listener = Listen(0);
-  ASSERT_GE(listener, 0);
-  SocketGate gate;
-  BridgeShard shard(testutil::PortOf(listener));
-  bool started = false;
-  shard.StartOrSkip(started);
-  if (!started) {
-    close(listener);
-    return;
-  }
-  ASSERT_TRUE(shard.LocalConnections(1));
+TEST_F(BridgeSocketGateTest, StopWaitsForASocketBeingMadeAtMostTheBound) {
   const auto stop_begun = std::chrono::steady_clock::now();
-  shard.Stop();
+  shard_->Stop();
   const auto waited_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                              std::chrono::steady_clock::now() - stop_begun)
                              .count();
-  EXPECT_EQ(shard.counters().stop_sockets_unclosed.Load(), 1u);
+  EXPECT_EQ(shard_->counters().stop_sockets_unclosed.Load(), 1u);
   EXPECT_GE(waited_ms, Shard::kStopSocketWaitMs - 10);  // MonotonicMs granularity
   EXPECT_LT(waited_ms, Shard::kStopSocketWaitMs + 2'000);
-  close(listener);
 }
 
 }  // namespace
