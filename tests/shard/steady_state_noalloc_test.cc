@@ -122,9 +122,8 @@ void CountFree(const message::Message*) { messages_freed.fetch_add(1, std::memor
 // Guards the check itself: both kinds of allocation made while armed are counted.
 TEST(SteadyStateNoAllocTest, CounterSeesAllocations) {
   EXPECT_EQ(alloc_counting::AllocationsOfOneNew(), 1u);
-  const size_t allocations = AllocationsDuring([] {
-    message::MessageRef message = message::MessageRef::Create("t", {}, 0, false);
-  });
+  const size_t allocations = AllocationsDuring(
+      [] { message::MessageRef message = message::MessageRef::Create("t", {}, 0, false); });
   EXPECT_EQ(allocations, kCountsMessages ? 1u : 0u);
 }
 

@@ -131,9 +131,9 @@ class ClientTlsNoAllocTest : public ::testing::Test {
     }
     // The handshake: flights back and forth until both are open.
     client_call([&] {
-      EXPECT_EQ(pair.client->Receive({}, pair.client_up, pair.client_down, pair.client_peer,
-                                     counters_),
-                Result::kOk);
+      EXPECT_EQ(
+          pair.client->Receive({}, pair.client_up, pair.client_down, pair.client_peer, counters_),
+          Result::kOk);
     });
     for (int i = 0; i < 10 && !(pair.client->open() && pair.server->open()); ++i) {
       pair.server_down.clear();
@@ -245,10 +245,11 @@ struct Held {
   size_t open_reported = 0;
 
   void Print(const char* setting) const {
-    std::printf("client layer, record buffers %s: handshake %lld bytes (reported %zu), open %lld "
-                "(reported %zu)\n",
-                setting, static_cast<long long>(handshake_peak), handshake_reported,
-                static_cast<long long>(open), open_reported);
+    std::printf(
+        "client layer, record buffers %s: handshake %lld bytes (reported %zu), open %lld "
+        "(reported %zu)\n",
+        setting, static_cast<long long>(handshake_peak), handshake_reported,
+        static_cast<long long>(open), open_reported);
   }
 };
 
