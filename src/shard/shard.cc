@@ -1211,7 +1211,7 @@ void Shard::SetSocketGateForTesting(int fd) { socket_gate_fd.store(fd, std::memo
 void Shard::SubmitTcpSocket(int family, uint64_t user_data) {
   if (const int gate = socket_gate_fd.load(std::memory_order_relaxed); gate >= 0) {
     // The two entries must reach the kernel in one submission to stay linked. The socket runs
-    // after the read whatever its result (hard link), in the same io-wq worker.
+    // after the read whatever its result (hard link).
     if (io_uring_sq_space_left(ring_->get()) < 2) io_uring_submit(ring_->get());
     io_uring_sqe* read = NextSqe();
     io_uring_prep_read(read, gate, &socket_gate_byte, 1, 0);

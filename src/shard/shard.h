@@ -338,9 +338,10 @@ class Shard final : public ShardServices, private cluster::NatsLinkSink {
 
   // tidy2 lane, a test seam (tests/shard/shard_bridge_test.cc) and nothing else: while `fd` is
   // >= 0, every IORING_OP_SOCKET is hard-linked behind a one-byte read of `fd` (a pipe) forced
-  // into an io-wq worker (IOSQE_ASYNC), so the socket is made only when the test writes that
-  // byte (or closes the pipe), from the worker: an operation in flight when the loop ends, on
-  // demand. Set before a shard starts and reset after it stopped.
+  // into an io-wq worker (IOSQE_ASYNC), so the socket is made only once the test wrote that
+  // byte (or closed the pipe), when the shard's thread next waits on the ring (the link goes on
+  // in the ring's deferred task work): an operation in flight when the loop ends, on demand.
+  // Set before a shard starts and reset after it stopped.
  public:
   static void SetSocketGateForTesting(int fd);
   // AwaitBridgeSockets' bound. IORING_OP_SOCKET completes inline when submitted; it is in

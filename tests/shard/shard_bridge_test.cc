@@ -262,7 +262,10 @@ TEST(BridgeRingIoTest, StopSendsDisconnectThenEndsTheConnection_3_14) {
 // the descriptors it held before. Shard::SetSocketGateForTesting holds the socket operation
 // behind a read of a pipe in an io-wq worker until the test writes a byte, after the loop's
 // end; the wait then runs the ring's deferred work, the socket is made, arrives as stale and
-// is closed.
+// is closed. (Without the wait this seam's socket is never made: nothing runs the ring's
+// deferred work after the loop, and the ring's teardown cancels the operation. The test fails
+// when the socket the wait makes is not closed: it did with a close through the ring, linked
+// to a shutdown, which the teardown cancelled.)
 class SocketGate {
  public:
   SocketGate() {
