@@ -300,6 +300,8 @@ namespace ringmq::metrics {
   X(cluster_nats_tls_failures)         /* TLS handshakes with a NATS server failed */     \
   /* jwt lane: credentials the NATS servers refused (both links of every shard) */     \
   X(cluster_link_auth_refused) /* NATS connections ended by an authorization error */   \
+  /* tidy2 lane: bridge sockets still being made when the loop ended (shard_bridge.cc) */ \
+  X(stop_sockets_unclosed) /* IORING_OP_SOCKET not done within the stop's wait: not closed */ \
   X(recv_enobufs) /* multishot recv ran out of provided buffers */                      \
   X(loop_iterations)                                                                    \
   X(sqes_submitted)                                                                     \

@@ -314,8 +314,8 @@ constexpr Family kFamilies[] = {
      "(their buffers do not grow then; counted in ringmq_cluster_dropped_total "
      "reason=link_refused too)."},
     {"ringmq_cluster_link_buffer_bytes", Type::kGauge,
-     "Capacity of the shards' NATS link buffers (output, held, parser, send), charged to "
-     "max_memory."},
+     "Capacity of the shards' NATS link buffers (output, held, parser, send; with TLS, the TLS "
+     "buffers and an estimate of OpenSSL's state), charged to max_memory."},
     // MQTT bridges (docs/bridges.md). bridge lane: the ringmq_bridge_ families but
     // ringmq_bridge_local_connections carry a `bridge` label (its name), no shard label.
     {"ringmq_bridge_messages_total", Type::kCounter,
@@ -418,6 +418,10 @@ constexpr Family kFamilies[] = {
     {"ringmq_io_uring_cqes_reaped_total", Type::kCounter, "io_uring completions reaped."},
     {"ringmq_receive_buffer_exhausted_total", Type::kCounter,
      "Receives that found no provided buffer (ENOBUFS) and were re-armed."},
+    // tidy2 lane (shard_bridge.cc, AwaitBridgeSockets).
+    {"ringmq_stop_sockets_unclosed_total", Type::kCounter,
+     "Bridge sockets whose IORING_OP_SOCKET had not completed 1 s after the shard's loop "
+     "ended at stop: their descriptor, if one comes, is not closed before the process exits."},
     {"ringmq_doorbell_failures_total", Type::kCounter,
      "msg_ring doorbells to another shard that failed (retried; the shard also polls each tick)."},
     {"ringmq_loop_stalls_total", Type::kCounter,
@@ -1099,6 +1103,7 @@ Series SeriesOf(CounterId id) {
     case C::websocket_closes_received: return Plain("ringmq_websocket_closes_received_total");
     case C::websocket_pings_received: return Plain("ringmq_websocket_pings_received_total");
     case C::recv_enobufs: return Plain("ringmq_receive_buffer_exhausted_total");
+    case C::stop_sockets_unclosed: return Plain("ringmq_stop_sockets_unclosed_total");  // tidy2
     case C::loop_iterations: return Plain("ringmq_loop_iterations_total");
     case C::sqes_submitted: return Plain("ringmq_io_uring_sqes_submitted_total");
     case C::cqes_reaped: return Plain("ringmq_io_uring_cqes_reaped_total");

@@ -306,6 +306,7 @@ void Shard::Loop() {
   }
   shared_.epochs.Offline(index_);
   ring_->SubmitAndWait(0);  // push out the last closes
+  if (!bridges_.empty()) AwaitBridgeSockets();
   if (journal_ != nullptr) {
     // Completions of a journal I/O still in flight.
     for (int waits = 0; journal_->io_in_flight() && waits < 5000; ++waits) {
@@ -1128,8 +1129,13 @@ void Shard::NoteNatsTlsFailure(NatsIo& nats, std::string_view link_name, std::st
 
 void Shard::ChargeNatsMemory(NatsIo& nats) {
   cluster::NatsLink& link = *nats.link;
-  const int64_t bytes =
-      static_cast<int64_t>(link.buffer_capacity_bytes() + nats.send_buffer.capacity());
+  // tidy2 lane: with TLS, the layer's OpenSSL state (TlsLayer::memory_bytes: an estimate per
+  // state, record buffers kept included) and the buffers around it.
+  const size_t tls_bytes = (nats.tls != nullptr ? nats.tls->memory_bytes() : 0) +
+                           nats.tls_down.capacity() + nats.tls_up.capacity() +
+                           nats.plain.capacity();
+  const int64_t bytes = static_cast<int64_t>(link.buffer_capacity_bytes() +
+                                             nats.send_buffer.capacity() + tls_bytes);
   if (bytes != nats.charged_bytes) {
     memory::Charge(bytes - nats.charged_bytes);
     counters_.gauges.cluster_link_buffer_bytes.Add(bytes - nats.charged_bytes);
@@ -1193,7 +1199,24 @@ void Shard::OnNatsSockopt(const io_uring_cqe& cqe) {
 
 // ---- Sockets on the ring (NATS links and bridges) ----------------------------------------
 
+namespace {
+// tidy2 lane: Shard::SetSocketGateForTesting's pipe (-1: off) and its read's byte.
+std::atomic<int> socket_gate_fd{-1};
+uint8_t socket_gate_byte = 0;
+}  // namespace
+
+void Shard::SetSocketGateForTesting(int fd) { socket_gate_fd.store(fd, std::memory_order_relaxed); }
+
 void Shard::SubmitTcpSocket(int family, uint64_t user_data) {
+  if (const int gate = socket_gate_fd.load(std::memory_order_relaxed); gate >= 0) {
+    // The two entries must reach the kernel in one submission to stay linked. The socket runs
+    // after the read whatever its result (hard link).
+    if (io_uring_sq_space_left(ring_->get()) < 2) io_uring_submit(ring_->get());
+    io_uring_sqe* read = NextSqe();
+    io_uring_prep_read(read, gate, &socket_gate_byte, 1, 0);
+    read->flags |= IOSQE_ASYNC | IOSQE_IO_HARDLINK;
+    io_uring_sqe_set_data64(read, Pack(Op::kSocketClose, 0, 0));  // completion ignored
+  }
   // The socket comes from the ring (IORING_OP_SOCKET, Linux 5.19).
   io_uring_sqe* sqe = NextSqe();
   io_uring_prep_socket(sqe, family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP, 0);

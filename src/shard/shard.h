@@ -301,8 +301,14 @@ class Shard final : public ShardServices, private cluster::NatsLinkSink {
   // and the connect, or closed if the attempt was given up meanwhile.
   void OnBridgeSocket(size_t index, int result, bool current);
   // A bridge socket left: SubmitSocketShutdown, or SubmitLinkedSocketShutdownAndClose once
-  // stopping.
+  // stopping, or a direct close once the loop ended (AwaitBridgeSockets).
   void CloseBridgeSocket(int fd);
+  // tidy2 lane. After the loop ended (stopping, ring still up): waits for the remote sockets
+  // still being made (BridgeIo::Side::socket_pending), at most kStopSocketWaitMs, reaping
+  // completions, so that each arrives as stale and is closed (directly: CloseBridgeSocket). A
+  // socket still not made by then is counted (stop_sockets_unclosed) and logged: its
+  // descriptor, if the kernel makes one later, is not closed.
+  void AwaitBridgeSockets();
   // user_data of a bridge operation (Op::kBridge, shard.cc).
   static uint64_t BridgeUserData(uint32_t generation, uint32_t slot);
   static constexpr uint32_t kBridgeGenerationMask = 0xFF'FFFF;  // user_data keeps 24 bits
@@ -330,6 +336,20 @@ class Shard final : public ShardServices, private cluster::NatsLinkSink {
   // a shutdown's completion would be (bridgeio lane).
   void SubmitLinkedSocketShutdownAndClose(int fd);
 
+  // tidy2 lane, a test seam (tests/shard/shard_bridge_test.cc) and nothing else: while `fd` is
+  // >= 0, every IORING_OP_SOCKET is hard-linked behind a one-byte read of `fd` (a pipe) forced
+  // into an io-wq worker (IOSQE_ASYNC), so the socket is made only once the test wrote that
+  // byte (or closed the pipe), when the shard's thread next waits on the ring (the link goes on
+  // in the ring's deferred task work): an operation in flight when the loop ends, on demand.
+  // Set before a shard starts and reset after it stopped.
+ public:
+  static void SetSocketGateForTesting(int fd);
+  // AwaitBridgeSockets' bound. IORING_OP_SOCKET completes inline when submitted; it is in
+  // flight across the loop's end only if the kernel handed it to an io-wq worker. 1 s bounds
+  // the stop's extra wait.
+  static constexpr uint32_t kStopSocketWaitMs = 1000;
+
+ private:
   // The multishot accept of every listener that has none armed.
   void ArmAccept();
   void ArmReceive(uint32_t slot_index);
@@ -410,6 +430,7 @@ class Shard final : public ShardServices, private cluster::NatsLinkSink {
   uint64_t accept_retry_ms_ = 0;  // after EMFILE/ENFILE: when to re-arm accept (0: none)
   uint64_t next_sys_ms_ = 0;      // next $SYS publication (shard kSysShard only)
   bool stopping_ = false;
+  bool loop_ended_ = false;  // tidy2 lane: set by AwaitBridgeSockets, after the loop
 };
 
 }  // namespace ringmq::shard

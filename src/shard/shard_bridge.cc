@@ -208,6 +208,7 @@ void Shard::ConnectBridgeRemote(size_t index) {
   SubmitTcpSocket(address.address.ss_family,
                   BridgeUserData(io.remote.generation, BridgeSlot(index, true, BridgeOp::kSocket)));
   io.remote.connect_pending = true;
+  io.remote.socket_pending = true;
 }
 
 void Shard::OnBridgeSocket(size_t index, int result, bool current) {
@@ -276,6 +277,15 @@ void Shard::CloseBridgeSide(BridgeIo::Side& side) {
 }
 
 void Shard::CloseBridgeSocket(int fd) {
+  if (loop_ended_) {
+    // tidy2 lane: a socket made after the loop ended (AwaitBridgeSockets), never connected, with
+    // nothing in flight on it. Closed directly: through the ring, its close would be linked to a
+    // shutdown that runs in an io-wq worker, and the link goes on in the ring's deferred task
+    // work (IORING_SETUP_DEFER_TASKRUN), which runs only while this thread waits on the ring;
+    // the ring goes with the shard, and would cancel the close. One syscall, at stop only.
+    close(fd);
+    return;
+  }
   if (stopping_) {
     SubmitLinkedSocketShutdownAndClose(fd);
   } else {
@@ -317,6 +327,7 @@ void Shard::OnBridgeCompletion(const io_uring_cqe& cqe, uint32_t generation, uin
   const bool same_socket = generation == (side.generation & kBridgeGenerationMask);
   if (op == BridgeOp::kSocket) {
     side.connect_pending = false;
+    side.socket_pending = false;
     return OnBridgeSocket(index, cqe.res,
                           same_socket && side.fd < 0 &&
                               client.state() == bridge::ClientState::kConnecting);
@@ -417,6 +428,34 @@ void Shard::StopBridges() {
     }
     CloseBridgeSide(side);
     // The local side's socket ends with the server side's connection, which the stop closes.
+  }
+}
+
+void Shard::AwaitBridgeSockets() {
+  RINGMQ_ASSERT(stopping_);  // StopBridges made every socket in flight stale
+  const auto pending = [this] {
+    for (const std::unique_ptr<BridgeIo>& io : bridges_) {
+      if (io->remote.socket_pending) return true;
+    }
+    return false;
+  };
+  if (!pending()) return;
+  // The descriptor arrives with the completion (reaping runs the ring's deferred work), as
+  // stale: OnBridgeSocket closes it (CloseBridgeSocket). Other completions reaped meanwhile are
+  // handled as in the loop (closes, the journal's).
+  loop_ended_ = true;  // CloseBridgeSocket closes directly from now on
+  const uint64_t deadline_ms = MonotonicMs() + kStopSocketWaitMs;
+  for (now_ms_ = MonotonicMs(); pending() && now_ms_ < deadline_ms; now_ms_ = MonotonicMs()) {
+    ring_->SubmitAndWait(static_cast<uint32_t>(deadline_ms - now_ms_));
+    Reap();
+  }
+  for (const std::unique_ptr<BridgeIo>& io : bridges_) {
+    if (!io->remote.socket_pending) continue;
+    counters_.stop_sockets_unclosed.Add();
+    RINGMQ_LOG_WARNING(
+        "bridge %s: its socket was still being made %u ms after the loop ended; if the kernel "
+        "makes it later, it is not closed before exit",
+        io->bridge->config().name.c_str(), kStopSocketWaitMs);
   }
 }
 

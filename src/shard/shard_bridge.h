@@ -39,6 +39,9 @@ struct BridgeIo {
     int fd = -1;
     uint32_t generation = 0;  // of `fd`; a completion of an older socket is stale
     bool connect_pending = false;
+    // tidy2 lane: the remote side's IORING_OP_SOCKET is in flight (connect_pending is set too);
+    // at stop, Shard::AwaitBridgeSockets waits for it so that its descriptor is closed.
+    bool socket_pending = false;
     bool receive_pending = false;
     bool send_pending = false;
     bool transport_up = false;

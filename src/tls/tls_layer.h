@@ -24,7 +24,9 @@
 // `up` grows by at most the plaintext of the bytes received. With SSL_MODE_RELEASE_BUFFERS
 // (tls/context.h) OpenSSL frees its record buffers whenever no partial record is pending, so an
 // idle open connection holds only the SSL object and its session: memory_bytes() reports that
-// (kIdleBytes) and what a running handshake holds (kHandshakeBytes), as measured.
+// (kIdleBytes; kClientIdleBytes for a client layer) and what a running handshake holds
+// (kHandshakeBytes), as measured, plus the record buffers when they are kept
+// (kRecordBuffersBytes).
 //
 // Thread safety: one thread at a time (the connection's shard); the layer may move to another
 // shard with its connection, since it keeps no thread-local state. OpenSSL's error queue is
@@ -93,6 +95,17 @@ class TlsLayer final : public net::TransportLayer {
   // released).
   static constexpr size_t kIdleBytes = 14 << 10;
   static constexpr size_t kHandshakeBytes = 60 << 10;
+  // tidy2 lane. A client layer (tls/client_context.h: the bridges, the NATS links) also holds
+  // the server's certificate chain in its session: 17,148 bytes open and idle, measured as above
+  // (OpenSSL 3.0, TLS 1.3, a P-256 leaf and its CA; tests/tls/client_tls_noalloc_test.cc). A
+  // server whose chain is longer or uses larger keys makes it hold more: an estimate, not a
+  // bound OpenSSL enforces.
+  static constexpr size_t kClientIdleBytes = 18 << 10;
+  // The read and write record buffers a layer keeps without SSL_MODE_RELEASE_BUFFERS
+  // (ClientTlsOptions::keep_record_buffers: the NATS links): 33,296 bytes measured the same
+  // way, allocated at their full size (RFC 8446 §5.2: 2^14 plaintext plus overhead) whatever
+  // the records' sizes; in the handshake too.
+  static constexpr size_t kRecordBuffersBytes = 34 << 10;
 
   // Takes ownership of `ssl` (server side, from ContextSlot::NewSsl).
   TlsLayer(SSL* ssl, IdentityField identity_field);
@@ -126,6 +139,7 @@ class TlsLayer final : public net::TransportLayer {
   bool open_ = false;
   bool failed_ = false;
   bool shut_down_ = false;
+  const bool records_kept_;  // no SSL_MODE_RELEASE_BUFFERS (memory_bytes)
   std::string close_reason_;
 };
 

@@ -15,29 +15,20 @@
 #include "cluster/nats_protocol.h"
 #include "mqtt/properties.h"
 
-using alloc_counting::allocations;
-using alloc_counting::counting;
+using alloc_counting::AllocationCounter;
 
 namespace ringmq::cluster {
 namespace {
-
-class AllocationCounter {
- public:
-  AllocationCounter() {
-    allocations.store(0);
-    counting.store(true);
-  }
-  ~AllocationCounter() { counting.store(false); }
-  size_t Count() const {
-    counting.store(false);
-    return allocations.load();
-  }
-};
 
 // What a node sends for a QoS 1 message of a 3.1.1 or property-less 5.0 publisher.
 constexpr std::string_view kPlainBlock =
     "NATS/1.0\r\nRingmq-Node: node-a\r\nRingmq-Qos: 1\r\nRingmq-Retain: 0\r\n"
     "Ringmq-Sent-At: 1765100000000000\r\nRingmq-Id: 42\r\n\r\n";
+
+// Guards the check itself: the counting operator new is in this executable.
+TEST(Mqtt5HeadersNoAlloc, CounterSeesAllocations) {
+  EXPECT_EQ(alloc_counting::AllocationsOfOneNew(), 1u);
+}
 
 TEST(Mqtt5HeadersNoAlloc, MessagesWithoutPropertiesAllocateNothing) {
   std::vector<nats::HeaderField> fields;

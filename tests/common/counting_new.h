@@ -1,5 +1,7 @@
 // Counting replacements of the global operator new and delete, for the tests that prove a path
-// allocates nothing (admission, steady-state delivery).
+// allocates nothing (tests/**/*_noalloc_test.cc): the counters, the ways to arm them
+// (AllocationsDuring, AllocationCounter) and the check that the replacement is in
+// (AllocationsOfOneNew).
 //
 // Allocations are counted only while `counting` is armed, so that gtest's own do not interfere.
 // Every form of new and delete is replaced, so that what a replaced new returns is always freed
@@ -56,6 +58,24 @@ size_t AllocationsDuring(Run&& run) {
   counting.store(false);
   return allocations.load();
 }
+
+// Counts the allocations from construction to Count() (or to its end): for a check whose
+// counted part is not one lambda (several statements, results kept for later assertions).
+class AllocationCounter {
+ public:
+  AllocationCounter() {
+    allocations.store(0);
+    counting.store(true);
+  }
+  ~AllocationCounter() { counting.store(false); }
+  AllocationCounter(const AllocationCounter&) = delete;
+  AllocationCounter& operator=(const AllocationCounter&) = delete;
+  // Stops counting; the allocations counted since construction.
+  size_t Count() const {
+    counting.store(false);
+    return allocations.load();
+  }
+};
 
 // A check that the replacement is in the executable: one counted new (volatile: the pair cannot
 // be elided). A counting test that does not see this 1 proves nothing.

@@ -23,6 +23,7 @@ from test_cluster import metric, wait_route
 from test_tls import Pki
 
 LINK_TIMEOUT = 15.0
+TLS_LINK_OPEN_BYTES = (18 + 34) << 10  # TlsLayer::kClientIdleBytes + kRecordBuffersBytes
 OPENSSL = "/usr/bin/openssl"
 
 
@@ -164,6 +165,9 @@ class ClusterTlsTest(unittest.TestCase):
                          "--cluster-tls-server-name", "localhost")
         wait_metric(node, "ringmq_cluster_nats_tls_handshakes_total", 2, result="ok")
         self.assert_tls_connections(cluster, [0], 2)
+        # tidy2 lane: each open TLS link's layer is charged to max_memory with the link's buffers
+        # (TlsLayer::memory_bytes: 18 KiB of OpenSSL state and 34 KiB of kept record buffers).
+        wait_metric(node, "ringmq_cluster_link_buffer_bytes", 2 * TLS_LINK_OPEN_BYTES)
 
     # -- refusals: counted, logged, no crash, retried
 

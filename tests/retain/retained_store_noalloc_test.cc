@@ -6,55 +6,20 @@
 // apply to every test.
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
-#include <new>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "../common/counting_new.h"
 #include "concurrent/epoch.h"
 #include "message/message.h"
 #include "mqtt/topic.h"
 #include "retain/retained_store.h"
 
-namespace {
-
-// Counted only while armed, so that gtest's own allocations do not interfere.
-std::atomic<bool> counting{false};
-std::atomic<size_t> allocations{0};
-
-}  // namespace
-
-// The other plain forms (nothrow, array) call this one. Every plain operator delete is replaced
-// too, so that what this malloc-based new returns is freed with free() under sanitizers (ASan
-// checks that allocation and deallocation functions match). The store uses no over-aligned
-// allocation.
-// Not inlined into operator new: GCC at -O2 would otherwise pair the inlined malloc with the
-// replaced operator delete's free at call sites and warn (-Wmismatched-new-delete), although
-// both sides of this replacement match.
-[[gnu::noinline]] static void* CountedMalloc(std::size_t size) {
-  if (counting.load(std::memory_order_relaxed)) {
-    allocations.fetch_add(1, std::memory_order_relaxed);
-  }
-  return std::malloc(size == 0 ? 1 : size);
-}
-
-void* operator new(std::size_t size) {
-  void* pointer = CountedMalloc(size);
-  if (pointer == nullptr) {
-    throw std::bad_alloc();
-  }
-  return pointer;
-}
-
-void operator delete(void* pointer) noexcept { std::free(pointer); }
-void operator delete[](void* pointer) noexcept { std::free(pointer); }
-void operator delete(void* pointer, std::size_t) noexcept { std::free(pointer); }
-void operator delete[](void* pointer, std::size_t) noexcept { std::free(pointer); }
+using alloc_counting::AllocationsDuring;
 
 namespace ringmq::retain {
 namespace {
@@ -69,12 +34,7 @@ std::span<const uint8_t> Payload() {
 
 // Guards the check itself: an allocation made while armed is counted.
 TEST(RetainedStoreNoAllocTest, CounterSeesAllocations) {
-  allocations.store(0);
-  counting.store(true);
-  int* volatile pointer = new int(1);  // volatile: the pair cannot be elided
-  counting.store(false);
-  delete pointer;
-  EXPECT_EQ(allocations.load(), 1u);
+  EXPECT_EQ(alloc_counting::AllocationsOfOneNew(), 1u);
 }
 
 TEST(RetainedStoreNoAllocTest, ForEachMatchNeverAllocates) {
@@ -110,14 +70,13 @@ TEST(RetainedStoreNoAllocTest, ForEachMatchNeverAllocates) {
                                             "d/#",
                                             "absent/+/x"};
   std::vector<size_t> counts(filters.size(), 0);
-  allocations.store(0);
-  counting.store(true);
-  for (size_t i = 0; i < filters.size(); ++i) {
-    store.ForEachMatch(filters[i], [&counts, i](Message*) { ++counts[i]; });
-  }
-  counting.store(false);
+  const size_t allocations = AllocationsDuring([&] {
+    for (size_t i = 0; i < filters.size(); ++i) {
+      store.ForEachMatch(filters[i], [&counts, i](Message*) { ++counts[i]; });
+    }
+  });
   domain.Quiescent(0);
-  EXPECT_EQ(allocations.load(), 0u);
+  EXPECT_EQ(allocations, 0u);
   // The walks did happen.
   EXPECT_EQ(counts, (std::vector<size_t>{1, 50, 200, 200, 10'001, 10'000, 1, 0, 1, 1, 1, 0}));
   domain.Offline(0);

@@ -59,9 +59,8 @@
 #endif
 #include "../common/counting_new.h"
 
-using alloc_counting::allocations;
+using alloc_counting::AllocationsDuring;
 using alloc_counting::CountAllocation;
-using alloc_counting::counting;
 
 #if RINGMQ_COUNT_MALLOC
 
@@ -122,14 +121,10 @@ void CountFree(const message::Message*) { messages_freed.fetch_add(1, std::memor
 
 // Guards the check itself: both kinds of allocation made while armed are counted.
 TEST(SteadyStateNoAllocTest, CounterSeesAllocations) {
-  allocations.store(0);
-  counting.store(true);
-  int* volatile number = new int(1);  // volatile: the pair cannot be elided
-  message::MessageRef message = message::MessageRef::Create("t", {}, 0, false);
-  counting.store(false);
-  delete number;
-  message.reset();
-  EXPECT_EQ(allocations.load(), kCountsMessages ? 2u : 1u);
+  EXPECT_EQ(alloc_counting::AllocationsOfOneNew(), 1u);
+  const size_t allocations = AllocationsDuring(
+      [] { message::MessageRef message = message::MessageRef::Create("t", {}, 0, false); });
+  EXPECT_EQ(allocations, kCountsMessages ? 1u : 0u);
 }
 
 constexpr int kSubscribersPerShard = 3;
@@ -237,17 +232,16 @@ TEST_P(SteadyStateNoAllocTest, NoAllocationPerDelivery) {
       << "every subscriber gets every message";
 
   messages_freed.store(0);
-  allocations.store(0);
-  counting.store(true);
-  for (int round = 0; round < kCountedMessages / messages_per_round; ++round) Round();
-  counting.store(false);
+  const size_t allocations = AllocationsDuring([&] {
+    for (int round = 0; round < kCountedMessages / messages_per_round; ++round) Round();
+  });
 
   const uint64_t messages = kCountedMessages;
   const uint64_t deliveries = Deliveries() - deliveries_before;
   EXPECT_EQ(deliveries, messages * 2 * kSubscribersPerShard);
   EXPECT_EQ(messages_freed.load(), messages) << "every message delivered, acknowledged, freed";
-  EXPECT_EQ(allocations.load(), kCountsMessages ? messages : 0)
-      << "one allocation per PUBLISH (its Message) and none per delivery: " << allocations.load()
+  EXPECT_EQ(allocations, kCountsMessages ? messages : 0)
+      << "one allocation per PUBLISH (its Message) and none per delivery: " << allocations
       << " allocations for " << messages << " messages, " << deliveries << " deliveries";
   for (const Client* subscriber : subscribers_) {
     EXPECT_EQ(subscriber->connection.state(), net::Connection::State::kOpen);
