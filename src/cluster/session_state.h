@@ -82,7 +82,7 @@ struct StateMessage {
   uint16_t packet_id = 0;
   StateStage stage = StateStage::kQueued;
   // MQTT 5.0 (empty / false for 3.1.1 publishers and in "RS2").
-  std::string_view properties;  // the publisher's property block, without its length
+  std::string_view properties = {};  // the publisher's property block, without its length
   bool expires = false;         // it has a Message Expiry Interval
   uint64_t expiry_left_ms = 0;  // the time left of it (0 unless `expires`)
 };
