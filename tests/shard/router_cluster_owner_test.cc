@@ -658,6 +658,36 @@ TEST_F(RouterClusterOwnerTest, AStateWithABadPropertyBlockIsRefusedWholeAndCount
   EXPECT_TRUE(client.recorded.empty()) << "nothing of it merged";
 }
 
+class RouterMovedExpiryBoundTest : public RouterClusterOwnerTest {
+ protected:
+  RouterMovedExpiryBoundTest() { config_.max_message_expiry_s = 10; }
+};
+
+TEST_F(RouterMovedExpiryBoundTest, TheNewNodesMaxMessageExpiryBoundsAMovedMessage) {
+  // As for a message from another node (ClusterMqtt5Fields): this node's max_message_expiry
+  // bounds the time left it is given.
+  const std::string id = harness_->IdOn(0, "dev5");
+  Client& client = harness_->Connect(MovedConnect5(id, kMovedSessionExpiry));
+  client.record = true;
+  const std::vector<Published> claims = Claims(0);
+  ASSERT_EQ(claims.size(), 1u);
+  const harness::Bytes block = MovedBlock(60);
+  std::string state;
+  cluster::SessionStateWriter writer;
+  ASSERT_TRUE(writer.Begin(state, 1 << 20, claims[0].key, id));
+  ASSERT_TRUE(writer.AddMessage(
+      {.topic = "s/a", .payload = "a", .qos = 1,
+       .properties = std::string_view(reinterpret_cast<const char*>(block.data()), block.size()),
+       .expires = true, .expiry_left_ms = 50'000}));
+  writer.End();
+  DeliverState(0, state);
+  const std::vector<mqtt::Publish> publishes = MovedPublishes(client);
+  ASSERT_EQ(publishes.size(), 1u);
+  int64_t expiry_s = 0;
+  EXPECT_EQ(MovedPropertiesOf(publishes[0], expiry_s), MovedExpected());
+  EXPECT_EQ(expiry_s, 10);
+}
+
 // ---- claims lane: batches (cluster_owner.h, "Batches") ----
 
 TEST_F(RouterClusterOwnerTest, ConnectsWithinTheWindowGoInOneNatsMessage) {
