@@ -24,8 +24,8 @@ void SetU32(std::string& out, size_t at, uint32_t value) {
 constexpr size_t kFixedBytes = 3 + 8 + 2 + 2 + 4 + 2;
 constexpr size_t kSubscriptionFixedBytes = 2 + 1 + 4;
 constexpr size_t kMessageFixedBytes = 2 + 4 + 1 + 1 + 2 + 1;  // "RS2"
-constexpr size_t kPropertiesLengthBytes = 4;                 // "RS3": u32 n before the block
-constexpr size_t kExpiryBytes = 8;                           // "RS3", a message that expires
+constexpr size_t kPropertiesLengthBytes = 4;                  // "RS3": u32 n before the block
+constexpr size_t kExpiryBytes = 8;                            // "RS3", a message that expires
 constexpr size_t kInboundCountBytes = 2;  // reserved by kFixedBytes, written last
 
 }  // namespace
@@ -86,9 +86,9 @@ bool SessionStateWriter::AddMessage(const StateMessage& message) {
   const bool mqtt5 = version_ == kSessionStateVersion;
   RINGMQ_ASSERT(mqtt5 || (message.properties.empty() && !message.expires));
   std::string& out = *out_;
-  const size_t mqtt5_bytes =
-      mqtt5 ? kPropertiesLengthBytes + message.properties.size() + (message.expires ? kExpiryBytes : 0)
-            : 0;
+  const size_t mqtt5_bytes = mqtt5 ? kPropertiesLengthBytes + message.properties.size() +
+                                         (message.expires ? kExpiryBytes : 0)
+                                   : 0;
   if (messages_ == UINT32_MAX || message.payload.size() > UINT32_MAX ||
       message.properties.size() > UINT32_MAX ||
       out.size() + kInboundCountBytes + kMessageFixedBytes + message.topic.size() +

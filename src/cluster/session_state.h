@@ -83,8 +83,8 @@ struct StateMessage {
   StateStage stage = StateStage::kQueued;
   // MQTT 5.0 (empty / false for 3.1.1 publishers and in "RS2").
   std::string_view properties = {};  // the publisher's property block, without its length
-  bool expires = false;         // it has a Message Expiry Interval
-  uint64_t expiry_left_ms = 0;  // the time left of it (0 unless `expires`)
+  bool expires = false;              // it has a Message Expiry Interval
+  uint64_t expiry_left_ms = 0;       // the time left of it (0 unless `expires`)
 };
 
 // Builds one state message: Begin, then subscriptions, then messages, then inbound QoS 2 packet
@@ -168,7 +168,7 @@ inline bool ValidStage(const StateMessage& message, uint8_t stage) {
 // the Message's bound.
 bool ValidProperties(std::string_view block);
 
-// Reads one message's fields after the topic and payload lengths' checks (Walk).
+// Reads one message of a state in format `version` (Walk): false if it is not well-formed.
 inline bool ReadMessage(Reader& reader, char version, StateMessage& message) {
   uint16_t length16 = 0;
   uint32_t length32 = 0;
@@ -190,7 +190,8 @@ inline bool ReadMessage(Reader& reader, char version, StateMessage& message) {
     }
   }
   // Message::Create's bound: the PUBLISH it came in had a valid remaining length.
-  if (2 + message.topic.size() + 2 + message.payload.size() > mqtt::kMaxRemainingLength) {
+  if (2 + message.topic.size() + (message.qos > 0 ? 2 : 0) + message.payload.size() >
+      mqtt::kMaxRemainingLength) {
     return false;
   }
   if (!ValidStage(message, stage)) return false;

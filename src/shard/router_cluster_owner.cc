@@ -325,8 +325,8 @@ void Router::SendSessionState(uint32_t index, uint64_t key, std::string_view rep
          .retain = retain,
          .packet_id = packet_id,
          .stage = packet_id != 0 ? cluster::StateStage::kInFlight : cluster::StateStage::kQueued,
-         .properties = std::string_view(reinterpret_cast<const char*>(properties.data()),
-                                        properties.size()),
+         .properties =
+             std::string_view(reinterpret_cast<const char*>(properties.data()), properties.size()),
          .expires = message->has_expiry(),
          .expiry_left_ms = deadline_ms > now_ms ? deadline_ms - now_ms : 0});
   });
@@ -392,7 +392,8 @@ void Router::OnSessionState(std::string_view bytes) {
         const auto* payload = reinterpret_cast<const uint8_t*>(state.payload.data());
         message::MessageRef message = message::MessageRef::Create(
             state.topic, std::span<const uint8_t>(payload, state.payload.size()), state.qos,
-            state.retain, NextOrigin(), MovedMqtt5Fields(state, services_.now_ms(), max_message_expiry_s_));
+            state.retain, NextOrigin(),
+            MovedMqtt5Fields(state, services_.now_ms(), max_message_expiry_s_));
         if (state.stage == cluster::StateStage::kInFlight) {
           if (restore) {  // resent with DUP and its packet id at the Attach (MQTT-4.4.0-1)
             session.RestoreInflight(std::move(message), state.qos, state.retain,

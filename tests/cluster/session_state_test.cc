@@ -265,15 +265,23 @@ std::string PropertiesSample(char version = kSessionStateVersion) {
   EXPECT_TRUE(writer.Begin(out, 4096, 5, "c5", version));
   EXPECT_TRUE(writer.AddSubscription({.filter = "t/#", .options = 1}));
   if (version == kSessionStateVersion) {
-    EXPECT_TRUE(writer.AddMessage({.topic = "t/1", .payload = "in flight", .qos = 1,
-                                   .packet_id = 3, .stage = StateStage::kInFlight,
-                                   .properties = block, .expires = true,
+    EXPECT_TRUE(writer.AddMessage({.topic = "t/1",
+                                   .payload = "in flight",
+                                   .qos = 1,
+                                   .packet_id = 3,
+                                   .stage = StateStage::kInFlight,
+                                   .properties = block,
+                                   .expires = true,
                                    .expiry_left_ms = 59'250}));
-    EXPECT_TRUE(writer.AddMessage({.topic = "t/2", .payload = "queued", .qos = 1,
-                                   .properties = block}));
-    EXPECT_TRUE(writer.AddMessage({.topic = "t/3", .payload = "expired", .qos = 1,
-                                   .packet_id = 4, .stage = StateStage::kInFlight,
-                                   .expires = true, .expiry_left_ms = 0}));
+    EXPECT_TRUE(
+        writer.AddMessage({.topic = "t/2", .payload = "queued", .qos = 1, .properties = block}));
+    EXPECT_TRUE(writer.AddMessage({.topic = "t/3",
+                                   .payload = "expired",
+                                   .qos = 1,
+                                   .packet_id = 4,
+                                   .stage = StateStage::kInFlight,
+                                   .expires = true,
+                                   .expiry_left_ms = 0}));
   }
   EXPECT_TRUE(writer.AddMessage({.topic = "t/4", .payload = "3.1.1", .qos = 0, .retain = true}));
   EXPECT_TRUE(writer.AddInboundQos2(9));
@@ -283,8 +291,8 @@ std::string PropertiesSample(char version = kSessionStateVersion) {
 
 TEST(SessionStateTest, EveryForwardedPropertyAndTheExpiryLeftRoundTripInOrder) {
   const std::string block = EveryForwardedProperty();
-  const auto bytes = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(block.data()),
-                                              block.size());
+  const auto bytes =
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(block.data()), block.size());
   ASSERT_EQ(mqtt::ValidateProperties(bytes, mqtt::PacketBit(mqtt::PacketType::kPublish)),
             mqtt::Violation::kNone);
   const std::string state = PropertiesSample();
@@ -334,16 +342,18 @@ TEST(SessionStateTest, BadPropertyFieldsRefuseTheWholeState) {
       {"identifier 0", std::string("\x00\x01", 2)},
       {"a CONNECT property (Session Expiry Interval)",
        MovedProperties().Integer(PropertyId::kSessionExpiryInterval, 5).block()},
-      {"Content Type twice",
-       MovedProperties().String(PropertyId::kContentType, "a").String(PropertyId::kContentType, "b")
-           .block()},
+      {"Content Type twice", MovedProperties()
+                                 .String(PropertyId::kContentType, "a")
+                                 .String(PropertyId::kContentType, "b")
+                                 .block()},
       {"wildcard in a Response Topic (MQTT-3.3.2-14)",
        MovedProperties().String(PropertyId::kResponseTopic, "a/+").block()},
       {"Payload Format Indicator 2", MovedProperties().Raw(std::string("\x01\x02", 2)).block()},
       {"invalid UTF-8 (MQTT-1.5.4-1)",
        MovedProperties().Raw(std::string("\x03\x00\x01\xff", 4)).block()},
       {"U+0000 (MQTT-1.5.4-2)", MovedProperties().Raw(std::string("\x03\x00\x01\x00", 4)).block()},
-      {"a string longer than the block", MovedProperties().Raw(std::string("\x03\x00\x09z", 4)).block()},
+      {"a string longer than the block",
+       MovedProperties().Raw(std::string("\x03\x00\x09z", 4)).block()},
       {"Will Delay Interval beside a Subscription Identifier (neither a will's nor a PUBLISH's)",
        MovedProperties()
            .Integer(PropertyId::kWillDelayInterval, 5)
@@ -413,8 +423,12 @@ TEST(SessionStateTest, TheFormatBeforePropertiesIsStillMerged) {
 
 TEST(SessionStateTest, PropertiesAndTheExpiryCountTowardsTheByteBound) {
   const std::string block = EveryForwardedProperty();
-  const StateMessage message{.topic = "t", .payload = "p", .qos = 1, .properties = block,
-                             .expires = true, .expiry_left_ms = 1000};
+  const StateMessage message{.topic = "t",
+                             .payload = "p",
+                             .qos = 1,
+                             .properties = block,
+                             .expires = true,
+                             .expiry_left_ms = 1000};
   std::string out;
   SessionStateWriter writer;
   ASSERT_TRUE(writer.Begin(out, SIZE_MAX, 1, "c"));

@@ -18,9 +18,9 @@
 #include "mqtt/codec.h"
 #include "mqtt/packet.h"
 #include "mqtt/properties.h"
+#include "shard/cluster_harness.h"
 #include "shard/cluster_owner.h"
 #include "shard/outbox.h"
-#include "shard/cluster_harness.h"
 #include "shard/router_harness.h"
 #include "shard/shared_state.h"
 
@@ -460,8 +460,10 @@ std::vector<std::string> MovedPropertiesOf(const mqtt::Publish& publish, int64_t
 
 const std::vector<std::string>& MovedExpected() {
   static const std::vector<std::string> expected = {
-      "format=1",      "content=text/plain", "response=reply/to",
-      "correlation=" + std::string("\x00\xff\r\n", 4), "user k=2", "user other=x", "user k=1"};
+      "format=1",          "content=text/plain",
+      "response=reply/to", "correlation=" + std::string("\x00\xff\r\n", 4),
+      "user k=2",          "user other=x",
+      "user k=1"};
   return expected;
 }
 
@@ -505,12 +507,13 @@ TEST_F(RouterClusterOwnerTest, AYieldingSessionSendsItsMessagesPropertiesAndTheE
   const harness::Bytes short_lived = MovedBlock(1);
   const auto publish = [&](std::string_view topic, std::span<const uint8_t> properties,
                            uint16_t packet_id) {
-    harness_->Send(publisher, MovedEncode5(mqtt::Publish{.topic = topic,
-                                                         .payload = "m",
-                                                         .qos = mqtt::QoS::k1,
-                                                         .retain = false,
-                                                         .packet_id = packet_id,
-                                                         .properties = mqtt::Properties(properties)}));
+    harness_->Send(publisher,
+                   MovedEncode5(mqtt::Publish{.topic = topic,
+                                              .payload = "m",
+                                              .qos = mqtt::QoS::k1,
+                                              .retain = false,
+                                              .packet_id = packet_id,
+                                              .properties = mqtt::Properties(properties)}));
   };
   publish("p/every", block, 1);
   publish("p/expires", short_lived, 2);
@@ -536,13 +539,13 @@ TEST_F(RouterClusterOwnerTest, AYieldingSessionSendsItsMessagesPropertiesAndTheE
       state, [&](uint64_t, std::string_view) { return true; },
       [&](const cluster::StateSubscription&) {},
       [&](const cluster::StateMessage& m) {
-        messages.push_back(std::string(m.topic) + (m.expires ? " left " : " no expiry ") +
-                           std::to_string(m.expiry_left_ms) +
-                           (m.properties == std::string_view(
-                                                reinterpret_cast<const char*>(block.data()),
-                                                block.size())
-                                ? " publisher's block"
-                                : " block of " + std::to_string(m.properties.size())));
+        messages.push_back(
+            std::string(m.topic) + (m.expires ? " left " : " no expiry ") +
+            std::to_string(m.expiry_left_ms) +
+            (m.properties ==
+                     std::string_view(reinterpret_cast<const char*>(block.data()), block.size())
+                 ? " publisher's block"
+                 : " block of " + std::to_string(m.properties.size())));
       }));
   EXPECT_EQ(messages, (std::vector<std::string>{"p/every left 58500 publisher's block",
                                                 "p/none no expiry 0 block of 0"}));
@@ -560,11 +563,17 @@ TEST_F(RouterClusterOwnerTest, MovedMessagesReachA5ClientWithEveryPropertyAndThe
   cluster::SessionStateWriter writer;
   ASSERT_TRUE(writer.Begin(state, 1 << 20, claims[0].key, id));
   ASSERT_TRUE(writer.AddSubscription({.filter = "s/#", .options = 1}));
-  ASSERT_TRUE(writer.AddMessage({.topic = "s/every", .payload = "a", .qos = 1,
-                                 .properties = block_view, .expires = true,
+  ASSERT_TRUE(writer.AddMessage({.topic = "s/every",
+                                 .payload = "a",
+                                 .qos = 1,
+                                 .properties = block_view,
+                                 .expires = true,
                                  .expiry_left_ms = 29'001}));
-  ASSERT_TRUE(writer.AddMessage({.topic = "s/expired", .payload = "b", .qos = 1,
-                                 .properties = block_view, .expires = true,
+  ASSERT_TRUE(writer.AddMessage({.topic = "s/expired",
+                                 .payload = "b",
+                                 .qos = 1,
+                                 .properties = block_view,
+                                 .expires = true,
                                  .expiry_left_ms = 0}));
   ASSERT_TRUE(writer.AddMessage({.topic = "s/none", .payload = "c", .qos = 1}));
   writer.End();
@@ -595,11 +604,17 @@ TEST_F(RouterClusterOwnerTest, AMovedMessageWaitingOfflineExpiresOnTheNewNodesCl
   std::string state;
   cluster::SessionStateWriter writer;
   ASSERT_TRUE(writer.Begin(state, 1 << 20, claims[0].key, id));
-  ASSERT_TRUE(writer.AddMessage({.topic = "s/short", .payload = "a", .qos = 1,
-                                 .properties = block_view, .expires = true,
+  ASSERT_TRUE(writer.AddMessage({.topic = "s/short",
+                                 .payload = "a",
+                                 .qos = 1,
+                                 .properties = block_view,
+                                 .expires = true,
                                  .expiry_left_ms = 2'000}));
-  ASSERT_TRUE(writer.AddMessage({.topic = "s/long", .payload = "b", .qos = 1,
-                                 .properties = block_view, .expires = true,
+  ASSERT_TRUE(writer.AddMessage({.topic = "s/long",
+                                 .payload = "b",
+                                 .qos = 1,
+                                 .properties = block_view,
+                                 .expires = true,
                                  .expiry_left_ms = 10'000}));
   writer.End();
   DeliverState(0, state);
@@ -625,8 +640,8 @@ TEST_F(RouterClusterOwnerTest, AStateInTheFormatBeforePropertiesStillMerges) {
   ASSERT_EQ(claims.size(), 1u);
   std::string state;
   cluster::SessionStateWriter writer;
-  ASSERT_TRUE(writer.Begin(state, 1 << 20, claims[0].key, id,
-                           cluster::kSessionStateVersionNoProperties));
+  ASSERT_TRUE(
+      writer.Begin(state, 1 << 20, claims[0].key, id, cluster::kSessionStateVersionNoProperties));
   ASSERT_TRUE(writer.AddSubscription({.filter = "s/#", .options = 1}));
   ASSERT_TRUE(writer.AddMessage({.topic = "s/a", .payload = "queued", .qos = 1}));
   writer.End();
@@ -649,7 +664,9 @@ TEST_F(RouterClusterOwnerTest, AStateWithABadPropertyBlockIsRefusedWholeAndCount
   ASSERT_TRUE(writer.AddSubscription({.filter = "s/#", .options = 1}));
   ASSERT_TRUE(writer.AddMessage({.topic = "s/a", .payload = "good", .qos = 1}));
   // A Topic Alias of 0 (5.0:3.3.2.3.4: not permitted).
-  ASSERT_TRUE(writer.AddMessage({.topic = "s/b", .payload = "bad", .qos = 1,
+  ASSERT_TRUE(writer.AddMessage({.topic = "s/b",
+                                 .payload = "bad",
+                                 .qos = 1,
                                  .properties = std::string_view("\x23\x00\x00", 3)}));
   writer.End();
   DeliverState(0, state);
@@ -676,9 +693,12 @@ TEST_F(RouterMovedExpiryBoundTest, TheNewNodesMaxMessageExpiryBoundsAMovedMessag
   cluster::SessionStateWriter writer;
   ASSERT_TRUE(writer.Begin(state, 1 << 20, claims[0].key, id));
   ASSERT_TRUE(writer.AddMessage(
-      {.topic = "s/a", .payload = "a", .qos = 1,
+      {.topic = "s/a",
+       .payload = "a",
+       .qos = 1,
        .properties = std::string_view(reinterpret_cast<const char*>(block.data()), block.size()),
-       .expires = true, .expiry_left_ms = 50'000}));
+       .expires = true,
+       .expiry_left_ms = 50'000}));
   writer.End();
   DeliverState(0, state);
   const std::vector<mqtt::Publish> publishes = MovedPublishes(client);
