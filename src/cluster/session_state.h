@@ -169,7 +169,10 @@ inline bool ValidStage(const StateMessage& message, uint8_t stage) {
 bool ValidProperties(std::string_view block);
 
 // Reads one message of a state in format `version` (Walk): false if it is not well-formed.
-inline bool ReadMessage(Reader& reader, char version, StateMessage& message) {
+// `check_properties` false skips the property block's validation (Walk's second pass, over
+// bytes its first pass checked).
+inline bool ReadMessage(Reader& reader, char version, bool check_properties,
+                        StateMessage& message) {
   uint16_t length16 = 0;
   uint32_t length32 = 0;
   uint8_t flags = 0;
@@ -185,7 +188,7 @@ inline bool ReadMessage(Reader& reader, char version, StateMessage& message) {
   if (version == kSessionStateVersion) {
     if (message.expires && !reader.U64(message.expiry_left_ms)) return false;
     if (!reader.U32(length32) || !reader.Bytes(length32, message.properties) ||
-        !ValidProperties(message.properties)) {
+        (check_properties && !ValidProperties(message.properties))) {
       return false;
     }
   }
@@ -231,7 +234,7 @@ bool Walk(std::string_view bytes, bool emit, OnHeader& on_header, OnSubscription
   if (!reader.U32(messages)) return false;
   for (uint32_t i = 0; i < messages; ++i) {
     StateMessage message;
-    if (!ReadMessage(reader, version, message)) return false;
+    if (!ReadMessage(reader, version, /*check_properties=*/!emit, message)) return false;
     if (emit) on_message(message);
   }
   uint16_t inbound = 0;
