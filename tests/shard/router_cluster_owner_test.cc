@@ -633,6 +633,47 @@ TEST_F(RouterClusterOwnerTest, AMovedMessageWaitingOfflineExpiresOnTheNewNodesCl
   EXPECT_EQ(counters(0).messages_expired.Load(), expired_before + 1);
 }
 
+TEST_F(RouterClusterOwnerTest, ARestoredInFlightMessageIsResentWithItsPropertiesEvenExpired) {
+  // MQTT-4.4.0-1: restored in flight (no connection used the session yet), it is resent with
+  // DUP, its packet id and its properties; its delivery started on the old node, so 0 ms left
+  // does not stop it (5.0:3.3.2.3.3), and it goes with a Message Expiry Interval of 0.
+  const std::string id = harness_->IdOn(0, "dev5");
+  Client& first = harness_->Connect(MovedConnect5(id, kMovedSessionExpiry));
+  const std::vector<Published> claims = Claims(0);
+  ASSERT_EQ(claims.size(), 1u);
+  harness_->Drop(first);
+  const harness::Bytes block = MovedBlock(60);
+  const std::string_view block_view(reinterpret_cast<const char*>(block.data()), block.size());
+  std::string state;
+  cluster::SessionStateWriter writer;
+  ASSERT_TRUE(writer.Begin(state, 1 << 20, claims[0].key, id));
+  ASSERT_TRUE(writer.AddMessage({.topic = "s/inflight",
+                                 .payload = "a",
+                                 .qos = 1,
+                                 .packet_id = 5,
+                                 .stage = cluster::StateStage::kInFlight,
+                                 .properties = block_view,
+                                 .expires = true,
+                                 .expiry_left_ms = 0}));
+  writer.End();
+  DeliverState(0, state);
+  ASSERT_EQ(counters(0).cluster_owner_states_merged.Load(), 1u);
+  ASSERT_EQ(counters(0).cluster_session_inflight_restored.Load(), 1u);
+  const uint64_t expired_before = counters(0).messages_expired.Load();
+  Client& again = harness_->Connect(MovedConnect5(id, kMovedSessionExpiry));
+  again.record = true;
+  harness_->Settle();
+  const std::vector<mqtt::Publish> publishes = MovedPublishes(again);
+  ASSERT_EQ(publishes.size(), 1u);
+  EXPECT_EQ(publishes[0].topic, "s/inflight");
+  EXPECT_TRUE(publishes[0].dup);
+  EXPECT_EQ(publishes[0].packet_id, 5u);
+  int64_t expiry_s = -1;
+  EXPECT_EQ(MovedPropertiesOf(publishes[0], expiry_s), MovedExpected());
+  EXPECT_EQ(expiry_s, 0);
+  EXPECT_EQ(counters(0).messages_expired.Load(), expired_before);
+}
+
 TEST_F(RouterClusterOwnerTest, AStateInTheFormatBeforePropertiesStillMerges) {
   const std::string id = harness_->IdOn(0, "dev");
   Client& client = harness_->Connect(id, /*clean_session=*/false);
