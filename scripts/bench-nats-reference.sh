@@ -10,6 +10,12 @@
 #     mqtt-pairs-q1       pairs 500, QoS 1 (NATS keeps QoS 1 state in JetStream)
 #     mqtt-connect        connect + CONNACK + DISCONNECT, 32 clients on 2 generator threads
 #   reported as delivered msgs (accepted CONNECTs) per second and per nats-server CPU-second.
+#   The same four on NATS MQTT clustered by NATS itself (what a user would deploy instead of a
+#   ringmq cluster): 3 nats-servers with routes, JetStream clustered, an `mqtt` listener on
+#   each, default stream replicas; ringmq-bench gets the three MQTT ports and places clients as
+#   it does for a ringmq cluster (publishers and subscribers on different servers, connectors
+#   spread), every server's CPU counted:
+#     mqtt3-fanin-q0, mqtt3-pairs-q0, mqtt3-pairs-q1, mqtt3-connect
 #
 #   Core NATS with no MQTT, under ringmq-nats-bench (bench/nats/): the floor cost of the hop
 #   between ringmq nodes:
@@ -139,6 +145,67 @@ EOF
   wait_port "$mqtt_port" "$!" "$out/$1-server.log"
 }
 
+# start_mqtt_cluster N NAME: N clustered nats-servers, JetStream clustered, an MQTT listener on
+# each; sets mqtt_ports and server_pids. Ready once every MQTT listener answers a CONNECT with
+# CONNACK 0 (NATS's MQTT needs its JetStream meta leader and its streams), within 60 s.
+start_mqtt_cluster() {
+  local n=$1 name=$2 i j
+  local dir=$work/mqtt-$name
+  mkdir -p "$dir"
+  mqtt_ports=()
+  server_pids=()
+  local nats_ports=() route_ports=()
+  for ((i = 0; i < n; i++)); do
+    nats_ports+=("$(free_port)")
+    route_ports+=("$(free_port)")
+    mqtt_ports+=("$(free_port)")
+  done
+  for ((i = 0; i < n; i++)); do
+    {
+      echo "server_name: mqtt$i"
+      echo "listen: 127.0.0.1:${nats_ports[$i]}"
+      echo "jetstream { store_dir: \"$dir/js$i\" }"
+      echo "mqtt { listen: 127.0.0.1:${mqtt_ports[$i]} }"
+      echo "cluster {"
+      echo "  name: mqtt-reference"
+      echo "  listen: 127.0.0.1:${route_ports[$i]}"
+      echo "  routes: ["
+      for ((j = 0; j < n; j++)); do
+        [[ $j -ne $i ]] && echo "    nats-route://127.0.0.1:${route_ports[$j]}"
+      done
+      echo "  ]"
+      echo "}"
+    } >"$dir/mqtt$i.conf"
+    "$NATS" -c "$dir/mqtt$i.conf" >"$out/$name-server$i.log" 2>&1 &
+    pids+=($!)
+    server_pids+=("$!")
+  done
+  for ((i = 0; i < n; i++)); do
+    wait_port "${mqtt_ports[$i]}" "${server_pids[$i]}" "$out/$name-server$i.log" || return 1
+  done
+  "$PY" - "${mqtt_ports[@]}" <<'EOF' || { say "NATS MQTT cluster not ready within 60 s"; return 1; }
+import socket, sys, time
+deadline = time.monotonic() + 60
+for port in map(int, sys.argv[1:]):
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), 2) as s:
+                s.settimeout(5)
+                cid = f"ready-{port}".encode()
+                body = b"\x00\x04MQTT\x04\x02\x00\x3c" + len(cid).to_bytes(2, "big") + cid
+                s.sendall(bytes([0x10, len(body)]) + body)
+                ack = s.recv(4)
+                if ack[:2] == b"\x20\x02" and ack[3:4] == b"\x00":
+                    s.sendall(b"\xe0\x00")
+                    break
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            sys.exit(1)
+        time.sleep(0.25)
+EOF
+}
+
 # start_core N NAME [JS]: N clustered nats-servers (JetStream only with JS=1, else core routing
 # only); sets client_ports and server_pids.
 start_core() {
@@ -236,6 +303,38 @@ mqtt_run() {
   stop_servers
 }
 
+# mqtt_cluster_run NAME SERVERS BENCH_ARGS...: NATS MQTT on SERVERS clustered nats-servers.
+mqtt_cluster_run() {
+  local name=$1 n=$2
+  shift 2
+  selected "$name" || return 0
+  note_load "$name"
+  if ! start_mqtt_cluster "$n" "$name"; then
+    say "FAIL $name: clustered nats-servers with MQTT did not start"
+    failures=$((failures + 1))
+    stop_servers
+    return
+  fi
+  local rc=0 ports pid_list
+  ports=$(IFS=,; echo "${mqtt_ports[*]}")
+  pid_list=$(IFS=,; echo "${server_pids[*]}")
+  # Setup is not measured; NATS MQTT creates every session's JetStream state replicated on
+  # three servers, which takes minutes for 1000 QoS 1 clients on a loaded machine.
+  # Clients are set up a few at a time: NATS MQTT refuses QoS 1 subscriptions (SUBACK 0x80) when
+  # the JetStream consumers of a burst of them cannot be created in time.
+  timeout --kill-after=10 600 "$BENCH" "$@" --setup-timeout 300 --handshakes 4 --port "$ports" \
+    --broker-pid "$pid_list" \
+    --label "nats-mqtt-$n" --json "$out/$name.json" --quiet >"$out/$name.txt" 2>"$work/err" || rc=$?
+  say "$name: $(cat "$out/$name.txt")"
+  if [[ $rc -ne 0 ]]; then
+    say "FAIL $name (ringmq-bench exit status $rc)"
+    sed 's/^/    /' "$work/err" >&2
+    failures=$((failures + 1))
+  fi
+  rows+=("$name")
+  stop_servers
+}
+
 # core_run NAME SERVERS SCENARIO ARGS...: with 2 servers, publishers on the first and
 # subscribers on the second. JS=1 in the environment: the servers run JetStream.
 core_run() {
@@ -280,6 +379,10 @@ mqtt_run mqtt-fanin-q0 fanin --qos 0 "${P[@]}" "${FANIN[@]}" "${D[@]}"
 mqtt_run mqtt-pairs-q0 pairs --qos 0 "${P[@]}" "${PAIRS[@]}" "${D[@]}"
 mqtt_run mqtt-pairs-q1 pairs --qos 1 "${P[@]}" "${PAIRS[@]}" "${D[@]}"
 mqtt_run mqtt-connect connect --clients 32 --threads 2 "${D[@]}"
+mqtt_cluster_run mqtt3-fanin-q0 3 fanin --qos 0 "${P[@]}" "${FANIN[@]}" "${D[@]}"
+mqtt_cluster_run mqtt3-pairs-q0 3 pairs --qos 0 "${P[@]}" "${PAIRS[@]}" "${D[@]}"
+mqtt_cluster_run mqtt3-pairs-q1 3 pairs --qos 1 "${P[@]}" "${PAIRS[@]}" "${D[@]}"
+mqtt_cluster_run mqtt3-connect 3 connect --clients 32 --threads 2 "${D[@]}"
 
 for n in 1 2; do
   # The shape of a ringmq node's NATS link: one publishing and one subscribing connection
@@ -319,7 +422,7 @@ for name in rows:
             done = r["connect"]["accepted"]
         else:
             done = r["messages"]["delivered"]
-        rate = done / r["measured_s"]
+        rate = done / r["measured_s"] if r["measured_s"] else 0  # 0: the run failed in setup
         per_cpu = done / cpu if cpu else 0
         lat = r.get("latency_us", {})
         print(f"| {name} | {rate:,.0f} | {cpu:.2f} | {per_cpu:,.0f} | "

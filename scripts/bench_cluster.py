@@ -17,8 +17,10 @@ Scenarios on each (ringmq-bench; the standard shapes of scripts/bench-compare.sh
   connect              CONNECT + CONNACK + DISCONNECT, 32 connectors on 2 generator threads,
                        also on the cluster's nodes without [cluster] ("unclustered")
 The CPU counted is every ringmq node's and every nats-server's (ringmq-bench --broker-pid with
-all their pids), over the measured window. The reference: scripts/bench-nats-reference.sh's
-mqtt-fanin-q0, mqtt-pairs-q1 and mqtt-connect, in the same run.
+all their pids), over the measured window. The references, in the same run: NATS MQTT on one
+nats-server (scripts/bench-nats-reference.sh's mqtt-fanin-q0, mqtt-pairs-q0, mqtt-pairs-q1,
+mqtt-connect) and, with --nodes 3, NATS MQTT clustered by NATS on three (its mqtt3-* runs: the
+deployment a user would pick instead of a ringmq cluster; clients placed as for the cluster).
 
 Nothing is left behind: nodes and servers are stopped in `finally` blocks (Ctrl-C included), and
 the nats-servers and ringmq-bench die with this process even if it is killed outright
@@ -205,25 +207,20 @@ def summarize(result):
     }
 
 
-# NATS MQTT's runs (scripts/bench-nats-reference.sh) beside the scenarios they compare with.
-REFERENCE_RUNS = (("fanin-q0", "mqtt-fanin-q0"), ("pairs-q0", "mqtt-pairs-q0"),
-                  ("pairs-q1", "mqtt-pairs-q1"), ("connect", "mqtt-connect"))
+# NATS MQTT's runs (scripts/bench-nats-reference.sh) beside the scenarios they compare with:
+# (reference label, scenario, run name); the clustered ones run with --nodes 3 only.
+REF_ONE = "NATS MQTT (reference)"
+REF_THREE = "NATS MQTT 3 nodes (reference)"
+REFERENCE_RUNS = tuple((REF_ONE, scenario, f"mqtt-{scenario}") for scenario in
+                       ("fanin-q0", "pairs-q0", "pairs-q1", "connect")) + tuple(
+    (REF_THREE, scenario, f"mqtt3-{scenario}") for scenario in
+    ("fanin-q0", "pairs-q0", "pairs-q1", "connect"))
 
 
-def run_reference(out, quick, scenarios):
-    """scripts/bench-nats-reference.sh's NATS-MQTT runs of `scenarios`; {scenario: summary}."""
-    ref_out = os.path.join(out, "reference")
-    runs = [run for scenario, run in REFERENCE_RUNS if scenario in scenarios]
-    if not runs:
-        return {}
-    argv = [os.path.join(ROOT, "scripts", "bench-nats-reference.sh"), "--no-build", "--out",
-            ref_out, "--only", ",".join(runs)]
-    if quick:
-        argv.append("--quick")
-    subprocess.run(argv, timeout=3 * RUN_TIMEOUT, preexec_fn=_die_with_parent,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def load_references(ref_out):
+    """{label: {scenario: summary}} from a reference directory's JSON files."""
     refs = {}
-    for scenario, run_name in REFERENCE_RUNS:
+    for label, scenario, run_name in REFERENCE_RUNS:
         path = os.path.join(ref_out, f"{run_name}.json")
         if not os.path.exists(path):
             continue
@@ -231,8 +228,25 @@ def run_reference(out, quick, scenarios):
             r = json.load(f)
         r["ringmq_pids"] = []  # every pid counted is nats-server's
         r["load_average"] = "-"
-        refs[scenario] = summarize(r)
+        refs.setdefault(label, {})[scenario] = summarize(r)
     return refs
+
+
+def run_reference(out, quick, scenarios, nodes):
+    """scripts/bench-nats-reference.sh's NATS-MQTT runs of `scenarios` (the clustered ones if
+    `nodes` is 3); {label: {scenario: summary}}."""
+    ref_out = os.path.join(out, "reference")
+    runs = [run for label, scenario, run in REFERENCE_RUNS
+            if scenario in scenarios and (label == REF_ONE or nodes == 3)]
+    if not runs:
+        return {}
+    argv = [os.path.join(ROOT, "scripts", "bench-nats-reference.sh"), "--no-build", "--out",
+            ref_out, "--only", ",".join(runs)]
+    if quick:
+        argv.append("--quick")
+    subprocess.run(argv, timeout=len(runs) * 2 * RUN_TIMEOUT, preexec_fn=_die_with_parent,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return load_references(ref_out)
 
 
 def table(rows, refs, topologies):
@@ -243,8 +257,8 @@ def table(rows, refs, topologies):
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for scenario, by_topology in rows.items():
         entries = [(t, by_topology.get(t)) for t in topologies if t in by_topology]
-        if scenario in refs:
-            entries.append(("NATS MQTT (reference)", refs[scenario]))
+        entries += [(label, refs[label][scenario]) for label in (REF_ONE, REF_THREE)
+                    if scenario in refs.get(label, {})]
         for topo, s in entries:
             if s is None:
                 lines.append(f"| {scenario} | {topo} | failed | | | | | | | | |")
@@ -254,21 +268,24 @@ def table(rows, refs, topologies):
                 f"{s['nats_us']:.2f} | {s['us_per']:.2f} | {s['per_cpu_s']:,.0f} | "
                 f"{s['p50']:.0f} | {s['p99']:.0f} | {s['verdict']} | {s['load']} |")
     lines += ["", "| scenario | extra CPU µs/msg across nodes | added p50 µs | added p99 µs | "
-              "cluster per CPU-s ÷ one node | cluster per CPU-s ÷ NATS MQTT |",
-              "|---|---:|---:|---:|---:|---:|"]
+              "cluster per CPU-s ÷ one node | cluster per CPU-s ÷ NATS MQTT | "
+              "cluster per CPU-s ÷ NATS MQTT 3 nodes |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
     for scenario, by_topology in rows.items():
         for clustered in ("cluster", "cluster-batch"):
             c, s = by_topology.get(clustered), by_topology.get("single")
-            ref = refs.get(scenario)
             if c is None or s is None:
                 continue
-            vs_ref = (f"{c['per_cpu_s'] / ref['per_cpu_s']:.2f}×" if ref and ref["per_cpu_s"]
-                      else "-")
+            vs = []
+            for label in (REF_ONE, REF_THREE):
+                ref = refs.get(label, {}).get(scenario)
+                vs.append(f"{c['per_cpu_s'] / ref['per_cpu_s']:.2f}×" if ref and ref["per_cpu_s"]
+                          else "-")
             ratio = c["per_cpu_s"] / s["per_cpu_s"] if s["per_cpu_s"] else 0
             label = scenario if clustered == "cluster" else f"{scenario} (batch)"
             lines.append(f"| {label} | {c['us_per'] - s['us_per']:.2f} | "
                          f"{c['p50'] - s['p50']:.0f} | {c['p99'] - s['p99']:.0f} | {ratio:.2f} | "
-                         f"{vs_ref} |")
+                         f"{vs[0]} | {vs[1]} |")
     return "\n".join(lines) + "\n"
 
 
@@ -287,14 +304,7 @@ def retable(out):
     order = ["fanin-q0", "pairs-q0", "fanin-q1", "pairs-q1", "pairs-q0-light", "pairs-q1-light",
              "connect"]
     rows = {k: rows[k] for k in sorted(rows, key=lambda k: order.index(k) if k in order else 99)}
-    refs = {}
-    for scenario, run_name in REFERENCE_RUNS:
-        path = os.path.join(out, "reference", f"{run_name}.json")
-        if os.path.exists(path):
-            with open(path) as f:
-                r = json.load(f)
-            r["ringmq_pids"], r["load_average"] = [], "-"
-            refs[scenario] = summarize(r)
+    refs = load_references(os.path.join(out, "reference"))
     text = table(rows, refs, [t for t in ("cluster", "cluster-batch", "single", "unclustered")
                               if t in topologies])
     with open(os.path.join(out, "table.md"), "w") as f:
@@ -380,7 +390,7 @@ def main():
                     failures += 1
         finally:
             topology.stop()
-    refs = {} if o.no_reference else run_reference(out, o.quick, scenarios)
+    refs = {} if o.no_reference else run_reference(out, o.quick, scenarios, o.nodes)
     text = table(rows, refs, [t.name for t in topologies])
     with open(os.path.join(out, "table.md"), "w") as f:
         f.write(text)

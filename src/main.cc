@@ -152,7 +152,7 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGPIPE);
-  sigaddset(&signals, SIGHUP);  // reloads TLS certificates and the password and ACL files
+  sigaddset(&signals, SIGHUP);  // reloads TLS certificates, password and ACL files, NATS credentials
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   ringmq::Broker broker(config);
@@ -176,7 +176,8 @@ int main(int argc, char** argv) {
     sigwait(&signals, &signal_number);
     if (signal_number == SIGPIPE) continue;
     if (signal_number != SIGHUP) break;
-    RINGMQ_LOG_INFO("received SIGHUP: reloading TLS certificates, password and ACL files");
+    RINGMQ_LOG_INFO(
+        "received SIGHUP: reloading TLS certificates, password and ACL files, NATS credentials");
     broker.Reload().IgnoreError();  // logged; on error the old data stays in use
   }
   RINGMQ_LOG_INFO("received %s: stopping", signal_number == SIGINT ? "SIGINT" : "SIGTERM");

@@ -9,6 +9,10 @@
 // - BM_EncodeDecodeProperties: a typical request/response message (Payload Format Indicator,
 //   expiry, Content Type, Response Topic, 16 bytes of Correlation Data, three user properties,
 //   one of them with CR/LF): encode, header block, decode.
+// - BM_BatchRecord/<0|1> (batchprops lane; cluster/batch.h): the same message as a QoS 0 batch
+//   record instead: the carried properties copied from its block (AppendBatchProperties), the
+//   record appended with the expiry left, then decoded and its properties validated
+//   (NextBatchRecord); /0 is the same record without properties, the reference in this run.
 // items_per_second = messages; each benchmark repeats and reports the median and the spread.
 #include <benchmark/benchmark.h>
 
@@ -19,6 +23,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cluster/batch.h"
 #include "cluster/mqtt5_headers.h"
 #include "cluster/nats_protocol.h"
 #include "mqtt/properties.h"
@@ -109,6 +114,32 @@ void BM_EncodeDecodeProperties(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 
+void BM_BatchRecord(benchmark::State& state) {
+  const std::vector<uint8_t> properties =
+      state.range(0) == 1 ? TypicalProperties() : std::vector<uint8_t>();
+  const std::optional<uint64_t> expiry_left_ms =
+      state.range(0) == 1 ? std::optional<uint64_t>(60'000) : std::nullopt;
+  std::string carried;
+  std::string batch;
+  cluster::BeginBatch(batch, "node-a");
+  const size_t header_size = batch.size();
+  const std::string payload(64, 'p');
+  for (auto _ : state) {
+    carried.clear();
+    cluster::AppendBatchProperties(properties, carried);
+    batch.resize(header_size);
+    cluster::AppendBatchRecord(batch, {.topic = "replies/t",
+                                       .properties = carried,
+                                       .expiry_left_ms = expiry_left_ms,
+                                       .payload = payload});
+    std::string_view records = std::string_view(batch).substr(header_size);
+    cluster::BatchRecord record;
+    benchmark::DoNotOptimize(cluster::NextBatchRecord(records, record));
+    benchmark::DoNotOptimize(record.properties.size());
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
 void Repeated(benchmark::internal::Benchmark* benchmark) {
   bench::ConfigureRepetitions(benchmark, kRepetitions);
 }
@@ -116,6 +147,7 @@ void Repeated(benchmark::internal::Benchmark* benchmark) {
 BENCHMARK(BM_HeaderBlockOnly)->Arg(0)->Arg(1)->Apply(Repeated);
 BENCHMARK(BM_EncodeDecodeNoProperties)->Apply(Repeated);
 BENCHMARK(BM_EncodeDecodeProperties)->Apply(Repeated);
+BENCHMARK(BM_BatchRecord)->Arg(0)->Arg(1)->Apply(Repeated);
 
 }  // namespace
 }  // namespace ringmq

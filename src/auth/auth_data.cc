@@ -48,17 +48,4 @@ bool AuthConfigured(const Config& config) {
   return false;
 }
 
-SharedAuth::~SharedAuth() { delete current_.load(std::memory_order_relaxed); }
-
-void SharedAuth::Replace(std::unique_ptr<AuthData> data, concurrent::EpochDomain* epochs) {
-  const AuthData* previous = current_.exchange(data.release(), std::memory_order_acq_rel);
-  if (previous == nullptr) return;
-  if (epochs == nullptr) {
-    delete previous;
-    return;
-  }
-  epochs->Retire(const_cast<AuthData*>(previous),
-                 [](void* object) { delete static_cast<AuthData*>(object); });
-}
-
 }  // namespace ringmq::auth

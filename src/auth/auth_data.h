@@ -2,8 +2,8 @@
 // and ACL file, loaded at start and again on every SIGHUP (docs/auth.md, "Reload").
 //
 // AuthData is immutable once built. SharedAuth publishes the current one to every shard through
-// an atomic pointer; a replaced AuthData is freed through the shards' QSBR epoch domain
-// (concurrent/epoch.h), so a shard may use the pointer it loaded until the end of its loop
+// an atomic pointer (concurrent/epoch_pointer.h); a replaced AuthData is freed through the
+// shards' QSBR epoch domain, so a shard may use the pointer it loaded until the end of its loop
 // iteration and must not keep it longer. Each AuthData has a version, greater than every earlier one, so
 // caches and per-connection ACLs derived from it can tell they are stale.
 //
@@ -12,7 +12,6 @@
 #ifndef RINGMQ_AUTH_AUTH_DATA_H_
 #define RINGMQ_AUTH_AUTH_DATA_H_
 
-#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -22,6 +21,7 @@
 #include "auth/acl.h"
 #include "auth/password_file.h"
 #include "concurrent/epoch.h"
+#include "concurrent/epoch_pointer.h"
 #include "ringmq/config.h"
 
 namespace ringmq::auth {
@@ -44,23 +44,9 @@ absl::StatusOr<std::unique_ptr<AuthData>> LoadAuthData(const Config& config, uin
 // admission path stays a null check.
 bool AuthConfigured(const Config& config);
 
-class SharedAuth {
- public:
-  SharedAuth() = default;
-  ~SharedAuth();
-  SharedAuth(const SharedAuth&) = delete;
-  SharedAuth& operator=(const SharedAuth&) = delete;
-
-  // The current data, or null before the first Replace.
-  const AuthData* Load() const { return current_.load(std::memory_order_acquire); }
-
-  // Publishes `data`; the previous data is retired into `epochs` (freed once no shard can
-  // still hold it). `epochs` may be null only when no reader runs (start-up, tests).
-  void Replace(std::unique_ptr<AuthData> data, concurrent::EpochDomain* epochs);
-
- private:
-  std::atomic<const AuthData*> current_{nullptr};
-};
+// The current AuthData for every shard (concurrent/epoch_pointer.h): Load() from any shard
+// while online in the epoch domain; Replace() from the broker's main thread.
+using SharedAuth = concurrent::EpochPointer<AuthData>;
 
 }  // namespace ringmq::auth
 

@@ -57,6 +57,35 @@ struct Broker::Running {
 
 namespace {
 
+// The NATS credentials of [cluster] nkey_seed_file (a seed, or a .creds file whose JWT is not
+// used) or credentials_file (a .creds file with its user JWT); null if neither is configured.
+// Read at start and on SIGHUP. Errors name the file; the seed is never logged.
+absl::StatusOr<std::unique_ptr<cluster::UserCredentials>> ReadClusterCredentials(
+    const Config& config) {
+  if (!config.cluster_nkey_seed_file.empty()) {  // natstls lane
+    absl::StatusOr<cluster::Nkey> nkey = cluster::Nkey::FromFile(config.cluster_nkey_seed_file);
+    if (!nkey.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("cluster: ", nkey.status().message()));
+    }
+    RINGMQ_LOG_INFO("cluster: NATS nkey %s", nkey->public_key().c_str());
+    return std::make_unique<cluster::UserCredentials>(
+        cluster::UserCredentials{.jwt = {}, .nkey = std::move(*nkey)});
+  }
+  if (config.cluster_credentials_file.empty()) return nullptr;
+  absl::StatusOr<cluster::UserCredentials> credentials =  // jwt lane
+      cluster::ReadCredentialsFile(config.cluster_credentials_file);
+  if (!credentials.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("cluster: ", credentials.status().message()));
+  }
+  if (credentials->jwt.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cluster: credentials file ", config.cluster_credentials_file,
+                     ": no user JWT (a seed alone goes in nkey_seed_file)"));
+  }
+  RINGMQ_LOG_INFO("cluster: NATS user JWT for nkey %s", credentials->nkey.public_key().c_str());
+  return std::make_unique<cluster::UserCredentials>(std::move(*credentials));
+}
+
 // Cluster over NATS: the node name and the configured NATS host names resolved once, here,
 // so that the shards connect without waiting on DNS. Errors: a URL host that does not resolve.
 absl::Status PrepareCluster(const Config& config, shard::SharedState& shared) {
@@ -88,30 +117,10 @@ absl::Status PrepareCluster(const Config& config, shard::SharedState& shared) {
     freeaddrinfo(found);
     shared.cluster_hosts.push_back(std::move(resolved));
   }
-  if (!config.cluster_nkey_seed_file.empty()) {  // natstls lane
-    absl::StatusOr<cluster::Nkey> nkey = cluster::Nkey::FromFile(config.cluster_nkey_seed_file);
-    if (!nkey.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat("cluster: ", nkey.status().message()));
-    }
-    RINGMQ_LOG_INFO("cluster: NATS nkey %s", nkey->public_key().c_str());
-    shared.cluster_nkey = std::make_unique<const cluster::Nkey>(std::move(*nkey));
-  }
-  if (!config.cluster_credentials_file.empty()) {  // jwt lane
-    absl::StatusOr<cluster::UserCredentials> credentials =
-        cluster::ReadCredentialsFile(config.cluster_credentials_file);
-    if (!credentials.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat("cluster: ", credentials.status().message()));
-    }
-    if (credentials->jwt.empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("cluster: credentials file ", config.cluster_credentials_file,
-                       ": no user JWT (a seed alone goes in nkey_seed_file)"));
-    }
-    RINGMQ_LOG_INFO("cluster: NATS user JWT for nkey %s",
-                    credentials->nkey.public_key().c_str());
-    shared.cluster_user_jwt = std::move(credentials->jwt);
-    shared.cluster_nkey = std::make_unique<const cluster::Nkey>(std::move(credentials->nkey));
-  }
+  absl::StatusOr<std::unique_ptr<cluster::UserCredentials>> credentials =
+      ReadClusterCredentials(config);
+  if (!credentials.ok()) return credentials.status();
+  if (*credentials != nullptr) shared.cluster_credentials.Replace(std::move(*credentials), nullptr);
   RINGMQ_LOG_INFO(
       "cluster: node %s, NATS servers %s, subject prefix \"%s\"", shared.cluster_node_name.c_str(),
       absl::StrJoin(config.cluster_nats_urls, ",").c_str(), config.cluster_subject_prefix.c_str());
@@ -480,6 +489,23 @@ absl::Status Broker::Reload() {
       RINGMQ_LOG_ERROR("reload failed, the listener keeps its current certificates: %s",
                        std::string(status.message()).c_str());
       if (transport_status.ok()) transport_status = status;
+    }
+  }
+  // The NATS credentials: a link's next CONNECT (a reconnect, e.g. after the server ended the
+  // connection when its user JWT expired) uses the new ones; links up stay up. On error the
+  // current ones stay in use.
+  if (config_.clustered() &&
+      (!config_.cluster_nkey_seed_file.empty() || !config_.cluster_credentials_file.empty())) {
+    absl::StatusOr<std::unique_ptr<cluster::UserCredentials>> credentials =
+        ReadClusterCredentials(config_);
+    if (!credentials.ok()) {
+      RINGMQ_LOG_ERROR("reload failed, the NATS links keep their current credentials: %s",
+                       std::string(credentials.status().message()).c_str());
+      if (transport_status.ok()) transport_status = credentials.status();
+    } else {
+      running_->shared.cluster_credentials.Replace(std::move(*credentials),
+                                                   &running_->shared.epochs);
+      RINGMQ_LOG_INFO("reloaded the NATS credentials: the links' next CONNECT uses them");
     }
   }
   if (!auth::AuthConfigured(config_)) {

@@ -3,6 +3,7 @@
 
 #include "cluster/wire_bytes.h"
 #include "common/assert.h"
+#include "mqtt/properties.h"
 #include "mqtt/topic.h"
 
 namespace ringmq::cluster {
@@ -14,7 +15,55 @@ uint64_t GetBig(std::string_view bytes) {
   return value;
 }
 
+// The properties a record carries (batch.h): what a subscriber on another node must get.
+bool IsCarriedInBatch(uint8_t id) {
+  using mqtt::PropertyId;
+  switch (static_cast<PropertyId>(id)) {
+    case PropertyId::kPayloadFormatIndicator:
+    case PropertyId::kContentType:
+    case PropertyId::kResponseTopic:
+    case PropertyId::kCorrelationData:
+    case PropertyId::kUserProperty:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Reads a record's properties field into `record`; false if it is not one batch.h allows.
+bool ParseRecordProperties(std::string_view field, BatchRecord& record) {
+  record.expiry_left_ms.reset();
+  if (!field.empty() && static_cast<uint8_t>(field[0]) == kBatchExpiryMarker) {
+    if (field.size() < kBatchExpirySize) return false;
+    record.expiry_left_ms = GetBig(field.substr(1, 8));
+    field.remove_prefix(kBatchExpirySize);
+  }
+  record.properties = field;
+  if (field.empty()) return true;
+  const std::span<const uint8_t> block(reinterpret_cast<const uint8_t*>(field.data()),
+                                       field.size());
+  if (mqtt::ValidateProperties(block, mqtt::PacketBit(mqtt::PacketType::kPublish)) !=
+      mqtt::Violation::kNone) {
+    return false;
+  }
+  // Bounded by the block's size: each property takes at least 2 bytes.
+  for (std::span<const uint8_t> rest = block; !rest.empty();
+       rest = rest.subspan(mqtt::FirstPropertySize(rest))) {
+    if (!IsCarriedInBatch(rest[0])) return false;
+  }
+  return true;
+}
+
 }  // namespace
+
+void AppendBatchProperties(std::span<const uint8_t> block, std::string& out) {
+  // Bounded by the block's size: each property takes at least 2 bytes.
+  for (std::span<const uint8_t> rest = block; !rest.empty();) {
+    const size_t size = mqtt::FirstPropertySize(rest);
+    if (IsCarriedInBatch(rest[0])) out.append(reinterpret_cast<const char*>(rest.data()), size);
+    rest = rest.subspan(size);
+  }
+}
 
 void BeginBatch(std::string& out, std::string_view node) {
   RINGMQ_ASSERT(node.size() <= kBatchNodeMax);
@@ -26,13 +75,20 @@ void BeginBatch(std::string& out, std::string_view node) {
 }
 
 void AppendBatchRecord(std::string& out, const BatchRecord& record) {
+  const size_t properties_size = BatchPropertiesSize(record);
   RINGMQ_ASSERT(record.topic.size() <= UINT16_MAX && record.qos <= 2 &&
-                record.properties.size() <= UINT32_MAX && record.payload.size() <= UINT32_MAX);
+                properties_size <= UINT32_MAX && record.payload.size() <= UINT32_MAX);
+  RINGMQ_ASSERT(record.properties.empty() ||
+                static_cast<uint8_t>(record.properties[0]) != kBatchExpiryMarker);
   out.push_back(static_cast<char>(record.qos | (record.retain ? 0x04 : 0)));
   PutU16(out, static_cast<uint16_t>(record.topic.size()));
-  PutU32(out, static_cast<uint32_t>(record.properties.size()));
+  PutU32(out, static_cast<uint32_t>(properties_size));
   PutU32(out, static_cast<uint32_t>(record.payload.size()));
   out.append(record.topic);
+  if (record.expiry_left_ms) {
+    out.push_back(static_cast<char>(kBatchExpiryMarker));
+    PutU64(out, *record.expiry_left_ms);
+  }
   out.append(record.properties);
   out.append(record.payload);
 }
@@ -69,7 +125,7 @@ BatchNext NextBatchRecord(std::string_view& records, BatchRecord& record) {
   std::string_view rest = records.substr(kBatchRecordOverhead);
   record.topic = rest.substr(0, topic_size);
   rest.remove_prefix(topic_size);
-  record.properties = rest.substr(0, properties_size);
+  if (!ParseRecordProperties(rest.substr(0, properties_size), record)) return BatchNext::kInvalid;
   rest.remove_prefix(properties_size);
   record.payload = rest.substr(0, payload_size);
   rest.remove_prefix(payload_size);

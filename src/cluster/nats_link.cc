@@ -276,11 +276,15 @@ void NatsLink::HandleInfo(uint64_t now_ms, std::string_view json) {
   const NatsServerAddress& server = current_server();
   nats::ConnectOptions connect;
   std::string signature;
-  if (options_.nkey != nullptr) {
-    signature = options_.nkey->Sign(info_.nonce);
-    connect.nkey = options_.nkey->public_key();
+  // Loaded here, used before this call returns (AppendConnect copies): within the shard's loop
+  // iteration, as concurrent/epoch_pointer.h requires.
+  const UserCredentials* credentials =
+      options_.credentials != nullptr ? options_.credentials->Load() : nullptr;
+  if (credentials != nullptr) {
+    signature = credentials->nkey.Sign(info_.nonce);
+    connect.nkey = credentials->nkey.public_key();
     connect.sig = signature;
-    connect.jwt = options_.user_jwt;
+    connect.jwt = credentials->jwt;
   }
   connect.name = options_.name;
   connect.user = server.user;

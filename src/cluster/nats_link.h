@@ -60,8 +60,8 @@
 // clear. The shard reports a failed handshake with OnTlsFailed (kTls, a failed attempt: the
 // back-off grows). nats-server 2.10's handshake_first (TLS before INFO) is not supported.
 //
-// nkey (options.nkey set): CONNECT carries the public key and the signature of INFO's nonce.
-// With a user JWT as well (options.user_jwt, jwt lane): CONNECT carries the JWT and the
+// Credentials (options.credentials, loaded at each CONNECT): with a seed alone, CONNECT carries
+// the public key and the signature of INFO's nonce; with a user JWT as well, the JWT and the
 // signature instead (decentralized authentication; the server finds the key in the JWT).
 //
 // Views passed to the sink are valid only during the call. The sink may call Publish,
@@ -118,13 +118,12 @@ struct NatsLinkOptions {
   size_t outbound_bytes_max = 8 * 1024 * 1024;  // NATS clients' reconnect buffer default
   size_t max_control_line = nats::kDefaultMaxControlLine;
   uint64_t random_seed = 0;
-  // natstls lane: TLS to every server (as if every URL were tls://), and the nkey that signs
-  // INFO's nonce (not owned; outlives the link; null: none).
+  // natstls lane: TLS to every server (as if every URL were tls://).
   bool tls = false;
-  const Nkey* nkey = nullptr;
-  // jwt lane: the user JWT of [cluster] credentials_file (not owned; outlives the link; empty:
-  // none). Used only with nkey, whose seed signs the nonce.
-  std::string_view user_jwt;
+  // The credentials loaded at each CONNECT (not owned; outlives the link; null, or Load() null:
+  // none): the seed's key signs INFO's nonce; a user JWT, if any, goes with it. Replaced on
+  // SIGHUP, so a reconnect after a user JWT expired uses the renewed one.
+  const SharedCredentials* credentials = nullptr;
 };
 
 enum class NatsLinkState : uint8_t {

@@ -39,6 +39,7 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include "concurrent/epoch_pointer.h"
 
 namespace ringmq::cluster {
 
@@ -87,6 +88,10 @@ struct UserCredentials {
 absl::StatusOr<UserCredentials> ParseCredentials(std::string_view text);
 // ParseCredentials over a file of at most kCredentialsFileBytesMax bytes; errors name the file.
 absl::StatusOr<UserCredentials> ReadCredentialsFile(const std::string& path);
+
+// The credentials every link of the process signs with, replaced on SIGHUP (a user JWT renewed
+// before it expires): concurrent/epoch_pointer.h's rules.
+using SharedCredentials = concurrent::EpochPointer<UserCredentials>;
 
 }  // namespace ringmq::cluster
 

@@ -253,11 +253,12 @@ namespace ringmq::metrics {
   X(cluster_batches_out)         /* batches published (one NATS message each) */            \
   X(cluster_batch_flush_bound)   /* batches flushed early at batch_bytes_max */             \
   X(cluster_batch_oversize)      /* QoS 0 messages too large for a batch: plain path */     \
-  X(cluster_batch_plain_mqtt5)   /* QoS 0 messages with 5.0 properties: plain path */       \
   X(cluster_batch_refused)       /* records of batches the NATS link refused (no room) */   \
   X(cluster_batches_in)          /* batches received for this shard's link */               \
   X(cluster_batch_messages_in)   /* records delivered from them */                          \
   X(cluster_batch_invalid)       /* batches or records that did not decode: dropped */      \
+  /* batchprops lane: MQTT 5.0 properties in QoS 0 batch records */                        \
+  X(cluster_batch_mqtt5_out)     /* QoS 0 messages batched with 5.0 properties or expiry */ \
   /* weak lane (issue 16): duplicate node names, the NATS links' memory */                \
   X(cluster_node_name_conflicts) /* announcements of another node with this node's name */ \
   X(cluster_link_memory_refused) /* NATS publishes refused: max_memory spent (no growth) */ \

@@ -301,8 +301,8 @@ constexpr Family kFamilies[] = {
      "delivered from received batches (direction=in)."},
     {"ringmq_cluster_batch_events_total", Type::kCounter,
      "Batching events: flush_bound (a batch flushed early at batch_bytes_max), oversize (a "
-     "message too large for a batch, sent on its plain subject), mqtt5_plain (a message with "
-     "MQTT 5.0 properties, sent on its plain subject), refused (messages of a batch "
+     "message too large for a batch, sent on its plain subject), mqtt5 (a message batched "
+     "with MQTT 5.0 properties or an expiry in its record), refused (messages of a batch "
      "the NATS link had no room for: dropped, at most once), invalid (a received batch or "
      "record that did not decode: dropped)."},
     // weak lane (issue 16): duplicate node names (docs/cluster.md, "Node names").
@@ -930,8 +930,6 @@ Series SeriesOf(CounterId id) {
       return Labelled("ringmq_cluster_batch_events_total", "event", "flush_bound");
     case C::cluster_batch_oversize:
       return Labelled("ringmq_cluster_batch_events_total", "event", "oversize");
-    case C::cluster_batch_plain_mqtt5:
-      return Labelled("ringmq_cluster_batch_events_total", "event", "mqtt5_plain");
     case C::cluster_batch_refused:
       return Labelled("ringmq_cluster_batch_events_total", "event", "refused");
     case C::cluster_batches_in: return Labelled("ringmq_cluster_batches_total", "direction", "in");
@@ -939,6 +937,9 @@ Series SeriesOf(CounterId id) {
       return Labelled("ringmq_cluster_batch_messages_total", "direction", "in");
     case C::cluster_batch_invalid:
       return Labelled("ringmq_cluster_batch_events_total", "event", "invalid");
+    // batchprops lane
+    case C::cluster_batch_mqtt5_out:
+      return Labelled("ringmq_cluster_batch_events_total", "event", "mqtt5");
     // weak lane (issue 16).
     case C::cluster_node_name_conflicts:
       return Plain("ringmq_cluster_node_name_conflicts_total");

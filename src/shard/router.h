@@ -621,6 +621,12 @@ class Router final : public net::PacketSink {
   // delivered, 5.0:3.3.2.3.3).
   bool ClusterMqtt5Fields(const cluster::Mqtt5HeaderDecoder& decoder,
                           message::Mqtt5Fields& fields);
+  // What is left of `message`'s Message Expiry Interval, in ms, if it expires (MQTT-3.3.2-6):
+  // what a forward carries (as a header or in a batch record).
+  std::optional<uint64_t> ClusterExpiryLeftMs(const message::Message& message) const;
+  // The local deadline of a received message from the ms it had left (none: 0); false if it
+  // expired on the way (counted, not delivered, 5.0:3.3.2.3.3).
+  bool ClusterExpiryDeadline(std::optional<uint64_t> left_ms, uint64_t& deadline_ms);
 
   // ---- Cluster acknowledgements (router_cluster_acks.cc) ----
   struct ClusterAcks;

@@ -115,13 +115,7 @@ void Router::PublishToCluster(const message::Message& message) {
 
 bool Router::AppendClusterPropertyHeaders(const message::Message& message,
                                           std::vector<cluster::nats::HeaderField>& headers) {
-  std::optional<uint64_t> expiry_left_ms;
-  if (message.has_expiry()) {
-    // MQTT-3.3.2-6: what is left of the interval, not what the publisher set.
-    const uint64_t now_ms = services_.now_ms();
-    const uint64_t deadline_ms = message.expiry_deadline_ms();
-    expiry_left_ms = deadline_ms > now_ms ? deadline_ms - now_ms : 0;
-  }
+  const std::optional<uint64_t> expiry_left_ms = ClusterExpiryLeftMs(message);
   // Room for the node's own fields (at most 6: node, QoS, retain, sent-at, id, and a
   // retransmit's subject) within a header block's bound.
   constexpr size_t kOwnFieldsMax = 6;
@@ -139,23 +133,36 @@ bool Router::AppendClusterPropertyHeaders(const message::Message& message,
   return false;
 }
 
-bool Router::ClusterMqtt5Fields(const cluster::Mqtt5HeaderDecoder& decoder,
-                                message::Mqtt5Fields& fields) {
-  if (decoder.dropped() != 0) counters_.cluster_properties_dropped.Add(decoder.dropped());
-  fields = message::Mqtt5Fields{.properties = decoder.properties(), .expiry_deadline_ms = 0};
-  if (!decoder.expiry_left_ms()) return true;
-  uint64_t left_ms = *decoder.expiry_left_ms();
-  if (left_ms == 0) {
+std::optional<uint64_t> Router::ClusterExpiryLeftMs(const message::Message& message) const {
+  if (!message.has_expiry()) return std::nullopt;
+  // MQTT-3.3.2-6: what is left of the interval, not what the publisher set.
+  const uint64_t now_ms = services_.now_ms();
+  const uint64_t deadline_ms = message.expiry_deadline_ms();
+  return deadline_ms > now_ms ? deadline_ms - now_ms : 0;
+}
+
+bool Router::ClusterExpiryDeadline(std::optional<uint64_t> left_ms, uint64_t& deadline_ms) {
+  deadline_ms = 0;
+  if (!left_ms) return true;
+  if (*left_ms == 0) {
     // Expired on the way (5.0:3.3.2.3.3: not sent to subscribers that have not got it).
     counters_.cluster_expired_in_transit.Add();
     return false;
   }
   // This node's max_message_expiry bounds it as it bounds its own publishers' intervals.
+  uint64_t bounded_ms = *left_ms;
   if (max_message_expiry_s_ != 0) {
-    left_ms = std::min<uint64_t>(left_ms, uint64_t{max_message_expiry_s_} * 1000);
+    bounded_ms = std::min<uint64_t>(bounded_ms, uint64_t{max_message_expiry_s_} * 1000);
   }
-  fields.expiry_deadline_ms = services_.now_ms() + left_ms;
+  deadline_ms = services_.now_ms() + bounded_ms;
   return true;
+}
+
+bool Router::ClusterMqtt5Fields(const cluster::Mqtt5HeaderDecoder& decoder,
+                                message::Mqtt5Fields& fields) {
+  if (decoder.dropped() != 0) counters_.cluster_properties_dropped.Add(decoder.dropped());
+  fields = message::Mqtt5Fields{.properties = decoder.properties(), .expiry_deadline_ms = 0};
+  return ClusterExpiryDeadline(decoder.expiry_left_ms(), fields.expiry_deadline_ms);
 }
 
 void Router::OnClusterMessage(const cluster::NatsMessage& nats_message) {

@@ -123,7 +123,7 @@ struct Router::Cluster {
   std::vector<Batch> batches;   // by RemoteInterest slot (at most links_max)
   std::vector<uint32_t> batch_dirty;  // slots whose batch has records
   std::vector<uint32_t> batch_slots;  // scratch: the links matching a message
-  std::string batch_properties;       // scratch: a record's properties (the props hook)
+  std::string batch_properties;       // scratch: a record's carried 5.0 properties
 };
 
 }  // namespace ringmq::shard

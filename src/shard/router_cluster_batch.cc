@@ -14,6 +14,14 @@
 //
 // Receiving (always): the records of a batch addressed to this shard's link are delivered in
 // order to this shard's matching sessions, as a plain message from another node is.
+//
+// MQTT 5.0 properties (batchprops lane; cluster/batch.h "properties"): a record carries the
+// properties a subscriber on another node must get and the expiry left, the plain path's
+// header fields in the MQTT property encoding. The sender copies them from the message's block
+// into a per-shard scratch string (capacity kept); the receiver hands the record's validated
+// block to the Message it creates (one copy, into the Message's own allocation), so a record
+// costs no allocation beyond the Message's, with or without properties, where the plain path
+// rebuilds its block from the headers into a scratch buffer first.
 #include <time.h>
 
 #include <string_view>
@@ -26,18 +34,6 @@
 #include "shard/router_cluster_acks.h"
 
 namespace ringmq::shard {
-namespace {
-
-// A batch record's properties field stays empty: a QoS 0 message with MQTT 5.0 properties or
-// an expiry takes its plain subject, where they cross as NATS headers (cluster/mqtt5_headers.h;
-// BatchToCluster). The field is in the format so that a later version can carry them in a batch
-// without a new record layout; a received non-empty field is read as no properties.
-bool CarriesMqtt5(const message::Message& message) {
-  return !message.properties().empty() || message.expiry_deadline_ms() != 0;
-}
-
-}  // namespace
-
 void Router::StartClusterBatches(bool batching, size_t bytes_max) {
   RINGMQ_ASSERT(cluster_ != nullptr && cluster_acks_ != nullptr && cluster_->batch_sid == 0);
   Cluster& c = *cluster_;
@@ -61,19 +57,17 @@ bool Router::BatchToCluster(const message::Message& message, std::string_view su
       a.interest.refused_subjects() != 0) {
     return false;
   }
-  // MQTT 5.0 properties cross as headers on the plain path (its caller flushes the pending
-  // batches first, so the forwarding order holds).
-  if (CarriesMqtt5(message)) {
-    counters_.cluster_batch_plain_mqtt5.Add();
-    return false;
-  }
+  // MQTT 5.0 properties: the carried ones (not Topic Alias, the block's own expiry; a will's
+  // Will Delay Interval) and the expiry left, as the plain path's headers.
   c.batch_properties.clear();
+  cluster::AppendBatchProperties(message.properties(), c.batch_properties);
   const std::span<const uint8_t> payload = message.payload();
   const cluster::BatchRecord record{
       .topic = message.topic(),
       .qos = 0,
       .retain = message.retain(),
       .properties = c.batch_properties,
+      .expiry_left_ms = ClusterExpiryLeftMs(message),
       .payload = std::string_view(reinterpret_cast<const char*>(payload.data()), payload.size()),
   };
   // The bound: batch_bytes_max, and what the server accepts (NATS's default until a server
@@ -115,6 +109,7 @@ bool Router::BatchToCluster(const message::Message& message, std::string_view su
     cluster::AppendBatchRecord(batch.bytes, record);
     ++batch.records;
   }
+  if (cluster::BatchPropertiesSize(record) != 0) counters_.cluster_batch_mqtt5_out.Add();
   counters_.cluster_batch_messages_out.Add(c.batch_slots.size());
   counters_.cluster_messages_out.Add();
   counters_.cluster_bytes_out.Add(payload.size());
@@ -183,8 +178,14 @@ void Router::OnClusterBatch(const cluster::NatsMessage& nats_message) {
     }
     if (header.sent_at_us != 0) counters_.ObserveClusterHop(hop_us);
     counters_.cluster_batch_messages_in.Add();
-    DeliverTopicFromCluster(record.topic, record.qos, record.payload,
-                            message::Mqtt5Fields{});
+    // Validated by NextBatchRecord: a block a PUBLISH may carry (5.0 subscribers get it; the
+    // encoding for a 3.1.1 subscriber leaves it out).
+    message::Mqtt5Fields mqtt5{
+        .properties = std::span<const uint8_t>(
+            reinterpret_cast<const uint8_t*>(record.properties.data()), record.properties.size()),
+        .expiry_deadline_ms = 0};
+    if (!ClusterExpiryDeadline(record.expiry_left_ms, mqtt5.expiry_deadline_ms)) continue;
+    DeliverTopicFromCluster(record.topic, record.qos, record.payload, mqtt5);
   }
 }
 

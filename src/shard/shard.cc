@@ -925,8 +925,7 @@ cluster::NatsLinkOptions Shard::NatsOptions() const {
   // Shards of a node connecting at once would otherwise follow the same back-off.
   options.random_seed = (uint64_t{index_} << 32) ^ MonotonicNs();
   options.tls = config_.cluster_tls;
-  options.nkey = shared_.cluster_nkey.get();
-  options.user_jwt = shared_.cluster_user_jwt;  // jwt lane
+  options.credentials = &shared_.cluster_credentials;
   return options;
 }
 

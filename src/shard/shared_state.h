@@ -113,12 +113,11 @@ struct SharedState {
   // node has the same name (the broker then exits with status 1).
   uint64_t cluster_instance = 0;
   std::atomic<bool> stop_with_error{false};
-  // natstls lane: the nkey of Config::cluster_nkey_seed_file, read at start (null: none);
-  // immutable, signed with by every shard's links (cluster/nkey.h).
-  std::unique_ptr<const cluster::Nkey> cluster_nkey;
-  // jwt lane: the user JWT of Config::cluster_credentials_file (cluster_nkey is its seed's
-  // key); set at start, then read-only. Empty: none.
-  std::string cluster_user_jwt;
+  // The NATS credentials of Config::cluster_nkey_seed_file or cluster_credentials_file (the
+  // seed's key, and the user JWT of a .creds file), read at start and again on SIGHUP by the
+  // main thread (Broker::Reload); each link loads them when it sends CONNECT (cluster/nkey.h).
+  // Null: neither file configured.
+  cluster::SharedCredentials cluster_credentials;
 
   // CLOCK_MONOTONIC milliseconds (the shards' now_ms clock) and Unix time in seconds at start.
   const uint64_t started_monotonic_ms;

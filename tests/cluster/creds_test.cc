@@ -213,11 +213,12 @@ TEST(UserCredentialsConnect, LinkSendsTheJwtAndTheNonceSignedByTheSeed) {
   absl::StatusOr<UserCredentials> creds =
       ParseCredentials(CredsTestFile(kCredsTestJwt, CredsTestSeed(8)));
   ASSERT_TRUE(creds.ok()) << creds.status();
+  SharedCredentials credentials;
+  credentials.Replace(std::make_unique<UserCredentials>(*creds), nullptr);
   NatsLinkOptions options;
   options.urls = {"a:1"};
   options.random_seed = 7;
-  options.nkey = &creds->nkey;
-  options.user_jwt = creds->jwt;
+  options.credentials = &credentials;
   CredsTestSink sink;
   absl::StatusOr<std::unique_ptr<NatsLink>> link = NatsLink::Create(std::move(options), &sink);
   ASSERT_TRUE(link.ok()) << link.status();
@@ -231,6 +232,55 @@ TEST(UserCredentialsConnect, LinkSendsTheJwtAndTheNonceSignedByTheSeed) {
             std::string::npos)
       << out;
   EXPECT_EQ(out.find("\"nkey\""), std::string::npos) << out;
+}
+
+// A user JWT renewed on SIGHUP (Broker::Reload replaces the shared credentials): the link's next
+// CONNECT, after the server ended the connection with the expired one, carries the new JWT and
+// a signature by the new seed; the connection already up is not touched.
+TEST(UserCredentialsConnect, ReplacedCredentialsGoInTheNextConnect) {
+  absl::StatusOr<UserCredentials> first =
+      ParseCredentials(CredsTestFile(kCredsTestJwt, CredsTestSeed(8)));
+  ASSERT_TRUE(first.ok()) << first.status();
+  const std::string renewed_jwt = std::string(kCredsTestJwt) + "x";
+  absl::StatusOr<UserCredentials> second =
+      ParseCredentials(CredsTestFile(renewed_jwt, CredsTestSeed(9)));
+  ASSERT_TRUE(second.ok()) << second.status();
+  ASSERT_NE(first->nkey.public_key(), second->nkey.public_key());
+  SharedCredentials credentials;
+  credentials.Replace(std::make_unique<UserCredentials>(*first), nullptr);
+  NatsLinkOptions options;
+  options.urls = {"a:1"};
+  options.random_seed = 7;
+  options.credentials = &credentials;
+  CredsTestSink sink;
+  absl::StatusOr<std::unique_ptr<NatsLink>> link = NatsLink::Create(std::move(options), &sink);
+  ASSERT_TRUE(link.ok()) << link.status();
+  (*link)->BeginConnect(0);
+  (*link)->OnTransportConnected(0);
+  (*link)->OnReceived(0, "INFO {\"auth_required\":true,\"nonce\":\"first\"}\r\nPONG\r\n");
+  ASSERT_TRUE((*link)->ready());
+  std::string out;
+  (*link)->TakeOutput(out);
+  EXPECT_NE(out.find("\"jwt\":\"" + std::string(kCredsTestJwt) + "\",\"sig\":\"" +
+                     first->nkey.Sign("first") + "\"}"),
+            std::string::npos)
+      << out;
+
+  credentials.Replace(std::make_unique<UserCredentials>(*second), nullptr);
+  EXPECT_TRUE((*link)->ready());  // the connection up keeps going
+  (*link)->OnReceived(1, "-ERR 'User Authentication Expired'\r\n");
+  (*link)->OnTransportClosed(1, "eof");
+  (*link)->BeginConnect((*link)->connect_at_ms());
+  (*link)->OnTransportConnected((*link)->connect_at_ms());
+  (*link)->OnReceived((*link)->connect_at_ms(),
+                      "INFO {\"auth_required\":true,\"nonce\":\"second\"}\r\n");
+  out.clear();
+  (*link)->TakeOutput(out);
+  EXPECT_NE(out.find("\"jwt\":\"" + renewed_jwt + "\",\"sig\":\"" +
+                     second->nkey.Sign("second") + "\"}"),
+            std::string::npos)
+      << out;
+  EXPECT_EQ(out.find(std::string(kCredsTestJwt) + "\""), std::string::npos) << out;
 }
 
 }  // namespace

@@ -213,9 +213,11 @@ TEST_F(NatsLinkTlsTest, TlsFailureIsAFailedAttemptThatBacksOff) {
 TEST_F(NatsLinkTlsTest, NkeySignsTheNonceInConnect) {
   absl::StatusOr<Nkey> key = Nkey::FromSeed(Encode(kUserSeedPrefix, FromHex(kRfc8032Secret)));
   ASSERT_TRUE(key.ok());
+  SharedCredentials credentials;
+  credentials.Replace(std::make_unique<UserCredentials>(UserCredentials{.jwt = {}, .nkey = *key}), nullptr);
   NatsLinkOptions options;
   options.urls = {"a:1"};
-  options.nkey = &*key;
+  options.credentials = &credentials;
   Make(options);
   link_->BeginConnect(0);
   link_->OnTransportConnected(0);

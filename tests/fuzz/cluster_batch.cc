@@ -4,17 +4,22 @@
 // Checks:
 //   - ParseBatchHeader and NextBatchRecord never crash or read past the input;
 //   - every record accepted keeps the format's rules (QoS 0..2, a valid non-'$' topic name of
-//     at most 65535 bytes) and lies inside the input;
+//     at most 65535 bytes; properties that mqtt::ValidateProperties accepts for a PUBLISH, of
+//     the carried ones only, so AppendBatchProperties keeps them whole) and lies inside the
+//     input;
 //   - a batch whose records all decode, encoded again with BeginBatch / AppendBatchRecord /
-//     SealBatch, gives exactly the input (one spelling per batch).
+//     SealBatch, gives exactly the input (one spelling per batch, the properties' expiry
+//     included).
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <span>
 #include <string>
 #include <string_view>
 
 #include "cluster/batch.h"
+#include "mqtt/properties.h"
 #include "mqtt/topic.h"
 
 namespace ringmq::cluster {
@@ -51,6 +56,13 @@ void Check(std::string_view input) {
     FUZZ_CHECK(mqtt::ValidateTopicName(record.topic) == mqtt::Violation::kNone);
     FUZZ_CHECK(Inside(record.topic, input) && Inside(record.properties, input) &&
                Inside(record.payload, input));
+    const std::span<const uint8_t> block(reinterpret_cast<const uint8_t*>(record.properties.data()),
+                                         record.properties.size());
+    FUZZ_CHECK(mqtt::ValidateProperties(block, mqtt::PacketBit(mqtt::PacketType::kPublish)) ==
+               mqtt::Violation::kNone);
+    std::string carried;
+    AppendBatchProperties(block, carried);
+    FUZZ_CHECK(carried == record.properties);  // nothing in it that a node would not carry
     AppendBatchRecord(again, record);
   }
   SealBatch(again, header.sent_at_us);

@@ -8,7 +8,10 @@ messages than MQTT messages; QoS 0 and QoS 1 interleaved on one topic keep their
 application's message on a plain subject still reaches MQTT subscribers, and (the documented
 trade-off) it no longer sees QoS 0 messages on plain subjects, while QoS 1 stays visible. The
 same NATS-application check without batching is test_cluster.py's
-test_nats_application_and_mqtt_clients_exchange_messages.
+test_nats_application_and_mqtt_clients_exchange_messages. MQTT 5.0 properties of a QoS 0
+message travel inside its batch record (batchprops lane), checked with paho-mqtt 5.0 clients.
+
+Run with /usr/bin/python3 (paho is a Debian package).
 """
 
 import time
@@ -16,7 +19,9 @@ import unittest
 
 import mqtt_raw
 import nats_cluster
+import test_cluster_props
 from test_cluster import ROUTE_TIMEOUT, drain, metric, wait_route
+from test_cluster_props import prop, publish_properties
 
 
 class ClusterBatchTest(nats_cluster.NodesOverNats):
@@ -137,6 +142,100 @@ class ClusterBatchTest(nats_cluster.NodesOverNats):
                          [("bvis/q0", b"batched"), ("bvis/q1", b"plain")])
         seen = [(m.subject, m.payload) for m in raw.drain(0.5)]
         self.assertEqual(seen, [("bvis.q1", b"plain")])
+
+    def test_qos0_with_mqtt5_properties_crosses_in_a_batch_MQTT_3_3_2_17_18(self):
+        sub5 = test_cluster_props.Client(self.nodes[1].port, "bprops-sub5")
+        self.addCleanup(sub5.close)
+        sub5.subscribe("bprops/#", qos=0, identifier=9)
+        sub311 = self.client(1, "bprops-sub311")
+        sub311.subscribe([("bprops/#", 0)])
+        pub = test_cluster_props.Client(self.nodes[0].port, "bprops-pub")
+        self.addCleanup(pub.close)
+        # Probes until both subscribers on node 1 get them (the announcement reached node 0).
+        deadline = time.monotonic() + ROUTE_TIMEOUT
+        waiting = [sub5, sub311]
+        while waiting:
+            self.assertLess(time.monotonic(), deadline, "no route bprops/t -> node 1")
+            pub.publish("bprops/t", b"probe", qos=0)
+            still = []
+            for s in waiting:
+                if s is sub5:
+                    if not s.drain(quiet=0.1):
+                        still.append(s)
+                else:
+                    try:
+                        s.receive(1, timeout=0.1)
+                    except (mqtt_raw.ProtocolError, TimeoutError, OSError):
+                        still.append(s)
+            waiting = still
+        sub5.drain()
+        drain(sub311)
+        node_a, node_b = self.nodes[0], self.nodes[1]
+        mqtt5_before = metric(node_a, "ringmq_cluster_batch_events_total", event="mqtt5")
+        batched_in_before = metric(node_b, "ringmq_cluster_batch_messages_total", direction="in")
+        all_in_before = metric(node_b, "ringmq_cluster_messages_total", direction="in")
+        users = [("k", "1"), ("other", "x"), ("k", "2"), ("line", "a\r\nb")]
+        props = publish_properties(UserProperty=users, PayloadFormatIndicator=1,
+                                   MessageExpiryInterval=120, ContentType="application/json",
+                                   ResponseTopic="bprops/reply", CorrelationData=b"\x00\r\n\xff")
+        pub.publish("bprops/t", b'{"x":1}', qos=0, properties=props)
+        msg = sub5.get()
+        self.assertEqual((msg.topic, msg.payload, msg.qos), ("bprops/t", b'{"x":1}', 0))
+        self.assertEqual(prop(msg, "UserProperty"), users, "in order, the repeated name kept")
+        self.assertEqual(prop(msg, "PayloadFormatIndicator"), 1)
+        self.assertEqual(prop(msg, "ContentType"), "application/json")
+        self.assertEqual(prop(msg, "ResponseTopic"), "bprops/reply")
+        self.assertEqual(prop(msg, "CorrelationData"), b"\x00\r\n\xff")
+        # MQTT-3.3.2-6: what is left, never more than the publisher's interval.
+        self.assertLessEqual(prop(msg, "MessageExpiryInterval"), 120)
+        self.assertGreaterEqual(prop(msg, "MessageExpiryInterval"), 100)
+        self.assertEqual(prop(msg, "SubscriptionIdentifier"), [9], "node 1's own (MQTT-3.3.4-3)")
+        got = sub311.receive(1, timeout=10)
+        self.assertEqual((got[0].topic, got[0].payload), ("bprops/t", b'{"x":1}'),
+                         "a 3.1.1 subscriber gets the message (without properties)")
+        # It went in a batch: counted as a 5.0 record on node A (once, whatever the number of
+        # node B's shards it went to), delivered from batches on B, none on B's plain subjects.
+        self.assertEqual(metric(node_a, "ringmq_cluster_batch_events_total", event="mqtt5")
+                         - mqtt5_before, 1)
+        batched_in = (metric(node_b, "ringmq_cluster_batch_messages_total", direction="in")
+                      - batched_in_before)
+        self.assertGreaterEqual(batched_in, 1)
+        self.assertEqual(metric(node_b, "ringmq_cluster_messages_total", direction="in")
+                         - all_in_before, batched_in, "no copy on a plain subject")
+        sub5.nothing()
+
+        # A burst, pipelined in one write by a raw 5.0 client: several such messages per NATS
+        # message, each with its own properties, in the publisher's order (MQTT-4.6.0-6).
+        count = 300
+        raw = mqtt_raw.open_socket(node_a.port)
+        self.addCleanup(raw.close)
+        raw.sendall(mqtt_raw.connect("bprops-burst", level=5, properties=b"\x00"))
+        self.assertEqual(mqtt_raw.read_packet(raw).raw[0], 0x20, "CONNACK")
+        burst = []
+        for n in range(count):
+            p = publish_properties(UserProperty=[("n", str(n)), ("k", "v")],
+                                   ContentType="text/plain", MessageExpiryInterval=300)
+            body = mqtt_raw.mqtt_string("bprops/burst") + p.pack() + b"%04d" % n
+            burst.append(mqtt_raw.packet(0x30, body))
+        batches_before = metric(node_a, "ringmq_cluster_batches_total", direction="out")
+        mqtt5_before = metric(node_a, "ringmq_cluster_batch_events_total", event="mqtt5")
+        raw.sendall(b"".join(burst))
+        got5 = [sub5.get() for _ in range(count)]
+        self.assertEqual([m.payload for m in got5], [b"%04d" % n for n in range(count)])
+        for n, m in enumerate(got5):
+            self.assertEqual(prop(m, "UserProperty"), [("n", str(n)), ("k", "v")])
+            self.assertEqual(prop(m, "ContentType"), "text/plain")
+            self.assertLessEqual(prop(m, "MessageExpiryInterval"), 300)
+        got = sub311.receive(count, timeout=20)
+        self.assertEqual([g.payload for g in got], [b"%04d" % n for n in range(count)])
+        self.assertEqual(metric(node_a, "ringmq_cluster_batch_events_total", event="mqtt5")
+                         - mqtt5_before, count)
+        batches = metric(node_a, "ringmq_cluster_batches_total", direction="out") - batches_before
+        self.assertGreater(batches, 0)
+        self.assertLess(batches, count / 2, "several MQTT messages per NATS message")
+        for node in self.nodes:
+            self.assertEqual(metric(node, "ringmq_cluster_batch_events_total", event="invalid"), 0)
+        sub5.nothing()
 
 
 if __name__ == "__main__":

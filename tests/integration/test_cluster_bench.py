@@ -1,7 +1,8 @@
 """Measuring a cluster (issue 16, "Performance"): ringmq-bench with several ports (--port
 P1,P2,P3) against three ringmq nodes over NATS places publishers and subscribers on different
 nodes (the rule of placement.h) and still verifies every message; scripts/bench-cluster.sh
---quick runs the cluster, one-node and comparison table end to end.
+--quick runs the cluster, one-node and comparison table end to end, with NATS MQTT on one server
+and clustered on three as references.
 """
 
 import json
@@ -17,7 +18,7 @@ from test_cluster import metric
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RUN_TIMEOUT = 60
-SCRIPT_TIMEOUT = 120
+SCRIPT_TIMEOUT = 240  # the run with its references: about 50 s on a quiet machine
 
 
 @broker.release_only("measures throughput (ringmq-bench over 3 nodes); the cluster tests that "
@@ -92,7 +93,7 @@ class BenchClusterScript(unittest.TestCase):
         with tempfile.TemporaryDirectory() as out:
             proc = subprocess.run(
                 [os.path.join(ROOT, "scripts", "bench-cluster.sh"), "--quick", "--no-build",
-                 "--no-reference", "--only", "pairs-q1,connect", "--out", out],
+                 "--only", "pairs-q1,connect", "--out", out],
                 capture_output=True, text=True, timeout=SCRIPT_TIMEOUT,
                 env={**os.environ, "RINGMQ_BINARY": broker.binary()})
             self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr[-3000:])
@@ -101,6 +102,20 @@ class BenchClusterScript(unittest.TestCase):
                 for topology in ("cluster", "single"):
                     self.assertTrue(any(line.startswith(f"| {scenario} | {topology} |") and
                                         "| ok |" in line for line in rows), (scenario, topology))
+            # The references in the same run: NATS MQTT on one server and clustered on three
+            # (every server's CPU counted: three pids), each with a ratio column.
+            for scenario in ("pairs-q1", "connect"):
+                for label in ("NATS MQTT (reference)", "NATS MQTT 3 nodes (reference)"):
+                    self.assertTrue(any(line.startswith(f"| {scenario} | {label} |") and
+                                        "| ok |" in line for line in rows), (scenario, label))
+            with open(os.path.join(out, "reference", "mqtt3-connect.json")) as f:
+                three = json.load(f)
+            self.assertEqual(len(list(filter(None, three["broker"]["cpu_s_by_pid"].split(",")))),
+                             3, three["broker"])
+            self.assertGreater(three["connect"]["accepted"], 0)
+            ratios = [line for line in rows if line.startswith("| connect | ") and
+                      line.count("×") == 2]
+            self.assertEqual(len(ratios), 1, rows)
             self.assertTrue(os.path.exists(os.path.join(out, "table.md")))
             self.assertTrue(os.path.exists(os.path.join(out, "cluster-pairs-q1.json")))
             self.assertIn("load average", proc.stderr)

@@ -19,6 +19,7 @@ import base64
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import tempfile
 import time
@@ -62,10 +63,13 @@ class KeyPair:
         self.seed = nkey_encode([PREFIX_SEED | (prefix >> 5), (prefix & 31) << 3], raw_private)
 
 
-def encode_jwt(issuer, subject_public, name, nats):
-    """A NATS version 2 JWT for `subject_public`, signed by the KeyPair `issuer`."""
+def encode_jwt(issuer, subject_public, name, nats, expires=None):
+    """A NATS version 2 JWT for `subject_public`, signed by the KeyPair `issuer`; `expires`: its
+    "exp" claim (Unix seconds), none by default."""
     claims = {"iat": int(time.time()), "iss": issuer.public, "name": name,
               "sub": subject_public, "nats": dict(nats, version=2)}
+    if expires is not None:
+        claims["exp"] = int(expires)
     # jti: a unique id, the hash of the other claims (as the jwt library makes it).
     digest = hashlib.sha256(json.dumps(claims, sort_keys=True).encode()).digest()
     claims["jti"] = base64.b32encode(digest).decode().rstrip("=")
@@ -81,10 +85,10 @@ def account_jwt(operator, account, name):
     return encode_jwt(operator, account.public, name, {"type": "account", "limits": limits})
 
 
-def user_jwt(signer, user, name):
+def user_jwt(signer, user, name, expires=None):
     return encode_jwt(signer, user.public, name,
                       {"type": "user", "pub": {}, "sub": {}, "subs": NO_LIMIT, "data": NO_LIMIT,
-                       "payload": NO_LIMIT})
+                       "payload": NO_LIMIT}, expires)
 
 
 def creds_text(jwt, seed, eol="\n"):
@@ -188,6 +192,44 @@ class ClusterJwtTest(unittest.TestCase):
         self.assertEqual(metric(node, "ringmq_cluster_link_events_total", event="connect"), 0)
         self.assertEqual(metric(node, "ringmq_cluster_share_link_events_total", event="connect"),
                          0)
+
+    def test_expired_user_jwt_renewed_by_sighup_reconnects_with_the_new_one(self):
+        # A user JWT that expires: nats-server ends both links ("User Authentication Expired"),
+        # and every reconnect with it again (nats-server 2.9 completes the handshake, then ends
+        # the connection at once); the operator writes a renewed .creds file (here for another
+        # user of the account) and sends SIGHUP: the links' next CONNECT uses it, and they stay.
+        cluster = self.operator_mode_nats()
+        first, renewed = KeyPair(PREFIX_USER), KeyPair(PREFIX_USER)
+        creds = self.write_creds("node", user_jwt(self.account, first, "node",
+                                                  expires=time.time() + 4), first.seed)
+        node = self.node(cluster, creds, "renew")
+        wait_metric(node, "ringmq_cluster_link_events_total", 1, event="connect")
+        wait_metric(node, "ringmq_cluster_share_link_events_total", 1, event="connect")
+        refused = wait_metric(node, "ringmq_cluster_link_auth_refused_total", 2, timeout=30)
+        # Still ended after the expiry, reconnect after reconnect.
+        wait_metric(node, "ringmq_cluster_link_auth_refused_total", refused + 2, timeout=15)
+
+        def connections():
+            return (cluster.servers[0].monitor("connz?auth=true") or {}).get("connections", [])
+
+        self.write_creds("node", user_jwt(self.account, renewed, "node"), renewed.seed)
+        node.proc.send_signal(signal.SIGHUP)
+        self.assertIsNotNone(node.wait_for_log(r"reloaded the NATS credentials", timeout=10))
+        deadline = time.monotonic() + LINK_TIMEOUT
+        while True:  # nats-server's view: both links back, as the renewed user
+            conns = connections()
+            if ({c.get("authorized_user") for c in conns} == {renewed.public} and
+                    len(conns) == 2) or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        self.assertEqual({c.get("authorized_user") for c in conns}, {renewed.public}, conns)
+        self.assertEqual(len(conns), 2, conns)
+        # And they stay: no refusal, the same two connections, a second and a half later.
+        refused = metric(node, "ringmq_cluster_link_auth_refused_total")
+        ids = {c.get("cid") for c in conns}
+        time.sleep(1.5)
+        self.assertEqual(metric(node, "ringmq_cluster_link_auth_refused_total"), refused)
+        self.assertEqual({c.get("cid") for c in connections()}, ids)
 
     def test_malformed_credentials_file_stops_the_start(self):
         user = KeyPair(PREFIX_USER)

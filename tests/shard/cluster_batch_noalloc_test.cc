@@ -16,21 +16,31 @@
 // (7 per iteration here), which is the output path's sizing (steady_state_noalloc_test), not
 // batching.
 //
+// The same with MQTT 5.0 (batchprops lane): a 5.0 publisher's messages with properties and an
+// expiry go into the batches with them (the carried properties copied into a per-shard scratch
+// string, capacity kept), received records with properties and an expiry are delivered to a 5.0
+// subscriber (the block handed to the Message, which copies it into its own allocation): no
+// operator new per message either.
+//
 // The replacement applies to the whole executable, so this file is its own test binary
 // (tests/shard/meson.build), not part of ringmq_unit_tests.
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "../common/counting_new.h"
 #include "cluster/batch.h"
 #include "cluster/nats_link.h"
-#include "shard/cluster_acks.h"
 #include "cluster_harness.h"
+#include "mqtt/codec.h"
+#include "mqtt/properties.h"
 #include "router_harness.h"
+#include "shard/cluster_acks.h"
 
 namespace ringmq::shard {
 namespace {
@@ -44,7 +54,23 @@ TEST(ClusterBatchNoAllocTest, CounterSeesAllocations) {
   EXPECT_EQ(alloc_counting::AllocationsOfOneNew(), 1u);
 }
 
-TEST(ClusterBatchNoAllocTest, SendingAndReceivingBatchesAllocatesNothingPerMessage) {
+// A property block with what a record carries and a Message Expiry Interval.
+std::string Mqtt5Block() {
+  std::string block(128, '\0');
+  size_t size = 0;
+  const auto tail = [&] {
+    return std::span<uint8_t>(reinterpret_cast<uint8_t*>(block.data()), block.size()).subspan(size);
+  };
+  size += mqtt::EncodeUserProperty("k", "1", tail());
+  size += mqtt::EncodeIntegerProperty(mqtt::PropertyId::kMessageExpiryInterval, 60, tail());
+  size += mqtt::EncodeStringProperty(mqtt::PropertyId::kContentType, "text/plain", tail());
+  size += mqtt::EncodeUserProperty("k", "2", tail());
+  block.resize(size);
+  return block;
+}
+
+// `mqtt5`: the publisher, the subscriber and the received records at 5.0 with properties.
+void ExpectNoAllocationPerMessage(bool mqtt5) {
   Config config;
   config.threads = 1;
   RouterHarness harness(config, 1);
@@ -64,22 +90,56 @@ TEST(ClusterBatchNoAllocTest, SendingAndReceivingBatchesAllocatesNothingPerMessa
         0, harness::HmsgBytes("$RINGMQ.interest.a." + std::string(other), harness::kAnnounceSid, "",
                               "Ringmq-Groups: 0\r\nRingmq-Kind: S\r\nRingmq-Seq: 1\r\n", "+t.>\n"));
   }
-  Client& sub = harness.Connect("sub");
-  harness.Subscribe(sub, "t/x", mqtt::QoS::k0);  // the batches' records, not the publishes
-  Client& pub = harness.Connect("pub");
+  mqtt::Connect sub_connect = harness::ConnectPacket("sub");
+  mqtt::Connect pub_connect = harness::ConnectPacket("pub");
+  if (mqtt5) {
+    sub_connect.protocol_level = static_cast<uint8_t>(mqtt::ProtocolLevel::kMqtt5);
+    pub_connect.protocol_level = static_cast<uint8_t>(mqtt::ProtocolLevel::kMqtt5);
+  }
+  Client& sub = harness.Connect(sub_connect);
+  // The batches' records, not the publishes.
+  if (mqtt5) {
+    harness.Subscribe5(sub, mqtt::TopicRequest{.filter = "t/x", .qos = mqtt::QoS::k0});
+  } else {
+    harness.Subscribe(sub, "t/x", mqtt::QoS::k0);
+  }
+  Client& pub = harness.Connect(pub_connect);
+  const std::string block = mqtt5 ? Mqtt5Block() : std::string();
 
   // Pre-encoded: the test's own bytes are not the broker's allocations.
   constexpr int kPerIteration = 20;
   std::vector<harness::Bytes> publishes;
+  const std::string topics[] = {"t/0", "t/1", "t/2", "t/3"};
+  const std::string payload(64, 'p');
   for (int i = 0; i < kPerIteration; ++i) {
-    publishes.push_back(harness::PublishBytes("t/" + std::to_string(i % 4),
-                                              std::string(64, 'p'), mqtt::QoS::k0, 0));
+    if (!mqtt5) {
+      publishes.push_back(harness::PublishBytes(topics[i % 4], payload, mqtt::QoS::k0, 0));
+      continue;
+    }
+    const mqtt::Packet publish =
+        mqtt::Publish{.topic = topics[i % 4],
+                      .payload = payload,
+                      .qos = mqtt::QoS::k0,
+                      .properties = mqtt::Properties(std::span<const uint8_t>(
+                          reinterpret_cast<const uint8_t*>(block.data()), block.size()))};
+    harness::Bytes bytes(mqtt::EncodedSize(publish, mqtt::ProtocolLevel::kMqtt5));
+    mqtt::Encode(publish, bytes, mqtt::ProtocolLevel::kMqtt5);
+    publishes.push_back(std::move(bytes));
   }
-  std::string batch_in;  // what another node sends: 20 records for t/x
+  // What another node sends: 20 records for t/x (at 5.0: with the carried properties and the
+  // time left).
+  std::string carried;
+  cluster::AppendBatchProperties(
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(block.data()), block.size()),
+      carried);
+  std::string batch_in;
   cluster::BeginBatch(batch_in, "n2");
+  const std::string payload_in(64, 'q');
   for (int i = 0; i < kPerIteration; ++i) {
-    cluster::AppendBatchRecord(batch_in,
-                               {.topic = "t/x", .qos = 0, .payload = std::string(64, 'q')});
+    cluster::BatchRecord record{
+        .topic = "t/x", .qos = 0, .properties = carried, .payload = payload_in};
+    if (mqtt5) record.expiry_left_ms = 30'000;
+    cluster::AppendBatchRecord(batch_in, record);
   }
   cluster::SealBatch(batch_in, 1);
   const std::string msg_in = harness::MsgBytes("$RINGMQ.b.node-a.0", 6, batch_in);
@@ -120,6 +180,19 @@ TEST(ClusterBatchNoAllocTest, SendingAndReceivingBatchesAllocatesNothingPerMessa
       << "every published message into both links' batches";
   EXPECT_EQ(sub.publishes_by_qos[0] - delivered_before, 2u * 50 * kPerIteration)
       << "every received record delivered";
+  if (mqtt5) {
+    EXPECT_EQ(harness.counters(0).cluster_batch_mqtt5_out.Load(),
+              harness.counters(0).cluster_batch_messages_out.Load() / 2)
+        << "every published message batched with its properties";
+  }
+}
+
+TEST(ClusterBatchNoAllocTest, SendingAndReceivingBatchesAllocatesNothingPerMessage) {
+  ExpectNoAllocationPerMessage(/*mqtt5=*/false);
+}
+
+TEST(ClusterBatchNoAllocTest, WithMqtt5PropertiesAndExpiryToo) {
+  ExpectNoAllocationPerMessage(/*mqtt5=*/true);
 }
 
 }  // namespace

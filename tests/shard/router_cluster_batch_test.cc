@@ -4,13 +4,16 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "cluster/batch.h"
 #include "cluster/nats_link.h"
 #include "mqtt/codec.h"
+#include "mqtt/properties.h"
 #include "shard/cluster_acks.h"
 #include "shard/cluster_harness.h"
 #include "shard/router_harness.h"
@@ -138,7 +141,62 @@ TEST_F(RouterClusterBatchTest, APlainPathMessageFollowsTheBatchedOnesBeforeIt) {
             (std::vector<std::pair<std::string, std::string>>{{"t/1", "q0-third"}}));
 }
 
-TEST_F(RouterClusterBatchTest, AQos0MessageWith5PropertiesTakesItsPlainSubjectInOrder) {
+// ---- MQTT 5.0 properties in batch records (batchprops lane; cluster/batch.h) ----------------
+
+// A property block of every property a record carries, user properties with a repeated name
+// (`expiry_s`: with a Message Expiry Interval, which the record carries as the time left).
+std::string BatchPropertyBlock(uint32_t expiry_s = 0) {
+  using mqtt::PropertyId;
+  std::string block(256, '\0');
+  size_t size = 0;
+  const auto tail = [&] {
+    return std::span<uint8_t>(reinterpret_cast<uint8_t*>(block.data()), block.size()).subspan(size);
+  };
+  size += mqtt::EncodeUserProperty("k", "1", tail());
+  size += mqtt::EncodeIntegerProperty(PropertyId::kPayloadFormatIndicator, 1, tail());
+  if (expiry_s != 0) {
+    size += mqtt::EncodeIntegerProperty(PropertyId::kMessageExpiryInterval, expiry_s, tail());
+  }
+  size += mqtt::EncodeStringProperty(PropertyId::kContentType, "application/json", tail());
+  size += mqtt::EncodeStringProperty(PropertyId::kResponseTopic, "reply/to", tail());
+  size += mqtt::EncodeStringProperty(PropertyId::kCorrelationData, std::string_view("\x00\xFF", 2),
+                                     tail());
+  size += mqtt::EncodeUserProperty("k", "2", tail());
+  block.resize(size);
+  return block;
+}
+
+std::span<const uint8_t> BlockBytes(std::string_view block) {
+  return {reinterpret_cast<const uint8_t*>(block.data()), block.size()};
+}
+
+// The PUBLISHes a recording 5.0 client read.
+std::vector<mqtt::Publish> BatchPublishes5(const Client& client) {
+  std::vector<mqtt::Publish> out;
+  for (const harness::Bytes& bytes : client.recorded) {
+    const mqtt::Frame frame =
+        mqtt::PeekFrame(bytes, mqtt::kMaxRemainingLength, mqtt::ProtocolLevel::kMqtt5);
+    const mqtt::Result<mqtt::Packet> packet = mqtt::Decode(
+        frame.header, std::span<const uint8_t>(bytes).subspan(frame.header.header_length),
+        mqtt::ProtocolLevel::kMqtt5);
+    EXPECT_TRUE(packet.ok());
+    if (packet.ok()) out.push_back(std::get<mqtt::Publish>(packet.value()));
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string_view, std::string_view>> UserProperties(
+    const mqtt::Properties& properties) {
+  std::vector<std::pair<std::string_view, std::string_view>> users;
+  for (const mqtt::Property property : properties) {
+    if (property.id == mqtt::PropertyId::kUserProperty) {
+      users.emplace_back(property.text, property.pair_value);
+    }
+  }
+  return users;
+}
+
+TEST_F(RouterClusterBatchTest, AQos0MessageWith5PropertiesIsBatchedWithThemInOrder) {
   Start(/*batching=*/true);
   const std::string id = harness_->IdOn(0, "pub5");  // the Connect keeps a view of it
   mqtt::Connect connect = harness::ConnectPacket(id);
@@ -154,26 +212,150 @@ TEST_F(RouterClusterBatchTest, AQos0MessageWith5PropertiesTakesItsPlainSubjectIn
               bytes.size());
     harness_->Send(pub, bytes);
   };
-  uint8_t properties[32];
-  const size_t size =
-      mqtt::EncodeUserProperty("k", "v", std::span<uint8_t>(properties, sizeof(properties)));
-  publish5("batched-first", {});
-  publish5("with-properties", std::span<const uint8_t>(properties, size));
-  publish5("batched-third", {});
+  const std::string with_expiry = BatchPropertyBlock(/*expiry_s=*/60);
+  uint8_t expiry_only[8];
+  const size_t expiry_only_size =
+      mqtt::EncodeIntegerProperty(mqtt::PropertyId::kMessageExpiryInterval, 5, expiry_only);
+  publish5("first", {});
+  publish5("with-properties", BlockBytes(with_expiry));
+  publish5("expiry-only", std::span<const uint8_t>(expiry_only, expiry_only_size));
+  publish5("fourth", {});
   harness_->Settle();
   const std::vector<LinkPub> pubs = LinkPubs(Step(0));
-  ASSERT_EQ(pubs.size(), 3u);
+  ASSERT_EQ(pubs.size(), 1u) << "one batch, nothing on the plain subject";
   EXPECT_EQ(pubs[0].subject, "$RINGMQ.b.n2.0");
-  EXPECT_EQ(Records(pubs[0].payload),
-            (std::vector<std::pair<std::string, std::string>>{{"t/1", "batched-first"}}));
-  EXPECT_EQ(pubs[1].subject, "t.1") << "properties cross as NATS headers on the plain subject";
-  EXPECT_TRUE(pubs[1].headers);
-  EXPECT_TRUE(pubs[1].payload.ends_with("with-properties"));
-  EXPECT_NE(pubs[1].payload.find("\r\nk: v\r\n"), std::string::npos) << pubs[1].payload;
-  EXPECT_EQ(pubs[2].subject, "$RINGMQ.b.n2.0") << "MQTT-4.6.0-6: the publisher's order";
-  EXPECT_EQ(Records(pubs[2].payload),
-            (std::vector<std::pair<std::string, std::string>>{{"t/1", "batched-third"}}));
-  EXPECT_EQ(harness_->counters(0).cluster_batch_plain_mqtt5.Load(), 1u);
+  EXPECT_FALSE(pubs[0].headers);
+  cluster::BatchHeader header;
+  std::string_view records;
+  ASSERT_TRUE(cluster::ParseBatchHeader(pubs[0].payload, header, records));
+  std::vector<cluster::BatchRecord> got;
+  cluster::BatchRecord record;
+  while (cluster::NextBatchRecord(records, record) == cluster::BatchNext::kRecord) {
+    got.push_back(record);
+  }
+  ASSERT_EQ(got.size(), 4u) << "MQTT-4.6.0-6: the publisher's order, all in the batch";
+  EXPECT_EQ(got[0].payload, "first");
+  EXPECT_EQ(got[0].properties, "");
+  EXPECT_FALSE(got[0].expiry_left_ms);
+  EXPECT_EQ(got[1].payload, "with-properties");
+  EXPECT_EQ(got[1].properties, BatchPropertyBlock())
+      << "every carried property in order; the interval itself replaced by the time left";
+  // The harness clock stands still: all 60 s are left (MQTT-3.3.2-6).
+  EXPECT_EQ(got[1].expiry_left_ms, 60'000u);
+  EXPECT_EQ(got[2].payload, "expiry-only");
+  EXPECT_EQ(got[2].properties, "");
+  EXPECT_EQ(got[2].expiry_left_ms, 5'000u);
+  EXPECT_EQ(got[3].payload, "fourth");
+  const metrics::ShardCounters& counters = harness_->counters(0);
+  EXPECT_EQ(counters.cluster_batch_mqtt5_out.Load(), 2u);
+  EXPECT_EQ(counters.cluster_batch_messages_out.Load(), 4u);
+  EXPECT_EQ(counters.cluster_messages_out.Load(), 4u);
+}
+
+TEST_F(RouterClusterBatchTest, ARecordsPropertiesTooLargeForABatchTakeThePlainSubject) {
+  Start(/*batching=*/true, /*bytes_max=*/512);
+  const std::string id = harness_->IdOn(0, "pub5");
+  mqtt::Connect connect = harness::ConnectPacket(id);
+  connect.protocol_level = static_cast<uint8_t>(mqtt::ProtocolLevel::kMqtt5);
+  Client& pub = harness_->Connect(connect);
+  std::string block(600, '\0');
+  block.resize(mqtt::EncodeUserProperty(
+      "big", std::string(590, 'v'),
+      std::span<uint8_t>(reinterpret_cast<uint8_t*>(block.data()), block.size())));
+  const mqtt::Publish publish{.topic = "t/1",
+                              .payload = "small",
+                              .qos = mqtt::QoS::k0,
+                              .properties = mqtt::Properties(BlockBytes(block))};
+  harness::Bytes bytes(mqtt::EncodedSize(mqtt::Packet(publish), mqtt::ProtocolLevel::kMqtt5));
+  ASSERT_EQ(mqtt::Encode(mqtt::Packet(publish), bytes, mqtt::ProtocolLevel::kMqtt5), bytes.size());
+  harness_->Send(pub, bytes);
+  harness_->Settle();
+  const std::vector<LinkPub> pubs = LinkPubs(Step(0));
+  ASSERT_EQ(pubs.size(), 1u);
+  EXPECT_EQ(pubs[0].subject, "t.1") << "the payload is small, its properties are not";
+  EXPECT_NE(pubs[0].payload.find("\r\nbig: vvv"), std::string::npos) << "as headers there";
+  EXPECT_EQ(harness_->counters(0).cluster_batch_oversize.Load(), 1u);
+  EXPECT_EQ(harness_->counters(0).cluster_batch_mqtt5_out.Load(), 0u);
+}
+
+TEST_F(RouterClusterBatchTest, ReceivedRecordsPropertiesReach5SubscribersNot311Ones) {
+  Start(/*batching=*/true);
+  const std::string id5 = harness_->IdOn(0, "sub5");  // the Connect keeps a view of it
+  mqtt::Connect connect = harness::ConnectPacket(id5);
+  connect.protocol_level = static_cast<uint8_t>(mqtt::ProtocolLevel::kMqtt5);
+  Client& sub5 = harness_->Connect(connect);
+  sub5.record = true;
+  harness_->Subscribe5(sub5, mqtt::TopicRequest{.filter = "t/#", .qos = mqtt::QoS::k0}, 7);
+  Client& sub311 = harness_->Connect(harness_->IdOn(0, "sub311"));
+  sub311.record = true;
+  harness_->Subscribe(sub311, "t/#", mqtt::QoS::k0);
+  Step(0);
+  const std::string block = BatchPropertyBlock();
+  std::string batch;
+  cluster::BeginBatch(batch, "n2");
+  cluster::AppendBatchRecord(
+      batch, {.topic = "t/1", .properties = block, .expiry_left_ms = 2'500, .payload = "props"});
+  cluster::AppendBatchRecord(batch, {.topic = "t/1", .expiry_left_ms = 0, .payload = "expired"});
+  cluster::AppendBatchRecord(batch, {.topic = "t/1", .payload = "plain"});
+  cluster::SealBatch(batch, 1);
+  Deliver(0, MsgBytes("$RINGMQ.b.node-a.0", kBatchSid, batch));
+
+  const std::vector<mqtt::Publish> got5 = BatchPublishes5(sub5);
+  ASSERT_EQ(got5.size(), 2u) << "the expired record is not delivered (5.0:3.3.2.3.3)";
+  EXPECT_EQ(got5[0].payload, "props");
+  const mqtt::PropertyValues values = got5[0].properties.Values();
+  EXPECT_EQ(values.payload_format_indicator, 1);
+  EXPECT_EQ(values.content_type, "application/json");
+  EXPECT_EQ(values.response_topic, "reply/to");
+  EXPECT_EQ(values.correlation_data, std::string_view("\x00\xFF", 2));
+  EXPECT_EQ(values.message_expiry_interval_s, 3u) << "2.5 s left, rounded up (MQTT-3.3.2-6)";
+  EXPECT_EQ(values.subscription_identifier, 7u) << "this node's subscription (MQTT-3.3.4-3)";
+  EXPECT_EQ(UserProperties(got5[0].properties),
+            (std::vector<std::pair<std::string_view, std::string_view>>{{"k", "1"}, {"k", "2"}}))
+      << "MQTT-3.3.2-17, -18: in order, the repeated name kept";
+  EXPECT_EQ(got5[1].payload, "plain");
+  EXPECT_FALSE(got5[1].properties.Values().content_type.has_value());
+  EXPECT_EQ(UserProperties(got5[1].properties).size(), 0u);
+  // 3.1.1: the same messages, without properties (its PUBLISH has none to carry).
+  EXPECT_EQ(Received(sub311),
+            (std::vector<std::pair<std::string, std::string>>{{"t/1", "props"}, {"t/1", "plain"}}));
+  for (const harness::Bytes& bytes : sub311.recorded) {
+    const std::string_view text(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    EXPECT_EQ(text.find("application/json"), std::string_view::npos);
+  }
+  const metrics::ShardCounters& counters = harness_->counters(0);
+  EXPECT_EQ(counters.cluster_expired_in_transit.Load(), 1u);
+  EXPECT_EQ(counters.cluster_batch_messages_in.Load(), 3u);
+  EXPECT_EQ(counters.cluster_batch_invalid.Load(), 0u);
+
+  // The expiry is honoured here: the deadline runs on this node's clock.
+  sub5.recorded.clear();
+  cluster::BeginBatch(batch, "n2");
+  cluster::AppendBatchRecord(batch, {.topic = "t/2", .expiry_left_ms = 1'000, .payload = "x"});
+  cluster::SealBatch(batch, 1);
+  Deliver(0, MsgBytes("$RINGMQ.b.node-a.0", kBatchSid, batch));
+  const std::vector<mqtt::Publish> got_expiring = BatchPublishes5(sub5);
+  ASSERT_EQ(got_expiring.size(), 1u);
+  EXPECT_EQ(got_expiring[0].properties.Values().message_expiry_interval_s, 1u);
+
+  // A record whose properties are not carried ones: it and the rest of the batch dropped,
+  // counted; the records before it delivered.
+  sub5.recorded.clear();
+  uint8_t alias[4];
+  const size_t alias_size = mqtt::EncodeIntegerProperty(mqtt::PropertyId::kTopicAlias, 1, alias);
+  cluster::BeginBatch(batch, "n2");
+  cluster::AppendBatchRecord(batch, {.topic = "t/3", .payload = "before"});
+  cluster::AppendBatchRecord(
+      batch, {.topic = "t/3",
+              .properties = std::string_view(reinterpret_cast<const char*>(alias), alias_size),
+              .payload = "alias"});
+  cluster::AppendBatchRecord(batch, {.topic = "t/3", .payload = "after"});
+  cluster::SealBatch(batch, 1);
+  Deliver(0, MsgBytes("$RINGMQ.b.node-a.0", kBatchSid, batch));
+  const std::vector<mqtt::Publish> got_bad = BatchPublishes5(sub5);
+  ASSERT_EQ(got_bad.size(), 1u);
+  EXPECT_EQ(got_bad[0].payload, "before");
+  EXPECT_EQ(counters.cluster_batch_invalid.Load(), 1u);
 }
 
 TEST_F(RouterClusterBatchTest, ABatchIsSentEarlyAtItsByteBound) {
