@@ -1,7 +1,11 @@
 #include "cluster/session_state.h"
 
+#include <span>
+
 #include "cluster/wire_bytes.h"
 #include "common/assert.h"
+#include "mqtt/packet_type.h"
+#include "mqtt/properties.h"
 
 namespace ringmq::cluster {
 namespace {
@@ -19,15 +23,19 @@ void SetU32(std::string& out, size_t at, uint32_t value) {
 // The fixed bytes of the header (magic, key, client id length) and the three counts.
 constexpr size_t kFixedBytes = 3 + 8 + 2 + 2 + 4 + 2;
 constexpr size_t kSubscriptionFixedBytes = 2 + 1 + 4;
-constexpr size_t kMessageFixedBytes = 2 + 4 + 1 + 1 + 2 + 1;
+constexpr size_t kMessageFixedBytes = 2 + 4 + 1 + 1 + 2 + 1;  // "RS2"
+constexpr size_t kPropertiesLengthBytes = 4;                  // "RS3": u32 n before the block
+constexpr size_t kExpiryBytes = 8;                            // "RS3", a message that expires
 constexpr size_t kInboundCountBytes = 2;  // reserved by kFixedBytes, written last
 
 }  // namespace
 
 bool SessionStateWriter::Begin(std::string& out, size_t max_bytes, uint64_t key,
-                               std::string_view client_id) {
+                               std::string_view client_id, char version) {
   RINGMQ_ASSERT(client_id.size() <= UINT16_MAX);
+  RINGMQ_ASSERT(version == kSessionStateVersion || version == kSessionStateVersionNoProperties);
   out_ = &out;
+  version_ = version;
   max_bytes_ = max_bytes;
   subscriptions_ = 0;
   messages_ = 0;
@@ -36,7 +44,8 @@ bool SessionStateWriter::Begin(std::string& out, size_t max_bytes, uint64_t key,
   left_out_ = 0;
   out.clear();
   if (kFixedBytes + client_id.size() > max_bytes) return false;
-  out.append("RS2");
+  out.append("RS");
+  out.push_back(version);
   PutU64(out, key);
   PutU16(out, static_cast<uint16_t>(client_id.size()));
   out.append(client_id);
@@ -73,10 +82,17 @@ bool SessionStateWriter::AddMessage(const StateMessage& message) {
   RINGMQ_ASSERT(out_ != nullptr && message.qos <= 2 && message.topic.size() <= UINT16_MAX);
   RINGMQ_ASSERT(inbound_count_at_ == 0 &&
                 session_state_internal::ValidStage(message, static_cast<uint8_t>(message.stage)));
+  RINGMQ_ASSERT(message.expires || message.expiry_left_ms == 0);
+  const bool mqtt5 = version_ == kSessionStateVersion;
+  RINGMQ_ASSERT(mqtt5 || (message.properties.empty() && !message.expires));
   std::string& out = *out_;
+  const size_t mqtt5_bytes = mqtt5 ? kPropertiesLengthBytes + message.properties.size() +
+                                         (message.expires ? kExpiryBytes : 0)
+                                   : 0;
   if (messages_ == UINT32_MAX || message.payload.size() > UINT32_MAX ||
+      message.properties.size() > UINT32_MAX ||
       out.size() + kInboundCountBytes + kMessageFixedBytes + message.topic.size() +
-              message.payload.size() >
+              message.payload.size() + mqtt5_bytes >
           max_bytes_) {
     ++left_out_;
     return false;
@@ -86,9 +102,14 @@ bool SessionStateWriter::AddMessage(const StateMessage& message) {
   PutU32(out, static_cast<uint32_t>(message.payload.size()));
   out.append(message.payload);
   out.push_back(static_cast<char>(message.qos));
-  out.push_back(message.retain ? 1 : 0);
+  out.push_back(static_cast<char>((message.retain ? 0x01 : 0) | (message.expires ? 0x02 : 0)));
   PutU16(out, message.packet_id);
   out.push_back(static_cast<char>(message.stage));
+  if (mqtt5) {
+    if (message.expires) PutU64(out, message.expiry_left_ms);
+    PutU32(out, static_cast<uint32_t>(message.properties.size()));
+    out.append(message.properties);
+  }
   ++messages_;
   return true;
 }
@@ -123,6 +144,16 @@ void SessionStateWriter::End() {
 }
 
 namespace session_state_internal {
+
+bool ValidProperties(std::string_view block) {
+  if (block.empty()) return true;
+  if (block.size() > mqtt::kMaxRemainingLength) return false;
+  const std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(block.data()),
+                                       block.size());
+  return mqtt::ValidateProperties(bytes, mqtt::PacketBit(mqtt::PacketType::kPublish)) ==
+             mqtt::Violation::kNone ||
+         mqtt::ValidateProperties(bytes, mqtt::kWillPropertiesBit) == mqtt::Violation::kNone;
+}
 
 bool Reader::U8(uint8_t& value) {
   if (bytes_.empty()) return false;

@@ -4,7 +4,7 @@
 // messages queued for it follow it. Pure: encoding and parsing, no I/O.
 //
 // Wire format (binary, integers big-endian), one NATS message:
-//   "RS2"                                     magic and version
+//   "RS3"                                     magic and version
 //   u64 key                                   the claim it answers
 //   u16 n, n bytes                            client id
 //   u16 count, then count subscriptions:      u16 n, n bytes filter; u8 options (QoS in bits
@@ -12,15 +12,34 @@
 //                                             the SUBSCRIBE options byte without Retain
 //                                             Handling); u32 Subscription Identifier (0: none)
 //   u32 count, then count messages:           u16 n, n bytes topic; u32 n, n bytes payload;
-//                                             u8 QoS (0-2); u8 RETAIN flag to send (0 or 1);
-//                                             u16 packet id; u8 stage (StateStage)
+//                                             u8 QoS (0-2); u8 flags (bit 0: RETAIN to send,
+//                                             bit 1: it expires); u16 packet id; u8 stage
+//                                             (StateStage); if it expires, u64 milliseconds of
+//                                             its Message Expiry Interval left; u32 n, n bytes
+//                                             MQTT 5.0 property block
 //   u16 count, then count u16 packet ids:     inbound QoS 2 PUBLISHes received, PUBREL not yet
-// Nothing may follow. MQTT 5.0 message properties are not carried (as between nodes for
-// live messages, docs/cluster.md). Stages: kQueued (packet id 0), kInFlight (sent with the
-// packet id, no PUBACK / PUBREC yet: QoS 1 or 2, topic not empty), kReleased (QoS 2 whose
-// PUBREC arrived, PUBCOMP awaited: topic and payload empty, RETAIN 0). So the in-flight QoS 1/2
+// Nothing may follow. Stages: kQueued (packet id 0), kInFlight (sent with the packet id, no
+// PUBACK / PUBREC yet: QoS 1 or 2, topic not empty), kReleased (QoS 2 whose PUBREC arrived,
+// PUBCOMP awaited: topic, payload and properties empty, flags 0). So the in-flight QoS 1/2
 // state moves whole (MQTT-4.3.3, MQTT-4.4.0-1): the new node resends in-flight PUBLISHes with
 // their packet ids and DUP, sends PUBREL for released ones, and knows the inbound ids.
+//
+// MQTT 5.0 message properties: the block is the publisher's, as the old node holds it
+// (message/message.h: a PUBLISH's or a will's validated block, the persistence log stores the
+// same bytes), so the new node's deliveries make the same per-subscriber edits the old node's
+// would have (mqtt::EncodePublishParts5: Topic Alias and Subscription Identifiers of the
+// publisher dropped, User Properties in order, MQTT-3.3.2-17, -18). The parser accepts a block
+// only if mqtt::ValidateProperties accepts it for a PUBLISH or for a will (5.0:3.3.2.3,
+// 3.1.3.2), and at most mqtt::kMaxRemainingLength bytes. The expiry is not a deadline (clocks
+// are per node) but the time left when the state was written (MQTT-3.3.2-6): the new node sets
+// its own deadline from it. 0 ms left is a message that has expired: kept only in flight (its
+// delivery has started and completes, 5.0:3.3.2.3.3), the writer's caller leaves queued ones
+// out.
+//
+// Versions: "RS2", the format before properties (flags only RETAIN 0 or 1; no expiry, no
+// property block), is still parsed (its messages have no properties), so a state from a node
+// not yet upgraded merges; SessionStateWriter writes it when asked (tests, the fuzz target's
+// round trip). A node that knows only "RS2" refuses "RS3" whole (counted invalid there).
 //
 // Bounds: the encoder never writes more than the `max_bytes` it is given (the NATS server's
 // max_payload): what does not fit is left out, subscriptions before messages, and counted
@@ -35,7 +54,13 @@
 #include <string>
 #include <string_view>
 
+#include "mqtt/codec.h"
+
 namespace ringmq::cluster {
+
+// The format versions (the magic's last byte, above).
+inline constexpr char kSessionStateVersion = '3';
+inline constexpr char kSessionStateVersionNoProperties = '2';
 
 // The control subject kind of the replies that carry session state (control.h):
 // $RINGMQ[.prefix].session.<node>.<shard>, subscribed by each shard of each node.
@@ -56,6 +81,10 @@ struct StateMessage {
   bool retain = false;
   uint16_t packet_id = 0;
   StateStage stage = StateStage::kQueued;
+  // MQTT 5.0 (empty / false for 3.1.1 publishers and in "RS2").
+  std::string_view properties = {};  // the publisher's property block, without its length
+  bool expires = false;              // it has a Message Expiry Interval
+  uint64_t expiry_left_ms = 0;       // the time left of it (0 unless `expires`)
 };
 
 // Builds one state message: Begin, then subscriptions, then messages, then inbound QoS 2 packet
@@ -63,8 +92,10 @@ struct StateMessage {
 class SessionStateWriter {
  public:
   // Starts over into `out` (cleared; its capacity is reused). Returns false if even the header
-  // does not fit in `max_bytes` (nothing can be sent).
-  bool Begin(std::string& out, size_t max_bytes, uint64_t key, std::string_view client_id);
+  // does not fit in `max_bytes` (nothing can be sent). `version`: kSessionStateVersion, or
+  // kSessionStateVersionNoProperties, whose messages must have no properties and no expiry.
+  bool Begin(std::string& out, size_t max_bytes, uint64_t key, std::string_view client_id,
+             char version = kSessionStateVersion);
   // Each returns false (and counts it in left_out) if the item does not fit.
   bool AddSubscription(const StateSubscription& subscription);
   bool AddMessage(const StateMessage& message);
@@ -76,6 +107,7 @@ class SessionStateWriter {
  private:
   std::string* out_ = nullptr;
   size_t max_bytes_ = 0;
+  char version_ = kSessionStateVersion;
   size_t subscription_count_at_ = 0;  // offset of the u16 subscription count
   size_t message_count_at_ = 0;       // offset of the u32 message count
   size_t inbound_count_at_ = 0;       // offset of the u16 inbound count; 0: not written yet
@@ -124,10 +156,50 @@ inline bool ValidStage(const StateMessage& message, uint8_t stage) {
       return message.packet_id != 0 && message.qos > 0 && !message.topic.empty();
     case static_cast<uint8_t>(StateStage::kReleased):
       return message.packet_id != 0 && message.qos == 2 && message.topic.empty() &&
-             message.payload.empty() && !message.retain;
+             message.payload.empty() && !message.retain && message.properties.empty() &&
+             !message.expires;
     default:
       return false;
   }
+}
+
+// Whether `block` is a property block a message may carry (session_state.h, "MQTT 5.0 message
+// properties"): empty, or one mqtt::ValidateProperties accepts for a PUBLISH or a will, within
+// the Message's bound.
+bool ValidProperties(std::string_view block);
+
+// Reads one message of a state in format `version` (Walk): false if it is not well-formed.
+// `check_properties` false skips the property block's validation (Walk's second pass, over
+// bytes its first pass checked).
+inline bool ReadMessage(Reader& reader, char version, bool check_properties,
+                        StateMessage& message) {
+  uint16_t length16 = 0;
+  uint32_t length32 = 0;
+  uint8_t flags = 0;
+  uint8_t stage = 0;
+  if (!reader.U16(length16) || !reader.Bytes(length16, message.topic) || !reader.U32(length32) ||
+      !reader.Bytes(length32, message.payload) || !reader.U8(message.qos) || !reader.U8(flags) ||
+      !reader.U16(message.packet_id) || !reader.U8(stage)) {
+    return false;
+  }
+  if (message.qos > 2 || flags > (version == kSessionStateVersion ? 3 : 1)) return false;
+  message.retain = (flags & 0x01) != 0;
+  message.expires = (flags & 0x02) != 0;
+  if (version == kSessionStateVersion) {
+    if (message.expires && !reader.U64(message.expiry_left_ms)) return false;
+    if (!reader.U32(length32) || !reader.Bytes(length32, message.properties) ||
+        (check_properties && !ValidProperties(message.properties))) {
+      return false;
+    }
+  }
+  // Message::Create's bound: the PUBLISH it came in had a valid remaining length.
+  if (2 + message.topic.size() + (message.qos > 0 ? 2 : 0) + message.payload.size() >
+      mqtt::kMaxRemainingLength) {
+    return false;
+  }
+  if (!ValidStage(message, stage)) return false;
+  message.stage = static_cast<StateStage>(stage);
+  return true;
 }
 
 // One pass over `bytes`; with `emit` false it only validates.
@@ -139,10 +211,12 @@ bool Walk(std::string_view bytes, bool emit, OnHeader& on_header, OnSubscription
   uint64_t key = 0;
   uint16_t length16 = 0;
   std::string_view client_id;
-  if (!reader.Bytes(3, magic) || magic != "RS2" || !reader.U64(key) || !reader.U16(length16) ||
-      !reader.Bytes(length16, client_id)) {
+  if (!reader.Bytes(3, magic) || !magic.starts_with("RS") ||
+      (magic[2] != kSessionStateVersion && magic[2] != kSessionStateVersionNoProperties) ||
+      !reader.U64(key) || !reader.U16(length16) || !reader.Bytes(length16, client_id)) {
     return false;
   }
+  const char version = magic[2];
   if (emit && !on_header(key, client_id)) return true;
   uint16_t subscriptions = 0;
   if (!reader.U16(subscriptions)) return false;
@@ -160,18 +234,7 @@ bool Walk(std::string_view bytes, bool emit, OnHeader& on_header, OnSubscription
   if (!reader.U32(messages)) return false;
   for (uint32_t i = 0; i < messages; ++i) {
     StateMessage message;
-    uint32_t length32 = 0;
-    uint8_t retain = 0;
-    uint8_t stage = 0;
-    if (!reader.U16(length16) || !reader.Bytes(length16, message.topic) || !reader.U32(length32) ||
-        !reader.Bytes(length32, message.payload) || !reader.U8(message.qos) || !reader.U8(retain) ||
-        !reader.U16(message.packet_id) || !reader.U8(stage)) {
-      return false;
-    }
-    if (message.qos > 2 || retain > 1) return false;
-    message.retain = retain == 1;
-    if (!ValidStage(message, stage)) return false;
-    message.stage = static_cast<StateStage>(stage);
+    if (!ReadMessage(reader, version, /*check_properties=*/!emit, message)) return false;
     if (emit) on_message(message);
   }
   uint16_t inbound = 0;

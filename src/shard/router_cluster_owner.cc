@@ -1,7 +1,9 @@
 // Router: client ids across nodes (router.h, "Client ids across nodes"; docs/cluster.md).
 #include <time.h>
 
+#include <algorithm>
 #include <memory>
+#include <span>
 #include <string_view>
 
 #include "absl/strings/escaping.h"
@@ -10,6 +12,7 @@
 #include "cluster/session_state.h"
 #include "common/assert.h"
 #include "common/log.h"
+#include "message/message.h"
 #include "shard/cluster_owner.h"
 #include "shard/router.h"
 #include "shard/router_cluster.h"
@@ -36,6 +39,26 @@ uint64_t MonotonicMicros() {
 // The state of a session is sent in one NATS message: at most the server's max_payload (before
 // the first INFO, NATS's default of 1 MiB).
 constexpr size_t kDefaultStateBytesMax = 1024 * 1024;
+
+// What a message moved from another node carries for 5.0 deliveries (cluster/session_state.h,
+// "MQTT 5.0 message properties"): its block as the old node held it, and a deadline on this
+// node's clock from the time left (MQTT-3.3.2-6), bounded by this node's max_message_expiry
+// (0: none) as a message from another node is (Router::ClusterMqtt5Fields). 0 ms left is a
+// deadline already passed (not 0, which means none), so a queued copy is not sent.
+message::Mqtt5Fields MovedMqtt5Fields(const cluster::StateMessage& state, uint64_t now_ms,
+                                      uint32_t max_message_expiry_s) {
+  message::Mqtt5Fields fields{
+      .properties = std::span<const uint8_t>(
+          reinterpret_cast<const uint8_t*>(state.properties.data()), state.properties.size()),
+      .expiry_deadline_ms = 0};
+  if (!state.expires) return fields;
+  uint64_t left_ms = state.expiry_left_ms;
+  if (max_message_expiry_s != 0) {
+    left_ms = std::min<uint64_t>(left_ms, uint64_t{max_message_expiry_s} * 1000);
+  }
+  fields.expiry_deadline_ms = left_ms != 0 ? now_ms + left_ms : std::max<uint64_t>(now_ms, 1);
+  return fields;
+}
 
 }  // namespace
 
@@ -256,6 +279,7 @@ void Router::SendSessionState(uint32_t index, uint64_t key, std::string_view rep
   const session::Session& session = *sessions_[index].session;
   const int64_t server_max = c.link->server_info().max_payload;
   const size_t max_bytes = server_max > 0 ? static_cast<size_t>(server_max) : kDefaultStateBytesMax;
+  const uint64_t now_ms = services_.now_ms();
   cluster::SessionStateWriter writer;
   if (!writer.Begin(ownership.payload, max_bytes, key, session.client_id())) {
     counters_.cluster_owner_sessions_not_moved.Add();
@@ -278,18 +302,33 @@ void Router::SendSessionState(uint32_t index, uint64_t key, std::string_view rep
                          .qos = 2,
                          .retain = false,
                          .packet_id = packet_id,
-                         .stage = cluster::StateStage::kReleased});
+                         .stage = cluster::StateStage::kReleased,
+                         .properties = {},
+                         .expires = false,
+                         .expiry_left_ms = 0});
       return;
     }
     if (message == nullptr) return;
+    // 5.0:3.3.2.3.3: a queued message whose interval passed is not sent, here or there; one in
+    // flight has started its delivery and goes with 0 ms left, as this node would resend it.
+    if (packet_id == 0 && message->ExpiredAt(now_ms)) {
+      counters_.messages_expired.Add();
+      return;
+    }
     const std::span<const uint8_t> payload = message->payload();
+    const std::span<const uint8_t> properties = message->properties();
+    const uint64_t deadline_ms = message->expiry_deadline_ms();
     writer.AddMessage(
         {.topic = message->topic(),
          .payload = std::string_view(reinterpret_cast<const char*>(payload.data()), payload.size()),
          .qos = qos,
          .retain = retain,
          .packet_id = packet_id,
-         .stage = packet_id != 0 ? cluster::StateStage::kInFlight : cluster::StateStage::kQueued});
+         .stage = packet_id != 0 ? cluster::StateStage::kInFlight : cluster::StateStage::kQueued,
+         .properties =
+             std::string_view(reinterpret_cast<const char*>(properties.data()), properties.size()),
+         .expires = message->has_expiry(),
+         .expiry_left_ms = deadline_ms > now_ms ? deadline_ms - now_ms : 0});
   });
   session.ForEachInboundQos2([&](uint16_t packet_id) { writer.AddInboundQos2(packet_id); });
   writer.End();
@@ -353,7 +392,8 @@ void Router::OnSessionState(std::string_view bytes) {
         const auto* payload = reinterpret_cast<const uint8_t*>(state.payload.data());
         message::MessageRef message = message::MessageRef::Create(
             state.topic, std::span<const uint8_t>(payload, state.payload.size()), state.qos,
-            state.retain, NextOrigin(), message::Mqtt5Fields{});
+            state.retain, NextOrigin(),
+            MovedMqtt5Fields(state, services_.now_ms(), max_message_expiry_s_));
         if (state.stage == cluster::StateStage::kInFlight) {
           if (restore) {  // resent with DUP and its packet id at the Attach (MQTT-4.4.0-1)
             session.RestoreInflight(std::move(message), state.qos, state.retain,

@@ -4,9 +4,14 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "mqtt/packet_type.h"
+#include "mqtt/properties.h"
 
 namespace ringmq::cluster {
 namespace {
@@ -14,7 +19,8 @@ namespace {
 struct Parsed {
   uint64_t key = 0;
   std::string client_id;
-  // "S filter options identifier" / "M topic payload qos retain [packet id stage]" / "I id"
+  // "S filter options identifier" / "M topic payload qos retain [packet id stage]
+  // [E left_ms] [P block bytes]" / "I id"
   std::vector<std::string> items;
 };
 
@@ -37,6 +43,8 @@ bool Parse(std::string_view bytes, Parsed& parsed, bool accept = true) {
           item += " " + std::to_string(m.packet_id) + " " +
                   std::to_string(static_cast<int>(m.stage));
         }
+        if (m.expires) item += " E" + std::to_string(m.expiry_left_ms);
+        if (!m.properties.empty()) item += " P" + std::string(m.properties);
         parsed.items.push_back(item);
       },
       [&](uint16_t packet_id) { parsed.items.push_back("I " + std::to_string(packet_id)); });
@@ -185,13 +193,14 @@ TEST(SessionStateTest, BadValuesAreRefused) {
   wrong_magic[2] = '1';  // the format before in-flight state: refused, not misread
   Parsed parsed;
   EXPECT_FALSE(Parse(wrong_magic, parsed));
-  // The last bytes: the last message's QoS, RETAIN, packet id (2), stage, then the inbound
-  // count (2).
-  std::string retain = full;
-  retain[retain.size() - 6] = 2;
-  EXPECT_FALSE(Parse(retain, parsed));
+  // The last bytes: the last message's QoS, flags, packet id (2), stage, property length (4,
+  // 0), then the inbound count (2).
+  std::string flags = full;
+  ASSERT_EQ(flags[flags.size() - 10], 1);  // RETAIN
+  flags[flags.size() - 10] = 4;            // no such flag
+  EXPECT_FALSE(Parse(flags, parsed));
   std::string qos = full;
-  qos[qos.size() - 7] = 3;
+  qos[qos.size() - 11] = 3;
   EXPECT_FALSE(Parse(qos, parsed));
 }
 
@@ -199,6 +208,248 @@ TEST(SessionStateTest, AHeaderTheCallerRefusesStopsTheWalk) {
   Parsed parsed;
   EXPECT_TRUE(Parse(Sample(), parsed, /*accept=*/false));
   EXPECT_EQ(parsed.client_id, "dev\n1");
+  EXPECT_TRUE(parsed.items.empty());
+}
+
+// ---- MQTT 5.0 message properties (moveprops lane) ----
+
+using mqtt::PropertyId;
+
+// A property block built with the codec's own encoders, as a string the state views.
+class MovedProperties {
+ public:
+  MovedProperties& Integer(PropertyId id, uint32_t value) {
+    return Append(mqtt::EncodeIntegerProperty(id, value, scratch_));
+  }
+  MovedProperties& String(PropertyId id, std::string_view value) {
+    return Append(mqtt::EncodeStringProperty(id, value, scratch_));
+  }
+  MovedProperties& User(std::string_view name, std::string_view value) {
+    return Append(mqtt::EncodeUserProperty(name, value, scratch_));
+  }
+  MovedProperties& Raw(std::string_view bytes) {
+    block_.append(bytes);
+    return *this;
+  }
+  const std::string& block() const { return block_; }
+
+ private:
+  MovedProperties& Append(size_t size) {
+    block_.append(reinterpret_cast<const char*>(scratch_.data()), size);
+    return *this;
+  }
+  std::vector<uint8_t> scratch_ = std::vector<uint8_t>(1024);
+  std::string block_;
+};
+
+// Every property a server forwards (5.0:3.3.2.3): Payload Format Indicator, Message Expiry
+// Interval, Content Type, Response Topic, Correlation Data (binary), User Properties with a
+// repeated name (MQTT-3.3.2-17, -18: order kept).
+std::string EveryForwardedProperty() {
+  return MovedProperties()
+      .Integer(PropertyId::kPayloadFormatIndicator, 1)
+      .Integer(PropertyId::kMessageExpiryInterval, 60)
+      .String(PropertyId::kContentType, "text/plain")
+      .String(PropertyId::kResponseTopic, "reply/to")
+      .String(PropertyId::kCorrelationData, std::string("\x00\xff\r\n", 4))
+      .User("k", "2")
+      .User("other", "x")
+      .User("k", "1")
+      .block();
+}
+
+std::string PropertiesSample(char version = kSessionStateVersion) {
+  static const std::string block = EveryForwardedProperty();
+  std::string out;
+  SessionStateWriter writer;
+  EXPECT_TRUE(writer.Begin(out, 4096, 5, "c5", version));
+  EXPECT_TRUE(writer.AddSubscription({.filter = "t/#", .options = 1}));
+  if (version == kSessionStateVersion) {
+    EXPECT_TRUE(writer.AddMessage({.topic = "t/1",
+                                   .payload = "in flight",
+                                   .qos = 1,
+                                   .packet_id = 3,
+                                   .stage = StateStage::kInFlight,
+                                   .properties = block,
+                                   .expires = true,
+                                   .expiry_left_ms = 59'250}));
+    EXPECT_TRUE(
+        writer.AddMessage({.topic = "t/2", .payload = "queued", .qos = 1, .properties = block}));
+    EXPECT_TRUE(writer.AddMessage({.topic = "t/3",
+                                   .payload = "expired",
+                                   .qos = 1,
+                                   .packet_id = 4,
+                                   .stage = StateStage::kInFlight,
+                                   .expires = true,
+                                   .expiry_left_ms = 0}));
+  }
+  EXPECT_TRUE(writer.AddMessage({.topic = "t/4", .payload = "3.1.1", .qos = 0, .retain = true}));
+  EXPECT_TRUE(writer.AddInboundQos2(9));
+  writer.End();
+  return out;
+}
+
+TEST(SessionStateTest, EveryForwardedPropertyAndTheExpiryLeftRoundTripInOrder) {
+  const std::string block = EveryForwardedProperty();
+  const auto bytes =
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(block.data()), block.size());
+  ASSERT_EQ(mqtt::ValidateProperties(bytes, mqtt::PacketBit(mqtt::PacketType::kPublish)),
+            mqtt::Violation::kNone);
+  const std::string state = PropertiesSample();
+  EXPECT_EQ(state.substr(0, 3), "RS3");
+  Parsed parsed;
+  ASSERT_TRUE(Parse(state, parsed));
+  EXPECT_EQ(parsed.items,
+            (std::vector<std::string>{"S t/# 1 0", "M t/1 in flight 1 0 3 1 E59250 P" + block,
+                                      "M t/2 queued 1 0 P" + block, "M t/3 expired 1 0 4 1 E0",
+                                      "M t/4 3.1.1 0 1", "I 9"}));
+  // The block is the publisher's byte for byte: its User Properties in their order.
+  std::vector<std::string> users;
+  for (const mqtt::Property property : mqtt::Properties(bytes)) {
+    if (property.id == PropertyId::kUserProperty) {
+      users.push_back(std::string(property.text) + "=" + std::string(property.pair_value));
+    }
+  }
+  EXPECT_EQ(users, (std::vector<std::string>{"k=2", "other=x", "k=1"}));
+}
+
+TEST(SessionStateTest, EveryTruncationOfAStateWithPropertiesIsRefusedWithoutCallbacks) {
+  const std::string full = PropertiesSample();
+  for (size_t size = 0; size < full.size(); ++size) {
+    Parsed parsed;
+    EXPECT_FALSE(Parse(std::string_view(full).substr(0, size), parsed)) << size;
+    EXPECT_TRUE(parsed.client_id.empty() && parsed.items.empty()) << size;
+  }
+  Parsed parsed;
+  EXPECT_FALSE(Parse(full + '\0', parsed));
+}
+
+// A state whose one queued message carries `block` (the writer does not validate it).
+std::string StateWithBlock(std::string_view block) {
+  std::string out;
+  SessionStateWriter writer;
+  EXPECT_TRUE(writer.Begin(out, 4096, 1, "c"));
+  EXPECT_TRUE(writer.AddMessage({.topic = "t", .payload = "p", .qos = 1, .properties = block}));
+  writer.End();
+  return out;
+}
+
+TEST(SessionStateTest, BadPropertyFieldsRefuseTheWholeState) {
+  Parsed parsed;
+  ASSERT_TRUE(Parse(StateWithBlock(EveryForwardedProperty()), parsed));
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"unknown identifier (Malformed Packet)", std::string("\x7f\x00", 2)},
+      {"identifier 0", std::string("\x00\x01", 2)},
+      {"a CONNECT property (Session Expiry Interval)",
+       MovedProperties().Integer(PropertyId::kSessionExpiryInterval, 5).block()},
+      {"Content Type twice", MovedProperties()
+                                 .String(PropertyId::kContentType, "a")
+                                 .String(PropertyId::kContentType, "b")
+                                 .block()},
+      {"wildcard in a Response Topic (MQTT-3.3.2-14)",
+       MovedProperties().String(PropertyId::kResponseTopic, "a/+").block()},
+      {"Payload Format Indicator 2", MovedProperties().Raw(std::string("\x01\x02", 2)).block()},
+      {"invalid UTF-8 (MQTT-1.5.4-1)",
+       MovedProperties().Raw(std::string("\x03\x00\x01\xff", 4)).block()},
+      {"U+0000 (MQTT-1.5.4-2)", MovedProperties().Raw(std::string("\x03\x00\x01\x00", 4)).block()},
+      {"a string longer than the block",
+       MovedProperties().Raw(std::string("\x03\x00\x09z", 4)).block()},
+      {"Will Delay Interval beside a Subscription Identifier (neither a will's nor a PUBLISH's)",
+       MovedProperties()
+           .Integer(PropertyId::kWillDelayInterval, 5)
+           .Integer(PropertyId::kSubscriptionIdentifier, 1)
+           .block()},
+  };
+  for (const auto& [why, block] : bad) {
+    Parsed refused;
+    EXPECT_FALSE(Parse(StateWithBlock(block), refused)) << why;
+    EXPECT_TRUE(refused.items.empty()) << why;
+  }
+  // A will's block (5.0:3.1.3.2, Will Delay Interval dropped at delivery) moves as it is.
+  const std::string will = MovedProperties()
+                               .Integer(PropertyId::kWillDelayInterval, 30)
+                               .String(PropertyId::kContentType, "w")
+                               .block();
+  Parsed accepted;
+  ASSERT_TRUE(Parse(StateWithBlock(will), accepted));
+  EXPECT_EQ(accepted.items, (std::vector<std::string>{"M t p 1 0 P" + will}));
+}
+
+TEST(SessionStateTest, FlagsAndStagesThatDisagreeWithTheMqtt5FieldsAreRefused) {
+  // Offsets of the one message of StateWithBlock(""): magic 3, key 8, id 2 + 1, count 2,
+  // count 4, "t" 2 + 1, "p" 4 + 1, QoS, then flags.
+  const std::string full = StateWithBlock("");
+  const size_t flags_at = 3 + 8 + 2 + 1 + 2 + 4 + 2 + 1 + 4 + 1 + 1;
+  ASSERT_EQ(full[flags_at], 0);
+  Parsed parsed;
+  ASSERT_TRUE(Parse(full, parsed));
+  std::string unknown_flag = full;
+  unknown_flag[flags_at] = 4;
+  EXPECT_FALSE(Parse(unknown_flag, parsed));
+  // "It expires" without the 8 bytes of time left: the lengths no longer add up.
+  std::string expires = full;
+  expires[flags_at] = 2;
+  EXPECT_FALSE(Parse(expires, parsed));
+  // "RS2" has no expiry flag and no property block.
+  std::string old = PropertiesSample(kSessionStateVersionNoProperties);
+  ASSERT_EQ(old.substr(0, 3), "RS2");
+  // The one message's flags: 2 (inbound) + 2 (inbound count) + stage + packet id (2) back.
+  const size_t old_flags_at = old.size() - 2 - 2 - 1 - 2 - 1;
+  ASSERT_EQ(old[old_flags_at], 1);
+  old[old_flags_at] = 3;
+  EXPECT_FALSE(Parse(old, parsed));
+}
+
+TEST(SessionStateTest, TheFormatBeforePropertiesIsStillMerged) {
+  // A node not yet upgraded sends "RS2": its messages have no properties and no expiry.
+  const std::string old = PropertiesSample(kSessionStateVersionNoProperties);
+  EXPECT_EQ(old.substr(0, 3), "RS2");
+  Parsed parsed;
+  ASSERT_TRUE(Parse(old, parsed));
+  EXPECT_EQ(parsed.items, (std::vector<std::string>{"S t/# 1 0", "M t/4 3.1.1 0 1", "I 9"}));
+  // Same items in "RS3": 4 more bytes (an empty property block's length).
+  std::string out;
+  SessionStateWriter writer;
+  ASSERT_TRUE(writer.Begin(out, 4096, 5, "c5"));
+  ASSERT_TRUE(writer.AddSubscription({.filter = "t/#", .options = 1}));
+  ASSERT_TRUE(writer.AddMessage({.topic = "t/4", .payload = "3.1.1", .qos = 0, .retain = true}));
+  ASSERT_TRUE(writer.AddInboundQos2(9));
+  writer.End();
+  EXPECT_EQ(out.size(), old.size() + 4);
+  Parsed again;
+  ASSERT_TRUE(Parse(out, again));
+  EXPECT_EQ(again.items, parsed.items);
+}
+
+TEST(SessionStateTest, PropertiesAndTheExpiryCountTowardsTheByteBound) {
+  const std::string block = EveryForwardedProperty();
+  const StateMessage message{.topic = "t",
+                             .payload = "p",
+                             .qos = 1,
+                             .properties = block,
+                             .expires = true,
+                             .expiry_left_ms = 1000};
+  std::string out;
+  SessionStateWriter writer;
+  ASSERT_TRUE(writer.Begin(out, SIZE_MAX, 1, "c"));
+  ASSERT_TRUE(writer.AddMessage(message));
+  writer.End();
+  const size_t exact = out.size();
+  // Header 21 + id 1; the message: fixed 11 + topic 1 + payload 1 + expiry 8 + length 4.
+  EXPECT_EQ(exact, 3u + 8 + 2 + 1 + 2 + 4 + 2 + 11 + 1 + 1 + 8 + 4 + block.size());
+  ASSERT_TRUE(writer.Begin(out, exact, 1, "c"));
+  EXPECT_TRUE(writer.AddMessage(message));
+  writer.End();
+  EXPECT_EQ(out.size(), exact);
+  EXPECT_EQ(writer.left_out(), 0u);
+  // One byte less: the message is left out, counted, and the state still parses (empty).
+  ASSERT_TRUE(writer.Begin(out, exact - 1, 1, "c"));
+  EXPECT_FALSE(writer.AddMessage(message));
+  writer.End();
+  EXPECT_LE(out.size(), exact - 1);
+  EXPECT_EQ(writer.left_out(), 1u);
+  Parsed parsed;
+  ASSERT_TRUE(Parse(out, parsed));
   EXPECT_TRUE(parsed.items.empty());
 }
 

@@ -8,17 +8,22 @@
 //     its bounds, and written again with ClaimBatchWriter gives exactly the input (the format
 //     has one spelling of each batch); one it refuses gives nothing;
 //   - ParseSessionState never crashes and calls nothing for an input it refuses; a state it
-//     accepts, written again with SessionStateWriter (no bound), gives exactly the input.
+//     accepts ("RS2" or "RS3"), written again with SessionStateWriter in its version (no
+//     bound), gives exactly the input; every MQTT 5.0 property block it hands out is one
+//     mqtt::ValidateProperties accepts for a PUBLISH or a will, and only "RS3" has any.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "cluster/claim.h"
 #include "cluster/session_state.h"
+#include "mqtt/packet_type.h"
+#include "mqtt/properties.h"
 
 namespace ringmq::cluster {
 namespace {
@@ -59,13 +64,26 @@ void CheckState(std::string_view bytes) {
       bytes,
       [&](uint64_t key, std::string_view client_id) {
         called = true;
-        FUZZ_CHECK(writer.Begin(again, SIZE_MAX, key, client_id));
+        // The version the input has ("RS2" or "RS3"; the parser accepts no other).
+        FUZZ_CHECK(writer.Begin(again, SIZE_MAX, key, client_id, bytes[2]));
         return true;
       },
       [&](const StateSubscription& subscription) {
         FUZZ_CHECK(writer.AddSubscription(subscription));
       },
-      [&](const StateMessage& message) { FUZZ_CHECK(writer.AddMessage(message)); },
+      [&](const StateMessage& message) {
+        // A block the parser accepts is one a PUBLISH or a will may carry (session_state.h).
+        FUZZ_CHECK(message.properties.empty() || bytes[2] == kSessionStateVersion);
+        FUZZ_CHECK(message.expires || message.expiry_left_ms == 0);
+        const auto block = std::span<const uint8_t>(
+            reinterpret_cast<const uint8_t*>(message.properties.data()), message.properties.size());
+        FUZZ_CHECK(block.empty() ||
+                   mqtt::ValidateProperties(block, mqtt::PacketBit(mqtt::PacketType::kPublish)) ==
+                       mqtt::Violation::kNone ||
+                   mqtt::ValidateProperties(block, mqtt::kWillPropertiesBit) ==
+                       mqtt::Violation::kNone);
+        FUZZ_CHECK(writer.AddMessage(message));
+      },
       [&](uint16_t packet_id) { FUZZ_CHECK(writer.AddInboundQos2(packet_id)); });
   if (!ok) {
     FUZZ_CHECK(!called);

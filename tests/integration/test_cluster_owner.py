@@ -12,7 +12,9 @@ import unittest
 import mqtt_raw
 import nats_cluster
 import test_cluster
+from nats_cluster import wait_metric
 from test_cluster import QUIET, metric, wait_route
+from test_cluster_props import Client as Paho5, publish_properties, prop
 from test_mqtt5_connect import connect5, read_connack5, read_disconnect5
 
 TAKEOVER_TIMEOUT = 10.0
@@ -203,6 +205,74 @@ class ClusterOwnerTest(nats_cluster.NodesOverNats):
             time.sleep(0.05)
         # Back on node 0: no session there any more.
         self.client(0, "owner-clean", clean=False, session_present=False)
+
+    def test_a_5_0_session_moves_with_its_messages_properties_MQTT_3_3_2_17_18(self):
+        # moveprops lane: the messages queued in a persistent session keep their MQTT 5.0
+        # properties when the session moves to another node (src/cluster/session_state.h),
+        # User Properties in their order (MQTT-3.3.2-17, -18), the Message Expiry Interval as
+        # the time left (MQTT-3.3.2-6), and an expired one is not delivered (5.0:3.3.2.3.3).
+        node0, node1 = self.nodes[0], self.nodes[1]
+        merged = metric(node1, "ringmq_cluster_owner_states_total", result="merged")
+        offline = metric(node0, "ringmq_sessions", state="offline")
+        old = Paho5(node0.port, "owner-props", clean_start=False, session_expiry_s=300)
+        self.addCleanup(old.client.loop_stop)
+        self.assertEqual(old.subscribe("owner/props/#", qos=1), [1])
+        local = Paho5(node0.port, "owner-props-pub0")
+        self.addCleanup(local.close)
+        remote = Paho5(self.nodes[2].port, "owner-props-pub2")
+        self.addCleanup(remote.close)
+        # Node 2's messages reach node 0's session over NATS (probes until one arrives).
+        deadline = time.monotonic() + TAKEOVER_TIMEOUT
+        while not old.drain(quiet=0.1):
+            self.assertLess(time.monotonic(), deadline, "no route from node 2")
+            remote.publish("owner/props/probe", b"probe")
+        old.close()
+        wait_metric(node0, "ringmq_sessions", offline + 1, state="offline")
+        users = [("k", "1"), ("other", "x"), ("k", "2")]  # a name twice: order kept
+        every = dict(UserProperty=users, PayloadFormatIndicator=1, ContentType="text/plain",
+                     ResponseTopic="owner/props/reply", CorrelationData=b"\x00\r\n\xff",
+                     MessageExpiryInterval=300)
+        arrived = metric(node0, "ringmq_cluster_messages_total", direction="in")
+        remote.publish("owner/props/remote", b"r1", properties=publish_properties(**every))
+        local.publish("owner/props/local", b"l1", properties=publish_properties(**every))
+        local.publish("owner/props/short", b"s1",
+                      properties=publish_properties(MessageExpiryInterval=1))
+        local.publish("owner/props/plain", b"p1")
+        wait_metric(node0, "ringmq_cluster_messages_total", arrived + 1, direction="in")
+        # The short-lived message's interval runs out while the session waits on node 0.
+        time.sleep(1.5)
+        new = Paho5(node1.port, "owner-props", clean_start=False, session_expiry_s=300)
+        self.addCleanup(new.close)
+        got = {}
+        while len(got) < 3:  # a probe still in flight when node 0 answered moves too
+            msg = new.get(timeout=TAKEOVER_TIMEOUT)
+            if msg.topic != "owner/props/probe":
+                got[msg.topic] = msg
+        self.assertEqual(sorted(got), ["owner/props/local", "owner/props/plain",
+                                       "owner/props/remote"])
+        for topic in ("owner/props/local", "owner/props/remote"):
+            msg = got[topic]
+            self.assertEqual(msg.qos, 1)
+            self.assertEqual(prop(msg, "UserProperty"), users, topic)
+            self.assertEqual(prop(msg, "PayloadFormatIndicator"), 1, topic)
+            self.assertEqual(prop(msg, "ContentType"), "text/plain", topic)
+            self.assertEqual(prop(msg, "ResponseTopic"), "owner/props/reply", topic)
+            self.assertEqual(prop(msg, "CorrelationData"), b"\x00\r\n\xff", topic)
+            # The time left, counted down across the move, never more than the publisher's.
+            expiry = prop(msg, "MessageExpiryInterval")
+            self.assertIsNotNone(expiry, topic)
+            self.assertLessEqual(expiry, 299, topic)
+            self.assertGreaterEqual(expiry, 270, topic)
+        plain = got["owner/props/plain"]
+        self.assertEqual(plain.payload, b"p1")
+        for name in ("UserProperty", "ContentType", "ResponseTopic", "CorrelationData",
+                     "MessageExpiryInterval", "PayloadFormatIndicator"):
+            self.assertIsNone(prop(plain, name), name)
+        # owner/props/short expired while it waited: not delivered.
+        self.assertEqual([m.topic for m in new.drain(quiet=QUIET)
+                          if m.topic != "owner/props/probe"], [])
+        self.assertEqual(metric(node1, "ringmq_cluster_owner_states_total", result="merged"),
+                         merged + 1)
 
 
 def _closed(sock, seconds):

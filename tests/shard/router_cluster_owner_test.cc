@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -14,9 +15,12 @@
 #include "cluster/nats_link.h"
 #include "cluster/session_state.h"
 #include "common/log.h"
+#include "mqtt/codec.h"
+#include "mqtt/packet.h"
+#include "mqtt/properties.h"
+#include "shard/cluster_harness.h"
 #include "shard/cluster_owner.h"
 #include "shard/outbox.h"
-#include "shard/cluster_harness.h"
 #include "shard/router_harness.h"
 #include "shard/shared_state.h"
 
@@ -391,6 +395,358 @@ TEST_F(RouterClusterOwnerTest, WhatDoesNotFitTheServersMaxPayloadIsLeftOutAndCou
   const std::string out = Output(0);
   EXPECT_NE(out.find("big/b"), std::string::npos) << "the rest went";
   EXPECT_EQ(out.find(std::string(2000, 'x')), std::string::npos);
+}
+
+// ---- moveprops lane: MQTT 5.0 properties of moved messages (cluster/session_state.h) ----
+
+harness::Bytes MovedEncode5(const mqtt::Packet& packet) {
+  harness::Bytes bytes(mqtt::EncodedSize(packet, mqtt::ProtocolLevel::kMqtt5));
+  EXPECT_EQ(mqtt::Encode(packet, bytes, mqtt::ProtocolLevel::kMqtt5), bytes.size());
+  return bytes;
+}
+
+// Every property a server forwards (5.0:3.3.2.3), User Properties with a repeated name
+// (MQTT-3.3.2-17, -18), and a Message Expiry Interval of `expiry_s`.
+harness::Bytes MovedBlock(uint32_t expiry_s) {
+  harness::Bytes block(512);
+  size_t size = 0;
+  const auto rest = [&] { return std::span<uint8_t>(block).subspan(size); };
+  size += mqtt::EncodeIntegerProperty(mqtt::PropertyId::kPayloadFormatIndicator, 1, rest());
+  size += mqtt::EncodeIntegerProperty(mqtt::PropertyId::kMessageExpiryInterval, expiry_s, rest());
+  size += mqtt::EncodeStringProperty(mqtt::PropertyId::kContentType, "text/plain", rest());
+  size += mqtt::EncodeStringProperty(mqtt::PropertyId::kResponseTopic, "reply/to", rest());
+  size += mqtt::EncodeStringProperty(mqtt::PropertyId::kCorrelationData,
+                                     std::string_view("\x00\xff\r\n", 4), rest());
+  size += mqtt::EncodeUserProperty("k", "2", rest());
+  size += mqtt::EncodeUserProperty("other", "x", rest());
+  size += mqtt::EncodeUserProperty("k", "1", rest());
+  block.resize(size);
+  return block;
+}
+
+// The properties of a delivered PUBLISH, each as "name=value", in order; the Message Expiry
+// Interval apart (`expiry_s`: its value, or -1 without one).
+std::vector<std::string> MovedPropertiesOf(const mqtt::Publish& publish, int64_t& expiry_s) {
+  std::vector<std::string> out;
+  expiry_s = -1;
+  for (const mqtt::Property property : publish.properties) {
+    switch (property.id) {
+      case mqtt::PropertyId::kMessageExpiryInterval:
+        expiry_s = property.integer;
+        break;
+      case mqtt::PropertyId::kPayloadFormatIndicator:
+        out.push_back("format=" + std::to_string(property.integer));
+        break;
+      case mqtt::PropertyId::kContentType:
+        out.push_back("content=" + std::string(property.text));
+        break;
+      case mqtt::PropertyId::kResponseTopic:
+        out.push_back("response=" + std::string(property.text));
+        break;
+      case mqtt::PropertyId::kCorrelationData:
+        out.push_back("correlation=" + std::string(property.text));
+        break;
+      case mqtt::PropertyId::kUserProperty:
+        out.push_back("user " + std::string(property.text) + "=" +
+                      std::string(property.pair_value));
+        break;
+      default:
+        out.push_back("other " + std::to_string(static_cast<int>(property.id)));
+        break;
+    }
+  }
+  return out;
+}
+
+const std::vector<std::string>& MovedExpected() {
+  static const std::vector<std::string> expected = {
+      "format=1",          "content=text/plain",
+      "response=reply/to", "correlation=" + std::string("\x00\xff\r\n", 4),
+      "user k=2",          "user other=x",
+      "user k=1"};
+  return expected;
+}
+
+// The PUBLISHes a recording 5.0 client read.
+std::vector<mqtt::Publish> MovedPublishes(const Client& client) {
+  std::vector<mqtt::Publish> publishes;
+  for (const harness::Bytes& bytes : client.recorded) {
+    const mqtt::Frame frame =
+        mqtt::PeekFrame(bytes, mqtt::kMaxRemainingLength, mqtt::ProtocolLevel::kMqtt5);
+    EXPECT_EQ(frame.status, mqtt::FrameStatus::kComplete);
+    const mqtt::Result<mqtt::Packet> packet = mqtt::Decode(
+        frame.header, std::span<const uint8_t>(bytes).subspan(frame.header.header_length),
+        mqtt::ProtocolLevel::kMqtt5);
+    EXPECT_TRUE(packet.ok());
+    if (packet.ok()) publishes.push_back(std::get<mqtt::Publish>(packet.value()));
+  }
+  return publishes;
+}
+
+// A 5.0 CONNECT of `client_id` (which it views) with a Session Expiry Interval of an hour:
+// Clean Start 0 resumes a session that outlives the connection (5.0:3.1.2.11.2).
+mqtt::Connect MovedConnect5(const std::string& client_id, const uint8_t (&expiry)[5]) {
+  mqtt::Connect connect = harness::ConnectPacket(client_id, /*clean_session=*/false);
+  connect.protocol_level = static_cast<uint8_t>(mqtt::ProtocolLevel::kMqtt5);
+  connect.properties = mqtt::Properties(std::span<const uint8_t>(expiry, 5));
+  return connect;
+}
+constexpr uint8_t kMovedSessionExpiry[5] = {0x11, 0x00, 0x00, 0x0E, 0x10};  // 3600 s
+
+TEST_F(RouterClusterOwnerTest, AYieldingSessionSendsItsMessagesPropertiesAndTheExpiryLeft) {
+  const std::string id = harness_->IdOn(0, "dev5");
+  Client& client = harness_->Connect(MovedConnect5(id, kMovedSessionExpiry));
+  harness_->Subscribe5(client, mqtt::TopicRequest{.filter = "p/#", .qos = mqtt::QoS::k1});
+  harness_->Drop(client);
+  ASSERT_EQ(harness_->router(0).session_count(), 1u) << "offline, kept for an hour";
+  const std::string publisher_id = harness_->IdOn(1, "pub5");
+  mqtt::Connect publisher_connect = harness::ConnectPacket(publisher_id, true);
+  publisher_connect.protocol_level = static_cast<uint8_t>(mqtt::ProtocolLevel::kMqtt5);
+  Client& publisher = harness_->Connect(publisher_connect);
+  const harness::Bytes block = MovedBlock(60);
+  const harness::Bytes short_lived = MovedBlock(1);
+  const auto publish = [&](std::string_view topic, std::span<const uint8_t> properties,
+                           uint16_t packet_id) {
+    harness_->Send(publisher,
+                   MovedEncode5(mqtt::Publish{.topic = topic,
+                                              .payload = "m",
+                                              .qos = mqtt::QoS::k1,
+                                              .retain = false,
+                                              .packet_id = packet_id,
+                                              .properties = mqtt::Properties(properties)}));
+  };
+  publish("p/every", block, 1);
+  publish("p/expires", short_lived, 2);
+  publish("p/none", {}, 3);
+  harness_->Settle();
+  harness_->now_ms() += 1500;  // p/expires has expired; p/every has 58.5 s left
+  const uint64_t expired_before = counters(0).messages_expired.Load();
+  Output(0);
+  DeliverClaim({.key = UINT64_MAX / 2, .node = "node-a", .clean_start = false, .client_id = id},
+               "$RINGMQ.session.node-a.1");
+  EXPECT_EQ(counters(0).cluster_owner_sessions_moved.Load(), 1u);
+  EXPECT_EQ(counters(0).messages_expired.Load(), expired_before + 1)
+      << "5.0:3.3.2.3.3: the expired queued message is not sent, here or there";
+  const std::string out = Output(0);
+  const std::string head = "PUB $RINGMQ.session.node-a.1 ";
+  ASSERT_TRUE(out.starts_with(head)) << out;
+  const size_t eol = out.find("\r\n");
+  const size_t size = std::stoul(out.substr(head.size(), eol - head.size()));
+  const std::string_view state = std::string_view(out).substr(eol + 2, size);
+  ASSERT_TRUE(state.starts_with("RS3"));
+  std::vector<std::string> messages;
+  ASSERT_TRUE(cluster::ParseSessionState(
+      state, [&](uint64_t, std::string_view) { return true; },
+      [&](const cluster::StateSubscription&) {},
+      [&](const cluster::StateMessage& m) {
+        messages.push_back(
+            std::string(m.topic) + (m.expires ? " left " : " no expiry ") +
+            std::to_string(m.expiry_left_ms) +
+            (m.properties ==
+                     std::string_view(reinterpret_cast<const char*>(block.data()), block.size())
+                 ? " publisher's block"
+                 : " block of " + std::to_string(m.properties.size())));
+      }));
+  EXPECT_EQ(messages, (std::vector<std::string>{"p/every left 58500 publisher's block",
+                                                "p/none no expiry 0 block of 0"}));
+}
+
+TEST_F(RouterClusterOwnerTest, MovedMessagesReachA5ClientWithEveryPropertyAndTheirExpiry) {
+  const std::string id = harness_->IdOn(0, "dev5");
+  Client& client = harness_->Connect(MovedConnect5(id, kMovedSessionExpiry));
+  client.record = true;
+  const std::vector<Published> claims = Claims(0);
+  ASSERT_EQ(claims.size(), 1u);
+  const harness::Bytes block = MovedBlock(60);
+  const std::string_view block_view(reinterpret_cast<const char*>(block.data()), block.size());
+  std::string state;
+  cluster::SessionStateWriter writer;
+  ASSERT_TRUE(writer.Begin(state, 1 << 20, claims[0].key, id));
+  ASSERT_TRUE(writer.AddSubscription({.filter = "s/#", .options = 1}));
+  ASSERT_TRUE(writer.AddMessage({.topic = "s/every",
+                                 .payload = "a",
+                                 .qos = 1,
+                                 .properties = block_view,
+                                 .expires = true,
+                                 .expiry_left_ms = 29'001}));
+  ASSERT_TRUE(writer.AddMessage({.topic = "s/expired",
+                                 .payload = "b",
+                                 .qos = 1,
+                                 .properties = block_view,
+                                 .expires = true,
+                                 .expiry_left_ms = 0}));
+  ASSERT_TRUE(writer.AddMessage({.topic = "s/none", .payload = "c", .qos = 1}));
+  writer.End();
+  const uint64_t expired_before = counters(0).messages_expired.Load();
+  DeliverState(0, state);
+  EXPECT_EQ(counters(0).cluster_owner_states_merged.Load(), 1u);
+  EXPECT_EQ(counters(0).messages_expired.Load(), expired_before + 1) << "s/expired not sent";
+  const std::vector<mqtt::Publish> publishes = MovedPublishes(client);
+  ASSERT_EQ(publishes.size(), 2u);
+  EXPECT_EQ(publishes[0].topic, "s/every");
+  int64_t expiry_s = 0;
+  EXPECT_EQ(MovedPropertiesOf(publishes[0], expiry_s), MovedExpected());
+  EXPECT_EQ(expiry_s, 30) << "MQTT-3.3.2-6: the time left, rounded up";
+  EXPECT_EQ(publishes[1].topic, "s/none");
+  EXPECT_TRUE(MovedPropertiesOf(publishes[1], expiry_s).empty());
+  EXPECT_EQ(expiry_s, -1);
+}
+
+TEST_F(RouterClusterOwnerTest, AMovedMessageWaitingOfflineExpiresOnTheNewNodesClock) {
+  // The client left before its CONNACK-time state arrived: the messages wait in the session.
+  const std::string id = harness_->IdOn(0, "dev5");
+  Client& first = harness_->Connect(MovedConnect5(id, kMovedSessionExpiry));
+  const std::vector<Published> claims = Claims(0);
+  ASSERT_EQ(claims.size(), 1u);
+  harness_->Drop(first);
+  const harness::Bytes block = MovedBlock(60);
+  const std::string_view block_view(reinterpret_cast<const char*>(block.data()), block.size());
+  std::string state;
+  cluster::SessionStateWriter writer;
+  ASSERT_TRUE(writer.Begin(state, 1 << 20, claims[0].key, id));
+  ASSERT_TRUE(writer.AddMessage({.topic = "s/short",
+                                 .payload = "a",
+                                 .qos = 1,
+                                 .properties = block_view,
+                                 .expires = true,
+                                 .expiry_left_ms = 2'000}));
+  ASSERT_TRUE(writer.AddMessage({.topic = "s/long",
+                                 .payload = "b",
+                                 .qos = 1,
+                                 .properties = block_view,
+                                 .expires = true,
+                                 .expiry_left_ms = 10'000}));
+  writer.End();
+  DeliverState(0, state);
+  ASSERT_EQ(counters(0).cluster_owner_states_merged.Load(), 1u);
+  harness_->now_ms() += 3'000;  // s/short expires while offline; s/long has 7 s left
+  const uint64_t expired_before = counters(0).messages_expired.Load();
+  Client& again = harness_->Connect(MovedConnect5(id, kMovedSessionExpiry));
+  again.record = true;
+  harness_->Settle();
+  const std::vector<mqtt::Publish> publishes = MovedPublishes(again);
+  ASSERT_EQ(publishes.size(), 1u);
+  EXPECT_EQ(publishes[0].topic, "s/long");
+  int64_t expiry_s = 0;
+  EXPECT_EQ(MovedPropertiesOf(publishes[0], expiry_s), MovedExpected());
+  EXPECT_EQ(expiry_s, 7);
+  EXPECT_EQ(counters(0).messages_expired.Load(), expired_before + 1);
+}
+
+TEST_F(RouterClusterOwnerTest, ARestoredInFlightMessageIsResentWithItsPropertiesEvenExpired) {
+  // MQTT-4.4.0-1: restored in flight (no connection used the session yet), it is resent with
+  // DUP, its packet id and its properties; its delivery started on the old node, so 0 ms left
+  // does not stop it (5.0:3.3.2.3.3), and it goes with a Message Expiry Interval of 0.
+  const std::string id = harness_->IdOn(0, "dev5");
+  Client& first = harness_->Connect(MovedConnect5(id, kMovedSessionExpiry));
+  const std::vector<Published> claims = Claims(0);
+  ASSERT_EQ(claims.size(), 1u);
+  harness_->Drop(first);
+  const harness::Bytes block = MovedBlock(60);
+  const std::string_view block_view(reinterpret_cast<const char*>(block.data()), block.size());
+  std::string state;
+  cluster::SessionStateWriter writer;
+  ASSERT_TRUE(writer.Begin(state, 1 << 20, claims[0].key, id));
+  ASSERT_TRUE(writer.AddMessage({.topic = "s/inflight",
+                                 .payload = "a",
+                                 .qos = 1,
+                                 .packet_id = 5,
+                                 .stage = cluster::StateStage::kInFlight,
+                                 .properties = block_view,
+                                 .expires = true,
+                                 .expiry_left_ms = 0}));
+  writer.End();
+  DeliverState(0, state);
+  ASSERT_EQ(counters(0).cluster_owner_states_merged.Load(), 1u);
+  ASSERT_EQ(counters(0).cluster_session_inflight_restored.Load(), 1u);
+  const uint64_t expired_before = counters(0).messages_expired.Load();
+  Client& again = harness_->Connect(MovedConnect5(id, kMovedSessionExpiry));
+  again.record = true;
+  harness_->Settle();
+  const std::vector<mqtt::Publish> publishes = MovedPublishes(again);
+  ASSERT_EQ(publishes.size(), 1u);
+  EXPECT_EQ(publishes[0].topic, "s/inflight");
+  EXPECT_TRUE(publishes[0].dup);
+  EXPECT_EQ(publishes[0].packet_id, 5u);
+  int64_t expiry_s = -1;
+  EXPECT_EQ(MovedPropertiesOf(publishes[0], expiry_s), MovedExpected());
+  EXPECT_EQ(expiry_s, 0);
+  EXPECT_EQ(counters(0).messages_expired.Load(), expired_before);
+}
+
+TEST_F(RouterClusterOwnerTest, AStateInTheFormatBeforePropertiesStillMerges) {
+  const std::string id = harness_->IdOn(0, "dev");
+  Client& client = harness_->Connect(id, /*clean_session=*/false);
+  const std::vector<Published> claims = Claims(0);
+  ASSERT_EQ(claims.size(), 1u);
+  std::string state;
+  cluster::SessionStateWriter writer;
+  ASSERT_TRUE(
+      writer.Begin(state, 1 << 20, claims[0].key, id, cluster::kSessionStateVersionNoProperties));
+  ASSERT_TRUE(writer.AddSubscription({.filter = "s/#", .options = 1}));
+  ASSERT_TRUE(writer.AddMessage({.topic = "s/a", .payload = "queued", .qos = 1}));
+  writer.End();
+  ASSERT_TRUE(state.starts_with("RS2"));
+  DeliverState(0, state);
+  EXPECT_EQ(counters(0).cluster_owner_states_merged.Load(), 1u);
+  EXPECT_EQ(counters(0).cluster_owner_states_invalid.Load(), 0u);
+  EXPECT_EQ(client.publishes_by_qos[1], 1u);
+}
+
+TEST_F(RouterClusterOwnerTest, AStateWithABadPropertyBlockIsRefusedWholeAndCounted) {
+  const std::string id = harness_->IdOn(0, "dev5");
+  Client& client = harness_->Connect(MovedConnect5(id, kMovedSessionExpiry));
+  client.record = true;
+  const std::vector<Published> claims = Claims(0);
+  ASSERT_EQ(claims.size(), 1u);
+  std::string state;
+  cluster::SessionStateWriter writer;
+  ASSERT_TRUE(writer.Begin(state, 1 << 20, claims[0].key, id));
+  ASSERT_TRUE(writer.AddSubscription({.filter = "s/#", .options = 1}));
+  ASSERT_TRUE(writer.AddMessage({.topic = "s/a", .payload = "good", .qos = 1}));
+  // A Topic Alias of 0 (5.0:3.3.2.3.4: not permitted).
+  ASSERT_TRUE(writer.AddMessage({.topic = "s/b",
+                                 .payload = "bad",
+                                 .qos = 1,
+                                 .properties = std::string_view("\x23\x00\x00", 3)}));
+  writer.End();
+  DeliverState(0, state);
+  EXPECT_EQ(counters(0).cluster_owner_states_invalid.Load(), 1u);
+  EXPECT_EQ(counters(0).cluster_owner_states_merged.Load(), 0u);
+  EXPECT_TRUE(client.recorded.empty()) << "nothing of it merged";
+}
+
+class RouterMovedExpiryBoundTest : public RouterClusterOwnerTest {
+ protected:
+  RouterMovedExpiryBoundTest() { config_.max_message_expiry_s = 10; }
+};
+
+TEST_F(RouterMovedExpiryBoundTest, TheNewNodesMaxMessageExpiryBoundsAMovedMessage) {
+  // As for a message from another node (ClusterMqtt5Fields): this node's max_message_expiry
+  // bounds the time left it is given.
+  const std::string id = harness_->IdOn(0, "dev5");
+  Client& client = harness_->Connect(MovedConnect5(id, kMovedSessionExpiry));
+  client.record = true;
+  const std::vector<Published> claims = Claims(0);
+  ASSERT_EQ(claims.size(), 1u);
+  const harness::Bytes block = MovedBlock(60);
+  std::string state;
+  cluster::SessionStateWriter writer;
+  ASSERT_TRUE(writer.Begin(state, 1 << 20, claims[0].key, id));
+  ASSERT_TRUE(writer.AddMessage(
+      {.topic = "s/a",
+       .payload = "a",
+       .qos = 1,
+       .properties = std::string_view(reinterpret_cast<const char*>(block.data()), block.size()),
+       .expires = true,
+       .expiry_left_ms = 50'000}));
+  writer.End();
+  DeliverState(0, state);
+  const std::vector<mqtt::Publish> publishes = MovedPublishes(client);
+  ASSERT_EQ(publishes.size(), 1u);
+  int64_t expiry_s = 0;
+  EXPECT_EQ(MovedPropertiesOf(publishes[0], expiry_s), MovedExpected());
+  EXPECT_EQ(expiry_s, 10);
 }
 
 // ---- claims lane: batches (cluster_owner.h, "Batches") ----
