@@ -216,6 +216,11 @@ class ScrapeMatchesTraffic(MetricsTestCase):
                                            key("ringmq_messages_sent_total", qos=1): 7})
         for c in (back, sub, slow, pub):
             c.close()
+        # The last scrape once every connection is closed: each socket's bytes were read before
+        # its end of file. (Compared with the scrape above instead, a fresh-clone ASan run once
+        # found it 12 bytes short of the exit summary, three PUBACKs' worth, 413 against 425:
+        # the cause was not found; see the stop note of 2026-12-08.)
+        final = self.wait_for_values(url, {key("ringmq_connections"): 0})
         counters = b.stop()
         # The exit summary agrees with the last scrape (nothing was received after it).
         self.assertEqual(counters["bytes_received"], total(final, "ringmq_received_bytes_total"))
