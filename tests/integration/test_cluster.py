@@ -182,6 +182,21 @@ class ClusterTest(nats_cluster.NodesOverNats):
         raw.sub("$x.>")
         raw.sub("dollar.>")
         raw.flush()
+        # Node 0's server learns raw's interest across the route asynchronously: a message
+        # published there before would find no interest (a fresh-clone ASan run once timed out
+        # below). Probe from node 0's server until raw gets a probe.
+        probe = self.nats(0)
+        deadline = time.monotonic() + 10
+        while True:
+            probe.pub("dollar.probe", b"p")
+            probe.flush()
+            try:
+                if raw.next_msg(0.2).subject == "dollar.probe":
+                    break
+            except TimeoutError:
+                pass
+            self.assertLess(time.monotonic(), deadline, "raw's interest never reached server 0")
+        raw.drain(0.3)  # later probes
         local = self.client(0, "dollar-local")
         local.subscribe([("$x/#", 0)])
         pub = self.client(0, "dollar-pub")
