@@ -259,9 +259,17 @@ mqtt_run() {
     stop_servers
     return
   fi
-  local rc=0
-  timeout --kill-after=10 300 "$BENCH" "$@" --port "$mqtt_port" --broker-pid "${server_pids[0]}" \
-    --label nats-mqtt --json "$out/$name.json" --quiet >"$out/$name.txt" 2>"$work/err" || rc=$?
+  mqtt_bench "$name" 300 "$@" --port "$mqtt_port" --broker-pid "${server_pids[0]}" \
+    --label nats-mqtt
+}
+
+# mqtt_bench NAME SECONDS BENCH_ARGS...: one ringmq-bench run within SECONDS, its line reported,
+# a failure counted; then the servers stopped.
+mqtt_bench() {
+  local name=$1 seconds=$2 rc=0
+  shift 2
+  timeout --kill-after=10 "$seconds" "$BENCH" "$@" --json "$out/$name.json" --quiet \
+    >"$out/$name.txt" 2>"$work/err" || rc=$?
   say "$name: $(cat "$out/$name.txt")"
   if [[ $rc -ne 0 ]]; then
     say "FAIL $name (ringmq-bench exit status $rc)"
@@ -284,24 +292,15 @@ mqtt_cluster_run() {
     stop_servers
     return
   fi
-  local rc=0 ports pid_list
+  local ports pid_list
   ports=$(IFS=,; echo "${mqtt_ports[*]}")
   pid_list=$(IFS=,; echo "${server_pids[*]}")
   # Setup is not measured; NATS MQTT creates every session's JetStream state replicated on
   # three servers, which takes minutes for 1000 QoS 1 clients on a loaded machine.
   # Clients are set up a few at a time: NATS MQTT refuses QoS 1 subscriptions (SUBACK 0x80) when
   # the JetStream consumers of a burst of them cannot be created in time.
-  timeout --kill-after=10 600 "$BENCH" "$@" --setup-timeout 300 --handshakes 4 --port "$ports" \
-    --broker-pid "$pid_list" \
-    --label "nats-mqtt-$n" --json "$out/$name.json" --quiet >"$out/$name.txt" 2>"$work/err" || rc=$?
-  say "$name: $(cat "$out/$name.txt")"
-  if [[ $rc -ne 0 ]]; then
-    say "FAIL $name (ringmq-bench exit status $rc)"
-    sed 's/^/    /' "$work/err" >&2
-    failures=$((failures + 1))
-  fi
-  rows+=("$name")
-  stop_servers
+  mqtt_bench "$name" 600 "$@" --setup-timeout 300 --handshakes 4 --port "$ports" \
+    --broker-pid "$pid_list" --label "nats-mqtt-$n"
 }
 
 # core_run NAME SERVERS SCENARIO ARGS...: with 2 servers, publishers on the first and
