@@ -3,7 +3,7 @@
 #
 # A long fuzzing campaign for one target (tests/fuzz/TARGET.cc, built as
 # build-fuzz/tests/fuzz/fuzz_TARGET):
-#   - builds build-fuzz/ (clang++-14, -O2 -g, libFuzzer, ASan+UBSan) via scripts/build.sh fuzz
+#   - builds build-fuzz/ (clang++-14, -O2 -gline-tables-only, libFuzzer, ASan+UBSan) via scripts/build.sh fuzz
 #   - keeps a persistent working corpus in build-fuzz/corpus-TARGET, topped up on every run
 #     with the seeds in tests/fuzz/corpus/TARGET/ (which is never written to)
 #   - runs nproc jobs in parallel (-jobs = -workers = nproc; RINGMQ_FUZZ_JOBS overrides) for
