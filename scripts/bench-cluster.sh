@@ -13,10 +13,13 @@
 #               fanin's subscriber on node 0, its publishers on the other nodes
 #   single      one ringmq node without [cluster], T shards
 #   reference   scripts/bench-nats-reference.sh's mqtt-fanin-q0, mqtt-pairs-q0, mqtt-pairs-q1,
-#               mqtt-connect
+#               mqtt-pairs-q1-50, mqtt-connect (and mqtt3-*, NATS MQTT clustered on three
+#               servers, with --nodes 3)
 #
 #   fanin-q0, fanin-q1   fanin 100 -> 1 at QoS 0 / 1, 64-byte payloads, window 16
 #   pairs-q0, pairs-q1   pairs 500 at QoS 0 / 1
+#   pairs-q1-50          pairs 50 at QoS 1 (NATS MQTT on three servers cannot set up 500 QoS 1
+#                        pairs here: its JetStream consumers time out)
 #   pairs-q0-light, pairs-q1-light
 #                        the same at 20 msgs/s per publisher (10,000 msgs/s in all): the latency
 #                        the hop adds and the CPU per message below saturation
