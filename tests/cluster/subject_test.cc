@@ -480,6 +480,12 @@ TEST(SubjectFilter, CoverNeverMissesAMatchingTopic) {
       ASSERT_EQ(TopicToSubject(topic, mapping, subject), Uncarried::kNone) << topic;
       subjects.push_back(std::move(subject));
     }
+    // Each subject split once: 2.9 million pairs are matched, and splitting both sides per
+    // pair (two vectors) took 69 s of the ASan unit tests' 239 CPU-seconds.
+    std::vector<std::vector<std::string_view>> subject_tokens;
+    for (const std::string& subject : subjects) {
+      subject_tokens.push_back(reference::SplitTokens(subject));
+    }
     size_t matched = 0;
     for (const std::string& filter : filters) {
       ASSERT_EQ(mqtt::ValidateTopicFilter(filter), mqtt::Violation::kNone) << filter;
@@ -488,10 +494,13 @@ TEST(SubjectFilter, CoverNeverMissesAMatchingTopic) {
       ASSERT_NE(count, FilterCover::kNothing) << filter;
       const std::string parent =
           count == FilterCover::kWithParent ? std::string(ParentSubject(cover)) : "";
+      const std::vector<std::string_view> cover_tokens = reference::SplitTokens(cover);
+      const std::vector<std::string_view> parent_tokens = reference::SplitTokens(parent);
       for (size_t i = 0; i < topics.size(); ++i) {
         const bool mqtt_match = auth::TopicMatches(filter, topics[i]);
-        const bool nats_match = NatsMatches(cover, subjects[i]) ||
-                                (!parent.empty() && NatsMatches(parent, subjects[i]));
+        const bool nats_match =
+            reference::NatsTokensMatch(cover_tokens, subject_tokens[i]) ||
+            (!parent.empty() && reference::NatsTokensMatch(parent_tokens, subject_tokens[i]));
         matched += mqtt_match;
         if (mqtt_match) {
           EXPECT_TRUE(nats_match) << filter << " misses " << topics[i];
