@@ -297,6 +297,11 @@ struct Config {
   std::string cluster_tls_cert_file;
   std::string cluster_tls_key_file;
   std::string cluster_tls_server_name;
+  // nats-server 2.10's `tls { handshake_first: true }`: TLS starts as soon as the socket
+  // connects, before the server's INFO (which then comes through TLS). Needs TLS configured
+  // (cluster_tls or tls:// URLs); a server without that setting waits for CONNECT in clear and
+  // the handshake times out, as one with it does for a client without this (docs/cluster.md).
+  bool cluster_tls_handshake_first = false;
   // An nkey seed (a file holding "SU..."; docs.nats.io nkeys): CONNECT carries the public key
   // and the ed25519 signature of INFO's nonce. Empty: none.
   std::string cluster_nkey_seed_file;

@@ -58,7 +58,9 @@
 // itself never sees TLS records. If the client wants TLS and INFO offers neither tls_required
 // nor tls_available, the connection ends (kTls) before CONNECT, so credentials never go out in
 // clear. The shard reports a failed handshake with OnTlsFailed (kTls, a failed attempt: the
-// back-off grows). nats-server 2.10's handshake_first (TLS before INFO) is not supported.
+// back-off grows). With tls_handshake_first (nats-server 2.10's `handshake_first`) the shard
+// starts the handshake as soon as the socket connects (tls_first()), before INFO, which then
+// arrives through TLS; the rest is the same.
 //
 // Credentials (options.credentials, loaded at each CONNECT): with a seed alone, CONNECT carries
 // the public key and the signature of INFO's nonce; with a user JWT as well, the JWT and the
@@ -120,6 +122,9 @@ struct NatsLinkOptions {
   uint64_t random_seed = 0;
   // natstls lane: TLS to every server (as if every URL were tls://).
   bool tls = false;
+  // TLS before INFO (nats-server 2.10's handshake_first) on connections that want TLS from
+  // the configuration (tls above or a tls:// URL): see tls_first().
+  bool tls_handshake_first = false;
   // The credentials loaded at each CONNECT (not owned; outlives the link; null, or Load() null:
   // none): the seed's key signs INFO's nonce; a user JWT, if any, goes with it. Replaced on
   // SIGHUP, so a reconnect after a user JWT expired uses the renewed one.
@@ -263,6 +268,11 @@ class NatsLink {
   const nats::ServerInfo& server_info() const { return info_; }
   // The current connection must run TLS after INFO (tls:// URL or INFO tls_required).
   bool tls_required() const { return options_.tls || current_server().tls || info_.tls_required; }
+  // The current connection runs TLS from its first byte, before INFO (handshake_first): the
+  // shard starts the handshake as soon as the socket connects, and INFO arrives through it.
+  bool tls_first() const {
+    return options_.tls_handshake_first && (options_.tls || current_server().tls);
+  }
   size_t server_count() const { return servers_.size(); }
 
  private:

@@ -727,6 +727,12 @@ constexpr Option kOptions[] = {
       false},
      nullptr,
      StringValue{"a host name, an IP address or \"\"", &SetClusterServerName}},
+    {{"cluster_tls_handshake_first", '\0', "BOOL",
+      "Start TLS before the NATS server's INFO, for nats-server 2.10's tls { handshake_first: "
+      "true } ([cluster] tls_handshake_first)",
+      false},
+     nullptr,
+     BoolValue{&Config::cluster_tls_handshake_first}},
     {{"cluster_nkey_seed_file", '\0', "FILE",
       "File holding a NATS user nkey seed (SU...): CONNECT signs the server's nonce with it "
       "([cluster] nkey_seed_file)",
@@ -1393,6 +1399,7 @@ constexpr std::pair<std::string_view, std::string_view> kClusterKeys[] = {
     {"tls_cert_file", "cluster_tls_cert_file"},
     {"tls_key_file", "cluster_tls_key_file"},
     {"tls_server_name", "cluster_tls_server_name"},
+    {"tls_handshake_first", "cluster_tls_handshake_first"},
     {"nkey_seed_file", "cluster_nkey_seed_file"},
     // jwt lane
     {"credentials_file", "cluster_credentials_file"},
@@ -1621,6 +1628,8 @@ std::string EffectiveToml(const Config& config) {
                     "\ntls_cert_file = ", TomlString(config.cluster_tls_cert_file),
                     "\ntls_key_file = ", TomlString(config.cluster_tls_key_file),
                     "\ntls_server_name = ", TomlString(config.cluster_tls_server_name),
+                    "\ntls_handshake_first = ",
+                    config.cluster_tls_handshake_first ? "true" : "false",
                     "\nnkey_seed_file = ", TomlString(config.cluster_nkey_seed_file), "\n");
     // jwt lane
     absl::StrAppend(&text, "credentials_file = ", TomlString(config.cluster_credentials_file),
@@ -1770,6 +1779,12 @@ std::string_view ToString(CpuAffinity affinity) {
 
 // natstls lane.
 absl::Status CheckClusterTls(const Config& config) {
+  if (config.cluster_tls_handshake_first && !config.cluster_tls &&
+      !std::any_of(config.cluster_nats_urls.begin(), config.cluster_nats_urls.end(),
+                   [](const std::string& url) { return url.starts_with("tls://"); })) {
+    return absl::InvalidArgumentError(
+        "[cluster] tls_handshake_first needs TLS: tls = true or tls:// URLs");
+  }
   if (config.cluster_tls_cert_file.empty() != config.cluster_tls_key_file.empty()) {
     return absl::InvalidArgumentError(
         "[cluster] tls_cert_file and tls_key_file go together (a client certificate)");

@@ -926,6 +926,7 @@ cluster::NatsLinkOptions Shard::NatsOptions() const {
   // Shards of a node connecting at once would otherwise follow the same back-off.
   options.random_seed = (uint64_t{index_} << 32) ^ MonotonicNs();
   options.tls = config_.cluster_tls;
+  options.tls_handshake_first = config_.cluster_tls_handshake_first;
   options.credentials = &shared_.cluster_credentials;
   return options;
 }
@@ -1020,9 +1021,11 @@ void Shard::NatsStep(NatsIo& nats) {
   router_->ClusterTick(now_ms_);  // retained stream requests and checks (router.h)
   router_->ClaimStep();  // a claim batch whose window ended (router.h)
   // INFO is in and TLS is wanted: the handshake starts before CONNECT goes out (the NATS
-  // client protocol's order; natstls lane).
+  // client protocol's order; natstls lane). With handshake_first it starts as soon as the
+  // socket is connected, and INFO comes through it.
   if (nats.transport_up && nats.tls == nullptr &&
-      link.state() == cluster::NatsLinkState::kAwaitPong && link.tls_required()) {
+      ((link.state() == cluster::NatsLinkState::kAwaitPong && link.tls_required()) ||
+       (link.state() == cluster::NatsLinkState::kAwaitInfo && link.tls_first()))) {
     StartNatsTls(nats);
   }
   if (nats.transport_up && !nats.send_pending) {

@@ -184,6 +184,34 @@ TEST_F(NatsLinkTest, TlsIsRequiredByTheUrlOrByInfo) {
   EXPECT_NE(Output().find("\"tls_required\":true"), std::string::npos);
 }
 
+// nats-server 2.10's handshake_first: TLS from the first byte only where the configuration
+// asks for TLS (a tls:// URL or options.tls), never because of an INFO (there is none yet).
+TEST_F(NatsLinkTest, TlsFirstOnlyWhereTheConfigurationWantsTls) {
+  NatsLinkOptions options = Options({"tls://a:1", "nats://b:2"});
+  options.tls_handshake_first = true;
+  Make(options);
+  link_->BeginConnect(0);
+  EXPECT_TRUE(link_->tls_first());
+  link_->OnTransportConnected(0);
+  link_->OnTransportClosed(0, "eof");
+  link_->BeginConnect(link_->connect_at_ms());
+  EXPECT_EQ(link_->current_server().host, "b");
+  EXPECT_FALSE(link_->tls_first());  // b is nats:// and options.tls is off
+  options.tls = true;
+  Make(options);
+  link_->BeginConnect(0);
+  link_->OnTransportConnected(0);
+  link_->OnTransportClosed(0, "eof");
+  link_->BeginConnect(link_->connect_at_ms());
+  EXPECT_EQ(link_->current_server().host, "b");
+  EXPECT_TRUE(link_->tls_first());
+  options.tls_handshake_first = false;
+  Make(options);
+  link_->BeginConnect(0);
+  EXPECT_FALSE(link_->tls_first());
+  EXPECT_TRUE(link_->tls_required());
+}
+
 TEST_F(NatsLinkTest, HandshakeTimeoutWithoutInfoOrPong) {
   NatsLinkOptions options = Options({"a:1", "b:2"});
   options.handshake_timeout_ms = 500;

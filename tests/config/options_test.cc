@@ -497,6 +497,9 @@ std::vector<FlagCase> GoodFlagCases() {
        [](const Config& c) { EXPECT_EQ(c.cluster_tls_cert_file, ""); }},
       {"--cluster-tls-key-file", "",
        [](const Config& c) { EXPECT_EQ(c.cluster_tls_key_file, ""); }},
+      // true alone is refused (needs TLS): ClusterTlsConfigTest.HandshakeFirstNeedsTls.
+      {"--cluster-tls-handshake-first", "false",
+       [](const Config& c) { EXPECT_FALSE(c.cluster_tls_handshake_first); }},
       {"--cluster-tls-server-name", "nats.example",
        [](const Config& c) { EXPECT_EQ(c.cluster_tls_server_name, "nats.example"); }},
       {"--cluster-nkey-seed-file", "/etc/ringmq/node.nk",
@@ -1598,7 +1601,7 @@ TEST(ClusterTlsConfigTest, TableSetsEveryTlsKeyAndTlsUrlsAreAccepted) {
       "[cluster]\nnats_urls = [\"tls://127.0.0.1:4222\", \"nats://n2:4223\"]\ntls = true\n"
       "tls_ca_file = \"/etc/ringmq/nats-ca.pem\"\ntls_cert_file = \"/etc/ringmq/node.pem\"\n"
       "tls_key_file = \"/etc/ringmq/node.key\"\ntls_server_name = \"nats.example\"\n"
-      "nkey_seed_file = \"/etc/ringmq/node.nk\"\n",
+      "tls_handshake_first = true\nnkey_seed_file = \"/etc/ringmq/node.nk\"\n",
       "c.toml", config);
   ASSERT_TRUE(applied.ok()) << applied;
   EXPECT_EQ(config.cluster_nats_urls,
@@ -1608,6 +1611,7 @@ TEST(ClusterTlsConfigTest, TableSetsEveryTlsKeyAndTlsUrlsAreAccepted) {
   EXPECT_EQ(config.cluster_tls_cert_file, "/etc/ringmq/node.pem");
   EXPECT_EQ(config.cluster_tls_key_file, "/etc/ringmq/node.key");
   EXPECT_EQ(config.cluster_tls_server_name, "nats.example");
+  EXPECT_TRUE(config.cluster_tls_handshake_first);
   EXPECT_EQ(config.cluster_nkey_seed_file, "/etc/ringmq/node.nk");
   EXPECT_TRUE(CheckClusterTls(config).ok());
   // --check-config's output reads back to the same settings.
@@ -1621,13 +1625,15 @@ TEST(ClusterTlsConfigTest, FlagsSetTheSameKeys) {
   const absl::StatusOr<CommandLine> parsed =
       Parse({"--cluster-nats-url", "tls://a:1", "--cluster-tls", "true", "--cluster-tls-ca-file",
              "ca.pem", "--cluster-tls-cert-file", "c.pem", "--cluster-tls-key-file", "c.key",
-             "--cluster-tls-server-name", "10.0.0.1", "--cluster-nkey-seed-file", "s.nk"});
+             "--cluster-tls-server-name", "10.0.0.1", "--cluster-nkey-seed-file", "s.nk",
+             "--cluster-tls-handshake-first", "true"});
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   EXPECT_TRUE(parsed->config.cluster_tls);
   EXPECT_EQ(parsed->config.cluster_tls_ca_file, "ca.pem");
   EXPECT_EQ(parsed->config.cluster_tls_cert_file, "c.pem");
   EXPECT_EQ(parsed->config.cluster_tls_key_file, "c.key");
   EXPECT_EQ(parsed->config.cluster_tls_server_name, "10.0.0.1");
+  EXPECT_TRUE(parsed->config.cluster_tls_handshake_first);
   EXPECT_EQ(parsed->config.cluster_nkey_seed_file, "s.nk");
 }
 
@@ -1642,6 +1648,19 @@ TEST(ClusterTlsConfigTest, CertificateAndKeyGoTogetherAndBadValuesAreRefused) {
   EXPECT_EQ(ErrorOf(ApplyToml("[cluster]\ntls_server_name = \"a b\"\n", "c.toml", config)),
             "c.toml:2: cluster.tls_server_name: expected a host name, an IP address or \"\"");
   EXPECT_EQ(config, Config{}) << "all or nothing";
+}
+
+// handshake_first without TLS would never send a ClientHello: refused at start.
+TEST(ClusterTlsConfigTest, HandshakeFirstNeedsTls) {
+  const std::string refused = "[cluster] tls_handshake_first needs TLS: tls = true or tls:// URLs";
+  EXPECT_EQ(ErrorOf(Parse({"--cluster-nats-url", "nats://a:1", "--cluster-tls-handshake-first",
+                           "true"})),
+            refused);
+  EXPECT_TRUE(Parse({"--cluster-nats-url", "tls://a:1", "--cluster-tls-handshake-first", "true"})
+                  .ok());
+  EXPECT_TRUE(Parse({"--cluster-nats-url", "nats://a:1", "--cluster-tls", "true",
+                     "--cluster-tls-handshake-first", "true"})
+                  .ok());
 }
 
 // --- [cluster] credentials_file (jwt lane) ----------------------------------------------------

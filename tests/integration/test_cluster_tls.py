@@ -10,9 +10,13 @@ waits on events (metrics, log lines, connz) with bounds; nothing sleeps as an as
 
 import base64
 import os
+import json
 import re
+import socket
+import ssl
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -77,6 +81,108 @@ def new_user_nkey(directory, name):
     user = 20 << 3
     seed = nkey_encode([(18 << 3) | (user >> 5), (user & 31) << 3], private)
     return seed, nkey_encode([user], public)
+
+
+class TlsFirstNatsServer:
+    """A minimal NATS server that runs TLS from the connection's first byte, as nats-server 2.10
+    does with `tls { handshake_first: true }` (Debian's nats-server, 2.9, has no such setting):
+    INFO goes out only once the TLS handshake is done, through TLS. Written from the NATS client
+    protocol: CONNECT is recorded, PING answered with PONG, SUB/UNSUB ignored, PUB/HPUB payloads
+    skipped. A connection whose client never starts TLS (it waits for INFO in clear) is counted
+    in `clear_clients` when it closes."""
+
+    def __init__(self, cert, key):
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(cert, key)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.2)
+        self.port = self.listener.getsockname()[1]
+        self.connects = []  # each CONNECT's JSON, as received through TLS
+        self.clear_clients = 0
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
+
+    def url(self):
+        return f"tls://127.0.0.1:{self.port}"
+
+    def stop(self):
+        self.stopping.set()
+        for thread in list(self.threads):
+            thread.join(timeout=10)
+        self.listener.close()
+
+    def _accept(self):
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except socket.timeout:
+                continue
+            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            self.threads.append(thread)
+            thread.start()
+
+    def _serve(self, conn):
+        conn.settimeout(0.5)
+        try:
+            try:
+                tls = self._handshake(conn)
+            except (ssl.SSLError, OSError):
+                with self.lock:
+                    self.clear_clients += 1
+                return
+            if tls is None:
+                return
+            tls.sendall(b'INFO {"server_id":"TLSFIRST","version":"2.10.0","proto":1,'
+                        b'"headers":true,"max_payload":1048576,"tls_required":true}\r\n')
+            self._converse(tls)
+        finally:
+            conn.close()
+
+    def _handshake(self, conn):
+        """The TLS socket; None if stopping. Raises if the client closes before a ClientHello."""
+        while not self.stopping.is_set():
+            try:
+                first = conn.recv(1, socket.MSG_PEEK)
+            except socket.timeout:
+                continue
+            if not first:
+                raise OSError("closed before any byte")
+            if first != b"\x16":  # not a TLS handshake record
+                raise ssl.SSLError("clear text first")
+            conn.settimeout(5)
+            return self.context.wrap_socket(conn, server_side=True)
+        return None
+
+    def _converse(self, tls):
+        tls.settimeout(0.5)
+        data = b""
+        while not self.stopping.is_set():
+            try:
+                chunk = tls.recv(65536)
+            except socket.timeout:
+                continue
+            except (ssl.SSLError, OSError):
+                return
+            if not chunk:
+                return
+            data += chunk
+            while b"\r\n" in data:
+                line, rest = data.split(b"\r\n", 1)
+                words = line.split()
+                verb = words[0].upper() if words else b""
+                if verb in (b"PUB", b"HPUB"):
+                    size = int(words[-1])  # the payload (HPUB: headers and payload)
+                    if len(rest) < size + 2:
+                        break  # the rest of the message is still to come
+                    rest = rest[size + 2:]
+                elif verb == b"CONNECT":
+                    with self.lock:
+                        self.connects.append(json.loads(line[len(b"CONNECT "):]))
+                elif verb == b"PING":
+                    tls.sendall(b"PONG\r\n")
+                data = rest
 
 
 class ClusterTlsTest(unittest.TestCase):
@@ -220,6 +326,42 @@ class ClusterTlsTest(unittest.TestCase):
         self.assertIsNotNone(node.wait_for_log(r"offers none \(INFO without tls_required"))
         # Had CONNECT gone out (with the right password), the link would have been ready.
         self.assertEqual(metric(node, "ringmq_cluster_link_events_total", event="connect"), 0)
+
+    # -- nats-server 2.10's handshake_first (TLS before INFO)
+
+    def tls_first_server(self):
+        server = TlsFirstNatsServer(self.pki.path("server.crt"), self.pki.path("server.key"))
+        self.addCleanup(server.stop)
+        return server
+
+    def test_handshake_first_starts_tls_before_info(self):
+        server = self.tls_first_server()
+        node = self.node("--cluster-nats-url", server.url(),
+                         "--cluster-tls-ca-file", self.pki.path("ca.crt"),
+                         "--cluster-tls-handshake-first", "true")
+        wait_metric(node, "ringmq_cluster_link_events_total", 1, event="connect")
+        wait_metric(node, "ringmq_cluster_share_link_events_total", 1, event="connect")
+        wait_metric(node, "ringmq_cluster_nats_tls_handshakes_total", 2, result="ok")
+        with server.lock:
+            connects = list(server.connects)
+        # Both links (the shard's and its share link) sent CONNECT through TLS, after an INFO
+        # that only TLS could carry.
+        self.assertGreaterEqual(len(connects), 2, connects)
+        self.assertTrue(all(c.get("tls_required") for c in connects), connects)
+        self.assertEqual(server.clear_clients, 0)
+
+    def test_without_handshake_first_a_tls_first_server_is_never_reached(self):
+        # The node waits for INFO in clear, the server for a ClientHello: the handshake times
+        # out (handshake_timeout, 2 s) and the link retries; nothing connects.
+        server = self.tls_first_server()
+        node = self.node("--cluster-nats-url", server.url(),
+                         "--cluster-tls-ca-file", self.pki.path("ca.crt"))
+        deadline = time.monotonic() + LINK_TIMEOUT
+        while server.clear_clients < 2:
+            self.assertLess(time.monotonic(), deadline, "the node's connections did not end")
+            time.sleep(0.05)
+        self.assertEqual(metric(node, "ringmq_cluster_link_events_total", event="connect"), 0)
+        self.assertEqual(server.connects, [])
 
     # -- mutual TLS
 
