@@ -7,6 +7,11 @@
 namespace ringmq::metrics {
 
 void ShardCounters::AddTo(Snapshot& total) const {
+  // Gauges first, with acquire: each synchronizes with the shard's release store of the value
+  // read, so the counter loads below see at least the counts added before it.
+#define RINGMQ_GAUGE_ADD(name) total.gauges.name += gauges.name.LoadAcquire();
+  RINGMQ_SHARD_GAUGES(RINGMQ_GAUGE_ADD)
+#undef RINGMQ_GAUGE_ADD
 #define RINGMQ_COUNTER_ADD(name) total.name += name.Load();
   RINGMQ_SHARD_COUNTERS(RINGMQ_COUNTER_ADD)
 #undef RINGMQ_COUNTER_ADD
@@ -16,9 +21,6 @@ void ShardCounters::AddTo(Snapshot& total) const {
   }
   for (size_t i = 0; i < cluster_hop.size(); ++i) total.cluster_hop[i] += cluster_hop[i].Load();
   total.cluster_hop_sum_us += cluster_hop_sum_us.Load();
-#define RINGMQ_GAUGE_ADD(name) total.gauges.name += gauges.name.Load();
-  RINGMQ_SHARD_GAUGES(RINGMQ_GAUGE_ADD)
-#undef RINGMQ_GAUGE_ADD
 }
 
 void ShardCounters::AddListenersTo(std::span<ListenerSnapshot> totals) const {

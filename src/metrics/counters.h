@@ -7,6 +7,12 @@
 // torn one. Gauges follow the same single-writer rule; a sum of gauges over shards read at
 // slightly different moments may be off by the events in between, never drift.
 //
+// One shard's sample (AddTo) is no snapshot, but its gauges are never newer than its counters:
+// a gauge is stored with release and AddTo loads the gauges first, with acquire, then the
+// counters. So when a sample shows a gauge change, it also shows every count the shard added
+// before that change (e.g. the bytes of the PUBACK that released an in-flight message). Across
+// shards nothing is ordered (docs/metrics.md, "Consistency of a scrape").
+//
 // Every counter and gauge here is exposed by metrics/exposition.cc; its switch over the ids
 // below does not compile when one is missing.
 //
@@ -368,14 +374,18 @@ class Counter {
   std::atomic<uint64_t> value_{0};
 };
 
-// A level with one writer: Add/Set from the owning shard, Load from anywhere (relaxed).
+// A level with one writer: Add/Set from the owning shard, Load from anywhere (relaxed), or
+// LoadAcquire to also see every store the shard made before this value (AddTo). The release
+// store is a plain store on x86-64 (TSO); it only keeps the compiler from moving the shard's
+// earlier counter stores after it.
 class Gauge {
  public:
   void Add(int64_t delta) {
-    value_.store(value_.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
+    value_.store(value_.load(std::memory_order_relaxed) + delta, std::memory_order_release);
   }
-  void Set(int64_t value) { value_.store(value, std::memory_order_relaxed); }
+  void Set(int64_t value) { value_.store(value, std::memory_order_release); }
   int64_t Load() const { return value_.load(std::memory_order_relaxed); }
+  int64_t LoadAcquire() const { return value_.load(std::memory_order_acquire); }
 
  private:
   std::atomic<int64_t> value_{0};
@@ -491,6 +501,8 @@ struct alignas(64) ShardCounters {
   // Adds bridge i's counters to totals[i], for i < min(totals.size(), bridge count).
   void AddBridgesTo(std::span<BridgeSnapshot> totals) const;
 
+  // Adds this shard's values to total: the gauges first (acquire), then the counters, so the
+  // counters are at least as new as the gauges (see the top of this file).
   void AddTo(Snapshot& total) const;
   // Adds listener i's counters to totals[i], for i < min(totals.size(), listener_count()).
   void AddListenersTo(std::span<ListenerSnapshot> totals) const;

@@ -418,10 +418,11 @@ constexpr Family kFamilies[] = {
     {"ringmq_io_uring_cqes_reaped_total", Type::kCounter, "io_uring completions reaped."},
     {"ringmq_receive_buffer_exhausted_total", Type::kCounter,
      "Receives that found no provided buffer (ENOBUFS) and were re-armed."},
-    // tidy2 lane (shard_bridge.cc, AwaitBridgeSockets).
+    // tidy2 lane (shard_bridge.cc, AwaitBridgeSockets); tidy3 lane (shard.cc, AwaitNatsSockets).
     {"ringmq_stop_sockets_unclosed_total", Type::kCounter,
-     "Bridge sockets whose IORING_OP_SOCKET had not completed 1 s after the shard's loop "
-     "ended at stop: their descriptor, if one comes, is not closed before the process exits."},
+     "Bridge and NATS link sockets whose IORING_OP_SOCKET had not completed 1 s after the "
+     "shard's loop ended at stop: their descriptor, if one comes, is not closed before the "
+     "process exits."},
     {"ringmq_doorbell_failures_total", Type::kCounter,
      "msg_ring doorbells to another shard that failed (retried; the shard also polls each tick)."},
     {"ringmq_loop_stalls_total", Type::kCounter,

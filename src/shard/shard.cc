@@ -307,6 +307,7 @@ void Shard::Loop() {
   shared_.epochs.Offline(index_);
   ring_->SubmitAndWait(0);  // push out the last closes
   if (!bridges_.empty()) AwaitBridgeSockets();
+  if (nats_ != nullptr) AwaitNatsSockets();
   if (journal_ != nullptr) {
     // Completions of a journal I/O still in flight.
     for (int waits = 0; journal_->io_in_flight() && waits < 5000; ++waits) {
@@ -1015,6 +1016,7 @@ void Shard::NatsStep(NatsIo& nats) {
       ++nats.generation;
       SubmitTcpSocket(nats.address.ss_family, Pack(Op::kNatsSocket, nats.generation, nats.slot));
       nats.connect_pending = true;
+      nats.socket_pending = true;
     }
   }
   if (now_ms_ >= link.next_deadline_ms()) link.OnTimer(now_ms_);
@@ -1172,6 +1174,7 @@ void Shard::SubmitNatsReceive(NatsIo& nats) {
 void Shard::OnNatsSocket(const io_uring_cqe& cqe) {
   NatsIo& nats = NatsOf(cqe.user_data);
   nats.connect_pending = false;
+  nats.socket_pending = false;
   // The link left this attempt meanwhile (handshake timeout, stop): a new socket is closed.
   const bool current = GenerationOf(cqe.user_data) == (nats.generation & kGenerationMask) &&
                        nats.link->state() == cluster::NatsLinkState::kConnecting;
@@ -1182,7 +1185,7 @@ void Shard::OnNatsSocket(const io_uring_cqe& cqe) {
     return;
   }
   if (!current) {
-    SubmitSocketShutdown(cqe.res);
+    CloseNatsFd(cqe.res);
     return;
   }
   nats.fd = cqe.res;
@@ -1382,7 +1385,7 @@ void Shard::OnDisconnected(cluster::DisconnectReason reason, std::string_view de
 
 void Shard::CloseNatsSocket(NatsIo& nats) {
   if (nats.fd >= 0) {
-    SubmitSocketShutdown(nats.fd);  // then its close, on the ring: no syscall on this thread
+    CloseNatsFd(nats.fd);
     nats.fd = -1;
   }
   ++nats.generation;
@@ -1392,6 +1395,46 @@ void Shard::CloseNatsSocket(NatsIo& nats) {
   // the link may be reading it (NatsTlsReceive).
   nats.tls.reset();
   nats.tls_down.clear();
+}
+
+void Shard::CloseNatsFd(int fd) {
+  if (!stopping_) {
+    SubmitSocketShutdown(fd);  // then its close, on the ring: no syscall on this thread
+    return;
+  }
+  // Stopping: the loop ends once no client connection is left, often in this very iteration,
+  // before the shutdown's completion would be reaped; the close it submits would never be, and
+  // the socket would stay open until the process exits. A close hard-linked to the shutdown
+  // does not help: the shutdown runs in an io-wq worker, the link goes on in the ring's
+  // deferred task work, and the ring goes with the shard. So: direct calls, two per link, at
+  // stop only. The submit first hands the kernel the operations already prepared on the
+  // socket, so each holds the file and none can meet the number reused for another socket.
+  io_uring_submit(ring_->get());
+  shutdown(fd, SHUT_RDWR);  // ends the receive in flight; the server reads end of file
+  close(fd);
+}
+
+void Shard::AwaitNatsSockets() {
+  RINGMQ_ASSERT(stopping_);  // each link stopped: a socket made now is stale (OnNatsSocket)
+  const auto pending = [this] {
+    return (nats_ != nullptr && nats_->socket_pending) ||
+           (nats_share_ != nullptr && nats_share_->socket_pending);
+  };
+  if (!pending()) return;
+  loop_ended_ = true;  // a bridge socket reaped meanwhile is closed directly too
+  const uint64_t deadline_ms = MonotonicMs() + kStopSocketWaitMs;
+  for (now_ms_ = MonotonicMs(); pending() && now_ms_ < deadline_ms; now_ms_ = MonotonicMs()) {
+    ring_->SubmitAndWait(static_cast<uint32_t>(deadline_ms - now_ms_));
+    Reap();
+  }
+  for (NatsIo* nats : {nats_.get(), nats_share_.get()}) {
+    if (nats == nullptr || !nats->socket_pending) continue;
+    counters_.stop_sockets_unclosed.Add();
+    RINGMQ_LOG_WARNING(
+        "shard %u: a NATS link socket was still being made %u ms after the loop ended; if the "
+        "kernel makes it later, it is not closed before exit",
+        index_, kStopSocketWaitMs);
+  }
 }
 
 void Shard::OnServerError(std::string_view text) {

@@ -192,6 +192,9 @@ class Shard final : public ShardServices, private cluster::NatsLinkSink {
     int fd = -1;
     uint32_t generation = 0;  // of `fd`; a completion of an older socket is stale
     bool connect_pending = false;
+    // tidy3 lane: IORING_OP_SOCKET in flight (part of connect_pending); at stop,
+    // AwaitNatsSockets waits for it so that its descriptor is closed.
+    bool socket_pending = false;
     bool receive_pending = false;
     bool send_pending = false;
     bool transport_up = false;  // connected, and not yet left by the link
@@ -240,6 +243,14 @@ class Shard final : public ShardServices, private cluster::NatsLinkSink {
   void SubmitNatsSend(NatsIo& nats);
   // Shuts down and closes the socket the link left; its operations in flight complete as stale.
   void CloseNatsSocket(NatsIo& nats);
+  // tidy3 lane: a NATS socket left. Running: on the ring (SubmitSocketShutdown, the close on its
+  // completion). Stopping: shutdown(2) and close(2) at once (docs/cluster.md, "At stop").
+  void CloseNatsFd(int fd);
+  // tidy3 lane. After the loop ended: waits for the links' sockets still being made
+  // (NatsIo::socket_pending), at most kStopSocketWaitMs, reaping completions, so that each
+  // arrives as stale and is closed (CloseNatsFd). One still not made by then is counted
+  // (stop_sockets_unclosed) and logged.
+  void AwaitNatsSockets();
   // natstls lane. Once INFO asked for TLS (or the configuration did): the layer for this
   // socket and its ClientHello; false if the link left the connection (no TLS configured,
   // out of memory).

@@ -154,6 +154,41 @@ class RouterClusterOwnerTest : public ::testing::Test {
 
   metrics::ShardCounters& counters(uint32_t shard) { return harness_->counters(shard); }
 
+  // The set-up of the moved-properties tests: a 5.0 client with a persistent session on shard
+  // 0, its claim taken, and the state another node sends for that claim, begun.
+  struct MovedState {
+    std::string id;
+    Client* client = nullptr;  // recording; null when Moved::kOffline dropped it
+    uint64_t key = 0;          // of the client's claim
+    harness::Bytes block;      // every forwarded property (MovedBlock(60): MovedExpected())
+    std::string state;
+    cluster::SessionStateWriter writer;  // begun on `state`; the test adds, Deliver ends
+
+    std::string_view block_view() const {
+      return {reinterpret_cast<const char*>(block.data()), block.size()};
+    }
+    // A queued QoS 1 message with every property and `expiry_left_ms` of its expiry left.
+    bool AddWithBlock(std::string_view topic, std::string_view payload, uint64_t expiry_left_ms) {
+      return writer.AddMessage({.topic = topic,
+                                .payload = payload,
+                                .qos = 1,
+                                .properties = block_view(),
+                                .expires = true,
+                                .expiry_left_ms = expiry_left_ms});
+    }
+  };
+  enum class Moved { kOnline, kOffline };
+  // Fills `moved` (in place: the writer points at its state); kOffline drops the client once
+  // its claim is taken, so the state arrives for a session without a connection.
+  void BeginMovedState(MovedState& moved, Moved when);
+  // Ends the state and delivers it to shard 0.
+  void DeliverMoved(MovedState& moved) {
+    moved.writer.End();
+    DeliverState(0, moved.state);
+  }
+  // The client connecting again (recording), its session resumed.
+  Client& ReconnectMoved(const MovedState& moved);
+
   Config config_;
   ClaimBatchOptions batch_options_;  // before SetUp: the defaults
   std::unique_ptr<RouterHarness> harness_;
@@ -493,6 +528,29 @@ mqtt::Connect MovedConnect5(const std::string& client_id, const uint8_t (&expiry
 }
 constexpr uint8_t kMovedSessionExpiry[5] = {0x11, 0x00, 0x00, 0x0E, 0x10};  // 3600 s
 
+void RouterClusterOwnerTest::BeginMovedState(MovedState& moved, Moved when) {
+  moved.id = harness_->IdOn(0, "dev5");
+  Client& client = harness_->Connect(MovedConnect5(moved.id, kMovedSessionExpiry));
+  client.record = true;
+  const std::vector<Published> claims = Claims(0);
+  ASSERT_EQ(claims.size(), 1u);
+  moved.key = claims[0].key;
+  if (when == Moved::kOffline) {
+    harness_->Drop(client);
+  } else {
+    moved.client = &client;
+  }
+  moved.block = MovedBlock(60);
+  ASSERT_TRUE(moved.writer.Begin(moved.state, 1 << 20, moved.key, moved.id));
+}
+
+Client& RouterClusterOwnerTest::ReconnectMoved(const MovedState& moved) {
+  Client& again = harness_->Connect(MovedConnect5(moved.id, kMovedSessionExpiry));
+  again.record = true;
+  harness_->Settle();
+  return again;
+}
+
 TEST_F(RouterClusterOwnerTest, AYieldingSessionSendsItsMessagesPropertiesAndTheExpiryLeft) {
   const std::string id = harness_->IdOn(0, "dev5");
   Client& client = harness_->Connect(MovedConnect5(id, kMovedSessionExpiry));
@@ -552,36 +610,17 @@ TEST_F(RouterClusterOwnerTest, AYieldingSessionSendsItsMessagesPropertiesAndTheE
 }
 
 TEST_F(RouterClusterOwnerTest, MovedMessagesReachA5ClientWithEveryPropertyAndTheirExpiry) {
-  const std::string id = harness_->IdOn(0, "dev5");
-  Client& client = harness_->Connect(MovedConnect5(id, kMovedSessionExpiry));
-  client.record = true;
-  const std::vector<Published> claims = Claims(0);
-  ASSERT_EQ(claims.size(), 1u);
-  const harness::Bytes block = MovedBlock(60);
-  const std::string_view block_view(reinterpret_cast<const char*>(block.data()), block.size());
-  std::string state;
-  cluster::SessionStateWriter writer;
-  ASSERT_TRUE(writer.Begin(state, 1 << 20, claims[0].key, id));
-  ASSERT_TRUE(writer.AddSubscription({.filter = "s/#", .options = 1}));
-  ASSERT_TRUE(writer.AddMessage({.topic = "s/every",
-                                 .payload = "a",
-                                 .qos = 1,
-                                 .properties = block_view,
-                                 .expires = true,
-                                 .expiry_left_ms = 29'001}));
-  ASSERT_TRUE(writer.AddMessage({.topic = "s/expired",
-                                 .payload = "b",
-                                 .qos = 1,
-                                 .properties = block_view,
-                                 .expires = true,
-                                 .expiry_left_ms = 0}));
-  ASSERT_TRUE(writer.AddMessage({.topic = "s/none", .payload = "c", .qos = 1}));
-  writer.End();
+  MovedState moved;
+  ASSERT_NO_FATAL_FAILURE(BeginMovedState(moved, Moved::kOnline));
+  ASSERT_TRUE(moved.writer.AddSubscription({.filter = "s/#", .options = 1}));
+  ASSERT_TRUE(moved.AddWithBlock("s/every", "a", 29'001));
+  ASSERT_TRUE(moved.AddWithBlock("s/expired", "b", 0));
+  ASSERT_TRUE(moved.writer.AddMessage({.topic = "s/none", .payload = "c", .qos = 1}));
   const uint64_t expired_before = counters(0).messages_expired.Load();
-  DeliverState(0, state);
+  DeliverMoved(moved);
   EXPECT_EQ(counters(0).cluster_owner_states_merged.Load(), 1u);
   EXPECT_EQ(counters(0).messages_expired.Load(), expired_before + 1) << "s/expired not sent";
-  const std::vector<mqtt::Publish> publishes = MovedPublishes(client);
+  const std::vector<mqtt::Publish> publishes = MovedPublishes(*moved.client);
   ASSERT_EQ(publishes.size(), 2u);
   EXPECT_EQ(publishes[0].topic, "s/every");
   int64_t expiry_s = 0;
@@ -594,37 +633,15 @@ TEST_F(RouterClusterOwnerTest, MovedMessagesReachA5ClientWithEveryPropertyAndThe
 
 TEST_F(RouterClusterOwnerTest, AMovedMessageWaitingOfflineExpiresOnTheNewNodesClock) {
   // The client left before its CONNACK-time state arrived: the messages wait in the session.
-  const std::string id = harness_->IdOn(0, "dev5");
-  Client& first = harness_->Connect(MovedConnect5(id, kMovedSessionExpiry));
-  const std::vector<Published> claims = Claims(0);
-  ASSERT_EQ(claims.size(), 1u);
-  harness_->Drop(first);
-  const harness::Bytes block = MovedBlock(60);
-  const std::string_view block_view(reinterpret_cast<const char*>(block.data()), block.size());
-  std::string state;
-  cluster::SessionStateWriter writer;
-  ASSERT_TRUE(writer.Begin(state, 1 << 20, claims[0].key, id));
-  ASSERT_TRUE(writer.AddMessage({.topic = "s/short",
-                                 .payload = "a",
-                                 .qos = 1,
-                                 .properties = block_view,
-                                 .expires = true,
-                                 .expiry_left_ms = 2'000}));
-  ASSERT_TRUE(writer.AddMessage({.topic = "s/long",
-                                 .payload = "b",
-                                 .qos = 1,
-                                 .properties = block_view,
-                                 .expires = true,
-                                 .expiry_left_ms = 10'000}));
-  writer.End();
-  DeliverState(0, state);
+  MovedState moved;
+  ASSERT_NO_FATAL_FAILURE(BeginMovedState(moved, Moved::kOffline));
+  ASSERT_TRUE(moved.AddWithBlock("s/short", "a", 2'000));
+  ASSERT_TRUE(moved.AddWithBlock("s/long", "b", 10'000));
+  DeliverMoved(moved);
   ASSERT_EQ(counters(0).cluster_owner_states_merged.Load(), 1u);
   harness_->now_ms() += 3'000;  // s/short expires while offline; s/long has 7 s left
   const uint64_t expired_before = counters(0).messages_expired.Load();
-  Client& again = harness_->Connect(MovedConnect5(id, kMovedSessionExpiry));
-  again.record = true;
-  harness_->Settle();
-  const std::vector<mqtt::Publish> publishes = MovedPublishes(again);
+  const std::vector<mqtt::Publish> publishes = MovedPublishes(ReconnectMoved(moved));
   ASSERT_EQ(publishes.size(), 1u);
   EXPECT_EQ(publishes[0].topic, "s/long");
   int64_t expiry_s = 0;
@@ -637,33 +654,21 @@ TEST_F(RouterClusterOwnerTest, ARestoredInFlightMessageIsResentWithItsProperties
   // MQTT-4.4.0-1: restored in flight (no connection used the session yet), it is resent with
   // DUP, its packet id and its properties; its delivery started on the old node, so 0 ms left
   // does not stop it (5.0:3.3.2.3.3), and it goes with a Message Expiry Interval of 0.
-  const std::string id = harness_->IdOn(0, "dev5");
-  Client& first = harness_->Connect(MovedConnect5(id, kMovedSessionExpiry));
-  const std::vector<Published> claims = Claims(0);
-  ASSERT_EQ(claims.size(), 1u);
-  harness_->Drop(first);
-  const harness::Bytes block = MovedBlock(60);
-  const std::string_view block_view(reinterpret_cast<const char*>(block.data()), block.size());
-  std::string state;
-  cluster::SessionStateWriter writer;
-  ASSERT_TRUE(writer.Begin(state, 1 << 20, claims[0].key, id));
-  ASSERT_TRUE(writer.AddMessage({.topic = "s/inflight",
-                                 .payload = "a",
-                                 .qos = 1,
-                                 .packet_id = 5,
-                                 .stage = cluster::StateStage::kInFlight,
-                                 .properties = block_view,
-                                 .expires = true,
-                                 .expiry_left_ms = 0}));
-  writer.End();
-  DeliverState(0, state);
+  MovedState moved;
+  ASSERT_NO_FATAL_FAILURE(BeginMovedState(moved, Moved::kOffline));
+  ASSERT_TRUE(moved.writer.AddMessage({.topic = "s/inflight",
+                                       .payload = "a",
+                                       .qos = 1,
+                                       .packet_id = 5,
+                                       .stage = cluster::StateStage::kInFlight,
+                                       .properties = moved.block_view(),
+                                       .expires = true,
+                                       .expiry_left_ms = 0}));
+  DeliverMoved(moved);
   ASSERT_EQ(counters(0).cluster_owner_states_merged.Load(), 1u);
   ASSERT_EQ(counters(0).cluster_session_inflight_restored.Load(), 1u);
   const uint64_t expired_before = counters(0).messages_expired.Load();
-  Client& again = harness_->Connect(MovedConnect5(id, kMovedSessionExpiry));
-  again.record = true;
-  harness_->Settle();
-  const std::vector<mqtt::Publish> publishes = MovedPublishes(again);
+  const std::vector<mqtt::Publish> publishes = MovedPublishes(ReconnectMoved(moved));
   ASSERT_EQ(publishes.size(), 1u);
   EXPECT_EQ(publishes[0].topic, "s/inflight");
   EXPECT_TRUE(publishes[0].dup);
@@ -694,26 +699,19 @@ TEST_F(RouterClusterOwnerTest, AStateInTheFormatBeforePropertiesStillMerges) {
 }
 
 TEST_F(RouterClusterOwnerTest, AStateWithABadPropertyBlockIsRefusedWholeAndCounted) {
-  const std::string id = harness_->IdOn(0, "dev5");
-  Client& client = harness_->Connect(MovedConnect5(id, kMovedSessionExpiry));
-  client.record = true;
-  const std::vector<Published> claims = Claims(0);
-  ASSERT_EQ(claims.size(), 1u);
-  std::string state;
-  cluster::SessionStateWriter writer;
-  ASSERT_TRUE(writer.Begin(state, 1 << 20, claims[0].key, id));
-  ASSERT_TRUE(writer.AddSubscription({.filter = "s/#", .options = 1}));
-  ASSERT_TRUE(writer.AddMessage({.topic = "s/a", .payload = "good", .qos = 1}));
+  MovedState moved;
+  ASSERT_NO_FATAL_FAILURE(BeginMovedState(moved, Moved::kOnline));
+  ASSERT_TRUE(moved.writer.AddSubscription({.filter = "s/#", .options = 1}));
+  ASSERT_TRUE(moved.writer.AddMessage({.topic = "s/a", .payload = "good", .qos = 1}));
   // A Topic Alias of 0 (5.0:3.3.2.3.4: not permitted).
-  ASSERT_TRUE(writer.AddMessage({.topic = "s/b",
-                                 .payload = "bad",
-                                 .qos = 1,
-                                 .properties = std::string_view("\x23\x00\x00", 3)}));
-  writer.End();
-  DeliverState(0, state);
+  ASSERT_TRUE(moved.writer.AddMessage({.topic = "s/b",
+                                       .payload = "bad",
+                                       .qos = 1,
+                                       .properties = std::string_view("\x23\x00\x00", 3)}));
+  DeliverMoved(moved);
   EXPECT_EQ(counters(0).cluster_owner_states_invalid.Load(), 1u);
   EXPECT_EQ(counters(0).cluster_owner_states_merged.Load(), 0u);
-  EXPECT_TRUE(client.recorded.empty()) << "nothing of it merged";
+  EXPECT_TRUE(moved.client->recorded.empty()) << "nothing of it merged";
 }
 
 class RouterMovedExpiryBoundTest : public RouterClusterOwnerTest {
@@ -724,25 +722,11 @@ class RouterMovedExpiryBoundTest : public RouterClusterOwnerTest {
 TEST_F(RouterMovedExpiryBoundTest, TheNewNodesMaxMessageExpiryBoundsAMovedMessage) {
   // As for a message from another node (ClusterMqtt5Fields): this node's max_message_expiry
   // bounds the time left it is given.
-  const std::string id = harness_->IdOn(0, "dev5");
-  Client& client = harness_->Connect(MovedConnect5(id, kMovedSessionExpiry));
-  client.record = true;
-  const std::vector<Published> claims = Claims(0);
-  ASSERT_EQ(claims.size(), 1u);
-  const harness::Bytes block = MovedBlock(60);
-  std::string state;
-  cluster::SessionStateWriter writer;
-  ASSERT_TRUE(writer.Begin(state, 1 << 20, claims[0].key, id));
-  ASSERT_TRUE(writer.AddMessage(
-      {.topic = "s/a",
-       .payload = "a",
-       .qos = 1,
-       .properties = std::string_view(reinterpret_cast<const char*>(block.data()), block.size()),
-       .expires = true,
-       .expiry_left_ms = 50'000}));
-  writer.End();
-  DeliverState(0, state);
-  const std::vector<mqtt::Publish> publishes = MovedPublishes(client);
+  MovedState moved;
+  ASSERT_NO_FATAL_FAILURE(BeginMovedState(moved, Moved::kOnline));
+  ASSERT_TRUE(moved.AddWithBlock("s/a", "a", 50'000));
+  DeliverMoved(moved);
+  const std::vector<mqtt::Publish> publishes = MovedPublishes(*moved.client);
   ASSERT_EQ(publishes.size(), 1u);
   int64_t expiry_s = 0;
   EXPECT_EQ(MovedPropertiesOf(publishes[0], expiry_s), MovedExpected());
