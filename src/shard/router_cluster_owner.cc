@@ -401,6 +401,8 @@ void Router::OnSessionState(std::string_view bytes) {
             session.RestoreInflight(message::MessageRef(), 2, false, state.packet_id, true);
             if (persist_ != nullptr) PersistRestored(index, nullptr, 2, false, state.packet_id);
             ++restored;
+          } else {
+            counters_.cluster_session_inflight_dropped.Add();  // the client has it already
           }
           return;
         }
@@ -426,9 +428,12 @@ void Router::OnSessionState(std::string_view bytes) {
       },
       [&](uint16_t packet_id) {
         // A PUBLISH the client resends with this id is not delivered again (MQTT-4.3.3).
-        if (restore &&
-            sessions_[index].session->BeginInboundQos2(packet_id) == session::InboundQos2::kNew &&
-            persist_ != nullptr) {
+        if (!restore ||
+            sessions_[index].session->BeginInboundQos2(packet_id) != session::InboundQos2::kNew) {
+          counters_.cluster_session_inflight_dropped.Add();  // bound already, twice, or the bound
+          return;
+        }
+        if (persist_ != nullptr) {
           PersistPacketId(index, persist::RecordType::kInboundQos2, packet_id);
         }
       });

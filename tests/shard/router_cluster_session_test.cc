@@ -786,6 +786,10 @@ TEST_F(RouterClusterSessionPersistTest,
   // Restored as without persistence (MQTT-4.3.3, MQTT-4.4.0-1), none queued anew.
   EXPECT_EQ(counters(0).cluster_session_inflight_restored.Load(), 3u);
   EXPECT_EQ(counters(0).cluster_session_inflight_requeued.Load(), 0u);
+  EXPECT_EQ(counters(0).cluster_session_inflight_dropped.Load(), 0u);
+  // The QoS 2 resend waits for the records that restored it (WriteSessionOutput's hold, as
+  // any QoS 2 send): a packet id the client sees is in the log first.
+  EXPECT_TRUE(client.recorded.empty()) << "sent before the log was synced";
   ASSERT_NO_FATAL_FAILURE(SettleDurable());
   EXPECT_GT(counters(0).persist_records.Load(), records_before) << "the merge was logged";
   // id 7 again with DUP, PUBREL for id 8, the queued one with a new id; the client (auto_ack)
@@ -862,6 +866,51 @@ TEST_F(RouterClusterSessionPersistTest, AMovedInFlightStateSurvivesARestartOfThe
   EXPECT_EQ(again.Received(mqtt::PacketType::kPubcomp), 1u);
   EXPECT_EQ(watcher.publishes_by_qos[2], 0u) << "delivered once, on the old node";
   EXPECT_EQ(harness_->counters(0).gauges.inflight_messages.Load(), 0);
+}
+
+TEST_F(RouterClusterSessionPersistTest, APacketIdNamedTwiceIsRestoredOnceAndTheLogStaysConsistent) {
+  MakeBucketReady(0);
+  const std::string id = harness_->IdOn(0, "dev");
+  Client& client = harness_->ConnectWithoutReading(harness::ConnectPacket(id, false));
+  client.record = true;
+  client.auto_ack = false;
+  harness_->Settle();
+  const Held held = ReadAndClaim(0, id);
+  // No writer sends this: id 7 in flight twice, id 8 released twice, inbound 300 twice. A log
+  // with two deliveries of one packet id would not recover (state.h): the second of each is
+  // queued anew (in flight) or dropped (released, inbound), counted.
+  std::string state;
+  cluster::SessionStateWriter writer;
+  ASSERT_TRUE(writer.Begin(state, 1 << 20, held.key, id));
+  ASSERT_TRUE(writer.AddSubscription({.filter = "q/#", .options = 2}));
+  for (const char* payload : {"one", "again"}) {
+    ASSERT_TRUE(writer.AddMessage({.topic = "q/a", .payload = payload, .qos = 2, .retain = false,
+                                   .packet_id = 7, .stage = cluster::StateStage::kInFlight}));
+  }
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(writer.AddMessage({.topic = {}, .payload = {}, .qos = 2, .retain = false,
+                                   .packet_id = 8, .stage = cluster::StateStage::kReleased}));
+  }
+  ASSERT_TRUE(writer.AddInboundQos2(300));
+  ASSERT_TRUE(writer.AddInboundQos2(300));
+  writer.End();
+  Deliver(0, "$RINGMQ.session.node-b.0", cluster::kClaimBuckets / 2 + 1, state);
+  bool present = false;
+  ASSERT_TRUE(harness_->TryReadConnack(client, &present));
+  EXPECT_TRUE(present);
+  EXPECT_EQ(counters(0).cluster_session_inflight_restored.Load(), 3u) << "7, 8 and 300 once";
+  EXPECT_EQ(counters(0).cluster_session_inflight_requeued.Load(), 1u) << "the second 7";
+  EXPECT_EQ(counters(0).cluster_session_inflight_dropped.Load(), 2u) << "the second 8 and 300";
+  ASSERT_NO_FATAL_FAILURE(SettleDurable());
+  ASSERT_EQ(client.recorded.size(), 2u);
+  EXPECT_EQ(IdOf(client.recorded[0]), std::make_pair(uint16_t{7}, true));
+  EXPECT_NE(IdOf(client.recorded[1]).first, 7);
+  StopNode();
+  const persist::RecoveredState recovered = Recover();
+  ASSERT_EQ(recovered.sessions.count(id), 1u);
+  const persist::StoredSession& stored = recovered.sessions.at(id);
+  EXPECT_EQ(stored.deliveries.size(), 3u) << ::testing::PrintToString(Deliveries(stored));
+  EXPECT_EQ(stored.inbound_qos2, std::vector<uint16_t>{300});
 }
 
 }  // namespace
