@@ -913,5 +913,28 @@ TEST_F(RouterClusterSessionPersistTest, APacketIdNamedTwiceIsRestoredOnceAndTheL
   EXPECT_EQ(stored.inbound_qos2, std::vector<uint16_t>{300});
 }
 
+TEST_F(RouterClusterSessionPersistTest, AStateMergedAfterItsClientLeftIsLoggedAsAnOfflineSession) {
+  MakeBucketReady(0);
+  const std::string id = harness_->IdOn(0, "dev");
+  Client& client = harness_->ConnectWithoutReading(harness::ConnectPacket(id, false));
+  harness_->Settle();
+  const Held held = ReadAndClaim(0, id);
+  harness_->Drop(client);  // before its CONNACK: the session stays, offline, not yet durable
+  EXPECT_EQ(counters(0).cluster_session_abandoned.Load(), 1u);
+  Deliver(0, "$RINGMQ.session.node-b.0", cluster::kClaimBuckets / 2 + 1,
+          InFlightState(id, held.key));
+  EXPECT_EQ(counters(0).cluster_session_inflight_restored.Load(), 3u);
+  ASSERT_NO_FATAL_FAILURE(Sync());
+  // Durable from the merge on: a restart now finds it offline, with what was in flight.
+  StopNode();
+  const persist::RecoveredState recovered = Recover();
+  ASSERT_EQ(recovered.sessions.count(id), 1u);
+  const persist::StoredSession& stored = recovered.sessions.at(id);
+  EXPECT_NE(stored.offline_since_wall_ms, 0u) << "offline since its client left";
+  EXPECT_EQ(stored.subscriptions.count("q/#"), 1u);
+  EXPECT_EQ(Deliveries(stored), (std::vector<std::string>{"a 7 q/a", "c 8 ", "q 0 q/c"}));
+  EXPECT_EQ(stored.inbound_qos2, std::vector<uint16_t>{300});
+}
+
 }  // namespace
 }  // namespace ringmq::shard
