@@ -291,7 +291,11 @@ namespace ringmq::metrics {
   X(cluster_session_inflight_restored) /* moved in-flight deliveries, inbound QoS 2 ids kept \
                                           with their packet ids */                          \
   X(cluster_session_inflight_requeued) /* moved in-flight deliveries queued anew (session   \
-                                          bound already, or persistence on) */              \
+                                          bound already, or a packet id named twice) */     \
+  /* moveinflight lane: moved in-flight state not kept (docs/cluster.md) */                  \
+  X(cluster_session_inflight_dropped) /* moved released deliveries and inbound QoS 2 ids not \
+                                         kept: session bound already, a packet id named     \
+                                         twice, max_inbound_qos2_pending */                 \
   /* MQTT 5.0 properties across nodes (props lane; cluster/mqtt5_headers.h) */                 \
   X(cluster_properties_too_many)  /* not forwarded: more property fields than NATS holds */ \
   X(cluster_properties_too_large) /* not forwarded: over max_payload with its properties */ \

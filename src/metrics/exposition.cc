@@ -272,7 +272,9 @@ constexpr Family kFamilies[] = {
     {"ringmq_cluster_session_inflight_total", Type::kCounter,
      "In-flight QoS 1/2 state of sessions moved to this node: restored (a delivery resent with "
      "its packet id, a PUBREL due, an inbound QoS 2 packet id kept), requeued (a delivery "
-     "queued anew with a new packet id: the session was bound already, or persistence is on)."},
+     "queued anew with a new packet id: the session was bound already), dropped (a released "
+     "delivery or an inbound QoS 2 packet id not kept: the session was bound already, the id "
+     "named twice, or max_inbound_qos2_pending)."},
     // Retained messages cluster-wide (docs/cluster.md "Retained messages").
     {"ringmq_cluster_retained_updates_total", Type::kCounter,
      "Retained updates published to the retained stream (direction=out) or applied from it "
@@ -988,6 +990,8 @@ Series SeriesOf(CounterId id) {
       return Labelled("ringmq_cluster_session_inflight_total", "state", "restored");
     case C::cluster_session_inflight_requeued:
       return Labelled("ringmq_cluster_session_inflight_total", "state", "requeued");
+    case C::cluster_session_inflight_dropped:  // moveinflight lane
+      return Labelled("ringmq_cluster_session_inflight_total", "state", "dropped");
     case C::persist_input_held_back: return Plain("ringmq_persist_input_held_back_total");
     case C::persist_dropped_disk_full: return Plain("ringmq_persist_dropped_disk_full_total");
     case C::persist_compactions: return Plain("ringmq_persist_compactions_total");

@@ -726,6 +726,11 @@ class Router final : public net::PacketSink {
   void PersistUnsubscribe(uint32_t index, std::string_view filter);
   void PersistEnqueue(uint32_t index, const message::Message& message, uint8_t qos, bool retain);
   void PersistPacketId(uint32_t index, persist::RecordType type, uint16_t packet_id);
+  // A delivery restored in flight (a moved session, router_cluster_owner.cc): logged as a
+  // snapshot logs one, so recovery rebuilds it with its packet id and stage. `message` null: a
+  // released QoS 2 delivery (PUBREL due).
+  void PersistRestored(uint32_t index, const message::Message* message, uint8_t qos, bool retain,
+                       uint16_t packet_id);
   void PersistRetained(const message::Message& message, uint64_t version, bool deleted);
   // P side: `message` went to `shard` (it will confirm); S side: a message of another shard
   // arrived here; its origin's confirmation follows once this epoch is durable.

@@ -6,6 +6,7 @@
 #include <span>
 #include <string_view>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/escaping.h"
 #include "cluster/claim.h"
 #include "cluster/control.h"
@@ -353,9 +354,13 @@ void Router::OnSessionState(std::string_view bytes) {
   // connection has used yet: the CONNECT held for it (router_cluster_session.cc) or one whose
   // client left before its CONNACK. Otherwise the client may have reused those packet ids
   // already: in-flight deliveries are queued anew, released ones and inbound ids dropped.
-  // With persistence, restored entries would not be logged: queued anew too.
+  // With persistence, every restored entry is logged as recovery rebuilds it (PersistRestored:
+  // the same records a snapshot writes), so a restart of this node recovers the same state.
   bool restore = false;
   int64_t restored = 0;
+  // The packet ids restored in flight: a state naming one twice (no writer does) has the
+  // second queued anew (a log with two deliveries of one packet id is inconsistent, state.h).
+  absl::flat_hash_set<uint16_t> restored_ids;
   const bool well_formed = cluster::ParseSessionState(
       bytes,
       [&](uint64_t key, std::string_view client_id) {
@@ -369,9 +374,16 @@ void Router::OnSessionState(std::string_view bytes) {
         }
         generation = sessions_[index].generation;
         const session::Session& session = *sessions_[index].session;
-        restore = persist_ == nullptr && sessions_[index].connection == nullptr &&
-                  !session.online() && session.inflight() == 0 &&
-                  session.inbound_qos2_pending() == 0 && session.queued_messages() == 0;
+        restore = sessions_[index].connection == nullptr && !session.online() &&
+                  session.inflight() == 0 && session.inbound_qos2_pending() == 0 &&
+                  session.queued_messages() == 0;
+        // The session created for a held CONNECT is durable only from its CONNACK on
+        // (BindConnect): what merges into it now is logged, so it becomes durable here (its
+        // kSession is written again at the CONNACK with the client's terms).
+        if (persist_ != nullptr && SidOf(index) == 0 && expiry_s_[index] != 0) {
+          PersistSession(index);
+          if (offline_.Contains(index)) PersistOffline(index);  // its client left meanwhile
+        }
         return true;
       },
       [&](const cluster::StateSubscription& subscription) {
@@ -381,11 +393,16 @@ void Router::OnSessionState(std::string_view bytes) {
       },
       [&](const cluster::StateMessage& state) {
         session::Session& session = *sessions_[index].session;
+        const bool restorable = restore && state.stage != cluster::StateStage::kQueued &&
+                                restored_ids.insert(state.packet_id).second;
         if (state.stage == cluster::StateStage::kReleased) {
           // PUBREC arrived on the old node: the PUBREL is due (MQTT-4.3.3).
-          if (restore) {
+          if (restorable) {
             session.RestoreInflight(message::MessageRef(), 2, false, state.packet_id, true);
+            if (persist_ != nullptr) PersistRestored(index, nullptr, 2, false, state.packet_id);
             ++restored;
+          } else {
+            counters_.cluster_session_inflight_dropped.Add();  // the client has it already
           }
           return;
         }
@@ -395,7 +412,10 @@ void Router::OnSessionState(std::string_view bytes) {
             state.retain, NextOrigin(),
             MovedMqtt5Fields(state, services_.now_ms(), max_message_expiry_s_));
         if (state.stage == cluster::StateStage::kInFlight) {
-          if (restore) {  // resent with DUP and its packet id at the Attach (MQTT-4.4.0-1)
+          if (restorable) {  // resent with DUP and its packet id at the Attach (MQTT-4.4.0-1)
+            if (persist_ != nullptr) {
+              PersistRestored(index, message.get(), state.qos, state.retain, state.packet_id);
+            }
             session.RestoreInflight(std::move(message), state.qos, state.retain,
                                     state.packet_id, false);
             ++restored;
@@ -408,7 +428,14 @@ void Router::OnSessionState(std::string_view bytes) {
       },
       [&](uint16_t packet_id) {
         // A PUBLISH the client resends with this id is not delivered again (MQTT-4.3.3).
-        if (restore) sessions_[index].session->BeginInboundQos2(packet_id);
+        if (!restore ||
+            sessions_[index].session->BeginInboundQos2(packet_id) != session::InboundQos2::kNew) {
+          counters_.cluster_session_inflight_dropped.Add();  // bound already, twice, or the bound
+          return;
+        }
+        if (persist_ != nullptr) {
+          PersistPacketId(index, persist::RecordType::kInboundQos2, packet_id);
+        }
       });
   if (!well_formed) {
     counters_.cluster_owner_states_invalid.Add();

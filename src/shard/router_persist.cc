@@ -150,6 +150,28 @@ void Router::PersistPacketId(uint32_t index, RecordType type, uint16_t packet_id
   }
 }
 
+void Router::PersistRestored(uint32_t index, const message::Message* message, uint8_t qos,
+                             bool retain, uint16_t packet_id) {
+  const uint64_t sid = SidOf(index);
+  if (sid == 0) return;
+  Persist& p = *persist_;
+  if (message == nullptr) {
+    // As AppendSnapshot writes one: a placeholder message, enqueued, sent, PUBREC received. The
+    // placeholder is forgotten at its kPubrec (state.h), so its mid is free again at once.
+    const uint64_t mid = kPlaceholderMids | ++p.placeholders;
+    p.Append(Record{.type = RecordType::kMessage, .mid = mid, .qos = 2, .text = kReleasedTopic});
+    p.Append(Record{.type = RecordType::kEnqueue, .sid = sid, .mid = mid, .qos = 2});
+    p.Append(Record{.type = RecordType::kSent, .sid = sid, .mid = mid, .packet_id = packet_id});
+    p.Append(Record{.type = RecordType::kPubrec, .sid = sid, .packet_id = packet_id});
+    return;
+  }
+  // A new message on this node (its own mid): kMessage and kEnqueue, then kSent, which makes
+  // the delivery the last in flight, as RestoreInflight appends it.
+  PersistEnqueue(index, *message, qos, retain);
+  p.Append(Record{.type = RecordType::kSent, .sid = sid, .mid = MidOf(*message),
+                  .packet_id = packet_id});
+}
+
 void Router::Persist::Log::Sent(const message::Message& message, uint16_t packet_id,
                                 uint8_t qos) {
   if (qos == 2) qos2_sent_ = true;

@@ -53,6 +53,9 @@ struct Router::Persist {
   };
   std::array<Written, 1024> written{};
   uint64_t written_generation = 1;
+  // Placeholder mids of released deliveries restored from a moved session (PersistRestored;
+  // moveinflight lane): each is forgotten at its kPubrec, right after it is written.
+  uint64_t placeholders = 0;
   // Holds: tokens in order; each needs the journal epoch durable and the other shards'
   // confirmations up to the sequence.
   struct Hold {

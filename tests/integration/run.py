@@ -78,6 +78,7 @@ EXPECTED_SECONDS = {
     "test_cluster_haproxy.HaproxyCluster": 3.0,
     "test_cluster_owner.ClusterOwnerTest": 6.0,
     "test_cluster_session.ClusterSessionTest": 10.0,
+    "test_cluster_session.ClusterSessionPersistTest": 8.0,
     "test_cluster_shared.ClusterSharedTest": 12.0,
     "test_cluster_props.ClusterPropsTest": 9.6,
     "test_cluster_retained.ClusterRetainedTest": 18.0,

@@ -8,7 +8,11 @@ RINGMQ_SESSIONS names the node that holds the session, read here with a raw NATS
 at 3.1.1 and 5.0 for the reconnecting clients.
 """
 
+import os
 import queue
+import shutil
+import signal
+import tempfile
 import time
 import unittest
 
@@ -73,7 +77,8 @@ class PahoClient:
         self.client.loop_stop()
 
 
-class ClusterSessionTest(nats_cluster.NodesOverNats):
+class SessionNodes(nats_cluster.NodesOverNats):
+    """3 NATS servers with JetStream and 3 nodes whose shards all know the bucket."""
     jetstream = True
     node_prefix = "snode"
     node_flags = ("--cluster-session-wait-ms", str(WAIT_MS))
@@ -120,6 +125,8 @@ class ClusterSessionTest(nats_cluster.NodesOverNats):
         self.addCleanup(c.close)
         return c
 
+
+class ClusterSessionTest(SessionNodes):
     def moves_with_session_present(self, v5):
         client_id = f"sess-move-{5 if v5 else 311}"
         topic = f"sess/move/{5 if v5 else 311}"
@@ -264,3 +271,111 @@ class ClusterSessionTest(nats_cluster.NodesOverNats):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ClusterSessionPersistTest(SessionNodes):
+    """The nodes with persistence on (moveinflight lane): a moved session's in-flight state is
+    restored as without it, logged on the new node, and recovered by that node's restart."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="ringmq-moveinflight-")
+        cls.node_per_node = tuple(
+            ("--persistence", "true", "--data-dir", os.path.join(cls.tmp, f"node{i}"),
+             "--durability", "fsync") for i in range(3))
+        try:
+            super().setUpClass()
+        except BaseException:
+            shutil.rmtree(cls.tmp, ignore_errors=True)
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def restart(self, index):
+        """SIGKILL node `index` (nothing done on its way out: recovery reads its log as it was
+        synced) and start it again on the same data directory; returns once its links are up
+        and its shards know the bucket."""
+        node = self.nodes[index]
+        node.proc.send_signal(signal.SIGKILL)
+        node.cleanup()
+        self.assertEqual(node.returncode, -signal.SIGKILL)
+        node.returncode = None  # running again: the class's teardown stops it
+        node.start()
+        nats_cluster.wait_metric(node, "ringmq_cluster_link_events_total", node.threads,
+                                 event="connect")
+        nats_cluster.wait_metric(node, "ringmq_cluster_session_bucket_events_total", 2,
+                                 2 * ROUTE_TIMEOUT, event="ready")
+
+    def test_qos2_in_flight_completes_exactly_once_after_a_move_and_a_restart(self):
+        # MQTT-4.3.3, MQTT-4.4.0-1 across nodes with persistence: what was in flight on node 0
+        # continues on node 1 with the same packet ids, and again after node 1 restarts from
+        # its log.
+        node1 = self.nodes[1]
+        restored = metric(node1, "ringmq_cluster_session_inflight_total", state="restored")
+        old = mqtt_raw.Client(self.nodes[0].port, "sessp-q2", clean=False)
+        self.wait_record("sessp-q2", "snode0")  # written right after the CONNACK
+        old.subscribe([("sessp/q2/#", 2)], granted=[2])
+        watcher = mqtt_raw.Client(self.nodes[2].port, "sessp-q2-watch")
+        self.addCleanup(watcher.close)
+        watcher.subscribe([("sessp/q2in/#", 2)], granted=[2])
+        pub = mqtt_raw.Client(self.nodes[2].port, "sessp-q2-pub")
+        self.addCleanup(pub.close)
+        wait_route(pub, [old], "sessp/q2/probe")
+        wait_route(old, [watcher], "sessp/q2in/probe")
+        # Outbound: "one" delivered, no PUBREC; "two" PUBREC'd, its PUBREL not completed.
+        pub.publish("sessp/q2/a", b"one", qos=2)
+        one = old.next_publish()
+        pub.publish("sessp/q2/b", b"two", qos=2)
+        two = old.next_publish()
+        self.assertEqual((one.payload, two.payload), (b"one", b"two"))
+        old.send(mqtt_raw.ack(mqtt_raw.PUBREC, two.packet_id))
+        pubrel = old.read_packet(what="PUBREL")
+        self.assertEqual(pubrel.raw, mqtt_raw.ack(mqtt_raw.PUBREL, two.packet_id, flags=0x02))
+        # Inbound: the client's QoS 2 PUBLISH 300 was delivered, its PUBREL not sent.
+        old.send(mqtt_raw.publish("sessp/q2in/x", b"up", qos=2, packet_id=300))
+        old.expect_reply(mqtt_raw.ack(mqtt_raw.PUBREC, 300), "PUBREC 300")
+        self.assertEqual([g.payload for g in watcher.receive(1)], [b"up"])
+        old.close()  # the connection is lost
+
+        def resumed(port):
+            """The client back (session present 1): the PUBLISH of "one" again with its id and
+            DUP 1, and the PUBREL of "two" (in either order)."""
+            new = mqtt_raw.Client(port, "sessp-q2", clean=False, session_present=True)
+            self.addCleanup(new.close)
+            got = [new.read_packet(what="the resent PUBLISH / PUBREL") for _ in range(2)]
+            resent = [mqtt_raw.Publish(p) for p in got if p.type == mqtt_raw.PUBLISH]
+            self.assertEqual(len(resent), 1, got)
+            self.assertEqual((resent[0].packet_id, resent[0].dup, resent[0].payload),
+                             (one.packet_id, True, b"one"), "MQTT-4.4.0-1: same id, DUP 1")
+            self.assertIn(mqtt_raw.ack(mqtt_raw.PUBREL, two.packet_id, flags=0x02),
+                          [p.raw for p in got])
+            return new
+
+        # MQTT-3.2.2-2: the session is present on node 1, with what was in flight (restored,
+        # not queued anew: persistence on).
+        new = resumed(node1.port)
+        self.assertEqual(metric(node1, "ringmq_cluster_session_inflight_total",
+                                state="restored"), restored + 3)
+        self.assertEqual(metric(node1, "ringmq_cluster_session_inflight_total",
+                                state="requeued"), 0)
+        # The client resends PUBLISH 300 (it never got the PUBREC): not delivered again.
+        new.send(mqtt_raw.publish("sessp/q2in/x", b"up", qos=2, packet_id=300, dup=True))
+        new.expect_reply(mqtt_raw.ack(mqtt_raw.PUBREC, 300), "PUBREC 300")
+        new.close()  # nothing acknowledged: the same state is in node 1's log
+        # Node 1 restarts from its log: the same state again, completed exactly once.
+        self.restart(1)
+        self.assertGreaterEqual(metric(node1, "ringmq_persist_sessions_recovered_total"), 1)
+        new = resumed(node1.port)
+        new.send(mqtt_raw.ack(mqtt_raw.PUBCOMP, two.packet_id))
+        new.send(mqtt_raw.ack(mqtt_raw.PUBREC, one.packet_id))
+        new.expect_reply(mqtt_raw.ack(mqtt_raw.PUBREL, one.packet_id, flags=0x02), "PUBREL")
+        new.send(mqtt_raw.ack(mqtt_raw.PUBCOMP, one.packet_id))
+        new.send(mqtt_raw.publish("sessp/q2in/x", b"up", qos=2, packet_id=300, dup=True))
+        new.expect_reply(mqtt_raw.ack(mqtt_raw.PUBREC, 300), "PUBREC 300")
+        new.send(mqtt_raw.pubrel(300))
+        new.expect_reply(mqtt_raw.ack(mqtt_raw.PUBCOMP, 300), "PUBCOMP 300")
+        watcher.expect_no_publish(QUIET)
+        new.expect_no_publish(QUIET)

@@ -3,7 +3,9 @@
 // sans-IO harness: each shard's router has a real NatsLink at kReady; the test reads what the
 // links would publish and feeds them what NATS and the other nodes would send.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
@@ -16,6 +18,9 @@
 #include "cluster/session_state.h"
 #include "common/base64.h"
 #include "common/log.h"
+#include "persist/data_dir.h"
+#include "persist/journal.h"
+#include "persist/state.h"
 #include "shard/cluster_sessions.h"
 #include "shard/cluster_harness.h"
 #include "shard/router_harness.h"
@@ -589,6 +594,346 @@ TEST_F(RouterClusterSessionTest, AMovedQos2ExchangeCompletesExactlyOnceWithItsPa
   EXPECT_EQ(client.Received(mqtt::PacketType::kPubrec), 1u);
   EXPECT_EQ(client.Received(mqtt::PacketType::kPubcomp), 1u) << "auto_ack sent the PUBREL";
   EXPECT_EQ(watcher.publishes_by_qos[2], 0u) << "delivered once, on the old node";
+}
+
+// ---- With persistence on (moveinflight lane) ---------------------------------------------------
+// The same moves with each shard logging to a real data directory: the restored in-flight state
+// is logged as recovery rebuilds it, so the log stays consistent with what the session does
+// next (every PUBACK / PUBREC / PUBCOMP of a restored packet id applies) and a restart of this
+// node recovers it. The journals are driven as the shard's ring does (write, fdatasync).
+class RouterClusterSessionPersistTest : public RouterClusterSessionTest {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("ringmq-moveinflight-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    ASSERT_NO_FATAL_FAILURE(RouterClusterSessionTest::SetUp());
+    ASSERT_NO_FATAL_FAILURE(StartPersistence(nullptr));
+  }
+  void TearDown() override {
+    StopNode();
+    std::filesystem::remove_all(dir_);
+    RouterClusterSessionTest::TearDown();
+  }
+
+  // Opens the data directory, and each shard logs to segment 0 of the next run, recovering
+  // `recovered` first (the broker's start, shard.cc SetupPersistence).
+  void StartPersistence(const persist::RecoveredState* recovered) {
+    absl::StatusOr<std::unique_ptr<persist::DataDir>> dir = persist::DataDir::Open(dir_.string());
+    ASSERT_TRUE(dir.ok()) << dir.status();
+    data_dir_ = std::move(*dir);
+    SharedState& shared = harness_->shared();
+    shared.data_dir = data_dir_.get();
+    shared.persist_run = data_dir_->current_run() + 1;
+    shared.recovered = recovered;
+    for (uint32_t shard = 0; shard < harness_->shard_count(); ++shard) {
+      absl::StatusOr<persist::SegmentFile> file =
+          data_dir_->CreateSegment(shard, shared.persist_run, 0, /*sync=*/false);
+      ASSERT_TRUE(file.ok()) << file.status();
+      journals_.push_back(std::make_unique<persist::Journal>(persist::Journal::Options{}));
+      journals_.back()->Open(std::move(*file));
+      harness_->router(shard).StartPersistence(journals_.back().get());
+    }
+    shared.recovered = nullptr;
+    ASSERT_NO_FATAL_FAILURE(Sync());
+    ASSERT_TRUE(shared.persist_committed.load()) << "every start snapshot durable: run committed";
+  }
+
+  // Each journal's I/O done as the shard's ring does it, then each router's PersistStep (which
+  // releases the output held for the log), a few rounds (shard 0 commits the run once every
+  // start snapshot is durable).
+  void Sync() {
+    for (int round = 0; round < 3; ++round) {
+      for (uint32_t shard = 0; shard < journals_.size(); ++shard) {
+        persist::Journal& journal = *journals_[shard];
+        while (std::optional<persist::Journal::Io> io = journal.NextIo(harness_->now_ms(), true)) {
+          const ssize_t n = pwrite(io->fd, io->bytes.data(), io->bytes.size(),
+                                   static_cast<off_t>(io->offset));
+          ASSERT_EQ(n, static_cast<ssize_t>(io->bytes.size()));
+          journal.OnWriteDone(static_cast<int>(n), harness_->now_ms());
+          if (io->sync) {
+            ASSERT_EQ(fdatasync(io->fd), 0);
+            journal.OnSyncDone(0, harness_->now_ms());
+          }
+        }
+        harness_->router(shard).PersistStep();
+      }
+    }
+  }
+  // Settle, Sync and read, until two rounds in a row move nothing (output the log held is
+  // released by a Sync and read in the next round).
+  void SettleDurable() {
+    int quiet = 0;
+    for (int round = 0; round < 16 && quiet < 2; ++round) {
+      ASSERT_NO_FATAL_FAILURE(Sync());
+      const size_t read = harness_->ReadOutput();
+      quiet = read == 0 && harness_->Settle() == 1 ? quiet + 1 : 0;
+    }
+    EXPECT_EQ(quiet, 2) << "still busy";
+  }
+
+  // The node stops as a crash would after its last sync: routers, links, journals, directory.
+  void StopNode() {
+    harness_.reset();
+    links_.clear();
+    sinks_.clear();
+    journals_.clear();
+    data_dir_.reset();
+  }
+  // What a restart reads back from the directory (every shard's newest segment).
+  persist::RecoveredState Recover() {
+    absl::StatusOr<std::unique_ptr<persist::DataDir>> dir = persist::DataDir::Open(dir_.string());
+    EXPECT_TRUE(dir.ok()) << dir.status();
+    if (!dir.ok()) return {};
+    absl::StatusOr<persist::RecoveredState> state = (*dir)->Recover({}, nullptr);
+    EXPECT_TRUE(state.ok()) << state.status();
+    return state.ok() ? std::move(*state) : persist::RecoveredState{};
+  }
+  // The node starts again on the same directory with what Recover read (a new harness, links
+  // ready, claims subscribed).
+  void RestartNode(const persist::RecoveredState& recovered) {
+    StopNode();
+    ASSERT_NO_FATAL_FAILURE(AddShards({.node = "node-b"}));
+    for (uint32_t shard = 0; shard < 2; ++shard) {
+      ASSERT_TRUE(harness_->router(shard).StartClusterOwnership().ok());
+      Output(shard);
+    }
+    ASSERT_NO_FATAL_FAILURE(StartPersistence(&recovered));
+  }
+
+  // A SUBSCRIBE (its SUBACK may wait for the log, HoldIfLogged) settled durably.
+  void SubscribeDurable(Client& client, std::string_view filter, mqtt::QoS qos) {
+    const mqtt::TopicRequest request{filter, qos};
+    const std::span<const mqtt::TopicRequest> requests(&request, 1);
+    harness::Bytes entries(mqtt::TopicListEncodedSize(requests, true));
+    mqtt::EncodeTopicList(requests, true, entries);
+    const uint64_t before = client.Received(mqtt::PacketType::kSuback);
+    harness_->Send(client, mqtt::Subscribe{1, mqtt::TopicList(entries, true)});
+    ASSERT_NO_FATAL_FAILURE(SettleDurable());
+    ASSERT_EQ(client.Received(mqtt::PacketType::kSuback), before + 1);
+  }
+
+  // The stored deliveries of `session` as "<stage> <packet id> <topic>" (stage: q queued,
+  // a awaiting PUBACK / PUBREC, c awaiting PUBCOMP).
+  static std::vector<std::string> Deliveries(const persist::StoredSession& session) {
+    std::vector<std::string> out;
+    for (const persist::StoredDelivery& delivery : session.deliveries) {
+      const char* stage = delivery.stage == persist::StoredDelivery::Stage::kQueued     ? "q"
+                          : delivery.stage == persist::StoredDelivery::Stage::kAwaitAck ? "a"
+                                                                                         : "c";
+      out.push_back(std::string(stage) + " " + std::to_string(delivery.packet_id) + " " +
+                    (delivery.message ? delivery.message->topic : std::string()));
+    }
+    return out;
+  }
+
+  // The state the old node sends for `id` answering claim `key` (as in
+  // AMovedQos2ExchangeCompletesExactlyOnceWithItsPacketIds): a QoS 2 PUBLISH sent as id 7 (no
+  // PUBREC yet), id 8 whose PUBREC arrived, a queued QoS 2 message, and the client's own QoS 2
+  // PUBLISH id 300 delivered there, PUBREL not yet.
+  static std::string InFlightState(const std::string& id, uint64_t key) {
+    std::string state;
+    cluster::SessionStateWriter writer;
+    EXPECT_TRUE(writer.Begin(state, 1 << 20, key, id));
+    EXPECT_TRUE(writer.AddSubscription({.filter = "q/#", .options = 2}));
+    EXPECT_TRUE(writer.AddMessage({.topic = "q/a",
+                                   .payload = "one",
+                                   .qos = 2,
+                                   .retain = false,
+                                   .packet_id = 7,
+                                   .stage = cluster::StateStage::kInFlight}));
+    EXPECT_TRUE(writer.AddMessage({.topic = {}, .payload = {}, .qos = 2, .retain = false,
+                                   .packet_id = 8, .stage = cluster::StateStage::kReleased}));
+    EXPECT_TRUE(writer.AddMessage({.topic = "q/c", .payload = "three", .qos = 2}));
+    EXPECT_TRUE(writer.AddInboundQos2(300));
+    writer.End();
+    return state;
+  }
+
+  // The client's own QoS 2 PUBLISH 300 sent again (no PUBREC reached it on the old node).
+  static mqtt::Publish Resend300() {
+    mqtt::Publish again;
+    again.topic = "in/x";
+    again.payload = "up";
+    again.qos = mqtt::QoS::k2;
+    again.packet_id = 300;
+    again.dup = true;
+    return again;
+  }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<persist::DataDir> data_dir_;
+  std::vector<std::unique_ptr<persist::Journal>> journals_;
+};
+
+TEST_F(RouterClusterSessionPersistTest,
+       AMovedQos2ExchangeIsRestoredWithPersistenceAndItsLogStaysConsistent) {
+  MakeBucketReady(0);
+  const std::string id = harness_->IdOn(0, "dev");
+  Client& watcher = harness_->Connect(harness_->IdOn(1, "watch"));
+  ASSERT_NO_FATAL_FAILURE(SubscribeDurable(watcher, "in/#", mqtt::QoS::k2));
+  Client& client = harness_->ConnectWithoutReading(harness::ConnectPacket(id, false));
+  client.record = true;
+  harness_->Settle();
+  const Held held = ReadAndClaim(0, id);
+  const uint64_t records_before = counters(0).persist_records.Load();
+  Deliver(0, "$RINGMQ.session.node-b.0", cluster::kClaimBuckets / 2 + 1,
+          InFlightState(id, held.key));
+  bool present = false;
+  ASSERT_TRUE(harness_->TryReadConnack(client, &present));
+  EXPECT_TRUE(present);
+  // Restored as without persistence (MQTT-4.3.3, MQTT-4.4.0-1), none queued anew.
+  EXPECT_EQ(counters(0).cluster_session_inflight_restored.Load(), 3u);
+  EXPECT_EQ(counters(0).cluster_session_inflight_requeued.Load(), 0u);
+  EXPECT_EQ(counters(0).cluster_session_inflight_dropped.Load(), 0u);
+  // The QoS 2 resend waits for the records that restored it (WriteSessionOutput's hold, as
+  // any QoS 2 send): a packet id the client sees is in the log first.
+  EXPECT_TRUE(client.recorded.empty()) << "sent before the log was synced";
+  ASSERT_NO_FATAL_FAILURE(SettleDurable());
+  EXPECT_GT(counters(0).persist_records.Load(), records_before) << "the merge was logged";
+  // id 7 again with DUP, PUBREL for id 8, the queued one with a new id; the client (auto_ack)
+  // completes both QoS 2 exchanges.
+  ASSERT_EQ(client.recorded.size(), 2u);
+  EXPECT_EQ(IdOf(client.recorded[0]), std::make_pair(uint16_t{7}, true));
+  EXPECT_NE(IdOf(client.recorded[1]).first, 7);
+  EXPECT_NE(IdOf(client.recorded[1]).first, 8);
+  EXPECT_EQ(client.Received(mqtt::PacketType::kPubrel), 3u) << "8, then 7 and the new one";
+  EXPECT_EQ(counters(0).gauges.inflight_messages.Load(), 0) << "all three completed";
+  // MQTT-4.3.3: PUBLISH 300 again: PUBREC, not delivered again; then PUBREL, PUBCOMP.
+  harness_->Send(client, Resend300());
+  ASSERT_NO_FATAL_FAILURE(SettleDurable());
+  EXPECT_EQ(client.Received(mqtt::PacketType::kPubrec), 1u);
+  EXPECT_EQ(client.Received(mqtt::PacketType::kPubcomp), 1u) << "auto_ack sent the PUBREL";
+  EXPECT_EQ(watcher.publishes_by_qos[2], 0u) << "delivered once, on the old node";
+  // The log took every acknowledgement of the restored packet ids (an unlogged restored entry
+  // makes the PUBREC of id 7 or the PUBCOMP of id 8 inconsistent: recovery fails): the session
+  // recovers with its subscription and nothing in flight.
+  StopNode();
+  const persist::RecoveredState recovered = Recover();
+  ASSERT_EQ(recovered.sessions.count(id), 1u);
+  const persist::StoredSession& session = recovered.sessions.at(id);
+  EXPECT_EQ(session.subscriptions.count("q/#"), 1u);
+  EXPECT_TRUE(session.deliveries.empty()) << ::testing::PrintToString(Deliveries(session));
+  EXPECT_TRUE(session.inbound_qos2.empty());
+}
+
+TEST_F(RouterClusterSessionPersistTest, AMovedInFlightStateSurvivesARestartOfTheNewNode) {
+  MakeBucketReady(0);
+  const std::string id = harness_->IdOn(0, "dev");
+  Client& client = harness_->ConnectWithoutReading(harness::ConnectPacket(id, false));
+  client.record = true;
+  client.auto_ack = false;  // the client acknowledges nothing before the node restarts
+  harness_->Settle();
+  const Held held = ReadAndClaim(0, id);
+  Deliver(0, "$RINGMQ.session.node-b.0", cluster::kClaimBuckets / 2 + 1,
+          InFlightState(id, held.key));
+  bool present = false;
+  ASSERT_TRUE(harness_->TryReadConnack(client, &present));
+  EXPECT_TRUE(present);
+  ASSERT_NO_FATAL_FAILURE(SettleDurable());
+  ASSERT_EQ(client.recorded.size(), 2u) << "7 again, and the queued one sent";
+  EXPECT_EQ(IdOf(client.recorded[0]), std::make_pair(uint16_t{7}, true));
+  const uint16_t third = IdOf(client.recorded[1]).first;
+  EXPECT_EQ(client.Received(mqtt::PacketType::kPubrel), 1u) << "for 8";
+  // The node stops (after its last sync); what it recovers is the moved state as it stands:
+  // 7 and the third awaiting PUBREC, 8 awaiting PUBCOMP, inbound 300 awaiting PUBREL.
+  StopNode();
+  const persist::RecoveredState recovered = Recover();
+  ASSERT_EQ(recovered.sessions.count(id), 1u);
+  const persist::StoredSession& stored = recovered.sessions.at(id);
+  EXPECT_EQ(stored.subscriptions.count("q/#"), 1u);
+  EXPECT_EQ(Deliveries(stored),
+            (std::vector<std::string>{"a 7 q/a", "c 8 ", "a " + std::to_string(third) + " q/c"}));
+  EXPECT_EQ(stored.inbound_qos2, std::vector<uint16_t>{300});
+  // The restarted node serves the client: session present 1, 7 and the third again with DUP,
+  // the PUBREL of 8 again (MQTT-4.4.0-1); PUBLISH 300 resent is not delivered twice (MQTT-4.3.3).
+  ASSERT_NO_FATAL_FAILURE(RestartNode(recovered));
+  Client& watcher = harness_->Connect(harness_->IdOn(1, "watch"));
+  ASSERT_NO_FATAL_FAILURE(SubscribeDurable(watcher, "in/#", mqtt::QoS::k2));
+  Client& again = harness_->ConnectWithoutReading(harness::ConnectPacket(id, false));
+  again.record = true;
+  ASSERT_NO_FATAL_FAILURE(SettleDurable());
+  ASSERT_TRUE(harness_->TryReadConnack(again, &present));
+  EXPECT_TRUE(present);
+  ASSERT_EQ(again.recorded.size(), 2u);
+  EXPECT_EQ(IdOf(again.recorded[0]), std::make_pair(uint16_t{7}, true));
+  EXPECT_EQ(IdOf(again.recorded[1]), std::make_pair(third, true));
+  EXPECT_EQ(again.Received(mqtt::PacketType::kPubrel), 3u) << "8, then 7 and the third";
+  harness_->Send(again, Resend300());
+  ASSERT_NO_FATAL_FAILURE(SettleDurable());
+  EXPECT_EQ(again.Received(mqtt::PacketType::kPubrec), 1u);
+  EXPECT_EQ(again.Received(mqtt::PacketType::kPubcomp), 1u);
+  EXPECT_EQ(watcher.publishes_by_qos[2], 0u) << "delivered once, on the old node";
+  EXPECT_EQ(harness_->counters(0).gauges.inflight_messages.Load(), 0);
+}
+
+TEST_F(RouterClusterSessionPersistTest, APacketIdNamedTwiceIsRestoredOnceAndTheLogStaysConsistent) {
+  MakeBucketReady(0);
+  const std::string id = harness_->IdOn(0, "dev");
+  Client& client = harness_->ConnectWithoutReading(harness::ConnectPacket(id, false));
+  client.record = true;
+  client.auto_ack = false;
+  harness_->Settle();
+  const Held held = ReadAndClaim(0, id);
+  // No writer sends this: id 7 in flight twice, id 8 released twice, inbound 300 twice. A log
+  // with two deliveries of one packet id would not recover (state.h): the second of each is
+  // queued anew (in flight) or dropped (released, inbound), counted.
+  std::string state;
+  cluster::SessionStateWriter writer;
+  ASSERT_TRUE(writer.Begin(state, 1 << 20, held.key, id));
+  ASSERT_TRUE(writer.AddSubscription({.filter = "q/#", .options = 2}));
+  for (const char* payload : {"one", "again"}) {
+    ASSERT_TRUE(writer.AddMessage({.topic = "q/a", .payload = payload, .qos = 2, .retain = false,
+                                   .packet_id = 7, .stage = cluster::StateStage::kInFlight}));
+  }
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(writer.AddMessage({.topic = {}, .payload = {}, .qos = 2, .retain = false,
+                                   .packet_id = 8, .stage = cluster::StateStage::kReleased}));
+  }
+  ASSERT_TRUE(writer.AddInboundQos2(300));
+  ASSERT_TRUE(writer.AddInboundQos2(300));
+  writer.End();
+  Deliver(0, "$RINGMQ.session.node-b.0", cluster::kClaimBuckets / 2 + 1, state);
+  bool present = false;
+  ASSERT_TRUE(harness_->TryReadConnack(client, &present));
+  EXPECT_TRUE(present);
+  EXPECT_EQ(counters(0).cluster_session_inflight_restored.Load(), 3u) << "7, 8 and 300 once";
+  EXPECT_EQ(counters(0).cluster_session_inflight_requeued.Load(), 1u) << "the second 7";
+  EXPECT_EQ(counters(0).cluster_session_inflight_dropped.Load(), 2u) << "the second 8 and 300";
+  ASSERT_NO_FATAL_FAILURE(SettleDurable());
+  ASSERT_EQ(client.recorded.size(), 2u);
+  EXPECT_EQ(IdOf(client.recorded[0]), std::make_pair(uint16_t{7}, true));
+  EXPECT_NE(IdOf(client.recorded[1]).first, 7);
+  StopNode();
+  const persist::RecoveredState recovered = Recover();
+  ASSERT_EQ(recovered.sessions.count(id), 1u);
+  const persist::StoredSession& stored = recovered.sessions.at(id);
+  EXPECT_EQ(stored.deliveries.size(), 3u) << ::testing::PrintToString(Deliveries(stored));
+  EXPECT_EQ(stored.inbound_qos2, std::vector<uint16_t>{300});
+}
+
+TEST_F(RouterClusterSessionPersistTest, AStateMergedAfterItsClientLeftIsLoggedAsAnOfflineSession) {
+  MakeBucketReady(0);
+  const std::string id = harness_->IdOn(0, "dev");
+  Client& client = harness_->ConnectWithoutReading(harness::ConnectPacket(id, false));
+  harness_->Settle();
+  const Held held = ReadAndClaim(0, id);
+  harness_->Drop(client);  // before its CONNACK: the session stays, offline, not yet durable
+  EXPECT_EQ(counters(0).cluster_session_abandoned.Load(), 1u);
+  Deliver(0, "$RINGMQ.session.node-b.0", cluster::kClaimBuckets / 2 + 1,
+          InFlightState(id, held.key));
+  EXPECT_EQ(counters(0).cluster_session_inflight_restored.Load(), 3u);
+  ASSERT_NO_FATAL_FAILURE(Sync());
+  // Durable from the merge on: a restart now finds it offline, with what was in flight.
+  StopNode();
+  const persist::RecoveredState recovered = Recover();
+  ASSERT_EQ(recovered.sessions.count(id), 1u);
+  const persist::StoredSession& stored = recovered.sessions.at(id);
+  EXPECT_NE(stored.offline_since_wall_ms, 0u) << "offline since its client left";
+  EXPECT_EQ(stored.subscriptions.count("q/#"), 1u);
+  EXPECT_EQ(Deliveries(stored), (std::vector<std::string>{"a 7 q/a", "c 8 ", "q 0 q/c"}));
+  EXPECT_EQ(stored.inbound_qos2, std::vector<uint16_t>{300});
 }
 
 }  // namespace
