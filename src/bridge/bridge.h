@@ -25,7 +25,17 @@
 // it is acknowledged only once the other side acknowledged its copy (ClientOptions::defer_acks),
 // and the local session is persistent, so what waits for the remote stays in this broker's
 // persistence log as the local session's queued and in-flight messages, and a restart resends
-// it to the bridge (docs/bridges.md, "Across a restart").
+// it to the bridge (docs/bridges.md, "Across a restart"). Out at QoS 2 it is exactly once
+// across a restart: the remote side sends with this broker's packet ids and relays this
+// broker's PUBREL to the remote (ClientOptions::relay_qos2, hold_pubcomp): the id's state
+// "PUBREC received, PUBREL due" lives in this broker's log as the local session's delivery.
+// Out, QoS 2 (L: the id this broker gave the message, also its id on the remote):
+//   local PUBLISH L -> remote PUBLISH L -> remote PUBREC L -> local PUBREC L (OnAccepted)
+//   -> this broker logs it, then PUBREL L -> remote PUBREL L (OnReleased) -> remote PUBCOMP L
+//   -> local PUBCOMP L (OnDelivered, Complete) -> this broker forgets L.
+// A crash before the log holds the PUBREC resends PUBLISH L, which the remote still holds
+// unreleased (it PUBRECs again, delivers nothing twice); after it, this broker resends PUBREL L
+// and the bridge sends PUBREL L, never the PUBLISH (docs/bridges.md argues each step).
 //
 // Thread safety: owned by one shard; used only on its thread.
 #ifndef RINGMQ_BRIDGE_BRIDGE_H_
@@ -118,6 +128,8 @@ class Bridge {
     void OnMessage(const mqtt::Publish& publish) override;
     void OnDisconnected(std::string_view reason) override;
     void OnDelivered(const Origin& origin) override;
+    void OnAccepted(const Origin& origin) override;
+    void OnReleased(const Origin& origin) override;
 
    private:
     Bridge* bridge_;

@@ -328,7 +328,10 @@ namespace ringmq::metrics {
   X(connects)       /* CONNACKs accepted by the remote broker */                           \
   X(disconnects)    /* remote connections ended, failed attempts included */               \
   X(resent)         /* unacknowledged PUBLISH / PUBREL sent again after reconnect */       \
-  X(notifications)  /* connection state messages published (notifications) */
+  X(notifications)  /* connection state messages published (notifications) */            \
+  /* bridgeq2 lane: QoS 2 out, exactly once across a restart (relay_qos2) */                \
+  X(qos2_recovered) /* PUBRELs sent for an id only this broker's log still held */         \
+  X(qos2_abandoned) /* such ids ended unsent: the remote started a new session */
 
 // X(name): per-shard levels (can go up and down), written only by the owning shard.
 #define RINGMQ_SHARD_GAUGES(X)                                                            \

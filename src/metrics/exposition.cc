@@ -329,6 +329,10 @@ constexpr Family kFamilies[] = {
      "connection or attempt ended), resend (an unacknowledged PUBLISH or PUBREL sent again)."},
     {"ringmq_bridge_notifications_total", Type::kCounter,
      "Connection state messages a bridge published (notifications)."},
+    // bridgeq2 lane
+    {"ringmq_bridge_qos2_recovered_total", Type::kCounter,
+     "QoS 2 messages a durable bridge completed on the remote after a restart by PUBREL alone "
+     "(outcome=pubrel_sent), or could not (outcome=abandoned: the remote's session was new)."},
     {"ringmq_bridge_connected", Type::kGauge,
      "1 while the bridge's remote connection is open, else 0."},
     {"ringmq_bridges_connected", Type::kGauge, "Bridges connected to their remote broker."},
@@ -633,6 +637,11 @@ bool AppendBridgeSeries(std::string& out, const Family& family, const BrokerSamp
       AppendSample(out, name, {label}, absl::StrCat(counters.notifications));
     } else if (name == "ringmq_bridge_connected") {
       AppendSample(out, name, {label}, absl::StrCat(counters.connected));
+    } else if (name == "ringmq_bridge_qos2_recovered_total") {  // bridgeq2 lane
+      AppendSample(out, name, {label, {"outcome", "pubrel_sent"}},
+                   absl::StrCat(counters.qos2_recovered));
+      AppendSample(out, name, {label, {"outcome", "abandoned"}},
+                   absl::StrCat(counters.qos2_abandoned));
     } else {
       RINGMQ_ASSERT(false && "every ringmq_bridge_ family has its samples");
     }
