@@ -184,6 +184,17 @@ absl::Status ValidateBridgeConfig(const BridgeConfig& config) {
   return absl::OkStatus();
 }
 
+std::string BridgeRemoteClientId(const BridgeConfig& config, std::string_view host_name) {
+  return !config.client_id.empty() ? config.client_id
+                                   : absl::StrCat(config.name, ".", Sv(host_name));
+}
+
+std::string BridgeLocalClientId(const BridgeConfig& config, std::string_view host_name) {
+  return !config.local_client_id.empty()
+             ? config.local_client_id
+             : absl::StrCat("local.", BridgeRemoteClientId(config, host_name));
+}
+
 Bridge::Bridge(const BridgeConfig& config) : config_(config) {}
 
 absl::StatusOr<std::unique_ptr<Bridge>> Bridge::Create(const BridgeConfig& config,
@@ -194,9 +205,7 @@ absl::StatusOr<std::unique_ptr<Bridge>> Bridge::Create(const BridgeConfig& confi
       config.max_packet_size != 0 ? config.max_packet_size : environment.max_packet_size;
 
   ClientOptions remote;
-  remote.client_id = !config.client_id.empty()
-                         ? config.client_id
-                         : absl::StrCat(config.name, ".", environment.host_name);
+  remote.client_id = BridgeRemoteClientId(config, environment.host_name);
   remote.username = config.username;
   remote.password = config.password;
   remote.clean_session = config.clean_session;
@@ -227,8 +236,7 @@ absl::StatusOr<std::unique_ptr<Bridge>> Bridge::Create(const BridgeConfig& confi
   }
 
   ClientOptions local;
-  local.client_id = !config.local_client_id.empty() ? config.local_client_id
-                                                    : absl::StrCat("local.", remote.client_id);
+  local.client_id = BridgeLocalClientId(config, environment.host_name);
   local.username = config.local_username;
   local.password = config.local_password;
   local.clean_session = !environment.durable;

@@ -70,6 +70,11 @@ struct HostPort {
 };
 absl::StatusOr<HostPort> ParseHostPort(std::string_view text);
 
+// The client ids of a bridge on the remote broker (client_id, or "<name>.<host name>") and of
+// its session on this broker (local_client_id, or "local." + the remote one), as Mosquitto.
+std::string BridgeRemoteClientId(const BridgeConfig& config, std::string_view host_name);
+std::string BridgeLocalClientId(const BridgeConfig& config, std::string_view host_name);
+
 // Checks a bridge's config: name, addresses, at least one topic rule, valid filters (local and
 // remote), QoS, protocol version, bounds. The error names the key.
 absl::Status ValidateBridgeConfig(const BridgeConfig& config);

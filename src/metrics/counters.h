@@ -87,6 +87,9 @@ namespace ringmq::metrics {
   X(persist_compactions)           /* log segments replaced by a snapshot */ \
   X(persist_sessions_recovered)    /* sessions recovered at start */ \
   X(persist_messages_recovered)    /* queued and in-flight deliveries recovered at start */ \
+  /* bridgeq2 lane: recovered sessions of bridges no longer configured, ended at start */    \
+  X(persist_bridge_sessions_removed) /* such sessions */                                      \
+  X(persist_bridge_messages_removed) /* their queued and in-flight messages, dropped */       \
   X(publish_denied)                /* PUBLISH the ACL does not allow: acked, dropped */       \
   X(subscribe_denied)              /* SUBSCRIBE filters the ACL does not allow: SUBACK 0x80 */ \
   X(subscribe_filtered)            /* filters granted partly readable: checked per message */  \

@@ -352,6 +352,12 @@ constexpr Family kFamilies[] = {
     {"ringmq_persist_sessions_recovered_total", Type::kCounter, "Sessions recovered at start."},
     {"ringmq_persist_messages_recovered_total", Type::kCounter,
      "Queued and in-flight deliveries recovered at start."},
+    // bridgeq2 lane
+    {"ringmq_persist_bridge_sessions_removed_total", Type::kCounter,
+     "Recovered sessions of bridges no longer configured, ended at start "
+     "(remove_unconfigured_bridge_sessions)."},
+    {"ringmq_persist_bridge_messages_removed_total", Type::kCounter,
+     "Queued and in-flight messages of those sessions, dropped with them."},
     {"ringmq_persist_pending_bytes", Type::kGauge,
      "Persistence log bytes appended and not yet durable."},
     {"ringmq_persist_disk_bytes", Type::kGauge, "Bytes of the persistence log segments."},
@@ -1001,6 +1007,10 @@ Series SeriesOf(CounterId id) {
     case C::persist_compactions: return Plain("ringmq_persist_compactions_total");
     case C::persist_sessions_recovered: return Plain("ringmq_persist_sessions_recovered_total");
     case C::persist_messages_recovered: return Plain("ringmq_persist_messages_recovered_total");
+    case C::persist_bridge_sessions_removed:  // bridgeq2 lane
+      return Plain("ringmq_persist_bridge_sessions_removed_total");
+    case C::persist_bridge_messages_removed:
+      return Plain("ringmq_persist_bridge_messages_removed_total");
     case C::retained_walk_truncated: return Plain("ringmq_retained_walk_truncated_total");
     case C::publish_denied: return Labelled(kDropped, "reason", "acl_denied");
     case C::subscribe_denied: return Plain("ringmq_subscribe_denied_total");

@@ -738,6 +738,48 @@ class BridgeExactlyOnceTest(BridgeTestCase):
                                 outcome="pubrel_sent") == count, "recovered PUBRELs counted")
 
 
+class BridgeRemovedTest(BridgeTestCase):
+    """bridgeq2 lane: a bridge removed from the configuration leaves no persistent session
+    behind (docs/bridges.md "A bridge removed from the configuration")."""
+
+    def test_session_of_a_removed_bridge_is_ended_at_start_and_counted(self):
+        port = broker.free_port()  # the remote stays down: the messages wait here
+        data_dir = os.path.join(self.tmp.name, "data-removed")
+        os.mkdir(data_dir)
+        flags = ("--persistence", "true", "--data-dir", data_dir)
+        node = self.ringmq(bridge_toml("cloud", port, ["data/# out 1"], client_id="edge-rm",
+                                       notifications=False), flags=flags)
+        wait_for(lambda: metric(node, "ringmq_subscriptions") >= 1, "local subscription")
+        # A client whose id looks like a bridge's local one: never ended as one.
+        lookalike = self.client(node.port, "local.edge-gone", clean=False)
+        lookalike.subscribe([("other/#", 1)])
+        lookalike.close()
+        local_pub = self.client(node.port, "lpub")
+        count = 5
+        for i in range(count):
+            local_pub.publish("data/x", b"%d" % i, qos=1)  # PUBACK: on disk
+        local_pub.close()
+        node.stop()
+        # Removed from the configuration, kept by the opt-out: both sessions recovered.
+        node = self.ringmq("remove_unconfigured_bridge_sessions = false\n", flags=flags)
+        self.assertEqual(metric(node, "ringmq_persist_sessions_recovered_total"), 2)
+        self.assertEqual(metric(node, "ringmq_persist_bridge_sessions_removed_total"), 0)
+        node.stop()
+        # Removed (the default): the bridge's session is ended, its queue dropped, counted,
+        # one line names it; the look-alike client's session stays.
+        node = self.ringmq("", flags=flags)
+        self.assertEqual(metric(node, "ringmq_persist_bridge_sessions_removed_total"), 1)
+        self.assertEqual(metric(node, "ringmq_persist_bridge_messages_removed_total"), count)
+        self.assertEqual(metric(node, "ringmq_persist_sessions_recovered_total"), 1)
+        self.assertIn('bridge local client "local.edge-rm"', node.stderr_tail())
+        self.client(node.port, "local.edge-gone", clean=False, session_present=True).close()
+        node.stop()
+        # Gone from the log as well: the next start recovers the look-alike only.
+        node = self.ringmq("", flags=flags)
+        self.assertEqual(metric(node, "ringmq_persist_sessions_recovered_total"), 1)
+        self.assertEqual(metric(node, "ringmq_persist_bridge_sessions_removed_total"), 0)
+
+
 class BridgeNotificationTest(BridgeTestCase):
     STATE = "$SYS/broker/connection/edge-n/state"
 
