@@ -195,6 +195,12 @@ bool BridgeClient::IdInFlight(uint16_t packet_id) const {
                      [packet_id](const Message& message) { return message.packet_id == packet_id; });
 }
 
+bool BridgeClient::IdUsedTwice(uint16_t packet_id) const {
+  return std::count_if(inflight_.begin(), inflight_.end(), [packet_id](const Message& message) {
+           return message.packet_id == packet_id;
+         }) > 1;
+}
+
 void BridgeClient::SendBlockedPubrels(uint16_t freed_packet_id) {
   for (Message& message : inflight_) {
     if (message.pubrel_blocked && message.packet_id == freed_packet_id) {
@@ -401,7 +407,10 @@ void BridgeClient::HandlePacket(const mqtt::Packet& packet, uint64_t now_ms) {
     }
     case mqtt::PacketType::kSuback: {
       const mqtt::Suback& suback = std::get<mqtt::Suback>(packet);
-      if (suback.packet_id == subscribe_packet_id_) subscribe_pending_ = false;
+      if (suback.packet_id == subscribe_packet_id_ && subscribe_pending_) {
+        subscribe_pending_ = false;
+        SendBlockedPubrels(suback.packet_id);
+      }
       for (const uint8_t code : suback.return_codes) {
         if (code >= 0x80) ++stats_.subscribe_refused;
       }
@@ -446,8 +455,12 @@ void BridgeClient::HandleConnack(const mqtt::Connack& connack, uint64_t now_ms) 
   // Unacknowledged messages first, in their order (MQTT-4.6.0-1).
   std::vector<Origin> abandoned;
   if (resumed) {
-    for (const Message& message : inflight_) {
-      if (message.stage == Stage::kAwaitRelease || message.pubrel_blocked) continue;  // none due
+    for (Message& message : inflight_) {
+      if (message.stage == Stage::kAwaitRelease) continue;  // nothing due until released
+      if (message.pubrel_blocked) {
+        if (IdUsedTwice(message.packet_id)) continue;  // still waits for the other packet
+        message.pubrel_blocked = false;
+      }
       if (message.stage == Stage::kAwaitPubcomp) {
         Encode(mqtt::Pubrel{.packet_id = message.packet_id});  // MQTT-4.4.0-1
       } else {
@@ -457,8 +470,14 @@ void BridgeClient::HandleConnack(const mqtt::Connack& connack, uint64_t now_ms) 
     }
   } else {
     // A new session knows none of our packet ids: they are sent again as new messages. An id
-    // without a message (relay_qos2) cannot be: the remote forgot it, so it ends here.
+    // without a message (relay_qos2) cannot be: the remote forgot it, so it ends here; one of a
+    // dropped message (awaiting its release here, never sent) stays as it was.
+    std::vector<Message> kept;
     for (auto it = inflight_.rbegin(); it != inflight_.rend(); ++it) {
+      if (it->relay_only && it->stage == Stage::kAwaitRelease) {
+        kept.insert(kept.begin(), std::move(*it));
+        continue;
+      }
       if (it->relay_only) {
         abandoned.push_back(it->origin);
         continue;
@@ -469,7 +488,7 @@ void BridgeClient::HandleConnack(const mqtt::Connack& connack, uint64_t now_ms) 
       queue_.push_front(std::move(*it));
       ++stats_.resent;
     }
-    inflight_.clear();
+    inflight_ = std::move(kept);
   }
   for (const Origin& origin : abandoned) {
     ++stats_.qos2_abandoned;

@@ -305,6 +305,7 @@ class BridgeClient {
            message.qos != mqtt::QoS::k0;
   }
   bool IdInFlight(uint16_t packet_id) const;
+  bool IdUsedTwice(uint16_t packet_id) const;  // a blocked PUBREL's id, by another packet too
   void SendBlockedPubrels(uint16_t freed_packet_id);
 
   ClientOptions options_;

@@ -213,6 +213,44 @@ TEST(BridgeQos2, AnIdStillUsedByAnotherPacketWaitsForIt) {
   EXPECT_EQ(Output(bridge->remote()), Packets{"PUBREL 2"});
 }
 
+TEST(BridgeQos2, ALoggedReleaseOfTheSubscribesIdWaitsForTheSuback) {
+  BridgeConfig config = Qos2Config();
+  config.topics.push_back({.pattern = "c/#",
+                           .direction = BridgeDirection::kIn,
+                           .qos = 1,
+                           .local_prefix = "",
+                           .remote_prefix = ""});
+  std::unique_ptr<Bridge> bridge = MakeBridge(config, /*durable=*/true);
+  OpenClient(bridge->remote(), true);  // SUBSCRIBE id 1, unanswered
+  OpenClient(bridge->local(), true);
+  Output(bridge->remote());
+  FeedPacket(bridge->local(), mqtt::Pubrel{.packet_id = 1});
+  EXPECT_EQ(Output(bridge->remote()), Packets{});
+  Suback(bridge->remote(), 1);
+  EXPECT_EQ(Output(bridge->remote()), Packets{"PUBREL 1"});
+}
+
+TEST(BridgeQos2, ATooLargeMessagesIdOutlivesANewRemoteSession) {
+  BridgeConfig config = Qos2Config();
+  config.max_packet_size = 64;
+  std::unique_ptr<Bridge> bridge = MakeBridge(config, /*durable=*/true);
+  OpenClient(bridge->local(), false);
+  OpenClient(bridge->remote(), false);
+  Output(bridge->local());
+  FeedPacket(bridge->local(), mqtt::Publish{.topic = "q/a",
+                                            .payload = std::string(100, 'x'),
+                                            .qos = QoS::k2,
+                                            .packet_id = 6});
+  EXPECT_EQ(Output(bridge->local()), Packets{"PUBREC 6"});
+  bridge->remote().OnTransportClosed(0, "lost");
+  OpenClient(bridge->remote(), /*session_present=*/false);
+  EXPECT_EQ(bridge->remote().stats().qos2_abandoned, 0u);
+  FeedPacket(bridge->local(), mqtt::Pubrel{.packet_id = 6});
+  EXPECT_EQ(Output(bridge->remote()), Packets{});
+  EXPECT_EQ(Output(bridge->local()), Packets{"PUBCOMP 6"});
+  EXPECT_EQ(bridge->remote().stats().qos2_recovered, 0u);
+}
+
 TEST(BridgeQos2, ANewRemoteSessionEndsIdsWithoutAMessageAndCountsThem) {
   std::unique_ptr<Bridge> bridge = MakeBridge(Qos2Config(), /*durable=*/true);
   OpenClient(bridge->local(), true);
