@@ -195,6 +195,10 @@ struct Config {
   // At start, a corrupt record in the middle of a segment stops the broker with the file and
   // offset; with this set the segment is cut there instead (logged and counted).
   bool persistence_truncate_corrupt = false;
+  // bridgeq2 lane: at start, a recovered session last bound by a bridge's local connection
+  // whose client id no configured [[bridge]] has (the bridge was removed or renamed) is ended,
+  // its queue dropped (logged, counted). false keeps it (until its expiry, if any).
+  bool remove_unconfigured_bridge_sessions = true;
   // Distinct filters one session may hold; a new one beyond gets SUBACK 0x80.
   uint32_t max_subscriptions_per_session = 10'000;
   // Inbound QoS 2 packet ids awaiting PUBREL per session; beyond, the connection is closed.

@@ -184,6 +184,17 @@ absl::Status ValidateBridgeConfig(const BridgeConfig& config) {
   return absl::OkStatus();
 }
 
+std::string BridgeRemoteClientId(const BridgeConfig& config, std::string_view host_name) {
+  return !config.client_id.empty() ? config.client_id
+                                   : absl::StrCat(config.name, ".", Sv(host_name));
+}
+
+std::string BridgeLocalClientId(const BridgeConfig& config, std::string_view host_name) {
+  return !config.local_client_id.empty()
+             ? config.local_client_id
+             : absl::StrCat("local.", BridgeRemoteClientId(config, host_name));
+}
+
 Bridge::Bridge(const BridgeConfig& config) : config_(config) {}
 
 absl::StatusOr<std::unique_ptr<Bridge>> Bridge::Create(const BridgeConfig& config,
@@ -194,9 +205,7 @@ absl::StatusOr<std::unique_ptr<Bridge>> Bridge::Create(const BridgeConfig& confi
       config.max_packet_size != 0 ? config.max_packet_size : environment.max_packet_size;
 
   ClientOptions remote;
-  remote.client_id = !config.client_id.empty()
-                         ? config.client_id
-                         : absl::StrCat(config.name, ".", environment.host_name);
+  remote.client_id = BridgeRemoteClientId(config, environment.host_name);
   remote.username = config.username;
   remote.password = config.password;
   remote.clean_session = config.clean_session;
@@ -227,8 +236,7 @@ absl::StatusOr<std::unique_ptr<Bridge>> Bridge::Create(const BridgeConfig& confi
   }
 
   ClientOptions local;
-  local.client_id = !config.local_client_id.empty() ? config.local_client_id
-                                                    : absl::StrCat("local.", remote.client_id);
+  local.client_id = BridgeLocalClientId(config, environment.host_name);
   local.username = config.local_username;
   local.password = config.local_password;
   local.clean_session = !environment.durable;
@@ -252,6 +260,8 @@ absl::StatusOr<std::unique_ptr<Bridge>> Bridge::Create(const BridgeConfig& confi
       options->defer_acks = true;
       options->receive_maximum = window;
     }
+    remote.relay_qos2 = true;  // out at QoS 2: exactly once across a restart
+    local.hold_pubcomp = true;
     local.retain_handling = 1;  // the resumed session keeps its subscriptions: no retained again
   }
   for (const BridgeTopicConfig& rule : config.topics) {
@@ -312,7 +322,14 @@ void Bridge::Side::OnConnected(bool session_present) {
   RINGMQ_LOG_DEBUG("bridge %s: %s connection open (session present: %d)",
                    bridge_->config_.name.c_str(), remote_ ? "remote" : "local",
                    session_present ? 1 : 0);
-  if (!remote_) return;
+  if (!remote_) {
+    // A new local session: this broker forgot the ids, so no PUBREL will come for what the
+    // remote PUBREC'd; the remote is owed it (5.0:MQTT-4.3.3-4).
+    if (!session_present && bridge_->remote_->options().relay_qos2) {
+      bridge_->remote_->ReleaseAllAccepted();
+    }
+    return;
+  }
   bridge_->last_error_.clear();
   if (bridge_->notification_topic_.empty()) return;
   if (!bridge_->config_.notifications_local_only) {
@@ -348,7 +365,21 @@ void Bridge::Side::OnMessage(const mqtt::Publish& publish) { bridge_->Forward(pu
 
 void Bridge::Side::OnDelivered(const Origin& origin) {
   // The other side's client took the message this side's copy came from.
+  if (remote_ && origin.qos == mqtt::QoS::k2 && bridge_->remote_->options().relay_qos2) {
+    bridge_->local_->Complete(origin);  // its PUBREC went on the remote's PUBREC (OnAccepted)
+    return;
+  }
   (remote_ ? bridge_->local_ : bridge_->remote_)->Release(origin);
+}
+
+void Bridge::Side::OnAccepted(const Origin& origin) {
+  RINGMQ_ASSERT(remote_);
+  bridge_->local_->Release(origin);  // PUBREC: this broker logs it, then sends PUBREL
+}
+
+void Bridge::Side::OnReleased(const Origin& origin) {
+  RINGMQ_ASSERT(!remote_);
+  bridge_->remote_->ReleaseOutbound(origin);
 }
 
 void Bridge::Side::OnDisconnected(std::string_view reason) {

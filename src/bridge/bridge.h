@@ -25,7 +25,17 @@
 // it is acknowledged only once the other side acknowledged its copy (ClientOptions::defer_acks),
 // and the local session is persistent, so what waits for the remote stays in this broker's
 // persistence log as the local session's queued and in-flight messages, and a restart resends
-// it to the bridge (docs/bridges.md, "Across a restart").
+// it to the bridge (docs/bridges.md, "Across a restart"). Out at QoS 2 it is exactly once
+// across a restart: the remote side sends with this broker's packet ids and relays this
+// broker's PUBREL to the remote (ClientOptions::relay_qos2, hold_pubcomp): the id's state
+// "PUBREC received, PUBREL due" lives in this broker's log as the local session's delivery.
+// Out, QoS 2 (L: the id this broker gave the message, also its id on the remote):
+//   local PUBLISH L -> remote PUBLISH L -> remote PUBREC L -> local PUBREC L (OnAccepted)
+//   -> this broker logs it, then PUBREL L -> remote PUBREL L (OnReleased) -> remote PUBCOMP L
+//   -> local PUBCOMP L (OnDelivered, Complete) -> this broker forgets L.
+// A crash before the log holds the PUBREC resends PUBLISH L, which the remote still holds
+// unreleased (it PUBRECs again, delivers nothing twice); after it, this broker resends PUBREL L
+// and the bridge sends PUBREL L, never the PUBLISH (docs/bridges.md argues each step).
 //
 // Thread safety: owned by one shard; used only on its thread.
 #ifndef RINGMQ_BRIDGE_BRIDGE_H_
@@ -59,6 +69,11 @@ struct HostPort {
   uint16_t port = 1883;
 };
 absl::StatusOr<HostPort> ParseHostPort(std::string_view text);
+
+// The client ids of a bridge on the remote broker (client_id, or "<name>.<host name>") and of
+// its session on this broker (local_client_id, or "local." + the remote one), as Mosquitto.
+std::string BridgeRemoteClientId(const BridgeConfig& config, std::string_view host_name);
+std::string BridgeLocalClientId(const BridgeConfig& config, std::string_view host_name);
 
 // Checks a bridge's config: name, addresses, at least one topic rule, valid filters (local and
 // remote), QoS, protocol version, bounds. The error names the key.
@@ -118,6 +133,8 @@ class Bridge {
     void OnMessage(const mqtt::Publish& publish) override;
     void OnDisconnected(std::string_view reason) override;
     void OnDelivered(const Origin& origin) override;
+    void OnAccepted(const Origin& origin) override;
+    void OnReleased(const Origin& origin) override;
 
    private:
     Bridge* bridge_;

@@ -162,6 +162,7 @@ void BridgeClient::SendSubscribe() {
   std::vector<uint8_t> entries(mqtt::TopicListEncodedSize(requests, /*has_qos=*/true));
   mqtt::EncodeTopicList(requests, /*has_qos=*/true, entries);
   subscribe_packet_id_ = NextPacketId();
+  subscribe_pending_ = true;
   Encode(mqtt::Subscribe{.packet_id = subscribe_packet_id_,
                          .topics = mqtt::TopicList(entries, /*has_qos=*/true)});
 }
@@ -188,6 +189,28 @@ uint16_t BridgeClient::NextPacketId() {
   return 0;
 }
 
+bool BridgeClient::IdInFlight(uint16_t packet_id) const {
+  if (subscribe_pending_ && subscribe_packet_id_ == packet_id) return true;
+  return std::any_of(inflight_.begin(), inflight_.end(),
+                     [packet_id](const Message& message) { return message.packet_id == packet_id; });
+}
+
+bool BridgeClient::IdUsedTwice(uint16_t packet_id) const {
+  return std::count_if(inflight_.begin(), inflight_.end(), [packet_id](const Message& message) {
+           return message.packet_id == packet_id;
+         }) > 1;
+}
+
+void BridgeClient::SendBlockedPubrels(uint16_t freed_packet_id) {
+  for (Message& message : inflight_) {
+    if (message.pubrel_blocked && message.packet_id == freed_packet_id) {
+      message.pubrel_blocked = false;
+      if (state_ == ClientState::kOpen) Encode(mqtt::Pubrel{.packet_id = freed_packet_id});
+      return;  // ids in flight are unique but for this one blocked entry
+    }
+  }
+}
+
 uint32_t BridgeClient::Window() const {
   return std::min<uint32_t>({options_.max_inflight, server_receive_maximum_, 65'534});
 }
@@ -199,10 +222,29 @@ void BridgeClient::Pump() {
     const size_t size = 2 + front.data.size() + 9;  // within a fixed header and packet id
     if (size > options_.max_packet_size) {          // the server would close us: never sendable
       const Origin origin = front.origin;
+      const bool relayed = Mirrors(front) && origin.qos == mqtt::QoS::k2;
       queued_bytes_ -= front.data.size();
       queue_.pop_front();
       ++stats_.dropped;
-      if (origin.qos != mqtt::QoS::k0) sink_->OnDelivered(origin);
+      if (relayed) {
+        // Acknowledged like a message the remote took; its id waits for this broker's PUBREL,
+        // which then completes it without a PUBREL to the remote.
+        inflight_.push_back(Message{.data = {},
+                                    .topic_size = 0,
+                                    .qos = mqtt::QoS::k2,
+                                    .retain = false,
+                                    .stage = Stage::kAwaitRelease,
+                                    .packet_id = origin.packet_id,
+                                    .origin = origin,
+                                    .first = false,
+                                    .accepted = true,
+                                    .released = false,
+                                    .relay_only = true,
+                                    .pubrel_blocked = false});
+        sink_->OnAccepted(origin);
+      } else if (origin.qos != mqtt::QoS::k0) {
+        sink_->OnDelivered(origin);
+      }
       continue;
     }
     if (front.qos == mqtt::QoS::k0) {
@@ -213,7 +255,14 @@ void BridgeClient::Pump() {
       continue;
     }
     if (inflight_.size() >= Window()) break;
-    front.packet_id = NextPacketId();
+    if (Mirrors(front)) {
+      // The id this broker gave it; an earlier use of it (a notification, the SUBSCRIBE, a
+      // message of an older local session) ends first.
+      if (IdInFlight(front.origin.packet_id)) break;
+      front.packet_id = front.origin.packet_id;
+    } else {
+      front.packet_id = NextPacketId();
+    }
     front.stage = front.qos == mqtt::QoS::k1 ? Stage::kAwaitPuback : Stage::kAwaitPubrec;
     SendPublish(front, /*dup=*/false);
     queued_bytes_ -= front.data.size();
@@ -344,12 +393,24 @@ void BridgeClient::HandlePacket(const mqtt::Packet& packet, uint64_t now_ms) {
       const uint16_t id = std::get<mqtt::Pubrel>(packet).packet_id;
       const auto it = std::lower_bound(inbound_qos2_.begin(), inbound_qos2_.end(), id);
       if (it != inbound_qos2_.end() && *it == id) inbound_qos2_.erase(it);
+      if (options_.hold_pubcomp) {
+        // The PUBCOMP waits for Complete: the server keeps the id's record until then. Also
+        // for an id not held (after a restart of this process, the server's log kept it).
+        const auto held = std::lower_bound(held_pubrels_.begin(), held_pubrels_.end(), id);
+        if (held == held_pubrels_.end() || *held != id) held_pubrels_.insert(held, id);
+        sink_->OnReleased(Origin{.session = session_epoch_, .packet_id = id, .qos = mqtt::QoS::k2});
+        return;
+      }
       // Answered also for an id not held: a PUBREL resent after its PUBCOMP was lost (§4.3.3).
       Encode(mqtt::Pubcomp{.packet_id = id});
       return;
     }
     case mqtt::PacketType::kSuback: {
       const mqtt::Suback& suback = std::get<mqtt::Suback>(packet);
+      if (suback.packet_id == subscribe_packet_id_ && subscribe_pending_) {
+        subscribe_pending_ = false;
+        SendBlockedPubrels(suback.packet_id);
+      }
       for (const uint8_t code : suback.return_codes) {
         if (code >= 0x80) ++stats_.subscribe_refused;
       }
@@ -385,31 +446,53 @@ void BridgeClient::HandleConnack(const mqtt::Connack& connack, uint64_t now_ms) 
     inbound_qos2_.clear();
     deferred_.clear();
     releases_due_.clear();
+    held_pubrels_.clear();
     ++session_epoch_;
   }
   SendSubscribe();
   for (const Origin& origin : releases_due_) SendRelease(origin);
   releases_due_.clear();
   // Unacknowledged messages first, in their order (MQTT-4.6.0-1).
+  std::vector<Origin> abandoned;
   if (resumed) {
-    for (const Message& message : inflight_) {
+    for (Message& message : inflight_) {
+      if (message.stage == Stage::kAwaitRelease) continue;  // nothing due until released
+      if (message.pubrel_blocked) {
+        if (IdUsedTwice(message.packet_id)) continue;  // still waits for the other packet
+        message.pubrel_blocked = false;
+      }
       if (message.stage == Stage::kAwaitPubcomp) {
-        Encode(mqtt::Pubrel{.packet_id = message.packet_id});
+        Encode(mqtt::Pubrel{.packet_id = message.packet_id});  // MQTT-4.4.0-1
       } else {
         SendPublish(message, /*dup=*/true);
       }
       ++stats_.resent;
     }
   } else {
-    // A new session knows none of our packet ids: they are sent again as new messages.
+    // A new session knows none of our packet ids: they are sent again as new messages. An id
+    // without a message (relay_qos2) cannot be: the remote forgot it, so it ends here; one of a
+    // dropped message (awaiting its release here, never sent) stays as it was.
+    std::vector<Message> kept;
     for (auto it = inflight_.rbegin(); it != inflight_.rend(); ++it) {
+      if (it->relay_only && it->stage == Stage::kAwaitRelease) {
+        kept.insert(kept.begin(), std::move(*it));
+        continue;
+      }
+      if (it->relay_only) {
+        abandoned.push_back(it->origin);
+        continue;
+      }
       it->stage = Stage::kQueued;
       it->packet_id = 0;
       queued_bytes_ += it->data.size();
       queue_.push_front(std::move(*it));
       ++stats_.resent;
     }
-    inflight_.clear();
+    inflight_ = std::move(kept);
+  }
+  for (const Origin& origin : abandoned) {
+    ++stats_.qos2_abandoned;
+    if (origin.qos != mqtt::QoS::k0) sink_->OnDelivered(origin);
   }
   sink_->OnConnected(connack.session_present);
 }
@@ -469,6 +552,18 @@ void BridgeClient::Acknowledge(uint16_t packet_id, Stage expected, Stage next) {
   });
   if (it == inflight_.end()) return;  // a late or repeated acknowledgement: nothing to do
   if (next == Stage::kAwaitPubcomp) {
+    if (Mirrors(*it) && it->origin.qos == mqtt::QoS::k2 && !it->released) {
+      // The remote owns it now: this broker's copy is acknowledged (OnAccepted, PUBREC), and
+      // the PUBREL waits until this broker's log holds that (its PUBREL, ReleaseOutbound), so a
+      // crash in between resends this PUBLISH with this id, which the remote deduplicates.
+      it->stage = Stage::kAwaitRelease;
+      if (!it->accepted) {
+        it->accepted = true;
+        const Origin origin = it->origin;
+        sink_->OnAccepted(origin);
+      }
+      return;
+    }
     it->stage = next;
     Encode(mqtt::Pubrel{.packet_id = packet_id});
     return;
@@ -476,7 +571,91 @@ void BridgeClient::Acknowledge(uint16_t packet_id, Stage expected, Stage next) {
   const Origin origin = it->origin;
   inflight_.erase(it);
   ++stats_.messages_sent;
+  SendBlockedPubrels(packet_id);
   if (origin.qos != mqtt::QoS::k0) sink_->OnDelivered(origin);
+}
+
+void BridgeClient::ReleaseOutbound(const Origin& origin) {
+  RINGMQ_ASSERT(options_.relay_qos2);
+  if (origin.qos != mqtt::QoS::k2 || origin.packet_id == 0) return;
+  const uint16_t id = origin.packet_id;
+  auto names = [&](const Message& message) {
+    return Mirrors(message) && message.origin.qos == mqtt::QoS::k2 &&
+           message.origin.packet_id == id;
+  };
+  const auto it = std::find_if(inflight_.begin(), inflight_.end(), names);
+  if (it != inflight_.end()) {
+    it->released = true;
+    it->origin = origin;  // the local session's current epoch, for Complete
+    if (it->stage != Stage::kAwaitRelease) return;  // PUBREL on its PUBREC, or sent already
+    if (it->relay_only) {
+      // A message dropped as too large: nothing to release on the remote.
+      inflight_.erase(it);
+      ++stats_.messages_sent;
+      SendBlockedPubrels(id);
+      sink_->OnDelivered(origin);
+      return;
+    }
+    it->stage = Stage::kAwaitPubcomp;
+    if (state_ == ClientState::kOpen) Encode(mqtt::Pubrel{.packet_id = id});
+    return;
+  }
+  for (Message& message : queue_) {
+    if (names(message)) {  // sent again as new in a new remote session
+      message.released = true;
+      message.origin = origin;
+      return;
+    }
+  }
+  // No message has the id: a restart of this process lost it, this broker's log kept it as
+  // "PUBREC received". Only the PUBREL may go (5.0:MQTT-4.3.3-6), with that id. Bounded by the
+  // id space: this broker's ids to the local session are unique while unacknowledged.
+  Message message{.data = {},
+                  .topic_size = 0,
+                  .qos = mqtt::QoS::k2,
+                  .retain = false,
+                  .stage = Stage::kAwaitPubcomp,
+                  .packet_id = id,
+                  .origin = origin,
+                  .first = false,
+                  .accepted = true,
+                  .released = true,
+                  .relay_only = true,
+                  .pubrel_blocked = IdInFlight(id)};
+  ++stats_.qos2_recovered;
+  if (state_ == ClientState::kOpen && !message.pubrel_blocked) Encode(mqtt::Pubrel{.packet_id = id});
+  inflight_.push_back(std::move(message));
+}
+
+void BridgeClient::ReleaseAllAccepted() {
+  std::vector<uint16_t> freed;
+  std::erase_if(inflight_, [&freed](const Message& message) {
+    const bool ends = message.relay_only && message.stage == Stage::kAwaitRelease;  // dropped
+    if (ends) freed.push_back(message.packet_id);
+    return ends;
+  });
+  for (const uint16_t id : freed) SendBlockedPubrels(id);
+  for (Message& message : inflight_) {
+    if (message.stage != Stage::kAwaitRelease) continue;
+    message.released = true;
+    message.origin = Origin{};  // its local session is gone: nothing to complete there
+    message.stage = Stage::kAwaitPubcomp;
+    if (state_ == ClientState::kOpen) Encode(mqtt::Pubrel{.packet_id = message.packet_id});
+  }
+  for (Message& message : queue_) {
+    if (message.accepted) message.released = true;
+  }
+}
+
+void BridgeClient::Complete(const Origin& origin) {
+  RINGMQ_ASSERT(options_.hold_pubcomp);
+  const auto it = std::lower_bound(held_pubrels_.begin(), held_pubrels_.end(), origin.packet_id);
+  if (origin.session != session_epoch_ || it == held_pubrels_.end() || *it != origin.packet_id) {
+    ++stats_.released_stale;
+    return;
+  }
+  held_pubrels_.erase(it);
+  if (state_ == ClientState::kOpen) Encode(mqtt::Pubcomp{.packet_id = origin.packet_id});
 }
 
 void BridgeClient::OnTimer(uint64_t now_ms) {

@@ -38,6 +38,24 @@
 // Outbound, an Origin stored with a queued message is handed back to the sink's OnDelivered
 // when the message completes (PUBACK, PUBCOMP) or is dropped (too large to send).
 //
+// Exactly once at QoS 2 across a restart of this process (bridges with persistence on;
+// docs/bridges.md "Exactly once at QoS 2"). Two options, one per side of a bridge:
+//  - relay_qos2 (the remote side): an outbound message that carries an Origin is sent with the
+//    Origin's packet id (the id this broker gave it, which this broker's log keeps), so a
+//    resend after a restart of this process is the same PUBLISH, with the same id, which the
+//    remote deduplicates (5.0:MQTT-4.3.3-9; 3.1.1: MQTT-4.3.3-2). A message whose id is still used by another in-flight
+//    packet waits at the head of the queue. The remote's PUBREC of a QoS 2 Origin does not
+//    send PUBREL: it tells the sink (OnAccepted, the bridge acknowledges this broker's copy
+//    with PUBREC), and the PUBREL goes out only on ReleaseOutbound (this broker's PUBREL,
+//    which comes once its log holds "PUBREC received, PUBREL due" for the id). So the id's
+//    durable state is this broker's log record, and after a restart ReleaseOutbound of an id
+//    without state sends PUBREL for it and never the PUBLISH (5.0:MQTT-4.3.3-4 and -6, 3.1.1:
+//    MQTT-4.3.3-1: after PUBREC the sender sends PUBREL with the same id, never the PUBLISH
+//    again; counted in stats().qos2_recovered). The remote's
+//    PUBCOMP completes the Origin (OnDelivered).
+//  - hold_pubcomp (the local side): an inbound PUBREL is given to the sink (OnReleased) and its
+//    PUBCOMP waits for Complete(origin); until then the server keeps the id's record.
+//
 // Keepalive (§3.1.2.10): a PINGREQ when nothing was sent for keepalive_s; no answer (any
 // packet) within keepalive_s more closes the transport. CONNACK must arrive within
 // connect_timeout_ms.
@@ -120,6 +138,10 @@ struct ClientOptions {
   std::string will_payload;
   // false (start_type once): after the first attempt fails or the connection ends, no more.
   bool reconnect = true;
+  // Exactly once at QoS 2 across a restart (see above): the remote side relays, the local side
+  // holds its PUBCOMPs.
+  bool relay_qos2 = false;
+  bool hold_pubcomp = false;
 };
 
 // Where an inbound QoS 1/2 message came from, to acknowledge it later (defer_acks). qos 0:
@@ -141,6 +163,12 @@ class ClientSink {
   // An outbound message queued with a non-zero Origin completed (the peer acknowledged it) or
   // was dropped after being queued (too large to send).
   virtual void OnDelivered(const Origin& origin) { (void)origin; }
+  // relay_qos2: the peer's PUBREC of an outbound message whose Origin is QoS 2 (the peer owns
+  // the message now), or a message with one that was dropped (too large to send).
+  virtual void OnAccepted(const Origin& origin) { (void)origin; }
+  // hold_pubcomp: the server's PUBREL of inbound QoS 2 id `origin.packet_id`; its PUBCOMP waits
+  // for Complete(origin).
+  virtual void OnReleased(const Origin& origin) { (void)origin; }
 };
 
 struct ClientStats {
@@ -151,7 +179,12 @@ struct ClientStats {
   uint64_t disconnects = 0;        // sessions or attempts that ended
   uint64_t resent = 0;             // PUBLISH / PUBREL sent again after a reconnect
   uint64_t subscribe_refused = 0;  // SUBACK entries with a failure code
-  uint64_t released_stale = 0;     // Release of an Origin of an ended session: not sent
+  uint64_t released_stale = 0;     // Release / Complete of an Origin of an ended session
+  // relay_qos2: PUBRELs sent for an id this client had no message for (the id's state came
+  // from this broker's log: after a restart of this process), and such PUBRELs given up
+  // because the remote started a new session (it forgot the id).
+  uint64_t qos2_recovered = 0;
+  uint64_t qos2_abandoned = 0;
 };
 
 class BridgeClient {
@@ -205,6 +238,17 @@ class BridgeClient {
   // During OnMessage: the Origin of the message (qos 0 unless defer_acks and QoS 1/2).
   const Origin& inbound_origin() const { return inbound_origin_; }
   size_t deferred() const { return deferred_.size(); }
+  // relay_qos2: this broker's PUBREL of the message `origin` names (its log holds the PUBREC):
+  // PUBREL to the remote now (or once its PUBREC came, or after a reconnect), or, if this
+  // client has no message with that id, PUBREL for the id alone (after a restart).
+  void ReleaseOutbound(const Origin& origin);
+  // relay_qos2, local session new: the messages the remote holds PUBREC'd are released to it
+  // (the server forgot their ids, so no PUBREL will come from it).
+  void ReleaseAllAccepted();
+  // hold_pubcomp: PUBCOMP of the inbound id `origin` names (given by OnReleased). While
+  // disconnected it is not kept: the server resends the PUBREL after resuming (MQTT-4.4.0-1).
+  void Complete(const Origin& origin);
+  size_t held_pubrels() const { return held_pubrels_.size(); }
 
   ClientState state() const { return state_; }
   const ClientStats& stats() const { return stats_; }
@@ -215,7 +259,8 @@ class BridgeClient {
   const ClientOptions& options() const { return options_; }
 
  private:
-  enum class Stage : uint8_t { kQueued, kAwaitPuback, kAwaitPubrec, kAwaitPubcomp };
+  // kAwaitRelease (relay_qos2): PUBREC received, PUBREL waits for ReleaseOutbound.
+  enum class Stage : uint8_t { kQueued, kAwaitPuback, kAwaitPubrec, kAwaitRelease, kAwaitPubcomp };
   struct Message {
     std::string data;  // topic then payload
     uint16_t topic_size = 0;
@@ -225,6 +270,13 @@ class BridgeClient {
     uint16_t packet_id = 0;
     Origin origin;
     bool first = false;  // PublishFirst's
+    // relay_qos2: the sink was told of the PUBREC (accepted); ReleaseOutbound came (released);
+    // an id without a message (relay_only: PUBREL only, or a dropped message's id awaiting
+    // its release); its PUBREL waits until another in-flight packet frees the id.
+    bool accepted = false;
+    bool released = false;
+    bool relay_only = false;
+    bool pubrel_blocked = false;
     std::string_view topic() const { return std::string_view(data).substr(0, topic_size); }
     std::string_view payload() const { return std::string_view(data).substr(topic_size); }
   };
@@ -247,6 +299,14 @@ class BridgeClient {
   void ScheduleReconnect(uint64_t now_ms);
   uint16_t NextPacketId();
   uint32_t Window() const;
+  // relay_qos2: whether `message` is sent with its Origin's packet id.
+  bool Mirrors(const Message& message) const {
+    return options_.relay_qos2 && message.origin.qos != mqtt::QoS::k0 &&
+           message.qos != mqtt::QoS::k0;
+  }
+  bool IdInFlight(uint16_t packet_id) const;
+  bool IdUsedTwice(uint16_t packet_id) const;  // a blocked PUBREL's id, by another packet too
+  void SendBlockedPubrels(uint16_t freed_packet_id);
 
   ClientOptions options_;
   ClientSink* sink_ = nullptr;
@@ -261,10 +321,13 @@ class BridgeClient {
   // Releases made while disconnected, sent after the session resumes (as many at most).
   std::vector<uint16_t> deferred_;
   std::vector<Origin> releases_due_;
+  // hold_pubcomp: sorted inbound ids whose PUBREL came and whose PUBCOMP waits (<= 65,535).
+  std::vector<uint16_t> held_pubrels_;
   Origin inbound_origin_;
   uint32_t session_epoch_ = 1;  // +1 at every new session
   uint16_t last_packet_id_ = 0;
   uint16_t subscribe_packet_id_ = 0;
+  bool subscribe_pending_ = false;  // SUBACK not received yet
   uint16_t server_receive_maximum_ = 65'535;
   uint32_t failures_ = 0;  // consecutive attempts without an accepted CONNACK
   uint64_t connect_at_ms_ = 0;

@@ -17,11 +17,13 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "auth/auth_data.h"
+#include "bridge/bridge.h"
 #include "cluster/nats_link.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -359,6 +361,40 @@ absl::Status Broker::Start() {
   return first_error;
 }
 
+namespace {
+
+// bridgeq2 lane: a recovered session last bound by a bridge's local connection (kSession's
+// bridge flag: only the in-process connection of a configured bridge sets it, and a client
+// that takes the id over clears it, so a client whose id merely looks like a bridge's is never
+// ended here) whose client id no configured bridge has is ended before any shard takes its
+// share: its queue is dropped, one line names it, the counts go to shard 0's counters. The
+// shards' start snapshots then no longer hold it, so it is gone from the log as well.
+void RemoveUnconfiguredBridgeSessions(const Config& config, persist::RecoveredState& recovered,
+                                      shard::SharedState& shared) {
+  char host_name[256] = {};
+  if (gethostname(host_name, sizeof(host_name) - 1) != 0) host_name[0] = '\0';
+  absl::flat_hash_set<std::string> configured;
+  for (const BridgeConfig& bridge : config.bridges) {
+    configured.insert(bridge::BridgeLocalClientId(bridge, host_name));
+  }
+  for (auto it = recovered.sessions.begin(); it != recovered.sessions.end();) {
+    const persist::StoredSession& session = it->second;
+    if (!session.bridge || configured.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    RINGMQ_LOG_WARNING("persistence: ended the session of bridge local client \"%s\": no "
+                       "[[bridge]] has that local client id any more; %zu queued and in-flight "
+                       "messages dropped (remove_unconfigured_bridge_sessions = false keeps it)",
+                       it->first.c_str(), session.deliveries.size());
+    ++shared.bridge_sessions_removed;
+    shared.bridge_messages_removed += session.deliveries.size();
+    it = recovered.sessions.erase(it);
+  }
+}
+
+}  // namespace
+
 absl::Status Broker::StartPersistence(Running& running) {
   absl::StatusOr<std::unique_ptr<persist::DataDir>> dir = persist::DataDir::Open(config_.data_dir);
   if (!dir.ok()) return dir.status();
@@ -375,6 +411,9 @@ absl::Status Broker::StartPersistence(Running& running) {
                                      "corrupt record; `ringmq db check` inspects the directory)"));
   }
   running.recovered = std::make_unique<persist::RecoveredState>(std::move(*recovered));
+  if (config_.remove_unconfigured_bridge_sessions) {
+    RemoveUnconfiguredBridgeSessions(config_, *running.recovered, running.shared);
+  }
   RINGMQ_LOG_INFO("persistence: %s, durability %s; recovered run %llu (%u shards): %llu "
                   "sessions, %llu queued and in-flight messages, %llu retained messages from "
                   "%llu records (%llu bytes) in %llu ms%s",

@@ -454,6 +454,12 @@ constexpr Option kOptions[] = {
       true},
      &ShowValue<&Config::persistence_truncate_corrupt>,
      BoolValue{&Config::persistence_truncate_corrupt}},
+    {{"remove_unconfigured_bridge_sessions", '\0', "true|false",
+      "At start, end the recovered sessions of bridges no longer configured (their queues "
+      "dropped, logged, counted); false keeps them",
+      true},
+     &ShowValue<&Config::remove_unconfigured_bridge_sessions>,
+     BoolValue{&Config::remove_unconfigured_bridge_sessions}},
     {{"max_session_expiry", '\0', "DURATION",
       "Longest a session is kept without a connection, at any protocol level: a 5.0 client's "
       "Session Expiry Interval above it is lowered to it (e.g. 1h, 7d); 0 = no cap",

@@ -93,6 +93,9 @@ namespace ringmq::metrics {
   X(persist_compactions)           /* log segments replaced by a snapshot */ \
   X(persist_sessions_recovered)    /* sessions recovered at start */ \
   X(persist_messages_recovered)    /* queued and in-flight deliveries recovered at start */ \
+  /* bridgeq2 lane: recovered sessions of bridges no longer configured, ended at start */    \
+  X(persist_bridge_sessions_removed) /* such sessions */                                      \
+  X(persist_bridge_messages_removed) /* their queued and in-flight messages, dropped */       \
   X(publish_denied)                /* PUBLISH the ACL does not allow: acked, dropped */       \
   X(subscribe_denied)              /* SUBSCRIBE filters the ACL does not allow: SUBACK 0x80 */ \
   X(subscribe_filtered)            /* filters granted partly readable: checked per message */  \
@@ -338,7 +341,10 @@ namespace ringmq::metrics {
   X(connects)       /* CONNACKs accepted by the remote broker */                           \
   X(disconnects)    /* remote connections ended, failed attempts included */               \
   X(resent)         /* unacknowledged PUBLISH / PUBREL sent again after reconnect */       \
-  X(notifications)  /* connection state messages published (notifications) */
+  X(notifications)  /* connection state messages published (notifications) */            \
+  /* bridgeq2 lane: QoS 2 out, exactly once across a restart (relay_qos2) */                \
+  X(qos2_recovered) /* PUBRELs sent for an id only this broker's log still held */         \
+  X(qos2_abandoned) /* such ids ended unsent: the remote started a new session */
 
 // X(name): per-shard levels (can go up and down), written only by the owning shard.
 #define RINGMQ_SHARD_GAUGES(X)                                                            \

@@ -331,6 +331,10 @@ constexpr Family kFamilies[] = {
      "connection or attempt ended), resend (an unacknowledged PUBLISH or PUBREL sent again)."},
     {"ringmq_bridge_notifications_total", Type::kCounter,
      "Connection state messages a bridge published (notifications)."},
+    // bridgeq2 lane
+    {"ringmq_bridge_qos2_recovered_total", Type::kCounter,
+     "QoS 2 messages a durable bridge completed on the remote after a restart by PUBREL alone "
+     "(outcome=pubrel_sent), or could not (outcome=abandoned: the remote's session was new)."},
     {"ringmq_bridge_connected", Type::kGauge,
      "1 while the bridge's remote connection is open, else 0."},
     {"ringmq_bridges_connected", Type::kGauge, "Bridges connected to their remote broker."},
@@ -350,6 +354,12 @@ constexpr Family kFamilies[] = {
     {"ringmq_persist_sessions_recovered_total", Type::kCounter, "Sessions recovered at start."},
     {"ringmq_persist_messages_recovered_total", Type::kCounter,
      "Queued and in-flight deliveries recovered at start."},
+    // bridgeq2 lane
+    {"ringmq_persist_bridge_sessions_removed_total", Type::kCounter,
+     "Recovered sessions of bridges no longer configured, ended at start "
+     "(remove_unconfigured_bridge_sessions)."},
+    {"ringmq_persist_bridge_messages_removed_total", Type::kCounter,
+     "Queued and in-flight messages of those sessions, dropped with them."},
     {"ringmq_persist_pending_bytes", Type::kGauge,
      "Persistence log bytes appended and not yet durable."},
     {"ringmq_persist_disk_bytes", Type::kGauge, "Bytes of the persistence log segments."},
@@ -636,6 +646,11 @@ bool AppendBridgeSeries(std::string& out, const Family& family, const BrokerSamp
       AppendSample(out, name, {label}, absl::StrCat(counters.notifications));
     } else if (name == "ringmq_bridge_connected") {
       AppendSample(out, name, {label}, absl::StrCat(counters.connected));
+    } else if (name == "ringmq_bridge_qos2_recovered_total") {  // bridgeq2 lane
+      AppendSample(out, name, {label, {"outcome", "pubrel_sent"}},
+                   absl::StrCat(counters.qos2_recovered));
+      AppendSample(out, name, {label, {"outcome", "abandoned"}},
+                   absl::StrCat(counters.qos2_abandoned));
     } else {
       RINGMQ_ASSERT(false && "every ringmq_bridge_ family has its samples");
     }
@@ -997,6 +1012,10 @@ Series SeriesOf(CounterId id) {
     case C::persist_compactions: return Plain("ringmq_persist_compactions_total");
     case C::persist_sessions_recovered: return Plain("ringmq_persist_sessions_recovered_total");
     case C::persist_messages_recovered: return Plain("ringmq_persist_messages_recovered_total");
+    case C::persist_bridge_sessions_removed:  // bridgeq2 lane
+      return Plain("ringmq_persist_bridge_sessions_removed_total");
+    case C::persist_bridge_messages_removed:
+      return Plain("ringmq_persist_bridge_messages_removed_total");
     case C::retained_walk_truncated: return Plain("ringmq_retained_walk_truncated_total");
     case C::publish_denied: return Labelled(kDropped, "reason", "acl_denied");
     case C::subscribe_denied: return Plain("ringmq_subscribe_denied_total");

@@ -37,7 +37,7 @@ size_t BodyBytes(const Record& record) {
     case RecordType::kRetainedAll:
       return kU64;
     case RecordType::kSession:
-      return kU64 + kU32 + kU8 + Str16Bytes(record.text);
+      return kU64 + kU32 + kU8 + Str16Bytes(record.text) + (record.flags != 0 ? kU8 : 0);
     case RecordType::kSessionOffline:
       return kU64 + kU64;
     case RecordType::kSubscribe:
@@ -109,7 +109,9 @@ void WriteBody(Writer& out, const Record& record) {
       out.U64(record.sid);
       out.U32(record.expiry_s);
       out.U8(record.level);
-      return out.Str16(record.text);
+      out.Str16(record.text);
+      if (record.flags != 0) out.U8(record.flags);  // absent when 0 (record.h)
+      return;
     case RecordType::kSessionEnd:
       return out.U64(record.sid);
     case RecordType::kSessionOffline:
@@ -212,6 +214,7 @@ void ReadBody(Cursor& in, Record& record) {
       record.expiry_s = in.U32();
       record.level = in.U8();
       record.text = in.Str16();
+      if (in.left() != 0) record.flags = in.U8();  // optional (record.h)
       return;
     case RecordType::kSessionEnd:
       record.sid = in.U64();

@@ -19,9 +19,12 @@
 // Records (body fields in order):
 //   kSnapshotBegin   -
 //   kSnapshotEnd     records u64 (records between Begin and End)
-//   kSession         sid u64 | expiry_s u32 | level u8 | client_id str16
+//   kSession         sid u64 | expiry_s u32 | level u8 | client_id str16 [| flags u8]
 //                    A persistent session exists (created, or resumed: the record is written
 //                    again with the new expiry). Replaces an earlier kSession of the same sid.
+//                    flags (written only when not 0, so logs without bridges stay readable by
+//                    a ringmq that predates it): bit 0 kSessionFlagBridge, the session was last
+//                    bound by a bridge's local connection (docs/bridges.md, "A bridge removed").
 //   kSessionEnd      sid u64                  The session ended: forget it and its deliveries.
 //   kSessionOffline  sid u64 | wall_ms u64    Its connection ended at wall_ms (Unix ms).
 //   kSubscribe       sid u64 | options u8 | identifier u32 | filter str16
@@ -76,6 +79,8 @@ inline constexpr uint32_t kFormatVersion = 1;
 inline constexpr size_t kSegmentHeaderBytes = 32;
 inline constexpr size_t kRecordHeaderBytes = 9;  // length u32, CRC32C u32, type u8
 inline constexpr uint32_t kMaxBodyBytes = (256u << 20) + (1u << 20);
+// kSession flags (bridgeq2 lane).
+inline constexpr uint8_t kSessionFlagBridge = 0x01;
 
 enum class RecordType : uint8_t {
   kSnapshotBegin = 1,
@@ -120,7 +125,7 @@ struct Record {
   uint16_t packet_id = 0;
   uint8_t level = 0;    // kSession: mqtt::ProtocolLevel value
   uint8_t qos = 0;      // kMessage, kEnqueue, kRetain
-  uint8_t flags = 0;    // kMessage, kEnqueue
+  uint8_t flags = 0;    // kMessage, kEnqueue, kSession
   uint8_t options = 0;  // kSubscribe
   std::string_view text = {};           // client_id (kSession), filter, topic
   std::span<const uint8_t> properties = {};  // kMessage, kRetain

@@ -160,6 +160,10 @@ bool DurableState::ApplySession(const Record& record) {
   if (record.text.empty()) {
     return Fail(absl::StrCat("kSession ", Hex(record.sid), " has an empty client id"));
   }
+  if ((record.flags & ~kSessionFlagBridge) != 0) {
+    return Fail(absl::StrCat("kSession ", Hex(record.sid), " has unknown flags ",
+                             static_cast<int>(record.flags)));
+  }
   const auto [it, inserted] = sessions_.try_emplace(record.sid);
   StoredSession& session = it->second;
   if (inserted) {
@@ -171,6 +175,7 @@ bool DurableState::ApplySession(const Record& record) {
   }
   session.expiry_s = record.expiry_s;
   session.level = record.level;
+  session.bridge = (record.flags & kSessionFlagBridge) != 0;
   // Written at creation and at each resume: the session has a connection again.
   session.offline_since_wall_ms = 0;
   return true;

@@ -7,7 +7,8 @@
 // state is an inconsistency (Apply returns false with error() and leaves the state unchanged);
 // recovery reports it with the file and offset like a corrupt record. Inconsistent are:
 //   - a record naming an unknown sid; a kEnqueue naming an unknown mid;
-//   - a kSession whose client id differs from the one its sid already has, or is empty;
+//   - a kSession whose client id differs from the one its sid already has, or is empty, or
+//     with flag bits other than kSessionFlagBridge;
 //   - a kSubscribe with QoS 3, option bits above bit 3 or an empty filter; a kUnsubscribe of a
 //     filter the session does not hold;
 //   - a kMessage whose mid is already stored with another QoS, retain flag, topic, properties
@@ -99,6 +100,7 @@ struct StoredSession {
   uint32_t expiry_s = 0;
   uint8_t level = 4;
   uint64_t offline_since_wall_ms = 0;  // 0: was online when the log ended
+  bool bridge = false;  // kSessionFlagBridge of its last kSession (bridgeq2 lane)
   std::map<std::string, StoredSubscription> subscriptions;
   std::deque<StoredDelivery> deliveries;  // in queue order: in flight first, then queued
   std::vector<uint16_t> inbound_qos2;     // sorted

@@ -174,6 +174,7 @@ void Router::BindConnect(net::Connection& connection, uint32_t index, bool sessi
   SessionEntry& entry = sessions_[index];
   session::Session& session = *entry.session;
   session.Attach(terms.clean_session, terms.client);
+  entry.bridge = connection.internal();  // a client taking the id over clears it
   if (persist_) PersistSession(index);
   counters_.gauges.sessions_online.Add(1);
   counters_.gauges.sessions_offline.Add(-1);

@@ -93,6 +93,7 @@ void Router::PersistSession(uint32_t index) {
                   .sid = sid,
                   .expiry_s = expiry_s_[index],
                   .level = static_cast<uint8_t>(session.level()),
+                  .flags = sessions_[index].bridge ? persist::kSessionFlagBridge : uint8_t{0},
                   .text = session.client_id()});
 }
 
@@ -486,6 +487,7 @@ void Router::RecoverSessions() {
   for (const auto& [client_id, stored] : state->sessions) {
     if (HomeShard(client_id) != shard_) continue;
     const uint32_t index = CreateSession(SharedString(client_id), /*clean_session=*/false);
+    sessions_[index].bridge = stored.bridge;
     expiry_s_[index] = CapExpiry(stored.expiry_s == 0 ? kExpiryNever : stored.expiry_s);
     if (index >= p.sid.size()) p.sid.resize(size_t{index} + 1, 0);
     p.sid[index] = ++p.next_sid;
@@ -534,6 +536,10 @@ void Router::RecoverSessions() {
   std::sort(offline.begin(), offline.end());
   for (const auto& [since_ms, index] : offline) GoOffline(index, since_ms);
   counters_.persist_sessions_recovered.Add(sessions);
+  if (shard_ == 0) {  // bridgeq2 lane: what the broker ended before the shards started
+    counters_.persist_bridge_sessions_removed.Add(shared_.bridge_sessions_removed);
+    counters_.persist_bridge_messages_removed.Add(shared_.bridge_messages_removed);
+  }
   counters_.persist_messages_recovered.Add(deliveries);
   if (sessions != 0) {
     RINGMQ_LOG_INFO("shard %u: recovered %llu sessions with %llu queued and in-flight messages",
@@ -567,6 +573,7 @@ uint64_t Router::AppendSnapshot(bool all_retained) {
                   .sid = sid,
                   .expiry_s = expiry_s_[index],
                   .level = static_cast<uint8_t>(session.level()),
+                  .flags = entry.bridge ? persist::kSessionFlagBridge : uint8_t{0},
                   .text = session.client_id()});
     if (offline_.Contains(index)) {
       const uint64_t since = offline_.since_ms(index);

@@ -28,6 +28,7 @@ void SessionTable::Destroy(uint32_t index) {
   by_client_id_.erase(index);  // while its session, which the hash reads, is alive
   entry.session.reset();
   entry.acl.reset();
+  entry.bridge = false;
   ++entry.generation;  // handles still in mailboxes or the trie's readers become stale
   free_slots_.push_back(index);
 }

@@ -63,6 +63,8 @@ struct SessionEntry {
   uint32_t generation = 0;
   bool dirty = false;
   bool job_pending = false;  // a FilterJob of the bound connection is in the Router's jobs
+  // bridgeq2 lane: last bound by a bridge's local connection (logged in kSession's flags).
+  bool bridge = false;
 };
 
 class SessionTable {

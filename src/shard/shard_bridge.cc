@@ -497,6 +497,8 @@ void Shard::CountBridge(BridgeIo& io) {
   counters.connects.Add(remote.connects - io.remote_reported.connects);
   counters.disconnects.Add(remote.disconnects - io.remote_reported.disconnects);
   counters.resent.Add(remote.resent - io.remote_reported.resent);
+  counters.qos2_recovered.Add(remote.qos2_recovered - io.remote_reported.qos2_recovered);
+  counters.qos2_abandoned.Add(remote.qos2_abandoned - io.remote_reported.qos2_abandoned);
   io.remote_reported = remote;
   const bool open = io.bridge->remote().state() == bridge::ClientState::kOpen;
   if (open != io.was_open) {

@@ -83,6 +83,10 @@ struct SharedState {
   const persist::RecoveredState* recovered = nullptr;
   uint64_t persist_run = 0;
   uint64_t recovered_retained_sequences = 0;
+  // bridgeq2 lane: recovered sessions of bridges no longer configured that the broker ended,
+  // and their queued and in-flight messages (shard 0 counts them).
+  uint64_t bridge_sessions_removed = 0;
+  uint64_t bridge_messages_removed = 0;
   // Start barrier: shards that finished their set-up (recovery included), successful or not;
   // none accepts a connection before all have.
   std::atomic<uint32_t> shards_set_up{0};

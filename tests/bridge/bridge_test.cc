@@ -332,10 +332,11 @@ TEST_F(BridgeTest, DurableBridgeAcknowledgesLocallyOnlyWhenTheRemoteDid) {
   ASSERT_NE(first, 0);
   Feed(bridge_->remote(), mqtt::Puback{.packet_id = first});
   EXPECT_EQ(Acks(bridge_->local()), std::vector<std::string>{"PUBACK 11"});
-  const uint16_t second = static_cast<uint16_t>(first + 1);
+  EXPECT_EQ(first, 11);  // this broker's id (relay_qos2; bridge_qos2_test.cc)
+  const uint16_t second = 12;
+  // QoS 2: PUBREC here once the remote owns it (its PUBREC); the rest follows this broker's log
+  // (BridgeQos2.*).
   Feed(bridge_->remote(), mqtt::Pubrec{.packet_id = second});
-  EXPECT_TRUE(Acks(bridge_->local()).empty());  // QoS 2: when the remote completed it
-  Feed(bridge_->remote(), mqtt::Pubcomp{.packet_id = second});
   EXPECT_EQ(Acks(bridge_->local()), std::vector<std::string>{"PUBREC 12"});
 }
 

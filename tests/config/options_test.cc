@@ -107,6 +107,7 @@ durability = "interval"
 sync_interval_ms = 25
 max_disk_bytes = 1073741824
 persistence_truncate_corrupt = true
+remove_unconfigured_bridge_sessions = false
 max_message_expiry = "1h"
 max_offline_sessions = 5000
 max_subscriptions_per_session = 50
@@ -163,6 +164,7 @@ Config EveryKeyConfig() {
   config.sync_interval_ms = 25;
   config.max_disk_bytes = 1073741824;
   config.persistence_truncate_corrupt = true;
+  config.remove_unconfigured_bridge_sessions = false;
   config.max_message_expiry_s = 3'600;
   config.max_offline_sessions = 5000;
   config.max_subscriptions_per_session = 50;
@@ -380,6 +382,8 @@ std::vector<FlagCase> GoodFlagCases() {
       {"--max-disk-bytes", "0", [](const Config& c) { EXPECT_EQ(c.max_disk_bytes, 0u); }},
       {"--persistence-truncate-corrupt", "true",
        [](const Config& c) { EXPECT_TRUE(c.persistence_truncate_corrupt); }},
+      {"--remove-unconfigured-bridge-sessions", "false",  // bridgeq2 lane
+       [](const Config& c) { EXPECT_FALSE(c.remove_unconfigured_bridge_sessions); }},
       {"--max-offline-sessions", "1",
        [](const Config& c) { EXPECT_EQ(c.max_offline_sessions, 1u); }},
       {"--max-offline-sessions", "100000000",

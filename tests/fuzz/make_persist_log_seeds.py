@@ -55,8 +55,10 @@ def sid(slot, generation=1):
     return (slot << 32) | generation
 
 
-def session(s, client_id, expiry_s=3600, level=4):
-    return record(SESSION, struct.pack("<QIB", s, expiry_s, level) + str16(client_id))
+def session(s, client_id, expiry_s=3600, level=4, flags=0):
+    """flags (bit 0: a bridge's local session) follow the client id only when not 0."""
+    return record(SESSION, struct.pack("<QIB", s, expiry_s, level) + str16(client_id) +
+                  (bytes([flags]) if flags else b""))
 
 
 def subscribe(s, filter_, qos, identifier=0):
@@ -142,6 +144,10 @@ def seeds():
     big = snapshot([session(sid(3), "bulk")]) + b"".join(
         message((2 << 48) | n, "bulk/%d" % n, bytes([n]) * 700) + enqueue(sid(3), (2 << 48) | n)
         for n in range(1, 20))
+    # bridgeq2 lane: a bridge's session (flags byte), a resume without it, unknown flags.
+    bridge = snapshot([session(sid(4), "local.edge", expiry_s=0xFFFFFFFF, level=5, flags=1)])
+    out["bridge_session"] = b"\x00" + bridge + session(sid(4), "local.edge", level=5)
+    out["bridge_session_unknown_flags"] = b"\x00" + snapshot([session(sid(4), "x", flags=6)])
     file = bytearray(header() + big)
     file[8192:12288] = bytes(4096)
     out["zero_page_hole"] = b"\x01" + bytes(file)

@@ -10,8 +10,10 @@ is bounded.
 import os
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -599,6 +601,183 @@ class BridgeDurableTest(BridgeTestCase):
         got = remote_sub.receive(10)
         self.assertEqual(sorted(int(p.payload) for p in got), list(range(10)))
         remote_sub.expect_no_publish(0.3)
+
+
+class Qos2Remote:
+    """A raw-socket MQTT 3.1.1 server standing in for the remote broker, deterministic where a
+    real one is not: it keeps one persistent session (session present from the second CONNECT
+    on) and receives QoS 2 as §4.3.3's receiver that delivers on the PUBLISH ("method A"): the
+    first PUBLISH of an id is delivered and the id remembered until its PUBREL; a PUBLISH with
+    that id before then is a resend, answered PUBREC and not delivered (MQTT-4.3.3-2). While
+    `stall_pubcomp` is set it answers no PUBREL: the PUBCOMP a bridge waits for when ringmq
+    crashes. `deliveries` are the payloads delivered; `pubrels` and `publishes` the ids
+    received, per connection."""
+
+    def __init__(self):
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind((mqtt_raw.HOST, 0))
+        self.listener.listen(4)
+        self.port = self.listener.getsockname()[1]
+        self.lock = threading.Lock()
+        self.deliveries = []
+        self.pending = set()
+        self.pubrels = []  # per connection: a list of ids
+        self.publishes = []
+        self.stall_pubcomp = True
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self):
+        self.closed = True
+        self.listener.close()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        with conn:
+            try:
+                first = mqtt_raw.read_packet(conn, timeout=WAIT)
+                if first.type != mqtt_raw.CONNECT:
+                    return
+                with self.lock:
+                    present = len(self.pubrels) > 0
+                    self.pubrels.append([])
+                    self.publishes.append([])
+                    index = len(self.pubrels) - 1
+                conn.sendall(mqtt_raw.connack(0, session_present=present))
+                while not self.closed:
+                    pkt = mqtt_raw.read_packet(conn, timeout=3600)
+                    self._handle(conn, pkt, index)
+            except (mqtt_raw.ProtocolError, OSError):
+                return
+
+    def _handle(self, conn, pkt, index):
+        if pkt.type == mqtt_raw.PUBLISH:
+            pub = mqtt_raw.Publish(pkt)
+            with self.lock:
+                self.publishes[index].append(pub.packet_id)
+                if pub.qos == 2:
+                    if pub.packet_id not in self.pending:
+                        self.pending.add(pub.packet_id)
+                        self.deliveries.append(pub.payload)
+                    conn.sendall(mqtt_raw.ack(mqtt_raw.PUBREC, pub.packet_id))
+                elif pub.qos == 1:
+                    self.deliveries.append(pub.payload)
+                    conn.sendall(mqtt_raw.ack(mqtt_raw.PUBACK, pub.packet_id))
+        elif pkt.type == mqtt_raw.PUBREL:
+            packet_id = struct.unpack("!H", pkt.body[:2])[0]
+            with self.lock:
+                self.pending.discard(packet_id)
+                self.pubrels[index].append(packet_id)
+                stall = self.stall_pubcomp
+            if not stall:
+                conn.sendall(mqtt_raw.ack(mqtt_raw.PUBCOMP, packet_id))
+        elif pkt.type == mqtt_raw.PINGREQ_T:
+            conn.sendall(mqtt_raw.PINGRESP)
+        elif pkt.type == mqtt_raw.DISCONNECT_T:
+            raise OSError("DISCONNECT")
+
+    def count(self, what, index):
+        with self.lock:
+            runs = getattr(self, what)
+            return len(runs[index]) if index < len(runs) else 0
+
+
+class BridgeExactlyOnceTest(BridgeTestCase):
+    """bridgeq2 lane: QoS 2 out, exactly once across a crash of ringmq (docs/bridges.md
+    "Exactly once at QoS 2")."""
+
+    def test_qos2_pubreced_by_the_remote_crosses_once_across_a_crash(self):
+        """The remote PUBREC'd every message and got its PUBREL, but its PUBCOMP never came;
+        ringmq is SIGKILLed and started again: the bridge completes each with PUBREL alone
+        (5.0:MQTT-4.3.3-6: never the PUBLISH again), so the remote delivers each once."""
+        remote = Qos2Remote()
+        self.addCleanup(remote.close)
+        data_dir = os.path.join(self.tmp.name, "data-qos2")
+        os.mkdir(data_dir)
+        flags = ("--persistence", "true", "--data-dir", data_dir)
+        table = bridge_toml("cloud", remote.port, ["q/# out 2"], client_id="edge-q2",
+                            notifications=False)
+        node = self.ringmq(table, flags=flags)
+        self.wait_connected(node)
+        wait_for(lambda: metric(node, "ringmq_subscriptions") >= 1, "local subscription")
+        local_pub = self.client(node.port, "lpub")
+        count = 10  # within the bridge's window (max_inflight 20): all in flight at once
+        for i in range(count):
+            local_pub.publish("q/x", b"%d" % i, qos=2)  # PUBREC: on disk here
+        local_pub.close()
+        wait_for(lambda: remote.count("pubrels", 0) >= count,
+                 f"{count} PUBRELs at the remote:\n{node.stderr_tail()}")
+        self.assertEqual(sorted(remote.deliveries), sorted(b"%d" % i for i in range(count)))
+        node.proc.send_signal(signal.SIGKILL)
+        node._reap()
+        with remote.lock:
+            remote.stall_pubcomp = False
+        node = self.ringmq(table, flags=flags)
+        # Every id ends with a PUBREL on the new connection, whatever the binary sent first.
+        wait_for(lambda: remote.count("pubrels", 1) >= count,
+                 f"{count} PUBRELs on the second connection:\n{node.stderr_tail()}")
+        # Completed here too: nothing stays in flight to the bridge (a binary that sent the
+        # PUBLISHes again has had them completed by then as well).
+        wait_for(lambda: metric(node, "ringmq_inflight_messages") == 0,
+                 f"no message in flight:\n{node.stderr_tail()}")
+        with remote.lock:
+            deliveries = sorted(remote.deliveries)
+            republished = list(remote.publishes[1])
+        self.assertEqual(deliveries, sorted(b"%d" % i for i in range(count)),
+                         f"each delivered once; second connection's PUBLISH ids: {republished}")
+        self.assertEqual(republished, [], "PUBREL only after the PUBREC (MQTT-4.3.3-6)")
+        wait_for(lambda: metric(node, "ringmq_bridge_qos2_recovered_total", bridge="cloud",
+                                outcome="pubrel_sent") == count, "recovered PUBRELs counted")
+
+
+class BridgeRemovedTest(BridgeTestCase):
+    """bridgeq2 lane: a bridge removed from the configuration leaves no persistent session
+    behind (docs/bridges.md "A bridge removed from the configuration")."""
+
+    def test_session_of_a_removed_bridge_is_ended_at_start_and_counted(self):
+        port = broker.free_port()  # the remote stays down: the messages wait here
+        data_dir = os.path.join(self.tmp.name, "data-removed")
+        os.mkdir(data_dir)
+        flags = ("--persistence", "true", "--data-dir", data_dir)
+        node = self.ringmq(bridge_toml("cloud", port, ["data/# out 1"], client_id="edge-rm",
+                                       notifications=False), flags=flags)
+        wait_for(lambda: metric(node, "ringmq_subscriptions") >= 1, "local subscription")
+        # A client whose id looks like a bridge's local one: never ended as one.
+        lookalike = self.client(node.port, "local.edge-gone", clean=False)
+        lookalike.subscribe([("other/#", 1)])
+        lookalike.close()
+        local_pub = self.client(node.port, "lpub")
+        count = 5
+        for i in range(count):
+            local_pub.publish("data/x", b"%d" % i, qos=1)  # PUBACK: on disk
+        local_pub.close()
+        node.stop()
+        # Removed from the configuration, kept by the opt-out: both sessions recovered.
+        node = self.ringmq("remove_unconfigured_bridge_sessions = false\n", flags=flags)
+        self.assertEqual(metric(node, "ringmq_persist_sessions_recovered_total"), 2)
+        self.assertEqual(metric(node, "ringmq_persist_bridge_sessions_removed_total"), 0)
+        node.stop()
+        # Removed (the default): the bridge's session is ended, its queue dropped, counted,
+        # one line names it; the look-alike client's session stays.
+        node = self.ringmq("", flags=flags)
+        self.assertEqual(metric(node, "ringmq_persist_bridge_sessions_removed_total"), 1)
+        self.assertEqual(metric(node, "ringmq_persist_bridge_messages_removed_total"), count)
+        self.assertEqual(metric(node, "ringmq_persist_sessions_recovered_total"), 1)
+        self.assertIn('bridge local client "local.edge-rm"', node.stderr_tail())
+        self.client(node.port, "local.edge-gone", clean=False, session_present=True).close()
+        node.stop()
+        # Gone from the log as well: the next start recovers the look-alike only.
+        node = self.ringmq("", flags=flags)
+        self.assertEqual(metric(node, "ringmq_persist_sessions_recovered_total"), 1)
+        self.assertEqual(metric(node, "ringmq_persist_bridge_sessions_removed_total"), 0)
 
 
 class BridgeNotificationTest(BridgeTestCase):

@@ -405,6 +405,13 @@ TEST(ExpositionTest, BridgeSeriesCarryTheBridgeLabelAndNoShard) {
             cloud.notifications);
   EXPECT_EQ(ValueOf(parsed, "ringmq_bridge_connected", {{"bridge", "cloud"}}), 1);
   EXPECT_EQ(ValueOf(parsed, "ringmq_bridge_connected", {{"bridge", "backup"}}), 0);
+  // bridgeq2 lane
+  EXPECT_EQ(ValueOf(parsed, "ringmq_bridge_qos2_recovered_total",
+                    {{"bridge", "cloud"}, {"outcome", "pubrel_sent"}}),
+            cloud.qos2_recovered);
+  EXPECT_EQ(ValueOf(parsed, "ringmq_bridge_qos2_recovered_total",
+                    {{"bridge", "cloud"}, {"outcome", "abandoned"}}),
+            cloud.qos2_abandoned);
   int bridge_samples = 0;
   for (const Sample& s : parsed.samples) {
     if (!s.name.starts_with("ringmq_bridge_") || s.name == "ringmq_bridge_local_connections") {
@@ -414,7 +421,7 @@ TEST(ExpositionTest, BridgeSeriesCarryTheBridgeLabelAndNoShard) {
     EXPECT_EQ(s.labels.count("shard"), 0u) << s.name;
     EXPECT_EQ(s.labels.count("bridge"), 1u) << s.name;
   }
-  EXPECT_EQ(bridge_samples, 2 * 9) << "9 series per bridge";
+  EXPECT_EQ(bridge_samples, 2 * 11) << "11 series per bridge";
 }
 
 TEST(ExpositionTest, SilencedAboveTotalIsClampedNotWrapped) {

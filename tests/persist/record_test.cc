@@ -477,5 +477,84 @@ TEST(RecordTest, EveryTypeHasAName) {
   EXPECT_EQ(RecordTypeName(static_cast<RecordType>(99)), "unknown");
 }
 
+// ---- bridgeq2 lane: kSession's optional flags byte (kSessionFlagBridge) ----
+
+Record BridgeSession() {
+  Record record;
+  record.type = RecordType::kSession;
+  record.sid = 0x0000000700000001;
+  record.expiry_s = 0xFFFFFFFF;
+  record.level = 5;
+  record.flags = kSessionFlagBridge;
+  record.text = kClientId;
+  return record;
+}
+
+TEST(RecordTest, SessionFlagsAreWrittenOnlyWhenSetAndRoundTrip) {
+  Record plain = BridgeSession();
+  plain.flags = 0;
+  const Record bridge = BridgeSession();
+  // Without flags the record is the format's earlier kSession, byte for byte.
+  EXPECT_EQ(RecordSize(plain), kRecordHeaderBytes + 8 + 4 + 1 + 2 + kClientId.size());
+  EXPECT_EQ(RecordSize(bridge), RecordSize(plain) + 1);
+  const ReadAll read = Read(SegmentBytes({plain, bridge}));
+  ASSERT_EQ(read.status, ReadStatus::kEnd) << read.error;
+  ASSERT_EQ(read.records.size(), 2u);
+  EXPECT_TRUE(SameRecord(read.records[0], plain));
+  EXPECT_EQ(read.records[0].flags, 0);
+  EXPECT_TRUE(SameRecord(read.records[1], bridge));
+  EXPECT_EQ(read.records[1].flags, kSessionFlagBridge);
+}
+
+TEST(RecordTest, SessionWithFlagsCutAtEveryByteIsATornTail) {
+  std::vector<size_t> starts;
+  const std::vector<Record> records = {BridgeSession(), BridgeSession()};
+  const Bytes file = SegmentBytes(records, &starts);
+  starts.push_back(file.size());
+  for (size_t cut = kSegmentHeaderBytes; cut <= file.size(); ++cut) {
+    const Bytes prefix(file.begin(), file.begin() + static_cast<ptrdiff_t>(cut));
+    const size_t whole = static_cast<size_t>(
+        std::upper_bound(starts.begin(), starts.end(), cut) - starts.begin() - 1);
+    const ReadAll read = Read(prefix);
+    ASSERT_EQ(read.records.size(), whole) << "cut " << cut;
+    for (size_t i = 0; i < whole; ++i) EXPECT_TRUE(SameRecord(read.records[i], records[i]));
+    EXPECT_EQ(read.status, cut == starts[whole] ? ReadStatus::kEnd : ReadStatus::kTornTail)
+        << "cut " << cut;
+  }
+}
+
+TEST(RecordTest, SessionBodyCutInsideItsFieldsOrLongerThanTheFlagsIsCorrupt) {
+  ByteBuffer framed;
+  AppendRecord(framed, BridgeSession());
+  const Bytes body(framed.begin() + kRecordHeaderBytes, framed.end());
+  Record end;
+  end.type = RecordType::kSnapshotBegin;
+  ByteBuffer after;
+  AppendRecord(after, end);
+  // Every shorter body (a CRC-valid record a writer never wrote) but the one without the flags
+  // byte fails to decode; a byte more than the flags is left over.
+  for (size_t size = 0; size < body.size(); ++size) {
+    Bytes file = SegmentBytes({});
+    Append(file, Frame(3, Bytes(body.begin(), body.begin() + static_cast<ptrdiff_t>(size))));
+    Append(file, Bytes(after.begin(), after.end()));
+    const ReadAll read = Read(file);
+    if (size == body.size() - 1) {
+      EXPECT_EQ(read.status, ReadStatus::kEnd) << read.error;
+      ASSERT_EQ(read.records.size(), 2u);
+      EXPECT_EQ(read.records[0].flags, 0);
+    } else {
+      EXPECT_EQ(read.status, ReadStatus::kCorrupt) << "body of " << size << " bytes";
+    }
+  }
+  Bytes longer = body;
+  longer.push_back(0);
+  Bytes file = SegmentBytes({});
+  Append(file, Frame(3, longer));
+  Append(file, Bytes(after.begin(), after.end()));
+  const ReadAll read = Read(file);
+  EXPECT_EQ(read.status, ReadStatus::kCorrupt);
+  EXPECT_NE(read.error.find("1 bytes after its fields"), std::string::npos) << read.error;
+}
+
 }  // namespace
 }  // namespace ringmq::persist

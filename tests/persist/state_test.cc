@@ -207,6 +207,19 @@ TEST_F(DurableStateTest, SessionWithEmptyClientIdIsRefused) {
   MustRefuse(Session(kSid, ""), "empty client id");
 }
 
+// bridgeq2 lane: kSessionFlagBridge marks a bridge's local session; its last kSession says.
+TEST_F(DurableStateTest, SessionBridgeFlagFollowsTheLastSessionRecordAndUnknownFlagsAreRefused) {
+  Record bridge = Session(kSid, "local.edge", 0xFFFFFFFF, 5);
+  bridge.flags = kSessionFlagBridge;
+  MustApply(bridge);
+  EXPECT_TRUE(session().bridge);
+  MustApply(Session(kSid, "local.edge", 0xFFFFFFFF, 5));  // a client took the id over
+  EXPECT_FALSE(session().bridge);
+  Record unknown = Session(kSid2, "c2");
+  unknown.flags = 0x02;
+  MustRefuse(unknown, "unknown flags");
+}
+
 TEST_F(DurableStateTest, SessionOfflineSetsOfflineSince) {
   MustApply(Session(kSid, "c"));
   MustApply(Offline(kSid, 1'700'000'000'123));
