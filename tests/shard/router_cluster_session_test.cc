@@ -33,6 +33,28 @@ using Pub = harness::LinkPub;
 
 class RouterClusterSessionTest : public harness::ClusterRouterTest {
  protected:
+  // The state the old node sends for `id` answering claim `key`: the subscription q/#, a QoS 2
+  // PUBLISH sent as id 7 (no PUBREC yet), id 8 whose PUBREC arrived, a queued QoS 2 message,
+  // and the client's own QoS 2 PUBLISH id 300 delivered there, PUBREL not yet.
+  static std::string InFlightState(const std::string& id, uint64_t key) {
+    std::string state;
+    cluster::SessionStateWriter writer;
+    EXPECT_TRUE(writer.Begin(state, 1 << 20, key, id));
+    EXPECT_TRUE(writer.AddSubscription({.filter = "q/#", .options = 2}));
+    EXPECT_TRUE(writer.AddMessage({.topic = "q/a",
+                                   .payload = "one",
+                                   .qos = 2,
+                                   .retain = false,
+                                   .packet_id = 7,
+                                   .stage = cluster::StateStage::kInFlight}));
+    EXPECT_TRUE(writer.AddMessage({.topic = {}, .payload = {}, .qos = 2, .retain = false,
+                                   .packet_id = 8, .stage = cluster::StateStage::kReleased}));
+    EXPECT_TRUE(writer.AddMessage({.topic = "q/c", .payload = "three", .qos = 2}));
+    EXPECT_TRUE(writer.AddInboundQos2(300));
+    writer.End();
+    return state;
+  }
+
   void SetUp() override {
     SetLogLevel(LogLevel::kError);
     config_.cluster_session_wait_ms = 1000;
@@ -548,23 +570,7 @@ TEST_F(RouterClusterSessionTest, AMovedQos2ExchangeCompletesExactlyOnceWithItsPa
   client.record = true;
   harness_->Settle();
   const Held held = ReadAndClaim(0, id);
-  // What the old node had in flight: a QoS 2 PUBLISH sent as id 7 (no PUBREC yet), id 8 whose
-  // PUBREC arrived, and the client's own QoS 2 PUBLISH id 300 delivered there, PUBREL not yet.
-  std::string state;
-  cluster::SessionStateWriter writer;
-  ASSERT_TRUE(writer.Begin(state, 1 << 20, held.key, id));
-  ASSERT_TRUE(writer.AddSubscription({.filter = "q/#", .options = 2}));
-  ASSERT_TRUE(writer.AddMessage({.topic = "q/a",
-                                 .payload = "one",
-                                 .qos = 2,
-                                 .retain = false,
-                                 .packet_id = 7,
-                                 .stage = cluster::StateStage::kInFlight}));
-  ASSERT_TRUE(writer.AddMessage({.topic = {}, .payload = {}, .qos = 2, .retain = false,
-                                 .packet_id = 8, .stage = cluster::StateStage::kReleased}));
-  ASSERT_TRUE(writer.AddMessage({.topic = "q/c", .payload = "three", .qos = 2}));
-  ASSERT_TRUE(writer.AddInboundQos2(300));
-  writer.End();
+  const std::string state = InFlightState(id, held.key);
   const uint64_t state_sid = cluster::kClaimBuckets / 2 + 1;
   Deliver(0, "$RINGMQ.session.node-b.0", state_sid, state);
   bool present = false;
@@ -726,29 +732,6 @@ class RouterClusterSessionPersistTest : public RouterClusterSessionTest {
                     (delivery.message ? delivery.message->topic : std::string()));
     }
     return out;
-  }
-
-  // The state the old node sends for `id` answering claim `key` (as in
-  // AMovedQos2ExchangeCompletesExactlyOnceWithItsPacketIds): a QoS 2 PUBLISH sent as id 7 (no
-  // PUBREC yet), id 8 whose PUBREC arrived, a queued QoS 2 message, and the client's own QoS 2
-  // PUBLISH id 300 delivered there, PUBREL not yet.
-  static std::string InFlightState(const std::string& id, uint64_t key) {
-    std::string state;
-    cluster::SessionStateWriter writer;
-    EXPECT_TRUE(writer.Begin(state, 1 << 20, key, id));
-    EXPECT_TRUE(writer.AddSubscription({.filter = "q/#", .options = 2}));
-    EXPECT_TRUE(writer.AddMessage({.topic = "q/a",
-                                   .payload = "one",
-                                   .qos = 2,
-                                   .retain = false,
-                                   .packet_id = 7,
-                                   .stage = cluster::StateStage::kInFlight}));
-    EXPECT_TRUE(writer.AddMessage({.topic = {}, .payload = {}, .qos = 2, .retain = false,
-                                   .packet_id = 8, .stage = cluster::StateStage::kReleased}));
-    EXPECT_TRUE(writer.AddMessage({.topic = "q/c", .payload = "three", .qos = 2}));
-    EXPECT_TRUE(writer.AddInboundQos2(300));
-    writer.End();
-    return state;
   }
 
   // The client's own QoS 2 PUBLISH 300 sent again (no PUBREC reached it on the old node).

@@ -29,9 +29,12 @@
 #include "ringmq/config.h"
 #include "shard/shard.h"
 #include "shard/shared_state.h"
+#include "shard_thread.h"
 
 namespace ringmq::shard {
 namespace {
+
+using ring_test::OpenDescriptors;
 
 constexpr int kWaitMs = 10'000;  // every wait of these tests is bounded by this
 
@@ -43,16 +46,6 @@ bool Eventually(Fn done) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   return done();
-}
-
-// Entries of /proc/self/fd (the directory's own descriptor included, the same every time).
-int OpenDescriptors() {
-  DIR* directory = opendir("/proc/self/fd");
-  if (directory == nullptr) return -1;
-  int count = 0;
-  while (readdir(directory) != nullptr) ++count;
-  closedir(directory);
-  return count;
 }
 
 // A blocking TCP listener on 127.0.0.1:`port` (0: any), with SO_REUSEADDR so that the port can
@@ -103,7 +96,7 @@ std::vector<uint8_t> ReadToEnd(int fd, bool& ended) {
 }
 
 // One shard with one bridge to 127.0.0.1:`remote_port`, on its own thread.
-class BridgeShard {
+class BridgeShard : public ring_test::ShardThread {
  public:
   explicit BridgeShard(uint16_t remote_port) {
     config_.sys_interval_s = 0;
@@ -119,61 +112,16 @@ class BridgeShard {
     config_.bridges.push_back(bridge);
   }
 
-  // False (with a skip reason in `why`) if the kernel lacks a feature the shard needs.
-  bool Start(std::string& why) {
-    absl::StatusOr<int> listener = io::OpenListener("127.0.0.1", 0, 16);  // the local side's
-    EXPECT_TRUE(listener.ok()) << listener.status();
-    if (!listener.ok()) return false;
-    absl::StatusOr<std::unique_ptr<Shard>> made = Shard::Create(0, config_, {*listener}, shared_);
-    EXPECT_TRUE(made.ok()) << made.status();
-    if (!made.ok()) return false;
-    shard_ = std::move(*made);
-    shared_.shard_counters[0] = &shard_->counters();
-    std::promise<absl::Status> ready;
-    thread_ = std::thread([&] {
-      shard_->Run([&](const absl::Status& status) { ready.set_value(status); }).IgnoreError();
-    });
-    const absl::Status status = ready.get_future().get();
-    if (!status.ok()) {
-      thread_.join();
-      why = status.ToString();
-      return false;
-    }
-    return true;
-  }
-
-  // Start(), or the test skipped when the kernel lacks a feature (`started` false either way).
-  void StartOrSkip(bool& started) {
-    std::string why;
-    started = Start(why);
-    if (!started && !why.empty()) GTEST_SKIP() << "kernel feature missing: " << why;
-  }
-
   // Waits up to kWaitMs for the bridge's local side to hold `count` connections.
   bool LocalConnections(int64_t count) const {
     return Eventually([&] { return counters().gauges.bridge_local_connections.Load() == count; });
   }
-
-  void Stop() {
-    if (!thread_.joinable()) return;
-    shard_->RequestStop();
-    thread_.join();
-  }
-
-  ~BridgeShard() { Stop(); }
 
   metrics::BridgeSnapshot Bridge() const {
     std::vector<metrics::BridgeSnapshot> totals(1);
     shard_->counters().AddBridgesTo(totals);
     return totals[0];
   }
-  const metrics::ShardCounters& counters() const { return shard_->counters(); }
-
- private:
-  Config config_;
-  SharedState shared_{1};
-  std::unique_ptr<Shard> shard_;
-  std::thread thread_;
 };
 
 // Each attempt's socket is closed through the ring (IORING_OP_SHUTDOWN, then IORING_OP_CLOSE on

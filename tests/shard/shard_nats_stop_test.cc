@@ -27,21 +27,14 @@
 #include "ringmq/config.h"
 #include "shard/shard.h"
 #include "shard/shared_state.h"
+#include "shard_thread.h"
 
 namespace ringmq::shard {
 namespace {
 
-constexpr int kNatsStopWaitMs = 10'000;  // every wait of these tests is bounded by this
+using ring_test::OpenDescriptors;
 
-// Entries of /proc/self/fd (the directory's own descriptor included, the same every time).
-int DescriptorsOpen() {
-  DIR* directory = opendir("/proc/self/fd");
-  if (directory == nullptr) return -1;
-  int count = 0;
-  while (readdir(directory) != nullptr) ++count;
-  closedir(directory);
-  return count;
-}
+constexpr int kNatsStopWaitMs = 10'000;  // every wait of these tests is bounded by this
 
 // The next connection on `listener` within kNatsStopWaitMs, or -1.
 int AcceptLink(int listener) {
@@ -62,7 +55,7 @@ bool PeerEnded(int fd) {
 }
 
 // One shard whose cluster links connect to 127.0.0.1:`nats_port`, on its own thread.
-class NatsStopShard {
+class NatsStopShard : public ring_test::ShardThread {
  public:
   explicit NatsStopShard(uint16_t nats_port) {
     config_.sys_interval_s = 0;
@@ -70,54 +63,6 @@ class NatsStopShard {
     config_.cluster_node_name = "stoptest";
     shared_.cluster_node_name = "stoptest";
   }
-
-  // False (with a skip reason in `why`) if the kernel lacks a feature the shard needs.
-  bool Start(std::string& why) {
-    absl::StatusOr<int> listener = io::OpenListener("127.0.0.1", 0, 16);
-    EXPECT_TRUE(listener.ok()) << listener.status();
-    if (!listener.ok()) return false;
-    absl::StatusOr<std::unique_ptr<Shard>> made = Shard::Create(0, config_, {*listener}, shared_);
-    EXPECT_TRUE(made.ok()) << made.status();
-    if (!made.ok()) return false;
-    shard_ = std::move(*made);
-    shared_.shard_counters[0] = &shard_->counters();
-    std::promise<absl::Status> ready;
-    thread_ = std::thread([&] {
-      shard_->Run([&](const absl::Status& status) { ready.set_value(status); }).IgnoreError();
-    });
-    const absl::Status status = ready.get_future().get();
-    if (!status.ok()) {
-      thread_.join();
-      why = status.ToString();
-      return false;
-    }
-    return true;
-  }
-
-  void Stop() {
-    if (!thread_.joinable()) return;
-    shard_->RequestStop();
-    thread_.join();
-  }
-
-  // Stops the shard and releases it (its ring, listener and buffers go with it).
-  uint64_t StopAndRelease() {
-    Stop();
-    const uint64_t unclosed =
-        shard_ == nullptr ? 0 : shard_->counters().stop_sockets_unclosed.Load();
-    shard_.reset();
-    return unclosed;
-  }
-
-  ~NatsStopShard() { Stop(); }
-
-  const metrics::ShardCounters& counters() const { return shard_->counters(); }
-
- private:
-  Config config_;
-  SharedState shared_{1};
-  std::unique_ptr<Shard> shard_;
-  std::thread thread_;
 };
 
 TEST(NatsLinkStopTest, ConnectedLinkSocketsAreClosedBeforeTheShardEnds) {
@@ -128,7 +73,7 @@ TEST(NatsLinkStopTest, ConnectedLinkSocketsAreClosedBeforeTheShardEnds) {
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   ASSERT_EQ(bind(server, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
   ASSERT_EQ(listen(server, 16), 0);
-  const int baseline = DescriptorsOpen();
+  const int baseline = OpenDescriptors();
   int links[2] = {-1, -1};
   {
     NatsStopShard shard(testutil::PortOf(server));
@@ -146,7 +91,7 @@ TEST(NatsLinkStopTest, ConnectedLinkSocketsAreClosedBeforeTheShardEnds) {
     EXPECT_EQ(shard.StopAndRelease(), 0u) << "ringmq_stop_sockets_unclosed_total";
   }
   // The shard is gone: a socket of its links not closed by now would stay open until exit.
-  EXPECT_EQ(DescriptorsOpen(), baseline + 2)
+  EXPECT_EQ(OpenDescriptors(), baseline + 2)
       << "the test's two accepted sockets, and nothing the shard made";
   for (const int link : links) {
     EXPECT_TRUE(PeerEnded(link)) << "the link's end of the connection is closed";
