@@ -178,6 +178,8 @@ class Cursor {
   std::span<const uint8_t> Bytes32() { return Take(U32()); }
   bool overrun() const { return overrun_; }
   size_t left() const { return body_.size() - used_; }
+  // The next byte without taking it; 0 at the end.
+  uint8_t PeekU8() const { return left() != 0 ? body_[used_] : 0; }
 
  private:
   std::span<const uint8_t> Take(size_t size) {
@@ -214,7 +216,10 @@ void ReadBody(Cursor& in, Record& record) {
       record.expiry_s = in.U32();
       record.level = in.U8();
       record.text = in.Str16();
-      if (in.left() != 0) record.flags = in.U8();  // optional (record.h)
+      // Optional and never 0 (record.h): a zero byte is left unread, so the body is longer than
+      // its fields (corrupt), as AppendRecord would never write it and the record would not
+      // encode back to these bytes.
+      if (in.PeekU8() != 0) record.flags = in.U8();
       return;
     case RecordType::kSessionEnd:
       record.sid = in.U64();

@@ -23,8 +23,9 @@
 //                    A persistent session exists (created, or resumed: the record is written
 //                    again with the new expiry). Replaces an earlier kSession of the same sid.
 //                    flags (written only when not 0, so logs without bridges stay readable by
-//                    a ringmq that predates it): bit 0 kSessionFlagBridge, the session was last
-//                    bound by a bridge's local connection (docs/bridges.md, "A bridge removed").
+//                    a ringmq that predates it; a 0 byte present is corrupt): bit 0
+//                    kSessionFlagBridge, the session was last bound by a bridge's local
+//                    connection (docs/bridges.md, "A bridge removed").
 //   kSessionEnd      sid u64                  The session ended: forget it and its deliveries.
 //   kSessionOffline  sid u64 | wall_ms u64    Its connection ended at wall_ms (Unix ms).
 //   kSubscribe       sid u64 | options u8 | identifier u32 | filter str16

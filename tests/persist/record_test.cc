@@ -556,5 +556,22 @@ TEST(RecordTest, SessionBodyCutInsideItsFieldsOrLongerThanTheFlagsIsCorrupt) {
   EXPECT_NE(read.error.find("1 bytes after its fields"), std::string::npos) << read.error;
 }
 
+// A flags byte of 0 is never written (AppendRecord leaves it out), so a body that has one would
+// not encode back to its bytes: corrupt, like any byte after the fields. Found by the fuzz
+// target persist_log (its round-trip check), 2026-12-08.
+TEST(RecordTest, SessionWithAZeroFlagsByteIsCorrupt) {
+  Record session = BridgeSession();
+  session.flags = 0;
+  ByteBuffer framed;
+  AppendRecord(framed, session);
+  Bytes body(framed.begin() + kRecordHeaderBytes, framed.end());
+  body.push_back(0);  // the flags byte, present but 0
+  Bytes file = SegmentBytes({});
+  Append(file, Frame(3, body));
+  const ReadAll read = Read(file);
+  EXPECT_EQ(read.status, ReadStatus::kCorrupt);
+  EXPECT_NE(read.error.find("1 bytes after its fields"), std::string::npos) << read.error;
+}
+
 }  // namespace
 }  // namespace ringmq::persist
