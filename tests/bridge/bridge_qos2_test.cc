@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "bridge/bridge.h"
+#include "bridge_output.h"
 #include "mqtt/codec.h"
 
 namespace ringmq::bridge {
@@ -49,36 +50,9 @@ void FeedPacket(BridgeClient& client, const mqtt::Packet& packet) {
   client.OnReceived(0, bytes);
 }
 
-// The client's output as "PUBLISH 12", "PUBLISH 12 dup", "PUBREL 12", "PUBREC 12", "PUBCOMP 12",
-// "PUBACK 12" (SUBSCRIBE, CONNECT and the rest are left out).
+// The client's output (bridge_output.h).
 std::vector<std::string> Output(BridgeClient& client) {
-  ByteBuffer out;
-  client.TakeOutput(0, out);
-  std::vector<std::string> packets;
-  std::span<const uint8_t> rest(out);
-  while (!rest.empty()) {
-    const mqtt::Frame frame = mqtt::PeekFrame(rest, 1 << 20, client.options().level);
-    if (frame.status != mqtt::FrameStatus::kComplete) break;
-    const mqtt::Packet packet =
-        mqtt::Decode(frame.header,
-                     rest.subspan(frame.header.header_length, frame.header.remaining_length),
-                     client.options().level)
-            .value();
-    if (const auto* publish = std::get_if<mqtt::Publish>(&packet)) {
-      packets.push_back("PUBLISH " + std::to_string(publish->packet_id) +
-                        (publish->dup ? " dup" : ""));
-    } else if (const auto* p = std::get_if<mqtt::Pubrel>(&packet)) {
-      packets.push_back("PUBREL " + std::to_string(p->packet_id));
-    } else if (const auto* p = std::get_if<mqtt::Pubrec>(&packet)) {
-      packets.push_back("PUBREC " + std::to_string(p->packet_id));
-    } else if (const auto* p = std::get_if<mqtt::Pubcomp>(&packet)) {
-      packets.push_back("PUBCOMP " + std::to_string(p->packet_id));
-    } else if (const auto* p = std::get_if<mqtt::Puback>(&packet)) {
-      packets.push_back("PUBACK " + std::to_string(p->packet_id));
-    }
-    rest = rest.subspan(frame.header.total_length());
-  }
-  return packets;
+  return output_test::QosPackets(client);
 }
 
 using Packets = std::vector<std::string>;
