@@ -207,8 +207,11 @@ class ClusterAcksOutageTest(unittest.TestCase):
         self.assertEqual(acked - received, set(), "PUBACKed and never delivered")
         self.assertGreaterEqual(
             metric(nodes[0], "ringmq_cluster_link_events_total", event="reconnect"), 1)
-        # What was in flight when the server died was sent again after the reconnect.
-        self.assertGreaterEqual(metric(nodes[0], "ringmq_cluster_retransmits_total"), 1)
+        # Not asserted here: that something was sent again after the reconnect. It depends on
+        # timing (a fresh-clone CI run, 2026-12-08, saw 0: every message forwarded before the
+        # kill had been acknowledged, and the rest went out first after the reconnect, which is
+        # not a retransmit). The retransmit itself is asserted where it is certain, behind a
+        # frozen subscriber node (ClusterAcksTest, test_puback_waits_for_a_frozen_...).
 
 
 
