@@ -36,6 +36,36 @@ def connacks(node, result):
     return metric(node, "ringmq_cluster_session_connacks_total", result=result)
 
 
+def qos2_in_flight_on_node0(test, client_id, root):
+    """A persistent client on node 0 left with a QoS 2 exchange in flight each way, its
+    connection then lost: outbound "one" delivered without PUBREC, "two" PUBREC'd with its
+    PUBREL not completed; inbound PUBLISH 300 delivered (to a watcher on node 2), its PUBREL not
+    sent. Returns the two deliveries and the watcher."""
+    old = mqtt_raw.Client(test.nodes[0].port, client_id, clean=False)
+    test.wait_record(client_id, "snode0")  # written right after the CONNACK
+    old.subscribe([(f"{root}/q2/#", 2)], granted=[2])
+    watcher = mqtt_raw.Client(test.nodes[2].port, f"{client_id}-watch")
+    test.addCleanup(watcher.close)
+    watcher.subscribe([(f"{root}/q2in/#", 2)], granted=[2])
+    pub = mqtt_raw.Client(test.nodes[2].port, f"{client_id}-pub")
+    test.addCleanup(pub.close)
+    wait_route(pub, [old], f"{root}/q2/probe")
+    wait_route(old, [watcher], f"{root}/q2in/probe")
+    pub.publish(f"{root}/q2/a", b"one", qos=2)
+    one = old.next_publish()
+    pub.publish(f"{root}/q2/b", b"two", qos=2)
+    two = old.next_publish()
+    test.assertEqual((one.payload, two.payload), (b"one", b"two"))
+    old.send(mqtt_raw.ack(mqtt_raw.PUBREC, two.packet_id))
+    pubrel = old.read_packet(what="PUBREL")
+    test.assertEqual(pubrel.raw, mqtt_raw.ack(mqtt_raw.PUBREL, two.packet_id, flags=0x02))
+    old.send(mqtt_raw.publish(f"{root}/q2in/x", b"up", qos=2, packet_id=300))
+    old.expect_reply(mqtt_raw.ack(mqtt_raw.PUBREC, 300), "PUBREC 300")
+    test.assertEqual([g.payload for g in watcher.receive(1)], [b"up"])
+    old.close()  # the connection is lost
+    return one, two, watcher
+
+
 class PahoClient:
     """A paho-mqtt client on its own network thread: the CONNACK's session-present flag and the
     messages received, in order."""
@@ -178,30 +208,7 @@ class ClusterSessionTest(SessionNodes):
         # node 1 with the same packet ids.
         node1 = self.nodes[1]
         restored = metric(node1, "ringmq_cluster_session_inflight_total", state="restored")
-        old = mqtt_raw.Client(self.nodes[0].port, "sess-q2", clean=False)
-        self.wait_record("sess-q2", "snode0")  # written right after the CONNACK
-        old.subscribe([("sess/q2/#", 2)], granted=[2])
-        watcher = mqtt_raw.Client(self.nodes[2].port, "sess-q2-watch")
-        self.addCleanup(watcher.close)
-        watcher.subscribe([("sess/q2in/#", 2)], granted=[2])
-        pub = mqtt_raw.Client(self.nodes[2].port, "sess-q2-pub")
-        self.addCleanup(pub.close)
-        wait_route(pub, [old], "sess/q2/probe")
-        wait_route(old, [watcher], "sess/q2in/probe")
-        # Outbound: "one" delivered, no PUBREC; "two" PUBREC'd, its PUBREL not completed.
-        pub.publish("sess/q2/a", b"one", qos=2)
-        one = old.next_publish()
-        pub.publish("sess/q2/b", b"two", qos=2)
-        two = old.next_publish()
-        self.assertEqual((one.payload, two.payload), (b"one", b"two"))
-        old.send(mqtt_raw.ack(mqtt_raw.PUBREC, two.packet_id))
-        pubrel = old.read_packet(what="PUBREL")
-        self.assertEqual(pubrel.raw, mqtt_raw.ack(mqtt_raw.PUBREL, two.packet_id, flags=0x02))
-        # Inbound: the client's QoS 2 PUBLISH 300 was delivered, its PUBREL not sent.
-        old.send(mqtt_raw.publish("sess/q2in/x", b"up", qos=2, packet_id=300))
-        old.expect_reply(mqtt_raw.ack(mqtt_raw.PUBREC, 300), "PUBREC 300")
-        self.assertEqual([g.payload for g in watcher.receive(1)], [b"up"])
-        old.close()  # the connection is lost
+        one, two, watcher = qos2_in_flight_on_node0(self, "sess-q2", "sess")
         # MQTT-3.2.2-2: the session is present on node 1, with what was in flight.
         new = mqtt_raw.Client(node1.port, "sess-q2", clean=False, session_present=True)
         self.addCleanup(new.close)
@@ -315,30 +322,7 @@ class ClusterSessionPersistTest(SessionNodes):
         # its log.
         node1 = self.nodes[1]
         restored = metric(node1, "ringmq_cluster_session_inflight_total", state="restored")
-        old = mqtt_raw.Client(self.nodes[0].port, "sessp-q2", clean=False)
-        self.wait_record("sessp-q2", "snode0")  # written right after the CONNACK
-        old.subscribe([("sessp/q2/#", 2)], granted=[2])
-        watcher = mqtt_raw.Client(self.nodes[2].port, "sessp-q2-watch")
-        self.addCleanup(watcher.close)
-        watcher.subscribe([("sessp/q2in/#", 2)], granted=[2])
-        pub = mqtt_raw.Client(self.nodes[2].port, "sessp-q2-pub")
-        self.addCleanup(pub.close)
-        wait_route(pub, [old], "sessp/q2/probe")
-        wait_route(old, [watcher], "sessp/q2in/probe")
-        # Outbound: "one" delivered, no PUBREC; "two" PUBREC'd, its PUBREL not completed.
-        pub.publish("sessp/q2/a", b"one", qos=2)
-        one = old.next_publish()
-        pub.publish("sessp/q2/b", b"two", qos=2)
-        two = old.next_publish()
-        self.assertEqual((one.payload, two.payload), (b"one", b"two"))
-        old.send(mqtt_raw.ack(mqtt_raw.PUBREC, two.packet_id))
-        pubrel = old.read_packet(what="PUBREL")
-        self.assertEqual(pubrel.raw, mqtt_raw.ack(mqtt_raw.PUBREL, two.packet_id, flags=0x02))
-        # Inbound: the client's QoS 2 PUBLISH 300 was delivered, its PUBREL not sent.
-        old.send(mqtt_raw.publish("sessp/q2in/x", b"up", qos=2, packet_id=300))
-        old.expect_reply(mqtt_raw.ack(mqtt_raw.PUBREC, 300), "PUBREC 300")
-        self.assertEqual([g.payload for g in watcher.receive(1)], [b"up"])
-        old.close()  # the connection is lost
+        one, two, watcher = qos2_in_flight_on_node0(self, "sessp-q2", "sessp")
 
         def resumed(port):
             """The client back (session present 1): the PUBLISH of "one" again with its id and
